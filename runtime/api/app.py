@@ -1,0 +1,23 @@
+"""The runtime's HTTP API: versioned under /v1, OpenAPI at /openapi.json."""
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from runtime import __version__
+from runtime.api import errors
+from runtime.api.context import ContextMiddleware
+from runtime.api.routers import content, events, images, leases, namespaces, snapshots, system
+from runtime.services import Services
+
+API_PREFIX = "/v1"
+
+
+def build(services: Services) -> FastAPI:
+    app = FastAPI(title="pyruntimed", version=__version__, description="pyengine runtime API",
+                  docs_url=None, redoc_url=None)
+    app.state.services = services
+    errors.install(app)
+    for r in (system, namespaces, content, images, leases, snapshots, events):
+        app.include_router(r.router, prefix=API_PREFIX)
+    app.add_middleware(ContextMiddleware)
+    return app

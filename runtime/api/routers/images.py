@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, Field
+
+from runtime import errors
+from runtime.api.deps import services, writable_namespace
+from runtime.api.errors import error_body
+from runtime.api.streams import ndjson
+from runtime.metadata.images import Image
+from runtime.oci import Descriptor
+from runtime.services import Services
+from runtime.transfer.progress import PullProgress
+from runtime.transfer.pull import PullOptions
+from runtime.transfer.registry import Credentials, HostsOverride
+
+router = APIRouter(prefix="/images", tags=["images"])
+
+
+class ImageCreate(BaseModel):
+    name: str
+    target: Descriptor
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class PullRequest(BaseModel):
+    ref: str
+    options: PullOptions = Field(default_factory=PullOptions)
+    plain_http: bool = False
+    hosts: HostsOverride = Field(default_factory=HostsOverride)
+    credentials: Credentials | None = None
+
+
+@router.get("", response_model=list[Image])
+async def list_images(s: Services = Depends(services)) -> list[Image]:
+    return await s.images.list()
+
+
+@router.post("", response_model=Image, status_code=201, dependencies=[Depends(writable_namespace)])
+async def create_image(body: ImageCreate, s: Services = Depends(services)) -> Image:
+    await s.content.info(body.target.digest)
+    return await s.images.put(Image(name=body.name, target=body.target, labels=body.labels))
+
+
+@router.post("/pull", dependencies=[Depends(writable_namespace)])
+async def pull(body: PullRequest, s: Services = Depends(services)) -> Any:
+    """Stream progress as NDJSON; the last line is {"status": "complete"} or {"error": ...}.
+
+    Errors found before any byte moves (a malformed reference) are a plain 4xx;
+    later ones arrive as the stream's last line, since the status is already sent.
+    """
+    remote = await s.remotes.remote(body.ref, plain_http=body.plain_http, hosts=body.hosts,
+                                    credentials=body.credentials)
+    progress = PullProgress()
+    task = asyncio.create_task(s.puller.pull(remote, body.options, progress))
+
+    async def lines() -> AsyncIterator[dict[str, Any]]:
+        try:
+            while True:
+                getter = asyncio.ensure_future(progress.events.get())
+                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not progress.events.empty():
+                    yield progress.events.get_nowait()
+                break
+            try:
+                image = task.result()
+            except errors.RuntimeError_ as e:
+                yield error_body(e)
+                return
+            except Exception as e:
+                yield error_body(errors.Internal(f"pull failed: {type(e).__name__}: {e}"))
+                return
+            yield {"status": "complete", "image": image.model_dump(mode="json")}
+        finally:
+            # A client that goes away stops its pull; bytes already stored stay
+            # in the ingest area and the next pull resumes from them.
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    return ndjson(lines())
+
+
+@router.get("/{name:path}", response_model=Image)
+async def get_image(name: str, s: Services = Depends(services)) -> Image:
+    return await s.images.get(name)
+
+
+@router.delete("/{name:path}", status_code=204)
+async def delete_image(name: str, sync: bool = True, s: Services = Depends(services)) -> Response:
+    await s.images.delete(name)
+    if sync:
+        await s.collector.collect()
+    return Response(status_code=204)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from runtime import __version__
+from runtime.api.deps import services
+from runtime.services import Services
+
+router = APIRouter(tags=["system"])
+
+
+class PluginOut(BaseModel):
+    type: str
+    id: str
+    requires: list[str]
+    status: str
+    reason: str = ""
+
+
+class GCOut(BaseModel):
+    content_records: int
+    blobs: int
+    snapshots: int
+    leases_expired: int
+    seconds: float
+
+
+@router.get("/version")
+async def version() -> dict[str, Any]:
+    return {"version": __version__, "api": "v1"}
+
+
+@router.get("/plugins", response_model=list[PluginOut])
+async def plugins(s: Services = Depends(services)) -> list[PluginOut]:
+    return [
+        PluginOut(type=l.registration.type, id=l.registration.id, requires=l.registration.requires,
+                  status=l.status.value, reason=l.reason)
+        for l in s.plugins.list()
+    ]
+
+
+@router.post("/gc", response_model=GCOut)
+async def gc(s: Services = Depends(services)) -> GCOut:
+    r = await s.collector.collect()
+    return GCOut(**r.__dict__)

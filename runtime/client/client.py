@@ -1,0 +1,206 @@
+"""Python client of the pyruntimed API: what the engine and pyctr use.
+
+Every method raises the runtime's typed errors (runtime.errors), mapped back
+from the API's error bodies, and Unavailable when the daemon cannot be reached.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator
+from urllib.parse import quote
+
+import aiohttp
+
+from runtime.client.errors import from_body
+from runtime.errors import Unavailable
+from runtime.metadata.leases import LEASE_HEADER
+from runtime.namespaces import DEFAULT_NAMESPACE, NAMESPACE_HEADER
+
+DEFAULT_ADDRESS = "/run/pyengine/runtime.sock"
+
+
+class Client:
+    def __init__(self, address: str = DEFAULT_ADDRESS, namespace: str = DEFAULT_NAMESPACE,
+                 timeout: float | None = None) -> None:
+        self.address = address
+        self.namespace = namespace
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=self.address), timeout=self._timeout
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _headers(self, namespace: str | None, lease: str | None) -> dict[str, str]:
+        headers = {NAMESPACE_HEADER: namespace or self.namespace}
+        if lease:
+            headers[LEASE_HEADER] = lease
+        return headers
+
+    async def request(self, method: str, path: str, *, json_body: Any = None, params: Any = None,
+                      namespace: str | None = None, lease: str | None = None) -> Any:
+        try:
+            async with self._http().request(method, "http://runtime/v1" + path, json=json_body, params=params,
+                                            headers=self._headers(namespace, lease)) as resp:
+                body: Any = None
+                if resp.content_type == "application/json":
+                    body = await resp.json()
+                else:
+                    raw = await resp.read()
+                    body = raw if resp.status < 400 else raw.decode(errors="replace")
+                if resp.status >= 400:
+                    raise from_body(resp.status, body)
+                return body
+        except aiohttp.ClientConnectionError as e:
+            raise Unavailable(f"cannot reach pyruntimed at {self.address}: {e}") from None
+
+    async def stream(self, method: str, path: str, *, json_body: Any = None, params: Any = None,
+                     namespace: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """NDJSON lines; an error line is raised as the typed error it names."""
+        try:
+            async with self._http().request(method, "http://runtime/v1" + path, json=json_body, params=params,
+                                            headers=self._headers(namespace, None),
+                                            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)) as resp:
+                if resp.status >= 400:
+                    body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+                    raise from_body(resp.status, body)
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    obj = json.loads(line)
+                    if isinstance(obj, dict) and "error" in obj:
+                        raise from_body(500, obj)
+                    yield obj
+        except aiohttp.ClientConnectionError as e:
+            raise Unavailable(f"cannot reach pyruntimed at {self.address}: {e}") from None
+
+    # system
+    async def version(self) -> dict[str, Any]:
+        return await self.request("GET", "/version")
+
+    async def plugins(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "/plugins")
+
+    async def gc(self) -> dict[str, Any]:
+        return await self.request("POST", "/gc")
+
+    # namespaces
+    async def namespaces(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "/namespaces")
+
+    async def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        return await self.request("POST", "/namespaces", json_body={"name": name, "labels": labels or {}})
+
+    async def set_namespace_labels(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        return await self.request("PUT", f"/namespaces/{quote(name, safe='')}/labels", json_body={"labels": labels})
+
+    async def remove_namespace(self, name: str) -> None:
+        await self.request("DELETE", f"/namespaces/{quote(name, safe='')}")
+
+    # images
+    async def images(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return await self.request("GET", "/images", namespace=namespace)
+
+    async def image(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("GET", f"/images/{quote(name, safe='/:@')}", namespace=namespace)
+
+    async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
+                        namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("POST", "/images", json_body={"name": name, "target": target,
+                                                                "labels": labels or {}}, namespace=namespace)
+
+    async def remove_image(self, name: str, namespace: str | None = None) -> None:
+        await self.request("DELETE", f"/images/{quote(name, safe='/:@')}", namespace=namespace)
+
+    def pull(self, ref: str, *, plain_http: bool = False, snapshotter: str | None = None, unpack: bool = True,
+             platform: str | None = None, mirrors: dict[str, list[str]] | None = None,
+             insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
+             namespace: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        body = {
+            "ref": ref,
+            "plain_http": plain_http,
+            "options": {"snapshotter": snapshotter, "unpack": unpack, "platform": platform},
+            "hosts": {"mirrors": mirrors or {}, "insecure": insecure or []},
+            "credentials": credentials,
+        }
+        return self.stream("POST", "/images/pull", json_body=body, namespace=namespace)
+
+    # content
+    async def content(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return await self.request("GET", "/content", namespace=namespace)
+
+    async def content_info(self, digest: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("GET", f"/content/{digest}", namespace=namespace)
+
+    async def read_content(self, digest: str, namespace: str | None = None) -> bytes:
+        return await self.request("GET", f"/content/{digest}/blob", namespace=namespace)
+
+    async def remove_content(self, digest: str, namespace: str | None = None) -> None:
+        await self.request("DELETE", f"/content/{digest}", namespace=namespace)
+
+    async def ingests(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "/content/ingests")
+
+    # snapshots
+    async def snapshots(self, snapshotter: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return await self.request("GET", f"/snapshots/{snapshotter}", namespace=namespace)
+
+    async def prepare_snapshot(self, snapshotter: str, key: str, parent: str | None = None,
+                               labels: dict[str, str] | None = None, namespace: str | None = None,
+                               lease: str | None = None) -> list[dict[str, Any]]:
+        return await self.request("POST", f"/snapshots/{snapshotter}/prepare",
+                                  json_body={"key": key, "parent": parent, "labels": labels or {}},
+                                  namespace=namespace, lease=lease)
+
+    async def view_snapshot(self, snapshotter: str, key: str, parent: str, labels: dict[str, str] | None = None,
+                            namespace: str | None = None, lease: str | None = None) -> list[dict[str, Any]]:
+        return await self.request("POST", f"/snapshots/{snapshotter}/view",
+                                  json_body={"key": key, "parent": parent, "labels": labels or {}},
+                                  namespace=namespace, lease=lease)
+
+    async def commit_snapshot(self, snapshotter: str, name: str, key: str, namespace: str | None = None) -> None:
+        await self.request("POST", f"/snapshots/{snapshotter}/commit", json_body={"name": name, "key": key},
+                           namespace=namespace)
+
+    async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return await self.request("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/mounts",
+                                  namespace=namespace)
+
+    async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/usage",
+                                  namespace=namespace)
+
+    async def remove_snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> None:
+        await self.request("DELETE", f"/snapshots/{snapshotter}/{quote(key, safe='')}", namespace=namespace)
+
+    # leases
+    async def create_lease(self, id: str | None = None, expire_after: float | None = None,
+                           namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("POST", "/leases", json_body={"id": id, "expire_after": expire_after},
+                                  namespace=namespace)
+
+    async def remove_lease(self, id: str, namespace: str | None = None) -> None:
+        await self.request("DELETE", f"/leases/{quote(id, safe='')}", namespace=namespace)
+
+    # events
+    async def events(self, topics: list[str] | None = None, namespaces: list[str] | None = None,
+                     announce: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """Live events; with announce, the first item is {"status": "subscribed"} once the stream is live."""
+        params = [("topic", t) for t in topics or []] + [("namespace", n) for n in namespaces or []]
+        async for line in self.stream("GET", "/events", params=params):
+            if announce or line.get("status") != "subscribed":
+                yield line

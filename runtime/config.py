@@ -1,0 +1,44 @@
+"""pyruntimed configuration: defaults, TOML file, then command-line flags."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_ADDRESS = "/run/pyengine/runtime.sock"
+DEFAULT_ROOT = "/var/lib/pyengine/runtime"
+DEFAULT_STATE = "/run/pyengine/runtime"
+
+
+class RegistryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mirrors: dict[str, list[str]] = Field(default_factory=dict)
+    insecure: list[str] = Field(default_factory=list)
+    config_path: str | None = None  # docker-style config.json with credentials
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = DEFAULT_ADDRESS
+    root: str = DEFAULT_ROOT
+    state: str = DEFAULT_STATE
+    log_level: str = "info"
+    socket_group: str | None = None
+    default_snapshotter: str = "overlayfs"
+    max_concurrent_downloads: int = 4
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    # Per-plugin settings, keyed "type/id".
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def load(path: str | None, overrides: dict[str, Any]) -> Config:
+    data: dict[str, Any] = {}
+    if path:
+        with open(Path(path), "rb") as fh:
+            data = tomllib.load(fh)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return Config.model_validate(data)

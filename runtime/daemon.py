@@ -1,0 +1,146 @@
+"""pyruntimed: the runtime daemon (containerd's role)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import grp
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from runtime import config as config_mod
+from runtime.api.app import build
+from runtime.log import setup as setup_logging
+from runtime.plugins import builtin
+from runtime.plugins.registry import Registry
+from runtime.services import Services
+
+log = logging.getLogger("runtime.daemon")
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def lock_root(root: Path) -> int:
+    """Hold an exclusive lock on the root for the daemon's life: one daemon per root."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    fd = os.open(root / "pyruntimed.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunning(f"another pyruntimed is running on root {root}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def bind_socket(path: str, group: str | None) -> socket.socket:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    if p.is_socket():
+        # The root lock proves no other daemon owns it: it is a crash leftover.
+        p.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o117)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o660)
+    if group:
+        os.chown(path, 0, grp.getgrnam(group).gr_gid)
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the signal it caught after shutting down, so the process
+    would die by SIGTERM; the daemon handles its signals itself and exits 0."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def request_stop(self, sig: int) -> None:
+        log.info("signal=%s stopping", signal.Signals(sig).name)
+        self.should_exit = True
+
+
+async def serve(cfg: config_mod.Config) -> None:
+    registry = Registry()
+    builtin.register_all(registry, cfg)
+    Path(cfg.state).mkdir(parents=True, exist_ok=True, mode=0o711)
+    await registry.load(Path(cfg.root), Path(cfg.state), cfg.plugins)
+    try:
+        services = Services(
+            plugins=registry,
+            events=registry.instance(builtin.EVENT),
+            namespaces=registry.instance(builtin.SERVICE, "namespaces"),
+            images=registry.instance(builtin.SERVICE, "images"),
+            content=registry.instance(builtin.CONTENT),
+            leases=registry.instance(builtin.LEASE),
+            snapshots=registry.instance(builtin.SERVICE, "snapshots"),
+            default_snapshotter=registry.instance(builtin.TRANSFER, "pull").default_snapshotter,
+            collector=registry.instance(builtin.GC),
+            puller=registry.instance(builtin.TRANSFER, "pull"),
+            remotes=registry.instance(builtin.TRANSFER, "remotes"),
+        )
+    except LookupError as e:
+        await registry.close()
+        raise SystemExit(f"pyruntimed: a required plugin did not load: {e}") from None
+    app = build(services)
+    sock = bind_socket(cfg.address, cfg.socket_group)
+    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                    timeout_graceful_shutdown=5))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.request_stop, sig)
+    log.info("serving address=%s root=%s state=%s pid=%d", cfg.address, cfg.root, cfg.state, os.getpid())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        try:
+            os.unlink(cfg.address)
+        except FileNotFoundError:
+            pass
+        await registry.close()
+        log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pyruntimed", description="pyengine runtime daemon")
+    parser.add_argument("--address", help=f"unix socket (default {config_mod.DEFAULT_ADDRESS})")
+    parser.add_argument("--root", help=f"persistent state (default {config_mod.DEFAULT_ROOT})")
+    parser.add_argument("--state", help=f"volatile state (default {config_mod.DEFAULT_STATE})")
+    parser.add_argument("--config", help="TOML configuration file")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_mod.load(args.config, {"address": args.address, "root": args.root, "state": args.state,
+                                            "log_level": args.log_level})
+    except Exception as e:
+        print(f"pyruntimed: invalid configuration: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    setup_logging(cfg.log_level)
+    try:
+        lock_fd = lock_root(Path(cfg.root))
+    except AlreadyRunning as e:
+        print(f"pyruntimed: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
+        asyncio.run(serve(cfg))
+    finally:
+        os.close(lock_fd)
+
+
+if __name__ == "__main__":
+    main()

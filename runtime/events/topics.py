@@ -1,0 +1,13 @@
+"""Event topics published by the runtime."""
+
+NAMESPACE_CREATE = "/namespaces/create"
+NAMESPACE_UPDATE = "/namespaces/update"
+NAMESPACE_DELETE = "/namespaces/delete"
+IMAGE_CREATE = "/images/create"
+IMAGE_UPDATE = "/images/update"
+IMAGE_DELETE = "/images/delete"
+CONTENT_CREATE = "/content/create"
+CONTENT_DELETE = "/content/delete"
+SNAPSHOT_PREPARE = "/snapshot/prepare"
+SNAPSHOT_COMMIT = "/snapshot/commit"
+SNAPSHOT_REMOVE = "/snapshot/remove"

@@ -1,0 +1,120 @@
+"""The Snapshotter implementation shared by the directory-based snapshotters.
+
+Overlay and native differ only in how a new snapshot directory is filled from its
+parents and which mounts expose it; metadata, lifecycle and error semantics live
+here (and in storage.Storage, whose blocking calls run in worker threads).
+"""
+from __future__ import annotations
+
+import abc
+import asyncio
+
+from runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from runtime.mount import Mount
+from runtime.snapshots.snapshotter import Info, Kind, Usage, WalkFilter
+from runtime.snapshots.storage import Record, Storage, disk_usage
+
+
+class LocalSnapshotter(abc.ABC):
+    def __init__(self, root: str) -> None:
+        self._storage = Storage(root)
+        self.root = self._storage.root
+
+    @abc.abstractmethod
+    async def _populate(self, path: str, parents: list[Record]) -> None:
+        """Fill the build dir `path` of a new snapshot (must create `path`/fs)."""
+
+    @abc.abstractmethod
+    def _mounts(self, rec: Record, parents: list[Record]) -> list[Mount]:
+        """Mounts exposing active/view `rec` whose ancestors are `parents`, nearest first."""
+
+    async def stat(self, key: str) -> Info:
+        return (await asyncio.to_thread(self._storage.get, key)).info()
+
+    async def update(self, info: Info, fieldpaths: list[str] | None = None) -> Info:
+        paths = fieldpaths or ["labels"]
+        for path in paths:
+            if path != "labels" and not (path.startswith("labels.") and len(path) > len("labels.")):
+                raise InvalidArgument(f"cannot update field {path!r} of snapshot {info.name!r}: only labels are mutable")
+
+        def apply(labels: dict[str, str]) -> dict[str, str]:
+            for path in paths:
+                if path == "labels":
+                    labels = dict(info.labels)
+                    continue
+                label = path[len("labels.") :]
+                if label in info.labels:
+                    labels[label] = info.labels[label]
+                else:
+                    labels.pop(label, None)
+            return labels
+
+        return (await asyncio.to_thread(self._storage.update_labels, info.name, apply)).info()
+
+    async def usage(self, key: str) -> Usage:
+        def measure() -> Usage:
+            rec = self._storage.get(key)
+            if rec.usage is not None:
+                return rec.usage
+            try:
+                return disk_usage(self._storage.fs_dir(rec.id))
+            except FileNotFoundError:
+                raise NotFound(f"snapshot {key!r} was removed while measuring it") from None
+
+        return await asyncio.to_thread(measure)
+
+    async def mounts(self, key: str) -> list[Mount]:
+        rec, parents = await asyncio.to_thread(self._storage.chain, key)
+        if rec.kind is Kind.COMMITTED:
+            raise FailedPrecondition(f"snapshot {key!r} is committed; only active snapshots and views have mounts")
+        return self._mounts(rec, parents)
+
+    async def prepare(
+        self, key: str, parent: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
+        return await self._create(key, parent, Kind.ACTIVE, labels)
+
+    async def view(
+        self, key: str, parent: str | None, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
+        return await self._create(key, parent, Kind.VIEW, labels)
+
+    async def _create(
+        self, key: str, parent: str | None, kind: Kind, labels: dict[str, str] | None
+    ) -> list[Mount]:
+        tmp, parents = await asyncio.to_thread(self._storage.begin_create, key, parent)
+        try:
+            await self._populate(tmp, parents)
+        except BaseException:
+            await asyncio.to_thread(self._storage.abort_create, tmp)
+            raise
+        rec, parents = await asyncio.to_thread(
+            self._storage.finish_create, tmp, key, parent, kind, dict(labels or {})
+        )
+        return self._mounts(rec, parents)
+
+    async def commit(self, name: str, key: str, labels: dict[str, str] | None = None) -> None:
+        def commit() -> None:
+            rec = self._storage.get(key)
+            if rec.kind is not Kind.ACTIVE:
+                raise FailedPrecondition(
+                    f"snapshot {key!r} is {rec.kind.value}, only active snapshots can be committed"
+                )
+            # Measured once here: a committed snapshot never changes, so usage() can answer from the db.
+            usage = disk_usage(self._storage.fs_dir(rec.id))
+            self._storage.commit(name, key, dict(labels or {}), usage)
+
+        await asyncio.to_thread(commit)
+
+    async def remove(self, key: str) -> None:
+        await asyncio.to_thread(self._storage.remove, key)
+
+    async def walk(self, filter: WalkFilter | None = None) -> list[Info]:
+        infos = [r.info() for r in await asyncio.to_thread(self._storage.walk)]
+        return [i for i in infos if filter is None or filter(i)]
+
+    async def cleanup(self) -> list[str]:
+        return await asyncio.to_thread(self._storage.cleanup)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._storage.close)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.fixtures.daemons import RuntimeDaemon
+
+pytest_plugins = ["tests.fixtures.conftest_plugin"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def runtime_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeDaemon]:
+    d = RuntimeDaemon(str(tmp_path_factory.mktemp("rt")))
+    d.start()
+    try:
+        yield d
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture
+def pyctr_env(runtime_daemon: RuntimeDaemon) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYCTR_ADDRESS"] = runtime_daemon.address
+    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    return env
