@@ -389,14 +389,14 @@ class _Applier:
         if st is None or not stat.S_ISDIR(st.st_mode):
             replaced = self._remove(parent.fd, base) is not None
             os.mkdir(base, 0o700, dir_fd=parent.fd)
-            fd = os.open(base, _DIR_FLAGS, dir_fd=parent.fd)
+        else:
+            replaced = False  # existing dir: merge, only metadata changes
+        fd = os.open(base, _DIR_FLAGS, dir_fd=parent.fd)
+        try:
             if self.overlay and replaced:
                 # Whatever the lowers have here was replaced (whited out or shadowed
                 # by a non-dir earlier in this layer); a plain upper dir would merge it back.
                 os.setxattr(fd, OPAQUE_XATTR, b"y")
-        else:
-            fd = os.open(base, _DIR_FLAGS, dir_fd=parent.fd)  # existing dir: merge, only metadata changes
-        try:
             self._finish_fd(fd, member, times=False)
         finally:
             os.close(fd)

@@ -137,20 +137,24 @@ class Storage:
             isolation_level=None,  # explicit BEGIN/COMMIT below
             check_same_thread=False,
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL, not NORMAL: a lost COMMIT after its rename/rmtree would break the ordering above.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)  # idempotent, so it needs no transaction
-        with self._tx() as db:
-            row = db.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
-                raise FailedPrecondition(
-                    f"{self.root}/metadata.db has schema version {row[0]}; "
-                    f"this build understands up to {SCHEMA_VERSION}"
-                )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL, not NORMAL: a lost COMMIT after its rename/rmtree would break the ordering above.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)  # idempotent, so it needs no transaction
+            with self._tx() as db:
+                row = db.execute("SELECT version FROM schema_version").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                elif row[0] > SCHEMA_VERSION:
+                    raise FailedPrecondition(
+                        f"{self.root}/metadata.db has schema version {row[0]}; "
+                        f"this build understands up to {SCHEMA_VERSION}"
+                    )
+        except BaseException:
+            self.close()
+            raise
 
     # -- paths -----------------------------------------------------------------
 

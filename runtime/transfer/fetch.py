@@ -10,7 +10,8 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from runtime.errors import NotFound
+from runtime.content.local import LocalWriter
+from runtime.errors import NotFound, Unavailable
 from runtime.metadata.content import ContentService
 from runtime.oci import Descriptor
 from runtime.transfer.progress import BlobProgress
@@ -19,6 +20,7 @@ log = logging.getLogger("runtime.transfer")
 
 # Large enough that the thread hop per write is noise next to hashing it.
 _WRITE_BATCH = 1 << 20
+_ATTEMPTS = 5
 
 BlobSource = Callable[[Descriptor, int], Awaitable[Any]]
 
@@ -61,26 +63,17 @@ class Fetcher:
             writer = await self._content.writer(f"fetch-{desc.digest}", desc.digest, desc.size)
             try:
                 resumed = writer.offset
-                if writer.offset >= desc.size and desc.size > 0:
-                    stream = None
-                else:
-                    stream = await source(desc, writer.offset)
-                if stream is not None:
-                    if stream.start_offset != writer.offset:
-                        await asyncio.to_thread(writer.truncate)
-                        resumed = 0
-                    progress.current = writer.offset
-                    report(progress, "downloading")
-                    buf = bytearray()
-                    async for chunk in stream:
-                        buf += chunk
-                        if len(buf) >= _WRITE_BATCH:
-                            await asyncio.to_thread(writer.write, bytes(buf))
-                            progress.current = writer.offset
-                            buf.clear()
-                            report(progress, None)
-                    if buf:
-                        await asyncio.to_thread(writer.write, bytes(buf))
+                for attempt in range(_ATTEMPTS):
+                    if desc.size > 0 and writer.offset >= desc.size:
+                        break
+                    try:
+                        await self._copy(desc, source, writer, progress, report)
+                        break
+                    except Unavailable as e:
+                        # A cut connection: what arrived is kept, the next request resumes after it.
+                        if attempt == _ATTEMPTS - 1:
+                            raise
+                        log.warning("blob=%s interrupted at=%d retrying: %s", desc.digest, writer.offset, e.message)
                 progress.current = writer.offset
                 report(progress, "verifying")
                 await self._content.commit(writer, desc.size, desc.digest, refs)
@@ -89,3 +82,25 @@ class Fetcher:
                 report(progress, "downloaded")
             finally:
                 await asyncio.to_thread(writer.close)
+
+    async def _copy(self, desc: Descriptor, source: BlobSource, writer: LocalWriter, progress: BlobProgress,
+                    report: Callable[[BlobProgress, str | None], None]) -> None:
+        stream = await source(desc, writer.offset)
+        async with stream:
+            if stream.start_offset != writer.offset:
+                await asyncio.to_thread(writer.truncate)
+            progress.current = writer.offset
+            report(progress, "downloading")
+            buf = bytearray()
+            try:
+                async for chunk in stream:
+                    buf += chunk
+                    if len(buf) >= _WRITE_BATCH:
+                        await asyncio.to_thread(writer.write, bytes(buf))
+                        progress.current = writer.offset
+                        buf.clear()
+                        report(progress, None)
+            finally:
+                # Keep every byte that arrived, even when the stream broke: a resume starts after it.
+                if buf:
+                    await asyncio.to_thread(writer.write, bytes(buf))

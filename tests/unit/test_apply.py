@@ -392,8 +392,10 @@ def test_hostile_entries_are_refused(case, hostile, tmp_path):
     mounts, canary = hostile
     entry, entries = hostile_cases(str(canary))[case]
     outside = sorted(os.listdir(tmp_path))
+    fds = len(os.listdir("/proc/self/fd"))
     with pytest.raises(InvalidArgument) as exc:
         apply_layer(layer(*entries), mounts)
+    assert len(os.listdir("/proc/self/fd")) == fds  # refusals leak no fds
     assert str(exc.value).startswith(f"refusing layer entry {entry!r}: ")
     assert (canary / "secret").read_text() == "secret"
     assert os.stat(canary / "secret").st_nlink == 1

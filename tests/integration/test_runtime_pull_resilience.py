@@ -1,0 +1,80 @@
+"""Mirrors for any registry, cut connections, and pulls interrupted by the client."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.conftest_plugin import BIG_REF
+from tests.fixtures.daemons import RuntimeDaemon
+from tests.integration.helpers import blob_files, pull, verify_blob
+
+
+@pytest.fixture
+def mirrored_daemon(tmp_path_factory, proxy):
+    base = tmp_path_factory.mktemp("rtm")
+    config = Path(base) / "config.toml"
+    config.write_text(
+        "[registry]\n"
+        f'mirrors = {{ "docker.io" = ["{proxy.host}"], "registry.example.invalid:5000" = ["http://{proxy.host}"] }}\n'
+    )
+    d = RuntimeDaemon(str(base), config=str(config))
+    d.start()
+    try:
+        yield d
+    finally:
+        d.cleanup()
+
+
+@pytest.mark.parametrize("ref,name", [
+    ("busybox", "docker.io/library/busybox:latest"),
+    ("registry.example.invalid:5000/library/busybox:latest", "registry.example.invalid:5000/library/busybox:latest"),
+])
+def test_mirrors_serve_any_registry(mirrored_daemon, proxy, images, ref, name):
+    async def go():
+        async with mirrored_daemon.client() as c:
+            return await pull(c, ref)
+
+    got = asyncio.run(go())
+    assert got["name"] == name
+    assert got["target"]["digest"] == images["library/busybox:latest"].digest
+    assert proxy.requests_to("/manifests/")
+
+
+def test_cut_connection_resumes_within_the_pull(runtime_daemon, big_proxy, big_image):
+    layer = big_image.layer_digests[-1]
+    big_proxy.cut_blob_after(4 * 1024 * 1024, digest=layer)
+
+    async def go():
+        async with runtime_daemon.client() as c:
+            return await pull(c, f"{big_proxy.host}/{BIG_REF}")
+
+    assert asyncio.run(go())["target"]["digest"] == big_image.digest
+    ranged = [r for r in big_proxy.requests if layer in r.path and r.range]
+    assert ranged and ranged[-1].status == 206
+    assert big_proxy.blob_bytes_sent[layer] < len(big_image.blobs[layer]) + 5 * 1024 * 1024
+
+
+def test_client_disconnect_then_resume(runtime_daemon, big_proxy, big_image):
+    total = sum(len(big_image.blobs[d]) for d in big_image.layer_digests)
+    big_proxy.slow_blobs(100 * 1024 * 1024)
+    ref = f"{big_proxy.host}/{BIG_REF}"
+
+    async def interrupted():
+        async with runtime_daemon.client() as c:
+            async for _ in c.pull(ref):
+                if big_proxy.total_blob_bytes > total * 0.3:
+                    return
+
+    asyncio.run(interrupted())
+    big_proxy.slow_blobs(None)
+    first = big_proxy.total_blob_bytes
+
+    async def again():
+        async with runtime_daemon.client() as c:
+            return await pull(c, ref)
+
+    assert asyncio.run(again())["target"]["digest"] == big_image.digest
+    assert big_proxy.total_blob_bytes - first < total
+    assert all(verify_blob(p) for p in blob_files(runtime_daemon.root).values())
