@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
@@ -47,10 +46,13 @@ class PullRenderer:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._tty = out.isatty()
-        self._progress: Progress | None = None
-        self._tasks: dict[str, TaskID] = {}
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
         self._last: dict[str, str] = {}
         if self._tty:
+            # rich costs ~50 ms to import: only bars on a terminal pay for it.
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                       TransferSpeedColumn(), transient=False)
             self._progress.start()

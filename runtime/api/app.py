@@ -9,7 +9,7 @@ from runtime.api.context import ContextMiddleware
 from runtime.api.routers import content, events, images, leases, namespaces, snapshots, system
 from runtime.services import Services
 
-API_PREFIX = "/v1"
+from runtime.wire import API_PREFIX
 
 
 def build(services: Services) -> FastAPI:

@@ -6,8 +6,9 @@ from typing import Any, Awaitable, Callable
 
 from runtime import errors
 from runtime.api.errors import STATUS, error_body
-from runtime.metadata.leases import LEASE_HEADER, reset_lease, set_lease
-from runtime.namespaces import DEFAULT_NAMESPACE, NAMESPACE_HEADER, reset_namespace, set_namespace
+from runtime.metadata.leases import reset_lease, set_lease
+from runtime.namespaces import reset_namespace, set_namespace
+from runtime.wire import DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]

@@ -7,25 +7,21 @@ from __future__ import annotations
 
 import json
 from typing import Any, AsyncIterator
-from urllib.parse import quote
-
-import aiohttp
+from urllib.parse import quote, urlencode
 
 from runtime.client.errors import from_body
+from runtime.client.http import ProtocolError, Response, UnixHTTP
 from runtime.errors import Unavailable
-from runtime.metadata.leases import LEASE_HEADER
-from runtime.namespaces import DEFAULT_NAMESPACE, NAMESPACE_HEADER
+from runtime.wire import API_PREFIX, DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER
 
 DEFAULT_ADDRESS = "/run/pyengine/runtime.sock"
 
 
 class Client:
-    def __init__(self, address: str = DEFAULT_ADDRESS, namespace: str = DEFAULT_NAMESPACE,
-                 timeout: float | None = None) -> None:
+    def __init__(self, address: str = DEFAULT_ADDRESS, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.address = address
         self.namespace = namespace
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
-        self._session: aiohttp.ClientSession | None = None
+        self._http = UnixHTTP(address)
 
     async def __aenter__(self) -> "Client":
         return self
@@ -33,60 +29,66 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=self.address), timeout=self._timeout
-            )
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
-    def _headers(self, namespace: str | None, lease: str | None) -> dict[str, str]:
+    def _headers(self, namespace: str | None, lease: str | None, has_body: bool) -> dict[str, str]:
         headers = {NAMESPACE_HEADER: namespace or self.namespace}
         if lease:
             headers[LEASE_HEADER] = lease
+        if has_body:
+            headers["Content-Type"] = "application/json"
         return headers
+
+    async def _send(self, method: str, path: str, json_body: Any, params: Any, namespace: str | None,
+                    lease: str | None) -> Response:
+        target = API_PREFIX + path + ("?" + urlencode(params) if params else "")
+        body = None if json_body is None else json.dumps(json_body).encode()
+        try:
+            return await self._http.request(method, target, self._headers(namespace, lease, body is not None), body)
+        except (OSError, ProtocolError) as e:
+            raise Unavailable(f"cannot reach pyruntimed at {self.address}: {e}") from None
+
+    @staticmethod
+    async def _raise(resp: Response) -> None:
+        raw = await resp.read()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw.decode(errors="replace")
+        raise from_body(resp.status, body)
 
     async def request(self, method: str, path: str, *, json_body: Any = None, params: Any = None,
                       namespace: str | None = None, lease: str | None = None) -> Any:
+        resp = await self._send(method, path, json_body, params, namespace, lease)
+        if resp.status >= 400:
+            await self._raise(resp)
         try:
-            async with self._http().request(method, "http://runtime/v1" + path, json=json_body, params=params,
-                                            headers=self._headers(namespace, lease)) as resp:
-                body: Any = None
-                if resp.content_type == "application/json":
-                    body = await resp.json()
-                else:
-                    raw = await resp.read()
-                    body = raw if resp.status < 400 else raw.decode(errors="replace")
-                if resp.status >= 400:
-                    raise from_body(resp.status, body)
-                return body
-        except aiohttp.ClientConnectionError as e:
-            raise Unavailable(f"cannot reach pyruntimed at {self.address}: {e}") from None
+            raw = await resp.read()
+        except (OSError, ProtocolError) as e:
+            raise Unavailable(f"lost pyruntimed at {self.address}: {e}") from None
+        if resp.content_type == "application/json":
+            return json.loads(raw) if raw else None
+        return raw
 
     async def stream(self, method: str, path: str, *, json_body: Any = None, params: Any = None,
                      namespace: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """NDJSON lines; an error line is raised as the typed error it names."""
+        resp = await self._send(method, path, json_body, params, namespace, None)
+        if resp.status >= 400:
+            await self._raise(resp)
         try:
-            async with self._http().request(method, "http://runtime/v1" + path, json=json_body, params=params,
-                                            headers=self._headers(namespace, None),
-                                            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)) as resp:
-                if resp.status >= 400:
-                    body = await resp.json() if resp.content_type == "application/json" else await resp.text()
-                    raise from_body(resp.status, body)
-                async for line in resp.content:
-                    if not line.strip():
-                        continue
-                    obj = json.loads(line)
-                    if isinstance(obj, dict) and "error" in obj:
-                        raise from_body(500, obj)
-                    yield obj
-        except aiohttp.ClientConnectionError as e:
-            raise Unavailable(f"cannot reach pyruntimed at {self.address}: {e}") from None
+            async for line in resp.lines():
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if isinstance(obj, dict) and "error" in obj:
+                    raise from_body(500, obj)
+                yield obj
+        except (OSError, ProtocolError) as e:
+            raise Unavailable(f"lost pyruntimed at {self.address}: {e}") from None
+        finally:
+            resp.close()
 
     # system
     async def version(self) -> dict[str, Any]:

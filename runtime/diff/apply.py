@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 import tarfile
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import BinaryIO
 from runtime import mount as mountlib
 from runtime.errors import DataLoss, FailedPrecondition, Internal, InvalidArgument, RuntimeError_
 from runtime.mount import Mount
+from runtime.snapshots.fsutil import remove_tree
 
 CHUNK = 1 << 20
 
@@ -114,20 +114,23 @@ def _lower_dirs(lower_fds: list[int], name: str) -> tuple[os.stat_result | None,
     it is a dir, the fds of the lower dirs that overlayfs would merge under it."""
     first: os.stat_result | None = None
     fds: list[int] = []
-    for lfd in lower_fds:
-        st = _lstat(lfd, name)
-        if st is None:
-            continue
-        if _is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
-            if first is None and not _is_whiteout(st):
+    try:
+        for lfd in lower_fds:
+            st = _lstat(lfd, name)
+            if st is None:
+                continue
+            if _is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
+                if first is None and not _is_whiteout(st):
+                    first = st
+                break  # a whiteout or non-dir ends the merge (and hides all below)
+            if first is None:
                 first = st
-            break  # a whiteout or non-dir ends the merge (and hides all below)
-        if first is None:
-            first = st
-        fd = os.open(name, _DIR_FLAGS, dir_fd=lfd)
-        fds.append(fd)
-        if _is_opaque(fd):
-            break
+            fds.append(os.open(name, _DIR_FLAGS, dir_fd=lfd))
+            if _is_opaque(fds[-1]):
+                break
+    except BaseException:
+        _close_all(fds)
+        raise
     return first, fds
 
 
@@ -272,7 +275,7 @@ class _Applier:
             return None
         if stat.S_ISDIR(st.st_mode):
             self._invalidate()
-            shutil.rmtree(name, dir_fd=dir_fd)
+            remove_tree(name, dir_fd)
         else:
             os.unlink(name, dir_fd=dir_fd)
         return st
@@ -452,6 +455,20 @@ class _Applier:
         finally:
             os.close(tfd)
 
+    def _copy_data(self, src: int, dst: int) -> None:
+        try:
+            while os.copy_file_range(src, dst, CHUNK):
+                pass
+            return
+        except OSError as e:
+            # Not supported between these filesystems: carry on from the current offsets.
+            if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+        while n := os.readv(src, [self.buf]):
+            chunk = memoryview(self.buf)[:n]
+            while chunk:
+                chunk = chunk[os.write(dst, chunk) :]
+
     def _copy_up(self, lower_fd: int, upper_fd: int, name: str, st: os.stat_result, entry: str) -> None:
         mode = st.st_mode
         ns = st.st_mtime_ns
@@ -460,13 +477,15 @@ class _Applier:
             try:
                 dst = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=upper_fd)
                 try:
-                    while os.copy_file_range(src, dst, CHUNK):
-                        pass
+                    self._copy_data(src, dst)
                     os.fchown(dst, st.st_uid, st.st_gid)
                     os.fchmod(dst, stat.S_IMODE(mode))
-                    for attr in os.listxattr(src):
-                        if attr == "security.capability" or attr.startswith("user."):
-                            os.setxattr(dst, attr, os.getxattr(src, attr))
+                    try:
+                        for attr in os.listxattr(src):
+                            if attr == "security.capability" or attr.startswith("user."):
+                                os.setxattr(dst, attr, os.getxattr(src, attr))
+                    except OSError:
+                        pass  # best effort, like xattrs from the tar
                     os.utime(dst, ns=(st.st_atime_ns, ns))
                 finally:
                     os.close(dst)

@@ -79,6 +79,20 @@ class ContentService:
 
         return _info(await self._db.run(tx))
 
+    async def set_label(self, digest: str, key: str, value: str) -> None:
+        ns = require_namespace()
+
+        def tx(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT labels FROM content WHERE namespace=? AND digest=?", (ns, digest)).fetchone()
+            if row is None:
+                raise NotFound(f"content {digest} not found")
+            labels = json.loads(row["labels"])
+            labels[key] = value
+            conn.execute("UPDATE content SET labels=?, updated=? WHERE namespace=? AND digest=?",
+                         (json.dumps(labels), time.time(), ns, digest))
+
+        await self._db.run(tx)
+
     def path(self, digest: str) -> Path:
         return self.store.path(digest)
 

@@ -19,8 +19,6 @@ from runtime.metadata import namespaces
 from runtime.metadata.db import Database
 from runtime.namespaces import require_namespace
 
-LEASE_HEADER = "X-Pyengine-Lease"
-
 _current: ContextVar[str | None] = ContextVar("pyengine_lease", default=None)
 
 

@@ -16,7 +16,7 @@ from runtime.metadata.images import ImageStore
 from runtime.metadata.leases import LeaseStore
 from runtime.metadata.namespaces import NamespaceStore
 from runtime.metadata.snapshots import SnapshotService
-from runtime.namespaces import DEFAULT_NAMESPACE
+from runtime.wire import DEFAULT_NAMESPACE
 from runtime.plugins.registry import InitContext, Registration, Registry, SkipPlugin
 from runtime.snapshots.native import NativeSnapshotter
 from runtime.snapshots.overlay import OverlaySnapshotter, supported as overlay_supported

@@ -12,7 +12,8 @@ import asyncio
 from runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from runtime.mount import Mount
 from runtime.snapshots.snapshotter import Info, Kind, Usage, WalkFilter
-from runtime.snapshots.storage import Record, Storage, disk_usage
+from runtime.snapshots.fsutil import disk_usage
+from runtime.snapshots.storage import Record, Storage
 
 
 class LocalSnapshotter(abc.ABC):
@@ -35,7 +36,9 @@ class LocalSnapshotter(abc.ABC):
         paths = fieldpaths or ["labels"]
         for path in paths:
             if path != "labels" and not (path.startswith("labels.") and len(path) > len("labels.")):
-                raise InvalidArgument(f"cannot update field {path!r} of snapshot {info.name!r}: only labels are mutable")
+                raise InvalidArgument(
+                    f"cannot update field {path!r} of snapshot {info.name!r}: only labels are mutable"
+                )
 
         def apply(labels: dict[str, str]) -> dict[str, str]:
             for path in paths:

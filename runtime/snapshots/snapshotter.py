@@ -15,7 +15,7 @@ import enum
 from collections.abc import Callable
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from runtime.mount import Mount
 
@@ -34,9 +34,11 @@ class Info(BaseModel):
     created: float  # unix seconds
     updated: float
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def key(self) -> str:
-        # containerd calls it Name in Info but key everywhere else; both read the same.
+        # containerd calls it Name in Info but key everywhere else: both are served,
+        # including in serialised form (the API's JSON carries "name" and "key").
         return self.name
 
 

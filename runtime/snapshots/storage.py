@@ -21,8 +21,8 @@ One connection is shared by the worker threads and serialised by a lock.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from runtime.snapshots.fsutil import remove_tree
 from runtime.snapshots.snapshotter import Info, Kind, Usage
 
 SCHEMA_VERSION = 1
@@ -56,6 +57,8 @@ _SELECT = """
 SELECT s.id, s.key, p.key, s.parent_id, s.kind, s.labels, s.created, s.updated, s.size, s.inodes
 FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id
 """
+
+log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp-"
 RM_PREFIX = ".rm-"
@@ -97,27 +100,6 @@ def _record(row: tuple) -> Record:
         updated=updated,
         usage=None if size is None else Usage(size=size, inodes=inodes),
     )
-
-
-def disk_usage(path: str) -> Usage:
-    """Blocks allocated and inodes under `path`, counting hardlinked inodes once."""
-    seen: set[tuple[int, int]] = set()
-    size = 0
-    stack = [path]
-    st = os.lstat(path)
-    seen.add((st.st_dev, st.st_ino))
-    size += st.st_blocks * 512
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for entry in it:
-                st = entry.stat(follow_symlinks=False)
-                ident = (st.st_dev, st.st_ino)
-                if ident not in seen:
-                    seen.add(ident)
-                    size += st.st_blocks * 512
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-    return Usage(size=size, inodes=len(seen))
 
 
 def _check_key(key: str, what: str = "key") -> None:
@@ -276,7 +258,10 @@ class Storage:
         return rec, parents
 
     def abort_create(self, tmp: str) -> None:
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            remove_tree(tmp)
+        except OSError:
+            pass  # runs while another error propagates; cleanup() gets it later
         self._release(os.path.basename(tmp))
 
     def commit(self, name: str, key: str, labels: dict[str, str], usage: Usage) -> None:
@@ -285,7 +270,9 @@ class Storage:
         with self._tx() as db:
             rec = self._get(db, key)
             if rec.kind is not Kind.ACTIVE:
-                raise FailedPrecondition(f"snapshot {key!r} is {rec.kind.value}, only active snapshots can be committed")
+                raise FailedPrecondition(
+                    f"snapshot {key!r} is {rec.kind.value}, only active snapshots can be committed"
+                )
             if db.execute("SELECT 1 FROM snapshots WHERE key = ?", (name,)).fetchone():
                 raise AlreadyExists(f"snapshot {name!r} already exists")
             db.execute(
@@ -316,17 +303,25 @@ class Storage:
             self._busy.add(name)
         self._discard(self.snapshot_dir(rec.id), name)
 
-    def _discard(self, path: str, name: str) -> None:
-        """Hide `path` under `name` first so it is never seen half deleted, then delete it."""
+    def _discard(self, path: str, name: str) -> bool:
+        """Hide `path` under `name` first so it is never seen half deleted, then delete it.
+
+        Failures (e.g. something mounted inside) are logged, not raised: the db no
+        longer knows the directory, so the next cleanup() retries it.
+        """
         hidden = os.path.join(self.snapshots_dir, name)
         try:
             if path != hidden:
                 os.rename(path, hidden)
-            shutil.rmtree(hidden)
+            remove_tree(hidden)
         except FileNotFoundError:
             pass
+        except OSError as e:
+            log.warning("could not delete %s (left for cleanup): %s", hidden, e)
+            return False
         finally:
             self._release(name)
+        return True
 
     def _release(self, name: str) -> None:
         with self._lock:
@@ -343,14 +338,7 @@ class Storage:
                 if hidden not in self._busy:
                     self._busy.add(hidden)
                     claimed.append((name, hidden))
-        for name, hidden in claimed:
-            path = os.path.join(self.snapshots_dir, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                self._discard(path, hidden)
-            else:
-                os.unlink(path)
-                self._release(hidden)
-        return [name for name, _ in claimed]
+        return [name for name, hidden in claimed if self._discard(os.path.join(self.snapshots_dir, name), hidden)]
 
     def close(self) -> None:
         with self._lock:

@@ -22,9 +22,9 @@ from runtime.metadata.gc import Collector
 from runtime.metadata.images import Image, ImageStore
 from runtime.metadata.leases import LeaseStore, reset_lease, set_lease
 from runtime.metadata.snapshots import SnapshotService
-from runtime.oci import (CONFIG_TYPES, INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, Descriptor,
+from runtime.oci import (CONFIG_TYPES, INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, Descriptor, layer_compression,
                          validate_digest)
-from runtime.transfer.fetch import Fetcher
+from runtime.transfer.fetch import UNCOMPRESSED_LABEL, Fetcher
 from runtime.transfer.progress import BlobProgress, PullProgress
 from runtime.transfer.unpack import chain_ids, check_diff_ids, unpack_layer
 
@@ -157,7 +157,7 @@ class Puller:
         downloads = [
             asyncio.create_task(
                 self._fetcher.ensure(layer, remote.open_blob, progress.blob(layer.digest, "layer", layer.size), [],
-                                     report)
+                                     report, compression=layer_compression(layer.mediaType) if opts.unpack else None)
             )
             for layer in layers
         ]
@@ -170,7 +170,10 @@ class Puller:
                     await download
                     bp = progress.blobs[layer.digest]
                     report(bp, "extracting")
-                    await unpack_layer(service, layer, str(self._content.path(layer.digest)), diff_id, chain, parent)
+                    info = await self._content.info(layer.digest)
+                    verified = info.labels.get(UNCOMPRESSED_LABEL) == diff_id
+                    await unpack_layer(service, layer, str(self._content.path(layer.digest)), diff_id, chain, parent,
+                                       verified)
                     report(bp, "done")
                     parent = chain
                 await self._content.add_refs(config.digest, [("snapshot", f"{snapshotter}/{chains[-1]}")])

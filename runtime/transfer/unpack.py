@@ -41,25 +41,33 @@ class _HashingReader:
         while self.read(1 << 20):
             pass
 
-def _apply_blob(path: str, compression: str, mounts: list[Mount], diff_id: str) -> None:
+def _apply_blob(path: str, compression: str, mounts: list[Mount], diff_id: str, verified: bool) -> None:
     with open(path, "rb") as raw:
-        reader = _HashingReader(open_decompressed(raw, compression))
+        stream = open_decompressed(raw, compression)
+        if verified:
+            apply_layer(stream, mounts)
+            return
+        reader = _HashingReader(stream)
         apply_layer(reader, mounts)
         reader.drain()
     actual = "sha256:" + reader.hash.hexdigest()
     if actual != diff_id:
         raise DataLoss(f"layer diff_id mismatch: got {actual}, config says {diff_id}")
 
+
 async def unpack_layer(snapshots: SnapshotService, layer: Descriptor, blob_path: str,
-                       diff_id: str, chain_id: str, parent: str | None) -> bool:
-    """Apply one layer; False if its chainID snapshot already existed."""
+                       diff_id: str, chain_id: str, parent: str | None, verified: bool = False) -> bool:
+    """Apply one layer; False if its chainID snapshot already existed.
+
+    `verified`: the blob is known to decompress to `diff_id` (checked while it
+    downloaded), so the apply skips hashing it again."""
     if await snapshots.exists(chain_id):
         return False
     compression = layer_compression(layer.mediaType)
     key = f"extract-{secrets.token_hex(6)} {chain_id}"
     mounts = await snapshots.prepare(key, parent)
     try:
-        await asyncio.to_thread(_apply_blob, blob_path, compression, mounts, diff_id)
+        await asyncio.to_thread(_apply_blob, blob_path, compression, mounts, diff_id, verified)
         try:
             await snapshots.commit(chain_id, key)
         except AlreadyExists:

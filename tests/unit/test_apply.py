@@ -12,6 +12,7 @@ from runtime.diff.apply import OPAQUE_XATTR, apply_layer
 from runtime.diff.decompress import open_decompressed
 from runtime.errors import DataLoss, InvalidArgument
 from runtime.mount import Mount
+from runtime.snapshots.fsutil import remove_tree
 from runtime.snapshots.native import NativeSnapshotter
 from runtime.snapshots.overlay import OverlaySnapshotter, supported
 
@@ -299,6 +300,19 @@ def test_replacing_types_and_normal_path_forms(tmp_path):
     assert (root / "was_dir").read_text() == "now a file"
     assert (root / "was_file").is_dir()
     assert (root / "a/b").read_text() == "b"
+
+
+def test_deep_paths_and_removing_them(tmp_path):
+    deep = "/".join(["d"] * 2500)  # longer than PATH_MAX, deeper than the recursion limit
+    root = tmp_path / "root"
+    root.mkdir()
+    bind = [Mount(type="bind", source=str(root), options=["rbind"])]
+    try:
+        apply_layer(layer(f(f"{deep}/leaf", b"x"), f("keep", b"k")), bind)
+        apply_layer(layer(wh("d")), bind)
+        assert os.listdir(root) == ["keep"]
+    finally:
+        remove_tree(str(root))  # pytest's own tmp cleanup recurses and would choke on a leftover
 
 
 def test_fallback_mounts_and_applies_natively(tmp_path):
