@@ -74,6 +74,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace, snapshotter, key)
     );
     """,
+    """
+    CREATE TABLE containers (
+        namespace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        image TEXT NOT NULL,
+        snapshotter TEXT NOT NULL,
+        snapshot_key TEXT NOT NULL,
+        runtime TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (namespace, id)
+    );
+    """,
 ]
 
 

@@ -14,7 +14,7 @@ from runtime.metadata.db import Database
 from runtime.namespaces import validate
 
 # Tables whose rows make a namespace non-empty.
-_OWNED = ("images", "content", "leases", "snapshots")
+_OWNED = ("images", "content", "leases", "snapshots", "containers")
 
 
 class Namespace(BaseModel):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from runtime import namespaces
 from runtime.errors import FailedPrecondition, InvalidArgument
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -101,7 +102,7 @@ def _normalize_parent(parent: str) -> str:
 def cgroups_path(namespace: str, container_id: str, parent: str | None = None) -> str:
     """The absolute cgroupfs path runc gets: /pyengine/<namespace>/<id> or <parent>/<id>."""
     validate_container_id(container_id)
-    base = _normalize_parent(parent) if parent else f"{DEFAULT_PARENT}/{namespace}"
+    base = _normalize_parent(parent) if parent else f"{DEFAULT_PARENT}/{namespaces.validate(namespace)}"
     return f"{base}/{container_id}"
 
 

@@ -172,7 +172,7 @@ def resolve_user(rootfs: str, user: str | None, additional_groups: list[str | in
 
     A user name must exist in the image's passwd; a bare number need not (gid then 0).
     Supplementary groups come from /etc/group membership only when no group was named,
-    then `additional_groups` (names or numbers) are appended.
+    then `additional_groups` (names or numbers) are appended; the primary gid is always one.
     """
     user_arg, _, group_arg = (user or "").partition(":")
     passwd = _parse_passwd(read_rootfs_file(rootfs, "/etc/passwd"))
@@ -199,4 +199,6 @@ def resolve_user(rootfs: str, user: str | None, additional_groups: list[str | in
         sgids = [g.gid for g in groups if match.name in g.members]
     for extra in additional_groups or []:
         sgids.append(_check_id(extra, "gid") if isinstance(extra, int) else _find_group(groups, extra))
-    return ExecUser(uid=uid, gid=gid, additional_gids=list(dict.fromkeys(sgids)), home=home)
+    # The primary gid leads the list: a later setgid() must not shed it and with it any
+    # group-denying permissions (what Docker and containerd do since CVE-2022-36109).
+    return ExecUser(uid=uid, gid=gid, additional_gids=list(dict.fromkeys([gid, *sgids])), home=home)
