@@ -29,6 +29,8 @@ class Config(BaseModel):
     log_level: str = "info"
     socket_group: str | None = None
     default_snapshotter: str = "overlayfs"
+    # Containers get cgroups at <cgroup_root>/<namespace>/<id> unless they ask for a parent.
+    cgroup_root: str = "/pyengine"
     max_concurrent_downloads: int = 4
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     # Per-plugin settings, keyed "type/id".

@@ -93,6 +93,8 @@ async def serve(cfg: config_mod.Config) -> None:
             collector=registry.instance(builtin.GC),
             puller=registry.instance(builtin.TRANSFER, "pull"),
             remotes=registry.instance(builtin.TRANSFER, "remotes"),
+            containers=registry.instance(builtin.SERVICE, "containers"),
+            tasks=registry.instance(builtin.SERVICE, "tasks"),
         )
     except LookupError as e:
         await registry.close()

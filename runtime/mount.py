@@ -23,7 +23,12 @@ from contextlib import contextmanager
 
 from pydantic import BaseModel, Field
 
-from runtime.errors import FailedPrecondition, InvalidArgument, PermissionDenied, RuntimeError_
+from runtime.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    RuntimeError_,
+)
 
 # <linux/mount.h>
 MS_RDONLY = 0x1

@@ -11,9 +11,6 @@ from contextvars import ContextVar
 
 from runtime.errors import FailedPrecondition, InvalidArgument
 
-from runtime.wire import NAMESPACE_HEADER
-
-
 # Same shape as containerd's: DNS-label-like components separated by dots.
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}[A-Za-z0-9])?)*$")
 

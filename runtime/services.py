@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime.containers import ContainerService
 from runtime.events.exchange import Exchange
 from runtime.metadata.content import ContentService
 from runtime.metadata.gc import Collector
@@ -11,6 +12,7 @@ from runtime.metadata.leases import LeaseStore
 from runtime.metadata.namespaces import NamespaceStore
 from runtime.metadata.snapshots import SnapshotService
 from runtime.plugins.registry import Registry
+from runtime.tasks.service import TaskService
 from runtime.transfer.pull import Puller
 from runtime.transfer.registry import RemoteFactory
 
@@ -28,3 +30,5 @@ class Services:
     collector: Collector
     puller: Puller
     remotes: RemoteFactory
+    containers: ContainerService
+    tasks: TaskService

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 import typer
 
-from cli.pyctr import output
-from runtime.client import DEFAULT_ADDRESS, Client, RuntimeError_
+from cli.pyctr import output, stdio
+from runtime.client import DEFAULT_ADDRESS, Client, NotFound, RuntimeError_
+from runtime.client.attach import Attachment
 
 T = TypeVar("T")
 
@@ -26,6 +28,12 @@ app.add_typer(images_app, name="images")
 app.add_typer(images_app, name="i", hidden=True)
 app.add_typer(content_app, name="content")
 app.add_typer(snapshots_app, name="snapshots")
+containers_app = typer.Typer(no_args_is_help=True, help="Manage containers")
+tasks_app = typer.Typer(no_args_is_help=True, help="Manage tasks")
+app.add_typer(containers_app, name="containers")
+app.add_typer(containers_app, name="c", hidden=True)
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(tasks_app, name="t", hidden=True)
 
 
 class _Opts:
@@ -193,6 +201,217 @@ def snapshots_mounts(key: str,
                                                      envvar="PYCTR_SNAPSHOTTER")) -> None:
     for m in run(lambda c: c.snapshot_mounts(snapshotter, key)):
         print(f"mount -t {m['type']} {m['source']} -o {','.join(m['options'])}")
+
+
+def _mounts(specs: list[str]) -> list[dict[str, Any]]:
+    """ctr's --mount: type=bind,src=/a,dst=/b,options=rbind:ro"""
+    out = []
+    for spec in specs:
+        fields = dict(part.partition("=")[::2] for part in spec.split(","))
+        if not fields.get("dst") and not fields.get("destination"):
+            raise typer.BadParameter(f"mount {spec!r} needs dst=")
+        out.append({"type": fields.get("type", "bind"), "source": fields.get("src", fields.get("source", "")),
+                    "destination": fields.get("dst", fields.get("destination")),
+                    "options": [o for o in fields.get("options", "rbind").split(":") if o]})
+    return out
+
+
+@app.command("run", context_settings={"allow_interspersed_args": False})
+def run_cmd(
+    ref: str,
+    container_id: str,
+    args: list[str] = typer.Argument(None, help="command and arguments (default: the image's)"),
+    rm: bool = typer.Option(False, "--rm", help="remove the task and container when it exits"),
+    detach: bool = typer.Option(False, "-d", "--detach"),
+    tty_: bool = typer.Option(False, "-t", "--tty", help="allocate a terminal"),
+    env: list[str] = typer.Option(None, "--env", help="KEY=VALUE"),
+    cwd: Optional[str] = typer.Option(None, "--cwd"),
+    user: Optional[str] = typer.Option(None, "--user", "-u"),
+    mount: list[str] = typer.Option(None, "--mount", help="type=bind,src=/a,dst=/b,options=rbind:ro"),
+    snapshotter: Optional[str] = typer.Option(None, "--snapshotter"),
+    runtime: str = typer.Option("runc", "--runtime"),
+    memory_limit: Optional[int] = typer.Option(None, "--memory-limit", help="bytes"),
+    pids_limit: Optional[int] = typer.Option(None, "--pids-limit"),
+    read_only: bool = typer.Option(False, "--read-only"),
+    privileged: bool = typer.Option(False, "--privileged"),
+    init: bool = typer.Option(True, "--init/--no-init",
+                              help="run the command under a small init that forwards signals (tini)"),
+) -> None:
+    options: dict[str, Any] = {"env": env or [], "cwd": cwd, "user": user, "tty": tty_,
+                               "stdin": not detach, "mounts": _mounts(mount or []), "memory": memory_limit,
+                               "pids_limit": pids_limit, "readonly_rootfs": read_only, "privileged": privileged,
+                               "hostname": container_id}
+    if args:
+        options["args"] = args
+
+    async def go(c: Client) -> int:
+        await c.create_container(container_id, ref, options, snapshotter=snapshotter, runtime=runtime, init=init)
+        try:
+            await c.create_task(container_id, terminal=tty_, stdin=not detach)
+            if detach:
+                await c.start_task(container_id)
+                return 0
+            code = await _attached_start(c, container_id, None, tty_)
+        except BaseException:
+            if rm:
+                await _remove(c, container_id)
+            raise
+        if rm:
+            await _remove(c, container_id)
+        return code
+
+    raise typer.Exit(run(go))
+
+
+async def _attached_start(c: Client, task_id: str, exec_id: str | None, terminal: bool) -> int:
+    """Attach before starting, so no output is lost; pump stdio; return the exit code."""
+    io = await c.task_io(task_id, exec_id)
+    att = await Attachment.connect(io["attach_socket"])
+
+    async def resize(rows: int, cols: int) -> None:
+        await c.resize_task(task_id, rows, cols, exec_id)
+
+    with contextlib.closing(att), stdio.raw_terminal(terminal):
+        if exec_id:
+            await c.start_exec(task_id, exec_id)
+        else:
+            await c.start_task(task_id)
+        await stdio.pump(att, stdin=True, terminal=terminal, resize=resize)
+    status = await c.wait_task(task_id, exec_id)
+    return int(status["exit_status"])
+
+
+async def _remove(c: Client, container_id: str) -> None:
+    try:
+        await c.delete_task(container_id, force=True)
+    except NotFound:
+        pass
+    await c.remove_container(container_id)
+
+
+@containers_app.command("ls")
+@containers_app.command("list", hidden=True)
+def containers_ls(quiet: bool = typer.Option(False, "-q", "--quiet")) -> None:
+    rows = run(lambda c: c.containers())
+    if quiet:
+        for r in rows:
+            print(r["id"])
+        return
+    output.table(["CONTAINER", "IMAGE", "RUNTIME"], [[r["id"], r["image"], r["runtime"]] for r in rows])
+
+
+@containers_app.command("info")
+def containers_info(container_id: str) -> None:
+    print(json.dumps(run(lambda c: c.container(container_id)), indent=2))
+
+
+@containers_app.command("rm")
+@containers_app.command("delete", hidden=True)
+def containers_rm(container_ids: list[str]) -> None:
+    async def go(c: Client) -> None:
+        for cid in container_ids:
+            await c.remove_container(cid)
+
+    run(go)
+
+
+@tasks_app.command("ls")
+@tasks_app.command("list", hidden=True)
+def tasks_ls() -> None:
+    rows = run(lambda c: c.tasks())
+    output.table(["TASK", "PID", "STATUS"], [[r["id"], str(r["pid"]), r["status"].upper()] for r in rows])
+
+
+@tasks_app.command("start")
+def tasks_start(task_id: str, detach: bool = typer.Option(False, "-d", "--detach")) -> None:
+    async def go(c: Client) -> int:
+        task = await c.task(task_id)
+        if detach:
+            await c.start_task(task_id)
+            return 0
+        return await _attached_start(c, task_id, None, task["terminal"])
+
+    raise typer.Exit(run(go))
+
+
+@tasks_app.command("kill")
+def tasks_kill(task_id: str, signal: str = typer.Option("SIGTERM", "--signal", "-s"),
+               all_: bool = typer.Option(False, "--all", "-a"),
+               exec_id: Optional[str] = typer.Option(None, "--exec-id")) -> None:
+    run(lambda c: c.kill_task(task_id, signal, all=all_, exec_id=exec_id))
+
+
+@tasks_app.command("delete")
+@tasks_app.command("rm", hidden=True)
+def tasks_delete(task_ids: list[str], force: bool = typer.Option(False, "--force", "-f")) -> None:
+    async def go(c: Client) -> None:
+        for tid in task_ids:
+            await c.delete_task(tid, force=force)
+
+    run(go)
+
+
+@tasks_app.command("ps")
+def tasks_ps(task_id: str) -> None:
+    output.table(["PID"], [[str(p)] for p in run(lambda c: c.task_pids(task_id))])
+
+
+@tasks_app.command("pause")
+def tasks_pause(task_id: str) -> None:
+    run(lambda c: c.pause_task(task_id))
+
+
+@tasks_app.command("resume")
+def tasks_resume(task_id: str) -> None:
+    run(lambda c: c.resume_task(task_id))
+
+
+@tasks_app.command("metrics")
+def tasks_metrics(task_id: str) -> None:
+    m = run(lambda c: c.task_metrics(task_id))
+    output.table(["METRIC", "VALUE"], [[k, "-" if v is None else str(v)] for k, v in m.items()])
+
+
+@tasks_app.command("attach")
+def tasks_attach(task_id: str) -> None:
+    async def go(c: Client) -> int:
+        task = await c.task(task_id)
+        io = await c.task_io(task_id)
+        att = await Attachment.connect(io["attach_socket"])
+
+        async def resize(rows: int, cols: int) -> None:
+            await c.resize_task(task_id, rows, cols)
+
+        with contextlib.closing(att), stdio.raw_terminal(task["terminal"]):
+            await stdio.pump(att, stdin=task["stdin"], terminal=task["terminal"], resize=resize)
+        return int((await c.wait_task(task_id))["exit_status"])
+
+    raise typer.Exit(run(go))
+
+
+@tasks_app.command("exec", context_settings={"allow_interspersed_args": False})
+def tasks_exec(
+    task_id: str,
+    args: list[str],
+    exec_id: str = typer.Option(..., "--exec-id"),
+    tty_: bool = typer.Option(False, "-t", "--tty"),
+    detach: bool = typer.Option(False, "-d", "--detach"),
+    env: list[str] = typer.Option(None, "--env"),
+    cwd: Optional[str] = typer.Option(None, "--cwd"),
+    user: Optional[str] = typer.Option(None, "--user", "-u"),
+) -> None:
+    async def go(c: Client) -> int:
+        await c.add_exec(task_id, exec_id, args, env=env or [], cwd=cwd, user=user, terminal=tty_,
+                         stdin=not detach)
+        if detach:
+            await c.start_exec(task_id, exec_id)
+            return 0
+        try:
+            return await _attached_start(c, task_id, exec_id, tty_)
+        finally:
+            await c.delete_exec(task_id, exec_id)
+
+    raise typer.Exit(run(go))
 
 
 @app.command("events")

@@ -51,7 +51,13 @@ class PullRenderer:
         self._last: dict[str, str] = {}
         if self._tty:
             # rich costs ~50 ms to import: only bars on a terminal pay for it.
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
 
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                       TransferSpeedColumn(), transient=False)

@@ -6,9 +6,18 @@ from fastapi import FastAPI
 from runtime import __version__
 from runtime.api import errors
 from runtime.api.context import ContextMiddleware
-from runtime.api.routers import content, events, images, leases, namespaces, snapshots, system
+from runtime.api.routers import (
+    containers,
+    content,
+    events,
+    images,
+    leases,
+    namespaces,
+    snapshots,
+    system,
+    tasks,
+)
 from runtime.services import Services
-
 from runtime.wire import API_PREFIX
 
 
@@ -17,7 +26,7 @@ def build(services: Services) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
-    for r in (system, namespaces, content, images, leases, snapshots, events):
+    for r in (system, namespaces, content, images, leases, snapshots, containers, tasks, events):
         app.include_router(r.router, prefix=API_PREFIX)
     app.add_middleware(ContextMiddleware)
     return app

@@ -198,6 +198,92 @@ class Client:
     async def remove_lease(self, id: str, namespace: str | None = None) -> None:
         await self.request("DELETE", f"/leases/{quote(id, safe='')}", namespace=namespace)
 
+    # containers
+    async def containers(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return await self.request("GET", "/containers", namespace=namespace)
+
+    async def container(self, container_id: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("GET", f"/containers/{quote(container_id, safe='')}", namespace=namespace)
+
+    async def create_container(self, container_id: str, image: str, options: dict[str, Any] | None = None, *,
+                               snapshotter: str | None = None, runtime: str = "runc", init: bool = False,
+                               labels: dict[str, str] | None = None, namespace: str | None = None) -> dict[str, Any]:
+        body = {"id": container_id, "image": image, "snapshotter": snapshotter, "runtime": runtime,
+                "labels": labels or {}, "options": options or {}, "init": init}
+        return await self.request("POST", "/containers", json_body=body, namespace=namespace)
+
+    async def remove_container(self, container_id: str, keep_snapshot: bool = False,
+                               namespace: str | None = None) -> None:
+        await self.request("DELETE", f"/containers/{quote(container_id, safe='')}",
+                           params={"keep_snapshot": "true"} if keep_snapshot else None, namespace=namespace)
+
+    # tasks
+    async def tasks(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return await self.request("GET", "/tasks", namespace=namespace)
+
+    async def task(self, task_id: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("GET", f"/tasks/{quote(task_id, safe='')}", namespace=namespace)
+
+    async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
+                          namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("POST", "/tasks", json_body={"container_id": container_id, "terminal": terminal,
+                                                               "stdin": stdin}, namespace=namespace)
+
+    async def start_task(self, task_id: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("POST", f"/tasks/{quote(task_id, safe='')}/start", namespace=namespace)
+
+    async def kill_task(self, task_id: str, signal: str | int = "SIGTERM", all: bool = False,
+                        exec_id: str | None = None, namespace: str | None = None) -> None:
+        await self.request("POST", f"/tasks/{quote(task_id, safe='')}/kill",
+                           json_body={"signal": signal, "all": all, "exec_id": exec_id}, namespace=namespace)
+
+    async def wait_task(self, task_id: str, exec_id: str | None = None,
+                        namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("POST", f"/tasks/{quote(task_id, safe='')}/wait",
+                                  params={"exec_id": exec_id} if exec_id else None, namespace=namespace)
+
+    async def delete_task(self, task_id: str, force: bool = False, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("DELETE", f"/tasks/{quote(task_id, safe='')}",
+                                  params={"force": "true"} if force else None, namespace=namespace)
+
+    async def pause_task(self, task_id: str, namespace: str | None = None) -> None:
+        await self.request("POST", f"/tasks/{quote(task_id, safe='')}/pause", namespace=namespace)
+
+    async def resume_task(self, task_id: str, namespace: str | None = None) -> None:
+        await self.request("POST", f"/tasks/{quote(task_id, safe='')}/resume", namespace=namespace)
+
+    async def task_pids(self, task_id: str, namespace: str | None = None) -> list[int]:
+        return await self.request("GET", f"/tasks/{quote(task_id, safe='')}/pids", namespace=namespace)
+
+    async def task_metrics(self, task_id: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("GET", f"/tasks/{quote(task_id, safe='')}/metrics", namespace=namespace)
+
+    async def task_io(self, task_id: str, exec_id: str | None = None,
+                      namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("GET", f"/tasks/{quote(task_id, safe='')}/io",
+                                  params={"exec_id": exec_id} if exec_id else None, namespace=namespace)
+
+    async def resize_task(self, task_id: str, rows: int, cols: int, exec_id: str | None = None,
+                          namespace: str | None = None) -> None:
+        await self.request("POST", f"/tasks/{quote(task_id, safe='')}/resize",
+                           json_body={"rows": rows, "cols": cols, "exec_id": exec_id}, namespace=namespace)
+
+    async def add_exec(self, task_id: str, exec_id: str, args: list[str], *, env: list[str] | None = None,
+                       cwd: str | None = None, user: str | None = None, terminal: bool = False, stdin: bool = False,
+                       namespace: str | None = None) -> dict[str, Any]:
+        body = {"exec_id": exec_id, "args": args, "env": env or [], "cwd": cwd, "user": user,
+                "terminal": terminal, "stdin": stdin}
+        return await self.request("POST", f"/tasks/{quote(task_id, safe='')}/execs", json_body=body,
+                                  namespace=namespace)
+
+    async def start_exec(self, task_id: str, exec_id: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("POST", f"/tasks/{quote(task_id, safe='')}/execs/{quote(exec_id, safe='')}/start",
+                                  namespace=namespace)
+
+    async def delete_exec(self, task_id: str, exec_id: str, namespace: str | None = None) -> None:
+        await self.request("DELETE", f"/tasks/{quote(task_id, safe='')}/execs/{quote(exec_id, safe='')}",
+                           namespace=namespace)
+
     # events
     async def events(self, topics: list[str] | None = None, namespaces: list[str] | None = None,
                      announce: bool = False) -> AsyncIterator[dict[str, Any]]:

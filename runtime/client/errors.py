@@ -3,7 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.errors import BY_CODE, Internal, InvalidArgument, NotFound, RuntimeError_, Unavailable
+from runtime.errors import (
+    BY_CODE,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    RuntimeError_,
+    Unavailable,
+)
 
 _BY_STATUS: dict[int, type[RuntimeError_]] = {400: InvalidArgument, 404: NotFound, 503: Unavailable}
 

@@ -30,7 +30,13 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from runtime import mount as mountlib
-from runtime.errors import DataLoss, FailedPrecondition, Internal, InvalidArgument, RuntimeError_
+from runtime.errors import (
+    DataLoss,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    RuntimeError_,
+)
 from runtime.mount import Mount
 from runtime.snapshots.fsutil import remove_tree
 

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.config import Config
+from runtime.containers import ContainerService
 from runtime.content.local import LocalStore
 from runtime.events.exchange import Exchange
+from runtime.metadata.containers import ContainerStore
 from runtime.metadata.content import ContentService
 from runtime.metadata.db import Database
 from runtime.metadata.gc import Collector
@@ -16,12 +19,17 @@ from runtime.metadata.images import ImageStore
 from runtime.metadata.leases import LeaseStore
 from runtime.metadata.namespaces import NamespaceStore
 from runtime.metadata.snapshots import SnapshotService
-from runtime.wire import DEFAULT_NAMESPACE
 from runtime.plugins.registry import InitContext, Registration, Registry, SkipPlugin
 from runtime.snapshots.native import NativeSnapshotter
-from runtime.snapshots.overlay import OverlaySnapshotter, supported as overlay_supported
+from runtime.snapshots.overlay import OverlaySnapshotter
+from runtime.snapshots.overlay import supported as overlay_supported
+from runtime.tasks import cgroups
+from runtime.tasks.conmon import CONMON
+from runtime.tasks.conmon_shim import ConmonShim, probe
+from runtime.tasks.service import TaskService
 from runtime.transfer.pull import Puller
 from runtime.transfer.registry import RemoteFactory
+from runtime.wire import DEFAULT_NAMESPACE
 
 EVENT = "io.pyengine.event.v1"
 METADATA = "io.pyengine.metadata.v1"
@@ -32,6 +40,7 @@ LEASE = "io.pyengine.lease.v1"
 GC = "io.pyengine.gc.v1"
 TRANSFER = "io.pyengine.transfer.v1"
 SERVICE = "io.pyengine.service.v1"
+RUNTIME = "io.pyengine.runtime.v1"
 
 
 @dataclass
@@ -125,6 +134,35 @@ def register_all(registry: Registry, cfg: Config) -> None:
     async def close_remotes(f: RemoteFactory) -> None:
         await f.close()
 
+    def oci_runtime(name: str, path: str) -> Registration:
+        async def init(_: InitContext) -> ConmonShim:
+            reason = await probe(path)
+            if reason:
+                raise SkipPlugin(reason)
+            if name == "crun" and cgroups.detect_mode() == cgroups.CgroupMode.HYBRID:
+                raise RuntimeError("crun refuses hybrid cgroup hierarchies (cgroup v1 controllers beside a v2 mount)")
+            if not os.access(CONMON, os.X_OK):
+                raise SkipPlugin(f"{CONMON} is not installed")
+            return ConmonShim(name, path, str(Path(cfg.state) / "runc" / name))
+
+        return Registration(RUNTIME, name, init)
+
+    async def containers(ctx: InitContext) -> ContainerService:
+        m: Metadata = ctx.get(METADATA)
+        snaps: dict[str, SnapshotService] = ctx.get(SERVICE, "snapshots")
+        default = cfg.default_snapshotter if cfg.default_snapshotter in snaps else next(iter(snaps))
+        return ContainerService(root, cfg.cgroup_root, ContainerStore(m.db, ctx.get(EVENT)), ctx.get(SERVICE, "images"), ctx.get(CONTENT),
+                                snaps, default, set(ctx.get_all(RUNTIME)))
+
+    async def tasks(ctx: InitContext) -> TaskService:
+        service = TaskService(root, Path(cfg.state), ctx.get(SERVICE, "containers").store,
+                              ctx.get(SERVICE, "snapshots"), ctx.get_all(RUNTIME), ctx.get(EVENT))
+        await service.start_watching()
+        return service
+
+    async def close_tasks(t: TaskService) -> None:
+        await t.close()
+
     for reg in [
         Registration(EVENT, "exchange", events),
         Registration(METADATA, "sqlite", metadata, [f"{EVENT}/exchange"], close=close_metadata),
@@ -138,6 +176,11 @@ def register_all(registry: Registry, cfg: Config) -> None:
         Registration(SERVICE, "snapshots", snapshots, [f"{METADATA}/sqlite", SNAPSHOTTER]),
         Registration(GC, "scheduler", gc, [f"{METADATA}/sqlite", f"{CONTENT}/content", SNAPSHOTTER]),
         Registration(TRANSFER, "remotes", remotes, close=close_remotes),
+        oci_runtime("runc", "/usr/sbin/runc"),
+        oci_runtime("crun", "/usr/bin/crun"),
+        Registration(SERVICE, "containers", containers, [f"{METADATA}/sqlite", f"{SERVICE}/snapshots",
+                                                         f"{SERVICE}/images", f"{CONTENT}/content", RUNTIME]),
+        Registration(SERVICE, "tasks", tasks, [f"{SERVICE}/containers", RUNTIME], close=close_tasks),
         Registration(TRANSFER, "pull", pull, [f"{CONTENT}/content", f"{SERVICE}/snapshots", f"{SERVICE}/images",
                                               f"{LEASE}/manager", f"{GC}/scheduler", f"{DIFF}/walking",
                                               f"{TRANSFER}/remotes"]),

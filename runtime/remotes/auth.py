@@ -16,9 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from yarl import URL
 
 from runtime.errors import InvalidArgument, Unauthenticated
-from runtime.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_DOMAIN, LEGACY_DEFAULT_DOMAIN
+from runtime.reference import (
+    DEFAULT_DOMAIN,
+    DOCKER_HUB_API_DOMAIN,
+    LEGACY_DEFAULT_DOMAIN,
+)
 from runtime.remotes.registry_errors import registry_error_message
-
 
 # OAuth2 refresh-token grants require a client_id.
 _CLIENT_ID = "pyengine"

@@ -8,7 +8,11 @@ from pydantic import BaseModel, Field, field_validator
 from yarl import URL
 
 from runtime.errors import InvalidArgument
-from runtime.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_DOMAIN, LEGACY_DEFAULT_DOMAIN
+from runtime.reference import (
+    DEFAULT_DOMAIN,
+    DOCKER_HUB_API_DOMAIN,
+    LEGACY_DEFAULT_DOMAIN,
+)
 from runtime.remotes.auth import Credentials
 
 

@@ -15,8 +15,8 @@ from yarl import URL
 from runtime.errors import Unauthenticated, Unavailable
 from runtime.remotes.auth import (
     Authorizer,
-    CredentialStore,
     Credentials,
+    CredentialStore,
     DockerConfigFile,
     parse_www_authenticate,
 )

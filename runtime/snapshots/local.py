@@ -11,8 +11,8 @@ import asyncio
 
 from runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from runtime.mount import Mount
-from runtime.snapshots.snapshotter import Info, Kind, Usage, WalkFilter
 from runtime.snapshots.fsutil import disk_usage
+from runtime.snapshots.snapshotter import Info, Kind, Usage, WalkFilter
 from runtime.snapshots.storage import Record, Storage
 
 

@@ -25,8 +25,11 @@ DEFAULT_PARENT = "/pyengine"
 _ID_RE = re.compile(r"^[\w+\-.]+$")
 # v1 reports "no limit" as the largest page-aligned counter; anything this big is unlimited.
 _V1_UNLIMITED = 1 << 62
-# The only named v1 hierarchy runc joins.
-_NAMED_HIERARCHIES = frozenset({"name=systemd"})
+# The v1 hierarchies runc 1.1 creates a directory in (it ignores any other).
+_RUNC_V1_SUBSYSTEMS = frozenset({
+    "cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio", "perf_event",
+    "hugetlb", "pids", "rdma", "name=systemd",
+})
 
 
 class CgroupMode(str, enum.Enum):
@@ -42,27 +45,24 @@ class _Hierarchy:
 
 
 def _parse_mountinfo(text: str, root: str = CGROUP_ROOT) -> tuple[CgroupMode, list[_Hierarchy]]:
-    v1: list[_Hierarchy] = []
-    v2: _Hierarchy | None = None
-    seen: set[str] = set()
+    # Later lines mount over earlier ones at the same place: keep the visible (last) one.
+    visible: dict[str, tuple[str, str]] = {}
     for line in text.splitlines():
         pre, sep, post = line.partition(" - ")
-        if not sep:
-            continue
         fields, tail = pre.split(), post.split()
-        if len(fields) < 5 or len(tail) < 3:
+        if not sep or len(fields) < 5 or len(tail) < 3:
             continue
-        mountpoint, fstype = fields[4].replace("\\040", " "), tail[0]
-        if mountpoint != root and os.path.dirname(mountpoint) != root:
-            continue  # bind mounts of hierarchies elsewhere are not what runc uses
-        if mountpoint in seen:
-            continue
-        seen.add(mountpoint)
+        mountpoint = fields[4].replace("\\040", " ")
+        # Hierarchies bind-mounted elsewhere are not the ones runc uses.
+        if mountpoint == root or os.path.dirname(mountpoint) == root:
+            visible[mountpoint] = (tail[0], tail[2])
+    v1: list[_Hierarchy] = []
+    v2: _Hierarchy | None = None
+    for mountpoint, (fstype, superopts) in visible.items():
         if fstype == "cgroup2":
             v2 = _Hierarchy(mountpoint, frozenset())
         elif fstype == "cgroup":
-            opts = {o for o in tail[2].split(",") if o not in ("rw", "ro")}
-            known = {o for o in opts if "=" not in o} | (opts & _NAMED_HIERARCHIES)
+            known = _RUNC_V1_SUBSYSTEMS.intersection(superopts.split(","))
             if known:
                 v1.append(_Hierarchy(mountpoint, frozenset(known)))
     if v2 is not None and v2.mountpoint == root:

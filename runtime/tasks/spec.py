@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.errors import InvalidArgument
+from runtime.errors import Internal, InvalidArgument
 from runtime.tasks import cgroups, seccomp
 from runtime.tasks.users import resolve_user
 
@@ -209,7 +209,7 @@ def _host_bounding_set() -> int:
         for line in fh:
             if line.startswith("CapBnd:"):
                 return int(line.split()[1], 16)
-    raise InvalidArgument("cannot read this process's capability bounding set")
+    raise Internal("cannot read this process's capability bounding set")
 
 
 def host_capabilities() -> list[str]:

@@ -14,7 +14,7 @@ import stat
 from collections import deque
 from dataclasses import dataclass, field
 
-from runtime.errors import InvalidArgument
+from runtime.errors import InvalidArgument, NotFound
 
 # Linux's own bound on symlink traversals in one lookup.
 _MAX_SYMLINKS = 40
@@ -92,7 +92,10 @@ def _open_in_root(root_fd: int, path: str) -> int | None:
 
 def read_rootfs_file(rootfs: str, path: str) -> str | None:
     """Text of a regular file inside the rootfs, or None if absent, looping or not a regular file."""
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise NotFound(f"rootfs {rootfs} is not a directory") from e
     try:
         try:
             fd = _open_in_root(root_fd, path)

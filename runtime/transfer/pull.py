@@ -22,8 +22,15 @@ from runtime.metadata.gc import Collector
 from runtime.metadata.images import Image, ImageStore
 from runtime.metadata.leases import LeaseStore, reset_lease, set_lease
 from runtime.metadata.snapshots import SnapshotService
-from runtime.oci import (CONFIG_TYPES, INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, Descriptor, layer_compression,
-                         validate_digest)
+from runtime.oci import (
+    CONFIG_TYPES,
+    INDEX_TYPES,
+    LAYER_TYPES,
+    MANIFEST_TYPES,
+    Descriptor,
+    layer_compression,
+    validate_digest,
+)
 from runtime.transfer.fetch import UNCOMPRESSED_LABEL, Fetcher
 from runtime.transfer.progress import BlobProgress, PullProgress
 from runtime.transfer.unpack import chain_ids, check_diff_ids, unpack_layer

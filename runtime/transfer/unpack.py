@@ -19,6 +19,7 @@ from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import Mount
 from runtime.oci import Descriptor, layer_compression
 
+
 def chain_ids(diff_ids: list[str]) -> list[str]:
     out: list[str] = []
     for d in diff_ids:

@@ -7,7 +7,13 @@ from collections.abc import Callable
 import pytest
 
 from runtime import mount
-from runtime.errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
+from runtime.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+)
 from runtime.mount import Mount
 from runtime.snapshots.fsutil import remove_tree
 from runtime.snapshots.native import NativeSnapshotter

@@ -4,19 +4,29 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import stat
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from runtime.client import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
-from runtime.client import Client
+from runtime.client import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+)
 from tests.fixtures import images as fx
 from tests.fixtures.daemons import RuntimeDaemon
-from tests.integration.helpers import (blob_files, chain_id, mounted_view, pull, pyctr, raw_request,
-                                       verify_blob)
+from tests.integration.helpers import (
+    blob_files,
+    chain_id,
+    mounted_view,
+    pull,
+    pyctr,
+    raw_request,
+    verify_blob,
+)
 
 
 def _top_chain(image: fx.Image) -> str:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -14,12 +13,11 @@ from tests.integration.helpers import blob_files, pull, verify_blob
 @pytest.fixture
 def mirrored_daemon(tmp_path_factory, proxy):
     base = tmp_path_factory.mktemp("rtm")
-    config = Path(base) / "config.toml"
-    config.write_text(
+    d = RuntimeDaemon(str(base))
+    d.config = d.write_config(
         "[registry]\n"
         f'mirrors = {{ "docker.io" = ["{proxy.host}"], "registry.example.invalid:5000" = ["http://{proxy.host}"] }}\n'
     )
-    d = RuntimeDaemon(str(base), config=str(config))
     d.start()
     try:
         yield d

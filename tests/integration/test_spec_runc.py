@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 
 from runtime.tasks import cgroups
-from runtime.tasks.spec import CAPABILITIES, DEFAULT_CAPABILITIES, SpecOptions, Ulimit, generate, host_capabilities
+from runtime.tasks.spec import (
+    CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+    SpecMount,
+    SpecOptions,
+    Ulimit,
+    generate,
+    host_capabilities,
+)
 
 RUNC = shutil.which("runc")
 BUSYBOX = shutil.which("busybox")
@@ -197,10 +205,19 @@ def test_user_nobody(runc: Runc) -> None:
     assert out["cap"].split()[-1] == "0000000000000000"  # exec as non-root drops them, as in Docker
 
 
-def test_readonly_rootfs(runc: Runc) -> None:
-    out = lines(runc.run("touch /x 2>/dev/null && echo root=rw || echo root=ro; "
-                         "touch /dev/shm/y && echo shm=rw", readonly_rootfs=True))
-    assert out == {"root": "ro", "shm": "rw"}
+def test_readonly_rootfs_and_user_mounts(runc: Runc, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "greeting").write_text("hi\n")
+    out = lines(runc.run(
+        "touch /x 2>/dev/null && echo root=rw || echo root=ro; touch /dev/shm/y && echo shm=rw; "
+        "echo data=$(cat /data/greeting); touch /data/z 2>/dev/null && echo data_w=rw || echo data_w=ro; "
+        "touch /scratch/z && echo scratch=rw",
+        readonly_rootfs=True, mounts=[SpecMount(source=str(data), destination="/data", options=["ro"])],
+        tmpfs={"/scratch": "size=1m"},
+    ))
+    assert out == {"root": "ro", "shm": "rw", "data": "hi", "data_w": "ro", "scratch": "rw"}
+    assert not (data / "z").exists()
 
 
 def test_custom_seccomp_profile_is_enforced(runc: Runc, tmp_path: Path) -> None:

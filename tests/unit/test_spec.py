@@ -3,14 +3,21 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runtime.errors import InvalidArgument
+from runtime.errors import FailedPrecondition, InvalidArgument
 from runtime.tasks import cgroups, seccomp, spec
-from runtime.tasks.spec import DEFAULT_CAPABILITIES, SpecMount, SpecOptions, Ulimit, generate
+from runtime.tasks.spec import (
+    DEFAULT_CAPABILITIES,
+    SpecMount,
+    SpecOptions,
+    Ulimit,
+    generate,
+)
 from runtime.tasks.users import read_rootfs_file, resolve_user
 
 PASSWD = (
@@ -306,7 +313,6 @@ def test_invalid_ulimits(ulimit: Ulimit, message: str) -> None:
 
 
 def test_unlimited_ulimit_below_an_unlimited_host() -> None:
-    import resource
     if resource.getrlimit(resource.RLIMIT_CORE)[1] != resource.RLIM_INFINITY:
         pytest.skip("host core hard limit is finite")
     assert spec.rlimits([Ulimit(name="core", soft=-1, hard=-1)])[0]["hard"] == 2**64 - 1
@@ -591,7 +597,8 @@ HYBRID = """\
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
-42 31 0:39 / /sys/fs/cgroup/misc rw,relatime - cgroup cgroup rw,name=other
+42 31 0:39 / /sys/fs/cgroup/other rw,relatime - cgroup cgroup rw,xattr,name=other
+43 31 0:40 / /sys/fs/cgroup/misc rw,relatime - cgroup cgroup rw,misc
 50 22 0:32 / /mnt/elsewhere rw,relatime - cgroup cgroup rw,memory
 """
 UNIFIED = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n"
@@ -606,6 +613,11 @@ def test_parse_mountinfo() -> None:
     assert cgroups._parse_mountinfo(HYBRID.replace("cgroup2 cgroup2", "tmpfs tmpfs"))[0] is cgroups.CgroupMode.V1
     mode, hs = cgroups._parse_mountinfo(UNIFIED)
     assert mode is cgroups.CgroupMode.UNIFIED and [h.mountpoint for h in hs] == ["/sys/fs/cgroup"]
+    # A cgroup2 mounted over an earlier tmpfs at the same place is the one that counts.
+    stacked = "29 23 0:25 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n" + UNIFIED
+    assert cgroups._parse_mountinfo(stacked)[0] is cgroups.CgroupMode.UNIFIED
+    with pytest.raises(FailedPrecondition):
+        cgroups._parse_mountinfo("29 23 0:25 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n")
 
 
 def test_cgroups_path_and_dirs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import signal as _signal
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel
+
+from runtime.api.deps import services
+from runtime.errors import InvalidArgument
+from runtime.services import Services
+from runtime.tasks.cgroups import Metrics
+from runtime.tasks.service import ExecCreate, ExitStatus
+from runtime.tasks.state import ExecState, TaskState
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+class TaskCreate(BaseModel):
+    container_id: str
+    terminal: bool | None = None
+    stdin: bool = False
+
+
+class KillRequest(BaseModel):
+    signal: str | int = "SIGTERM"
+    all: bool = False
+    exec_id: str | None = None
+
+
+class ResizeRequest(BaseModel):
+    rows: int
+    cols: int
+    exec_id: str | None = None
+
+
+class IOInfo(BaseModel):
+    attach_socket: str
+    ctl: str
+    log_path: str | None
+
+
+def parse_signal(sig: str | int) -> int:
+    if isinstance(sig, int) or (isinstance(sig, str) and sig.isdigit()):
+        n = int(sig)
+        if not 0 < n < 65:
+            raise InvalidArgument(f"invalid signal {sig!r}")
+        return n
+    name = sig.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(_signal.Signals[name])
+    except KeyError:
+        raise InvalidArgument(f"invalid signal {sig!r}") from None
+
+
+@router.get("", response_model=list[TaskState])
+async def list_tasks(s: Services = Depends(services)) -> list[TaskState]:
+    return s.tasks.list()
+
+
+@router.post("", response_model=TaskState, status_code=201)
+async def create_task(body: TaskCreate, s: Services = Depends(services)) -> TaskState:
+    return await s.tasks.create(body.container_id, terminal=body.terminal, stdin=body.stdin)
+
+
+@router.get("/{task_id}", response_model=TaskState)
+async def get_task(task_id: str, s: Services = Depends(services)) -> TaskState:
+    return s.tasks.get(task_id)
+
+
+@router.post("/{task_id}/start", response_model=TaskState)
+async def start_task(task_id: str, s: Services = Depends(services)) -> TaskState:
+    return await s.tasks.start(task_id)
+
+
+@router.post("/{task_id}/kill", status_code=204)
+async def kill_task(task_id: str, body: KillRequest, s: Services = Depends(services)) -> Response:
+    await s.tasks.kill(task_id, parse_signal(body.signal), all=body.all, exec_id=body.exec_id)
+    return Response(status_code=204)
+
+
+@router.post("/{task_id}/wait", response_model=ExitStatus)
+async def wait_task(task_id: str, exec_id: str | None = None, s: Services = Depends(services)) -> ExitStatus:
+    return await s.tasks.wait(task_id, exec_id)
+
+
+@router.delete("/{task_id}", response_model=ExitStatus)
+async def delete_task(task_id: str, force: bool = False, s: Services = Depends(services)) -> ExitStatus:
+    return await s.tasks.delete(task_id, force=force)
+
+
+@router.post("/{task_id}/pause", status_code=204)
+async def pause_task(task_id: str, s: Services = Depends(services)) -> Response:
+    await s.tasks.pause(task_id)
+    return Response(status_code=204)
+
+
+@router.post("/{task_id}/resume", status_code=204)
+async def resume_task(task_id: str, s: Services = Depends(services)) -> Response:
+    await s.tasks.resume(task_id)
+    return Response(status_code=204)
+
+
+@router.get("/{task_id}/pids", response_model=list[int])
+async def task_pids(task_id: str, s: Services = Depends(services)) -> list[int]:
+    return await s.tasks.pids(task_id)
+
+
+@router.get("/{task_id}/metrics", response_model=Metrics)
+async def task_metrics(task_id: str, s: Services = Depends(services)) -> Metrics:
+    return await s.tasks.metrics(task_id)
+
+
+@router.get("/{task_id}/io", response_model=IOInfo)
+async def task_io(task_id: str, exec_id: str | None = None, s: Services = Depends(services)) -> IOInfo:
+    io = s.tasks.io(task_id, exec_id)
+    return IOInfo(attach_socket=io.attach_socket, ctl=io.ctl, log_path=io.log_path)
+
+
+@router.post("/{task_id}/resize", status_code=204)
+async def resize(task_id: str, body: ResizeRequest, s: Services = Depends(services)) -> Response:
+    await s.tasks.resize(task_id, body.rows, body.cols, body.exec_id)
+    return Response(status_code=204)
+
+
+@router.post("/{task_id}/execs", response_model=ExecState, status_code=201)
+async def add_exec(task_id: str, body: ExecCreate, s: Services = Depends(services)) -> ExecState:
+    return await s.tasks.add_exec(task_id, body)
+
+
+@router.post("/{task_id}/execs/{exec_id}/start", response_model=ExecState)
+async def start_exec(task_id: str, exec_id: str, s: Services = Depends(services)) -> ExecState:
+    return await s.tasks.start_exec(task_id, exec_id)
+
+
+@router.delete("/{task_id}/execs/{exec_id}", status_code=204)
+async def delete_exec(task_id: str, exec_id: str, s: Services = Depends(services)) -> Response:
+    await s.tasks.delete_exec(task_id, exec_id)
+    return Response(status_code=204)

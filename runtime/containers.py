@@ -1,0 +1,167 @@
+"""Creating and removing containers: a writable rootfs snapshot on the image and an OCI spec.
+
+The spec is generated here, with the new rootfs mounted for a moment, so that
+errors that depend on the image (an unknown user, a bad working directory)
+surface when the container is created and `containers info` shows the real spec.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from runtime.images.config import resolve as resolve_image
+from runtime.metadata.containers import Container, ContainerStore, validate_id
+from runtime.metadata.content import ContentService
+from runtime.metadata.images import Image, ImageStore
+from runtime.metadata.snapshots import SnapshotService
+from runtime.mount import mounted
+from runtime.namespaces import require_namespace
+from runtime.reference import parse as parse_reference
+from runtime.tasks.spec import SpecOptions, generate
+
+log = logging.getLogger("runtime.containers")
+
+
+class ContainerCreate(BaseModel):
+    id: str
+    image: str
+    snapshotter: str | None = None
+    runtime: str = "runc"
+    labels: dict[str, str] = Field(default_factory=dict)
+    options: SpecOptions = Field(default_factory=SpecOptions)
+    # Run the command under tini, as `docker run --init` does: a plain process as
+    # pid 1 never sees SIGTERM (the kernel drops signals pid 1 has no handler for).
+    init: bool = False
+
+
+INIT_BINARY = "/usr/bin/tini-static"
+INIT_PATH = "/sbin/pyengine-init"
+
+
+class ContainerService:
+    def __init__(self, root: Path, cgroup_root: str, store: ContainerStore, images: ImageStore,
+                 content: ContentService, snapshots: dict[str, SnapshotService], default_snapshotter: str,
+                 runtimes: set[str]) -> None:
+        self._root = root
+        self._cgroup_root = cgroup_root
+        self.store = store
+        self._images = images
+        self._content = content
+        self._snapshots = snapshots
+        self._default_snapshotter = default_snapshotter
+        self._runtimes = runtimes
+
+    async def create(self, req: ContainerCreate) -> Container:
+        ns = require_namespace()
+        validate_id(req.id)
+        snapshotter = req.snapshotter or self._default_snapshotter
+        if snapshotter not in self._snapshots:
+            raise InvalidArgument(f"snapshotter {snapshotter!r} is not loaded")
+        if req.runtime not in self._runtimes:
+            raise InvalidArgument(f"runtime {req.runtime!r} is not available (have: {', '.join(sorted(self._runtimes))})")
+        try:
+            await self.store.get(req.id)
+            raise AlreadyExists(f"container {req.id} already exists")
+        except NotFound:
+            pass
+        if req.options.cgroup_parent is None:
+            req.options.cgroup_parent = f"{self._cgroup_root.rstrip('/')}/{ns}"
+        image = await self._image(req.image)
+        rootfs = await resolve_image(self._content, image.target)
+        service = self._snapshots[snapshotter]
+        if rootfs.chain_id is not None and not await service.exists(rootfs.chain_id):
+            raise FailedPrecondition(f"image {req.image} is not unpacked for snapshotter {snapshotter}")
+        try:
+            mounts = await service.prepare(req.id, rootfs.chain_id, {"io.pyengine.container": req.id})
+        except AlreadyExists:
+            raise AlreadyExists(f"snapshot {req.id} already exists (a container of that id is being created)") from None
+        try:
+            def build() -> dict:
+                with mounted(mounts, parent=tempfile.gettempdir()) as root:
+                    return generate(rootfs.config, root, req.id, ns, req.options)
+
+            spec = await asyncio.to_thread(build)
+            spec["root"]["path"] = "rootfs"
+            if req.init:
+                _add_init(spec)
+            await asyncio.to_thread(self._etc_files, ns, req.id, spec)
+            return await self.store.create(Container(
+                id=req.id, image=req.image, snapshotter=snapshotter, snapshot_key=req.id, runtime=req.runtime,
+                spec=spec, labels=req.labels,
+            ))
+        except BaseException:
+            await service.remove(req.id)
+            await asyncio.to_thread(shutil.rmtree, self._dir(ns, req.id), True)
+            raise
+
+    async def _image(self, name: str) -> Image:
+        """By its stored name, or by the normalised form of a short one (busybox → docker.io/library/busybox:latest)."""
+        try:
+            return await self._images.get(name)
+        except NotFound:
+            normalised = str(parse_reference(name))
+            if normalised == name:
+                raise
+            return await self._images.get(normalised)
+
+    def _dir(self, ns: str, container_id: str) -> Path:
+        return self._root / "containers" / ns / container_id
+
+    def _etc_files(self, ns: str, container_id: str, spec: dict[str, Any]) -> None:
+        """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker gives them, unless the spec mounts its own."""
+        taken = {m.get("destination") for m in spec.get("mounts", [])}
+        d = self._dir(ns, container_id)
+        d.mkdir(parents=True, exist_ok=True)
+        hostname = spec.get("hostname") or container_id[:12]
+        files = {
+            "/etc/hostname": f"{hostname}\n",
+            "/etc/hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n",
+            "/etc/resolv.conf": _resolv_conf(),
+        }
+        for dest, text in files.items():
+            if dest in taken:
+                continue
+            path = d / os.path.basename(dest)
+            path.write_text(text)
+            spec["mounts"].append({"destination": dest, "type": "bind", "source": str(path),
+                                   "options": ["rbind", "rprivate", "rw"]})
+
+    async def delete(self, container_id: str, keep_snapshot: bool = False) -> None:
+        ns = require_namespace()
+        c = await self.store.get(container_id)
+        await self.store.delete(container_id)
+        await asyncio.to_thread(shutil.rmtree, self._dir(ns, container_id), True)
+        if not keep_snapshot:
+            service = self._snapshots.get(c.snapshotter)
+            if service is not None and await service.exists(c.snapshot_key):
+                await service.remove(c.snapshot_key)
+
+
+def _add_init(spec: dict) -> None:
+    if not os.access(INIT_BINARY, os.X_OK):
+        raise FailedPrecondition(f"init requested but {INIT_BINARY} is not installed (Debian package tini)")
+    spec["mounts"].append({"destination": INIT_PATH, "type": "bind", "source": INIT_BINARY,
+                           "options": ["rbind", "ro", "nosuid", "nodev"]})
+    # -g: signals go to the whole process group, so a shell's children stop too.
+    spec["process"]["args"] = [INIT_PATH, "-g", "--", *spec["process"]["args"]]
+
+
+def _resolv_conf() -> str:
+    """The host's resolv.conf without loopback resolvers, which mean nothing in another network namespace."""
+    try:
+        lines = Path("/etc/resolv.conf").read_text().splitlines()
+    except OSError:
+        lines = []
+    kept = [ln for ln in lines if not (ln.startswith("nameserver") and ln.split()[1:2] and
+                                       ln.split()[1].startswith(("127.", "::1")))]
+    if not any(ln.startswith("nameserver") for ln in kept):
+        kept.append("nameserver 8.8.8.8")
+    return "\n".join(kept) + "\n"

@@ -1,0 +1,107 @@
+"""The shim over conmon + an OCI runtime (runc): one conmon per task and per exec."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal as _signal
+from typing import Any
+
+from runtime.client import attach
+from runtime.errors import FailedPrecondition, NotFound
+from runtime.tasks import conmon, exits
+from runtime.tasks.runc import Runc
+from runtime.tasks.shim import ProcessIO, ProcessPaths
+
+
+class ConmonShim:
+    def __init__(self, name: str, runtime_path: str, runc_root: str, conmon_path: str = conmon.CONMON) -> None:
+        self.name = name
+        self._runtime_path = runtime_path
+        self._runc_root = runc_root
+        self._conmon_path = conmon_path
+        self._runc = Runc(runc_root, runtime_path)
+        self._pending: dict[tuple[str, str], conmon.PendingExec] = {}
+
+    async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool) -> int:
+        p = await conmon.create_task(
+            task_id, paths.bundle, runc_root=self._runc_root, state_dir=paths.state_dir, log_path=paths.log_path,
+            exit_dir=paths.exit_dir, terminal=terminal, stdin=stdin, runtime_path=self._runtime_path,
+            conmon_path=self._conmon_path,
+        )
+        return p.pid
+
+    async def start(self, task_id: str) -> None:
+        await self._runc.start(task_id)
+
+    async def prepare_exec(self, task_id: str, exec_id: str, process: dict[str, Any], paths: ProcessPaths, *,
+                           terminal: bool, stdin: bool) -> None:
+        self._pending[(task_id, exec_id)] = await conmon.create_exec(
+            task_id, exec_id, process, runc_root=self._runc_root, state_dir=paths.state_dir, terminal=terminal,
+            stdin=stdin, runtime_path=self._runtime_path, conmon_path=self._conmon_path,
+        )
+
+    async def start_exec(self, task_id: str, exec_id: str) -> int:
+        pending = self._pending.pop((task_id, exec_id), None)
+        if pending is None:
+            raise FailedPrecondition(f"exec {exec_id} is not ready to start (was the runtime restarted?)")
+        return (await pending.start()).pid
+
+    def abort_exec(self, task_id: str, exec_id: str) -> None:
+        pending = self._pending.pop((task_id, exec_id), None)
+        if pending is not None:
+            pending.abort()
+
+    async def kill(self, task_id: str, signal: int, all: bool = False) -> None:
+        await self._runc.kill(task_id, signal, all=all)
+
+    async def kill_pid(self, pid: int, signal: int) -> None:
+        try:
+            os.kill(pid, _signal.Signals(signal))
+        except ProcessLookupError:
+            raise NotFound(f"process {pid} has exited") from None
+
+    async def delete(self, task_id: str, force: bool = False) -> None:
+        await self._runc.delete(task_id, force=force)
+
+    async def pause(self, task_id: str) -> None:
+        await self._runc.pause(task_id)
+
+    async def resume(self, task_id: str) -> None:
+        await self._runc.resume(task_id)
+
+    async def pids(self, task_id: str) -> list[int]:
+        return await self._runc.ps(task_id)
+
+    def io(self, paths: ProcessPaths, exec: bool) -> ProcessIO:
+        # conmon binds attach/ctl in its -b directory: the bundle for a task, the state dir for an exec.
+        where = paths.state_dir if exec else paths.bundle
+        return ProcessIO(attach_socket=os.path.join(where, conmon.ATTACH_SOCKET),
+                         ctl=os.path.join(where, conmon.CTL_FIFO), log_path=paths.log_path)
+
+    async def resize(self, io: ProcessIO, rows: int, cols: int) -> None:
+        await attach.resize(io.ctl, rows, cols)
+
+    def exit_code(self, process_id: str, paths: ProcessPaths, exec: bool) -> int | None:
+        if exec:
+            return exits.read_exit_file(os.path.join(paths.state_dir, exits.EXIT_FILE))
+        code = exits.read_exit_file(os.path.join(paths.exit_dir, process_id))
+        if code is None:
+            code = exits.read_exit_file(os.path.join(paths.state_dir, exits.EXIT_FILE))
+        return code
+
+    def monitor_alive(self, paths: ProcessPaths) -> bool:
+        pidfile = os.path.join(paths.state_dir, exits.CONMON_PIDFILE)
+        pid = exits.read_pidfile(pidfile)
+        return pid is not None and exits.is_conmon(pid, pidfile)
+
+
+async def probe(runtime_path: str) -> str | None:
+    """Why this OCI runtime cannot work here, or None. crun 1.8 refuses hybrid cgroups."""
+    if not os.access(runtime_path, os.X_OK):
+        return f"{runtime_path} is not installed"
+    proc = await asyncio.create_subprocess_exec(runtime_path, "--version", stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        return f"{runtime_path} --version failed: {out.decode(errors='replace').strip()}"
+    return None
