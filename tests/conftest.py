@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.fixtures.daemons import RuntimeDaemon
+from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
 
 pytest_plugins = ["tests.fixtures.conftest_plugin"]
 
@@ -31,3 +31,13 @@ def pyctr_env(runtime_daemon: RuntimeDaemon) -> dict[str, str]:
     env["PYCTR_ADDRESS"] = runtime_daemon.address
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
     return env
+
+
+@pytest.fixture
+def engine(runtime_daemon: RuntimeDaemon) -> Iterator[EngineDaemon]:
+    e = EngineDaemon(runtime_daemon)
+    e.start()
+    try:
+        yield e
+    finally:
+        e.stop()

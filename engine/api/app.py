@@ -1,0 +1,94 @@
+"""The Docker Engine API server (aiohttp): routing with and without /v1.NN, headers, errors."""
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from engine import __version__
+from engine.api.responses import error_response
+from engine.errors import EngineError
+from runtime import client as rt
+from runtime.client import RuntimeError_
+
+log = logging.getLogger("engine.api")
+
+API_VERSION = "1.41"
+MIN_API_VERSION = "1.24"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The one mapping of runtime errors to Docker statuses for this API.
+_RUNTIME_STATUS: dict[type[RuntimeError_], int] = {
+    rt.NotFound: 404, rt.AlreadyExists: 409, rt.Conflict: 409, rt.InvalidArgument: 400,
+    rt.FailedPrecondition: 409, rt.Unauthenticated: 401, rt.PermissionDenied: 403,
+    rt.Unavailable: 503, rt.DataLoss: 500, rt.Internal: 500,
+}
+
+
+def _vtuple(v: str) -> tuple[int, int]:
+    major, minor = v.split(".")
+    return int(major), int(minor)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except EngineError as e:
+        return error_response(e.message, e.status)
+    except RuntimeError_ as e:
+        return error_response(e.message, _RUNTIME_STATUS.get(type(e), 500))
+    except web.HTTPNotFound:
+        return error_response("page not found", 404)
+    except web.HTTPMethodNotAllowed:
+        return error_response("page not found", 404)
+    except web.HTTPException as e:
+        return error_response(e.text or e.reason, e.status)
+    except (ConnectionResetError, BrokenPipeError):
+        # Clients hang up mid-stream routinely (Ctrl-C, run -d dropping its wait).
+        raise
+    except Exception as e:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(f"internal error: {type(e).__name__}: {e}", 500)
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Api-Version", API_VERSION)
+    response.headers.setdefault("Ostype", "linux")
+    response.headers.setdefault("Docker-Experimental", "false")
+    response.headers.setdefault("Server", f"Docker/{__version__} (linux)")
+
+
+class Router:
+    """Registers each route with and without the /v1.NN prefix; checks the version asked for."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def add(self, method: str, path: str, handler: Handler) -> None:
+        async def versioned(request: web.Request) -> web.StreamResponse:
+            version = request.match_info.get("api_version")
+            if version is not None:
+                if _vtuple(version) > _vtuple(API_VERSION):
+                    return error_response(f"client version {version} is too new. Maximum supported API version "
+                                          f"is {API_VERSION}", 400)
+                if _vtuple(version) < _vtuple(MIN_API_VERSION):
+                    return error_response(f"client version {version} is too old. Minimum supported API version "
+                                          f"is {MIN_API_VERSION}, please upgrade your client to a newer version",
+                                          400)
+            return await handler(request)
+
+        self.app.router.add_route(method, path, versioned)
+        self.app.router.add_route(method, r"/v{api_version:\d+\.\d+}" + path, versioned)
+
+
+def build(backend: object, routers: list[Callable[[Router, object], None]]) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=1 << 30)
+    app["backend"] = backend
+    app.on_response_prepare.append(_headers)
+    r = Router(app)
+    for register in routers:
+        register(r, backend)
+    return app

@@ -1,0 +1,49 @@
+"""Query-string conventions of the Docker API clients (CLIENT-FLOWS §1.7-1.9)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from engine.errors import InvalidArgument
+
+_FALSE = {"", "0", "no", "false", "none"}
+
+
+def boolean(q: Mapping[str, str], name: str, default: bool = False) -> bool:
+    if name not in q:
+        return default
+    return q[name].strip().lower() not in _FALSE
+
+
+def integer(q: Mapping[str, str], name: str, default: int | None = None) -> int | None:
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid value for {name}: {raw!r} is not an integer") from None
+
+
+def filters(q: Mapping[str, str]) -> dict[str, list[str]]:
+    """Both shapes: {"label":{"a=b":true}} (CLI) and {"label":["a=b"]} (docker-py)."""
+    raw = q.get("filters")
+    if not raw:
+        return {}
+    try:
+        doc: Any = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid filter: {raw!r} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument("invalid filter: expected a JSON object")
+    out: dict[str, list[str]] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            out[key] = [k for k, v in value.items() if v]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        elif isinstance(value, str):
+            out[key] = [value]
+        else:
+            raise InvalidArgument(f"invalid filter value for {key!r}")
+    return out

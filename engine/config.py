@@ -1,0 +1,48 @@
+"""pyengined configuration: dockerd-style daemon.json, then flags."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_HOST = "unix:///run/pyengine/engine.sock"
+DEFAULT_DATA_ROOT = "/var/lib/pyengine/engine"
+DEFAULT_EXEC_ROOT = "/run/pyengine/engine"
+DEFAULT_RUNTIME_ADDRESS = "/run/pyengine/runtime.sock"
+DEFAULT_RUNTIME_NAMESPACE = "pyengine"
+
+
+class Config(BaseModel):
+    # daemon.json keys are dockerd's (kebab-case); unknown ones are tolerated as dockerd would warn.
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    hosts: list[str] = Field(default_factory=lambda: [DEFAULT_HOST])
+    data_root: str = Field(default=DEFAULT_DATA_ROOT, alias="data-root")
+    exec_root: str = Field(default=DEFAULT_EXEC_ROOT, alias="exec-root")
+    runtime_address: str = Field(default=DEFAULT_RUNTIME_ADDRESS, alias="runtime-address")
+    runtime_namespace: str = Field(default=DEFAULT_RUNTIME_NAMESPACE, alias="runtime-namespace")
+    registry_mirrors: list[str] = Field(default_factory=list, alias="registry-mirrors")
+    insecure_registries: list[str] = Field(default_factory=list, alias="insecure-registries")
+    log_level: str = Field(default="info", alias="log-level")
+    default_ulimits: dict[str, Any] = Field(default_factory=dict, alias="default-ulimits")
+    socket_group: str | None = Field(default=None, alias="group")
+    tls_insecure_tcp: bool = False
+
+
+def load(path: str | None, overrides: dict[str, Any]) -> Config:
+    data: dict[str, Any] = {}
+    if path:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a JSON object")
+    cfg = Config.model_validate(data)
+    for key, value in overrides.items():
+        if value is None or value == []:
+            continue
+        if isinstance(value, list):
+            setattr(cfg, key, list(dict.fromkeys(getattr(cfg, key) + value)) if key != "hosts" else value)
+        else:
+            setattr(cfg, key, value)
+    return cfg

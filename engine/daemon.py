@@ -1,0 +1,113 @@
+"""pyengined: the Docker Engine API daemon (dockerd's role), a client of pyruntimed."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import grp
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from engine import config as config_mod
+from engine.api.app import build
+from engine.api.routers import system
+from engine.backend import Backend
+from engine.log import setup as setup_logging
+from runtime.client import Client
+
+log = logging.getLogger("engine.daemon")
+
+ROUTERS = [system.register]
+
+
+async def _listen(runner: web.AppRunner, host: str, cfg: config_mod.Config) -> web.BaseSite:
+    if host.startswith("unix://"):
+        path = host[len("unix://"):]
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        if Path(path).is_socket():
+            Path(path).unlink()
+        old = os.umask(0o117)
+        try:
+            site: web.BaseSite = web.UnixSite(runner, path)
+            await site.start()
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o660)
+        if cfg.socket_group:
+            os.chown(path, 0, grp.getgrnam(cfg.socket_group).gr_gid)
+        return site
+    if host.startswith("tcp://"):
+        if not cfg.tls_insecure_tcp:
+            raise SystemExit(f"pyengined: refusing {host} without TLS; pass --insecure-tcp to force it")
+        log.warning("listening on %s without TLS: anyone who can reach it controls this host", host)
+        hostport = host[len("tcp://"):]
+        h, _, p = hostport.rpartition(":")
+        site = web.TCPSite(runner, h or "127.0.0.1", int(p or 2375))
+        await site.start()
+        return site
+    raise SystemExit(f"pyengined: unsupported host {host!r} (use unix:///path or tcp://host:port)")
+
+
+async def serve(cfg: config_mod.Config) -> None:
+    Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
+    Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
+    backend = Backend(config=cfg, runtime=Client(cfg.runtime_address, cfg.runtime_namespace))
+    app = build(backend, ROUTERS)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    for host in cfg.hosts:
+        await _listen(runner, host, cfg)
+    log.info("serving hosts=%s runtime=%s namespace=%s pid=%d", ",".join(cfg.hosts), cfg.runtime_address,
+             cfg.runtime_namespace, os.getpid())
+    ready = asyncio.create_task(backend.ensure_namespace(), name="runtime-namespace")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        ready.cancel()
+        await runner.cleanup()
+        await backend.runtime.close()
+        for host in cfg.hosts:
+            if host.startswith("unix://"):
+                Path(host[len("unix://"):]).unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="pyengined", description="pyengine Docker Engine API daemon")
+    p.add_argument("-H", "--host", action="append", dest="hosts",
+                   help=f"socket to listen on, repeatable (default {config_mod.DEFAULT_HOST})")
+    p.add_argument("--data-root", help=f"persistent state (default {config_mod.DEFAULT_DATA_ROOT})")
+    p.add_argument("--exec-root", help=f"volatile state (default {config_mod.DEFAULT_EXEC_ROOT})")
+    p.add_argument("--runtime-address", help=f"pyruntimed socket (default {config_mod.DEFAULT_RUNTIME_ADDRESS})")
+    p.add_argument("--runtime-namespace", help="runtime namespace for the engine's objects (default pyengine)")
+    p.add_argument("--config-file", help="daemon.json")
+    p.add_argument("--registry-mirror", action="append", dest="registry_mirrors", default=[])
+    p.add_argument("--insecure-registry", action="append", dest="insecure_registries", default=[])
+    p.add_argument("--insecure-tcp", action="store_true", dest="tls_insecure_tcp",
+                   help="allow tcp:// hosts without TLS")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    args = p.parse_args(argv)
+    try:
+        cfg = config_mod.load(args.config_file, {
+            "hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
+            "runtime_address": args.runtime_address, "runtime_namespace": args.runtime_namespace,
+            "registry_mirrors": args.registry_mirrors, "insecure_registries": args.insecure_registries,
+            "log_level": args.log_level, "tls_insecure_tcp": args.tls_insecure_tcp or None,
+        })
+    except Exception as e:
+        print(f"pyengined: invalid configuration: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    setup_logging(cfg.log_level)
+    asyncio.run(serve(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The engine's errors, each carrying the Docker status the clients branch on (CLIENT-FLOWS §3)."""
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(EngineError):
+    status = 404
+
+
+class Conflict(EngineError):
+    status = 409
+
+
+class InvalidArgument(EngineError):
+    status = 400
+
+
+class NotModified(EngineError):
+    """Start of a running container, stop of a stopped one: success for the CLI."""
+
+    status = 304
+
+
+class Unavailable(EngineError):
+    status = 503
+
+
+class Internal(EngineError):
+    status = 500
