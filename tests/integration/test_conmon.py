@@ -30,7 +30,7 @@ from runtime.tasks.conmon import (
     create_task,
     exec_process,
 )
-from runtime.tasks.logs import follow
+from runtime.client.logs import follow
 from runtime.tasks.runc import RUNC, Runc
 
 ROOT = Path(__file__).resolve().parents[2]

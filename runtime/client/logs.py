@@ -1,4 +1,4 @@
-"""Reading the container logs conmon writes in the k8s-file (CRI) format.
+"""Reading task logs (conmon's k8s-file format): what engine and pyctr use for `logs`, given the path from task io."""
 
 One record per line: `<RFC3339Nano timestamp> <stdout|stderr> <F|P> <content>`. conmon
 splits long lines and lines still unterminated when it reads them into `P` (partial)
