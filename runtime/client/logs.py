@@ -1,4 +1,4 @@
-"""Reading task logs (conmon's k8s-file format): what engine and pyctr use for `logs`, given the path from task io."""
+"""Reading task logs (conmon's k8s-file format), given the log path from the task's io: engine and pyctr use it.
 
 One record per line: `<RFC3339Nano timestamp> <stdout|stderr> <F|P> <content>`. conmon
 splits long lines and lines still unterminated when it reads them into `P` (partial)
