@@ -66,7 +66,8 @@ class ContainerService:
         if snapshotter not in self._snapshots:
             raise InvalidArgument(f"snapshotter {snapshotter!r} is not loaded")
         if req.runtime not in self._runtimes:
-            raise InvalidArgument(f"runtime {req.runtime!r} is not available (have: {', '.join(sorted(self._runtimes))})")
+            have = ", ".join(sorted(self._runtimes))
+            raise InvalidArgument(f"runtime {req.runtime!r} is not available (have: {have})")
         try:
             await self.store.get(req.id)
             raise AlreadyExists(f"container {req.id} already exists")

@@ -12,7 +12,8 @@ from contextvars import ContextVar
 from runtime.errors import FailedPrecondition, InvalidArgument
 
 # Same shape as containerd's: DNS-label-like components separated by dots.
-_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9_-]{0,62}[A-Za-z0-9])?"
+_NAME_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 
 _current: ContextVar[str | None] = ContextVar("pyengine_namespace", default=None)
 

@@ -82,7 +82,8 @@ class SnapshotService:
             except BaseException:
                 await self._drop_row(ns, key)
                 raise
-        self._events.publish(ns, topics.SNAPSHOT_PREPARE, {"key": key, "parent": parent or "", "snapshotter": self.name})
+        self._events.publish(ns, topics.SNAPSHOT_PREPARE,
+                             {"key": key, "parent": parent or "", "snapshotter": self.name})
         return mounts
 
     async def prepare(self, key: str, parent: str | None = None, labels: dict[str, str] | None = None) -> list[Mount]:

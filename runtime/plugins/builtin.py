@@ -151,7 +151,8 @@ def register_all(registry: Registry, cfg: Config) -> None:
         m: Metadata = ctx.get(METADATA)
         snaps: dict[str, SnapshotService] = ctx.get(SERVICE, "snapshots")
         default = cfg.default_snapshotter if cfg.default_snapshotter in snaps else next(iter(snaps))
-        return ContainerService(root, cfg.cgroup_root, ContainerStore(m.db, ctx.get(EVENT)), ctx.get(SERVICE, "images"), ctx.get(CONTENT),
+        return ContainerService(root, cfg.cgroup_root, ContainerStore(m.db, ctx.get(EVENT)),
+                                ctx.get(SERVICE, "images"), ctx.get(CONTENT),
                                 snaps, default, set(ctx.get_all(RUNTIME)))
 
     async def tasks(ctx: InitContext) -> TaskService:

@@ -131,9 +131,9 @@ class Registry:
 
     def instances(self, type_: str) -> dict[str, Any]:
         return {
-            l.registration.id: l.instance
-            for l in self._loaded.values()
-            if l.registration.type == type_ and l.status == Status.ok
+            loaded.registration.id: loaded.instance
+            for loaded in self._loaded.values()
+            if loaded.registration.type == type_ and loaded.status == Status.ok
         }
 
     def list(self) -> list[Loaded]:

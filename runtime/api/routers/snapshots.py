@@ -42,12 +42,14 @@ async def list_snapshots(snapshotter: str, s: Services = Depends(services)) -> l
     return await _service(s, snapshotter).list()
 
 
-@router.post("/{snapshotter}/prepare", response_model=list[Mount], status_code=201, dependencies=[Depends(writable_namespace)])
+@router.post("/{snapshotter}/prepare", response_model=list[Mount], status_code=201,
+             dependencies=[Depends(writable_namespace)])
 async def prepare(snapshotter: str, body: PrepareRequest, s: Services = Depends(services)) -> list[Mount]:
     return await _service(s, snapshotter).prepare(body.key, body.parent, body.labels)
 
 
-@router.post("/{snapshotter}/view", response_model=list[Mount], status_code=201, dependencies=[Depends(writable_namespace)])
+@router.post("/{snapshotter}/view", response_model=list[Mount], status_code=201,
+             dependencies=[Depends(writable_namespace)])
 async def view(snapshotter: str, body: PrepareRequest, s: Services = Depends(services)) -> list[Mount]:
     return await _service(s, snapshotter).view(body.key, body.parent, body.labels)
 

@@ -36,9 +36,9 @@ async def version() -> dict[str, Any]:
 @router.get("/plugins", response_model=list[PluginOut])
 async def plugins(s: Services = Depends(services)) -> list[PluginOut]:
     return [
-        PluginOut(type=l.registration.type, id=l.registration.id, requires=l.registration.requires,
-                  status=l.status.value, reason=l.reason)
-        for l in s.plugins.list()
+        PluginOut(type=p.registration.type, id=p.registration.id, requires=p.registration.requires,
+                  status=p.status.value, reason=p.reason)
+        for p in s.plugins.list()
     ]
 
 
