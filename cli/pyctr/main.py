@@ -1,13 +1,17 @@
-"""pyctr: a ctr-like CLI for the pyruntimed API. Parses options, calls the client, prints."""
+"""pyctr: a ctr-like CLI for the pyruntimed API. Parses options, calls the client, prints.
+
+argparse rather than Typer: every pyctr command pays its start-up time, and
+Typer (with the pydantic adapters it imports) costs about 200 ms of it.
+"""
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
-from typing import Any, Awaitable, Callable, Optional, TypeVar
-
-import typer
+from typing import Any, Awaitable, Callable, TypeVar
 
 from cli.pyctr import output, stdio
 from runtime.client import DEFAULT_ADDRESS, Client, NotFound, RuntimeError_
@@ -15,115 +19,66 @@ from runtime.client.attach import Attachment
 
 T = TypeVar("T")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="CLI for the pyengine runtime (pyruntimed)")
-namespaces_app = typer.Typer(no_args_is_help=True, help="Manage namespaces")
-plugins_app = typer.Typer(no_args_is_help=True, help="Inspect plugins")
-images_app = typer.Typer(no_args_is_help=True, help="Manage images")
-content_app = typer.Typer(no_args_is_help=True, help="Manage content")
-snapshots_app = typer.Typer(no_args_is_help=True, help="Manage snapshots")
-app.add_typer(namespaces_app, name="namespaces")
-app.add_typer(namespaces_app, name="ns", hidden=True)
-app.add_typer(plugins_app, name="plugins")
-app.add_typer(images_app, name="images")
-app.add_typer(images_app, name="i", hidden=True)
-app.add_typer(content_app, name="content")
-app.add_typer(snapshots_app, name="snapshots")
-containers_app = typer.Typer(no_args_is_help=True, help="Manage containers")
-tasks_app = typer.Typer(no_args_is_help=True, help="Manage tasks")
-app.add_typer(containers_app, name="containers")
-app.add_typer(containers_app, name="c", hidden=True)
-app.add_typer(tasks_app, name="tasks")
-app.add_typer(tasks_app, name="t", hidden=True)
 
-
-class _Opts:
-    address: str = DEFAULT_ADDRESS
-    namespace: str = "default"
-
-
-@app.callback()
-def _global(
-    address: str = typer.Option(DEFAULT_ADDRESS, "--address", "-a", envvar="PYCTR_ADDRESS",
-                                help="pyruntimed socket"),
-    namespace: str = typer.Option("default", "--namespace", "-n", envvar="PYCTR_NAMESPACE",
-                                  help="runtime namespace"),
-) -> None:
-    _Opts.address = address
-    _Opts.namespace = namespace
-
-
-def run(fn: Callable[[Client], Awaitable[T]]) -> T:
+def call(args: argparse.Namespace, fn: Callable[[Client], Awaitable[T]]) -> T:
     """Run one client call; typed errors become one line on stderr and exit 1."""
 
     async def go() -> T:
-        async with Client(_Opts.address, _Opts.namespace) as c:
+        async with Client(args.address, args.namespace) as c:
             return await fn(c)
 
     try:
         return asyncio.run(go())
     except RuntimeError_ as e:
         print(f"pyctr: {e.message}", file=sys.stderr)
-        raise typer.Exit(1) from None
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise SystemExit(130) from None
 
 
-@namespaces_app.command("list")
-@namespaces_app.command("ls", hidden=True)
-def namespaces_list(quiet: bool = typer.Option(False, "-q", "--quiet")) -> None:
-    rows = run(lambda c: c.namespaces())
-    if quiet:
-        for r in rows:
-            print(r["name"])
+# namespaces ------------------------------------------------------------------
+
+def namespaces_list(a: argparse.Namespace) -> None:
+    rows = call(a, lambda c: c.namespaces())
+    if a.quiet:
+        print("\n".join(r["name"] for r in rows))
         return
     output.table(["NAME", "LABELS"], [[r["name"], output.labels(r["labels"])] for r in rows])
 
 
-@namespaces_app.command("create")
-def namespaces_create(name: str, labels: list[str] = typer.Argument(None, help="KEY=VALUE labels")) -> None:
-    run(lambda c: c.create_namespace(name, output.parse_labels(labels or [])))
+def namespaces_create(a: argparse.Namespace) -> None:
+    call(a, lambda c: c.create_namespace(a.name, output.parse_labels(a.labels)))
 
 
-@namespaces_app.command("remove")
-@namespaces_app.command("rm", hidden=True)
-def namespaces_remove(names: list[str]) -> None:
+def namespaces_remove(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
-        for n in names:
+        for n in a.names:
             await c.remove_namespace(n)
             print(n)
 
-    run(go)
+    call(a, go)
 
 
-@namespaces_app.command("label")
-def namespaces_label(name: str, labels: list[str] = typer.Argument(None, help="KEY=VALUE labels")) -> None:
-    run(lambda c: c.set_namespace_labels(name, output.parse_labels(labels or [])))
+def namespaces_label(a: argparse.Namespace) -> None:
+    call(a, lambda c: c.set_namespace_labels(a.name, output.parse_labels(a.labels)))
 
 
-@plugins_app.command("list")
-@plugins_app.command("ls", hidden=True)
-def plugins_list() -> None:
-    rows = run(lambda c: c.plugins())
+def plugins_list(a: argparse.Namespace) -> None:
+    rows = call(a, lambda c: c.plugins())
     output.table(["TYPE", "ID", "STATUS"],
                  [[r["type"], r["id"], r["status"] + (f" ({r['reason']})" if r["reason"] else "")] for r in rows])
 
 
-@images_app.command("pull")
-def images_pull(
-    ref: str,
-    plain_http: bool = typer.Option(False, "--plain-http", help="use http instead of https"),
-    snapshotter: Optional[str] = typer.Option(None, "--snapshotter"),
-    platform: Optional[str] = typer.Option(None, "--platform", help="os/arch"),
-    user: Optional[str] = typer.Option(None, "--user", "-u", help="USER[:PASSWORD] for the registry"),
-    skip_unpack: bool = typer.Option(False, "--skip-unpack"),
-) -> None:
-    creds = output.parse_user(user) if user else None
+# images ----------------------------------------------------------------------
+
+def images_pull(a: argparse.Namespace) -> None:
+    creds = output.parse_user(a.user) if a.user else None
 
     async def go(c: Client) -> dict[str, Any]:
         renderer = output.PullRenderer(sys.stdout)
         try:
-            async for ev in c.pull(ref, plain_http=plain_http, snapshotter=snapshotter, unpack=not skip_unpack,
-                                   platform=platform, credentials=creds):
+            async for ev in c.pull(a.ref, plain_http=a.plain_http, snapshotter=a.snapshotter,
+                                   unpack=not a.skip_unpack, platform=a.platform, credentials=creds):
                 renderer.update(ev)
                 if ev.get("status") == "complete":
                     return ev["image"]
@@ -131,136 +86,103 @@ def images_pull(
             renderer.close()
         raise RuntimeError_("pull ended without completing")
 
-    image = run(go)
+    image = call(a, go)
     print(f"{image['name']}: {image['target']['digest']}")
 
 
-@images_app.command("ls")
-@images_app.command("list", hidden=True)
-def images_ls(quiet: bool = typer.Option(False, "-q", "--quiet")) -> None:
-    rows = run(lambda c: c.images())
-    if quiet:
-        for r in rows:
-            print(r["name"])
+def images_ls(a: argparse.Namespace) -> None:
+    rows = call(a, lambda c: c.images())
+    if a.quiet:
+        print("\n".join(r["name"] for r in rows))
         return
     output.table(["REF", "TYPE", "DIGEST", "SIZE"],
                  [[r["name"], r["target"]["mediaType"], r["target"]["digest"], output.size(r["target"]["size"])]
                   for r in rows])
 
 
-@images_app.command("rm")
-@images_app.command("remove", hidden=True)
-def images_rm(refs: list[str]) -> None:
+def images_rm(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
-        for r in refs:
+        for r in a.refs:
             await c.remove_image(r)
             print(r)
 
-    run(go)
+    call(a, go)
 
 
-@content_app.command("ls")
-@content_app.command("list", hidden=True)
-def content_ls(quiet: bool = typer.Option(False, "-q", "--quiet")) -> None:
-    rows = run(lambda c: c.content())
-    if quiet:
-        for r in rows:
-            print(r["digest"])
+def content_ls(a: argparse.Namespace) -> None:
+    rows = call(a, lambda c: c.content())
+    if a.quiet:
+        print("\n".join(r["digest"] for r in rows))
         return
     output.table(["DIGEST", "SIZE", "LABELS"],
                  [[r["digest"], output.size(r["size"]), output.labels(r["labels"])] for r in rows])
 
 
-@content_app.command("rm")
-def content_rm(digests: list[str]) -> None:
+def content_rm(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
-        for d in digests:
+        for d in a.digests:
             await c.remove_content(d)
             print(d)
 
-    run(go)
+    call(a, go)
 
 
-@snapshots_app.command("ls")
-@snapshots_app.command("list", hidden=True)
-def snapshots_ls(snapshotter: str = typer.Option("overlayfs", "--snapshotter", envvar="PYCTR_SNAPSHOTTER")) -> None:
-    rows = run(lambda c: c.snapshots(snapshotter))
+def snapshots_ls(a: argparse.Namespace) -> None:
+    rows = call(a, lambda c: c.snapshots(a.snapshotter))
     output.table(["KEY", "PARENT", "KIND"], [[r["key"], r.get("parent") or "", r["kind"]] for r in rows])
 
 
-@snapshots_app.command("usage")
-def snapshots_usage(key: str,
-                    snapshotter: str = typer.Option("overlayfs", "--snapshotter", envvar="PYCTR_SNAPSHOTTER")) -> None:
-    u = run(lambda c: c.snapshot_usage(snapshotter, key))
-    output.table(["KEY", "SIZE", "INODES"], [[key, output.size(u["size"]), str(u["inodes"])]])
+def snapshots_usage(a: argparse.Namespace) -> None:
+    u = call(a, lambda c: c.snapshot_usage(a.snapshotter, a.key))
+    output.table(["KEY", "SIZE", "INODES"], [[a.key, output.size(u["size"]), str(u["inodes"])]])
 
 
-@snapshots_app.command("mounts")
-def snapshots_mounts(key: str,
-                     snapshotter: str = typer.Option("overlayfs", "--snapshotter",
-                                                     envvar="PYCTR_SNAPSHOTTER")) -> None:
-    for m in run(lambda c: c.snapshot_mounts(snapshotter, key)):
+def snapshots_mounts(a: argparse.Namespace) -> None:
+    for m in call(a, lambda c: c.snapshot_mounts(a.snapshotter, a.key)):
         print(f"mount -t {m['type']} {m['source']} -o {','.join(m['options'])}")
 
+
+# containers and tasks --------------------------------------------------------
 
 def _mounts(specs: list[str]) -> list[dict[str, Any]]:
     """ctr's --mount: type=bind,src=/a,dst=/b,options=rbind:ro"""
     out = []
     for spec in specs:
         fields = dict(part.partition("=")[::2] for part in spec.split(","))
-        if not fields.get("dst") and not fields.get("destination"):
-            raise typer.BadParameter(f"mount {spec!r} needs dst=")
+        dst = fields.get("dst") or fields.get("destination")
+        if not dst:
+            raise output.UsageError(f"mount {spec!r} needs dst=")
         out.append({"type": fields.get("type", "bind"), "source": fields.get("src", fields.get("source", "")),
-                    "destination": fields.get("dst", fields.get("destination")),
-                    "options": [o for o in fields.get("options", "rbind").split(":") if o]})
+                    "destination": dst, "options": [o for o in fields.get("options", "rbind").split(":") if o]})
     return out
 
 
-@app.command("run", context_settings={"allow_interspersed_args": False})
-def run_cmd(
-    ref: str,
-    container_id: str,
-    args: list[str] = typer.Argument(None, help="command and arguments (default: the image's)"),
-    rm: bool = typer.Option(False, "--rm", help="remove the task and container when it exits"),
-    detach: bool = typer.Option(False, "-d", "--detach"),
-    tty_: bool = typer.Option(False, "-t", "--tty", help="allocate a terminal"),
-    env: list[str] = typer.Option(None, "--env", help="KEY=VALUE"),
-    cwd: Optional[str] = typer.Option(None, "--cwd"),
-    user: Optional[str] = typer.Option(None, "--user", "-u"),
-    mount: list[str] = typer.Option(None, "--mount", help="type=bind,src=/a,dst=/b,options=rbind:ro"),
-    snapshotter: Optional[str] = typer.Option(None, "--snapshotter"),
-    runtime: str = typer.Option("runc", "--runtime"),
-    memory_limit: Optional[int] = typer.Option(None, "--memory-limit", help="bytes"),
-    pids_limit: Optional[int] = typer.Option(None, "--pids-limit"),
-    read_only: bool = typer.Option(False, "--read-only"),
-    privileged: bool = typer.Option(False, "--privileged"),
-    init: bool = typer.Option(True, "--init/--no-init",
-                              help="run the command under a small init that forwards signals (tini)"),
-) -> None:
-    options: dict[str, Any] = {"env": env or [], "cwd": cwd, "user": user, "tty": tty_,
-                               "stdin": not detach, "mounts": _mounts(mount or []), "memory": memory_limit,
-                               "pids_limit": pids_limit, "readonly_rootfs": read_only, "privileged": privileged,
-                               "hostname": container_id}
-    if args:
-        options["args"] = args
+def run_cmd(a: argparse.Namespace) -> None:
+    options: dict[str, Any] = {"env": a.env, "cwd": a.cwd, "user": a.user, "tty": a.tty, "stdin": not a.detach,
+                               "mounts": _mounts(a.mount), "memory": a.memory_limit, "pids_limit": a.pids_limit,
+                               "readonly_rootfs": a.read_only, "privileged": a.privileged,
+                               "hostname": a.container_id}
+    if a.args:
+        options["args"] = a.args
 
     async def go(c: Client) -> int:
-        await c.create_container(container_id, ref, options, snapshotter=snapshotter, runtime=runtime, init=init)
+        await c.create_container(a.container_id, a.ref, options, snapshotter=a.snapshotter, runtime=a.runtime,
+                                 init=a.init)
         try:
-            await c.create_task(container_id, terminal=tty_, stdin=not detach)
-            if detach:
-                await c.start_task(container_id)
+            await c.create_task(a.container_id, terminal=a.tty, stdin=not a.detach)
+            if a.detach:
+                await c.start_task(a.container_id)
                 return 0
-            code = await _attached_start(c, container_id, None, tty_)
+            code = await _attached_start(c, a.container_id, None, a.tty)
         except BaseException:
-            if rm:
-                await _remove(c, container_id)
+            if a.rm:
+                await _remove(c, a.container_id)
             raise
-        if rm:
-            await _remove(c, container_id)
+        if a.rm:
+            await _remove(c, a.container_id)
         return code
 
-    raise typer.Exit(run(go))
+    raise SystemExit(call(a, go))
 
 
 async def _attached_start(c: Client, task_id: str, exec_id: str | None, terminal: bool) -> int:
@@ -282,155 +204,247 @@ async def _attached_start(c: Client, task_id: str, exec_id: str | None, terminal
 
 
 async def _remove(c: Client, container_id: str) -> None:
-    try:
+    with contextlib.suppress(NotFound):
         await c.delete_task(container_id, force=True)
-    except NotFound:
-        pass
     await c.remove_container(container_id)
 
 
-@containers_app.command("ls")
-@containers_app.command("list", hidden=True)
-def containers_ls(quiet: bool = typer.Option(False, "-q", "--quiet")) -> None:
-    rows = run(lambda c: c.containers())
-    if quiet:
-        for r in rows:
-            print(r["id"])
+def containers_ls(a: argparse.Namespace) -> None:
+    rows = call(a, lambda c: c.containers())
+    if a.quiet:
+        print("\n".join(r["id"] for r in rows))
         return
     output.table(["CONTAINER", "IMAGE", "RUNTIME"], [[r["id"], r["image"], r["runtime"]] for r in rows])
 
 
-@containers_app.command("info")
-def containers_info(container_id: str) -> None:
-    print(json.dumps(run(lambda c: c.container(container_id)), indent=2))
+def containers_info(a: argparse.Namespace) -> None:
+    print(json.dumps(call(a, lambda c: c.container(a.container_id)), indent=2))
 
 
-@containers_app.command("rm")
-@containers_app.command("delete", hidden=True)
-def containers_rm(container_ids: list[str]) -> None:
+def containers_rm(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
-        for cid in container_ids:
+        for cid in a.container_ids:
             await c.remove_container(cid)
 
-    run(go)
+    call(a, go)
 
 
-@tasks_app.command("ls")
-@tasks_app.command("list", hidden=True)
-def tasks_ls() -> None:
-    rows = run(lambda c: c.tasks())
+def tasks_ls(a: argparse.Namespace) -> None:
+    rows = call(a, lambda c: c.tasks())
     output.table(["TASK", "PID", "STATUS"], [[r["id"], str(r["pid"]), r["status"].upper()] for r in rows])
 
 
-@tasks_app.command("start")
-def tasks_start(task_id: str, detach: bool = typer.Option(False, "-d", "--detach")) -> None:
+def tasks_start(a: argparse.Namespace) -> None:
     async def go(c: Client) -> int:
-        task = await c.task(task_id)
-        if detach:
-            await c.start_task(task_id)
+        task = await c.task(a.task_id)
+        if a.detach:
+            await c.start_task(a.task_id)
             return 0
-        return await _attached_start(c, task_id, None, task["terminal"])
+        return await _attached_start(c, a.task_id, None, task["terminal"])
 
-    raise typer.Exit(run(go))
-
-
-@tasks_app.command("kill")
-def tasks_kill(task_id: str, signal: str = typer.Option("SIGTERM", "--signal", "-s"),
-               all_: bool = typer.Option(False, "--all", "-a"),
-               exec_id: Optional[str] = typer.Option(None, "--exec-id")) -> None:
-    run(lambda c: c.kill_task(task_id, signal, all=all_, exec_id=exec_id))
+    raise SystemExit(call(a, go))
 
 
-@tasks_app.command("delete")
-@tasks_app.command("rm", hidden=True)
-def tasks_delete(task_ids: list[str], force: bool = typer.Option(False, "--force", "-f")) -> None:
+def tasks_kill(a: argparse.Namespace) -> None:
+    call(a, lambda c: c.kill_task(a.task_id, a.signal, all=a.all, exec_id=a.exec_id))
+
+
+def tasks_delete(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
-        for tid in task_ids:
-            await c.delete_task(tid, force=force)
+        for tid in a.task_ids:
+            await c.delete_task(tid, force=a.force)
 
-    run(go)
-
-
-@tasks_app.command("ps")
-def tasks_ps(task_id: str) -> None:
-    output.table(["PID"], [[str(p)] for p in run(lambda c: c.task_pids(task_id))])
+    call(a, go)
 
 
-@tasks_app.command("pause")
-def tasks_pause(task_id: str) -> None:
-    run(lambda c: c.pause_task(task_id))
+def tasks_ps(a: argparse.Namespace) -> None:
+    output.table(["PID"], [[str(p)] for p in call(a, lambda c: c.task_pids(a.task_id))])
 
 
-@tasks_app.command("resume")
-def tasks_resume(task_id: str) -> None:
-    run(lambda c: c.resume_task(task_id))
+def tasks_pause(a: argparse.Namespace) -> None:
+    call(a, lambda c: c.pause_task(a.task_id))
 
 
-@tasks_app.command("metrics")
-def tasks_metrics(task_id: str) -> None:
-    m = run(lambda c: c.task_metrics(task_id))
+def tasks_resume(a: argparse.Namespace) -> None:
+    call(a, lambda c: c.resume_task(a.task_id))
+
+
+def tasks_metrics(a: argparse.Namespace) -> None:
+    m = call(a, lambda c: c.task_metrics(a.task_id))
     output.table(["METRIC", "VALUE"], [[k, "-" if v is None else str(v)] for k, v in m.items()])
 
 
-@tasks_app.command("attach")
-def tasks_attach(task_id: str) -> None:
+def tasks_attach(a: argparse.Namespace) -> None:
     async def go(c: Client) -> int:
-        task = await c.task(task_id)
-        io = await c.task_io(task_id)
+        task = await c.task(a.task_id)
+        io = await c.task_io(a.task_id)
         att = await Attachment.connect(io["attach_socket"])
 
         async def resize(rows: int, cols: int) -> None:
-            await c.resize_task(task_id, rows, cols)
+            await c.resize_task(a.task_id, rows, cols)
 
         with contextlib.closing(att), stdio.raw_terminal(task["terminal"]):
             await stdio.pump(att, stdin=task["stdin"], terminal=task["terminal"], resize=resize)
-        return int((await c.wait_task(task_id))["exit_status"])
+        return int((await c.wait_task(a.task_id))["exit_status"])
 
-    raise typer.Exit(run(go))
+    raise SystemExit(call(a, go))
 
 
-@tasks_app.command("exec", context_settings={"allow_interspersed_args": False})
-def tasks_exec(
-    task_id: str,
-    args: list[str],
-    exec_id: str = typer.Option(..., "--exec-id"),
-    tty_: bool = typer.Option(False, "-t", "--tty"),
-    detach: bool = typer.Option(False, "-d", "--detach"),
-    env: list[str] = typer.Option(None, "--env"),
-    cwd: Optional[str] = typer.Option(None, "--cwd"),
-    user: Optional[str] = typer.Option(None, "--user", "-u"),
-) -> None:
+def tasks_exec(a: argparse.Namespace) -> None:
     async def go(c: Client) -> int:
-        await c.add_exec(task_id, exec_id, args, env=env or [], cwd=cwd, user=user, terminal=tty_,
-                         stdin=not detach)
-        if detach:
-            await c.start_exec(task_id, exec_id)
+        await c.add_exec(a.task_id, a.exec_id, a.args, env=a.env, cwd=a.cwd, user=a.user, terminal=a.tty,
+                         stdin=not a.detach)
+        if a.detach:
+            await c.start_exec(a.task_id, a.exec_id)
             return 0
         try:
-            return await _attached_start(c, task_id, exec_id, tty_)
+            return await _attached_start(c, a.task_id, a.exec_id, a.tty)
         finally:
-            await c.delete_exec(task_id, exec_id)
+            await c.delete_exec(a.task_id, a.exec_id)
 
-    raise typer.Exit(run(go))
+    raise SystemExit(call(a, go))
 
 
-@app.command("events")
-def events(topics: list[str] = typer.Argument(None, help="topic filters, e.g. /images/*")) -> None:
+def events(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
-        async for ev in c.events(topics or None):
+        async for ev in c.events(a.topics or None):
             print(json.dumps(ev), flush=True)
 
-    run(go)
+    call(a, go)
 
 
-@app.command("version")
-def version() -> None:
-    v = run(lambda c: c.version())
+def version(a: argparse.Namespace) -> None:
+    v = call(a, lambda c: c.version())
     print(f"Server:\n  Version: {v['version']}\n  API: {v['api']}")
 
 
+# parser ----------------------------------------------------------------------
+
+def _group(sub: Any, name: str, help: str, aliases: list[str] | None = None) -> Any:
+    p = sub.add_parser(name, help=help, aliases=aliases or [])
+    p.set_defaults(func=lambda _a, p=p: (p.print_help(), sys.exit(1)))
+    return p.add_subparsers(metavar="COMMAND")
+
+
+def _cmd(sub: Any, names: list[str], func: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(names[0], aliases=names[1:], help=help)
+    p.set_defaults(func=func)
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    snap_default = os.environ.get("PYCTR_SNAPSHOTTER", "overlayfs")
+    top = argparse.ArgumentParser(prog="pyctr", description="CLI for the pyengine runtime (pyruntimed)")
+    top.add_argument("-a", "--address", default=os.environ.get("PYCTR_ADDRESS", DEFAULT_ADDRESS),
+                     help="pyruntimed socket (env PYCTR_ADDRESS)")
+    top.add_argument("-n", "--namespace", default=os.environ.get("PYCTR_NAMESPACE", "default"),
+                     help="runtime namespace (env PYCTR_NAMESPACE)")
+    top.set_defaults(func=lambda _a: (top.print_help(), sys.exit(1)))
+    sub = top.add_subparsers(metavar="COMMAND")
+
+    ns = _group(sub, "namespaces", "manage namespaces", ["ns"])
+    _cmd(ns, ["list", "ls"], namespaces_list, "list namespaces").add_argument("-q", "--quiet", action="store_true")
+    p = _cmd(ns, ["create"], namespaces_create, "create a namespace")
+    p.add_argument("name")
+    p.add_argument("labels", nargs="*", help="KEY=VALUE")
+    _cmd(ns, ["remove", "rm"], namespaces_remove, "remove empty namespaces").add_argument("names", nargs="+")
+    p = _cmd(ns, ["label"], namespaces_label, "set a namespace's labels")
+    p.add_argument("name")
+    p.add_argument("labels", nargs="*", help="KEY=VALUE")
+
+    pl = _group(sub, "plugins", "inspect plugins")
+    _cmd(pl, ["list", "ls"], plugins_list, "list plugins and their status")
+
+    im = _group(sub, "images", "manage images", ["i"])
+    p = _cmd(im, ["pull"], images_pull, "pull an image")
+    p.add_argument("ref")
+    p.add_argument("--plain-http", action="store_true", help="use http instead of https")
+    p.add_argument("--snapshotter")
+    p.add_argument("--platform", help="os/arch")
+    p.add_argument("-u", "--user", help="USER[:PASSWORD] for the registry")
+    p.add_argument("--skip-unpack", action="store_true")
+    _cmd(im, ["ls", "list"], images_ls, "list images").add_argument("-q", "--quiet", action="store_true")
+    _cmd(im, ["rm", "remove"], images_rm, "remove images").add_argument("refs", nargs="+")
+
+    co = _group(sub, "content", "manage content")
+    _cmd(co, ["ls", "list"], content_ls, "list blobs").add_argument("-q", "--quiet", action="store_true")
+    _cmd(co, ["rm"], content_rm, "remove blobs").add_argument("digests", nargs="+")
+
+    sn = _group(sub, "snapshots", "manage snapshots")
+    for names, func, help, key in ((["ls", "list"], snapshots_ls, "list snapshots", False),
+                                   (["usage"], snapshots_usage, "disk usage of a snapshot", True),
+                                   (["mounts"], snapshots_mounts, "mounts of a snapshot", True)):
+        p = _cmd(sn, names, func, help)
+        p.add_argument("--snapshotter", default=snap_default, help="env PYCTR_SNAPSHOTTER")
+        if key:
+            p.add_argument("key")
+
+    p = _cmd(sub, ["run"], run_cmd, "run a container")
+    p.add_argument("--rm", action="store_true", help="remove the task and container when it exits")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    p.add_argument("--env", action="append", default=[], help="KEY=VALUE")
+    p.add_argument("--cwd")
+    p.add_argument("-u", "--user")
+    p.add_argument("--mount", action="append", default=[], help="type=bind,src=/a,dst=/b,options=rbind:ro")
+    p.add_argument("--snapshotter")
+    p.add_argument("--runtime", default="runc")
+    p.add_argument("--memory-limit", type=int, help="bytes")
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--init", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the command under a small init that forwards signals (tini)")
+    p.add_argument("ref")
+    p.add_argument("container_id")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="command and arguments (default: the image's)")
+
+    c = _group(sub, "containers", "manage containers", ["c"])
+    _cmd(c, ["ls", "list"], containers_ls, "list containers").add_argument("-q", "--quiet", action="store_true")
+    _cmd(c, ["info"], containers_info, "show a container").add_argument("container_id")
+    _cmd(c, ["rm", "delete"], containers_rm, "remove containers").add_argument("container_ids", nargs="+")
+
+    t = _group(sub, "tasks", "manage tasks", ["t"])
+    _cmd(t, ["ls", "list"], tasks_ls, "list tasks")
+    p = _cmd(t, ["start"], tasks_start, "start a task")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("task_id")
+    p = _cmd(t, ["kill"], tasks_kill, "signal a task")
+    p.add_argument("-s", "--signal", default="SIGTERM")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("--exec-id")
+    p.add_argument("task_id")
+    p = _cmd(t, ["delete", "rm"], tasks_delete, "delete tasks")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("task_ids", nargs="+")
+    for names, func, help in ((["ps"], tasks_ps, "processes of a task"), (["pause"], tasks_pause, "pause a task"),
+                              (["resume"], tasks_resume, "resume a task"),
+                              (["metrics"], tasks_metrics, "cgroup metrics of a task"),
+                              (["attach"], tasks_attach, "attach to a task's stdio")):
+        _cmd(t, names, func, help).add_argument("task_id")
+    p = _cmd(t, ["exec"], tasks_exec, "run an extra process in a task")
+    p.add_argument("--exec-id", required=True)
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--env", action="append", default=[])
+    p.add_argument("--cwd")
+    p.add_argument("-u", "--user")
+    p.add_argument("task_id")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+    _cmd(sub, ["events"], events, "print runtime events").add_argument("topics", nargs="*",
+                                                                      help="topic filters, e.g. /images/*")
+    _cmd(sub, ["version"], version, "show the daemon's version")
+    return top
+
+
 def main() -> None:
-    app()
+    args = parser().parse_args()
+    try:
+        args.func(args)
+    except output.UsageError as e:
+        print(f"pyctr: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-import typer
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
@@ -25,12 +24,16 @@ def labels(lbls: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(lbls.items())) or "-"
 
 
+class UsageError(Exception):
+    """Bad command-line input: pyctr says so on one line and exits 2."""
+
+
 def parse_labels(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not key or not sep:
-            raise typer.BadParameter(f"label {item!r} must be KEY=VALUE")
+            raise UsageError(f"label {item!r} must be KEY=VALUE")
         out[key] = value
     return out
 

@@ -362,6 +362,7 @@ class TaskService:
                 if e.status == Status.RUNNING:
                     code = shim.exit_code(e.id, self._paths(ns, task_id, e.id), exec=True)
                     if code is not None:
+                        await self._check_oom(t)
                         self._exit(t, e, code)
             if t.status in (Status.RUNNING, Status.PAUSED, Status.CREATED) and t.pid:
                 paths = self._paths(ns, task_id)
@@ -377,13 +378,19 @@ class TaskService:
                 else:
                     self._monitor_gone.discard((ns, task_id))
                 if code is not None:
-                    if t.cgroups_path and await asyncio.to_thread(cgroups.oom_killed, t.cgroups_path):
-                        t.oom_killed = True
-                        self._events.publish(ns, topics.TASK_OOM, {"container_id": task_id})
+                    await self._check_oom(t)
                     for e in t.execs.values():
                         if e.status == Status.RUNNING:
                             self._exit(t, e, 137)
                     self._exit(t, t, code)
+
+    async def _check_oom(self, t: TaskState) -> None:
+        """Report an OOM kill in the task's cgroup (of its init or of an exec) once, before the exit it causes."""
+        if t.oom_killed or not t.cgroups_path:
+            return
+        if await asyncio.to_thread(cgroups.oom_killed, t.cgroups_path):
+            t.oom_killed = True
+            self._events.publish(t.namespace, topics.TASK_OOM, {"container_id": t.id})
 
     def _exit(self, t: TaskState, p: ProcessState, code: int) -> None:
         p.status = Status.STOPPED
