@@ -89,6 +89,12 @@ class ConmonShim:
             code = exits.read_exit_file(os.path.join(paths.state_dir, exits.EXIT_FILE))
         return code
 
+    async def wait_monitor(self, paths: ProcessPaths) -> None:
+        pidfile = os.path.join(paths.state_dir, exits.CONMON_PIDFILE)
+        pid = exits.read_pidfile(pidfile)
+        if pid is not None:
+            await exits.wait_gone(pid, pidfile)
+
     def monitor_alive(self, paths: ProcessPaths) -> bool:
         pidfile = os.path.join(paths.state_dir, exits.CONMON_PIDFILE)
         pid = exits.read_pidfile(pidfile)

@@ -33,6 +33,7 @@ from runtime.tasks.users import resolve_user
 
 log = logging.getLogger("runtime.tasks")
 
+# Followers catch task exits at once; the poll catches exec exits and anything missed.
 _POLL = 0.05
 
 
@@ -65,6 +66,8 @@ class TaskService:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._monitor_gone: set[tuple[str, str]] = set()
+        self._followers: set[asyncio.Task[None]] = set()
+        self._checking = asyncio.Lock()
 
     # paths ---------------------------------------------------------------
 
@@ -106,9 +109,10 @@ class TaskService:
         self._watcher = asyncio.create_task(self._watch(), name="task-exit-watcher")
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
+        pending = [*self._followers, *([self._watcher] if self._watcher else [])]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def create(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False) -> TaskState:
         ns = require_namespace()
@@ -158,6 +162,7 @@ class TaskService:
             self._save(t)
             # Published under the lock the exit watcher respects: /tasks/start always precedes /tasks/exit.
             self._events.publish(t.namespace, topics.TASK_START, {"container_id": task_id, "pid": t.pid})
+        self._follow(t)
         return t
 
     async def kill(self, task_id: str, signal: int, all: bool = False, exec_id: str | None = None) -> None:
@@ -343,6 +348,19 @@ class TaskService:
 
     # exits ---------------------------------------------------------------
 
+    def _follow(self, t: TaskState) -> None:
+        """Collect the exit as soon as the task's monitor goes, rather than at the next poll."""
+
+        async def wait() -> None:
+            await self._shims[t.runtime].wait_monitor(self._paths(t.namespace, t.id))
+            lock = self._locks.get((t.namespace, t.id))
+            if lock is None or not lock.locked():
+                await self._check_exits()
+
+        task = asyncio.create_task(wait(), name=f"follow-{t.id}")
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+
     async def _watch(self) -> None:
         while True:
             try:
@@ -352,6 +370,11 @@ class TaskService:
             await asyncio.sleep(_POLL)
 
     async def _check_exits(self) -> None:
+        # The poll loop and the per-task followers both call this: one pass at a time.
+        async with self._checking:
+            await self._check_exits_once()
+
+    async def _check_exits_once(self) -> None:
         for (ns, task_id), t in list(self._tasks.items()):
             shim = self._shims.get(t.runtime)
             lock = self._locks.get((ns, task_id))
@@ -393,6 +416,8 @@ class TaskService:
             self._events.publish(t.namespace, topics.TASK_OOM, {"container_id": t.id})
 
     def _exit(self, t: TaskState, p: ProcessState, code: int) -> None:
+        if p.status == Status.STOPPED:
+            return
         p.status = Status.STOPPED
         p.exit_status = code
         p.exited_at = time.time()
@@ -421,6 +446,8 @@ class TaskService:
                     if p.status == Status.STOPPED:
                         self._event((t.namespace, t.id, p.id)).set()
                 log.info("recovered task=%s namespace=%s status=%s pid=%d", t.id, t.namespace, t.status.value, t.pid)
+                if t.status in (Status.RUNNING, Status.PAUSED):
+                    self._follow(t)
         token = set_namespace("default")
         try:
             await self._check_exits()
