@@ -5,8 +5,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.config import Config
+from engine.containers.execs import ExecService
+from engine.containers.images import Images
+from engine.containers.lifecycle import ContainerService
+from engine.containers.monitor import Monitor
+from engine.containers.store import ContainerStore
+from engine.images.store import ImageService
 from runtime.client import AlreadyExists, Client, Unavailable
 
 log = logging.getLogger("engine.backend")
@@ -17,6 +24,15 @@ class Backend:
     config: Config
     runtime: Client
     started: float = field(default_factory=time.time)
+    images: ImageService = field(init=False)
+    containers: ContainerService = field(init=False)
+    execs: ExecService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.images = ImageService(self)
+        self.containers = ContainerService(self.runtime, ContainerStore(Path(self.config.data_root) / "containers.db"),
+                                           Images(self.images))
+        self.execs = ExecService(self.containers, self.runtime)
 
     @property
     def mirrors(self) -> dict[str, list[str]]:
@@ -36,3 +52,8 @@ class Backend:
                 log.warning("runtime not reachable yet (%s); retrying", e.message)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def run(self) -> None:
+        """The daemon's background work: the namespace first, then the container monitor for good."""
+        await self.ensure_namespace()
+        await Monitor(self.containers, self.runtime, self.config.runtime_namespace).run()

@@ -14,14 +14,14 @@ from aiohttp import web
 
 from engine import config as config_mod
 from engine.api.app import build
-from engine.api.routers import system
+from engine.api.routers import containers, exec, images, system
 from engine.backend import Backend
 from engine.log import setup as setup_logging
 from runtime.client import Client
 
 log = logging.getLogger("engine.daemon")
 
-ROUTERS = [system.register]
+ROUTERS = [system.register, images.register, containers.register, exec.register]
 
 
 async def _listen(runner: web.AppRunner, host: str, cfg: config_mod.Config) -> web.BaseSite:
@@ -63,7 +63,7 @@ async def serve(cfg: config_mod.Config) -> None:
         await _listen(runner, host, cfg)
     log.info("serving hosts=%s runtime=%s namespace=%s pid=%d", ",".join(cfg.hosts), cfg.runtime_address,
              cfg.runtime_namespace, os.getpid())
-    ready = asyncio.create_task(backend.ensure_namespace(), name="runtime-namespace")
+    ready = asyncio.create_task(backend.run(), name="engine-background")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+import docker
 import pytest
 
 from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
@@ -41,3 +42,13 @@ def engine(runtime_daemon: RuntimeDaemon) -> Iterator[EngineDaemon]:
         yield e
     finally:
         e.stop()
+
+
+@pytest.fixture
+def sdk(engine: EngineDaemon) -> Iterator[docker.DockerClient]:
+    """The Docker SDK pointed at the test's engine (modules may override `engine`)."""
+    client = docker.DockerClient(base_url=engine.host)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -58,7 +58,7 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("Api-Version", API_VERSION)
     response.headers.setdefault("Ostype", "linux")
     response.headers.setdefault("Docker-Experimental", "false")
-    response.headers.setdefault("Server", f"Docker/{__version__} (linux)")
+    response.headers["Server"] = f"Docker/{__version__} (linux)"
 
 
 class Router:

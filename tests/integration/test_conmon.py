@@ -285,6 +285,8 @@ async def test_terminal_shell_and_resize(h: Harness) -> None:
         await a.write(b"exit 3\n")
         await read_all(a)
     assert await wait_exit(t) == 3
+    # conmon records the exit just before it goes: only once it is gone is the fifo unread.
+    await exits.wait_gone(t.conmon_pid, os.path.join(t.state_dir, exits.CONMON_PIDFILE))
     with pytest.raises(FailedPrecondition):
         await resize(t.ctl_fifo, 10, 10)  # nobody reads the fifo any more
     with pytest.raises(InvalidArgument):

@@ -1,0 +1,79 @@
+"""/containers/{id}/exec and /exec/{id}: create, start (hijacked or detached), resize, inspect (CLIENT-FLOWS §5.8)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiohttp import web
+
+from engine.api.app import Router
+from engine.api.hijack import bridge, hijack, parse_detach_keys
+from engine.api.responses import json_response, read_json
+from engine.api.routers.containers import size_params
+from engine.api.streams import STDERR, frame
+from engine.backend import Backend
+from engine.containers.execs import ExecConfig, ExecStart, parse_model
+from engine.errors import InvalidArgument
+from runtime import client as rt
+
+log = logging.getLogger("engine.api.exec")
+
+
+def register(r: Router, b: Backend) -> None:
+    execs = b.execs
+
+    async def create(request: web.Request) -> web.Response:
+        config = parse_model(ExecConfig, await read_json(request))
+        try:
+            parse_detach_keys(config.DetachKeys)
+        except ValueError as e:
+            raise InvalidArgument(str(e)) from None
+        e = execs.create(request.match_info["id"], config)
+        return json_response({"Id": e.id}, 201)
+
+    async def start(request: web.Request) -> web.StreamResponse:
+        body = parse_model(ExecStart, await read_json(request, optional=True))
+        e = execs.get(request.match_info["id"])
+        if body.Detach:
+            await execs.start_detached(e)
+            return web.Response(status=200)
+        c = e.config
+        tty = bool(c.Tty)
+        # Prepared and attached before the 101: a refusal is still an ordinary JSON error.
+        att = await execs.prepare(e, attach=True)
+        assert att is not None
+        conn = await hijack(request)
+        try:
+            await execs.launch(e)
+        except rt.RuntimeError_ as err:
+            att.close()
+            message = err.message.encode() + b"\r\n"
+            with contextlib.suppress(ConnectionError):
+                await conn.write(message if tty else frame(STDERR, message))
+            return conn.response
+        # Past the 101 no error response can be sent: a failure just ends the stream.
+        try:
+            ended = await bridge(conn, att, tty=tty, stdin=bool(c.AttachStdin), stdout=bool(c.AttachStdout),
+                                 stderr=bool(c.AttachStderr), close_stdin=True,
+                                 detach_keys=parse_detach_keys(c.DetachKeys))
+            if ended:
+                # The CLI reads the exit code as soon as the stream ends.
+                await execs.finish(e)
+            else:
+                execs.finish_later(e)
+        except Exception:
+            log.exception("exec=%s failed after the upgrade", e.id)
+        return conn.response
+
+    async def resize(request: web.Request) -> web.Response:
+        height, width = size_params(request)
+        await execs.resize(execs.get(request.match_info["id"]), height, width)
+        return web.Response(status=200)
+
+    async def inspect(request: web.Request) -> web.Response:
+        return json_response(execs.get(request.match_info["id"]).docker())
+
+    r.add("POST", "/containers/{id}/exec", create)
+    r.add("POST", "/exec/{id}/start", start)
+    r.add("POST", "/exec/{id}/resize", resize)
+    r.add("GET", "/exec/{id}/json", inspect)

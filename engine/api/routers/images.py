@@ -1,0 +1,97 @@
+"""Image endpoints: pull (create), list, inspect, history, tag, remove, prune."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from engine.api import query
+from engine.api.app import Router
+from engine.api.responses import empty, json_response
+from engine.backend import Backend
+from engine.errors import EngineError, NotFound
+from engine.images import filters, views
+from engine.images.lookup import NoSuchImage, find
+from engine.images.pull import RegistryAuth, pull, pull_reference
+from runtime.client import RuntimeError_
+
+log = logging.getLogger("engine.api.images")
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
+
+
+def register(r: Router, b: Backend) -> None:
+    images = b.images
+
+    async def create(request: web.Request) -> web.StreamResponse:
+        q = request.query
+        ref = pull_reference(q.get("fromImage", ""), q.get("tag", ""))
+        messages = pull(images, ref, platform=q.get("platform"),
+                        auth=RegistryAuth.from_header(request.headers.get("X-Registry-Auth")))
+        try:
+            # Until the registry has answered, a failure is still an ordinary status (404 for an unknown tag).
+            first = await anext(messages)
+            response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            await response.write(_line(first))
+            try:
+                async for message in messages:
+                    await response.write(_line(message))
+            except (EngineError, RuntimeError_) as e:
+                log.info("pull of %s failed: %s", ref, e.message)
+                await response.write(_line({"errorDetail": {"message": e.message}, "error": e.message}))
+            await response.write_eof()
+            return response
+        finally:
+            # A client hanging up must stop the runtime's pull now, not whenever the generator is collected.
+            await messages.aclose()
+
+    async def list_images(request: web.Request) -> web.Response:
+        all_images = await images.images()
+
+        def created_of(term: str) -> int:
+            return find(all_images, term).image.created
+
+        select = filters.list_selector(query.filters(request.query), created_of)
+        out = []
+        for image in all_images:
+            names = select(image)
+            if names is not None:
+                out.append(views.summary(image, names))
+        out.sort(key=lambda s: s["Created"], reverse=True)
+        return json_response(out)
+
+    async def inspect(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            match = await images.get(name)
+        except NoSuchImage as e:
+            raise NotFound(f"no such image: {name}: {e.message}") from None
+        return json_response(views.inspect(match.image))
+
+    async def history(request: web.Request) -> web.Response:
+        return json_response(views.history((await images.get(request.match_info["name"])).image))
+
+    async def tag(request: web.Request) -> web.Response:
+        await images.tag(request.match_info["name"], request.query.get("repo", ""), request.query.get("tag", ""))
+        return empty(201)
+
+    async def remove(request: web.Request) -> web.Response:
+        return json_response(await images.remove(request.match_info["name"], query.boolean(request.query, "force")))
+
+    async def prune(request: web.Request) -> web.Response:
+        return json_response(await images.prune(filters.prune_selector(query.filters(request.query))))
+
+    r.add("POST", "/images/create", create)
+    r.add("GET", "/images/json", list_images)
+    r.add("POST", "/images/prune", prune)
+    # Names contain '/' and ':' (127.0.0.1:5000/library/busybox:latest): match them greedily.
+    r.add("GET", "/images/{name:.+}/json", inspect)
+    r.add("GET", "/images/{name:.+}/history", history)
+    r.add("POST", "/images/{name:.+}/tag", tag)
+    r.add("DELETE", "/images/{name:.+}", remove)

@@ -1,0 +1,57 @@
+"""Docker's stream formats: 8-byte-header multiplexing, and streamed responses (CLIENT-FLOWS §1.10, §4)."""
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from aiohttp import web
+
+STDOUT = 1
+STDERR = 2
+
+_HEADER = struct.Struct(">BxxxI")
+
+T = TypeVar("T")
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    """One "stdcopy" frame: [stream, 0, 0, 0, size (uint32 BE)] + payload."""
+    return _HEADER.pack(stream, len(data)) + data
+
+
+async def open_stream(request: web.Request, content_type: str | None = "application/json") -> web.StreamResponse:
+    """A chunked 200 whose headers leave at once: clients block until they see them (`docker run`'s wait)."""
+    resp = web.StreamResponse(status=200)
+    if content_type:
+        resp.content_type = content_type
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    return resp
+
+
+async def disconnected(request: web.Request, interval: float = 0.5) -> None:
+    """Returns once the client has gone (handlers are not cancelled when it hangs up)."""
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(interval)
+
+
+async def until(main: Awaitable[T], *stoppers: Awaitable[object]) -> T | None:
+    """`main`'s result, or None if a stopper finishes first (then `main` is cancelled)."""
+    task = asyncio.ensure_future(main)
+    others = [asyncio.ensure_future(s) for s in stoppers]
+    try:
+        await asyncio.wait([task, *others], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in others:
+            t.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, *others, return_exceptions=True)
+    if task.cancelled():
+        return None
+    return task.result()

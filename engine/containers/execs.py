@@ -1,0 +1,191 @@
+"""Exec instances: created by the API, run as runtime execs in the container's task.
+
+Docker creates an exec's record first and its process only at start; so do we. The
+runtime prepares an exec held back from running, so the engine attaches to its stdio
+before starting it and the first byte of output is never lost.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from engine.containers.lifecycle import ContainerService, start_failure_code
+from engine.containers.state import Status
+from engine.errors import Conflict, InvalidArgument, NotFound
+from runtime import client as rt
+from runtime.client.attach import Attachment
+
+log = logging.getLogger("engine.execs")
+
+
+class ExecConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    AttachStdin: bool | None = None
+    AttachStdout: bool | None = None
+    AttachStderr: bool | None = None
+    Tty: bool | None = None
+    DetachKeys: str | None = None
+    Env: list[str] | None = None
+    WorkingDir: str | None = None
+    User: str | None = None
+    Privileged: bool | None = None
+    Cmd: list[str] | None = None
+
+    @field_validator("Cmd", mode="before")
+    @classmethod
+    def _strslice(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class ExecStart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    Detach: bool | None = None
+    Tty: bool | None = None
+
+
+def parse_model(model: type[BaseModel], body: Any) -> Any:
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise InvalidArgument("expected a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise InvalidArgument(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+
+
+@dataclass(eq=False)
+class Exec:
+    id: str
+    container_id: str
+    config: ExecConfig
+    started: bool = False
+    running: bool = False
+    prepared: bool = False  # the runtime holds the process: resizes go through
+    exit_code: int | None = None
+    pid: int = 0
+    size: tuple[int, int] | None = None
+
+    def docker(self) -> dict[str, Any]:
+        cmd = self.config.Cmd or []
+        return {
+            "ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
+            "ProcessConfig": {"tty": bool(self.config.Tty), "entrypoint": cmd[0] if cmd else "",
+                              "arguments": cmd[1:], "privileged": bool(self.config.Privileged),
+                              "user": self.config.User or ""},
+            "OpenStdin": bool(self.config.AttachStdin), "OpenStderr": bool(self.config.AttachStderr),
+            "OpenStdout": bool(self.config.AttachStdout), "CanRemove": False, "ContainerID": self.container_id,
+            "DetachKeys": self.config.DetachKeys or "", "Pid": self.pid,
+        }
+
+
+class ExecService:
+    def __init__(self, containers: ContainerService, runtime: rt.Client) -> None:
+        self._containers = containers
+        self._rt = runtime
+        self._execs: dict[str, Exec] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        containers.on_removed.append(self._forget)
+
+    def _forget(self, container_id: str) -> None:
+        for e in [e for e in self._execs.values() if e.container_id == container_id]:
+            del self._execs[e.id]
+
+    def _running_container(self, ref: str) -> str:
+        c = self._containers.get(ref)
+        if c.state.status == Status.PAUSED:
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        return c.id
+
+    def create(self, ref: str, config: ExecConfig) -> Exec:
+        cid = self._running_container(ref)
+        if not config.Cmd:
+            raise InvalidArgument("No exec command specified")
+        e = Exec(id=secrets.token_hex(32), container_id=cid, config=config)
+        self._execs[e.id] = e
+        return e
+
+    def get(self, exec_id: str) -> Exec:
+        e = self._execs.get(exec_id)
+        if e is None:
+            raise NotFound(f"No such exec instance: {exec_id}")
+        return e
+
+    async def prepare(self, e: Exec, *, attach: bool) -> Attachment | None:
+        """Create the process, held back; with `attach`, connect to its stdio now."""
+        if e.started:
+            raise Conflict(f"Exec {e.id} has already been started")
+        self._running_container(e.container_id)
+        e.started = True
+        c = e.config
+        await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=c.Env or [], cwd=c.WorkingDir or None,
+                                user=c.User or None, terminal=bool(c.Tty), stdin=bool(c.AttachStdin))
+        e.prepared = True
+        if e.size is not None:
+            await self._resize(e)
+        if not attach:
+            return None
+        try:
+            io = await self._rt.task_io(e.container_id, exec_id=e.id)
+            return await Attachment.connect(io["attach_socket"])
+        except BaseException:
+            await self._discard(e)
+            raise
+
+    async def launch(self, e: Exec) -> None:
+        """Run the prepared process; a failure is the exec's exit (126/127), as for Docker."""
+        try:
+            state = await self._rt.start_exec(e.container_id, e.id)
+        except rt.RuntimeError_ as err:
+            e.exit_code = start_failure_code(err.message)
+            await self._discard(e)
+            raise
+        e.pid, e.running = state.get("pid", 0), True
+
+    async def finish(self, e: Exec) -> None:
+        """Record the exit code (before the caller ends the client's stream), then drop the process."""
+        try:
+            status = await self._rt.wait_task(e.container_id, exec_id=e.id)
+            e.exit_code = status["exit_status"]
+        except rt.NotFound:
+            # The container's exit took the task, and the exec with it.
+            e.exit_code = 137 if e.exit_code is None else e.exit_code
+        e.running = False
+        await self._discard(e)
+
+    def finish_later(self, e: Exec) -> None:
+        """finish() once the process exits, for a process nobody is attached to any more."""
+        task = asyncio.create_task(self.finish(e), name=f"exec-{e.id[:12]}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def start_detached(self, e: Exec) -> None:
+        await self.prepare(e, attach=False)
+        await self.launch(e)
+        self.finish_later(e)
+
+    async def resize(self, e: Exec, height: int, width: int) -> None:
+        # The CLI resizes right after the 101, maybe before the process exists: keep the size for then.
+        e.size = (height, width)
+        if e.prepared:
+            await self._resize(e)
+
+    async def _resize(self, e: Exec) -> None:
+        if e.size is None or not e.config.Tty:
+            return
+        with contextlib.suppress(rt.NotFound, rt.FailedPrecondition):
+            await self._rt.resize_task(e.container_id, e.size[0], e.size[1], exec_id=e.id)
+
+    async def _discard(self, e: Exec) -> None:
+        e.prepared = False
+        with contextlib.suppress(rt.NotFound, rt.FailedPrecondition):
+            await self._rt.delete_exec(e.container_id, e.id)

@@ -1,0 +1,40 @@
+"""What a container create needs to know about its image, through the engine's image service.
+
+The runtime keeps images under normalised names (docker.io/library/busybox:latest);
+clients write familiar ones (busybox), or an image ID (prefix).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import InvalidArgument
+from engine.images.store import ImageService
+from runtime.client.reference import familiar, parse
+
+
+@dataclass(frozen=True)
+class Image:
+    ref: str  # the runtime's name for it
+    id: str  # sha256:<config digest>
+    config: dict[str, Any]  # the image config's "config" object (Cmd, Env, ...)
+
+
+def normalise(ref: str) -> tuple[str, str]:
+    """(the runtime's full name, Docker's familiar form for messages): busybox -> docker.io/library/busybox:latest."""
+    r = parse(ref)
+    return str(r), familiar(r)
+
+
+class Images:
+    """Container create's view of the image service: the runtime name, ID and run config of an image."""
+
+    def __init__(self, service: ImageService) -> None:
+        self._service = service
+
+    async def resolve(self, ref: str) -> Image:
+        """By reference, name@digest, ID or ID prefix; NotFound with Docker's message."""
+        if not ref:
+            raise InvalidArgument("No image was specified: set Config.Image")
+        match = await self._service.get(ref)
+        return Image(ref=match.source.name, id=match.image.id, config=match.image.config.get("config") or {})

@@ -1,0 +1,128 @@
+"""The engine's container records: SQLite under --data-root, served from memory.
+
+Every record is loaded at start and kept in memory, so lookups (full id, name,
+id prefix) never touch the disk; writes go through to SQLite on one dedicated
+thread, in the order they were made, so the file always holds the latest state.
+Names are reserved in memory the moment a create begins: two concurrent creates
+of one name cannot both pass the check.
+"""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from engine.containers.state import State
+from engine.errors import Conflict, NotFound
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id   TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    doc  TEXT NOT NULL
+)
+"""
+
+
+class Container(BaseModel):
+    id: str  # 64 hex; also the runtime's container and task id
+    name: str  # without the leading "/"
+    created: float
+    image: str  # as the client gave it
+    image_ref: str  # the normalised reference the runtime knows it by
+    image_id: str  # "sha256:<config digest>"
+    path: str
+    args: list[str]
+    config: dict[str, Any]  # Docker's Config, image defaults merged in
+    host_config: dict[str, Any]
+    state: State = Field(default_factory=State)
+    restart_count: int = 0
+    log_path: str | None = None  # known from the first start on; outlives the runtime task
+
+
+def name_conflict(name: str, holder: str) -> Conflict:
+    return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{holder}". '
+                    "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+class ContainerStore:
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(_SCHEMA)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="containers-db")
+        self._by_id: dict[str, Container] = {}
+        self._names: dict[str, str] = {}
+        for (doc,) in self._conn.execute("SELECT doc FROM containers"):
+            c = Container.model_validate_json(doc)
+            self._by_id[c.id] = c
+            self._names[c.name] = c.id
+
+    # lookups -------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        """By full id, name (with or without "/"), or unique id prefix."""
+        c = self.find(ref)
+        if c is None:
+            raise NotFound(f"No such container: {ref}")
+        return c
+
+    def find(self, ref: str) -> Container | None:
+        if ref in self._by_id:
+            return self._by_id[ref]
+        cid = self._names.get(ref.removeprefix("/"))
+        if cid is not None:
+            return self._by_id.get(cid)
+        if not ref:
+            return None
+        matches = [c for i, c in self._by_id.items() if i.startswith(ref)]
+        if len(matches) > 1:
+            raise NotFound(f"No such container: {ref} (the id prefix is ambiguous)")
+        return matches[0] if matches else None
+
+    def all(self) -> list[Container]:
+        return list(self._by_id.values())
+
+    # names ---------------------------------------------------------------
+
+    def name_taken(self, name: str) -> bool:
+        return name in self._names
+
+    def reserve(self, name: str, cid: str) -> None:
+        holder = self._names.get(name)
+        if holder is not None and holder != cid:
+            raise name_conflict(name, holder)
+        self._names[name] = cid
+
+    def release(self, name: str, cid: str) -> None:
+        if self._names.get(name) == cid:
+            del self._names[name]
+
+    # writes --------------------------------------------------------------
+
+    async def save(self, c: Container) -> None:
+        """Record `c` (new or changed); its name must be reserved for it."""
+        self._by_id[c.id] = c
+        doc = c.model_dump_json()
+        await self._write("INSERT OR REPLACE INTO containers (id, name, doc) VALUES (?, ?, ?)", (c.id, c.name, doc))
+
+    async def rename(self, c: Container, new: str) -> None:
+        self.reserve(new, c.id)
+        old, c.name = c.name, new
+        self.release(old, c.id)
+        await self.save(c)
+
+    async def delete(self, c: Container) -> None:
+        self._by_id.pop(c.id, None)
+        self.release(c.name, c.id)
+        await self._write("DELETE FROM containers WHERE id=?", (c.id,))
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        # The snapshot (params) is taken on the loop; the single writer thread keeps the order.
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._conn.execute, sql, params)
+

@@ -1,0 +1,1 @@
+"""Docker images over the runtime: IDs, names, lookup, pull progress, list/inspect/history views."""

@@ -1,0 +1,137 @@
+"""Docker's view of images: runtime image records grouped by their config digest, which is the image ID."""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.client import InvalidArgument
+from runtime.client.reference import Reference, familiar, parse
+
+# An image that lost its last name (a moved tag, rmi -f while a container uses it) is
+# kept under this prefix. '<' is outside the reference grammar, so such a name can
+# never be mistaken for, or collide with, a repository someone pulls.
+DANGLING_PREFIX = "<none>@"
+
+# A name made by `docker tag` rather than a pull: it has no digest in its repository.
+TAGGED_LABEL = "io.pyengine.tagged"
+
+EPOCH = "1970-01-01T00:00:00Z"
+NEVER = "0001-01-01T00:00:00Z"  # Go's zero time: how dockerd shows "never tagged"
+
+
+def short_id(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def unix_seconds(created: str | None) -> int:
+    """An image config's RFC 3339 `created` as unix seconds (0 when absent or unreadable)."""
+    if not created:
+        return 0
+    try:
+        return int(datetime.datetime.fromisoformat(created).timestamp())
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Record:
+    """One runtime image record: a name pointing at a manifest or index."""
+
+    name: str
+    target: dict[str, Any]
+    updated: float
+    ref: Reference | None  # None: a dangling marker, or a name that is no Docker reference
+    tagged: bool = False
+
+    @classmethod
+    def from_wire(cls, doc: dict[str, Any]) -> Record:
+        name = doc["name"]
+        ref: Reference | None = None
+        if not name.startswith(DANGLING_PREFIX):
+            try:
+                ref = parse(name)
+            except InvalidArgument:
+                pass
+        return cls(name=name, target=doc["target"], updated=float(doc.get("updated") or 0), ref=ref,
+                   tagged=TAGGED_LABEL in (doc.get("labels") or {}))
+
+    @property
+    def digest(self) -> str:
+        return self.target["digest"]
+
+    @property
+    def is_tag(self) -> bool:
+        return self.ref is not None and self.ref.tag is not None and self.ref.digest is None
+
+    @property
+    def display(self) -> str:
+        """How Docker shows this name: `busybox:latest`, `busybox@sha256:…`."""
+        return familiar(self.ref) if self.ref is not None else self.name
+
+
+def repo_tags(records: list[Record]) -> list[str]:
+    return [r.display for r in records if r.is_tag]
+
+
+def repo_digests(records: list[Record]) -> list[str]:
+    """`name@digest` per repository digest; a pulled tag contributes the digest it was pulled at."""
+    out = [f"{r.ref.familiar_name}@{r.ref.digest or r.digest}" for r in records
+           if r.ref is not None and not r.tagged]
+    return list(dict.fromkeys(out))
+
+
+@dataclass
+class LocalImage:
+    id: str  # the config digest
+    config: dict[str, Any]
+    manifest_digest: str
+    layers: list[dict[str, Any]]  # the manifest's layer descriptors
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the layers as stored (compressed): list, inspect and history all count this way."""
+        return sum(int(layer.get("size") or 0) for layer in self.layers)
+
+    @property
+    def created(self) -> int:
+        return unix_seconds(self.config.get("created"))
+
+    @property
+    def created_rfc3339(self) -> str:
+        created = self.config.get("created")
+        return created if isinstance(created, str) and unix_seconds(created) else EPOCH
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict((self.config.get("config") or {}).get("Labels") or {})
+
+    @property
+    def named(self) -> list[Record]:
+        return [r for r in self.records if r.ref is not None]
+
+    @property
+    def repo_tags(self) -> list[str]:
+        return repo_tags(self.records)
+
+    @property
+    def repo_digests(self) -> list[str]:
+        return repo_digests(self.records)
+
+    @property
+    def repositories(self) -> set[str]:
+        return {r.ref.name for r in self.named if r.ref is not None}
+
+    @property
+    def dangling(self) -> bool:
+        return not self.named
+
+    @property
+    def last_tag_time(self) -> str:
+        tagged = [r.updated for r in self.records if r.tagged]
+        return rfc3339(max(tagged)) if tagged else NEVER

@@ -1,0 +1,167 @@
+"""POST /images/create?fromImage=…: a runtime pull, reported as dockerd's progress messages."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncGenerator
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from engine.errors import Internal, InvalidArgument
+from engine.images.lookup import NoSuchImage
+from engine.images.model import short_id
+from engine.images.store import ImageService
+from runtime.client import NotFound
+from runtime.client.reference import Reference, familiar, parse
+
+_BAR_WIDTH = 50
+
+
+class RegistryAuth(BaseModel):
+    """The X-Registry-Auth header's JSON (base64url, padding optional)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    username: str = ""
+    password: str = ""
+    identitytoken: str = ""
+    serveraddress: str = ""
+
+    @classmethod
+    def from_header(cls, header: str | None) -> RegistryAuth | None:
+        # dockerd treats an undecodable header as no credentials rather than failing the pull.
+        if not header:
+            return None
+        text = header.strip().replace("+", "-").replace("/", "_")
+        try:
+            return cls.model_validate(json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))))
+        except (binascii.Error, ValueError, ValidationError):
+            return None
+
+    def credentials(self) -> dict[str, str] | None:
+        if not (self.username or self.password or self.identitytoken):
+            return None
+        creds = {"username": self.username, "password": self.password}
+        if self.identitytoken:
+            creds["identity_token"] = self.identitytoken
+        return creds
+
+
+def pull_reference(from_image: str, tag: str) -> Reference:
+    """fromImage plus tag (a tag or a digest) as one normalised reference; no tag means latest."""
+    if not from_image:
+        raise InvalidArgument("fromImage is required: importing images (fromSrc) is not supported")
+    ref = parse(from_image)
+    if not tag:
+        return ref
+    # The explicit tag (or digest) replaces whatever fromImage carried.
+    return parse(f"{ref.name}@{tag}" if tag.startswith("sha256:") else f"{ref.name}:{tag}")
+
+
+def human_size(n: float) -> str:
+    """Decimal units with four significant digits, as Docker's progress strings show sizes."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000:
+            return f"{n:.4g}{unit}"
+        n /= 1000
+    return f"{n:.4g}PB"
+
+
+def progress_bar(current: int, total: int) -> str:
+    filled = min(_BAR_WIDTH, _BAR_WIDTH * current // total) if total > 0 else 0
+    bar = "=" * _BAR_WIDTH if filled >= _BAR_WIDTH else "=" * filled + ">" + " " * (_BAR_WIDTH - filled - 1)
+    return f"[{bar}] {human_size(current):>8}/{human_size(total)}"
+
+
+def _message(status: str, layer: str, current: int | None = None, total: int = 0) -> dict[str, Any]:
+    if current is None:
+        return {"status": status, "progressDetail": {}, "id": layer}
+    return {"status": status, "progressDetail": {"current": current, "total": total},
+            "progress": progress_bar(current, total), "id": layer}
+
+
+class LayerReporter:
+    """Turns the runtime's per-blob states into Docker's per-layer messages.
+
+    Docker announces a layer once ("Pulling fs layer", or "Already exists" when it
+    is stored already and then says nothing more about it); manifests and
+    configs are not layers and stay silent.
+    """
+
+    _SIMPLE: ClassVar[dict[str, str]] = {
+        "waiting": "Waiting", "verifying": "Verifying Checksum", "downloaded": "Download complete",
+        "done": "Pull complete",
+    }
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._settled: set[str] = set()
+
+    def messages(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        if event.get("kind") != "layer" or "digest" not in event:
+            return []
+        layer, status = short_id(event["digest"]), event.get("status")
+        if layer in self._settled:
+            return []
+        out: list[dict[str, Any]] = []
+        if layer not in self._seen:
+            self._seen.add(layer)
+            if status == "exists":
+                self._settled.add(layer)
+                return [_message("Already exists", layer)]
+            out.append(_message("Pulling fs layer", layer))
+        current, total = int(event.get("current") or 0), int(event.get("total") or 0)
+        if status == "downloading":
+            out.append(_message("Downloading", layer, current, total))
+        elif status == "extracting":
+            out.append(_message("Extracting", layer, 0, total))
+        elif status == "exists":  # a download another pull was doing finished
+            out.append(_message("Download complete", layer))
+        elif status in self._SIMPLE:
+            out.append(_message(self._SIMPLE[status], layer))
+        return out
+
+
+async def pull(images: ImageService, ref: Reference, *, platform: str | None,
+               auth: RegistryAuth | None) -> AsyncGenerator[dict[str, Any], None]:
+    """Docker's pull messages. Failures up to the registry's answer raise before the first
+    message (the caller still can answer with a status); later ones raise mid-stream."""
+    backend = images.backend
+    name = str(ref)
+    try:
+        before = await backend.runtime.image(name)
+    except NotFound:
+        before = None
+    previous = None
+    if before is not None:
+        try:
+            previous = (await images.get(name)).image.id
+        except NoSuchImage:
+            pass
+    events = backend.runtime.pull(name, platform=platform or None, mirrors=backend.mirrors,
+                                  insecure=list(backend.config.insecure_registries),
+                                  credentials=auth.credentials() if auth else None)
+    try:
+        resolved = await anext(events)
+        digest = resolved.get("digest", "")
+        up_to_date = before is not None and before["target"]["digest"] == digest
+        yield {"status": f"Pulling from {ref.path}", "id": ref.tag if ref.digest is None else ref.digest}
+        reporter = LayerReporter()
+        async for event in events:
+            if event.get("status") == "complete":
+                break
+            if not up_to_date:
+                for message in reporter.messages(event):
+                    yield message
+        else:
+            raise Internal(f"the runtime's pull of {name} ended without completing")
+    finally:
+        await events.aclose()
+    if previous is not None and before is not None and not up_to_date:
+        # The name moved to another image: the one it left keeps existing, untagged, as in Docker.
+        await images.keep_if_orphaned(previous, before["target"])
+    yield {"status": f"Digest: {digest}"}
+    verdict = "Image is up to date for" if up_to_date else "Downloaded newer image for"
+    yield {"status": f"Status: {verdict} {familiar(ref)}"}

@@ -1,0 +1,213 @@
+"""Images as dockerd presents them, built from the runtime's image records and content.
+
+The runtime knows names pointing at manifests or indexes; Docker knows images
+identified by their config digest, each carrying any number of names. This
+module does that translation and the name bookkeeping (tag, untag, delete,
+prune) with Docker's rules on top of the runtime's plain records.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import platform
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import Conflict, InvalidArgument
+from engine.images.lookup import Match, find
+from engine.images.model import (
+    DANGLING_PREFIX,
+    TAGGED_LABEL,
+    LocalImage,
+    Record,
+    short_id,
+)
+from runtime.client import NotFound
+from runtime.client.reference import parse
+
+if TYPE_CHECKING:
+    from engine.backend import Backend
+
+log = logging.getLogger("engine.images")
+
+_INDEX_TYPES = frozenset({"application/vnd.oci.image.index.v1+json",
+                          "application/vnd.docker.distribution.manifest.list.v2+json"})
+_HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+class _BlobCache:
+    """Parsed manifests, indexes and configs by digest: content never changes under its digest."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._docs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._limit = limit
+
+    def get(self, digest: str) -> dict[str, Any] | None:
+        doc = self._docs.get(digest)
+        if doc is not None:
+            self._docs.move_to_end(digest)
+        return doc
+
+    def put(self, digest: str, doc: dict[str, Any]) -> None:
+        self._docs[digest] = doc
+        if len(self._docs) > self._limit:
+            self._docs.popitem(last=False)
+
+
+class ImageService:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._blobs = _BlobCache()
+
+    async def _json(self, digest: str) -> dict[str, Any]:
+        doc = self._blobs.get(digest)
+        if doc is None:
+            doc = json.loads(await self.backend.runtime.read_content(digest))
+            if not isinstance(doc, dict):
+                raise ValueError(f"{digest} is not a JSON object")
+            self._blobs.put(digest, doc)
+        return doc
+
+    async def _manifest_of(self, target: dict[str, Any],
+                           present: Callable[[], Awaitable[set[str]]]) -> tuple[str, dict[str, Any]]:
+        if target.get("mediaType") not in _INDEX_TYPES:
+            return target["digest"], await self._json(target["digest"])
+        # A pull fetches one platform's manifest out of an index: the image is the one present here.
+        have = await present()
+        entries = [e for e in (await self._json(target["digest"])).get("manifests") or []
+                   if isinstance(e, dict) and e.get("digest") in have]
+        if not entries:
+            raise NotFound(f"no manifest of index {target['digest']} is stored")
+        native = [e for e in entries if (e.get("platform") or {}).get("architecture") == _HOST_ARCH]
+        chosen = (native or entries)[0]["digest"]
+        return chosen, await self._json(chosen)
+
+    async def images(self) -> list[LocalImage]:
+        """Every image, grouped by ID; records whose content is unreadable are left out (and logged)."""
+        records = [Record.from_wire(doc) for doc in await self.backend.runtime.images()]
+        digests: asyncio.Future[set[str]] | None = None
+
+        async def present() -> set[str]:
+            nonlocal digests
+            if digests is None:
+                digests = asyncio.ensure_future(self._content_digests())
+            return await digests
+
+        described = await asyncio.gather(*(self._describe(r, present) for r in records))
+        by_id: dict[str, LocalImage] = {}
+        for record, image in zip(records, described):
+            if image is None:
+                continue
+            by_id.setdefault(image.id, image).records.append(record)
+        return list(by_id.values())
+
+    async def _content_digests(self) -> set[str]:
+        return {c["digest"] for c in await self.backend.runtime.content()}
+
+    async def _describe(self, record: Record, present: Callable[[], Awaitable[set[str]]]) -> LocalImage | None:
+        try:
+            manifest_digest, manifest = await self._manifest_of(record.target, present)
+            config_digest = manifest["config"]["digest"]
+            config = await self._json(config_digest)
+        except (NotFound, KeyError, TypeError, ValueError) as e:
+            log.warning("image %s is unreadable, left out: %s", record.name, e)
+            return None
+        return LocalImage(id=config_digest, config=config, manifest_digest=manifest_digest,
+                          layers=list(manifest.get("layers") or []))
+
+    async def get(self, term: str) -> Match:
+        return find(await self.images(), term)
+
+    async def users(self, image: LocalImage) -> list[dict[str, Any]]:
+        """The engine's containers created from this image (by one of its names or its ID)."""
+        names = {r.name for r in image.records} | {image.id}
+        return [c for c in await self.backend.runtime.containers() if c.get("image") in names]
+
+    async def _running(self, containers: list[dict[str, Any]]) -> dict[str, Any] | None:
+        running = {t["id"] for t in await self.backend.runtime.tasks() if t.get("status") == "running"}
+        return next((c for c in containers if c["id"] in running), None)
+
+    async def keep_if_orphaned(self, image_id: str, target: dict[str, Any]) -> None:
+        """After a name moved away from `target`: keep its image as a dangling one if that was its last name."""
+        if any(image.id == image_id for image in await self.images()):
+            return
+        try:
+            await self.backend.runtime.put_image(DANGLING_PREFIX + target["digest"], target)
+        except NotFound:
+            pass  # already collected: nothing is left to keep
+
+    async def tag(self, term: str, repo: str, tag: str) -> str:
+        if not repo:
+            raise InvalidArgument("repository name must have at least one component")
+        images = await self.images()
+        source = find(images, term)
+        if "@" in repo or tag.startswith("sha256:"):
+            raise InvalidArgument("refusing to create a tag with a digest reference")
+        name = str(parse(f"{repo}:{tag}" if tag else repo))
+        previous = next((image for image in images for r in image.records if r.name == name), None)
+        await self.backend.runtime.put_image(name, source.source.target, {TAGGED_LABEL: "true"})
+        if previous is not None and previous.id != source.image.id:
+            old = next(r for r in previous.records if r.name == name)
+            await self.keep_if_orphaned(previous.id, old.target)
+        return name
+
+    async def remove(self, term: str, force: bool) -> list[dict[str, str]]:
+        match = await self.get(term)
+        image = match.image
+        users = await self.users(image)
+        if match.record is not None:
+            others = [r for r in image.named if r.name != match.record.name]
+            if others:
+                await self.backend.runtime.remove_image(match.record.name)
+                return [{"Untagged": match.record.display}]
+            if users and not force:
+                raise Conflict(f'conflict: unable to remove repository reference "{term}" (must force) - container '
+                               f"{short_id(users[0]['id'])} is using its referenced image {short_id(image.id)}")
+        else:
+            if len(image.repositories) > 1 and not force:
+                raise Conflict(f"conflict: unable to delete {short_id(image.id)} (must be forced) - image is "
+                               "referenced in multiple repositories")
+            if users:
+                running = await self._running(users)
+                if running is not None:
+                    raise Conflict(f"conflict: unable to delete {short_id(image.id)} (cannot be forced) - image is "
+                                   f"being used by running container {short_id(running['id'])}")
+                if not force:
+                    raise Conflict(f"conflict: unable to delete {short_id(image.id)} (must be forced) - image is "
+                                   f"being used by stopped container {short_id(users[0]['id'])}")
+        return await self._delete(image, keep=bool(users))
+
+    async def _delete(self, image: LocalImage, keep: bool) -> list[dict[str, str]]:
+        """Remove every name; with `keep` (containers still use it) the image stays, dangling."""
+        if keep:
+            await self.backend.runtime.put_image(DANGLING_PREFIX + image.records[0].digest, image.records[0].target)
+        items = []
+        for record in image.records:
+            if keep and record.name.startswith(DANGLING_PREFIX):
+                continue
+            await self.backend.runtime.remove_image(record.name)
+            if record.ref is not None:
+                items.append({"Untagged": record.display})
+        if not keep:
+            # Docker reports the repository digests it forgets along with the tags.
+            untagged = {item["Untagged"] for item in items}
+            items += [{"Untagged": d} for d in image.repo_digests if d not in untagged]
+            items.append({"Deleted": image.id})
+        return items
+
+    async def prune(self, select: Callable[[LocalImage], bool]) -> dict[str, Any]:
+        """Delete every image `select` picks that no container uses; report what went and the bytes freed."""
+        before = await self._stored_bytes()
+        used = {c.get("image") for c in await self.backend.runtime.containers()}
+        deleted: list[dict[str, str]] = []
+        for image in await self.images():
+            if not select(image) or used & ({r.name for r in image.records} | {image.id}):
+                continue
+            deleted += await self._delete(image, keep=False)
+        reclaimed = max(0, before - await self._stored_bytes()) if deleted else 0
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    async def _stored_bytes(self) -> int:
+        return sum(int(c.get("size") or 0) for c in await self.backend.runtime.content())

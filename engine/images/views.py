@@ -1,0 +1,82 @@
+"""The JSON shapes of image list, inspect and history (Docker API 1.41)."""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.images.model import (
+    LocalImage,
+    Record,
+    repo_digests,
+    repo_tags,
+    unix_seconds,
+)
+
+# What dockerd shows for every ContainerConfig key an image config leaves unset.
+_CONTAINER_CONFIG_DEFAULTS: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
+    "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
+}
+
+
+def container_config(doc: dict[str, Any] | None) -> dict[str, Any]:
+    return {**_CONTAINER_CONFIG_DEFAULTS, **(doc or {})}
+
+
+def summary(image: LocalImage, names: list[Record]) -> dict[str, Any]:
+    tags, digests = repo_tags(names), repo_digests(names)
+    if not tags and not digests:
+        # API 1.41 clients expect this placeholder rather than empty lists for an untagged image.
+        tags, digests = ["<none>:<none>"], ["<none>@<none>"]
+    return {
+        "Containers": -1, "Created": image.created, "Id": image.id, "Labels": image.labels, "ParentId": "",
+        "RepoDigests": digests, "RepoTags": tags, "SharedSize": -1, "Size": image.size,
+        "VirtualSize": image.size,
+    }
+
+
+def inspect(image: LocalImage) -> dict[str, Any]:
+    config = image.config
+    out: dict[str, Any] = {
+        "Id": image.id,
+        "RepoTags": image.repo_tags,
+        "RepoDigests": image.repo_digests,
+        "Parent": "",
+        "Comment": config.get("comment") or "",
+        "Created": image.created_rfc3339,
+        "Container": "",
+        "ContainerConfig": container_config(config.get("container_config")),
+        "DockerVersion": config.get("docker_version") or "",
+        "Author": config.get("author") or "",
+        "Config": container_config(config.get("config")),
+        "Architecture": config.get("architecture") or "",
+        "Os": config.get("os") or "",
+        "Size": image.size,
+        "VirtualSize": image.size,
+        "GraphDriver": {"Data": {}, "Name": "overlayfs"},
+        "RootFS": {"Type": "layers", "Layers": list((config.get("rootfs") or {}).get("diff_ids") or [])},
+        "Metadata": {"LastTagTime": image.last_tag_time},
+    }
+    if config.get("variant"):
+        out["Variant"] = config["variant"]
+    if config.get("os.version"):
+        out["OsVersion"] = config["os.version"]
+    return out
+
+
+def history(image: LocalImage) -> list[dict[str, Any]]:
+    """Newest first; only the top entry is an image of its own, the rest are `<missing>` as after a pull."""
+    entries = [h for h in image.config.get("history") or [] if isinstance(h, dict)]
+    if not entries:
+        entries = [{} for _ in image.layers]
+    sizes = iter(int(layer.get("size") or 0) for layer in image.layers)
+    rows = []
+    for entry in entries:
+        size = 0 if entry.get("empty_layer") else next(sizes, 0)
+        rows.append({"Comment": entry.get("comment") or "", "Created": unix_seconds(entry.get("created")),
+                     "CreatedBy": entry.get("created_by") or "", "Id": "<missing>", "Size": size, "Tags": None})
+    rows.reverse()
+    if rows:
+        rows[0]["Id"] = image.id
+        rows[0]["Tags"] = image.repo_tags or None
+    return rows

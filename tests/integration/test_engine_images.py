@@ -1,0 +1,272 @@
+"""Image endpoints of pyengined, driven by the real docker CLI and the docker SDK."""
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import subprocess
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
+
+BUSYBOX = "library/busybox:latest"
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+@pytest.fixture
+def engine(runtime_daemon: RuntimeDaemon, registry) -> Iterator[EngineDaemon]:
+    """An engine whose Docker Hub mirror is the fixture registry, so `busybox` resolves offline."""
+    e = EngineDaemon(runtime_daemon, extra_args=["--registry-mirror", f"http://{registry.host}"])
+    e.start()
+    try:
+        yield e
+    finally:
+        e.stop()
+
+
+def docker_cli(engine: EngineDaemon, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=engine.env(), capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def ok(engine: EngineDaemon, *args: str) -> str:
+    out = docker_cli(engine, *args)
+    assert out.returncode == 0, f"docker {' '.join(args)}: {out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+def image_rows(engine: EngineDaemon, *args: str) -> list[str]:
+    return ok(engine, "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", *args).split("\n")[:-1]
+
+
+def short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def test_cli_pull_from_registry_then_images(engine, registry, images):
+    ref = f"{registry.host}/library/busybox"
+    image = images[BUSYBOX]
+    layer = short(image.layer_digests[0])
+    out = ok(engine, "pull", ref)
+    lines = out.splitlines()
+    assert lines[0] == "Using default tag: latest"
+    assert lines[1] == "latest: Pulling from library/busybox"
+    assert f"{layer}: Pulling fs layer" in lines
+    assert f"{layer}: Pull complete" in lines
+    assert lines.index(f"{layer}: Download complete") < lines.index(f"{layer}: Pull complete")
+    assert lines[-3:] == [f"Digest: {image.digest}", f"Status: Downloaded newer image for {ref}:latest",
+                          f"{ref}:latest"]
+
+    again = ok(engine, "pull", ref).splitlines()
+    assert again[1:] == ["latest: Pulling from library/busybox", f"Digest: {image.digest}",
+                         f"Status: Image is up to date for {ref}:latest", f"{ref}:latest"]
+
+    assert image_rows(engine) == [f"{ref}:latest {short(image.config_digest)}"]
+    listed = json.loads(ok(engine, "images", "--format", "{{json .}}"))
+    assert listed["Size"] != "0B" and listed["CreatedAt"].startswith("2024-01-01")
+    assert ok(engine, "images", "--digests", "--format", "{{.Digest}}").strip() == image.digest
+
+
+def test_cli_pull_through_mirror_inspect_and_history(engine, images):
+    image = images[BUSYBOX]
+    out = ok(engine, "pull", "busybox")
+    assert out.splitlines()[-1] == "docker.io/library/busybox:latest"
+
+    doc = json.loads(ok(engine, "image", "inspect", "busybox"))[0]
+    config = image.config_json
+    assert doc["Id"] == image.config_digest
+    assert doc["RepoTags"] == ["busybox:latest"]
+    assert doc["RepoDigests"] == [f"busybox@{image.digest}"]
+    assert doc["Config"]["Cmd"] == ["sh"] and doc["Config"]["Env"] == config["config"]["Env"]
+    assert doc["Config"]["Entrypoint"] is None and doc["Config"]["WorkingDir"] == ""
+    assert doc["RootFS"] == {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]}
+    assert (doc["Os"], doc["Architecture"], doc["Created"]) == ("linux", config["architecture"],
+                                                               "2024-01-01T00:00:00Z")
+    assert doc["Size"] == doc["VirtualSize"] > 0
+    assert doc["GraphDriver"]["Name"] == "overlayfs"
+
+    hexid = image.config_digest.removeprefix("sha256:")
+    for term in (hexid[:5], f"sha256:{hexid[:9]}", image.config_digest, f"busybox@{image.digest}",
+                 "docker.io/library/busybox:latest"):
+        assert json.loads(ok(engine, "image", "inspect", term))[0]["Id"] == image.config_digest, term
+
+    history = ok(engine, "history", "--no-trunc", "--format", "{{.ID}}|{{.CreatedBy}}", "busybox").splitlines()
+    assert history == [f"{image.config_digest}|ADD busybox rootfs /"]
+
+
+def test_tag_and_rmi_untag_versus_delete(engine, images):
+    image_id = images[BUSYBOX].config_digest
+    ok(engine, "pull", "busybox")
+    ok(engine, "tag", "busybox", "mybox:1")
+    ok(engine, "tag", image_id[7:15], "other/box")
+    assert sorted(image_rows(engine)) == sorted(f"{n} {short(image_id)}"
+                                                for n in ("busybox:latest", "mybox:1", "other/box:latest"))
+
+    assert ok(engine, "rmi", "mybox:1").splitlines() == ["Untagged: mybox:1"]
+    refused = docker_cli(engine, "rmi", short(image_id))
+    assert refused.returncode == 1
+    assert (f"conflict: unable to delete {short(image_id)} (must be forced) - image is referenced in multiple "
+            "repositories") in refused.stderr
+
+    removed = ok(engine, "rmi", "-f", short(image_id)).splitlines()
+    assert sorted(removed) == sorted([f"Deleted: {image_id}", "Untagged: busybox:latest",
+                                      f"Untagged: busybox@{images[BUSYBOX].digest}", "Untagged: other/box:latest"])
+    assert image_rows(engine) == []
+
+
+def test_unknown_images_and_tags_give_clear_errors(engine, registry):
+    rmi = docker_cli(engine, "rmi", "nosuch")
+    assert rmi.returncode == 1 and "No such image: nosuch:latest" in rmi.stderr
+    inspect = docker_cli(engine, "image", "inspect", "nosuch")
+    assert inspect.returncode == 1 and "No such image" in inspect.stderr
+    tag = docker_cli(engine, "tag", "nosuch", "x")
+    assert tag.returncode == 1 and "No such image: nosuch:latest" in tag.stderr
+
+    missing = docker_cli(engine, "pull", f"{registry.host}/library/busybox:nosuch")
+    assert missing.returncode == 1
+    assert f"manifest {registry.host}/library/busybox:nosuch not found" in missing.stderr
+    assert "manifest unknown" in missing.stderr
+
+    client = docker.APIClient(base_url=engine.host)
+    try:
+        resp = client._post(client._url("/images/create"), params={"fromImage": f"{registry.host}/nope/x",
+                                                                    "tag": "1"})
+        assert resp.status_code == 404 and resp.headers["Content-Type"] == "application/json"
+        assert "not found" in resp.json()["message"]
+    finally:
+        client.close()
+
+
+def test_sdk_pull_stream_list_and_get_by_prefix(engine, sdk, registry, images):
+    repo = f"{registry.host}/library/busybox"
+    image = images[BUSYBOX]
+    messages = list(sdk.api.pull(repo, tag="latest", stream=True, decode=True))
+    statuses = [m["status"] for m in messages]
+    assert statuses[0] == "Pulling from library/busybox" and messages[0]["id"] == "latest"
+    for status in ("Pulling fs layer", "Downloading", "Verifying Checksum", "Download complete", "Extracting",
+                   "Pull complete"):
+        assert status in statuses, statuses
+    downloading = next(m for m in messages if m["status"] == "Downloading")
+    assert downloading["id"] == short(image.layer_digests[0])
+    assert downloading["progressDetail"]["total"] == len(image.blobs[image.layer_digests[0]])
+    assert downloading["progress"].startswith("[")
+    assert statuses[-2:] == [f"Digest: {image.digest}", f"Status: Downloaded newer image for {repo}:latest"]
+
+    pulled = sdk.images.pull(repo, tag="latest")
+    assert pulled.id == image.config_digest and pulled.tags == [f"{repo}:latest"]
+    assert [i.id for i in sdk.images.list()] == [image.config_digest]
+    assert sdk.images.get(image.config_digest[7:17]).id == image.config_digest
+    with pytest.raises(docker.errors.ImageNotFound):
+        sdk.images.get("0000000000")
+
+
+def test_pull_by_digest_and_multiplatform_index(engine, registry, images):
+    busybox = images[BUSYBOX]
+    by_digest = f"{registry.host}/library/busybox@{busybox.digest}"
+    out = ok(engine, "pull", by_digest).splitlines()
+    assert out[0] == f"{busybox.digest}: Pulling from library/busybox"
+    assert out[-1] == by_digest
+    assert image_rows(engine) == [f"{registry.host}/library/busybox:<none> {short(busybox.config_digest)}"]
+
+    multi = images["library/multi:latest"]
+    ok(engine, "pull", f"{registry.host}/library/multi")
+    native = multi.platform_image(HOST_ARCH)
+    doc = json.loads(ok(engine, "image", "inspect", f"{registry.host}/library/multi"))[0]
+    assert doc["Id"] == native.config_digest
+    assert doc["RepoDigests"] == [f"{registry.host}/library/multi@{multi.digest}"]
+    assert doc["Architecture"] == HOST_ARCH
+
+
+def test_images_filters(engine, registry, images):
+    ok(engine, "pull", "busybox")
+    ok(engine, "pull", f"{registry.host}/library/whiteout")
+    ok(engine, "tag", "busybox", "busybox:v2")
+    busybox_id = short(images[BUSYBOX].config_digest)
+    assert sorted(image_rows(engine, "busybox")) == [f"busybox:latest {busybox_id}", f"busybox:v2 {busybox_id}"]
+    assert image_rows(engine, "busybox:v2") == [f"busybox:v2 {busybox_id}"]
+    assert image_rows(engine, "--filter", "reference=*/library/white*") == [
+        f"{registry.host}/library/whiteout:latest {short(images['library/whiteout:latest'].config_digest)}"]
+    assert image_rows(engine, "--filter", "dangling=true") == []
+    assert image_rows(engine, "--filter", "label=nope") == []
+    bad = docker_cli(engine, "images", "--filter", "colour=red")
+    assert bad.returncode == 1 and "invalid filter 'colour'" in bad.stderr
+
+
+def test_moved_tag_leaves_dangling_image_that_prune_removes(engine, registry, images):
+    whiteout_id = images["library/whiteout:latest"].config_digest
+    ok(engine, "pull", "busybox")
+    ok(engine, "pull", f"{registry.host}/library/whiteout")
+    ok(engine, "tag", f"{registry.host}/library/whiteout", "app:1")
+    ok(engine, "rmi", f"{registry.host}/library/whiteout")
+    ok(engine, "tag", "busybox", "app:1")  # app:1 moves away: the whiteout image loses its last name
+
+    assert image_rows(engine, "--filter", "dangling=true") == [f"<none>:<none> {short(whiteout_id)}"]
+    pruned = ok(engine, "image", "prune", "-f")
+    assert f"deleted: {whiteout_id}" in pruned
+    assert "Total reclaimed space: 0B" not in pruned
+    assert sorted(r.split()[0] for r in image_rows(engine)) == ["app:1", "busybox:latest"]
+
+    # dangling=false prunes every unused image.
+    assert "deleted: " + images[BUSYBOX].config_digest in ok(engine, "image", "prune", "-a", "-f")
+    assert image_rows(engine) == []
+
+
+def test_image_used_by_container_needs_force(engine, images):
+    image_id = images[BUSYBOX].config_digest
+    ok(engine, "pull", "busybox")
+
+    async def container(create: bool) -> None:
+        async with engine.runtime.client("pyengine") as c:
+            if create:
+                await c.create_container("c0ffee0123456789", "docker.io/library/busybox:latest", {"args": ["true"]})
+            else:
+                await c.remove_container("c0ffee0123456789")
+
+    asyncio.run(container(True))
+    try:
+        refused = docker_cli(engine, "rmi", "busybox")
+        assert refused.returncode == 1
+        assert ('conflict: unable to remove repository reference "busybox" (must force) - container c0ffee012345 '
+                f"is using its referenced image {short(image_id)}") in refused.stderr
+        by_id = docker_cli(engine, "rmi", short(image_id))
+        assert by_id.returncode == 1 and "being used by stopped container c0ffee012345" in by_id.stderr
+        assert "Total reclaimed space: 0B" in ok(engine, "image", "prune", "-a", "-f")
+
+        assert ok(engine, "rmi", "-f", "busybox").splitlines() == ["Untagged: busybox:latest"]
+        # The container still needs the image: it stays, untagged.
+        assert image_rows(engine) == [f"<none>:<none> {short(image_id)}"]
+    finally:
+        asyncio.run(container(False))
+
+
+def test_sdk_pull_with_credentials(runtime_daemon, basic_registry):
+    e = EngineDaemon(runtime_daemon)
+    e.start()
+    client = docker.DockerClient(base_url=e.host)
+    try:
+        repo = f"{basic_registry.host}/library/busybox"
+        with pytest.raises(docker.errors.APIError) as denied:
+            client.images.pull(repo, tag="latest")
+        assert denied.value.status_code == 401
+        username, password = basic_registry.credentials
+        pulled = client.images.pull(repo, tag="latest", auth_config={"username": username, "password": password})
+        assert pulled.tags == [f"{repo}:latest"]
+    finally:
+        client.close()
+        e.stop()
+
+
+def test_failure_after_streaming_started_is_an_error_message(engine, registry, sdk):
+    # The layer downloads fine and is refused at unpack: by then the 200 and progress are sent.
+    ref = f"{registry.host}/hostile/absolute"
+    out = docker_cli(engine, "pull", ref)
+    assert out.returncode == 1
+    assert "latest: Pulling from hostile/absolute" in out.stdout
+    assert "abs-escape" in out.stderr
+    messages = list(sdk.api.pull(ref, tag="latest", stream=True, decode=True))
+    assert messages[0]["status"] == "Pulling from hostile/absolute"
+    assert messages[-1]["error"] == messages[-1]["errorDetail"]["message"] and "abs-escape" in messages[-1]["error"]
+    assert image_rows(engine) == []
