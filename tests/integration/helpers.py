@@ -5,9 +5,12 @@ import asyncio
 import hashlib
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -88,3 +91,32 @@ def verify_blob(path: Path) -> bool:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return "sha256:" + h.hexdigest() == "sha256:" + path.name
+
+
+class PtyProcess:
+    """A command on a pseudo-terminal, driven like a person at a keyboard."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execve(argv[0], argv, env)
+        self.out = b""
+
+    def read_until(self, token: bytes, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while token not in self.out and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    self.out += os.read(self.fd, 4096)
+                except OSError:
+                    break
+        assert token in self.out, self.out
+
+    def write(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def wait(self) -> int:
+        _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status)

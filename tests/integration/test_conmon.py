@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from runtime.client.attach import STDERR, STDOUT, Attachment, attach, resize
+from runtime.client.logs import follow
 from runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from runtime.tasks import exits
 from runtime.tasks.conmon import (
@@ -30,7 +31,6 @@ from runtime.tasks.conmon import (
     create_task,
     exec_process,
 )
-from runtime.client.logs import follow
 from runtime.tasks.runc import RUNC, Runc
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import pty
-import select
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime.client import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from tests.integration.helpers import BIN, pyctr
+from tests.integration.helpers import BIN, PtyProcess, pyctr
 
 CAP_DEFAULT = 0x00000000A80425FB  # Docker's default capability set
 
@@ -81,30 +78,12 @@ def test_detached_exec_kill_delete(runtime_daemon, pyctr_env, busybox):
 
 
 def test_tty_is_interactive(runtime_daemon, pyctr_env, busybox):
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(str(BIN / "pyctr"), [str(BIN / "pyctr"), "run", "--rm", "-t", busybox, "t3", "sh"], pyctr_env)
-    out = b""
-
-    def read_until(token: bytes, timeout: float = 15) -> None:
-        nonlocal out
-        deadline = time.monotonic() + timeout
-        while token not in out and time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                try:
-                    out += os.read(fd, 4096)
-                except OSError:
-                    break
-        assert token in out, out
-
-    read_until(b"#")
-    os.write(fd, b"echo $((6*7))\r")
-    read_until(b"42")
-    os.write(fd, b"exit 3\r")
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 3
+    p = PtyProcess([str(BIN / "pyctr"), "run", "--rm", "-t", busybox, "t3", "sh"], pyctr_env)
+    p.read_until(b"#")
+    p.write(b"echo $((6*7))\r")
+    p.read_until(b"42")
+    p.write(b"exit 3\r")
+    assert p.wait() == 3
 
 
 def test_twenty_concurrent_runs(runtime_daemon, pyctr_env, busybox):

@@ -3,17 +3,13 @@ pause/resume, metrics, ps, OOM kills, exec with a terminal, event order, bad com
 from __future__ import annotations
 
 import asyncio
-import os
-import pty
-import select
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.helpers import BIN, pyctr
+from tests.integration.helpers import BIN, PtyProcess, pyctr
 from tests.integration.test_runtime_tasks import _leftovers
 
 MIB = 1024 * 1024
@@ -245,33 +241,13 @@ def test_oom_kill_of_an_exec_is_reported(runtime_daemon, pyctr_env, busybox):
 def test_exec_with_terminal_under_pty(runtime_daemon, pyctr_env, busybox):
     pyctr(pyctr_env, "run", "-d", busybox, "x1", "sleep", "1000", check=True)
     try:
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execve(str(BIN / "pyctr"), [str(BIN / "pyctr"), "tasks", "exec", "-t", "--exec-id", "sh1", "x1", "sh"],
-                      pyctr_env)
-        out = b""
-
-        def read_until(token: bytes, timeout: float = 15) -> None:
-            nonlocal out
-            deadline = time.monotonic() + timeout
-            while token not in out and time.monotonic() < deadline:
-                r, _, _ = select.select([fd], [], [], 0.2)
-                if r:
-                    try:
-                        out += os.read(fd, 4096)
-                    except OSError:
-                        break
-            assert token in out, out
-
-        try:
-            read_until(b"#")
-            os.write(fd, b"tty; echo $((6*7))\r")
-            read_until(b"42")
-            os.write(fd, b"exit 4\r")
-            _, status = os.waitpid(pid, 0)
-        finally:
-            os.close(fd)
-        assert os.waitstatus_to_exitcode(status) == 4, out
+        p = PtyProcess([str(BIN / "pyctr"), "tasks", "exec", "-t", "--exec-id", "sh1", "x1", "sh"], pyctr_env)
+        p.read_until(b"#")
+        p.write(b"tty; echo $((6*7))\r")
+        p.read_until(b"42")
+        p.write(b"exit 4\r")
+        out = p.out
+        assert p.wait() == 4, out
         assert b"/dev/pts/" in out, out  # the exec really got a terminal
         t = _task(runtime_daemon, "x1")
         assert t["status"] == "running" and t["execs"] == {}, t

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import InvalidArgument
 from runtime.client import logs
 from runtime.client.logs import LogRecord, follow, parse, parse_line, parse_timestamp
+from runtime.errors import InvalidArgument
 
 T0 = 1_764_338_000_000_000_000  # 2025-11-28T13:53:20Z
 

@@ -6,23 +6,14 @@ import pytest
 from runtime import mount
 from runtime.errors import InvalidArgument
 from runtime.mount import Mount
+from tests.unit.mounts import mounted_under
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 
 
-def _mounted_under(path: str) -> list[str]:
-    path = os.path.realpath(path)
-    with open("/proc/mounts") as f:
-        return [line.split()[1] for line in f if line.split()[1].startswith(path)]
-
-
 @pytest.fixture(autouse=True)
-def no_leftover_mounts(tmp_path):
-    try:
-        yield
-    finally:
-        mount.unmount_all_under(str(tmp_path), detach=True)
-    assert _mounted_under(str(tmp_path)) == []
+def _no_leftovers(no_leftover_mounts):
+    yield
 
 
 def test_parse_options_splits_flags_propagation_and_data():
@@ -89,9 +80,9 @@ def test_unmount_all_under_unmounts_nested(tmp_path):
     base.mkdir()
     mount.mount_all([Mount(type="bind", source=str(src), options=["rbind"])], str(base))
     mount.mount_all([Mount(type="bind", source=str(src), options=["rbind"])], str(base / "inner"))
-    assert len(_mounted_under(str(base))) == 2
+    assert len(mounted_under(str(base))) == 2
     mount.unmount_all_under(str(tmp_path))
-    assert _mounted_under(str(base)) == []
+    assert mounted_under(str(base)) == []
 
 
 def test_mounted_context_manager_cleans_up(tmp_path):
