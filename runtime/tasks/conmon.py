@@ -109,7 +109,9 @@ class _Conmon:
             log = await asyncio.to_thread(open, os.path.join(self.state_dir, CONMON_LOG), "ab")
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    conmon_path, *args, env=env, pass_fds=child_fds, start_new_session=True,
+                    # conmon drops files (an "oom" marker on OOM kills) in its working directory:
+                    # keep them in the process's own state dir, never wherever the daemon started.
+                    conmon_path, *args, env=env, pass_fds=child_fds, start_new_session=True, cwd=self.state_dir,
                     stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 )
             except OSError as e:
