@@ -64,8 +64,8 @@ def ok(engine: EngineDaemon, *args: str, input: str | None = None) -> str:
 
 
 def curl(engine: EngineDaemon, method: str, path: str, body: str | None = None) -> tuple[int, str, str]:
-    args = ["curl", "-sS", "--unix-socket", engine.address, "-X", method, "-o", "-", "-w", "\n%{http_code} %{content_type}",
-            f"http://x{path}"]
+    args = ["curl", "-sS", "--unix-socket", engine.address, "-X", method, "-o", "-",
+            "-w", "\n%{http_code} %{content_type}", f"http://x{path}"]
     if body is not None:
         args += ["-H", "Content-Type: application/json", "--data-binary", body]
     out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout
@@ -405,3 +405,31 @@ def test_runtime_restart_keeps_exits_flowing(engine):
     out = cli(engine, "wait", "rr", timeout=30)
     assert (out.returncode, out.stdout) == (0, "5\n"), out.stderr
     assert ok(engine, "run", "--rm", "busybox", "echo", "after") == "after\n"
+
+
+def test_stats_one_shot_and_stream(engine, sdk):
+    cli(engine, "run", "-d", "--name", "st", "--memory", "64m", "busybox", "sleep", "1000")
+    out = cli(engine, "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", "st")
+    assert out.returncode == 0, out.stderr
+    name, usage = out.stdout.strip().split(" ", 1)
+    assert name == "st" and "64MiB" in usage, out.stdout
+    one = sdk.containers.get("st").stats(stream=False)
+    assert one["memory_stats"]["limit"] == 64 * 1024 * 1024
+    assert one["cpu_stats"]["cpu_usage"]["total_usage"] > 0 and one["pids_stats"]["current"] >= 1
+    stream = sdk.api.stats("st", stream=True, decode=True)
+    first, second = next(stream), next(stream)
+    assert second["precpu_stats"]["cpu_usage"]["total_usage"] == first["cpu_stats"]["cpu_usage"]["total_usage"]
+    stream.close()
+
+
+def test_container_prune_removes_only_stopped(engine):
+    cli(engine, "run", "-d", "--name", "keep", "busybox", "sleep", "1000")
+    cli(engine, "run", "--name", "gone", "busybox", "true")
+    cli(engine, "create", "--name", "gone2", "--label", "x=1", "busybox", "true")
+    out = cli(engine, "container", "prune", "-f", "--filter", "label=x=1")
+    assert out.returncode == 0, out.stderr
+    names = cli(engine, "ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert "gone2" not in names and {"keep", "gone"} <= set(names)
+    out = cli(engine, "container", "prune", "-f")
+    assert out.returncode == 0, out.stderr
+    assert cli(engine, "ps", "-a", "--format", "{{.Names}}").stdout.split() == ["keep"]
