@@ -433,3 +433,14 @@ def test_container_prune_removes_only_stopped(engine):
     out = cli(engine, "container", "prune", "-f")
     assert out.returncode == 0, out.stderr
     assert cli(engine, "ps", "-a", "--format", "{{.Names}}").stdout.split() == ["keep"]
+
+
+def test_system_df(engine, sdk):
+    cli(engine, "run", "-d", "--name", "dfc", "busybox", "sh", "-c", "echo data > /tmp/f; sleep 1000")
+    out = cli(engine, "system", "df")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].split()[:2] == ["TYPE", "TOTAL"]
+    df = sdk.df()
+    assert any("busybox:latest" in (i["RepoTags"] or []) and i["Containers"] >= 1 for i in df["Images"]), df
+    mine = [c for c in df["Containers"] if c["Names"] == ["/dfc"]]
+    assert mine and mine[0]["SizeRw"] > 0 and df["LayersSize"] > 0

@@ -48,7 +48,7 @@ def register(r: Router, b: Backend) -> None:
         selected = _select(svc.list(), filters(q), svc.get, boolean(q, "all"), integer(q, "limit") or -1)
         out = []
         for c in selected:
-            item = _summary(c)
+            item = container_summary(c)
             if boolean(q, "size"):
                 item.update(await _size(b, c))
             out.append(item)
@@ -249,7 +249,7 @@ def _inspect(c: Container) -> dict[str, Any]:
     }
 
 
-def _summary(c: Container) -> dict[str, Any]:
+def container_summary(c: Container) -> dict[str, Any]:
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
