@@ -20,30 +20,23 @@ PIDFILE = "pid"
 EXIT_FILE = "exit"  # conmon's --persist-dir copy of the exit code
 
 
-def read_exit_file(path: str) -> int | None:
-    """The exit code conmon recorded, or None while there is none."""
+def _read_int(path: str) -> int | None:
+    """The integer a file holds, or None while it is missing or not (yet) a number."""
     try:
         with open(path, "rb") as f:
-            text = f.read().strip()
-    except FileNotFoundError:
+            return int(f.read().strip())
+    except (FileNotFoundError, ValueError):
         return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
+
+
+def read_exit_file(path: str) -> int | None:
+    """The exit code conmon recorded, or None while there is none."""
+    return _read_int(path)
 
 
 def read_pidfile(path: str) -> int | None:
-    try:
-        with open(path, "rb") as f:
-            text = f.read().strip()
-    except FileNotFoundError:
-        return None
-    try:
-        pid = int(text)
-    except ValueError:
-        return None
-    return pid if pid > 0 else None
+    pid = _read_int(path)
+    return pid if pid is not None and pid > 0 else None
 
 
 _PF_EXITING = 0x4  # <linux/sched.h>
