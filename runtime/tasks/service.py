@@ -33,7 +33,7 @@ from runtime.tasks.users import resolve_user
 
 log = logging.getLogger("runtime.tasks")
 
-# Followers catch task exits at once; the poll catches exec exits and anything missed.
+# Followers catch task and exec exits at once; the poll catches anything they miss.
 _POLL = 0.05
 
 
@@ -331,6 +331,7 @@ class TaskService:
             e.transition("start", Status.RUNNING)
             e.started_at = time.time()
             self._save(t)
+        self._follow(t, exec_id)
         self._events.publish(t.namespace, topics.TASK_EXEC_STARTED, {"container_id": task_id, "exec_id": exec_id,
                                                                      "pid": e.pid})
         return e
@@ -348,16 +349,16 @@ class TaskService:
 
     # exits ---------------------------------------------------------------
 
-    def _follow(self, t: TaskState) -> None:
-        """Collect the exit as soon as the task's monitor goes, rather than at the next poll."""
+    def _follow(self, t: TaskState, exec_id: str | None = None) -> None:
+        """Collect the exit as soon as the process's monitor goes, rather than at the next poll."""
 
         async def wait() -> None:
-            await self._shims[t.runtime].wait_monitor(self._paths(t.namespace, t.id))
+            await self._shims[t.runtime].wait_monitor(self._paths(t.namespace, t.id, exec_id))
             lock = self._locks.get((t.namespace, t.id))
             if lock is None or not lock.locked():
                 await self._check_exits()
 
-        task = asyncio.create_task(wait(), name=f"follow-{t.id}")
+        task = asyncio.create_task(wait(), name=f"follow-{t.id}-{exec_id or 'init'}")
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
 

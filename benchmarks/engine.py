@@ -1,0 +1,267 @@
+"""Engine benchmark: pyengined (over pyruntimed) and dockerd, driven by the same docker CLI in one run.
+
+Both daemons get a fresh root and socket and pull the busybox test image from one local docker-registry.
+dockerd runs with `--bridge none --iptables=false` and every container with `--network none`, so neither side
+pays for networking. Measured, per daemon:
+
+* `docker run --rm --network none busybox true`: start-to-exit wall time (interleaved rounds, median);
+* 50 concurrent `docker run -d ... sleep 1000`: wall time until the last CLI returns;
+* `docker exec C true` in a running container (median);
+* a container writing 200 MB to stdout through attach (`docker run --rm ... head -c 200000000 /dev/zero`);
+* `GET /containers/json` with those 50 containers, 16 keep-alive connections, requests/s;
+* `GET /_ping`, 16 keep-alive connections, requests/s.
+
+The HTTP load comes from a small asyncio client in a separate process (the same client for both daemons),
+so the absolute requests/s include its own cost on this 2-CPU machine; the ratio is what to read.
+
+    .venv/bin/python -m benchmarks.engine [--runs 10] [--seconds 5] [--install]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from benchmarks.run import check, quiet, remove_cgroup_tree, timed, wait_for
+from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon, unmount_under
+from tests.fixtures.images import busybox_image
+from tests.fixtures.registry import Registry, push
+
+CONCURRENT = 50
+ATTACH_BYTES = 200_000_000
+
+
+@dataclass
+class Daemon:
+    name: str
+    socket: str
+    env: dict[str, str]
+    pid: int
+    results: dict[str, list[float]] = field(default_factory=dict)
+
+    def docker(self, *args: str) -> list[str]:
+        return ["docker", *args]
+
+    def add(self, key: str, value: float) -> None:
+        self.results.setdefault(key, []).append(value)
+
+
+# -- daemons ------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def pyengine(registry_host: str) -> Iterator[Daemon]:
+    rt = RuntimeDaemon()
+    rt.log_level = "info"
+    engine: EngineDaemon | None = None
+    try:
+        rt.start()
+        engine = EngineDaemon(rt, extra_args=["--insecure-registry", registry_host])
+        engine.log_level = "info"
+        engine.start()
+        assert engine.proc is not None
+        yield Daemon("pyengined", engine.address, engine.env(), engine.proc.pid)
+    finally:
+        if engine is not None:
+            ids = quiet(["docker", "ps", "-aq"], engine.env()).stdout.split()
+            if ids:
+                quiet(["docker", "rm", "-f", *ids], engine.env(), timeout=300)
+            engine.stop()
+        rt.cleanup()
+
+
+@contextlib.contextmanager
+def dockerd(registry_host: str) -> Iterator[Daemon | None]:
+    if not shutil.which("dockerd") or not shutil.which("containerd"):
+        yield None
+        return
+    base = tempfile.mkdtemp(prefix="bench-dockerd-")
+    sock = f"{base}/docker.sock"
+    with open(f"{base}/dockerd.log", "wb") as log:
+        proc = subprocess.Popen(
+            ["dockerd", "--data-root", f"{base}/data", "--exec-root", f"{base}/exec", "-H", f"unix://{sock}",
+             "--pidfile", f"{base}/docker.pid", "--insecure-registry", registry_host, "--bridge", "none",
+             "--iptables=false", "--ip-masq=false", "--log-level", "warn"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
+    try:
+        wait_for(lambda: quiet(["docker", "version"], env).returncode == 0, "dockerd", 60)
+        yield Daemon("dockerd", sock, env, proc.pid)
+    finally:
+        ids = quiet(["docker", "ps", "-aq"], env).stdout.split()
+        if ids:
+            quiet(["docker", "rm", "-f", *ids], env, timeout=300)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        unmount_under(base)
+        shutil.rmtree(base, ignore_errors=True)
+        remove_cgroup_tree("docker")
+
+
+# -- HTTP load ----------------------------------------------------------------------------------
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    headers = head.lower()
+    if b"transfer-encoding: chunked" in headers:
+        while True:
+            size = int((await reader.readline()).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                return status
+    marker = b"content-length:"
+    at = headers.find(marker)
+    if at >= 0:
+        length = int(headers[at + len(marker):headers.index(b"\r\n", at)])
+        await reader.readexactly(length)
+    return status
+
+
+async def _load(socket: str, path: str, connections: int, seconds: float) -> tuple[int, int]:
+    request = f"GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: bench\r\n\r\n".encode()
+    deadline = time.perf_counter() + seconds
+    done = failed = 0
+
+    async def worker() -> None:
+        nonlocal done, failed
+        reader, writer = await asyncio.open_unix_connection(socket)
+        try:
+            while time.perf_counter() < deadline:
+                writer.write(request)
+                if await _read_response(reader) == 200:
+                    done += 1
+                else:
+                    failed += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return done, failed
+
+
+def _load_process(socket: str, path: str, connections: int, seconds: float, out: "multiprocessing.Queue[object]") -> None:
+    out.put(asyncio.run(_load(socket, path, connections, seconds)))
+
+
+def throughput(d: Daemon, path: str, connections: int, seconds: float) -> float:
+    """Requests/s from a separate process, so the load generator never shares the benchmark's interpreter."""
+    queue: multiprocessing.Queue[object] = multiprocessing.Queue()
+    p = multiprocessing.Process(target=_load_process, args=(d.socket, path, connections, seconds, queue))
+    p.start()
+    done, failed = queue.get(timeout=seconds + 60)  # type: ignore[misc]
+    p.join()
+    if failed:
+        raise RuntimeError(f"{d.name}: {failed} failed requests to {path}")
+    return done / seconds
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+
+def concurrent_runs(d: Daemon, ref: str) -> float:
+    started = time.perf_counter()
+    procs = [subprocess.Popen(d.docker("run", "-d", "--network", "none", "--name", f"c{i}", ref, "sleep", "1000"),
+                              env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for i in range(CONCURRENT)]
+    errors = [p.stderr.read().decode() for p in procs if p.wait() != 0 and p.stderr is not None]
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{d.name}: {len(errors)} of {CONCURRENT} runs failed: {errors[0].strip()}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each HTTP load")
+    parser.add_argument("--install", action="store_true", help="apt-get install containerd docker.io first")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: containers need it")
+    if args.install:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "containerd", "docker.io"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
+
+    with contextlib.ExitStack() as stack:
+        reg = stack.enter_context(Registry())
+        push(reg, "library/busybox", "latest", busybox_image())
+        ref = f"{reg.host}/library/busybox:latest"
+        daemons = [stack.enter_context(pyengine(reg.host))]
+        if (theirs := stack.enter_context(dockerd(reg.host))) is not None:
+            daemons.append(theirs)
+        for d in daemons:
+            check(d.docker("pull", "-q", ref), d.env)
+            check(d.docker("run", "--rm", "--network", "none", ref, "true"), d.env)  # warm-up
+
+        for i in range(args.runs):
+            for d in daemons:
+                d.add("run", timed(d.docker("run", "--rm", "--network", "none", ref, "true"), d.env))
+            print(f"\rrun round {i + 1}/{args.runs}", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        for d in daemons:
+            d.add("attach", timed(["sh", "-c", f"docker run --rm --network none {ref} head -c {ATTACH_BYTES} "
+                                   "/dev/zero > /dev/null"], d.env))
+        for d in daemons:
+            d.add("start50", concurrent_runs(d, ref))
+            timed(d.docker("exec", "c0", "true"), d.env)
+        for i in range(args.runs):
+            for d in daemons:
+                d.add("exec", timed(d.docker("exec", "c0", "true"), d.env))
+        for d in daemons:
+            d.add("ps", throughput(d, "/v1.41/containers/json", 16, args.seconds))
+            d.add("ping", throughput(d, "/_ping", 16, args.seconds))
+            d.add("rss", _rss_mib(d.pid))
+
+    report(daemons, args.runs)
+
+
+def _rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+ROWS = [
+    ("run", "docker run --rm --network none busybox true", "s", "time"),
+    ("start50", f"{CONCURRENT} concurrent docker run -d", "s", "time"),
+    ("exec", "docker exec C true", "s", "time"),
+    ("attach", f"{ATTACH_BYTES // 1_000_000} MB to stdout through attach", "s", "time"),
+    ("ps", f"GET /containers/json, {CONCURRENT} containers, 16 conns", "req/s", "rate"),
+    ("ping", "GET /_ping, 16 conns", "req/s", "rate"),
+    ("rss", f"daemon RSS with {CONCURRENT} containers", "MiB", "size"),
+]
+
+
+def report(daemons: list[Daemon], runs: int) -> None:
+    names = [d.name for d in daemons]
+    print(f"\nmedians ({runs} runs for run/exec, 1 for the rest), {os.cpu_count()} CPUs")
+    header = f"{'scenario':<48}" + "".join(f"{n:>16}" for n in names)
+    if len(daemons) == 2:
+        header += f"{'ratio':>10}"
+    print(header)
+    for key, label, unit, kind in ROWS:
+        values = [statistics.median(d.results[key]) for d in daemons]
+        cells = "".join(f"{v:>10.3f} {unit:<5}" if unit == "s" else f"{v:>10.0f} {unit:<5}" for v in values)
+        line = f"{label:<48}{cells}"
+        if len(values) == 2 and values[1]:
+            line += f"{values[0] / values[1]:>9.2f}x"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
