@@ -154,7 +154,8 @@ async def _load(socket: str, path: str, connections: int, seconds: float) -> tup
     return done, failed
 
 
-def _load_process(socket: str, path: str, connections: int, seconds: float, out: "multiprocessing.Queue[object]") -> None:
+def _load_process(socket: str, path: str, connections: int, seconds: float,
+                  out: "multiprocessing.Queue[object]") -> None:
     out.put(asyncio.run(_load(socket, path, connections, seconds)))
 
 

@@ -13,6 +13,7 @@ from engine.containers.images import Images
 from engine.containers.lifecycle import ContainerService
 from engine.containers.monitor import Monitor
 from engine.containers.store import ContainerStore
+from engine.events import EventBus
 from engine.images.store import ImageService
 from runtime.client import AlreadyExists, Client, Unavailable
 
@@ -24,6 +25,7 @@ class Backend:
     config: Config
     runtime: Client
     started: float = field(default_factory=time.time)
+    events: EventBus = field(default_factory=EventBus)
     images: ImageService = field(init=False)
     containers: ContainerService = field(init=False)
     execs: ExecService = field(init=False)
@@ -31,8 +33,8 @@ class Backend:
     def __post_init__(self) -> None:
         self.images = ImageService(self)
         self.containers = ContainerService(self.runtime, ContainerStore(Path(self.config.data_root) / "containers.db"),
-                                           Images(self.images))
-        self.execs = ExecService(self.containers, self.runtime)
+                                           Images(self.images), self.events)
+        self.execs = ExecService(self.containers, self.runtime, self.events)
 
     @property
     def mirrors(self) -> dict[str, list[str]]:

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from engine import config as config_mod
 from engine.api.app import build
-from engine.api.routers import container_stats, containers, exec, images, system, system_df
+from engine.api.routers import archive
+from engine.api.routers import container_stats, container_update, containers, events, exec, images, system, system_df
 from engine.backend import Backend
 from engine.log import setup as setup_logging
 from runtime.client import Client
@@ -22,7 +23,7 @@ from runtime.client import Client
 log = logging.getLogger("engine.daemon")
 
 ROUTERS = [system.register, system_df.register, images.register, container_stats.register, containers.register,
-           exec.register]
+           exec.register, events.register, container_update.register, archive.register]
 
 
 async def _listen(runner: web.AppRunner, host: str, cfg: config_mod.Config) -> web.BaseSite:

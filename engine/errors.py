@@ -14,6 +14,12 @@ class NotFound(EngineError):
     status = 404
 
 
+class Forbidden(EngineError):
+    """What Docker refuses with 403: removing or creating a pre-defined network, and the like."""
+
+    status = 403
+
+
 class Conflict(EngineError):
     status = 409
 

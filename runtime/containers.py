@@ -25,7 +25,7 @@ from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import mounted
 from runtime.namespaces import require_namespace
 from runtime.reference import parse as parse_reference
-from runtime.tasks.spec import SpecOptions, generate
+from runtime.tasks.spec import LIMITS, ResourceOptions, SpecOptions, generate, linux_resources
 
 log = logging.getLogger("runtime.containers")
 
@@ -134,6 +134,15 @@ class ContainerService:
             path.write_text(text)
             spec["mounts"].append({"destination": dest, "type": "bind", "source": str(path),
                                    "options": ["rbind", "rprivate", "rw"]})
+
+    async def update_resources(self, container_id: str, resources: ResourceOptions) -> Container:
+        """New cgroup limits for the container's next task (a live task gets them from the task service)."""
+        c = await self.store.get(container_id)
+        linux = c.spec.setdefault("linux", {})
+        # Device rules live in resources too, but they are access control, set once at create.
+        kept = {k: v for k, v in (linux.get("resources") or {}).items() if k not in LIMITS}
+        linux["resources"] = {**kept, **linux_resources(resources)}
+        return await self.store.set_spec(container_id, c.spec)
 
     async def delete(self, container_id: str, keep_snapshot: bool = False) -> None:
         ns = require_namespace()

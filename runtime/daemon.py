@@ -95,6 +95,7 @@ async def serve(cfg: config_mod.Config) -> None:
             remotes=registry.instance(builtin.TRANSFER, "remotes"),
             containers=registry.instance(builtin.SERVICE, "containers"),
             tasks=registry.instance(builtin.SERVICE, "tasks"),
+            rootfs=registry.instance(builtin.SERVICE, "rootfs"),
         )
     except LookupError as e:
         await registry.close()

@@ -145,6 +145,23 @@ def parse_options(options: list[str]) -> ParsedOptions:
     return ParsedOptions(flags=flags, propagation=propagation, data=",".join(data))
 
 
+def is_bind(m: Mount) -> bool:
+    return m.type == "bind" or bool({"bind", "rbind"} & set(m.options))
+
+
+def overlay_dirs(m: Mount) -> tuple[str, list[str]] | None:
+    """(upperdir, lowerdirs topmost first) of an overlay mount; None if it has no upperdir (read-only)."""
+    upper: str | None = None
+    lowers: list[str] = []
+    for opt in m.options:
+        key, _, value = opt.partition("=")
+        if key == "upperdir":
+            upper = value
+        elif key == "lowerdir":
+            lowers = [p for p in value.split(":") if p]
+    return (upper, lowers) if m.type == "overlay" and upper else None
+
+
 def _encode(value: str | None) -> bytes | None:
     return None if value is None else os.fsencode(value)
 

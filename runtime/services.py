@@ -12,6 +12,7 @@ from runtime.metadata.leases import LeaseStore
 from runtime.metadata.namespaces import NamespaceStore
 from runtime.metadata.snapshots import SnapshotService
 from runtime.plugins.registry import Registry
+from runtime.rootfs.access import RootfsAccess
 from runtime.tasks.service import TaskService
 from runtime.transfer.pull import Puller
 from runtime.transfer.registry import RemoteFactory
@@ -32,3 +33,4 @@ class Services:
     remotes: RemoteFactory
     containers: ContainerService
     tasks: TaskService
+    rootfs: RootfsAccess

@@ -15,9 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from engine.containers.lifecycle import ContainerService, start_failure_code
+from engine.containers.exitcodes import start_failure_code
+from engine.containers.lifecycle import ContainerService
 from engine.containers.state import Status
 from engine.errors import Conflict, InvalidArgument, NotFound
+from engine.events import EventBus
 from runtime import client as rt
 from runtime.client.attach import Attachment
 
@@ -87,12 +89,18 @@ class Exec:
 
 
 class ExecService:
-    def __init__(self, containers: ContainerService, runtime: rt.Client) -> None:
+    def __init__(self, containers: ContainerService, runtime: rt.Client, events: EventBus) -> None:
         self._containers = containers
         self._rt = runtime
+        self._events = events
         self._execs: dict[str, Exec] = {}
         self._background: set[asyncio.Task[None]] = set()
         containers.on_removed.append(self._forget)
+
+    def _event(self, e: Exec, action: str, **attributes: str) -> None:
+        c = self._containers.find(e.container_id)
+        if c is not None:
+            self._events.container(c, action, execID=e.id, **attributes)
 
     def _forget(self, container_id: str) -> None:
         for e in [e for e in self._execs.values() if e.container_id == container_id]:
@@ -112,6 +120,7 @@ class ExecService:
             raise InvalidArgument("No exec command specified")
         e = Exec(id=secrets.token_hex(32), container_id=cid, config=config)
         self._execs[e.id] = e
+        self._event(e, "exec_create: " + " ".join(config.Cmd))
         return e
 
     def get(self, exec_id: str) -> Exec:
@@ -150,6 +159,7 @@ class ExecService:
             await self._discard(e)
             raise
         e.pid, e.running = state.get("pid", 0), True
+        self._event(e, "exec_start: " + " ".join(e.config.Cmd or []))
 
     async def finish(self, e: Exec) -> None:
         """Record the exit code (before the caller ends the client's stream), then drop the process."""
@@ -160,6 +170,7 @@ class ExecService:
             # The container's exit took the task, and the exec with it.
             e.exit_code = 137 if e.exit_code is None else e.exit_code
         e.running = False
+        self._event(e, "exec_die", exitCode=str(e.exit_code))
         await self._discard(e)
 
     def finish_later(self, e: Exec) -> None:

@@ -21,6 +21,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from engine.containers import names
+from engine.containers.exitcodes import start_failure_code
 from engine.containers.images import Images
 from engine.containers.options import (
     CreateRequest,
@@ -30,9 +31,11 @@ from engine.containers.options import (
     parse_signal,
     runtime_options,
 )
+from engine.containers.resources import UpdateRequest, merged, runtime_resources
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
-from engine.errors import Conflict, Internal, InvalidArgument, NotFound, NotModified
+from engine.errors import Conflict, InvalidArgument, NotFound, NotModified
+from engine.events import EventBus
 from runtime import client as rt
 from runtime.client.attach import Attachment
 
@@ -72,21 +75,12 @@ def _settle(futures: list[asyncio.Future[T]], value: T) -> None:
     futures.clear()
 
 
-def start_failure_code(message: str) -> int:
-    """The exit code Docker gives a process that could not be started (the CLI reads the same words)."""
-    low = message.lower()
-    if "executable file not found" in low or "no such file or directory" in low:
-        return 127
-    if "permission denied" in low or "is a directory" in low:
-        return 126
-    return 128
-
-
 class ContainerService:
-    def __init__(self, runtime: rt.Client, store: ContainerStore, images: Images) -> None:
+    def __init__(self, runtime: rt.Client, store: ContainerStore, images: Images, events: EventBus) -> None:
         self._rt = runtime
         self._store = store
         self._images = images
+        self._events = events
         self._lives: dict[str, _Live] = {}
         # Told the id of every removed container (execs forget theirs).
         self.on_removed: list[Callable[[str], None]] = []
@@ -95,6 +89,9 @@ class ContainerService:
 
     def get(self, ref: str) -> Container:
         return self._store.get(ref)
+
+    def find(self, cid: str) -> Container | None:
+        return self._store.find(cid)
 
     def list(self) -> list[Container]:
         return self._store.all()
@@ -140,6 +137,7 @@ class ContainerService:
                       image_id=image.id, path=args[0] if args else "", args=args[1:], config=config,
                       host_config=inspect_host_config(req))
         await self._store.save(c)
+        self._events.container(c, "create")
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)
         return c
 
@@ -181,6 +179,7 @@ class ContainerService:
         live.run_over = asyncio.Event()
         c.state.start(task["pid"], time.time())
         await self._store.save(c)
+        self._events.container(c, "start")
         log.info("started container=%s pid=%d", c.id, task["pid"])
 
     async def _create_task(self, cid: str, tty: bool, stdin: bool) -> dict[str, Any]:
@@ -207,6 +206,7 @@ class ContainerService:
         code = start_failure_code(e.message)
         log.info("start of container=%s failed (exit code %d): %s", c.id, code, e.message)
         c.state.start_failed(code, e.message)
+        self._events.container(c, "die", exitCode=str(code))
         _settle(live.attachers, None)
         if c.host_config.get("AutoRemove"):
             await self._remove_locked(c, live)
@@ -243,13 +243,18 @@ class ContainerService:
         reaped = asyncio.ensure_future(self._reap(c.id))
         with contextlib.suppress(rt.FailedPrecondition, rt.NotFound):
             await self._rt.kill_task(c.id, signum)
+            self._events.container(c, "kill", signal=str(signum))
         done, _ = await asyncio.wait({reaped}, timeout=wait if wait >= 0 else None)
         if not done:
             log.info("container=%s still running %ds after signal %d: killing it", c.id, wait, signum)
             with contextlib.suppress(rt.FailedPrecondition, rt.NotFound):
                 await self._rt.kill_task(c.id, signal.SIGKILL, all=True)
+                self._events.container(c, "kill", signal=str(int(signal.SIGKILL)))
         code, at = await reaped
-        await self._exited_locked(c, live, pid, code, at, autoremove=autoremove)
+        await self._exited_locked(c, live, pid, code, at, autoremove=False)
+        self._events.container(c, "stop")
+        if autoremove and c.host_config.get("AutoRemove"):
+            await self._remove_locked(c, live)
 
     async def _reap(self, cid: str) -> tuple[int, float]:
         try:
@@ -271,6 +276,7 @@ class ContainerService:
                 await self._rt.resume_task(c.id)
         except (rt.FailedPrecondition, rt.NotFound):
             raise Conflict(f"Container {c.id} is not running") from None
+        self._events.container(c, "kill", signal=str(signum))
         if signum == signal.SIGKILL:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_KILL_SETTLE):
@@ -285,6 +291,7 @@ class ContainerService:
                 # Restarting is not the end of an --rm container.
                 await self._stop_locked(c, live, timeout, sig, autoremove=False)
             await self._start_locked(c, live)
+            self._events.container(c, "restart")
 
     # exits ---------------------------------------------------------------
 
@@ -314,6 +321,9 @@ class ContainerService:
         c.state.exit(code, at, oom)
         live.run_over.set()
         await self._store.save(c)
+        if oom:
+            self._events.container(c, "oom")
+        self._events.container(c, "die", exitCode=str(code))
         log.info("container=%s exited with %d", c.id, code)
         _settle(live.exits, code)
         if autoremove and c.host_config.get("AutoRemove"):
@@ -410,6 +420,7 @@ class ContainerService:
             with contextlib.suppress(OSError):
                 os.unlink(c.log_path)
         await self._store.delete(c)
+        self._events.container(c, "destroy")
         self._lives.pop(c.id, None)
         for callback in self.on_removed:
             callback(c.id)
@@ -425,7 +436,39 @@ class ContainerService:
         c = self.get(ref)
         if bare == c.name:
             raise InvalidArgument("Renaming a container with the same name as its current name")
+        old = c.name
         await self._store.rename(c, bare)
+        self._events.container(c, "rename", oldName="/" + old)
+
+    # update --------------------------------------------------------------
+
+    async def update(self, ref: str, req: UpdateRequest) -> list[str]:
+        """docker update: new limits for the container's next runs and, if it runs, for this one; the warnings."""
+        c = self.get(ref)
+        live = self._live(c.id)
+        async with live.lock:
+            c = self._current(ref, c.id)
+            host_config, warnings = merged(c.host_config, req)
+            old, new = runtime_resources(c.host_config), runtime_resources(host_config)
+            if new != old:
+                # The runtime's stored spec first: it checks what only the host knows before anything live changes.
+                await self._rt.set_container_resources(c.id, new)
+                if c.state.running:
+                    await self._update_task(c, old, new)
+            c.host_config = host_config
+            await self._store.save(c)
+        self._events.container(c, "update")
+        return warnings
+
+    async def _update_task(self, c: Container, old: dict[str, Any], new: dict[str, Any]) -> None:
+        try:
+            await self._rt.update_task(c.id, new)
+        except (rt.NotFound, rt.FailedPrecondition):
+            pass  # the process has just ended; its next run starts with the stored limits
+        except rt.RuntimeError_:
+            with contextlib.suppress(rt.RuntimeError_):
+                await self._rt.set_container_resources(c.id, old)
+            raise
 
     # pause, top, resize --------------------------------------------------
 
@@ -440,6 +483,7 @@ class ContainerService:
             await self._rt.pause_task(c.id)
             c.state.pause()
             await self._store.save(c)
+        self._events.container(c, "pause")
 
     async def unpause(self, ref: str) -> None:
         c = self.get(ref)
@@ -450,6 +494,7 @@ class ContainerService:
             await self._rt.resume_task(c.id)
             c.state.unpause()
             await self._store.save(c)
+        self._events.container(c, "unpause")
 
     async def top(self, ref: str, ps_args: str) -> dict[str, Any]:
         """`ps` on the host, cut down to the container's processes (what dockerd does)."""
@@ -465,13 +510,15 @@ class ContainerService:
         lines = out.decode(errors="replace").splitlines()
         titles = lines[0].split() if lines else []
         if "PID" not in titles:
-            raise Internal("Couldn't find PID field in ps output")
+            # The caller's ps_args chose the columns (`-o comm`, `--help`): their request, not our fault.
+            raise InvalidArgument("Couldn't find PID field in ps output")
         column = titles.index("PID")
         processes = []
         for line in lines[1:]:
             fields = line.split(None, len(titles) - 1)
             if len(fields) > column and fields[column].isdigit() and int(fields[column]) in pids:
                 processes.append(fields)
+        self._events.container(c, "top")
         return {"Titles": titles, "Processes": processes}
 
     async def resize(self, ref: str, height: int, width: int) -> None:
@@ -479,6 +526,7 @@ class ContainerService:
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
         await self._rt.resize_task(c.id, height, width)
+        self._events.container(c, "resize", height=str(height), width=str(width))
 
     # attach --------------------------------------------------------------
 
@@ -493,6 +541,7 @@ class ContainerService:
             current = self._store.find(c.id)
             if current is None:
                 return None
+            self._events.container(current, "attach")
             if current.state.running:
                 try:
                     return await Attachment.connect((await self._rt.task_io(c.id))["attach_socket"])

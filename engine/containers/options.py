@@ -8,14 +8,19 @@ from __future__ import annotations
 import os
 import posixpath
 import signal as _signal
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.containers.images import Image
 from engine.errors import InvalidArgument, NotFound
 
-_OPEN = ConfigDict(extra="allow")
+# Strict, as dockerd's JSON decoding is: "512" is not a number, 1 is not a boolean, 1.0 is not an integer.
+_OPEN = ConfigDict(extra="allow", strict=True)
+# The Go types dockerd decodes these fields into: anything outside them is a 400 there, never a spec value.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 _PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 _OWN_NETNS = {"", "default", "bridge", "none"}
 
@@ -28,13 +33,14 @@ def _strslice(v: Any) -> Any:
 class RestartPolicyModel(BaseModel):
     model_config = _OPEN
     Name: str | None = None
-    MaximumRetryCount: int | None = None
+    MaximumRetryCount: Int64 | None = None
 
 
 class Ulimit(BaseModel):
+    model_config = ConfigDict(strict=True)
     Name: str
-    Soft: int
-    Hard: int
+    Soft: Int64
+    Hard: Int64
 
 
 class BindOptionsModel(BaseModel):
@@ -44,8 +50,8 @@ class BindOptionsModel(BaseModel):
 
 class TmpfsOptionsModel(BaseModel):
     model_config = _OPEN
-    SizeBytes: int | None = None
-    Mode: int | None = None
+    SizeBytes: Int64 | None = None
+    Mode: UInt32 | None = None
 
 
 class Mount(BaseModel):
@@ -72,24 +78,24 @@ class HostConfigModel(BaseModel):
     RestartPolicy: RestartPolicyModel | None = None
     AutoRemove: bool | None = None
     Mounts: list[Mount] | None = None
-    Memory: int | None = None
-    MemoryReservation: int | None = None
-    MemorySwap: int | None = None
-    NanoCpus: int | None = None
-    CpuShares: int | None = None
-    CpuQuota: int | None = None
-    CpuPeriod: int | None = None
+    Memory: Int64 | None = None
+    MemoryReservation: Int64 | None = None
+    MemorySwap: Int64 | None = None
+    NanoCpus: Int64 | None = None
+    CpuShares: Int64 | None = None
+    CpuQuota: Int64 | None = None
+    CpuPeriod: Int64 | None = None
     CpusetCpus: str | None = None
-    PidsLimit: int | None = None
-    BlkioWeight: int | None = None
-    OomScoreAdj: int | None = None
+    PidsLimit: Int64 | None = None
+    BlkioWeight: Int64 | None = None
+    OomScoreAdj: Int64 | None = None
     Ulimits: list[Ulimit] | None = None
     CapAdd: list[str] | None = None
     CapDrop: list[str] | None = None
     Privileged: bool | None = None
     ReadonlyRootfs: bool | None = None
     Init: bool | None = None
-    ConsoleSize: list[int] | None = None
+    ConsoleSize: list[UInt64] | None = None
     Tmpfs: dict[str, str] | None = None
     Devices: list[Device] | None = None
     Sysctls: dict[str, str] | None = None
@@ -122,7 +128,7 @@ class CreateRequest(BaseModel):
     Entrypoint: list[str] | None = None
     Labels: dict[str, str] | None = None
     StopSignal: str | None = None
-    StopTimeout: int | None = None
+    StopTimeout: Int64 | None = None
     HostConfig: HostConfigModel = Field(default_factory=lambda: HostConfigModel())
 
     _strslices = field_validator("Cmd", "Entrypoint", mode="before")(_strslice)
@@ -147,7 +153,8 @@ def parse(body: Any) -> CreateRequest:
 def parse_signal(value: str | int) -> int:
     """"KILL", "SIGKILL", "kill" or "9" as a signal number; InvalidArgument otherwise."""
     text = str(value).strip()
-    if text.isdigit():
+    # Not bare isdigit(): it is true for "²", which int() refuses.
+    if text.isascii() and text.isdigit():
         n = int(text)
     else:
         name = text.upper()
@@ -196,7 +203,10 @@ def _bind(spec: str) -> dict[str, Any]:
     options = ["rbind", "ro" if "ro" in opts else "rw"]
     options += [o for o in opts if o in _PROPAGATIONS]
     # Docker creates a missing -v source; --mount (below) refuses instead.
-    os.makedirs(src, exist_ok=True)
+    try:
+        os.makedirs(src, exist_ok=True)
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise InvalidArgument(f"error while creating mount source path '{src}': {e}") from None
     return {"type": "bind", "source": src, "destination": dst, "options": options}
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.errors import Conflict
+from engine.humanize import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time: what Docker shows for "never"
 
@@ -114,32 +115,3 @@ def rfc3339(ts: float | None) -> str:
     base = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     fraction = f"{ns % 1_000_000_000:09d}".rstrip("0")
     return f"{base}.{fraction}Z" if fraction else f"{base}Z"
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's coarse, human wording of a duration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    days = s // 86400
-    if days < 14:
-        return f"{days} days"
-    if days < 7 * 12:
-        return f"{days // 7} weeks"
-    if days < 365 * 2:
-        return f"{days // 30} months"
-    return f"{days // 365} years"

@@ -57,7 +57,10 @@ def _glob(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(c))
         i += 1
-    return re.compile("".join(out))
+    try:
+        return re.compile("".join(out))
+    except re.error as e:  # a class Go rejects too: "[z-a]", "[^]"
+        raise InvalidArgument(f"invalid reference filter {pattern!r}: {e}") from None
 
 
 def reference_matches(pattern: str, record: Record) -> bool:

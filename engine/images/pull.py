@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.errors import Internal, InvalidArgument
+from engine.humanize import human_size
 from engine.images.lookup import NoSuchImage
 from engine.images.model import short_id
 from engine.images.store import ImageService
@@ -58,15 +59,6 @@ def pull_reference(from_image: str, tag: str) -> Reference:
         return ref
     # The explicit tag (or digest) replaces whatever fromImage carried.
     return parse(f"{ref.name}@{tag}" if tag.startswith("sha256:") else f"{ref.name}:{tag}")
-
-
-def human_size(n: float) -> str:
-    """Decimal units with four significant digits, as Docker's progress strings show sizes."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000:
-            return f"{n:.4g}{unit}"
-        n /= 1000
-    return f"{n:.4g}PB"
 
 
 def progress_bar(current: int, total: int) -> str:
@@ -162,6 +154,7 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
     if previous is not None and before is not None and not up_to_date:
         # The name moved to another image: the one it left keeps existing, untagged, as in Docker.
         await images.keep_if_orphaned(previous, before["target"])
+    backend.events.image_pulled(name)
     yield {"status": f"Digest: {digest}"}
     verdict = "Image is up to date for" if up_to_date else "Downloaded newer image for"
     yield {"status": f"Status: {verdict} {familiar(ref)}"}

@@ -25,7 +25,7 @@ from engine.images.model import (
     short_id,
 )
 from runtime.client import NotFound
-from runtime.client.reference import parse
+from runtime.client.reference import familiar, parse
 
 if TYPE_CHECKING:
     from engine.backend import Backend
@@ -148,6 +148,7 @@ class ImageService:
         name = str(parse(f"{repo}:{tag}" if tag else repo))
         previous = next((image for image in images for r in image.records if r.name == name), None)
         await self.backend.runtime.put_image(name, source.source.target, {TAGGED_LABEL: "true"})
+        self._event("tag", source.image, familiar(name))
         if previous is not None and previous.id != source.image.id:
             old = next(r for r in previous.records if r.name == name)
             await self.keep_if_orphaned(previous.id, old.target)
@@ -161,6 +162,7 @@ class ImageService:
             others = [r for r in image.named if r.name != match.record.name]
             if others:
                 await self.backend.runtime.remove_image(match.record.name)
+                self._event("untag", image)
                 return [{"Untagged": match.record.display}]
             if users and not force:
                 raise Conflict(f'conflict: unable to remove repository reference "{term}" (must force) - container '
@@ -190,12 +192,18 @@ class ImageService:
             await self.backend.runtime.remove_image(record.name)
             if record.ref is not None:
                 items.append({"Untagged": record.display})
+                self._event("untag", image)
         if not keep:
             # Docker reports the repository digests it forgets along with the tags.
             untagged = {item["Untagged"] for item in items}
             items += [{"Untagged": d} for d in image.repo_digests if d not in untagged]
             items.append({"Deleted": image.id})
+            self._event("delete", image)
         return items
+
+    def _event(self, action: str, image: LocalImage, name: str | None = None) -> None:
+        # Docker names an image by its ID in untag and delete events, by the new name in tag events.
+        self.backend.events.image(action, image.id, name or image.id, image.labels)
 
     async def prune(self, select: Callable[[LocalImage], bool]) -> dict[str, Any]:
         """Delete every image `select` picks that no container uses; report what went and the bytes freed."""

@@ -1,12 +1,21 @@
-"""NDJSON streaming responses."""
+"""Streaming responses: NDJSON, and bodies written by a blocking thread (tars)."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
-from typing import Any, AsyncIterator
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, AsyncIterator, BinaryIO
 
 from fastapi.responses import StreamingResponse
 
+log = logging.getLogger("runtime.api")
+
 NDJSON = "application/x-ndjson"
+_CHUNK = 1 << 16
+# Follow-up work of finished streams, kept referenced until it is done.
+_background: set[asyncio.Future[None]] = set()
 
 
 def ndjson(lines: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
@@ -15,3 +24,98 @@ def ndjson(lines: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
             yield (json.dumps(obj, separators=(",", ":")) + "\n").encode()
 
     return StreamingResponse(body(), media_type=NDJSON)
+
+
+class _Pipe:
+    """The writer thread's file: gathers writes into chunks for the event loop; fails once the reader is gone."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | None]) -> None:
+        self._loop = loop
+        self._queue = queue
+        self._buf = bytearray()
+        self._written = 0
+        self.closed = False
+
+    def tell(self) -> int:
+        return self._written
+
+    def write(self, data: bytes) -> int:
+        if self.closed:
+            raise BrokenPipeError("the reader went away")
+        self._written += len(data)
+        self._buf += data
+        if len(self._buf) >= _CHUNK:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buf:
+            self._put(bytes(self._buf))
+            self._buf.clear()
+
+    def end(self) -> None:
+        if not self.closed:
+            self._put(None)
+
+    def _put(self, item: bytes | None) -> None:
+        done = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
+        while True:
+            try:
+                done.result(timeout=1)
+                return
+            except concurrent.futures.TimeoutError:
+                if self.closed:  # nobody will ever take it
+                    done.cancel()
+                    raise BrokenPipeError("the reader went away") from None
+
+    def close(self) -> None:
+        """From the loop: stop the writer (its next write fails) and unblock a put in flight."""
+        self.closed = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+
+async def thread_body(work: Callable[[BinaryIO], None],
+                      after: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
+    """What blocking `work` writes to its file, run in a thread; `after` runs once that thread is done.
+
+    On a complete stream `after` has finished before the body ends, so a client that
+    saw the end finds its resources given back. A client that leaves early stops the
+    writer at its next write, and `after` still runs. An error in the writer after the
+    response started cuts the stream short (the client sees a broken body rather than
+    a complete-looking one) and is logged here.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
+    pipe = _Pipe(loop, queue)
+    after_done: asyncio.Future[None] = loop.create_future()
+
+    def run() -> None:
+        try:
+            work(pipe)  # type: ignore[arg-type]
+            pipe.flush()
+        finally:
+            pipe.end()
+
+    async def follow_up() -> None:
+        try:
+            await after()
+        finally:
+            after_done.set_result(None)
+
+    def finished(task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and not pipe.closed:
+            log.error("streaming a response failed: %s", task.exception())
+        follow = asyncio.ensure_future(follow_up())
+        _background.add(follow)
+        follow.add_done_callback(_background.discard)
+
+    worker = asyncio.ensure_future(asyncio.to_thread(run))
+    worker.add_done_callback(finished)
+    try:
+        while (chunk := await queue.get()) is not None:
+            yield chunk
+        await worker
+        await asyncio.shield(after_done)
+    finally:
+        pipe.close()

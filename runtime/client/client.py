@@ -5,14 +5,17 @@ from the API's error bodies, and Unavailable when the daemon cannot be reached.
 """
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import AsyncIterable
+from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 from urllib.parse import quote, urlencode
 
 from runtime.client.errors import from_body
 from runtime.client.http import ProtocolError, Response, UnixHTTP
 from runtime.errors import Unavailable
-from runtime.wire import API_PREFIX, DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER
+from runtime.wire import API_PREFIX, DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER, PATH_STAT_HEADER
 
 DEFAULT_ADDRESS = "/run/pyengine/runtime.sock"
 
@@ -41,11 +44,12 @@ class Client:
         return headers
 
     async def _send(self, method: str, path: str, json_body: Any, params: Any, namespace: str | None,
-                    lease: str | None) -> Response:
+                    lease: str | None, raw: AsyncIterable[bytes] | None = None) -> Response:
         target = API_PREFIX + path + ("?" + urlencode(params) if params else "")
-        body = None if json_body is None else json.dumps(json_body).encode()
+        body = raw if raw is not None else None if json_body is None else json.dumps(json_body).encode()
         try:
-            return await self._http.request(method, target, self._headers(namespace, lease, body is not None), body)
+            return await self._http.request(method, target, self._headers(namespace, lease, json_body is not None),
+                                            body)
         except (OSError, ProtocolError) as e:
             raise Unavailable(f"cannot reach pyruntimed at {self.address}: {e}") from None
 
@@ -212,6 +216,12 @@ class Client:
                 "labels": labels or {}, "options": options or {}, "init": init}
         return await self.request("POST", "/containers", json_body=body, namespace=namespace)
 
+    async def set_container_resources(self, container_id: str, resources: dict[str, Any],
+                                      namespace: str | None = None) -> dict[str, Any]:
+        """The cgroup limits (SpecOptions' resource fields) the container's next task gets."""
+        return await self.request("PUT", f"/containers/{quote(container_id, safe='')}/resources",
+                                  json_body={"resources": resources}, namespace=namespace)
+
     async def remove_container(self, container_id: str, keep_snapshot: bool = False,
                                namespace: str | None = None) -> None:
         await self.request("DELETE", f"/containers/{quote(container_id, safe='')}",
@@ -252,6 +262,11 @@ class Client:
     async def resume_task(self, task_id: str, namespace: str | None = None) -> None:
         await self.request("POST", f"/tasks/{quote(task_id, safe='')}/resume", namespace=namespace)
 
+    async def update_task(self, task_id: str, resources: dict[str, Any], namespace: str | None = None) -> None:
+        """New cgroup limits for a live task (SpecOptions' resource fields)."""
+        await self.request("POST", f"/tasks/{quote(task_id, safe='')}/update", json_body={"resources": resources},
+                           namespace=namespace)
+
     async def task_pids(self, task_id: str, namespace: str | None = None) -> list[int]:
         return await self.request("GET", f"/tasks/{quote(task_id, safe='')}/pids", namespace=namespace)
 
@@ -283,6 +298,62 @@ class Client:
     async def delete_exec(self, task_id: str, exec_id: str, namespace: str | None = None) -> None:
         await self.request("DELETE", f"/tasks/{quote(task_id, safe='')}/execs/{quote(exec_id, safe='')}",
                            namespace=namespace)
+
+    # container filesystems
+    async def stat_path(self, container_id: str, path: str, namespace: str | None = None) -> dict[str, Any]:
+        """Docker's path stat ({"name", "size", "mode" (Go FileMode bits), "mtime", "linkTarget"})."""
+        return await self.request("GET", f"/containers/{quote(container_id, safe='')}/archive/stat",
+                                  params={"path": path}, namespace=namespace)
+
+    @asynccontextmanager
+    async def archive(self, container_id: str, path: str,
+                      namespace: str | None = None) -> AsyncIterator[tuple[dict[str, Any], AsyncIterator[bytes]]]:
+        """(the path's stat, the bytes of a tar of it), for the duration of the block."""
+        async with self._download(f"/containers/{quote(container_id, safe='')}/archive", {"path": path},
+                                  namespace) as (resp, body):
+            yield json.loads(base64.b64decode(resp.headers.get(PATH_STAT_HEADER.lower(), "")) or b"{}"), body
+
+    @asynccontextmanager
+    async def export(self, container_id: str, namespace: str | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The bytes of a tar of the container's whole rootfs, for the duration of the block."""
+        async with self._download(f"/containers/{quote(container_id, safe='')}/export", None,
+                                  namespace) as (_, body):
+            yield body
+
+    async def put_archive(self, container_id: str, path: str, data: AsyncIterable[bytes], *,
+                          no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False,
+                          namespace: str | None = None) -> None:
+        """Unpack the tar streamed from `data` into directory `path` of the container."""
+        params = {"path": path, "no_overwrite_dir_non_dir": str(no_overwrite_dir_non_dir).lower(),
+                  "copy_uid_gid": str(copy_uid_gid).lower()}
+        resp = await self._send("PUT", f"/containers/{quote(container_id, safe='')}/archive", None, params,
+                                namespace, None, raw=data)
+        if resp.status >= 400:
+            await self._raise(resp)
+        await resp.read()
+
+    async def container_changes(self, container_id: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """[{"path", "kind"}], kind 0 modified, 1 added, 2 deleted (Docker's)."""
+        return await self.request("GET", f"/containers/{quote(container_id, safe='')}/changes", namespace=namespace)
+
+    @asynccontextmanager
+    async def _download(self, path: str, params: Any,
+                        namespace: str | None) -> AsyncIterator[tuple[Response, AsyncIterator[bytes]]]:
+        resp = await self._send("GET", path, None, params, namespace, None)
+        try:
+            if resp.status >= 400:
+                await self._raise(resp)
+
+            async def body() -> AsyncIterator[bytes]:
+                try:
+                    async for chunk in resp.chunks():
+                        yield chunk
+                except (OSError, ProtocolError) as e:
+                    raise Unavailable(f"lost pyruntimed at {self.address}: {e}") from None
+
+            yield resp, body()
+        finally:
+            resp.close()
 
     # events
     async def events(self, topics: list[str] | None = None, namespaces: list[str] | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterable, AsyncIterator
 
 _MAX_HEADER = 64 * 1024
 
@@ -107,8 +107,8 @@ class UnixHTTP:
         self._idle: list[_Conn] = []
         self.max_idle = max_idle
 
-    async def _connect(self) -> tuple[_Conn, bool]:
-        while self._idle:
+    async def _connect(self, fresh: bool = False) -> tuple[_Conn, bool]:
+        while self._idle and not fresh:
             conn = self._idle.pop()
             if not conn.reader.at_eof() and not conn.writer.is_closing():
                 return conn, True
@@ -117,10 +117,14 @@ class UnixHTTP:
         return _Conn(self, reader, writer), False
 
     async def request(self, method: str, target: str, headers: dict[str, str] | None = None,
-                      body: bytes | None = None) -> Response:
-        """Send one request; the caller must consume or close() the response."""
+                      body: bytes | AsyncIterable[bytes] | None = None) -> Response:
+        """Send one request; the caller must consume or close() the response.
+
+        A streamed body (an async iterable) goes out chunked, on a fresh connection: it
+        cannot be replayed, so it must not meet a keep-alive connection the server closed.
+        """
         while True:
-            conn, reused = await self._connect()
+            conn, reused = await self._connect(fresh=not isinstance(body, (bytes, type(None))))
             try:
                 return await self._send(conn, method, target, headers or {}, body)
             except (ConnectionError, asyncio.IncompleteReadError, ProtocolError):
@@ -128,15 +132,28 @@ class UnixHTTP:
                 # Only an idle keep-alive connection the server had closed is retried.
                 if not reused:
                     raise
+            except BaseException:
+                conn.writer.close()  # a streamed body's source failed: the request is half sent
+                raise
 
     async def _send(self, conn: _Conn, method: str, target: str, headers: dict[str, str],
-                    body: bytes | None) -> Response:
+                    body: bytes | AsyncIterable[bytes] | None) -> Response:
         lines = [f"{method} {target} HTTP/1.1", "Host: localhost"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
-        if body is not None or method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(body or b'')}")
-        conn.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
-        await conn.writer.drain()
+        if body is None or isinstance(body, bytes):
+            if body is not None or method in ("POST", "PUT", "PATCH"):
+                lines.append(f"Content-Length: {len(body or b'')}")
+            conn.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+            await conn.writer.drain()
+        else:
+            lines.append("Transfer-Encoding: chunked")
+            conn.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            # Errors of the body's source propagate; only a failed write is the server's doing.
+            async for chunk in body:
+                if chunk and not await self._write(conn, b"%x\r\n%b\r\n" % (len(chunk), chunk)):
+                    break
+            else:
+                await self._write(conn, b"0\r\n\r\n")
         status_line = await conn.reader.readline()
         if not status_line:
             raise ConnectionResetError("server closed the connection")
@@ -158,6 +175,17 @@ class UnixHTTP:
         if status in (204, 304) or method == "HEAD":
             resp_headers["content-length"] = "0"
         return Response(conn, status, resp_headers)
+
+    @staticmethod
+    async def _write(conn: _Conn, data: bytes) -> bool:
+        try:
+            conn.writer.write(data)
+            await conn.writer.drain()
+            return True
+        except ConnectionError:
+            # The server answered before taking the whole body and hung up: that answer is still readable.
+            conn.reusable = False
+            return False
 
     async def close(self) -> None:
         for conn in self._idle:

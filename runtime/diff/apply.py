@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from runtime import mount as mountlib
+from runtime import untrusted_tar as ut
 from runtime.errors import (
     DataLoss,
     FailedPrecondition,
@@ -38,18 +39,18 @@ from runtime.errors import (
     RuntimeError_,
 )
 from runtime.mount import Mount
-from runtime.snapshots.fsutil import remove_tree
-
-CHUNK = 1 << 20
+from runtime.untrusted_tar import CHUNK, lstat as _lstat
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_XATTR_PREFIX = "SCHILY.xattr."
+_DIR_FLAGS = ut.DIR_FLAGS
+_NEW_FILE_FLAGS = ut.NEW_FILE_FLAGS
+_RULES = ut.Rules("layer")
+_refuse = _RULES.refuse
+_split = _RULES.split
 
 
 class _CountingReader:
@@ -63,29 +64,6 @@ class _CountingReader:
         data = self._raw.read(size)
         self.count += len(data)
         return data
-
-
-def _refuse(entry: str, why: str) -> InvalidArgument:
-    return InvalidArgument(f"refusing layer entry {entry!r}: {why}")
-
-
-def _split(name: str, entry: str, what: str = "path") -> tuple[str, ...]:
-    """Normalise a member path into components; './a' and 'a/' are plain 'a'."""
-    if "\0" in name:
-        raise _refuse(entry, f"{what} contains a NUL byte")
-    if name.startswith("/"):
-        raise _refuse(entry, f"{what} is absolute")
-    parts = tuple(p for p in name.split("/") if p not in ("", "."))
-    if ".." in parts:
-        raise _refuse(entry, f"{what} escapes the root")
-    return parts
-
-
-def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -274,51 +252,19 @@ class _Applier:
 
     # -- primitives ---------------------------------------------------------------
 
+    def _replaced(self, st: os.stat_result | None) -> os.stat_result | None:
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            self._invalidate()
+        return st
+
     def _remove(self, dir_fd: int, name: str) -> os.stat_result | None:
         """Delete whatever `name` is in the written tree; returns what was there."""
-        st = _lstat(dir_fd, name)
-        if st is None:
-            return None
-        if stat.S_ISDIR(st.st_mode):
-            self._invalidate()
-            remove_tree(name, dir_fd)
-        else:
-            os.unlink(name, dir_fd=dir_fd)
-        return st
+        return self._replaced(ut.remove(dir_fd, name))
 
     def _mark_written(self, parts: tuple[str, ...]) -> None:
         while parts and parts not in self.written:
             self.written.add(parts)
             parts = parts[:-1]
-
-    @staticmethod
-    def _xattrs(fd: int, member: tarfile.TarInfo) -> None:
-        for key, value in member.pax_headers.items():
-            if not key.startswith(_XATTR_PREFIX):
-                continue
-            name = key[len(_XATTR_PREFIX) :]
-            # Only what images legitimately carry; never trusted.* (overlayfs reads
-            # trusted.overlay.* / user.overlay.* as instructions).
-            if name != "security.capability" and not (
-                name.startswith("user.") and not name.startswith("user.overlay.")
-            ):
-                continue
-            try:
-                os.setxattr(fd, name, value.encode("utf-8", "surrogateescape"))
-            except OSError:
-                pass  # best effort: the filesystem may not support it
-
-    @staticmethod
-    def _mtime_ns(member: tarfile.TarInfo) -> int:
-        return int(member.mtime * 1_000_000_000)
-
-    def _finish_fd(self, fd: int, member: tarfile.TarInfo, times: bool = True) -> None:
-        os.fchown(fd, member.uid, member.gid)
-        os.fchmod(fd, member.mode & 0o7777)  # after chown, which clears setuid/setgid
-        self._xattrs(fd, member)  # after chown, which clears security.capability
-        if times:
-            ns = self._mtime_ns(member)
-            os.utime(fd, ns=(ns, ns))
 
     # -- entries -------------------------------------------------------------------
 
@@ -345,8 +291,8 @@ class _Applier:
         if not parts:
             if not member.isdir():
                 raise _refuse(entry, "the root can only be a directory")
-            self._finish_fd(self.root_fd, member, times=False)
-            self.dir_times.append(((), self._mtime_ns(member)))
+            ut.finish_fd(self.root_fd, member, times=False)
+            self.dir_times.append(((), ut.mtime_ns(member)))
             return
         base = parts[-1]
         if base.startswith(WHITEOUT_PREFIX):
@@ -355,18 +301,7 @@ class _Applier:
             elif not base.startswith(WHITEOUT_META_PREFIX):  # other .wh..wh.* is aufs bookkeeping
                 self._whiteout(parts[:-1], base[len(WHITEOUT_PREFIX) :], entry)
             return
-        if member.ischr() or member.isblk():
-            raise _refuse(entry, "device nodes are not allowed")
-        if "\0" in member.linkname:
-            raise _refuse(entry, "link target contains a NUL byte")
-        target: tuple[str, ...] = ()
-        if member.islnk():
-            target = _split(member.linkname, entry, f"hardlink target {member.linkname!r}")
-            if not target:
-                raise _refuse(entry, "hardlink target is the root")
-        elif not (member.isreg() or member.isdir() or member.issym() or member.isfifo()):
-            raise _refuse(entry, f"unsupported entry type {member.type!r}")
-
+        target = _RULES.check(member)
         if member.islnk():
             self._hardlink(parts, target, entry)
         else:
@@ -375,61 +310,27 @@ class _Applier:
             if member.isdir():
                 self._directory(parent, parts, member)
             elif member.isreg():
-                self._file(parent.fd, base, tar, member)
+                src = tar.extractfile(member)
+                assert src is not None
+                self._replaced(ut.write_file(parent.fd, base, src, member, self.buf))
             elif member.issym():
-                self._remove(parent.fd, base)
-                os.symlink(member.linkname, base, dir_fd=parent.fd)
-                os.chown(base, member.uid, member.gid, dir_fd=parent.fd, follow_symlinks=False)
-                ns = self._mtime_ns(member)
-                os.utime(base, ns=(ns, ns), dir_fd=parent.fd, follow_symlinks=False)
+                self._replaced(ut.make_symlink(parent.fd, base, member))
             else:
-                self._remove(parent.fd, base)
-                os.mkfifo(base, 0o600, dir_fd=parent.fd)
-                os.chown(base, member.uid, member.gid, dir_fd=parent.fd, follow_symlinks=False)
-                os.chmod(base, member.mode & 0o7777, dir_fd=parent.fd, follow_symlinks=False)
-                ns = self._mtime_ns(member)
-                os.utime(base, ns=(ns, ns), dir_fd=parent.fd, follow_symlinks=False)
+                self._replaced(ut.make_fifo(parent.fd, base, member))
         if not self.overlay:
             self._mark_written(parts)
 
     def _directory(self, parent: _Dir, parts: tuple[str, ...], member: tarfile.TarInfo) -> None:
-        base = parts[-1]
-        st = _lstat(parent.fd, base)
-        if st is None or not stat.S_ISDIR(st.st_mode):
-            replaced = self._remove(parent.fd, base) is not None
-            os.mkdir(base, 0o700, dir_fd=parent.fd)
-        else:
-            replaced = False  # existing dir: merge, only metadata changes
-        fd = os.open(base, _DIR_FLAGS, dir_fd=parent.fd)
+        fd, replaced = ut.open_new_dir(parent.fd, parts[-1])  # an existing dir is merged
         try:
             if self.overlay and replaced:
                 # Whatever the lowers have here was replaced (whited out or shadowed
                 # by a non-dir earlier in this layer); a plain upper dir would merge it back.
                 os.setxattr(fd, OPAQUE_XATTR, b"y")
-            self._finish_fd(fd, member, times=False)
+            ut.finish_fd(fd, member, times=False)
         finally:
             os.close(fd)
-        self.dir_times.append((parts, self._mtime_ns(member)))
-
-    def _file(self, dir_fd: int, name: str, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        # Replace rather than truncate: writing into an existing file would also
-        # change every other hardlink to it. O_EXCL first saves a stat per new file.
-        try:
-            fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=dir_fd)
-        except FileExistsError:
-            self._remove(dir_fd, name)
-            fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=dir_fd)
-        try:
-            src = tar.extractfile(member)
-            assert src is not None
-            view = memoryview(self.buf)
-            while n := src.readinto(self.buf):
-                chunk = view[:n]
-                while chunk:
-                    chunk = chunk[os.write(fd, chunk) :]
-            self._finish_fd(fd, member)
-        finally:
-            os.close(fd)
+        self.dir_times.append((parts, ut.mtime_ns(member)))
 
     def _hardlink(self, parts: tuple[str, ...], target: tuple[str, ...], entry: str) -> None:
         what = f"hardlink target {'/'.join(target)!r}"
@@ -576,18 +477,6 @@ class _Applier:
             _close_all([f for f, _ in stack])
 
 
-def _overlay_dirs(m: Mount) -> tuple[str, list[str]] | None:
-    upper: str | None = None
-    lowers: list[str] = []
-    for opt in m.options:
-        key, _, value = opt.partition("=")
-        if key == "upperdir":
-            upper = value
-        elif key == "lowerdir":
-            lowers = [p for p in value.split(":") if p]
-    return (upper, lowers) if upper else None
-
-
 def _apply_tree(reader: _CountingReader, root: str, lowers: list[str], overlay: bool) -> None:
     applier = _Applier(root, lowers, overlay)
     try:
@@ -617,11 +506,11 @@ def apply_layer(fileobj: BinaryIO, mounts: list[Mount]) -> int:
     reader = _CountingReader(fileobj)
     try:
         if len(mounts) == 1 and mounts[0].type == "overlay":
-            dirs = _overlay_dirs(mounts[0])
+            dirs = mountlib.overlay_dirs(mounts[0])
             if dirs is None:
                 raise InvalidArgument("cannot apply a layer to an overlay without upperdir (read-only)")
             _apply_tree(reader, dirs[0], dirs[1], overlay=True)
-        elif len(mounts) == 1 and (mounts[0].type == "bind" or {"bind", "rbind"} & set(mounts[0].options)):
+        elif len(mounts) == 1 and mountlib.is_bind(mounts[0]):
             _apply_tree(reader, mounts[0].source, [], overlay=False)
         else:
             with mountlib.mounted(mounts) as target:

@@ -88,18 +88,27 @@ class ContainerStore:
         return [_row(r) for r in rows]
 
     async def set_labels(self, container_id: str, labels: dict[str, str]) -> Container:
+        c = await self._set(container_id, "labels", labels)
+        self._events.publish(require_namespace(), topics.CONTAINER_UPDATE, {"id": c.id, "labels": labels})
+        return c
+
+    async def set_spec(self, container_id: str, spec: dict[str, Any]) -> Container:
+        c = await self._set(container_id, "spec", spec)
+        self._events.publish(require_namespace(), topics.CONTAINER_UPDATE, {"id": c.id, "fields": ["spec"]})
+        return c
+
+    async def _set(self, container_id: str, column: str, value: Any) -> Container:
         ns = require_namespace()
 
         def tx(conn: sqlite3.Connection) -> sqlite3.Row:
-            cur = conn.execute("UPDATE containers SET labels=?, updated=? WHERE namespace=? AND id=?",
-                               (json.dumps(labels), time.time(), ns, container_id))
+            # `column` is one of this module's names, never the caller's text.
+            cur = conn.execute(f"UPDATE containers SET {column}=?, updated=? WHERE namespace=? AND id=?",
+                               (json.dumps(value), time.time(), ns, container_id))
             if cur.rowcount == 0:
                 raise NotFound(f"container {container_id} not found")
             return conn.execute("SELECT * FROM containers WHERE namespace=? AND id=?", (ns, container_id)).fetchone()
 
-        c = _row(await self._db.run(tx))
-        self._events.publish(ns, topics.CONTAINER_UPDATE, {"id": c.id, "labels": labels})
-        return c
+        return _row(await self._db.run(tx))
 
     async def delete(self, container_id: str) -> None:
         ns = require_namespace()

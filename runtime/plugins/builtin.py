@@ -20,6 +20,7 @@ from runtime.metadata.leases import LeaseStore
 from runtime.metadata.namespaces import NamespaceStore
 from runtime.metadata.snapshots import SnapshotService
 from runtime.plugins.registry import InitContext, Registration, Registry, SkipPlugin
+from runtime.rootfs.access import RootfsAccess
 from runtime.snapshots.native import NativeSnapshotter
 from runtime.snapshots.overlay import OverlaySnapshotter
 from runtime.snapshots.overlay import supported as overlay_supported
@@ -164,6 +165,12 @@ def register_all(registry: Registry, cfg: Config) -> None:
     async def close_tasks(t: TaskService) -> None:
         await t.close()
 
+    async def rootfs(ctx: InitContext) -> RootfsAccess:
+        access = RootfsAccess(root, Path(cfg.state), ctx.get(SERVICE, "containers").store,
+                              ctx.get(SERVICE, "snapshots"), ctx.get(SERVICE, "tasks"))
+        await access.cleanup()
+        return access
+
     for reg in [
         Registration(EVENT, "exchange", events),
         Registration(METADATA, "sqlite", metadata, [f"{EVENT}/exchange"], close=close_metadata),
@@ -182,6 +189,7 @@ def register_all(registry: Registry, cfg: Config) -> None:
         Registration(SERVICE, "containers", containers, [f"{METADATA}/sqlite", f"{SERVICE}/snapshots",
                                                          f"{SERVICE}/images", f"{CONTENT}/content", RUNTIME]),
         Registration(SERVICE, "tasks", tasks, [f"{SERVICE}/containers", RUNTIME], close=close_tasks),
+        Registration(SERVICE, "rootfs", rootfs, [f"{SERVICE}/containers", f"{SERVICE}/tasks"]),
         Registration(TRANSFER, "pull", pull, [f"{CONTENT}/content", f"{SERVICE}/snapshots", f"{SERVICE}/images",
                                               f"{LEASE}/manager", f"{GC}/scheduler", f"{DIFF}/walking",
                                               f"{TRANSFER}/remotes"]),

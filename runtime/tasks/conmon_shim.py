@@ -69,6 +69,9 @@ class ConmonShim:
     async def resume(self, task_id: str) -> None:
         await self._runc.resume(task_id)
 
+    async def update(self, task_id: str, resources: dict[str, Any]) -> None:
+        await self._runc.update(task_id, resources)
+
     async def pids(self, task_id: str) -> list[int]:
         return await self._runc.ps(task_id)
 

@@ -276,6 +276,8 @@ def load_profile(source: str, arch: str | None, caps: Iterable[str]) -> dict[str
                 text = fh.read()
         except OSError as e:
             raise InvalidArgument(f"cannot read seccomp profile {source}: {e.strerror}") from e
+        except ValueError as e:  # a NUL byte in the path
+            raise InvalidArgument(f"cannot read seccomp profile {source!r}: {e}") from e
     try:
         profile = json.loads(text)
     except ValueError as e:

@@ -28,6 +28,7 @@ from runtime.mount import mount_all, unmount
 from runtime.namespaces import require_namespace, reset_namespace, set_namespace
 from runtime.tasks import cgroups
 from runtime.tasks.shim import ProcessIO, ProcessPaths, Shim
+from runtime.tasks.spec import ResourceOptions, linux_resources
 from runtime.tasks.state import ExecState, ProcessState, Status, TaskState
 from runtime.tasks.users import resolve_user
 
@@ -231,6 +232,19 @@ class TaskService:
             t.transition("resume", Status.RUNNING)
             self._save(t)
         self._events.publish(t.namespace, topics.TASK_RESUMED, {"container_id": task_id})
+
+    async def update(self, task_id: str, resources: ResourceOptions) -> None:
+        """Apply new cgroup limits to the live task (the container's stored spec is the caller's to change)."""
+        t = self._get(task_id)
+        limits = linux_resources(resources)
+        if resources.pids_limit is not None and resources.pids_limit <= 0:
+            # runc keeps whatever an update leaves out: lifting the limit has to be said.
+            limits["pids"] = {"limit": -1}
+        async with self._lock((t.namespace, task_id)):
+            if t.status == Status.STOPPED:
+                raise FailedPrecondition(f"cannot update task {task_id}: it is stopped")
+            await self._shims[t.runtime].update(task_id, limits)
+        log.info("task=%s resources updated: %s", task_id, limits)
 
     async def pids(self, task_id: str) -> list[int]:
         t = self._get(task_id)

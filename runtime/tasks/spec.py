@@ -110,10 +110,26 @@ class SpecMount(BaseModel):
     options: list[str] = Field(default_factory=list)
 
 
-class SpecOptions(BaseModel):
-    """Per-container settings; None/empty means Docker's default."""
+class ResourceOptions(BaseModel):
+    """A container's cgroup limits: set at create, changed later by a container or task update."""
 
     model_config = ConfigDict(extra="forbid")
+
+    memory: int | None = None
+    memory_reservation: int | None = None
+    memory_swap: int | None = None  # memory + swap; -1: unlimited swap
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    nano_cpus: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    pids_limit: int | None = None  # <= 0: unlimited
+    blkio_weight: int | None = None
+
+
+class SpecOptions(ResourceOptions):
+    """Per-container settings; None/empty means Docker's default."""
 
     args: list[str] | None = None  # replaces entrypoint and cmd entirely
     entrypoint: list[str] | None = None  # given (even empty): the image's Cmd is dropped too
@@ -131,16 +147,6 @@ class SpecOptions(BaseModel):
     cap_add: list[str] = Field(default_factory=list)
     cap_drop: list[str] = Field(default_factory=list)
     no_new_privileges: bool = False
-    memory: int | None = None
-    memory_reservation: int | None = None
-    memory_swap: int | None = None  # memory + swap; -1: unlimited swap
-    cpu_shares: int | None = None
-    cpu_quota: int | None = None
-    cpu_period: int | None = None
-    nano_cpus: int | None = None
-    cpuset_cpus: str | None = None
-    pids_limit: int | None = None  # <= 0: unlimited
-    blkio_weight: int | None = None
     ulimits: list[Ulimit] = Field(default_factory=list)
     oom_score_adj: int | None = None
     mounts: list[SpecMount] = Field(default_factory=list)
@@ -439,6 +445,8 @@ def _user_devices(specs: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
             st = os.stat(host)
         except OSError as e:
             raise InvalidArgument(f"error gathering device information for {host}: {e.strerror}") from e
+        except ValueError as e:  # a NUL byte in the path
+            raise InvalidArgument(f"error gathering device information for {host!r}: {e}") from e
         if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
             raise InvalidArgument(f"{host} is not a device node")
         node = _device_node(posixpath.normpath(container), st)
@@ -482,7 +490,7 @@ def _sysctls(opts: SpecOptions) -> dict[str, str]:
     return dict(opts.sysctls)
 
 
-def _memory(opts: SpecOptions) -> dict[str, int]:
+def _memory(opts: ResourceOptions) -> dict[str, int]:
     out: dict[str, int] = {}
     memory = opts.memory or 0
     if memory < 0:
@@ -512,7 +520,7 @@ def _memory(opts: SpecOptions) -> dict[str, int]:
     return out
 
 
-def _cpu(opts: SpecOptions) -> dict[str, Any]:
+def _cpu(opts: ResourceOptions) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if opts.cpu_shares:
         if opts.cpu_shares < 0:
@@ -541,17 +549,46 @@ def _cpu(opts: SpecOptions) -> dict[str, Any]:
         if max(numbers) >= ncpu:
             raise InvalidArgument(f"requested CPUs are not available: {opts.cpuset_cpus} (this host has 0-{ncpu - 1})")
         out["cpus"] = opts.cpuset_cpus
+    if opts.cpuset_mems:
+        if not _CPUSET_RE.match(opts.cpuset_mems):
+            raise InvalidArgument(f"invalid cpuset_mems {opts.cpuset_mems!r}")
+        online = _memory_nodes()
+        if not _within(_ranges(opts.cpuset_mems), _ranges(online)):
+            raise InvalidArgument(f"requested memory nodes are not available: {opts.cpuset_mems} "
+                                  f"(this host has {online})")
+        out["mems"] = opts.cpuset_mems
     return out
 
 
-def _resources(opts: SpecOptions, device_rules: list[dict[str, Any]]) -> dict[str, Any]:
-    if opts.privileged:
-        devices = [{"allow": True, "access": "rwm"}]
-    else:
-        devices = [{"allow": False, "access": "rwm"}]
-        devices += [_device_rule(*rule) for rule in _DEFAULT_DEVICE_RULES]
-        devices += device_rules
-    res: dict[str, Any] = {"devices": devices}
+def _ranges(text: str) -> list[tuple[int, int]]:
+    """"0-2,5" -> [(0, 2), (5, 5)]: compared as ranges, so "0-99999999999" costs nothing."""
+    out = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        out.append((int(first), int(last or first)))
+    return out
+
+
+def _within(asked: list[tuple[int, int]], online: list[tuple[int, int]]) -> bool:
+    """Every asked range inside one online range (the kernel lists online ranges merged)."""
+    return all(any(lo <= a and b <= hi for lo, hi in online) for a, b in asked)
+
+
+def _memory_nodes() -> str:
+    try:
+        with open("/sys/devices/system/node/online", encoding="ascii") as fh:
+            return fh.read().strip() or "0"
+    except OSError:
+        return "0"  # a kernel without NUMA support has the one node
+
+
+# The keys of OCI `linux.resources` that linux_resources() sets.
+LIMITS = ("memory", "cpu", "pids", "blockIO")
+
+
+def linux_resources(opts: ResourceOptions) -> dict[str, Any]:
+    """The OCI `linux.resources` limits (memory, cpu, pids, blockIO) for `opts`; device rules are not limits."""
+    res: dict[str, Any] = {}
     if memory := _memory(opts):
         res["memory"] = memory
     if cpu := _cpu(opts):
@@ -563,6 +600,16 @@ def _resources(opts: SpecOptions, device_rules: list[dict[str, Any]]) -> dict[st
             raise InvalidArgument("blkio_weight must be between 10 and 1000")
         res["blockIO"] = {"weight": opts.blkio_weight}
     return res
+
+
+def _resources(opts: SpecOptions, device_rules: list[dict[str, Any]]) -> dict[str, Any]:
+    if opts.privileged:
+        devices = [{"allow": True, "access": "rwm"}]
+    else:
+        devices = [{"allow": False, "access": "rwm"}]
+        devices += [_device_rule(*rule) for rule in _DEFAULT_DEVICE_RULES]
+        devices += device_rules
+    return {"devices": devices, **linux_resources(opts)}
 
 
 def _namespaces(opts: SpecOptions) -> list[dict[str, str]]:

@@ -23,7 +23,8 @@ from runtime.mount import Mount, mount_all, unmount
 BIN = Path(sys.executable).parent
 
 
-def pyctr(env: dict[str, str], *args: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess[str]:
+def pyctr(env: dict[str, str], *args: str, timeout: float = 300,
+          check: bool = False) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([str(BIN / "pyctr"), *args], env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"pyctr {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -125,7 +125,8 @@ class Harness:
 
     def teardown(self) -> None:
         for cid in self.ids:
-            subprocess.run([RUNC, "--root", self.runc_root, "kill", "--all", cid, "KILL"], check=False, capture_output=True)
+            subprocess.run([RUNC, "--root", self.runc_root, "kill", "--all", cid, "KILL"], check=False,
+                           capture_output=True)
         for d in self.state_dirs:
             pidfile = str(d / exits.CONMON_PIDFILE)
             pid = exits.read_pidfile(pidfile)

@@ -1,7 +1,6 @@
 """Container endpoints of pyengined, driven by the real docker CLI and the docker SDK."""
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import os
@@ -17,30 +16,14 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from runtime.client import Client
-from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
+from tests.fixtures.daemons import EngineDaemon, mirrored_engine
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[EngineDaemon]:
     """One engine for the module (Docker Hub mirrored by the fixture registry), busybox already pulled."""
-    rt = RuntimeDaemon(str(tmp_path_factory.mktemp("rt")))
-    rt.start()
-    e = EngineDaemon(rt, extra_args=["--registry-mirror", f"http://{registry.host}"])
-    try:
-        e.start()
-
-        async def pull() -> None:
-            async with Client(rt.address, "pyengine") as c:
-                async for _ in c.pull("docker.io/library/busybox:latest",
-                                      mirrors={"docker.io": [f"http://{registry.host}"]}):
-                    pass
-
-        asyncio.run(pull())
+    with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host) as e:
         yield e
-    finally:
-        e.stop()
-        rt.cleanup()
 
 
 @pytest.fixture(autouse=True)

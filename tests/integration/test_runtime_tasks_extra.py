@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from runtime.client import InvalidArgument, NotFound
 from tests.integration.helpers import BIN, PtyProcess, pyctr
 from tests.integration.test_runtime_tasks import _leftovers
 
@@ -283,3 +284,45 @@ def test_run_unknown_command_is_a_clear_error(runtime_daemon, pyctr_env, busybox
     # --rm cleaned up even though the command never ran.
     assert pyctr(pyctr_env, "containers", "ls", "-q", check=True).stdout.strip() == ""
     assert pyctr(pyctr_env, "tasks", "ls", check=True).stdout.strip().splitlines()[1:] == []
+
+
+def test_update_live_task_and_the_stored_spec(runtime_daemon, pyctr_env, busybox):
+    pyctr(pyctr_env, "run", "-d", "--memory-limit", str(64 * MIB), "--pids-limit", "20", busybox, "up1",
+          "sleep", "1000", check=True)
+    new = {"memory": 128 * MIB, "pids_limit": 30, "nano_cpus": 500_000_000}
+    try:
+        async def go() -> tuple[dict[str, Any], ...]:
+            async with runtime_daemon.client() as c:
+                await c.update_task("up1", new)
+                live = await c.task_metrics("up1")
+                record = await c.set_container_resources("up1", new)
+                await c.update_task("up1", {"pids_limit": -1})
+                lifted = await c.task_metrics("up1")
+                for bad in ({"memory": MIB}, {"cpuset_cpus": "63"}, {"cpuset_mems": "9"}, {"bogus": 1}):
+                    with pytest.raises(InvalidArgument):
+                        await c.update_task("up1", bad)
+                    with pytest.raises(InvalidArgument):
+                        await c.set_container_resources("up1", bad)
+                for call in (c.update_task, c.set_container_resources):
+                    with pytest.raises(NotFound):
+                        await call("nope", new)
+                # The container's next task starts with the stored limits.
+                await c.delete_task("up1", force=True)
+                await c.create_task("up1")
+                await c.start_task("up1")
+                return live, record, lifted, await c.task_metrics("up1")
+
+        live, record, lifted, next_run = _run(go())
+        assert (live["memory_limit"], live["pids_limit"]) == (128 * MIB, 30)
+        assert lifted["pids_limit"] is None
+        res = record["spec"]["linux"]["resources"]
+        assert res["memory"]["limit"] == 128 * MIB and res["pids"] == {"limit": 30}
+        assert res["cpu"] == {"quota": 50_000, "period": 100_000}
+        assert res["devices"][0] == {"allow": False, "access": "rwm"}  # device rules are kept
+        assert (next_run["memory_limit"], next_run["pids_limit"]) == (128 * MIB, 30)
+        quota = Path("/sys/fs/cgroup/cpu") / _task(runtime_daemon, "up1")["cgroups_path"].lstrip("/") / \
+            "cpu.cfs_quota_us"
+        if quota.exists():
+            assert quota.read_text().strip() == "50000"
+    finally:
+        _remove(pyctr_env, "up1")

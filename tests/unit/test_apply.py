@@ -15,49 +15,12 @@ from runtime.mount import Mount
 from runtime.snapshots.fsutil import remove_tree
 from runtime.snapshots.native import NativeSnapshotter
 from runtime.snapshots.overlay import OverlaySnapshotter, supported
+from tests.unit.tar_entries import d, dev, f, fifo, hard, sym, tar_bytes
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="applying layers needs root (chown, mknod, mounts)")
 
 
 # -- building test tars -----------------------------------------------------------------
-
-
-def f(name, data=b"", mode=0o644, uid=0, gid=0, mtime=1_600_000_000, xattrs=None):
-    ti = tarfile.TarInfo(name)
-    ti.size, ti.mode, ti.uid, ti.gid, ti.mtime = len(data), mode, uid, gid, mtime
-    if xattrs:
-        ti.pax_headers = {f"SCHILY.xattr.{k}": v for k, v in xattrs.items()}
-    return ti, data
-
-
-def d(name, mode=0o755, mtime=1_600_000_000):
-    ti = tarfile.TarInfo(name)
-    ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, mode, mtime
-    return ti, None
-
-
-def sym(name, target):
-    ti = tarfile.TarInfo(name)
-    ti.type, ti.linkname = tarfile.SYMTYPE, target
-    return ti, None
-
-
-def hard(name, target):
-    ti = tarfile.TarInfo(name)
-    ti.type, ti.linkname = tarfile.LNKTYPE, target
-    return ti, None
-
-
-def fifo(name):
-    ti = tarfile.TarInfo(name)
-    ti.type, ti.mode = tarfile.FIFOTYPE, 0o640
-    return ti, None
-
-
-def dev(name, kind=tarfile.CHRTYPE):
-    ti = tarfile.TarInfo(name)
-    ti.type, ti.devmajor, ti.devminor = kind, 1, 3
-    return ti, None
 
 
 def wh(path):
@@ -69,16 +32,8 @@ def opq(dirpath):
     return f(dirpath.rstrip("/") + "/.wh..wh..opq")
 
 
-def layer_bytes(*entries) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for ti, data in entries:
-            tar.addfile(ti, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
-
-
 def layer(*entries) -> io.BytesIO:
-    return io.BytesIO(layer_bytes(*entries))
+    return io.BytesIO(tar_bytes(*entries))
 
 
 def tree(root) -> dict[str, tuple]:
@@ -185,7 +140,7 @@ async def _apply_chain(s, layers) -> str | None:
     parent = None
     for i, entries in enumerate(layers):
         mounts = await s.prepare(f"extract-{i}", parent)
-        data = layer_bytes(*entries)
+        data = tar_bytes(*entries)
         assert apply_layer(io.BytesIO(data), mounts) == len(data)
         await s.commit(f"layer-{i}", f"extract-{i}")
         parent = f"layer-{i}"
@@ -331,7 +286,7 @@ def test_empty_and_corrupt_streams(tmp_path):
     assert apply_layer(io.BytesIO(b""), bind) == 0
     assert apply_layer(layer(), bind) > 0
     with pytest.raises(DataLoss):
-        apply_layer(io.BytesIO(layer_bytes(f("big", b"x" * 100_000))[:50_000]), bind)
+        apply_layer(io.BytesIO(tar_bytes(f("big", b"x" * 100_000))[:50_000]), bind)
 
 
 # -- hostile layers ------------------------------------------------------------------------
@@ -418,7 +373,7 @@ def test_symlink_as_final_component_is_replaced_not_followed(hostile):
 
 
 def test_gzip_and_zstd_streams(tmp_path):
-    one = layer_bytes(f("a", b"A" * 200_000), f("b", os.urandom(100_000)))
+    one = tar_bytes(f("a", b"A" * 200_000), f("b", os.urandom(100_000)))
     # concatenated gzip members and multiple zstd frames are both one stream
     gz = gzip.compress(one[:7000]) + gzip.compress(one[7000:])
     zst = zstandard.ZstdCompressor().compress(one[:7000]) + zstandard.ZstdCompressor().compress(one[7000:])

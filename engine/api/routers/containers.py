@@ -87,7 +87,10 @@ def register(r: Router, b: Backend) -> None:
         return empty()
 
     async def top(request: web.Request) -> web.Response:
-        return json_response(await svc.top(request.match_info["id"], request.query.get("ps_args", "")))
+        ps_args = request.query.get("ps_args", "")
+        if "\0" in ps_args:
+            raise InvalidArgument("invalid ps_args: NUL byte")
+        return json_response(await svc.top(request.match_info["id"], ps_args))
 
     async def resize(request: web.Request) -> web.Response:
         height, width = size_params(request)

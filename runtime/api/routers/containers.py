@@ -8,12 +8,17 @@ from runtime.containers import ContainerCreate
 from runtime.errors import FailedPrecondition
 from runtime.metadata.containers import Container
 from runtime.services import Services
+from runtime.tasks.spec import ResourceOptions
 
 router = APIRouter(prefix="/containers", tags=["containers"])
 
 
 class LabelsUpdate(BaseModel):
     labels: dict[str, str]
+
+
+class ResourcesUpdate(BaseModel):
+    resources: ResourceOptions
 
 
 @router.get("", response_model=list[Container])
@@ -34,6 +39,12 @@ async def get_container(container_id: str, s: Services = Depends(services)) -> C
 @router.put("/{container_id}/labels", response_model=Container)
 async def set_labels(container_id: str, body: LabelsUpdate, s: Services = Depends(services)) -> Container:
     return await s.containers.store.set_labels(container_id, body.labels)
+
+
+@router.put("/{container_id}/resources", response_model=Container)
+async def set_resources(container_id: str, body: ResourcesUpdate, s: Services = Depends(services)) -> Container:
+    """The limits the container's next task starts with; POST /tasks/{id}/update changes a live task's."""
+    return await s.containers.update_resources(container_id, body.resources)
 
 
 @router.delete("/{container_id}", status_code=204)

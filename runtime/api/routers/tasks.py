@@ -10,6 +10,7 @@ from runtime.errors import InvalidArgument
 from runtime.services import Services
 from runtime.tasks.cgroups import Metrics
 from runtime.tasks.service import ExecCreate, ExitStatus
+from runtime.tasks.spec import ResourceOptions
 from runtime.tasks.state import ExecState, TaskState
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -31,6 +32,10 @@ class ResizeRequest(BaseModel):
     rows: int
     cols: int
     exec_id: str | None = None
+
+
+class TaskUpdate(BaseModel):
+    resources: ResourceOptions
 
 
 class IOInfo(BaseModel):
@@ -99,6 +104,12 @@ async def pause_task(task_id: str, s: Services = Depends(services)) -> Response:
 @router.post("/{task_id}/resume", status_code=204)
 async def resume_task(task_id: str, s: Services = Depends(services)) -> Response:
     await s.tasks.resume(task_id)
+    return Response(status_code=204)
+
+
+@router.post("/{task_id}/update", status_code=204)
+async def update_task(task_id: str, body: TaskUpdate, s: Services = Depends(services)) -> Response:
+    await s.tasks.update(task_id, body.resources)
     return Response(status_code=204)
 
 

@@ -1,0 +1,159 @@
+"""/networks: create, list, inspect, remove, prune, connect and disconnect (docker network ...)."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from engine.api.app import Router
+from engine.api.query import filters
+from engine.api.responses import empty, json_response, read_json
+from engine.backend import Backend
+from engine.errors import InvalidArgument
+from engine.networks.model import Network
+
+_FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
+_OPEN = ConfigDict(extra="allow")
+
+
+class IPAMConfig(BaseModel):
+    model_config = _OPEN
+    Subnet: str | None = None
+    IPRange: str | None = None
+    Gateway: str | None = None
+
+
+class IPAM(BaseModel):
+    model_config = _OPEN
+    Driver: str | None = None
+    Config: list[IPAMConfig] | None = None
+
+
+class NetworkCreate(BaseModel):
+    model_config = _OPEN
+    Name: str
+    Driver: str | None = None
+    Internal: bool | None = None
+    Attachable: bool | None = None
+    EnableIPv6: bool | None = None
+    IPAM: IPAM | None = None
+    Options: dict[str, str] | None = None
+    Labels: dict[str, str] | None = None
+
+
+class EndpointSettings(BaseModel):
+    model_config = _OPEN
+    Aliases: list[str] | None = None
+    IPAMConfig: dict[str, Any] | None = None
+
+
+class Connect(BaseModel):
+    model_config = _OPEN
+    Container: str
+    EndpointConfig: EndpointSettings | None = None
+
+
+class Disconnect(BaseModel):
+    model_config = _OPEN
+    Container: str
+    Force: bool | None = None
+
+
+def _model(model: type[BaseModel], body: Any, what: str) -> Any:
+    if not isinstance(body, dict):
+        raise InvalidArgument(f"invalid {what}: expected a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise InvalidArgument(f"invalid {what}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+
+
+def register(r: Router, b: Backend) -> None:
+    svc = b.networks
+
+    def event(action: str, n: Network, **extra: str) -> None:
+        b.events.publish("network", action, n.id, {"name": n.name, "type": n.driver, **extra})
+
+    async def create(request: web.Request) -> web.Response:
+        req = _model(NetworkCreate, await read_json(request), "network config")
+        if req.EnableIPv6:
+            raise InvalidArgument("IPv6 networks are not supported")
+        configs = (req.IPAM.Config if req.IPAM else None) or []
+        if len(configs) > 1:
+            raise InvalidArgument("only one IPv4 subnet per network is supported")
+        cfg = configs[0] if configs else IPAMConfig()
+        n = await svc.create(req.Name, driver=req.Driver or "bridge", subnet=cfg.Subnet, gateway=cfg.Gateway,
+                             ip_range=cfg.IPRange, internal=bool(req.Internal), attachable=bool(req.Attachable),
+                             labels=req.Labels, options=req.Options)
+        event("create", n)
+        return json_response({"Id": n.id, "Warning": ""}, 201)
+
+    async def list_(request: web.Request) -> web.Response:
+        f = filters(request.query)
+        unknown = set(f) - _FILTERS
+        if unknown:
+            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+        return json_response([svc.inspect(n) for n in svc.list() if _matches(n, f, svc.in_use(n))])
+
+    async def inspect(request: web.Request) -> web.Response:
+        return json_response(svc.inspect(svc.get(request.match_info["id"])))
+
+    async def remove(request: web.Request) -> web.Response:
+        n = await svc.remove(request.match_info["id"])
+        event("destroy", n)
+        return empty()
+
+    async def prune(request: web.Request) -> web.Response:
+        f = filters(request.query)
+        removed = []
+        for n in svc.list():
+            if n.builtin or svc.in_use(n) or not all(_label(spec, n.labels) for spec in f.get("label", [])):
+                continue
+            await svc.remove(n.id)
+            event("destroy", n)
+            removed.append(n.name)
+        b.events.publish("network", "prune", "", {"reclaimed": "0"})
+        return json_response({"NetworksDeleted": removed})
+
+    async def connect(request: web.Request) -> web.Response:
+        req = _model(Connect, await read_json(request), "connect request")
+        n = svc.get(request.match_info["id"])
+        await b.containers.connect(req.Container, n.id, (req.EndpointConfig or EndpointSettings()).model_dump())
+        event("connect", n, container=b.containers.get(req.Container).id)
+        return empty(200)
+
+    async def disconnect(request: web.Request) -> web.Response:
+        req = _model(Disconnect, await read_json(request), "disconnect request")
+        n = svc.get(request.match_info["id"])
+        await b.containers.disconnect(req.Container, n.id)
+        event("disconnect", n, container=b.containers.get(req.Container).id)
+        return empty(200)
+
+    r.add("POST", "/networks/create", create)
+    r.add("GET", "/networks", list_)
+    r.add("POST", "/networks/prune", prune)
+    r.add("GET", "/networks/{id}", inspect)
+    r.add("DELETE", "/networks/{id}", remove)
+    r.add("POST", "/networks/{id}/connect", connect)
+    r.add("POST", "/networks/{id}/disconnect", disconnect)
+
+
+def _label(spec: str, labels: dict[str, str]) -> bool:
+    key, eq, value = spec.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+def _matches(n: Network, f: dict[str, list[str]], in_use: bool) -> bool:
+    checks = {
+        "driver": lambda v: n.driver == v,
+        "id": lambda v: n.id.startswith(v),
+        "name": lambda v: v in n.name,
+        "scope": lambda v: v == "local",
+        "type": lambda v: v == ("builtin" if n.builtin else "custom"),
+        "dangling": lambda v: (v.lower() in ("1", "true")) == (not in_use and not n.builtin),
+    }
+    if not all(_label(spec, n.labels) for spec in f.get("label", [])):
+        return False
+    return all(any(checks[key](v) for v in values) for key, values in f.items() if values and key != "label")

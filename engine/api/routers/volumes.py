@@ -1,0 +1,94 @@
+"""/volumes: create, list, inspect, remove, prune (docker volume ...)."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from engine.api.app import Router
+from engine.api.query import boolean, filters
+from engine.api.responses import empty, json_response, read_json
+from engine.backend import Backend
+from engine.errors import InvalidArgument
+from engine.volumes.model import Volume
+
+_FILTERS = {"dangling", "driver", "label", "name"}
+
+
+class VolumeCreate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    Name: str | None = None
+    Driver: str | None = None
+    DriverOpts: dict[str, str] | None = None
+    Labels: dict[str, str] | None = None
+
+
+def _label(spec: str, labels: dict[str, str]) -> bool:
+    key, eq, value = spec.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+def register(r: Router, b: Backend) -> None:
+    svc = b.volumes
+
+    def selector(f: dict[str, list[str]]) -> Any:
+        unknown = set(f) - _FILTERS
+        if unknown:
+            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+
+        def matches(v: Volume) -> bool:
+            checks = {
+                "dangling": lambda x: (x.lower() in ("1", "true")) == (not svc.users(v.name)),
+                "driver": lambda x: v.driver == x,
+                "name": lambda x: x in v.name,
+            }
+            if not all(_label(spec, v.labels) for spec in f.get("label", [])):
+                return False
+            return all(any(checks[k](x) for x in vals) for k, vals in f.items() if vals and k != "label")
+        return matches
+
+    async def create(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise InvalidArgument("invalid volume config: expected a JSON object")
+        try:
+            req = VolumeCreate.model_validate(body)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise InvalidArgument(f"invalid volume config: {'.'.join(str(p) for p in err['loc'])}: "
+                                  f"{err['msg']}") from None
+        fresh = req.Name is None or svc.store.find(req.Name) is None
+        v = await svc.create(req.Name or None, driver=req.Driver or "local", options=req.DriverOpts,
+                             labels=req.Labels)
+        if fresh:
+            b.events.publish("volume", "create", v.name, {"driver": v.driver})
+        return json_response(svc.inspect(v), 201)
+
+    async def list_(request: web.Request) -> web.Response:
+        matches = selector(filters(request.query))
+        return json_response({"Volumes": [svc.inspect(v) for v in svc.list() if matches(v)], "Warnings": None})
+
+    async def inspect(request: web.Request) -> web.Response:
+        return json_response(svc.inspect(svc.get(request.match_info["name"])))
+
+    async def remove(request: web.Request) -> web.Response:
+        v = await svc.remove(request.match_info["name"], force=boolean(request.query, "force"))
+        if v is not None:
+            b.events.publish("volume", "destroy", v.name, {"driver": v.driver})
+        return empty()
+
+    async def prune(request: web.Request) -> web.Response:
+        f = filters(request.query)
+        # API 1.42 narrowed prune to anonymous volumes unless all=true; 1.41 (ours) prunes every unused one.
+        f.pop("all", None)
+        removed, reclaimed = await svc.prune(selector(f))
+        for name in removed:
+            b.events.publish("volume", "destroy", name, {"driver": "local"})
+        return json_response({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})
+
+    r.add("POST", "/volumes/create", create)
+    r.add("GET", "/volumes", list_)
+    r.add("POST", "/volumes/prune", prune)
+    r.add("GET", "/volumes/{name}", inspect)
+    r.add("DELETE", "/volumes/{name}", remove)

@@ -1,0 +1,140 @@
+"""docker update: which limits a request changes, Docker's checks on them, and the runtime's resource options.
+
+Docker's update only ever sets: a zero, empty or missing field leaves the current
+value alone (PidsLimit alone is a pointer: present means set, and 0 or -1 lift the
+limit). The checks run on the merged result with dockerd's messages, which clients
+show as they are; the runtime still checks what only the host can tell (which CPUs
+and memory nodes exist).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.containers.options import RestartPolicyModel
+from engine.errors import Conflict, InvalidArgument
+
+MIN_MEMORY = 6 * 1024 * 1024
+_RESTART_POLICIES = {"no", "always", "unless-stopped", "on-failure"}
+# Fields the CLI sends (zeroed) that this engine cannot change on a container.
+_UNSUPPORTED = ("KernelMemory", "KernelMemoryTCP", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount",
+                "CpuPercent", "MemorySwappiness", "OomKillDisable", "BlkioWeightDevice", "BlkioDeviceReadBps",
+                "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "Devices",
+                "DeviceCgroupRules", "DeviceRequests", "Ulimits", "IOMaximumIOps", "IOMaximumBandwidth")
+_SET_IF_NONZERO = ("Memory", "MemoryReservation", "MemorySwap", "NanoCpus", "CpuShares", "CpuPeriod", "CpuQuota",
+                   "CpusetCpus", "CpusetMems", "BlkioWeight")
+
+
+class UpdateRequest(BaseModel):
+    """Docker's Resources plus RestartPolicy; the CLI sends the whole struct, mostly zeros."""
+
+    model_config = ConfigDict(extra="allow")
+    Memory: int | None = None
+    MemoryReservation: int | None = None
+    MemorySwap: int | None = None
+    NanoCpus: int | None = None
+    CpuShares: int | None = None
+    CpuPeriod: int | None = None
+    CpuQuota: int | None = None
+    CpusetCpus: str | None = None
+    CpusetMems: str | None = None
+    PidsLimit: int | None = None
+    BlkioWeight: int | None = None
+    RestartPolicy: RestartPolicyModel | None = None
+
+
+def merged(host_config: dict[str, Any], req: UpdateRequest) -> tuple[dict[str, Any], list[str]]:
+    """The HostConfig after the update, and the warnings for what was asked but cannot be done here."""
+    hc = dict(host_config)
+    _check_conflicts(hc, req)
+    for key in _SET_IF_NONZERO:
+        value = getattr(req, key)
+        if value:
+            hc[key] = value
+    if req.PidsLimit is not None:
+        hc["PidsLimit"] = req.PidsLimit
+    policy = req.RestartPolicy
+    if policy is not None and policy.Name:
+        hc["RestartPolicy"] = _restart_policy(policy, bool(hc.get("AutoRemove")))
+    _check(hc)
+    extra = req.model_extra or {}
+    warnings = [f"{key} cannot be updated on this engine and was ignored" for key in _UNSUPPORTED if extra.get(key)]
+    return hc, warnings
+
+
+def _check_conflicts(hc: dict[str, Any], req: UpdateRequest) -> None:
+    """What an update cannot combine with the values already set (dockerd's wording)."""
+    if req.NanoCpus and hc.get("CpuQuota") and not req.CpuQuota:
+        raise Conflict("Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set")
+    if req.NanoCpus and hc.get("CpuPeriod") and not req.CpuPeriod:
+        raise Conflict("Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set")
+    if (req.CpuQuota or req.CpuPeriod) and hc.get("NanoCpus") and not req.NanoCpus:
+        which = "CPU Quota" if req.CpuQuota else "CPU Period"
+        raise Conflict(f"Conflicting options: {which} cannot be updated as NanoCPUs has already been set")
+    swap = hc.get("MemorySwap") or 0
+    if req.Memory and swap > 0 and req.Memory > swap and not req.MemorySwap:
+        raise Conflict("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at "
+                       "the same time")
+
+
+def _check(hc: dict[str, Any]) -> None:
+    memory, reservation, swap = hc.get("Memory") or 0, hc.get("MemoryReservation") or 0, hc.get("MemorySwap") or 0
+    if 0 < memory < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    if 0 < reservation < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory reservation allowed is 6MB")
+    if memory > 0 and reservation > memory:
+        raise InvalidArgument("Minimum memory limit can not be less than memory reservation limit, see usage")
+    if swap > 0 and not memory:
+        raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage")
+    if swap > 0 and swap < memory:
+        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage")
+    nano = hc.get("NanoCpus") or 0
+    for key, name in (("CpuPeriod", "CPU Period"), ("CpuQuota", "CPU Quota")):
+        if nano and hc.get(key):
+            raise InvalidArgument(f"Conflicting options: Nano CPUs and {name} cannot both be set")
+    ncpu = os.cpu_count() or 1
+    if nano and not 10_000_000 <= nano <= ncpu * 1_000_000_000:
+        raise InvalidArgument(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
+    period = hc.get("CpuPeriod") or 0
+    if period and not 1000 <= period <= 1_000_000:
+        raise InvalidArgument("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+    quota = hc.get("CpuQuota") or 0
+    if 0 < quota < 1000:
+        raise InvalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    weight = hc.get("BlkioWeight") or 0
+    if weight and not 10 <= weight <= 1000:
+        raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+
+
+def _restart_policy(policy: RestartPolicyModel, auto_remove: bool) -> dict[str, Any]:
+    name, retries = policy.Name or "no", policy.MaximumRetryCount or 0
+    if name not in _RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy '{name}'")
+    if retries < 0:
+        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
+    if retries and name != "on-failure":
+        raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+    if auto_remove and name != "no":
+        raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the container")
+    return {"Name": name, "MaximumRetryCount": retries}
+
+
+def runtime_resources(hc: dict[str, Any]) -> dict[str, Any]:
+    """The runtime's resource options (SpecOptions' limit fields) for a stored HostConfig."""
+    return {
+        "memory": hc.get("Memory") or None,
+        "memory_reservation": hc.get("MemoryReservation") or None,
+        "memory_swap": hc.get("MemorySwap") or None,
+        "cpu_shares": hc.get("CpuShares") or None,
+        "cpu_quota": hc.get("CpuQuota") or None,
+        "cpu_period": hc.get("CpuPeriod") or None,
+        "nano_cpus": hc.get("NanoCpus") or None,
+        "cpuset_cpus": hc.get("CpusetCpus") or None,
+        "cpuset_mems": hc.get("CpusetMems") or None,
+        # 0 and -1 both lift the limit; only a missing one leaves it alone.
+        "pids_limit": hc.get("PidsLimit"),
+        "blkio_weight": hc.get("BlkioWeight") or None,
+    }

@@ -1,0 +1,170 @@
+"""Docker's event stream (`GET /events`): an in-memory bus the engine's services publish to.
+
+The engine keeps the most recent events in a ring, so `docker events --since` can replay
+them, and nothing on disk: like dockerd's, the history starts again with each daemon.
+Publishing never waits: every subscriber has a bounded queue, and one that falls that
+far behind is dropped (its stream ends) rather than slowing the engine.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.containers.store import Container
+from engine.errors import InvalidArgument
+from runtime.client import InvalidArgument as BadReference
+from runtime.client.reference import familiar, parse
+
+log = logging.getLogger("engine.events")
+
+RECENT = 1024
+QUEUE_SIZE = 1024
+
+CONTAINER = "container"
+IMAGE = "image"
+
+# Filters naming one kind of object: they match the actor's ID (or a prefix of it) or its name.
+_OBJECT_FILTERS = ("config", "container", "daemon", "network", "node", "plugin", "secret", "service", "volume")
+FILTERS = frozenset({"event", "image", "label", "scope", "type", *_OBJECT_FILTERS})
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    action: str
+    actor_id: str
+    attributes: dict[str, str]
+    time_nano: int
+    scope: str = "local"
+
+    def docker(self) -> dict[str, Any]:
+        """The wire form, with the pre-1.22 status/id/from fields clients still read for containers and images."""
+        out: dict[str, Any] = {}
+        if self.type in (CONTAINER, IMAGE):
+            out["status"], out["id"] = self.action, self.actor_id
+            if self.type == CONTAINER and self.attributes.get("image"):
+                out["from"] = self.attributes["image"]
+        out.update({"Type": self.type, "Action": self.action,
+                    "Actor": {"ID": self.actor_id, "Attributes": self.attributes}, "scope": self.scope,
+                    "time": self.time_nano // 1_000_000_000, "timeNano": self.time_nano})
+        return out
+
+
+def _untagged(name: str) -> str:
+    """busybox:latest -> busybox; anything that is no tagged reference stays as it is."""
+    try:
+        ref = parse(name)
+    except BadReference:
+        return name
+    return ref.familiar_name if ref.tag is not None and ref.digest is None else name
+
+
+class EventFilter:
+    """Docker's event filters: values of one key OR'ed (labels AND'ed), keys AND'ed."""
+
+    def __init__(self, filters: dict[str, list[str]]) -> None:
+        unknown = set(filters) - FILTERS
+        if unknown:
+            raise InvalidArgument(f"invalid filter '{min(unknown)}'")
+        self._f = {k: set(v) for k, v in filters.items() if v}
+
+    def __call__(self, ev: Event) -> bool:
+        f = self._f
+        return (self._action(ev.action)
+                and ("type" not in f or ev.type in f["type"])
+                and ("scope" not in f or ev.scope in f["scope"])
+                and all(self._object(key, ev) for key in _OBJECT_FILTERS)
+                and self._image(ev)
+                and all(self._label(spec, ev.attributes) for spec in f.get("label", ())))
+
+    def _action(self, action: str) -> bool:
+        # "exec_start: sh -c …" and "health_status: healthy" are asked for by their first word.
+        wanted = self._f.get("event")
+        return wanted is None or action in wanted or action.partition(":")[0] in wanted
+
+    def _object(self, key: str, ev: Event) -> bool:
+        wanted = self._f.get(key)
+        if wanted is None:
+            return True
+        names = [n for n in (ev.actor_id, ev.attributes.get("name")) if n]
+        return any(n == w or n.startswith(w) for n in names for w in wanted)
+
+    def _image(self, ev: Event) -> bool:
+        wanted = self._f.get("image")
+        if wanted is None:
+            return True
+        # A container names its image in "image"; an image event names the image itself in "name".
+        name = ev.attributes.get("name" if ev.type == IMAGE else "image", "")
+        return bool(wanted & {ev.actor_id, name, _untagged(ev.actor_id), _untagged(name)})
+
+    @staticmethod
+    def _label(spec: str, attributes: dict[str, str]) -> bool:
+        key, sep, value = spec.partition("=")
+        return key in attributes and (not sep or attributes[key] == value)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One client's live events; `dropped` once it fell behind and was cut off."""
+
+    wanted: EventFilter
+    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    dropped: bool = False
+
+    async def next(self) -> Event | None:
+        """The next event, or None once the subscription was dropped."""
+        return await self.queue.get()
+
+
+class EventBus:
+    def __init__(self, recent: int = RECENT) -> None:
+        self._recent: deque[Event] = deque(maxlen=recent)
+        self._subscribers: set[Subscription] = set()
+
+    def publish(self, type_: str, action: str, actor_id: str, attributes: dict[str, str]) -> Event:
+        ev = Event(type_, action, actor_id, attributes, time.time_ns())
+        self._recent.append(ev)
+        for sub in list(self._subscribers):
+            if not sub.wanted(ev):
+                continue
+            try:
+                sub.queue.put_nowait(ev)
+            except asyncio.QueueFull:
+                log.warning("an events subscriber fell %d events behind: dropping it", QUEUE_SIZE)
+                self._subscribers.discard(sub)
+                sub.dropped = True
+                # Make room for the end-of-stream mark, so the reader learns it was cut off.
+                sub.queue.get_nowait()
+                sub.queue.put_nowait(None)
+        return ev
+
+    def container(self, c: Container, action: str, **attributes: str) -> Event:
+        """A container event: Docker gives its labels, image (as the user named it) and name as attributes."""
+        attrs = {**(c.config.get("Labels") or {}), "image": c.image, "name": c.name, **attributes}
+        return self.publish(CONTAINER, action, c.id, attrs)
+
+    def image(self, action: str, actor_id: str, name: str, labels: dict[str, str] | None = None) -> Event:
+        return self.publish(IMAGE, action, actor_id, {**(labels or {}), "name": name})
+
+    def image_pulled(self, ref: str) -> Event:
+        # Docker names a pull by the reference pulled, and the repository as its name.
+        r = parse(ref)
+        return self.image("pull", familiar(r), r.familiar_name)
+
+    def subscribe(self, since_ns: int | None, until_ns: int | None,
+                  wanted: EventFilter) -> tuple[list[Event], Subscription]:
+        """The recorded events asked for (only with `since`) and, from the same instant, the live ones."""
+        # No await between the two: no event can fall between the replay and the live stream, or be in both.
+        replay = [] if since_ns is None else [
+            ev for ev in self._recent
+            if ev.time_nano >= since_ns and (until_ns is None or ev.time_nano <= until_ns) and wanted(ev)]
+        sub = Subscription(wanted)
+        self._subscribers.add(sub)
+        return replay, sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)

@@ -1,0 +1,38 @@
+"""What the engine asks of a network stack: wire a namespace to networks, with ports, and undo it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from engine.networks.model import Endpoint, Network, PublishedPort
+
+
+@dataclass
+class Attachment:
+    """One container's set-up: its namespace, endpoints and published ports."""
+
+    container_id: str
+    container_name: str
+    netns: str
+    endpoints: list[tuple[Network, Endpoint]]
+    ports: list[PublishedPort] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    mac: str
+    address: str  # CIDR, e.g. 172.18.0.2/16
+    gateway: str
+
+
+class NetworkDriver(Protocol):
+    name: str
+
+    async def setup(self, a: Attachment) -> dict[str, Interface]:
+        """Configure the namespace; the interface made for each network id."""
+        ...
+
+    async def teardown(self, a: Attachment) -> None:
+        """Undo setup() (idempotent: parts already gone are not an error)."""
+        ...

@@ -1,0 +1,115 @@
+"""The network driver over netavark and aardvark-dns (Podman's network stack, Debian's packages).
+
+netavark makes the bridge, the veth pair, the addresses, the NAT and port-forwarding firewall rules
+(iptables here) and starts aardvark-dns for name resolution on networks that ask for it; `teardown`
+with the same description removes what `setup` made, the bridge and its rules too once its last
+container is gone. The engine keeps the addresses (our IPAM) and hands them over as static IPs.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from engine.errors import Internal, Unavailable
+from engine.networks.driver import Attachment, Interface
+
+log = logging.getLogger("engine.networks.netavark")
+
+_SEARCH = ("/usr/libexec/podman", "/usr/lib/podman")
+
+
+def find(binary: str) -> str | None:
+    for d in _SEARCH:
+        if os.access(os.path.join(d, binary), os.X_OK):
+            return os.path.join(d, binary)
+    return shutil.which(binary)
+
+
+class NetavarkDriver:
+    name = "netavark"
+
+    def __init__(self, config_dir: Path) -> None:
+        self._config_dir = config_dir
+        self._netavark = find("netavark")
+        self._aardvark = find("aardvark-dns")
+        # netavark takes its own file lock, but aardvark's configuration is rewritten per call:
+        # one call at a time keeps concurrent starts from racing on it.
+        self._lock = asyncio.Lock()
+
+    def missing(self) -> str | None:
+        if self._netavark is None:
+            return "netavark is not installed (Debian package netavark)"
+        if self._aardvark is None:
+            return "aardvark-dns is not installed (Debian package aardvark-dns)"
+        return None
+
+    def _options(self, a: Attachment) -> dict[str, Any]:
+        networks, info = {}, {}
+        for index, (net, ep) in enumerate(a.endpoints):
+            networks[net.name] = {
+                "interface_name": f"eth{index}",
+                "static_ips": [ep.ip],
+                "aliases": list(dict.fromkeys([*ep.aliases, a.container_id[:12]])),
+                **({"static_mac": ep.mac} if ep.mac else {}),
+            }
+            info[net.name] = {
+                "name": net.name, "id": net.id, "driver": "bridge", "network_interface": net.interface,
+                "subnets": [{"subnet": net.subnet, "gateway": net.gateway}],
+                "ipv6_enabled": False, "internal": net.internal, "dns_enabled": net.dns,
+                "ipam_options": {"driver": "host-local"},
+                "options": {k: v for k, v in net.options.items() if k in ("mtu",)},
+            }
+        mappings = [{"host_ip": p.host_ip, "container_port": p.container_port, "host_port": p.host_port,
+                     "range": p.count, "protocol": p.protocol} for p in a.ports]
+        return {"container_id": a.container_id, "container_name": a.container_name, "networks": networks,
+                "network_info": info, "port_mappings": mappings or None}
+
+    async def _run(self, command: str, a: Attachment) -> bytes:
+        why = self.missing()
+        if why:
+            raise Unavailable(f"networking is unavailable: {why}")
+        assert self._netavark is not None and self._aardvark is not None
+        self._config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        async with self._lock:
+            proc = await asyncio.create_subprocess_exec(
+                self._netavark, "--config", str(self._config_dir), "--aardvark-binary", self._aardvark,
+                command, a.netns, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            out, err = await proc.communicate(json.dumps(self._options(a)).encode())
+        if proc.returncode != 0:
+            raise Internal(f"netavark {command} failed: {_error(err or out)}")
+        return out
+
+    async def setup(self, a: Attachment) -> dict[str, Interface]:
+        out = json.loads(await self._run("setup", a) or b"{}")
+        by_name = {net.name: net.id for net, _ in a.endpoints}
+        result = {}
+        for name, status in out.items():
+            for ifname, iface in (status.get("interfaces") or {}).items():
+                subnet = (iface.get("subnets") or [{}])[0]
+                result[by_name[name]] = Interface(ifname, iface.get("mac_address", ""), subnet.get("ipnet", ""),
+                                                  subnet.get("gateway", ""))
+        log.debug("setup container=%s networks=%s", a.container_id[:12], ",".join(by_name))
+        return result
+
+    async def teardown(self, a: Attachment) -> None:
+        if not a.endpoints:
+            return
+        try:
+            await self._run("teardown", a)
+        except Internal as e:
+            # Teardown goes on past parts already gone (a namespace removed by hand, rules flushed).
+            log.warning("teardown container=%s: %s", a.container_id[:12], e.message)
+
+
+def _error(raw: bytes) -> str:
+    text = raw.decode(errors="replace").strip()
+    try:
+        return str(json.loads(text).get("error", text))
+    except (ValueError, AttributeError):
+        return text

@@ -1,0 +1,160 @@
+"""Published ports: Docker's port specs parsed, host ports allocated without a proxy process.
+
+The allocation table lives in memory and is rebuilt from the sandboxes of running containers when
+the engine starts, so a port is held exactly as long as its container runs: no stale "port is
+already allocated" after a crash.
+"""
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from engine.errors import Conflict, InvalidArgument
+from engine.networks.model import PublishedPort
+
+EPHEMERAL = range(49153, 61000)
+
+
+def _port_proto(key: str) -> tuple[int, int, str]:
+    """"80/tcp", "8000-8010/udp" → (first, count, proto)."""
+    port, _, proto = key.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp"):
+        raise InvalidArgument(f"invalid proto: {proto}")
+    first, count = _range(port, key)
+    return first, count, proto
+
+
+def _range(text: str, spec: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    try:
+        a = int(lo)
+        b = int(hi) if sep else a
+    except ValueError:
+        raise InvalidArgument(f"invalid port specification: {spec!r}") from None
+    if not (1 <= a <= 65535 and 1 <= b <= 65535) or b < a:
+        raise InvalidArgument(f"invalid port specification: {spec!r}")
+    return a, b - a + 1
+
+
+def requested(exposed: Iterable[str], bindings: dict[str, Any] | None, publish_all: bool) -> list[dict[str, Any]]:
+    """What the container asks for: one entry per container port range and host binding."""
+    out = []
+    for key, binds in (bindings or {}).items():
+        first, count, proto = _port_proto(key)
+        for b in binds or [{}]:
+            b = b or {}
+            host_ip = str(b.get("HostIp") or "")
+            if host_ip:
+                try:
+                    ipaddress.IPv4Address(host_ip)
+                except ValueError:
+                    raise InvalidArgument(f"invalid host IP {host_ip!r} for port {key}") from None
+            host_port = str(b.get("HostPort") or "")
+            host_first, host_count = _range(host_port, f"{host_port}:{key}") if host_port else (0, count)
+            if host_port and host_count not in (count, 1):
+                raise InvalidArgument(f"invalid port range: {host_port}:{key}: the ranges differ in size")
+            out.append({"ip": host_ip, "host": host_first, "host_count": host_count, "port": first,
+                        "count": count, "proto": proto})
+    if publish_all:
+        bound = {(e["port"], e["proto"]) for e in out}
+        for key in exposed:
+            first, count, proto = _port_proto(key)
+            for p in range(first, first + count):
+                if (p, proto) not in bound:
+                    out.append({"ip": "", "host": 0, "host_count": 1, "port": p, "count": 1, "proto": proto})
+    return out
+
+
+class PortTable:
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, int], tuple[str, str]] = {}  # (proto, port) -> (host_ip, container id)
+
+    def holder(self, proto: str, ip: str, port: int) -> str | None:
+        got = self._held.get((proto, port))
+        if got is None:
+            return None
+        held_ip, cid = got
+        # 0.0.0.0 clashes with every address; two specific addresses only with themselves.
+        return cid if not held_ip or not ip or held_ip == ip else None
+
+    def hold(self, cid: str, mappings: Iterable[PublishedPort]) -> None:
+        for m in mappings:
+            for i in range(m.count):
+                self._held[(m.protocol, m.host_port + i)] = (m.host_ip, cid)
+
+    def release(self, cid: str) -> None:
+        for key in [k for k, (_, holder) in self._held.items() if holder == cid]:
+            del self._held[key]
+
+    def allocate(self, cid: str, wanted: list[dict[str, Any]], name_of: Any) -> list[PublishedPort]:
+        """Host ports for `wanted`, held for `cid`; Conflict names the container holding a port."""
+        mappings: list[PublishedPort] = []
+        try:
+            for w in wanted:
+                if w["host"]:
+                    if w["host_count"] == w["count"]:
+                        mappings.append(self._take(cid, w, w["host"], w["count"], name_of))
+                    else:
+                        mappings.append(self._take_one_of(cid, w, range(w["host"], w["host"] + w["host_count"]),
+                                                          name_of))
+                else:
+                    mappings.append(self._take_one_of(cid, w, EPHEMERAL, name_of, count=w["count"]))
+        except BaseException:
+            self.release(cid)
+            raise
+        return mappings
+
+    def _take(self, cid: str, w: dict[str, Any], first: int, count: int, name_of: Any) -> PublishedPort:
+        for port in range(first, first + count):
+            holder = self.holder(w["proto"], w["ip"], port)
+            if holder is not None:
+                raise Conflict(f"Bind for {w['ip'] or '0.0.0.0'}:{port} failed: port is already allocated "
+                               f"(by container {name_of(holder)})")
+            if not _free_on_host(w["proto"], w["ip"], port):
+                raise Conflict(f"Bind for {w['ip'] or '0.0.0.0'}:{port} failed: address already in use")
+        m = PublishedPort(host_ip=w["ip"], host_port=first, container_port=w["port"], protocol=w["proto"],
+                          count=count)
+        self.hold(cid, [m])
+        return m
+
+    def _take_one_of(self, cid: str, w: dict[str, Any], candidates: range, name_of: Any,
+                     count: int = 1) -> PublishedPort:
+        for first in candidates:
+            if first + count - 1 > candidates[-1]:
+                break
+            if all(self.holder(w["proto"], w["ip"], p) is None and _free_on_host(w["proto"], w["ip"], p)
+                   for p in range(first, first + count)):
+                return self._take(cid, w, first, count, name_of)
+        raise Conflict(f"no free host port in {candidates.start}-{candidates.stop - 1} for "
+                       f"{w['port']}/{w['proto']}")
+
+
+def _free_on_host(proto: str, ip: str, port: int) -> bool:
+    """Whether some other program already listens there (no proxy of ours would ever bind it)."""
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        # A socket in TIME_WAIT is no owner; a listening one is.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((ip or "0.0.0.0", port))
+        except OSError as e:
+            return e.errno not in (errno.EADDRINUSE, errno.EACCES)
+    return True
+
+
+def docker_ports(mappings: Iterable[PublishedPort], exposed: Iterable[str]) -> dict[str, Any]:
+    """NetworkSettings.Ports: every exposed port, with its host bindings or null."""
+    out: dict[str, Any] = {}
+    for key in exposed:
+        first, count, proto = _port_proto(key)
+        for p in range(first, first + count):
+            out.setdefault(f"{p}/{proto}", None)
+    for m in mappings:
+        for i in range(m.count):
+            key = f"{m.container_port + i}/{m.protocol}"
+            out[key] = (out.get(key) or []) + [{"HostIp": m.host_ip or "0.0.0.0", "HostPort": str(m.host_port + i)}]
+    return out

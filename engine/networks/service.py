@@ -1,0 +1,406 @@
+"""Docker's network model over a network driver: networks, endpoints, sandboxes and published ports.
+
+A container on bridge networks gets a network namespace of its own (a file under the exec root, so
+it outlives the engine), an endpoint per network holding its address, and a sandbox record of what
+was set up while it runs. Addresses and host ports are decided here under one lock; the driver only
+applies them. Everything a start sets up, its stop (or the engine's reconciliation after a crash)
+takes down.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from engine.networks import etcfiles, ipam
+from engine.networks.driver import Attachment, NetworkDriver
+from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
+from engine.networks.netns import NetnsDir
+from engine.networks.ports import PortTable, docker_ports, requested
+from engine.networks.store import NetworkStore
+
+log = logging.getLogger("engine.networks")
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
+
+
+def _new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int((ts % 1) * 1e9):09d}Z"
+
+
+class NetworkService:
+    def __init__(self, data_root: Path, exec_root: Path, driver: NetworkDriver, *, bridge_interface: str,
+                 bridge_cidr: str | None) -> None:
+        self.store = NetworkStore(data_root / "networks.db")
+        self.netns = NetnsDir(exec_root / "netns")
+        self.driver = driver
+        self.files_root = data_root / "containers"
+        self.ports = PortTable()
+        self.container_name: Callable[[str], str] = lambda cid: cid[:12]
+        self._bridge_interface = bridge_interface
+        self._bridge_cidr = bridge_cidr
+        # Addresses, host ports and namespace set-up are decided one container at a time.
+        self._lock = asyncio.Lock()
+
+    # built-in networks and restart ----------------------------------------
+
+    async def ensure_builtin(self) -> None:
+        if self.store.by_name(BRIDGE) is None:
+            if self._bridge_cidr:
+                iface = ipaddress.IPv4Interface(self._bridge_cidr)
+                subnet, gateway = iface.network, str(iface.ip)
+            else:
+                subnet = ipam.pick_subnet(self._taken_subnets(with_host_routes=True))
+                gateway = str(subnet.network_address + 1)
+            await self.store.save(Network(
+                id=_new_id(), name=BRIDGE, driver="bridge", created=time.time(), subnet=str(subnet),
+                gateway=gateway, interface=self._bridge_interface, dns=False,
+                options={"com.docker.network.bridge.default_bridge": "true",
+                         "com.docker.network.bridge.enable_ip_masquerade": "true",
+                         _BRIDGE_NAME_OPT: self._bridge_interface}))
+        for name, driver in ((HOST, "host"), (NONE, "null")):
+            if self.store.by_name(name) is None:
+                await self.store.save(Network(id=_new_id(), name=name, driver=driver, created=time.time()))
+
+    async def reconcile(self, running: set[str]) -> None:
+        """Take down the sandboxes of containers that stopped while the engine was away; hold the rest."""
+        for sb in self.store.sandboxes():
+            if sb.container_id in running:
+                self.ports.hold(sb.container_id, sb.ports)
+            else:
+                await self.stop(sb.container_id)
+        for cid in self.netns.present():
+            if cid not in running and self.store.sandbox(cid) is None:
+                with contextlib.suppress(Exception):
+                    self.netns.remove(cid)
+
+    def _taken_subnets(self, with_host_routes: bool) -> list[ipaddress.IPv4Network]:
+        taken = [ipaddress.IPv4Network(n.subnet) for n in self.store.all() if n.subnet]
+        return taken + (ipam.host_routes() if with_host_routes else [])
+
+    # networks --------------------------------------------------------------
+
+    def get(self, ref: str) -> Network:
+        return self.store.get(ref)
+
+    def list(self) -> list[Network]:
+        return self.store.all()
+
+    async def create(self, name: str, *, driver: str = "bridge", subnet: str | None = None,
+                     gateway: str | None = None, ip_range: str | None = None, internal: bool = False,
+                     attachable: bool = False, labels: dict[str, str] | None = None,
+                     options: dict[str, str] | None = None) -> Network:
+        if not _NAME.match(name or ""):
+            raise InvalidArgument(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if driver not in ("bridge", ""):
+            raise NotFound(f'plugin "{driver}" not found')
+        async with self._lock:
+            if name in BUILTIN:
+                raise Forbidden(f"{name} is a pre-defined network and cannot be created")
+            if self.store.by_name(name) is not None:
+                raise Conflict(f"network with name {name} already exists")
+            if gateway and not subnet:
+                raise InvalidArgument("a gateway needs a subnet")
+            if subnet:
+                net = ipam.parse_subnet(subnet)
+                ipam.check_free(net, [(n.name, ipaddress.IPv4Network(n.subnet)) for n in self.store.all()
+                                      if n.subnet])
+            else:
+                net = ipam.pick_subnet(self._taken_subnets(with_host_routes=True))
+            gw = ipam.gateway_for(net, gateway)
+            rng = ipam.ip_range_in(net, ip_range)
+            nid = _new_id()
+            opts = dict(options or {})
+            interface = opts.get(_BRIDGE_NAME_OPT) or f"pe-{nid[:12]}"
+            if len(interface) > 15:
+                raise InvalidArgument(f"bridge name {interface!r} is longer than 15 characters")
+            n = Network(id=nid, name=name, driver="bridge", created=time.time(), subnet=str(net), gateway=str(gw),
+                        ip_range=str(rng) if rng else None, internal=internal, attachable=attachable,
+                        labels=labels or {}, options=opts, interface=interface, dns=True)
+            await self.store.save(n)
+        log.info("network created name=%s id=%s subnet=%s", name, nid[:12], n.subnet)
+        return n
+
+    async def remove(self, ref: str) -> Network:
+        n = self.store.get(ref)
+        if n.builtin:
+            raise Forbidden(f"{n.name} is a pre-defined network and cannot be removed")
+        async with self._lock:
+            users = self.store.endpoints_on(n.id)
+            if users:
+                raise Conflict(f"error while removing network: network {n.name} id {n.id} has active endpoints")
+            await self.store.delete(n)
+        log.info("network removed name=%s id=%s", n.name, n.id[:12])
+        return n
+
+    def in_use(self, n: Network) -> bool:
+        return bool(self.store.endpoints_on(n.id))
+
+    # containers: create, connect, disconnect, remove ----------------------
+
+    def _network_for_mode(self, mode: str) -> Network:
+        name = BRIDGE if mode in ("", "default") else mode
+        return self.store.get(name)
+
+    async def plan(self, cid: str, mode: str, endpoints: dict[str, Any] | None) -> str | None:
+        """At create: the endpoints a container will have, and the namespace the runtime puts it in.
+
+        Returns the runtime's `netns` option: "host", None (a fresh namespace with loopback only)
+        or the path of the namespace file the engine makes at start.
+        """
+        mode = mode or "default"
+        if mode == HOST:
+            return "host"
+        if mode == NONE:
+            return None
+        primary = self._network_for_mode(mode)
+        if primary.driver == "host":
+            return "host"
+        if primary.driver == "null":
+            return None
+        wanted: dict[str, dict[str, Any]] = {primary.id: {}}
+        for ref, cfg in (endpoints or {}).items():
+            n = self.store.get(ref)
+            if n.driver != "bridge":
+                raise InvalidArgument(f"container cannot be connected to {n.name} and {primary.name} at once")
+            wanted[n.id] = {**wanted.get(n.id, {}), **(cfg or {})}
+        async with self._lock:
+            made: list[Endpoint] = []
+            try:
+                for nid, cfg in wanted.items():
+                    made.append(await self._add_endpoint(self.store.get(nid), cid, cfg))
+            except BaseException:
+                for e in made:
+                    await self.store.delete_endpoint(e)
+                raise
+        return self.netns.path(cid)
+
+    async def _add_endpoint(self, n: Network, cid: str, cfg: dict[str, Any]) -> Endpoint:
+        if self.store.endpoint(n.id, cid) is not None:
+            raise Forbidden(f"endpoint with name {self.container_name(cid)} already exists in network {n.name}")
+        aliases = [str(a) for a in (cfg.get("Aliases") or [])]
+        if aliases and not n.dns:
+            raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+        static = str(((cfg.get("IPAMConfig") or {}).get("IPv4Address")) or "")
+        ip = None
+        if static:
+            if not n.dns:
+                raise InvalidArgument("user specified IP address is supported on user defined networks only")
+            assert n.subnet and n.gateway
+            ip = ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway, static, self._ips_on(n))
+        e = Endpoint(network_id=n.id, container_id=cid, id=_new_id(), ip=ip, static_ip=bool(static),
+                     aliases=aliases)
+        await self.store.save_endpoint(e)
+        return e
+
+    def _ips_on(self, n: Network) -> list[str]:
+        return [e.ip for e in self.store.endpoints_on(n.id) if e.ip]
+
+    async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, hostname: str,
+                      domainname: str) -> None:
+        n = self.store.get(ref)
+        if n.driver != "bridge":
+            raise Forbidden(f"container cannot be connected to network {n.name}: only bridge networks can be "
+                            "connected to")
+        if not self.store.endpoints_of(cid) and not self.store.sandbox(cid):
+            raise Forbidden("container cannot be connected to other networks: its network mode is not bridge")
+        async with self._lock:
+            e = await self._add_endpoint(n, cid, cfg)
+            sb = self.store.sandbox(cid)
+            if not running or sb is None:
+                return
+            try:
+                await self._wire(sb, [e], hostname, domainname, ports=False)
+            except BaseException:
+                await self.store.delete_endpoint(e)
+                raise
+
+    async def disconnect(self, ref: str, cid: str, *, running: bool) -> None:
+        n = self.store.get(ref)
+        e = self.store.endpoint(n.id, cid)
+        if e is None:
+            raise NotFound(f"container {cid} is not connected to network {n.name}")
+        async with self._lock:
+            sb = self.store.sandbox(cid)
+            if running and sb is not None and e.interface:
+                await self.driver.teardown(Attachment(cid, self.container_name(cid), sb.netns, [(n, e)]))
+            await self.store.delete_endpoint(e)
+
+    async def forget(self, cid: str) -> None:
+        """At container removal: whatever still runs is taken down, the endpoints go."""
+        await self.stop(cid)
+        for e in self.store.endpoints_of(cid):
+            await self.store.delete_endpoint(e)
+
+    def joined_netns(self, other_cid: str) -> str:
+        """For --network container:<other>: the namespace to join."""
+        if self.store.sandbox(other_cid) is None and not self.store.endpoints_of(other_cid):
+            raise Conflict(f"cannot join the network namespace of container {other_cid[:12]}: it has none of "
+                           "the engine's own")
+        return self.netns.path(other_cid)
+
+    # containers: start and stop -----------------------------------------
+
+    def wired(self, cid: str) -> bool:
+        return bool(self.store.endpoints_of(cid))
+
+    def etc_mounts(self, cid: str) -> list[dict[str, Any]]:
+        """The runtime mounts these over the image's files; start() writes them before the task exists."""
+        base = self.files_root / cid
+        return [{"type": "bind", "source": str(base / name), "destination": f"/etc/{name}",
+                 "options": ["rbind", "rw"]} for name in ("hosts", "resolv.conf")]
+
+    async def start(self, cid: str, *, hostname: str, domainname: str, exposed: Iterable[str],
+                    port_bindings: dict[str, Any] | None, publish_all: bool) -> None:
+        """Before the task is created: namespace, addresses, interfaces, ports, /etc files."""
+        endpoints = self.store.endpoints_of(cid)
+        if not endpoints:
+            return
+        wanted = requested(exposed, port_bindings, publish_all)
+        async with self._lock:
+            await self._stop_locked(cid)
+            netns = await self.netns.create(cid)
+            sb = Sandbox(container_id=cid, netns=netns)
+            try:
+                sb.ports = self.ports.allocate(cid, wanted, self.container_name)
+                await self._wire(sb, endpoints, hostname, domainname, ports=True)
+            except BaseException:
+                await self._stop_locked(cid, sb)
+                raise
+        log.info("network up container=%s networks=%d ports=%d", cid[:12], len(endpoints), len(sb.ports))
+
+    async def _wire(self, sb: Sandbox, new: list[Endpoint], hostname: str, domainname: str, *,
+                    ports: bool) -> None:
+        cid = sb.container_id
+        fresh = {e.id for e in new}
+        used = {e.interface for e in self.store.endpoints_of(cid) if e.interface and e.id not in fresh}
+        pairs = []
+        for e in new:
+            n = self.store.get(e.network_id)
+            assert n.subnet and n.gateway
+            if e.ip is None:
+                e.ip = ipam.allocate(ipaddress.IPv4Network(n.subnet), n.gateway,
+                                     ipaddress.IPv4Network(n.ip_range) if n.ip_range else None, self._ips_on(n))
+            e.interface = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
+            used.add(e.interface)
+            pairs.append((n, e))
+        try:
+            result = await self.driver.setup(Attachment(cid, self.container_name(cid), sb.netns, pairs,
+                                                        sb.ports if ports else []))
+        except BaseException:
+            for e in new:
+                e.interface = None
+                if not e.static_ip:
+                    e.ip = None
+            raise
+        for n, e in pairs:
+            iface = result.get(n.id)
+            if iface is not None:
+                e.mac = iface.mac
+        await self.store.save_sandbox(sb, new)
+        await asyncio.to_thread(self._write_etc, cid, hostname, domainname)
+
+    def _write_etc(self, cid: str, hostname: str, domainname: str) -> None:
+        base = self.files_root / cid
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        endpoints = [(self.store.get(e.network_id), e) for e in self.store.endpoints_of(cid) if e.ip]
+        (base / "hosts").write_text(etcfiles.hosts(hostname, domainname, [e.ip for _, e in endpoints if e.ip]))
+        resolvers = [n.gateway for n, _ in endpoints if n.dns and n.gateway]
+        (base / "resolv.conf").write_text(etcfiles.resolv_conf(resolvers))
+
+    async def stop(self, cid: str) -> None:
+        """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go."""
+        if self.store.sandbox(cid) is None and not self.netns.exists(cid):
+            return
+        async with self._lock:
+            await self._stop_locked(cid)
+
+    async def _stop_locked(self, cid: str, pending: Sandbox | None = None) -> None:
+        sb = self.store.sandbox(cid) or pending
+        if sb is not None:
+            endpoints = [e for e in self.store.endpoints_of(cid) if e.interface]
+            pairs = [(self.store.get(e.network_id), e) for e in endpoints]
+            await self.driver.teardown(Attachment(cid, self.container_name(cid), sb.netns, pairs, sb.ports))
+            for e in endpoints:
+                e.interface, e.mac = None, None
+                if not e.static_ip:
+                    e.ip = None
+            await self.store.delete_sandbox(cid, endpoints)
+        self.ports.release(cid)
+        await asyncio.to_thread(self.netns.remove, cid)
+
+    # views ---------------------------------------------------------------
+
+    def settings(self, cid: str, mode: str, exposed: Iterable[str]) -> dict[str, Any]:
+        """NetworkSettings of a container's inspect."""
+        sb = self.store.sandbox(cid)
+        nets: dict[str, Any] = {}
+        for e in self.store.endpoints_of(cid):
+            n = self.store.get(e.network_id)
+            prefix = ipaddress.IPv4Network(n.subnet).prefixlen if n.subnet and e.ip else 0
+            nets[n.name] = {
+                "IPAMConfig": {"IPv4Address": e.ip} if e.static_ip else None, "Links": None,
+                "Aliases": (e.aliases + [cid[:12]]) if n.dns else None, "NetworkID": n.id,
+                "EndpointID": e.id if e.interface else "", "Gateway": n.gateway if e.ip else "",
+                "IPAddress": e.ip or "", "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "MacAddress": e.mac or "", "DriverOpts": None,
+            }
+        if not nets and mode in (HOST, NONE):
+            n = self.store.by_name(mode)
+            nets[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": n.id if n else "",
+                          "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                          "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+        default = nets.get(BRIDGE) or {}
+        return {
+            "Bridge": "", "SandboxID": cid if sb else "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": docker_ports(sb.ports if sb else [], exposed),
+            "SandboxKey": sb.netns if sb else "", "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": default.get("EndpointID", ""), "Gateway": default.get("Gateway", ""),
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": default.get("IPAddress", ""),
+            "IPPrefixLen": default.get("IPPrefixLen", 0), "IPv6Gateway": "",
+            "MacAddress": default.get("MacAddress", ""), "Networks": nets,
+        }
+
+    def published(self, cid: str) -> list[dict[str, Any]]:
+        """`Ports` of containers/json."""
+        sb = self.store.sandbox(cid)
+        out = []
+        for m in sb.ports if sb else []:
+            for i in range(m.count):
+                out.append({"IP": m.host_ip or "0.0.0.0", "PrivatePort": m.container_port + i,
+                            "PublicPort": m.host_port + i, "Type": m.protocol})
+        return out
+
+    def inspect(self, n: Network) -> dict[str, Any]:
+        containers = {}
+        for e in self.store.endpoints_on(n.id):
+            if e.interface and e.ip:
+                prefix = ipaddress.IPv4Network(n.subnet).prefixlen if n.subnet else 32
+                containers[e.container_id] = {"Name": self.container_name(e.container_id), "EndpointID": e.id,
+                                              "MacAddress": e.mac or "", "IPv4Address": f"{e.ip}/{prefix}",
+                                              "IPv6Address": ""}
+        config = []
+        if n.subnet:
+            entry = {"Subnet": n.subnet, "Gateway": n.gateway}
+            if n.ip_range:
+                entry["IPRange"] = n.ip_range
+            config.append(entry)
+        return {
+            "Name": n.name, "Id": n.id, "Created": _rfc3339(n.created), "Scope": "local", "Driver": n.driver,
+            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+            "Internal": n.internal, "Attachable": n.attachable, "Ingress": False, "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False, "Containers": containers, "Options": n.options, "Labels": n.labels,
+        }

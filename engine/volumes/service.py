@@ -1,0 +1,165 @@
+"""Named and anonymous volumes of the local driver: a directory per volume under --data-root.
+
+Laid out as dockerd lays them out (<data-root>/volumes/<name>/_data), so a volume's data is a plain
+directory the runtime bind-mounts. Driver options (`type`, `device`, `o`) are mount(8) arguments
+applied on the volume's directory the first time a container uses it, as Docker's local driver does;
+such a mount is taken down when the volume is removed.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import Conflict, Internal, InvalidArgument, NotFound
+from engine.volumes.model import ANONYMOUS_LABEL, Volume
+from engine.volumes.store import VolumeStore
+
+log = logging.getLogger("engine.volumes")
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_LOCAL_OPTIONS = {"type", "device", "o"}
+_MNT_DETACH = 2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise InvalidArgument(f'create {name}: "{name}" includes invalid characters for a local volume name, '
+                              "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host "
+                              "directory, use absolute path")
+
+
+class VolumeService:
+    def __init__(self, data_root: Path) -> None:
+        self.root = data_root / "volumes"
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
+        self.store = VolumeStore(self.root / "metadata.db")
+        # Set by the backend: the ids of containers whose mounts name a volume.
+        self.users: Callable[[str], list[str]] = lambda name: []
+        self._lock = asyncio.Lock()
+
+    def mountpoint(self, name: str) -> str:
+        return str(self.root / name / "_data")
+
+    def get(self, name: str) -> Volume:
+        v = self.store.find(name)
+        if v is None:
+            raise NotFound(f"get {name}: no such volume")
+        return v
+
+    def list(self) -> list[Volume]:
+        return self.store.all()
+
+    async def create(self, name: str | None = None, *, driver: str = "local", options: dict[str, str] | None = None,
+                     labels: dict[str, str] | None = None, anonymous: bool = False) -> Volume:
+        """The volume `name` (made now if new; an existing one is returned as it is, as Docker does)."""
+        if driver not in ("local", ""):
+            raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
+        name = name or secrets.token_hex(32)
+        check_name(name)
+        unknown = set(options or {}) - _LOCAL_OPTIONS
+        if unknown:
+            raise InvalidArgument(f"invalid option key: {sorted(unknown)[0]!r}")
+        async with self._lock:
+            existing = self.store.find(name)
+            if existing is not None:
+                return existing
+            labels = dict(labels or {})
+            if anonymous:
+                labels[ANONYMOUS_LABEL] = ""
+            v = Volume(name=name, created=time.time(), labels=labels, options=dict(options or {}))
+            await asyncio.to_thread(os.makedirs, self.mountpoint(name), 0o755, True)
+            await self.store.save(v)
+        log.info("volume created name=%s", name)
+        return v
+
+    async def prepare(self, name: str) -> str:
+        """A container is about to mount `name`: its directory, mounted per the driver options."""
+        v = self.get(name)
+        path = self.mountpoint(name)
+        if v.options and not os.path.ismount(path):
+            args = ["mount", "-t", v.options.get("type", "none"), *(["-o", v.options["o"]] if "o" in v.options else []),
+                    v.options.get("device", v.options.get("type", "none")), path]
+            proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL,
+                                                        stderr=asyncio.subprocess.PIPE)
+            _, err = await proc.communicate()
+            if proc.returncode != 0:
+                raise Internal(f"error while mounting volume '{path}': {err.decode(errors='replace').strip()}")
+        return path
+
+    async def remove(self, name: str, *, force: bool = False) -> Volume | None:
+        v = self.store.find(name)
+        if v is None:
+            if force:
+                return None
+            raise NotFound(f"get {name}: no such volume")
+        async with self._lock:
+            users = self.users(name)
+            if users:
+                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            await asyncio.to_thread(self._destroy, name)
+            await self.store.delete(v)
+        log.info("volume removed name=%s", name)
+        return v
+
+    def _destroy(self, name: str) -> None:
+        path = self.mountpoint(name)
+        if os.path.ismount(path) and _libc.umount2(path.encode(), _MNT_DETACH) != 0:
+            raise Internal(f"cannot unmount volume {name}: {os.strerror(ctypes.get_errno())}")
+        shutil.rmtree(self.root / name, ignore_errors=True)
+
+    async def prune(self, selected: Callable[[Volume], bool]) -> tuple[list[str], int]:
+        removed, reclaimed = [], 0
+        for v in self.list():
+            if self.users(v.name) or not selected(v):
+                continue
+            size = await self.size(v.name)
+            with contextlib.suppress(Conflict, NotFound):
+                await self.remove(v.name)
+                removed.append(v.name)
+                reclaimed += size
+        return removed, reclaimed
+
+    async def size(self, name: str) -> int:
+        return await asyncio.to_thread(_du, Path(self.mountpoint(name)))
+
+    def inspect(self, v: Volume) -> dict[str, Any]:
+        return {"CreatedAt": _rfc3339(v.created), "Driver": v.driver, "Labels": v.labels or None,
+                "Mountpoint": self.mountpoint(v.name), "Name": v.name, "Options": v.options or None,
+                "Scope": "local"}
+
+    async def usage(self, volumes: Iterable[Volume]) -> list[dict[str, Any]]:
+        """The volumes of `docker system df`, with UsageData."""
+        out = []
+        for v in volumes:
+            out.append({**self.inspect(v), "UsageData": {"Size": await self.size(v.name),
+                                                          "RefCount": len(self.users(v.name))}})
+        return out
+
+
+def _du(path: Path) -> int:
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, name))
+                # Hard links share their blocks: count each inode once.
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+    return total

@@ -1,0 +1,1 @@
+"""A container's filesystem from the outside: `docker cp` both ways, `docker diff`, `docker export`."""

@@ -1,0 +1,163 @@
+"""Networks and published ports (issue 5), driven by the real docker CLI against pyengined over netavark.
+
+Traffic stays on loopback and inside the test's own namespaces. Each engine gets its own default
+bridge name and address pool, so a test engine never touches a bridge or subnet of the host's.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures.daemons import EngineDaemon, mirrored_engine
+from tests.integration.test_engine_containers import cli, ok
+
+pytestmark = pytest.mark.skipif(subprocess.run(["sh", "-c", "test -x /usr/lib/podman/netavark"]).returncode != 0,
+                                reason="netavark is not installed")
+
+PAGE = "<h1>pyengine</h1>"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[EngineDaemon]:
+    with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host,
+                         extra_args=["--bridge-name", "pe-test0", "--bip", "10.231.0.1/24"]) as e:
+        yield e
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
+    yield
+    ids = cli(engine, "ps", "-aq").stdout.split()
+    if ids:
+        cli(engine, "rm", "-f", *ids)
+    for name in cli(engine, "network", "ls", "-q", "--filter", "type=custom").stdout.split():
+        cli(engine, "network", "rm", name)
+
+
+def httpd(engine: EngineDaemon, *args: str) -> str:
+    """A detached busybox httpd serving PAGE on port 80."""
+    return ok(engine, "run", "-d", *args, "busybox", "sh", "-c",
+              f"mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www").strip()
+
+
+def fetch(url: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def inspect(engine: EngineDaemon, ref: str) -> dict:
+    return json.loads(ok(engine, "inspect", ref))[0]
+
+
+def nat_rules() -> str:
+    return subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
+
+
+def test_user_network_resolves_names_and_aliases(engine: EngineDaemon) -> None:
+    ok(engine, "network", "create", "app")
+    httpd(engine, "--network", "app", "--name", "web", "--network-alias", "www")
+    for host in ("web", "www"):
+        out = ok(engine, "run", "--rm", "--network", "app", "busybox", "wget", "-qO-", "-T", "5", f"http://{host}/")
+        assert PAGE in out
+    net = json.loads(ok(engine, "network", "inspect", "app"))[0]
+    assert net["Driver"] == "bridge" and len(net["Containers"]) == 1
+    web = inspect(engine, "web")["NetworkSettings"]["Networks"]["app"]
+    assert web["IPAddress"] and "www" in web["Aliases"]
+    resolv = ok(engine, "exec", "web", "cat", "/etc/resolv.conf")
+    assert f"nameserver {net['IPAM']['Config'][0]['Gateway']}" in resolv
+
+
+def test_published_port_on_loopback_and_cleanup(engine: EngineDaemon) -> None:
+    cid = httpd(engine, "-p", "127.0.0.1:18080:80", "--name", "pub")
+    assert PAGE in fetch("http://127.0.0.1:18080/")
+    assert ok(engine, "port", "pub").strip() == "80/tcp -> 127.0.0.1:18080"
+    ports = inspect(engine, "pub")["NetworkSettings"]["Ports"]
+    assert ports == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}
+    listed = json.loads(ok(engine, "ps", "--format", "{{json .}}").splitlines()[0])
+    assert "127.0.0.1:18080->80/tcp" in listed["Ports"]
+    clash = cli(engine, "run", "-d", "-p", "127.0.0.1:18080:80", "busybox", "sleep", "100")
+    assert clash.returncode != 0 and "already allocated" in clash.stderr and "pub" in clash.stderr
+    ok(engine, "rm", "-f", cid)
+    assert "18080" not in nat_rules()
+    httpd(engine, "-p", "127.0.0.1:18080:80")  # the port is free again
+    assert PAGE in fetch("http://127.0.0.1:18080/")
+
+
+def test_default_bridge_reaches_by_ip_with_nat(engine: EngineDaemon) -> None:
+    httpd(engine, "--name", "b1")
+    ip = inspect(engine, "b1")["NetworkSettings"]["IPAddress"]
+    assert ip.startswith("10.231.0.")
+    out = ok(engine, "run", "--rm", "busybox", "wget", "-qO-", "-T", "5", f"http://{ip}/")
+    assert PAGE in out
+    assert "10.231.0.0/24" in nat_rules() and "MASQUERADE" in nat_rules()
+
+
+def test_publish_all_and_ranges(engine: EngineDaemon) -> None:
+    ok(engine, "run", "-d", "--name", "rng", "-p", "127.0.0.1:19000-19002:9000-9002", "busybox", "sleep", "100")
+    assert ok(engine, "port", "rng", "9001").strip() == "127.0.0.1:19001"
+    ok(engine, "run", "-d", "--name", "all", "--expose", "7000", "-P", "busybox", "sleep", "100")
+    host_port = int(ok(engine, "port", "all", "7000").strip().rsplit(":", 1)[1])
+    assert host_port >= 49153
+
+
+def test_connect_disconnect_and_in_use(engine: EngineDaemon) -> None:
+    ok(engine, "network", "create", "--subnet", "10.232.0.0/24", "n1")
+    ok(engine, "run", "-d", "--name", "c1", "busybox", "sleep", "100")
+    ok(engine, "network", "connect", "--ip", "10.232.0.50", "--alias", "svc", "n1", "c1")
+    assert "10.232.0.50" in ok(engine, "exec", "c1", "ip", "-4", "addr")
+    busy = cli(engine, "network", "rm", "n1")
+    assert busy.returncode != 0 and "active endpoints" in busy.stderr
+    ok(engine, "network", "disconnect", "n1", "c1")
+    assert "10.232.0.50" not in ok(engine, "exec", "c1", "ip", "-4", "addr")
+    ok(engine, "network", "rm", "n1")
+
+
+def test_bad_input(engine: EngineDaemon) -> None:
+    ok(engine, "network", "create", "--subnet", "10.233.0.0/16", "first")
+    overlap = cli(engine, "network", "create", "--subnet", "10.233.1.0/24", "second")
+    assert overlap.returncode != 0 and "overlaps" in overlap.stderr
+    assert "second" not in ok(engine, "network", "ls")
+    bad_port = cli(engine, "run", "--rm", "-p", "127.0.0.1:99999:80", "busybox", "true")
+    assert bad_port.returncode == 125
+    unknown = cli(engine, "run", "--rm", "--network", "nosuch", "busybox", "true")
+    assert unknown.returncode == 125 and "not found" in unknown.stderr
+    dup = cli(engine, "network", "create", "first")
+    assert dup.returncode != 0 and "already exists" in dup.stderr
+    builtin = cli(engine, "network", "rm", "bridge")
+    assert builtin.returncode != 0 and "pre-defined" in builtin.stderr
+
+
+def _counts() -> tuple[int, int, int, int]:
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    veths = sum(1 for line in links.splitlines() if "veth" in line)
+    mounts = open("/proc/mounts").read().count("\n")
+    rules = len(nat_rules().splitlines()) + len(subprocess.run(["iptables", "-S"], capture_output=True,
+                                                               text=True).stdout.splitlines())
+    netns = sum(1 for line in open("/proc/mounts") if "nsfs" in line)
+    return veths, mounts, rules, netns
+
+
+@pytest.mark.slow
+def test_cycles_leave_nothing_behind(engine: EngineDaemon) -> None:
+    ok(engine, "network", "create", "cyc")
+    ok(engine, "run", "--rm", "--network", "cyc", "busybox", "true")  # the bridge and its base rules exist now
+    ok(engine, "run", "--rm", "-p", "127.0.0.1:18181:80", "busybox", "true")
+    before = _counts()
+    for i in range(50):
+        ok(engine, "run", "-d", "--name", f"cy{i}", "--network", "cyc", "-p", "127.0.0.1:18181:80", "-v",
+           f"cyvol{i % 3}:/data", "busybox", "sleep", "100")
+        ok(engine, "rm", "-f", f"cy{i}")
+    assert _counts() == before
+    ok(engine, "volume", "rm", "cyvol0", "cyvol1", "cyvol2")

@@ -1,0 +1,109 @@
+"""Volumes, binds and tmpfs mounts (issue 5) with the real docker CLI."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.daemons import EngineDaemon
+from tests.integration import test_engine_containers as containers
+from tests.integration.test_engine_containers import cli, ok
+
+engine = containers.engine
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
+    yield
+    ids = cli(engine, "ps", "-aq").stdout.split()
+    if ids:
+        cli(engine, "rm", "-f", *ids)
+    names = cli(engine, "volume", "ls", "-q").stdout.split()
+    if names:
+        cli(engine, "volume", "rm", "-f", *names)
+
+
+def run(engine: EngineDaemon, *args: str) -> str:
+    return ok(engine, "run", "--rm", "--network", "none", *args)
+
+
+def test_named_volume_keeps_data_across_containers(engine: EngineDaemon) -> None:
+    run(engine, "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f")
+    assert run(engine, "-v", "data:/data", "busybox", "cat", "/data/f") == "kept\n"
+    v = json.loads(ok(engine, "volume", "inspect", "data"))[0]
+    assert v["Driver"] == "local" and v["Mountpoint"].endswith("/data/_data") and v["CreatedAt"]
+    assert Path(v["Mountpoint"], "f").read_text() == "kept\n"
+    assert "data" in ok(engine, "volume", "ls", "-q").split()
+
+
+def test_new_volume_is_filled_from_the_image(engine: EngineDaemon) -> None:
+    # busybox's /etc has passwd: a new volume mounted there starts with the image's files.
+    assert "root:" in run(engine, "-v", "etcvol:/etc", "busybox", "cat", "/etc/passwd")
+    ok(engine, "volume", "create", "empty")
+    Path(json.loads(ok(engine, "volume", "inspect", "empty"))[0]["Mountpoint"], "mine").write_text("x")
+    # A volume that has content is not filled again.
+    assert run(engine, "-v", "empty:/etc", "busybox", "ls", "/etc") == "mine\n"
+
+
+def test_volume_in_use_and_rm(engine: EngineDaemon) -> None:
+    ok(engine, "run", "-d", "--name", "user", "-v", "busy:/data", "busybox", "sleep", "100")
+    refused = cli(engine, "volume", "rm", "busy")
+    assert refused.returncode != 0 and "volume is in use" in refused.stderr
+    ok(engine, "rm", "-f", "user")
+    ok(engine, "volume", "rm", "busy")
+    missing = cli(engine, "volume", "rm", "busy")
+    assert missing.returncode != 0 and "no such volume" in missing.stderr
+
+
+def test_anonymous_volumes_go_with_rm_v(engine: EngineDaemon) -> None:
+    ok(engine, "create", "--name", "anon", "-v", "/scratch", "busybox", "true")
+    mounts = json.loads(ok(engine, "inspect", "anon"))[0]["Mounts"]
+    assert len(mounts) == 1 and mounts[0]["Type"] == "volume" and mounts[0]["Destination"] == "/scratch"
+    name = mounts[0]["Name"]
+    assert name in ok(engine, "volume", "ls", "-q").split()
+    ok(engine, "rm", "-v", "anon")
+    assert name not in ok(engine, "volume", "ls", "-q").split()
+
+
+def test_read_only_bind_refuses_writes(engine: EngineDaemon, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("host\n")
+    out = cli(engine, "run", "--rm", "--network", "none", "-v", f"{tmp_path}:/h:ro", "busybox", "sh", "-c",
+              "cat /h/f; echo no > /h/f")
+    assert out.stdout == "host\n" and out.returncode != 0 and "Read-only file system" in out.stderr
+    assert (tmp_path / "f").read_text() == "host\n"
+    run(engine, "--mount", f"type=bind,source={tmp_path},target=/h", "busybox", "sh", "-c", "echo rw > /h/g")
+    assert (tmp_path / "g").read_text() == "rw\n"
+
+
+def test_mount_syntax_refuses_a_missing_bind_source_and_v_creates_it(engine: EngineDaemon, tmp_path: Path) -> None:
+    refused = cli(engine, "run", "--rm", "--mount", f"type=bind,source={tmp_path}/nope,target=/x", "busybox", "true")
+    assert refused.returncode == 125 and "does not exist" in refused.stderr
+    run(engine, "-v", f"{tmp_path}/made:/x", "busybox", "true")
+    assert os.path.isdir(tmp_path / "made")
+
+
+def test_tmpfs_mounts(engine: EngineDaemon) -> None:
+    out = run(engine, "--tmpfs", "/t:size=8m,mode=1777", "busybox", "sh", "-c", "grep ' /t ' /proc/mounts; stat -c %a /t")
+    assert "tmpfs /t tmpfs" in out and "size=8192k" in out and out.strip().endswith("1777")
+    out = run(engine, "--mount", "type=tmpfs,target=/m,tmpfs-size=4m", "busybox", "grep", " /m ", "/proc/mounts")
+    assert "size=4096k" in out
+
+
+def test_bad_volume_input(engine: EngineDaemon) -> None:
+    bad = cli(engine, "volume", "create", "a/b")
+    assert bad.returncode != 0 and "invalid characters" in bad.stderr
+    assert cli(engine, "volume", "inspect", "nosuch").returncode != 0
+    assert cli(engine, "run", "--rm", "--mount", "type=volume,target=relative", "busybox", "true").returncode == 125
+
+
+def test_system_df_and_prune(engine: EngineDaemon) -> None:
+    run(engine, "-v", "dfvol:/d", "busybox", "sh", "-c", "head -c 100000 /dev/zero > /d/z")
+    df = json.loads(ok(engine, "system", "df", "-v", "--format", "{{json .}}"))
+    vols = {v["Name"]: v for v in df["Volumes"]}
+    assert "dfvol" in vols
+    pruned = ok(engine, "volume", "prune", "-f")
+    assert "dfvol" in pruned
+    assert "dfvol" not in ok(engine, "volume", "ls", "-q").split()

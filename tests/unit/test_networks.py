@@ -1,0 +1,129 @@
+"""Address and port decisions of the engine's network service, and the /etc files it writes."""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+
+import pytest
+
+from engine.errors import Conflict, InvalidArgument
+from engine.networks import etcfiles, ipam
+from engine.networks.ports import PortTable, docker_ports, requested
+
+Net = ipaddress.IPv4Network
+
+
+def test_pick_subnet_skips_taken_pools() -> None:
+    assert ipam.pick_subnet([]) == Net("172.17.0.0/16")
+    assert ipam.pick_subnet([Net("172.17.0.0/16"), Net("172.18.5.0/24")]) == Net("172.19.0.0/16")
+    every = [Net(f"172.{i}.0.0/16") for i in range(17, 32)]
+    assert ipam.pick_subnet(every) == Net("192.168.0.0/20")
+
+
+def test_overlap_is_a_conflict_naming_the_other_network() -> None:
+    with pytest.raises(Conflict, match="overlaps.*of network app"):
+        ipam.check_free(Net("10.1.0.0/16"), [("app", Net("10.1.2.0/24"))])
+    ipam.check_free(Net("10.2.0.0/16"), [("app", Net("10.1.0.0/16"))])
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.0/33", "nonsense", "10.0.0.0/31", "fd00::/64"])
+def test_bad_subnets(bad: str) -> None:
+    with pytest.raises(InvalidArgument):
+        ipam.parse_subnet(bad)
+
+
+def test_gateway_and_range_checks() -> None:
+    net = Net("10.9.0.0/24")
+    assert str(ipam.gateway_for(net, None)) == "10.9.0.1"
+    assert str(ipam.gateway_for(net, "10.9.0.254")) == "10.9.0.254"
+    for bad in ("10.9.1.1", "10.9.0.0", "10.9.0.255", "x"):
+        with pytest.raises(InvalidArgument):
+            ipam.gateway_for(net, bad)
+    with pytest.raises(InvalidArgument):
+        ipam.ip_range_in(net, "10.8.0.0/25")
+    assert ipam.ip_range_in(net, "10.9.0.128/25") == Net("10.9.0.128/25")
+
+
+def test_allocate_in_order_skipping_gateway_taken_and_outside_range() -> None:
+    net = Net("10.9.0.0/29")
+    assert ipam.allocate(net, "10.9.0.1", None, []) == "10.9.0.2"
+    assert ipam.allocate(net, "10.9.0.1", None, ["10.9.0.2", "10.9.0.3"]) == "10.9.0.4"
+    assert ipam.allocate(net, "10.9.0.1", Net("10.9.0.4/30"), []) == "10.9.0.4"
+    with pytest.raises(Conflict, match="no available"):
+        ipam.allocate(net, "10.9.0.1", None, [f"10.9.0.{i}" for i in range(2, 7)])
+
+
+def test_static_addresses() -> None:
+    net = Net("10.9.0.0/24")
+    assert ipam.check_static(net, "10.9.0.1", "10.9.0.50", []) == "10.9.0.50"
+    with pytest.raises(Conflict):
+        ipam.check_static(net, "10.9.0.1", "10.9.0.50", ["10.9.0.50"])
+    with pytest.raises(Conflict):
+        ipam.check_static(net, "10.9.0.1", "10.9.0.1", [])
+    with pytest.raises(InvalidArgument):
+        ipam.check_static(net, "10.9.0.1", "10.10.0.5", [])
+
+
+def test_port_specs() -> None:
+    got = requested(["80/tcp"], {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}],
+                                 "53/udp": [{"HostPort": ""}], "9000-9002/tcp": [{"HostPort": "19000-19002"}]},
+                    publish_all=False)
+    assert {"ip": "127.0.0.1", "host": 18080, "host_count": 1, "port": 80, "count": 1, "proto": "tcp"} in got
+    assert {"ip": "", "host": 0, "host_count": 1, "port": 53, "count": 1, "proto": "udp"} in got
+    assert {"ip": "", "host": 19000, "host_count": 3, "port": 9000, "count": 3, "proto": "tcp"} in got
+    assert requested(["80/tcp", "443/tcp"], {"80/tcp": [{"HostPort": "8080"}]}, publish_all=True)[1]["port"] == 443
+    for bad in ({"80/sctp": None}, {"0/tcp": None}, {"70000/tcp": None}, {"80/tcp": [{"HostPort": "x"}]},
+                {"80/tcp": [{"HostIp": "nope", "HostPort": "1"}]}, {"9000-9002/tcp": [{"HostPort": "1-2"}]}):
+        with pytest.raises(InvalidArgument):
+            requested([], bad, publish_all=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_port_table_conflicts_name_the_holder_and_release_frees() -> None:
+    t = PortTable()
+    port = _free_port()
+    want = [{"ip": "127.0.0.1", "host": port, "host_count": 1, "port": 80, "count": 1, "proto": "tcp"}]
+    got = t.allocate("c1", want, lambda cid: f"name-of-{cid}")
+    assert got[0].host_port == port
+    with pytest.raises(Conflict, match=f"0.0.0.0:{port}.*already allocated.*name-of-c1"):
+        t.allocate("c2", [{**want[0], "ip": ""}], lambda cid: f"name-of-{cid}")
+    # Another address of the same port is free; udp is another table.
+    t.allocate("c3", [{**want[0], "ip": "127.0.0.2"}], str)
+    t.allocate("c4", [{**want[0], "proto": "udp"}], str)
+    t.release("c1")
+    t.allocate("c2", want, str)
+
+
+def test_port_held_by_another_program_is_refused() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(Conflict, match="address already in use"):
+            PortTable().allocate("c", [{"ip": "127.0.0.1", "host": port, "host_count": 1, "port": 80, "count": 1,
+                                        "proto": "tcp"}], str)
+
+
+def test_ephemeral_and_docker_view() -> None:
+    t = PortTable()
+    got = t.allocate("c", [{"ip": "", "host": 0, "host_count": 1, "port": 80, "count": 1, "proto": "tcp"}], str)
+    assert 49153 <= got[0].host_port < 61000
+    view = docker_ports(got, ["80/tcp", "443/tcp"])
+    assert view == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(got[0].host_port)}], "443/tcp": None}
+
+
+def test_etc_files(tmp_path: Path) -> None:
+    host = tmp_path / "resolv.conf"
+    host.write_text("# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example.org\noptions edns0\n")
+    assert etcfiles.resolv_conf([], host) == "nameserver 10.0.0.2\nsearch example.org\noptions edns0\n"
+    assert etcfiles.resolv_conf(["172.18.0.1"], host).startswith("nameserver 172.18.0.1\nsearch")
+    host.write_text("nameserver 127.0.0.1\n")
+    assert "nameserver 8.8.8.8" in etcfiles.resolv_conf([], host)
+    hosts = etcfiles.hosts("web", "", ["172.18.0.2"])
+    assert hosts.startswith("127.0.0.1\tlocalhost\n") and hosts.endswith("172.18.0.2\tweb\n")
