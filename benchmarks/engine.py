@@ -1,10 +1,13 @@
 """Engine benchmark: pyengined (over pyruntimed) and dockerd, driven by the same docker CLI in one run.
 
 Both daemons get a fresh root and socket and pull the busybox test image from one local docker-registry.
-dockerd runs with `--bridge none --iptables=false` and every container with `--network none`, so neither side
-pays for networking. Measured, per daemon:
+Most scenarios run with `--network none`, so neither side pays for networking there. Measured, per daemon:
 
 * `docker run --rm --network none busybox true`: start-to-exit wall time (interleaved rounds, median);
+* `docker run --rm busybox true` on the default bridge (dockerd's docker0 with its iptables rules; pyengined's
+  pyengine0 through netavark);
+* `docker run -d -p 20000-20099:20000-20099 busybox sleep 1000`: the start's wall time, and the processes
+  and RSS that the 100 published ports add on the host (dockerd starts a docker-proxy per port);
 * 50 concurrent `docker run -d ... sleep 1000`: wall time until the last CLI returns;
 * `docker exec C true` in a running container (median);
 * a container writing 200 MB to stdout through attach (`docker run --rm ... head -c 200000000 /dev/zero`);
@@ -90,8 +93,7 @@ def dockerd(registry_host: str) -> Iterator[Daemon | None]:
     with open(f"{base}/dockerd.log", "wb") as log:
         proc = subprocess.Popen(
             ["dockerd", "--data-root", f"{base}/data", "--exec-root", f"{base}/exec", "-H", f"unix://{sock}",
-             "--pidfile", f"{base}/docker.pid", "--insecure-registry", registry_host, "--bridge", "none",
-             "--iptables=false", "--ip-masq=false", "--log-level", "warn"],
+             "--pidfile", f"{base}/docker.pid", "--insecure-registry", registry_host, "--log-level", "warn"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
     try:
@@ -110,6 +112,7 @@ def dockerd(registry_host: str) -> Iterator[Daemon | None]:
         unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
         remove_cgroup_tree("docker")
+        quiet(["ip", "link", "del", "docker0"])
 
 
 # -- HTTP load ----------------------------------------------------------------------------------
@@ -185,6 +188,36 @@ def concurrent_runs(d: Daemon, ref: str) -> float:
     return elapsed
 
 
+def _host_processes() -> dict[int, int]:
+    """pid -> RSS KiB of every process on the host."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError):
+                out[int(entry)] = int(_status_field(int(entry), "VmRSS") or 0)
+    return out
+
+
+def _status_field(pid: int, name: str) -> str | None:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(name + ":"):
+            return line.split()[1]
+    return None
+
+
+def published_range(d: Daemon, ref: str) -> float:
+    before = _host_processes()
+    elapsed = timed(d.docker("run", "-d", "--name", "ports", "-p", "20000-20099:20000-20099", ref, "sleep", "1000"),
+                    d.env)
+    time.sleep(0.5)
+    after = _host_processes()
+    added = {pid: rss for pid, rss in after.items() if pid not in before}
+    d.add("ports_procs", len(added))
+    d.add("ports_rss", sum(added.values()) / 1024)
+    check(d.docker("rm", "-f", "ports"), d.env)
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
@@ -216,6 +249,11 @@ def main() -> None:
         for d in daemons:
             d.add("attach", timed(["sh", "-c", f"docker run --rm --network none {ref} head -c {ATTACH_BYTES} "
                                    "/dev/zero > /dev/null"], d.env))
+        for i in range(args.runs):
+            for d in daemons:
+                d.add("bridge", timed(d.docker("run", "--rm", ref, "true"), d.env))
+        for d in daemons:
+            d.add("ports", published_range(d, ref))
         for d in daemons:
             d.add("start50", concurrent_runs(d, ref))
             timed(d.docker("exec", "c0", "true"), d.env)
@@ -231,14 +269,15 @@ def main() -> None:
 
 
 def _rss_mib(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return int(_status_field(pid, "VmRSS") or 0) / 1024
 
 
 ROWS = [
     ("run", "docker run --rm --network none busybox true", "s", "time"),
+    ("bridge", "docker run --rm busybox true (default bridge)", "s", "time"),
+    ("ports", "docker run -d -p 20000-20099:20000-20099", "s", "time"),
+    ("ports_procs", "  processes it adds (monitor included)", "", "count"),
+    ("ports_rss", "  RSS of those processes", "MiB", "size"),
     ("start50", f"{CONCURRENT} concurrent docker run -d", "s", "time"),
     ("exec", "docker exec C true", "s", "time"),
     ("attach", f"{ATTACH_BYTES // 1_000_000} MB to stdout through attach", "s", "time"),

@@ -15,6 +15,9 @@ from engine.containers.monitor import Monitor
 from engine.containers.store import ContainerStore
 from engine.events import EventBus
 from engine.images.store import ImageService
+from engine.networks.netavark import NetavarkDriver
+from engine.networks.service import NetworkService
+from engine.volumes.service import VolumeService
 from runtime.client import AlreadyExists, Client, Unavailable
 
 log = logging.getLogger("engine.backend")
@@ -27,13 +30,21 @@ class Backend:
     started: float = field(default_factory=time.time)
     events: EventBus = field(default_factory=EventBus)
     images: ImageService = field(init=False)
+    networks: NetworkService = field(init=False)
+    volumes: VolumeService = field(init=False)
     containers: ContainerService = field(init=False)
     execs: ExecService = field(init=False)
 
     def __post_init__(self) -> None:
+        data_root, exec_root = Path(self.config.data_root), Path(self.config.exec_root)
         self.images = ImageService(self)
-        self.containers = ContainerService(self.runtime, ContainerStore(Path(self.config.data_root) / "containers.db"),
-                                           Images(self.images), self.events)
+        self.networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
+                                       bridge_interface=self.config.bridge_name, bridge_cidr=self.config.bip)
+        self.volumes = VolumeService(data_root)
+        self.containers = ContainerService(self.runtime, ContainerStore(data_root / "containers.db"),
+                                           Images(self.images), self.events, self.networks, self.volumes)
+        self.networks.container_name = self.containers.name_of
+        self.volumes.users = self.containers.volume_users
         self.execs = ExecService(self.containers, self.runtime, self.events)
 
     @property

@@ -28,6 +28,10 @@ class Config(BaseModel):
     log_level: str = Field(default="info", alias="log-level")
     default_ulimits: dict[str, Any] = Field(default_factory=dict, alias="default-ulimits")
     socket_group: str | None = Field(default=None, alias="group")
+    # The default bridge: its Linux interface (dockerd's is docker0; ours must not collide with it) and,
+    # like dockerd's bip, its gateway address with the subnet's length. Unset: the first free default pool.
+    bridge_name: str = Field(default="pyengine0", alias="bridge-name")
+    bip: str | None = None
     tls_insecure_tcp: bool = False
 
 

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from engine import config as config_mod
 from engine.api.app import build
-from engine.api.routers import archive
-from engine.api.routers import container_stats, container_update, containers, events, exec, images, system, system_df
+from engine.api.routers import (archive, container_stats, container_update, containers, events, exec, images,
+                                networks, system, system_df, volumes)
 from engine.backend import Backend
 from engine.log import setup as setup_logging
 from runtime.client import Client
@@ -23,7 +23,8 @@ from runtime.client import Client
 log = logging.getLogger("engine.daemon")
 
 ROUTERS = [system.register, system_df.register, images.register, container_stats.register, containers.register,
-           exec.register, events.register, container_update.register, archive.register]
+           exec.register, events.register, container_update.register, archive.register, networks.register,
+           volumes.register]
 
 
 async def _listen(runner: web.AppRunner, host: str, cfg: config_mod.Config) -> web.BaseSite:
@@ -58,6 +59,7 @@ async def serve(cfg: config_mod.Config) -> None:
     Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     backend = Backend(config=cfg, runtime=Client(cfg.runtime_address, cfg.runtime_namespace))
+    await backend.networks.ensure_builtin()
     app = build(backend, ROUTERS)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -93,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config-file", help="daemon.json")
     p.add_argument("--registry-mirror", action="append", dest="registry_mirrors", default=[])
     p.add_argument("--insecure-registry", action="append", dest="insecure_registries", default=[])
+    p.add_argument("--bridge-name", help="Linux bridge of the default network (default pyengine0)")
+    p.add_argument("--bip", help="default bridge's address and subnet length, e.g. 10.200.0.1/24")
     p.add_argument("--insecure-tcp", action="store_true", dest="tls_insecure_tcp",
                    help="allow tcp:// hosts without TLS")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -102,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
             "hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
             "runtime_address": args.runtime_address, "runtime_namespace": args.runtime_namespace,
             "registry_mirrors": args.registry_mirrors, "insecure_registries": args.insecure_registries,
-            "log_level": args.log_level, "tls_insecure_tcp": args.tls_insecure_tcp or None,
+            "log_level": args.log_level, "bridge_name": args.bridge_name, "bip": args.bip,
+            "tls_insecure_tcp": args.tls_insecure_tcp or None,
         })
     except Exception as e:
         print(f"pyengined: invalid configuration: {e}", file=sys.stderr)

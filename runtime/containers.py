@@ -25,6 +25,7 @@ from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import mounted
 from runtime.namespaces import require_namespace
 from runtime.reference import parse as parse_reference
+from runtime.rootfs.copyup import copy_up
 from runtime.tasks.spec import LIMITS, ResourceOptions, SpecOptions, generate, linux_resources
 
 log = logging.getLogger("runtime.containers")
@@ -87,6 +88,9 @@ class ContainerService:
         try:
             def build() -> dict:
                 with mounted(mounts, parent=tempfile.gettempdir()) as root:
+                    for m in req.options.mounts:
+                        if m.copy_up and m.type == "bind" and os.path.isdir(m.source):
+                            copy_up(root, m.destination, m.source)
                     return generate(rootfs.config, root, req.id, ns, req.options)
 
             spec = await asyncio.to_thread(build)

@@ -41,7 +41,7 @@ def engine(runtime_daemon: RuntimeDaemon) -> Iterator[EngineDaemon]:
     try:
         yield e
     finally:
-        e.stop()
+        e.cleanup()
 
 
 @pytest.fixture

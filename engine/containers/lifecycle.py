@@ -30,12 +30,16 @@ from engine.containers.options import (
     inspect_host_config,
     parse_signal,
     runtime_options,
+    volume_mounts,
 )
 from engine.containers.resources import UpdateRequest, merged, runtime_resources
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
-from engine.errors import Conflict, InvalidArgument, NotFound, NotModified
+from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified
 from engine.events import EventBus
+from engine.networks.ports import requested as requested_ports
+from engine.networks.service import NetworkService
+from engine.volumes.service import VolumeService
 from runtime import client as rt
 from runtime.client.attach import Attachment
 
@@ -76,11 +80,14 @@ def _settle(futures: list[asyncio.Future[T]], value: T) -> None:
 
 
 class ContainerService:
-    def __init__(self, runtime: rt.Client, store: ContainerStore, images: Images, events: EventBus) -> None:
+    def __init__(self, runtime: rt.Client, store: ContainerStore, images: Images, events: EventBus,
+                 networks: NetworkService, volumes: VolumeService) -> None:
         self._rt = runtime
         self._store = store
         self._images = images
         self._events = events
+        self._networks = networks
+        self._volumes = volumes
         self._lives: dict[str, _Live] = {}
         # Told the id of every removed container (execs forget theirs).
         self.on_removed: list[Callable[[str], None]] = []
@@ -95,6 +102,13 @@ class ContainerService:
 
     def list(self) -> list[Container]:
         return self._store.all()
+
+    def name_of(self, cid: str) -> str:
+        c = self._store.find(cid)
+        return c.name if c is not None else cid[:12]
+
+    def volume_users(self, name: str) -> list[str]:
+        return [c.id for c in self._store.all() if any(v["name"] == name for v in c.volumes)]
 
     def _live(self, cid: str) -> _Live:
         live = self._lives.get(cid)
@@ -122,24 +136,87 @@ class ContainerService:
         if bare is None:
             bare = names.generate(self._store.name_taken)
         self._store.reserve(bare, cid)
+        volumes: list[dict[str, Any]] = []
         try:
             hostname = hostname_for(req, cid)
             options = runtime_options(req, hostname)
             config = inspect_config(req, image, hostname)
+            requested_ports(config.get("ExposedPorts") or {}, inspect_host_config(req)["PortBindings"],
+                            bool(req.HostConfig.PublishAllPorts))
+            options["netns"] = await self._plan_network(cid, req)
+            etc_of = self._etc_owner(cid, req)
+            if etc_of is not None:
+                options["mounts"] = options["mounts"] + self._networks.etc_mounts(etc_of)
+            volumes, mounts = await self._plan_volumes(req, image.config.get("Volumes"))
+            options["mounts"] = options["mounts"] + mounts
             record = await self._rt.create_container(cid, image.ref, options, init=bool(req.HostConfig.Init))
         except BaseException:
             self._store.release(bare, cid)
+            await self._networks.forget(cid)
+            for v in volumes:
+                if v["anonymous"]:
+                    with contextlib.suppress(EngineError):
+                        await self._volumes.remove(v["name"])
             raise
         args = list(record["spec"]["process"]["args"])
         if args and args[0] == _RUNTIME_INIT and "--" in args:
             args = args[args.index("--") + 1:]
         c = Container(id=cid, name=bare, created=time.time(), image=req.Image or "", image_ref=image.ref,
                       image_id=image.id, path=args[0] if args else "", args=args[1:], config=config,
-                      host_config=inspect_host_config(req))
+                      host_config=inspect_host_config(req), volumes=volumes)
         await self._store.save(c)
         self._events.container(c, "create")
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)
         return c
+
+    async def _plan_network(self, cid: str, req: CreateRequest) -> str | None:
+        """The runtime's netns option; the endpoints are recorded now, wired at each start."""
+        mode = req.HostConfig.NetworkMode or "default"
+        if mode.startswith("container:"):
+            other = self.get(mode.split(":", 1)[1])
+            return "host" if other.host_config.get("NetworkMode") == "host" else self._networks.joined_netns(other.id)
+        endpoints = (req.NetworkingConfig or {}).get("EndpointsConfig")
+        if endpoints is not None and not isinstance(endpoints, dict):
+            raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
+        return await self._networks.plan(cid, mode, endpoints)
+
+    def _etc_owner(self, cid: str, req: CreateRequest) -> str | None:
+        """Whose /etc/hosts and resolv.conf the container sees: its own when networked, its host's in container mode."""
+        mode = req.HostConfig.NetworkMode or "default"
+        if mode.startswith("container:"):
+            other = self.get(mode.split(":", 1)[1])
+            return other.id if self._networks.wired(other.id) else None
+        return cid if self._networks.wired(cid) else None
+
+    async def _plan_volumes(self, req: CreateRequest,
+                            image_volumes: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The volumes (made now when new, as Docker does) and their spec mounts."""
+        resolved, mounts = [], []
+        for want in volume_mounts(req, image_volumes):
+            fresh = want["name"] is None or self._volumes.store.find(want["name"]) is None
+            v = await self._volumes.create(want["name"], anonymous=want["name"] is None)
+            resolved.append({"name": v.name, "destination": want["destination"], "read_only": want["read_only"],
+                             "anonymous": v.anonymous and want["name"] is None})
+            if fresh:
+                self._events.publish("volume", "create", v.name, {"driver": v.driver})
+            mode = "ro" if want["read_only"] else "rw"
+            mounts.append({"type": "bind", "source": self._volumes.mountpoint(v.name),
+                           "destination": want["destination"], "options": ["rbind", mode], "copy_up": want["copy"]})
+        return resolved, mounts
+
+    async def connect(self, ref: str, network_id: str, cfg: dict[str, Any]) -> None:
+        c = self.get(ref)
+        async with self._live(c.id).lock:
+            c = self._current(ref, c.id)
+            await self._networks.connect(network_id, c.id, cfg, running=c.state.running,
+                                         hostname=c.config.get("Hostname") or c.id[:12],
+                                         domainname=c.config.get("Domainname") or "")
+
+    async def disconnect(self, ref: str, network_id: str) -> None:
+        c = self.get(ref)
+        async with self._live(c.id).lock:
+            c = self._current(ref, c.id)
+            await self._networks.disconnect(network_id, c.id, running=c.state.running)
 
     # start ---------------------------------------------------------------
 
@@ -158,9 +235,17 @@ class ContainerService:
 
     async def _start_locked(self, c: Container, live: _Live) -> None:
         tty = bool(c.config.get("Tty"))
+        for v in c.volumes:
+            await self._volumes.prepare(v["name"])
+        await self._networks.start(c.id, hostname=c.config.get("Hostname") or c.id[:12],
+                                   domainname=c.config.get("Domainname") or "",
+                                   exposed=list(c.config.get("ExposedPorts") or {}),
+                                   port_bindings=c.host_config.get("PortBindings"),
+                                   publish_all=bool(c.host_config.get("PublishAllPorts")))
         try:
             task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")))
         except rt.RuntimeError_ as e:
+            await self._networks.stop(c.id)
             await self._start_failed(c, live, e)
             raise
         try:
@@ -173,6 +258,7 @@ class ContainerService:
         except rt.RuntimeError_ as e:
             with contextlib.suppress(rt.RuntimeError_):
                 await self._rt.delete_task(c.id, force=True)
+            await self._networks.stop(c.id)
             await self._start_failed(c, live, e)
             raise
         c.log_path = io["log_path"]
@@ -209,7 +295,7 @@ class ContainerService:
         self._events.container(c, "die", exitCode=str(code))
         _settle(live.attachers, None)
         if c.host_config.get("AutoRemove"):
-            await self._remove_locked(c, live)
+            await self._remove_locked(c, live, volumes=True)
         else:
             await self._store.save(c)
 
@@ -254,7 +340,7 @@ class ContainerService:
         await self._exited_locked(c, live, pid, code, at, autoremove=False)
         self._events.container(c, "stop")
         if autoremove and c.host_config.get("AutoRemove"):
-            await self._remove_locked(c, live)
+            await self._remove_locked(c, live, volumes=True)
 
     async def _reap(self, cid: str) -> tuple[int, float]:
         try:
@@ -318,6 +404,7 @@ class ContainerService:
         except rt.RuntimeError_ as e:
             # The next start deletes it (see _create_task); the exit itself is certain.
             log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
+        await self._networks.stop(c.id)
         c.state.exit(code, at, oom)
         live.run_over.set()
         await self._store.save(c)
@@ -327,7 +414,7 @@ class ContainerService:
         log.info("container=%s exited with %d", c.id, code)
         _settle(live.exits, code)
         if autoremove and c.host_config.get("AutoRemove"):
-            await self._remove_locked(c, live)
+            await self._remove_locked(c, live, volumes=True)
 
     async def reconcile(self) -> None:
         """Line the records up with the runtime's tasks: exits missed while the engine or its event stream was down."""
@@ -345,6 +432,7 @@ class ContainerService:
                     await self._store.save(c)
             elif t is not None:
                 await self._adopt(c, t)
+        await self._networks.reconcile({c.id for c in self._store.all() if c.state.running})
 
     async def _adopt(self, c: Container, t: dict[str, Any]) -> None:
         """A task the records do not show running: an engine stopped in the middle of a start or an exit."""
@@ -380,7 +468,7 @@ class ContainerService:
 
     # remove, rename ------------------------------------------------------
 
-    async def remove(self, ref: str, force: bool) -> None:
+    async def remove(self, ref: str, force: bool, volumes: bool = False) -> None:
         c = self.get(ref)
         live = self._live(c.id)
         async with live.lock:
@@ -402,9 +490,9 @@ class ContainerService:
                 await self._exited_locked(c, live, pid, code, at, autoremove=False)
             if c.state.status == Status.REMOVING:
                 raise Conflict(f"removal of container {c.id} is already in progress")
-            await self._remove_locked(c, live)
+            await self._remove_locked(c, live, volumes=volumes)
 
-    async def _remove_locked(self, c: Container, live: _Live) -> None:
+    async def _remove_locked(self, c: Container, live: _Live, *, volumes: bool) -> None:
         c.state.removing()
         try:
             with contextlib.suppress(rt.NotFound):
@@ -419,8 +507,15 @@ class ContainerService:
             # The runtime leaves a task's log for whoever reads it; that was us, and the container is gone.
             with contextlib.suppress(OSError):
                 os.unlink(c.log_path)
+        await self._networks.forget(c.id)
         await self._store.delete(c)
         self._events.container(c, "destroy")
+        if volumes:
+            for v in c.volumes:
+                if v["anonymous"]:
+                    with contextlib.suppress(EngineError):
+                        await self._volumes.remove(v["name"])
+                        self._events.publish("volume", "destroy", v["name"], {"driver": "local"})
         self._lives.pop(c.id, None)
         for callback in self.on_removed:
             callback(c.id)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import posixpath
 import signal as _signal
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.containers.images import Image
-from engine.errors import InvalidArgument, NotFound
+from engine.errors import InvalidArgument
 
 # Strict, as dockerd's JSON decoding is: "512" is not a number, 1 is not a boolean, 1.0 is not an integer.
 _OPEN = ConfigDict(extra="allow", strict=True)
@@ -22,7 +22,6 @@ Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
 UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 _PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
-_OWN_NETNS = {"", "default", "bridge", "none"}
 
 
 def _strslice(v: Any) -> Any:
@@ -54,6 +53,11 @@ class TmpfsOptionsModel(BaseModel):
     Mode: UInt32 | None = None
 
 
+class VolumeOptionsModel(BaseModel):
+    model_config = _OPEN
+    NoCopy: bool | None = None
+
+
 class Mount(BaseModel):
     model_config = _OPEN
     Type: str = "bind"
@@ -62,6 +66,7 @@ class Mount(BaseModel):
     ReadOnly: bool | None = None
     BindOptions: BindOptionsModel | None = None
     TmpfsOptions: TmpfsOptionsModel | None = None
+    VolumeOptions: VolumeOptionsModel | None = None
 
 
 class Device(BaseModel):
@@ -71,10 +76,18 @@ class Device(BaseModel):
     CgroupPermissions: str | None = None
 
 
+class PortBinding(BaseModel):
+    model_config = _OPEN
+    HostIp: str | None = None
+    HostPort: str | None = None
+
+
 class HostConfigModel(BaseModel):
     model_config = _OPEN
     Binds: list[str] | None = None
     NetworkMode: str | None = None
+    PortBindings: dict[str, list[PortBinding] | None] | None = None
+    PublishAllPorts: bool | None = None
     RestartPolicy: RestartPolicyModel | None = None
     AutoRemove: bool | None = None
     Mounts: list[Mount] | None = None
@@ -129,6 +142,7 @@ class CreateRequest(BaseModel):
     Labels: dict[str, str] | None = None
     StopSignal: str | None = None
     StopTimeout: Int64 | None = None
+    NetworkingConfig: dict[str, Any] | None = None
     HostConfig: HostConfigModel = Field(default_factory=lambda: HostConfigModel())
 
     _strslices = field_validator("Cmd", "Entrypoint", mode="before")(_strslice)
@@ -180,26 +194,18 @@ def _merge_env(base: list[str], given: list[str]) -> list[str]:
     return list(out.values())
 
 
-def _netns(mode: str | None) -> str | None:
-    if mode == "host":
-        return "host"
-    if (mode or "") in _OWN_NETNS:
-        return None
-    # Networks, and joining another container's, come with the network service.
-    raise NotFound(f"network {mode} not found")
-
-
-def _bind(spec: str) -> dict[str, Any]:
-    """-v "src:dst[:opts]" for a host path (named volumes are not served yet)."""
+def _split_bind(spec: str) -> tuple[str, str, list[str]]:
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume specification: '{spec}'")
-    src, dst = parts[0], parts[1]
-    opts = parts[2].split(",") if len(parts) == 3 and parts[2] else []
-    if not src.startswith("/"):
-        raise InvalidArgument(f"invalid volume specification: '{spec}': named volumes are not supported yet")
-    if not dst.startswith("/"):
+    if not parts[1].startswith("/"):
         raise InvalidArgument(f"invalid volume specification: '{spec}': mount path must be absolute")
+    return parts[0], parts[1], parts[2].split(",") if len(parts) == 3 and parts[2] else []
+
+
+def _bind(spec: str) -> dict[str, Any]:
+    """-v "/host:dst[:opts]": a bind mount of a host path."""
+    src, dst, opts = _split_bind(spec)
     options = ["rbind", "ro" if "ro" in opts else "rw"]
     options += [o for o in opts if o in _PROPAGATIONS]
     # Docker creates a missing -v source; --mount (below) refuses instead.
@@ -222,6 +228,8 @@ def _mount(m: Mount) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
         if m.BindOptions and m.BindOptions.Propagation:
             options.append(m.BindOptions.Propagation)
         return {"type": "bind", "source": m.Source, "destination": m.Target, "options": options}, None
+    if m.Type == "volume":
+        return None, None  # volume_mounts() below
     if m.Type == "tmpfs":
         opts = []
         if m.TmpfsOptions and m.TmpfsOptions.SizeBytes:
@@ -235,7 +243,7 @@ def _mount(m: Mount) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
 def runtime_options(req: CreateRequest, hostname: str) -> dict[str, Any]:
     """The runtime's SpecOptions fields for this request."""
     hc = req.HostConfig
-    mounts = [_bind(b) for b in hc.Binds or []]
+    mounts = [_bind(b) for b in hc.Binds or [] if b.startswith("/")]
     tmpfs: dict[str, str] = dict(hc.Tmpfs or {})
     for m in hc.Mounts or []:
         spec_mount, tmp = _mount(m)
@@ -279,12 +287,45 @@ def runtime_options(req: CreateRequest, hostname: str) -> dict[str, Any]:
         "devices": [":".join(p for p in (d.PathOnHost, d.PathInContainer or d.PathOnHost,
                                          d.CgroupPermissions or "rwm")) for d in hc.Devices or []],
         "sysctls": hc.Sysctls or {},
-        "netns": _netns(hc.NetworkMode),
         "pid_mode": "host" if hc.PidMode == "host" else None,
         "ipc_mode": "host" if hc.IpcMode == "host" else None,
         "uts_mode": "host" if hc.UTSMode == "host" else None,
         "seccomp": seccomp,
     }
+
+
+def volume_mounts(req: CreateRequest, image_volumes: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The volumes a container mounts: named ones (-v name:/dst, --mount type=volume) and anonymous ones
+    (--mount without a source, -v /dst, the image's VOLUME), as {name (None: anonymous), destination,
+    read_only, copy (fill a new volume from the image)}."""
+    hc = req.HostConfig
+    out: list[dict[str, Any]] = []
+    for b in hc.Binds or []:
+        if b.startswith("/"):
+            continue
+        name, dst, opts = _split_bind(b)
+        out.append({"name": name, "destination": posixpath.normpath(dst), "read_only": "ro" in opts,
+                    "copy": "nocopy" not in opts})
+    for m in hc.Mounts or []:
+        if m.Type != "volume":
+            continue
+        if not posixpath.isabs(m.Target):
+            raise InvalidArgument(f'invalid mount config for type "volume": invalid mount path: \'{m.Target}\' '
+                                  "mount path must be absolute")
+        out.append({"name": m.Source or None, "destination": posixpath.normpath(m.Target),
+                    "read_only": bool(m.ReadOnly), "copy": not (m.VolumeOptions and m.VolumeOptions.NoCopy)})
+    taken = {v["destination"] for v in out}
+    taken |= {posixpath.normpath(_split_bind(b)[1]) for b in hc.Binds or [] if b.startswith("/")}
+    taken |= {posixpath.normpath(m.Target) for m in hc.Mounts or []}
+    taken |= {posixpath.normpath(t) for t in hc.Tmpfs or {}}
+    for dst in list(req.Volumes or {}) + list(image_volumes or {}):
+        if not posixpath.isabs(dst):
+            raise InvalidArgument(f"invalid volume specification: '{dst}': mount path must be absolute")
+        dst = posixpath.normpath(dst)
+        if dst not in taken:
+            taken.add(dst)
+            out.append({"name": None, "destination": dst, "read_only": False, "copy": True})
+    return out
 
 
 def hostname_for(req: CreateRequest, cid: str) -> str:
@@ -353,9 +394,12 @@ def inspect_host_config(req: CreateRequest) -> dict[str, Any]:
     return hc
 
 
-def inspect_mounts(host_config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The bind mounts of a stored HostConfig, in inspect's Mounts shape."""
-    out = []
+def inspect_mounts(host_config: dict[str, Any], volumes: list[dict[str, Any]],
+                   mountpoint: Callable[[str], str]) -> list[dict[str, Any]]:
+    """A container's bind mounts and volumes, in inspect's Mounts shape."""
+    out = [{"Type": "volume", "Name": v["name"], "Source": mountpoint(v["name"]), "Destination": v["destination"],
+            "Driver": "local", "Mode": "ro" if v["read_only"] else "z", "RW": not v["read_only"],
+            "Propagation": ""} for v in volumes]
     for b in host_config.get("Binds") or []:
         parts = b.split(":")
         mode = parts[2] if len(parts) == 3 else ""

@@ -42,6 +42,8 @@ class Container(BaseModel):
     state: State = Field(default_factory=State)
     restart_count: int = 0
     log_path: str | None = None  # known from the first start on; outlives the runtime task
+    # The volumes it mounts, resolved at create: {name, destination, read_only, anonymous}.
+    volumes: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def name_conflict(name: str, holder: str) -> Conflict:

@@ -52,7 +52,7 @@ class NetavarkDriver:
         networks, info = {}, {}
         for index, (net, ep) in enumerate(a.endpoints):
             networks[net.name] = {
-                "interface_name": f"eth{index}",
+                "interface_name": ep.interface or f"eth{index}",
                 "static_ips": [ep.ip],
                 "aliases": list(dict.fromkeys([*ep.aliases, a.container_id[:12]])),
                 **({"static_mac": ep.mac} if ep.mac else {}),

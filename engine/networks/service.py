@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -173,7 +174,8 @@ class NetworkService:
             return None
         wanted: dict[str, dict[str, Any]] = {primary.id: {}}
         for ref, cfg in (endpoints or {}).items():
-            n = self.store.get(ref)
+            # The CLI names the primary network as the mode says, "default" included.
+            n = primary if ref in (mode, "default") else self.store.get(ref)
             if n.driver != "bridge":
                 raise InvalidArgument(f"container cannot be connected to {n.name} and {primary.name} at once")
             wanted[n.id] = {**wanted.get(n.id, {}), **(cfg or {})}
@@ -186,7 +188,15 @@ class NetworkService:
                 for e in made:
                     await self.store.delete_endpoint(e)
                 raise
+        # The runtime checks bind sources at create; each start writes their content.
+        await asyncio.to_thread(self._touch_etc, cid)
         return self.netns.path(cid)
+
+    def _touch_etc(self, cid: str) -> None:
+        base = self.files_root / cid
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("hosts", "resolv.conf"):
+            (base / name).touch(mode=0o644)
 
     async def _add_endpoint(self, n: Network, cid: str, cfg: dict[str, Any]) -> Endpoint:
         if self.store.endpoint(n.id, cid) is not None:
@@ -244,6 +254,7 @@ class NetworkService:
         await self.stop(cid)
         for e in self.store.endpoints_of(cid):
             await self.store.delete_endpoint(e)
+        await asyncio.to_thread(shutil.rmtree, self.files_root / cid, True)
 
     def joined_netns(self, other_cid: str) -> str:
         """For --network container:<other>: the namespace to join."""
@@ -315,7 +326,6 @@ class NetworkService:
 
     def _write_etc(self, cid: str, hostname: str, domainname: str) -> None:
         base = self.files_root / cid
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
         endpoints = [(self.store.get(e.network_id), e) for e in self.store.endpoints_of(cid) if e.ip]
         (base / "hosts").write_text(etcfiles.hosts(hostname, domainname, [e.ip for _, e in endpoints if e.ip]))
         resolvers = [n.gateway for n, _ in endpoints if n.dns and n.gateway]

@@ -108,6 +108,8 @@ class SpecMount(BaseModel):
     source: str = ""
     destination: str
     options: list[str] = Field(default_factory=list)
+    # A bind of an empty directory (a new volume) first filled with the image's files at `destination`.
+    copy_up: bool = False
 
 
 class ResourceOptions(BaseModel):

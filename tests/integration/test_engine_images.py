@@ -24,7 +24,7 @@ def engine(runtime_daemon: RuntimeDaemon, registry) -> Iterator[EngineDaemon]:
     try:
         yield e
     finally:
-        e.stop()
+        e.cleanup()
 
 
 def docker_cli(engine: EngineDaemon, *args: str) -> subprocess.CompletedProcess[str]:

@@ -69,7 +69,7 @@ def test_user_network_resolves_names_and_aliases(engine: EngineDaemon) -> None:
     ok(engine, "network", "create", "app")
     httpd(engine, "--network", "app", "--name", "web", "--network-alias", "www")
     for host in ("web", "www"):
-        out = ok(engine, "run", "--rm", "--network", "app", "busybox", "wget", "-qO-", "-T", "5", f"http://{host}/")
+        out = ok(engine, "run", "--rm", "--network", "app", "busybox", "wget", "-qO-", f"http://{host}/")
         assert PAGE in out
     net = json.loads(ok(engine, "network", "inspect", "app"))[0]
     assert net["Driver"] == "bridge" and len(net["Containers"]) == 1
@@ -99,7 +99,7 @@ def test_default_bridge_reaches_by_ip_with_nat(engine: EngineDaemon) -> None:
     httpd(engine, "--name", "b1")
     ip = inspect(engine, "b1")["NetworkSettings"]["IPAddress"]
     assert ip.startswith("10.231.0.")
-    out = ok(engine, "run", "--rm", "busybox", "wget", "-qO-", "-T", "5", f"http://{ip}/")
+    out = ok(engine, "run", "--rm", "busybox", "wget", "-qO-", f"http://{ip}/")
     assert PAGE in out
     assert "10.231.0.0/24" in nat_rules() and "MASQUERADE" in nat_rules()
 
@@ -161,3 +161,21 @@ def test_cycles_leave_nothing_behind(engine: EngineDaemon) -> None:
         ok(engine, "rm", "-f", f"cy{i}")
     assert _counts() == before
     ok(engine, "volume", "rm", "cyvol0", "cyvol1", "cyvol2")
+
+
+def test_engine_restart_keeps_published_container_serving(engine: EngineDaemon) -> None:
+    httpd(engine, "-p", "127.0.0.1:18090:80", "--name", "keep")
+    ip = inspect(engine, "keep")["NetworkSettings"]["IPAddress"]
+    assert PAGE in fetch("http://127.0.0.1:18090/")
+    engine.stop()
+    assert PAGE in fetch("http://127.0.0.1:18090/")  # nothing of the engine is in the data path
+    engine.start()
+    assert PAGE in fetch("http://127.0.0.1:18090/")
+    after = inspect(engine, "keep")
+    assert after["State"]["Running"] and after["NetworkSettings"]["IPAddress"] == ip
+    assert after["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18090"}]}
+    # The restarted engine still knows the port is taken, and frees it with the container.
+    clash = cli(engine, "run", "-d", "-p", "127.0.0.1:18090:80", "busybox", "sleep", "100")
+    assert clash.returncode != 0 and "already allocated" in clash.stderr
+    ok(engine, "rm", "-f", "keep")
+    assert "18090" not in nat_rules()

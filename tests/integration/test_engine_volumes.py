@@ -45,7 +45,8 @@ def test_new_volume_is_filled_from_the_image(engine: EngineDaemon) -> None:
     ok(engine, "volume", "create", "empty")
     Path(json.loads(ok(engine, "volume", "inspect", "empty"))[0]["Mountpoint"], "mine").write_text("x")
     # A volume that has content is not filled again.
-    assert run(engine, "-v", "empty:/etc", "busybox", "ls", "/etc") == "mine\n"
+    listing = run(engine, "-v", "empty:/etc", "busybox", "ls", "/etc").split()
+    assert "mine" in listing and "passwd" not in listing
 
 
 def test_volume_in_use_and_rm(engine: EngineDaemon) -> None:
@@ -86,7 +87,8 @@ def test_mount_syntax_refuses_a_missing_bind_source_and_v_creates_it(engine: Eng
 
 
 def test_tmpfs_mounts(engine: EngineDaemon) -> None:
-    out = run(engine, "--tmpfs", "/t:size=8m,mode=1777", "busybox", "sh", "-c", "grep ' /t ' /proc/mounts; stat -c %a /t")
+    out = run(engine, "--tmpfs", "/t:size=8m,mode=1777", "busybox", "sh", "-c",
+              "grep ' /t ' /proc/mounts; stat -c %a /t")
     assert "tmpfs /t tmpfs" in out and "size=8192k" in out and out.strip().endswith("1777")
     out = run(engine, "--mount", "type=tmpfs,target=/m,tmpfs-size=4m", "busybox", "grep", " /m ", "/proc/mounts")
     assert "size=4096k" in out

@@ -41,14 +41,14 @@ def register(r: Router, b: Backend) -> None:
 
     async def inspect(request: web.Request) -> web.Response:
         c = svc.get(request.match_info["id"])
-        return json_response({**_inspect(c), **(await _size(b, c) if boolean(request.query, "size") else {})})
+        return json_response({**_inspect(b, c), **(await _size(b, c) if boolean(request.query, "size") else {})})
 
     async def list_(request: web.Request) -> web.Response:
         q = request.query
-        selected = _select(svc.list(), filters(q), svc.get, boolean(q, "all"), integer(q, "limit") or -1)
+        selected = _select(b, svc.list(), filters(q), svc.get, boolean(q, "all"), integer(q, "limit") or -1)
         out = []
         for c in selected:
-            item = container_summary(c)
+            item = container_summary(b, c)
             if boolean(q, "size"):
                 item.update(await _size(b, c))
             out.append(item)
@@ -83,7 +83,7 @@ def register(r: Router, b: Backend) -> None:
         return empty()
 
     async def remove(request: web.Request) -> web.Response:
-        await svc.remove(request.match_info["id"], boolean(request.query, "force"))
+        await svc.remove(request.match_info["id"], boolean(request.query, "force"), boolean(request.query, "v"))
         return empty()
 
     async def top(request: web.Request) -> web.Response:
@@ -223,7 +223,16 @@ async def _size(b: Backend, c: Container) -> dict[str, int]:
     return {}
 
 
-def _inspect(c: Container) -> dict[str, Any]:
+def _mounts(b: Backend, c: Container) -> list[dict[str, Any]]:
+    return inspect_mounts(c.host_config, c.volumes, b.volumes.mountpoint)
+
+
+def _exposed(c: Container) -> list[str]:
+    return list(c.config.get("ExposedPorts") or {})
+
+
+def _inspect(b: Backend, c: Container) -> dict[str, Any]:
+    etc = b.networks.files_root / c.id if b.networks.wired(c.id) else None
     return {
         "Id": c.id,
         "Created": rfc3339(c.created),
@@ -231,9 +240,9 @@ def _inspect(c: Container) -> dict[str, Any]:
         "Args": c.args,
         "State": c.state.docker(),
         "Image": c.image_id,
-        "ResolvConfPath": "",
+        "ResolvConfPath": str(etc / "resolv.conf") if etc else "",
         "HostnamePath": "",
-        "HostsPath": "",
+        "HostsPath": str(etc / "hosts") if etc else "",
         "LogPath": c.log_path or "",
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
@@ -245,14 +254,14 @@ def _inspect(c: Container) -> dict[str, Any]:
         "ExecIDs": None,
         "HostConfig": c.host_config,
         "GraphDriver": {"Name": "overlayfs", "Data": None},
-        "Mounts": inspect_mounts(c.host_config),
+        "Mounts": _mounts(b, c),
         "Config": c.config,
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "Ports": {}, "SandboxKey": "",
-                            "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "", "Networks": {}},
+        "NetworkSettings": b.networks.settings(c.id, _network(c), _exposed(c)),
     }
 
 
-def container_summary(c: Container) -> dict[str, Any]:
+def container_summary(b: Backend, c: Container) -> dict[str, Any]:
+    networks = b.networks.settings(c.id, _network(c), [])["Networks"]
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -260,17 +269,19 @@ def container_summary(c: Container) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": " ".join([c.path, *c.args]),
         "Created": int(c.created),
-        "Ports": [],
+        "Ports": b.networks.published(c.id) + [
+            {"PrivatePort": int(p.split("/")[0]), "Type": p.split("/")[1]} for p in _exposed(c)
+            if not any(f"{x['PrivatePort']}/{x['Type']}" == p for x in b.networks.published(c.id))],
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status.value,
         "Status": c.state.text(),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": {}},
-        "Mounts": inspect_mounts(c.host_config),
+        "NetworkSettings": {"Networks": networks},
+        "Mounts": _mounts(b, c),
     }
 
 
-def _select(containers: list[Container], f: dict[str, list[str]], lookup: Callable[[str], Container],
+def _select(b: Backend, containers: list[Container], f: dict[str, list[str]], lookup: Callable[[str], Container],
             all_: bool, limit: int) -> list[Container]:
     """docker ps: newest first; values of one filter OR'ed (labels AND'ed), filters AND'ed."""
     unknown = set(f) - _FILTERS
@@ -297,17 +308,49 @@ def _select(containers: list[Container], f: dict[str, list[str]], lookup: Callab
             not ancestors or any(a(c) for a in ancestors),
             before is None or c.created < before,
             since is None or c.created > since,
-            not f.get("network") or _network(c) in {"bridge" if n == "default" else n for n in f["network"]},
+            not f.get("network") or bool(_networks_of(b, c) & {"bridge" if n == "default" else n
+                                                                 for n in f["network"]}),
             not f.get("volume") or any(m["Source"] in f["volume"] or m["Destination"] in f["volume"]
-                                       for m in inspect_mounts(c.host_config)),
-            # No container has a healthcheck running, a published or exposed port, or is a swarm task.
+                                       or m.get("Name") in f["volume"] for m in _mounts(b, c)),
+            # No container has a healthcheck running or is a swarm task.
             not f.get("health") or "none" in f["health"],
-            not f.get("publish") and not f.get("expose"),
+            not f.get("publish") or _ports_match(f["publish"], [(p["PublicPort"], p["Type"])
+                                                                for p in b.networks.published(c.id)]),
+            not f.get("expose") or _ports_match(f["expose"], _exposed_ports(c)),
             not f.get("is-task") or any(v.lower() in ("false", "0") for v in f["is-task"]),
         ]
         if all(checks):
             out.append(c)
     return out[:limit] if limit > 0 else out
+
+
+def _exposed_ports(c: Container) -> list[tuple[int, str]]:
+    out = []
+    for key in _exposed(c):
+        port, _, proto = key.partition("/")
+        first, _, last = port.partition("-")
+        out += [(p, proto or "tcp") for p in range(int(first), int(last or first) + 1)]
+    return out
+
+
+def _ports_match(specs: list[str], ports: list[tuple[int, str]]) -> bool:
+    """publish= / expose= values: "80", "80/tcp", "8000-8080/udp"."""
+    for spec in specs:
+        port, _, proto = spec.partition("/")
+        first, _, last = port.partition("-")
+        try:
+            lo, hi = int(first), int(last or first)
+        except ValueError:
+            raise InvalidArgument(f"invalid port filter {spec!r}") from None
+        if any(lo <= p <= hi and (not proto or proto == t) for p, t in ports):
+            return True
+    return False
+
+
+def _networks_of(b: Backend, c: Container) -> set[str]:
+    """Names and ids of the networks a container is on."""
+    nets = b.networks.settings(c.id, _network(c), [])["Networks"]
+    return set(nets) | {n["NetworkID"] for n in nets.values()}
 
 
 def _network(c: Container) -> str:

@@ -17,17 +17,17 @@ _FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
 _OPEN = ConfigDict(extra="allow")
 
 
-class IPAMConfig(BaseModel):
+class IPAMConfigModel(BaseModel):
     model_config = _OPEN
     Subnet: str | None = None
     IPRange: str | None = None
     Gateway: str | None = None
 
 
-class IPAM(BaseModel):
+class IPAMModel(BaseModel):
     model_config = _OPEN
     Driver: str | None = None
-    Config: list[IPAMConfig] | None = None
+    Config: list[IPAMConfigModel] | None = None
 
 
 class NetworkCreate(BaseModel):
@@ -37,7 +37,7 @@ class NetworkCreate(BaseModel):
     Internal: bool | None = None
     Attachable: bool | None = None
     EnableIPv6: bool | None = None
-    IPAM: IPAM | None = None
+    IPAM: IPAMModel | None = None
     Options: dict[str, str] | None = None
     Labels: dict[str, str] | None = None
 
@@ -83,7 +83,7 @@ def register(r: Router, b: Backend) -> None:
         configs = (req.IPAM.Config if req.IPAM else None) or []
         if len(configs) > 1:
             raise InvalidArgument("only one IPv4 subnet per network is supported")
-        cfg = configs[0] if configs else IPAMConfig()
+        cfg = configs[0] if configs else IPAMConfigModel()
         n = await svc.create(req.Name, driver=req.Driver or "bridge", subnet=cfg.Subnet, gateway=cfg.Gateway,
                              ip_range=cfg.IPRange, internal=bool(req.Internal), attachable=bool(req.Attachable),
                              labels=req.Labels, options=req.Options)

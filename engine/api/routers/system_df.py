@@ -25,7 +25,7 @@ def register(r: Router, b: Backend) -> None:
             users[c.image_id] = users.get(c.image_id, 0) + 1
 
         async def container_entry(c: Container) -> dict[str, Any]:
-            entry = container_summary(c)
+            entry = container_summary(b, c)
             entry["SizeRw"] = 0
             with contextlib.suppress(rt.RuntimeError_):
                 record = await b.runtime.container(c.id)
@@ -44,7 +44,7 @@ def register(r: Router, b: Backend) -> None:
             "LayersSize": sum(i.size for i in images),
             "Images": image_entries,
             "Containers": await asyncio.gather(*(container_entry(c) for c in containers)),
-            "Volumes": [],
+            "Volumes": await b.volumes.usage(b.volumes.list()),
             "BuildCache": [],
         })
 
