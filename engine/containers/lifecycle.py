@@ -25,6 +25,7 @@ from engine.containers.exitcodes import start_failure_code
 from engine.containers.images import Images
 from engine.containers.options import (
     CreateRequest,
+    RestartPolicyModel,
     hostname_for,
     inspect_config,
     inspect_host_config,
@@ -32,7 +33,8 @@ from engine.containers.options import (
     runtime_options,
     volume_mounts,
 )
-from engine.containers.resources import UpdateRequest, merged, runtime_resources
+from engine.containers.resources import UpdateRequest, merged, restart_policy, runtime_resources
+from engine.containers.restarts import Backoff, should_restart
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, NotModified
@@ -70,6 +72,8 @@ class _Live:
     attachers: list[asyncio.Future[Attachment | None]] = field(default_factory=list)
     # Set when the current run ends: `logs -f` stops there.
     run_over: asyncio.Event = field(default_factory=asyncio.Event)
+    backoff: Backoff = field(default_factory=Backoff)
+    restart: asyncio.Task[None] | None = None  # a restart policy's pending start
 
 
 def _settle(futures: list[asyncio.Future[T]], value: T) -> None:
@@ -88,6 +92,7 @@ class ContainerService:
         self._events = events
         self._networks = networks
         self._volumes = volumes
+        self._policies: asyncio.Task[None] | None = None  # the one pass over restart policies at engine start
         self._lives: dict[str, _Live] = {}
         # Told the id of every removed container (execs forget theirs).
         self.on_removed: list[Callable[[str], None]] = []
@@ -138,6 +143,9 @@ class ContainerService:
         self._store.reserve(bare, cid)
         volumes: list[dict[str, Any]] = []
         try:
+            policy = restart_policy(req.HostConfig.RestartPolicy or RestartPolicyModel())
+            if req.HostConfig.AutoRemove and policy["Name"] != "no":
+                raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
             hostname = hostname_for(req, cid)
             options = runtime_options(req, hostname)
             config = inspect_config(req, image, hostname)
@@ -231,6 +239,8 @@ class ContainerService:
                 raise NotModified("container already started")
             if c.state.status == Status.REMOVING:
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            self._cancel_restart(c, live)
+            c.state.manually_stopped, c.restart_count = False, 0
             await self._start_locked(c, live)
 
     async def _start_locked(self, c: Container, live: _Live) -> None:
@@ -306,7 +316,14 @@ class ContainerService:
         live = self._live(c.id)
         async with live.lock:
             c = self._current(ref, c.id)
+            c.state.manually_stopped = True
+            if c.state.status == Status.RESTARTING:
+                self._cancel_restart(c, live)
+                await self._store.save(c)
+                self._events.container(c, "stop")
+                return
             if not c.state.running:
+                await self._store.save(c)
                 raise NotModified("container already stopped")
             await self._stop_locked(c, live, timeout, sig, autoremove=True)
 
@@ -355,6 +372,9 @@ class ContainerService:
         signum = parse_signal(sig or "KILL")
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
+        if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            # Ended by its user: a restart policy leaves it ended, as dockerd does.
+            c.state.manually_stopped = True
         run_over = self._live(c.id).run_over
         try:
             await self._rt.kill_task(c.id, signum)
@@ -373,9 +393,12 @@ class ContainerService:
         live = self._live(c.id)
         async with live.lock:
             c = self._current(ref, c.id)
+            self._cancel_restart(c, live)
+            c.state.manually_stopped = True
             if c.state.running:
                 # Restarting is not the end of an --rm container.
                 await self._stop_locked(c, live, timeout, sig, autoremove=False)
+            c.state.manually_stopped, c.restart_count = False, 0
             await self._start_locked(c, live)
             self._events.container(c, "restart")
 
@@ -415,6 +438,8 @@ class ContainerService:
         _settle(live.exits, code)
         if autoremove and c.host_config.get("AutoRemove"):
             await self._remove_locked(c, live, volumes=True)
+        elif autoremove and should_restart(c.host_config, c.state, c.restart_count, engine_start=False):
+            await self._schedule_restart(c, live, live.backoff.delay(at - (c.state.started_at or at)))
 
     async def reconcile(self) -> None:
         """Line the records up with the runtime's tasks: exits missed while the engine or its event stream was down."""
@@ -433,6 +458,8 @@ class ContainerService:
             elif t is not None:
                 await self._adopt(c, t)
         await self._networks.reconcile({c.id for c in self._store.all() if c.state.running})
+        if self._policies is None:
+            self._policies = asyncio.create_task(self.apply_restart_policies(), name="restart-policies")
 
     async def _adopt(self, c: Container, t: dict[str, Any]) -> None:
         """A task the records do not show running: an engine stopped in the middle of a start or an exit."""
@@ -450,6 +477,57 @@ class ContainerService:
             elif not c.state.running:
                 with contextlib.suppress(rt.NotFound):
                     await self._rt.delete_task(c.id, force=True)
+
+    # restart policies --------------------------------------------------
+
+    async def _schedule_restart(self, c: Container, live: _Live, delay: float) -> None:
+        c.state.schedule_restart()
+        await self._store.save(c)
+        log.info("container=%s exited with %d: restarting in %.1fs (policy %s)", c.id, c.state.exit_code, delay,
+                 (c.host_config.get("RestartPolicy") or {}).get("Name"))
+        live.restart = asyncio.create_task(self._restart_after(c.id, delay), name=f"restart-{c.id[:12]}")
+
+    async def _restart_after(self, cid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        live = self._live(cid)
+        async with live.lock:
+            c = self._store.find(cid)
+            if c is None or c.state.status != Status.RESTARTING:
+                return
+            live.restart = None
+            c.restart_count += 1
+            try:
+                await self._start_locked(c, live)
+            except (EngineError, rt.RuntimeError_) as e:
+                log.warning("restart of container=%s failed: %s", cid, getattr(e, "message", e))
+                if c.state.status == Status.RESTARTING:
+                    c.state.cancel_restart()
+                    await self._store.save(c)
+
+    def _cancel_restart(self, c: Container, live: _Live) -> None:
+        if live.restart is not None:
+            live.restart.cancel()
+            live.restart = None
+        if c.state.status == Status.RESTARTING:
+            c.state.cancel_restart()
+
+    async def apply_restart_policies(self) -> None:
+        """At engine start: what a policy wants running again (after a reboot, say) is started."""
+        for c in self._store.all():
+            # A restart the last engine had scheduled is due now.
+            due = c.state.status == Status.RESTARTING or (
+                c.state.status == Status.EXITED and c.state.started_at is not None
+                and should_restart(c.host_config, c.state, c.restart_count, engine_start=True))
+            if due:
+                live = self._live(c.id)
+                async with live.lock:
+                    if self._store.find(c.id) is None or c.state.status not in (Status.EXITED, Status.RESTARTING):
+                        continue
+                    try:
+                        await self._start_locked(c, live)
+                    except (EngineError, rt.RuntimeError_) as e:
+                        log.warning("start of container=%s at engine start failed: %s", c.id,
+                                    getattr(e, "message", e))
 
     # wait ----------------------------------------------------------------
 
@@ -490,6 +568,11 @@ class ContainerService:
                 await self._exited_locked(c, live, pid, code, at, autoremove=False)
             if c.state.status == Status.REMOVING:
                 raise Conflict(f"removal of container {c.id} is already in progress")
+            if c.state.status == Status.RESTARTING:
+                if not force:
+                    raise Conflict(f"You cannot remove a restarting container {c.id}. Stop the container before "
+                                   "attempting removal or force remove")
+                self._cancel_restart(c, live)
             await self._remove_locked(c, live, volumes=volumes)
 
     async def _remove_locked(self, c: Container, live: _Live, *, volumes: bool) -> None:

@@ -57,7 +57,9 @@ def merged(host_config: dict[str, Any], req: UpdateRequest) -> tuple[dict[str, A
         hc["PidsLimit"] = req.PidsLimit
     policy = req.RestartPolicy
     if policy is not None and policy.Name:
-        hc["RestartPolicy"] = _restart_policy(policy, bool(hc.get("AutoRemove")))
+        if hc.get("AutoRemove") and (policy.Name or "no") != "no":
+            raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the container")
+        hc["RestartPolicy"] = restart_policy(policy)
     _check(hc)
     extra = req.model_extra or {}
     warnings = [f"{key} cannot be updated on this engine and was ignored" for key in _UNSUPPORTED if extra.get(key)]
@@ -109,7 +111,8 @@ def _check(hc: dict[str, Any]) -> None:
         raise InvalidArgument("Range of blkio weight is from 10 to 1000")
 
 
-def _restart_policy(policy: RestartPolicyModel, auto_remove: bool) -> dict[str, Any]:
+def restart_policy(policy: RestartPolicyModel) -> dict[str, Any]:
+    """A checked RestartPolicy, as HostConfig stores it."""
     name, retries = policy.Name or "no", policy.MaximumRetryCount or 0
     if name not in _RESTART_POLICIES:
         raise InvalidArgument(f"invalid restart policy '{name}'")
@@ -117,8 +120,6 @@ def _restart_policy(policy: RestartPolicyModel, auto_remove: bool) -> dict[str, 
         raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
     if retries and name != "on-failure":
         raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
-    if auto_remove and name != "no":
-        raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the container")
     return {"Name": name, "MaximumRetryCount": retries}
 
 

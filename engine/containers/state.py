@@ -26,11 +26,14 @@ class Status(str, Enum):
 
 # Operation -> the statuses it may start from, and where it leads.
 _TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
-    "start": (frozenset({Status.CREATED, Status.EXITED}), Status.RUNNING),
+    "start": (frozenset({Status.CREATED, Status.EXITED, Status.RESTARTING}), Status.RUNNING),
     "exit": (frozenset({Status.RUNNING, Status.PAUSED}), Status.EXITED),
+    # A restart policy's wait between an exit and the next start; a stop ends it.
+    "schedule_restart": (frozenset({Status.EXITED}), Status.RESTARTING),
+    "cancel_restart": (frozenset({Status.RESTARTING}), Status.EXITED),
     "pause": (frozenset({Status.RUNNING}), Status.PAUSED),
     "unpause": (frozenset({Status.PAUSED}), Status.RUNNING),
-    "remove": (frozenset({Status.CREATED, Status.EXITED, Status.DEAD}), Status.REMOVING),
+    "remove": (frozenset({Status.CREATED, Status.EXITED, Status.DEAD, Status.RESTARTING}), Status.REMOVING),
 }
 
 
@@ -42,6 +45,8 @@ class State(BaseModel):
     oom_killed: bool = False
     started_at: float | None = None
     finished_at: float | None = None
+    # Stopped or killed by a user: `unless-stopped` leaves it so, even across engine restarts.
+    manually_stopped: bool = False
 
     @property
     def running(self) -> bool:
@@ -67,6 +72,12 @@ class State(BaseModel):
         """A start that never ran the process: the status stays, the error is kept for inspect."""
         self.exit_code, self.error = code, error
 
+    def schedule_restart(self) -> None:
+        self._move("schedule_restart")
+
+    def cancel_restart(self) -> None:
+        self._move("cancel_restart")
+
     def pause(self) -> None:
         self._move("pause")
 
@@ -79,7 +90,8 @@ class State(BaseModel):
     def docker(self) -> dict[str, Any]:
         return {
             "Status": self.status.value,
-            "Running": self.running,
+            # Docker counts a container waiting out its restart delay as running.
+            "Running": self.running or self.status == Status.RESTARTING,
             "Paused": self.status == Status.PAUSED,
             "Restarting": self.status == Status.RESTARTING,
             "OOMKilled": self.oom_killed,
@@ -98,6 +110,8 @@ class State(BaseModel):
             return f"Up {human_duration(now - (self.started_at or now))}"
         if self.status == Status.PAUSED:
             return f"Up {human_duration(now - (self.started_at or now))} (Paused)"
+        if self.status == Status.RESTARTING:
+            return f"Restarting ({self.exit_code}) {human_duration(now - (self.finished_at or now))} ago"
         if self.status == Status.EXITED:
             return f"Exited ({self.exit_code}) {human_duration(now - (self.finished_at or now))} ago"
         if self.status == Status.REMOVING:

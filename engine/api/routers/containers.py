@@ -299,7 +299,7 @@ def _select(b: Backend, containers: list[Container], f: dict[str, list[str]], lo
     for c in sorted(containers, key=lambda c: c.created, reverse=True):
         labels = c.config.get("Labels") or {}
         checks = [
-            all_ or c.state.running,
+            all_ or c.state.running or c.state.status == Status.RESTARTING,
             not f.get("id") or any(c.id.startswith(v) for v in f["id"]),
             not f.get("name") or any(_name_matches(v, c.name) for v in f["name"]),
             all(_label_matches(v, labels) for v in f.get("label", [])),

@@ -1,0 +1,93 @@
+"""Restart policies (issue 6) with the real docker CLI: backoff, counts, stop respected, a simulated reboot."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.fixtures.daemons import EngineDaemon, mirrored_engine
+from tests.integration.test_engine_containers import cli, ok
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[EngineDaemon]:
+    with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host) as e:
+        yield e
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
+    yield
+    ids = cli(engine, "ps", "-aq").stdout.split()
+    if ids:
+        cli(engine, "rm", "-f", *ids)
+
+
+def state(engine: EngineDaemon, name: str) -> dict:
+    doc = json.loads(ok(engine, "inspect", name))[0]
+    return {**doc["State"], "RestartCount": doc["RestartCount"]}
+
+
+def until(check: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_on_failure_stops_after_the_maximum(engine: EngineDaemon) -> None:
+    ok(engine, "run", "-d", "--network", "none", "--name", "flaky", "--restart", "on-failure:2", "busybox",
+       "sh", "-c", "exit 3")
+    until(lambda: state(engine, "flaky")["RestartCount"] == 2 and state(engine, "flaky")["Status"] == "exited")
+    time.sleep(1)
+    s = state(engine, "flaky")
+    assert s["RestartCount"] == 2 and s["ExitCode"] == 3 and s["Status"] == "exited"
+
+
+def test_on_failure_leaves_a_clean_exit(engine: EngineDaemon) -> None:
+    ok(engine, "run", "-d", "--network", "none", "--name", "clean", "--restart", "on-failure", "busybox", "true")
+    until(lambda: state(engine, "clean")["Status"] == "exited")
+    time.sleep(0.5)
+    assert state(engine, "clean")["RestartCount"] == 0
+
+
+def test_always_backs_off_and_stop_is_respected(engine: EngineDaemon) -> None:
+    ok(engine, "run", "-d", "--network", "none", "--name", "loop", "--restart", "always", "busybox", "true")
+    until(lambda: state(engine, "loop")["RestartCount"] >= 5)
+    events = ok(engine, "events", "--since", "60s", "--until", "0s", "--filter", "container=loop",
+                "--filter", "event=start", "--format", "{{.TimeNano}}").split()
+    starts = [int(t) / 1e9 for t in events]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    # 100 ms, 200 ms, 400 ms, ... between runs that each last far less than 10 s.
+    assert len(gaps) >= 4 and gaps[3] > gaps[0] * 3, gaps
+    ok(engine, "stop", "-t", "1", "loop")
+    count = state(engine, "loop")["RestartCount"]
+    time.sleep(2)
+    s = state(engine, "loop")
+    assert s["Status"] == "exited" and s["RestartCount"] == count
+
+
+def test_bad_policies(engine: EngineDaemon) -> None:
+    bad = cli(engine, "run", "-d", "--restart", "sometimes", "busybox", "true")
+    assert bad.returncode == 125
+    both = cli(engine, "run", "--rm", "--restart", "always", "busybox", "true")
+    assert both.returncode == 125
+
+
+def test_reboot_brings_back_always_and_unless_stopped(engine: EngineDaemon) -> None:
+    for name, policy in (("ra", "always"), ("ru", "unless-stopped"), ("rs", "unless-stopped"),
+                         ("rn", "no")):
+        ok(engine, "run", "-d", "--name", name, "--restart", policy, "busybox", "sleep", "1000")
+    ok(engine, "stop", "-t", "1", "rs")
+    # A host reboot: both daemons go, every container dies, the daemons come back.
+    engine.stop()
+    engine.runtime.stop()
+    engine.runtime.kill_containers()
+    engine.runtime.start()
+    engine.start()
+    until(lambda: state(engine, "ra")["Status"] == "running" and state(engine, "ru")["Status"] == "running")
+    time.sleep(1)
+    assert state(engine, "rs")["Status"] == "exited" and state(engine, "rn")["Status"] == "exited"
+    assert ok(engine, "exec", "ra", "echo", "back") == "back\n"
