@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from engine.containers import names
 from engine.containers.exitcodes import start_failure_code
+from engine.containers.health import ON_FAILURE_ACTIONS, ON_FAILURE_LABEL, Health, HealthMonitor, config_of
 from engine.containers.images import Images
 from engine.containers.options import (
     CreateRequest,
@@ -73,6 +74,8 @@ class _Live:
     # Set when the current run ends: `logs -f` stops there.
     run_over: asyncio.Event = field(default_factory=asyncio.Event)
     backoff: Backoff = field(default_factory=Backoff)
+    # Set when a healthcheck's on-failure action asked for a restart: the next exit restarts, whatever the policy.
+    health_restart: bool = False
     restart: asyncio.Task[None] | None = None  # a restart policy's pending start
 
 
@@ -93,6 +96,8 @@ class ContainerService:
         self._networks = networks
         self._volumes = volumes
         self._policies: asyncio.Task[None] | None = None  # the one pass over restart policies at engine start
+        self._health = HealthMonitor(runtime, self._health_changed)
+        self._background: set[asyncio.Task[None]] = set()
         self._lives: dict[str, _Live] = {}
         # Told the id of every removed container (execs forget theirs).
         self.on_removed: list[Callable[[str], None]] = []
@@ -146,6 +151,10 @@ class ContainerService:
             policy = restart_policy(req.HostConfig.RestartPolicy or RestartPolicyModel())
             if req.HostConfig.AutoRemove and policy["Name"] != "no":
                 raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+            on_failure = (req.Labels or {}).get(ON_FAILURE_LABEL)
+            if on_failure is not None and on_failure not in ON_FAILURE_ACTIONS:
+                raise InvalidArgument(f"invalid {ON_FAILURE_LABEL} {on_failure!r}: use one of "
+                                      f"{', '.join(ON_FAILURE_ACTIONS)}")
             hostname = hostname_for(req, cid)
             options = runtime_options(req, hostname)
             config = inspect_config(req, image, hostname)
@@ -274,8 +283,11 @@ class ContainerService:
         c.log_path = io["log_path"]
         live.run_over = asyncio.Event()
         c.state.start(task["pid"], time.time())
+        c.health = Health() if config_of(c.config) else None
         await self._store.save(c)
         self._events.container(c, "start")
+        if c.health is not None:
+            self._health.start(c.id, c.config, c.health, c.state.started_at or time.time())
         log.info("started container=%s pid=%d", c.id, task["pid"])
 
     async def _create_task(self, cid: str, tty: bool, stdin: bool) -> dict[str, Any]:
@@ -427,6 +439,7 @@ class ContainerService:
         except rt.RuntimeError_ as e:
             # The next start deletes it (see _create_task); the exit itself is certain.
             log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
+        self._health.stop(c.id)
         await self._networks.stop(c.id)
         c.state.exit(code, at, oom)
         live.run_over.set()
@@ -438,7 +451,9 @@ class ContainerService:
         _settle(live.exits, code)
         if autoremove and c.host_config.get("AutoRemove"):
             await self._remove_locked(c, live, volumes=True)
-        elif autoremove and should_restart(c.host_config, c.state, c.restart_count, engine_start=False):
+        elif autoremove and (live.health_restart or should_restart(c.host_config, c.state, c.restart_count,
+                                                                   engine_start=False)):
+            live.health_restart = False
             await self._schedule_restart(c, live, live.backoff.delay(at - (c.state.started_at or at)))
 
     async def reconcile(self) -> None:
@@ -458,6 +473,11 @@ class ContainerService:
             elif t is not None:
                 await self._adopt(c, t)
         await self._networks.reconcile({c.id for c in self._store.all() if c.state.running})
+        for c in self._store.all():
+            # Probes of containers that ran on while the engine was away start again.
+            if c.state.running and config_of(c.config) and not self._health.watching(c.id):
+                c.health = c.health or Health()
+                self._health.start(c.id, c.config, c.health, c.state.started_at or time.time())
         if self._policies is None:
             self._policies = asyncio.create_task(self.apply_restart_policies(), name="restart-policies")
 
@@ -477,6 +497,35 @@ class ContainerService:
             elif not c.state.running:
                 with contextlib.suppress(rt.NotFound):
                     await self._rt.delete_task(c.id, force=True)
+
+    # healthchecks ------------------------------------------------------
+
+    async def _health_changed(self, cid: str, health: Health, before: str) -> None:
+        c = self._store.find(cid)
+        if c is None or c.health is not health:
+            return
+        await self._store.save(c)
+        if health.Status == before:
+            return
+        self._events.container(c, f"health_status: {health.Status}")
+        action = (c.config.get("Labels") or {}).get(ON_FAILURE_LABEL, "none")
+        if health.Status == "unhealthy" and action in ON_FAILURE_ACTIONS and action != "none":
+            log.info("container=%s is unhealthy: %s it", cid, action)
+            # Not from the probe's own task: the action's exit stops that task.
+            task = asyncio.create_task(self._health_action(cid, action), name=f"health-action-{cid[:12]}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _health_action(self, cid: str, action: str) -> None:
+        try:
+            if action == "stop":
+                await self.stop(cid, None)
+                return
+            if action == "restart":
+                self._live(cid).health_restart = True
+            await self._rt.kill_task(cid, signal.SIGKILL, all=True)
+        except (EngineError, rt.RuntimeError_) as e:
+            log.warning("health action %s on container=%s failed: %s", action, cid, getattr(e, "message", e))
 
     # restart policies --------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from engine.containers.health import Health
 from engine.containers.state import State
 from engine.errors import Conflict, NotFound
 
@@ -44,6 +45,7 @@ class Container(BaseModel):
     log_path: str | None = None  # known from the first start on; outlives the runtime task
     # The volumes it mounts, resolved at create: {name, destination, read_only, anonymous}.
     volumes: list[dict[str, Any]] = Field(default_factory=list)
+    health: Health | None = None  # State.Health, for containers with a healthcheck
 
 
 def name_conflict(name: str, holder: str) -> Conflict:

@@ -238,7 +238,7 @@ def _inspect(b: Backend, c: Container) -> dict[str, Any]:
         "Created": rfc3339(c.created),
         "Path": c.path,
         "Args": c.args,
-        "State": c.state.docker(),
+        "State": {**c.state.docker(), **({"Health": c.health.model_dump()} if c.health else {})},
         "Image": c.image_id,
         "ResolvConfPath": str(etc / "resolv.conf") if etc else "",
         "HostnamePath": "",
@@ -274,7 +274,7 @@ def container_summary(b: Backend, c: Container) -> dict[str, Any]:
             if not any(f"{x['PrivatePort']}/{x['Type']}" == p for x in b.networks.published(c.id))],
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status.value,
-        "Status": c.state.text(),
+        "Status": c.state.text() + _health_suffix(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": networks},
         "Mounts": _mounts(b, c),
@@ -313,7 +313,7 @@ def _select(b: Backend, containers: list[Container], f: dict[str, list[str]], lo
             not f.get("volume") or any(m["Source"] in f["volume"] or m["Destination"] in f["volume"]
                                        or m.get("Name") in f["volume"] for m in _mounts(b, c)),
             # No container has a healthcheck running or is a swarm task.
-            not f.get("health") or "none" in f["health"],
+            not f.get("health") or (c.health.Status if c.health and c.state.running else "none") in f["health"],
             not f.get("publish") or _ports_match(f["publish"], [(p["PublicPort"], p["Type"])
                                                                 for p in b.networks.published(c.id)]),
             not f.get("expose") or _ports_match(f["expose"], _exposed_ports(c)),
@@ -322,6 +322,12 @@ def _select(b: Backend, containers: list[Container], f: dict[str, list[str]], lo
         if all(checks):
             out.append(c)
     return out[:limit] if limit > 0 else out
+
+
+def _health_suffix(c: Container) -> str:
+    if c.health is None or not c.state.running:
+        return ""
+    return " (health: starting)" if c.health.Status == "starting" else f" ({c.health.Status})"
 
 
 def _exposed_ports(c: Container) -> list[tuple[int, str]]:
