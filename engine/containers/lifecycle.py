@@ -598,6 +598,10 @@ class ContainerService:
     async def remove(self, ref: str, force: bool, volumes: bool = False) -> None:
         c = self.get(ref)
         live = self._live(c.id)
+        if force and c.state.running and live.lock.locked():
+            # A `docker stop` may hold the lock for its whole timeout: a forced removal does not wait it out.
+            with contextlib.suppress(rt.RuntimeError_):
+                await self._rt.kill_task(c.id, signal.SIGKILL, all=True)
         async with live.lock:
             c = self._current(ref, c.id)
             if c.state.running:
