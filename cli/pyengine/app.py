@@ -1,17 +1,23 @@
 """The Typer application every command module registers on, and the global options."""
-from __future__ import annotations
+# No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
+import json
 import sys
-from typing import Annotated, Callable
+from typing import Annotated, Any, Callable
 
 import typer
 
 from cli.pyengine.api import DEFAULT_HOST, CLIError, Engine
+from cli.pyengine.formatting import Template
 
 app = typer.Typer(name="pyengine", help="A docker-like CLI for pyengined.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 system_app = typer.Typer(help="Manage pyengine.", no_args_is_help=True)
+network_app = typer.Typer(help="Manage networks.", no_args_is_help=True)
+volume_app = typer.Typer(help="Manage volumes.", no_args_is_help=True)
 app.add_typer(system_app, name="system")
+app.add_typer(network_app, name="network")
+app.add_typer(volume_app, name="volume")
 
 _host = DEFAULT_HOST
 
@@ -40,3 +46,34 @@ def for_each(targets: list[str], action: Callable[[str], None]) -> None:
             failed = True
     if failed:
         raise SystemExit(1)
+
+
+def inspect_each(names: list[str], get: Callable[[str], Any], format_: str | None) -> None:
+    """docker's inspect commands: what was found (as JSON, or each through --format), exit 1 if anything was not."""
+    found, failed = [], False
+    for name in names:
+        try:
+            found.append(get(name))
+        except CLIError as e:
+            print(e.message, file=sys.stderr)
+            failed = True
+    if format_:
+        template = Template(format_)
+        for obj in found:
+            print(template.render(obj))
+    else:
+        print(json.dumps(found, indent=4, ensure_ascii=False))
+    if failed:
+        raise SystemExit(1)
+
+
+def key_values(items: list[str] | None) -> dict[str, str]:
+    """Repeated KEY=VALUE options (--label, --opt) as a map; a bare KEY has the empty value."""
+    return dict((k, v) for k, _, v in (item.partition("=") for item in items or []))
+
+
+def confirm(warning: str) -> bool:
+    """docker's prompt before pruning: the question on stdout, and only y (or Y) is a yes."""
+    print(f"{warning} [y/N] ", end="", flush=True)
+    answer = sys.stdin.readline().split()
+    return bool(answer) and answer[0].lower() == "y"

@@ -3,7 +3,7 @@
 The destination rules are docker cp's: into an existing directory under the source's name,
 otherwise as the destination's name; `SRC/.` copies a directory's contents.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
 import base64
 import json

@@ -1,19 +1,19 @@
-"""Container commands: run, ps, logs, exec, start, stop, restart, kill, rm, top."""
-from __future__ import annotations
+"""Container commands: run, ps, logs, exec, start, stop, restart, kill, rm, top, port."""
+# No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
 import contextlib
 import json
 import os
-import re
 import signal
 import sys
 from typing import Annotated, Any, Callable, Iterator
 
 import typer
 
+from cli.pyengine import runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
-from cli.pyengine.app import app, engine, for_each
-from cli.pyengine.formatting import Template, ago, filters, local_time, tabulate, timestamp
+from cli.pyengine.app import app, engine, for_each, key_values
+from cli.pyengine.formatting import Template, ago, filters, local_time, natural_key, tabulate, timestamp
 from cli.pyengine.images import pull_image, with_tag
 from cli.pyengine.streams import copy_output, pump, terminal_size
 from engine.containers.exitcodes import start_failure_code
@@ -39,14 +39,6 @@ def _failing_with(code: int) -> Iterator[None]:
         raise
 
 
-def _bytes(value: str) -> int:
-    """--memory: 512m, 1g, 1.5G, 1024 (bytes), binary multiples as docker's RAMInBytes."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgtp])?i?b?", value.strip().lower())
-    if m is None:
-        raise ValueError(f"invalid size: {value!r}")
-    return int(float(m.group(1)) * 1024 ** "bkmgtp".index(m.group(2) or "b"))
-
-
 def _env(items: list[str] | None) -> list[str] | None:
     """-e KEY=VALUE as given; -e KEY takes KEY from our environment, or is dropped when we have none."""
     out = []
@@ -56,10 +48,6 @@ def _env(items: list[str] | None) -> list[str] | None:
         elif item in os.environ:
             out.append(f"{item}={os.environ[item]}")
     return out or None
-
-
-def _labels(items: list[str] | None) -> dict[str, str]:
-    return dict((k, v) for k, _, v in (item.partition("=") for item in items or []))
 
 
 def _resize(e: Engine, path: str) -> Callable[[int, int], None]:
@@ -134,16 +122,28 @@ def run(
     tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-TTY.")] = False,
     rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits.")] = False,
     env: Annotated[list[str] | None, typer.Option("-e", "--env", help="Set an environment variable.")] = None,
-    volume: Annotated[list[str] | None, typer.Option("-v", "--volume",
-                                                     help="Bind mount HOST:CONTAINER[:ro].")] = None,
+    volume: Annotated[list[str] | None, typer.Option(
+        "-v", "--volume", help="Bind mount HOST:CONTAINER[:ro], a volume NAME:CONTAINER[:ro], or an anonymous "
+                               "volume CONTAINER.")] = None,
+    mount: Annotated[list[str] | None, typer.Option(
+        "--mount", help="Mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...].")] = None,
+    tmpfs: Annotated[list[str] | None, typer.Option("--tmpfs", help="Mount a tmpfs PATH[:OPTIONS].")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name the container.")] = None,
-    network: Annotated[str, typer.Option("--network", help="none, host or bridge.")] = "default",
+    network: Annotated[str, typer.Option("--network", help="none, host, bridge or a network's name.")] = "default",
+    network_alias: Annotated[list[str] | None, typer.Option("--network-alias",
+                                                            help="A network-scoped alias.")] = None,
+    ip: Annotated[str | None, typer.Option("--ip", help="IPv4 address on the network.")] = None,
+    publish: Annotated[list[str] | None, typer.Option(
+        "-p", "--publish", help="Publish [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO], ports or ranges.")] = None,
+    publish_all: Annotated[bool, typer.Option("-P", "--publish-all",
+                                              help="Publish every exposed port on a random port.")] = False,
+    expose: Annotated[list[str] | None, typer.Option("--expose", help="Expose a port or a range.")] = None,
     entrypoint: Annotated[str | None, typer.Option("--entrypoint", help="Override the image's entrypoint.")] = None,
     workdir: Annotated[str | None, typer.Option("-w", "--workdir", help="Working directory inside.")] = None,
     user: Annotated[str | None, typer.Option("-u", "--user", help="USER[:GROUP] to run as.")] = None,
     label: Annotated[list[str] | None, typer.Option("-l", "--label", help="Set a label KEY=VALUE.")] = None,
     init: Annotated[bool, typer.Option("--init", help="Run an init that forwards signals and reaps.")] = False,
-    memory: Annotated[int | None, typer.Option("-m", "--memory", parser=_bytes, metavar="BYTES",
+    memory: Annotated[int | None, typer.Option("-m", "--memory", parser=runopts.ram_in_bytes, metavar="BYTES",
                                                help="Memory limit (512m, 1g).")] = None,
     cpus: Annotated[float | None, typer.Option("--cpus", help="Number of CPUs.")] = None,
 ) -> None:
@@ -152,16 +152,29 @@ def run(
         raise CLIError("the input device is not a TTY")
     attach = not detach
     rows, cols = terminal_size() if tty and sys.stdout.isatty() else (0, 0)
+    binds, anonymous = runopts.volumes(volume or [])
+    exposed, bindings = runopts.ports(publish or [], expose or [])
+    # As the docker CLI: an endpoint config for the network only when there is something to say.
+    endpoint: dict[str, Any] = {}
+    if network_alias:
+        endpoint["Aliases"] = network_alias
+    if ip:
+        endpoint["IPAMConfig"] = {"IPv4Address": ip}
     body: dict[str, Any] = {
         "Image": image, "Cmd": command or None, "Tty": tty, "OpenStdin": interactive,
         "StdinOnce": interactive and attach, "AttachStdin": interactive and attach,
         "AttachStdout": attach, "AttachStderr": attach, "Env": _env(env), "User": user or "",
-        "WorkingDir": workdir or "", "Labels": _labels(label),
+        "WorkingDir": workdir or "", "Labels": key_values(label),
         "Entrypoint": None if entrypoint is None else [entrypoint],
+        "ExposedPorts": exposed or None, "Volumes": anonymous or None,
         "HostConfig": {
-            "Binds": volume or None, "NetworkMode": network, "AutoRemove": rm, "Init": True if init else None,
-            "Memory": memory or 0, "NanoCpus": int(cpus * 1e9) if cpus else 0, "ConsoleSize": [rows, cols],
+            "Binds": binds or None, "Mounts": [runopts.mount(m) for m in mount or []] or None,
+            "Tmpfs": runopts.tmpfs(tmpfs or []) or None, "NetworkMode": network,
+            "PortBindings": bindings or None, "PublishAllPorts": publish_all, "AutoRemove": rm,
+            "Init": True if init else None, "Memory": memory or 0, "NanoCpus": int(cpus * 1e9) if cpus else 0,
+            "ConsoleSize": [rows, cols],
         },
+        "NetworkingConfig": {"EndpointsConfig": {network: endpoint}} if endpoint else None,
     }
     e = engine()
     with _failing_with(_RUN_FAILED):
@@ -174,6 +187,42 @@ def run(
     raise SystemExit(code)
 
 
+def _join_host_port(host: str, port: object) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _displayable_ports(ports: list[dict[str, Any]]) -> str:
+    """docker ps's PORTS: consecutive ports on the same address and protocol are grouped (80-81/tcp,
+    0.0.0.0:80-81->80-81/tcp when published on the same numbers), other published ports follow one by one."""
+    groups: dict[str, list[int]] = {}  # "[ip/]proto" → [first, last], in the order first seen
+    result, mappings = [], []
+
+    def group(key: str, first: int, last: int) -> str:
+        ip, _, proto = key.rpartition("/")
+        numbers = str(first) if first == last else f"{first}-{last}"
+        return f"{ip}:{numbers}->{numbers}/{proto}" if ip else f"{numbers}/{proto}"
+
+    for p in sorted(ports, key=lambda p: (p.get("PrivatePort", 0), p.get("IP", ""), p.get("PublicPort", 0),
+                                          p.get("Type", ""))):
+        private, ip, proto = p.get("PrivatePort", 0), p.get("IP", ""), p.get("Type", "")
+        key = proto
+        if ip:
+            if p.get("PublicPort", 0) != private:
+                mappings.append(f"{_join_host_port(ip, p.get('PublicPort', 0))}->{private}/{proto}")
+                continue
+            key = f"{ip}/{proto}"
+        span = groups.get(key)
+        if span is None:
+            groups[key] = [private, private]
+        elif private == span[1] + 1:
+            span[1] = private
+        else:
+            result.append(group(key, *span))
+            groups[key] = [private, private]
+    result += [group(key, *span) for key, span in groups.items()]
+    return ", ".join(result + mappings)
+
+
 def _ps_fields(c: dict[str, Any], trunc: bool) -> dict[str, str]:
     command = c.get("Command") or ""
     if trunc and len(command) > 20:
@@ -181,18 +230,11 @@ def _ps_fields(c: dict[str, Any], trunc: bool) -> dict[str, str]:
     image = c.get("Image") or ""
     if image.startswith("sha256:"):
         image = image.removeprefix("sha256:")[:12]
-    ports = []
-    for p in c.get("Ports") or []:
-        if p.get("PublicPort"):
-            ip = p.get("IP", "")
-            ports.append(f"{f'[{ip}]' if ':' in ip else ip}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
-        else:
-            ports.append(f"{p['PrivatePort']}/{p['Type']}")
     fields = {
         "ID": c["Id"][:12] if trunc else c["Id"], "Image": image,
         "Command": json.dumps(command, ensure_ascii=False), "CreatedAt": local_time(c.get("Created", 0)),
-        "RunningFor": ago(c.get("Created", 0)), "Ports": ", ".join(ports), "State": c.get("State", ""),
-        "Status": c.get("Status", ""),
+        "RunningFor": ago(c.get("Created", 0)), "Ports": _displayable_ports(c.get("Ports") or []),
+        "State": c.get("State", ""), "Status": c.get("Status", ""),
         # Names with a second slash are legacy links to other containers.
         "Names": ",".join(n[1:] for n in c.get("Names") or [] if "/" not in n[1:]),
         "Labels": ",".join(f"{k}={v}" for k, v in (c.get("Labels") or {}).items()),
@@ -377,3 +419,27 @@ def top(
     lines = ["\t".join(result.get("Titles") or [])]
     lines += ["\t".join(row) for row in result.get("Processes") or []]
     print(tabulate(lines, min_width=20), end="")
+
+
+@app.command()
+def port(
+    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    private_port: Annotated[str | None, typer.Argument(metavar="PRIVATE_PORT[/PROTO]")] = None,
+) -> None:
+    """List port mappings or a specific mapping for the container."""
+    info = engine().get(f"/containers/{path_quote(container)}/json")
+    published = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    if private_port is not None:
+        number, _, proto = private_port.partition("/")
+        try:
+            runopts.parse_uint(number, 0xFFFF)
+        except ValueError:
+            raise CLIError(f"Error: invalid port ({number})") from None
+        key = f"{number}/{proto or 'tcp'}"
+        if published.get(key) is None:
+            raise CLIError(f"Error: No public port '{private_port}' published for {container}")
+        lines = [_join_host_port(b.get("HostIp", ""), b.get("HostPort", "")) for b in published[key]]
+    else:
+        lines = [f"{p} -> {_join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}"
+                 for p, found in published.items() for b in found or []]
+    print("".join(line + "\n" for line in sorted(lines, key=natural_key)), end="")

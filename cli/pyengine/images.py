@@ -1,5 +1,5 @@
 """Image commands: pull, images, rmi."""
-from __future__ import annotations
+# No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
 import json
 import sys

@@ -1,7 +1,6 @@
 """Daemon-wide commands: version, info, system df, events, inspect."""
-from __future__ import annotations
+# No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
-import json
 import platform
 import sys
 from typing import Annotated, Any
@@ -9,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.pyengine.api import API_VERSION, CLIError, DaemonError, path_quote
-from cli.pyengine.app import app, engine, system_app
+from cli.pyengine.app import app, engine, inspect_each, system_app
 from cli.pyengine.formatting import Template, filters, rfc3339_nano, tabulate, timestamp
 from engine.humanize import binary_size, human_size
 
@@ -156,7 +155,9 @@ def events(
         print(f"{line} ({attributes})" if attributes else line, flush=True)
 
 
-_INSPECT_PATHS = {"container": "/containers/{}/json", "image": "/images/{}/json"}
+# In docker's order for a name of no given type.
+_INSPECT_PATHS = {"container": "/containers/{}/json", "image": "/images/{}/json", "network": "/networks/{}",
+                  "volume": "/volumes/{}"}
 
 
 def _inspect_one(name: str, kind: str | None) -> Any:
@@ -176,23 +177,9 @@ def _inspect_one(name: str, kind: str | None) -> Any:
 def inspect(
     names: Annotated[list[str], typer.Argument(metavar="NAME|ID")],
     format_: Annotated[str | None, typer.Option("-f", "--format", help=_FORMAT_HELP)] = None,
-    type_: Annotated[str | None, typer.Option("--type", help="container or image.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="container, image, network or volume.")] = None,
 ) -> None:
-    """Return low-level information on containers or images."""
+    """Return low-level information on containers, images, networks or volumes."""
     if type_ is not None and type_ not in _INSPECT_PATHS:
         raise CLIError(f'"{type_}" is not a valid value for --type', 125)
-    found, failed = [], False
-    for name in names:
-        try:
-            found.append(_inspect_one(name, type_))
-        except CLIError as e:
-            print(e.message, file=sys.stderr)
-            failed = True
-    if format_:
-        template = Template(format_)
-        for obj in found:
-            print(template.render(obj))
-    else:
-        print(json.dumps(found, indent=4, ensure_ascii=False))
-    if failed:
-        raise SystemExit(1)
+    inspect_each(names, lambda name: _inspect_one(name, type_), format_)

@@ -401,6 +401,8 @@ def inspect_mounts(host_config: dict[str, Any], volumes: list[dict[str, Any]],
             "Driver": "local", "Mode": "ro" if v["read_only"] else "z", "RW": not v["read_only"],
             "Propagation": ""} for v in volumes]
     for b in host_config.get("Binds") or []:
+        if not b.startswith("/"):
+            continue  # a named volume: listed above
         parts = b.split(":")
         mode = parts[2] if len(parts) == 3 else ""
         out.append({"Type": "bind", "Source": parts[0], "Destination": posixpath.normpath(parts[1]), "Mode": mode,

@@ -55,7 +55,8 @@ def requested(exposed: Iterable[str], bindings: dict[str, Any] | None, publish_a
                     raise InvalidArgument(f"invalid host IP {host_ip!r} for port {key}") from None
             host_port = str(b.get("HostPort") or "")
             host_first, host_count = _range(host_port, f"{host_port}:{key}") if host_port else (0, count)
-            if host_port and host_count not in (count, 1):
+            # Equal ranges map port to port; one container port takes any free host port of a range.
+            if host_port and host_count != count and count != 1:
                 raise InvalidArgument(f"invalid port range: {host_port}:{key}: the ranges differ in size")
             out.append({"ip": host_ip, "host": host_first, "host_count": host_count, "port": first,
                         "count": count, "proto": proto})

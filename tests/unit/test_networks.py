@@ -127,3 +127,11 @@ def test_etc_files(tmp_path: Path) -> None:
     assert "nameserver 8.8.8.8" in etcfiles.resolv_conf([], host)
     hosts = etcfiles.hosts("web", "", ["172.18.0.2"])
     assert hosts.startswith("127.0.0.1\tlocalhost\n") and hosts.endswith("172.18.0.2\tweb\n")
+
+
+def test_one_container_port_takes_a_free_port_of_a_host_range() -> None:
+    wanted = requested([], {"81/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18130-18135"}]}, publish_all=False)
+    t = PortTable()
+    first = t.allocate("c1", wanted, str)[0]
+    second = t.allocate("c2", wanted, str)[0]
+    assert 18130 <= first.host_port <= 18135 and second.host_port != first.host_port

@@ -1,6 +1,8 @@
 """/networks: create, list, inspect, remove, prune, connect and disconnect (docker network ...)."""
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from aiohttp import web
@@ -107,9 +109,15 @@ def register(r: Router, b: Backend) -> None:
 
     async def prune(request: web.Request) -> web.Response:
         f = filters(request.query)
+        unknown = set(f) - {"label", "label!", "until"}
+        if unknown:
+            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+        until = min((_until(v) for v in f.get("until", [])), default=None)
         removed = []
         for n in svc.list():
-            if n.builtin or svc.in_use(n) or not all(_label(spec, n.labels) for spec in f.get("label", [])):
+            if (n.builtin or svc.in_use(n) or not all(_label(spec, n.labels) for spec in f.get("label", []))
+                    or any(_label(spec, n.labels) for spec in f.get("label!", []))
+                    or (until is not None and n.created >= until)):
                 continue
             await svc.remove(n.id)
             event("destroy", n)
@@ -138,6 +146,18 @@ def register(r: Router, b: Backend) -> None:
     r.add("DELETE", "/networks/{id}", remove)
     r.add("POST", "/networks/{id}/connect", connect)
     r.add("POST", "/networks/{id}/disconnect", disconnect)
+
+
+def _until(value: str) -> float:
+    """A prune `until`: Unix seconds, or a Go duration before now ("240h", "30m", "10s")."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(h|m|s)", value)
+    if m is None:
+        raise InvalidArgument(f"invalid filter 'until={value}'")
+    return time.time() - float(m.group(1)) * {"h": 3600, "m": 60, "s": 1}[m.group(2)]
 
 
 def _label(spec: str, labels: dict[str, str]) -> bool:
