@@ -146,6 +146,20 @@ def run(
     memory: Annotated[int | None, typer.Option("-m", "--memory", parser=runopts.ram_in_bytes, metavar="BYTES",
                                                help="Memory limit (512m, 1g).")] = None,
     cpus: Annotated[float | None, typer.Option("--cpus", help="Number of CPUs.")] = None,
+    restart: Annotated[str | None, typer.Option(
+        "--restart", help="Restart policy: no, always, unless-stopped, on-failure[:N].")] = None,
+    health_cmd: Annotated[str | None, typer.Option("--health-cmd", help="Command to check health.")] = None,
+    health_interval: Annotated[str | None, typer.Option("--health-interval", help="Time between checks.")] = None,
+    health_timeout: Annotated[str | None, typer.Option("--health-timeout", help="A check's time limit.")] = None,
+    health_retries: Annotated[int | None, typer.Option(
+        "--health-retries", help="Consecutive failures that make it unhealthy.")] = None,
+    health_start_period: Annotated[str | None, typer.Option(
+        "--health-start-period", help="Start-up time when failures do not count.")] = None,
+    health_start_interval: Annotated[str | None, typer.Option(
+        "--health-start-interval", help="Time between checks during the start period.")] = None,
+    no_healthcheck: Annotated[bool, typer.Option("--no-healthcheck", help="Disable the image's healthcheck.")] = False,
+    health_on_failure: Annotated[str | None, typer.Option(
+        "--health-on-failure", help="none, kill, stop or restart when the container turns unhealthy.")] = None,
 ) -> None:
     """Create and run a container from an image."""
     if tty and interactive and not detach and not sys.stdin.isatty():
@@ -160,11 +174,17 @@ def run(
         endpoint["Aliases"] = network_alias
     if ip:
         endpoint["IPAMConfig"] = {"IPv4Address": ip}
+    labels = key_values(label)
+    if health_on_failure is not None:
+        # The engine reads the action from this label (the API has no field for it).
+        labels["io.pyengine.health-on-failure"] = health_on_failure
+    healthcheck = _healthcheck(health_cmd, health_interval, health_timeout, health_retries, health_start_period,
+                               health_start_interval, no_healthcheck)
     body: dict[str, Any] = {
         "Image": image, "Cmd": command or None, "Tty": tty, "OpenStdin": interactive,
         "StdinOnce": interactive and attach, "AttachStdin": interactive and attach,
         "AttachStdout": attach, "AttachStderr": attach, "Env": _env(env), "User": user or "",
-        "WorkingDir": workdir or "", "Labels": key_values(label),
+        "WorkingDir": workdir or "", "Labels": labels, "Healthcheck": healthcheck,
         "Entrypoint": None if entrypoint is None else [entrypoint],
         "ExposedPorts": exposed or None, "Volumes": anonymous or None,
         "HostConfig": {
@@ -173,6 +193,7 @@ def run(
             "PortBindings": bindings or None, "PublishAllPorts": publish_all, "AutoRemove": rm,
             "Init": True if init else None, "Memory": memory or 0, "NanoCpus": int(cpus * 1e9) if cpus else 0,
             "ConsoleSize": [rows, cols],
+            "RestartPolicy": runopts.restart_policy(restart) if restart else None,
         },
         "NetworkingConfig": {"EndpointsConfig": {network: endpoint}} if endpoint else None,
     }
@@ -185,6 +206,24 @@ def run(
             return
         code = attach_and_start(e, cid, tty=tty, stdin=interactive, autoremove=rm)
     raise SystemExit(code)
+
+
+def _healthcheck(cmd: str | None, interval: str | None, timeout: str | None, retries: int | None,
+                 start_period: str | None, start_interval: str | None, disabled: bool) -> dict[str, Any] | None:
+    """Config.Healthcheck as the docker CLI builds it from the --health-* flags."""
+    if disabled:
+        if cmd:
+            raise CLIError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    given = any(v is not None for v in (cmd, interval, timeout, retries, start_period, start_interval))
+    if not given:
+        return None
+    return {"Test": ["CMD-SHELL", cmd] if cmd else [],
+            "Interval": runopts.duration_ns(interval) if interval else 0,
+            "Timeout": runopts.duration_ns(timeout) if timeout else 0,
+            "StartPeriod": runopts.duration_ns(start_period) if start_period else 0,
+            "StartInterval": runopts.duration_ns(start_interval) if start_interval else 0,
+            "Retries": retries or 0}
 
 
 def _join_host_port(host: str, port: object) -> str:

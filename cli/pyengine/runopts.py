@@ -223,3 +223,25 @@ def mount(spec: str) -> dict[str, Any]:
 def tmpfs(specs: list[str]) -> dict[str, str]:
     """--tmpfs /path[:options] as HostConfig.Tmpfs."""
     return {path: options for path, _, options in (spec.partition(":") for spec in specs)}
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+            "h": 3_600_000_000_000}
+
+
+def duration_ns(value: str) -> int:
+    """A Go duration ("200ms", "1m30s", "0") in nanoseconds, as the docker CLI sends --health-* times."""
+    if value == "0":
+        return 0
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise CLIError(f'invalid argument "{value}": time: invalid duration "{value}"', USAGE)
+    return int(sum(float(n) * _UNIT_NS[u] for n, u in parts))
+
+
+def restart_policy(value: str) -> dict[str, Any]:
+    name, _, count = value.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure") or (count and name != "on-failure"):
+        raise CLIError(f"invalid restart policy {value!r}", USAGE)
+    return {"Name": name, "MaximumRetryCount": parse_uint(count, 2**31 - 1) if count else 0}

@@ -10,9 +10,12 @@ import json
 import socket
 import statistics
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
+
+import pytest
 
 from tests.fixtures.daemons import EngineDaemon
 from tests.integration import test_engine_restart_policies as policies
@@ -124,3 +127,35 @@ def test_control_plane_stays_fast_while_stops_hang(engine: EngineDaemon) -> None
         for p in stops:
             p.kill()
             p.wait()
+
+
+@pytest.mark.slow
+def test_published_port_serves_through_ten_kills_of_both_daemons(engine: EngineDaemon) -> None:
+    ok(engine, "run", "-d", "--name", "steady", "-p", "127.0.0.1:18301:80", "busybox", "sh", "-c",
+       f"mkdir -p /www && echo {PAGE} > /www/index.html && exec httpd -f -p 80 -h /www")
+    until(lambda: PAGE in fetch("http://127.0.0.1:18301/"))
+    sent, failed, stop = [0], [0], threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            sent[0] += 1
+            try:
+                assert PAGE in fetch("http://127.0.0.1:18301/")
+            except (OSError, AssertionError):
+                failed[0] += 1
+            time.sleep(0.05)  # 20 requests a second
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    try:
+        for _ in range(10):
+            engine.kill9()
+            engine.runtime.kill9()
+            time.sleep(0.3)
+            engine.runtime.start()
+            engine.start()
+    finally:
+        stop.set()
+        t.join(10)
+    assert sent[0] > 50 and failed[0] == 0, f"{failed[0]} of {sent[0]} requests failed"
+    assert inspect(engine, "steady")["State"]["Running"]
