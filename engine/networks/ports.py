@@ -60,10 +60,10 @@ def requested(exposed: Iterable[str], bindings: dict[str, Any] | None, publish_a
                 raise InvalidArgument(f"invalid port range: {host_port}:{key}: the ranges differ in size")
             out.append({"ip": host_ip, "host": host_first, "host_count": host_count, "port": first,
                         "count": count, "proto": proto})
+    exposed_ranges = [_port_proto(key) for key in exposed]  # checked even when not published
     if publish_all:
         bound = {(e["port"], e["proto"]) for e in out}
-        for key in exposed:
-            first, count, proto = _port_proto(key)
+        for first, count, proto in exposed_ranges:
             for p in range(first, first + count):
                 if (p, proto) not in bound:
                     out.append({"ip": "", "host": 0, "host_count": 1, "port": p, "count": 1, "proto": proto})

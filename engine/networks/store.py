@@ -31,12 +31,13 @@ class NetworkStore:
         self._file = RecordFile(path, _SCHEMA, "networks")
         self._by_id: dict[str, Network] = {}
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
+        self._of_container: dict[str, dict[str, Endpoint]] = {}
         for (doc,) in self._file.rows("SELECT doc FROM networks"):
             n = Network.model_validate_json(doc)
             self._by_id[n.id] = n
         for (doc,) in self._file.rows("SELECT doc FROM endpoints"):
             e = Endpoint.model_validate_json(doc)
-            self._endpoints[(e.network_id, e.container_id)] = e
+            self._put(e)
         self._sandboxes: dict[str, Sandbox] = {}
         for (doc,) in self._file.rows("SELECT doc FROM sandboxes"):
             sb = Sandbox.model_validate_json(doc)
@@ -76,8 +77,20 @@ class NetworkStore:
 
     # endpoints -----------------------------------------------------------
 
+    def _put(self, e: Endpoint) -> None:
+        self._endpoints[(e.network_id, e.container_id)] = e
+        self._of_container.setdefault(e.container_id, {})[e.network_id] = e
+
+    def _drop(self, e: Endpoint) -> None:
+        self._endpoints.pop((e.network_id, e.container_id), None)
+        mine = self._of_container.get(e.container_id, {})
+        mine.pop(e.network_id, None)
+        if not mine:
+            self._of_container.pop(e.container_id, None)
+
     def endpoints_of(self, container_id: str) -> list[Endpoint]:
-        return [e for (_, cid), e in self._endpoints.items() if cid == container_id]
+        # Indexed by container: `docker ps` asks this of every container on every call.
+        return list(self._of_container.get(container_id, {}).values())
 
     def endpoints_on(self, network_id: str) -> list[Endpoint]:
         return [e for (nid, _), e in self._endpoints.items() if nid == network_id]
@@ -86,12 +99,12 @@ class NetworkStore:
         return self._endpoints.get((network_id, container_id))
 
     async def save_endpoint(self, e: Endpoint) -> None:
-        self._endpoints[(e.network_id, e.container_id)] = e
+        self._put(e)
         await self._file.write(("INSERT OR REPLACE INTO endpoints (network_id, container_id, doc) VALUES (?, ?, ?)",
                                 (e.network_id, e.container_id, e.model_dump_json())))
 
     async def delete_endpoint(self, e: Endpoint) -> None:
-        self._endpoints.pop((e.network_id, e.container_id), None)
+        self._drop(e)
         await self._file.write(("DELETE FROM endpoints WHERE network_id=? AND container_id=?",
                                 (e.network_id, e.container_id)))
 
@@ -107,7 +120,7 @@ class NetworkStore:
         """The sandbox with its endpoints' addresses and interfaces, in one transaction."""
         self._sandboxes[sb.container_id] = sb
         for e in endpoints:
-            self._endpoints[(e.network_id, e.container_id)] = e
+            self._put(e)
         await self._file.write(
             ("INSERT OR REPLACE INTO sandboxes (container_id, doc) VALUES (?, ?)", (sb.container_id,
                                                                                 sb.model_dump_json())),
@@ -117,7 +130,7 @@ class NetworkStore:
     async def delete_sandbox(self, container_id: str, endpoints: list[Endpoint]) -> None:
         self._sandboxes.pop(container_id, None)
         for e in endpoints:
-            self._endpoints[(e.network_id, e.container_id)] = e
+            self._put(e)
         await self._file.write(
             ("DELETE FROM sandboxes WHERE container_id=?", (container_id,)),
             *(("INSERT OR REPLACE INTO endpoints (network_id, container_id, doc) VALUES (?, ?, ?)",

@@ -262,6 +262,8 @@ def _inspect(b: Backend, c: Container) -> dict[str, Any]:
 
 def container_summary(b: Backend, c: Container) -> dict[str, Any]:
     networks = b.networks.settings(c.id, _network(c), [])["Networks"]
+    published = b.networks.published(c.id)
+    bound = {f"{p['PrivatePort']}/{p['Type']}" for p in published}
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -269,9 +271,8 @@ def container_summary(b: Backend, c: Container) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": " ".join([c.path, *c.args]),
         "Created": int(c.created),
-        "Ports": b.networks.published(c.id) + [
-            {"PrivatePort": int(p.split("/")[0]), "Type": p.split("/")[1]} for p in _exposed(c)
-            if not any(f"{x['PrivatePort']}/{x['Type']}" == p for x in b.networks.published(c.id))],
+        "Ports": published + [{"PrivatePort": port, "Type": proto} for port, proto in _exposed_ports(c)
+                              if f"{port}/{proto}" not in bound],
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status.value,
         "Status": c.state.text() + _health_suffix(c),
