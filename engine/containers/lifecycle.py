@@ -256,16 +256,32 @@ class ContainerService:
         tty = bool(c.config.get("Tty"))
         for v in c.volumes:
             await self._volumes.prepare(v["name"])
-        await self._networks.start(c.id, hostname=c.config.get("Hostname") or c.id[:12],
-                                   domainname=c.config.get("Domainname") or "",
-                                   exposed=list(c.config.get("ExposedPorts") or {}),
-                                   port_bindings=c.host_config.get("PortBindings"),
-                                   publish_all=bool(c.host_config.get("PublishAllPorts")))
+        # netavark wires the namespace while the runtime creates the task that joins it.
+        netns_ready = asyncio.Event()
+        wiring = asyncio.ensure_future(self._networks.start(
+            c.id, hostname=c.config.get("Hostname") or c.id[:12], domainname=c.config.get("Domainname") or "",
+            exposed=list(c.config.get("ExposedPorts") or {}), port_bindings=c.host_config.get("PortBindings"),
+            publish_all=bool(c.host_config.get("PublishAllPorts")), netns_ready=netns_ready))
+        waiter = asyncio.ensure_future(netns_ready.wait())
+        await asyncio.wait({wiring, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if wiring.done() and wiring.exception() is not None:
+            await wiring  # the namespace itself could not be made: nothing was created
         try:
             task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")))
         except rt.RuntimeError_ as e:
+            wired = (await asyncio.gather(wiring, return_exceptions=True))[0]
             await self._networks.stop(c.id)
+            if isinstance(wired, BaseException):
+                raise wired from None  # the network failed first; the task only lost its namespace
             await self._start_failed(c, live, e)
+            raise
+        try:
+            await wiring
+        except BaseException:
+            with contextlib.suppress(rt.RuntimeError_):
+                await self._rt.delete_task(c.id, force=True)
+            await self._networks.stop(c.id)
             raise
         try:
             io = await self._rt.task_io(c.id)

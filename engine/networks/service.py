@@ -275,18 +275,32 @@ class NetworkService:
                  "options": ["rbind", "rw"]} for name in ("hosts", "resolv.conf")]
 
     async def start(self, cid: str, *, hostname: str, domainname: str, exposed: Iterable[str],
-                    port_bindings: dict[str, Any] | None, publish_all: bool) -> None:
-        """Before the task is created: namespace, addresses, interfaces, ports, /etc files."""
+                    port_bindings: dict[str, Any] | None, publish_all: bool,
+                    netns_ready: asyncio.Event | None = None) -> None:
+        """Namespace, addresses, interfaces, ports, /etc files: all before the process runs.
+
+        `netns_ready` is set as soon as the namespace file exists: the runtime may create the task
+        (which joins it) while the interfaces are still being wired.
+        """
         endpoints = self.store.endpoints_of(cid)
         if not endpoints:
+            if netns_ready is not None:
+                netns_ready.set()
             return
         wanted = requested(exposed, port_bindings, publish_all)
         async with self._lock:
             await self._stop_locked(cid)
-            netns = await self.netns.create(cid)
-            sb = Sandbox(container_id=cid, netns=netns)
+            # Ports first: a port conflict is refused before anything exists.
+            ports = self.ports.allocate(cid, wanted, self.container_name)
             try:
-                sb.ports = self.ports.allocate(cid, wanted, self.container_name)
+                netns = await self.netns.create(cid)
+            except BaseException:
+                self.ports.release(cid)
+                raise
+            if netns_ready is not None:
+                netns_ready.set()
+            sb = Sandbox(container_id=cid, netns=netns, ports=ports)
+            try:
                 await self._wire(sb, endpoints, hostname, domainname, ports=True)
             except BaseException:
                 await self._stop_locked(cid, sb)

@@ -37,6 +37,14 @@ def fetch(url: str) -> str:
         return r.read().decode()
 
 
+def serving(url: str) -> bool:
+    """Whether httpd answers yet (it may still be starting: connection refused)."""
+    try:
+        return PAGE in fetch(url)
+    except OSError:
+        return False
+
+
 def inspect(engine: EngineDaemon, name: str) -> dict:
     return json.loads(ok(engine, "inspect", name))[0]
 
@@ -47,7 +55,7 @@ def test_kill_9_of_both_daemons(engine: EngineDaemon) -> None:
     ok(engine, "run", "-d", "--network", "none", "--name", "ticker", "busybox", "sh", "-c",
        "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done")
     ok(engine, "run", "-d", "--network", "none", "--name", "short", "busybox", "sh", "-c", "sleep 2; exit 7")
-    until(lambda: PAGE in fetch("http://127.0.0.1:18300/"))
+    until(lambda: serving("http://127.0.0.1:18300/"))
     down_at = time.time()
     engine.kill9()
     engine.runtime.kill9()
@@ -133,7 +141,7 @@ def test_control_plane_stays_fast_while_stops_hang(engine: EngineDaemon) -> None
 def test_published_port_serves_through_ten_kills_of_both_daemons(engine: EngineDaemon) -> None:
     ok(engine, "run", "-d", "--name", "steady", "-p", "127.0.0.1:18301:80", "busybox", "sh", "-c",
        f"mkdir -p /www && echo {PAGE} > /www/index.html && exec httpd -f -p 80 -h /www")
-    until(lambda: PAGE in fetch("http://127.0.0.1:18301/"))
+    until(lambda: serving("http://127.0.0.1:18301/"))
     sent, failed, stop = [0], [0], threading.Event()
 
     def load() -> None:

@@ -60,8 +60,9 @@ def test_always_backs_off_and_stop_is_respected(engine: EngineDaemon) -> None:
                 "--filter", "event=start", "--format", "{{.TimeNano}}").split()
     starts = [int(t) / 1e9 for t in events]
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    # 100 ms, 200 ms, 400 ms, ... between runs that each last far less than 10 s.
-    assert len(gaps) >= 4 and gaps[3] > gaps[0] * 3, gaps
+    # Delays of 100, 200, 400, 800 ms between runs that each last far less than 10 s; each gap also holds a
+    # start, whose cost varies with the machine's load, so only the growth of the delay is checked.
+    assert len(gaps) >= 4 and gaps[3] - gaps[0] > 0.45, gaps
     ok(engine, "stop", "-t", "1", "loop")
     count = state(engine, "loop")["RestartCount"]
     time.sleep(2)
