@@ -10,6 +10,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,3 +122,16 @@ class PtyProcess:
         _, status = os.waitpid(self.pid, 0)
         os.close(self.fd)
         return os.waitstatus_to_exitcode(status)
+
+
+def fetch(url: str, timeout: float = 10) -> str:
+    """GET `url` from the host, retrying while nothing listens yet (a server still starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

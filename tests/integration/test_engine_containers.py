@@ -29,9 +29,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[Engin
 @pytest.fixture(autouse=True)
 def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
     yield
-    ids = cli(engine, "ps", "-aq").stdout.split()
-    if ids:
-        cli(engine, "rm", "-f", *ids)
+    engine.reset()
 
 
 def cli(engine: EngineDaemon, *args: str, input: str | None = None,

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from tests.fixtures.daemons import EngineDaemon, mirrored_engine
+from tests.integration.helpers import fetch
 from tests.integration.test_engine_containers import cli, ok
 
 pytestmark = pytest.mark.skipif(subprocess.run(["sh", "-c", "test -x /usr/lib/podman/netavark"]).returncode != 0,
@@ -32,29 +31,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[Engin
 @pytest.fixture(autouse=True)
 def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
     yield
-    ids = cli(engine, "ps", "-aq").stdout.split()
-    if ids:
-        cli(engine, "rm", "-f", *ids)
-    for name in cli(engine, "network", "ls", "-q", "--filter", "type=custom").stdout.split():
-        cli(engine, "network", "rm", name)
+    engine.reset()
 
 
 def httpd(engine: EngineDaemon, *args: str) -> str:
     """A detached busybox httpd serving PAGE on port 80."""
     return ok(engine, "run", "-d", *args, "busybox", "sh", "-c",
               f"mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www").strip()
-
-
-def fetch(url: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def inspect(engine: EngineDaemon, ref: str) -> dict:
@@ -139,27 +122,30 @@ def test_bad_input(engine: EngineDaemon) -> None:
     assert builtin.returncode != 0 and "pre-defined" in builtin.stderr
 
 
-def _counts() -> tuple[int, int, int, int]:
+def _counts(engine: EngineDaemon) -> tuple[int, int, int, int, int]:
+    """What this engine has made on the host (other engines may run beside it): veths on its bridges,
+    mounts and namespace files under its roots, firewall rules for its subnet and port, addresses in use."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    veths = sum(1 for line in links.splitlines() if "veth" in line)
-    mounts = open("/proc/mounts").read().count("\n")
-    rules = len(nat_rules().splitlines()) + len(subprocess.run(["iptables", "-S"], capture_output=True,
-                                                               text=True).stdout.splitlines())
-    netns = sum(1 for line in open("/proc/mounts") if "nsfs" in line)
-    return veths, mounts, rules, netns
+    veths = sum(1 for line in links.splitlines() if "master pe-cyc0" in line or f"master {engine.bridge}" in line)
+    ours = [line for line in open("/proc/mounts") if engine.runtime.base in line]
+    rules = nat_rules() + subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+    firewall = sum(1 for line in rules.splitlines() if "10.234.0.0/24" in line or "18181" in line)
+    addresses = len(json.loads(ok(engine, "network", "inspect", "cyc"))[0]["Containers"])
+    return veths, len(ours), sum(1 for line in ours if "nsfs" in line), firewall, addresses
 
 
 @pytest.mark.slow
 def test_cycles_leave_nothing_behind(engine: EngineDaemon) -> None:
-    ok(engine, "network", "create", "cyc")
-    ok(engine, "run", "--rm", "--network", "cyc", "busybox", "true")  # the bridge and its base rules exist now
+    ok(engine, "network", "create", "--subnet", "10.234.0.0/24", "-o", "com.docker.network.bridge.name=pe-cyc0",
+       "cyc")
+    ok(engine, "run", "--rm", "--network", "cyc", "busybox", "true")
     ok(engine, "run", "--rm", "-p", "127.0.0.1:18181:80", "busybox", "true")
-    before = _counts()
+    before = _counts(engine)
     for i in range(50):
         ok(engine, "run", "-d", "--name", f"cy{i}", "--network", "cyc", "-p", "127.0.0.1:18181:80", "-v",
            f"cyvol{i % 3}:/data", "busybox", "sleep", "100")
         ok(engine, "rm", "-f", f"cy{i}")
-    assert _counts() == before
+    assert _counts(engine) == before == (0, before[1], 0, 0, 0)
     ok(engine, "volume", "rm", "cyvol0", "cyvol1", "cyvol2")
 
 

@@ -7,22 +7,18 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.fixtures.daemons import EngineDaemon, mirrored_engine
+from tests.fixtures.daemons import EngineDaemon
+from tests.integration import test_engine_containers as containers
 from tests.integration.test_engine_containers import cli, ok
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[EngineDaemon]:
-    with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host) as e:
-        yield e
+engine = containers.engine
 
 
 @pytest.fixture(autouse=True)
 def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
     yield
-    ids = cli(engine, "ps", "-aq").stdout.split()
-    if ids:
-        cli(engine, "rm", "-f", *ids)
+    engine.reset()
 
 
 def state(engine: EngineDaemon, name: str) -> dict:

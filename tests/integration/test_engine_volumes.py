@@ -18,12 +18,7 @@ engine = containers.engine
 @pytest.fixture(autouse=True)
 def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
     yield
-    ids = cli(engine, "ps", "-aq").stdout.split()
-    if ids:
-        cli(engine, "rm", "-f", *ids)
-    names = cli(engine, "volume", "ls", "-q").stdout.split()
-    if names:
-        cli(engine, "volume", "rm", "-f", *names)
+    engine.reset()
 
 
 def run(engine: EngineDaemon, *args: str) -> str:

@@ -46,9 +46,7 @@ def ok(engine: EngineDaemon, *args: str, input: str | None = None) -> str:
 @pytest.fixture(autouse=True)
 def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
     yield
-    ids = cli(engine, "ps", "-aq").stdout.split()
-    if ids:
-        cli(engine, "rm", "-f", *ids)
+    engine.reset()
 
 
 def on_terminal(engine: EngineDaemon, *args: str) -> PtyProcess:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from tests.fixtures.daemons import EngineDaemon
 from tests.integration import test_pyengine_cli as base
+from tests.integration.helpers import fetch
 from tests.integration.test_pyengine_cli import cli, ok
 
 engine = base.engine
@@ -29,31 +28,11 @@ HTTPD = "mkdir -p /www && echo hi > /www/index.html && exec httpd -f -p 80 -h /w
 @pytest.fixture(autouse=True)
 def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
     yield
-    ids = cli(engine, "ps", "-aq").stdout.split()
-    if ids:
-        cli(engine, "rm", "-f", "-v", *ids)
-    networks = cli(engine, "network", "ls", "-q", "--filter", "type=custom").stdout.split()
-    if networks:
-        cli(engine, "network", "rm", *networks)
-    volumes = cli(engine, "volume", "ls", "-q").stdout.split()
-    if volumes:
-        cli(engine, "volume", "rm", "-f", *volumes)
+    engine.reset()
 
 
 def inspect(engine: EngineDaemon, ref: str) -> dict:
     return json.loads(ok(engine, "inspect", ref))[0]
-
-
-def fetch(url: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 # networks --------------------------------------------------------------------
