@@ -23,12 +23,16 @@ from runtime.metadata.content import ContentService
 from runtime.metadata.images import Image, ImageStore
 from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import mounted
-from runtime.namespaces import require_namespace
+from runtime.namespaces import require_namespace, reset_namespace, set_namespace
 from runtime.reference import parse as parse_reference
 from runtime.rootfs.copyup import copy_up
+from runtime.snapshots.snapshotter import Kind
 from runtime.tasks.spec import LIMITS, ResourceOptions, SpecOptions, generate, linux_resources
 
 log = logging.getLogger("runtime.containers")
+
+# On a container's rw snapshot: whose it is, so one left by an interrupted create can be told apart.
+OWNER_LABEL = "io.pyengine.container"
 
 
 class ContainerCreate(BaseModel):
@@ -60,6 +64,26 @@ class ContainerService:
         self._default_snapshotter = default_snapshotter
         self._runtimes = runtimes
 
+    async def remove_orphaned_snapshots(self) -> None:
+        """At start: a runtime killed between preparing a container's rw snapshot and recording the container
+        (or in the middle of removing it) leaves a snapshot no container owns. Active snapshots are GC roots,
+        so nothing else would ever remove it."""
+        for service in self._snapshots.values():
+            for info in await service.backend.walk():
+                owner = info.labels.get(OWNER_LABEL)
+                if info.kind != Kind.ACTIVE or owner is None or "/" not in info.key:
+                    continue
+                ns, key = info.key.split("/", 1)
+                token = set_namespace(ns)
+                try:
+                    try:
+                        await self.store.get(owner)
+                    except NotFound:
+                        await service.remove(key)
+                        log.warning("removed snapshot=%s namespace=%s of a container never recorded", key, ns)
+                finally:
+                    reset_namespace(token)
+
     async def create(self, req: ContainerCreate) -> Container:
         ns = require_namespace()
         validate_id(req.id)
@@ -82,7 +106,7 @@ class ContainerService:
         if rootfs.chain_id is not None and not await service.exists(rootfs.chain_id):
             raise FailedPrecondition(f"image {req.image} is not unpacked for snapshotter {snapshotter}")
         try:
-            mounts = await service.prepare(req.id, rootfs.chain_id, {"io.pyengine.container": req.id})
+            mounts = await service.prepare(req.id, rootfs.chain_id, {OWNER_LABEL: req.id})
         except AlreadyExists:
             raise AlreadyExists(f"snapshot {req.id} already exists (a container of that id is being created)") from None
         try:

@@ -152,9 +152,11 @@ def register_all(registry: Registry, cfg: Config) -> None:
         m: Metadata = ctx.get(METADATA)
         snaps: dict[str, SnapshotService] = ctx.get(SERVICE, "snapshots")
         default = cfg.default_snapshotter if cfg.default_snapshotter in snaps else next(iter(snaps))
-        return ContainerService(root, cfg.cgroup_root, ContainerStore(m.db, ctx.get(EVENT)),
-                                ctx.get(SERVICE, "images"), ctx.get(CONTENT),
-                                snaps, default, set(ctx.get_all(RUNTIME)))
+        service = ContainerService(root, cfg.cgroup_root, ContainerStore(m.db, ctx.get(EVENT)),
+                                   ctx.get(SERVICE, "images"), ctx.get(CONTENT),
+                                   snaps, default, set(ctx.get_all(RUNTIME)))
+        await service.remove_orphaned_snapshots()
+        return service
 
     async def tasks(ctx: InitContext) -> TaskService:
         service = TaskService(root, Path(cfg.state), ctx.get(SERVICE, "containers").store,

@@ -63,6 +63,14 @@ class ConmonShim:
     async def delete(self, task_id: str, force: bool = False) -> None:
         await self._runc.delete(task_id, force=force)
 
+    async def sweep(self, known: set[str]) -> list[str]:
+        if not os.path.isdir(self._runc_root):
+            return []
+        orphans = [c["id"] for c in await self._runc.list() if c.get("id") not in known]
+        for cid in orphans:
+            await self._runc.delete(cid, force=True)
+        return orphans
+
     async def pause(self, task_id: str) -> None:
         await self._runc.pause(task_id)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, RuntimeError_
 from runtime.events import topics
 from runtime.events.exchange import Exchange
 from runtime.metadata.containers import Container, ContainerStore
@@ -107,6 +107,7 @@ class TaskService:
 
     async def start_watching(self) -> None:
         await self.recover()
+        await self._sweep()
         self._watcher = asyncio.create_task(self._watch(), name="task-exit-watcher")
 
     async def close(self) -> None:
@@ -442,6 +443,16 @@ class TaskService:
             "container_id": t.id, "id": p.id, "pid": p.pid, "exit_status": code, "exited_at": p.exited_at,
         })
         log.info("task=%s process=%s exit_status=%d", t.id, p.id, code)
+
+    async def _sweep(self) -> None:
+        """A runtime killed between `runc create` and recording the task leaves a container nobody owns."""
+        for name, shim in self._shims.items():
+            known = {t.id for t in self._tasks.values() if t.runtime == name}
+            try:
+                for cid in await shim.sweep(known):
+                    log.warning("removed orphaned container=%s of runtime=%s (no task recorded it)", cid, name)
+            except RuntimeError_ as e:
+                log.warning("sweeping runtime=%s failed: %s", name, e.message)
 
     async def recover(self) -> None:
         """Reload every task from disk; exits that happened while we were down are reported now."""
