@@ -4,6 +4,7 @@ data roots back to their size before the loops."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -131,6 +132,8 @@ def test_twenty_kills_leave_nothing_behind(engine: EngineDaemon) -> None:
 
     time.sleep(2)  # the reconciliation of the last restart
     prune_all(engine)
+    bridge = json.loads(docker(engine, "network", "inspect", "bridge").stdout)[0]
+    assert bridge["Containers"] == {}  # no address still allocated
     objects = asyncio.run(runtime_objects(engine.runtime.address))
     assert objects == {"containers": 0, "tasks": 0, "snapshots": 0, "content": 0}, objects
     base = engine.runtime.base

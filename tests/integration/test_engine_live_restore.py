@@ -80,6 +80,13 @@ def test_kill_9_of_both_daemons(engine: EngineDaemon) -> None:
     finally:
         follow.kill()
         follow.wait()
+    attach = subprocess.Popen(["docker", "attach", "--no-stdin", "ticker"], env=engine.env(), stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert attach.stdout.readline().startswith("tick")  # type: ignore[union-attr]
+    finally:
+        attach.kill()
+        attach.wait()
     died = ok(engine, "events", "--since", str(down_at), "--until", str(time.time()), "--filter",
               "container=short", "--filter", "event=die", "--format", "{{.Actor.Attributes.exitCode}}")
     assert died.split() == ["7"]
