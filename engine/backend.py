@@ -1,4 +1,9 @@
-"""What the API handlers share: configuration, the runtime client (in the engine's namespace), state."""
+"""The engine's services, built and wired in one place; the API routers get this bag of them.
+
+No service holds another's whole: each gets the runtime client, the event bus, its store and
+the narrow views it needs of the others (the container records answer who uses a name, a
+volume or an image). Construction order is the dependency order, with no wiring afterwards.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -8,13 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import Config
+from engine.containers.create import Creator
 from engine.containers.execs import ExecService
+from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
-from engine.containers.lifecycle import ContainerService
+from engine.containers.live import Lives
+from engine.containers.manage import Manager
 from engine.containers.monitor import Monitor
+from engine.containers.reconcile import Reconciler
+from engine.containers.run import RunControl
 from engine.containers.store import ContainerStore
+from engine.containers.supervise import Supervisor
 from engine.events import EventBus
-from engine.images.store import ImageService
+from engine.images.store import ImageService, Registries
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
@@ -27,30 +38,41 @@ log = logging.getLogger("engine.backend")
 class Backend:
     config: Config
     runtime: Client
+    host: HostFeatures
+    events: EventBus
+    containers: ContainerStore
+    images: ImageService
+    networks: NetworkService
+    volumes: VolumeService
+    creator: Creator
+    run: RunControl
+    manager: Manager
+    execs: ExecService
+    reconciler: Reconciler
     started: float = field(default_factory=time.time)
-    events: EventBus = field(default_factory=EventBus)
-    images: ImageService = field(init=False)
-    networks: NetworkService = field(init=False)
-    volumes: VolumeService = field(init=False)
-    containers: ContainerService = field(init=False)
-    execs: ExecService = field(init=False)
 
-    def __post_init__(self) -> None:
-        data_root, exec_root = Path(self.config.data_root), Path(self.config.exec_root)
-        self.images = ImageService(self)
-        self.networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
-                                       bridge_interface=self.config.bridge_name, bridge_cidr=self.config.bip)
-        self.volumes = VolumeService(data_root)
-        self.containers = ContainerService(self.runtime, ContainerStore(data_root / "containers.db"),
-                                           Images(self.images), self.events, self.networks, self.volumes)
-        self.networks.container_name = self.containers.name_of
-        self.volumes.users = self.containers.volume_users
-        self.execs = ExecService(self.containers, self.runtime, self.events)
-
-    @property
-    def mirrors(self) -> dict[str, list[str]]:
+    @classmethod
+    def build(cls, config: Config, runtime: Client) -> Backend:
+        data_root, exec_root = Path(config.data_root), Path(config.exec_root)
+        events = EventBus()
+        host = HostFeatures(runtime)
+        store = ContainerStore(data_root / "containers.db")
+        lives = Lives(store)
         # dockerd's registry-mirrors apply to Docker Hub only.
-        return {"docker.io": list(self.config.registry_mirrors)} if self.config.registry_mirrors else {}
+        mirrors = {"docker.io": list(config.registry_mirrors)} if config.registry_mirrors else {}
+        images = ImageService(runtime, events, store, Registries(mirrors, list(config.insecure_registries)))
+        networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
+                                  bridge_interface=config.bridge_name, bridge_cidr=config.bip,
+                                  container_name=store.name_of)
+        volumes = VolumeService(data_root, users=store.volume_users)
+        supervisor = Supervisor(runtime, store, lives, events)
+        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor)
+        return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
+                   networks=networks, volumes=volumes,
+                   creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host),
+                   run=run, manager=Manager(runtime, store, lives, events, host),
+                   execs=ExecService(store, runtime, events),
+                   reconciler=Reconciler(runtime, store, lives, run, supervisor, networks))
 
     async def ensure_namespace(self) -> None:
         """The engine's runtime namespace exists before its first request; the runtime may come up later."""
@@ -66,7 +88,7 @@ class Backend:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def run(self) -> None:
+    async def run_background(self) -> None:
         """The daemon's background work: the namespace first, then the container monitor for good."""
         await self.ensure_namespace()
-        await Monitor(self.containers, self.runtime, self.config.runtime_namespace).run()
+        await Monitor(self.run, self.reconciler, self.runtime, self.config.runtime_namespace).run()

@@ -58,7 +58,7 @@ async def _listen(runner: web.AppRunner, host: str, cfg: config_mod.Config) -> w
 async def serve(cfg: config_mod.Config) -> None:
     Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
-    backend = Backend(config=cfg, runtime=Client(cfg.runtime_address, cfg.runtime_namespace))
+    backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace))
     await backend.networks.ensure_builtin()
     app = build(backend, ROUTERS)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -67,7 +67,7 @@ async def serve(cfg: config_mod.Config) -> None:
         await _listen(runner, host, cfg)
     log.info("serving hosts=%s runtime=%s namespace=%s pid=%d", ",".join(cfg.hosts), cfg.runtime_address,
              cfg.runtime_namespace, os.getpid())
-    ready = asyncio.create_task(backend.run(), name="engine-background")
+    ready = asyncio.create_task(backend.run_background(), name="engine-background")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

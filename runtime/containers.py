@@ -27,7 +27,9 @@ from runtime.namespaces import require_namespace, reset_namespace, set_namespace
 from runtime.reference import parse as parse_reference
 from runtime.rootfs.copyup import copy_up
 from runtime.snapshots.snapshotter import Kind
-from runtime.tasks.spec import LIMITS, ResourceOptions, SpecOptions, generate, linux_resources
+from runtime.tasks.spec import generate
+from runtime.tasks.spec_options import ResourceOptions, SpecOptions
+from runtime.tasks.spec_resources import LIMITS, linux_resources
 
 log = logging.getLogger("runtime.containers")
 

@@ -21,6 +21,7 @@ from runtime.log import setup as setup_logging
 from runtime.plugins import builtin
 from runtime.plugins.registry import Registry
 from runtime.services import Services
+from runtime.sysinfo import probe
 
 log = logging.getLogger("runtime.daemon")
 
@@ -100,6 +101,9 @@ async def serve(cfg: config_mod.Config) -> None:
     except LookupError as e:
         await registry.close()
         raise SystemExit(f"pyruntimed: a required plugin did not load: {e}") from None
+    features = probe()
+    log.info("host cgroup=v%s missing=%s", features.cgroup_version,
+             ",".join(k for k, v in features.model_dump().items() if v is False) or "none")
     app = build(services)
     sock = bind_socket(cfg.address, cfg.socket_group)
     server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",

@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any, Awaitable, Callable, TypeVar
 
+from cli.common.terminal import raw_terminal
 from cli.pyctr import output, stdio
 from runtime.client import DEFAULT_ADDRESS, Client, NotFound, RuntimeError_
 from runtime.client.attach import Attachment
@@ -193,7 +194,7 @@ async def _attached_start(c: Client, task_id: str, exec_id: str | None, terminal
     async def resize(rows: int, cols: int) -> None:
         await c.resize_task(task_id, rows, cols, exec_id)
 
-    with contextlib.closing(att), stdio.raw_terminal(terminal):
+    with contextlib.closing(att), raw_terminal(terminal):
         if exec_id:
             await c.start_exec(task_id, exec_id)
         else:
@@ -283,7 +284,7 @@ def tasks_attach(a: argparse.Namespace) -> None:
         async def resize(rows: int, cols: int) -> None:
             await c.resize_task(a.task_id, rows, cols)
 
-        with contextlib.closing(att), stdio.raw_terminal(task["terminal"]):
+        with contextlib.closing(att), raw_terminal(task["terminal"]):
             await stdio.pump(att, stdin=task["stdin"], terminal=task["terminal"], resize=resize)
         return int((await c.wait_task(a.task_id))["exit_status"])
 

@@ -7,27 +7,10 @@ import os
 import shutil
 import signal
 import sys
-import termios
 import threading
-import tty
-from typing import AsyncIterator, Awaitable, Callable, Iterator
+from typing import AsyncIterator, Awaitable, Callable
 
 from runtime.client.attach import STDERR, Attachment
-
-
-@contextlib.contextmanager
-def raw_terminal(enabled: bool) -> Iterator[None]:
-    """Put our terminal in raw mode so keys reach the container's terminal unchanged."""
-    if not enabled or not sys.stdin.isatty():
-        yield
-        return
-    fd = sys.stdin.fileno()
-    saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 async def _stdin_chunks() -> AsyncIterator[bytes]:

@@ -10,14 +10,14 @@ from typing import Annotated, Any, Callable, Iterator
 
 import typer
 
+from cli.common.units import human_size
 from cli.pyengine import runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
 from cli.pyengine.app import app, engine, for_each, key_values
+from cli.pyengine.exitcodes import RUN_FAILED, start_failure_code
 from cli.pyengine.formatting import Template, ago, filters, local_time, natural_key, tabulate, timestamp
 from cli.pyengine.images import pull_image, with_tag
 from cli.pyengine.streams import copy_output, pump, terminal_size
-from engine.containers.exitcodes import start_failure_code
-from engine.humanize import human_size
 
 # Everything after the image (or container) belongs to the command run in the container.
 _COMMAND_TAIL = {"allow_interspersed_args": False}
@@ -25,7 +25,6 @@ _PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Statu
 _PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
                "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
                "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS"}
-_RUN_FAILED = 125  # docker run's own failures, as opposed to the container's exit code
 
 
 @contextlib.contextmanager
@@ -75,7 +74,7 @@ def attach_and_start(e: Engine, cid: str, *, tty: bool, stdin: bool, autoremove:
                 # The daemon removes the container before answering; the CLI returns once it is gone.
                 with contextlib.suppress(OSError, ValueError):
                     waiter.read()
-            raise CLIError(err.message, start_failure_code(err.daemon_message, _RUN_FAILED)) from None
+            raise CLIError(err.message, start_failure_code(err.daemon_message)) from None
 
         def proxy(sig: signal.Signals) -> None:
             e.post(f"/containers/{cid}/kill", {"signal": sig.name.removeprefix("SIG")})
@@ -92,9 +91,9 @@ def attach_and_start(e: Engine, cid: str, *, tty: bool, stdin: bool, autoremove:
     except (OSError, ValueError):
         result = None
     if not isinstance(result, dict):
-        raise CLIError("error waiting for the container: the daemon ended the wait without a status", _RUN_FAILED)
+        raise CLIError("error waiting for the container: the daemon ended the wait without a status", RUN_FAILED)
     if (result.get("Error") or {}).get("Message"):
-        raise CLIError(f"error waiting for the container: {result['Error']['Message']}", _RUN_FAILED)
+        raise CLIError(f"error waiting for the container: {result['Error']['Message']}", RUN_FAILED)
     return int(result.get("StatusCode", 0))
 
 
@@ -198,7 +197,7 @@ def run(
         "NetworkingConfig": {"EndpointsConfig": {network: endpoint}} if endpoint else None,
     }
     e = engine()
-    with _failing_with(_RUN_FAILED):
+    with _failing_with(RUN_FAILED):
         cid = _create(e, image, name, body)
         if detach:
             e.post(f"/containers/{cid}/start")

@@ -7,8 +7,8 @@ import re
 import time
 from typing import Any, Callable
 
+from cli.common.units import human_duration
 from cli.pyengine.api import CLIError
-from engine.humanize import human_duration
 
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')

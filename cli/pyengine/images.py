@@ -7,11 +7,11 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from cli.common.units import human_size
 from cli.pyengine.api import Engine, path_quote
 from cli.pyengine.app import app, engine, for_each
 from cli.pyengine.formatting import Template, ago, local_time
 from cli.pyengine.progress import PullProgress, check
-from engine.humanize import human_size
 
 _IMAGES_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 _IMAGES_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
+from cli.common.units import human_size
 from cli.pyengine.api import CLIError
-from engine.humanize import human_size
 
 _DONE = {"Download complete", "Pull complete", "Already exists"}
 

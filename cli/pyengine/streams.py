@@ -9,6 +9,7 @@ import sys
 import threading
 from typing import Callable, Iterator
 
+from cli.common.terminal import raw_terminal
 from cli.pyengine.api import STDERR, SYSTEM_ERROR, CLIError, Hijacked, Response, chunks, frames
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, the daemon's default
@@ -103,9 +104,6 @@ def pump(conn: Hijacked, *, tty: bool, stdin: bool, resize: Callable[[int, int],
         conn.close_write()
     with contextlib.ExitStack() as stack:
         if tty and stdin:
-            # Imported here: it brings asyncio along, which only terminal sessions should pay for.
-            from cli.pyctr.stdio import raw_terminal
-
             stack.enter_context(raw_terminal(True))
         if resize is not None and tty and sys.stdout.isatty():
             stack.enter_context(_on_signals((signal.SIGWINCH,), lambda _: resize(*terminal_size())))

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.common.units import binary_size, human_size
 from cli.pyengine.api import API_VERSION, CLIError, DaemonError, path_quote
 from cli.pyengine.app import app, engine, inspect_each, system_app
 from cli.pyengine.formatting import Template, filters, rfc3339_nano, tabulate, timestamp
-from engine.humanize import binary_size, human_size
 
 _FORMAT_HELP = "Go-template-like format."
 

@@ -5,10 +5,10 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.common.units import human_size
 from cli.pyengine.api import path_quote
 from cli.pyengine.app import confirm, engine, for_each, inspect_each, key_values, volume_app
 from cli.pyengine.formatting import Template, filters, natural_key
-from engine.humanize import human_size
 
 _LS_FORMAT = "table {{.Driver}}\t{{.Name}}"
 _LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from engine.containers.exitcodes import start_failure_code
-from engine.containers.lifecycle import ContainerService
 from engine.containers.state import Status
+from engine.containers.store import ContainerStore
 from engine.errors import Conflict, InvalidArgument, NotFound
 from engine.events import EventBus
 from runtime import client as rt
@@ -89,21 +89,21 @@ class Exec:
 
 
 class ExecService:
-    def __init__(self, containers: ContainerService, runtime: rt.Client, events: EventBus) -> None:
+    def __init__(self, containers: ContainerStore, runtime: rt.Client, events: EventBus) -> None:
         self._containers = containers
         self._rt = runtime
         self._events = events
         self._execs: dict[str, Exec] = {}
         self._background: set[asyncio.Task[None]] = set()
-        containers.on_removed.append(self._forget)
 
     def _event(self, e: Exec, action: str, **attributes: str) -> None:
         c = self._containers.find(e.container_id)
         if c is not None:
             self._events.container(c, action, execID=e.id, **attributes)
 
-    def _forget(self, container_id: str) -> None:
-        for e in [e for e in self._execs.values() if e.container_id == container_id]:
+    def _forget_removed(self) -> None:
+        """Execs go with their container, as in dockerd; swept here instead of told by every removal."""
+        for e in [e for e in self._execs.values() if self._containers.find(e.container_id) is None]:
             del self._execs[e.id]
 
     def _running_container(self, ref: str) -> str:
@@ -118,6 +118,7 @@ class ExecService:
         cid = self._running_container(ref)
         if not config.Cmd:
             raise InvalidArgument("No exec command specified")
+        self._forget_removed()
         e = Exec(id=secrets.token_hex(32), container_id=cid, config=config)
         self._execs[e.id] = e
         self._event(e, "exec_create: " + " ".join(config.Cmd))
@@ -125,7 +126,8 @@ class ExecService:
 
     def get(self, exec_id: str) -> Exec:
         e = self._execs.get(exec_id)
-        if e is None:
+        if e is None or self._containers.find(e.container_id) is None:
+            self._execs.pop(exec_id, None)
             raise NotFound(f"No such exec instance: {exec_id}")
         return e
 

@@ -12,7 +12,8 @@ import logging
 import time
 from typing import Any
 
-from engine.containers.lifecycle import ContainerService
+from engine.containers.reconcile import Reconciler
+from engine.containers.run import RunControl
 from runtime import client as rt
 
 log = logging.getLogger("engine.monitor")
@@ -22,8 +23,9 @@ _MAX_BACKOFF = 5.0
 
 
 class Monitor:
-    def __init__(self, containers: ContainerService, runtime: rt.Client, namespace: str) -> None:
-        self._containers = containers
+    def __init__(self, run: RunControl, reconciler: Reconciler, runtime: rt.Client, namespace: str) -> None:
+        self._run = run
+        self._reconciler = reconciler
         self._rt = runtime
         self._namespace = namespace
         self._handlers: set[asyncio.Task[None]] = set()
@@ -35,7 +37,7 @@ class Monitor:
                 async for message in self._rt.events(topics=[TASK_EXIT], namespaces=[self._namespace],
                                                      announce=True):
                     if message.get("status") == "subscribed":
-                        await self._containers.reconcile()
+                        await self._reconciler.reconcile()
                         delay = 0.1
                     else:
                         self._dispatch(message.get("event") or {})
@@ -51,9 +53,9 @@ class Monitor:
         cid = event.get("container_id")
         if not cid or event.get("id") != cid:
             return  # an exec's exit: its stream's owner collects it
-        task = asyncio.create_task(self._containers.handle_exit(cid, int(event.get("pid") or 0),
-                                                                int(event.get("exit_status") or 0),
-                                                                float(event.get("exited_at") or time.time())),
+        task = asyncio.create_task(self._run.handle_exit(cid, int(event.get("pid") or 0),
+                                                         int(event.get("exit_status") or 0),
+                                                         float(event.get("exited_at") or time.time())),
                                    name=f"exit-{cid[:12]}")
         self._handlers.add(task)
         task.add_done_callback(self._done)

@@ -254,8 +254,6 @@ def runtime_options(req: CreateRequest, hostname: str) -> dict[str, Any]:
     security = hc.SecurityOpt or []
     seccomp = next((s.split("=", 1)[1] for s in security if s.startswith(("seccomp=", "seccomp:"))), "default")
     return {
-        "entrypoint": req.Entrypoint,
-        "cmd": req.Cmd or None,
         "env": req.Env or [],
         "cwd": req.WorkingDir or None,
         "user": req.User or None,

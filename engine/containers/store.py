@@ -92,6 +92,19 @@ class ContainerStore:
     def all(self) -> list[Container]:
         return list(self._by_id.values())
 
+    def name_of(self, cid: str) -> str:
+        c = self._by_id.get(cid)
+        return c.name if c is not None else cid[:12]
+
+    def volume_users(self, name: str) -> list[str]:
+        return [c.id for c in self._by_id.values() if any(v["name"] == name for v in c.volumes)]
+
+    def image_users(self, image_id: str) -> list[tuple[str, bool]]:
+        return [(c.id, c.state.running) for c in self._by_id.values() if c.image_id == image_id]
+
+    def images_in_use(self) -> set[str]:
+        return {c.image_id for c in self._by_id.values()}
+
     # names ---------------------------------------------------------------
 
     def name_taken(self, name: str) -> bool:

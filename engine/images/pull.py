@@ -120,10 +120,9 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
                auth: RegistryAuth | None) -> AsyncGenerator[dict[str, Any], None]:
     """Docker's pull messages. Failures up to the registry's answer raise before the first
     message (the caller still can answer with a status); later ones raise mid-stream."""
-    backend = images.backend
     name = str(ref)
     try:
-        before = await backend.runtime.image(name)
+        before = await images.runtime.image(name)
     except NotFound:
         before = None
     previous = None
@@ -132,9 +131,9 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
             previous = (await images.get(name)).image.id
         except NoSuchImage:
             pass
-    events = backend.runtime.pull(name, platform=platform or None, mirrors=backend.mirrors,
-                                  insecure=list(backend.config.insecure_registries),
-                                  credentials=auth.credentials() if auth else None)
+    events = images.runtime.pull(name, platform=platform or None, mirrors=images.registries.mirrors,
+                                 insecure=images.registries.insecure,
+                                 credentials=auth.credentials() if auth else None)
     try:
         resolved = await anext(events)
         digest = resolved.get("digest", "")
@@ -154,7 +153,7 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
     if previous is not None and before is not None and not up_to_date:
         # The name moved to another image: the one it left keeps existing, untagged, as in Docker.
         await images.keep_if_orphaned(previous, before["target"])
-    backend.events.image_pulled(name)
+    images.events.image_pulled(name)
     yield {"status": f"Digest: {digest}"}
     verdict = "Image is up to date for" if up_to_date else "Downloaded newer image for"
     yield {"status": f"Status: {verdict} {familiar(ref)}"}

@@ -13,7 +13,8 @@ import logging
 import platform
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from engine.errors import Conflict, InvalidArgument
 from engine.images.lookup import Match, find
@@ -24,11 +25,9 @@ from engine.images.model import (
     Record,
     short_id,
 )
-from runtime.client import NotFound
+from engine.events import EventBus
+from runtime.client import Client, NotFound
 from runtime.client.reference import familiar, parse
-
-if TYPE_CHECKING:
-    from engine.backend import Backend
 
 log = logging.getLogger("engine.images")
 
@@ -56,15 +55,37 @@ class _BlobCache:
             self._docs.popitem(last=False)
 
 
+class ImageUsers(Protocol):
+    """Which of the engine's containers use an image: the engine's own records answer, not the runtime's."""
+
+    def image_users(self, image_id: str) -> list[tuple[str, bool]]:
+        """(container id, running) of every container created from `image_id`."""
+        ...
+
+    def images_in_use(self) -> set[str]:
+        ...
+
+
+@dataclass(frozen=True)
+class Registries:
+    """Where pulls go: dockerd's registry-mirrors (Docker Hub's only) and insecure registries."""
+
+    mirrors: dict[str, list[str]] = field(default_factory=dict)
+    insecure: list[str] = field(default_factory=list)
+
+
 class ImageService:
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
+    def __init__(self, runtime: Client, events: EventBus, users: ImageUsers, registries: Registries) -> None:
+        self.runtime = runtime
+        self.events = events
+        self.registries = registries
+        self._users = users
         self._blobs = _BlobCache()
 
     async def _json(self, digest: str) -> dict[str, Any]:
         doc = self._blobs.get(digest)
         if doc is None:
-            doc = json.loads(await self.backend.runtime.read_content(digest))
+            doc = json.loads(await self.runtime.read_content(digest))
             if not isinstance(doc, dict):
                 raise ValueError(f"{digest} is not a JSON object")
             self._blobs.put(digest, doc)
@@ -86,7 +107,7 @@ class ImageService:
 
     async def images(self) -> list[LocalImage]:
         """Every image, grouped by ID; records whose content is unreadable are left out (and logged)."""
-        records = [Record.from_wire(doc) for doc in await self.backend.runtime.images()]
+        records = [Record.from_wire(doc) for doc in await self.runtime.images()]
         digests: asyncio.Future[set[str]] | None = None
 
         async def present() -> set[str]:
@@ -104,7 +125,7 @@ class ImageService:
         return list(by_id.values())
 
     async def _content_digests(self) -> set[str]:
-        return {c["digest"] for c in await self.backend.runtime.content()}
+        return {c["digest"] for c in await self.runtime.content()}
 
     async def _describe(self, record: Record, present: Callable[[], Awaitable[set[str]]]) -> LocalImage | None:
         try:
@@ -120,21 +141,12 @@ class ImageService:
     async def get(self, term: str) -> Match:
         return find(await self.images(), term)
 
-    async def users(self, image: LocalImage) -> list[dict[str, Any]]:
-        """The engine's containers created from this image (by one of its names or its ID)."""
-        names = {r.name for r in image.records} | {image.id}
-        return [c for c in await self.backend.runtime.containers() if c.get("image") in names]
-
-    async def _running(self, containers: list[dict[str, Any]]) -> dict[str, Any] | None:
-        running = {t["id"] for t in await self.backend.runtime.tasks() if t.get("status") == "running"}
-        return next((c for c in containers if c["id"] in running), None)
-
     async def keep_if_orphaned(self, image_id: str, target: dict[str, Any]) -> None:
         """After a name moved away from `target`: keep its image as a dangling one if that was its last name."""
         if any(image.id == image_id for image in await self.images()):
             return
         try:
-            await self.backend.runtime.put_image(DANGLING_PREFIX + target["digest"], target)
+            await self.runtime.put_image(DANGLING_PREFIX + target["digest"], target)
         except NotFound:
             pass  # already collected: nothing is left to keep
 
@@ -147,7 +159,7 @@ class ImageService:
             raise InvalidArgument("refusing to create a tag with a digest reference")
         name = str(parse(f"{repo}:{tag}" if tag else repo))
         previous = next((image for image in images for r in image.records if r.name == name), None)
-        await self.backend.runtime.put_image(name, source.source.target, {TAGGED_LABEL: "true"})
+        await self.runtime.put_image(name, source.source.target, {TAGGED_LABEL: "true"})
         self._event("tag", source.image, familiar(name))
         if previous is not None and previous.id != source.image.id:
             old = next(r for r in previous.records if r.name == name)
@@ -157,39 +169,39 @@ class ImageService:
     async def remove(self, term: str, force: bool) -> list[dict[str, str]]:
         match = await self.get(term)
         image = match.image
-        users = await self.users(image)
+        users = self._users.image_users(image.id)
         if match.record is not None:
             others = [r for r in image.named if r.name != match.record.name]
             if others:
-                await self.backend.runtime.remove_image(match.record.name)
+                await self.runtime.remove_image(match.record.name)
                 self._event("untag", image)
                 return [{"Untagged": match.record.display}]
             if users and not force:
                 raise Conflict(f'conflict: unable to remove repository reference "{term}" (must force) - container '
-                               f"{short_id(users[0]['id'])} is using its referenced image {short_id(image.id)}")
+                               f"{short_id(users[0][0])} is using its referenced image {short_id(image.id)}")
         else:
             if len(image.repositories) > 1 and not force:
                 raise Conflict(f"conflict: unable to delete {short_id(image.id)} (must be forced) - image is "
                                "referenced in multiple repositories")
             if users:
-                running = await self._running(users)
+                running = next((cid for cid, up in users if up), None)
                 if running is not None:
                     raise Conflict(f"conflict: unable to delete {short_id(image.id)} (cannot be forced) - image is "
-                                   f"being used by running container {short_id(running['id'])}")
+                                   f"being used by running container {short_id(running)}")
                 if not force:
                     raise Conflict(f"conflict: unable to delete {short_id(image.id)} (must be forced) - image is "
-                                   f"being used by stopped container {short_id(users[0]['id'])}")
+                                   f"being used by stopped container {short_id(users[0][0])}")
         return await self._delete(image, keep=bool(users))
 
     async def _delete(self, image: LocalImage, keep: bool) -> list[dict[str, str]]:
         """Remove every name; with `keep` (containers still use it) the image stays, dangling."""
         if keep:
-            await self.backend.runtime.put_image(DANGLING_PREFIX + image.records[0].digest, image.records[0].target)
+            await self.runtime.put_image(DANGLING_PREFIX + image.records[0].digest, image.records[0].target)
         items = []
         for record in image.records:
             if keep and record.name.startswith(DANGLING_PREFIX):
                 continue
-            await self.backend.runtime.remove_image(record.name)
+            await self.runtime.remove_image(record.name)
             if record.ref is not None:
                 items.append({"Untagged": record.display})
                 self._event("untag", image)
@@ -203,19 +215,19 @@ class ImageService:
 
     def _event(self, action: str, image: LocalImage, name: str | None = None) -> None:
         # Docker names an image by its ID in untag and delete events, by the new name in tag events.
-        self.backend.events.image(action, image.id, name or image.id, image.labels)
+        self.events.image(action, image.id, name or image.id, image.labels)
 
     async def prune(self, select: Callable[[LocalImage], bool]) -> dict[str, Any]:
         """Delete every image `select` picks that no container uses; report what went and the bytes freed."""
         before = await self._stored_bytes()
-        used = {c.get("image") for c in await self.backend.runtime.containers()}
+        used = self._users.images_in_use()
         deleted: list[dict[str, str]] = []
         for image in await self.images():
-            if not select(image) or used & ({r.name for r in image.records} | {image.id}):
+            if not select(image) or image.id in used:
                 continue
             deleted += await self._delete(image, keep=False)
         reclaimed = max(0, before - await self._stored_bytes()) if deleted else 0
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     async def _stored_bytes(self) -> int:
-        return sum(int(c.get("size") or 0) for c in await self.backend.runtime.content())
+        return sum(int(c.get("size") or 0) for c in await self.runtime.content())

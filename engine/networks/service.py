@@ -44,13 +44,13 @@ def _rfc3339(ts: float) -> str:
 
 class NetworkService:
     def __init__(self, data_root: Path, exec_root: Path, driver: NetworkDriver, *, bridge_interface: str,
-                 bridge_cidr: str | None) -> None:
+                 bridge_cidr: str | None, container_name: Callable[[str], str]) -> None:
         self.store = NetworkStore(data_root / "networks.db")
         self.netns = NetnsDir(exec_root / "netns")
         self.driver = driver
         self.files_root = data_root / "containers"
         self.ports = PortTable()
-        self.container_name: Callable[[str], str] = lambda cid: cid[:12]
+        self.container_name = container_name
         self._bridge_interface = bridge_interface
         self._bridge_cidr = bridge_cidr
         # Addresses, host ports and namespace set-up are decided one container at a time.

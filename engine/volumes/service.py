@@ -44,12 +44,12 @@ def check_name(name: str) -> None:
 
 
 class VolumeService:
-    def __init__(self, data_root: Path) -> None:
+    def __init__(self, data_root: Path, users: Callable[[str], list[str]]) -> None:
         self.root = data_root / "volumes"
         self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
         self.store = VolumeStore(self.root / "metadata.db")
-        # Set by the backend: the ids of containers whose mounts name a volume.
-        self.users: Callable[[str], list[str]] = lambda name: []
+        # The ids of containers whose mounts name a volume: the container records answer.
+        self.users = users
         self._lock = asyncio.Lock()
 
     def mountpoint(self, name: str) -> str:

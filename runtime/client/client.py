@@ -7,17 +7,29 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, TypeAlias, TypedDict, Unpack
 from urllib.parse import quote, urlencode
 
 from runtime.client.errors import from_body
 from runtime.client.http import ProtocolError, Response, UnixHTTP
-from runtime.errors import Unavailable
+from runtime.errors import Internal, Unavailable
 from runtime.wire import API_PREFIX, DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER, PATH_STAT_HEADER
 
 DEFAULT_ADDRESS = "/run/pyengine/runtime.sock"
+
+# A query string: a mapping, or (name, value) pairs where a name repeats (the events' filters).
+Params: TypeAlias = Mapping[str, str] | Sequence[tuple[str, str]]
+
+
+class _RequestOptions(TypedDict, total=False):
+    """request()'s keyword arguments, as the typed helpers pass them through."""
+
+    json_body: Any  # any JSON-serialisable value: each endpoint has its own request model
+    params: Params | None
+    namespace: str | None
+    lease: str | None
 
 
 class Client:
@@ -43,7 +55,7 @@ class Client:
             headers["Content-Type"] = "application/json"
         return headers
 
-    async def _send(self, method: str, path: str, json_body: Any, params: Any, namespace: str | None,
+    async def _send(self, method: str, path: str, json_body: Any, params: Params | None, namespace: str | None,
                     lease: str | None, raw: AsyncIterable[bytes] | None = None) -> Response:
         target = API_PREFIX + path + ("?" + urlencode(params) if params else "")
         body = raw if raw is not None else None if json_body is None else json.dumps(json_body).encode()
@@ -57,13 +69,14 @@ class Client:
     async def _raise(resp: Response) -> None:
         raw = await resp.read()
         try:
-            body: Any = json.loads(raw)
+            body: object = json.loads(raw)
         except ValueError:
             body = raw.decode(errors="replace")
         raise from_body(resp.status, body)
 
-    async def request(self, method: str, path: str, *, json_body: Any = None, params: Any = None,
+    async def request(self, method: str, path: str, *, json_body: Any = None, params: Params | None = None,
                       namespace: str | None = None, lease: str | None = None) -> Any:
+        """The decoded JSON body (None if empty), or the raw bytes of any other content type."""
         resp = await self._send(method, path, json_body, params, namespace, lease)
         if resp.status >= 400:
             await self._raise(resp)
@@ -75,7 +88,34 @@ class Client:
             return json.loads(raw) if raw else None
         return raw
 
-    async def stream(self, method: str, path: str, *, json_body: Any = None, params: Any = None,
+    # Typed views of request() for endpoints whose response model fixes the body's shape: a body of
+    # another shape comes from a daemon that does not speak this API, and says so here rather than as
+    # a KeyError or TypeError in the caller.
+    async def _object(self, method: str, path: str, **options: Unpack[_RequestOptions]) -> dict[str, Any]:
+        body = await self.request(method, path, **options)
+        if not isinstance(body, dict):
+            raise _unexpected(method, path, body, "an object")
+        return body
+
+    async def _objects(self, method: str, path: str, **options: Unpack[_RequestOptions]) -> list[dict[str, Any]]:
+        body = await self.request(method, path, **options)
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise _unexpected(method, path, body, "a list of objects")
+        return body
+
+    async def _ints(self, method: str, path: str, **options: Unpack[_RequestOptions]) -> list[int]:
+        body = await self.request(method, path, **options)
+        if not isinstance(body, list) or not all(isinstance(item, int) for item in body):
+            raise _unexpected(method, path, body, "a list of integers")
+        return body
+
+    async def _blob(self, method: str, path: str, **options: Unpack[_RequestOptions]) -> bytes:
+        body = await self.request(method, path, **options)
+        if not isinstance(body, bytes):
+            raise _unexpected(method, path, body, "raw bytes")
+        return body
+
+    async def stream(self, method: str, path: str, *, json_body: Any = None, params: Params | None = None,
                      namespace: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """NDJSON lines; an error line is raised as the typed error it names."""
         resp = await self._send(method, path, json_body, params, namespace, None)
@@ -96,37 +136,41 @@ class Client:
 
     # system
     async def version(self) -> dict[str, Any]:
-        return await self.request("GET", "/version")
+        return await self._object("GET", "/version")
 
     async def plugins(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "/plugins")
+        return await self._objects("GET", "/plugins")
+
+    async def sysinfo(self) -> dict[str, Any]:
+        """What the host's kernel supports (cgroup controllers and files, seccomp, apparmor)."""
+        return await self._object("GET", "/sysinfo")
 
     async def gc(self) -> dict[str, Any]:
-        return await self.request("POST", "/gc")
+        return await self._object("POST", "/gc")
 
     # namespaces
     async def namespaces(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "/namespaces")
+        return await self._objects("GET", "/namespaces")
 
     async def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-        return await self.request("POST", "/namespaces", json_body={"name": name, "labels": labels or {}})
+        return await self._object("POST", "/namespaces", json_body={"name": name, "labels": labels or {}})
 
     async def set_namespace_labels(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
-        return await self.request("PUT", f"/namespaces/{quote(name, safe='')}/labels", json_body={"labels": labels})
+        return await self._object("PUT", f"/namespaces/{quote(name, safe='')}/labels", json_body={"labels": labels})
 
     async def remove_namespace(self, name: str) -> None:
         await self.request("DELETE", f"/namespaces/{quote(name, safe='')}")
 
     # images
     async def images(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self.request("GET", "/images", namespace=namespace)
+        return await self._objects("GET", "/images", namespace=namespace)
 
     async def image(self, name: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", f"/images/{quote(name, safe='/:@')}", namespace=namespace)
+        return await self._object("GET", f"/images/{quote(name, safe='/:@')}", namespace=namespace)
 
     async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
                         namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("POST", "/images", json_body={"name": name, "target": target,
+        return await self._object("POST", "/images", json_body={"name": name, "target": target,
                                                                 "labels": labels or {}}, namespace=namespace)
 
     async def remove_image(self, name: str, namespace: str | None = None) -> None:
@@ -147,47 +191,47 @@ class Client:
 
     # content
     async def content(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self.request("GET", "/content", namespace=namespace)
+        return await self._objects("GET", "/content", namespace=namespace)
 
     async def content_info(self, digest: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", f"/content/{digest}", namespace=namespace)
+        return await self._object("GET", f"/content/{digest}", namespace=namespace)
 
     async def read_content(self, digest: str, namespace: str | None = None) -> bytes:
-        return await self.request("GET", f"/content/{digest}/blob", namespace=namespace)
+        return await self._blob("GET", f"/content/{digest}/blob", namespace=namespace)
 
     async def remove_content(self, digest: str, namespace: str | None = None) -> None:
         await self.request("DELETE", f"/content/{digest}", namespace=namespace)
 
     async def ingests(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "/content/ingests")
+        return await self._objects("GET", "/content/ingests")
 
     # snapshots
     async def snapshots(self, snapshotter: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self.request("GET", f"/snapshots/{snapshotter}", namespace=namespace)
+        return await self._objects("GET", f"/snapshots/{snapshotter}", namespace=namespace)
 
     async def prepare_snapshot(self, snapshotter: str, key: str, parent: str | None = None,
                                labels: dict[str, str] | None = None, namespace: str | None = None,
                                lease: str | None = None) -> list[dict[str, Any]]:
-        return await self.request("POST", f"/snapshots/{snapshotter}/prepare",
-                                  json_body={"key": key, "parent": parent, "labels": labels or {}},
-                                  namespace=namespace, lease=lease)
+        return await self._objects("POST", f"/snapshots/{snapshotter}/prepare",
+                                   json_body={"key": key, "parent": parent, "labels": labels or {}},
+                                   namespace=namespace, lease=lease)
 
     async def view_snapshot(self, snapshotter: str, key: str, parent: str, labels: dict[str, str] | None = None,
                             namespace: str | None = None, lease: str | None = None) -> list[dict[str, Any]]:
-        return await self.request("POST", f"/snapshots/{snapshotter}/view",
-                                  json_body={"key": key, "parent": parent, "labels": labels or {}},
-                                  namespace=namespace, lease=lease)
+        return await self._objects("POST", f"/snapshots/{snapshotter}/view",
+                                   json_body={"key": key, "parent": parent, "labels": labels or {}},
+                                   namespace=namespace, lease=lease)
 
     async def commit_snapshot(self, snapshotter: str, name: str, key: str, namespace: str | None = None) -> None:
         await self.request("POST", f"/snapshots/{snapshotter}/commit", json_body={"name": name, "key": key},
                            namespace=namespace)
 
     async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self.request("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/mounts",
-                                  namespace=namespace)
+        return await self._objects("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/mounts",
+                                   namespace=namespace)
 
     async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/usage",
+        return await self._object("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/usage",
                                   namespace=namespace)
 
     async def remove_snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> None:
@@ -196,7 +240,7 @@ class Client:
     # leases
     async def create_lease(self, id: str | None = None, expire_after: float | None = None,
                            namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("POST", "/leases", json_body={"id": id, "expire_after": expire_after},
+        return await self._object("POST", "/leases", json_body={"id": id, "expire_after": expire_after},
                                   namespace=namespace)
 
     async def remove_lease(self, id: str, namespace: str | None = None) -> None:
@@ -204,22 +248,22 @@ class Client:
 
     # containers
     async def containers(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self.request("GET", "/containers", namespace=namespace)
+        return await self._objects("GET", "/containers", namespace=namespace)
 
     async def container(self, container_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", f"/containers/{quote(container_id, safe='')}", namespace=namespace)
+        return await self._object("GET", f"/containers/{quote(container_id, safe='')}", namespace=namespace)
 
     async def create_container(self, container_id: str, image: str, options: dict[str, Any] | None = None, *,
                                snapshotter: str | None = None, runtime: str = "runc", init: bool = False,
                                labels: dict[str, str] | None = None, namespace: str | None = None) -> dict[str, Any]:
         body = {"id": container_id, "image": image, "snapshotter": snapshotter, "runtime": runtime,
                 "labels": labels or {}, "options": options or {}, "init": init}
-        return await self.request("POST", "/containers", json_body=body, namespace=namespace)
+        return await self._object("POST", "/containers", json_body=body, namespace=namespace)
 
     async def set_container_resources(self, container_id: str, resources: dict[str, Any],
                                       namespace: str | None = None) -> dict[str, Any]:
         """The cgroup limits (SpecOptions' resource fields) the container's next task gets."""
-        return await self.request("PUT", f"/containers/{quote(container_id, safe='')}/resources",
+        return await self._object("PUT", f"/containers/{quote(container_id, safe='')}/resources",
                                   json_body={"resources": resources}, namespace=namespace)
 
     async def remove_container(self, container_id: str, keep_snapshot: bool = False,
@@ -229,18 +273,18 @@ class Client:
 
     # tasks
     async def tasks(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self.request("GET", "/tasks", namespace=namespace)
+        return await self._objects("GET", "/tasks", namespace=namespace)
 
     async def task(self, task_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", f"/tasks/{quote(task_id, safe='')}", namespace=namespace)
+        return await self._object("GET", f"/tasks/{quote(task_id, safe='')}", namespace=namespace)
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
                           namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("POST", "/tasks", json_body={"container_id": container_id, "terminal": terminal,
+        return await self._object("POST", "/tasks", json_body={"container_id": container_id, "terminal": terminal,
                                                                "stdin": stdin}, namespace=namespace)
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("POST", f"/tasks/{quote(task_id, safe='')}/start", namespace=namespace)
+        return await self._object("POST", f"/tasks/{quote(task_id, safe='')}/start", namespace=namespace)
 
     async def kill_task(self, task_id: str, signal: str | int = "SIGTERM", all: bool = False,
                         exec_id: str | None = None, namespace: str | None = None) -> None:
@@ -249,11 +293,11 @@ class Client:
 
     async def wait_task(self, task_id: str, exec_id: str | None = None,
                         namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("POST", f"/tasks/{quote(task_id, safe='')}/wait",
+        return await self._object("POST", f"/tasks/{quote(task_id, safe='')}/wait",
                                   params={"exec_id": exec_id} if exec_id else None, namespace=namespace)
 
     async def delete_task(self, task_id: str, force: bool = False, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("DELETE", f"/tasks/{quote(task_id, safe='')}",
+        return await self._object("DELETE", f"/tasks/{quote(task_id, safe='')}",
                                   params={"force": "true"} if force else None, namespace=namespace)
 
     async def pause_task(self, task_id: str, namespace: str | None = None) -> None:
@@ -268,14 +312,14 @@ class Client:
                            namespace=namespace)
 
     async def task_pids(self, task_id: str, namespace: str | None = None) -> list[int]:
-        return await self.request("GET", f"/tasks/{quote(task_id, safe='')}/pids", namespace=namespace)
+        return await self._ints("GET", f"/tasks/{quote(task_id, safe='')}/pids", namespace=namespace)
 
     async def task_metrics(self, task_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", f"/tasks/{quote(task_id, safe='')}/metrics", namespace=namespace)
+        return await self._object("GET", f"/tasks/{quote(task_id, safe='')}/metrics", namespace=namespace)
 
     async def task_io(self, task_id: str, exec_id: str | None = None,
                       namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", f"/tasks/{quote(task_id, safe='')}/io",
+        return await self._object("GET", f"/tasks/{quote(task_id, safe='')}/io",
                                   params={"exec_id": exec_id} if exec_id else None, namespace=namespace)
 
     async def resize_task(self, task_id: str, rows: int, cols: int, exec_id: str | None = None,
@@ -288,11 +332,11 @@ class Client:
                        namespace: str | None = None) -> dict[str, Any]:
         body = {"exec_id": exec_id, "args": args, "env": env or [], "cwd": cwd, "user": user,
                 "terminal": terminal, "stdin": stdin}
-        return await self.request("POST", f"/tasks/{quote(task_id, safe='')}/execs", json_body=body,
+        return await self._object("POST", f"/tasks/{quote(task_id, safe='')}/execs", json_body=body,
                                   namespace=namespace)
 
     async def start_exec(self, task_id: str, exec_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("POST", f"/tasks/{quote(task_id, safe='')}/execs/{quote(exec_id, safe='')}/start",
+        return await self._object("POST", f"/tasks/{quote(task_id, safe='')}/execs/{quote(exec_id, safe='')}/start",
                                   namespace=namespace)
 
     async def delete_exec(self, task_id: str, exec_id: str, namespace: str | None = None) -> None:
@@ -302,7 +346,7 @@ class Client:
     # container filesystems
     async def stat_path(self, container_id: str, path: str, namespace: str | None = None) -> dict[str, Any]:
         """Docker's path stat ({"name", "size", "mode" (Go FileMode bits), "mtime", "linkTarget"})."""
-        return await self.request("GET", f"/containers/{quote(container_id, safe='')}/archive/stat",
+        return await self._object("GET", f"/containers/{quote(container_id, safe='')}/archive/stat",
                                   params={"path": path}, namespace=namespace)
 
     @asynccontextmanager
@@ -334,10 +378,10 @@ class Client:
 
     async def container_changes(self, container_id: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """[{"path", "kind"}], kind 0 modified, 1 added, 2 deleted (Docker's)."""
-        return await self.request("GET", f"/containers/{quote(container_id, safe='')}/changes", namespace=namespace)
+        return await self._objects("GET", f"/containers/{quote(container_id, safe='')}/changes", namespace=namespace)
 
     @asynccontextmanager
-    async def _download(self, path: str, params: Any,
+    async def _download(self, path: str, params: Params | None,
                         namespace: str | None) -> AsyncIterator[tuple[Response, AsyncIterator[bytes]]]:
         resp = await self._send("GET", path, None, params, namespace, None)
         try:
@@ -363,3 +407,7 @@ class Client:
         async for line in self.stream("GET", "/events", params=params):
             if announce or line.get("status") != "subscribed":
                 yield line
+
+
+def _unexpected(method: str, path: str, body: object, expected: str) -> Internal:
+    return Internal(f"runtime API answered {method} {path} with {type(body).__name__}, not {expected}")

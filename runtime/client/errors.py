@@ -1,8 +1,6 @@
 """Map the runtime API's error bodies back to the runtime's typed errors."""
 from __future__ import annotations
 
-from typing import Any
-
 from runtime.errors import (
     BY_CODE,
     Internal,
@@ -15,7 +13,7 @@ from runtime.errors import (
 _BY_STATUS: dict[int, type[RuntimeError_]] = {400: InvalidArgument, 404: NotFound, 503: Unavailable}
 
 
-def from_body(status: int, body: Any) -> RuntimeError_:
+def from_body(status: int, body: object) -> RuntimeError_:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         err = body["error"]
         cls = BY_CODE.get(str(err.get("code")), Internal)

@@ -84,6 +84,14 @@ def detect_mode() -> CgroupMode:
     return _layout()[0]
 
 
+def controller_roots() -> tuple[CgroupMode, dict[str, str]]:
+    """Each v1 controller's hierarchy root; on a unified host, "" names the one v2 root."""
+    mode, hierarchies = _layout()
+    if mode is CgroupMode.UNIFIED:
+        return mode, {"": hierarchies[0].mountpoint}
+    return mode, {c: h.mountpoint for h in hierarchies for c in h.controllers}
+
+
 def validate_container_id(container_id: str) -> str:
     if not container_id or len(container_id) > 1024 or not _ID_RE.match(container_id) or container_id in (".", ".."):
         raise InvalidArgument(f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.'")

@@ -6,8 +6,8 @@ import os
 import signal as _signal
 from typing import Any
 
-from runtime.client import attach
 from runtime.errors import FailedPrecondition, NotFound
+from runtime.stdio import attach
 from runtime.tasks import conmon, exits
 from runtime.tasks.runc import Runc
 from runtime.tasks.shim import ProcessIO, ProcessPaths

@@ -1,7 +1,6 @@
 """Image endpoints of pyengined, driven by the real docker CLI and the docker SDK."""
 from __future__ import annotations
 
-import asyncio
 import json
 import platform
 import subprocess
@@ -217,29 +216,20 @@ def test_moved_tag_leaves_dangling_image_that_prune_removes(engine, registry, im
 def test_image_used_by_container_needs_force(engine, images):
     image_id = images[BUSYBOX].config_digest
     ok(engine, "pull", "busybox")
+    # The engine's own container records say who uses an image (not the runtime's containers).
+    cid = ok(engine, "create", "busybox", "true").strip()
+    refused = docker_cli(engine, "rmi", "busybox")
+    assert refused.returncode == 1
+    assert ('conflict: unable to remove repository reference "busybox" (must force) - container '
+            f"{cid[:12]} is using its referenced image {short(image_id)}") in refused.stderr
+    by_id = docker_cli(engine, "rmi", short(image_id))
+    assert by_id.returncode == 1 and f"being used by stopped container {cid[:12]}" in by_id.stderr
+    assert "Total reclaimed space: 0B" in ok(engine, "image", "prune", "-a", "-f")
 
-    async def container(create: bool) -> None:
-        async with engine.runtime.client("pyengine") as c:
-            if create:
-                await c.create_container("c0ffee0123456789", "docker.io/library/busybox:latest", {"args": ["true"]})
-            else:
-                await c.remove_container("c0ffee0123456789")
-
-    asyncio.run(container(True))
-    try:
-        refused = docker_cli(engine, "rmi", "busybox")
-        assert refused.returncode == 1
-        assert ('conflict: unable to remove repository reference "busybox" (must force) - container c0ffee012345 '
-                f"is using its referenced image {short(image_id)}") in refused.stderr
-        by_id = docker_cli(engine, "rmi", short(image_id))
-        assert by_id.returncode == 1 and "being used by stopped container c0ffee012345" in by_id.stderr
-        assert "Total reclaimed space: 0B" in ok(engine, "image", "prune", "-a", "-f")
-
-        assert ok(engine, "rmi", "-f", "busybox").splitlines() == ["Untagged: busybox:latest"]
-        # The container still needs the image: it stays, untagged.
-        assert image_rows(engine) == [f"<none>:<none> {short(image_id)}"]
-    finally:
-        asyncio.run(container(False))
+    assert ok(engine, "rmi", "-f", "busybox").splitlines() == ["Untagged: busybox:latest"]
+    # The container still needs the image: it stays, untagged.
+    assert image_rows(engine) == [f"<none>:<none> {short(image_id)}"]
+    ok(engine, "rm", cid)
 
 
 def test_sdk_pull_with_credentials(runtime_daemon, basic_registry):

@@ -19,13 +19,11 @@ from typing import Any
 import pytest
 
 from runtime.tasks import cgroups
-from runtime.tasks.spec import (
+from runtime.tasks.spec import generate
+from runtime.tasks.spec_options import SpecMount, SpecOptions, Ulimit
+from runtime.tasks.spec_security import (
     CAPABILITIES,
     DEFAULT_CAPABILITIES,
-    SpecMount,
-    SpecOptions,
-    Ulimit,
-    generate,
     host_capabilities,
 )
 

@@ -8,7 +8,8 @@ import pytest
 import zstandard
 
 from runtime import mount
-from runtime.diff.apply import OPAQUE_XATTR, apply_layer
+from runtime.diff.apply import apply_layer
+from runtime.diff.apply_overlay import OPAQUE_XATTR
 from runtime.diff.decompress import open_decompressed
 from runtime.errors import DataLoss, InvalidArgument
 from runtime.mount import Mount

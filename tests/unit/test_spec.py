@@ -10,14 +10,17 @@ from typing import Any
 import pytest
 
 from runtime.errors import FailedPrecondition, InvalidArgument
-from runtime.tasks import cgroups, seccomp, spec
-from runtime.tasks.spec import (
-    DEFAULT_CAPABILITIES,
-    SpecMount,
-    SpecOptions,
-    Ulimit,
-    generate,
+from runtime.tasks import (
+    cgroups,
+    seccomp,
+    spec,
+    spec_process,
+    spec_resources,
+    spec_security,
 )
+from runtime.tasks.spec import generate
+from runtime.tasks.spec_options import SpecMount, SpecOptions, Ulimit
+from runtime.tasks.spec_security import DEFAULT_CAPABILITIES
 from runtime.tasks.users import read_rootfs_file, resolve_user
 
 PASSWD = (
@@ -43,8 +46,8 @@ def rootfs(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def stable_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make host-dependent answers fixed so the tables below hold on any machine."""
-    monkeypatch.setattr(spec, "host_capabilities", lambda: list(spec.CAPABILITIES))
-    monkeypatch.setattr(spec.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(spec, "host_capabilities", lambda: list(spec_security.CAPABILITIES))
+    monkeypatch.setattr(spec_resources.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(cgroups, "detect_mode", lambda: cgroups.CgroupMode.V1)
     monkeypatch.setattr(cgroups, "swap_limit_supported", lambda: True)
 
@@ -94,17 +97,17 @@ def test_image_config_may_be_the_inner_object(rootfs: Path) -> None:
 @pytest.mark.parametrize(
     "image_env, kw, expected",
     [
-        ([], {}, [f"PATH={spec.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "HOME=/root"]),
+        ([], {}, [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "HOME=/root"]),
         (["PATH=/opt/bin", "LANG=C"], {}, ["PATH=/opt/bin", "HOSTNAME=0123456789ab", "LANG=C", "HOME=/root"]),
         (["LANG=C", "A=1"], {"env": ["A=2", "B=3"]},
-         [f"PATH={spec.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "LANG=C", "A=2", "B=3", "HOME=/root"]),
-        (["LANG=C"], {"env": ["LANG"]}, [f"PATH={spec.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "HOME=/root"]),
+         [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "LANG=C", "A=2", "B=3", "HOME=/root"]),
+        (["LANG=C"], {"env": ["LANG"]}, [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "HOME=/root"]),
         ([], {"tty": True, "env": ["HOME=/tmp"]},
-         [f"PATH={spec.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "TERM=xterm", "HOME=/tmp"]),
+         [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "TERM=xterm", "HOME=/tmp"]),
         (["TERM=vt100"], {"tty": True},
-         [f"PATH={spec.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "TERM=vt100", "HOME=/root"]),
+         [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "TERM=vt100", "HOME=/root"]),
         ([], {"hostname": "web", "env": ["X=a=b"]},
-         [f"PATH={spec.DEFAULT_PATH}", "HOSTNAME=web", "X=a=b", "HOME=/root"]),
+         [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=web", "X=a=b", "HOME=/root"]),
     ],
 )
 def test_env_merging(rootfs: Path, image_env: list[str], kw: dict[str, Any], expected: list[str]) -> None:
@@ -225,9 +228,10 @@ DEFAULT = list(DEFAULT_CAPABILITIES)
         ({"cap_drop": ["chown", "CAP_KILL"]}, [c for c in DEFAULT if c not in ("CAP_CHOWN", "CAP_KILL")]),
         ({"cap_drop": ["all"]}, []),
         ({"cap_drop": ["ALL"], "cap_add": ["NET_BIND_SERVICE"]}, ["CAP_NET_BIND_SERVICE"]),
-        ({"cap_add": ["all"]}, list(spec.CAPABILITIES)),
-        ({"cap_add": ["ALL"], "cap_drop": ["SYS_ADMIN"]}, [c for c in spec.CAPABILITIES if c != "CAP_SYS_ADMIN"]),
-        ({"cap_add": ["ALL"], "cap_drop": ["ALL"]}, list(spec.CAPABILITIES)),
+        ({"cap_add": ["all"]}, list(spec_security.CAPABILITIES)),
+        ({"cap_add": ["ALL"], "cap_drop": ["SYS_ADMIN"]},
+         [c for c in spec_security.CAPABILITIES if c != "CAP_SYS_ADMIN"]),
+        ({"cap_add": ["ALL"], "cap_drop": ["ALL"]}, list(spec_security.CAPABILITIES)),
         ({"cap_add": ["KILL"], "cap_drop": ["kill"]}, DEFAULT),  # add wins over drop
     ],
 )
@@ -240,7 +244,7 @@ def test_capabilities(rootfs: Path, kw: dict[str, Any], expected: list[str]) -> 
 
 def test_default_capabilities_are_dockers_set(rootfs: Path) -> None:
     assert len(DEFAULT_CAPABILITIES) == 14
-    mask = sum(1 << spec.CAPABILITIES.index(c) for c in gen(rootfs)["process"]["capabilities"]["effective"])
+    mask = sum(1 << spec_security.CAPABILITIES.index(c) for c in gen(rootfs)["process"]["capabilities"]["effective"])
     assert mask == 0xA80425FB  # CapEff of a default Docker container
 
 
@@ -251,7 +255,7 @@ def test_unknown_capability(rootfs: Path, kw: dict[str, Any]) -> None:
 
 
 def test_capabilities_outside_the_host_bounding_set(rootfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    available = [c for c in spec.CAPABILITIES if c != "CAP_SYS_RESOURCE"]
+    available = [c for c in spec_security.CAPABILITIES if c != "CAP_SYS_RESOURCE"]
     monkeypatch.setattr(spec, "host_capabilities", lambda: available)
     with pytest.raises(InvalidArgument, match="CAP_SYS_RESOURCE"):
         gen(rootfs, cap_add=["SYS_RESOURCE"])
@@ -265,7 +269,7 @@ def test_host_capabilities_match_this_process() -> None:
     with open("/proc/sys/kernel/cap_last_cap") as fh:
         last = int(fh.read())
     caps = REAL_HOST_CAPABILITIES()
-    assert caps == [c for i, c in enumerate(spec.CAPABILITIES) if i <= last and bnd >> i & 1]
+    assert caps == [c for i, c in enumerate(spec_security.CAPABILITIES) if i <= last and bnd >> i & 1]
     assert set(DEFAULT_CAPABILITIES) <= set(caps)
 
 
@@ -273,23 +277,24 @@ def test_host_capabilities_match_this_process() -> None:
 
 
 def fake_hard_limits(monkeypatch: pytest.MonkeyPatch, nofile_hard: int) -> None:
-    real = spec.resource.getrlimit
+    real = spec_process.resource.getrlimit
 
     def getrlimit(number: int) -> tuple[int, int]:
-        return (min(1024, nofile_hard), nofile_hard) if number == spec._RLIMITS["nofile"] else real(number)
+        return (min(1024, nofile_hard), nofile_hard) if number == spec_process._RLIMITS["nofile"] else real(number)
 
-    monkeypatch.setattr(spec.resource, "getrlimit", getrlimit)
+    monkeypatch.setattr(spec_process.resource, "getrlimit", getrlimit)
 
 
 @pytest.mark.parametrize("host_hard, expected", [(20000, 20000), (4096, 4096), (2_000_000, 1048576), (-1, 1048576)])
 def test_default_nofile_is_clamped_to_the_host(monkeypatch: pytest.MonkeyPatch, host_hard: int, expected: int) -> None:
     fake_hard_limits(monkeypatch, host_hard)
-    assert spec.rlimits([]) == [{"type": "RLIMIT_NOFILE", "hard": expected, "soft": expected}]
+    assert spec_process.rlimits([]) == [{"type": "RLIMIT_NOFILE", "hard": expected, "soft": expected}]
 
 
 def test_explicit_ulimits(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_hard_limits(monkeypatch, 20000)
-    out = spec.rlimits([Ulimit(name="nofile", soft=512, hard=20000), Ulimit(name="RLIMIT_CORE", soft=0, hard=0)])
+    out = spec_process.rlimits([Ulimit(name="nofile", soft=512, hard=20000),
+                                Ulimit(name="RLIMIT_CORE", soft=0, hard=0)])
     assert out == [{"type": "RLIMIT_NOFILE", "hard": 20000, "soft": 512},
                    {"type": "RLIMIT_CORE", "hard": 0, "soft": 0}]
 
@@ -297,9 +302,9 @@ def test_explicit_ulimits(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_explicit_ulimit_above_host_hard_limit_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_hard_limits(monkeypatch, 20000)
     with pytest.raises(InvalidArgument, match="above the host's hard limit 20000"):
-        spec.rlimits([Ulimit(name="nofile", soft=1024, hard=1048576)])
+        spec_process.rlimits([Ulimit(name="nofile", soft=1024, hard=1048576)])
     with pytest.raises(InvalidArgument, match="above the host's hard limit"):
-        spec.rlimits([Ulimit(name="nofile", soft=-1, hard=-1)])
+        spec_process.rlimits([Ulimit(name="nofile", soft=-1, hard=-1)])
 
 
 @pytest.mark.parametrize("ulimit, message", [
@@ -309,13 +314,13 @@ def test_explicit_ulimit_above_host_hard_limit_is_rejected(monkeypatch: pytest.M
 ])
 def test_invalid_ulimits(ulimit: Ulimit, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
-        spec.rlimits([ulimit])
+        spec_process.rlimits([ulimit])
 
 
 def test_unlimited_ulimit_below_an_unlimited_host() -> None:
     if resource.getrlimit(resource.RLIMIT_CORE)[1] != resource.RLIM_INFINITY:
         pytest.skip("host core hard limit is finite")
-    assert spec.rlimits([Ulimit(name="core", soft=-1, hard=-1)])[0]["hard"] == 2**64 - 1
+    assert spec_process.rlimits([Ulimit(name="core", soft=-1, hard=-1)])[0]["hard"] == 2**64 - 1
 
 
 @pytest.mark.parametrize("value", [-1, -500, -1000])
@@ -345,7 +350,7 @@ def test_default_spec_shape(rootfs: Path) -> None:
     assert s["root"] == {"path": str(rootfs), "readonly": False}
     assert s["hostname"] == "0123456789ab"
     assert s["process"]["terminal"] is False and s["process"]["noNewPrivileges"] is False
-    assert s["linux"]["maskedPaths"] == list(spec.MASKED_PATHS)
+    assert s["linux"]["maskedPaths"] == list(spec_security.MASKED_PATHS)
     assert "/proc/kcore" in s["linux"]["maskedPaths"] and "/sys/firmware" in s["linux"]["maskedPaths"]
     assert s["linux"]["readonlyPaths"] == ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
     assert [m["destination"] for m in s["mounts"]] == [
@@ -371,7 +376,7 @@ def test_masked_and_readonly_path_overrides(rootfs: Path) -> None:
 
 def test_privileged(rootfs: Path) -> None:
     s = gen(rootfs, privileged=True, cap_drop=["ALL"], masked_paths=["/proc/x"])
-    assert s["process"]["capabilities"]["bounding"] == list(spec.CAPABILITIES)
+    assert s["process"]["capabilities"]["bounding"] == list(spec_security.CAPABILITIES)
     assert s["linux"]["maskedPaths"] == [] and s["linux"]["readonlyPaths"] == []
     assert s["linux"]["resources"]["devices"] == [{"allow": True, "access": "rwm"}]
     assert "seccomp" not in s["linux"]

@@ -55,7 +55,7 @@ def register(r: Router, b: Backend) -> None:
         until = _until(f.get("until", []))
         deleted: list[str] = []
         reclaimed = 0
-        for c in svc.list():
+        for c in svc.all():
             labels = c.config.get("Labels") or {}
             if c.state.running or (until is not None and c.created >= until):
                 continue
@@ -64,7 +64,7 @@ def register(r: Router, b: Backend) -> None:
             if any(_label(spec, labels) for spec in f.get("label!", [])):
                 continue
             reclaimed += await _rw_size(b, c)
-            await svc.remove(c.id, force=False)
+            await b.run.remove(c.id, force=False)
             deleted.append(c.id)
         return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 

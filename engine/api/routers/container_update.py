@@ -13,7 +13,7 @@ from engine.containers.resources import UpdateRequest
 def register(r: Router, b: Backend) -> None:
     async def update(request: web.Request) -> web.Response:
         req = parse_model(UpdateRequest, await read_json(request))
-        warnings = await b.containers.update(request.match_info["id"], req)
+        warnings = await b.manager.update(request.match_info["id"], req)
         return json_response({"Warnings": warnings})
 
     r.add("POST", "/containers/{id}/update", update)

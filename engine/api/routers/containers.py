@@ -16,7 +16,7 @@ from engine.api.responses import empty, json_response, read_json
 from engine.api.streams import STDERR, STDOUT, disconnected, frame, open_stream, until
 from engine.backend import Backend
 from engine.containers.images import normalise
-from engine.containers.lifecycle import WaitCondition
+from engine.containers.run import WaitCondition
 from engine.containers.options import inspect_mounts, parse
 from engine.containers.state import Status, rfc3339
 from engine.containers.store import Container
@@ -36,8 +36,8 @@ def register(r: Router, b: Backend) -> None:
 
     async def create(request: web.Request) -> web.Response:
         req = parse(await read_json(request))
-        c = await svc.create(request.query.get("name") or None, req)
-        return json_response({"Id": c.id, "Warnings": []}, 201)
+        c, warnings = await b.creator.create(request.query.get("name") or None, req)
+        return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
     async def inspect(request: web.Request) -> web.Response:
         c = svc.get(request.match_info["id"])
@@ -45,7 +45,7 @@ def register(r: Router, b: Backend) -> None:
 
     async def list_(request: web.Request) -> web.Response:
         q = request.query
-        selected = _select(b, svc.list(), filters(q), svc.get, boolean(q, "all"), integer(q, "limit") or -1)
+        selected = _select(b, svc.all(), filters(q), svc.get, boolean(q, "all"), integer(q, "limit") or -1)
         out = []
         for c in selected:
             item = container_summary(b, c)
@@ -55,46 +55,46 @@ def register(r: Router, b: Backend) -> None:
         return json_response(out)
 
     async def start(request: web.Request) -> web.Response:
-        await svc.start(request.match_info["id"])
+        await b.run.start(request.match_info["id"])
         return empty()
 
     async def stop(request: web.Request) -> web.Response:
-        await svc.stop(request.match_info["id"], integer(request.query, "t"), request.query.get("signal") or None)
+        await b.run.stop(request.match_info["id"], integer(request.query, "t"), request.query.get("signal") or None)
         return empty()
 
     async def restart(request: web.Request) -> web.Response:
-        await svc.restart(request.match_info["id"], integer(request.query, "t"), request.query.get("signal") or None)
+        await b.run.restart(request.match_info["id"], integer(request.query, "t"), request.query.get("signal") or None)
         return empty()
 
     async def kill(request: web.Request) -> web.Response:
-        await svc.kill(request.match_info["id"], request.query.get("signal") or None)
+        await b.run.kill(request.match_info["id"], request.query.get("signal") or None)
         return empty()
 
     async def pause(request: web.Request) -> web.Response:
-        await svc.pause(request.match_info["id"])
+        await b.manager.pause(request.match_info["id"])
         return empty()
 
     async def unpause(request: web.Request) -> web.Response:
-        await svc.unpause(request.match_info["id"])
+        await b.manager.unpause(request.match_info["id"])
         return empty()
 
     async def rename(request: web.Request) -> web.Response:
-        await svc.rename(request.match_info["id"], request.query.get("name", ""))
+        await b.manager.rename(request.match_info["id"], request.query.get("name", ""))
         return empty()
 
     async def remove(request: web.Request) -> web.Response:
-        await svc.remove(request.match_info["id"], boolean(request.query, "force"), boolean(request.query, "v"))
+        await b.run.remove(request.match_info["id"], boolean(request.query, "force"), boolean(request.query, "v"))
         return empty()
 
     async def top(request: web.Request) -> web.Response:
         ps_args = request.query.get("ps_args", "")
         if "\0" in ps_args:
             raise InvalidArgument("invalid ps_args: NUL byte")
-        return json_response(await svc.top(request.match_info["id"], ps_args))
+        return json_response(await b.manager.top(request.match_info["id"], ps_args))
 
     async def resize(request: web.Request) -> web.Response:
         height, width = size_params(request)
-        await svc.resize(request.match_info["id"], height, width)
+        await b.manager.resize(request.match_info["id"], height, width)
         return web.Response(status=200)
 
     async def wait(request: web.Request) -> web.StreamResponse:
@@ -102,7 +102,7 @@ def register(r: Router, b: Backend) -> None:
             condition = WaitCondition(request.query.get("condition") or WaitCondition.NOT_RUNNING)
         except ValueError:
             raise InvalidArgument(f"invalid condition: {request.query['condition']!r}") from None
-        exit_code = svc.wait(request.match_info["id"], condition)
+        exit_code = b.run.wait(request.match_info["id"], condition)
         # Headers now: `docker run` starts the container only once it has seen them.
         resp = await open_stream(request)
         code = await until(exit_code, disconnected(request))
@@ -131,7 +131,7 @@ def register(r: Router, b: Backend) -> None:
                     if (stdout, stderr)[stream - 1]:
                         await conn.write(rec.data if tty else frame(stream, rec.data))
             if boolean(q, "stream"):
-                att = await until(svc.attachment(c), conn.lost.wait())
+                att = await until(b.run.attachment(c), conn.lost.wait())
                 if att is not None:
                     await bridge(conn, att, tty=tty, stdin=boolean(q, "stdin") and bool(c.config.get("OpenStdin")),
                                  stdout=stdout, stderr=stderr, close_stdin=bool(c.config.get("StdinOnce")),
@@ -152,7 +152,7 @@ def register(r: Router, b: Backend) -> None:
         lines = None if tail in ("", "all") else integer(q, "tail")
         since, until_ = _unix_ns(q, "since"), _unix_ns(q, "until")
         timestamps, tty = boolean(q, "timestamps"), bool(c.config.get("Tty"))
-        run_over = svc.run_over(c) if boolean(q, "follow") else None
+        run_over = b.run.run_over(c) if boolean(q, "follow") else None
         resp = await open_stream(request, content_type=None)
 
         async def pump() -> None:

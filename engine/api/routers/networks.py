@@ -128,14 +128,14 @@ def register(r: Router, b: Backend) -> None:
     async def connect(request: web.Request) -> web.Response:
         req = _model(Connect, await read_json(request), "connect request")
         n = svc.get(request.match_info["id"])
-        await b.containers.connect(req.Container, n.id, (req.EndpointConfig or EndpointSettings()).model_dump())
+        await b.creator.connect(req.Container, n.id, (req.EndpointConfig or EndpointSettings()).model_dump())
         event("connect", n, container=b.containers.get(req.Container).id)
         return empty(200)
 
     async def disconnect(request: web.Request) -> web.Response:
         req = _model(Disconnect, await read_json(request), "disconnect request")
         n = svc.get(request.match_info["id"])
-        await b.containers.disconnect(req.Container, n.id)
+        await b.creator.disconnect(req.Container, n.id)
         event("disconnect", n, container=b.containers.get(req.Container).id)
         return empty(200)
 

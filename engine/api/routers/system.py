@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -54,16 +56,20 @@ def register(r: Router, b: Backend) -> None:
         running = sum(1 for s in tasks.values() if s == "running")
         paused = sum(1 for s in tasks.values() if s == "paused")
         uname = os.uname()
+        f = await b.host.features()
+        forwarding = _ipv4_forwarding()
         return json_response({
             "ID": "pyengine", "Containers": len(containers), "ContainersRunning": running,
             "ContainersPaused": paused, "ContainersStopped": len(containers) - running - paused,
             "Images": len(images), "Driver": "overlayfs", "DriverStatus": [],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["k8s-file"]},
-            "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
-            "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+            "MemoryLimit": f["memory_limit"], "SwapLimit": f["swap_limit"], "KernelMemory": f["kernel_memory"],
+            "KernelMemoryTCP": f["kernel_memory_tcp"], "CpuCfsPeriod": f["cpu_cfs"], "CpuCfsQuota": f["cpu_cfs"],
+            "CPUShares": f["cpu_shares"], "CPUSet": f["cpuset"], "PidsLimit": f["pids_limit"],
+            "OomKillDisable": f["oom_kill_disable"], "IPv4Forwarding": forwarding,
             "Debug": b.config.log_level == "debug", "NFd": len(os.listdir("/proc/self/fd")),
-            "NGoroutines": 0, "SystemTime": _now(), "LoggingDriver": "k8s-file", "CgroupDriver": "cgroupfs",
-            "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
+            "NGoroutines": 0, "SystemTime": _now(), "LoggingDriver": "k8s-file", "CgroupDriver": f["cgroup_driver"],
+            "CgroupVersion": f["cgroup_version"],
             "NEventsListener": 0, "KernelVersion": uname.release, "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": uname.machine, "NCPU": os.cpu_count() or 1,
             "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
@@ -76,13 +82,40 @@ def register(r: Router, b: Backend) -> None:
             "Runtimes": {"runc": {"path": "runc"}}, "DefaultRuntime": "runc",
             "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "tini",
-            "SecurityOptions": ["name=seccomp,profile=default"], "Warnings": [],
+            "SecurityOptions": ["name=seccomp,profile=default"], "Warnings": _warnings(f, forwarding),
         })
 
     r.add("GET", "/_ping", ping)
     r.add("HEAD", "/_ping", ping)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)
+
+
+# dockerd's words for what the host's kernel lacks, in its order.
+_MISSING = (("memory_limit", "No memory limit support"), ("swap_limit", "No swap limit support"),
+            ("oom_kill_disable", "No oom kill disable support"), ("cpu_cfs", "No cpu cfs quota support"),
+            ("cpu_cfs", "No cpu cfs period support"), ("cpu_shares", "No cpu shares support"),
+            ("cpuset", "No cpuset support"), ("blkio_weight", "No blkio weight support"),
+            ("blkio_weight_device", "No blkio weight_device support"),
+            ("blkio_read_bps_device", "No blkio throttle.read_bps_device support"),
+            ("blkio_write_bps_device", "No blkio throttle.write_bps_device support"),
+            ("blkio_read_iops_device", "No blkio throttle.read_iops_device support"),
+            ("blkio_write_iops_device", "No blkio throttle.write_iops_device support"))
+
+
+def _warnings(features: Mapping[str, Any], forwarding: bool) -> list[str]:
+    out = [f"WARNING: {text}" for key, text in _MISSING if not features.get(key)]
+    if not forwarding:
+        out.append("WARNING: IPv4 forwarding is disabled")
+    return out
+
+
+def _ipv4_forwarding() -> bool:
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward", encoding="ascii") as fh:
+            return fh.read().strip() == "1"
+    except OSError:
+        return False
 
 
 def _arch() -> str:

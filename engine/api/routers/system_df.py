@@ -19,7 +19,7 @@ from runtime import client as rt
 def register(r: Router, b: Backend) -> None:
     async def df(_: web.Request) -> web.Response:
         images = await b.images.images()
-        containers = b.containers.list()
+        containers = b.containers.all()
         users: dict[str, int] = {}
         for c in containers:
             users[c.image_id] = users.get(c.image_id, 0) + 1

@@ -8,7 +8,7 @@ from runtime.containers import ContainerCreate
 from runtime.errors import FailedPrecondition
 from runtime.metadata.containers import Container
 from runtime.services import Services
-from runtime.tasks.spec import ResourceOptions
+from runtime.tasks.spec_options import ResourceOptions
 
 router = APIRouter(prefix="/containers", tags=["containers"])
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from runtime import __version__
 from runtime.api.deps import services
 from runtime.services import Services
+from runtime.sysinfo import HostFeatures, probe
 
 router = APIRouter(tags=["system"])
 
@@ -31,6 +32,11 @@ class GCOut(BaseModel):
 @router.get("/version")
 async def version() -> dict[str, Any]:
     return {"version": __version__, "api": "v1"}
+
+
+@router.get("/sysinfo", response_model=HostFeatures)
+async def sysinfo() -> HostFeatures:
+    return probe()
 
 
 @router.get("/plugins", response_model=list[PluginOut])

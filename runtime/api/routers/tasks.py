@@ -10,7 +10,7 @@ from runtime.errors import InvalidArgument
 from runtime.services import Services
 from runtime.tasks.cgroups import Metrics
 from runtime.tasks.service import ExecCreate, ExitStatus
-from runtime.tasks.spec import ResourceOptions
+from runtime.tasks.spec_options import ResourceOptions
 from runtime.tasks.state import ExecState, TaskState
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])

@@ -1,0 +1,74 @@
+"""Limits the host's kernel cannot apply: discarded with dockerd's warnings, as dockerd does.
+
+The runtime probes the kernel once (GET /sysinfo); a create or update that asks for a
+limit the kernel lacks (no `blkio.weight` without the BFQ/CFQ scheduler, no swap
+accounting, ...) keeps running without it, and the client is told so in `Warnings`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from engine.errors import InvalidArgument
+from runtime.client import Client
+
+# (HostConfig field, the runtime's feature name, dockerd's warning when the kernel lacks it)
+_DISCARDED = (
+    ("Memory", "memory_limit",
+     "Your kernel does not support memory limit capabilities or the cgroup is not mounted. Limitation discarded."),
+    ("MemorySwap", "swap_limit",
+     "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without "
+     "swap."),
+    ("MemoryReservation", "memory_reservation",
+     "Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation "
+     "discarded."),
+    ("CpuShares", "cpu_shares",
+     "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded."),
+    ("CpuPeriod", "cpu_cfs",
+     "Your kernel does not support CPU cfs period or the cgroup is not mounted. Period discarded."),
+    ("CpuQuota", "cpu_cfs",
+     "Your kernel does not support CPU cfs quota or the cgroup is not mounted. Quota discarded."),
+    ("CpusetCpus", "cpuset",
+     "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded."),
+    ("CpusetMems", "cpuset",
+     "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded."),
+    ("PidsLimit", "pids_limit",
+     "Your kernel does not support pids limit capabilities or the cgroup is not mounted. PIDs limit discarded."),
+    ("BlkioWeight", "blkio_weight",
+     "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."),
+)
+
+
+class Features(Protocol):
+    async def features(self) -> Mapping[str, Any]: ...
+
+
+class HostFeatures:
+    """The runtime's probe of the host kernel, asked once: the kernel does not change under a running daemon."""
+
+    def __init__(self, runtime: Client) -> None:
+        self._rt = runtime
+        self._features: dict[str, Any] | None = None
+
+    async def features(self) -> Mapping[str, Any]:
+        if self._features is None:
+            self._features = await self._rt.sysinfo()
+        return self._features
+
+
+def discard_unsupported(resources: Any, features: Mapping[str, Any]) -> list[str]:
+    """Unset on `resources` (a model with HostConfig's field names) what this kernel cannot limit; the warnings."""
+    if getattr(resources, "NanoCpus", None) and not features.get("cpu_cfs"):
+        raise InvalidArgument("NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the "
+                              "cgroup is not mounted")
+    warnings: list[str] = []
+    for name, feature, warning in _DISCARDED:
+        value = getattr(resources, name, None)
+        # PidsLimit 0 and -1 mean "unlimited": nothing to discard.
+        if value and not (name == "PidsLimit" and value < 0) and not features.get(feature):
+            setattr(resources, name, None)
+            if warning not in warnings:
+                warnings.append(warning)
+            if name == "Memory":
+                resources.MemorySwap = None
+    return warnings

@@ -1,0 +1,63 @@
+"""What the engine keeps in memory beside each container record: its lock and whoever waits on it.
+
+Every operation that changes a container's state, and the handling of its exits, takes
+the container's lock, so they apply in order and an exit is always matched to the run it
+ended. The futures here are settled when the run ends or the container is removed.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from engine.containers.restarts import Backoff
+from engine.containers.store import Container, ContainerStore
+from engine.errors import NotFound
+from runtime.client.attach import Attachment
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Live:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    exits: list[asyncio.Future[int]] = field(default_factory=list)
+    removals: list[asyncio.Future[int]] = field(default_factory=list)
+    attachers: list[asyncio.Future[Attachment | None]] = field(default_factory=list)
+    # Set when the current run ends: `logs -f` stops there.
+    run_over: asyncio.Event = field(default_factory=asyncio.Event)
+    backoff: Backoff = field(default_factory=Backoff)
+    # Set when a healthcheck's on-failure action asked for a restart: the next exit restarts, whatever the policy.
+    health_restart: bool = False
+    restart: asyncio.Task[None] | None = None  # a restart policy's pending start
+
+
+def settle(futures: list[asyncio.Future[T]], value: T) -> None:
+    for f in futures:
+        if not f.done():
+            f.set_result(value)
+    futures.clear()
+
+
+class Lives:
+    """The in-memory companions of the records in a ContainerStore."""
+
+    def __init__(self, store: ContainerStore) -> None:
+        self.store = store
+        self._lives: dict[str, Live] = {}
+
+    def of(self, cid: str) -> Live:
+        live = self._lives.get(cid)
+        if live is None:
+            live = self._lives[cid] = Live()
+        return live
+
+    def forget(self, cid: str) -> None:
+        self._lives.pop(cid, None)
+
+    def current(self, ref: str, cid: str) -> Container:
+        """The container again after waiting for its lock: it may have been removed meanwhile."""
+        c = self.store.find(cid)
+        if c is None:
+            raise NotFound(f"No such container: {ref}")
+        return c

@@ -1,0 +1,122 @@
+"""Changes to a container that neither start nor end a run: update, pause, unpause, rename, resize, top."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from engine.containers import names
+from engine.containers.hostlimits import Features, discard_unsupported
+from engine.containers.live import Lives
+from engine.containers.resources import UpdateRequest, merged, runtime_resources
+from engine.containers.state import Status
+from engine.containers.store import Container, ContainerStore
+from engine.errors import Conflict, InvalidArgument
+from engine.events import EventBus
+from runtime import client as rt
+
+
+class Manager:
+    def __init__(self, runtime: rt.Client, store: ContainerStore, lives: Lives, events: EventBus,
+                 host: Features) -> None:
+        self._rt = runtime
+        self._store = store
+        self._lives = lives
+        self._events = events
+        self._host = host
+
+    async def rename(self, ref: str, new: str) -> None:
+        if not new:
+            raise InvalidArgument("Neither old nor new names may be empty")
+        bare = names.validate(new)
+        c = self._store.get(ref)
+        if bare == c.name:
+            raise InvalidArgument("Renaming a container with the same name as its current name")
+        old = c.name
+        await self._store.rename(c, bare)
+        self._events.container(c, "rename", oldName="/" + old)
+
+    async def update(self, ref: str, req: UpdateRequest) -> list[str]:
+        """docker update: new limits for the container's next runs and, if it runs, for this one; the warnings."""
+        c = self._store.get(ref)
+        live = self._lives.of(c.id)
+        async with live.lock:
+            c = self._lives.current(ref, c.id)
+            discarded = discard_unsupported(req, await self._host.features())
+            host_config, warnings = merged(c.host_config, req)
+            old, new = runtime_resources(c.host_config), runtime_resources(host_config)
+            if new != old:
+                # The runtime's stored spec first: it checks what only the host knows before anything live changes.
+                await self._rt.set_container_resources(c.id, new)
+                if c.state.running:
+                    await self._update_task(c, old, new)
+            c.host_config = host_config
+            await self._store.save(c)
+        self._events.container(c, "update")
+        return discarded + warnings
+
+    async def _update_task(self, c: Container, old: dict[str, Any], new: dict[str, Any]) -> None:
+        try:
+            await self._rt.update_task(c.id, new)
+        except (rt.NotFound, rt.FailedPrecondition):
+            pass  # the process has just ended; its next run starts with the stored limits
+        except rt.RuntimeError_:
+            with contextlib.suppress(rt.RuntimeError_):
+                await self._rt.set_container_resources(c.id, old)
+            raise
+
+    async def pause(self, ref: str) -> None:
+        c = self._store.get(ref)
+        async with self._lives.of(c.id).lock:
+            c = self._lives.current(ref, c.id)
+            if c.state.status == Status.PAUSED:
+                raise Conflict(f"Container {c.id} is already paused")
+            if not c.state.running:
+                raise Conflict(f"Container {c.id} is not running")
+            await self._rt.pause_task(c.id)
+            c.state.pause()
+            await self._store.save(c)
+        self._events.container(c, "pause")
+
+    async def unpause(self, ref: str) -> None:
+        c = self._store.get(ref)
+        async with self._lives.of(c.id).lock:
+            c = self._lives.current(ref, c.id)
+            if c.state.status != Status.PAUSED:
+                raise Conflict(f"Container {c.id} is not paused")
+            await self._rt.resume_task(c.id)
+            c.state.unpause()
+            await self._store.save(c)
+        self._events.container(c, "unpause")
+
+    async def top(self, ref: str, ps_args: str) -> dict[str, Any]:
+        """`ps` on the host, cut down to the container's processes (what dockerd does)."""
+        c = self._store.get(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        pids = set(await self._rt.task_pids(c.id))
+        proc = await asyncio.create_subprocess_exec("ps", *(ps_args.split() or ["-ef"]),
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode:
+            raise InvalidArgument(f"ps: {err.decode(errors='replace').strip()}")
+        lines = out.decode(errors="replace").splitlines()
+        titles = lines[0].split() if lines else []
+        if "PID" not in titles:
+            # The caller's ps_args chose the columns (`-o comm`, `--help`): their request, not our fault.
+            raise InvalidArgument("Couldn't find PID field in ps output")
+        column = titles.index("PID")
+        processes = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if len(fields) > column and fields[column].isdigit() and int(fields[column]) in pids:
+                processes.append(fields)
+        self._events.container(c, "top")
+        return {"Titles": titles, "Processes": processes}
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        c = self._store.get(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        await self._rt.resize_task(c.id, height, width)
+        self._events.container(c, "resize", height=str(height), width=str(width))

@@ -1,0 +1,79 @@
+"""Lining the engine's records up with the runtime's tasks, each time the event stream (re)connects.
+
+Exits missed while the engine or its event stream was down are recorded; tasks the records
+do not show running (an engine stopped in the middle of a start or an exit) are adopted or
+deleted; healthchecks of containers that ran on resume; restart policies are applied once.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from engine.containers.health import Health, config_of
+from engine.containers.live import Lives
+from engine.containers.run import RunControl
+from engine.containers.state import Status
+from engine.containers.store import Container, ContainerStore
+from engine.containers.supervise import Supervisor
+from engine.networks.service import NetworkService
+from runtime import client as rt
+
+log = logging.getLogger("engine.containers")
+
+
+class Reconciler:
+    def __init__(self, runtime: rt.Client, store: ContainerStore, lives: Lives, run: RunControl,
+                 supervisor: Supervisor, networks: NetworkService) -> None:
+        self._rt = runtime
+        self._store = store
+        self._lives = lives
+        self._run = run
+        self._supervisor = supervisor
+        self._networks = networks
+        self._policies: asyncio.Task[None] | None = None  # the one pass over restart policies at engine start
+
+    async def reconcile(self) -> None:
+        tasks = {t["id"]: t for t in await self._rt.tasks()}
+        for c in self._store.all():
+            t = tasks.get(c.id)
+            if c.state.running:
+                if t is None:
+                    await self._run.handle_exit(c.id, c.state.pid, 255, time.time())
+                elif t["status"] == "stopped":
+                    await self._run.handle_exit(c.id, t["pid"], t["exit_status"], t["exited_at"] or time.time())
+                elif t["pid"] != c.state.pid:
+                    # A restart whose new run was never recorded: its exit must match it.
+                    c.state.pid = t["pid"]
+                    await self._store.save(c)
+            elif t is not None:
+                await self._adopt(c, t)
+        await self._networks.reconcile({c.id for c in self._store.all() if c.state.running})
+        health = self._run.health
+        for c in self._store.all():
+            # Probes of containers that ran on while the engine was away start again.
+            if c.state.running and config_of(c.config) and not health.watching(c.id):
+                c.health = c.health or Health()
+                health.start(c.id, c.config, c.health, c.state.started_at or time.time())
+        if self._policies is None:
+            self._policies = asyncio.create_task(self._supervisor.apply_at_engine_start(self._run),
+                                                 name="restart-policies")
+
+    async def _adopt(self, c: Container, t: dict[str, Any]) -> None:
+        """A task the records do not show running: an engine stopped in the middle of a start or an exit."""
+        live = self._lives.of(c.id)
+        async with live.lock:
+            if t["status"] in ("running", "paused") and c.state.status in (Status.CREATED, Status.EXITED):
+                c.state.start(t["pid"], t.get("started_at") or time.time())
+                if t["status"] == "paused":
+                    c.state.pause()
+                if c.log_path is None:
+                    c.log_path = (await self._rt.task_io(c.id))["log_path"]
+                live.run_over = asyncio.Event()
+                await self._store.save(c)
+                log.info("adopted running task of container=%s", c.id)
+            elif not c.state.running:
+                with contextlib.suppress(rt.NotFound):
+                    await self._rt.delete_task(c.id, force=True)

@@ -1,0 +1,402 @@
+"""Run control: start, stop, kill, restart, the handling of exits, wait, remove and attach.
+
+A container is a runtime container (rootfs snapshot + spec) with the same 64-hex id; each run
+of it is a runtime task, deleted once it has exited so that the writable snapshot stays for
+the next start. Every step here holds the container's lock (see live.py), so an exit is
+always matched to the run it ended, by the task's pid.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from enum import Enum
+from typing import Any
+
+from engine.containers.exitcodes import start_failure_code
+from engine.containers.health import Health, HealthMonitor, config_of
+from engine.containers.live import Live, Lives, settle
+from engine.containers.options import parse_signal
+from engine.containers.state import Status
+from engine.containers.store import Container, ContainerStore
+from engine.containers.supervise import Supervisor
+from engine.errors import Conflict, EngineError, NotModified
+from engine.events import EventBus
+from engine.networks.service import NetworkService
+from engine.volumes.service import VolumeService
+from runtime import client as rt
+from runtime.client.attach import Attachment
+
+log = logging.getLogger("engine.containers")
+
+DEFAULT_STOP_TIMEOUT = 10
+# How long `kill` (SIGKILL) waits to see the container down, so a following `rm` finds it stopped.
+_KILL_SETTLE = 10.0
+
+
+class WaitCondition(str, Enum):
+    NOT_RUNNING = "not-running"
+    NEXT_EXIT = "next-exit"
+    REMOVED = "removed"
+
+
+class RunControl:
+    def __init__(self, runtime: rt.Client, store: ContainerStore, lives: Lives, events: EventBus,
+                 networks: NetworkService, volumes: VolumeService, supervisor: Supervisor) -> None:
+        self._rt = runtime
+        self._store = store
+        self._lives = lives
+        self._events = events
+        self._networks = networks
+        self._volumes = volumes
+        self._supervisor = supervisor
+        self.health = HealthMonitor(runtime, self._health_changed)
+
+    def run_over(self, c: Container) -> asyncio.Event | None:
+        """What ends `logs -f` for the current run; None if nothing runs."""
+        return self._lives.of(c.id).run_over if c.state.running else None
+
+    async def _health_changed(self, cid: str, health: Health, before: str) -> None:
+        await self._supervisor.health_changed(cid, health, before, self)
+
+    # start ---------------------------------------------------------------
+
+    async def start(self, ref: str) -> None:
+        c = self._store.get(ref)
+        live = self._lives.of(c.id)
+        async with live.lock:
+            c = self._lives.current(ref, c.id)
+            if c.state.status == Status.PAUSED:
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if c.state.running:
+                raise NotModified("container already started")
+            if c.state.status == Status.REMOVING:
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            self._supervisor.cancel(c, live)
+            c.state.manually_stopped, c.restart_count = False, 0
+            await self.start_locked(c, live)
+
+    async def start_locked(self, c: Container, live: Live) -> None:
+        tty = bool(c.config.get("Tty"))
+        for v in c.volumes:
+            await self._volumes.prepare(v["name"])
+        # netavark wires the namespace while the runtime creates the task that joins it.
+        netns_ready = asyncio.Event()
+        wiring = asyncio.ensure_future(self._networks.start(
+            c.id, hostname=c.config.get("Hostname") or c.id[:12], domainname=c.config.get("Domainname") or "",
+            exposed=list(c.config.get("ExposedPorts") or {}), port_bindings=c.host_config.get("PortBindings"),
+            publish_all=bool(c.host_config.get("PublishAllPorts")), netns_ready=netns_ready))
+        waiter = asyncio.ensure_future(netns_ready.wait())
+        await asyncio.wait({wiring, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if wiring.done() and wiring.exception() is not None:
+            await wiring  # the namespace itself could not be made: nothing was created
+        try:
+            task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")))
+        except rt.RuntimeError_ as e:
+            wired = (await asyncio.gather(wiring, return_exceptions=True))[0]
+            await self._networks.stop(c.id)
+            if isinstance(wired, BaseException):
+                raise wired from None  # the network failed first; the task only lost its namespace
+            await self._start_failed(c, live, e)
+            raise
+        try:
+            await wiring
+        except BaseException:
+            with contextlib.suppress(rt.RuntimeError_):
+                await self._rt.delete_task(c.id, force=True)
+            await self._networks.stop(c.id)
+            raise
+        try:
+            io = await self._rt.task_io(c.id)
+            size = c.host_config.get("ConsoleSize") or []
+            if tty and len(size) == 2 and size[0] > 0 and size[1] > 0:
+                await self._rt.resize_task(c.id, size[0], size[1])
+            await self._hand_over(live, io["attach_socket"])
+            await self._rt.start_task(c.id)
+        except rt.RuntimeError_ as e:
+            with contextlib.suppress(rt.RuntimeError_):
+                await self._rt.delete_task(c.id, force=True)
+            await self._networks.stop(c.id)
+            await self._start_failed(c, live, e)
+            raise
+        c.log_path = io["log_path"]
+        live.run_over = asyncio.Event()
+        c.state.start(task["pid"], time.time())
+        c.health = Health() if config_of(c.config) else None
+        await self._store.save(c)
+        self._events.container(c, "start")
+        if c.health is not None:
+            self.health.start(c.id, c.config, c.health, c.state.started_at or time.time())
+        log.info("started container=%s pid=%d", c.id, task["pid"])
+
+    async def _create_task(self, cid: str, tty: bool, stdin: bool) -> dict[str, Any]:
+        try:
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin)
+        except rt.AlreadyExists:
+            # A run whose exit was recorded but whose task could not be deleted then.
+            await self._rt.delete_task(cid, force=True)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin)
+
+    async def _hand_over(self, live: Live, socket: str) -> None:
+        """Connect every attach waiting for this start, before the process can write a byte."""
+        for fut in live.attachers:
+            if fut.done():
+                continue
+            try:
+                fut.set_result(await Attachment.connect(socket))
+            except rt.RuntimeError_ as e:
+                log.warning("attach to %s failed: %s", socket, e.message)
+                fut.set_result(None)
+        live.attachers.clear()
+
+    async def _start_failed(self, c: Container, live: Live, e: rt.RuntimeError_) -> None:
+        code = start_failure_code(e.message)
+        log.info("start of container=%s failed (exit code %d): %s", c.id, code, e.message)
+        c.state.start_failed(code, e.message)
+        self._events.container(c, "die", exitCode=str(code))
+        settle(live.attachers, None)
+        if c.host_config.get("AutoRemove"):
+            await self._remove_locked(c, live, volumes=True)
+        else:
+            await self._store.save(c)
+
+    # stop, kill, restart -------------------------------------------------
+
+    async def stop(self, ref: str, timeout: int | None, sig: str | None = None) -> None:
+        c = self._store.get(ref)
+        live = self._lives.of(c.id)
+        async with live.lock:
+            c = self._lives.current(ref, c.id)
+            c.state.manually_stopped = True
+            if c.state.status == Status.RESTARTING:
+                self._supervisor.cancel(c, live)
+                await self._store.save(c)
+                self._events.container(c, "stop")
+                return
+            if not c.state.running:
+                await self._store.save(c)
+                raise NotModified("container already stopped")
+            await self._stop_locked(c, live, timeout, sig, autoremove=True)
+
+    async def _stop_locked(self, c: Container, live: Live, timeout: int | None, sig: str | None, *,
+                           autoremove: bool) -> None:
+        signum = parse_signal(sig or c.config.get("StopSignal") or "SIGTERM")
+        configured = c.config.get("StopTimeout")
+        wait = timeout if timeout is not None else DEFAULT_STOP_TIMEOUT if configured is None else configured
+        if c.state.status == Status.PAUSED:
+            # A frozen process gets no signal: thaw it so it can act on the one it is sent.
+            await self._rt.resume_task(c.id)
+            c.state.unpause()
+        pid = c.state.pid
+        # Never cancelled (a cancelled runtime call would waste its connection): it ends with the process.
+        reaped = asyncio.ensure_future(self._reap(c.id))
+        with contextlib.suppress(rt.FailedPrecondition, rt.NotFound):
+            await self._rt.kill_task(c.id, signum)
+            self._events.container(c, "kill", signal=str(signum))
+        done, _ = await asyncio.wait({reaped}, timeout=wait if wait >= 0 else None)
+        if not done:
+            log.info("container=%s still running %ds after signal %d: killing it", c.id, wait, signum)
+            with contextlib.suppress(rt.FailedPrecondition, rt.NotFound):
+                await self._rt.kill_task(c.id, signal.SIGKILL, all=True)
+                self._events.container(c, "kill", signal=str(int(signal.SIGKILL)))
+        code, at = await reaped
+        await self._exited_locked(c, live, pid, code, at, autoremove=False)
+        self._events.container(c, "stop")
+        if autoremove and c.host_config.get("AutoRemove"):
+            await self._remove_locked(c, live, volumes=True)
+
+    async def _reap(self, cid: str) -> tuple[int, float]:
+        try:
+            status = await self._rt.wait_task(cid)
+        except rt.NotFound:
+            # Deleted under us: nobody knows the code any more.
+            return 255, time.time()
+        return status["exit_status"], status["exited_at"]
+
+    async def kill(self, ref: str, sig: str | None) -> None:
+        c = self._store.get(ref)
+        signum = parse_signal(sig or "KILL")
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            # Ended by its user: a restart policy leaves it ended, as dockerd does.
+            c.state.manually_stopped = True
+        run_over = self._lives.of(c.id).run_over
+        try:
+            await self._rt.kill_task(c.id, signum)
+            if c.state.status == Status.PAUSED and signum == signal.SIGKILL:
+                await self._rt.resume_task(c.id)
+        except (rt.FailedPrecondition, rt.NotFound):
+            raise Conflict(f"Container {c.id} is not running") from None
+        self._events.container(c, "kill", signal=str(signum))
+        if signum == signal.SIGKILL:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_KILL_SETTLE):
+                    await run_over.wait()
+
+    async def restart(self, ref: str, timeout: int | None, sig: str | None = None) -> None:
+        c = self._store.get(ref)
+        live = self._lives.of(c.id)
+        async with live.lock:
+            c = self._lives.current(ref, c.id)
+            self._supervisor.cancel(c, live)
+            c.state.manually_stopped = True
+            if c.state.running:
+                # Restarting is not the end of an --rm container.
+                await self._stop_locked(c, live, timeout, sig, autoremove=False)
+            c.state.manually_stopped, c.restart_count = False, 0
+            await self.start_locked(c, live)
+            self._events.container(c, "restart")
+
+    # exits ---------------------------------------------------------------
+
+    async def handle_exit(self, cid: str, pid: int, code: int, at: float) -> None:
+        """A task exited (the runtime's /tasks/exit, or found by reconcile)."""
+        if self._store.find(cid) is None:
+            return
+        live = self._lives.of(cid)
+        async with live.lock:
+            c = self._store.find(cid)
+            if c is not None:
+                await self._exited_locked(c, live, pid, code, at, autoremove=True)
+
+    async def _exited_locked(self, c: Container, live: Live, pid: int, code: int, at: float, *,
+                             autoremove: bool) -> None:
+        if not c.state.running or c.state.pid != pid:
+            return  # already recorded, or the exit of an earlier run
+        oom = False
+        try:
+            oom = bool((await self._rt.task(c.id)).get("oom_killed"))
+            await self._rt.delete_task(c.id)
+        except rt.NotFound:
+            pass
+        except rt.RuntimeError_ as e:
+            # The next start deletes it (see _create_task); the exit itself is certain.
+            log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
+        self.health.stop(c.id)
+        await self._networks.stop(c.id)
+        c.state.exit(code, at, oom)
+        live.run_over.set()
+        await self._store.save(c)
+        if oom:
+            self._events.container(c, "oom")
+        self._events.container(c, "die", exitCode=str(code))
+        log.info("container=%s exited with %d", c.id, code)
+        settle(live.exits, code)
+        if autoremove and c.host_config.get("AutoRemove"):
+            await self._remove_locked(c, live, volumes=True)
+        elif autoremove:
+            await self._supervisor.after_exit(c, live, at, self)
+
+    # wait ----------------------------------------------------------------
+
+    def wait(self, ref: str, condition: WaitCondition) -> asyncio.Future[int]:
+        """A future for the exit code, registered now: the caller may flush its headers before it resolves."""
+        c = self._store.get(ref)
+        live = self._lives.of(c.id)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if condition == WaitCondition.NOT_RUNNING and not c.state.running:
+            fut.set_result(c.state.exit_code)
+        elif condition == WaitCondition.REMOVED:
+            live.removals[:] = [f for f in live.removals if not f.done()] + [fut]
+        else:
+            live.exits[:] = [f for f in live.exits if not f.done()] + [fut]
+        return fut
+
+    # remove --------------------------------------------------------------
+
+    async def remove(self, ref: str, force: bool, volumes: bool = False) -> None:
+        c = self._store.get(ref)
+        live = self._lives.of(c.id)
+        if force and c.state.running and live.lock.locked():
+            # A `docker stop` may hold the lock for its whole timeout: a forced removal does not wait it out.
+            with contextlib.suppress(rt.RuntimeError_):
+                await self._rt.kill_task(c.id, signal.SIGKILL, all=True)
+        async with live.lock:
+            c = self._lives.current(ref, c.id)
+            if c.state.running:
+                if not force:
+                    raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                                   "attempting removal or force remove")
+                if c.state.status == Status.PAUSED:
+                    with contextlib.suppress(rt.RuntimeError_):
+                        await self._rt.resume_task(c.id)
+                pid = c.state.pid
+                # A forced task delete kills the process and reaps it in one call.
+                try:
+                    status = await self._rt.delete_task(c.id, force=True)
+                    code, at = status["exit_status"], status["exited_at"]
+                except rt.NotFound:
+                    code, at = 255, time.time()
+                await self._exited_locked(c, live, pid, code, at, autoremove=False)
+            if c.state.status == Status.REMOVING:
+                raise Conflict(f"removal of container {c.id} is already in progress")
+            if c.state.status == Status.RESTARTING:
+                if not force:
+                    raise Conflict(f"You cannot remove a restarting container {c.id}. Stop the container before "
+                                   "attempting removal or force remove")
+                self._supervisor.cancel(c, live)
+            await self._remove_locked(c, live, volumes=volumes)
+
+    async def _remove_locked(self, c: Container, live: Live, *, volumes: bool) -> None:
+        c.state.removing()
+        try:
+            with contextlib.suppress(rt.NotFound):
+                await self._rt.delete_task(c.id, force=True)
+            with contextlib.suppress(rt.NotFound):
+                await self._rt.remove_container(c.id)
+        except BaseException:
+            c.state.status = Status.DEAD
+            await self._store.save(c)
+            raise
+        if c.log_path:
+            # The runtime leaves a task's log for whoever reads it; that was us, and the container is gone.
+            with contextlib.suppress(OSError):
+                os.unlink(c.log_path)
+        await self._networks.forget(c.id)
+        await self._store.delete(c)
+        self._events.container(c, "destroy")
+        if volumes:
+            for v in c.volumes:
+                if v["anonymous"]:
+                    with contextlib.suppress(EngineError):
+                        await self._volumes.remove(v["name"])
+                        self._events.publish("volume", "destroy", v["name"], {"driver": "local"})
+        self._lives.forget(c.id)
+        log.info("removed container=%s", c.id)
+        settle(live.removals, c.state.exit_code)
+        settle(live.exits, c.state.exit_code)
+        settle(live.attachers, None)
+
+    # attach --------------------------------------------------------------
+
+    async def attachment(self, c: Container) -> Attachment | None:
+        """A connection to the container process's stdio, made before it can write a byte the caller would miss.
+
+        A running container's is made now; otherwise at the next start, just before the process
+        runs. None if the process has already gone, the start fails or the container is removed.
+        """
+        live = self._lives.of(c.id)
+        async with live.lock:
+            current = self._store.find(c.id)
+            if current is None:
+                return None
+            self._events.container(current, "attach")
+            if current.state.running:
+                try:
+                    return await Attachment.connect((await self._rt.task_io(c.id))["attach_socket"])
+                except (rt.NotFound, rt.FailedPrecondition):
+                    return None
+            fut: asyncio.Future[Attachment | None] = asyncio.get_running_loop().create_future()
+            live.attachers.append(fut)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            # Connected by a start just as our client left.
+            if fut.done() and not fut.cancelled() and fut.result() is not None:
+                fut.result().close()
+            raise

@@ -1,0 +1,136 @@
+"""Collecting the exits of tasks and execs, and reporting each exactly once.
+
+Exits are noticed by one watcher loop reading the monitors' exit files, and at once
+by a follower per live process that wakes when its monitor goes. Each exit becomes
+the process's stopped state, a wake-up of its waiters and a /tasks/exit event
+(preceded by /tasks/oom when its cgroup saw an OOM kill). A task whose lock is held
+is skipped: the start, exec or delete under way is seen next round, which keeps
+/tasks/start before /tasks/exit. Kept apart from the task service because it runs
+on its own, beside every request.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from runtime.events import topics
+from runtime.events.exchange import Exchange
+from runtime.tasks import cgroups
+from runtime.tasks.shim import Shim
+from runtime.tasks.state import ProcessState, Status, TaskState
+from runtime.tasks.task_table import TaskTable
+
+log = logging.getLogger("runtime.tasks")
+
+# Followers catch task and exec exits at once; the poll catches anything they miss.
+POLL = 0.05
+
+
+class ExitWatcher:
+    def __init__(self, table: TaskTable, shims: dict[str, Shim], events: Exchange) -> None:
+        self._table = table
+        self._shims = shims
+        self._events = events
+        self._exited: dict[tuple[str, str, str], asyncio.Event] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._monitor_gone: set[tuple[str, str]] = set()
+        self._followers: set[asyncio.Task[None]] = set()
+        self._checking = asyncio.Lock()
+
+    def exited(self, key: tuple[str, str, str]) -> asyncio.Event:
+        """Set once process (namespace, task id, exec id or task id) has exited."""
+        return self._exited.setdefault(key, asyncio.Event())
+
+    def forget(self, key: tuple[str, str, str]) -> None:
+        self._exited.pop(key, None)
+
+    def start(self) -> None:
+        self._watcher = asyncio.create_task(self._watch(), name="task-exit-watcher")
+
+    async def close(self) -> None:
+        pending = [*self._followers, *([self._watcher] if self._watcher else [])]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def follow(self, t: TaskState, exec_id: str | None = None) -> None:
+        """Collect the exit as soon as the process's monitor goes, rather than at the next poll."""
+
+        async def wait() -> None:
+            await self._shims[t.runtime].wait_monitor(self._table.paths(t.namespace, t.id, exec_id))
+            lock = self._table.locks.get((t.namespace, t.id))
+            if lock is None or not lock.locked():
+                await self.check()
+
+        task = asyncio.create_task(wait(), name=f"follow-{t.id}-{exec_id or 'init'}")
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except Exception:
+                log.exception("exit watcher failed; continuing")
+            await asyncio.sleep(POLL)
+
+    async def check(self) -> None:
+        # The poll loop and the per-task followers both call this: one pass at a time.
+        async with self._checking:
+            await self._check_once()
+
+    async def _check_once(self) -> None:
+        for (ns, task_id), t in list(self._table.tasks.items()):
+            shim = self._shims.get(t.runtime)
+            lock = self._table.locks.get((ns, task_id))
+            if shim is None or (lock is not None and lock.locked()):
+                # A start, exec or delete is under way: its outcome is seen next round.
+                continue
+            for e in list(t.execs.values()):
+                if e.status == Status.RUNNING:
+                    code = shim.exit_code(e.id, self._table.paths(ns, task_id, e.id), exec=True)
+                    if code is not None:
+                        await self._check_oom(t)
+                        self.record(t, e, code)
+            if t.status in (Status.RUNNING, Status.PAUSED, Status.CREATED) and t.pid:
+                paths = self._table.paths(ns, task_id)
+                code = shim.exit_code(task_id, paths, exec=False)
+                if code is None and t.status != Status.CREATED and not shim.monitor_alive(paths):
+                    # The monitor died without recording an exit. Seen twice in a row (it may be
+                    # writing the file as it goes), nothing will ever record one.
+                    if (ns, task_id) in self._monitor_gone:
+                        code = shim.exit_code(task_id, paths, exec=False)
+                        code = 255 if code is None else code
+                    else:
+                        self._monitor_gone.add((ns, task_id))
+                else:
+                    self._monitor_gone.discard((ns, task_id))
+                if code is not None:
+                    await self._check_oom(t)
+                    for e in t.execs.values():
+                        if e.status == Status.RUNNING:
+                            self.record(t, e, 137)
+                    self.record(t, t, code)
+
+    async def _check_oom(self, t: TaskState) -> None:
+        """Report an OOM kill in the task's cgroup (of its init or of an exec) once, before the exit it causes."""
+        if t.oom_killed or not t.cgroups_path:
+            return
+        if await asyncio.to_thread(cgroups.oom_killed, t.cgroups_path):
+            t.oom_killed = True
+            self._events.publish(t.namespace, topics.TASK_OOM, {"container_id": t.id})
+
+    def record(self, t: TaskState, p: ProcessState, code: int) -> None:
+        """Stop `p` (task `t` itself or one of its execs) with exit `code`; a second exit is ignored."""
+        if p.status == Status.STOPPED:
+            return
+        p.status = Status.STOPPED
+        p.exit_status = code
+        p.exited_at = time.time()
+        self._table.save(t)
+        self.exited((t.namespace, t.id, p.id)).set()
+        self._events.publish(t.namespace, topics.TASK_EXIT, {
+            "container_id": t.id, "id": p.id, "pid": p.pid, "exit_status": code, "exited_at": p.exited_at,
+        })
+        log.info("task=%s process=%s exit_status=%d", t.id, p.id, code)

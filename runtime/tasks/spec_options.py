@@ -1,0 +1,84 @@
+"""What a caller may ask of a container's spec: the options `spec.generate()` takes.
+
+Kept apart from the generator so the API routers, the container store and the task
+service (a resource update) can name these models without importing the code that
+probes the host and builds config.json.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Ulimit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # "nofile" or "RLIMIT_NOFILE", any case
+    soft: int  # -1: unlimited
+    hard: int
+
+
+class SpecMount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = "bind"
+    source: str = ""
+    destination: str
+    options: list[str] = Field(default_factory=list)
+    # A bind of an empty directory (a new volume) first filled with the image's files at `destination`.
+    copy_up: bool = False
+
+
+class ResourceOptions(BaseModel):
+    """A container's cgroup limits: set at create, changed later by a container or task update."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory: int | None = None
+    memory_reservation: int | None = None
+    memory_swap: int | None = None  # memory + swap; -1: unlimited swap
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    nano_cpus: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    pids_limit: int | None = None  # <= 0: unlimited
+    blkio_weight: int | None = None
+
+
+class SpecOptions(ResourceOptions):
+    """Per-container settings; None/empty means Docker's default."""
+
+    args: list[str] | None = None  # replaces entrypoint and cmd entirely
+    entrypoint: list[str] | None = None  # given (even empty): the image's Cmd is dropped too
+    cmd: list[str] | None = None
+    env: list[str] = Field(default_factory=list)  # KEY=VALUE overrides; a bare KEY removes it
+    cwd: str | None = None
+    user: str | None = None
+    additional_gids: list[str | int] = Field(default_factory=list)
+    hostname: str | None = None
+    domainname: str | None = None
+    tty: bool = False
+    stdin: bool = False  # not part of the spec: whoever starts the task wires stdin
+    readonly_rootfs: bool = False
+    privileged: bool = False
+    cap_add: list[str] = Field(default_factory=list)
+    cap_drop: list[str] = Field(default_factory=list)
+    no_new_privileges: bool = False
+    ulimits: list[Ulimit] = Field(default_factory=list)
+    oom_score_adj: int | None = None
+    mounts: list[SpecMount] = Field(default_factory=list)
+    tmpfs: dict[str, str] = Field(default_factory=dict)  # destination -> "size=64m,mode=1777"
+    devices: list[str] = Field(default_factory=list)  # "host[:container][:rwm]"
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    cgroup_parent: str | None = None
+    netns: str | None = None  # None: new namespace; "host"; or a namespace path to join
+    pid_mode: Literal["host"] | None = None
+    ipc_mode: Literal["host"] | None = None
+    uts_mode: Literal["host"] | None = None
+    seccomp: str = "default"  # "default", "unconfined", a profile path or the profile JSON
+    masked_paths: list[str] | None = None
+    readonly_paths: list[str] | None = None

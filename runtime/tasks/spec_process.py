@@ -1,0 +1,122 @@
+"""The process of a container's spec: command, environment, rlimits and oom_score_adj.
+
+Docker's Entrypoint/Cmd/Env merge lives here, with the checks that turn host limits
+runc would only trip over at start (an rlimit above our hard limit, a lowered
+oom_score_adj) into InvalidArgument at create.
+"""
+from __future__ import annotations
+
+import resource
+from typing import Any
+
+from runtime.errors import InvalidArgument
+from runtime.tasks.spec_options import SpecOptions, Ulimit
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_NOFILE = 1048576
+_RLIM_INFINITY_OCI = 2**64 - 1
+
+# Linux resource numbers (Python's resource module lacks RLIMIT_LOCKS).
+_RLIMITS: dict[str, int] = {
+    "cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6, "nofile": 7, "memlock": 8,
+    "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12, "nice": 13, "rtprio": 14, "rttime": 15,
+}
+
+
+def command(image: dict[str, Any], opts: SpecOptions) -> list[str]:
+    if opts.args is not None:
+        args = list(opts.args)
+    elif opts.entrypoint is not None:
+        # `--entrypoint ""` arrives as [""]: it clears the entrypoint, like an empty list.
+        entrypoint = [] if opts.entrypoint == [""] else list(opts.entrypoint)
+        args = entrypoint + list(opts.cmd or [])
+    else:
+        # An empty cmd counts as unset, as in Docker.
+        cmd = opts.cmd or image.get("Cmd") or []
+        args = list(image.get("Entrypoint") or []) + list(cmd)
+    if not args or not args[0]:
+        raise InvalidArgument("no command specified")
+    return args
+
+
+def _merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    """Later values replace earlier ones by key, keeping first positions; a bare KEY unsets."""
+    out: dict[str, str | None] = {}
+    for item in base:
+        key, _, _ = item.partition("=")
+        out[key] = item
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if not key or "\0" in item:
+            raise InvalidArgument(f"invalid environment variable {item!r}")
+        if sep:
+            out[key] = item
+        else:
+            out.pop(key, None)
+    return [v for v in out.values() if v is not None]
+
+
+def environment(image: dict[str, Any], opts: SpecOptions, hostname: str, home: str) -> list[str]:
+    base = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"]
+    if opts.tty:
+        base.append("TERM=xterm")
+    env = _merge_env(_merge_env(base, list(image.get("Env") or [])), opts.env)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+    return env
+
+
+def _host_hard_limit(number: int) -> int:
+    hard = resource.getrlimit(number)[1]
+    return _RLIM_INFINITY_OCI if hard == resource.RLIM_INFINITY else hard
+
+
+def _rlimit_value(value: int, name: str) -> int:
+    if value == -1:
+        return _RLIM_INFINITY_OCI
+    if value < 0:
+        raise InvalidArgument(f"invalid ulimit {name}: negative value {value}")
+    return value
+
+
+def rlimits(ulimits: list[Ulimit]) -> list[dict[str, Any]]:
+    """Explicit ulimits, checked against our hard limits, plus Docker's NOFILE default.
+
+    Raising a hard limit needs CAP_SYS_RESOURCE, which this runtime may not have, so a
+    request above our own hard limit is refused here rather than failing inside runc;
+    the default is quietly lowered to fit instead.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for u in ulimits:
+        short = u.name.strip().lower().removeprefix("rlimit_")
+        if short not in _RLIMITS:
+            raise InvalidArgument(f"invalid ulimit type: {u.name}")
+        key = "RLIMIT_" + short.upper()
+        if key in out:
+            raise InvalidArgument(f"ulimit {short} given twice")
+        soft, hard = _rlimit_value(u.soft, short), _rlimit_value(u.hard, short)
+        if soft > hard:
+            raise InvalidArgument(f"ulimit {short}: soft limit {u.soft} is greater than hard limit {u.hard}")
+        host_hard = _host_hard_limit(_RLIMITS[short])
+        if hard > host_hard:
+            raise InvalidArgument(
+                f"ulimit {short}: hard limit {u.hard} is above the host's hard limit {host_hard}")
+        out[key] = {"type": key, "hard": hard, "soft": soft}
+    if "RLIMIT_NOFILE" not in out:
+        nofile = min(DEFAULT_NOFILE, _host_hard_limit(_RLIMITS["nofile"]))
+        out["RLIMIT_NOFILE"] = {"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}
+    return list(out.values())
+
+
+def oom_score_adj(value: int | None) -> int | None:
+    if not value:
+        return None  # inherit: writing 0 would itself be lowering under a positive parent
+    if value < 0:
+        raise InvalidArgument(f"oom_score_adj {value} is not allowed: it can only be raised (0 to 1000) here")
+    if value > 1000:
+        raise InvalidArgument(f"oom_score_adj {value} is out of range (0 to 1000)")
+    with open("/proc/self/oom_score_adj", encoding="ascii") as fh:
+        current = int(fh.read())
+    if value < current:
+        raise InvalidArgument(f"oom_score_adj {value} is below the runtime's own {current}: it cannot be lowered")
+    return value
