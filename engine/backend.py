@@ -14,20 +14,26 @@ from pathlib import Path
 
 from engine.config import Config
 from engine.containers.create import Creator
+from engine.containers.describe import Describer
 from engine.containers.execs import ExecService
+from engine.containers.filesystem import ContainerFiles
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
 from engine.containers.live import Lives
 from engine.containers.manage import Manager
 from engine.containers.monitor import Monitor
+from engine.containers.prune import ContainerPruner
 from engine.containers.reconcile import Reconciler
 from engine.containers.run import RunControl
+from engine.containers.stats import ContainerStats
 from engine.containers.store import ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.events import EventBus
 from engine.images.store import ImageService, Registries
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
+from engine.system import SystemInfo
+from engine.system_df import DiskUsage
 from engine.volumes.service import VolumeService
 from runtime.client import AlreadyExists, Client, Unavailable
 
@@ -49,6 +55,12 @@ class Backend:
     manager: Manager
     execs: ExecService
     reconciler: Reconciler
+    files: ContainerFiles
+    stats: ContainerStats
+    describer: Describer
+    pruner: ContainerPruner
+    system: SystemInfo
+    disk: DiskUsage
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -67,12 +79,17 @@ class Backend:
         volumes = VolumeService(data_root, users=store.volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor)
+        files = ContainerFiles(runtime, store, events)
+        describer = Describer(store, networks, volumes.mountpoint, files.size)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    networks=networks, volumes=volumes,
                    creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host),
                    run=run, manager=Manager(runtime, store, lives, events, host),
                    execs=ExecService(store, runtime, events),
-                   reconciler=Reconciler(runtime, store, lives, run, supervisor, networks))
+                   reconciler=Reconciler(runtime, store, lives, run, supervisor, networks),
+                   files=files, stats=ContainerStats(runtime, store), describer=describer,
+                   pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),
+                   disk=DiskUsage(images, store, volumes, describer.summary, files.size))
 
     async def ensure_namespace(self) -> None:
         """The engine's runtime namespace exists before its first request; the runtime may come up later."""

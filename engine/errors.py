@@ -38,5 +38,11 @@ class Unavailable(EngineError):
     status = 503
 
 
+class NotImplemented_(EngineError):
+    """A Docker feature this engine does not have (swarm mode, managed plugins): said, never faked."""
+
+    status = 501
+
+
 class Internal(EngineError):
     status = 500

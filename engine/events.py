@@ -155,6 +155,10 @@ class EventBus:
         r = parse(ref)
         return self.image("pull", familiar(r), r.familiar_name)
 
+    @property
+    def listeners(self) -> int:
+        return len(self._subscribers)
+
     def subscribe(self, since_ns: int | None, until_ns: int | None,
                   wanted: EventFilter) -> tuple[list[Event], Subscription]:
         """The recorded events asked for (only with `since`) and, from the same instant, the live ones."""

@@ -20,11 +20,10 @@ from runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, N
 from runtime.images.config import resolve as resolve_image
 from runtime.metadata.containers import Container, ContainerStore, validate_id
 from runtime.metadata.content import ContentService
-from runtime.metadata.images import Image, ImageStore
+from runtime.metadata.images import ImageStore
 from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import mounted
 from runtime.namespaces import require_namespace, reset_namespace, set_namespace
-from runtime.reference import parse as parse_reference
 from runtime.rootfs.copyup import copy_up
 from runtime.snapshots.snapshotter import Kind
 from runtime.tasks.spec import generate
@@ -102,7 +101,7 @@ class ContainerService:
             pass
         if req.options.cgroup_parent is None:
             req.options.cgroup_parent = f"{self._cgroup_root.rstrip('/')}/{ns}"
-        image = await self._image(req.image)
+        image = await self._images.find(req.image)
         rootfs = await resolve_image(self._content, image.target)
         service = self._snapshots[snapshotter]
         if rootfs.chain_id is not None and not await service.exists(rootfs.chain_id):
@@ -117,7 +116,7 @@ class ContainerService:
                     for m in req.options.mounts:
                         if m.copy_up and m.type == "bind" and os.path.isdir(m.source):
                             copy_up(root, m.destination, m.source)
-                    return generate(rootfs.config, root, req.id, ns, req.options)
+                    return generate(root, req.id, ns, req.options)
 
             spec = await asyncio.to_thread(build)
             spec["root"]["path"] = "rootfs"
@@ -132,16 +131,6 @@ class ContainerService:
             await service.remove(req.id)
             await asyncio.to_thread(shutil.rmtree, self._dir(ns, req.id), True)
             raise
-
-    async def _image(self, name: str) -> Image:
-        """By its stored name, or by the normalised form of a short one (busybox → docker.io/library/busybox:latest)."""
-        try:
-            return await self._images.get(name)
-        except NotFound:
-            normalised = str(parse_reference(name))
-            if normalised == name:
-                raise
-            return await self._images.get(normalised)
 
     def _dir(self, ns: str, container_id: str) -> Path:
         return self._root / "containers" / ns / container_id

@@ -17,6 +17,8 @@ from cli.common.terminal import raw_terminal
 from cli.pyctr import output, stdio
 from runtime.client import DEFAULT_ADDRESS, Client, NotFound, RuntimeError_
 from runtime.client.attach import Attachment
+from runtime.client.imageconfig import process_from_image
+from runtime.client.signals import parse_signal
 
 T = TypeVar("T")
 
@@ -159,16 +161,15 @@ def _mounts(specs: list[str]) -> list[dict[str, Any]]:
 
 
 def run_cmd(a: argparse.Namespace) -> None:
-    options: dict[str, Any] = {"env": a.env, "cwd": a.cwd, "user": a.user, "tty": a.tty, "stdin": not a.detach,
-                               "mounts": _mounts(a.mount), "memory": a.memory_limit, "pids_limit": a.pids_limit,
-                               "readonly_rootfs": a.read_only, "privileged": a.privileged,
-                               "hostname": a.container_id}
-    if a.args:
-        options["args"] = a.args
+    options: dict[str, Any] = {"tty": a.tty, "stdin": not a.detach, "mounts": _mounts(a.mount),
+                               "memory": a.memory_limit, "pids_limit": a.pids_limit, "readonly_rootfs": a.read_only,
+                               "privileged": a.privileged, "hostname": a.container_id}
 
     async def go(c: Client) -> int:
-        await c.create_container(a.container_id, a.ref, options, snapshotter=a.snapshotter, runtime=a.runtime,
-                                 init=a.init)
+        # The runtime takes the process as given: the image's part of it is filled in here, as ctr does.
+        process = process_from_image(await c.image_config(a.ref), a.args, env=a.env, cwd=a.cwd, user=a.user)
+        await c.create_container(a.container_id, a.ref, {**options, **process}, snapshotter=a.snapshotter,
+                                 runtime=a.runtime, init=a.init)
         try:
             await c.create_task(a.container_id, terminal=a.tty, stdin=not a.detach)
             if a.detach:
@@ -247,7 +248,7 @@ def tasks_start(a: argparse.Namespace) -> None:
 
 
 def tasks_kill(a: argparse.Namespace) -> None:
-    call(a, lambda c: c.kill_task(a.task_id, a.signal, all=a.all, exec_id=a.exec_id))
+    call(a, lambda c: c.kill_task(a.task_id, parse_signal(a.signal), all=a.all, exec_id=a.exec_id))
 
 
 def tasks_delete(a: argparse.Namespace) -> None:

@@ -138,16 +138,16 @@ class ExecService:
         self._running_container(e.container_id)
         e.started = True
         c = e.config
-        await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=c.Env or [], cwd=c.WorkingDir or None,
-                                user=c.User or None, terminal=bool(c.Tty), stdin=bool(c.AttachStdin))
+        created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=c.Env or [],
+                                          cwd=c.WorkingDir or None, user=c.User or None, terminal=bool(c.Tty),
+                                          stdin=bool(c.AttachStdin))
         e.prepared = True
         if e.size is not None:
             await self._resize(e)
         if not attach:
             return None
         try:
-            io = await self._rt.task_io(e.container_id, exec_id=e.id)
-            return await Attachment.connect(io["attach_socket"])
+            return await Attachment.connect(created["io"]["attach_socket"])
         except BaseException:
             await self._discard(e)
             raise

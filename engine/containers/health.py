@@ -113,9 +113,8 @@ class HealthMonitor:
         out = bytearray()
         code = -1
         try:
-            await self._rt.add_exec(cid, eid, command(cfg["Test"]))
-            io = await self._rt.task_io(cid, exec_id=eid)
-            attachment = await Attachment.connect(io["attach_socket"])
+            created = await self._rt.add_exec(cid, eid, command(cfg["Test"]))
+            attachment = await Attachment.connect(created["io"]["attach_socket"])
             try:
                 await self._rt.start_exec(cid, eid)
                 async with asyncio.timeout(cfg["Timeout"] / _NS):

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-import signal as _signal
 from typing import Annotated, Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.containers.images import Image
 from engine.errors import InvalidArgument
+from runtime.client.signals import parse_signal
 
 # Strict, as dockerd's JSON decoding is: "512" is not a number, 1 is not a boolean, 1.0 is not an integer.
 _OPEN = ConfigDict(extra="allow", strict=True)
@@ -162,23 +162,6 @@ def parse(body: Any) -> CreateRequest:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise InvalidArgument(f"invalid container config: {where}: {err['msg']}") from None
-
-
-def parse_signal(value: str | int) -> int:
-    """"KILL", "SIGKILL", "kill" or "9" as a signal number; InvalidArgument otherwise."""
-    text = str(value).strip()
-    # Not bare isdigit(): it is true for "²", which int() refuses.
-    if text.isascii() and text.isdigit():
-        n = int(text)
-    else:
-        name = text.upper()
-        try:
-            n = int(_signal.Signals[name if name.startswith("SIG") else "SIG" + name])
-        except KeyError:
-            n = 0
-    if not 0 < n < 65:
-        raise InvalidArgument(f"Invalid signal: {value}")
-    return n
 
 
 def _env_key(item: str) -> str:

@@ -19,7 +19,6 @@ from typing import Any
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
 from engine.containers.live import Live, Lives, settle
-from engine.containers.options import parse_signal
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
@@ -29,6 +28,7 @@ from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
 from runtime import client as rt
 from runtime.client.attach import Attachment
+from runtime.client.signals import parse_signal
 
 log = logging.getLogger("engine.containers")
 
@@ -111,7 +111,7 @@ class RunControl:
             await self._networks.stop(c.id)
             raise
         try:
-            io = await self._rt.task_io(c.id)
+            io = task["io"]
             size = c.host_config.get("ConsoleSize") or []
             if tty and len(size) == 2 and size[0] > 0 and size[1] > 0:
                 await self._rt.resize_task(c.id, size[0], size[1])
@@ -397,6 +397,7 @@ class RunControl:
             return await fut
         except asyncio.CancelledError:
             # Connected by a start just as our client left.
-            if fut.done() and not fut.cancelled() and fut.result() is not None:
-                fut.result().close()
+            connected = fut.result() if fut.done() and not fut.cancelled() else None
+            if connected is not None:
+                connected.close()
             raise

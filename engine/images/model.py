@@ -62,7 +62,7 @@ class Record:
 
     @property
     def digest(self) -> str:
-        return self.target["digest"]
+        return str(self.target["digest"])
 
     @property
     def is_tag(self) -> bool:

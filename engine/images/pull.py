@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from engine import errors
 from engine.errors import Internal, InvalidArgument
 from engine.humanize import human_size
 from engine.images.lookup import NoSuchImage
@@ -116,6 +117,21 @@ class LayerReporter:
         return out
 
 
+def not_found(ref: Reference, detail: str) -> errors.NotFound:
+    """dockerd's words for a name the registries do not have (distribution's translatePullError).
+
+    Docker Hub answers "denied" for a repository that does not exist, and so does a mirror of it that lacks the
+    name once the hub itself is out of reach; other registries say which of repository or tag is unknown.
+    """
+    if "name unknown" not in detail:
+        return errors.NotFound(f"manifest for {familiar(ref)} not found: manifest unknown: manifest unknown")
+    if ref.domain == "docker.io":
+        return errors.NotFound(f"pull access denied for {ref.familiar_name}, repository does not exist or may "
+                               "require 'docker login': denied: requested access to the resource is denied")
+    return errors.NotFound(f"repository {ref.familiar_name} not found: name unknown: repository name not known to "
+                           "registry")
+
+
 async def pull(images: ImageService, ref: Reference, *, platform: str | None,
                auth: RegistryAuth | None) -> AsyncGenerator[dict[str, Any], None]:
     """Docker's pull messages. Failures up to the registry's answer raise before the first
@@ -135,7 +151,10 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
                                  insecure=images.registries.insecure,
                                  credentials=auth.credentials() if auth else None)
     try:
-        resolved = await anext(events)
+        try:
+            resolved = await anext(events)
+        except NotFound as e:
+            raise not_found(ref, e.message) from None
         digest = resolved.get("digest", "")
         up_to_date = before is not None and before["target"]["digest"] == digest
         yield {"status": f"Pulling from {ref.path}", "id": ref.tag if ref.digest is None else ref.digest}

@@ -24,7 +24,7 @@ def _default_pools() -> Iterator[IPv4Net]:
 
 def host_routes() -> list[IPv4Net]:
     """Destinations of the host's IPv4 routes, default route excluded."""
-    routes = []
+    routes: list[IPv4Net] = []
     try:
         lines = Path("/proc/net/route").read_text().splitlines()[1:]
     except OSError:

@@ -8,6 +8,7 @@ takes down.
 """
 from __future__ import annotations
 
+import builtins
 import asyncio
 import contextlib
 import ipaddress
@@ -216,7 +217,7 @@ class NetworkService:
         await self.store.save_endpoint(e)
         return e
 
-    def _ips_on(self, n: Network) -> list[str]:
+    def _ips_on(self, n: Network) -> builtins.list[str]:
         return [e.ip for e in self.store.endpoints_on(n.id) if e.ip]
 
     async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, hostname: str,
@@ -268,7 +269,7 @@ class NetworkService:
     def wired(self, cid: str) -> bool:
         return bool(self.store.endpoints_of(cid))
 
-    def etc_mounts(self, cid: str) -> list[dict[str, Any]]:
+    def etc_mounts(self, cid: str) -> builtins.list[dict[str, Any]]:
         """The runtime mounts these over the image's files; start() writes them before the task exists."""
         base = self.files_root / cid
         return [{"type": "bind", "source": str(base / name), "destination": f"/etc/{name}",
@@ -307,7 +308,7 @@ class NetworkService:
                 raise
         log.info("network up container=%s networks=%d ports=%d", cid[:12], len(endpoints), len(sb.ports))
 
-    async def _wire(self, sb: Sandbox, new: list[Endpoint], hostname: str, domainname: str, *,
+    async def _wire(self, sb: Sandbox, new: builtins.list[Endpoint], hostname: str, domainname: str, *,
                     ports: bool) -> None:
         cid = sb.container_id
         fresh = {e.id for e in new}
@@ -383,8 +384,9 @@ class NetworkService:
                 "GlobalIPv6PrefixLen": 0, "MacAddress": e.mac or "", "DriverOpts": None,
             }
         if not nets and mode in (HOST, NONE):
-            n = self.store.by_name(mode)
-            nets[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": n.id if n else "",
+            builtin = self.store.by_name(mode)
+            nets[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None,
+                          "NetworkID": builtin.id if builtin else "",
                           "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
                           "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
         default = nets.get(BRIDGE) or {}
@@ -398,7 +400,7 @@ class NetworkService:
             "MacAddress": default.get("MacAddress", ""), "Networks": nets,
         }
 
-    def published(self, cid: str) -> list[dict[str, Any]]:
+    def published(self, cid: str) -> builtins.list[dict[str, Any]]:
         """`Ports` of containers/json."""
         sb = self.store.sandbox(cid)
         out = []

@@ -7,6 +7,7 @@ such a mount is taken down when the volume is removed.
 """
 from __future__ import annotations
 
+import builtins
 import asyncio
 import contextlib
 import ctypes
@@ -122,7 +123,7 @@ class VolumeService:
             raise Internal(f"cannot unmount volume {name}: {os.strerror(ctypes.get_errno())}")
         shutil.rmtree(self.root / name, ignore_errors=True)
 
-    async def prune(self, selected: Callable[[Volume], bool]) -> tuple[list[str], int]:
+    async def prune(self, selected: Callable[[Volume], bool]) -> tuple[builtins.list[str], int]:
         removed, reclaimed = [], 0
         for v in self.list():
             if self.users(v.name) or not selected(v):
@@ -142,7 +143,7 @@ class VolumeService:
                 "Mountpoint": self.mountpoint(v.name), "Name": v.name, "Options": v.options or None,
                 "Scope": "local"}
 
-    async def usage(self, volumes: Iterable[Volume]) -> list[dict[str, Any]]:
+    async def usage(self, volumes: Iterable[Volume]) -> builtins.list[dict[str, Any]]:
         """The volumes of `docker system df`, with UsageData."""
         out = []
         for v in volumes:

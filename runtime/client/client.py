@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, TypeAlias, TypedDict, Unpack
 from urllib.parse import quote, urlencode
@@ -116,7 +116,7 @@ class Client:
         return body
 
     async def stream(self, method: str, path: str, *, json_body: Any = None, params: Params | None = None,
-                     namespace: str | None = None) -> AsyncIterator[dict[str, Any]]:
+                     namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """NDJSON lines; an error line is raised as the typed error it names."""
         resp = await self._send(method, path, json_body, params, namespace, None)
         if resp.status >= 400:
@@ -168,6 +168,10 @@ class Client:
     async def image(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         return await self._object("GET", f"/images/{quote(name, safe='/:@')}", namespace=namespace)
 
+    async def image_config(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The image's config blob for this platform: what runtime.client.imageconfig builds a process from."""
+        return await self._object("GET", f"/images/{quote(name, safe='/:@')}/config", namespace=namespace)
+
     async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
                         namespace: str | None = None) -> dict[str, Any]:
         return await self._object("POST", "/images", json_body={"name": name, "target": target,
@@ -179,7 +183,7 @@ class Client:
     def pull(self, ref: str, *, plain_http: bool = False, snapshotter: str | None = None, unpack: bool = True,
              platform: str | None = None, mirrors: dict[str, list[str]] | None = None,
              insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
-             namespace: str | None = None) -> AsyncIterator[dict[str, Any]]:
+             namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
         body = {
             "ref": ref,
             "plain_http": plain_http,

@@ -14,6 +14,7 @@ from runtime.metadata import namespaces
 from runtime.metadata.db import Database
 from runtime.namespaces import require_namespace
 from runtime.oci import Descriptor, validate_digest
+from runtime.reference import parse as parse_reference
 
 
 class Image(BaseModel):
@@ -56,6 +57,21 @@ class ImageStore:
         if row is None:
             raise NotFound(f"image {name} not found")
         return _row(row)
+
+    async def find(self, name: str) -> Image:
+        """By its stored name, or by the normalised form of a short one (busybox → docker.io/library/busybox:latest).
+
+        What clients that name an image to run (a container's create, its config for the process) look it up
+        by, so `pyctr run busybox` finds what `pyctr images pull busybox` stored; the records' own routes
+        keep to exact names.
+        """
+        try:
+            return await self.get(name)
+        except NotFound:
+            normalised = str(parse_reference(name))
+            if normalised == name:
+                raise
+            return await self.get(normalised)
 
     async def put(self, image: Image, *, replace: bool = True) -> Image:
         """Create, or point an existing name at a new target (a re-pull or re-tag)."""

@@ -8,7 +8,7 @@ from types import TracebackType
 
 import aiohttp
 
-from runtime.errors import DataLoss, InvalidArgument, RuntimeError_
+from runtime.errors import DataLoss, InvalidArgument, NotFound, RuntimeError_, Unavailable
 from runtime.oci import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -122,18 +122,54 @@ class Resolver:
         """Find `ref`'s top-level manifest: the endpoint that has it and its descriptor.
 
         Mirrors are tried first; any failure there moves on to the next
-        endpoint, and the origin's error is the one raised.
+        endpoint, and the origin's error is the one raised, unless the origin
+        cannot be reached at all: then a mirror's definite "not found" is the
+        answer (the name does not exist as far as anyone reachable knows).
         """
         *mirrors, origin = self.endpoints(ref)
+        missing: NotFound | None = None
         for mirror in mirrors:
             try:
                 return mirror, await self._resolve_at(mirror, ref, credentials)
             except RuntimeError_ as e:
                 log.warning("mirror %s failed to resolve %s (%s); trying the next endpoint",
                             mirror.base_url, ref, e.message)
-        return origin, await self._resolve_at(origin, ref, credentials)
+                if isinstance(e, NotFound):
+                    missing = missing or e
+        try:
+            return origin, await self._resolve_at(origin, ref, credentials)
+        except Unavailable as e:
+            if missing is None:
+                raise
+            raise NotFound(f"{missing.message} (and {origin.host} is out of reach: {e.message})") from None
 
     async def _resolve_at(
+        self, endpoint: Endpoint, ref: Reference, credentials: Credentials | None
+    ) -> Descriptor:
+        try:
+            return await self._describe_at(endpoint, ref, credentials)
+        except NotFound:
+            # Registries (distribution among them) say "manifest unknown" for a repository they never had as
+            # for a missing tag; clients tell their users which, so ask the repository's tag list.
+            if not await self._repository_known(endpoint, ref, credentials):
+                raise NotFound(f"repository {ref.name} not found at {endpoint.host}: name unknown: repository "
+                               "name not known to registry") from None
+            raise
+
+    async def _repository_known(self, endpoint: Endpoint, ref: Reference, credentials: Credentials | None) -> bool:
+        try:
+            resp = await self._transport.send(
+                "GET", endpoint, f"{ref.repository_path}/tags/list?n=1", repository=ref.repository_path,
+                subject=f"tags of {ref.name}", credentials=credentials, not_found="name unknown",
+            )
+        except NotFound:
+            return False
+        except RuntimeError_:
+            return True  # no answer either way: the manifest's own error stands
+        resp.release()
+        return True
+
+    async def _describe_at(
         self, endpoint: Endpoint, ref: Reference, credentials: Credentials | None
     ) -> Descriptor:
         subject = f"manifest {ref}"

@@ -1,10 +1,11 @@
 """OCI runtime spec (config.json) generation with Docker's defaults.
 
-`generate()` combines an image's config with per-container options the way
-`docker run` does and returns a spec runc 1.1 accepts on this kind of host. Host
-limits that would only surface as an opaque runc failure at start (capabilities
-outside our bounding set, rlimits above our hard limit, a lower oom_score_adj) are
-turned into InvalidArgument here instead.
+`generate()` turns a finished process and per-container options into a spec with
+Docker's defaults that runc 1.1 accepts on this kind of host. It never reads the
+image's config: as with containerd, merging that into the process is the client's
+step. Host limits that would only surface as an opaque runc failure at start
+(capabilities outside our bounding set, rlimits above our hard limit, a lower
+oom_score_adj) are turned into InvalidArgument here instead.
 
 This module assembles the spec and decides the namespaces (with the hostname and
 sysctls that depend on them); each other part has its module: spec_options (the
@@ -97,18 +98,15 @@ def _hostname(container_id: str, opts: SpecOptions) -> str:
     return hostname
 
 
-def generate(image_config: dict[str, Any], rootfs: str, container_id: str, namespace: str,
-             opts: SpecOptions) -> dict[str, Any]:
-    """The OCI spec for a container of `image_config` (the image config blob or its "config" object)."""
+def generate(rootfs: str, container_id: str, namespace: str, opts: SpecOptions) -> dict[str, Any]:
+    """The OCI spec for container `container_id` on `rootfs` (its user and groups are resolved there)."""
     cgroups.validate_container_id(container_id)
-    image = image_config.get("config") if isinstance(image_config.get("config"), dict) else image_config
-    image = image or {}
 
-    args = command(image, opts)
-    cwd = opts.cwd or image.get("WorkingDir") or "/"
+    args = command(opts)
+    cwd = opts.cwd or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(f"the working directory {cwd!r} is invalid: it needs to be an absolute path")
-    user = resolve_user(rootfs, opts.user if opts.user is not None else image.get("User"), opts.additional_gids)
+    user = resolve_user(rootfs, opts.user, opts.additional_gids)
     hostname = _hostname(container_id, opts)
     caps = capabilities(opts, host_capabilities())
 
@@ -116,7 +114,7 @@ def generate(image_config: dict[str, Any], rootfs: str, container_id: str, names
         "terminal": opts.tty,
         "user": {"uid": user.uid, "gid": user.gid},
         "args": args,
-        "env": environment(image, opts, hostname, user.home),
+        "env": environment(opts, hostname, user.home),
         "cwd": cwd,
         "capabilities": {
             "bounding": list(caps), "effective": list(caps), "permitted": list(caps), "inheritable": [], "ambient": [],

@@ -49,14 +49,16 @@ class ResourceOptions(BaseModel):
 
 
 class SpecOptions(ResourceOptions):
-    """Per-container settings; None/empty means Docker's default."""
+    """Per-container settings; None/empty means Docker's default.
 
-    args: list[str] | None = None  # replaces entrypoint and cmd entirely
-    entrypoint: list[str] | None = None  # given (even empty): the image's Cmd is dropped too
-    cmd: list[str] | None = None
-    env: list[str] = Field(default_factory=list)  # KEY=VALUE overrides; a bare KEY removes it
-    cwd: str | None = None
-    user: str | None = None
+    The process (args, env, cwd, user) is taken as given, never merged with the image's config:
+    a client that wants the image's Entrypoint, Cmd, Env, WorkingDir or User puts them here.
+    """
+
+    args: list[str] | None = None  # the command: required, its first element non-empty
+    env: list[str] = Field(default_factory=list)  # KEY=VALUE over the runtime's defaults; a bare KEY removes one
+    cwd: str | None = None  # None: "/"
+    user: str | None = None  # None: root
     additional_gids: list[str | int] = Field(default_factory=list)
     hostname: str | None = None
     domainname: str | None = None

@@ -1,8 +1,11 @@
 """The process of a container's spec: command, environment, rlimits and oom_score_adj.
 
-Docker's Entrypoint/Cmd/Env merge lives here, with the checks that turn host limits
-runc would only trip over at start (an rlimit above our hard limit, a lowered
-oom_score_adj) into InvalidArgument at create.
+The process arrives finished, as containerd takes it: the caller has already made whatever
+merge with an image config it wants (Docker's Entrypoint/Cmd/Env rules live in the engine,
+ctr's in runtime/client/imageconfig.py). What is added here is the runtime's own floor under
+the environment (PATH, HOSTNAME, TERM with a terminal, HOME), which runc-level tools give too,
+and the checks that turn host limits runc would only trip over at start (an rlimit above our
+hard limit, a lowered oom_score_adj) into InvalidArgument at create.
 """
 from __future__ import annotations
 
@@ -23,20 +26,11 @@ _RLIMITS: dict[str, int] = {
 }
 
 
-def command(image: dict[str, Any], opts: SpecOptions) -> list[str]:
-    if opts.args is not None:
-        args = list(opts.args)
-    elif opts.entrypoint is not None:
-        # `--entrypoint ""` arrives as [""]: it clears the entrypoint, like an empty list.
-        entrypoint = [] if opts.entrypoint == [""] else list(opts.entrypoint)
-        args = entrypoint + list(opts.cmd or [])
-    else:
-        # An empty cmd counts as unset, as in Docker.
-        cmd = opts.cmd or image.get("Cmd") or []
-        args = list(image.get("Entrypoint") or []) + list(cmd)
-    if not args or not args[0]:
+def command(opts: SpecOptions) -> list[str]:
+    """The process's argv as given: there is no image default to fall back on."""
+    if not opts.args or not opts.args[0]:
         raise InvalidArgument("no command specified")
-    return args
+    return list(opts.args)
 
 
 def _merge_env(base: list[str], overrides: list[str]) -> list[str]:
@@ -56,11 +50,12 @@ def _merge_env(base: list[str], overrides: list[str]) -> list[str]:
     return [v for v in out.values() if v is not None]
 
 
-def environment(image: dict[str, Any], opts: SpecOptions, hostname: str, home: str) -> list[str]:
+def environment(opts: SpecOptions, hostname: str, home: str) -> list[str]:
+    """The runtime's defaults with the given env over them; HOME from the user's passwd entry if still unset."""
     base = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"]
     if opts.tty:
         base.append("TERM=xterm")
-    env = _merge_env(_merge_env(base, list(image.get("Env") or [])), opts.env)
+    env = _merge_env(base, opts.env)
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home}")
     return env

@@ -9,6 +9,7 @@ import os
 import re
 from typing import Any
 
+from runtime import sysinfo
 from runtime.errors import InvalidArgument
 from runtime.tasks import cgroups
 from runtime.tasks.spec_options import ResourceOptions
@@ -128,5 +129,8 @@ def linux_resources(opts: ResourceOptions) -> dict[str, Any]:
     if opts.blkio_weight:
         if not 10 <= opts.blkio_weight <= 1000:
             raise InvalidArgument("blkio_weight must be between 10 and 1000")
+        if not sysinfo.probe().blkio_weight:
+            # runc would fail on the missing file with an error that names no option.
+            raise InvalidArgument("blkio_weight: this host's kernel cannot weigh block I/O (no blkio.weight)")
         res["blockIO"] = {"weight": opts.blkio_weight}
     return res

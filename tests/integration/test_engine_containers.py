@@ -212,6 +212,10 @@ def test_start_attach_kill_wait_restart_pause_rename(engine):
     ok(engine, "unpause", "k1")
     ok(engine, "rename", "k1", "k2")
     assert ok(engine, "ps", "--format", "{{.Names}}") == "k2\n"
+    # The runtime's parser (runtime.client.signals) refuses; the engine answers dockerd's 400 and message.
+    for path in ("/containers/k2/kill?signal=NOPE", "/containers/k2/stop?signal=NOPE&t=1"):
+        status, ctype, body = curl(engine, "POST", path)
+        assert (status, ctype, json.loads(body)) == (400, "application/json", {"message": "Invalid signal: NOPE"})
     ok(engine, "kill", "k2")
     assert ok(engine, "wait", "k2") == "137\n"
     out = cli(engine, "kill", "k2")

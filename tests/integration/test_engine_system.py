@@ -62,3 +62,25 @@ def test_routes_with_and_without_prefix(engine, path):
     out = subprocess.run(["curl", "-fsS", "--unix-socket", engine.address, f"http://x{path}"], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_info_tells_the_truth(engine):
+    client = docker.DockerClient(base_url=engine.host)
+    try:
+        info = client.info()
+        # A daemon ID of its own, kept across restarts.
+        assert info["ID"] and info["ID"] != "pyengine"
+        assert (info["Containers"], info["ContainersRunning"], info["Images"]) == (0, 0, 0)
+        assert info["NGoroutines"] > 0
+        listening = client.events(decode=True)
+        try:
+            assert client.info()["NEventsListener"] == 1
+        finally:
+            listening.close()
+        forwarding = open("/proc/sys/net/ipv4/ip_forward").read().strip() == "1"
+        assert info["IPv4Forwarding"] is forwarding
+        assert info["CgroupVersion"] == ("2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1")
+        engine.restart()
+        assert client.info()["ID"] == info["ID"]
+    finally:
+        client.close()

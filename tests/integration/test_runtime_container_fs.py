@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from runtime.client import Client, InvalidArgument, NotFound
+from runtime.client.imageconfig import process_from_image
 from tests.integration.helpers import pull
 
 
@@ -36,8 +37,10 @@ def test_stat_copy_in_and_out_changes_and_export(runtime_daemon, registry, snaps
 
     async def scenario() -> None:
         async with Client(runtime_daemon.address) as c:
-            await pull(c, f"{registry.host}/library/busybox:latest", plain_http=True, snapshotter=snapshotter)
-            await c.create_container("fs1", f"{registry.host}/library/busybox:latest", snapshotter=snapshotter)
+            ref = f"{registry.host}/library/busybox:latest"
+            await pull(c, ref, plain_http=True, snapshotter=snapshotter)
+            process = process_from_image(await c.image_config(ref))
+            await c.create_container("fs1", ref, {**process}, snapshotter=snapshotter)
 
             st = await c.stat_path("fs1", "/etc/passwd")
             assert (st["name"], st["mode"], st["linkTarget"]) == ("passwd", 0o644, "")

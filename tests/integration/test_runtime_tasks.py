@@ -58,6 +58,21 @@ def test_run_rm_streams_and_exit_code(runtime_daemon, pyctr_env, busybox):
     assert pyctr(pyctr_env, "containers", "ls", "-q", check=True).stdout.strip() == ""
 
 
+def test_run_without_args_runs_the_images_cmd(runtime_daemon, pyctr_env, busybox):
+    """pyctr fills the process in from the image's config (the runtime takes it as given): Cmd is `sh`."""
+    async def config():
+        async with runtime_daemon.client() as c:
+            return await c.image_config(busybox)
+
+    assert asyncio.run(config())["config"]["Cmd"] == ["sh"]
+    p = subprocess.run([str(BIN / "pyctr"), "run", "--rm", "--env", "GREETING=hi", "--cwd", "/tmp", busybox, "t0"],
+                       env=pyctr_env, input='echo "$GREETING $HOME $(pwd)"; exit 4\n', capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 4, p.stderr
+    assert p.stdout == "hi /root /tmp\n"
+    assert _leftovers(runtime_daemon, "t0") == []
+
+
 def test_detached_exec_kill_delete(runtime_daemon, pyctr_env, busybox):
     pyctr(pyctr_env, "run", "-d", busybox, "t2", "sleep", "1000", check=True)
     ls = pyctr(pyctr_env, "tasks", "ls", check=True).stdout
@@ -151,20 +166,29 @@ def test_bad_input_typed_errors(runtime_daemon, busybox):
     async def go():
         async with runtime_daemon.client() as c:
             with pytest.raises(NotFound):
-                await c.create_container("x1", "127.0.0.1:1/nope:latest")
+                await c.create_container("x1", "127.0.0.1:1/nope:latest", {"args": ["true"]})
+            with pytest.raises(NotFound):
+                await c.image_config("127.0.0.1:1/nope:latest")
             await c.create_container("dup", busybox, {"args": ["sleep", "100"]}, init=True)
             with pytest.raises(AlreadyExists):
-                await c.create_container("dup", busybox)
-            with pytest.raises(InvalidArgument):
-                await c.create_container("bad/id", busybox)
+                await c.create_container("dup", busybox, {"args": ["true"]})
+            with pytest.raises(InvalidArgument, match="container id"):
+                await c.create_container("bad/id", busybox, {"args": ["true"]})
+            # The runtime never falls back on the image's Cmd: no args, no container.
+            with pytest.raises(InvalidArgument, match="^no command specified$"):
+                await c.create_container("noargs", busybox)
+            with pytest.raises(InvalidArgument, match="entrypoint"):
+                await c.create_container("entry", busybox, {"args": ["true"], "entrypoint": ["sh"]})
             with pytest.raises(NotFound):
                 await c.start_task("ghost")
             await c.create_task("dup")
             with pytest.raises(FailedPrecondition):
                 await c.add_exec("dup", "e1", ["true"])  # created, not running
             await c.start_task("dup")
-            with pytest.raises(InvalidArgument):
+            with pytest.raises(InvalidArgument, match="^Invalid signal: SIGNOPE$"):
                 await c.kill_task("dup", "SIGNOPE")
+            with pytest.raises(InvalidArgument, match="^Invalid signal: ²$"):
+                await c.kill_task("dup", "²")
             await c.kill_task("dup", "SIGKILL")
             await c.wait_task("dup")
             with pytest.raises(FailedPrecondition):

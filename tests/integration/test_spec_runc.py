@@ -82,8 +82,7 @@ class Runc:
         cid = f"pyspec-{uuid.uuid4().hex[:10]}"
         opts.setdefault("hostname", cid)  # pyctr passes the full id
         opts.setdefault("cgroup_parent", self.parent)
-        spec = generate({"config": {}}, str(self.rootfs), cid, "spec-test",
-                        SpecOptions(args=args, **opts))
+        spec = generate(str(self.rootfs), cid, "spec-test", SpecOptions(args=args, **opts))
         bundle = self.tmp / cid
         bundle.mkdir()
         (bundle / "config.json").write_text(json.dumps(spec))

@@ -77,6 +77,7 @@ class FakeRegistry:
         app = web.Application()
         app.router.add_route("*", "/v2/{name:.+}/manifests/{ref}", self.manifest)
         app.router.add_route("*", "/v2/{name:.+}/blobs/{digest}", self.blob)
+        app.router.add_route("GET", "/v2/{name:.+}/tags/list", self.tags)
         return app
 
     def _gate(self, request: web.Request) -> web.StreamResponse | None:
@@ -100,6 +101,13 @@ class FakeRegistry:
             headers["Content-Length"] = str(len(body))
             return web.Response(status=200, headers=headers)
         return web.Response(body=body, headers=headers)
+
+    async def tags(self, request: web.Request) -> web.StreamResponse:
+        if (answer := self._gate(request)) is not None:
+            return answer
+        if request.match_info["name"] != "library/busybox":
+            return registry_error(404, "NAME_UNKNOWN", "repository name not known to registry")
+        return web.json_response({"name": "library/busybox", "tags": ["latest"]})
 
     async def blob(self, request: web.Request) -> web.StreamResponse:
         if (answer := self._gate(request)) is not None:
@@ -337,6 +345,9 @@ async def test_manifest_not_found_uses_registry_message(serve, make_resolver):
     resolver = make_resolver()
     with pytest.raises(NotFound, match="manifest unknown"):
         await resolver.resolve(parse(f"{host}/library/busybox:nope"))
+    # A repository the registry never had is told apart from a missing tag by its tag list.
+    with pytest.raises(NotFound, match="name unknown: repository name not known to registry"):
+        await resolver.resolve(parse(f"{host}/library/nosuchimage"))
     endpoint = resolver.endpoints(parse(f"{host}/library/busybox"))[0]
     with pytest.raises(NotFound, match="manifest unknown") as info:
         await resolver.fetch_manifest(endpoint, parse(f"{host}/library/busybox"), sha(b"x"))

@@ -1,4 +1,4 @@
-"""OCI spec generation: Docker's merge rules, defaults and the host-limit checks."""
+"""OCI spec generation: the process as given, Docker's defaults and the host-limit checks."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from runtime import sysinfo
 from runtime.errors import FailedPrecondition, InvalidArgument
 from runtime.tasks import (
     cgroups,
@@ -52,66 +53,52 @@ def stable_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cgroups, "swap_limit_supported", lambda: True)
 
 
-def gen(rootfs: Path, image: dict[str, Any] | None = None, cid: str = "0123456789abcdef0123",
-        **kw: Any) -> dict[str, Any]:
-    config = image if image is not None else {"Cmd": ["sh"]}
-    return generate({"config": config}, str(rootfs), cid, "default", SpecOptions(**kw))
+def gen(rootfs: Path, cid: str = "0123456789abcdef0123", **kw: Any) -> dict[str, Any]:
+    kw.setdefault("args", ["sh"])
+    return generate(str(rootfs), cid, "default", SpecOptions(**kw))
 
 
-# --- command and environment ---------------------------------------------------------
-
-IMAGE = {"Entrypoint": ["/entry.sh"], "Cmd": ["serve", "--port", "80"]}
+# --- the process, taken as given ------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "image, kw, expected",
-    [
-        (IMAGE, {}, ["/entry.sh", "serve", "--port", "80"]),
-        (IMAGE, {"cmd": ["debug"]}, ["/entry.sh", "debug"]),
-        (IMAGE, {"cmd": []}, ["/entry.sh", "serve", "--port", "80"]),
-        (IMAGE, {"entrypoint": ["/bin/sh"]}, ["/bin/sh"]),
-        (IMAGE, {"entrypoint": ["/bin/sh", "-c"], "cmd": ["echo hi"]}, ["/bin/sh", "-c", "echo hi"]),
-        (IMAGE, {"entrypoint": [""], "cmd": ["ls"]}, ["ls"]),
-        (IMAGE, {"args": ["true"], "entrypoint": ["x"], "cmd": ["y"]}, ["true"]),
-        ({"Cmd": ["sh"]}, {}, ["sh"]),
-        ({"Cmd": ["sh"]}, {"cmd": ["ls", "-l"]}, ["ls", "-l"]),
-        ({"Entrypoint": ["echo"]}, {}, ["echo"]),
-    ],
-)
-def test_entrypoint_cmd_merging(rootfs: Path, image: dict[str, Any], kw: dict[str, Any], expected: list[str]) -> None:
-    assert gen(rootfs, image, **kw)["process"]["args"] == expected
+def test_args_are_taken_as_given(rootfs: Path) -> None:
+    assert gen(rootfs, args=["/entry.sh", "serve", "--port", "80"])["process"]["args"] == [
+        "/entry.sh", "serve", "--port", "80"]
 
 
-@pytest.mark.parametrize("image, kw", [({}, {}), (IMAGE, {"entrypoint": []}), (IMAGE, {"entrypoint": [""]}),
-                                       ({"Cmd": ["sh"]}, {"args": []})])
-def test_no_command_is_invalid(rootfs: Path, image: dict[str, Any], kw: dict[str, Any]) -> None:
-    with pytest.raises(InvalidArgument, match="no command"):
-        gen(rootfs, image, **kw)
+@pytest.mark.parametrize("args", [None, [], [""], ["", "x"]])
+def test_no_command_is_invalid(rootfs: Path, args: list[str] | None) -> None:
+    with pytest.raises(InvalidArgument, match="^no command specified$"):
+        gen(rootfs, args=args)
 
 
-def test_image_config_may_be_the_inner_object(rootfs: Path) -> None:
-    s = generate({"Cmd": ["top"], "WorkingDir": "/srv"}, str(rootfs), "abc", "default", SpecOptions())
-    assert s["process"]["args"] == ["top"] and s["process"]["cwd"] == "/srv"
+def test_spec_options_know_no_image_config() -> None:
+    """Entrypoint and Cmd are the client's to merge (the engine's plan, pyctr's imageconfig)."""
+    assert not {"entrypoint", "cmd"} & set(SpecOptions.model_fields)
+    with pytest.raises(ValueError, match="entrypoint"):
+        SpecOptions(args=["sh"], entrypoint=["/bin/sh"])
 
 
 @pytest.mark.parametrize(
-    "image_env, kw, expected",
+    "kw, expected",
     [
-        ([], {}, [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "HOME=/root"]),
-        (["PATH=/opt/bin", "LANG=C"], {}, ["PATH=/opt/bin", "HOSTNAME=0123456789ab", "LANG=C", "HOME=/root"]),
-        (["LANG=C", "A=1"], {"env": ["A=2", "B=3"]},
+        ({}, [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "HOME=/root"]),
+        ({"env": ["PATH=/opt/bin", "LANG=C"]}, ["PATH=/opt/bin", "HOSTNAME=0123456789ab", "LANG=C", "HOME=/root"]),
+        # What pyctr sends: the image's Env, then its --env; a later value wins by key, keeping its place.
+        ({"env": ["LANG=C", "A=1", "A=2", "B=3"]},
          [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "LANG=C", "A=2", "B=3", "HOME=/root"]),
-        (["LANG=C"], {"env": ["LANG"]}, [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "HOME=/root"]),
-        ([], {"tty": True, "env": ["HOME=/tmp"]},
+        ({"env": ["LANG=C", "LANG"]}, [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "HOME=/root"]),
+        ({"tty": True, "env": ["HOME=/tmp"]},
          [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "TERM=xterm", "HOME=/tmp"]),
-        (["TERM=vt100"], {"tty": True},
+        ({"tty": True, "env": ["TERM=vt100"]},
          [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "TERM=vt100", "HOME=/root"]),
-        ([], {"hostname": "web", "env": ["X=a=b"]},
+        ({"hostname": "web", "env": ["X=a=b"]},
          [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=web", "X=a=b", "HOME=/root"]),
+        ({"user": "www"}, [f"PATH={spec_process.DEFAULT_PATH}", "HOSTNAME=0123456789ab", "HOME=/var/www"]),
     ],
 )
-def test_env_merging(rootfs: Path, image_env: list[str], kw: dict[str, Any], expected: list[str]) -> None:
-    assert gen(rootfs, {"Cmd": ["sh"], "Env": image_env}, **kw)["process"]["env"] == expected
+def test_env_over_the_runtime_defaults(rootfs: Path, kw: dict[str, Any], expected: list[str]) -> None:
+    assert gen(rootfs, **kw)["process"]["env"] == expected
 
 
 def test_invalid_env_entry(rootfs: Path) -> None:
@@ -121,8 +108,7 @@ def test_invalid_env_entry(rootfs: Path) -> None:
 
 def test_cwd(rootfs: Path) -> None:
     assert gen(rootfs)["process"]["cwd"] == "/"
-    assert gen(rootfs, {"Cmd": ["sh"], "WorkingDir": "/app"})["process"]["cwd"] == "/app"
-    assert gen(rootfs, {"Cmd": ["sh"], "WorkingDir": "/app"}, cwd="/tmp")["process"]["cwd"] == "/tmp"
+    assert gen(rootfs, cwd="/tmp")["process"]["cwd"] == "/tmp"
     with pytest.raises(InvalidArgument, match="absolute"):
         gen(rootfs, cwd="rel")
 
@@ -163,10 +149,10 @@ def test_unknown_user_and_group(rootfs: Path) -> None:
         resolve_user(str(rootfs), "4294967296")
 
 
-def test_user_from_image_and_override(rootfs: Path) -> None:
-    assert gen(rootfs, {"Cmd": ["sh"], "User": "www"})["process"]["user"] == {
-        "uid": 33, "gid": 33, "additionalGids": [33, 50]}
-    assert gen(rootfs, {"Cmd": ["sh"], "User": "www"}, user="0:0")["process"]["user"]["uid"] == 0
+def test_user_default_and_given(rootfs: Path) -> None:
+    assert gen(rootfs)["process"]["user"] == {"uid": 0, "gid": 0, "additionalGids": [0, 10]}
+    assert gen(rootfs, user="www")["process"]["user"] == {"uid": 33, "gid": 33, "additionalGids": [33, 50]}
+    assert gen(rootfs, user="0:0")["process"]["user"]["uid"] == 0
 
 
 def test_no_passwd_file(tmp_path: Path) -> None:
@@ -504,12 +490,16 @@ def test_invalid_cpu_and_io(rootfs: Path, kw: dict[str, Any], message: str) -> N
         gen(rootfs, **kw)
 
 
-def test_cpu_and_pids(rootfs: Path) -> None:
+def test_cpu_and_pids(rootfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sysinfo, "probe", lambda: sysinfo.HostFeatures(cgroup_version="1", blkio_weight=True))
     res = gen(rootfs, cpu_shares=512, cpu_quota=20_000, cpu_period=50_000, cpuset_cpus="0-1,3", pids_limit=100,
               blkio_weight=300)["linux"]["resources"]
     assert res["cpu"] == {"shares": 512, "quota": 20_000, "period": 50_000, "cpus": "0-1,3"}
     assert res["pids"] == {"limit": 100} and res["blockIO"] == {"weight": 300}
     assert "pids" not in gen(rootfs, pids_limit=-1)["linux"]["resources"]
+    monkeypatch.setattr(sysinfo, "probe", lambda: sysinfo.HostFeatures(cgroup_version="1"))
+    with pytest.raises(InvalidArgument, match="cannot weigh block I/O"):
+        gen(rootfs, blkio_weight=300)
 
 
 def test_memory(rootfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:

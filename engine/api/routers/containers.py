@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,23 +11,17 @@ from aiohttp import web
 from engine.api.app import Router
 from engine.api.hijack import bridge, hijack, parse_detach_keys
 from engine.api.query import boolean, filters, integer
+from engine.api.resize import terminal_size
 from engine.api.responses import empty, json_response, read_json
 from engine.api.streams import STDERR, STDOUT, disconnected, frame, open_stream, until
 from engine.backend import Backend
-from engine.containers.images import normalise
+from engine.containers.options import parse
 from engine.containers.run import WaitCondition
-from engine.containers.options import inspect_mounts, parse
 from engine.containers.state import Status, rfc3339
-from engine.containers.store import Container
 from engine.errors import Conflict, InvalidArgument
-from runtime import client as rt
 from runtime.client import logs as logfile
 
 log = logging.getLogger("engine.api.containers")
-
-_STATUSES = {s.value for s in Status}
-_FILTERS = {"id", "name", "label", "status", "ancestor", "exited", "before", "since", "network", "volume",
-            "health", "publish", "expose", "is-task"}
 
 
 def register(r: Router, b: Backend) -> None:
@@ -40,19 +33,12 @@ def register(r: Router, b: Backend) -> None:
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
     async def inspect(request: web.Request) -> web.Response:
-        c = svc.get(request.match_info["id"])
-        return json_response({**_inspect(b, c), **(await _size(b, c) if boolean(request.query, "size") else {})})
+        return json_response(await b.describer.inspect(request.match_info["id"], boolean(request.query, "size")))
 
     async def list_(request: web.Request) -> web.Response:
         q = request.query
-        selected = _select(b, svc.all(), filters(q), svc.get, boolean(q, "all"), integer(q, "limit") or -1)
-        out = []
-        for c in selected:
-            item = container_summary(b, c)
-            if boolean(q, "size"):
-                item.update(await _size(b, c))
-            out.append(item)
-        return json_response(out)
+        return json_response(await b.describer.list(filters(q), boolean(q, "all"), integer(q, "limit") or -1,
+                                                    boolean(q, "size")))
 
     async def start(request: web.Request) -> web.Response:
         await b.run.start(request.match_info["id"])
@@ -93,7 +79,7 @@ def register(r: Router, b: Backend) -> None:
         return json_response(await b.manager.top(request.match_info["id"], ps_args))
 
     async def resize(request: web.Request) -> web.Response:
-        height, width = size_params(request)
+        height, width = terminal_size(request.query)
         await b.manager.resize(request.match_info["id"], height, width)
         return web.Response(status=200)
 
@@ -190,13 +176,6 @@ def register(r: Router, b: Backend) -> None:
     r.add("DELETE", "/containers/{id}", remove)
 
 
-def size_params(request: web.Request) -> tuple[int, int]:
-    height, width = integer(request.query, "h"), integer(request.query, "w")
-    if height is None or width is None:
-        raise InvalidArgument("resize needs both h and w")
-    return height, width
-
-
 def _unix_ns(q: Any, name: str) -> int | None:
     """Unix seconds with an optional .nnnnnnnnn fraction (what the CLI sends); 0 means unset."""
     raw = q.get(name, "")
@@ -213,177 +192,3 @@ def _timestamp(ns: int) -> bytes:
     """RFC 3339 with a fixed nine-digit fraction, as Docker prefixes log lines."""
     base = rfc3339(ns // 1_000_000_000).removesuffix("Z")
     return f"{base}.{ns % 1_000_000_000:09d}Z".encode()
-
-
-async def _size(b: Backend, c: Container) -> dict[str, int]:
-    with contextlib.suppress(rt.RuntimeError_):
-        record = await b.runtime.container(c.id)
-        usage = await b.runtime.snapshot_usage(record["snapshotter"], record["snapshot_key"])
-        return {"SizeRw": usage["size"]}
-    return {}
-
-
-def _mounts(b: Backend, c: Container) -> list[dict[str, Any]]:
-    return inspect_mounts(c.host_config, c.volumes, b.volumes.mountpoint)
-
-
-def _exposed(c: Container) -> list[str]:
-    return list(c.config.get("ExposedPorts") or {})
-
-
-def _inspect(b: Backend, c: Container) -> dict[str, Any]:
-    etc = b.networks.files_root / c.id if b.networks.wired(c.id) else None
-    return {
-        "Id": c.id,
-        "Created": rfc3339(c.created),
-        "Path": c.path,
-        "Args": c.args,
-        "State": {**c.state.docker(), **({"Health": c.health.model_dump()} if c.health else {})},
-        "Image": c.image_id,
-        "ResolvConfPath": str(etc / "resolv.conf") if etc else "",
-        "HostnamePath": "",
-        "HostsPath": str(etc / "hosts") if etc else "",
-        "LogPath": c.log_path or "",
-        "Name": "/" + c.name,
-        "RestartCount": c.restart_count,
-        "Driver": "overlayfs",
-        "Platform": "linux",
-        "MountLabel": "",
-        "ProcessLabel": "",
-        "AppArmorProfile": "",
-        "ExecIDs": None,
-        "HostConfig": c.host_config,
-        "GraphDriver": {"Name": "overlayfs", "Data": None},
-        "Mounts": _mounts(b, c),
-        "Config": c.config,
-        "NetworkSettings": b.networks.settings(c.id, _network(c), _exposed(c)),
-    }
-
-
-def container_summary(b: Backend, c: Container) -> dict[str, Any]:
-    networks = b.networks.settings(c.id, _network(c), [])["Networks"]
-    published = b.networks.published(c.id)
-    bound = {f"{p['PrivatePort']}/{p['Type']}" for p in published}
-    return {
-        "Id": c.id,
-        "Names": ["/" + c.name],
-        "Image": c.image,
-        "ImageID": c.image_id,
-        "Command": " ".join([c.path, *c.args]),
-        "Created": int(c.created),
-        "Ports": published + [{"PrivatePort": port, "Type": proto} for port, proto in _exposed_ports(c)
-                              if f"{port}/{proto}" not in bound],
-        "Labels": c.config.get("Labels") or {},
-        "State": c.state.status.value,
-        "Status": c.state.text() + _health_suffix(c),
-        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": networks},
-        "Mounts": _mounts(b, c),
-    }
-
-
-def _select(b: Backend, containers: list[Container], f: dict[str, list[str]], lookup: Callable[[str], Container],
-            all_: bool, limit: int) -> list[Container]:
-    """docker ps: newest first; values of one filter OR'ed (labels AND'ed), filters AND'ed."""
-    unknown = set(f) - _FILTERS
-    if unknown:
-        raise InvalidArgument(f"invalid filter '{min(unknown)}'")
-    for status in f.get("status", []):
-        if status not in _STATUSES:
-            raise InvalidArgument(f"invalid filter 'status={status}'")
-    # Asking for a status, an exit code or a count implies stopped containers too.
-    all_ = all_ or bool(f.get("status") or f.get("exited")) or limit > 0
-    before = lookup(f["before"][0]).created if f.get("before") else None
-    since = lookup(f["since"][0]).created if f.get("since") else None
-    ancestors = [_ancestor(a) for a in f.get("ancestor", [])]
-    out = []
-    for c in sorted(containers, key=lambda c: c.created, reverse=True):
-        labels = c.config.get("Labels") or {}
-        checks = [
-            all_ or c.state.running or c.state.status == Status.RESTARTING,
-            not f.get("id") or any(c.id.startswith(v) for v in f["id"]),
-            not f.get("name") or any(_name_matches(v, c.name) for v in f["name"]),
-            all(_label_matches(v, labels) for v in f.get("label", [])),
-            not f.get("status") or c.state.status.value in f["status"],
-            not f.get("exited") or (c.state.status == Status.EXITED and str(c.state.exit_code) in f["exited"]),
-            not ancestors or any(a(c) for a in ancestors),
-            before is None or c.created < before,
-            since is None or c.created > since,
-            not f.get("network") or bool(_networks_of(b, c) & {"bridge" if n == "default" else n
-                                                                 for n in f["network"]}),
-            not f.get("volume") or any(m["Source"] in f["volume"] or m["Destination"] in f["volume"]
-                                       or m.get("Name") in f["volume"] for m in _mounts(b, c)),
-            # No container has a healthcheck running or is a swarm task.
-            not f.get("health") or (c.health.Status if c.health and c.state.running else "none") in f["health"],
-            not f.get("publish") or _ports_match(f["publish"], [(p["PublicPort"], p["Type"])
-                                                                for p in b.networks.published(c.id)]),
-            not f.get("expose") or _ports_match(f["expose"], _exposed_ports(c)),
-            not f.get("is-task") or any(v.lower() in ("false", "0") for v in f["is-task"]),
-        ]
-        if all(checks):
-            out.append(c)
-    return out[:limit] if limit > 0 else out
-
-
-def _health_suffix(c: Container) -> str:
-    if c.health is None or not c.state.running:
-        return ""
-    return " (health: starting)" if c.health.Status == "starting" else f" ({c.health.Status})"
-
-
-def _exposed_ports(c: Container) -> list[tuple[int, str]]:
-    out = []
-    for key in _exposed(c):
-        port, _, proto = key.partition("/")
-        first, _, last = port.partition("-")
-        out += [(p, proto or "tcp") for p in range(int(first), int(last or first) + 1)]
-    return out
-
-
-def _ports_match(specs: list[str], ports: list[tuple[int, str]]) -> bool:
-    """publish= / expose= values: "80", "80/tcp", "8000-8080/udp"."""
-    for spec in specs:
-        port, _, proto = spec.partition("/")
-        first, _, last = port.partition("-")
-        try:
-            lo, hi = int(first), int(last or first)
-        except ValueError:
-            raise InvalidArgument(f"invalid port filter {spec!r}") from None
-        if any(lo <= p <= hi and (not proto or proto == t) for p, t in ports):
-            return True
-    return False
-
-
-def _networks_of(b: Backend, c: Container) -> set[str]:
-    """Names and ids of the networks a container is on."""
-    nets = b.networks.settings(c.id, _network(c), [])["Networks"]
-    return set(nets) | {n["NetworkID"] for n in nets.values()}
-
-
-def _network(c: Container) -> str:
-    mode = c.host_config.get("NetworkMode") or "default"
-    return "bridge" if mode == "default" else mode
-
-
-def _name_matches(pattern: str, name: str) -> bool:
-    try:
-        return re.search(pattern, "/" + name) is not None
-    except re.error:
-        return pattern in name
-
-
-def _label_matches(spec: str, labels: dict[str, str]) -> bool:
-    key, sep, value = spec.partition("=")
-    return key in labels and (not sep or labels[key] == value)
-
-
-def _ancestor(term: str) -> Callable[[Container], bool]:
-    try:
-        full = normalise(term)[0]
-    except rt.InvalidArgument:
-        full = None
-    image_id = term if term.startswith("sha256:") else "sha256:" + term
-
-    def matches(c: Container) -> bool:
-        return c.image == term or c.image_ref == full or c.image_id.startswith(image_id)
-    return matches

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from engine.api.app import Router
 from engine.api.hijack import bridge, hijack, parse_detach_keys
+from engine.api.resize import terminal_size
 from engine.api.responses import json_response, read_json
-from engine.api.routers.containers import size_params
 from engine.api.streams import STDERR, frame
 from engine.backend import Backend
 from engine.containers.execs import ExecConfig, ExecStart, parse_model
@@ -66,7 +66,7 @@ def register(r: Router, b: Backend) -> None:
         return conn.response
 
     async def resize(request: web.Request) -> web.Response:
-        height, width = size_params(request)
+        height, width = terminal_size(request.query)
         await execs.resize(execs.get(request.match_info["id"]), height, width)
         return web.Response(status=200)
 

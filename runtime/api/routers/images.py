@@ -10,6 +10,7 @@ from runtime import errors
 from runtime.api.deps import services, writable_namespace
 from runtime.api.errors import error_body
 from runtime.api.streams import ndjson
+from runtime.images.config import resolve as resolve_image
 from runtime.metadata.images import Image
 from runtime.oci import Descriptor
 from runtime.services import Services
@@ -86,6 +87,19 @@ async def pull(body: PullRequest, s: Services = Depends(services)) -> Any:
                 await asyncio.gather(task, return_exceptions=True)
 
     return ndjson(lines())
+
+
+# Declared before GET /{name:path}, which would otherwise take ".../config" as part of the name.
+@router.get("/{name:path}/config")
+async def get_image_config(name: str, s: Services = Depends(services)) -> dict[str, Any]:
+    """The image's config blob (of this platform's manifest, for an index).
+
+    The runtime takes a container's process as given, as containerd does: a client that wants the
+    image's Entrypoint, Cmd, Env, WorkingDir or User reads them here and builds the process itself.
+    Names resolve as a container's create resolves them (a short name finds its normalised form).
+    """
+    image = await s.images.find(name)
+    return (await resolve_image(s.content, image.target)).config
 
 
 @router.get("/{name:path}", response_model=Image)

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import signal as _signal
-
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 
 from runtime.api.deps import services
-from runtime.errors import InvalidArgument
 from runtime.services import Services
+from runtime.signals import parse_signal
 from runtime.tasks.cgroups import Metrics
 from runtime.tasks.service import ExecCreate, ExitStatus
 from runtime.tasks.spec_options import ResourceOptions
@@ -44,19 +42,21 @@ class IOInfo(BaseModel):
     log_path: str | None
 
 
-def parse_signal(sig: str | int) -> int:
-    if isinstance(sig, int) or (isinstance(sig, str) and sig.isdigit()):
-        n = int(sig)
-        if not 0 < n < 65:
-            raise InvalidArgument(f"invalid signal {sig!r}")
-        return n
-    name = sig.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return int(_signal.Signals[name])
-    except KeyError:
-        raise InvalidArgument(f"invalid signal {sig!r}") from None
+class TaskCreated(TaskState):
+    """A new task with its IO: a client attaches and starts without asking for it again."""
+
+    io: IOInfo
+
+
+class ExecCreated(ExecState):
+    """A new exec with its IO, for the same reason."""
+
+    io: IOInfo
+
+
+def _io(s: Services, task_id: str, exec_id: str | None = None) -> IOInfo:
+    io = s.tasks.io(task_id, exec_id)
+    return IOInfo(attach_socket=io.attach_socket, ctl=io.ctl, log_path=io.log_path)
 
 
 @router.get("", response_model=list[TaskState])
@@ -64,9 +64,10 @@ async def list_tasks(s: Services = Depends(services)) -> list[TaskState]:
     return s.tasks.list()
 
 
-@router.post("", response_model=TaskState, status_code=201)
-async def create_task(body: TaskCreate, s: Services = Depends(services)) -> TaskState:
-    return await s.tasks.create(body.container_id, terminal=body.terminal, stdin=body.stdin)
+@router.post("", response_model=TaskCreated, status_code=201)
+async def create_task(body: TaskCreate, s: Services = Depends(services)) -> TaskCreated:
+    task = await s.tasks.create(body.container_id, terminal=body.terminal, stdin=body.stdin)
+    return TaskCreated(**task.model_dump(), io=_io(s, task.id))
 
 
 @router.get("/{task_id}", response_model=TaskState)
@@ -125,8 +126,7 @@ async def task_metrics(task_id: str, s: Services = Depends(services)) -> Metrics
 
 @router.get("/{task_id}/io", response_model=IOInfo)
 async def task_io(task_id: str, exec_id: str | None = None, s: Services = Depends(services)) -> IOInfo:
-    io = s.tasks.io(task_id, exec_id)
-    return IOInfo(attach_socket=io.attach_socket, ctl=io.ctl, log_path=io.log_path)
+    return _io(s, task_id, exec_id)
 
 
 @router.post("/{task_id}/resize", status_code=204)
@@ -135,9 +135,10 @@ async def resize(task_id: str, body: ResizeRequest, s: Services = Depends(servic
     return Response(status_code=204)
 
 
-@router.post("/{task_id}/execs", response_model=ExecState, status_code=201)
-async def add_exec(task_id: str, body: ExecCreate, s: Services = Depends(services)) -> ExecState:
-    return await s.tasks.add_exec(task_id, body)
+@router.post("/{task_id}/execs", response_model=ExecCreated, status_code=201)
+async def add_exec(task_id: str, body: ExecCreate, s: Services = Depends(services)) -> ExecCreated:
+    state = await s.tasks.add_exec(task_id, body)
+    return ExecCreated(**state.model_dump(), io=_io(s, task_id, state.id))
 
 
 @router.post("/{task_id}/execs/{exec_id}/start", response_model=ExecState)

@@ -1,0 +1,69 @@
+"""Container inspect and list: the records joined with what the network and volume services know.
+
+The shapes are in views.py and the selection in filters.py, both pure; this service
+gathers their inputs (network settings, published ports, mount points, the writable
+layer's size) from narrow views of the other services.
+"""
+from __future__ import annotations
+
+import builtins
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.containers import filters, views
+from engine.containers.options import inspect_mounts
+from engine.containers.store import Container, ContainerStore
+
+
+class ContainerNetworks(Protocol):
+    """What the network service knows about a container."""
+
+    files_root: Path
+
+    def wired(self, cid: str) -> bool: ...
+
+    def settings(self, cid: str, mode: str, exposed: Iterable[str]) -> dict[str, Any]: ...
+
+    def published(self, cid: str) -> list[dict[str, Any]]: ...
+
+
+class Describer:
+    def __init__(self, store: ContainerStore, networks: ContainerNetworks, mountpoint: Callable[[str], str],
+                 size: Callable[[Container], Awaitable[int | None]]) -> None:
+        self._store = store
+        self._networks = networks
+        self._mountpoint = mountpoint
+        self._size = size
+
+    async def inspect(self, ref: str, size: bool) -> dict[str, Any]:
+        c = self._store.get(ref)
+        etc = self._networks.files_root / c.id if self._networks.wired(c.id) else None
+        body = views.inspect(c, etc=etc, mounts=self._mounts(c),
+                             network_settings=self._networks.settings(c.id, views.network_mode(c), views.exposed(c)))
+        return {**body, **(views.size(await self._size(c)) if size else {})}
+
+    async def list(self, f: dict[str, list[str]], all_: bool, limit: int, size: bool) -> list[dict[str, Any]]:
+        """docker ps; `limit` below 1 means no limit."""
+        selected = filters.select(self._store.all(), f, self._store.get, all_, limit,
+                                  networks_of=self._networks_of, mounts_of=self._mounts,
+                                  published_of=lambda c: self._networks.published(c.id))
+        out = []
+        for c in selected:
+            item = self.summary(c)
+            if size:
+                item.update(views.size(await self._size(c)))
+            out.append(item)
+        return out
+
+    def summary(self, c: Container) -> dict[str, Any]:
+        return views.summary(c, networks=self._networks.settings(c.id, views.network_mode(c), [])["Networks"],
+                             published=self._networks.published(c.id), mounts=self._mounts(c))
+
+    def _mounts(self, c: Container) -> builtins.list[dict[str, Any]]:
+        return inspect_mounts(c.host_config, c.volumes, self._mountpoint)
+
+    def _networks_of(self, c: Container) -> set[str]:
+        """Names and ids of the networks a container is on."""
+        nets = self._networks.settings(c.id, views.network_mode(c), [])["Networks"]
+        return set(nets) | {n["NetworkID"] for n in nets.values()}

@@ -1,0 +1,105 @@
+"""A container's files: path stat, tar out and in (docker cp), changes (docker diff), export, writable-layer size.
+
+The runtime does the work on the container's rootfs; this service adds Docker's rules:
+a missing path is Docker's "Could not find the file" 404, copyUIDGID only applies when
+the container names a user, and each operation that touches the files is an event.
+The writable layer's size is looked up here and nowhere else (inspect, list, prune and
+system df all ask).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
+
+from engine.containers.store import Container, ContainerStore
+from engine.errors import NotFound
+from engine.events import EventBus
+from runtime import client as rt
+
+
+class RuntimeFiles(Protocol):
+    """The part of the runtime client this service uses."""
+
+    async def container(self, container_id: str) -> dict[str, Any]: ...
+
+    async def snapshot_usage(self, snapshotter: str, key: str) -> dict[str, Any]: ...
+
+    async def stat_path(self, container_id: str, path: str) -> dict[str, Any]: ...
+
+    def archive(self, container_id: str,
+                path: str) -> AbstractAsyncContextManager[tuple[dict[str, Any], AsyncIterator[bytes]]]: ...
+
+    def export(self, container_id: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+
+    async def put_archive(self, container_id: str, path: str, data: AsyncIterable[bytes], *,
+                          no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None: ...
+
+    async def container_changes(self, container_id: str) -> list[dict[str, Any]]: ...
+
+
+class ContainerFiles:
+    def __init__(self, runtime: RuntimeFiles, store: ContainerStore, events: EventBus) -> None:
+        self._rt = runtime
+        self._store = store
+        self._events = events
+
+    async def stat(self, ref: str, path: str) -> dict[str, Any]:
+        """Docker's path stat ({"name", "size", "mode", "mtime", "linkTarget"})."""
+        c = self._store.get(ref)
+        try:
+            return await self._rt.stat_path(c.id, path)
+        except rt.NotFound:
+            raise _missing(path, ref) from None
+
+    @asynccontextmanager
+    async def archive(self, ref: str, path: str) -> AsyncIterator[tuple[dict[str, Any], AsyncIterator[bytes]]]:
+        """(the path's stat, the bytes of a tar of it), for the duration of the block.
+
+        Only opening can fail with the 404: once the tar flows the runtime's errors come from the chunks.
+        """
+        c = self._store.get(ref)
+        try:
+            async with self._rt.archive(c.id, path) as (st, chunks):
+                self._events.container(c, "archive-path")
+                yield st, chunks
+        except rt.NotFound:
+            raise _missing(path, ref) from None
+
+    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes], *,
+                          no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> None:
+        """Unpack the tar streamed from `data` into directory `path` of the container."""
+        c = self._store.get(ref)
+        try:
+            # copyUIDGID gives the files to the container's user; without a user, Docker keeps the tar's ids.
+            await self._rt.put_archive(c.id, path, data, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                                       copy_uid_gid=copy_uid_gid and bool(c.config.get("User")))
+        except rt.NotFound:
+            raise _missing(path, ref) from None
+        self._events.container(c, "extract-to-dir")
+
+    async def changes(self, ref: str) -> list[dict[str, Any]]:
+        """docker diff: [{"Path", "Kind"}], kind 0 modified, 1 added, 2 deleted."""
+        c = self._store.get(ref)
+        found = await self._rt.container_changes(c.id)
+        return [{"Path": ch["path"], "Kind": ch["kind"]} for ch in found]
+
+    @asynccontextmanager
+    async def export(self, ref: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The bytes of a tar of the container's whole rootfs, for the duration of the block."""
+        c = self._store.get(ref)
+        async with self._rt.export(c.id) as chunks:
+            self._events.container(c, "export")
+            yield chunks
+
+    async def size(self, c: Container) -> int | None:
+        """Bytes in the container's writable layer; None when the runtime has no snapshot for it (any more)."""
+        with contextlib.suppress(rt.RuntimeError_):
+            record = await self._rt.container(c.id)
+            return int((await self._rt.snapshot_usage(record["snapshotter"], record["snapshot_key"]))["size"])
+        return None
+
+
+def _missing(path: str, ref: str) -> NotFound:
+    return NotFound(f"Could not find the file {path} in container {ref}")

@@ -1,0 +1,139 @@
+"""The `filters` of GET /containers/json (docker ps) and POST /containers/prune.
+
+Pure selection over container records. What a record does not hold (the networks a
+container is on, its mounts, its published ports) comes in as functions from the
+caller, asked only when a filter needs them.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from engine.containers.images import normalise
+from engine.containers.state import Status
+from engine.containers.store import Container
+from engine.containers.views import exposed_ports
+from engine.errors import InvalidArgument
+from runtime import client as rt
+
+_STATUSES = {s.value for s in Status}
+_LIST_KEYS = {"id", "name", "label", "status", "ancestor", "exited", "before", "since", "network", "volume",
+              "health", "publish", "expose", "is-task"}
+_PRUNE_KEYS = {"label", "label!", "until"}
+
+
+def select(containers: list[Container], f: dict[str, list[str]], lookup: Callable[[str], Container],
+           all_: bool, limit: int, *, networks_of: Callable[[Container], set[str]],
+           mounts_of: Callable[[Container], list[dict[str, Any]]],
+           published_of: Callable[[Container], list[dict[str, Any]]]) -> list[Container]:
+    """docker ps: newest first; values of one filter OR'ed (labels AND'ed), filters AND'ed.
+
+    `networks_of` gives the names and ids of a container's networks, `mounts_of` its inspect Mounts,
+    `published_of` its published ports in the list's Ports shape.
+    """
+    unknown = set(f) - _LIST_KEYS
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{min(unknown)}'")
+    for status in f.get("status", []):
+        if status not in _STATUSES:
+            raise InvalidArgument(f"invalid filter 'status={status}'")
+    # Asking for a status, an exit code or a count implies stopped containers too.
+    all_ = all_ or bool(f.get("status") or f.get("exited")) or limit > 0
+    before = lookup(f["before"][0]).created if f.get("before") else None
+    since = lookup(f["since"][0]).created if f.get("since") else None
+    ancestors = [_ancestor(a) for a in f.get("ancestor", [])]
+    out = []
+    for c in sorted(containers, key=lambda c: c.created, reverse=True):
+        labels = c.config.get("Labels") or {}
+        checks = [
+            all_ or c.state.running or c.state.status == Status.RESTARTING,
+            not f.get("id") or any(c.id.startswith(v) for v in f["id"]),
+            not f.get("name") or any(_name_matches(v, c.name) for v in f["name"]),
+            all(_label_matches(v, labels) for v in f.get("label", [])),
+            not f.get("status") or c.state.status.value in f["status"],
+            not f.get("exited") or (c.state.status == Status.EXITED and str(c.state.exit_code) in f["exited"]),
+            not ancestors or any(a(c) for a in ancestors),
+            before is None or c.created < before,
+            since is None or c.created > since,
+            not f.get("network") or bool(networks_of(c) & {"bridge" if n == "default" else n
+                                                           for n in f["network"]}),
+            not f.get("volume") or any(m["Source"] in f["volume"] or m["Destination"] in f["volume"]
+                                       or m.get("Name") in f["volume"] for m in mounts_of(c)),
+            # No container has a healthcheck running or is a swarm task.
+            not f.get("health") or (c.health.Status if c.health and c.state.running else "none") in f["health"],
+            not f.get("publish") or _ports_match(f["publish"], [(p["PublicPort"], p["Type"])
+                                                                for p in published_of(c)]),
+            not f.get("expose") or _ports_match(f["expose"], exposed_ports(c)),
+            not f.get("is-task") or any(v.lower() in ("false", "0") for v in f["is-task"]),
+        ]
+        if all(checks):
+            out.append(c)
+    return out[:limit] if limit > 0 else out
+
+
+def prunable(f: dict[str, list[str]]) -> Callable[[Container], bool]:
+    """container prune: which stopped containers go, checked when each one's turn comes (states move meanwhile).
+
+    The filters are checked here, before anything is removed.
+    """
+    unknown = set(f) - _PRUNE_KEYS
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{min(unknown)}'")
+    until = _until(f.get("until", []))
+
+    def matches(c: Container) -> bool:
+        labels = c.config.get("Labels") or {}
+        if c.state.running or (until is not None and c.created >= until):
+            return False
+        if not all(_label_matches(spec, labels) for spec in f.get("label", [])):
+            return False
+        return not any(_label_matches(spec, labels) for spec in f.get("label!", []))
+    return matches
+
+
+def _until(values: list[str]) -> float | None:
+    if not values:
+        return None
+    try:
+        return float(values[0])
+    except ValueError:
+        raise InvalidArgument(f"invalid filter 'until={values[0]}': use unix seconds") from None
+
+
+def _ports_match(specs: list[str], ports: list[tuple[int, str]]) -> bool:
+    """publish= / expose= values: "80", "80/tcp", "8000-8080/udp"."""
+    for spec in specs:
+        port, _, proto = spec.partition("/")
+        first, _, last = port.partition("-")
+        try:
+            lo, hi = int(first), int(last or first)
+        except ValueError:
+            raise InvalidArgument(f"invalid port filter {spec!r}") from None
+        if any(lo <= p <= hi and (not proto or proto == t) for p, t in ports):
+            return True
+    return False
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    try:
+        return re.search(pattern, "/" + name) is not None
+    except re.error:
+        return pattern in name
+
+
+def _label_matches(spec: str, labels: dict[str, str]) -> bool:
+    key, sep, value = spec.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def _ancestor(term: str) -> Callable[[Container], bool]:
+    try:
+        full = normalise(term)[0]
+    except rt.InvalidArgument:
+        full = None
+    image_id = term if term.startswith("sha256:") else "sha256:" + term
+
+    def matches(c: Container) -> bool:
+        return c.image == term or c.image_ref == full or c.image_id.startswith(image_id)
+    return matches

@@ -1,0 +1,96 @@
+"""The JSON shapes of container inspect, list and size (Docker API 1.41).
+
+Pure functions of a container record and the facts other services know about it (its
+network settings, published ports, mounts, writable-layer size), passed in by the caller:
+the shapes can be read and tested without a network, a volume or a runtime.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.containers.state import rfc3339
+from engine.containers.store import Container
+
+
+def network_mode(c: Container) -> str:
+    """The network a container joins: "default" is Docker's name for the bridge network."""
+    mode = c.host_config.get("NetworkMode") or "default"
+    return "bridge" if mode == "default" else mode
+
+
+def exposed(c: Container) -> list[str]:
+    return list(c.config.get("ExposedPorts") or {})
+
+
+def exposed_ports(c: Container) -> list[tuple[int, str]]:
+    """ExposedPorts keys ("80/tcp", "8000-8010/udp", "53") as one (port, protocol) per port."""
+    out = []
+    for key in exposed(c):
+        port, _, proto = key.partition("/")
+        first, _, last = port.partition("-")
+        out += [(p, proto or "tcp") for p in range(int(first), int(last or first) + 1)]
+    return out
+
+
+def inspect(c: Container, *, etc: Path | None, mounts: list[dict[str, Any]],
+            network_settings: dict[str, Any]) -> dict[str, Any]:
+    """GET /containers/{id}/json; `etc` is where the engine wrote the container's hosts and resolv.conf, if it did."""
+    return {
+        "Id": c.id,
+        "Created": rfc3339(c.created),
+        "Path": c.path,
+        "Args": c.args,
+        "State": {**c.state.docker(), **({"Health": c.health.model_dump()} if c.health else {})},
+        "Image": c.image_id,
+        "ResolvConfPath": str(etc / "resolv.conf") if etc else "",
+        "HostnamePath": "",
+        "HostsPath": str(etc / "hosts") if etc else "",
+        "LogPath": c.log_path or "",
+        "Name": "/" + c.name,
+        "RestartCount": c.restart_count,
+        "Driver": "overlayfs",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": c.host_config,
+        "GraphDriver": {"Name": "overlayfs", "Data": None},
+        "Mounts": mounts,
+        "Config": c.config,
+        "NetworkSettings": network_settings,
+    }
+
+
+def summary(c: Container, *, networks: dict[str, Any], published: list[dict[str, Any]],
+            mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One entry of GET /containers/json: exposed ports nobody published are listed without a public side."""
+    bound = {f"{p['PrivatePort']}/{p['Type']}" for p in published}
+    return {
+        "Id": c.id,
+        "Names": ["/" + c.name],
+        "Image": c.image,
+        "ImageID": c.image_id,
+        "Command": " ".join([c.path, *c.args]),
+        "Created": int(c.created),
+        "Ports": published + [{"PrivatePort": port, "Type": proto} for port, proto in exposed_ports(c)
+                              if f"{port}/{proto}" not in bound],
+        "Labels": c.config.get("Labels") or {},
+        "State": c.state.status.value,
+        "Status": c.state.text() + _health_suffix(c),
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
+        "NetworkSettings": {"Networks": networks},
+        "Mounts": mounts,
+    }
+
+
+def size(rw: int | None) -> dict[str, int]:
+    """The ?size=1 fields; an unknown size (no snapshot any more) leaves them out, as dockerd does."""
+    return {} if rw is None else {"SizeRw": rw}
+
+
+def _health_suffix(c: Container) -> str:
+    if c.health is None or not c.state.running:
+        return ""
+    return " (health: starting)" if c.health.Status == "starting" else f" ({c.health.Status})"

@@ -1,0 +1,163 @@
+"""GET /version and GET /info: what the engine, the runtime and the host kernel are, in Docker's shapes.
+
+Every field is read from what it describes: container counts from the engine's records (Docker's
+containers, not the runtime's), images as Docker counts them (by ID), the kernel's cgroup features
+from the runtime's one-time probe, a daemon ID kept under the data root across restarts.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import platform
+import uuid
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from engine import __version__
+from engine.config import Config
+from engine.containers.hostlimits import Features
+from engine.containers.state import Status
+from engine.containers.store import ContainerStore
+from engine.events import EventBus
+from engine.images.store import ImageService
+
+
+class RuntimeVersion(Protocol):
+    async def version(self) -> dict[str, Any]: ...
+
+
+class SystemInfo:
+    def __init__(self, runtime: RuntimeVersion, host: Features, config: Config, containers: ContainerStore,
+                 images: ImageService, events: EventBus) -> None:
+        self._rt = runtime
+        self._host = host
+        self._config = config
+        self._containers = containers
+        self._images = images
+        self._events = events
+        self.id = _daemon_id(Path(config.data_root) / "engine-id")
+
+    async def version(self, api_version: str, min_api_version: str) -> dict[str, Any]:
+        """The API versions are the caller's: the API layer knows which it serves."""
+        uname = os.uname()
+        return {
+            "Platform": {"Name": "pyengine"},
+            "Components": [
+                {"Name": "Engine", "Version": __version__,
+                 "Details": {"ApiVersion": api_version, "MinAPIVersion": min_api_version, "Os": "linux",
+                             "Arch": _arch(), "KernelVersion": uname.release, "Experimental": "false"}},
+                {"Name": "pyruntimed", "Version": (await self._rt.version())["version"], "Details": {}},
+            ],
+            "Version": __version__,
+            "ApiVersion": api_version,
+            "MinAPIVersion": min_api_version,
+            "GitCommit": "pyengine",
+            "GoVersion": f"python{platform.python_version()}",
+            "Os": "linux",
+            "Arch": _arch(),
+            "KernelVersion": uname.release,
+            "Experimental": False,
+            "BuildTime": "",
+        }
+
+    async def info(self) -> dict[str, Any]:
+        images = await self._images.images()
+        containers = self._containers.all()
+        running = sum(1 for c in containers if c.state.running)
+        paused = sum(1 for c in containers if c.state.status == Status.PAUSED)
+        uname = os.uname()
+        f = await self._host.features()
+        forwarding = _ipv4_forwarding()
+        config = self._config
+        return {
+            "ID": self.id, "Containers": len(containers), "ContainersRunning": running - paused,
+            "ContainersPaused": paused, "ContainersStopped": len(containers) - running,
+            "Images": len(images), "Driver": "overlayfs", "DriverStatus": [],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["k8s-file"]},
+            "MemoryLimit": f["memory_limit"], "SwapLimit": f["swap_limit"], "KernelMemory": f["kernel_memory"],
+            "KernelMemoryTCP": f["kernel_memory_tcp"], "CpuCfsPeriod": f["cpu_cfs"], "CpuCfsQuota": f["cpu_cfs"],
+            "CPUShares": f["cpu_shares"], "CPUSet": f["cpuset"], "PidsLimit": f["pids_limit"],
+            "OomKillDisable": f["oom_kill_disable"], "IPv4Forwarding": forwarding,
+            "Debug": config.log_level == "debug", "NFd": len(os.listdir("/proc/self/fd")),
+            "NGoroutines": len(asyncio.all_tasks()), "SystemTime": _now(), "LoggingDriver": "k8s-file", "CgroupDriver": f["cgroup_driver"],
+            "CgroupVersion": f["cgroup_version"],
+            "NEventsListener": self._events.listeners, "KernelVersion": uname.release, "OperatingSystem": _os_name(),
+            "OSVersion": "", "OSType": "linux", "Architecture": uname.machine, "NCPU": os.cpu_count() or 1,
+            "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"Mirrors": config.registry_mirrors,
+                               "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                               "IndexConfigs": {}},
+            "DockerRootDir": config.data_root, "Name": uname.nodename, "Labels": [],
+            "ExperimentalBuild": False, "ServerVersion": __version__,
+            "Runtimes": {"runc": {"path": "runc"}}, "DefaultRuntime": "runc",
+            "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},
+            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "tini",
+            "SecurityOptions": _security_options(f), "Warnings": _warnings(f, forwarding),
+        }
+
+
+# dockerd's words for what the host's kernel lacks, in its order.
+_MISSING = (("memory_limit", "No memory limit support"), ("swap_limit", "No swap limit support"),
+            ("oom_kill_disable", "No oom kill disable support"), ("cpu_cfs", "No cpu cfs quota support"),
+            ("cpu_cfs", "No cpu cfs period support"), ("cpu_shares", "No cpu shares support"),
+            ("cpuset", "No cpuset support"), ("blkio_weight", "No blkio weight support"),
+            ("blkio_weight_device", "No blkio weight_device support"),
+            ("blkio_read_bps_device", "No blkio throttle.read_bps_device support"),
+            ("blkio_write_bps_device", "No blkio throttle.write_bps_device support"),
+            ("blkio_read_iops_device", "No blkio throttle.read_iops_device support"),
+            ("blkio_write_iops_device", "No blkio throttle.write_iops_device support"))
+
+
+def _warnings(features: Mapping[str, Any], forwarding: bool) -> list[str]:
+    out = [f"WARNING: {text}" for key, text in _MISSING if not features.get(key)]
+    if not forwarding:
+        out.append("WARNING: IPv4 forwarding is disabled")
+    return out
+
+
+def _security_options(features: Mapping[str, Any]) -> list[str]:
+    return ((["name=apparmor"] if features.get("apparmor") else [])
+            + (["name=seccomp,profile=default"] if features.get("seccomp") else []))
+
+
+def _daemon_id(path: Path) -> str:
+    """The engine's ID, made once and kept: clients and tools tell daemons apart by it."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    daemon_id = str(uuid.uuid4())
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(daemon_id + "\n")
+    os.replace(tmp, path)
+    return daemon_id
+
+
+def _ipv4_forwarding() -> bool:
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward", encoding="ascii") as fh:
+            return fh.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def _arch() -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as fh:
+            for line in fh:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"

@@ -1,0 +1,75 @@
+"""The create plan and the host-limit checks: Docker's rules for a new container, with no daemon."""
+from __future__ import annotations
+
+import pytest
+
+from engine.containers.hostlimits import discard_unsupported
+from engine.containers.images import Image
+from engine.containers.options import parse
+from engine.containers.plan import plan
+from engine.containers.resources import UpdateRequest
+from engine.errors import InvalidArgument
+
+CID = "ab" * 32
+ALL = {"memory_limit": True, "swap_limit": True, "memory_reservation": True, "cpu_shares": True, "cpu_cfs": True,
+       "cpuset": True, "pids_limit": True, "blkio_weight": True}
+IMAGE = Image(ref="docker.io/library/busybox:latest", id="sha256:" + "c" * 64,
+              config={"Entrypoint": ["/entry"], "Cmd": ["default"], "Env": ["PATH=/bin", "A=image"],
+                      "WorkingDir": "/srv", "User": "nobody", "Volumes": {"/data": {}}})
+
+
+def test_the_process_is_dockers_merge_of_request_and_image() -> None:
+    p = plan(parse({"Image": "busybox", "Cmd": ["run"], "Env": ["A=given", "B=1"]}), IMAGE, CID, ALL)
+    assert (p.path, p.args) == ("/entry", ["run"])
+    assert p.options["args"] == ["/entry", "run"]
+    assert p.options["env"] == ["PATH=/bin", "A=given", "B=1"]
+    assert (p.options["cwd"], p.options["user"]) == ("/srv", "nobody")
+    assert p.hostname == CID[:12] and p.config["Hostname"] == CID[:12]
+    assert p.image_volumes == {"/data": {}} and p.warnings == []
+
+
+def test_an_entrypoint_in_the_request_drops_the_images_cmd() -> None:
+    p = plan(parse({"Image": "busybox", "Entrypoint": ["sh"]}), IMAGE, CID, ALL)
+    assert (p.path, p.args, p.config["Cmd"]) == ("sh", [], None)
+    cleared = plan(parse({"Image": "busybox", "Entrypoint": [""], "Cmd": ["echo", "hi"]}), IMAGE, CID, ALL)
+    assert (cleared.path, cleared.args) == ("echo", ["hi"])
+
+
+def test_container_network_mode_is_read_once() -> None:
+    p = plan(parse({"Image": "busybox", "HostConfig": {"NetworkMode": "container:web"}}), IMAGE, CID, ALL)
+    assert (p.network.mode, p.network.joins) == ("container:web", "web")
+    with pytest.raises(InvalidArgument, match="EndpointsConfig"):
+        plan(parse({"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": []}}), IMAGE, CID, ALL)
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"HostConfig": {"AutoRemove": True, "RestartPolicy": {"Name": "always"}}}, "AutoRemove"),
+    ({"Labels": {"io.pyengine.health-on-failure": "explode"}}, "health-on-failure"),
+    ({"HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}, "invalid restart policy"),
+    ({"ExposedPorts": {"80/tcp": {}}, "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "x"}]}}}, "port"),
+])
+def test_dockers_checks_refuse_a_plan(body: dict, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        plan(parse({"Image": "busybox", **body}), IMAGE, CID, ALL)
+
+
+def test_limits_the_kernel_lacks_are_discarded_with_dockerds_warnings() -> None:
+    no_blkio = {**ALL, "blkio_weight": False, "swap_limit": False}
+    p = plan(parse({"Image": "busybox", "HostConfig": {"BlkioWeight": 300, "Memory": 64 << 20,
+                                                       "MemorySwap": 128 << 20}}), IMAGE, CID, no_blkio)
+    assert p.warnings == [
+        "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without "
+        "swap.",
+        "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."]
+    assert (p.options["blkio_weight"], p.options["memory_swap"], p.options["memory"]) == (None, None, 64 << 20)
+
+
+def test_an_update_loses_only_what_the_kernel_lacks() -> None:
+    req = UpdateRequest(BlkioWeight=300, CpuShares=512)
+    assert discard_unsupported(req, {**ALL, "blkio_weight": False}) == [
+        "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."]
+    assert (req.BlkioWeight, req.CpuShares) == (None, 512)
+    with pytest.raises(InvalidArgument, match="NanoCPUs can not be set"):
+        discard_unsupported(UpdateRequest(NanoCpus=10**9), {**ALL, "cpu_cfs": False})
+    unlimited = UpdateRequest(PidsLimit=-1)
+    assert discard_unsupported(unlimited, {}) == [] and unlimited.PidsLimit == -1
