@@ -55,6 +55,11 @@ class Lives:
     def forget(self, cid: str) -> None:
         self._lives.pop(cid, None)
 
+    def busy(self, cid: str) -> bool:
+        """Whether an operation (a start, a stop, the handling of an exit, a removal) holds the container's lock."""
+        live = self._lives.get(cid)
+        return live is not None and live.lock.locked()
+
     def current(self, ref: str, cid: str) -> Container:
         """The container again after waiting for its lock: it may have been removed meanwhile."""
         c = self.store.find(cid)

@@ -61,6 +61,29 @@ def network_choice(req: CreateRequest) -> NetworkChoice:
     return NetworkChoice(mode=mode, joins=joins, endpoints=endpoints)
 
 
+# dockerd's floor for the healthcheck's durations (container.MinimumDuration), in nanoseconds.
+_MINIMUM_DURATION = 1_000_000
+
+
+def _check_healthcheck(healthcheck: Any) -> None:
+    """dockerd's checks on a healthcheck, with its words: a probe every nanosecond is a mistake, not a plan."""
+    if not healthcheck:
+        return
+    if not isinstance(healthcheck, dict):
+        raise InvalidArgument("Healthcheck must be an object")
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+        value = healthcheck.get(key) or 0
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidArgument(f"Healthcheck.{key} must be an integer (nanoseconds)")
+        if 0 < value < _MINIMUM_DURATION or value < 0:
+            raise InvalidArgument(f"{key} in Healthcheck cannot be less than 1ms")
+    retries = healthcheck.get("Retries") or 0
+    if not isinstance(retries, int) or isinstance(retries, bool):
+        raise InvalidArgument("Healthcheck.Retries must be an integer")
+    if retries < 0:
+        raise InvalidArgument("Retries in Healthcheck cannot be negative")
+
+
 def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]) -> CreatePlan:
     """The plan for creating container `cid` from `req` and `image` on a host with `features`."""
     policy = restart_policy(req.HostConfig.RestartPolicy or RestartPolicyModel())
@@ -76,6 +99,9 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     requested_ports(config.get("ExposedPorts") or {}, host_config["PortBindings"],
                     bool(req.HostConfig.PublishAllPorts))
     argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    if not argv:
+        raise InvalidArgument("No command specified")
+    _check_healthcheck(config.get("Healthcheck"))
     options = runtime_options(req, hostname)
     # The process is Docker's merge of request and image, made here; the runtime takes it as given.
     options.update(args=argv, env=config["Env"], cwd=config["WorkingDir"] or None, user=config["User"] or None)

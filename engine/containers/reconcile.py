@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from engine.containers.health import Health, config_of
 from engine.containers.live import Lives
@@ -36,21 +35,34 @@ class Reconciler:
         self._policies: asyncio.Task[None] | None = None  # the one pass over restart policies at engine start
 
     async def reconcile(self) -> None:
+        # Which runs the records show is read before the runtime's list is asked for: a run recorded
+        # then had its task created before the list was made, so a task the list lacks has really
+        # gone. Reads made after the list would also see the runs of starts that completed while it
+        # was on its way (clients do not wait for our reconciliation), and record them as exit 255
+        # while they run.
+        recorded = {c.id: c.state.pid for c in self._store.all() if c.state.running}
         tasks = {t["id"]: t for t in await self._rt.tasks()}
         for c in self._store.all():
             t = tasks.get(c.id)
-            if c.state.running:
-                if t is None:
-                    await self._run.handle_exit(c.id, c.state.pid, 255, time.time())
-                elif t["status"] == "stopped":
-                    await self._run.handle_exit(c.id, t["pid"], t["exit_status"], t["exited_at"] or time.time())
-                elif t["pid"] != c.state.pid:
+            if t is None:
+                if c.id in recorded:
+                    # Its code is lost (handle_exit ignores it if that run has ended or another began).
+                    await self._run.handle_exit(c.id, recorded[c.id], 255, time.time())
+            elif t["status"] == "stopped":
+                # Matched by pid: also the exit of a run whose start completed after the list was made.
+                await self._run.handle_exit(c.id, t["pid"], t["exit_status"], t["exited_at"] or time.time())
+                if not c.state.running:
+                    await self._adopt(c)
+            elif c.state.running:
+                if t["pid"] != c.state.pid and recorded.get(c.id) == c.state.pid:
                     # A restart whose new run was never recorded: its exit must match it.
                     c.state.pid = t["pid"]
                     await self._store.save(c)
-            elif t is not None:
-                await self._adopt(c, t)
-        await self._networks.reconcile({c.id for c in self._store.all() if c.state.running})
+            else:
+                await self._adopt(c)
+        # Asked for each namespace and sandbox as it is decided: a container being started (its lock
+        # held, not yet running) keeps what its start is setting up.
+        await self._networks.reconcile(self._in_use)
         health = self._run.health
         for c in self._store.all():
             # Probes of containers that ran on while the engine was away start again.
@@ -61,10 +73,17 @@ class Reconciler:
             self._policies = asyncio.create_task(self._supervisor.apply_at_engine_start(self._run),
                                                  name="restart-policies")
 
-    async def _adopt(self, c: Container, t: dict[str, Any]) -> None:
+    async def _adopt(self, c: Container) -> None:
         """A task the records do not show running: an engine stopped in the middle of a start or an exit."""
         live = self._lives.of(c.id)
         async with live.lock:
+            if self._store.find(c.id) is not c:
+                return  # removed meanwhile
+            # Asked again under the lock: a start and a stop may have come and gone since the list was made.
+            try:
+                t = await self._rt.task(c.id)
+            except rt.NotFound:
+                return
             if t["status"] in ("running", "paused") and c.state.status in (Status.CREATED, Status.EXITED):
                 c.state.start(t["pid"], t.get("started_at") or time.time())
                 if t["status"] == "paused":
@@ -77,3 +96,8 @@ class Reconciler:
             elif not c.state.running:
                 with contextlib.suppress(rt.NotFound):
                     await self._rt.delete_task(c.id, force=True)
+
+    def _in_use(self, cid: str) -> bool:
+        """Whether a container's network must stay: it runs, or an operation on it (a start) is under way."""
+        c = self._store.find(cid)
+        return c is not None and (c.state.running or self._lives.busy(cid))

@@ -77,17 +77,22 @@ class NetworkService:
             if self.store.by_name(name) is None:
                 await self.store.save(Network(id=_new_id(), name=name, driver=driver, created=time.time()))
 
-    async def reconcile(self, running: set[str]) -> None:
-        """Take down the sandboxes of containers that stopped while the engine was away; hold the rest."""
-        for sb in self.store.sandboxes():
-            if sb.container_id in running:
-                self.ports.hold(sb.container_id, sb.ports)
-            else:
-                await self.stop(sb.container_id)
-        for cid in self.netns.present():
-            if cid not in running and self.store.sandbox(cid) is None:
-                with contextlib.suppress(Exception):
-                    self.netns.remove(cid)
+    async def reconcile(self, in_use: Callable[[str], bool]) -> None:
+        """Take down the sandboxes of containers that stopped while the engine was away; hold the rest.
+
+        `in_use(cid)` is asked as each one is decided, under the lock a start holds while it wires: a
+        start that has not wired yet sets up afresh after any teardown here, one that has is in use.
+        """
+        async with self._lock:
+            for sb in self.store.sandboxes():
+                if in_use(sb.container_id):
+                    self.ports.hold(sb.container_id, sb.ports)
+                else:
+                    await self._stop_locked(sb.container_id)
+            for cid in self.netns.present():
+                if not in_use(cid) and self.store.sandbox(cid) is None:
+                    with contextlib.suppress(Exception):
+                        self.netns.remove(cid)
 
     def _taken_subnets(self, with_host_routes: bool) -> list[ipaddress.IPv4Network]:
         taken = [ipaddress.IPv4Network(n.subnet) for n in self.store.all() if n.subnet]

@@ -27,8 +27,12 @@ _RLIMITS: dict[str, int] = {
 
 
 def command(opts: SpecOptions) -> list[str]:
-    """The process's argv as given: there is no image default to fall back on."""
-    if not opts.args or not opts.args[0]:
+    """The process's argv as given: there is no image default to fall back on.
+
+    An empty program name is the caller's to ask for (Docker accepts `Cmd: [""]` at create): runc
+    refuses it when the task is created, with the lookup error a user recognises.
+    """
+    if not opts.args:
         raise InvalidArgument("no command specified")
     return list(opts.args)
 

@@ -73,3 +73,22 @@ def test_an_update_loses_only_what_the_kernel_lacks() -> None:
         discard_unsupported(UpdateRequest(NanoCpus=10**9), {**ALL, "cpu_cfs": False})
     unlimited = UpdateRequest(PidsLimit=-1)
     assert discard_unsupported(unlimited, {}) == [] and unlimited.PidsLimit == -1
+
+
+@pytest.mark.parametrize("healthcheck, message", [
+    ({"Test": ["CMD", "true"], "Interval": 1000}, "Interval in Healthcheck cannot be less than 1ms"),
+    ({"Test": ["CMD", "true"], "Timeout": -5}, "Timeout in Healthcheck cannot be less than 1ms"),
+    ({"Test": ["CMD", "true"], "StartPeriod": 999_999}, "StartPeriod in Healthcheck cannot be less than 1ms"),
+    ({"Test": ["CMD", "true"], "Retries": -1}, "Retries in Healthcheck cannot be negative"),
+    ({"Test": ["CMD", "true"], "Interval": "5s"}, "Healthcheck.Interval must be an integer"),
+])
+def test_healthchecks_are_checked_as_dockerd_does(healthcheck: dict, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        plan(parse({"Image": "busybox", "Healthcheck": healthcheck}), IMAGE, CID, ALL)
+
+
+def test_a_command_is_required_but_may_be_empty() -> None:
+    bare = Image(ref=IMAGE.ref, id=IMAGE.id, config={})
+    with pytest.raises(InvalidArgument, match="^No command specified$"):
+        plan(parse({"Image": "busybox"}), bare, CID, ALL)
+    assert plan(parse({"Image": "busybox", "Cmd": [""]}), bare, CID, ALL).options["args"] == [""]

@@ -66,10 +66,15 @@ def test_args_are_taken_as_given(rootfs: Path) -> None:
         "/entry.sh", "serve", "--port", "80"]
 
 
-@pytest.mark.parametrize("args", [None, [], [""], ["", "x"]])
+@pytest.mark.parametrize("args", [None, []])
 def test_no_command_is_invalid(rootfs: Path, args: list[str] | None) -> None:
     with pytest.raises(InvalidArgument, match="^no command specified$"):
         gen(rootfs, args=args)
+
+
+def test_an_empty_program_name_is_left_to_runc(rootfs: Path) -> None:
+    # Docker accepts `Cmd: [""]` at create; the failure is runc's, when the task is made.
+    assert gen(rootfs, args=[""])["process"]["args"] == [""]
 
 
 def test_spec_options_know_no_image_config() -> None:

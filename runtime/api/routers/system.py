@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
@@ -29,9 +27,14 @@ class GCOut(BaseModel):
     seconds: float
 
 
-@router.get("/version")
-async def version() -> dict[str, Any]:
-    return {"version": __version__, "api": "v1"}
+class VersionOut(BaseModel):
+    version: str
+    api: str
+
+
+@router.get("/version", response_model=VersionOut)
+async def version() -> VersionOut:
+    return VersionOut(version=__version__, api="v1")
 
 
 @router.get("/sysinfo", response_model=HostFeatures)

@@ -1,0 +1,147 @@
+"""What the runtime API answers, as typed records: the client returns these, never raw dicts.
+
+They mirror the runtime's response models field for field (tests/unit/test_client_records.py
+holds each against the daemon's own OpenAPI document, so the two cannot drift apart) without
+importing the daemon's internals. Unknown fields are ignored: a newer daemon may add some.
+Records are frozen: a caller that wants a changed one asks the runtime for it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Version(_Record):
+    version: str
+    api: str
+
+
+class HostFeatures(_Record):
+    """What the host's kernel supports, probed once by the runtime (dockerd's sysinfo)."""
+
+    cgroup_version: str
+    cgroup_driver: str = "cgroupfs"
+    memory_limit: bool = False
+    swap_limit: bool = False
+    memory_reservation: bool = False
+    memory_swappiness: bool = False
+    oom_kill_disable: bool = False
+    kernel_memory: bool = False
+    kernel_memory_tcp: bool = False
+    cpu_shares: bool = False
+    cpu_cfs: bool = False
+    cpu_realtime: bool = False
+    cpuset: bool = False
+    pids_limit: bool = False
+    blkio_weight: bool = False
+    blkio_weight_device: bool = False
+    blkio_read_bps_device: bool = False
+    blkio_write_bps_device: bool = False
+    blkio_read_iops_device: bool = False
+    blkio_write_iops_device: bool = False
+    seccomp: bool = False
+    apparmor: bool = False
+
+
+class Descriptor(_Record):
+    """An OCI content descriptor; fields beyond the three required ones are kept as given."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    mediaType: str
+    digest: str
+    size: int
+
+
+class Image(_Record):
+    name: str
+    target: Descriptor
+    labels: dict[str, str] = Field(default_factory=dict)
+    created: float = 0.0
+    updated: float = 0.0
+
+
+class ContentInfo(_Record):
+    digest: str
+    size: int
+    labels: dict[str, str] = Field(default_factory=dict)
+    created: float = 0.0
+    updated: float = 0.0
+
+
+class Usage(_Record):
+    size: int = 0
+    inodes: int = 0
+
+
+class Container(_Record):
+    id: str
+    image: str
+    snapshotter: str
+    snapshot_key: str
+    runtime: str
+    spec: dict[str, Any]
+    labels: dict[str, str] = Field(default_factory=dict)
+    created: float = 0.0
+    updated: float = 0.0
+
+
+class ProcessIO(_Record):
+    """Where a process's stdio is: conmon's attach socket and control fifo, and its log."""
+
+    attach_socket: str
+    ctl: str
+    log_path: str | None
+
+
+class Process(_Record):
+    id: str
+    pid: int = 0
+    status: str = "created"  # created, running, paused, stopped
+    terminal: bool = False
+    stdin: bool = False
+    exit_status: int | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    exited_at: float | None = None
+
+
+class Exec(Process):
+    process: dict[str, Any] = Field(default_factory=dict)
+
+
+class Task(Process):
+    namespace: str
+    runtime: str
+    cgroups_path: str | None = None
+    oom_killed: bool = False
+    execs: dict[str, Exec] = Field(default_factory=dict)
+
+
+class CreatedTask(Task):
+    io: ProcessIO
+
+
+class CreatedExec(Exec):
+    io: ProcessIO
+
+
+class ExitStatus(_Record):
+    exit_status: int
+    exited_at: float
+
+
+class Metrics(_Record):
+    cpu_usage_ns: int | None = None
+    memory_usage: int | None = None
+    memory_max_usage: int | None = None
+    memory_limit: int | None = None
+    memory_inactive_file: int | None = None
+    pids_current: int | None = None
+    pids_limit: int | None = None
+    io_read_bytes: int | None = None
+    io_write_bytes: int | None = None
