@@ -1,9 +1,10 @@
 """Restart policies: whether an exited container runs again, and after what delay (Docker's semantics).
 
 `no`, `always`, `unless-stopped`, `on-failure[:N]`. The delay starts at 100 ms and doubles with each
-restart in a row, back to 100 ms once a run lasted 10 s. A container stopped by its user stays
-stopped; when the engine starts, `always` brings back even those (as dockerd does), `unless-stopped`
-does not.
+restart in a row, back to 100 ms once a run lasted 10 s or its user started it again. RestartCount
+counts a restart from the exit that decides it, and a user's start sets it back to 0. A container
+stopped by its user stays stopped; when the engine starts, `always` brings back even those (as
+dockerd does), `unless-stopped` does not.
 """
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ class RunControl:
             if c.state.status == Status.REMOVING:
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
             self._supervisor.cancel(c, live)
-            c.state.manually_stopped, c.restart_count = False, 0
+            self._supervisor.renew(c, live)
             await self.start_locked(c, live)
 
     async def start_locked(self, c: Container, live: Live) -> None:
@@ -248,7 +248,7 @@ class RunControl:
             if c.state.running:
                 # Restarting is not the end of an --rm container.
                 await self._stop_locked(c, live, timeout, sig, autoremove=False)
-            c.state.manually_stopped, c.restart_count = False, 0
+            self._supervisor.renew(c, live)
             await self.start_locked(c, live)
             self._events.container(c, "restart")
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from engine.containers.health import ON_FAILURE_ACTIONS, ON_FAILURE_LABEL, Health
 from engine.containers.live import Live, Lives
-from engine.containers.restarts import should_restart
+from engine.containers.restarts import Backoff, should_restart
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
 from engine.errors import EngineError
@@ -36,7 +37,17 @@ class Supervisor:
         self._store = store
         self._lives = lives
         self._events = events
+        # Holds every task started here until it is done. The event loop holds tasks only weakly, and a
+        # restart's start waits on the runtime's replies, whose stream readers asyncio holds weakly too: a
+        # task nothing else refers to is garbage, and the cycle collector destroyed restarts mid-start,
+        # leaving their containers `restarting` for good.
         self._background: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     # restart policies --------------------------------------------------
 
@@ -45,12 +56,15 @@ class Supervisor:
         if live.health_restart or should_restart(c.host_config, c.state, c.restart_count, engine_start=False):
             live.health_restart = False
             delay = live.backoff.delay(at - (c.state.started_at or at))
+            # Counted when decided, as dockerd does: a restarting container's count includes its pending restart.
+            c.restart_count += 1
             c.state.schedule_restart()
             await self._store.save(c)
             log.info("container=%s exited with %d: restarting in %.1fs (policy %s)", c.id, c.state.exit_code, delay,
                      (c.host_config.get("RestartPolicy") or {}).get("Name"))
-            live.restart = asyncio.create_task(self._restart_after(c.id, delay, controls),
-                                               name=f"restart-{c.id[:12]}")
+            # live.restart is only the pending start, which a stop or start cancels; once it runs, its start
+            # holds the lock and only _background keeps the task.
+            live.restart = self._spawn(self._restart_after(c.id, delay, controls), f"restart-{c.id[:12]}")
 
     async def _restart_after(self, cid: str, delay: float, controls: Controls) -> None:
         await asyncio.sleep(delay)
@@ -60,7 +74,6 @@ class Supervisor:
             if c is None or c.state.status != Status.RESTARTING:
                 return
             live.restart = None
-            c.restart_count += 1
             try:
                 await controls.start_locked(c, live)
             except (EngineError, rt.RuntimeError_) as e:
@@ -68,6 +81,12 @@ class Supervisor:
                 if c.state.status == Status.RESTARTING:
                     c.state.cancel_restart()
                     await self._store.save(c)
+
+    @staticmethod
+    def renew(c: Container, live: Live) -> None:
+        """A user's start or restart begins a new loop: no count, the first delay again (as dockerd's)."""
+        c.state.manually_stopped, c.restart_count = False, 0
+        live.backoff = Backoff()
 
     @staticmethod
     def cancel(c: Container, live: Live) -> None:
@@ -109,9 +128,7 @@ class Supervisor:
         if health.Status == "unhealthy" and action in ON_FAILURE_ACTIONS and action != "none":
             log.info("container=%s is unhealthy: %s it", cid, action)
             # Not from the probe's own task: the action's exit stops that task.
-            task = asyncio.create_task(self._health_action(cid, action, controls), name=f"health-action-{cid[:12]}")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._health_action(cid, action, controls), f"health-action-{cid[:12]}")
 
     async def _health_action(self, cid: str, action: str, controls: Controls) -> None:
         try:
