@@ -35,7 +35,7 @@ from engine.networks.service import NetworkService
 from engine.system import SystemInfo
 from engine.system_df import DiskUsage
 from engine.volumes.service import VolumeService
-from runtime.client import AlreadyExists, Client, Unavailable
+from runtime.client import AlreadyExists, RuntimeAPI, Unavailable
 
 log = logging.getLogger("engine.backend")
 
@@ -43,7 +43,7 @@ log = logging.getLogger("engine.backend")
 @dataclass
 class Backend:
     config: Config
-    runtime: Client
+    runtime: RuntimeAPI
     host: HostFeatures
     events: EventBus
     containers: ContainerStore
@@ -64,7 +64,7 @@ class Backend:
     started: float = field(default_factory=time.time)
 
     @classmethod
-    def build(cls, config: Config, runtime: Client) -> Backend:
+    def build(cls, config: Config, runtime: RuntimeAPI) -> Backend:
         data_root, exec_root = Path(config.data_root), Path(config.exec_root)
         events = EventBus()
         host = HostFeatures(runtime)

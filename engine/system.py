@@ -22,14 +22,11 @@ from engine.containers.state import Status
 from engine.containers.store import ContainerStore
 from engine.events import EventBus
 from engine.images.store import ImageService
-
-
-class RuntimeVersion(Protocol):
-    async def version(self) -> dict[str, Any]: ...
+from runtime.client import RuntimeAPI
 
 
 class SystemInfo:
-    def __init__(self, runtime: RuntimeVersion, host: Features, config: Config, containers: ContainerStore,
+    def __init__(self, runtime: RuntimeAPI, host: Features, config: Config, containers: ContainerStore,
                  images: ImageService, events: EventBus) -> None:
         self._rt = runtime
         self._host = host
@@ -48,7 +45,7 @@ class SystemInfo:
                 {"Name": "Engine", "Version": __version__,
                  "Details": {"ApiVersion": api_version, "MinAPIVersion": min_api_version, "Os": "linux",
                              "Arch": _arch(), "KernelVersion": uname.release, "Experimental": "false"}},
-                {"Name": "pyruntimed", "Version": (await self._rt.version())["version"], "Details": {}},
+                {"Name": "pyruntimed", "Version": (await self._rt.version()).version, "Details": {}},
             ],
             "Version": __version__,
             "ApiVersion": api_version,

@@ -84,7 +84,8 @@ def images_pull(a: argparse.Namespace) -> None:
                                    unpack=not a.skip_unpack, platform=a.platform, credentials=creds):
                 renderer.update(ev)
                 if ev.get("status") == "complete":
-                    return ev["image"]
+                    image: dict[str, Any] = ev["image"]
+                    return image
         finally:
             renderer.close()
         raise RuntimeError_("pull ended without completing")
@@ -96,10 +97,10 @@ def images_pull(a: argparse.Namespace) -> None:
 def images_ls(a: argparse.Namespace) -> None:
     rows = call(a, lambda c: c.images())
     if a.quiet:
-        print("\n".join(r["name"] for r in rows))
+        print("\n".join(r.name for r in rows))
         return
     output.table(["REF", "TYPE", "DIGEST", "SIZE"],
-                 [[r["name"], r["target"]["mediaType"], r["target"]["digest"], output.size(r["target"]["size"])]
+                 [[r.name, r.target.mediaType, r.target.digest, output.size(r.target.size)]
                   for r in rows])
 
 
@@ -115,10 +116,10 @@ def images_rm(a: argparse.Namespace) -> None:
 def content_ls(a: argparse.Namespace) -> None:
     rows = call(a, lambda c: c.content())
     if a.quiet:
-        print("\n".join(r["digest"] for r in rows))
+        print("\n".join(r.digest for r in rows))
         return
     output.table(["DIGEST", "SIZE", "LABELS"],
-                 [[r["digest"], output.size(r["size"]), output.labels(r["labels"])] for r in rows])
+                 [[r.digest, output.size(r.size), output.labels(r.labels)] for r in rows])
 
 
 def content_rm(a: argparse.Namespace) -> None:
@@ -137,7 +138,7 @@ def snapshots_ls(a: argparse.Namespace) -> None:
 
 def snapshots_usage(a: argparse.Namespace) -> None:
     u = call(a, lambda c: c.snapshot_usage(a.snapshotter, a.key))
-    output.table(["KEY", "SIZE", "INODES"], [[a.key, output.size(u["size"]), str(u["inodes"])]])
+    output.table(["KEY", "SIZE", "INODES"], [[a.key, output.size(u.size), str(u.inodes)]])
 
 
 def snapshots_mounts(a: argparse.Namespace) -> None:
@@ -190,7 +191,7 @@ def run_cmd(a: argparse.Namespace) -> None:
 async def _attached_start(c: Client, task_id: str, exec_id: str | None, terminal: bool) -> int:
     """Attach before starting, so no output is lost; pump stdio; return the exit code."""
     io = await c.task_io(task_id, exec_id)
-    att = await Attachment.connect(io["attach_socket"])
+    att = await Attachment.connect(io.attach_socket)
 
     async def resize(rows: int, cols: int) -> None:
         await c.resize_task(task_id, rows, cols, exec_id)
@@ -202,7 +203,7 @@ async def _attached_start(c: Client, task_id: str, exec_id: str | None, terminal
             await c.start_task(task_id)
         await stdio.pump(att, stdin=True, terminal=terminal, resize=resize)
     status = await c.wait_task(task_id, exec_id)
-    return int(status["exit_status"])
+    return status.exit_status
 
 
 async def _remove(c: Client, container_id: str) -> None:
@@ -214,9 +215,9 @@ async def _remove(c: Client, container_id: str) -> None:
 def containers_ls(a: argparse.Namespace) -> None:
     rows = call(a, lambda c: c.containers())
     if a.quiet:
-        print("\n".join(r["id"] for r in rows))
+        print("\n".join(r.id for r in rows))
         return
-    output.table(["CONTAINER", "IMAGE", "RUNTIME"], [[r["id"], r["image"], r["runtime"]] for r in rows])
+    output.table(["CONTAINER", "IMAGE", "RUNTIME"], [[r.id, r.image, r.runtime] for r in rows])
 
 
 def containers_info(a: argparse.Namespace) -> None:
@@ -233,7 +234,7 @@ def containers_rm(a: argparse.Namespace) -> None:
 
 def tasks_ls(a: argparse.Namespace) -> None:
     rows = call(a, lambda c: c.tasks())
-    output.table(["TASK", "PID", "STATUS"], [[r["id"], str(r["pid"]), r["status"].upper()] for r in rows])
+    output.table(["TASK", "PID", "STATUS"], [[r.id, str(r.pid), r.status.upper()] for r in rows])
 
 
 def tasks_start(a: argparse.Namespace) -> None:
@@ -242,7 +243,7 @@ def tasks_start(a: argparse.Namespace) -> None:
         if a.detach:
             await c.start_task(a.task_id)
             return 0
-        return await _attached_start(c, a.task_id, None, task["terminal"])
+        return await _attached_start(c, a.task_id, None, task.terminal)
 
     raise SystemExit(call(a, go))
 
@@ -273,21 +274,21 @@ def tasks_resume(a: argparse.Namespace) -> None:
 
 def tasks_metrics(a: argparse.Namespace) -> None:
     m = call(a, lambda c: c.task_metrics(a.task_id))
-    output.table(["METRIC", "VALUE"], [[k, "-" if v is None else str(v)] for k, v in m.items()])
+    output.table(["METRIC", "VALUE"], [[k, "-" if v is None else str(v)] for k, v in m.model_dump().items()])
 
 
 def tasks_attach(a: argparse.Namespace) -> None:
     async def go(c: Client) -> int:
         task = await c.task(a.task_id)
         io = await c.task_io(a.task_id)
-        att = await Attachment.connect(io["attach_socket"])
+        att = await Attachment.connect(io.attach_socket)
 
         async def resize(rows: int, cols: int) -> None:
             await c.resize_task(a.task_id, rows, cols)
 
-        with contextlib.closing(att), raw_terminal(task["terminal"]):
-            await stdio.pump(att, stdin=task["stdin"], terminal=task["terminal"], resize=resize)
-        return int((await c.wait_task(a.task_id))["exit_status"])
+        with contextlib.closing(att), raw_terminal(task.terminal):
+            await stdio.pump(att, stdin=task.stdin, terminal=task.terminal, resize=resize)
+        return (await c.wait_task(a.task_id)).exit_status
 
     raise SystemExit(call(a, go))
 
@@ -317,19 +318,27 @@ def events(a: argparse.Namespace) -> None:
 
 def version(a: argparse.Namespace) -> None:
     v = call(a, lambda c: c.version())
-    print(f"Server:\n  Version: {v['version']}\n  API: {v['api']}")
+    print(f"Server:\n  Version: {v.version}\n  API: {v.api}")
 
 
 # parser ----------------------------------------------------------------------
 
+def _usage(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    """What a command group without its subcommand does: show what it takes and fail."""
+    def show(_: argparse.Namespace) -> None:
+        p.print_help()
+        sys.exit(1)
+    return show
+
+
 def _group(sub: Any, name: str, help: str, aliases: list[str] | None = None) -> Any:
-    p = sub.add_parser(name, help=help, aliases=aliases or [])
-    p.set_defaults(func=lambda _a, p=p: (p.print_help(), sys.exit(1)))
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, aliases=aliases or [])
+    p.set_defaults(func=_usage(p))
     return p.add_subparsers(metavar="COMMAND")
 
 
 def _cmd(sub: Any, names: list[str], func: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
-    p = sub.add_parser(names[0], aliases=names[1:], help=help)
+    p: argparse.ArgumentParser = sub.add_parser(names[0], aliases=names[1:], help=help)
     p.set_defaults(func=func)
     return p
 
@@ -341,7 +350,7 @@ def parser() -> argparse.ArgumentParser:
                      help="pyruntimed socket (env PYCTR_ADDRESS)")
     top.add_argument("-n", "--namespace", default=os.environ.get("PYCTR_NAMESPACE", "default"),
                      help="runtime namespace (env PYCTR_NAMESPACE)")
-    top.set_defaults(func=lambda _a: (top.print_help(), sys.exit(1)))
+    top.set_defaults(func=_usage(top))
     sub = top.add_subparsers(metavar="COMMAND")
 
     ns = _group(sub, "namespaces", "manage namespaces", ["ns"])

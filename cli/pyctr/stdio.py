@@ -8,7 +8,7 @@ import shutil
 import signal
 import sys
 import threading
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Callable, Coroutine
 
 from runtime.client.attach import STDERR, Attachment
 
@@ -35,7 +35,7 @@ async def _stdin_chunks() -> AsyncIterator[bytes]:
 
 
 async def pump(att: Attachment, *, stdin: bool, terminal: bool,
-               resize: Callable[[int, int], Awaitable[None]] | None) -> None:
+               resize: Callable[[int, int], Coroutine[Any, Any, None]] | None) -> None:
     """Copy output to our stdout/stderr and (optionally) our stdin to the process until its output ends."""
     loop = asyncio.get_running_loop()
     tasks: list[asyncio.Task[None]] = []

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Sequence
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -84,7 +85,7 @@ class Router:
         self.app.router.add_route(method, r"/v{api_version:\d+\.\d+}" + path, versioned)
 
 
-def build(backend: object, routers: list[Callable[[Router, object], None]]) -> web.Application:
+def build(backend: Any, routers: Sequence[Callable[[Router, Any], None]]) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=1 << 30)
     app["backend"] = backend
     app.on_response_prepare.append(_headers)

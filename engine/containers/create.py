@@ -23,13 +23,13 @@ from engine.errors import EngineError
 from engine.events import EventBus
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
-from runtime.client import Client
+from runtime.client import RuntimeAPI
 
 log = logging.getLogger("engine.containers")
 
 
 class Creator:
-    def __init__(self, runtime: Client, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
+    def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, host: Features) -> None:
         self._rt = runtime
         self._store = store

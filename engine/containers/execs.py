@@ -89,7 +89,7 @@ class Exec:
 
 
 class ExecService:
-    def __init__(self, containers: ContainerStore, runtime: rt.Client, events: EventBus) -> None:
+    def __init__(self, containers: ContainerStore, runtime: rt.RuntimeAPI, events: EventBus) -> None:
         self._containers = containers
         self._rt = runtime
         self._events = events
@@ -147,7 +147,7 @@ class ExecService:
         if not attach:
             return None
         try:
-            return await Attachment.connect(created["io"]["attach_socket"])
+            return await Attachment.connect(created.io.attach_socket)
         except BaseException:
             await self._discard(e)
             raise
@@ -160,14 +160,14 @@ class ExecService:
             e.exit_code = start_failure_code(err.message)
             await self._discard(e)
             raise
-        e.pid, e.running = state.get("pid", 0), True
+        e.pid, e.running = state.pid, True
         self._event(e, "exec_start: " + " ".join(e.config.Cmd or []))
 
     async def finish(self, e: Exec) -> None:
         """Record the exit code (before the caller ends the client's stream), then drop the process."""
         try:
             status = await self._rt.wait_task(e.container_id, exec_id=e.id)
-            e.exit_code = status["exit_status"]
+            e.exit_code = status.exit_status
         except rt.NotFound:
             # The container's exit took the task, and the exec with it.
             e.exit_code = 137 if e.exit_code is None else e.exit_code

@@ -19,28 +19,8 @@ from engine.events import EventBus
 from runtime import client as rt
 
 
-class RuntimeFiles(Protocol):
-    """The part of the runtime client this service uses."""
-
-    async def container(self, container_id: str) -> dict[str, Any]: ...
-
-    async def snapshot_usage(self, snapshotter: str, key: str) -> dict[str, Any]: ...
-
-    async def stat_path(self, container_id: str, path: str) -> dict[str, Any]: ...
-
-    def archive(self, container_id: str,
-                path: str) -> AbstractAsyncContextManager[tuple[dict[str, Any], AsyncIterator[bytes]]]: ...
-
-    def export(self, container_id: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
-
-    async def put_archive(self, container_id: str, path: str, data: AsyncIterable[bytes], *,
-                          no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None: ...
-
-    async def container_changes(self, container_id: str) -> list[dict[str, Any]]: ...
-
-
 class ContainerFiles:
-    def __init__(self, runtime: RuntimeFiles, store: ContainerStore, events: EventBus) -> None:
+    def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, events: EventBus) -> None:
         self._rt = runtime
         self._store = store
         self._events = events
@@ -97,7 +77,7 @@ class ContainerFiles:
         """Bytes in the container's writable layer; None when the runtime has no snapshot for it (any more)."""
         with contextlib.suppress(rt.RuntimeError_):
             record = await self._rt.container(c.id)
-            return int((await self._rt.snapshot_usage(record["snapshotter"], record["snapshot_key"]))["size"])
+            return (await self._rt.snapshot_usage(record.snapshotter, record.snapshot_key)).size
         return None
 
 

@@ -66,7 +66,7 @@ Changed = Callable[[str, Health, str], Awaitable[None]]  # container id, health,
 
 
 class HealthMonitor:
-    def __init__(self, runtime: rt.Client, changed: Changed) -> None:
+    def __init__(self, runtime: rt.RuntimeAPI, changed: Changed) -> None:
         self._rt = runtime
         self._changed = changed
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -114,14 +114,14 @@ class HealthMonitor:
         code = -1
         try:
             created = await self._rt.add_exec(cid, eid, command(cfg["Test"]))
-            attachment = await Attachment.connect(created["io"]["attach_socket"])
+            attachment = await Attachment.connect(created.io.attach_socket)
             try:
                 await self._rt.start_exec(cid, eid)
                 async with asyncio.timeout(cfg["Timeout"] / _NS):
                     async for _, data in attachment:
                         if len(out) < _MAX_OUTPUT:
                             out += data[:_MAX_OUTPUT - len(out)]
-                    code = (await self._rt.wait_task(cid, exec_id=eid))["exit_status"]
+                    code = (await self._rt.wait_task(cid, exec_id=eid)).exit_status
             finally:
                 attachment.close()
         except TimeoutError:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from engine.errors import InvalidArgument
-from runtime.client import Client
+from runtime.client import RuntimeAPI
 
 # (HostConfig field, the runtime's feature name, dockerd's warning when the kernel lacks it)
 _DISCARDED = (
@@ -46,13 +46,13 @@ class Features(Protocol):
 class HostFeatures:
     """The runtime's probe of the host kernel, asked once: the kernel does not change under a running daemon."""
 
-    def __init__(self, runtime: Client) -> None:
+    def __init__(self, runtime: RuntimeAPI) -> None:
         self._rt = runtime
         self._features: dict[str, Any] | None = None
 
     async def features(self) -> Mapping[str, Any]:
         if self._features is None:
-            self._features = await self._rt.sysinfo()
+            self._features = (await self._rt.sysinfo()).model_dump()
         return self._features
 
 

@@ -17,7 +17,7 @@ from runtime import client as rt
 
 
 class Manager:
-    def __init__(self, runtime: rt.Client, store: ContainerStore, lives: Lives, events: EventBus,
+    def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
                  host: Features) -> None:
         self._rt = runtime
         self._store = store

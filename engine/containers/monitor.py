@@ -23,7 +23,7 @@ _MAX_BACKOFF = 5.0
 
 
 class Monitor:
-    def __init__(self, run: RunControl, reconciler: Reconciler, runtime: rt.Client, namespace: str) -> None:
+    def __init__(self, run: RunControl, reconciler: Reconciler, runtime: rt.RuntimeAPI, namespace: str) -> None:
         self._run = run
         self._reconciler = reconciler
         self._rt = runtime

@@ -24,7 +24,7 @@ log = logging.getLogger("engine.containers")
 
 
 class Reconciler:
-    def __init__(self, runtime: rt.Client, store: ContainerStore, lives: Lives, run: RunControl,
+    def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, run: RunControl,
                  supervisor: Supervisor, networks: NetworkService) -> None:
         self._rt = runtime
         self._store = store
@@ -41,22 +41,22 @@ class Reconciler:
         # was on its way (clients do not wait for our reconciliation), and record them as exit 255
         # while they run.
         recorded = {c.id: c.state.pid for c in self._store.all() if c.state.running}
-        tasks = {t["id"]: t for t in await self._rt.tasks()}
+        tasks = {t.id: t for t in await self._rt.tasks()}
         for c in self._store.all():
             t = tasks.get(c.id)
             if t is None:
                 if c.id in recorded:
                     # Its code is lost (handle_exit ignores it if that run has ended or another began).
                     await self._run.handle_exit(c.id, recorded[c.id], 255, time.time())
-            elif t["status"] == "stopped":
+            elif t.status == "stopped":
                 # Matched by pid: also the exit of a run whose start completed after the list was made.
-                await self._run.handle_exit(c.id, t["pid"], t["exit_status"], t["exited_at"] or time.time())
+                await self._run.handle_exit(c.id, t.pid, t.exit_status or 0, t.exited_at or time.time())
                 if not c.state.running:
                     await self._adopt(c)
             elif c.state.running:
-                if t["pid"] != c.state.pid and recorded.get(c.id) == c.state.pid:
+                if t.pid != c.state.pid and recorded.get(c.id) == c.state.pid:
                     # A restart whose new run was never recorded: its exit must match it.
-                    c.state.pid = t["pid"]
+                    c.state.pid = t.pid
                     await self._store.save(c)
             else:
                 await self._adopt(c)
@@ -84,12 +84,12 @@ class Reconciler:
                 t = await self._rt.task(c.id)
             except rt.NotFound:
                 return
-            if t["status"] in ("running", "paused") and c.state.status in (Status.CREATED, Status.EXITED):
-                c.state.start(t["pid"], t.get("started_at") or time.time())
-                if t["status"] == "paused":
+            if t.status in ("running", "paused") and c.state.status in (Status.CREATED, Status.EXITED):
+                c.state.start(t.pid, t.started_at or time.time())
+                if t.status == "paused":
                     c.state.pause()
                 if c.log_path is None:
-                    c.log_path = (await self._rt.task_io(c.id))["log_path"]
+                    c.log_path = (await self._rt.task_io(c.id)).log_path
                 live.run_over = asyncio.Event()
                 await self._store.save(c)
                 log.info("adopted running task of container=%s", c.id)

@@ -28,6 +28,7 @@ from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
 from runtime import client as rt
 from runtime.client.attach import Attachment
+from runtime.client.records import CreatedTask
 from runtime.client.signals import parse_signal
 
 log = logging.getLogger("engine.containers")
@@ -44,7 +45,7 @@ class WaitCondition(str, Enum):
 
 
 class RunControl:
-    def __init__(self, runtime: rt.Client, store: ContainerStore, lives: Lives, events: EventBus,
+    def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, supervisor: Supervisor) -> None:
         self._rt = runtime
         self._store = store
@@ -111,11 +112,11 @@ class RunControl:
             await self._networks.stop(c.id)
             raise
         try:
-            io = task["io"]
+            io = task.io
             size = c.host_config.get("ConsoleSize") or []
             if tty and len(size) == 2 and size[0] > 0 and size[1] > 0:
                 await self._rt.resize_task(c.id, size[0], size[1])
-            await self._hand_over(live, io["attach_socket"])
+            await self._hand_over(live, io.attach_socket)
             await self._rt.start_task(c.id)
         except rt.RuntimeError_ as e:
             with contextlib.suppress(rt.RuntimeError_):
@@ -123,17 +124,17 @@ class RunControl:
             await self._networks.stop(c.id)
             await self._start_failed(c, live, e)
             raise
-        c.log_path = io["log_path"]
+        c.log_path = io.log_path
         live.run_over = asyncio.Event()
-        c.state.start(task["pid"], time.time())
+        c.state.start(task.pid, time.time())
         c.health = Health() if config_of(c.config) else None
         await self._store.save(c)
         self._events.container(c, "start")
         if c.health is not None:
             self.health.start(c.id, c.config, c.health, c.state.started_at or time.time())
-        log.info("started container=%s pid=%d", c.id, task["pid"])
+        log.info("started container=%s pid=%d", c.id, task.pid)
 
-    async def _create_task(self, cid: str, tty: bool, stdin: bool) -> dict[str, Any]:
+    async def _create_task(self, cid: str, tty: bool, stdin: bool) -> CreatedTask:
         try:
             return await self._rt.create_task(cid, terminal=tty, stdin=stdin)
         except rt.AlreadyExists:
@@ -215,7 +216,7 @@ class RunControl:
         except rt.NotFound:
             # Deleted under us: nobody knows the code any more.
             return 255, time.time()
-        return status["exit_status"], status["exited_at"]
+        return status.exit_status, status.exited_at
 
     async def kill(self, ref: str, sig: str | None) -> None:
         c = self._store.get(ref)
@@ -270,7 +271,7 @@ class RunControl:
             return  # already recorded, or the exit of an earlier run
         oom = False
         try:
-            oom = bool((await self._rt.task(c.id)).get("oom_killed"))
+            oom = (await self._rt.task(c.id)).oom_killed
             await self._rt.delete_task(c.id)
         except rt.NotFound:
             pass
@@ -329,7 +330,7 @@ class RunControl:
                 # A forced task delete kills the process and reaps it in one call.
                 try:
                     status = await self._rt.delete_task(c.id, force=True)
-                    code, at = status["exit_status"], status["exited_at"]
+                    code, at = status.exit_status, status.exited_at
                 except rt.NotFound:
                     code, at = 255, time.time()
                 await self._exited_locked(c, live, pid, code, at, autoremove=False)
@@ -388,7 +389,7 @@ class RunControl:
             self._events.container(current, "attach")
             if current.state.running:
                 try:
-                    return await Attachment.connect((await self._rt.task_io(c.id))["attach_socket"])
+                    return await Attachment.connect((await self._rt.task_io(c.id)).attach_socket)
                 except (rt.NotFound, rt.FailedPrecondition):
                     return None
             fut: asyncio.Future[Attachment | None] = asyncio.get_running_loop().create_future()

@@ -18,14 +18,8 @@ from engine.containers.store import Container, ContainerStore
 from runtime import client as rt
 
 
-class RuntimeMetrics(Protocol):
-    """The part of the runtime client this service uses."""
-
-    async def task_metrics(self, task_id: str) -> dict[str, Any]: ...
-
-
 class ContainerStats:
-    def __init__(self, runtime: RuntimeMetrics, store: ContainerStore) -> None:
+    def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore) -> None:
         self._rt = runtime
         self._store = store
 
@@ -48,7 +42,7 @@ class ContainerStats:
         m: dict[str, Any] = {}
         if c.state.running:
             with contextlib.suppress(rt.RuntimeError_):
-                m = await self._rt.task_metrics(c.id)
+                m = (await self._rt.task_metrics(c.id)).model_dump()
         cpu = _empty_cpu()
         cpu["cpu_usage"]["total_usage"] = m.get("cpu_usage_ns") or 0
         cpu["system_cpu_usage"] = await asyncio.to_thread(_system_cpu_ns) if m else 0

@@ -32,7 +32,7 @@ class Controls(Protocol):
 
 
 class Supervisor:
-    def __init__(self, runtime: rt.Client, store: ContainerStore, lives: Lives, events: EventBus) -> None:
+    def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus) -> None:
         self._rt = runtime
         self._store = store
         self._lives = lives

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.client import InvalidArgument
+from runtime.client.records import Image as RuntimeImage
 from runtime.client.reference import Reference, familiar, parse
 
 # An image that lost its last name (a moved tag, rmi -f while a container uses it) is
@@ -49,16 +50,15 @@ class Record:
     tagged: bool = False
 
     @classmethod
-    def from_wire(cls, doc: dict[str, Any]) -> Record:
-        name = doc["name"]
+    def from_runtime(cls, record: RuntimeImage) -> Record:
         ref: Reference | None = None
-        if not name.startswith(DANGLING_PREFIX):
+        if not record.name.startswith(DANGLING_PREFIX):
             try:
-                ref = parse(name)
+                ref = parse(record.name)
             except InvalidArgument:
                 pass
-        return cls(name=name, target=doc["target"], updated=float(doc.get("updated") or 0), ref=ref,
-                   tagged=TAGGED_LABEL in (doc.get("labels") or {}))
+        return cls(name=record.name, target=record.target.model_dump(), updated=record.updated, ref=ref,
+                   tagged=TAGGED_LABEL in record.labels)
 
     @property
     def digest(self) -> str:

@@ -156,7 +156,7 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
         except NotFound as e:
             raise not_found(ref, e.message) from None
         digest = resolved.get("digest", "")
-        up_to_date = before is not None and before["target"]["digest"] == digest
+        up_to_date = before is not None and before.target.digest == digest
         yield {"status": f"Pulling from {ref.path}", "id": ref.tag if ref.digest is None else ref.digest}
         reporter = LayerReporter()
         async for event in events:
@@ -171,7 +171,7 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
         await events.aclose()
     if previous is not None and before is not None and not up_to_date:
         # The name moved to another image: the one it left keeps existing, untagged, as in Docker.
-        await images.keep_if_orphaned(previous, before["target"])
+        await images.keep_if_orphaned(previous, before.target.model_dump())
     images.events.image_pulled(name)
     yield {"status": f"Digest: {digest}"}
     verdict = "Image is up to date for" if up_to_date else "Downloaded newer image for"

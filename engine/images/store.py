@@ -26,7 +26,7 @@ from engine.images.model import (
     short_id,
 )
 from engine.events import EventBus
-from runtime.client import Client, NotFound
+from runtime.client import NotFound, RuntimeAPI
 from runtime.client.reference import familiar, parse
 
 log = logging.getLogger("engine.images")
@@ -75,7 +75,7 @@ class Registries:
 
 
 class ImageService:
-    def __init__(self, runtime: Client, events: EventBus, users: ImageUsers, registries: Registries) -> None:
+    def __init__(self, runtime: RuntimeAPI, events: EventBus, users: ImageUsers, registries: Registries) -> None:
         self.runtime = runtime
         self.events = events
         self.registries = registries
@@ -107,7 +107,7 @@ class ImageService:
 
     async def images(self) -> list[LocalImage]:
         """Every image, grouped by ID; records whose content is unreadable are left out (and logged)."""
-        records = [Record.from_wire(doc) for doc in await self.runtime.images()]
+        records = [Record.from_runtime(image) for image in await self.runtime.images()]
         digests: asyncio.Future[set[str]] | None = None
 
         async def present() -> set[str]:
@@ -125,7 +125,7 @@ class ImageService:
         return list(by_id.values())
 
     async def _content_digests(self) -> set[str]:
-        return {c["digest"] for c in await self.runtime.content()}
+        return {c.digest for c in await self.runtime.content()}
 
     async def _describe(self, record: Record, present: Callable[[], Awaitable[set[str]]]) -> LocalImage | None:
         try:
@@ -230,4 +230,4 @@ class ImageService:
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     async def _stored_bytes(self) -> int:
-        return sum(int(c.get("size") or 0) for c in await self.runtime.content())
+        return sum(c.size for c in await self.runtime.content())

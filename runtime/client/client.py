@@ -9,15 +9,34 @@ import base64
 import json
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, TypeAlias, TypedDict, Unpack
+from typing import Any, AsyncIterator, TypeAlias, TypedDict, TypeVar, Unpack
 from urllib.parse import quote, urlencode
+
+from pydantic import BaseModel, ValidationError
 
 from runtime.client.errors import from_body
 from runtime.client.http import ProtocolError, Response, UnixHTTP
+from runtime.client.records import (
+    Container,
+    ContentInfo,
+    CreatedExec,
+    CreatedTask,
+    Exec,
+    ExitStatus,
+    HostFeatures,
+    Image,
+    Metrics,
+    ProcessIO,
+    Task,
+    Usage,
+    Version,
+)
 from runtime.errors import Internal, Unavailable
 from runtime.wire import API_PREFIX, DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER, PATH_STAT_HEADER
 
 DEFAULT_ADDRESS = "/run/pyengine/runtime.sock"
+
+_R = TypeVar("_R", bound=BaseModel)
 
 # A query string: a mapping, or (name, value) pairs where a name repeats (the events' filters).
 Params: TypeAlias = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -103,6 +122,13 @@ class Client:
             raise _unexpected(method, path, body, "a list of objects")
         return body
 
+    async def _record(self, model: type[_R], method: str, path: str, **options: Unpack[_RequestOptions]) -> _R:
+        return _parse(model, method, path, await self._object(method, path, **options))
+
+    async def _records(self, model: type[_R], method: str, path: str,
+                       **options: Unpack[_RequestOptions]) -> list[_R]:
+        return [_parse(model, method, path, item) for item in await self._objects(method, path, **options)]
+
     async def _ints(self, method: str, path: str, **options: Unpack[_RequestOptions]) -> list[int]:
         body = await self.request(method, path, **options)
         if not isinstance(body, list) or not all(isinstance(item, int) for item in body):
@@ -135,15 +161,15 @@ class Client:
             resp.close()
 
     # system
-    async def version(self) -> dict[str, Any]:
-        return await self._object("GET", "/version")
+    async def version(self) -> Version:
+        return await self._record(Version, "GET", "/version")
 
     async def plugins(self) -> list[dict[str, Any]]:
         return await self._objects("GET", "/plugins")
 
-    async def sysinfo(self) -> dict[str, Any]:
+    async def sysinfo(self) -> HostFeatures:
         """What the host's kernel supports (cgroup controllers and files, seccomp, apparmor)."""
-        return await self._object("GET", "/sysinfo")
+        return await self._record(HostFeatures, "GET", "/sysinfo")
 
     async def gc(self) -> dict[str, Any]:
         return await self._object("POST", "/gc")
@@ -162,19 +188,19 @@ class Client:
         await self.request("DELETE", f"/namespaces/{quote(name, safe='')}")
 
     # images
-    async def images(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self._objects("GET", "/images", namespace=namespace)
+    async def images(self, namespace: str | None = None) -> list[Image]:
+        return await self._records(Image, "GET", "/images", namespace=namespace)
 
-    async def image(self, name: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("GET", f"/images/{quote(name, safe='/:@')}", namespace=namespace)
+    async def image(self, name: str, namespace: str | None = None) -> Image:
+        return await self._record(Image, "GET", f"/images/{quote(name, safe='/:@')}", namespace=namespace)
 
     async def image_config(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         """The image's config blob for this platform: what runtime.client.imageconfig builds a process from."""
         return await self._object("GET", f"/images/{quote(name, safe='/:@')}/config", namespace=namespace)
 
     async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
-                        namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("POST", "/images", json_body={"name": name, "target": target,
+                        namespace: str | None = None) -> Image:
+        return await self._record(Image, "POST", "/images", json_body={"name": name, "target": target,
                                                                 "labels": labels or {}}, namespace=namespace)
 
     async def remove_image(self, name: str, namespace: str | None = None) -> None:
@@ -194,11 +220,11 @@ class Client:
         return self.stream("POST", "/images/pull", json_body=body, namespace=namespace)
 
     # content
-    async def content(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self._objects("GET", "/content", namespace=namespace)
+    async def content(self, namespace: str | None = None) -> list[ContentInfo]:
+        return await self._records(ContentInfo, "GET", "/content", namespace=namespace)
 
-    async def content_info(self, digest: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("GET", f"/content/{digest}", namespace=namespace)
+    async def content_info(self, digest: str, namespace: str | None = None) -> ContentInfo:
+        return await self._record(ContentInfo, "GET", f"/content/{digest}", namespace=namespace)
 
     async def read_content(self, digest: str, namespace: str | None = None) -> bytes:
         return await self._blob("GET", f"/content/{digest}/blob", namespace=namespace)
@@ -234,8 +260,8 @@ class Client:
         return await self._objects("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/mounts",
                                    namespace=namespace)
 
-    async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/usage",
+    async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> Usage:
+        return await self._record(Usage, "GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/usage",
                                   namespace=namespace)
 
     async def remove_snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> None:
@@ -251,23 +277,23 @@ class Client:
         await self.request("DELETE", f"/leases/{quote(id, safe='')}", namespace=namespace)
 
     # containers
-    async def containers(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self._objects("GET", "/containers", namespace=namespace)
+    async def containers(self, namespace: str | None = None) -> list[Container]:
+        return await self._records(Container, "GET", "/containers", namespace=namespace)
 
-    async def container(self, container_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("GET", f"/containers/{quote(container_id, safe='')}", namespace=namespace)
+    async def container(self, container_id: str, namespace: str | None = None) -> Container:
+        return await self._record(Container, "GET", f"/containers/{quote(container_id, safe='')}", namespace=namespace)
 
     async def create_container(self, container_id: str, image: str, options: dict[str, Any] | None = None, *,
                                snapshotter: str | None = None, runtime: str = "runc", init: bool = False,
-                               labels: dict[str, str] | None = None, namespace: str | None = None) -> dict[str, Any]:
+                               labels: dict[str, str] | None = None, namespace: str | None = None) -> Container:
         body = {"id": container_id, "image": image, "snapshotter": snapshotter, "runtime": runtime,
                 "labels": labels or {}, "options": options or {}, "init": init}
-        return await self._object("POST", "/containers", json_body=body, namespace=namespace)
+        return await self._record(Container, "POST", "/containers", json_body=body, namespace=namespace)
 
     async def set_container_resources(self, container_id: str, resources: dict[str, Any],
-                                      namespace: str | None = None) -> dict[str, Any]:
+                                      namespace: str | None = None) -> Container:
         """The cgroup limits (SpecOptions' resource fields) the container's next task gets."""
-        return await self._object("PUT", f"/containers/{quote(container_id, safe='')}/resources",
+        return await self._record(Container, "PUT", f"/containers/{quote(container_id, safe='')}/resources",
                                   json_body={"resources": resources}, namespace=namespace)
 
     async def remove_container(self, container_id: str, keep_snapshot: bool = False,
@@ -276,19 +302,19 @@ class Client:
                            params={"keep_snapshot": "true"} if keep_snapshot else None, namespace=namespace)
 
     # tasks
-    async def tasks(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self._objects("GET", "/tasks", namespace=namespace)
+    async def tasks(self, namespace: str | None = None) -> list[Task]:
+        return await self._records(Task, "GET", "/tasks", namespace=namespace)
 
-    async def task(self, task_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("GET", f"/tasks/{quote(task_id, safe='')}", namespace=namespace)
+    async def task(self, task_id: str, namespace: str | None = None) -> Task:
+        return await self._record(Task, "GET", f"/tasks/{quote(task_id, safe='')}", namespace=namespace)
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("POST", "/tasks", json_body={"container_id": container_id, "terminal": terminal,
+                          namespace: str | None = None) -> CreatedTask:
+        return await self._record(CreatedTask, "POST", "/tasks", json_body={"container_id": container_id, "terminal": terminal,
                                                                "stdin": stdin}, namespace=namespace)
 
-    async def start_task(self, task_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("POST", f"/tasks/{quote(task_id, safe='')}/start", namespace=namespace)
+    async def start_task(self, task_id: str, namespace: str | None = None) -> Task:
+        return await self._record(Task, "POST", f"/tasks/{quote(task_id, safe='')}/start", namespace=namespace)
 
     async def kill_task(self, task_id: str, signal: str | int = "SIGTERM", all: bool = False,
                         exec_id: str | None = None, namespace: str | None = None) -> None:
@@ -296,12 +322,12 @@ class Client:
                            json_body={"signal": signal, "all": all, "exec_id": exec_id}, namespace=namespace)
 
     async def wait_task(self, task_id: str, exec_id: str | None = None,
-                        namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("POST", f"/tasks/{quote(task_id, safe='')}/wait",
+                        namespace: str | None = None) -> ExitStatus:
+        return await self._record(ExitStatus, "POST", f"/tasks/{quote(task_id, safe='')}/wait",
                                   params={"exec_id": exec_id} if exec_id else None, namespace=namespace)
 
-    async def delete_task(self, task_id: str, force: bool = False, namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("DELETE", f"/tasks/{quote(task_id, safe='')}",
+    async def delete_task(self, task_id: str, force: bool = False, namespace: str | None = None) -> ExitStatus:
+        return await self._record(ExitStatus, "DELETE", f"/tasks/{quote(task_id, safe='')}",
                                   params={"force": "true"} if force else None, namespace=namespace)
 
     async def pause_task(self, task_id: str, namespace: str | None = None) -> None:
@@ -318,12 +344,12 @@ class Client:
     async def task_pids(self, task_id: str, namespace: str | None = None) -> list[int]:
         return await self._ints("GET", f"/tasks/{quote(task_id, safe='')}/pids", namespace=namespace)
 
-    async def task_metrics(self, task_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("GET", f"/tasks/{quote(task_id, safe='')}/metrics", namespace=namespace)
+    async def task_metrics(self, task_id: str, namespace: str | None = None) -> Metrics:
+        return await self._record(Metrics, "GET", f"/tasks/{quote(task_id, safe='')}/metrics", namespace=namespace)
 
     async def task_io(self, task_id: str, exec_id: str | None = None,
-                      namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("GET", f"/tasks/{quote(task_id, safe='')}/io",
+                      namespace: str | None = None) -> ProcessIO:
+        return await self._record(ProcessIO, "GET", f"/tasks/{quote(task_id, safe='')}/io",
                                   params={"exec_id": exec_id} if exec_id else None, namespace=namespace)
 
     async def resize_task(self, task_id: str, rows: int, cols: int, exec_id: str | None = None,
@@ -333,14 +359,14 @@ class Client:
 
     async def add_exec(self, task_id: str, exec_id: str, args: list[str], *, env: list[str] | None = None,
                        cwd: str | None = None, user: str | None = None, terminal: bool = False, stdin: bool = False,
-                       namespace: str | None = None) -> dict[str, Any]:
+                       namespace: str | None = None) -> CreatedExec:
         body = {"exec_id": exec_id, "args": args, "env": env or [], "cwd": cwd, "user": user,
                 "terminal": terminal, "stdin": stdin}
-        return await self._object("POST", f"/tasks/{quote(task_id, safe='')}/execs", json_body=body,
+        return await self._record(CreatedExec, "POST", f"/tasks/{quote(task_id, safe='')}/execs", json_body=body,
                                   namespace=namespace)
 
-    async def start_exec(self, task_id: str, exec_id: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self._object("POST", f"/tasks/{quote(task_id, safe='')}/execs/{quote(exec_id, safe='')}/start",
+    async def start_exec(self, task_id: str, exec_id: str, namespace: str | None = None) -> Exec:
+        return await self._record(Exec, "POST", f"/tasks/{quote(task_id, safe='')}/execs/{quote(exec_id, safe='')}/start",
                                   namespace=namespace)
 
     async def delete_exec(self, task_id: str, exec_id: str, namespace: str | None = None) -> None:
@@ -411,6 +437,14 @@ class Client:
         async for line in self.stream("GET", "/events", params=params):
             if announce or line.get("status") != "subscribed":
                 yield line
+
+
+def _parse(model: type[_R], method: str, path: str, body: dict[str, Any]) -> _R:
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        raise Internal(f"runtime API answered {method} {path} with a body that is not a {model.__name__}: "
+                       f"{e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
 
 
 def _unexpected(method: str, path: str, body: object, expected: str) -> Internal:

@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from runtime.client.client import Client
 from runtime.client.records import (
     Container,
     ContentInfo,
@@ -135,3 +136,8 @@ class RuntimeAPI(Protocol):
                           namespace: str | None = None) -> None: ...
 
     async def container_changes(self, container_id: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
+
+
+def _conforms(client: Client) -> RuntimeAPI:
+    """Type-checked (mypy --strict covers runtime/client): the HTTP client meets the Protocol."""
+    return client

@@ -35,8 +35,8 @@ def _top_chain(image: fx.Image) -> str:
 
 async def _store_state(d: RuntimeDaemon, namespace: str = "default") -> tuple:
     async with d.client(namespace) as c:
-        imgs = sorted(i["name"] for i in await c.images())
-        content = sorted(x["digest"] for x in await c.content())
+        imgs = sorted(i.name for i in await c.images())
+        content = sorted(x.digest for x in await c.content())
         snaps = sorted(s["key"] for s in await c.snapshots("overlayfs"))
     return imgs, content, snaps, sorted(blob_files(d.root))
 
@@ -161,7 +161,7 @@ def test_multiplatform_index_resolves_host_platform(runtime_daemon, registry, im
     async def go():
         async with runtime_daemon.client() as c:
             got = await pull(c, f"{registry.host}/library/multi:latest", platform="linux/amd64")
-            content = {x["digest"] for x in await c.content()}
+            content = {x.digest for x in await c.content()}
             return got, content
 
     got, content = asyncio.run(go())

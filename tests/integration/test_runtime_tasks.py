@@ -86,7 +86,7 @@ def test_detached_exec_kill_delete(runtime_daemon, pyctr_env, busybox):
         async with runtime_daemon.client() as c:
             return await asyncio.wait_for(c.wait_task("t2"), 10)
 
-    assert asyncio.run(wait())["exit_status"] == 143
+    assert asyncio.run(wait()).exit_status == 143
     pyctr(pyctr_env, "tasks", "delete", "t2", check=True)
     pyctr(pyctr_env, "containers", "rm", "t2", check=True)
     assert _leftovers(runtime_daemon, "t2") == []
@@ -121,7 +121,7 @@ def test_restart_recovers_tasks_and_exits(runtime_daemon, pyctr_env, busybox):
 
     async def pids():
         async with runtime_daemon.client() as c:
-            return {t["id"]: t["pid"] for t in await c.tasks()}
+            return {t.id: t.pid for t in await c.tasks()}
 
     before = asyncio.run(pids())
     runtime_daemon.kill9()
@@ -133,15 +133,15 @@ def test_restart_recovers_tasks_and_exits(runtime_daemon, pyctr_env, busybox):
         async with runtime_daemon.client() as c:
             events = c.events(topics=["/tasks/exit"], announce=True)
             await events.__anext__()
-            tasks = {t["id"]: t for t in await c.tasks()}
+            tasks = {t.id: t for t in await c.tasks()}
             status = await asyncio.wait_for(c.wait_task("r3"), 5)
             return tasks, status
 
     tasks, status = asyncio.run(after())
-    assert tasks["r1"]["status"] == "running" and tasks["r1"]["pid"] == before["r1"]
-    assert tasks["r2"]["status"] == "running" and tasks["r2"]["pid"] == before["r2"]
-    assert tasks["r3"]["status"] == "stopped" and tasks["r3"]["exit_status"] == 5
-    assert status["exit_status"] == 5
+    assert tasks["r1"].status == "running" and tasks["r1"].pid == before["r1"]
+    assert tasks["r2"].status == "running" and tasks["r2"].pid == before["r2"]
+    assert tasks["r3"].status == "stopped" and tasks["r3"].exit_status == 5
+    assert status.exit_status == 5
     assert "/tasks/exit" in runtime_daemon.log() and "exit_status=5" in runtime_daemon.log()
     for cid in ("r1", "r2", "r3"):
         pyctr(pyctr_env, "tasks", "delete", "-f", cid, check=True)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from runtime.client import InvalidArgument, NotFound
+from runtime.client.records import Task
 from tests.integration.helpers import BIN, PtyProcess, pyctr
 from tests.integration.test_runtime_tasks import _leftovers
 
@@ -77,8 +78,8 @@ def _remove(env: dict[str, str], cid: str) -> None:
     pyctr(env, "containers", "rm", cid)
 
 
-def _task(d, cid: str) -> dict[str, Any]:
-    async def go() -> dict[str, Any]:
+def _task(d, cid: str) -> Task:
+    async def go() -> Task:
         async with d.client() as c:
             return await c.task(cid)
 
@@ -107,13 +108,13 @@ def test_pause_resume_status_and_events(runtime_daemon, pyctr_env, busybox):
             rc, _, err = await _pyctr_async(pyctr_env, "tasks", "pause", "p1")
             assert rc == 0, err
             t = await c.task("p1")
-            paused, frozen = t["status"], _freezer_state(t["cgroups_path"])
+            paused, frozen = t.status, _freezer_state(t.cgroups_path)
             rc, ls, _ = await _pyctr_async(pyctr_env, "tasks", "ls")
             assert any(line.split()[0] == "p1" and line.split()[2] == "PAUSED" for line in ls.splitlines()[1:]), ls
             rc, _, err = await _pyctr_async(pyctr_env, "tasks", "resume", "p1")
             assert rc == 0, err
             t = await c.task("p1")
-            return paused, t["status"], frozen, _freezer_state(t["cgroups_path"])
+            return paused, t.status, frozen, _freezer_state(t.cgroups_path)
 
         (paused, resumed, frozen, thawed), events = _run(_with_events(
             runtime_daemon, ["/tasks/paused", "/tasks/resumed"], pause_then_resume,
@@ -137,7 +138,7 @@ def test_pause_twice_and_resume_running_are_refused(runtime_daemon, pyctr_env, b
         pyctr(pyctr_env, "tasks", "pause", "p2", check=True)
         r = pyctr(pyctr_env, "tasks", "pause", "p2")
         assert r.returncode != 0 and "Traceback" not in r.stderr and "paused" in r.stderr, r.stderr
-        assert _task(runtime_daemon, "p2")["status"] == "paused"
+        assert _task(runtime_daemon, "p2").status == "paused"
     finally:
         _remove(pyctr_env, "p2")
 
@@ -160,7 +161,7 @@ def test_metrics_and_ps_of_running_task(runtime_daemon, pyctr_env, busybox):
 
         async def metrics() -> dict[str, Any]:
             async with runtime_daemon.client() as c:
-                return await c.task_metrics("m1")
+                return (await c.task_metrics("m1")).model_dump()
 
         m = _run(metrics())
         assert m["memory_usage"] and m["memory_usage"] > 0, m
@@ -176,9 +177,9 @@ def test_metrics_and_ps_of_running_task(runtime_daemon, pyctr_env, busybox):
         ps = pyctr(pyctr_env, "tasks", "ps", "m1", check=True).stdout.split()
         assert ps[0] == "PID"
         pids = [int(p) for p in ps[1:]]
-        assert t["pid"] in pids, (t["pid"], ps)
+        assert t.pid in pids, (t.pid, ps)
         # Every process of the container, and only those: its cgroup's members.
-        procs = Path("/sys/fs/cgroup/pids") / t["cgroups_path"].lstrip("/") / "cgroup.procs"
+        procs = Path("/sys/fs/cgroup/pids") / (t.cgroups_path or "").lstrip("/") / "cgroup.procs"
         if procs.exists():
             assert sorted(pids) == sorted(int(p) for p in procs.read_text().split())
         assert len(pids) == m["pids_current"]
@@ -219,8 +220,8 @@ def test_oom_killed_flag_on_task(runtime_daemon, busybox):
             return status, task
 
     status, task = _run(go())
-    assert status["exit_status"] == 137
-    assert task["status"] == "stopped" and task["oom_killed"] is True, task
+    assert status.exit_status == 137
+    assert task.status == "stopped" and task.oom_killed is True, task
 
 
 def test_oom_kill_of_an_exec_is_reported(runtime_daemon, pyctr_env, busybox):
@@ -234,7 +235,7 @@ def test_oom_kill_of_an_exec_is_reported(runtime_daemon, pyctr_env, busybox):
             runtime_daemon, ["/tasks/oom", "/tasks/exit"], hog,
             lambda evs: "/tasks/oom" in _topics("oom3", evs), timeout=5))
         assert rc == 137, err
-        assert _task(runtime_daemon, "oom3")["status"] == "running"  # only the exec was killed
+        assert _task(runtime_daemon, "oom3").status == "running"  # only the exec was killed
     finally:
         _remove(pyctr_env, "oom3")
 
@@ -251,7 +252,7 @@ def test_exec_with_terminal_under_pty(runtime_daemon, pyctr_env, busybox):
         assert p.wait() == 4, out
         assert b"/dev/pts/" in out, out  # the exec really got a terminal
         t = _task(runtime_daemon, "x1")
-        assert t["status"] == "running" and t["execs"] == {}, t
+        assert t.status == "running" and t.execs == {}, t
     finally:
         _remove(pyctr_env, "x1")
 
@@ -313,14 +314,14 @@ def test_update_live_task_and_the_stored_spec(runtime_daemon, pyctr_env, busybox
                 return live, record, lifted, await c.task_metrics("up1")
 
         live, record, lifted, next_run = _run(go())
-        assert (live["memory_limit"], live["pids_limit"]) == (128 * MIB, 30)
-        assert lifted["pids_limit"] is None
-        res = record["spec"]["linux"]["resources"]
+        assert (live.memory_limit, live.pids_limit) == (128 * MIB, 30)
+        assert lifted.pids_limit is None
+        res = record.spec["linux"]["resources"]
         assert res["memory"]["limit"] == 128 * MIB and res["pids"] == {"limit": 30}
         assert res["cpu"] == {"quota": 50_000, "period": 100_000}
         assert res["devices"][0] == {"allow": False, "access": "rwm"}  # device rules are kept
-        assert (next_run["memory_limit"], next_run["pids_limit"]) == (128 * MIB, 30)
-        quota = Path("/sys/fs/cgroup/cpu") / _task(runtime_daemon, "up1")["cgroups_path"].lstrip("/") / \
+        assert (next_run.memory_limit, next_run.pids_limit) == (128 * MIB, 30)
+        quota = Path("/sys/fs/cgroup/cpu") / (_task(runtime_daemon, "up1").cgroups_path or "").lstrip("/") / \
             "cpu.cfs_quota_us"
         if quota.exists():
             assert quota.read_text().strip() == "50000"

@@ -26,10 +26,10 @@ def register(r: Router, b: Backend) -> None:
         config = parse_model(ExecConfig, await read_json(request))
         try:
             parse_detach_keys(config.DetachKeys)
-        except ValueError as e:
-            raise InvalidArgument(str(e)) from None
-        e = execs.create(request.match_info["id"], config)
-        return json_response({"Id": e.id}, 201)
+        except ValueError as bad:
+            raise InvalidArgument(str(bad)) from None
+        created = execs.create(request.match_info["id"], config)
+        return json_response({"Id": created.id}, 201)
 
     async def start(request: web.Request) -> web.StreamResponse:
         body = parse_model(ExecStart, await read_json(request, optional=True))

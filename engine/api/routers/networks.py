@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -166,7 +167,7 @@ def _label(spec: str, labels: dict[str, str]) -> bool:
 
 
 def _matches(n: Network, f: dict[str, list[str]], in_use: bool) -> bool:
-    checks = {
+    checks: dict[str, Callable[[str], bool]] = {
         "driver": lambda v: n.driver == v,
         "id": lambda v: n.id.startswith(v),
         "name": lambda v: v in n.name,

@@ -1,6 +1,7 @@
 """/volumes: create, list, inspect, remove, prune (docker volume ...)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -38,7 +39,7 @@ def register(r: Router, b: Backend) -> None:
             raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
 
         def matches(v: Volume) -> bool:
-            checks = {
+            checks: dict[str, Callable[[str], bool]] = {
                 "dangling": lambda x: (x.lower() in ("1", "true")) == (not svc.users(v.name)),
                 "driver": lambda x: v.driver == x,
                 "name": lambda x: x in v.name,
