@@ -86,7 +86,7 @@ class Backend:
                    creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host),
                    run=run, manager=Manager(runtime, store, lives, events, host),
                    execs=ExecService(store, runtime, events),
-                   reconciler=Reconciler(runtime, store, lives, run, supervisor, networks),
+                   reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,
                    pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),
                    disk=DiskUsage(images, store, volumes, describer.summary, files.size))

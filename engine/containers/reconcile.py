@@ -25,13 +25,14 @@ log = logging.getLogger("engine.containers")
 
 class Reconciler:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, run: RunControl,
-                 supervisor: Supervisor, networks: NetworkService) -> None:
+                 supervisor: Supervisor, networks: NetworkService, started: float) -> None:
         self._rt = runtime
         self._store = store
         self._lives = lives
         self._run = run
         self._supervisor = supervisor
         self._networks = networks
+        self._started = started  # when this engine began: runtime containers older than it are an earlier one's
         self._policies: asyncio.Task[None] | None = None  # the one pass over restart policies at engine start
 
     async def reconcile(self) -> None:
@@ -70,8 +71,21 @@ class Reconciler:
                 c.health = c.health or Health()
                 health.start(c.id, c.config, c.health, c.state.started_at or time.time())
         if self._policies is None:
+            await self._sweep_abandoned_creates()
             self._policies = asyncio.create_task(self._supervisor.apply_at_engine_start(self._run),
                                                  name="restart-policies")
+
+    async def _sweep_abandoned_creates(self) -> None:
+        """Runtime containers no record owns: an earlier engine died between the runtime's create and its own
+        record. Only those made before this engine started go; a create of this engine's may be under way."""
+        for rc in await self._rt.containers():
+            if rc.created >= self._started or self._store.find(rc.id) is not None:
+                continue
+            log.info("removing runtime container=%s that no container record owns (a create cut short)", rc.id)
+            with contextlib.suppress(rt.NotFound):
+                await self._rt.delete_task(rc.id, force=True)
+            with contextlib.suppress(rt.NotFound):
+                await self._rt.remove_container(rc.id)
 
     async def _adopt(self, c: Container) -> None:
         """A task the records do not show running: an engine stopped in the middle of a start or an exit."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     run = RunControl(runtime, store, lives, events, networks, volumes, supervisor)
     e = Engine(runtime=runtime, store=store, events=events,
                creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host), run=run,
-               reconciler=Reconciler(runtime, store, lives, run, supervisor, networks))
+               reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()))
     yield e
     if e.monitor is not None:
         e.monitor.cancel()
@@ -170,3 +171,14 @@ async def test_reconcile_calls_a_vanished_task_255(engine: Engine) -> None:
     engine.follow()
     await until(lambda: engine.store.get(c.id).state.status == Status.EXITED)
     assert engine.store.get(c.id).state.exit_code == 255
+
+
+async def test_a_create_cut_short_by_a_dead_engine_is_swept(engine: Engine) -> None:
+    # An earlier engine made the runtime container and died before its own record.
+    await engine.runtime.create_container("ab" * 32, IMAGE, {"args": ["true"]})
+    await engine.runtime.create_task("ab" * 32)
+    ours = await engine.create()
+    engine.reconciler._started = time.time()
+    engine.follow()
+    await until(lambda: "remove_container" in engine.runtime.calls)
+    assert [c.id for c in await engine.runtime.containers()] == [ours.id]
