@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from benchmarks.run import check, quiet, remove_cgroup_tree, timed, wait_for
@@ -51,6 +51,8 @@ class Daemon:
     socket: str
     env: dict[str, str]
     pid: int
+    # The daemon's runtime: pyruntimed beside pyengined, the containerd that dockerd starts.
+    runtime_pid: Callable[[], int | None] = lambda: None
     results: dict[str, list[float]] = field(default_factory=dict)
 
     def docker(self, *args: str) -> list[str]:
@@ -73,7 +75,8 @@ def pyengine(registry_host: str) -> Iterator[Daemon]:
         engine.log_level = "info"
         engine.start()
         assert engine.proc is not None
-        yield Daemon("pyengined", engine.address, engine.env(), engine.proc.pid)
+        runtime_pid = rt.proc.pid if rt.proc is not None else None
+        yield Daemon("pyengined", engine.address, engine.env(), engine.proc.pid, lambda: runtime_pid)
     finally:
         if engine is not None:
             ids = quiet(["docker", "ps", "-aq"], engine.env()).stdout.split()
@@ -98,7 +101,7 @@ def dockerd(registry_host: str) -> Iterator[Daemon | None]:
     env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
     try:
         wait_for(lambda: quiet(["docker", "version"], env).returncode == 0, "dockerd", 60)
-        yield Daemon("dockerd", sock, env, proc.pid)
+        yield Daemon("dockerd", sock, env, proc.pid, lambda: _child_named(proc.pid, "containerd"))
     finally:
         ids = quiet(["docker", "ps", "-aq"], env).stdout.split()
         if ids:
@@ -240,6 +243,10 @@ def main() -> None:
         for d in daemons:
             check(d.docker("pull", "-q", ref), d.env)
             check(d.docker("run", "--rm", "--network", "none", ref, "true"), d.env)  # warm-up
+        time.sleep(2)
+        for d in daemons:
+            runtime = d.runtime_pid()
+            d.add("idle_rss", _rss_mib(d.pid) + (_rss_mib(runtime) if runtime else 0))
 
         for i in range(args.runs):
             for d in daemons:
@@ -268,6 +275,14 @@ def main() -> None:
     report(daemons, args.runs)
 
 
+def _child_named(pid: int, name: str) -> int | None:
+    with contextlib.suppress(OSError):
+        for child in open(f"/proc/{pid}/task/{pid}/children").read().split():
+            if open(f"/proc/{child}/comm").read().strip() == name:
+                return int(child)
+    return None
+
+
 def _rss_mib(pid: int) -> float:
     return int(_status_field(pid, "VmRSS") or 0) / 1024
 
@@ -284,6 +299,7 @@ ROWS = [
     ("ps", f"GET /containers/json, {CONCURRENT} containers, 16 conns", "req/s", "rate"),
     ("ping", "GET /_ping, 16 conns", "req/s", "rate"),
     ("rss", f"daemon RSS with {CONCURRENT} containers", "MiB", "size"),
+    ("idle_rss", "idle RSS, engine + its runtime daemon", "MiB", "size"),
 ]
 
 
