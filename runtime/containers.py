@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from runtime.metadata.containers import Container, ContainerStore, validate_id
 from runtime.metadata.content import ContentService
 from runtime.metadata.images import ImageStore
 from runtime.metadata.snapshots import SnapshotService
-from runtime.mount import mounted
+from runtime.mount import mounted, unmount_all_under
 from runtime.namespaces import require_namespace, reset_namespace, set_namespace
 from runtime.rootfs.copyup import copy_up
 from runtime.snapshots.snapshotter import Kind
@@ -57,6 +56,9 @@ class ContainerService:
                  content: ContentService, snapshots: dict[str, SnapshotService], default_snapshotter: str,
                  runtimes: set[str]) -> None:
         self._root = root
+        # Where a container's rootfs is mounted for a moment at create: the runtime's own, so that what a
+        # runtime killed in that moment leaves mounted is found and unmounted at the next start.
+        self._scratch = root / "tmp" / "create"
         self._cgroup_root = cgroup_root
         self.store = store
         self._images = images
@@ -64,6 +66,17 @@ class ContainerService:
         self._snapshots = snapshots
         self._default_snapshotter = default_snapshotter
         self._runtimes = runtimes
+
+    async def sweep_scratch(self) -> None:
+        """At start: unmount and remove the create-time rootfs mounts a killed runtime left."""
+        def sweep() -> None:
+            self._scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+            unmount_all_under(str(self._scratch), detach=True)
+            for leftover in self._scratch.iterdir():
+                log.warning("removed the create-time mount point %s a killed runtime left", leftover)
+                shutil.rmtree(leftover, ignore_errors=True)
+
+        await asyncio.to_thread(sweep)
 
     async def remove_orphaned_snapshots(self) -> None:
         """At start: a runtime killed between preparing a container's rw snapshot and recording the container
@@ -112,7 +125,7 @@ class ContainerService:
             raise AlreadyExists(f"snapshot {req.id} already exists (a container of that id is being created)") from None
         try:
             def build() -> dict:
-                with mounted(mounts, parent=tempfile.gettempdir()) as root:
+                with mounted(mounts, parent=str(self._scratch)) as root:
                     for m in req.options.mounts:
                         if m.copy_up and m.type == "bind" and os.path.isdir(m.source):
                             copy_up(root, m.destination, m.source)

@@ -155,6 +155,7 @@ def register_all(registry: Registry, cfg: Config) -> None:
         service = ContainerService(root, cfg.cgroup_root, ContainerStore(m.db, ctx.get(EVENT)),
                                    ctx.get(SERVICE, "images"), ctx.get(CONTENT),
                                    snaps, default, set(ctx.get_all(RUNTIME)))
+        await service.sweep_scratch()
         await service.remove_orphaned_snapshots()
         return service
 

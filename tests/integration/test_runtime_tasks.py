@@ -200,3 +200,14 @@ def test_bad_input_typed_errors(runtime_daemon, busybox):
             assert await c.containers() == [] and await c.tasks() == []
 
     asyncio.run(go())
+
+
+def test_a_create_time_mount_left_by_a_kill_is_swept_at_start(runtime_daemon):
+    # A runtime killed while a container's rootfs was mounted for its create-time checks.
+    leftover = Path(runtime_daemon.root, "tmp", "create", "pyengine-mount-killed")
+    runtime_daemon.stop()
+    leftover.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(leftover)], check=True)
+    runtime_daemon.start()
+    assert str(leftover) not in Path("/proc/mounts").read_text()
+    assert not leftover.exists()
