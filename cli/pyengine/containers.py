@@ -133,7 +133,7 @@ def run(
                                                             help="A network-scoped alias.")] = None,
     ip: Annotated[str | None, typer.Option("--ip", help="IPv4 address on the network.")] = None,
     publish: Annotated[list[str] | None, typer.Option(
-        "-p", "--publish", help="Publish [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO], ports or ranges.")] = None,
+        "-p", "--publish", help="Publish \\[IP:]\\[HOST_PORT:]CONTAINER_PORT\\[/PROTO], ports or ranges.")] = None,
     publish_all: Annotated[bool, typer.Option("-P", "--publish-all",
                                               help="Publish every exposed port on a random port.")] = False,
     expose: Annotated[list[str] | None, typer.Option("--expose", help="Expose a port or a range.")] = None,
