@@ -68,7 +68,7 @@ class SystemInfo:
         f = await self._host.features()
         forwarding = _ipv4_forwarding()
         config = self._config
-        return {
+        doc = {
             "ID": self.id, "Containers": len(containers), "ContainersRunning": running - paused,
             "ContainersPaused": paused, "ContainersStopped": len(containers) - running,
             "Images": len(images), "Driver": "overlayfs", "DriverStatus": [],
@@ -93,7 +93,18 @@ class SystemInfo:
             "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "tini",
             "SecurityOptions": _security_options(f), "Warnings": _warnings(f, forwarding),
+            # The runtime is this engine's containerd; it runs no plugins, so there is no plugin namespace.
+            "Containerd": {"Address": config.runtime_address,
+                           "Namespaces": {"Containers": config.runtime_namespace}},
+            # netavark, which wires the networks, drives iptables on this Debian release.
+            "FirewallBackend": {"Driver": "iptables"},
+            "DiscoveredDevices": [],
         }
+        # Since API 1.42 dockerd leaves out the kernel memory fields on a host that lacks the feature.
+        for key in ("KernelMemory", "KernelMemoryTCP"):
+            if not doc[key]:
+                del doc[key]
+        return doc
 
 
 # dockerd's words for what the host's kernel lacks, in its order.

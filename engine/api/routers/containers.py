@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.api import versions
 from engine.api.app import Router
 from engine.api.hijack import bridge, hijack, parse_detach_keys
 from engine.api.query import boolean, filters, integer
@@ -33,14 +34,21 @@ def register(r: Router, b: Backend) -> None:
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
     async def inspect(request: web.Request) -> web.Response:
-        return json_response(await b.describer.inspect(request.match_info["id"], boolean(request.query, "size")))
+        doc = await b.describer.inspect(request.match_info["id"], boolean(request.query, "size"))
+        return json_response(versions.container_inspect(doc, versions.of(request)))
 
     async def list_(request: web.Request) -> web.Response:
         q = request.query
-        return json_response(await b.describer.list(filters(q), boolean(q, "all"), integer(q, "limit") or -1,
-                                                    boolean(q, "size")))
+        found = await b.describer.list(filters(q), boolean(q, "all"), integer(q, "limit") or -1, boolean(q, "size"))
+        return json_response([versions.container_summary(doc, versions.of(request)) for doc in found])
 
     async def start(request: web.Request) -> web.Response:
+        # A JSON object with anything in it is at least 7 bytes ({"a":1}); clients send {} or nothing.
+        if len(await request.read()) > 6:
+            if versions.of(request) >= (1, 24):
+                raise InvalidArgument("starting container with non-empty request body was deprecated since API v1.22 "
+                                      "and removed in v1.24")
+            raise InvalidArgument("a HostConfig given at start (API before 1.24) is not supported: give it at create")
         await b.run.start(request.match_info["id"])
         return empty()
 
