@@ -24,6 +24,7 @@ from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.errors import Conflict, EngineError, NotModified
 from engine.events import EventBus
+from engine.logs.service import ContainerLogs
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
 from runtime import client as rt
@@ -46,8 +47,10 @@ class WaitCondition(str, Enum):
 
 class RunControl:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
-                 networks: NetworkService, volumes: VolumeService, supervisor: Supervisor) -> None:
+                 networks: NetworkService, volumes: VolumeService, supervisor: Supervisor,
+                 logs: ContainerLogs) -> None:
         self._rt = runtime
+        self.logs = logs
         self._store = store
         self._lives = lives
         self._events = events
@@ -125,6 +128,7 @@ class RunControl:
             await self._start_failed(c, live, e)
             raise
         c.log_path = io.log_path
+        self.logs.ship(c)
         live.run_over = asyncio.Event()
         c.state.start(task.pid, time.time())
         c.health = Health() if config_of(c.config) else None
@@ -281,6 +285,9 @@ class RunControl:
         self.health.stop(c.id)
         await self._networks.stop(c.id)
         c.state.exit(code, at, oom)
+        # conmon wrote all of the run's output before its exit was known: the driver's files get the rest first.
+        self.logs.ship(c)
+        await self.logs.drain(c.id)
         live.run_over.set()
         await self._store.save(c)
         if oom:
@@ -354,6 +361,7 @@ class RunControl:
             c.state.status = Status.DEAD
             await self._store.save(c)
             raise
+        await self.logs.forget(c)
         if c.log_path:
             # The runtime leaves a task's log for whoever reads it; that was us, and the container is gone.
             with contextlib.suppress(OSError):

@@ -19,8 +19,8 @@ from engine.backend import Backend
 from engine.containers.options import parse
 from engine.containers.run import WaitCondition
 from engine.containers.state import Status, rfc3339
-from engine.errors import Conflict, InvalidArgument
-from runtime.client import logs as logfile
+from engine.errors import Conflict, InvalidArgument, NotImplemented_
+from engine.logs.reader import Query
 
 log = logging.getLogger("engine.api.containers")
 
@@ -119,8 +119,8 @@ def register(r: Router, b: Backend) -> None:
         conn = await hijack(request)
         # Past the 101 no error response can be sent: a failure just ends the stream.
         try:
-            if boolean(q, "logs") and c.log_path:
-                async for rec in logfile.follow(c.log_path):
+            if boolean(q, "logs") and b.logs.readable(c):
+                async for rec in b.logs.read(c, Query()):
                     stream = STDOUT if rec.stream == "stdout" else STDERR
                     if (stdout, stderr)[stream - 1]:
                         await conn.write(rec.data if tty else frame(stream, rec.data))
@@ -146,15 +146,14 @@ def register(r: Router, b: Backend) -> None:
         lines = None if tail in ("", "all") else integer(q, "tail")
         since, until_ = _unix_ns(q, "since"), _unix_ns(q, "until")
         timestamps, tty = boolean(q, "timestamps"), bool(c.config.get("Tty"))
+        if not b.logs.readable(c):
+            raise NotImplemented_("configured logging driver does not support reading")
         run_over = b.run.run_over(c) if boolean(q, "follow") else None
         resp = await open_stream(request, content_type=None)
+        query = Query(since=since, until=until_, tail=None if lines is None or lines < 0 else lines)
 
         async def pump() -> None:
-            if not c.log_path:
-                return
-            async for rec in logfile.follow(c.log_path, since=since, until=until_,
-                                            tail=None if lines is None or lines < 0 else lines,
-                                            follow=run_over is not None, stop=run_over):
+            async for rec in b.logs.read(c, query, follow=run_over is not None, stop=run_over):
                 if not wanted[rec.stream]:
                     continue
                 data = rec.data
