@@ -14,6 +14,8 @@ import asyncio
 
 from aiohttp import web
 
+from engine.api.app import API_VERSION
+
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 # Stdin buffered from the client beyond this pauses reading from it until the process catches up.
@@ -126,8 +128,6 @@ async def hijack(request: web.Request, *, multiplexed: bool) -> Hijacked:
 
 def api_at_least(request: web.Request, version: tuple[int, int]) -> bool:
     """A request without a version prefix is served at the newest version."""
-    asked = request.match_info.get("api_version")
-    if asked is None:
-        return True
+    asked = request.match_info.get("api_version") or API_VERSION
     major, _, minor = asked.partition(".")
     return (int(major), int(minor)) >= version

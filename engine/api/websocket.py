@@ -16,8 +16,9 @@ _STDIN_QUEUE = 256  # messages buffered from the client before reading from it p
 
 
 class WebSocketClient:
-    def __init__(self, ws: web.WebSocketResponse, *, binary: bool) -> None:
+    def __init__(self, ws: web.WebSocketResponse, *, binary: bool, stdin: bool) -> None:
         self._ws = ws
+        self._stdin = stdin  # without it, messages are dropped: the close that ends the attach stays readable
         self._opcode = WSMsgType.BINARY if binary else WSMsgType.TEXT
         self.lost = asyncio.Event()
         self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue(_STDIN_QUEUE)
@@ -26,6 +27,8 @@ class WebSocketClient:
     async def _receive(self) -> None:
         try:
             async for msg in self._ws:
+                if not self._stdin:
+                    continue
                 if msg.type == WSMsgType.BINARY:
                     await self._chunks.put(msg.data)
                 elif msg.type == WSMsgType.TEXT:

@@ -66,13 +66,14 @@ def parse_model(model: type[BaseModel], body: Any) -> Any:
 
 
 def _go_field_names(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
-    """Keys matched to fields as Go's JSON decoder does, case-insensitively (docker-py sends `detachKeys`)."""
+    """Keys matched to fields as Go's JSON decoder does: case-insensitively, the last one winning.
+
+    docker-py sends `detachKeys`, for one.
+    """
     fields = {name.lower(): name for name in model.model_fields}
     out: dict[str, Any] = {}
     for key, value in body.items():
-        name = key if key in model.model_fields else fields.get(key.lower(), key)
-        if name not in body or name == key:
-            out[name] = value
+        out[key if key in model.model_fields else fields.get(key.lower(), key)] = value
     return out
 
 

@@ -134,7 +134,7 @@ def raw_socket(s: object) -> socket.socket:
 
 def test_tty_stdin_reaches_the_shell_after_detach_and_attach(engine):
     """`docker run -it`, Ctrl-P Ctrl-Q, `docker attach`: what is typed reaches the shell; `exit 5` is its code."""
-    run = Terminal(engine.env(), "run", "-it", "--name", "xsh", "busybox", "sh")
+    run = Terminal(engine.env(), "run", "-it", "--network", "none", "--name", "xsh", "busybox", "sh")
     try:
         run.expect(b"# ")
         run.type(b"echo $((40+2))\r")
@@ -160,7 +160,7 @@ def test_tty_stdin_reaches_the_shell_after_detach_and_attach(engine):
 
 def test_non_tty_stdin_stays_open_across_attaches(sdk):
     """An OpenStdin container without StdinOnce: a client leaving does not close the process's stdin."""
-    c = sdk.containers.run("busybox", ["sh"], stdin_open=True, detach=True)
+    c = sdk.containers.run("busybox", ["sh"], stdin_open=True, detach=True, network_mode="none")
     first = sdk.api.attach_socket(c.id, params=STREAMS)
     raw_socket(first).sendall(b"echo $((40+2))\n")
     assert read_frames(raw_socket(first), b"42\n") == [(1, b"42\n")]
@@ -177,7 +177,9 @@ def test_non_tty_stdin_stays_open_across_attaches(sdk):
 
 def test_stdin_once_closes_the_stdin_when_the_client_ends_it(sdk):
     # The SDK asks for StdinOnce when it attaches stdin (not detach), as `docker run -i` does.
-    c = sdk.containers.get(sdk.api.create_container("busybox", ["sh", "-c", "cat; echo done"], stdin_open=True)["Id"])
+    created = sdk.api.create_container("busybox", ["sh", "-c", "cat; echo done"], stdin_open=True,
+                                       host_config=sdk.api.create_host_config(network_mode="none"))
+    c = sdk.containers.get(created["Id"])
     assert c.attrs["Config"]["StdinOnce"] is True
     sock = sdk.api.attach_socket(c.id, params=STREAMS)
     c.start()
@@ -193,7 +195,7 @@ def test_stdin_once_closes_the_stdin_when_the_client_ends_it(sdk):
 def test_detach_keys_from_the_cli_config_file(engine, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,x"}))
     env = dict(engine.env(), DOCKER_CONFIG=str(tmp_path))
-    ok(engine, "run", "-dit", "--name", "keys", "busybox", "sh")
+    ok(engine, "run", "-dit", "--network", "none", "--name", "keys", "busybox", "sh")
 
     attach = Terminal(env, "attach", "keys")
     try:
@@ -218,7 +220,7 @@ def test_detach_keys_from_the_cli_config_file(engine, tmp_path):
 
 
 def test_detach_keys_on_attach_and_exec_through_the_api(sdk):
-    c = sdk.containers.run("busybox", ["sh"], stdin_open=True, tty=True, detach=True)
+    c = sdk.containers.run("busybox", ["sh"], stdin_open=True, tty=True, detach=True, network_mode="none")
     sock = sdk.api.attach_socket(c.id, params={**STREAMS, "detachKeys": "ctrl-x,x"})
     raw_socket(sock).sendall(b"echo $((40+2))\n")
     read_raw(raw_socket(sock), b"42\r\n")
@@ -239,7 +241,7 @@ def test_detach_keys_on_attach_and_exec_through_the_api(sdk):
 
 
 def test_invalid_detach_keys_are_refused(sdk):
-    c = sdk.containers.run("busybox", ["sleep", "1000"], detach=True)
+    c = sdk.containers.run("busybox", ["sleep", "1000"], detach=True, network_mode="none")
     with pytest.raises(docker.errors.APIError) as attach:
         sdk.api.attach_socket(c.id, params={**STREAMS, "detachKeys": "ctrl-xx"})
     assert attach.value.status_code == 400
@@ -270,7 +272,7 @@ async def _ws_session(engine: EngineDaemon, path: str, send: list[bytes], needle
 
 def test_websocket_attach_echoes_through_cat(engine, sdk):
     c = sdk.containers.run("busybox", ["sh", "-c", "echo early; echo warn >&2; exec cat"], stdin_open=True,
-                           detach=True)
+                           detach=True, network_mode="none")
     for line in c.logs(stream=True, follow=True):
         if b"early" in line:
             break
@@ -291,7 +293,7 @@ def test_websocket_attach_echoes_through_cat(engine, sdk):
 
 
 def test_exec_inspect_reports_what_was_asked(sdk):
-    c = sdk.containers.run("busybox", ["sleep", "1000"], detach=True)
+    c = sdk.containers.run("busybox", ["sleep", "1000"], detach=True, network_mode="none")
     exec_id = sdk.api.exec_create(c.id, ["sh", "-c", "echo out; echo err >&2; exit 3"], user="root",
                                   privileged=False, detach_keys="ctrl-x,x")["Id"]
     assert sdk.api.exec_inspect(exec_id) == {
@@ -320,9 +322,11 @@ def test_exec_inspect_reports_what_was_asked(sdk):
 
 
 def test_hijacked_exec_start_content_type(engine, sdk):
-    c = sdk.containers.run("busybox", ["sleep", "1000"], detach=True)
-    for tty, expected in ((False, "application/vnd.docker.multiplexed-stream"),
-                          (True, "application/vnd.docker.raw-stream")):
+    """From API 1.42 the 101 names the multiplexed framing of a stream without a terminal (dockerd 20.10: 1.41)."""
+    c = sdk.containers.run("busybox", ["sleep", "1000"], detach=True, network_mode="none")
+    newest = tuple(int(n) for n in sdk.version()["ApiVersion"].split("."))
+    untty = "application/vnd.docker.multiplexed-stream" if newest >= (1, 42) else "application/vnd.docker.raw-stream"
+    for tty, expected in ((False, untty), (True, "application/vnd.docker.raw-stream")):
         exec_id = sdk.api.exec_create(c.id, ["true"], tty=tty)["Id"]
         body = json.dumps({"Detach": False, "Tty": tty}).encode()
         with socket.socket(socket.AF_UNIX) as s:

@@ -72,12 +72,13 @@ def register(r: Router, b: Backend) -> None:
         c, keys = target(request)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        conn = WebSocketClient(ws, binary=api_at_least(request, (1, 28)))
         # Before API 1.42 dockerd attached all three streams whatever the query said.
         chosen = api_at_least(request, (1, 42))
+        stdin = (boolean(q, "stdin") or not chosen) and bool(c.config.get("OpenStdin"))
+        conn = WebSocketClient(ws, binary=api_at_least(request, (1, 28)), stdin=stdin)
         try:
-            await pump(conn, c, q, keys, framed=False, stdin=boolean(q, "stdin") or not chosen,
-                       stdout=boolean(q, "stdout") or not chosen, stderr=boolean(q, "stderr") or not chosen)
+            await pump(conn, c, q, keys, framed=False, stdin=stdin, stdout=boolean(q, "stdout") or not chosen,
+                       stderr=boolean(q, "stderr") or not chosen)
         except ConnectionError:
             pass
         except Exception:
