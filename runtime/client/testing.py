@@ -285,6 +285,8 @@ class FakeRuntime:
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
                           keep_stdin_open: bool = False, namespace: str | None = None) -> CreatedTask:
         self._call("create_task")
+        if keep_stdin_open and not stdin:
+            raise InvalidArgument("keep_stdin_open needs stdin")
         if container_id not in self._containers:
             raise NotFound(f"container {container_id} not found")
         if container_id in self._tasks:

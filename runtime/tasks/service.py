@@ -84,6 +84,8 @@ class TaskService:
 
     async def create(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
                      keep_stdin_open: bool = False) -> TaskState:
+        if keep_stdin_open and not stdin:
+            raise InvalidArgument("keep_stdin_open needs stdin")
         ns = require_namespace()
         key = (ns, container_id)
         async with self._table.lock(key):
