@@ -10,11 +10,18 @@ dockerd's rules, which clients rely on:
 from __future__ import annotations
 
 import asyncio
+from enum import Enum
 from typing import Protocol
 
 from engine.api.streams import STDERR, STDOUT, frame
 from runtime import client as rt
 from runtime.client.attach import Attachment
+
+
+class Outcome(Enum):
+    EXITED = "exited"  # the process's output ended: it exited
+    DETACHED = "detached"  # the client typed the detach keys
+    LEFT = "left"  # the client went away or ended its stdin where that ends its attach
 
 
 class ClientStream(Protocol):
@@ -51,14 +58,14 @@ class _DetachScanner:
 
 
 async def bridge(conn: ClientStream, att: Attachment, *, tty: bool, framed: bool, stdin: bool, stdout: bool,
-                 stderr: bool, close_stdin: bool, detach_keys: bytes | None) -> bool:
+                 stderr: bool, close_stdin: bool, detach_keys: bytes | None) -> Outcome:
     """Pump a process's output to the client and the client's bytes to its stdin, until the output ends.
 
-    Output is in stdcopy frames when `framed`, raw otherwise. Returns True if it ended because
-    the output did (the process exited); False if the client went away, typed the detach keys
-    or ended its stdin where that ends the attach (see the module's docstring).
+    Output is in stdcopy frames when `framed`, raw otherwise. Ends early when the client goes
+    away, types the detach keys, or ends its stdin where that ends the attach (see above).
     """
     wanted = {STDOUT: stdout, STDERR: stderr}
+    detached = asyncio.Event()
 
     async def output() -> None:
         while (chunk := await att.read()) is not None:
@@ -70,12 +77,13 @@ async def bridge(conn: ClientStream, att: Attachment, *, tty: bool, framed: bool
         scanner = _DetachScanner(detach_keys) if tty and detach_keys else None
         try:
             while (data := await conn.read()) is not None:
-                detached = False
+                typed = False
                 if scanner is not None:
-                    data, detached = scanner.feed(data)
+                    data, typed = scanner.feed(data)
                 if data:
                     await att.write(data)
-                if detached:
+                if typed:
+                    detached.set()
                     return
         except rt.FailedPrecondition:
             pass  # the process closed its stdin: it may still be writing
@@ -96,4 +104,6 @@ async def bridge(conn: ClientStream, att: Attachment, *, tty: bool, framed: bool
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         att.close()
-    return out.done() and not out.cancelled() and out.exception() is None
+    if out.done() and not out.cancelled() and out.exception() is None:
+        return Outcome.EXITED
+    return Outcome.DETACHED if detached.is_set() else Outcome.LEFT

@@ -202,6 +202,10 @@ class ExecService:
         self._event(e, "exec_die", exitCode=str(e.exit_code))
         await self._discard(e)
 
+    def detached(self, e: Exec) -> None:
+        """Its client typed the detach keys; the process runs on."""
+        self._event(e, "exec_detach")
+
     def finish_later(self, e: Exec) -> None:
         """finish() once the process exits, for a process nobody is attached to any more."""
         task = asyncio.create_task(self.finish(e), name=f"exec-{e.id[:12]}")

@@ -220,6 +220,7 @@ def test_detach_keys_from_the_cli_config_file(engine, tmp_path):
 
 
 def test_detach_keys_on_attach_and_exec_through_the_api(sdk):
+    t0 = int(time.time()) - 1
     c = sdk.containers.run("busybox", ["sh"], stdin_open=True, tty=True, detach=True, network_mode="none")
     sock = sdk.api.attach_socket(c.id, params={**STREAMS, "detachKeys": "ctrl-x,x"})
     raw_socket(sock).sendall(b"echo $((40+2))\n")
@@ -238,6 +239,9 @@ def test_detach_keys_on_attach_and_exec_through_the_api(sdk):
     info = sdk.api.exec_inspect(exec_id)
     assert info["Running"] is True and info["ExitCode"] is None
     assert base64.b64decode(info["DetachKeys"]) == b"\x01\x7f"
+    actions = [ev["Action"] for ev in sdk.events(since=t0, until=int(time.time()) + 1, decode=True,
+                                                  filters={"container": c.id})]
+    assert "detach" in actions and "exec_detach" in actions, actions
 
 
 def test_invalid_detach_keys_are_refused(sdk):

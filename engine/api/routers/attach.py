@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from engine.api.app import Router
-from engine.api.bridge import ClientStream, bridge
+from engine.api.bridge import ClientStream, Outcome, bridge
 from engine.api.hijack import api_at_least, hijack
 from engine.api.query import boolean
 from engine.api.streams import STDERR, STDOUT, frame, until
@@ -48,9 +48,11 @@ def register(r: Router, b: Backend) -> None:
         if boolean(q, "stream"):
             att = await until(b.run.attachment(c), conn.lost.wait())
             if att is not None:
-                await bridge(conn, att, tty=tty, framed=framed, stdin=stdin and bool(c.config.get("OpenStdin")),
-                             stdout=stdout, stderr=stderr, close_stdin=closes_stdin_after_attach(c.config),
-                             detach_keys=keys)
+                outcome = await bridge(conn, att, tty=tty, framed=framed,
+                                       stdin=stdin and bool(c.config.get("OpenStdin")), stdout=stdout, stderr=stderr,
+                                       close_stdin=closes_stdin_after_attach(c.config), detach_keys=keys)
+                if outcome is Outcome.DETACHED:
+                    b.events.container(c, "detach")
 
     async def attach(request: web.Request) -> web.StreamResponse:
         q = request.query

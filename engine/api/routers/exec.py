@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from engine.api.app import Router
-from engine.api.bridge import bridge
+from engine.api.bridge import Outcome, bridge
 from engine.api.hijack import hijack
 from engine.api.resize import terminal_size
 from engine.api.responses import json_response, read_json
@@ -50,10 +50,12 @@ def register(r: Router, b: Backend) -> None:
             return conn.response
         # Past the 101 no error response can be sent: a failure just ends the stream.
         try:
-            ended = await bridge(conn, att, tty=bool(c.Tty), framed=framed, stdin=bool(c.AttachStdin),
-                                 stdout=bool(c.AttachStdout), stderr=bool(c.AttachStderr), close_stdin=True,
-                                 detach_keys=e.detach_keys)
-            if ended:
+            outcome = await bridge(conn, att, tty=bool(c.Tty), framed=framed, stdin=bool(c.AttachStdin),
+                                   stdout=bool(c.AttachStdout), stderr=bool(c.AttachStderr), close_stdin=True,
+                                   detach_keys=e.detach_keys)
+            if outcome is Outcome.DETACHED:
+                execs.detached(e)
+            if outcome is Outcome.EXITED:
                 # The CLI reads the exit code as soon as the stream ends.
                 await execs.finish(e)
             else:
