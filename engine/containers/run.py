@@ -20,6 +20,7 @@ from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
 from engine.containers.live import Live, Lives, settle
 from engine.containers.state import Status
+from engine.containers.stdin import keeps_stdin_open
 from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.errors import Conflict, EngineError, NotModified
@@ -99,7 +100,8 @@ class RunControl:
         if wiring.done() and wiring.exception() is not None:
             await wiring  # the namespace itself could not be made: nothing was created
         try:
-            task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")))
+            task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")),
+                                           keep_stdin_open=keeps_stdin_open(c.config))
         except rt.RuntimeError_ as e:
             wired = (await asyncio.gather(wiring, return_exceptions=True))[0]
             await self._networks.stop(c.id)
@@ -138,13 +140,13 @@ class RunControl:
             self.health.start(c.id, c.config, c.health, c.state.started_at or time.time())
         log.info("started container=%s pid=%d", c.id, task.pid)
 
-    async def _create_task(self, cid: str, tty: bool, stdin: bool) -> CreatedTask:
+    async def _create_task(self, cid: str, tty: bool, stdin: bool, *, keep_stdin_open: bool) -> CreatedTask:
         try:
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open)
         except rt.AlreadyExists:
             # A run whose exit was recorded but whose task could not be deleted then.
             await self._rt.delete_task(cid, force=True)
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open)
 
     async def _hand_over(self, live: Live, socket: str) -> None:
         """Connect every attach waiting for this start, before the process can write a byte."""

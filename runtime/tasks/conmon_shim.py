@@ -24,11 +24,12 @@ class ConmonShim:
         self._runc = Runc(runc_root, runtime_path)
         self._pending: dict[tuple[str, str], conmon.PendingExec] = {}
 
-    async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool) -> int:
+    async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool,
+                     keep_stdin_open: bool = False) -> int:
         p = await conmon.create_task(
             task_id, paths.bundle, runc_root=self._runc_root, state_dir=paths.state_dir, log_path=paths.log_path,
-            exit_dir=paths.exit_dir, terminal=terminal, stdin=stdin, runtime_path=self._runtime_path,
-            conmon_path=self._conmon_path, log_size_max=self._log_size_max,
+            exit_dir=paths.exit_dir, terminal=terminal, stdin=stdin, leave_stdin_open=keep_stdin_open,
+            runtime_path=self._runtime_path, conmon_path=self._conmon_path, log_size_max=self._log_size_max,
         )
         return p.pid
 

@@ -1,4 +1,4 @@
-"""/containers: create, inspect, list, lifecycle, wait, attach, logs (CLIENT-FLOWS §5.1, §5.4-5.11)."""
+"""/containers: create, inspect, list, lifecycle, wait, logs (CLIENT-FLOWS §5.1, §5.4-5.11)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +10,6 @@ from aiohttp import web
 
 from engine.api import versions
 from engine.api.app import Router
-from engine.api.hijack import bridge, hijack, parse_detach_keys
 from engine.api.query import boolean, filters, integer
 from engine.api.resize import terminal_size
 from engine.api.responses import empty, json_response, read_json
@@ -18,8 +17,8 @@ from engine.api.streams import STDERR, STDOUT, disconnected, frame, open_stream,
 from engine.backend import Backend
 from engine.containers.options import parse
 from engine.containers.run import WaitCondition
-from engine.containers.state import Status, rfc3339
-from engine.errors import Conflict, InvalidArgument, NotImplemented_
+from engine.containers.state import rfc3339
+from engine.errors import InvalidArgument, NotImplemented_
 from engine.logs.reader import Query
 
 log = logging.getLogger("engine.api.containers")
@@ -105,37 +104,6 @@ def register(r: Router, b: Backend) -> None:
                 await resp.write(b'{"Error":null,"StatusCode":%d}\n' % code)
         return resp
 
-    async def attach(request: web.Request) -> web.StreamResponse:
-        q = request.query
-        c = svc.get(request.match_info["id"])
-        if c.state.status == Status.PAUSED:
-            raise Conflict("You cannot attach to a paused container, unpause it first")
-        try:
-            keys = parse_detach_keys(q.get("detachKeys"))
-        except ValueError as e:
-            raise InvalidArgument(str(e)) from None
-        tty = bool(c.config.get("Tty"))
-        stdout, stderr = boolean(q, "stdout"), boolean(q, "stderr")
-        conn = await hijack(request)
-        # Past the 101 no error response can be sent: a failure just ends the stream.
-        try:
-            if boolean(q, "logs") and b.logs.readable(c):
-                async for rec in b.logs.read(c, Query()):
-                    stream = STDOUT if rec.stream == "stdout" else STDERR
-                    if (stdout, stderr)[stream - 1]:
-                        await conn.write(rec.data if tty else frame(stream, rec.data))
-            if boolean(q, "stream"):
-                att = await until(b.run.attachment(c), conn.lost.wait())
-                if att is not None:
-                    await bridge(conn, att, tty=tty, stdin=boolean(q, "stdin") and bool(c.config.get("OpenStdin")),
-                                 stdout=stdout, stderr=stderr, close_stdin=bool(c.config.get("StdinOnce")),
-                                 detach_keys=keys)
-        except ConnectionError:
-            pass
-        except Exception:
-            log.exception("attach to container=%s failed after the upgrade", c.id)
-        return conn.response
-
     async def logs(request: web.Request) -> web.StreamResponse:
         q = request.query
         c = svc.get(request.match_info["id"])
@@ -177,7 +145,6 @@ def register(r: Router, b: Backend) -> None:
     r.add("POST", "/containers/{id}/rename", rename)
     r.add("POST", "/containers/{id}/resize", resize)
     r.add("POST", "/containers/{id}/wait", wait)
-    r.add("POST", "/containers/{id}/attach", attach)
     r.add("GET", "/containers/{id}/top", top)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("DELETE", "/containers/{id}", remove)
