@@ -16,11 +16,13 @@ from engine.containers import names
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
 from engine.containers.live import Lives
-from engine.containers.options import CreateRequest, volume_mounts
+from engine.containers.mounts import volume_mounts
+from engine.containers.request import CreateRequest
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
 from engine.containers.store import Container, ContainerStore
 from engine.errors import EngineError
 from engine.events import EventBus
+from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
 from runtime.client import RuntimeAPI
@@ -93,7 +95,9 @@ class Creator:
                                                                                list[dict[str, Any]]]:
         """The volumes (made now when new, as Docker does) and their spec mounts."""
         resolved, mounts = [], []
-        for want in volume_mounts(req, p.image_volumes):
+        hc = req.HostConfig
+        for want in volume_mounts(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {}, list(req.Volumes or {}),
+                                  list(p.image_volumes or {})):
             fresh = want["name"] is None or self._volumes.store.find(want["name"]) is None
             v = await self._volumes.create(want["name"], anonymous=want["name"] is None)
             resolved.append({"name": v.name, "destination": want["destination"], "read_only": want["read_only"],
@@ -110,8 +114,7 @@ class Creator:
         async with self._lives.of(c.id).lock:
             c = self._lives.current(ref, c.id)
             await self._networks.connect(network_id, c.id, cfg, running=c.state.running,
-                                         hostname=c.config.get("Hostname") or c.id[:12],
-                                         domainname=c.config.get("Domainname") or "")
+                                         etc=EtcConfig.of(c.id, c.config, c.host_config))
 
     async def disconnect(self, ref: str, network_id: str) -> None:
         c = self._store.get(ref)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.containers import filters, views
-from engine.containers.options import inspect_mounts
+from engine.containers.mounts import inspect_mounts
 from engine.containers.store import Container, ContainerStore
 
 

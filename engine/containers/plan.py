@@ -16,14 +16,8 @@ from typing import Any
 from engine.containers.health import ON_FAILURE_ACTIONS, ON_FAILURE_LABEL
 from engine.containers.hostlimits import discard_unsupported
 from engine.containers.images import Image
-from engine.containers.options import (
-    CreateRequest,
-    RestartPolicyModel,
-    hostname_for,
-    inspect_config,
-    inspect_host_config,
-    runtime_options,
-)
+from engine.containers.options import hostname_for, inspect_config, inspect_host_config, runtime_options
+from engine.containers.request import CreateRequest, RestartPolicyModel
 from engine.containers.resources import restart_policy
 from engine.errors import InvalidArgument
 from engine.networks.ports import requested as requested_ports
@@ -53,12 +47,28 @@ class CreatePlan:
 
 
 def network_choice(req: CreateRequest) -> NetworkChoice:
-    mode = req.HostConfig.NetworkMode or "default"
+    # A disabled network is dockerd's "none": a namespace with loopback only.
+    mode = "none" if req.NetworkDisabled else req.HostConfig.NetworkMode or "default"
     endpoints = (req.NetworkingConfig or {}).get("EndpointsConfig")
     if endpoints is not None and not isinstance(endpoints, dict):
         raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
     joins = mode.split(":", 1)[1] if mode.startswith("container:") else None
+    _check_etc_options(req, mode, joins is not None)
     return NetworkChoice(mode=mode, joins=joins, endpoints=endpoints)
+
+
+def _check_etc_options(req: CreateRequest, mode: str, joins: bool) -> None:
+    """DNS options and extra hosts go into the container's own resolv.conf and hosts, which only a container
+    on a bridge network has here."""
+    hc = req.HostConfig
+    dns = next((f for f in ("Dns", "DnsSearch", "DnsOptions") if getattr(hc, f)), None)
+    if joins and dns:
+        raise InvalidArgument("conflicting options: dns and the network mode")
+    if joins and hc.ExtraHosts:
+        raise InvalidArgument("conflicting options: custom host-to-IP mapping and the network mode")
+    field = dns or ("ExtraHosts" if hc.ExtraHosts else None)
+    if field and mode in ("host", "none"):
+        raise InvalidArgument(f"{field} is not supported by this engine with network mode {mode}")
 
 
 # dockerd's floor for the healthcheck's durations (container.MinimumDuration), in nanoseconds.
@@ -95,14 +105,14 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     warnings = discard_unsupported(req.HostConfig, features)
     hostname = hostname_for(req, cid)
     config = inspect_config(req, image, hostname)
-    host_config = inspect_host_config(req)
+    host_config = inspect_host_config(req, features)
     requested_ports(config.get("ExposedPorts") or {}, host_config["PortBindings"],
                     bool(req.HostConfig.PublishAllPorts))
     argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
     if not argv:
         raise InvalidArgument("No command specified")
     _check_healthcheck(config.get("Healthcheck"))
-    options = runtime_options(req, hostname)
+    options = runtime_options(req, hostname, features)
     # The process is Docker's merge of request and image, made here; the runtime takes it as given.
     options.update(args=argv, env=config["Env"], cwd=config["WorkingDir"] or None, user=config["User"] or None)
     return CreatePlan(hostname=hostname, config=config, host_config=host_config, path=argv[0] if argv else "",

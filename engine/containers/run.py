@@ -24,6 +24,7 @@ from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.errors import Conflict, EngineError, NotModified
 from engine.events import EventBus
+from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
 from runtime import client as rt
@@ -87,7 +88,7 @@ class RunControl:
         # netavark wires the namespace while the runtime creates the task that joins it.
         netns_ready = asyncio.Event()
         wiring = asyncio.ensure_future(self._networks.start(
-            c.id, hostname=c.config.get("Hostname") or c.id[:12], domainname=c.config.get("Domainname") or "",
+            c.id, etc=EtcConfig.of(c.id, c.config, c.host_config),
             exposed=list(c.config.get("ExposedPorts") or {}), port_bindings=c.host_config.get("PortBindings"),
             publish_all=bool(c.host_config.get("PublishAllPorts")), netns_ready=netns_ready))
         waiter = asyncio.ensure_future(netns_ready.wait())

@@ -24,6 +24,7 @@ from typing import Any
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from engine.networks import etcfiles, ipam
 from engine.networks.driver import Attachment, NetworkDriver
+from engine.networks.etcfiles import EtcConfig
 from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
 from engine.networks.netns import NetnsDir
 from engine.networks.ports import PortTable, docker_ports, requested
@@ -225,8 +226,7 @@ class NetworkService:
     def _ips_on(self, n: Network) -> builtins.list[str]:
         return [e.ip for e in self.store.endpoints_on(n.id) if e.ip]
 
-    async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, hostname: str,
-                      domainname: str) -> None:
+    async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, etc: EtcConfig) -> None:
         n = self.store.get(ref)
         if n.driver != "bridge":
             raise Forbidden(f"container cannot be connected to network {n.name}: only bridge networks can be "
@@ -239,7 +239,7 @@ class NetworkService:
             if not running or sb is None:
                 return
             try:
-                await self._wire(sb, [e], hostname, domainname, ports=False)
+                await self._wire(sb, [e], etc, ports=False)
             except BaseException:
                 await self.store.delete_endpoint(e)
                 raise
@@ -280,7 +280,7 @@ class NetworkService:
         return [{"type": "bind", "source": str(base / name), "destination": f"/etc/{name}",
                  "options": ["rbind", "rw"]} for name in ("hosts", "resolv.conf")]
 
-    async def start(self, cid: str, *, hostname: str, domainname: str, exposed: Iterable[str],
+    async def start(self, cid: str, *, etc: EtcConfig, exposed: Iterable[str],
                     port_bindings: dict[str, Any] | None, publish_all: bool,
                     netns_ready: asyncio.Event | None = None) -> None:
         """Namespace, addresses, interfaces, ports, /etc files: all before the process runs.
@@ -307,13 +307,13 @@ class NetworkService:
                 netns_ready.set()
             sb = Sandbox(container_id=cid, netns=netns, ports=ports)
             try:
-                await self._wire(sb, endpoints, hostname, domainname, ports=True)
+                await self._wire(sb, endpoints, etc, ports=True)
             except BaseException:
                 await self._stop_locked(cid, sb)
                 raise
         log.info("network up container=%s networks=%d ports=%d", cid[:12], len(endpoints), len(sb.ports))
 
-    async def _wire(self, sb: Sandbox, new: builtins.list[Endpoint], hostname: str, domainname: str, *,
+    async def _wire(self, sb: Sandbox, new: builtins.list[Endpoint], etc: EtcConfig, *,
                     ports: bool) -> None:
         cid = sb.container_id
         fresh = {e.id for e in new}
@@ -342,14 +342,15 @@ class NetworkService:
             if iface is not None:
                 e.mac = iface.mac
         await self.store.save_sandbox(sb, new)
-        await asyncio.to_thread(self._write_etc, cid, hostname, domainname)
+        await asyncio.to_thread(self._write_etc, cid, etc)
 
-    def _write_etc(self, cid: str, hostname: str, domainname: str) -> None:
+    def _write_etc(self, cid: str, etc: EtcConfig) -> None:
         base = self.files_root / cid
         endpoints = [(self.store.get(e.network_id), e) for e in self.store.endpoints_of(cid) if e.ip]
-        (base / "hosts").write_text(etcfiles.hosts(hostname, domainname, [e.ip for _, e in endpoints if e.ip]))
+        host_gateway = self.store.get(BRIDGE).gateway
+        (base / "hosts").write_text(etcfiles.hosts(etc, [e.ip for _, e in endpoints if e.ip], host_gateway))
         resolvers = [n.gateway for n, _ in endpoints if n.dns and n.gateway]
-        (base / "resolv.conf").write_text(etcfiles.resolv_conf(resolvers))
+        (base / "resolv.conf").write_text(etcfiles.resolv_conf(etc, resolvers))
 
     async def stop(self, cid: str) -> None:
         """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go."""

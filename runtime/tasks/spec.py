@@ -77,7 +77,8 @@ def _namespaces(opts: SpecOptions) -> list[dict[str, str]]:
         ns.append({"type": "uts"})
     ns.append({"type": "mount"})
     # Docker's "private" cgroupns default applies to v2 hosts only; on v1 it is "host".
-    if cgroups.detect_mode() is cgroups.CgroupMode.UNIFIED:
+    cgroupns = opts.cgroupns or ("private" if cgroups.detect_mode() is cgroups.CgroupMode.UNIFIED else "host")
+    if cgroupns == "private":
         ns.append({"type": "cgroup"})
     return ns
 

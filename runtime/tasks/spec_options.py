@@ -81,6 +81,8 @@ class SpecOptions(ResourceOptions):
     pid_mode: Literal["host"] | None = None
     ipc_mode: Literal["host"] | None = None
     uts_mode: Literal["host"] | None = None
+    cgroupns: Literal["host", "private"] | None = None  # None: private on cgroup v2 hosts, the host's on v1
+    shm_size: int | None = Field(default=None, gt=0)  # bytes of the private /dev/shm; None: 64 MiB
     seccomp: str = "default"  # "default", "unconfined", a profile path or the profile JSON
     masked_paths: list[str] | None = None
     readonly_paths: list[str] | None = None

@@ -410,6 +410,11 @@ def test_invalid_mounts(rootfs: Path, mounts: list[SpecMount], message: str) -> 
         gen(rootfs, mounts=mounts)
 
 
+def test_shm_size(rootfs: Path) -> None:
+    assert "size=67108864" in mount_at(gen(rootfs), "/dev/shm")["options"]
+    assert "size=1048576" in mount_at(gen(rootfs, shm_size=1 << 20), "/dev/shm")["options"]
+
+
 def test_ipc_host_binds_host_shm(rootfs: Path) -> None:
     s = gen(rootfs, ipc_mode="host")
     assert mount_at(s, "/dev/shm")["type"] == "bind" and mount_at(s, "/dev/shm")["source"] == "/dev/shm"
@@ -448,6 +453,10 @@ def test_pid_host_and_cgroup_namespace(rootfs: Path, monkeypatch: pytest.MonkeyP
     assert "pid" not in [n["type"] for n in gen(rootfs, pid_mode="host")["linux"]["namespaces"]]
     monkeypatch.setattr(cgroups, "detect_mode", lambda: cgroups.CgroupMode.UNIFIED)
     assert {"type": "cgroup"} in gen(rootfs)["linux"]["namespaces"]
+    assert {"type": "cgroup"} not in gen(rootfs, cgroupns="host")["linux"]["namespaces"]
+    monkeypatch.setattr(cgroups, "detect_mode", lambda: cgroups.CgroupMode.HYBRID)
+    assert {"type": "cgroup"} not in gen(rootfs)["linux"]["namespaces"]
+    assert {"type": "cgroup"} in gen(rootfs, cgroupns="private")["linux"]["namespaces"]
 
 
 def test_sysctls(rootfs: Path) -> None:

@@ -1,0 +1,96 @@
+"""dockerd's checks on the HostConfig values this engine takes, with its words where it has them.
+
+fields.py refuses the fields this engine does not implement at all; here are the values of
+honoured fields it takes only in part (a log driver, a runtime, namespace modes), checked the
+way dockerd checks them, so a value outside them is a 400 that names it and never a silent default.
+"""
+from __future__ import annotations
+
+import ipaddress
+from engine.containers.request import HostConfigModel
+from engine.errors import InvalidArgument
+from engine.networks.etcfiles import split_extra_host
+
+# The only runtime this engine runs, as a dockerd without a `runtimes` map in daemon.json.
+RUNTIMES = ("runc",)
+# What this engine writes: conmon's log files, served as json-file's are.
+LOG_DRIVERS = ("json-file",)
+
+
+def check(hc: HostConfigModel) -> None:
+    _check_log_config(hc)
+    if hc.Runtime and hc.Runtime not in RUNTIMES:
+        raise InvalidArgument(f"Unknown runtime specified {hc.Runtime}")
+    if hc.Isolation and hc.Isolation != "default":
+        raise InvalidArgument(f"Invalid isolation: {hc.Isolation!r} - linux only supports 'default'")
+    if hc.UsernsMode and hc.UsernsMode != "host":
+        raise InvalidArgument(f"UsernsMode {hc.UsernsMode!r} is not supported by this engine: user namespace "
+                              "remapping is not enabled")
+    if hc.CgroupnsMode and hc.CgroupnsMode not in ("private", "host"):
+        raise InvalidArgument(f"invalid cgroup namespace mode: {hc.CgroupnsMode}")
+    if (hc.ShmSize or 0) < 0:
+        raise InvalidArgument("SHM size can not be less than 0")
+    _check_modes(hc)
+    _check_security_opts(hc.SecurityOpt or [])
+    for server in hc.Dns or []:
+        _check_ip(server, "Dns")
+    for entry in hc.ExtraHosts or []:
+        _check_extra_host(entry)
+
+
+def _check_log_config(hc: HostConfigModel) -> None:
+    log_config = hc.LogConfig
+    if log_config is None:
+        return
+    if log_config.Type and log_config.Type not in LOG_DRIVERS:
+        raise InvalidArgument(f"LogConfig.Type {log_config.Type!r} (--log-driver) is not supported by this engine: "
+                              f"only {', '.join(LOG_DRIVERS)}")
+    options = sorted(k for k, v in (log_config.Config or {}).items() if v)
+    if options:
+        raise InvalidArgument(f"LogConfig.Config {', '.join(options)} (--log-opt) is not supported by this engine")
+
+
+def _check_modes(hc: HostConfigModel) -> None:
+    """Namespace modes: the host's or a private one; joining another container's is not implemented."""
+    for field, value, valid in (("IpcMode", hc.IpcMode, ("private", "shareable", "host")),
+                                ("PidMode", hc.PidMode, ("host",)),
+                                ("UTSMode", hc.UTSMode, ("host",))):
+        if not value or value in valid:
+            continue
+        if value == "none" or value.startswith("container:"):
+            raise InvalidArgument(f"{field} {value!r} is not supported by this engine")
+        raise InvalidArgument(f"invalid {field.removesuffix('Mode').upper()} mode: {value}")
+
+
+def _check_security_opts(opts: list[str]) -> None:
+    """The options dockerd knows; those this engine has no means to apply (an AppArmor profile, SELinux labels)
+    are refused rather than dropped."""
+    for opt in opts:
+        if opt == "no-new-privileges":
+            continue
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if not sep:
+            raise InvalidArgument(f"invalid --security-opt 1: {opt!r}")
+        if key == "seccomp" or key == "no-new-privileges" and value in ("true", "false"):
+            continue
+        if (key, value) in (("apparmor", "unconfined"), ("label", "disable")):
+            continue
+        if key in ("apparmor", "label"):
+            raise InvalidArgument(f"SecurityOpt {opt!r} is not supported by this engine")
+        raise InvalidArgument(f"invalid --security-opt 2: {opt!r}")
+
+
+def _check_ip(value: str, field: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid IP address in {field}: {value!r}") from None
+
+
+def _check_extra_host(entry: str) -> None:
+    try:
+        split_extra_host(entry)
+    except ValueError:
+        raise InvalidArgument(f"invalid ExtraHosts entry (--add-host) {entry!r}: use name:address") from None

@@ -1,0 +1,141 @@
+"""Create fields beyond the basics, each shown taking effect inside the container; the refused ones get a 400
+naming them (engine/containers/fields.py lists which is which)."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.integration import test_engine_containers as containers
+from tests.integration.test_engine_containers import cli, ok
+
+engine, no_leftovers = containers.engine, containers.no_leftovers
+
+
+def run(engine, *args: str) -> str:
+    return ok(engine, "run", "--rm", *args)
+
+
+def test_dns_servers_search_and_options_in_resolv_conf(engine) -> None:
+    resolv = run(engine, "--dns", "192.0.2.53", "--dns", "192.0.2.54", "--dns-search", "a.test",
+                 "--dns-search", "b.test", "--dns-option", "ndots:2", "busybox", "cat", "/etc/resolv.conf")
+    assert resolv.splitlines() == ["nameserver 192.0.2.53", "nameserver 192.0.2.54", "search a.test b.test",
+                                   "options ndots:2"]
+    host = Path("/etc/resolv.conf").read_text()
+    default = run(engine, "busybox", "cat", "/etc/resolv.conf")
+    assert "192.0.2.53" not in default and ("search" in default) == any(
+        line.startswith(("search", "domain")) for line in host.splitlines())
+
+
+def test_extra_hosts_and_host_gateway_in_etc_hosts(engine) -> None:
+    gateway = json.loads(ok(engine, "network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]["Gateway"]
+    hosts = run(engine, "--add-host", "db.test:192.0.2.10", "--add-host", "gw.test:host-gateway", "busybox",
+                "cat", "/etc/hosts")
+    assert "192.0.2.10\tdb.test\n" in hosts and f"{gateway}\tgw.test\n" in hosts
+    ok(engine, "create", "--name", "hosted", "--add-host", "db.test:192.0.2.10", "busybox")
+    assert json.loads(ok(engine, "inspect", "--format", "{{json .HostConfig.ExtraHosts}}", "hosted")) == [
+        "db.test:192.0.2.10"]
+
+
+def test_dns_and_extra_hosts_refused_where_the_container_has_no_files_of_its_own(engine) -> None:
+    out = cli(engine, "run", "--rm", "--network", "host", "--dns", "192.0.2.53", "busybox", "true")
+    assert out.returncode != 0 and "Dns is not supported" in out.stderr
+    ok(engine, "run", "-d", "--name", "netowner", "busybox", "sleep", "100")
+    out = cli(engine, "run", "--rm", "--network", "container:netowner", "--add-host", "a:192.0.2.1", "busybox", "true")
+    assert out.returncode != 0 and "conflicting options: custom host-to-IP mapping" in out.stderr
+
+
+def _shm_size(mounts: str) -> str:
+    line = next(line for line in mounts.splitlines() if line.split()[1] == "/dev/shm")
+    return next(o for o in line.split()[3].split(",") if o.startswith("size="))
+
+
+def test_shm_size(engine) -> None:
+    assert _shm_size(run(engine, "busybox", "cat", "/proc/mounts")) == "size=65536k"
+    assert _shm_size(run(engine, "--shm-size", "2m", "busybox", "cat", "/proc/mounts")) == "size=2048k"
+    ok(engine, "create", "--name", "shm", "busybox")
+    assert ok(engine, "inspect", "--format", "{{.HostConfig.ShmSize}}", "shm").strip() == "67108864"
+    out = cli(engine, "run", "--rm", "--shm-size", "-1", "busybox", "true")
+    assert out.returncode != 0
+
+
+def test_cgroup_parent(engine) -> None:
+    parent = f"/pyengine-test-{secrets.token_hex(4)}"
+    try:
+        ok(engine, "run", "-d", "--name", "parented", "--cgroup-parent", parent, "busybox", "sleep", "100")
+        cid = ok(engine, "inspect", "--format", "{{.Id}}", "parented").strip()
+        cgroups = ok(engine, "exec", "parented", "cat", "/proc/self/cgroup")
+        assert f"{parent}/{cid}" in cgroups
+        assert ok(engine, "inspect", "--format", "{{.HostConfig.CgroupParent}}", "parented").strip() == parent
+    finally:
+        engine.reset()
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            if (hierarchy / parent.lstrip("/")).is_dir():
+                os.rmdir(hierarchy / parent.lstrip("/"))
+
+
+def test_cgroupns_modes(engine) -> None:
+    host_ns = os.readlink("/proc/self/ns/cgroup")
+    assert run(engine, "--cgroupns", "host", "busybox", "readlink", "/proc/self/ns/cgroup").strip() == host_ns
+    assert run(engine, "--cgroupns", "private", "busybox", "readlink", "/proc/self/ns/cgroup").strip() != host_ns
+    ok(engine, "create", "--name", "ns", "--cgroupns", "private", "busybox")
+    assert ok(engine, "inspect", "--format", "{{.HostConfig.CgroupnsMode}}", "ns").strip() == "private"
+
+
+def test_masked_and_readonly_paths(engine) -> None:
+    api = docker.APIClient(base_url=engine.host)
+    try:
+        c = api.create_container("busybox", ["sh", "-c", "cat /proc/version; echo x > /srv/f && echo wrote"],
+                                 host_config={"MaskedPaths": ["/proc/version"], "ReadonlyPaths": ["/srv"]})
+        api.start(c["Id"])
+        assert api.wait(c["Id"])["StatusCode"] != 0
+        assert b"Linux" not in api.logs(c["Id"]) and b"wrote" not in api.logs(c["Id"])
+        hc = api.inspect_container(c["Id"])["HostConfig"]
+        assert (hc["MaskedPaths"], hc["ReadonlyPaths"]) == (["/proc/version"], ["/srv"])
+        default = api.inspect_container(api.create_container("busybox", ["true"])["Id"])["HostConfig"]
+        assert "/proc/kcore" in default["MaskedPaths"] and "/proc/sys" in default["ReadonlyPaths"]
+        privileged = api.create_container("busybox", ["true"], host_config={"Privileged": True})
+        assert api.inspect_container(privileged["Id"])["HostConfig"]["MaskedPaths"] is None
+    finally:
+        api.close()
+    assert "Linux" in run(engine, "busybox", "cat", "/proc/version")
+
+
+def test_runtime_runc_only(engine) -> None:
+    assert run(engine, "--runtime", "runc", "busybox", "echo", "ran") == "ran\n"
+    out = cli(engine, "run", "--rm", "--runtime", "crun", "busybox", "true")
+    assert out.returncode != 0 and "Unknown runtime specified crun" in out.stderr
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--volumes-from", "other"], "VolumesFrom"),
+    (["--link", "other:alias"], "Links"),
+    (["--mac-address", "02:42:ac:11:00:99"], "MacAddress"),
+    (["--memory-swappiness", "10"], "MemorySwappiness"),
+    (["--oom-kill-disable"], "OomKillDisable"),
+    (["--device-cgroup-rule", "c 1:3 rwm"], "DeviceCgroupRules"),
+    (["--log-driver", "syslog"], "LogConfig.Type"),
+    (["--log-opt", "max-size=1m"], "LogConfig.Config max-size"),
+    (["--security-opt", "apparmor=myprofile"], "apparmor=myprofile"),
+    (["--ipc", "none"], "IpcMode"),
+    (["--userns", "private"], "UsernsMode"),
+])
+def test_refused_fields_are_a_400_naming_them(engine, args: list[str], named: str) -> None:
+    out = cli(engine, "create", *args, "busybox", "true")
+    assert out.returncode != 0 and named in out.stderr and "not supported" in out.stderr, out.stderr
+    assert ok(engine, "ps", "-aq") == ""
+
+
+def test_the_sdk_is_refused_the_same_way(engine) -> None:
+    client = docker.DockerClient(base_url=engine.host)
+    try:
+        with pytest.raises(docker.errors.APIError) as refused:
+            client.containers.create("busybox", "true", volumes_from=["other"])
+        assert refused.value.status_code == 400 and "VolumesFrom" in str(refused.value.explanation)
+        assert client.containers.run("busybox", "echo hi", remove=True, dns=["192.0.2.53"]) == b"hi\n"
+    finally:
+        client.close()
