@@ -11,7 +11,7 @@ import docker
 import pytest
 
 from tests.integration import test_engine_containers as containers
-from tests.integration.test_engine_containers import cli, ok
+from tests.integration.test_engine_containers import cli, curl, ok
 
 engine, no_leftovers = containers.engine, containers.no_leftovers
 
@@ -79,9 +79,10 @@ def test_cgroup_parent(engine) -> None:
 
 
 def test_cgroupns_modes(engine) -> None:
-    host_ns = os.readlink("/proc/self/ns/cgroup")
-    assert run(engine, "--cgroupns", "host", "busybox", "readlink", "/proc/self/ns/cgroup").strip() == host_ns
-    assert run(engine, "--cgroupns", "private", "busybox", "readlink", "/proc/self/ns/cgroup").strip() != host_ns
+    host_ns = str(os.stat("/proc/self/ns/cgroup").st_ino)
+    inode = ("busybox", "stat", "-L", "-c", "%i", "/proc/self/ns/cgroup")
+    assert run(engine, "--cgroupns", "host", *inode).strip() == host_ns
+    assert run(engine, "--cgroupns", "private", *inode).strip() != host_ns
     ok(engine, "create", "--name", "ns", "--cgroupns", "private", "busybox")
     assert ok(engine, "inspect", "--format", "{{.HostConfig.CgroupnsMode}}", "ns").strip() == "private"
 
@@ -114,7 +115,6 @@ def test_runtime_runc_only(engine) -> None:
 @pytest.mark.parametrize("args, named", [
     (["--volumes-from", "other"], "VolumesFrom"),
     (["--link", "other:alias"], "Links"),
-    (["--mac-address", "02:42:ac:11:00:99"], "MacAddress"),
     (["--memory-swappiness", "10"], "MemorySwappiness"),
     (["--oom-kill-disable"], "OomKillDisable"),
     (["--device-cgroup-rule", "c 1:3 rwm"], "DeviceCgroupRules"),
@@ -122,7 +122,6 @@ def test_runtime_runc_only(engine) -> None:
     (["--log-opt", "max-size=1m"], "LogConfig.Config max-size"),
     (["--security-opt", "apparmor=myprofile"], "apparmor=myprofile"),
     (["--ipc", "none"], "IpcMode"),
-    (["--userns", "private"], "UsernsMode"),
 ])
 def test_refused_fields_are_a_400_naming_them(engine, args: list[str], named: str) -> None:
     out = cli(engine, "create", *args, "busybox", "true")
@@ -139,3 +138,16 @@ def test_the_sdk_is_refused_the_same_way(engine) -> None:
         assert client.containers.run("busybox", "echo hi", remove=True, dns=["192.0.2.53"]) == b"hi\n"
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("body, named", [
+    ({"MacAddress": "02:42:ac:11:00:99"}, "MacAddress"),
+    ({"NetworkingConfig": {"EndpointsConfig": {"bridge": {"MacAddress": "02:42:ac:11:00:99"}}}},
+     "NetworkingConfig.EndpointsConfig.bridge.MacAddress"),
+    ({"HostConfig": {"UsernsMode": "private"}}, "UsernsMode"),
+    ({"HostConfig": {"StorageOpt": {"size": "1G"}}}, "StorageOpt"),
+])
+def test_refused_fields_through_the_api(engine, body: dict, named: str) -> None:
+    status, _, text = curl(engine, "POST", "/v1.41/containers/create",
+                           json.dumps({"Image": "busybox", "Cmd": ["true"], **body}))
+    assert status == 400 and named in json.loads(text)["message"] and "not supported" in text, text
