@@ -22,7 +22,8 @@ HONOURED: frozenset[str] = frozenset({
     "Config.Hostname", "Config.Domainname", "Config.User", "Config.AttachStdin", "Config.AttachStdout",
     "Config.AttachStderr", "Config.ExposedPorts", "Config.Tty", "Config.OpenStdin", "Config.StdinOnce",
     "Config.Env", "Config.Cmd", "Config.Healthcheck", "Config.Image", "Config.Volumes", "Config.WorkingDir",
-    "Config.Entrypoint", "Config.NetworkDisabled", "Config.Labels", "Config.StopSignal", "Config.StopTimeout",
+    "Config.Entrypoint", "Config.NetworkDisabled", "Config.MacAddress", "Config.Labels", "Config.StopSignal",
+    "Config.StopTimeout",
     # Kept in Config as dockerd keeps them: OnBuild and Shell are the builder's, ArgsEscaped matters on
     # Windows only; none changes how a Linux process runs.
     "Config.OnBuild", "Config.Shell", "Config.ArgsEscaped",
@@ -44,7 +45,7 @@ HONOURED: frozenset[str] = frozenset({
     # default driver, Runtime "runc", UsernsMode "host", Isolation "default"; anything else is a 400.
     "HostConfig.LogConfig", "HostConfig.Runtime", "HostConfig.UsernsMode", "HostConfig.Isolation",
     "NetworkingConfig.EndpointsConfig",
-    "EndpointSettings.IPAMConfig", "EndpointSettings.Aliases",
+    "EndpointSettings.IPAMConfig", "EndpointSettings.Aliases", "EndpointSettings.MacAddress",
     # Inspect's outputs: the engine fills them in and replaces what a client sent, as dockerd does.
     "EndpointSettings.NetworkID", "EndpointSettings.EndpointID", "EndpointSettings.Gateway",
     "EndpointSettings.IPAddress", "EndpointSettings.IPPrefixLen", "EndpointSettings.IPv6Gateway",
@@ -53,7 +54,6 @@ HONOURED: frozenset[str] = frozenset({
 
 # Refused field -> the docker CLI option that sets it (named in the error, so a CLI user knows what to drop).
 REFUSED: Mapping[str, str] = {
-    "Config.MacAddress": "--mac-address",
     "HostConfig.BlkioWeightDevice": "--blkio-weight-device",
     "HostConfig.BlkioDeviceReadBps": "--device-read-bps",
     "HostConfig.BlkioDeviceWriteBps": "--device-write-bps",
@@ -76,7 +76,6 @@ REFUSED: Mapping[str, str] = {
     "HostConfig.Links": "--link",
     "HostConfig.StorageOpt": "--storage-opt",
     "EndpointSettings.Links": "--link",
-    "EndpointSettings.MacAddress": "--mac-address",
     "EndpointSettings.DriverOpts": "--network driver-opt",
     "EndpointSettings.GwPriority": "--network gw-priority",
     "EndpointSettings.IPAMConfig.IPv6Address": "--ip6",

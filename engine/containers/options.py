@@ -160,6 +160,8 @@ def inspect_config(req: CreateRequest, image: Image, hostname: str) -> dict[str,
         config["ExposedPorts"] = req.ExposedPorts or ic.get("ExposedPorts")
     if req.NetworkDisabled:
         config["NetworkDisabled"] = True
+    if req.MacAddress:
+        config["MacAddress"] = req.MacAddress
     if req.ArgsEscaped or ic.get("ArgsEscaped"):
         config["ArgsEscaped"] = True
     if req.Shell or ic.get("Shell"):

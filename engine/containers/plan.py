@@ -54,7 +54,25 @@ def network_choice(req: CreateRequest) -> NetworkChoice:
         raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
     joins = mode.split(":", 1)[1] if mode.startswith("container:") else None
     _check_etc_options(req, mode, joins is not None)
-    return NetworkChoice(mode=mode, joins=joins, endpoints=endpoints)
+    return NetworkChoice(mode=mode, joins=joins, endpoints=_with_container_mac(req, mode, endpoints))
+
+
+def _with_container_mac(req: CreateRequest, mode: str, endpoints: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The deprecated container-wide MacAddress is the main network's endpoint's, as dockerd moves it there."""
+    macs = [cfg.get("MacAddress") for cfg in (endpoints or {}).values() if isinstance(cfg, dict)]
+    if (req.MacAddress or any(macs)) and (mode in ("host", "none") or mode.startswith("container:")):
+        raise InvalidArgument("conflicting options: mac-address and the network mode")
+    if not req.MacAddress:
+        return endpoints
+    out = dict(endpoints or {})
+    key = next((k for k in out if k in (mode, "default")), mode)
+    main = dict(out.get(key) or {})
+    if main.get("MacAddress") and main["MacAddress"] != req.MacAddress:
+        raise InvalidArgument("the container-wide MAC address must match the endpoint-specific MAC address for the "
+                              "main network, or be left empty")
+    main["MacAddress"] = req.MacAddress
+    out[key] = main
+    return out
 
 
 def _check_etc_options(req: CreateRequest, mode: str, joins: bool) -> None:

@@ -121,6 +121,7 @@ class CreateRequest(BaseModel):
     WorkingDir: str | None = None
     Entrypoint: list[str] | None = None
     NetworkDisabled: bool | None = None
+    MacAddress: str | None = None
     OnBuild: list[str] | None = None
     Labels: dict[str, str] | None = None
     StopSignal: str | None = None

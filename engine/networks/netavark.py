@@ -55,7 +55,7 @@ class NetavarkDriver:
                 "interface_name": ep.interface or f"eth{index}",
                 "static_ips": [ep.ip],
                 "aliases": list(dict.fromkeys([*ep.aliases, a.container_id[:12]])),
-                **({"static_mac": ep.mac} if ep.mac else {}),
+                **({"static_mac": ep.static_mac or ep.mac} if ep.static_mac or ep.mac else {}),
             }
             info[net.name] = {
                 "name": net.name, "id": net.id, "driver": "bridge", "network_interface": net.interface,

@@ -40,6 +40,18 @@ def _new_id() -> str:
     return secrets.token_hex(32)
 
 
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+
+
+def _mac(given: str) -> str | None:
+    """A static MAC address (--mac-address), as dockerd checks it: six colon-separated hex octets, unicast."""
+    if not given:
+        return None
+    if not _MAC.fullmatch(given) or int(given[:2], 16) & 1:
+        raise InvalidArgument(f"invalid MAC address: {given}")
+    return given.lower()
+
+
 def _rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int((ts % 1) * 1e9):09d}Z"
 
@@ -219,7 +231,7 @@ class NetworkService:
             assert n.subnet and n.gateway
             ip = ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway, static, self._ips_on(n))
         e = Endpoint(network_id=n.id, container_id=cid, id=_new_id(), ip=ip, static_ip=bool(static),
-                     aliases=aliases)
+                     static_mac=_mac(str(cfg.get("MacAddress") or "")), aliases=aliases)
         await self.store.save_endpoint(e)
         return e
 

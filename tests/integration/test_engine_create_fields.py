@@ -106,6 +106,35 @@ def test_masked_and_readonly_paths(engine) -> None:
     assert "Linux" in run(engine, "busybox", "cat", "/proc/version")
 
 
+def test_static_mac_address(engine) -> None:
+    client = docker.DockerClient(base_url=engine.host)
+    try:
+        # docker-py sends the container-wide (deprecated) MacAddress, which belongs to the main network.
+        out = client.containers.run("busybox", "cat /sys/class/net/eth0/address", remove=True,
+                                    mac_address="02:42:ac:11:00:99")
+        assert out == b"02:42:ac:11:00:99\n"
+        net = client.networks.create("macnet")
+        try:
+            config = client.api.create_networking_config({"macnet": client.api.create_endpoint_config()})
+            config["EndpointsConfig"]["macnet"]["MacAddress"] = "02:42:ac:11:00:aa"
+            c = client.api.create_container("busybox", ["sleep", "100"], networking_config=config,
+                                            host_config=client.api.create_host_config(network_mode="macnet"))
+            client.api.start(c["Id"])
+            assert client.containers.get(c["Id"]).exec_run("cat /sys/class/net/eth0/address").output == \
+                b"02:42:ac:11:00:aa\n"
+            settings = client.api.inspect_container(c["Id"])["NetworkSettings"]["Networks"]["macnet"]
+            assert settings["MacAddress"] == "02:42:ac:11:00:aa"
+            client.api.remove_container(c["Id"], force=True)
+        finally:
+            net.remove()
+        with pytest.raises(docker.errors.APIError, match="conflicting options: mac-address and the network mode"):
+            client.containers.create("busybox", "true", mac_address="02:42:ac:11:00:99", network_mode="host")
+        with pytest.raises(docker.errors.APIError, match="invalid MAC address"):
+            client.containers.create("busybox", "true", mac_address="nonsense")
+    finally:
+        client.close()
+
+
 def test_runtime_runc_only(engine) -> None:
     assert run(engine, "--runtime", "runc", "busybox", "echo", "ran") == "ran\n"
     out = cli(engine, "run", "--rm", "--runtime", "crun", "busybox", "true")
@@ -141,9 +170,8 @@ def test_the_sdk_is_refused_the_same_way(engine) -> None:
 
 
 @pytest.mark.parametrize("body, named", [
-    ({"MacAddress": "02:42:ac:11:00:99"}, "MacAddress"),
-    ({"NetworkingConfig": {"EndpointsConfig": {"bridge": {"MacAddress": "02:42:ac:11:00:99"}}}},
-     "NetworkingConfig.EndpointsConfig.bridge.MacAddress"),
+    ({"NetworkingConfig": {"EndpointsConfig": {"bridge": {"Links": ["other:alias"]}}}},
+     "NetworkingConfig.EndpointsConfig.bridge.Links"),
     ({"HostConfig": {"UsernsMode": "private"}}, "UsernsMode"),
     ({"HostConfig": {"StorageOpt": {"size": "1G"}}}, "StorageOpt"),
 ])
