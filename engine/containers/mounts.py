@@ -105,11 +105,18 @@ def host_mounts(binds: list[str], mounts: list[Mount],
     return out, tmpfs
 
 
+def explicit_destinations(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str]) -> set[str]:
+    """Where a container's own binds, volumes, mounts and tmpfs go."""
+    return ({posixpath.normpath(_split_bind(b)[1]) for b in binds} | {posixpath.normpath(m.Target) for m in mounts}
+            | {posixpath.normpath(t) for t in tmpfs})
+
+
 def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], volumes: list[str],
-                  image_volumes: list[str]) -> list[dict[str, Any]]:
+                  image_volumes: list[str], inherited: set[str]) -> list[dict[str, Any]]:
     """The volumes a container mounts: named ones (-v name:/dst, --mount type=volume) and anonymous ones
-    (--mount without a source, -v /dst as `volumes`, the image's VOLUME), as {name (None: anonymous),
-    destination, read_only, copy (fill a new volume from the image)}."""
+    (--mount without a source, -v /dst as `volumes`, the image's VOLUME, unless a mount at that destination
+    is `inherited` by --volumes-from), as {name (None: anonymous), destination, read_only, copy (fill a new
+    volume from the image)}."""
     out: list[dict[str, Any]] = []
     for b in binds:
         if b.startswith("/"):
@@ -125,10 +132,7 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
                                   "mount path must be absolute")
         out.append({"name": m.Source or None, "destination": posixpath.normpath(m.Target),
                     "read_only": bool(m.ReadOnly), "copy": not (m.VolumeOptions and m.VolumeOptions.NoCopy)})
-    taken = {v["destination"] for v in out}
-    taken |= {posixpath.normpath(_split_bind(b)[1]) for b in binds if b.startswith("/")}
-    taken |= {posixpath.normpath(m.Target) for m in mounts}
-    taken |= {posixpath.normpath(t) for t in tmpfs}
+    taken = explicit_destinations(binds, mounts, tmpfs) | inherited
     for dst in volumes + image_volumes:
         if not posixpath.isabs(dst):
             raise InvalidArgument(f"invalid volume specification: '{dst}': mount path must be absolute")
@@ -140,8 +144,9 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
 
 
 def inspect_mounts(host_config: dict[str, Any], volumes: list[dict[str, Any]],
-                   mountpoint: Callable[[str], str]) -> list[dict[str, Any]]:
-    """A container's bind mounts and volumes, in inspect's Mounts shape."""
+                   mountpoint: Callable[[str], str], binds_from: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A container's bind mounts and volumes (`binds_from`: the binds --volumes-from copied), in inspect's
+    Mounts shape."""
     out = [{"Type": "volume", "Name": v["name"], "Source": mountpoint(v["name"]), "Destination": v["destination"],
             "Driver": "local", "Mode": "ro" if v["read_only"] else "z", "RW": not v["read_only"],
             "Propagation": ""} for v in volumes]
@@ -157,4 +162,7 @@ def inspect_mounts(host_config: dict[str, Any], volumes: list[dict[str, Any]],
             propagation = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"
             out.append({"Type": "bind", "Source": m.get("Source"), "Destination": m.get("Target"), "Mode": "",
                         "RW": not m.get("ReadOnly"), "Propagation": propagation})
+    for b in binds_from:
+        out.append({"Type": "bind", "Source": b["source"], "Destination": b["destination"], "Mode": "",
+                    "RW": not b["read_only"], "Propagation": b["propagation"]})
     return out

@@ -90,6 +90,7 @@ class HostConfigModel(BaseModel):
     DnsOptions: list[str] | None = None
     DnsSearch: list[str] | None = None
     ExtraHosts: list[str] | None = None
+    VolumesFrom: list[str] | None = None
     ShmSize: Int64 | None = None
     Runtime: str | None = None
     Isolation: str | None = None

@@ -135,6 +135,30 @@ def test_static_mac_address(engine) -> None:
         client.close()
 
 
+def test_volumes_from(engine, tmp_path: Path) -> None:
+    (tmp_path / "hostfile").write_text("from the host\n")
+    ok(engine, "volume", "create", "shared")
+    ok(engine, "create", "--name", "source", "-v", "shared:/named", "-v", "/anon", "-v", f"{tmp_path}:/bound:ro",
+       "busybox")
+    ok(engine, "create", "--name", "middle", "--volumes-from", "source", "busybox")
+    script = "echo one > /named/f && echo two > /anon/f && cat /bound/hostfile && cat /named/f /anon/f"
+    assert run(engine, "--volumes-from", "middle", "busybox", "sh", "-c", script) == "from the host\none\ntwo\n"
+    out = cli(engine, "run", "--rm", "--volumes-from", "source:ro", "busybox", "touch", "/named/g")
+    assert out.returncode != 0 and "Read-only file system" in out.stderr
+    ok(engine, "create", "--name", "reader", "--volumes-from", "source", "busybox")
+    mounts = {m["Destination"]: m for m in json.loads(ok(engine, "inspect", "reader"))[0]["Mounts"]}
+    assert set(mounts) == {"/named", "/anon", "/bound"}
+    assert (mounts["/named"]["Name"], mounts["/bound"]["Source"], mounts["/bound"]["RW"]) == ("shared", str(tmp_path),
+                                                                                               False)
+    # The copies only use the volumes: removing one with -v leaves the source's anonymous volume alone.
+    ok(engine, "rm", "-v", "reader")
+    assert mounts["/anon"]["Name"] in ok(engine, "volume", "ls", "-q").split()
+    missing = cli(engine, "create", "--volumes-from", "nosuch", "busybox")
+    assert missing.returncode != 0 and "No such container: nosuch" in missing.stderr
+    bad = cli(engine, "create", "--volumes-from", "source:xx", "busybox")
+    assert bad.returncode != 0 and "invalid mode for volumes-from: source:xx" in bad.stderr
+
+
 def test_runtime_runc_only(engine) -> None:
     assert run(engine, "--runtime", "runc", "busybox", "echo", "ran") == "ran\n"
     out = cli(engine, "run", "--rm", "--runtime", "crun", "busybox", "true")
@@ -142,7 +166,6 @@ def test_runtime_runc_only(engine) -> None:
 
 
 @pytest.mark.parametrize("args, named", [
-    (["--volumes-from", "other"], "VolumesFrom"),
     (["--link", "other:alias"], "Links"),
     (["--memory-swappiness", "10"], "MemorySwappiness"),
     (["--oom-kill-disable"], "OomKillDisable"),
@@ -162,8 +185,8 @@ def test_the_sdk_is_refused_the_same_way(engine) -> None:
     client = docker.DockerClient(base_url=engine.host)
     try:
         with pytest.raises(docker.errors.APIError) as refused:
-            client.containers.create("busybox", "true", volumes_from=["other"])
-        assert refused.value.status_code == 400 and "VolumesFrom" in str(refused.value.explanation)
+            client.containers.create("busybox", "true", links={"other": "alias"})
+        assert refused.value.status_code == 400 and "Links" in str(refused.value.explanation)
         assert client.containers.run("busybox", "echo hi", remove=True, dns=["192.0.2.53"]) == b"hi\n"
     finally:
         client.close()
