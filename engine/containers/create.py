@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from engine.containers import names
+from engine.containers import links, names
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
 from engine.containers.live import Lives
@@ -54,6 +54,8 @@ class Creator:
         volumes: list[dict[str, Any]] = []
         try:
             p = plan(req, image, cid, await self._host.features())
+            p.host_config["Links"] = links.at_create(req.HostConfig.Links or [], bare, p.network.mode,
+                                                     self._store.find) or None
             options = p.options
             options["netns"] = await self._plan_network(cid, p.network)
             etc_of = self._etc_owner(cid, p.network)
@@ -125,8 +127,9 @@ class Creator:
         c = self._store.get(ref)
         async with self._lives.of(c.id).lock:
             c = self._lives.current(ref, c.id)
+            linked = links.resolve(c, self._store.find, self._networks.bridge_address, strict=False)
             await self._networks.connect(network_id, c.id, cfg, running=c.state.running,
-                                         etc=EtcConfig.of(c.id, c.config, c.host_config))
+                                         etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts))
 
     async def disconnect(self, ref: str, network_id: str) -> None:
         c = self._store.get(ref)

@@ -38,7 +38,7 @@ HONOURED: frozenset[str] = frozenset({
     "HostConfig.IpcMode", "HostConfig.OomScoreAdj", "HostConfig.PidMode", "HostConfig.Privileged",
     "HostConfig.PublishAllPorts", "HostConfig.ReadonlyRootfs", "HostConfig.SecurityOpt", "HostConfig.Tmpfs",
     "HostConfig.UTSMode", "HostConfig.ShmSize", "HostConfig.Sysctls", "HostConfig.MaskedPaths",
-    "HostConfig.ReadonlyPaths", "HostConfig.VolumesFrom",
+    "HostConfig.ReadonlyPaths", "HostConfig.VolumesFrom", "HostConfig.Links",
     # The CLI writes the file itself; the daemon only keeps the path, as dockerd does.
     "HostConfig.ContainerIDFile",
     # Each takes the one value this engine has, as dockerd on Linux without options does: LogConfig the
@@ -72,7 +72,6 @@ REFUSED: Mapping[str, str] = {
     "HostConfig.IOMaximumBandwidth": "--io-maxbandwidth",
     "HostConfig.VolumeDriver": "--volume-driver",
     "HostConfig.Cgroup": "--cgroup",
-    "HostConfig.Links": "--link",
     "HostConfig.StorageOpt": "--storage-opt",
     "EndpointSettings.Links": "--link",
     "EndpointSettings.DriverOpts": "--network driver-opt",

@@ -91,6 +91,7 @@ class HostConfigModel(BaseModel):
     DnsSearch: list[str] | None = None
     ExtraHosts: list[str] | None = None
     VolumesFrom: list[str] | None = None
+    Links: list[str] | None = None
     ShmSize: Int64 | None = None
     Runtime: str | None = None
     Isolation: str | None = None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +30,17 @@ class EtcConfig:
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
     extra_hosts: tuple[tuple[str, str], ...] = ()  # (name, address or HOST_GATEWAY)
+    links: tuple[tuple[str, str], ...] = ()  # (names, address) of the containers it links to
 
     @classmethod
-    def of(cls, cid: str, config: Mapping[str, Any], host_config: Mapping[str, Any]) -> EtcConfig:
-        """From a container's Config and HostConfig as inspect shows them."""
+    def of(cls, cid: str, config: Mapping[str, Any], host_config: Mapping[str, Any],
+           links: Iterable[tuple[str, str]] = ()) -> EtcConfig:
+        """From a container's Config and HostConfig as inspect shows them, and its resolved links."""
         return cls(hostname=config.get("Hostname") or cid[:12], domainname=config.get("Domainname") or "",
                    dns=tuple(host_config.get("Dns") or ()), dns_search=tuple(host_config.get("DnsSearch") or ()),
                    dns_options=tuple(host_config.get("DnsOptions") or ()),
-                   extra_hosts=tuple(split_extra_host(e) for e in host_config.get("ExtraHosts") or ()))
+                   extra_hosts=tuple(split_extra_host(e) for e in host_config.get("ExtraHosts") or ()),
+                   links=tuple(links))
 
 
 def split_extra_host(entry: str) -> tuple[str, str]:
@@ -52,10 +55,11 @@ def split_extra_host(entry: str) -> tuple[str, str]:
 
 
 def hosts(etc: EtcConfig, addresses: list[str], host_gateway: str | None) -> str:
-    """Docker's order: the fixed entries, the extra hosts, then the container's own addresses."""
+    """Docker's order: the fixed entries, the extra hosts, the links, then the container's own addresses."""
     names = f"{etc.hostname}.{etc.domainname} {etc.hostname}" if etc.domainname else etc.hostname
     extra = "".join(f"{host_gateway if ip == HOST_GATEWAY else ip}\t{name}\n" for name, ip in etc.extra_hosts
                     if ip != HOST_GATEWAY or host_gateway)
+    extra += "".join(f"{ip}\t{linked}\n" for linked, ip in etc.links)
     return _HOSTS_BASE + extra + "".join(f"{ip}\t{names}\n" for ip in addresses)
 
 

@@ -286,6 +286,12 @@ class NetworkService:
     def wired(self, cid: str) -> bool:
         return bool(self.store.endpoints_of(cid))
 
+    def bridge_address(self, cid: str) -> str | None:
+        """The container's address on the default bridge while it runs there (what a legacy link points to)."""
+        bridge = self.store.by_name(BRIDGE)
+        e = self.store.endpoint(bridge.id, cid) if bridge is not None else None
+        return e.ip if e is not None and e.interface else None
+
     def etc_mounts(self, cid: str) -> builtins.list[dict[str, Any]]:
         """The runtime mounts these over the image's files; start() writes them before the task exists."""
         base = self.files_root / cid

@@ -309,9 +309,10 @@ class Client:
         return await self._record(Task, "GET", f"/tasks/{quote(task_id, safe='')}", namespace=namespace)
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          namespace: str | None = None) -> CreatedTask:
+                          env: list[str] | None = None, namespace: str | None = None) -> CreatedTask:
+        """`env`: KEY=VALUE for this run only; the container's own variables win over them."""
         return await self._record(CreatedTask, "POST", "/tasks", json_body={"container_id": container_id, "terminal": terminal,
-                                                               "stdin": stdin}, namespace=namespace)
+                                                               "stdin": stdin, "env": env or []}, namespace=namespace)
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task:
         return await self._record(Task, "POST", f"/tasks/{quote(task_id, safe='')}/start", namespace=namespace)

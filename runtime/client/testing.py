@@ -61,8 +61,9 @@ class _Process:
 
 
 class _Task(_Process):
-    def __init__(self, pid: int, terminal: bool, stdin: bool) -> None:
+    def __init__(self, pid: int, terminal: bool, stdin: bool, env: list[str]) -> None:
         super().__init__(pid, terminal, stdin)
+        self.env = env  # the run's own variables, as create_task was given them
         self.execs: dict[str, _Process] = {}
 
 
@@ -281,13 +282,13 @@ class FakeRuntime:
         return Task.model_validate(self._task_record(task_id))
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          namespace: str | None = None) -> CreatedTask:
+                          env: list[str] | None = None, namespace: str | None = None) -> CreatedTask:
         self._call("create_task")
         if container_id not in self._containers:
             raise NotFound(f"container {container_id} not found")
         if container_id in self._tasks:
             raise AlreadyExists(f"task {container_id} already exists")
-        self._tasks[container_id] = _Task(next(self._pids), bool(terminal), stdin)
+        self._tasks[container_id] = _Task(next(self._pids), bool(terminal), stdin, list(env or []))
         return CreatedTask.model_validate({**self._task_record(container_id), "io": self._io(container_id)})
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task:

@@ -159,6 +159,30 @@ def test_volumes_from(engine, tmp_path: Path) -> None:
     assert bad.returncode != 0 and "invalid mode for volumes-from: source:xx" in bad.stderr
 
 
+def test_links_on_the_default_bridge(engine) -> None:
+    ok(engine, "run", "-d", "--name", "db", "-e", "SECRET=s3", "--expose", "5432", "--expose", "53/udp", "busybox",
+       "sleep", "100")
+    db = json.loads(ok(engine, "inspect", "db"))[0]
+    ip, hostname = db["NetworkSettings"]["IPAddress"], db["Config"]["Hostname"]
+    ok(engine, "run", "-d", "--name", "web", "--link", "db:store", "busybox", "sleep", "100")
+    env = set(ok(engine, "exec", "web", "env").splitlines())
+    assert {f"STORE_PORT=udp://{ip}:53", f"STORE_PORT_5432_TCP=tcp://{ip}:5432", f"STORE_PORT_5432_TCP_ADDR={ip}",
+            "STORE_PORT_5432_TCP_PORT=5432", "STORE_PORT_5432_TCP_PROTO=tcp", f"STORE_PORT_53_UDP=udp://{ip}:53",
+            "STORE_NAME=/web/store", "STORE_ENV_SECRET=s3"} <= env
+    assert f"{ip}\tstore {hostname} db\n" in ok(engine, "exec", "web", "cat", "/etc/hosts")
+    assert json.loads(ok(engine, "inspect", "--format", "{{json .HostConfig.Links}}", "web")) == ["/db:/web/store"]
+    assert " 0% packet loss" in ok(engine, "exec", "web", "ping", "-c", "1", "store")
+    ok(engine, "rm", "-f", "web")
+    ok(engine, "stop", "-t", "0", "db")
+    ok(engine, "create", "--name", "late", "--link", "db", "busybox", "true")
+    out = cli(engine, "start", "late")
+    assert out.returncode != 0 and "Cannot link to a non running container: /db AS /late/db" in out.stderr
+    out = cli(engine, "create", "--link", "nosuch:x", "busybox", "true")
+    assert out.returncode != 0 and "could not get container for nosuch" in out.stderr
+    out = cli(engine, "create", "--network", "host", "--link", "db", "busybox", "true")
+    assert out.returncode != 0 and "host type networking can't be used with links" in out.stderr
+
+
 def test_runtime_runc_only(engine) -> None:
     assert run(engine, "--runtime", "runc", "busybox", "echo", "ran") == "ran\n"
     out = cli(engine, "run", "--rm", "--runtime", "crun", "busybox", "true")
@@ -166,7 +190,6 @@ def test_runtime_runc_only(engine) -> None:
 
 
 @pytest.mark.parametrize("args, named", [
-    (["--link", "other:alias"], "Links"),
     (["--memory-swappiness", "10"], "MemorySwappiness"),
     (["--oom-kill-disable"], "OomKillDisable"),
     (["--device-cgroup-rule", "c 1:3 rwm"], "DeviceCgroupRules"),
@@ -185,8 +208,8 @@ def test_the_sdk_is_refused_the_same_way(engine) -> None:
     client = docker.DockerClient(base_url=engine.host)
     try:
         with pytest.raises(docker.errors.APIError) as refused:
-            client.containers.create("busybox", "true", links={"other": "alias"})
-        assert refused.value.status_code == 400 and "Links" in str(refused.value.explanation)
+            client.containers.create("busybox", "true", storage_opt={"size": "1G"})
+        assert refused.value.status_code == 400 and "StorageOpt" in str(refused.value.explanation)
         assert client.containers.run("busybox", "echo hi", remove=True, dns=["192.0.2.53"]) == b"hi\n"
     finally:
         client.close()
