@@ -38,7 +38,8 @@ HONOURED: frozenset[str] = frozenset({
     "HostConfig.IpcMode", "HostConfig.OomScoreAdj", "HostConfig.PidMode", "HostConfig.Privileged",
     "HostConfig.PublishAllPorts", "HostConfig.ReadonlyRootfs", "HostConfig.SecurityOpt", "HostConfig.Tmpfs",
     "HostConfig.UTSMode", "HostConfig.ShmSize", "HostConfig.Sysctls", "HostConfig.MaskedPaths",
-    "HostConfig.ReadonlyPaths", "HostConfig.VolumesFrom", "HostConfig.Links",
+    "HostConfig.ReadonlyPaths", "HostConfig.VolumesFrom", "HostConfig.Links", "HostConfig.MemorySwappiness",
+    "HostConfig.OomKillDisable", "HostConfig.DeviceCgroupRules",
     # The CLI writes the file itself; the daemon only keeps the path, as dockerd does.
     "HostConfig.ContainerIDFile",
     # Each takes the one value this engine has, as dockerd on Linux without options does: LogConfig the
@@ -61,11 +62,8 @@ REFUSED: Mapping[str, str] = {
     "HostConfig.BlkioDeviceWriteIOps": "--device-write-iops",
     "HostConfig.CpuRealtimePeriod": "--cpu-rt-period",
     "HostConfig.CpuRealtimeRuntime": "--cpu-rt-runtime",
-    "HostConfig.DeviceCgroupRules": "--device-cgroup-rule",
     "HostConfig.DeviceRequests": "--gpus",
     "HostConfig.KernelMemoryTCP": "",
-    "HostConfig.MemorySwappiness": "--memory-swappiness",
-    "HostConfig.OomKillDisable": "--oom-kill-disable",
     "HostConfig.CpuCount": "--cpu-count",
     "HostConfig.CpuPercent": "--cpu-percent",
     "HostConfig.IOMaximumIOps": "--io-maxiops",
@@ -79,10 +77,6 @@ REFUSED: Mapping[str, str] = {
     "EndpointSettings.IPAMConfig.IPv6Address": "--ip6",
     "EndpointSettings.IPAMConfig.LinkLocalIPs": "--link-local-ip",
 }
-
-# Values besides the zero ones that mean "unset": the CLI sends -1 for a swappiness nobody asked for.
-_ALSO_UNSET: Mapping[str, tuple[Any, ...]] = {"HostConfig.MemorySwappiness": (-1,)}
-
 
 def is_unset(value: Any) -> bool:
     if isinstance(value, Mapping):
@@ -125,7 +119,7 @@ def refuse_unsupported(body: Mapping[str, Any]) -> None:
             if head != section:
                 continue
             value = _lookup(obj, rest.split("."))
-            if is_unset(value) or value in _ALSO_UNSET.get(path, ()):
+            if is_unset(value):
                 continue
             hint = f" ({option})" if option else ""
             raise InvalidArgument(f"invalid container config: {where}{rest}{hint} is not supported by this engine")

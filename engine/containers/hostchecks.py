@@ -7,6 +7,7 @@ way dockerd checks them, so a value outside them is a 400 that names it and neve
 from __future__ import annotations
 
 import ipaddress
+import re
 from engine.containers.request import HostConfigModel
 from engine.errors import InvalidArgument
 from engine.networks.etcfiles import split_extra_host
@@ -15,6 +16,7 @@ from engine.networks.etcfiles import split_extra_host
 RUNTIMES = ("runc",)
 # What this engine writes: conmon's log files, served as json-file's are.
 LOG_DRIVERS = ("json-file",)
+_CGROUP_RULE = re.compile(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})")
 
 
 def check(hc: HostConfigModel) -> None:
@@ -30,12 +32,22 @@ def check(hc: HostConfigModel) -> None:
         raise InvalidArgument(f"invalid cgroup namespace mode: {hc.CgroupnsMode}")
     if (hc.ShmSize or 0) < 0:
         raise InvalidArgument("SHM size can not be less than 0")
+    if swappiness(hc) is not None and not 0 <= (hc.MemorySwappiness or 0) <= 100:
+        raise InvalidArgument(f"Invalid value: {hc.MemorySwappiness}, valid memory swappiness range is 0-100")
+    for rule in hc.DeviceCgroupRules or []:
+        if not _CGROUP_RULE.fullmatch(rule):
+            raise InvalidArgument(f"invalid device cgroup format '{rule}'")
     _check_modes(hc)
     _check_security_opts(hc.SecurityOpt or [])
     for server in hc.Dns or []:
         _check_ip(server, "Dns")
     for entry in hc.ExtraHosts or []:
         _check_extra_host(entry)
+
+
+def swappiness(hc: HostConfigModel) -> int | None:
+    """MemorySwappiness as asked for; the CLI sends -1 for "the kernel's"."""
+    return None if hc.MemorySwappiness in (None, -1) else hc.MemorySwappiness
 
 
 def _check_log_config(hc: HostConfigModel) -> None:

@@ -72,3 +72,19 @@ def discard_unsupported(resources: Any, features: Mapping[str, Any]) -> list[str
             if name == "Memory":
                 resources.MemorySwap = None
     return warnings
+
+
+def discard_memory_policy(host_config: Any, features: Mapping[str, Any]) -> list[str]:
+    """Create's swappiness and OOM-killer settings (no update changes them), with dockerd's warnings."""
+    warnings: list[str] = []
+    if host_config.MemorySwappiness not in (None, -1) and not features.get("memory_swappiness"):
+        host_config.MemorySwappiness = None
+        warnings.append("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
+                        "Memory swappiness discarded.")
+    if host_config.OomKillDisable and not features.get("oom_kill_disable"):
+        host_config.OomKillDisable = False
+        warnings.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
+    elif host_config.OomKillDisable and not host_config.Memory:
+        warnings.append("OOM killer is disabled for the container, but no memory limit is set, this can result in "
+                        "the system running out of resources.")
+    return warnings

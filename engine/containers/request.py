@@ -92,6 +92,9 @@ class HostConfigModel(BaseModel):
     ExtraHosts: list[str] | None = None
     VolumesFrom: list[str] | None = None
     Links: list[str] | None = None
+    MemorySwappiness: Int64 | None = None
+    OomKillDisable: bool | None = None
+    DeviceCgroupRules: list[str] | None = None
     ShmSize: Int64 | None = None
     Runtime: str | None = None
     Isolation: str | None = None

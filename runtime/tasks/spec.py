@@ -83,6 +83,15 @@ def _namespaces(opts: SpecOptions) -> list[dict[str, str]]:
     return ns
 
 
+def _memory_policy(opts: SpecOptions, resources: dict[str, Any]) -> dict[str, Any]:
+    """Swappiness and the OOM killer: set at create only, so they are not among the updatable limits."""
+    if opts.memory_swappiness is not None:
+        resources.setdefault("memory", {})["swappiness"] = opts.memory_swappiness
+    if opts.oom_kill_disable:
+        resources.setdefault("memory", {})["disableOOMKiller"] = True
+    return resources
+
+
 def _hostname(container_id: str, opts: SpecOptions) -> str:
     if opts.uts_mode == "host":
         if opts.hostname or opts.domainname:
@@ -132,7 +141,7 @@ def generate(rootfs: str, container_id: str, namespace: str, opts: SpecOptions) 
 
     linux: dict[str, Any] = {
         "namespaces": _namespaces(opts),
-        "resources": {"devices": cgroup_rules(opts, device_rules), **linux_resources(opts)},
+        "resources": _memory_policy(opts, {"devices": cgroup_rules(opts, device_rules), **linux_resources(opts)}),
         "cgroupsPath": cgroups.cgroups_path(namespace, container_id, opts.cgroup_parent),
         "maskedPaths": masked_paths(opts),
         "readonlyPaths": readonly_paths(opts),

@@ -128,4 +128,17 @@ def cgroup_rules(opts: SpecOptions, device_rules: list[dict[str, Any]]) -> list[
     rules = [{"allow": False, "access": "rwm"}]
     rules += [_device_rule(*rule) for rule in _DEFAULT_DEVICE_RULES]
     rules += device_rules
+    rules += [_cgroup_rule(r) for r in opts.device_cgroup_rules]
     return rules
+
+
+_CGROUP_RULE = re.compile(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})")
+
+
+def _cgroup_rule(text: str) -> dict[str, Any]:
+    """Docker's --device-cgroup-rule: `type major:minor access`, `*` for any number."""
+    m = _CGROUP_RULE.fullmatch(text)
+    if m is None:
+        raise InvalidArgument(f"invalid device cgroup rule {text!r}: use 'c|b|a major:minor rwm'")
+    typ, major, minor, access = m.groups()
+    return _device_rule(typ, None if major == "*" else int(major), None if minor == "*" else int(minor), access)

@@ -74,6 +74,9 @@ class SpecOptions(ResourceOptions):
     mounts: list[SpecMount] = Field(default_factory=list)
     tmpfs: dict[str, str] = Field(default_factory=dict)  # destination -> "size=64m,mode=1777"
     devices: list[str] = Field(default_factory=list)  # "host[:container][:rwm]"
+    device_cgroup_rules: list[str] = Field(default_factory=list)  # Docker's "c 1:3 rwm", "b *:* m"
+    memory_swappiness: int | None = Field(default=None, ge=0, le=100)  # None: the kernel's
+    oom_kill_disable: bool = False
     sysctls: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     cgroup_parent: str | None = None

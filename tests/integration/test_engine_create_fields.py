@@ -183,6 +183,26 @@ def test_links_on_the_default_bridge(engine) -> None:
     assert out.returncode != 0 and "host type networking can't be used with links" in out.stderr
 
 
+def test_memory_swappiness_and_oom_killer(engine) -> None:
+    memory = "/sys/fs/cgroup/memory"
+    assert run(engine, "--memory-swappiness", "10", "busybox", "cat", f"{memory}/memory.swappiness") == "10\n"
+    control = run(engine, "-m", "32m", "--oom-kill-disable", "busybox", "cat", f"{memory}/memory.oom_control")
+    assert "oom_kill_disable 1" in control
+    assert "oom_kill_disable 0" in run(engine, "busybox", "cat", f"{memory}/memory.oom_control")
+    status, _, body = curl(engine, "POST", "/v1.41/containers/create",
+                           json.dumps({"Image": "busybox", "HostConfig": {"MemorySwappiness": 101}}))
+    assert (status, json.loads(body)) == (400, {"message": "Invalid value: 101, valid memory swappiness range is "
+                                                           "0-100"})
+
+
+def test_device_cgroup_rules(engine) -> None:
+    script = "mknod /tmp/loop b 7 0 && head -c 1 /tmp/loop; cat /sys/fs/cgroup/devices/devices.list"
+    denied = cli(engine, "run", "--rm", "busybox", "sh", "-c", script)
+    assert "Operation not permitted" in denied.stderr and "b 7:0 r" not in denied.stdout
+    allowed = cli(engine, "run", "--rm", "--device-cgroup-rule", "b 7:0 r", "busybox", "sh", "-c", script)
+    assert "Operation not permitted" not in allowed.stderr and "b 7:0 r" in allowed.stdout
+
+
 def test_runtime_runc_only(engine) -> None:
     assert run(engine, "--runtime", "runc", "busybox", "echo", "ran") == "ran\n"
     out = cli(engine, "run", "--rm", "--runtime", "crun", "busybox", "true")
@@ -190,9 +210,8 @@ def test_runtime_runc_only(engine) -> None:
 
 
 @pytest.mark.parametrize("args, named", [
-    (["--memory-swappiness", "10"], "MemorySwappiness"),
-    (["--oom-kill-disable"], "OomKillDisable"),
-    (["--device-cgroup-rule", "c 1:3 rwm"], "DeviceCgroupRules"),
+    (["--device-read-bps", "/dev/null:1mb"], "BlkioDeviceReadBps"),
+    (["--cpu-rt-runtime", "1000"], "CpuRealtimeRuntime"),
     (["--log-driver", "syslog"], "LogConfig.Type"),
     (["--log-opt", "max-size=1m"], "LogConfig.Config max-size"),
     (["--security-opt", "apparmor=myprofile"], "apparmor=myprofile"),

@@ -13,7 +13,8 @@ from engine.containers.store import Container
 from engine.errors import Conflict, InvalidArgument, NotFound
 
 CID = "ab" * 32
-V1 = {"cgroup_version": "1", "cpuset": True}
+V1 = {"cgroup_version": "1", "cpuset": True, "memory_limit": True, "memory_swappiness": True,
+      "oom_kill_disable": True}
 IMAGE = Image(ref="docker.io/library/busybox:latest", id="sha256:" + "c" * 64, config={"Cmd": ["sh"]})
 
 
@@ -62,6 +63,24 @@ def test_accepted_values_and_what_inspect_shows() -> None:
     assert privileged.host_config["MaskedPaths"] is None and privileged.options["masked_paths"] is None
     unconfined = _plan({"MaskedPaths": [], "ReadonlyPaths": []})
     assert unconfined.options["masked_paths"] == unconfined.options["readonly_paths"] == []
+
+
+def test_swappiness_and_the_oom_killer() -> None:
+    p = _plan({"MemorySwappiness": 0, "OomKillDisable": True, "Memory": 64 << 20, "DeviceCgroupRules": ["b 7:0 r"]})
+    assert (p.options["memory_swappiness"], p.options["oom_kill_disable"]) == (0, True)
+    assert p.options["device_cgroup_rules"] == ["b 7:0 r"] and p.warnings == []
+    assert _plan({"MemorySwappiness": -1}).options["memory_swappiness"] is None
+    lacking = plan(parse({"Image": "busybox", "HostConfig": {"MemorySwappiness": 5, "OomKillDisable": True}}),
+                   IMAGE, CID, {**V1, "memory_swappiness": False, "oom_kill_disable": False})
+    assert (lacking.options["memory_swappiness"], lacking.options["oom_kill_disable"]) == (None, False)
+    assert len(lacking.warnings) == 2 and "OomKillDisable discarded" in lacking.warnings[1]
+    unlimited = plan(parse({"Image": "busybox", "HostConfig": {"OomKillDisable": True}}), IMAGE, CID,
+                     {**V1, "oom_kill_disable": True})
+    assert unlimited.warnings and "no memory limit is set" in unlimited.warnings[0]
+    for host_config, message in (({"MemorySwappiness": 101}, "valid memory swappiness range is 0-100"),
+                                 ({"DeviceCgroupRules": ["c 1:3"]}, "invalid device cgroup format 'c 1:3'")):
+        with pytest.raises(InvalidArgument, match=message):
+            _plan(host_config)
 
 
 def test_config_fields_kept_as_dockerd_keeps_them() -> None:

@@ -410,6 +410,17 @@ def test_invalid_mounts(rootfs: Path, mounts: list[SpecMount], message: str) -> 
         gen(rootfs, mounts=mounts)
 
 
+def test_device_cgroup_rules_and_memory_policy(rootfs: Path) -> None:
+    s = gen(rootfs, device_cgroup_rules=["b 7:0 r", "c *:* m"], memory_swappiness=10, oom_kill_disable=True)
+    rules = s["linux"]["resources"]["devices"]
+    assert rules[-2:] == [{"allow": True, "type": "b", "major": 7, "minor": 0, "access": "r"},
+                          {"allow": True, "type": "c", "access": "m"}]
+    assert s["linux"]["resources"]["memory"] == {"swappiness": 10, "disableOOMKiller": True}
+    assert "memory" not in gen(rootfs)["linux"]["resources"]
+    with pytest.raises(InvalidArgument, match="device cgroup rule"):
+        gen(rootfs, device_cgroup_rules=["x 1:2 rwm"])
+
+
 def test_shm_size(rootfs: Path) -> None:
     assert "size=67108864" in mount_at(gen(rootfs), "/dev/shm")["options"]
     assert "size=1048576" in mount_at(gen(rootfs, shm_size=1 << 20), "/dev/shm")["options"]
