@@ -39,12 +39,16 @@ HONOURED: frozenset[str] = frozenset({
     "HostConfig.PublishAllPorts", "HostConfig.ReadonlyRootfs", "HostConfig.SecurityOpt", "HostConfig.Tmpfs",
     "HostConfig.UTSMode", "HostConfig.ShmSize", "HostConfig.Sysctls", "HostConfig.MaskedPaths",
     "HostConfig.ReadonlyPaths", "HostConfig.VolumesFrom", "HostConfig.Links", "HostConfig.MemorySwappiness",
-    "HostConfig.OomKillDisable", "HostConfig.DeviceCgroupRules",
+    "HostConfig.OomKillDisable", "HostConfig.DeviceCgroupRules", "HostConfig.BlkioWeightDevice",
+    "HostConfig.BlkioDeviceReadBps", "HostConfig.BlkioDeviceWriteBps", "HostConfig.BlkioDeviceReadIOps",
+    "HostConfig.BlkioDeviceWriteIOps",
     # The CLI writes the file itself; the daemon only keeps the path, as dockerd does.
     "HostConfig.ContainerIDFile",
-    # Each takes the one value this engine has, as dockerd on Linux without options does: LogConfig the
-    # default driver, Runtime "runc", UsernsMode "host", Isolation "default"; anything else is a 400.
+    # Each takes the one value this engine has, as dockerd on Linux without options or plugins does: LogConfig
+    # the default driver, Runtime "runc", UsernsMode "host", Isolation "default", VolumeDriver "local";
+    # anything else is a 400.
     "HostConfig.LogConfig", "HostConfig.Runtime", "HostConfig.UsernsMode", "HostConfig.Isolation",
+    "HostConfig.VolumeDriver",
     "NetworkingConfig.EndpointsConfig",
     "EndpointSettings.IPAMConfig", "EndpointSettings.Aliases", "EndpointSettings.MacAddress",
     # Inspect's outputs: the engine fills them in and replaces what a client sent, as dockerd does.
@@ -55,11 +59,6 @@ HONOURED: frozenset[str] = frozenset({
 
 # Refused field -> the docker CLI option that sets it (named in the error, so a CLI user knows what to drop).
 REFUSED: Mapping[str, str] = {
-    "HostConfig.BlkioWeightDevice": "--blkio-weight-device",
-    "HostConfig.BlkioDeviceReadBps": "--device-read-bps",
-    "HostConfig.BlkioDeviceWriteBps": "--device-write-bps",
-    "HostConfig.BlkioDeviceReadIOps": "--device-read-iops",
-    "HostConfig.BlkioDeviceWriteIOps": "--device-write-iops",
     "HostConfig.CpuRealtimePeriod": "--cpu-rt-period",
     "HostConfig.CpuRealtimeRuntime": "--cpu-rt-runtime",
     "HostConfig.DeviceRequests": "--gpus",
@@ -68,7 +67,6 @@ REFUSED: Mapping[str, str] = {
     "HostConfig.CpuPercent": "--cpu-percent",
     "HostConfig.IOMaximumIOps": "--io-maxiops",
     "HostConfig.IOMaximumBandwidth": "--io-maxbandwidth",
-    "HostConfig.VolumeDriver": "--volume-driver",
     "HostConfig.Cgroup": "--cgroup",
     "HostConfig.StorageOpt": "--storage-opt",
     "EndpointSettings.Links": "--link",

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field
 # Strict, as dockerd's JSON decoding is: "512" is not a number, 1 is not a boolean, 1.0 is not an integer.
 OPEN = ConfigDict(extra="allow", strict=True)
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+UInt16 = Annotated[int, Field(ge=0, le=2**16 - 1)]
 UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
 UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 

@@ -23,6 +23,9 @@ def check(hc: HostConfigModel) -> None:
     _check_log_config(hc)
     if hc.Runtime and hc.Runtime not in RUNTIMES:
         raise InvalidArgument(f"Unknown runtime specified {hc.Runtime}")
+    if hc.VolumeDriver and hc.VolumeDriver != "local":
+        raise InvalidArgument(f"VolumeDriver {hc.VolumeDriver!r} (--volume-driver) is not supported by this engine: "
+                              "only local")
     if hc.Isolation and hc.Isolation != "default":
         raise InvalidArgument(f"Invalid isolation: {hc.Isolation!r} - linux only supports 'default'")
     if hc.UsernsMode and hc.UsernsMode != "host":

@@ -36,6 +36,20 @@ _DISCARDED = (
      "Your kernel does not support pids limit capabilities or the cgroup is not mounted. PIDs limit discarded."),
     ("BlkioWeight", "blkio_weight",
      "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."),
+    ("BlkioWeightDevice", "blkio_weight_device",
+     "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."),
+    ("BlkioDeviceReadBps", "blkio_read_bps_device",
+     "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit "
+     "discarded."),
+    ("BlkioDeviceWriteBps", "blkio_write_bps_device",
+     "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write "
+     "limit discarded."),
+    ("BlkioDeviceReadIOps", "blkio_read_iops_device",
+     "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit "
+     "discarded."),
+    ("BlkioDeviceWriteIOps", "blkio_write_iops_device",
+     "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit "
+     "discarded."),
 )
 
 

@@ -99,6 +99,13 @@ def runtime_options(req: CreateRequest, hostname: str, features: Mapping[str, An
         "memory_swappiness": hostchecks.swappiness(hc),
         "oom_kill_disable": bool(hc.OomKillDisable),
         "device_cgroup_rules": hc.DeviceCgroupRules or [],
+        "block_io": {
+            "weight": [{"path": d.Path, "rate": d.Weight} for d in hc.BlkioWeightDevice or []],
+            "read_bps": [{"path": d.Path, "rate": d.Rate} for d in hc.BlkioDeviceReadBps or []],
+            "write_bps": [{"path": d.Path, "rate": d.Rate} for d in hc.BlkioDeviceWriteBps or []],
+            "read_iops": [{"path": d.Path, "rate": d.Rate} for d in hc.BlkioDeviceReadIOps or []],
+            "write_iops": [{"path": d.Path, "rate": d.Rate} for d in hc.BlkioDeviceWriteIOps or []],
+        },
         "ulimits": [{"name": u.Name, "soft": u.Soft, "hard": u.Hard} for u in hc.Ulimits or []],
         "mounts": mounts,
         "tmpfs": tmpfs,

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.containers.gotypes import OPEN, Int64, UInt64, strslice
+from engine.containers.gotypes import OPEN, Int64, UInt16, UInt64, strslice
 from engine.containers.mounts import Mount
 
 
@@ -31,6 +31,18 @@ class Device(BaseModel):
     PathOnHost: str
     PathInContainer: str | None = None
     CgroupPermissions: str | None = None
+
+
+class WeightDevice(BaseModel):
+    model_config = OPEN
+    Path: str
+    Weight: UInt16
+
+
+class ThrottleDevice(BaseModel):
+    model_config = OPEN
+    Path: str
+    Rate: UInt64
 
 
 class PortBinding(BaseModel):
@@ -95,9 +107,15 @@ class HostConfigModel(BaseModel):
     MemorySwappiness: Int64 | None = None
     OomKillDisable: bool | None = None
     DeviceCgroupRules: list[str] | None = None
+    BlkioWeightDevice: list[WeightDevice] | None = None
+    BlkioDeviceReadBps: list[ThrottleDevice] | None = None
+    BlkioDeviceWriteBps: list[ThrottleDevice] | None = None
+    BlkioDeviceReadIOps: list[ThrottleDevice] | None = None
+    BlkioDeviceWriteIOps: list[ThrottleDevice] | None = None
     ShmSize: Int64 | None = None
     Runtime: str | None = None
     Isolation: str | None = None
+    VolumeDriver: str | None = None
     MaskedPaths: list[str] | None = None
     ReadonlyPaths: list[str] | None = None
     Annotations: dict[str, str] | None = None

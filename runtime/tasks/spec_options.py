@@ -30,6 +30,27 @@ class SpecMount(BaseModel):
     copy_up: bool = False
 
 
+class DeviceRate(BaseModel):
+    """A limit on one block device: bytes or operations per second, or a weight (10-1000)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str  # the host's block device node, e.g. /dev/vda
+    rate: int = Field(ge=0)
+
+
+class BlockIOLimits(BaseModel):
+    """Per-device block I/O limits (Docker's --blkio-weight-device, --device-read-bps and friends)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: list[DeviceRate] = Field(default_factory=list)
+    read_bps: list[DeviceRate] = Field(default_factory=list)
+    write_bps: list[DeviceRate] = Field(default_factory=list)
+    read_iops: list[DeviceRate] = Field(default_factory=list)
+    write_iops: list[DeviceRate] = Field(default_factory=list)
+
+
 class ResourceOptions(BaseModel):
     """A container's cgroup limits: set at create, changed later by a container or task update."""
 
@@ -77,6 +98,7 @@ class SpecOptions(ResourceOptions):
     device_cgroup_rules: list[str] = Field(default_factory=list)  # Docker's "c 1:3 rwm", "b *:* m"
     memory_swappiness: int | None = Field(default=None, ge=0, le=100)  # None: the kernel's
     oom_kill_disable: bool = False
+    block_io: BlockIOLimits = Field(default_factory=BlockIOLimits)  # create only, not an updatable limit
     sysctls: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     cgroup_parent: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 
 import docker
@@ -203,6 +204,22 @@ def test_device_cgroup_rules(engine) -> None:
     assert "Operation not permitted" not in allowed.stderr and "b 7:0 r" in allowed.stdout
 
 
+def test_block_io_limits_per_device(engine) -> None:
+    disk = next((d for d in ("/dev/vda", "/dev/sda", "/dev/loop0") if os.path.exists(d)
+                 and stat.S_ISBLK(os.stat(d).st_mode)), None)
+    if disk is None:
+        pytest.skip("no block device on this host")
+    rdev = os.stat(disk).st_rdev
+    blkio = "/sys/fs/cgroup/blkio"
+    out = run(engine, "--device-read-bps", f"{disk}:1mb", "--device-write-iops", f"{disk}:50", "busybox", "cat",
+              f"{blkio}/blkio.throttle.read_bps_device", f"{blkio}/blkio.throttle.write_iops_device")
+    assert out == f"{os.major(rdev)}:{os.minor(rdev)} 1048576\n{os.major(rdev)}:{os.minor(rdev)} 50\n"
+    weighted = cli(engine, "create", "--blkio-weight-device", f"{disk}:300", "busybox")
+    assert weighted.returncode == 0, weighted.stderr
+    if not Path(blkio, "blkio.weight_device").exists():
+        assert "Weight-device discarded" in weighted.stderr
+
+
 def test_runtime_runc_only(engine) -> None:
     assert run(engine, "--runtime", "runc", "busybox", "echo", "ran") == "ran\n"
     out = cli(engine, "run", "--rm", "--runtime", "crun", "busybox", "true")
@@ -210,7 +227,6 @@ def test_runtime_runc_only(engine) -> None:
 
 
 @pytest.mark.parametrize("args, named", [
-    (["--device-read-bps", "/dev/null:1mb"], "BlkioDeviceReadBps"),
     (["--cpu-rt-runtime", "1000"], "CpuRealtimeRuntime"),
     (["--log-driver", "syslog"], "LogConfig.Type"),
     (["--log-opt", "max-size=1m"], "LogConfig.Config max-size"),

@@ -25,6 +25,7 @@ def _plan(host_config: dict[str, Any] | None = None, **config: Any) -> Any:
 @pytest.mark.parametrize("host_config, message", [
     ({"Runtime": "crun"}, "Unknown runtime specified crun"),
     ({"Isolation": "hyperv"}, "Invalid isolation: 'hyperv' - linux only supports 'default'"),
+    ({"VolumeDriver": "nfs-plugin"}, "VolumeDriver 'nfs-plugin' .* not supported"),
     ({"UsernsMode": "private"}, "UsernsMode 'private' is not supported"),
     ({"CgroupnsMode": "shared"}, "invalid cgroup namespace mode: shared"),
     ({"ShmSize": -1}, "SHM size can not be less than 0"),
@@ -47,7 +48,7 @@ def test_dockerds_checks_on_values(host_config: dict[str, Any], message: str) ->
 
 
 def test_accepted_values_and_what_inspect_shows() -> None:
-    p = _plan({"Runtime": "runc", "Isolation": "default", "UsernsMode": "host", "LogConfig": {"Type": "json-file"},
+    p = _plan({"Runtime": "runc", "Isolation": "default", "UsernsMode": "host", "VolumeDriver": "local", "LogConfig": {"Type": "json-file"},
                "SecurityOpt": ["no-new-privileges", "seccomp=unconfined", "label=disable", "apparmor=unconfined"],
                "IpcMode": "shareable", "ShmSize": 1 << 20, "CgroupParent": "/mine", "CpusetMems": "0",
                "Annotations": {"a": "b"}})

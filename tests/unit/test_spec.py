@@ -421,6 +421,21 @@ def test_device_cgroup_rules_and_memory_policy(rootfs: Path) -> None:
         gen(rootfs, device_cgroup_rules=["x 1:2 rwm"])
 
 
+def test_block_io_limits_per_device(rootfs: Path) -> None:
+    disk = next((d for d in ("/dev/loop0", "/dev/vda", "/dev/sda") if os.path.exists(d)), None)
+    if disk is None:
+        pytest.skip("no block device node on this host")
+    st = os.stat(disk)
+    s = gen(rootfs, block_io={"read_bps": [{"path": disk, "rate": 1 << 20}], "weight": [{"path": disk, "rate": 300}]})
+    dev = {"major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev)}
+    assert s["linux"]["resources"]["blockIO"] == {"throttleReadBpsDevice": [{**dev, "rate": 1 << 20}],
+                                                  "weightDevice": [{**dev, "weight": 300}]}
+    with pytest.raises(InvalidArgument, match="not a block device"):
+        gen(rootfs, block_io={"write_iops": [{"path": "/dev/null", "rate": 5}]})
+    with pytest.raises(InvalidArgument, match="No such file"):
+        gen(rootfs, block_io={"write_iops": [{"path": "/dev/nosuchdisk", "rate": 5}]})
+
+
 def test_shm_size(rootfs: Path) -> None:
     assert "size=67108864" in mount_at(gen(rootfs), "/dev/shm")["options"]
     assert "size=1048576" in mount_at(gen(rootfs, shm_size=1 << 20), "/dev/shm")["options"]
