@@ -54,8 +54,7 @@ class Creator:
         volumes: list[dict[str, Any]] = []
         try:
             p = plan(req, image, cid, await self._host.features())
-            p.host_config["Links"] = links.at_create(req.HostConfig.Links or [], bare, p.network.mode,
-                                                     self._store.find) or None
+            p.host_config["Links"] = links.at_create(p.network.links, bare, p.network.mode, self._store.find) or None
             options = p.options
             options["netns"] = await self._plan_network(cid, p.network)
             etc_of = self._etc_owner(cid, p.network)

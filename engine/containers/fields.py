@@ -51,6 +51,7 @@ HONOURED: frozenset[str] = frozenset({
     "HostConfig.VolumeDriver",
     "NetworkingConfig.EndpointsConfig",
     "EndpointSettings.IPAMConfig", "EndpointSettings.Aliases", "EndpointSettings.MacAddress",
+    "EndpointSettings.Links",
     # Inspect's outputs: the engine fills them in and replaces what a client sent, as dockerd does.
     "EndpointSettings.NetworkID", "EndpointSettings.EndpointID", "EndpointSettings.Gateway",
     "EndpointSettings.IPAddress", "EndpointSettings.IPPrefixLen", "EndpointSettings.IPv6Gateway",
@@ -69,7 +70,6 @@ REFUSED: Mapping[str, str] = {
     "HostConfig.IOMaximumBandwidth": "--io-maxbandwidth",
     "HostConfig.Cgroup": "--cgroup",
     "HostConfig.StorageOpt": "--storage-opt",
-    "EndpointSettings.Links": "--link",
     "EndpointSettings.DriverOpts": "--network driver-opt",
     "EndpointSettings.GwPriority": "--network gw-priority",
     "EndpointSettings.IPAMConfig.IPv6Address": "--ip6",

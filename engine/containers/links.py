@@ -43,9 +43,8 @@ def at_create(links: list[str], parent: str, mode: str, find: Callable[[str], Co
     if mode.startswith("container:"):
         raise InvalidArgument("conflicting options: container type network can't be used with links. This would "
                               "result in undefined behavior")
-    if mode not in ("default", "bridge"):
-        raise InvalidArgument(f"Links (--link) are supported by this engine on the default bridge network only, "
-                              f"not with network mode {mode}")
+    if mode == "none":
+        raise InvalidArgument("Links (--link) are not supported by this engine with network mode none")
     out = []
     for spec in links:
         name, alias = _split(spec)

@@ -30,6 +30,7 @@ class NetworkChoice:
     mode: str
     joins: str | None  # the container named by `container:<ref>`
     endpoints: dict[str, Any] | None
+    links: list[str]  # HostConfig.Links: legacy links on the default bridge
 
 
 @dataclass
@@ -54,7 +55,23 @@ def network_choice(req: CreateRequest) -> NetworkChoice:
         raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
     joins = mode.split(":", 1)[1] if mode.startswith("container:") else None
     _check_etc_options(req, mode, joins is not None)
-    return NetworkChoice(mode=mode, joins=joins, endpoints=_with_container_mac(req, mode, endpoints))
+    endpoints = _with_container_mac(req, mode, endpoints)
+    legacy = list(req.HostConfig.Links or [])
+    if legacy and mode not in ("default", "bridge", "host", "none") and joins is None:
+        # On a user-defined network a link is the endpoint's, as the docker CLI sends it there itself.
+        endpoints = _on_main_network(endpoints, mode, "Links", legacy)
+        legacy = []
+    return NetworkChoice(mode=mode, joins=joins, endpoints=endpoints, links=legacy)
+
+
+def _on_main_network(endpoints: dict[str, Any] | None, mode: str, key: str, value: Any) -> dict[str, Any]:
+    out = dict(endpoints or {})
+    name = next((k for k in out if k in (mode, "default")), mode)
+    main = dict(out.get(name) or {})
+    # The docker CLI sends a link both ways: once is enough.
+    main[key] = list(dict.fromkeys([*(main.get(key) or []), *value])) if isinstance(value, list) else value
+    out[name] = main
+    return out
 
 
 def _with_container_mac(req: CreateRequest, mode: str, endpoints: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -64,15 +81,11 @@ def _with_container_mac(req: CreateRequest, mode: str, endpoints: dict[str, Any]
         raise InvalidArgument("conflicting options: mac-address and the network mode")
     if not req.MacAddress:
         return endpoints
-    out = dict(endpoints or {})
-    key = next((k for k in out if k in (mode, "default")), mode)
-    main = dict(out.get(key) or {})
+    main = next((cfg for k, cfg in (endpoints or {}).items() if k in (mode, "default")), None) or {}
     if main.get("MacAddress") and main["MacAddress"] != req.MacAddress:
         raise InvalidArgument("the container-wide MAC address must match the endpoint-specific MAC address for the "
                               "main network, or be left empty")
-    main["MacAddress"] = req.MacAddress
-    out[key] = main
-    return out
+    return _on_main_network(endpoints, mode, "MacAddress", req.MacAddress)
 
 
 def _check_etc_options(req: CreateRequest, mode: str, joins: bool) -> None:

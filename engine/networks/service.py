@@ -18,11 +18,12 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
-from engine.networks import etcfiles, ipam
+from engine.networks import endpointcfg, etcfiles, ipam
 from engine.networks.driver import Attachment, NetworkDriver
 from engine.networks.etcfiles import EtcConfig
 from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
@@ -38,18 +39,6 @@ _BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 
 def _new_id() -> str:
     return secrets.token_hex(32)
-
-
-_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
-
-
-def _mac(given: str) -> str | None:
-    """A static MAC address (--mac-address), as dockerd checks it: six colon-separated hex octets, unicast."""
-    if not given:
-        return None
-    if not _MAC.fullmatch(given) or int(given[:2], 16) & 1:
-        raise InvalidArgument(f"invalid MAC address: {given}")
-    return given.lower()
 
 
 def _rfc3339(ts: float) -> str:
@@ -231,7 +220,8 @@ class NetworkService:
             assert n.subnet and n.gateway
             ip = ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway, static, self._ips_on(n))
         e = Endpoint(network_id=n.id, container_id=cid, id=_new_id(), ip=ip, static_ip=bool(static),
-                     static_mac=_mac(str(cfg.get("MacAddress") or "")), aliases=aliases)
+                     static_mac=endpointcfg.mac(str(cfg.get("MacAddress") or "")), aliases=aliases,
+                     links=[endpointcfg.link(str(link)) for link in cfg.get("Links") or []])
         await self.store.save_endpoint(e)
         return e
 
@@ -366,9 +356,22 @@ class NetworkService:
         base = self.files_root / cid
         endpoints = [(self.store.get(e.network_id), e) for e in self.store.endpoints_of(cid) if e.ip]
         host_gateway = self.store.get(BRIDGE).gateway
+        etc = replace(etc, links=etc.links + tuple(self._endpoint_links(cid)))
         (base / "hosts").write_text(etcfiles.hosts(etc, [e.ip for _, e in endpoints if e.ip], host_gateway))
         resolvers = [n.gateway for n, _ in endpoints if n.dns and n.gateway]
         (base / "resolv.conf").write_text(etcfiles.resolv_conf(etc, resolvers))
+
+    def _endpoint_links(self, cid: str) -> builtins.list[tuple[str, str]]:
+        """(alias, address) of each running target of the container's links on user-defined networks."""
+        out = []
+        for e in self.store.endpoints_of(cid):
+            for link in e.links:
+                target, _, alias = link.partition(":")
+                other = next((o for o in self.store.endpoints_on(e.network_id) if o.ip and o.interface and (
+                    self.container_name(o.container_id) == target or o.container_id.startswith(target))), None)
+                if other is not None and other.ip:
+                    out.append((alias, other.ip))
+        return out
 
     async def stop(self, cid: str) -> None:
         """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go."""
@@ -401,7 +404,7 @@ class NetworkService:
             n = self.store.get(e.network_id)
             prefix = ipaddress.IPv4Network(n.subnet).prefixlen if n.subnet and e.ip else 0
             nets[n.name] = {
-                "IPAMConfig": {"IPv4Address": e.ip} if e.static_ip else None, "Links": None,
+                "IPAMConfig": {"IPv4Address": e.ip} if e.static_ip else None, "Links": e.links or None,
                 "Aliases": (e.aliases + [cid[:12]]) if n.dns else None, "NetworkID": n.id,
                 "EndpointID": e.id if e.interface else "", "Gateway": n.gateway if e.ip else "",
                 "IPAddress": e.ip or "", "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",

@@ -102,6 +102,14 @@ def test_the_container_wide_mac_address_goes_to_the_main_network() -> None:
         _plan({"NetworkMode": "host"}, MacAddress="02:42:ac:11:00:02")
 
 
+def test_links_on_a_user_network_are_the_endpoints() -> None:
+    p = _plan({"NetworkMode": "net1", "Links": ["db:store"]},
+              NetworkingConfig={"EndpointsConfig": {"net1": {"Aliases": ["a"], "Links": ["cache"]}}})
+    assert p.network.endpoints == {"net1": {"Aliases": ["a"], "Links": ["cache", "db:store"]}}
+    assert p.network.links == []
+    assert _plan({"Links": ["db"]}).network.links == ["db"]
+
+
 def _container(name: str, **kw: Any) -> Container:
     return Container(id=name * 64 if len(name) == 1 else (name * 64)[:64], name=name, created=0, image="busybox",
                      image_ref="busybox", image_id="sha256:x", path="sh", args=[],
@@ -125,7 +133,7 @@ def test_links_at_create_and_start() -> None:
     found = {"d": db}
     assert links.at_create(["d:store", "d"], "web", "default", found.get) == ["/d:/web/store", "/d:/web/d"]
     for mode, message in (("host", "host type networking"), ("container:x", "container type network"),
-                          ("net1", "default bridge network only")):
+                          ("none", "network mode none")):
         with pytest.raises(InvalidArgument, match=message):
             links.at_create(["d"], "web", mode, found.get)
     with pytest.raises(InvalidArgument, match="could not get container for nosuch"):
