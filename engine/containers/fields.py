@@ -5,7 +5,7 @@ client that asks for `--volumes-from` must not get a container without the volum
 the spec's ContainerConfig (`Config.`), HostConfig with its embedded Resources (`HostConfig.`),
 NetworkingConfig and each network's EndpointSettings (`EndpointSettings.`); a unit test walks the
 spec and fails on a field in neither list. A dotted path deeper than one level refuses a part of a
-field whose other parts are honoured.
+field whose other parts are honoured (through lists: `HostConfig.Mounts.X` is each mount's X).
 
 The CLI sends a full object of zero values (CLIENT-FLOWS §5.4): a refused field counts as given only
 when it holds something other than "", 0, false, null, [] or {} (recursively, so `[0, 0]` and
@@ -70,6 +70,12 @@ REFUSED: Mapping[str, str] = {
     "HostConfig.IOMaximumBandwidth": "--io-maxbandwidth",
     "HostConfig.Cgroup": "--cgroup",
     "HostConfig.StorageOpt": "--storage-opt",
+    "HostConfig.Mounts.BindOptions.ReadOnlyNonRecursive": "--mount bind-recursive=writable",
+    "HostConfig.Mounts.BindOptions.ReadOnlyForceRecursive": "--mount bind-recursive=readonly",
+    "HostConfig.Mounts.VolumeOptions.Labels": "--mount volume-label",
+    "HostConfig.Mounts.VolumeOptions.DriverConfig": "--mount volume-driver",
+    "HostConfig.Mounts.VolumeOptions.Subpath": "--mount volume-subpath",
+    "HostConfig.Mounts.TmpfsOptions.Options": "--mount tmpfs-options",
     "EndpointSettings.DriverOpts": "--network driver-opt",
     "EndpointSettings.GwPriority": "--network gw-priority",
     "EndpointSettings.IPAMConfig.IPv6Address": "--ip6",
@@ -100,13 +106,15 @@ def _sections(body: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, 
                     yield "EndpointSettings", f"NetworkingConfig.EndpointsConfig.{name}.", settings
 
 
-def _lookup(obj: Mapping[str, Any], keys: list[str]) -> Any:
-    value: Any = obj
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
+def _lookup(obj: Any, keys: list[str]) -> list[Any]:
+    """The values at `keys` below `obj`, through every element of the lists on the way (HostConfig.Mounts)."""
+    if not keys:
+        return [obj]
+    if isinstance(obj, list):
+        return [v for item in obj for v in _lookup(item, keys)]
+    if not isinstance(obj, Mapping):
+        return []
+    return _lookup(obj.get(keys[0]), keys[1:])
 
 
 def refuse_unsupported(body: Mapping[str, Any]) -> None:
@@ -116,8 +124,7 @@ def refuse_unsupported(body: Mapping[str, Any]) -> None:
             head, _, rest = path.partition(".")
             if head != section:
                 continue
-            value = _lookup(obj, rest.split("."))
-            if is_unset(value):
+            if all(is_unset(value) for value in _lookup(obj, rest.split("."))):
                 continue
             hint = f" ({option})" if option else ""
             raise InvalidArgument(f"invalid container config: {where}{rest}{hint} is not supported by this engine")

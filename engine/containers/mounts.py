@@ -21,6 +21,8 @@ _PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 class BindOptionsModel(BaseModel):
     model_config = OPEN
     Propagation: str | None = None
+    NonRecursive: bool | None = None
+    CreateMountpoint: bool | None = None
 
 
 class TmpfsOptionsModel(BaseModel):
@@ -72,12 +74,18 @@ def _mount(m: Mount) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     if m.Type == "bind":
         if not m.Source or not os.path.isabs(m.Source):
             raise InvalidArgument(f'invalid mount config for type "bind": invalid mount path: {m.Source!r}')
+        bind = m.BindOptions or BindOptionsModel()
         if not os.path.exists(m.Source):
-            raise InvalidArgument(f'invalid mount config for type "bind": bind source path does not exist: '
-                                  f"{m.Source}")
-        options = ["rbind", "ro" if m.ReadOnly else "rw"]
-        if m.BindOptions and m.BindOptions.Propagation:
-            options.append(m.BindOptions.Propagation)
+            if not bind.CreateMountpoint:
+                raise InvalidArgument(f'invalid mount config for type "bind": bind source path does not exist: '
+                                      f"{m.Source}")
+            try:
+                os.makedirs(m.Source, exist_ok=True)
+            except (OSError, ValueError) as e:
+                raise InvalidArgument(f"error while creating mount source path '{m.Source}': {e}") from None
+        options = ["bind" if bind.NonRecursive else "rbind", "ro" if m.ReadOnly else "rw"]
+        if bind.Propagation:
+            options.append(bind.Propagation)
         return {"type": "bind", "source": m.Source, "destination": m.Target, "options": options}, None
     if m.Type == "volume":
         return None, None  # volume_mounts() below

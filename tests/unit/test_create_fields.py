@@ -42,6 +42,8 @@ def _in_spec(definitions: dict[str, Any], path: str) -> bool:
     definition = next(d for d, p in SECTIONS.items() if p == prefix)
     schema: dict[str, Any] = definitions[definition]
     for name in names:
+        if "items" in schema:
+            schema = schema["items"]
         props = _properties(definitions, schema)
         if name not in props:
             return False
@@ -77,7 +79,8 @@ def _body_setting(path: str, value: Any) -> dict[str, Any]:
     prefix, *names = path.split(".")
     inner: Any = value
     for name in reversed(names):
-        inner = {name: inner}
+        # HostConfig.Mounts is a list: a refused part of a mount is set on one of them.
+        inner = {name: [{"Type": "volume", "Target": "/x", **inner}] if name == "Mounts" else inner}
     if prefix == "Config":
         return {"Image": "busybox", **inner}
     if prefix == "EndpointSettings":

@@ -1,6 +1,7 @@
 """Values of honoured create fields: dockerd's checks, the defaults inspect shows, links and --volumes-from."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,6 +83,19 @@ def test_swappiness_and_the_oom_killer() -> None:
                                  ({"DeviceCgroupRules": ["c 1:3"]}, "invalid device cgroup format 'c 1:3'")):
         with pytest.raises(InvalidArgument, match=message):
             _plan(host_config)
+
+
+def test_bind_mount_options(tmp_path: Path) -> None:
+    missing = tmp_path / "made"
+    p = _plan({"Mounts": [{"Type": "bind", "Source": str(tmp_path), "Target": "/flat",
+                           "BindOptions": {"NonRecursive": True}},
+                          {"Type": "bind", "Source": str(missing), "Target": "/made",
+                           "BindOptions": {"CreateMountpoint": True}}]})
+    assert [m["options"][0] for m in p.options["mounts"]] == ["bind", "rbind"] and missing.is_dir()
+    with pytest.raises(InvalidArgument, match="bind source path does not exist"):
+        _plan({"Mounts": [{"Type": "bind", "Source": str(tmp_path / "absent"), "Target": "/a"}]})
+    with pytest.raises(InvalidArgument, match=r"Mounts.VolumeOptions.Subpath .* not supported"):
+        _plan({"Mounts": [{"Type": "volume", "Target": "/v", "VolumeOptions": {"Subpath": "sub"}}]})
 
 
 def test_config_fields_kept_as_dockerd_keeps_them() -> None:
