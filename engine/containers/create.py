@@ -13,15 +13,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.containers import names
+from engine.containers import links, names
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
 from engine.containers.live import Lives
-from engine.containers.options import CreateRequest, volume_mounts
+from engine.containers.mounts import explicit_destinations, volume_mounts
+from engine.containers.request import CreateRequest
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
 from engine.containers.store import Container, ContainerStore
+from engine.containers.volumesfrom import Inherited, inherited
 from engine.errors import EngineError
 from engine.events import EventBus
+from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
 from runtime.client import RuntimeAPI
@@ -56,12 +59,13 @@ class Creator:
         try:
             p = plan(req, image, cid, await self._host.features())
             p.host_config["LogConfig"] = self._log_config(p.host_config.get("LogConfig"))
+            p.host_config["Links"] = links.at_create(p.network.links, bare, p.network.mode, self._store.find) or None
             options = p.options
             options["netns"] = await self._plan_network(cid, p.network)
             etc_of = self._etc_owner(cid, p.network)
             if etc_of is not None:
                 options["mounts"] = options["mounts"] + self._networks.etc_mounts(etc_of)
-            volumes, mounts = await self._plan_volumes(req, p)
+            volumes, mounts, copied = await self._plan_volumes(req, p)
             options["mounts"] = options["mounts"] + mounts
             await self._rt.create_container(cid, image.ref, options, init=p.init)
         except BaseException:
@@ -74,7 +78,7 @@ class Creator:
             raise
         c = Container(id=cid, name=bare, created=time.time(), image=req.Image or "", image_ref=image.ref,
                       image_id=image.id, path=p.path, args=p.args, config=p.config, host_config=p.host_config,
-                      volumes=volumes)
+                      volumes=volumes, binds_from=copied.binds)
         await self._store.save(c)
         self._events.container(c, "create")
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)
@@ -95,10 +99,14 @@ class Creator:
         return cid if self._networks.wired(cid) else None
 
     async def _plan_volumes(self, req: CreateRequest, p: CreatePlan) -> tuple[list[dict[str, Any]],
-                                                                               list[dict[str, Any]]]:
-        """The volumes (made now when new, as Docker does) and their spec mounts."""
+                                                                               list[dict[str, Any]], Inherited]:
+        """The volumes (made now when new, as Docker does), their spec mounts and what --volumes-from copies."""
         resolved, mounts = [], []
-        for want in volume_mounts(req, p.image_volumes):
+        hc = req.HostConfig
+        copied = inherited(hc.VolumesFrom or [], self._store.get,
+                           explicit_destinations(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {}))
+        for want in volume_mounts(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {}, list(req.Volumes or {}),
+                                  list(p.image_volumes or {}), copied.destinations()):
             fresh = want["name"] is None or self._volumes.store.find(want["name"]) is None
             v = await self._volumes.create(want["name"], anonymous=want["name"] is None)
             resolved.append({"name": v.name, "destination": want["destination"], "read_only": want["read_only"],
@@ -108,15 +116,24 @@ class Creator:
             mode = "ro" if want["read_only"] else "rw"
             mounts.append({"type": "bind", "source": self._volumes.mountpoint(v.name),
                            "destination": want["destination"], "options": ["rbind", mode], "copy_up": want["copy"]})
-        return resolved, mounts
+        for shared in copied.volumes:
+            # Used, not owned: removing this container never removes another's volume.
+            resolved.append({**shared, "anonymous": False})
+            mounts.append({"type": "bind", "source": self._volumes.mountpoint(shared["name"]),
+                           "destination": shared["destination"],
+                           "options": ["rbind", "ro" if shared["read_only"] else "rw"]})
+        for b in copied.binds:
+            mounts.append({"type": "bind", "source": b["source"], "destination": b["destination"],
+                           "options": ["rbind", "ro" if b["read_only"] else "rw", b["propagation"]]})
+        return resolved, mounts, copied
 
     async def connect(self, ref: str, network_id: str, cfg: dict[str, Any]) -> None:
         c = self._store.get(ref)
         async with self._lives.of(c.id).lock:
             c = self._lives.current(ref, c.id)
+            linked = links.resolve(c, self._store.find, self._networks.bridge_address, strict=False)
             await self._networks.connect(network_id, c.id, cfg, running=c.state.running,
-                                         hostname=c.config.get("Hostname") or c.id[:12],
-                                         domainname=c.config.get("Domainname") or "")
+                                         etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts))
 
     async def disconnect(self, ref: str, network_id: str) -> None:
         c = self._store.get(ref)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.containers import filters, views
-from engine.containers.options import inspect_mounts
+from engine.containers.mounts import inspect_mounts
 from engine.containers.store import Container, ContainerStore
 
 
@@ -64,7 +64,7 @@ class Describer:
                              published=self._networks.published(c.id), mounts=self._mounts(c))
 
     def _mounts(self, c: Container) -> builtins.list[dict[str, Any]]:
-        return inspect_mounts(c.host_config, c.volumes, self._mountpoint)
+        return inspect_mounts(c.host_config, c.volumes, self._mountpoint, c.binds_from)
 
     def _networks_of(self, c: Container) -> set[str]:
         """Names and ids of the networks a container is on."""

@@ -16,6 +16,7 @@ import time
 from enum import Enum
 from typing import Any
 
+from engine.containers import links
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
 from engine.containers.live import Live, Lives, settle
@@ -26,6 +27,7 @@ from engine.containers.supervise import Supervisor
 from engine.errors import Conflict, EngineError, NotModified
 from engine.events import EventBus
 from engine.logs.service import ContainerLogs
+from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
 from runtime import client as rt
@@ -89,9 +91,10 @@ class RunControl:
         for v in c.volumes:
             await self._volumes.prepare(v["name"])
         # netavark wires the namespace while the runtime creates the task that joins it.
+        linked = links.resolve(c, self._store.find, self._networks.bridge_address)
         netns_ready = asyncio.Event()
         wiring = asyncio.ensure_future(self._networks.start(
-            c.id, hostname=c.config.get("Hostname") or c.id[:12], domainname=c.config.get("Domainname") or "",
+            c.id, etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts),
             exposed=list(c.config.get("ExposedPorts") or {}), port_bindings=c.host_config.get("PortBindings"),
             publish_all=bool(c.host_config.get("PublishAllPorts")), netns_ready=netns_ready))
         waiter = asyncio.ensure_future(netns_ready.wait())
@@ -100,7 +103,7 @@ class RunControl:
         if wiring.done() and wiring.exception() is not None:
             await wiring  # the namespace itself could not be made: nothing was created
         try:
-            task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")),
+            task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")), linked.env,
                                            keep_stdin_open=keeps_stdin_open(c.config))
         except rt.RuntimeError_ as e:
             wired = (await asyncio.gather(wiring, return_exceptions=True))[0]
@@ -140,13 +143,14 @@ class RunControl:
             self.health.start(c.id, c.config, c.health, c.state.started_at or time.time())
         log.info("started container=%s pid=%d", c.id, task.pid)
 
-    async def _create_task(self, cid: str, tty: bool, stdin: bool, *, keep_stdin_open: bool) -> CreatedTask:
+    async def _create_task(self, cid: str, tty: bool, stdin: bool, env: list[str], *,
+                           keep_stdin_open: bool) -> CreatedTask:
         try:
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open, env=env)
         except rt.AlreadyExists:
             # A run whose exit was recorded but whose task could not be deleted then.
             await self._rt.delete_task(cid, force=True)
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open, env=env)
 
     async def _hand_over(self, live: Live, socket: str) -> None:
         """Connect every attach waiting for this start, before the process can write a byte."""

@@ -45,6 +45,8 @@ class Container(BaseModel):
     log_path: str | None = None  # known from the first start on; outlives the runtime task
     # The volumes it mounts, resolved at create: {name, destination, read_only, anonymous}.
     volumes: list[dict[str, Any]] = Field(default_factory=list)
+    # Host binds copied by --volumes-from: {source, destination, read_only, propagation}.
+    binds_from: list[dict[str, Any]] = Field(default_factory=list)
     health: Health | None = None  # State.Health, for containers with a healthcheck
 
 

@@ -309,8 +309,11 @@ class Client:
         return await self._record(Task, "GET", f"/tasks/{quote(task_id, safe='')}", namespace=namespace)
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          keep_stdin_open: bool = False, namespace: str | None = None) -> CreatedTask:
-        body = {"container_id": container_id, "terminal": terminal, "stdin": stdin, "keep_stdin_open": keep_stdin_open}
+                          keep_stdin_open: bool = False, env: list[str] | None = None,
+                          namespace: str | None = None) -> CreatedTask:
+        """`env`: KEY=VALUE for this run only; the container's own variables win over them."""
+        body = {"container_id": container_id, "terminal": terminal, "stdin": stdin, "keep_stdin_open": keep_stdin_open,
+                "env": env or []}
         return await self._record(CreatedTask, "POST", "/tasks", json_body=body, namespace=namespace)
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task:

@@ -61,9 +61,10 @@ class _Process:
 
 
 class _Task(_Process):
-    def __init__(self, pid: int, terminal: bool, stdin: bool, keep_stdin_open: bool = False) -> None:
+    def __init__(self, pid: int, terminal: bool, stdin: bool, keep_stdin_open: bool, env: list[str]) -> None:
         super().__init__(pid, terminal, stdin)
         self.keep_stdin_open = keep_stdin_open
+        self.env = env  # the run's own variables, as create_task was given them
         self.execs: dict[str, _Process] = {}
 
 
@@ -283,7 +284,8 @@ class FakeRuntime:
         return Task.model_validate(self._task_record(task_id))
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          keep_stdin_open: bool = False, namespace: str | None = None) -> CreatedTask:
+                          keep_stdin_open: bool = False, env: list[str] | None = None,
+                          namespace: str | None = None) -> CreatedTask:
         self._call("create_task")
         if keep_stdin_open and not stdin:
             raise InvalidArgument("keep_stdin_open needs stdin")
@@ -291,7 +293,7 @@ class FakeRuntime:
             raise NotFound(f"container {container_id} not found")
         if container_id in self._tasks:
             raise AlreadyExists(f"task {container_id} already exists")
-        self._tasks[container_id] = _Task(next(self._pids), bool(terminal), stdin, keep_stdin_open)
+        self._tasks[container_id] = _Task(next(self._pids), bool(terminal), stdin, keep_stdin_open, list(env or []))
         return CreatedTask.model_validate({**self._task_record(container_id), "io": self._io(container_id)})
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task:
