@@ -80,12 +80,13 @@ class Backend:
         supervisor = Supervisor(runtime, store, lives, events)
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor)
         files = ContainerFiles(runtime, store, events)
-        describer = Describer(store, networks, volumes.mountpoint, files.size)
+        execs = ExecService(store, runtime, events)
+        describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    networks=networks, volumes=volumes,
                    creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host),
                    run=run, manager=Manager(runtime, store, lives, events, host),
-                   execs=ExecService(store, runtime, events),
+                   execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,
                    pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),

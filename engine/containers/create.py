@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import posixpath
 import secrets
 import time
 from typing import Any
@@ -53,11 +54,10 @@ class Creator:
             p = plan(req, image, cid, await self._host.features())
             options = p.options
             options["netns"] = await self._plan_network(cid, p.network)
-            etc_of = self._etc_owner(cid, p.network)
-            if etc_of is not None:
-                options["mounts"] = options["mounts"] + self._networks.etc_mounts(etc_of)
             volumes, mounts = await self._plan_volumes(req, p)
             options["mounts"] = options["mounts"] + mounts
+            options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p.network, options),
+                                                                 options)
             await self._rt.create_container(cid, image.ref, options, init=p.init)
         except BaseException:
             self._store.release(bare, cid)
@@ -82,12 +82,17 @@ class Creator:
             return "host" if other.host_config.get("NetworkMode") == "host" else self._networks.joined_netns(other.id)
         return await self._networks.plan(cid, network.mode, network.endpoints)
 
-    def _etc_owner(self, cid: str, network: NetworkChoice) -> str | None:
-        """Whose /etc/hosts and resolv.conf the container sees: its own when networked, its host's in container mode."""
+    async def _etc_mounts(self, cid: str, network: NetworkChoice, options: dict[str, Any]) -> list[dict[str, Any]]:
+        """The engine's /etc/hosts and resolv.conf: its own when networked, the joined container's in container
+        mode, copies of the host's with the host's network (as dockerd); else the runtime's defaults."""
         if network.joins is not None:
             other = self._store.get(network.joins)
-            return other.id if self._networks.wired(other.id) else None
-        return cid if self._networks.wired(cid) else None
+            return self._networks.etc_mounts(other.id) if self._networks.wired(other.id) else []
+        if self._networks.wired(cid):
+            return self._networks.etc_mounts(cid)
+        if options["netns"] == "host":
+            return await self._networks.host_etc(cid)
+        return []
 
     async def _plan_volumes(self, req: CreateRequest, p: CreatePlan) -> tuple[list[dict[str, Any]],
                                                                                list[dict[str, Any]]]:
@@ -118,3 +123,10 @@ class Creator:
         async with self._lives.of(c.id).lock:
             c = self._lives.current(ref, c.id)
             await self._networks.disconnect(network_id, c.id, running=c.state.running)
+
+
+def _not_covered(etc: list[dict[str, Any]], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """A user's own mount at /etc/hosts or /etc/resolv.conf replaces the generated file, as in dockerd."""
+    taken = {posixpath.normpath(m["destination"]) for m in options["mounts"]}
+    taken |= {posixpath.normpath(t) for t in options.get("tmpfs") or {}}
+    return [m for m in etc if m["destination"] not in taken]

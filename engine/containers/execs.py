@@ -124,6 +124,14 @@ class ExecService:
         self._event(e, "exec_create: " + " ".join(config.Cmd))
         return e
 
+    def live_ids(self, cid: str) -> list[str]:
+        """inspect's ExecIDs: dockerd keeps an exec on its container from create until its process exits,
+        and drops them all when the container stops."""
+        c = self._containers.find(cid)
+        if c is None or not c.state.running:
+            return []
+        return [e.id for e in self._execs.values() if e.container_id == cid and e.exit_code is None]
+
     def get(self, exec_id: str) -> Exec:
         e = self._execs.get(exec_id)
         if e is None or self._containers.find(e.container_id) is None:

@@ -1,22 +1,38 @@
-"""A container's files: path stat, tar out and in (docker cp), changes (docker diff), export, writable-layer size.
+"""A container's files: path stat, tar out and in (docker cp), changes (docker diff), export, layer sizes.
 
 The runtime does the work on the container's rootfs; this service adds Docker's rules:
 a missing path is Docker's "Could not find the file" 404, copyUIDGID only applies when
 the container names a user, and each operation that touches the files is an event.
 The writable layer's size is looked up here and nowhere else (inspect, list, prune and
-system df all ask).
+system df all ask), and so is where the files live on the host (inspect's GraphDriver and
+its /etc file paths), as the runtime's records and snapshotter tell it.
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.containers.store import Container, ContainerStore
 from engine.errors import NotFound
 from engine.events import EventBus
 from runtime import client as rt
+from runtime.client.records import Mount
+
+
+# The files Docker generates for a container and bind-mounts over the image's.
+ETC_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a container's files are on the host; empty when the runtime has no record of them."""
+
+    driver: str = ""
+    graph_data: dict[str, str] | None = None  # inspect's GraphDriver.Data
+    etc: dict[str, str] = field(default_factory=dict)  # destination in ETC_FILES -> the host file mounted there
 
 
 class ContainerFiles:
@@ -79,6 +95,48 @@ class ContainerFiles:
             record = await self._rt.container(c.id)
             return (await self._rt.snapshot_usage(record.snapshotter, record.snapshot_key)).size
         return None
+
+    async def root_size(self, c: Container) -> int | None:
+        """SizeRootFs: the writable layer and every image layer under it, as dockerd adds them up."""
+        with contextlib.suppress(rt.RuntimeError_):
+            record = await self._rt.container(c.id)
+            total, key = 0, record.snapshot_key
+            while key:
+                total += (await self._rt.snapshot_usage(record.snapshotter, key)).size
+                key = (await self._rt.snapshot(record.snapshotter, key)).parent or ""
+            return total
+        return None
+
+    async def storage(self, c: Container) -> Storage:
+        with contextlib.suppress(rt.NotFound):
+            record = await self._rt.container(c.id)
+            etc = {m["destination"]: m["source"] for m in record.spec.get("mounts") or []
+                   if m.get("destination") in ETC_FILES and m.get("type") == "bind"}
+            data = None
+            with contextlib.suppress(rt.NotFound):
+                mounts = await self._rt.snapshot_mounts(record.snapshotter, record.snapshot_key)
+                data = _overlay_dirs(mounts, await self._merged_dir(c))
+            return Storage(driver=record.snapshotter, graph_data=data, etc=etc)
+        return Storage()
+
+    async def _merged_dir(self, c: Container) -> str | None:
+        """Where the layers are mounted together: only while a task holds them."""
+        if not c.state.running:
+            return None
+        with contextlib.suppress(rt.NotFound):
+            return (await self._rt.task(c.id)).rootfs
+        return None
+
+
+def _overlay_dirs(mounts: list[Mount], merged: str | None) -> dict[str, str] | None:
+    """overlay2's GraphDriver.Data from an overlay mount's options; other snapshotters have none (as vfs)."""
+    if len(mounts) != 1 or mounts[0].type != "overlay":
+        return None
+    names = {"lowerdir": "LowerDir", "upperdir": "UpperDir", "workdir": "WorkDir"}
+    data = {names[k]: v for k, _, v in (o.partition("=") for o in mounts[0].options) if k in names}
+    if merged:
+        data["MergedDir"] = merged
+    return data or None
 
 
 def _missing(path: str, ref: str) -> NotFound:

@@ -84,6 +84,8 @@ class RunControl:
         tty = bool(c.config.get("Tty"))
         for v in c.volumes:
             await self._volumes.prepare(v["name"])
+        if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
+            await self._networks.host_etc(c.id)
         # netavark wires the namespace while the runtime creates the task that joins it.
         netns_ready = asyncio.Event()
         wiring = asyncio.ensure_future(self._networks.start(

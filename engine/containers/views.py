@@ -6,9 +6,9 @@ the shapes can be read and tested without a network, a volume or a runtime.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from engine.containers.filesystem import Storage
 from engine.containers.state import rfc3339
 from engine.containers.store import Container
 
@@ -33,9 +33,16 @@ def exposed_ports(c: Container) -> list[tuple[int, str]]:
     return out
 
 
-def inspect(c: Container, *, etc: Path | None, mounts: list[dict[str, Any]],
+def inspect(c: Container, *, storage: Storage, exec_ids: list[str], mounts: list[dict[str, Any]],
             network_settings: dict[str, Any]) -> dict[str, Any]:
-    """GET /containers/{id}/json; `etc` is where the engine wrote the container's hosts and resolv.conf, if it did."""
+    """GET /containers/{id}/json.
+
+    The /etc file paths are the host files the runtime bind-mounts there, reported as dockerd does from
+    the first start on (a user's own mount at that path is not one of them); MergedDir only while mounted.
+    """
+    started = c.state.started_at is not None
+    user_targets = {m["Destination"] for m in mounts}
+    etc = {dst: src for dst, src in storage.etc.items() if started and dst not in user_targets}
     return {
         "Id": c.id,
         "Created": rfc3339(c.created),
@@ -43,20 +50,21 @@ def inspect(c: Container, *, etc: Path | None, mounts: list[dict[str, Any]],
         "Args": c.args,
         "State": {**c.state.docker(), **({"Health": c.health.model_dump()} if c.health else {})},
         "Image": c.image_id,
-        "ResolvConfPath": str(etc / "resolv.conf") if etc else "",
-        "HostnamePath": "",
-        "HostsPath": str(etc / "hosts") if etc else "",
+        "ResolvConfPath": etc.get("/etc/resolv.conf", ""),
+        "HostnamePath": etc.get("/etc/hostname", ""),
+        "HostsPath": etc.get("/etc/hosts", ""),
         "LogPath": c.log_path or "",
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
-        "Driver": "overlayfs",
+        "Driver": storage.driver,
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
+        # dockerd's null, not [], when the container runs no exec.
+        "ExecIDs": exec_ids or None,
         "HostConfig": c.host_config,
-        "GraphDriver": {"Name": "overlayfs", "Data": None},
+        "GraphDriver": {"Name": storage.driver, "Data": storage.graph_data},
         "Mounts": mounts,
         "Config": c.config,
         "NetworkSettings": network_settings,
@@ -85,9 +93,9 @@ def summary(c: Container, *, networks: dict[str, Any], published: list[dict[str,
     }
 
 
-def size(rw: int | None) -> dict[str, int]:
+def size(rw: int | None, root: int | None = None) -> dict[str, int]:
     """The ?size=1 fields; an unknown size (no snapshot any more) leaves them out, as dockerd does."""
-    return {} if rw is None else {"SizeRw": rw}
+    return {**({} if rw is None else {"SizeRw": rw}), **({} if root is None else {"SizeRootFs": root})}
 
 
 def _health_suffix(c: Container) -> str:

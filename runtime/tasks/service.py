@@ -105,7 +105,8 @@ class TaskService:
             mounts = await service.mounts(c.snapshot_key)
             await asyncio.to_thread(mount_all, mounts, str(d / "rootfs"))
             t = TaskState(id=container_id, namespace=ns, runtime=c.runtime, terminal=terminal, stdin=stdin,
-                          created_at=time.time(), cgroups_path=spec.get("linux", {}).get("cgroupsPath"))
+                          created_at=time.time(), cgroups_path=spec.get("linux", {}).get("cgroupsPath"),
+                          rootfs=str(d / "rootfs"))
             paths = self._table.paths(ns, container_id)
             try:
                 t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin)

@@ -34,8 +34,9 @@ def _default_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
             mounts.append(_mount("/dev/mqueue", "bind", "/dev/mqueue", ["rbind", "nosuid", "noexec", "nodev"]))
     else:
         mounts.append(_mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]))
-        mounts.append(_mount("/dev/shm", "tmpfs", "shm",
-                             ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]))
+        if opts.ipc_mode != "none":
+            mounts.append(_mount("/dev/shm", "tmpfs", "shm",
+                                 ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]))
     return mounts
 
 

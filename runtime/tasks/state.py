@@ -52,6 +52,7 @@ class TaskState(ProcessState):
     namespace: str
     runtime: str
     cgroups_path: str | None = None
+    rootfs: str | None = None  # where the container's filesystem is mounted while the task exists
     oom_killed: bool = False
     execs: dict[str, ExecState] = Field(default_factory=dict)
 
