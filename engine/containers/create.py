@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.containers import names
 from engine.containers.hostlimits import Features
+from engine.containers.filesystem import storage_of
 from engine.containers.images import Images
 from engine.containers.live import Lives
 from engine.containers.options import CreateRequest, volume_mounts
@@ -24,7 +25,7 @@ from engine.errors import EngineError
 from engine.events import EventBus
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
-from runtime.client import RuntimeAPI
+from runtime.client import RuntimeAPI, RuntimeError_
 
 log = logging.getLogger("engine.containers")
 
@@ -58,7 +59,7 @@ class Creator:
             options["mounts"] = options["mounts"] + mounts
             options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p.network, options),
                                                                  options)
-            await self._rt.create_container(cid, image.ref, options, init=p.init)
+            record = await self._rt.create_container(cid, image.ref, options, init=p.init)
         except BaseException:
             self._store.release(bare, cid)
             await self._networks.forget(cid)
@@ -67,9 +68,12 @@ class Creator:
                     with contextlib.suppress(EngineError):
                         await self._volumes.remove(v["name"])
             raise
+        storage = None
+        with contextlib.suppress(RuntimeError_):  # inspect asks again later
+            storage = await storage_of(self._rt, record)
         c = Container(id=cid, name=bare, created=time.time(), image=req.Image or "", image_ref=image.ref,
                       image_id=image.id, path=p.path, args=p.args, config=p.config, host_config=p.host_config,
-                      volumes=volumes)
+                      volumes=volumes, storage=storage)
         await self._store.save(c)
         self._events.container(c, "create")
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.containers.store import Container, ContainerStore
+from engine.containers.store import Container, ContainerStore, Storage
 from engine.errors import NotFound
 from engine.events import EventBus
 from runtime import client as rt
+from runtime.client.records import Container as RuntimeContainer
 from runtime.client.records import Mount
 
 
@@ -26,13 +26,12 @@ from runtime.client.records import Mount
 ETC_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
 
 
-@dataclass(frozen=True)
-class Storage:
-    """Where a container's files are on the host; empty when the runtime has no record of them."""
-
-    driver: str = ""
-    graph_data: dict[str, str] | None = None  # inspect's GraphDriver.Data
-    etc: dict[str, str] = field(default_factory=dict)  # destination in ETC_FILES -> the host file mounted there
+async def storage_of(runtime: rt.RuntimeAPI, record: RuntimeContainer) -> Storage:
+    """From the runtime's record of a container: its snapshotter's dirs and the /etc files its spec mounts."""
+    etc = {m["destination"]: m["source"] for m in record.spec.get("mounts") or []
+           if m.get("destination") in ETC_FILES and m.get("type") == "bind"}
+    mounts = await runtime.snapshot_mounts(record.snapshotter, record.snapshot_key)
+    return Storage(driver=record.snapshotter, graph_data=_overlay_dirs(mounts), etc=etc)
 
 
 class ContainerFiles:
@@ -108,35 +107,19 @@ class ContainerFiles:
         return None
 
     async def storage(self, c: Container) -> Storage:
+        if c.storage is not None:
+            return c.storage
         with contextlib.suppress(rt.NotFound):
-            record = await self._rt.container(c.id)
-            etc = {m["destination"]: m["source"] for m in record.spec.get("mounts") or []
-                   if m.get("destination") in ETC_FILES and m.get("type") == "bind"}
-            data = None
-            with contextlib.suppress(rt.NotFound):
-                mounts = await self._rt.snapshot_mounts(record.snapshotter, record.snapshot_key)
-                data = _overlay_dirs(mounts, await self._merged_dir(c))
-            return Storage(driver=record.snapshotter, graph_data=data, etc=etc)
+            return await storage_of(self._rt, await self._rt.container(c.id))
         return Storage()
 
-    async def _merged_dir(self, c: Container) -> str | None:
-        """Where the layers are mounted together: only while a task holds them."""
-        if not c.state.running:
-            return None
-        with contextlib.suppress(rt.NotFound):
-            return (await self._rt.task(c.id)).rootfs
-        return None
 
-
-def _overlay_dirs(mounts: list[Mount], merged: str | None) -> dict[str, str] | None:
+def _overlay_dirs(mounts: list[Mount]) -> dict[str, str] | None:
     """overlay2's GraphDriver.Data from an overlay mount's options; other snapshotters have none (as vfs)."""
     if len(mounts) != 1 or mounts[0].type != "overlay":
         return None
     names = {"lowerdir": "LowerDir", "upperdir": "UpperDir", "workdir": "WorkDir"}
-    data = {names[k]: v for k, _, v in (o.partition("=") for o in mounts[0].options) if k in names}
-    if merged:
-        data["MergedDir"] = merged
-    return data or None
+    return {names[k]: v for k, _, v in (o.partition("=") for o in mounts[0].options) if k in names} or None
 
 
 def _missing(path: str, ref: str) -> NotFound:

@@ -367,7 +367,8 @@ def inspect_host_config(req: CreateRequest) -> dict[str, Any]:
     hc["RestartPolicy"] = hc.get("RestartPolicy") or {"Name": "no", "MaximumRetryCount": 0}
     hc["AutoRemove"] = bool(hc.get("AutoRemove"))
     hc["PortBindings"] = hc.get("PortBindings") or {}
-    # The logs API serves these as json-file's would; docker-py reads a run's output only for that type.
+    # On disk the log is conmon's k8s-file (LogPath); the logs API serves it as json-file's would, and
+    # docker-py reads a run's output only for json-file or journald, so json-file is what clients must see.
     hc["LogConfig"] = {"Type": "json-file", "Config": {}}
     for key in ("Privileged", "ReadonlyRootfs"):
         hc[key] = bool(hc.get(key))

@@ -126,7 +126,7 @@ class RunControl:
             await self._networks.stop(c.id)
             await self._start_failed(c, live, e)
             raise
-        c.log_path = io.log_path
+        c.log_path, c.rootfs = io.log_path, task.rootfs
         live.run_over = asyncio.Event()
         c.state.start(task.pid, time.time())
         c.health = Health() if config_of(c.config) else None

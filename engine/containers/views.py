@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.containers.filesystem import Storage
 from engine.containers.state import rfc3339
-from engine.containers.store import Container
+from engine.containers.store import Container, Storage
 
 
 def network_mode(c: Container) -> str:
@@ -64,11 +63,17 @@ def inspect(c: Container, *, storage: Storage, exec_ids: list[str], mounts: list
         # dockerd's null, not [], when the container runs no exec.
         "ExecIDs": exec_ids or None,
         "HostConfig": c.host_config,
-        "GraphDriver": {"Name": storage.driver, "Data": storage.graph_data},
+        "GraphDriver": {"Name": storage.driver, "Data": _graph_data(c, storage)},
         "Mounts": mounts,
         "Config": c.config,
         "NetworkSettings": network_settings,
     }
+
+
+def _graph_data(c: Container, storage: Storage) -> dict[str, str] | None:
+    if storage.graph_data is None or not (c.state.running and c.rootfs):
+        return storage.graph_data
+    return {**storage.graph_data, "MergedDir": c.rootfs}
 
 
 def summary(c: Container, *, networks: dict[str, Any], published: list[dict[str, Any]],
