@@ -19,6 +19,7 @@ from engine.containers.execs import ExecService
 from engine.containers.filesystem import ContainerFiles
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
+from engine.containers.ipc import IpcNamespaces
 from engine.containers.live import Lives
 from engine.containers.manage import Manager
 from engine.containers.monitor import Monitor
@@ -78,13 +79,14 @@ class Backend:
                                   container_name=store.name_of)
         volumes = VolumeService(data_root, users=store.volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
-        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor)
+        ipc = IpcNamespaces(exec_root / "ipc", store)
+        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, ipc)
         files = ContainerFiles(runtime, store, events)
         execs = ExecService(store, runtime, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    networks=networks, volumes=volumes,
-                   creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host),
+                   creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc),
                    run=run, manager=Manager(runtime, store, lives, events, host),
                    execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),

@@ -17,6 +17,7 @@ from engine.containers import names
 from engine.containers.hostlimits import Features
 from engine.containers.filesystem import storage_of
 from engine.containers.images import Images
+from engine.containers.ipc import IpcNamespaces, donor_ref
 from engine.containers.live import Lives
 from engine.containers.options import CreateRequest, volume_mounts
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
@@ -32,7 +33,7 @@ log = logging.getLogger("engine.containers")
 
 class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
-                 networks: NetworkService, volumes: VolumeService, host: Features) -> None:
+                 networks: NetworkService, volumes: VolumeService, host: Features, ipc: IpcNamespaces) -> None:
         self._rt = runtime
         self._store = store
         self._lives = lives
@@ -41,6 +42,7 @@ class Creator:
         self._networks = networks
         self._volumes = volumes
         self._host = host
+        self._ipc = ipc
 
     async def create(self, name: str | None, req: CreateRequest) -> tuple[Container, list[str]]:
         """The new container and dockerd's warnings for it."""
@@ -55,6 +57,7 @@ class Creator:
             p = plan(req, image, cid, await self._host.features())
             options = p.options
             options["netns"] = await self._plan_network(cid, p.network)
+            self._plan_ipc(cid, p.host_config["IpcMode"], options)
             volumes, mounts = await self._plan_volumes(req, p)
             options["mounts"] = options["mounts"] + mounts
             options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p.network, options),
@@ -78,6 +81,14 @@ class Creator:
         self._events.container(c, "create")
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)
         return c, p.warnings
+
+    def _plan_ipc(self, cid: str, mode: str, options: dict[str, Any]) -> None:
+        """A shareable namespace of its own, or the one of the container named by `container:<ref>`."""
+        ref = donor_ref(mode)
+        owner = cid if mode == "shareable" else self._store.get(ref).id if ref is not None else None
+        if owner is not None:
+            options["ipc_mode"], shm = self._ipc.spec_options(owner)
+            options["mounts"] = options["mounts"] + [shm]
 
     async def _plan_network(self, cid: str, network: NetworkChoice) -> str | None:
         """The runtime's netns option; the endpoints are recorded now, wired at each start."""

@@ -1,7 +1,7 @@
 """The namespaces Docker gives a container by default, and the settings that come with them.
 
 IpcMode follows dockerd 20.10: an empty mode is the daemon's default, `private`, and inspect
-shows it so. A container with a network namespace of its own gets dockerd's default network
+shows it so; `shareable`, `none`, `host` and `container:<id>` are honoured. A container with a network namespace of its own gets dockerd's default network
 sysctls (unprivileged ICMP echo sockets and low ports), where the host's kernel has them; the
 user's own Sysctls win, and HostConfig.Sysctls shows only the user's, as dockerd's does.
 """
@@ -14,22 +14,24 @@ from engine.errors import InvalidArgument
 
 DEFAULT_IPC_MODE = "private"
 # What each mode asks of the runtime: its own IPC namespace (None), the host's, or one without /dev/shm.
+# A shareable one and `container:<id>` are pinned namespaces the create step names (engine/containers/ipc.py).
 _IPC_RUNTIME: dict[str, str | None] = {"private": None, "shareable": None, "none": "none", "host": "host"}
 
 
 def ipc_mode(value: str | None) -> str:
-    """The IpcMode inspect shows; the modes pyengine cannot honour are refused by name."""
+    """The IpcMode inspect shows, checked as dockerd checks it."""
     mode = value or DEFAULT_IPC_MODE
     if mode.startswith("container:"):
-        raise InvalidArgument(f"IpcMode {mode!r} is not supported: joining another container's IPC namespace "
-                              "is not implemented; use private, shareable, none or host")
+        if not mode.split(":", 1)[1]:
+            raise InvalidArgument(f"invalid IPC mode: {mode}")
+        return mode
     if mode not in _IPC_RUNTIME:
         raise InvalidArgument(f"invalid IPC mode: {mode}")
     return mode
 
 
 def runtime_ipc_mode(mode: str) -> str | None:
-    return _IPC_RUNTIME[mode]
+    return _IPC_RUNTIME.get(mode)
 
 
 def network_sysctls(network_mode: str, given: Mapping[str, str], features: Mapping[str, Any]) -> dict[str, str]:

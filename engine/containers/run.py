@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
+from engine.containers.ipc import IpcNamespaces
 from engine.containers.live import Live, Lives, settle
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
@@ -46,7 +47,8 @@ class WaitCondition(str, Enum):
 
 class RunControl:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
-                 networks: NetworkService, volumes: VolumeService, supervisor: Supervisor) -> None:
+                 networks: NetworkService, volumes: VolumeService, supervisor: Supervisor,
+                 ipc: IpcNamespaces) -> None:
         self._rt = runtime
         self._store = store
         self._lives = lives
@@ -54,6 +56,7 @@ class RunControl:
         self._networks = networks
         self._volumes = volumes
         self._supervisor = supervisor
+        self._ipc = ipc
         self.health = HealthMonitor(runtime, self._health_changed)
 
     def run_over(self, c: Container) -> asyncio.Event | None:
@@ -86,6 +89,11 @@ class RunControl:
             await self._volumes.prepare(v["name"])
         if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
             await self._networks.host_etc(c.id)
+        try:
+            await self._ipc.prepare(c)
+        except EngineError as e:
+            await self._start_failed(c, live, e)
+            raise
         # netavark wires the namespace while the runtime creates the task that joins it.
         netns_ready = asyncio.Event()
         wiring = asyncio.ensure_future(self._networks.start(
@@ -156,7 +164,7 @@ class RunControl:
                 fut.set_result(None)
         live.attachers.clear()
 
-    async def _start_failed(self, c: Container, live: Live, e: rt.RuntimeError_) -> None:
+    async def _start_failed(self, c: Container, live: Live, e: rt.RuntimeError_ | EngineError) -> None:
         code = start_failure_code(e.message)
         log.info("start of container=%s failed (exit code %d): %s", c.id, code, e.message)
         c.state.start_failed(code, e.message)
@@ -282,6 +290,7 @@ class RunControl:
             log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
         self.health.stop(c.id)
         await self._networks.stop(c.id)
+        await self._ipc.release(c.id)
         c.state.exit(code, at, oom)
         live.run_over.set()
         await self._store.save(c)
@@ -361,6 +370,7 @@ class RunControl:
             with contextlib.suppress(OSError):
                 os.unlink(c.log_path)
         await self._networks.forget(c.id)
+        await self._ipc.forget(c.id)
         await self._store.delete(c)
         self._events.container(c, "destroy")
         if volumes:

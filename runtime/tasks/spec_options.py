@@ -79,7 +79,8 @@ class SpecOptions(ResourceOptions):
     cgroup_parent: str | None = None
     netns: str | None = None  # None: new namespace; "host"; or a namespace path to join
     pid_mode: Literal["host"] | None = None
-    ipc_mode: Literal["host", "none"] | None = None  # None: a namespace of its own; "none": without /dev/shm
+    # None: a namespace of its own; "none": one without /dev/shm; "host"; or a namespace path to join.
+    ipc_mode: str | None = None
     uts_mode: Literal["host"] | None = None
     seccomp: str = "default"  # "default", "unconfined", a profile path or the profile JSON
     masked_paths: list[str] | None = None

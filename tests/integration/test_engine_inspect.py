@@ -220,10 +220,42 @@ def test_ipc_modes(engine):
     ok(engine, "create", "--name", "sh", "--ipc", "shareable", "busybox", "true")
     assert inspect(engine, "sh")["HostConfig"]["IpcMode"] == "shareable"
 
-    out = cli(engine, "create", "--ipc", "container:sh", "busybox", "true")
-    assert out.returncode != 0 and "IpcMode 'container:sh' is not supported" in out.stderr
     out = cli(engine, "create", "--ipc", "bogus", "busybox", "true")
     assert out.returncode != 0 and "invalid IPC mode: bogus" in out.stderr
+
+
+def _mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as fh:
+        return [line.split()[4] for line in fh if line.split()[4].startswith(path)]
+
+
+def test_ipc_container_mode_joins_a_shareable_donor(engine):
+    ok(engine, "run", "-d", "--name", "donor", "--ipc", "shareable", "busybox", "sleep", "300")
+    donor_ns = ok(engine, "exec", "donor", "busybox", "readlink", "/proc/self/ns/ipc").strip()
+    ok(engine, "exec", "donor", "sh", "-c", "echo shared > /dev/shm/note")
+    script = "busybox readlink /proc/self/ns/ipc; cat /dev/shm/note"
+    out = ok(engine, "run", "--name", "joiner", "--ipc", "container:donor", "busybox", "sh", "-c", script)
+    assert out.split() == [donor_ns, "shared"]
+    assert inspect(engine, "joiner")["HostConfig"]["IpcMode"] == "container:donor"
+
+    ok(engine, "run", "-d", "--name", "private", "busybox", "sleep", "300")
+    out = cli(engine, "run", "--rm", "--ipc", "container:private", "busybox", "true")
+    assert out.returncode != 0 and "can't join IPC of container private: non-shareable IPC" in out.stderr
+    out = cli(engine, "create", "--ipc", "container:nosuch", "busybox", "true")
+    assert out.returncode != 0 and "No such container: nosuch" in out.stderr
+
+    ipc_root = os.path.join(engine.base, "exec", "ipc")
+    assert len(_mounts_under(ipc_root)) == 2  # the donor's namespace and /dev/shm
+    ok(engine, "stop", "-t", "0", "donor")
+    assert _mounts_under(ipc_root) == []
+    out = cli(engine, "start", "joiner")
+    assert out.returncode != 0 and "can't join IPC of container donor: container donor is not running" in out.stderr
+    ok(engine, "start", "donor")  # a fresh /dev/shm (and namespace), as dockerd gives a restarted donor
+    assert ok(engine, "exec", "donor", "ls", "/dev/shm") == ""
+    ok(engine, "start", "joiner")
+    donor_id = inspect(engine, "donor")["Id"]
+    ok(engine, "rm", "-f", "donor")
+    assert _mounts_under(ipc_root) == [] and not os.path.exists(os.path.join(ipc_root, donor_id))
 
 
 def test_stats_limit_of_an_unlimited_container_is_the_hosts_memory(engine, sdk):
