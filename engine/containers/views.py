@@ -36,12 +36,10 @@ def inspect(c: Container, *, storage: Storage, exec_ids: list[str], mounts: list
             network_settings: dict[str, Any]) -> dict[str, Any]:
     """GET /containers/{id}/json.
 
-    The /etc file paths are the host files the runtime bind-mounts there, reported as dockerd does from
-    the first start on (a user's own mount at that path is not one of them); MergedDir only while mounted.
+    The /etc file paths are the host files bind-mounted there (a user's own mount included), reported
+    as dockerd does from the first start on; MergedDir only while the layers are mounted.
     """
-    started = c.state.started_at is not None
-    user_targets = {m["Destination"] for m in mounts}
-    etc = {dst: src for dst, src in storage.etc.items() if started and dst not in user_targets}
+    etc = storage.etc if c.state.started_at is not None else {}
     return {
         "Id": c.id,
         "Created": rfc3339(c.created),

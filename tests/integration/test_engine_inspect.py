@@ -167,8 +167,9 @@ def test_user_mounts_replace_the_generated_files(engine, tmp_path):
     out = ok(engine, "run", "--name", "uu", *args, "busybox", "cat", "/etc/hosts", "/etc/resolv.conf",
              "/etc/hostname")
     assert out == "".join(files.values())
-    doc = inspect(engine, "uu")
-    assert (doc["HostnamePath"], doc["HostsPath"], doc["ResolvConfPath"]) == ("", "", "")
+    doc = inspect(engine, "uu")  # dockerd's TrySetNetworkMount: the user's files are the paths
+    assert (doc["HostnamePath"], doc["HostsPath"], doc["ResolvConfPath"]) == \
+        tuple(str(tmp_path / name) for name in ("hostname", "hosts", "resolv.conf"))
     out = ok(engine, "run", "--rm", "--mount", f"type=bind,src={tmp_path / 'hosts'},dst=/etc/hosts",
              "--network", "host", "busybox", "cat", "/etc/hosts")
     assert out == files["hosts"]
