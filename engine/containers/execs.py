@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -74,6 +75,7 @@ class Exec:
     exit_code: int | None = None
     pid: int = 0
     size: tuple[int, int] | None = None
+    created: float = field(default_factory=time.time)
 
     def docker(self) -> dict[str, Any]:
         cmd = self.config.Cmd or []
@@ -130,7 +132,9 @@ class ExecService:
         c = self._containers.find(cid)
         if c is None or not c.state.running:
             return []
-        return [e.id for e in self._execs.values() if e.container_id == cid and e.exit_code is None]
+        since = c.state.started_at or 0.0
+        return [e.id for e in self._execs.values()
+                if e.container_id == cid and e.exit_code is None and e.created >= since]
 
     def get(self, exec_id: str) -> Exec:
         e = self._execs.get(exec_id)

@@ -144,6 +144,8 @@ def test_exec_ids_are_the_live_execs(engine, sdk):
     assert sorted(inspect(engine, "xx")["ExecIDs"]) == sorted([waiting, running])
     ok(engine, "stop", "-t", "0", "xx")
     assert inspect(engine, "xx")["ExecIDs"] is None
+    ok(engine, "start", "xx")  # dockerd dropped them at the stop: they do not come back
+    assert inspect(engine, "xx")["ExecIDs"] is None
 
 
 # the /etc files --------------------------------------------------------------
