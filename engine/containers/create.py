@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from engine.containers import names
-from engine.containers.hostlimits import Features
 from engine.containers.filesystem import storage_of
+from engine.containers.hostlimits import Features
 from engine.containers.images import Images
 from engine.containers.ipc import IpcNamespaces, donor_ref
 from engine.containers.live import Lives
@@ -66,6 +66,7 @@ class Creator:
         except BaseException:
             self._store.release(bare, cid)
             await self._networks.forget(cid)
+            await self._ipc.forget(cid)
             for v in volumes:
                 if v["anonymous"]:
                     with contextlib.suppress(EngineError):
@@ -85,10 +86,14 @@ class Creator:
     def _plan_ipc(self, cid: str, mode: str, options: dict[str, Any]) -> None:
         """A shareable namespace of its own, or the one of the container named by `container:<ref>`."""
         ref = donor_ref(mode)
-        owner = cid if mode == "shareable" else self._store.get(ref).id if ref is not None else None
-        if owner is not None:
-            options["ipc_mode"], shm = self._ipc.spec_options(owner)
-            options["mounts"] = options["mounts"] + [shm]
+        if mode == "shareable":
+            owner = cid
+        elif ref is not None:
+            owner = self._store.get(ref).id
+        else:
+            return
+        options["ipc_mode"], shm = self._ipc.spec_options(owner)
+        options["mounts"] = options["mounts"] + [shm]
 
     async def _plan_network(self, cid: str, network: NetworkChoice) -> str | None:
         """The runtime's netns option; the endpoints are recorded now, wired at each start."""
