@@ -107,9 +107,10 @@ class ContainerFiles:
         return None
 
     async def storage(self, c: Container) -> Storage:
+        """Known from create; a record older than that asks the runtime, and an unreachable one leaves it unknown."""
         if c.storage is not None:
             return c.storage
-        with contextlib.suppress(rt.NotFound):
+        with contextlib.suppress(rt.RuntimeError_):
             return await storage_of(self._rt, await self._rt.container(c.id))
         return Storage()
 
