@@ -19,6 +19,7 @@ from engine.containers.hostlimits import Features
 from engine.containers.images import Images
 from engine.containers.ipc import IpcNamespaces, donor_ref
 from engine.containers.live import Lives
+from engine.containers.namespaces import network_sysctls
 from engine.containers.options import CreateRequest, volume_mounts
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
 from engine.containers.store import Container, ContainerStore
@@ -54,9 +55,12 @@ class Creator:
         self._store.reserve(bare, cid)
         volumes: list[dict[str, Any]] = []
         try:
-            p = plan(req, image, cid, await self._host.features())
+            features = await self._host.features()
+            p = plan(req, image, cid, features)
             options = p.options
             options["netns"] = await self._plan_network(cid, p.network)
+            own_netns = p.network.joins is None and options["netns"] != "host"
+            options["sysctls"] = network_sysctls(own_netns, options["sysctls"], features)
             self._plan_ipc(cid, p.host_config["IpcMode"], options)
             volumes, mounts = await self._plan_volumes(req, p)
             options["mounts"] = options["mounts"] + mounts

@@ -34,9 +34,10 @@ def runtime_ipc_mode(mode: str) -> str | None:
     return _IPC_RUNTIME.get(mode)
 
 
-def network_sysctls(network_mode: str, given: Mapping[str, str], features: Mapping[str, Any]) -> dict[str, str]:
-    """The sysctls of the spec: dockerd's defaults for a namespace of the container's own, then the user's."""
-    if network_mode == "host" or network_mode.startswith("container:"):
+def network_sysctls(own_namespace: bool, given: Mapping[str, str], features: Mapping[str, Any]) -> dict[str, str]:
+    """The sysctls of the spec: dockerd's defaults for a network namespace of the container's own (not the
+    host's, not another container's), then the user's."""
+    if not own_namespace:
         return dict(given)
     defaults = {}
     if features.get("ping_group_range"):

@@ -16,7 +16,7 @@ from typing import Any
 from engine.containers.health import ON_FAILURE_ACTIONS, ON_FAILURE_LABEL
 from engine.containers.hostlimits import discard_unsupported
 from engine.containers.images import Image
-from engine.containers.namespaces import ipc_mode, network_sysctls, runtime_ipc_mode
+from engine.containers.namespaces import ipc_mode, runtime_ipc_mode
 from engine.containers.options import (
     CreateRequest,
     RestartPolicyModel,
@@ -107,7 +107,6 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     host_config["IpcMode"] = ipc
     options = runtime_options(req, hostname)
     options["ipc_mode"] = runtime_ipc_mode(ipc)
-    options["sysctls"] = network_sysctls(req.HostConfig.NetworkMode or "default", options["sysctls"], features)
     # The process is Docker's merge of request and image, made here; the runtime takes it as given.
     options.update(args=argv, env=config["Env"], cwd=config["WorkingDir"] or None, user=config["User"] or None)
     return CreatePlan(hostname=hostname, config=config, host_config=host_config, path=argv[0] if argv else "",

@@ -282,11 +282,9 @@ class NetworkService:
 
     def is_host(self, mode: str) -> bool:
         """Whether NetworkMode `mode` is the host's network (by name or id)."""
-        if mode == HOST:
-            return True
-        if mode.startswith("container:"):
-            return False
-        n = self.store.find(BRIDGE if mode in ("", "default") else mode)
+        if mode in (HOST, "", "default") or mode.startswith("container:"):
+            return mode == HOST
+        n = self.store.find(mode)
         return n is not None and n.driver == "host"
 
     async def host_etc(self, cid: str) -> builtins.list[dict[str, Any]]:

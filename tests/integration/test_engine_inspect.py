@@ -155,6 +155,9 @@ def test_host_network_sees_the_hosts_files(engine):
     for name in ("hosts", "resolv.conf"):
         with open(f"/etc/{name}") as fh:
             assert ok(engine, "run", "--rm", "--network", "host", "busybox", "cat", f"/etc/{name}") == fh.read()
+    host_id = ok(engine, "network", "inspect", "-f", "{{.Id}}", "host").strip()
+    with open("/etc/hosts") as fh:
+        assert ok(engine, "run", "--rm", "--network", host_id, "busybox", "cat", "/etc/hosts") == fh.read()
     ok(engine, "create", "--name", "hh", "--network", "host", "busybox", "true")
     ok(engine, "start", "hh")
     doc = inspect(engine, "hh")

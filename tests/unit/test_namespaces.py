@@ -26,10 +26,8 @@ def test_ipc_modes_dockerd_refuses(bad: str) -> None:
 
 
 def test_network_sysctls_only_for_a_namespace_of_its_own() -> None:
-    assert network_sysctls("default", {}, PROBED) == DEFAULTS
-    assert network_sysctls("none", {}, PROBED) == DEFAULTS
-    assert network_sysctls("mynet", {"net.ipv4.ping_group_range": "1 1"}, PROBED) == {
+    assert network_sysctls(True, {}, PROBED) == DEFAULTS
+    assert network_sysctls(True, {"net.ipv4.ping_group_range": "1 1"}, PROBED) == {
         **DEFAULTS, "net.ipv4.ping_group_range": "1 1"}
-    assert network_sysctls("host", {"kernel.shmmax": "1"}, PROBED) == {"kernel.shmmax": "1"}
-    assert network_sysctls("container:db", {}, PROBED) == {}
-    assert network_sysctls("default", {}, {}) == {}  # a kernel without them gets none
+    assert network_sysctls(False, {"kernel.shmmax": "1"}, PROBED) == {"kernel.shmmax": "1"}  # host, container:
+    assert network_sysctls(True, {}, {}) == {}  # a kernel without them gets none
