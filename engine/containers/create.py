@@ -23,7 +23,7 @@ from engine.containers.namespaces import network_sysctls
 from engine.containers.options import CreateRequest, volume_mounts
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
 from engine.containers.store import Container, ContainerStore
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidArgument
 from engine.events import EventBus
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
@@ -93,7 +93,10 @@ class Creator:
         if mode == "shareable":
             owner = cid
         elif ref is not None:
-            owner = self._store.get(ref).id
+            donor = self._store.find(ref)
+            if donor is None:
+                raise InvalidArgument(f"failed to join IPC namespace: No such container: {ref}")
+            owner = donor.id
         else:
             return
         options["ipc_mode"], shm = self._ipc.spec_options(owner)

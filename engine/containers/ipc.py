@@ -5,7 +5,8 @@ tmpfs on the host (64 MiB, dockerd's default size); containers that join it get 
 namespace for System V IPC and the tmpfs as their /dev/shm for POSIX shared memory. Here the
 namespace is pinned on a file (as the engine pins network namespaces) instead of being found
 through the donor's pid, so the runtime's spec can name it at create and the donor's restarts
-do not change the path. Both go when the donor stops; joining needs the donor running.
+do not change the path. Both go when the donor stops; joining needs the donor running, and fails
+in dockerd's words (and statuses) when it is not.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from engine.containers.store import Container, ContainerStore
-from engine.errors import Conflict, Internal
+from engine.errors import Conflict, Internal, InvalidArgument
 
 _MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -64,11 +65,13 @@ class IpcNamespaces:
         if ref is None:
             return
         donor = self._store.find(ref)
-        if donor is None or not donor.state.running:
-            raise Conflict(f"can't join IPC of container {ref}: container {ref} is not running")
+        if donor is None:
+            raise InvalidArgument(f"failed to join IPC namespace: No such container: {ref}")
+        if not donor.state.running:
+            raise Conflict(f"failed to join IPC namespace: Container {ref} is not running")
         if not os.path.ismount(self._ns(donor.id)):
-            raise Conflict(f"can't join IPC of container {ref}: non-shareable IPC (hint: use IpcMode:shareable "
-                           "for the donor container)")
+            raise InvalidArgument(f"failed to join IPC namespace: container {ref}: non-shareable IPC (hint: use "
+                                  "IpcMode:shareable for the donor container)")
 
     async def release(self, cid: str) -> None:
         """After `cid`'s task: its namespace and tmpfs go (joiners still running keep what they hold)."""
