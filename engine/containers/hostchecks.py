@@ -52,9 +52,9 @@ def swappiness(hc: HostConfigModel) -> int | None:
 
 
 def _check_modes(hc: HostConfigModel) -> None:
-    """Namespace modes: the host's or a private one; joining another container's is not implemented."""
-    for field, value, valid in (("IpcMode", hc.IpcMode, ("private", "shareable", "host")),
-                                ("PidMode", hc.PidMode, ("host",)),
+    """Namespace modes: the host's or a private one; joining another container's pid or uts namespace is not
+    implemented (IPC modes, all of them, are checked by namespaces.ipc_mode)."""
+    for field, value, valid in (("PidMode", hc.PidMode, ("host",)),
                                 ("UTSMode", hc.UTSMode, ("host",))):
         if not value or value in valid:
             continue

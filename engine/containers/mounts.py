@@ -61,9 +61,10 @@ def _bind(spec: str) -> dict[str, Any]:
     src, dst, opts = _split_bind(spec)
     options = ["rbind", "ro" if "ro" in opts else "rw"]
     options += [o for o in opts if o in _PROPAGATIONS]
-    # Docker creates a missing -v source; --mount (below) refuses instead.
+    # Docker creates a missing -v source (a file is bound as it is); --mount (below) refuses instead.
     try:
-        os.makedirs(src, exist_ok=True)
+        if not os.path.lexists(src):
+            os.makedirs(src, exist_ok=True)
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
         raise InvalidArgument(f"error while creating mount source path '{src}': {e}") from None
     return {"type": "bind", "source": src, "destination": dst, "options": options}

@@ -19,6 +19,7 @@ from typing import Any
 from engine.containers import links
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
+from engine.containers.ipc import IpcNamespaces
 from engine.containers.live import Live, Lives, settle
 from engine.containers.state import Status
 from engine.containers.stdin import keeps_stdin_open
@@ -51,7 +52,7 @@ class WaitCondition(str, Enum):
 class RunControl:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, supervisor: Supervisor,
-                 logs: ContainerLogs) -> None:
+                 logs: ContainerLogs, ipc: IpcNamespaces) -> None:
         self._rt = runtime
         self.logs = logs
         self._store = store
@@ -60,6 +61,7 @@ class RunControl:
         self._networks = networks
         self._volumes = volumes
         self._supervisor = supervisor
+        self._ipc = ipc
         self.health = HealthMonitor(runtime, self._health_changed)
 
     def run_over(self, c: Container) -> asyncio.Event | None:
@@ -90,6 +92,13 @@ class RunControl:
         tty = bool(c.config.get("Tty"))
         for v in c.volumes:
             await self._volumes.prepare(v["name"])
+        if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
+            await self._networks.host_etc(c.id)
+        try:
+            await self._ipc.prepare(c)
+        except EngineError as e:
+            await self._start_failed(c, live, e)
+            raise
         # netavark wires the namespace while the runtime creates the task that joins it.
         linked = links.resolve(c, self._store.find, self._networks.bridge_address)
         netns_ready = asyncio.Event()
@@ -132,7 +141,7 @@ class RunControl:
             await self._networks.stop(c.id)
             await self._start_failed(c, live, e)
             raise
-        c.log_path = io.log_path
+        c.log_path, c.rootfs = io.log_path, task.rootfs
         self.logs.ship(c)
         live.run_over = asyncio.Event()
         c.state.start(task.pid, time.time())
@@ -164,7 +173,7 @@ class RunControl:
                 fut.set_result(None)
         live.attachers.clear()
 
-    async def _start_failed(self, c: Container, live: Live, e: rt.RuntimeError_) -> None:
+    async def _start_failed(self, c: Container, live: Live, e: rt.RuntimeError_ | EngineError) -> None:
         code = start_failure_code(e.message)
         log.info("start of container=%s failed (exit code %d): %s", c.id, code, e.message)
         c.state.start_failed(code, e.message)
@@ -290,6 +299,7 @@ class RunControl:
             log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
         self.health.stop(c.id)
         await self._networks.stop(c.id)
+        await self._ipc.release(c.id)
         c.state.exit(code, at, oom)
         # conmon wrote all of the run's output before its exit was known: the driver's files get the rest first.
         self.logs.ship(c)
@@ -373,6 +383,7 @@ class RunControl:
             with contextlib.suppress(OSError):
                 os.unlink(c.log_path)
         await self._networks.forget(c.id)
+        await self._ipc.forget(c.id)
         await self._store.delete(c)
         self._events.container(c, "destroy")
         if volumes:

@@ -290,6 +290,28 @@ class NetworkService:
         return [{"type": "bind", "source": str(base / name), "destination": f"/etc/{name}",
                  "options": ["rbind", "rw"]} for name in ("hosts", "resolv.conf")]
 
+    def is_host(self, mode: str) -> bool:
+        """Whether NetworkMode `mode` is the host's network (by name or id)."""
+        if mode in (HOST, "", "default") or mode.startswith("container:"):
+            return mode == HOST
+        n = self.store.find(mode)
+        return n is not None and n.driver == "host"
+
+    async def host_etc(self, cid: str) -> builtins.list[dict[str, Any]]:
+        """For the host's network: /etc/hosts and resolv.conf copied from the host's at create and each start,
+        as dockerd does (its loopback resolvers work there); the copies are the container's to change."""
+        def copy() -> None:
+            base = self.files_root / cid
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for name in ("hosts", "resolv.conf"):
+                try:
+                    shutil.copyfile(f"/etc/{name}", base / name)
+                except OSError:
+                    (base / name).touch(mode=0o644)
+
+        await asyncio.to_thread(copy)
+        return self.etc_mounts(cid)
+
     async def start(self, cid: str, *, etc: EtcConfig, exposed: Iterable[str],
                     port_bindings: dict[str, Any] | None, publish_all: bool,
                     netns_ready: asyncio.Event | None = None) -> None:

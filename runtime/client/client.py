@@ -26,7 +26,9 @@ from runtime.client.records import (
     HostFeatures,
     Image,
     Metrics,
+    Mount,
     ProcessIO,
+    SnapshotInfo,
     Task,
     Usage,
     Version,
@@ -256,8 +258,12 @@ class Client:
         await self.request("POST", f"/snapshots/{snapshotter}/commit", json_body={"name": name, "key": key},
                            namespace=namespace)
 
-    async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self._objects("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/mounts",
+    async def snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> SnapshotInfo:
+        return await self._record(SnapshotInfo, "GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}",
+                                  namespace=namespace)
+
+    async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[Mount]:
+        return await self._records(Mount, "GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/mounts",
                                    namespace=namespace)
 
     async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> Usage:

@@ -22,7 +22,9 @@ from runtime.client.records import (
     HostFeatures,
     Image,
     Metrics,
+    Mount,
     ProcessIO,
+    SnapshotInfo,
     Task,
     Usage,
     Version,
@@ -64,6 +66,10 @@ class RuntimeAPI(Protocol):
     async def read_content(self, digest: str, namespace: str | None = None) -> bytes: ...
 
     async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> Usage: ...
+
+    async def snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> SnapshotInfo: ...
+
+    async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[Mount]: ...
 
     # containers
     async def containers(self, namespace: str | None = None) -> list[Container]: ...

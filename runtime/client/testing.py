@@ -31,7 +31,9 @@ from runtime.client.records import (
     HostFeatures,
     Image,
     Metrics,
+    Mount,
     ProcessIO,
+    SnapshotInfo,
     Task,
     Usage,
     Version,
@@ -229,6 +231,18 @@ class FakeRuntime:
         if key not in self._containers:
             raise NotFound(f"snapshot {key} not found")
         return Usage()
+
+    async def snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> SnapshotInfo:
+        self._call("snapshot")
+        if key not in self._containers:
+            raise NotFound(f"snapshot {key} not found")
+        return SnapshotInfo(name=key, key=key, kind="active", created=0.0, updated=0.0)
+
+    async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[Mount]:
+        self._call("snapshot_mounts")
+        if key not in self._containers:
+            raise NotFound(f"snapshot {key} not found")
+        return [Mount(type="bind", source=f"/nonexistent/fake-runtime/snapshots/{key}", options=["rbind", "rw"])]
 
     # containers ------------------------------------------------------------------
 

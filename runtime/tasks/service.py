@@ -112,7 +112,7 @@ class TaskService:
             await asyncio.to_thread(mount_all, mounts, str(d / "rootfs"))
             t = TaskState(id=container_id, namespace=ns, runtime=c.runtime, terminal=terminal, stdin=stdin,
                           keep_stdin_open=keep_stdin_open, created_at=time.time(),
-                          cgroups_path=spec.get("linux", {}).get("cgroupsPath"))
+                          cgroups_path=spec.get("linux", {}).get("cgroupsPath"), rootfs=str(d / "rootfs"))
             paths = self._table.paths(ns, container_id)
             try:
                 t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin,

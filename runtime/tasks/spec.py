@@ -71,8 +71,13 @@ def _namespaces(opts: SpecOptions) -> list[dict[str, str]]:
         if not opts.netns.startswith("/"):
             raise InvalidArgument(f"invalid netns {opts.netns!r}: use 'host' or an absolute namespace path")
         ns.append({"type": "network", "path": opts.netns})
-    if opts.ipc_mode != "host":
+    if opts.ipc_mode in (None, "none"):
         ns.append({"type": "ipc"})
+    elif opts.ipc_mode != "host":
+        if not opts.ipc_mode.startswith("/"):
+            raise InvalidArgument(f"invalid ipc mode {opts.ipc_mode!r}: use 'host', 'none' or an absolute "
+                                  "namespace path")
+        ns.append({"type": "ipc", "path": opts.ipc_mode})
     if opts.uts_mode != "host":
         ns.append({"type": "uts"})
     ns.append({"type": "mount"})

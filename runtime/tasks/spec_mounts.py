@@ -36,8 +36,9 @@ def _default_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
             mounts.append(_mount("/dev/mqueue", "bind", "/dev/mqueue", ["rbind", "nosuid", "noexec", "nodev"]))
     else:
         mounts.append(_mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]))
-        mounts.append(_mount("/dev/shm", "tmpfs", "shm",
-                             ["nosuid", "noexec", "nodev", "mode=1777", f"size={opts.shm_size or _SHM_SIZE}"]))
+        if opts.ipc_mode != "none":
+            mounts.append(_mount("/dev/shm", "tmpfs", "shm",
+                                 ["nosuid", "noexec", "nodev", "mode=1777", f"size={opts.shm_size or _SHM_SIZE}"]))
     return mounts
 
 

@@ -104,7 +104,8 @@ class SpecOptions(ResourceOptions):
     cgroup_parent: str | None = None
     netns: str | None = None  # None: new namespace; "host"; or a namespace path to join
     pid_mode: Literal["host"] | None = None
-    ipc_mode: Literal["host"] | None = None
+    # None: a namespace of its own; "none": one without /dev/shm; "host"; or a namespace path to join.
+    ipc_mode: str | None = None
     uts_mode: Literal["host"] | None = None
     cgroupns: Literal["host", "private"] | None = None  # None: private on cgroup v2 hosts, the host's on v1
     shm_size: int | None = Field(default=None, gt=0)  # bytes of the private /dev/shm; None: 64 MiB

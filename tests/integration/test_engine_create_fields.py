@@ -243,7 +243,6 @@ def test_runtime_runc_only(engine) -> None:
 @pytest.mark.parametrize("args, named", [
     (["--cpu-rt-runtime", "1000"], "CpuRealtimeRuntime"),
     (["--security-opt", "apparmor=myprofile"], "apparmor=myprofile"),
-    (["--ipc", "none"], "IpcMode"),
 ])
 def test_refused_fields_are_a_400_naming_them(engine, args: list[str], named: str) -> None:
     out = cli(engine, "create", *args, "busybox", "true")

@@ -30,7 +30,6 @@ def _plan(host_config: dict[str, Any] | None = None, **config: Any) -> Any:
     ({"UsernsMode": "private"}, "UsernsMode 'private' is not supported"),
     ({"CgroupnsMode": "shared"}, "invalid cgroup namespace mode: shared"),
     ({"ShmSize": -1}, "SHM size can not be less than 0"),
-    ({"IpcMode": "container:other"}, "IpcMode 'container:other' is not supported"),
     ({"IpcMode": "bogus"}, "invalid IPC mode: bogus"),
     ({"PidMode": "container:other"}, "PidMode 'container:other' is not supported"),
     ({"SecurityOpt": ["apparmor=custom"]}, "SecurityOpt 'apparmor=custom' is not supported"),
