@@ -61,8 +61,9 @@ class ContainerLogs:
         return settings.resolve(c.host_config.get("LogConfig"), self._driver, self._options)
 
     def path(self, c: LoggedContainer) -> Path | None:
-        """inspect's LogPath: json-file's live file, which dockerd shows (and no other driver's)."""
-        if self.settings_of(c).driver != settings.JSON_FILE:
+        """inspect's LogPath: json-file's live file, which dockerd shows (and no other driver's) from the first
+        start on."""
+        if not c.log_path or self.settings_of(c).driver != settings.JSON_FILE:
             return None
         return self._root / c.id / JsonFile.entry_path.format(id=c.id)
 

@@ -99,8 +99,7 @@ def test_log_path_is_the_real_log_and_log_config(engine):
     doc = inspect(engine, "ll")
     with open(doc["LogPath"]) as fh:
         assert "hello from the log" in fh.read()
-    # json-file is what docker-py needs to read a run's output; `docker logs` reads the file above.
-    assert doc["HostConfig"]["LogConfig"]["Type"] == "json-file"
+    assert doc["HostConfig"]["LogConfig"]["Type"] == "json-file" and doc["LogPath"].endswith("-json.log")
 
 
 def test_exit_state_and_error(engine):
