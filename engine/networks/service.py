@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from engine.events import EventBus
 from engine.networks import etcfiles, ipam
 from engine.networks.driver import Attachment, NetworkDriver
 from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
@@ -45,7 +46,7 @@ def _rfc3339(ts: float) -> str:
 
 class NetworkService:
     def __init__(self, data_root: Path, exec_root: Path, driver: NetworkDriver, *, bridge_interface: str,
-                 bridge_cidr: str | None, container_name: Callable[[str], str]) -> None:
+                 bridge_cidr: str | None, container_name: Callable[[str], str], events: EventBus) -> None:
         self.store = NetworkStore(data_root / "networks.db")
         self.netns = NetnsDir(exec_root / "netns")
         self.driver = driver
@@ -54,6 +55,7 @@ class NetworkService:
         self.container_name = container_name
         self._bridge_interface = bridge_interface
         self._bridge_cidr = bridge_cidr
+        self._events = events
         # Addresses, host ports and namespace set-up are decided one container at a time.
         self._lock = asyncio.Lock()
 
@@ -251,9 +253,13 @@ class NetworkService:
             raise NotFound(f"container {cid} is not connected to network {n.name}")
         async with self._lock:
             sb = self.store.sandbox(cid)
-            if running and sb is not None and e.interface:
+            wired = running and sb is not None and e.interface
+            if wired:
+                assert sb is not None
                 await self.driver.teardown(Attachment(cid, self.container_name(cid), sb.netns, [(n, e)]))
             await self.store.delete_endpoint(e)
+        if wired:
+            self._announce("disconnect", n, cid)
 
     async def forget(self, cid: str) -> None:
         """At container removal: whatever still runs is taken down, the endpoints go."""
@@ -280,18 +286,32 @@ class NetworkService:
         return [{"type": "bind", "source": str(base / name), "destination": f"/etc/{name}",
                  "options": ["rbind", "rw"]} for name in ("hosts", "resolv.conf")]
 
+    def _announce(self, action: str, n: Network, cid: str) -> None:
+        # dockerd tells of a container joining or leaving a network only while it runs (start, stop, connect).
+        self._events.network(action, n.id, n.name, n.driver, container=cid)
+
+    def _endpointless(self, mode: str) -> Network | None:
+        """The host or none network a container of that mode is on without an endpoint of ours."""
+        if mode in ("", "default") or mode.startswith("container:"):
+            return None
+        n = self.store.find(mode)
+        return n if n is not None and n.driver in ("host", "null") else None
+
     async def start(self, cid: str, *, hostname: str, domainname: str, exposed: Iterable[str],
                     port_bindings: dict[str, Any] | None, publish_all: bool,
-                    netns_ready: asyncio.Event | None = None) -> None:
+                    netns_ready: asyncio.Event | None = None, mode: str = "") -> None:
         """Namespace, addresses, interfaces, ports, /etc files: all before the process runs.
 
         `netns_ready` is set as soon as the namespace file exists: the runtime may create the task
-        (which joins it) while the interfaces are still being wired.
+        (which joins it) while the interfaces are still being wired. `mode` is the container's
+        NetworkMode, which names the host or none network it joins.
         """
         endpoints = self.store.endpoints_of(cid)
         if not endpoints:
             if netns_ready is not None:
                 netns_ready.set()
+            if (builtin := self._endpointless(mode)) is not None:
+                self._announce("connect", builtin, cid)
             return
         wanted = requested(exposed, port_bindings, publish_all)
         async with self._lock:
@@ -343,6 +363,8 @@ class NetworkService:
                 e.mac = iface.mac
         await self.store.save_sandbox(sb, new)
         await asyncio.to_thread(self._write_etc, cid, hostname, domainname)
+        for n, _ in pairs:
+            self._announce("connect", n, cid)
 
     def _write_etc(self, cid: str, hostname: str, domainname: str) -> None:
         base = self.files_root / cid
@@ -351,8 +373,13 @@ class NetworkService:
         resolvers = [n.gateway for n, _ in endpoints if n.dns and n.gateway]
         (base / "resolv.conf").write_text(etcfiles.resolv_conf(resolvers))
 
-    async def stop(self, cid: str) -> None:
-        """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go."""
+    async def stop(self, cid: str, mode: str = "") -> None:
+        """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go.
+
+        With the `mode` of a run that started, a host or none container leaves that network too.
+        """
+        if (builtin := self._endpointless(mode)) is not None:
+            self._announce("disconnect", builtin, cid)
         if self.store.sandbox(cid) is None and not self.netns.exists(cid):
             return
         async with self._lock:
@@ -369,6 +396,8 @@ class NetworkService:
                 if not e.static_ip:
                     e.ip = None
             await self.store.delete_sandbox(cid, endpoints)
+            for n, _ in pairs:
+                self._announce("disconnect", n, cid)
         self.ports.release(cid)
         await asyncio.to_thread(self.netns.remove, cid)
 

@@ -23,6 +23,7 @@ from runtime.client.records import (
     Image,
     Metrics,
     ProcessIO,
+    RemoteDescription,
     Task,
     Usage,
     Version,
@@ -58,6 +59,11 @@ class RuntimeAPI(Protocol):
              platform: str | None = None, mirrors: dict[str, list[str]] | None = None,
              insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
              namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]: ...
+
+    async def describe_remote(self, ref: str, *, plain_http: bool = False,
+                              mirrors: dict[str, list[str]] | None = None, insecure: list[str] | None = None,
+                              credentials: dict[str, str] | None = None,
+                              namespace: str | None = None) -> RemoteDescription: ...
 
     async def content(self, namespace: str | None = None) -> list[ContentInfo]: ...
 

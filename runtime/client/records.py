@@ -57,6 +57,14 @@ class Descriptor(_Record):
     size: int
 
 
+class RemoteDescription(_Record):
+    """What a reference names in its registry, read without pulling (POST /v1/images/describe)."""
+
+    descriptor: Descriptor
+    # architecture, os, and os.version, os.features, variant where the registry gives them.
+    platforms: list[dict[str, Any]]
+
+
 class Image(_Record):
     name: str
     target: Descriptor

@@ -32,6 +32,7 @@ from runtime.client.records import (
     Image,
     Metrics,
     ProcessIO,
+    RemoteDescription,
     Task,
     Usage,
     Version,
@@ -210,6 +211,20 @@ class FakeRuntime:
             raise NotFound(f"manifest {ref} not found at fake: manifest unknown")
         yield {"status": "resolved", "digest": self._images[ref].target.digest}
         yield {"status": "complete"}
+
+    async def describe_remote(self, ref: str, *, plain_http: bool = False,
+                              mirrors: dict[str, list[str]] | None = None, insecure: list[str] | None = None,
+                              credentials: dict[str, str] | None = None,
+                              namespace: str | None = None) -> RemoteDescription:
+        """The fake's registry is its own images: a manifest's platform is its config's."""
+        self._call("describe_remote")
+        if ref not in self._images:
+            raise NotFound(f"manifest {ref} not found at fake: manifest unknown")
+        target = self._images[ref].target
+        manifest = json.loads(self._blobs[target.digest])
+        config = json.loads(self._blobs[manifest["config"]["digest"]])
+        return RemoteDescription(descriptor=target, platforms=[{"architecture": config.get("architecture", ""),
+                                                                "os": config.get("os", "")}])
 
     async def content(self, namespace: str | None = None) -> list[ContentInfo]:
         self._call("content")

@@ -85,7 +85,8 @@ def register(r: Router, b: Backend) -> None:
         f.pop("all", None)
         removed, reclaimed = await svc.prune(selector(f))
         for name in removed:
-            b.events.publish("volume", "destroy", name, {"driver": "local"})
+            b.events.volume("destroy", name)
+        b.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
         return json_response({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})
 
     r.add("POST", "/volumes/create", create)

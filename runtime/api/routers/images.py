@@ -14,6 +14,7 @@ from runtime.images.config import resolve as resolve_image
 from runtime.metadata.images import Image
 from runtime.oci import Descriptor
 from runtime.services import Services
+from runtime.transfer.describe import RemoteDescription, describe
 from runtime.transfer.progress import PullProgress
 from runtime.transfer.pull import PullOptions
 from runtime.transfer.registry import Credentials, HostsOverride
@@ -30,6 +31,13 @@ class ImageCreate(BaseModel):
 class PullRequest(BaseModel):
     ref: str
     options: PullOptions = Field(default_factory=PullOptions)
+    plain_http: bool = False
+    hosts: HostsOverride = Field(default_factory=HostsOverride)
+    credentials: Credentials | None = None
+
+
+class DescribeRequest(BaseModel):
+    ref: str
     plain_http: bool = False
     hosts: HostsOverride = Field(default_factory=HostsOverride)
     credentials: Credentials | None = None
@@ -87,6 +95,14 @@ async def pull(body: PullRequest, s: Services = Depends(services)) -> Any:
                 await asyncio.gather(task, return_exceptions=True)
 
     return ndjson(lines())
+
+
+@router.post("/describe", response_model=RemoteDescription)
+async def describe_remote(body: DescribeRequest, s: Services = Depends(services)) -> RemoteDescription:
+    """What `ref` names in its registry, read without pulling: its descriptor and the platforms it offers."""
+    remote = await s.remotes.remote(body.ref, plain_http=body.plain_http, hosts=body.hosts,
+                                    credentials=body.credentials)
+    return await describe(remote)
 
 
 # Declared before GET /{name:path}, which would otherwise take ".../config" as part of the name.
