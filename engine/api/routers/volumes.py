@@ -11,7 +11,7 @@ from engine.api.app import Router
 from engine.api.query import boolean, filters
 from engine.api.responses import empty, json_response, read_json
 from engine.backend import Backend
-from engine.errors import InvalidArgument
+from engine.errors import InvalidArgument, Unavailable
 from engine.volumes.model import Volume
 
 _FILTERS = {"dangling", "driver", "label", "name"}
@@ -89,8 +89,13 @@ def register(r: Router, b: Backend) -> None:
         b.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
         return json_response({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})
 
+    async def update(_: web.Request) -> web.Response:
+        # Only swarm's cluster volumes can be updated; dockerd outside a swarm refuses before reading anything.
+        raise Unavailable("volume update only valid for cluster volumes, but swarm is unavailable")
+
     r.add("POST", "/volumes/create", create)
     r.add("GET", "/volumes", list_)
     r.add("POST", "/volumes/prune", prune)
     r.add("GET", "/volumes/{name}", inspect)
+    r.add("PUT", "/volumes/{name}", update)
     r.add("DELETE", "/volumes/{name}", remove)
