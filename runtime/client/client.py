@@ -28,6 +28,7 @@ from runtime.client.records import (
     Metrics,
     ProcessIO,
     RemoteDescription,
+    SearchResults,
     Task,
     Usage,
     Version,
@@ -227,6 +228,11 @@ class Client:
         body = {"ref": ref, "plain_http": plain_http, "hosts": {"mirrors": mirrors or {}, "insecure": insecure or []},
                 "credentials": credentials}
         return await self._record(RemoteDescription, "POST", "/images/describe", json_body=body, namespace=namespace)
+
+    async def search(self, term: str, limit: int = 25, *, insecure: list[str] | None = None,
+                     credentials: dict[str, str] | None = None, namespace: str | None = None) -> SearchResults:
+        body = {"term": term, "limit": limit, "hosts": {"insecure": insecure or []}, "credentials": credentials}
+        return await self._record(SearchResults, "POST", "/images/search", json_body=body, namespace=namespace)
 
     # content
     async def content(self, namespace: str | None = None) -> list[ContentInfo]:

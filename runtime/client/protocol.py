@@ -24,6 +24,7 @@ from runtime.client.records import (
     Metrics,
     ProcessIO,
     RemoteDescription,
+    SearchResults,
     Task,
     Usage,
     Version,
@@ -64,6 +65,9 @@ class RuntimeAPI(Protocol):
                               mirrors: dict[str, list[str]] | None = None, insecure: list[str] | None = None,
                               credentials: dict[str, str] | None = None,
                               namespace: str | None = None) -> RemoteDescription: ...
+
+    async def search(self, term: str, limit: int = 25, *, insecure: list[str] | None = None,
+                     credentials: dict[str, str] | None = None, namespace: str | None = None) -> SearchResults: ...
 
     async def content(self, namespace: str | None = None) -> list[ContentInfo]: ...
 

@@ -65,6 +65,14 @@ class RemoteDescription(_Record):
     platforms: list[dict[str, Any]]
 
 
+class SearchResults(_Record):
+    """A registry index's answer to a search (POST /v1/images/search): its host and its results."""
+
+    index: str
+    # name, description, star_count, is_official, is_automated: Docker's search result fields.
+    results: list[dict[str, Any]]
+
+
 class Image(_Record):
     name: str
     target: Descriptor

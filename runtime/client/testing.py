@@ -33,6 +33,7 @@ from runtime.client.records import (
     Metrics,
     ProcessIO,
     RemoteDescription,
+    SearchResults,
     Task,
     Usage,
     Version,
@@ -225,6 +226,12 @@ class FakeRuntime:
         config = json.loads(self._blobs[manifest["config"]["digest"]])
         return RemoteDescription(descriptor=target, platforms=[{"architecture": config.get("architecture", ""),
                                                                 "os": config.get("os", "")}])
+
+    async def search(self, term: str, limit: int = 25, *, insecure: list[str] | None = None,
+                     credentials: dict[str, str] | None = None, namespace: str | None = None) -> SearchResults:
+        """The fake's index has no search API, as the registries tests run against."""
+        self._call("search")
+        raise NotFound("the search API (/v1/search) not found at fake: no search API")
 
     async def content(self, namespace: str | None = None) -> list[ContentInfo]:
         self._call("content")

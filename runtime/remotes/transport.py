@@ -217,6 +217,11 @@ class RegistryTransport:
                 authenticated=creds is not None, not_found=not_found,
             )
 
+    async def get(self, url: str, *, subject: str, headers: Mapping[str, str] | None = None) -> aiohttp.ClientResponse:
+        """GET an absolute URL outside the v2 API (the v1 search), retried like the rest; any status is returned."""
+        return await self._with_retries("GET", URL(url), dict(headers or {}), None, fail_fast_connect=False,
+                                        subject=subject)
+
     async def _error_body(
         self, url: URL, headers: dict[str, str], status: int, is_mirror: bool, subject: str
     ) -> bytes:

@@ -51,6 +51,7 @@ ROUTES = [
     (records.Metrics, "get", "/v1/tasks/{task_id}/metrics"),
     (records.Usage, "get", "/v1/snapshots/{snapshotter}/{key}/usage"),
     (records.RemoteDescription, "post", "/v1/images/describe"),
+    (records.SearchResults, "post", "/v1/images/search"),
 ]
 
 

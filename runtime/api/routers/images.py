@@ -16,6 +16,7 @@ from runtime.oci import Descriptor
 from runtime.services import Services
 from runtime.transfer.describe import RemoteDescription, describe
 from runtime.transfer.progress import PullProgress
+from runtime.transfer.search import SearchResults, search
 from runtime.transfer.pull import PullOptions
 from runtime.transfer.registry import Credentials, HostsOverride
 
@@ -38,6 +39,14 @@ class PullRequest(BaseModel):
 
 class DescribeRequest(BaseModel):
     ref: str
+    plain_http: bool = False
+    hosts: HostsOverride = Field(default_factory=HostsOverride)
+    credentials: Credentials | None = None
+
+
+class SearchRequest(BaseModel):
+    term: str
+    limit: int = Field(default=25, ge=1, le=100)
     plain_http: bool = False
     hosts: HostsOverride = Field(default_factory=HostsOverride)
     credentials: Credentials | None = None
@@ -103,6 +112,13 @@ async def describe_remote(body: DescribeRequest, s: Services = Depends(services)
     remote = await s.remotes.remote(body.ref, plain_http=body.plain_http, hosts=body.hosts,
                                     credentials=body.credentials)
     return await describe(remote)
+
+
+@router.post("/search", response_model=SearchResults)
+async def search_index(body: SearchRequest, s: Services = Depends(services)) -> SearchResults:
+    """The registry index's answer to a search term (the v1 search API, which Docker Hub has)."""
+    return await search(s.remotes, body.term, body.limit, plain_http=body.plain_http, hosts=body.hosts,
+                        credentials=body.credentials)
 
 
 # Declared before GET /{name:path}, which would otherwise take ".../config" as part of the name.
