@@ -289,14 +289,14 @@ class RunControl:
             # The next start deletes it (see _create_task); the exit itself is certain.
             log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
         self.health.stop(c.id)
+        if oom:  # dockerd tells of the OOM kill as it happens, before the exit's clean-up
+            self._events.container(c, "oom")
         # dockerd (since 23.0) releases the network and volumes before it reports the death.
         await self._release(c)
         ran = max(0, int(at - (c.state.started_at or at)))
         c.state.exit(code, at, oom)
         live.run_over.set()
         await self._store.save(c)
-        if oom:
-            self._events.container(c, "oom")
         self._events.container(c, "die", exitCode=str(code), execDuration=str(ran))
         log.info("container=%s exited with %d", c.id, code)
         settle(live.exits, code)
@@ -339,7 +339,8 @@ class RunControl:
                     with contextlib.suppress(rt.RuntimeError_):
                         await self._rt.resume_task(c.id)
                 pid = c.state.pid
-                # A forced task delete kills the process and reaps it in one call.
+                # A forced task delete kills the process and reaps it in one call; dockerd tells of its SIGKILL.
+                self._events.container(c, "kill", signal=str(int(signal.SIGKILL)))
                 try:
                     status = await self._rt.delete_task(c.id, force=True)
                     code, at = status.exit_status, status.exited_at

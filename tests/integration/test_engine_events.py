@@ -271,3 +271,15 @@ def test_prunes_tell_what_they_reclaimed(engine):
     for e in evs:
         assert e["Actor"]["ID"] == "" and e["Actor"]["Attributes"]["reclaimed"].isdigit()
         assert "id" not in e
+
+
+def test_forced_removal_tells_of_its_kill(engine):
+    t0 = time.time()
+    ok(engine, "run", "-d", "--name", "evkill", "busybox", "sleep", "1000")
+    ok(engine, "rm", "-f", "evkill")
+    evs = events(engine, t0)
+    assert _actions(evs) == [("container", "create"), ("network", "connect"), ("container", "start"),
+                             ("container", "kill"), ("network", "disconnect"), ("container", "die"),
+                             ("container", "destroy")]
+    assert evs[3]["Actor"]["Attributes"]["signal"] == "9"
+    assert evs[5]["Actor"]["Attributes"]["exitCode"] == "137"
