@@ -59,11 +59,10 @@ def register(r: Router, b: Backend) -> None:
             err = e.errors()[0]
             raise InvalidArgument(f"invalid volume config: {'.'.join(str(p) for p in err['loc'])}: "
                                   f"{err['msg']}") from None
-        fresh = req.Name is None or svc.store.find(req.Name) is None
         v = await svc.create(req.Name or None, driver=req.Driver or "local", options=req.DriverOpts,
                              labels=req.Labels)
-        if fresh:
-            b.events.publish("volume", "create", v.name, {"driver": v.driver})
+        # dockerd tells of every create, an existing volume's included.
+        b.events.volume("create", v.name, driver=v.driver)
         return json_response(svc.inspect(v), 201)
 
     async def list_(request: web.Request) -> web.Response:
@@ -76,7 +75,7 @@ def register(r: Router, b: Backend) -> None:
     async def remove(request: web.Request) -> web.Response:
         v = await svc.remove(request.match_info["name"], force=boolean(request.query, "force"))
         if v is not None:
-            b.events.publish("volume", "destroy", v.name, {"driver": v.driver})
+            b.events.volume("destroy", v.name, driver=v.driver)
         return empty()
 
     async def prune(request: web.Request) -> web.Response:
