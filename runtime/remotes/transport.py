@@ -218,8 +218,11 @@ class RegistryTransport:
             )
 
     async def get(self, url: str, *, subject: str, headers: Mapping[str, str] | None = None) -> aiohttp.ClientResponse:
-        """GET an absolute URL outside the v2 API (the v1 search), retried like the rest; any status is returned."""
-        return await self._with_retries("GET", URL(url), dict(headers or {}), None, fail_fast_connect=False,
+        """GET an absolute URL outside the v2 API (the v1 search); any status is returned.
+
+        A host that cannot be reached fails at once: a search is asked interactively, and dockerd does not retry.
+        """
+        return await self._with_retries("GET", URL(url), dict(headers or {}), None, fail_fast_connect=True,
                                         subject=subject)
 
     async def _error_body(
