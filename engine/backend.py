@@ -30,6 +30,7 @@ from engine.containers.store import ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.events import EventBus
 from engine.images.store import ImageService, Registries
+from engine.logs.service import ContainerLogs
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
 from engine.system import SystemInfo
@@ -61,6 +62,7 @@ class Backend:
     pruner: ContainerPruner
     system: SystemInfo
     disk: DiskUsage
+    logs: ContainerLogs
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -75,21 +77,24 @@ class Backend:
         images = ImageService(runtime, events, store, Registries(mirrors, list(config.insecure_registries)))
         networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
                                   bridge_interface=config.bridge_name, bridge_cidr=config.bip,
-                                  container_name=store.name_of, events=events)
+                                  container_name=store.name_of, container_hostname=store.hostname_of,
+                                  events=events)
         volumes = VolumeService(data_root, users=store.volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
-        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor)
+        logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts)
+        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs)
         files = ContainerFiles(runtime, store, events)
-        describer = Describer(store, networks, volumes.mountpoint, files.size)
+        describer = Describer(store, networks, volumes.mountpoint, files.size, logs.path)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    networks=networks, volumes=volumes,
-                   creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host),
+                   creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host,
+                                   logs.resolve),
                    run=run, manager=Manager(runtime, store, lives, events, host),
                    execs=ExecService(store, runtime, events),
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,
                    pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),
-                   disk=DiskUsage(images, store, volumes, describer.summary, files.size))
+                   disk=DiskUsage(images, store, volumes, describer.summary, files.size), logs=logs)
 
     async def ensure_namespace(self) -> None:
         """The engine's runtime namespace exists before its first request; the runtime may come up later."""

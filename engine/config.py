@@ -33,6 +33,8 @@ class Config(BaseModel):
     bridge_name: str = Field(default="pyengine0", alias="bridge-name")
     bip: str | None = None
     tls_insecure_tcp: bool = False
+    log_driver: str = Field(default="json-file", alias="log-driver")
+    log_opts: dict[str, str] = Field(default_factory=dict, alias="log-opts")
 
 
 def load(path: str | None, overrides: dict[str, Any]) -> Config:

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from engine import config as config_mod
 from engine.api.app import build
-from engine.api.routers import (archive, container_stats, container_update, containers, events, exec,
-                                images, networks, plugins, registry, swarm, system, system_df, volumes)
+from engine.api.routers import (archive, attach, container_stats, container_update, containers, events, exec, images,
+                                networks, plugins, registry, swarm, system, system_df, volumes)
 from engine.backend import Backend
 from engine.log import setup as setup_logging
 from runtime.client import Client
@@ -23,8 +23,8 @@ from runtime.client import Client
 log = logging.getLogger("engine.daemon")
 
 ROUTERS = [system.register, system_df.register, images.register, container_stats.register, containers.register,
-           exec.register, events.register, container_update.register, archive.register, networks.register,
-           volumes.register, swarm.register, plugins.register, registry.register]
+           attach.register, exec.register, events.register, container_update.register, archive.register,
+           networks.register, volumes.register, swarm.register, plugins.register, registry.register]
 
 
 async def _listen(runner: web.AppRunner, host: str, cfg: config_mod.Config) -> web.BaseSite:
@@ -78,6 +78,7 @@ async def serve(cfg: config_mod.Config) -> None:
         log.info("stopping")
         ready.cancel()
         await runner.cleanup()
+        await backend.logs.close()
         await backend.runtime.close()
         for host in cfg.hosts:
             if host.startswith("unix://"):
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--insecure-tcp", action="store_true", dest="tls_insecure_tcp",
                    help="allow tcp:// hosts without TLS")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-driver", help="containers' default log driver: json-file (default), local or none")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="default log driver option, repeatable (e.g. max-size=10m)")
     args = p.parse_args(argv)
     try:
         cfg = config_mod.load(args.config_file, {
@@ -107,8 +111,13 @@ def main(argv: list[str] | None = None) -> None:
             "runtime_address": args.runtime_address, "runtime_namespace": args.runtime_namespace,
             "registry_mirrors": args.registry_mirrors, "insecure_registries": args.insecure_registries,
             "log_level": args.log_level, "bridge_name": args.bridge_name, "bip": args.bip,
-            "tls_insecure_tcp": args.tls_insecure_tcp or None,
+            "tls_insecure_tcp": args.tls_insecure_tcp or None, "log_driver": args.log_driver,
         })
+        for opt in args.log_opt:
+            key, eq, value = opt.partition("=")
+            if not eq:
+                raise ValueError(f"--log-opt {opt!r}: expected KEY=VALUE")
+            cfg.log_opts[key] = value
     except Exception as e:
         print(f"pyengined: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None

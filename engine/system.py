@@ -68,17 +68,17 @@ class SystemInfo:
         f = await self._host.features()
         forwarding = _ipv4_forwarding()
         config = self._config
-        return {
+        doc = {
             "ID": self.id, "Containers": len(containers), "ContainersRunning": running - paused,
             "ContainersPaused": paused, "ContainersStopped": len(containers) - running,
             "Images": len(images), "Driver": "overlayfs", "DriverStatus": [],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["k8s-file"]},
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file", "local"]},
             "MemoryLimit": f["memory_limit"], "SwapLimit": f["swap_limit"], "KernelMemory": f["kernel_memory"],
             "KernelMemoryTCP": f["kernel_memory_tcp"], "CpuCfsPeriod": f["cpu_cfs"], "CpuCfsQuota": f["cpu_cfs"],
             "CPUShares": f["cpu_shares"], "CPUSet": f["cpuset"], "PidsLimit": f["pids_limit"],
             "OomKillDisable": f["oom_kill_disable"], "IPv4Forwarding": forwarding,
             "Debug": config.log_level == "debug", "NFd": len(os.listdir("/proc/self/fd")),
-            "NGoroutines": len(asyncio.all_tasks()), "SystemTime": _now(), "LoggingDriver": "k8s-file", "CgroupDriver": f["cgroup_driver"],
+            "NGoroutines": len(asyncio.all_tasks()), "SystemTime": _now(), "LoggingDriver": config.log_driver, "CgroupDriver": f["cgroup_driver"],
             "CgroupVersion": f["cgroup_version"],
             "NEventsListener": self._events.listeners, "KernelVersion": uname.release, "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": uname.machine, "NCPU": os.cpu_count() or 1,
@@ -93,7 +93,18 @@ class SystemInfo:
             "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "tini",
             "SecurityOptions": _security_options(f), "Warnings": _warnings(f, forwarding),
+            # The runtime is this engine's containerd; it runs no plugins, so there is no plugin namespace.
+            "Containerd": {"Address": config.runtime_address,
+                           "Namespaces": {"Containers": config.runtime_namespace}},
+            # netavark, which wires the networks, drives iptables on this Debian release.
+            "FirewallBackend": {"Driver": "iptables"},
+            "DiscoveredDevices": [],
         }
+        # Since API 1.42 dockerd leaves out the kernel memory fields on a host that lacks the feature.
+        for key in ("KernelMemory", "KernelMemoryTCP"):
+            if not doc[key]:
+                del doc[key]
+        return doc
 
 
 # dockerd's words for what the host's kernel lacks, in its order.

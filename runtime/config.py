@@ -32,6 +32,9 @@ class Config(BaseModel):
     # Containers get cgroups at <cgroup_root>/<namespace>/<id> unless they ask for a parent.
     cgroup_root: str = "/pyengine"
     max_concurrent_downloads: int = 4
+    # A task's captured output is a log file its monitor starts over past this size (0: unbounded): whoever
+    # keeps logs (the engine's log drivers) reads it as it grows, so it is a buffer, not an archive.
+    task_log_max_size: int = Field(default=64 * 1024 * 1024, ge=0)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     # Per-plugin settings, keyed "type/id".
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)

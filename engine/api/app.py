@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from engine import __version__
+from engine.api import versions
 from engine.api.responses import error_response
 from engine.errors import EngineError
 from runtime import client as rt
@@ -15,8 +16,8 @@ from runtime.client import RuntimeError_
 
 log = logging.getLogger("engine.api")
 
-API_VERSION = "1.41"
-MIN_API_VERSION = "1.24"
+API_VERSION = versions.text(versions.NEWEST)
+MIN_API_VERSION = versions.text(versions.OLDEST)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -26,11 +27,6 @@ _RUNTIME_STATUS: dict[type[RuntimeError_], int] = {
     rt.FailedPrecondition: 409, rt.Unauthenticated: 401, rt.PermissionDenied: 403,
     rt.Unavailable: 503, rt.DataLoss: 500, rt.Internal: 500,
 }
-
-
-def _vtuple(v: str) -> tuple[int, int]:
-    major, minor = v.split(".")
-    return int(major), int(minor)
 
 
 @web.middleware
@@ -70,15 +66,13 @@ class Router:
 
     def add(self, method: str, path: str, handler: Handler) -> None:
         async def versioned(request: web.Request) -> web.StreamResponse:
-            version = request.match_info.get("api_version")
-            if version is not None:
-                if _vtuple(version) > _vtuple(API_VERSION):
-                    return error_response(f"client version {version} is too new. Maximum supported API version "
-                                          f"is {API_VERSION}", 400)
-                if _vtuple(version) < _vtuple(MIN_API_VERSION):
-                    return error_response(f"client version {version} is too old. Minimum supported API version "
-                                          f"is {MIN_API_VERSION}, please upgrade your client to a newer version",
-                                          400)
+            asked = request.match_info.get("api_version")
+            if asked is not None:
+                v = versions.parse(asked)
+                refusal = versions.check(v)
+                if refusal is not None:
+                    return error_response(refusal, 400)
+                versions.remember(request, v)
             return await handler(request)
 
         self.app.router.add_route(method, path, versioned)

@@ -14,14 +14,12 @@ import asyncio
 
 from aiohttp import web
 
-from engine.api.streams import STDERR, STDOUT, frame
-from runtime import client as rt
-from runtime.client.attach import Attachment
+from engine.api import versions
 
 RAW_STREAM = "application/vnd.docker.raw-stream"
+MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 # Stdin buffered from the client beyond this pauses reading from it until the process catches up.
 _STDIN_HIGH_WATER = 1 << 20
-DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 
 
 class _RawParser:
@@ -107,13 +105,17 @@ class Hijacked:
         await self.response.write(data)
 
 
-async def hijack(request: web.Request) -> Hijacked:
-    """Answer `101 UPGRADED` and take the connection over; the handler must return `.response`."""
+async def hijack(request: web.Request, *, multiplexed: bool) -> Hijacked:
+    """Answer `101 UPGRADED` and take the connection over; the handler must return `.response`.
+
+    `multiplexed` (output in stdcopy frames) shows in the Content-Type from API 1.42 on, as dockerd says it.
+    """
     transport = request.transport
     if transport is None:
         raise ConnectionResetError("client gone before the upgrade")
+    content_type = MULTIPLEXED_STREAM if multiplexed and versions.of(request) >= (1, 42) else RAW_STREAM
     response = web.StreamResponse(status=101, reason="UPGRADED", headers={
-        "Content-Type": RAW_STREAM, "Connection": "Upgrade", "Upgrade": "tcp"})
+        "Content-Type": content_type, "Connection": "Upgrade", "Upgrade": "tcp"})
     conn = Hijacked(request, response)
     # Both installed before the 101 leaves: the CLI may half-close the moment it reads it.
     request.protocol.set_parser(_RawParser(conn))  # type: ignore[arg-type]
@@ -123,92 +125,3 @@ async def hijack(request: web.Request) -> Hijacked:
     await response.prepare(request)
     return conn
 
-
-def parse_detach_keys(spec: str | None) -> bytes:
-    """Docker's detach-key syntax: comma-separated "ctrl-<x>" or single characters."""
-    if not spec:
-        return DEFAULT_DETACH_KEYS
-    out = bytearray()
-    for key in spec.split(","):
-        key = key.strip()
-        if key.lower().startswith("ctrl-") and len(key) == 6:
-            c = key[5].lower()
-            if "a" <= c <= "z":
-                out.append(ord(c) - ord("a") + 1)
-            elif c in "@[\\]^_":
-                out.append({"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[c])
-            else:
-                raise ValueError(f"invalid detach key {key!r}")
-        elif len(key) == 1:
-            out.append(ord(key))
-        else:
-            raise ValueError(f"invalid detach key {key!r}")
-    return bytes(out)
-
-
-class _DetachScanner:
-    """Finds the detach sequence in stdin; bytes that may start it are held until it is decided."""
-
-    def __init__(self, keys: bytes) -> None:
-        self._keys = keys
-        self._held = b""
-
-    def feed(self, data: bytes) -> tuple[bytes, bool]:
-        """(bytes to forward, detach requested)."""
-        buf = self._held + data
-        self._held = b""
-        i = buf.find(self._keys)
-        if i >= 0:
-            return buf[:i], True
-        for n in range(min(len(self._keys) - 1, len(buf)), 0, -1):
-            if buf.endswith(self._keys[:n]):
-                self._held = buf[-n:]
-                return buf[:-n], False
-        return buf, False
-
-
-async def bridge(conn: Hijacked, att: Attachment, *, tty: bool, stdin: bool, stdout: bool, stderr: bool,
-                 close_stdin: bool, detach_keys: bytes | None) -> bool:
-    """Pump a process's output to the client and the client's bytes to its stdin, until the output ends.
-
-    Returns True if it ended because the output did (the process exited); False if the client
-    went away or, on a terminal, typed the detach keys. Client EOF only closes the process's
-    stdin, and only with `close_stdin`.
-    """
-    wanted = {STDOUT: stdout, STDERR: stderr}
-
-    async def output() -> None:
-        while (chunk := await att.read()) is not None:
-            stream, data = chunk
-            if wanted.get(stream):
-                await conn.write(data if tty else frame(stream, data))
-
-    async def input_() -> None:
-        scanner = _DetachScanner(detach_keys) if tty and detach_keys else None
-        try:
-            while (data := await conn.read()) is not None:
-                detached = False
-                if scanner is not None:
-                    data, detached = scanner.feed(data)
-                if data:
-                    await att.write(data)
-                if detached:
-                    return
-            if close_stdin:
-                att.close_stdin()
-        except rt.FailedPrecondition:
-            pass  # the process closed its stdin: it may still be writing
-        await asyncio.Event().wait()  # stdin is over; the output decides the end
-
-    out = asyncio.ensure_future(output())
-    tasks = [out, asyncio.ensure_future(conn.lost.wait())]
-    if stdin:
-        tasks.append(asyncio.ensure_future(input_()))
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        att.close()
-    return out.done() and not out.cancelled() and out.exception() is None

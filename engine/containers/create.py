@@ -10,6 +10,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from engine.containers import names
@@ -30,8 +31,11 @@ log = logging.getLogger("engine.containers")
 
 class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
-                 networks: NetworkService, volumes: VolumeService, host: Features) -> None:
+                 networks: NetworkService, volumes: VolumeService, host: Features,
+                 log_config: Callable[[dict[str, Any] | None], dict[str, Any]]) -> None:
+        """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked."""
         self._rt = runtime
+        self._log_config = log_config
         self._store = store
         self._lives = lives
         self._images = images
@@ -51,6 +55,7 @@ class Creator:
         volumes: list[dict[str, Any]] = []
         try:
             p = plan(req, image, cid, await self._host.features())
+            p.host_config["LogConfig"] = self._log_config(p.host_config.get("LogConfig"))
             options = p.options
             options["netns"] = await self._plan_network(cid, p.network)
             etc_of = self._etc_owner(cid, p.network)

@@ -30,7 +30,8 @@ class ContainerNetworks(Protocol):
 
 class Describer:
     def __init__(self, store: ContainerStore, networks: ContainerNetworks, mountpoint: Callable[[str], str],
-                 size: Callable[[Container], Awaitable[int | None]]) -> None:
+                 size: Callable[[Container], Awaitable[int | None]], log_path: Callable[[Container], Path | None]) -> None:
+        self._log_path = log_path
         self._store = store
         self._networks = networks
         self._mountpoint = mountpoint
@@ -41,6 +42,8 @@ class Describer:
         etc = self._networks.files_root / c.id if self._networks.wired(c.id) else None
         body = views.inspect(c, etc=etc, mounts=self._mounts(c),
                              network_settings=self._networks.settings(c.id, views.network_mode(c), views.exposed(c)))
+        log_file = self._log_path(c)
+        body["LogPath"] = str(log_file) if log_file is not None else ""
         return {**body, **(views.size(await self._size(c)) if size else {})}
 
     async def list(self, f: dict[str, list[str]], all_: bool, limit: int, size: bool) -> list[dict[str, Any]]:

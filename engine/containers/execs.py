@@ -7,6 +7,7 @@ before starting it and the first byte of output is never lost.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import secrets
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.state import Status
+from engine.containers.stdin import parse_detach_keys
 from engine.containers.store import ContainerStore
 from engine.errors import Conflict, InvalidArgument, NotFound
 from engine.events import EventBus
@@ -57,10 +59,22 @@ def parse_model(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, dict):
         raise InvalidArgument("expected a JSON object")
     try:
-        return model.model_validate(body)
+        return model.model_validate(_go_field_names(model, body))
     except ValidationError as e:
         err = e.errors()[0]
         raise InvalidArgument(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+
+
+def _go_field_names(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
+    """Keys matched to fields as Go's JSON decoder does: case-insensitively, the last one winning.
+
+    docker-py sends `detachKeys`, for one.
+    """
+    fields = {name.lower(): name for name in model.model_fields}
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        out[key if key in model.model_fields else fields.get(key.lower(), key)] = value
+    return out
 
 
 @dataclass(eq=False)
@@ -75,16 +89,23 @@ class Exec:
     pid: int = 0
     size: tuple[int, int] | None = None
 
+    @property
+    def detach_keys(self) -> bytes:
+        return parse_detach_keys(self.config.DetachKeys)
+
     def docker(self) -> dict[str, Any]:
         cmd = self.config.Cmd or []
+        process: dict[str, Any] = {"tty": bool(self.config.Tty), "entrypoint": cmd[0] if cmd else "",
+                                   "arguments": cmd[1:], "privileged": bool(self.config.Privileged)}
+        if self.config.User:
+            process["user"] = self.config.User
+        # dockerd keeps the keys asked for as bytes, so its JSON has them in base64 ("" when none were asked).
+        asked = parse_detach_keys(self.config.DetachKeys) if self.config.DetachKeys else b""
         return {
-            "ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
-            "ProcessConfig": {"tty": bool(self.config.Tty), "entrypoint": cmd[0] if cmd else "",
-                              "arguments": cmd[1:], "privileged": bool(self.config.Privileged),
-                              "user": self.config.User or ""},
+            "ID": self.id, "Running": self.running, "ExitCode": self.exit_code, "ProcessConfig": process,
             "OpenStdin": bool(self.config.AttachStdin), "OpenStderr": bool(self.config.AttachStderr),
             "OpenStdout": bool(self.config.AttachStdout), "CanRemove": False, "ContainerID": self.container_id,
-            "DetachKeys": self.config.DetachKeys or "", "Pid": self.pid,
+            "DetachKeys": base64.b64encode(asked).decode(), "Pid": self.pid,
         }
 
 
@@ -118,6 +139,10 @@ class ExecService:
         cid = self._running_container(ref)
         if not config.Cmd:
             raise InvalidArgument("No exec command specified")
+        try:
+            parse_detach_keys(config.DetachKeys)
+        except ValueError:
+            raise InvalidArgument(f"Invalid escape keys ({config.DetachKeys}) provided") from None
         self._forget_removed()
         e = Exec(id=secrets.token_hex(32), container_id=cid, config=config)
         self._execs[e.id] = e
@@ -133,8 +158,10 @@ class ExecService:
 
     async def prepare(self, e: Exec, *, attach: bool) -> Attachment | None:
         """Create the process, held back; with `attach`, connect to its stdio now."""
+        if e.running:
+            raise Conflict(f"Error: Exec command {e.id} is already running")
         if e.started:
-            raise Conflict(f"Exec {e.id} has already been started")
+            raise Conflict(f"Error: Exec command {e.id} has already run")
         self._running_container(e.container_id)
         e.started = True
         c = e.config
@@ -174,6 +201,10 @@ class ExecService:
         e.running = False
         self._event(e, "exec_die", exitCode=str(e.exit_code))
         await self._discard(e)
+
+    def detached(self, e: Exec) -> None:
+        """Its client typed the detach keys; the process runs on."""
+        self._event(e, "exec_detach")
 
     def finish_later(self, e: Exec) -> None:
         """finish() once the process exits, for a process nobody is attached to any more."""

@@ -82,8 +82,15 @@ class PortBinding(BaseModel):
     HostPort: str | None = None
 
 
+class LogConfigModel(BaseModel):
+    model_config = ConfigDict(strict=True)
+    Type: str | None = None
+    Config: dict[str, str] | None = None
+
+
 class HostConfigModel(BaseModel):
     model_config = _OPEN
+    LogConfig: LogConfigModel | None = None
     Binds: list[str] | None = None
     NetworkMode: str | None = None
     PortBindings: dict[str, list[PortBinding] | None] | None = None
@@ -366,8 +373,6 @@ def inspect_host_config(req: CreateRequest) -> dict[str, Any]:
     hc["RestartPolicy"] = hc.get("RestartPolicy") or {"Name": "no", "MaximumRetryCount": 0}
     hc["AutoRemove"] = bool(hc.get("AutoRemove"))
     hc["PortBindings"] = hc.get("PortBindings") or {}
-    # The logs API serves these as json-file's would; docker-py reads a run's output only for that type.
-    hc["LogConfig"] = {"Type": "json-file", "Config": {}}
     for key in ("Privileged", "ReadonlyRootfs"):
         hc[key] = bool(hc.get(key))
     for key in ("Memory", "NanoCpus", "CpuShares"):

@@ -66,6 +66,8 @@ class Reconciler:
         await self._networks.reconcile(self._in_use)
         health = self._run.health
         for c in self._store.all():
+            if c.state.running:
+                self._run.logs.ship(c)
             # Probes of containers that ran on while the engine was away start again.
             if c.state.running and config_of(c.config) and not health.watching(c.id):
                 c.health = c.health or Health()

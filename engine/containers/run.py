@@ -20,10 +20,12 @@ from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
 from engine.containers.live import Live, Lives, settle
 from engine.containers.state import Status
+from engine.containers.stdin import keeps_stdin_open
 from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.errors import Conflict, EngineError, NotModified
 from engine.events import EventBus
+from engine.logs.service import ContainerLogs
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
 from runtime import client as rt
@@ -46,8 +48,10 @@ class WaitCondition(str, Enum):
 
 class RunControl:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
-                 networks: NetworkService, volumes: VolumeService, supervisor: Supervisor) -> None:
+                 networks: NetworkService, volumes: VolumeService, supervisor: Supervisor,
+                 logs: ContainerLogs) -> None:
         self._rt = runtime
+        self.logs = logs
         self._store = store
         self._lives = lives
         self._events = events
@@ -100,7 +104,8 @@ class RunControl:
         if wiring.done() and wiring.exception() is not None:
             await wiring  # the namespace itself could not be made: nothing was created
         try:
-            task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")))
+            task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")),
+                                           keep_stdin_open=keeps_stdin_open(c.config))
         except rt.RuntimeError_ as e:
             wired = (await asyncio.gather(wiring, return_exceptions=True))[0]
             await self._release(c)
@@ -129,6 +134,7 @@ class RunControl:
             await self._start_failed(c, live, e)
             raise
         c.log_path = io.log_path
+        self.logs.ship(c)
         live.run_over = asyncio.Event()
         c.state.start(task.pid, time.time())
         c.health = Health() if config_of(c.config) else None
@@ -144,13 +150,13 @@ class RunControl:
         for v in c.volumes:
             self._events.volume("unmount", v["name"], {"container": c.id})
 
-    async def _create_task(self, cid: str, tty: bool, stdin: bool) -> CreatedTask:
+    async def _create_task(self, cid: str, tty: bool, stdin: bool, *, keep_stdin_open: bool) -> CreatedTask:
         try:
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open)
         except rt.AlreadyExists:
             # A run whose exit was recorded but whose task could not be deleted then.
             await self._rt.delete_task(cid, force=True)
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open)
 
     async def _hand_over(self, live: Live, socket: str) -> None:
         """Connect every attach waiting for this start, before the process can write a byte."""
@@ -295,6 +301,9 @@ class RunControl:
         await self._release(c)
         ran = max(0, int(at - (c.state.started_at or at)))
         c.state.exit(code, at, oom)
+        # conmon wrote all of the run's output before its exit was known: the driver's files get the rest first.
+        self.logs.ship(c)
+        await self.logs.drain(c.id)
         live.run_over.set()
         await self._store.save(c)
         self._events.container(c, "die", exitCode=str(code), execDuration=str(ran))
@@ -367,6 +376,7 @@ class RunControl:
             c.state.status = Status.DEAD
             await self._store.save(c)
             raise
+        await self.logs.forget(c)
         if c.log_path:
             # The runtime leaves a task's log for whoever reads it; that was us, and the container is gone.
             with contextlib.suppress(OSError):

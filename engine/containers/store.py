@@ -96,6 +96,10 @@ class ContainerStore:
         c = self._by_id.get(cid)
         return c.name if c is not None else cid[:12]
 
+    def hostname_of(self, cid: str) -> str | None:
+        c = self._by_id.get(cid)
+        return c.config.get("Hostname") if c is not None else None
+
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._by_id.values() if any(v["name"] == name for v in c.volumes)]
 

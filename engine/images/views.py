@@ -1,4 +1,5 @@
-"""The JSON shapes of image list, inspect and history (Docker API 1.41)."""
+"""The JSON shapes of image list, inspect and history, at the newest API version (engine/api/versions.py
+makes older clients' shapes from them)."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,27 +12,26 @@ from engine.images.model import (
     unix_seconds,
 )
 
-# What dockerd shows for every ContainerConfig key an image config leaves unset.
-_CONTAINER_CONFIG_DEFAULTS: dict[str, Any] = {
-    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
-    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
-    "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
+# What dockerd shows for every image config key the image leaves unset.
+_CONFIG_DEFAULTS: dict[str, Any] = {
+    "User": "", "Env": None, "Cmd": None, "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None,
+    "Labels": None,
 }
 
 
-def container_config(doc: dict[str, Any] | None) -> dict[str, Any]:
-    return {**_CONTAINER_CONFIG_DEFAULTS, **(doc or {})}
+# An image config's keys (Docker's image spec, a superset of OCI's); a config written by an old builder also
+# carries a container's keys, which are not the image's.
+_CONFIG_KEYS = frozenset({*_CONFIG_DEFAULTS, "ExposedPorts", "StopSignal", "ArgsEscaped", "Healthcheck", "Shell"})
+
+
+def image_config(doc: dict[str, Any] | None) -> dict[str, Any]:
+    return {**_CONFIG_DEFAULTS, **{k: v for k, v in (doc or {}).items() if k in _CONFIG_KEYS}}
 
 
 def summary(image: LocalImage, names: list[Record]) -> dict[str, Any]:
-    tags, digests = repo_tags(names), repo_digests(names)
-    if not tags and not digests:
-        # API 1.41 clients expect this placeholder rather than empty lists for an untagged image.
-        tags, digests = ["<none>:<none>"], ["<none>@<none>"]
     return {
         "Containers": -1, "Created": image.created, "Id": image.id, "Labels": image.labels, "ParentId": "",
-        "RepoDigests": digests, "RepoTags": tags, "SharedSize": -1, "Size": image.size,
-        "VirtualSize": image.size,
+        "RepoDigests": repo_digests(names), "RepoTags": repo_tags(names), "SharedSize": -1, "Size": image.size,
     }
 
 
@@ -44,15 +44,12 @@ def inspect(image: LocalImage) -> dict[str, Any]:
         "Parent": "",
         "Comment": config.get("comment") or "",
         "Created": image.created_rfc3339,
-        "Container": "",
-        "ContainerConfig": container_config(config.get("container_config")),
         "DockerVersion": config.get("docker_version") or "",
         "Author": config.get("author") or "",
-        "Config": container_config(config.get("config")),
+        "Config": image_config(config.get("config")),
         "Architecture": config.get("architecture") or "",
         "Os": config.get("os") or "",
         "Size": image.size,
-        "VirtualSize": image.size,
         "GraphDriver": {"Data": {}, "Name": "overlayfs"},
         "RootFS": {"Type": "layers", "Layers": list((config.get("rootfs") or {}).get("diff_ids") or [])},
         "Metadata": {"LastTagTime": image.last_tag_time},

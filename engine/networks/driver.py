@@ -16,6 +16,7 @@ class Attachment:
     netns: str
     endpoints: list[tuple[Network, Endpoint]]
     ports: list[PublishedPort] = field(default_factory=list)
+    hostname: str | None = None  # a name the network's DNS answers too, as dockerd's does
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ class NetavarkDriver:
             networks[net.name] = {
                 "interface_name": ep.interface or f"eth{index}",
                 "static_ips": [ep.ip],
-                "aliases": list(dict.fromkeys([*ep.aliases, a.container_id[:12]])),
+                "aliases": [n for n in dict.fromkeys([*ep.aliases, a.container_id[:12], a.hostname or ""])
+                            if n and n != a.container_name],
                 **({"static_mac": ep.mac} if ep.mac else {}),
             }
             info[net.name] = {

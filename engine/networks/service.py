@@ -46,13 +46,15 @@ def _rfc3339(ts: float) -> str:
 
 class NetworkService:
     def __init__(self, data_root: Path, exec_root: Path, driver: NetworkDriver, *, bridge_interface: str,
-                 bridge_cidr: str | None, container_name: Callable[[str], str], events: EventBus) -> None:
+                 bridge_cidr: str | None, container_name: Callable[[str], str],
+                 container_hostname: Callable[[str], str | None], events: EventBus) -> None:
         self.store = NetworkStore(data_root / "networks.db")
         self.netns = NetnsDir(exec_root / "netns")
         self.driver = driver
         self.files_root = data_root / "containers"
         self.ports = PortTable()
         self.container_name = container_name
+        self.container_hostname = container_hostname
         self._bridge_interface = bridge_interface
         self._bridge_cidr = bridge_cidr
         self._events = events
@@ -350,7 +352,8 @@ class NetworkService:
             pairs.append((n, e))
         try:
             result = await self.driver.setup(Attachment(cid, self.container_name(cid), sb.netns, pairs,
-                                                        sb.ports if ports else []))
+                                                        sb.ports if ports else [],
+                                                        hostname=self.container_hostname(cid)))
         except BaseException:
             for e in new:
                 e.interface = None
@@ -412,14 +415,15 @@ class NetworkService:
             prefix = ipaddress.IPv4Network(n.subnet).prefixlen if n.subnet and e.ip else 0
             nets[n.name] = {
                 "IPAMConfig": {"IPv4Address": e.ip} if e.static_ip else None, "Links": None,
-                "Aliases": (e.aliases + [cid[:12]]) if n.dns else None, "NetworkID": n.id,
+                "Aliases": e.aliases or None, "DNSNames": self._dns_names(cid, e.aliases) if n.dns else None,
+                "GwPriority": 0, "NetworkID": n.id,
                 "EndpointID": e.id if e.interface else "", "Gateway": n.gateway if e.ip else "",
                 "IPAddress": e.ip or "", "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
                 "GlobalIPv6PrefixLen": 0, "MacAddress": e.mac or "", "DriverOpts": None,
             }
         if not nets and mode in (HOST, NONE):
             builtin = self.store.by_name(mode)
-            nets[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None,
+            nets[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "DNSNames": None, "GwPriority": 0,
                           "NetworkID": builtin.id if builtin else "",
                           "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
                           "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
@@ -433,6 +437,11 @@ class NetworkService:
             "IPPrefixLen": default.get("IPPrefixLen", 0), "IPv6Gateway": "",
             "MacAddress": default.get("MacAddress", ""), "Networks": nets,
         }
+
+    def _dns_names(self, cid: str, aliases: Iterable[str]) -> builtins.list[str]:
+        """What the network's DNS answers for the container, its primary name first (it names the PTR record)."""
+        names = [self.container_name(cid), *aliases, cid[:12], self.container_hostname(cid) or ""]
+        return [n for n in dict.fromkeys(names) if n]
 
     def published(self, cid: str) -> builtins.list[dict[str, Any]]:
         """`Ports` of containers/json."""

@@ -123,10 +123,11 @@ class VolumeService:
             raise Internal(f"cannot unmount volume {name}: {os.strerror(ctypes.get_errno())}")
         shutil.rmtree(self.root / name, ignore_errors=True)
 
-    async def prune(self, selected: Callable[[Volume], bool]) -> tuple[builtins.list[str], int]:
+    async def prune(self, selected: Callable[[Volume], bool], *,
+                    anonymous_only: bool) -> tuple[builtins.list[str], int]:
         removed, reclaimed = [], 0
         for v in self.list():
-            if self.users(v.name) or not selected(v):
+            if self.users(v.name) or not selected(v) or (anonymous_only and not v.anonymous):
                 continue
             size = await self.size(v.name)
             with contextlib.suppress(Conflict, NotFound):

@@ -324,9 +324,9 @@ class Client:
         return await self._record(Task, "GET", f"/tasks/{quote(task_id, safe='')}", namespace=namespace)
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          namespace: str | None = None) -> CreatedTask:
-        return await self._record(CreatedTask, "POST", "/tasks", json_body={"container_id": container_id, "terminal": terminal,
-                                                               "stdin": stdin}, namespace=namespace)
+                          keep_stdin_open: bool = False, namespace: str | None = None) -> CreatedTask:
+        body = {"container_id": container_id, "terminal": terminal, "stdin": stdin, "keep_stdin_open": keep_stdin_open}
+        return await self._record(CreatedTask, "POST", "/tasks", json_body=body, namespace=namespace)
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task:
         return await self._record(Task, "POST", f"/tasks/{quote(task_id, safe='')}/start", namespace=namespace)

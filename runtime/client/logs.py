@@ -100,6 +100,13 @@ def _tail_offset(f: BinaryIO, n: int) -> int:
             return pos + first + sum(len(line) + 1 for line in lines[:i])
 
 
+def _renamed_over(f: BinaryIO, path: str) -> bool:
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
 async def _pause(interval: float, stop: asyncio.Event | None) -> None:
     if stop is None:
         await asyncio.sleep(interval)
@@ -128,14 +135,15 @@ async def follow(
     or once the clock passes `until`. Without `follow` the iteration ends at the end of
     the file.
     """
-    f: BinaryIO | None = None
-    while f is None:
+    opened: BinaryIO | None = None
+    while opened is None:
         try:
-            f = await asyncio.to_thread(open, path, "rb")
+            opened = await asyncio.to_thread(open, path, "rb")
         except FileNotFoundError:
             if not follow or (stop is not None and stop.is_set()):
                 return
             await _pause(poll_interval, stop)
+    f: BinaryIO = opened
     try:
         if tail is not None:
             await asyncio.to_thread(lambda: f.seek(_tail_offset(f, max(tail, 0))))
@@ -154,6 +162,12 @@ async def follow(
                         continue
                     if (since is None or record.ts >= since) and (until is None or record.ts <= until):
                         yield record
+                continue
+            if await asyncio.to_thread(_renamed_over, f, path):
+                # conmon started its log over (the runtime bounds it): go on with the new file.
+                f.close()
+                f = await asyncio.to_thread(open, path, "rb")
+                pending = b""
                 continue
             if not follow or stopping or (until is not None and time.time_ns() > until):
                 return

@@ -133,6 +133,7 @@ class Exec(Process):
 class Task(Process):
     namespace: str
     runtime: str
+    keep_stdin_open: bool = False
     cgroups_path: str | None = None
     oom_killed: bool = False
     execs: dict[str, Exec] = Field(default_factory=dict)

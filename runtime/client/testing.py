@@ -63,8 +63,9 @@ class _Process:
 
 
 class _Task(_Process):
-    def __init__(self, pid: int, terminal: bool, stdin: bool) -> None:
+    def __init__(self, pid: int, terminal: bool, stdin: bool, keep_stdin_open: bool = False) -> None:
         super().__init__(pid, terminal, stdin)
+        self.keep_stdin_open = keep_stdin_open
         self.execs: dict[str, _Process] = {}
 
 
@@ -138,7 +139,8 @@ class FakeRuntime:
     def _task_record(self, task_id: str) -> dict[str, Any]:
         task = self._get_task(task_id)
         return {"id": task_id, "namespace": self.namespace, "runtime": "io.pyengine.runtime.v1.fake",
-                **task.fields(), "execs": {eid: {"id": eid, **p.fields()} for eid, p in task.execs.items()}}
+                **task.fields(), "keep_stdin_open": task.keep_stdin_open,
+                "execs": {eid: {"id": eid, **p.fields()} for eid, p in task.execs.items()}}
 
     @staticmethod
     def _io(task_id: str, exec_id: str | None = None) -> ProcessIO:
@@ -303,13 +305,15 @@ class FakeRuntime:
         return Task.model_validate(self._task_record(task_id))
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          namespace: str | None = None) -> CreatedTask:
+                          keep_stdin_open: bool = False, namespace: str | None = None) -> CreatedTask:
         self._call("create_task")
+        if keep_stdin_open and not stdin:
+            raise InvalidArgument("keep_stdin_open needs stdin")
         if container_id not in self._containers:
             raise NotFound(f"container {container_id} not found")
         if container_id in self._tasks:
             raise AlreadyExists(f"task {container_id} already exists")
-        self._tasks[container_id] = _Task(next(self._pids), bool(terminal), stdin)
+        self._tasks[container_id] = _Task(next(self._pids), bool(terminal), stdin, keep_stdin_open)
         return CreatedTask.model_validate({**self._task_record(container_id), "io": self._io(container_id)})
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task:

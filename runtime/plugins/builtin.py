@@ -144,7 +144,7 @@ def register_all(registry: Registry, cfg: Config) -> None:
                 raise RuntimeError("crun refuses hybrid cgroup hierarchies (cgroup v1 controllers beside a v2 mount)")
             if not os.access(CONMON, os.X_OK):
                 raise SkipPlugin(f"{CONMON} is not installed")
-            return ConmonShim(name, path, str(Path(cfg.state) / "runc" / name))
+            return ConmonShim(name, path, str(Path(cfg.state) / "runc" / name), log_size_max=cfg.task_log_max_size)
 
         return Registration(RUNTIME, name, init)
 

@@ -260,12 +260,14 @@ async def create_task(
     runtime_path: str = RUNC,
     conmon_path: str = CONMON,
     timeout: float = DEFAULT_TIMEOUT,
+    log_size_max: int = 0,
 ) -> TaskProcess:
     """`runc create` the container in `bundle` under a new conmon; it is left "created".
 
     `terminal` must match the bundle's process.terminal (runc refuses a mismatch).
     With `stdin`, the process's stdin is open until an attached client closes it (or
-    disconnects, unless `leave_stdin_open`). A failing create raises runc's message as a
+    disconnects, unless `leave_stdin_open`). Past `log_size_max` bytes (0: never) conmon
+    starts the log over in a new file renamed into place. A failing create raises runc's message as a
     typed error (InvalidArgument for a bad spec or executable); nothing is left running.
     """
     bundle, state_dir, exit_dir, runc_root = map(os.path.abspath, (bundle, state_dir, exit_dir, runc_root))
@@ -275,6 +277,8 @@ async def create_task(
     await asyncio.to_thread(_prepare, state_dir, log_path, (exit_file,))
     args = _common_args(id, id, bundle, state_dir, log_path, runc_root, runtime_path, terminal, stdin,
                         leave_stdin_open) + ["--exit-dir", exit_dir]
+    if log_path and log_size_max:
+        args += ["--log-size-max", str(log_size_max)]
     c = _Conmon(state_dir)
     try:
         async with asyncio.timeout(timeout):

@@ -14,19 +14,22 @@ from runtime.tasks.shim import ProcessIO, ProcessPaths
 
 
 class ConmonShim:
-    def __init__(self, name: str, runtime_path: str, runc_root: str, conmon_path: str = conmon.CONMON) -> None:
+    def __init__(self, name: str, runtime_path: str, runc_root: str, conmon_path: str = conmon.CONMON, *,
+                 log_size_max: int = 0) -> None:
         self.name = name
+        self._log_size_max = log_size_max
         self._runtime_path = runtime_path
         self._runc_root = runc_root
         self._conmon_path = conmon_path
         self._runc = Runc(runc_root, runtime_path)
         self._pending: dict[tuple[str, str], conmon.PendingExec] = {}
 
-    async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool) -> int:
+    async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool,
+                     keep_stdin_open: bool = False) -> int:
         p = await conmon.create_task(
             task_id, paths.bundle, runc_root=self._runc_root, state_dir=paths.state_dir, log_path=paths.log_path,
-            exit_dir=paths.exit_dir, terminal=terminal, stdin=stdin, runtime_path=self._runtime_path,
-            conmon_path=self._conmon_path,
+            exit_dir=paths.exit_dir, terminal=terminal, stdin=stdin, leave_stdin_open=keep_stdin_open,
+            runtime_path=self._runtime_path, conmon_path=self._conmon_path, log_size_max=self._log_size_max,
         )
         return p.pid
 

@@ -82,7 +82,10 @@ class TaskService:
     async def close(self) -> None:
         await self._exits.close()
 
-    async def create(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False) -> TaskState:
+    async def create(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
+                     keep_stdin_open: bool = False) -> TaskState:
+        if keep_stdin_open and not stdin:
+            raise InvalidArgument("keep_stdin_open needs stdin")
         ns = require_namespace()
         key = (ns, container_id)
         async with self._table.lock(key):
@@ -105,10 +108,12 @@ class TaskService:
             mounts = await service.mounts(c.snapshot_key)
             await asyncio.to_thread(mount_all, mounts, str(d / "rootfs"))
             t = TaskState(id=container_id, namespace=ns, runtime=c.runtime, terminal=terminal, stdin=stdin,
-                          created_at=time.time(), cgroups_path=spec.get("linux", {}).get("cgroupsPath"))
+                          keep_stdin_open=keep_stdin_open, created_at=time.time(),
+                          cgroups_path=spec.get("linux", {}).get("cgroupsPath"))
             paths = self._table.paths(ns, container_id)
             try:
-                t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin)
+                t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin,
+                                          keep_stdin_open=keep_stdin_open)
             except BaseException:
                 await asyncio.to_thread(self._table.cleanup_dir, d)
                 raise

@@ -32,8 +32,12 @@ class ProcessIO:
 class Shim(Protocol):
     name: str
 
-    async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool) -> int:
-        """Create the container's init process, stopped before exec; returns its pid."""
+    async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool,
+                     keep_stdin_open: bool = False) -> int:
+        """Create the container's init process, stopped before exec; returns its pid.
+
+        Its stdin closes when an attached client leaves, unless `keep_stdin_open`.
+        """
         ...
 
     async def start(self, task_id: str) -> None: ...

@@ -51,6 +51,9 @@ class ExecState(ProcessState):
 class TaskState(ProcessState):
     namespace: str
     runtime: str
+    # stdin outlives every attached client (only the process's exit ends it), as for Docker's
+    # OpenStdin containers that are not StdinOnce.
+    keep_stdin_open: bool = False
     cgroups_path: str | None = None
     oom_killed: bool = False
     execs: dict[str, ExecState] = Field(default_factory=dict)

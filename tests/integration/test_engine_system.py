@@ -14,8 +14,8 @@ def test_docker_version_and_info(engine):
                        text=True)
     assert v.returncode == 0, v.stderr
     doc = json.loads(v.stdout)
-    assert doc["Server"]["ApiVersion"] == "1.41"
-    assert doc["Client"]["ApiVersion"] == "1.41"  # negotiated down from the CLI's 1.50
+    assert doc["Server"]["ApiVersion"] == "1.50"
+    assert doc["Client"]["ApiVersion"] == "1.50"  # the CLI's own: no downgrade
     info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}} {{.OSType}}"], env=engine.env(),
                           capture_output=True, text=True)
     assert info.returncode == 0, info.stderr
@@ -27,7 +27,7 @@ def test_sdk_ping_version_and_prefixes(engine):
     client = docker.DockerClient(base_url=engine.host)
     try:
         assert client.ping() is True
-        assert client.version()["ApiVersion"] == "1.41"
+        assert client.version()["ApiVersion"] == "1.50"
         api = client.api
         too_new = api._get(api.base_url + "/v1.99/version")
         assert too_new.status_code == 400
@@ -36,7 +36,7 @@ def test_sdk_ping_version_and_prefixes(engine):
         unknown = api._get(api.base_url + "/v1.41/nope")
         assert unknown.status_code == 404 and unknown.json() == {"message": "page not found"}
         head = api.head(api.base_url + "/_ping")
-        assert head.status_code == 200 and head.headers["Api-Version"] == "1.41"
+        assert head.status_code == 200 and head.headers["Api-Version"] == "1.50"
     finally:
         client.close()
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from runtime.client import InvalidArgument, NotFound
+from runtime.client.attach import Attachment
 from runtime.client.records import Task
 from tests.integration.helpers import BIN, PtyProcess, pyctr
 from tests.integration.test_runtime_tasks import _leftovers
@@ -327,3 +328,35 @@ def test_update_live_task_and_the_stored_spec(runtime_daemon, pyctr_env, busybox
             assert quota.read_text().strip() == "50000"
     finally:
         _remove(pyctr_env, "up1")
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_keep_stdin_open_outlives_attached_clients(runtime_daemon, busybox, keep):
+    """With keep_stdin_open a client leaving leaves the process's stdin open; without, the process reads EOF."""
+    async def go() -> tuple[bytes, int]:
+        async with runtime_daemon.client() as c:
+            await c.create_container("kso", busybox, {"args": ["sh", "-c", "cat; exit 9"], "stdin": True},
+                                     init=False)
+            try:
+                with pytest.raises(InvalidArgument, match="needs stdin"):
+                    await c.create_task("kso", keep_stdin_open=True)
+                task = await c.create_task("kso", stdin=True, keep_stdin_open=keep)
+                assert task.keep_stdin_open is keep
+                first = await Attachment.connect(task.io.attach_socket)
+                await c.start_task("kso")
+                await first.write(b"one\n")
+                assert await asyncio.wait_for(first.read(), 30) == (1, b"one\n")
+                first.close()
+                echoed = b""
+                if keep:
+                    async with await Attachment.connect(task.io.attach_socket) as second:
+                        await second.write(b"two\n")
+                        echoed = (await asyncio.wait_for(second.read(), 30) or (0, b""))[1]
+                    await c.kill_task("kso", "SIGKILL")
+                status = await asyncio.wait_for(c.wait_task("kso"), 30)
+                return echoed, status.exit_status
+            finally:
+                await c.delete_task("kso", force=True)
+                await c.remove_container("kso")
+
+    assert _run(go()) == ((b"two\n", 137) if keep else (b"", 9))

@@ -24,6 +24,7 @@ from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.events import EventBus
 from engine.images.store import ImageService, Registries
+from engine.logs.service import ContainerLogs
 from engine.networks.driver import Attachment, Interface
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
@@ -78,14 +79,17 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     lives = Lives(store)
     host = HostFeatures(runtime)
     networks = NetworkService(tmp_path, tmp_path / "exec", NoDriver(), bridge_interface="ptfake0",
-                              bridge_cidr="10.254.0.1/24", container_name=store.name_of, events=events)
+                              bridge_cidr="10.254.0.1/24", container_name=store.name_of,
+                              container_hostname=store.hostname_of, events=events)
     await networks.ensure_builtin()
     volumes = VolumeService(tmp_path, users=store.volume_users)
     images = ImageService(runtime, events, store, Registries())
     supervisor = Supervisor(runtime, store, lives, events)
-    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor)
+    logs = ContainerLogs(tmp_path / "containers", "json-file", {})
+    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs)
     e = Engine(runtime=runtime, store=store, events=events,
-               creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host), run=run,
+               creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host,
+                               logs.resolve), run=run,
                reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()))
     yield e
     if e.monitor is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from engine.api import versions
 from engine.api.app import Router
 from engine.api.responses import json_response, read_json
 from engine.backend import Backend
@@ -12,7 +13,10 @@ from engine.containers.resources import UpdateRequest
 
 def register(r: Router, b: Backend) -> None:
     async def update(request: web.Request) -> web.Response:
-        req = parse_model(UpdateRequest, await read_json(request))
+        body = await read_json(request)
+        if isinstance(body, dict):
+            body = versions.update_body(body, versions.of(request))
+        req = parse_model(UpdateRequest, body)
         warnings = await b.manager.update(request.match_info["id"], req)
         return json_response({"Warnings": warnings})
 

@@ -1,4 +1,4 @@
-"""/containers: create, inspect, list, lifecycle, wait, attach, logs (CLIENT-FLOWS §5.1, §5.4-5.11)."""
+"""/containers: create, inspect, list, lifecycle, wait, logs (CLIENT-FLOWS §5.1, §5.4-5.11)."""
 from __future__ import annotations
 
 import contextlib
@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.api import versions
 from engine.api.app import Router
-from engine.api.hijack import bridge, hijack, parse_detach_keys
 from engine.api.query import boolean, filters, integer
 from engine.api.resize import terminal_size
 from engine.api.responses import empty, json_response, read_json
@@ -17,9 +17,9 @@ from engine.api.streams import STDERR, STDOUT, disconnected, frame, open_stream,
 from engine.backend import Backend
 from engine.containers.options import parse
 from engine.containers.run import WaitCondition
-from engine.containers.state import Status, rfc3339
-from engine.errors import Conflict, InvalidArgument
-from runtime.client import logs as logfile
+from engine.containers.state import rfc3339
+from engine.errors import InvalidArgument, NotImplemented_
+from engine.logs.reader import Query
 
 log = logging.getLogger("engine.api.containers")
 
@@ -33,14 +33,21 @@ def register(r: Router, b: Backend) -> None:
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
     async def inspect(request: web.Request) -> web.Response:
-        return json_response(await b.describer.inspect(request.match_info["id"], boolean(request.query, "size")))
+        doc = await b.describer.inspect(request.match_info["id"], boolean(request.query, "size"))
+        return json_response(versions.container_inspect(doc, versions.of(request)))
 
     async def list_(request: web.Request) -> web.Response:
         q = request.query
-        return json_response(await b.describer.list(filters(q), boolean(q, "all"), integer(q, "limit") or -1,
-                                                    boolean(q, "size")))
+        found = await b.describer.list(filters(q), boolean(q, "all"), integer(q, "limit") or -1, boolean(q, "size"))
+        return json_response([versions.container_summary(doc, versions.of(request)) for doc in found])
 
     async def start(request: web.Request) -> web.Response:
+        # A JSON object with anything in it is at least 7 bytes ({"a":1}); clients send {} or nothing.
+        if len(await request.read()) > 6:
+            if versions.of(request) >= (1, 24):
+                raise InvalidArgument("starting container with non-empty request body was deprecated since API v1.22 "
+                                      "and removed in v1.24")
+            raise InvalidArgument("a HostConfig given at start (API before 1.24) is not supported: give it at create")
         await b.run.start(request.match_info["id"])
         return empty()
 
@@ -97,37 +104,6 @@ def register(r: Router, b: Backend) -> None:
                 await resp.write(b'{"Error":null,"StatusCode":%d}\n' % code)
         return resp
 
-    async def attach(request: web.Request) -> web.StreamResponse:
-        q = request.query
-        c = svc.get(request.match_info["id"])
-        if c.state.status == Status.PAUSED:
-            raise Conflict("You cannot attach to a paused container, unpause it first")
-        try:
-            keys = parse_detach_keys(q.get("detachKeys"))
-        except ValueError as e:
-            raise InvalidArgument(str(e)) from None
-        tty = bool(c.config.get("Tty"))
-        stdout, stderr = boolean(q, "stdout"), boolean(q, "stderr")
-        conn = await hijack(request)
-        # Past the 101 no error response can be sent: a failure just ends the stream.
-        try:
-            if boolean(q, "logs") and c.log_path:
-                async for rec in logfile.follow(c.log_path):
-                    stream = STDOUT if rec.stream == "stdout" else STDERR
-                    if (stdout, stderr)[stream - 1]:
-                        await conn.write(rec.data if tty else frame(stream, rec.data))
-            if boolean(q, "stream"):
-                att = await until(b.run.attachment(c), conn.lost.wait())
-                if att is not None:
-                    await bridge(conn, att, tty=tty, stdin=boolean(q, "stdin") and bool(c.config.get("OpenStdin")),
-                                 stdout=stdout, stderr=stderr, close_stdin=bool(c.config.get("StdinOnce")),
-                                 detach_keys=keys)
-        except ConnectionError:
-            pass
-        except Exception:
-            log.exception("attach to container=%s failed after the upgrade", c.id)
-        return conn.response
-
     async def logs(request: web.Request) -> web.StreamResponse:
         q = request.query
         c = svc.get(request.match_info["id"])
@@ -138,15 +114,14 @@ def register(r: Router, b: Backend) -> None:
         lines = None if tail in ("", "all") else integer(q, "tail")
         since, until_ = _unix_ns(q, "since"), _unix_ns(q, "until")
         timestamps, tty = boolean(q, "timestamps"), bool(c.config.get("Tty"))
+        if not b.logs.readable(c):
+            raise NotImplemented_("configured logging driver does not support reading")
         run_over = b.run.run_over(c) if boolean(q, "follow") else None
         resp = await open_stream(request, content_type=None)
+        query = Query(since=since, until=until_, tail=None if lines is None or lines < 0 else lines)
 
         async def pump() -> None:
-            if not c.log_path:
-                return
-            async for rec in logfile.follow(c.log_path, since=since, until=until_,
-                                            tail=None if lines is None or lines < 0 else lines,
-                                            follow=run_over is not None, stop=run_over):
+            async for rec in b.logs.read(c, query, follow=run_over is not None, stop=run_over):
                 if not wanted[rec.stream]:
                     continue
                 data = rec.data
@@ -170,7 +145,6 @@ def register(r: Router, b: Backend) -> None:
     r.add("POST", "/containers/{id}/rename", rename)
     r.add("POST", "/containers/{id}/resize", resize)
     r.add("POST", "/containers/{id}/wait", wait)
-    r.add("POST", "/containers/{id}/attach", attach)
     r.add("GET", "/containers/{id}/top", top)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("DELETE", "/containers/{id}", remove)

@@ -7,13 +7,13 @@ import logging
 from aiohttp import web
 
 from engine.api.app import Router
-from engine.api.hijack import bridge, hijack, parse_detach_keys
+from engine.api.bridge import Outcome, bridge
+from engine.api.hijack import hijack
 from engine.api.resize import terminal_size
 from engine.api.responses import json_response, read_json
 from engine.api.streams import STDERR, frame
 from engine.backend import Backend
 from engine.containers.execs import ExecConfig, ExecStart, parse_model
-from engine.errors import InvalidArgument
 from runtime import client as rt
 
 log = logging.getLogger("engine.api.exec")
@@ -24,10 +24,6 @@ def register(r: Router, b: Backend) -> None:
 
     async def create(request: web.Request) -> web.Response:
         config = parse_model(ExecConfig, await read_json(request))
-        try:
-            parse_detach_keys(config.DetachKeys)
-        except ValueError as bad:
-            raise InvalidArgument(str(bad)) from None
         created = execs.create(request.match_info["id"], config)
         return json_response({"Id": created.id}, 201)
 
@@ -38,25 +34,28 @@ def register(r: Router, b: Backend) -> None:
             await execs.start_detached(e)
             return web.Response(status=200)
         c = e.config
-        tty = bool(c.Tty)
+        # As dockerd: the start request's Tty decides the framing, the exec's own Tty the detach keys.
+        framed = not body.Tty
         # Prepared and attached before the 101: a refusal is still an ordinary JSON error.
         att = await execs.prepare(e, attach=True)
         assert att is not None
-        conn = await hijack(request)
+        conn = await hijack(request, multiplexed=framed)
         try:
             await execs.launch(e)
         except rt.RuntimeError_ as err:
             att.close()
             message = err.message.encode() + b"\r\n"
             with contextlib.suppress(ConnectionError):
-                await conn.write(message if tty else frame(STDERR, message))
+                await conn.write(frame(STDERR, message) if framed else message)
             return conn.response
         # Past the 101 no error response can be sent: a failure just ends the stream.
         try:
-            ended = await bridge(conn, att, tty=tty, stdin=bool(c.AttachStdin), stdout=bool(c.AttachStdout),
-                                 stderr=bool(c.AttachStderr), close_stdin=True,
-                                 detach_keys=parse_detach_keys(c.DetachKeys))
-            if ended:
+            outcome = await bridge(conn, att, tty=bool(c.Tty), framed=framed, stdin=bool(c.AttachStdin),
+                                   stdout=bool(c.AttachStdout), stderr=bool(c.AttachStderr), close_stdin=True,
+                                   detach_keys=e.detach_keys)
+            if outcome is Outcome.DETACHED:
+                execs.detached(e)
+            if outcome is Outcome.EXITED:
                 # The CLI reads the exit code as soon as the stream ends.
                 await execs.finish(e)
             else:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.api import query
+from engine.api import query, versions
 from engine.api.app import Router
 from engine.api.responses import empty, json_response
 from engine.backend import Backend
@@ -62,7 +62,7 @@ def register(r: Router, b: Backend) -> None:
         for image in all_images:
             names = select(image)
             if names is not None:
-                out.append(views.summary(image, names))
+                out.append(versions.image_summary(views.summary(image, names), versions.of(request)))
         out.sort(key=lambda s: s["Created"], reverse=True)
         return json_response(out)
 
@@ -72,7 +72,8 @@ def register(r: Router, b: Backend) -> None:
             match = await images.get(name)
         except NoSuchImage as e:
             raise NotFound(f"no such image: {name}: {e.message}") from None
-        return json_response(views.inspect(match.image))
+        return json_response(versions.image_inspect(views.inspect(match.image), versions.of(request),
+                                                    match.image.config.get("container_config")))
 
     async def history(request: web.Request) -> web.Response:
         return json_response(views.history((await images.get(request.match_info["name"])).image))

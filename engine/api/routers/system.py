@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from engine.api import versions
 from engine.api.app import API_VERSION, MIN_API_VERSION, Router
 from engine.api.responses import json_response
 from engine.backend import Backend
@@ -12,6 +13,8 @@ _PING_HEADERS = {
     "Cache-Control": "no-cache, no-store, must-revalidate",
     "Pragma": "no-cache",
     "Builder-Version": "1",
+    # Unversioned since API 1.42: tells a client about swarm mode without a call to /info.
+    "Swarm": "inactive",
 }
 
 
@@ -24,8 +27,8 @@ def register(r: Router, b: Backend) -> None:
     async def version(_: web.Request) -> web.Response:
         return json_response(await b.system.version(API_VERSION, MIN_API_VERSION))
 
-    async def info(_: web.Request) -> web.Response:
-        return json_response(await b.system.info())
+    async def info(request: web.Request) -> web.Response:
+        return json_response(versions.info(await b.system.info(), versions.of(request)))
 
     r.add("GET", "/_ping", ping)
     r.add("HEAD", "/_ping", ping)

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from engine.api import versions
 from engine.api.app import Router
 from engine.api.query import boolean, filters
 from engine.api.responses import empty, json_response, read_json
@@ -28,6 +29,17 @@ class VolumeCreate(BaseModel):
 def _label(spec: str, labels: dict[str, str]) -> bool:
     key, eq, value = spec.partition("=")
     return key in labels and (not eq or labels[key] == value)
+
+
+def _truthy(values: list[str]) -> bool:
+    """The `all` filter of prune: a boolean in Go's spellings."""
+    out = False
+    for value in values:
+        if value.lower() in ("1", "t", "true"):
+            out = True
+        elif value.lower() not in ("0", "f", "false"):
+            raise InvalidArgument(f"invalid filter 'all={value}'")
+    return out
 
 
 def register(r: Router, b: Backend) -> None:
@@ -80,9 +92,8 @@ def register(r: Router, b: Backend) -> None:
 
     async def prune(request: web.Request) -> web.Response:
         f = filters(request.query)
-        # API 1.42 narrowed prune to anonymous volumes unless all=true; 1.41 (ours) prunes every unused one.
-        f.pop("all", None)
-        removed, reclaimed = await svc.prune(selector(f))
+        everything = versions.prunes_named_volumes(versions.of(request), _truthy(f.pop("all", [])))
+        removed, reclaimed = await svc.prune(selector(f), anonymous_only=not everything)
         for name in removed:
             b.events.volume("destroy", name)
         b.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})

@@ -18,6 +18,7 @@ class TaskCreate(BaseModel):
     container_id: str
     terminal: bool | None = None
     stdin: bool = False
+    keep_stdin_open: bool = False
 
 
 class KillRequest(BaseModel):
@@ -66,7 +67,8 @@ async def list_tasks(s: Services = Depends(services)) -> list[TaskState]:
 
 @router.post("", response_model=TaskCreated, status_code=201)
 async def create_task(body: TaskCreate, s: Services = Depends(services)) -> TaskCreated:
-    task = await s.tasks.create(body.container_id, terminal=body.terminal, stdin=body.stdin)
+    task = await s.tasks.create(body.container_id, terminal=body.terminal, stdin=body.stdin,
+                                keep_stdin_open=body.keep_stdin_open)
     return TaskCreated(**task.model_dump(), io=_io(s, task.id))
 
 

@@ -1,0 +1,94 @@
+"""/containers/{id}/attach (hijacked, CLIENT-FLOWS §4) and /containers/{id}/attach/ws (websocket)."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from engine.api import versions
+from engine.api.app import Router
+from engine.api.bridge import ClientStream, Outcome, bridge
+from engine.api.hijack import hijack
+from engine.api.query import boolean
+from engine.api.streams import STDERR, STDOUT, frame, until
+from engine.api.websocket import WebSocketClient
+from engine.backend import Backend
+from engine.containers.state import Status
+from engine.containers.stdin import closes_stdin_after_attach, parse_detach_keys
+from engine.containers.store import Container
+from engine.errors import Conflict, InvalidArgument
+from engine.logs.reader import Query
+
+log = logging.getLogger("engine.api.attach")
+
+
+def register(r: Router, b: Backend) -> None:
+    svc = b.containers
+
+    def target(request: web.Request) -> tuple[Container, bytes]:
+        """The container and the detach keys; refusals here are still ordinary JSON errors."""
+        spec = request.query.get("detachKeys")
+        try:
+            keys = parse_detach_keys(spec)
+        except ValueError:
+            raise InvalidArgument(f"Invalid detach keys ({spec}) provided") from None
+        c = svc.get(request.match_info["id"])
+        if c.state.status == Status.PAUSED:
+            raise Conflict(f"container {request.match_info['id']} is paused, unpause the container before attach")
+        return c, keys
+
+    async def pump(conn: ClientStream, c: Container, q: Any, keys: bytes, *, framed: bool, stdin: bool,
+                   stdout: bool, stderr: bool) -> None:
+        tty = bool(c.config.get("Tty"))
+        if boolean(q, "logs") and b.logs.readable(c):
+            async for rec in b.logs.read(c, Query()):
+                stream = STDOUT if rec.stream == "stdout" else STDERR
+                if (stdout, stderr)[stream - 1]:
+                    await conn.write(frame(stream, rec.data) if framed else rec.data)
+        if boolean(q, "stream"):
+            att = await until(b.run.attachment(c), conn.lost.wait())
+            if att is not None:
+                outcome = await bridge(conn, att, tty=tty, framed=framed,
+                                       stdin=stdin and bool(c.config.get("OpenStdin")), stdout=stdout, stderr=stderr,
+                                       close_stdin=closes_stdin_after_attach(c.config), detach_keys=keys)
+                if outcome is Outcome.DETACHED:
+                    b.events.container(c, "detach")
+
+    async def attach(request: web.Request) -> web.StreamResponse:
+        q = request.query
+        c, keys = target(request)
+        framed = not c.config.get("Tty")
+        conn = await hijack(request, multiplexed=framed)
+        # Past the 101 no error response can be sent: a failure just ends the stream.
+        try:
+            await pump(conn, c, q, keys, framed=framed, stdin=boolean(q, "stdin"), stdout=boolean(q, "stdout"),
+                       stderr=boolean(q, "stderr"))
+        except ConnectionError:
+            pass
+        except Exception:
+            log.exception("attach to container=%s failed after the upgrade", c.id)
+        return conn.response
+
+    async def attach_ws(request: web.Request) -> web.StreamResponse:
+        q = request.query
+        c, keys = target(request)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        # Before API 1.42 dockerd attached all three streams whatever the query said.
+        chosen = versions.of(request) >= (1, 42)
+        stdin = (boolean(q, "stdin") or not chosen) and bool(c.config.get("OpenStdin"))
+        conn = WebSocketClient(ws, binary=versions.of(request) >= (1, 28), stdin=stdin)
+        try:
+            await pump(conn, c, q, keys, framed=False, stdin=stdin, stdout=boolean(q, "stdout") or not chosen,
+                       stderr=boolean(q, "stderr") or not chosen)
+        except ConnectionError:
+            pass
+        except Exception:
+            log.exception("websocket attach to container=%s failed", c.id)
+        finally:
+            await conn.close()
+        return ws
+
+    r.add("POST", "/containers/{id}/attach", attach)
+    r.add("GET", "/containers/{id}/attach/ws", attach_ws)

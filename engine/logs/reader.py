@@ -1,0 +1,167 @@
+"""`docker logs` over a driver's files: the rotated ones oldest first, then the live one, which `--follow`
+keeps reading as it grows and across its rotation.
+
+`--tail` and `--since` find where to begin without reading what comes before: the live file is searched
+(json-file: a binary search over line starts; local: a walk back over its framed entries), and a rotated
+file is read only when what is asked for reaches into it.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from engine.logs import rotation
+from runtime.client.logs import LogRecord
+
+_READ = 1 << 20
+
+
+class Format(Protocol):
+    entry_path: str
+
+    def encode(self, rec: LogRecord) -> bytes: ...
+
+    def decode(self, data: bytes) -> tuple[list[LogRecord], int]: ...
+
+    def since_offset(self, f: BinaryIO, size: int, since: int) -> int: ...
+
+    def tail_offset(self, f: BinaryIO, size: int, n: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class Query:
+    since: int | None = None   # ns since the epoch
+    until: int | None = None
+    tail: int | None = None    # the last N entries; None: all
+
+    def keeps(self, rec: LogRecord) -> bool:
+        return (self.since is None or rec.ts >= self.since) and (self.until is None or rec.ts <= self.until)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    rotated: list[tuple[Path, int | None]]  # oldest first, with how many of its last entries to keep
+    offset: int                              # where to begin in the live file
+
+
+def _plan(fmt: Format, path: Path, q: Query) -> _Plan:
+    need = q.tail
+    offset = 0
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if need is not None:
+                offset = fmt.tail_offset(f, size, need)
+                if offset == 0:
+                    f.seek(0)
+                    need -= len(fmt.decode(f.read(size))[0])
+                else:
+                    need = 0
+            if q.since is not None:
+                offset = max(offset, fmt.since_offset(f, size, q.since))
+    except FileNotFoundError:
+        pass
+    rotated: list[tuple[Path, int | None]] = []
+    for older in reversed(rotation.rotated(path)):
+        if need is not None and need <= 0:
+            break
+        if q.since is not None and offset > 0:
+            break  # the live file already starts after `since`
+        rotated.append((older, need))
+        if need is not None:
+            need -= len(fmt.decode(rotation.read_all(older))[0])
+    rotated.reverse()
+    return _Plan(rotated, offset)
+
+
+async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop: asyncio.Event | None = None,
+               catch_up: Callable[[], Awaitable[None]] | None = None,
+               poll_interval: float = 0.05) -> AsyncIterator[LogRecord]:
+    """The records asked for. Following ends once `stop` is set (after reading what the files hold by then),
+    or once the clock passes `until`; `catch_up` brings the files up to date before each look at the end."""
+    if catch_up is not None:
+        await catch_up()
+    plan = await asyncio.to_thread(_plan, fmt, path, q)
+    for older, keep in plan.rotated:
+        records = (await asyncio.to_thread(_decode_file, fmt, older))[0]
+        if keep is not None:
+            records = records[-keep:] if keep > 0 else []
+        for rec in records:
+            if q.keeps(rec):
+                yield rec
+    f = await _open(path)
+    if f is None and not follow:
+        return
+    offset, pending = plan.offset, b""
+    try:
+        while True:
+            if f is None:
+                f = await _open(path)
+                offset, pending = 0, b""
+            stopping = stop is not None and stop.is_set()
+            chunk = b""
+            if f is not None:
+                chunk = await asyncio.to_thread(_read_at, f, offset)
+                if not chunk and await asyncio.to_thread(_replaced, f, path, offset):
+                    # Rotated: what reached the old file before its rename is read first, then the new file.
+                    chunk = await asyncio.to_thread(_read_at, f, offset)
+                    if not chunk:
+                        f.close()
+                        f = None
+                        continue
+            if chunk:
+                offset += len(chunk)
+                records, used = fmt.decode(pending + chunk)
+                pending = (pending + chunk)[used:]
+                for rec in records:
+                    if q.keeps(rec):
+                        yield rec
+                continue
+            if not follow or stopping or (q.until is not None and time.time_ns() > q.until):
+                return
+            await _pause(poll_interval, stop)
+            if catch_up is not None:
+                await catch_up()
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _decode_file(fmt: Format, path: Path) -> tuple[list[LogRecord], int]:
+    return fmt.decode(rotation.read_all(path))
+
+
+async def _open(path: Path) -> BinaryIO | None:
+    try:
+        return await asyncio.to_thread(open, path, "rb")
+    except FileNotFoundError:
+        return None
+
+
+def _read_at(f: BinaryIO, offset: int) -> bytes:
+    f.seek(offset)
+    return f.read(_READ)
+
+
+def _replaced(f: BinaryIO, path: Path, offset: int) -> bool:
+    """Renamed away (rotation) or truncated (the rotation of a driver kept to one file)."""
+    try:
+        st = os.fstat(f.fileno())
+        return os.stat(path).st_ino != st.st_ino or st.st_size < offset
+    except FileNotFoundError:
+        return False
+
+
+async def _pause(interval: float, stop: asyncio.Event | None) -> None:
+    if stop is None:
+        await asyncio.sleep(interval)
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(interval):
+            await stop.wait()

@@ -1,0 +1,100 @@
+"""A log file that rotates by size, as dockerd's drivers keep theirs: `name`, then `name.1` (the newest rotated)
+to `name.<max-file - 1>`, gzipped to `name.N.gz` when compression is on. An entry is never split across files.
+
+Synchronous: the shipper calls it from a worker thread.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+_MODE = 0o640
+
+
+class RotatingFile:
+    def __init__(self, path: Path, max_size: int | None, max_file: int, compress: bool) -> None:
+        self.path = path
+        self._max_size = max_size
+        self._max_file = max_file
+        self._compress = compress
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f: BinaryIO = self._open()
+        self._size = self._f.seek(0, os.SEEK_END)
+
+    def _open(self) -> BinaryIO:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _MODE)
+        return os.fdopen(fd, "ab")
+
+    def write(self, entries: list[bytes]) -> None:
+        """Whole entries; the file rotates before one that would take it past max-size."""
+        batch: list[bytes] = []
+        for entry in entries:
+            if self._max_size is not None and self._size and self._size + len(entry) > self._max_size:
+                self._f.write(b"".join(batch))
+                batch = []
+                self._rotate()
+            batch.append(entry)
+            self._size += len(entry)
+        self._f.write(b"".join(batch))
+        self._f.flush()
+
+    def _rotate(self) -> None:
+        self._f.close()
+        if self._max_file == 1:
+            # One file allowed: it starts over, as dockerd's drivers do.
+            os.truncate(self.path, 0)
+        else:
+            suffix = ".gz" if self._compress else ""
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}.{self._max_file - 1}{suffix}")
+            for n in range(self._max_file - 2, 0, -1):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(f"{self.path}.{n}{suffix}", f"{self.path}.{n + 1}{suffix}")
+            os.rename(self.path, f"{self.path}.1")
+            if self._compress:
+                _gzip(Path(f"{self.path}.1"))
+        self._f = self._open()
+        self._size = 0
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _gzip(path: Path) -> None:
+    tmp = path.with_name(path.name + ".gz.tmp")
+    with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    os.chmod(tmp, _MODE)
+    os.replace(tmp, path.with_name(path.name + ".gz"))
+    os.unlink(path)
+
+
+def rotated(path: Path) -> list[Path]:
+    """The rotated files of `path`, oldest first (the current file is not among them)."""
+    pattern = re.compile(re.escape(path.name) + r"\.(\d+)(\.gz)?$")
+    found: list[tuple[int, Path]] = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(path.parent):
+            m = pattern.match(entry.name)
+            if m:
+                found.append((int(m.group(1)), Path(entry.path)))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def read_all(path: Path) -> bytes:
+    """A rotated file's bytes, compressed or not (rotated files are bounded by max-size)."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    return path.read_bytes()
+
+
+def remove(path: Path) -> None:
+    for p in [*rotated(path), path]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)

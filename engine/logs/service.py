@@ -1,0 +1,204 @@
+"""Containers' logs: shipping each running container's capture into its driver's files, and reading them back.
+
+A container's files live in `<data-root>/containers/<id>/`, where dockerd keeps its own:
+json-file's `<id>-json.log` (+ `.1`, `.2.gz`, ...) and local's `local-logs/container.log`.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.errors import InvalidArgument, NotImplemented_
+from engine.logs import rotation, settings
+from engine.logs.jsonfile import JsonFile
+from engine.logs.local import Local
+from engine.logs.reader import Format, Query, read
+from engine.logs.settings import LogSettings
+from engine.logs.shipper import Shipper
+from runtime.client.logs import LogRecord
+
+log = logging.getLogger("engine.logs")
+
+# Shipping polls the capture: often while a container writes, less once it has gone quiet.
+_BUSY, _IDLE = 0.05, 0.25
+_TAG_FIELDS = {"{{.ID}}", "{{.FullID}}", "{{.Name}}", "{{.ImageID}}", "{{.ImageFullID}}", "{{.ImageName}}",
+               "{{.DaemonName}}"}
+
+
+class LoggedContainer(Protocol):
+    """What the log service reads of a container record."""
+
+    id: str
+    name: str
+    image: str
+    image_id: str
+    log_path: str | None  # the runtime's capture of the container's output
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+
+
+class ContainerLogs:
+    def __init__(self, root: Path, driver: str, options: dict[str, str]) -> None:
+        settings.check(driver, options)
+        self._root = root
+        self._driver = driver
+        self._options = options
+        self._shipping: dict[str, tuple[Shipper, asyncio.Lock, asyncio.Task[None]]] = {}
+
+    def resolve(self, log_config: dict[str, Any] | None) -> dict[str, Any]:
+        """HostConfig.LogConfig as it will be in force: the daemon's defaults filled in, then checked."""
+        s = settings.resolve(log_config, self._driver, self._options)
+        return {"Type": s.driver, "Config": s.options}
+
+    def settings_of(self, c: LoggedContainer) -> LogSettings:
+        return settings.resolve(c.host_config.get("LogConfig"), self._driver, self._options)
+
+    def path(self, c: LoggedContainer) -> Path | None:
+        """inspect's LogPath: json-file's live file, which dockerd shows (and no other driver's)."""
+        if self.settings_of(c).driver != settings.JSON_FILE:
+            return None
+        return self._root / c.id / JsonFile.entry_path.format(id=c.id)
+
+    def readable(self, c: LoggedContainer) -> bool:
+        return self.settings_of(c).readable
+
+    def _format(self, c: LoggedContainer, s: LogSettings) -> Format | None:
+        if s.driver == settings.JSON_FILE:
+            return JsonFile(_attrs(c, s.options))
+        if s.driver == settings.LOCAL:
+            return Local()
+        return None
+
+    # shipping --------------------------------------------------------------
+
+    def ship(self, c: LoggedContainer) -> None:
+        """Start shipping a running container's output (again after an engine restart)."""
+        if c.id in self._shipping or not c.log_path:
+            return
+        s = self.settings_of(c)
+        fmt = self._format(c, s)
+        if fmt is None:
+            return
+        out = rotation.RotatingFile(self._root / c.id / fmt.entry_path.format(id=c.id), s.max_size, s.max_file,
+                                    s.compress)
+        shipper = Shipper(Path(c.log_path), out, fmt, self._root / c.id / "capture-offset")
+        lock = asyncio.Lock()
+        task = asyncio.create_task(self._run(c.id, shipper, lock), name=f"logs-{c.id[:12]}")
+        self._shipping[c.id] = (shipper, lock, task)
+
+    async def _run(self, cid: str, shipper: Shipper, lock: asyncio.Lock) -> None:
+        pause = _BUSY
+        while True:
+            try:
+                async with lock:
+                    moved = await asyncio.to_thread(shipper.pump)
+            except OSError as e:
+                log.warning("shipping the logs of container=%s failed: %s", cid, e)
+                moved = 0
+            pause = _BUSY if moved else min(pause * 2, _IDLE)
+            await asyncio.sleep(pause)
+
+    async def catch_up(self, cid: str) -> None:
+        """Everything captured so far is in the driver's files."""
+        entry = self._shipping.get(cid)
+        if entry is None:
+            return
+        shipper, lock, _ = entry
+        async with lock:
+            while await asyncio.to_thread(shipper.pump):
+                pass
+
+    async def drain(self, cid: str, *, run_over: bool = True) -> None:
+        """Ship the rest, then stop shipping. Once the run is over, a line it left unfinished is written too;
+        otherwise (the engine stopping) it is left in the capture for the next engine to finish."""
+        await self.catch_up(cid)
+        entry = self._shipping.pop(cid, None)
+        if entry is not None:
+            shipper, lock, task = entry
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            async with lock:
+                if run_over:
+                    await asyncio.to_thread(shipper.flush)
+                shipper.close()
+
+    async def settle(self, c: LoggedContainer) -> None:
+        """For a container found not running at engine start: ship what its last run left unshipped."""
+        self.ship(c)
+        await self.drain(c.id)
+
+    async def forget(self, c: LoggedContainer) -> None:
+        """The container is removed: its files go."""
+        await self.drain(c.id)
+        fmt = self._format(c, self.settings_of(c))
+        if fmt is not None:
+            path = self._root / c.id / fmt.entry_path.format(id=c.id)
+            await asyncio.to_thread(rotation.remove, path)
+            if path.parent != self._root / c.id:
+                await asyncio.to_thread(shutil.rmtree, path.parent, True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._root / c.id / "capture-offset")
+
+    async def close(self) -> None:
+        for cid in list(self._shipping):
+            await self.drain(cid, run_over=False)
+
+    # reading ---------------------------------------------------------------
+
+    async def read(self, c: LoggedContainer, q: Query, *, follow: bool = False,
+                   stop: asyncio.Event | None = None) -> AsyncIterator[LogRecord]:
+        s = self.settings_of(c)
+        fmt = self._format(c, s)
+        if fmt is None:
+            raise NotImplemented_("configured logging driver does not support reading")
+        path = self._root / c.id / fmt.entry_path.format(id=c.id)
+
+        async def catch_up() -> None:
+            await self.catch_up(c.id)
+
+        async for rec in read(fmt, path, q, follow=follow, stop=stop, catch_up=catch_up):
+            yield rec
+
+
+def _attrs(c: LoggedContainer, options: dict[str, str]) -> dict[str, str]:
+    """json-file's `attrs`: the labels and env vars the options name, and the tag."""
+    out: dict[str, str] = {}
+    labels = c.config.get("Labels") or {}
+    wanted = {k for k in options.get("labels", "").split(",") if k}
+    pattern = options.get("labels-regex")
+    for key, value in labels.items():
+        if key in wanted or (pattern and re.search(pattern, key)):
+            out[key] = value
+    env = dict(e.split("=", 1) for e in c.config.get("Env") or [] if "=" in e)
+    wanted = {k for k in options.get("env", "").split(",") if k}
+    pattern = options.get("env-regex")
+    for key, value in env.items():
+        if key in wanted or (pattern and re.search(pattern, key)):
+            out[key] = value
+    if "tag" in options:
+        out["tag"] = render_tag(options["tag"], c)
+    return out
+
+
+def render_tag(template: str, c: LoggedContainer) -> str:
+    values = {"{{.ID}}": c.id[:12], "{{.FullID}}": c.id, "{{.Name}}": c.name, "{{.ImageID}}": _short(c.image_id),
+              "{{.ImageFullID}}": c.image_id, "{{.ImageName}}": c.image, "{{.DaemonName}}": "docker"}
+    for field in re.findall(r"{{[^}]*}}", template):
+        if field not in _TAG_FIELDS:
+            raise InvalidArgument(f"log tag {template!r}: {field} is not a field this engine fills "
+                                  f"(use {', '.join(sorted(_TAG_FIELDS))})")
+    for field, value in values.items():
+        template = template.replace(field, value)
+    return template
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]

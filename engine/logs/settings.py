@@ -1,0 +1,99 @@
+"""A container's LogConfig: checked against its driver, with the daemon's defaults (daemon.json's `log-driver`
+and `log-opts`) filled in as dockerd fills them, so inspect shows what is in force."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import InvalidArgument
+
+JSON_FILE, LOCAL, NONE = "json-file", "local", "none"
+DRIVERS = (JSON_FILE, LOCAL, NONE)
+
+# Options each driver takes, as dockerd's validators list them.
+_OPTIONS = {
+    JSON_FILE: {"max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"},
+    LOCAL: {"max-file", "max-size", "compress"},
+    NONE: set(),
+}
+# dockerd's local driver rotates by default; the same bound applies to json-file here unless the user or
+# daemon.json sets one, so a chatty container cannot fill the disk.
+DEFAULT_ROTATION = {"max-size": "20m", "max-file": "5"}
+_LOCAL_DEFAULTS = {"max-size": "20m", "max-file": "5", "compress": "true"}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_DECIMAL = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+_TRUE, _FALSE = {"1", "t", "T", "true", "TRUE", "True"}, {"0", "f", "F", "false", "FALSE", "False"}
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    driver: str
+    options: dict[str, str] = field(default_factory=dict)
+    max_size: int | None = None   # bytes per file; None: one file that grows
+    max_file: int = 1
+    compress: bool = False
+
+    @property
+    def readable(self) -> bool:
+        return self.driver != NONE
+
+
+def human_size(text: str) -> int:
+    """go-units' FromHumanSize, which json-file's max-size is read with: decimal multiples."""
+    m = _SIZE.match(text)
+    if m is None:
+        raise InvalidArgument(f"invalid size: '{text}'")
+    return int(float(m.group(1)) * _DECIMAL[(m.group(2) or "").lower()])
+
+
+def _bool(name: str, text: str) -> bool:
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidArgument(f'strconv.ParseBool: parsing "{text}": invalid syntax (log opt {name})')
+
+
+def check(driver: str, options: dict[str, str]) -> None:
+    """What dockerd refuses at create: an unknown driver or an option the driver does not take."""
+    if driver not in DRIVERS:
+        raise InvalidArgument(f"logger: no log driver named '{driver}' is registered")
+    for key in options:
+        if key not in _OPTIONS[driver]:
+            raise InvalidArgument(f"unknown log opt '{key}' for {driver} log driver")
+
+
+def resolve(config: dict[str, Any] | None, daemon_driver: str, daemon_options: dict[str, str]) -> LogSettings:
+    """HostConfig.LogConfig, completed from the daemon's defaults and checked."""
+    given = config or {}
+    driver = given.get("Type") or daemon_driver
+    options = dict(given.get("Config") or {})
+    if not given.get("Type") or given.get("Type") == daemon_driver:
+        options = {**daemon_options, **options}
+    check(driver, options)
+    if driver == NONE:
+        return LogSettings(NONE)
+    if driver == LOCAL:
+        options = {**_LOCAL_DEFAULTS, **options}
+    elif "max-size" not in options and "max-file" not in options:
+        options = {**DEFAULT_ROTATION, **options}
+    max_size = None
+    if "max-size" in options:
+        max_size = human_size(options["max-size"])
+        if max_size <= 0:
+            raise InvalidArgument("max-size must be a positive number")
+    max_file = 1
+    if "max-file" in options:
+        try:
+            max_file = int(options["max-file"])
+        except ValueError:
+            raise InvalidArgument(f'strconv.Atoi: parsing "{options["max-file"]}": invalid syntax') from None
+        if max_file < 1:
+            raise InvalidArgument("max-file cannot be less than 1")
+    compress = _bool("compress", options["compress"]) if "compress" in options else False
+    if compress and (max_file == 1 or max_size is None):
+        if driver == LOCAL:
+            raise InvalidArgument("compression cannot be enabled when max file count is 1")
+        raise InvalidArgument("compress cannot be true when max-file is less than 2 or max-size is not set")
+    return LogSettings(driver, options, max_size, max_file, compress)

@@ -1,0 +1,147 @@
+"""Ships one container's captured output (conmon's k8s-file) into its log driver's files.
+
+The capture file is a buffer: conmon starts it over (a new file renamed into place) past the
+runtime's bound, so the shipper follows it across that rename, and remembers how far it got
+(`<dir>/capture-offset`: the file's inode and the offset of the first byte not shipped) so an
+engine restarted while the container ran picks up where it stopped. Delivery is at least once:
+a crash between writing entries and saving the offset ships them again.
+
+Synchronous: the service runs `pump` in a worker thread, one at a time per container.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from engine.logs.reader import Format
+from engine.logs.rotation import RotatingFile
+from runtime.client import RuntimeError_
+from runtime.client.logs import LogRecord, parse_line
+
+_READ = 1 << 20
+MAX_ENTRY = 16 * 1024
+
+
+class Shipper:
+    def __init__(self, capture: Path, out: RotatingFile, fmt: Format, state: Path) -> None:
+        self._capture = capture
+        self._out = out
+        self._fmt = fmt
+        self._state = state
+        self._f: BinaryIO | None = None
+        self._offset = 0
+        self._pending = b""
+        # Per stream, a line conmon wrote in parts and not yet finished: where it began in the capture, and it.
+        self._held: dict[str, tuple[int, LogRecord]] = {}
+
+    def pump(self) -> int:
+        """Ship what the capture holds now; how many bytes were read."""
+        if self._f is None and not self._open():
+            return 0
+        assert self._f is not None
+        total = 0
+        while True:
+            chunk = self._f.read(_READ)
+            if not chunk:
+                if not self._rotated():
+                    break
+                # conmon wrote the old file to its end before the rename: what is left of it comes first.
+                rest = self._f.read()
+                if rest:
+                    total += self._ship(rest)
+                self._f.close()
+                self._f, self._offset, self._pending = None, 0, b""
+                # A line held across the rename goes on in the new file; it can only be resumed from there.
+                self._held = {stream: (0, rec) for stream, (_, rec) in self._held.items()}
+                if not self._open(resume=False):
+                    break
+                assert self._f is not None
+                continue
+            total += self._ship(chunk)
+        if total:
+            self._save()
+        return total
+
+    def _ship(self, chunk: bytes) -> int:
+        base = self._offset - len(self._pending)  # where `data` begins in the capture
+        data = self._pending + chunk
+        end = data.rfind(b"\n") + 1
+        entries: list[bytes] = []
+        at = 0
+        while at < end:
+            nl = data.index(b"\n", at)
+            line, start, at = data[at:nl], base + at, nl + 1
+            try:
+                rec = parse_line(line)
+            except RuntimeError_:
+                continue  # a torn line (conmon killed mid-write)
+            # conmon cuts lines where its reads end; Docker's drivers keep a line whole up to 16 KiB.
+            held = self._held.pop(rec.stream, None)
+            if held is not None:
+                start, rec = held[0], LogRecord(ts=held[1].ts, stream=rec.stream, data=held[1].data + rec.data,
+                                                partial=rec.partial)
+            if rec.partial and len(rec.data) < MAX_ENTRY:
+                self._held[rec.stream] = (start, rec)
+                continue
+            entries.append(self._fmt.encode(rec))
+        if entries:
+            self._out.write(entries)
+        self._pending = data[end:]
+        self._offset += len(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        """The run is over: a line it left unfinished is written as the partial entry it is."""
+        held = sorted(self._held.values(), key=lambda h: h[0])
+        self._held.clear()
+        if held:
+            self._out.write([self._fmt.encode(rec) for _, rec in held])
+            self._save()
+
+    def _open(self, resume: bool = True) -> bool:
+        try:
+            f = open(self._capture, "rb")
+        except FileNotFoundError:
+            return False
+        self._f, self._offset, self._pending = f, 0, b""
+        if resume:
+            self._held = {}
+            saved = self._load()
+            st = os.fstat(f.fileno())
+            if saved is not None and saved[0] == st.st_ino and saved[1] <= st.st_size:
+                self._offset = saved[1]
+                f.seek(self._offset)
+        return True
+
+    def _rotated(self) -> bool:
+        assert self._f is not None
+        try:
+            return os.stat(self._capture).st_ino != os.fstat(self._f.fileno()).st_ino
+        except FileNotFoundError:
+            return False
+
+    def _load(self) -> tuple[int, int] | None:
+        try:
+            ino, offset = self._state.read_text().split()
+            return int(ino), int(offset)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _save(self) -> None:
+        if self._f is None:
+            return
+        ino = os.fstat(self._f.fileno()).st_ino
+        tmp = self._state.with_name(self._state.name + ".tmp")
+        # A held line is shipped again from its start if the engine stops before finishing it.
+        resume_at = min([self._offset - len(self._pending), *(start for start, _ in self._held.values())])
+        tmp.write_text(f"{ino} {resume_at}\n")
+        os.replace(tmp, self._state)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        with contextlib.suppress(ValueError):
+            self._out.close()

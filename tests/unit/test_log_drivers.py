@@ -1,0 +1,154 @@
+"""The log drivers' pieces on their own: settings, the two formats, rotation, the shipper and the reader."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.errors import InvalidArgument
+from engine.logs import rotation
+from engine.logs.jsonfile import JsonFile, go_time
+from engine.logs.local import Local
+from engine.logs.reader import Query, read
+from engine.logs.settings import human_size, resolve
+from engine.logs.shipper import MAX_ENTRY, Shipper
+from runtime.client.logs import LogRecord
+
+T0 = 1_700_000_000 * 10**9
+
+
+def rec(i: int, data: bytes = b"", stream: str = "stdout", partial: bool = False) -> LogRecord:
+    return LogRecord(ts=T0 + i * 10**6, stream=stream, data=data or b"line %d\n" % i, partial=partial)
+
+
+def k8s(ts: int, stream: str, tag: str, content: bytes) -> bytes:
+    seconds, frac = divmod(ts, 10**9)
+    stamp = go_time(seconds * 10**9).removesuffix("Z") + f".{frac:09d}+00:00"
+    return f"{stamp} {stream} {tag} ".encode() + content + b"\n"
+
+
+def test_settings() -> None:
+    assert resolve(None, "json-file", {}).options == {"max-size": "20m", "max-file": "5"}
+    s = resolve({"Type": "json-file", "Config": {"max-size": "1m", "max-file": "3"}}, "json-file", {})
+    assert (s.max_size, s.max_file, s.compress) == (1_000_000, 3, False)
+    assert resolve({"Type": "local"}, "json-file", {"max-size": "1k"}).options == \
+        {"max-size": "20m", "max-file": "5", "compress": "true"}
+    assert resolve(None, "json-file", {"max-size": "2m"}).options == {"max-size": "2m"}
+    assert not resolve({"Type": "none"}, "json-file", {}).readable
+    assert human_size("1.5k") == 1500 and human_size("10MB") == 10_000_000 and human_size("7") == 7
+    for config, words in (({"Type": "gelfx"}, "no log driver named 'gelfx'"),
+                          ({"Config": {"max-sise": "1"}}, "unknown log opt 'max-sise' for json-file"),
+                          ({"Type": "none", "Config": {"max-size": "1m"}}, "unknown log opt 'max-size' for none"),
+                          ({"Config": {"max-size": "0"}}, "max-size must be a positive number"),
+                          ({"Config": {"max-size": "1m", "max-file": "0"}}, "max-file cannot be less than 1"),
+                          ({"Config": {"compress": "true", "max-size": "1m"}}, "compress cannot be true"),
+                          ({"Type": "local", "Config": {"max-file": "1"}}, "max file count is 1")):
+        with pytest.raises(InvalidArgument, match=words):
+            resolve(config, "json-file", {})
+
+
+def test_json_file_lines_are_dockers() -> None:
+    line = JsonFile().encode(LogRecord(ts=T0 + 120_000_000, stream="stderr", data=b"<a & b>\xff\n", partial=False))
+    assert line == (b'{"log":"\\u003ca \\u0026 b\\u003e\xef\xbf\xbd\\n","stream":"stderr",'
+                    b'"time":"2023-11-14T22:13:20.12Z"}\n')
+    assert go_time(T0) == "2023-11-14T22:13:20Z"
+    tagged = JsonFile({"tag": "x"}).encode(rec(1))
+    assert list(json.loads(tagged)) == ["log", "stream", "attrs", "time"]
+    records, used = JsonFile.decode(line + b'{"log":"par')
+    assert used == len(line) and records[0].data == "<a & b>\ufffd\n".encode() and records[0].stream == "stderr"
+
+
+@pytest.mark.parametrize("fmt", [JsonFile(), Local()], ids=["json-file", "local"])
+def test_tail_and_since_offsets(tmp_path: Path, fmt) -> None:
+    path = tmp_path / "log"
+    path.write_bytes(b"".join(fmt.encode(rec(i)) for i in range(5000)))
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        for n in (0, 1, 7, 4999, 5000, 9000):
+            f.seek(fmt.tail_offset(f, size, n))
+            got = fmt.decode(f.read())[0]
+            assert [r.ts for r in got] == [rec(i).ts for i in range(max(0, 5000 - n), 5000)]
+        for first in (0, 1, 2500, 4999):
+            f.seek(fmt.since_offset(f, size, rec(first).ts))
+            got = fmt.decode(f.read())[0]
+            assert got[0].ts <= rec(first).ts and got[-1].ts == rec(4999).ts
+            assert all(r.ts >= rec(first).ts for r in got[1:])
+
+
+def test_local_round_trip() -> None:
+    records = [rec(1), rec(2, b"partial", partial=True), rec(3, b"err\n", "stderr"), LogRecord(-5, "stdout", b"\n", False)]
+    data = b"".join(Local.encode(r) for r in records)
+    assert Local.decode(data + data[:7]) == (records, len(data))
+
+
+def test_rotating_file(tmp_path: Path) -> None:
+    path = tmp_path / "c-json.log"
+    out = rotation.RotatingFile(path, max_size=1000, max_file=3, compress=True)
+    for i in range(100):
+        out.write([b"x" * 99 + b"\n"])
+    out.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c-json.log", "c-json.log.1.gz", "c-json.log.2.gz"]
+    assert path.stat().st_size == 1000 and len(rotation.read_all(tmp_path / "c-json.log.1.gz")) == 1000
+    assert rotation.rotated(path) == [tmp_path / "c-json.log.2.gz", tmp_path / "c-json.log.1.gz"]
+    single = rotation.RotatingFile(tmp_path / "one", max_size=100, max_file=1, compress=False)
+    single.write([b"a" * 60, b"b" * 60])
+    assert (tmp_path / "one").read_bytes() == b"b" * 60
+
+
+def test_shipper_joins_parts_follows_renames_and_resumes(tmp_path: Path) -> None:
+    capture, state = tmp_path / "capture.log", tmp_path / "offset"
+    out_path = tmp_path / "c-json.log"
+
+    def shipper() -> Shipper:
+        return Shipper(capture, rotation.RotatingFile(out_path, None, 1, False), JsonFile(), state)
+
+    capture.write_bytes(k8s(T0, "stdout", "P", b"hel") + k8s(T0 + 1, "stderr", "F", b"oops")
+                        + k8s(T0 + 2, "stdout", "F", b"lo") + k8s(T0 + 3, "stdout", "P", b"unfinished"))
+    s = shipper()
+    assert s.pump() > 0
+    logged = [json.loads(line) for line in out_path.read_text().splitlines()]
+    assert [(d["stream"], d["log"]) for d in logged] == [("stderr", "oops\n"), ("stdout", "hello\n")]
+    s.close()
+    # A new engine resumes at the unfinished line, then conmon starts its capture over (renamed into place).
+    s = shipper()
+    with open(capture, "ab") as f:
+        f.write(k8s(T0 + 4, "stdout", "F", b" line"))
+    s.pump()
+    with open(capture, "ab") as f:
+        f.write(k8s(T0 + 5, "stdout", "F", b"before rename"))
+    tmp = tmp_path / "capture.log.tmp"
+    tmp.write_bytes(k8s(T0 + 6, "stdout", "F", b"after rename"))
+    os.replace(tmp, capture)
+    s.pump()
+    logged = [json.loads(line)["log"] for line in out_path.read_text().splitlines()]
+    assert logged == ["oops\n", "hello\n", "unfinished line\n", "before rename\n", "after rename\n"]
+    assert s.pump() == 0
+    # A line longer than an entry is cut at 16 KiB, and what is left at the end of a run is flushed.
+    with open(capture, "ab") as f:
+        for _ in range(5):
+            f.write(k8s(T0 + 6, "stdout", "P", b"z" * 4096))
+    s.pump()
+    s.flush()
+    tail = [json.loads(line)["log"] for line in out_path.read_text().splitlines()][5:]
+    assert [len(t) for t in tail] == [MAX_ENTRY, 4096] and not tail[0].endswith("\n")
+    s.close()
+
+
+def test_reader_spans_rotated_files(tmp_path: Path) -> None:
+    path = tmp_path / "c-json.log"
+    out = rotation.RotatingFile(path, max_size=2000, max_file=4, compress=True)
+    fmt = JsonFile()
+    out.write([fmt.encode(rec(i)) for i in range(100)])
+    out.close()
+
+    async def collect(q: Query) -> list[int]:
+        return [(r.ts - T0) // 10**6 async for r in read(fmt, path, q)]
+
+    everything = asyncio.run(collect(Query()))
+    assert everything == list(range(everything[0], 100)) and len(rotation.rotated(path)) == 3
+    assert asyncio.run(collect(Query(tail=30))) == list(range(70, 100))
+    assert asyncio.run(collect(Query(since=rec(60).ts, until=rec(80).ts))) == list(range(60, 81))
+    assert asyncio.run(collect(Query(since=rec(95).ts, tail=2))) == [98, 99]
