@@ -19,6 +19,7 @@ from engine.containers.execs import ExecService
 from engine.containers.filesystem import ContainerFiles
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
+from engine.containers.ipc import IpcNamespaces
 from engine.containers.live import Lives
 from engine.containers.manage import Manager
 from engine.containers.monitor import Monitor
@@ -82,15 +83,17 @@ class Backend:
         volumes = VolumeService(data_root, users=store.volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
         logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts)
-        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs)
+        ipc = IpcNamespaces(exec_root / "ipc", store)
+        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc)
         files = ContainerFiles(runtime, store, events)
-        describer = Describer(store, networks, volumes.mountpoint, files.size, logs.path)
+        execs = ExecService(store, runtime, events)
+        describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    networks=networks, volumes=volumes,
-                   creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host,
+                   creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc,
                                    logs.resolve),
                    run=run, manager=Manager(runtime, store, lives, events, host),
-                   execs=ExecService(store, runtime, events),
+                   execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,
                    pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),

@@ -38,6 +38,9 @@ class HostFeatures(BaseModel):
     blkio_write_iops_device: bool = False
     seccomp: bool = False
     apparmor: bool = False
+    # Network sysctls dockerd sets by default in a container's own network namespace, where the kernel has them.
+    ping_group_range: bool = False
+    unprivileged_port_start: bool = False
 
 
 def _has(root: str | None, *names: str) -> bool:
@@ -105,4 +108,7 @@ def probe() -> HostFeatures:
     mode, roots = cgroups.controller_roots()
     unified = mode is cgroups.CgroupMode.UNIFIED
     found = _v2(roots[""]) if unified else _v1(roots)
-    return HostFeatures(cgroup_version="2" if unified else "1", seccomp=_seccomp(), apparmor=_apparmor(), **found)
+    return HostFeatures(cgroup_version="2" if unified else "1", seccomp=_seccomp(), apparmor=_apparmor(),
+                        ping_group_range=os.path.exists("/proc/sys/net/ipv4/ping_group_range"),
+                        unprivileged_port_start=os.path.exists("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+                        **found)

@@ -143,7 +143,7 @@ def snapshots_usage(a: argparse.Namespace) -> None:
 
 def snapshots_mounts(a: argparse.Namespace) -> None:
     for m in call(a, lambda c: c.snapshot_mounts(a.snapshotter, a.key)):
-        print(f"mount -t {m['type']} {m['source']} -o {','.join(m['options'])}")
+        print(f"mount -t {m.type} {m.source} -o {','.join(m.options)}")
 
 
 # containers and tasks --------------------------------------------------------

@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.api.gojson import decode
+
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(data, separators=(",", ":")).encode() + b"\n", status=status,
@@ -23,14 +25,8 @@ def empty(status: int = 204) -> web.Response:
 
 
 async def read_json(request: web.Request, *, optional: bool = False) -> Any:
-    from engine.errors import InvalidArgument
-
+    """The body's JSON value; a malformed one fails in the words of dockerd's Go decoder (gojson)."""
     raw = await request.read()
-    if not raw.strip():
-        if optional:
-            return None
-        raise InvalidArgument("request body is empty: a JSON object is required")
-    try:
-        return json.loads(raw)
-    except ValueError as e:
-        raise InvalidArgument(f"invalid JSON: {e}") from None
+    if optional and not raw.strip():
+        return None
+    return decode(raw)

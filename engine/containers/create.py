@@ -8,30 +8,37 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import posixpath
 import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.containers import names
+from engine.containers import links, names
+from engine.containers.filesystem import storage_of
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
+from engine.containers.ipc import IpcNamespaces, donor_ref
 from engine.containers.live import Lives
-from engine.containers.options import CreateRequest, volume_mounts
+from engine.containers.mounts import explicit_destinations, volume_mounts
+from engine.containers.namespaces import network_sysctls
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
+from engine.containers.request import CreateRequest
 from engine.containers.store import Container, ContainerStore
-from engine.errors import EngineError
+from engine.containers.volumesfrom import Inherited, inherited
+from engine.errors import EngineError, InvalidArgument
 from engine.events import EventBus
+from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
-from runtime.client import RuntimeAPI
+from runtime.client import RuntimeAPI, RuntimeError_
 
 log = logging.getLogger("engine.containers")
 
 
 class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
-                 networks: NetworkService, volumes: VolumeService, host: Features,
+                 networks: NetworkService, volumes: VolumeService, host: Features, ipc: IpcNamespaces,
                  log_config: Callable[[dict[str, Any] | None], dict[str, Any]]) -> None:
         """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked."""
         self._rt = runtime
@@ -43,6 +50,7 @@ class Creator:
         self._networks = networks
         self._volumes = volumes
         self._host = host
+        self._ipc = ipc
 
     async def create(self, name: str | None, req: CreateRequest) -> tuple[Container, list[str]]:
         """The new container and dockerd's warnings for it."""
@@ -54,31 +62,54 @@ class Creator:
         self._store.reserve(bare, cid)
         volumes: list[dict[str, Any]] = []
         try:
-            p = plan(req, image, cid, await self._host.features())
+            features = await self._host.features()
+            p = plan(req, image, cid, features)
             p.host_config["LogConfig"] = self._log_config(p.host_config.get("LogConfig"))
+            p.host_config["Links"] = links.at_create(p.network.links, bare, p.network.mode, self._store.find) or None
             options = p.options
             options["netns"] = await self._plan_network(cid, p.network)
-            etc_of = self._etc_owner(cid, p.network)
-            if etc_of is not None:
-                options["mounts"] = options["mounts"] + self._networks.etc_mounts(etc_of)
-            volumes, mounts = await self._plan_volumes(req, p)
+            own_netns = p.network.joins is None and options["netns"] != "host"
+            options["sysctls"] = network_sysctls(own_netns, options["sysctls"], features)
+            self._plan_ipc(cid, p.host_config["IpcMode"], options)
+            volumes, mounts, copied = await self._plan_volumes(req, p)
             options["mounts"] = options["mounts"] + mounts
-            await self._rt.create_container(cid, image.ref, options, init=p.init)
+            options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p.network, options),
+                                                                 options)
+            record = await self._rt.create_container(cid, image.ref, options, init=p.init)
         except BaseException:
             self._store.release(bare, cid)
             await self._networks.forget(cid)
+            await self._ipc.forget(cid)
             for v in volumes:
                 if v["anonymous"]:
                     with contextlib.suppress(EngineError):
                         await self._volumes.remove(v["name"])
             raise
+        storage = None
+        with contextlib.suppress(RuntimeError_):  # inspect asks again later
+            storage = await storage_of(self._rt, record)
         c = Container(id=cid, name=bare, created=time.time(), image=req.Image or "", image_ref=image.ref,
                       image_id=image.id, path=p.path, args=p.args, config=p.config, host_config=p.host_config,
-                      volumes=volumes)
+                      volumes=volumes, binds_from=copied.binds, storage=storage)
         await self._store.save(c)
         self._events.container(c, "create")
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)
         return c, p.warnings
+
+    def _plan_ipc(self, cid: str, mode: str, options: dict[str, Any]) -> None:
+        """A shareable namespace of its own, or the one of the container named by `container:<ref>`."""
+        ref = donor_ref(mode)
+        if mode == "shareable":
+            owner = cid
+        elif ref is not None:
+            donor = self._store.find(ref)
+            if donor is None:
+                raise InvalidArgument(f"failed to join IPC namespace: No such container: {ref}")
+            owner = donor.id
+        else:
+            return
+        options["ipc_mode"], shm = self._ipc.spec_options(owner)
+        options["mounts"] = options["mounts"] + [shm]
 
     async def _plan_network(self, cid: str, network: NetworkChoice) -> str | None:
         """The runtime's netns option; the endpoints are recorded now, wired at each start."""
@@ -87,18 +118,27 @@ class Creator:
             return "host" if other.host_config.get("NetworkMode") == "host" else self._networks.joined_netns(other.id)
         return await self._networks.plan(cid, network.mode, network.endpoints)
 
-    def _etc_owner(self, cid: str, network: NetworkChoice) -> str | None:
-        """Whose /etc/hosts and resolv.conf the container sees: its own when networked, its host's in container mode."""
+    async def _etc_mounts(self, cid: str, network: NetworkChoice, options: dict[str, Any]) -> list[dict[str, Any]]:
+        """The engine's /etc/hosts and resolv.conf: its own when networked, the joined container's in container
+        mode, copies of the host's with the host's network (as dockerd); else the runtime's defaults."""
         if network.joins is not None:
             other = self._store.get(network.joins)
-            return other.id if self._networks.wired(other.id) else None
-        return cid if self._networks.wired(cid) else None
+            return self._networks.etc_mounts(other.id) if self._networks.wired(other.id) else []
+        if self._networks.wired(cid):
+            return self._networks.etc_mounts(cid)
+        if options["netns"] == "host":
+            return await self._networks.host_etc(cid)
+        return []
 
     async def _plan_volumes(self, req: CreateRequest, p: CreatePlan) -> tuple[list[dict[str, Any]],
-                                                                               list[dict[str, Any]]]:
-        """The volumes (made now when new, as Docker does) and their spec mounts."""
+                                                                               list[dict[str, Any]], Inherited]:
+        """The volumes (made now when new, as Docker does), their spec mounts and what --volumes-from copies."""
         resolved, mounts = [], []
-        for want in volume_mounts(req, p.image_volumes):
+        hc = req.HostConfig
+        copied = inherited(hc.VolumesFrom or [], self._store.get,
+                           explicit_destinations(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {}))
+        for want in volume_mounts(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {}, list(req.Volumes or {}),
+                                  list(p.image_volumes or {}), copied.destinations()):
             v = await self._volumes.create(want["name"], anonymous=want["name"] is None)
             resolved.append({"name": v.name, "destination": want["destination"], "read_only": want["read_only"],
                              "anonymous": v.anonymous and want["name"] is None})
@@ -107,18 +147,34 @@ class Creator:
             mode = "ro" if want["read_only"] else "rw"
             mounts.append({"type": "bind", "source": self._volumes.mountpoint(v.name),
                            "destination": want["destination"], "options": ["rbind", mode], "copy_up": want["copy"]})
-        return resolved, mounts
+        for shared in copied.volumes:
+            # Used, not owned: removing this container never removes another's volume.
+            resolved.append({**shared, "anonymous": False})
+            mounts.append({"type": "bind", "source": self._volumes.mountpoint(shared["name"]),
+                           "destination": shared["destination"],
+                           "options": ["rbind", "ro" if shared["read_only"] else "rw"]})
+        for b in copied.binds:
+            mounts.append({"type": "bind", "source": b["source"], "destination": b["destination"],
+                           "options": ["rbind", "ro" if b["read_only"] else "rw", b["propagation"]]})
+        return resolved, mounts, copied
 
     async def connect(self, ref: str, network_id: str, cfg: dict[str, Any]) -> None:
         c = self._store.get(ref)
         async with self._lives.of(c.id).lock:
             c = self._lives.current(ref, c.id)
+            linked = links.resolve(c, self._store.find, self._networks.bridge_address, strict=False)
             await self._networks.connect(network_id, c.id, cfg, running=c.state.running,
-                                         hostname=c.config.get("Hostname") or c.id[:12],
-                                         domainname=c.config.get("Domainname") or "")
+                                         etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts))
 
     async def disconnect(self, ref: str, network_id: str) -> None:
         c = self._store.get(ref)
         async with self._lives.of(c.id).lock:
             c = self._lives.current(ref, c.id)
             await self._networks.disconnect(network_id, c.id, running=c.state.running)
+
+
+def _not_covered(etc: list[dict[str, Any]], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """A user's own mount at /etc/hosts or /etc/resolv.conf replaces the generated file, as in dockerd."""
+    taken = {posixpath.normpath(m["destination"]) for m in options["mounts"]}
+    taken |= {posixpath.normpath(t) for t in options.get("tmpfs") or {}}
+    return [m for m in etc if m["destination"] not in taken]

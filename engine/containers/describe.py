@@ -1,27 +1,24 @@
-"""Container inspect and list: the records joined with what the network and volume services know.
+"""Container inspect and list: the records joined with what the network, volume and exec services know.
 
 The shapes are in views.py and the selection in filters.py, both pure; this service
-gathers their inputs (network settings, published ports, mount points, the writable
-layer's size) from narrow views of the other services.
+gathers their inputs (network settings, published ports, mount points, live execs, where
+the files are on the host and the layers' sizes) from narrow views of the other services.
 """
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from engine.containers import filters, views
-from engine.containers.options import inspect_mounts
+from engine.containers.filesystem import ContainerFiles
+from engine.containers.mounts import inspect_mounts
 from engine.containers.store import Container, ContainerStore
 
 
 class ContainerNetworks(Protocol):
     """What the network service knows about a container."""
-
-    files_root: Path
-
-    def wired(self, cid: str) -> bool: ...
 
     def settings(self, cid: str, mode: str, exposed: Iterable[str]) -> dict[str, Any]: ...
 
@@ -30,21 +27,26 @@ class ContainerNetworks(Protocol):
 
 class Describer:
     def __init__(self, store: ContainerStore, networks: ContainerNetworks, mountpoint: Callable[[str], str],
-                 size: Callable[[Container], Awaitable[int | None]], log_path: Callable[[Container], Path | None]) -> None:
+                 files: ContainerFiles, exec_ids: Callable[[str], builtins.list[str]],
+                 log_path: Callable[[Container], Path | None]) -> None:
         self._log_path = log_path
         self._store = store
         self._networks = networks
         self._mountpoint = mountpoint
-        self._size = size
+        self._files = files
+        self._size = files.size
+        self._exec_ids = exec_ids
 
     async def inspect(self, ref: str, size: bool) -> dict[str, Any]:
         c = self._store.get(ref)
-        etc = self._networks.files_root / c.id if self._networks.wired(c.id) else None
-        body = views.inspect(c, etc=etc, mounts=self._mounts(c),
+        body = views.inspect(c, storage=await self._files.storage(c), exec_ids=self._exec_ids(c.id),
+                             mounts=self._mounts(c),
                              network_settings=self._networks.settings(c.id, views.network_mode(c), views.exposed(c)))
         log_file = self._log_path(c)
         body["LogPath"] = str(log_file) if log_file is not None else ""
-        return {**body, **(views.size(await self._size(c)) if size else {})}
+        if size:
+            body.update(views.size(await self._size(c), await self._files.root_size(c)))
+        return body
 
     async def list(self, f: dict[str, list[str]], all_: bool, limit: int, size: bool) -> list[dict[str, Any]]:
         """docker ps; `limit` below 1 means no limit."""
@@ -55,7 +57,7 @@ class Describer:
         for c in selected:
             item = self.summary(c)
             if size:
-                item.update(views.size(await self._size(c)))
+                item.update(views.size(await self._size(c), await self._files.root_size(c)))
             out.append(item)
         return out
 
@@ -64,7 +66,7 @@ class Describer:
                              published=self._networks.published(c.id), mounts=self._mounts(c))
 
     def _mounts(self, c: Container) -> builtins.list[dict[str, Any]]:
-        return inspect_mounts(c.host_config, c.volumes, self._mountpoint)
+        return inspect_mounts(c.host_config, c.volumes, self._mountpoint, c.binds_from)
 
     def _networks_of(self, c: Container) -> set[str]:
         """Names and ids of the networks a container is on."""

@@ -11,7 +11,8 @@ import base64
 import contextlib
 import logging
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -88,6 +89,7 @@ class Exec:
     exit_code: int | None = None
     pid: int = 0
     size: tuple[int, int] | None = None
+    created: float = field(default_factory=time.time)
 
     @property
     def detach_keys(self) -> bytes:
@@ -148,6 +150,16 @@ class ExecService:
         self._execs[e.id] = e
         self._event(e, "exec_create: " + " ".join(config.Cmd))
         return e
+
+    def live_ids(self, cid: str) -> list[str]:
+        """inspect's ExecIDs: dockerd keeps an exec on its container from create until its process exits,
+        and drops them all when the container stops."""
+        c = self._containers.find(cid)
+        if c is None or not c.state.running:
+            return []
+        since = c.state.started_at or 0.0
+        return [e.id for e in self._execs.values()
+                if e.container_id == cid and e.exit_code is None and e.created >= since]
 
     def get(self, exec_id: str) -> Exec:
         e = self._execs.get(exec_id)

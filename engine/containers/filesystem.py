@@ -1,10 +1,11 @@
-"""A container's files: path stat, tar out and in (docker cp), changes (docker diff), export, writable-layer size.
+"""A container's files: path stat, tar out and in (docker cp), changes (docker diff), export, layer sizes.
 
 The runtime does the work on the container's rootfs; this service adds Docker's rules:
 a missing path is Docker's "Could not find the file" 404, copyUIDGID only applies when
 the container names a user, and each operation that touches the files is an event.
 The writable layer's size is looked up here and nowhere else (inspect, list, prune and
-system df all ask).
+system df all ask), and so is where the files live on the host (inspect's GraphDriver and
+its /etc file paths), as the runtime's records and snapshotter tell it.
 """
 from __future__ import annotations
 
@@ -13,10 +14,24 @@ from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
-from engine.containers.store import Container, ContainerStore
+from engine.containers.store import Container, ContainerStore, Storage
 from engine.errors import NotFound
 from engine.events import EventBus
 from runtime import client as rt
+from runtime.client.records import Container as RuntimeContainer
+from runtime.client.records import Mount
+
+
+# The files Docker generates for a container and bind-mounts over the image's.
+ETC_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
+
+
+async def storage_of(runtime: rt.RuntimeAPI, record: RuntimeContainer) -> Storage:
+    """From the runtime's record of a container: its snapshotter's dirs and the /etc files its spec mounts."""
+    etc = {m["destination"]: m["source"] for m in record.spec.get("mounts") or []
+           if m.get("destination") in ETC_FILES and m.get("type") == "bind"}
+    mounts = await runtime.snapshot_mounts(record.snapshotter, record.snapshot_key)
+    return Storage(driver=record.snapshotter, graph_data=_overlay_dirs(mounts), etc=etc)
 
 
 class ContainerFiles:
@@ -79,6 +94,33 @@ class ContainerFiles:
             record = await self._rt.container(c.id)
             return (await self._rt.snapshot_usage(record.snapshotter, record.snapshot_key)).size
         return None
+
+    async def root_size(self, c: Container) -> int | None:
+        """SizeRootFs: the writable layer and every image layer under it, as dockerd adds them up."""
+        with contextlib.suppress(rt.RuntimeError_):
+            record = await self._rt.container(c.id)
+            total, key = 0, record.snapshot_key
+            while key:
+                total += (await self._rt.snapshot_usage(record.snapshotter, key)).size
+                key = (await self._rt.snapshot(record.snapshotter, key)).parent or ""
+            return total
+        return None
+
+    async def storage(self, c: Container) -> Storage:
+        """Known from create; a record older than that asks the runtime, and an unreachable one leaves it unknown."""
+        if c.storage is not None:
+            return c.storage
+        with contextlib.suppress(rt.RuntimeError_):
+            return await storage_of(self._rt, await self._rt.container(c.id))
+        return Storage()
+
+
+def _overlay_dirs(mounts: list[Mount]) -> dict[str, str] | None:
+    """overlay2's GraphDriver.Data from an overlay mount's options; other snapshotters have none (as vfs)."""
+    if len(mounts) != 1 or mounts[0].type != "overlay":
+        return None
+    names = {"lowerdir": "LowerDir", "upperdir": "UpperDir", "workdir": "WorkDir"}
+    return {names[k]: v for k, _, v in (o.partition("=") for o in mounts[0].options) if k in names} or None
 
 
 def _missing(path: str, ref: str) -> NotFound:

@@ -36,6 +36,20 @@ _DISCARDED = (
      "Your kernel does not support pids limit capabilities or the cgroup is not mounted. PIDs limit discarded."),
     ("BlkioWeight", "blkio_weight",
      "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."),
+    ("BlkioWeightDevice", "blkio_weight_device",
+     "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."),
+    ("BlkioDeviceReadBps", "blkio_read_bps_device",
+     "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit "
+     "discarded."),
+    ("BlkioDeviceWriteBps", "blkio_write_bps_device",
+     "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write "
+     "limit discarded."),
+    ("BlkioDeviceReadIOps", "blkio_read_iops_device",
+     "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit "
+     "discarded."),
+    ("BlkioDeviceWriteIOps", "blkio_write_iops_device",
+     "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit "
+     "discarded."),
 )
 
 
@@ -71,4 +85,20 @@ def discard_unsupported(resources: Any, features: Mapping[str, Any]) -> list[str
                 warnings.append(warning)
             if name == "Memory":
                 resources.MemorySwap = None
+    return warnings
+
+
+def discard_memory_policy(host_config: Any, features: Mapping[str, Any]) -> list[str]:
+    """Create's swappiness and OOM-killer settings (no update changes them), with dockerd's warnings."""
+    warnings: list[str] = []
+    if host_config.MemorySwappiness not in (None, -1) and not features.get("memory_swappiness"):
+        host_config.MemorySwappiness = None
+        warnings.append("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
+                        "Memory swappiness discarded.")
+    if host_config.OomKillDisable and not features.get("oom_kill_disable"):
+        host_config.OomKillDisable = False
+        warnings.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
+    elif host_config.OomKillDisable and not host_config.Memory:
+        warnings.append("OOM killer is disabled for the container, but no memory limit is set, this can result in "
+                        "the system running out of resources.")
     return warnings

@@ -118,5 +118,8 @@ class Manager:
         c = self._store.get(ref)
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
-        await self._rt.resize_task(c.id, height, width)
+        # Without a terminal there is nothing to resize: containerd's shim says yes and does nothing, so
+        # dockerd answers 200 with its event; the CLI resizes every attached container.
+        if c.config.get("Tty"):
+            await self._rt.resize_task(c.id, height, width)
         self._events.container(c, "resize", height=str(height), width=str(width))

@@ -14,16 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.containers.health import ON_FAILURE_ACTIONS, ON_FAILURE_LABEL
-from engine.containers.hostlimits import discard_unsupported
+from engine.containers.hostlimits import discard_memory_policy, discard_unsupported
 from engine.containers.images import Image
-from engine.containers.options import (
-    CreateRequest,
-    RestartPolicyModel,
-    hostname_for,
-    inspect_config,
-    inspect_host_config,
-    runtime_options,
-)
+from engine.containers.namespaces import ipc_mode, runtime_ipc_mode
+from engine.containers.options import hostname_for, inspect_config, inspect_host_config, runtime_options
+from engine.containers.request import CreateRequest, RestartPolicyModel
 from engine.containers.resources import restart_policy
 from engine.errors import InvalidArgument
 from engine.networks.ports import requested as requested_ports
@@ -36,6 +31,7 @@ class NetworkChoice:
     mode: str
     joins: str | None  # the container named by `container:<ref>`
     endpoints: dict[str, Any] | None
+    links: list[str]  # HostConfig.Links: legacy links on the default bridge
 
 
 @dataclass
@@ -53,12 +49,58 @@ class CreatePlan:
 
 
 def network_choice(req: CreateRequest) -> NetworkChoice:
-    mode = req.HostConfig.NetworkMode or "default"
+    # A disabled network is dockerd's "none": a namespace with loopback only.
+    mode = "none" if req.NetworkDisabled else req.HostConfig.NetworkMode or "default"
     endpoints = (req.NetworkingConfig or {}).get("EndpointsConfig")
     if endpoints is not None and not isinstance(endpoints, dict):
         raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
     joins = mode.split(":", 1)[1] if mode.startswith("container:") else None
-    return NetworkChoice(mode=mode, joins=joins, endpoints=endpoints)
+    _check_etc_options(req, mode, joins is not None)
+    endpoints = _with_container_mac(req, mode, endpoints)
+    legacy = list(req.HostConfig.Links or [])
+    if legacy and mode not in ("default", "bridge", "host", "none") and joins is None:
+        # On a user-defined network a link is the endpoint's, as the docker CLI sends it there itself.
+        endpoints = _on_main_network(endpoints, mode, "Links", legacy)
+        legacy = []
+    return NetworkChoice(mode=mode, joins=joins, endpoints=endpoints, links=legacy)
+
+
+def _on_main_network(endpoints: dict[str, Any] | None, mode: str, key: str, value: Any) -> dict[str, Any]:
+    out = dict(endpoints or {})
+    name = next((k for k in out if k in (mode, "default")), mode)
+    main = dict(out.get(name) or {})
+    # The docker CLI sends a link both ways: once is enough.
+    main[key] = list(dict.fromkeys([*(main.get(key) or []), *value])) if isinstance(value, list) else value
+    out[name] = main
+    return out
+
+
+def _with_container_mac(req: CreateRequest, mode: str, endpoints: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The deprecated container-wide MacAddress is the main network's endpoint's, as dockerd moves it there."""
+    macs = [cfg.get("MacAddress") for cfg in (endpoints or {}).values() if isinstance(cfg, dict)]
+    if (req.MacAddress or any(macs)) and (mode in ("host", "none") or mode.startswith("container:")):
+        raise InvalidArgument("conflicting options: mac-address and the network mode")
+    if not req.MacAddress:
+        return endpoints
+    main = next((cfg for k, cfg in (endpoints or {}).items() if k in (mode, "default")), None) or {}
+    if main.get("MacAddress") and main["MacAddress"] != req.MacAddress:
+        raise InvalidArgument("the container-wide MAC address must match the endpoint-specific MAC address for the "
+                              "main network, or be left empty")
+    return _on_main_network(endpoints, mode, "MacAddress", req.MacAddress)
+
+
+def _check_etc_options(req: CreateRequest, mode: str, joins: bool) -> None:
+    """DNS options and extra hosts go into the container's own resolv.conf and hosts, which only a container
+    on a bridge network has here."""
+    hc = req.HostConfig
+    dns = next((f for f in ("Dns", "DnsSearch", "DnsOptions") if getattr(hc, f)), None)
+    if joins and dns:
+        raise InvalidArgument("conflicting options: dns and the network mode")
+    if joins and hc.ExtraHosts:
+        raise InvalidArgument("conflicting options: custom host-to-IP mapping and the network mode")
+    field = dns or ("ExtraHosts" if hc.ExtraHosts else None)
+    if field and mode in ("host", "none"):
+        raise InvalidArgument(f"{field} is not supported by this engine with network mode {mode}")
 
 
 # dockerd's floor for the healthcheck's durations (container.MinimumDuration), in nanoseconds.
@@ -92,17 +134,20 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     on_failure = (req.Labels or {}).get(ON_FAILURE_LABEL)
     if on_failure is not None and on_failure not in ON_FAILURE_ACTIONS:
         raise InvalidArgument(f"invalid {ON_FAILURE_LABEL} {on_failure!r}: use one of {', '.join(ON_FAILURE_ACTIONS)}")
-    warnings = discard_unsupported(req.HostConfig, features)
+    warnings = discard_unsupported(req.HostConfig, features) + discard_memory_policy(req.HostConfig, features)
     hostname = hostname_for(req, cid)
     config = inspect_config(req, image, hostname)
-    host_config = inspect_host_config(req)
+    host_config = inspect_host_config(req, features)
     requested_ports(config.get("ExposedPorts") or {}, host_config["PortBindings"],
                     bool(req.HostConfig.PublishAllPorts))
     argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
     if not argv:
         raise InvalidArgument("No command specified")
     _check_healthcheck(config.get("Healthcheck"))
-    options = runtime_options(req, hostname)
+    ipc = ipc_mode(req.HostConfig.IpcMode)
+    host_config["IpcMode"] = ipc
+    options = runtime_options(req, hostname, features)
+    options["ipc_mode"] = runtime_ipc_mode(ipc)
     # The process is Docker's merge of request and image, made here; the runtime takes it as given.
     options.update(args=argv, env=config["Env"], cwd=config["WorkingDir"] or None, user=config["User"] or None)
     return CreatePlan(hostname=hostname, config=config, host_config=host_config, path=argv[0] if argv else "",

@@ -106,6 +106,7 @@ class Reconciler:
                     c.state.pause()
                 if c.log_path is None:
                     c.log_path = (await self._rt.task_io(c.id)).log_path
+                c.rootfs = c.rootfs or t.rootfs
                 live.run_over = asyncio.Event()
                 await self._store.save(c)
                 log.info("adopted running task of container=%s", c.id)

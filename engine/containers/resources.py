@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.containers.options import RestartPolicyModel
+from engine.containers.request import RestartPolicyModel
 from engine.errors import Conflict, InvalidArgument
 
 MIN_MEMORY = 6 * 1024 * 1024

@@ -16,8 +16,10 @@ import time
 from enum import Enum
 from typing import Any
 
+from engine.containers import links
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
+from engine.containers.ipc import IpcNamespaces
 from engine.containers.live import Live, Lives, settle
 from engine.containers.state import Status
 from engine.containers.stdin import keeps_stdin_open
@@ -26,6 +28,7 @@ from engine.containers.supervise import Supervisor
 from engine.errors import Conflict, EngineError, NotModified
 from engine.events import EventBus
 from engine.logs.service import ContainerLogs
+from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
 from runtime import client as rt
@@ -49,7 +52,7 @@ class WaitCondition(str, Enum):
 class RunControl:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, supervisor: Supervisor,
-                 logs: ContainerLogs) -> None:
+                 logs: ContainerLogs, ipc: IpcNamespaces) -> None:
         self._rt = runtime
         self.logs = logs
         self._store = store
@@ -58,6 +61,7 @@ class RunControl:
         self._networks = networks
         self._volumes = volumes
         self._supervisor = supervisor
+        self._ipc = ipc
         self.health = HealthMonitor(runtime, self._health_changed)
 
     def run_over(self, c: Container) -> asyncio.Event | None:
@@ -91,10 +95,18 @@ class RunControl:
             # Docker's local volumes carry no propagation of their own: dockerd reports it empty.
             self._events.volume("mount", v["name"], {"container": c.id, "destination": v["destination"],
                                                      "propagation": "", "read/write": str(not v["read_only"]).lower()})
+        if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
+            await self._networks.host_etc(c.id)
+        try:
+            await self._ipc.prepare(c)
+        except EngineError as e:
+            await self._start_failed(c, live, e)
+            raise
         # netavark wires the namespace while the runtime creates the task that joins it.
+        linked = links.resolve(c, self._store.find, self._networks.bridge_address)
         netns_ready = asyncio.Event()
         wiring = asyncio.ensure_future(self._networks.start(
-            c.id, hostname=c.config.get("Hostname") or c.id[:12], domainname=c.config.get("Domainname") or "",
+            c.id, etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts),
             exposed=list(c.config.get("ExposedPorts") or {}), port_bindings=c.host_config.get("PortBindings"),
             publish_all=bool(c.host_config.get("PublishAllPorts")), netns_ready=netns_ready,
             mode=c.host_config.get("NetworkMode") or ""))
@@ -104,7 +116,7 @@ class RunControl:
         if wiring.done() and wiring.exception() is not None:
             await wiring  # the namespace itself could not be made: nothing was created
         try:
-            task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")),
+            task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")), linked.env,
                                            keep_stdin_open=keeps_stdin_open(c.config))
         except rt.RuntimeError_ as e:
             wired = (await asyncio.gather(wiring, return_exceptions=True))[0]
@@ -133,7 +145,7 @@ class RunControl:
             await self._release(c)
             await self._start_failed(c, live, e)
             raise
-        c.log_path = io.log_path
+        c.log_path, c.rootfs = io.log_path, task.rootfs
         self.logs.ship(c)
         live.run_over = asyncio.Event()
         c.state.start(task.pid, time.time())
@@ -150,13 +162,14 @@ class RunControl:
         for v in c.volumes:
             self._events.volume("unmount", v["name"], {"container": c.id})
 
-    async def _create_task(self, cid: str, tty: bool, stdin: bool, *, keep_stdin_open: bool) -> CreatedTask:
+    async def _create_task(self, cid: str, tty: bool, stdin: bool, env: list[str], *,
+                           keep_stdin_open: bool) -> CreatedTask:
         try:
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open, env=env)
         except rt.AlreadyExists:
             # A run whose exit was recorded but whose task could not be deleted then.
             await self._rt.delete_task(cid, force=True)
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open, env=env)
 
     async def _hand_over(self, live: Live, socket: str) -> None:
         """Connect every attach waiting for this start, before the process can write a byte."""
@@ -170,7 +183,7 @@ class RunControl:
                 fut.set_result(None)
         live.attachers.clear()
 
-    async def _start_failed(self, c: Container, live: Live, e: rt.RuntimeError_) -> None:
+    async def _start_failed(self, c: Container, live: Live, e: rt.RuntimeError_ | EngineError) -> None:
         code = start_failure_code(e.message)
         log.info("start of container=%s failed (exit code %d): %s", c.id, code, e.message)
         c.state.start_failed(code, e.message)
@@ -299,6 +312,7 @@ class RunControl:
             self._events.container(c, "oom")
         # dockerd (since 23.0) releases the network and volumes before it reports the death.
         await self._release(c)
+        await self._ipc.release(c.id)
         ran = max(0, int(at - (c.state.started_at or at)))
         c.state.exit(code, at, oom)
         # conmon wrote all of the run's output before its exit was known: the driver's files get the rest first.
@@ -382,6 +396,7 @@ class RunControl:
             with contextlib.suppress(OSError):
                 os.unlink(c.log_path)
         await self._networks.forget(c.id)
+        await self._ipc.forget(c.id)
         await self._store.delete(c)
         if volumes:
             for v in c.volumes:

@@ -61,7 +61,7 @@ class ContainerStats:
             "cpu_stats": cpu,
             "precpu_stats": previous,
             "memory_stats": {"usage": usage, "max_usage": m.get("memory_max_usage") or 0,
-                             "limit": m.get("memory_limit") or 0,
+                             "limit": _memory_limit(m.get("memory_limit")),
                              "stats": {"inactive_file": m.get("memory_inactive_file") or 0}} if m else {},
             "blkio_stats": {"io_service_bytes_recursive": io or None},
             "num_procs": 0,
@@ -73,6 +73,12 @@ class ContainerStats:
 def _empty_cpu() -> dict[str, Any]:
     return {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
             "system_cpu_usage": 0, "online_cpus": os.cpu_count() or 1, "throttling_data": {}}
+
+
+def _memory_limit(limit: int | None) -> int:
+    """dockerd's: a container without a limit (or one above the machine's memory) is limited by the machine."""
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # /info's MemTotal
+    return machine if limit is None or limit > machine else limit
 
 
 def _system_cpu_ns() -> int:

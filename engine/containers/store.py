@@ -29,6 +29,14 @@ CREATE TABLE IF NOT EXISTS containers (
 """
 
 
+class Storage(BaseModel):
+    """Where a container's files are on the host, as the runtime laid them out at create (they do not move)."""
+
+    driver: str = ""  # the snapshotter
+    graph_data: dict[str, str] | None = None  # overlay's LowerDir, UpperDir and WorkDir
+    etc: dict[str, str] = Field(default_factory=dict)  # /etc/hosts etc. -> the host file bind-mounted there
+
+
 class Container(BaseModel):
     id: str  # 64 hex; also the runtime's container and task id
     name: str  # without the leading "/"
@@ -43,8 +51,12 @@ class Container(BaseModel):
     state: State = Field(default_factory=State)
     restart_count: int = 0
     log_path: str | None = None  # known from the first start on; outlives the runtime task
+    rootfs: str | None = None  # where the runtime mounts the layers while a task runs; known from the first start
+    storage: Storage | None = None  # known from create on (older records: asked of the runtime)
     # The volumes it mounts, resolved at create: {name, destination, read_only, anonymous}.
     volumes: list[dict[str, Any]] = Field(default_factory=list)
+    # Host binds copied by --volumes-from: {source, destination, read_only, propagation}.
+    binds_from: list[dict[str, Any]] = Field(default_factory=list)
     health: Health | None = None  # State.Health, for containers with a healthcheck
 
 

@@ -6,11 +6,10 @@ the shapes can be read and tested without a network, a volume or a runtime.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from engine.containers.state import rfc3339
-from engine.containers.store import Container
+from engine.containers.store import Container, Storage
 
 
 def network_mode(c: Container) -> str:
@@ -33,9 +32,14 @@ def exposed_ports(c: Container) -> list[tuple[int, str]]:
     return out
 
 
-def inspect(c: Container, *, etc: Path | None, mounts: list[dict[str, Any]],
+def inspect(c: Container, *, storage: Storage, exec_ids: list[str], mounts: list[dict[str, Any]],
             network_settings: dict[str, Any]) -> dict[str, Any]:
-    """GET /containers/{id}/json; `etc` is where the engine wrote the container's hosts and resolv.conf, if it did."""
+    """GET /containers/{id}/json.
+
+    The /etc file paths are the host files bind-mounted there (a user's own mount included), reported
+    as dockerd does from the first start on; MergedDir only while the layers are mounted.
+    """
+    etc = storage.etc if c.state.started_at is not None else {}
     return {
         "Id": c.id,
         "Created": rfc3339(c.created),
@@ -43,24 +47,30 @@ def inspect(c: Container, *, etc: Path | None, mounts: list[dict[str, Any]],
         "Args": c.args,
         "State": {**c.state.docker(), **({"Health": c.health.model_dump()} if c.health else {})},
         "Image": c.image_id,
-        "ResolvConfPath": str(etc / "resolv.conf") if etc else "",
-        "HostnamePath": "",
-        "HostsPath": str(etc / "hosts") if etc else "",
-        "LogPath": c.log_path or "",
+        "ResolvConfPath": etc.get("/etc/resolv.conf", ""),
+        "HostnamePath": etc.get("/etc/hostname", ""),
+        "HostsPath": etc.get("/etc/hosts", ""),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
-        "Driver": "overlayfs",
+        "Driver": storage.driver,
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
+        # dockerd's null, not [], when the container runs no exec.
+        "ExecIDs": exec_ids or None,
         "HostConfig": c.host_config,
-        "GraphDriver": {"Name": "overlayfs", "Data": None},
+        "GraphDriver": {"Name": storage.driver, "Data": _graph_data(c, storage)},
         "Mounts": mounts,
         "Config": c.config,
         "NetworkSettings": network_settings,
     }
+
+
+def _graph_data(c: Container, storage: Storage) -> dict[str, str] | None:
+    if storage.graph_data is None or not (c.state.running and c.rootfs):
+        return storage.graph_data
+    return {**storage.graph_data, "MergedDir": c.rootfs}
 
 
 def summary(c: Container, *, networks: dict[str, Any], published: list[dict[str, Any]],
@@ -85,9 +95,9 @@ def summary(c: Container, *, networks: dict[str, Any], published: list[dict[str,
     }
 
 
-def size(rw: int | None) -> dict[str, int]:
+def size(rw: int | None, root: int | None = None) -> dict[str, int]:
     """The ?size=1 fields; an unknown size (no snapshot any more) leaves them out, as dockerd does."""
-    return {} if rw is None else {"SizeRw": rw}
+    return {**({} if rw is None else {"SizeRw": rw}), **({} if root is None else {"SizeRootFs": root})}
 
 
 def _health_suffix(c: Container) -> str:

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _HOSTS_BASE = """127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback
@@ -13,39 +17,86 @@ ff02::2\tip6-allrouters
 """
 # Docker's fallback when the host has only loopback resolvers, which a container cannot reach.
 _FALLBACK = ["8.8.8.8", "8.8.4.4"]
+# ExtraHosts' stand-in for the host's address as the containers reach it (the default bridge's gateway).
+HOST_GATEWAY = "host-gateway"
 
 
-def hosts(hostname: str, domainname: str, addresses: list[str]) -> str:
-    names = f"{hostname}.{domainname} {hostname}" if domainname else hostname
-    return _HOSTS_BASE + "".join(f"{ip}\t{names}\n" for ip in addresses)
+@dataclass(frozen=True)
+class EtcConfig:
+    """What a container's hosts and resolv.conf say beyond its addresses: its names, --dns*, --add-host."""
+
+    hostname: str
+    domainname: str = ""
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # (name, address or HOST_GATEWAY)
+    links: tuple[tuple[str, str], ...] = ()  # (names, address) of the containers it links to
+
+    @classmethod
+    def of(cls, cid: str, config: Mapping[str, Any], host_config: Mapping[str, Any],
+           links: Iterable[tuple[str, str]] = ()) -> EtcConfig:
+        """From a container's Config and HostConfig as inspect shows them, and its resolved links."""
+        return cls(hostname=config.get("Hostname") or cid[:12], domainname=config.get("Domainname") or "",
+                   dns=tuple(host_config.get("Dns") or ()), dns_search=tuple(host_config.get("DnsSearch") or ()),
+                   dns_options=tuple(host_config.get("DnsOptions") or ()),
+                   extra_hosts=tuple(split_extra_host(e) for e in host_config.get("ExtraHosts") or ()),
+                   links=tuple(links))
 
 
-def _host_resolv(path: Path) -> tuple[list[str], list[str]]:
-    """The host's nameservers and its other lines (search, options)."""
+def split_extra_host(entry: str) -> tuple[str, str]:
+    """`name:address` (or the newer `name=address`); an IPv6 address may be bracketed. ValueError if malformed."""
+    name, _, address = entry.partition("=" if "=" in entry else ":")
+    address = address.strip("[]")
+    if not name or not address:
+        raise ValueError(f"bad format for add-host: {entry!r}")
+    if address != HOST_GATEWAY:
+        ipaddress.ip_address(address)
+    return name, address
+
+
+def hosts(etc: EtcConfig, addresses: list[str], host_gateway: str | None) -> str:
+    """Docker's order: the fixed entries, the extra hosts, the links, then the container's own addresses."""
+    names = f"{etc.hostname}.{etc.domainname} {etc.hostname}" if etc.domainname else etc.hostname
+    extra = "".join(f"{host_gateway if ip == HOST_GATEWAY else ip}\t{name}\n" for name, ip in etc.extra_hosts
+                    if ip != HOST_GATEWAY or host_gateway)
+    extra += "".join(f"{ip}\t{linked}\n" for linked, ip in etc.links)
+    return _HOSTS_BASE + extra + "".join(f"{ip}\t{names}\n" for ip in addresses)
+
+
+def _host_resolv(path: Path) -> tuple[list[str], list[str], list[str]]:
+    """The host's nameservers, its search line and its options line."""
     try:
         lines = path.read_text().splitlines()
     except OSError:
-        return [], []
-    servers, other = [], []
+        return [], [], []
+    servers, search, options = [], [], []
     for line in lines:
         fields = line.split()
         if not fields or fields[0].startswith(("#", ";")):
             continue
         if fields[0] == "nameserver" and len(fields) > 1:
             servers.append(fields[1])
-        elif fields[0] in ("search", "domain", "options"):
-            other.append(" ".join(fields))
-    return servers, other
+        elif fields[0] in ("search", "domain"):
+            search = [" ".join(fields)]
+        elif fields[0] == "options":
+            options.append(" ".join(fields))
+    return servers, search, options
 
 
-def resolv_conf(dns_servers: list[str], host_file: Path = Path("/etc/resolv.conf")) -> str:
-    """With `dns_servers` (the network's resolver), those first; otherwise the host's, minus loopback."""
-    servers, other = _host_resolv(host_file)
-    if dns_servers:
-        chosen = dns_servers
-    else:
+def resolv_conf(etc: EtcConfig, network_resolvers: list[str], host_file: Path = Path("/etc/resolv.conf")) -> str:
+    """Nameservers: the network's resolver, then --dns; without either, the host's minus loopback.
+    Search and options lines: --dns-search and --dns-option where given, else the host's."""
+    servers, search, options = _host_resolv(host_file)
+    chosen = network_resolvers + list(etc.dns)
+    if not chosen:
         chosen = [s for s in servers if not _loopback(s)] or _FALLBACK
-    return "".join(f"nameserver {s}\n" for s in chosen) + "".join(f"{line}\n" for line in other)
+    if etc.dns_search:
+        # Docker's "." clears the search list.
+        search = [] if list(etc.dns_search) == ["."] else ["search " + " ".join(etc.dns_search)]
+    if etc.dns_options:
+        options = ["options " + " ".join(etc.dns_options)]
+    return "".join(f"nameserver {s}\n" for s in chosen) + "".join(f"{line}\n" for line in search + options)
 
 
 def _loopback(address: str) -> bool:
@@ -53,3 +104,20 @@ def _loopback(address: str) -> bool:
         return ipaddress.ip_address(address.split("%")[0]).is_loopback
     except ValueError:
         return False
+
+
+def touch(base: Path) -> None:
+    """Empty hosts and resolv.conf under `base`, so that their bind mounts have a source before a start fills them."""
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in ("hosts", "resolv.conf"):
+        (base / name).touch(mode=0o644)
+
+
+def copy_from_host(base: Path) -> None:
+    """The host's own hosts and resolv.conf under `base` (a host-network container's), empty where unreadable."""
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in ("hosts", "resolv.conf"):
+        try:
+            shutil.copyfile(f"/etc/{name}", base / name)
+        except OSError:
+            (base / name).touch(mode=0o644)

@@ -37,7 +37,10 @@ class Endpoint(BaseModel):
     ip: str | None = None  # None until the container first starts, unless asked for (static)
     static_ip: bool = False
     mac: str | None = None
+    static_mac: str | None = None  # asked for at create or connect; otherwise the driver picks one per start
     aliases: list[str] = Field(default_factory=list)
+    # Legacy links on this network, "target:alias": /etc/hosts entries of this container for the target's address.
+    links: list[str] = Field(default_factory=list)
     interface: str | None = None  # eth0, eth1... inside the container, while it runs
 
 

@@ -56,7 +56,7 @@ class NetavarkDriver:
                 "static_ips": [ep.ip],
                 "aliases": [n for n in dict.fromkeys([*ep.aliases, a.container_id[:12], a.hostname or ""])
                             if n and n != a.container_name],
-                **({"static_mac": ep.mac} if ep.mac else {}),
+                **({"static_mac": ep.static_mac or ep.mac} if ep.static_mac or ep.mac else {}),
             }
             info[net.name] = {
                 "name": net.name, "id": net.id, "driver": "bridge", "network_interface": net.interface,

@@ -18,13 +18,15 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from engine.events import EventBus
-from engine.networks import etcfiles, ipam
+from engine.networks import endpointcfg, etcfiles, ipam
 from engine.networks.driver import Attachment, NetworkDriver
+from engine.networks.etcfiles import EtcConfig
 from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
 from engine.networks.netns import NetnsDir
 from engine.networks.ports import PortTable, docker_ports, requested
@@ -199,14 +201,8 @@ class NetworkService:
                     await self.store.delete_endpoint(e)
                 raise
         # The runtime checks bind sources at create; each start writes their content.
-        await asyncio.to_thread(self._touch_etc, cid)
+        await asyncio.to_thread(etcfiles.touch, self.files_root / cid)
         return self.netns.path(cid)
-
-    def _touch_etc(self, cid: str) -> None:
-        base = self.files_root / cid
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for name in ("hosts", "resolv.conf"):
-            (base / name).touch(mode=0o644)
 
     async def _add_endpoint(self, n: Network, cid: str, cfg: dict[str, Any]) -> Endpoint:
         if self.store.endpoint(n.id, cid) is not None:
@@ -222,15 +218,15 @@ class NetworkService:
             assert n.subnet and n.gateway
             ip = ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway, static, self._ips_on(n))
         e = Endpoint(network_id=n.id, container_id=cid, id=_new_id(), ip=ip, static_ip=bool(static),
-                     aliases=aliases)
+                     static_mac=endpointcfg.mac(str(cfg.get("MacAddress") or "")), aliases=aliases,
+                     links=[endpointcfg.link(str(link)) for link in cfg.get("Links") or []])
         await self.store.save_endpoint(e)
         return e
 
     def _ips_on(self, n: Network) -> builtins.list[str]:
         return [e.ip for e in self.store.endpoints_on(n.id) if e.ip]
 
-    async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, hostname: str,
-                      domainname: str) -> None:
+    async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, etc: EtcConfig) -> None:
         n = self.store.get(ref)
         if n.driver != "bridge":
             raise Forbidden(f"container cannot be connected to network {n.name}: only bridge networks can be "
@@ -243,7 +239,7 @@ class NetworkService:
             if not running or sb is None:
                 return
             try:
-                await self._wire(sb, [e], hostname, domainname, ports=False)
+                await self._wire(sb, [e], etc, ports=False)
             except BaseException:
                 await self.store.delete_endpoint(e)
                 raise
@@ -282,6 +278,12 @@ class NetworkService:
     def wired(self, cid: str) -> bool:
         return bool(self.store.endpoints_of(cid))
 
+    def bridge_address(self, cid: str) -> str | None:
+        """The container's address on the default bridge while it runs there (what a legacy link points to)."""
+        bridge = self.store.by_name(BRIDGE)
+        e = self.store.endpoint(bridge.id, cid) if bridge is not None else None
+        return e.ip if e is not None and e.interface else None
+
     def etc_mounts(self, cid: str) -> builtins.list[dict[str, Any]]:
         """The runtime mounts these over the image's files; start() writes them before the task exists."""
         base = self.files_root / cid
@@ -293,13 +295,22 @@ class NetworkService:
         self._events.network(action, n.id, n.name, n.driver, container=cid)
 
     def _endpointless(self, mode: str) -> Network | None:
-        """The host or none network a container of that mode is on without an endpoint of ours."""
-        if mode in ("", "default") or mode.startswith("container:"):
-            return None
-        n = self.store.find(mode)
+        """The host or none network a container of that mode is on without an endpoint of ours (by name or id;
+        "default", "bridge", "container:…" and user-defined networks are none of them)."""
+        n = self.store.find(mode) if mode else None
         return n if n is not None and n.driver in ("host", "null") else None
 
-    async def start(self, cid: str, *, hostname: str, domainname: str, exposed: Iterable[str],
+    def is_host(self, mode: str) -> bool:
+        """Whether NetworkMode `mode` is the host's network (by name or id)."""
+        return (n := self._endpointless(mode)) is not None and n.driver == "host"
+
+    async def host_etc(self, cid: str) -> builtins.list[dict[str, Any]]:
+        """For the host's network: /etc/hosts and resolv.conf copied from the host's at create and each start,
+        as dockerd does (its loopback resolvers work there); the copies are the container's to change."""
+        await asyncio.to_thread(etcfiles.copy_from_host, self.files_root / cid)
+        return self.etc_mounts(cid)
+
+    async def start(self, cid: str, *, etc: EtcConfig, exposed: Iterable[str],
                     port_bindings: dict[str, Any] | None, publish_all: bool,
                     netns_ready: asyncio.Event | None = None, mode: str = "") -> None:
         """Namespace, addresses, interfaces, ports, /etc files: all before the process runs.
@@ -329,13 +340,13 @@ class NetworkService:
                 netns_ready.set()
             sb = Sandbox(container_id=cid, netns=netns, ports=ports)
             try:
-                await self._wire(sb, endpoints, hostname, domainname, ports=True)
+                await self._wire(sb, endpoints, etc, ports=True)
             except BaseException:
                 await self._stop_locked(cid, sb)
                 raise
         log.info("network up container=%s networks=%d ports=%d", cid[:12], len(endpoints), len(sb.ports))
 
-    async def _wire(self, sb: Sandbox, new: builtins.list[Endpoint], hostname: str, domainname: str, *,
+    async def _wire(self, sb: Sandbox, new: builtins.list[Endpoint], etc: EtcConfig, *,
                     ports: bool) -> None:
         cid = sb.container_id
         fresh = {e.id for e in new}
@@ -365,16 +376,30 @@ class NetworkService:
             if iface is not None:
                 e.mac = iface.mac
         await self.store.save_sandbox(sb, new)
-        await asyncio.to_thread(self._write_etc, cid, hostname, domainname)
+        await asyncio.to_thread(self._write_etc, cid, etc)
         for n, _ in pairs:
             self._announce("connect", n, cid)
 
-    def _write_etc(self, cid: str, hostname: str, domainname: str) -> None:
+    def _write_etc(self, cid: str, etc: EtcConfig) -> None:
         base = self.files_root / cid
         endpoints = [(self.store.get(e.network_id), e) for e in self.store.endpoints_of(cid) if e.ip]
-        (base / "hosts").write_text(etcfiles.hosts(hostname, domainname, [e.ip for _, e in endpoints if e.ip]))
+        host_gateway = self.store.get(BRIDGE).gateway
+        etc = replace(etc, links=etc.links + tuple(self._endpoint_links(cid)))
+        (base / "hosts").write_text(etcfiles.hosts(etc, [e.ip for _, e in endpoints if e.ip], host_gateway))
         resolvers = [n.gateway for n, _ in endpoints if n.dns and n.gateway]
-        (base / "resolv.conf").write_text(etcfiles.resolv_conf(resolvers))
+        (base / "resolv.conf").write_text(etcfiles.resolv_conf(etc, resolvers))
+
+    def _endpoint_links(self, cid: str) -> builtins.list[tuple[str, str]]:
+        """(alias, address) of each running target of the container's links on user-defined networks."""
+        out = []
+        for e in self.store.endpoints_of(cid):
+            for link in e.links:
+                target, _, alias = link.partition(":")
+                other = next((o for o in self.store.endpoints_on(e.network_id) if o.ip and o.interface and (
+                    self.container_name(o.container_id) == target or o.container_id.startswith(target))), None)
+                if other is not None and other.ip:
+                    out.append((alias, other.ip))
+        return out
 
     async def stop(self, cid: str, mode: str = "") -> None:
         """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go.
@@ -414,7 +439,7 @@ class NetworkService:
             n = self.store.get(e.network_id)
             prefix = ipaddress.IPv4Network(n.subnet).prefixlen if n.subnet and e.ip else 0
             nets[n.name] = {
-                "IPAMConfig": {"IPv4Address": e.ip} if e.static_ip else None, "Links": None,
+                "IPAMConfig": {"IPv4Address": e.ip} if e.static_ip else None, "Links": e.links or None,
                 "Aliases": e.aliases or None, "DNSNames": self._dns_names(cid, e.aliases) if n.dns else None,
                 "GwPriority": 0, "NetworkID": n.id,
                 "EndpointID": e.id if e.interface else "", "Gateway": n.gateway if e.ip else "",

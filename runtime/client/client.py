@@ -26,9 +26,11 @@ from runtime.client.records import (
     HostFeatures,
     Image,
     Metrics,
+    Mount,
     ProcessIO,
     RemoteDescription,
     SearchResults,
+    SnapshotInfo,
     Task,
     Usage,
     Version,
@@ -271,8 +273,12 @@ class Client:
         await self.request("POST", f"/snapshots/{snapshotter}/commit", json_body={"name": name, "key": key},
                            namespace=namespace)
 
-    async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        return await self._objects("GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/mounts",
+    async def snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> SnapshotInfo:
+        return await self._record(SnapshotInfo, "GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}",
+                                  namespace=namespace)
+
+    async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[Mount]:
+        return await self._records(Mount, "GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/mounts",
                                    namespace=namespace)
 
     async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> Usage:
@@ -324,8 +330,11 @@ class Client:
         return await self._record(Task, "GET", f"/tasks/{quote(task_id, safe='')}", namespace=namespace)
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          keep_stdin_open: bool = False, namespace: str | None = None) -> CreatedTask:
-        body = {"container_id": container_id, "terminal": terminal, "stdin": stdin, "keep_stdin_open": keep_stdin_open}
+                          keep_stdin_open: bool = False, env: list[str] | None = None,
+                          namespace: str | None = None) -> CreatedTask:
+        """`env`: KEY=VALUE for this run only; the container's own variables win over them."""
+        body = {"container_id": container_id, "terminal": terminal, "stdin": stdin, "keep_stdin_open": keep_stdin_open,
+                "env": env or []}
         return await self._record(CreatedTask, "POST", "/tasks", json_body=body, namespace=namespace)
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task:

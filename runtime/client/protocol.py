@@ -22,9 +22,11 @@ from runtime.client.records import (
     HostFeatures,
     Image,
     Metrics,
+    Mount,
     ProcessIO,
     RemoteDescription,
     SearchResults,
+    SnapshotInfo,
     Task,
     Usage,
     Version,
@@ -75,6 +77,10 @@ class RuntimeAPI(Protocol):
 
     async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> Usage: ...
 
+    async def snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> SnapshotInfo: ...
+
+    async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[Mount]: ...
+
     # containers
     async def containers(self, namespace: str | None = None) -> list[Container]: ...
 
@@ -96,7 +102,8 @@ class RuntimeAPI(Protocol):
     async def task(self, task_id: str, namespace: str | None = None) -> Task: ...
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          keep_stdin_open: bool = False, namespace: str | None = None) -> CreatedTask: ...
+                          keep_stdin_open: bool = False, env: list[str] | None = None,
+                          namespace: str | None = None) -> CreatedTask: ...
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task: ...
 

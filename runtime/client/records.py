@@ -46,6 +46,9 @@ class HostFeatures(_Record):
     blkio_write_iops_device: bool = False
     seccomp: bool = False
     apparmor: bool = False
+    # Network sysctls dockerd sets by default in a container's own network namespace, where the kernel has them.
+    ping_group_range: bool = False
+    unprivileged_port_start: bool = False
 
 
 class Descriptor(_Record):
@@ -94,6 +97,24 @@ class Usage(_Record):
     inodes: int = 0
 
 
+class SnapshotInfo(_Record):
+    name: str
+    key: str
+    parent: str | None = None
+    kind: str  # active, view, committed
+    labels: dict[str, str] = Field(default_factory=dict)
+    created: float
+    updated: float
+
+
+class Mount(_Record):
+    """One mount(2) call of a snapshot: fstab-style options (ro, rbind, lowerdir=...)."""
+
+    type: str
+    source: str
+    options: list[str] = Field(default_factory=list)
+
+
 class Container(_Record):
     id: str
     image: str
@@ -135,6 +156,7 @@ class Task(Process):
     runtime: str
     keep_stdin_open: bool = False
     cgroups_path: str | None = None
+    rootfs: str | None = None
     oom_killed: bool = False
     execs: dict[str, Exec] = Field(default_factory=dict)
 

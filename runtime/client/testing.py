@@ -31,9 +31,11 @@ from runtime.client.records import (
     HostFeatures,
     Image,
     Metrics,
+    Mount,
     ProcessIO,
     RemoteDescription,
     SearchResults,
+    SnapshotInfo,
     Task,
     Usage,
     Version,
@@ -63,9 +65,10 @@ class _Process:
 
 
 class _Task(_Process):
-    def __init__(self, pid: int, terminal: bool, stdin: bool, keep_stdin_open: bool = False) -> None:
+    def __init__(self, pid: int, terminal: bool, stdin: bool, keep_stdin_open: bool, env: list[str]) -> None:
         super().__init__(pid, terminal, stdin)
         self.keep_stdin_open = keep_stdin_open
+        self.env = env  # the run's own variables, as create_task was given them
         self.execs: dict[str, _Process] = {}
 
 
@@ -251,6 +254,18 @@ class FakeRuntime:
             raise NotFound(f"snapshot {key} not found")
         return Usage()
 
+    async def snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> SnapshotInfo:
+        self._call("snapshot")
+        if key not in self._containers:
+            raise NotFound(f"snapshot {key} not found")
+        return SnapshotInfo(name=key, key=key, kind="active", created=0.0, updated=0.0)
+
+    async def snapshot_mounts(self, snapshotter: str, key: str, namespace: str | None = None) -> list[Mount]:
+        self._call("snapshot_mounts")
+        if key not in self._containers:
+            raise NotFound(f"snapshot {key} not found")
+        return [Mount(type="bind", source=f"/nonexistent/fake-runtime/snapshots/{key}", options=["rbind", "rw"])]
+
     # containers ------------------------------------------------------------------
 
     async def containers(self, namespace: str | None = None) -> list[Container]:
@@ -305,7 +320,8 @@ class FakeRuntime:
         return Task.model_validate(self._task_record(task_id))
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                          keep_stdin_open: bool = False, namespace: str | None = None) -> CreatedTask:
+                          keep_stdin_open: bool = False, env: list[str] | None = None,
+                          namespace: str | None = None) -> CreatedTask:
         self._call("create_task")
         if keep_stdin_open and not stdin:
             raise InvalidArgument("keep_stdin_open needs stdin")
@@ -313,7 +329,7 @@ class FakeRuntime:
             raise NotFound(f"container {container_id} not found")
         if container_id in self._tasks:
             raise AlreadyExists(f"task {container_id} already exists")
-        self._tasks[container_id] = _Task(next(self._pids), bool(terminal), stdin, keep_stdin_open)
+        self._tasks[container_id] = _Task(next(self._pids), bool(terminal), stdin, keep_stdin_open, list(env or []))
         return CreatedTask.model_validate({**self._task_record(container_id), "io": self._io(container_id)})
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task:

@@ -83,7 +83,7 @@ class TaskService:
         await self._exits.close()
 
     async def create(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                     keep_stdin_open: bool = False) -> TaskState:
+                     keep_stdin_open: bool = False, env: list[str] | None = None) -> TaskState:
         if keep_stdin_open and not stdin:
             raise InvalidArgument("keep_stdin_open needs stdin")
         ns = require_namespace()
@@ -97,6 +97,9 @@ class TaskService:
             if terminal is None:
                 terminal = bool(spec.get("process", {}).get("terminal"))
             spec["process"]["terminal"] = terminal
+            own = {e.split("=", 1)[0] for e in spec["process"].get("env", [])}
+            spec["process"]["env"] = [*spec["process"].get("env", []),
+                                      *(e for e in env or [] if "=" in e and e.split("=", 1)[0] not in own)]
             d = self._table.task_dir(ns, container_id)
             if d.exists():
                 await asyncio.to_thread(self._table.remove_dir, d)
@@ -109,7 +112,7 @@ class TaskService:
             await asyncio.to_thread(mount_all, mounts, str(d / "rootfs"))
             t = TaskState(id=container_id, namespace=ns, runtime=c.runtime, terminal=terminal, stdin=stdin,
                           keep_stdin_open=keep_stdin_open, created_at=time.time(),
-                          cgroups_path=spec.get("linux", {}).get("cgroupsPath"))
+                          cgroups_path=spec.get("linux", {}).get("cgroupsPath"), rootfs=str(d / "rootfs"))
             paths = self._table.paths(ns, container_id)
             try:
                 t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin,
@@ -290,7 +293,12 @@ class TaskService:
         return e
 
     def _exec_process(self, c: Container, t: TaskState, req: ExecCreate) -> dict[str, Any]:
-        process = json.loads(json.dumps(c.spec["process"]))
+        # The running task's process, not the container's: a run's own variables (create's `env`) apply too.
+        bundle = self._table.task_dir(t.namespace, t.id) / "config.json"
+        try:
+            process = json.loads(bundle.read_text())["process"]
+        except (OSError, ValueError, KeyError):
+            process = json.loads(json.dumps(c.spec["process"]))
         process["args"] = req.args
         process["terminal"] = req.terminal
         env = {kv.split("=", 1)[0]: kv for kv in process.get("env", [])}

@@ -18,7 +18,7 @@ from typing import Any
 
 from runtime.errors import InvalidArgument
 from runtime.tasks import cgroups
-from runtime.tasks.spec_devices import cgroup_rules, devices
+from runtime.tasks.spec_devices import block_io_limits, cgroup_rules, devices
 from runtime.tasks.spec_mounts import mounts
 from runtime.tasks.spec_options import SpecOptions
 from runtime.tasks.spec_process import command, environment, oom_score_adj, rlimits
@@ -71,15 +71,32 @@ def _namespaces(opts: SpecOptions) -> list[dict[str, str]]:
         if not opts.netns.startswith("/"):
             raise InvalidArgument(f"invalid netns {opts.netns!r}: use 'host' or an absolute namespace path")
         ns.append({"type": "network", "path": opts.netns})
-    if opts.ipc_mode != "host":
+    if opts.ipc_mode in (None, "none"):
         ns.append({"type": "ipc"})
+    elif opts.ipc_mode != "host":
+        if not opts.ipc_mode.startswith("/"):
+            raise InvalidArgument(f"invalid ipc mode {opts.ipc_mode!r}: use 'host', 'none' or an absolute "
+                                  "namespace path")
+        ns.append({"type": "ipc", "path": opts.ipc_mode})
     if opts.uts_mode != "host":
         ns.append({"type": "uts"})
     ns.append({"type": "mount"})
     # Docker's "private" cgroupns default applies to v2 hosts only; on v1 it is "host".
-    if cgroups.detect_mode() is cgroups.CgroupMode.UNIFIED:
+    cgroupns = opts.cgroupns or ("private" if cgroups.detect_mode() is cgroups.CgroupMode.UNIFIED else "host")
+    if cgroupns == "private":
         ns.append({"type": "cgroup"})
     return ns
+
+
+def _create_only_limits(opts: SpecOptions, resources: dict[str, Any]) -> dict[str, Any]:
+    """Swappiness, the OOM killer and per-device block I/O: set at create only, not among the updatable limits."""
+    if opts.memory_swappiness is not None:
+        resources.setdefault("memory", {})["swappiness"] = opts.memory_swappiness
+    if opts.oom_kill_disable:
+        resources.setdefault("memory", {})["disableOOMKiller"] = True
+    if per_device := block_io_limits(opts):
+        resources.setdefault("blockIO", {}).update(per_device)
+    return resources
 
 
 def _hostname(container_id: str, opts: SpecOptions) -> str:
@@ -131,7 +148,7 @@ def generate(rootfs: str, container_id: str, namespace: str, opts: SpecOptions) 
 
     linux: dict[str, Any] = {
         "namespaces": _namespaces(opts),
-        "resources": {"devices": cgroup_rules(opts, device_rules), **linux_resources(opts)},
+        "resources": _create_only_limits(opts, {"devices": cgroup_rules(opts, device_rules), **linux_resources(opts)}),
         "cgroupsPath": cgroups.cgroups_path(namespace, container_id, opts.cgroup_parent),
         "maskedPaths": masked_paths(opts),
         "readonlyPaths": readonly_paths(opts),

@@ -128,4 +128,41 @@ def cgroup_rules(opts: SpecOptions, device_rules: list[dict[str, Any]]) -> list[
     rules = [{"allow": False, "access": "rwm"}]
     rules += [_device_rule(*rule) for rule in _DEFAULT_DEVICE_RULES]
     rules += device_rules
+    rules += [_cgroup_rule(r) for r in opts.device_cgroup_rules]
     return rules
+
+
+_CGROUP_RULE = re.compile(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})")
+
+
+def _cgroup_rule(text: str) -> dict[str, Any]:
+    """Docker's --device-cgroup-rule: `type major:minor access`, `*` for any number."""
+    m = _CGROUP_RULE.fullmatch(text)
+    if m is None:
+        raise InvalidArgument(f"invalid device cgroup rule {text!r}: use 'c|b|a major:minor rwm'")
+    typ, major, minor, access = m.groups()
+    return _device_rule(typ, None if major == "*" else int(major), None if minor == "*" else int(minor), access)
+
+
+# BlockIOLimits field -> (OCI blockIO key, the key of the per-device value)
+_BLOCK_IO = {"weight": ("weightDevice", "weight"), "read_bps": ("throttleReadBpsDevice", "rate"),
+             "write_bps": ("throttleWriteBpsDevice", "rate"), "read_iops": ("throttleReadIOPSDevice", "rate"),
+             "write_iops": ("throttleWriteIOPSDevice", "rate")}
+
+
+def block_io_limits(opts: SpecOptions) -> dict[str, Any]:
+    """OCI `linux.resources.blockIO` per-device entries: each device named by the host's node."""
+    out: dict[str, Any] = {}
+    for name, (key, value_key) in _BLOCK_IO.items():
+        for limit in getattr(opts.block_io, name):
+            try:
+                st = os.stat(limit.path)
+            except OSError as e:
+                raise InvalidArgument(f"block I/O limit on {limit.path}: {e.strerror}") from None
+            if not stat.S_ISBLK(st.st_mode):
+                raise InvalidArgument(f"block I/O limit on {limit.path}: not a block device")
+            if name == "weight" and not 10 <= limit.rate <= 1000:
+                raise InvalidArgument(f"block I/O weight of {limit.path} must be between 10 and 1000")
+            out.setdefault(key, []).append({"major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                                            value_key: limit.rate})
+    return out

@@ -12,6 +12,8 @@ from typing import Any
 from runtime.errors import InvalidArgument
 from runtime.tasks.spec_options import SpecOptions
 
+_SHM_SIZE = 64 * 1024 * 1024  # Docker's default
+
 
 def _mount(dest: str, typ: str, source: str, options: list[str]) -> dict[str, Any]:
     return {"destination": dest, "type": typ, "source": source, "options": options}
@@ -34,8 +36,9 @@ def _default_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
             mounts.append(_mount("/dev/mqueue", "bind", "/dev/mqueue", ["rbind", "nosuid", "noexec", "nodev"]))
     else:
         mounts.append(_mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]))
-        mounts.append(_mount("/dev/shm", "tmpfs", "shm",
-                             ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]))
+        if opts.ipc_mode != "none":
+            mounts.append(_mount("/dev/shm", "tmpfs", "shm",
+                                 ["nosuid", "noexec", "nodev", "mode=1777", f"size={opts.shm_size or _SHM_SIZE}"]))
     return mounts
 
 

@@ -30,6 +30,27 @@ class SpecMount(BaseModel):
     copy_up: bool = False
 
 
+class DeviceRate(BaseModel):
+    """A limit on one block device: bytes or operations per second, or a weight (10-1000)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str  # the host's block device node, e.g. /dev/vda
+    rate: int = Field(ge=0)
+
+
+class BlockIOLimits(BaseModel):
+    """Per-device block I/O limits (Docker's --blkio-weight-device, --device-read-bps and friends)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: list[DeviceRate] = Field(default_factory=list)
+    read_bps: list[DeviceRate] = Field(default_factory=list)
+    write_bps: list[DeviceRate] = Field(default_factory=list)
+    read_iops: list[DeviceRate] = Field(default_factory=list)
+    write_iops: list[DeviceRate] = Field(default_factory=list)
+
+
 class ResourceOptions(BaseModel):
     """A container's cgroup limits: set at create, changed later by a container or task update."""
 
@@ -74,13 +95,20 @@ class SpecOptions(ResourceOptions):
     mounts: list[SpecMount] = Field(default_factory=list)
     tmpfs: dict[str, str] = Field(default_factory=dict)  # destination -> "size=64m,mode=1777"
     devices: list[str] = Field(default_factory=list)  # "host[:container][:rwm]"
+    device_cgroup_rules: list[str] = Field(default_factory=list)  # Docker's "c 1:3 rwm", "b *:* m"
+    memory_swappiness: int | None = Field(default=None, ge=0, le=100)  # None: the kernel's
+    oom_kill_disable: bool = False
+    block_io: BlockIOLimits = Field(default_factory=BlockIOLimits)  # create only, not an updatable limit
     sysctls: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     cgroup_parent: str | None = None
     netns: str | None = None  # None: new namespace; "host"; or a namespace path to join
     pid_mode: Literal["host"] | None = None
-    ipc_mode: Literal["host"] | None = None
+    # None: a namespace of its own; "none": one without /dev/shm; "host"; or a namespace path to join.
+    ipc_mode: str | None = None
     uts_mode: Literal["host"] | None = None
+    cgroupns: Literal["host", "private"] | None = None  # None: private on cgroup v2 hosts, the host's on v1
+    shm_size: int | None = Field(default=None, gt=0)  # bytes of the private /dev/shm; None: 64 MiB
     seccomp: str = "default"  # "default", "unconfined", a profile path or the profile JSON
     masked_paths: list[str] | None = None
     readonly_paths: list[str] | None = None

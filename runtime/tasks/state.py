@@ -55,6 +55,7 @@ class TaskState(ProcessState):
     # OpenStdin containers that are not StdinOnce.
     keep_stdin_open: bool = False
     cgroups_path: str | None = None
+    rootfs: str | None = None  # where the container's filesystem is mounted while the task exists
     oom_killed: bool = False
     execs: dict[str, ExecState] = Field(default_factory=dict)
 

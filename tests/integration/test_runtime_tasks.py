@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -211,3 +212,24 @@ def test_a_create_time_mount_left_by_a_kill_is_swept_at_start(runtime_daemon):
     runtime_daemon.start()
     assert str(leftover) not in Path("/proc/mounts").read_text()
     assert not leftover.exists()
+
+
+def test_a_runs_own_env_reaches_its_process_and_execs(runtime_daemon, busybox):
+    async def go():
+        async with runtime_daemon.client() as c:
+            await c.create_container("envs", busybox, {"args": ["sleep", "100"], "env": ["A=own"]})
+            await c.create_task("envs", env=["A=run", "B=run", "bare"])
+            bundle = Path(runtime_daemon.state) / "tasks" / "default" / "envs" / "config.json"
+            env = json.loads(bundle.read_text())["process"]["env"]
+            assert "A=own" in env and "B=run" in env and "A=run" not in env and "bare" not in env
+            await c.start_task("envs")
+            exec_env = (await c.add_exec("envs", "e1", ["true"])).process["env"]
+            assert "A=own" in exec_env and "B=run" in exec_env
+            await c.delete_task("envs", force=True)
+            # The next run starts from the container's own variables again.
+            await c.create_task("envs")
+            assert "B=run" not in json.loads(bundle.read_text())["process"]["env"]
+            await c.delete_task("envs", force=True)
+            await c.remove_container("envs")
+
+    asyncio.run(go())

@@ -52,6 +52,8 @@ ROUTES = [
     (records.Usage, "get", "/v1/snapshots/{snapshotter}/{key}/usage"),
     (records.RemoteDescription, "post", "/v1/images/describe"),
     (records.SearchResults, "post", "/v1/images/search"),
+    (records.SnapshotInfo, "get", "/v1/snapshots/{snapshotter}/{key}"),
+    (records.Mount, "get", "/v1/snapshots/{snapshotter}/{key}/mounts"),
 ]
 
 

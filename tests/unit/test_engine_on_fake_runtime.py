@@ -14,6 +14,7 @@ import pytest
 from engine.containers.create import Creator
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
+from engine.containers.ipc import IpcNamespaces
 from engine.containers.live import Lives
 from engine.containers.monitor import Monitor
 from engine.containers.options import parse
@@ -86,9 +87,10 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     images = ImageService(runtime, events, store, Registries())
     supervisor = Supervisor(runtime, store, lives, events)
     logs = ContainerLogs(tmp_path / "containers", "json-file", {})
-    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs)
+    ipc = IpcNamespaces(tmp_path / "exec" / "ipc", store)
+    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc)
     e = Engine(runtime=runtime, store=store, events=events,
-               creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host,
+               creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc,
                                logs.resolve), run=run,
                reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()))
     yield e

@@ -121,12 +121,31 @@ def test_ephemeral_and_docker_view() -> None:
 def test_etc_files(tmp_path: Path) -> None:
     host = tmp_path / "resolv.conf"
     host.write_text("# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example.org\noptions edns0\n")
-    assert etcfiles.resolv_conf([], host) == "nameserver 10.0.0.2\nsearch example.org\noptions edns0\n"
-    assert etcfiles.resolv_conf(["172.18.0.1"], host).startswith("nameserver 172.18.0.1\nsearch")
+    web = etcfiles.EtcConfig(hostname="web")
+    assert etcfiles.resolv_conf(web, [], host) == "nameserver 10.0.0.2\nsearch example.org\noptions edns0\n"
+    assert etcfiles.resolv_conf(web, ["172.18.0.1"], host).startswith("nameserver 172.18.0.1\nsearch")
     host.write_text("nameserver 127.0.0.1\n")
-    assert "nameserver 8.8.8.8" in etcfiles.resolv_conf([], host)
-    hosts = etcfiles.hosts("web", "", ["172.18.0.2"])
+    assert "nameserver 8.8.8.8" in etcfiles.resolv_conf(web, [], host)
+    hosts = etcfiles.hosts(web, ["172.18.0.2"], None)
     assert hosts.startswith("127.0.0.1\tlocalhost\n") and hosts.endswith("172.18.0.2\tweb\n")
+
+
+def test_dns_options_and_extra_hosts(tmp_path: Path) -> None:
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 10.0.0.2\nsearch example.org\noptions edns0\n")
+    etc = etcfiles.EtcConfig.of("c" * 64, {"Hostname": "web"}, {
+        "Dns": ["1.1.1.1", "9.9.9.9"], "DnsSearch": ["a.test", "b.test"], "DnsOptions": ["ndots:2", "timeout:3"],
+        "ExtraHosts": ["db:10.1.2.3", "gw:host-gateway", "v6:::1", "new=10.9.9.9"]})
+    assert etcfiles.resolv_conf(etc, [], host) == ("nameserver 1.1.1.1\nnameserver 9.9.9.9\nsearch a.test b.test\n"
+                                                   "options ndots:2 timeout:3\n")
+    # A user network's resolver stays first: the container still finds the others by name.
+    assert etcfiles.resolv_conf(etc, ["172.18.0.1"], host).startswith("nameserver 172.18.0.1\nnameserver 1.1.1.1\n")
+    cleared = etcfiles.EtcConfig(hostname="web", dns_search=(".",))
+    assert "search" not in etcfiles.resolv_conf(cleared, [], host)
+    hosts = etcfiles.hosts(etc, ["172.17.0.2"], "172.17.0.1")
+    assert hosts.endswith("10.1.2.3\tdb\n172.17.0.1\tgw\n::1\tv6\n10.9.9.9\tnew\n172.17.0.2\tweb\n")
+    with pytest.raises(ValueError):
+        etcfiles.split_extra_host("nohost")
 
 
 def test_one_container_port_takes_a_free_port_of_a_host_range() -> None:

@@ -410,6 +410,37 @@ def test_invalid_mounts(rootfs: Path, mounts: list[SpecMount], message: str) -> 
         gen(rootfs, mounts=mounts)
 
 
+def test_device_cgroup_rules_and_memory_policy(rootfs: Path) -> None:
+    s = gen(rootfs, device_cgroup_rules=["b 7:0 r", "c *:* m"], memory_swappiness=10, oom_kill_disable=True)
+    rules = s["linux"]["resources"]["devices"]
+    assert rules[-2:] == [{"allow": True, "type": "b", "major": 7, "minor": 0, "access": "r"},
+                          {"allow": True, "type": "c", "access": "m"}]
+    assert s["linux"]["resources"]["memory"] == {"swappiness": 10, "disableOOMKiller": True}
+    assert "memory" not in gen(rootfs)["linux"]["resources"]
+    with pytest.raises(InvalidArgument, match="device cgroup rule"):
+        gen(rootfs, device_cgroup_rules=["x 1:2 rwm"])
+
+
+def test_block_io_limits_per_device(rootfs: Path) -> None:
+    disk = next((d for d in ("/dev/loop0", "/dev/vda", "/dev/sda") if os.path.exists(d)), None)
+    if disk is None:
+        pytest.skip("no block device node on this host")
+    st = os.stat(disk)
+    s = gen(rootfs, block_io={"read_bps": [{"path": disk, "rate": 1 << 20}], "weight": [{"path": disk, "rate": 300}]})
+    dev = {"major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev)}
+    assert s["linux"]["resources"]["blockIO"] == {"throttleReadBpsDevice": [{**dev, "rate": 1 << 20}],
+                                                  "weightDevice": [{**dev, "weight": 300}]}
+    with pytest.raises(InvalidArgument, match="not a block device"):
+        gen(rootfs, block_io={"write_iops": [{"path": "/dev/null", "rate": 5}]})
+    with pytest.raises(InvalidArgument, match="No such file"):
+        gen(rootfs, block_io={"write_iops": [{"path": "/dev/nosuchdisk", "rate": 5}]})
+
+
+def test_shm_size(rootfs: Path) -> None:
+    assert "size=67108864" in mount_at(gen(rootfs), "/dev/shm")["options"]
+    assert "size=1048576" in mount_at(gen(rootfs, shm_size=1 << 20), "/dev/shm")["options"]
+
+
 def test_ipc_host_binds_host_shm(rootfs: Path) -> None:
     s = gen(rootfs, ipc_mode="host")
     assert mount_at(s, "/dev/shm")["type"] == "bind" and mount_at(s, "/dev/shm")["source"] == "/dev/shm"
@@ -448,6 +479,10 @@ def test_pid_host_and_cgroup_namespace(rootfs: Path, monkeypatch: pytest.MonkeyP
     assert "pid" not in [n["type"] for n in gen(rootfs, pid_mode="host")["linux"]["namespaces"]]
     monkeypatch.setattr(cgroups, "detect_mode", lambda: cgroups.CgroupMode.UNIFIED)
     assert {"type": "cgroup"} in gen(rootfs)["linux"]["namespaces"]
+    assert {"type": "cgroup"} not in gen(rootfs, cgroupns="host")["linux"]["namespaces"]
+    monkeypatch.setattr(cgroups, "detect_mode", lambda: cgroups.CgroupMode.HYBRID)
+    assert {"type": "cgroup"} not in gen(rootfs)["linux"]["namespaces"]
+    assert {"type": "cgroup"} in gen(rootfs, cgroupns="private")["linux"]["namespaces"]
 
 
 def test_sysctls(rootfs: Path) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from runtime.api.deps import services
 from runtime.services import Services
@@ -19,6 +19,9 @@ class TaskCreate(BaseModel):
     terminal: bool | None = None
     stdin: bool = False
     keep_stdin_open: bool = False
+    # KEY=VALUE added to the process's environment for this run only (what is known only at start, such as
+    # Docker's link variables); the container's own variables win over them.
+    env: list[str] = Field(default_factory=list)
 
 
 class KillRequest(BaseModel):
@@ -68,7 +71,7 @@ async def list_tasks(s: Services = Depends(services)) -> list[TaskState]:
 @router.post("", response_model=TaskCreated, status_code=201)
 async def create_task(body: TaskCreate, s: Services = Depends(services)) -> TaskCreated:
     task = await s.tasks.create(body.container_id, terminal=body.terminal, stdin=body.stdin,
-                                keep_stdin_open=body.keep_stdin_open)
+                                keep_stdin_open=body.keep_stdin_open, env=body.env)
     return TaskCreated(**task.model_dump(), io=_io(s, task.id))
 
 

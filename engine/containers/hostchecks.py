@@ -1,0 +1,97 @@
+"""dockerd's checks on the HostConfig values this engine takes, with its words where it has them.
+
+fields.py refuses the fields this engine does not implement at all; here are the values of
+honoured fields it takes only in part (a log driver, a runtime, namespace modes), checked the
+way dockerd checks them, so a value outside them is a 400 that names it and never a silent default.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from engine.containers.request import HostConfigModel
+from engine.errors import InvalidArgument
+from engine.networks.etcfiles import split_extra_host
+
+# The only runtime this engine runs, as a dockerd without a `runtimes` map in daemon.json.
+RUNTIMES = ("runc",)
+_CGROUP_RULE = re.compile(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})")
+
+
+def check(hc: HostConfigModel) -> None:
+    if hc.Runtime and hc.Runtime not in RUNTIMES:
+        raise InvalidArgument(f"Unknown runtime specified {hc.Runtime}")
+    if hc.VolumeDriver and hc.VolumeDriver != "local":
+        raise InvalidArgument(f"VolumeDriver {hc.VolumeDriver!r} (--volume-driver) is not supported by this engine: "
+                              "only local")
+    if hc.Isolation and hc.Isolation != "default":
+        raise InvalidArgument(f"Invalid isolation: {hc.Isolation!r} - linux only supports 'default'")
+    if hc.UsernsMode and hc.UsernsMode != "host":
+        raise InvalidArgument(f"UsernsMode {hc.UsernsMode!r} is not supported by this engine: user namespace "
+                              "remapping is not enabled")
+    if hc.CgroupnsMode and hc.CgroupnsMode not in ("private", "host"):
+        raise InvalidArgument(f"invalid cgroup namespace mode: {hc.CgroupnsMode}")
+    if (hc.ShmSize or 0) < 0:
+        raise InvalidArgument("SHM size can not be less than 0")
+    if swappiness(hc) is not None and not 0 <= (hc.MemorySwappiness or 0) <= 100:
+        raise InvalidArgument(f"Invalid value: {hc.MemorySwappiness}, valid memory swappiness range is 0-100")
+    for rule in hc.DeviceCgroupRules or []:
+        if not _CGROUP_RULE.fullmatch(rule):
+            raise InvalidArgument(f"invalid device cgroup format '{rule}'")
+    _check_modes(hc)
+    _check_security_opts(hc.SecurityOpt or [])
+    for server in hc.Dns or []:
+        _check_ip(server, "Dns")
+    for entry in hc.ExtraHosts or []:
+        _check_extra_host(entry)
+
+
+def swappiness(hc: HostConfigModel) -> int | None:
+    """MemorySwappiness as asked for; the CLI sends -1 for "the kernel's"."""
+    return None if hc.MemorySwappiness in (None, -1) else hc.MemorySwappiness
+
+
+
+def _check_modes(hc: HostConfigModel) -> None:
+    """Namespace modes: the host's or a private one; joining another container's pid or uts namespace is not
+    implemented (IPC modes, all of them, are checked by namespaces.ipc_mode)."""
+    for field, value, valid in (("PidMode", hc.PidMode, ("host",)),
+                                ("UTSMode", hc.UTSMode, ("host",))):
+        if not value or value in valid:
+            continue
+        if value == "none" or value.startswith("container:"):
+            raise InvalidArgument(f"{field} {value!r} is not supported by this engine")
+        raise InvalidArgument(f"invalid {field.removesuffix('Mode').upper()} mode: {value}")
+
+
+def _check_security_opts(opts: list[str]) -> None:
+    """The options dockerd knows; those this engine has no means to apply (an AppArmor profile, SELinux labels)
+    are refused rather than dropped."""
+    for opt in opts:
+        if opt == "no-new-privileges":
+            continue
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if not sep:
+            raise InvalidArgument(f"invalid --security-opt 1: {opt!r}")
+        if key == "seccomp" or key == "no-new-privileges" and value in ("true", "false"):
+            continue
+        if (key, value) in (("apparmor", "unconfined"), ("label", "disable")):
+            continue
+        if key in ("apparmor", "label"):
+            raise InvalidArgument(f"SecurityOpt {opt!r} is not supported by this engine")
+        raise InvalidArgument(f"invalid --security-opt 2: {opt!r}")
+
+
+def _check_ip(value: str, field: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid IP address in {field}: {value!r}") from None
+
+
+def _check_extra_host(entry: str) -> None:
+    try:
+        split_extra_host(entry)
+    except ValueError:
+        raise InvalidArgument(f"invalid ExtraHosts entry (--add-host) {entry!r}: use name:address") from None

@@ -1,0 +1,177 @@
+"""A create request's filesystems: -v binds and volumes, --mount, --tmpfs, as spec mounts and inspect's Mounts.
+
+Binds (`-v src:dst[:opts]`) name a host path when the source is absolute and a volume otherwise;
+--mount says which by its Type. Host paths become spec binds here; volumes are resolved by the
+create step (made now when new, as Docker does) from what `volume_mounts` asks for.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from engine.containers.gotypes import OPEN, Int64, UInt32
+from engine.errors import InvalidArgument
+
+_PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
+
+
+class BindOptionsModel(BaseModel):
+    model_config = OPEN
+    Propagation: str | None = None
+    NonRecursive: bool | None = None
+    CreateMountpoint: bool | None = None
+
+
+class TmpfsOptionsModel(BaseModel):
+    model_config = OPEN
+    SizeBytes: Int64 | None = None
+    Mode: UInt32 | None = None
+
+
+class VolumeOptionsModel(BaseModel):
+    model_config = OPEN
+    NoCopy: bool | None = None
+
+
+class Mount(BaseModel):
+    model_config = OPEN
+    Type: str = "bind"
+    Source: str | None = None
+    Target: str
+    ReadOnly: bool | None = None
+    BindOptions: BindOptionsModel | None = None
+    TmpfsOptions: TmpfsOptionsModel | None = None
+    VolumeOptions: VolumeOptionsModel | None = None
+
+
+def _split_bind(spec: str) -> tuple[str, str, list[str]]:
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise InvalidArgument(f"invalid volume specification: '{spec}'")
+    if not parts[1].startswith("/"):
+        raise InvalidArgument(f"invalid volume specification: '{spec}': mount path must be absolute")
+    return parts[0], parts[1], parts[2].split(",") if len(parts) == 3 and parts[2] else []
+
+
+def _bind(spec: str) -> dict[str, Any]:
+    """-v "/host:dst[:opts]": a bind mount of a host path."""
+    src, dst, opts = _split_bind(spec)
+    options = ["rbind", "ro" if "ro" in opts else "rw"]
+    options += [o for o in opts if o in _PROPAGATIONS]
+    # Docker creates a missing -v source (a file is bound as it is); --mount (below) refuses instead.
+    try:
+        if not os.path.lexists(src):
+            os.makedirs(src, exist_ok=True)
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise InvalidArgument(f"error while creating mount source path '{src}': {e}") from None
+    return {"type": "bind", "source": src, "destination": dst, "options": options}
+
+
+def _mount(m: Mount) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """A spec mount, or a tmpfs entry (destination, options)."""
+    if m.Type == "bind":
+        if not m.Source or not os.path.isabs(m.Source):
+            raise InvalidArgument(f'invalid mount config for type "bind": invalid mount path: {m.Source!r}')
+        bind = m.BindOptions or BindOptionsModel()
+        if not os.path.exists(m.Source):
+            if not bind.CreateMountpoint:
+                raise InvalidArgument(f'invalid mount config for type "bind": bind source path does not exist: '
+                                      f"{m.Source}")
+            try:
+                os.makedirs(m.Source, exist_ok=True)
+            except (OSError, ValueError) as e:
+                raise InvalidArgument(f"error while creating mount source path '{m.Source}': {e}") from None
+        options = ["bind" if bind.NonRecursive else "rbind", "ro" if m.ReadOnly else "rw"]
+        if bind.Propagation:
+            options.append(bind.Propagation)
+        return {"type": "bind", "source": m.Source, "destination": m.Target, "options": options}, None
+    if m.Type == "volume":
+        return None, None  # volume_mounts() below
+    if m.Type == "tmpfs":
+        opts = []
+        if m.TmpfsOptions and m.TmpfsOptions.SizeBytes:
+            opts.append(f"size={m.TmpfsOptions.SizeBytes}")
+        if m.TmpfsOptions and m.TmpfsOptions.Mode:
+            opts.append(f"mode={m.TmpfsOptions.Mode:o}")
+        return None, (m.Target, ",".join(opts))
+    raise InvalidArgument(f"mount type {m.Type!r} is not supported yet")
+
+
+def host_mounts(binds: list[str], mounts: list[Mount],
+                tmpfs: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The runtime's `mounts` (host paths) and `tmpfs` options; volumes are left to volume_mounts()."""
+    out = [_bind(b) for b in binds if b.startswith("/")]
+    tmpfs = dict(tmpfs)
+    for m in mounts:
+        spec_mount, tmp = _mount(m)
+        if spec_mount:
+            out.append(spec_mount)
+        if tmp:
+            tmpfs[tmp[0]] = tmp[1]
+    return out, tmpfs
+
+
+def explicit_destinations(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str]) -> set[str]:
+    """Where a container's own binds, volumes, mounts and tmpfs go."""
+    return ({posixpath.normpath(_split_bind(b)[1]) for b in binds} | {posixpath.normpath(m.Target) for m in mounts}
+            | {posixpath.normpath(t) for t in tmpfs})
+
+
+def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], volumes: list[str],
+                  image_volumes: list[str], inherited: set[str]) -> list[dict[str, Any]]:
+    """The volumes a container mounts: named ones (-v name:/dst, --mount type=volume) and anonymous ones
+    (--mount without a source, -v /dst as `volumes`, the image's VOLUME, unless a mount at that destination
+    is `inherited` by --volumes-from), as {name (None: anonymous), destination, read_only, copy (fill a new
+    volume from the image)}."""
+    out: list[dict[str, Any]] = []
+    for b in binds:
+        if b.startswith("/"):
+            continue
+        name, dst, opts = _split_bind(b)
+        out.append({"name": name, "destination": posixpath.normpath(dst), "read_only": "ro" in opts,
+                    "copy": "nocopy" not in opts})
+    for m in mounts:
+        if m.Type != "volume":
+            continue
+        if not posixpath.isabs(m.Target):
+            raise InvalidArgument(f'invalid mount config for type "volume": invalid mount path: \'{m.Target}\' '
+                                  "mount path must be absolute")
+        out.append({"name": m.Source or None, "destination": posixpath.normpath(m.Target),
+                    "read_only": bool(m.ReadOnly), "copy": not (m.VolumeOptions and m.VolumeOptions.NoCopy)})
+    taken = explicit_destinations(binds, mounts, tmpfs) | inherited
+    for dst in volumes + image_volumes:
+        if not posixpath.isabs(dst):
+            raise InvalidArgument(f"invalid volume specification: '{dst}': mount path must be absolute")
+        dst = posixpath.normpath(dst)
+        if dst not in taken:
+            taken.add(dst)
+            out.append({"name": None, "destination": dst, "read_only": False, "copy": True})
+    return out
+
+
+def inspect_mounts(host_config: dict[str, Any], volumes: list[dict[str, Any]],
+                   mountpoint: Callable[[str], str], binds_from: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A container's bind mounts and volumes (`binds_from`: the binds --volumes-from copied), in inspect's
+    Mounts shape."""
+    out = [{"Type": "volume", "Name": v["name"], "Source": mountpoint(v["name"]), "Destination": v["destination"],
+            "Driver": "local", "Mode": "ro" if v["read_only"] else "z", "RW": not v["read_only"],
+            "Propagation": ""} for v in volumes]
+    for b in host_config.get("Binds") or []:
+        if not b.startswith("/"):
+            continue  # a named volume: listed above
+        parts = b.split(":")
+        mode = parts[2] if len(parts) == 3 else ""
+        out.append({"Type": "bind", "Source": parts[0], "Destination": posixpath.normpath(parts[1]), "Mode": mode,
+                    "RW": "ro" not in mode.split(","), "Propagation": "rprivate"})
+    for m in host_config.get("Mounts") or []:
+        if m.get("Type") == "bind":
+            propagation = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"
+            out.append({"Type": "bind", "Source": m.get("Source"), "Destination": m.get("Target"), "Mode": "",
+                        "RW": not m.get("ReadOnly"), "Propagation": propagation})
+    for b in binds_from:
+        out.append({"Type": "bind", "Source": b["source"], "Destination": b["destination"], "Mode": "",
+                    "RW": not b["read_only"], "Propagation": b["propagation"]})
+    return out

@@ -1,0 +1,72 @@
+"""--volumes-from: the mounts a new container copies from others, as dockerd copies their mount points.
+
+Each `container[:ro|rw]` gives its volumes (named and anonymous, which the new container only
+uses: removing it never removes them) and its host binds, its own and those it copied in
+turn. The mode, when given, replaces each mount's; otherwise a mount keeps the source's.
+The new container's own binds, mounts and tmpfs win over a copied mount at the same place.
+"""
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.containers.store import Container
+from engine.errors import InvalidArgument
+
+
+@dataclass
+class Inherited:
+    volumes: list[dict[str, Any]] = field(default_factory=list)  # {name, destination, read_only}
+    binds: list[dict[str, Any]] = field(default_factory=list)  # {source, destination, read_only, propagation}
+
+    def destinations(self) -> set[str]:
+        return {m["destination"] for m in self.volumes + self.binds}
+
+
+def _split(spec: str) -> tuple[str, bool | None]:
+    ref, sep, mode = spec.partition(":")
+    if not ref or (sep and mode not in ("ro", "rw")):
+        raise InvalidArgument(f"invalid mode for volumes-from: {spec}")
+    return ref, None if not sep else mode == "ro"
+
+
+def binds_of(c: Container) -> list[dict[str, Any]]:
+    """A container's host binds: -v /host:/dst, --mount type=bind, and those it copied from others."""
+    out = []
+    for b in c.host_config.get("Binds") or []:
+        parts = b.split(":")
+        if not b.startswith("/") or len(parts) < 2:
+            continue
+        opts = parts[2].split(",") if len(parts) == 3 else []
+        out.append({"source": parts[0], "destination": posixpath.normpath(parts[1]), "read_only": "ro" in opts,
+                    "propagation": next((o for o in opts if "private" in o or "shared" in o or "slave" in o),
+                                        "rprivate")})
+    for m in c.host_config.get("Mounts") or []:
+        if m.get("Type") == "bind":
+            out.append({"source": m.get("Source"), "destination": posixpath.normpath(m.get("Target") or "/"),
+                        "read_only": bool(m.get("ReadOnly")),
+                        "propagation": (m.get("BindOptions") or {}).get("Propagation") or "rprivate"})
+    return out + list(c.binds_from)
+
+
+def inherited(specs: list[str], get: Callable[[str], Container], explicit: set[str]) -> Inherited:
+    """What `specs` (HostConfig.VolumesFrom) copy; `get` raises NotFound for a missing container, as dockerd's
+    404; mounts at `explicit` destinations (the new container's own) are left out."""
+    out = Inherited()
+    for spec in specs:
+        ref, read_only = _split(spec)
+        source = get(ref)
+        for v in source.volumes:
+            if v["destination"] not in explicit:
+                out.volumes.append({"name": v["name"], "destination": v["destination"],
+                                    "read_only": v["read_only"] if read_only is None else read_only})
+        for b in binds_of(source):
+            if b["destination"] not in explicit:
+                out.binds.append({**b, "read_only": b["read_only"] if read_only is None else read_only})
+    # A later source's mount at a destination replaces an earlier one's.
+    last = {m["destination"]: id(m) for m in out.volumes + out.binds}
+    out.volumes = [v for v in out.volumes if last[v["destination"]] == id(v)]
+    out.binds = [b for b in out.binds if last[b["destination"]] == id(b)]
+    return out

@@ -1,0 +1,179 @@
+"""Values of honoured create fields: dockerd's checks, the defaults inspect shows, links and --volumes-from."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.containers import links, volumesfrom
+from engine.containers.images import Image
+from engine.containers.options import DEFAULT_MASKED_PATHS, parse
+from engine.containers.plan import plan
+from engine.containers.store import Container
+from engine.errors import Conflict, InvalidArgument, NotFound
+
+CID = "ab" * 32
+V1 = {"cgroup_version": "1", "cpuset": True, "memory_limit": True, "memory_swappiness": True,
+      "oom_kill_disable": True}
+IMAGE = Image(ref="docker.io/library/busybox:latest", id="sha256:" + "c" * 64, config={"Cmd": ["sh"]})
+
+
+def _plan(host_config: dict[str, Any] | None = None, **config: Any) -> Any:
+    return plan(parse({"Image": "busybox", **config, "HostConfig": host_config or {}}), IMAGE, CID, V1)
+
+
+@pytest.mark.parametrize("host_config, message", [
+    ({"Runtime": "crun"}, "Unknown runtime specified crun"),
+    ({"Isolation": "hyperv"}, "Invalid isolation: 'hyperv' - linux only supports 'default'"),
+    ({"VolumeDriver": "nfs-plugin"}, "VolumeDriver 'nfs-plugin' .* not supported"),
+    ({"UsernsMode": "private"}, "UsernsMode 'private' is not supported"),
+    ({"CgroupnsMode": "shared"}, "invalid cgroup namespace mode: shared"),
+    ({"ShmSize": -1}, "SHM size can not be less than 0"),
+    ({"IpcMode": "bogus"}, "invalid IPC mode: bogus"),
+    ({"PidMode": "container:other"}, "PidMode 'container:other' is not supported"),
+    ({"SecurityOpt": ["apparmor=custom"]}, "SecurityOpt 'apparmor=custom' is not supported"),
+    ({"SecurityOpt": ["bogus=1"]}, "invalid --security-opt 2"),
+    ({"Dns": ["not-an-ip"]}, "invalid IP address in Dns"),
+    ({"ExtraHosts": ["nohost"]}, "ExtraHosts"),
+    ({"NetworkMode": "host", "Dns": ["192.0.2.1"]}, "Dns is not supported by this engine with network mode host"),
+    ({"NetworkMode": "container:x", "DnsSearch": ["a"]}, "conflicting options: dns and the network mode"),
+    ({"NetworkMode": "none", "ExtraHosts": ["a:192.0.2.1"]}, "ExtraHosts is not supported"),
+])
+def test_dockerds_checks_on_values(host_config: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        _plan(host_config)
+
+
+def test_accepted_values_and_what_inspect_shows() -> None:
+    p = _plan({"Runtime": "runc", "Isolation": "default", "UsernsMode": "host", "VolumeDriver": "local", "LogConfig": {"Type": "json-file"},
+               "SecurityOpt": ["no-new-privileges", "seccomp=unconfined", "label=disable", "apparmor=unconfined"],
+               "IpcMode": "shareable", "ShmSize": 1 << 20, "CgroupParent": "/mine", "CpusetMems": "0",
+               "Annotations": {"a": "b"}})
+    hc, options = p.host_config, p.options
+    assert (hc["Runtime"], hc["ShmSize"], hc["CgroupnsMode"], hc["IpcMode"]) == ("runc", 1 << 20, "host", "shareable")
+    assert (options["shm_size"], options["cgroupns"], options["cgroup_parent"]) == (1 << 20, "host", "/mine")
+    assert (options["cpuset_mems"], options["annotations"]) == ("0", {"a": "b"})
+    assert hc["MaskedPaths"] == options["masked_paths"] == DEFAULT_MASKED_PATHS
+    default = _plan()
+    assert (default.host_config["ShmSize"], default.host_config["IpcMode"]) == (64 << 20, "private")
+    assert plan(parse({"Image": "busybox"}), IMAGE, CID, {"cgroup_version": "2"}).options["cgroupns"] == "private"
+    privileged = _plan({"Privileged": True, "MaskedPaths": ["/x"]})
+    assert privileged.host_config["MaskedPaths"] is None and privileged.options["masked_paths"] is None
+    unconfined = _plan({"MaskedPaths": [], "ReadonlyPaths": []})
+    assert unconfined.options["masked_paths"] == unconfined.options["readonly_paths"] == []
+
+
+def test_swappiness_and_the_oom_killer() -> None:
+    p = _plan({"MemorySwappiness": 0, "OomKillDisable": True, "Memory": 64 << 20, "DeviceCgroupRules": ["b 7:0 r"]})
+    assert (p.options["memory_swappiness"], p.options["oom_kill_disable"]) == (0, True)
+    assert p.options["device_cgroup_rules"] == ["b 7:0 r"] and p.warnings == []
+    assert _plan({"MemorySwappiness": -1}).options["memory_swappiness"] is None
+    lacking = plan(parse({"Image": "busybox", "HostConfig": {"MemorySwappiness": 5, "OomKillDisable": True}}),
+                   IMAGE, CID, {**V1, "memory_swappiness": False, "oom_kill_disable": False})
+    assert (lacking.options["memory_swappiness"], lacking.options["oom_kill_disable"]) == (None, False)
+    assert len(lacking.warnings) == 2 and "OomKillDisable discarded" in lacking.warnings[1]
+    unlimited = plan(parse({"Image": "busybox", "HostConfig": {"OomKillDisable": True}}), IMAGE, CID,
+                     {**V1, "oom_kill_disable": True})
+    assert unlimited.warnings and "no memory limit is set" in unlimited.warnings[0]
+    for host_config, message in (({"MemorySwappiness": 101}, "valid memory swappiness range is 0-100"),
+                                 ({"DeviceCgroupRules": ["c 1:3"]}, "invalid device cgroup format 'c 1:3'")):
+        with pytest.raises(InvalidArgument, match=message):
+            _plan(host_config)
+
+
+def test_bind_mount_options(tmp_path: Path) -> None:
+    missing = tmp_path / "made"
+    p = _plan({"Mounts": [{"Type": "bind", "Source": str(tmp_path), "Target": "/flat",
+                           "BindOptions": {"NonRecursive": True}},
+                          {"Type": "bind", "Source": str(missing), "Target": "/made",
+                           "BindOptions": {"CreateMountpoint": True}}]})
+    assert [m["options"][0] for m in p.options["mounts"]] == ["bind", "rbind"] and missing.is_dir()
+    with pytest.raises(InvalidArgument, match="bind source path does not exist"):
+        _plan({"Mounts": [{"Type": "bind", "Source": str(tmp_path / "absent"), "Target": "/a"}]})
+    with pytest.raises(InvalidArgument, match=r"Mounts.VolumeOptions.Subpath .* not supported"):
+        _plan({"Mounts": [{"Type": "volume", "Target": "/v", "VolumeOptions": {"Subpath": "sub"}}]})
+
+
+def test_config_fields_kept_as_dockerd_keeps_them() -> None:
+    p = _plan(Shell=["/bin/bash", "-c"], OnBuild=["RUN true"], ArgsEscaped=True, NetworkDisabled=True)
+    assert (p.config["Shell"], p.config["OnBuild"], p.config["ArgsEscaped"]) == (["/bin/bash", "-c"],
+                                                                                  ["RUN true"], True)
+    assert p.network.mode == "none"
+
+
+def test_the_container_wide_mac_address_goes_to_the_main_network() -> None:
+    p = _plan(MacAddress="02:42:ac:11:00:02")
+    assert p.network.endpoints == {"default": {"MacAddress": "02:42:ac:11:00:02"}}
+    assert p.config["MacAddress"] == "02:42:ac:11:00:02"
+    with pytest.raises(InvalidArgument, match="must match the endpoint-specific MAC address"):
+        _plan({"NetworkMode": "net1"}, MacAddress="02:42:ac:11:00:02",
+              NetworkingConfig={"EndpointsConfig": {"net1": {"MacAddress": "02:42:ac:11:00:03"}}})
+    with pytest.raises(InvalidArgument, match="conflicting options: mac-address and the network mode"):
+        _plan({"NetworkMode": "host"}, MacAddress="02:42:ac:11:00:02")
+
+
+def test_links_on_a_user_network_are_the_endpoints() -> None:
+    p = _plan({"NetworkMode": "net1", "Links": ["db:store"]},
+              NetworkingConfig={"EndpointsConfig": {"net1": {"Aliases": ["a"], "Links": ["cache"]}}})
+    assert p.network.endpoints == {"net1": {"Aliases": ["a"], "Links": ["cache", "db:store"]}}
+    assert p.network.links == []
+    assert _plan({"Links": ["db"]}).network.links == ["db"]
+
+
+def _container(name: str, **kw: Any) -> Container:
+    return Container(id=name * 64 if len(name) == 1 else (name * 64)[:64], name=name, created=0, image="busybox",
+                     image_ref="busybox", image_id="sha256:x", path="sh", args=[],
+                     config=kw.pop("config", {}), host_config=kw.pop("host_config", {}), **kw)
+
+
+def test_link_environment() -> None:
+    env = links.environment("/web/my-db", "172.17.0.3", ["5432/tcp", "53/udp", "53/tcp"], ["A=1", "PATH=/x"])
+    assert env == ["MY_DB_PORT=tcp://172.17.0.3:53",
+                   "MY_DB_PORT_53_TCP=tcp://172.17.0.3:53", "MY_DB_PORT_53_TCP_ADDR=172.17.0.3",
+                   "MY_DB_PORT_53_TCP_PORT=53", "MY_DB_PORT_53_TCP_PROTO=tcp",
+                   "MY_DB_PORT_53_UDP=udp://172.17.0.3:53", "MY_DB_PORT_53_UDP_ADDR=172.17.0.3",
+                   "MY_DB_PORT_53_UDP_PORT=53", "MY_DB_PORT_53_UDP_PROTO=udp",
+                   "MY_DB_PORT_5432_TCP=tcp://172.17.0.3:5432", "MY_DB_PORT_5432_TCP_ADDR=172.17.0.3",
+                   "MY_DB_PORT_5432_TCP_PORT=5432", "MY_DB_PORT_5432_TCP_PROTO=tcp",
+                   "MY_DB_NAME=/web/my-db", "MY_DB_ENV_A=1"]
+
+
+def test_links_at_create_and_start() -> None:
+    db = _container("d", config={"Hostname": "dbhost", "Env": ["X=1"]})
+    found = {"d": db}
+    assert links.at_create(["d:store", "d"], "web", "default", found.get) == ["/d:/web/store", "/d:/web/d"]
+    for mode, message in (("host", "host type networking"), ("container:x", "container type network"),
+                          ("none", "network mode none")):
+        with pytest.raises(InvalidArgument, match=message):
+            links.at_create(["d"], "web", mode, found.get)
+    with pytest.raises(InvalidArgument, match="could not get container for nosuch"):
+        links.at_create(["nosuch"], "web", "default", found.get)
+    web = _container("w", host_config={"Links": ["/d:/web/store"]})
+    with pytest.raises(Conflict, match="Cannot link to a non running container: /d AS /web/store"):
+        links.resolve(web, found.get, lambda cid: "172.17.0.3")
+    assert links.resolve(web, found.get, lambda cid: "172.17.0.3", strict=False).hosts == []
+    db.state.start(1, 0.0)
+    linked = links.resolve(web, found.get, lambda cid: "172.17.0.3")
+    assert linked.hosts == [("store dbhost d", "172.17.0.3")] and "STORE_ENV_X=1" in linked.env
+    with pytest.raises(InvalidArgument, match="does not belong to the default network"):
+        links.resolve(web, found.get, lambda cid: None)
+    with pytest.raises(NotFound):
+        links.resolve(web, {}.get, lambda cid: None)
+
+
+def test_volumes_from_copies_volumes_and_binds() -> None:
+    source = _container("s", host_config={"Binds": ["/host:/bound:ro", "named:/named"],
+                                          "Mounts": [{"Type": "bind", "Source": "/m", "Target": "/m"}]},
+                        volumes=[{"name": "named", "destination": "/named", "read_only": False, "anonymous": False},
+                                 {"name": "anon1", "destination": "/anon", "read_only": False, "anonymous": True}],
+                        binds_from=[{"source": "/far", "destination": "/far", "read_only": False,
+                                     "propagation": "rprivate"}])
+    got = volumesfrom.inherited(["s"], {"s": source}.__getitem__, explicit={"/anon"})
+    assert [v["destination"] for v in got.volumes] == ["/named"]
+    assert {(b["source"], b["read_only"]) for b in got.binds} == {("/host", True), ("/m", False), ("/far", False)}
+    read_only = volumesfrom.inherited(["s:ro"], {"s": source}.__getitem__, explicit=set())
+    assert all(m["read_only"] for m in read_only.volumes + read_only.binds)
+    assert volumesfrom.inherited(["s:rw"], {"s": source}.__getitem__, explicit=set()).binds[0]["read_only"] is False
+    with pytest.raises(InvalidArgument, match="invalid mode for volumes-from: s:z"):
+        volumesfrom.inherited(["s:z"], {"s": source}.__getitem__, explicit=set())
