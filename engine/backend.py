@@ -78,7 +78,8 @@ class Backend:
         images = ImageService(runtime, events, store, Registries(mirrors, list(config.insecure_registries)))
         networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
                                   bridge_interface=config.bridge_name, bridge_cidr=config.bip,
-                                  container_name=store.name_of, container_hostname=store.hostname_of)
+                                  container_name=store.name_of, container_hostname=store.hostname_of,
+                                  events=events)
         volumes = VolumeService(data_root, users=store.volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
         logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts)

@@ -14,6 +14,12 @@ class NotFound(EngineError):
     status = 404
 
 
+class Unauthorized(EngineError):
+    """A registry's refusal passed on (401), as dockerd passes on Docker Hub's for a name it does not have."""
+
+    status = 401
+
+
 class Forbidden(EngineError):
     """What Docker refuses with 403: removing or creating a pre-defined network, and the like."""
 

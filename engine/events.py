@@ -26,6 +26,8 @@ QUEUE_SIZE = 1024
 
 CONTAINER = "container"
 IMAGE = "image"
+NETWORK = "network"
+VOLUME = "volume"
 
 # Filters naming one kind of object: they match the actor's ID (or a prefix of it) or its name.
 _OBJECT_FILTERS = ("config", "container", "daemon", "network", "node", "plugin", "secret", "service", "volume")
@@ -45,11 +47,15 @@ class Event:
         """The wire form, with the pre-1.22 status/id/from fields clients still read for containers and images."""
         out: dict[str, Any] = {}
         if self.type in (CONTAINER, IMAGE):
-            out["status"], out["id"] = self.action, self.actor_id
+            out["status"] = self.action
+            if self.actor_id:  # empty for prunes; dockerd omits empty legacy fields
+                out["id"] = self.actor_id
             if self.type == CONTAINER and self.attributes.get("image"):
                 out["from"] = self.attributes["image"]
+        # dockerd's attributes are a Go map, which its JSON encoder writes in key order.
         out.update({"Type": self.type, "Action": self.action,
-                    "Actor": {"ID": self.actor_id, "Attributes": self.attributes}, "scope": self.scope,
+                    "Actor": {"ID": self.actor_id, "Attributes": dict(sorted(self.attributes.items()))},
+                    "scope": self.scope,
                     "time": self.time_nano // 1_000_000_000, "timeNano": self.time_nano})
         return out
 
@@ -149,6 +155,15 @@ class EventBus:
 
     def image(self, action: str, actor_id: str, name: str, labels: dict[str, str] | None = None) -> Event:
         return self.publish(IMAGE, action, actor_id, {**(labels or {}), "name": name})
+
+    def network(self, action: str, network_id: str, name: str, driver: str, **attributes: str) -> Event:
+        """A network event: Docker adds the network's name and driver ("type") to what the action says."""
+        return self.publish(NETWORK, action, network_id, {**attributes, "name": name, "type": driver})
+
+    def volume(self, action: str, name: str, attributes: dict[str, str] | None = None,
+               driver: str = "local") -> Event:
+        """A volume event, named by the volume; mount events add container, destination, propagation, read/write."""
+        return self.publish(VOLUME, action, name, {"driver": driver, **(attributes or {})})
 
     def image_pulled(self, ref: str) -> Event:
         # Docker names a pull by the reference pulled, and the repository as its name.

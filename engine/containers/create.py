@@ -139,12 +139,11 @@ class Creator:
                            explicit_destinations(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {}))
         for want in volume_mounts(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {}, list(req.Volumes or {}),
                                   list(p.image_volumes or {}), copied.destinations()):
-            fresh = want["name"] is None or self._volumes.store.find(want["name"]) is None
             v = await self._volumes.create(want["name"], anonymous=want["name"] is None)
             resolved.append({"name": v.name, "destination": want["destination"], "read_only": want["read_only"],
                              "anonymous": v.anonymous and want["name"] is None})
-            if fresh:
-                self._events.publish("volume", "create", v.name, {"driver": v.driver})
+            # dockerd tells of every create, an existing volume's included.
+            self._events.volume("create", v.name, driver=v.driver)
             mode = "ro" if want["read_only"] else "rw"
             mounts.append({"type": "bind", "source": self._volumes.mountpoint(v.name),
                            "destination": want["destination"], "options": ["rbind", mode], "copy_up": want["copy"]})

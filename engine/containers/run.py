@@ -92,6 +92,9 @@ class RunControl:
         tty = bool(c.config.get("Tty"))
         for v in c.volumes:
             await self._volumes.prepare(v["name"])
+            # Docker's local volumes carry no propagation of their own: dockerd reports it empty.
+            self._events.volume("mount", v["name"], {"container": c.id, "destination": v["destination"],
+                                                     "propagation": "", "read/write": str(not v["read_only"]).lower()})
         if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
             await self._networks.host_etc(c.id)
         try:
@@ -105,7 +108,8 @@ class RunControl:
         wiring = asyncio.ensure_future(self._networks.start(
             c.id, etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts),
             exposed=list(c.config.get("ExposedPorts") or {}), port_bindings=c.host_config.get("PortBindings"),
-            publish_all=bool(c.host_config.get("PublishAllPorts")), netns_ready=netns_ready))
+            publish_all=bool(c.host_config.get("PublishAllPorts")), netns_ready=netns_ready,
+            mode=c.host_config.get("NetworkMode") or ""))
         waiter = asyncio.ensure_future(netns_ready.wait())
         await asyncio.wait({wiring, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
@@ -116,7 +120,7 @@ class RunControl:
                                            keep_stdin_open=keeps_stdin_open(c.config))
         except rt.RuntimeError_ as e:
             wired = (await asyncio.gather(wiring, return_exceptions=True))[0]
-            await self._networks.stop(c.id)
+            await self._release(c)
             if isinstance(wired, BaseException):
                 raise wired from None  # the network failed first; the task only lost its namespace
             await self._start_failed(c, live, e)
@@ -126,7 +130,7 @@ class RunControl:
         except BaseException:
             with contextlib.suppress(rt.RuntimeError_):
                 await self._rt.delete_task(c.id, force=True)
-            await self._networks.stop(c.id)
+            await self._release(c)
             raise
         try:
             io = task.io
@@ -138,7 +142,7 @@ class RunControl:
         except rt.RuntimeError_ as e:
             with contextlib.suppress(rt.RuntimeError_):
                 await self._rt.delete_task(c.id, force=True)
-            await self._networks.stop(c.id)
+            await self._release(c)
             await self._start_failed(c, live, e)
             raise
         c.log_path, c.rootfs = io.log_path, task.rootfs
@@ -151,6 +155,12 @@ class RunControl:
         if c.health is not None:
             self.health.start(c.id, c.config, c.health, c.state.started_at or time.time())
         log.info("started container=%s pid=%d", c.id, task.pid)
+
+    async def _release(self, c: Container) -> None:
+        """What a run held, given back as dockerd's cleanup does: the networks, then the volumes."""
+        await self._networks.stop(c.id, mode=c.host_config.get("NetworkMode") or "")
+        for v in c.volumes:
+            self._events.volume("unmount", v["name"], {"container": c.id})
 
     async def _create_task(self, cid: str, tty: bool, stdin: bool, env: list[str], *,
                            keep_stdin_open: bool) -> CreatedTask:
@@ -298,17 +308,19 @@ class RunControl:
             # The next start deletes it (see _create_task); the exit itself is certain.
             log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
         self.health.stop(c.id)
-        await self._networks.stop(c.id)
+        if oom:  # dockerd tells of the OOM kill as it happens, before the exit's clean-up
+            self._events.container(c, "oom")
+        # dockerd (since 23.0) releases the network and volumes before it reports the death.
+        await self._release(c)
         await self._ipc.release(c.id)
+        ran = max(0, int(at - (c.state.started_at or at)))
         c.state.exit(code, at, oom)
         # conmon wrote all of the run's output before its exit was known: the driver's files get the rest first.
         self.logs.ship(c)
         await self.logs.drain(c.id)
         live.run_over.set()
         await self._store.save(c)
-        if oom:
-            self._events.container(c, "oom")
-        self._events.container(c, "die", exitCode=str(code))
+        self._events.container(c, "die", exitCode=str(code), execDuration=str(ran))
         log.info("container=%s exited with %d", c.id, code)
         settle(live.exits, code)
         if autoremove and c.host_config.get("AutoRemove"):
@@ -350,7 +362,8 @@ class RunControl:
                     with contextlib.suppress(rt.RuntimeError_):
                         await self._rt.resume_task(c.id)
                 pid = c.state.pid
-                # A forced task delete kills the process and reaps it in one call.
+                # A forced task delete kills the process and reaps it in one call; dockerd tells of its SIGKILL.
+                self._events.container(c, "kill", signal=str(int(signal.SIGKILL)))
                 try:
                     status = await self._rt.delete_task(c.id, force=True)
                     code, at = status.exit_status, status.exited_at
@@ -385,13 +398,14 @@ class RunControl:
         await self._networks.forget(c.id)
         await self._ipc.forget(c.id)
         await self._store.delete(c)
-        self._events.container(c, "destroy")
         if volumes:
             for v in c.volumes:
                 if v["anonymous"]:
                     with contextlib.suppress(EngineError):
                         await self._volumes.remove(v["name"])
-                        self._events.publish("volume", "destroy", v["name"], {"driver": "local"})
+                        self._events.volume("destroy", v["name"])
+        # dockerd removes the volumes before it reports the container destroyed.
+        self._events.container(c, "destroy")
         self._lives.forget(c.id)
         log.info("removed container=%s", c.id)
         settle(live.removals, c.state.exit_code)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,3 +104,20 @@ def _loopback(address: str) -> bool:
         return ipaddress.ip_address(address.split("%")[0]).is_loopback
     except ValueError:
         return False
+
+
+def touch(base: Path) -> None:
+    """Empty hosts and resolv.conf under `base`, so that their bind mounts have a source before a start fills them."""
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in ("hosts", "resolv.conf"):
+        (base / name).touch(mode=0o644)
+
+
+def copy_from_host(base: Path) -> None:
+    """The host's own hosts and resolv.conf under `base` (a host-network container's), empty where unreadable."""
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in ("hosts", "resolv.conf"):
+        try:
+            shutil.copyfile(f"/etc/{name}", base / name)
+        except OSError:
+            (base / name).touch(mode=0o644)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from engine.events import EventBus
 from engine.networks import endpointcfg, etcfiles, ipam
 from engine.networks.driver import Attachment, NetworkDriver
 from engine.networks.etcfiles import EtcConfig
@@ -48,7 +49,7 @@ def _rfc3339(ts: float) -> str:
 class NetworkService:
     def __init__(self, data_root: Path, exec_root: Path, driver: NetworkDriver, *, bridge_interface: str,
                  bridge_cidr: str | None, container_name: Callable[[str], str],
-                 container_hostname: Callable[[str], str | None]) -> None:
+                 container_hostname: Callable[[str], str | None], events: EventBus) -> None:
         self.store = NetworkStore(data_root / "networks.db")
         self.netns = NetnsDir(exec_root / "netns")
         self.driver = driver
@@ -58,6 +59,7 @@ class NetworkService:
         self.container_hostname = container_hostname
         self._bridge_interface = bridge_interface
         self._bridge_cidr = bridge_cidr
+        self._events = events
         # Addresses, host ports and namespace set-up are decided one container at a time.
         self._lock = asyncio.Lock()
 
@@ -199,14 +201,8 @@ class NetworkService:
                     await self.store.delete_endpoint(e)
                 raise
         # The runtime checks bind sources at create; each start writes their content.
-        await asyncio.to_thread(self._touch_etc, cid)
+        await asyncio.to_thread(etcfiles.touch, self.files_root / cid)
         return self.netns.path(cid)
-
-    def _touch_etc(self, cid: str) -> None:
-        base = self.files_root / cid
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for name in ("hosts", "resolv.conf"):
-            (base / name).touch(mode=0o644)
 
     async def _add_endpoint(self, n: Network, cid: str, cfg: dict[str, Any]) -> Endpoint:
         if self.store.endpoint(n.id, cid) is not None:
@@ -255,9 +251,13 @@ class NetworkService:
             raise NotFound(f"container {cid} is not connected to network {n.name}")
         async with self._lock:
             sb = self.store.sandbox(cid)
-            if running and sb is not None and e.interface:
+            wired = running and sb is not None and e.interface
+            if wired:
+                assert sb is not None
                 await self.driver.teardown(Attachment(cid, self.container_name(cid), sb.netns, [(n, e)]))
             await self.store.delete_endpoint(e)
+        if wired:
+            self._announce("disconnect", n, cid)
 
     async def forget(self, cid: str) -> None:
         """At container removal: whatever still runs is taken down, the endpoints go."""
@@ -290,40 +290,41 @@ class NetworkService:
         return [{"type": "bind", "source": str(base / name), "destination": f"/etc/{name}",
                  "options": ["rbind", "rw"]} for name in ("hosts", "resolv.conf")]
 
+    def _announce(self, action: str, n: Network, cid: str) -> None:
+        # dockerd tells of a container joining or leaving a network only while it runs (start, stop, connect).
+        self._events.network(action, n.id, n.name, n.driver, container=cid)
+
+    def _endpointless(self, mode: str) -> Network | None:
+        """The host or none network a container of that mode is on without an endpoint of ours (by name or id;
+        "default", "bridge", "container:…" and user-defined networks are none of them)."""
+        n = self.store.find(mode) if mode else None
+        return n if n is not None and n.driver in ("host", "null") else None
+
     def is_host(self, mode: str) -> bool:
         """Whether NetworkMode `mode` is the host's network (by name or id)."""
-        if mode in (HOST, "", "default") or mode.startswith("container:"):
-            return mode == HOST
-        n = self.store.find(mode)
-        return n is not None and n.driver == "host"
+        return (n := self._endpointless(mode)) is not None and n.driver == "host"
 
     async def host_etc(self, cid: str) -> builtins.list[dict[str, Any]]:
         """For the host's network: /etc/hosts and resolv.conf copied from the host's at create and each start,
         as dockerd does (its loopback resolvers work there); the copies are the container's to change."""
-        def copy() -> None:
-            base = self.files_root / cid
-            base.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for name in ("hosts", "resolv.conf"):
-                try:
-                    shutil.copyfile(f"/etc/{name}", base / name)
-                except OSError:
-                    (base / name).touch(mode=0o644)
-
-        await asyncio.to_thread(copy)
+        await asyncio.to_thread(etcfiles.copy_from_host, self.files_root / cid)
         return self.etc_mounts(cid)
 
     async def start(self, cid: str, *, etc: EtcConfig, exposed: Iterable[str],
                     port_bindings: dict[str, Any] | None, publish_all: bool,
-                    netns_ready: asyncio.Event | None = None) -> None:
+                    netns_ready: asyncio.Event | None = None, mode: str = "") -> None:
         """Namespace, addresses, interfaces, ports, /etc files: all before the process runs.
 
         `netns_ready` is set as soon as the namespace file exists: the runtime may create the task
-        (which joins it) while the interfaces are still being wired.
+        (which joins it) while the interfaces are still being wired. `mode` is the container's
+        NetworkMode, which names the host or none network it joins.
         """
         endpoints = self.store.endpoints_of(cid)
         if not endpoints:
             if netns_ready is not None:
                 netns_ready.set()
+            if (builtin := self._endpointless(mode)) is not None:
+                self._announce("connect", builtin, cid)
             return
         wanted = requested(exposed, port_bindings, publish_all)
         async with self._lock:
@@ -376,6 +377,8 @@ class NetworkService:
                 e.mac = iface.mac
         await self.store.save_sandbox(sb, new)
         await asyncio.to_thread(self._write_etc, cid, etc)
+        for n, _ in pairs:
+            self._announce("connect", n, cid)
 
     def _write_etc(self, cid: str, etc: EtcConfig) -> None:
         base = self.files_root / cid
@@ -398,8 +401,13 @@ class NetworkService:
                     out.append((alias, other.ip))
         return out
 
-    async def stop(self, cid: str) -> None:
-        """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go."""
+    async def stop(self, cid: str, mode: str = "") -> None:
+        """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go.
+
+        With the `mode` of a run that started, a host or none container leaves that network too.
+        """
+        if (builtin := self._endpointless(mode)) is not None:
+            self._announce("disconnect", builtin, cid)
         if self.store.sandbox(cid) is None and not self.netns.exists(cid):
             return
         async with self._lock:
@@ -416,6 +424,8 @@ class NetworkService:
                 if not e.static_ip:
                     e.ip = None
             await self.store.delete_sandbox(cid, endpoints)
+            for n, _ in pairs:
+                self._announce("disconnect", n, cid)
         self.ports.release(cid)
         await asyncio.to_thread(self.netns.remove, cid)
 

@@ -28,6 +28,8 @@ from runtime.client.records import (
     Metrics,
     Mount,
     ProcessIO,
+    RemoteDescription,
+    SearchResults,
     SnapshotInfo,
     Task,
     Usage,
@@ -220,6 +222,19 @@ class Client:
             "credentials": credentials,
         }
         return self.stream("POST", "/images/pull", json_body=body, namespace=namespace)
+
+    async def describe_remote(self, ref: str, *, plain_http: bool = False,
+                              mirrors: dict[str, list[str]] | None = None, insecure: list[str] | None = None,
+                              credentials: dict[str, str] | None = None,
+                              namespace: str | None = None) -> RemoteDescription:
+        body = {"ref": ref, "plain_http": plain_http, "hosts": {"mirrors": mirrors or {}, "insecure": insecure or []},
+                "credentials": credentials}
+        return await self._record(RemoteDescription, "POST", "/images/describe", json_body=body, namespace=namespace)
+
+    async def search(self, term: str, limit: int = 25, *, insecure: list[str] | None = None,
+                     credentials: dict[str, str] | None = None, namespace: str | None = None) -> SearchResults:
+        body = {"term": term, "limit": limit, "hosts": {"insecure": insecure or []}, "credentials": credentials}
+        return await self._record(SearchResults, "POST", "/images/search", json_body=body, namespace=namespace)
 
     # content
     async def content(self, namespace: str | None = None) -> list[ContentInfo]:

@@ -24,6 +24,8 @@ from runtime.client.records import (
     Metrics,
     Mount,
     ProcessIO,
+    RemoteDescription,
+    SearchResults,
     SnapshotInfo,
     Task,
     Usage,
@@ -60,6 +62,14 @@ class RuntimeAPI(Protocol):
              platform: str | None = None, mirrors: dict[str, list[str]] | None = None,
              insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
              namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]: ...
+
+    async def describe_remote(self, ref: str, *, plain_http: bool = False,
+                              mirrors: dict[str, list[str]] | None = None, insecure: list[str] | None = None,
+                              credentials: dict[str, str] | None = None,
+                              namespace: str | None = None) -> RemoteDescription: ...
+
+    async def search(self, term: str, limit: int = 25, *, insecure: list[str] | None = None,
+                     credentials: dict[str, str] | None = None, namespace: str | None = None) -> SearchResults: ...
 
     async def content(self, namespace: str | None = None) -> list[ContentInfo]: ...
 

@@ -60,6 +60,22 @@ class Descriptor(_Record):
     size: int
 
 
+class RemoteDescription(_Record):
+    """What a reference names in its registry, read without pulling (POST /v1/images/describe)."""
+
+    descriptor: Descriptor
+    # architecture, os, and os.version, os.features, variant where the registry gives them.
+    platforms: list[dict[str, Any]]
+
+
+class SearchResults(_Record):
+    """A registry index's answer to a search (POST /v1/images/search): its host and its results."""
+
+    index: str
+    # name, description, star_count, is_official, is_automated: Docker's search result fields.
+    results: list[dict[str, Any]]
+
+
 class Image(_Record):
     name: str
     target: Descriptor

@@ -33,6 +33,8 @@ from runtime.client.records import (
     Metrics,
     Mount,
     ProcessIO,
+    RemoteDescription,
+    SearchResults,
     SnapshotInfo,
     Task,
     Usage,
@@ -215,6 +217,26 @@ class FakeRuntime:
             raise NotFound(f"manifest {ref} not found at fake: manifest unknown")
         yield {"status": "resolved", "digest": self._images[ref].target.digest}
         yield {"status": "complete"}
+
+    async def describe_remote(self, ref: str, *, plain_http: bool = False,
+                              mirrors: dict[str, list[str]] | None = None, insecure: list[str] | None = None,
+                              credentials: dict[str, str] | None = None,
+                              namespace: str | None = None) -> RemoteDescription:
+        """The fake's registry is its own images: a manifest's platform is its config's."""
+        self._call("describe_remote")
+        if ref not in self._images:
+            raise NotFound(f"manifest {ref} not found at fake: manifest unknown")
+        target = self._images[ref].target
+        manifest = json.loads(self._blobs[target.digest])
+        config = json.loads(self._blobs[manifest["config"]["digest"]])
+        return RemoteDescription(descriptor=target, platforms=[{"architecture": config.get("architecture", ""),
+                                                                "os": config.get("os", "")}])
+
+    async def search(self, term: str, limit: int = 25, *, insecure: list[str] | None = None,
+                     credentials: dict[str, str] | None = None, namespace: str | None = None) -> SearchResults:
+        """The fake's index has no search API, as the registries tests run against."""
+        self._call("search")
+        raise NotFound("the search API (/v1/search) not found at fake: no search API")
 
     async def content(self, namespace: str | None = None) -> list[ContentInfo]:
         self._call("content")

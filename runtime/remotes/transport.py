@@ -217,6 +217,14 @@ class RegistryTransport:
                 authenticated=creds is not None, not_found=not_found,
             )
 
+    async def get(self, url: str, *, subject: str, headers: Mapping[str, str] | None = None) -> aiohttp.ClientResponse:
+        """GET an absolute URL outside the v2 API (the v1 search); any status is returned.
+
+        A host that cannot be reached fails at once: a search is asked interactively, and dockerd does not retry.
+        """
+        return await self._with_retries("GET", URL(url), dict(headers or {}), None, fail_fast_connect=True,
+                                        subject=subject)
+
     async def _error_body(
         self, url: URL, headers: dict[str, str], status: int, is_mirror: bool, subject: str
     ) -> bytes:

@@ -20,6 +20,7 @@ from runtime.remotes.blobs import BlobStream
 from runtime.remotes.hosts import Endpoint, RegistryHostsConfig
 from runtime.remotes.platforms import select_manifest
 from runtime.remotes.resolver import Resolver
+from runtime.remotes.transport import RegistryTransport
 
 __all__ = ["Credentials", "HostsOverride", "RegistryRemote", "RemoteFactory"]
 
@@ -76,14 +77,21 @@ class RemoteFactory:
     async def remote(self, ref: str, *, plain_http: bool = False, hosts: HostsOverride | None = None,
                      credentials: Credentials | None = None) -> RegistryRemote:
         parsed = parse(ref)
+        return RegistryRemote(parsed, Resolver(self.hosts_config(plain_http, hosts), self._session), credentials)
+
+    def transport(self, config: RegistryHostsConfig) -> RegistryTransport:
+        """A transport on the shared connection pool, for requests beside a pull's (the v1 search)."""
+        return RegistryTransport(config, self._session)
+
+    def hosts_config(self, plain_http: bool = False, hosts: HostsOverride | None = None) -> RegistryHostsConfig:
+        """The daemon's registry settings with a request's own mirrors and insecure hosts added."""
         hosts = hosts or HostsOverride()
         mirrors = {k: list(v) for k, v in self._cfg.mirrors.items()}
         for domain, entries in hosts.mirrors.items():
             mirrors.setdefault(domain, []).extend(entries)
-        config = RegistryHostsConfig(
+        return RegistryHostsConfig(
             mirrors=mirrors,
             insecure=self._cfg.insecure + hosts.insecure,
             plain_http=plain_http,
             docker_config=self._cfg.config_path,
         )
-        return RegistryRemote(parsed, Resolver(config, self._session), credentials)

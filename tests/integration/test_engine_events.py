@@ -48,7 +48,8 @@ def test_run_rm_replays_create_attach_start_die_destroy(engine):
     die = next(e for e in evs if e["Action"] == "die")
     cid = die["Actor"]["ID"]
     assert len(cid) == 64
-    assert die["Actor"]["Attributes"] == {"exitCode": "3", "image": "busybox", "name": "ev1", "team": "a"}
+    assert die["Actor"]["Attributes"] == {"execDuration": "0", "exitCode": "3", "image": "busybox", "name": "ev1",
+                                          "team": "a"}
     # The legacy fields, scope and both clocks, as dockerd sends them.
     assert (die["status"], die["id"], die["from"], die["Type"], die["scope"]) == ("die", cid, "busybox",
                                                                                 "container", "local")
@@ -70,7 +71,7 @@ def test_the_cli_prints_events_in_its_own_format(engine):
 
 def test_filters_container_label_image_and_event_prefix(engine):
     t0 = time.time()
-    a = ok(engine, "create", "--name", "fa", "--label", "team=a", "busybox", "true").strip()
+    a = ok(engine, "create", "--name", "fq", "--label", "team=a", "busybox", "true").strip()
     ok(engine, "create", "--name", "fb", "--label", "team=b", "busybox", "true")
     ok(engine, "run", "-d", "--name", "fx", "busybox", "sleep", "1000")
     assert cli(engine, "exec", "fx", "sh", "-c", "exit 4").returncode == 4
@@ -78,11 +79,12 @@ def test_filters_container_label_image_and_event_prefix(engine):
     ok(engine, "pause", "fy")
     ok(engine, "unpause", "fy")
     ok(engine, "stop", "-t", "1", "fy")
-    evs = events(engine, t0)
+    evs = events(engine, t0, None, "type=container")
 
-    assert {e["Actor"]["ID"] for e in events(engine, t0, None, "container=fa")} == {a}
+    # "q" is no hex digit: the name prefix cannot also be a prefix of some object's ID (a network's, say).
+    assert {e["Actor"]["ID"] for e in events(engine, t0, None, "container=fq")} == {a}
     assert {e["Actor"]["ID"] for e in events(engine, t0, None, f"container={a[:10]}")} == {a}
-    assert of("fa", events(engine, t0, None, "label=team=a")) == ["create"]
+    assert of("fq", events(engine, t0, None, "label=team=a")) == ["create"]
     assert of("fb", events(engine, t0, None, "label=team=a")) == []
     assert len(events(engine, t0, None, "label=team")) == 2
     assert len(events(engine, t0, None, "image=busybox", "type=container")) == len(evs)
@@ -170,3 +172,125 @@ def test_bad_requests_are_400(engine):
     assert status == 400 and "cannot be after" in json.loads(body)["message"]
     status, _, body = curl(engine, "GET", "/v1.41/events?since=yesterday")
     assert status == 400 and "since" in json.loads(body)["message"]
+
+
+def _actions(evs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["Type"], e["Action"]) for e in evs]
+
+
+def test_run_rm_on_the_default_bridge_tells_of_the_network_as_dockerd(engine):
+    """dockerd 28's sequence: the network is joined before start and left before the death is told (moby#41698)."""
+    t0 = time.time()
+    ok(engine, "run", "--rm", "--name", "netev", "busybox", "true")
+    evs = events(engine, t0)
+    assert _actions(evs) == [("container", "create"), ("container", "attach"), ("network", "connect"),
+                             ("container", "start"), ("network", "disconnect"), ("container", "die"),
+                             ("container", "destroy")]
+    cid = evs[0]["Actor"]["ID"]
+    bridge = json.loads(ok(engine, "network", "inspect", "bridge"))[0]["Id"]
+    for ev in (evs[2], evs[4]):
+        assert ev["Actor"] == {"ID": bridge, "Attributes": {"container": cid, "name": "bridge", "type": "bridge"}}
+        # Network events carry none of the legacy status/id/from fields.
+        assert {"status", "id", "from"}.isdisjoint(ev) and ev["scope"] == "local"
+    assert _actions(events(engine, t0, None, "type=network")) == [("network", "connect"), ("network", "disconnect")]
+    assert len(events(engine, t0, None, "network=bridge")) == 2
+    assert len(events(engine, t0, None, f"network={bridge[:12]}", "event=connect")) == 1
+    assert events(engine, t0, None, "type=volume") == []
+    # The CLI's own rendering: attributes sorted by key.
+    lines = ok(engine, "events", "--since", _ts(t0), "--until", _ts(time.time()), "--filter",
+               "type=network").splitlines()
+    assert lines[0].endswith(f"network connect {bridge} (container={cid}, name=bridge, type=bridge)"), lines
+
+
+def test_volumes_are_created_mounted_unmounted_and_destroyed_as_dockerd_tells(engine):
+    """Attributes as dockerd 20.10 gave them on this machine; the order is dockerd 28's (mounts before connect)."""
+    t0 = time.time()
+    ok(engine, "run", "--rm", "--name", "volev", "-v", "evnamed:/data:ro", "-v", "/anon", "busybox", "true")
+    evs = events(engine, t0)
+    cid = next(e["Actor"]["ID"] for e in evs if e["Type"] == "container")
+    anon = next(e["Actor"]["ID"] for e in evs if e["Type"] == "volume" and e["Actor"]["ID"] != "evnamed")
+    assert _actions(evs) == [("volume", "create"), ("volume", "create"), ("container", "create"),
+                             ("container", "attach"), ("volume", "mount"), ("volume", "mount"),
+                             ("network", "connect"), ("container", "start"), ("network", "disconnect"),
+                             ("volume", "unmount"), ("volume", "unmount"), ("container", "die"),
+                             ("volume", "destroy"), ("container", "destroy")]
+    mounts = {e["Actor"]["ID"]: e["Actor"]["Attributes"] for e in evs if e["Action"] == "mount"}
+    assert mounts == {
+        "evnamed": {"container": cid, "destination": "/data", "driver": "local", "propagation": "",
+                    "read/write": "false"},
+        anon: {"container": cid, "destination": "/anon", "driver": "local", "propagation": "",
+               "read/write": "true"}}
+    assert all(e["Actor"]["Attributes"] == {"container": cid, "driver": "local"}
+               for e in evs if e["Action"] == "unmount")
+    # --rm takes the anonymous volume with the container; the named one stays until it is removed.
+    assert [e["Actor"]["ID"] for e in evs if e["Action"] == "destroy" and e["Type"] == "volume"] == [anon]
+    ok(engine, "volume", "rm", "evnamed")
+    named = events(engine, t0, None, "volume=evnamed")
+    assert [e["Action"] for e in named] == ["create", "mount", "unmount", "destroy"]
+    assert named[-1]["Actor"]["Attributes"] == {"driver": "local"}
+
+
+def test_every_volume_create_is_told_an_existing_volumes_too(engine):
+    """As dockerd 20.10 did on this machine: `volume create` twice and a container naming it, three creates."""
+    t0 = time.time()
+    ok(engine, "volume", "create", "evtwice")
+    ok(engine, "volume", "create", "evtwice")
+    ok(engine, "create", "-v", "evtwice:/d", "busybox", "true")
+    assert [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]) for e in events(engine, t0, None, "type=volume")] \
+        == [("create", "evtwice", {"driver": "local"})] * 3
+
+
+def test_network_connect_events_only_for_running_containers(engine):
+    # The autouse clean-up takes the network and containers away.
+    ok(engine, "network", "create", "evnet")
+    t0 = time.time()
+    ok(engine, "create", "--name", "evstopped", "busybox", "true")
+    ok(engine, "network", "connect", "evnet", "evstopped")
+    ok(engine, "network", "disconnect", "evnet", "evstopped")
+    run = ok(engine, "run", "-d", "--name", "evrunning", "busybox", "sleep", "1000").strip()
+    ok(engine, "network", "connect", "evnet", "evrunning")
+    ok(engine, "network", "disconnect", "evnet", "evrunning")
+    ok(engine, "rm", "-f", "evrunning")
+    evs = events(engine, t0, None, "type=network")
+    net = json.loads(ok(engine, "network", "inspect", "evnet"))[0]["Id"]
+    got = [(e["Action"], e["Actor"]["Attributes"]["name"]) for e in evs]
+    # A stopped container's connection is only recorded: dockerd tells of none of it.
+    assert got == [("connect", "bridge"), ("connect", "evnet"), ("disconnect", "evnet"),
+                   ("disconnect", "bridge")]
+    assert {e["Actor"]["Attributes"]["container"] for e in evs} == {run}
+    assert evs[1]["Actor"] == {"ID": net, "Attributes": {"container": run, "name": "evnet", "type": "bridge"}}
+
+
+def test_host_and_none_containers_join_those_networks(engine):
+    t0 = time.time()
+    ok(engine, "run", "--rm", "--network", "none", "busybox", "true")
+    ok(engine, "run", "--rm", "--network", "host", "busybox", "true")
+    got = [(e["Action"], e["Actor"]["Attributes"]["name"], e["Actor"]["Attributes"]["type"])
+           for e in events(engine, t0, None, "type=network")]
+    assert got == [("connect", "none", "null"), ("disconnect", "none", "null"), ("connect", "host", "host"),
+                   ("disconnect", "host", "host")]
+
+
+def test_prunes_tell_what_they_reclaimed(engine):
+    t0 = time.time()
+    ok(engine, "create", "--name", "evprune", "busybox", "true")
+    ok(engine, "container", "prune", "-f")
+    ok(engine, "volume", "prune", "-f")
+    ok(engine, "network", "prune", "-f")
+    evs = [e for e in events(engine, t0) if e["Action"] == "prune"]
+    assert [e["Type"] for e in evs] == ["container", "volume", "network"]
+    for e in evs:
+        assert e["Actor"]["ID"] == "" and e["Actor"]["Attributes"]["reclaimed"].isdigit()
+        assert "id" not in e
+
+
+def test_forced_removal_tells_of_its_kill(engine):
+    t0 = time.time()
+    ok(engine, "run", "-d", "--name", "evkill", "busybox", "sleep", "1000")
+    ok(engine, "rm", "-f", "evkill")
+    evs = events(engine, t0)
+    assert _actions(evs) == [("container", "create"), ("network", "connect"), ("container", "start"),
+                             ("container", "kill"), ("network", "disconnect"), ("container", "die"),
+                             ("container", "destroy")]
+    assert evs[3]["Actor"]["Attributes"]["signal"] == "9"
+    assert evs[5]["Actor"]["Attributes"]["exitCode"] == "137"

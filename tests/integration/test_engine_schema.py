@@ -27,10 +27,13 @@ TIMEOUT = 20
 
 # Every read endpoint of the spec and the write every client sends first. Left out: swarm mode's routes, whose
 # answer outside a swarm is dockerd's 503, and plugin installation, refused with a 501 as a feature this engine
-# does not have (test_engine_swarmless.py checks both).
+# does not have (test_engine_swarmless.py checks both); and the reads that go out to a registry (distribution,
+# search), where a random name's registry out of reach is rightly a 5xx, as a pull's is (test_engine_distribution.py
+# and test_engine_search.py check them).
 schema = (schemathesis.openapi.from_path(SPEC)
           .include(name_regex=r"^(GET|HEAD) |^POST /containers/create$")
-          .exclude(path_regex=r"^/(swarm|nodes|services|tasks|secrets|configs)(/|$)|^/plugins/privileges$"))
+          .exclude(path_regex=r"^/(swarm|nodes|services|tasks|secrets|configs)(/|$)|^/plugins/privileges$"
+                              r"|^/distribution/|^/images/search$"))
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +149,10 @@ def _prepare(case: schemathesis.Case, known: dict[str, list[str]], scratch: Path
                      suppress_health_check=list(hypothesis.HealthCheck))
 def test_no_server_errors(case: schemathesis.Case, engine: EngineDaemon, known: dict[str, list[str]],
                           scratch: Path) -> None:
+    if case.method.upper() == "PUT" and case.operation.path == "/volumes/{name}":
+        # The coverage phase tries methods the 1.41 spec lacks; this one is the 1.42 volume update, which outside a
+        # swarm is dockerd's 503, as swarm's own routes are (test_engine_volumes.py checks it).
+        return
     _prepare(case, known, scratch)
     response = case.call_and_validate(base_url=base_url(engine), checks=[not_a_server_error], timeout=TIMEOUT)
     if case.operation.path == "/containers/create" and response.status_code == 201:

@@ -106,3 +106,13 @@ def test_system_df_and_prune(engine: EngineDaemon) -> None:
     pruned = ok(engine, "volume", "prune", "-af")
     assert "dfvol" in pruned
     assert "dfvol" not in ok(engine, "volume", "ls", "-q").split()
+
+
+def test_update_is_for_cluster_volumes_only(engine: EngineDaemon) -> None:
+    """dockerd outside a swarm: 503 before it reads the version or the body (moby's putVolumesUpdate)."""
+    ok(engine, "volume", "create", "upd")
+    for path in ("/v1.41/volumes/upd?version=1", "/volumes/nosuch"):
+        status, ctype, body = containers.curl(engine, "PUT", path, '{"Spec": {"Availability": "pause"}}')
+        assert (status, ctype, json.loads(body)) == (
+            503, "application/json",
+            {"message": "volume update only valid for cluster volumes, but swarm is unavailable"})

@@ -50,6 +50,8 @@ ROUTES = [
     (records.ProcessIO, "get", "/v1/tasks/{task_id}/io"),
     (records.Metrics, "get", "/v1/tasks/{task_id}/metrics"),
     (records.Usage, "get", "/v1/snapshots/{snapshotter}/{key}/usage"),
+    (records.RemoteDescription, "post", "/v1/images/describe"),
+    (records.SearchResults, "post", "/v1/images/search"),
     (records.SnapshotInfo, "get", "/v1/snapshots/{snapshotter}/{key}"),
     (records.Mount, "get", "/v1/snapshots/{snapshotter}/{key}/mounts"),
 ]

@@ -81,7 +81,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     host = HostFeatures(runtime)
     networks = NetworkService(tmp_path, tmp_path / "exec", NoDriver(), bridge_interface="ptfake0",
                               bridge_cidr="10.254.0.1/24", container_name=store.name_of,
-                              container_hostname=store.hostname_of)
+                              container_hostname=store.hostname_of, events=events)
     await networks.ensure_builtin()
     volumes = VolumeService(tmp_path, users=store.volume_users)
     images = ImageService(runtime, events, store, Registries())

@@ -31,7 +31,9 @@ def register(r: Router, b: Backend) -> None:
         return resp
 
     async def prune(request: web.Request) -> web.Response:
-        return json_response(await b.pruner.prune(filters(request.query)))
+        report = await b.pruner.prune(filters(request.query))
+        b.events.publish("container", "prune", "", {"reclaimed": str(report["SpaceReclaimed"])})
+        return json_response(report)
 
     r.add("GET", "/containers/{id}/stats", stats)
     r.add("POST", "/containers/prune", prune)

@@ -86,7 +86,9 @@ def register(r: Router, b: Backend) -> None:
         return json_response(await images.remove(request.match_info["name"], query.boolean(request.query, "force")))
 
     async def prune(request: web.Request) -> web.Response:
-        return json_response(await images.prune(filters.prune_selector(query.filters(request.query))))
+        report = await images.prune(filters.prune_selector(query.filters(request.query)))
+        images.events.publish("image", "prune", "", {"reclaimed": str(report["SpaceReclaimed"])})
+        return json_response(report)
 
     r.add("POST", "/images/create", create)
     r.add("GET", "/images/json", list_images)

@@ -76,8 +76,8 @@ def _model(model: type[BaseModel], body: Any, what: str) -> Any:
 def register(r: Router, b: Backend) -> None:
     svc = b.networks
 
-    def event(action: str, n: Network, **extra: str) -> None:
-        b.events.publish("network", action, n.id, {"name": n.name, "type": n.driver, **extra})
+    def event(action: str, n: Network) -> None:
+        b.events.network(action, n.id, n.name, n.driver)
 
     async def create(request: web.Request) -> web.Response:
         req = _model(NetworkCreate, await read_json(request), "network config")
@@ -129,15 +129,14 @@ def register(r: Router, b: Backend) -> None:
     async def connect(request: web.Request) -> web.Response:
         req = _model(Connect, await read_json(request), "connect request")
         n = svc.get(request.match_info["id"])
+        # The service tells of the connection once the container is wired to it (it may not run).
         await b.creator.connect(req.Container, n.id, (req.EndpointConfig or EndpointSettings()).model_dump())
-        event("connect", n, container=b.containers.get(req.Container).id)
         return empty(200)
 
     async def disconnect(request: web.Request) -> web.Response:
         req = _model(Disconnect, await read_json(request), "disconnect request")
         n = svc.get(request.match_info["id"])
         await b.creator.disconnect(req.Container, n.id)
-        event("disconnect", n, container=b.containers.get(req.Container).id)
         return empty(200)
 
     r.add("POST", "/networks/create", create)

@@ -12,7 +12,7 @@ from engine.api.app import Router
 from engine.api.query import boolean, filters
 from engine.api.responses import empty, json_response, read_json
 from engine.backend import Backend
-from engine.errors import InvalidArgument
+from engine.errors import InvalidArgument, Unavailable
 from engine.volumes.model import Volume
 
 _FILTERS = {"dangling", "driver", "label", "name"}
@@ -71,11 +71,10 @@ def register(r: Router, b: Backend) -> None:
             err = e.errors()[0]
             raise InvalidArgument(f"invalid volume config: {'.'.join(str(p) for p in err['loc'])}: "
                                   f"{err['msg']}") from None
-        fresh = req.Name is None or svc.store.find(req.Name) is None
         v = await svc.create(req.Name or None, driver=req.Driver or "local", options=req.DriverOpts,
                              labels=req.Labels)
-        if fresh:
-            b.events.publish("volume", "create", v.name, {"driver": v.driver})
+        # dockerd tells of every create, an existing volume's included.
+        b.events.volume("create", v.name, driver=v.driver)
         return json_response(svc.inspect(v), 201)
 
     async def list_(request: web.Request) -> web.Response:
@@ -88,7 +87,7 @@ def register(r: Router, b: Backend) -> None:
     async def remove(request: web.Request) -> web.Response:
         v = await svc.remove(request.match_info["name"], force=boolean(request.query, "force"))
         if v is not None:
-            b.events.publish("volume", "destroy", v.name, {"driver": v.driver})
+            b.events.volume("destroy", v.name, driver=v.driver)
         return empty()
 
     async def prune(request: web.Request) -> web.Response:
@@ -96,11 +95,17 @@ def register(r: Router, b: Backend) -> None:
         everything = versions.prunes_named_volumes(versions.of(request), _truthy(f.pop("all", [])))
         removed, reclaimed = await svc.prune(selector(f), anonymous_only=not everything)
         for name in removed:
-            b.events.publish("volume", "destroy", name, {"driver": "local"})
+            b.events.volume("destroy", name)
+        b.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
         return json_response({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})
+
+    async def update(_: web.Request) -> web.Response:
+        # Only swarm's cluster volumes can be updated; dockerd outside a swarm refuses before reading anything.
+        raise Unavailable("volume update only valid for cluster volumes, but swarm is unavailable")
 
     r.add("POST", "/volumes/create", create)
     r.add("GET", "/volumes", list_)
     r.add("POST", "/volumes/prune", prune)
     r.add("GET", "/volumes/{name}", inspect)
+    r.add("PUT", "/volumes/{name}", update)
     r.add("DELETE", "/volumes/{name}", remove)

@@ -14,7 +14,9 @@ from runtime.images.config import resolve as resolve_image
 from runtime.metadata.images import Image
 from runtime.oci import Descriptor
 from runtime.services import Services
+from runtime.transfer.describe import RemoteDescription, describe
 from runtime.transfer.progress import PullProgress
+from runtime.transfer.search import SearchResults, search
 from runtime.transfer.pull import PullOptions
 from runtime.transfer.registry import Credentials, HostsOverride
 
@@ -30,6 +32,21 @@ class ImageCreate(BaseModel):
 class PullRequest(BaseModel):
     ref: str
     options: PullOptions = Field(default_factory=PullOptions)
+    plain_http: bool = False
+    hosts: HostsOverride = Field(default_factory=HostsOverride)
+    credentials: Credentials | None = None
+
+
+class DescribeRequest(BaseModel):
+    ref: str
+    plain_http: bool = False
+    hosts: HostsOverride = Field(default_factory=HostsOverride)
+    credentials: Credentials | None = None
+
+
+class SearchRequest(BaseModel):
+    term: str
+    limit: int = Field(default=25, ge=1, le=100)
     plain_http: bool = False
     hosts: HostsOverride = Field(default_factory=HostsOverride)
     credentials: Credentials | None = None
@@ -87,6 +104,21 @@ async def pull(body: PullRequest, s: Services = Depends(services)) -> Any:
                 await asyncio.gather(task, return_exceptions=True)
 
     return ndjson(lines())
+
+
+@router.post("/describe", response_model=RemoteDescription)
+async def describe_remote(body: DescribeRequest, s: Services = Depends(services)) -> RemoteDescription:
+    """What `ref` names in its registry, read without pulling: its descriptor and the platforms it offers."""
+    remote = await s.remotes.remote(body.ref, plain_http=body.plain_http, hosts=body.hosts,
+                                    credentials=body.credentials)
+    return await describe(remote)
+
+
+@router.post("/search", response_model=SearchResults)
+async def search_index(body: SearchRequest, s: Services = Depends(services)) -> SearchResults:
+    """The registry index's answer to a search term (the v1 search API, which Docker Hub has)."""
+    return await search(s.remotes, body.term, body.limit, plain_http=body.plain_http, hosts=body.hosts,
+                        credentials=body.credentials)
 
 
 # Declared before GET /{name:path}, which would otherwise take ".../config" as part of the name.
