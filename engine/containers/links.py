@@ -111,3 +111,21 @@ def resolve(c: Container, find: Callable[[str], Container | None], address: Call
         out.env += environment(link_name, ip, list(child.config.get("ExposedPorts") or {}),
                                list(child.config.get("Env") or []))
     return out
+
+
+def parent_of(link: str) -> tuple[str, str]:
+    """`parent/alias` (as `docker rm --link` names a link): the parent's name and the link's full name.
+
+    A bare name is a container's own name, which is no link: dockerd's Conflict.
+    """
+    full = "/" + link.strip("/")
+    parent = full.rsplit("/", 1)[0]
+    if not parent:
+        raise Conflict("Conflict, cannot remove the default link name of the container")
+    return parent.lstrip("/"), full
+
+
+def without(links: list[str], full: str) -> list[str]:
+    """HostConfig.Links (`/name:/parent/alias`) less the link named `full`."""
+    return [link for link in links if link.partition(":")[2] != full]
+

@@ -139,6 +139,10 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
         if not posixpath.isabs(m.Target):
             raise InvalidArgument(f'invalid mount config for type "volume": invalid mount path: \'{m.Target}\' '
                                   "mount path must be absolute")
+        if not m.Source and m.ReadOnly:
+            # A new empty volume nobody can write to: dockerd refuses it.
+            raise InvalidArgument('invalid mount config for type "volume": must not set ReadOnly mode when using '
+                                  "anonymous volumes")
         out.append({"name": m.Source or None, "destination": posixpath.normpath(m.Target),
                     "read_only": bool(m.ReadOnly), "copy": not (m.VolumeOptions and m.VolumeOptions.NoCopy)})
     taken = explicit_destinations(binds, mounts, tmpfs) | inherited

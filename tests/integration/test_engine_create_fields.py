@@ -183,6 +183,26 @@ def test_links_on_the_default_bridge(engine) -> None:
     assert out.returncode != 0 and "host type networking can't be used with links" in out.stderr
 
 
+def test_rm_link_removes_only_the_link(engine) -> None:
+    ok(engine, "run", "-d", "--name", "ldb", "busybox", "sleep", "100")
+    ok(engine, "create", "--name", "lweb", "--link", "ldb:store", "busybox", "env")
+    # A bare name is the container's own, not a link: dockerd refuses and nothing is removed.
+    out = cli(engine, "rm", "--link", "ldb")
+    assert out.returncode != 0 and "cannot remove the default link name" in out.stderr
+    assert "ldb" in ok(engine, "ps", "--format", "{{.Names}}").split()
+    out = cli(engine, "rm", "--link", "lweb/nosuch")
+    assert out.returncode != 0 and "No such container: lweb/nosuch" in out.stderr
+    assert ok(engine, "rm", "--link", "lweb/store") == "lweb/store\n"
+    assert json.loads(ok(engine, "inspect", "--format", "{{json .HostConfig.Links}}", "lweb")) is None
+    assert not any(v.startswith("STORE_") for v in ok(engine, "start", "-a", "lweb").splitlines())
+    assert "ldb" in ok(engine, "ps", "--format", "{{.Names}}").split()
+
+
+def test_read_only_anonymous_volume_is_refused(engine) -> None:
+    out = cli(engine, "create", "--mount", "type=volume,target=/data,readonly", "busybox", "true")
+    assert out.returncode != 0 and "must not set ReadOnly mode when using anonymous volumes" in out.stderr
+
+
 def test_memory_swappiness_and_oom_killer(engine) -> None:
     memory = "/sys/fs/cgroup/memory"
     assert run(engine, "--memory-swappiness", "10", "busybox", "cat", f"{memory}/memory.swappiness") == "10\n"

@@ -18,7 +18,7 @@ from engine.backend import Backend
 from engine.containers.options import parse
 from engine.containers.run import WaitCondition
 from engine.containers.state import rfc3339
-from engine.errors import InvalidArgument, NotImplemented_
+from engine.errors import InvalidArgument, NotFound, NotImplemented_
 from engine.logs.reader import Query
 
 log = logging.getLogger("engine.api.containers")
@@ -76,6 +76,12 @@ def register(r: Router, b: Backend) -> None:
         return empty()
 
     async def remove(request: web.Request) -> web.Response:
+        if boolean(request.query, "link"):
+            # The path names a link, `parent/alias`, not a container.
+            await b.manager.remove_link(request.match_info["id"])
+            return empty()
+        if "/" in request.match_info["id"]:
+            raise NotFound(f"No such container: {request.match_info['id']}")
         await b.run.remove(request.match_info["id"], boolean(request.query, "force"), boolean(request.query, "v"))
         return empty()
 
@@ -147,7 +153,7 @@ def register(r: Router, b: Backend) -> None:
     r.add("POST", "/containers/{id}/wait", wait)
     r.add("GET", "/containers/{id}/top", top)
     r.add("GET", "/containers/{id}/logs", logs)
-    r.add("DELETE", "/containers/{id}", remove)
+    r.add("DELETE", "/containers/{id:.+}", remove)
 
 
 def _unix_ns(q: Any, name: str) -> int | None:
