@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.errors import Internal, Unavailable
 from engine.networks.driver import Attachment, Interface
+from engine.networks.model import Network
 
 log = logging.getLogger("engine.networks.netavark")
 
@@ -51,15 +52,15 @@ class NetavarkDriver:
     def _options(self, a: Attachment) -> dict[str, Any]:
         networks, info = {}, {}
         for index, (net, ep) in enumerate(a.endpoints):
-            networks[net.name] = {
+            networks[_stack_name(net)] = {
                 "interface_name": ep.interface or f"eth{index}",
                 "static_ips": [ep.ip],
                 "aliases": [n for n in dict.fromkeys([*ep.aliases, a.container_id[:12], a.hostname or ""])
                             if n and n != a.container_name],
                 **({"static_mac": ep.static_mac or ep.mac} if ep.static_mac or ep.mac else {}),
             }
-            info[net.name] = {
-                "name": net.name, "id": net.id, "driver": "bridge", "network_interface": net.interface,
+            info[_stack_name(net)] = {
+                "name": _stack_name(net), "id": net.id, "driver": "bridge", "network_interface": net.interface,
                 "subnets": [{"subnet": net.subnet, "gateway": net.gateway}],
                 "ipv6_enabled": False, "internal": net.internal, "dns_enabled": net.dns,
                 "ipam_options": {"driver": "host-local"},
@@ -88,7 +89,7 @@ class NetavarkDriver:
 
     async def setup(self, a: Attachment) -> dict[str, Interface]:
         out = json.loads(await self._run("setup", a) or b"{}")
-        by_name = {net.name: net.id for net, _ in a.endpoints}
+        by_name = {_stack_name(net): net.id for net, _ in a.endpoints}
         result = {}
         for name, status in out.items():
             for ifname, iface in (status.get("interfaces") or {}).items():
@@ -114,3 +115,10 @@ def _error(raw: bytes) -> str:
         return str(json.loads(text).get("error", text))
     except (ValueError, AttributeError):
         return text
+
+
+def _stack_name(net: Network) -> str:
+    """The network's name for netavark, which names its iptables chains and DNS files after it: Docker's name
+    alone would make every engine's `bridge` share chains with the others' on the same host, and one
+    engine's teardown would remove rules another's containers use."""
+    return f"{net.name}-{net.id[:12]}"

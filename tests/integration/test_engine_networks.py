@@ -165,3 +165,24 @@ def test_engine_restart_keeps_published_container_serving(engine: EngineDaemon) 
     assert clash.returncode != 0 and "already allocated" in clash.stderr
     ok(engine, "rm", "-f", "keep")
     assert "18090" not in nat_rules()
+
+
+def test_two_engines_on_one_host_keep_their_rules_apart(engine: EngineDaemon, tmp_path_factory, registry) -> None:
+    """Each engine's default network is Docker's `bridge`; netavark names chains after its networks, so the
+    engines give it names of their own, and one engine's teardown leaves the other's rules alone."""
+    httpd(engine, "--name", "first", "-p", "127.0.0.1:18120:80")
+    with mirrored_engine(str(tmp_path_factory.mktemp("rt2")), registry.host,
+                         extra_args=["--bip", "10.232.0.1/24"]) as other:
+        httpd(other, "--name", "second", "-p", "127.0.0.1:18121:80")
+        assert PAGE in fetch("http://127.0.0.1:18120/") and PAGE in fetch("http://127.0.0.1:18121/")
+        # Chains of their own: two netavark runs at once never race to make or remove the same chain.
+        rules = subprocess.run(["iptables", "-t", "nat", "-S", "NETAVARK-HOSTPORT-DNAT"], capture_output=True,
+                               text=True, check=True).stdout.splitlines()
+        chains = {port: {r.rsplit("-j ", 1)[1] for r in rules if f"--dport {port} " in r} for port in (18120, 18121)}
+        assert len(chains[18120]) == len(chains[18121]) == 1 and chains[18120] != chains[18121]
+        ok(other, "rm", "-f", "second")
+        assert PAGE in fetch("http://127.0.0.1:18120/")
+        httpd(other, "--name", "third", "-p", "127.0.0.1:18121:80")
+        ok(engine, "rm", "-f", "first")
+        assert PAGE in fetch("http://127.0.0.1:18121/")
+        other.reset()
