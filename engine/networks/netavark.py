@@ -96,6 +96,7 @@ class NetavarkDriver:
                 subnet = (iface.get("subnets") or [{}])[0]
                 result[by_name[name]] = Interface(ifname, iface.get("mac_address", ""), subnet.get("ipnet", ""),
                                                   subnet.get("gateway", ""))
+        await asyncio.to_thread(_hairpin, [net.interface for net, _ in a.endpoints if net.interface])
         log.debug("setup container=%s networks=%s", a.container_id[:12], ",".join(by_name))
         return result
 
@@ -122,3 +123,20 @@ def _stack_name(net: Network) -> str:
     alone would make every engine's `bridge` share chains with the others' on the same host, and one
     engine's teardown would remove rules another's containers use."""
     return f"{net.name}-{net.id[:12]}"
+
+
+def _hairpin(bridges: list[str]) -> None:
+    """Hairpin mode on the bridges' ports: a container's packets to a published port of its own, through the
+    host's address, come back out of the port they went in by (dockerd's bridge does this too). netavark
+    leaves it off; setting it again on ports that have it is harmless."""
+    for bridge in bridges:
+        try:
+            ports = os.listdir(f"/sys/class/net/{bridge}/brif")
+        except OSError:
+            continue
+        for port in ports:
+            try:
+                with open(f"/sys/class/net/{bridge}/brif/{port}/hairpin_mode", "w") as f:
+                    f.write("1")
+            except OSError:
+                continue  # a port that went away meanwhile

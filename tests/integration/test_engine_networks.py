@@ -186,3 +186,20 @@ def test_two_engines_on_one_host_keep_their_rules_apart(engine: EngineDaemon, tm
         ok(engine, "rm", "-f", "first")
         assert PAGE in fetch("http://127.0.0.1:18121/")
         other.reset()
+
+
+def _host_address() -> str:
+    """The host's own address on its default route: what a container dials to reach a published port."""
+    out = subprocess.run(["ip", "-4", "route", "get", "192.0.2.255"], capture_output=True, text=True).stdout.split()
+    return out[out.index("src") + 1] if "src" in out else ""
+
+
+@pytest.mark.skipif(not _host_address(), reason="the host has no IPv4 address on a default route")
+def test_published_port_through_the_host_address_from_containers(engine: EngineDaemon) -> None:
+    """Hairpin: a container reaches a published port (its own or another's) through the host's address."""
+    httpd(engine, "--name", "hairpin", "-p", "18130:80")
+    url = f"http://{_host_address()}:18130/"
+    assert PAGE in fetch(url)
+    probe = "for i in $(seq 50); do wget -qO- {} && exit 0; sleep 0.1; done; exit 1"
+    assert PAGE in ok(engine, "run", "--rm", "busybox", "sh", "-c", probe.format(url))
+    assert PAGE in ok(engine, "exec", "hairpin", "sh", "-c", probe.format(url))
