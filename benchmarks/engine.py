@@ -118,6 +118,17 @@ def dockerd(registry_host: str) -> Iterator[Daemon | None]:
         quiet(["ip", "link", "del", "docker0"])
 
 
+def side_by_side(stack: contextlib.ExitStack) -> tuple[str, list[Daemon]]:
+    """A registry with the busybox test image, pyengined, and dockerd when it is installed: the image's
+    reference and the daemons, all closed with `stack`."""
+    reg = stack.enter_context(Registry())
+    push(reg, "library/busybox", "latest", busybox_image())
+    daemons = [stack.enter_context(pyengine(reg.host))]
+    if (theirs := stack.enter_context(dockerd(reg.host))) is not None:
+        daemons.append(theirs)
+    return f"{reg.host}/library/busybox:latest", daemons
+
+
 # -- HTTP load ----------------------------------------------------------------------------------
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -234,12 +245,7 @@ def main() -> None:
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
 
     with contextlib.ExitStack() as stack:
-        reg = stack.enter_context(Registry())
-        push(reg, "library/busybox", "latest", busybox_image())
-        ref = f"{reg.host}/library/busybox:latest"
-        daemons = [stack.enter_context(pyengine(reg.host))]
-        if (theirs := stack.enter_context(dockerd(reg.host))) is not None:
-            daemons.append(theirs)
+        ref, daemons = side_by_side(stack)
         for d in daemons:
             check(d.docker("pull", "-q", ref), d.env)
             check(d.docker("run", "--rm", "--network", "none", ref, "true"), d.env)  # warm-up

@@ -17,10 +17,8 @@ import statistics
 import sys
 import time
 
-from benchmarks.engine import Daemon, dockerd, pyengine
+from benchmarks.engine import Daemon, side_by_side
 from benchmarks.run import check, timed
-from tests.fixtures.images import busybox_image
-from tests.fixtures.registry import Registry, push
 
 _SPAN = 7 * 24 * 3600  # seconds of output the file covers
 
@@ -68,12 +66,7 @@ def main() -> None:
     size = args.size_mib * 1024 * 1024
     results = []
     with contextlib.ExitStack() as stack:
-        reg = stack.enter_context(Registry())
-        push(reg, "library/busybox", "latest", busybox_image())
-        ref = f"{reg.host}/library/busybox:latest"
-        daemons = [stack.enter_context(pyengine(reg.host))]
-        if (theirs := stack.enter_context(dockerd(reg.host))) is not None:
-            daemons.append(theirs)
+        ref, daemons = side_by_side(stack)
         for d in daemons:
             seconds, lines = measure(d, ref, size, args.runs)
             results.append((d.name, seconds, lines))

@@ -8,7 +8,6 @@ file is read only when what is asked for reaches into it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from engine.logs import rotation
-from runtime.client.logs import LogRecord
+from runtime.client.logs import LogRecord, pause
 
 _READ = 1 << 20
 
@@ -125,7 +124,7 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
                 continue
             if not follow or stopping or (q.until is not None and time.time_ns() > q.until):
                 return
-            await _pause(poll_interval, stop)
+            await pause(poll_interval, stop)
             if catch_up is not None:
                 await catch_up()
     finally:
@@ -157,11 +156,3 @@ def _replaced(f: BinaryIO, path: Path, offset: int) -> bool:
     except FileNotFoundError:
         return False
 
-
-async def _pause(interval: float, stop: asyncio.Event | None) -> None:
-    if stop is None:
-        await asyncio.sleep(interval)
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(interval):
-            await stop.wait()

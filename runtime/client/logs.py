@@ -107,7 +107,8 @@ def _renamed_over(f: BinaryIO, path: str) -> bool:
         return False
 
 
-async def _pause(interval: float, stop: asyncio.Event | None) -> None:
+async def pause(interval: float, stop: asyncio.Event | None) -> None:
+    """Sleep `interval`, or less if `stop` is set meanwhile."""
     if stop is None:
         await asyncio.sleep(interval)
         return
@@ -142,7 +143,7 @@ async def follow(
         except FileNotFoundError:
             if not follow or (stop is not None and stop.is_set()):
                 return
-            await _pause(poll_interval, stop)
+            await pause(poll_interval, stop)
     f: BinaryIO = opened
     try:
         if tail is not None:
@@ -171,6 +172,6 @@ async def follow(
                 continue
             if not follow or stopping or (until is not None and time.time_ns() > until):
                 return
-            await _pause(poll_interval, stop)
+            await pause(poll_interval, stop)
     finally:
         f.close()

@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 
@@ -56,14 +57,20 @@ def _check_content_type(media_type: str, subject: str, host: str) -> None:
         raise InvalidArgument(f"{host} returned {media_type!r} instead of a manifest for {subject}")
 
 
-def sniff_media_type(body: bytes, subject: str) -> str:
-    """The manifest media type from the document itself, for generic Content-Types."""
+def json_object(body: bytes, subject: str) -> dict[str, Any]:
+    """A registry document that must be a JSON object, or InvalidArgument naming `subject`."""
     try:
         doc = json.loads(body)
     except ValueError:
         raise InvalidArgument(f"{subject} is not valid JSON") from None
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{subject} is not a JSON object")
+    return doc
+
+
+def sniff_media_type(body: bytes, subject: str) -> str:
+    """The manifest media type from the document itself, for generic Content-Types."""
+    doc = json_object(body, subject)
     declared = doc.get("mediaType")
     if declared in KNOWN_MANIFEST_TYPES:
         return str(declared)

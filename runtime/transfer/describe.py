@@ -7,13 +7,13 @@ config blob, which is fetched (small, bounded, verified) but, like the manifest,
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from pydantic import BaseModel
 
 from runtime.errors import DataLoss, InvalidArgument
 from runtime.oci import INDEX_TYPES, Descriptor
+from runtime.remotes.resolver import json_object
 from runtime.transfer.registry import RegistryRemote
 
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
@@ -40,15 +40,6 @@ def _platform(doc: Any) -> dict[str, Any] | None:
     return platform if platform.get("os") or platform.get("architecture") else None
 
 
-def _json_object(body: bytes, subject: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        raise InvalidArgument(f"{subject} is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"{subject} is not a JSON object")
-    return doc
-
 
 async def _config(remote: RegistryRemote, manifest: dict[str, Any]) -> dict[str, Any] | None:
     raw = manifest.get("config")
@@ -66,12 +57,12 @@ async def _config(remote: RegistryRemote, manifest: dict[str, Any]) -> dict[str,
                 raise DataLoss(f"{subject} is longer than its descriptor's {desc.size} bytes")
     if "sha256:" + hashlib.sha256(body).hexdigest() != desc.digest:
         raise DataLoss(f"{subject} does not match its digest")
-    return _json_object(bytes(body), subject)
+    return json_object(bytes(body), subject)
 
 
 async def describe(remote: RegistryRemote) -> RemoteDescription:
     desc = await remote.resolve()
-    manifest = _json_object(await remote.fetch_manifest(desc), f"manifest {remote.name}")
+    manifest = json_object(await remote.fetch_manifest(desc), f"manifest {remote.name}")
     platforms: list[dict[str, Any]] = []
     if desc.mediaType in INDEX_TYPES:
         for entry in manifest.get("manifests") or []:

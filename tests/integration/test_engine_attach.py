@@ -16,28 +16,20 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import docker
 import pytest
 
-from tests.fixtures.daemons import EngineDaemon, mirrored_engine
+from tests.fixtures.daemons import EngineDaemon
+from tests.integration import test_engine_containers as containers
 
 STREAMS = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[EngineDaemon]:
-    with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host) as e:
-        yield e
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
-    yield
-    engine.reset()
+# One engine for the module with busybox pulled, reset after each test.
+engine, no_leftovers = containers.engine, containers.no_leftovers
 
 
 def ok(engine: EngineDaemon, *args: str) -> str:

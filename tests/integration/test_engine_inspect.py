@@ -11,24 +11,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.fixtures.daemons import EngineDaemon, mirrored_engine
+from tests.fixtures.daemons import EngineDaemon
+from tests.integration import test_engine_containers as containers
 from tests.integration.test_engine_containers import cli, curl, ok
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[EngineDaemon]:
-    with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host) as e:
-        yield e
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
-    yield
-    engine.reset()
+# One engine for the module with busybox pulled, reset after each test.
+engine, no_leftovers = containers.engine, containers.no_leftovers
 
 
 def inspect(engine: EngineDaemon, ref: str, *args: str) -> dict:
