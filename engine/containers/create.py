@@ -26,8 +26,10 @@ from engine.containers.plan import CreatePlan, NetworkChoice, plan
 from engine.containers.request import CreateRequest
 from engine.containers.store import Container, ContainerStore
 from engine.containers.volumesfrom import Inherited, inherited
-from engine.errors import EngineError, InvalidArgument
+from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.events import EventBus
+from engine.images import platforms
+from engine.images.platforms import Platform
 from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
 from engine.volumes.service import VolumeService
@@ -52,10 +54,13 @@ class Creator:
         self._host = host
         self._ipc = ipc
 
-    async def create(self, name: str | None, req: CreateRequest) -> tuple[Container, list[str]]:
-        """The new container and dockerd's warnings for it."""
+    async def create(self, name: str | None, req: CreateRequest,
+                     platform: str | None = None) -> tuple[Container, list[str]]:
+        """The new container and dockerd's warnings for it; `platform` is the one the image must be for."""
         bare = names.validate(name) if name else None
+        wanted = platforms.parse(platform) if platform else None
         image = await self._images.resolve(req.Image or "")
+        warnings = _platform_warnings(req.Image or "", image.platform, wanted)
         cid = secrets.token_hex(32)
         if bare is None:
             bare = names.generate(self._store.name_taken)
@@ -94,7 +99,7 @@ class Creator:
         await self._store.save(c)
         self._events.container(c, "create")
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)
-        return c, p.warnings
+        return c, warnings + p.warnings
 
     def _plan_ipc(self, cid: str, mode: str, options: dict[str, Any]) -> None:
         """A shareable namespace of its own, or the one of the container named by `container:<ref>`."""
@@ -178,3 +183,17 @@ def _not_covered(etc: list[dict[str, Any]], options: dict[str, Any]) -> list[dic
     taken = {posixpath.normpath(m["destination"]) for m in options["mounts"]}
     taken |= {posixpath.normpath(t) for t in options.get("tmpfs") or {}}
     return [m for m in etc if m["destination"] not in taken]
+
+
+def _platform_warnings(ref: str, actual: Platform, wanted: Platform | None) -> list[str]:
+    """dockerd's check of the image's platform: the one asked for, or a warning when the host's differs."""
+    if wanted is not None:
+        if not wanted.matches(actual):
+            raise NotFound(f"image with reference {ref} was found but does not match the specified platform: "
+                           f"wanted {wanted}, actual: {actual}")
+        return []
+    if platforms.host().matches(actual):
+        return []
+    return [f"WARNING: The requested image's platform ({actual}) does not match the detected host platform "
+            f"({platforms.host()}) and no specific platform was requested"]
+

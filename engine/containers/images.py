@@ -5,10 +5,12 @@ clients write familiar ones (busybox), or an image ID (prefix).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InvalidArgument
+from engine.images import platforms
+from engine.images.platforms import Platform
 from engine.images.store import ImageService
 from runtime.client.reference import familiar, parse
 
@@ -18,6 +20,7 @@ class Image:
     ref: str  # the runtime's name for it
     id: str  # sha256:<config digest>
     config: dict[str, Any]  # the image config's "config" object (Cmd, Env, ...)
+    platform: Platform = field(default_factory=platforms.host)
 
 
 def normalise(ref: str) -> tuple[str, str]:
@@ -37,4 +40,5 @@ class Images:
         if not ref:
             raise InvalidArgument("No image was specified: set Config.Image")
         match = await self._service.get(ref)
-        return Image(ref=match.source.name, id=match.image.id, config=match.image.config.get("config") or {})
+        return Image(ref=match.source.name, id=match.image.id, config=match.image.config.get("config") or {},
+                     platform=platforms.of_image(match.image.config))

@@ -25,3 +25,26 @@ def test_healthcheck_durations_below_a_millisecond_are_refused(engine) -> None:
     status, _, body = curl(engine, "POST", "/v1.41/containers/create",
                            json.dumps({"Image": "busybox", "Cmd": ["true"], "Healthcheck": {"Retries": -2}}))
     assert (status, json.loads(body)) == (400, {"message": "Retries in Healthcheck cannot be negative"})
+
+
+def test_platforms_are_checked_as_dockerd_checks_them(engine) -> None:
+    arch = json.loads(cli(engine, "image", "inspect", "busybox").stdout)[0]["Architecture"]
+    other = "arm64" if arch != "arm64" else "amd64"
+    out = cli(engine, "create", "--platform", f"linux/{other}", "busybox", "true")
+    assert out.returncode == 1
+    assert (f"image with reference busybox was found but does not match the specified platform: "
+            f"wanted linux/{other}, actual: linux/{arch}") in out.stderr
+    assert cli(engine, "create", "--name", "native", "--platform", f"linux/{arch}", "busybox", "true").returncode == 0
+    status, _, body = curl(engine, "POST", "/v1.50/containers/create?platform=bogus", json.dumps({"Image": "busybox"}))
+    assert (status, json.loads(body)) == (
+        400, {"message": '"bogus": unknown operating system or architecture: invalid argument'})
+    status, _, body = curl(engine, "POST", "/v1.50/images/create?fromImage=busybox&tag=latest&platform=nonsense//")
+    assert status == 400 and "unknown operating system or architecture" in json.loads(body)["message"]
+    assert cli(engine, "ps", "-aq", "--filter", "name=native").stdout.strip()
+
+
+def test_invalid_references_in_tag_and_create(engine) -> None:
+    status, _, body = curl(engine, "POST", "/v1.50/images/busybox/tag?repo=UPPER&tag=x")
+    assert status == 400 and "invalid reference format: repository name" in json.loads(body)["message"]
+    out = cli(engine, "create", "busybox:bad@tag", "true")
+    assert out.returncode == 1 and "invalid reference format" in out.stderr

@@ -29,7 +29,8 @@ def register(r: Router, b: Backend) -> None:
 
     async def create(request: web.Request) -> web.Response:
         req = parse(await read_json(request))
-        c, warnings = await b.creator.create(request.query.get("name") or None, req)
+        c, warnings = await b.creator.create(request.query.get("name") or None, req,
+                                             request.query.get("platform") or None)
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
     async def inspect(request: web.Request) -> web.Response:

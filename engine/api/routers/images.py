@@ -12,7 +12,7 @@ from engine.api.app import Router
 from engine.api.responses import empty, json_response
 from engine.backend import Backend
 from engine.errors import EngineError, NotFound
-from engine.images import filters, views
+from engine.images import filters, platforms, views
 from engine.images.lookup import NoSuchImage, find
 from engine.images.pull import RegistryAuth, pull, pull_reference
 from runtime.client import RuntimeError_
@@ -30,7 +30,8 @@ def register(r: Router, b: Backend) -> None:
     async def create(request: web.Request) -> web.StreamResponse:
         q = request.query
         ref = pull_reference(q.get("fromImage", ""), q.get("tag", ""))
-        messages = pull(images, ref, platform=q.get("platform"),
+        wanted = platforms.parse(q["platform"]) if q.get("platform") else None
+        messages = pull(images, ref, platform=str(wanted) if wanted else None,
                         auth=RegistryAuth.from_header(request.headers.get("X-Registry-Auth")))
         try:
             # Until the registry has answered, a failure is still an ordinary status (404 for an unknown tag).
