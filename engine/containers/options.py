@@ -48,12 +48,15 @@ def _env_key(item: str) -> str:
 
 
 def _merge_env(base: list[str], given: list[str]) -> list[str]:
-    out = {_env_key(e): e for e in base}
-    out.update({_env_key(e): e for e in given if "=" in e})
-    for e in given:
-        if "=" not in e:
-            out.pop(e, None)
-    return list(out.values())
+    """Config.Env as dockerd merges it: the request's entries as given (a bare `KEY` too, which unsets the
+    image's KEY), then the image's for keys the request does not name."""
+    named = {_env_key(e) for e in given}
+    return [*given, *(e for e in base if _env_key(e) not in named)]
+
+
+def process_env(config_env: list[str]) -> list[str]:
+    """The process's environment: a bare `KEY` of Config.Env is an unset variable, not one to pass on."""
+    return [e for e in config_env if "=" in e]
 
 
 def _system_paths(given: list[str] | None, default: list[str], privileged: bool) -> list[str] | None:

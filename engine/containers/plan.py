@@ -17,7 +17,13 @@ from engine.containers.health import ON_FAILURE_ACTIONS, ON_FAILURE_LABEL
 from engine.containers.hostlimits import discard_memory_policy, discard_unsupported
 from engine.containers.images import Image
 from engine.containers.namespaces import ipc_mode, runtime_ipc_mode
-from engine.containers.options import hostname_for, inspect_config, inspect_host_config, runtime_options
+from engine.containers.options import (
+    hostname_for,
+    inspect_config,
+    inspect_host_config,
+    process_env,
+    runtime_options,
+)
 from engine.containers.request import CreateRequest, RestartPolicyModel
 from engine.containers.resources import restart_policy
 from engine.errors import InvalidArgument
@@ -149,7 +155,8 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     options = runtime_options(req, hostname, features)
     options["ipc_mode"] = runtime_ipc_mode(ipc)
     # The process is Docker's merge of request and image, made here; the runtime takes it as given.
-    options.update(args=argv, env=config["Env"], cwd=config["WorkingDir"] or None, user=config["User"] or None)
+    options.update(args=argv, env=process_env(config["Env"]), cwd=config["WorkingDir"] or None,
+                   user=config["User"] or None)
     return CreatePlan(hostname=hostname, config=config, host_config=host_config, path=argv[0] if argv else "",
                       args=argv[1:], options=options, init=bool(req.HostConfig.Init),
                       network=network_choice(req), image_volumes=image.config.get("Volumes"), warnings=warnings)

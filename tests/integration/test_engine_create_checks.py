@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 from tests.integration import test_engine_containers as containers
 from tests.integration.test_engine_containers import cli, curl
@@ -48,3 +50,16 @@ def test_invalid_references_in_tag_and_create(engine) -> None:
     assert status == 400 and "invalid reference format: repository name" in json.loads(body)["message"]
     out = cli(engine, "create", "busybox:bad@tag", "true")
     assert out.returncode == 1 and "invalid reference format" in out.stderr
+
+
+def test_env_entries_without_a_value_stay_in_config(engine) -> None:
+    env = dict(os.environ)
+    env.pop("NOPE_UNSET", None)
+    out = subprocess.run(["docker", "run", "--name", "envs", "-e", "NOPE_UNSET", "-e", "A=1", "busybox", "env"],
+                         env={**engine.env(), **{k: v for k, v in env.items() if k == "PATH"}},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "A=1" in out.stdout.split() and "NOPE_UNSET" not in out.stdout
+    config_env = json.loads(cli(engine, "inspect", "envs").stdout)[0]["Config"]["Env"]
+    # dockerd's merge: the request's entries first (a bare key kept), then the image's.
+    assert config_env[:2] == ["NOPE_UNSET", "A=1"] and config_env[2].startswith("PATH=")

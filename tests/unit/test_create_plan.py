@@ -22,7 +22,8 @@ def test_the_process_is_dockers_merge_of_request_and_image() -> None:
     p = plan(parse({"Image": "busybox", "Cmd": ["run"], "Env": ["A=given", "B=1"]}), IMAGE, CID, ALL)
     assert (p.path, p.args) == ("/entry", ["run"])
     assert p.options["args"] == ["/entry", "run"]
-    assert p.options["env"] == ["PATH=/bin", "A=given", "B=1"]
+    # dockerd's merge: the request's variables first, then the image's it does not name.
+    assert p.options["env"] == ["A=given", "B=1", "PATH=/bin"]
     assert (p.options["cwd"], p.options["user"]) == ("/srv", "nobody")
     assert p.hostname == CID[:12] and p.config["Hostname"] == CID[:12]
     assert p.image_volumes == {"/data": {}} and p.warnings == []
