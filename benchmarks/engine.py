@@ -116,6 +116,10 @@ def dockerd(registry_host: str) -> Iterator[Daemon | None]:
         shutil.rmtree(base, ignore_errors=True)
         remove_cgroup_tree("docker")
         quiet(["ip", "link", "del", "docker0"])
+        # dockerd leaves its masquerade rule for docker0's subnet behind; the host's next users must not see it.
+        for rule in quiet(["iptables", "-t", "nat", "-S", "POSTROUTING"]).stdout.splitlines():
+            if "! -o docker0" in rule:
+                quiet(["iptables", "-t", "nat", *rule.replace("-A ", "-D ", 1).split()])
 
 
 def side_by_side(stack: contextlib.ExitStack) -> tuple[str, list[Daemon]]:
