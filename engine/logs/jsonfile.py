@@ -4,6 +4,7 @@ nanoseconds and no trailing zeros, as Go writes it. Log shippers that tail Docke
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import BinaryIO
@@ -15,13 +16,20 @@ NAME = "json-file"
 _BLOCK = 64 * 1024
 # Go's encoder escapes these for HTML safety; dockerd's files have them escaped.
 _HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_HTML_CHARS = ("<", ">", "&", "\u2028", "\u2029")
 _STREAMS = {"stdout": b"stdout", "stderr": b"stderr"}
+
+
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    # Shipping encodes many entries per second: the date is made once for each.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def go_time(ns: int) -> str:
     """RFC 3339 in UTC with the fraction Go's RFC3339Nano keeps: trailing zeros dropped."""
     seconds, fraction = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    base = _second(seconds)
     frac = f"{fraction:09d}".rstrip("0")
     return f"{base}.{frac}Z" if frac else f"{base}Z"
 
@@ -36,7 +44,9 @@ class JsonFile:
 
     def encode(self, rec: LogRecord) -> bytes:
         # Invalid UTF-8 becomes U+FFFD, as Go's encoder writes it.
-        text = json.dumps(rec.data.decode("utf-8", "replace"), ensure_ascii=False).translate(_HTML)
+        text = json.dumps(rec.data.decode("utf-8", "replace"), ensure_ascii=False)
+        if any(c in text for c in _HTML_CHARS):
+            text = text.translate(_HTML)
         return (b'{"log":' + text.encode() + b',"stream":"' + _STREAMS[rec.stream] + b'",' + self._attrs
                 + b'"time":"' + go_time(rec.ts).encode() + b'"}\n')
 
