@@ -60,6 +60,9 @@ def test_env_entries_without_a_value_stay_in_config(engine) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "A=1" in out.stdout.split() and "NOPE_UNSET" not in out.stdout
-    config_env = json.loads(cli(engine, "inspect", "envs").stdout)[0]["Config"]["Env"]
-    # dockerd's merge: the request's entries first (a bare key kept), then the image's.
+    # dockerd's merge: the request's entries first, in its order (a bare key kept), then the image's.
+    status, _, body = curl(engine, "POST", "/v1.50/containers/create?name=envs2",
+                           json.dumps({"Image": "busybox", "Cmd": ["env"], "Env": ["NOPE_UNSET", "A=1"]}))
+    assert status == 201, body
+    config_env = json.loads(cli(engine, "inspect", "envs2").stdout)[0]["Config"]["Env"]
     assert config_env[:2] == ["NOPE_UNSET", "A=1"] and config_env[2].startswith("PATH=")
