@@ -14,6 +14,10 @@ from runtime.client.reference import Reference, familiar, parse
 # never be mistaken for, or collide with, a repository someone pulls.
 DANGLING_PREFIX = "<none>@"
 
+# A build step's result is kept under this prefix and its cache key: the build cache. An image that has
+# no other name is an intermediate one, which `docker images` shows only with --all, as dockerd does.
+BUILD_PREFIX = "<build>@"
+
 # A name made by `docker tag` rather than a pull: it has no digest in its repository.
 TAGGED_LABEL = "io.pyengine.tagged"
 
@@ -91,6 +95,7 @@ class LocalImage:
     config: dict[str, Any]
     manifest_digest: str
     layers: list[dict[str, Any]]  # the manifest's layer descriptors
+    manifest_type: str = ""  # the manifest's media type (OCI manifests may leave it out: then "")
     records: list[Record] = field(default_factory=list)
 
     @property
@@ -130,6 +135,10 @@ class LocalImage:
     @property
     def dangling(self) -> bool:
         return not self.named
+
+    @property
+    def intermediate(self) -> bool:
+        return all(r.name.startswith(BUILD_PREFIX) for r in self.records)
 
     @property
     def last_tag_time(self) -> str:

@@ -35,6 +35,13 @@ class Platform:
             mine, theirs = mine or "v8", theirs or "v8"
         return not mine or mine == theirs
 
+    def as_config(self) -> dict[str, str]:
+        """The platform fields of an image config."""
+        out = {"os": self.os, "architecture": self.architecture}
+        if self.variant:
+            out["variant"] = self.variant
+        return out
+
 
 def host() -> Platform:
     arch, variant = _arch(host_platform.machine().lower())

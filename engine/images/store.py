@@ -136,10 +136,15 @@ class ImageService:
             log.warning("image %s is unreadable, left out: %s", record.name, e)
             return None
         return LocalImage(id=config_digest, config=config, manifest_digest=manifest_digest,
-                          layers=list(manifest.get("layers") or []))
+                          layers=list(manifest.get("layers") or []), manifest_type=_manifest_type(manifest))
 
     async def get(self, term: str) -> Match:
         return find(await self.images(), term)
+
+    async def by_target(self, target: dict[str, Any]) -> LocalImage | None:
+        """The image a runtime record's target describes (None if its content is gone), with all its names."""
+        images = await self.images()
+        return next((image for image in images if any(r.digest == target["digest"] for r in image.records)), None)
 
     async def keep_if_orphaned(self, image_id: str, target: dict[str, Any]) -> None:
         """After a name moved away from `target`: keep its image as a dangling one if that was its last name."""
@@ -219,15 +224,24 @@ class ImageService:
 
     async def prune(self, select: Callable[[LocalImage], bool]) -> dict[str, Any]:
         """Delete every image `select` picks that no container uses; report what went and the bytes freed."""
-        before = await self._stored_bytes()
+        before = await self.stored_bytes()
         used = self._users.images_in_use()
         deleted: list[dict[str, str]] = []
         for image in await self.images():
-            if not select(image) or image.id in used:
+            # The build cache's images go with `docker builder prune`, not with the images'.
+            if image.intermediate or not select(image) or image.id in used:
                 continue
             deleted += await self._delete(image, keep=False)
-        reclaimed = max(0, before - await self._stored_bytes()) if deleted else 0
+        reclaimed = max(0, before - await self.stored_bytes()) if deleted else 0
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
-    async def _stored_bytes(self) -> int:
+    async def stored_bytes(self) -> int:
         return sum(c.size for c in await self.runtime.content())
+
+
+def _manifest_type(manifest: dict[str, Any]) -> str:
+    """The manifest's media type; an OCI manifest may leave it out, and then its config's type tells."""
+    if manifest.get("mediaType"):
+        return str(manifest["mediaType"])
+    oci = (manifest.get("config") or {}).get("mediaType") == "application/vnd.oci.image.config.v1+json"
+    return "application/vnd.oci.image.manifest.v1+json" if oci else ""

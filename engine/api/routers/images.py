@@ -59,8 +59,12 @@ def register(r: Router, b: Backend) -> None:
             return find(all_images, term).image.created
 
         select = filters.list_selector(query.filters(request.query), created_of)
+        # Build steps' images (the build cache) show only with --all, as dockerd's intermediate images do.
+        show_all = query.boolean(request.query, "all")
         out = []
         for image in all_images:
+            if image.intermediate and not show_all:
+                continue
             names = select(image)
             if names is not None:
                 out.append(versions.image_summary(views.summary(image, names), versions.of(request)))
