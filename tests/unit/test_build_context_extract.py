@@ -332,3 +332,43 @@ async def test_remote_not_fetched(store: ContextStore, remote: str, message: str
     with pytest.raises(InvalidArgument, match=message):
         await store.receive(chunked(b""), remote=remote)
     assert _left(store) == []
+
+
+async def test_from_an_aiohttp_request_and_a_client_that_hangs_up(store: ContextStore) -> None:
+    from aiohttp import ClientSession, web
+    from aiohttp.test_utils import TestServer
+
+    outcomes: asyncio.Queue[str | BaseException] = asyncio.Queue()
+
+    async def build(request: web.Request) -> web.Response:
+        try:
+            async with await store.from_request(request) as ctx:
+                await outcomes.put(ctx.dockerfile)
+                return web.Response(text=",".join(_files(ctx)))
+        except BaseException as e:
+            await outcomes.put(e)
+            raise
+
+    app = web.Application()
+    app.router.add_post("/build", build)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        data = make_tar([("sub/Dockerfile.dev", b"FROM y\n"), ("big", os.urandom(1 << 20))], "w:gz")
+        async with ClientSession() as session:
+            async with session.post(server.make_url("/build?dockerfile=sub%2FDockerfile.dev"),
+                                    data=chunked(data, 65536)) as resp:
+                assert (resp.status, await resp.text()) == (200, "big,sub,sub/Dockerfile.dev")
+        assert await outcomes.get() == "FROM y\n"
+
+        # A client that sends part of a chunked body, then closes its connection.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        part = data[:200_000]
+        writer.write(b"POST /build HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        await writer.drain()
+        writer.close()
+        assert isinstance(await outcomes.get(), BaseException)  # cancelled, or a payload error: both clean up
+        assert _left(store) == []
+    finally:
+        await server.close()

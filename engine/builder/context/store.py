@@ -38,7 +38,7 @@ from engine.builder.context.build_context import BuildContext
 from engine.builder.context.dockerignore import DockerIgnore
 from engine.builder.context.extract import IGNORE_FILE, Extractor
 from engine.builder.context.paths import OutsideContext, escapes, relative, resolve
-from engine.builder.context.stream import consume
+from engine.builder.context.stream import consume, settle
 from engine.errors import InvalidArgument
 
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -138,13 +138,9 @@ class ContextStore:
         for entry in os.scandir(self.root):
             shutil.rmtree(entry.path, ignore_errors=True)
 
-    async def _create(self) -> Path:
-        def make() -> Path:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path = self.root / secrets.token_hex(16)
-            path.mkdir(mode=0o700)
-            return path
-        return await asyncio.to_thread(make)
+    def _make(self, path: Path) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.mkdir(mode=0o700)
 
     async def release(self, directory: Path) -> None:
         """Remove a context directory: renamed aside first, so a half-removed one is never taken for a context."""
@@ -155,7 +151,7 @@ class ContextStore:
             except FileNotFoundError:
                 return
             shutil.rmtree(trash, ignore_errors=True)
-        await asyncio.shield(asyncio.to_thread(remove))
+        await settle(asyncio.to_thread(remove))
 
     async def receive(self, body: AsyncIterable[bytes], *, dockerfile: str | None = None,
                       remote: str = "") -> BuildContext:
@@ -163,8 +159,9 @@ class ContextStore:
         name = dockerfile_name(dockerfile)
         if remote:
             remotes.check(remote)
-        directory = await self._create()
+        directory = self.root / secrets.token_hex(16)
         try:
+            await settle(asyncio.to_thread(self._make, directory))
             keep = frozenset([name, name.lower()] if name == DEFAULT_DOCKERFILE else [name])
             unpack = partial(_unpack, directory, keep)
             if remote:

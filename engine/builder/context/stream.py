@@ -12,9 +12,10 @@ next read raise Disconnected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import queue
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -95,6 +96,27 @@ class Channel(io.RawIOBase):
         self._loop.call_soon_threadsafe(self._reader_gone)
 
 
+async def settle(work: Awaitable[T]) -> T:
+    """Await `work` to its end even if the caller is cancelled meanwhile; the cancellation then goes on.
+
+    For work in threads that must not be left running behind a cancelled caller (it
+    writes into a directory the caller is about to remove).
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError()
+    return result
+
+
 async def consume(chunks: AsyncIterable[bytes], reader: Callable[[io.BufferedReader], T]) -> T:
     """Run `reader` in a thread over the bytes of `chunks`; its result, or its error.
 
@@ -120,8 +142,7 @@ async def consume(chunks: AsyncIterable[bytes], reader: Callable[[io.BufferedRea
         pass  # the reader's own outcome (an error, or done early) is what counts
     except BaseException:
         channel.abort()
-        await asyncio.wait([worker])
-        if not worker.cancelled():
-            worker.exception()  # retrieved: the stream's error is the one that goes on
+        with contextlib.suppress(BaseException):
+            await settle(worker)  # its Disconnected, or a cancellation that arrived meanwhile: the stream's error wins
         raise
     return await worker
