@@ -124,6 +124,19 @@ async def test_hostile_entries_refused(store: ContextStore, tmp_path: Path, entr
     assert _left(store) == []
 
 
+async def test_odd_but_harmless_entries(store: ContextStore) -> None:
+    entries: list[Entry] = [DOCKERFILE, ("f", b"x"), _info("f", tarfile.LNKTYPE, linkname="f"), ("d/g", b"1"),
+                            ("d", b"now a file"), _info("e", tarfile.DIRTYPE), ("e", b"file over dir")]
+    async with await store.receive(chunked(make_tar(entries))) as ctx:
+        assert [(ctx.directory / n).read_bytes() for n in ("f", "d", "e")] == [b"x", b"now a file", b"file over dir"]
+
+
+async def test_nul_in_dockerfile_parameter(store: ContextStore) -> None:
+    with pytest.raises(InvalidArgument, match="NUL byte"):
+        await store.receive(chunked(make_tar([DOCKERFILE])), dockerfile="Docker\0file")
+    assert _left(store) == []
+
+
 async def test_device_nodes_are_not_created(store: ContextStore) -> None:
     dev = _info("null", tarfile.CHRTYPE, devmajor=1, devminor=3)
     async with await store.receive(chunked(make_tar([DOCKERFILE, dev, _info("blk", tarfile.BLKTYPE)]))) as ctx:

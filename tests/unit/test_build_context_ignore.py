@@ -1,4 +1,4 @@
-""".dockerignore reading and matching with Docker's rules (moby/patternmatcher, its ignorefile reader, the CLI's walk)."""
+""".dockerignore reading and matching with Docker's rules (moby/patternmatcher, ignorefile, the CLI's walk)."""
 from __future__ import annotations
 
 import pytest

@@ -102,7 +102,11 @@ class Extractor:
         try:
             with tarfile.open(fileobj=stream, mode="r|*") as tar:
                 for member in tar:
-                    self._entry(tar, member)
+                    try:
+                        self._entry(tar, member)
+                    except OSError as e:
+                        raise InvalidArgument(f"error unpacking build context entry {member.name!r}: "
+                                              f"{e.strerror or e}") from e
         except (tarfile.TarError, EOFError) as e:
             raise InvalidArgument(f"error reading the build context: {e}") from e
         finally:
@@ -164,6 +168,9 @@ class Extractor:
             st = ut.lstat(tfd, tbase)
             if st is None or stat.S_ISDIR(st.st_mode):
                 raise missing
+            existing = ut.lstat(fd, base)
+            if existing is not None and (existing.st_dev, existing.st_ino) == (st.st_dev, st.st_ino):
+                return None  # already that file (a link to itself, or a tar that repeats one)
             replaced = ut.remove(fd, base)
             os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
             return replaced

@@ -134,6 +134,8 @@ def resolve(root: Path, path: str, *, follow_last: bool = True) -> Path:
     Raises OutsideContext for a '..' above the root on the way (naming `path`), and
     InvalidArgument for a symlink loop.
     """
+    if "\0" in path:
+        raise InvalidArgument(f"invalid path {path!r}: it contains a NUL byte")
     rel = relative(path)
     if escapes(rel):
         raise OutsideContext(f"forbidden path outside the build context: {path} ({rel})")
