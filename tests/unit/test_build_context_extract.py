@@ -205,6 +205,22 @@ async def test_truncated_and_corrupt_streams(store: ContextStore) -> None:
     assert _left(store) == []
 
 
+@pytest.mark.parametrize("compress", [False, True])
+async def test_tar_ending_right_after_the_last_data(store: ContextStore, compress: bool) -> None:
+    # What the docker CLI sends with -f outside the context: no padding, no end-of-archive blocks.
+    import gzip
+    last = _info(".dockerfile.abc", size=13)
+    raw = make_tar([DOCKERFILE, ("big", b"x" * 1000)]).rstrip(b"\0") + b"\0" * (512 - 1000 % 512)
+    raw += last.tobuf(tarfile.PAX_FORMAT) + b"FROM scratch\n"
+    body = gzip.compress(raw) if compress else raw
+    async with await store.receive(chunked(body, 100), dockerfile=".dockerfile.abc") as ctx:
+        assert ctx.dockerfile == "FROM scratch\n" and (ctx.directory / "big").read_bytes() == b"x" * 1000
+    # An entry cut short is still an error.
+    with pytest.raises(InvalidArgument, match="unexpected end of data"):
+        await store.receive(chunked(raw[:-5]), dockerfile=".dockerfile.abc")
+    assert _left(store) == []
+
+
 async def test_client_gone_mid_upload(store: ContextStore) -> None:
     data = make_tar([DOCKERFILE, ("big", os.urandom(1 << 20))])
 

@@ -98,10 +98,23 @@ class Extractor:
         self._cached = (parent, fd)
         return fd
 
+    @staticmethod
+    def _next(tar: tarfile.TarFile) -> tarfile.TarInfo | None:
+        try:
+            return tar.next()
+        except tarfile.ReadError as e:
+            # The docker CLI, given a -f outside the context, appends that file and ends the
+            # tar right after its data: no padding, no end-of-archive blocks. Go's reader (and
+            # so dockerd) takes that as the end; so does this one. Every entry's data has been
+            # read whole by then (a short one fails while it is read), so only padding is missing.
+            if str(e) == "unexpected end of data":
+                return None
+            raise
+
     def run(self, stream: BinaryIO) -> None:
         try:
             with tarfile.open(fileobj=stream, mode="r|*") as tar:
-                for member in tar:
+                while (member := self._next(tar)) is not None:
                     try:
                         self._entry(tar, member)
                     except OSError as e:
@@ -125,6 +138,8 @@ class Extractor:
         if not (member.isreg() or member.isdir() or member.issym() or member.isfifo() or member.islnk()):
             raise _refuse(entry, f"unsupported entry type {member.type!r}")
         if self.ignore is not None and name not in self.keep and self.ignore.excludes(name):
+            if member.isreg():
+                self._drain(tar, member)
             return
         parent, _, base = name.rpartition("/")
         fd = self._parent(parent, entry)
@@ -152,6 +167,13 @@ class Extractor:
             self._before.append(name)
             if name == IGNORE_FILE and member.isreg():
                 self._load_ignore()
+
+    def _drain(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        """Read an excluded file's data (the stream passes it anyway): a short one fails here, as it would written."""
+        src = tar.extractfile(member)
+        assert isinstance(src, io.BufferedReader)
+        while src.readinto(self._buf):
+            pass
 
     def _hardlink(self, fd: int, base: str, member: tarfile.TarInfo) -> os.stat_result | None:
         entry = member.name
