@@ -85,3 +85,32 @@ async def test_cli_context_with_dockerignore_and_outside_dockerfile(
     # The random name was read, then left out of the context as the CLI's .dockerignore asks.
     assert seen[-1]["files"] == [".dockerignore", "Dockerfile", "src", "src/app.py"]
     assert os.listdir(store.root) == []
+
+
+async def test_sdk_gzip_context_with_outside_dockerfile(
+        daemon: tuple[str, ContextStore, list[dict[str, object]]], tmp_path: Path) -> None:
+    import docker
+
+    sock, store, seen = daemon
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "app.py").write_text("print(1)\n")
+    (ctx / "cache.tmp").write_text("x")
+    (ctx / ".dockerignore").write_text("*.tmp\n")
+    (tmp_path / "Other.dockerfile").write_text("FROM scratch\nCOPY app.py /\n")
+
+    def build() -> list[dict[str, object]]:
+        client = docker.APIClient(base_url=f"unix://{sock}", version="1.41")
+        try:
+            return list(client.build(path=str(ctx), dockerfile=str(tmp_path / "Other.dockerfile"), gzip=True,
+                                     decode=True))
+        finally:
+            client.close()
+
+    assert await asyncio.to_thread(build) == [{"stream": "Successfully built 0123456789ab\n"}]
+    name = seen[-1]["name"]
+    assert isinstance(name, str) and name.startswith(".dockerfile.")
+    assert seen[-1]["text"] == "FROM scratch\nCOPY app.py /\n"
+    # docker-py too lists its random name in the .dockerignore it sends: read, then left out.
+    assert seen[-1]["files"] == [".dockerignore", "app.py"]
+    assert os.listdir(store.root) == []
