@@ -1,0 +1,82 @@
+"""Variable substitution as BuildKit's shell lexer does it, and the ARG/ENV scopes words see."""
+from __future__ import annotations
+
+import pytest
+
+from engine.builder.dockerfile import (
+    StageScope, SubstitutionError, expand, expand_words, global_scope, parse_dockerfile,
+)
+from engine.builder.dockerfile.instructions import Arg
+
+ENV = {"A": "a", "E": "", "P": "80 443", "PATH": "/bin"}
+
+
+@pytest.mark.parametrize("word, out", [
+    ("$A", "a"), ("${A}", "a"), ("x${A}y", "xay"), ("$Ax", ""), ("$A-x", "a-x"), ("$UNSET", ""),
+    ("${UNSET:-d}", "d"), ("${E:-d}", "d"), ("${A:-d}", "a"), ("${UNSET-d}", "d"), ("${E-d}", ""),
+    ("${UNSET:+w}", ""), ("${E:+w}", ""), ("${A:+w}", "w"), ("${UNSET+w}", ""), ("${E+w}", "w"),
+    ("${A:?m}", "a"), ("${E?m}", ""), ("${UNSET:-${A}b}", "ab"), ("${UNSET:-'q'}", "q"),
+    ("\\$A", "$A"), ("'$A'", "$A"), ('"$A"', "a"), ('"\\$A"', "$A"), ('"a\\"b"', 'a"b'), ('"a\\nb"', "a\\nb"),
+    ("a\\ b", "a b"), ("a\\", "a"), ("$", "$"), ("a$", "a$"), ("$1", ""), ("$@x", "x"),
+    ("it's", None), ("${PATH}:/usr/bin", "/bin:/usr/bin"), ('"${P}"', "80 443"), ("'a'\"b\"c", "abc"),
+])
+def test_expand(word: str, out: str | None) -> None:
+    if out is None:
+        with pytest.raises(SubstitutionError, match="single-quote"):
+            expand(word, ENV)
+    else:
+        assert expand(word, ENV) == out
+
+
+def test_backtick_escape() -> None:
+    assert expand("`$A", ENV, "`") == "$A"
+    assert expand("c:\\dir\\$A", ENV, "`") == "c:\\dir\\a"
+
+
+@pytest.mark.parametrize("word, message", [
+    ("${UNSET:?}", "UNSET: is not allowed to be unset"),
+    ("${E:?}", "E: is not allowed to be empty"),
+    ("${E:?custom}", "E: custom"),
+    ("${UNSET?}", "UNSET: is not allowed to be unset"),
+    ("${A", "syntax error: missing '}'"),
+    ("${A:-x", "syntax error: missing '}'"),
+    ("${}", "syntax error: bad substitution"),
+    ("${:x}", "syntax error: bad substitution"),
+    ("${A%x}", "unsupported modifier (%) in substitution"),
+    ('"open', "unexpected end of statement while looking for matching double-quote"),
+])
+def test_expand_errors(word: str, message: str) -> None:
+    with pytest.raises(SubstitutionError) as err:
+        expand(word, ENV)
+    assert err.value.message == message
+
+
+@pytest.mark.parametrize("text, words", [
+    ("$P", ["80", "443"]), ('"$P"', ["80 443"]), ("a  b", ["a", "b"]), ('a "" b', ["a", "b"]),
+    ("a\\ b c", ["a b", "c"]), ("'x y'z", ["x yz"]), ("${UNSET}", []),
+])
+def test_expand_words(text: str, words: list[str]) -> None:
+    assert expand_words(text, ENV) == words
+
+
+def test_global_args_see_automatic_then_build_args() -> None:
+    df = parse_dockerfile("ARG BASE=alpine\nARG TAG=${BASE}-1\nARG EMPTY\nFROM $BASE:$TAG\n")
+    meta = global_scope(df.global_args, {"BASE": "busybox"}, {"TARGETARCH": "amd64"})
+    assert meta == {"TARGETARCH": "amd64", "BASE": "busybox", "TAG": "busybox-1"}
+    assert expand(df.stages[0].base, meta) == "busybox:busybox-1"
+
+
+def test_stage_scope_rules() -> None:
+    meta = {"V": "global", "TARGETOS": "linux"}
+    scope = StageScope(meta, {"B": "from-cli", "HTTP_PROXY": "http://p", "V": None}, {"PATH": "/bin"})
+    assert scope.env() == {"PATH": "/bin"}
+    df = parse_dockerfile("FROM a\nARG V\nARG B=default\nARG TARGETOS\nARG N\nARG D=$B-x\nENV B=env\n")
+    instructions = df.stages[0].instructions
+    for arg in instructions[:5]:
+        assert isinstance(arg, Arg)
+        scope.declare(arg)
+    assert scope.args == {"V": "global", "B": "from-cli", "TARGETOS": "linux", "D": "from-cli-x"}
+    assert expand("${N-unset}", scope.env()) == "unset"
+    scope.set_env("B", "env")
+    assert scope.env()["B"] == "env"
+    assert scope.run_env() == {"HTTP_PROXY": "http://p", "V": "global", "TARGETOS": "linux", "D": "from-cli-x"}
