@@ -42,7 +42,8 @@ def test_shell_forms_and_entrypoint_clears_cmd() -> None:
     ("FOO bar", "FOO is not a valid change command"),
     ("EXPOSE 80/http", "Dockerfile parse error line 1: Invalid containerPort: 80/http"),
     ("USER ${X:?need X}", "Dockerfile parse error line 1: X: need X"),
-    ("ENV a=b c", "Dockerfile parse error line 1: Syntax error - can't find = in \"c\". Must be of the form: name=value"),
+    ("ENV a=b c",
+     "Dockerfile parse error line 1: Syntax error - can't find = in \"c\". Must be of the form: name=value"),
 ])
 def test_refused_changes(change: str, message: str) -> None:
     with pytest.raises(DockerfileError) as err:

@@ -54,13 +54,16 @@ def test_empty_continuation_warns() -> None:
      "Dockerfile parse error line 2: Expecting boolean value for flag link, not: maybe"),
     ("FROM a\nCOPY --from=x --from=y a b\n", "Dockerfile parse error line 2: Duplicate flag specified: from"),
     ("FROM a\nCOPY --parents a b\n", "Dockerfile parse error line 2: COPY --parents is not supported by this builder"),
-    ("FROM a\nCOPY --exclude=*.md a b\n", "Dockerfile parse error line 2: COPY --exclude is not supported by this builder"),
-    ("FROM a\nADD --keep-git-dir a b\n", "Dockerfile parse error line 2: ADD --keep-git-dir is not supported by this builder (no git sources)"),
+    ("FROM a\nCOPY --exclude=*.md a b\n",
+     "Dockerfile parse error line 2: COPY --exclude is not supported by this builder"),
+    ("FROM a\nADD --keep-git-dir a b\n",
+     "Dockerfile parse error line 2: ADD --keep-git-dir is not supported by this builder (no git sources)"),
     ("FROM a\n\n\n\nCMD [\"a\", 1]\n",
      "Dockerfile parse error line 5: when using JSON array syntax, arrays must be comprised of strings only"),
     ("FROM a\nRUN <<EOF\necho\n", "Dockerfile parse error line 2: unterminated heredoc"),
     ("# escape=x\nFROM a\n", "Dockerfile parse error line 1: invalid escape token 'x' does not match ` or \\"),
-    ("# escape=`\n# escape=\\\nFROM a\n", "Dockerfile parse error line 2: only one escape parser directive can be used"),
+    ("# escape=`\n# escape=\\\nFROM a\n",
+     "Dockerfile parse error line 2: only one escape parser directive can be used"),
     ("FROM a\nENV a=b c\n",
      "Dockerfile parse error line 2: Syntax error - can't find = in \"c\". Must be of the form: name=value"),
     ("FROM a\nENV a\n", "Dockerfile parse error line 2: ENV must have two arguments"),
@@ -89,7 +92,8 @@ def test_empty_continuation_warns() -> None:
      "Dockerfile parse error line 2: Interval \"interval\" cannot be less than 1ms"),
     ("FROM a\nHEALTHCHECK --retries=-1 CMD x\n", "Dockerfile parse error line 2: --retries cannot be negative (-1)"),
     ("FROM a b\n", "Dockerfile parse error line 1: FROM requires either one or three arguments"),
-    ("FROM a IS b\n", "Dockerfile parse error line 1: When using FROM with 3 arguments, second argument must be \"AS\""),
+    ("FROM a IS b\n",
+     "Dockerfile parse error line 1: When using FROM with 3 arguments, second argument must be \"AS\""),
     ("FROM a AS 1x\n", "Dockerfile parse error line 1: invalid name for build stage: \"1x\", name can't start with "
      "a number or contain symbols"),
     ("FROM a AS x\nFROM b AS X\n", "Dockerfile parse error line 2: duplicate stage name \"x\""),
@@ -213,7 +217,8 @@ def test_onbuild_keeps_its_expression() -> None:
     assert isinstance(onbuild.trigger, ins.Copy) and onbuild.trigger.chown == "1"
 
 
-HEREDOCS = "FROM a\nRUN <<EOF\necho hi\n  indented\nEOF\nRUN <<-'END' cat && cat /dev/fd/3 3<<\"X\"\n\t$keep\n\tEND\nx\nX\n" \
+HEREDOCS = "FROM a\nRUN <<EOF\necho hi\n  indented\nEOF\n" \
+    "RUN <<-'END' cat && cat /dev/fd/3 3<<\"X\"\n\t$keep\n\tEND\nx\nX\n" \
     "COPY <<A <<B /dst/\na $V\nA\nb\nB\nRUN echo \"<<EOF\" \\<<NO\nCMD x\n"
 
 

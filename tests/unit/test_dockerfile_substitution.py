@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 
 from engine.builder.dockerfile import (
-    StageScope, SubstitutionError, expand, expand_words, global_scope, parse_dockerfile,
+    RunFile, RunProcess, StageScope, SubstitutionError, expand, expand_heredoc, expand_words, global_scope,
+    parse_dockerfile, run_process,
 )
-from engine.builder.dockerfile.instructions import Arg
+from engine.builder.dockerfile.instructions import Arg, Run
 
 ENV = {"A": "a", "E": "", "P": "80 443", "PATH": "/bin"}
 
@@ -80,3 +81,23 @@ def test_stage_scope_rules() -> None:
     scope.set_env("B", "env")
     assert scope.env()["B"] == "env"
     assert scope.run_env() == {"HTTP_PROXY": "http://p", "V": "global", "TARGETOS": "linux", "D": "from-cli-x"}
+
+
+def test_copy_heredoc_bodies_keep_quotes() -> None:
+    body = "a \"$A\" '$A' \\$A ${UNSET:-d}\n"
+    assert expand_heredoc(body, ENV) == "a \"a\" '$A' $A d\n"
+
+
+@pytest.mark.parametrize("text, args, files", [
+    ('FROM a\nRUN ["echo", "x"]\n', ["echo", "x"], ()),
+    ("FROM a\nRUN echo x\n", ["/bin/sh", "-c", "echo x"], ()),
+    ("FROM a\nRUN <<-EOF\n\techo hi\n\tEOF\n", ["/bin/sh", "-c", "echo hi\n"], ()),
+    ("FROM a\nRUN <<run.py\n#!/usr/bin/env python3\nprint(1)\nrun.py\n", ["/dev/pipes/run.py"],
+     (RunFile("/dev/pipes/run.py", "#!/usr/bin/env python3\nprint(1)\n"),)),
+    ("FROM a\nRUN python3 <<EOF && cat 3<<'X'\nprint(1)\nEOF\n$x\nX\n",
+     ["/bin/sh", "-c", "python3 <<EOF && cat 3<<'X'\nprint(1)\nEOF\n$x\nX"], ()),
+])
+def test_run_process(text: str, args: list[str], files: tuple[RunFile, ...]) -> None:
+    run = parse_dockerfile(text).stages[0].instructions[0]
+    assert isinstance(run, Run)
+    assert run_process(run, ["/bin/sh", "-c"]) == RunProcess(args, files)

@@ -7,20 +7,25 @@ What the executor calls (docs/builder.md):
     plan(df, target, meta) -> BuildPlan               needed stages, their order and dependencies
     StageScope(meta, build_args, image_env, escape)   declare(Arg) / set_env / env() / run_env()
     expand(word, env, escape) / expand_words(text, env, escape)
+    expand_heredoc(content, env, escape)              a COPY/ADD heredoc body whose delimiter is unquoted
+    run_process(run, shell) -> RunProcess             a RUN's argv (and heredoc script files)
     apply_instruction(config, instruction, env, escape, cmd_set) / apply_changes(config, changes)
     unused_build_args(build_args, plan.declared) -> unused_build_args_warning(...)
 """
 from engine.builder.dockerfile.build import parse_dockerfile
 from engine.builder.dockerfile.changes import apply_changes, apply_instruction
 from engine.builder.dockerfile.errors import DockerfileError, SubstitutionError
-from engine.builder.dockerfile.lexer import expand, expand_words
+from engine.builder.dockerfile.lexer import expand, expand_heredoc, expand_words
+from engine.builder.dockerfile.runform import RunFile, RunProcess, run_process
 from engine.builder.dockerfile.scope import (
     StageScope, global_scope, unused_build_args, unused_build_args_warning,
 )
 from engine.builder.dockerfile.stages import BuildPlan, find_target, plan
 
 __all__ = [
-    "BuildPlan", "DockerfileError", "StageScope", "SubstitutionError", "apply_changes", "apply_instruction",
-    "expand", "expand_words", "find_target", "global_scope", "parse_dockerfile", "plan",
+    "BuildPlan", "DockerfileError", "RunFile", "RunProcess", "StageScope", "SubstitutionError",
+    "apply_changes", "apply_instruction",
+    "expand", "expand_heredoc", "expand_words", "find_target", "global_scope", "parse_dockerfile", "plan",
+    "run_process",
     "unused_build_args", "unused_build_args_warning",
 ]

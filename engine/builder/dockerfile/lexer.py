@@ -63,12 +63,13 @@ class _Words:
 
 class _Lexer:
     def __init__(self, source: str, env: Mapping[str, str], escape: str,
-                 raw_quotes: bool, skip_unset: bool) -> None:
+                 raw_quotes: bool, skip_unset: bool, raw_escapes: bool | None = None) -> None:
         self.src = source
         self.pos = 0
         self.env = env
         self.escape = escape
         self.raw_quotes = raw_quotes
+        self.raw_escapes = raw_quotes if raw_escapes is None else raw_escapes
         self.skip_unset = skip_unset
 
     def peek(self) -> str:
@@ -101,7 +102,7 @@ class _Lexer:
             else:
                 self.next()
                 if ch == self.escape:
-                    if self.raw_quotes:
+                    if self.raw_escapes:
                         words.add_raw(ch)
                         out.append(ch)
                     ch = self.next()
@@ -146,7 +147,7 @@ class _Lexer:
                 if not follower:
                     continue
                 if follower in ('"', "$", self.escape):
-                    if self.raw_quotes:
+                    if self.raw_escapes:
                         out.append(ch)
                     ch = self.next()
             out.append(ch)
@@ -224,6 +225,12 @@ def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
 def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
     """The text split into words the way a shell splits it, each expanded."""
     return _Lexer(text, env, escape, raw_quotes=False, skip_unset=False).run()[1]
+
+
+def expand_heredoc(content: str, env: Mapping[str, str], escape: str = "\\") -> str:
+    """A COPY/ADD heredoc body whose delimiter was not quoted: variables substituted, quotes kept
+    (nothing inside single quotes is substituted), escapes applied (`\\$X` gives `$X`), as BuildKit."""
+    return _Lexer(content, env, escape, raw_quotes=True, skip_unset=False, raw_escapes=False).run()[0]
 
 
 def split_raw_words(text: str, escape: str = "\\") -> list[str]:

@@ -9,10 +9,11 @@ parser's warnings, and it loads a Go runtime into the daemon. Its rules, which t
 - Parser directives (`# escape=`, `# syntax=`, `# check=`, any `# name=value`) are read only at the top:
   the first line that is not one (an empty line, a comment, an instruction) ends them. Only `escape`
   means something to the parser: `\\` (default) or `` ` ``; given twice it is an error.
-- Lines are read with a leading UTF-8 BOM removed and `\\r\\n` taken as `\\n`. Comment lines (`#` after
-  optional whitespace) are dropped, also between continuation lines; empty lines inside a continuation
-  are skipped with a warning. A line ends in a continuation when its last non-blank character is the
-  escape token; the next line is appended to it without the token.
+- Lines are read with a leading UTF-8 BOM removed and `\\r\\n` taken as `\\n` (heredoc bodies keep
+  the `\\r`). Comment lines (`#` after optional whitespace) are dropped, also between continuation
+  lines; empty lines inside a continuation are skipped with a warning. A line continues when its
+  last non-blank character is the escape token (not preceded by another); the next line is appended
+  to it without the token.
 - The first word is the keyword (any case); then come `--flags`; the rest is the argument text.
 - RUN, COPY and ADD in shell form may open heredocs (`<<EOF`, `<<-EOF` strips leading tabs,
   `<<"EOF"`/`<<'EOF'` does not expand, `3<<EOF` names a file descriptor); their bodies follow the
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from engine.builder.dockerfile.errors import DockerfileError
+from engine.builder.dockerfile.errors import DockerfileError, SubstitutionError
 from engine.builder.dockerfile.lexer import split_raw_words, unquote_unexpanded
 from engine.builder.dockerfile.syntax import extract_flags, parse_json_array
 
@@ -109,6 +110,16 @@ def parse_heredoc_marker(word: str) -> Heredoc | None:
                    chomp=match.group(2) == "-", expand=not quoted)
 
 
+def _heredoc_markers(line: str) -> list[Heredoc]:
+    """The heredocs a line opens; none when its quotes do not close (the shell would not run it)."""
+    if "<<" not in line:
+        return []
+    try:
+        return [m for m in map(parse_heredoc_marker, split_raw_words(line)) if m is not None]
+    except SubstitutionError:
+        return []
+
+
 def split_instruction(line: str, number: int, end: int) -> RawInstruction:
     """One logical line → keyword, flags and argument text; a JSON array is recognised here."""
     parts = line.strip().split(None, 1)
@@ -126,17 +137,24 @@ _JSON_CAPABLE = frozenset({"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "
 
 
 def _strip_continuation(line: str, escape: str) -> tuple[str, bool]:
+    """A line ending in the escape token (blanks after it allowed) continues, unless the token before
+    it is one too: two or three trailing escape tokens end the line, as in BuildKit v0.12."""
     stripped = line.rstrip(" \t")
-    if stripped.endswith(escape):
-        return stripped[: -len(escape)], False
+    if stripped.endswith(escape) and not stripped.endswith(escape * 2):
+        return stripped[:-1], False
     return line, True
 
 
 def parse(text: str) -> ParsedFile:
     """The Dockerfile's raw instructions in order; errors name the line they are on."""
-    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    raw_lines = text.removeprefix("\ufeff").split("\n")
+    if raw_lines and raw_lines[-1] == "":
+        raw_lines.pop()
+    else:
+        raw_lines[-1:] = [raw_lines[-1] + "\0"] if raw_lines else []
+    ends = ["" if r.endswith("\0") else "\n" for r in raw_lines]
+    raw_lines = [r.removesuffix("\0") for r in raw_lines]
+    lines = [r.rstrip("\r\n") for r in raw_lines]
     directives = _Directives()
     out: list[RawInstruction] = []
     warnings: list[str] = []
@@ -169,8 +187,7 @@ def parse(text: str) -> ParsedFile:
         instruction = split_instruction(line, number, i)
         if instruction.keyword in HEREDOC_KEYWORDS and instruction.json is None:
             docs = []
-            body_start = i
-            for marker in filter(None, map(parse_heredoc_marker, split_raw_words(line))):
+            for marker in _heredoc_markers(line):
                 body: list[str] = []
                 while True:
                     if i >= len(lines):
@@ -179,10 +196,10 @@ def parse(text: str) -> ParsedFile:
                     i += 1
                     if (candidate.lstrip("\t") if marker.chomp else candidate) == marker.name:
                         break
-                    body.append(candidate + "\n")
+                    body.append(raw_lines[i - 1] + ends[i - 1])
                 docs.append(Heredoc(marker.name, "".join(body), marker.fd, marker.chomp, marker.expand))
             if docs:
-                original = line + "\n" + "".join(f"{raw}\n" for raw in lines[body_start:i])
+                original = line + "\n" + "".join(doc.content + doc.name + "\n" for doc in docs)
                 instruction = RawInstruction(instruction.keyword, instruction.args, original, number, i,
                                              instruction.flags, tuple(docs), None)
         out.append(instruction)
