@@ -45,7 +45,7 @@ def test_empty_continuation_warns() -> None:
 
 @pytest.mark.parametrize("text, message", [
     ("FROM a\nFOO bar\n", "Dockerfile parse error line 2: unknown instruction: FOO"),
-    ("FROM a\n\nrunn x\n", "Dockerfile parse error line 3: unknown instruction: runn"),
+    ("FROM a\n\nrunn x\n", "Dockerfile parse error line 3: unknown instruction: RUNN"),
     ("FROM a\nCOPY --foo=1 a b\n", "Dockerfile parse error line 2: Unknown flag: foo"),
     ("FROM a\nRUN --chown=1 x\n", "Dockerfile parse error line 2: Unknown flag: chown"),
     ("FROM a\nCMD --x=1 y\n", "Dockerfile parse error line 2: Unknown flag: x"),
@@ -103,15 +103,28 @@ def test_empty_continuation_warns() -> None:
     ("FROM a\nRUN --network=bridge x\n", "Dockerfile parse error line 2: unsupported network mode 'bridge'"),
     ("FROM a\nRUN --security=insecure x\n",
      "Dockerfile parse error line 2: RUN --security=insecure is not allowed: this builder grants no security.insecure"),
-    ("FROM a\nRUN --mount=type=nfs,target=/x y\n", "Dockerfile parse error line 2: unsupported mount type 'nfs'"),
+    ("FROM a\nRUN --mount=type=nfs,target=/x y\n", "Dockerfile parse error line 2: unsupported mount type \"nfs\""),
     ("FROM a\nRUN --mount=type=cache,foo=1,target=/x y\n",
      "Dockerfile parse error line 2: unexpected key 'foo' in 'foo=1'"),
     ("FROM a\nRUN --mount=type=cache y\n", "Dockerfile parse error line 2: mount type cache requires a target"),
     ("FROM a\nRUN --mount=type=cache,target=/x,sharing=all y\n",
-     "Dockerfile parse error line 2: unsupported sharing value 'all'"),
+     "Dockerfile parse error line 2: unsupported sharing value \"all\""),
     ("FROM a\nRUN --mount=type=bind,target=/x,sharing=locked y\n",
-     "Dockerfile parse error line 2: sharing is only allowed for cache mounts"),
+     "Dockerfile parse error line 2: invalid cache sharing set for bind mount"),
     ("FROM a\nRUN --mount=type=cache,target=/x,mode=9 y\n", "Dockerfile parse error line 2: invalid value for mode: 9"),
+    ("FROM a\nRUN --mount=type=bind,target=/x,uid=1 y\n",
+     "Dockerfile parse error line 2: uid not allowed for \"bind\" type mounts"),
+    ("FROM a\nRUN --mount=type=tmpfs,target=/x,required y\n",
+     "Dockerfile parse error line 2: unexpected key 'required' for mount type 'tmpfs'"),
+    ("FROM a\nRUN --mount=type=secret,from=x,id=y z\n",
+     "Dockerfile parse error line 2: secret mount should not have a from"),
+    ("FROM a\nRUN --mount=type=secret z\n",
+     "Dockerfile parse error line 2: invalid secret mount. one of source, target required"),
+    ("FROM a\nRUN --mount=type=secret,id=a,source=b z\n",
+     "Dockerfile parse error line 2: both source and id can't be set"),
+    ("FROM a\nRUN --mount=target=/x,ro=maybe z\n", "Dockerfile parse error line 2: invalid value for ro: maybe"),
+    ("FROM a\nRUN --mount=type=bind,target z\n",
+     "Dockerfile parse error line 2: invalid field 'target' must be a key=value pair"),
 ])
 def test_errors_name_the_line(text: str, message: str) -> None:
     with pytest.raises(DockerfileError) as err:
@@ -186,9 +199,11 @@ def test_run_mounts_network() -> None:
     run = one("RUN --mount=type=cache,target=/root/.cache,sharing=locked,mode=0700,uid=1 "
               "--mount=type=bind,from=build,source=/out,target=/in,rw "
               "--mount=type=tmpfs,dst=/t,size=64m --mount=type=secret,id=tok "
-              "--mount=type=ssh --mount=\"type=bind,target=/a b\" --network=none make")
+              "--mount=type=ssh --mount=\"type=bind,target=/a b\" --mount=type=secret,source=npmrc,required "
+              "--network=none make")
     assert isinstance(run, ins.Run)
-    cache, bind, tmpfs, secret, ssh, spaced = run.mounts
+    cache, bind, tmpfs, secret, ssh, spaced, npmrc = run.mounts
+    assert (npmrc.id, npmrc.source, npmrc.target, npmrc.required) == ("npmrc", "", "/run/secrets/npmrc", True)
     assert (cache.type, cache.target, cache.id, cache.sharing, cache.mode, cache.uid, cache.readonly) == (
         MountType.CACHE, "/root/.cache", "/root/.cache", Sharing.LOCKED, 0o700, 1, False)
     assert (bind.from_, bind.source, bind.target, bind.readonly) == ("build", "/out", "/in", False)
@@ -240,7 +255,7 @@ def test_heredocs() -> None:
 
 
 def test_heredoc_only_in_run_copy_add() -> None:
-    with pytest.raises(DockerfileError, match="line 3: unknown instruction: x"):
+    with pytest.raises(DockerfileError, match="line 3: unknown instruction: X"):
         parse_dockerfile("FROM a\nCMD <<EOF\nx\nEOF\n")
     run = one('RUN ["<<EOF"]')
     assert isinstance(run, ins.Run) and run.heredocs == () and run.command == ["<<EOF"]
@@ -249,3 +264,13 @@ def test_heredoc_only_in_run_copy_add() -> None:
 def test_flags_quotes_and_end() -> None:
     raw = parse('FROM a\nRUN --mount=type=secret,id="a b" -- --not-a-flag\n').instructions[1]
     assert raw.flags == ("--mount=type=secret,id=a b",) and raw.args == "--not-a-flag"
+
+
+def test_healthcheck_edges() -> None:
+    check = one("HEALTHCHECK\tCMD\tx y")
+    assert isinstance(check, ins.Healthcheck) and check.test == ("CMD-SHELL", "x y")
+    with pytest.raises(DockerfileError, match="line 2: HEALTHCHECK requires at least one argument"):
+        one("HEALTHCHECK")
+    with pytest.raises(DockerfileError, match="cannot be less than 1ms"):
+        one("HEALTHCHECK --timeout=-5s CMD x")
+    assert getattr(one("HEALTHCHECK --interval=0 --timeout=.5s CMD x"), "timeout") == 500_000_000

@@ -179,10 +179,10 @@ def _copy(c: _Ctx) -> ins.Instruction:
 
 
 def _healthcheck(c: _Ctx) -> ins.Instruction:
-    kind, _, rest = c.raw.args.partition(" ")
-    kind, rest = kind.strip(), rest.strip()
+    kind, rest = (c.raw.args.split(None, 1) + ["", ""])[:2]
+    rest = rest.strip()
     if not kind:
-        raise c.fail("HEALTHCHECK requires an argument")
+        raise c.fail("HEALTHCHECK requires at least one argument")
     if kind.upper() == "NONE":
         if rest or c.raw.flags:
             raise c.fail("HEALTHCHECK NONE takes no arguments")
@@ -240,8 +240,7 @@ BUILDERS: dict[str, Callable[[_Ctx], ins.Instruction]] = {
 def build_instruction(raw: RawInstruction, escape: str = "\\") -> ins.Instruction:
     builder = BUILDERS.get(raw.keyword)
     if builder is None:
-        word = raw.original.split(None, 1)[0] if raw.original.strip() else raw.keyword
-        raise DockerfileError(f"unknown instruction: {word}", raw.start_line)
+        raise DockerfileError(f"unknown instruction: {raw.keyword}", raw.start_line)
     return builder(_Ctx(raw, escape))
 
 

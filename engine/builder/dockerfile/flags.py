@@ -121,8 +121,6 @@ def health_duration(flags: Flags, name: str, line: int) -> int:
         value = parse_duration(text)
     except ValueError as err:
         raise DockerfileError(str(err), line) from None
-    if value < 0:
-        raise DockerfileError(f"Interval {json.dumps(name)} cannot be negative", line)
-    if 0 < value < 1_000_000:
+    if value != 0 and value < 1_000_000:
         raise DockerfileError(f"Interval {json.dumps(name)} cannot be less than 1ms", line)
     return value

@@ -9,6 +9,7 @@ The value is one CSV record (quotes allowed) of `key=value` fields, bare `ro`/`r
 from __future__ import annotations
 
 import csv
+import json
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -99,16 +100,22 @@ def _parse(value: str, ssh_index: int) -> Mount:
     try:
         kind = MountType(opts.get("type", "bind").lower())
     except ValueError:
-        raise ValueError(f"unsupported mount type {opts['type']!r}") from None
+        raise ValueError(f"unsupported mount type {json.dumps(opts['type'])}") from None
     readonly = kind in (MountType.BIND, MountType.SECRET, MountType.SSH)
     for key, ro in _BOOL_KEYS.items():
         if key in opts:
             readonly = _bool(opts[key], key) == ro
     target = opts.get("target", "")
     ident = opts.get("id", "")
+    source = opts.get("source", "")
     if kind is MountType.SECRET:
+        if opts.get("from"):
+            raise ValueError("secret mount should not have a from")
+        if source and ident:
+            raise ValueError("both source and id can't be set")
+        ident, source = ident or source, ""
         if not ident and not target:
-            raise ValueError("one of source, target required")
+            raise ValueError("invalid secret mount. one of source, target required")
         ident = ident or target.rstrip("/").rpartition("/")[2]
         target = target or f"/run/secrets/{ident}"
     elif kind is MountType.SSH:
@@ -119,7 +126,9 @@ def _parse(value: str, ssh_index: int) -> Mount:
     if kind is MountType.CACHE:
         ident = ident or target
     elif "sharing" in opts:
-        raise ValueError("sharing is only allowed for cache mounts")
+        raise ValueError(f"invalid cache sharing set for {kind.value} mount")
+    if ident and kind in (MountType.BIND, MountType.TMPFS):
+        raise ValueError(f"id is not allowed for {kind.value} mounts")
     if "from" in opts and kind not in (MountType.BIND, MountType.CACHE):
         raise ValueError(f"from is not allowed for {kind.value} mounts")
     if "source" in opts and kind in (MountType.TMPFS, MountType.SSH):
@@ -129,15 +138,15 @@ def _parse(value: str, ssh_index: int) -> Mount:
     owned = kind in (MountType.CACHE, MountType.SECRET, MountType.SSH)
     for key in ("mode", "uid", "gid"):
         if key in opts and not owned:
-            raise ValueError(f"{key} is not allowed for {kind.value} mounts")
+            raise ValueError(f"{key} not allowed for {json.dumps(kind.value)} type mounts")
     if "required" in opts and kind not in (MountType.SECRET, MountType.SSH):
-        raise ValueError("required is only allowed for secret and ssh mounts")
+        raise ValueError(f"unexpected key 'required' for mount type '{kind.value}'")
     try:
         sharing = Sharing(opts.get("sharing", "shared").lower())
     except ValueError:
-        raise ValueError(f"unsupported sharing value {opts['sharing']!r}") from None
+        raise ValueError(f"unsupported sharing value {json.dumps(opts['sharing'])}") from None
     return Mount(
-        type=kind, target=target, source=opts.get("source", ""), from_=opts.get("from", ""),
+        type=kind, target=target, source=source, from_=opts.get("from", ""),
         readonly=readonly, id=ident, sharing=sharing,
         mode=_int(opts["mode"], "mode", 8) if "mode" in opts else None,
         uid=_int(opts["uid"], "uid") if "uid" in opts else None,

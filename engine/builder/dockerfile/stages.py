@@ -26,7 +26,8 @@ class StageNeeds:
 class BuildPlan:
     """`order`: the needed stages, each after those it depends on; `deps[i]`: what stage i waits for;
     `base[i]`: its base, expanded (an image reference, "scratch", or the name of the stage it builds on);
-    `images[i]`: images its `--from`s name; `declared`: ARG names of the built stages and globals."""
+    `images[i]`: the images it needs (its base when that is an image, those its `--from`s name);
+    `declared`: the ARG names of the built stages and the global ones."""
 
     target: Stage
     order: list[int]
