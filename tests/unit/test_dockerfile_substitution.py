@@ -43,7 +43,7 @@ def test_backtick_escape() -> None:
     ("${A:-x", "syntax error: missing '}'"),
     ("${}", "syntax error: bad substitution"),
     ("${:x}", "syntax error: bad substitution"),
-    ("${A%x}", "unsupported modifier (%) in substitution"),
+    ("${A=x}", "unsupported modifier (=) in substitution"),
     ('"open', "unexpected end of statement while looking for matching double-quote"),
 ])
 def test_expand_errors(word: str, message: str) -> None:
@@ -101,3 +101,24 @@ def test_run_process(text: str, args: list[str], files: tuple[RunFile, ...]) -> 
     run = parse_dockerfile(text).stages[0].instructions[0]
     assert isinstance(run, Run)
     assert run_process(run, ["/bin/sh", "-c"]) == RunProcess(args, files)
+
+
+@pytest.mark.parametrize("word, out", [
+    ("${F%.*}", "archive.tar"), ("${F%%.*}", "archive"), ("${F#*.}", "tar.gz"), ("${F##*.}", "gz"),
+    ("${F#nomatch}", "archive.tar.gz"), ("${F%?z}", "archive.tar."), ("${U#x}", ""),
+    ("${P/local/opt}", "/usr/opt/bin"), ("${S//a/x}", "x-b-x-b"), ("${S/a*/z}", "z"), ("${S//?/.}", "......."),
+    ("${S%\\*}", "a-b-a-b"), ("${P##*/}", "bin"), ("${P%/*}", "/usr/local"),
+])
+def test_pattern_operators(word: str, out: str) -> None:
+    assert expand(word, {"F": "archive.tar.gz", "P": "/usr/local/bin", "S": "a-b-a-b"}) == out
+
+
+@pytest.mark.parametrize("word, message", [
+    ("${S/a}", "syntax error: missing '/' in ${}"),
+    ("${S%\\q}", "invalid pattern (\\q) in substitution: invalid escape '\\q'"),
+    ("${S:=x}", "unsupported modifier (:=) in substitution"),
+])
+def test_pattern_errors(word: str, message: str) -> None:
+    with pytest.raises(SubstitutionError) as err:
+        expand(word, {"S": "s"})
+    assert err.value.message == message

@@ -9,10 +9,14 @@ token before `"`, `$` or itself; any other escaped character keeps its escape to
     ${NAME:-word} ${NAME-word} word when NAME is unset or empty / only when unset
     ${NAME:+word} ${NAME+word} word when NAME is set and not empty / when set, else ""
     ${NAME:?msg}  ${NAME?msg}  an error "NAME: msg" when unset or empty / only when unset
+    ${NAME#pat}   ${NAME##pat} the value without its shortest / longest prefix matching pat
+    ${NAME%pat}   ${NAME%%pat} the value without its shortest / longest suffix matching pat
+    ${NAME/pat/r} ${NAME//pat/r} the first / every match of pat replaced by r (patterns.py)
 
-`word` is itself expanded. A name is letters, digits and `_`; a run of digits or one of `@*#?-$!0` is
-a special parameter (never set here, so ""). A lone `$` stays a `$`. Anything else after `${NAME`
-is "unsupported modifier"; `${}`, `${:` and a missing `}` are "bad substitution"/"missing '}'".
+`word` is itself expanded (a pattern keeps its escapes for patterns.py). A name is letters, digits
+and `_`; a run of digits or one of `@*#?-$!0` is a special parameter (never set here, so ""). A lone
+`$` stays a `$`. Anything else after `${NAME` is "unsupported modifier"; `${}`, `${:` and a missing
+`}` are "bad substitution"/"missing '}'".
 
 `expand` gives one string (ENV, LABEL, USER, WORKDIR... values); `expand_words` splits the result into
 words where unquoted whitespace was, and splits the values of unquoted substitutions too, as a shell
@@ -24,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from engine.builder.dockerfile.errors import SubstitutionError
+from engine.builder.dockerfile.patterns import replace, trim_prefix, trim_suffix
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 
@@ -80,6 +85,18 @@ class _Lexer:
         if ch:
             self.pos += 1
         return ch
+
+    def operand(self, stop: str, raw_escapes: bool, missing: str = "syntax error: missing '}'") -> str:
+        """The word of a `${NAME<op>word}` up to `stop`; pattern words keep their escapes."""
+        saved, self.raw_escapes = self.raw_escapes, raw_escapes
+        try:
+            return self.run(stop)[0]
+        except SubstitutionError:
+            if not self.peek():
+                raise SubstitutionError(missing) from None
+            raise
+        finally:
+            self.raw_escapes = saved
 
     def run(self, stop: str = "") -> tuple[str, list[str]]:
         """Reads up to `stop` (consumed) or the end; the text and its words."""
@@ -188,22 +205,23 @@ class _Lexer:
             if name not in self.env and self.skip_unset:
                 return "${" + name + "}"
             return self.env.get(name, "")
+        if op == "/":
+            return self.replacement(name)
         colon = op == ":"
         if colon:
             op = self.next()
-        if op not in ("-", "+", "?"):
-            raise SubstitutionError(f"unsupported modifier ({op}) in substitution")
-        try:
-            word, _ = self.run("}")
-        except SubstitutionError:
-            if not self.peek():
-                raise SubstitutionError("syntax error: missing '}'") from None
-            raise
+        if not op or op not in "-+?#%":
+            raise SubstitutionError(f"unsupported modifier ({':' if colon else ''}{op}) in substitution")
+        word = self.operand("}", raw_escapes=op in "#%")
         found = name in self.env
         value = self.env.get(name, "")
         if not found and self.skip_unset:
             return "${" + name + (":" if colon else "") + op + word + "}"
         present = bool(value) if colon else found
+        if op in "#%":
+            longest = word.startswith(op)
+            pattern = word[1:] if longest else word
+            return (trim_prefix if op == "#" else trim_suffix)(value, pattern, longest)
         if op == "-":
             return value if present else word
         if op == "+":
@@ -213,6 +231,17 @@ class _Lexer:
         if not found:
             raise SubstitutionError(f"{name}: {word or 'is not allowed to be unset'}")
         raise SubstitutionError(f"{name}: {word or 'is not allowed to be empty'}")
+
+
+    def replacement(self, name: str) -> str:
+        every = self.peek() == "/"
+        if every:
+            self.next()
+        pattern = self.operand("/", raw_escapes=True, missing="syntax error: missing '/' in ${}")
+        replacement = self.operand("}", raw_escapes=True)
+        if name not in self.env and self.skip_unset:
+            return "${" + name + "/" + ("/" if every else "") + pattern + "/" + replacement + "}"
+        return replace(self.env.get(name, ""), pattern, replacement, every)
 
 
 def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
