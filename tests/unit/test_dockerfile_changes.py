@@ -41,7 +41,7 @@ def test_shell_forms_and_entrypoint_clears_cmd() -> None:
     ("from busybox", "from is not a valid change command"),
     ("FOO bar", "FOO is not a valid change command"),
     ("EXPOSE 80/http", "Dockerfile parse error line 1: Invalid containerPort: 80/http"),
-    ("USER ${X:?need X}", "Dockerfile parse error line 1: X: need X"),
+    ("USER ${X:?need X}", 'Dockerfile parse error line 1: failed to process "${X:?need X}": X: need X'),
     ("ENV a=b c",
      "Dockerfile parse error line 1: Syntax error - can't find = in \"c\". Must be of the form: name=value"),
 ])

@@ -1,11 +1,13 @@
 """Variable substitution as BuildKit's shell lexer does it, and the ARG/ENV scopes words see."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.builder.dockerfile import (
-    RunFile, RunProcess, StageScope, SubstitutionError, expand, expand_heredoc, expand_words, global_scope,
-    parse_dockerfile, run_process,
+    DockerfileError, RunFile, RunProcess, StageScope, SubstitutionError, expand, expand_heredoc, expand_words,
+    global_scope, parse_dockerfile, run_process,
 )
 from engine.builder.dockerfile.instructions import Arg, Run
 
@@ -49,7 +51,7 @@ def test_backtick_escape() -> None:
 def test_expand_errors(word: str, message: str) -> None:
     with pytest.raises(SubstitutionError) as err:
         expand(word, ENV)
-    assert err.value.message == message
+    assert err.value.message == f"failed to process {json.dumps(word)}: {message}"
 
 
 @pytest.mark.parametrize("text, words", [
@@ -83,9 +85,9 @@ def test_stage_scope_rules() -> None:
     assert scope.run_env() == {"HTTP_PROXY": "http://p", "V": "global", "TARGETOS": "linux", "D": "from-cli-x"}
 
 
-def test_copy_heredoc_bodies_keep_quotes() -> None:
-    body = "a \"$A\" '$A' \\$A ${UNSET:-d}\n"
-    assert expand_heredoc(body, ENV) == "a \"a\" '$A' $A d\n"
+def test_copy_heredoc_bodies_keep_quotes_and_expand_inside_them() -> None:
+    body = "a \"$A\" '$A' it's \\$A \\x ${UNSET:-d}\n"
+    assert expand_heredoc(body, ENV) == "a \"a\" 'a' it's $A x d\n"
 
 
 @pytest.mark.parametrize("text, args, files", [
@@ -121,4 +123,14 @@ def test_pattern_operators(word: str, out: str) -> None:
 def test_pattern_errors(word: str, message: str) -> None:
     with pytest.raises(SubstitutionError) as err:
         expand(word, {"S": "s"})
-    assert err.value.message == message
+    assert err.value.message == f"failed to process {json.dumps(word)}: {message}"
+
+
+def test_arg_default_errors_name_the_line() -> None:
+    df = parse_dockerfile("ARG A=${NOPE:?unset}\nFROM a\nARG B=${X:?}\n")
+    with pytest.raises(DockerfileError, match=r'line 1: failed to process "\$\{NOPE:\?unset\}": NOPE: unset'):
+        global_scope(df.global_args, {}, {})
+    arg = df.stages[0].instructions[0]
+    assert isinstance(arg, Arg)
+    with pytest.raises(DockerfileError, match="line 3: .*X: is not allowed to be unset"):
+        StageScope({}, {}).declare(arg)

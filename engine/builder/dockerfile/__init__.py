@@ -7,7 +7,7 @@ What the executor calls (docs/builder.md):
     plan(df, target, meta) -> BuildPlan               needed stages, their order and dependencies
     StageScope(meta, build_args, image_env, escape)   declare(Arg) / set_env / env() / run_env()
     expand(word, env, escape) / expand_words(text, env, escape)
-    expand_heredoc(content, env, escape)              a COPY/ADD heredoc body whose delimiter is unquoted
+    expand_heredoc(content, env)                      a COPY/ADD heredoc body whose delimiter is unquoted
     run_process(run, shell) -> RunProcess             a RUN's argv (and heredoc script files)
     apply_instruction(config, instruction, env, escape, cmd_set) / apply_changes(config, changes)
     unused_build_args(build_args, plan.declared) -> unused_build_args_warning(...)

@@ -18,12 +18,15 @@ and `_`; a run of digits or one of `@*#?-$!0` is a special parameter (never set 
 `$` stays a `$`. Anything else after `${NAME` is "unsupported modifier"; `${}`, `${:` and a missing
 `}` are "bad substitution"/"missing '}'".
 
+Errors say which word: `failed to process "WORD": ...`, as BuildKit's.
+
 `expand` gives one string (ENV, LABEL, USER, WORKDIR... values); `expand_words` splits the result into
 words where unquoted whitespace was, and splits the values of unquoted substitutions too, as a shell
 does (`$PORTS` with "80 443" gives two words; `"$PORTS"` one). Quoted empty strings give no word.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -68,13 +71,15 @@ class _Words:
 
 class _Lexer:
     def __init__(self, source: str, env: Mapping[str, str], escape: str,
-                 raw_quotes: bool, skip_unset: bool, raw_escapes: bool | None = None) -> None:
+                 raw_quotes: bool, skip_unset: bool, raw_escapes: bool | None = None,
+                 quotes: bool = True) -> None:
         self.src = source
         self.pos = 0
         self.env = env
         self.escape = escape
         self.raw_quotes = raw_quotes
         self.raw_escapes = raw_quotes if raw_escapes is None else raw_escapes
+        self.quotes = quotes
         self.skip_unset = skip_unset
 
     def peek(self) -> str:
@@ -107,10 +112,10 @@ class _Lexer:
             if stop and ch == stop:
                 self.next()
                 return "".join(out), words.done()
-            if ch == "'":
+            if ch == "'" and self.quotes:
                 text = self.single_quote()
                 words.add_raw(text)
-            elif ch == '"':
+            elif ch == '"' and self.quotes:
                 text = self.double_quote()
                 words.add_raw(text)
             elif ch == "$":
@@ -244,22 +249,31 @@ class _Lexer:
         return replace(self.env.get(name, ""), pattern, replacement, every)
 
 
+def _process(source: str, lexer: _Lexer) -> tuple[str, list[str]]:
+    try:
+        return lexer.run()
+    except SubstitutionError as err:
+        raise SubstitutionError(f"failed to process {json.dumps(source, ensure_ascii=False)}: {err.message}") from None
+
+
 def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
     """The word with its quotes removed and its variables substituted (one string, never split)."""
     if not any(c in word for c in ("$", "'", '"', escape)):
         return word
-    return _Lexer(word, env, escape, raw_quotes=False, skip_unset=False).run()[0]
+    return _process(word, _Lexer(word, env, escape, raw_quotes=False, skip_unset=False))[0]
 
 
 def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
     """The text split into words the way a shell splits it, each expanded."""
-    return _Lexer(text, env, escape, raw_quotes=False, skip_unset=False).run()[1]
+    return _process(text, _Lexer(text, env, escape, raw_quotes=False, skip_unset=False))[1]
 
 
-def expand_heredoc(content: str, env: Mapping[str, str], escape: str = "\\") -> str:
-    """A COPY/ADD heredoc body whose delimiter was not quoted: variables substituted, quotes kept
-    (nothing inside single quotes is substituted), escapes applied (`\\$X` gives `$X`), as BuildKit."""
-    return _Lexer(content, env, escape, raw_quotes=True, skip_unset=False, raw_escapes=False).run()[0]
+def expand_heredoc(content: str, env: Mapping[str, str]) -> str:
+    """A COPY/ADD heredoc body whose delimiter was not quoted, as BuildKit expands it: variables
+    substituted everywhere, quotes ordinary characters, `\\` escaping the next character (`\\$X`
+    gives `$X`) whatever the file's escape token."""
+    lexer = _Lexer(content, env, "\\", raw_quotes=False, skip_unset=False, quotes=False)
+    return _process(content, lexer)[0]
 
 
 def split_raw_words(text: str, escape: str = "\\") -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from engine.builder.dockerfile.errors import DockerfileError, SubstitutionError
 from engine.builder.dockerfile.instructions import Arg, ArgDecl
 from engine.builder.dockerfile.lexer import expand
 
@@ -44,7 +45,10 @@ def global_scope(global_args: Iterable[Arg], build_args: BuildArgs,
     env = dict(automatic)
     for arg in global_args:
         for decl in arg.args:
-            value = _resolve(decl, build_args, env, automatic, escape)
+            try:
+                value = _resolve(decl, build_args, env, automatic, escape)
+            except SubstitutionError as err:
+                raise DockerfileError(err.message, arg.start_line) from None
             if value is None:
                 env.pop(decl.name, None)
             else:
@@ -69,9 +73,13 @@ class StageScope:
         return {**self.args, **self.env_vars}
 
     def declare(self, arg: Arg) -> None:
+        """Raises DockerfileError (with the ARG's line) when a default cannot be expanded."""
         for decl in arg.args:
             self.declared.add(decl.name)
-            value = _resolve(decl, self.build_args, self.env(), self.global_values, self.escape)
+            try:
+                value = _resolve(decl, self.build_args, self.env(), self.global_values, self.escape)
+            except SubstitutionError as err:
+                raise DockerfileError(err.message, arg.start_line) from None
             if value is None:
                 self.args.pop(decl.name, None)
             else:
