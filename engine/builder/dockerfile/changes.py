@@ -44,8 +44,10 @@ def parse_ports(specs: list[str], line: int) -> list[str]:
         port, _, proto = spec.partition("/")
         proto = (proto or "tcp").lower()
         low, _, high = port.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()) or proto not in ("tcp", "udp", "sctp"):
-            raise DockerfileError(f"Invalid containerPort: {spec}", line)
+        if proto not in ("tcp", "udp", "sctp"):
+            raise DockerfileError(f"Invalid proto: {proto}", line)
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise DockerfileError(f"Invalid containerPort: {port}", line)
         first, last = int(low), int(high or low)
         if last < first or last > 65535:
             raise DockerfileError(f"Invalid range specified for the Port: {spec}", line)
