@@ -191,7 +191,7 @@ def test_copy_and_add_flags() -> None:
     add = one("ADD --checksum=sha256:abc https://x/y /y")
     assert isinstance(add, ins.Copy) and add.keyword == "ADD" and add.checksum == "sha256:abc"
     quoted = one('COPY ["a b", "/c d/"]')
-    assert isinstance(quoted, ins.Copy) and quoted.sources == ("a b",) and quoted.json
+    assert isinstance(quoted, ins.Copy) and quoted.sources == ("a b",) and quoted.dest == "/c d/"
     assert isinstance(one("COPY --link=false a b"), ins.Copy)
 
 

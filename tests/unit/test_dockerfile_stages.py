@@ -45,6 +45,12 @@ def test_named_target_and_index_reference() -> None:
     assert err.value.message == 'target stage "nope" could not be found'
 
 
+def test_platform_expanded_with_the_global_scope() -> None:
+    df = parse_dockerfile("FROM --platform=$BUILDPLATFORM a AS b\nFROM b\n")
+    result = plan(df, "", global_scope(df.global_args, {}, {"BUILDPLATFORM": "linux/amd64"}))
+    assert result.platform == {0: "linux/amd64", 1: ""}
+
+
 def test_from_expressions_use_the_global_scope() -> None:
     df = parse_dockerfile("ARG SRC=one\nFROM a AS one\nFROM b AS two\nFROM c\nCOPY --from=$SRC / /\n")
     assert plan(df, "", global_scope(df.global_args, {"SRC": "two"}, {})).order == [1, 2]

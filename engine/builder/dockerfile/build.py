@@ -175,7 +175,7 @@ def _copy(c: _Ctx) -> ins.Instruction:
     return ins.Copy(*c.base(), sources=tuple(sources), dest=dest, contents=c.raw.heredocs,
                     from_=c.flags.string("from"), chown=c.flags.string("chown"),
                     chmod=c.flags.string("chmod"), link=c.flags.boolean("link"),
-                    checksum=c.flags.string("checksum"), json=c.raw.json is not None)
+                    checksum=c.flags.string("checksum"))
 
 
 def _healthcheck(c: _Ctx) -> ins.Instruction:

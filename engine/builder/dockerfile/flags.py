@@ -53,9 +53,6 @@ class Flags:
     def strings(self, name: str) -> list[str]:
         return self.lists.get(name, [])
 
-    def given(self, name: str) -> bool:
-        return name in self.values or name in self.lists
-
 
 def parse_flags(keyword: str, raw: tuple[str, ...], line: int) -> Flags:
     known = FLAGS.get(keyword, {})

@@ -116,7 +116,6 @@ class Copy(Instruction):
     chmod: str = ""
     link: bool = False
     checksum: str = ""
-    json: bool = False
 
 
 @dataclass(frozen=True)

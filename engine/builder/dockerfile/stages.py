@@ -27,6 +27,7 @@ class BuildPlan:
     """`order`: the needed stages, each after those it depends on; `deps[i]`: what stage i waits for;
     `base[i]`: its base, expanded (an image reference, "scratch", or the name of the stage it builds on);
     `images[i]`: the images it needs (its base when that is an image, those its `--from`s name);
+    `platform[i]`: its `--platform`, expanded ("" when not given);
     `declared`: the ARG names of the built stages and the global ones."""
 
     target: Stage
@@ -34,6 +35,7 @@ class BuildPlan:
     deps: dict[int, frozenset[int]]
     base: dict[int, str]
     images: dict[int, frozenset[str]]
+    platform: dict[int, str]
     declared: set[str]
 
 
@@ -103,6 +105,7 @@ def plan(dockerfile: Dockerfile, target: str, meta: Mapping[str, str]) -> BuildP
     deps: dict[int, frozenset[int]] = {}
     bases: dict[int, str] = {}
     images: dict[int, frozenset[str]] = {}
+    platforms: dict[int, str] = {}
     order: list[int] = []
     visiting: set[int] = set()
 
@@ -120,6 +123,8 @@ def plan(dockerfile: Dockerfile, target: str, meta: Mapping[str, str]) -> BuildP
         deps[index] = frozenset(needs.stages)
         bases[index] = base
         images[index] = frozenset(needs.images)
+        line = stage.from_.start_line if stage.from_ else 0
+        platforms[index] = _expand(stage.platform, meta, dockerfile.escape, line)
         order.append(index)
 
     visit(chosen.index)
@@ -128,7 +133,7 @@ def plan(dockerfile: Dockerfile, target: str, meta: Mapping[str, str]) -> BuildP
         for instruction in dockerfile.stages[index].instructions:
             if isinstance(instruction, Arg):
                 declared.update(d.name for d in instruction.args)
-    return BuildPlan(chosen, order, deps, bases, images, declared)
+    return BuildPlan(chosen, order, deps, bases, images, platforms, declared)
 
 
 def check_stage_names(dockerfile: Dockerfile) -> None:
