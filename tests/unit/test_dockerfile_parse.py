@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.builder.dockerfile import DockerfileError, parse_dockerfile
+from engine.builder.dockerfile import DockerfileError, parse_dockerfile, warnings_text
 from engine.builder.dockerfile import instructions as ins
 from engine.builder.dockerfile.mounts import MountType, Sharing
 from engine.builder.dockerfile.parser import parse
@@ -41,6 +41,10 @@ def test_directives() -> None:
 def test_empty_continuation_warns() -> None:
     parsed = parse("FROM a\nRUN echo \\\n\n b\n")
     assert parsed.warnings == ["[WARNING]: Empty continuation line found in:\n    RUN echo  b"]
+    assert warnings_text(parsed.warnings) == (
+        "[WARNING]: Empty continuation line found in:\n    RUN echo  b\n"
+        "[WARNING]: Empty continuation lines will become errors in a future release.\n")
+    assert warnings_text([]) == ""
 
 
 @pytest.mark.parametrize("text, message", [

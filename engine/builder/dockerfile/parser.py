@@ -204,3 +204,10 @@ def parse(text: str) -> ParsedFile:
                                              instruction.flags, tuple(docs), None)
         out.append(instruction)
     return ParsedFile(out, directives.escape, directives.found, warnings)
+
+
+def warnings_text(warnings: list[str]) -> str:
+    """What dockerd's builder prints to the build's output for the parser's warnings ("" for none)."""
+    if not warnings:
+        return ""
+    return "\n".join(warnings) + "\n[WARNING]: Empty continuation lines will become errors in a future release.\n"
