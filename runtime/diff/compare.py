@@ -56,19 +56,20 @@ class LayerDiff(BaseModel):
 Walk = Callable[[], Iterator[Event]]
 
 
-def _upperdir(upper: list[Mount], parent_layers: list[str] | None) -> str | None:
-    """The dir holding exactly the snapshot's changes over its own parent, if its mounts show one."""
+def _upperdir(upper: list[Mount], parent_layers: list[str] | None) -> tuple[str, list[str]] | None:
+    """(the dir holding exactly the snapshot's changes over its own parent, the parent's layers), if its
+    mounts show them."""
     if len(upper) != 1:
         return None
     dirs = mountlib.overlay_dirs(upper[0])
     if dirs is not None:
-        return dirs[0]
+        return dirs
     if upper[0].type != "overlay":
         return None
     lowers = [o.split("=", 1)[1].split(":") for o in upper[0].options if o.startswith("lowerdir=")]
     # A view of a committed snapshot: its own dir above its parent's layers.
     if lowers and parent_layers is not None and lowers[0][1:] == parent_layers and len(lowers[0]) > 1:
-        return lowers[0][0]
+        return lowers[0][0], lowers[0][1:]
     return None
 
 
@@ -135,9 +136,9 @@ class Comparer:
                 raise InvalidArgument(f"snapshot {key!r} is a view: compare an active or committed snapshot")
             lower = await stack.enter_async_context(self._view(service, parent))
             if parent == own_parent:
-                upperdir = _upperdir(upper, _layers(lower) if lower is not None else [])
-                if upperdir is not None:
-                    yield lambda: overlay_walk(upperdir, hidden)
+                dirs = _upperdir(upper, _layers(lower) if lower is not None else [])
+                if dirs is not None:
+                    yield lambda: overlay_walk(dirs[0], dirs[1], hidden)
                     return
             yield lambda: self._tree_walk(upper, lower, hidden)
 

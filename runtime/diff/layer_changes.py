@@ -2,13 +2,14 @@
 
 A walker yields, depth first with names sorted byte-wise (so a directory comes before its contents):
 
-* `Change`: an entry the layer carries (added or modified; the writer reads it from `dir_fd`/`name`),
+* `Change`: an entry the layer carries (`added`, or modified; the writer reads it from `dir_fd`/`name`),
   or, with `deleted`, a whiteout for something the layers below have; `opaque` on a directory says
   it hides everything the layers below had in it;
 * `Pending`: a directory descended into that did not change itself; the writer emits its header only
   if something below it is emitted (a layer needs an entry's parent directories before it).
 
-The fds are valid only until the walker resumes: the writer uses them at once.
+The fds are valid only until the walker resumes: the writer uses them at once. `docker diff`
+(runtime/rootfs/changes.py) reads the same events.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class Change:
     name: str
     deleted: bool = False
     opaque: bool = False
+    added: bool = False
 
 
 @dataclass(frozen=True, slots=True)

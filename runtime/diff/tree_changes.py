@@ -69,14 +69,14 @@ def _dir(nfd: int, ofd: int | None, parts: tuple[str, ...], hidden: set[tuple[st
         changed = before is None or _differs(st, before, nfd, ofd, name)  # type: ignore[arg-type]
         if not stat.S_ISDIR(st.st_mode):
             if changed:
-                yield Change(child, nfd, name)
+                yield Change(child, nfd, name, added=before is None)
             continue
         cfd = os.open(name, DIR_FLAGS, dir_fd=nfd)
         sub_old = None
         try:
             if before is not None and stat.S_ISDIR(before.st_mode):
                 sub_old = os.open(name, DIR_FLAGS, dir_fd=ofd)
-            yield Change(child, nfd, name) if changed else Pending(child, nfd, name)
+            yield Change(child, nfd, name, added=before is None) if changed else Pending(child, nfd, name)
             yield from _dir(cfd, sub_old, child, hidden)
         finally:
             os.close(cfd)

@@ -26,6 +26,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 TAR = "application/vnd.oci.image.layer.v1.tar"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+EMPTY_DIFF_ID = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 FIRST = ("mkdir -p /d/sub && echo a > /d/a && echo b > /d/b && echo k > /d/sub/k && busybox ln /d/a /d/hard"
          " && busybox ln -s a /d/link && busybox mkfifo /d/fifo && echo m > /etc/motd && rm /bin/vi"
@@ -148,7 +149,18 @@ def test_compare_layers_commit_into_runnable_images(runtime_daemon, registry, sn
             assert sorted(tarfile.open(fileobj=io.BytesIO(raw_again)).getnames()) == \
                 sorted(tarfile.open(fileobj=io.BytesIO(raw_first)).getnames())
 
-            for cid in ("c1", "c2", "c3", "c4"):
+            # A running container that changed nothing: runc's mount points and what overlayfs copied up
+            # for them are not changes, so its layer is Docker's empty layer.
+            await c.create_container("c5", ref, {"args": ["sleep", "600"]}, snapshotter=snapshotter)
+            await c.create_task("c5")
+            await c.start_task("c5")
+            assert (await c.compare(snapshotter, "c5", media_type=TAR, lease=lease)).diff_id == EMPTY_DIFF_ID
+            # Against no parent, the whole tree is the layer.
+            _, whole = await layer_tar(c, await c.compare(snapshotter, "c5", parent="", lease=lease))
+            assert {"bin/busybox", "etc/passwd"} <= set(whole.getnames())
+            await c.delete_task("c5", force=True)
+
+            for cid in ("c1", "c2", "c3", "c4", "c5"):
                 await c.remove_container(cid)
             for name in ("test/second:1", "test/first:1", ref):
                 await c.remove_image(name)

@@ -83,12 +83,18 @@ def test_tree_changes_become_entries_whiteouts_and_links(tmp_path: Path) -> None
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="overlay whiteouts are device nodes and trusted xattrs")
 def test_overlay_upper_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
-    upper = tmp_path / "upper"
-    (upper / "opaque").mkdir(parents=True)
+    upper, lower = tmp_path / "upper", tmp_path / "lower"
+    for root in (upper, lower):
+        for d in ("opaque", "copied", "untouched"):
+            (root / d).mkdir(parents=True)
+    (lower / "deleted").write_text("d")
+    (lower / "opaque" / "old").write_text("o")
     os.setxattr(upper / "opaque", "trusted.overlay.opaque", b"y")
     (upper / "opaque" / "f").write_text("f")
+    (upper / "copied" / "new").write_text("n")
     os.mknod(upper / "deleted", 0o600 | 0o020000, 0)
-    raw, _ = layer(overlay_walk(str(upper), set()))
+    raw, _ = layer(overlay_walk(str(upper), [str(lower)], set()))
     names = tarfile.open(fileobj=io.BytesIO(raw)).getnames()
-    assert names == [".wh.deleted", "opaque", "opaque/.wh..wh..opq", "opaque/f"]
+    # A directory overlayfs only copied up is written as a parent, and not at all with nothing below it.
+    assert names == ["copied", "copied/new", ".wh.deleted", "opaque", "opaque/.wh..wh..opq", "opaque/f"]
     assert b"trusted.overlay" not in raw
