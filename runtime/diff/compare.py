@@ -48,6 +48,19 @@ COMPRESSIONS = {MT_OCI_LAYER_GZIP: "gzip", MT_OCI_LAYER: "none", MT_OCI_LAYER_ZS
                 MT_DOCKER_LAYER_GZIP: "gzip", MT_DOCKER_LAYER: "none"}
 
 
+def _upper_is_whole() -> bool:
+    """False where overlayfs may keep a renamed dir or a metadata-only copy-up as a pointer into the lower
+    layers (redirect_dir, metacopy): there an upper dir does not hold every changed byte."""
+    for param in ("redirect_dir", "metacopy"):
+        try:
+            with open(f"/sys/module/overlay/parameters/{param}") as fh:
+                if fh.read().strip() not in ("N", "off"):
+                    return False
+        except OSError:
+            continue
+    return True
+
+
 class LayerDiff(BaseModel):
     descriptor: Descriptor
     diff_id: str
@@ -92,6 +105,7 @@ class Comparer:
         self._snapshots = snapshots
         self._containers = containers
         self._scratch = scratch
+        self._upper_is_whole = _upper_is_whole()
 
     async def cleanup(self) -> None:
         """Unmount and drop what a killed daemon left of its temporary mounts."""
@@ -135,7 +149,7 @@ class Comparer:
             else:
                 raise InvalidArgument(f"snapshot {key!r} is a view: compare an active or committed snapshot")
             lower = await stack.enter_async_context(self._view(service, parent))
-            if parent == own_parent:
+            if parent == own_parent and self._upper_is_whole:
                 dirs = _upperdir(upper, _layers(lower) if lower is not None else [])
                 if dirs is not None:
                     yield lambda: overlay_walk(dirs[0], dirs[1], hidden)
@@ -151,6 +165,11 @@ class Comparer:
     def _plain(self, stack: contextlib.ExitStack, mounts: list[Mount]) -> str:
         if len(mounts) == 1 and mountlib.is_bind(mounts[0]):
             return mounts[0].source
+        if len(mounts) == 1 and (dirs := mountlib.overlay_dirs(mounts[0])) is not None:
+            # A running container's upperdir must not be mounted twice as an upper: read it as a lower.
+            options = [o for o in mounts[0].options if o.split("=", 1)[0] not in ("upperdir", "workdir", "lowerdir")]
+            mounts = [Mount(type="overlay", source="overlay", options=[*options, "lowerdir=" + ":".join([dirs[0],
+                                                                                                  *dirs[1]])])]
         return stack.enter_context(mountlib.mounted(mounts, str(self._scratch)))
 
     async def compare(self, snapshotter: str, key: str, parent: str | None, media_type: str,

@@ -135,6 +135,14 @@ def test_compare_layers_commit_into_runnable_images(runtime_daemon, registry, sn
                 assert other.diff_id == second.diff_id
             with pytest.raises(InvalidArgument, match="unsupported layer media type"):
                 await c.compare(snapshotter, "c3", media_type="application/x-bzip2", lease=lease)
+            # Over another parent (the base image's, below the first layer) both trees are walked: the
+            # running container's overlay is read through a read-only mount of its layers.
+            base = chain_id(json.loads(await c.read_content(json.loads(await c.read_content(
+                (await c.image(ref)).target.digest))["config"]["digest"]))["rootfs"]["diff_ids"])
+            _, tar = await layer_tar(c, await c.compare(snapshotter, "c3", parent=base, lease=lease))
+            names = tar.getnames()
+            assert {"d/c", "home", "bin/.wh.vi", "bin/wget"} <= set(names), names
+            assert not {"etc/motd", "etc/.wh.motd", "d/a", "etc/hostname"} & set(names), names
             await c.delete_task("c3", force=True)
 
             await make_image(c, "test/second:1", "test/first:1", second, lease, snapshotter)

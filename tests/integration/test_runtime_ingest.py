@@ -100,7 +100,7 @@ def test_write_content_resumes_bytes_and_hashes_streams(runtime_daemon):
             await c.write_ingest("wc", 0, data[:200_000])
             info = await c.write_content("wc", data, lease=lease, refs=[("content", sha(b"child"))])
             assert (info.digest, info.size) == (sha(data), len(data))
-            streamed = await c.write_content("wc2", chunks(data[::-1]), lease=lease)
+            streamed = await c.write_content("layers/wc2 x", chunks(data[::-1]), lease=lease)
             assert streamed.digest == sha(data[::-1])
             with pytest.raises(DataLoss):
                 await c.write_content("wc3", chunks(b"abc"), expected=sha(b"abd"), lease=lease)
