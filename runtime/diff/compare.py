@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -26,7 +27,7 @@ from runtime.diff.layer_changes import Event, hidden_parts
 from runtime.diff.layer_writer import LayerDigests, write_layer
 from runtime.diff.overlay_changes import overlay_walk
 from runtime.diff.tree_changes import tree_walk
-from runtime.errors import InvalidArgument, NotFound
+from runtime.errors import InvalidArgument, NotFound, Unavailable
 from runtime.metadata.containers import ContainerStore
 from runtime.metadata.content import ContentService
 from runtime.metadata.snapshots import SnapshotService
@@ -66,7 +67,7 @@ class LayerDiff(BaseModel):
     diff_id: str
 
 
-Walk = Callable[[], Iterator[Event]]
+Walk = Callable[[], Generator[Event, None, None]]
 
 
 def _upperdir(upper: list[Mount], parent_layers: list[str] | None) -> tuple[str, list[str]] | None:
@@ -156,7 +157,8 @@ class Comparer:
                     return
             yield lambda: self._tree_walk(upper, lower, hidden)
 
-    def _tree_walk(self, upper: list[Mount], lower: list[Mount] | None, hidden: set[tuple[str, ...]]) -> Iterator[Event]:
+    def _tree_walk(self, upper: list[Mount], lower: list[Mount] | None,
+                   hidden: set[tuple[str, ...]]) -> Generator[Event, None, None]:
         with contextlib.ExitStack() as stack:
             new = self._plain(stack, upper)
             old = None if lower is None else self._plain(stack, lower)
@@ -186,8 +188,16 @@ class Comparer:
         ingest = f"{require_namespace()}/{ref or 'compare-' + secrets.token_hex(8)}"
         async with self._trees(service, key, base, own_parent) as walk:
             writer = await self._content.writer(ingest, None, 0)
+            stop = threading.Event()
+            work = asyncio.ensure_future(asyncio.to_thread(_write, walk, writer, compression, stop))
             try:
-                digests = await asyncio.to_thread(_write, walk, writer, compression)
+                try:
+                    digests = await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    # The walk stops at its next entry; its views and mounts go only once it has.
+                    stop.set()
+                    await asyncio.gather(work, return_exceptions=True)
+                    raise
                 await self._content.commit(writer, digests.size, digests.digest)
             except BaseException:
                 await asyncio.to_thread(writer.close)
@@ -198,7 +208,16 @@ class Comparer:
                          diff_id=digests.diff_id)
 
 
-def _write(walk: Walk, writer: LocalWriter, compression: str) -> LayerDigests:
+def _until(events: Generator[Event, None, None], stop: threading.Event) -> Iterator[Event]:
+    # Closed here, not by the garbage collector: the walk's mounts go before the caller removes its views.
+    with contextlib.closing(events):
+        for ev in events:
+            if stop.is_set():
+                raise Unavailable("compare cancelled: the client went away")
+            yield ev
+
+
+def _write(walk: Walk, writer: LocalWriter, compression: str, stop: threading.Event) -> LayerDigests:
     if writer.offset:
         writer.truncate()
-    return write_layer(walk(), writer, compression)
+    return write_layer(_until(walk(), stop), writer, compression)

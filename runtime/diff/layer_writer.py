@@ -61,10 +61,11 @@ class _Compressed:
         self._gzip: gzip.GzipFile | None = None
         self._zstd: zstandard.ZstdCompressionWriter | None = None
         if compression == "gzip":
-            self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=GZIP_LEVEL,  # type: ignore[arg-type]
-                                       mtime=0)
+            self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=sink,  # type: ignore[call-overload]
+                                       compresslevel=GZIP_LEVEL, mtime=0)
         elif compression == "zstd":
-            self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(sink, closefd=False)  # type: ignore[arg-type]
+            compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+            self._zstd = compressor.stream_writer(sink, closefd=False)  # type: ignore[arg-type]
         elif compression != "none":
             raise InvalidArgument(f"unsupported layer compression {compression!r}")
 
@@ -81,7 +82,7 @@ class _Compressed:
         if self._gzip is not None:
             self._gzip.close()
         elif self._zstd is not None:
-            self._zstd.close()
+            self._zstd.close()  # type: ignore[no-untyped-call]
 
 
 def _name(parts: tuple[str, ...], is_dir: bool) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from runtime.diff.layer_changes import Change, Event, Pending, is_opaque, is_whiteout
 from runtime.untrusted_tar import DIR_FLAGS, lstat
@@ -80,7 +80,7 @@ def own_metadata_differs(a: os.stat_result, b: os.stat_result) -> bool:
     return (stat.S_IMODE(a.st_mode), a.st_uid, a.st_gid) != (stat.S_IMODE(b.st_mode), b.st_uid, b.st_gid)
 
 
-def overlay_walk(upper: str, lowers: list[str], hidden: set[tuple[str, ...]]) -> Iterator[Event]:
+def overlay_walk(upper: str, lowers: list[str], hidden: set[tuple[str, ...]]) -> Generator[Event, None, None]:
     fd = os.open(upper, DIR_FLAGS)
     try:
         yield from _dir(fd, (), lowers, hidden)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from runtime.diff.layer_changes import Change, Event, Pending, xattrs
 from runtime.untrusted_tar import DIR_FLAGS, lstat
@@ -18,7 +18,7 @@ from runtime.untrusted_tar import DIR_FLAGS, lstat
 _NOFOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-def tree_walk(new: str, old: str | None, hidden: set[tuple[str, ...]]) -> Iterator[Event]:
+def tree_walk(new: str, old: str | None, hidden: set[tuple[str, ...]]) -> Generator[Event, None, None]:
     nfd = os.open(new, DIR_FLAGS)
     ofd = os.open(old, DIR_FLAGS) if old is not None else None
     try:
