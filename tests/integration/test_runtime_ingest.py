@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
 
-from runtime.client import Conflict, DataLoss, InvalidArgument, NotFound
+from runtime.client import Conflict, DataLoss, FailedPrecondition, InvalidArgument, NotFound
 from tests.integration.helpers import BIN
 
 
@@ -118,3 +119,28 @@ def test_pyctr_content_ingest_prints_the_digest(runtime_daemon, pyctr_env):
     bad = subprocess.run([str(BIN / "pyctr"), "content", "ingest", "again", "--expected", sha(b"x")], input=data,
                          env=pyctr_env, capture_output=True, timeout=60)
     assert bad.returncode == 1 and b"unexpected commit digest" in bad.stderr
+
+
+def test_unpack_refuses_an_image_whose_layers_are_missing(runtime_daemon):
+    async def go() -> None:
+        async with runtime_daemon.client() as c:
+            lease = (await c.create_lease())["id"]
+            config = b'{"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["%s"]}}' \
+                % sha(b"layer").encode()
+            await c.write_content("cfg", config, lease=lease)
+            layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(b"layer"), "size": 5}
+            manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                   "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                              "digest": sha(config), "size": len(config)},
+                                   "layers": [layer]}).encode()
+            info = await c.write_content("man", manifest, lease=lease, refs=[("content", sha(config))])
+            await c.put_image("test/missing:1", {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                                 "digest": info.digest, "size": info.size})
+            with pytest.raises(FailedPrecondition, match=f"layer {sha(b'layer')} of test/missing:1 is not in"):
+                await c.unpack_image("test/missing:1")
+            with pytest.raises(NotFound):
+                await c.unpack_image("test/none:1")
+            await c.remove_image("test/missing:1")
+            await c.remove_lease(lease)
+
+    asyncio.run(go())
