@@ -97,6 +97,8 @@ async def serve(cfg: config_mod.Config) -> None:
             containers=registry.instance(builtin.SERVICE, "containers"),
             tasks=registry.instance(builtin.SERVICE, "tasks"),
             rootfs=registry.instance(builtin.SERVICE, "rootfs"),
+            ingests=registry.instance(builtin.SERVICE, "ingests"),
+            differ=registry.instance(builtin.SERVICE, "diff"),
         )
     except LookupError as e:
         await registry.close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.containers import ContainerService
+from runtime.diff.compare import Comparer
 from runtime.events.exchange import Exchange
 from runtime.metadata.content import ContentService
 from runtime.metadata.gc import Collector
 from runtime.metadata.images import ImageStore
+from runtime.metadata.ingests import IngestService
 from runtime.metadata.leases import LeaseStore
 from runtime.metadata.namespaces import NamespaceStore
 from runtime.metadata.snapshots import SnapshotService
@@ -34,3 +36,5 @@ class Services:
     containers: ContainerService
     tasks: TaskService
     rootfs: RootfsAccess
+    ingests: IngestService
+    differ: Comparer

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import sys
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from cli.common.terminal import raw_terminal
 from cli.pyctr import output, stdio
@@ -129,6 +129,15 @@ def content_rm(a: argparse.Namespace) -> None:
             print(d)
 
     call(a, go)
+
+
+def content_ingest(a: argparse.Namespace) -> None:
+    async def stdin() -> AsyncIterator[bytes]:
+        # read1 answers as soon as some bytes are there: a slow producer is streamed, not waited for.
+        while chunk := await asyncio.to_thread(sys.stdin.buffer.read1, 1 << 20):  # type: ignore[union-attr]
+            yield chunk
+
+    print(call(a, lambda c: c.write_content(a.ref, stdin(), expected=a.expected)).digest)
 
 
 def snapshots_ls(a: argparse.Namespace) -> None:
@@ -380,6 +389,9 @@ def parser() -> argparse.ArgumentParser:
     co = _group(sub, "content", "manage content")
     _cmd(co, ["ls", "list"], content_ls, "list blobs").add_argument("-q", "--quiet", action="store_true")
     _cmd(co, ["rm"], content_rm, "remove blobs").add_argument("digests", nargs="+")
+    p = _cmd(co, ["ingest"], content_ingest, "write stdin as a blob under REF; prints its digest")
+    p.add_argument("ref")
+    p.add_argument("--expected", help="the digest the content must have")
 
     sn = _group(sub, "snapshots", "manage snapshots")
     for names, func, help, key in ((["ls", "list"], snapshots_ls, "list snapshots", False),

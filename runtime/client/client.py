@@ -31,13 +31,15 @@ from runtime.client.records import (
     Usage,
     Version,
 )
+from runtime.client.diff import DiffClient
+from runtime.client.ingest import IngestClient
 from runtime.client.transport import DEFAULT_ADDRESS, Transport
 from runtime.wire import PATH_STAT_HEADER
 
 __all__ = ["DEFAULT_ADDRESS", "Client"]
 
 
-class Client(Transport):
+class Client(IngestClient, DiffClient, Transport):
     # system
     async def version(self) -> Version:
         return await self._record(Version, "GET", "/version")

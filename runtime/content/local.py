@@ -52,6 +52,10 @@ class LocalWriter:
         self._hash.update(data)
         self.offset += len(data)
 
+    def digest(self) -> str:
+        """The digest of what the ingest holds so far."""
+        return "sha256:" + self._hash.hexdigest()
+
     def truncate(self) -> None:
         self._fh.seek(0)
         self._fh.truncate()

@@ -7,6 +7,7 @@ leaves either all of an operation or none of it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -126,7 +127,9 @@ class Database:
         self._conn = conn
 
     async def _submit(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        # The caller's context goes along: a transaction reads the request's lease (leases.record) from it.
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, ctx.run, fn)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(conn) in one transaction on the database thread."""

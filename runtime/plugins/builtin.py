@@ -10,12 +10,14 @@ from typing import Any
 from runtime.config import Config
 from runtime.containers import ContainerService
 from runtime.content.local import LocalStore
+from runtime.diff.compare import Comparer
 from runtime.events.exchange import Exchange
 from runtime.metadata.containers import ContainerStore
 from runtime.metadata.content import ContentService
 from runtime.metadata.db import Database
 from runtime.metadata.gc import Collector
 from runtime.metadata.images import ImageStore
+from runtime.metadata.ingests import IngestService
 from runtime.metadata.leases import LeaseStore
 from runtime.metadata.namespaces import NamespaceStore
 from runtime.metadata.snapshots import SnapshotService
@@ -174,6 +176,15 @@ def register_all(registry: Registry, cfg: Config) -> None:
         await access.cleanup()
         return access
 
+    async def ingests(ctx: InitContext) -> IngestService:
+        return IngestService(ctx.get(CONTENT))
+
+    async def diff(ctx: InitContext) -> Comparer:
+        comparer = Comparer(ctx.get(CONTENT), ctx.get(SERVICE, "snapshots"), ctx.get(SERVICE, "containers").store,
+                            Path(cfg.state) / "diff")
+        await comparer.cleanup()
+        return comparer
+
     for reg in [
         Registration(EVENT, "exchange", events),
         Registration(METADATA, "sqlite", metadata, [f"{EVENT}/exchange"], close=close_metadata),
@@ -193,6 +204,9 @@ def register_all(registry: Registry, cfg: Config) -> None:
                                                          f"{SERVICE}/images", f"{CONTENT}/content", RUNTIME]),
         Registration(SERVICE, "tasks", tasks, [f"{SERVICE}/containers", RUNTIME], close=close_tasks),
         Registration(SERVICE, "rootfs", rootfs, [f"{SERVICE}/containers", f"{SERVICE}/tasks"]),
+        Registration(SERVICE, "ingests", ingests, [f"{CONTENT}/content"]),
+        Registration(SERVICE, "diff", diff, [f"{CONTENT}/content", f"{SERVICE}/snapshots", f"{SERVICE}/containers",
+                                             f"{DIFF}/walking"]),
         Registration(TRANSFER, "pull", pull, [f"{CONTENT}/content", f"{SERVICE}/snapshots", f"{SERVICE}/images",
                                               f"{LEASE}/manager", f"{GC}/scheduler", f"{DIFF}/walking",
                                               f"{TRANSFER}/remotes"]),

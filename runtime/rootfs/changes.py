@@ -8,7 +8,9 @@ as modified only for its own mode or owner, or because something below it change
 (its mtime moves whenever runc creates a mount point in it), and the mount points
 the spec asks for are left out, as Docker's init layer hides them.
 
-The walks are blocking and run in a thread.
+The walks are the ones Compare makes layers from (runtime/diff/overlay_changes.py,
+tree_changes.py); this module reads their events as Docker's list. They are blocking and
+run in a thread.
 """
 from __future__ import annotations
 
@@ -17,19 +19,18 @@ import enum
 import os
 import posixpath
 import secrets
-import stat
-from collections.abc import Iterator
 
 from pydantic import BaseModel
 
 from runtime import mount as mountlib
+from runtime.diff.layer_changes import Change as LayerChange
+from runtime.diff.overlay_changes import lower_names, overlay_walk
+from runtime.diff.tree_changes import tree_walk
 from runtime.errors import FailedPrecondition
 from runtime.metadata.containers import Container
 from runtime.metadata.snapshots import SnapshotService
 from runtime.rootfs.view import absolute
-from runtime.untrusted_tar import DIR_FLAGS, lstat
-
-OPAQUE_XATTR = "trusted.overlay.opaque"
+from runtime.untrusted_tar import DIR_FLAGS
 
 
 class Kind(enum.IntEnum):
@@ -46,160 +47,33 @@ class Change(BaseModel):
 Found = dict[str, Kind]
 
 
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _is_opaque(path_or_fd: str | int) -> bool:
-    try:
-        return os.getxattr(path_or_fd, OPAQUE_XATTR) == b"y"
-    except OSError:
-        return False
-
-
-def _own_metadata_differs(a: os.stat_result, b: os.stat_result) -> bool:
-    return (stat.S_IMODE(a.st_mode), a.st_uid, a.st_gid) != (stat.S_IMODE(b.st_mode), b.st_uid, b.st_gid)
-
-
-def _differs(a: os.stat_result, b: os.stat_result) -> bool:
-    if stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode) or _own_metadata_differs(a, b):
-        return True
-    if stat.S_ISDIR(a.st_mode):
-        return False
-    return (a.st_size, a.st_mtime_ns, a.st_rdev) != (b.st_size, b.st_mtime_ns, b.st_rdev)
-
-
-def _in_layer(layer: str, parts: tuple[str, ...]) -> tuple[os.stat_result | None, bool]:
-    """(the entry at `parts` in one lower layer, whether the layers below it are hidden there)."""
-    path, hidden = layer, False
-    for i, name in enumerate(parts):
-        path = os.path.join(path, name)  # every component before is a real dir of this layer
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return None, hidden
-        if _is_whiteout(st):
-            return None, True
-        if i == len(parts) - 1:
-            return st, True
-        if not stat.S_ISDIR(st.st_mode):
-            return None, True
-        hidden = hidden or _is_opaque(path)
-    return os.lstat(layer), True
-
-
-def _lower(lowers: list[str], parts: tuple[str, ...]) -> os.stat_result | None:
-    """What the layers below the container show at `parts` (topmost layer first)."""
-    for layer in lowers:
-        st, hidden = _in_layer(layer, parts)
-        if st is not None or hidden:
-            return st
-    return None
-
-
-def _lower_names(lowers: list[str], parts: tuple[str, ...]) -> set[str]:
-    """The merged listing the layers below show for directory `parts`."""
-    names: set[str] = set()
-    gone: set[str] = set()
-    for layer in lowers:
-        st, hidden = _in_layer(layer, parts)
-        if st is None:
-            if hidden:
-                break
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            break
-        d = os.path.join(layer, *parts)
-        for name in os.listdir(d):
-            if _is_whiteout(os.lstat(os.path.join(d, name))):
-                gone.add(name)
-            elif name not in gone:
-                names.add(name)
-        if _is_opaque(d):
-            break
-    return names
-
-
-def _walk(top: str) -> Iterator[tuple[tuple[str, ...], int, list[str]]]:
-    """(parts, dir fd, sorted names) for every dir under `top`, top first; never follows symlinks."""
-    stack = [((), os.open(top, DIR_FLAGS))]
-    try:
-        while stack:
-            parts, fd = stack.pop()
-            try:
-                names = sorted(os.listdir(fd))
-                yield parts, fd, names
-                for name in reversed(names):
-                    st = lstat(fd, name)
-                    if st is not None and stat.S_ISDIR(st.st_mode):
-                        stack.append(((*parts, name), os.open(name, DIR_FLAGS, dir_fd=fd)))
-            finally:
-                os.close(fd)
-    finally:
-        for _, fd in stack:
-            os.close(fd)
-
-
-def _lstat_path(path: str) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-
-
 def _path(parts: tuple[str, ...]) -> str:
     return "/" + "/".join(parts)
 
 
+def _kind(ev: LayerChange) -> Kind:
+    return Kind.DELETED if ev.deleted else Kind.ADDED if ev.added else Kind.MODIFIED
+
+
 def overlay_changes(upper: str, lowers: list[str]) -> Found:
     found: Found = {}
-    for parts, fd, names in _walk(upper):
-        for name in names:
-            child = (*parts, name)
-            st = lstat(fd, name)
-            if st is None:
-                continue
-            if _is_whiteout(st):
-                found[_path(child)] = Kind.DELETED
-                continue
-            below = _lower(lowers, child)
-            if below is None:
-                found[_path(child)] = Kind.ADDED
-            elif not stat.S_ISDIR(st.st_mode) or not stat.S_ISDIR(below.st_mode) \
-                    or _own_metadata_differs(st, below):
-                found[_path(child)] = Kind.MODIFIED
-            if below is not None and stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(below.st_mode):
-                cfd = os.open(name, DIR_FLAGS, dir_fd=fd)
-                try:
-                    if _is_opaque(cfd):
-                        for hidden in _lower_names(lowers, child) - set(os.listdir(cfd)):
-                            found[_path((*child, hidden))] = Kind.DELETED
-                finally:
-                    os.close(cfd)
+    for ev in overlay_walk(upper, lowers, set()):
+        if not isinstance(ev, LayerChange):
+            continue
+        found[_path(ev.parts)] = _kind(ev)
+        if ev.opaque and not ev.added:
+            fd = os.open(ev.name, DIR_FLAGS, dir_fd=ev.dir_fd)
+            try:
+                for hidden in lower_names(lowers, ev.parts) - set(os.listdir(fd)):
+                    found[_path((*ev.parts, hidden))] = Kind.DELETED
+            finally:
+                os.close(fd)
     return found
 
 
 def tree_changes(new: str, old: str | None) -> Found:
     """Compare two plain trees (the native snapshotter's); `old` None: everything was added."""
-    found: Found = {}
-    for parts, fd, names in _walk(new):
-        # The old side is our own view: plain paths are fine there, checked to be real dirs.
-        old_dir = None if old is None else os.path.join(old, *parts)
-        if old_dir is not None and not (os.path.isdir(old_dir) and not os.path.islink(old_dir)):
-            old_dir = None
-        if old_dir is not None:
-            for name in sorted(set(os.listdir(old_dir)) - set(names)):
-                found[_path((*parts, name))] = Kind.DELETED
-        for name in names:
-            st = lstat(fd, name)
-            if st is None:
-                continue
-            before = None if old_dir is None else _lstat_path(os.path.join(old_dir, name))
-            if before is None:
-                found[_path((*parts, name))] = Kind.ADDED
-            elif _differs(st, before):
-                found[_path((*parts, name))] = Kind.MODIFIED
-    return found
+    return {_path(ev.parts): _kind(ev) for ev in tree_walk(new, old, set()) if isinstance(ev, LayerChange)}
 
 
 def report(found: Found, hidden: set[str]) -> list[Change]:

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from runtime.api.app import build
-from runtime.client import records
+from runtime.client import diff, ingest, records
 from runtime.services import Services
 
 
@@ -54,6 +54,11 @@ ROUTES = [
     (records.SearchResults, "post", "/v1/images/search"),
     (records.SnapshotInfo, "get", "/v1/snapshots/{snapshotter}/{key}"),
     (records.Mount, "get", "/v1/snapshots/{snapshotter}/{key}/mounts"),
+    (ingest.IngestStatus, "post", "/v1/content/ingests"),
+    (ingest.IngestStatus, "put", "/v1/content/ingests/{ref}"),
+    (records.ContentInfo, "post", "/v1/content/ingests/{ref}/commit"),
+    (ingest.Unpacked, "post", "/v1/images/{name}/unpack"),
+    (diff.LayerDiff, "post", "/v1/diff/compare"),
 ]
 
 

@@ -17,6 +17,7 @@ from runtime.services import Services
 from runtime.transfer.describe import RemoteDescription, describe
 from runtime.transfer.progress import PullProgress
 from runtime.transfer.search import SearchResults, search
+from runtime.transfer.unpack_image import Unpacked, unpack_image
 from runtime.transfer.pull import PullOptions
 from runtime.transfer.registry import Credentials, HostsOverride
 
@@ -42,6 +43,10 @@ class DescribeRequest(BaseModel):
     plain_http: bool = False
     hosts: HostsOverride = Field(default_factory=HostsOverride)
     credentials: Credentials | None = None
+
+
+class UnpackRequest(BaseModel):
+    snapshotter: str | None = None
 
 
 class SearchRequest(BaseModel):
@@ -119,6 +124,16 @@ async def search_index(body: SearchRequest, s: Services = Depends(services)) -> 
     """The registry index's answer to a search term (the v1 search API, which Docker Hub has)."""
     return await search(s.remotes, body.term, body.limit, plain_http=body.plain_http, hosts=body.hosts,
                         credentials=body.credentials)
+
+
+@router.post("/{name:path}/unpack", response_model=Unpacked, dependencies=[Depends(writable_namespace)])
+async def unpack(name: str, body: UnpackRequest | None = None, s: Services = Depends(services)) -> Unpacked:
+    """Unpack an image whose content is all present into snapshots by chainID (idempotent)."""
+    snapshotter = (body.snapshotter if body else None) or s.default_snapshotter
+    service = s.snapshots.get(snapshotter)
+    if service is None:
+        raise errors.InvalidArgument(f"snapshotter {snapshotter!r} is not loaded")
+    return await unpack_image(s.content, service, s.leases, await s.images.find(name))
 
 
 # Declared before GET /{name:path}, which would otherwise take ".../config" as part of the name.

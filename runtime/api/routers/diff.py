@@ -1,0 +1,27 @@
+"""The diff service: Compare (a layer from a snapshot's changes)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from runtime.api.deps import services, writable_namespace
+from runtime.diff.compare import LayerDiff
+from runtime.oci import MT_OCI_LAYER_GZIP
+from runtime.services import Services
+
+router = APIRouter(prefix="/diff", tags=["diff"])
+
+
+class CompareRequest(BaseModel):
+    snapshotter: str
+    key: str
+    # None: the snapshot's own parent; "": none (the whole tree is the layer).
+    parent: str | None = None
+    media_type: str = MT_OCI_LAYER_GZIP
+    ref: str | None = None
+
+
+@router.post("/compare", response_model=LayerDiff, dependencies=[Depends(writable_namespace)])
+async def compare(body: CompareRequest, s: Services = Depends(services)) -> LayerDiff:
+    """Write the layer of `key`'s changes into the content store (hold it with a lease)."""
+    return await s.differ.compare(body.snapshotter, body.key, body.parent, body.media_type, body.ref)
