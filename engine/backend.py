@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.builder.cache import BuildCache
+from engine.builder.context import ContextStore
+from engine.builder.copy_files import CopyFiles
+from engine.builder.run_step import CacheMounts, RunStep
+from engine.builder.service import Builder
 from engine.config import Config
 from engine.containers.create import Creator
 from engine.containers.describe import Describer
@@ -30,14 +36,17 @@ from engine.containers.stats import ContainerStats
 from engine.containers.store import ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.events import EventBus
+from engine.images.commit import Committer
+from engine.images.importer import Importer
 from engine.images.store import ImageService, Registries
+from engine.images.writer import ImageWriter
 from engine.logs.service import ContainerLogs
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
 from engine.system import SystemInfo
 from engine.system_df import DiskUsage
 from engine.volumes.service import VolumeService
-from runtime.client import AlreadyExists, RuntimeAPI, Unavailable
+from runtime.client import AlreadyExists, Client, RuntimeAPI, Unavailable
 
 log = logging.getLogger("engine.backend")
 
@@ -64,10 +73,15 @@ class Backend:
     system: SystemInfo
     disk: DiskUsage
     logs: ContainerLogs
+    committer: Committer
+    importer: Importer
+    contexts: ContextStore
+    build_cache: BuildCache
+    builder: Builder
     started: float = field(default_factory=time.time)
 
     @classmethod
-    def build(cls, config: Config, runtime: RuntimeAPI) -> Backend:
+    def build(cls, config: Config, runtime: Client) -> Backend:
         data_root, exec_root = Path(config.data_root), Path(config.exec_root)
         events = EventBus()
         host = HostFeatures(runtime)
@@ -88,16 +102,22 @@ class Backend:
         files = ContainerFiles(runtime, store, events)
         execs = ExecService(store, runtime, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path)
+        creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc, logs.resolve)
+        writer = ImageWriter(runtime, images)
+        build_cache = BuildCache(runtime, images)
+        builder_root = data_root / "builder"
+        builder = Builder(images, writer, build_cache,
+                          RunStep(creator, run, runtime, CacheMounts(builder_root / "cache-mounts")),
+                          CopyFiles(runtime, builder_root / "steps"))
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
-                   networks=networks, volumes=volumes,
-                   creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc,
-                                   logs.resolve),
-                   run=run, manager=Manager(runtime, store, lives, events, host),
+                   networks=networks, volumes=volumes, creator=creator, run=run, manager=Manager(runtime, store, lives, events, host),
                    execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,
                    pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),
-                   disk=DiskUsage(images, store, volumes, describer.summary, files.size), logs=logs)
+                   disk=DiskUsage(images, store, volumes, describer.summary, files.size, build_cache.usage),
+                   logs=logs, committer=Committer(runtime, writer, images, events), importer=Importer(writer, events),
+                   contexts=ContextStore(builder_root / "contexts"), build_cache=build_cache, builder=builder)
 
     async def ensure_namespace(self) -> None:
         """The engine's runtime namespace exists before its first request; the runtime may come up later."""
@@ -116,4 +136,15 @@ class Backend:
     async def run_background(self) -> None:
         """The daemon's background work: the namespace first, then the container monitor for good."""
         await self.ensure_namespace()
+        await self.contexts.sweep()
+        await asyncio.to_thread(_fresh_dirs, Path(self.config.data_root) / "builder", ("cache-mounts", "steps"))
         await Monitor(self.run, self.reconciler, self.runtime, self.config.runtime_namespace).run()
+
+
+def _fresh_dirs(root: Path, names: tuple[str, ...]) -> None:
+    """The builder's work directories exist; a crashed daemon's leftover steps are gone (cache mounts stay)."""
+    for name in names:
+        path = root / name
+        if name == "steps" and path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)

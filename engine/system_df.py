@@ -29,7 +29,9 @@ class Volumes(Protocol):
 class DiskUsage:
     def __init__(self, images: Images, store: ContainerStore, volumes: Volumes,
                  summary: Callable[[Container], dict[str, Any]],
-                 size: Callable[[Container], Awaitable[int | None]]) -> None:
+                 size: Callable[[Container], Awaitable[int | None]],
+                 build_cache: Callable[[], Awaitable[builtins.list[dict[str, Any]]]]) -> None:
+        self._build_cache = build_cache
         self._images = images
         self._store = store
         self._volumes = volumes
@@ -51,6 +53,8 @@ class DiskUsage:
 
         image_entries = []
         for image in images:
+            if image.intermediate:
+                continue  # the build cache's: reported under BuildCache
             entry = views.summary(image, image.named)
             entry["Containers"] = users.get(image.id, 0)
             entry["SharedSize"] = 0
@@ -60,5 +64,5 @@ class DiskUsage:
             "Images": image_entries,
             "Containers": await asyncio.gather(*(container_entry(c) for c in containers)),
             "Volumes": await self._volumes.usage(self._volumes.list()),
-            "BuildCache": [],
+            "BuildCache": await self._build_cache(),
         }

@@ -54,7 +54,7 @@ class RegistryAuth(BaseModel):
 def pull_reference(from_image: str, tag: str) -> Reference:
     """fromImage plus tag (a tag or a digest) as one normalised reference; no tag means latest."""
     if not from_image:
-        raise InvalidArgument("fromImage is required: importing images (fromSrc) is not supported")
+        raise InvalidArgument("fromImage or fromSrc is required")
     ref = parse(from_image)
     if not tag:
         return ref

@@ -155,6 +155,19 @@ class RuntimeAPI(Protocol):
     async def container_changes(self, container_id: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
 
 
+class LeaseAPI(Protocol):
+    """Leases: what keeps content written ahead of the image that will name it from the runtime's GC."""
+
+    async def create_lease(self, id: str | None = None, expire_after: float | None = None,
+                           namespace: str | None = None) -> dict[str, Any]: ...
+
+    async def remove_lease(self, id: str, namespace: str | None = None) -> None: ...
+
+
 def _conforms(client: Client) -> RuntimeAPI:
     """Type-checked (mypy --strict covers runtime/client): the HTTP client meets the Protocol."""
+    return client
+
+
+def _leases(client: Client) -> LeaseAPI:
     return client

@@ -1,4 +1,4 @@
-"""Image endpoints: pull (create), list, inspect, history, tag, remove, prune."""
+"""Image endpoints: pull (create; its import form is image_make's), list, inspect, history, tag, remove, prune."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ from aiohttp import web
 
 from engine.api import query, versions
 from engine.api.app import Router
+from engine.api.routers.image_make import import_image
 from engine.api.responses import empty, json_response
 from engine.backend import Backend
 from engine.errors import EngineError, NotFound
@@ -29,6 +30,8 @@ def register(r: Router, b: Backend) -> None:
 
     async def create(request: web.Request) -> web.StreamResponse:
         q = request.query
+        if q.get("fromSrc"):
+            return await import_image(request, b)
         ref = pull_reference(q.get("fromImage", ""), q.get("tag", ""))
         wanted = platforms.parse(q["platform"]) if q.get("platform") else None
         messages = pull(images, ref, platform=str(wanted) if wanted else None,

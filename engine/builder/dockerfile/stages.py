@@ -48,7 +48,7 @@ def find_target(dockerfile: Dockerfile, target: str = "") -> Stage:
     raise DockerfileError(f'target stage "{target}" could not be found')
 
 
-def _lookup(dockerfile: Dockerfile, ref: str, by_index: bool, before: int | None = None) -> int | None:
+def lookup_stage(dockerfile: Dockerfile, ref: str, by_index: bool, before: int | None = None) -> int | None:
     lowered = ref.lower()
     for stage in dockerfile.stages[:before]:
         if stage.name and stage.name == lowered:
@@ -75,7 +75,7 @@ def stage_needs(dockerfile: Dockerfile, stage: Stage, meta: Mapping[str, str]) -
     base = _expand(stage.base, meta, dockerfile.escape, line)
     if not base:
         raise DockerfileError("base name (" + stage.base + ") should not be blank", line)
-    ref = _lookup(dockerfile, base, by_index=False, before=stage.index)
+    ref = lookup_stage(dockerfile, base, by_index=False, before=stage.index)
     if ref is not None:
         needs.stages.add(ref)
     elif base != "scratch":
@@ -88,7 +88,7 @@ def stage_needs(dockerfile: Dockerfile, stage: Stage, meta: Mapping[str, str]) -
             froms.extend(m.from_ for m in instruction.mounts if m.from_)
         for expression in froms:
             value = _expand(expression, meta, dockerfile.escape, instruction.start_line)
-            index = _lookup(dockerfile, value, by_index=True)
+            index = lookup_stage(dockerfile, value, by_index=True)
             if index is None:
                 needs.images.add(value)
             elif index == stage.index:

@@ -1,0 +1,89 @@
+"""POST /build (the classic builder API the docker CLI uses without buildx, and the SDK always) and
+POST /build/prune. A bad Dockerfile, target or option is a plain 400 before the stream starts; a
+failure during the build is the stream's last message; a client that leaves cancels the build."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from engine.api import query
+from engine.api.app import Router
+from engine.api.responses import json_response
+from engine.backend import Backend
+from engine.builder.options import parse_options
+from engine.builder.progress import BuildProgress
+from engine.builder.service import failure, registry_auths
+from engine.errors import EngineError, InvalidArgument
+from engine.images.filters import parse_until
+from runtime.client import RuntimeError_
+
+log = logging.getLogger("engine.api.build")
+
+_PRUNE_FILTERS = {"until"}
+_SPACE_OPTIONS = ("keep-storage", "reserved-space", "max-used-space", "min-free-space")
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
+
+
+def register(r: Router, b: Backend) -> None:
+    async def build(request: web.Request) -> web.StreamResponse:
+        options = parse_options(request.query)
+        auths = registry_auths(request.headers.get("X-Registry-Config"))
+        context = await b.contexts.from_request(request)
+        async with context:
+            b.builder.plan(context, options)
+            response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            progress = BuildProgress(options.quiet)
+
+            async def run() -> None:
+                try:
+                    await b.builder.build(context, options, progress, auths)
+                except (EngineError, RuntimeError_) as e:
+                    log.info("build failed: %s", e.message)
+                    await progress.put(failure(e))
+                except Exception as e:
+                    if isinstance(e, asyncio.CancelledError):
+                        raise
+                    log.exception("build failed")
+                    await progress.put(failure(e))
+                finally:
+                    progress.close()
+
+            task = asyncio.create_task(run())
+            try:
+                async for message in progress.messages():
+                    await response.write(_line(message))
+                await task
+            except (ConnectionResetError, asyncio.CancelledError):
+                log.info("build client went away: cancelling the build")
+                raise
+            finally:
+                if not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            await response.write_eof()
+            return response
+
+    async def prune(request: web.Request) -> web.Response:
+        q = request.query
+        for name in _SPACE_OPTIONS:
+            if query.integer(q, name):
+                raise InvalidArgument(f"{name} is not supported: the build cache is pruned by age (until) or whole")
+        filters = query.filters(q)
+        unknown = set(filters) - _PRUNE_FILTERS
+        if unknown:
+            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+        until = filters.get("until")
+        keep_since = parse_until(until[0]) if until else None
+        return json_response(await b.build_cache.prune(keep_since, everything=query.boolean(q, "all")))
+
+    r.add("POST", "/build", build)
+    r.add("POST", "/build/prune", prune)

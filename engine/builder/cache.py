@@ -1,0 +1,132 @@
+"""The build cache: each step's result image kept in the runtime under `<build>@<key>`.
+
+A step's key digests its parent image's ID and everything that decides its result: the
+instruction as evaluated (variables expanded), the environment and build args it sees, and for
+COPY/ADD the checksum of the files copied. The same key means the same result, so a lookup is one
+runtime record read, and the cache lives as long as the runtime's image store: across daemon
+restarts, until `docker builder prune` drops the records and the runtime's GC frees what only they held.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.images.model import BUILD_PREFIX, LocalImage, rfc3339
+from engine.images.store import ImageService
+from runtime.client import NotFound
+from runtime.client.records import Image
+
+STEP_LABEL = "io.pyengine.build.step"
+USED_LABEL = "io.pyengine.build.used"
+COUNT_LABEL = "io.pyengine.build.uses"
+
+
+class CacheRuntime(Protocol):
+    async def images(self, namespace: str | None = None) -> list[Image]: ...
+
+    async def image(self, name: str, namespace: str | None = None) -> Image: ...
+
+    async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
+                        namespace: str | None = None) -> Image: ...
+
+    async def remove_image(self, name: str, namespace: str | None = None) -> None: ...
+
+
+def step_key(parent_id: str, step: dict[str, Any]) -> str:
+    """The cache key of a step on `parent_id` ("" from scratch): a digest of a canonical JSON of both."""
+    doc = json.dumps({"parent": parent_id, "step": step}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    image: Image
+
+    @property
+    def description(self) -> str:
+        return self.image.labels.get(STEP_LABEL, "")
+
+    @property
+    def last_used(self) -> float:
+        try:
+            return float(self.image.labels.get(USED_LABEL, ""))
+        except ValueError:
+            return self.image.updated
+
+    @property
+    def uses(self) -> int:
+        raw = self.image.labels.get(COUNT_LABEL, "1")
+        return int(raw) if raw.isdigit() else 1
+
+
+class BuildCache:
+    def __init__(self, runtime: CacheRuntime, images: ImageService) -> None:
+        self.runtime = runtime
+        self.images = images
+
+    async def lookup(self, key: str) -> LocalImage | None:
+        """The image a step with this key made before, if the cache still has it (and its content)."""
+        try:
+            record = await self.runtime.image(BUILD_PREFIX + key)
+        except NotFound:
+            return None
+        image = await self.images.by_target(record.target.model_dump())
+        if image is None:
+            return None
+        labels = {**record.labels, USED_LABEL: str(time.time()), COUNT_LABEL: str(Entry(key, record).uses + 1)}
+        await self.runtime.put_image(record.name, record.target.model_dump(), labels)
+        return image
+
+    @staticmethod
+    def record_name(key: str) -> str:
+        return BUILD_PREFIX + key
+
+    @staticmethod
+    def labels(description: str) -> dict[str, str]:
+        return {STEP_LABEL: description, USED_LABEL: str(time.time()), COUNT_LABEL: "1"}
+
+    async def entries(self) -> list[Entry]:
+        return [Entry(i.name.removeprefix(BUILD_PREFIX), i) for i in await self.runtime.images()
+                if i.name.startswith(BUILD_PREFIX)]
+
+    async def usage(self) -> list[dict[str, Any]]:
+        """`system df`'s BuildCache: one record per cached step."""
+        sizes = {image.id: image for image in await self.images.images()}
+        out = []
+        for entry in await self.entries():
+            image = next((i for i in sizes.values() if any(r.name == entry.image.name for r in i.records)), None)
+            layer = image.layers[-1] if image is not None and image.layers else {}
+            out.append({
+                "ID": entry.key[:25], "Parents": None, "Type": "regular", "Description": entry.description,
+                "InUse": False, "Shared": image is not None and not image.intermediate,
+                "Size": int(layer.get("size") or 0), "CreatedAt": rfc3339(entry.image.created),
+                "LastUsedAt": rfc3339(entry.last_used), "UsageCount": entry.uses,
+            })
+        return out
+
+    async def prune(self, keep_since: float | None = None, everything: bool = False) -> dict[str, Any]:
+        """Drop the cache's records (those last used before `keep_since`, if given); report what went.
+
+        Without `everything` a step whose image also has a name (a build's tagged result) keeps its
+        record, as BuildKit keeps cache still in use by an image unless pruning all.
+        """
+        before = await self.images.stored_bytes()
+        named = {r.name for image in await self.images.images() if not image.intermediate for r in image.records}
+        deleted = []
+        for entry in await self.entries():
+            if keep_since is not None and entry.last_used >= keep_since:
+                continue
+            if not everything and entry.image.name in named:
+                continue
+            try:
+                await self.runtime.remove_image(entry.image.name)
+            except NotFound:
+                continue
+            deleted.append(entry.key[:25])
+        reclaimed = max(0, before - await self.images.stored_bytes()) if deleted else 0
+        return {"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+

@@ -1,0 +1,227 @@
+"""COPY and ADD as Docker defines them: where each source lands, who owns it, what ADD unpacks or fetches.
+
+- The destination is expanded and taken from WORKDIR when relative; several sources (after globbing)
+  need a destination ending in `/`; a directory source's contents are copied, not the directory.
+- Ownership is root's unless `--chown` names a user (and group) by id, or by name in the image's
+  /etc/passwd and /etc/group; `--chmod` (octal) applies to every file and directory copied.
+- ADD unpacks local tar archives (plain, gzip, bzip2, xz) and fetches http(s) URLs (mode 0600,
+  `--checksum` verified); git URLs and `--checksum` on local sources are refused by name.
+- The cache key of a copy is the checksums of what it brings: context files by content (mtime left
+  out, as dockerd's), another stage's or image's files by that image's ID and the paths.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import posixpath
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import aiohttp
+
+from engine.builder import dockerfile as df
+from engine.builder.context import BuildContext
+from engine.builder.copy_tar import Ownership, Source, is_archive
+from engine.builder.dockerfile import instructions as ins
+from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, scratch_dir
+from engine.builder.state import StageState
+from engine.errors import InvalidArgument
+from engine.images.compose import NewLayer
+from engine.images.model import LocalImage
+
+ImageSource = Callable[[str, int], Awaitable[LocalImage]]
+
+_WILDCARDS = frozenset("*?[")
+
+
+@dataclass
+class PreparedCopy:
+    runtime: CopyRuntime
+    dest: str
+    single_file: bool
+    owner: Ownership
+    link: bool
+    work: Path
+    sources: list[Source] = field(default_factory=list)
+    sums: list[str] = field(default_factory=list)
+    _cleanup: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    @property
+    def owner_key(self) -> tuple[int, int, int | None]:
+        return self.owner.uid, self.owner.gid, self.owner.chmod
+
+    @property
+    def summary(self) -> str:
+        """dockerd's history words for the sources: file:<sum>, dir:<sum> or multi:<sum>."""
+        digest = hashlib.sha256("\n".join(self.sums).encode()).hexdigest()
+        if len(self.sources) > 1:
+            return f"multi:{digest}"
+        source = self.sources[0]
+        kind = "dir" if source.path is not None and source.path.is_dir() and not source.unpack else "file"
+        return f"{kind}:{digest}"
+
+    async def layer(self, state: StageState, lease: str) -> NewLayer:
+        return await put_files(self.runtime, state, self.sources, self.owner, self.dest, self.work, lease,
+                               single_file=self.single_file, link=self.link)
+
+    async def __aenter__(self) -> PreparedCopy:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._cleanup.aclose()
+
+
+class CopyFiles:
+    def __init__(self, runtime: CopyRuntime, work_root: Path) -> None:
+        self.runtime = runtime
+        self.work_root = work_root
+
+    async def prepare(self, state: StageState, step: ins.Copy, image_source: ImageSource,
+                      context: BuildContext) -> PreparedCopy:
+        env, esc = state.scope.env(), state.escape
+        raw_dest = df.expand(step.dest, env, esc)
+        dest = posixpath.join(str(state.config.get("WorkingDir") or "/"), raw_dest)
+        dir_hint = raw_dest.endswith("/") or raw_dest in (".", "..") or raw_dest.endswith(("/.", "/.."))
+        dest = posixpath.normpath(dest)
+        stack = contextlib.AsyncExitStack()
+        work = await stack.enter_async_context(scratch_dir(self.work_root))
+        try:
+            owner = await self._owner(state, step, env, work)
+            prepared = PreparedCopy(self.runtime, dest, False, owner, step.link, work, _cleanup=stack)
+            if step.checksum and not all(s.startswith(("http://", "https://")) for s in step.sources):
+                raise InvalidArgument(f"{step.keyword} --checksum can only be used with HTTP(S) sources")
+            if step.contents:
+                for doc in step.contents:
+                    text = df.expand_heredoc(doc.content, env) if doc.expand else doc.body
+                    data = text.encode()
+                    prepared.sources.append(Source(dest=posixpath.join(dest, doc.name), content=data,
+                                                   name=doc.name))
+                    prepared.sums.append("sha256:" + hashlib.sha256(data).hexdigest())
+            sources = [df.expand(s, env, esc) for s in step.sources]
+            if step.from_:
+                await self._from_image(prepared, step, sources, state, image_source, work)
+            else:
+                for source in sources:
+                    await self._from_context(prepared, step, source, context, work)
+            if not prepared.sources:
+                raise InvalidArgument(f"{step.keyword} failed: no source files were specified")
+            several = len(prepared.sources) > 1
+            if several and not dir_hint:
+                raise InvalidArgument(f"When using {step.keyword} with more than one source file, the "
+                                      "destination must be a directory and end with a /")
+            first = prepared.sources[0]
+            is_dir_source = first.path is not None and first.path.is_dir()
+            prepared.single_file = not several and not dir_hint and not is_dir_source and not first.unpack
+            if prepared.single_file:
+                prepared.sources[0] = Source(dest=dest, path=first.path, content=first.content, mode=first.mode,
+                                             follow=first.follow, name=first.name)
+            return prepared
+        except BaseException:
+            await stack.aclose()
+            raise
+
+    async def make_dir(self, state: StageState, path: str, lease: str) -> NewLayer | None:
+        """WORKDIR's directory, made (root's, 0755) when the image lacks it; None when it is there."""
+        if state.image is not None:
+            async with ImageFiles(self.runtime, state.image) as files:
+                if await files.is_dir(path):
+                    return None
+        async with scratch_dir(self.work_root) as work:
+            return await put_files(self.runtime, state, [], Ownership(), path, work, lease,
+                                   single_file=False, link=False)
+
+    async def _owner(self, state: StageState, step: ins.Copy, env: dict[str, str], work: Path) -> Ownership:
+        chmod: int | None = None
+        if step.chmod:
+            try:
+                chmod = int(step.chmod, 8)
+            except ValueError:
+                raise InvalidArgument(f"invalid chmod parameter: {step.chmod!r} is not an octal mode") from None
+        chown = df.expand(step.chown, env, state.escape) if step.chown else ""
+        if not chown:
+            return Ownership(chmod=chmod)
+        user, _, group = chown.partition(":")
+        uid = await self._id(state, user, "passwd", work)
+        gid = await self._id(state, group, "group", work) if group else (
+            uid if user.isdigit() else await self._primary_gid(state, user, work))
+        return Ownership(uid, gid, chmod)
+
+    async def _id(self, state: StageState, name: str, table: str, work: Path) -> int:
+        if name.isdigit():
+            return int(name)
+        for fields in await self._table(state, table, work):
+            if fields[0] == name and len(fields) > 2 and fields[2].isdigit():
+                return int(fields[2])
+        kind = "user" if table == "passwd" else "group"
+        raise InvalidArgument(f"unable to convert uid/gid chown string to host mapping: can't find {kind} "
+                              f"{name}: no matching entries in {table} file")
+
+    async def _primary_gid(self, state: StageState, user: str, work: Path) -> int:
+        for fields in await self._table(state, "passwd", work):
+            if fields[0] == user and len(fields) > 3 and fields[3].isdigit():
+                return int(fields[3])
+        return 0
+
+    async def _table(self, state: StageState, table: str, work: Path) -> list[list[str]]:
+        if state.image is None:
+            return []
+        async with ImageFiles(self.runtime, state.image) as files:
+            if await files.is_dir(f"/etc/{table}") is None:
+                return []
+            path = await files.fetch(f"/etc/{table}", work / f"etc-{table}")
+        return [line.split(":") for line in path.read_text(errors="replace").splitlines() if line]
+
+    async def _from_image(self, prepared: PreparedCopy, step: ins.Copy, sources: list[str], state: StageState,
+                          image_source: ImageSource, work: Path) -> None:
+        name = df.expand(step.from_, state.scope.global_values, state.escape)
+        image = await image_source(name, step.start_line)
+        async with ImageFiles(self.runtime, image) as files:
+            for index, source in enumerate(sources):
+                if _WILDCARDS & set(source):
+                    raise InvalidArgument(f"{step.keyword} --from={name}: wildcards in {source!r} are not "
+                                          "supported by this builder; name the paths")
+                path = posixpath.join("/", source)
+                if await files.is_dir(path) is None:
+                    raise InvalidArgument(f"{step.keyword} failed: stat {path}: file does not exist in {name}")
+                into = work / f"from-{index}"
+                fetched = await files.fetch(path, into)
+                prepared.sources.append(Source(dest=prepared.dest, path=fetched, name=fetched.name))
+                prepared.sums.append(f"{image.id}:{path}")
+
+    async def _from_context(self, prepared: PreparedCopy, step: ins.Copy, source: str, context: BuildContext,
+                            work: Path) -> None:
+        if step.keyword == "ADD" and source.startswith(("http://", "https://")):
+            await self._download(prepared, step, source, work)
+            return
+        if step.keyword == "ADD" and (source.startswith("git@") or source.endswith(".git")
+                                      or urllib.parse.urlsplit(source).scheme in ("git", "ssh")):
+            raise InvalidArgument(f"ADD {source}: git sources are not supported by this builder")
+        resolved = await context.resolve([source], instruction=step.keyword)
+        prepared.sums.append(await context.checksum(resolved))
+        for item in resolved:
+            unpack = step.keyword == "ADD" and item.path.is_file() and is_archive(item.path)
+            prepared.sources.append(Source(dest=posixpath.join(prepared.dest, item.name) if not item.path.is_dir()
+                                           and not unpack else prepared.dest, path=item.path, unpack=unpack,
+                                           name=item.name))
+
+    async def _download(self, prepared: PreparedCopy, step: ins.Copy, url: str, work: Path) -> None:
+        name = posixpath.basename(urllib.parse.urlsplit(url).path) or "download"
+        path = work / f"url-{len(prepared.sources)}" / name
+        path.parent.mkdir()
+        digest = hashlib.sha256()
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            if resp.status != 200:
+                raise InvalidArgument(f"ADD failed: {url}: the server answered {resp.status} {resp.reason}")
+            with open(path, "wb") as f:
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    digest.update(chunk)
+                    f.write(chunk)
+        got = "sha256:" + digest.hexdigest()
+        if step.checksum and step.checksum != got:
+            raise InvalidArgument(f"ADD failed: the checksum of {url} is {got}, not {step.checksum}")
+        prepared.sources.append(Source(dest=posixpath.join(prepared.dest, name), path=path, mode=0o600, name=name))
+        prepared.sums.append(got)

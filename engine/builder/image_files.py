@@ -1,0 +1,209 @@
+"""Files into and out of an image's filesystem during a build, and the layer that results.
+
+Files go into a runtime container of the stage's image (never started) and the diff service reads
+the layer back, so directories the image has keep their owner and mode. With no image yet
+(FROM scratch) or for COPY --link, the tar itself is the layer, as BuildKit's independent COPY
+layers are. Files come out of an image (COPY --from, /etc/passwd for --chown) the same way.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import posixpath
+import secrets
+import shutil
+import tarfile
+import tempfile
+from dataclasses import replace
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from engine.builder.copy_tar import CopyTar, Ownership, Source
+from engine.builder.state import StageState
+from engine.images.compose import NewLayer
+from engine.images.model import LocalImage
+from runtime.client import NotFound
+from runtime.client.diff import DiffAPI
+from runtime.client.ingest import IngestAPI
+from runtime.client.records import Container
+
+_CHUNK = 1 << 16
+_DIR_MODE_BIT = 1 << 31  # Go's os.ModeDir in a path stat's mode
+
+
+class CopyRuntime(DiffAPI, IngestAPI, Protocol):
+    async def create_container(self, container_id: str, image: str, options: dict[str, Any] | None = None, *,
+                               snapshotter: str | None = None, runtime: str = "runc", init: bool = False,
+                               labels: dict[str, str] | None = None, namespace: str | None = None) -> Container: ...
+
+    async def remove_container(self, container_id: str, keep_snapshot: bool = False,
+                               namespace: str | None = None) -> None: ...
+
+    async def stat_path(self, container_id: str, path: str, namespace: str | None = None) -> dict[str, Any]: ...
+
+    def archive(self, container_id: str, path: str, namespace: str | None = None
+                ) -> contextlib.AbstractAsyncContextManager[tuple[dict[str, Any], AsyncIterator[bytes]]]: ...
+
+    async def put_archive(self, container_id: str, path: str, data: AsyncIterator[bytes], *,
+                          no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False,
+                          namespace: str | None = None) -> None: ...
+
+
+def runtime_name(image: LocalImage) -> str:
+    return image.records[0].name
+
+
+class ImageFiles:
+    """A never-started runtime container of an image: its files read, new files put in, its diff taken."""
+
+    def __init__(self, runtime: CopyRuntime, image: LocalImage) -> None:
+        self.runtime = runtime
+        self.image = image
+        self.id = f"pyengine-build-{secrets.token_hex(16)}"
+        self.snapshotter = ""
+        self.snapshot_key = ""
+
+    async def __aenter__(self) -> ImageFiles:
+        c = await self.runtime.create_container(self.id, runtime_name(self.image), {"args": ["#(nop)"]},
+                                                labels={"io.pyengine.build": "true"})
+        self.snapshotter, self.snapshot_key = c.snapshotter, c.snapshot_key
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.shield(self.runtime.remove_container(self.id))
+
+    async def is_dir(self, path: str) -> bool | None:
+        """True for a directory, False for anything else, None when nothing is there."""
+        try:
+            st = await self.runtime.stat_path(self.id, path)
+        except NotFound:
+            return None
+        return bool(int(st.get("mode", 0)) & _DIR_MODE_BIT)
+
+    async def missing_parents(self, path: str) -> list[str]:
+        """The directories on the way to `path` (itself included) the image lacks, outermost first."""
+        missing: list[str] = []
+        current = posixpath.normpath(path)
+        while current not in ("/", ""):
+            if await self.is_dir(current) is not None:
+                break
+            missing.append(current)
+            current = posixpath.dirname(current)
+        return list(reversed(missing))
+
+    async def fetch(self, path: str, into: Path) -> Path:
+        """Copy `path` (followed if a symlink) out of the image into directory `into`; what it became there."""
+        into.mkdir(parents=True, exist_ok=True)
+        async with self.runtime.archive(self.id, path) as (st, body):
+            tar_path = into / f".fetch-{secrets.token_hex(4)}.tar"
+            with open(tar_path, "wb") as f:
+                async for chunk in body:
+                    await asyncio.to_thread(f.write, chunk)
+        await asyncio.to_thread(_extract, tar_path, into)
+        return into / str(st.get("name") or posixpath.basename(path.rstrip("/")))
+
+    async def put(self, tar_file: Path) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            with open(tar_file, "rb") as f:
+                while data := await asyncio.to_thread(f.read, _CHUNK):
+                    yield data
+
+        await self.runtime.put_archive(self.id, "/", chunks())
+
+
+def _extract(tar_path: Path, into: Path) -> None:
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(into, filter="tar")
+    tar_path.unlink()
+
+
+async def write_tar(build: Callable[[CopyTar], None], owner: Ownership, into: Path) -> Path:
+    """Run `build` in a thread against a tar written to a file under `into`."""
+    path = into / f".copy-{secrets.token_hex(4)}.tar"
+
+    def work() -> None:
+        with open(path, "wb") as out:
+            tar = CopyTar(out, owner)
+            try:
+                build(tar)
+            finally:
+                tar.close()
+
+    await asyncio.to_thread(work)
+    return path
+
+
+async def layer_from_tar(runtime: IngestAPI, tar_path: Path, lease: str) -> NewLayer:
+    """The tar as a gzip layer, its diff ID hashed on the way (for scratch stages and COPY --link)."""
+    gz_path = tar_path.with_suffix(".tar.gz")
+
+    def compress() -> str:
+        diff = hashlib.sha256()
+        with open(tar_path, "rb") as src, open(gz_path, "wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as dst:
+                _pump(src, dst, diff)
+        return "sha256:" + diff.hexdigest()
+
+    diff_id = await asyncio.to_thread(compress)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with open(gz_path, "rb") as f:
+            while data := await asyncio.to_thread(f.read, _CHUNK):
+                yield data
+
+    info = await runtime.write_content(f"pyengine-build-{secrets.token_hex(8)}", chunks(), lease=lease)
+    return NewLayer({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": info.digest,
+                     "size": info.size}, diff_id)
+
+
+def _pump(src: BinaryIO, dst: Any, digest: Any) -> None:
+    while data := src.read(1 << 20):
+        digest.update(data)
+        dst.write(data)
+
+
+@contextlib.asynccontextmanager
+async def scratch_dir(root: Path) -> AsyncIterator[Path]:
+    path = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=root, prefix="step-"))
+    try:
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, path, True)
+
+
+async def put_files(runtime: CopyRuntime, state: StageState, sources: list[Source], owner: Ownership,
+                    dest: str, work: Path, lease: str, *, single_file: bool, link: bool) -> NewLayer:
+    """The layer of `sources` put into the stage's image under `dest`: a directory (its missing parents
+    are created), or with `single_file` the file's own path unless the image has a directory there."""
+    if state.image is None or link:
+        parents = _ancestors(posixpath.dirname(dest) if single_file else dest)
+        tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
+        return await layer_from_tar(runtime, tar_path, lease)
+    async with ImageFiles(runtime, state.image) as files:
+        if single_file and await files.is_dir(dest):
+            sources = [replace(sources[0], dest=posixpath.join(dest, sources[0].name))]
+            single_file = False
+        parents = await files.missing_parents(posixpath.dirname(dest) if single_file else dest)
+        tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
+        await files.put(tar_path)
+        diff = await runtime.compare(files.snapshotter, files.snapshot_key, lease=lease)
+    return NewLayer(diff.descriptor.model_dump(exclude_none=True), diff.diff_id)
+
+
+def _ancestors(path: str) -> list[str]:
+    out: list[str] = []
+    current = posixpath.normpath(path)
+    while current not in ("/", ""):
+        out.append(current)
+        current = posixpath.dirname(current)
+    return list(reversed(out))
+
+
+def _fill(tar: CopyTar, parents: list[str], sources: list[Source]) -> None:
+    for parent in parents:
+        tar.directory(parent)
+    for source in sources:
+        tar.add(source)

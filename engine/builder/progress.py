@@ -1,0 +1,75 @@
+"""What a build says to its client: the classic builder's JSON message stream.
+
+The docker CLI prints each `stream` text as it comes and exits with `errorDetail.code` on an error;
+the SDK takes the image ID from `Successfully built <id>` (it ignores `aux`), so that line always
+comes. With `q` only the final ID is sent, as dockerd does. Messages go through a bounded queue to
+the HTTP response, so a slow client slows the build's output rather than growing the daemon.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from engine.images.model import short_id
+
+_END = object()
+
+
+class BuildProgress:
+    def __init__(self, quiet: bool = False, limit: int = 256) -> None:
+        """`limit` 0: unbounded (a stage's messages held until the stages before it have printed)."""
+        self.quiet = quiet
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(limit)
+
+    async def put(self, message: dict[str, Any]) -> None:
+        """A message as is (a base image's pull progress)."""
+        await self._queue.put(message)
+
+    async def text(self, text: str) -> None:
+        """Build output (step headers, RUN output); left out with `q`."""
+        if not self.quiet:
+            await self.put({"stream": text})
+
+    async def step(self, number: int, total: int, instruction: str) -> None:
+        await self.text(f"Step {number}/{total} : {instruction}")
+        await self.text("\n")
+
+    async def result(self, image_id: str) -> None:
+        await self.text(f" ---> {short_id(image_id)}\n")
+
+    async def warning(self, text: str) -> None:
+        await self.text(f"[Warning] {text}\n")
+
+    async def output(self, data: bytes) -> None:
+        """A RUN step's stdout or stderr, as the process wrote it."""
+        await self.text(data.decode(errors="replace"))
+
+    async def built(self, image_id: str, tags: list[str]) -> None:
+        await self.put({"aux": {"ID": image_id}})
+        if self.quiet:
+            await self.put({"stream": image_id + "\n"})
+            return
+        await self.put({"stream": f"Successfully built {short_id(image_id)}\n"})
+        for tag in tags:
+            await self.put({"stream": f"Successfully tagged {tag}\n"})
+
+    async def error(self, message: str, code: int | None = None) -> None:
+        detail: dict[str, Any] = {"message": message}
+        if code is not None:
+            detail["code"] = code
+        await self.put({"errorDetail": detail, "error": message})
+
+    def close(self) -> None:
+        """No more messages: the reader's iteration ends once the queue drains."""
+        try:
+            self._queue.put_nowait(_END)
+        except asyncio.QueueFull:
+            asyncio.get_running_loop().create_task(self._queue.put(_END))
+
+    async def messages(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                return
+            yield item

@@ -1,0 +1,163 @@
+"""One stage of a build: its instructions in order, each a step that ends in an image (or a cache hit).
+
+A step's cache key is its parent image's ID and what decides its result: the Config after the
+step, the instruction, and per kind the process and build-time environment (RUN) or the checksums
+of the files copied (COPY/ADD). With `nocache` every step runs; its result still refreshes the cache.
+"""
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.builder import dockerfile as df
+from engine.builder.cache import BuildCache, step_key
+from engine.builder.context import BuildContext
+from engine.builder.copy_files import CopyFiles
+from engine.builder.dockerfile import instructions as ins
+from engine.builder.dockerfile.mounts import Mount
+from engine.builder.options import BuildOptions
+from engine.builder.progress import BuildProgress
+from engine.builder.run_step import RunStep
+from engine.builder.state import NOP, StageState, StepWriter
+from engine.errors import InvalidArgument
+from engine.images.compose import NewLayer
+from engine.images.model import LocalImage
+from engine.images.writer import ImageWriter
+
+_METADATA = (ins.Env, ins.Label, ins.Expose, ins.Volume, ins.User, ins.Cmd, ins.Entrypoint, ins.OnBuild)
+
+# Another stage's final image, or an image by reference (pulled if need be): COPY --from's sources.
+ImageSource = Callable[[str, int], Awaitable[LocalImage]]
+
+
+@dataclass
+class StepCounter:
+    number: int
+    total: int
+
+
+class StageRunner:
+    def __init__(self, writer: ImageWriter, cache: BuildCache, run_step: RunStep, copy_files: CopyFiles,
+                 options: BuildOptions, context: BuildContext, progress: BuildProgress, lease: str,
+                 counter: StepCounter) -> None:
+        self.steps = StepWriter(writer, cache)
+        self.cache = cache
+        self.run_step = run_step
+        self.copy_files = copy_files
+        self.options = options
+        self.context = context
+        self.progress = progress
+        self.lease = lease
+        self.counter = counter
+
+    async def run(self, state: StageState, instructions: list[ins.Instruction], image_source: ImageSource) -> None:
+        for instruction in instructions:
+            self.counter.number += 1
+            await self.progress.step(self.counter.number, self.counter.total, instruction.original)
+            await self.execute(state, instruction, image_source)
+            await self.progress.result(state.image_id)
+
+    async def execute(self, state: StageState, instruction: ins.Instruction, image_source: ImageSource) -> None:
+        if isinstance(instruction, ins.Run):
+            await self._run(state, instruction)
+        elif isinstance(instruction, ins.Copy):
+            await self._copy(state, instruction, image_source)
+        elif isinstance(instruction, ins.Workdir):
+            df.apply_instruction(state.config, instruction, state.scope.env(), state.escape, state.cmd_set)
+            await self._workdir(state, instruction)
+        else:
+            self._metadata(state, instruction)
+            await self._commit_metadata(state, instruction)
+
+    def _metadata(self, state: StageState, instruction: ins.Instruction) -> None:
+        env = state.scope.env()
+        if isinstance(instruction, ins.Arg):
+            state.scope.declare(instruction)
+        elif isinstance(instruction, _METADATA):
+            df.apply_instruction(state.config, instruction, env, state.escape, state.cmd_set)
+            if isinstance(instruction, ins.Cmd):
+                state.cmd_set = True
+            if isinstance(instruction, ins.Env):
+                for item in state.config.get("Env") or []:
+                    key, _, value = item.partition("=")
+                    state.scope.set_env(key, value)
+        elif isinstance(instruction, ins.StopSignal):
+            state.config["StopSignal"] = df.expand(instruction.signal, env, state.escape)
+        elif isinstance(instruction, ins.Shell):
+            state.config["Shell"] = list(instruction.shell)
+        elif isinstance(instruction, ins.Maintainer):
+            state.author = instruction.name
+        elif isinstance(instruction, ins.Healthcheck):
+            check: dict[str, Any] = {"Test": list(instruction.test)}
+            for field, value in (("Interval", instruction.interval), ("Timeout", instruction.timeout),
+                                 ("StartPeriod", instruction.start_period),
+                                 ("StartInterval", instruction.start_interval), ("Retries", instruction.retries)):
+                if value:
+                    check[field] = value
+            state.config["Healthcheck"] = check
+        else:
+            raise InvalidArgument(f"{instruction.keyword} is not supported here (line {instruction.start_line})")
+
+    async def _commit_metadata(self, state: StageState, instruction: ins.Instruction) -> None:
+        key = step_key(state.image_id, {"kind": "meta", "instruction": instruction.original,
+                                        "config": state.config, "author": state.author})
+        if await self._cached(state, key):
+            return
+        await self.steps.commit(state, key, instruction.original, NOP + " " + instruction.original, layer=None,
+                                lease=self.lease)
+
+    async def _cached(self, state: StageState, key: str) -> bool:
+        if self.options.no_cache:
+            return False
+        image = await self.cache.lookup(key)
+        if image is None:
+            return False
+        await self.progress.text(" ---> Using cache\n")
+        state.image = image
+        return True
+
+    async def _run(self, state: StageState, step: ins.Run) -> None:
+        process = df.run_process(step, state.shell)
+        run_env = state.scope.run_env()
+        key = step_key(state.image_id, {"kind": "run", "args": process.args, "env": sorted(run_env.items()),
+                                        "files": [(f.path, f.content, f.mode) for f in process.files],
+                                        "mounts": [_mount_key(m) for m in step.mounts], "config": state.config})
+        if await self._cached(state, key):
+            return
+        layer, container, snapshotter = await self.run_step.execute(
+            state, step, process, run_env, self.options, self.context, self.progress, self.lease)
+        shown = " ".join(process.args)
+        if run_env and isinstance(step.command, str):
+            shown = f"|{len(run_env)} " + " ".join(f"{k}={v}" for k, v in sorted(run_env.items())) + " " + shown
+        await self.steps.commit(state, key, step.original, shown, layer=layer, lease=self.lease,
+                                container=container, container_cmd=process.args, snapshotter=snapshotter)
+
+    async def _copy(self, state: StageState, step: ins.Copy, image_source: ImageSource) -> None:
+        prepared = await self.copy_files.prepare(state, step, image_source, self.context)
+        async with prepared:
+            key = step_key(state.image_id, {"kind": step.keyword, "sums": prepared.sums, "dest": prepared.dest,
+                                            "owner": prepared.owner_key, "link": step.link, "config": state.config})
+            if await self._cached(state, key):
+                return
+            layer = await prepared.layer(state, self.lease)
+        created_by = f"{NOP}{step.keyword} {prepared.summary} in {prepared.dest} "
+        await self.steps.commit(state, key, step.original, created_by, layer=layer, lease=self.lease)
+
+    async def _workdir(self, state: StageState, step: ins.Workdir) -> None:
+        path = str(state.config.get("WorkingDir") or "/")
+        key = step_key(state.image_id, {"kind": "workdir", "path": path, "config": state.config})
+        if await self._cached(state, key):
+            return
+        layer: NewLayer | None = None
+        if posixpath.normpath(path) != "/":
+            layer = await self.copy_files.make_dir(state, path, self.lease)
+        await self.steps.commit(state, key, step.original, f"{NOP} WORKDIR {path}", layer=layer, lease=self.lease)
+
+
+def _mount_key(mount: Mount) -> dict[str, Any]:
+    # A cache mount's contents never make a step's result differ: only where and how it is mounted.
+    return {"type": mount.type.value, "target": mount.target, "source": mount.source, "from": mount.from_,
+            "id": mount.id, "readonly": mount.readonly, "sharing": mount.sharing.value}
+

@@ -1,0 +1,86 @@
+"""Storing a new image: its layer (if any) is already in the content store; this writes its config and
+manifest, names it and unpacks it, all under one runtime lease.
+
+Until the image record exists nothing references the new blobs, so the lease is what keeps the
+runtime's GC off them; a failure half-way leaves only leased content, which goes with the lease.
+The new image starts dangling (named `<none>@<manifest digest>`, as an untagged image is kept) and
+takes its tags through ImageService.tag, so tag moves, orphaned images and events follow Docker's rules.
+"""
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.images.compose import Blob, NewLayer, config_blob, family_of, manifest
+from engine.images.model import DANGLING_PREFIX, LocalImage
+from engine.images.store import ImageService
+from runtime.client import NotFound as RuntimeNotFound
+from runtime.client.ingest import IngestAPI
+from runtime.client.protocol import LeaseAPI
+from runtime.client.records import Image
+
+# Long enough for a build step's layer to be written and named; a crashed engine's lease expires by itself.
+_LEASE_SECONDS = 6 * 3600.0
+
+
+class WriterRuntime(IngestAPI, LeaseAPI, Protocol):
+    async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
+                        namespace: str | None = None) -> Image: ...
+
+    async def remove_image(self, name: str, namespace: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Written:
+    id: str  # the config digest: Docker's image ID
+    target: dict[str, Any]  # the manifest's descriptor
+
+
+class ImageWriter:
+    def __init__(self, runtime: WriterRuntime, images: ImageService) -> None:
+        self.runtime = runtime
+        self.images = images
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[str]:
+        """A lease for content written before an image names it; dropped once the image exists (or failed)."""
+        lease = await self.runtime.create_lease(f"pyengine-image-{secrets.token_hex(8)}", _LEASE_SECONDS)
+        try:
+            yield str(lease["id"])
+        finally:
+            await self.runtime.remove_lease(str(lease["id"]))
+
+    async def write(self, parent: LocalImage | None, config: dict[str, Any], layer: NewLayer | None, *,
+                    lease: str, snapshotter: str | None = None, record: str | None = None,
+                    labels: dict[str, str] | None = None) -> Written:
+        """Store the config document `config` (a child of `parent`) and its manifest; return the new image.
+
+        `record` names the runtime's record of it (with `labels`); by default it is kept as a dangling image.
+        """
+        family = family_of(parent.manifest_type if parent is not None else None)
+        layers = list(parent.layers) if parent is not None else []
+        if layer is not None and not layer.empty:
+            layers.append(layer.descriptor)
+        config_doc = config_blob(config, family)
+        manifest_doc = manifest(config_doc, layers, family)
+        await self._store(config_doc, [], lease)
+        await self._store(manifest_doc, [config_doc.digest] + [str(d["digest"]) for d in layers], lease)
+        name = record or DANGLING_PREFIX + manifest_doc.digest
+        await self.runtime.put_image(name, manifest_doc.descriptor, labels)
+        await self.runtime.unpack_image(name, snapshotter)
+        return Written(config_doc.digest, manifest_doc.descriptor)
+
+    async def name(self, written: Written, repo: str, tag: str) -> str:
+        """Tag the new image `repo:tag`; the dangling marker goes once a real name holds the image."""
+        name = await self.images.tag(written.id, repo, tag)
+        with contextlib.suppress(RuntimeNotFound):
+            await self.runtime.remove_image(DANGLING_PREFIX + str(written.target["digest"]))
+        return name
+
+    async def _store(self, blob: Blob, children: list[str], lease: str) -> None:
+        await self.runtime.write_content(f"pyengine-{blob.digest}", blob.data, expected=blob.digest,
+                                         size=len(blob.data), refs=[("content", d) for d in children], lease=lease)
+

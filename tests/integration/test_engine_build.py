@@ -1,0 +1,166 @@
+"""docker build (the classic builder API) against pyengined, with the real docker CLI and the Docker SDK."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
+
+THREE_STAGES = """\
+ARG BASE=busybox
+FROM ${BASE} AS tools
+ARG GREETING=hello
+ENV GREETING=${GREETING}
+WORKDIR /src
+COPY greet.sh .
+RUN chmod 755 greet.sh && echo "$GREETING" > message
+
+FROM busybox AS data
+COPY --chown=nobody:nobody data/ /data/
+RUN ls -ln /data > /listing
+
+FROM busybox
+COPY --from=tools /src /app
+COPY --from=data /listing /app/listing
+USER nobody
+WORKDIR /app
+HEALTHCHECK --interval=30s CMD true
+ENTRYPOINT ["/app/greet.sh"]
+"""
+
+
+@pytest.fixture
+def engine(runtime_daemon: RuntimeDaemon, registry) -> Iterator[EngineDaemon]:
+    e = EngineDaemon(runtime_daemon, extra_args=["--registry-mirror", f"http://{registry.host}"])
+    e.start()
+    try:
+        yield e
+    finally:
+        e.cleanup()
+
+
+def docker_cli(engine: EngineDaemon, *args: str, cwd: Path | None = None,
+               stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env={**engine.env(), "DOCKER_BUILDKIT": "0"}, capture_output=True,
+                          text=stdin is None, timeout=300, check=False, cwd=cwd, input=stdin)
+
+
+def ok(engine: EngineDaemon, *args: str, cwd: Path | None = None) -> str:
+    out = docker_cli(engine, *args, cwd=cwd)
+    assert out.returncode == 0, f"docker {' '.join(args)}: {out.stdout}\n{out.stderr}"
+    return str(out.stdout)
+
+
+def _context(tmp_path: Path) -> Path:
+    ctx = tmp_path / "ctx"
+    (ctx / "data").mkdir(parents=True)
+    (ctx / "greet.sh").write_text('#!/bin/sh\necho "$(cat /app/message) from $(id -u)"; cat /app/listing\n')
+    (ctx / "data" / "a.txt").write_text("a\n")
+    (ctx / "Dockerfile").write_text(THREE_STAGES)
+    return ctx
+
+
+def test_cli_three_stage_build_runs_and_rebuilds_from_cache(engine, tmp_path):
+    ctx = _context(tmp_path)
+    out = ok(engine, "build", "-t", "three:v1", "--build-arg", "GREETING=hi", ".", cwd=ctx)
+    assert "Successfully tagged three:v1" in out, out
+    run = ok(engine, "run", "--rm", "three:v1")
+    lines = run.splitlines()
+    assert lines[0] == "hi from 65534"
+    assert any("65534" in line and "a.txt" in line for line in lines[1:]), run
+    inspect = json.loads(ok(engine, "image", "inspect", "three:v1"))[0]
+    assert inspect["Config"]["User"] == "nobody" and inspect["Config"]["WorkingDir"] == "/app"
+    assert inspect["Config"]["Entrypoint"] == ["/app/greet.sh"]
+    assert inspect["Config"]["Healthcheck"]["Interval"] == 30_000_000_000
+    again = ok(engine, "build", "-t", "three:v1", "--build-arg", "GREETING=hi", ".", cwd=ctx)
+    steps = [line for line in again.splitlines() if line.startswith("Step ")]
+    assert again.count("Using cache") == len(steps) - 3, again  # every step but the three FROMs
+    assert "Running in" not in again
+
+
+def test_cli_failed_run_reports_its_code_and_parse_errors_name_the_line(engine, tmp_path):
+    ctx = tmp_path / "bad"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
+    out = docker_cli(engine, "build", ".", cwd=ctx)
+    assert out.returncode == 3, out
+    assert "The command '/bin/sh -c exit 3' returned a non-zero code: 3" in out.stderr + out.stdout
+    (ctx / "Dockerfile").write_text("FROM busybox\nBOGUS x\n")
+    out = docker_cli(engine, "build", ".", cwd=ctx)
+    assert out.returncode == 1
+    assert "dockerfile parse error line 2: unknown instruction: bogus" in out.stderr.lower(), out.stderr
+
+
+def _tar(files: dict[str, str], gz: bool = False) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def test_sdk_build_options_and_stream(engine):
+    client = docker.DockerClient(base_url=engine.host, version="auto")
+    try:
+        dockerfile = ("FROM busybox AS first\nRUN echo first > /f\n"
+                      "FROM busybox AS second\nARG V\nRUN echo \"$V\" > /v && cat /etc/hosts > /hosts\n"
+                      "COPY kept.txt /\n")
+        ctx = _tar({"Dockerfile": dockerfile, "kept.txt": "kept\n", "ignored.txt": "no\n",
+                    ".dockerignore": "ignored.txt\n"}, gz=True)
+        image, logs = client.images.build(fileobj=ctx, custom_context=True, encoding="gzip", tag="sdk:v1",
+                                          target="second", buildargs={"V": "value"}, labels={"team": "a"},
+                                          extra_hosts={"builder.test": "10.1.2.3"}, network_mode="bridge",
+                                          cache_from=["busybox"])
+        assert image.labels["team"] == "a"
+        out = client.containers.run("sdk:v1", ["sh", "-c", "cat /v /kept.txt; grep builder.test /hosts; "
+                                               "ls /ignored.txt /f 2>&1 || true"], remove=True).decode()
+        assert "value\nkept\n" in out and "10.1.2.3" in out
+        assert "No such file" in out
+        stream = list(client.api.build(fileobj=_tar({"Dockerfile": "FROM busybox\nENV A=1\n"}), custom_context=True,
+                                       decode=True))
+        assert stream[-1]["stream"].startswith("Successfully built ")
+        assert any("aux" in m for m in stream)
+    finally:
+        client.close()
+
+
+def test_buildkit_syntax_cache_mount_and_heredoc(engine, tmp_path):
+    ctx = tmp_path / "bk"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "ARG RUNID\n"
+        "RUN --mount=type=cache,target=/cache echo \"$RUNID\" >> /cache/runs && cat /cache/runs > /seen\n"
+        "RUN <<EOF\nset -e\necho heredoc > /heredoc\nEOF\n")
+    ok(engine, "build", "-t", "bk:1", "--build-arg", "RUNID=one", ".", cwd=ctx)
+    ok(engine, "build", "-t", "bk:2", "--build-arg", "RUNID=two", ".", cwd=ctx)
+    assert ok(engine, "run", "--rm", "bk:2", "cat", "/seen", "/heredoc") == "one\ntwo\nheredoc\n"
+
+
+def test_commit_with_changes_and_import(engine, tmp_path):
+    ok(engine, "run", "--name", "src", "busybox", "sh", "-c", "echo made > /made")
+    image_id = ok(engine, "commit", "--change", "CMD [\"cat\", \"/made\"]", "--change", "ENV COMMITTED=yes",
+                  "src", "committed:v1").strip()
+    assert image_id.startswith("sha256:")
+    assert ok(engine, "run", "--rm", "committed:v1") == "made\n"
+    assert "COMMITTED=yes" in ok(engine, "run", "--rm", "committed:v1", "env")
+    rootfs = tmp_path / "rootfs.tar"
+    ok(engine, "export", "-o", str(rootfs), "src")
+    imported = ok(engine, "import", "--change", "CMD [\"/bin/cat\", \"/made\"]", str(rootfs), "imported:v1").strip()
+    assert imported.startswith("sha256:")
+    assert ok(engine, "run", "--rm", "imported:v1") == "made\n"
+    history = ok(engine, "history", "--no-trunc", "--format", "{{.Comment}}", "imported:v1")
+    assert "Imported from -" in history
+    out = docker_cli(engine, "import", "-", "notatar", stdin=b"this is not a tar archive at all" * 40)
+    assert out.returncode != 0
