@@ -169,7 +169,8 @@ class Creator:
             c = self._lives.current(ref, c.id)
             linked = links.resolve(c, self._store.find, self._networks.bridge_address, strict=False)
             await self._networks.connect(network_id, c.id, cfg, running=c.state.running,
-                                         etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts))
+                                         etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts),
+                                         mode=str(c.host_config.get("NetworkMode") or "bridge"))
 
     async def disconnect(self, ref: str, network_id: str) -> None:
         c = self._store.get(ref)

@@ -226,12 +226,15 @@ class NetworkService:
     def _ips_on(self, n: Network) -> builtins.list[str]:
         return [e.ip for e in self.store.endpoints_on(n.id) if e.ip]
 
-    async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, etc: EtcConfig) -> None:
+    async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, etc: EtcConfig,
+                      mode: str) -> None:
+        """`mode`: the container's NetworkMode. A container on networks may be left on none of them for a
+        moment (docker-compose disconnects and reconnects to set aliases): its mode, not its endpoints, decides."""
         n = self.store.get(ref)
         if n.driver != "bridge":
             raise Forbidden(f"container cannot be connected to network {n.name}: only bridge networks can be "
                             "connected to")
-        if not self.store.endpoints_of(cid) and not self.store.sandbox(cid):
+        if mode in ("host", "none") or mode.startswith("container:"):
             raise Forbidden("container cannot be connected to other networks: its network mode is not bridge")
         async with self._lock:
             e = await self._add_endpoint(n, cid, cfg)

@@ -164,3 +164,26 @@ def test_commit_with_changes_and_import(engine, tmp_path):
     assert "Imported from -" in history
     out = docker_cli(engine, "import", "-", "notatar", stdin=b"this is not a tar archive at all" * 40)
     assert out.returncode != 0
+
+
+def test_compose_build_with_context_dockerfile_args_and_target(engine, tmp_path):
+    project = tmp_path / "proj"
+    (project / "app" / "build").mkdir(parents=True)
+    (project / "app" / "msg.txt").write_text("from the context\n")
+    (project / "app" / "build" / "Dockerfile.app").write_text(
+        "FROM busybox AS base\nARG MSG\nRUN echo \"$MSG\" > /msg\n"
+        "FROM base AS final\nCOPY msg.txt /ctx\n"
+        "FROM busybox AS unused\nRUN exit 1\n")
+    (project / "docker-compose.yml").write_text(
+        "version: '3.8'\nservices:\n  app:\n    build:\n      context: ./app\n      dockerfile: build/Dockerfile.app\n"
+        "      args:\n        MSG: composed\n      target: final\n    image: composed-app:latest\n"
+        "    command: [\"cat\", \"/msg\", \"/ctx\"]\n")
+    env = {**engine.env(), "COMPOSE_PROJECT_NAME": "buildproj"}
+    try:
+        out = subprocess.run(["docker-compose", "up", "--build", "--abort-on-container-exit"], cwd=project, env=env,
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "composed" in out.stdout and "from the context" in out.stdout, out.stdout
+    finally:
+        subprocess.run(["docker-compose", "down", "--rmi", "local"], cwd=project, env=env, capture_output=True,
+                       timeout=120, check=False)
