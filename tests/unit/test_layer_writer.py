@@ -98,3 +98,23 @@ def test_overlay_upper_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
     # A directory overlayfs only copied up is written as a parent, and not at all with nothing below it.
     assert names == ["copied", "copied/new", ".wh.deleted", "opaque", "opaque/.wh..wh..opq", "opaque/f"]
     assert b"trusted.overlay" not in raw
+
+
+def test_a_tree_nested_deeper_than_python_recurses_is_walked(tmp_path: Path) -> None:
+    depth = 1200
+    fds = [os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fds[-1])
+            fds.append(os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fds[-1]))
+        for events in (tree_walk(str(tmp_path), None, set()), overlay_walk(str(tmp_path), [], set())):
+            raw, _ = layer(events)
+            assert raw.count(b"ustar") > depth
+    finally:
+        # Bottom up: shutil.rmtree (pytest's cleanup) recurses and would give up on this tree.
+        os.unlink("leaf", dir_fd=fds[-1])
+        while len(fds) > 1:
+            os.close(fds.pop())
+            os.rmdir("d", dir_fd=fds[-1])
+        os.close(fds[0])
