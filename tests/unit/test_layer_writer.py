@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import struct
+import sys
 import tarfile
 from pathlib import Path
 
@@ -101,20 +102,20 @@ def test_overlay_upper_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
 
 
 def test_a_tree_nested_deeper_than_python_recurses_is_walked(tmp_path: Path) -> None:
-    depth = 1200
-    fds = [os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)]
+    # Deeper than the recursion limit set here, yet shallow enough for pytest's own cleanup (rmtree recurses).
+    depth, limit = 400, 300
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(parent)
+    os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    os.close(fd)
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
     try:
-        for _ in range(depth):
-            os.mkdir("d", dir_fd=fds[-1])
-            fds.append(os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
-        os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fds[-1]))
         for events in (tree_walk(str(tmp_path), None, set()), overlay_walk(str(tmp_path), [], set())):
             raw, _ = layer(events)
             assert raw.count(b"ustar") > depth
     finally:
-        # Bottom up: shutil.rmtree (pytest's cleanup) recurses and would give up on this tree.
-        os.unlink("leaf", dir_fd=fds[-1])
-        while len(fds) > 1:
-            os.close(fds.pop())
-            os.rmdir("d", dir_fd=fds[-1])
-        os.close(fds[0])
+        sys.setrecursionlimit(previous)
