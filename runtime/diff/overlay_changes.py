@@ -81,36 +81,44 @@ def own_metadata_differs(a: os.stat_result, b: os.stat_result) -> bool:
 
 
 def overlay_walk(upper: str, lowers: list[str], hidden: set[tuple[str, ...]]) -> Generator[Event, None, None]:
-    fd = os.open(upper, DIR_FLAGS)
+    # An explicit stack, not recursion: a container may nest directories deeper than Python recurses.
+    top = os.open(upper, DIR_FLAGS)
+    stack: list[tuple[tuple[str, ...], int, Iterator[str]]] = []
     try:
-        yield from _dir(fd, (), lowers, hidden)
-    finally:
-        os.close(fd)
-
-
-def _dir(fd: int, parts: tuple[str, ...], lowers: list[str], hidden: set[tuple[str, ...]]) -> Iterator[Event]:
-    for name in sorted(os.listdir(fd)):
-        child = (*parts, name)
-        if child in hidden:
-            continue
-        st = lstat(fd, name)
-        if st is None:
-            continue
-        if is_whiteout(st):
-            yield Change(child, fd, name, deleted=True)
-            continue
-        below = lower_entry(lowers, child)
-        if not stat.S_ISDIR(st.st_mode):
-            yield Change(child, fd, name, added=below is None)
-            continue
-        cfd = os.open(name, DIR_FLAGS, dir_fd=fd)
-        try:
-            opaque = is_opaque(cfd)
+        stack.append(((), top, iter(sorted(os.listdir(top)))))
+        while stack:
+            parts, fd, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                stack.pop()
+                os.close(fd)
+                continue
+            child = (*parts, name)
+            if child in hidden:
+                continue
+            st = lstat(fd, name)
+            if st is None:
+                continue
+            if is_whiteout(st):
+                yield Change(child, fd, name, deleted=True)
+                continue
+            below = lower_entry(lowers, child)
+            if not stat.S_ISDIR(st.st_mode):
+                yield Change(child, fd, name, added=below is None)
+                continue
+            cfd = os.open(name, DIR_FLAGS, dir_fd=fd)
+            try:
+                opaque = is_opaque(cfd)
+                listing = iter(sorted(os.listdir(cfd)))
+            except BaseException:
+                os.close(cfd)
+                raise
+            stack.append((child, cfd, listing))
             if below is not None and stat.S_ISDIR(below.st_mode) and not opaque \
                     and not own_metadata_differs(st, below):
                 yield Pending(child, fd, name)
             else:
                 yield Change(child, fd, name, opaque=opaque, added=below is None)
-            yield from _dir(cfd, child, lowers, hidden)
-        finally:
-            os.close(cfd)
+    finally:
+        for _, fd, _ in stack:
+            os.close(fd)

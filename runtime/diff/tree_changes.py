@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 
 from runtime.diff.layer_changes import Change, Event, Pending, xattrs
 from runtime.untrusted_tar import DIR_FLAGS, lstat
@@ -19,14 +20,70 @@ _NOFOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def tree_walk(new: str, old: str | None, hidden: set[tuple[str, ...]]) -> Generator[Event, None, None]:
-    nfd = os.open(new, DIR_FLAGS)
-    ofd = os.open(old, DIR_FLAGS) if old is not None else None
+    # An explicit stack, not recursion: a container may nest directories deeper than Python recurses.
+    stack: list[_Level] = []
     try:
-        yield from _dir(nfd, ofd, (), hidden)
+        stack.append(_Level.open((), os.open(new, DIR_FLAGS), None if old is None else os.open(old, DIR_FLAGS)))
+        while stack:
+            level = stack[-1]
+            name = next(level.names, None)
+            if name is None:
+                stack.pop().close()
+                continue
+            child = (*level.parts, name)
+            if child in hidden:
+                continue
+            nfd, ofd = level.nfd, level.ofd
+            if name not in level.new_names:
+                yield Change(child, nfd, name, deleted=True)
+                continue
+            st = lstat(nfd, name)
+            if st is None:
+                continue
+            before = lstat(ofd, name) if ofd is not None and name in level.old_names else None
+            changed = before is None or _differs(st, before, nfd, ofd, name)  # type: ignore[arg-type]
+            if not stat.S_ISDIR(st.st_mode):
+                if changed:
+                    yield Change(child, nfd, name, added=before is None)
+                continue
+            cfd = os.open(name, DIR_FLAGS, dir_fd=nfd)
+            sub_old = None
+            try:
+                if before is not None and stat.S_ISDIR(before.st_mode):
+                    sub_old = os.open(name, DIR_FLAGS, dir_fd=ofd)
+                stack.append(_Level.open(child, cfd, sub_old))
+            except BaseException:
+                os.close(cfd)
+                if sub_old is not None:
+                    os.close(sub_old)
+                raise
+            yield Change(child, nfd, name, added=before is None) if changed else Pending(child, nfd, name)
     finally:
-        os.close(nfd)
-        if ofd is not None:
-            os.close(ofd)
+        for level in stack:
+            level.close()
+
+
+@dataclass
+class _Level:
+    """One directory being walked: its fds in both trees and the names still to visit."""
+
+    parts: tuple[str, ...]
+    nfd: int
+    ofd: int | None
+    new_names: set[str]
+    old_names: set[str]
+    names: Iterator[str]
+
+    @classmethod
+    def open(cls, parts: tuple[str, ...], nfd: int, ofd: int | None) -> "_Level":
+        new_names = set(os.listdir(nfd))
+        old_names = set(os.listdir(ofd)) if ofd is not None else set()
+        return cls(parts, nfd, ofd, new_names, old_names, iter(sorted(new_names | old_names)))
+
+    def close(self) -> None:
+        os.close(self.nfd)
+        if self.ofd is not None:
+            os.close(self.ofd)
 
 
 def _xattrs_of(dir_fd: int, name: str, st: os.stat_result) -> dict[str, bytes]:
@@ -50,35 +107,3 @@ def _differs(a: os.stat_result, b: os.stat_result, nfd: int, ofd: int, name: str
     if stat.S_ISLNK(a.st_mode):
         return os.readlink(name, dir_fd=nfd) != os.readlink(name, dir_fd=ofd)
     return _xattrs_of(nfd, name, a) != _xattrs_of(ofd, name, b)
-
-
-def _dir(nfd: int, ofd: int | None, parts: tuple[str, ...], hidden: set[tuple[str, ...]]) -> Iterator[Event]:
-    new_names = set(os.listdir(nfd))
-    old_names = set(os.listdir(ofd)) if ofd is not None else set()
-    for name in sorted(new_names | old_names):
-        child = (*parts, name)
-        if child in hidden:
-            continue
-        if name not in new_names:
-            yield Change(child, nfd, name, deleted=True)
-            continue
-        st = lstat(nfd, name)
-        if st is None:
-            continue
-        before = lstat(ofd, name) if ofd is not None and name in old_names else None
-        changed = before is None or _differs(st, before, nfd, ofd, name)  # type: ignore[arg-type]
-        if not stat.S_ISDIR(st.st_mode):
-            if changed:
-                yield Change(child, nfd, name, added=before is None)
-            continue
-        cfd = os.open(name, DIR_FLAGS, dir_fd=nfd)
-        sub_old = None
-        try:
-            if before is not None and stat.S_ISDIR(before.st_mode):
-                sub_old = os.open(name, DIR_FLAGS, dir_fd=ofd)
-            yield Change(child, nfd, name, added=before is None) if changed else Pending(child, nfd, name)
-            yield from _dir(cfd, sub_old, child, hidden)
-        finally:
-            os.close(cfd)
-            if sub_old is not None:
-                os.close(sub_old)

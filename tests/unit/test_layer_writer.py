@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import struct
+import sys
 import tarfile
 from pathlib import Path
 
@@ -98,3 +99,23 @@ def test_overlay_upper_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
     # A directory overlayfs only copied up is written as a parent, and not at all with nothing below it.
     assert names == ["copied", "copied/new", ".wh.deleted", "opaque", "opaque/.wh..wh..opq", "opaque/f"]
     assert b"trusted.overlay" not in raw
+
+
+def test_a_tree_nested_deeper_than_python_recurses_is_walked(tmp_path: Path) -> None:
+    # Deeper than the recursion limit set here, yet shallow enough for pytest's own cleanup (rmtree recurses).
+    depth, limit = 400, 300
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(parent)
+    os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    os.close(fd)
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        for events in (tree_walk(str(tmp_path), None, set()), overlay_walk(str(tmp_path), [], set())):
+            raw, _ = layer(events)
+            assert raw.count(b"ustar") > depth
+    finally:
+        sys.setrecursionlimit(previous)
