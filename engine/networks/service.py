@@ -3,8 +3,7 @@
 A container on bridge networks gets a network namespace of its own (a file under the exec root, so
 it outlives the engine), an endpoint per network holding its address, and a sandbox record of what
 was set up while it runs. Addresses and host ports are decided here under one lock; the driver only
-applies them. Everything a start sets up, its stop (or the engine's reconciliation after a crash)
-takes down.
+applies them. What a start sets up, its stop (or the engine's reconciliation after a crash) takes down.
 """
 from __future__ import annotations
 
@@ -228,12 +227,10 @@ class NetworkService:
 
     async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, etc: EtcConfig,
                       mode: str) -> None:
-        """`mode`: the container's NetworkMode. A container on networks may be left on none of them for a
-        moment (docker-compose disconnects and reconnects to set aliases): its mode, not its endpoints, decides."""
+        # The NetworkMode decides, not the endpoints: compose disconnects and reconnects to set aliases.
         n = self.store.get(ref)
         if n.driver != "bridge":
-            raise Forbidden(f"container cannot be connected to network {n.name}: only bridge networks can be "
-                            "connected to")
+            raise Forbidden(f"container cannot be connected to network {n.name}: only bridge networks can be connected to")
         if mode in ("host", "none") or mode.startswith("container:"):
             raise Forbidden("container cannot be connected to other networks: its network mode is not bridge")
         async with self._lock:
