@@ -30,6 +30,8 @@ from engine.containers.stats import ContainerStats
 from engine.containers.store import ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.events import EventBus
+from engine.images.auth import RegistryLogin
+from engine.images.push import ImagePusher
 from engine.images.store import ImageService, Registries
 from engine.logs.service import ContainerLogs
 from engine.networks.netavark import NetavarkDriver
@@ -37,7 +39,7 @@ from engine.networks.service import NetworkService
 from engine.system import SystemInfo
 from engine.system_df import DiskUsage
 from engine.volumes.service import VolumeService
-from runtime.client import AlreadyExists, RuntimeAPI, Unavailable
+from runtime.client import AlreadyExists, Client, RuntimeAPI, Unavailable
 
 log = logging.getLogger("engine.backend")
 
@@ -64,10 +66,12 @@ class Backend:
     system: SystemInfo
     disk: DiskUsage
     logs: ContainerLogs
+    pusher: ImagePusher
+    logins: RegistryLogin
     started: float = field(default_factory=time.time)
 
     @classmethod
-    def build(cls, config: Config, runtime: RuntimeAPI) -> Backend:
+    def build(cls, config: Config, runtime: Client) -> Backend:
         data_root, exec_root = Path(config.data_root), Path(config.exec_root)
         events = EventBus()
         host = HostFeatures(runtime)
@@ -97,7 +101,8 @@ class Backend:
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,
                    pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),
-                   disk=DiskUsage(images, store, volumes, describer.summary, files.size), logs=logs)
+                   disk=DiskUsage(images, store, volumes, describer.summary, files.size), logs=logs,
+                   pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, list(config.insecure_registries)))
 
     async def ensure_namespace(self) -> None:
         """The engine's runtime namespace exists before its first request; the runtime may come up later."""

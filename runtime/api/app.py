@@ -14,6 +14,8 @@ from runtime.api.routers import (
     images,
     leases,
     namespaces,
+    push,
+    registry,
     snapshots,
     system,
     tasks,
@@ -27,7 +29,8 @@ def build(services: Services) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
-    for r in (system, namespaces, content, images, leases, snapshots, containers, container_fs, tasks, events):
+    for r in (system, namespaces, content, images, push, registry, leases, snapshots, containers, container_fs, tasks,
+              events):
         app.include_router(r.router, prefix=API_PREFIX)
     app.add_middleware(ContextMiddleware)
     return app

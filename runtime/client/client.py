@@ -31,13 +31,14 @@ from runtime.client.records import (
     Usage,
     Version,
 )
+from runtime.client.push import PushClient
 from runtime.client.transport import DEFAULT_ADDRESS, Transport
 from runtime.wire import PATH_STAT_HEADER
 
 __all__ = ["DEFAULT_ADDRESS", "Client"]
 
 
-class Client(Transport):
+class Client(PushClient, Transport):
     # system
     async def version(self) -> Version:
         return await self._record(Version, "GET", "/version")
