@@ -16,7 +16,9 @@ from runtime.remotes.uploads import Uploads
 from runtime.reference import parse
 from runtime.oci import Descriptor
 from tests.fixtures.daemons import RuntimeDaemon
+from tests.fixtures.images import big_image
 from tests.fixtures.registry import Registry, access_log
+from tests.fixtures.registry import push as push_image
 from tests.integration.helpers import pull, pyctr
 
 BUSYBOX = "library/busybox:latest"
@@ -177,3 +179,23 @@ def test_chunked_upload(registry):
 
     assert asyncio.run(go())
     assert offsets == [1 << 20, 2 << 20, 3 << 20]
+
+
+def test_large_layer_goes_in_chunks(runtime_daemon, auth_registry):
+    """A layer over the monolithic limit is PATCHed in 8 MiB ranges, with progress per range."""
+    if auth_registry.auth != "basic":
+        pytest.skip("one auth flow is enough for the chunking")
+    image = big_image(total_mb=20, layers=1)
+    big = next(d for d in image.layer_digests if len(image.blobs[d]) > 8 << 20)
+    with Registry() as source:
+        push_image(source, "library/big", "latest", image)
+        ref = f"{source.host}/library/big:latest"
+        asyncio.run(_pull_plain(runtime_daemon, ref))
+        repo = f"big{secrets.token_hex(3)}/big"
+        events = asyncio.run(_push(runtime_daemon, ref, f"{auth_registry.host}/{repo}:v1",
+                                   credentials=_creds(auth_registry)))
+    assert events[-1]["digest"] == image.digest
+    offsets = [ev["current"] for ev in events if ev["digest"] == big and ev["status"] == "uploading"]
+    assert offsets == [0, 8 << 20, 16 << 20, len(image.blobs[big])]
+    patches = [w for w in _uploads(auth_registry, repo) if w.startswith("PATCH")]
+    assert len(patches) == 3
