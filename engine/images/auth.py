@@ -2,14 +2,15 @@
 
 The runtime does the registry's round trips (`GET /v2/`, basic or the token flow, http for insecure and
 loopback registries); this names the registry from the CLI's `serveraddress` (Docker Hub's
-`https://index.docker.io/v1/` included) and turns a refusal into what dockerd says: the token server's own
-words (`unauthorized: incorrect username or password`, as Docker Hub's) or, for a registry that refused the
-credentials itself, the status it answered.
+`https://index.docker.io/v1/` included) and turns a refusal into what dockerd says: the token server's words
+as dockerd's registry client reads them (`unauthorized: incorrect username or password` from Docker Hub's), or,
+for a registry that refused the credentials itself, the status it answered.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -45,6 +46,37 @@ def registry_host(server: str) -> str:
     return "docker.io" if not host or host in _HUB_ALIASES else host
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def distribution_error(status: int, body: str) -> str:
+    """A registry or token server refusal as dockerd's registry client words it.
+
+    It reads a `details` field (Docker Hub's token server: `unauthorized: incorrect username or password`) or
+    the registry API's `errors` list, and nothing else; a 401 whose body says neither is `unauthorized:
+    authentication required`.
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("details"), str) and doc["details"]:
+        code = {401: "unauthorized", 403: "denied", 429: "toomanyrequests"}.get(status, "unknown")
+        return f"{code}: {doc['details']}"
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    if isinstance(errors, list) and errors and all(isinstance(e, dict) for e in errors):
+        words = [f"{str(e.get('code') or 'unknown').lower().replace('_', ' ')}: {e.get('message') or ''}"
+                 for e in errors]
+        return words[0] if len(words) == 1 else "errors:\n" + "".join(w + "\n" for w in words)
+    if status == 401:
+        return "unauthorized: authentication required"
+    return f"received unexpected HTTP status: {status} {_phrase(status)}".rstrip()
+
+
 class RegistryLogin:
     def __init__(self, runtime: PushAPI, insecure: list[str]) -> None:
         self._runtime = runtime
@@ -68,9 +100,6 @@ class RegistryLogin:
         if result.ok:
             return {"Status": "Login Succeeded", "IdentityToken": ""}
         if result.token_refused:
-            raise Unauthorized(f'Get "{result.url}": unauthorized: {result.message or "authentication required"}')
-        try:
-            reason = HTTPStatus(result.status).phrase
-        except ValueError:
-            reason = ""
-        raise Unauthorized(f"login attempt to {result.url} failed with status: {result.status} {reason}".rstrip())
+            raise Unauthorized(f'Get "{result.url}": {distribution_error(result.status, result.body)}')
+        raise Unauthorized(f"login attempt to {result.url} failed with status: {result.status} "
+                           f"{_phrase(result.status)}".rstrip())

@@ -23,7 +23,8 @@ class LoginResult(BaseModel):
     scheme: str  # none, basic or bearer
     status: int
     message: str = ""
-    token_refused: bool = False  # the token server refused them (status and message are its)
+    token_refused: bool = False  # the token server refused them (status, message and body are its)
+    body: str = ""  # the refusal's body as sent
 
 
 class PushAPI(Protocol):

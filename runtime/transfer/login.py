@@ -22,7 +22,8 @@ class LoginResult(BaseModel):
     scheme: str  # the challenge answered: none (the registry asks for nothing), basic or bearer
     status: int  # the registry's (or, for bearer, the token server's) final HTTP status
     message: str = ""  # the registry's own words for a refusal, when it gave any
-    token_refused: bool = False  # the token server refused the credentials (status and message are its)
+    token_refused: bool = False  # the token server refused the credentials (status, message and body are its)
+    body: str = ""  # the refusal's body as sent (its first 16 KiB), for clients that read it their own way
 
 
 async def _get(transport: RegistryTransport, url: str, authorization: str | None) -> tuple[int, list[str], bytes]:
@@ -41,17 +42,24 @@ async def login(transport: RegistryTransport, config: RegistryHostsConfig, serve
     url = endpoint.url("")
     status, challenges_raw, body = await _get(transport, url, None)
     if status != 401:
-        return LoginResult(ok=200 <= status < 300, url=url, scheme="none", status=status,
-                           message=registry_error_message(body))
+        ok = 200 <= status < 300
+        return LoginResult(ok=ok, url=url, scheme="none", status=status, message=registry_error_message(body),
+                           body="" if ok else _text(body))
     challenges = parse_www_authenticate(challenges_raw)
     scheme = "bearer" if any(c.scheme == "bearer" for c in challenges) else "basic"
     try:
         authorization = await transport.authorization_for(endpoint, challenges, "", credentials)
     except TokenRefused as e:
         return LoginResult(ok=False, url=url, scheme=scheme, status=e.status, message=registry_error_message(e.body),
-                           token_refused=True)
+                           token_refused=True, body=_text(e.body))
     if authorization is None:
-        return LoginResult(ok=False, url=url, scheme=scheme, status=401, message=registry_error_message(body))
+        return LoginResult(ok=False, url=url, scheme=scheme, status=401, message=registry_error_message(body),
+                           body=_text(body))
     status, _, body = await _get(transport, url, authorization)
-    return LoginResult(ok=200 <= status < 300, url=url, scheme=scheme, status=status,
-                       message=registry_error_message(body))
+    ok = 200 <= status < 300
+    return LoginResult(ok=ok, url=url, scheme=scheme, status=status, message=registry_error_message(body),
+                       body="" if ok else _text(body))
+
+
+def _text(body: bytes) -> str:
+    return body[:_MAX_BODY].decode("utf-8", "replace")
