@@ -18,6 +18,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 
+from pydantic import ValidationError
+
 from runtime.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound
 from runtime.metadata.content import ContentService
 from runtime.metadata.images import ImageStore
@@ -47,6 +49,13 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
     return doc
 
 
+def _descriptor(obj: Any, what: str) -> Descriptor:
+    try:
+        return Descriptor.model_validate(obj)
+    except ValidationError as e:
+        raise InvalidArgument(f"invalid {what} descriptor: {e.errors()[0]['msg']}") from None
+
+
 class _Push:
     """One push's state: where it goes, its progress, and one upload task per blob digest."""
 
@@ -65,11 +74,17 @@ class _Push:
 
     async def manifest(self, desc: Descriptor, locator: str) -> None:
         """The manifest's blobs, then the manifest under `locator` (a tag, or its digest)."""
-        body = await self._local(desc.digest, "manifest")
+        body = await self.read_local(desc.digest, "manifest")
         doc = _json(body, "manifest")
-        blobs = [(Descriptor.model_validate(doc["config"]), "config")] if isinstance(doc.get("config"), dict) else []
-        blobs += [(Descriptor.model_validate(layer), "layer") for layer in doc.get("layers") or []]
-        tasks = [self._blobs.setdefault(b.digest, asyncio.create_task(self._blob(b, kind))) for b, kind in blobs]
+        blobs = [(_descriptor(doc.get("config"), "config"), "config")]
+        blobs += [(_descriptor(layer, "layer"), "layer") for layer in doc.get("layers") or []]
+        tasks = []
+        for blob, kind in blobs:
+            # Manifests of one index share blobs: each is sent once, and every manifest waits for it.
+            task = self._blobs.get(blob.digest)
+            if task is None:
+                task = self._blobs[blob.digest] = asyncio.create_task(self._blob(blob, kind))
+            tasks.append(task)
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -87,7 +102,7 @@ class _Push:
         self.report(bp, "done")
         await sources.record(self.content, [desc.digest], self.host, self.uploads.repository)
 
-    async def _local(self, digest: str, what: str) -> bytes:
+    async def read_local(self, digest: str, what: str) -> bytes:
         try:
             return await self.content.read(digest)
         except NotFound:
@@ -168,14 +183,14 @@ class Pusher:
         progress.emit({"status": "pushing", "name": str(target), "digest": root.digest,
                        "mediaType": root.mediaType, "repository": origin.host + "/" + target.repository_path})
         if root.mediaType in INDEX_TYPES:
-            body = await job._local(root.digest, "index")
+            body = await job.read_local(root.digest, "index")
             index = _json(body, "index")
             if platform:
                 chosen = _platform_manifest(index, platform)
                 await job.manifest(chosen, _locator(target, chosen))
                 pushed = chosen
             else:
-                children = [Descriptor.model_validate(m) for m in index.get("manifests") or []]
+                children = [_descriptor(m, "manifest") for m in index.get("manifests") or []]
                 missing = [c.digest for c in children if not await self._content.has(c.digest)]
                 if missing:
                     raise FailedPrecondition(
