@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from tests.fixtures.daemons import RuntimeDaemon
 from tests.fixtures.images import big_image
 from tests.fixtures.registry import Registry, access_log
 from tests.fixtures.registry import push as push_image
-from tests.integration.helpers import pull, pyctr
+from tests.integration.helpers import pull, pyctr, raw_request
 
 BUSYBOX = "library/busybox:latest"
 
@@ -199,3 +200,13 @@ def test_large_layer_goes_in_chunks(runtime_daemon, auth_registry):
     assert offsets == [0, 8 << 20, 16 << 20, len(image.blobs[big])]
     patches = [w for w in _uploads(auth_registry, repo) if w.startswith("PATCH")]
     assert len(patches) == 3
+
+
+def test_push_refuses_mirrors(runtime_daemon, registry):
+    """Mirrors serve pulls: a push or login that names some is refused, not quietly sent elsewhere."""
+    mirrors = {"mirrors": {"docker.io": [f"http://{registry.host}"]}}
+    for path, body in (("/v1/images/push", {"name": "x", "hosts": mirrors}),
+                       ("/v1/registry/login", {"server": registry.host, "credentials": {}, "hosts": mirrors})):
+        status, answer = asyncio.run(raw_request(runtime_daemon.address, "POST", path, data=json.dumps(body).encode(),
+                                                 headers={"Content-Type": "application/json"}))
+        assert status == 400 and "hosts.mirrors" in answer["error"]["message"]

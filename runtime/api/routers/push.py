@@ -23,7 +23,7 @@ class PushRequest(BaseModel):
     name: str  # the local image
     ref: str | None = None  # where it goes; its own name by default
     plain_http: bool = False
-    # Only `insecure` applies: mirrors serve pulls, a push goes to the registry its reference names.
+    # Only `insecure`: mirrors serve pulls, a push goes to the registry its reference names (mirrors are a 400).
     hosts: HostsOverride = Field(default_factory=HostsOverride)
     credentials: Credentials | None = None
     platform: str | None = None  # push only this platform's manifest of an index ("os/arch[/variant]")
@@ -37,6 +37,9 @@ async def push(body: PushRequest, s: Services = Depends(services)) -> Any:
 
     An image that is not here is a plain 404 before the stream starts.
     """
+    if body.hosts.mirrors:
+        raise errors.InvalidArgument("hosts.mirrors: mirrors serve pulls only; "
+                                     "a push goes to the registry its reference names")
     await s.images.find(body.name)
     progress = PullProgress()
     task = asyncio.create_task(Pusher(s.content, s.images, s.remotes).push(
