@@ -3,6 +3,7 @@ pyengine do them; the pushed image pulls back on a fresh root with the same dige
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import subprocess
@@ -170,6 +171,17 @@ def test_sdk_push_stream(engine, auth_registry, images):
         assert not [m for m in messages if "error" in m]
         pushing = [m for m in messages if m.get("status") == "Pushing"]
         assert pushing and all(set(m["progressDetail"]) == {"current", "total"} for m in pushing)
+
+        # `platform` must match a single-platform image (the fixture's busybox says amd64).
+        def push_for(arch: str) -> int:
+            auth = base64.urlsafe_b64encode(json.dumps({"username": user, "password": password}).encode()).decode()
+            resp = client.api._post(client.api._url("/images/{0}/push", repo),
+                                    params={"tag": "v1", "platform": json.dumps({"os": "linux", "architecture": arch})},
+                                    headers={"X-Registry-Auth": auth})
+            return int(resp.status_code)
+
+        assert push_for("amd64") == 200
+        assert push_for("s390x") == 404
     finally:
         client.close()
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from engine.images.auth import distribution_error, registry_host
-from engine.images.push import push_reference
+from engine.images.push import push_platform, push_reference
 from engine.errors import InvalidArgument
 
 
@@ -34,9 +34,20 @@ def test_registry_host(server: str, host: str) -> None:
 
 
 def test_push_reference() -> None:
-    assert push_reference("host:5000/a/b", "v1") == (push_reference("host:5000/a/b:v1", "")[0], True)
-    ref, one = push_reference("host:5000/a/b", "")
+    ref, one = push_reference("host:5000/a/b", "v1")
+    assert one and str(ref) == "host:5000/a/b:v1"
+    # API 1.50: a tag in the name is ignored, the `tag` parameter says which (none: all of them).
+    ref, one = push_reference("host:5000/a/b:v2", "")
     assert not one and ref.name == "host:5000/a/b"
+    assert str(push_reference("host:5000/a/b:v2", "v1")[0]) == "host:5000/a/b:v1"
     assert push_reference("busybox", "")[0].name == "docker.io/library/busybox"
     with pytest.raises(InvalidArgument):
         push_reference("busybox@sha256:" + "a" * 64, "")
+
+
+def test_push_platform() -> None:
+    assert push_platform("") is None
+    assert str(push_platform('{"os": "linux", "architecture": "arm", "variant": "v7"}')) == "linux/arm/v7"
+    for bad in ("linux/amd64", '{"os": "linux"}', "{"):
+        with pytest.raises(InvalidArgument):
+            push_platform(bad)

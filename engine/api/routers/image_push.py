@@ -25,7 +25,7 @@ def _line(message: dict[str, Any]) -> bytes:
 def register(r: Router, b: Backend) -> None:
     async def push(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        messages = b.pusher.push(name, request.query.get("tag", ""),
+        messages = b.pusher.push(name, request.query.get("tag", ""), request.query.get("platform", ""),
                                  RegistryAuth.from_header(request.headers.get("X-Registry-Auth")),
                                  b.images.registries.insecure)
         try:
