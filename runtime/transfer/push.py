@@ -35,8 +35,8 @@ from runtime.transfer.registry import HostsOverride, RemoteFactory
 log = logging.getLogger("runtime.transfer")
 
 # Up to this size a blob goes in one request; larger ones in chunks of CHUNK, so memory stays bounded.
-MONOLITHIC_MAX = 8 << 20
-CHUNK = 8 << 20
+MONOLITHIC_MAX = 4 << 20
+CHUNK = 4 << 20
 
 
 def _json(data: bytes, what: str) -> dict[str, Any]:
