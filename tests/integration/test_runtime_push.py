@@ -130,6 +130,19 @@ def test_push_index_needs_every_manifest(runtime_daemon, registry, auth_registry
                                platform="linux/amd64"))
     assert events[-1]["digest"] == index.platform_image("amd64").digest
 
+    # With every platform here, the index goes with all its manifests; the layer they share goes once.
+    async def other_platform() -> None:
+        async with runtime_daemon.client() as c:
+            await pull(c, source, platform="linux/arm64", unpack=False)
+
+    asyncio.run(other_platform())
+    whole = f"{auth_registry.host}/multi{secrets.token_hex(3)}/multi:v1"
+    events = asyncio.run(_push(runtime_daemon, source, whole, credentials=_creds(auth_registry)))
+    assert events[-1]["digest"] == index.digest
+    done = [ev["digest"] for ev in events if ev.get("status") == "done"]
+    assert len(done) == len(set(done))
+    assert {c["digest"] for c in index.child_manifests()} | {index.digest} <= set(done)
+
 
 def test_registry_login(runtime_daemon, auth_registry):
     async def login(password: str | None) -> Any:
