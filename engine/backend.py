@@ -38,6 +38,8 @@ from engine.containers.supervise import Supervisor
 from engine.events import EventBus
 from engine.images.commit import Committer
 from engine.images.importer import Importer
+from engine.images.auth import RegistryLogin
+from engine.images.push import ImagePusher
 from engine.images.store import ImageService, Registries
 from engine.images.writer import ImageWriter
 from engine.logs.service import ContainerLogs
@@ -78,6 +80,8 @@ class Backend:
     contexts: ContextStore
     build_cache: BuildCache
     builder: Builder
+    pusher: ImagePusher
+    logins: RegistryLogin
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -117,7 +121,8 @@ class Backend:
                    pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),
                    disk=DiskUsage(images, store, volumes, describer.summary, files.size, build_cache.usage),
                    logs=logs, committer=Committer(runtime, writer, images, events), importer=Importer(writer, events),
-                   contexts=ContextStore(builder_root / "contexts"), build_cache=build_cache, builder=builder)
+                   contexts=ContextStore(builder_root / "contexts"), build_cache=build_cache, builder=builder,
+                   pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, list(config.insecure_registries)))
 
     async def ensure_namespace(self) -> None:
         """The engine's runtime namespace exists before its first request; the runtime may come up later."""

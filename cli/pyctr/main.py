@@ -14,7 +14,7 @@ import sys
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from cli.common.terminal import raw_terminal
-from cli.pyctr import output, stdio
+from cli.pyctr import output, push, stdio
 from runtime.client import DEFAULT_ADDRESS, Client, NotFound, RuntimeError_
 from runtime.client.attach import Attachment
 from runtime.client.imageconfig import process_from_image
@@ -92,6 +92,11 @@ def images_pull(a: argparse.Namespace) -> None:
 
     image = call(a, go)
     print(f"{image['name']}: {image['target']['digest']}")
+
+
+def images_push(a: argparse.Namespace) -> None:
+    pushed = call(a, lambda c: push.push(c, a))
+    print(f"{a.remote}: {pushed['digest']}")
 
 
 def images_ls(a: argparse.Namespace) -> None:
@@ -383,6 +388,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--platform", help="os/arch")
     p.add_argument("-u", "--user", help="USER[:PASSWORD] for the registry")
     p.add_argument("--skip-unpack", action="store_true")
+    push.add_arguments(_cmd(im, ["push"], images_push, "push an image to a registry"))
     _cmd(im, ["ls", "list"], images_ls, "list images").add_argument("-q", "--quiet", action="store_true")
     _cmd(im, ["rm", "remove"], images_rm, "remove images").add_argument("refs", nargs="+")
 

@@ -16,6 +16,8 @@ from runtime.api.routers import (
     ingests,
     leases,
     namespaces,
+    push,
+    registry,
     snapshots,
     system,
     tasks,
@@ -29,8 +31,8 @@ def build(services: Services) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
-    for r in (system, namespaces, ingests, content, diff, images, leases, snapshots, containers, container_fs, tasks,
-              events):
+    for r in (system, namespaces, ingests, content, diff, images, push, registry, leases, snapshots, containers,
+              container_fs, tasks, events):
         app.include_router(r.router, prefix=API_PREFIX)
     app.add_middleware(ContextMiddleware)
     return app

@@ -33,13 +33,14 @@ from runtime.client.records import (
 )
 from runtime.client.diff import DiffClient
 from runtime.client.ingest import IngestClient
+from runtime.client.push import PushClient
 from runtime.client.transport import DEFAULT_ADDRESS, Transport
 from runtime.wire import PATH_STAT_HEADER
 
 __all__ = ["DEFAULT_ADDRESS", "Client"]
 
 
-class Client(IngestClient, DiffClient, Transport):
+class Client(IngestClient, DiffClient, PushClient, Transport):
     # system
     async def version(self) -> Version:
         return await self._record(Version, "GET", "/version")

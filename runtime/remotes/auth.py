@@ -145,6 +145,15 @@ class CredentialStore:
         return self._static.get(docker_config_host(host)) or self._docker_config.get(host)
 
 
+class TokenRefused(Unauthenticated):
+    """The token server's refusal, with its status and body for callers that pass its own words on (a login)."""
+
+    def __init__(self, message: str, status: int, body: bytes) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
 @dataclass
 class Challenge:
     scheme: str  # lowercased: "bearer", "basic", ...
@@ -299,8 +308,10 @@ class Authorizer:
             realm_url = URL()
         if realm_url.scheme not in ("http", "https") or not realm_url.host:
             raise Unauthenticated(f"authentication failed for {host}: invalid token realm {realm!r}")
-        scopes = [scope]
-        if challenge.params.get("scope") and challenge.params["scope"] != scope:
+        # A push asks for several scopes at once (its repository, and the one a blob is mounted from);
+        # a login asks for none.
+        scopes = scope.split()
+        if challenge.params.get("scope") and challenge.params["scope"] not in scopes:
             scopes.append(challenge.params["scope"])
         service = challenge.params.get("service")
 
@@ -325,9 +336,9 @@ class Authorizer:
 
         if status in (401, 403):
             who = f"as {creds.username!r}" if creds is not None and creds.username else "anonymously"
-            raise Unauthenticated(
+            raise TokenRefused(
                 f"authentication failed for {host}: token server {realm_url.origin()} refused "
-                f"access {who} (HTTP {status}){_error_suffix(body)}"
+                f"access {who} (HTTP {status}){_error_suffix(body)}", status, body,
             )
         if status // 100 != 2:
             raise Unauthenticated(

@@ -15,6 +15,7 @@ from yarl import URL
 from runtime.errors import Unauthenticated, Unavailable
 from runtime.remotes.auth import (
     Authorizer,
+    Challenge,
     Credentials,
     CredentialStore,
     DockerConfigFile,
@@ -175,12 +176,18 @@ class RegistryTransport:
         credentials: Credentials | None = None,
         headers: Mapping[str, str] | None = None,
         not_found: str = "not found",
+        scope: str | None = None,
+        data: bytes | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send `method /v2/<api_path>` with pull access to `repository`; return a 2xx response."""
+        """Send `method /v2/<api_path>` (or to an absolute URL the registry gave, an upload's Location)
+        with `data` as the body; return a 2xx response.
+
+        The token asked for grants `scope` (space-separated scopes), by default pull access to `repository`.
+        """
         creds = self.credentials_for(endpoint, credentials)
-        scope = f"repository:{repository}:pull"
+        scope = scope or f"repository:{repository}:pull"
         host = endpoint.host
-        url = URL(endpoint.url(api_path), encoded=True)
+        url = URL(api_path if "://" in api_path else endpoint.url(api_path), encoded=True)
         answered_challenge = False
         while True:
             req_headers = dict(headers or {})
@@ -188,7 +195,7 @@ class RegistryTransport:
             if authorization is not None:
                 req_headers["Authorization"] = authorization
             resp = await self._with_retries(
-                method, url, req_headers, None,
+                method, url, req_headers, data,
                 fail_fast_connect=endpoint.is_mirror, subject=subject,
             )
             if 200 <= resp.status < 300:
@@ -224,6 +231,12 @@ class RegistryTransport:
         """
         return await self._with_retries("GET", URL(url), dict(headers or {}), None, fail_fast_connect=True,
                                         subject=subject)
+
+    async def authorization_for(self, endpoint: Endpoint, challenges: list[Challenge], scope: str,
+                                credentials: Credentials | None) -> str | None:
+        """The Authorization header answering `challenges` from `endpoint` (a login's own round trip)."""
+        self._authorizer.learn(endpoint.host, challenges)
+        return await self._authorizer.authorization(endpoint.host, scope, self.credentials_for(endpoint, credentials))
 
     async def _error_body(
         self, url: URL, headers: dict[str, str], status: int, is_mirror: bool, subject: str

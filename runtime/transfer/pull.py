@@ -31,6 +31,8 @@ from runtime.oci import (
     layer_compression,
     validate_digest,
 )
+from runtime.reference import parse as parse_reference
+from runtime.transfer import sources
 from runtime.transfer.fetch import UNCOMPRESSED_LABEL, Fetcher
 from runtime.transfer.progress import BlobProgress, PullProgress
 from runtime.transfer.unpack import chain_ids, check_diff_ids, unpack_layer
@@ -191,6 +193,10 @@ class Puller:
                 t.cancel()
             await asyncio.gather(*downloads, return_exceptions=True)
 
+        # Where these blobs live, so a push to another repository of that registry can mount them.
+        origin = parse_reference(remote.name)
+        await sources.record(self._content, [root.digest, manifest_desc.digest, config.digest,
+                                             *(layer.digest for layer in layers)], origin.domain, origin.path)
         image = await self._images.put(Image(name=remote.name, target=root))
         log.info("pull name=%s digest=%s layers=%d snapshotter=%s", remote.name, root.digest, len(layers), snapshotter)
         return image

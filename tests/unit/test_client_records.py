@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from runtime.api.app import build
-from runtime.client import diff, ingest, records
+from runtime.client import diff, ingest, push, records
 from runtime.services import Services
 
 
@@ -59,6 +59,7 @@ ROUTES = [
     (records.ContentInfo, "post", "/v1/content/ingests/{ref}/commit"),
     (ingest.Unpacked, "post", "/v1/images/{name}/unpack"),
     (diff.LayerDiff, "post", "/v1/diff/compare"),
+    (push.LoginResult, "post", "/v1/registry/login"),
 ]
 
 

@@ -1,0 +1,76 @@
+"""POST /images/push: a local image to a registry, progress as NDJSON (runtime/transfer/push.py)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from runtime import errors
+from runtime.api.deps import services
+from runtime.api.errors import error_body
+from runtime.api.streams import ndjson
+from runtime.services import Services
+from runtime.transfer.progress import PullProgress
+from runtime.transfer.push import Pusher
+from runtime.transfer.registry import Credentials, HostsOverride
+
+router = APIRouter(prefix="/images", tags=["images"])
+
+
+class PushRequest(BaseModel):
+    name: str  # the local image
+    ref: str | None = None  # where it goes; its own name by default
+    plain_http: bool = False
+    # Only `insecure`: mirrors serve pulls, a push goes to the registry its reference names (mirrors are a 400).
+    hosts: HostsOverride = Field(default_factory=HostsOverride)
+    credentials: Credentials | None = None
+    platform: str | None = None  # push only this platform's manifest of an index ("os/arch[/variant]")
+
+
+@router.post("/push")
+async def push(body: PushRequest, s: Services = Depends(services)) -> Any:
+    """Stream progress as NDJSON: `{"status": "pushing", ...}`, then per blob `waiting`, `checking`, `exists`,
+    `mounted` (with `from`), `uploading` (`current` of `total`) and `done`, per manifest `done`; the last line is
+    `{"status": "complete", "digest", "size", "mediaType"}` or an error.
+
+    An image that is not here is a plain 404 before the stream starts.
+    """
+    if body.hosts.mirrors:
+        raise errors.InvalidArgument("hosts.mirrors: mirrors serve pulls only; "
+                                     "a push goes to the registry its reference names")
+    await s.images.find(body.name)
+    progress = PullProgress()
+    task = asyncio.create_task(Pusher(s.content, s.images, s.remotes).push(
+        body.name, body.ref, progress, plain_http=body.plain_http, hosts=body.hosts,
+        credentials=body.credentials, platform=body.platform))
+
+    async def lines() -> AsyncIterator[dict[str, Any]]:
+        try:
+            while True:
+                getter = asyncio.ensure_future(progress.events.get())
+                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not progress.events.empty():
+                    yield progress.events.get_nowait()
+                break
+            try:
+                pushed = task.result()
+            except errors.RuntimeError_ as e:
+                yield error_body(e)
+                return
+            except Exception as e:
+                yield error_body(errors.Internal(f"push failed: {type(e).__name__}: {e}"))
+                return
+            yield {"status": "complete", **pushed.model_dump(mode="json")}
+        finally:
+            # A client that goes away stops its push; the registry drops unfinished uploads itself.
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    return ndjson(lines())
