@@ -187,3 +187,47 @@ def test_compose_build_with_context_dockerfile_args_and_target(engine, tmp_path)
     finally:
         subprocess.run(["docker-compose", "down", "--rmi", "local"], cwd=project, env=env, capture_output=True,
                        timeout=120, check=False)
+
+
+def _containers(engine: EngineDaemon) -> list[str]:
+    return ok(engine, "ps", "-aq").split()
+
+
+def test_failed_builds_leave_no_tag_and_only_what_forcerm_allows(engine, tmp_path):
+    ctx = tmp_path / "fail"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo start && exit 7\n")
+    out = docker_cli(engine, "build", "--force-rm", "-t", "half:v1", ".", cwd=ctx)
+    assert out.returncode == 7, out
+    assert _containers(engine) == []
+    assert ok(engine, "images", "-q", "half") == ""
+    out = docker_cli(engine, "build", "-t", "half:v1", ".", cwd=ctx)
+    assert out.returncode == 7
+    assert len(_containers(engine)) == 1, "without --force-rm the failed step's container stays, as dockerd's"
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY ../outside /x\n")
+    out = docker_cli(engine, "build", ".", cwd=ctx)
+    assert out.returncode != 0 and "outside the build context" in out.stderr + out.stdout, out
+
+
+def test_a_client_that_leaves_cancels_the_build_and_its_containers(engine, tmp_path):
+    import socket
+    import time
+    ctx = _tar({"Dockerfile": "FROM busybox\nRUN echo $((6*7)) && sleep 60\n"})
+    body = ctx.getvalue()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(engine.host.removeprefix("unix://"))
+    sock.sendall(b"POST /v1.41/build?t=cancelled HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    seen = b""
+    while b"42\\n" not in seen:  # the RUN's own output, not its step line
+        chunk = sock.recv(65536)
+        assert chunk, seen
+        seen += chunk
+    assert len(_containers(engine)) == 1
+    sock.close()
+    for _ in range(60):
+        if not _containers(engine):
+            break
+        time.sleep(0.5)
+    assert _containers(engine) == []
+    assert ok(engine, "images", "-q", "cancelled") == ""

@@ -31,6 +31,17 @@ def _line(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
 
 
+async def _watch_client(request: web.Request, build: asyncio.Task[None]) -> None:
+    """Cancel the build once its client has gone, even while the build writes nothing (a long RUN)."""
+    while not build.done():
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            log.info("build client went away: cancelling the build")
+            build.cancel()
+            return
+        await asyncio.sleep(0.5)
+
+
 def register(r: Router, b: Backend) -> None:
     async def build(request: web.Request) -> web.StreamResponse:
         options = parse_options(request.query)
@@ -58,6 +69,7 @@ def register(r: Router, b: Backend) -> None:
                     progress.close()
 
             task = asyncio.create_task(run())
+            watcher = asyncio.create_task(_watch_client(request, task))
             try:
                 async for message in progress.messages():
                     await response.write(_line(message))
@@ -66,6 +78,7 @@ def register(r: Router, b: Backend) -> None:
                 log.info("build client went away: cancelling the build")
                 raise
             finally:
+                watcher.cancel()
                 if not task.done():
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
