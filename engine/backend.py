@@ -30,6 +30,7 @@ from engine.containers.stats import ContainerStats
 from engine.containers.store import ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.events import EventBus
+from engine.images.archive import ImageArchives
 from engine.images.store import ImageService, Registries
 from engine.logs.service import ContainerLogs
 from engine.networks.netavark import NetavarkDriver
@@ -37,7 +38,7 @@ from engine.networks.service import NetworkService
 from engine.system import SystemInfo
 from engine.system_df import DiskUsage
 from engine.volumes.service import VolumeService
-from runtime.client import AlreadyExists, RuntimeAPI, Unavailable
+from runtime.client import AlreadyExists, Client, RuntimeAPI, Unavailable
 
 log = logging.getLogger("engine.backend")
 
@@ -50,6 +51,7 @@ class Backend:
     events: EventBus
     containers: ContainerStore
     images: ImageService
+    archives: ImageArchives
     networks: NetworkService
     volumes: VolumeService
     creator: Creator
@@ -67,7 +69,7 @@ class Backend:
     started: float = field(default_factory=time.time)
 
     @classmethod
-    def build(cls, config: Config, runtime: RuntimeAPI) -> Backend:
+    def build(cls, config: Config, runtime: Client) -> Backend:
         data_root, exec_root = Path(config.data_root), Path(config.exec_root)
         events = EventBus()
         host = HostFeatures(runtime)
@@ -89,6 +91,7 @@ class Backend:
         execs = ExecService(store, runtime, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
+                   archives=ImageArchives(runtime, images, events),
                    networks=networks, volumes=volumes,
                    creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc,
                                    logs.resolve),

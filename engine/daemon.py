@@ -14,16 +14,17 @@ from aiohttp import web
 
 from engine import config as config_mod
 from engine.api.app import build
-from engine.api.routers import (archive, attach, container_stats, container_update, containers, events, exec, images,
-                                networks, plugins, registry, swarm, system, system_df, volumes)
+from engine.api.routers import (archive, attach, container_stats, container_update, containers, events, exec,
+                                image_archives, images, networks, plugins, registry, swarm, system, system_df,
+                                volumes)
 from engine.backend import Backend
 from engine.log import setup as setup_logging
 from runtime.client import Client
 
 log = logging.getLogger("engine.daemon")
 
-ROUTERS = [system.register, system_df.register, images.register, container_stats.register, containers.register,
-           attach.register, exec.register, events.register, container_update.register, archive.register,
+ROUTERS = [system.register, system_df.register, images.register, image_archives.register, container_stats.register,
+           containers.register, attach.register, exec.register, events.register, container_update.register, archive.register,
            networks.register, volumes.register, swarm.register, plugins.register, registry.register]
 
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from runtime.api.app import build
-from runtime.client import records
+from runtime.client import archives, records
 from runtime.services import Services
 
 
@@ -54,6 +54,7 @@ ROUTES = [
     (records.SearchResults, "post", "/v1/images/search"),
     (records.SnapshotInfo, "get", "/v1/snapshots/{snapshotter}/{key}"),
     (records.Mount, "get", "/v1/snapshots/{snapshotter}/{key}/mounts"),
+    (archives.ImportResult, "post", "/v1/images/import"),
 ]
 
 
