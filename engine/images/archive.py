@@ -130,11 +130,13 @@ class ImageArchives:
 
             yield body()
 
-    async def load(self, data: AsyncIterable[bytes], quiet: bool) -> list[dict[str, Any]]:
-        """Import the archive and name its images; dockerd's messages for the stream."""
+    async def load(self, data: AsyncIterable[bytes], quiet: bool, platform: str | None = None) -> list[dict[str, Any]]:
+        """Import the archive and name its images; dockerd's messages for the stream.
+
+        With `platform`, images for other platforms are left out, as dockerd does."""
         lease = str((await self._runtime.create_lease(expire_after=_LEASE_EXPIRY))["id"])
         try:
-            imported = await self._runtime.import_images(data, records=False, lease=lease)
+            imported = await self._runtime.import_images(data, records=False, lease=lease, platform=platform)
             messages = [] if quiet else _layer_progress(imported)
             return messages + await self._name(imported)
         finally:

@@ -21,14 +21,14 @@ from typing import Any, BinaryIO, Callable, Literal
 
 from pydantic import BaseModel, Field
 
-from runtime.errors import InvalidArgument
+from runtime.errors import InvalidArgument, NotFound
 from runtime.metadata.content import ContentService
 from runtime.metadata.images import ImageStore
 from runtime.oci import INDEX_TYPES, MT_OCI_INDEX, Descriptor
 from runtime.reference import Reference, familiar
 from runtime.reference import parse as parse_reference
 from runtime.remotes.platforms import select_manifest
-from runtime.transfer.importer import NAME_ANNOTATION, REF_NAME_ANNOTATION
+from runtime.transfer.importer import NAME_ANNOTATION, REF_NAME_ANNOTATION, platform_matches
 
 _COPY_BUFFER = 1 << 20
 
@@ -73,16 +73,21 @@ async def _json(content: ContentService, digest: str, what: str) -> dict[str, An
     return doc
 
 
-async def _manifest_for(content: ContentService, target: Descriptor, platform: str | None) -> Descriptor:
+async def _manifest_for(content: ContentService, name: str, target: Descriptor, platform: str | None) -> Descriptor:
+    parts = platform.split("/") if platform else []
+    if platform and (len(parts) not in (2, 3) or not all(parts)):
+        raise InvalidArgument(f"invalid platform {platform!r}: expected os/arch[/variant]")
     if target.mediaType not in INDEX_TYPES:
+        if parts:
+            manifest = await _json(content, target.digest, "manifest")
+            config = await _json(content, str((manifest.get("config") or {}).get("digest")), "image config")
+            if not platform_matches(config, platform):
+                raise NotFound(f"image {name} was found but does not provide the specified platform ({platform})")
         return target
     index = await _json(content, target.digest, "index")
     # A pull stores one platform's manifest of an index: choose among those this store has.
     present = [e for e in index.get("manifests") or []
                if isinstance(e, dict) and await content.has(str(e.get("digest")))]
-    parts = platform.split("/") if platform else []
-    if platform and len(parts) not in (2, 3):
-        raise InvalidArgument(f"invalid platform {platform!r}: expected os/arch[/variant]")
     if parts:
         return select_manifest({"manifests": present}, parts[0], parts[1], parts[2] if len(parts) == 3 else None)
     return select_manifest({"manifests": present})
@@ -94,7 +99,7 @@ async def plan(content: ContentService, images: ImageStore, req: ExportRequest) 
     by_manifest: dict[str, _Image] = {}
     for name, named in [(n, True) for n in req.names] + [(n, False) for n in req.unnamed]:
         record = await images.find(name)
-        manifest_desc = await _manifest_for(content, record.target, req.platform)
+        manifest_desc = await _manifest_for(content, name, record.target, req.platform)
         image = by_manifest.get(manifest_desc.digest)
         if image is None:
             manifest = await _json(content, manifest_desc.digest, "manifest")

@@ -49,7 +49,7 @@ from runtime.oci import (
     Descriptor,
 )
 from runtime.reference import parse as parse_reference
-from runtime.remotes.platforms import select_manifest
+from runtime.remotes.platforms import normalize, select_manifest
 from runtime.transfer.archive_read import Archive, Blob, BodyReader, read_archive
 from runtime.transfer.fetch import UNCOMPRESSED_LABEL
 from runtime.transfer.unpack import chain_ids, unpack_layer
@@ -100,6 +100,18 @@ def _platform(spec: str | None) -> tuple[str, str | None, str | None]:
     return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
+def platform_matches(config: Any, spec: str | None) -> bool:
+    """Whether an image config is for the platform asked for (any, when none was)."""
+    if not spec or not isinstance(config, dict):
+        return True
+    os_, arch, variant = _platform(spec)
+    assert arch is not None
+    wanted = normalize(os_, arch, variant)
+    have = normalize(str(config.get("os") or ""), str(config.get("architecture") or ""),
+                     str(config.get("variant") or ""))
+    return have[:2] == wanted[:2] and (variant is None or have[2] == wanted[2])
+
+
 def _name(text: str, what: str) -> str:
     try:
         return str(parse_reference(text))
@@ -139,16 +151,14 @@ class Importer:
             raise InvalidArgument("records=false needs a lease (X-Pyengine-Lease) to hold what it imports")
         lease = await self._leases.create(labels={"io.pyengine.import": "archive"}, expire_after=LEASE_EXPIRY)
         token = set_lease(lease.id)
-        ok = False
         try:
-            result = await self._import(body, opts, snapshotter)
-            ok = True
-            return result
+            return await self._import(body, opts, snapshotter)
         finally:
             reset_lease(token)
             await self._leases.delete(lease.id)
-            if not ok:
-                await self._collector.collect()
+            # A failed import leaves nothing; a good one nothing the images do not use (other platforms'
+            # manifests, files no manifest names).
+            await self._collector.collect()
 
     async def _import(self, body: AsyncIterator[bytes], opts: ImportOptions, snapshotter: str) -> list[ImportedImage]:
         loop = asyncio.get_running_loop()
@@ -156,7 +166,7 @@ class Importer:
         if archive.layout.get("index.json") is not None:
             found = await self._from_index(archive, opts)
         elif archive.layout.get("manifest.json") is not None:
-            found = await self._from_docker_manifest(archive)
+            found = await self._from_docker_manifest(archive, opts)
         else:
             raise InvalidArgument("invalid archive: it contains neither a manifest.json nor an index.json")
         if opts.unpack:
@@ -181,6 +191,9 @@ class Importer:
         for entry in entries:
             desc = _descriptor(entry, "index.json entry")
             config, layers = await self._target(archive, desc, opts)
+            if desc.mediaType in MANIFEST_TYPES and not platform_matches(
+                    json.loads(await self._content.read(config)), opts.platform):
+                continue  # as dockerd's load with a platform: images for others are left out
             names = _entry_names(desc) + [n for n in extra.get(config, []) if n not in _entry_names(desc)]
             found.append(ImportedImage(names=names, target=Descriptor(mediaType=desc.mediaType, digest=desc.digest,
                                                                       size=desc.size),
@@ -267,7 +280,7 @@ class Importer:
 
     # -- docker-archive --------------------------------------------------------------------------
 
-    async def _from_docker_manifest(self, archive: Archive) -> list[ImportedImage]:
+    async def _from_docker_manifest(self, archive: Archive, opts: ImportOptions) -> list[ImportedImage]:
         items = archive.json("manifest.json")
         if not isinstance(items, list):
             raise InvalidArgument("invalid archive: manifest.json is not a list")
@@ -283,6 +296,8 @@ class Importer:
                 raise InvalidArgument(f"invalid archive: config {item['Config']!r} is not valid JSON") from None
             blobs = [archive.blob(str(p), "layer") for p in item.get("Layers") or []]
             await self._check_layers(config_doc, config_blob.digest, blobs)
+            if not platform_matches(config_doc, opts.platform):
+                continue
             target, layers = await self._make_manifest(config_blob, blobs)
             found.append(ImportedImage(names=[_tag(t) for t in item.get("RepoTags") or []], target=target,
                                        config=config_blob.digest, layers=layers))

@@ -62,8 +62,9 @@ def register(r: Router, b: Backend) -> None:
 
         # dockerd's default when the client says nothing (the SDK) is quiet.
         quiet = boolean(request.query, "quiet", True)
+        platform = _platform(request.query.get("platform"))
         try:
-            messages = await archives.load(body(), quiet)
+            messages = await archives.load(body(), quiet, platform)
         except (EngineError, RuntimeError_) as e:
             log.info("load failed: %s", e.message)
             # Read what the client still sends, so it gets the answer instead of a broken pipe.
