@@ -237,6 +237,8 @@ def _tar_error(e: Exception) -> str:
     text = str(e) or type(e).__name__
     if isinstance(e, EOFError) or "unexpected end" in text:
         return "unexpected EOF (the archive is truncated)"
+    if "invalid header" in text or "not a gzip file" in text:
+        return f"not a tar or tar.gz archive ({text})"
     return text
 
 

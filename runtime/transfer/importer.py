@@ -187,18 +187,19 @@ class Importer:
         if not isinstance(entries, list):
             raise InvalidArgument("invalid archive: index.json has no manifests list")
         extra = self._repo_tags(archive)
-        found: list[ImportedImage] = []
+        # One image per target: a layout lists a manifest once per name, manifest.json once per config.
+        found: dict[str, ImportedImage] = {}
         for entry in entries:
             desc = _descriptor(entry, "index.json entry")
             config, layers = await self._target(archive, desc, opts)
             if desc.mediaType in MANIFEST_TYPES and not platform_matches(
                     json.loads(await self._content.read(config)), opts.platform):
                 continue  # as dockerd's load with a platform: images for others are left out
-            names = _entry_names(desc) + [n for n in extra.get(config, []) if n not in _entry_names(desc)]
-            found.append(ImportedImage(names=names, target=Descriptor(mediaType=desc.mediaType, digest=desc.digest,
-                                                                      size=desc.size),
-                                       config=config, layers=layers))
-        return found
+            image = found.setdefault(desc.digest, ImportedImage(
+                target=Descriptor(mediaType=desc.mediaType, digest=desc.digest, size=desc.size), config=config,
+                layers=layers))
+            image.names = list(dict.fromkeys(image.names + _entry_names(desc) + extra.pop(config, [])))
+        return list(found.values())
 
     def _repo_tags(self, archive: Archive) -> dict[str, list[str]]:
         """config digest -> the names manifest.json gives it (Docker 25+ writes both files)."""

@@ -102,6 +102,8 @@ def test_save_several_names_and_unknown(engine, tmp_path):
     with tarfile.open(archive) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
     assert len(manifest) == 1 and manifest[0]["RepoTags"] == ["one:1", "two/x:2"]
+    ok(engine, "rmi", "one:1", "two/x:2")
+    assert ok(engine, "load", "-i", str(archive)) == "Loaded image: one:1\nLoaded image: two/x:2\n"
 
     # A repository name alone saves all its tags.
     ok(engine, "tag", "busybox", "one:other")
@@ -210,7 +212,8 @@ def test_bad_archives_store_nothing(engine, tmp_path):
     out = load_file(engine, tmp_path, _mismatching(legacy, name, tar_of([("x", b"other")])))
     assert out.returncode != 0 and "layer 0" in out.stderr and "diff_id" in out.stderr
 
-    assert load_file(engine, tmp_path, b"not a tar at all" * 100).returncode != 0
+    garbage = load_file(engine, tmp_path, b"not a tar at all" * 100)
+    assert garbage.returncode != 0 and "invalid archive: not a tar or tar.gz archive" in garbage.stderr
     assert stored(engine) == before and rows(engine) == before_rows
 
 
