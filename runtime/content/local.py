@@ -52,6 +52,11 @@ class LocalWriter:
         self._hash.update(data)
         self.offset += len(data)
 
+    @property
+    def digest(self) -> str:
+        """The digest of the bytes written so far (for a writer that did not know what to expect)."""
+        return "sha256:" + self._hash.hexdigest()
+
     def truncate(self) -> None:
         self._fh.seek(0)
         self._fh.truncate()

@@ -192,7 +192,8 @@ class _Reader:
         expected = f"sha256:{named.group(1)}" if named else None
         present = expected is not None and self._content.store.exists(expected)
         writer = None if present else self._content.store.writer(f"import-{secrets.token_hex(8)}", expected, size)
-        own_hash = hashlib.sha256() if expected is None or present else None
+        # A blob already stored is only hashed; the writer hashes what it writes.
+        own_hash = hashlib.sha256() if present else None
         diff: DiffDigester | None = None
         compression = "none"
         written = 0
@@ -214,7 +215,11 @@ class _Reader:
                         diff = None  # not a layer after all, or a corrupt one: the diff_id check says which
             if written != size:
                 raise InvalidArgument(f"invalid archive: {name} ends after {written} of {size} bytes")
-            digest = expected or "sha256:" + own_hash.hexdigest()  # type: ignore[union-attr]
+            if expected is not None:
+                digest = expected
+            else:
+                assert writer is not None  # a file no digest names is always written, never skipped
+                digest = writer.digest
             if own_hash is not None and "sha256:" + own_hash.hexdigest() != digest:
                 raise DataLoss(f"invalid archive: blob {name} does not match its digest "
                                f"(its content is sha256:{own_hash.hexdigest()})")
