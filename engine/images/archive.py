@@ -78,9 +78,14 @@ def select(images: list[LocalImage], terms: list[str]) -> Selection:
         if _name_only(term):
             tagged = [(image, r.name) for image in images for r in image.records
                       if r.is_tag and r.ref is not None and r.ref.name == ref.name]
+            # The repository's digest references count too, but only tags become names.
+            by_digest = [image for image in images for r in image.named
+                         if r.ref is not None and r.ref.name == ref.name and not r.is_tag]
             for image, name in tagged:
                 add(image, name)
-            if not tagged:
+            for image in by_digest:
+                add(image, None)
+            if not tagged and not by_digest:
                 try:
                     add(find(images, term).image, None)
                 except NotFound:

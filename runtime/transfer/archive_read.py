@@ -12,7 +12,7 @@ A file under `blobs/sha256/<hex>` must hash to that digest; any other file's dig
 hashes to, and the layout's checks (config digests, diff_ids) decide. A compressed blob's
 uncompressed digest is computed on the way in, so diff_ids are checked without reading it again.
 
-Blocking: `read_archive` runs in a thread; it reaches the event loop only to commit blobs.
+Blocking: `read_archive` runs in a thread; it reaches the event loop for the body's chunks and to record blobs.
 """
 from __future__ import annotations
 

@@ -60,7 +60,7 @@ def _image(image_id: str, *names: str) -> LocalImage:
 
 
 IMAGES = [_image(A, "docker.io/library/one:1", "docker.io/library/one:2", "docker.io/library/two:1"),
-          _image(B, DANGLING_PREFIX + B)]
+          _image(B, DANGLING_PREFIX + B, f"docker.io/library/pinned@{B}")]
 
 
 def test_save_selects_as_dockerd():
@@ -73,6 +73,8 @@ def test_save_selects_as_dockerd():
     by_digest = select(IMAGES, [f"one@{A}"])
     assert by_digest.tags == [] and [i.id for i in by_digest.images] == [A]
     assert [i.id for i in select(IMAGES, ["one:1", "one:2", A]).images] == [A]
+    pinned = select(IMAGES, ["pinned"])  # a repository known only by digest: its image, unnamed
+    assert pinned.tags == [] and [i.id for i in pinned.images] == [B]
 
 
 def test_save_of_unknown_names_in_dockerd_words():
