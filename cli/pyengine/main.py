@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 # Imported for their commands, which register themselves on the app.
-from cli.pyengine import archive, containers, images, networks, system, volumes  # noqa: F401
+from cli.pyengine import archive, containers, image_archives, images, networks, system, volumes  # noqa: F401
 from cli.pyengine.api import CLIError
 from cli.pyengine.app import app
 

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,3 +241,23 @@ def test_load_progress_and_quiet_over_the_api(engine, sdk, tmp_path):
     quiet = sdk.api._post(sdk.api._url("/images/load"), data=data)
     assert quiet.headers["Content-Type"] == "application/json"
     assert [json.loads(x) for x in quiet.text.splitlines()] == [{"stream": "Loaded image: progress:1\n"}]
+
+
+def test_pyengine_cli_save_and_load(engine, tmp_path, images):
+    image = images["library/busybox:latest"]
+    ok(engine, "pull", "busybox")
+    pyengine = [str(Path(sys.executable).parent / "pyengine"), "-H", engine.host]
+    archive = tmp_path / "saved.tar"
+    out = subprocess.run([*pyengine, "save", "-o", str(archive), "busybox"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    with tarfile.open(archive) as tar:
+        assert "manifest.json" in tar.getnames()
+    ok(engine, "rmi", "busybox")
+    out = subprocess.run([*pyengine, "load", "-i", str(archive)], capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (0, "Loaded image: busybox:latest\n"), out.stderr
+    assert rows(engine) == [f"busybox:latest {short(image.config_digest)}"]
+    with open(tmp_path / "bad.tar", "wb") as bad:
+        bad.write(b"x" * 2048)
+    with open(tmp_path / "bad.tar", "rb") as bad:
+        out = subprocess.run([*pyengine, "load"], stdin=bad, capture_output=True, text=True)
+    assert out.returncode == 1 and "invalid archive" in out.stderr
