@@ -9,8 +9,10 @@ dockerd resolves manifest.json's paths in the directory it unpacked (in scope): 
 `..` and device nodes are refused, naming the entry.
 
 A file under `blobs/sha256/<hex>` must hash to that digest; any other file's digest is whatever it
-hashes to, and the layout's checks (config digests, diff_ids) decide. A compressed blob's
-uncompressed digest is computed on the way in, so diff_ids are checked without reading it again.
+hashes to, and the layout's checks (config digests, diff_ids) decide. With `layer_digests`, a
+compressed blob's uncompressed digest is computed on the way in, so an import that does not unpack
+checks diff_ids without reading a layer again; one that unpacks checks them while applying instead,
+which spares the second decompression.
 
 Blocking: `read_archive` runs in a thread; it reaches the event loop for the body's chunks and to record blobs.
 """
@@ -56,7 +58,8 @@ class Blob:
     digest: str
     size: int
     compression: str  # what its first bytes say: gzip, zstd or none
-    diff_id: str  # its uncompressed digest (the digest itself when it is not compressed)
+    # Its uncompressed digest: the digest itself when it is not compressed; "" when not computed or unreadable.
+    diff_id: str
 
 
 @dataclass
@@ -142,9 +145,10 @@ class BodyReader(io.RawIOBase):
 
 
 class _Reader:
-    def __init__(self, content: ContentService, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, content: ContentService, loop: asyncio.AbstractEventLoop, layer_digests: bool) -> None:
         self._content = content
         self._loop = loop
+        self._layer_digests = layer_digests
         self.archive = Archive()
 
     def _await(self, coro: Any) -> Any:
@@ -201,7 +205,7 @@ class _Reader:
             while chunk := data.read(_CHUNK):
                 if written == 0:
                     compression = _sniff(chunk)
-                    if compression != "none":
+                    if compression != "none" and self._layer_digests:
                         diff = DiffDigester(compression)
                 written += len(chunk)
                 if writer is not None:
@@ -247,10 +251,11 @@ def _tar_error(e: Exception) -> str:
     return text
 
 
-def read_archive(content: ContentService, loop: asyncio.AbstractEventLoop, source: io.RawIOBase) -> Archive:
+def read_archive(content: ContentService, loop: asyncio.AbstractEventLoop, source: io.RawIOBase,
+                 layer_digests: bool = True) -> Archive:
     """Store every file of the tar streamed from `source`; raises the runtime's errors only."""
     try:
-        return _Reader(content, loop).run(source)
+        return _Reader(content, loop, layer_digests).run(source)
     except RuntimeError_:
         raise
     except Exception as e:  # a failure in the body's transport, seen from the thread

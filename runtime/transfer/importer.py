@@ -10,7 +10,8 @@ Two layouts are read (containerd's importer reads the same two):
   When both are present the index decides and manifest.json's RepoTags add names.
 
 Everything is checked before anything is named: blobs against their digests as they stream in,
-sizes against descriptors, every layer's uncompressed digest against its config's diff_ids. The
+sizes against descriptors, every layer's uncompressed digest against its config's diff_ids (a
+compressed layer's while it is applied, when the import unpacks, so it is inflated once). The
 import works under a lease (the request's, or its own): on any failure its own lease goes and the
 collector takes what it wrote, so a corrupt or truncated archive stores nothing.
 """
@@ -26,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from runtime.diff.verify import DiffDigester
 from runtime.errors import DataLoss, InvalidArgument, NotFound
 from runtime.metadata.content import ContentService
 from runtime.metadata.gc import Collector
@@ -47,6 +49,7 @@ from runtime.oci import (
     MT_OCI_LAYER_ZSTD,
     MT_OCI_MANIFEST,
     Descriptor,
+    layer_compression,
 )
 from runtime.reference import parse as parse_reference
 from runtime.remotes.platforms import normalize, select_manifest
@@ -162,7 +165,7 @@ class Importer:
 
     async def _import(self, body: AsyncIterator[bytes], opts: ImportOptions, snapshotter: str) -> list[ImportedImage]:
         loop = asyncio.get_running_loop()
-        archive = await asyncio.to_thread(read_archive, self._content, loop, BodyReader(body, loop))
+        archive = await asyncio.to_thread(read_archive, self._content, loop, BodyReader(body, loop), not opts.unpack)
         if archive.layout.get("index.json") is not None:
             found = await self._from_index(archive, opts)
         elif archive.layout.get("manifest.json") is not None:
@@ -231,7 +234,7 @@ class Importer:
                       opts: ImportOptions) -> tuple[str, list[Descriptor]]:
         """Check what an index entry points at; (config digest, layers) of the manifest for this platform."""
         if desc.mediaType in MANIFEST_TYPES:
-            return await self._manifest(archive, desc)
+            return await self._manifest(archive, desc, opts)
         if desc.mediaType not in INDEX_TYPES:
             raise InvalidArgument(f"invalid archive: unsupported media type {desc.mediaType!r} in index.json")
         index = await self._json_blob(archive, desc, "index")
@@ -246,13 +249,13 @@ class Importer:
                          if d.digest != chosen.digest and d.mediaType in MANIFEST_TYPES and archive.has_blob(d.digest)]
         picked: tuple[str, list[Descriptor]] | None = None
         for child in children:
-            result = await self._manifest(archive, child)
+            result = await self._manifest(archive, child, opts)
             picked = picked or result
         await self._content.add_refs(desc.digest, [("content", c.digest) for c in children])
         assert picked is not None
         return picked
 
-    async def _manifest(self, archive: Archive, desc: Descriptor) -> tuple[str, list[Descriptor]]:
+    async def _manifest(self, archive: Archive, desc: Descriptor, opts: ImportOptions) -> tuple[str, list[Descriptor]]:
         manifest = await self._json_blob(archive, desc, "manifest")
         config = _descriptor(manifest.get("config"), "config")
         layers = [_descriptor(layer, "layer") for layer in manifest.get("layers") or []]
@@ -263,16 +266,20 @@ class Importer:
                 raise InvalidArgument(f"invalid archive: unsupported layer media type {layer.mediaType!r}")
         config_doc = await self._json_blob(archive, config, "config")
         blobs = [self._checked_blob(archive, layer, "layer") for layer in layers]
-        await self._check_layers(config_doc, config.digest, blobs)
+        await self._check_layers(config_doc, config.digest, blobs, opts.unpack)
         await self._content.add_refs(desc.digest, [("content", config.digest)] + [("content", b.digest) for b in blobs])
         return config.digest, layers
 
-    async def _check_layers(self, config: dict[str, Any], config_digest: str, blobs: list[Blob]) -> None:
+    async def _check_layers(self, config: dict[str, Any], config_digest: str, blobs: list[Blob],
+                            unpacking: bool) -> None:
+        """Layer count and diff_ids against the config; an unpack checks compressed layers while applying them."""
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
         if len(diff_ids) != len(blobs):
             raise InvalidArgument(f"invalid manifest, layers length mismatch: expected {len(blobs)}, "
                                   f"got {len(diff_ids)} (config {config_digest})")
         for i, (blob, diff_id) in enumerate(zip(blobs, diff_ids)):
+            if unpacking and blob.compression != "none":
+                continue
             if blob.diff_id != diff_id:
                 raise DataLoss(f"invalid archive: layer {i} ({blob.name}) has diff_id {blob.diff_id or 'unreadable'}"
                                f", its config {config_digest} says {diff_id}")
@@ -296,7 +303,7 @@ class Importer:
             except ValueError:
                 raise InvalidArgument(f"invalid archive: config {item['Config']!r} is not valid JSON") from None
             blobs = [archive.blob(str(p), "layer") for p in item.get("Layers") or []]
-            await self._check_layers(config_doc, config_blob.digest, blobs)
+            await self._check_layers(config_doc, config_blob.digest, blobs, opts.unpack)
             if not platform_matches(config_doc, opts.platform):
                 continue
             target, layers = await self._make_manifest(config_blob, blobs)
@@ -333,12 +340,33 @@ class Importer:
         service = self._snapshots[snapshotter]
         chains = chain_ids(diff_ids)
         parent: str | None = None
-        for layer, diff_id, chain in zip(image.layers, diff_ids, chains):
-            # Every diff_id was checked while the archive streamed in.
-            await unpack_layer(service, layer, str(self._content.path(layer.digest)), diff_id, chain, parent,
-                               verified=True)
+        for i, (layer, diff_id, chain) in enumerate(zip(image.layers, diff_ids, chains)):
+            path = str(self._content.path(layer.digest))
+            compression = layer_compression(layer.mediaType)
+            known = (await self._content.info(layer.digest)).labels.get(UNCOMPRESSED_LABEL) == diff_id
+            # Plain layers were checked as they streamed in (digest = diff_id); compressed ones are now.
+            verified = compression == "none" or known
+            try:
+                applied = await unpack_layer(service, layer, path, diff_id, chain, parent, verified=verified)
+                if not applied and not verified:
+                    # Someone made this snapshot before: the blob itself still has to be what the config says.
+                    actual = await asyncio.to_thread(_diff_digest, path, compression)
+                    if actual != diff_id:
+                        raise DataLoss(f"layer diff_id mismatch: got {actual}, config says {diff_id}")
+            except DataLoss as e:
+                raise DataLoss(f"invalid archive: layer {i} ({layer.digest}): {e.message}") from None
+            if not verified:
+                await self._content.set_label(layer.digest, UNCOMPRESSED_LABEL, diff_id)
             parent = chain
         await self._content.add_refs(image.config, [("snapshot", f"{snapshotter}/{chains[-1]}")])
+
+
+def _diff_digest(path: str, compression: str) -> str:
+    digester = DiffDigester(compression)
+    with open(path, "rb") as blob:
+        while chunk := blob.read(1 << 20):
+            digester.feed(chunk)
+    return digester.digest()
 
 
 def _tag(text: Any) -> str:

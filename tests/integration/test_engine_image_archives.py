@@ -17,7 +17,7 @@ import pytest
 from runtime.client import Client
 from tests.fixtures.archives import legacy_archive, oci_layout, tar_of
 from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
-from tests.fixtures.images import busybox_image, whiteout_image
+from tests.fixtures.images import Image, busybox_image, canonical_json, sha256_digest, whiteout_image
 
 
 @pytest.fixture
@@ -192,6 +192,15 @@ def _mismatching(image_tar: bytes, name: str, new: bytes) -> bytes:
     return tar_of(entries)
 
 
+def _with(image: Image, config: bytes, layer: str, layer_data: bytes) -> Image:
+    """`image` with another config and its one layer replaced."""
+    manifest = {**image.manifest_json,
+                "config": {**image.manifest_json["config"], "digest": sha256_digest(config), "size": len(config)},
+                "layers": [{**image.manifest_json["layers"][0], "digest": layer, "size": len(layer_data)}]}
+    return Image(blobs={sha256_digest(config): config, layer: layer_data}, manifest=canonical_json(manifest),
+                 media_type=image.media_type)
+
+
 def test_bad_archives_store_nothing(engine, tmp_path):
     ok(engine, "pull", "busybox")
     before, before_rows = stored(engine), rows(engine)
@@ -212,6 +221,17 @@ def test_bad_archives_store_nothing(engine, tmp_path):
     name = next(n for n in tarfile.open(fileobj=io.BytesIO(legacy)).getnames() if n.endswith("layer.tar"))
     out = load_file(engine, tmp_path, _mismatching(legacy, name, tar_of([("x", b"other")])))
     assert out.returncode != 0 and "layer 0" in out.stderr and "diff_id" in out.stderr
+
+    # A compressed layer whose bytes are its digest's but not the diff_id its config names: checked while it is
+    # applied, also when the snapshot that diff_id names exists already (busybox's, pulled above).
+    other_layer = whiteout_image().layer_digests[-1]  # its first is busybox's own
+    for config in (json.dumps({**image.config_json, "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}),
+                   json.dumps(image.config_json)):
+        out = load_file(engine, tmp_path, oci_layout(_with(image, config.encode(), other_layer,
+                                                           whiteout_image().blobs[other_layer]),
+                                                     ["docker.io/library/bad:3"]))
+        assert out.returncode != 0 and f"layer 0 (sha256:{other_layer[7:]})" in out.stderr, out.stderr
+        assert "layer diff_id mismatch" in out.stderr
 
     garbage = load_file(engine, tmp_path, b"not a tar at all" * 100)
     assert garbage.returncode != 0 and "invalid archive: not a tar or tar.gz archive" in garbage.stderr
