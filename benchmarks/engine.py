@@ -26,18 +26,16 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from benchmarks.run import check, quiet, remove_cgroup_tree, timed, wait_for
-from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon, unmount_under
+from benchmarks.run import check, quiet, timed
+from tests.fixtures import dockerd as reference
+from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
 from tests.fixtures.images import busybox_image
 from tests.fixtures.registry import Registry, push
 
@@ -88,38 +86,11 @@ def pyengine(registry_host: str) -> Iterator[Daemon]:
 
 @contextlib.contextmanager
 def dockerd(registry_host: str) -> Iterator[Daemon | None]:
-    if not shutil.which("dockerd") or not shutil.which("containerd"):
+    if reference.missing() is not None:
         yield None
         return
-    base = tempfile.mkdtemp(prefix="bench-dockerd-")
-    sock = f"{base}/docker.sock"
-    with open(f"{base}/dockerd.log", "wb") as log:
-        proc = subprocess.Popen(
-            ["dockerd", "--data-root", f"{base}/data", "--exec-root", f"{base}/exec", "-H", f"unix://{sock}",
-             "--pidfile", f"{base}/docker.pid", "--insecure-registry", registry_host, "--log-level", "warn"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
-    try:
-        wait_for(lambda: quiet(["docker", "version"], env).returncode == 0, "dockerd", 60)
-        yield Daemon("dockerd", sock, env, proc.pid, lambda: _child_named(proc.pid, "containerd"))
-    finally:
-        ids = quiet(["docker", "ps", "-aq"], env).stdout.split()
-        if ids:
-            quiet(["docker", "rm", "-f", *ids], env, timeout=300)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        unmount_under(base)
-        shutil.rmtree(base, ignore_errors=True)
-        remove_cgroup_tree("docker")
-        quiet(["ip", "link", "del", "docker0"])
-        # dockerd leaves its masquerade rule for docker0's subnet behind; the host's next users must not see it.
-        for rule in quiet(["iptables", "-t", "nat", "-S", "POSTROUTING"]).stdout.splitlines():
-            if "! -o docker0" in rule:
-                quiet(["iptables", "-t", "nat", *rule.replace("-A ", "-D ", 1).split()])
+    with reference.dockerd(["--insecure-registry", registry_host]) as d:
+        yield Daemon("dockerd", d.socket, d.env(), d.pid, lambda: _child_named(d.pid, "containerd"))
 
 
 def side_by_side(stack: contextlib.ExitStack) -> tuple[str, list[Daemon]]:

@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.tasks import exits
-from tests.fixtures.daemons import RuntimeDaemon, unmount_under
+from tests.fixtures.daemons import RuntimeDaemon, remove_cgroup_tree, unmount_under
 from tests.fixtures.images import busybox_image
 from tests.fixtures.registry import Registry, push
 
 BIN = Path(sys.executable).parent
 PYCTR = str(BIN / "pyctr")
-CGROUP_FS = Path("/sys/fs/cgroup")
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -101,18 +100,6 @@ def wait_for(test: Callable[[], bool], what: str, timeout: float = 30) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"timed out waiting for {what}")
-
-
-def remove_cgroup_tree(rel: str) -> None:
-    """rmdir <every hierarchy>/<rel> and whatever empty directories are below it."""
-    for top in [CGROUP_FS / rel.strip("/")] + [h / rel.strip("/") for h in CGROUP_FS.iterdir() if h.is_dir()]:
-        if not top.is_dir():
-            continue
-        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        with contextlib.suppress(OSError):
-            top.rmdir()
 
 
 @dataclass

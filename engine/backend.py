@@ -40,6 +40,7 @@ from engine.images.commit import Committer
 from engine.images.importer import Importer
 from engine.images.auth import RegistryLogin
 from engine.images.push import ImagePusher
+from engine.images.archive import ImageArchives
 from engine.images.store import ImageService, Registries
 from engine.images.writer import ImageWriter
 from engine.logs.service import ContainerLogs
@@ -61,6 +62,7 @@ class Backend:
     events: EventBus
     containers: ContainerStore
     images: ImageService
+    archives: ImageArchives
     networks: NetworkService
     volumes: VolumeService
     creator: Creator
@@ -114,6 +116,7 @@ class Backend:
                           RunStep(creator, run, runtime, CacheMounts(builder_root / "cache-mounts")),
                           CopyFiles(runtime, builder_root / "steps"))
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
+                   archives=ImageArchives(runtime, images, events),
                    networks=networks, volumes=volumes, creator=creator, run=run, manager=Manager(runtime, store, lives, events, host),
                    execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),

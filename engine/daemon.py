@@ -15,17 +15,17 @@ from aiohttp import web
 from engine import config as config_mod
 from engine.api.app import build
 from engine.api.routers import (archive, attach, builds, container_stats, container_update, containers, events,
-                                exec, image_make, image_push, images, networks, plugins, registry, swarm, system,
-                                system_df, volumes)
+                                exec, image_archives, image_make, image_push, images, networks, plugins, registry,
+                                swarm, system, system_df, volumes)
 from engine.backend import Backend
 from engine.log import setup as setup_logging
 from runtime.client import Client
 
 log = logging.getLogger("engine.daemon")
 
-ROUTERS = [system.register, system_df.register, images.register, container_stats.register, containers.register,
-           attach.register, exec.register, events.register, container_update.register, archive.register,
-           networks.register, volumes.register, swarm.register, plugins.register, registry.register,
+ROUTERS = [system.register, system_df.register, images.register, image_archives.register, container_stats.register,
+           containers.register, attach.register, exec.register, events.register, container_update.register,
+           archive.register, networks.register, volumes.register, swarm.register, plugins.register, registry.register,
            image_make.register, builds.register, image_push.register]
 
 

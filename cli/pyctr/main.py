@@ -14,7 +14,7 @@ import sys
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from cli.common.terminal import raw_terminal
-from cli.pyctr import output, push, stdio
+from cli.pyctr import archives, output, push, stdio
 from runtime.client import DEFAULT_ADDRESS, Client, NotFound, RuntimeError_
 from runtime.client.attach import Attachment
 from runtime.client.imageconfig import process_from_image
@@ -391,6 +391,7 @@ def parser() -> argparse.ArgumentParser:
     push.add_arguments(_cmd(im, ["push"], images_push, "push an image to a registry"))
     _cmd(im, ["ls", "list"], images_ls, "list images").add_argument("-q", "--quiet", action="store_true")
     _cmd(im, ["rm", "remove"], images_rm, "remove images").add_argument("refs", nargs="+")
+    archives.add_commands(im, _cmd, call)
 
     co = _group(sub, "content", "manage content")
     _cmd(co, ["ls", "list"], content_ls, "list blobs").add_argument("-q", "--quiet", action="store_true")

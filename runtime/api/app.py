@@ -7,6 +7,7 @@ from runtime import __version__
 from runtime.api import errors
 from runtime.api.context import ContextMiddleware
 from runtime.api.routers import (
+    archives,
     container_fs,
     containers,
     content,
@@ -31,8 +32,8 @@ def build(services: Services) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
-    for r in (system, namespaces, ingests, content, diff, images, push, registry, leases, snapshots, containers,
-              container_fs, tasks, events):
+    for r in (system, namespaces, ingests, content, diff, archives, images, push, registry, leases, snapshots,
+              containers, container_fs, tasks, events):
         app.include_router(r.router, prefix=API_PREFIX)
     app.add_middleware(ContextMiddleware)
     return app

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 from urllib.parse import quote
 
+from runtime.client.archives import ArchiveClient
 from runtime.client.records import (
     Container,
     ContentInfo,
@@ -40,7 +41,7 @@ from runtime.wire import PATH_STAT_HEADER
 __all__ = ["DEFAULT_ADDRESS", "Client"]
 
 
-class Client(IngestClient, DiffClient, PushClient, Transport):
+class Client(IngestClient, DiffClient, PushClient, ArchiveClient, Transport):
     # system
     async def version(self) -> Version:
         return await self._record(Version, "GET", "/version")

@@ -52,8 +52,9 @@ class LocalWriter:
         self._hash.update(data)
         self.offset += len(data)
 
+    @property
     def digest(self) -> str:
-        """The digest of what the ingest holds so far."""
+        """The digest of the bytes written so far (for a writer that did not know what to expect)."""
         return "sha256:" + self._hash.hexdigest()
 
     def truncate(self) -> None:

@@ -43,6 +43,7 @@ class Sink(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
+    @property
     def digest(self) -> str: ...
 
 
@@ -207,4 +208,4 @@ def write_layer(events: Iterable[Event], sink: Sink, compression: str) -> LayerD
             tar.change(ev)
     tar.end()
     out.close()
-    return LayerDigests(size=sink.offset, digest=sink.digest(), diff_id="sha256:" + out.hash.hexdigest())
+    return LayerDigests(size=sink.offset, digest=sink.digest, diff_id="sha256:" + out.hash.hexdigest())

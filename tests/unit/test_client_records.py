@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from runtime.api.app import build
-from runtime.client import diff, ingest, push, records
+from runtime.client import archives, diff, ingest, push, records
 from runtime.services import Services
 
 
@@ -60,6 +60,7 @@ ROUTES = [
     (ingest.Unpacked, "post", "/v1/images/{name}/unpack"),
     (diff.LayerDiff, "post", "/v1/diff/compare"),
     (push.LoginResult, "post", "/v1/registry/login"),
+    (archives.ImportResult, "post", "/v1/images/import"),
 ]
 
 

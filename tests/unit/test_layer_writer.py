@@ -31,6 +31,7 @@ class Sink:
         self.data += data
         self.offset += len(data)
 
+    @property
     def digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.data).hexdigest()
 
