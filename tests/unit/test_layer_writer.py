@@ -39,7 +39,7 @@ class Sink:
 def layer(events, compression: str = "none") -> tuple[bytes, str]:
     sink = Sink()
     result = write_layer(events, sink, compression)
-    assert (result.size, result.digest) == (len(sink.data), sink.digest())
+    assert (result.size, result.digest) == (len(sink.data), sink.digest)
     raw = gzip.decompress(sink.data) if compression == "gzip" else bytes(sink.data)
     assert result.diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
     return raw, result.diff_id
