@@ -175,7 +175,7 @@ class Engine:
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
               headers: dict[str, str] | None) -> Response:
         params = {k: v for k, v in (query or {}).items() if v is not None}
-        target = f"/v{API_VERSION}{path}" + (f"?{urlencode(params)}" if params else "")
+        target = f"/v{API_VERSION}{path}" + (f"?{urlencode(params, doseq=True)}" if params else "")
         hdrs = {"Host": "pyengine", "User-Agent": "pyengine-cli", **(headers or {})}
         payload = b""
         if isinstance(body, (dict, list)):

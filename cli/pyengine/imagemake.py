@@ -1,0 +1,207 @@
+"""Image-making commands: build, commit, import, tag, history."""
+# No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
+
+import json
+import os
+import secrets
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+
+from cli.common.units import human_size
+from cli.pyengine.api import CLIError, chunks, path_quote
+from cli.pyengine.app import app, engine
+from cli.pyengine.formatting import ago
+from cli.pyengine.images import split_reference
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not key:
+            raise CLIError(f"invalid {what} {value!r}: expected KEY=VALUE", 125)
+        # docker's --build-arg KEY (no value) takes it from the environment, or leaves it unset.
+        out[key] = rest if sep else os.environ.get(key)
+    return out
+
+
+def _context_tar(context: Path, dockerfile: Path | None) -> tuple[IO[bytes], str]:
+    """The context as a tar (spooled to disk when large); with a Dockerfile outside the context it goes in
+    under a random name, as the docker CLI sends it. The daemon applies .dockerignore."""
+    spool = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+    name = "Dockerfile"
+    with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for entry in sorted(context.iterdir()):
+            tar.add(str(entry), arcname=entry.name)
+        if dockerfile is not None:
+            inside = dockerfile.resolve().is_relative_to(context.resolve())
+            if inside:
+                name = str(dockerfile.resolve().relative_to(context.resolve()))
+            else:
+                name = f".dockerfile.{secrets.token_hex(10)}"
+                tar.add(str(dockerfile), arcname=name)
+    spool.seek(0)
+    return spool, name
+
+
+@app.command()
+def build(
+    path: Annotated[str, typer.Argument(help="The build context directory.")],
+    tag: Annotated[list[str] | None, typer.Option("-t", "--tag", help="Name and optionally a tag.")] = None,
+    file: Annotated[str | None, typer.Option("-f", "--file", help="Name of the Dockerfile.")] = None,
+    build_arg: Annotated[list[str] | None, typer.Option("--build-arg", help="Set build-time variables.")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="Set metadata for an image.")] = None,
+    target: Annotated[str, typer.Option("--target", help="Set the target build stage to build.")] = "",
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use cache when building.")] = False,
+    pull: Annotated[bool, typer.Option("--pull", help="Always attempt to pull a newer base image.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only the image ID.")] = False,
+    network: Annotated[str, typer.Option("--network", help="Networking mode for RUN.")] = "default",
+    force_rm: Annotated[bool, typer.Option("--force-rm", help="Always remove intermediate containers.")] = False,
+) -> None:
+    """Build an image from a Dockerfile."""
+    context = Path(path)
+    if not context.is_dir():
+        raise CLIError(f"unable to prepare context: path {path!r} not found", 1)
+    body, dockerfile = _context_tar(context, Path(file) if file else None)
+    query: dict[str, Any] = {
+        "t": tag or None, "dockerfile": dockerfile, "target": target or None, "q": int(quiet) or None,
+        "nocache": int(no_cache) or None, "pull": int(pull) or None, "forcerm": int(force_rm) or None,
+        "networkmode": network if network != "default" else None, "version": "1",
+        "buildargs": json.dumps(_pairs(build_arg or [], "build-arg")) if build_arg else None,
+        "labels": json.dumps(_pairs(label or [], "label")) if label else None,
+    }
+    headers = {"Content-Type": "application/x-tar", "X-Registry-Config": "e30="}
+    image_id = ""
+    with body, engine().open("POST", "/build", query, body, headers) as resp:
+        for line in resp:
+            if not line.strip():
+                continue
+            message = json.loads(line)
+            if "errorDetail" in message or "error" in message:
+                detail = message.get("errorDetail") or {}
+                raise CLIError(str(detail.get("message") or message.get("error")), int(detail.get("code") or 1))
+            if "aux" in message:
+                image_id = str(message["aux"].get("ID", ""))
+            elif "stream" in message and not quiet:
+                sys.stdout.write(message["stream"])
+            elif "status" in message and not quiet:
+                print(message["status"])
+    if quiet:
+        print(image_id)
+
+
+@app.command()
+def commit(
+    container: Annotated[str, typer.Argument(help="CONTAINER")],
+    repository: Annotated[str, typer.Argument(help="[REPOSITORY[:TAG]]")] = "",
+    author: Annotated[str, typer.Option("-a", "--author", help="Author.")] = "",
+    message: Annotated[str, typer.Option("-m", "--message", help="Commit message.")] = "",
+    change: Annotated[list[str] | None, typer.Option("-c", "--change", help="Apply a Dockerfile instruction.")] = None,
+    pause: Annotated[bool, typer.Option("-p/--no-pause", "--pause", help="Pause the container while committing.")]
+    = True,
+) -> None:
+    """Create a new image from a container's changes."""
+    repo, tag = split_reference(repository) if repository else ("", "")
+    answer = engine().post("/commit", {"container": container, "repo": repo or None, "tag": tag or None,
+                                       "author": author or None, "comment": message or None,
+                                       "pause": int(pause), "changes": change or None})
+    print(answer["Id"])
+
+
+@app.command(name="import")
+def import_(
+    source: Annotated[str, typer.Argument(help="file|URL|-")],
+    repository: Annotated[str, typer.Argument(help="[REPOSITORY[:TAG]]")] = "",
+    change: Annotated[list[str] | None, typer.Option("-c", "--change", help="Apply a Dockerfile instruction.")] = None,
+    message: Annotated[str, typer.Option("-m", "--message", help="Commit message for the imported image.")] = "",
+    platform: Annotated[str, typer.Option("--platform", help="Set the platform.")] = "",
+) -> None:
+    """Import the contents from a tarball to create a filesystem image."""
+    repo, tag = split_reference(repository) if repository else ("", "")
+    local = source == "-" or "://" not in source
+    query = {"fromSrc": "-" if local else source, "repo": repo or None, "tag": tag or None,
+             "message": message or None, "changes": change or None, "platform": platform or None}
+    try:
+        body: Any = sys.stdin.buffer if source == "-" else open(source, "rb") if local else None
+    except OSError as e:
+        raise CLIError(f"open {source}: {e.strerror}", 1) from None
+    try:
+        with engine().open("POST", "/images/create", query, body,
+                           {"Content-Type": "application/x-tar"} if body is not None else None) as resp:
+            for line in resp:
+                if line.strip():
+                    msg = json.loads(line)
+                    if "error" in msg:
+                        raise CLIError(str(msg["error"]), 1)
+                    status = str(msg.get("status", ""))
+                    if status.startswith("sha256:"):
+                        print(status)
+    finally:
+        if body is not None and body is not sys.stdin.buffer:
+            body.close()
+
+
+@app.command(name="tag")
+def tag_(
+    source: Annotated[str, typer.Argument(help="SOURCE_IMAGE[:TAG]")],
+    target: Annotated[str, typer.Argument(help="TARGET_IMAGE[:TAG]")],
+) -> None:
+    """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    repo, tag = split_reference(target)
+    engine().post(f"/images/{path_quote(source)}/tag", {"repo": repo, "tag": tag or "latest"})
+
+
+@app.command()
+def history(
+    image: Annotated[str, typer.Argument(help="IMAGE")],
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show image IDs.")] = False,
+) -> None:
+    """Show the history of an image."""
+    rows = engine().get(f"/images/{path_quote(image)}/history")
+    if quiet:
+        for row in rows:
+            print(_short(row["Id"], no_trunc))
+        return
+    print(f"{'IMAGE':<15}{'CREATED':<16}{'CREATED BY':<47}{'SIZE':<10}COMMENT")
+    for row in rows:
+        created_by = str(row.get("CreatedBy") or "")
+        if not no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        print(f"{_short(row['Id'], no_trunc):<15}{ago(int(row.get('Created') or 0)):<16}{created_by:<47}"
+              f"{human_size(int(row.get('Size') or 0)):<10}{row.get('Comment') or ''}")
+
+
+def _short(image_id: str, no_trunc: bool) -> str:
+    if image_id == "<missing>" or no_trunc:
+        return image_id
+    return image_id.removeprefix("sha256:")[:12]
+
+
+@app.command()
+def export(
+    container: Annotated[str, typer.Argument(help="CONTAINER")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Write to a file, instead of STDOUT.")] = "",
+) -> None:
+    """Export a container's filesystem as a tar archive."""
+    if not output and sys.stdout.isatty():
+        raise CLIError("cowardly refusing to save to a terminal. Use the -o flag or redirect", 1)
+    target = output + ".pyengine-partial" if output else ""
+    with engine().open("GET", f"/containers/{path_quote(container)}/export") as resp:
+        sink = open(target, "wb") if target else sys.stdout.buffer
+        try:
+            for data in chunks(resp):
+                sink.write(data)
+        except BaseException:
+            if target:
+                sink.close()
+                os.unlink(target)  # the file is written whole or not at all
+            raise
+    if target:
+        sink.close()
+        os.replace(target, output)
