@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from engine.images.compose import NewLayer
 from engine.images.model import BUILD_PREFIX, LocalImage, rfc3339
 from engine.images.store import ImageService
 from runtime.client import NotFound
@@ -33,6 +34,29 @@ class CacheRuntime(Protocol):
                         namespace: str | None = None) -> Image: ...
 
     async def remove_image(self, name: str, namespace: str | None = None) -> None: ...
+
+
+def continues(parent: LocalImage | None, source: LocalImage, created_by: str) -> tuple[LocalImage, NewLayer | None] | None:
+    """Whether `source` is `parent` plus this step (and maybe more): then the step's layer in it."""
+    history = list((parent.config.get("history") if parent is not None else None) or [])
+    theirs = list(source.config.get("history") or [])
+    if len(theirs) <= len(history):
+        return None
+    if [(h.get("created_by"), bool(h.get("empty_layer"))) for h in theirs[:len(history)]] != \
+            [(h.get("created_by"), bool(h.get("empty_layer"))) for h in history]:
+        return None
+    ours = list(((parent.config.get("rootfs") if parent is not None else None) or {}).get("diff_ids") or [])
+    their_ids = list((source.config.get("rootfs") or {}).get("diff_ids") or [])
+    if their_ids[:len(ours)] != ours:
+        return None
+    entry = theirs[len(history)]
+    if entry.get("created_by") != created_by:
+        return None
+    if entry.get("empty_layer"):
+        return source, None
+    if len(their_ids) <= len(ours) or len(source.layers) <= len(ours):
+        return None
+    return source, NewLayer(dict(source.layers[len(ours)]), their_ids[len(ours)])
 
 
 def step_key(parent_id: str, step: dict[str, Any]) -> str:
@@ -80,6 +104,10 @@ class BuildCache:
         labels = {**record.labels, USED_LABEL: str(time.time()), COUNT_LABEL: str(Entry(key, record).uses + 1)}
         await self.runtime.put_image(record.name, record.target.model_dump(), labels)
         return image
+
+    async def remember(self, key: str, image: LocalImage, description: str) -> None:
+        """Keep an existing image (a `cachefrom` one) as this step's result."""
+        await self.runtime.put_image(BUILD_PREFIX + key, dict(image.records[0].target), self.labels(description))
 
     @staticmethod
     def record_name(key: str) -> str:

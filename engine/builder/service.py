@@ -93,6 +93,7 @@ class Builder:
         total = sum(1 + len(dockerfile.stages[i].instructions) for i in plan.order) + len(extra)
         stages = {i: _Stage(i, BuildProgress(progress.quiet, limit=0)) for i in plan.order}
         pulls: dict[str, asyncio.Task[LocalImage]] = {}
+        cache_sources = await self._cache_sources(options)
         current_stage: contextvars.ContextVar[int] = contextvars.ContextVar("stage")
         first_step = {}
         number = 0
@@ -123,7 +124,7 @@ class Builder:
                                   pulls)
                 async with self.writer.lease() as lease:
                     runner = StageRunner(self.writer, self.cache, self.run_step, self.copy_files, options, context,
-                                         out, lease, counter)
+                                         out, lease, counter, cache_sources)
                     await self._onbuild(runner, state, image_source, out)
                     await runner.run(state, stage.instructions + (extra if i == plan.target.index else []),
                                      image_source)
@@ -154,6 +155,14 @@ class Builder:
         tags = await self._tag(final, options)
         await progress.built(final.id, tags)
         return final.id
+
+    async def _cache_sources(self, options: BuildOptions) -> list[LocalImage]:
+        """The `cachefrom` images present here; one that is not is no source, as with dockerd (no pull)."""
+        out = []
+        for name in options.cache_from:
+            with contextlib.suppress(NoSuchImage):
+                out.append((await self.images.get(name)).image)
+        return out
 
     @staticmethod
     def _label_step(options: BuildOptions) -> list[ins.Instruction]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.builder import dockerfile as df
-from engine.builder.cache import BuildCache, step_key
+from engine.builder.cache import BuildCache, continues, step_key
 from engine.builder.context import BuildContext
 from engine.builder.copy_files import CopyFiles
 from engine.builder.dockerfile import instructions as ins
@@ -41,7 +41,9 @@ class StepCounter:
 class StageRunner:
     def __init__(self, writer: ImageWriter, cache: BuildCache, run_step: RunStep, copy_files: CopyFiles,
                  options: BuildOptions, context: BuildContext, progress: BuildProgress, lease: str,
-                 counter: StepCounter) -> None:
+                 counter: StepCounter, cache_sources: list[LocalImage]) -> None:
+        """`cache_sources`: the build's `cachefrom` images found here."""
+        self.cache_sources = cache_sources
         self.steps = StepWriter(writer, cache)
         self.cache = cache
         self.run_step = run_step
@@ -103,15 +105,29 @@ class StageRunner:
     async def _commit_metadata(self, state: StageState, instruction: ins.Instruction) -> None:
         key = step_key(state.image_id, {"kind": "meta", "instruction": instruction.original,
                                         "config": state.config, "author": state.author})
-        if await self._cached(state, key):
+        created_by = NOP + " " + instruction.original
+        if await self._cached(state, key, instruction.original, created_by):
             return
-        await self.steps.commit(state, key, instruction.original, NOP + " " + instruction.original, layer=None,
-                                lease=self.lease)
+        await self.steps.commit(state, key, instruction.original, created_by, layer=None, lease=self.lease)
 
-    async def _cached(self, state: StageState, key: str) -> bool:
+    async def _cached(self, state: StageState, key: str, description: str, created_by: str) -> bool:
+        """The step's result from the build cache, or from a `cachefrom` image whose history continues
+        the stage's image with this very step (dockerd's rule: same layers so far, same history, and the
+        next entry made by the same command)."""
         if self.options.no_cache:
             return False
         image = await self.cache.lookup(key)
+        if image is None and self.cache_sources:
+            found = next((m for m in (continues(state.image, source, created_by) for source in self.cache_sources)
+                          if m is not None), None)
+            if found is not None:
+                source, layer = found
+                if _is_step_result(state, source):
+                    image = source
+                    await self.cache.remember(key, source, description)
+                else:
+                    image = await self.steps.commit(state, key, description, created_by, layer=layer,
+                                                    lease=self.lease)
         if image is None:
             return False
         await self.progress.text(" ---> Using cache\n")
@@ -124,13 +140,13 @@ class StageRunner:
         key = step_key(state.image_id, {"kind": "run", "args": process.args, "env": sorted(run_env.items()),
                                         "files": [(f.path, f.content, f.mode) for f in process.files],
                                         "mounts": [_mount_key(m) for m in step.mounts], "config": state.config})
-        if await self._cached(state, key):
-            return
-        layer, container, snapshotter = await self.run_step.execute(
-            state, step, process, run_env, self.options, self.context, self.progress, self.lease)
         shown = " ".join(process.args)
         if run_env and isinstance(step.command, str):
             shown = f"|{len(run_env)} " + " ".join(f"{k}={v}" for k, v in sorted(run_env.items())) + " " + shown
+        if await self._cached(state, key, step.original, shown):
+            return
+        layer, container, snapshotter = await self.run_step.execute(
+            state, step, process, run_env, self.options, self.context, self.progress, self.lease)
         await self.steps.commit(state, key, step.original, shown, layer=layer, lease=self.lease,
                                 container=container, container_cmd=process.args, snapshotter=snapshotter)
 
@@ -139,16 +155,16 @@ class StageRunner:
         async with prepared:
             key = step_key(state.image_id, {"kind": step.keyword, "sums": prepared.sums, "dest": prepared.dest,
                                             "owner": prepared.owner_key, "link": step.link, "config": state.config})
-            if await self._cached(state, key):
+            created_by = f"{NOP}{step.keyword} {prepared.summary} in {prepared.dest} "
+            if await self._cached(state, key, step.original, created_by):
                 return
             layer = await prepared.layer(state, self.lease)
-        created_by = f"{NOP}{step.keyword} {prepared.summary} in {prepared.dest} "
         await self.steps.commit(state, key, step.original, created_by, layer=layer, lease=self.lease)
 
     async def _workdir(self, state: StageState, step: ins.Workdir) -> None:
         path = str(state.config.get("WorkingDir") or "/")
         key = step_key(state.image_id, {"kind": "workdir", "path": path, "config": state.config})
-        if await self._cached(state, key):
+        if await self._cached(state, key, step.original, f"{NOP} WORKDIR {path}"):
             return
         layer: NewLayer | None = None
         if posixpath.normpath(path) != "/":
@@ -161,3 +177,9 @@ def _mount_key(mount: Mount) -> dict[str, Any]:
     return {"type": mount.type.value, "target": mount.target, "source": mount.source, "from": mount.from_,
             "id": mount.id, "readonly": mount.readonly, "sharing": mount.sharing.value}
 
+
+
+def _is_step_result(state: StageState, source: LocalImage) -> bool:
+    """`source` is exactly what this step makes: one history entry more than the stage's image, same config."""
+    ours = len((state.image.config.get("history") if state.image is not None else None) or [])
+    return len(source.config.get("history") or []) == ours + 1 and (source.config.get("config") or {}) == state.config

@@ -231,3 +231,24 @@ def test_a_client_that_leaves_cancels_the_build_and_its_containers(engine, tmp_p
         time.sleep(0.5)
     assert _containers(engine) == []
     assert ok(engine, "images", "-q", "cancelled") == ""
+
+
+def test_cache_from_an_image_rebuilds_nothing_after_the_cache_is_pruned(engine, tmp_path):
+    ctx = tmp_path / "cf"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("content\n")
+    (ctx / "Dockerfile").write_text("FROM busybox\nENV A=1\nCOPY f.txt /\nRUN echo ran > /ran\nCMD [\"cat\", \"/ran\"]\n")
+    ok(engine, "build", "-t", "cf:src", ".", cwd=ctx)
+    source = json.loads(ok(engine, "image", "inspect", "cf:src"))[0]["Id"]
+    pruned = json.loads(subprocess.run(["curl", "-s", "--unix-socket", engine.host.removeprefix("unix://"), "-X",
+                                        "POST", "http://d/v1.50/build/prune?all=1"], capture_output=True, text=True,
+                                       check=True).stdout)
+    assert pruned["CachesDeleted"], pruned
+    out = ok(engine, "build", "--cache-from", "cf:src", "-t", "cf:again", ".", cwd=ctx)
+    assert "Running in" not in out and out.count("Using cache") == 4, out
+    assert json.loads(ok(engine, "image", "inspect", "cf:again"))[0]["Id"] == source
+    df = json.loads(subprocess.run(["curl", "-s", "--unix-socket", engine.host.removeprefix("unix://"),
+                                    "http://d/v1.50/system/df"], capture_output=True, text=True, check=True).stdout)
+    assert len(df["BuildCache"]) >= 4
+    without = ok(engine, "build", "--no-cache", ".", cwd=ctx)
+    assert "Running in" in without and "Using cache" not in without

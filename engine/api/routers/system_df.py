@@ -1,4 +1,4 @@
-"""docker system df: what images, containers and volumes take on disk; build cache prune for system prune."""
+"""docker system df: what images, containers, volumes and the build cache take on disk."""
 from __future__ import annotations
 
 from aiohttp import web
@@ -13,9 +13,4 @@ def register(r: Router, b: Backend) -> None:
     async def df(request: web.Request) -> web.Response:
         return json_response(versions.system_df(await b.disk.df(), versions.of(request)))
 
-    async def build_prune(_: web.Request) -> web.Response:
-        # No builder, so no build cache: `docker system prune` asks anyway.
-        return json_response({"CachesDeleted": [], "SpaceReclaimed": 0})
-
     r.add("GET", "/system/df", df)
-    r.add("POST", "/build/prune", build_prune)
