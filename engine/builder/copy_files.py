@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import posixpath
@@ -219,9 +220,10 @@ class CopyFiles:
             with open(path, "wb") as f:
                 async for chunk in resp.content.iter_chunked(1 << 16):
                     digest.update(chunk)
-                    f.write(chunk)
+                    await asyncio.to_thread(f.write, chunk)
+        path.chmod(0o600)  # what Docker gives a file ADD fetched
         got = "sha256:" + digest.hexdigest()
         if step.checksum and step.checksum != got:
             raise InvalidArgument(f"ADD failed: the checksum of {url} is {got}, not {step.checksum}")
-        prepared.sources.append(Source(dest=posixpath.join(prepared.dest, name), path=path, mode=0o600, name=name))
+        prepared.sources.append(Source(dest=posixpath.join(prepared.dest, name), path=path, name=name))
         prepared.sums.append(got)

@@ -252,3 +252,81 @@ def test_cache_from_an_image_rebuilds_nothing_after_the_cache_is_pruned(engine, 
     assert len(df["BuildCache"]) >= 4
     without = ok(engine, "build", "--no-cache", ".", cwd=ctx)
     assert "Running in" in without and "Using cache" not in without
+
+
+@pytest.fixture
+def http_files(tmp_path):
+    """A local HTTP server over a directory (ADD and import fetch from URLs)."""
+    import functools
+    import http.server
+    import threading
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_add_urls_and_archives_copy_heredocs_link_onbuild_and_bind_mounts(engine, tmp_path, http_files):
+    www, base = http_files
+    (www / "remote.txt").write_text("remote\n")
+    ctx = tmp_path / "adds"
+    (ctx / "src").mkdir(parents=True)
+    (ctx / "src" / "inner.txt").write_text("inner\n")
+    with tarfile.open(ctx / "bundle.tar.gz", "w:gz") as tar:
+        tar.add(str(ctx / "src" / "inner.txt"), arcname="unpacked/inner.txt")
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        f"ADD {base}/remote.txt /fetched/\n"
+        "ADD bundle.tar.gz /archive/\n"
+        "COPY --link src/ /linked/\n"
+        "COPY <<EOF /heredoc.txt\nwritten by a heredoc\nEOF\n"
+        "RUN --mount=type=bind,source=src,target=/mnt cat /mnt/inner.txt > /from-bind\n"
+        "ONBUILD RUN echo triggered > /onbuild\n")
+    ok(engine, "build", "-t", "adds:parent", ".", cwd=ctx)
+    out = ok(engine, "run", "--rm", "adds:parent", "sh", "-c",
+             "cat /fetched/remote.txt /archive/unpacked/inner.txt /linked/inner.txt /heredoc.txt /from-bind; "
+             "stat -c %a /fetched/remote.txt; ls /onbuild 2>&1 || true")
+    assert out.splitlines()[:6] == ["remote", "inner", "inner", "written by a heredoc", "inner", "600"], out
+    assert "No such file" in out
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "Dockerfile").write_text("FROM adds:parent\n")
+    built = ok(engine, "build", "-t", "adds:child", ".", cwd=child)
+    assert "Executing 1 build trigger" in built
+    assert ok(engine, "run", "--rm", "adds:child", "cat", "/onbuild") == "triggered\n"
+    assert json.loads(ok(engine, "image", "inspect", "adds:child"))[0]["Config"]["OnBuild"] in (None, [])
+
+
+def test_import_from_a_url_and_a_dockerfile_on_stdin(engine, tmp_path, http_files):
+    www, base = http_files
+    with tarfile.open(www / "rootfs.tar", "w") as tar:
+        data = b"from a url\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    ok(engine, "import", f"{base}/rootfs.tar", "fromurl:v1")
+    assert "fromurl" in ok(engine, "images", "--format", "{{.Repository}}")
+    out = docker_cli(engine, "build", "-t", "stdin:v1", "-", stdin=b"FROM busybox\nRUN echo from-stdin > /s\n")
+    assert out.returncode == 0, out
+    assert ok(engine, "run", "--rm", "stdin:v1", "cat", "/s") == "from-stdin\n"
+
+
+def test_sdk_build_from_a_path_with_a_dockerfile_outside_it(engine, tmp_path):
+    ctx = tmp_path / "sdkctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("a\n")
+    outside = tmp_path / "outside.Dockerfile"
+    outside.write_text("FROM busybox\nCOPY a.txt /a.txt\n")
+    client = docker.DockerClient(base_url=engine.host, version="auto")
+    try:
+        image, _ = client.images.build(path=str(ctx), dockerfile=str(outside), tag="sdkpath:v1", rm=True)
+        assert client.containers.run("sdkpath:v1", ["cat", "/a.txt"], remove=True) == b"a\n"
+    finally:
+        client.close()
