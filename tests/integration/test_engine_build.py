@@ -330,3 +330,30 @@ def test_sdk_build_from_a_path_with_a_dockerfile_outside_it(engine, tmp_path):
         assert client.containers.run("sdkpath:v1", ["cat", "/a.txt"], remove=True) == b"a\n"
     finally:
         client.close()
+
+
+def test_the_build_cache_survives_a_daemon_restart(engine, runtime_daemon, tmp_path):
+    ctx = tmp_path / "restart"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo once > /once\n")
+    ok(engine, "build", "-t", "survives:v1", ".", cwd=ctx)
+    engine.restart()
+    runtime_daemon.restart()
+    again = ok(engine, "build", "-t", "survives:v1", ".", cwd=ctx)
+    assert "Using cache" in again and "Running in" not in again, again
+
+
+def test_a_hostile_context_writes_nothing_outside_and_says_which_entry(engine, tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("Dockerfile", b"FROM busybox\n"), ("../../escaped.txt", b"no")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = subprocess.run(["curl", "-s", "-o", "/dev/stderr", "-w", "%{http_code}", "--unix-socket",
+                          engine.host.removeprefix("unix://"), "-X", "POST", "-H", "Content-Type: application/x-tar",
+                          "--data-binary", "@-", "http://d/v1.50/build"], input=buf.getvalue(), capture_output=True,
+                         check=True)
+    assert out.stdout == b"400", out
+    assert b"escaped.txt" in out.stderr and b"message" in out.stderr
+    assert not list(Path(engine.runtime.base).parent.rglob("escaped.txt"))
