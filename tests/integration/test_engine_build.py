@@ -357,3 +357,24 @@ def test_a_hostile_context_writes_nothing_outside_and_says_which_entry(engine, t
     assert out.stdout == b"400", out
     assert b"escaped.txt" in out.stderr and b"message" in out.stderr
     assert not list(Path(engine.runtime.base).parent.rglob("escaped.txt"))
+
+
+def test_independent_stages_run_at_the_same_time_and_unneeded_ones_not_at_all(engine, tmp_path):
+    ctx = tmp_path / "par"
+    ctx.mkdir()
+    step = "RUN cut -d' ' -f1 /proc/uptime > /start && sleep 2 && cut -d' ' -f1 /proc/uptime > /end"
+    (ctx / "Dockerfile").write_text(
+        f"FROM busybox AS one\n{step}\n"
+        f"FROM busybox AS two\n{step}\n"
+        "FROM busybox AS never\nRUN exit 9\n"
+        "FROM busybox\nCOPY --from=one /start /one.start\nCOPY --from=one /end /one.end\n"
+        "COPY --from=two /start /two.start\nCOPY --from=two /end /two.end\n")
+    out = ok(engine, "build", "-t", "par:v1", ".", cwd=ctx)
+    assert "exit 9" not in out
+    times = [float(x) for x in ok(engine, "run", "--rm", "par:v1", "cat", "/one.start", "/one.end", "/two.start",
+                                "/two.end").split()]
+    one, two = (times[0], times[1]), (times[2], times[3])
+    assert one[0] < two[1] and two[0] < one[1], "the two stages' RUNs overlapped in time"
+    steps = [line for line in out.splitlines() if line.startswith("Step ")]
+    assert steps[0].startswith("Step 1/") and [s.split(" :")[0] for s in steps] == \
+        [f"Step {i}/{len(steps)}" for i in range(1, len(steps) + 1)], "numbered in order"
