@@ -37,9 +37,11 @@ _HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), pla
 
 
 class _BlobCache:
-    """Parsed manifests, indexes and configs by digest: content never changes under its digest."""
+    """Parsed manifests, indexes and configs by digest: content never changes under its digest.
 
-    def __init__(self, limit: int = 1024) -> None:
+    Sized for the build cache too: every build step is an image of two small documents."""
+
+    def __init__(self, limit: int = 8192) -> None:
         self._docs: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._limit = limit
 
