@@ -42,7 +42,7 @@ _CHUNK = 1 << 20
 _MAX_LINK_HOPS = 32
 
 
-def _sniff(head: bytes) -> str:
+def sniff(head: bytes) -> str:
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
     if head.startswith(b"\x28\xb5\x2f\xfd"):
@@ -112,10 +112,20 @@ class Archive:
             raise InvalidArgument(f"invalid archive: {name} is not valid JSON: {e}") from None
 
 
+class Feed(Protocol):
+    """Where a listener takes a file's bytes as they are read: end() with the stored blob, or None if it failed."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def end(self, blob: Blob | None) -> None: ...
+
+
 class Listener(Protocol):
     """Told, in the reading thread, of each layout file read and each blob stored, as they come."""
 
     def layout(self, name: str, data: bytes) -> None: ...
+
+    def start(self, name: str) -> Feed | None: ...
 
     def blob(self, blob: Blob) -> None: ...
 
@@ -211,11 +221,17 @@ class _Reader:
             return
         if len(parts) == 2 and parts[1] in ("json", "VERSION"):
             return  # the legacy per-layer files; manifest.json says all a load needs
-        blob = self.archive.blobs[name] = self._blob(name, data, member.size)
+        feed = self._listener.start(name) if self._listener is not None else None
+        stored: Blob | None = None
+        try:
+            stored = self.archive.blobs[name] = self._blob(name, data, member.size, feed)
+        finally:
+            if feed is not None:
+                feed.end(stored)
         if self._listener is not None:
-            self._listener.blob(blob)
+            self._listener.blob(stored)
 
-    def _blob(self, name: str, data: Any, size: int) -> Blob:
+    def _blob(self, name: str, data: Any, size: int, feed: Feed | None) -> Blob:
         named = _BLOB_NAME.fullmatch(name)
         expected = f"sha256:{named.group(1)}" if named else None
         present = expected is not None and self._content.store.exists(expected)
@@ -228,12 +244,14 @@ class _Reader:
         try:
             while chunk := data.read(_CHUNK):
                 if written == 0:
-                    compression = _sniff(chunk)
+                    compression = sniff(chunk)
                     if compression != "none" and self._layer_digests:
                         diff = DiffDigester(compression)
                 written += len(chunk)
                 if writer is not None:
                     writer.write(chunk)
+                if feed is not None:
+                    feed.feed(chunk)
                 if own_hash is not None:
                     own_hash.update(chunk)
                 if diff is not None:

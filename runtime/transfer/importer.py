@@ -191,9 +191,9 @@ class Importer:
             for image in found:
                 for name in image.names:
                     await self._images.put(Image(name=name, target=image.target))
-        log.info("import images=%d names=%s read=%.3fs (layers applied meanwhile: %d) total=%.3fs", len(found),
-                 ",".join(n for i in found for n in i.names), read, early.applied if early is not None else 0,
-                 time.monotonic() - started)
+        log.info("import images=%d names=%s read=%.3fs (layers applied meanwhile: %d, as they streamed in: %d) "
+                 "total=%.3fs", len(found), ",".join(n for i in found for n in i.names), read,
+                 early.applied if early else 0, early.streamed if early else 0, time.monotonic() - started)
         return found
 
     # -- OCI layout ------------------------------------------------------------------------------

@@ -131,12 +131,15 @@ def _manifest_first_archive(wrong_diff_id: bool) -> tuple[bytes, int, str]:
     return buf.getvalue(), split, diff_ids[0]
 
 
-@pytest.mark.parametrize("wrong_diff_id", [False, True])
-def test_layers_are_applied_while_the_archive_streams_in(runtime_daemon, wrong_diff_id: bool):
+@pytest.mark.parametrize("case", ["good", "wrong_diff_id", "truncated"])
+def test_layers_are_applied_while_the_archive_streams_in(runtime_daemon, case: str):
     """The first layer becomes a snapshot before the archive has all arrived; a layer whose content is not
-    its config's diff_id still fails the import, and a failed import leaves nothing, early snapshots included."""
-    data, split, first_chain = _manifest_first_archive(wrong_diff_id)
-    namespace = f"early-{wrong_diff_id}".lower()
+    its config's diff_id, or an archive cut inside a layer being applied, still fails the import, and a
+    failed import leaves nothing, early snapshots included."""
+    data, split, first_chain = _manifest_first_archive(case == "wrong_diff_id")
+    if case == "truncated":
+        data = data[:split + 65536]
+    namespace = f"early-{case}".replace("_", "-")
 
     async def work(c: Client) -> None:
         await c.create_namespace(namespace)
@@ -154,8 +157,9 @@ def test_layers_are_applied_while_the_archive_streams_in(runtime_daemon, wrong_d
             async for chunk in _chunks(data[split:]):
                 yield chunk
 
-        if wrong_diff_id:
-            with pytest.raises(DataLoss, match="layer 1 .*diff_id"):
+        if case != "good":
+            error, match = (DataLoss, "layer 1 .*diff_id") if case == "wrong_diff_id" else (InvalidArgument, "EOF")
+            with pytest.raises(error, match=match):
                 await c.import_images(body(), namespace=namespace)
             assert await c.content(namespace=namespace) == []
             assert await c.images(namespace=namespace) == []
