@@ -29,8 +29,9 @@ from typing import Any
 
 from runtime.metadata.content import ContentService
 from runtime.metadata.snapshots import SnapshotService
-from runtime.oci import MT_DOCKER_LAYER, MT_DOCKER_LAYER_GZIP, MT_OCI_LAYER_ZSTD, Descriptor
+from runtime.mount import Mount
 from runtime.errors import AlreadyExists, DataLoss, RuntimeError_
+from runtime.oci import MT_DOCKER_LAYER, MT_DOCKER_LAYER_GZIP, MT_OCI_LAYER_ZSTD, Descriptor
 from runtime.transfer.archive_read import Blob, sniff
 from runtime.transfer.fetch import UNCOMPRESSED_LABEL
 from runtime.transfer.unpack import apply_stream, chain_ids, unpack_layer
@@ -112,6 +113,10 @@ class _State:
     seen_blob: bool = False
 
 
+def _apply_tee(tee: _Tee, mounts: list[Mount], diff_id: str) -> None:
+    apply_stream(tee, tee.compression(), mounts, diff_id)  # type: ignore[arg-type]  # a reader, not a whole file
+
+
 class EarlyUnpacker:
     """Fed from the archive's reading thread (layout(), blob()); applies on the event loop's worker."""
 
@@ -169,11 +174,11 @@ class EarlyUnpacker:
             if image.diff_ids is None and image.config in self._state.blobs:
                 await self._read_config(image)
         # Only an image whose config is read: the worker must be able to take what it is handed at once.
-        image = next((i for i in self._state.images if i.diff_ids and
-                      max(i.claimed, i.done) < len(i.layers) and i.layers[max(i.claimed, i.done)] == name), None)
-        if image is None:
+        target = next((i for i in self._state.images if i.diff_ids and
+                       max(i.claimed, i.done) < len(i.layers) and i.layers[max(i.claimed, i.done)] == name), None)
+        if target is None:
             return None
-        image.claimed = max(image.claimed, image.done) + 1
+        target.claimed = max(target.claimed, target.done) + 1
         tee = self._state.tees[name] = _Tee(self._loop)
         self._changed.set()
         return tee
@@ -245,7 +250,7 @@ class EarlyUnpacker:
             key = f"extract-{secrets.token_hex(6)} {chains[-1]}"
             mounts = await self._snapshots.prepare(key, chains[-2] if i else None)
             try:
-                await asyncio.to_thread(lambda: apply_stream(tee, tee.compression(), mounts, diff_id))  # type: ignore[arg-type]
+                await asyncio.to_thread(_apply_tee, tee, mounts, diff_id)
                 # Named only once the blob it came from is stored: it matched its digest.
                 blob = await tee.stored
                 if blob is None:
