@@ -29,9 +29,10 @@ def ndjson(lines: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
 class _Pipe:
     """The writer thread's file: gathers writes into chunks for the event loop; fails once the reader is gone."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | None], chunk: int) -> None:
         self._loop = loop
         self._queue = queue
+        self._chunk = chunk
         self._buf = bytearray()
         self._written = 0
         self.closed = False
@@ -43,8 +44,11 @@ class _Pipe:
         if self.closed:
             raise BrokenPipeError("the reader went away")
         self._written += len(data)
+        if not self._buf and len(data) >= self._chunk:
+            self._put(bytes(data))  # already a whole chunk (a blob's read): no copy into the buffer
+            return len(data)
         self._buf += data
-        if len(self._buf) >= _CHUNK:
+        if len(self._buf) >= self._chunk:
             self.flush()
         return len(data)
 
@@ -75,8 +79,8 @@ class _Pipe:
             self._queue.get_nowait()
 
 
-async def thread_body(work: Callable[[BinaryIO], None],
-                      after: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
+async def thread_body(work: Callable[[BinaryIO], None], after: Callable[[], Awaitable[None]],
+                      chunk: int = _CHUNK) -> AsyncIterator[bytes]:
     """What blocking `work` writes to its file, run in a thread; `after` runs once that thread is done.
 
     On a complete stream `after` has finished before the body ends, so a client that
@@ -86,8 +90,9 @@ async def thread_body(work: Callable[[BinaryIO], None],
     a complete-looking one) and is logged here.
     """
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
-    pipe = _Pipe(loop, queue)
+    # Each chunk costs a thread hop and a send: a big `chunk` (stored blobs) spends less on both.
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=max(2, 8 * _CHUNK // chunk))
+    pipe = _Pipe(loop, queue, chunk)
     after_done: asyncio.Future[None] = loop.create_future()
 
     def run() -> None:

@@ -150,7 +150,7 @@ class UnixHTTP:
             conn.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             # Errors of the body's source propagate; only a failed write is the server's doing.
             async for chunk in body:
-                if chunk and not await self._write(conn, b"%x\r\n%b\r\n" % (len(chunk), chunk)):
+                if chunk and not await self._write(conn, b"%x\r\n" % len(chunk), chunk, b"\r\n"):
                     break
             else:
                 await self._write(conn, b"0\r\n\r\n")
@@ -177,9 +177,11 @@ class UnixHTTP:
         return Response(conn, status, resp_headers)
 
     @staticmethod
-    async def _write(conn: _Conn, data: bytes) -> bool:
+    async def _write(conn: _Conn, *pieces: bytes) -> bool:
         try:
-            conn.writer.write(data)
+            # Piece by piece: joining them would copy every (large) chunk of a streamed body once more.
+            for data in pieces:
+                conn.writer.write(data)
             await conn.writer.drain()
             return True
         except ConnectionError:

@@ -27,7 +27,7 @@ import secrets
 import tarfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from runtime import untrusted_tar as ut
 from runtime.diff.verify import DiffDigester
@@ -42,7 +42,7 @@ _CHUNK = 1 << 20
 _MAX_LINK_HOPS = 32
 
 
-def _sniff(head: bytes) -> str:
+def sniff(head: bytes) -> str:
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
     if head.startswith(b"\x28\xb5\x2f\xfd"):
@@ -112,13 +112,32 @@ class Archive:
             raise InvalidArgument(f"invalid archive: {name} is not valid JSON: {e}") from None
 
 
+class Feed(Protocol):
+    """Where a listener takes a file's bytes as they are read: end() with the stored blob, or None if it failed."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def end(self, blob: Blob | None) -> None: ...
+
+
+class Listener(Protocol):
+    """Told, in the reading thread, of each layout file read and each blob stored, as they come."""
+
+    def layout(self, name: str, data: bytes) -> None: ...
+
+    def start(self, name: str) -> Feed | None: ...
+
+    def blob(self, blob: Blob) -> None: ...
+
+
 class BodyReader(io.RawIOBase):
     """The request body as a blocking file for the reading thread; chunks come from the event loop."""
 
     def __init__(self, body: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> None:
         self._body = body
         self._loop = loop
-        self._buf = memoryview(b"")
+        self._data = b""
+        self._pos = 0
         self._eof = False
 
     def readable(self) -> bool:
@@ -126,29 +145,40 @@ class BodyReader(io.RawIOBase):
 
     async def _next(self) -> bytes:
         # Gather small network chunks so each thread hop carries a useful amount.
-        out = bytearray()
+        parts: list[bytes] = []
+        size = 0
         async for chunk in self._body:
-            out += chunk
-            if len(out) >= _CHUNK:
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= _CHUNK:
                 break
-        return bytes(out)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def read(self, size: int | None = -1) -> bytes:
+        # tarfile reads with read(): answering from the gathered block spares RawIOBase's two copies.
+        if self._pos >= len(self._data) and not self._eof:
+            self._data = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
+            self._pos = 0
+            self._eof = not self._data
+        start = self._pos
+        self._pos = len(self._data) if size is None or size < 0 else min(len(self._data), start + size)
+        if start == 0 and self._pos == len(self._data):
+            return self._data
+        return self._data[start:self._pos]
 
     def readinto(self, buffer: Any) -> int:
-        if not self._buf and not self._eof:
-            data = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
-            self._eof = not data
-            self._buf = memoryview(data)
-        n = min(len(buffer), len(self._buf))
-        buffer[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 class _Reader:
-    def __init__(self, content: ContentService, loop: asyncio.AbstractEventLoop, layer_digests: bool) -> None:
+    def __init__(self, content: ContentService, loop: asyncio.AbstractEventLoop, layer_digests: bool,
+                 listener: Listener | None) -> None:
         self._content = content
         self._loop = loop
         self._layer_digests = layer_digests
+        self._listener = listener
         self.archive = Archive()
 
     def _await(self, coro: Any) -> Any:
@@ -186,12 +216,22 @@ class _Reader:
             if member.size > _LAYOUT_MAX:
                 raise InvalidArgument(f"invalid archive: {name} is larger than {_LAYOUT_MAX} bytes")
             self.archive.layout[name] = data.read()
+            if self._listener is not None:
+                self._listener.layout(name, self.archive.layout[name])
             return
         if len(parts) == 2 and parts[1] in ("json", "VERSION"):
             return  # the legacy per-layer files; manifest.json says all a load needs
-        self.archive.blobs[name] = self._blob(name, data, member.size)
+        feed = self._listener.start(name) if self._listener is not None else None
+        stored: Blob | None = None
+        try:
+            stored = self.archive.blobs[name] = self._blob(name, data, member.size, feed)
+        finally:
+            if feed is not None:
+                feed.end(stored)
+        if self._listener is not None:
+            self._listener.blob(stored)
 
-    def _blob(self, name: str, data: Any, size: int) -> Blob:
+    def _blob(self, name: str, data: Any, size: int, feed: Feed | None) -> Blob:
         named = _BLOB_NAME.fullmatch(name)
         expected = f"sha256:{named.group(1)}" if named else None
         present = expected is not None and self._content.store.exists(expected)
@@ -204,12 +244,14 @@ class _Reader:
         try:
             while chunk := data.read(_CHUNK):
                 if written == 0:
-                    compression = _sniff(chunk)
+                    compression = sniff(chunk)
                     if compression != "none" and self._layer_digests:
                         diff = DiffDigester(compression)
                 written += len(chunk)
                 if writer is not None:
                     writer.write(chunk)
+                if feed is not None:
+                    feed.feed(chunk)
                 if own_hash is not None:
                     own_hash.update(chunk)
                 if diff is not None:
@@ -252,10 +294,10 @@ def _tar_error(e: Exception) -> str:
 
 
 def read_archive(content: ContentService, loop: asyncio.AbstractEventLoop, source: io.RawIOBase,
-                 layer_digests: bool = True) -> Archive:
+                 layer_digests: bool = True, listener: Listener | None = None) -> Archive:
     """Store every file of the tar streamed from `source`; raises the runtime's errors only."""
     try:
-        return _Reader(content, loop, layer_digests).run(source)
+        return _Reader(content, loop, layer_digests, listener).run(source)
     except RuntimeError_:
         raise
     except Exception as e:  # a failure in the body's transport, seen from the thread

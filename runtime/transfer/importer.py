@@ -11,7 +11,8 @@ Two layouts are read (containerd's importer reads the same two):
 
 Everything is checked before anything is named: blobs against their digests as they stream in,
 sizes against descriptors, every layer's uncompressed digest against its config's diff_ids (a
-compressed layer's while it is applied, when the import unpacks, so it is inflated once). The
+compressed layer's while it is applied, when the import unpacks, so it is inflated once). Layers
+are applied while the archive still streams in when its manifest.json comes first (early_unpack.py). The
 import works under a lease (the request's, or its own): on any failure its own lease goes and the
 collector takes what it wrote, so a corrupt or truncated archive stores nothing.
 """
@@ -22,6 +23,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -54,6 +56,7 @@ from runtime.oci import (
 from runtime.reference import parse as parse_reference
 from runtime.remotes.platforms import normalize, select_manifest
 from runtime.transfer.archive_read import Archive, Blob, BodyReader, read_archive
+from runtime.transfer.early_unpack import EarlyUnpacker
 from runtime.transfer.fetch import UNCOMPRESSED_LABEL
 from runtime.transfer.unpack import chain_ids, unpack_layer
 
@@ -164,14 +167,23 @@ class Importer:
             await self._collector.collect()
 
     async def _import(self, body: AsyncIterator[bytes], opts: ImportOptions, snapshotter: str) -> list[ImportedImage]:
+        started = time.monotonic()
         loop = asyncio.get_running_loop()
-        archive = await asyncio.to_thread(read_archive, self._content, loop, BodyReader(body, loop), not opts.unpack)
+        early = EarlyUnpacker(self._content, self._snapshots[snapshotter],
+                              lambda config: platform_matches(config, opts.platform)) if opts.unpack else None
+        try:
+            archive = await asyncio.to_thread(read_archive, self._content, loop, BodyReader(body, loop),
+                                              not opts.unpack, early)
+        finally:
+            if early is not None:
+                await early.stop()
         if archive.layout.get("index.json") is not None:
             found = await self._from_index(archive, opts)
         elif archive.layout.get("manifest.json") is not None:
             found = await self._from_docker_manifest(archive, opts)
         else:
             raise InvalidArgument("invalid archive: it contains neither a manifest.json nor an index.json")
+        read = time.monotonic() - started
         if opts.unpack:
             for image in found:
                 await self._unpack(image, snapshotter)
@@ -179,7 +191,9 @@ class Importer:
             for image in found:
                 for name in image.names:
                     await self._images.put(Image(name=name, target=image.target))
-        log.info("import images=%d names=%s", len(found), ",".join(n for i in found for n in i.names))
+        log.info("import images=%d names=%s read=%.3fs (layers applied meanwhile: %d, as they streamed in: %d) "
+                 "total=%.3fs", len(found), ",".join(n for i in found for n in i.names), read,
+                 early.applied if early else 0, early.streamed if early else 0, time.monotonic() - started)
         return found
 
     # -- OCI layout ------------------------------------------------------------------------------

@@ -44,13 +44,18 @@ class _HashingReader:
 
 def _apply_blob(path: str, compression: str, mounts: list[Mount], diff_id: str, verified: bool) -> None:
     with open(path, "rb") as raw:
-        stream = open_decompressed(raw, compression)
-        if verified:
-            apply_layer(stream, mounts)
-            return
-        reader = _HashingReader(stream)
-        apply_layer(reader, mounts)
-        reader.drain()
+        apply_stream(raw, compression, mounts, diff_id, verified)
+
+
+def apply_stream(raw: BinaryIO, compression: str, mounts: list[Mount], diff_id: str, verified: bool = False) -> None:
+    """Apply a layer read from `raw` (blocking); unless `verified`, DataLoss if it is not `diff_id`."""
+    stream = open_decompressed(raw, compression)
+    if verified:
+        apply_layer(stream, mounts)
+        return
+    reader = _HashingReader(stream)
+    apply_layer(reader, mounts)
+    reader.drain()
     actual = "sha256:" + reader.hash.hexdigest()
     if actual != diff_id:
         raise DataLoss(f"layer diff_id mismatch: got {actual}, config says {diff_id}")

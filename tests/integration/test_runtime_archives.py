@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import hashlib
 import io
 import json
+import os
 import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from runtime.client import Client, InvalidArgument, NotFound
-from tests.fixtures.archives import legacy_archive, oci_layout
+from runtime.client import Client, DataLoss, InvalidArgument, NotFound
+from tests.fixtures.archives import legacy_archive, oci_layout, tar_of
 from tests.fixtures.daemons import RuntimeDaemon
 from tests.fixtures.images import busybox_image, multiplatform_index
 from tests.integration.helpers import pyctr
@@ -95,5 +98,76 @@ def test_platform_filters_import_and_export(runtime_daemon):
             data = b"".join([chunk async for chunk in chunks])
         manifest = json.load(tarfile.open(fileobj=io.BytesIO(data)).extractfile("manifest.json"))  # type: ignore
         assert manifest[0]["RepoTags"] == ["arm:1"]
+
+    _run(runtime_daemon, work)
+
+
+def _manifest_first_archive(wrong_diff_id: bool) -> tuple[bytes, int, str]:
+    """A docker-archive laid out as pyruntimed exports it (manifest.json, config, then layers bottom up)
+    with two gzip layers, the second 2 MiB; the offset 1.2 MiB into that layer's data, past the reader's
+    1 MiB gathering; the first layer's diff_id. `wrong_diff_id`: the config lies about the second layer."""
+    raws = [tar_of([(f"f{i}", os.urandom(size))]) for i, size in enumerate((65536, 2 << 20))]
+    layers = [gzip.compress(raw, compresslevel=1) for raw in raws]
+    diff_ids = ["sha256:" + hashlib.sha256(raw).hexdigest() for raw in raws]
+    if wrong_diff_id:
+        diff_ids[1] = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+
+    def path(data: bytes) -> str:
+        return "blobs/sha256/" + hashlib.sha256(data).hexdigest()
+
+    manifest = json.dumps([{"Config": path(config), "RepoTags": ["early:1"],
+                            "Layers": [path(layer) for layer in layers]}]).encode()
+    buf = io.BytesIO()
+    split = 0
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in [("manifest.json", manifest), (path(config), config)] + [(path(x), x) for x in layers]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+            if data is layers[0]:
+                split = buf.tell() + 512 + (6 << 20) // 5
+    return buf.getvalue(), split, diff_ids[0]
+
+
+@pytest.mark.parametrize("case", ["good", "wrong_diff_id", "truncated"])
+def test_layers_are_applied_while_the_archive_streams_in(runtime_daemon, case: str):
+    """The first layer becomes a snapshot before the archive has all arrived; a layer whose content is not
+    its config's diff_id, or an archive cut inside a layer being applied, still fails the import, and a
+    failed import leaves nothing, early snapshots included."""
+    data, split, first_chain = _manifest_first_archive(case == "wrong_diff_id")
+    if case == "truncated":
+        data = data[:split + 65536]
+    namespace = f"early-{case}".replace("_", "-")
+
+    async def work(c: Client) -> None:
+        await c.create_namespace(namespace)
+
+        async def body() -> AsyncIterator[bytes]:
+            async for chunk in _chunks(data[:split]):
+                yield chunk
+            # The rest waits until the first layer is there: it can only have been applied early.
+            for _ in range(600):
+                if any(s["name"] == first_chain for s in await c.snapshots("overlayfs", namespace=namespace)):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the first layer was not applied while the archive streamed in")
+            async for chunk in _chunks(data[split:]):
+                yield chunk
+
+        if case != "good":
+            error, match = (DataLoss, "layer 1 .*diff_id") if case == "wrong_diff_id" else (InvalidArgument, "EOF")
+            with pytest.raises(error, match=match):
+                await c.import_images(body(), namespace=namespace)
+            assert await c.content(namespace=namespace) == []
+            assert await c.images(namespace=namespace) == []
+            assert await c.snapshots("overlayfs", namespace=namespace) == []
+            return
+        [loaded] = await c.import_images(body(), namespace=namespace)
+        assert loaded.names == ["docker.io/library/early:1"]
+        committed = [s for s in await c.snapshots("overlayfs", namespace=namespace) if s["kind"] == "committed"]
+        assert len(committed) == 2
 
     _run(runtime_daemon, work)

@@ -32,7 +32,7 @@ async def _nothing() -> None:
 async def export_images(body: exporter.ExportRequest, s: Services = Depends(services)) -> StreamingResponse:
     """A tar of the images: an OCI layout, plus manifest.json and repositories in the `docker` format."""
     plan = await exporter.plan(s.content, s.images, body)
-    chunks = thread_body(lambda out: exporter.write(out, plan, s.content.path), _nothing)
+    chunks = thread_body(lambda out: exporter.write(out, plan, s.content.path), _nothing, exporter.CHUNK)
     return StreamingResponse(chunks, media_type=TAR)
 
 
