@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cli.pyengine import runopts
 from cli.pyengine.api import CLIError, path_quote
 from cli.pyengine.app import app, engine
 from cli.pyengine.streams import DETACH_KEYS, pump
@@ -48,11 +49,16 @@ def attach(
     detach_keys: Annotated[str | None, typer.Option("--detach-keys",
                                                     help="Override the key sequence for detaching.")] = None,
     no_stdin: Annotated[bool, typer.Option("--no-stdin", help="Do not attach STDIN.")] = False,
-    sig_proxy: Annotated[bool, typer.Option("--sig-proxy/--no-sig-proxy",
-                                            help="Proxy all received signals to the process (not with a TTY).")]
-    = True,
+    sig_proxy: Annotated[str, typer.Option("--sig-proxy", metavar="BOOL",
+                                           help="Proxy received signals to the process (not with a TTY): "
+                                                "--sig-proxy=false to keep them.")] = "true",
 ) -> None:
     """Attach local standard input, output, and error streams to a running container."""
+    # docker's flag is a Go bool: off only as --sig-proxy=false (or 0, f, F, FALSE, False).
+    if sig_proxy not in runopts.GO_BOOLS:
+        raise CLIError(f'invalid argument "{sig_proxy}" for "--sig-proxy" flag: strconv.ParseBool: parsing '
+                       f'"{sig_proxy}": invalid syntax', 125)
+    proxying = runopts.GO_BOOLS[sig_proxy]
     keys = detach_key_bytes(detach_keys) if detach_keys else DETACH_KEYS
     e = engine()
     info = e.get(f"/containers/{path_quote(container)}/json")
@@ -76,7 +82,7 @@ def attach(
             e.post(f"/containers/{cid}/kill", {"signal": sig.name.removeprefix("SIG")})
 
         try:
-            detached = pump(conn, tty=tty, stdin=stdin, resize=resize, proxy=proxy if sig_proxy and not tty else None,
+            detached = pump(conn, tty=tty, stdin=stdin, resize=resize, proxy=proxy if proxying and not tty else None,
                             detach_keys=keys)
         finally:
             conn.close()

@@ -122,16 +122,31 @@ def test_attach_output_exit_code_and_refusals(engine):
     assert (bad_keys.returncode, bad_keys.stderr) == (125, "Invalid detach keys (ctrl-zz) provided\n")
 
 
+def _attach_in_place(engine: EngineDaemon, *args: str) -> subprocess.Popen[str]:
+    """`pyengine attach ARGS` once the daemon reports the attach."""
+    since = f"{time.time() - 1:.3f}"
+    p = subprocess.Popen([PYENGINE, "attach", *args], env=env_of(engine), stdout=subprocess.PIPE, text=True)
+    until(lambda: "attach" in ok(engine, "events", "--since", since, "--until", f"{time.time():.3f}",
+                                 "--filter", f"container={args[-1]}", "--filter", "event=attach"))
+    return p
+
+
 def test_attach_proxies_signals(engine):
     ok(engine, "run", "-d", "--name", "sig", "busybox", "sh", "-c",
        "trap 'echo got-term; exit 7' TERM; echo ready; sleep 60 & wait")
     until(lambda: "ready" in ok(engine, "logs", "sig"))
-    since = f"{time.time() - 1:.3f}"
-    p = subprocess.Popen([PYENGINE, "attach", "sig"], env=env_of(engine), stdout=subprocess.PIPE, text=True)
+    bad = cli(engine, "attach", "--sig-proxy=maybe", "sig")
+    assert bad.returncode == 125 and '"--sig-proxy"' in bad.stderr
+    kept = _attach_in_place(engine, "--sig-proxy=false", "sig")
     try:
-        # The attach is in place once the daemon says so.
-        until(lambda: "attach" in ok(engine, "events", "--since", since, "--until", f"{time.time():.3f}",
-                                     "--filter", "container=sig", "--filter", "event=attach"))
+        kept.send_signal(signal.SIGTERM)
+        assert kept.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        kept.kill()
+        kept.wait()
+    assert inspect(engine, "sig", "{{.State.Running}}") == "true"
+    p = _attach_in_place(engine, "sig")
+    try:
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=30) == 7
         assert p.stdout is not None and p.stdout.read() == "got-term\n"
@@ -239,7 +254,7 @@ def _masked(out: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
 
 
 def test_same_output_as_docker(engine):
-    ok(engine, "run", "--name", "cmp", "busybox", "sh", "-c", "touch /made; exit 2")
+    assert cli(engine, "run", "--name", "cmp", "busybox", "sh", "-c", "touch /made; exit 2").returncode == 2
     ok(engine, "run", "-d", "--name", "cmpr", "busybox", "sleep", "60")
     differ = []
     for args in SAME_AS_DOCKER:
