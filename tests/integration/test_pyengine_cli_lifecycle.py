@@ -193,6 +193,13 @@ def test_stats_live_table_redraws_in_place(engine):
     os.kill(p.pid, signal.SIGINT)
     assert p.wait() == 0
     assert b"CONTAINER ID   NAME" in p.out and b"\x1b[K" in p.out
+    # Without names, a container started later joins the table.
+    p = on_terminal(engine, "stats")
+    p.read_until(b"live ")
+    ok(engine, "run", "-d", "--name", "joiner", "busybox", "sleep", "60")
+    p.read_until(b"joiner ")
+    os.kill(p.pid, signal.SIGINT)
+    assert p.wait() == 0
 
 
 def test_prunes_ask_and_report(engine):
