@@ -2,8 +2,8 @@
 # No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
 import contextlib
+import inspect
 import json
-import os
 import signal
 import sys
 from typing import Annotated, Any, Callable, Iterator
@@ -11,13 +11,12 @@ from typing import Annotated, Any, Callable, Iterator
 import typer
 
 from cli.common.units import human_size
-from cli.pyengine import runopts
+from cli.pyengine import createopts, runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
-from cli.pyengine.app import app, engine, for_each, key_values
+from cli.pyengine.app import app, engine, for_each
 from cli.pyengine.exitcodes import RUN_FAILED, start_failure_code
 from cli.pyengine.formatting import Template, ago, filters, local_time, natural_key, tabulate, timestamp
-from cli.pyengine.images import pull_image, with_tag
-from cli.pyengine.streams import copy_output, pump, terminal_size
+from cli.pyengine.streams import copy_output, pump
 
 # Everything after the image (or container) belongs to the command run in the container.
 _COMMAND_TAIL = {"allow_interspersed_args": False}
@@ -36,17 +35,6 @@ def _failing_with(code: int) -> Iterator[None]:
         if e.exit_code == 1:
             e.exit_code = code
         raise
-
-
-def _env(items: list[str] | None) -> list[str] | None:
-    """-e KEY=VALUE as given; -e KEY takes KEY from our environment, or is dropped when we have none."""
-    out = []
-    for item in items or []:
-        if "=" in item:
-            out.append(item)
-        elif item in os.environ:
-            out.append(f"{item}={os.environ[item]}")
-    return out or None
 
 
 def _resize(e: Engine, path: str) -> Callable[[int, int], None]:
@@ -97,132 +85,27 @@ def attach_and_start(e: Engine, cid: str, *, tty: bool, stdin: bool, autoremove:
     return int(result.get("StatusCode", 0))
 
 
-def _create(e: Engine, image: str, name: str | None, body: dict[str, Any]) -> str:
-    """Create, pulling the image first if the daemon does not have it."""
-    try:
-        created = e.post("/containers/create", {"name": name}, body)
-    except DaemonError as err:
-        if err.status != 404 or not err.daemon_message.startswith("No such image"):
-            raise
-        print(f"Unable to find image '{with_tag(image)}' locally", file=sys.stderr)
-        pull_image(e, image, sys.stderr)
-        created = e.post("/containers/create", {"name": name}, body)
-    for warning in created.get("Warnings") or []:
-        print(f"WARNING: {warning}", file=sys.stderr)
-    return str(created["Id"])
+_DETACH = inspect.Parameter("detach", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False, annotation=Annotated[
+    bool, typer.Option("-d", "--detach", help="Run in the background, print its ID.")])
 
 
 @app.command(context_settings=_COMMAND_TAIL)
-def run(
-    image: Annotated[str, typer.Argument(metavar="IMAGE", help="The image to run.")],
-    command: Annotated[list[str] | None, typer.Argument(metavar="COMMAND", help="Command and arguments.")] = None,
-    detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background, print its ID.")] = False,
-    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep STDIN open.")] = False,
-    tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-TTY.")] = False,
-    rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits.")] = False,
-    env: Annotated[list[str] | None, typer.Option("-e", "--env", help="Set an environment variable.")] = None,
-    volume: Annotated[list[str] | None, typer.Option(
-        "-v", "--volume", help="Bind mount HOST:CONTAINER[:ro], a volume NAME:CONTAINER[:ro], or an anonymous "
-                               "volume CONTAINER.")] = None,
-    mount: Annotated[list[str] | None, typer.Option(
-        "--mount", help="Mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...].")] = None,
-    tmpfs: Annotated[list[str] | None, typer.Option("--tmpfs", help="Mount a tmpfs PATH[:OPTIONS].")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Name the container.")] = None,
-    network: Annotated[str, typer.Option("--network", help="none, host, bridge or a network's name.")] = "default",
-    network_alias: Annotated[list[str] | None, typer.Option("--network-alias",
-                                                            help="A network-scoped alias.")] = None,
-    ip: Annotated[str | None, typer.Option("--ip", help="IPv4 address on the network.")] = None,
-    publish: Annotated[list[str] | None, typer.Option(
-        "-p", "--publish", help="Publish \\[IP:]\\[HOST_PORT:]CONTAINER_PORT\\[/PROTO], ports or ranges.")] = None,
-    publish_all: Annotated[bool, typer.Option("-P", "--publish-all",
-                                              help="Publish every exposed port on a random port.")] = False,
-    expose: Annotated[list[str] | None, typer.Option("--expose", help="Expose a port or a range.")] = None,
-    entrypoint: Annotated[str | None, typer.Option("--entrypoint", help="Override the image's entrypoint.")] = None,
-    workdir: Annotated[str | None, typer.Option("-w", "--workdir", help="Working directory inside.")] = None,
-    user: Annotated[str | None, typer.Option("-u", "--user", help="USER[:GROUP] to run as.")] = None,
-    label: Annotated[list[str] | None, typer.Option("-l", "--label", help="Set a label KEY=VALUE.")] = None,
-    init: Annotated[bool, typer.Option("--init", help="Run an init that forwards signals and reaps.")] = False,
-    memory: Annotated[int | None, typer.Option("-m", "--memory", parser=runopts.ram_in_bytes, metavar="BYTES",
-                                               help="Memory limit (512m, 1g).")] = None,
-    cpus: Annotated[float | None, typer.Option("--cpus", help="Number of CPUs.")] = None,
-    restart: Annotated[str | None, typer.Option(
-        "--restart", help="Restart policy: no, always, unless-stopped, on-failure[:N].")] = None,
-    health_cmd: Annotated[str | None, typer.Option("--health-cmd", help="Command to check health.")] = None,
-    health_interval: Annotated[str | None, typer.Option("--health-interval", help="Time between checks.")] = None,
-    health_timeout: Annotated[str | None, typer.Option("--health-timeout", help="A check's time limit.")] = None,
-    health_retries: Annotated[int | None, typer.Option(
-        "--health-retries", help="Consecutive failures that make it unhealthy.")] = None,
-    health_start_period: Annotated[str | None, typer.Option(
-        "--health-start-period", help="Start-up time when failures do not count.")] = None,
-    health_start_interval: Annotated[str | None, typer.Option(
-        "--health-start-interval", help="Time between checks during the start period.")] = None,
-    no_healthcheck: Annotated[bool, typer.Option("--no-healthcheck", help="Disable the image's healthcheck.")] = False,
-    health_on_failure: Annotated[str | None, typer.Option(
-        "--health-on-failure", help="none, kill, stop or restart when the container turns unhealthy.")] = None,
-) -> None:
+@createopts.with_container_options(_DETACH)
+def run(detach: bool = False, **opts: Any) -> None:
     """Create and run a container from an image."""
+    tty, interactive = opts["tty"], opts["interactive"]
     if tty and interactive and not detach and not sys.stdin.isatty():
         raise CLIError("the input device is not a TTY")
-    attach = not detach
-    rows, cols = terminal_size() if tty and sys.stdout.isatty() else (0, 0)
-    binds, anonymous = runopts.volumes(volume or [])
-    exposed, bindings = runopts.ports(publish or [], expose or [])
-    # As the docker CLI: an endpoint config for the network only when there is something to say.
-    endpoint: dict[str, Any] = {}
-    if network_alias:
-        endpoint["Aliases"] = network_alias
-    if ip:
-        endpoint["IPAMConfig"] = {"IPv4Address": ip}
-    labels = key_values(label)
-    if health_on_failure is not None:
-        # The engine reads the action from this label (the API has no field for it).
-        labels["io.pyengine.health-on-failure"] = health_on_failure
-    healthcheck = _healthcheck(health_cmd, health_interval, health_timeout, health_retries, health_start_period,
-                               health_start_interval, no_healthcheck)
-    body: dict[str, Any] = {
-        "Image": image, "Cmd": command or None, "Tty": tty, "OpenStdin": interactive,
-        "StdinOnce": interactive and attach, "AttachStdin": interactive and attach,
-        "AttachStdout": attach, "AttachStderr": attach, "Env": _env(env), "User": user or "",
-        "WorkingDir": workdir or "", "Labels": labels, "Healthcheck": healthcheck,
-        "Entrypoint": None if entrypoint is None else [entrypoint],
-        "ExposedPorts": exposed or None, "Volumes": anonymous or None,
-        "HostConfig": {
-            "Binds": binds or None, "Mounts": [runopts.mount(m) for m in mount or []] or None,
-            "Tmpfs": runopts.tmpfs(tmpfs or []) or None, "NetworkMode": network,
-            "PortBindings": bindings or None, "PublishAllPorts": publish_all, "AutoRemove": rm,
-            "Init": True if init else None, "Memory": memory or 0, "NanoCpus": int(cpus * 1e9) if cpus else 0,
-            "ConsoleSize": [rows, cols],
-            "RestartPolicy": runopts.restart_policy(restart) if restart else None,
-        },
-        "NetworkingConfig": {"EndpointsConfig": {network: endpoint}} if endpoint else None,
-    }
     e = engine()
     with _failing_with(RUN_FAILED):
-        cid = _create(e, image, name, body)
+        body = createopts.create_body(opts, attach=not detach)
+        cid = createopts.create_container(e, opts["image"], opts["name"], body)
         if detach:
             e.post(f"/containers/{cid}/start")
             print(cid)
             return
-        code = attach_and_start(e, cid, tty=tty, stdin=interactive, autoremove=rm)
+        code = attach_and_start(e, cid, tty=tty, stdin=interactive, autoremove=opts["rm"])
     raise SystemExit(code)
-
-
-def _healthcheck(cmd: str | None, interval: str | None, timeout: str | None, retries: int | None,
-                 start_period: str | None, start_interval: str | None, disabled: bool) -> dict[str, Any] | None:
-    """Config.Healthcheck as the docker CLI builds it from the --health-* flags."""
-    if disabled:
-        if cmd:
-            raise CLIError("--no-healthcheck conflicts with --health-* options")
-        return {"Test": ["NONE"]}
-    given = any(v is not None for v in (cmd, interval, timeout, retries, start_period, start_interval))
-    if not given:
-        return None
-    return {"Test": ["CMD-SHELL", cmd] if cmd else [],
-            "Interval": runopts.duration_ns(interval) if interval else 0,
-            "Timeout": runopts.duration_ns(timeout) if timeout else 0,
-            "StartPeriod": runopts.duration_ns(start_period) if start_period else 0,
-            "StartInterval": runopts.duration_ns(start_interval) if start_interval else 0,
-            "Retries": retries or 0}
 
 
 def _join_host_port(host: str, port: object) -> str:
@@ -346,7 +229,8 @@ def exec_(
     attach = not detach
     exec_id = e.post(f"/containers/{path_quote(container)}/exec", body={
         "User": user or "", "Privileged": False, "Tty": tty, "AttachStdin": interactive and attach,
-        "AttachStdout": attach, "AttachStderr": attach, "Detach": detach, "DetachKeys": "", "Env": _env(env),
+        "AttachStdout": attach, "AttachStderr": attach, "Detach": detach, "DetachKeys": "",
+        "Env": createopts.env_list(env),
         "WorkingDir": workdir or "", "Cmd": command})["Id"]
     if detach:
         e.post(f"/exec/{exec_id}/start", body={"Detach": True, "Tty": False})

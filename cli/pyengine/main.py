@@ -12,8 +12,10 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 # Imported for their commands, which register themselves on the app.
-from cli.pyengine import (archive, containers, image_archives, imagemake, images, networks,  # noqa: F401
-                          registry, system, volumes)
+from cli.pyengine import (archive, attach, containers, image_archives, imagemake, images, lifecycle,  # noqa: F401
+                          networks, prune, registry, stats, system, volumes)
+# The management groups share the commands registered above, so they come last.
+from cli.pyengine import groups  # noqa: F401,I001
 from cli.pyengine.api import CLIError
 from cli.pyengine.app import app
 

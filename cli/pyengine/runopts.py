@@ -13,7 +13,7 @@ from cli.pyengine.api import CLIError
 
 USAGE = 125
 _PROTOCOLS = ("tcp", "udp", "sctp")
-_GO_BOOLS = {"1": True, "t": True, "T": True, "true": True, "TRUE": True, "True": True,
+GO_BOOLS = {"1": True, "t": True, "T": True, "true": True, "TRUE": True, "True": True,
              "0": False, "f": False, "F": False, "false": False, "FALSE": False, "False": False}
 
 
@@ -158,9 +158,9 @@ def volumes(specs: list[str]) -> tuple[list[str], dict[str, dict[str, Any]]]:
 
 
 def _go_bool(key: str, value: str, spec: str) -> bool:
-    if value not in _GO_BOOLS:
+    if value not in GO_BOOLS:
         raise _mount_error(spec, f"invalid value for {key}: {value}")
-    return _GO_BOOLS[value]
+    return GO_BOOLS[value]
 
 
 def _mount_error(spec: str, message: str) -> CLIError:

@@ -42,10 +42,11 @@ class _StdinForwarder(threading.Thread):
     A daemon thread: a read pending on a terminal must not keep the CLI from exiting.
     """
 
-    def __init__(self, conn: Hijacked, watch_detach: bool) -> None:
+    def __init__(self, conn: Hijacked, watch_detach: bool, keys: bytes) -> None:
         super().__init__(name="stdin", daemon=True)
         self._conn = conn
         self._watch = watch_detach
+        self._keys = keys
         self._tail = b""
         self.detached = False
 
@@ -56,8 +57,8 @@ class _StdinForwarder(threading.Thread):
                     # The daemon finds the keys and ends the stream; we only need to know why it ended,
                     # so the flag is set before the keys leave.
                     seen = self._tail + data
-                    self.detached = DETACH_KEYS in seen
-                    self._tail = seen[-(len(DETACH_KEYS) - 1):]
+                    self.detached = self._keys in seen
+                    self._tail = seen[-(len(self._keys) - 1):] if len(self._keys) > 1 else b""
                 self._conn.send(data)
                 if self.detached:
                     return
@@ -91,15 +92,16 @@ def terminal_size() -> tuple[int, int]:
 
 
 def pump(conn: Hijacked, *, tty: bool, stdin: bool, resize: Callable[[int, int], None] | None = None,
-         proxy: Callable[[signal.Signals], None] | None = None) -> bool:
+         proxy: Callable[[signal.Signals], None] | None = None, detach_keys: bytes = DETACH_KEYS) -> bool:
     """Copy the container's output to ours and our stdin to it until the daemon ends the stream.
 
     `resize` is told our terminal's size now and on every SIGWINCH; `proxy` gets the signals
-    docker's sig-proxy forwards. Returns True if the user typed the detach keys.
+    docker's sig-proxy forwards. Returns True if the user typed the detach keys (`detach_keys`, the
+    sequence the daemon was given).
     """
     forwarder = None
     if stdin:
-        forwarder = _StdinForwarder(conn, watch_detach=tty)
+        forwarder = _StdinForwarder(conn, watch_detach=tty, keys=detach_keys)
     else:
         conn.close_write()
     with contextlib.ExitStack() as stack:

@@ -1,0 +1,98 @@
+"""docker attach: our stdio on a running container's, until it stops or we detach."""
+# No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
+
+import json
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from cli.pyengine import runopts
+from cli.pyengine.api import CLIError, path_quote
+from cli.pyengine.app import app, engine
+from cli.pyengine.streams import DETACH_KEYS, pump
+
+_CTRL_KEYS = "abcdefghijklmnopqrstuvwxyz"
+_CTRL_SYMBOLS = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
+def detach_key_bytes(spec: str) -> bytes:
+    """docker's detach-keys syntax (`ctrl-p,ctrl-q`, `a`, `ctrl-@`) as the bytes the keys send."""
+    out = bytearray()
+    for key in spec.split(","):
+        lowered = key.lower()
+        if len(key) == 1:
+            out.append(ord(key))
+        elif lowered.startswith("ctrl-") and len(lowered) == 6 and lowered[5] in _CTRL_KEYS:
+            out.append(_CTRL_KEYS.index(lowered[5]) + 1)
+        elif lowered.startswith("ctrl-") and len(lowered) == 6 and lowered[5] in _CTRL_SYMBOLS:
+            out.append(_CTRL_SYMBOLS[lowered[5]])
+        else:
+            raise CLIError(f"Invalid detach keys ({spec}) provided", 125)
+    return bytes(out)
+
+
+def _refusal(state: dict[str, object]) -> str | None:
+    if state.get("Paused"):
+        return "You cannot attach to a paused container, unpause it first"
+    if state.get("Restarting"):
+        return "You cannot attach to a restarting container, wait until it is running"
+    if not state.get("Running"):
+        return "You cannot attach to a stopped container, start it first"
+    return None
+
+
+@app.command()
+def attach(
+    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    detach_keys: Annotated[str | None, typer.Option("--detach-keys",
+                                                    help="Override the key sequence for detaching.")] = None,
+    no_stdin: Annotated[bool, typer.Option("--no-stdin", help="Do not attach STDIN.")] = False,
+    sig_proxy: Annotated[str, typer.Option("--sig-proxy", metavar="BOOL",
+                                           help="Proxy received signals to the process (not with a TTY): "
+                                                "--sig-proxy=false to keep them.")] = "true",
+) -> None:
+    """Attach local standard input, output, and error streams to a running container."""
+    # docker's flag is a Go bool: off only as --sig-proxy=false (or 0, f, F, FALSE, False).
+    if sig_proxy not in runopts.GO_BOOLS:
+        raise CLIError(f'invalid argument "{sig_proxy}" for "--sig-proxy" flag: strconv.ParseBool: parsing '
+                       f'"{sig_proxy}": invalid syntax', 125)
+    proxying = runopts.GO_BOOLS[sig_proxy]
+    keys = detach_key_bytes(detach_keys) if detach_keys else DETACH_KEYS
+    e = engine()
+    info = e.get(f"/containers/{path_quote(container)}/json")
+    cid, config = info["Id"], info.get("Config") or {}
+    refusal = _refusal(info.get("State") or {})
+    if refusal:
+        raise CLIError(refusal)
+    tty, stdin = bool(config.get("Tty")), not no_stdin and bool(config.get("OpenStdin"))
+    if tty and stdin and not sys.stdin.isatty():
+        raise CLIError("the input device is not a TTY")
+    # Waiting before attaching, as docker does, so that an exit between the two is not missed.
+    waiter = e.open("POST", f"/containers/{cid}/wait")
+    try:
+        conn = e.hijack(f"/containers/{cid}/attach", {"stream": 1, "stdin": 1 if stdin else None, "stdout": 1,
+                                                      "stderr": 1, "detachKeys": detach_keys})
+
+        def resize(height: int, width: int) -> None:
+            e.post(f"/containers/{cid}/resize", {"h": height, "w": width})
+
+        def proxy(sig: signal.Signals) -> None:
+            e.post(f"/containers/{cid}/kill", {"signal": sig.name.removeprefix("SIG")})
+
+        try:
+            detached = pump(conn, tty=tty, stdin=stdin, resize=resize, proxy=proxy if proxying and not tty else None,
+                            detach_keys=keys)
+        finally:
+            conn.close()
+        if detached:
+            return
+        result = json.loads(waiter.read() or b"null")
+    finally:
+        waiter.close()
+    if not isinstance(result, dict):
+        raise CLIError("error waiting for the container: the daemon ended the wait without a status")
+    if (result.get("Error") or {}).get("Message"):
+        raise CLIError(f"error waiting for the container: {result['Error']['Message']}")
+    raise SystemExit(int(result.get("StatusCode", 0)))
