@@ -15,6 +15,7 @@ from engine.containers.state import Status
 from engine.containers.store import Container
 from engine.containers.views import exposed_ports
 from engine.errors import InvalidArgument
+from engine.images.filters import parse_until
 from runtime import client as rt
 
 _STATUSES = {s.value for s in Status}
@@ -93,12 +94,8 @@ def prunable(f: dict[str, list[str]]) -> Callable[[Container], bool]:
 
 
 def _until(values: list[str]) -> float | None:
-    if not values:
-        return None
-    try:
-        return float(values[0])
-    except ValueError:
-        raise InvalidArgument(f"invalid filter 'until={values[0]}': use unix seconds") from None
+    """dockerd's until: unix seconds, an RFC 3339 time, or a duration back from now (`1h`)."""
+    return parse_until(values[0]) if values else None
 
 
 def _ports_match(specs: list[str], ports: list[tuple[int, str]]) -> bool:
