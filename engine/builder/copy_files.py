@@ -15,8 +15,9 @@ import contextlib
 import hashlib
 import posixpath
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -26,7 +27,7 @@ from engine.builder import dockerfile as df
 from engine.builder.context import BuildContext
 from engine.builder.copy_tar import Ownership, Source, is_archive
 from engine.builder.dockerfile import instructions as ins
-from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, scratch_dir
+from engine.builder.image_files import CopyRuntime, ImageFiles, is_dir_mode, put_files, scratch_dir
 from engine.builder.state import StageState
 from engine.errors import InvalidArgument
 from engine.images.compose import NewLayer
@@ -35,6 +36,18 @@ from engine.images.model import LocalImage
 ImageSource = Callable[[str, int], Awaitable[LocalImage]]
 
 _WILDCARDS = frozenset("*?[")
+_TABLES_KEPT = 64  # /etc/passwd and /etc/group of the last 32 images --chown looked names up in
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """A COPY --from source not yet taken out of its image: sources[index] once fetched."""
+
+    index: int
+    image: LocalImage
+    path: str
+    into: Path
+    is_dir: bool
 
 
 @dataclass
@@ -47,6 +60,7 @@ class PreparedCopy:
     work: Path
     sources: list[Source] = field(default_factory=list)
     sums: list[str] = field(default_factory=list)
+    fetches: list[_Fetch] = field(default_factory=list)
     _cleanup: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @property
@@ -63,7 +77,24 @@ class PreparedCopy:
         kind = "dir" if source.path is not None and source.path.is_dir() and not source.unpack else "file"
         return f"{kind}:{digest}"
 
+    def is_dir_source(self, index: int) -> bool:
+        source = self.sources[index]
+        if source.path is not None:
+            return source.path.is_dir()
+        return any(f.index == index and f.is_dir for f in self.fetches)
+
+    async def fetch(self) -> None:
+        """Take the COPY --from sources out of their images (one runtime container per image)."""
+        for image_id in dict.fromkeys(f.image.id for f in self.fetches):
+            wanted = [f for f in self.fetches if f.image.id == image_id]
+            async with ImageFiles(self.runtime, wanted[0].image) as files:
+                for f in wanted:
+                    fetched = await files.fetch(f.path, f.into)
+                    self.sources[f.index] = replace(self.sources[f.index], path=fetched, name=fetched.name)
+        self.fetches.clear()
+
     async def layer(self, state: StageState, lease: str) -> NewLayer:
+        await self.fetch()
         return await put_files(self.runtime, state, self.sources, self.owner, self.dest, self.work, lease,
                                single_file=self.single_file, link=self.link)
 
@@ -79,6 +110,7 @@ class CopyFiles:
     def __init__(self, runtime: CopyRuntime, work_root: Path) -> None:
         self.runtime = runtime
         self.work_root = work_root
+        self._tables: OrderedDict[tuple[str, str], list[list[str]]] = OrderedDict()
 
     async def prepare(self, state: StageState, step: ins.Copy, image_source: ImageSource,
                       context: BuildContext) -> PreparedCopy:
@@ -114,7 +146,7 @@ class CopyFiles:
                 raise InvalidArgument(f"When using {step.keyword} with more than one source file, the "
                                       "destination must be a directory and end with a /")
             first = prepared.sources[0]
-            is_dir_source = first.path is not None and first.path.is_dir()
+            is_dir_source = prepared.is_dir_source(0)
             prepared.single_file = not several and not dir_hint and not is_dir_source and not first.unpack
             if prepared.single_file:
                 prepared.sources[0] = Source(dest=dest, path=first.path, content=first.content, mode=first.mode,
@@ -169,11 +201,23 @@ class CopyFiles:
     async def _table(self, state: StageState, table: str, work: Path) -> list[list[str]]:
         if state.image is None:
             return []
-        async with ImageFiles(self.runtime, state.image) as files:
-            if await files.is_dir(f"/etc/{table}") is None:
-                return []
-            path = await files.fetch(f"/etc/{table}", work / f"etc-{table}")
-        return [line.split(":") for line in path.read_text(errors="replace").splitlines() if line]
+        key = (state.image.id, table)
+        if key not in self._tables:
+            # An image's files never change under its ID: both tables are read once, in one container.
+            read: dict[str, list[list[str]]] = {}
+            async with ImageFiles(self.runtime, state.image) as files:
+                for name in ("passwd", "group"):
+                    if await files.is_dir(f"/etc/{name}") is None:
+                        read[name] = []
+                        continue
+                    path = await files.fetch(f"/etc/{name}", work / f"etc-{name}")
+                    read[name] = [line.split(":") for line in path.read_text(errors="replace").splitlines() if line]
+            for name, rows in read.items():
+                self._tables[(state.image.id, name)] = rows
+            while len(self._tables) > _TABLES_KEPT:
+                self._tables.popitem(last=False)
+        self._tables.move_to_end(key)
+        return self._tables[key]
 
     async def _from_image(self, prepared: PreparedCopy, step: ins.Copy, sources: list[str], state: StageState,
                           image_source: ImageSource, work: Path) -> None:
@@ -185,11 +229,17 @@ class CopyFiles:
                     raise InvalidArgument(f"{step.keyword} --from={name}: wildcards in {source!r} are not "
                                           "supported by this builder; name the paths")
                 path = posixpath.join("/", source)
-                if await files.is_dir(path) is None:
+                st = await files.stat(path)
+                if st is None:
                     raise InvalidArgument(f"{step.keyword} failed: stat {path}: file does not exist in {name}")
                 into = work / f"from-{index}"
-                fetched = await files.fetch(path, into)
-                prepared.sources.append(Source(dest=prepared.dest, path=fetched, name=fetched.name))
+                if st.get("linkTarget"):
+                    fetched = await files.fetch(path, into)  # followed: what it leads to decides
+                    prepared.sources.append(Source(dest=prepared.dest, path=fetched, name=fetched.name))
+                else:
+                    # The key needs only the image's ID and the path: the files come out on a cache miss.
+                    prepared.fetches.append(_Fetch(len(prepared.sources), image, path, into, is_dir_mode(st)))
+                    prepared.sources.append(Source(dest=prepared.dest, name=posixpath.basename(path)))
                 prepared.sums.append(f"{image.id}:{path}")
 
     async def _from_context(self, prepared: PreparedCopy, step: ins.Copy, source: str, context: BuildContext,

@@ -52,6 +52,10 @@ class CopyRuntime(DiffAPI, IngestAPI, Protocol):
                           namespace: str | None = None) -> None: ...
 
 
+def is_dir_mode(st: dict[str, Any]) -> bool:
+    return bool(int(st.get("mode", 0)) & _DIR_MODE_BIT)
+
+
 def runtime_name(image: LocalImage) -> str:
     return image.records[0].name
 
@@ -75,13 +79,17 @@ class ImageFiles:
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.shield(self.runtime.remove_container(self.id))
 
-    async def is_dir(self, path: str) -> bool | None:
-        """True for a directory, False for anything else, None when nothing is there."""
+    async def stat(self, path: str) -> dict[str, Any] | None:
+        """Docker's path stat (a symlink's own, with its linkTarget), None when nothing is there."""
         try:
-            st = await self.runtime.stat_path(self.id, path)
+            return await self.runtime.stat_path(self.id, path)
         except NotFound:
             return None
-        return bool(int(st.get("mode", 0)) & _DIR_MODE_BIT)
+
+    async def is_dir(self, path: str) -> bool | None:
+        """True for a directory, False for anything else, None when nothing is there."""
+        st = await self.stat(path)
+        return None if st is None else is_dir_mode(st)
 
     async def missing_parents(self, path: str) -> list[str]:
         """The directories on the way to `path` (itself included) the image lacks, outermost first."""
