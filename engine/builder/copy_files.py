@@ -27,7 +27,7 @@ from engine.builder import dockerfile as df
 from engine.builder.context import BuildContext
 from engine.builder.copy_tar import Ownership, Source, is_archive
 from engine.builder.dockerfile import instructions as ins
-from engine.builder.image_files import CopyRuntime, ImageFiles, is_dir_mode, put_files, scratch_dir
+from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, scratch_dir
 from engine.builder.state import StageState
 from engine.errors import InvalidArgument
 from engine.images.compose import NewLayer
@@ -45,9 +45,9 @@ class _Fetch:
 
     index: int
     image: LocalImage
+    image_name: str
     path: str
     into: Path
-    is_dir: bool
 
 
 @dataclass
@@ -58,8 +58,10 @@ class PreparedCopy:
     owner: Ownership
     link: bool
     work: Path
+    keyword: str
     sources: list[Source] = field(default_factory=list)
     sums: list[str] = field(default_factory=list)
+    dir_hint: bool = False
     fetches: list[_Fetch] = field(default_factory=list)
     _cleanup: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -77,24 +79,33 @@ class PreparedCopy:
         kind = "dir" if source.path is not None and source.path.is_dir() and not source.unpack else "file"
         return f"{kind}:{digest}"
 
-    def is_dir_source(self, index: int) -> bool:
-        source = self.sources[index]
-        if source.path is not None:
-            return source.path.is_dir()
-        return any(f.index == index and f.is_dir for f in self.fetches)
+    def settle(self) -> None:
+        """Decide whether the one source lands at the destination itself (a file) or under it: known
+        once its files are here."""
+        first = self.sources[0]
+        is_dir_source = first.path is not None and first.path.is_dir()
+        self.single_file = len(self.sources) == 1 and not self.dir_hint and not is_dir_source and not first.unpack
+        if self.single_file:
+            self.sources[0] = replace(first, dest=self.dest)
 
-    async def fetch(self) -> None:
-        """Take the COPY --from sources out of their images (one runtime container per image)."""
+    async def _fetch(self) -> None:
         for image_id in dict.fromkeys(f.image.id for f in self.fetches):
             wanted = [f for f in self.fetches if f.image.id == image_id]
             async with ImageFiles(self.runtime, wanted[0].image) as files:
                 for f in wanted:
+                    if await files.is_dir(f.path) is None:
+                        raise InvalidArgument(f"{self.keyword} failed: stat {f.path}: file does not exist in "
+                                              f"{f.image_name}")
                     fetched = await files.fetch(f.path, f.into)
                     self.sources[f.index] = replace(self.sources[f.index], path=fetched, name=fetched.name)
         self.fetches.clear()
 
     async def layer(self, state: StageState, lease: str) -> NewLayer:
-        await self.fetch()
+        if self.fetches:
+            # COPY --from's files come out of their image only now, on a cache miss: the key needed only
+            # the image's ID and the paths.
+            await self._fetch()
+            self.settle()
         return await put_files(self.runtime, state, self.sources, self.owner, self.dest, self.work, lease,
                                single_file=self.single_file, link=self.link)
 
@@ -123,7 +134,8 @@ class CopyFiles:
         work = await stack.enter_async_context(scratch_dir(self.work_root))
         try:
             owner = await self._owner(state, step, env, work)
-            prepared = PreparedCopy(self.runtime, dest, False, owner, step.link, work, _cleanup=stack)
+            prepared = PreparedCopy(self.runtime, dest, False, owner, step.link, work, step.keyword,
+                                    dir_hint=dir_hint, _cleanup=stack)
             if step.checksum and not all(s.startswith(("http://", "https://")) for s in step.sources):
                 raise InvalidArgument(f"{step.keyword} --checksum can only be used with HTTP(S) sources")
             if step.contents:
@@ -145,12 +157,8 @@ class CopyFiles:
             if several and not dir_hint:
                 raise InvalidArgument(f"When using {step.keyword} with more than one source file, the "
                                       "destination must be a directory and end with a /")
-            first = prepared.sources[0]
-            is_dir_source = prepared.is_dir_source(0)
-            prepared.single_file = not several and not dir_hint and not is_dir_source and not first.unpack
-            if prepared.single_file:
-                prepared.sources[0] = Source(dest=dest, path=first.path, content=first.content, mode=first.mode,
-                                             follow=first.follow, name=first.name)
+            if not prepared.fetches:
+                prepared.settle()
             return prepared
         except BaseException:
             await stack.aclose()
@@ -223,24 +231,14 @@ class CopyFiles:
                           image_source: ImageSource, work: Path) -> None:
         name = df.expand(step.from_, state.scope.global_values, state.escape)
         image = await image_source(name, step.start_line)
-        async with ImageFiles(self.runtime, image) as files:
-            for index, source in enumerate(sources):
-                if _WILDCARDS & set(source):
-                    raise InvalidArgument(f"{step.keyword} --from={name}: wildcards in {source!r} are not "
-                                          "supported by this builder; name the paths")
-                path = posixpath.join("/", source)
-                st = await files.stat(path)
-                if st is None:
-                    raise InvalidArgument(f"{step.keyword} failed: stat {path}: file does not exist in {name}")
-                into = work / f"from-{index}"
-                if st.get("linkTarget"):
-                    fetched = await files.fetch(path, into)  # followed: what it leads to decides
-                    prepared.sources.append(Source(dest=prepared.dest, path=fetched, name=fetched.name))
-                else:
-                    # The key needs only the image's ID and the path: the files come out on a cache miss.
-                    prepared.fetches.append(_Fetch(len(prepared.sources), image, path, into, is_dir_mode(st)))
-                    prepared.sources.append(Source(dest=prepared.dest, name=posixpath.basename(path)))
-                prepared.sums.append(f"{image.id}:{path}")
+        for index, source in enumerate(sources):
+            if _WILDCARDS & set(source):
+                raise InvalidArgument(f"{step.keyword} --from={name}: wildcards in {source!r} are not "
+                                      "supported by this builder; name the paths")
+            path = posixpath.join("/", source)
+            prepared.fetches.append(_Fetch(len(prepared.sources), image, name, path, work / f"from-{index}"))
+            prepared.sources.append(Source(dest=prepared.dest, name=posixpath.basename(path)))
+            prepared.sums.append(f"{image.id}:{path}")
 
     async def _from_context(self, prepared: PreparedCopy, step: ins.Copy, source: str, context: BuildContext,
                             work: Path) -> None:

@@ -52,10 +52,6 @@ class CopyRuntime(DiffAPI, IngestAPI, Protocol):
                           namespace: str | None = None) -> None: ...
 
 
-def is_dir_mode(st: dict[str, Any]) -> bool:
-    return bool(int(st.get("mode", 0)) & _DIR_MODE_BIT)
-
-
 def runtime_name(image: LocalImage) -> str:
     return image.records[0].name
 
@@ -79,17 +75,13 @@ class ImageFiles:
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.shield(self.runtime.remove_container(self.id))
 
-    async def stat(self, path: str) -> dict[str, Any] | None:
-        """Docker's path stat (a symlink's own, with its linkTarget), None when nothing is there."""
-        try:
-            return await self.runtime.stat_path(self.id, path)
-        except NotFound:
-            return None
-
     async def is_dir(self, path: str) -> bool | None:
         """True for a directory, False for anything else, None when nothing is there."""
-        st = await self.stat(path)
-        return None if st is None else is_dir_mode(st)
+        try:
+            st = await self.runtime.stat_path(self.id, path)
+        except NotFound:
+            return None
+        return bool(int(st.get("mode", 0)) & _DIR_MODE_BIT)
 
     async def missing_parents(self, path: str) -> list[str]:
         """The directories on the way to `path` (itself included) the image lacks, outermost first."""
@@ -197,7 +189,7 @@ async def put_files(runtime: CopyRuntime, state: StageState, sources: list[Sourc
         parents = await files.missing_parents(posixpath.dirname(dest) if single_file else dest)
         tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
         await files.put(tar_path)
-        diff = await runtime.compare(files.snapshotter, files.snapshot_key, lease=lease)
+        diff = await runtime.compare(files.snapshotter, files.snapshot_key, commit=True, lease=lease)
     return NewLayer(diff.descriptor.model_dump(exclude_none=True), diff.diff_id)
 
 
