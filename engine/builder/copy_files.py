@@ -16,8 +16,9 @@ import contextlib
 import hashlib
 import posixpath
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -36,6 +37,18 @@ from engine.images.model import LocalImage
 ImageSource = Callable[[str, int], Awaitable[LocalImage]]
 
 _WILDCARDS = frozenset("*?[")
+_TABLES_KEPT = 64  # /etc/passwd and /etc/group of the last 32 images --chown looked names up in
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """A COPY --from source not yet taken out of its image: sources[index] once fetched."""
+
+    index: int
+    image: LocalImage
+    image_name: str
+    path: str
+    into: Path
 
 
 @dataclass
@@ -46,8 +59,11 @@ class PreparedCopy:
     owner: Ownership
     link: bool
     work: Path
+    keyword: str
     sources: list[Source] = field(default_factory=list)
     sums: list[str] = field(default_factory=list)
+    dir_hint: bool = False
+    fetches: list[_Fetch] = field(default_factory=list)
     _cleanup: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @property
@@ -64,7 +80,33 @@ class PreparedCopy:
         kind = "dir" if source.path is not None and source.path.is_dir() and not source.unpack else "file"
         return f"{kind}:{digest}"
 
+    def settle(self) -> None:
+        """Decide whether the one source lands at the destination itself (a file) or under it: known
+        once its files are here."""
+        first = self.sources[0]
+        is_dir_source = first.path is not None and first.path.is_dir()
+        self.single_file = len(self.sources) == 1 and not self.dir_hint and not is_dir_source and not first.unpack
+        if self.single_file:
+            self.sources[0] = replace(first, dest=self.dest)
+
+    async def _fetch(self) -> None:
+        for image_id in dict.fromkeys(f.image.id for f in self.fetches):
+            wanted = [f for f in self.fetches if f.image.id == image_id]
+            async with ImageFiles(self.runtime, wanted[0].image) as files:
+                for f in wanted:
+                    if await files.is_dir(f.path) is None:
+                        raise InvalidArgument(f"{self.keyword} failed: stat {f.path}: file does not exist in "
+                                              f"{f.image_name}")
+                    fetched = await files.fetch(f.path, f.into)
+                    self.sources[f.index] = replace(self.sources[f.index], path=fetched, name=fetched.name)
+        self.fetches.clear()
+
     async def layer(self, state: StageState, lease: str) -> NewLayer:
+        if self.fetches:
+            # COPY --from's files come out of their image only now, on a cache miss: the key needed only
+            # the image's ID and the paths.
+            await self._fetch()
+            self.settle()
         return await put_files(self.runtime, state, self.sources, self.owner, self.dest, self.work, lease,
                                single_file=self.single_file, link=self.link)
 
@@ -80,6 +122,7 @@ class CopyFiles:
     def __init__(self, runtime: CopyRuntime, work_root: Path) -> None:
         self.runtime = runtime
         self.work_root = work_root
+        self._tables: OrderedDict[tuple[str, str], list[list[str]]] = OrderedDict()
 
     async def prepare(self, state: StageState, step: ins.Copy, image_source: ImageSource,
                       context: BuildContext) -> PreparedCopy:
@@ -92,7 +135,8 @@ class CopyFiles:
         work = await stack.enter_async_context(scratch_dir(self.work_root))
         try:
             owner = await self._owner(state, step, env, work)
-            prepared = PreparedCopy(self.runtime, dest, False, owner, step.link, work, _cleanup=stack)
+            prepared = PreparedCopy(self.runtime, dest, False, owner, step.link, work, step.keyword,
+                                    dir_hint=dir_hint, _cleanup=stack)
             if step.checksum and not all(s.startswith(("http://", "https://")) for s in step.sources):
                 raise InvalidArgument(f"{step.keyword} --checksum can only be used with HTTP(S) sources")
             if step.contents:
@@ -114,12 +158,8 @@ class CopyFiles:
             if several and not dir_hint:
                 raise InvalidArgument(f"When using {step.keyword} with more than one source file, the "
                                       "destination must be a directory and end with a /")
-            first = prepared.sources[0]
-            is_dir_source = first.path is not None and first.path.is_dir()
-            prepared.single_file = not several and not dir_hint and not is_dir_source and not first.unpack
-            if prepared.single_file:
-                prepared.sources[0] = Source(dest=dest, path=first.path, content=first.content, mode=first.mode,
-                                             follow=first.follow, name=first.name)
+            if not prepared.fetches:
+                prepared.settle()
             return prepared
         except BaseException:
             await stack.aclose()
@@ -170,28 +210,36 @@ class CopyFiles:
     async def _table(self, state: StageState, table: str, work: Path) -> list[list[str]]:
         if state.image is None:
             return []
-        async with ImageFiles(self.runtime, state.image) as files:
-            if await files.is_dir(f"/etc/{table}") is None:
-                return []
-            path = await files.fetch(f"/etc/{table}", work / f"etc-{table}")
-        return [line.split(":") for line in path.read_text(errors="replace").splitlines() if line]
+        key = (state.image.id, table)
+        if key not in self._tables:
+            # An image's files never change under its ID: both tables are read once, in one container.
+            read: dict[str, list[list[str]]] = {}
+            async with ImageFiles(self.runtime, state.image) as files:
+                for name in ("passwd", "group"):
+                    if await files.is_dir(f"/etc/{name}") is None:
+                        read[name] = []
+                        continue
+                    path = await files.fetch(f"/etc/{name}", work / f"etc-{name}")
+                    read[name] = [line.split(":") for line in path.read_text(errors="replace").splitlines() if line]
+            for name, rows in read.items():
+                self._tables[(state.image.id, name)] = rows
+            while len(self._tables) > _TABLES_KEPT:
+                self._tables.popitem(last=False)
+        self._tables.move_to_end(key)
+        return self._tables[key]
 
     async def _from_image(self, prepared: PreparedCopy, step: ins.Copy, sources: list[str], state: StageState,
                           image_source: ImageSource, work: Path) -> None:
         name = df.expand(step.from_, state.scope.global_values, state.escape)
         image = await image_source(name, step.start_line)
-        async with ImageFiles(self.runtime, image) as files:
-            for index, source in enumerate(sources):
-                if _WILDCARDS & set(source):
-                    raise InvalidArgument(f"{step.keyword} --from={name}: wildcards in {source!r} are not "
-                                          "supported by this builder; name the paths")
-                path = posixpath.join("/", source)
-                if await files.is_dir(path) is None:
-                    raise InvalidArgument(f"{step.keyword} failed: stat {path}: file does not exist in {name}")
-                into = work / f"from-{index}"
-                fetched = await files.fetch(path, into)
-                prepared.sources.append(Source(dest=prepared.dest, path=fetched, name=fetched.name))
-                prepared.sums.append(f"{image.id}:{path}")
+        for index, source in enumerate(sources):
+            if _WILDCARDS & set(source):
+                raise InvalidArgument(f"{step.keyword} --from={name}: wildcards in {source!r} are not "
+                                      "supported by this builder; name the paths")
+            path = posixpath.join("/", source)
+            prepared.fetches.append(_Fetch(len(prepared.sources), image, name, path, work / f"from-{index}"))
+            prepared.sources.append(Source(dest=prepared.dest, name=posixpath.basename(path)))
+            prepared.sums.append(f"{image.id}:{path}")
 
     async def _from_context(self, prepared: PreparedCopy, step: ins.Copy, source: str, context: BuildContext,
                             work: Path) -> None:

@@ -189,7 +189,7 @@ async def put_files(runtime: CopyRuntime, state: StageState, sources: list[Sourc
         parents = await files.missing_parents(posixpath.dirname(dest) if single_file else dest)
         tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
         await files.put(tar_path)
-        diff = await runtime.compare(files.snapshotter, files.snapshot_key, lease=lease)
+        diff = await runtime.compare(files.snapshotter, files.snapshot_key, commit=True, lease=lease)
     return NewLayer(diff.descriptor.model_dump(exclude_none=True), diff.diff_id)
 
 

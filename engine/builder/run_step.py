@@ -112,7 +112,7 @@ class RunStep:
                     raise StepFailed(f"The command '{' '.join(process.args)}' returned a non-zero code: {code}", code)
                 record = await self.runtime.container(container.id)
                 snapshotter = record.snapshotter
-                diff = await self.runtime.compare(snapshotter, record.snapshot_key, lease=lease)
+                diff = await self.runtime.compare(snapshotter, record.snapshot_key, commit=True, lease=lease)
                 layer = NewLayer(diff.descriptor.model_dump(exclude_none=True), diff.diff_id)
                 if options.remove:
                     await self.remove(container, progress)

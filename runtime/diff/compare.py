@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from runtime import mount as mountlib
 from runtime.content.local import LocalWriter
+from runtime.diff.adopt import commit_changes
 from runtime.diff.layer_changes import Event, hidden_parts
 from runtime.diff.layer_writer import LayerDigests, write_layer
 from runtime.diff.overlay_changes import overlay_walk
@@ -65,6 +66,8 @@ def _upper_is_whole() -> bool:
 class LayerDiff(BaseModel):
     descriptor: Descriptor
     diff_id: str
+    # With `commit`: the chainID the snapshot's changes were committed as (runtime/diff/adopt.py), or None.
+    committed: str | None = None
 
 
 Walk = Callable[[], Generator[Event, None, None]]
@@ -136,8 +139,9 @@ class Comparer:
 
     @contextlib.asynccontextmanager
     async def _trees(self, service: SnapshotService, key: str, parent: str | None,
-                     own_parent: str | None) -> AsyncIterator[Walk]:
-        """How to walk the snapshot's changes over `parent`, valid for the duration of the block."""
+                     own_parent: str | None) -> AsyncIterator[tuple[Walk, str | None, set[tuple[str, ...]]]]:
+        """How to walk the snapshot's changes over `parent`, valid for the duration of the block; the
+        active snapshot's upper dir when that walk reads exactly it; the mount points left out."""
         hidden = await self._hidden(key)
         info = await service.stat(key)
         async with contextlib.AsyncExitStack() as stack:
@@ -153,9 +157,10 @@ class Comparer:
             if parent == own_parent and self._upper_is_whole:
                 dirs = _upperdir(upper, _layers(lower) if lower is not None else [])
                 if dirs is not None:
-                    yield lambda: overlay_walk(dirs[0], dirs[1], hidden)
+                    yield (lambda: overlay_walk(dirs[0], dirs[1], hidden),
+                           dirs[0] if info.kind is Kind.ACTIVE else None, hidden)
                     return
-            yield lambda: self._tree_walk(upper, lower, hidden)
+            yield lambda: self._tree_walk(upper, lower, hidden), None, hidden
 
     def _tree_walk(self, upper: list[Mount], lower: list[Mount] | None,
                    hidden: set[tuple[str, ...]]) -> Generator[Event, None, None]:
@@ -175,7 +180,7 @@ class Comparer:
         return stack.enter_context(mountlib.mounted(mounts, str(self._scratch)))
 
     async def compare(self, snapshotter: str, key: str, parent: str | None, media_type: str,
-                      ref: str | None) -> LayerDiff:
+                      ref: str | None, commit: bool = False) -> LayerDiff:
         service = self._snapshots.get(snapshotter)
         if service is None:
             raise InvalidArgument(f"snapshotter {snapshotter!r} is not loaded")
@@ -186,7 +191,7 @@ class Comparer:
         own_parent = (await service.stat(key)).parent
         base = own_parent if parent is None else parent or None
         ingest = f"{require_namespace()}/{ref or 'compare-' + secrets.token_hex(8)}"
-        async with self._trees(service, key, base, own_parent) as walk:
+        async with self._trees(service, key, base, own_parent) as (walk, upper, hidden):
             writer = await self._content.writer(ingest, None, 0)
             stop = threading.Event()
             work = asyncio.ensure_future(asyncio.to_thread(_write, walk, writer, compression, stop))
@@ -204,8 +209,11 @@ class Comparer:
                 await self._content.abort(ingest)
                 raise
         await self._content.set_label(digests.digest, UNCOMPRESSED_LABEL, digests.diff_id)
+        committed = None
+        if commit and base == own_parent:
+            committed = await commit_changes(service, key, own_parent, upper, hidden, digests.diff_id)
         return LayerDiff(descriptor=Descriptor(mediaType=media_type, digest=digests.digest, size=digests.size),
-                         diff_id=digests.diff_id)
+                         diff_id=digests.diff_id, committed=committed)
 
 
 def _until(events: Generator[Event, None, None], stop: threading.Event) -> Iterator[Event]:

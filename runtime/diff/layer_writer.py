@@ -11,7 +11,6 @@ compressor, whose output the content writer hashes as it stores it. Blocking: ru
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import stat
@@ -21,6 +20,7 @@ from typing import NamedTuple, Protocol
 
 import zstandard
 
+from runtime.diff.gzip_blocks import BlockGzip
 from runtime.diff.layer_changes import Change, Event, Pending, xattrs
 from runtime.errors import InvalidArgument
 from runtime.untrusted_tar import CHUNK
@@ -59,11 +59,11 @@ class _Compressed:
     def __init__(self, sink: Sink, compression: str) -> None:
         self.hash = hashlib.sha256()
         self._sink = sink
-        self._gzip: gzip.GzipFile | None = None
+        self._gzip: BlockGzip | None = None
         self._zstd: zstandard.ZstdCompressionWriter | None = None
         if compression == "gzip":
-            self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=sink,  # type: ignore[call-overload]
-                                       compresslevel=GZIP_LEVEL, mtime=0)
+            # In independent blocks, stored where deflate gains nothing: already compressed or random files.
+            self._gzip = BlockGzip(sink, GZIP_LEVEL)
         elif compression == "zstd":
             compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
             self._zstd = compressor.stream_writer(sink, closefd=False)  # type: ignore[arg-type]

@@ -55,3 +55,19 @@ def test_save_here_loads_into_dockerd_and_runs(engine: EngineDaemon, reference: 
     assert listed == [short(images["library/busybox:latest"].config_digest)]
     assert theirs(reference, "run", "--rm", "--network", "none", "from-pyengine:1", "echo", "ran there") == \
         "ran there\n"
+
+
+def test_a_layer_made_here_loads_into_dockerd(engine: EngineDaemon, reference: Dockerd, tmp_path: Path,
+                                              images) -> None:
+    # Compare writes gzip in independent blocks, stored where they do not compress: Go's reader must take it.
+    ok(engine, "pull", "busybox")
+    ok(engine, "run", "--name", "maker", "--network", "none", "busybox", "sh", "-c",
+       "head -c 3000000 /dev/urandom > /noise && seq 1 300000 > /counted && md5sum /noise /counted > /sums")
+    ok(engine, "commit", "maker", "made-here:1")
+    ok(engine, "rm", "maker")
+    saved = tmp_path / "made.tar"
+    ok(engine, "save", "-o", str(saved), "made-here:1")
+
+    assert theirs(reference, "load", "-i", str(saved)) == "Loaded image: made-here:1\n"
+    assert theirs(reference, "run", "--rm", "--network", "none", "made-here:1", "sh", "-c", "md5sum -c /sums") == \
+        "/noise: OK\n/counted: OK\n"

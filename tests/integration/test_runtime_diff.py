@@ -177,3 +177,65 @@ def test_compare_layers_commit_into_runnable_images(runtime_daemon, registry, sn
             assert await c.snapshots(snapshotter) == []
 
     asyncio.run(go())
+
+
+def test_compare_commit_makes_the_layer_the_chain_snapshot(runtime_daemon, registry):
+    """commit=True: a stopped container's snapshot becomes the layer's chainID snapshot, without runc's mount
+    points, and its key is prepared again on top; where that is not exact or safe, nothing is committed."""
+    if not os.path.isdir("/sys/module/overlay"):
+        pytest.skip("no overlayfs here")
+
+    async def go() -> None:
+        async with runtime_daemon.client() as c:
+            ref = f"{registry.host}/library/busybox:latest"
+            await pull(c, ref, plain_http=True, snapshotter="overlayfs")
+            lease = (await c.create_lease())["id"]
+            base = chain_id(json.loads(await c.read_content(json.loads(await c.read_content(
+                (await c.image(ref)).target.digest))["config"]["digest"]))["rootfs"]["diff_ids"])
+
+            # Running: its upper dir is mounted, so it is only compared.
+            await c.create_container("k1", ref, {"args": ["sleep", "600"]}, snapshotter="overlayfs")
+            await c.create_task("k1")
+            await c.start_task("k1")
+            assert (await c.compare("overlayfs", "k1", commit=True, lease=lease)).committed is None
+            await c.delete_task("k1", force=True)
+
+            await run(c, "k2", ref, "overlayfs", FIRST)
+            # Without a lease nothing would hold the new snapshot until an image names it.
+            assert (await c.compare("overlayfs", "k2", commit=True)).committed is None
+            layer = await c.compare("overlayfs", "k2", commit=True, lease=lease)
+            assert layer.committed == "sha256:" + hashlib.sha256(f"{base} {layer.diff_id}".encode()).hexdigest()
+            keys = {s["name"]: s for s in await c.snapshots("overlayfs")}
+            assert keys["k2"]["parent"] == layer.committed and keys["k2"]["kind"] == "active"
+            # The committed snapshot holds exactly the layer: compared with its parent it gives the same diff_id,
+            # so /etc/hosts, /etc/hostname, /etc/resolv.conf (runc's mount points) are not in it.
+            assert (await c.compare("overlayfs", layer.committed, lease=lease)).diff_id == layer.diff_id
+            # The key, empty again on top, has no changes; an image of the layer needs nothing unpacked.
+            assert (await c.compare("overlayfs", "k2", media_type=TAR, lease=lease)).diff_id == EMPTY_DIFF_ID
+            await make_committed_image(c, "test/adopted:1", ref, layer, lease)
+            await run(c, "k3", "test/adopted:1", "overlayfs", FIRST_SEEN)
+
+            for cid in ("k1", "k2", "k3"):
+                await c.remove_container(cid)
+            for name in ("test/adopted:1", ref):
+                await c.remove_image(name)
+            await c.remove_lease(lease)
+            await c.gc()
+            assert await c.snapshots("overlayfs") == []
+
+    asyncio.run(go())
+
+
+async def make_committed_image(c: Client, name: str, base: str, layer: LayerDiff, lease: str) -> None:
+    base_manifest = json.loads(await c.read_content((await c.image(base)).target.digest))
+    config = json.loads(await c.read_content(base_manifest["config"]["digest"]))
+    config["rootfs"]["diff_ids"].append(layer.diff_id)
+    config_bytes = json.dumps(config).encode()
+    config_info = await c.write_content(f"config-{name}", config_bytes, lease=lease)
+    layers = base_manifest["layers"] + [layer.descriptor.model_dump()]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": layers, "config": {
+        "mediaType": OCI_CONFIG, "digest": config_info.digest, "size": len(config_bytes)}}).encode()
+    refs = [("content", config_info.digest)] + [("content", x["digest"]) for x in layers]
+    info = await c.write_content(f"manifest-{name}", manifest, refs=refs, lease=lease)
+    await c.put_image(name, {"mediaType": OCI_MANIFEST, "digest": info.digest, "size": info.size})
+    assert (await c.unpack_image(name, "overlayfs")).unpacked == 0

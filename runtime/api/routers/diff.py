@@ -19,9 +19,13 @@ class CompareRequest(BaseModel):
     parent: str | None = None
     media_type: str = MT_OCI_LAYER_GZIP
     ref: str | None = None
+    # Also commit the snapshot as the layer's chainID snapshot where it is exactly that layer (active,
+    # overlay, unmounted, under a lease), re-preparing the key empty on top; the answer's `committed` says.
+    commit: bool = False
 
 
 @router.post("/compare", response_model=LayerDiff, dependencies=[Depends(writable_namespace)])
 async def compare(body: CompareRequest, s: Services = Depends(services)) -> LayerDiff:
     """Write the layer of `key`'s changes into the content store (hold it with a lease)."""
-    return await s.differ.compare(body.snapshotter, body.key, body.parent, body.media_type, body.ref)
+    return await s.differ.compare(body.snapshotter, body.key, body.parent, body.media_type, body.ref,
+                                   body.commit)
