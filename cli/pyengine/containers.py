@@ -15,18 +15,12 @@ from cli.pyengine import runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
 from cli.pyengine.app import app, engine, for_each, key_values
 from cli.pyengine.exitcodes import RUN_FAILED, start_failure_code
-from cli.pyengine.formatting import Template, ago, filters, local_time, natural_key, tabulate, timestamp
+from cli.pyengine.formatting import natural_key, tabulate, timestamp
 from cli.pyengine.images import pull_image, with_tag
 from cli.pyengine.streams import copy_output, pump, terminal_size
 
 # Everything after the image (or container) belongs to the command run in the container.
 _COMMAND_TAIL = {"allow_interspersed_args": False}
-_PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-_PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
-               "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
-               "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS"}
-
-
 @contextlib.contextmanager
 def _failing_with(code: int) -> Iterator[None]:
     """docker run reports its own failures (bad options, unknown image, daemon errors) with 125."""
@@ -225,87 +219,8 @@ def _healthcheck(cmd: str | None, interval: str | None, timeout: str | None, ret
             "Retries": retries or 0}
 
 
-def _join_host_port(host: str, port: object) -> str:
+def join_host_port(host: str, port: object) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _displayable_ports(ports: list[dict[str, Any]]) -> str:
-    """docker ps's PORTS: consecutive ports on the same address and protocol are grouped (80-81/tcp,
-    0.0.0.0:80-81->80-81/tcp when published on the same numbers), other published ports follow one by one."""
-    groups: dict[str, list[int]] = {}  # "[ip/]proto" → [first, last], in the order first seen
-    result, mappings = [], []
-
-    def group(key: str, first: int, last: int) -> str:
-        ip, _, proto = key.rpartition("/")
-        numbers = str(first) if first == last else f"{first}-{last}"
-        return f"{ip}:{numbers}->{numbers}/{proto}" if ip else f"{numbers}/{proto}"
-
-    for p in sorted(ports, key=lambda p: (p.get("PrivatePort", 0), p.get("IP", ""), p.get("PublicPort", 0),
-                                          p.get("Type", ""))):
-        private, ip, proto = p.get("PrivatePort", 0), p.get("IP", ""), p.get("Type", "")
-        key = proto
-        if ip:
-            if p.get("PublicPort", 0) != private:
-                mappings.append(f"{_join_host_port(ip, p.get('PublicPort', 0))}->{private}/{proto}")
-                continue
-            key = f"{ip}/{proto}"
-        span = groups.get(key)
-        if span is None:
-            groups[key] = [private, private]
-        elif private == span[1] + 1:
-            span[1] = private
-        else:
-            result.append(group(key, *span))
-            groups[key] = [private, private]
-    result += [group(key, *span) for key, span in groups.items()]
-    return ", ".join(result + mappings)
-
-
-def _ps_fields(c: dict[str, Any], trunc: bool) -> dict[str, str]:
-    command = c.get("Command") or ""
-    if trunc and len(command) > 20:
-        command = command[:19] + "…"
-    image = c.get("Image") or ""
-    if image.startswith("sha256:"):
-        image = image.removeprefix("sha256:")[:12]
-    fields = {
-        "ID": c["Id"][:12] if trunc else c["Id"], "Image": image,
-        "Command": json.dumps(command, ensure_ascii=False), "CreatedAt": local_time(c.get("Created", 0)),
-        "RunningFor": ago(c.get("Created", 0)), "Ports": _displayable_ports(c.get("Ports") or []),
-        "State": c.get("State", ""), "Status": c.get("Status", ""),
-        # Names with a second slash are legacy links to other containers.
-        "Names": ",".join(n[1:] for n in c.get("Names") or [] if "/" not in n[1:]),
-        "Labels": ",".join(f"{k}={v}" for k, v in (c.get("Labels") or {}).items()),
-        "Mounts": ",".join(m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []),
-        "Networks": ",".join(sorted(((c.get("NetworkSettings") or {}).get("Networks") or {}))),
-    }
-    if "SizeRw" in c:
-        fields["Size"] = f"{human_size(c['SizeRw'], 3)} (virtual {human_size(c.get('SizeRootFs', 0), 3)})"
-    return fields
-
-
-@app.command()
-def ps(
-    all_: Annotated[bool, typer.Option("-a", "--all", help="Show all containers, not only running ones.")] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show container IDs.")] = False,
-    filter_: Annotated[list[str] | None, typer.Option("-f", "--filter", help="Filter KEY=VALUE (repeatable).")] = None,
-    format_: Annotated[str | None, typer.Option("--format", help="Go-template-like format, or 'table ...'.")] = None,
-    last: Annotated[int, typer.Option("-n", "--last", help="Show the n last created containers.")] = -1,
-    latest: Annotated[bool, typer.Option("-l", "--latest", help="Show the latest created container.")] = False,
-    size: Annotated[bool, typer.Option("-s", "--size", help="Show sizes.")] = False,
-    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
-) -> None:
-    """List containers."""
-    limit = 1 if latest else last
-    containers = engine().get("/containers/json", {"all": 1 if all_ else None, "filters": filters(filter_),
-                                                   "limit": limit if limit > 0 else None,
-                                                   "size": 1 if size else None})
-    rows = [_ps_fields(c, not no_trunc) for c in containers]
-    if quiet:
-        print("".join(r["ID"] + "\n" for r in rows), end="")
-        return
-    spec = format_ or (_PS_FORMAT + ("\t{{.Size}}" if size else ""))
-    print(Template(spec).lines(rows, _PS_HEADERS), end="")
 
 
 @app.command()
@@ -456,7 +371,7 @@ def top(
     result = engine().get(f"/containers/{path_quote(container)}/top", {"ps_args": " ".join(ps_args or []) or None})
     lines = ["\t".join(result.get("Titles") or [])]
     lines += ["\t".join(row) for row in result.get("Processes") or []]
-    print(tabulate(lines, min_width=20), end="")
+    print(tabulate("".join(line + "\n" for line in lines), min_width=20), end="")
 
 
 @app.command()
@@ -476,8 +391,8 @@ def port(
         key = f"{number}/{proto or 'tcp'}"
         if published.get(key) is None:
             raise CLIError(f"Error: No public port '{private_port}' published for {container}")
-        lines = [_join_host_port(b.get("HostIp", ""), b.get("HostPort", "")) for b in published[key]]
+        lines = [join_host_port(b.get("HostIp", ""), b.get("HostPort", "")) for b in published[key]]
     else:
-        lines = [f"{p} -> {_join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}"
+        lines = [f"{p} -> {join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}"
                  for p, found in published.items() for b in found or []]
     print("".join(line + "\n" for line in sorted(lines, key=natural_key)), end="")

@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 # Imported for their commands, which register themselves on the app.
-from cli.pyengine import (archive, containers, image_archives, imagemake, images, networks,  # noqa: F401
+from cli.pyengine import (archive, containers, image_archives, imagemake, images, networks, ps,  # noqa: F401
                           registry, system, volumes)
 from cli.pyengine.api import CLIError
 from cli.pyengine.app import app

@@ -6,12 +6,12 @@ from typing import Annotated, Any
 import typer
 
 from cli.pyengine.api import CLIError, DaemonError, path_quote
-from cli.pyengine.app import confirm, engine, for_each, inspect_each, key_values, network_app
-from cli.pyengine.formatting import Template, filters, go_time, natural_key
+from cli.pyengine.app import config_format, confirm, engine, for_each, inspect_each, key_values, network_app
+from cli.pyengine.formatting import Record, Template, filters, go_time, natural_key
 
 _LS_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 _LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
-               "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
+               "IPv4": "IPV4", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
 _PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at least one container.\n"
                   "Are you sure you want to continue?")
 
@@ -78,14 +78,15 @@ def network_create(
     print(created["Id"])
 
 
-def _ls_fields(n: dict[str, Any], trunc: bool) -> dict[str, str]:
-    return {
+def _ls_record(n: dict[str, Any], trunc: bool) -> Record:
+    labels = n.get("Labels") or {}
+    return Record("*network.formatContext", {
         "ID": n["Id"][:12] if trunc else n["Id"], "Name": n.get("Name", ""), "Driver": n.get("Driver", ""),
-        "Scope": n.get("Scope", ""), "IPv6": str(bool(n.get("EnableIPv6"))).lower(),
-        "Internal": str(bool(n.get("Internal"))).lower(),
-        "Labels": ",".join(f"{k}={v}" for k, v in (n.get("Labels") or {}).items()),
+        "Scope": n.get("Scope", ""), "IPv4": str(bool(n.get("EnableIPv4"))).lower(),
+        "IPv6": str(bool(n.get("EnableIPv6"))).lower(), "Internal": str(bool(n.get("Internal"))).lower(),
+        "Labels": ",".join(sorted(f"{k}={v}" for k, v in labels.items())),
         "CreatedAt": go_time(n.get("Created", "")),
-    }
+    }, {"Label": lambda name: labels.get(name, "")})
 
 
 @network_app.command("ls")
@@ -97,11 +98,11 @@ def network_ls(
 ) -> None:
     """List networks."""
     found = engine().get("/networks", {"filters": filters(filter_)})
-    rows = [_ls_fields(n, not no_trunc) for n in sorted(found, key=lambda n: natural_key(n.get("Name", "")))]
-    if quiet:
-        print("".join(r["ID"] + "\n" for r in rows), end="")
-        return
-    print(Template(format_ or _LS_FORMAT).lines(rows, _LS_HEADERS), end="")
+    rows = [_ls_record(n, not no_trunc) for n in sorted(found, key=lambda n: natural_key(n.get("Name", "")))]
+    spec = format_ or config_format("networksFormat")
+    if quiet or spec in (None, "", "table"):
+        spec = "{{.ID}}" if quiet else _LS_FORMAT
+    print(Template(spec).lines(rows, _LS_HEADERS), end="")
 
 
 @network_app.command("inspect")
