@@ -12,7 +12,7 @@ from cli.pyengine.api import CLIError, Engine
 from cli.pyengine.formatting import Template
 
 app = typer.Typer(name="pyengine", help="A docker-like CLI for pyengined.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=True, pretty_exceptions_enable=False)
 system_app = typer.Typer(help="Manage pyengine.", no_args_is_help=True)
 network_app = typer.Typer(help="Manage networks.", no_args_is_help=True)
 volume_app = typer.Typer(help="Manage volumes.", no_args_is_help=True)

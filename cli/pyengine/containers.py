@@ -11,6 +11,7 @@ from typing import Annotated, Any, Callable, Iterator
 import typer
 
 from cli.common.units import human_size
+from cli.pyengine import completion as complete
 from cli.pyengine import runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
 from cli.pyengine.app import app, engine, for_each, key_values
@@ -108,7 +109,7 @@ def _create(e: Engine, image: str, name: str | None, body: dict[str, Any]) -> st
 
 @app.command(context_settings=_COMMAND_TAIL)
 def run(
-    image: Annotated[str, typer.Argument(metavar="IMAGE", help="The image to run.")],
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="The image to run.", autocompletion=complete.images)],
     command: Annotated[list[str] | None, typer.Argument(metavar="COMMAND", help="Command and arguments.")] = None,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background, print its ID.")] = False,
     interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep STDIN open.")] = False,
@@ -225,7 +226,7 @@ def join_host_port(host: str, port: object) -> str:
 
 @app.command()
 def logs(
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Follow log output.")] = False,
     tail: Annotated[str, typer.Option("-n", "--tail", help="Lines from the end of the logs, or 'all'.")] = "all",
     timestamps: Annotated[bool, typer.Option("-t", "--timestamps", help="Show timestamps.")] = False,
@@ -245,7 +246,7 @@ def logs(
 
 @app.command("exec", context_settings=_COMMAND_TAIL)
 def exec_(
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     command: Annotated[list[str], typer.Argument(metavar="COMMAND", help="Command and arguments.")],
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Run the command in the background.")] = False,
     interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep STDIN open.")] = False,
@@ -277,7 +278,7 @@ def exec_(
 
 @app.command()
 def start(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     attach: Annotated[bool, typer.Option("-a", "--attach", help="Attach STDOUT/STDERR, pass on signals.")] = False,
     interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Attach STDIN.")] = False,
 ) -> None:
@@ -311,7 +312,7 @@ def _lifecycle(action: str, containers: list[str], query: dict[str, Any]) -> Non
 
 @app.command()
 def stop(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     time_: Annotated[int | None, typer.Option("-t", "--time", help="Seconds to wait before killing.")] = None,
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to stop with.")] = None,
 ) -> None:
@@ -321,7 +322,7 @@ def stop(
 
 @app.command()
 def restart(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     time_: Annotated[int | None, typer.Option("-t", "--time", help="Seconds to wait before killing.")] = None,
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to stop with.")] = None,
 ) -> None:
@@ -331,7 +332,7 @@ def restart(
 
 @app.command()
 def kill(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to send (KILL by default).")] = None,
 ) -> None:
     """Kill one or more running containers."""
@@ -340,7 +341,7 @@ def kill(
 
 @app.command()
 def rm(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Kill and remove a running container.")] = False,
     volumes: Annotated[bool, typer.Option("-v", "--volumes", help="Remove anonymous volumes too.")] = False,
 ) -> None:
@@ -364,7 +365,7 @@ def rm(
 
 @app.command(context_settings=_COMMAND_TAIL)
 def top(
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     ps_args: Annotated[list[str] | None, typer.Argument(metavar="[ps OPTIONS]")] = None,
 ) -> None:
     """Display the running processes of a container."""
@@ -376,7 +377,7 @@ def top(
 
 @app.command()
 def port(
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     private_port: Annotated[str | None, typer.Argument(metavar="PRIVATE_PORT[/PROTO]")] = None,
 ) -> None:
     """List port mappings or a specific mapping for the container."""

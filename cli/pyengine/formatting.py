@@ -9,9 +9,7 @@ from typing import Any, Callable
 
 from cli.common.units import human_duration
 from cli.pyengine.api import CLIError
-from cli.pyengine.gotemplate import TemplateError, parse
-from cli.pyengine.gotemplate_exec import Executor, check_functions
-from cli.pyengine.gotemplate_funcs import HEADER_FUNCTIONS, NO_VALUE, Record
+from cli.pyengine.gotemplate_funcs import NO_VALUE, Record
 
 class Template:
     """A `--format` as the docker CLI reads it: Go's text/template, with docker's `table` prefix (a header
@@ -26,6 +24,11 @@ class Template:
             spec = "{{json .}}"
         self.spec = spec.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
         self.missing = missing
+        # The parser and executor are imported by the commands given a template only (their import, the
+        # lexer's regular expression above all, is a fifth of the CLI's start-up).
+        from cli.pyengine.gotemplate import TemplateError, parse
+        from cli.pyengine.gotemplate_exec import check_functions
+
         try:
             self.parsed = parse(self.spec)
             check_functions(self.parsed)
@@ -33,6 +36,9 @@ class Template:
             raise CLIError(f"template parsing error: {e}") from None
 
     def render(self, data: Any) -> str:
+        from cli.pyengine.gotemplate import TemplateError
+        from cli.pyengine.gotemplate_exec import Executor
+
         try:
             return Executor(self.parsed, missing=self.missing).run(data)
         except TemplateError as e:
@@ -43,6 +49,10 @@ class Template:
         body = "".join(self.render(r) + "\n" for r in rows)
         if not self.table:
             return body
+        from cli.pyengine.gotemplate import TemplateError
+        from cli.pyengine.gotemplate_exec import Executor
+        from cli.pyengine.gotemplate_funcs import HEADER_FUNCTIONS
+
         executor = Executor(self.parsed, HEADER_FUNCTIONS)
         try:
             executor.run(HeaderRecord(headers))

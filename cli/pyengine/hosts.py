@@ -3,7 +3,6 @@ context (--context, $DOCKER_CONTEXT, or the docker CLI's current context in its 
 default socket. Also the config file's saved --format defaults (psFormat, imagesFormat, ...)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any
@@ -36,6 +35,8 @@ def _context_host(name: str) -> str:
     """A docker CLI context's endpoint: contexts/meta/<sha256 of the name>/meta.json, Endpoints.docker.Host."""
     if name == "default":
         return DEFAULT_HOST
+    import hashlib  # only a context costs its import
+
     meta = os.path.join(config_dir(), "contexts", "meta", hashlib.sha256(name.encode()).hexdigest(), "meta.json")
     try:
         with open(meta, encoding="utf-8") as f:

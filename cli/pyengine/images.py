@@ -7,6 +7,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from cli.common.units import human_size
+from cli.pyengine import completion as complete
 from cli.pyengine.api import Engine, path_quote
 from cli.pyengine.app import app, config_format, engine, for_each
 from cli.pyengine.formatting import Record, Template, ago, filters, local_time
@@ -135,7 +136,7 @@ def images(
 
 @app.command()
 def rmi(
-    images_: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Images to remove.")],
+    images_: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Images to remove.", autocompletion=complete.images)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Force removal of the image.")] = False,
 ) -> None:
     """Remove one or more images."""

@@ -6,6 +6,7 @@ an error from the daemon is 1, and attached `run`/`start -a`/`exec` exit as the 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 # Typer vendors click: its exception classes are only reachable there.
@@ -20,7 +21,39 @@ from cli.pyengine.app import app
 USAGE_ERROR = 125
 
 
+def _strings_without_pydantic() -> None:
+    """Typer checks every value it has not already got as a bool through a pydantic TypeAdapter, and the
+    first one costs the import of pydantic (60-110 ms, most of a command's start-up). A `str` or `list[str]`
+    without a parser of its own needs no checking (the command line gives strings), nor does a flag that is
+    unset or already a bool. Anything else keeps Typer's own path, and so does everything if Typer's
+    internals are not the ones this was written against."""
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+        from typer.core import _TyperParameter
+    except ImportError:
+        return
+    built = getattr(_TyperParameter, "get_runtime_param", None)
+    if built is None:
+        return
+
+    class Plain(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if self.annotation is bool and not isinstance(value, bool):
+                return build_runtime_param(param.type_descriptor)._coerce_value(value, param, ctx)
+            return list(value) if isinstance(value, tuple) else value
+
+    def get_runtime_param(self: Any) -> Any:
+        descriptor = self.type_descriptor
+        if self._runtime_param is None and descriptor.annotation in (str, list[str], bool) and \
+                descriptor.parameter_info.parser is None and descriptor.file_annotation is None:
+            self._runtime_param = Plain(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
+        return built(self)
+
+    _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
+
+
 def main() -> None:
+    _strings_without_pydantic()
     command = typer.main.get_command(app)
     try:
         result = command.main(prog_name="pyengine", standalone_mode=False)

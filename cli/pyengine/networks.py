@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, DaemonError, path_quote
 from cli.pyengine.app import config_format, confirm, engine, for_each, inspect_each, key_values, network_app
 from cli.pyengine.formatting import Record, Template, filters, go_time, natural_key
@@ -58,7 +59,7 @@ def _ipam_configs(subnets: list[str], ranges: list[str], gateways: list[str]) ->
 
 @network_app.command("create")
 def network_create(
-    name: Annotated[str, typer.Argument(metavar="NETWORK")],
+    name: Annotated[str, typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
     driver: Annotated[str, typer.Option("-d", "--driver", help="Driver to manage the network.")] = "bridge",
     subnet: Annotated[list[str] | None, typer.Option("--subnet", help="Subnet in CIDR format.")] = None,
     gateway: Annotated[list[str] | None, typer.Option("--gateway", help="Gateway of the subnet.")] = None,
@@ -107,7 +108,7 @@ def network_ls(
 
 @network_app.command("inspect")
 def network_inspect(
-    names: Annotated[list[str], typer.Argument(metavar="NETWORK")],
+    names: Annotated[list[str], typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
     format_: Annotated[str | None, typer.Option("-f", "--format", help="Go-template-like format.")] = None,
 ) -> None:
     """Display detailed information on one or more networks."""
@@ -117,7 +118,7 @@ def network_inspect(
 
 @network_app.command("rm")
 def network_rm(
-    names: Annotated[list[str], typer.Argument(metavar="NETWORK")],
+    names: Annotated[list[str], typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Do not error if the network does not exist.")]
     = False,
 ) -> None:
@@ -151,8 +152,8 @@ def network_prune(
 
 @network_app.command("connect")
 def network_connect(
-    network: Annotated[str, typer.Argument(metavar="NETWORK")],
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    network: Annotated[str, typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     ip: Annotated[str | None, typer.Option("--ip", help="IPv4 address.")] = None,
     alias: Annotated[list[str] | None, typer.Option("--alias", help="Network-scoped alias (repeatable).")] = None,
 ) -> None:
@@ -166,8 +167,8 @@ def network_connect(
 
 @network_app.command("disconnect")
 def network_disconnect(
-    network: Annotated[str, typer.Argument(metavar="NETWORK")],
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    network: Annotated[str, typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Force the container to disconnect.")] = False,
 ) -> None:
     """Disconnect a container from a network."""

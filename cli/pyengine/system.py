@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.common.units import binary_size, human_size
+from cli.pyengine import completion as complete
 from cli.pyengine.api import API_VERSION, CLIError, DaemonError, path_quote
 from cli.pyengine.app import app, engine, inspect_each, system_app
 from cli.pyengine.formatting import Template, filters, rfc3339_nano, tabulate, timestamp
@@ -180,7 +181,7 @@ def _inspect_one(name: str, kind: str | None) -> Any:
 
 @app.command()
 def inspect(
-    names: Annotated[list[str], typer.Argument(metavar="NAME|ID")],
+    names: Annotated[list[str], typer.Argument(metavar="NAME|ID", autocompletion=complete.objects)],
     format_: Annotated[str | None, typer.Option("-f", "--format", help=_FORMAT_HELP)] = None,
     type_: Annotated[str | None, typer.Option("--type", help="container, image, network or volume.")] = None,
 ) -> None:

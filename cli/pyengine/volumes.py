@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.common.units import human_size
+from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, path_quote
 from cli.pyengine.app import config_format, confirm, engine, for_each, inspect_each, key_values, volume_app
 from cli.pyengine.formatting import Record, Template, filters, natural_key
@@ -63,7 +64,7 @@ def volume_ls(
 
 @volume_app.command("inspect")
 def volume_inspect(
-    names: Annotated[list[str], typer.Argument(metavar="VOLUME")],
+    names: Annotated[list[str], typer.Argument(metavar="VOLUME", autocompletion=complete.volumes)],
     format_: Annotated[str | None, typer.Option("-f", "--format", help="Go-template-like format.")] = None,
 ) -> None:
     """Display detailed information on one or more volumes."""
@@ -73,7 +74,7 @@ def volume_inspect(
 
 @volume_app.command("rm")
 def volume_rm(
-    names: Annotated[list[str], typer.Argument(metavar="VOLUME")],
+    names: Annotated[list[str], typer.Argument(metavar="VOLUME", autocompletion=complete.volumes)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Do not error if the volume does not exist.")]
     = False,
 ) -> None:

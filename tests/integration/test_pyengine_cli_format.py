@@ -2,6 +2,7 @@
 `pyengine` against the same pyengined, and the two outputs (stdout, stderr, exit code) must be the same."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -15,29 +16,34 @@ from tests.integration.test_pyengine_cli import PYENGINE
 _TIMES = re.compile(r"(Less than a second|About a minute|About an hour|\d+ (second|minute|hour)s?)")
 
 
+def populate(env: dict[str, str]) -> None:
+    """Containers, a network and volumes for the templates to show (busybox is there already)."""
+    def docker(*args: str, code: int = 0) -> None:
+        out = subprocess.run(["docker", *args], env=env, capture_output=True, timeout=120, check=False)
+        assert out.returncode == code, out.stderr
+
+    # One label each where a template shows them all: the docker CLI lists a map in Go's random order.
+    docker("volume", "create", "--label", "tier=db", "data")
+    docker("volume", "create", "--label", "owner=ops", "scratch")
+    docker("network", "create", "--internal", "--label", "com.example.net=back", "backend")
+    docker("run", "-d", "--name", "web", "-l", "com.example.app=shop", "-l", "tier=front",
+           "-v", "data:/data", "--network", "none", "busybox", "sleep", "600")
+    docker("run", "--name", "job", "-l", "com.example.app=batch", "--network", "none", "busybox",
+           "sh", "-c", "exit 3", code=3)
+    docker("tag", "busybox", "example.com/team/tool:1.0")
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[EngineDaemon]:
-    """Containers, a network and volumes for the templates to show; made once, removed with the engine."""
     with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host) as e:
-        def docker(*args: str, code: int = 0) -> None:
-            out = subprocess.run(["docker", *args], env=e.env(), capture_output=True, timeout=120, check=False)
-            assert out.returncode == code, out.stderr
-
-        # One label each where a template shows them all: the docker CLI lists a map in Go's random order.
-        docker("volume", "create", "--label", "tier=db", "data")
-        docker("volume", "create", "--label", "owner=ops", "scratch")
-        docker("network", "create", "--internal", "--label", "com.example.net=back", "backend")
-        docker("run", "-d", "--name", "web", "-l", "com.example.app=shop", "-l", "tier=front",
-               "-v", "data:/data", "--network", "none", "busybox", "sleep", "600")
-        docker("run", "--name", "job", "-l", "com.example.app=batch", "--network", "none", "busybox",
-               "sh", "-c", "exit 3", code=3)
-        docker("tag", "busybox", "example.com/team/tool:1.0")
+        populate(e.env())
         yield e
         e.reset()
 
 
-def _run(binary: str, engine: EngineDaemon, args: tuple[str, ...]) -> tuple[int, str, str]:
-    env = dict(engine.env(), PYENGINE_HOST=engine.host, DOCKER_CONFIG="/nonexistent")
+def run(binary: str, host: str, args: tuple[str, ...]) -> tuple[int, str, str]:
+    """One invocation's (exit code, stdout, stderr), times masked; no config file, so no saved formats."""
+    env = dict(os.environ, DOCKER_HOST=host, PYENGINE_HOST=host, DOCKER_CONFIG="/nonexistent")
     out = subprocess.run([binary, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
     return out.returncode, _TIMES.sub("T", out.stdout), _TIMES.sub("T", out.stderr)
 
@@ -103,8 +109,12 @@ CASES = [
 
 @pytest.mark.parametrize("args", CASES, ids=[" ".join(c) for c in CASES])
 def test_same_output_as_the_docker_cli(engine: EngineDaemon, args: tuple[str, ...]) -> None:
-    theirs = _run("docker", engine, args)
-    ours = _run(PYENGINE, engine, args)
+    same_output(engine.host, args)
+
+
+def same_output(host: str, args: tuple[str, ...]) -> None:
+    theirs = run("docker", host, args)
+    ours = run(PYENGINE, host, args)
     if args[0] == "images":
         # The docker CLI lists an image's names in Go's random map order.
         ours, theirs = _rows_sorted(ours, "table" in str(args)), _rows_sorted(theirs, "table" in str(args))
@@ -116,3 +126,27 @@ def _rows_sorted(result: tuple[int, str, str], table: bool) -> tuple[int, str, s
     lines = out.splitlines()
     head, rows = (lines[:1], lines[1:]) if table else ([], lines)
     return code, "\n".join(head + sorted(rows)), err
+
+
+def test_completion_offers_the_daemon_s_names(engine: EngineDaemon) -> None:
+    def complete(shell: str, words: str) -> str:
+        env = dict(os.environ, PYENGINE_HOST=engine.host, _PYENGINE_COMPLETE=f"complete_{shell}",
+                   _TYPER_COMPLETE_ARGS=words, COMP_WORDS=words,
+                   COMP_CWORD=str(len(words.split()) - (0 if words.endswith(" ") else 1)))
+        if shell == "fish":
+            env["_TYPER_COMPLETE_FISH_ACTION"] = "get-args"
+        out = subprocess.run([PYENGINE], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert complete("bash", "pyengine stop w").split() == ["web"]
+    assert complete("bash", "pyengine rm ").split() == ["job", "web"]
+    assert complete("fish", "pyengine network rm ").split() == ["backend", "bridge", "host", "none"]
+    assert complete("fish", "pyengine volume inspect s").split() == ["scratch"]
+    zsh = complete("zsh", "pyengine rmi example")
+    assert "example.com/team/tool\\\\:1.0" in zsh and "busybox" not in zsh
+    # A daemon that cannot be reached completes nothing, and says nothing.
+    env = dict(os.environ, PYENGINE_HOST="unix:///nonexistent.sock", _PYENGINE_COMPLETE="complete_bash",
+               COMP_WORDS="pyengine stop ", COMP_CWORD="2")
+    out = subprocess.run([PYENGINE], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert (out.returncode, out.stdout.strip(), out.stderr) == (0, "", "")
