@@ -81,6 +81,11 @@ CASES = [
     ("images", "--filter", "dangling=true", "-q"),
     ("images", "--no-trunc", "-q"),
     ("images", "-q"),
+    # docker history
+    ("history", "busybox"),
+    ("history", "--no-trunc", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}", "busybox"),
+    ("history", "-q", "busybox"),
+    ("history", "--format", "json", "busybox"),
     # docker network ls / volume ls
     ("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Internal}} {{.Labels}}"),
     ("network", "ls", "--format", "table {{.Name}}\\t{{.Driver}}\\t{{.Scope}}"),
