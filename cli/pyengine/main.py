@@ -21,13 +21,16 @@ from cli.pyengine.app import app
 USAGE_ERROR = 125
 
 
-def _strings_without_pydantic() -> None:
-    """Typer checks every value it has not already got as a bool through a pydantic TypeAdapter, and the
-    first one costs the import of pydantic (60-110 ms, most of a command's start-up). A `str` or `list[str]`
-    without a parser of its own needs no checking (the command line gives strings), nor does a flag that is
-    unset or already a bool. Anything else keeps Typer's own path, and so does everything if Typer's
-    internals are not the ones this was written against."""
+def _plain_values_without_pydantic() -> None:
+    """Typer checks every value it has not already got as a bool through a pydantic TypeAdapter, built when
+    the command runs even for options left unset, and the first one costs the import of pydantic (60-110 ms,
+    most of a command's start-up). Here an unset option stays unset without one, `str`/`list[str]` values
+    are taken as given (the command line gives strings), `int`/`float` ones are int() and float() of them
+    (refused as a usage error), flags already bools pass; anything else (a parser of the option's own,
+    files) is left to Typer's path, and so is everything if Typer's internals are not the ones this was
+    written against."""
     try:
+        from typer._click.exceptions import BadParameter
         from typer._coercion import RuntimeParam, build_runtime_param
         from typer.core import _TyperParameter
     except ImportError:
@@ -35,17 +38,28 @@ def _strings_without_pydantic() -> None:
     built = getattr(_TyperParameter, "get_runtime_param", None)
     if built is None:
         return
+    numbers = {int: "integer", float: "number"}
 
     class Plain(RuntimeParam):
+        # RuntimeParam.coerce answers unset values itself; only given ones get here.
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            if self.annotation is bool and not isinstance(value, bool):
-                return build_runtime_param(param.type_descriptor)._coerce_value(value, param, ctx)
-            return list(value) if isinstance(value, tuple) else value
+            kind = self.annotation if self.parameter_info.parser is None else None
+            if kind in (str, list[str]):
+                return list(value) if isinstance(value, tuple) else value
+            if kind is bool and isinstance(value, bool):
+                return value
+            if kind in numbers and type(value) is kind:  # a default
+                return value
+            if kind in numbers and isinstance(value, str):
+                try:
+                    return kind(value.strip())
+                except ValueError:
+                    raise BadParameter(f"{value!r} is not a valid {numbers[kind]}.", ctx=ctx, param=param) from None
+            return build_runtime_param(param.type_descriptor)._coerce_value(value, param, ctx)
 
     def get_runtime_param(self: Any) -> Any:
         descriptor = self.type_descriptor
-        if self._runtime_param is None and descriptor.annotation in (str, list[str], bool) and \
-                descriptor.parameter_info.parser is None and descriptor.file_annotation is None:
+        if self._runtime_param is None and descriptor.file_annotation is None:
             self._runtime_param = Plain(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
         return built(self)
 
@@ -53,7 +67,7 @@ def _strings_without_pydantic() -> None:
 
 
 def main() -> None:
-    _strings_without_pydantic()
+    _plain_values_without_pydantic()
     command = typer.main.get_command(app)
     try:
         result = command.main(prog_name="pyengine", standalone_mode=False)
