@@ -140,7 +140,7 @@ def to_json(value: Any) -> str:
 
 # ---- functions ----------------------------------------------------------------------------------------------
 
-def _string(value: Any, fn: str) -> str:
+def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise Failure(f"wrong type for value; expected string; got {go_type(value)}")
     return value
@@ -232,7 +232,7 @@ _VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%])")
 
 def _sprintf(fmt: Any, *args: Any) -> str:
     """Go's Sprintf for the verbs templates use: v s q d t f e g x X o c b and %%."""
-    fmt = _string(fmt, "printf")
+    fmt = _string(fmt)
     pending = list(args)
     out, i = [], 0
     for m in _VERB.finditer(fmt):
@@ -280,28 +280,28 @@ def _format_one(flags: str, width: str | None, precision: str | None, verb: str,
 
 
 def _title(s: Any) -> str:
-    value = _string(s, "title")
+    value = _string(s)
     return re.sub(r"(?<![\w'])([a-z])", lambda m: m.group(1).upper(), value)
 
 
 def _pad(s: Any, prefix: Any, suffix: Any) -> str:
-    value = _string(s, "pad")
+    value = _string(s)
     return value if value == "" else " " * _integer(prefix) + value + " " * _integer(suffix)
 
 
 def _truncate(s: Any, length: Any) -> str:
-    value, n = _string(s, "truncate"), _integer(length)
+    value, n = _string(s), _integer(length)
     return value if len(value) < n else value[:n]
 
 
 def _join(items: Any, sep: Any) -> str:
     if not isinstance(items, list):
         raise Failure(f"wrong type for value; expected []string; got {go_type(items)}")
-    return _string(sep, "join").join(text(i) for i in items)
+    return _string(sep).join(text(i) for i in items)
 
 
 def _split(s: Any, sep: Any) -> list[str]:
-    value, separator = _string(s, "split"), _string(sep, "split")
+    value, separator = _string(s), _string(sep)
     return list(value) if separator == "" else value.split(separator)
 
 
@@ -316,16 +316,16 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "js": lambda *a: json.dumps(_sprint(*a))[1:-1].replace("'", "\\'").replace("<", "\\u003C").replace(
         ">", "\\u003E"),
     "json": to_json, "split": _split, "join": _join, "title": _title,
-    "lower": lambda s: _string(s, "lower").lower(), "upper": lambda s: _string(s, "upper").upper(),
+    "lower": lambda s: _string(s).lower(), "upper": lambda s: _string(s).upper(),
     "pad": _pad, "truncate": _truncate,
 }
 
 # A table's header row is the same template over the column names: these keep a name as it is.
 HEADER_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    **FUNCTIONS, "json": lambda v: _string(v, "json"), "split": lambda v, _: _string(v, "split"),
-    "join": lambda v, _: _string(v, "join"), "title": lambda v: _string(v, "title"),
-    "lower": lambda v: _string(v, "lower"), "upper": lambda v: _string(v, "upper"),
-    "truncate": lambda v, _: _string(v, "truncate"),
+    **FUNCTIONS, "json": lambda v: _string(v), "split": lambda v, _: _string(v),
+    "join": lambda v, _: _string(v), "title": lambda v: _string(v),
+    "lower": lambda v: _string(v), "upper": lambda v: _string(v),
+    "truncate": lambda v, _: _string(v),
 }
 
 FUNCTIONS["and"] = FUNCTIONS["or"] = lambda *a: a[-1]  # evaluated lazily by the executor
