@@ -14,7 +14,7 @@ from tests.fixtures.archives import legacy_archive
 from tests.fixtures.dockerd import NO_NETWORK, Dockerd, dockerd, missing
 from tests.fixtures.images import busybox_image
 from tests.integration.test_pyengine_cli import PYENGINE
-from tests.integration.test_pyengine_cli_format import CASES, populate, same_output
+from tests.integration.test_pyengine_cli_format import CASES, EVENT_FORMATS, WINDOW, populate, same_output
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=f"no reference daemon: {missing()}")
 
@@ -25,7 +25,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
         seed = Path(tmp_path_factory.mktemp("seed")) / "busybox.tar"
         seed.write_bytes(legacy_archive(busybox_image(), ["busybox:latest"]))
         subprocess.run(["docker", "load", "-i", str(seed)], env=d.env(), check=True, capture_output=True)
-        populate(d.env())
+        WINDOW[d.host] = populate(d.env())
         try:
             yield d
         finally:
@@ -50,6 +50,13 @@ def ok(d: Dockerd, *args: str, input: str | None = None) -> str:
 @pytest.mark.parametrize("args", CASES, ids=[" ".join(c) for c in CASES])
 def test_same_output_as_the_docker_cli(reference: Dockerd, args: tuple[str, ...]) -> None:
     same_output(reference.host, args)
+
+
+@pytest.mark.parametrize("template", EVENT_FORMATS)
+def test_events_same_output_as_the_docker_cli(reference: Dockerd, template: str) -> None:
+    since, until = WINDOW[reference.host]
+    assert "create" in same_output(reference.host, ("events", "--since", since, "--until", until,
+                                                    "--format", template))
 
 
 def test_the_api_version_is_negotiated_down(reference: Dockerd) -> None:

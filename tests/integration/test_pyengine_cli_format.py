@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,12 +13,16 @@ import pytest
 from tests.fixtures.daemons import EngineDaemon, mirrored_engine
 from tests.integration.test_pyengine_cli import PYENGINE
 
+# The events window of each daemon's populate().
+WINDOW: dict[str, tuple[str, str]] = {}
 # Times move between the two runs: "Up 3 seconds" and "4 seconds ago" are masked.
 _TIMES = re.compile(r"(Less than a second|About a minute|About an hour|\d+ (second|minute|hour)s?)")
 
 
-def populate(env: dict[str, str]) -> None:
-    """Containers, a network and volumes for the templates to show (busybox is there already)."""
+def populate(env: dict[str, str]) -> tuple[str, str]:
+    """Containers, a network and volumes for the templates to show (busybox is there already); the window
+    of time it took, for events (since, until)."""
+    since = f"{time.time() - 1:.3f}"
     def docker(*args: str, code: int = 0) -> None:
         out = subprocess.run(["docker", *args], env=env, capture_output=True, timeout=120, check=False)
         assert out.returncode == code, out.stderr
@@ -31,12 +36,14 @@ def populate(env: dict[str, str]) -> None:
     docker("run", "--name", "job", "-l", "com.example.app=batch", "--network", "none", "busybox",
            "sh", "-c", "exit 3", code=3)
     docker("tag", "busybox", "example.com/team/tool:1.0")
+    time.sleep(1)
+    return since, f"{time.time():.3f}"
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[EngineDaemon]:
     with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host) as e:
-        populate(e.env())
+        WINDOW[e.host] = populate(e.env())
         yield e
         e.reset()
 
@@ -71,6 +78,10 @@ CASES = [
     ("ps", "-a", "--filter", "name=jo", "--filter", "ancestor=busybox", "--format", "{{.Names}}"),
     ("ps", "-a", "--format", "{{.Nope}}"),
     ("ps", "--format", "{{.Names"),
+    ("ps", "--format", "table"),
+    ("ps", "-a", "-s"),
+    ("ps", "-a", "--no-trunc"),
+    ("ps", "-q", "--format", "{{.Names}}"),
     # docker images
     ("images", "--format", "{{.Repository}}:{{.Tag}}"),
     ("images", "--format", "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.Size}}"),
@@ -94,6 +105,8 @@ CASES = [
     ("volume", "ls", "--format", "table {{.Name}}\\t{{.Labels}}\\t{{.Scope}}"),
     ("volume", "ls", "--format", "{{json .}}"),
     ("volume", "ls", "--filter", "label=tier", "-q"),
+    ("volume", "ls"),
+    ("network", "ls", "--no-trunc", "-q", "--filter", "name=backend"),
     # docker inspect -f on the daemon's JSON
     ("inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.Running}} {{.State.ExitCode}}", "web", "job"),
     ("inspect", "-f", '{{json .Config.Cmd}} {{join .Config.Cmd " "}}', "web"),
@@ -117,13 +130,28 @@ def test_same_output_as_the_docker_cli(engine: EngineDaemon, args: tuple[str, ..
     same_output(engine.host, args)
 
 
-def same_output(host: str, args: tuple[str, ...]) -> None:
+EVENT_FORMATS = ["{{.Type}} {{.Action}} {{.Actor.Attributes.name}}", "{{json .}}",
+                 '{{if eq .Type "container"}}{{.Action}}{{with .Actor.Attributes.exitCode}} ({{.}}){{end}}{{end}}']
+
+
+@pytest.mark.parametrize("template", EVENT_FORMATS)
+def test_events_same_output_as_the_docker_cli(engine: EngineDaemon, template: str) -> None:
+    since, until = WINDOW[engine.host]
+    shown = same_output(engine.host, ("events", "--since", since, "--until", until, "--format", template))
+    assert "create" in shown
+    assert " volume create " in same_output(engine.host, ("events", "--since", since, "--until", until,
+                                                          "--filter", "type=volume"))
+
+
+def same_output(host: str, args: tuple[str, ...]) -> str:
+    """Asserts that both CLIs give the same; pyengine's output."""
     theirs = run("docker", host, args)
     ours = run(PYENGINE, host, args)
     if args[0] == "images":
         # The docker CLI lists an image's names in Go's random map order.
         ours, theirs = _rows_sorted(ours, "table" in str(args)), _rows_sorted(theirs, "table" in str(args))
     assert ours == theirs
+    return ours[1]
 
 
 def _rows_sorted(result: tuple[int, str, str], table: bool) -> tuple[int, str, str]:
