@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from cli.pyengine.api import CLIError
@@ -17,13 +18,16 @@ def config_dir() -> str:
 
 
 def _config() -> dict[str, Any]:
+    """The docker CLI's config file; one it cannot read is warned about and ignored, as docker does."""
+    path = os.path.join(config_dir(), "config.json")
     try:
-        with open(os.path.join(config_dir(), "config.json"), encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             loaded = json.load(f)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
-        raise CLIError(f"loading config file: {e}") from None
+        print(f"WARNING: Error loading config file: {path}: {e}", file=sys.stderr)
+        return {}
     return loaded if isinstance(loaded, dict) else {}
 
 

@@ -51,10 +51,13 @@ def test_host_precedence(docker_config: Path, monkeypatch: pytest.MonkeyPatch) -
         hosts.resolve(None, "missing")
 
 
-def test_saved_formats_come_from_the_config_file(docker_config: Path) -> None:
+def test_saved_formats_come_from_the_config_file(docker_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert hosts.config_value("psFormat") is None
     (docker_config / "config.json").write_text(json.dumps({"psFormat": "table {{.Names}}"}))
     assert hosts.config_value("psFormat") == "table {{.Names}}"
+    (docker_config / "config.json").write_text("{not json")
+    assert hosts.config_value("psFormat") is None and hosts.resolve(None, None) == hosts.DEFAULT_HOST
+    assert "WARNING: Error loading config file: " in capsys.readouterr().err
 
 
 class _Daemon(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
