@@ -14,8 +14,10 @@ import struct
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
-API_VERSION = "1.41"
-DEFAULT_HOST = "unix:///run/pyengine/engine.sock"
+# The newest Engine API this CLI speaks; with an older daemon, the daemon's (GET /_ping's API-Version).
+API_VERSION = "1.50"
+# What a daemon that does not say is assumed to speak, as the docker CLI assumes.
+_UNNAMED_VERSION = "1.24"
 
 STDOUT, STDERR, SYSTEM_ERROR = 1, 2, 3
 _FRAME_HEADER = struct.Struct(">BxxxI")
@@ -151,17 +153,40 @@ def path_quote(ref: str) -> str:
     return quote(ref, safe="/:@")
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
 class Engine:
     def __init__(self, host: str) -> None:
-        if not host.startswith("unix://"):
-            raise CLIError(f"unsupported host {host!r}: only unix:///path sockets are supported")
         self.host = host
-        self._path = host[len("unix://"):]
+        self._version: str | None = None
+        self._address: str | tuple[str, int]
+        if host.startswith("unix://"):
+            self._family, self._address = socket.AF_UNIX, host[len("unix://"):]
+        elif host.startswith("tcp://"):
+            hostname, _, port = host[len("tcp://"):].rstrip("/").rpartition(":")
+            if not hostname or not port.isdigit():
+                raise CLIError(f"invalid host {host!r}: tcp://HOST:PORT expected", 125)
+            self._family, self._address = socket.AF_INET6 if ":" in hostname else socket.AF_INET, \
+                (hostname.strip("[]"), int(port))
+        else:
+            raise CLIError(f"unsupported host {host!r}: unix:///path or tcp://host:port (plain HTTP)", 125)
+
+    @property
+    def version(self) -> str:
+        """The API version to speak: the daemon's (from GET /_ping), at most ours."""
+        if self._version is None:
+            with self._send("GET", "/_ping", None, None, None, versioned=False) as resp:
+                resp.read()
+            theirs = resp.header("API-Version") or _UNNAMED_VERSION
+            self._version = min(theirs, API_VERSION, key=_version_key)
+        return self._version
 
     def _connect(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = socket.socket(self._family, socket.SOCK_STREAM)
         try:
-            sock.connect(self._path)
+            sock.connect(self._address)
         except PermissionError:
             sock.close()
             raise CLIError(f"permission denied while trying to connect to the pyengine daemon socket at "
@@ -173,9 +198,9 @@ class Engine:
         return sock
 
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
-              headers: dict[str, str] | None) -> Response:
+              headers: dict[str, str] | None, versioned: bool = True) -> Response:
         params = {k: v for k, v in (query or {}).items() if v is not None}
-        target = f"/v{API_VERSION}{path}" + (f"?{urlencode(params, doseq=True)}" if params else "")
+        target = (f"/v{self.version}" if versioned else "") + path + (f"?{urlencode(params, doseq=True)}" if params else "")
         hdrs = {"Host": "pyengine", "User-Agent": "pyengine-cli", **(headers or {})}
         payload = b""
         if isinstance(body, (dict, list)):

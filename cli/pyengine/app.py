@@ -7,11 +7,12 @@ from typing import Annotated, Any, Callable
 
 import typer
 
-from cli.pyengine.api import DEFAULT_HOST, CLIError, Engine
+from cli.pyengine import hosts
+from cli.pyengine.api import CLIError, Engine
 from cli.pyengine.formatting import Template
 
 app = typer.Typer(name="pyengine", help="A docker-like CLI for pyengined.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=True, pretty_exceptions_enable=False)
 system_app = typer.Typer(help="Manage pyengine.", no_args_is_help=True)
 network_app = typer.Typer(help="Manage networks.", no_args_is_help=True)
 volume_app = typer.Typer(help="Manage volumes.", no_args_is_help=True)
@@ -19,20 +20,34 @@ app.add_typer(system_app, name="system")
 app.add_typer(network_app, name="network")
 app.add_typer(volume_app, name="volume")
 
-_host = DEFAULT_HOST
+_selected: dict[str, str | None] = {"host": None, "context": None}
+_engine: list[Engine] = []
 
 
 @app.callback()
 def _global_options(
-    host: Annotated[str, typer.Option("-H", "--host", envvar="PYENGINE_HOST", show_envvar=True,
-                                      help="Daemon socket to connect to (unix:///path).")] = DEFAULT_HOST,
+    host: Annotated[str | None, typer.Option(
+        "-H", "--host", help="Daemon socket to connect to (unix:///path or tcp://host:port); else $PYENGINE_HOST, "
+                             "$DOCKER_HOST, the docker CLI's current context, unix:///run/pyengine/engine.sock.")]
+    = None,
+    context: Annotated[str | None, typer.Option(
+        "-c", "--context", help="A docker CLI context to use (overrides $DOCKER_HOST and the current context).")]
+    = None,
 ) -> None:
-    global _host
-    _host = host
+    _selected.update(host=host, context=context)
 
 
 def engine() -> Engine:
-    return Engine(_host)
+    """The daemon's client, made once per command (its API version is negotiated on first use)."""
+    if not _engine:
+        _engine.append(Engine(hosts.resolve(_selected["host"], _selected["context"])))
+    return _engine[0]
+
+
+def config_format(key: str) -> str | None:
+    """A default --format saved in the docker CLI's config file (psFormat, imagesFormat, ...)."""
+    value = hosts.config_value(key)
+    return value if isinstance(value, str) and value else None
 
 
 def for_each(targets: list[str], action: Callable[[str], None]) -> None:
@@ -58,9 +73,17 @@ def inspect_each(names: list[str], get: Callable[[str], Any], format_: str | Non
             print(e.message, file=sys.stderr)
             failed = True
     if format_:
-        template = Template(format_)
+        # docker inspect runs the template over the raw JSON with missingkey=error; an object it fails on is
+        # reported, and when nothing rendered at all the output is one empty line.
+        template = Template(format_, missing="error")
+        rendered = []
         for obj in found:
-            print(template.render(obj))
+            try:
+                rendered.append(template.render(obj) + "\n")
+            except CLIError as e:
+                print(e.message, file=sys.stderr)
+                failed = True
+        print("".join(rendered) or "\n", end="")
     else:
         print(json.dumps(found, indent=4, ensure_ascii=False))
     if failed:

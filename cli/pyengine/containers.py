@@ -1,4 +1,4 @@
-"""Container commands: run, ps, logs, exec, start, stop, restart, kill, rm, top, port."""
+"""Container commands: run, logs, exec, start, stop, restart, kill, rm, top, port (ps is ps.py's)."""
 # No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
 import contextlib
@@ -10,22 +10,16 @@ from typing import Annotated, Any, Callable, Iterator
 
 import typer
 
-from cli.common.units import human_size
+from cli.pyengine import completion as complete
 from cli.pyengine import createopts, runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
 from cli.pyengine.app import app, engine, for_each
 from cli.pyengine.exitcodes import RUN_FAILED, start_failure_code
-from cli.pyengine.formatting import Template, ago, filters, local_time, natural_key, tabulate, timestamp
+from cli.pyengine.formatting import natural_key, tabulate, timestamp
 from cli.pyengine.streams import copy_output, pump
 
 # Everything after the image (or container) belongs to the command run in the container.
 _COMMAND_TAIL = {"allow_interspersed_args": False}
-_PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-_PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
-               "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
-               "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS"}
-
-
 @contextlib.contextmanager
 def _failing_with(code: int) -> Iterator[None]:
     """docker run reports its own failures (bad options, unknown image, daemon errors) with 125."""
@@ -108,92 +102,13 @@ def run(detach: bool = False, **opts: Any) -> None:
     raise SystemExit(code)
 
 
-def _join_host_port(host: str, port: object) -> str:
+def join_host_port(host: str, port: object) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _displayable_ports(ports: list[dict[str, Any]]) -> str:
-    """docker ps's PORTS: consecutive ports on the same address and protocol are grouped (80-81/tcp,
-    0.0.0.0:80-81->80-81/tcp when published on the same numbers), other published ports follow one by one."""
-    groups: dict[str, list[int]] = {}  # "[ip/]proto" → [first, last], in the order first seen
-    result, mappings = [], []
-
-    def group(key: str, first: int, last: int) -> str:
-        ip, _, proto = key.rpartition("/")
-        numbers = str(first) if first == last else f"{first}-{last}"
-        return f"{ip}:{numbers}->{numbers}/{proto}" if ip else f"{numbers}/{proto}"
-
-    for p in sorted(ports, key=lambda p: (p.get("PrivatePort", 0), p.get("IP", ""), p.get("PublicPort", 0),
-                                          p.get("Type", ""))):
-        private, ip, proto = p.get("PrivatePort", 0), p.get("IP", ""), p.get("Type", "")
-        key = proto
-        if ip:
-            if p.get("PublicPort", 0) != private:
-                mappings.append(f"{_join_host_port(ip, p.get('PublicPort', 0))}->{private}/{proto}")
-                continue
-            key = f"{ip}/{proto}"
-        span = groups.get(key)
-        if span is None:
-            groups[key] = [private, private]
-        elif private == span[1] + 1:
-            span[1] = private
-        else:
-            result.append(group(key, *span))
-            groups[key] = [private, private]
-    result += [group(key, *span) for key, span in groups.items()]
-    return ", ".join(result + mappings)
-
-
-def _ps_fields(c: dict[str, Any], trunc: bool) -> dict[str, str]:
-    command = c.get("Command") or ""
-    if trunc and len(command) > 20:
-        command = command[:19] + "…"
-    image = c.get("Image") or ""
-    if image.startswith("sha256:"):
-        image = image.removeprefix("sha256:")[:12]
-    fields = {
-        "ID": c["Id"][:12] if trunc else c["Id"], "Image": image,
-        "Command": json.dumps(command, ensure_ascii=False), "CreatedAt": local_time(c.get("Created", 0)),
-        "RunningFor": ago(c.get("Created", 0)), "Ports": _displayable_ports(c.get("Ports") or []),
-        "State": c.get("State", ""), "Status": c.get("Status", ""),
-        # Names with a second slash are legacy links to other containers.
-        "Names": ",".join(n[1:] for n in c.get("Names") or [] if "/" not in n[1:]),
-        "Labels": ",".join(f"{k}={v}" for k, v in (c.get("Labels") or {}).items()),
-        "Mounts": ",".join(m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []),
-        "Networks": ",".join(sorted(((c.get("NetworkSettings") or {}).get("Networks") or {}))),
-    }
-    if "SizeRw" in c:
-        fields["Size"] = f"{human_size(c['SizeRw'], 3)} (virtual {human_size(c.get('SizeRootFs', 0), 3)})"
-    return fields
-
-
-@app.command()
-def ps(
-    all_: Annotated[bool, typer.Option("-a", "--all", help="Show all containers, not only running ones.")] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show container IDs.")] = False,
-    filter_: Annotated[list[str] | None, typer.Option("-f", "--filter", help="Filter KEY=VALUE (repeatable).")] = None,
-    format_: Annotated[str | None, typer.Option("--format", help="Go-template-like format, or 'table ...'.")] = None,
-    last: Annotated[int, typer.Option("-n", "--last", help="Show the n last created containers.")] = -1,
-    latest: Annotated[bool, typer.Option("-l", "--latest", help="Show the latest created container.")] = False,
-    size: Annotated[bool, typer.Option("-s", "--size", help="Show sizes.")] = False,
-    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
-) -> None:
-    """List containers."""
-    limit = 1 if latest else last
-    containers = engine().get("/containers/json", {"all": 1 if all_ else None, "filters": filters(filter_),
-                                                   "limit": limit if limit > 0 else None,
-                                                   "size": 1 if size else None})
-    rows = [_ps_fields(c, not no_trunc) for c in containers]
-    if quiet:
-        print("".join(r["ID"] + "\n" for r in rows), end="")
-        return
-    spec = format_ or (_PS_FORMAT + ("\t{{.Size}}" if size else ""))
-    print(Template(spec).lines(rows, _PS_HEADERS), end="")
 
 
 @app.command()
 def logs(
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Follow log output.")] = False,
     tail: Annotated[str, typer.Option("-n", "--tail", help="Lines from the end of the logs, or 'all'.")] = "all",
     timestamps: Annotated[bool, typer.Option("-t", "--timestamps", help="Show timestamps.")] = False,
@@ -213,7 +128,7 @@ def logs(
 
 @app.command("exec", context_settings=_COMMAND_TAIL)
 def exec_(
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     command: Annotated[list[str], typer.Argument(metavar="COMMAND", help="Command and arguments.")],
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Run the command in the background.")] = False,
     interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep STDIN open.")] = False,
@@ -246,7 +161,7 @@ def exec_(
 
 @app.command()
 def start(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     attach: Annotated[bool, typer.Option("-a", "--attach", help="Attach STDOUT/STDERR, pass on signals.")] = False,
     interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Attach STDIN.")] = False,
 ) -> None:
@@ -280,7 +195,7 @@ def _lifecycle(action: str, containers: list[str], query: dict[str, Any]) -> Non
 
 @app.command()
 def stop(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     time_: Annotated[int | None, typer.Option("-t", "--time", help="Seconds to wait before killing.")] = None,
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to stop with.")] = None,
 ) -> None:
@@ -290,7 +205,7 @@ def stop(
 
 @app.command()
 def restart(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     time_: Annotated[int | None, typer.Option("-t", "--time", help="Seconds to wait before killing.")] = None,
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to stop with.")] = None,
 ) -> None:
@@ -300,7 +215,7 @@ def restart(
 
 @app.command()
 def kill(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to send (KILL by default).")] = None,
 ) -> None:
     """Kill one or more running containers."""
@@ -309,7 +224,7 @@ def kill(
 
 @app.command()
 def rm(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Kill and remove a running container.")] = False,
     volumes: Annotated[bool, typer.Option("-v", "--volumes", help="Remove anonymous volumes too.")] = False,
 ) -> None:
@@ -333,7 +248,7 @@ def rm(
 
 @app.command(context_settings=_COMMAND_TAIL)
 def top(
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     ps_args: Annotated[list[str] | None, typer.Argument(metavar="[ps OPTIONS]")] = None,
 ) -> None:
     """Display the running processes of a container."""
@@ -345,7 +260,7 @@ def top(
 
 @app.command()
 def port(
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     private_port: Annotated[str | None, typer.Argument(metavar="PRIVATE_PORT[/PROTO]")] = None,
 ) -> None:
     """List port mappings or a specific mapping for the container."""
@@ -360,8 +275,8 @@ def port(
         key = f"{number}/{proto or 'tcp'}"
         if published.get(key) is None:
             raise CLIError(f"Error: No public port '{private_port}' published for {container}")
-        lines = [_join_host_port(b.get("HostIp", ""), b.get("HostPort", "")) for b in published[key]]
+        lines = [join_host_port(b.get("HostIp", ""), b.get("HostPort", "")) for b in published[key]]
     else:
-        lines = [f"{p} -> {_join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}"
+        lines = [f"{p} -> {join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}"
                  for p, found in published.items() for b in found or []]
     print("".join(line + "\n" for line in sorted(lines, key=natural_key)), end="")

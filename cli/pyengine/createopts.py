@@ -13,6 +13,7 @@ from typing import Annotated, Any, Callable
 
 import typer
 
+from cli.pyengine import completion as complete
 from cli.pyengine import runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine
 from cli.pyengine.app import key_values
@@ -21,7 +22,7 @@ from cli.pyengine.streams import terminal_size
 
 
 def container_options(
-    image: Annotated[str, typer.Argument(metavar="IMAGE", help="The image to run.")],
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="The image to run.", autocompletion=complete.images)],
     command: Annotated[list[str] | None, typer.Argument(metavar="COMMAND", help="Command and arguments.")] = None,
     interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep STDIN open.")] = False,
     tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-TTY.")] = False,

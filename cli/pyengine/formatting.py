@@ -9,113 +9,104 @@ from typing import Any, Callable
 
 from cli.common.units import human_duration
 from cli.pyengine.api import CLIError
-
-_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
-_MISSING = object()
-
+from cli.pyengine.gotemplate_funcs import NO_VALUE, Record
 
 class Template:
-    """A small subset of Go's text/template, what `--format` is mostly used with: `{{.Field.Sub}}`,
-    `{{json .X}}`, `{{index .Labels "k"}}`, `{{join .Args " "}}`, `{{upper .X}}`, `{{lower .X}}`,
-    and docker's `table` prefix, which adds a header row and aligns the columns."""
+    """A `--format` as the docker CLI reads it: Go's text/template, with docker's `table` prefix (a header
+    row of column names, cells aligned by a tabwriter), `json` alone meaning `{{json .}}`, and `\\t`/`\\n`
+    unescaped (shells rarely pass a real tab). `missing="error"` is docker inspect's missingkey=error."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, missing: str = "default") -> None:
         self.table = spec.startswith("table")
         if self.table:
-            spec = spec[len("table"):].strip()
-        # docker unescapes these itself: shells rarely pass a real tab.
-        self.spec = spec.replace("\\t", "\t").replace("\\n", "\n")
+            spec = spec[len("table"):]
+        elif spec == "json":
+            spec = "{{json .}}"
+        self.spec = spec.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
+        self.missing = missing
+        # The parser and executor are imported by the commands given a template only (their import, the
+        # lexer's regular expression above all, is a fifth of the CLI's start-up).
+        from cli.pyengine.gotemplate import TemplateError, parse
+        from cli.pyengine.gotemplate_exec import check_functions
+
+        try:
+            self.parsed = parse(self.spec)
+            check_functions(self.parsed)
+        except TemplateError as e:
+            raise CLIError(f"template parsing error: {e}") from None
 
     def render(self, data: Any) -> str:
-        return _ACTION.sub(lambda m: _text(_evaluate(m.group(1), data, self.spec)), self.spec)
+        from cli.pyengine.gotemplate import TemplateError
+        from cli.pyengine.gotemplate_exec import Executor
+
+        try:
+            return Executor(self.parsed, missing=self.missing).run(data)
+        except TemplateError as e:
+            raise CLIError(f"template parsing error: {e}") from None
 
     def lines(self, rows: list[Any], headers: dict[str, str]) -> str:
-        """Every row rendered; as a table, under a header of the fields' column names."""
-        out = [self.render(r) for r in rows]
+        """Every row rendered, a line each; as a table, under a header of the fields' column names."""
+        body = "".join(self.render(r) + "\n" for r in rows)
         if not self.table:
-            return "".join(line + "\n" for line in out)
-        return tabulate([self.render(_Headers(headers)), *out])
+            return body
+        from cli.pyengine.gotemplate import TemplateError
+        from cli.pyengine.gotemplate_exec import Executor
+        from cli.pyengine.gotemplate_funcs import HEADER_FUNCTIONS
+
+        executor = Executor(self.parsed, HEADER_FUNCTIONS)
+        try:
+            executor.run(HeaderRecord(headers))
+        except TemplateError:
+            pass  # as docker: the header is what rendered before the failure
+        return tabulate("".join(executor.out) + "\n" + body)
 
 
-class _Headers(dict):  # type: ignore[type-arg]
-    """Header row data: a field without a known column name is headed by its own name in capitals."""
+class HeaderRecord(Record):
+    """The header row's data: each field's column name (a Go map: an unknown field is <no value>), and
+    `.Label "com.example.some-label"` headed "some label"."""
 
-    def __missing__(self, key: str) -> str:
-        return key.upper()
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__("formatter.SubHeaderContext", dict(headers),
+                         {"Label": lambda name: re.sub(r"[-_]", " ", str(name).rsplit(".", 1)[-1])})
 
-
-def _function(name: str, args: list[Any], spec: str) -> Any:
-    if name == "json":
-        return json.dumps(args[0] if args else None, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    if name == "index" and len(args) == 2:
-        container, key = args
-        return container.get(key, _MISSING) if isinstance(container, dict) else container[int(key)]
-    if name == "join" and len(args) == 2:
-        return args[1].join(_text(a) for a in args[0] or [])
-    if name in ("upper", "lower") and len(args) == 1:
-        return getattr(_text(args[0]), name)()
-    raise CLIError(f"template parsing error: {spec!r}: function {name!r} not supported")
+    def get(self, name: str, args: list[Any]) -> Any:
+        if name in self.methods or args:
+            return super().get(name, args)
+        return self.fields.get(name, NO_VALUE)
 
 
-def _evaluate(action: str, data: Any, spec: str) -> Any:
-    words = _TOKEN.findall(action)
-    if not words:
-        raise CLIError(f"template parsing error: {spec!r}: empty action")
-    args = [_argument(w, data, spec) for w in (words[1:] if not words[0].startswith(".") else words)]
-    if words[0].startswith("."):
-        if len(args) != 1:
-            raise CLIError(f"template parsing error: {spec!r}: {action!r}")
-        return args[0]
-    return _function(words[0], args, spec)
-
-
-def _argument(word: str, data: Any, spec: str) -> Any:
-    if word.startswith('"'):
-        return json.loads(word)
-    if not word.startswith("."):
-        raise CLIError(f"template parsing error: {spec!r}: unexpected {word!r}")
-    value = data
-    for part in filter(None, word.split(".")):
-        if isinstance(value, dict):
-            try:
-                value = value[part]
-            except KeyError:
-                return _MISSING
-        elif value is _MISSING:
-            return _MISSING
-        else:
-            raise CLIError(f"template: {spec!r}: can't evaluate field {part} in {_text(value)!r}")
-    return value
-
-
-def _text(value: Any) -> str:
-    """Go's %v of a decoded JSON value."""
-    if value is _MISSING:
-        return "<no value>"
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + " ".join(_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_text(v)}" for k, v in sorted(value.items())) + "]"
-    return str(value)
-
-
-def tabulate(lines: list[str], min_width: int = 10, padding: int = 3) -> str:
-    """Tab-separated cells aligned as Go's tabwriter aligns docker's tables (the last cell is not padded)."""
+def tabulate(text: str, min_width: int = 10, padding: int = 3) -> str:
+    """Go's tabwriter (minwidth 10, padding 3, spaces) as docker's tables use it: tab-terminated cells,
+    a column's width set by the block of consecutive lines that have that cell; the last cell of a line is
+    not part of any column and is not padded."""
+    lines = text.split("\n")
+    trailing = lines.pop() if lines else ""
     rows = [line.split("\t") for line in lines]
-    widths: list[int] = []
-    for row in rows:
-        for i, cell in enumerate(row[:-1]):
-            width = max(min_width, len(cell) + padding)
-            if i == len(widths):
-                widths.append(width)
-            else:
-                widths[i] = max(widths[i], width)
-    return "".join("".join(c.ljust(widths[i]) for i, c in enumerate(row[:-1])) + row[-1] + "\n" for row in rows)
+    out: list[str] = []
+
+    def write(first: int, last: int, widths: list[int]) -> None:
+        for row in rows[first:last]:
+            out.append("".join(cell.ljust(widths[j]) if j < len(widths) else cell for j, cell in enumerate(row)))
+
+    def columns(first: int, last: int, widths: list[int]) -> None:
+        column = len(widths)
+        this = first
+        while this < last:
+            if column >= len(rows[this]) - 1:
+                this += 1
+                continue
+            write(first, this, widths)
+            first = this
+            width = min_width
+            while this < last and column < len(rows[this]) - 1:
+                width = max(width, len(rows[this][column]) + padding)
+                this += 1
+            columns(first, this, widths + [width])
+            first = this
+        write(first, last, widths)
+
+    columns(0, len(rows), [])
+    return "".join(line + "\n" for line in out) + trailing
 
 
 def ago(unix: float) -> str:

@@ -1,6 +1,7 @@
 """Image-making commands: build, commit, import, tag, history."""
 # No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
+import datetime
 import json
 import os
 import secrets
@@ -13,9 +14,10 @@ from typing import IO, Annotated, Any
 import typer
 
 from cli.common.units import human_size
+from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, chunks, path_quote
 from cli.pyengine.app import app, engine
-from cli.pyengine.formatting import ago
+from cli.pyengine.formatting import Record, Template, ago
 from cli.pyengine.images import split_reference
 
 
@@ -156,25 +158,36 @@ def tag_(
     engine().post(f"/images/{path_quote(source)}/tag", {"repo": repo, "tag": tag or "latest"})
 
 
+_HISTORY_FORMAT = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+_HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+                    "Size": "SIZE", "Comment": "COMMENT"}
+
+
+def _history_record(row: dict[str, Any], trunc: bool) -> Record:
+    created = int(row.get("Created") or 0)
+    created_by = str(row.get("CreatedBy") or "").replace("\t", " ")
+    if trunc and len(created_by) > 45:
+        created_by = created_by[:44] + "…"
+    size = int(row.get("Size") or 0)
+    # Go's RFC 3339: local time, "Z" for UTC.
+    at = datetime.datetime.fromtimestamp(created).astimezone().isoformat().replace("+00:00", "Z")
+    return Record("*image.historyContext", {
+        "ID": _short(row["Id"], not trunc), "CreatedSince": ago(created), "CreatedAt": at,
+        "CreatedBy": created_by, "Size": human_size(size, 3),
+        "Comment": row.get("Comment") or ""})
+
+
 @app.command()
 def history(
-    image: Annotated[str, typer.Argument(help="IMAGE")],
+    image: Annotated[str, typer.Argument(help="IMAGE", autocompletion=complete.images)],
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show image IDs.")] = False,
+    format_: Annotated[str | None, typer.Option("--format", help="Go template, 'table TEMPLATE' or 'json'.")] = None,
 ) -> None:
     """Show the history of an image."""
-    rows = engine().get(f"/images/{path_quote(image)}/history")
-    if quiet:
-        for row in rows:
-            print(_short(row["Id"], no_trunc))
-        return
-    print(f"{'IMAGE':<15}{'CREATED':<16}{'CREATED BY':<47}{'SIZE':<10}COMMENT")
-    for row in rows:
-        created_by = str(row.get("CreatedBy") or "")
-        if not no_trunc and len(created_by) > 45:
-            created_by = created_by[:44] + "…"
-        print(f"{_short(row['Id'], no_trunc):<15}{ago(int(row.get('Created') or 0)):<16}{created_by:<47}"
-              f"{human_size(int(row.get('Size') or 0)):<10}{row.get('Comment') or ''}")
+    rows = [_history_record(r, not no_trunc) for r in engine().get(f"/images/{path_quote(image)}/history")]
+    spec = "{{.ID}}" if quiet else format_ if format_ not in (None, "", "table") else _HISTORY_FORMAT
+    print(Template(spec).lines(rows, _HISTORY_HEADERS), end="")
 
 
 def _short(image_id: str, no_trunc: bool) -> str:

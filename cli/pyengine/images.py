@@ -1,21 +1,23 @@
 """Image commands: pull, images, rmi."""
 # No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
-import json
 import sys
 from typing import Annotated, Any, TextIO
 
 import typer
 
 from cli.common.units import human_size
+from cli.pyengine import completion as complete
 from cli.pyengine.api import Engine, path_quote
-from cli.pyengine.app import app, engine, for_each
-from cli.pyengine.formatting import Template, ago, local_time
+from cli.pyengine.app import app, config_format, engine, for_each
+from cli.pyengine.formatting import Record, Template, ago, filters, local_time
 from cli.pyengine.progress import PullProgress, check
 
 _IMAGES_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+_IMAGES_DIGESTS_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 _IMAGES_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
-                   "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS"}
+                   "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS",
+                   "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE"}
 # base64url of "{}": the daemon wants the header, and anonymous pulls have nothing to say in it.
 _NO_AUTH = {"X-Registry-Auth": "e30="}
 
@@ -73,23 +75,35 @@ def pull(
     print(pull_image(engine(), image, sys.stdout, quiet))
 
 
-def _image_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
-    """One row per name, as `docker images` lists them; an unnamed image is <none> <none>."""
-    tags = [t for t in summary.get("RepoTags") or [] if t != "<none>:<none>"]
-    digests = [d for d in summary.get("RepoDigests") or [] if d != "<none>@<none>"]
-    names = [t.rsplit(":", 1) for t in tags] or [[d.split("@")[0], "<none>"] for d in digests[:1]] or \
-        [["<none>", "<none>"]]
-    size = summary.get("Size", 0)
-    rows = []
-    for repo, tag in names:
-        digest = next((d.split("@", 1)[1] for d in digests if d.split("@")[0] == repo), "<none>")
-        rows.append({
-            "Repository": repo, "Tag": tag, "ID": summary["Id"].removeprefix("sha256:")[:12], "Digest": digest,
-            "CreatedSince": ago(summary.get("Created", 0)), "CreatedAt": local_time(summary.get("Created", 0)),
-            "Size": human_size(size, 3), "Containers": "N/A" if summary.get("Containers", -1) < 0
-            else str(summary["Containers"]),
-        })
-    return rows
+def _image_rows(summary: dict[str, Any], trunc: bool, show_digests: bool) -> list[Record]:
+    """docker images' rows for one image: one per tag (times each digest of its repository when digests are
+    shown), then the repositories known only by digest; an image without names is <none> <none>."""
+    digests: dict[str, list[str]] = {}
+    for ref in summary.get("RepoDigests") or []:
+        repo, _, digest = ref.partition("@")
+        if digest and ref != "<none>@<none>":
+            digests.setdefault(repo, []).append(digest)
+    names: list[tuple[str, str, str]] = []
+    for ref in summary.get("RepoTags") or []:
+        if ref == "<none>:<none>":
+            continue
+        repo, tag = ref.rsplit(":", 1)
+        shown = digests.get(repo, []) if show_digests else []
+        names += [(repo, tag, d) for d in shown] or [(repo, tag, "<none>")]
+    tagged = {repo for repo, _, _ in names}
+    for repo, found in digests.items():
+        if repo not in tagged:
+            names += [(repo, "<none>", d) for d in found] if show_digests else [(repo, "<none>", "")]
+    size, shared = summary.get("Size", 0), summary.get("SharedSize", -1)
+    image_id = summary["Id"].removeprefix("sha256:")[:12] if trunc else summary["Id"]
+    return [Record("*formatter.ImageContext", {
+        "Repository": repo, "Tag": tag, "ID": image_id, "Digest": digest,
+        "CreatedSince": ago(summary.get("Created", 0)), "CreatedAt": local_time(summary.get("Created", 0)),
+        "Size": human_size(size, 3), "VirtualSize": human_size(summary.get("VirtualSize", size)),
+        "SharedSize": "N/A" if shared == -1 else human_size(shared),
+        "UniqueSize": "N/A" if shared == -1 else human_size(size - shared),
+        "Containers": "N/A" if summary.get("Containers", -1) < 0 else str(summary["Containers"]),
+    }) for repo, tag, digest in names or [("<none>", "<none>", "<none>")]]
 
 
 @app.command()
@@ -97,24 +111,32 @@ def images(
     repository: Annotated[str | None, typer.Argument(help="Only images with this name.")] = None,
     all_: Annotated[bool, typer.Option("-a", "--all", help="Show all images, intermediate ones too.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show image IDs.")] = False,
-    format_: Annotated[str | None, typer.Option("--format", help="Go-template-like format, or 'table ...'.")] = None,
+    filter_: Annotated[list[str] | None, typer.Option("-f", "--filter", help="Filter KEY=VALUE (repeatable).")] = None,
+    format_: Annotated[str | None, typer.Option("--format", help="Go template, 'table TEMPLATE' or 'json'.")] = None,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
+    digests: Annotated[bool, typer.Option("--digests", help="Show digests.")] = False,
 ) -> None:
     """List images."""
-    query: dict[str, Any] = {"all": 1 if all_ else None}
+    given = list(filter_ or [])
     if repository:
-        query["filters"] = json.dumps({"reference": {repository: True}})
-    summaries = engine().get("/images/json", query)
+        given.append(f"reference={repository}")
+    summaries = engine().get("/images/json", {"all": 1 if all_ else None, "filters": filters(given)})
+    spec = format_ or config_format("imagesFormat")
     if quiet:
-        ids = [s["Id"].removeprefix("sha256:")[:12] for s in summaries]
-        print("".join(i + "\n" for i in dict.fromkeys(ids)), end="")
-        return
-    rows = [row for s in summaries for row in _image_rows(s)]
-    print(Template(format_ or _IMAGES_FORMAT).lines(rows, _IMAGES_HEADERS), end="")
+        if format_:
+            print("WARNING: Ignoring custom format, because both --format and --quiet are set.", file=sys.stderr)
+        # One line a row, as docker prints them: an image with two names is listed twice.
+        spec = "{{.ID}}"
+    elif spec in (None, "", "table"):
+        spec = _IMAGES_DIGESTS_FORMAT if digests else _IMAGES_FORMAT
+    show_digests = digests or "{{.Digest}}" in spec
+    rows = [row for s in summaries for row in _image_rows(s, not no_trunc, show_digests)]
+    print(Template(spec).lines(rows, _IMAGES_HEADERS), end="")
 
 
 @app.command()
 def rmi(
-    images_: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Images to remove.")],
+    images_: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Images to remove.", autocompletion=complete.images)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Force removal of the image.")] = False,
 ) -> None:
     """Remove one or more images."""

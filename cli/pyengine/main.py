@@ -6,6 +6,7 @@ an error from the daemon is 1, and attached `run`/`start -a`/`exec` exit as the 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 # Typer vendors click: its exception classes are only reachable there.
@@ -13,7 +14,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 # Imported for their commands, which register themselves on the app.
 from cli.pyengine import (archive, attach, containers, image_archives, imagemake, images, lifecycle,  # noqa: F401
-                          networks, prune, registry, stats, system, volumes)
+                          networks, prune, ps, registry, stats, system, volumes)
 # The management groups share the commands registered above, so they come last.
 from cli.pyengine import groups  # noqa: F401,I001
 from cli.pyengine.api import CLIError
@@ -22,7 +23,53 @@ from cli.pyengine.app import app
 USAGE_ERROR = 125
 
 
+def _plain_values_without_pydantic() -> None:
+    """Typer checks every value it has not already got as a bool through a pydantic TypeAdapter, built when
+    the command runs even for options left unset, and the first one costs the import of pydantic (60-110 ms,
+    most of a command's start-up). Here an unset option stays unset without one, `str`/`list[str]` values
+    are taken as given (the command line gives strings), `int`/`float` ones are int() and float() of them
+    (refused as a usage error), flags already bools pass; anything else (a parser of the option's own,
+    files) is left to Typer's path, and so is everything if Typer's internals are not the ones this was
+    written against."""
+    try:
+        from typer._click.exceptions import BadParameter
+        from typer._coercion import RuntimeParam, build_runtime_param
+        from typer.core import _TyperParameter
+    except ImportError:
+        return
+    built = getattr(_TyperParameter, "get_runtime_param", None)
+    if built is None:
+        return
+    numbers = {int: "integer", float: "number"}
+
+    class Plain(RuntimeParam):
+        # RuntimeParam.coerce answers unset values itself; only given ones get here.
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            kind = self.annotation if self.parameter_info.parser is None else None
+            if kind in (str, list[str]):
+                return list(value) if isinstance(value, tuple) else value
+            if kind is bool and isinstance(value, bool):
+                return value
+            if kind in numbers and type(value) is kind:  # a default
+                return value
+            if kind in numbers and isinstance(value, str):
+                try:
+                    return kind(value.strip())
+                except ValueError:
+                    raise BadParameter(f"{value!r} is not a valid {numbers[kind]}.", ctx=ctx, param=param) from None
+            return build_runtime_param(param.type_descriptor)._coerce_value(value, param, ctx)
+
+    def get_runtime_param(self: Any) -> Any:
+        descriptor = self.type_descriptor
+        if self._runtime_param is None and descriptor.file_annotation is None:
+            self._runtime_param = Plain(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
+        return built(self)
+
+    _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
+
+
 def main() -> None:
+    _plain_values_without_pydantic()
     command = typer.main.get_command(app)
     try:
         result = command.main(prog_name="pyengine", standalone_mode=False)

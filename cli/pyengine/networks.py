@@ -5,13 +5,14 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, DaemonError, path_quote
-from cli.pyengine.app import confirm, engine, for_each, inspect_each, key_values, network_app
-from cli.pyengine.formatting import Template, filters, go_time, natural_key
+from cli.pyengine.app import config_format, confirm, engine, for_each, inspect_each, key_values, network_app
+from cli.pyengine.formatting import Record, Template, filters, go_time, natural_key
 
 _LS_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 _LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
-               "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
+               "IPv4": "IPV4", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
 _PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at least one container.\n"
                   "Are you sure you want to continue?")
 
@@ -58,7 +59,7 @@ def _ipam_configs(subnets: list[str], ranges: list[str], gateways: list[str]) ->
 
 @network_app.command("create")
 def network_create(
-    name: Annotated[str, typer.Argument(metavar="NETWORK")],
+    name: Annotated[str, typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
     driver: Annotated[str, typer.Option("-d", "--driver", help="Driver to manage the network.")] = "bridge",
     subnet: Annotated[list[str] | None, typer.Option("--subnet", help="Subnet in CIDR format.")] = None,
     gateway: Annotated[list[str] | None, typer.Option("--gateway", help="Gateway of the subnet.")] = None,
@@ -78,14 +79,15 @@ def network_create(
     print(created["Id"])
 
 
-def _ls_fields(n: dict[str, Any], trunc: bool) -> dict[str, str]:
-    return {
+def _ls_record(n: dict[str, Any], trunc: bool) -> Record:
+    labels = n.get("Labels") or {}
+    return Record("*network.formatContext", {
         "ID": n["Id"][:12] if trunc else n["Id"], "Name": n.get("Name", ""), "Driver": n.get("Driver", ""),
-        "Scope": n.get("Scope", ""), "IPv6": str(bool(n.get("EnableIPv6"))).lower(),
-        "Internal": str(bool(n.get("Internal"))).lower(),
-        "Labels": ",".join(f"{k}={v}" for k, v in (n.get("Labels") or {}).items()),
+        "Scope": n.get("Scope", ""), "IPv4": str(bool(n.get("EnableIPv4"))).lower(),
+        "IPv6": str(bool(n.get("EnableIPv6"))).lower(), "Internal": str(bool(n.get("Internal"))).lower(),
+        "Labels": ",".join(sorted(f"{k}={v}" for k, v in labels.items())),
         "CreatedAt": go_time(n.get("Created", "")),
-    }
+    }, {"Label": lambda name: labels.get(name, "")})
 
 
 @network_app.command("ls")
@@ -97,16 +99,16 @@ def network_ls(
 ) -> None:
     """List networks."""
     found = engine().get("/networks", {"filters": filters(filter_)})
-    rows = [_ls_fields(n, not no_trunc) for n in sorted(found, key=lambda n: natural_key(n.get("Name", "")))]
-    if quiet:
-        print("".join(r["ID"] + "\n" for r in rows), end="")
-        return
-    print(Template(format_ or _LS_FORMAT).lines(rows, _LS_HEADERS), end="")
+    rows = [_ls_record(n, not no_trunc) for n in sorted(found, key=lambda n: natural_key(n.get("Name", "")))]
+    spec = format_ or config_format("networksFormat")
+    if quiet or spec in (None, "", "table"):
+        spec = "{{.ID}}" if quiet else _LS_FORMAT
+    print(Template(spec).lines(rows, _LS_HEADERS), end="")
 
 
 @network_app.command("inspect")
 def network_inspect(
-    names: Annotated[list[str], typer.Argument(metavar="NETWORK")],
+    names: Annotated[list[str], typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
     format_: Annotated[str | None, typer.Option("-f", "--format", help="Go-template-like format.")] = None,
 ) -> None:
     """Display detailed information on one or more networks."""
@@ -116,7 +118,7 @@ def network_inspect(
 
 @network_app.command("rm")
 def network_rm(
-    names: Annotated[list[str], typer.Argument(metavar="NETWORK")],
+    names: Annotated[list[str], typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Do not error if the network does not exist.")]
     = False,
 ) -> None:
@@ -150,8 +152,8 @@ def network_prune(
 
 @network_app.command("connect")
 def network_connect(
-    network: Annotated[str, typer.Argument(metavar="NETWORK")],
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    network: Annotated[str, typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     ip: Annotated[str | None, typer.Option("--ip", help="IPv4 address.")] = None,
     alias: Annotated[list[str] | None, typer.Option("--alias", help="Network-scoped alias (repeatable).")] = None,
 ) -> None:
@@ -165,8 +167,8 @@ def network_connect(
 
 @network_app.command("disconnect")
 def network_disconnect(
-    network: Annotated[str, typer.Argument(metavar="NETWORK")],
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    network: Annotated[str, typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Force the container to disconnect.")] = False,
 ) -> None:
     """Disconnect a container from a network."""

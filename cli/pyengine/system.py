@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.common.units import binary_size, human_size
+from cli.pyengine import completion as complete
 from cli.pyengine.api import API_VERSION, CLIError, DaemonError, path_quote
 from cli.pyengine.app import app, engine, inspect_each, system_app
 from cli.pyengine.formatting import Template, filters, rfc3339_nano, tabulate, timestamp
@@ -33,19 +34,24 @@ def version(
     # Only this command needs the package's own version: the metadata lookup stays out of start-up.
     from importlib.metadata import version as package_version
 
-    client = {"Version": package_version("pyengine"), "ApiVersion": API_VERSION,
+    client = {"Version": package_version("pyengine"), "ApiVersion": API_VERSION, "DefaultAPIVersion": API_VERSION,
               "PythonVersion": platform.python_version(), "Os": "linux", "Arch": _arch()}
     server: dict[str, Any] | None = None
     failure: CLIError | None = None
     try:
-        server = engine().get("/version")
-    except CLIError as e:
-        failure = e
+        e = engine()
+        server = e.get("/version")
+        client["ApiVersion"] = e.version
+    except CLIError as err:
+        failure = err
+    api = client["ApiVersion"]
+    if api != API_VERSION:
+        api += f" (downgraded from {API_VERSION})"
     if format_:
         print(Template(format_).render({"Client": client, "Server": server}))
     else:
         print("Client:")
-        _fields(" ", [("Version", client["Version"]), ("API version", API_VERSION),
+        _fields(" ", [("Version", client["Version"]), ("API version", api),
                       ("Python version", client["PythonVersion"]), ("OS/Arch", f"linux/{client['Arch']}")])
         if server is not None:
             print(f"\nServer: {(server.get('Platform') or {}).get('Name', '')}")
@@ -129,7 +135,7 @@ def system_df() -> None:
              f"{human_size(v_size)}\t{_reclaimable(v_free, v_size)}",
              f"Build Cache\t{len(cache)}\t{sum(1 for b in cache if b.get('InUse'))}\t{human_size(cache_size)}\t"
              f"{human_size(sum(b.get('Size', 0) for b in cache if not b.get('InUse')))}"]
-    print(tabulate(lines, min_width=10, padding=3), end="")
+    print(tabulate("".join(line + "\n" for line in lines)), end="")
 
 
 @app.command()
@@ -175,7 +181,7 @@ def _inspect_one(name: str, kind: str | None) -> Any:
 
 @app.command()
 def inspect(
-    names: Annotated[list[str], typer.Argument(metavar="NAME|ID")],
+    names: Annotated[list[str], typer.Argument(metavar="NAME|ID", autocompletion=complete.objects)],
     format_: Annotated[str | None, typer.Option("-f", "--format", help=_FORMAT_HELP)] = None,
     type_: Annotated[str | None, typer.Option("--type", help="container, image, network or volume.")] = None,
 ) -> None:

@@ -6,16 +6,19 @@ from typing import Annotated, Any
 import typer
 
 from cli.common.units import human_size
-from cli.pyengine.api import path_quote
-from cli.pyengine.app import confirm, engine, for_each, inspect_each, key_values, volume_app
-from cli.pyengine.formatting import Template, filters, natural_key
+from cli.pyengine import completion as complete
+from cli.pyengine.api import CLIError, path_quote
+from cli.pyengine.app import config_format, confirm, engine, for_each, inspect_each, key_values, volume_app
+from cli.pyengine.formatting import Record, Template, filters, natural_key
 
 _LS_FORMAT = "table {{.Driver}}\t{{.Name}}"
 _LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
-               "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE"}
-# API 1.41 prunes every unused volume, named ones too (1.42 narrowed it to anonymous ones).
-_PRUNE_WARNING = ("WARNING! This will remove all local volumes not used by at least one container.\n"
-                  "Are you sure you want to continue?")
+               "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY",
+               "Group": "GROUP", "Status": "STATUS"}
+_ALL_WARNING = ("WARNING! This will remove all local volumes not used by at least one container.\n"
+                "Are you sure you want to continue?")
+_ANONYMOUS_WARNING = ("WARNING! This will remove anonymous local volumes not used by at least one container.\n"
+                      "Are you sure you want to continue?")
 
 
 @volume_app.command("create")
@@ -31,15 +34,17 @@ def volume_create(
     print(created["Name"])
 
 
-def _ls_fields(v: dict[str, Any]) -> dict[str, str]:
+def _ls_record(v: dict[str, Any]) -> Record:
     usage = v.get("UsageData")
-    return {
+    labels = v.get("Labels") or {}
+    # Availability, Group and Status describe cluster volumes, which this daemon has none of.
+    return Record("*volume.volumeContext", {
         "Name": v.get("Name", ""), "Driver": v.get("Driver", ""), "Scope": v.get("Scope", ""),
-        "Mountpoint": v.get("Mountpoint", ""),
-        "Labels": ",".join(f"{k}={val}" for k, val in (v.get("Labels") or {}).items()),
+        "Mountpoint": v.get("Mountpoint", ""), "Labels": ",".join(sorted(f"{k}={val}" for k, val in labels.items())),
         "Links": "N/A" if usage is None else str(usage.get("RefCount", 0)),
         "Size": "N/A" if usage is None else human_size(usage.get("Size", 0)),
-    }
+        "Availability": "N/A", "Group": "N/A", "Status": "N/A",
+    }, {"Label": lambda name: labels.get(name, "")})
 
 
 @volume_app.command("ls")
@@ -50,16 +55,16 @@ def volume_ls(
 ) -> None:
     """List volumes."""
     found = engine().get("/volumes", {"filters": filters(filter_)}).get("Volumes") or []
-    rows = [_ls_fields(v) for v in sorted(found, key=lambda v: natural_key(v.get("Name", "")))]
-    if quiet:
-        print("".join(r["Name"] + "\n" for r in rows), end="")
-        return
-    print(Template(format_ or _LS_FORMAT).lines(rows, _LS_HEADERS), end="")
+    rows = [_ls_record(v) for v in sorted(found, key=lambda v: natural_key(v.get("Name", "")))]
+    spec = format_ or config_format("volumesFormat")
+    if quiet or spec in (None, "", "table"):
+        spec = "{{.Name}}" if quiet else _LS_FORMAT
+    print(Template(spec).lines(rows, _LS_HEADERS), end="")
 
 
 @volume_app.command("inspect")
 def volume_inspect(
-    names: Annotated[list[str], typer.Argument(metavar="VOLUME")],
+    names: Annotated[list[str], typer.Argument(metavar="VOLUME", autocompletion=complete.volumes)],
     format_: Annotated[str | None, typer.Option("-f", "--format", help="Go-template-like format.")] = None,
 ) -> None:
     """Display detailed information on one or more volumes."""
@@ -69,7 +74,7 @@ def volume_inspect(
 
 @volume_app.command("rm")
 def volume_rm(
-    names: Annotated[list[str], typer.Argument(metavar="VOLUME")],
+    names: Annotated[list[str], typer.Argument(metavar="VOLUME", autocompletion=complete.volumes)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Do not error if the volume does not exist.")]
     = False,
 ) -> None:
@@ -87,11 +92,26 @@ def volume_rm(
 def volume_prune(
     force: Annotated[bool, typer.Option("-f", "--force", help="Do not prompt for confirmation.")] = False,
     filter_: Annotated[list[str] | None, typer.Option("--filter", help="Filter KEY=VALUE (e.g. label=x).")] = None,
+    all_: Annotated[bool, typer.Option("-a", "--all", help="Remove all unused volumes, not just anonymous ones.")]
+    = False,
 ) -> None:
-    """Remove all unused local volumes."""
+    """Remove unused local volumes (anonymous ones only, unless -a)."""
+    e = engine()
+    given = list(filter_ or [])
+    # API 1.42 narrowed prune to anonymous volumes; before it, every unused volume goes (and -a is refused).
+    if tuple(int(p) for p in e.version.split(".")) >= (1, 42):
+        warning = _ALL_WARNING if all_ else _ANONYMOUS_WARNING
+        if all_:
+            if any(f.partition("=")[0].strip().lower() == "all" for f in given):
+                raise CLIError("conflicting options: cannot specify both --all and --filter all=1", 125)
+            given.append("all=true")
+    elif all_:
+        raise CLIError(f"--all is only supported with API v1.42 or above (the daemon speaks {e.version})", 125)
+    else:
+        warning = _ALL_WARNING
     reclaimed = 0
-    if force or confirm(_PRUNE_WARNING):
-        report = engine().post("/volumes/prune", {"filters": filters(filter_)})
+    if force or confirm(warning):
+        report = e.post("/volumes/prune", {"filters": filters(given)})
         deleted = report.get("VolumesDeleted") or []
         if deleted:
             print("Deleted Volumes:\n" + "".join(name + "\n" for name in deleted))

@@ -1,0 +1,106 @@
+"""Which daemon `pyengine` talks to and in which API version: -H, $PYENGINE_HOST, $DOCKER_HOST, the docker
+CLI's contexts; GET /_ping's API-Version, capped at the CLI's own."""
+from __future__ import annotations
+
+import hashlib
+import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.pyengine import hosts
+from cli.pyengine.api import CLIError, Engine
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for variable in ("PYENGINE_HOST", "DOCKER_HOST", "DOCKER_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    return tmp_path
+
+
+def _context(config: Path, name: str, host: str) -> None:
+    meta = config / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(json.dumps({"Name": name, "Metadata": {},
+                                                "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}}}))
+
+
+def test_host_precedence(docker_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert hosts.resolve(None, None) == hosts.DEFAULT_HOST
+    _context(docker_config, "remote", "unix:///run/remote.sock")
+    (docker_config / "config.json").write_text(json.dumps({"currentContext": "remote"}))
+    assert hosts.resolve(None, None) == "unix:///run/remote.sock"
+    _context(docker_config, "other", "tcp://127.0.0.1:2375")
+    monkeypatch.setenv("DOCKER_CONTEXT", "other")
+    assert hosts.resolve(None, None) == "tcp://127.0.0.1:2375"
+    assert hosts.resolve(None, "default") == hosts.DEFAULT_HOST
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/docker.sock")
+    assert hosts.resolve(None, None) == "unix:///run/docker.sock"
+    assert hosts.resolve(None, "remote") == "unix:///run/remote.sock"
+    monkeypatch.setenv("PYENGINE_HOST", "unix:///run/mine.sock")
+    assert hosts.resolve(None, None) == "unix:///run/mine.sock"
+    assert hosts.resolve("unix:///flag.sock", None) == "unix:///flag.sock"
+    with pytest.raises(CLIError, match="cannot specify both --host and --context"):
+        hosts.resolve("unix:///flag.sock", "remote")
+    with pytest.raises(CLIError, match="'missing' does not exist"):
+        hosts.resolve(None, "missing")
+
+
+def test_saved_formats_come_from_the_config_file(docker_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert hosts.config_value("psFormat") is None
+    (docker_config / "config.json").write_text(json.dumps({"psFormat": "table {{.Names}}"}))
+    assert hosts.config_value("psFormat") == "table {{.Names}}"
+    (docker_config / "config.json").write_text("{not json")
+    assert hosts.config_value("psFormat") is None and hosts.resolve(None, None) == hosts.DEFAULT_HOST
+    assert "WARNING: Error loading config file: " in capsys.readouterr().err
+
+
+class _Daemon(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    api_version: str | None = None
+    paths: list[str]
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Daemon
+
+    def handle(self) -> None:
+        path = self.rfile.readline().split()[1].decode()
+        while self.rfile.readline() not in (b"\r\n", b""):
+            pass
+        self.server.paths.append(path)
+        header = f"API-Version: {self.server.api_version}\r\n" if self.server.api_version else ""
+        body = b"OK" if path == "/_ping" else b"{}"
+        self.wfile.write(f"HTTP/1.1 200 OK\r\n{header}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[_Daemon]:
+    server = _Daemon(str(tmp_path / "d.sock"), _Handler)
+    server.paths = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("theirs", "spoken"), [("1.41", "1.41"), ("1.50", "1.50"), ("1.52", "1.50"),
+                                                (None, "1.24")])
+def test_api_version_is_negotiated(daemon: _Daemon, theirs: str | None, spoken: str) -> None:
+    daemon.api_version = theirs
+    e = Engine(f"unix://{daemon.server_address}")
+    assert e.get("/info") == {} and e.get("/version") == {}
+    assert daemon.paths == ["/_ping", f"/v{spoken}/info", f"/v{spoken}/version"]
+
+
+def test_hosts_other_than_unix_and_tcp_are_refused() -> None:
+    with pytest.raises(CLIError, match="unsupported host"):
+        Engine("ssh://me@host")
+    with pytest.raises(CLIError, match="tcp://HOST:PORT"):
+        Engine("tcp://nohost")
