@@ -255,7 +255,7 @@ def top(
     result = engine().get(f"/containers/{path_quote(container)}/top", {"ps_args": " ".join(ps_args or []) or None})
     lines = ["\t".join(result.get("Titles") or [])]
     lines += ["\t".join(row) for row in result.get("Processes") or []]
-    print(tabulate(lines, min_width=20), end="")
+    print(tabulate("".join(line + "\n" for line in lines), min_width=20), end="")
 
 
 @app.command()
