@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import struct
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import AsyncGenerator, Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import web
+
+from engine.errors import EngineError
+from runtime.client import RuntimeError_
+
+log = logging.getLogger("engine.api.streams")
 
 STDOUT = 1
 STDERR = 2
@@ -55,3 +62,32 @@ async def until(main: Awaitable[T], *stoppers: Awaitable[object]) -> T | None:
     if task.cancelled():
         return None
     return task.result()
+
+
+def json_line(message: dict[str, Any]) -> bytes:
+    """One message of a JSON progress stream (pull, push, build, load, import), as dockerd writes them."""
+    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
+
+
+def error_line(message: str) -> bytes:
+    return json_line({"errorDetail": {"message": message}, "error": message})
+
+
+async def progress_response(request: web.Request, messages: AsyncGenerator[dict[str, Any], None],
+                            what: str) -> web.StreamResponse:
+    """A JSON progress stream: a failure before the first message is still an ordinary status (a 404 for an
+    unknown image), a later one the stream's last message. A client that hangs up stops the work now."""
+    try:
+        first = await anext(messages)
+        response = await open_stream(request)
+        await response.write(json_line(first))
+        try:
+            async for message in messages:
+                await response.write(json_line(message))
+        except (EngineError, RuntimeError_) as e:
+            log.info("%s failed: %s", what, e.message)
+            await response.write(error_line(e.message))
+        await response.write_eof()
+        return response
+    finally:
+        await messages.aclose()

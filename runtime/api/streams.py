@@ -6,11 +6,16 @@ import concurrent.futures
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, AsyncIterator, BinaryIO
+from typing import Any, AsyncIterator, BinaryIO, TypeVar
 
 from fastapi.responses import StreamingResponse
 
+from runtime import errors
+from runtime.api.errors import error_body
+
 log = logging.getLogger("runtime.api")
+
+T = TypeVar("T")
 
 NDJSON = "application/x-ndjson"
 _CHUNK = 1 << 16
@@ -24,6 +29,39 @@ def ndjson(lines: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
             yield (json.dumps(obj, separators=(",", ":")) + "\n").encode()
 
     return StreamingResponse(body(), media_type=NDJSON)
+
+
+async def progress_lines(task: asyncio.Task[T], events: asyncio.Queue[dict[str, Any]], what: str,
+                         done: Callable[[T], dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """The progress `task` reports on `events`, then `done(result)` or the error as the last line.
+
+    Errors found before the stream (a malformed reference) are the caller's plain 4xx; later ones arrive
+    as the last line, since the status is already sent. A client that goes away stops the task.
+    """
+    try:
+        while True:
+            getter = asyncio.ensure_future(events.get())
+            finished, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in finished:
+                yield getter.result()
+                continue
+            getter.cancel()
+            while not events.empty():
+                yield events.get_nowait()
+            break
+        try:
+            result = task.result()
+        except errors.RuntimeError_ as e:
+            yield error_body(e)
+            return
+        except Exception as e:
+            yield error_body(errors.Internal(f"{what} failed: {type(e).__name__}: {e}"))
+            return
+        yield done(result)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 class _Pipe:

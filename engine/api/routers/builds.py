@@ -4,14 +4,13 @@ failure during the build is the stream's last message; a client that leaves canc
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from typing import Any
 
 from aiohttp import web
 
 from engine.api import query
 from engine.api.app import Router
+from engine.api.streams import disconnected, json_line
 from engine.api.responses import json_response
 from engine.backend import Backend
 from engine.builder.options import parse_options
@@ -27,19 +26,13 @@ _PRUNE_FILTERS = {"until"}
 _SPACE_OPTIONS = ("keep-storage", "reserved-space", "max-used-space", "min-free-space")
 
 
-def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
 
-
-async def _watch_client(request: web.Request, build: asyncio.Task[None]) -> None:
-    """Cancel the build once its client has gone, even while the build writes nothing (a long RUN)."""
-    while not build.done():
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            log.info("build client went away: cancelling the build")
-            build.cancel()
-            return
-        await asyncio.sleep(0.5)
+async def _cancel_when_gone(request: web.Request, build: asyncio.Task[None]) -> None:
+    """The build stops once its client has gone, even while it writes nothing (a long RUN)."""
+    await disconnected(request)
+    if not build.done():
+        log.info("build client went away: cancelling the build")
+        build.cancel()
 
 
 def register(r: Router, b: Backend) -> None:
@@ -69,10 +62,10 @@ def register(r: Router, b: Backend) -> None:
                     progress.close()
 
             task = asyncio.create_task(run())
-            watcher = asyncio.create_task(_watch_client(request, task))
+            watcher = asyncio.create_task(_cancel_when_gone(request, task))
             try:
                 async for message in progress.messages():
-                    await response.write(_line(message))
+                    await response.write(json_line(message))
                 await task
             except (ConnectionResetError, asyncio.CancelledError):
                 log.info("build client went away: cancelling the build")

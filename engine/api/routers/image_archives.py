@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
 from engine.api.app import Router
+from engine.api.streams import json_line
 from engine.api.query import boolean
 from engine.api.routers.archive import _stream
 from engine.backend import Backend
@@ -23,9 +23,6 @@ from runtime.client import RuntimeError_
 
 log = logging.getLogger("engine.api.image_archives")
 
-
-def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
 
 
 def _platform(raw: str | None) -> str | None:
@@ -75,7 +72,7 @@ def register(r: Router, b: Backend) -> None:
         response.enable_chunked_encoding()
         await response.prepare(request)
         for message in messages:
-            await response.write(_line(message))
+            await response.write(json_line(message))
         await response.write_eof()
         return response
 

@@ -2,15 +2,14 @@
 (docker import; the pull form of the same endpoint lives in the images router, which hands over here)."""
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from engine.api import query
 from engine.api.app import Router
+from engine.api.streams import error_line, json_line
 from engine.api.responses import json_response, read_json
 from engine.backend import Backend
 from engine.errors import EngineError, InvalidArgument
@@ -21,9 +20,6 @@ from runtime.client import RuntimeError_
 
 _CHUNK = 1 << 16
 
-
-def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
 
 
 def register(r: Router, b: Backend) -> None:
@@ -60,15 +56,15 @@ async def import_image(request: web.Request, b: Backend) -> web.StreamResponse:
         if not url.startswith(("http://", "https://")):
             raise InvalidArgument(f"cannot import from {source}: only http and https URLs can be fetched")
         await response.prepare(request)
-        await response.write(_line({"status": f"Downloading from {url}"}))
+        await response.write(json_line({"status": f"Downloading from {url}"}))
         try:
             image_id = await _import_url(b, url, options)
         except (EngineError, RuntimeError_, aiohttp.ClientError) as e:
             message = getattr(e, "message", None) or str(e)
-            await response.write(_line({"errorDetail": {"message": message}, "error": message}))
+            await response.write(error_line(message))
             await response.write_eof()
             return response
-    await response.write(_line({"status": image_id}))
+    await response.write(json_line({"status": image_id}))
     await response.write_eof()
     return response
 

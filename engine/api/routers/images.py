@@ -1,28 +1,23 @@
 """Image endpoints: pull (create; its import form is image_make's), list, inspect, history, tag, remove, prune."""
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 from aiohttp import web
 
 from engine.api import query, versions
 from engine.api.app import Router
+from engine.api.streams import progress_response
 from engine.api.routers.image_make import import_image
 from engine.api.responses import empty, json_response
 from engine.backend import Backend
-from engine.errors import EngineError, NotFound
+from engine.errors import NotFound
 from engine.images import filters, platforms, views
 from engine.images.lookup import NoSuchImage, find
 from engine.images.pull import RegistryAuth, pull, pull_reference
-from runtime.client import RuntimeError_
 
 log = logging.getLogger("engine.api.images")
 
-
-def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
 
 
 def register(r: Router, b: Backend) -> None:
@@ -36,24 +31,7 @@ def register(r: Router, b: Backend) -> None:
         wanted = platforms.parse(q["platform"]) if q.get("platform") else None
         messages = pull(images, ref, platform=str(wanted) if wanted else None,
                         auth=RegistryAuth.from_header(request.headers.get("X-Registry-Auth")))
-        try:
-            # Until the registry has answered, a failure is still an ordinary status (404 for an unknown tag).
-            first = await anext(messages)
-            response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-            response.enable_chunked_encoding()
-            await response.prepare(request)
-            await response.write(_line(first))
-            try:
-                async for message in messages:
-                    await response.write(_line(message))
-            except (EngineError, RuntimeError_) as e:
-                log.info("pull of %s failed: %s", ref, e.message)
-                await response.write(_line({"errorDetail": {"message": e.message}, "error": e.message}))
-            await response.write_eof()
-            return response
-        finally:
-            # A client hanging up must stop the runtime's pull now, not whenever the generator is collected.
-            await messages.aclose()
+        return await progress_response(request, messages, f"pull of {ref}")
 
     async def list_images(request: web.Request) -> web.Response:
         all_images = await images.images()

@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from runtime import errors
 from runtime.api.deps import services, writable_namespace
-from runtime.api.errors import error_body
-from runtime.api.streams import ndjson
+from runtime.api.streams import ndjson, progress_lines
 from runtime.images.config import resolve as resolve_image
 from runtime.metadata.images import Image
 from runtime.oci import Descriptor
@@ -80,35 +79,8 @@ async def pull(body: PullRequest, s: Services = Depends(services)) -> Any:
     progress = PullProgress()
     task = asyncio.create_task(s.puller.pull(remote, body.options, progress))
 
-    async def lines() -> AsyncIterator[dict[str, Any]]:
-        try:
-            while True:
-                getter = asyncio.ensure_future(progress.events.get())
-                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    yield getter.result()
-                    continue
-                getter.cancel()
-                while not progress.events.empty():
-                    yield progress.events.get_nowait()
-                break
-            try:
-                image = task.result()
-            except errors.RuntimeError_ as e:
-                yield error_body(e)
-                return
-            except Exception as e:
-                yield error_body(errors.Internal(f"pull failed: {type(e).__name__}: {e}"))
-                return
-            yield {"status": "complete", "image": image.model_dump(mode="json")}
-        finally:
-            # A client that goes away stops its pull; bytes already stored stay
-            # in the ingest area and the next pull resumes from them.
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-
-    return ndjson(lines())
+    return ndjson(progress_lines(task, progress.events, "pull",
+                                 lambda image: {"status": "complete", "image": image.model_dump(mode="json")}))
 
 
 @router.post("/describe", response_model=RemoteDescription)

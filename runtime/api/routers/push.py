@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from runtime import errors
 from runtime.api.deps import services
-from runtime.api.errors import error_body
-from runtime.api.streams import ndjson
+from runtime.api.streams import ndjson, progress_lines
 from runtime.services import Services
 from runtime.transfer.progress import PullProgress
 from runtime.transfer.push import Pusher
@@ -46,31 +45,5 @@ async def push(body: PushRequest, s: Services = Depends(services)) -> Any:
         body.name, body.ref, progress, plain_http=body.plain_http, hosts=body.hosts,
         credentials=body.credentials, platform=body.platform))
 
-    async def lines() -> AsyncIterator[dict[str, Any]]:
-        try:
-            while True:
-                getter = asyncio.ensure_future(progress.events.get())
-                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    yield getter.result()
-                    continue
-                getter.cancel()
-                while not progress.events.empty():
-                    yield progress.events.get_nowait()
-                break
-            try:
-                pushed = task.result()
-            except errors.RuntimeError_ as e:
-                yield error_body(e)
-                return
-            except Exception as e:
-                yield error_body(errors.Internal(f"push failed: {type(e).__name__}: {e}"))
-                return
-            yield {"status": "complete", **pushed.model_dump(mode="json")}
-        finally:
-            # A client that goes away stops its push; the registry drops unfinished uploads itself.
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-
-    return ndjson(lines())
+    return ndjson(progress_lines(task, progress.events, "push",
+                                 lambda pushed: {"status": "complete", **pushed.model_dump(mode="json")}))
