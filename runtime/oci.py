@@ -1,10 +1,11 @@
 """OCI and Docker image-spec types shared by the content, pull and unpack code."""
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.errors import InvalidArgument
 
@@ -69,3 +70,26 @@ class Descriptor(BaseModel):
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, by_alias=True)
+
+
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """A manifest, index or config document: InvalidArgument naming `what` unless it is a JSON object."""
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        raise InvalidArgument(f"invalid {what} JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"invalid {what}: not a JSON object")
+    return doc
+
+
+def descriptor(obj: Any, what: str) -> Descriptor:
+    """A descriptor from a document, checked: its fields, its digest's form and a non-negative size."""
+    try:
+        desc = Descriptor.model_validate(obj)
+    except ValidationError as e:
+        raise InvalidArgument(f"invalid {what} descriptor: {e.errors()[0]['msg']}") from None
+    validate_digest(desc.digest)
+    if desc.size < 0:
+        raise InvalidArgument(f"invalid {what} descriptor: negative size")
+    return desc

@@ -8,7 +8,6 @@ by digest) and are resumed by the next pull of the same blob.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import platform as _platform
 import secrets
@@ -28,6 +27,8 @@ from runtime.oci import (
     LAYER_TYPES,
     MANIFEST_TYPES,
     Descriptor,
+    descriptor,
+    json_object,
     layer_compression,
     validate_digest,
 )
@@ -68,27 +69,6 @@ class PullOptions(BaseModel):
     snapshotter: str | None = None
     unpack: bool = True
     platform: str | None = None  # "os/arch"
-
-
-def _parse_json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except ValueError as e:
-        raise InvalidArgument(f"invalid {what} JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"invalid {what}: not a JSON object")
-    return doc
-
-
-def _descriptor(obj: Any, what: str) -> Descriptor:
-    try:
-        desc = Descriptor.model_validate(obj)
-    except Exception as e:
-        raise InvalidArgument(f"invalid {what} descriptor: {e}") from None
-    validate_digest(desc.digest)
-    if desc.size < 0:
-        raise InvalidArgument(f"invalid {what} descriptor: negative size")
-    return desc
 
 
 class Puller:
@@ -133,16 +113,16 @@ class Puller:
         manifest_desc = root
         manifest_bytes = await self._manifest(remote, root, progress)
         if root.mediaType in INDEX_TYPES:
-            index = _parse_json(manifest_bytes, "index")
+            index = json_object(manifest_bytes, "index")
             manifest_desc = remote.select_platform(index, os_, arch)
             await self._content.add_refs(root.digest, [("content", manifest_desc.digest)])
             manifest_bytes = await self._manifest(remote, manifest_desc, progress)
         elif root.mediaType not in MANIFEST_TYPES:
             raise InvalidArgument(f"unsupported manifest media type {root.mediaType!r}")
 
-        manifest = _parse_json(manifest_bytes, "manifest")
-        config = _descriptor(manifest.get("config"), "config")
-        layers = [_descriptor(layer, "layer") for layer in manifest.get("layers") or []]
+        manifest = json_object(manifest_bytes, "manifest")
+        config = descriptor(manifest.get("config"), "config")
+        layers = [descriptor(layer, "layer") for layer in manifest.get("layers") or []]
         if config.mediaType not in CONFIG_TYPES:
             raise InvalidArgument(f"unsupported config media type {config.mediaType!r}")
         for layer in layers:
@@ -157,7 +137,7 @@ class Puller:
 
         cfg_progress = progress.blob(config.digest, "config", config.size)
         await self._fetcher.ensure(config, remote.open_blob, cfg_progress, [], report)
-        config_doc = _parse_json(await self._content.read(config.digest), "image config")
+        config_doc = json_object(await self._content.read(config.digest), "image config")
         diff_ids = list((config_doc.get("rootfs") or {}).get("diff_ids") or [])
         check_diff_ids(layers, diff_ids)
         for d in diff_ids:

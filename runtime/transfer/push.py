@@ -13,17 +13,15 @@ whose manifests it does not hold; with `platform`, only that platform's manifest
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 
-from pydantic import ValidationError
 
 from runtime.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound
 from runtime.metadata.content import ContentService
 from runtime.metadata.images import ImageStore
-from runtime.oci import INDEX_TYPES, MANIFEST_TYPES, Descriptor
+from runtime.oci import INDEX_TYPES, MANIFEST_TYPES, Descriptor, descriptor, json_object
 from runtime.reference import Reference, parse
 from runtime.remotes.auth import Credentials
 from runtime.remotes.platforms import select_manifest
@@ -37,23 +35,6 @@ log = logging.getLogger("runtime.transfer")
 # Up to this size a blob goes in one request; larger ones in chunks of CHUNK, so memory stays bounded.
 MONOLITHIC_MAX = 4 << 20
 CHUNK = 4 << 20
-
-
-def _json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except ValueError as e:
-        raise InvalidArgument(f"invalid {what} JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"invalid {what}: not a JSON object")
-    return doc
-
-
-def _descriptor(obj: Any, what: str) -> Descriptor:
-    try:
-        return Descriptor.model_validate(obj)
-    except ValidationError as e:
-        raise InvalidArgument(f"invalid {what} descriptor: {e.errors()[0]['msg']}") from None
 
 
 class _Push:
@@ -75,9 +56,9 @@ class _Push:
     async def manifest(self, desc: Descriptor, locator: str) -> None:
         """The manifest's blobs, then the manifest under `locator` (a tag, or its digest)."""
         body = await self.read_local(desc.digest, "manifest")
-        doc = _json(body, "manifest")
-        blobs = [(_descriptor(doc.get("config"), "config"), "config")]
-        blobs += [(_descriptor(layer, "layer"), "layer") for layer in doc.get("layers") or []]
+        doc = json_object(body, "manifest")
+        blobs = [(descriptor(doc.get("config"), "config"), "config")]
+        blobs += [(descriptor(layer, "layer"), "layer") for layer in doc.get("layers") or []]
         tasks = []
         for blob, kind in blobs:
             # Manifests of one index share blobs: each is sent once, and every manifest waits for it.
@@ -184,13 +165,13 @@ class Pusher:
                        "mediaType": root.mediaType, "repository": origin.host + "/" + target.repository_path})
         if root.mediaType in INDEX_TYPES:
             body = await job.read_local(root.digest, "index")
-            index = _json(body, "index")
+            index = json_object(body, "index")
             if platform:
                 chosen = _platform_manifest(index, platform)
                 await job.manifest(chosen, _locator(target, chosen))
                 pushed = chosen
             else:
-                children = [_descriptor(m, "manifest") for m in index.get("manifests") or []]
+                children = [descriptor(m, "manifest") for m in index.get("manifests") or []]
                 missing = [c.digest for c in children if not await self._content.has(c.digest)]
                 if missing:
                     raise FailedPrecondition(

@@ -18,7 +18,7 @@ from runtime.metadata.content import ContentService
 from runtime.metadata.images import Image
 from runtime.metadata.leases import LeaseStore, reset_lease, set_lease
 from runtime.metadata.snapshots import SnapshotService
-from runtime.oci import INDEX_TYPES, LAYER_TYPES, Descriptor, validate_digest
+from runtime.oci import INDEX_TYPES, LAYER_TYPES, descriptor, validate_digest
 from runtime.remotes.platforms import select_manifest
 from runtime.transfer.fetch import UNCOMPRESSED_LABEL
 from runtime.transfer.unpack import chain_ids, check_diff_ids, unpack_layer
@@ -43,23 +43,14 @@ async def _json(content: ContentService, digest: str, what: str) -> dict[str, An
     return doc
 
 
-def _descriptor(obj: Any, what: str) -> Descriptor:
-    try:
-        desc = Descriptor.model_validate(obj)
-    except Exception as e:
-        raise InvalidArgument(f"invalid {what} descriptor: {e}") from None
-    validate_digest(desc.digest)
-    return desc
-
-
 async def unpack_image(content: ContentService, snapshots: SnapshotService, leases: LeaseStore,
                        image: Image) -> Unpacked:
     target = image.target
     if target.mediaType in INDEX_TYPES:
         target = select_manifest(await _json(content, target.digest, "index"))
     manifest = await _json(content, target.digest, "manifest")
-    config = _descriptor(manifest.get("config"), "config")
-    layers = [_descriptor(layer, "layer") for layer in manifest.get("layers") or []]
+    config = descriptor(manifest.get("config"), "config")
+    layers = [descriptor(layer, "layer") for layer in manifest.get("layers") or []]
     for layer in layers:
         if layer.mediaType not in LAYER_TYPES:
             raise InvalidArgument(f"unsupported layer media type {layer.mediaType!r}")
