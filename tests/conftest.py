@@ -45,6 +45,17 @@ def engine(runtime_daemon: RuntimeDaemon) -> Iterator[EngineDaemon]:
 
 
 @pytest.fixture
+def hub_engine(runtime_daemon: RuntimeDaemon, registry) -> Iterator[EngineDaemon]:
+    """An engine whose Docker Hub mirror is the fixture registry, so `busybox` resolves offline."""
+    e = EngineDaemon(runtime_daemon, extra_args=["--registry-mirror", f"http://{registry.host}"])
+    e.start()
+    try:
+        yield e
+    finally:
+        e.cleanup()
+
+
+@pytest.fixture
 def sdk(engine: EngineDaemon) -> Iterator[docker.DockerClient]:
     """The Docker SDK pointed at the test's engine (modules may override `engine`)."""
     client = docker.DockerClient(base_url=engine.host)

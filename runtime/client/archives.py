@@ -52,21 +52,8 @@ class ArchiveClient(Transport):
                             namespace: str | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
         """The bytes of a tar of the named image records (`unnamed`: exported without a name)."""
         body = {"names": names, "unnamed": unnamed or [], "format": format, "platform": platform}
-        resp = await self._send("POST", "/images/export", body, None, namespace, None)
-        try:
-            if resp.status >= 400:
-                await self._raise(resp)
-
-            async def chunks() -> AsyncIterator[bytes]:
-                try:
-                    async for chunk in resp.chunks():
-                        yield chunk
-                except (OSError, ProtocolError) as e:
-                    raise Unavailable(f"lost pyruntimed at {self.address}: {e}") from None
-
-            yield chunks()
-        finally:
-            resp.close()
+        async with self._download("/images/export", None, namespace, method="POST", json_body=body) as (_, chunks):
+            yield chunks
 
     async def import_images(self, data: AsyncIterable[bytes], *, snapshotter: str | None = None, unpack: bool = True,
                             platform: str | None = None, all_platforms: bool = False, records: bool = True,

@@ -144,9 +144,10 @@ class Transport:
             resp.close()
 
     @asynccontextmanager
-    async def _download(self, path: str, params: Params | None,
-                        namespace: str | None) -> AsyncIterator[tuple[Response, AsyncIterator[bytes]]]:
-        resp = await self._send("GET", path, None, params, namespace, None)
+    async def _download(self, path: str, params: Params | None, namespace: str | None, *, method: str = "GET",
+                        json_body: Any = None) -> AsyncIterator[tuple[Response, AsyncIterator[bytes]]]:
+        """(the response, its body's bytes as they come), for the duration of the block."""
+        resp = await self._send(method, path, json_body, params, namespace, None)
         try:
             if resp.status >= 400:
                 await self._raise(resp)

@@ -5,13 +5,12 @@ import io
 import json
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
+from tests.fixtures.daemons import EngineDaemon
 
 THREE_STAGES = """\
 ARG BASE=busybox
@@ -37,13 +36,9 @@ ENTRYPOINT ["/app/greet.sh"]
 
 
 @pytest.fixture
-def engine(runtime_daemon: RuntimeDaemon, registry) -> Iterator[EngineDaemon]:
-    e = EngineDaemon(runtime_daemon, extra_args=["--registry-mirror", f"http://{registry.host}"])
-    e.start()
-    try:
-        yield e
-    finally:
-        e.cleanup()
+def engine(hub_engine: EngineDaemon) -> EngineDaemon:
+    """Docker Hub mirrored by the fixture registry, so `busybox` resolves offline."""
+    return hub_engine
 
 
 def docker_cli(engine: EngineDaemon, *args: str, cwd: Path | None = None,

@@ -8,27 +8,20 @@ import json
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 
 from runtime.client import Client
 from tests.fixtures.archives import legacy_archive, oci_layout, tar_of
-from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
+from tests.fixtures.daemons import EngineDaemon
 from tests.fixtures.images import Image, busybox_image, canonical_json, sha256_digest, whiteout_image
 
 
 @pytest.fixture
-def engine(runtime_daemon: RuntimeDaemon, registry) -> Iterator[EngineDaemon]:
-    """An engine whose Docker Hub mirror is the fixture registry, so `busybox` resolves offline."""
-    e = EngineDaemon(runtime_daemon, extra_args=["--registry-mirror", f"http://{registry.host}"])
-    e.start()
-    try:
-        yield e
-    finally:
-        e.cleanup()
+def engine(hub_engine: EngineDaemon) -> EngineDaemon:
+    """Docker Hub mirrored by the fixture registry, so `busybox` resolves offline."""
+    return hub_engine
 
 
 def docker_cli(engine: EngineDaemon, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:

@@ -4,26 +4,20 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-from collections.abc import Iterator
 
 import docker
 import pytest
 
-from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
+from tests.fixtures.daemons import EngineDaemon
 
 BUSYBOX = "library/busybox:latest"
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
 @pytest.fixture
-def engine(runtime_daemon: RuntimeDaemon, registry) -> Iterator[EngineDaemon]:
-    """An engine whose Docker Hub mirror is the fixture registry, so `busybox` resolves offline."""
-    e = EngineDaemon(runtime_daemon, extra_args=["--registry-mirror", f"http://{registry.host}"])
-    e.start()
-    try:
-        yield e
-    finally:
-        e.cleanup()
+def engine(hub_engine: EngineDaemon) -> EngineDaemon:
+    """Docker Hub mirrored by the fixture registry, so `busybox` resolves offline."""
+    return hub_engine
 
 
 def docker_cli(engine: EngineDaemon, *args: str) -> subprocess.CompletedProcess[str]:
