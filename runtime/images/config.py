@@ -1,7 +1,6 @@
 """From an image record to what running it needs: its config and its rootfs chainID."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,25 +17,15 @@ class ImageRootfs(BaseModel):
     chain_id: str | None  # None: an image without layers
 
 
-async def _json(content: ContentService, digest: str, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(await content.read(digest))
-    except ValueError:
-        raise InvalidArgument(f"{what} {digest} is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"{what} {digest} is not a JSON object")
-    return doc
-
-
 async def resolve(content: ContentService, target: Descriptor) -> ImageRootfs:
     manifest_digest = target.digest
     if target.mediaType in INDEX_TYPES:
-        manifest_digest = select_manifest(await _json(content, target.digest, "index")).digest
-    manifest = await _json(content, manifest_digest, "manifest")
+        manifest_digest = select_manifest(await content.read_document(target.digest, "index")).digest
+    manifest = await content.read_document(manifest_digest, "manifest")
     config_desc = manifest.get("config") or {}
     if "digest" not in config_desc:
         raise InvalidArgument(f"manifest {manifest_digest} has no config")
-    config = await _json(content, config_desc["digest"], "image config")
+    config = await content.read_document(config_desc["digest"], "image config")
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     if len(diff_ids) != len(manifest.get("layers") or []):
         raise FailedPrecondition(f"image config of {manifest_digest} does not match its layers")

@@ -12,11 +12,11 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from runtime.content.local import LocalStore, LocalWriter
 from runtime.content.store import ContentInfo, IngestStatus
-from runtime.errors import NotFound
+from runtime.errors import InvalidArgument, NotFound
 from runtime.events import topics
 from runtime.events.exchange import Exchange
 from runtime.metadata import leases, namespaces
@@ -99,6 +99,16 @@ class ContentService:
     async def read(self, digest: str) -> bytes:
         await self.info(digest)
         return await asyncio.to_thread(self.store.path(digest).read_bytes)
+
+    async def read_document(self, digest: str, what: str) -> dict[str, Any]:
+        """A stored manifest, index or config: InvalidArgument naming `what` unless it is a JSON object."""
+        try:
+            doc = json.loads(await self.read(digest))
+        except ValueError:
+            raise InvalidArgument(f"{what} {digest} is not valid JSON") from None
+        if not isinstance(doc, dict):
+            raise InvalidArgument(f"{what} {digest} is not a JSON object")
+        return doc
 
     async def share(self, digest: str, refs: Iterable[tuple[str, str]] = ()) -> bool:
         """Record a blob that exists on disk in this namespace; False if it is not on disk."""

@@ -65,28 +65,18 @@ def _reference(name: str) -> Reference | None:
         return None
 
 
-async def _json(content: ContentService, digest: str, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(await content.read(digest))
-    except ValueError:
-        raise InvalidArgument(f"{what} {digest} is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"{what} {digest} is not a JSON object")
-    return doc
-
-
 async def _manifest_for(content: ContentService, name: str, target: Descriptor, platform: str | None) -> Descriptor:
     parts = platform.split("/") if platform else []
     if platform and (len(parts) not in (2, 3) or not all(parts)):
         raise InvalidArgument(f"invalid platform {platform!r}: expected os/arch[/variant]")
     if target.mediaType not in INDEX_TYPES:
         if parts:
-            manifest = await _json(content, target.digest, "manifest")
-            config = await _json(content, str((manifest.get("config") or {}).get("digest")), "image config")
+            manifest = await content.read_document(target.digest, "manifest")
+            config = await content.read_document(str((manifest.get("config") or {}).get("digest")), "image config")
             if not platform_matches(config, platform):
                 raise NotFound(f"image {name} was found but does not provide the specified platform ({platform})")
         return target
-    index = await _json(content, target.digest, "index")
+    index = await content.read_document(target.digest, "index")
     # A pull stores one platform's manifest of an index: choose among those this store has.
     present = [e for e in index.get("manifests") or []
                if isinstance(e, dict) and await content.has(str(e.get("digest")))]
@@ -104,10 +94,10 @@ async def plan(content: ContentService, images: ImageStore, req: ExportRequest) 
         manifest_desc = await _manifest_for(content, name, record.target, req.platform)
         image = by_manifest.get(manifest_desc.digest)
         if image is None:
-            manifest = await _json(content, manifest_desc.digest, "manifest")
+            manifest = await content.read_document(manifest_desc.digest, "manifest")
             config = Descriptor.model_validate(manifest.get("config"))
             layers = [Descriptor.model_validate(layer) for layer in manifest.get("layers") or []]
-            config_doc = await _json(content, config.digest, "image config")
+            config_doc = await content.read_document(config.digest, "image config")
             diff_ids = list((config_doc.get("rootfs") or {}).get("diff_ids") or [])
             image = by_manifest[manifest_desc.digest] = _Image(
                 Descriptor(mediaType=manifest_desc.mediaType, digest=manifest_desc.digest, size=manifest_desc.size),
