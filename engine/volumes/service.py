@@ -140,9 +140,10 @@ class VolumeService:
         return await asyncio.to_thread(_du, Path(self.mountpoint(name)))
 
     def inspect(self, v: Volume) -> dict[str, Any]:
-        return {"CreatedAt": _rfc3339(v.created), "Driver": v.driver, "Labels": v.labels or None,
-                "Mountpoint": self.mountpoint(v.name), "Name": v.name, "Options": v.options or None,
-                "Scope": "local"}
+        # Labels and Options are Go maps in dockerd, which marshals them with their keys sorted.
+        return {"CreatedAt": _rfc3339(v.created), "Driver": v.driver, "Labels": dict(sorted(v.labels.items())) or None,
+                "Mountpoint": self.mountpoint(v.name), "Name": v.name,
+                "Options": dict(sorted(v.options.items())) or None, "Scope": "local"}
 
     async def usage(self, volumes: Iterable[Volume]) -> builtins.list[dict[str, Any]]:
         """The volumes of `docker system df`, with UsageData."""

@@ -250,7 +250,9 @@ def test_run_with_named_anonymous_and_mounted_volumes(engine, tmp_path):
     (mount,) = doc["Mounts"]
     assert (mount["Type"], mount["Destination"]) == ("volume", "/scratch")
     assert mount["Name"] in ok(engine, "volume", "ls", "-q").split()
-    assert ok(engine, "ps", "-f", "name=anon", "--format", "{{.Mounts}}") == mount["Name"] + "\n"
+    # docker's {{.Mounts}} cuts names to 15 characters unless --no-trunc.
+    assert ok(engine, "ps", "-f", "name=anon", "--format", "{{.Mounts}}") == mount["Name"][:14] + "…\n"
+    assert ok(engine, "ps", "--no-trunc", "-f", "name=anon", "--format", "{{.Mounts}}") == mount["Name"] + "\n"
     busy = cli(engine, "volume", "rm", mount["Name"])
     assert busy.returncode == 1 and "volume is in use" in busy.stderr
     ok(engine, "rm", "-f", "-v", "anon")
@@ -267,16 +269,18 @@ def test_volume_prune(engine):
     ok(engine, "volume", "create", "--label", "k=prune", "pv1")
     ok(engine, "volume", "create", "pv2")
     ok(engine, "run", "-d", "--network", "none", "-v", "pv3:/d", "busybox", "sleep", "100")
+    # API 1.42+: named volumes go only with -a, as with docker 28.
     out = cli(engine, "volume", "prune", input="n\n")
-    assert (out.returncode, out.stdout) == (0, "WARNING! This will remove all local volumes not used by at least one "
-                                               "container.\nAre you sure you want to continue? [y/N] "
+    assert (out.returncode, out.stdout) == (0, "WARNING! This will remove anonymous local volumes not used by at least "
+                                               "one container.\nAre you sure you want to continue? [y/N] "
                                                "Total reclaimed space: 0B\n")
+    assert ok(engine, "volume", "prune", "-f") == "Total reclaimed space: 0B\n"
     assert ok(engine, "volume", "ls", "-q") == "pv1\npv2\npv3\n"
-    assert ok(engine, "volume", "prune", "-f", "--filter", "label=k=prune") == \
+    assert ok(engine, "volume", "prune", "-a", "-f", "--filter", "label=k=prune") == \
         "Deleted Volumes:\npv1\n\nTotal reclaimed space: 0B\n"
     ok(engine, "run", "--rm", "--network", "none", "-v", "pv2:/d", "busybox", "sh", "-c",
        "head -c 100000 /dev/zero > /d/z")
-    out = ok(engine, "volume", "prune", input="y\n")
+    out = ok(engine, "volume", "prune", "-a", input="y\n")
     # The space is counted in blocks: a little over the bytes written.
     assert re.search(r"\[y/N\] Deleted Volumes:\npv2\n\nTotal reclaimed space: 10\d(\.\d+)?kB\n$", out), out
     assert ok(engine, "volume", "ls", "-q") == "pv3\n"

@@ -225,3 +225,13 @@ def test_push_refuses_mirrors(runtime_daemon, registry):
         status, answer = asyncio.run(raw_request(runtime_daemon.address, "POST", path, data=json.dumps(body).encode(),
                                                  headers={"Content-Type": "application/json"}))
         assert status == 400 and "hosts.mirrors" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize("server", ["", "https://x/", "a b", "host:port"])
+def test_login_to_something_that_is_no_registry_host_is_a_400(runtime_daemon: RuntimeDaemon, server: str) -> None:
+    body = {"server": server, "credentials": {"username": "u", "password": "p"}}
+    status, answer = asyncio.run(raw_request(runtime_daemon.address, "POST", "/v1/registry/login",
+                                             data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"}))
+    assert status == 400, answer
+    assert "not a registry host" in answer["error"]["message"]

@@ -1,6 +1,8 @@
 """POST /registry/login: credentials checked against a registry (runtime/transfer/login.py)."""
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
@@ -11,6 +13,9 @@ from runtime.transfer.login import LoginResult, login
 from runtime.transfer.registry import Credentials, HostsOverride
 
 router = APIRouter(prefix="/registry", tags=["registry"])
+
+# A registry's host as references name it: a DNS name or an IPv4 or bracketed IPv6 address, maybe a port.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?")
 
 
 class LoginRequest(BaseModel):
@@ -27,6 +32,8 @@ async def check_login(body: LoginRequest, s: Services = Depends(services)) -> Lo
     if body.hosts.mirrors:
         raise errors.InvalidArgument("hosts.mirrors: mirrors serve pulls only; "
                                      "a login is checked by the registry itself")
+    if not _HOST.fullmatch(body.server):
+        raise errors.InvalidArgument(f"server: {body.server!r} is not a registry host[:port]")
     config = s.remotes.hosts_config(body.plain_http, HostsOverride(insecure=body.hosts.insecure))
     transport = s.remotes.transport(config)
     return await login(transport, config, body.server, body.credentials)
