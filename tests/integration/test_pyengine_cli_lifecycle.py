@@ -158,7 +158,14 @@ def test_attach_proxies_signals(engine):
 def test_attach_on_a_terminal_detaches_with_custom_keys(engine):
     ok(engine, "run", "-dit", "--name", "tt", "busybox", "sh")
     p = on_terminal(engine, "attach", "--detach-keys", "ctrl-a,x", "tt")
-    # The shell redraws its prompt when the CLI, in raw mode by then, sends our terminal's size.
+    # Once the attach is live, an Enter makes the shell print its prompt (a redraw on the resize may not come).
+    for _ in range(30):
+        p.write(b"\r")
+        try:
+            p.read_until(b"# ", timeout=0.5)
+            break
+        except AssertionError:
+            continue
     p.read_until(b"# ")
     p.write(b"echo hi-$((2+3))\r")
     p.read_until(b"hi-5")
