@@ -123,11 +123,14 @@ def test_attach_output_exit_code_and_refusals(engine):
 
 
 def _attach_in_place(engine: EngineDaemon, *args: str) -> subprocess.Popen[str]:
-    """`pyengine attach ARGS` once the daemon reports the attach."""
-    since = f"{time.time() - 1:.3f}"
+    """`pyengine attach ARGS` once the daemon reports this attach (one more attach event than before it)."""
+    def attaches() -> int:
+        return ok(engine, "events", "--since", "0", "--until", f"{time.time():.3f}", "--filter",
+                  f"container={args[-1]}", "--filter", "event=attach").count("attach")
+
+    before = attaches()
     p = subprocess.Popen([PYENGINE, "attach", *args], env=env_of(engine), stdout=subprocess.PIPE, text=True)
-    until(lambda: "attach" in ok(engine, "events", "--since", since, "--until", f"{time.time():.3f}",
-                                 "--filter", f"container={args[-1]}", "--filter", "event=attach"))
+    until(lambda: attaches() > before)
     return p
 
 
