@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runtime.cri.config import CRIConfig
+
 DEFAULT_ADDRESS = "/run/pyengine/runtime.sock"
 DEFAULT_ROOT = "/var/lib/pyengine/runtime"
 DEFAULT_STATE = "/run/pyengine/runtime"
@@ -36,6 +38,7 @@ class Config(BaseModel):
     # keeps logs (the engine's log drivers) reads it as it grows, so it is a buffer, not an archive.
     task_log_max_size: int = Field(default=64 * 1024 * 1024, ge=0)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    cri: CRIConfig = Field(default_factory=CRIConfig)
     # Per-plugin settings, keyed "type/id".
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -45,5 +48,8 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
     if path:
         with open(Path(path), "rb") as fh:
             data = tomllib.load(fh)
+    cri_address = overrides.pop("cri_address", None)
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if cri_address is not None:
+        data.setdefault("cri", {})["address"] = cri_address
     return Config.model_validate(data)

@@ -131,11 +131,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", help=f"persistent state (default {config_mod.DEFAULT_ROOT})")
     parser.add_argument("--state", help=f"volatile state (default {config_mod.DEFAULT_STATE})")
     parser.add_argument("--config", help="TOML configuration file")
+    parser.add_argument("--cri-address", help="unix socket of the Kubernetes CRI service (default "
+                        "/run/pyengine/cri.sock; the [cri] section of the TOML configures the rest)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     try:
         cfg = config_mod.load(args.config, {"address": args.address, "root": args.root, "state": args.state,
-                                            "log_level": args.log_level})
+                                            "log_level": args.log_level, "cri_address": args.cri_address})
     except Exception as e:
         print(f"pyruntimed: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -22,5 +22,6 @@ def setup(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "aiohttp.access"):
+    # grpc logs each event-loop hand-over at debug: thousands of lines that say nothing about our work.
+    for noisy in ("uvicorn.access", "aiohttp.access", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.daemons import EngineDaemon, RuntimeDaemon
 
-pytest_plugins = ["tests.fixtures.conftest_plugin"]
+pytest_plugins = ["tests.fixtures.conftest_plugin", "tests.fixtures.cri"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

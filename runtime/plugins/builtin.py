@@ -10,6 +10,10 @@ from typing import Any
 from runtime.config import Config
 from runtime.containers import ContainerService
 from runtime.content.local import LocalStore
+from runtime.cri.network import Unconfigured
+from runtime.cri.plugin import CRIPlugin
+from runtime.cri.plugin import Dependencies as CRIDependencies
+from runtime.cri.plugin import start as start_cri
 from runtime.diff.compare import Comparer
 from runtime.events.exchange import Exchange
 from runtime.metadata.containers import ContainerStore
@@ -44,6 +48,7 @@ GC = "io.pyengine.gc.v1"
 TRANSFER = "io.pyengine.transfer.v1"
 SERVICE = "io.pyengine.service.v1"
 RUNTIME = "io.pyengine.runtime.v1"
+GRPC = "io.pyengine.grpc.v1"
 
 
 @dataclass
@@ -185,6 +190,18 @@ def register_all(registry: Registry, cfg: Config) -> None:
         await comparer.cleanup()
         return comparer
 
+    async def cri(ctx: InitContext) -> CRIPlugin:
+        deps = CRIDependencies(
+            containers=ctx.get(SERVICE, "containers"), tasks=ctx.get(SERVICE, "tasks"),
+            images=ctx.get(SERVICE, "images"), content=ctx.get(CONTENT), puller=ctx.get(TRANSFER, "pull"),
+            remotes=ctx.get(TRANSFER, "remotes"), collector=ctx.get(GC), events=ctx.get(EVENT),
+            snapshots=ctx.get(SERVICE, "snapshots"))
+        network = Unconfigured("no CNI network plugin is configured")
+        return await start_cri(cfg.cri, Path(cfg.state), deps, network, None)
+
+    async def close_cri(p: CRIPlugin) -> None:
+        await p.close()
+
     for reg in [
         Registration(EVENT, "exchange", events),
         Registration(METADATA, "sqlite", metadata, [f"{EVENT}/exchange"], close=close_metadata),
@@ -210,5 +227,7 @@ def register_all(registry: Registry, cfg: Config) -> None:
         Registration(TRANSFER, "pull", pull, [f"{CONTENT}/content", f"{SERVICE}/snapshots", f"{SERVICE}/images",
                                               f"{LEASE}/manager", f"{GC}/scheduler", f"{DIFF}/walking",
                                               f"{TRANSFER}/remotes"]),
+        Registration(GRPC, "cri", cri, [f"{SERVICE}/containers", f"{SERVICE}/tasks", f"{TRANSFER}/pull",
+                                        f"{SERVICE}/images", f"{GC}/scheduler"], close=close_cri),
     ]:
         registry.register(reg)

@@ -83,9 +83,13 @@ class TaskService:
         await self._exits.close()
 
     async def create(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
-                     keep_stdin_open: bool = False, env: list[str] | None = None) -> TaskState:
+                     keep_stdin_open: bool = False, env: list[str] | None = None,
+                     log_path: str | None = None) -> TaskState:
+        """`log_path`: an absolute path for the output log in place of the runtime's own (the CRI's pod logs)."""
         if keep_stdin_open and not stdin:
             raise InvalidArgument("keep_stdin_open needs stdin")
+        if log_path is not None and not log_path.startswith("/"):
+            raise InvalidArgument(f"log path {log_path!r} is not absolute")
         ns = require_namespace()
         key = (ns, container_id)
         async with self._table.lock(key):
@@ -106,14 +110,15 @@ class TaskService:
             (d / "rootfs").mkdir(parents=True)
             (d / "exits").mkdir()
             (d / "config.json").write_text(json.dumps(spec))
-            self._table.log_path(ns, container_id).parent.mkdir(parents=True, exist_ok=True)
+            Path(log_path or self._table.log_path(ns, container_id)).parent.mkdir(parents=True, exist_ok=True)
             service = self._snapshots[c.snapshotter]
             mounts = await service.mounts(c.snapshot_key)
             await asyncio.to_thread(mount_all, mounts, str(d / "rootfs"))
             t = TaskState(id=container_id, namespace=ns, runtime=c.runtime, terminal=terminal, stdin=stdin,
                           keep_stdin_open=keep_stdin_open, created_at=time.time(),
-                          cgroups_path=spec.get("linux", {}).get("cgroupsPath"), rootfs=str(d / "rootfs"))
-            paths = self._table.paths(ns, container_id)
+                          cgroups_path=spec.get("linux", {}).get("cgroupsPath"), rootfs=str(d / "rootfs"),
+                          log_path=log_path)
+            paths = self._table.paths(ns, container_id, log_path=log_path)
             try:
                 t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin,
                                           keep_stdin_open=keep_stdin_open)

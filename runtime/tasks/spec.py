@@ -61,10 +61,18 @@ def _sysctls(opts: SpecOptions) -> dict[str, str]:
     return dict(opts.sysctls)
 
 
+def _namespace_path(what: str, value: str) -> str:
+    if not value.startswith("/"):
+        raise InvalidArgument(f"invalid {what} {value!r}: use 'host' or an absolute namespace path")
+    return value
+
+
 def _namespaces(opts: SpecOptions) -> list[dict[str, str]]:
     ns: list[dict[str, str]] = []
-    if opts.pid_mode != "host":
+    if opts.pid_mode is None:
         ns.append({"type": "pid"})
+    elif opts.pid_mode != "host":
+        ns.append({"type": "pid", "path": _namespace_path("pid mode", opts.pid_mode)})
     if opts.netns is None:
         ns.append({"type": "network"})
     elif opts.netns != "host":
@@ -78,8 +86,10 @@ def _namespaces(opts: SpecOptions) -> list[dict[str, str]]:
             raise InvalidArgument(f"invalid ipc mode {opts.ipc_mode!r}: use 'host', 'none' or an absolute "
                                   "namespace path")
         ns.append({"type": "ipc", "path": opts.ipc_mode})
-    if opts.uts_mode != "host":
+    if opts.uts_mode is None:
         ns.append({"type": "uts"})
+    elif opts.uts_mode != "host":
+        ns.append({"type": "uts", "path": _namespace_path("uts mode", opts.uts_mode)})
     ns.append({"type": "mount"})
     # Docker's "private" cgroupns default applies to v2 hosts only; on v1 it is "host".
     cgroupns = opts.cgroupns or ("private" if cgroups.detect_mode() is cgroups.CgroupMode.UNIFIED else "host")
@@ -167,7 +177,8 @@ def generate(rootfs: str, container_id: str, namespace: str, opts: SpecOptions) 
         "mounts": mounts(opts),
         "linux": linux,
     }
-    if opts.uts_mode != "host":
+    # A joined namespace keeps the hostname its owner set (runc would otherwise set it again in there).
+    if opts.uts_mode is None:
         spec["hostname"] = hostname
         if opts.domainname:
             spec["domainname"] = opts.domainname

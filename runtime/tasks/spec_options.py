@@ -103,10 +103,10 @@ class SpecOptions(ResourceOptions):
     annotations: dict[str, str] = Field(default_factory=dict)
     cgroup_parent: str | None = None
     netns: str | None = None  # None: new namespace; "host"; or a namespace path to join
-    pid_mode: Literal["host"] | None = None
+    pid_mode: str | None = None  # None: a namespace of its own; "host"; or a namespace path to join
     # None: a namespace of its own; "none": one without /dev/shm; "host"; or a namespace path to join.
     ipc_mode: str | None = None
-    uts_mode: Literal["host"] | None = None
+    uts_mode: str | None = None  # None: a namespace of its own; "host"; or a namespace path to join
     cgroupns: Literal["host", "private"] | None = None  # None: private on cgroup v2 hosts, the host's on v1
     shm_size: int | None = Field(default=None, gt=0)  # bytes of the private /dev/shm; None: 64 MiB
     seccomp: str = "default"  # "default", "unconfined", a profile path or the profile JSON

@@ -56,6 +56,7 @@ class TaskState(ProcessState):
     keep_stdin_open: bool = False
     cgroups_path: str | None = None
     rootfs: str | None = None  # where the container's filesystem is mounted while the task exists
+    log_path: str | None = None  # where its monitor writes the output, if not the runtime's own log dir
     oom_killed: bool = False
     execs: dict[str, ExecState] = Field(default_factory=dict)
 

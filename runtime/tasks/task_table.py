@@ -32,13 +32,16 @@ class TaskTable:
     def log_path(self, ns: str, container_id: str) -> Path:
         return self._root / "logs" / ns / f"{container_id}.log"
 
-    def paths(self, ns: str, task_id: str, exec_id: str | None = None) -> ProcessPaths:
+    def paths(self, ns: str, task_id: str, exec_id: str | None = None, log_path: str | None = None) -> ProcessPaths:
         d = self.task_dir(ns, task_id)
+        if not exec_id and log_path is None:
+            t = self.tasks.get((ns, task_id))
+            log_path = t.log_path if t is not None and t.log_path else str(self.log_path(ns, task_id))
         return ProcessPaths(
             bundle=str(d),
             state_dir=str(d / "execs" / exec_id) if exec_id else str(d / "monitor"),
             exit_dir=str(d / "exits"),
-            log_path=None if exec_id else str(self.log_path(ns, task_id)),
+            log_path=None if exec_id else log_path,
         )
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:

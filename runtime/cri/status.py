@@ -1,0 +1,153 @@
+"""CRI status and list messages built from the plugin's records and the runtime's task state."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cri_api.v1 import api_pb2 as cri
+from google.protobuf import json_format
+
+from runtime.cri.containers import Containers
+from runtime.cri.records import ContainerRecord, SandboxRecord
+from runtime.cri.sandboxes import Sandboxes
+from runtime.cri.state import CRIState
+from runtime.errors import InvalidArgument
+
+_OOM_REASON = "OOMKilled"
+
+
+def _ns(seconds: float | None) -> int:
+    return int(seconds * 1e9) if seconds else 0
+
+
+def _selected(labels: Any, selector: Any) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+class Views:
+    def __init__(self, state: CRIState, sandboxes: Sandboxes, containers: Containers) -> None:
+        self._s = state
+        self._sandboxes = sandboxes
+        self._containers = containers
+
+    # sandboxes ------------------------------------------------------------
+
+    def sandbox(self, record: SandboxRecord) -> cri.PodSandbox:
+        config = record.pod_config()
+        return cri.PodSandbox(id=record.id, metadata=config.metadata, state=self._sandboxes.state_of(record),
+                              created_at=record.created_at, labels=config.labels, annotations=config.annotations,
+                              runtime_handler=record.runtime_handler)
+
+    def sandboxes(self, f: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
+        if f is not None:
+            check_filter_id(f.id)
+            if f.HasField("state") and f.state.state not in cri.PodSandboxState.values():
+                raise InvalidArgument(f"invalid sandbox state filter {f.state.state}")
+        out = []
+        for record in self._s.sandboxes.values():
+            if f is not None:
+                if f.id and not record.id.startswith(f.id):
+                    continue
+                item = self.sandbox(record)
+                if f.HasField("state") and item.state != f.state.state:
+                    continue
+                if not _selected(item.labels, f.label_selector):
+                    continue
+                out.append(item)
+            else:
+                out.append(self.sandbox(record))
+        return out
+
+    def sandbox_status(self, record: SandboxRecord, verbose: bool) -> cri.PodSandboxStatusResponse:
+        config = record.pod_config()
+        nso = config.linux.security_context.namespace_options
+        status = cri.PodSandboxStatus(
+            id=record.id, metadata=config.metadata, state=self._sandboxes.state_of(record),
+            created_at=record.created_at, labels=config.labels, annotations=config.annotations,
+            runtime_handler=record.runtime_handler)
+        if record.ip:
+            status.network.ip = record.ip
+            status.network.additional_ips.extend(cri.PodIP(ip=ip) for ip in record.additional_ips)
+        status.linux.namespaces.options.CopyFrom(cri.NamespaceOption(network=nso.network, pid=nso.pid, ipc=nso.ipc))
+        response = cri.PodSandboxStatusResponse(status=status)
+        if verbose:
+            t = self._s.task(record.id)
+            response.info["info"] = json.dumps({
+                "pid": t.pid if t else 0,
+                "processStatus": t.status.value if t else "deleted",
+                "netNamespacePath": record.netns,
+                "image": self._s.config.sandbox_image,
+                "runtimeHandler": record.runtime_handler,
+                "config": json.loads(_message_json(config)),
+            })
+        return response
+
+    # containers -------------------------------------------------------------
+
+    def container(self, record: ContainerRecord) -> cri.Container:
+        config = record.container_config()
+        return cri.Container(id=record.id, pod_sandbox_id=record.sandbox_id, metadata=config.metadata,
+                             image=cri.ImageSpec(image=record.image_id, user_specified_image=config.image.image),
+                             image_ref=record.image_id, state=self._containers.state_of(record),
+                             created_at=record.created_at, labels=config.labels, annotations=config.annotations,
+                             image_id=record.image_id)
+
+    def containers(self, f: cri.ContainerFilter | None) -> list[cri.Container]:
+        if f is not None:
+            check_filter_id(f.id)
+            check_filter_id(f.pod_sandbox_id)
+            if f.HasField("state") and f.state.state not in cri.ContainerState.values():
+                raise InvalidArgument(f"invalid container state filter {f.state.state}")
+        out = []
+        for record in self._s.cri_containers.values():
+            item = self.container(record)
+            if f is not None:
+                if f.id and not record.id.startswith(f.id):
+                    continue
+                if f.pod_sandbox_id and not record.sandbox_id.startswith(f.pod_sandbox_id):
+                    continue
+                if f.HasField("state") and item.state != f.state.state:
+                    continue
+                if not _selected(item.labels, f.label_selector):
+                    continue
+            out.append(item)
+        return out
+
+    def container_status(self, record: ContainerRecord, verbose: bool) -> cri.ContainerStatusResponse:
+        config = record.container_config()
+        t = self._s.task(record.id)
+        status = cri.ContainerStatus(
+            id=record.id, metadata=config.metadata, state=self._containers.state_of(record),
+            created_at=record.created_at,
+            image=cri.ImageSpec(image=config.image.image, user_specified_image=config.image.image),
+            image_ref=record.image_ref, image_id=record.image_id, labels=config.labels,
+            annotations=config.annotations, log_path=record.log_path,
+            mounts=[cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.readonly,
+                              propagation=m.propagation) for m in config.mounts])
+        if t is not None:
+            status.started_at = _ns(t.started_at)
+            if t.exit_status is not None:
+                status.finished_at = _ns(t.exited_at)
+                status.exit_code = t.exit_status
+                status.reason = _OOM_REASON if t.oom_killed else ("Completed" if t.exit_status == 0 else "Error")
+        if config.linux.HasField("resources"):
+            status.resources.linux.CopyFrom(config.linux.resources)
+        response = cri.ContainerStatusResponse(status=status)
+        if verbose:
+            response.info["info"] = json.dumps({
+                "sandboxID": record.sandbox_id,
+                "pid": t.pid if t else 0,
+                "processStatus": t.status.value if t else "created",
+                "logPath": record.log_path,
+                "config": json.loads(_message_json(config)),
+            })
+        return response
+
+
+def _message_json(message: Any) -> str:
+    return json_format.MessageToJson(message)
+
+
+def check_filter_id(value: str) -> None:
+    if value and not all(c in "0123456789abcdef" for c in value):
+        raise InvalidArgument(f"invalid id filter {value!r}: ids are lower-case hex")
