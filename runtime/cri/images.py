@@ -102,22 +102,33 @@ class ImageCatalog:
             return out
 
     async def lookup(self, ref: str) -> tuple[ImageFacts, list[Image]] | None:
-        """By image id (with or without `sha256:`, or a unique prefix of it) or by reference."""
+        """By reference (the common case: one record read), else by image id with or without `sha256:`,
+        or a unique prefix of it (every record's config read)."""
         if not ref:
             raise InvalidArgument("image reference is empty")
+        by_name = await self._by_name(ref)
+        if by_name is not None:
+            return by_name
         groups = await self.groups()
         wanted = ref if ref.startswith("sha256:") else f"sha256:{ref}"
         if wanted in groups:
             return groups[wanted]
-        try:
-            name = normalise(ref)
-        except InvalidArgument:
-            name = None
-        for facts, images in groups.values():
-            if any(i.name in (ref, name) for i in images):
-                return facts, images
         hits = [g for key, g in groups.items() if len(ref) >= 3 and key.startswith(wanted)]
         return hits[0] if len(hits) == 1 else None
+
+    async def _by_name(self, ref: str) -> tuple[ImageFacts, list[Image]] | None:
+        with in_namespace(self.namespace):
+            try:
+                image = await self._images.find(ref)
+            except (NotFound, InvalidArgument):
+                return None
+            try:
+                facts = await image_facts(self._content, image)
+            except (NotFound, InvalidArgument):
+                return None
+            # Names of one image share its target: no other record's documents need reading.
+            names = [i for i in await self._images.list() if i.target.digest == image.target.digest]
+            return facts, names
 
     async def pull(self, ref: str, credentials: Credentials | None) -> ImageFacts:
         name = normalise(ref)
