@@ -36,6 +36,10 @@ def _signal(image_config: dict) -> int:
         return int(name)
     if not name.startswith("SIG"):
         name = "SIG" + name
+    # The CRI's enum spells real-time signals SIGRTMINPLUS<n> and SIGRTMAXMINUS<n>.
+    for prefix, base, sign in (("SIGRTMINPLUS", signal.SIGRTMIN, 1), ("SIGRTMAXMINUS", signal.SIGRTMAX, -1)):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return int(base) + sign * int(name[len(prefix):])
     try:
         return int(signal.Signals[name])
     except KeyError:
@@ -122,8 +126,12 @@ class Containers:
                 await s.tasks.delete(record.id, force=True)
                 return
             if timeout > 0:
-                found = await s.catalog.lookup(record.image_id)
-                sig = _signal(found[0].config) if found else int(signal.SIGTERM)
+                config = record.container_config()
+                if config.stop_signal != cri.RUNTIME_DEFAULT:
+                    sig = _signal({"config": {"StopSignal": cri.Signal.Name(config.stop_signal)}})
+                else:
+                    found = await s.catalog.lookup(record.image_id)
+                    sig = _signal(found[0].config) if found else int(signal.SIGTERM)
                 try:
                     await s.tasks.kill(record.id, sig)
                     await asyncio.wait_for(s.tasks.wait(record.id), timeout)

@@ -77,6 +77,19 @@ def _seccomp(profile: cri.SecurityProfile | None, legacy_path: str) -> str:
     raise InvalidArgument(f"unknown seccomp profile {legacy_path!r}")
 
 
+def refuse_unsupported(sc: cri.LinuxSandboxSecurityContext | cri.LinuxContainerSecurityContext) -> None:
+    """Security options this runtime cannot honour are refused by name rather than dropped."""
+    if sc.HasField("selinux_options") and sc.selinux_options.ByteSize():
+        raise InvalidArgument("selinux_options are not supported: SELinux is not enabled on this runtime")
+    ns = sc.namespace_options
+    if ns.HasField("userns_options") and ns.userns_options.mode == cri.POD:
+        raise InvalidArgument("user namespaces (userns_options mode POD) are not supported by this runtime")
+    if sc.HasField("apparmor") and sc.apparmor.profile_type == cri.SecurityProfile.Localhost:
+        raise InvalidArgument("AppArmor localhost profiles are not supported: AppArmor is not enabled here")
+    if sc.supplemental_groups_policy == cri.Strict:
+        raise InvalidArgument("supplemental_groups_policy Strict is not supported by this runtime")
+
+
 def _user(run_as_user: cri.Int64Value | None, run_as_group: cri.Int64Value | None, username: str,
           image_user: str) -> str | None:
     group = str(run_as_group.value) if run_as_group is not None and run_as_group.ByteSize() else None
@@ -100,6 +113,7 @@ def sandbox_options(config: cri.PodSandboxConfig, image_config: dict[str, Any], 
     """The pause container's options: it owns the pod's IPC and UTS namespaces and sits in its netns."""
     linux = config.linux
     sc = linux.security_context
+    refuse_unsupported(sc)
     img = image_config.get("config") or {}
     args = list(img.get("Entrypoint") or []) + list(img.get("Cmd") or [])
     if not args:
@@ -157,6 +171,9 @@ def container_options(config: cri.ContainerConfig, image_config: dict[str, Any],
     img = image_config.get("config") or {}
     linux = config.linux
     sc = linux.security_context
+    refuse_unsupported(sc)
+    if sc.capabilities.add_ambient_capabilities:
+        raise InvalidArgument("ambient capabilities are not supported by this runtime")
     ns = sc.namespace_options
     env = list(img.get("Env") or [])
     env += [f"{kv.key}={kv.value}" for kv in config.envs]
@@ -167,6 +184,10 @@ def container_options(config: cri.ContainerConfig, image_config: dict[str, Any],
             raise InvalidArgument(f"mount container path {m.container_path!r} is not absolute")
         if m.image.image:
             raise InvalidArgument("image volume mounts are not supported by this runtime")
+        if m.uidMappings or m.gidMappings:
+            raise InvalidArgument("idmapped mounts (uidMappings/gidMappings) are not supported by this runtime")
+        if m.recursive_read_only:
+            raise InvalidArgument("recursive_read_only mounts are not supported by runc 1.1")
         if not os.path.exists(m.host_path):
             raise InvalidArgument(f"mount host path {m.host_path!r} does not exist")
         options = ["rbind", _PROPAGATION.get(m.propagation, "rprivate")]
@@ -180,6 +201,8 @@ def container_options(config: cri.ContainerConfig, image_config: dict[str, Any],
                                     options=["rbind", "ro" if sc.readonly_rootfs else "rw"]))
     if shm_dir is not None and "/dev/shm" not in taken:
         mounts.append(SpecMount(type="bind", source=shm_dir, destination="/dev/shm", options=["rbind"]))
+    if config.CDI_devices:
+        raise InvalidArgument("CDI devices are not supported by this runtime")
     devices = []
     for d in config.devices:
         devices.append(f"{d.host_path}:{d.container_path or d.host_path}:{d.permissions or 'rwm'}")
