@@ -1,0 +1,10 @@
+"""Pod networking through CNI, as the CRI plugin drives it (containerd's go-cni/libcni role).
+
+- `netns`: named network namespaces pinned by bind mounts under the runtime's state dir;
+- `config`: the CNI conf dir (first conflist in lexical order) and the plugin bin dirs;
+- `invoke`: one plugin execution per the CNI spec (env, stdin config, result or typed error);
+- `result`: CNI results (0.3.x/0.4.0/1.0.0, and 0.1/0.2's ip4/ip6) read into records;
+- `cache`: per (network, container, interface) record of the ADD, so DEL works after a crash;
+- `manager`: setup/teardown of a pod's networks (loopback on `lo`, then the default network);
+- `defaults`: a default bridge + host-local + portmap conflist for tests and docs.
+"""
