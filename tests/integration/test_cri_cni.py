@@ -28,10 +28,12 @@ from runtime.cri.cni.netns import NetnsDir
 BIN_DIRS = ["/usr/lib/cni", "/opt/cni/bin"]
 BRIDGE = "cnitest0"
 SUBNET = "10.250.77.0/24"
+SUBNET6 = "fd00:250:77::/64"
 NETWORK = "cnitest-net"
 _PREFIX = "10.250.77."
+_PREFIX6 = "fd00:250:77:"
 
-_missing = [t for t in ("unshare", "nsenter", "ip", "iptables-save", "busybox") if not shutil.which(t)]
+_missing = [t for t in ("unshare", "nsenter", "ip", "iptables-save", "ip6tables-save", "busybox") if not shutil.which(t)]
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces, bridges and iptables need root"),
     pytest.mark.skipif(not any(os.path.exists(f"{d}/bridge") for d in BIN_DIRS),
@@ -53,12 +55,13 @@ class Counts:
 
 
 class CNIEnv:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, ipv6_subnet: str | None = None) -> None:
         self.root = root
         self.conf = root / "conf"
         self.ipam = root / "ipam"
         self.state = root / "state"
-        write_default_conflist(str(self.conf), NETWORK, BRIDGE, SUBNET, str(self.ipam))
+        write_default_conflist(str(self.conf), NETWORK, BRIDGE, SUBNET, str(self.ipam),
+                               ipv6_subnet=ipv6_subnet)
         self.manager = self.new_manager()
         self.netns = NetnsDir(str(root / "netns"))
         self.our_chains: set[str] = set()
@@ -73,9 +76,9 @@ class CNIEnv:
         return PodNetwork(pod_id, f"pod{n}", "cni-test", f"uid-{n}", path, ports)
 
     def our_rules(self) -> list[str]:
-        dump = _run("iptables-save")
+        dump = _run("iptables-save") + _run("ip6tables-save")
         lines = [line for line in dump.splitlines()
-                 if _PREFIX in line or f'name: \\"{NETWORK}\\"' in line or "cnitest-pod" in line]
+                 if _PREFIX in line or _PREFIX6 in line or f'name: \\"{NETWORK}\\"' in line or "cnitest-pod" in line]
         for line in lines:
             for chain in re.findall(r"(?:-A|-j) (CNI-[0-9a-f]{8,}|CNI-DN-[0-9a-f]+)", line):
                 self.our_chains.add(chain)
@@ -115,6 +118,15 @@ async def cni(tmp_path: Path) -> AsyncIterator[CNIEnv]:
         await env.cleanup()
 
 
+@pytest.fixture
+async def cni_dual(tmp_path: Path) -> AsyncIterator[CNIEnv]:
+    env = CNIEnv(tmp_path, ipv6_subnet=SUBNET6)
+    try:
+        yield env
+    finally:
+        await env.cleanup()
+
+
 async def _in_netns(path: str, *cmd: str) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(subprocess.run, ["nsenter", f"--net={path}", *cmd],
                                    capture_output=True, text=True, check=False)
@@ -142,6 +154,20 @@ async def test_two_pods_get_addresses_and_reach_each_other(cni: CNIEnv) -> None:
     assert lo.returncode == 0, "the loopback plugin brings lo up"
     cached = await cni.new_manager().status_of(a.id)
     assert cached is not None and cached.ips == sa.ips
+
+
+async def test_dual_stack_pods_reach_each_other_over_ipv6(cni_dual: CNIEnv) -> None:
+    start = cni_dual.counts()
+    a, b = await cni_dual.pod(7), await cni_dual.pod(8)
+    sa, sb = await cni_dual.manager.setup(a), await cni_dual.manager.setup(b)
+    assert [ipaddress.ip_address(ip).version for ip in sa.ips] == [4, 6]  # the CRI's primary IP is v4
+    assert ipaddress.ip_address(sb.ips[1]) in ipaddress.ip_network(SUBNET6)
+    ping = await _in_netns(a.netns, "busybox", "ping", "-c", "1", "-W", "5", sb.ips[1])
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    for pod in (a, b):
+        await cni_dual.manager.teardown(pod.id)
+        await cni_dual.netns.remove(pod.id)
+    assert cni_dual.counts() == start
 
 
 _SERVER = """
@@ -193,6 +219,17 @@ async def test_thirty_cycles_leave_nothing_behind(cni: CNIEnv) -> None:
         await cni.netns.remove(pod.id)
     assert cni.counts() == start
     assert cni.manager.attached() == set()
+
+
+async def test_ten_pods_at_a_time(cni: CNIEnv) -> None:
+    start = cni.counts()
+    pods = await asyncio.gather(*(cni.pod(200 + n) for n in range(10)))
+    statuses = await asyncio.gather(*(cni.manager.setup(p) for p in pods))
+    assert len({s.ip for s in statuses}) == 10
+    assert cni.counts().allocations == start.allocations + 10
+    await asyncio.gather(*(cni.manager.teardown(p.id) for p in pods))
+    await asyncio.gather(*(cni.netns.remove(p.id) for p in pods))
+    assert cni.counts() == start
 
 
 async def test_teardown_after_the_netns_is_gone_works_from_the_cache(cni: CNIEnv) -> None:

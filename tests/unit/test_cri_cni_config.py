@@ -19,7 +19,7 @@ from runtime.cri.cni.errors import InvalidNetworkConfig, NetworkNotReady, Plugin
 from runtime.cri.cni.invoke import Invoker, RuntimeConf, plugin_env, plugin_stdin
 from runtime.cri.cni.manager import CNIManager, PodNetwork, PortMapping
 from runtime.cri.cni.result import parse_result
-from runtime.errors import FailedPrecondition
+from runtime.errors import FailedPrecondition, InvalidArgument
 
 CONFLIST = {"cniVersion": "1.0.0", "name": "podnet", "plugins": [
     {"type": "bridge", "bridge": "br0", "ipam": {"type": "host-local"}},
@@ -204,7 +204,7 @@ async def test_a_plugin_error_is_typed_and_the_setup_undone(tmp_path: Path) -> N
     _write(conf / "10-pod.conflist", CONFLIST)
     manager = CNIManager(str(tmp_path / "state"), conf_dir=str(conf), bin_dirs=[str(tmp_path)])
     with pytest.raises(PluginError) as info:
-        await manager.setup(PodNetwork("pod2", "web", "default", "u", "/nonexistent"))
+        await manager.setup(PodNetwork("pod2", "web", "default", "u", "/proc/self/ns/net"))
     assert (info.value.plugin, info.value.cni_code, info.value.msg) == ("portmap", 7, "bad config")
     assert "no bridge" in str(info.value) and "invalid network config" in str(info.value)
     commands = [tuple(line.split(" ", 2)[:2]) for line in log.read_text().splitlines()]
@@ -250,3 +250,37 @@ def test_default_conflist_is_loadable_and_never_promiscuous(tmp_path: Path) -> N
     assert net.source == str(path) and net.types == ["bridge", "portmap"]
     with pytest.raises(InvalidNetworkConfig):
         default_conflist("pods", "a-bridge-name-too-long", "10.88.0.0/16", "/x")
+    dual = default_conflist("pods", "cni0", "10.88.0.0/16", "/x", ipv6_subnet="fd88::/64")["plugins"][0]["ipam"]
+    assert dual["ranges"] == [[{"subnet": "10.88.0.0/16"}], [{"subnet": "fd88::/64"}]]
+    assert dual["routes"] == [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]
+    with pytest.raises(ValueError):
+        default_conflist("pods", "cni0", "10.88.0.0/16", "/x", ipv6_subnet="10.89.0.0/16")
+
+
+async def test_before_0_4_0_del_gets_no_prev_result_and_check_is_refused(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    _fake_plugin(tmp_path, "bridge", log)
+    net = config.conflist_from_dict({"cniVersion": "0.3.1", "name": "old", "plugins": [{"type": "bridge"}]})
+    invoker = Invoker([str(tmp_path)])
+    rt = RuntimeConf("c1", "/proc/self/ns/net", "eth0")
+    result = await invoker.add(net, rt)
+    await invoker.delete(net, rt, result)
+    del_stdin = json.loads(log.read_text().splitlines()[-1].split(" ", 4)[4])
+    assert del_stdin["cniVersion"] == "0.3.1" and "prevResult" not in del_stdin
+    with pytest.raises(InvalidNetworkConfig, match="does not support the CHECK command"):
+        await invoker.check(net, rt, result)
+
+
+async def test_setup_refuses_a_missing_namespace_and_bad_ports(tmp_path: Path) -> None:
+    for name in ("bridge", "portmap", "loopback"):
+        _fake_plugin(tmp_path, name, tmp_path / "log")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    _write(conf / "10-pod.conflist", CONFLIST)
+    manager = CNIManager(str(tmp_path / "state"), conf_dir=str(conf), bin_dirs=[str(tmp_path)])
+    with pytest.raises(FailedPrecondition, match="does not exist"):
+        await manager.setup(PodNetwork("p1", "web", "default", "u", str(tmp_path / "gone")))
+    for bad in (PortMapping(80, 8080, "icmp"), PortMapping(80, 70000), PortMapping(80, 8080, "tcp", "localhost")):
+        with pytest.raises(InvalidArgument):
+            await manager.setup(PodNetwork("p1", "web", "default", "u", "/proc/self/ns/net", (bad,)))
+    assert not (tmp_path / "log").exists()

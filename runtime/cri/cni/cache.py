@@ -99,24 +99,23 @@ class AttachmentCache:
             self.path(*entry.key).unlink()
 
     def entries(self, container_id: str | None = None) -> list[Attachment]:
-        """Cached attachments (of one container if given), in the order their networks were set up.
+        """Cached attachments (of one container if given), sorted by file name.
 
         Unreadable files are skipped: one corrupt entry must not block the teardown of every pod.
         """
         if not self.root.is_dir():
             return []
-        found: list[tuple[float, Attachment]] = []
-        for path in self.root.iterdir():
+        found: list[Attachment] = []
+        for path in sorted(self.root.iterdir()):
             if path.name.startswith(".") or (container_id and f"-{container_id}-" not in path.name):
                 continue
             try:
                 entry = Attachment.from_json(json.loads(path.read_bytes()), str(path))
-                mtime = path.stat().st_mtime
             except (OSError, ValueError, InvalidNetworkConfig):
                 continue
             if container_id is None or entry.rt.container_id == container_id:
-                found.append((mtime, entry))
-        return [entry for _, entry in sorted(found, key=lambda item: item[0])]
+                found.append(entry)
+        return found
 
     def container_ids(self) -> set[str]:
         return {entry.rt.container_id for entry in self.entries()}

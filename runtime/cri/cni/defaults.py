@@ -3,7 +3,8 @@
 - bridge: a Linux bridge as the pods' gateway (`isGateway`), NAT for traffic leaving the subnet
   (`ipMasq`) and `hairpinMode` so a pod reaches itself through its own host port. Never together
   with `promiscMode`: the Debian bridge plugin refuses the pair.
-- host-local IPAM: addresses from `subnet`, leases as files under its own `dataDir`.
+- host-local IPAM: addresses from `subnet` (and `ipv6_subnet` for dual-stack pods), leases as files
+  under its own `dataDir`.
 - portmap: hostPort DNAT for the `portMappings` capability; `snat` masquerades hairpin and
   localhost-originated connections, which is what lets a hostPort on 127.0.0.1 reach a pod (the
   plugin also turns on route_localnet on the bridge for that).
@@ -22,12 +23,16 @@ from typing import Any
 from runtime.cri.cni.config import check_ifname, check_name, conflist_from_dict
 
 
-def default_conflist(name: str, bridge: str, subnet: str, data_dir: str, *, firewall: bool = True,
-                     cni_version: str = "1.0.0") -> dict[str, Any]:
+def default_conflist(name: str, bridge: str, subnet: str, data_dir: str, *, ipv6_subnet: str | None = None,
+                     firewall: bool = True, cni_version: str = "1.0.0") -> dict[str, Any]:
+    """`subnet` (v4 or v6), and `ipv6_subnet` as a second range for dual-stack pods."""
     check_name("network name", name)
     check_ifname(bridge)
-    net = ipaddress.ip_network(subnet)
-    default_route = "0.0.0.0/0" if net.version == 4 else "::/0"
+    nets = [ipaddress.ip_network(subnet)]
+    if ipv6_subnet is not None:
+        nets.append(ipaddress.ip_network(ipv6_subnet))
+        if nets[1].version != 6 or nets[0].version != 4:
+            raise ValueError("a dual-stack network is an IPv4 subnet and an IPv6 ipv6_subnet")
     plugins: list[dict[str, Any]] = [
         {
             "type": "bridge",
@@ -37,8 +42,8 @@ def default_conflist(name: str, bridge: str, subnet: str, data_dir: str, *, fire
             "hairpinMode": True,
             "ipam": {
                 "type": "host-local",
-                "ranges": [[{"subnet": str(net)}]],
-                "routes": [{"dst": default_route}],
+                "ranges": [[{"subnet": str(net)}] for net in nets],
+                "routes": [{"dst": "0.0.0.0/0" if net.version == 4 else "::/0"} for net in nets],
                 "dataDir": data_dir,
             },
         },
@@ -52,9 +57,10 @@ def default_conflist(name: str, bridge: str, subnet: str, data_dir: str, *, fire
 
 
 def write_default_conflist(conf_dir: str, name: str, bridge: str, subnet: str, data_dir: str, *,
-                           filename: str = "10-pyengine.conflist", firewall: bool = True,
-                           cni_version: str = "1.0.0") -> Path:
-    doc = default_conflist(name, bridge, subnet, data_dir, firewall=firewall, cni_version=cni_version)
+                           ipv6_subnet: str | None = None, filename: str = "10-pyengine.conflist",
+                           firewall: bool = True, cni_version: str = "1.0.0") -> Path:
+    doc = default_conflist(name, bridge, subnet, data_dir, ipv6_subnet=ipv6_subnet, firewall=firewall,
+                           cni_version=cni_version)
     root = Path(conf_dir)
     root.mkdir(parents=True, exist_ok=True)
     path = root / filename

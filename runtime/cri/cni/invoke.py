@@ -121,7 +121,8 @@ class Invoker:
             if not isinstance(doc, dict):
                 raise PluginError(str(plugin["type"]), "ADD", 6, "result is not a JSON object")
             result = doc
-        assert result is not None  # a list has at least one plugin (config.py checks it)
+        if result is None:
+            raise InvalidNetworkConfig(f"network {net.name}: no plugins")
         return result
 
     async def delete(self, net: NetworkConfigList, rt: RuntimeConf,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
@@ -110,6 +111,11 @@ def _check_ports(pod: PodNetwork, net: NetworkConfigList) -> None:
             raise InvalidArgument(f"port mapping {p.host_port}: unknown protocol {p.protocol!r}")
         if not 0 < p.container_port < 65536 or p.host_port > 65535:
             raise InvalidArgument(f"port mapping {p.host_port}->{p.container_port}: port out of range")
+        if p.host_ip:
+            try:
+                ipaddress.ip_address(p.host_ip)
+            except ValueError:
+                raise InvalidArgument(f"port mapping {p.host_port}: invalid host IP {p.host_ip!r}") from None
     if pod.host_ports() and "portMappings" not in net.capabilities():
         raise FailedPrecondition(
             f"pod {pod.namespace}/{pod.name} asks for host ports but network {net.name!r} "
@@ -177,8 +183,10 @@ class CNIManager:
 
     async def setup(self, pod: PodNetwork) -> PodNetworkStatus:
         """ADD the pod's networks; its IPs on eth0. On failure nothing stays attached."""
-        net = self.network()
+        net = await asyncio.to_thread(self.network)
         _check_ports(pod, net)
+        if not await asyncio.to_thread(_netns_alive, pod.netns):
+            raise FailedPrecondition(f"network namespace {pod.netns!r} of pod {pod.id} does not exist")
         args = pod.cni_args()
         async with self._locked(pod.id):
             if await asyncio.to_thread(self.cache.entries, pod.id):
@@ -233,7 +241,9 @@ class CNIManager:
 
     async def _teardown_locked(self, pod_id: str) -> None:
         errors: list[Exception] = []
-        for entry in reversed(await asyncio.to_thread(self.cache.entries, pod_id)):
+        entries = await asyncio.to_thread(self.cache.entries, pod_id)
+        # The reverse of setup: the pod network first, `lo` last.
+        for entry in sorted(entries, key=lambda e: e.rt.ifname == "lo"):
             try:
                 await self._delete(entry)
             except Exception as exc:  # noqa: BLE001 - the other attachments still get their DEL
@@ -253,8 +263,11 @@ class CNIManager:
         return self.cache.container_ids()
 
     async def sweep(self, live: Iterable[str]) -> list[str]:
-        """Tear down the networks of pods that are not `live` (after a crash); the ids torn down."""
+        """At start, before serving: tear down the networks of pods that are not `live` and the
+        stand-in namespaces a crash left; the ids torn down."""
         keep = set(live)
+        for name in await asyncio.to_thread(self.stand_ins.names):
+            await self.stand_ins.remove(name)
         gone = sorted(await asyncio.to_thread(self.attached) - keep)
         for pod_id in gone:
             await self.teardown(pod_id)

@@ -35,7 +35,7 @@ class NetnsDir:
 
     async def create(self, name: str) -> str:
         path = self.path(name)
-        if self.exists(name):
+        if await asyncio.to_thread(self.exists, name):
             return path
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         Path(path).touch(mode=0o600)
@@ -64,6 +64,7 @@ class NetnsDir:
         interface inside the namespace, and skips that step when CNI_NETNS is empty; after a crash
         that lost the pod's namespace this gives it the interface to find, so nothing stays behind.
         """
+        await self.remove(name)  # one a crash left half-prepared
         path = await self.create(name)
         # A veth pair with both ends inside: the dummy link type is not built into every kernel.
         script = f"link add {ifname} type veth peer name standin0\n" + "".join(
