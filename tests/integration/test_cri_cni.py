@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -139,7 +140,7 @@ def _free_port() -> int:
 
 
 async def test_two_pods_get_addresses_and_reach_each_other(cni: CNIEnv) -> None:
-    assert cni.manager.status().ready
+    assert (await cni.manager.status()).ready
     a, b = await cni.pod(1), await cni.pod(2)
     sa, sb = await cni.manager.setup(a), await cni.manager.setup(b)
     subnet = ipaddress.ip_network(SUBNET)
@@ -221,6 +222,23 @@ async def test_thirty_cycles_leave_nothing_behind(cni: CNIEnv) -> None:
     assert cni.manager.attached() == set()
 
 
+async def test_a_failed_add_leaves_nothing_behind(cni: CNIEnv) -> None:
+    start = cni.counts()
+    conflist = next(cni.conf.iterdir())
+    doc = json.loads(conflist.read_text())
+    # The last plugin fails after bridge, host-local and portmap did their part.
+    doc["plugins"].append({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.no_such_knob": "1"}})
+    conflist.write_text(json.dumps(doc))
+    pod = await cni.pod(9, (PortMapping(8080, _free_port(), "tcp", "127.0.0.1"),))
+    with pytest.raises(PluginError) as info:
+        await cni.manager.setup(pod)
+    assert (info.value.plugin, info.value.command) == ("tuning", "ADD")
+    assert "no_such_knob" in str(info.value)
+    assert cni.manager.attached() == set()
+    await cni.netns.remove(pod.id)
+    assert cni.counts() == start
+
+
 async def test_ten_pods_at_a_time(cni: CNIEnv) -> None:
     start = cni.counts()
     pods = await asyncio.gather(*(cni.pod(200 + n) for n in range(10)))
@@ -243,7 +261,7 @@ async def test_teardown_after_the_netns_is_gone_works_from_the_cache(cni: CNIEnv
     for path in cni.conf.iterdir():
         path.unlink()
     restarted = cni.new_manager()
-    assert not restarted.status().ready
+    assert not (await restarted.status()).ready
     assert restarted.attached() == {lost.id, kept.id}
     assert await restarted.sweep(live=[kept.id]) == [lost.id]
     assert restarted.attached() == {kept.id}

@@ -79,9 +79,9 @@ def test_broken_conflists_are_refused(doc: object, words: str) -> None:
         config.parse_conflist(data, "x.conflist")
 
 
-def test_manager_status_names_a_missing_plugin(tmp_path: Path) -> None:
+async def test_manager_status_names_a_missing_plugin(tmp_path: Path) -> None:
     _write(tmp_path / "10-pod.conflist", CONFLIST)
-    status = CNIManager(str(tmp_path / "state"), conf_dir=str(tmp_path), bin_dirs=[str(tmp_path)]).status()
+    status = await CNIManager(str(tmp_path / "state"), conf_dir=str(tmp_path), bin_dirs=[str(tmp_path)]).status()
     assert not status.ready and status.reason == "NetworkPluginNotReady"
     assert "'bridge'" in status.message
 
@@ -169,7 +169,7 @@ async def test_add_in_order_del_in_reverse_with_prev_result(tmp_path: Path) -> N
     conf.mkdir()
     _write(conf / "10-pod.conflist", CONFLIST)
     manager = CNIManager(str(tmp_path / "state"), conf_dir=str(conf), bin_dirs=[str(tmp_path)])
-    assert manager.status().ready
+    assert (await manager.status()).ready
     ns = "/proc/self/ns/net"  # alive for as long as the test runs; the plugins are fakes
     status = await manager.setup(PodNetwork("pod1", "web", "default", "u", ns,
                                             (PortMapping(80, 8080),)))

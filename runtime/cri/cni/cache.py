@@ -3,7 +3,7 @@
 One file per (network, container id, interface), as libcni keeps under /var/lib/cni/results, holding
 the whole network list as it was at ADD time, the namespace path, the CNI_ARGS, the capability
 arguments (port mappings...) and the ADD's result. The entry is written *before* the ADD (without a
-result) and again after it: a runtime that crashes half-way through an ADD still finds what to DEL,
+result) and again after each plugin of the list: a runtime that crashes half-way through an ADD still finds what to DEL,
 and a DEL after a crash or a config change releases exactly what was allocated (host-local's IPs,
 portmap's rules) even if the conf dir has changed or is gone.
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +110,10 @@ class Invoker:
         stdin = plugin_stdin(net, plugin, prev_result, rt)
         return await exec_plugin(path, kind, command, stdin, plugin_env(command, rt, self.bin_dirs))
 
-    async def add(self, net: NetworkConfigList, rt: RuntimeConf) -> dict[str, Any]:
+    async def add(self, net: NetworkConfigList, rt: RuntimeConf,
+                  progress: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> dict[str, Any]:
+        """ADD each plugin in order; `progress` gets each plugin's result (the chain so far), so a
+        DEL after a failure half-way can hand the plugins that did run what they made."""
         result: dict[str, Any] | None = None
         for plugin in net.plugins:
             out = await self._run(net, plugin, "ADD", result, rt)
@@ -121,6 +125,8 @@ class Invoker:
             if not isinstance(doc, dict):
                 raise PluginError(str(plugin["type"]), "ADD", 6, "result is not a JSON object")
             result = doc
+            if progress is not None:
+                await progress(result)
         if result is None:
             raise InvalidNetworkConfig(f"network {net.name}: no plugins")
         return result

@@ -1,7 +1,8 @@
 """A pod's networks: `lo` through the loopback plugin, then the pod network on eth0 (containerd's order).
 
-`setup` records each attachment in the cache before its ADD, runs the ADD and records the result; a
-failed setup tears down what it started before the error goes up. `teardown` works from the cache
+`setup` records each attachment in the cache before its ADD and again after each plugin (with the
+chain's result so far); a failed setup tears down what it started before the error goes up, and the
+plugins that did run get their own result back on DEL (the firewall plugin needs it to find its rules). `teardown` works from the cache
 alone — the network list, CNI_ARGS and port mappings of the ADD — so it is right after a runtime
 crash or a conf dir change; it runs each DEL (the pod network first, `lo` last) with the cached
 result as prevResult, and with an empty CNI_NETNS once the namespace is gone, which the plugins
@@ -22,7 +23,7 @@ from typing import Any
 from runtime.cri.cni.cache import Attachment, AttachmentCache
 from runtime.cri.cni.config import (
     DEFAULT_BIN_DIRS, DEFAULT_CONF_DIR, LOOPBACK, NetworkConfigList, find_plugin, load_default_network)
-from runtime.cri.cni.errors import NetworkNotReady, PluginNotFound
+from runtime.cri.cni.errors import InvalidNetworkConfig, NetworkNotReady, PluginNotFound
 from runtime.cri.cni.invoke import Invoker, RuntimeConf
 from runtime.cri.cni.netns import NetnsDir
 from runtime.cri.cni.result import Result, parse_result
@@ -153,9 +154,10 @@ class CNIManager:
                 raise NetworkNotReady(exc.message) from None
         return net
 
-    def status(self) -> NetworkStatus:
+    async def status(self) -> NetworkStatus:
+        """The CRI Status's NetworkReady condition."""
         try:
-            self.network()
+            await asyncio.to_thread(self.network)
         except NetworkNotReady as exc:
             return NetworkStatus(False, exc.reason, exc.detail)
         return NetworkStatus(True)
@@ -177,9 +179,11 @@ class CNIManager:
 
     async def _add(self, net: NetworkConfigList, rt: RuntimeConf) -> dict[str, Any]:
         await asyncio.to_thread(self.cache.save, Attachment(net, rt))
-        result = await self.invoker.add(net, rt)
-        await asyncio.to_thread(self.cache.save, Attachment(net, rt, result))
-        return result
+
+        async def record(result: dict[str, Any]) -> None:
+            await asyncio.to_thread(self.cache.save, Attachment(net, rt, result))
+
+        return await self.invoker.add(net, rt, record)
 
     async def setup(self, pod: PodNetwork) -> PodNetworkStatus:
         """ADD the pod's networks; its IPs on eth0. On failure nothing stays attached."""
@@ -227,8 +231,10 @@ class CNIManager:
         if await asyncio.to_thread(_netns_alive, entry.rt.netns):
             await self.invoker.delete(entry.network, entry.rt, entry.result)
             return
-        addresses = [str(ip.address) for ip in parse_result(entry.result).ips_on(entry.rt.ifname)] \
-            if entry.result is not None and entry.rt.ifname != "lo" else []
+        addresses: list[str] = []
+        if entry.result is not None and entry.rt.ifname != "lo":
+            with contextlib.suppress(InvalidNetworkConfig):  # an unreadable result still gets its DEL
+                addresses = [str(ip.address) for ip in parse_result(entry.result).ips_on(entry.rt.ifname)]
         if not addresses:
             await self.invoker.delete(entry.network, replace(entry.rt, netns=""), entry.result)
             return
