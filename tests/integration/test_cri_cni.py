@@ -165,9 +165,10 @@ async def test_dual_stack_pods_reach_each_other_over_ipv6(cni_dual: CNIEnv) -> N
     assert ipaddress.ip_address(sb.ips[1]) in ipaddress.ip_network(SUBNET6)
     ping = await _in_netns(a.netns, "busybox", "ping", "-c", "1", "-W", "5", sb.ips[1])
     assert ping.returncode == 0, ping.stdout + ping.stderr
-    for pod in (a, b):
-        await cni_dual.manager.teardown(pod.id)
-        await cni_dual.netns.remove(pod.id)
+    await cni_dual.manager.teardown(a.id)
+    await cni_dual.netns.remove(a.id)
+    await cni_dual.netns.remove(b.id)  # lost before its teardown: both families' rules still go
+    await cni_dual.manager.teardown(b.id)
     assert cni_dual.counts() == start
 
 

@@ -2,13 +2,14 @@
 
 `setup` records each attachment in the cache before its ADD and again after each plugin (with the
 chain's result so far); a failed setup tears down what it started before the error goes up, and the
-plugins that did run get their own result back on DEL (the firewall plugin needs it to find its rules). `teardown` works from the cache
-alone — the network list, CNI_ARGS and port mappings of the ADD — so it is right after a runtime
-crash or a conf dir change; it runs each DEL (the pod network first, `lo` last) with the cached
-result as prevResult, and with an empty CNI_NETNS once the namespace is gone, which the plugins
-accept (the bridge plugin still releases the IPAM lease, portmap still removes its rules). An entry
-is forgotten only after its DEL succeeded, so a failed teardown can be retried; a second teardown
-finds nothing left and does nothing.
+plugins that did run get their own result back on DEL (the firewall plugin finds its rules by it).
+
+`teardown` works from the cache alone — the network list, CNI_ARGS and port mappings of the ADD — so
+it is right after a runtime crash or a conf dir change. It runs each DEL (the pod network first, `lo`
+last) with the cached result as prevResult. Once the pod's namespace is gone, `lo` gets an empty
+CNI_NETNS (which plugins accept), the pod network a stand-in namespace holding its recorded addresses
+(netns.py says why). An entry is forgotten only after its DEL succeeded, so a failed teardown can be
+retried; a second teardown finds nothing left and does nothing.
 """
 from __future__ import annotations
 
