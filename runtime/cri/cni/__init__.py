@@ -7,4 +7,12 @@
 - `cache`: per (network, container, interface) record of the ADD, so DEL works after a crash;
 - `manager`: setup/teardown of a pod's networks (loopback on `lo`, then the default network);
 - `defaults`: a default bridge + host-local + portmap conflist for tests and docs.
+
+How the sandbox code drives it (containerd's order):
+- start: `CNIManager(<state>/cri/cni, conf_dir, bin_dirs)` and `NetnsDir(<state>/cri/netns)`;
+  `await manager.sweep(live_sandbox_ids)`, then remove the `NetnsDir.names()` of no live sandbox;
+- Status: `await manager.status()` is the NetworkReady condition;
+- RunPodSandbox: `path = await netns.create(id)`, `await manager.setup(PodNetwork(..., netns=path))`
+  (the sandbox's IPs), then the pause container joins `path`;
+- StopPodSandbox: `await manager.teardown(id)`, then `await netns.remove(id)`; both are idempotent.
 """

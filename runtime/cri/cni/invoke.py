@@ -82,9 +82,12 @@ def plugin_env(command: str, rt: RuntimeConf, bin_dirs: list[str]) -> dict[str, 
 async def exec_plugin(path: str, plugin_type: str, command: str, stdin: bytes,
                       env: dict[str, str]) -> bytes:
     """Run one plugin to completion; its stdout, or PluginError. Cancelling kills the plugin."""
-    proc = await asyncio.create_subprocess_exec(
-        path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+    except OSError as exc:
+        raise PluginError(plugin_type, command, 0, f"cannot run {path}: {exc.strerror}") from None
     try:
         out, err = await proc.communicate(stdin)
     except BaseException:
