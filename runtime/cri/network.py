@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from runtime.errors import FailedPrecondition
-
 
 @dataclass
 class PodNetworkRequest:
@@ -25,7 +23,7 @@ class PodNetworkResult:
 
 
 class PodNetwork(Protocol):
-    def not_ready(self) -> str | None:
+    async def not_ready(self) -> str | None:
         """None when pods can be networked; otherwise why not (shown in the CRI Status)."""
         ...
 
@@ -41,21 +39,3 @@ class PodNetwork(Protocol):
         """At start: remove namespaces (and their networks) of pods that no longer exist."""
         ...
 
-
-class Unconfigured:
-    """No pod network plugin is set up: pods on the node's network still run, others are refused with why."""
-
-    def __init__(self, reason: str) -> None:
-        self._reason = reason
-
-    def not_ready(self) -> str | None:
-        return self._reason
-
-    async def setup(self, req: PodNetworkRequest) -> PodNetworkResult:
-        raise FailedPrecondition(f"the pod network is not ready: {self._reason}")
-
-    async def teardown(self, req: PodNetworkRequest, netns: str) -> None:
-        return None
-
-    async def sweep(self, known: set[str]) -> None:
-        return None

@@ -25,6 +25,7 @@ from runtime.events.exchange import Exchange
 from runtime.metadata.content import ContentService
 from runtime.metadata.gc import Collector
 from runtime.metadata.images import ImageStore
+from runtime.metadata.namespaces import NamespaceStore
 from runtime.metadata.snapshots import SnapshotService
 from runtime.plugins.registry import SkipPlugin
 from runtime.tasks.service import TaskService
@@ -78,6 +79,7 @@ class Dependencies:
     collector: Collector
     events: Exchange
     snapshots: dict[str, SnapshotService]
+    namespaces: NamespaceStore
 
 
 async def start(config: CRIConfig, state_root: Path, deps: Dependencies, network: PodNetwork,
@@ -85,6 +87,7 @@ async def start(config: CRIConfig, state_root: Path, deps: Dependencies, network
     if not config.enabled:
         raise SkipPlugin("disabled in the [cri] section of the configuration")
     _claim_socket(config.address)
+    await deps.namespaces.ensure(config.namespace)
     state_dir = state_root / "cri"
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
     catalog = ImageCatalog(config.namespace, deps.images, deps.content, deps.puller, deps.remotes, deps.collector)

@@ -58,7 +58,7 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):
 
     @rpc
     async def Status(self, request: cri.StatusRequest, context: grpc.aio.ServicerContext) -> cri.StatusResponse:
-        reason = self._s.network.not_ready()
+        reason = await self._s.network.not_ready()
         conditions = [
             cri.RuntimeCondition(type="RuntimeReady", status=True),
             cri.RuntimeCondition(type="NetworkReady", status=reason is None,

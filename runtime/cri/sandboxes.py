@@ -131,7 +131,7 @@ class Sandboxes:
         if nso.network == cri.NODE:
             netns = "host"
         else:
-            reason = s.network.not_ready()
+            reason = await s.network.not_ready()
             if reason:
                 raise FailedPrecondition(f"the pod network is not ready: {reason}")
             result = await s.network.setup(network_request(record))

@@ -10,7 +10,9 @@ from typing import Any
 from runtime.config import Config
 from runtime.containers import ContainerService
 from runtime.content.local import LocalStore
-from runtime.cri.network import Unconfigured
+from runtime.cri.cni.manager import CNIManager
+from runtime.cri.cni.netns import NetnsDir
+from runtime.cri.pod_network import CNIPodNetwork
 from runtime.cri.plugin import CRIPlugin
 from runtime.cri.plugin import Dependencies as CRIDependencies
 from runtime.cri.plugin import start as start_cri
@@ -195,8 +197,10 @@ def register_all(registry: Registry, cfg: Config) -> None:
             containers=ctx.get(SERVICE, "containers"), tasks=ctx.get(SERVICE, "tasks"),
             images=ctx.get(SERVICE, "images"), content=ctx.get(CONTENT), puller=ctx.get(TRANSFER, "pull"),
             remotes=ctx.get(TRANSFER, "remotes"), collector=ctx.get(GC), events=ctx.get(EVENT),
-            snapshots=ctx.get(SERVICE, "snapshots"))
-        network = Unconfigured("no CNI network plugin is configured")
+            snapshots=ctx.get(SERVICE, "snapshots"), namespaces=ctx.get(SERVICE, "namespaces"))
+        cri_state = Path(cfg.state) / "cri"
+        network = CNIPodNetwork(CNIManager(str(cri_state / "cni"), cfg.cri.cni_conf_dir, cfg.cri.cni_bin_dirs),
+                                NetnsDir(str(cri_state / "netns")))
         return await start_cri(cfg.cri, Path(cfg.state), deps, network, None)
 
     async def close_cri(p: CRIPlugin) -> None:
@@ -227,7 +231,7 @@ def register_all(registry: Registry, cfg: Config) -> None:
         Registration(TRANSFER, "pull", pull, [f"{CONTENT}/content", f"{SERVICE}/snapshots", f"{SERVICE}/images",
                                               f"{LEASE}/manager", f"{GC}/scheduler", f"{DIFF}/walking",
                                               f"{TRANSFER}/remotes"]),
-        Registration(GRPC, "cri", cri, [f"{SERVICE}/containers", f"{SERVICE}/tasks", f"{TRANSFER}/pull",
+        Registration(GRPC, "cri", cri, [f"{SERVICE}/namespaces", f"{SERVICE}/containers", f"{SERVICE}/tasks", f"{TRANSFER}/pull",
                                         f"{SERVICE}/images", f"{GC}/scheduler"], close=close_cri),
     ]:
         registry.register(reg)
