@@ -132,6 +132,8 @@ def expected_stream_types(request: ExecRequest | AttachRequest, protocol: str) -
 
 
 async def _collect_streams(conn: SpdyConnection, wanted: set[str]) -> dict[str, SpdyStream]:
+    """The streams the client opens until the wanted ones are there (others it opens on the way
+    are accepted too, as kubelet does, and left unused)."""
     streams: dict[str, SpdyStream] = {}
     while not wanted <= streams.keys():
         stream = await conn.accept()
@@ -147,23 +149,31 @@ async def _collect_streams(conn: SpdyConnection, wanted: set[str]) -> dict[str, 
     return streams
 
 
+async def _refuse_late_streams(conn: SpdyConnection) -> None:
+    while (stream := await conn.accept()) is not None:
+        await stream.reset(spdy.REFUSED_STREAM)
+
+
 async def serve_spdy(conn: SpdyConnection, protocol: str, request: ExecRequest | AttachRequest,
                      backend: StreamingBackend) -> None:
     """Serve one exec/attach on an upgraded connection, then close it."""
     reader = asyncio.create_task(conn.serve())
+    late: asyncio.Task[None] | None = None
     try:
+        wanted = expected_stream_types(request, protocol)
         try:
-            streams = await asyncio.wait_for(
-                _collect_streams(conn, expected_stream_types(request, protocol)),
-                STREAM_CREATION_TIMEOUT)
+            streams = await asyncio.wait_for(_collect_streams(conn, wanted),
+                                             STREAM_CREATION_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionResetError) as e:
             log.info("remotecommand for %s: %s", request.container_id,
                      "streams did not arrive in time" if isinstance(e, asyncio.TimeoutError) else e)
             return
-        outputs = {k: TolerantOutput(streams[k].write) for k in ("stdout", "stderr") if k in streams}
+        late = asyncio.create_task(_refuse_late_streams(conn))
+        used = {k: v for k, v in streams.items() if k in wanted}
+        outputs = {k: TolerantOutput(used[k].write) for k in ("stdout", "stderr") if k in used}
         session = asyncio.create_task(run_session(
-            backend, request, streams.get("stdin"), outputs.get("stdout"), outputs.get("stderr"),
-            terminal_sizes(streams["resize"]) if "resize" in streams else None))
+            backend, request, used.get("stdin"), outputs.get("stdout"), outputs.get("stderr"),
+            terminal_sizes(used["resize"]) if "resize" in used else None))
         hangup = asyncio.create_task(conn.closed.wait())
         await asyncio.wait({session, hangup}, return_when=asyncio.FIRST_COMPLETED)
         if not session.done():
@@ -174,9 +184,11 @@ async def serve_spdy(conn: SpdyConnection, protocol: str, request: ExecRequest |
         hangup.cancel()
         status = session.result()
         try:
-            for kind in ("stdout", "stderr"):
-                if kind in streams:
-                    await streams[kind].close()
+            # Every stream the client opened ends, so that none of its copy loops waits forever;
+            # the error stream goes last, after the output it reports on.
+            for kind, stream in streams.items():
+                if kind != "error":
+                    await stream.close()
             await streams["error"].write(encode_status(status, protocol == V4))
             await streams["error"].close()
         except (StreamReset, ConnectionError, OSError):
@@ -187,5 +199,7 @@ async def serve_spdy(conn: SpdyConnection, protocol: str, request: ExecRequest |
             await conn.goaway()
     finally:
         conn.close()
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        for task in (late, reader):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)

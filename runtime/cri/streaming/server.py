@@ -76,7 +76,8 @@ class _UpgradedStream:
         self.reader = asyncio.StreamReader()
         self._protocol = request.protocol
         self._transport = request.transport
-        self._protocol.set_parser(self)
+        # aiohttp types the hook as its websocket reader; it only calls feed_data and feed_eof.
+        self._protocol.set_parser(self)  # type: ignore[arg-type]
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         self.reader.feed_data(data)

@@ -122,6 +122,8 @@ class SpdyConnection:
         self._incoming: asyncio.Queue[SpdyStream | None] = asyncio.Queue()
         self._next_id = 2 if server else 1
         self._last_peer_id = 0
+        self._next_ping = 2 if server else 1
+        self._pings: dict[int, asyncio.Future[None]] = {}
         self._compressor = spdy.HeaderCompressor()
         self._decompressor = spdy.HeaderDecompressor()
         self._window_changed = asyncio.Condition()
@@ -159,6 +161,9 @@ class SpdyConnection:
             self._shut()
 
     def _shut(self) -> None:
+        for answered in self._pings.values():
+            if not answered.done():
+                answered.set_exception(StreamReset("connection closed before the PING reply"))
         for stream in list(self.streams.values()):
             stream._on_reset(spdy.CANCEL)
         self._incoming.put_nowait(None)
@@ -188,8 +193,24 @@ class SpdyConnection:
         await stream._replied
         return stream
 
-    async def ping(self, ping_id: int) -> None:
-        await self._send(spdy.Ping(ping_id))
+    async def settings(self, values: dict[int, int]) -> None:
+        """Announce settings; an initial window here becomes the window we grant each stream."""
+        window = values.get(spdy.SETTINGS_INITIAL_WINDOW_SIZE)
+        if window is not None:
+            self.receive_window = window
+        await self._send(spdy.Settings(values))
+
+    async def ping(self) -> None:
+        """Send a PING and wait for the peer to echo it."""
+        ping_id = self._next_ping
+        self._next_ping += 2
+        answered = asyncio.get_running_loop().create_future()
+        self._pings[ping_id] = answered
+        try:
+            await self._send(spdy.Ping(ping_id))
+            await answered
+        finally:
+            self._pings.pop(ping_id, None)
 
     async def goaway(self, status: int = spdy.GOAWAY_OK) -> None:
         if self.going_away:
@@ -243,6 +264,8 @@ class SpdyConnection:
             # Odd ids are the client's pings, even ids the server's: echo only the peer's.
             if (frame.ping_id % 2 == 1) == self.server:
                 await self._send(frame)
+            elif (answered := self._pings.get(frame.ping_id)) is not None and not answered.done():
+                answered.set_result(None)
         elif isinstance(frame, spdy.GoAway):
             self.going_away = True
             self._incoming.put_nowait(None)
