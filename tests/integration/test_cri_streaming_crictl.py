@@ -6,11 +6,11 @@ server's URLs; the backend runs host processes and dials a local echo server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import fcntl
 import os
 import pty
+import signal
 import struct
-import fcntl
 import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -113,6 +113,14 @@ async def test_exec_interactive_stdin(cri: tuple[str, HostBackend]) -> None:
     assert out == b"50000\n" or out.startswith(b"50000\n")
 
 
+async def test_exec_stdin_the_command_never_reads(cri: tuple[str, HostBackend]) -> None:
+    endpoint, _ = cri
+    code, out, err = await crictl(endpoint, "exec", "-i", "ctr", "sh", "-c", "echo done",
+                                  stdin=b"i" * 5_000_000)
+    assert code == 0, err
+    assert out == b"done\n"
+
+
 async def test_attach(cri: tuple[str, HostBackend]) -> None:
     endpoint, backend = cri
     backend.attach_commands["main"] = ["sh", "-c", "read line; echo got $line; exit 0"]
@@ -124,10 +132,18 @@ async def test_attach(cri: tuple[str, HostBackend]) -> None:
 async def _read_until(fd: int, marker: bytes, seen: bytearray) -> None:
     loop = asyncio.get_running_loop()
     while marker not in seen:
-        chunk = await loop.run_in_executor(None, os.read, fd, 4096)
+        try:
+            chunk = await loop.run_in_executor(None, os.read, fd, 4096)
+        except OSError:  # EIO: the terminal's other side is closed
+            chunk = b""
         if not chunk:
             raise EOFError(f"pty closed before {marker!r}; saw {bytes(seen)!r}")
         seen += chunk
+
+
+async def _size_applied(backend: HostBackend, width: int) -> None:
+    while not any(s.width == width for s in backend.sizes):
+        await asyncio.sleep(0.05)
 
 
 async def test_exec_tty_with_resize(cri: tuple[str, HostBackend]) -> None:
@@ -136,20 +152,19 @@ async def test_exec_tty_with_resize(cri: tuple[str, HostBackend]) -> None:
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
     proc = await asyncio.create_subprocess_exec(
         str(CRICTL), "--runtime-endpoint", endpoint, "exec", "-it", "ctr", "sh", "-c",
-        "stty size; read x; echo typed-$x; stty size",
+        "read x; stty size; read y; echo typed-$y; stty size",
         stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
         preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
     os.close(slave)
     seen = bytearray()
     try:
+        # crictl sends the terminal's size when it starts and again on every SIGWINCH
+        await asyncio.wait_for(_size_applied(backend, 111), 20)
+        os.write(master, b"go\r")
         await asyncio.wait_for(_read_until(master, b"33 111", seen), 20)
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, 28)  # SIGWINCH: what a terminal sends on resize
-        for _ in range(100):
-            if any(s.width == 120 for s in backend.sizes):
-                break
-            await asyncio.sleep(0.1)
+        os.kill(proc.pid, signal.SIGWINCH)
+        await asyncio.wait_for(_size_applied(backend, 120), 20)
         os.write(master, b"abc\r")
         await asyncio.wait_for(_read_until(master, b"40 120", seen), 20)
         assert b"typed-abc" in seen

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime.cri.streaming import spdy
-from runtime.cri.streaming.spdy_connection import SpdyConnection, StreamReset
+from runtime.cri.streaming.spdy_connection import CHUNK, MAX_UNREAD, SpdyConnection, StreamReset
 
 
 def roundtrip(frame: spdy.Frame) -> spdy.Frame | None:
@@ -265,3 +265,38 @@ async def test_connection_loss_resets_streams(pair) -> None:
     assert await sstream.read() == b""
     await asyncio.wait_for(server.closed.wait(), 5)
     assert await server.accept() is None
+
+
+async def test_unread_data_is_bounded_then_flows(pair) -> None:
+    server, client = pair
+    accepted = asyncio.create_task(_accept_and_reply(server))
+    cstream = await client.open_stream({})
+    sstream = await accepted
+    total = 4 * MAX_UNREAD
+
+    async def send() -> None:
+        await cstream.write(b"u" * total)
+        await cstream.close()
+
+    sending = asyncio.create_task(send())
+    while len(sstream._buf) < MAX_UNREAD:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert len(sstream._buf) <= MAX_UNREAD + CHUNK
+    assert not sending.done()
+    assert len(await sstream.read_all()) == total
+    await sending
+
+
+async def test_discarded_stream_no_longer_holds_the_connection(pair) -> None:
+    server, client = pair
+    accepted = asyncio.create_task(_accept_and_reply(server))
+    cstream = await client.open_stream({})
+    sstream = await accepted
+    sending = asyncio.create_task(cstream.write(b"d" * 3 * MAX_UNREAD))
+    while len(sstream._buf) < MAX_UNREAD:
+        await asyncio.sleep(0.01)
+    sstream.discard()
+    await asyncio.wait_for(sending, 10)
+    await asyncio.wait_for(client.ping(), 10)
+    assert not sstream._buf

@@ -63,6 +63,9 @@ class ExitError(Exception):
 
 
 class StreamingBackend(Protocol):
+    """Calls are cancelled when the client goes away: exec may then kill its process, attach
+    only detaches (the container keeps running)."""
+
     async def exec(self, container_id: str, cmd: list[str], tty: bool,
                    stdin: InputStream | None, stdout: OutputStream | None,
                    stderr: OutputStream | None,

@@ -183,6 +183,8 @@ async def serve_spdy(conn: SpdyConnection, protocol: str, request: ExecRequest |
             return
         hangup.cancel()
         status = session.result()
+        for stream in streams.values():
+            stream.discard()
         try:
             # Every stream the client opened ends, so that none of its copy loops waits forever;
             # the error stream goes last, after the output it reports on.

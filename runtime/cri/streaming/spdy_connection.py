@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 
 # Larger writes are cut into frames of this size so that one stream cannot hold the connection.
 CHUNK = 32 * 1024
+# At most this much unread data is buffered per stream before the connection stops reading (TCP
+# then holds the peer back); only peers that ignore our window get that far.
+MAX_UNREAD = 1024 * 1024
 
 
 class ByteWriter(Protocol):
@@ -41,6 +44,8 @@ class SpdyStream:
         self.send_window = conn.peer_initial_window
         self._buf = bytearray()
         self._readable = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._discarding = False
         self._replied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._unacked = 0
 
@@ -61,6 +66,8 @@ class SpdyStream:
             return b""
         data = bytes(self._buf[:n])
         del self._buf[:n]
+        if len(self._buf) < MAX_UNREAD:
+            self._drained.set()
         self._conn._consumed(self, len(data))
         return data
 
@@ -98,8 +105,16 @@ class SpdyStream:
         self._on_reset(status)
         await self._conn._send(spdy.RstStream(self.id, status))
 
+    def discard(self) -> None:
+        """Nobody will read this stream any more: drop what it holds and what still comes."""
+        self._discarding = True
+        self._buf.clear()
+        self._drained.set()
+        self._conn._maybe_forget(self)
+
     def _on_data(self, data: bytes, fin: bool) -> None:
-        self._buf += data
+        if not self._discarding:
+            self._buf += data
         if fin:
             self.remote_closed = True
         self._readable.set()
@@ -107,6 +122,7 @@ class SpdyStream:
     def _on_reset(self, status: int) -> None:
         self.reset_status = status
         self._readable.set()
+        self._drained.set()
         if not self._replied.done():
             self._replied.set_exception(StreamReset(f"stream {self.id} reset (status {status})"))
         self._conn._forget(self)
@@ -303,6 +319,9 @@ class SpdyConnection:
         stream._on_data(frame.data, frame.fin)
         if frame.fin:
             self._maybe_forget(stream)
+        while len(stream._buf) >= MAX_UNREAD and stream.reset_status is None:
+            stream._drained.clear()
+            await stream._drained.wait()
 
     async def _on_settings(self, frame: spdy.Settings) -> None:
         window = frame.values.get(spdy.SETTINGS_INITIAL_WINDOW_SIZE)
