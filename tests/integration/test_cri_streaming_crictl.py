@@ -176,7 +176,7 @@ async def test_exec_tty_with_resize(cri: tuple[str, HostBackend]) -> None:
         os.close(master)
 
 
-async def test_port_forward(cri: tuple[str, HostBackend], unused_tcp_port: int) -> None:
+async def test_port_forward(cri: tuple[str, HostBackend], unused_tcp_port_factory) -> None:
     endpoint, backend = cri
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -187,14 +187,17 @@ async def test_port_forward(cri: tuple[str, HostBackend], unused_tcp_port: int) 
 
     echo_server = await asyncio.start_server(echo, "127.0.0.1", 0)
     echo_port = echo_server.sockets[0].getsockname()[1]
-    local = unused_tcp_port
+    closed_port = unused_tcp_port_factory()
+    local, local_to_closed = unused_tcp_port_factory(), unused_tcp_port_factory()
     proc = await asyncio.create_subprocess_exec(
         str(CRICTL), "--runtime-endpoint", endpoint, "port-forward", "pod1",
-        f"{local}:{echo_port}", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        f"{local}:{echo_port}", f"{local_to_closed}:{closed_port}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 20)
-        assert b"Forwarding from" in line
+        assert proc.stdout is not None and proc.stderr is not None
+        for _ in range(2):
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+            assert b"Forwarding from" in line
         for payload in (b"ping", b"y" * 300_000):
             reader, writer = await asyncio.open_connection("127.0.0.1", local)
             writer.write(payload)
@@ -203,6 +206,14 @@ async def test_port_forward(cri: tuple[str, HostBackend], unused_tcp_port: int) 
             assert got == payload
             writer.close()
         assert backend.forwarded == [("pod1", echo_port), ("pod1", echo_port)]
+        # a port nobody listens on: the client hears of it and the local connection ends
+        reader, writer = await asyncio.open_connection("127.0.0.1", local_to_closed)
+        assert await asyncio.wait_for(reader.read(), 20) == b""
+        writer.close()
+        errors = bytearray()
+        while b"error forwarding port" not in errors:
+            errors += await asyncio.wait_for(proc.stderr.readline(), 20)
+        assert b"to pod pod1" in errors
     finally:
         proc.terminate()
         await proc.wait()

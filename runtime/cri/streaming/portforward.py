@@ -72,12 +72,15 @@ async def _forward(backend: StreamingBackend, request: PortForwardRequest, pair:
     finally:
         inbound.cancel()
         await asyncio.gather(inbound, return_exceptions=True)
+        data.discard()
         writer.close()
 
 
 async def _fail(pair: _Pair, message: str) -> None:
     log.info("%s", message)
     error, data = pair.streams["error"], pair.streams.get("data")
+    if data is not None:
+        data.discard()
     try:
         await error.write(message.encode())
         await error.close()
