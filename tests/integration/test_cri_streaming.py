@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from runtime.cri.streaming import spdy
+from runtime.cri.streaming import remotecommand, spdy
 from runtime.cri.streaming.backend import AttachRequest, ExecRequest, PortForwardRequest
 from runtime.cri.streaming.server import InvalidStreamingRequest, StreamingServer
 from runtime.cri.streaming.spdy_connection import SpdyConnection, StreamReset
@@ -252,3 +252,23 @@ async def test_port_forward_refuses_ports_not_requested(server) -> None:
         await conn.open_stream({"streamtype": ["bogus"], "requestid": ["1"]})
     conn.close()
     await reader
+
+
+async def test_unknown_and_late_streams_are_refused_and_idle_clients_dropped(
+        server, monkeypatch: pytest.MonkeyPatch) -> None:
+    s, _ = server
+    monkeypatch.setattr(remotecommand, "HANGUP_GRACE", 0.2)
+    conn, _, reader = await spdy_connect(
+        s.get_exec(ExecRequest("c", ["sh", "-c", "read x; echo $x"], stdin=True, stderr=False)),
+        ["v4.channel.k8s.io"])
+    with pytest.raises(StreamReset):
+        await conn.open_stream({"streamtype": ["bogus"]})
+    st = await _open(conn, "error", "stdin", "stdout")
+    with pytest.raises(StreamReset):
+        await conn.open_stream({"streamtype": ["stderr"]})
+    await st["stdin"].write(b"late\n")
+    assert await st["stdout"].read_all() == b"late\n"
+    assert json.loads(await st["error"].read_all()) == SUCCESS
+    # we never hang up: the server says GOAWAY and closes the connection itself
+    await asyncio.wait_for(reader, 10)
+    assert conn.going_away
