@@ -19,7 +19,9 @@ from runtime.containers import ContainerService
 from runtime.cri.config import CRIConfig
 from runtime.cri.images import ImageCatalog, ImageServicer
 from runtime.cri.network import PodNetwork
-from runtime.cri.runtime_service import RuntimeServicer, StreamURLs
+from runtime.cri.runtime_service import RuntimeServicer
+from runtime.cri.stream_backend import StreamURLAdapter, TaskStreams
+from runtime.cri.streaming.server import StreamingServer
 from runtime.cri.state import CRIState
 from runtime.events.exchange import Exchange
 from runtime.metadata.content import ContentService
@@ -57,9 +59,11 @@ class CRIPlugin:
     state: CRIState
     server: grpc.aio.Server
     runtime: RuntimeServicer
+    streaming: StreamingServer
 
     async def close(self) -> None:
         await self.server.stop(grace=1)
+        await self.streaming.stop()
         try:
             os.unlink(self.config.address)
         except FileNotFoundError:
@@ -82,8 +86,7 @@ class Dependencies:
     namespaces: NamespaceStore
 
 
-async def start(config: CRIConfig, state_root: Path, deps: Dependencies, network: PodNetwork,
-                streams: StreamURLs | None) -> CRIPlugin:
+async def start(config: CRIConfig, state_root: Path, deps: Dependencies, network: PodNetwork) -> CRIPlugin:
     if not config.enabled:
         raise SkipPlugin("disabled in the [cri] section of the configuration")
     _claim_socket(config.address)
@@ -95,7 +98,9 @@ async def start(config: CRIConfig, state_root: Path, deps: Dependencies, network
                      content=deps.content, catalog=catalog, network=network, events=deps.events)
     await state.load()
     await network.sweep({s.id for s in state.sandboxes.values()})
-    runtime = RuntimeServicer(state, streams)
+    streaming = StreamingServer(TaskStreams(state), config.stream_address, config.stream_port)
+    await streaming.start()
+    runtime = RuntimeServicer(state, StreamURLAdapter(streaming))
     roots = [str(svc.backend.root) for svc in deps.snapshots.values() if getattr(svc.backend, "root", None)]
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 * 1024 * 1024),
                                       ("grpc.max_send_message_length", 16 * 1024 * 1024)])
@@ -105,8 +110,12 @@ async def start(config: CRIConfig, state_root: Path, deps: Dependencies, network
     try:
         server.add_insecure_port(f"unix://{config.address}")
         await server.start()
+    except BaseException:
+        await streaming.stop()
+        raise
     finally:
         os.umask(old)
     os.chmod(config.address, 0o660)
-    log.info("cri serving address=%s namespace=%s", config.address, config.namespace)
-    return CRIPlugin(config, state, server, runtime)
+    log.info("cri serving address=%s namespace=%s streaming=%s", config.address, config.namespace,
+             streaming.address)
+    return CRIPlugin(config, state, server, runtime, streaming)

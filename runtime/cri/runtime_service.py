@@ -34,7 +34,7 @@ class StreamURLs(Protocol):
 
 
 class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):
-    def __init__(self, state: CRIState, streams: StreamURLs | None) -> None:
+    def __init__(self, state: CRIState, streams: StreamURLs) -> None:
         self._s = state
         self._sandboxes = Sandboxes(state)
         self._containers = Containers(state, self._sandboxes)
@@ -200,28 +200,23 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):
         out, err, code = await exec_sync(self._s, request.container_id, list(request.cmd), request.timeout)
         return cri.ExecSyncResponse(stdout=out, stderr=err, exit_code=code)
 
-    def _stream_server(self) -> StreamURLs:
-        if self._streams is None:
-            raise Unimplemented("the streaming server is not running (see the runtime's log for why)")
-        return self._streams
-
     @rpc
     async def Exec(self, request: cri.ExecRequest, context: grpc.aio.ServicerContext) -> cri.ExecResponse:
         self._check_streamable(request.container_id, request.stdin, request.stdout, request.stderr, request.tty)
         if not request.cmd:
             raise InvalidArgument("exec needs a command")
-        return cri.ExecResponse(url=self._stream_server().exec_url(request))
+        return cri.ExecResponse(url=self._streams.exec_url(request))
 
     @rpc
     async def Attach(self, request: cri.AttachRequest, context: grpc.aio.ServicerContext) -> cri.AttachResponse:
         self._check_streamable(request.container_id, request.stdin, request.stdout, request.stderr, request.tty)
-        return cri.AttachResponse(url=self._stream_server().attach_url(request))
+        return cri.AttachResponse(url=self._streams.attach_url(request))
 
     @rpc
     async def PortForward(self, request: cri.PortForwardRequest, context: grpc.aio.ServicerContext
                           ) -> cri.PortForwardResponse:
         self._sandboxes.pause_pid(self._s.sandboxes.get(request.pod_sandbox_id))
-        return cri.PortForwardResponse(url=self._stream_server().port_forward_url(request))
+        return cri.PortForwardResponse(url=self._streams.port_forward_url(request))
 
     def _check_streamable(self, container_id: str, stdin: bool, stdout: bool, stderr: bool, tty: bool) -> None:
         record = self._s.cri_containers.get(container_id)

@@ -201,7 +201,7 @@ def register_all(registry: Registry, cfg: Config) -> None:
         cri_state = Path(cfg.state) / "cri"
         network = CNIPodNetwork(CNIManager(str(cri_state / "cni"), cfg.cri.cni_conf_dir, cfg.cri.cni_bin_dirs),
                                 NetnsDir(str(cri_state / "netns")))
-        return await start_cri(cfg.cri, Path(cfg.state), deps, network, None)
+        return await start_cri(cfg.cri, Path(cfg.state), deps, network)
 
     async def close_cri(p: CRIPlugin) -> None:
         await p.close()
