@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver option, repeatable (e.g. max-size=10m)")
     args = p.parse_args(argv)
+    systemd.claim()
     try:
         cfg = config_mod.load(args.config_file, {
             "hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,

@@ -37,14 +37,20 @@ def _inherited() -> list[socket.socket]:
     return socks
 
 
-_taken: list[socket.socket] | None = None
+_taken: list[socket.socket] = []
+_notify_address: str | None = None
+
+
+def claim() -> None:
+    """Take what systemd passed out of the environment before anything is started: every child inherits it,
+    and runc, finding NOTIFY_SOCKET, would set up systemd notification for the container it starts."""
+    global _taken, _notify_address
+    _taken = _taken or _inherited()
+    _notify_address = os.environ.pop("NOTIFY_SOCKET", None) or _notify_address
 
 
 def listen_fds(spec: str) -> list[socket.socket]:
-    """The sockets `fd://` (all of them) or `fd://N` (fd N) names."""
-    global _taken
-    if _taken is None:
-        _taken = _inherited()
+    """The sockets `fd://` (all of them) or `fd://N` (fd N) names (claim() must have run)."""
     if not _taken:
         raise ActivationError(f"{spec}: no sockets found via socket activation: make sure the service was "
                               "started by systemd")
@@ -63,7 +69,7 @@ def listen_fds(spec: str) -> list[socket.socket]:
 
 def notify(state: str) -> None:
     """Tell systemd about this service's state (READY=1, STOPPING=1); a no-op when not run by it."""
-    address = os.environ.get("NOTIFY_SOCKET")
+    address = _notify_address
     if not address:
         return
     if address.startswith("@"):

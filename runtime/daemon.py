@@ -22,7 +22,7 @@ from runtime.plugins import builtin
 from runtime.plugins.registry import Registry
 from runtime.services import Services
 from runtime.sysinfo import probe
-from runtime.systemd import notify
+from runtime.systemd import claim, notify
 
 log = logging.getLogger("runtime.daemon")
 
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="TOML configuration file")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
+    claim()
     try:
         cfg = config_mod.load(args.config, {"address": args.address, "root": args.root, "state": args.state,
                                             "log_level": args.log_level})

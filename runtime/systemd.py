@@ -6,9 +6,19 @@ import os
 import socket
 
 
+_address: str | None = None
+
+
+def claim() -> None:
+    """Take NOTIFY_SOCKET out of the environment before anything is started: conmon and runc inherit it, and
+    runc, finding it, would set up systemd notification for the container it starts."""
+    global _address
+    _address = os.environ.pop("NOTIFY_SOCKET", None) or _address
+
+
 def notify(state: str) -> None:
-    """Send READY=1 / STOPPING=1 to the socket in NOTIFY_SOCKET; a no-op when systemd did not start us."""
-    address = os.environ.get("NOTIFY_SOCKET")
+    """Send READY=1 / STOPPING=1 to the socket systemd named (claim() must have run); a no-op without one."""
+    address = _address
     if not address:
         return
     if address.startswith("@"):
