@@ -92,6 +92,13 @@ def sdk_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
 
 
+def test_large_streams_both_ways_over_tls(tls: TLSEngine) -> None:
+    """Megabytes through a hijacked stream each way: TLS records, flow control and the final close_notify."""
+    size = 8 * 1024 * 1024
+    assert tls.ok("run", "--rm", "busybox", "sh", "-c", f"head -c {size} /dev/zero | tr '\\0' x") == "x" * size
+    assert tls.ok("run", "--rm", "-i", "busybox", "wc", "-c", input="y" * size).strip() == str(size)
+
+
 def _sdk(tls: TLSEngine, cert_dir: Path, *, client_cert: bool = True) -> docker.DockerClient:
     config = docker.tls.TLSConfig(
         client_cert=(str(cert_dir / "cert.pem"), str(cert_dir / "key.pem")) if client_cert else None,
