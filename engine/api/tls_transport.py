@@ -51,6 +51,8 @@ class TLSConnection(asyncio.Protocol, asyncio.Transport):
         self._timer = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT, self._handshake_timed_out)
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return  # after a failed handshake or a close: nothing more is read
         self._incoming.write(data)
         if not self._established and not self._handshake():
             return

@@ -5,14 +5,18 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from engine import config as config_mod
 from engine.api import listeners
+from engine.api.tls_transport import TLSSite
 from tests.fixtures.certs import issue, make_ca
 
 
@@ -110,3 +114,31 @@ def test_socket_activation_takes_the_passed_sockets(tmp_path: Path) -> None:
         assert _activated("4", [unix, tcp]).stdout.startswith("[4] ['AF_INET']")
         assert "systemd passed fds 3..4" in _activated("7", [unix, tcp]).stderr
         assert "no sockets found via socket activation" in _activated("", [unix], pid_matches=False).stderr
+
+
+async def test_tls_without_verify_serves_clients_without_certificates(tmp_path: Path) -> None:
+    """--tls alone: the server proves who it is; clients need no certificate (the -H fd:// path for a TCP
+    socket, the same site a tcp:// host gets)."""
+    server = issue(make_ca("ca"), tmp_path / "server", "pyengined", server=True)
+    cfg = _cfg(hosts=["tcp://127.0.0.1:0"], tls=True, tlscert=str(server / "cert.pem"),
+               tlskey=str(server / "key.pem"))
+    context = listeners.check(cfg)
+    assert context is not None
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/_ping", ping)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.create_server(("127.0.0.1", 0))
+    try:
+        await TLSSite(runner, sock, context).start()
+        client_ctx = ssl.create_default_context(cafile=str(server / "ca.pem"))
+        async with aiohttp.ClientSession() as session:
+            url = f"https://127.0.0.1:{sock.getsockname()[1]}/_ping"
+            async with session.get(url, ssl=client_ctx) as r:
+                assert (r.status, await r.text()) == (200, "OK")
+    finally:
+        await runner.cleanup()
