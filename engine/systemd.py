@@ -26,7 +26,7 @@ def _inherited() -> list[socket.socket]:
     process starts (conmon, runc, the containers) believes they were meant for it, and the fds are close-on-exec."""
     pid, count = os.environ.pop("LISTEN_PID", ""), os.environ.pop("LISTEN_FDS", "")
     os.environ.pop("LISTEN_FDNAMES", None)
-    if not pid or not count or pid != str(os.getpid()):
+    if pid != str(os.getpid()) or not count.isdigit():
         return []
     socks = []
     for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + int(count)):
