@@ -32,9 +32,21 @@ class Config(BaseModel):
     # like dockerd's bip, its gateway address with the subnet's length. Unset: the first free default pool.
     bridge_name: str = Field(default="pyengine0", alias="bridge-name")
     bip: str | None = None
-    tls_insecure_tcp: bool = False
+    # dockerd's TLS keys: tls serves TLS on tcp hosts, tlsverify also requires client certificates signed by
+    # tlscacert. Unset paths are dockerd's: ca.pem, cert.pem, key.pem in $DOCKER_CERT_PATH or ~/.docker.
+    tls: bool = False
+    tlsverify: bool = False
+    tlscacert: str | None = None
+    tlscert: str | None = None
+    tlskey: str | None = None
+    tls_insecure_tcp: bool = Field(default=False, alias="insecure-tcp")
     log_driver: str = Field(default="json-file", alias="log-driver")
     log_opts: dict[str, str] = Field(default_factory=dict, alias="log-opts")
+
+
+# Set both in daemon.json and by a flag, these are refused as dockerd refuses them, rather than one silently
+# winning: which hosts serve and with what TLS is not something to guess.
+EXCLUSIVE = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
 
 
 def load(path: str | None, overrides: dict[str, Any]) -> Config:
@@ -43,6 +55,10 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
         data = json.loads(Path(path).read_text())
         if not isinstance(data, dict):
             raise ValueError(f"{path}: not a JSON object")
+    both = [key for key in EXCLUSIVE if key in data and overrides.get(key) not in (None, [])]
+    if both:
+        raise ValueError("the following directives are specified both as a flag and in the configuration file: "
+                         + ", ".join(f"{k} (from flag: {overrides[k]}, from file: {data[k]})" for k in both))
     cfg = Config.model_validate(data)
     for key, value in overrides.items():
         if value is None or value == []:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import grp
 import logging
 import os
 import signal
@@ -13,6 +12,8 @@ from pathlib import Path
 from aiohttp import web
 
 from engine import config as config_mod
+from engine import systemd
+from engine.api import listeners
 from engine.api.app import build
 from engine.api.routers import (archive, attach, builds, container_stats, container_update, containers, events,
                                 exec, image_archives, image_make, image_push, images, networks, plugins, registry,
@@ -29,34 +30,6 @@ ROUTERS = [system.register, system_df.register, images.register, image_archives.
            image_make.register, builds.register, image_push.register]
 
 
-async def _listen(runner: web.AppRunner, host: str, cfg: config_mod.Config) -> web.BaseSite:
-    if host.startswith("unix://"):
-        path = host[len("unix://"):]
-        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-        if Path(path).is_socket():
-            Path(path).unlink()
-        old = os.umask(0o117)
-        try:
-            site: web.BaseSite = web.UnixSite(runner, path)
-            await site.start()
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o660)
-        if cfg.socket_group:
-            os.chown(path, 0, grp.getgrnam(cfg.socket_group).gr_gid)
-        return site
-    if host.startswith("tcp://"):
-        if not cfg.tls_insecure_tcp:
-            raise SystemExit(f"pyengined: refusing {host} without TLS; pass --insecure-tcp to force it")
-        log.warning("listening on %s without TLS: anyone who can reach it controls this host", host)
-        hostport = host[len("tcp://"):]
-        h, _, p = hostport.rpartition(":")
-        site = web.TCPSite(runner, h or "127.0.0.1", int(p or 2375))
-        await site.start()
-        return site
-    raise SystemExit(f"pyengined: unsupported host {host!r} (use unix:///path or tcp://host:port)")
-
-
 async def serve(cfg: config_mod.Config) -> None:
     Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -65,8 +38,14 @@ async def serve(cfg: config_mod.Config) -> None:
     app = build(backend, ROUTERS)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    for host in cfg.hosts:
-        await _listen(runner, host, cfg)
+    try:
+        await listeners.listen(runner, cfg)
+    except listeners.ListenError as e:
+        await runner.cleanup()
+        await backend.logs.close()
+        await backend.runtime.close()
+        raise SystemExit(f"pyengined: {e}") from None
+    systemd.notify("READY=1")
     log.info("serving hosts=%s runtime=%s namespace=%s pid=%d", ",".join(cfg.hosts), cfg.runtime_address,
              cfg.runtime_namespace, os.getpid())
     ready = asyncio.create_task(backend.run_background(), name="engine-background")
@@ -78,6 +57,7 @@ async def serve(cfg: config_mod.Config) -> None:
         await stop.wait()
     finally:
         log.info("stopping")
+        systemd.notify("STOPPING=1")
         ready.cancel()
         await runner.cleanup()
         await backend.logs.close()
@@ -102,11 +82,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bip", help="default bridge's address and subnet length, e.g. 10.200.0.1/24")
     p.add_argument("--insecure-tcp", action="store_true", dest="tls_insecure_tcp",
                    help="allow tcp:// hosts without TLS")
+    p.add_argument("--tls", action="store_true", default=None, help="serve tcp hosts with TLS; implied by --tlsverify")
+    p.add_argument("--tlsverify", action="store_true", default=None,
+                   help="serve tcp hosts with TLS and require client certificates signed by --tlscacert")
+    p.add_argument("--tlscacert", help="CA clients' certificates must be signed by (default ~/.docker/ca.pem)")
+    p.add_argument("--tlscert", help="the server's TLS certificate (default ~/.docker/cert.pem)")
+    p.add_argument("--tlskey", help="the server's TLS key (default ~/.docker/key.pem)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-driver", help="containers' default log driver: json-file (default), local or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver option, repeatable (e.g. max-size=10m)")
     args = p.parse_args(argv)
+    systemd.claim()
     try:
         cfg = config_mod.load(args.config_file, {
             "hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
@@ -114,12 +101,15 @@ def main(argv: list[str] | None = None) -> None:
             "registry_mirrors": args.registry_mirrors, "insecure_registries": args.insecure_registries,
             "log_level": args.log_level, "bridge_name": args.bridge_name, "bip": args.bip,
             "tls_insecure_tcp": args.tls_insecure_tcp or None, "log_driver": args.log_driver,
+            "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert, "tlscert": args.tlscert,
+            "tlskey": args.tlskey,
         })
         for opt in args.log_opt:
             key, eq, value = opt.partition("=")
             if not eq:
                 raise ValueError(f"--log-opt {opt!r}: expected KEY=VALUE")
             cfg.log_opts[key] = value
+        listeners.check(cfg)
     except Exception as e:
         print(f"pyengined: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -22,6 +22,7 @@ from runtime.plugins import builtin
 from runtime.plugins.registry import Registry
 from runtime.services import Services
 from runtime.sysinfo import probe
+from runtime.systemd import claim, notify
 
 log = logging.getLogger("runtime.daemon")
 
@@ -73,7 +74,13 @@ class _Server(uvicorn.Server):
 
     def request_stop(self, sig: int) -> None:
         log.info("signal=%s stopping", signal.Signals(sig).name)
+        notify("STOPPING=1")
         self.should_exit = True
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            notify("READY=1")
 
 
 async def serve(cfg: config_mod.Config) -> None:
@@ -135,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
                         "/run/pyengine/cri.sock; the [cri] section of the TOML configures the rest)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
+    claim()
     try:
         cfg = config_mod.load(args.config, {"address": args.address, "root": args.root, "state": args.state,
                                             "log_level": args.log_level, "cri_address": args.cri_address})
