@@ -36,6 +36,9 @@ class ExitWatcher:
         self._watcher: asyncio.Task[None] | None = None
         self._monitor_gone: set[tuple[str, str]] = set()
         self._followers: set[asyncio.Task[None]] = set()
+        # Processes whose monitor a follower waits on: the poll leaves them to it, so its cost stays
+        # with the few processes nobody follows (a monitor that was already gone, say), not every task.
+        self._followed: set[tuple[str, str, str]] = set()
         self._checking = asyncio.Lock()
 
     def exited(self, key: tuple[str, str, str]) -> asyncio.Event:
@@ -57,12 +60,18 @@ class ExitWatcher:
     def follow(self, t: TaskState, exec_id: str | None = None) -> None:
         """Collect the exit as soon as the process's monitor goes, rather than at the next poll."""
 
+        key = (t.namespace, t.id, exec_id or t.id)
+
         async def wait() -> None:
-            await self._shims[t.runtime].wait_monitor(self._table.paths(t.namespace, t.id, exec_id))
+            try:
+                await self._shims[t.runtime].wait_monitor(self._table.paths(t.namespace, t.id, exec_id))
+            finally:
+                self._followed.discard(key)
             lock = self._table.locks.get((t.namespace, t.id))
             if lock is None or not lock.locked():
                 await self.check()
 
+        self._followed.add(key)
         task = asyncio.create_task(wait(), name=f"follow-{t.id}-{exec_id or 'init'}")
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
@@ -88,12 +97,13 @@ class ExitWatcher:
                 # A start, exec or delete is under way: its outcome is seen next round.
                 continue
             for e in list(t.execs.values()):
-                if e.status == Status.RUNNING:
+                if e.status == Status.RUNNING and (ns, task_id, e.id) not in self._followed:
                     code = shim.exit_code(e.id, self._table.paths(ns, task_id, e.id), exec=True)
                     if code is not None:
                         await self._check_oom(t)
                         self.record(t, e, code)
-            if t.status in (Status.RUNNING, Status.PAUSED, Status.CREATED) and t.pid:
+            if t.status in (Status.RUNNING, Status.PAUSED, Status.CREATED) and t.pid \
+                    and (ns, task_id, task_id) not in self._followed:
                 paths = self._table.paths(ns, task_id)
                 code = shim.exit_code(task_id, paths, exec=False)
                 if code is None and t.status != Status.CREATED and not shim.monitor_alive(paths):
