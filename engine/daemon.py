@@ -19,6 +19,7 @@ from engine.api.routers import (archive, attach, builds, container_stats, contai
                                 swarm, system, system_df, volumes)
 from engine.backend import Backend
 from engine.log import setup as setup_logging
+from engine.metrics.service import parse_address
 from runtime.client import Client
 
 log = logging.getLogger("engine.daemon")
@@ -63,10 +64,12 @@ async def serve(cfg: config_mod.Config) -> None:
     backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace))
     await backend.networks.ensure_builtin()
     app = build(backend, ROUTERS)
+    backend.metrics.install(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     for host in cfg.hosts:
         await _listen(runner, host, cfg)
+    metrics = await backend.metrics.listen(cfg.metrics_addr) if cfg.metrics_addr else None
     log.info("serving hosts=%s runtime=%s namespace=%s pid=%d", ",".join(cfg.hosts), cfg.runtime_address,
              cfg.runtime_namespace, os.getpid())
     ready = asyncio.create_task(backend.run_background(), name="engine-background")
@@ -80,6 +83,8 @@ async def serve(cfg: config_mod.Config) -> None:
         log.info("stopping")
         ready.cancel()
         await runner.cleanup()
+        if metrics is not None:
+            await metrics.cleanup()
         await backend.logs.close()
         await backend.runtime.close()
         for host in cfg.hosts:
@@ -106,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-driver", help="containers' default log driver: json-file (default), local or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver option, repeatable (e.g. max-size=10m)")
+    p.add_argument("--metrics-addr", help="HOST:PORT to serve Prometheus metrics at /metrics on (plain HTTP)")
     args = p.parse_args(argv)
     try:
         cfg = config_mod.load(args.config_file, {
@@ -114,7 +120,10 @@ def main(argv: list[str] | None = None) -> None:
             "registry_mirrors": args.registry_mirrors, "insecure_registries": args.insecure_registries,
             "log_level": args.log_level, "bridge_name": args.bridge_name, "bip": args.bip,
             "tls_insecure_tcp": args.tls_insecure_tcp or None, "log_driver": args.log_driver,
+            "metrics_addr": args.metrics_addr,
         })
+        if cfg.metrics_addr:
+            parse_address(cfg.metrics_addr)
         for opt in args.log_opt:
             key, eq, value = opt.partition("=")
             if not eq:

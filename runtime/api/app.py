@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from runtime import __version__
 from runtime.api import errors
 from runtime.api.context import ContextMiddleware
+from runtime.metrics.service import RuntimeMetrics
 from runtime.api.routers import (
     archives,
     container_fs,
@@ -36,4 +37,5 @@ def build(services: Services) -> FastAPI:
               containers, container_fs, tasks, events):
         app.include_router(r.router, prefix=API_PREFIX)
     app.add_middleware(ContextMiddleware)
+    RuntimeMetrics(services).install(app)
     return app
