@@ -63,13 +63,13 @@ async def serve(cfg: config_mod.Config) -> None:
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace))
     await backend.networks.ensure_builtin()
+    metrics = await backend.metrics.listen(cfg.metrics_addr) if cfg.metrics_addr else None
     app = build(backend, ROUTERS)
     backend.metrics.install(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     for host in cfg.hosts:
         await _listen(runner, host, cfg)
-    metrics = await backend.metrics.listen(cfg.metrics_addr) if cfg.metrics_addr else None
     log.info("serving hosts=%s runtime=%s namespace=%s pid=%d", ",".join(cfg.hosts), cfg.runtime_address,
              cfg.runtime_namespace, os.getpid())
     ready = asyncio.create_task(backend.run_background(), name="engine-background")

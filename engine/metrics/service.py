@@ -17,7 +17,7 @@ from collections import Counter as Tally
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -30,6 +30,11 @@ from engine.metrics.transfers import Transfers
 from runtime import client as rt
 
 log = logging.getLogger("engine.metrics")
+
+# Without this, every counter and histogram series gets a `_created` gauge beside it (a start time the 0.0.4 text
+# format can only carry as a series of its own): twice the series for nothing. A process-wide switch of
+# prometheus_client; the daemon is the process.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
 # The text format every Prometheus reads (dockerd serves the same).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -96,7 +101,11 @@ class EngineMetrics:
         app.router.add_get(PATH, self.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as e:
+            await runner.cleanup()
+            raise SystemExit(f"pyengined: cannot serve metrics on {address}: {e.strerror or e}") from None
         log.info("metrics on http://%s:%d%s", host, port, PATH)
         return runner
 

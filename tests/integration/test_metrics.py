@@ -98,6 +98,7 @@ def test_both_daemons_serve_parseable_metrics(engine: EngineDaemon) -> None:
     cid = container_id(engine, "web")
     ok(engine, "inspect", "web")
     ok(engine, "inspect", cid[:12])
+    assert _get(_UnixConnection(engine.address), f"/v1.41/nowhere/{cid}")[0] == 404
     samples = engine_samples(engine)
     assert value(samples, "pyengine_containers", state="running") == 1
     assert value(samples, "pyengine_container_cpu_usage_seconds_total", id=cid, name="web") is not None
@@ -106,9 +107,15 @@ def test_both_daemons_serve_parseable_metrics(engine: EngineDaemon) -> None:
     assert value(samples, "pyengine_container_network_transmit_bytes_total", id=cid, name="web",
                  interface="eth0") is not None
     assert not [s for s in samples if s.labels.get("interface") == "lo"]
+    # The host's interfaces are not a --network host container's.
+    ok(engine, "run", "-d", "--network", "host", "--name", "hosted", "busybox", "sleep", "1000")
+    hosted = container_id(engine, "hosted")
+    samples = engine_samples(engine)
+    assert value(samples, "pyengine_container_pids", id=hosted, name="hosted") == 1
+    assert not [s for s in samples if s.labels.get("id") == hosted and "network" in s.name]
     # Routes are templates: neither the id nor the name nor the API version shows in a route label.
     routes = {s.labels["route"] for s in samples if s.name == "pyengine_http_request_duration_seconds_count"}
-    assert "/containers/{id}/json" in routes and "/_ping" in routes
+    assert {"/containers/{id}/json", "/_ping", "unmatched"} <= routes
     assert not [r for r in routes if cid[:12] in r or "web" in r or r.startswith("/v1.")]
     inspects = [s for s in samples if s.name == "pyengine_http_request_duration_seconds_count"
                 and s.labels["route"] == "/containers/{id}/json" and s.labels["status"] == "200"]
@@ -121,7 +128,7 @@ def test_both_daemons_serve_parseable_metrics(engine: EngineDaemon) -> None:
     assert _get(http.client.HTTPConnection(LOOPBACK, METRICS_PORT, timeout=60), "/info")[0] == 404
 
     rt = runtime_samples(engine)
-    assert value(rt, "pyruntimed_tasks", namespace="pyengine", state="running") == 1
+    assert value(rt, "pyruntimed_tasks", namespace="pyengine", state="running") == 2
     assert (value(rt, "pyruntimed_content_bytes") or 0) > 0 and (value(rt, "pyruntimed_content_blobs") or 0) >= 3
     assert (value(rt, "pyruntimed_snapshot_bytes", snapshotter="overlayfs", kind="committed") or 0) > 0
     assert value(rt, "pyruntimed_snapshot_bytes", snapshotter="overlayfs", kind="active") is not None
@@ -215,6 +222,7 @@ def test_pull_bytes_and_duration(engine: EngineDaemon) -> None:
     ok(engine, "rmi", "whiteout")
 
 
+@pytest.mark.slow  # about 30 s: a thousand creates and removes
 def test_created_and_removed_containers_leave_no_series(engine: EngineDaemon) -> None:
     sdk = docker.DockerClient(base_url=engine.host, timeout=120)
 

@@ -11,7 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from engine import config as engine_config
 from engine.containers.store import Container, ContainerStore
+from engine.daemon import main as engine_main
 from engine.events import EventBus
 from engine.metrics.containers import parse_net_dev
 from engine.metrics.service import EngineMetrics, parse_address
@@ -120,6 +122,19 @@ def test_metrics_addr() -> None:
     for bad in ("9323", "host:", "host:http", "host:70000"):
         with pytest.raises(ValueError, match="metrics-addr"):
             parse_address(bad)
+
+
+def test_metrics_addr_flag_and_daemon_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    daemon_json = tmp_path / "daemon.json"
+    daemon_json.write_text('{"metrics-addr": "127.0.0.1:9323"}')
+    assert engine_config.load(str(daemon_json), {}).metrics_addr == "127.0.0.1:9323"
+    assert engine_config.load(str(daemon_json), {"metrics_addr": "0.0.0.0:9400"}).metrics_addr == "0.0.0.0:9400"
+    daemon_json.write_text('{"metrics-addr": "9323"}')
+    for argv in (["--metrics-addr", "localhost"], ["--config-file", str(daemon_json)]):
+        with pytest.raises(SystemExit) as exit_:
+            engine_main(argv)
+        assert exit_.value.code == 2
+        assert "invalid configuration: metrics-addr" in capsys.readouterr().err
 
 
 def test_runtime_route_templates() -> None:
