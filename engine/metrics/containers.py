@@ -202,10 +202,14 @@ def _networks(rows: list[_Row]) -> Iterable[Metric]:
     """Each running container's interfaces (its own network namespace; loopback left out)."""
     labels = [*_LABELS, "interface"]
     names = {
-        "rx_bytes": ("receive_bytes", "Bytes received"), "rx_packets": ("receive_packets", "Packets received"),
-        "rx_errors": ("receive_errors", "Receive errors"), "rx_dropped": ("receive_dropped", "Received packets dropped"),
-        "tx_bytes": ("transmit_bytes", "Bytes sent"), "tx_packets": ("transmit_packets", "Packets sent"),
-        "tx_errors": ("transmit_errors", "Transmit errors"), "tx_dropped": ("transmit_dropped", "Packets to send dropped"),
+        "rx_bytes": ("receive_bytes", "Bytes received"),
+        "rx_packets": ("receive_packets", "Packets received"),
+        "rx_errors": ("receive_errors", "Receive errors"),
+        "rx_dropped": ("receive_dropped", "Received packets dropped"),
+        "tx_bytes": ("transmit_bytes", "Bytes sent"),
+        "tx_packets": ("transmit_packets", "Packets sent"),
+        "tx_errors": ("transmit_errors", "Transmit errors"),
+        "tx_dropped": ("transmit_dropped", "Packets to send dropped"),
     }
     families = {key: CounterMetricFamily(f"pyengine_container_network_{name}", f"{text} on the interface.",
                                          labels=labels) for key, (name, text) in names.items()}

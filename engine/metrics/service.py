@@ -36,7 +36,7 @@ log = logging.getLogger("engine.metrics")
 # prometheus_client; the daemon is the process.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
-# The text format every Prometheus reads (dockerd serves the same).
+# The text format every Prometheus version reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PATH = "/metrics"
 

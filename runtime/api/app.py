@@ -6,7 +6,6 @@ from fastapi import FastAPI
 from runtime import __version__
 from runtime.api import errors
 from runtime.api.context import ContextMiddleware
-from runtime.metrics.service import RuntimeMetrics
 from runtime.api.routers import (
     archives,
     container_fs,
@@ -24,6 +23,7 @@ from runtime.api.routers import (
     system,
     tasks,
 )
+from runtime.metrics.service import RuntimeMetrics
 from runtime.services import Services
 from runtime.wire import API_PREFIX
 

@@ -1,7 +1,8 @@
 """Runtime API request latency, by method, route template and status (an ASGI middleware).
 
 The route is the template of the FastAPI route that served the request (`/v1/tasks/{task_id}`),
-which the router leaves in the request's scope; a request no route matched is `unmatched`. Streams (events, pull progress, logs) count until their last byte.
+which the router leaves in the request's scope; a request no route matched is `unmatched`.
+Streams (events, pull progress, logs) count until their last byte.
 """
 from __future__ import annotations
 

@@ -125,7 +125,7 @@ class LocalSnapshotter(abc.ABC):
             totals = {kind: Usage() for kind in Kind}
             for rec in self._storage.walk():
                 try:
-                    usage = rec.usage or disk_usage(self._storage.fs_dir(rec.id))
+                    usage = rec.usage if rec.usage is not None else disk_usage(self._storage.fs_dir(rec.id))
                 except FileNotFoundError:
                     continue  # removed while measuring
                 totals[rec.kind].size += usage.size
