@@ -21,6 +21,7 @@ from prometheus_client.samples import Sample
 
 from tests.fixtures._net import LOOPBACK, free_port
 from tests.fixtures.daemons import EngineDaemon, mirrored_engine
+from tests.fixtures.registry import Registry
 from tests.integration.test_engine_containers import ok
 
 METRICS_PORT = free_port()
@@ -220,6 +221,25 @@ def test_pull_bytes_and_duration(engine: EngineDaemon) -> None:
     ok(engine, "pull", "whiteout")  # up to date: a pull, no bytes
     assert pulled() == (bytes_after, pulls_after + 1)
     ok(engine, "rmi", "whiteout")
+
+
+def test_push_bytes_and_duration(engine: EngineDaemon) -> None:
+    def pushed() -> tuple[float, float]:
+        samples = engine_samples(engine)
+        return (value(samples, "pyengine_image_transfer_bytes_total", direction="push") or 0,
+                value(samples, "pyengine_image_transfer_duration_seconds_count", direction="push",
+                      outcome="success") or 0)
+
+    with Registry() as target:  # pushes change a registry: one of this test's own
+        name = f"{target.host}/metrics/busybox:pushed"
+        ok(engine, "tag", "busybox", name)
+        bytes_before, pushes_before = pushed()
+        ok(engine, "push", name)
+        bytes_after, pushes_after = pushed()
+        assert pushes_after == pushes_before + 1 and bytes_after > bytes_before
+        ok(engine, "push", name)  # every layer is there already: a push, no bytes
+        assert pushed() == (bytes_after, pushes_after + 1)
+        ok(engine, "rmi", name)
 
 
 @pytest.mark.slow  # about 30 s: a thousand creates and removes
