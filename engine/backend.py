@@ -44,6 +44,7 @@ from engine.images.archive import ImageArchives
 from engine.images.store import ImageService, Registries
 from engine.images.writer import ImageWriter
 from engine.logs.service import ContainerLogs
+from engine.metrics.service import EngineMetrics
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
 from engine.system import SystemInfo
@@ -84,6 +85,7 @@ class Backend:
     builder: Builder
     pusher: ImagePusher
     logins: RegistryLogin
+    metrics: EngineMetrics
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -125,7 +127,8 @@ class Backend:
                    disk=DiskUsage(images, store, volumes, describer.summary, files.size, build_cache.usage),
                    logs=logs, committer=Committer(runtime, writer, images, events), importer=Importer(writer, events),
                    contexts=ContextStore(builder_root / "contexts"), build_cache=build_cache, builder=builder,
-                   pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, list(config.insecure_registries)))
+                   pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, list(config.insecure_registries)),
+                   metrics=EngineMetrics(runtime, store, events))
 
     async def ensure_namespace(self) -> None:
         """The engine's runtime namespace exists before its first request; the runtime may come up later."""

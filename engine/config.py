@@ -42,6 +42,8 @@ class Config(BaseModel):
     tls_insecure_tcp: bool = Field(default=False, alias="insecure-tcp")
     log_driver: str = Field(default="json-file", alias="log-driver")
     log_opts: dict[str, str] = Field(default_factory=dict, alias="log-opts")
+    # dockerd's: HOST:PORT of a plain-HTTP listener serving /metrics only (the API sockets serve it too).
+    metrics_addr: str | None = Field(default=None, alias="metrics-addr")
 
 
 # Set both in daemon.json and by a flag, these are refused as dockerd refuses them, rather than one silently

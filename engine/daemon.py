@@ -20,6 +20,7 @@ from engine.api.routers import (archive, attach, builds, container_stats, contai
                                 swarm, system, system_df, volumes)
 from engine.backend import Backend
 from engine.log import setup as setup_logging
+from engine.metrics.service import parse_address
 from runtime.client import Client
 
 log = logging.getLogger("engine.daemon")
@@ -35,7 +36,9 @@ async def serve(cfg: config_mod.Config) -> None:
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace))
     await backend.networks.ensure_builtin()
+    metrics = await backend.metrics.listen(cfg.metrics_addr) if cfg.metrics_addr else None
     app = build(backend, ROUTERS)
+    backend.metrics.install(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -60,6 +63,8 @@ async def serve(cfg: config_mod.Config) -> None:
         systemd.notify("STOPPING=1")
         ready.cancel()
         await runner.cleanup()
+        if metrics is not None:
+            await metrics.cleanup()
         await backend.logs.close()
         await backend.runtime.close()
         for host in cfg.hosts:
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-driver", help="containers' default log driver: json-file (default), local or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver option, repeatable (e.g. max-size=10m)")
+    p.add_argument("--metrics-addr", help="HOST:PORT to serve Prometheus metrics at /metrics on (plain HTTP)")
     args = p.parse_args(argv)
     systemd.claim()
     try:
@@ -103,7 +109,10 @@ def main(argv: list[str] | None = None) -> None:
             "tls_insecure_tcp": args.tls_insecure_tcp or None, "log_driver": args.log_driver,
             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert, "tlscert": args.tlscert,
             "tlskey": args.tlskey,
+            "metrics_addr": args.metrics_addr,
         })
+        if cfg.metrics_addr:
+            parse_address(cfg.metrics_addr)
         for opt in args.log_opt:
             key, eq, value = opt.partition("=")
             if not eq:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,10 +131,17 @@ class EventBus:
     def __init__(self, recent: int = RECENT) -> None:
         self._recent: deque[Event] = deque(maxlen=recent)
         self._subscribers: set[Subscription] = set()
+        self._observers: list[Callable[[Event], None]] = []
+
+    def observe(self, observer: Callable[[Event], None]) -> None:
+        """Have `observer` called with every event as it is published; it must return at once (metrics)."""
+        self._observers.append(observer)
 
     def publish(self, type_: str, action: str, actor_id: str, attributes: dict[str, str]) -> Event:
         ev = Event(type_, action, actor_id, attributes, time.time_ns())
         self._recent.append(ev)
+        for observer in self._observers:
+            observer(ev)
         for sub in list(self._subscribers):
             if not sub.wanted(ev):
                 continue
@@ -173,6 +181,10 @@ class EventBus:
     @property
     def listeners(self) -> int:
         return len(self._subscribers)
+
+    def backlog(self) -> list[int]:
+        """How many events wait in each live subscriber's queue (how far behind it is)."""
+        return [sub.queue.qsize() for sub in self._subscribers]
 
     def subscribe(self, since_ns: int | None, until_ns: int | None,
                   wanted: EventFilter) -> tuple[list[Event], Subscription]:

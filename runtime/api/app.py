@@ -23,6 +23,7 @@ from runtime.api.routers import (
     system,
     tasks,
 )
+from runtime.metrics.service import RuntimeMetrics
 from runtime.services import Services
 from runtime.wire import API_PREFIX
 
@@ -36,4 +37,5 @@ def build(services: Services) -> FastAPI:
               containers, container_fs, tasks, events):
         app.include_router(r.router, prefix=API_PREFIX)
     app.add_middleware(ContextMiddleware)
+    RuntimeMetrics(services).install(app)
     return app

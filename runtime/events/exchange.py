@@ -35,6 +35,10 @@ class Exchange:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[Envelope | _Overflow]] = set()
 
+    def backlog(self) -> list[int]:
+        """How many events wait in each subscriber's queue (how far behind it is)."""
+        return [q.qsize() for q in self._subscribers]
+
     def publish(self, namespace: str, topic: str, event: dict[str, Any]) -> None:
         env = Envelope(time.time(), namespace, topic, event)
         log.debug("event topic=%s namespace=%s", topic, namespace)

@@ -119,5 +119,20 @@ class LocalSnapshotter(abc.ABC):
     async def cleanup(self) -> list[str]:
         return await asyncio.to_thread(self._storage.cleanup)
 
+    async def usage_by_kind(self) -> dict[Kind, Usage]:
+        """Space used by all snapshots of each kind: committed ones as measured at commit, the others now."""
+        def measure() -> dict[Kind, Usage]:
+            totals = {kind: Usage() for kind in Kind}
+            for rec in self._storage.walk():
+                try:
+                    usage = rec.usage if rec.usage is not None else disk_usage(self._storage.fs_dir(rec.id))
+                except FileNotFoundError:
+                    continue  # removed while measuring
+                totals[rec.kind].size += usage.size
+                totals[rec.kind].inodes += usage.inodes
+            return totals
+
+        return await asyncio.to_thread(measure)
+
     async def close(self) -> None:
         await asyncio.to_thread(self._storage.close)

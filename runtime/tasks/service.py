@@ -245,6 +245,13 @@ class TaskService:
         ns = require_namespace()
         return [t for (n, _), t in sorted(self._table.tasks.items()) if n == ns]
 
+    def census(self) -> dict[tuple[str, str], int]:
+        """How many tasks each namespace has in each state, across all namespaces (metrics)."""
+        counts: dict[tuple[str, str], int] = {}
+        for (ns, _), t in self._table.tasks.items():
+            counts[ns, t.status.value] = counts.get((ns, t.status.value), 0) + 1
+        return counts
+
     def has(self, container_id: str) -> bool:
         return (require_namespace(), container_id) in self._table.tasks
 

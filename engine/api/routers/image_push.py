@@ -20,9 +20,9 @@ log = logging.getLogger("engine.api.push")
 def register(r: Router, b: Backend) -> None:
     async def push(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        messages = b.pusher.push(name, request.query.get("tag", ""), request.query.get("platform", ""),
-                                 RegistryAuth.from_header(request.headers.get("X-Registry-Auth")),
-                                 b.images.registries.insecure)
+        messages = b.metrics.transfers.push(b.pusher.push(
+            name, request.query.get("tag", ""), request.query.get("platform", ""),
+            RegistryAuth.from_header(request.headers.get("X-Registry-Auth")), b.images.registries.insecure))
         return await progress_response(request, messages, f"push of {name}")
 
     async def auth(request: web.Request) -> web.Response:

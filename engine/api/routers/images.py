@@ -29,8 +29,8 @@ def register(r: Router, b: Backend) -> None:
             return await import_image(request, b)
         ref = pull_reference(q.get("fromImage", ""), q.get("tag", ""))
         wanted = platforms.parse(q["platform"]) if q.get("platform") else None
-        messages = pull(images, ref, platform=str(wanted) if wanted else None,
-                        auth=RegistryAuth.from_header(request.headers.get("X-Registry-Auth")))
+        messages = b.metrics.transfers.pull(pull(images, ref, platform=str(wanted) if wanted else None,
+                                                 auth=RegistryAuth.from_header(request.headers.get("X-Registry-Auth"))))
         return await progress_response(request, messages, f"pull of {ref}")
 
     async def list_images(request: web.Request) -> web.Response:

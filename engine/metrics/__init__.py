@@ -1,0 +1,1 @@
+"""Prometheus metrics of the engine (docs/operations.md, "Metrics")."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics of the runtime (docs/operations.md, "Metrics")."""
