@@ -1,12 +1,14 @@
 """The CRI services through the generated Python gRPC client: every RPC, its errors and its idempotence."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
 import threading
 import time
 
+import aiohttp
 import grpc
 import pytest
 from cri_api.v1 import api_pb2 as cri
@@ -244,3 +246,48 @@ def test_container_events_stream(cri_service: CRI) -> None:
     reader.join(5)
     assert kinds[:2] == [cri.CONTAINER_CREATED_EVENT, cri.CONTAINER_STARTED_EVENT]
     assert kinds[-1] == cri.CONTAINER_STOPPED_EVENT
+
+
+def test_exec_attach_port_forward_urls_stream_over_websocket(cri_service: CRI) -> None:
+    c = cri_service
+    c.pull("busybox")
+    pod_id, pod = c.run_pod("urls")
+    cid = c.start_container(pod_id, pod, "sh", ["sleep", "300"])
+    url = c.runtime.Exec(cri.ExecRequest(container_id=cid, cmd=["sh", "-c", "cat; echo e >&2; exit 5"],
+                                         stdin=True, stdout=True, stderr=True)).url
+    assert url.startswith("http://127.0.0.1:") and "/exec/" in url
+    attach = c.runtime.Attach(cri.AttachRequest(container_id=cid, stdout=True)).url
+    assert "/attach/" in attach
+    forward = c.runtime.PortForward(cri.PortForwardRequest(pod_sandbox_id=pod_id, port=[80])).url
+    assert "/portforward/" in forward
+
+    async def run() -> dict[int, bytes]:
+        got: dict[int, bytes] = {}
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, protocols=("v5.channel.k8s.io",)) as ws:
+                await ws.send_bytes(b"\x00" + b"over websocket\n")
+                await ws.send_bytes(b"\xff\x00")  # v5: close stdin
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) > 1:
+                        got[msg.data[0]] = got.get(msg.data[0], b"") + msg.data[1:]
+        return got
+
+    got = asyncio.run(run())
+    assert got[1] == b"over websocket\n" and got[2] == b"e\n"
+    assert json.loads(got[3])["details"]["causes"] == [{"reason": "ExitCode", "message": "5"}]
+    # A URL is good for one use.
+    async def reuse() -> int:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as response:
+                return response.status
+    assert asyncio.run(reuse()) == 404
+
+    for bad in (cri.ExecRequest(container_id=cid, cmd=["sh"]),
+                cri.ExecRequest(container_id=cid, cmd=[], stdout=True),
+                cri.ExecRequest(container_id=cid, cmd=["sh"], tty=True, stdout=True, stderr=True)):
+        with pytest.raises(grpc.RpcError) as e:
+            c.runtime.Exec(bad)
+        assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as e:
+        c.runtime.UpdatePodSandboxResources(cri.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod_id))
+    assert _code(e) == grpc.StatusCode.UNIMPLEMENTED
