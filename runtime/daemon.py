@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from runtime import config as config_mod
+from runtime import loop_setup
 from runtime.api.app import build
 from runtime.log import setup as setup_logging
 from runtime.plugins import builtin
@@ -84,6 +85,7 @@ class _Server(uvicorn.Server):
 
 
 async def serve(cfg: config_mod.Config) -> None:
+    loop_setup.configure(asyncio.get_running_loop())
     registry = Registry()
     builtin.register_all(registry, cfg)
     Path(cfg.state).mkdir(parents=True, exist_ok=True, mode=0o711)
