@@ -95,13 +95,19 @@ async def start(config: CRIConfig, state_root: Path, deps: Dependencies, network
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
     catalog = ImageCatalog(config.namespace, deps.images, deps.content, deps.puller, deps.remotes, deps.collector)
     state = CRIState(config=config, state_dir=state_dir, containers=deps.containers, tasks=deps.tasks,
-                     content=deps.content, catalog=catalog, network=network, events=deps.events)
+                     content=deps.content, catalog=catalog, network=network, events=deps.events,
+                     snapshots=deps.snapshots)
     await state.load()
     await network.sweep({s.id for s in state.sandboxes.values()})
     streaming = StreamingServer(TaskStreams(state), config.stream_address, config.stream_port)
     await streaming.start()
     runtime = RuntimeServicer(state, StreamURLAdapter(streaming))
-    roots = [str(svc.backend.root) for svc in deps.snapshots.values() if getattr(svc.backend, "root", None)]
+    # The image filesystem the kubelet watches is the one the CRI's snapshotter keeps its layers on.
+    name = config.snapshotter or deps.puller.default_snapshotter
+    if name not in deps.snapshots:
+        raise RuntimeError(f"[cri] snapshotter {name!r} is not loaded (have: {', '.join(sorted(deps.snapshots))})")
+    snapshotter = deps.snapshots[name]
+    roots = [str(getattr(snapshotter.backend, "root", state_dir))]
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 * 1024 * 1024),
                                       ("grpc.max_send_message_length", 16 * 1024 * 1024)])
     api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)

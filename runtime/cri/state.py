@@ -25,6 +25,7 @@ from runtime.cri.scope import in_namespace
 from runtime.errors import NotFound
 from runtime.events.exchange import Exchange
 from runtime.metadata.content import ContentService
+from runtime.metadata.snapshots import SnapshotService
 from runtime.tasks.service import TaskService
 from runtime.tasks.state import TaskState
 
@@ -41,6 +42,7 @@ class CRIState:
     catalog: ImageCatalog
     network: PodNetwork
     events: Exchange
+    snapshots: dict[str, SnapshotService]
     sandboxes: Index[SandboxRecord] = field(default_factory=lambda: Index("sandbox"))
     cri_containers: Index[ContainerRecord] = field(default_factory=lambda: Index("container"))
 

@@ -43,7 +43,16 @@ async def container_stats(state: CRIState, record: ContainerRecord) -> cri.Conta
                                                       annotations=config.annotations))
     _fill(stats.cpu, stats.memory, await _metrics(state, record.id), stamp)
     stats.writable_layer.timestamp = stamp
-    stats.writable_layer.fs_id.mountpoint = str(state.state_dir)
+    with in_namespace(state.namespace):
+        try:
+            c = await state.containers.store.get(record.id)
+            service = state.snapshots[c.snapshotter]
+            usage = await service.usage(c.snapshot_key)
+        except (NotFound, KeyError):
+            return stats
+    stats.writable_layer.fs_id.mountpoint = str(getattr(service.backend, "root", ""))
+    stats.writable_layer.used_bytes.value = usage.size
+    stats.writable_layer.inodes_used.value = usage.inodes
     return stats
 
 

@@ -61,7 +61,7 @@ def test_images_pull_list_status_remove(cri_service: CRI) -> None:
     missing = c.images.ImageStatus(cri.ImageStatusRequest(image=cri.ImageSpec(image="nothere:1")))
     assert not missing.HasField("image")
     fs = c.images.ImageFsInfo(cri.ImageFsInfoRequest())
-    assert fs.image_filesystems and fs.image_filesystems[0].used_bytes.value > 0
+    assert len(fs.image_filesystems) == 1 and fs.image_filesystems[0].used_bytes.value > 0
     c.images.RemoveImage(cri.RemoveImageRequest(image=cri.ImageSpec(image=image_id)))
     assert all(i.id != image_id for i in c.images.ListImages(cri.ListImagesRequest()).images)
     # Idempotent: removing what is gone is no error.
@@ -119,6 +119,7 @@ def test_pod_and_container_lifecycle(cri_service: CRI) -> None:
 
     stats = c.runtime.ContainerStats(cri.ContainerStatsRequest(container_id=cid)).stats
     assert stats.attributes.id == cid and stats.memory.working_set_bytes.value > 0
+    assert stats.writable_layer.fs_id.mountpoint.endswith("overlayfs")
     assert c.runtime.ListContainerStats(cri.ListContainerStatsRequest()).stats
     pod_stats = c.runtime.PodSandboxStats(cri.PodSandboxStatsRequest(pod_sandbox_id=pod_id)).stats
     assert [x.attributes.id for x in pod_stats.linux.containers] == [cid]
