@@ -150,13 +150,7 @@ class Containers:
         if record is None:
             return
         await self.stop(record.id, 0)
-        with in_namespace(s.namespace):
-            if s.task(record.id) is not None:
-                await s.tasks.delete(record.id, force=True)
-            try:
-                await s.containers.delete(record.id)
-            except NotFound:
-                pass
+        await s.delete_runtime_container(record.id)
         s.cri_containers.remove(record.id)
 
     async def update_resources(self, container_id: str, resources: cri.LinuxContainerResources) -> None:

@@ -53,19 +53,23 @@ def code_of(e: errors.RuntimeError_) -> grpc.StatusCode:
 R = TypeVar("R")
 
 
+async def _abort(name: str, context: grpc.aio.ServicerContext, e: Exception) -> None:
+    if isinstance(e, grpc.aio.AbortError):
+        raise e
+    if isinstance(e, errors.RuntimeError_):
+        await context.abort(code_of(e), str(e))
+    log.exception("rpc=%s failed", name)
+    await context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+
+
 def rpc(fn: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
         ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]:
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
         try:
             return await fn(self, request, context)
-        except errors.RuntimeError_ as e:
-            await context.abort(code_of(e), str(e))
-        except grpc.aio.AbortError:
-            raise
         except Exception as e:
-            log.exception("rpc=%s failed", fn.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+            await _abort(fn.__name__, context, e)
         raise AssertionError("unreachable: abort raises")
 
     return wrapper
@@ -78,12 +82,7 @@ def stream_rpc(fn: Callable[[Any, Any, grpc.aio.ServicerContext], AsyncIterator[
         try:
             async for item in fn(self, request, context):
                 yield item
-        except errors.RuntimeError_ as e:
-            await context.abort(code_of(e), str(e))
-        except grpc.aio.AbortError:
-            raise
         except Exception as e:
-            log.exception("rpc=%s failed", fn.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+            await _abort(fn.__name__, context, e)
 
     return wrapper

@@ -128,14 +128,8 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):
     async def ListPodSandboxStats(self, request: cri.ListPodSandboxStatsRequest, context: grpc.aio.ServicerContext
                                   ) -> cri.ListPodSandboxStatsResponse:
         f = request.filter
-        out = []
-        for record in self._s.sandboxes.values():
-            if f.id and not record.id.startswith(f.id):
-                continue
-            if any(record.pod_config().labels.get(k) != v for k, v in f.label_selector.items()):
-                continue
-            out.append(await sandbox_stats(self._s, record))
-        return cri.ListPodSandboxStatsResponse(stats=out)
+        records = self._views.sandbox_records(f.id, f.label_selector)
+        return cri.ListPodSandboxStatsResponse(stats=[await sandbox_stats(self._s, r) for r in records])
 
     @rpc
     async def UpdatePodSandboxResources(self, request: cri.UpdatePodSandboxResourcesRequest,
@@ -239,16 +233,8 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):
     async def ListContainerStats(self, request: cri.ListContainerStatsRequest, context: grpc.aio.ServicerContext
                                  ) -> cri.ListContainerStatsResponse:
         f = request.filter
-        out = []
-        for record in self._s.cri_containers.values():
-            if f.id and not record.id.startswith(f.id):
-                continue
-            if f.pod_sandbox_id and not record.sandbox_id.startswith(f.pod_sandbox_id):
-                continue
-            if any(record.container_config().labels.get(k) != v for k, v in f.label_selector.items()):
-                continue
-            out.append(await container_stats(self._s, record))
-        return cri.ListContainerStatsResponse(stats=out)
+        records = self._views.container_records(f.id, f.pod_sandbox_id, f.label_selector)
+        return cri.ListContainerStatsResponse(stats=[await container_stats(self._s, r) for r in records])
 
     @rpc
     async def ListMetricDescriptors(self, request: cri.ListMetricDescriptorsRequest,

@@ -225,13 +225,7 @@ class Sandboxes:
         await self.stop(record.id, containers_stop)
         for c in s.containers_of(record.id):
             await containers_remove.remove(c.id)
-        with in_namespace(s.namespace):
-            if s.task(record.id) is not None:
-                await s.tasks.delete(record.id, force=True)
-            try:
-                await s.containers.delete(record.id)
-            except NotFound:
-                pass
+        await s.delete_runtime_container(record.id)
         await asyncio.to_thread(shutil.rmtree, s.sandbox_dir(record.id), True)
         s.sandboxes.remove(record.id)
         log.info("cri sandbox=%s removed", record.id[:12])

@@ -60,6 +60,16 @@ class CRIState:
             except NotFound:
                 return None
 
+    async def delete_runtime_container(self, container_id: str) -> None:
+        """Its task (killed if it still runs) and its record; what is already gone is no error."""
+        with in_namespace(self.namespace):
+            if self.task(container_id) is not None:
+                await self.tasks.delete(container_id, force=True)
+            try:
+                await self.containers.delete(container_id)
+            except NotFound:
+                pass
+
     def containers_of(self, sandbox_id: str) -> list[ContainerRecord]:
         return [c for c in self.cri_containers.values() if c.sandbox_id == sandbox_id]
 

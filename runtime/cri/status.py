@@ -38,25 +38,19 @@ class Views:
                               created_at=record.created_at, labels=config.labels, annotations=config.annotations,
                               runtime_handler=record.runtime_handler)
 
+    def sandbox_records(self, id_prefix: str, labels: Any, state: int | None = None) -> list[SandboxRecord]:
+        check_filter_id(id_prefix)
+        if state is not None and state not in cri.PodSandboxState.values():
+            raise InvalidArgument(f"invalid sandbox state filter {state}")
+        return [r for r in self._s.sandboxes.values()
+                if r.id.startswith(id_prefix) and _selected(r.pod_config().labels, labels)
+                and (state is None or self._sandboxes.state_of(r) == state)]
+
     def sandboxes(self, f: cri.PodSandboxFilter | None) -> list[cri.PodSandbox]:
-        if f is not None:
-            check_filter_id(f.id)
-            if f.HasField("state") and f.state.state not in cri.PodSandboxState.values():
-                raise InvalidArgument(f"invalid sandbox state filter {f.state.state}")
-        out = []
-        for record in self._s.sandboxes.values():
-            if f is not None:
-                if f.id and not record.id.startswith(f.id):
-                    continue
-                item = self.sandbox(record)
-                if f.HasField("state") and item.state != f.state.state:
-                    continue
-                if not _selected(item.labels, f.label_selector):
-                    continue
-                out.append(item)
-            else:
-                out.append(self.sandbox(record))
-        return out
+        if f is None:
+            return [self.sandbox(r) for r in self._s.sandboxes.values()]
+        state = f.state.state if f.HasField("state") else None
+        return [self.sandbox(r) for r in self.sandbox_records(f.id, f.label_selector, state)]
 
     def sandbox_status(self, record: SandboxRecord, verbose: bool) -> cri.PodSandboxStatusResponse:
         config = record.pod_config()
@@ -92,26 +86,22 @@ class Views:
                              created_at=record.created_at, labels=config.labels, annotations=config.annotations,
                              image_id=record.image_id)
 
+    def container_records(self, id_prefix: str, sandbox_prefix: str, labels: Any,
+                          state: int | None = None) -> list[ContainerRecord]:
+        check_filter_id(id_prefix)
+        check_filter_id(sandbox_prefix)
+        if state is not None and state not in cri.ContainerState.values():
+            raise InvalidArgument(f"invalid container state filter {state}")
+        return [r for r in self._s.cri_containers.values()
+                if r.id.startswith(id_prefix) and r.sandbox_id.startswith(sandbox_prefix)
+                and _selected(r.container_config().labels, labels)
+                and (state is None or self._containers.state_of(r) == state)]
+
     def containers(self, f: cri.ContainerFilter | None) -> list[cri.Container]:
-        if f is not None:
-            check_filter_id(f.id)
-            check_filter_id(f.pod_sandbox_id)
-            if f.HasField("state") and f.state.state not in cri.ContainerState.values():
-                raise InvalidArgument(f"invalid container state filter {f.state.state}")
-        out = []
-        for record in self._s.cri_containers.values():
-            item = self.container(record)
-            if f is not None:
-                if f.id and not record.id.startswith(f.id):
-                    continue
-                if f.pod_sandbox_id and not record.sandbox_id.startswith(f.pod_sandbox_id):
-                    continue
-                if f.HasField("state") and item.state != f.state.state:
-                    continue
-                if not _selected(item.labels, f.label_selector):
-                    continue
-            out.append(item)
-        return out
+        if f is None:
+            return [self.container(r) for r in self._s.cri_containers.values()]
+        state = f.state.state if f.HasField("state") else None
+        return [self.container(r) for r in self.container_records(f.id, f.pod_sandbox_id, f.label_selector, state)]
 
     def container_status(self, record: ContainerRecord, verbose: bool) -> cri.ContainerStatusResponse:
         config = record.container_config()

@@ -56,7 +56,7 @@ def test_pods_reach_each_other_and_host_ports(cri_pod_network: CRI) -> None:
     assert ipaddress.ip_address(a_ip) in ipaddress.ip_network(POD_SUBNET)
     assert ipaddress.ip_address(b_ip) in ipaddress.ip_network(POD_SUBNET) and a_ip != b_ip
     a_ctr = c.start_container(a_id, a, "client", ["sleep", "300"])
-    b_ctr = c.start_container(b_id, b, "server", ["sh", "-c", "while true; do echo pong | nc -l -p 8080; done"])
+    c.start_container(b_id, b, "server", ["sh", "-c", "while true; do echo pong | nc -l -p 8080; done"])
 
     resolv = _exec(c, a_ctr, "cat", "/etc/resolv.conf").stdout.decode()
     assert "nameserver 10.96.0.10" in resolv and "search ns.svc.cluster.local" in resolv
