@@ -13,7 +13,7 @@ import platform
 import uuid
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from engine import __version__
 from engine.config import Config

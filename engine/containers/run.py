@@ -14,7 +14,6 @@ import os
 import signal
 import time
 from enum import Enum
-from typing import Any
 
 from engine.containers import links
 from engine.containers.exitcodes import start_failure_code

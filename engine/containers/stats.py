@@ -11,7 +11,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncGenerator
-from typing import Any, Protocol
+from typing import Any
 
 from engine.containers.state import rfc3339
 from engine.containers.store import Container, ContainerStore
