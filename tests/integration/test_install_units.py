@@ -150,8 +150,9 @@ def daemons(installed: Path, tmp_path: Path, registry) -> Iterator[tuple[Runtime
     e.host = f"unix://{e.address}"
     # An operator's edits, for living beside the other engines on this host and pulling offline: its own
     # cgroup root and bridge, Docker Hub through the fixture registry.
-    with open(installed / "etc/pyengine/runtime.toml", "a") as fh:
-        fh.write(f'cgroup_root = "{rt.cgroup_root}"\n')
+    toml = installed / "etc/pyengine/runtime.toml"
+    # A top-level key: ahead of the file's tables.
+    toml.write_text(f'cgroup_root = "{rt.cgroup_root}"\n' + toml.read_text())
     config_path = installed / "etc/pyengine/daemon.json"
     config = json.loads(config_path.read_text())
     config.update({"bridge-name": e.bridge, "registry-mirrors": [f"http://{registry.host}"]})
