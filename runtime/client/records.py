@@ -157,6 +157,7 @@ class Task(Process):
     keep_stdin_open: bool = False
     cgroups_path: str | None = None
     rootfs: str | None = None
+    log_path: str | None = None  # set for the CRI's tasks, which log where the kubelet reads
     oom_killed: bool = False
     execs: dict[str, Exec] = Field(default_factory=dict)
 
