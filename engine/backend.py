@@ -87,9 +87,9 @@ class Backend:
     started: float = field(default_factory=time.time)
 
     @classmethod
-    def build(cls, config: Config, runtime: Client) -> Backend:
+    def build(cls, config: Config, runtime: Client, events: EventBus | None = None) -> Backend:
         data_root, exec_root = Path(config.data_root), Path(config.exec_root)
-        events = EventBus()
+        events = events or EventBus()
         host = HostFeatures(runtime)
         store = ContainerStore(data_root / "containers.db")
         lives = Lives(store)
@@ -125,7 +125,7 @@ class Backend:
                    disk=DiskUsage(images, store, volumes, describer.summary, files.size, build_cache.usage),
                    logs=logs, committer=Committer(runtime, writer, images, events), importer=Importer(writer, events),
                    contexts=ContextStore(builder_root / "contexts"), build_cache=build_cache, builder=builder,
-                   pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, list(config.insecure_registries)))
+                   pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, images.registries.insecure))
 
     async def ensure_namespace(self) -> None:
         """The engine's runtime namespace exists before its first request; the runtime may come up later."""

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -19,7 +20,11 @@ from engine.api.routers import (archive, attach, builds, container_stats, contai
                                 exec, image_archives, image_make, image_push, images, networks, plugins, registry,
                                 swarm, system, system_df, volumes)
 from engine.backend import Backend
+from engine.events import EventBus
+from engine.events_journal import FILENAME as JOURNAL_FILE
+from engine.events_journal import Journal
 from engine.log import setup as setup_logging
+from engine.reload import Reloader
 from runtime.client import Client
 
 log = logging.getLogger("engine.daemon")
@@ -30,10 +35,12 @@ ROUTERS = [system.register, system_df.register, images.register, image_archives.
            image_make.register, builds.register, image_push.register]
 
 
-async def serve(cfg: config_mod.Config) -> None:
+async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
     Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
-    backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace))
+    journal = Journal(Path(cfg.data_root) / JOURNAL_FILE, cfg.events_retention.retention())
+    events = EventBus(journal=journal, last_seq=await asyncio.to_thread(journal.open))
+    backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace), events)
     await backend.networks.ensure_builtin()
     app = build(backend, ROUTERS)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -44,6 +51,7 @@ async def serve(cfg: config_mod.Config) -> None:
         await runner.cleanup()
         await backend.logs.close()
         await backend.runtime.close()
+        await journal.close()
         raise SystemExit(f"pyengined: {e}") from None
     systemd.notify("READY=1")
     log.info("serving hosts=%s runtime=%s namespace=%s pid=%d", ",".join(cfg.hosts), cfg.runtime_address,
@@ -53,6 +61,15 @@ async def serve(cfg: config_mod.Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloader = Reloader(load, backend, journal)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def hangup() -> None:
+        task = asyncio.create_task(reloader.reload(), name="engine-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         await stop.wait()
     finally:
@@ -62,6 +79,7 @@ async def serve(cfg: config_mod.Config) -> None:
         await runner.cleanup()
         await backend.logs.close()
         await backend.runtime.close()
+        await journal.close()
         for host in cfg.hosts:
             if host.startswith("unix://"):
                 Path(host[len("unix://"):]).unlink(missing_ok=True)
@@ -92,9 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-driver", help="containers' default log driver: json-file (default), local or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver option, repeatable (e.g. max-size=10m)")
+    p.add_argument("--label", action="append", dest="labels", default=[], metavar="KEY=VALUE",
+                   help="daemon label shown by docker info, repeatable")
     args = p.parse_args(argv)
     systemd.claim()
-    try:
+
+    def load() -> config_mod.Config:
+        """The configuration from daemon.json and the flags, checked; read again on SIGHUP."""
         cfg = config_mod.load(args.config_file, {
             "hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
             "runtime_address": args.runtime_address, "runtime_namespace": args.runtime_namespace,
@@ -102,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             "log_level": args.log_level, "bridge_name": args.bridge_name, "bip": args.bip,
             "tls_insecure_tcp": args.tls_insecure_tcp or None, "log_driver": args.log_driver,
             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert, "tlscert": args.tlscert,
-            "tlskey": args.tlskey,
+            "tlskey": args.tlskey, "labels": args.labels,
         })
         for opt in args.log_opt:
             key, eq, value = opt.partition("=")
@@ -110,11 +132,15 @@ def main(argv: list[str] | None = None) -> None:
                 raise ValueError(f"--log-opt {opt!r}: expected KEY=VALUE")
             cfg.log_opts[key] = value
         listeners.check(cfg)
+        return cfg
+
+    try:
+        cfg = load()
     except Exception as e:
         print(f"pyengined: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(cfg.log_level)
-    asyncio.run(serve(cfg))
+    asyncio.run(serve(cfg, load))
 
 
 if __name__ == "__main__":

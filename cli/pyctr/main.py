@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
+import time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from cli.common.terminal import raw_terminal
@@ -322,9 +324,24 @@ def tasks_exec(a: argparse.Namespace) -> None:
     raise SystemExit(call(a, go))
 
 
+_AGO = re.compile(r"(\d+)(s|m|h)")
+
+
+def _since(text: str) -> float:
+    """Unix seconds, or a duration back from now ("10m", "1h30m"), as `docker events --since` takes them."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _AGO.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither Unix seconds nor a duration like 10m")
+    return time.time() - sum(int(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+
+
 def events(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
-        async for ev in c.events(a.topics or None):
+        async for ev in c.events(a.topics or None, since=a.since):
             print(json.dumps(ev), flush=True)
 
     call(a, go)
@@ -462,8 +479,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("task_id")
     p.add_argument("args", nargs=argparse.REMAINDER)
 
-    _cmd(sub, ["events"], events, "print runtime events").add_argument("topics", nargs="*",
-                                                                      help="topic filters, e.g. /images/*")
+    p = _cmd(sub, ["events"], events, "print runtime events")
+    p.add_argument("topics", nargs="*", help="topic filters, e.g. /images/*")
+    p.add_argument("--since", type=_since, help="first the recorded events from then on (Unix seconds or a "
+                   "duration like 10m; the journal keeps them across restarts)")
     _cmd(sub, ["version"], version, "show the daemon's version")
     return top
 

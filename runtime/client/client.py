@@ -314,9 +314,12 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, Transport):
 
     # events
     async def events(self, topics: list[str] | None = None, namespaces: list[str] | None = None,
-                     announce: bool = False) -> AsyncIterator[dict[str, Any]]:
-        """Live events; with announce, the first item is {"status": "subscribed"} once the stream is live."""
+                     announce: bool = False, since: float | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Live events, after the recorded ones from `since` (Unix seconds) on; with announce, the first item is
+        {"status": "subscribed"} once the stream is live."""
         params = [("topic", t) for t in topics or []] + [("namespace", n) for n in namespaces or []]
+        if since is not None:
+            params.append(("since", repr(since)))
         async for line in self.stream("GET", "/events", params=params):
             if announce or line.get("status") != "subscribed":
                 yield line

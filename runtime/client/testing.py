@@ -169,7 +169,7 @@ class FakeRuntime:
         return {"name": name, "labels": labels or {}}
 
     async def events(self, topics: list[str] | None = None, namespaces: list[str] | None = None,
-                     announce: bool = False) -> AsyncIterator[dict[str, Any]]:
+                     announce: bool = False, since: float | None = None) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers.append(queue)
         try:

@@ -82,6 +82,9 @@ class Puller:
         self._collector = collector
         self._fetcher = Fetcher(content, max_concurrent)
 
+    def set_max_concurrent(self, downloads: int) -> None:
+        self._fetcher.resize(downloads)
+
     async def pull(self, remote: Remote, opts: PullOptions, progress: PullProgress) -> Image:
         snapshotter = opts.snapshotter or self.default_snapshotter
         if opts.unpack and snapshotter not in self._snapshots:

@@ -52,10 +52,10 @@ async def test_replay_window_then_live_events() -> None:
     bus = EventBus(recent=3)
     first = [bus.container(_container(), a) for a in ("create", "start", "die", "destroy")]
     replay, sub = bus.subscribe(first[1].time_nano, first[2].time_nano, EventFilter({}))
-    assert [e.action for e in replay] == ["start", "die"]
+    assert [e.action async for e in replay] == ["start", "die"]
     replay, sub = bus.subscribe(0, None, EventFilter({"event": ["destroy", "create"]}))
-    assert [e.action for e in replay] == ["destroy"]  # "create" fell out of the ring
-    assert bus.subscribe(None, None, EventFilter({}))[0] == []  # without since, only what comes next
+    assert [e.action async for e in replay] == ["destroy"]  # "create" fell out of the ring
+    assert [e async for e in bus.subscribe(None, None, EventFilter({}))[0]] == []  # without since, what comes next
     bus.container(_container(), "start")
     bus.container(_container(), "create")
     assert (await sub.next()).action == "create"
