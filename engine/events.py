@@ -130,12 +130,15 @@ class Subscription:
     wanted: EventFilter
     # Live events after this sequence number; the replay covers the ones up to it.
     mark: int = 0
-    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def next(self) -> Event | None:
-        """The next event, or None once the subscription was dropped."""
+        """The next event, or None once the subscription was dropped and what it had queued was taken."""
+        # A drop happens on a full queue only, so nobody is waiting in get() when it does.
+        if self.dropped and self.queue.empty():
+            return None
         return await self.queue.get()
 
 
@@ -162,9 +165,6 @@ class EventBus:
                 self._subscribers.discard(sub)
                 sub.dropped = True
                 sub.gone.set()
-                # Make room for the end-of-stream mark, so the reader learns it was cut off.
-                sub.queue.get_nowait()
-                sub.queue.put_nowait(None)
         return ev
 
     def container(self, c: Container, action: str, **attributes: str) -> Event:

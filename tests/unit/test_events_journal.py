@@ -110,3 +110,32 @@ def test_time_arguments_as_dockerd_reads_them() -> None:
     assert runtime_journal.age_seconds("1h30m") == 5400 and runtime_journal.age_seconds("0") == 0
     with pytest.raises(ValueError):
         runtime_journal.age_seconds("7d")
+
+
+async def test_a_dropped_subscriber_that_still_reads_is_told_and_its_stream_ends() -> None:
+    import json
+    from types import SimpleNamespace
+
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    from engine.api.app import build
+    from engine.api.routers import events as events_router
+    from engine.events import QUEUE_SIZE
+
+    bus = EventBus()
+    server = TestServer(build(SimpleNamespace(events=bus), [events_router.register]), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server.make_url("/events")) as resp:
+                assert resp.status == 200
+                for i in range(QUEUE_SIZE + 10):  # no await in between: the handler cannot keep up
+                    bus.container(_container(f"c{i}"), "create")
+                lines = [json.loads(line) async for line in resp.content]
+        assert bus.listeners == 0
+        assert lines[-1]["Type"] == "daemon" and lines[-1]["Action"] == "error"
+        assert "fell 1024 events behind and was dropped" in lines[-1]["Actor"]["Attributes"]["error"]
+        assert [ev["Actor"]["Attributes"]["name"] for ev in lines[:-1]] == [f"c{i}" for i in range(len(lines) - 1)]
+    finally:
+        await server.close()

@@ -1,7 +1,7 @@
 """GET /events: the engine's events, replayed from `since` and streamed until `until` (CLIENT-FLOWS §5.15).
 
-A subscriber the bus dropped for falling behind gets a last `daemon error` event saying so if it still
-reads, and its connection is cut either way: a client that stopped reading must not hold a handler forever.
+A subscriber the bus dropped for falling behind gets a last `daemon error` event saying so, then the end of
+its stream; one that stopped reading has its connection cut: it must not hold a handler forever.
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from engine.events import QUEUE_SIZE, Event, EventFilter, Subscription
 
 log = logging.getLogger("engine.api.events")
 
-# How long a dropped subscriber gets to take its last event before its connection is cut.
+# How long a dropped subscriber gets to take what was queued for it, and then its last event, before its
+# connection is cut.
 FAREWELL_TIMEOUT = 1.0
 
 
@@ -52,6 +53,12 @@ async def _follow(resp: web.StreamResponse, sub: Subscription, until_ns: int | N
                 await resp.write(_line(ev))
 
 
+async def _cut_off(sub: Subscription) -> None:
+    """Returns a moment after the bus dropped `sub`: time for a reader to take what was queued for it."""
+    await sub.gone.wait()
+    await asyncio.sleep(FAREWELL_TIMEOUT)
+
+
 async def _farewell(request: web.Request, resp: web.StreamResponse) -> None:
     message = f"events subscriber fell {QUEUE_SIZE} events behind and was dropped; reconnect with --since to resume"
     log.warning("%s (client %s)", message, request.remote or "unix socket")
@@ -59,6 +66,7 @@ async def _farewell(request: web.Request, resp: web.StreamResponse) -> None:
     try:
         async with asyncio.timeout(FAREWELL_TIMEOUT):
             await resp.write(_line(ev))
+        return  # it still reads: its stream ends as any other, after this last event
     except (TimeoutError, ConnectionError):
         pass
     if request.transport is not None:
@@ -84,7 +92,7 @@ def register(r: Router, b: Backend) -> None:
             # Headers at once: a client waits for them before it goes on (the SDK's events() call returns then).
             resp = await open_stream(request)
             with contextlib.suppress(ConnectionError):
-                await until(_stream(resp, replay, sub, until_ns), disconnected(request), sub.gone.wait())
+                await until(_stream(resp, replay, sub, until_ns), disconnected(request), _cut_off(sub))
             if sub.dropped:
                 await _farewell(request, resp)
         finally:
