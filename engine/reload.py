@@ -68,6 +68,11 @@ class Reloader:
         log.info("reloaded configuration changed=%s", ",".join(changed) or "nothing")
         # dockerd announces a reload with a daemon event carrying the settings now in force.
         self._backend.events.publish("daemon", "reload", self._backend.system.id, {
-            "labels": str(new.labels), "registry-mirrors": str(new.registry_mirrors),
-            "insecure-registries": str(new.insecure_registries), "log-level": new.log_level,
-            "log-driver": new.log_driver, "name": os.uname().nodename})
+            "labels": _go_list(new.labels), "registry-mirrors": _go_list(new.registry_mirrors),
+            "insecure-registries": _go_list(new.insecure_registries), "debug": str(new.log_level == "debug").lower(),
+            "log-level": new.log_level, "log-driver": new.log_driver, "name": os.uname().nodename})
+
+
+def _go_list(values: list[str]) -> str:
+    """A list as dockerd's event attributes print it (Go's %v): [a b]."""
+    return "[" + " ".join(values) + "]"

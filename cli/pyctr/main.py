@@ -10,13 +10,12 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import sys
-import time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from cli.common.terminal import raw_terminal
 from cli.pyctr import archives, output, push, stdio
+from cli.pyctr.since import since
 from runtime.client import DEFAULT_ADDRESS, Client, NotFound, RuntimeError_
 from runtime.client.attach import Attachment
 from runtime.client.imageconfig import process_from_image
@@ -324,21 +323,6 @@ def tasks_exec(a: argparse.Namespace) -> None:
     raise SystemExit(call(a, go))
 
 
-_AGO = re.compile(r"(\d+)(s|m|h)")
-
-
-def _since(text: str) -> float:
-    """Unix seconds, or a duration back from now ("10m", "1h30m"), as `docker events --since` takes them."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = _AGO.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither Unix seconds nor a duration like 10m")
-    return time.time() - sum(int(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
-
-
 def events(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
         async for ev in c.events(a.topics or None, since=a.since):
@@ -481,7 +465,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = _cmd(sub, ["events"], events, "print runtime events")
     p.add_argument("topics", nargs="*", help="topic filters, e.g. /images/*")
-    p.add_argument("--since", type=_since, help="first the recorded events from then on (Unix seconds or a "
+    p.add_argument("--since", type=since, help="first the recorded events from then on (Unix seconds or a "
                    "duration like 10m; the journal keeps them across restarts)")
     _cmd(sub, ["version"], version, "show the daemon's version")
     return top

@@ -87,6 +87,7 @@ def test_engine_reloads_mirrors_and_labels_and_refuses_a_broken_file(
     reload_events = json.loads(ok(e, "events", "--since", f"{t0:.9f}", "--until", f"{time.time():.9f}",
                                   "--filter", "type=daemon", "--format", "{{json .}}"))
     assert reload_events["Action"] == "reload" and reload_events["Actor"]["ID"] == info["ID"]
+    assert reload_events["Actor"]["Attributes"]["labels"] == "[zone=b tier=2]"
 
     daemon_json.write_text('{"registry-mirrors": [')
     _hangup(e)

@@ -2,11 +2,13 @@
 read, retention by count and age, and dockerd's time arguments."""
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
 import pytest
 
+from cli.pyctr.since import since as pyctr_since
 from engine import events_journal
 from engine.api.timestamps import duration_ns, timestamp_ns
 from engine.containers.store import Container
@@ -110,6 +112,10 @@ def test_time_arguments_as_dockerd_reads_them() -> None:
     assert runtime_journal.age_seconds("1h30m") == 5400 and runtime_journal.age_seconds("0") == 0
     with pytest.raises(ValueError):
         runtime_journal.age_seconds("7d")
+    assert pyctr_since("1700000000.25") == 1700000000.25
+    assert abs(pyctr_since("1h30m") - (time.time() - 5400)) < 60
+    with pytest.raises(argparse.ArgumentTypeError):
+        pyctr_since("yesterday")
 
 
 async def test_a_dropped_subscriber_that_still_reads_is_told_and_its_stream_ends() -> None:
