@@ -145,3 +145,23 @@ async def test_a_dropped_subscriber_that_still_reads_is_told_and_its_stream_ends
         assert [ev["Actor"]["Attributes"]["name"] for ev in lines[:-1]] == [f"c{i}" for i in range(len(lines) - 1)]
     finally:
         await server.close()
+
+
+def test_retention_settings_of_both_daemons() -> None:
+    from pydantic import ValidationError
+
+    from engine.config import Config as EngineConfig
+    from runtime.config import Config as RuntimeConfig
+
+    engine = EngineConfig.model_validate({"events-retention": {"count": 5, "age": "1h30m"}, "labels": ["a=b"]})
+    assert engine.events_retention.retention() == Retention(5, 5400.0)
+    assert EngineConfig().events_retention.retention() == Retention(100_000, 7 * 24 * 3600.0)
+    assert EngineConfig.model_validate({"events-retention": {"age": "0"}}).events_retention.retention().age == 0
+    for bad in ({"events-retention": {"age": "a week"}}, {"events-retention": {"count": 0}},
+                {"events-retention": {"keep": 1}}, {"labels": ["nolabel"]}):
+        with pytest.raises(ValidationError):
+            EngineConfig.model_validate(bad)
+    runtime = RuntimeConfig.model_validate({"events_retention": {"count": 7, "age": "2h"}})
+    assert runtime.events_retention.retention() == runtime_journal.Retention(7, 7200.0)
+    with pytest.raises(ValidationError):
+        RuntimeConfig.model_validate({"events_retention": {"age": "7d"}})
