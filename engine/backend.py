@@ -95,7 +95,8 @@ class Backend:
         lives = Lives(store)
         # dockerd's registry-mirrors apply to Docker Hub only.
         mirrors = {"docker.io": list(config.registry_mirrors)} if config.registry_mirrors else {}
-        images = ImageService(runtime, events, store, Registries(mirrors, list(config.insecure_registries)))
+        images = ImageService(runtime, events, store, Registries(
+            mirrors, list(config.insecure_registries), config.max_concurrent_downloads, config.max_concurrent_uploads))
         networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
                                   bridge_interface=config.bridge_name, bridge_cidr=config.bip,
                                   container_name=store.name_of, container_hostname=store.hostname_of,

@@ -65,6 +65,9 @@ class Config(BaseModel):
     log_driver: str = Field(default="json-file", alias="log-driver")
     log_opts: dict[str, str] = Field(default_factory=dict, alias="log-opts")
     labels: list[str] = Field(default_factory=list)
+    # dockerd's defaults; each pull's (push's) bound, under the runtime's daemon-wide max_concurrent_downloads.
+    max_concurrent_downloads: int = Field(default=3, ge=1, alias="max-concurrent-downloads")
+    max_concurrent_uploads: int = Field(default=5, ge=1, alias="max-concurrent-uploads")
     events_retention: EventsRetention = Field(default_factory=EventsRetention, alias="events-retention")
 
     @field_validator("labels")

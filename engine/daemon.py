@@ -85,6 +85,12 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
                 Path(host[len("unix://"):]).unlink(missing_ok=True)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="pyengined", description="pyengine Docker Engine API daemon")
     p.add_argument("-H", "--host", action="append", dest="hosts",
@@ -110,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-driver", help="containers' default log driver: json-file (default), local or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver option, repeatable (e.g. max-size=10m)")
+    p.add_argument("--max-concurrent-downloads", type=_positive, help="layers a pull downloads at once (default 3)")
+    p.add_argument("--max-concurrent-uploads", type=_positive, help="layers a push uploads at once (default 5)")
     p.add_argument("--label", action="append", dest="labels", default=[], metavar="KEY=VALUE",
                    help="daemon label shown by docker info, repeatable")
     args = p.parse_args(argv)
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
             "tls_insecure_tcp": args.tls_insecure_tcp or None, "log_driver": args.log_driver,
             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert, "tlscert": args.tlscert,
             "tlskey": args.tlskey, "labels": args.labels,
+            "max_concurrent_downloads": args.max_concurrent_downloads,
+            "max_concurrent_uploads": args.max_concurrent_uploads,
         })
         for opt in args.log_opt:
             key, eq, value = opt.partition("=")

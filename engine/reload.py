@@ -1,7 +1,7 @@
 """SIGHUP: read daemon.json again and apply what dockerd applies live.
 
-Live: log level, labels, registry mirrors, insecure registries, the default log driver and its options,
-and the events journal's retention. The rest (hosts, roots, TLS, the bridge) needs a restart: a change
+Live: log level, labels, registry mirrors, insecure registries, max concurrent downloads and uploads, the
+default log driver and its options, and the events journal's retention. The rest (hosts, roots, TLS, the bridge) needs a restart: a change
 there is logged and the running value kept. A file that does not load or validate is refused whole:
 nothing of it applies, the running configuration stays, and the log says why.
 """
@@ -18,8 +18,8 @@ from engine.events_journal import Journal
 
 log = logging.getLogger("engine.reload")
 
-LIVE = ("log_level", "labels", "registry_mirrors", "insecure_registries", "log_driver", "log_opts",
-        "events_retention")
+LIVE = ("log_level", "labels", "registry_mirrors", "insecure_registries", "max_concurrent_downloads",
+        "max_concurrent_uploads", "log_driver", "log_opts", "events_retention")
 # Compared to say that a change needs a restart; the rest of the file's keys are not read after startup either.
 RESTART = ("hosts", "data_root", "exec_root", "runtime_address", "runtime_namespace", "bridge_name", "bip", "tls",
            "tlsverify", "tlscacert", "tlscert", "tlskey", "socket_group", "default_ulimits")
@@ -63,13 +63,16 @@ class Reloader:
         if new.registry_mirrors:
             registries.mirrors["docker.io"] = list(new.registry_mirrors)
         registries.insecure[:] = new.insecure_registries
+        registries.max_downloads, registries.max_uploads = new.max_concurrent_downloads, new.max_concurrent_uploads
         if self._journal is not None:
             self._journal.retention = new.events_retention.retention()
         log.info("reloaded configuration changed=%s", ",".join(changed) or "nothing")
         # dockerd announces a reload with a daemon event carrying the settings now in force.
         self._backend.events.publish("daemon", "reload", self._backend.system.id, {
             "labels": _go_list(new.labels), "registry-mirrors": _go_list(new.registry_mirrors),
-            "insecure-registries": _go_list(new.insecure_registries), "debug": str(new.log_level == "debug").lower(),
+            "insecure-registries": _go_list(new.insecure_registries),
+            "max-concurrent-downloads": str(new.max_concurrent_downloads),
+            "max-concurrent-uploads": str(new.max_concurrent_uploads), "debug": str(new.log_level == "debug").lower(),
             "log-level": new.log_level, "log-driver": new.log_driver, "name": os.uname().nodename})
 
 

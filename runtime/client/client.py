@@ -91,11 +91,13 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, Transport):
     def pull(self, ref: str, *, plain_http: bool = False, snapshotter: str | None = None, unpack: bool = True,
              platform: str | None = None, mirrors: dict[str, list[str]] | None = None,
              insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
-             namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+             namespace: str | None = None,
+             max_concurrent_downloads: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
         body = {
             "ref": ref,
             "plain_http": plain_http,
-            "options": {"snapshotter": snapshotter, "unpack": unpack, "platform": platform},
+            "options": {"snapshotter": snapshotter, "unpack": unpack, "platform": platform,
+                        "max_concurrent_downloads": max_concurrent_downloads},
             "hosts": {"mirrors": mirrors or {}, "insecure": insecure or []},
             "credentials": credentials,
         }

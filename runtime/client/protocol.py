@@ -61,7 +61,8 @@ class RuntimeAPI(Protocol):
     def pull(self, ref: str, *, plain_http: bool = False, snapshotter: str | None = None, unpack: bool = True,
              platform: str | None = None, mirrors: dict[str, list[str]] | None = None,
              insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
-             namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]: ...
+             namespace: str | None = None,
+             max_concurrent_downloads: int | None = None) -> AsyncGenerator[dict[str, Any], None]: ...
 
     async def describe_remote(self, ref: str, *, plain_http: bool = False,
                               mirrors: dict[str, list[str]] | None = None, insecure: list[str] | None = None,

@@ -149,3 +149,44 @@ def test_runtime_reloads_its_registry_config_and_refuses_a_broken_file(
         assert _manifest_gets(b) > 0 and _manifest_gets(a) == 0
     finally:
         rt.cleanup()
+
+
+def _most_layers_at_once(messages: list[dict]) -> int:
+    """The most layers between their first `Downloading` and their `Download complete` at any one time."""
+    busy: set[str] = set()
+    most = 0
+    for m in messages:
+        if m.get("status") == "Downloading":
+            busy.add(m["id"])
+        elif m.get("status") == "Download complete":
+            busy.discard(m["id"])
+        most = max(most, len(busy))
+    return most
+
+
+def test_engine_reloads_max_concurrent_downloads(tmp_path: Path, mirrors: tuple[Proxy, Proxy]) -> None:
+    import docker
+
+    a, _ = mirrors
+    # whiteout's first layer is 1 MB, sent at 1 MB/s; its three others are tiny and start with it, unless
+    # the pull may download one layer at a time.
+    a.slow_blobs(1_000_000)
+    daemon_json = tmp_path / "daemon.json"
+    daemon_json.write_text(json.dumps({"registry-mirrors": [a.url], "max-concurrent-downloads": 1}))
+    (tmp_path / "rt").mkdir()
+    rt = RuntimeDaemon(str(tmp_path / "rt"))
+    rt.start()
+    e = EngineDaemon(rt, extra_args=["--config-file", str(daemon_json)])
+    try:
+        e.start()
+        with docker.APIClient(base_url=e.host) as api:
+            assert _most_layers_at_once(list(api.pull("whiteout", tag="latest", stream=True, decode=True))) == 1
+            ok(e, "rmi", "whiteout")
+            daemon_json.write_text(json.dumps({"registry-mirrors": [a.url], "max-concurrent-downloads": 4}))
+            _hangup(e)
+            _wait(lambda: _reloads(e.log_path, "reloaded configuration") == 1)
+            assert _most_layers_at_once(list(api.pull("whiteout", tag="latest", stream=True, decode=True))) > 1
+            ok(e, "rmi", "whiteout")
+    finally:
+        e.cleanup()
+        rt.cleanup()
