@@ -89,15 +89,16 @@ class Backend:
     started: float = field(default_factory=time.time)
 
     @classmethod
-    def build(cls, config: Config, runtime: Client) -> Backend:
+    def build(cls, config: Config, runtime: Client, events: EventBus | None = None) -> Backend:
         data_root, exec_root = Path(config.data_root), Path(config.exec_root)
-        events = EventBus()
+        events = events or EventBus()
         host = HostFeatures(runtime)
         store = ContainerStore(data_root / "containers.db")
         lives = Lives(store)
         # dockerd's registry-mirrors apply to Docker Hub only.
         mirrors = {"docker.io": list(config.registry_mirrors)} if config.registry_mirrors else {}
-        images = ImageService(runtime, events, store, Registries(mirrors, list(config.insecure_registries)))
+        images = ImageService(runtime, events, store, Registries(
+            mirrors, list(config.insecure_registries), config.max_concurrent_downloads, config.max_concurrent_uploads))
         networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
                                   bridge_interface=config.bridge_name, bridge_cidr=config.bip,
                                   container_name=store.name_of, container_hostname=store.hostname_of,
@@ -127,7 +128,7 @@ class Backend:
                    disk=DiskUsage(images, store, volumes, describer.summary, files.size, build_cache.usage),
                    logs=logs, committer=Committer(runtime, writer, images, events), importer=Importer(writer, events),
                    contexts=ContextStore(builder_root / "contexts"), build_cache=build_cache, builder=builder,
-                   pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, list(config.insecure_registries)),
+                   pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, images.registries.insecure),
                    metrics=EngineMetrics(runtime, store, events))
 
     async def ensure_namespace(self) -> None:

@@ -5,13 +5,35 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.api.timestamps import duration_ns
+from engine.events_journal import Retention
 
 DEFAULT_HOST = "unix:///run/pyengine/engine.sock"
 DEFAULT_DATA_ROOT = "/var/lib/pyengine/engine"
 DEFAULT_EXEC_ROOT = "/run/pyengine/engine"
 DEFAULT_RUNTIME_ADDRESS = "/run/pyengine/runtime.sock"
 DEFAULT_RUNTIME_NAMESPACE = "pyengine"
+
+
+class EventsRetention(BaseModel):
+    """daemon.json's "events-retention": the newest `count` events, none older than `age` (a Go duration; "0": no
+    age bound)."""
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(default=Retention.count, ge=1)
+    age: str = "168h"
+
+    @field_validator("age")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if v != "0" and duration_ns(v) is None:
+            raise ValueError(f"{v!r} is not a duration (e.g. 168h, 30m)")
+        return v
+
+    def retention(self) -> Retention:
+        return Retention(self.count, 0.0 if self.age == "0" else (duration_ns(self.age) or 0) / 1e9)
 
 
 class Config(BaseModel):
@@ -44,6 +66,19 @@ class Config(BaseModel):
     log_opts: dict[str, str] = Field(default_factory=dict, alias="log-opts")
     # dockerd's: HOST:PORT of a plain-HTTP listener serving /metrics only (the API sockets serve it too).
     metrics_addr: str | None = Field(default=None, alias="metrics-addr")
+    labels: list[str] = Field(default_factory=list)
+    # dockerd's defaults; each pull's (push's) bound, under the runtime's daemon-wide max_concurrent_downloads.
+    max_concurrent_downloads: int = Field(default=3, ge=1, alias="max-concurrent-downloads")
+    max_concurrent_uploads: int = Field(default=5, ge=1, alias="max-concurrent-uploads")
+    events_retention: EventsRetention = Field(default_factory=EventsRetention, alias="events-retention")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: list[str]) -> list[str]:
+        bad = [label for label in v if "=" not in label or label.startswith("=")]
+        if bad:
+            raise ValueError(f"labels must be key=value: {', '.join(bad)}")
+        return v
 
 
 # Set both in daemon.json and by a flag, these are refused as dockerd refuses them, rather than one silently

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -19,8 +20,12 @@ from engine.api.routers import (archive, attach, builds, container_stats, contai
                                 exec, image_archives, image_make, image_push, images, networks, plugins, registry,
                                 swarm, system, system_df, volumes)
 from engine.backend import Backend
+from engine.events import EventBus
+from engine.events_journal import FILENAME as JOURNAL_FILE
+from engine.events_journal import Journal
 from engine.log import setup as setup_logging
 from engine.metrics.service import parse_address
+from engine.reload import Reloader
 from runtime.client import Client
 
 log = logging.getLogger("engine.daemon")
@@ -31,10 +36,12 @@ ROUTERS = [system.register, system_df.register, images.register, image_archives.
            image_make.register, builds.register, image_push.register]
 
 
-async def serve(cfg: config_mod.Config) -> None:
+async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
     Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
-    backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace))
+    journal = Journal(Path(cfg.data_root) / JOURNAL_FILE, cfg.events_retention.retention())
+    events = EventBus(journal=journal, last_seq=await asyncio.to_thread(journal.open))
+    backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace), events)
     await backend.networks.ensure_builtin()
     metrics = await backend.metrics.listen(cfg.metrics_addr) if cfg.metrics_addr else None
     app = build(backend, ROUTERS)
@@ -47,6 +54,7 @@ async def serve(cfg: config_mod.Config) -> None:
         await runner.cleanup()
         await backend.logs.close()
         await backend.runtime.close()
+        await journal.close()
         raise SystemExit(f"pyengined: {e}") from None
     systemd.notify("READY=1")
     log.info("serving hosts=%s runtime=%s namespace=%s pid=%d", ",".join(cfg.hosts), cfg.runtime_address,
@@ -56,6 +64,15 @@ async def serve(cfg: config_mod.Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloader = Reloader(load, backend, journal)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def hangup() -> None:
+        task = asyncio.create_task(reloader.reload(), name="engine-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         await stop.wait()
     finally:
@@ -67,9 +84,16 @@ async def serve(cfg: config_mod.Config) -> None:
             await metrics.cleanup()
         await backend.logs.close()
         await backend.runtime.close()
+        await journal.close()
         for host in cfg.hosts:
             if host.startswith("unix://"):
                 Path(host[len("unix://"):]).unlink(missing_ok=True)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,9 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver option, repeatable (e.g. max-size=10m)")
     p.add_argument("--metrics-addr", help="HOST:PORT to serve Prometheus metrics at /metrics on (plain HTTP)")
+    p.add_argument("--max-concurrent-downloads", type=_positive, help="layers a pull downloads at once (default 3)")
+    p.add_argument("--max-concurrent-uploads", type=_positive, help="layers a push uploads at once (default 5)")
+    p.add_argument("--label", action="append", dest="labels", default=[], metavar="KEY=VALUE",
+                   help="daemon label shown by docker info, repeatable")
     args = p.parse_args(argv)
     systemd.claim()
-    try:
+
+    def load() -> config_mod.Config:
+        """The configuration from daemon.json and the flags, checked; read again on SIGHUP."""
         cfg = config_mod.load(args.config_file, {
             "hosts": args.hosts, "data_root": args.data_root, "exec_root": args.exec_root,
             "runtime_address": args.runtime_address, "runtime_namespace": args.runtime_namespace,
@@ -108,8 +138,10 @@ def main(argv: list[str] | None = None) -> None:
             "log_level": args.log_level, "bridge_name": args.bridge_name, "bip": args.bip,
             "tls_insecure_tcp": args.tls_insecure_tcp or None, "log_driver": args.log_driver,
             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert, "tlscert": args.tlscert,
-            "tlskey": args.tlskey,
+            "tlskey": args.tlskey, "labels": args.labels,
             "metrics_addr": args.metrics_addr,
+            "max_concurrent_downloads": args.max_concurrent_downloads,
+            "max_concurrent_uploads": args.max_concurrent_uploads,
         })
         if cfg.metrics_addr:
             parse_address(cfg.metrics_addr)
@@ -119,11 +151,15 @@ def main(argv: list[str] | None = None) -> None:
                 raise ValueError(f"--log-opt {opt!r}: expected KEY=VALUE")
             cfg.log_opts[key] = value
         listeners.check(cfg)
+        return cfg
+
+    try:
+        cfg = load()
     except Exception as e:
         print(f"pyengined: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(cfg.log_level)
-    asyncio.run(serve(cfg))
+    asyncio.run(serve(cfg, load))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Docker's event stream (`GET /events`): an in-memory bus the engine's services publish to.
+"""Docker's event stream (`GET /events`): the bus the engine's services publish to.
 
-The engine keeps the most recent events in a ring, so `docker events --since` can replay
-them, and nothing on disk: like dockerd's, the history starts again with each daemon.
-Publishing never waits: every subscriber has a bounded queue, and one that falls that
-far behind is dropped (its stream ends) rather than slowing the engine.
+Every event gets a sequence number and goes to the journal (engine/events_journal.py), so
+`docker events --since` replays across restarts and past dockerd's 256 in-memory events; without
+a journal (tests) a ring of recent events serves replays. Publishing never waits: every subscriber
+has a bounded queue, and one that falls that far behind is dropped (told why, then its stream
+ends) rather than slowing the engine.
 """
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.containers.store import Container
 from engine.errors import InvalidArgument
+from engine.events_journal import Journal
 from runtime.client import InvalidArgument as BadReference
 from runtime.client.reference import familiar, parse
 
@@ -43,6 +45,13 @@ class Event:
     attributes: dict[str, str]
     time_nano: int
     scope: str = "local"
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Event:
+        return cls(**data)
 
     def docker(self) -> dict[str, Any]:
         """The wire form, with the pre-1.22 status/id/from fields clients still read for containers and images."""
@@ -119,18 +128,26 @@ class Subscription:
     """One client's live events; `dropped` once it fell behind and was cut off."""
 
     wanted: EventFilter
-    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    # Live events after this sequence number; the replay covers the ones up to it.
+    mark: int = 0
+    queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def next(self) -> Event | None:
-        """The next event, or None once the subscription was dropped."""
+        """The next event, or None once the subscription was dropped and what it had queued was taken."""
+        # A drop happens on a full queue only, so nobody is waiting in get() when it does.
+        if self.dropped and self.queue.empty():
+            return None
         return await self.queue.get()
 
 
 class EventBus:
-    def __init__(self, recent: int = RECENT) -> None:
-        self._recent: deque[Event] = deque(maxlen=recent)
+    def __init__(self, recent: int = RECENT, journal: Journal | None = None, last_seq: int = 0) -> None:
+        self._recent: deque[tuple[int, Event]] = deque(maxlen=recent)
         self._subscribers: set[Subscription] = set()
+        self._journal = journal
+        self._seq = last_seq
         self._observers: list[Callable[[Event], None]] = []
 
     def observe(self, observer: Callable[[Event], None]) -> None:
@@ -138,8 +155,11 @@ class EventBus:
         self._observers.append(observer)
 
     def publish(self, type_: str, action: str, actor_id: str, attributes: dict[str, str]) -> Event:
-        ev = Event(type_, action, actor_id, attributes, time.time_ns())
-        self._recent.append(ev)
+        ev = Event(type_, action, actor_id, dict(attributes), time.time_ns())
+        self._seq += 1
+        self._recent.append((self._seq, ev))
+        if self._journal is not None:
+            self._journal.append(self._seq, ev.time_nano, ev.record())
         for observer in self._observers:
             observer(ev)
         for sub in list(self._subscribers):
@@ -151,9 +171,7 @@ class EventBus:
                 log.warning("an events subscriber fell %d events behind: dropping it", QUEUE_SIZE)
                 self._subscribers.discard(sub)
                 sub.dropped = True
-                # Make room for the end-of-stream mark, so the reader learns it was cut off.
-                sub.queue.get_nowait()
-                sub.queue.put_nowait(None)
+                sub.gone.set()
         return ev
 
     def container(self, c: Container, action: str, **attributes: str) -> Event:
@@ -187,15 +205,29 @@ class EventBus:
         return [sub.queue.qsize() for sub in self._subscribers]
 
     def subscribe(self, since_ns: int | None, until_ns: int | None,
-                  wanted: EventFilter) -> tuple[list[Event], Subscription]:
-        """The recorded events asked for (only with `since`) and, from the same instant, the live ones."""
-        # No await between the two: no event can fall between the replay and the live stream, or be in both.
-        replay = [] if since_ns is None else [
-            ev for ev in self._recent
-            if ev.time_nano >= since_ns and (until_ns is None or ev.time_nano <= until_ns) and wanted(ev)]
-        sub = Subscription(wanted)
+                  wanted: EventFilter) -> tuple[AsyncIterator[Event], Subscription]:
+        """The recorded events asked for (with `since` or `until`) and, from the same instant, the live ones."""
+        # No await between taking the mark and subscribing: no event falls between replay and live, or is in both.
+        sub = Subscription(wanted, self._seq)
         self._subscribers.add(sub)
-        return replay, sub
+        return self._replay(since_ns, until_ns, wanted, sub.mark), sub
+
+    async def _replay(self, since_ns: int | None, until_ns: int | None, wanted: EventFilter,
+                      mark: int) -> AsyncIterator[Event]:
+        if since_ns is None and until_ns is None:
+            return
+        # As dockerd: `until` alone replays the recorded events up to it.
+        since_ns = since_ns or 0
+        if self._journal is not None:
+            async for rec in self._journal.read(since_ns, until_ns, mark):
+                ev = Event.from_record(rec.data)
+                if wanted(ev):
+                    yield ev
+            return
+        for seq, ev in list(self._recent):
+            if (seq <= mark and ev.time_nano >= since_ns and (until_ns is None or ev.time_nano <= until_ns)
+                    and wanted(ev)):
+                yield ev
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)

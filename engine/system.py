@@ -87,7 +87,7 @@ class SystemInfo:
             "RegistryConfig": {"Mirrors": config.registry_mirrors,
                                "InsecureRegistryCIDRs": ["127.0.0.0/8"],
                                "IndexConfigs": {}},
-            "DockerRootDir": config.data_root, "Name": uname.nodename, "Labels": [],
+            "DockerRootDir": config.data_root, "Name": uname.nodename, "Labels": list(config.labels),
             "ExperimentalBuild": False, "ServerVersion": __version__,
             "Runtimes": {"runc": {"path": "runc"}}, "DefaultRuntime": "runc",
             "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},

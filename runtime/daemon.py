@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -21,6 +22,7 @@ from runtime.api.app import build
 from runtime.log import setup as setup_logging
 from runtime.plugins import builtin
 from runtime.plugins.registry import Registry
+from runtime.reload import Reloader
 from runtime.services import Services
 from runtime.sysinfo import probe
 from runtime.systemd import claim, notify
@@ -84,7 +86,7 @@ class _Server(uvicorn.Server):
             notify("READY=1")
 
 
-async def serve(cfg: config_mod.Config) -> None:
+async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
     loop_setup.configure(asyncio.get_running_loop())
     registry = Registry()
     builtin.register_all(registry, cfg)
@@ -122,6 +124,15 @@ async def serve(cfg: config_mod.Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.request_stop, sig)
+    reloader = Reloader(cfg, load, services.puller, services.events)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def hangup() -> None:
+        task = asyncio.create_task(reloader.reload(), name="runtime-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     log.info("serving address=%s root=%s state=%s pid=%d", cfg.address, cfg.root, cfg.state, os.getpid())
     try:
         await server.serve(sockets=[sock])
@@ -145,9 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     claim()
+
+    def load() -> config_mod.Config:
+        """The TOML with the flags over it; read again on SIGHUP."""
+        return config_mod.load(args.config, {"address": args.address, "root": args.root, "state": args.state,
+                                             "log_level": args.log_level, "cri_address": args.cri_address})
+
     try:
-        cfg = config_mod.load(args.config, {"address": args.address, "root": args.root, "state": args.state,
-                                            "log_level": args.log_level, "cri_address": args.cri_address})
+        cfg = load()
     except Exception as e:
         print(f"pyruntimed: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -158,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"pyruntimed: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     try:
-        asyncio.run(serve(cfg))
+        asyncio.run(serve(cfg, load))
     finally:
         os.close(lock_fd)
 

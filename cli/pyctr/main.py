@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from cli.common.terminal import raw_terminal
 from cli.pyctr import archives, output, push, stdio
+from cli.pyctr.since import since
 from runtime.client import DEFAULT_ADDRESS, Client, NotFound, RuntimeError_
 from runtime.client.attach import Attachment
 from runtime.client.imageconfig import process_from_image
@@ -324,7 +325,7 @@ def tasks_exec(a: argparse.Namespace) -> None:
 
 def events(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
-        async for ev in c.events(a.topics or None):
+        async for ev in c.events(a.topics or None, since=a.since):
             print(json.dumps(ev), flush=True)
 
     call(a, go)
@@ -462,8 +463,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("task_id")
     p.add_argument("args", nargs=argparse.REMAINDER)
 
-    _cmd(sub, ["events"], events, "print runtime events").add_argument("topics", nargs="*",
-                                                                      help="topic filters, e.g. /images/*")
+    p = _cmd(sub, ["events"], events, "print runtime events")
+    p.add_argument("topics", nargs="*", help="topic filters, e.g. /images/*")
+    p.add_argument("--since", type=since, help="first the recorded events from then on (Unix seconds or a "
+                   "duration like 10m; the journal keeps them across restarts)")
     _cmd(sub, ["version"], version, "show the daemon's version")
     return top
 

@@ -149,7 +149,8 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
             pass
     events = images.runtime.pull(name, platform=platform or None, mirrors=images.registries.mirrors,
                                  insecure=images.registries.insecure,
-                                 credentials=auth.credentials() if auth else None)
+                                 credentials=auth.credentials() if auth else None,
+                                 max_concurrent_downloads=images.registries.max_downloads)
     try:
         try:
             resolved = await anext(events)

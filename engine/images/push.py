@@ -112,7 +112,8 @@ class ImagePusher:
             yield _layer("Preparing", ids[str(layer["digest"])])
         events = self._runtime.push(record.name, record.name, insecure=insecure,
                                     credentials=auth.credentials() if auth else None,
-                                    platform=await self._platform(record, image, wanted))
+                                    platform=await self._platform(record, image, wanted),
+                                    max_concurrent_uploads=self._images.registries.max_uploads)
         digest, size = "", 0
         try:
             async for event in events:

@@ -68,12 +68,15 @@ class ImageUsers(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class Registries:
-    """Where pulls go: dockerd's registry-mirrors (Docker Hub's only) and insecure registries."""
+    """Where pulls go: dockerd's registry-mirrors (Docker Hub's only) and insecure registries, and how many
+    layers a pull downloads (a push uploads) at once. A reload changes them in place."""
 
     mirrors: dict[str, list[str]] = field(default_factory=dict)
     insecure: list[str] = field(default_factory=list)
+    max_downloads: int = 3
+    max_uploads: int = 5
 
 
 class ImageService:

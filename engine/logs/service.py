@@ -52,6 +52,11 @@ class ContainerLogs:
         self._options = options
         self._shipping: dict[str, tuple[Shipper, asyncio.Lock, asyncio.Task[None]]] = {}
 
+    def set_defaults(self, driver: str, options: dict[str, str]) -> None:
+        """New defaults (a reload) for containers created from now on; running ones keep what they have."""
+        settings.check(driver, options)
+        self._driver, self._options = driver, options
+
     def resolve(self, log_config: dict[str, Any] | None) -> dict[str, Any]:
         """HostConfig.LogConfig as it will be in force: the daemon's defaults filled in, then checked."""
         s = settings.resolve(log_config, self._driver, self._options)

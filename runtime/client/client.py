@@ -91,11 +91,13 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, Transport):
     def pull(self, ref: str, *, plain_http: bool = False, snapshotter: str | None = None, unpack: bool = True,
              platform: str | None = None, mirrors: dict[str, list[str]] | None = None,
              insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
-             namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+             namespace: str | None = None,
+             max_concurrent_downloads: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
         body = {
             "ref": ref,
             "plain_http": plain_http,
-            "options": {"snapshotter": snapshotter, "unpack": unpack, "platform": platform},
+            "options": {"snapshotter": snapshotter, "unpack": unpack, "platform": platform,
+                        "max_concurrent_downloads": max_concurrent_downloads},
             "hosts": {"mirrors": mirrors or {}, "insecure": insecure or []},
             "credentials": credentials,
         }
@@ -314,9 +316,12 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, Transport):
 
     # events
     async def events(self, topics: list[str] | None = None, namespaces: list[str] | None = None,
-                     announce: bool = False) -> AsyncIterator[dict[str, Any]]:
-        """Live events; with announce, the first item is {"status": "subscribed"} once the stream is live."""
+                     announce: bool = False, since: float | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Live events, after the recorded ones from `since` (Unix seconds) on; with announce, the first item is
+        {"status": "subscribed"} once the stream is live."""
         params = [("topic", t) for t in topics or []] + [("namespace", n) for n in namespaces or []]
+        if since is not None:
+            params.append(("since", repr(since)))
         async for line in self.stream("GET", "/events", params=params):
             if announce or line.get("status") != "subscribed":
                 yield line

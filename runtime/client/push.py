@@ -30,7 +30,8 @@ class LoginResult(BaseModel):
 class PushAPI(Protocol):
     def push(self, name: str, ref: str | None = None, *, plain_http: bool = False,
              insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
-             platform: str | None = None, namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]: ...
+             platform: str | None = None, namespace: str | None = None,
+             max_concurrent_uploads: int = 3) -> AsyncGenerator[dict[str, Any], None]: ...
 
     async def registry_login(self, server: str, credentials: dict[str, str], *, plain_http: bool = False,
                              insecure: list[str] | None = None, namespace: str | None = None) -> LoginResult: ...
@@ -39,13 +40,14 @@ class PushAPI(Protocol):
 class PushClient(Transport):
     def push(self, name: str, ref: str | None = None, *, plain_http: bool = False,
              insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
-             platform: str | None = None, namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+             platform: str | None = None, namespace: str | None = None,
+             max_concurrent_uploads: int = 3) -> AsyncGenerator[dict[str, Any], None]:
         """Push local image `name` as `ref` (default: its name). Lines: `{"status": "pushing", "name", "digest",
         "mediaType", "repository"}`, then per blob `{"status", "digest", "kind", "current", "total"}` with status
         waiting, checking, exists, mounted (with "from"), uploading or done (manifests: done), and last
         `{"status": "complete", "mediaType", "digest", "size"}`. A failure is raised as its typed error."""
         body = {"name": name, "ref": ref, "plain_http": plain_http, "hosts": {"insecure": insecure or []},
-                "credentials": credentials, "platform": platform}
+                "credentials": credentials, "platform": platform, "max_concurrent_uploads": max_concurrent_uploads}
         return self.stream("POST", "/images/push", json_body=body, namespace=namespace)
 
     async def registry_login(self, server: str, credentials: dict[str, str], *, plain_http: bool = False,

@@ -169,7 +169,7 @@ class FakeRuntime:
         return {"name": name, "labels": labels or {}}
 
     async def events(self, topics: list[str] | None = None, namespaces: list[str] | None = None,
-                     announce: bool = False) -> AsyncIterator[dict[str, Any]]:
+                     announce: bool = False, since: float | None = None) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers.append(queue)
         try:
@@ -212,7 +212,8 @@ class FakeRuntime:
     async def pull(self, ref: str, *, plain_http: bool = False, snapshotter: str | None = None,
                    unpack: bool = True, platform: str | None = None, mirrors: dict[str, list[str]] | None = None,
                    insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
-                   namespace: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+                   namespace: str | None = None,
+                   max_concurrent_downloads: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
         if ref not in self._images:
             raise NotFound(f"manifest {ref} not found at fake: manifest unknown")
         yield {"status": "resolved", "digest": self._images[ref].target.digest}

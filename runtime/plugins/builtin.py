@@ -18,6 +18,8 @@ from runtime.cri.plugin import Dependencies as CRIDependencies
 from runtime.cri.plugin import start as start_cri
 from runtime.diff.compare import Comparer
 from runtime.events.exchange import Exchange
+from runtime.events.journal import FILENAME as JOURNAL_FILE
+from runtime.events.journal import Journal
 from runtime.metadata.containers import ContainerStore
 from runtime.metadata.content import ContentService
 from runtime.metadata.db import Database
@@ -64,7 +66,11 @@ def register_all(registry: Registry, cfg: Config) -> None:
     root = Path(cfg.root)
 
     async def events(_: InitContext) -> Exchange:
-        return Exchange()
+        journal = Journal(root / JOURNAL_FILE, cfg.events_retention.retention())
+        return Exchange(journal, await asyncio.to_thread(journal.open))
+
+    async def close_events(e: Exchange) -> None:
+        await e.close()
 
     async def metadata(ctx: InitContext) -> Metadata:
         db = Database(root / "metadata.db")
@@ -207,7 +213,7 @@ def register_all(registry: Registry, cfg: Config) -> None:
         await p.close()
 
     for reg in [
-        Registration(EVENT, "exchange", events),
+        Registration(EVENT, "exchange", events, close=close_events),
         Registration(METADATA, "sqlite", metadata, [f"{EVENT}/exchange"], close=close_metadata),
         Registration(CONTENT, "content", content, [f"{METADATA}/sqlite"]),
         Registration(SNAPSHOTTER, "overlayfs", overlayfs, close=close_snapshotter),

@@ -35,6 +35,10 @@ class Fetcher:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(max_concurrent)
 
+    def resize(self, max_concurrent: int) -> None:
+        """A new bound for downloads started from now on (a reload); those under way finish under the old one."""
+        self._slots = asyncio.Semaphore(max_concurrent)
+
     async def ensure(self, desc: Descriptor, source: BlobSource, progress: BlobProgress,
                      refs: list[tuple[str, str]], report: Callable[[BlobProgress, str | None], None],
                      compression: str | None = None) -> None:

@@ -13,7 +13,7 @@ import platform as _platform
 import secrets
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from runtime.errors import InvalidArgument
 from runtime.metadata.content import ContentService
@@ -69,6 +69,9 @@ class PullOptions(BaseModel):
     snapshotter: str | None = None
     unpack: bool = True
     platform: str | None = None  # "os/arch"
+    # This pull's own bound on parallel layer downloads (the engine's max-concurrent-downloads), under the
+    # daemon-wide max_concurrent_downloads.
+    max_concurrent_downloads: int | None = Field(default=None, ge=1)
 
 
 class Puller:
@@ -81,6 +84,9 @@ class Puller:
         self._leases = leases
         self._collector = collector
         self._fetcher = Fetcher(content, max_concurrent)
+
+    def set_max_concurrent(self, downloads: int) -> None:
+        self._fetcher.resize(downloads)
 
     async def pull(self, remote: Remote, opts: PullOptions, progress: PullProgress) -> Image:
         snapshotter = opts.snapshotter or self.default_snapshotter
@@ -143,13 +149,15 @@ class Puller:
         for d in diff_ids:
             validate_digest(d)
 
-        downloads = [
-            asyncio.create_task(
-                self._fetcher.ensure(layer, remote.open_blob, progress.blob(layer.digest, "layer", layer.size), [],
-                                     report, compression=layer_compression(layer.mediaType) if opts.unpack else None)
-            )
-            for layer in layers
-        ]
+        bound = asyncio.Semaphore(opts.max_concurrent_downloads or len(layers) or 1)
+
+        async def download(layer: Descriptor, bp: BlobProgress) -> None:
+            async with bound:
+                await self._fetcher.ensure(layer, remote.open_blob, bp, [], report,
+                                           compression=layer_compression(layer.mediaType) if opts.unpack else None)
+
+        downloads = [asyncio.create_task(download(layer, progress.blob(layer.digest, "layer", layer.size)))
+                     for layer in layers]
         try:
             if opts.unpack and layers:
                 service = self._snapshots[snapshotter]

@@ -81,6 +81,7 @@ def test_the_units_say_what_an_operator_relies_on(installed: Path) -> None:
     for service in (runtime, engine):
         assert service["KillMode"] == "process" and service["Delegate"] == "yes" and service["Type"] == "notify"
         assert service["LimitNOFILE"] == "1048576" and service["TasksMax"] == "infinity"
+        assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert set(engine["Requires"].split()) == {"pyruntimed.service", "pyengined.socket"}
     assert {"pyruntimed.service", "pyengined.socket"} <= set(engine["After"].split())
     assert shlex.split(engine["ExecStart"])[:3] == [f"{installed}/usr/local/bin/pyengined", "-H", "fd://"]
@@ -186,6 +187,14 @@ def test_the_installed_daemons_run_containers_as_the_units_start_them(
 
     assert ok("run", "--rm", "busybox", "echo", "installed") == "installed\n"
     cid = ok("run", "-d", "--network", "none", "busybox", "sleep", "600").strip()
+
+    # `systemctl reload` (ExecReload): SIGHUP to each main process, which reloads its file and goes on serving.
+    for daemon in (e, rt):
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGHUP)
+    while not all("reloaded configuration" in daemon.log() for daemon in (e, rt)):
+        time.sleep(0.1)
+    assert ok("exec", cid, "echo", "after reload") == "after reload\n"
 
     # `systemctl restart` with KillMode=process: SIGTERM to each main process only, then the same commands.
     for daemon in (e, rt):

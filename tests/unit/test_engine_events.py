@@ -52,10 +52,10 @@ async def test_replay_window_then_live_events() -> None:
     bus = EventBus(recent=3)
     first = [bus.container(_container(), a) for a in ("create", "start", "die", "destroy")]
     replay, sub = bus.subscribe(first[1].time_nano, first[2].time_nano, EventFilter({}))
-    assert [e.action for e in replay] == ["start", "die"]
+    assert [e.action async for e in replay] == ["start", "die"]
     replay, sub = bus.subscribe(0, None, EventFilter({"event": ["destroy", "create"]}))
-    assert [e.action for e in replay] == ["destroy"]  # "create" fell out of the ring
-    assert bus.subscribe(None, None, EventFilter({}))[0] == []  # without since, only what comes next
+    assert [e.action async for e in replay] == ["destroy"]  # "create" fell out of the ring
+    assert [e async for e in bus.subscribe(None, None, EventFilter({}))[0]] == []  # without since, what comes next
     bus.container(_container(), "start")
     bus.container(_container(), "create")
     assert (await sub.next()).action == "create"
@@ -73,6 +73,6 @@ async def test_a_subscriber_that_falls_behind_is_dropped(monkeypatch: pytest.Mon
         bus.container(_container(), "start")  # never waits, however far behind `slow` is
     bus.container(_container(), "destroy")
     assert slow.dropped and not picky.dropped
-    got = [await slow.next() for _ in range(4)]
+    got = [await slow.next() for _ in range(5)]  # what was queued before the drop, then the end
     assert got[-1] is None and all(e is not None for e in got[:-1])
     assert (await picky.next()).action == "destroy"

@@ -26,6 +26,7 @@ class PushRequest(BaseModel):
     hosts: HostsOverride = Field(default_factory=HostsOverride)
     credentials: Credentials | None = None
     platform: str | None = None  # push only this platform's manifest of an index ("os/arch[/variant]")
+    max_concurrent_uploads: int = Field(default=3, ge=1)  # the engine's max-concurrent-uploads
 
 
 @router.post("/push")
@@ -41,7 +42,7 @@ async def push(body: PushRequest, s: Services = Depends(services)) -> Any:
                                      "a push goes to the registry its reference names")
     await s.images.find(body.name)
     progress = PullProgress()
-    task = asyncio.create_task(Pusher(s.content, s.images, s.remotes).push(
+    task = asyncio.create_task(Pusher(s.content, s.images, s.remotes, max_concurrent=body.max_concurrent_uploads).push(
         body.name, body.ref, progress, plain_http=body.plain_http, hosts=body.hosts,
         credentials=body.credentials, platform=body.platform))
 
