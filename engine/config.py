@@ -42,6 +42,8 @@ class Config(BaseModel):
     tls_insecure_tcp: bool = Field(default=False, alias="insecure-tcp")
     log_driver: str = Field(default="json-file", alias="log-driver")
     log_opts: dict[str, str] = Field(default_factory=dict, alias="log-opts")
+    # OTLP/HTTP base URL for traces (docs/operations.md "Tracing"); unset: OTEL_EXPORTER_OTLP_ENDPOINT, or off.
+    otel_endpoint: str | None = Field(default=None, alias="otel-exporter-otlp-endpoint")
 
 
 # Set both in daemon.json and by a flag, these are refused as dockerd refuses them, rather than one silently

@@ -20,7 +20,7 @@ from engine.api.routers import (archive, attach, builds, container_stats, contai
                                 swarm, system, system_df, volumes)
 from engine.backend import Backend
 from engine.log import setup as setup_logging
-from runtime.client import Client
+from runtime.client import Client, tracing
 
 log = logging.getLogger("engine.daemon")
 
@@ -33,6 +33,7 @@ ROUTERS = [system.register, system_df.register, images.register, image_archives.
 async def serve(cfg: config_mod.Config) -> None:
     Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
+    tracing.setup("pyengined", cfg.otel_endpoint)
     backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace))
     await backend.networks.ensure_builtin()
     app = build(backend, ROUTERS)
@@ -62,6 +63,7 @@ async def serve(cfg: config_mod.Config) -> None:
         await runner.cleanup()
         await backend.logs.close()
         await backend.runtime.close()
+        await asyncio.to_thread(tracing.shutdown)
         for host in cfg.hosts:
             if host.startswith("unix://"):
                 Path(host[len("unix://"):]).unlink(missing_ok=True)

@@ -16,8 +16,10 @@ from pathlib import Path
 import uvicorn
 
 from runtime import config as config_mod
+from runtime import telemetry
 from runtime.api.app import build
 from runtime.log import setup as setup_logging
+from runtime.nospace import Directories
 from runtime.plugins import builtin
 from runtime.plugins.registry import Registry
 from runtime.services import Services
@@ -84,6 +86,8 @@ class _Server(uvicorn.Server):
 
 
 async def serve(cfg: config_mod.Config) -> None:
+    Directories.watch(cfg.root, cfg.state)
+    telemetry.setup("pyruntimed", cfg.otlp_endpoint)
     registry = Registry()
     builtin.register_all(registry, cfg)
     Path(cfg.state).mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -129,6 +133,7 @@ async def serve(cfg: config_mod.Config) -> None:
         except FileNotFoundError:
             pass
         await registry.close()
+        await asyncio.to_thread(telemetry.shutdown)
         log.info("stopped")
 
 
