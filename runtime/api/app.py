@@ -6,7 +6,6 @@ from fastapi import FastAPI
 from runtime import __version__
 from runtime.api import errors
 from runtime.api.context import ContextMiddleware
-from runtime.api.tracing import TracingMiddleware
 from runtime.api.routers import (
     archives,
     container_fs,
@@ -37,5 +36,4 @@ def build(services: Services) -> FastAPI:
               containers, container_fs, tasks, events):
         app.include_router(r.router, prefix=API_PREFIX)
     app.add_middleware(ContextMiddleware)
-    app.add_middleware(TracingMiddleware)
     return app
