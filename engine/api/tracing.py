@@ -2,9 +2,8 @@
 
 The request's SERVER span is current while its handler runs, so every runtime API call it makes is a
 child span whose context travels to pyruntimed in a `traceparent` header (runtime.client.tracing): one
-trace shows the engine's handling, the runtime's, and its runc/conmon steps. A client's own
-`traceparent` (the docker CLI 28 sends one when its own tracing is on) is continued. Unconfigured, the
-middleware only passes the request on.
+trace shows the engine's handling, the runtime's, and its runc/conmon steps. A `traceparent` the client
+sends is continued. Unconfigured, the middleware only passes the request on.
 """
 from __future__ import annotations
 

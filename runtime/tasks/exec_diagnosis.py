@@ -17,11 +17,13 @@ certain: None means "let runc try".
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
 import struct
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from runtime.tasks.users import open_in_root
@@ -41,8 +43,13 @@ _MACHINES = {3: "386", 8: "mips", 20: "ppc", 21: "ppc64le", 22: "s390x", 40: "ar
 _COMPATIBLE = {62: {3}, 183: {40}}
 
 
-def diagnose(rootfs: str, process: dict[str, object]) -> str | None:
-    """runc's words for the failing exec of the OCI `process`, then why; None if it should run."""
+def diagnose(rootfs: str, process: dict[str, object], mounts: Iterable[str] = ()) -> str | None:
+    """runc's words for the failing exec of the OCI `process`, then why; None if it should run.
+
+    `mounts` are the spec's mount destinations: what lies under one (an init bind-mounted over a placeholder,
+    an interpreter in a volume) is only known once runc has mounted it, so it is not judged here.
+    """
+    covered = tuple(m.rstrip("/") for m in mounts if m.startswith("/"))
     args = process.get("args")
     if not isinstance(args, list) or not args or not isinstance(args[0], str) or not args[0]:
         return None
@@ -52,14 +59,19 @@ def diagnose(rootfs: str, process: dict[str, object]) -> str | None:
     path = _locate(rootfs, args[0], env, cwd if isinstance(cwd, str) else "/")
     if path is None:
         return None  # runc says "executable file not found" itself
-    why = _why(rootfs, path, 0)
+    try:
+        why = _why(rootfs, path, 0, covered)
+    except _Mounted:
+        return None
     if why is None:
         return None
     errno_text, reason = why
     return f"exec {args[0]}: {errno_text}: {reason}"
 
 
+@functools.cache
 def host_machine() -> int | None:
+    """The ELF machine of the binary running us: what this host executes natively."""
     head = _read_host(sys.executable)
     return _elf_machine(head) if head else None
 
@@ -124,14 +136,25 @@ def _read(rootfs: str, path: str, offset: int, size: int) -> bytes | None:
         os.close(fd)
 
 
-def _why(rootfs: str, path: str, depth: int) -> tuple[str, str] | None:
+class _Mounted(Exception):
+    """A path the diagnosis needs lies under one of the container's mounts."""
+
+
+def _check_mounts(path: str, covered: tuple[str, ...]) -> None:
+    normal = os.path.normpath(path)
+    if any(normal == m or normal.startswith(m + "/") or not m for m in covered):
+        raise _Mounted(path)
+
+
+def _why(rootfs: str, path: str, depth: int, covered: tuple[str, ...]) -> tuple[str, str] | None:
+    _check_mounts(path, covered)
     head = _read(rootfs, path, 0, _HEAD)
     if head is None or depth > _MAX_DEPTH or _binfmt_handles(path, head):
         return None
     if head.startswith(b"\x7fELF"):
-        return _elf(rootfs, path, head)
+        return _elf(rootfs, path, head, covered)
     if head.startswith(b"#!"):
-        return _script(rootfs, path, head, depth)
+        return _script(rootfs, path, head, depth, covered)
     if not head:
         return _ENOEXEC, f"{path} is an empty file, not a program"
     shown = head[:16].decode("ascii", errors="replace")
@@ -140,7 +163,7 @@ def _why(rootfs: str, path: str, depth: int) -> tuple[str, str] | None:
                       f"e.g. #!/bin/sh")
 
 
-def _elf(rootfs: str, path: str, head: bytes) -> tuple[str, str] | None:
+def _elf(rootfs: str, path: str, head: bytes, covered: tuple[str, ...]) -> tuple[str, str] | None:
     machine = _elf_machine(head)
     if machine is None:
         return _ENOEXEC, f"{path} starts like an ELF file but its header is not a valid ELF header"
@@ -150,6 +173,8 @@ def _elf(rootfs: str, path: str, head: bytes) -> tuple[str, str] | None:
                           f"was built for another platform; pull or build it for linux/{_MACHINES.get(host, '?')} "
                           f"(docker run --platform, docker build --platform), or register a binfmt_misc emulator")
     interp = _interpreter(rootfs, path, head)
+    if interp is not None:
+        _check_mounts(interp, covered)
     if interp is not None and not _is_file(rootfs, interp):
         return _ENOENT, (f"{path} exists, but its dynamic loader {interp} (ELF PT_INTERP) is not in the image: "
                          f"add the C library the binary was linked against (glibc, musl) or link it statically")
@@ -200,7 +225,7 @@ def _interpreter(rootfs: str, path: str, head: bytes) -> str | None:
     return None
 
 
-def _script(rootfs: str, path: str, head: bytes, depth: int) -> tuple[str, str] | None:
+def _script(rootfs: str, path: str, head: bytes, depth: int, covered: tuple[str, ...]) -> tuple[str, str] | None:
     line = head[2:].split(b"\n", 1)[0]
     # The kernel's own split: the interpreter is the first word after #!, blanks are spaces and tabs only
     # (a carriage return stays part of the name).
@@ -208,6 +233,7 @@ def _script(rootfs: str, path: str, head: bytes, depth: int) -> tuple[str, str] 
     if not interp_raw:
         return _ENOEXEC, f"{path} starts with #! but names no interpreter"
     interp = interp_raw.decode(errors="replace")
+    _check_mounts(interp, covered)
     if interp_raw.endswith(b"\r") and not _is_file(rootfs, interp):
         return _ENOENT, (f"{path} has Windows (CRLF) line ends: its #! line asks for the interpreter "
                          f"{interp.rstrip(chr(13))!r} followed by a carriage return, which does not exist; convert "
@@ -216,7 +242,7 @@ def _script(rootfs: str, path: str, head: bytes, depth: int) -> tuple[str, str] 
     if not _is_file(rootfs, interp):
         return _ENOENT, (f"{path} exists, but its interpreter {interp} (from its #! line) is not in the image: "
                          f"install it in the image or change the #! line")
-    inner = _why(rootfs, interp, depth + 1)
+    inner = _why(rootfs, interp, depth + 1, covered)
     if inner is None:
         return None
     return inner[0], f"{path} is run by its interpreter {interp}, and {inner[1]}"

@@ -123,7 +123,8 @@ class TaskService:
             try:
                 # runc would report only the errno of a doomed exec, from inside the container; said here
                 # with its cause, before anything runs.
-                if (why := await asyncio.to_thread(diagnose, t.rootfs, spec["process"])) is not None:
+                mounted = [str(m.get("destination", "")) for m in spec.get("mounts") or []]
+                if (why := await asyncio.to_thread(diagnose, t.rootfs, spec["process"], mounted)) is not None:
                     raise InvalidArgument(why)
                 t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin,
                                           keep_stdin_open=keep_stdin_open)
