@@ -10,6 +10,6 @@ def start_failure_code(message: str, otherwise: int = 128) -> int:
     low = message.lower()
     if "executable file not found" in low or "no such file or directory" in low:
         return 127
-    if "permission denied" in low or "is a directory" in low or "exec format error" in low:
+    if "permission denied" in low or "is a directory" in low:
         return 126
     return otherwise
