@@ -79,6 +79,8 @@ class Config(BaseModel):
         if bad:
             raise ValueError(f"labels must be key=value: {', '.join(bad)}")
         return v
+    # OTLP/HTTP base URL for traces (docs/operations.md "Tracing"); unset: OTEL_EXPORTER_OTLP_ENDPOINT, or off.
+    otel_endpoint: str | None = Field(default=None, alias="otel-exporter-otlp-endpoint")
 
 
 # Set both in daemon.json and by a flag, these are refused as dockerd refuses them, rather than one silently

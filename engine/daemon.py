@@ -26,7 +26,7 @@ from engine.events_journal import Journal
 from engine.log import setup as setup_logging
 from engine.metrics.service import parse_address
 from engine.reload import Reloader
-from runtime.client import Client
+from runtime.client import Client, tracing
 
 log = logging.getLogger("engine.daemon")
 
@@ -39,6 +39,7 @@ ROUTERS = [system.register, system_df.register, images.register, image_archives.
 async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
     Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
+    tracing.setup("pyengined", cfg.otel_endpoint)
     journal = Journal(Path(cfg.data_root) / JOURNAL_FILE, cfg.events_retention.retention())
     events = EventBus(journal=journal, last_seq=await asyncio.to_thread(journal.open))
     backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace), events)
@@ -85,6 +86,7 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
         await backend.logs.close()
         await backend.runtime.close()
         await journal.close()
+        await asyncio.to_thread(tracing.shutdown)
         for host in cfg.hosts:
             if host.startswith("unix://"):
                 Path(host[len("unix://"):]).unlink(missing_ok=True)

@@ -55,6 +55,8 @@ class Config(BaseModel):
     # A task's captured output is a log file its monitor starts over past this size (0: unbounded): whoever
     # keeps logs (the engine's log drivers) reads it as it grows, so it is a buffer, not an archive.
     task_log_max_size: int = Field(default=64 * 1024 * 1024, ge=0)
+    # OTLP/HTTP base URL for traces (docs/operations.md "Tracing"); unset: OTEL_EXPORTER_OTLP_ENDPOINT, or off.
+    otlp_endpoint: str | None = None
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     events_retention: EventsRetention = Field(default_factory=EventsRetention)
     cri: CRIConfig = Field(default_factory=CRIConfig)

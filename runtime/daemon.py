@@ -18,8 +18,10 @@ import uvicorn
 
 from runtime import config as config_mod
 from runtime import loop_setup
+from runtime import telemetry
 from runtime.api.app import build
 from runtime.log import setup as setup_logging
+from runtime.nospace import Directories
 from runtime.plugins import builtin
 from runtime.plugins.registry import Registry
 from runtime.reload import Reloader
@@ -88,6 +90,8 @@ class _Server(uvicorn.Server):
 
 async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
     loop_setup.configure(asyncio.get_running_loop())
+    Directories.watch(cfg.root, cfg.state)
+    telemetry.setup("pyruntimed", cfg.otlp_endpoint)
     registry = Registry()
     builtin.register_all(registry, cfg)
     Path(cfg.state).mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -142,6 +146,7 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
         except FileNotFoundError:
             pass
         await registry.close()
+        await asyncio.to_thread(telemetry.shutdown)
         log.info("stopped")
 
 

@@ -8,7 +8,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from engine import __version__
-from engine.api import versions
+from engine.api import tracing, versions
 from engine.api.responses import error_response
 from engine.errors import EngineError
 from runtime import client as rt
@@ -80,7 +80,7 @@ class Router:
 
 
 def build(backend: Any, routers: Sequence[Callable[[Router, Any], None]]) -> web.Application:
-    app = web.Application(middlewares=[_errors], client_max_size=1 << 30)
+    app = web.Application(middlewares=[tracing.middleware, _errors], client_max_size=1 << 30)
     app["backend"] = backend
     app.on_response_prepare.append(_headers)
     r = Router(app)

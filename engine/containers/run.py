@@ -112,8 +112,11 @@ class RunControl:
         waiter = asyncio.ensure_future(netns_ready.wait())
         await asyncio.wait({wiring, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
-        if wiring.done() and wiring.exception() is not None:
-            await wiring  # the namespace itself could not be made: nothing was created
+        if wiring.done() and (refused := wiring.exception()) is not None:
+            # Nothing was created (a port taken, no namespace); still a failed start, which a `run --rm` waits on.
+            if isinstance(refused, (rt.RuntimeError_, EngineError)):
+                await self._start_failed(c, live, refused)
+            await wiring
         try:
             task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")), linked.env,
                                            keep_stdin_open=keeps_stdin_open(c.config))

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.errors import Conflict, InvalidArgument
 from engine.networks.model import PublishedPort
+from engine.networks.port_owner import PortInUse
 
 EPHEMERAL = range(49153, 61000)
 
@@ -116,7 +117,8 @@ class PortTable:
                 raise Conflict(f"Bind for {w['ip'] or '0.0.0.0'}:{port} failed: port is already allocated "
                                f"(by container {name_of(holder)})")
             if not _free_on_host(w["proto"], w["ip"], port):
-                raise Conflict(f"Bind for {w['ip'] or '0.0.0.0'}:{port} failed: address already in use")
+                raise PortInUse(f"Bind for {w['ip'] or '0.0.0.0'}:{port} failed: address already in use",
+                                w["proto"], w["ip"], port)
         m = PublishedPort(host_ip=w["ip"], host_port=first, container_port=w["port"], protocol=w["proto"],
                           count=count)
         self.hold(cid, [m])

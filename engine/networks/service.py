@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from engine.events import EventBus
-from engine.networks import endpointcfg, etcfiles, ipam
+from engine.networks import endpointcfg, etcfiles, ipam, port_owner
 from engine.networks.driver import Attachment, NetworkDriver
 from engine.networks.etcfiles import EtcConfig
 from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
@@ -330,7 +330,7 @@ class NetworkService:
         async with self._lock:
             await self._stop_locked(cid)
             # Ports first: a port conflict is refused before anything exists.
-            ports = self.ports.allocate(cid, wanted, self.container_name)
+            ports = await port_owner.explained(lambda: self.ports.allocate(cid, wanted, self.container_name))
             try:
                 netns = await self.netns.create(cid)
             except BaseException:

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from runtime import errors
+from runtime import errors, nospace
 
 log = logging.getLogger("runtime.api")
 
@@ -60,5 +60,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if (full := nospace.explain(exc)) is not None:
+            return to_response(full)
         log.exception("unhandled error: %s", exc)
         return to_response(errors.Internal(f"internal error: {type(exc).__name__}: {exc}"))

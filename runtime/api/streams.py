@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator, BinaryIO, TypeVar
 
 from fastapi.responses import StreamingResponse
 
-from runtime import errors
+from runtime import errors, nospace
 from runtime.api.errors import error_body
 
 log = logging.getLogger("runtime.api")
@@ -55,7 +55,7 @@ async def progress_lines(task: asyncio.Task[T], events: asyncio.Queue[dict[str, 
             yield error_body(e)
             return
         except Exception as e:
-            yield error_body(errors.Internal(f"{what} failed: {type(e).__name__}: {e}"))
+            yield error_body(nospace.explain(e) or errors.Internal(f"{what} failed: {type(e).__name__}: {e}"))
             return
         yield done(result)
     finally:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from runtime.client.errors import from_body
 from runtime.client.http import ProtocolError, Response, UnixHTTP
+from runtime.client.tracing import client_span
 from runtime.errors import Internal, Unavailable
 from runtime.wire import API_PREFIX, DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER
 
@@ -61,9 +62,10 @@ class Transport:
                     lease: str | None, raw: AsyncIterable[bytes] | None = None) -> Response:
         target = API_PREFIX + path + ("?" + urlencode(params) if params else "")
         body = raw if raw is not None else None if json_body is None else json.dumps(json_body).encode()
+        headers = self._headers(namespace, lease, json_body is not None)
         try:
-            return await self._http.request(method, target, self._headers(namespace, lease, json_body is not None),
-                                            body)
+            with client_span(method, path, headers):
+                return await self._http.request(method, target, headers, body)
         except (OSError, ProtocolError) as e:
             raise Unavailable(f"cannot reach pyruntimed at {self.address}: {e}") from None
 

@@ -11,6 +11,7 @@ from runtime.errors import (
     Unauthenticated,
     Unavailable,
 )
+from runtime.remotes.rate_limit import rate_limited
 
 
 def registry_error_message(body: bytes) -> str:
@@ -49,11 +50,12 @@ def error_for_status(
     body: bytes,
     authenticated: bool,
     not_found: str = "not found",
+    retry_after: float | None = None,
 ) -> RuntimeError_:
     """The typed error for a final (non-retried) failing registry response.
 
     `subject` names what was asked for ("manifest docker.io/library/x:1");
-    `not_found` is the fallback text for a 404 without an error body.
+    `not_found` is the fallback text for a 404 without an error body; `retry_after` is a 429's Retry-After.
     """
     detail = registry_error_message(body)
     suffix = f": {detail}" if detail else ""
@@ -65,7 +67,9 @@ def error_for_status(
         return PermissionDenied(f"access to {subject} denied by {host}{suffix or ': forbidden'}")
     if status == 404:
         return NotFound(f"{subject} not found at {host}: {detail or not_found}")
-    if status == 429 or status >= 500:
+    if status == 429:
+        return rate_limited(host, subject, detail, retry_after, authenticated=authenticated)
+    if status >= 500:
         return Unavailable(f"{host} answered HTTP {status} for {subject}{suffix}")
     if 400 <= status < 500:
         return InvalidArgument(f"{host} rejected the request for {subject} (HTTP {status}){suffix}")

@@ -215,13 +215,14 @@ class RegistryTransport:
                         )
                     answered_challenge = True
                     continue
-            if method == "HEAD" and resp.status in (401, 403):
+            if method == "HEAD" and resp.status in (401, 403, 429):
                 # HEAD answers have no body; the registry's explanation (wrong
-                # password, access denied) is worth one GET to show the user.
+                # password, access denied, rate limit) is worth one GET to show the user.
                 body = await self._error_body(url, req_headers, resp.status, endpoint.is_mirror, subject)
             raise error_for_status(
                 resp.status, host=host, subject=subject, body=body,
                 authenticated=creds is not None, not_found=not_found,
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )
 
     async def get(self, url: str, *, subject: str, headers: Mapping[str, str] | None = None) -> aiohttp.ClientResponse:
@@ -298,6 +299,8 @@ class RegistryTransport:
             if not _retryable_status(resp.status) or attempt >= self._retry.attempts:
                 return resp
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            if retry_after is not None and retry_after > self._retry.max_retry_after:
+                return resp  # asked to wait longer than we would: the caller says until when
             delay = (
                 min(retry_after, self._retry.max_retry_after)
                 if retry_after is not None

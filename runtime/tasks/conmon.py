@@ -29,6 +29,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from runtime import telemetry
 from runtime.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -45,6 +46,8 @@ CTL_FIFO = "ctl"
 CONMON_LOG = "conmon.log"
 PROCESS_SPEC = "process.json"
 DEFAULT_TIMEOUT = 30.0
+
+_tracer = telemetry.tracer("runtime.tasks.conmon")
 
 _STALE = (exits.CONMON_PIDFILE, exits.PIDFILE, exits.EXIT_FILE)
 
@@ -282,8 +285,11 @@ async def create_task(
     c = _Conmon(state_dir)
     try:
         async with asyncio.timeout(timeout):
-            await c.spawn(conmon_path, args, attach_gate=False)
-            pid = await c.answer("_OCI_SYNCPIPE")
+            # conmon forks its monitor, which runs `runc create`; the sync pipe answers once that is done.
+            with telemetry.step(_tracer, "conmon spawn", **{"container.id": id}):
+                await c.spawn(conmon_path, args, attach_gate=False)
+            with telemetry.step(_tracer, "runc create (under conmon)", **{"container.id": id}):
+                pid = await c.answer("_OCI_SYNCPIPE")
         conmon_pid = c.conmon_pid()
     except RuntimeError_:
         # A reported failure: runc rolled its create back, and the id may well be another
@@ -382,8 +388,9 @@ async def create_exec(
     c = _Conmon(state_dir)
     try:
         async with asyncio.timeout(timeout):
-            await c.spawn(conmon_path, args, attach_gate=True)
-            await c.answer("_OCI_ATTACHPIPE")
+            with telemetry.step(_tracer, "conmon spawn (exec)", **{"container.id": id, "exec.id": exec_id}):
+                await c.spawn(conmon_path, args, attach_gate=True)
+                await c.answer("_OCI_ATTACHPIPE")
     except BaseException as e:
         try:
             await c.kill()

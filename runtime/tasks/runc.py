@@ -10,6 +10,7 @@ import asyncio
 import json
 from typing import Any
 
+from runtime import telemetry
 from runtime.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -21,6 +22,8 @@ from runtime.errors import (
 )
 
 RUNC = "/usr/sbin/runc"
+
+_tracer = telemetry.tracer("runtime.tasks.runc")
 
 # runc's messages for an operation the container's current state does not allow.
 _PRECONDITION = (
@@ -73,6 +76,10 @@ class Runc:
         self.timeout = timeout
 
     async def _run(self, *args: str, input: bytes | None = None) -> bytes:
+        with telemetry.step(_tracer, f"runc {args[0]}", **{"runc.args": " ".join(args)}):
+            return await self._exec(*args, input=input)
+
+    async def _exec(self, *args: str, input: bytes | None = None) -> bytes:
         proc = await asyncio.create_subprocess_exec(
             self.binary, "--root", self.root, "--log-format", "json", *args,
             stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,

@@ -32,6 +32,7 @@ from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import mount_all
 from runtime.namespaces import require_namespace, reset_namespace, set_namespace
 from runtime.tasks import cgroups
+from runtime.tasks.exec_diagnosis import diagnose
 from runtime.tasks.exit_watcher import POLL, ExitWatcher
 from runtime.tasks.shim import ProcessIO, Shim
 from runtime.tasks.spec_options import ResourceOptions
@@ -120,6 +121,11 @@ class TaskService:
                           log_path=log_path)
             paths = self._table.paths(ns, container_id, log_path=log_path)
             try:
+                # runc would report only the errno of a doomed exec, from inside the container; said here
+                # with its cause, before anything runs.
+                mounted = [str(m.get("destination", "")) for m in spec.get("mounts") or []]
+                if (why := await asyncio.to_thread(diagnose, t.rootfs, spec["process"], mounted)) is not None:
+                    raise InvalidArgument(why)
                 t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin,
                                           keep_stdin_open=keep_stdin_open)
             except BaseException:

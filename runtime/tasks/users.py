@@ -48,7 +48,7 @@ class _GroupEntry:
     members: tuple[str, ...]
 
 
-def _open_in_root(root_fd: int, path: str) -> int | None:
+def open_in_root(root_fd: int, path: str) -> int | None:
     """An O_PATH fd for `path` resolved inside the root, or None when it does not exist."""
     parts = deque(path.split("/"))
     dirs = [os.dup(root_fd)]  # fds of the directories walked so far; dirs[0] is the root
@@ -98,7 +98,7 @@ def read_rootfs_file(rootfs: str, path: str) -> str | None:
         raise NotFound(f"rootfs {rootfs} is not a directory") from e
     try:
         try:
-            fd = _open_in_root(root_fd, path)
+            fd = open_in_root(root_fd, path)
         except OSError as e:
             if e.errno == errno.ELOOP:
                 return None
