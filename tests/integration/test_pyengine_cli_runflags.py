@@ -109,7 +109,7 @@ def test_privileged_and_namespace_flags_inspect_as_docker_sets_them(engine):
 
 def test_host_flags_act_inside_the_container(engine, tmp_path):
     (tmp_path / "env").write_text("FOO=bar\n")
-    script = ("hostname; grep -o hn.example.org /etc/hosts; grep db.local /etc/hosts; grep -v '^#' /etc/resolv.conf; "
+    script = ("hostname; cat /proc/sys/kernel/domainname; grep -o hn.example.org /etc/hosts; grep db.local /etc/hosts; grep -v '^#' /etc/resolv.conf; "
               "ulimit -n; df -k /dev/shm | tail -1; touch /x 2>/dev/null || echo read-only; "
               "cat /proc/sys/net/ipv4/ip_forward; id -G; echo $FOO; ls /dev/mynull; "
               "grep CapEff /proc/self/status")
@@ -118,11 +118,11 @@ def test_host_flags_act_inside_the_container(engine, tmp_path):
              "nofile=1024:2048", "--shm-size", "96m", "--read-only", "--sysctl", "net.ipv4.ip_forward=1",
              "--group-add", "10", "--env-file", str(tmp_path / "env"), "--device", "/dev/null:/dev/mynull",
              "--cap-drop", "all", "--cap-add", "chown", "busybox", "sh", "-c", script).splitlines()
-    assert out[:3] == ["hn", "hn.example.org", "10.1.2.3\tdb.local"]
-    assert sorted(out[3:6]) == ["nameserver 192.0.2.53", "options ndots:2", "search example.org"]
-    assert out[6] == "1024"
-    assert out[7].split()[1] == str(96 * 1024)
-    assert out[8:] == ["read-only", "1", "0 10", "bar", "/dev/mynull", "CapEff:\t0000000000000001"]
+    assert out[:4] == ["hn", "example.org", "hn.example.org", "10.1.2.3\tdb.local"]
+    assert sorted(out[4:7]) == ["nameserver 192.0.2.53", "options ndots:2", "search example.org"]
+    assert out[7] == "1024"
+    assert out[8].split()[1] == str(96 * 1024)
+    assert out[9:] == ["read-only", "1", "0 10", "bar", "/dev/mynull", "CapEff:\t0000000000000001"]
 
 
 def test_attach_selects_streams(engine):
