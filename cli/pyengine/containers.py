@@ -14,9 +14,10 @@ from cli.pyengine import completion as complete
 from cli.pyengine import createopts, runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
 from cli.pyengine.app import app, engine, for_each
+from cli.pyengine.attach import detach_key_bytes
 from cli.pyengine.exitcodes import RUN_FAILED, start_failure_code
 from cli.pyengine.formatting import natural_key, tabulate, timestamp
-from cli.pyengine.streams import copy_output, pump
+from cli.pyengine.streams import DETACH_KEYS, copy_output, pump
 
 # Everything after the image (or container) belongs to the command run in the container.
 _COMMAND_TAIL = {"allow_interspersed_args": False}
@@ -38,14 +39,18 @@ def _resize(e: Engine, path: str) -> Callable[[int, int], None]:
     return resize
 
 
-def attach_and_start(e: Engine, cid: str, *, tty: bool, stdin: bool, autoremove: bool) -> int:
+def attach_and_start(e: Engine, cid: str, *, tty: bool, streams: tuple[bool, bool, bool], autoremove: bool,
+                     sig_proxy: bool = True, detach_keys: str | None = None) -> int:
     """docker's attached start: attach, wait (condition next-exit, or removed), start, stream; the exit code.
 
     Attached before the start so that no output is lost, and waiting before the start so the
-    exit cannot be missed.
+    exit cannot be missed. `streams` are the (stdin, stdout, stderr) to attach.
     """
-    conn = e.hijack(f"/containers/{cid}/attach",
-                    {"stream": 1, "stdin": 1 if stdin else None, "stdout": 1, "stderr": 1})
+    stdin, stdout, stderr = streams
+    keys = detach_key_bytes(detach_keys) if detach_keys else DETACH_KEYS
+    conn = e.hijack(f"/containers/{cid}/attach", {"stream": 1, "stdin": 1 if stdin else None,
+                                                  "stdout": 1 if stdout else None, "stderr": 1 if stderr else None,
+                                                  "detachKeys": detach_keys})
     try:
         waiter = e.open("POST", f"/containers/{cid}/wait", {"condition": "removed" if autoremove else "next-exit"})
         try:
@@ -57,12 +62,19 @@ def attach_and_start(e: Engine, cid: str, *, tty: bool, stdin: bool, autoremove:
                 with contextlib.suppress(OSError, ValueError):
                     waiter.read()
             raise CLIError(err.message, start_failure_code(err.daemon_message)) from None
+        if not (stdout or stderr):
+            # As docker: with no output attached, the ID is what there is to show.
+            print(cid, flush=True)
 
         def proxy(sig: signal.Signals) -> None:
             e.post(f"/containers/{cid}/kill", {"signal": sig.name.removeprefix("SIG")})
 
-        detached = pump(conn, tty=tty, stdin=stdin, resize=_resize(e, f"/containers/{cid}"),
-                        proxy=None if tty else proxy)
+        with contextlib.ExitStack() as stack:
+            if not sig_proxy:
+                # Not proxied, an interrupt ends the CLI as it ends docker's: by the signal, without a traceback.
+                stack.callback(signal.signal, signal.SIGINT, signal.signal(signal.SIGINT, signal.SIG_DFL))
+            detached = pump(conn, tty=tty, stdin=stdin, resize=_resize(e, f"/containers/{cid}"),
+                            proxy=proxy if sig_proxy and not tty else None, detach_keys=keys)
     finally:
         conn.close()
     if detached:
@@ -79,26 +91,45 @@ def attach_and_start(e: Engine, cid: str, *, tty: bool, stdin: bool, autoremove:
     return int(result.get("StatusCode", 0))
 
 
-_DETACH = inspect.Parameter("detach", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False, annotation=Annotated[
-    bool, typer.Option("-d", "--detach", help="Run in the background, print its ID.")])
+def _run_option(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+
+
+_RUN_OPTIONS = (
+    _run_option("detach", False, Annotated[bool, typer.Option("-d", "--detach",
+                                                              help="Run in the background, print its ID.")]),
+    _run_option("detach_keys", None, Annotated[str | None, typer.Option(
+        "--detach-keys", help="Override the key sequence for detaching.")]),
+    # docker's flag is a Go bool: off only as --sig-proxy=false (or 0, f, F, FALSE, False).
+    _run_option("sig_proxy", "true", Annotated[str, typer.Option(
+        "--sig-proxy", metavar="BOOL", help="Proxy received signals to the process (not with a TTY): "
+                                            "--sig-proxy=false to keep them.")]),
+)
 
 
 @app.command(context_settings=_COMMAND_TAIL)
-@createopts.with_container_options(_DETACH)
-def run(detach: bool = False, **opts: Any) -> None:
+@createopts.with_container_options(*_RUN_OPTIONS)
+def run(detach: bool = False, detach_keys: str | None = None, sig_proxy: str = "true", **opts: Any) -> None:
     """Create and run a container from an image."""
     tty, interactive = opts["tty"], opts["interactive"]
+    if sig_proxy not in runopts.GO_BOOLS:
+        raise CLIError(f'invalid argument "{sig_proxy}" for "--sig-proxy" flag: strconv.ParseBool: parsing '
+                       f'"{sig_proxy}": invalid syntax', runopts.USAGE)
+    if detach_keys:
+        detach_key_bytes(detach_keys)  # refused (exit 125) before anything is created
     if tty and interactive and not detach and not sys.stdin.isatty():
         raise CLIError("the input device is not a TTY")
     e = engine()
     with _failing_with(RUN_FAILED):
-        body = createopts.create_body(opts, attach=not detach)
-        cid = createopts.create_container(e, opts["image"], opts["name"], body)
+        body = createopts.create_body(opts, detach=detach)
+        cid = createopts.create_container(e, opts, body)
         if detach:
             e.post(f"/containers/{cid}/start")
             print(cid)
             return
-        code = attach_and_start(e, cid, tty=tty, stdin=interactive, autoremove=opts["rm"])
+        streams = (body["AttachStdin"], body["AttachStdout"], body["AttachStderr"])
+        code = attach_and_start(e, cid, tty=tty, streams=streams, autoremove=opts["rm"],
+                                sig_proxy=runopts.GO_BOOLS[sig_proxy], detach_keys=detach_keys)
     raise SystemExit(code)
 
 
@@ -173,7 +204,7 @@ def start(
         info = e.get(f"/containers/{path_quote(containers[0])}/json")
         config = info.get("Config") or {}
         raise SystemExit(attach_and_start(e, info["Id"], tty=bool(config.get("Tty")),
-                                          stdin=interactive and bool(config.get("OpenStdin")),
+                                          streams=(interactive and bool(config.get("OpenStdin")), True, True),
                                           autoremove=bool((info.get("HostConfig") or {}).get("AutoRemove"))))
 
     def start_one(c: str) -> None:

@@ -6,6 +6,7 @@ one function (`create_body`).
 """
 # No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
+import contextlib
 import inspect
 import os
 import sys
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Callable
 import typer
 
 from cli.pyengine import completion as complete
-from cli.pyengine import runopts
+from cli.pyengine import hostopts, runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine
 from cli.pyengine.app import key_values
 from cli.pyengine.images import pull_image, with_tag
@@ -66,6 +67,52 @@ def container_options(
     no_healthcheck: Annotated[bool, typer.Option("--no-healthcheck", help="Disable the image's healthcheck.")] = False,
     health_on_failure: Annotated[str | None, typer.Option(
         "--health-on-failure", help="none, kill, stop or restart when the container turns unhealthy.")] = None,
+    hostname: Annotated[str | None, typer.Option("-h", "--hostname", help="Container host name.")] = None,
+    domainname: Annotated[str | None, typer.Option("--domainname", help="Container NIS domain name.")] = None,
+    cap_add: Annotated[list[str] | None, typer.Option("--cap-add", help="Add a Linux capability.")] = None,
+    cap_drop: Annotated[list[str] | None, typer.Option("--cap-drop", help="Drop a Linux capability.")] = None,
+    privileged: Annotated[bool, typer.Option("--privileged", help="Give extended privileges.")] = False,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Mount the root filesystem read-only.")] = False,
+    security_opt: Annotated[list[str] | None, typer.Option("--security-opt", help="A security option.")] = None,
+    add_host: Annotated[list[str] | None, typer.Option("--add-host", help="Add a host-to-IP mapping host:ip.")] = None,
+    dns: Annotated[list[str] | None, typer.Option("--dns", help="A DNS server.")] = None,
+    dns_search: Annotated[list[str] | None, typer.Option("--dns-search", help="A DNS search domain.")] = None,
+    dns_option: Annotated[list[str] | None, typer.Option("--dns-option", help="A DNS option.")] = None,
+    ulimit: Annotated[list[str] | None, typer.Option("--ulimit", help="A ulimit NAME=SOFT[:HARD].")] = None,
+    shm_size: Annotated[str | None, typer.Option("--shm-size", metavar="BYTES", help="Size of /dev/shm.")] = None,
+    stop_signal: Annotated[str | None, typer.Option("--stop-signal", help="Signal to stop the container.")] = None,
+    stop_timeout: Annotated[int | None, typer.Option(
+        "--stop-timeout", help="Seconds to wait for the stop signal before killing.")] = None,
+    pids_limit: Annotated[int | None, typer.Option("--pids-limit", help="Process limit (-1: unlimited).")] = None,
+    memory_swap: Annotated[str | None, typer.Option(
+        "--memory-swap", metavar="BYTES", help="Memory plus swap limit (-1: unlimited swap).")] = None,
+    memory_reservation: Annotated[str | None, typer.Option(
+        "--memory-reservation", metavar="BYTES", help="Memory soft limit.")] = None,
+    cpu_shares: Annotated[int | None, typer.Option("-c", "--cpu-shares", help="CPU shares (relative weight).")] = None,
+    cpu_period: Annotated[int | None, typer.Option("--cpu-period", help="CPU CFS period.")] = None,
+    cpu_quota: Annotated[int | None, typer.Option("--cpu-quota", help="CPU CFS quota.")] = None,
+    cpuset_cpus: Annotated[str | None, typer.Option("--cpuset-cpus", help="CPUs allowed (0-3, 0,1).")] = None,
+    cpuset_mems: Annotated[str | None, typer.Option("--cpuset-mems", help="Memory nodes allowed (0-3, 0,1).")] = None,
+    device: Annotated[list[str] | None, typer.Option(
+        "--device", help="Add a host device HOST[:CONTAINER][:PERMISSIONS].")] = None,
+    sysctl: Annotated[list[str] | None, typer.Option("--sysctl", help="A namespaced sysctl KEY=VALUE.")] = None,
+    ipc: Annotated[str | None, typer.Option("--ipc", help="IPC mode.")] = None,
+    pid: Annotated[str | None, typer.Option("--pid", help="PID namespace.")] = None,
+    uts: Annotated[str | None, typer.Option("--uts", help="UTS namespace.")] = None,
+    group_add: Annotated[list[str] | None, typer.Option("--group-add", help="An additional group.")] = None,
+    oom_kill_disable: Annotated[bool, typer.Option("--oom-kill-disable", help="Disable the OOM killer.")] = False,
+    oom_score_adj: Annotated[int | None, typer.Option("--oom-score-adj", help="Tune the OOM score.")] = None,
+    log_driver: Annotated[str | None, typer.Option("--log-driver", help="Logging driver.")] = None,
+    log_opt: Annotated[list[str] | None, typer.Option("--log-opt", help="A log driver option.")] = None,
+    env_file: Annotated[list[str] | None, typer.Option("--env-file", help="Read environment variables "
+                                                                          "from a file.")] = None,
+    label_file: Annotated[list[str] | None, typer.Option("--label-file", help="Read labels from a file.")] = None,
+    cidfile: Annotated[str | None, typer.Option("--cidfile", help="Write the container ID to the file.")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="The image's platform (os/arch).")] = None,
+    pull: Annotated[str, typer.Option("--pull", help="Pull the image: missing, always or never.")] = "missing",
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress the pull output.")] = False,
+    attach: Annotated[list[str] | None, typer.Option(
+        "-a", "--attach", help="Attach to STDIN, STDOUT or STDERR.")] = None,
 ) -> None:
     """The declaration of the shared options: only its signature is used (see `with_container_options`)."""
 
@@ -112,10 +159,74 @@ def _healthcheck(cmd: str | None, interval: str | None, timeout: str | None, ret
             "Retries": retries or 0}
 
 
-def create_body(o: dict[str, Any], attach: bool) -> dict[str, Any]:
-    """POST /containers/create's body from the shared options; `attach` for a container the CLI attaches to
-    (run without -d, and create, whose container `start -a` may attach to later)."""
+def attach_streams(o: dict[str, Any], detach: bool) -> tuple[bool, bool, bool]:
+    """The streams docker attaches (and writes in Config.Attach*): those -a names, stdin with -i, stdout
+    and stderr when -a is not given; none for a detached run."""
+    names = [name.lower() for name in o["attach"] or []]
+    for name, given in zip(names, o["attach"] or []):
+        if name not in ("stdin", "stdout", "stderr"):
+            raise CLIError(f'invalid argument "{given}" for "-a, --attach" flag: valid streams are STDIN, STDOUT '
+                           "and STDERR", runopts.USAGE)
+    if detach:
+        if names:
+            raise CLIError("conflicting options: cannot specify both --attach and --detach", runopts.USAGE)
+        return False, False, False
+    return "stdin" in names or o["interactive"], "stdout" in names or not names, "stderr" in names or not names
+
+
+def _sizes(o: dict[str, Any]) -> dict[str, int]:
+    sizes = {}
+    for field, flag, key, parse in (("ShmSize", "--shm-size", "shm_size", runopts.ram_in_bytes),
+                                    ("MemorySwap", "--memory-swap", "memory_swap", hostopts.memory_swap),
+                                    ("MemoryReservation", "--memory-reservation", "memory_reservation",
+                                     runopts.ram_in_bytes)):
+        try:
+            sizes[field] = parse(o[key]) if o[key] else 0
+        except ValueError:
+            raise CLIError(f'invalid argument "{o[key]}" for "{flag}" flag: invalid size: \'{o[key]}\'',
+                           runopts.USAGE) from None
+    return sizes
+
+
+# The HostConfig fields this CLI has no flag for, with the zero values the docker CLI sends for them (the
+# daemon keeps what it is sent, and inspect shows it).
+_UNSET_HOST_FIELDS: dict[str, Any] = {
+    "VolumeDriver": "", "VolumesFrom": None, "Links": None, "CgroupnsMode": "", "Cgroup": "", "UsernsMode": "",
+    "Isolation": "", "CgroupParent": "", "BlkioWeight": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+    "DeviceCgroupRules": None, "DeviceRequests": None, "MemorySwappiness": -1, "CpuCount": 0, "CpuPercent": 0,
+    "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None,
+}
+_UNSET_HOST_LISTS = ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+                     "BlkioDeviceWriteIOps")
+
+
+def _host_fields(o: dict[str, Any]) -> dict[str, Any]:
+    """The HostConfig fields of the security, namespace, resource and logging flags, as docker sends them."""
+    security, unconfined_paths = hostopts.security_options(o["security_opt"])
+    fields: dict[str, Any] = {
+        **_UNSET_HOST_FIELDS, **{name: [] for name in _UNSET_HOST_LISTS},
+        "CapAdd": hostopts.capabilities(o["cap_add"]), "CapDrop": hostopts.capabilities(o["cap_drop"]),
+        "Privileged": o["privileged"], "ReadonlyRootfs": o["read_only"], "SecurityOpt": security,
+        "ExtraHosts": hostopts.extra_hosts(o["add_host"]), "Dns": hostopts.dns_servers(o["dns"]),
+        "DnsSearch": hostopts.dns_search(o["dns_search"]), "DnsOptions": o["dns_option"] or [],
+        "Ulimits": hostopts.ulimits(o["ulimit"]), **_sizes(o), "PidsLimit": o["pids_limit"] or 0,
+        "CpuShares": o["cpu_shares"] or 0, "CpuPeriod": o["cpu_period"] or 0, "CpuQuota": o["cpu_quota"] or 0,
+        "CpusetCpus": o["cpuset_cpus"] or "", "CpusetMems": o["cpuset_mems"] or "",
+        "Devices": [hostopts.device(d) for d in o["device"] or []],
+        "Sysctls": hostopts.sysctls(o["sysctl"]), **hostopts.namespace_modes(o["ipc"], o["pid"], o["uts"]),
+        "GroupAdd": o["group_add"] or None, "OomKillDisable": o["oom_kill_disable"],
+        "OomScoreAdj": o["oom_score_adj"] or 0, "ContainerIDFile": o["cidfile"] or "",
+        "LogConfig": hostopts.log_config(o["log_driver"], o["log_opt"]),
+    }
+    if unconfined_paths:
+        fields["MaskedPaths"] = fields["ReadonlyPaths"] = []
+    return fields
+
+
+def create_body(o: dict[str, Any], detach: bool) -> dict[str, Any]:
+    """POST /containers/create's body from the shared options; `detach` for a run that attaches to nothing."""
     tty, interactive = o["tty"], o["interactive"]
+    stdin, stdout, stderr = attach_streams(o, detach)
     rows, cols = terminal_size() if tty and sys.stdout.isatty() else (0, 0)
     binds, anonymous = runopts.volumes(o["volume"] or [])
     exposed, bindings = runopts.ports(o["publish"] or [], o["expose"] or [])
@@ -125,20 +236,25 @@ def create_body(o: dict[str, Any], attach: bool) -> dict[str, Any]:
         endpoint["Aliases"] = o["network_alias"]
     if o["ip"]:
         endpoint["IPAMConfig"] = {"IPv4Address": o["ip"]}
-    labels = key_values(o["label"])
+    # The files first, so that the command line's own values win.
+    labels = key_values([line for f in o["label_file"] or [] for line in hostopts.read_kv_file(f, False)])
+    labels.update(key_values(o["label"]))
+    env = [line for f in o["env_file"] or [] for line in hostopts.read_kv_file(f, True)]
+    env += env_list(o["env"]) or []
     if o["health_on_failure"] is not None:
         # The engine reads the action from this label (the API has no field for it).
         labels["io.pyengine.health-on-failure"] = o["health_on_failure"]
     healthcheck = _healthcheck(o["health_cmd"], o["health_interval"], o["health_timeout"], o["health_retries"],
                                o["health_start_period"], o["health_start_interval"], o["no_healthcheck"])
     memory, cpus = o["memory"], o["cpus"]
-    return {
+    body: dict[str, Any] = {
+        "Hostname": o["hostname"] or "", "Domainname": o["domainname"] or "",
         "Image": o["image"], "Cmd": o["command"] or None, "Tty": tty, "OpenStdin": interactive,
-        "StdinOnce": interactive and attach, "AttachStdin": interactive and attach,
-        "AttachStdout": attach, "AttachStderr": attach, "Env": env_list(o["env"]), "User": o["user"] or "",
+        "StdinOnce": interactive and stdin, "AttachStdin": stdin,
+        "AttachStdout": stdout, "AttachStderr": stderr, "Env": env or None, "User": o["user"] or "",
         "WorkingDir": o["workdir"] or "", "Labels": labels, "Healthcheck": healthcheck,
         "Entrypoint": None if o["entrypoint"] is None else [o["entrypoint"]],
-        "ExposedPorts": exposed or None, "Volumes": anonymous or None,
+        "ExposedPorts": exposed or None, "Volumes": anonymous or None, "StopSignal": o["stop_signal"] or None,
         "HostConfig": {
             "Binds": binds or None, "Mounts": [runopts.mount(m) for m in o["mount"] or []] or None,
             "Tmpfs": runopts.tmpfs(o["tmpfs"] or []) or None, "NetworkMode": o["network"],
@@ -146,21 +262,65 @@ def create_body(o: dict[str, Any], attach: bool) -> dict[str, Any]:
             "Init": True if o["init"] else None, "Memory": memory or 0,
             "NanoCpus": int(cpus * 1e9) if cpus else 0, "ConsoleSize": [rows, cols],
             "RestartPolicy": runopts.restart_policy(o["restart"]) if o["restart"] else None,
+            **_host_fields(o),
         },
         "NetworkingConfig": {"EndpointsConfig": {o["network"]: endpoint}} if endpoint else None,
     }
+    if o["stop_timeout"] is not None:
+        body["StopTimeout"] = o["stop_timeout"]
+    return body
 
 
-def create_container(e: Engine, image: str, name: str | None, body: dict[str, Any]) -> str:
-    """Create, pulling the image first if the daemon does not have it; the new container's ID."""
+_PULL_POLICIES = ("always", "missing", "never")
+
+
+def _pull(e: Engine, o: dict[str, Any]) -> None:
+    # Tagged beforehand: docker's run does not announce the default tag as its pull does.
+    pull_image(e, with_tag(o["image"]), sys.stderr, quiet=o["quiet"], platform=o["platform"])
+
+
+def _post_create(e: Engine, o: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Create, pulling the image first as --pull says: always, or when the daemon does not have it."""
+    if o["pull"] == "always":
+        _pull(e, o)
+    query = {"name": o["name"], "platform": o["platform"]}
     try:
-        created = e.post("/containers/create", {"name": name}, body)
+        created: dict[str, Any] = e.post("/containers/create", query, body)
     except DaemonError as err:
-        if err.status != 404 or not err.daemon_message.startswith("No such image"):
+        if o["pull"] != "missing" or err.status != 404 or not err.daemon_message.startswith("No such image"):
             raise
-        print(f"Unable to find image '{with_tag(image)}' locally", file=sys.stderr)
-        pull_image(e, image, sys.stderr)
-        created = e.post("/containers/create", {"name": name}, body)
+        if not o["quiet"]:
+            print(f"Unable to find image '{with_tag(o['image'])}' locally", file=sys.stderr)
+        _pull(e, o)
+        created = e.post("/containers/create", query, body)
+    return created
+
+
+def create_container(e: Engine, o: dict[str, Any], body: dict[str, Any]) -> str:
+    """Create (see `_post_create`), writing the ID to --cidfile if given; the new container's ID."""
+    if o["pull"] not in _PULL_POLICIES:
+        raise CLIError(f"invalid pull option: '{o['pull']}': must be one of \"always\", \"missing\" or \"never\"",
+                       runopts.USAGE)
+    cidfile = o["cidfile"]
+    if cidfile:
+        # As docker: refused if the file is there already, made before the create and removed if it fails.
+        if os.path.exists(cidfile):
+            raise CLIError(f"container ID file found, make sure the other container isn't running or delete "
+                           f"{cidfile}", runopts.USAGE)
+        try:
+            open(cidfile, "x").close()
+        except OSError as err:
+            raise CLIError(f"failed to create the container ID file: {err}", runopts.USAGE) from None
+    try:
+        created = _post_create(e, o, body)
+        if cidfile:
+            with open(cidfile, "w") as f:
+                f.write(str(created["Id"]))
+    except BaseException:
+        if cidfile:
+            with contextlib.suppress(OSError):
+                os.remove(cidfile)
+        raise
     for warning in created.get("Warnings") or []:
         print(f"WARNING: {warning}", file=sys.stderr)
     return str(created["Id"])

@@ -46,8 +46,8 @@ def with_tag(ref: str) -> str:
     return ref if tag else f"{name}:latest"
 
 
-def pull_image(e: Engine, ref: str, out: TextIO, quiet: bool = False) -> str:
-    """Pull with progress on `out`; the fully qualified reference pulled."""
+def pull_image(e: Engine, ref: str, out: TextIO, quiet: bool = False, platform: str | None = None) -> str:
+    """Pull (the image for `platform`, if given) with progress on `out`; the fully qualified reference pulled."""
     name, tag = split_reference(ref)
     if not tag:
         if not quiet:
@@ -55,7 +55,8 @@ def pull_image(e: Engine, ref: str, out: TextIO, quiet: bool = False) -> str:
         tag = "latest"
     progress = None if quiet else PullProgress(out)
     try:
-        for message in e.json_stream("POST", "/images/create", {"fromImage": name, "tag": tag}, headers=_NO_AUTH):
+        for message in e.json_stream("POST", "/images/create", {"fromImage": name, "tag": tag, "platform": platform},
+                                     headers=_NO_AUTH):
             if progress is not None:
                 progress.show(message)
             else:

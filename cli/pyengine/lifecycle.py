@@ -19,8 +19,8 @@ _CHANGE_KINDS = {0: "C", 1: "A", 2: "D"}
 def create(**opts: Any) -> None:
     """Create a new container."""
     e = engine()
-    body = createopts.create_body(opts, attach=True)
-    print(createopts.create_container(e, opts["image"], opts["name"], body))
+    body = createopts.create_body(opts, detach=False)
+    print(createopts.create_container(e, opts, body))
 
 
 def _each(action: str, containers: list[str]) -> None:

@@ -181,7 +181,8 @@ def generate(rootfs: str, container_id: str, namespace: str, opts: SpecOptions) 
     if opts.uts_mode is None:
         spec["hostname"] = hostname
         if opts.domainname:
-            spec["domainname"] = opts.domainname
+            # As dockerd sets it: runc reads the spec's `domainname` field only from 1.2 on.
+            linux.setdefault("sysctl", {}).setdefault("kernel.domainname", opts.domainname)
     if opts.annotations:
         spec["annotations"] = dict(opts.annotations)
     return spec
