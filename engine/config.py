@@ -5,7 +5,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.storage.settings import DEFAULT_RETENTION, StorageBudget, parse_duration
 
 DEFAULT_HOST = "unix:///run/pyengine/engine.sock"
 DEFAULT_DATA_ROOT = "/var/lib/pyengine/engine"
@@ -42,6 +44,17 @@ class Config(BaseModel):
     tls_insecure_tcp: bool = Field(default=False, alias="insecure-tcp")
     log_driver: str = Field(default="json-file", alias="log-driver")
     log_opts: dict[str, str] = Field(default_factory=dict, alias="log-opts")
+    # Disk budgets (docs/operations.md): none set means no automatic collection.
+    storage_budget: StorageBudget | None = Field(default=None, alias="storage-budget")
+    removed_logs_retention: float = Field(default=DEFAULT_RETENTION, alias="removed-logs-retention")
+    # Whether inspect answers for a removed container while its logs are kept, which `docker logs` needs
+    # (it inspects first); off, inspect is dockerd's 404 that docker-py's reload() and scripts rely on.
+    removed_logs_inspect: bool = Field(default=False, alias="removed-logs-inspect")
+
+    @field_validator("removed_logs_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> float:
+        return parse_duration(value)
 
 
 # Set both in daemon.json and by a flag, these are refused as dockerd refuses them, rather than one silently
@@ -59,7 +72,12 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
     if both:
         raise ValueError("the following directives are specified both as a flag and in the configuration file: "
                          + ", ".join(f"{k} (from flag: {overrides[k]}, from file: {data[k]})" for k in both))
-    cfg = Config.model_validate(data)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        # Name the key as daemon.json spells it: "storage-budget.high: ...".
+        raise ValueError("; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+                                   for err in e.errors())) from None
     for key, value in overrides.items():
         if value is None or value == []:
             continue

@@ -15,6 +15,7 @@ from engine.api.resize import terminal_size
 from engine.api.responses import empty, json_response, read_json
 from engine.api.streams import STDERR, STDOUT, disconnected, frame, open_stream, until
 from engine.backend import Backend
+from engine.containers import removed
 from engine.containers.options import parse
 from engine.containers.run import WaitCondition
 from engine.containers.state import rfc3339
@@ -33,8 +34,20 @@ def register(r: Router, b: Backend) -> None:
                                              request.query.get("platform") or None)
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
+    def retained(ref: str, missing: NotFound) -> Any:
+        """A removed container whose logs are still kept (engine/logs/retention.py), else the 404."""
+        found = b.logs.retention.find(ref) if b.logs.retention is not None else None
+        if found is None:
+            raise missing
+        return found
+
     async def inspect(request: web.Request) -> web.Response:
-        doc = await b.describer.inspect(request.match_info["id"], boolean(request.query, "size"))
+        try:
+            doc = await b.describer.inspect(request.match_info["id"], boolean(request.query, "size"))
+        except NotFound as e:
+            if not b.config.removed_logs_inspect:
+                raise
+            doc = removed.inspect(retained(request.match_info["id"], e))
         return json_response(versions.container_inspect(doc, versions.of(request)))
 
     async def list_(request: web.Request) -> web.Response:
@@ -113,7 +126,10 @@ def register(r: Router, b: Backend) -> None:
 
     async def logs(request: web.Request) -> web.StreamResponse:
         q = request.query
-        c = svc.get(request.match_info["id"])
+        try:
+            c = svc.get(request.match_info["id"])
+        except NotFound as e:
+            return await removed_logs(request, retained(request.match_info["id"], e))
         wanted = {"stdout": boolean(q, "stdout"), "stderr": boolean(q, "stderr")}
         if not any(wanted.values()):
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
@@ -138,6 +154,26 @@ def register(r: Router, b: Backend) -> None:
 
         with contextlib.suppress(ConnectionError):
             await until(pump(), disconnected(request))
+        return resp
+
+    async def removed_logs(request: web.Request, gone: Any) -> web.StreamResponse:
+        q = request.query
+        wanted = {"stdout": boolean(q, "stdout"), "stderr": boolean(q, "stderr")}
+        if not any(wanted.values()):
+            raise InvalidArgument("Bad parameters: you must choose at least one stream")
+        tail = q.get("tail", "all")
+        lines = None if tail in ("", "all") else integer(q, "tail")
+        query = Query(since=_unix_ns(q, "since"), until=_unix_ns(q, "until"),
+                      tail=None if lines is None or lines < 0 else lines)
+        if not b.logs.readable(gone):
+            raise NotImplemented_("configured logging driver does not support reading")
+        timestamps, tty = boolean(q, "timestamps"), bool(gone.config.get("Tty"))
+        resp = await open_stream(request, content_type=None)
+        with contextlib.suppress(ConnectionError):
+            async for rec in b.logs.read_removed(gone, query):
+                if wanted[rec.stream]:
+                    data = _timestamp(rec.ts) + b" " + rec.data if timestamps else rec.data
+                    await resp.write(data if tty else frame(STDOUT if rec.stream == "stdout" else STDERR, data))
         return resp
 
     r.add("POST", "/containers/create", create)

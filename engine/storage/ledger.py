@@ -1,0 +1,221 @@
+"""The disk usage ledger: what the engine's images, containers, volumes and retained logs take, kept current.
+
+`docker system df` and the storage budget read it; neither walks a tree to answer. What changes usage
+announces itself on the event bus (a pull, tag, delete, load, build, commit; a container's create, die,
+destroy; a volume's unmount or destroy) and the ledger re-measures only that part: a container's writable
+layer or a volume by walking that one tree, images by listing the runtime's records, content and
+snapshots. A committed snapshot never changes, so each layer is measured once (the runtime keeps its
+usage from commit). Running containers also write without events: their layers are measured again by
+`sweep()`, which the budget calls on its interval.
+
+Sizes are what `du` reports: blocks allocated. Content blobs are counted as the whole blocks their
+bytes fill (`ceil(size / block) × block`) since the runtime reports their length.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.containers.store import Container, ContainerStore
+from engine.events import CONTAINER, IMAGE, VOLUME, EventBus, EventFilter
+from engine.images.model import LocalImage
+from engine.logs.retention import RemovedLogs
+from engine.volumes.model import Volume
+from runtime import client as rt
+from runtime.client.records import ContentInfo, Usage
+
+log = logging.getLogger("engine.storage")
+
+_CONTAINER_CHANGES = frozenset({"create", "die", "stop", "kill", "destroy", "commit", "extract-to-dir", "start"})
+_VOLUME_CHANGES = frozenset({"create", "unmount", "destroy"})
+
+
+class LedgerRuntime(Protocol):
+    async def content(self, namespace: str | None = None) -> list[ContentInfo]: ...
+
+    async def snapshots(self, snapshotter: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> Usage: ...
+
+
+class LedgerImages(Protocol):
+    async def images(self) -> list[LocalImage]: ...
+
+
+class LedgerVolumes(Protocol):
+    async def size(self, name: str) -> int: ...
+
+    def list(self) -> list[Volume]: ...
+
+
+@dataclass
+class ImageState:
+    """The image side, measured together: records, blobs and committed layers."""
+
+    images: list[LocalImage] = field(default_factory=list)
+    blobs: dict[str, int] = field(default_factory=dict)   # digest -> bytes on disk
+    layers: dict[str, int] = field(default_factory=dict)  # committed snapshot name (chain ID) -> bytes
+    build_cache: list[dict[str, Any]] = field(default_factory=list)  # system df's BuildCache records
+
+    @property
+    def total(self) -> int:
+        return sum(self.blobs.values()) + sum(self.layers.values())
+
+
+class DiskLedger:
+    def __init__(self, runtime: LedgerRuntime, images: LedgerImages, store: ContainerStore, volumes: LedgerVolumes,
+                 events: EventBus, retention: RemovedLogs | None, snapshotter: str, block: int,
+                 build_cache: Callable[[], Awaitable[list[dict[str, Any]]]]) -> None:
+        self._build_cache = build_cache
+        self._rt = runtime
+        self._images = images
+        self._store = store
+        self._volumes = volumes
+        self._events = events
+        self._retention = retention
+        self._snapshotter = snapshotter
+        self._block = block
+        self._layer_cache: dict[str, int] = {}
+        self._image_state: ImageState | None = None
+        self._rw: dict[str, int] = {}
+        self._vol: dict[str, int] = {}
+        self._dirty_rw: set[str] = set()
+        self._dirty_vol: set[str] = set()
+        self._lock = asyncio.Lock()
+        self.changed = asyncio.Event()  # set on every announced change; the budget waits on it
+
+    # what changed ------------------------------------------------------------
+
+    def images_changed(self) -> None:
+        self._image_state = None
+        self.changed.set()
+
+    def container_changed(self, cid: str) -> None:
+        self._dirty_rw.add(cid)
+        self.changed.set()
+
+    def everything_changed(self) -> None:
+        self._image_state = None
+        self._dirty_rw.update(c.id for c in self._store.all())
+        self._dirty_vol.update(self._names())
+        self.changed.set()
+
+    async def follow(self) -> None:
+        """Mark what the engine's events say changed, for good; a dropped subscription re-measures everything."""
+        while True:
+            self.everything_changed()
+            _, sub = self._events.subscribe(None, None, EventFilter({}))
+            try:
+                while (ev := await sub.next()) is not None:
+                    if ev.type == CONTAINER and ev.action in _CONTAINER_CHANGES:
+                        self.container_changed(ev.actor_id)
+                        if ev.action == "commit":
+                            self.images_changed()
+                    elif ev.type == IMAGE or ev.type == "builder":
+                        self.images_changed()
+                    elif ev.type == VOLUME and ev.action in _VOLUME_CHANGES:
+                        self._dirty_vol.add(ev.actor_id)
+                        self.changed.set()
+            finally:
+                self._events.unsubscribe(sub)
+
+    def sweep(self) -> None:
+        """Running containers write into their layers without telling: measure them again at the next look."""
+        self._dirty_rw.update(c.id for c in self._store.all() if c.state.running)
+        self._dirty_vol.update(self._names())
+
+    def _names(self) -> list[str]:
+        return [v.name for v in self._volumes.list()]
+
+    # measuring ---------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            if self._image_state is None:
+                self._image_state = await self._measure_images()
+            known = {c.id: c for c in self._store.all()}
+            for cid in [cid for cid in self._rw if cid not in known]:
+                del self._rw[cid]
+            dirty = {cid for cid in self._dirty_rw if cid in known} | (set(known) - set(self._rw))
+            self._dirty_rw.clear()
+            sizes = await asyncio.gather(*(self._measure_rw(_driver(known[cid]), cid) for cid in dirty))
+            self._rw.update(zip(dirty, sizes))
+            names = set(self._names())
+            for name in [n for n in self._vol if n not in names]:
+                del self._vol[name]
+            vdirty = (self._dirty_vol & names) | (names - set(self._vol))
+            self._dirty_vol.clear()
+            for name in vdirty:
+                with contextlib.suppress(Exception):
+                    self._vol[name] = await self._volumes.size(name)
+
+    async def _measure_rw(self, driver: str, cid: str) -> int:
+        with contextlib.suppress(rt.RuntimeError_):
+            return (await self._rt.snapshot_usage(driver or self._snapshotter, cid)).size
+        return 0
+
+    async def _measure_images(self) -> ImageState:
+        images, content, snapshots, cache = await asyncio.gather(
+            self._images.images(), self._rt.content(), self._rt.snapshots(self._snapshotter), self._build_cache())
+        blobs = {c.digest: -(-c.size // self._block) * self._block for c in content}
+        committed = [s["key"] for s in snapshots if s.get("kind") == "committed"]
+        missing = [k for k in committed if k not in self._layer_cache]
+        for key in missing:
+            with contextlib.suppress(rt.NotFound):
+                self._layer_cache[key] = (await self._rt.snapshot_usage(self._snapshotter, key)).size
+        layers = {k: self._layer_cache[k] for k in committed if k in self._layer_cache}
+        for gone in set(self._layer_cache) - set(committed):
+            del self._layer_cache[gone]
+        return ImageState(images, blobs, layers, cache)
+
+    # answers -----------------------------------------------------------------
+
+    async def image_state(self) -> ImageState:
+        await self.refresh()
+        assert self._image_state is not None
+        return self._image_state
+
+    async def rw(self) -> dict[str, int]:
+        await self.refresh()
+        return dict(self._rw)
+
+    async def volume_sizes(self) -> dict[str, int]:
+        await self.refresh()
+        return dict(self._vol)
+
+    def retained_logs(self) -> int:
+        return self._retention.bytes() if self._retention is not None else 0
+
+    async def total(self) -> int:
+        """Everything the budget counts: images and build cache, writable layers, volumes, retained logs."""
+        state = await self.image_state()
+        return state.total + sum(self._rw.values()) + sum(self._vol.values()) + self.retained_logs()
+
+
+def _driver(c: Container) -> str:
+    return c.storage.driver if c.storage is not None else ""
+
+
+def block_size(path: str) -> int:
+    with contextlib.suppress(OSError):
+        return os.statvfs(path).f_bsize or 4096
+    return 4096
+
+
+def image_parts(image: LocalImage) -> tuple[list[str], list[str]]:
+    """(its blobs' digests, its layers' chain IDs): what an image holds on disk."""
+    blobs = [image.manifest_digest, image.id, *(str(layer.get("digest")) for layer in image.layers)]
+    return blobs, chain_ids(list((image.config.get("rootfs") or {}).get("diff_ids") or []))
+
+
+def chain_ids(diff_ids: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for diff in diff_ids:
+        out.append(diff if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {diff}".encode()).hexdigest())
+    return out
