@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.fixtures.daemons import EngineDaemon, mirrored_engine
+from tests.fixtures.daemons import BIN, EngineDaemon, mirrored_engine
 
 RETENTION = 8  # seconds: long enough to read the logs, short enough to wait out
 CONFIG = {"removed-logs-retention": f"{RETENTION}s", "removed-logs-inspect": True}
@@ -97,6 +97,13 @@ def test_logs_of_a_removed_container(engine: EngineDaemon) -> None:
     with_config(engine, {"removed-logs-retention": f"{RETENTION}s"})
     try:
         assert "No such container" in cli(engine, "container", "inspect", cid).stderr
+        # pyengine logs asks the logs endpoint itself when inspect has nothing.
+        mine = subprocess.run([str(BIN / "pyengine"), "-H", engine.host, "logs", "lw"], capture_output=True,
+                              text=True, timeout=60)
+        assert (mine.returncode, mine.stdout) == (0, "second\n"), mine.stderr
+        mine = subprocess.run([str(BIN / "pyengine"), "-H", engine.host, "logs", cid[:12]], capture_output=True,
+                              text=True, timeout=60)
+        assert (mine.stdout, mine.stderr) == ("last words\n", "err\n")
         sdk = docker.DockerClient(base_url=engine.host)
         try:
             resp = sdk.api.get(sdk.api._url("/containers/{0}/logs", cid), params={"stdout": 1})
@@ -197,3 +204,30 @@ def test_budget_collects_unused_images_down_to_the_low_mark(engine: EngineDaemon
         with_config(engine, CONFIG)
         cli(engine, "rm", "-f", "keeper")
         cli(engine, "rmi", *names)
+
+
+def test_system_prune_filters_as_dockerd(engine: EngineDaemon) -> None:
+    """docker system prune runs each kind's prune with the same filters: every one must take them."""
+    ok(engine, "create", "--label", "tier=scratch", "--name", "scratch", "busybox", "true")
+    ok(engine, "create", "--name", "plain", "busybox", "true")
+    ok(engine, "network", "create", "--label", "tier=scratch", "scratchnet")
+    ok(engine, "network", "create", "plainnet")
+    out = cli(engine, "system", "prune", "-f", "--filter", "label=tier=scratch")
+    assert out.returncode == 0, out.stderr  # the build cache takes a label filter too (and matches nothing)
+    left = ok(engine, "ps", "-a", "--format", "{{.Names}}").split()
+    assert "plain" in left and "scratch" not in left
+    nets = ok(engine, "network", "ls", "--format", "{{.Name}}").split()
+    assert "plainnet" in nets and "scratchnet" not in nets
+
+    # --volumes: anonymous volumes only (API 1.42 and later), named ones stay.
+    ok(engine, "volume", "create", "named")
+    ok(engine, "create", "-v", "/anon", "--name", "withanon", "busybox", "true")
+    anon = [v for v in ok(engine, "volume", "ls", "-q").split() if v != "named"]
+    ok(engine, "rm", "withanon")
+    out = ok(engine, "system", "prune", "-af", "--volumes")
+    assert "Deleted Volumes:" in out
+    vols = ok(engine, "volume", "ls", "-q").split()
+    assert "named" in vols and not set(anon) & set(vols)
+    assert "plain" not in ok(engine, "ps", "-a", "--format", "{{.Names}}").split()
+    ok(engine, "volume", "rm", "named")
+    ok(engine, "pull", "busybox")

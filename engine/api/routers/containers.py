@@ -10,6 +10,7 @@ from aiohttp import web
 
 from engine.api import versions
 from engine.api.app import Router
+from engine.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM
 from engine.api.query import boolean, filters, integer
 from engine.api.resize import terminal_size
 from engine.api.responses import empty, json_response, read_json
@@ -21,6 +22,8 @@ from engine.containers.run import WaitCondition
 from engine.containers.state import rfc3339
 from engine.errors import InvalidArgument, NotFound, NotImplemented_
 from engine.logs.reader import Query
+from engine.logs.retention import Removed
+from engine.logs.service import LoggedContainer
 
 log = logging.getLogger("engine.api.containers")
 
@@ -34,7 +37,7 @@ def register(r: Router, b: Backend) -> None:
                                              request.query.get("platform") or None)
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
-    def retained(ref: str, missing: NotFound) -> Any:
+    def retained(ref: str, missing: NotFound) -> Removed:
         """A removed container whose logs are still kept (engine/logs/retention.py), else the 404."""
         found = b.logs.retention.find(ref) if b.logs.retention is not None else None
         if found is None:
@@ -126,10 +129,12 @@ def register(r: Router, b: Backend) -> None:
 
     async def logs(request: web.Request) -> web.StreamResponse:
         q = request.query
+        ref = request.match_info["id"]
         try:
-            c = svc.get(request.match_info["id"])
+            c: LoggedContainer = svc.get(ref)
+            gone = None
         except NotFound as e:
-            return await removed_logs(request, retained(request.match_info["id"], e))
+            c = gone = retained(ref, e)
         wanted = {"stdout": boolean(q, "stdout"), "stderr": boolean(q, "stderr")}
         if not any(wanted.values()):
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
@@ -139,12 +144,19 @@ def register(r: Router, b: Backend) -> None:
         timestamps, tty = boolean(q, "timestamps"), bool(c.config.get("Tty"))
         if not b.logs.readable(c):
             raise NotImplemented_("configured logging driver does not support reading")
-        run_over = b.run.run_over(c) if boolean(q, "follow") else None
-        resp = await open_stream(request, content_type=None)
         query = Query(since=since, until=until_, tail=None if lines is None or lines < 0 else lines)
+        if gone is not None:
+            records = b.logs.read_removed(gone, query)  # all there will ever be: following ends at once
+        else:
+            live = svc.get(ref)
+            run_over = b.run.run_over(live) if boolean(q, "follow") else None
+            records = b.logs.read(live, query, follow=run_over is not None, stop=run_over)
+        # dockerd's media types: multiplexed (framed) output says so from API 1.42 on.
+        multiplexed = not tty and versions.of(request) >= (1, 42)
+        resp = await open_stream(request, content_type=MULTIPLEXED_STREAM if multiplexed else RAW_STREAM)
 
         async def pump() -> None:
-            async for rec in b.logs.read(c, query, follow=run_over is not None, stop=run_over):
+            async for rec in records:
                 if not wanted[rec.stream]:
                     continue
                 data = rec.data
@@ -154,26 +166,6 @@ def register(r: Router, b: Backend) -> None:
 
         with contextlib.suppress(ConnectionError):
             await until(pump(), disconnected(request))
-        return resp
-
-    async def removed_logs(request: web.Request, gone: Any) -> web.StreamResponse:
-        q = request.query
-        wanted = {"stdout": boolean(q, "stdout"), "stderr": boolean(q, "stderr")}
-        if not any(wanted.values()):
-            raise InvalidArgument("Bad parameters: you must choose at least one stream")
-        tail = q.get("tail", "all")
-        lines = None if tail in ("", "all") else integer(q, "tail")
-        query = Query(since=_unix_ns(q, "since"), until=_unix_ns(q, "until"),
-                      tail=None if lines is None or lines < 0 else lines)
-        if not b.logs.readable(gone):
-            raise NotImplemented_("configured logging driver does not support reading")
-        timestamps, tty = boolean(q, "timestamps"), bool(gone.config.get("Tty"))
-        resp = await open_stream(request, content_type=None)
-        with contextlib.suppress(ConnectionError):
-            async for rec in b.logs.read_removed(gone, query):
-                if wanted[rec.stream]:
-                    data = _timestamp(rec.ts) + b" " + rec.data if timestamps else rec.data
-                    await resp.write(data if tty else frame(STDOUT if rec.stream == "stdout" else STDERR, data))
         return resp
 
     r.add("POST", "/containers/create", create)
