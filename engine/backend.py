@@ -159,6 +159,8 @@ class Backend:
         async with asyncio.TaskGroup() as tg:
             # Disk budgets (engine/storage/): usage kept current, the budget enforced, expired logs deleted.
             tg.create_task(self.ledger.follow(), name="disk-ledger")
+            budget = self.config.storage_budget
+            tg.create_task(self.ledger.sweep(budget.interval if budget else 60.0), name="disk-ledger-sweep")
             tg.create_task(self.budget.follow_uses(), name="image-last-use")
             tg.create_task(self.budget.run(), name="storage-budget")
             if self.logs.retention is not None:

@@ -107,7 +107,7 @@ class Budget:
                 self._events.unsubscribe(sub)
 
     async def run(self) -> None:
-        """Check after every change the ledger hears of (and on the interval, for what writes silently)."""
+        """Check after every change the ledger hears of, and on the interval (the ledger's sweeps)."""
         if self.settings is None:
             return
         while True:
@@ -118,8 +118,6 @@ class Budget:
                 log.exception("storage budget round failed")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._ledger.changed.wait(), self.settings.interval)
-            if not self._ledger.changed.is_set():
-                self._ledger.sweep()
             await asyncio.sleep(0.2)  # let a burst of changes settle into one round
 
     async def enforce(self) -> list[dict[str, Any]]:

@@ -5,8 +5,8 @@ announces itself on the event bus (a pull, tag, delete, load, build, commit; a c
 destroy; a volume's unmount or destroy) and the ledger re-measures only that part: a container's writable
 layer or a volume by walking that one tree, images by listing the runtime's records, content and
 snapshots. A committed snapshot never changes, so each layer is measured once (the runtime keeps its
-usage from commit). Running containers also write without events: their layers are measured again by
-`sweep()`, which the budget calls on its interval.
+usage from commit). Running containers also write without events: `sweep()` measures their layers and the volumes again on
+an interval (the budget's, 60 s by default).
 
 Sizes are what `du` reports: blocks allocated. Content blobs are counted as the whole blocks their
 bytes fill (`ceil(size / block) × block`) since the runtime reports their length.
@@ -125,10 +125,18 @@ class DiskLedger:
             finally:
                 self._events.unsubscribe(sub)
 
-    def sweep(self) -> None:
-        """Running containers write into their layers without telling: measure them again at the next look."""
-        self._dirty_rw.update(c.id for c in self._store.all() if c.state.running)
-        self._dirty_vol.update(self._names())
+    async def sweep(self, interval: float) -> None:
+        """Running containers write into their layers (and volumes) without telling: measure them again on
+        `interval`, in the background, so that answers stay within one interval of the truth."""
+        while True:
+            self._dirty_rw.update(c.id for c in self._store.all() if c.state.running)
+            self._dirty_vol.update(self._names())
+            try:
+                await self.refresh()
+            except Exception:  # a failed measure must not end the sweeps (nor the daemon's background work)
+                log.exception("measuring disk usage failed")
+            self.changed.set()
+            await asyncio.sleep(interval)
 
     def _names(self) -> list[str]:
         return [v.name for v in self._volumes.list()]

@@ -1,0 +1,110 @@
+"""daemon.json's storage keys, the budget's collection order and the removed-logs index, without daemons."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import config
+from engine.logs.retention import RemovedLogs
+from engine.storage.budget import Candidate
+from engine.storage.ledger import chain_ids
+from engine.storage.settings import StorageBudget, parse_duration, parse_size
+
+
+@pytest.mark.parametrize(("text", "size"), [("10GB", 10 * 1000**3), ("512MiB", 512 * 1024**2), ("1g", 1000**3),
+                                            ("2.5kb", 2500), (4096, 4096), ("100", 100)])
+def test_sizes(text: object, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", ["lots", "-1GB", "0", 0, True, "10 XB", None])
+def test_bad_sizes(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_size(bad)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("1h", 3600), ("1h30m", 5400), ("90s", 90), ("250ms", 0.25),
+                                               (30, 30), ("0s", 0)])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "1d", "h", -5, "1h 30m", ""])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def load(tmp_path: Path, doc: dict[str, object]) -> config.Config:
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps(doc))
+    return config.load(str(path), {})
+
+
+def test_budget_keys(tmp_path: Path) -> None:
+    cfg = load(tmp_path, {"storage-budget": {"limit": "10GB", "high": 0.8, "low": 0.5, "interval": "30s"},
+                          "removed-logs-retention": "2h"})
+    assert cfg.storage_budget == StorageBudget(limit=10 * 1000**3, high=0.8, low=0.5, interval=30)
+    assert (cfg.storage_budget.high_bytes, cfg.storage_budget.low_bytes) == (8 * 1000**3, 5 * 1000**3)
+    assert cfg.removed_logs_retention == 7200
+    defaults = load(tmp_path, {})
+    assert (defaults.storage_budget, defaults.removed_logs_retention, defaults.removed_logs_inspect) == \
+        (None, 3600, False)
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"storage-budget": {"limit": "10GB", "high": 0.5, "low": 0.7}}, "storage-budget: low (0.7) must be below high"),
+    ({"storage-budget": {"limit": "lots"}}, "storage-budget.limit: 'lots' is not a size"),
+    ({"storage-budget": {"high": 0.9}}, "storage-budget.limit: Field required"),
+    ({"storage-budget": {"limit": "1GB", "high": 1.5}}, "storage-budget.high: 1.5 is not a fraction"),
+    ({"storage-budget": {"limit": "1GB", "hgih": 0.5}}, "storage-budget.hgih: Extra inputs are not permitted"),
+    ({"removed-logs-retention": "soon"}, "removed-logs-retention: 'soon' is not a duration"),
+])
+def test_bad_budget_keys_name_the_key(tmp_path: Path, doc: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError) as e:
+        load(tmp_path, doc)
+    assert str(e.value).startswith(message)
+
+
+def test_collection_order_dangling_first_then_least_recently_used() -> None:
+    cands = [Candidate(False, 30.0), Candidate(True, 50.0), Candidate(False, 10.0), Candidate(True, 20.0)]
+    assert [(c.dangling, c.last_use) for c in sorted(cands, key=lambda c: c.order)] == \
+        [(True, 20.0), (True, 50.0), (False, 10.0), (False, 30.0)]
+
+
+def test_chain_ids_follow_the_image_spec() -> None:
+    import hashlib
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    assert chain_ids([a, b]) == [a, "sha256:" + hashlib.sha256(f"{a} {b}".encode()).hexdigest()]
+
+
+def _keep(logs: RemovedLogs, tmp_path: Path, cid: str, name: str) -> None:
+    src = tmp_path / "containers" / cid
+    src.mkdir(parents=True)
+    (src / f"{cid}-json.log").write_text('{"log":"x\\n","stream":"stdout","time":"2026-01-01T00:00:00Z"}\n')
+    logs.keep(src, [src / f"{cid}-json.log"], {"id": cid, "name": name, "image": "busybox", "image_id": "sha256:1",
+                                              "config": {}, "host_config": {}}, {"id": cid})
+
+
+def test_removed_logs_index(tmp_path: Path) -> None:
+    logs = RemovedLogs(tmp_path / "removed", 60)
+    first, second = "1" * 64, "2" * 64
+    _keep(logs, tmp_path, first, "web")
+    time.sleep(0.01)
+    _keep(logs, tmp_path, second, "web")
+    assert logs.find("web") is not None and logs.find("web").id == second  # type: ignore[union-attr]
+    assert logs.find("/web").id == second  # type: ignore[union-attr]
+    assert logs.find(first[:12]).id == first  # type: ignore[union-attr]
+    assert logs.find("") is None and logs.find("nope") is None
+    assert logs.bytes() > 0
+    again = RemovedLogs(tmp_path / "removed", 60)  # the index is rebuilt from disk
+    assert again.find(first) is not None
+    again.drop(first)
+    assert again.find(first) is None and not (tmp_path / "removed" / first).exists()
+    expired = RemovedLogs(tmp_path / "removed", 60)
+    for r in list(expired._by_id.values()):
+        r.expires_at = time.time() - 1
+    assert expired.find(second) is None
