@@ -119,7 +119,7 @@ class Backend:
         build_cache = BuildCache(runtime, images)
         builder_root = data_root / "builder"
         ledger = DiskLedger(runtime, images, store, volumes, events, retention, "overlayfs",
-                            block_size(str(data_root)), build_cache.usage)
+                            block_size(str(data_root)), build_cache.usage, config.runtime_namespace)
         builder = Builder(images, writer, build_cache,
                           RunStep(creator, run, runtime, CacheMounts(builder_root / "cache-mounts")),
                           CopyFiles(runtime, builder_root / "steps"))
@@ -159,6 +159,7 @@ class Backend:
         async with asyncio.TaskGroup() as tg:
             # Disk budgets (engine/storage/): usage kept current, the budget enforced, expired logs deleted.
             tg.create_task(self.ledger.follow(), name="disk-ledger")
+            tg.create_task(self.ledger.follow_store(), name="disk-ledger-store")
             budget = self.config.storage_budget
             tg.create_task(self.ledger.sweep(budget.interval if budget else 60.0), name="disk-ledger-sweep")
             tg.create_task(self.budget.follow_uses(), name="image-last-use")

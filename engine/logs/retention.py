@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.logs import rotation
+
 log = logging.getLogger("engine.logs.retention")
 
 RECORD = "removed.json"
@@ -78,9 +80,10 @@ class RemovedLogs:
     def directory(self, cid: str) -> Path:
         return self.root / cid
 
-    def keep(self, source: Path, files: list[Path], fields: dict[str, Any], record: dict[str, Any]) -> Removed | None:
-        """Move `files` (under `source`) into the container's retained dir; blocking, run in a thread."""
-        present = [f for f in files if f.exists()]
+    def keep(self, source: Path, entry: Path, fields: dict[str, Any], record: dict[str, Any]) -> Removed | None:
+        """Move the driver's file `entry` (under `source`) and its rotated files into the container's retained
+        dir; blocking, run in a thread."""
+        present = [f for f in [*rotation.rotated(entry), entry] if f.exists()]
         if not present:
             return None
         target = self.directory(fields["id"])

@@ -149,8 +149,7 @@ class ContainerLogs:
                 fields = {"id": c.id, "name": c.name, "image": c.image, "image_id": c.image_id, "config": c.config,
                           "host_config": c.host_config}
                 try:
-                    await asyncio.to_thread(self.retention.keep, self._root / c.id,
-                                            [*rotation.rotated(path), path], fields, record)
+                    await asyncio.to_thread(self.retention.keep, self._root / c.id, path, fields, record)
                 except OSError as e:
                     log.warning("keeping the logs of removed container=%s failed, dropping them: %s", c.id, e)
             await asyncio.to_thread(rotation.remove, path)

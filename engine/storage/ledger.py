@@ -1,12 +1,13 @@
 """The disk usage ledger: what the engine's images, containers, volumes and retained logs take, kept current.
 
 `docker system df` and the storage budget read it; neither walks a tree to answer. What changes usage
-announces itself on the event bus (a pull, tag, delete, load, build, commit; a container's create, die,
-destroy; a volume's unmount or destroy) and the ledger re-measures only that part: a container's writable
-layer or a volume by walking that one tree, images by listing the runtime's records, content and
-snapshots. A committed snapshot never changes, so each layer is measured once (the runtime keeps its
-usage from commit). Running containers also write without events: `sweep()` measures their layers and the volumes again on
-an interval (the budget's, 60 s by default).
+announces itself: the runtime's events for its image store (records, content, committed snapshots,
+whoever changed them) and the engine's own (a container's create, start, die, destroy; a volume's
+unmount or destroy). The ledger then re-measures only that part: a container's writable layer or a
+volume by walking that one tree, images by listing the runtime's records, content and snapshots. A
+committed snapshot never changes, so each layer is measured once (the runtime keeps its usage from
+commit). Running containers write without events: `sweep()` measures their layers and the volumes
+again on an interval (the budget's, 60 s by default).
 
 Sizes are what `du` reports: blocks allocated. Content blobs are counted as the whole blocks their
 bytes fill (`ceil(size / block) × block`) since the runtime reports their length.
@@ -18,7 +19,7 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,11 +33,20 @@ from runtime.client.records import ContentInfo, Usage
 
 log = logging.getLogger("engine.storage")
 
-_CONTAINER_CHANGES = frozenset({"create", "die", "stop", "kill", "destroy", "commit", "extract-to-dir", "start"})
+# What a container's writable layer may have changed with (exec_die: an exec wrote into it).
+_CONTAINER_CHANGES = frozenset({"create", "start", "die", "stop", "destroy", "commit", "extract-to-dir", "exec_die"})
 _VOLUME_CHANGES = frozenset({"create", "unmount", "destroy"})
 
 
+# The runtime's own topics for what changes the image store, whoever changed it (a pyctr pull, a build step,
+# the runtime's GC): the engine's events do not see all of it.
+_STORE_TOPICS = ["/images/*", "/content/*", "/snapshot/commit", "/snapshot/remove"]
+
+
 class LedgerRuntime(Protocol):
+    def events(self, topics: list[str] | None = None, namespaces: list[str] | None = None,
+               announce: bool = False) -> AsyncIterator[dict[str, Any]]: ...
+
     async def content(self, namespace: str | None = None) -> list[ContentInfo]: ...
 
     async def snapshots(self, snapshotter: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
@@ -71,7 +81,8 @@ class ImageState:
 class DiskLedger:
     def __init__(self, runtime: LedgerRuntime, images: LedgerImages, store: ContainerStore, volumes: LedgerVolumes,
                  events: EventBus, retention: RemovedLogs | None, snapshotter: str, block: int,
-                 build_cache: Callable[[], Awaitable[list[dict[str, Any]]]]) -> None:
+                 build_cache: Callable[[], Awaitable[list[dict[str, Any]]]], namespace: str) -> None:
+        self._namespace = namespace
         self._build_cache = build_cache
         self._rt = runtime
         self._images = images
@@ -124,6 +135,21 @@ class DiskLedger:
                         self.changed.set()
             finally:
                 self._events.unsubscribe(sub)
+
+    async def follow_store(self) -> None:
+        """Re-list the image store whenever the runtime says it changed, for good; resubscribe when cut off."""
+        delay = 0.1
+        while True:
+            try:
+                async for _ in self._rt.events(_STORE_TOPICS, [self._namespace], announce=True):
+                    self.images_changed()  # the subscription's start too: what changed while unsubscribed
+                    delay = 0.1
+            except rt.RuntimeError_ as e:
+                log.warning("runtime event stream failed (%s); resubscribing in %.1fs", e.message, delay)
+            except Exception:  # must not end the daemon's background work
+                log.exception("disk ledger's runtime events failed; resubscribing in %.1fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def sweep(self, interval: float) -> None:
         """Running containers write into their layers (and volumes) without telling: measure them again on

@@ -85,7 +85,8 @@ def _keep(logs: RemovedLogs, tmp_path: Path, cid: str, name: str) -> None:
     src = tmp_path / "containers" / cid
     src.mkdir(parents=True)
     (src / f"{cid}-json.log").write_text('{"log":"x\\n","stream":"stdout","time":"2026-01-01T00:00:00Z"}\n')
-    logs.keep(src, [src / f"{cid}-json.log"], {"id": cid, "name": name, "image": "busybox", "image_id": "sha256:1",
+    (src / f"{cid}-json.log.1").write_text('{"log":"w\\n","stream":"stdout","time":"2026-01-01T00:00:00Z"}\n')
+    logs.keep(src, src / f"{cid}-json.log", {"id": cid, "name": name, "image": "busybox", "image_id": "sha256:1",
                                               "config": {}, "host_config": {}}, {"id": cid})
 
 
@@ -100,6 +101,9 @@ def test_removed_logs_index(tmp_path: Path) -> None:
     assert logs.find(first[:12]).id == first  # type: ignore[union-attr]
     assert logs.find("") is None and logs.find("nope") is None
     assert logs.bytes() > 0
+    assert sorted(p.name for p in (tmp_path / "removed" / first).iterdir()) == \
+        [f"{first}-json.log", f"{first}-json.log.1", "removed.json"]
+    assert not (tmp_path / "containers" / first / f"{first}-json.log.1").exists()
     again = RemovedLogs(tmp_path / "removed", 60)  # the index is rebuilt from disk
     assert again.find(first) is not None
     again.drop(first)
