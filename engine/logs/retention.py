@@ -2,8 +2,8 @@
 
 At removal the driver's files move (a rename, same filesystem) from `<data-root>/containers/<id>/` to
 `<data-root>/removed-logs/<id>/` beside `removed.json`: the container's last record (what inspect and the
-driver's reader need) and when it goes. The index is in memory, rebuilt from those files at start, so a
-window spans engine restarts. A name or ID prefix finds the most recently removed holder; a live
+driver's reader need) and when it was removed. The index is in memory, rebuilt from those files at start,
+so a window spans engine restarts; it ends `removed-logs-retention` after the removal, as the setting is now. A name or ID prefix finds the most recently removed holder; a live
 container always wins, since lookups ask the container records first.
 """
 from __future__ import annotations
@@ -38,7 +38,6 @@ class Removed:
     host_config: dict[str, Any]
     record: dict[str, Any]  # the container's last record, for inspect
     removed_at: float
-    expires_at: float
     size: int  # bytes of its files, counted against the storage budget
     log_path: str | None = None  # no capture left: the driver's files are all there is
 
@@ -61,6 +60,8 @@ class RemovedLogs:
         if window > 0:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._load()
+        else:
+            shutil.rmtree(root, ignore_errors=True)  # turned off: what was kept goes now
 
     @property
     def enabled(self) -> bool:
@@ -94,8 +95,7 @@ class RemovedLogs:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.rename(f, dest)
         now = time.time()
-        removed = Removed(**fields, record=record, removed_at=now, expires_at=now + self.window,
-                          size=_tree_bytes(tmp))
+        removed = Removed(**fields, record=record, removed_at=now, size=_tree_bytes(tmp))
         (tmp / RECORD).write_text(json.dumps(removed.__dict__))
         shutil.rmtree(target, ignore_errors=True)
         os.rename(tmp, target)
@@ -105,9 +105,8 @@ class RemovedLogs:
 
     def find(self, ref: str) -> Removed | None:
         """By full ID, name (with or without its slash), then unique ID prefix; expired entries are gone."""
-        now = time.time()
-        live = [r for r in self._by_id.values() if r.expires_at > now]
-        if (hit := self._by_id.get(ref)) is not None and hit.expires_at > now:
+        live = [r for r in self._by_id.values() if not self._expired(r)]
+        if (hit := self._by_id.get(ref)) is not None and not self._expired(hit):
             return hit
         name = ref.removeprefix("/")
         named = [r for r in live if r.name == name]
@@ -115,6 +114,10 @@ class RemovedLogs:
             return max(named, key=lambda r: r.removed_at)
         prefixed = [r for r in live if r.id.startswith(ref)] if ref else []
         return prefixed[0] if len(prefixed) == 1 else None
+
+    def _expired(self, r: Removed) -> bool:
+        # From the window in force now: an operator who shortens it sees older logs go sooner.
+        return r.removed_at + self.window <= time.time()
 
     def bytes(self) -> int:
         return sum(r.size for r in self._by_id.values())
@@ -130,10 +133,9 @@ class RemovedLogs:
         if not self.enabled:
             return
         while True:
-            now = time.time()
-            for r in [r for r in self._by_id.values() if r.expires_at <= now]:
+            for r in [r for r in self._by_id.values() if self._expired(r)]:
                 await asyncio.to_thread(self.drop, r.id)
-            nxt = min((r.expires_at for r in self._by_id.values()), default=now + 3600)
+            nxt = min((r.removed_at + self.window for r in self._by_id.values()), default=time.time() + 3600)
             self._changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), max(0.05, nxt - time.time()))
