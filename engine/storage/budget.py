@@ -154,7 +154,10 @@ class Budget:
         used = self._store.images_in_use()
         out = [Candidate(image.dangling, self.last_use.of(image), image=image) for image in state.images
                if not image.intermediate and image.id not in used]
-        out += [Candidate(False, e.last_used, cache=e) for e in await self._cache.entries()]
+        # A cache entry's record may be the last name of an image a container was created from (by its ID).
+        image_of = {r.name: image.id for image in state.images for r in image.records}
+        out += [Candidate(False, e.last_used, cache=e) for e in await self._cache.entries()
+                if image_of.get(e.image.name) not in used]
         return out
 
     async def _remove(self, cand: Candidate) -> bool:

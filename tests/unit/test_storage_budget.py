@@ -111,3 +111,68 @@ def test_removed_logs_index(tmp_path: Path) -> None:
     shorter = RemovedLogs(tmp_path / "removed", 0.001)  # a window shortened at restart applies to older logs
     time.sleep(0.01)
     assert shorter.find(second) is None
+
+
+class _Ledger:
+    """Usage as the sum of what is left: each image or cache entry holds `sizes[name]` bytes."""
+
+    def __init__(self, images: list, sizes: dict[str, int]) -> None:
+        import asyncio
+        self.state = type("State", (), {"images": images})()
+        self.sizes = sizes
+        self.changed = asyncio.Event()
+
+    async def total(self) -> int:
+        return sum(self.sizes.values())
+
+    async def image_state(self):  # type: ignore[no-untyped-def]
+        return self.state
+
+    def images_changed(self) -> None:
+        self.changed.set()
+
+
+def _image(image_id: str, name: str | None, updated: float):  # type: ignore[no-untyped-def]
+    from engine.images.model import LocalImage, Record
+    from runtime.client.reference import parse
+    rec = Record(name=name or f"<none>@sha256:{image_id}", target={"digest": "sha256:" + image_id}, updated=updated,
+                 ref=parse(name) if name else None)
+    return LocalImage(id=image_id, config={}, manifest_digest="m" + image_id, layers=[], records=[rec])
+
+
+def test_enforce_collects_lru_down_to_low_and_spares_used_images(tmp_path: Path) -> None:
+    import asyncio
+
+    from engine.events import EventBus
+    from engine.storage.budget import Budget, LastUse
+
+    images = [_image("old", "old:1", 10), _image("used", "used:1", 5), _image("dangling", None, 50),
+              _image("new", "new:1", 40), _image("mid", "mid:1", 20)]
+    sizes = {"old": 100, "used": 100, "dangling": 100, "new": 100, "mid": 100}
+    ledger = _Ledger(images, sizes)
+    gone: list[str] = []
+
+    class Images:
+        async def delete_unused(self, image) -> bool:  # type: ignore[no-untyped-def]
+            gone.append(image.id)
+            del sizes[image.id]
+            ledger.state.images = [i for i in ledger.state.images if i.id != image.id]
+            return True
+
+    class Cache:
+        async def entries(self) -> list:
+            return []
+
+    class Store:
+        def images_in_use(self) -> set[str]:
+            return {"used"}
+
+    settings = StorageBudget(limit=500, high=0.9, low=0.5)
+    budget = Budget(settings, ledger, Images(), Cache(), Store(), EventBus(),  # type: ignore[arg-type]
+                    LastUse(tmp_path / "last-use.json"))
+    budget.last_use.touch("old", 45)  # used lately: now newer than mid
+    removed = asyncio.run(budget.enforce())
+    assert gone == ["dangling", "mid", "new"]  # 500 -> 200 (<= 250): dangling first, then least recently used
+    assert [r["reclaimed"] for r in removed] == [100, 100, 100]
+    assert asyncio.run(budget.enforce()) == []  # under the high mark: nothing to do
+    assert json.loads((tmp_path / "last-use.json").read_text()) == {"old": 45}
