@@ -178,7 +178,6 @@ class ContainerLogs:
         async for rec in read(fmt, path, q, follow=follow, stop=stop, catch_up=catch_up):
             yield rec
 
-
     async def read_removed(self, r: Removed, q: Query) -> AsyncIterator[LogRecord]:
         """A removed container's retained logs: all there will ever be, so no following."""
         fmt = self._format(r, self.settings_of(r))

@@ -49,6 +49,8 @@ class LedgerRuntime(Protocol):
 
     async def content(self, namespace: str | None = None) -> list[ContentInfo]: ...
 
+    async def snapshotters(self) -> list[str]: ...
+
     async def snapshots(self, snapshotter: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
 
     async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> Usage: ...
@@ -70,7 +72,7 @@ class ImageState:
 
     images: list[LocalImage] = field(default_factory=list)
     blobs: dict[str, int] = field(default_factory=dict)   # digest -> bytes on disk
-    layers: dict[str, int] = field(default_factory=dict)  # committed snapshot name (chain ID) -> bytes
+    layers: dict[str, int] = field(default_factory=dict)  # committed snapshot name (chain ID) -> bytes, all snapshotters
     build_cache: list[dict[str, Any]] = field(default_factory=list)  # system df's BuildCache records
 
     @property
@@ -92,7 +94,8 @@ class DiskLedger:
         self._retention = retention
         self._snapshotter = snapshotter
         self._block = block
-        self._layer_cache: dict[str, int] = {}
+        self._snapshotters: list[str] | None = None
+        self._layer_cache: dict[tuple[str, str], int] = {}  # (snapshotter, committed key) -> bytes
         self._image_state: ImageState | None = None
         self._rw: dict[str, int] = {}
         self._vol: dict[str, int] = {}
@@ -195,17 +198,23 @@ class DiskLedger:
         return 0
 
     async def _measure_images(self) -> ImageState:
-        images, content, snapshots, cache = await asyncio.gather(
-            self._images.images(), self._rt.content(), self._rt.snapshots(self._snapshotter), self._build_cache())
+        if self._snapshotters is None:
+            self._snapshotters = await self._rt.snapshotters()
+        images, content, cache, *listed = await asyncio.gather(
+            self._images.images(), self._rt.content(), self._build_cache(),
+            *(self._rt.snapshots(name) for name in self._snapshotters))
         blobs = {c.digest: -(-c.size // self._block) * self._block for c in content}
-        committed = [s["key"] for s in snapshots if s.get("kind") == "committed"]
-        missing = [k for k in committed if k not in self._layer_cache]
-        for key in missing:
-            with contextlib.suppress(rt.NotFound):
-                self._layer_cache[key] = (await self._rt.snapshot_usage(self._snapshotter, key)).size
-        layers = {k: self._layer_cache[k] for k in committed if k in self._layer_cache}
+        committed = [(name, s["key"]) for name, snaps in zip(self._snapshotters, listed) for s in snaps
+                     if s.get("kind") == "committed"]
+        for name, key in committed:
+            if (name, key) not in self._layer_cache:
+                with contextlib.suppress(rt.NotFound):
+                    self._layer_cache[name, key] = (await self._rt.snapshot_usage(name, key)).size
         for gone in set(self._layer_cache) - set(committed):
             del self._layer_cache[gone]
+        layers: dict[str, int] = {}
+        for (_, key), size in self._layer_cache.items():
+            layers[key] = layers.get(key, 0) + size
         return ImageState(images, blobs, layers, cache)
 
     # answers -----------------------------------------------------------------
