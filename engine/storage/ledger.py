@@ -97,6 +97,10 @@ class DiskLedger:
         self._snapshotters: list[str] | None = None
         self._layer_cache: dict[tuple[str, str], int] = {}  # (snapshotter, committed key) -> bytes
         self._image_state: ImageState | None = None
+        # Bumped by every change to the image store; a state measured at an older one is measured again,
+        # so a change that lands while a measure is under way is not lost.
+        self._image_gen = 0
+        self._measured_gen = -1
         self._rw: dict[str, int] = {}
         self._vol: dict[str, int] = {}
         self._dirty_rw: set[str] = set()
@@ -107,7 +111,7 @@ class DiskLedger:
     # what changed ------------------------------------------------------------
 
     def images_changed(self) -> None:
-        self._image_state = None
+        self._image_gen += 1
         self.changed.set()
 
     def container_changed(self, cid: str) -> None:
@@ -115,7 +119,7 @@ class DiskLedger:
         self.changed.set()
 
     def everything_changed(self) -> None:
-        self._image_state = None
+        self._image_gen += 1
         self._dirty_rw.update(c.id for c in self._store.all())
         self._dirty_vol.update(self._names())
         self.changed.set()
@@ -174,8 +178,10 @@ class DiskLedger:
 
     async def refresh(self) -> None:
         async with self._lock:
-            if self._image_state is None:
+            if self._measured_gen != self._image_gen:
+                gen = self._image_gen
                 self._image_state = await self._measure_images()
+                self._measured_gen = gen
             known = {c.id: c for c in self._store.all()}
             for cid in [cid for cid in self._rw if cid not in known]:
                 del self._rw[cid]
