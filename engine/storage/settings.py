@@ -1,8 +1,8 @@
 """daemon.json's storage keys: `storage-budget` and `removed-logs-retention`, checked at start.
 
-Sizes take go-units' forms (`10GB`, `512MiB`, `1g`, or a plain number of bytes): decimal units are
-powers of 1000 and binary ones (`KiB`, `MiB`...) of 1024, as `docker run --memory` reads them the other
-way round only for its own flags. Durations take Go's forms (`1h`, `90m`, `30s`, `1h30m`) or seconds.
+Sizes take go-units' human forms (`10GB`, `512MiB`, `1g`, or a plain number of bytes): a unit without
+`i` is a power of 1000 (as `docker system df` prints sizes), one with `i` (`KiB`, `MiB`...) of 1024.
+Durations take Go's forms (`1h`, `90m`, `30s`, `1h30m`) or seconds.
 """
 from __future__ import annotations
 
