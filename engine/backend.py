@@ -43,11 +43,14 @@ from engine.images.push import ImagePusher
 from engine.images.archive import ImageArchives
 from engine.images.store import ImageService, Registries
 from engine.images.writer import ImageWriter
+from engine.logs.retention import RemovedLogs
 from engine.logs.service import ContainerLogs
 from engine.metrics.service import EngineMetrics
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
 from engine.system import SystemInfo
+from engine.storage.budget import Budget, LastUse
+from engine.storage.ledger import DiskLedger, block_size
 from engine.system_df import DiskUsage
 from engine.volumes.service import VolumeService
 from runtime.client import AlreadyExists, Client, RuntimeAPI, Unavailable
@@ -86,6 +89,8 @@ class Backend:
     pusher: ImagePusher
     logins: RegistryLogin
     metrics: EngineMetrics
+    ledger: DiskLedger
+    budget: Budget
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -105,7 +110,8 @@ class Backend:
                                   events=events)
         volumes = VolumeService(data_root, users=store.volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
-        logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts)
+        retention = RemovedLogs(data_root / "removed-logs", config.removed_logs_retention)
+        logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention)
         ipc = IpcNamespaces(exec_root / "ipc", store)
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc)
         files = ContainerFiles(runtime, store, events)
@@ -115,6 +121,8 @@ class Backend:
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images)
         builder_root = data_root / "builder"
+        ledger = DiskLedger(runtime, images, store, volumes, events, retention, "overlayfs",
+                            block_size(str(data_root)), build_cache.usage, config.runtime_namespace)
         builder = Builder(images, writer, build_cache,
                           RunStep(creator, run, runtime, CacheMounts(builder_root / "cache-mounts")),
                           CopyFiles(runtime, builder_root / "steps"))
@@ -125,7 +133,9 @@ class Backend:
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,
                    pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),
-                   disk=DiskUsage(images, store, volumes, describer.summary, files.size, build_cache.usage),
+                   disk=DiskUsage(ledger, store, volumes, describer.summary), ledger=ledger,
+                   budget=Budget(config.storage_budget, ledger, images, build_cache, store, events,
+                                 LastUse(data_root / "image-last-use.json")),
                    logs=logs, committer=Committer(runtime, writer, images, events), importer=Importer(writer, events),
                    contexts=ContextStore(builder_root / "contexts"), build_cache=build_cache, builder=builder,
                    pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, images.registries.insecure),
@@ -150,7 +160,16 @@ class Backend:
         await self.ensure_namespace()
         await self.contexts.sweep()
         await asyncio.to_thread(_fresh_dirs, Path(self.config.data_root) / "builder", ("cache-mounts", "steps"))
-        await Monitor(self.run, self.reconciler, self.runtime, self.config.runtime_namespace).run()
+        async with asyncio.TaskGroup() as tg:
+            # Disk budgets (engine/storage/): usage kept current, the budget enforced, expired logs deleted.
+            self.ledger.everything_changed()
+            tg.create_task(self.ledger.follow_store(), name="disk-ledger-store")
+            budget = self.config.storage_budget
+            tg.create_task(self.ledger.sweep(budget.interval if budget else 60.0), name="disk-ledger-sweep")
+            tg.create_task(self.budget.run(), name="storage-budget")
+            if self.logs.retention is not None:
+                tg.create_task(self.logs.retention.run(), name="removed-logs")
+            await Monitor(self.run, self.reconciler, self.runtime, self.config.runtime_namespace).run()
 
 
 def _fresh_dirs(root: Path, names: tuple[str, ...]) -> None:

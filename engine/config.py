@@ -5,10 +5,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.api.timestamps import duration_ns
 from engine.events_journal import Retention
+from engine.storage.settings import DEFAULT_RETENTION, StorageBudget, parse_duration
 
 DEFAULT_HOST = "unix:///run/pyengine/engine.sock"
 DEFAULT_DATA_ROOT = "/var/lib/pyengine/engine"
@@ -81,6 +82,17 @@ class Config(BaseModel):
         return v
     # OTLP/HTTP base URL for traces (docs/operations.md "Tracing"); unset: OTEL_EXPORTER_OTLP_ENDPOINT, or off.
     otel_endpoint: str | None = Field(default=None, alias="otel-exporter-otlp-endpoint")
+    # Disk budgets (docs/operations.md): none set means no automatic collection.
+    storage_budget: StorageBudget | None = Field(default=None, alias="storage-budget")
+    removed_logs_retention: float = Field(default=DEFAULT_RETENTION, alias="removed-logs-retention")
+    # Whether inspect answers for a removed container while its logs are kept, which `docker logs` needs
+    # (it inspects first); off, inspect is dockerd's 404 that docker-py's reload() and scripts rely on.
+    removed_logs_inspect: bool = Field(default=False, alias="removed-logs-inspect")
+
+    @field_validator("removed_logs_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> float:
+        return parse_duration(value)
 
 
 # Set both in daemon.json and by a flag, these are refused as dockerd refuses them, rather than one silently
@@ -98,7 +110,12 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
     if both:
         raise ValueError("the following directives are specified both as a flag and in the configuration file: "
                          + ", ".join(f"{k} (from flag: {overrides[k]}, from file: {data[k]})" for k in both))
-    cfg = Config.model_validate(data)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        # Name the key as daemon.json spells it: "storage-budget.high: ...".
+        raise ValueError("; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+                                   for err in e.errors())) from None
     for key, value in overrides.items():
         if value is None or value == []:
             continue

@@ -153,7 +153,7 @@ def path_quote(ref: str) -> str:
     return quote(ref, safe="/:@")
 
 
-def _version_key(version: str) -> tuple[int, ...]:
+def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
@@ -180,7 +180,7 @@ class Engine:
             with self._send("GET", "/_ping", None, None, None, versioned=False) as resp:
                 resp.read()
             theirs = resp.header("API-Version") or _UNNAMED_VERSION
-            self._version = min(theirs, API_VERSION, key=_version_key)
+            self._version = min(theirs, API_VERSION, key=version_key)
         return self._version
 
     def _connect(self) -> socket.socket:

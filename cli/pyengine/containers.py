@@ -12,7 +12,7 @@ import typer
 
 from cli.pyengine import completion as complete
 from cli.pyengine import createopts, runopts
-from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
+from cli.pyengine.api import CLIError, DaemonError, Engine, version_key, path_quote
 from cli.pyengine.app import app, engine, for_each
 from cli.pyengine.attach import detach_key_bytes
 from cli.pyengine.exitcodes import RUN_FAILED, start_failure_code
@@ -148,13 +148,25 @@ def logs(
 ) -> None:
     """Fetch the logs of a container."""
     e = engine()
-    info = e.get(f"/containers/{path_quote(container)}/json")
-    resp = e.open("GET", f"/containers/{info['Id']}/logs", {
+    tty: bool | None
+    try:
+        info = e.get(f"/containers/{path_quote(container)}/json")
+        target, tty = info["Id"], bool((info.get("Config") or {}).get("Tty"))
+    except DaemonError as err:
+        if err.status != 404:
+            raise
+        # A removed container's logs may still be kept (pyengined's removed-logs-retention): its logs endpoint
+        # answers, and from API 1.42 its media type tells a terminal's raw output from framed output.
+        target, tty = container, None
+    resp = e.open("GET", f"/containers/{path_quote(target)}/logs", {
         "stdout": 1, "stderr": 1, "follow": 1 if follow else None, "tail": tail,
         "timestamps": 1 if timestamps else None, "since": since and timestamp(since),
         "until": until and timestamp(until)})
+    if tty is None:
+        tty = resp.headers.get("content-type") == "application/vnd.docker.raw-stream" and \
+            version_key(e.version) >= (1, 42)
     with contextlib.closing(resp):
-        copy_output(resp, bool((info.get("Config") or {}).get("Tty")))
+        copy_output(resp, tty)
 
 
 @app.command("exec", context_settings=_COMMAND_TAIL)

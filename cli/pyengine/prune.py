@@ -11,6 +11,7 @@ from typing import Annotated, Any, Callable
 import typer
 
 from cli.common.units import human_size
+from cli.pyengine.api import CLIError
 from cli.pyengine.app import confirm, engine, system_app
 from cli.pyengine.formatting import filters
 
@@ -85,15 +86,20 @@ def system_prune(
     volumes: Annotated[bool, typer.Option("--volumes", help="Prune volumes.")] = False,
 ) -> None:
     """Remove unused data."""
-    # API 1.41's volume prune takes every unused volume, named ones too.
+    if volumes and any(f.partition("=")[0] == "until" for f in filter_ or []):
+        raise CLIError('ERROR: The "until" filter is not supported with "--volumes"')
+    # API 1.42 and later (what this CLI speaks) prune only anonymous volumes here, as docker's does.
     items = ["all stopped containers", "all networks not used by at least one container"]
-    items += ["all volumes not used by at least one container"] if volumes else []
+    items += ["all anonymous volumes not used by at least one container"] if volumes else []
     items += ["all images without at least one container associated to them" if all_ else "all dangling images"]
     items += ["all build cache" if all_ else "unused build cache"]
-    warning = "WARNING! This will remove:\n" + "".join(f"  - {item}\n" for item in items) + "\n" + _ASK
+    warning = "WARNING! This will remove:\n" + "".join(f"  - {item}\n" for item in items) + "\n"
+    if filter_:
+        warning += "  Items to be pruned will be filtered with:\n" + "".join(
+            f"  - {f}\n" for f in sorted(filter_)) + "\n"
     pruners: list[Pruner] = [prune_containers, prune_networks, *([prune_volumes] if volumes else []),
                              prune_images, prune_build_cache]
-    _run(warning, force, pruners, all_, filter_)
+    _run(warning + _ASK, force, pruners, all_, filter_)
 
 
 def container_prune(force: _Force = False, filter_: _Filter = None) -> None:

@@ -392,7 +392,7 @@ class RunControl:
             c.state.status = Status.DEAD
             await self._store.save(c)
             raise
-        await self.logs.forget(c)
+        await self.logs.forget(c, record=c.model_dump(mode="json"))
         if c.log_path:
             # The runtime leaves a task's log for whoever reads it; that was us, and the container is gone.
             with contextlib.suppress(OSError):

@@ -223,6 +223,16 @@ class ImageService:
             self._event("delete", image)
         return items
 
+    async def delete_unused(self, image: LocalImage) -> bool:
+        """Delete `image` with all its names unless a container uses it by now (the storage budget's collection)."""
+        if image.id in self._users.images_in_use():
+            return False
+        try:
+            await self._delete(image, keep=False)
+        except NotFound:
+            return False
+        return True
+
     def _event(self, action: str, image: LocalImage, name: str | None = None) -> None:
         # Docker names an image by its ID in untag and delete events, by the new name in tag events.
         self.events.image(action, image.id, name or image.id, image.labels)

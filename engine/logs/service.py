@@ -20,6 +20,7 @@ from engine.logs import rotation, settings
 from engine.logs.jsonfile import JsonFile
 from engine.logs.local import Local
 from engine.logs.reader import Format, Query, read
+from engine.logs.retention import Removed, RemovedLogs
 from engine.logs.settings import LogSettings
 from engine.logs.shipper import Shipper
 from runtime.client.logs import LogRecord
@@ -45,9 +46,10 @@ class LoggedContainer(Protocol):
 
 
 class ContainerLogs:
-    def __init__(self, root: Path, driver: str, options: dict[str, str]) -> None:
+    def __init__(self, root: Path, driver: str, options: dict[str, str], retention: RemovedLogs | None = None) -> None:
         settings.check(driver, options)
         self._root = root
+        self.retention = retention
         self._driver = driver
         self._options = options
         self._shipping: dict[str, tuple[Shipper, asyncio.Lock, asyncio.Task[None]]] = {}
@@ -141,12 +143,20 @@ class ContainerLogs:
         self.ship(c)
         await self.drain(c.id)
 
-    async def forget(self, c: LoggedContainer) -> None:
-        """The container is removed: its files go."""
+    async def forget(self, c: LoggedContainer, record: dict[str, Any] | None = None) -> None:
+        """The container is removed: its files go, or, given its last `record` and a retention window, they
+        are kept for that window (engine/logs/retention.py)."""
         await self.drain(c.id)
         fmt = self._format(c, self.settings_of(c))
         if fmt is not None:
             path = self._root / c.id / fmt.entry_path.format(id=c.id)
+            if record is not None and self.retention is not None and self.retention.enabled:
+                fields = {"id": c.id, "name": c.name, "image": c.image, "image_id": c.image_id, "config": c.config,
+                          "host_config": c.host_config}
+                try:
+                    await asyncio.to_thread(self.retention.keep, self._root / c.id, path, fields, record)
+                except OSError as e:
+                    log.warning("keeping the logs of removed container=%s failed, dropping them: %s", c.id, e)
             await asyncio.to_thread(rotation.remove, path)
             if path.parent != self._root / c.id:
                 await asyncio.to_thread(shutil.rmtree, path.parent, True)
@@ -171,6 +181,14 @@ class ContainerLogs:
             await self.catch_up(c.id)
 
         async for rec in read(fmt, path, q, follow=follow, stop=stop, catch_up=catch_up):
+            yield rec
+
+    async def read_removed(self, r: Removed, q: Query) -> AsyncIterator[LogRecord]:
+        """A removed container's retained logs: all there will ever be, so no following."""
+        fmt = self._format(r, self.settings_of(r))
+        if fmt is None or self.retention is None:
+            raise NotImplemented_("configured logging driver does not support reading")
+        async for rec in read(fmt, self.retention.directory(r.id) / fmt.entry_path.format(id=r.id), q):
             yield rec
 
 

@@ -133,6 +133,11 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, Transport):
         return await self._objects("GET", "/content/ingests")
 
     # snapshots
+    async def snapshotters(self) -> list[str]:
+        """The snapshotters the runtime loaded."""
+        body = await self.request("GET", "/snapshots")
+        return [str(name) for name in body] if isinstance(body, list) else []
+
     async def snapshots(self, snapshotter: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return await self._objects("GET", f"/snapshots/{snapshotter}", namespace=namespace)
 

@@ -220,8 +220,7 @@ def test_prunes_ask_and_report(engine):
                  ["image", "prune"], ["image", "prune", "-a"], ["builder", "prune"], ["builder", "prune", "-a"]):
         mine = cli(engine, *args, input="n\n")
         assert mine.returncode == 0, mine.stderr
-        if args[-1] != "--volumes":  # docker speaks API 1.50 there, where volume prune spares named volumes
-            assert mine.stdout == docker(engine, *args, input="n\n").stdout, args
+        assert mine.stdout == docker(engine, *args, input="n\n").stdout, args
     assert "dead" in ok(engine, "ps", "-a")
     out = ok(engine, "system", "prune", "-f")
     assert re.fullmatch(r"Deleted Containers:\n[0-9a-f]{64}\n\nDeleted Networks:\nspare\n\n"
@@ -231,6 +230,12 @@ def test_prunes_ask_and_report(engine):
     assert re.fullmatch(r"Deleted Containers:\n[0-9a-f]{64}\n\nTotal reclaimed space: \S+\n", out), out
     assert ok(engine, "image", "prune", "-f") == "Total reclaimed space: 0B\n"
     assert ok(engine, "builder", "prune", "-f", "--filter", "until=24h").startswith("Total reclaimed space: ")
+    filtered = ["system", "prune", "-a", "--filter", "until=2h", "--filter", "label=x"]
+    assert cli(engine, *filtered, input="n\n").stdout == docker(engine, *filtered, input="n\n").stdout
+    refused = ["system", "prune", "-f", "--volumes", "--filter", "until=1h"]
+    mine, theirs = cli(engine, *refused), docker(engine, *refused)
+    assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr) == (
+        1, 'ERROR: The "until" filter is not supported with "--volumes"\n')
 
 
 def test_management_groups(engine):

@@ -22,7 +22,8 @@ from runtime.client import RuntimeError_
 
 log = logging.getLogger("engine.api.build")
 
-_PRUNE_FILTERS = {"until"}
+# dockerd hands `label` on to BuildKit, whose cache records have no labels: it matches nothing, without error.
+_PRUNE_FILTERS = {"until", "label"}
 _SPACE_OPTIONS = ("keep-storage", "reserved-space", "max-used-space", "min-free-space")
 
 
@@ -87,6 +88,8 @@ def register(r: Router, b: Backend) -> None:
         unknown = set(filters) - _PRUNE_FILTERS
         if unknown:
             raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+        if filters.get("label"):
+            return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
         until = filters.get("until")
         keep_since = parse_until(until[0]) if until else None
         return json_response(await b.build_cache.prune(keep_since, everything=query.boolean(q, "all")))

@@ -10,16 +10,20 @@ from aiohttp import web
 
 from engine.api import versions
 from engine.api.app import Router
+from engine.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM
 from engine.api.query import boolean, filters, integer
 from engine.api.resize import terminal_size
 from engine.api.responses import empty, json_response, read_json
 from engine.api.streams import STDERR, STDOUT, disconnected, frame, open_stream, until
 from engine.backend import Backend
+from engine.containers import removed
 from engine.containers.options import parse
 from engine.containers.run import WaitCondition
 from engine.containers.state import rfc3339
 from engine.errors import InvalidArgument, NotFound, NotImplemented_
 from engine.logs.reader import Query
+from engine.logs.retention import Removed
+from engine.logs.service import LoggedContainer
 
 log = logging.getLogger("engine.api.containers")
 
@@ -33,8 +37,20 @@ def register(r: Router, b: Backend) -> None:
                                              request.query.get("platform") or None)
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
+    def retained(ref: str, missing: NotFound) -> Removed:
+        """A removed container whose logs are still kept (engine/logs/retention.py), else the 404."""
+        found = b.logs.retention.find(ref) if b.logs.retention is not None else None
+        if found is None:
+            raise missing
+        return found
+
     async def inspect(request: web.Request) -> web.Response:
-        doc = await b.describer.inspect(request.match_info["id"], boolean(request.query, "size"))
+        try:
+            doc = await b.describer.inspect(request.match_info["id"], boolean(request.query, "size"))
+        except NotFound as e:
+            if not b.config.removed_logs_inspect:
+                raise
+            doc = removed.inspect(retained(request.match_info["id"], e))
         return json_response(versions.container_inspect(doc, versions.of(request)))
 
     async def list_(request: web.Request) -> web.Response:
@@ -113,7 +129,12 @@ def register(r: Router, b: Backend) -> None:
 
     async def logs(request: web.Request) -> web.StreamResponse:
         q = request.query
-        c = svc.get(request.match_info["id"])
+        ref = request.match_info["id"]
+        try:
+            c: LoggedContainer = svc.get(ref)
+            gone = None
+        except NotFound as e:
+            c = gone = retained(ref, e)
         wanted = {"stdout": boolean(q, "stdout"), "stderr": boolean(q, "stderr")}
         if not any(wanted.values()):
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
@@ -123,12 +144,19 @@ def register(r: Router, b: Backend) -> None:
         timestamps, tty = boolean(q, "timestamps"), bool(c.config.get("Tty"))
         if not b.logs.readable(c):
             raise NotImplemented_("configured logging driver does not support reading")
-        run_over = b.run.run_over(c) if boolean(q, "follow") else None
-        resp = await open_stream(request, content_type=None)
         query = Query(since=since, until=until_, tail=None if lines is None or lines < 0 else lines)
+        if gone is not None:
+            records = b.logs.read_removed(gone, query)  # all there will ever be: following ends at once
+        else:
+            live = svc.get(ref)
+            run_over = b.run.run_over(live) if boolean(q, "follow") else None
+            records = b.logs.read(live, query, follow=run_over is not None, stop=run_over)
+        # dockerd's media types: multiplexed (framed) output says so from API 1.42 on.
+        multiplexed = not tty and versions.of(request) >= (1, 42)
+        resp = await open_stream(request, content_type=MULTIPLEXED_STREAM if multiplexed else RAW_STREAM)
 
         async def pump() -> None:
-            async for rec in b.logs.read(c, query, follow=run_over is not None, stop=run_over):
+            async for rec in records:
                 if not wanted[rec.stream]:
                     continue
                 data = rec.data
