@@ -60,7 +60,12 @@ def resource_options(r: cri.LinuxContainerResources) -> dict[str, Any]:
 
 
 def _seccomp(profile: cri.SecurityProfile | None, legacy_path: str) -> str:
-    if profile is not None and profile.ByteSize():
+    """The seccomp mode asked for; nothing asked for is unconfined (api.proto: "" is unconfined).
+
+    A present `seccomp` field rules even when it is all defaults (RuntimeDefault has the value 0),
+    so presence, not content, decides whether the deprecated path is read.
+    """
+    if profile is not None:
         if profile.profile_type == cri.SecurityProfile.Unconfined:
             return "unconfined"
         if profile.profile_type == cri.SecurityProfile.Localhost:
@@ -68,10 +73,10 @@ def _seccomp(profile: cri.SecurityProfile | None, legacy_path: str) -> str:
                 raise InvalidArgument(f"seccomp localhost profile {profile.localhost_ref!r} is not an absolute path")
             return profile.localhost_ref
         return "default"
-    if legacy_path in ("", "runtime/default", "docker/default"):
-        return "default"
-    if legacy_path == "unconfined":
+    if legacy_path in ("", "unconfined"):
         return "unconfined"
+    if legacy_path in ("runtime/default", "docker/default"):
+        return "default"
     if legacy_path.startswith("localhost/"):
         return legacy_path[len("localhost"):]
     raise InvalidArgument(f"unknown seccomp profile {legacy_path!r}")

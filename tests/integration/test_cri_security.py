@@ -90,6 +90,28 @@ def test_security_context_and_resources(cri_service: CRI, tmp_path: Path) -> Non
     assert _sh(c, free, "cat /dev/shm/mark") == "shared\n"
 
 
+def test_seccomp_follows_what_is_asked_and_nothing_asked_is_unconfined(cri_service: CRI) -> None:
+    """api.proto: the deprecated path's default "" is unconfined; a present profile field rules, even all-default."""
+    c = cri_service
+    c.pull("busybox")
+    pod_id, pod = c.run_pod("seccomp")
+    cases: list[tuple[str, str, object]] = [
+        ("unset", "0", lambda sc: None),
+        ("legacy-default", "2", lambda sc: setattr(sc, "seccomp_profile_path", "runtime/default")),
+        ("legacy-unconfined", "0", lambda sc: setattr(sc, "seccomp_profile_path", "unconfined")),
+        ("runtime-default", "2", lambda sc: sc.seccomp.SetInParent()),
+        ("field-over-legacy", "0", lambda sc: (setattr(sc, "seccomp_profile_path", "runtime/default"),
+                                                setattr(sc.seccomp, "profile_type", cri.SecurityProfile.Unconfined))),
+    ]
+    for name, mode, mutate in cases:
+        config = c.container_config(name, ["sleep", "300"])
+        mutate(config.linux.security_context)  # type: ignore[operator]
+        cid = c.runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
+                                                                   sandbox_config=pod)).container_id
+        c.runtime.StartContainer(cri.StartContainerRequest(container_id=cid))
+        assert _status_field(_sh(c, cid, "cat /proc/self/status"), "Seccomp") == mode, name
+
+
 def test_options_that_cannot_be_honoured_are_refused(cri_service: CRI) -> None:
     c = cri_service
     c.pull("busybox")
