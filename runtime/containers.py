@@ -1,8 +1,10 @@
 """Creating and removing containers: a writable rootfs snapshot on the image and an OCI spec.
 
-The spec is generated here, with the new rootfs mounted for a moment, so that
-errors that depend on the image (an unknown user, a bad working directory)
-surface when the container is created and `containers info` shows the real spec.
+The spec is generated here, so that errors that depend on the image (an unknown user)
+surface when the container is created and `containers info` shows the real spec. The new
+rootfs is mounted for a moment to resolve the user, unless a container of the same image
+chain already resolved it (runtime/tasks/user_cache.py), and to copy image content up into
+bind mounts that ask for it.
 """
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ from runtime.snapshots.snapshotter import Kind
 from runtime.tasks.spec import generate
 from runtime.tasks.spec_options import ResourceOptions, SpecOptions
 from runtime.tasks.spec_resources import LIMITS, linux_resources
+from runtime.tasks.user_cache import ResolvedUsers
+from runtime.tasks.user_cache import key as user_key
+from runtime.tasks.users import ExecUser, resolve_user
 
 log = logging.getLogger("runtime.containers")
 
@@ -66,6 +71,7 @@ class ContainerService:
         self._snapshots = snapshots
         self._default_snapshotter = default_snapshotter
         self._runtimes = runtimes
+        self._users = ResolvedUsers()
 
     async def sweep_scratch(self) -> None:
         """At start: unmount and remove the create-time rootfs mounts a killed runtime left."""
@@ -124,15 +130,20 @@ class ContainerService:
         except AlreadyExists:
             raise AlreadyExists(f"snapshot {req.id} already exists (a container of that id is being created)") from None
         try:
-            def build() -> dict:
-                with mounted(mounts, parent=str(self._scratch)) as root:
-                    for m in req.options.mounts:
-                        if m.copy_up and m.type == "bind" and os.path.isdir(m.source):
+            opts = req.options
+            copy_ups = [m for m in opts.mounts if m.copy_up and m.type == "bind" and os.path.isdir(m.source)]
+            users = user_key(rootfs.chain_id, opts.user, opts.additional_gids)
+            user = self._users.get(users)
+            if user is None or copy_ups:
+                def on_rootfs() -> ExecUser:
+                    with mounted(mounts, parent=str(self._scratch)) as root:
+                        for m in copy_ups:
                             copy_up(root, m.destination, m.source)
-                    return generate(root, req.id, ns, req.options)
+                        return resolve_user(root, opts.user, opts.additional_gids)
 
-            spec = await asyncio.to_thread(build)
-            spec["root"]["path"] = "rootfs"
+                user = await asyncio.to_thread(on_rootfs)
+                self._users.put(users, user)
+            spec = generate(user, req.id, ns, opts)
             if req.init:
                 _add_init(spec)
             await asyncio.to_thread(self._etc_files, ns, req.id, spec)

@@ -30,7 +30,7 @@ from runtime.tasks.spec_security import (
     readonly_paths,
     seccomp_profile,
 )
-from runtime.tasks.users import resolve_user
+from runtime.tasks.users import ExecUser
 
 OCI_VERSION = "1.0.2-dev"  # what runc 1.1 implements
 # Linux's HOST_NAME_MAX.
@@ -125,15 +125,18 @@ def _hostname(container_id: str, opts: SpecOptions) -> str:
     return hostname
 
 
-def generate(rootfs: str, container_id: str, namespace: str, opts: SpecOptions) -> dict[str, Any]:
-    """The OCI spec for container `container_id` on `rootfs` (its user and groups are resolved there)."""
+# The rootfs is the bundle's own directory: runc resolves a relative root.path against the bundle.
+ROOTFS = "rootfs"
+
+
+def generate(user: ExecUser, container_id: str, namespace: str, opts: SpecOptions) -> dict[str, Any]:
+    """The OCI spec for container `container_id` whose `opts.user` resolved to `user` on its rootfs."""
     cgroups.validate_container_id(container_id)
 
     args = command(opts)
     cwd = opts.cwd or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(f"the working directory {cwd!r} is invalid: it needs to be an absolute path")
-    user = resolve_user(rootfs, opts.user, opts.additional_gids)
     hostname = _hostname(container_id, opts)
     caps = capabilities(opts, host_capabilities())
 
@@ -173,7 +176,7 @@ def generate(rootfs: str, container_id: str, namespace: str, opts: SpecOptions) 
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": process,
-        "root": {"path": rootfs, "readonly": opts.readonly_rootfs},
+        "root": {"path": ROOTFS, "readonly": opts.readonly_rootfs},
         "mounts": mounts(opts),
         "linux": linux,
     }

@@ -20,6 +20,7 @@ import pytest
 
 from runtime.tasks import cgroups
 from runtime.tasks.spec import generate
+from runtime.tasks.users import resolve_user
 from runtime.tasks.spec_options import SpecMount, SpecOptions, Ulimit
 from runtime.tasks.spec_security import (
     CAPABILITIES,
@@ -82,7 +83,10 @@ class Runc:
         cid = f"pyspec-{uuid.uuid4().hex[:10]}"
         opts.setdefault("hostname", cid)  # pyctr passes the full id
         opts.setdefault("cgroup_parent", self.parent)
-        spec = generate(str(self.rootfs), cid, "spec-test", SpecOptions(args=args, **opts))
+        options = SpecOptions(args=args, **opts)
+        user = resolve_user(str(self.rootfs), options.user, options.additional_gids)
+        spec = generate(user, cid, "spec-test", options)
+        spec["root"]["path"] = str(self.rootfs)  # one rootfs shared by the tests' bundles
         bundle = self.tmp / cid
         bundle.mkdir()
         (bundle / "config.json").write_text(json.dumps(spec))

@@ -55,7 +55,8 @@ def stable_host(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def gen(rootfs: Path, cid: str = "0123456789abcdef0123", **kw: Any) -> dict[str, Any]:
     kw.setdefault("args", ["sh"])
-    return generate(str(rootfs), cid, "default", SpecOptions(**kw))
+    opts = SpecOptions(**kw)
+    return generate(resolve_user(str(rootfs), opts.user, opts.additional_gids), cid, "default", opts)
 
 
 # --- the process, taken as given ------------------------------------------------------
@@ -338,7 +339,7 @@ def mount_at(s: dict[str, Any], dest: str) -> dict[str, Any]:
 def test_default_spec_shape(rootfs: Path) -> None:
     s = gen(rootfs)
     assert s["ociVersion"].startswith("1.0.2")
-    assert s["root"] == {"path": str(rootfs), "readonly": False}
+    assert s["root"] == {"path": "rootfs", "readonly": False}
     assert s["hostname"] == "0123456789ab"
     assert s["process"]["terminal"] is False and s["process"]["noNewPrivileges"] is False
     assert s["linux"]["maskedPaths"] == list(spec_security.MASKED_PATHS)
