@@ -2,7 +2,8 @@
 
 Each runtime gets a private root, socket and registry mirrors pointing at one local docker-registry
 seeded with busybox and the pause stand-in. Measured per runtime:
-  - one pod: RunPodSandbox + CreateContainer + StartContainer, wall time (median of --runs);
+  - one pod: RunPodSandbox + CreateContainer + StartContainer, wall time (median of --runs, the runtimes
+    taking turns, both running throughout);
   - 30 pods started 10 at a time (threads), wall time;
   - memory per running pod: the RSS of the per-pod processes outside the daemon (pyruntimed: the
     conmon monitors and the pause process; containerd: its runc shim and the pause process).
@@ -23,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import grpc
@@ -124,15 +125,20 @@ def pause_pids() -> list[int]:
     return out
 
 
-def measure(t: Target, runs: int, log_dir: str, host_network: bool) -> dict[str, float]:
+def prepare(t: Target) -> None:
     t.images.PullImage(cri.PullImageRequest(image=cri.ImageSpec(image="docker.io/library/busybox:latest")))
     t.images.PullImage(cri.PullImageRequest(image=cri.ImageSpec(image=SANDBOX_IMAGE)))
-    singles = []
-    for i in range(runs):
-        started = time.perf_counter()
-        start_pod(t, f"one{i}", log_dir, host_network)
-        singles.append(time.perf_counter() - started)
-        remove_all(t)
+
+
+def one_pod(t: Target, name: str, log_dir: str, host_network: bool) -> float:
+    started = time.perf_counter()
+    start_pod(t, name, log_dir, host_network)
+    took = time.perf_counter() - started
+    remove_all(t)
+    return took
+
+
+def thirty_pods(t: Target, log_dir: str, host_network: bool) -> dict[str, float]:
     before = set(pause_pids())
     started = time.perf_counter()
     with ThreadPoolExecutor(10) as pool:
@@ -142,7 +148,25 @@ def measure(t: Target, runs: int, log_dir: str, host_network: bool) -> dict[str,
     pauses = [p for p in pause_pids() if p not in before]
     per_pod = (sum(rss_kib(p) for p in t.pod_processes()) + sum(rss_kib(p) for p in pauses)) / 30
     remove_all(t)
-    return {"one_pod_s": statistics.median(singles), "thirty_pods_s": many, "per_pod_kib": per_pod}
+    return {"thirty_pods_s": many, "per_pod_kib": per_pod}
+
+
+def measure(targets: list[Target], runs: int, log_dir: str, host_network: bool) -> dict[str, dict[str, float]]:
+    """Single pods in interleaved rounds (one per runtime per round, so background load falls on both alike),
+    then each runtime's 30 pods, in alternating order."""
+    for t in targets:
+        prepare(t)
+        remove_all(t)
+    singles: dict[str, list[float]] = {t.name: [] for t in targets}
+    for i in range(runs + 1):
+        for t in targets if i % 2 == 0 else reversed(targets):
+            took = one_pod(t, f"one{i}", log_dir, host_network)
+            if i:  # the first round warms both up
+                singles[t.name].append(took)
+    results = {t.name: {"one_pod_s": statistics.median(singles[t.name])} for t in targets}
+    for t in targets:
+        results[t.name].update(thirty_pods(t, log_dir, host_network))
+    return results
 
 
 @contextmanager
@@ -221,11 +245,10 @@ def main() -> None:
         if args.network == "cni":
             cni_conf = tempfile.mkdtemp(prefix="bench-cni-")
             Path(cni_conf, "10-bench.conflist").write_text(json.dumps(bench_conflist(cni_conf)))
-        results = {}
-        for runtime in (pyruntimed, containerd):
-            with runtime(registry, cni_conf) as t:
-                if t is not None:
-                    results[t.name] = measure(t, args.runs, log_dir, args.network == "host")
+        with ExitStack() as stack:
+            targets = [t for runtime in (pyruntimed, containerd)
+                       if (t := stack.enter_context(runtime(registry, cni_conf))) is not None]
+            results = measure(targets, args.runs, log_dir, args.network == "host")
         print(json.dumps(results, indent=2))
         if "containerd" in results:
             ours, theirs = results["pyruntimed"], results["containerd"]

@@ -117,6 +117,7 @@ class RunControl:
             if isinstance(refused, (rt.RuntimeError_, EngineError)):
                 await self._start_failed(c, live, refused)
             await wiring
+        live.task_deleted = False
         try:
             task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")), linked.env,
                                            keep_stdin_open=keeps_stdin_open(c.config))
@@ -302,13 +303,15 @@ class RunControl:
             return  # already recorded, or the exit of an earlier run
         oom = False
         try:
-            oom = (await self._rt.task(c.id)).oom_killed
-            await self._rt.delete_task(c.id)
+            oom = (await self._rt.delete_task(c.id)).oom_killed
+            live.task_deleted = True
         except rt.NotFound:
-            pass
+            live.task_deleted = True
         except rt.RuntimeError_ as e:
             # The next start deletes it (see _create_task); the exit itself is certain.
             log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
+            with contextlib.suppress(rt.RuntimeError_):
+                oom = (await self._rt.task(c.id)).oom_killed
         self.health.stop(c.id)
         if oom:  # dockerd tells of the OOM kill as it happens, before the exit's clean-up
             self._events.container(c, "oom")
@@ -384,8 +387,9 @@ class RunControl:
     async def _remove_locked(self, c: Container, live: Live, *, volumes: bool) -> None:
         c.state.removing()
         try:
-            with contextlib.suppress(rt.NotFound):
-                await self._rt.delete_task(c.id, force=True)
+            if not live.task_deleted:
+                with contextlib.suppress(rt.NotFound):
+                    await self._rt.delete_task(c.id, force=True)
             with contextlib.suppress(rt.NotFound):
                 await self._rt.remove_container(c.id)
         except BaseException:

@@ -173,6 +173,7 @@ class CreatedExec(Exec):
 class ExitStatus(_Record):
     exit_status: int
     exited_at: float
+    oom_killed: bool = False  # statuses of a task (not of an exec): its cgroup saw an OOM kill
 
 
 class Metrics(_Record):

@@ -57,6 +57,9 @@ class ExecCreate(BaseModel):
 class ExitStatus(BaseModel):
     exit_status: int
     exited_at: float
+    # The task's cgroup saw an OOM kill (of its init or an exec): told with the task's own status, so a
+    # caller cleaning up after an exit needs no second request to learn it.
+    oom_killed: bool = False
 
 
 class TaskService:
@@ -171,7 +174,7 @@ class TaskService:
         p: ProcessState = self._exec(t, exec_id) if exec_id else t
         await self._exits.exited((t.namespace, task_id, exec_id or task_id)).wait()
         assert p.exit_status is not None and p.exited_at is not None
-        return ExitStatus(exit_status=p.exit_status, exited_at=p.exited_at)
+        return ExitStatus(exit_status=p.exit_status, exited_at=p.exited_at, oom_killed=p is t and t.oom_killed)
 
     async def delete(self, task_id: str, force: bool = False) -> ExitStatus:
         t = self._table.get(task_id)
@@ -194,7 +197,7 @@ class TaskService:
             self._table.tasks.pop(key, None)
             self._table.locks.pop(key, None)
         status = ExitStatus(exit_status=t.exit_status if t.exit_status is not None else 255,
-                            exited_at=t.exited_at or time.time())
+                            exited_at=t.exited_at or time.time(), oom_killed=t.oom_killed)
         self._events.publish(t.namespace, topics.TASK_DELETE, {"container_id": task_id, "pid": t.pid,
                                                                **status.model_dump()})
         return status
