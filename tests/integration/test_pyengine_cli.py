@@ -24,7 +24,7 @@ PYENGINE = str(BIN / "pyengine")
 
 
 # The module runs against pyengined and, where it is installed, against the real dockerd (issue 15): the CLI
-# must work against either. Tests of what only pyengined does are marked `pyengined_only`.
+# must work against either.
 DAEMONS = ["pyengined", pytest.param("dockerd", marks=pytest.mark.skipif(missing() is not None,
                                                                         reason=f"no reference daemon: {missing()}"))]
 
@@ -45,12 +45,6 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
            registry) -> Iterator[EngineDaemon | MirroredDockerd]:
     with daemon_under_test(request.param, str(tmp_path_factory.mktemp("rt")), registry.host) as e:
         yield e
-
-
-@pytest.fixture(autouse=True)
-def only_where_marked(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("pyengined_only") and "dockerd" in request.node.callspec.params.values():
-        pytest.skip("tests what only pyengined does")
 
 
 def is_dockerd(engine: EngineDaemon | MirroredDockerd) -> bool:

@@ -20,7 +20,6 @@ from tests.integration.test_pyengine_cli import (
     env_of,
     is_dockerd,
     on_terminal,
-    only_where_marked,  # noqa: F401 (an autouse fixture: imported to apply here too)
     until,
 )
 
