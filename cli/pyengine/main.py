@@ -13,8 +13,8 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 # Imported for their commands, which register themselves on the app.
-from cli.pyengine import (archive, attach, containers, image_archives, imagemake, images, lifecycle,  # noqa: F401
-                          networks, prune, ps, registry, stats, system, volumes)
+from cli.pyengine import (archive, attach, containers, contexts, image_archives, imagemake, images,  # noqa: F401
+                          lifecycle, networks, prune, ps, registry, stats, system, volumes)
 # The management groups share the commands registered above, so they come last.
 from cli.pyengine import groups  # noqa: F401,I001
 from cli.pyengine.api import CLIError

@@ -47,6 +47,8 @@ def version(
     api = client["ApiVersion"]
     if api != API_VERSION:
         api += f" (downgraded from {API_VERSION})"
+    if format_ and failure is not None:
+        raise failure
     if format_:
         print(Template(format_).render({"Client": client, "Server": server}))
     else:

@@ -28,7 +28,9 @@ def _probe(*args: str) -> tuple[str, str, str]:
 
 @pytest.mark.parametrize(("args", "expected"), [
     (("version",), ("1", "False", "False")),
-    (("version", "--format", "{{.Client.Version}}"), ("1", "False", "True")),
+    # No daemon: the error is reported, as docker does, before any template is run.
+    (("version", "--format", "{{.Client.Version}}"), ("1", "False", "False")),
+    (("ps", "--format", "{{.ID}}"), ("1", "False", "True")),
     (("ps", "-a", "-n", "2", "--filter", "status=exited"), ("1", "False", "False")),
     (("ps",), ("1", "False", "False")),
     (("stop", "web"), ("1", "False", "False")),
