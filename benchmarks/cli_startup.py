@@ -36,7 +36,9 @@ class _Handler(socketserver.StreamRequestHandler):
         while self.rfile.readline() not in (b"\r\n", b""):
             pass
         path = line[1].decode().split("?")[0] if len(line) > 1 else "/"
-        if path == "/_ping":
+        if line[:1] == [b"HEAD"]:
+            body = b""
+        elif path == "/_ping":
             body = b"OK"
         elif path.endswith("/version"):
             body = json.dumps(_VERSION).encode()

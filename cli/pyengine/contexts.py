@@ -5,7 +5,6 @@ so that a context made, chosen or removed by either CLI is the other's too."""
 import json
 import os
 import sys
-import tempfile
 from typing import Annotated, Any
 
 import typer
@@ -124,6 +123,8 @@ def _set_current(name: str) -> None:
     else:
         doc["currentContext"] = name
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    import tempfile
+
     fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".config.json.")
     with os.fdopen(fd, "w") as f:
         json.dump(doc, f, indent="\t")

@@ -3,11 +3,9 @@ context's name, metadata and endpoints, `tls/<id>/docker/{ca,cert,key}.pem` its 
 endpoint, <id> being the sha256 of the name. `default` is not stored: it is the CLI's own host settings."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 from typing import Any
 
 from cli.pyengine.api import CLIError
@@ -23,6 +21,8 @@ def config_dir() -> str:
 
 
 def context_id(name: str) -> str:
+    import hashlib  # only contexts pay for it (OpenSSL's libcrypto, 3 ms)
+
     return hashlib.sha256(name.encode()).hexdigest()
 
 
@@ -100,6 +100,8 @@ def save(name: str, meta: dict[str, Any], tls: dict[str, bytes] | None) -> None:
     os.replace(temporary, os.path.join(directory, "meta.json"))
     if tls is None:
         return
+    import shutil
+
     shutil.rmtree(tls_path(name), ignore_errors=True)
     if tls:
         docker = os.path.join(tls_path(name), "docker")
@@ -111,5 +113,7 @@ def save(name: str, meta: dict[str, Any], tls: dict[str, bytes] | None) -> None:
 
 
 def remove(name: str) -> None:
+    import shutil
+
     shutil.rmtree(meta_path(name), ignore_errors=True)
     shutil.rmtree(tls_path(name), ignore_errors=True)
