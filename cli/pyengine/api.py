@@ -190,9 +190,13 @@ class Engine:
         if host.startswith("unix://"):
             self._family, self._address = socket.AF_UNIX, host[len("unix://"):]
         elif host.startswith("tcp://"):
-            hostname, _, port = host[len("tcp://"):].rstrip("/").rpartition(":")
+            address = host[len("tcp://"):].rstrip("/")
+            if address.endswith("]") or ":" not in address:
+                # docker's default ports: 2376 for TLS, 2375 without.
+                address += ":2376" if tls is not None else ":2375"
+            hostname, _, port = address.rpartition(":")
             if not hostname or not port.isdigit():
-                raise CLIError(f"invalid host {host!r}: tcp://HOST:PORT expected", 125)
+                raise CLIError(f"invalid host {host!r}: tcp://HOST[:PORT] expected", 125)
             self._family, self._address = socket.AF_INET6 if ":" in hostname else socket.AF_INET, \
                 (hostname.strip("[]"), int(port))
             self._authority = f"{hostname}:{port}"

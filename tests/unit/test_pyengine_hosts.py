@@ -128,5 +128,9 @@ def test_hosts_other_than_unix_tcp_and_ssh_are_refused() -> None:
         Engine("npipe:////./pipe/docker_engine")
     with pytest.raises(CLIError, match="extra path after the host"):
         Engine("ssh://me@host/path")
-    with pytest.raises(CLIError, match="tcp://HOST:PORT"):
-        Engine("tcp://nohost")
+    with pytest.raises(CLIError, match="tcp://HOST"):
+        Engine("tcp://:2375")
+    # docker's default ports.
+    assert Engine("tcp://somehost")._address == ("somehost", 2375)
+    assert Engine("tcp://somehost", TLSSettings(verify=False))._address == ("somehost", 2376)
+    assert Engine("tcp://[::1]")._address == ("::1", 2375)
