@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from typing import Any, Iterator, NamedTuple
+from io import BufferedReader
+from typing import Any, Iterator, Literal, NamedTuple, Protocol
 from urllib.parse import quote, urlencode
 
 # The newest Engine API this CLI speaks; with an older daemon, the daemon's (GET /_ping's API-Version).
@@ -46,10 +47,22 @@ class DaemonError(CLIError):
         self.daemon_message = message
 
 
+class Connection(Protocol):
+    """What the client uses of a connection to the daemon: a socket, or a TLS session or an ssh process on one."""
+
+    def sendall(self, data: bytes, /) -> None: ...
+
+    def makefile(self, mode: Literal["rb"]) -> BufferedReader: ...
+
+    def shutdown(self, how: int, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Response:
     """A response whose body is read as it arrives: exact reads, whatever-is-there reads, or lines."""
 
-    def __init__(self, sock: Any, method: str) -> None:
+    def __init__(self, sock: Connection, method: str) -> None:
         self._sock = sock
         self._in = sock.makefile("rb")
         status_line = self._in.readline()
@@ -229,7 +242,7 @@ class Engine:
             self._version = min(theirs, API_VERSION, key=version_key)
         return self._version
 
-    def _connect(self) -> Any:
+    def _connect(self) -> Connection:
         if self._ssh is not None:
             from cli.pyengine.sshconn import SSHConnection
 
@@ -258,7 +271,8 @@ class Engine:
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
               headers: dict[str, str] | None, versioned: bool = True) -> Response:
         params = {k: v for k, v in (query or {}).items() if v is not None}
-        target = (f"/v{self.version}" if versioned else "") + path + (f"?{urlencode(params, doseq=True)}" if params else "")
+        query_string = f"?{urlencode(params, doseq=True)}" if params else ""
+        target = (f"/v{self.version}" if versioned else "") + path + query_string
         hdrs = {"Host": "pyengine", "User-Agent": "pyengine-cli", **(headers or {})}
         payload = b""
         if isinstance(body, (dict, list)):
@@ -284,10 +298,13 @@ class Engine:
         except OSError as e:
             if sock is not None:
                 sock.close()
-            if self._tls is not None and type(e).__name__ == "TLSFailure":
-                # The docker CLI's words (Go's net/http): the request that could not be made, and why.
-                raise ConnectFailure(f'error during connect: {method.title()} "{self._scheme}://{self._authority}{target}": '
-                               f"{e}") from None
+            if self._tls is not None:
+                from cli.pyengine.tlsconn import TLSFailure  # already loaded: this host uses TLS
+
+                if isinstance(e, TLSFailure):
+                    # The docker CLI's words (Go's net/http): the request that could not be made, and why.
+                    url = f"{self._scheme}://{self._authority}{target}"
+                    raise ConnectFailure(f'error during connect: {method.title()} "{url}": {e}') from None
             raise CLIError(f"error talking to the pyengine daemon at {self.host}: {e}") from None
 
     def open(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,

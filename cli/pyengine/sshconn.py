@@ -4,9 +4,9 @@ are one end of a socket pair, so the rest of the client sees a socket (and a hal
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import subprocess
-from typing import IO
 from urllib.parse import urlsplit
 
 
@@ -33,7 +33,8 @@ class SSHConnection:
     def __init__(self, command: list[str]) -> None:
         self._sock, theirs = socket.socketpair()
         try:
-            self._process = subprocess.Popen(command, stdin=theirs, stdout=theirs, close_fds=True)
+            self._process = subprocess.Popen(command, stdin=theirs.fileno(), stdout=theirs.fileno(),
+                                             close_fds=True)
         except OSError as e:
             self._sock.close()
             raise OSError(f"cannot run {command[0]}: {e.strerror}") from None
@@ -43,8 +44,8 @@ class SSHConnection:
     def sendall(self, data: bytes) -> None:
         self._sock.sendall(data)
 
-    def makefile(self, mode: str = "rb") -> IO[bytes]:
-        return self._sock.makefile(mode)  # type: ignore[return-value]
+    def makefile(self, mode: str = "rb") -> io.BufferedReader:
+        return self._sock.makefile("rb")
 
     def shutdown(self, how: int) -> None:
         self._sock.shutdown(how)

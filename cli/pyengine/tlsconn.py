@@ -156,7 +156,9 @@ class TLSConnection:
                     del self._early[:n]
                     return n
                 try:
-                    return self._tls.read(len(view), view)
+                    # Given a buffer, read() answers the count it filled (typeshed knows only the bytes form).
+                    filled: Any = self._tls.read(len(view), view)
+                    return int(filled)
                 except ssl.SSLWantReadError:
                     pending = self._outgoing.pending
                 except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
