@@ -76,7 +76,8 @@ def _normal(text: str, config: Path) -> str:
 
 def _env(config: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DOCKER_HOST", "PYENGINE_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")}
+           if k not in ("DOCKER_HOST", "PYENGINE_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
+                        "DOCKER_TLS")}
     return dict(env, DOCKER_CONFIG=str(config))
 
 

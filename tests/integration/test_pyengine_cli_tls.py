@@ -37,7 +37,8 @@ def config(tmp_path: Path) -> Path:
 
 def _base_env(config: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DOCKER_HOST", "PYENGINE_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT")}
+           if k not in ("DOCKER_HOST", "PYENGINE_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT",
+                        "DOCKER_TLS")}
     return dict(env, DOCKER_CONFIG=str(config))
 
 

@@ -17,7 +17,8 @@ from cli.pyengine.api import CLIError, Engine, TLSSettings
 
 @pytest.fixture
 def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for variable in ("PYENGINE_HOST", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+    for variable in ("PYENGINE_HOST", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
+                     "DOCKER_TLS"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     return tmp_path
@@ -108,6 +109,9 @@ def test_tls_follows_the_docker_cli_s_options_and_environment(docker_config: Pat
     (home / "cert.pem").write_text("c")
     # --tls alone: TLS without verification; files not named come from ~/.docker, cert and key only if there.
     assert hosts.endpoint("tcp://h:2376", None, hosts.TLSOptions(tls=True)).tls == TLSSettings(
+        ca=str(home / "ca.pem"), cert=str(home / "cert.pem"), key=None, verify=False)
+    monkeypatch.setenv("DOCKER_TLS", "1")
+    assert hosts.endpoint("tcp://h:2376", None).tls == TLSSettings(
         ca=str(home / "ca.pem"), cert=str(home / "cert.pem"), key=None, verify=False)
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     monkeypatch.setenv("DOCKER_CERT_PATH", "/certs")
