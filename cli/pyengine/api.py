@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from typing import Any, Iterator
+from io import BufferedReader
+from typing import Any, Iterator, Literal, NamedTuple, Protocol
 from urllib.parse import quote, urlencode
 
 # The newest Engine API this CLI speaks; with an older daemon, the daemon's (GET /_ping's API-Version).
@@ -33,6 +34,10 @@ class CLIError(Exception):
         self.exit_code = exit_code
 
 
+class ConnectFailure(CLIError):
+    """The daemon could not be reached (or TLS with it not set up)."""
+
+
 class DaemonError(CLIError):
     """An error answer from the daemon, worded as the docker CLI words it."""
 
@@ -42,10 +47,22 @@ class DaemonError(CLIError):
         self.daemon_message = message
 
 
+class Connection(Protocol):
+    """What the client uses of a connection to the daemon: a socket, or a TLS session or an ssh process on one."""
+
+    def sendall(self, data: bytes, /) -> None: ...
+
+    def makefile(self, mode: Literal["rb"]) -> BufferedReader: ...
+
+    def shutdown(self, how: int, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Response:
     """A response whose body is read as it arrives: exact reads, whatever-is-there reads, or lines."""
 
-    def __init__(self, sock: socket.socket, method: str) -> None:
+    def __init__(self, sock: Connection, method: str) -> None:
         self._sock = sock
         self._in = sock.makefile("rb")
         status_line = self._in.readline()
@@ -153,54 +170,109 @@ def path_quote(ref: str) -> str:
     return quote(ref, safe="/:@")
 
 
+def _tls_context(tls: TLSSettings) -> Any:
+    from cli.pyengine.tlsconn import TLSFilesError, client_context
+
+    try:
+        return client_context(tls.ca, tls.cert, tls.key, tls.verify)
+    except TLSFilesError as e:
+        raise CLIError(str(e)) from None
+
+
 def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
+class TLSSettings(NamedTuple):
+    """A host's TLS as the docker CLI's options or a context give it: the files (None: none) and whether the
+    daemon's certificate is checked."""
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    verify: bool = True
+
+
 class Engine:
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, tls: TLSSettings | None = None) -> None:
         self.host = host
         self._version: str | None = None
         self._address: str | tuple[str, int]
+        self._scheme, self._authority = "http", ""
+        self._ssh: list[str] | None = None
+        self._tls: Any = None
         if host.startswith("unix://"):
             self._family, self._address = socket.AF_UNIX, host[len("unix://"):]
         elif host.startswith("tcp://"):
-            hostname, _, port = host[len("tcp://"):].rstrip("/").rpartition(":")
+            address = host[len("tcp://"):].rstrip("/")
+            if address.endswith("]") or ":" not in address:
+                # docker's default ports: 2376 for TLS, 2375 without.
+                address += ":2376" if tls is not None else ":2375"
+            hostname, _, port = address.rpartition(":")
             if not hostname or not port.isdigit():
-                raise CLIError(f"invalid host {host!r}: tcp://HOST:PORT expected", 125)
+                raise CLIError(f"invalid host {host!r}: tcp://HOST[:PORT] expected", 125)
             self._family, self._address = socket.AF_INET6 if ":" in hostname else socket.AF_INET, \
                 (hostname.strip("[]"), int(port))
+            self._authority = f"{hostname}:{port}"
+            if tls is not None:
+                self._tls = _tls_context(tls)
+                self._scheme = "https"
+        elif host.startswith("ssh://"):
+            from cli.pyengine.sshconn import ssh_command
+
+            try:
+                self._ssh = ssh_command(host)
+            except ValueError as e:
+                raise CLIError(str(e), 125) from None
         else:
-            raise CLIError(f"unsupported host {host!r}: unix:///path or tcp://host:port (plain HTTP)", 125)
+            raise CLIError(f"unsupported host {host!r}: unix:///path, tcp://host:port or ssh://[user@]host[:port]",
+                           125)
 
     @property
     def version(self) -> str:
         """The API version to speak: the daemon's (from GET /_ping), at most ours."""
         if self._version is None:
-            with self._send("GET", "/_ping", None, None, None, versioned=False) as resp:
-                resp.read()
+            try:
+                with self._send("GET", "/_ping", None, None, None, versioned=False) as resp:
+                    resp.read()
+            except ConnectFailure:
+                # As the docker CLI: the request itself then fails, and is the one reported.
+                self._version = API_VERSION
+                return self._version
             theirs = resp.header("API-Version") or _UNNAMED_VERSION
             self._version = min(theirs, API_VERSION, key=version_key)
         return self._version
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> Connection:
+        if self._ssh is not None:
+            from cli.pyengine.sshconn import SSHConnection
+
+            return SSHConnection(self._ssh)
         sock = socket.socket(self._family, socket.SOCK_STREAM)
         try:
             sock.connect(self._address)
         except PermissionError:
             sock.close()
-            raise CLIError(f"permission denied while trying to connect to the pyengine daemon socket at "
+            raise ConnectFailure(f"permission denied while trying to connect to the pyengine daemon socket at "
                            f"{self.host}") from None
         except OSError:
             sock.close()
-            raise CLIError(f"Cannot connect to the pyengine daemon at {self.host}. "
+            raise ConnectFailure(f"Cannot connect to the pyengine daemon at {self.host}. "
                            "Is the pyengine daemon running?") from None
-        return sock
+        if self._tls is None:
+            return sock
+        from cli.pyengine.tlsconn import TLSConnection
+
+        try:
+            return TLSConnection(sock, self._tls, self._address[0])
+        except OSError:
+            sock.close()
+            raise
 
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
               headers: dict[str, str] | None, versioned: bool = True) -> Response:
         params = {k: v for k, v in (query or {}).items() if v is not None}
-        target = (f"/v{self.version}" if versioned else "") + path + (f"?{urlencode(params, doseq=True)}" if params else "")
+        query_string = f"?{urlencode(params, doseq=True)}" if params else ""
+        target = (f"/v{self.version}" if versioned else "") + path + query_string
         hdrs = {"Host": "pyengine", "User-Agent": "pyengine-cli", **(headers or {})}
         payload = b""
         if isinstance(body, (dict, list)):
@@ -214,8 +286,9 @@ class Engine:
         elif payload or method in ("POST", "PUT"):
             hdrs["Content-Length"] = str(len(payload))
         head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
-        sock = self._connect()
+        sock = None
         try:
+            sock = self._connect()
             sock.sendall(head.encode("latin-1") + payload)
             if streamed:
                 while data := body.read(_CHUNK):
@@ -223,7 +296,15 @@ class Engine:
                 sock.sendall(b"0\r\n\r\n")
             return Response(sock, method)
         except OSError as e:
-            sock.close()
+            if sock is not None:
+                sock.close()
+            if self._tls is not None:
+                from cli.pyengine.tlsconn import TLSFailure  # already loaded: this host uses TLS
+
+                if isinstance(e, TLSFailure):
+                    # The docker CLI's words (Go's net/http): the request that could not be made, and why.
+                    url = f"{self._scheme}://{self._authority}{target}"
+                    raise ConnectFailure(f'error during connect: {method.title()} "{url}": {e}') from None
             raise CLIError(f"error talking to the pyengine daemon at {self.host}: {e}") from None
 
     def open(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,

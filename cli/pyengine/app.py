@@ -21,6 +21,7 @@ app.add_typer(network_app, name="network")
 app.add_typer(volume_app, name="volume")
 
 _selected: dict[str, str | None] = {"host": None, "context": None}
+_tls: list[hosts.TLSOptions] = [hosts.TLSOptions()]
 _engine: list[Engine] = []
 
 
@@ -33,14 +34,32 @@ def _global_options(
     context: Annotated[str | None, typer.Option(
         "-c", "--context", help="A docker CLI context to use (overrides $DOCKER_HOST and the current context).")]
     = None,
+    tls: Annotated[bool, typer.Option("--tls", help="Use TLS; implied by --tlsverify.")] = False,
+    tlsverify: Annotated[bool, typer.Option("--tlsverify", help="Use TLS and verify the remote "
+                                                                "(also with $DOCKER_TLS_VERIFY).")] = False,
+    tlscacert: Annotated[str | None, typer.Option(
+        "--tlscacert", help="Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem, "
+                            "else ~/.docker/ca.pem).")] = None,
+    tlscert: Annotated[str | None, typer.Option(
+        "--tlscert", help="Path to TLS certificate file (default $DOCKER_CERT_PATH/cert.pem, else "
+                          "~/.docker/cert.pem).")] = None,
+    tlskey: Annotated[str | None, typer.Option(
+        "--tlskey", help="Path to TLS key file (default $DOCKER_CERT_PATH/key.pem, else ~/.docker/key.pem).")]
+    = None,
 ) -> None:
     _selected.update(host=host, context=context)
+    _tls[0] = hosts.TLSOptions(tls=tls, verify=tlsverify, ca=tlscacert, cert=tlscert, key=tlskey)
+
+
+def selected_context() -> str | None:
+    """The --context given, if any."""
+    return _selected["context"]
 
 
 def engine() -> Engine:
     """The daemon's client, made once per command (its API version is negotiated on first use)."""
     if not _engine:
-        _engine.append(Engine(hosts.resolve(_selected["host"], _selected["context"])))
+        _engine.append(Engine(*hosts.endpoint(_selected["host"], _selected["context"], _tls[0])))
     return _engine[0]
 
 

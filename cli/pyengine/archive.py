@@ -8,9 +8,7 @@ otherwise as the destination's name; `SRC/.` copies a directory's contents.
 import base64
 import json
 import os
-import shutil
 import sys
-import tarfile
 import threading
 from typing import IO, Annotated, Any, Callable
 
@@ -57,6 +55,8 @@ def _copy_out(e: Engine, container: str, src: str, dest: str) -> None:
     resp = e.open("GET", f"/containers/{path_quote(container)}/archive", {"path": src})
     with resp:
         if dest == "-":
+            import shutil
+
             shutil.copyfileobj(resp, sys.stdout.buffer)
             return
         stat = _stat(resp.header("X-Docker-Container-Path-Stat")) or {}
@@ -70,6 +70,7 @@ def _copy_out(e: Engine, container: str, src: str, dest: str) -> None:
         else:
             target, rename = os.path.dirname(dest.rstrip("/")) or ".", _renamer(os.path.basename(dest.rstrip("/")))
         uid, gid = os.getuid(), os.getgid()
+        import tarfile  # kept out of every other command's start-up (with what it imports, 10 ms)
 
         def place(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
             # Ownership goes to whoever runs the copy, as docker cp does; the tar filter refuses escapes.
@@ -83,6 +84,8 @@ def _copy_out(e: Engine, container: str, src: str, dest: str) -> None:
 
 
 def _tar_writer(src: str, arcname: str, out: IO[bytes], errors: list[BaseException]) -> None:
+    import tarfile
+
     try:
         with out, tarfile.open(fileobj=out, mode="w|") as tar:
             if _contents_only(src):

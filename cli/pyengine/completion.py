@@ -12,7 +12,9 @@ from cli.pyengine.api import CLIError, Engine
 
 def _engine(ctx: typer.Context) -> Engine:
     root = ctx.find_root()
-    return Engine(hosts.resolve(root.params.get("host"), root.params.get("context")))
+    return Engine(*hosts.endpoint(root.params.get("host"), root.params.get("context"), hosts.TLSOptions(
+        tls=bool(root.params.get("tls")), verify=bool(root.params.get("tlsverify")), ca=root.params.get("tlscacert"),
+        cert=root.params.get("tlscert"), key=root.params.get("tlskey"))))
 
 
 def _names(ctx: typer.Context, incomplete: str, listing: Callable[[Engine], list[str]]) -> list[str]:

@@ -4,10 +4,7 @@
 import datetime
 import json
 import os
-import secrets
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -35,6 +32,10 @@ def _pairs(values: list[str], what: str) -> dict[str, str | None]:
 def _context_tar(context: Path, dockerfile: Path | None) -> tuple[IO[bytes], str]:
     """The context as a tar (spooled to disk when large); with a Dockerfile outside the context it goes in
     under a random name, as the docker CLI sends it. The daemon applies .dockerignore."""
+    import secrets  # these three kept out of every other command's start-up
+    import tarfile
+    import tempfile
+
     spool = tempfile.SpooledTemporaryFile(max_size=16 << 20)
     name = "Dockerfile"
     with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:

@@ -2,85 +2,76 @@
 
 Exit codes are docker's: a bad command line is 125 (like `docker run`'s own failures),
 an error from the daemon is 1, and attached `run`/`start -a`/`exec` exit as the process did.
+
+`pyengine version` (with the root's options and -f) is run without Typer: importing it and building the
+command takes most of a start-up, and `version` is what scripts run to see whether a daemon is there. Any
+other command line, or a `version` one with anything else on it (--help, an unknown option), goes through
+Typer (commands.py), which gives the same answer for what the fast path takes.
 """
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
 
-import typer
-# Typer vendors click: its exception classes are only reachable there.
-from typer._click.exceptions import ClickException, NoArgsIsHelpError
-
-# Imported for their commands, which register themselves on the app.
-from cli.pyengine import (archive, attach, containers, image_archives, imagemake, images, lifecycle,  # noqa: F401
-                          networks, prune, ps, registry, stats, system, volumes)
-# The management groups share the commands registered above, so they come last.
-from cli.pyengine import groups  # noqa: F401,I001
 from cli.pyengine.api import CLIError
-from cli.pyengine.app import app
 
-USAGE_ERROR = 125
+# The root's options (app.py) as the fast path reads them: those taking a value, and the flags.
+_VALUED = {"-H": "host", "--host": "host", "-c": "context", "--context": "context", "--tlscacert": "ca",
+           "--tlscert": "cert", "--tlskey": "key"}
+_FLAGS = {"--tls": "tls", "--tlsverify": "verify"}
 
 
-def _plain_values_without_pydantic() -> None:
-    """Typer checks every value it has not already got as a bool through a pydantic TypeAdapter, built when
-    the command runs even for options left unset, and the first one costs the import of pydantic (60-110 ms,
-    most of a command's start-up). Here an unset option stays unset without one, `str`/`list[str]` values
-    are taken as given (the command line gives strings), `int`/`float` ones are int() and float() of them
-    (refused as a usage error), flags already bools pass; anything else (a parser of the option's own,
-    files) is left to Typer's path, and so is everything if Typer's internals are not the ones this was
-    written against."""
-    try:
-        from typer._click.exceptions import BadParameter
-        from typer._coercion import RuntimeParam, build_runtime_param
-        from typer.core import _TyperParameter
-    except ImportError:
-        return
-    built = getattr(_TyperParameter, "get_runtime_param", None)
-    if built is None:
-        return
-    numbers = {int: "integer", float: "number"}
+def _version_line(argv: list[str]) -> tuple[dict[str, object], str | None] | None:
+    """The root's options and the format of a plain `version` command line; None for any other."""
+    options: dict[str, object] = {}
+    i = 0
+    while i < len(argv) and argv[i] != "version":
+        name, eq, value = argv[i].partition("=")
+        if argv[i] in _FLAGS:
+            options[_FLAGS[argv[i]]] = True
+            i += 1
+        elif eq and name.startswith("--") and name in _VALUED:
+            options[_VALUED[name]] = value
+            i += 1
+        elif argv[i] in _VALUED and i + 1 < len(argv):
+            options[_VALUED[argv[i]]] = argv[i + 1]
+            i += 2
+        else:
+            return None
+    if i == len(argv):
+        return None
+    rest = argv[i + 1:]
+    if not rest:
+        return options, None
+    if len(rest) == 2 and rest[0] in ("-f", "--format"):
+        return options, rest[1]
+    if len(rest) == 1 and rest[0].startswith("--format="):
+        return options, rest[0][len("--format="):]
+    return None
 
-    class Plain(RuntimeParam):
-        # RuntimeParam.coerce answers unset values itself; only given ones get here.
-        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            kind = self.annotation if self.parameter_info.parser is None else None
-            if kind in (str, list[str]):
-                return list(value) if isinstance(value, tuple) else value
-            if kind is bool and isinstance(value, bool):
-                return value
-            if kind in numbers and type(value) is kind:  # a default
-                return value
-            if kind in numbers and isinstance(value, str):
-                try:
-                    return kind(value.strip())
-                except ValueError:
-                    raise BadParameter(f"{value!r} is not a valid {numbers[kind]}.", ctx=ctx, param=param) from None
-            return build_runtime_param(param.type_descriptor)._coerce_value(value, param, ctx)
 
-    def get_runtime_param(self: Any) -> Any:
-        descriptor = self.type_descriptor
-        if self._runtime_param is None and descriptor.file_annotation is None:
-            self._runtime_param = Plain(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
-        return built(self)
+def _fast_version(options: dict[str, object], format_: str | None) -> None:
+    from cli.pyengine import hosts, versioncmd
+    from cli.pyengine.api import Engine
 
-    _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
+    def engine() -> Engine:
+        tls = hosts.TLSOptions(tls=bool(options.get("tls")), verify=bool(options.get("verify")),
+                               ca=options.get("ca"), cert=options.get("cert"),  # type: ignore[arg-type]
+                               key=options.get("key"))  # type: ignore[arg-type]
+        return Engine(*hosts.endpoint(options.get("host"), options.get("context"), tls))  # type: ignore[arg-type]
+
+    versioncmd.show(engine, format_)
 
 
 def main() -> None:
-    _plain_values_without_pydantic()
-    command = typer.main.get_command(app)
     try:
-        result = command.main(prog_name="pyengine", standalone_mode=False)
-    except NoArgsIsHelpError as e:
-        # A bare `pyengine` or `pyengine system` asks for the help, as with docker.
-        print(e.format_message())
-        raise SystemExit(0) from None
-    except ClickException as e:
-        e.show()
-        raise SystemExit(USAGE_ERROR) from None
+        fast = None if any(v.startswith("_PYENGINE_COMPLETE") for v in os.environ) else _version_line(sys.argv[1:])
+        if fast is not None:
+            _fast_version(*fast)
+            raise SystemExit(0)
+        from cli.pyengine.commands import run
+
+        run()
     except CLIError as e:
         print(e.message, file=sys.stderr)
         raise SystemExit(e.exit_code) from None
-    raise SystemExit(result if isinstance(result, int) else 0)

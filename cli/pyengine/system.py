@@ -1,7 +1,6 @@
 """Daemon-wide commands: version, info, system df, events, inspect."""
 # No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
-import platform
 import sys
 from typing import Annotated, Any
 
@@ -9,21 +8,12 @@ import typer
 
 from cli.common.units import binary_size, human_size
 from cli.pyengine import completion as complete
-from cli.pyengine.api import API_VERSION, CLIError, DaemonError, path_quote
+from cli.pyengine import versioncmd
+from cli.pyengine.api import CLIError, DaemonError, path_quote
 from cli.pyengine.app import app, engine, inspect_each, system_app
 from cli.pyengine.formatting import Template, filters, rfc3339_nano, tabulate, timestamp
 
 _FORMAT_HELP = "Go-template-like format."
-
-
-def _arch() -> str:
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-
-
-def _fields(indent: str, pairs: list[tuple[str, Any]]) -> None:
-    width = max(len(key) for key, _ in pairs) + 2
-    for key, value in pairs:
-        print(f"{indent}{key + ':':<{width}}{value}")
 
 
 @app.command()
@@ -31,45 +21,7 @@ def version(
     format_: Annotated[str | None, typer.Option("-f", "--format", help=_FORMAT_HELP)] = None,
 ) -> None:
     """Show the pyengine version information."""
-    # Only this command needs the package's own version: the metadata lookup stays out of start-up.
-    from importlib.metadata import version as package_version
-
-    client = {"Version": package_version("pyengine"), "ApiVersion": API_VERSION, "DefaultAPIVersion": API_VERSION,
-              "PythonVersion": platform.python_version(), "Os": "linux", "Arch": _arch()}
-    server: dict[str, Any] | None = None
-    failure: CLIError | None = None
-    try:
-        e = engine()
-        server = e.get("/version")
-        client["ApiVersion"] = e.version
-    except CLIError as err:
-        failure = err
-    api = client["ApiVersion"]
-    if api != API_VERSION:
-        api += f" (downgraded from {API_VERSION})"
-    if format_:
-        print(Template(format_).render({"Client": client, "Server": server}))
-    else:
-        print("Client:")
-        _fields(" ", [("Version", client["Version"]), ("API version", api),
-                      ("Python version", client["PythonVersion"]), ("OS/Arch", f"linux/{client['Arch']}")])
-        if server is not None:
-            print(f"\nServer: {(server.get('Platform') or {}).get('Name', '')}")
-            for component in server.get("Components") or []:
-                print(f" {component['Name']}:")
-                details = component.get("Details") or {}
-                pairs = [("Version", component.get("Version", ""))]
-                if component["Name"] == "Engine":
-                    pairs += [("API version", f"{server['ApiVersion']} (minimum version {server['MinAPIVersion']})"),
-                              ("Python version", server.get("GoVersion", "")),
-                              ("Git commit", server.get("GitCommit", "")),
-                              ("OS/Arch", f"{server.get('Os')}/{server.get('Arch')}"),
-                              ("Experimental", str(server.get("Experimental", False)).lower())]
-                else:
-                    pairs += sorted(details.items())
-                _fields("  ", pairs)
-    if failure is not None:
-        raise failure
+    versioncmd.show(engine, format_)
 
 
 @app.command()
@@ -82,10 +34,10 @@ def info(
         print(Template(format_).render(i))
         return
     print("Server:")
-    _fields(" ", [("Containers", i.get("Containers"))])
-    _fields("  ", [("Running", i.get("ContainersRunning")), ("Paused", i.get("ContainersPaused")),
+    versioncmd.fields(" ", [("Containers", i.get("Containers"))])
+    versioncmd.fields("  ", [("Running", i.get("ContainersRunning")), ("Paused", i.get("ContainersPaused")),
                    ("Stopped", i.get("ContainersStopped"))])
-    _fields(" ", [
+    versioncmd.fields(" ", [
         ("Images", i.get("Images")), ("Server Version", i.get("ServerVersion")),
         ("Storage Driver", i.get("Driver")), ("Logging Driver", i.get("LoggingDriver")),
         ("Cgroup Driver", i.get("CgroupDriver")), ("Cgroup Version", i.get("CgroupVersion")),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import typer
 
-import cli.pyengine.main  # noqa: F401  (registers every command on the app)
+import cli.pyengine.commands  # noqa: F401  (registers every command on the app)
 from cli.pyengine.app import app
 
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from cli.pyengine import hosts
-from cli.pyengine.api import CLIError, Engine
+from cli.pyengine.api import CLIError, Engine, TLSSettings
 
 
 @pytest.fixture
 def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for variable in ("PYENGINE_HOST", "DOCKER_HOST", "DOCKER_CONTEXT"):
+    for variable in ("PYENGINE_HOST", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
+                     "DOCKER_TLS"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     return tmp_path
@@ -31,24 +32,24 @@ def _context(config: Path, name: str, host: str) -> None:
 
 
 def test_host_precedence(docker_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert hosts.resolve(None, None) == hosts.DEFAULT_HOST
+    assert hosts.endpoint(None, None).host == hosts.DEFAULT_HOST
     _context(docker_config, "remote", "unix:///run/remote.sock")
     (docker_config / "config.json").write_text(json.dumps({"currentContext": "remote"}))
-    assert hosts.resolve(None, None) == "unix:///run/remote.sock"
+    assert hosts.endpoint(None, None).host == "unix:///run/remote.sock"
     _context(docker_config, "other", "tcp://127.0.0.1:2375")
     monkeypatch.setenv("DOCKER_CONTEXT", "other")
-    assert hosts.resolve(None, None) == "tcp://127.0.0.1:2375"
-    assert hosts.resolve(None, "default") == hosts.DEFAULT_HOST
+    assert hosts.endpoint(None, None).host == "tcp://127.0.0.1:2375"
+    assert hosts.endpoint(None, "default").host == hosts.DEFAULT_HOST
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/docker.sock")
-    assert hosts.resolve(None, None) == "unix:///run/docker.sock"
-    assert hosts.resolve(None, "remote") == "unix:///run/remote.sock"
+    assert hosts.endpoint(None, None).host == "unix:///run/docker.sock"
+    assert hosts.endpoint(None, "remote").host == "unix:///run/remote.sock"
     monkeypatch.setenv("PYENGINE_HOST", "unix:///run/mine.sock")
-    assert hosts.resolve(None, None) == "unix:///run/mine.sock"
-    assert hosts.resolve("unix:///flag.sock", None) == "unix:///flag.sock"
+    assert hosts.endpoint(None, None).host == "unix:///run/mine.sock"
+    assert hosts.endpoint("unix:///flag.sock", None).host == "unix:///flag.sock"
     with pytest.raises(CLIError, match="cannot specify both --host and --context"):
-        hosts.resolve("unix:///flag.sock", "remote")
-    with pytest.raises(CLIError, match="'missing' does not exist"):
-        hosts.resolve(None, "missing")
+        hosts.endpoint("unix:///flag.sock", "remote")
+    with pytest.raises(CLIError, match='unable to resolve docker endpoint: context "missing": context not found'):
+        hosts.endpoint(None, "missing")
 
 
 def test_saved_formats_come_from_the_config_file(docker_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,7 +57,7 @@ def test_saved_formats_come_from_the_config_file(docker_config: Path, capsys: py
     (docker_config / "config.json").write_text(json.dumps({"psFormat": "table {{.Names}}"}))
     assert hosts.config_value("psFormat") == "table {{.Names}}"
     (docker_config / "config.json").write_text("{not json")
-    assert hosts.config_value("psFormat") is None and hosts.resolve(None, None) == hosts.DEFAULT_HOST
+    assert hosts.config_value("psFormat") is None and hosts.endpoint(None, None).host == hosts.DEFAULT_HOST
     assert "WARNING: Error loading config file: " in capsys.readouterr().err
 
 
@@ -99,8 +100,41 @@ def test_api_version_is_negotiated(daemon: _Daemon, theirs: str | None, spoken: 
     assert daemon.paths == ["/_ping", f"/v{spoken}/info", f"/v{spoken}/version"]
 
 
-def test_hosts_other_than_unix_and_tcp_are_refused() -> None:
+def test_tls_follows_the_docker_cli_s_options_and_environment(docker_config: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    assert hosts.endpoint("tcp://h:2376", None).tls is None
+    monkeypatch.setenv("HOME", str(docker_config))
+    home = docker_config / ".docker"
+    home.mkdir()
+    (home / "cert.pem").write_text("c")
+    # --tls alone: TLS without verification; files not named come from ~/.docker, cert and key only if there.
+    assert hosts.endpoint("tcp://h:2376", None, hosts.TLSOptions(tls=True)).tls == TLSSettings(
+        ca=str(home / "ca.pem"), cert=str(home / "cert.pem"), key=None, verify=False)
+    monkeypatch.setenv("DOCKER_TLS", "1")
+    assert hosts.endpoint("tcp://h:2376", None).tls == TLSSettings(
+        ca=str(home / "ca.pem"), cert=str(home / "cert.pem"), key=None, verify=False)
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", "/certs")
+    assert hosts.endpoint("tcp://h:2376", None, hosts.TLSOptions(key="/k.pem")).tls == TLSSettings(
+        ca="/certs/ca.pem", cert=None, key="/k.pem", verify=True)
+    # A context brings its own TLS material; the options are the default context's.
+    _context(docker_config, "plain", "tcp://h:1")
+    assert hosts.endpoint(None, "plain").tls is None
+    _context(docker_config, "secure", "tcp://h:2")
+    tls_dir = docker_config / "contexts" / "tls" / hashlib.sha256(b"secure").hexdigest() / "docker"
+    tls_dir.mkdir(parents=True)
+    (tls_dir / "ca.pem").write_text("ca")
+    assert hosts.endpoint(None, "secure").tls == TLSSettings(ca=str(tls_dir / "ca.pem"), verify=True)
+
+
+def test_hosts_other_than_unix_tcp_and_ssh_are_refused() -> None:
     with pytest.raises(CLIError, match="unsupported host"):
-        Engine("ssh://me@host")
-    with pytest.raises(CLIError, match="tcp://HOST:PORT"):
-        Engine("tcp://nohost")
+        Engine("npipe:////./pipe/docker_engine")
+    with pytest.raises(CLIError, match="extra path after the host"):
+        Engine("ssh://me@host/path")
+    with pytest.raises(CLIError, match="tcp://HOST"):
+        Engine("tcp://:2375")
+    # docker's default ports.
+    assert Engine("tcp://somehost")._address == ("somehost", 2375)
+    assert Engine("tcp://somehost", TLSSettings(verify=False))._address == ("somehost", 2376)
+    assert Engine("tcp://[::1]")._address == ("::1", 2375)

@@ -28,7 +28,9 @@ def _probe(*args: str) -> tuple[str, str, str]:
 
 @pytest.mark.parametrize(("args", "expected"), [
     (("version",), ("1", "False", "False")),
-    (("version", "--format", "{{.Client.Version}}"), ("1", "False", "True")),
+    # No daemon: the error is reported, as docker does, before any template is run.
+    (("version", "--format", "{{.Client.Version}}"), ("1", "False", "False")),
+    (("ps", "--format", "{{.ID}}"), ("1", "False", "True")),
     (("ps", "-a", "-n", "2", "--filter", "status=exited"), ("1", "False", "False")),
     (("ps",), ("1", "False", "False")),
     (("stop", "web"), ("1", "False", "False")),
@@ -45,3 +47,43 @@ def test_numbers_are_still_checked() -> None:
     out = subprocess.run([sys.executable, "-c", "from cli.pyengine.main import main; main()", "ps", "-n", "x"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 125 and "Invalid value for '-n' / '--last': 'x' is not a valid integer." in out.stderr
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["version"], ({}, None)),
+    (["-H", "unix:///x.sock", "--tlsverify", "--tlscacert=/ca.pem", "version", "-f", "{{.Client.Version}}"],
+     ({"host": "unix:///x.sock", "verify": True, "ca": "/ca.pem"}, "{{.Client.Version}}")),
+    (["--context", "remote", "version", "--format=json"], ({"context": "remote"}, "json")),
+    (["version", "--help"], None),
+    (["version", "-f"], None),
+    (["--debug", "version"], None),
+    (["-H"], None),
+    (["ps"], None),
+])
+def test_the_version_fast_path_takes_only_plain_command_lines(argv: list[str], expected: object) -> None:
+    from cli.pyengine.main import _version_line
+
+    assert _version_line(argv) == expected
+
+
+_TYPER_PROBE = """
+import sys
+sys.argv = ["pyengine", "-H", "unix:///nonexistent.sock", *{args!r}]
+from cli.pyengine.main import main
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+print(code, "typer" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("version",), "1 False"),
+    (("version", "--help"), "0 True"),
+    (("version", "--nope"), "125 True"),
+])
+def test_version_runs_without_typer(args: tuple[str, ...], expected: str) -> None:
+    out = subprocess.run([sys.executable, "-c", _TYPER_PROBE.format(args=list(args))], capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert out.stdout.splitlines()[-1] == expected
