@@ -48,6 +48,7 @@ from engine.logs.service import ContainerLogs
 from engine.metrics.service import EngineMetrics
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
+from engine.runtimes import RuntimeTable
 from engine.system import SystemInfo
 from engine.storage.budget import Budget, LastUse
 from engine.storage.ledger import DiskLedger, block_size
@@ -113,11 +114,13 @@ class Backend:
         retention = RemovedLogs(data_root / "removed-logs", config.removed_logs_retention)
         logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention)
         ipc = IpcNamespaces(exec_root / "ipc", store)
-        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc)
+        runtimes = RuntimeTable(config)
+        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc, runtimes)
         files = ContainerFiles(runtime, store, events)
         execs = ExecService(store, runtime, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path)
-        creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc, logs.resolve)
+        creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc, logs.resolve,
+                          runtimes)
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images)
         builder_root = data_root / "builder"

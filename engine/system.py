@@ -17,6 +17,7 @@ from typing import Any
 
 from engine import __version__
 from engine.config import Config
+from engine.runtimes import RuntimeTable
 from engine.containers.hostlimits import Features
 from engine.containers.state import Status
 from engine.containers.store import ContainerStore
@@ -89,7 +90,7 @@ class SystemInfo:
                                "IndexConfigs": {}},
             "DockerRootDir": config.data_root, "Name": uname.nodename, "Labels": list(config.labels),
             "ExperimentalBuild": False, "ServerVersion": __version__,
-            "Runtimes": {"runc": {"path": "runc"}}, "DefaultRuntime": "runc",
+            "Runtimes": RuntimeTable(config).info(), "DefaultRuntime": RuntimeTable(config).default,
             "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "tini",
             "SecurityOptions": _security_options(f), "Warnings": _warnings(f, forwarding),
