@@ -76,6 +76,9 @@ class Config(BaseModel):
     # OCI runtimes by name besides the stock runc (engine/runtimes.py).
     runtimes: dict[str, runtimes_mod.RuntimeEntry] = Field(default_factory=dict)
     default_runtime: str | None = Field(default=None, alias="default-runtime")
+    # dockerd's experimental mode: reported by /version, /info and every answer's Docker-Experimental header;
+    # it unlocks what dockerd gates behind it (a build's squash).
+    experimental: bool = False
 
     @model_validator(mode="after")
     def _runtimes(self) -> Config:

@@ -45,7 +45,8 @@ class SystemInfo:
             "Components": [
                 {"Name": "Engine", "Version": __version__,
                  "Details": {"ApiVersion": api_version, "MinAPIVersion": min_api_version, "Os": "linux",
-                             "Arch": _arch(), "KernelVersion": uname.release, "Experimental": "false"}},
+                             "Arch": _arch(), "KernelVersion": uname.release,
+                             "Experimental": str(self._config.experimental).lower()}},
                 {"Name": "pyruntimed", "Version": (await self._rt.version()).version, "Details": {}},
             ],
             "Version": __version__,
@@ -56,7 +57,7 @@ class SystemInfo:
             "Os": "linux",
             "Arch": _arch(),
             "KernelVersion": uname.release,
-            "Experimental": False,
+            "Experimental": self._config.experimental,
             "BuildTime": "",
         }
 
@@ -89,7 +90,7 @@ class SystemInfo:
                                "InsecureRegistryCIDRs": ["127.0.0.0/8"],
                                "IndexConfigs": {}},
             "DockerRootDir": config.data_root, "Name": uname.nodename, "Labels": list(config.labels),
-            "ExperimentalBuild": False, "ServerVersion": __version__,
+            "ExperimentalBuild": config.experimental, "ServerVersion": __version__,
             "Runtimes": RuntimeTable(config).info(), "DefaultRuntime": RuntimeTable(config).default,
             "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "tini",

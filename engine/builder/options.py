@@ -68,13 +68,16 @@ def _tag(name: str) -> str:
     return name
 
 
-def parse_options(q: MultiMapping[str]) -> BuildOptions:
+def parse_options(q: MultiMapping[str], *, experimental: bool = False) -> BuildOptions:
+    """The build's query; `experimental`: the daemon's experimental mode, which dockerd requires for squash."""
     version = q.get("version", "1")
     if version != "1":
         raise InvalidArgument(f"builder version {version!r} (BuildKit) is not served: this daemon builds with the "
                               "classic builder API (version=1); unset DOCKER_BUILDKIT or install no buildx")
     if query.boolean(q, "squash"):
-        raise InvalidArgument("squash is only supported with experimental mode, which this daemon does not offer")
+        if not experimental:
+            raise InvalidArgument("squash is only supported with experimental mode")
+        raise InvalidArgument("squash is not supported by this engine's builder, experimental mode or not")
     if q.get("outputs"):
         raise InvalidArgument("outputs are a BuildKit option: the classic builder stores the image in this daemon")
     isolation = q.get("isolation", "")
