@@ -26,6 +26,7 @@ from engine.containers.filesystem import ContainerFiles
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
 from engine.containers.ipc import IpcNamespaces
+from engine.containers.linkedit import LinkEditor
 from engine.containers.live import Lives
 from engine.containers.manage import Manager
 from engine.containers.monitor import Monitor
@@ -131,7 +132,8 @@ class Backend:
                           CopyFiles(runtime, builder_root / "steps"))
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    archives=ImageArchives(runtime, images, events),
-                   networks=networks, volumes=volumes, creator=creator, run=run, manager=Manager(runtime, store, lives, events, host),
+                   networks=networks, volumes=volumes, creator=creator, run=run, manager=Manager(runtime, store, lives, events, host,
+                                                                                          LinkEditor(store, lives, networks)),
                    execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,
