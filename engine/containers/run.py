@@ -15,7 +15,7 @@ import signal
 import time
 from enum import Enum
 
-from engine.containers import links
+from engine.containers import links, propagation
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
 from engine.containers.ipc import IpcNamespaces
@@ -100,6 +100,7 @@ class RunControl:
             await self._networks.host_etc(c.id)
         try:
             binary = self._runtimes.binary(c.host_config.get("Runtime"))
+            await propagation.check_host(c.host_config)
             await self._ipc.prepare(c)
         except EngineError as e:
             await self._start_failed(c, live, e)
