@@ -129,7 +129,7 @@ class Backend:
                             block_size(str(data_root)), build_cache.usage, config.runtime_namespace)
         builder = Builder(images, writer, build_cache,
                           RunStep(creator, run, runtime, CacheMounts(builder_root / "cache-mounts")),
-                          CopyFiles(runtime, builder_root / "steps"))
+                          CopyFiles(runtime, builder_root / "steps"), runtime)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    archives=ImageArchives(runtime, images, events),
                    networks=networks, volumes=volumes, creator=creator, run=run, manager=Manager(runtime, store, lives, events, host,

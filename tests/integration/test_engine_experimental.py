@@ -1,9 +1,9 @@
 """dockerd's experimental mode (`--experimental`, daemon.json `experimental`): reported by /version, /info and the
-Docker-Experimental header of every answer; a build's squash is refused without it in dockerd's words."""
+Docker-Experimental header of every answer; a build's squash is refused without it in dockerd's words and, with
+it, makes the target stage's layers one on top of its base's."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +67,18 @@ def test_squash_is_gated_as_dockerd_gates_it(plain, experimental, tmp_path: Path
     answer = curl(plain, "-X", "POST", "-H", "Content-Type: application/x-tar", "--data-binary",
                   f"@{tmp_path / 'ctx.tar'}", "http://x/v1.50/build?squash=1&t=squashed")
     assert json.loads(answer) == {"message": "squash is only supported with experimental mode"}
-    squashed = cli(experimental, "build", "--squash", "-t", "squashed", ".", cwd=tmp_path)
-    assert squashed.returncode == 1 and "squash is not supported by this engine's builder" in squashed.stderr
-    assert os.path.exists(tmp_path / "Dockerfile")
+    plain_build = cli(experimental, "build", "-q", "-t", "layered", ".", cwd=tmp_path)
+    assert plain_build.returncode == 0, plain_build.stderr
+    squashed = cli(experimental, "build", "-q", "--squash", "-t", "squashed", ".", cwd=tmp_path)
+    assert squashed.returncode == 0, squashed.stderr
+    base, layered, image = (json.loads(cli(experimental, "image", "inspect", name).stdout)[0]
+                            for name in ("busybox", "layered", "squashed"))
+    # The two RUN layers are one on top of the base's; the history keeps every step and says what was merged.
+    assert image["RootFS"]["Layers"][:-1] == base["RootFS"]["Layers"]
+    assert len(image["RootFS"]["Layers"]) == len(base["RootFS"]["Layers"]) + 1
+    assert len(layered["RootFS"]["Layers"]) == len(base["RootFS"]["Layers"]) + 2
+    out = cli(experimental, "run", "--rm", "squashed", "cat", "/a", "/b")
+    assert out.stdout == "a\nb\n", out.stderr
+    doc = json.loads(curl(experimental, "http://x/v1.50/images/squashed/history"))
+    assert doc[0]["Comment"] == f"merge {layered['Id']} to {base['Id']}"
+    assert [h["Size"] == 0 for h in doc[:3]] == [False, True, True]  # the merge entry holds the layer
