@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,12 +29,20 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return script, record
 
 
+def _settings(script: Path, **more: dict[str, str]) -> str:
+    return json.dumps({"runtimes": {"recording": {"path": str(script), "runtimeArgs": ["--debug"]}, **more},
+                       "default-runtime": "recording"})
+
+
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, registry, recorder) -> Iterator[EngineDaemon]:
-    script, _ = recorder
-    config = tmp_path_factory.mktemp("cfg") / "daemon.json"
-    config.write_text(json.dumps({"runtimes": {"recording": {"path": str(script), "runtimeArgs": ["--debug"]}},
-                                  "default-runtime": "recording"}))
+def config(tmp_path_factory: pytest.TempPathFactory, recorder) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "daemon.json"
+    path.write_text(_settings(recorder[0]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, registry, config: Path) -> Iterator[EngineDaemon]:
     extra = ["--config-file", str(config), "--add-runtime", f"plain={RUNC}"]
     with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host, extra_args=extra) as e:
         yield e
@@ -83,6 +93,23 @@ def test_a_named_runtime_and_the_stock_one(engine, recorder) -> None:
     assert calls(recorder[1]) == []
     bad = cli(engine, "run", "--rm", "--runtime", "nosuch", "busybox", "true")
     assert bad.returncode == 125 and "Unknown runtime specified nosuch" in bad.stderr
+
+
+def test_runtimes_reload_and_a_missing_binary_fails_the_start(engine, config: Path, recorder) -> None:
+    assert engine.proc is not None
+    config.write_text(_settings(recorder[0], missing={"path": "/nonexistent/runc"}))
+    engine.proc.send_signal(signal.SIGHUP)
+    try:
+        while "missing" not in json.loads(cli(engine, "info", "--format", "{{json .Runtimes}}").stdout):
+            time.sleep(0.05)  # the reload runs beside the daemon's other work; a hang fails the test's timeout
+        out = cli(engine, "run", "--rm", "--runtime", "missing", "busybox", "true")
+        assert out.returncode != 0
+        assert "runtime binary '/nonexistent/runc': no such executable file" in out.stderr
+    finally:
+        config.write_text(_settings(recorder[0]))
+        engine.proc.send_signal(signal.SIGHUP)
+        while "missing" in json.loads(cli(engine, "info", "--format", "{{json .Runtimes}}").stdout):
+            time.sleep(0.05)
 
 
 def test_dockerds_checks_of_the_configuration(tmp_path: Path) -> None:
