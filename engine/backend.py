@@ -26,6 +26,7 @@ from engine.containers.filesystem import ContainerFiles
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
 from engine.containers.ipc import IpcNamespaces
+from engine.containers.linkedit import LinkEditor
 from engine.containers.live import Lives
 from engine.containers.manage import Manager
 from engine.containers.monitor import Monitor
@@ -48,6 +49,7 @@ from engine.logs.service import ContainerLogs
 from engine.metrics.service import EngineMetrics
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
+from engine.runtimes import RuntimeTable
 from engine.system import SystemInfo
 from engine.storage.budget import Budget, LastUse
 from engine.storage.ledger import DiskLedger, block_size
@@ -113,11 +115,13 @@ class Backend:
         retention = RemovedLogs(data_root / "removed-logs", config.removed_logs_retention)
         logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention)
         ipc = IpcNamespaces(exec_root / "ipc", store)
-        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc)
+        runtimes = RuntimeTable(config)
+        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc, runtimes)
         files = ContainerFiles(runtime, store, events)
         execs = ExecService(store, runtime, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path)
-        creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc, logs.resolve)
+        creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc, logs.resolve,
+                          runtimes)
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images)
         builder_root = data_root / "builder"
@@ -125,10 +129,11 @@ class Backend:
                             block_size(str(data_root)), build_cache.usage, config.runtime_namespace)
         builder = Builder(images, writer, build_cache,
                           RunStep(creator, run, runtime, CacheMounts(builder_root / "cache-mounts")),
-                          CopyFiles(runtime, builder_root / "steps"))
+                          CopyFiles(runtime, builder_root / "steps"), runtime)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    archives=ImageArchives(runtime, images, events),
-                   networks=networks, volumes=volumes, creator=creator, run=run, manager=Manager(runtime, store, lives, events, host),
+                   networks=networks, volumes=volumes, creator=creator, run=run, manager=Manager(runtime, store, lives, events, host,
+                                                                                          LinkEditor(store, lives, networks)),
                    execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,

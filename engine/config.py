@@ -5,9 +5,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.api.timestamps import duration_ns
+from engine import runtimes as runtimes_mod
 from engine.events_journal import Retention
 from engine.storage.settings import DEFAULT_RETENTION, StorageBudget, parse_duration
 
@@ -72,6 +73,17 @@ class Config(BaseModel):
     max_concurrent_downloads: int = Field(default=3, ge=1, alias="max-concurrent-downloads")
     max_concurrent_uploads: int = Field(default=5, ge=1, alias="max-concurrent-uploads")
     events_retention: EventsRetention = Field(default_factory=EventsRetention, alias="events-retention")
+    # OCI runtimes by name besides the stock runc (engine/runtimes.py).
+    runtimes: dict[str, runtimes_mod.RuntimeEntry] = Field(default_factory=dict)
+    default_runtime: str | None = Field(default=None, alias="default-runtime")
+    # dockerd's experimental mode: reported by /version, /info and every answer's Docker-Experimental header;
+    # it unlocks what dockerd gates behind it (a build's squash).
+    experimental: bool = False
+
+    @model_validator(mode="after")
+    def _runtimes(self) -> Config:
+        runtimes_mod.check(self.runtimes, self.default_runtime)
+        return self
 
     @field_validator("labels")
     @classmethod
@@ -119,8 +131,11 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
     for key, value in overrides.items():
         if value is None or value == []:
             continue
-        if isinstance(value, list):
+        if key == "runtimes":
+            cfg.runtimes = {**cfg.runtimes, **value}
+        elif isinstance(value, list):
             setattr(cfg, key, list(dict.fromkeys(getattr(cfg, key) + value)) if key != "hosts" else value)
         else:
             setattr(cfg, key, value)
+    runtimes_mod.check(cfg.runtimes, cfg.default_runtime)
     return cfg

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from engine import config as config_mod
-from engine import systemd
+from engine import runtimes, systemd
 from engine.api import listeners
 from engine.api.app import build
 from engine.api.routers import (archive, attach, builds, container_stats, container_update, containers, events,
@@ -45,7 +45,7 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
     backend = Backend.build(cfg, Client(cfg.runtime_address, cfg.runtime_namespace), events)
     await backend.networks.ensure_builtin()
     metrics = await backend.metrics.listen(cfg.metrics_addr) if cfg.metrics_addr else None
-    app = build(backend, ROUTERS)
+    app = build(backend, ROUTERS, experimental=cfg.experimental)
     backend.metrics.install(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -128,6 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-concurrent-uploads", type=_positive, help="layers a push uploads at once (default 5)")
     p.add_argument("--label", action="append", dest="labels", default=[], metavar="KEY=VALUE",
                    help="daemon label shown by docker info, repeatable")
+    p.add_argument("--add-runtime", action="append", default=[], metavar="NAME=PATH",
+                   help="an OCI runtime containers may name (--runtime), repeatable")
+    p.add_argument("--default-runtime", help="the runtime of containers that name none (default runc)")
+    p.add_argument("--experimental", action="store_true", default=None, help="enable experimental features")
     args = p.parse_args(argv)
     systemd.claim()
 
@@ -144,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
             "metrics_addr": args.metrics_addr,
             "max_concurrent_downloads": args.max_concurrent_downloads,
             "max_concurrent_uploads": args.max_concurrent_uploads,
+            "runtimes": runtimes.from_flags(args.add_runtime), "default_runtime": args.default_runtime,
+            "experimental": args.experimental,
         })
         if cfg.metrics_addr:
             parse_address(cfg.metrics_addr)

@@ -1,7 +1,7 @@
 """SIGHUP: read daemon.json again and apply what dockerd applies live.
 
 Live: log level, labels, registry mirrors, insecure registries, max concurrent downloads and uploads, the
-default log driver and its options, and the events journal's retention. The rest (hosts, roots, TLS, the bridge) needs a restart: a change
+default log driver and its options, the events journal's retention, and the OCI runtimes (for the next starts). The rest (hosts, roots, TLS, the bridge) needs a restart: a change
 there is logged and the running value kept. A file that does not load or validate is refused whole:
 nothing of it applies, the running configuration stays, and the log says why.
 """
@@ -19,10 +19,10 @@ from engine.events_journal import Journal
 log = logging.getLogger("engine.reload")
 
 LIVE = ("log_level", "labels", "registry_mirrors", "insecure_registries", "max_concurrent_downloads",
-        "max_concurrent_uploads", "log_driver", "log_opts", "events_retention")
+        "max_concurrent_uploads", "log_driver", "log_opts", "events_retention", "runtimes", "default_runtime")
 # Compared to say that a change needs a restart; the rest of the file's keys are not read after startup either.
 RESTART = ("hosts", "data_root", "exec_root", "runtime_address", "runtime_namespace", "bridge_name", "bip", "tls",
-           "tlsverify", "tlscacert", "tlscert", "tlskey", "socket_group", "default_ulimits")
+           "tlsverify", "tlscacert", "tlscert", "tlskey", "socket_group", "default_ulimits", "experimental")
 
 
 class Reloader:

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine import __version__
 from engine.config import Config
+from engine.runtimes import RuntimeTable
 from engine.containers.hostlimits import Features
 from engine.containers.state import Status
 from engine.containers.store import ContainerStore
@@ -44,7 +45,8 @@ class SystemInfo:
             "Components": [
                 {"Name": "Engine", "Version": __version__,
                  "Details": {"ApiVersion": api_version, "MinAPIVersion": min_api_version, "Os": "linux",
-                             "Arch": _arch(), "KernelVersion": uname.release, "Experimental": "false"}},
+                             "Arch": _arch(), "KernelVersion": uname.release,
+                             "Experimental": str(self._config.experimental).lower()}},
                 {"Name": "pyruntimed", "Version": (await self._rt.version()).version, "Details": {}},
             ],
             "Version": __version__,
@@ -55,7 +57,7 @@ class SystemInfo:
             "Os": "linux",
             "Arch": _arch(),
             "KernelVersion": uname.release,
-            "Experimental": False,
+            "Experimental": self._config.experimental,
             "BuildTime": "",
         }
 
@@ -88,8 +90,8 @@ class SystemInfo:
                                "InsecureRegistryCIDRs": ["127.0.0.0/8"],
                                "IndexConfigs": {}},
             "DockerRootDir": config.data_root, "Name": uname.nodename, "Labels": list(config.labels),
-            "ExperimentalBuild": False, "ServerVersion": __version__,
-            "Runtimes": {"runc": {"path": "runc"}}, "DefaultRuntime": "runc",
+            "ExperimentalBuild": config.experimental, "ServerVersion": __version__,
+            "Runtimes": RuntimeTable(config).info(), "DefaultRuntime": RuntimeTable(config).default,
             "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "tini",
             "SecurityOptions": _security_options(f), "Warnings": _warnings(f, forwarding),

@@ -54,7 +54,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("Api-Version", API_VERSION)
     response.headers.setdefault("Ostype", "linux")
-    response.headers.setdefault("Docker-Experimental", "false")
+    response.headers.setdefault("Docker-Experimental", "true" if request.app["experimental"] else "false")
     response.headers["Server"] = f"Docker/{__version__} (linux)"
 
 
@@ -79,9 +79,11 @@ class Router:
         self.app.router.add_route(method, r"/v{api_version:\d+\.\d+}" + path, versioned)
 
 
-def build(backend: Any, routers: Sequence[Callable[[Router, Any], None]]) -> web.Application:
+def build(backend: Any, routers: Sequence[Callable[[Router, Any], None]], *,
+          experimental: bool = False) -> web.Application:
     app = web.Application(middlewares=[tracing.middleware, _errors], client_max_size=1 << 30)
     app["backend"] = backend
+    app["experimental"] = experimental
     app.on_response_prepare.append(_headers)
     r = Router(app)
     for register in routers:

@@ -41,6 +41,7 @@ class BuildOptions:
     quiet: bool = False
     remote: str = ""
     host_config: dict[str, Any] = field(default_factory=dict)  # the RUN containers' limits
+    squash: bool = False  # the target stage's layers as one (experimental mode only, as dockerd)
 
 
 def _json(q: Mapping[str, str], name: str, kind: type) -> Any:
@@ -68,13 +69,15 @@ def _tag(name: str) -> str:
     return name
 
 
-def parse_options(q: MultiMapping[str]) -> BuildOptions:
+def parse_options(q: MultiMapping[str], *, experimental: bool = False) -> BuildOptions:
+    """The build's query; `experimental`: the daemon's experimental mode, which dockerd requires for squash."""
     version = q.get("version", "1")
     if version != "1":
         raise InvalidArgument(f"builder version {version!r} (BuildKit) is not served: this daemon builds with the "
                               "classic builder API (version=1); unset DOCKER_BUILDKIT or install no buildx")
-    if query.boolean(q, "squash"):
-        raise InvalidArgument("squash is only supported with experimental mode, which this daemon does not offer")
+    squash = query.boolean(q, "squash")
+    if squash and not experimental:
+        raise InvalidArgument("squash is only supported with experimental mode")
     if q.get("outputs"):
         raise InvalidArgument("outputs are a BuildKit option: the classic builder stores the image in this daemon")
     isolation = q.get("isolation", "")
@@ -113,4 +116,4 @@ def parse_options(q: MultiMapping[str]) -> BuildOptions:
         remove=query.boolean(q, "rm", True), force_remove=query.boolean(q, "forcerm"),
         cache_from=tuple(str(c) for c in cache_from), network_mode=network_mode, extra_hosts=extra_hosts,
         platform=platforms.parse(q["platform"]) if q.get("platform") else None,
-        quiet=query.boolean(q, "q"), remote=q.get("remote", ""), host_config=host_config)
+        quiet=query.boolean(q, "q"), remote=q.get("remote", ""), host_config=host_config, squash=squash)

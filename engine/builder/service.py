@@ -32,6 +32,7 @@ from engine.errors import EngineError, InvalidArgument
 from engine.images import platforms
 from engine.images.lookup import NoSuchImage
 from engine.images.model import DANGLING_PREFIX, LocalImage
+from engine.builder.squash import SquashRuntime, squash
 from engine.images.pull import RegistryAuth, pull
 from engine.images.store import ImageService
 from engine.images.writer import ImageWriter
@@ -67,8 +68,9 @@ class _Stage:
 
 class Builder:
     def __init__(self, images: ImageService, writer: ImageWriter, cache: BuildCache, run_step: RunStep,
-                 copy_files: CopyFiles) -> None:
+                 copy_files: CopyFiles, runtime: SquashRuntime) -> None:
         self.images = images
+        self.runtime = runtime
         self.writer = writer
         self.cache = cache
         self.run_step = run_step
@@ -96,6 +98,7 @@ class Builder:
         cache_sources = await self._cache_sources(options)
         current_stage: contextvars.ContextVar[int] = contextvars.ContextVar("stage")
         first_step = {}
+        bases: dict[int, LocalImage | None] = {}  # each stage's FROM image, which a squash keeps
         number = 0
         for i in plan.order:
             first_step[i] = number
@@ -122,6 +125,7 @@ class Builder:
                 current_stage.set(i)
                 await self._start(state, plan.base[i], plan.platform[i], dockerfile, stages, options, auths, out,
                                   pulls)
+                bases[i] = state.image
                 async with self.writer.lease() as lease:
                     runner = StageRunner(self.writer, self.cache, self.run_step, self.copy_files, options, context,
                                          out, lease, counter, cache_sources)
@@ -152,6 +156,9 @@ class Builder:
         unused = df.unused_build_args_warning(df.unused_build_args(options.build_args, plan.declared))
         if unused:
             await progress.text(unused)
+        if options.squash:
+            final = (await self.images.get((await squash(self.runtime, self.writer, final,
+                                                         bases[plan.target.index])).id)).image
         tags = await self._tag(final, options)
         await progress.built(final.id, tags)
         return final.id

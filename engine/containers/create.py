@@ -32,6 +32,7 @@ from engine.images import platforms
 from engine.images.platforms import Platform
 from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
+from engine.runtimes import RuntimeTable
 from engine.volumes.service import VolumeService
 from runtime.client import RuntimeAPI, RuntimeError_
 
@@ -41,9 +42,10 @@ log = logging.getLogger("engine.containers")
 class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, host: Features, ipc: IpcNamespaces,
-                 log_config: Callable[[dict[str, Any] | None], dict[str, Any]]) -> None:
+                 log_config: Callable[[dict[str, Any] | None], dict[str, Any]], runtimes: RuntimeTable) -> None:
         """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked."""
         self._rt = runtime
+        self._runtimes = runtimes
         self._log_config = log_config
         self._store = store
         self._lives = lives
@@ -59,6 +61,7 @@ class Creator:
         """The new container and dockerd's warnings for it; `platform` is the one the image must be for."""
         bare = names.validate(name) if name else None
         wanted = platforms.parse(platform) if platform else None
+        runtime = self._runtimes.resolve(req.HostConfig.Runtime)
         image = await self._images.resolve(req.Image or "")
         warnings = _platform_warnings(req.Image or "", image.platform, wanted)
         cid = secrets.token_hex(32)
@@ -70,6 +73,7 @@ class Creator:
             features = await self._host.features()
             p = plan(req, image, cid, features)
             p.host_config["LogConfig"] = self._log_config(p.host_config.get("LogConfig"))
+            p.host_config["Runtime"] = runtime
             p.host_config["Links"] = links.at_create(p.network.links, bare, p.network.mode, self._store.find) or None
             options = p.options
             options["netns"] = await self._plan_network(cid, p.network)

@@ -46,9 +46,11 @@ HONOURED: frozenset[str] = frozenset({
     "HostConfig.ContainerIDFile",
     # json-file, local or none, with their options (engine/logs/settings.py checks them).
     "HostConfig.LogConfig",
-    # Each takes the one value this engine has, as dockerd on Linux without options or plugins does: Runtime
-    # "runc", UsernsMode "host", Isolation "default", VolumeDriver "local"; anything else is a 400.
-    "HostConfig.Runtime", "HostConfig.UsernsMode", "HostConfig.Isolation",
+    # runc or a runtime of daemon.json's `runtimes` (engine/runtimes.py); anything else is dockerd's 400.
+    "HostConfig.Runtime",
+    # Each takes the one value this engine has, as dockerd on Linux without options or plugins does: UsernsMode
+    # "host", Isolation "default", VolumeDriver "local"; anything else is a 400.
+    "HostConfig.UsernsMode", "HostConfig.Isolation",
     "HostConfig.VolumeDriver",
     "NetworkingConfig.EndpointsConfig",
     "EndpointSettings.IPAMConfig", "EndpointSettings.Aliases", "EndpointSettings.MacAddress",

@@ -1,7 +1,7 @@
 """dockerd's checks on the HostConfig values this engine takes, with its words where it has them.
 
 fields.py refuses the fields this engine does not implement at all; here are the values of
-honoured fields it takes only in part (a log driver, a runtime, namespace modes), checked the
+honoured fields it takes only in part (a volume driver, namespace modes; runtimes: engine/runtimes.py), checked the
 way dockerd checks them, so a value outside them is a 400 that names it and never a silent default.
 """
 from __future__ import annotations
@@ -12,14 +12,10 @@ from engine.containers.request import HostConfigModel
 from engine.errors import InvalidArgument
 from engine.networks.etcfiles import split_extra_host
 
-# The only runtime this engine runs, as a dockerd without a `runtimes` map in daemon.json.
-RUNTIMES = ("runc",)
 _CGROUP_RULE = re.compile(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})")
 
 
 def check(hc: HostConfigModel) -> None:
-    if hc.Runtime and hc.Runtime not in RUNTIMES:
-        raise InvalidArgument(f"Unknown runtime specified {hc.Runtime}")
     if hc.VolumeDriver and hc.VolumeDriver != "local":
         raise InvalidArgument(f"VolumeDriver {hc.VolumeDriver!r} (--volume-driver) is not supported by this engine: "
                               "only local")

@@ -5,21 +5,23 @@ import asyncio
 import contextlib
 from typing import Any
 
-from engine.containers import links, names
+from engine.containers import names
 from engine.containers.hostlimits import Features, discard_unsupported
+from engine.containers.linkedit import LinkEditor
 from engine.containers.live import Lives
 from engine.containers.resources import UpdateRequest, merged, runtime_resources
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
-from engine.errors import Conflict, InvalidArgument, NotFound
+from engine.errors import Conflict, InvalidArgument
 from engine.events import EventBus
 from runtime import client as rt
 
 
 class Manager:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
-                 host: Features) -> None:
+                 host: Features, link_editor: LinkEditor) -> None:
         self._rt = runtime
+        self._links = link_editor
         self._store = store
         self._lives = lives
         self._events = events
@@ -34,20 +36,11 @@ class Manager:
             raise InvalidArgument("Renaming a container with the same name as its current name")
         old = c.name
         await self._store.rename(c, bare)
+        await self._links.renamed(old, bare)
         self._events.container(c, "rename", oldName="/" + old)
 
     async def remove_link(self, link: str) -> None:
-        """`docker rm --link parent/alias`: the parent forgets the link. Its variables and hosts entry are made at
-        each start, so a running parent keeps them until it starts again."""
-        parent_name, full = links.parent_of(link)
-        parent = self._store.find(parent_name)
-        kept = links.without(parent.host_config.get("Links") or [], full) if parent is not None else []
-        if parent is None or len(kept) == len(parent.host_config.get("Links") or []):
-            raise NotFound(f"No such container: {link}")
-        live = self._lives.of(parent.id)
-        async with live.lock:
-            parent.host_config = {**parent.host_config, "Links": kept or None}
-            await self._store.save(parent)
+        await self._links.remove(link)
 
     async def update(self, ref: str, req: UpdateRequest) -> list[str]:
         """docker update: new limits for the container's next runs and, if it runs, for this one; the warnings."""

@@ -114,6 +114,19 @@ def host_mounts(binds: list[str], mounts: list[Mount],
     return out, tmpfs
 
 
+def bind_propagations(binds: list[str], mounts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(host source, propagation) of each host-path bind that asks for a propagation, from a stored HostConfig."""
+    out = []
+    for b in binds:
+        src, _, opts = _split_bind(b)
+        out += [(src, o) for o in opts if src.startswith("/") and o in _PROPAGATIONS]
+    for m in mounts:
+        propagation = (m.get("BindOptions") or {}).get("Propagation")
+        if m.get("Type", "bind") == "bind" and m.get("Source") and propagation:
+            out.append((m["Source"], propagation))
+    return out
+
+
 def explicit_destinations(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str]) -> set[str]:
     """Where a container's own binds, volumes, mounts and tmpfs go."""
     return ({posixpath.normpath(_split_bind(b)[1]) for b in binds} | {posixpath.normpath(m.Target) for m in mounts}

@@ -203,7 +203,6 @@ def inspect_host_config(req: CreateRequest, features: Mapping[str, Any]) -> dict
         hc[key] = hc.get(key) or 0
     privileged = bool(req.HostConfig.Privileged)
     hc["ShmSize"] = hc.get("ShmSize") or DEFAULT_SHM_SIZE
-    hc["Runtime"] = hc.get("Runtime") or "runc"
     hc["CgroupnsMode"] = cgroupns_mode(req.HostConfig, features)
     hc["IpcMode"] = hc.get("IpcMode") or "private"
     hc["MaskedPaths"] = _system_paths(req.HostConfig.MaskedPaths, DEFAULT_MASKED_PATHS, privileged)

@@ -15,7 +15,7 @@ import signal
 import time
 from enum import Enum
 
-from engine.containers import links
+from engine.containers import links, propagation
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
 from engine.containers.ipc import IpcNamespaces
@@ -29,6 +29,7 @@ from engine.events import EventBus
 from engine.logs.service import ContainerLogs
 from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
+from engine.runtimes import RuntimeTable
 from engine.volumes.service import VolumeService
 from runtime import client as rt
 from runtime.client.attach import Attachment
@@ -51,8 +52,9 @@ class WaitCondition(str, Enum):
 class RunControl:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, supervisor: Supervisor,
-                 logs: ContainerLogs, ipc: IpcNamespaces) -> None:
+                 logs: ContainerLogs, ipc: IpcNamespaces, runtimes: RuntimeTable) -> None:
         self._rt = runtime
+        self._runtimes = runtimes
         self.logs = logs
         self._store = store
         self._lives = lives
@@ -97,6 +99,8 @@ class RunControl:
         if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
             await self._networks.host_etc(c.id)
         try:
+            binary = self._runtimes.binary(c.host_config.get("Runtime"))
+            await propagation.check_host(c.host_config)
             await self._ipc.prepare(c)
         except EngineError as e:
             await self._start_failed(c, live, e)
@@ -120,7 +124,8 @@ class RunControl:
         live.task_deleted = False
         try:
             task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")), linked.env,
-                                           keep_stdin_open=keeps_stdin_open(c.config))
+                                           keep_stdin_open=keeps_stdin_open(c.config),
+                                           binary=binary)
         except rt.RuntimeError_ as e:
             wired = (await asyncio.gather(wiring, return_exceptions=True))[0]
             await self._release(c)
@@ -166,13 +171,16 @@ class RunControl:
             self._events.volume("unmount", v["name"], {"container": c.id})
 
     async def _create_task(self, cid: str, tty: bool, stdin: bool, env: list[str], *,
-                           keep_stdin_open: bool) -> CreatedTask:
+                           keep_stdin_open: bool, binary: tuple[str, list[str]] | None) -> CreatedTask:
+        path, args = binary or (None, [])
         try:
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open, env=env)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open, env=env,
+                                              runtime_binary=path, runtime_args=args)
         except rt.AlreadyExists:
             # A run whose exit was recorded but whose task could not be deleted then.
             await self._rt.delete_task(cid, force=True)
-            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open, env=env)
+            return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open, env=env,
+                                              runtime_binary=path, runtime_args=args)
 
     async def _hand_over(self, live: Live, socket: str) -> None:
         """Connect every attach waiting for this start, before the process can write a byte."""

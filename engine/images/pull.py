@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from engine import errors
 from engine.errors import Internal, InvalidArgument
 from engine.humanize import human_size
+from engine.images import platforms
 from engine.images.lookup import NoSuchImage
 from engine.images.model import short_id
 from engine.images.store import ImageService
@@ -19,6 +20,7 @@ from runtime.client import NotFound
 from runtime.client.reference import Reference, familiar, parse
 
 _BAR_WIDTH = 50
+_INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
 class RegistryAuth(BaseModel):
@@ -157,6 +159,7 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
         except NotFound as e:
             raise not_found(ref, e.message) from None
         digest = resolved.get("digest", "")
+        single_platform = resolved.get("mediaType") not in _INDEX_TYPES
         up_to_date = before is not None and before.target.digest == digest
         yield {"status": f"Pulling from {ref.path}", "id": ref.tag if ref.digest is None else ref.digest}
         reporter = LayerReporter()
@@ -177,3 +180,20 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
     yield {"status": f"Digest: {digest}"}
     verdict = "Image is up to date for" if up_to_date else "Downloaded newer image for"
     yield {"status": f"Status: {verdict} {familiar(ref)}"}
+    if platform and single_platform:
+        mismatch = await _platform_mismatch(images, ref, platforms.parse(platform))
+        if mismatch:
+            yield {"status": f"WARNING: {mismatch}"}
+
+
+async def _platform_mismatch(images: ImageService, ref: Reference, wanted: platforms.Platform) -> str | None:
+    """dockerd pulls a single-platform image whatever platform was asked for (older clients relied on it) and
+    only warns when the image's own config names another one."""
+    try:
+        actual = platforms.of_image((await images.get(str(ref))).image.config)
+    except NoSuchImage:
+        return None
+    if wanted.matches(actual):
+        return None
+    return (f"image with reference {ref} was found but does not match the specified platform: "
+            f"wanted {wanted}, actual: {actual}")

@@ -37,10 +37,6 @@ _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 
 
-def _new_id() -> str:
-    return secrets.token_hex(32)
-
-
 def _rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int((ts % 1) * 1e9):09d}Z"
 
@@ -73,14 +69,14 @@ class NetworkService:
                 subnet = ipam.pick_subnet(self._taken_subnets(with_host_routes=True))
                 gateway = str(subnet.network_address + 1)
             await self.store.save(Network(
-                id=_new_id(), name=BRIDGE, driver="bridge", created=time.time(), subnet=str(subnet),
+                id=secrets.token_hex(32), name=BRIDGE, driver="bridge", created=time.time(), subnet=str(subnet),
                 gateway=gateway, interface=self._bridge_interface, dns=False,
                 options={"com.docker.network.bridge.default_bridge": "true",
                          "com.docker.network.bridge.enable_ip_masquerade": "true",
                          _BRIDGE_NAME_OPT: self._bridge_interface}))
         for name, driver in ((HOST, "host"), (NONE, "null")):
             if self.store.by_name(name) is None:
-                await self.store.save(Network(id=_new_id(), name=name, driver=driver, created=time.time()))
+                await self.store.save(Network(id=secrets.token_hex(32), name=name, driver=driver, created=time.time()))
 
     async def reconcile(self, in_use: Callable[[str], bool]) -> None:
         """Take down the sandboxes of containers that stopped while the engine was away; hold the rest.
@@ -134,7 +130,7 @@ class NetworkService:
                 net = ipam.pick_subnet(self._taken_subnets(with_host_routes=True))
             gw = ipam.gateway_for(net, gateway)
             rng = ipam.ip_range_in(net, ip_range)
-            nid = _new_id()
+            nid = secrets.token_hex(32)
             opts = dict(options or {})
             interface = opts.get(_BRIDGE_NAME_OPT) or f"pe-{nid[:12]}"
             if len(interface) > 15:
@@ -216,7 +212,7 @@ class NetworkService:
                 raise InvalidArgument("user specified IP address is supported on user defined networks only")
             assert n.subnet and n.gateway
             ip = ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway, static, self._ips_on(n))
-        e = Endpoint(network_id=n.id, container_id=cid, id=_new_id(), ip=ip, static_ip=bool(static),
+        e = Endpoint(network_id=n.id, container_id=cid, id=secrets.token_hex(32), ip=ip, static_ip=bool(static),
                      static_mac=endpointcfg.mac(str(cfg.get("MacAddress") or "")), aliases=aliases,
                      links=[endpointcfg.link(str(link)) for link in cfg.get("Links") or []])
         await self.store.save_endpoint(e)
@@ -379,6 +375,10 @@ class NetworkService:
         await asyncio.to_thread(self._write_etc, cid, etc)
         for n, _ in pairs:
             self._announce("connect", n, cid)
+
+    async def refresh_etc(self, cid: str, etc: EtcConfig) -> None:
+        """A running container's /etc/hosts and resolv.conf written anew, as libnetwork's sandbox Refresh does."""
+        await asyncio.to_thread(self._write_etc, cid, etc)
 
     def _write_etc(self, cid: str, etc: EtcConfig) -> None:
         base = self.files_root / cid

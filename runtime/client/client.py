@@ -216,10 +216,13 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, Transport):
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
                           keep_stdin_open: bool = False, env: list[str] | None = None,
+                          runtime_binary: str | None = None, runtime_args: list[str] | None = None,
                           namespace: str | None = None) -> CreatedTask:
-        """`env`: KEY=VALUE for this run only; the container's own variables win over them."""
+        """`env`: KEY=VALUE for this run only; the container's own variables win over them. `runtime_binary`: a
+        runc-compatible binary (a path, or a name looked up in PATH) this task runs with in place of its
+        container's runtime's own, with `runtime_args` before each of its commands."""
         body = {"container_id": container_id, "terminal": terminal, "stdin": stdin, "keep_stdin_open": keep_stdin_open,
-                "env": env or []}
+                "env": env or [], "runtime_binary": runtime_binary, "runtime_args": runtime_args or []}
         return await self._record(CreatedTask, "POST", "/tasks", json_body=body, namespace=namespace)
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task:

@@ -104,6 +104,7 @@ class RuntimeAPI(Protocol):
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
                           keep_stdin_open: bool = False, env: list[str] | None = None,
+                          runtime_binary: str | None = None, runtime_args: list[str] | None = None,
                           namespace: str | None = None) -> CreatedTask: ...
 
     async def start_task(self, task_id: str, namespace: str | None = None) -> Task: ...

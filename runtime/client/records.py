@@ -154,6 +154,8 @@ class Exec(Process):
 class Task(Process):
     namespace: str
     runtime: str
+    runtime_binary: str | None = None  # the binary it runs with in place of its runtime's own
+    runtime_args: list[str] = Field(default_factory=list)
     keep_stdin_open: bool = False
     cgroups_path: str | None = None
     rootfs: str | None = None

@@ -322,8 +322,11 @@ class FakeRuntime:
 
     async def create_task(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
                           keep_stdin_open: bool = False, env: list[str] | None = None,
+                          runtime_binary: str | None = None, runtime_args: list[str] | None = None,
                           namespace: str | None = None) -> CreatedTask:
         self._call("create_task")
+        if runtime_args and not runtime_binary:
+            raise InvalidArgument("runtime_args need runtime_binary")
         if keep_stdin_open and not stdin:
             raise InvalidArgument("keep_stdin_open needs stdin")
         if container_id not in self._containers:

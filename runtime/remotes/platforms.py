@@ -1,6 +1,7 @@
 """Choosing the manifest for a platform from an image index / manifest list."""
 from __future__ import annotations
 
+import logging
 import platform as _host
 from typing import Any
 
@@ -31,6 +32,8 @@ _VARIANT_LEVELS: dict[str, list[str]] = {
     "amd64": ["", "v2", "v3", "v4"],
 }
 _ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
+
+log = logging.getLogger("runtime.remotes")
 
 
 def normalize(os: str, arch: str, variant: str | None = None) -> tuple[str, str, str]:
@@ -80,7 +83,8 @@ def select_manifest(
     """The best manifest in an index for os/arch/variant (arch defaults to the host's).
 
     Exact variant beats a compatible lower one (arm/v6 on an arm/v7 host);
-    among equals the index's order wins. NotFound lists what the index offers.
+    among equals the index's order wins. NotFound says it in dockerd's words (clients match on them);
+    what the index offers goes to the log.
     """
     if arch is None:
         host = host_platform()
@@ -111,11 +115,9 @@ def select_manifest(
             best = (rank, entry)
 
     if best is None:
-        offered = ", ".join(dict.fromkeys(available)) or "none"
-        raise NotFound(
-            f"no matching manifest for {format_platform(want_os, want_arch, want_variant)} "
-            f"in the manifest list entries (available: {offered})"
-        )
+        wanted = format_platform(want_os, want_arch, want_variant)
+        log.info("no manifest for %s in an index offering %s", wanted, ", ".join(dict.fromkeys(available)) or "none")
+        raise NotFound(f"no matching manifest for {wanted} in the manifest list entries")
     try:
         return Descriptor.model_validate(best[1])
     except ValidationError as e:

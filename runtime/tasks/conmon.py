@@ -222,7 +222,8 @@ def _prepare(state_dir: str, log_path: str | None, stale: tuple[str, ...] = (),
 
 
 def _common_args(cid: str, cuuid: str, bundle: str, state_dir: str, log_path: str | None, runc_root: str,
-                 runtime_path: str, terminal: bool, stdin: bool, leave_stdin_open: bool) -> list[str]:
+                 runtime_path: str, runtime_args: tuple[str, ...], terminal: bool, stdin: bool,
+                 leave_stdin_open: bool) -> list[str]:
     args = [
         "--api-version", "1",
         "-c", cid, "-u", cuuid,
@@ -232,6 +233,7 @@ def _common_args(cid: str, cuuid: str, bundle: str, state_dir: str, log_path: st
         "-l", f"k8s-file:{log_path}" if log_path else "none:",
         "--persist-dir", state_dir,
         "--conmon-pidfile", os.path.join(state_dir, exits.CONMON_PIDFILE),
+        *(a for arg in runtime_args for a in ("--runtime-arg", arg)),
         "--runtime-arg", f"--root={runc_root}",
         # runc's errors then come back as JSON lines whose msg we can lift out.
         "--runtime-arg", "--log-format=json",
@@ -261,6 +263,7 @@ async def create_task(
     stdin: bool = False,
     leave_stdin_open: bool = False,
     runtime_path: str = RUNC,
+    runtime_args: tuple[str, ...] = (),
     conmon_path: str = CONMON,
     timeout: float = DEFAULT_TIMEOUT,
     log_size_max: int = 0,
@@ -278,7 +281,7 @@ async def create_task(
     if log_path:
         log_path = os.path.abspath(log_path)
     await asyncio.to_thread(_prepare, state_dir, log_path, (exit_file,))
-    args = _common_args(id, id, bundle, state_dir, log_path, runc_root, runtime_path, terminal, stdin,
+    args = _common_args(id, id, bundle, state_dir, log_path, runc_root, runtime_path, runtime_args, terminal, stdin,
                         leave_stdin_open) + ["--exit-dir", exit_dir]
     if log_path and log_size_max:
         args += ["--log-size-max", str(log_size_max)]
@@ -300,7 +303,7 @@ async def create_task(
         await c.kill()
         # Interrupted mid-create: runc state and cgroups may be left behind.
         with contextlib.suppress(RuntimeError_):
-            await Runc(runc_root, runtime_path).delete(id, force=True)
+            await Runc(runc_root, runtime_path, runtime_args).delete(id, force=True)
         if isinstance(e, TimeoutError):
             raise Unavailable(f"conmon did not create {id} within {timeout:g}s") from None
         raise
@@ -368,6 +371,7 @@ async def create_exec(
     stdin: bool = False,
     leave_stdin_open: bool = False,
     runtime_path: str = RUNC,
+    runtime_args: tuple[str, ...] = (),
     conmon_path: str = CONMON,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> PendingExec:
@@ -383,8 +387,8 @@ async def create_exec(
     # conmon allocates the terminal from -t; a spec saying otherwise would make runc refuse.
     await asyncio.to_thread(_prepare, state_dir, log_path, spec=(spec_path, {**process_spec, "terminal": terminal}))
     # -b only tells conmon where to put attach/ctl/winsz for an exec: runc exec needs no bundle.
-    args = _common_args(id, exec_id, state_dir, state_dir, log_path, runc_root, runtime_path, terminal, stdin,
-                        leave_stdin_open) + ["--exec", "--exec-process-spec", spec_path, "--exec-attach"]
+    args = _common_args(id, exec_id, state_dir, state_dir, log_path, runc_root, runtime_path, runtime_args,
+                        terminal, stdin, leave_stdin_open) + ["--exec", "--exec-process-spec", spec_path, "--exec-attach"]
     c = _Conmon(state_dir)
     try:
         async with asyncio.timeout(timeout):

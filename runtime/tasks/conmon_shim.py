@@ -10,7 +10,7 @@ from runtime.errors import FailedPrecondition, NotFound
 from runtime.stdio import attach
 from runtime.tasks import conmon, exits
 from runtime.tasks.runc import Runc
-from runtime.tasks.shim import ProcessIO, ProcessPaths
+from runtime.tasks.shim import ProcessIO, ProcessPaths, RuntimeBinary
 
 
 class ConmonShim:
@@ -21,26 +21,38 @@ class ConmonShim:
         self._runtime_path = runtime_path
         self._runc_root = runc_root
         self._conmon_path = conmon_path
-        self._runc = Runc(runc_root, runtime_path)
+        self._default = Runc(runc_root, runtime_path)
+        # Tasks created with a binary of their own: every command of theirs goes through it.
+        self._own: dict[str, Runc] = {}
         self._pending: dict[tuple[str, str], conmon.PendingExec] = {}
 
+    def _runc(self, task_id: str) -> Runc:
+        return self._own.get(task_id, self._default)
+
+    def adopt(self, task_id: str, binary: RuntimeBinary) -> None:
+        self._own[task_id] = Runc(self._runc_root, binary.path, binary.args)
+
     async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool,
-                     keep_stdin_open: bool = False) -> int:
+                     keep_stdin_open: bool = False, binary: RuntimeBinary | None = None) -> int:
+        path, args = (binary.path, binary.args) if binary else (self._runtime_path, ())
         p = await conmon.create_task(
             task_id, paths.bundle, runc_root=self._runc_root, state_dir=paths.state_dir, log_path=paths.log_path,
             exit_dir=paths.exit_dir, terminal=terminal, stdin=stdin, leave_stdin_open=keep_stdin_open,
-            runtime_path=self._runtime_path, conmon_path=self._conmon_path, log_size_max=self._log_size_max,
+            runtime_path=path, runtime_args=args, conmon_path=self._conmon_path, log_size_max=self._log_size_max,
         )
+        if binary is not None:
+            self.adopt(task_id, binary)
         return p.pid
 
     async def start(self, task_id: str) -> None:
-        await self._runc.start(task_id)
+        await self._runc(task_id).start(task_id)
 
     async def prepare_exec(self, task_id: str, exec_id: str, process: dict[str, Any], paths: ProcessPaths, *,
                            terminal: bool, stdin: bool) -> None:
+        runc = self._runc(task_id)
         self._pending[(task_id, exec_id)] = await conmon.create_exec(
             task_id, exec_id, process, runc_root=self._runc_root, state_dir=paths.state_dir, terminal=terminal,
-            stdin=stdin, runtime_path=self._runtime_path, conmon_path=self._conmon_path,
+            stdin=stdin, runtime_path=runc.binary, runtime_args=runc.args, conmon_path=self._conmon_path,
         )
 
     async def start_exec(self, task_id: str, exec_id: str) -> int:
@@ -55,7 +67,7 @@ class ConmonShim:
             pending.abort()
 
     async def kill(self, task_id: str, signal: int, all: bool = False) -> None:
-        await self._runc.kill(task_id, signal, all=all)
+        await self._runc(task_id).kill(task_id, signal, all=all)
 
     async def kill_pid(self, pid: int, signal: int) -> None:
         try:
@@ -64,27 +76,28 @@ class ConmonShim:
             raise NotFound(f"process {pid} has exited") from None
 
     async def delete(self, task_id: str, force: bool = False) -> None:
-        await self._runc.delete(task_id, force=force)
+        await self._runc(task_id).delete(task_id, force=force)
+        self._own.pop(task_id, None)
 
     async def sweep(self, known: set[str]) -> list[str]:
         if not os.path.isdir(self._runc_root):
             return []
-        orphans = [c["id"] for c in await self._runc.list() if c.get("id") not in known]
+        orphans = [c["id"] for c in await self._default.list() if c.get("id") not in known]
         for cid in orphans:
-            await self._runc.delete(cid, force=True)
+            await self._default.delete(cid, force=True)
         return orphans
 
     async def pause(self, task_id: str) -> None:
-        await self._runc.pause(task_id)
+        await self._runc(task_id).pause(task_id)
 
     async def resume(self, task_id: str) -> None:
-        await self._runc.resume(task_id)
+        await self._runc(task_id).resume(task_id)
 
     async def update(self, task_id: str, resources: dict[str, Any]) -> None:
-        await self._runc.update(task_id, resources)
+        await self._runc(task_id).update(task_id, resources)
 
     async def pids(self, task_id: str) -> list[int]:
-        return await self._runc.ps(task_id)
+        return await self._runc(task_id).ps(task_id)
 
     def io(self, paths: ProcessPaths, exec: bool) -> ProcessIO:
         # conmon binds attach/ctl in its -b directory: the bundle for a task, the state dir for an exec.

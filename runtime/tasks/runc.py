@@ -69,9 +69,10 @@ def error_message(stderr: str) -> str:
 
 
 class Runc:
-    def __init__(self, root: str, binary: str = RUNC, timeout: float = 30.0) -> None:
+    def __init__(self, root: str, binary: str = RUNC, args: tuple[str, ...] = (), timeout: float = 30.0) -> None:
         self.root = root
         self.binary = binary
+        self.args = args  # global options before each command, ahead of runc's own
         # runc blocks on a frozen or wedged cgroup; never let that hang a caller forever.
         self.timeout = timeout
 
@@ -81,7 +82,7 @@ class Runc:
 
     async def _exec(self, *args: str, input: bytes | None = None) -> bytes:
         proc = await asyncio.create_subprocess_exec(
-            self.binary, "--root", self.root, "--log-format", "json", *args,
+            self.binary, *self.args, "--root", self.root, "--log-format", "json", *args,
             stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )

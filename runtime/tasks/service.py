@@ -34,7 +34,7 @@ from runtime.namespaces import require_namespace, reset_namespace, set_namespace
 from runtime.tasks import cgroups
 from runtime.tasks.exec_diagnosis import diagnose
 from runtime.tasks.exit_watcher import POLL, ExitWatcher
-from runtime.tasks.shim import ProcessIO, Shim
+from runtime.tasks.shim import ProcessIO, RuntimeBinary, Shim, runtime_binary
 from runtime.tasks.spec_options import ResourceOptions
 from runtime.tasks.spec_resources import linux_resources
 from runtime.tasks.state import ExecState, ProcessState, Status, TaskState
@@ -88,10 +88,14 @@ class TaskService:
 
     async def create(self, container_id: str, *, terminal: bool | None = None, stdin: bool = False,
                      keep_stdin_open: bool = False, env: list[str] | None = None,
-                     log_path: str | None = None) -> TaskState:
-        """`log_path`: an absolute path for the output log in place of the runtime's own (the CRI's pod logs)."""
+                     log_path: str | None = None, binary: str | None = None,
+                     binary_args: list[str] | None = None) -> TaskState:
+        """`log_path`: an absolute path for the output log in place of the runtime's own (the CRI's pod logs).
+        `binary`: a runc-compatible binary (path or a name in PATH) for this task in place of its runtime's own,
+        `binary_args` before each of its commands."""
         if keep_stdin_open and not stdin:
             raise InvalidArgument("keep_stdin_open needs stdin")
+        binary_of_task = runtime_binary(binary, binary_args or [])
         if log_path is not None and not log_path.startswith("/"):
             raise InvalidArgument(f"log path {log_path!r} is not absolute")
         ns = require_namespace()
@@ -119,6 +123,8 @@ class TaskService:
             mounts = await service.mounts(c.snapshot_key)
             await asyncio.to_thread(mount_all, mounts, str(d / "rootfs"))
             t = TaskState(id=container_id, namespace=ns, runtime=c.runtime, terminal=terminal, stdin=stdin,
+                          runtime_binary=binary_of_task.path if binary_of_task else None,
+                          runtime_args=list(binary_of_task.args) if binary_of_task else [],
                           keep_stdin_open=keep_stdin_open, created_at=time.time(),
                           cgroups_path=spec.get("linux", {}).get("cgroupsPath"), rootfs=str(d / "rootfs"),
                           log_path=log_path)
@@ -130,7 +136,7 @@ class TaskService:
                 if (why := await asyncio.to_thread(diagnose, t.rootfs, spec["process"], mounted)) is not None:
                     raise InvalidArgument(why)
                 t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin,
-                                          keep_stdin_open=keep_stdin_open)
+                                          keep_stdin_open=keep_stdin_open, binary=binary_of_task)
             except BaseException:
                 await asyncio.to_thread(self._table.cleanup_dir, d)
                 raise
@@ -388,6 +394,8 @@ class TaskService:
                     await asyncio.to_thread(self._table.remove_dir, d)
                     continue
                 self._table.tasks[(t.namespace, t.id)] = t
+                if t.runtime_binary and t.runtime in self._shims:
+                    self._shims[t.runtime].adopt(t.id, RuntimeBinary(t.runtime_binary, tuple(t.runtime_args)))
                 for p in [t, *t.execs.values()]:
                     if p.status == Status.STOPPED:
                         self._exits.exited((t.namespace, t.id, p.id)).set()

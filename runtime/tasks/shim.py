@@ -6,8 +6,12 @@ of it, as containerd's shim API keeps containerd independent of runc.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from runtime.errors import InvalidArgument
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,27 @@ class ProcessPaths:
     state_dir: str         # the monitor's own files for this process
     exit_dir: str          # for a task: the monitor writes <exit_dir>/<task id>
     log_path: str | None   # the task's stdout/stderr log (execs have none)
+
+
+@dataclass(frozen=True)
+class RuntimeBinary:
+    """A runc-compatible binary a task runs with in place of its runtime's own, `args` before each command."""
+
+    path: str
+    args: tuple[str, ...] = ()
+
+
+def runtime_binary(path: str | None, args: list[str]) -> RuntimeBinary | None:
+    """A task's own binary, checked before anything is made: an absolute path or a name found in PATH, as the
+    runc shim looks its BinaryName up."""
+    if path is None:
+        if args:
+            raise InvalidArgument("runtime_args need a runtime_binary")
+        return None
+    found = shutil.which(path) if "/" not in path else path
+    if not found or not os.path.isabs(found) or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        raise InvalidArgument(f"runtime binary {path!r}: no such executable file (an absolute path or a name in PATH)")
+    return RuntimeBinary(found, tuple(args))
 
 
 @dataclass(frozen=True)
@@ -33,11 +58,16 @@ class Shim(Protocol):
     name: str
 
     async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool,
-                     keep_stdin_open: bool = False) -> int:
+                     keep_stdin_open: bool = False, binary: RuntimeBinary | None = None) -> int:
         """Create the container's init process, stopped before exec; returns its pid.
 
-        Its stdin closes when an attached client leaves, unless `keep_stdin_open`.
+        Its stdin closes when an attached client leaves, unless `keep_stdin_open`. With `binary`, that binary
+        runs every command of this task (until delete) in place of the shim's own.
         """
+        ...
+
+    def adopt(self, task_id: str, binary: RuntimeBinary) -> None:
+        """After a restart: a recovered task created with its own binary goes on with it."""
         ...
 
     async def start(self, task_id: str) -> None: ...

@@ -51,6 +51,10 @@ class ExecState(ProcessState):
 class TaskState(ProcessState):
     namespace: str
     runtime: str
+    # A runc-compatible binary this task runs with in place of its runtime's own, with arguments before
+    # each command (containerd's runc BinaryName): kept so that every later command uses it too.
+    runtime_binary: str | None = None
+    runtime_args: list[str] = Field(default_factory=list)
     # stdin outlives every attached client (only the process's exit ends it), as for Docker's
     # OpenStdin containers that are not StdinOnce.
     keep_stdin_open: bool = False

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import platform as _platform
 import secrets
 from typing import Any, Protocol
 
@@ -43,14 +42,6 @@ log = logging.getLogger("runtime.transfer")
 # A pull killed with the daemon keeps its blobs this long, so a retry resumes.
 LEASE_EXPIRY = 24 * 3600
 
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
-
-
-def host_platform() -> tuple[str, str]:
-    machine = _platform.machine()
-    return "linux", _ARCH.get(machine, machine)
-
-
 class Remote(Protocol):
     """One image reference at one registry, as the pull needs it."""
 
@@ -62,13 +53,13 @@ class Remote(Protocol):
 
     async def open_blob(self, desc: Descriptor, offset: int) -> Any: ...
 
-    def select_platform(self, index: dict[str, Any], os: str, arch: str) -> Descriptor: ...
+    def select_platform(self, index: dict[str, Any], os: str, arch: str | None, variant: str | None) -> Descriptor: ...
 
 
 class PullOptions(BaseModel):
     snapshotter: str | None = None
     unpack: bool = True
-    platform: str | None = None  # "os/arch"
+    platform: str | None = None  # "os/arch[/variant]"; the host's when unset
     # This pull's own bound on parallel layer downloads (the engine's max-concurrent-downloads), under the
     # daemon-wide max_concurrent_downloads.
     max_concurrent_downloads: int | None = Field(default=None, ge=1)
@@ -109,18 +100,18 @@ class Puller:
     async def _pull(self, remote: Remote, opts: PullOptions, snapshotter: str, progress: PullProgress) -> Image:
         root = await remote.resolve()
         progress.emit({"status": "resolved", "name": remote.name, "digest": root.digest, "mediaType": root.mediaType})
-        os_, arch = host_platform()
+        os_, arch, variant = "linux", None, None
         if opts.platform:
             parts = opts.platform.split("/")
-            if len(parts) < 2:
-                raise InvalidArgument(f"invalid platform {opts.platform!r}: expected os/arch")
-            os_, arch = parts[0], parts[1]
+            if not 2 <= len(parts) <= 3:
+                raise InvalidArgument(f"invalid platform {opts.platform!r}: expected os/arch[/variant]")
+            os_, arch, variant = parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
         manifest_desc = root
         manifest_bytes = await self._manifest(remote, root, progress)
         if root.mediaType in INDEX_TYPES:
             index = json_object(manifest_bytes, "index")
-            manifest_desc = remote.select_platform(index, os_, arch)
+            manifest_desc = remote.select_platform(index, os_, arch, variant)
             await self._content.add_refs(root.digest, [("content", manifest_desc.digest)])
             manifest_bytes = await self._manifest(remote, manifest_desc, progress)
         elif root.mediaType not in MANIFEST_TYPES:

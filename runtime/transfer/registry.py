@@ -54,8 +54,8 @@ class RegistryRemote:
     async def open_blob(self, desc: Descriptor, offset: int) -> BlobStream:
         return await self._resolver.fetch_blob(self._where(), self.ref, desc, offset, self._credentials)
 
-    def select_platform(self, index: dict[str, Any], os: str, arch: str) -> Descriptor:
-        return select_manifest(index, os=os, arch=arch)
+    def select_platform(self, index: dict[str, Any], os: str, arch: str | None, variant: str | None) -> Descriptor:
+        return select_manifest(index, os=os, arch=arch, variant=variant)
 
 
 class RemoteFactory:

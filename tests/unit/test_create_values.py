@@ -24,7 +24,6 @@ def _plan(host_config: dict[str, Any] | None = None, **config: Any) -> Any:
 
 
 @pytest.mark.parametrize("host_config, message", [
-    ({"Runtime": "crun"}, "Unknown runtime specified crun"),
     ({"Isolation": "hyperv"}, "Invalid isolation: 'hyperv' - linux only supports 'default'"),
     ({"VolumeDriver": "nfs-plugin"}, "VolumeDriver 'nfs-plugin' .* not supported"),
     ({"UsernsMode": "private"}, "UsernsMode 'private' is not supported"),

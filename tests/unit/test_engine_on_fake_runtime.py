@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.config import Config
 from engine.containers.create import Creator
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
@@ -28,6 +29,7 @@ from engine.images.store import ImageService, Registries
 from engine.logs.service import ContainerLogs
 from engine.networks.driver import Attachment, Interface
 from engine.networks.service import NetworkService
+from engine.runtimes import RuntimeTable
 from engine.volumes.service import VolumeService
 from runtime.client.testing import FakeRuntime
 
@@ -88,10 +90,11 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     supervisor = Supervisor(runtime, store, lives, events)
     logs = ContainerLogs(tmp_path / "containers", "json-file", {})
     ipc = IpcNamespaces(tmp_path / "exec" / "ipc", store)
-    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc)
+    runtimes = RuntimeTable(Config())
+    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc, runtimes)
     e = Engine(runtime=runtime, store=store, events=events,
                creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc,
-                               logs.resolve), run=run,
+                               logs.resolve, runtimes), run=run,
                reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()))
     yield e
     if e.monitor is not None:

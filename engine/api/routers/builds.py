@@ -38,7 +38,7 @@ async def _cancel_when_gone(request: web.Request, build: asyncio.Task[None]) -> 
 
 def register(r: Router, b: Backend) -> None:
     async def build(request: web.Request) -> web.StreamResponse:
-        options = parse_options(request.query)
+        options = parse_options(request.query, experimental=b.config.experimental)
         auths = registry_auths(request.headers.get("X-Registry-Config"))
         context = await b.contexts.from_request(request)
         async with context:

@@ -22,6 +22,11 @@ class TaskCreate(BaseModel):
     # KEY=VALUE added to the process's environment for this run only (what is known only at start, such as
     # Docker's link variables); the container's own variables win over them.
     env: list[str] = Field(default_factory=list)
+    # A runc-compatible binary (path, or a name looked up in PATH) in place of the container's runtime's own for
+    # this task, and arguments put before each of its commands: containerd's runc BinaryName, which dockerd sets
+    # from daemon.json's `runtimes`.
+    runtime_binary: str | None = None
+    runtime_args: list[str] = Field(default_factory=list)
 
 
 class KillRequest(BaseModel):
@@ -71,7 +76,8 @@ async def list_tasks(s: Services = Depends(services)) -> list[TaskState]:
 @router.post("", response_model=TaskCreated, status_code=201)
 async def create_task(body: TaskCreate, s: Services = Depends(services)) -> TaskCreated:
     task = await s.tasks.create(body.container_id, terminal=body.terminal, stdin=body.stdin,
-                                keep_stdin_open=body.keep_stdin_open, env=body.env)
+                                keep_stdin_open=body.keep_stdin_open, env=body.env,
+                                binary=body.runtime_binary, binary_args=body.runtime_args)
     return TaskCreated(**task.model_dump(), io=_io(s, task.id))
 
 
