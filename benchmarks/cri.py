@@ -63,6 +63,8 @@ def wait_ready(t: Target, timeout: float = 60) -> None:
 def pod_config(name: str, log_dir: str, host_network: bool) -> cri.PodSandboxConfig:
     config = cri.PodSandboxConfig(metadata=cri.PodSandboxMetadata(name=name, namespace="bench", uid=f"uid-{name}"),
                                   log_directory=os.path.join(log_dir, name))
+    # As the kubelet sends a pod without shareProcessNamespace (the proto's zero value, POD, shares one).
+    config.linux.security_context.namespace_options.pid = cri.CONTAINER
     if host_network:
         # containerd sets a given hostname even in the node's UTS namespace, which runc refuses.
         config.linux.security_context.namespace_options.network = cri.NODE
@@ -77,6 +79,7 @@ def start_pod(t: Target, name: str, log_dir: str, host_network: bool) -> str:
     config = cri.ContainerConfig(metadata=cri.ContainerMetadata(name="main"),
                                  image=cri.ImageSpec(image="docker.io/library/busybox:latest"),
                                  command=["sleep", "3600"], log_path="main.log")
+    config.linux.security_context.namespace_options.pid = cri.CONTAINER
     cid = t.runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
                                                                sandbox_config=pod)).container_id
     t.runtime.StartContainer(cri.StartContainerRequest(container_id=cid))

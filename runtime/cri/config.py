@@ -16,6 +16,9 @@ class CRIConfig(BaseModel):
     # The runtime namespace every CRI object lives in (containerd's choice), never the engine's.
     namespace: str = "k8s.io"
     sandbox_image: str = DEFAULT_SANDBOX_IMAGE
+    # Pods that share no PID namespace and set no sysctls get no pause process: their namespaces are pinned
+    # to files (runtime/cri/pod_namespaces.py). False: a pause process in every pod, as containerd does.
+    drop_infra_container: bool = True
     snapshotter: str | None = None  # None: the runtime's default
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dirs: list[str] = Field(default_factory=lambda: ["/usr/lib/cni", "/opt/cni/bin"])

@@ -58,7 +58,7 @@ class Containers:
             raise InvalidArgument("container config must include metadata with a name")
         if not config.image.image:
             raise InvalidArgument("container config must name an image")
-        pause_pid = self._sandboxes.pause_pid(sandbox)
+        pod_ns = self._sandboxes.namespaces(sandbox)
         pod = sandbox.pod_config()
         container_id = secrets.token_hex(32)
         name = container_name(config.metadata, pod.metadata)
@@ -82,8 +82,7 @@ class Containers:
                 target_pid = t.pid if t is not None and t.status == Status.RUNNING else None
             etc_dir, shm_dir = pod_dirs(s, sandbox.id)
             host_ipc = pod.linux.security_context.namespace_options.ipc == cri.NODE
-            opts = container_options(config, facts.config, pause_pid=pause_pid, sandbox=pod,
-                                     host_network=self._sandboxes.host_network(sandbox), etc_dir=etc_dir,
+            opts = container_options(config, facts.config, pod_ns=pod_ns, sandbox=pod, etc_dir=etc_dir,
                                      shm_dir=None if host_ipc else shm_dir, target_pid=target_pid,
                                      cgroup_parent=pod.linux.cgroup_parent or None)
             record = ContainerRecord.new(container_id, sandbox.id, config, image_ref, facts.id, log_path)
@@ -101,7 +100,7 @@ class Containers:
         s = self._s
         record = s.cri_containers.get(container_id)
         sandbox = s.sandboxes.get(record.sandbox_id)
-        self._sandboxes.pause_pid(sandbox)
+        self._sandboxes.namespaces(sandbox)
         if s.task(record.id) is not None:
             raise FailedPrecondition(f"container {record.id} was already started")
         config = record.container_config()

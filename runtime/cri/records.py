@@ -1,7 +1,7 @@
 """What the CRI plugin keeps of its pods and containers, stored in the runtime's own container records.
 
-Each pod sandbox is the runtime container of its pause process and each CRI container a runtime
-container, all in the CRI namespace; their CRI side (the kubelet's config as it sent it, the pod's
+Each pod sandbox is a runtime container (whose task is the pause process, when the pod has one) and each
+CRI container a runtime container, all in the CRI namespace; their CRI side (the kubelet's config as it sent it, the pod's
 network, the log path) rides in labels of those records, so a restarted runtime finds every pod and
 container again from its database alone, as containerd's CRI plugin does from its container extensions.
 """
@@ -40,6 +40,10 @@ class SandboxRecord(BaseModel):
     additional_ips: list[str] = Field(default_factory=list)
     # Set by StopPodSandbox: a stopped pod stays NOTREADY even if its pause process is somehow back.
     stopped: bool = False
+    # Whether a pause process holds the pod's namespaces; without one they are pinned to these files
+    # (namespace kind -> path), see runtime/cri/pod_namespaces.py.
+    pause: bool = True
+    pinned: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def new(cls, id: str, config: cri.PodSandboxConfig, runtime_handler: str) -> "SandboxRecord":

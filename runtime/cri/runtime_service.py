@@ -209,7 +209,7 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):
     @rpc
     async def PortForward(self, request: cri.PortForwardRequest, context: grpc.aio.ServicerContext
                           ) -> cri.PortForwardResponse:
-        self._sandboxes.pause_pid(self._s.sandboxes.get(request.pod_sandbox_id))
+        self._sandboxes.namespaces(self._s.sandboxes.get(request.pod_sandbox_id))
         return cri.PortForwardResponse(url=self._streams.port_forward_url(request))
 
     def _check_streamable(self, container_id: str, stdin: bool, stdout: bool, stderr: bool, tty: bool) -> None:

@@ -1,8 +1,10 @@
-"""Pod sandboxes: a pause process holding the pod's network, IPC and UTS namespaces, as containerd makes them.
+"""Pod sandboxes: the pod's network, IPC and UTS namespaces, held by a pause process or pinned to files.
 
 RunPodSandbox reserves the pod attempt's name, makes the pod's /etc files and /dev/shm, asks the
-pod network for a namespace (unless the pod uses the node's), then creates and starts the pause
-container in it. Each step is undone if a later one fails, so a retry by the kubelet starts clean.
+pod network for a namespace (unless the pod uses the node's), then either pins the pod's IPC and UTS
+namespaces (runtime/cri/pod_namespaces.py says when) or creates and starts the pause container in it.
+The pod is a runtime container either way, whose labels carry its record. Each step is undone if a
+later one fails, so a retry by the kubelet starts clean.
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from typing import Protocol
 from cri_api.v1 import api_pb2 as cri
 
 from runtime.containers import ContainerCreate
+from runtime.cri import pod_namespaces
 from runtime.cri.network import PodNetworkRequest
+from runtime.cri.pod_namespaces import PodNamespaces
 from runtime.cri.records import SandboxRecord, sandbox_labels, sandbox_name
 from runtime.cri.scope import in_namespace
 from runtime.cri.spec import sandbox_options
@@ -77,9 +81,6 @@ def _validate(config: cri.PodSandboxConfig) -> None:
 class Sandboxes:
     def __init__(self, state: CRIState) -> None:
         self._s = state
-
-    def host_network(self, record: SandboxRecord) -> bool:
-        return record.pod_config().linux.security_context.namespace_options.network == cri.NODE
 
     async def run(self, config: cri.PodSandboxConfig, runtime_handler: str) -> str:
         _validate(config)
@@ -141,16 +142,24 @@ class Sandboxes:
             record.additional_ips = result.ips[1:]
             netns = result.netns
         parent = config.linux.cgroup_parent or None
+        # The pause container's options are checked (and its record made) whether or not it will run.
         opts = sandbox_options(config, image_config, netns=netns, host_pid=nso.pid == cri.NODE,
                                host_ipc=nso.ipc == cri.NODE, etc_dir=etc_dir, shm_dir=shm_dir if use_shm else None,
                                cgroup_parent=parent)
+        record.pause = not s.config.drop_infra_container or pod_namespaces.needs_pause(config)
+        if not record.pause:
+            undo.append(("pins", record))
+            record.pinned = await pod_namespaces.pin(
+                str(s.sandbox_dir(record.id) / "ns"), ipc=nso.ipc != cri.NODE, uts=nso.network != cri.NODE,
+                hostname=config.hostname)
         with in_namespace(s.namespace):
             await s.containers.create(ContainerCreate(id=record.id, image=image, snapshotter=s.config.snapshotter,
                                                       labels=sandbox_labels(record), options=opts))
             undo.append(("container", record.id))
-            await s.tasks.create(record.id, terminal=False)
-            undo.append(("task", record.id))
-            await s.tasks.start(record.id)
+            if record.pause:
+                await s.tasks.create(record.id, terminal=False)
+                undo.append(("task", record.id))
+                await s.tasks.start(record.id)
 
     @staticmethod
     def _write_etc(etc_dir: str, hostname: str, config: cri.PodSandboxConfig) -> None:
@@ -180,6 +189,8 @@ class Sandboxes:
                         await s.containers.delete(str(arg))
                 if what == "network":
                     await s.network.teardown(network_request(record), str(arg))
+                elif what == "pins":
+                    await asyncio.to_thread(pod_namespaces.unpin, record.pinned)
                 elif what == "shm":
                     await asyncio.to_thread(_unmount_quiet, str(arg))
                 elif what == "dir":
@@ -203,6 +214,7 @@ class Sandboxes:
                     await asyncio.wait_for(s.tasks.wait(record.id), STOP_GRACE * 5)
                 except (asyncio.TimeoutError, NotFound):
                     pass
+        await asyncio.to_thread(pod_namespaces.unpin, record.pinned)
         if record.netns and not record.stopped:
             await s.network.teardown(network_request(record), record.netns)
         await asyncio.to_thread(_unmount_quiet, pod_dirs(s, record.id)[1])
@@ -231,16 +243,23 @@ class Sandboxes:
         log.info("cri sandbox=%s removed", record.id[:12])
 
     def state_of(self, record: SandboxRecord) -> int:
-        t = self._s.task(record.id)
-        if record.stopped or t is None or t.status != Status.RUNNING:
+        if record.stopped:
             return cri.SANDBOX_NOTREADY
-        return cri.SANDBOX_READY
-
-    def pause_pid(self, record: SandboxRecord) -> int:
+        if not record.pause:
+            return cri.SANDBOX_READY
         t = self._s.task(record.id)
-        if t is None or t.status != Status.RUNNING or record.stopped:
+        return cri.SANDBOX_READY if t is not None and t.status == Status.RUNNING else cri.SANDBOX_NOTREADY
+
+    def namespaces(self, record: SandboxRecord) -> PodNamespaces:
+        """What the pod's containers join; FailedPrecondition once the pod is not ready."""
+        if self.state_of(record) != cri.SANDBOX_READY:
             raise FailedPrecondition(f"sandbox {record.id} is not ready")
-        return t.pid
+        if not record.pause:
+            return pod_namespaces.of_pins(record.pinned, record.netns)
+        t = self._s.task(record.id)
+        assert t is not None  # READY with a pause process: its task runs
+        nso = record.pod_config().linux.security_context.namespace_options
+        return pod_namespaces.of_pause(t.pid, host_network=nso.network == cri.NODE, host_ipc=nso.ipc == cri.NODE)
 
 
 def _unmount_quiet(path: str) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 from cri_api.v1 import api_pb2 as cri
 
+from runtime.cri.pod_namespaces import PodNamespaces
+from runtime.cri.pod_namespaces import PodNamespaces
 from runtime.errors import InvalidArgument
 from runtime.tasks.spec_options import SpecMount, SpecOptions
 
@@ -170,8 +172,8 @@ def command(config: cri.ContainerConfig, image_config: dict[str, Any]) -> list[s
     return full
 
 
-def container_options(config: cri.ContainerConfig, image_config: dict[str, Any], *, pause_pid: int,
-                      sandbox: cri.PodSandboxConfig, host_network: bool, etc_dir: str, shm_dir: str | None,
+def container_options(config: cri.ContainerConfig, image_config: dict[str, Any], *, pod_ns: PodNamespaces,
+                      sandbox: cri.PodSandboxConfig, etc_dir: str, shm_dir: str | None,
                       target_pid: int | None, cgroup_parent: str | None) -> SpecOptions:
     img = image_config.get("config") or {}
     linux = config.linux
@@ -214,7 +216,10 @@ def container_options(config: cri.ContainerConfig, image_config: dict[str, Any],
     if ns.pid == cri.NODE:
         pid_mode: str | None = "host"
     elif ns.pid == cri.POD:
-        pid_mode = f"/proc/{pause_pid}/ns/pid"
+        if pod_ns.pid is None:
+            raise InvalidArgument("the pod shares no PID namespace (its namespace_options.pid is not POD): "
+                                  "a container cannot join one")
+        pid_mode = pod_ns.pid
     elif ns.pid == cri.TARGET:
         if not target_pid:
             raise InvalidArgument(f"target container {ns.target_id!r} of the PID namespace is not running")
@@ -233,7 +238,7 @@ def container_options(config: cri.ContainerConfig, image_config: dict[str, Any],
                    sc.run_as_group if sc.HasField("run_as_group") else None, sc.run_as_username,
                    str(img.get("User") or "")),
         additional_gids=list(sc.supplemental_groups),
-        hostname=None if host_network else (sandbox.hostname or None),
+        hostname=None if pod_ns.uts == "host" else (sandbox.hostname or None),
         tty=config.tty,
         stdin=config.stdin,
         readonly_rootfs=sc.readonly_rootfs,
@@ -245,10 +250,10 @@ def container_options(config: cri.ContainerConfig, image_config: dict[str, Any],
         devices=devices,
         annotations=dict(config.annotations),
         cgroup_parent=cgroup_parent,
-        netns="host" if host_network else f"/proc/{pause_pid}/ns/net",
+        netns=pod_ns.net,
         pid_mode=pid_mode,
-        ipc_mode="host" if ns.ipc == cri.NODE else f"/proc/{pause_pid}/ns/ipc",
-        uts_mode="host" if host_network else f"/proc/{pause_pid}/ns/uts",
+        ipc_mode="host" if ns.ipc == cri.NODE else pod_ns.ipc,
+        uts_mode=pod_ns.uts,
         seccomp=_seccomp(sc.seccomp if sc.HasField("seccomp") else None, sc.seccomp_profile_path),
         masked_paths=list(sc.masked_paths) if sc.masked_paths else None,
         readonly_paths=list(sc.readonly_paths) if sc.readonly_paths else None,

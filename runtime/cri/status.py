@@ -68,7 +68,9 @@ class Views:
             t = self._s.task(record.id)
             response.info["info"] = json.dumps({
                 "pid": t.pid if t else 0,
-                "processStatus": t.status.value if t else "deleted",
+                # A pod without a pause process has none to tell of: its namespaces are pinned to files.
+                "processStatus": t.status.value if t else "deleted" if record.pause else "none",
+                "pinnedNamespaces": record.pinned,
                 "netNamespacePath": record.netns,
                 "image": self._s.config.sandbox_image,
                 "runtimeHandler": record.runtime_handler,

@@ -23,8 +23,16 @@ def test_pods_survive_a_killed_runtime(cri_service: CRI) -> None:
     c.pull("busybox")
     pods = []
     for i in range(5):
-        pod_id, pod = c.run_pod(f"survivor{i}")
-        cid = c.start_container(pod_id, pod, "main", ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"])
+        # Odd pods as the kubelet sends a pod without shareProcessNamespace: no pause process, pinned namespaces.
+        pod = c.pod_config(f"survivor{i}")
+        config = c.container_config("main", ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"])
+        if i % 2:
+            pod.linux.security_context.namespace_options.pid = cri.CONTAINER
+            config.linux.security_context.namespace_options.pid = cri.CONTAINER
+        pod_id = c.runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=pod)).pod_sandbox_id
+        cid = c.runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
+                                                                   sandbox_config=pod)).container_id
+        c.runtime.StartContainer(cri.StartContainerRequest(container_id=cid))
         pods.append((pod_id, pod, cid))
     pids = {}
     for pod_id, _, cid in pods:
