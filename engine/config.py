@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.api.timestamps import duration_ns
 from engine import runtimes as runtimes_mod
 from engine.events_journal import Retention
-from engine.storage.settings import DEFAULT_RETENTION, StorageBudget, parse_duration
+from engine.storage.settings import AUTO_REMOVED, DEFAULT_RETENTION, StorageBudget, parse_duration
 
 DEFAULT_HOST = "unix:///run/pyengine/engine.sock"
 DEFAULT_DATA_ROOT = "/var/lib/pyengine/engine"
@@ -97,9 +97,10 @@ class Config(BaseModel):
     # Disk budgets (docs/operations.md): none set means no automatic collection.
     storage_budget: StorageBudget | None = Field(default=None, alias="storage-budget")
     removed_logs_retention: float = Field(default=DEFAULT_RETENTION, alias="removed-logs-retention")
-    # Whether inspect answers for a removed container while its logs are kept, which `docker logs` needs
-    # (it inspects first); off, inspect is dockerd's 404 that docker-py's reload() and scripts rely on.
-    removed_logs_inspect: bool = Field(default=False, alias="removed-logs-inspect")
+    # Which removed containers inspect answers for while their logs are kept, as `docker logs` needs (it
+    # inspects first): "auto-removed" (those of `run --rm`, by ID only), true (any, by ID or name), or false
+    # (none: dockerd's 404, which docker-py's reload() after remove() and scripts rely on).
+    removed_logs_inspect: bool | Literal["auto-removed"] = Field(default=AUTO_REMOVED, alias="removed-logs-inspect")
 
     @field_validator("removed_logs_retention", mode="before")
     @classmethod

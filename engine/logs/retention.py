@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.logs import rotation
+from engine.storage.settings import AUTO_REMOVED
 
 log = logging.getLogger("engine.logs.retention")
 
@@ -40,6 +41,19 @@ class Removed:
     removed_at: float
     size: int  # bytes of its files, counted against the storage budget
     log_path: str | None = None  # no capture left: the driver's files are all there is
+
+
+def inspectable(found: Removed, ref: str, mode: bool | str) -> bool:
+    """Whether inspect answers for the removed container `found`, asked for as `ref`, under removed-logs-inspect.
+
+    The default (AUTO_REMOVED) keeps dockerd's 404 for containers removed on request, which is how clients see
+    that a removal they asked for is done, and for names, which a new container may take at once; what
+    `run --rm` removed by itself stays inspectable by ID, so `docker logs <id>` can read a failed run's output.
+    """
+    if mode == AUTO_REMOVED:
+        by_id = found.id.startswith(ref) and found.name != ref.removeprefix("/")
+        return by_id and bool(found.host_config.get("AutoRemove"))
+    return bool(mode)
 
 
 def _tree_bytes(path: Path) -> int:

@@ -7,6 +7,7 @@ Durations take Go's forms (`1h`, `90m`, `30s`, `1h30m`) or seconds.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -14,6 +15,8 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DEFAULT_RETENTION = 3600.0
+# removed-logs-inspect's default: inspect answers for containers `run --rm` removed, asked for by ID.
+AUTO_REMOVED: Final = "auto-removed"
 
 
 def parse_size(value: object) -> int:

@@ -86,14 +86,24 @@ def test_logs_of_a_removed_container(engine: EngineDaemon) -> None:
         sdk.close()
 
     # A new container takes the name over; its own removal leaves its logs under the name.
-    ok(engine, "run", "--name", "lw", "busybox", "echo", "second")
+    second = ok(engine, "create", "--name", "lw", "busybox", "echo", "second").strip()
+    ok(engine, "start", "-a", "lw")
     assert ok(engine, "logs", "lw") == "second\n"
     ok(engine, "rm", "lw")
     assert ok(engine, "logs", "lw") == "second\n"
     assert ok(engine, "logs", cid) == "last words\n"
 
-    # Without removed-logs-inspect, inspect is dockerd's 404 and only the logs endpoint answers.
+    # The default ("auto-removed"): `docker logs <id>` reads what `run --rm` removed; inspect keeps dockerd's
+    # 404 for a container removed on request, and for names.
     with_config(engine, {"removed-logs-retention": "1h"})
+    assert ok(engine, "logs", cid) == "last words\n"
+    assert ok(engine, "logs", cid[:12]) == "last words\n"
+    for gone in (second, "lw"):
+        assert "No such container" in cli(engine, "container", "inspect", gone).stderr
+    assert "No such container" in cli(engine, "logs", second).stderr  # the docker CLI inspects first
+
+    # With removed-logs-inspect false, inspect is always dockerd's 404 and only the logs endpoint answers.
+    with_config(engine, {"removed-logs-retention": "1h", "removed-logs-inspect": False})
     try:
         assert "No such container" in cli(engine, "container", "inspect", cid).stderr
         # pyengine logs asks the logs endpoint itself when inspect has nothing.

@@ -52,7 +52,7 @@ def test_budget_keys(tmp_path: Path) -> None:
     assert cfg.removed_logs_retention == 7200
     defaults = load(tmp_path, {})
     assert (defaults.storage_budget, defaults.removed_logs_retention, defaults.removed_logs_inspect) == \
-        (None, 3600, False)
+        (None, 3600, "auto-removed")
 
 
 @pytest.mark.parametrize(("doc", "message"), [

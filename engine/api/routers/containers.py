@@ -22,7 +22,7 @@ from engine.containers.run import WaitCondition
 from engine.containers.state import rfc3339
 from engine.errors import InvalidArgument, NotFound, NotImplemented_
 from engine.logs.reader import Query
-from engine.logs.retention import Removed
+from engine.logs.retention import Removed, inspectable
 from engine.logs.service import LoggedContainer
 
 log = logging.getLogger("engine.api.containers")
@@ -48,9 +48,11 @@ def register(r: Router, b: Backend) -> None:
         try:
             doc = await b.describer.inspect(request.match_info["id"], boolean(request.query, "size"))
         except NotFound as e:
-            if not b.config.removed_logs_inspect:
+            ref = request.match_info["id"]
+            gone = retained(ref, e)
+            if not inspectable(gone, ref, b.config.removed_logs_inspect):
                 raise
-            doc = removed.inspect(retained(request.match_info["id"], e))
+            doc = removed.inspect(gone)
         return json_response(versions.container_inspect(doc, versions.of(request)))
 
     async def list_(request: web.Request) -> web.Response:
