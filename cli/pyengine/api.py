@@ -161,6 +161,7 @@ class Engine:
     def __init__(self, host: str) -> None:
         self.host = host
         self._version: str | None = None
+        self._os_type = ""
         self._address: str | tuple[str, int]
         if host.startswith("unix://"):
             self._family, self._address = socket.AF_UNIX, host[len("unix://"):]
@@ -181,7 +182,14 @@ class Engine:
                 resp.read()
             theirs = resp.header("API-Version") or _UNNAMED_VERSION
             self._version = min(theirs, API_VERSION, key=version_key)
+            self._os_type = resp.header("OSType") or ""
         return self._version
+
+    @property
+    def os_type(self) -> str:
+        """The daemon's OS as GET /_ping says it (empty when it does not)."""
+        _ = self.version
+        return self._os_type
 
     def _connect(self) -> socket.socket:
         sock = socket.socket(self._family, socket.SOCK_STREAM)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable, Iterator
 import typer
 
 from cli.pyengine import completion as complete
-from cli.pyengine import createopts, runopts
+from cli.pyengine import createopts, resourceopts, runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, version_key, path_quote
 from cli.pyengine.app import app, engine, for_each
 from cli.pyengine.attach import detach_key_bytes
@@ -120,6 +120,7 @@ def run(detach: bool = False, detach_keys: str | None = None, sig_proxy: str = "
     if tty and interactive and not detach and not sys.stdin.isatty():
         raise CLIError("the input device is not a TTY")
     e = engine()
+    resourceopts.windows_only(opts, e)  # exits 1 as docker's does, before anything else
     with _failing_with(RUN_FAILED):
         body = createopts.create_body(opts, detach=detach)
         cid = createopts.create_container(e, opts, body)
