@@ -7,30 +7,28 @@ for the daemon's default network when no --network is given.
 """
 from __future__ import annotations
 
-import csv
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from cli.pyengine.api import CLIError
 
 USAGE = 125
-_LONG_SYNTAX = re.compile(r"\w+=\w+(,\w+=\w+)*")
-_MAC = re.compile(r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}")
+# Compiled on first use (re caches them): a command line without --network pays nothing.
+_LONG_SYNTAX = r"\w+=\w+(,\w+=\w+)*"
+_MAC = r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}"
 
 
-@dataclass
 class Attachment:
     """One --network value: the network and what the long syntax says about its endpoint."""
-    target: str
-    aliases: list[str] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)
-    ipv4: str = ""
-    ipv6: str = ""
-    mac: str = ""
-    link_local_ips: list[str] = field(default_factory=list)
-    driver_opts: dict[str, str] = field(default_factory=dict)
-    gw_priority: int = 0
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.aliases: list[str] = []
+        self.links: list[str] = []
+        self.ipv4 = self.ipv6 = self.mac = ""
+        self.link_local_ips: list[str] = []
+        self.driver_opts: dict[str, str] = {}
+        self.gw_priority = 0
 
 
 def _flag_error(value: str, why: str) -> CLIError:
@@ -40,7 +38,9 @@ def _flag_error(value: str, why: str) -> CLIError:
 def attachment(value: str) -> Attachment:
     """docker's NetworkOpt: a name, or name=NAME,alias=A,ip=IP,ip6=IP,mac-address=MAC,link-local-ip=IP,
     driver-opt=K=V,gw-priority=N (keys and values lower-cased, as docker does)."""
-    if not _LONG_SYNTAX.search(value):
+    import csv  # only a command line with the flag pays for the module
+
+    if not re.search(_LONG_SYNTAX, value):
         return Attachment(value)
     out = Attachment("")
     for item in next(csv.reader([value]), []):
@@ -121,7 +121,7 @@ def _endpoint(n: Attachment) -> dict[str, Any]:
             raise CLIError("network-scoped aliases are only supported for user-defined networks", USAGE)
         if n.links:
             raise CLIError("links are only supported for user-defined networks", USAGE)
-    if n.mac and not _MAC.fullmatch(n.mac.strip()):
+    if n.mac and not re.fullmatch(_MAC, n.mac.strip()):
         raise CLIError(f"{n.mac} is not a valid mac address", USAGE)
     ipam = None
     if n.ipv4 or n.ipv6 or n.link_local_ips:

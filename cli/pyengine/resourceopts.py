@@ -6,7 +6,6 @@ support reaches it all the same, and its answer (a 400 naming the field) is the 
 """
 from __future__ import annotations
 
-import csv
 import re
 from typing import Any
 
@@ -14,7 +13,7 @@ from cli.pyengine.api import CLIError, Engine
 from cli.pyengine.runopts import ram_in_bytes
 
 USAGE = 125
-_CGROUP_RULE = re.compile(r"[acb] ([0-9]+|\*):([0-9]+|\*) [rwm]{1,3}")
+_CGROUP_RULE = r"[acb] ([0-9]+|\*):([0-9]+|\*) [rwm]{1,3}"
 # Flags the docker CLI refuses unless the daemon runs on Windows (checked against GET /_ping's OSType).
 WINDOWS_ONLY = {"cpu_count": "--cpu-count", "cpu_percent": "--cpu-percent", "io_maxbandwidth": "--io-maxbandwidth",
                 "io_maxiops": "--io-maxiops"}
@@ -83,7 +82,7 @@ def blkio_weight(value: str | None) -> int:
 
 def cgroup_rules(specs: list[str] | None) -> list[str] | None:
     for spec in specs or []:
-        if not _CGROUP_RULE.fullmatch(spec):
+        if not re.fullmatch(_CGROUP_RULE, spec):
             raise _flag_error("--device-cgroup-rule", spec, f"invalid device cgroup format '{spec}'")
     return specs or None
 
@@ -100,6 +99,8 @@ def _count(spec: str, text: str) -> int:
 
 def gpu_request(spec: str) -> dict[str, Any]:
     """--gpus all|N|count=N,device=ID[,ID],driver=D,capabilities=C[,C],options=K=V as a DeviceRequest."""
+    import csv  # only a command line with the flag pays for the module
+
     req: dict[str, Any] = {"Driver": "", "Count": 0, "DeviceIDs": None, "Capabilities": None, "Options": None}
     seen: set[str] = set()
     for item in next(csv.reader([spec]), []):
