@@ -18,8 +18,6 @@ from tests.fixtures.daemons import EngineDaemon, mirrored_engine
 from tests.fixtures.recorder import Recorder, recording_daemon
 from tests.integration.test_pyengine_cli import PYENGINE, env_of
 
-HERE = Path("/tmp")
-
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Recorder]:

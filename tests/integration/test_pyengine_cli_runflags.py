@@ -285,3 +285,12 @@ def test_the_engines_refusal_reaches_the_user_as_with_docker(engine, flags):
         said = ours.stderr.strip()
         assert said.startswith("Error response from daemon: ") and "is not supported" in said
         assert said in theirs.stderr
+
+
+def test_use_api_socket_mounts_the_daemons_socket(engine):
+    out = ok(engine, "run", "--name", "api", "--use-api-socket", "busybox", "sh", "-c",
+             "test -S /var/run/docker.sock && echo socket")
+    assert out == "socket\n"
+    mounts = inspected(engine, "api")["HostConfig"]["Mounts"]
+    assert [(m["Type"], m["Source"], m["Target"]) for m in mounts] == [
+        ("bind", engine.host.removeprefix("unix://"), "/var/run/docker.sock")]
