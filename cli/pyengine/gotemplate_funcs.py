@@ -270,7 +270,8 @@ def _format_one(flags: str, width: str | None, precision: str | None, verb: str,
     spec = flags.replace("#", "") + (width or "") + (f".{precision}" if precision is not None else "")
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if verb == "v":
-        body = text(value)
+        # fmt writes a pointer to a struct it is given as &{...} (a template's own printing does not).
+        body = ("&" if getattr(value, "pointer", False) else "") + text(value)
         return f"{body:{'<' if '-' in flags else '>'}{width or ''}}"
     if verb == "s" and isinstance(value, (str, list, dict, Record)) or verb == "s" and value is None:
         body = text(value)[:int(precision)] if precision is not None else text(value)

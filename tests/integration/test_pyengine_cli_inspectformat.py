@@ -56,7 +56,8 @@ CONTAINER_TEMPLATES = [
     "{{.Name}}\t{{.State.Status}}", "{{.State.Status}} {{.State.Running}} {{.State.ExitCode}} {{.State.Error}}",
     "{{range .Config.Env}}{{println .}}{{end}}", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
     '{{index .State "nope"}}|{{index .Config.Labels "zz"}}', '{{index .Config.Labels "zz"}}',
-    "{{.NetworkSettings.Networks}}", "{{.State.Health.Log}}",
+    "{{.NetworkSettings.Networks}}", "{{.State.Health.Log}}", "{{json .HostConfig}}", "{{json .Config}}",
+    "{{json .NetworkSettings}}", "{{json .Mounts}}", '{{printf "%v" .State}}', "{{json .State.Health.Status}} {{json .State.Running}}",
 ]
 
 
@@ -68,6 +69,8 @@ def test_container_templates_print_as_dockers(engine, template, name):
 
 
 OTHER_TEMPLATES = [
+    ("container", "plain", "{{json .}}"), ("image", "busybox", "{{json .}}"), ("network", "bridge", "{{json .}}"),
+    ("volume", "vol", "{{json .}}"),
     ("image", "busybox", "{{.Id}} {{.Os}} {{.Config.Cmd}} {{.RootFS.Type}} {{.Config.Healthcheck}}"),
     ("image", "busybox", "{{.ID}}"), ("image", "busybox", "{{.Metadata}} {{.Config.Labels}}"),
     ("network", "bridge", "{{.Name}} {{.IPAM.Config}} {{.Created}} {{.ConfigFrom}} {{.Options}}"),
