@@ -196,6 +196,7 @@ class Engine:
     def __init__(self, host: str, tls: TLSSettings | None = None) -> None:
         self.host = host
         self._version: str | None = None
+        self._os_type = ""
         self._address: str | tuple[str, int]
         self._scheme, self._authority = "http", ""
         self._ssh: list[str] | None = None
@@ -240,7 +241,14 @@ class Engine:
                 return self._version
             theirs = resp.header("API-Version") or _UNNAMED_VERSION
             self._version = min(theirs, API_VERSION, key=version_key)
+            self._os_type = resp.header("OSType") or ""
         return self._version
+
+    @property
+    def os_type(self) -> str:
+        """The daemon's OS as GET /_ping says it (empty when it does not)."""
+        _ = self.version
+        return self._os_type
 
     def _connect(self) -> Connection:
         if self._ssh is not None:

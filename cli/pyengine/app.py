@@ -92,13 +92,12 @@ def inspect_each(names: list[str], get: Callable[[str], Any], format_: str | Non
             print(e.message, file=sys.stderr)
             failed = True
     if format_:
-        # docker inspect runs the template over the raw JSON with missingkey=error; an object it fails on is
-        # reported, and when nothing rendered at all the output is one empty line.
-        template = Template(format_, missing="error")
+        # An object the template fails on is reported, and when nothing rendered the output is one empty line.
+        template = Template(format_, missing="error", verbatim=True)
         rendered = []
         for obj in found:
             try:
-                rendered.append(template.render(obj) + "\n")
+                rendered.append(template.render_inspected(obj) + "\n")
             except CLIError as e:
                 print(e.message, file=sys.stderr)
                 failed = True

@@ -8,6 +8,8 @@ otherwise as the destination's name; `SRC/.` copies a directory's contents.
 import base64
 import json
 import os
+import posixpath
+import shutil
 import sys
 import threading
 from typing import IO, Annotated, Any, Callable
@@ -18,6 +20,7 @@ from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
 from cli.pyengine.app import app, engine
 
 _GO_MODE_DIR = 1 << 31  # Go's os.ModeDir, which the stat header's mode uses
+_GO_MODE_SYMLINK = 1 << 27
 
 
 def _split(arg: str) -> tuple[str | None, str]:
@@ -51,7 +54,20 @@ def _renamer(new_top: str | None) -> Callable[[str], str]:
     return rename
 
 
-def _copy_out(e: Engine, container: str, src: str, dest: str) -> None:
+def _followed(e: Engine, container: str, src: str) -> tuple[str, str | None]:
+    """cp -L from a container: a symbolic link's target to fetch, and the link's name to give it."""
+    with e.open("HEAD", f"/containers/{path_quote(container)}/archive", {"path": src}) as resp:
+        stat = _stat(resp.header("X-Docker-Container-Path-Stat")) or {}
+    if not stat.get("mode", 0) & _GO_MODE_SYMLINK:
+        return src, None
+    target = str(stat.get("linkTarget") or "")
+    if not posixpath.isabs(target):
+        target = posixpath.join(posixpath.dirname(src), target)
+    return target, posixpath.basename(src.rstrip("/"))
+
+
+def _copy_out(e: Engine, container: str, src: str, dest: str, follow: bool) -> None:
+    src, link_name = _followed(e, container, src) if follow else (src, None)
     resp = e.open("GET", f"/containers/{path_quote(container)}/archive", {"path": src})
     with resp:
         if dest == "-":
@@ -62,7 +78,7 @@ def _copy_out(e: Engine, container: str, src: str, dest: str) -> None:
         stat = _stat(resp.header("X-Docker-Container-Path-Stat")) or {}
         src_is_dir = bool(stat.get("mode", 0) & _GO_MODE_DIR)
         if os.path.isdir(dest) and not (src_is_dir and _contents_only(src)):
-            target, rename = dest, _renamer(None)
+            target, rename = dest, _renamer(link_name)
         elif os.path.exists(dest) and src_is_dir:
             raise CLIError(f"cannot copy a directory to a file: {dest}")
         elif not os.path.exists(dest) and dest.endswith("/") and not src_is_dir:
@@ -100,7 +116,7 @@ def _tar_writer(src: str, arcname: str, out: IO[bytes], errors: list[BaseExcepti
         errors.append(exc)
 
 
-def _copy_in(e: Engine, src: str, container: str, dest: str, copy_uid_gid: bool) -> None:
+def _copy_in(e: Engine, src: str, container: str, dest: str, copy_uid_gid: bool, follow: bool) -> None:
     # The container's existence first: a HEAD 404 carries no message to tell it from a missing path.
     e.get(f"/containers/{path_quote(container)}/json")
     query = {"noOverwriteDirNonDir": "true", "copyUIDGID": "true" if copy_uid_gid else None}
@@ -118,9 +134,12 @@ def _copy_in(e: Engine, src: str, container: str, dest: str, copy_uid_gid: bool)
         if err.status != 404:
             raise
         dest_stat = None
+    name = os.path.basename(os.path.abspath(src))
+    if follow:
+        # The link's target is sent, under the link's name.
+        src = os.path.realpath(src)
     src_is_dir = os.path.isdir(src) and not os.path.islink(src)
     dest_is_dir = dest_stat is not None and bool(dest_stat.get("mode", 0) & _GO_MODE_DIR)
-    name = os.path.basename(os.path.abspath(src))
     if dest_is_dir and not (src_is_dir and _contents_only(src)):
         into, arcname = dest, name
     elif dest_stat is not None and not dest_is_dir and src_is_dir:
@@ -148,14 +167,18 @@ def cp(
     dest: Annotated[str, typer.Argument(metavar="DEST",
                                         help="CONTAINER:DEST_PATH, a host path, or - (a tar on stdout).")],
     archive: Annotated[bool, typer.Option("-a", "--archive", help="Keep uid/gid information.")] = False,
+    follow_link: Annotated[bool, typer.Option("-L", "--follow-link", help="Follow a symbolic link in SRC_PATH.")]
+    = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress output (this CLI never prints any).")]
+    = False,
 ) -> None:
     """Copy files or folders between a container and the host."""
     (src_container, src_path), (dest_container, dest_path) = _split(src), _split(dest)
     if src_container and dest_container:
         raise CLIError("copying between containers is not supported")
     if src_container:
-        _copy_out(engine(), src_container, src_path, dest_path)
+        _copy_out(engine(), src_container, src_path, dest_path, follow_link)
     elif dest_container:
-        _copy_in(engine(), src_path, dest_container, dest_path, archive)
+        _copy_in(engine(), src_path, dest_container, dest_path, archive, follow_link)
     else:
         raise CLIError("must specify at least one container source")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable, Iterator
 import typer
 
 from cli.pyengine import completion as complete
-from cli.pyengine import createopts, runopts
+from cli.pyengine import createopts, hostopts, resourceopts, runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, version_key, path_quote
 from cli.pyengine.app import app, engine, for_each
 from cli.pyengine.attach import detach_key_bytes
@@ -120,6 +120,7 @@ def run(detach: bool = False, detach_keys: str | None = None, sig_proxy: str = "
     if tty and interactive and not detach and not sys.stdin.isatty():
         raise CLIError("the input device is not a TTY")
     e = engine()
+    resourceopts.windows_only(opts, e)  # exits 1 as docker's does, before anything else
     with _failing_with(RUN_FAILED):
         body = createopts.create_body(opts, detach=detach)
         cid = createopts.create_container(e, opts, body)
@@ -145,8 +146,11 @@ def logs(
     timestamps: Annotated[bool, typer.Option("-t", "--timestamps", help="Show timestamps.")] = False,
     since: Annotated[str | None, typer.Option("--since", help="Since a timestamp or relative (42m).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Until a timestamp or relative (42m).")] = None,
+    details: Annotated[bool, typer.Option("--details", help="Refused: pyengined keeps no log attributes.")] = False,
 ) -> None:
     """Fetch the logs of a container."""
+    if details:
+        raise CLIError("--details is not supported: pyengined keeps no extra attributes with log lines", 125)
     e = engine()
     tty: bool | None
     try:
@@ -179,23 +183,33 @@ def exec_(
     env: Annotated[list[str] | None, typer.Option("-e", "--env", help="Set an environment variable.")] = None,
     user: Annotated[str | None, typer.Option("-u", "--user", help="USER[:GROUP] to run as.")] = None,
     workdir: Annotated[str | None, typer.Option("-w", "--workdir", help="Working directory inside.")] = None,
+    privileged: Annotated[bool, typer.Option("--privileged", help="Give extended privileges to the command.")]
+    = False,
+    env_file: Annotated[list[str] | None, typer.Option("--env-file", help="Read environment variables from a "
+                                                                          "file.")] = None,
+    detach_keys: Annotated[str | None, typer.Option("--detach-keys", help="Override the key sequence for "
+                                                                          "detaching.")] = None,
 ) -> None:
     """Run a command in a running container."""
     if tty and interactive and not detach and not sys.stdin.isatty():
         raise CLIError("the input device is not a TTY")
     e = engine()
     attach = not detach
+    environment = [line for f in env_file or [] for line in hostopts.read_kv_file(f, True)]
+    environment += createopts.env_list(env) or []
     exec_id = e.post(f"/containers/{path_quote(container)}/exec", body={
-        "User": user or "", "Privileged": False, "Tty": tty, "AttachStdin": interactive and attach,
-        "AttachStdout": attach, "AttachStderr": attach, "Detach": detach, "DetachKeys": "",
-        "Env": createopts.env_list(env),
+        "User": user or "", "Privileged": privileged, "Tty": tty, "AttachStdin": interactive and attach,
+        "AttachStdout": attach, "AttachStderr": attach, "Detach": detach, "DetachKeys": detach_keys or "",
+        "Env": environment or None,
         "WorkingDir": workdir or "", "Cmd": command})["Id"]
     if detach:
         e.post(f"/exec/{exec_id}/start", body={"Detach": True, "Tty": False})
         return
+    # The daemon has judged the keys by now (as docker, their refusal is its answer).
+    keys = detach_key_bytes(detach_keys) if detach_keys else DETACH_KEYS
     conn = e.hijack(f"/exec/{exec_id}/start", body={"Detach": False, "Tty": tty})
     try:
-        detached = pump(conn, tty=tty, stdin=interactive, resize=_resize(e, f"/exec/{exec_id}"))
+        detached = pump(conn, tty=tty, stdin=interactive, resize=_resize(e, f"/exec/{exec_id}"), detach_keys=keys)
     finally:
         conn.close()
     if not detached:
@@ -207,8 +221,18 @@ def start(
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     attach: Annotated[bool, typer.Option("-a", "--attach", help="Attach STDOUT/STDERR, pass on signals.")] = False,
     interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Attach STDIN.")] = False,
+    detach_keys: Annotated[str | None, typer.Option("--detach-keys", help="Override the key sequence for "
+                                                                          "detaching.")] = None,
+    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Refused: no checkpoints (experimental).")]
+    = None,
+    checkpoint_dir: Annotated[str | None, typer.Option("--checkpoint-dir", help="Refused with --checkpoint.")]
+    = None,
 ) -> None:
     """Start one or more stopped containers."""
+    if checkpoint or checkpoint_dir:
+        raise CLIError("--checkpoint is not supported: pyengined does not checkpoint containers", 125)
+    if detach_keys:
+        detach_key_bytes(detach_keys)  # refused (exit 125) before anything starts
     e = engine()
     if attach or interactive:
         if len(containers) > 1:
@@ -217,7 +241,8 @@ def start(
         config = info.get("Config") or {}
         raise SystemExit(attach_and_start(e, info["Id"], tty=bool(config.get("Tty")),
                                           streams=(interactive and bool(config.get("OpenStdin")), True, True),
-                                          autoremove=bool((info.get("HostConfig") or {}).get("AutoRemove"))))
+                                          autoremove=bool((info.get("HostConfig") or {}).get("AutoRemove")),
+                                          detach_keys=detach_keys))
 
     def start_one(c: str) -> None:
         e.post(f"/containers/{path_quote(c)}/start")
@@ -239,7 +264,8 @@ def _lifecycle(action: str, containers: list[str], query: dict[str, Any]) -> Non
 @app.command()
 def stop(
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
-    time_: Annotated[int | None, typer.Option("-t", "--time", help="Seconds to wait before killing.")] = None,
+    time_: Annotated[int | None, typer.Option("-t", "--timeout", "--time",
+                                              help="Seconds to wait before killing.")] = None,
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to stop with.")] = None,
 ) -> None:
     """Stop one or more running containers."""
@@ -249,7 +275,8 @@ def stop(
 @app.command()
 def restart(
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
-    time_: Annotated[int | None, typer.Option("-t", "--time", help="Seconds to wait before killing.")] = None,
+    time_: Annotated[int | None, typer.Option("-t", "--timeout", "--time",
+                                              help="Seconds to wait before killing.")] = None,
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to stop with.")] = None,
 ) -> None:
     """Restart one or more containers."""
@@ -270,6 +297,7 @@ def rm(
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Kill and remove a running container.")] = False,
     volumes: Annotated[bool, typer.Option("-v", "--volumes", help="Remove anonymous volumes too.")] = False,
+    link: Annotated[bool, typer.Option("-l", "--link", help="Remove the specified link.")] = False,
 ) -> None:
     """Remove one or more containers."""
     e = engine()
@@ -277,7 +305,7 @@ def rm(
     def remove(c: str) -> None:
         try:
             e.call("DELETE", f"/containers/{path_quote(c)}", {"force": 1 if force else None,
-                                                              "v": 1 if volumes else None})
+                                                              "v": 1 if volumes else None, "link": 1 if link else None})
         except DaemonError as err:
             # As docker: forcing the removal of what is already gone is reported, not a failure.
             if not (force and err.status == 404):

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable
 import typer
 
 from cli.pyengine import completion as complete
-from cli.pyengine import hostopts, runopts
+from cli.pyengine import apisocket, hostopts, netopts, resourceopts, runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine
 from cli.pyengine.app import key_values
 from cli.pyengine.images import pull_image, with_tag
@@ -36,10 +36,17 @@ def container_options(
         "--mount", help="Mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...].")] = None,
     tmpfs: Annotated[list[str] | None, typer.Option("--tmpfs", help="Mount a tmpfs PATH[:OPTIONS].")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name the container.")] = None,
-    network: Annotated[str, typer.Option("--network", help="none, host, bridge or a network's name.")] = "default",
+    network: Annotated[list[str] | None, typer.Option(
+        "--network", help="none, host, bridge, a network's name, or name=NET,alias=A,ip=IP,ip6=IP,mac-address=MAC,"
+                          "link-local-ip=IP,driver-opt=K=V,gw-priority=N; repeat to join several.")] = None,
     network_alias: Annotated[list[str] | None, typer.Option("--network-alias",
                                                             help="A network-scoped alias.")] = None,
     ip: Annotated[str | None, typer.Option("--ip", help="IPv4 address on the network.")] = None,
+    ip6: Annotated[str | None, typer.Option("--ip6", help="IPv6 address on the network.")] = None,
+    link_local_ip: Annotated[list[str] | None, typer.Option("--link-local-ip",
+                                                            help="A link-local address on the network.")] = None,
+    mac_address: Annotated[str | None, typer.Option("--mac-address", help="MAC address on the network.")] = None,
+    link: Annotated[list[str] | None, typer.Option("--link", help="Link to a container NAME[:ALIAS].")] = None,
     publish: Annotated[list[str] | None, typer.Option(
         "-p", "--publish", help="Publish \\[IP:]\\[HOST_PORT:]CONTAINER_PORT\\[/PROTO], ports or ranges.")] = None,
     publish_all: Annotated[bool, typer.Option("-P", "--publish-all",
@@ -113,6 +120,53 @@ def container_options(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress the pull output.")] = False,
     attach: Annotated[list[str] | None, typer.Option(
         "-a", "--attach", help="Attach to STDIN, STDOUT or STDERR.")] = None,
+    annotation: Annotated[list[str] | None, typer.Option(
+        "--annotation", help="An annotation KEY=VALUE passed to the OCI runtime.")] = None,
+    blkio_weight: Annotated[str | None, typer.Option(
+        "--blkio-weight", metavar="UINT16", help="Block I/O weight (10 to 1000, 0: none).")] = None,
+    blkio_weight_device: Annotated[list[str] | None, typer.Option(
+        "--blkio-weight-device", help="A device's block I/O weight /dev/X:WEIGHT.")] = None,
+    device_read_bps: Annotated[list[str] | None, typer.Option(
+        "--device-read-bps", help="Read rate limit /dev/X:RATE[kb|mb|gb].")] = None,
+    device_write_bps: Annotated[list[str] | None, typer.Option(
+        "--device-write-bps", help="Write rate limit /dev/X:RATE[kb|mb|gb].")] = None,
+    device_read_iops: Annotated[list[str] | None, typer.Option(
+        "--device-read-iops", help="Read rate limit /dev/X:IO_PER_SECOND.")] = None,
+    device_write_iops: Annotated[list[str] | None, typer.Option(
+        "--device-write-iops", help="Write rate limit /dev/X:IO_PER_SECOND.")] = None,
+    device_cgroup_rule: Annotated[list[str] | None, typer.Option(
+        "--device-cgroup-rule", help="A device cgroup rule 'TYPE MAJOR:MINOR ACCESS'.")] = None,
+    gpus: Annotated[list[str] | None, typer.Option(
+        "--gpus", help="GPUs: all, a count, or count=N,device=ID,driver=D,capabilities=C,options=K=V.")] = None,
+    cgroupns: Annotated[str | None, typer.Option("--cgroupns", help="Cgroup namespace: host or private.")] = None,
+    cgroup_parent: Annotated[str | None, typer.Option("--cgroup-parent", help="Parent cgroup.")] = None,
+    userns: Annotated[str | None, typer.Option("--userns", help="User namespace: host.")] = None,
+    runtime: Annotated[str | None, typer.Option("--runtime", help="OCI runtime to use.")] = None,
+    isolation: Annotated[str | None, typer.Option("--isolation", help="Isolation technology.")] = None,
+    memory_swappiness: Annotated[int, typer.Option(
+        "--memory-swappiness", help="Memory swappiness (0 to 100, -1: the host's).")] = -1,
+    kernel_memory: Annotated[str | None, typer.Option(
+        "--kernel-memory", metavar="BYTES", help="Deprecated and ignored, as by docker 28.")] = None,
+    cpu_rt_period: Annotated[int | None, typer.Option(
+        "--cpu-rt-period", help="CPU real-time period (microseconds).")] = None,
+    cpu_rt_runtime: Annotated[int | None, typer.Option(
+        "--cpu-rt-runtime", help="CPU real-time runtime (microseconds).")] = None,
+    cpu_count: Annotated[int | None, typer.Option("--cpu-count", help="CPU count (Windows only).")] = None,
+    cpu_percent: Annotated[int | None, typer.Option("--cpu-percent", help="CPU percent (Windows only).")] = None,
+    io_maxbandwidth: Annotated[str | None, typer.Option(
+        "--io-maxbandwidth", metavar="BYTES", help="System drive bandwidth limit (Windows only).")] = None,
+    io_maxiops: Annotated[int | None, typer.Option(
+        "--io-maxiops", help="System drive IOps limit (Windows only).")] = None,
+    storage_opt: Annotated[list[str] | None, typer.Option(
+        "--storage-opt", help="A storage driver option KEY=VALUE.")] = None,
+    volume_driver: Annotated[str | None, typer.Option("--volume-driver", help="Volume driver.")] = None,
+    volumes_from: Annotated[list[str] | None, typer.Option(
+        "--volumes-from", help="Mount the volumes of a container NAME[:ro|rw].")] = None,
+    use_api_socket: Annotated[bool, typer.Option(
+        "--use-api-socket", help="Bind mount the daemon's API socket (and the registry logins).")] = False,
+    disable_content_trust: Annotated[bool, typer.Option(
+        "--disable-content-trust", help="Skip image verification (always: this CLI does no content trust).")]
+    = True,
 ) -> None:
     """The declaration of the shared options: only its signature is used (see `with_container_options`)."""
 
@@ -179,32 +233,61 @@ def _sizes(o: dict[str, Any]) -> dict[str, int]:
     for field, flag, key, parse in (("ShmSize", "--shm-size", "shm_size", runopts.ram_in_bytes),
                                     ("MemorySwap", "--memory-swap", "memory_swap", hostopts.memory_swap),
                                     ("MemoryReservation", "--memory-reservation", "memory_reservation",
-                                     runopts.ram_in_bytes)):
+                                     runopts.ram_in_bytes),
+                                    ("IOMaximumBandwidth", "--io-maxbandwidth", "io_maxbandwidth", runopts.ram_in_bytes),
+                                    ("KernelMemory", "--kernel-memory", "kernel_memory", runopts.ram_in_bytes)):
         try:
             sizes[field] = parse(o[key]) if o[key] else 0
         except ValueError:
             raise CLIError(f'invalid argument "{o[key]}" for "{flag}" flag: invalid size: \'{o[key]}\'',
                            runopts.USAGE) from None
+    if sizes.pop("KernelMemory"):
+        # docker 28 parses the flag and sends nothing for it (the API no longer has a kernel memory limit).
+        print("WARNING: --kernel-memory is deprecated and has no effect", file=sys.stderr)
     return sizes
 
 
 # The HostConfig fields this CLI has no flag for, with the zero values the docker CLI sends for them (the
 # daemon keeps what it is sent, and inspect shows it).
-_UNSET_HOST_FIELDS: dict[str, Any] = {
-    "VolumeDriver": "", "VolumesFrom": None, "Links": None, "CgroupnsMode": "", "Cgroup": "", "UsernsMode": "",
-    "Isolation": "", "CgroupParent": "", "BlkioWeight": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
-    "DeviceCgroupRules": None, "DeviceRequests": None, "MemorySwappiness": -1, "CpuCount": 0, "CpuPercent": 0,
-    "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None,
-}
-_UNSET_HOST_LISTS = ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
-                     "BlkioDeviceWriteIOps")
+_UNSET_HOST_FIELDS: dict[str, Any] = {"Cgroup": "", "MaskedPaths": None, "ReadonlyPaths": None}
+
+
+def _resource_fields(o: dict[str, Any]) -> dict[str, Any]:
+    """The HostConfig fields of the block I/O, cgroup, device-request, storage and runtime flags."""
+    fields: dict[str, Any] = {
+        "BlkioWeight": resourceopts.blkio_weight(o["blkio_weight"]),
+        "BlkioWeightDevice": resourceopts.weight_devices(o["blkio_weight_device"]),
+        "BlkioDeviceReadBps": resourceopts.throttle_bps("--device-read-bps", o["device_read_bps"]),
+        "BlkioDeviceWriteBps": resourceopts.throttle_bps("--device-write-bps", o["device_write_bps"]),
+        "BlkioDeviceReadIOps": resourceopts.throttle_iops("--device-read-iops", o["device_read_iops"]),
+        "BlkioDeviceWriteIOps": resourceopts.throttle_iops("--device-write-iops", o["device_write_iops"]),
+        "DeviceCgroupRules": resourceopts.cgroup_rules(o["device_cgroup_rule"]),
+        "DeviceRequests": [resourceopts.gpu_request(g) for g in o["gpus"] or []] or None,
+        **resourceopts.namespace_modes(o["cgroupns"], o["userns"]), "CgroupParent": o["cgroup_parent"] or "",
+        "Isolation": o["isolation"] or "",
+        "MemorySwappiness": resourceopts.swappiness(o["memory_swappiness"]),
+        "CpuRealtimePeriod": o["cpu_rt_period"] or 0, "CpuRealtimeRuntime": o["cpu_rt_runtime"] or 0,
+        "CpuCount": o["cpu_count"] or 0, "CpuPercent": o["cpu_percent"] or 0,
+        "IOMaximumIOps": o["io_maxiops"] or 0,
+        "VolumeDriver": o["volume_driver"] or "", "VolumesFrom": o["volumes_from"] or None,
+        "Links": o["link"] or None,
+    }
+    if o["runtime"]:
+        fields["Runtime"] = o["runtime"]
+    annotations = key_values(o["annotation"])
+    if annotations:
+        fields["Annotations"] = annotations
+    storage = resourceopts.storage_opts(o["storage_opt"])
+    if storage:
+        fields["StorageOpt"] = storage
+    return fields
 
 
 def _host_fields(o: dict[str, Any]) -> dict[str, Any]:
     """The HostConfig fields of the security, namespace, resource and logging flags, as docker sends them."""
     security, unconfined_paths = hostopts.security_options(o["security_opt"])
     fields: dict[str, Any] = {
-        **_UNSET_HOST_FIELDS, **{name: [] for name in _UNSET_HOST_LISTS},
+        **_UNSET_HOST_FIELDS,
         "CapAdd": hostopts.capabilities(o["cap_add"]), "CapDrop": hostopts.capabilities(o["cap_drop"]),
         "Privileged": o["privileged"], "ReadonlyRootfs": o["read_only"], "SecurityOpt": security,
         "ExtraHosts": hostopts.extra_hosts(o["add_host"]), "Dns": hostopts.dns_servers(o["dns"]),
@@ -217,6 +300,7 @@ def _host_fields(o: dict[str, Any]) -> dict[str, Any]:
         "GroupAdd": o["group_add"] or None, "OomKillDisable": o["oom_kill_disable"],
         "OomScoreAdj": o["oom_score_adj"] or 0, "ContainerIDFile": o["cidfile"] or "",
         "LogConfig": hostopts.log_config(o["log_driver"], o["log_opt"]),
+        **_resource_fields(o),
     }
     if unconfined_paths:
         fields["MaskedPaths"] = fields["ReadonlyPaths"] = []
@@ -230,12 +314,7 @@ def create_body(o: dict[str, Any], detach: bool) -> dict[str, Any]:
     rows, cols = terminal_size() if tty and sys.stdout.isatty() else (0, 0)
     binds, anonymous = runopts.volumes(o["volume"] or [])
     exposed, bindings = runopts.ports(o["publish"] or [], o["expose"] or [])
-    # As the docker CLI: an endpoint config for the network only when there is something to say.
-    endpoint: dict[str, Any] = {}
-    if o["network_alias"]:
-        endpoint["Aliases"] = o["network_alias"]
-    if o["ip"]:
-        endpoint["IPAMConfig"] = {"IPv4Address": o["ip"]}
+    network_mode, endpoints = netopts.networking(o)
     # The files first, so that the command line's own values win.
     labels = key_values([line for f in o["label_file"] or [] for line in hostopts.read_kv_file(f, False)])
     labels.update(key_values(o["label"]))
@@ -254,17 +333,18 @@ def create_body(o: dict[str, Any], detach: bool) -> dict[str, Any]:
         "AttachStdout": stdout, "AttachStderr": stderr, "Env": env or None, "User": o["user"] or "",
         "WorkingDir": o["workdir"] or "", "Labels": labels, "Healthcheck": healthcheck,
         "Entrypoint": None if o["entrypoint"] is None else [o["entrypoint"]],
-        "ExposedPorts": exposed or None, "Volumes": anonymous or None, "StopSignal": o["stop_signal"] or None,
+        "ExposedPorts": exposed or None, "Volumes": anonymous, "StopSignal": o["stop_signal"] or None,
+        "OnBuild": None,
         "HostConfig": {
             "Binds": binds or None, "Mounts": [runopts.mount(m) for m in o["mount"] or []] or None,
-            "Tmpfs": runopts.tmpfs(o["tmpfs"] or []) or None, "NetworkMode": o["network"],
-            "PortBindings": bindings or None, "PublishAllPorts": o["publish_all"], "AutoRemove": o["rm"],
+            "Tmpfs": runopts.tmpfs(o["tmpfs"] or []) or None, "NetworkMode": network_mode,
+            "PortBindings": bindings, "PublishAllPorts": o["publish_all"], "AutoRemove": o["rm"],
             "Init": True if o["init"] else None, "Memory": memory or 0,
             "NanoCpus": int(cpus * 1e9) if cpus else 0, "ConsoleSize": [rows, cols],
-            "RestartPolicy": runopts.restart_policy(o["restart"]) if o["restart"] else None,
+            "RestartPolicy": runopts.restart_policy(o["restart"] or "no"),
             **_host_fields(o),
         },
-        "NetworkingConfig": {"EndpointsConfig": {o["network"]: endpoint}} if endpoint else None,
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
     }
     if o["stop_timeout"] is not None:
         body["StopTimeout"] = o["stop_timeout"]
@@ -301,6 +381,8 @@ def create_container(e: Engine, o: dict[str, Any], body: dict[str, Any]) -> str:
     if o["pull"] not in _PULL_POLICIES:
         raise CLIError(f"invalid pull option: '{o['pull']}': must be one of \"always\", \"missing\" or \"never\"",
                        runopts.USAGE)
+    resourceopts.windows_only(o, e)
+    logins = apisocket.add_to(e, body) if o["use_api_socket"] else None
     cidfile = o["cidfile"]
     if cidfile:
         # As docker: refused if the file is there already, made before the create and removed if it fails.
@@ -316,6 +398,8 @@ def create_container(e: Engine, o: dict[str, Any], body: dict[str, Any]) -> str:
         if cidfile:
             with open(cidfile, "w") as f:
                 f.write(str(created["Id"]))
+        if logins:
+            apisocket.copy_in(e, str(created["Id"]), logins)
     except BaseException:
         if cidfile:
             with contextlib.suppress(OSError):

@@ -36,7 +36,7 @@ def hostname(server: str) -> str:
     return "docker.io" if not host or host in _HUB_HOSTS else host
 
 
-def _load() -> dict[str, Any]:
+def load() -> dict[str, Any]:
     path = config_path()
     try:
         doc = json.loads(path.read_text())
@@ -64,7 +64,7 @@ def _save(doc: dict[str, Any]) -> None:
 
 
 def store(server: str, username: str, password: str, identity_token: str = "") -> Path:
-    doc = _load()
+    doc = load()
     auths = doc.setdefault("auths", {})
     if identity_token:
         entry = {"auth": base64.b64encode(f"{username}:".encode()).decode(), "identitytoken": identity_token}
@@ -77,7 +77,7 @@ def store(server: str, username: str, password: str, identity_token: str = "") -
 
 def remove(server: str) -> bool:
     """Forget the logins for `server`'s host; whether there was one."""
-    doc = _load()
+    doc = load()
     auths = doc.get("auths") or {}
     keys = [k for k in auths if k == server or hostname(k) == hostname(server)]
     for key in keys:
@@ -89,7 +89,7 @@ def remove(server: str) -> bool:
 
 def lookup(host: str) -> dict[str, str] | None:
     """Docker's AuthConfig for `host` ({username, password, serveraddress} or an identitytoken), if logged in."""
-    auths = _load().get("auths") or {}
+    auths = load().get("auths") or {}
     for key, entry in auths.items():
         if hostname(key) != hostname(host) or not isinstance(entry, dict):
             continue

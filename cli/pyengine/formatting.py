@@ -16,13 +16,14 @@ class Template:
     row of column names, cells aligned by a tabwriter), `json` alone meaning `{{json .}}`, and `\\t`/`\\n`
     unescaped (shells rarely pass a real tab). `missing="error"` is docker inspect's missingkey=error."""
 
-    def __init__(self, spec: str, missing: str = "default") -> None:
-        self.table = spec.startswith("table")
+    def __init__(self, spec: str, missing: str = "default", verbatim: bool = False) -> None:
+        # docker inspect parses its --format as given (`verbatim`): no table, no trimming, no unescaping.
+        self.table = spec.startswith("table") and not verbatim
         if self.table:
             spec = spec[len("table"):]
         elif spec == "json":
             spec = "{{json .}}"
-        self.spec = spec.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
+        self.spec = spec if verbatim else spec.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
         self.missing = missing
         # The parser and executor are imported by the commands given a template only (their import, the
         # lexer's regular expression above all, is a fifth of the CLI's start-up).
@@ -38,11 +39,26 @@ class Template:
     def render(self, data: Any) -> str:
         from cli.pyengine.gotemplate import TemplateError
         from cli.pyengine.gotemplate_exec import Executor
+        from cli.pyengine.gotemplate_funcs import FUNCTIONS, JSON_FUNCTIONS
 
+        functions = JSON_FUNCTIONS if self.missing == "error" else FUNCTIONS
         try:
-            return Executor(self.parsed, missing=self.missing).run(data)
+            return Executor(self.parsed, functions, missing=self.missing).run(data)
         except TemplateError as e:
             raise CLIError(f"template parsing error: {e}") from None
+
+    def render_inspected(self, obj: Any) -> str:
+        """docker inspect's way: over the result as its Go struct (see `gotypes`), and if that fails over the
+        raw JSON with missingkey=error, whose failure is the one reported."""
+        from cli.pyengine.gotemplate import TemplateError
+        from cli.pyengine.gotemplate_exec import Executor
+        from cli.pyengine.gotemplate_funcs import Failure
+        from cli.pyengine.gotypes import typed
+
+        try:
+            return Executor(self.parsed).run(typed(obj))
+        except (TemplateError, Failure):
+            return self.render(obj)
 
     def lines(self, rows: list[Any], headers: dict[str, str]) -> str:
         """Every row rendered, a line each; as a table, under a header of the fields' column names."""

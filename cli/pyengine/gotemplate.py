@@ -449,7 +449,9 @@ class _Parser:
             node = SubPipe(self.pipeline(toks[k + 1:end], t.pos, "parenthesized pipeline"), t.pos)
             k = end + 1
         elif t.kind == "field":
-            return Field(t.text[1:].split("."), t.pos), k + 1
+            names = t.text[1:].split(".")
+            # As Go's parser: a chain of fields is placed at its second field.
+            return Field(names, t.pos + 1 + len(names[0]) if len(names) > 1 else t.pos), k + 1
         elif t.kind == "variable":
             node, k = Variable([t.text], t.pos), k + 1
         elif t.kind == "dot":
@@ -475,8 +477,9 @@ class _Parser:
             names = toks[k].text[1:].split(".")
             if isinstance(node, Variable):
                 node.names += names
+                node.pos = toks[k].pos
             else:
-                node = Chain(node, names, node.pos)
+                node = Chain(node, names, toks[k].pos)
             k += 1
         return node, k
 

@@ -138,7 +138,11 @@ class Executor:
             if isinstance(first, Variable):
                 return self.fields(self.variable(first), first.names[1:], rest, final, dot, first)
             if isinstance(first, Identifier):
-                return self.call(first, rest, final, dot)
+                try:
+                    return self.call(first, rest, final, dot)
+                except Failure as e:
+                    # Go places a failed call at its whole command.
+                    raise self.fail(cmd, str(e)) from None
         except Failure as e:
             raise self.fail(first, str(e)) from None
         if rest or final:

@@ -24,6 +24,10 @@ class _NoValue:
 NO_VALUE = _NoValue()
 
 
+class StringMap(dict[str, str]):
+    """A Go map[string]string (labels, options): a missing key's value is ""."""
+
+
 class Record:
     """A docker CLI formatter context: named fields (values, or callables computed on use) and methods
     with arguments. `used` remembers the fields a template touched (ps asks for sizes only if .Size is)."""
@@ -45,6 +49,13 @@ class Record:
             raise Failure(f"{name} has arguments but cannot be invoked as function")
         value = self.fields[name]
         return value() if callable(value) else value
+
+    def printed(self, nested: bool) -> str:
+        """Go's %v of the struct; `nested` when it is inside another value."""
+        return "{" + " ".join(text(self.get(n, []), nested=True) for n in sorted(self.fields)) + "}"
+
+    def truthy(self) -> bool:
+        return True
 
     def as_json(self) -> str:
         values = {name: self.get(name, []) for name in sorted(self.fields)}
@@ -102,8 +113,8 @@ def go_float(f: float) -> str:
     return f"{base}e{sign}{power.rjust(2, '0')}"
 
 
-def text(value: Any) -> str:
-    """Go's fmt %v of a value."""
+def text(value: Any, nested: bool = False) -> str:
+    """Go's fmt %v of a value (`nested` inside another one)."""
     if value is NO_VALUE:
         return "<no value>"
     if value is None:
@@ -113,11 +124,11 @@ def text(value: Any) -> str:
     if isinstance(value, float):
         return go_float(value)
     if isinstance(value, list):
-        return "[" + " ".join(text(v) for v in value) + "]"
+        return "[" + " ".join(text(v, nested=True) for v in value) + "]"
     if isinstance(value, dict):
-        return "map[" + " ".join(f"{text(k)}:{text(v)}" for k, v in sorted(value.items())) + "]"
+        return "map[" + " ".join(f"{text(k)}:{text(v, nested=True)}" for k, v in sorted(value.items())) + "]"
     if isinstance(value, Record):
-        return "{" + " ".join(text(value.get(n, [])) for n in sorted(value.fields)) + "}"
+        return value.printed(nested)
     return str(value)
 
 
@@ -125,7 +136,7 @@ def truth(value: Any) -> bool:
     if value is NO_VALUE or value is None:
         return False
     if isinstance(value, Record):
-        return True
+        return value.truthy()
     return bool(value)
 
 
@@ -152,14 +163,16 @@ def _integer(value: Any) -> int:
     return value
 
 
-def _index(item: Any, *keys: Any) -> Any:
+def _index(item: Any, *keys: Any, json_maps: bool = False) -> Any:
+    """Go's index; `json_maps` when the maps are decoded JSON (interface values: a missing key is invalid)."""
     for key in keys:
         if isinstance(item, dict):
             if key in item:
                 item = item[key]
             else:
                 # A typed map of strings (labels, options) gives "", others Go's invalid value.
-                item = "" if all(isinstance(v, str) for v in item.values()) else NO_VALUE
+                item = "" if isinstance(item, StringMap) or not json_maps and item and all(
+                    isinstance(v, str) for v in item.values()) else NO_VALUE
         elif isinstance(item, (list, str)):
             i = _integer(key)
             if not 0 <= i < len(item):
@@ -257,7 +270,8 @@ def _format_one(flags: str, width: str | None, precision: str | None, verb: str,
     spec = flags.replace("#", "") + (width or "") + (f".{precision}" if precision is not None else "")
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if verb == "v":
-        body = text(value)
+        # fmt writes a pointer to a struct it is given as &{...} (a template's own printing does not).
+        body = ("&" if getattr(value, "pointer", False) else "") + text(value)
         return f"{body:{'<' if '-' in flags else '>'}{width or ''}}"
     if verb == "s" and isinstance(value, (str, list, dict, Record)) or verb == "s" and value is None:
         body = text(value)[:int(precision)] if precision is not None else text(value)
@@ -330,3 +344,6 @@ HEADER_FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 FUNCTIONS["and"] = FUNCTIONS["or"] = lambda *a: a[-1]  # evaluated lazily by the executor
 HEADER_FUNCTIONS["and"] = HEADER_FUNCTIONS["or"] = FUNCTIONS["and"]
+# docker inspect's second run is over decoded JSON, whose maps have interface values.
+JSON_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **FUNCTIONS, "index": lambda item, *keys: _index(item, *keys, json_maps=True)}

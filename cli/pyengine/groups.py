@@ -47,8 +47,13 @@ def container_inspect(
                  format_)
 
 
-def image_inspect(names: Annotated[list[str], typer.Argument(metavar="IMAGE")], format_: _FORMAT = None) -> None:
+def image_inspect(names: Annotated[list[str], typer.Argument(metavar="IMAGE")], format_: _FORMAT = None,
+                  platform: Annotated[str | None, typer.Option(
+                      "--platform", help="Refused: pyengined keeps one platform per image.")] = None) -> None:
     """Display detailed information on one or more images."""
+    from cli.pyengine.images import refuse_platform
+
+    refuse_platform("image inspect", platform)
     e = engine()
     inspect_each(names, lambda name: e.get(f"/images/{path_quote(name)}/json"), format_)
 

@@ -11,6 +11,7 @@ import typer
 
 from cli.pyengine.api import CLIError, chunks
 from cli.pyengine.app import app, engine
+from cli.pyengine.images import platform_json
 from cli.pyengine.progress import check
 
 
@@ -19,11 +20,14 @@ def save(
     images: Annotated[list[str], typer.Argument(metavar="IMAGE...", help="Images to save (names, tags or IDs).")],
     output: Annotated[Optional[str], typer.Option("-o", "--output",
                                                   help="Write to a file, instead of STDOUT.")] = None,
+    platform: Annotated[Optional[list[str]], typer.Option("--platform", help="Save only this platform (os/arch)."
+                                                          )] = None,
 ) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
     if output is None and sys.stdout.isatty():
         raise CLIError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    path = "/images/get?" + urlencode([("names", name) for name in images])
+    path = "/images/get?" + urlencode([("names", name) for name in images]
+                                      + [("platform", platform_json(p)) for p in platform or []])
     with engine().open("GET", path) as resp:
         if output is None:
             for chunk in chunks(resp):
@@ -46,6 +50,8 @@ def load(
     input: Annotated[Optional[str], typer.Option("-i", "--input",
                                                  help="Read from tar archive file, instead of STDIN.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress the load output.")] = False,
+    platform: Annotated[Optional[list[str]], typer.Option("--platform", help="Load only this platform (os/arch)."
+                                                          )] = None,
 ) -> None:
     """Load an image from a tar archive or STDIN."""
     if input is None and sys.stdin.isatty():
@@ -53,7 +59,9 @@ def load(
     # Progress only makes sense on a terminal, as with docker.
     quiet = quiet or not sys.stdout.isatty()
     source: BinaryIO = open(input, "rb") if input is not None else sys.stdin.buffer
-    with source, engine().open("POST", "/images/load", {"quiet": "1" if quiet else "0"}, body=source,
+    with source, engine().open("POST", "/images/load", {
+            "quiet": "1" if quiet else "0", "platform": [platform_json(p) for p in platform or []] or None},
+            body=source,
                                headers={"Content-Type": "application/x-tar"}) as resp:
         for line in resp:
             if not line.strip():

@@ -16,6 +16,7 @@ from cli.pyengine.api import CLIError, chunks, path_quote
 from cli.pyengine.app import app, engine
 from cli.pyengine.formatting import Record, Template, ago
 from cli.pyengine.images import split_reference
+from cli.pyengine.runopts import GO_BOOLS
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str | None]:
@@ -29,16 +30,25 @@ def _pairs(values: list[str], what: str) -> dict[str, str | None]:
     return out
 
 
-def _context_tar(context: Path, dockerfile: Path | None) -> tuple[IO[bytes], str]:
-    """The context as a tar (spooled to disk when large); with a Dockerfile outside the context it goes in
-    under a random name, as the docker CLI sends it. The daemon applies .dockerignore."""
+def _bytes(flag: str, value: str | None) -> int | None:
+    from cli.pyengine.hostopts import memory_swap
+
+    try:
+        return memory_swap(value) if value else None
+    except ValueError:
+        raise CLIError(f'invalid argument "{value}" for "{flag}" flag: invalid size: \'{value}\'', 125) from None
+
+
+def _context_tar(context: Path, dockerfile: Path | None, compress: bool = False) -> tuple[IO[bytes], str]:
+    """The context as a tar (gzipped with --compress; spooled to disk when large); with a Dockerfile outside
+    the context it goes in under a random name, as the docker CLI sends it. The daemon applies .dockerignore."""
     import secrets  # these three kept out of every other command's start-up
     import tarfile
     import tempfile
 
     spool = tempfile.SpooledTemporaryFile(max_size=16 << 20)
     name = "Dockerfile"
-    with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=spool, mode="w:gz" if compress else "w", format=tarfile.PAX_FORMAT) as tar:
         for entry in sorted(context.iterdir()):
             tar.add(str(entry), arcname=entry.name)
         if dockerfile is not None:
@@ -65,13 +75,60 @@ def build(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only the image ID.")] = False,
     network: Annotated[str, typer.Option("--network", help="Networking mode for RUN.")] = "default",
     force_rm: Annotated[bool, typer.Option("--force-rm", help="Always remove intermediate containers.")] = False,
+    rm: Annotated[str, typer.Option("--rm", metavar="BOOL", help="Remove intermediate containers after a "
+                                                                 "successful build (--rm=false keeps them).")]
+    = "true",
+    add_host: Annotated[list[str] | None, typer.Option("--add-host", help="Add a host-to-IP mapping host:ip.")]
+    = None,
+    cache_from: Annotated[list[str] | None, typer.Option("--cache-from", help="Images to consider as cache "
+                                                                              "sources.")] = None,
+    cgroup_parent: Annotated[str | None, typer.Option("--cgroup-parent", help="Parent cgroup of RUN steps.")]
+    = None,
+    compress: Annotated[bool, typer.Option("--compress", help="Compress the build context using gzip.")] = False,
+    cpu_period: Annotated[int | None, typer.Option("--cpu-period", help="CPU CFS period.")] = None,
+    cpu_quota: Annotated[int | None, typer.Option("--cpu-quota", help="CPU CFS quota.")] = None,
+    cpu_shares: Annotated[int | None, typer.Option("-c", "--cpu-shares", help="CPU shares (relative weight).")]
+    = None,
+    cpuset_cpus: Annotated[str | None, typer.Option("--cpuset-cpus", help="CPUs allowed (0-3, 0,1).")] = None,
+    cpuset_mems: Annotated[str | None, typer.Option("--cpuset-mems", help="Memory nodes allowed (0-3, 0,1).")]
+    = None,
+    iidfile: Annotated[str | None, typer.Option("--iidfile", help="Write the image ID to the file.")] = None,
+    isolation: Annotated[str | None, typer.Option("--isolation", help="Container isolation technology.")] = None,
+    memory: Annotated[str | None, typer.Option("-m", "--memory", metavar="BYTES", help="Memory limit.")] = None,
+    memory_swap: Annotated[str | None, typer.Option(
+        "--memory-swap", metavar="BYTES", help="Memory plus swap limit (-1: unlimited swap).")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="Set platform (os/arch).")] = None,
+    security_opt: Annotated[list[str] | None, typer.Option("--security-opt", help="Security options.")] = None,
+    shm_size: Annotated[str | None, typer.Option("--shm-size", metavar="BYTES", help="Size of /dev/shm.")] = None,
+    ulimit: Annotated[list[str] | None, typer.Option("--ulimit", help="Ulimit options NAME=SOFT[:HARD].")] = None,
+    squash: Annotated[bool, typer.Option("--squash", help="Refused: needs an experimental daemon.")] = False,
+    disable_content_trust: Annotated[bool, typer.Option(
+        "--disable-content-trust", help="Skip image verification (always: this CLI does no content trust).")]
+    = True,
 ) -> None:
     """Build an image from a Dockerfile."""
+    from cli.pyengine import hostopts
+
+    if squash:
+        raise CLIError('"--squash" is only supported on a Docker daemon with experimental features enabled')
+    if rm not in GO_BOOLS:
+        raise CLIError(f'invalid argument "{rm}" for "--rm" flag: strconv.ParseBool: parsing "{rm}": invalid syntax',
+                       125)
+    sizes = {key: _bytes(flag, value) for key, flag, value in (
+        ("memory", "--memory", memory), ("memswap", "--memory-swap", memory_swap), ("shmsize", "--shm-size", shm_size))}
     context = Path(path)
     if not context.is_dir():
         raise CLIError(f"unable to prepare context: path {path!r} not found", 1)
-    body, dockerfile = _context_tar(context, Path(file) if file else None)
+    body, dockerfile = _context_tar(context, Path(file) if file else None, compress)
+    limits = hostopts.ulimits(ulimit)
     query: dict[str, Any] = {
+        "extrahosts": hostopts.extra_hosts(add_host), "cachefrom": json.dumps(cache_from) if cache_from else None,
+        "cgroupparent": cgroup_parent, "cpuperiod": cpu_period, "cpuquota": cpu_quota, "cpushares": cpu_shares,
+        "cpusetcpus": cpuset_cpus, "cpusetmems": cpuset_mems, **sizes,
+        # As docker: the default isolation goes unsaid.
+        "isolation": isolation if isolation and isolation.lower() != "default" else None,
+        "platform": platform, "rm": None if GO_BOOLS[rm] else "0", "securityopt": security_opt or None,
+        "ulimits": json.dumps(limits, separators=(",", ":")) if limits else None,
         "t": tag or None, "dockerfile": dockerfile, "target": target or None, "q": int(quiet) or None,
         "nocache": int(no_cache) or None, "pull": int(pull) or None, "forcerm": int(force_rm) or None,
         "networkmode": network if network != "default" else None, "version": "1",
@@ -96,6 +153,9 @@ def build(
                 print(message["status"])
     if quiet:
         print(image_id)
+    if iidfile:
+        with open(iidfile, "w") as f:
+            f.write(image_id)
 
 
 @app.command()
@@ -164,7 +224,7 @@ _HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREA
                     "Size": "SIZE", "Comment": "COMMENT"}
 
 
-def _history_record(row: dict[str, Any], trunc: bool) -> Record:
+def _history_record(row: dict[str, Any], trunc: bool, human: bool = True) -> Record:
     created = int(row.get("Created") or 0)
     created_by = str(row.get("CreatedBy") or "").replace("\t", " ")
     if trunc and len(created_by) > 45:
@@ -173,8 +233,8 @@ def _history_record(row: dict[str, Any], trunc: bool) -> Record:
     # Go's RFC 3339: local time, "Z" for UTC.
     at = datetime.datetime.fromtimestamp(created).astimezone().isoformat().replace("+00:00", "Z")
     return Record("*image.historyContext", {
-        "ID": _short(row["Id"], not trunc), "CreatedSince": ago(created), "CreatedAt": at,
-        "CreatedBy": created_by, "Size": human_size(size, 3),
+        "ID": _short(row["Id"], not trunc), "CreatedSince": ago(created) if human else at, "CreatedAt": at,
+        "CreatedBy": created_by, "Size": human_size(size, 3) if human else str(size),
         "Comment": row.get("Comment") or ""})
 
 
@@ -184,9 +244,20 @@ def history(
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show image IDs.")] = False,
     format_: Annotated[str | None, typer.Option("--format", help="Go template, 'table TEMPLATE' or 'json'.")] = None,
+    human: Annotated[str, typer.Option("-H", "--human", metavar="BOOL",
+                                       help="Sizes and dates in human readable format (--human=false: raw).")]
+    = "true",
+    platform: Annotated[str | None, typer.Option("--platform", help="Refused: one platform per image.")] = None,
 ) -> None:
     """Show the history of an image."""
-    rows = [_history_record(r, not no_trunc) for r in engine().get(f"/images/{path_quote(image)}/history")]
+    from cli.pyengine.images import refuse_platform
+
+    refuse_platform("history", platform)
+    if human not in GO_BOOLS:
+        raise CLIError(f'invalid argument "{human}" for "-H, --human" flag: strconv.ParseBool: parsing "{human}": '
+                       "invalid syntax", 125)
+    rows = [_history_record(r, not no_trunc, GO_BOOLS[human])
+            for r in engine().get(f"/images/{path_quote(image)}/history")]
     spec = "{{.ID}}" if quiet else format_ if format_ not in (None, "", "table") else _HISTORY_FORMAT
     print(Template(spec).lines(rows, _HISTORY_HEADERS), end="")
 

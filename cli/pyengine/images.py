@@ -1,6 +1,7 @@
 """Image commands: pull, images, rmi."""
 # No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
+import json
 import sys
 from typing import Annotated, Any, TextIO
 
@@ -8,7 +9,7 @@ import typer
 
 from cli.common.units import human_size
 from cli.pyengine import completion as complete
-from cli.pyengine.api import Engine, path_quote
+from cli.pyengine.api import CLIError, Engine, path_quote
 from cli.pyengine.app import app, config_format, engine, for_each
 from cli.pyengine.formatting import Record, Template, ago, filters, local_time
 from cli.pyengine.progress import PullProgress, check
@@ -46,6 +47,22 @@ def with_tag(ref: str) -> str:
     return ref if tag else f"{name}:latest"
 
 
+def platform_json(spec: str | None) -> str | None:
+    """--platform os/arch[/variant] as the JSON OCI platform API 1.48+ takes for save, load, push and inspect."""
+    if not spec:
+        return None
+    parts = spec.lower().split("/")
+    if len(parts) < 2 or len(parts) > 3 or not all(parts):
+        raise CLIError(f'invalid platform "{spec}": expected os/arch[/variant]', 125)
+    doc = {"architecture": parts[1], "os": parts[0], **({"variant": parts[2]} if len(parts) == 3 else {})}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def refuse_platform(command: str, platform: str | None) -> None:
+    if platform:
+        raise CLIError(f"{command} --platform is not supported: pyengined keeps one platform per image", 125)
+
+
 def pull_image(e: Engine, ref: str, out: TextIO, quiet: bool = False, platform: str | None = None) -> str:
     """Pull (the image for `platform`, if given) with progress on `out`; the fully qualified reference pulled."""
     name, tag = split_reference(ref)
@@ -71,9 +88,16 @@ def pull_image(e: Engine, ref: str, out: TextIO, quiet: bool = False, platform: 
 def pull(
     image: Annotated[str, typer.Argument(help="NAME[:TAG|@DIGEST]")],
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress verbose output.")] = False,
+    platform: Annotated[str | None, typer.Option("--platform", help="The platform to pull (os/arch).")] = None,
+    all_tags: Annotated[bool, typer.Option("-a", "--all-tags", help="Refused: pyengined pulls one tag.")] = False,
+    disable_content_trust: Annotated[bool, typer.Option(
+        "--disable-content-trust", help="Skip image verification (always: this CLI does no content trust).")]
+    = True,
 ) -> None:
     """Download an image from a registry."""
-    print(pull_image(engine(), image, sys.stdout, quiet))
+    if all_tags:
+        raise CLIError("--all-tags is not supported: pyengined pulls one tag at a time", 125)
+    print(pull_image(engine(), image, sys.stdout, quiet, platform))
 
 
 def _image_rows(summary: dict[str, Any], trunc: bool, show_digests: bool) -> list[Record]:
@@ -116,8 +140,12 @@ def images(
     format_: Annotated[str | None, typer.Option("--format", help="Go template, 'table TEMPLATE' or 'json'.")] = None,
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
     digests: Annotated[bool, typer.Option("--digests", help="Show digests.")] = False,
+    tree: Annotated[bool, typer.Option("--tree", help="Refused: docker's experimental multi-platform tree.")]
+    = False,
 ) -> None:
     """List images."""
+    if tree:
+        raise CLIError("--tree is not supported: pyengined keeps one platform per image", 125)
     given = list(filter_ or [])
     if repository:
         given.append(f"reference={repository}")
@@ -139,8 +167,15 @@ def images(
 def rmi(
     images_: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Images to remove.", autocompletion=complete.images)],
     force: Annotated[bool, typer.Option("-f", "--force", help="Force removal of the image.")] = False,
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="Refused: pyengined keeps no untagged parents.")]
+    = False,
+    platform: Annotated[list[str] | None, typer.Option("--platform", help="Refused: one platform per image.")]
+    = None,
 ) -> None:
     """Remove one or more images."""
+    if no_prune:
+        raise CLIError("rmi --no-prune is not supported: pyengined keeps no untagged parent images", 125)
+    refuse_platform("rmi", ",".join(platform or []))
     e = engine()
 
     def remove(ref: str) -> None:

@@ -96,9 +96,14 @@ def update(
         "--pids-limit", help="Tune container pids limit (-1 for unlimited).")] = None,
     restart: Annotated[str | None, typer.Option(
         "--restart", help="Restart policy: no, always, unless-stopped, on-failure[:N].")] = None,
+    cpu_rt_period: Annotated[int | None, typer.Option(
+        "--cpu-rt-period", help="CPU real-time period (microseconds).")] = None,
+    cpu_rt_runtime: Annotated[int | None, typer.Option(
+        "--cpu-rt-runtime", help="CPU real-time runtime (microseconds).")] = None,
 ) -> None:
     """Update configuration of one or more containers."""
     given = {"BlkioWeight": blkio_weight, "CpuPeriod": cpu_period, "CpuQuota": cpu_quota, "CpuShares": cpu_shares,
+             "CpuRealtimePeriod": cpu_rt_period, "CpuRealtimeRuntime": cpu_rt_runtime,
              "NanoCpus": int(cpus * 1e9) if cpus is not None else None, "CpusetCpus": cpuset_cpus,
              "CpusetMems": cpuset_mems, "Memory": memory, "MemoryReservation": memory_reservation,
              "MemorySwap": memory_swap, "PidsLimit": pids_limit}

@@ -17,8 +17,9 @@ _PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at 
                   "Are you sure you want to continue?")
 
 
-def _ipam_configs(subnets: list[str], ranges: list[str], gateways: list[str]) -> list[dict[str, str]]:
-    """docker's consolidateIpam: each --ip-range and --gateway joins the --subnet it lies in."""
+def _ipam_configs(subnets: list[str], ranges: list[str], gateways: list[str],
+                  aux: dict[str, str]) -> list[dict[str, Any]]:
+    """docker's consolidateIpam: each --ip-range, --gateway and --aux-address joins the --subnet it lies in."""
     # Only network create with addresses pays for the module.
     import ipaddress
 
@@ -33,7 +34,7 @@ def _ipam_configs(subnets: list[str], ranges: list[str], gateways: list[str]) ->
         if any(net.overlaps(other) for other in networks.values() if other.version == net.version):
             raise CLIError("multiple overlapping subnet configuration is not allowed")
         networks[s] = net
-    configs = {s: {"Subnet": s} for s in subnets}
+    configs: dict[str, dict[str, Any]] = {s: {"Subnet": s} for s in subnets}
 
     def place(value: str, key: str, what: str) -> None:
         try:
@@ -54,7 +55,28 @@ def _ipam_configs(subnets: list[str], ranges: list[str], gateways: list[str]) ->
         place(r, "IPRange", "range")
     for g in gateways:
         place(g, "Gateway", "gateway")
+    for aux_name, address in aux.items():
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            ip = None
+        matches = [s for s, net in networks.items() if ip is not None and ip in net]
+        if not matches:
+            raise CLIError(f"no matching subnet for aux-address {address}")
+        for s in matches:
+            configs[s].setdefault("AuxiliaryAddresses", {})[aux_name] = address
     return list(configs.values())
+
+
+def _go_bool(flag: str, value: str | None) -> bool | None:
+    from cli.pyengine.runopts import GO_BOOLS
+
+    if value is None:
+        return None
+    if value not in GO_BOOLS:
+        raise CLIError(f'invalid argument "{value}" for "{flag}" flag: strconv.ParseBool: parsing "{value}": '
+                       "invalid syntax", 125)
+    return GO_BOOLS[value]
 
 
 @network_app.command("create")
@@ -69,14 +91,35 @@ def network_create(
     attachable: Annotated[bool, typer.Option("--attachable", help="Enable manual container attachment.")] = False,
     label: Annotated[list[str] | None, typer.Option("--label", help="Set a label KEY=VALUE.")] = None,
     opt: Annotated[list[str] | None, typer.Option("-o", "--opt", help="Set a driver option KEY=VALUE.")] = None,
+    aux_address: Annotated[list[str] | None, typer.Option(
+        "--aux-address", help="An address the IPAM driver must not hand out NAME=IP.")] = None,
+    ipam_driver: Annotated[str, typer.Option("--ipam-driver", help="IP address management driver.")] = "default",
+    ipam_opt: Annotated[list[str] | None, typer.Option("--ipam-opt", help="An IPAM driver option KEY=VALUE.")]
+    = None,
+    ipv4: Annotated[str | None, typer.Option("--ipv4", metavar="BOOL", help="Enable or disable IPv4 (--ipv4=false)."
+                                             )] = None,
+    ipv6: Annotated[bool, typer.Option("--ipv6", help="Enable IPv6 addressing.")] = False,
+    scope: Annotated[str, typer.Option("--scope", help="Control the network's scope.")] = "",
+    config_only: Annotated[bool, typer.Option("--config-only", help="Create a configuration-only network.")]
+    = False,
+    config_from: Annotated[str | None, typer.Option("--config-from", help="The network to copy the configuration "
+                                                                          "from.")] = None,
+    ingress: Annotated[bool, typer.Option("--ingress", help="Create a swarm routing-mesh network.")] = False,
 ) -> None:
     """Create a network."""
-    created = engine().post("/networks/create", body={
-        "Name": name, "CheckDuplicate": True, "Driver": driver, "Options": key_values(opt),
-        "IPAM": {"Driver": "default", "Config": _ipam_configs(subnet or [], ip_range or [], gateway or []),
-                 "Options": {}},
-        "Internal": internal, "Attachable": attachable, "Labels": key_values(label)})
-    print(created["Id"])
+    body: dict[str, Any] = {
+        "Name": name, "Driver": driver, "Scope": scope, "Options": key_values(opt),
+        "IPAM": {"Driver": ipam_driver, "Options": key_values(ipam_opt),
+                 "Config": _ipam_configs(subnet or [], ip_range or [], gateway or [], key_values(aux_address))},
+        "Internal": internal, "Attachable": attachable, "Ingress": ingress, "ConfigOnly": config_only,
+        "ConfigFrom": {"Network": config_from} if config_from else None, "Labels": key_values(label)}
+    # Sent only when given: the daemon's defaults apply otherwise.
+    enable_ipv4 = _go_bool("--ipv4", ipv4)
+    if enable_ipv4 is not None:
+        body["EnableIPv4"] = enable_ipv4
+    if ipv6:
+        body["EnableIPv6"] = True
+    print(engine().post("/networks/create", body=body)["Id"])
 
 
 def _ls_record(n: dict[str, Any], trunc: bool) -> Record:
@@ -110,10 +153,12 @@ def network_ls(
 def network_inspect(
     names: Annotated[list[str], typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
     format_: Annotated[str | None, typer.Option("-f", "--format", help="Go-template-like format.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Verbose output for diagnostics.")] = False,
 ) -> None:
     """Display detailed information on one or more networks."""
     e = engine()
-    inspect_each(names, lambda name: e.get(f"/networks/{path_quote(name)}"), format_)
+    query = {"verbose": "true" if verbose else None}
+    inspect_each(names, lambda name: e.get(f"/networks/{path_quote(name)}", query), format_)
 
 
 @network_app.command("rm")
@@ -156,11 +201,24 @@ def network_connect(
     container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     ip: Annotated[str | None, typer.Option("--ip", help="IPv4 address.")] = None,
     alias: Annotated[list[str] | None, typer.Option("--alias", help="Network-scoped alias (repeatable).")] = None,
+    ip6: Annotated[str | None, typer.Option("--ip6", help="IPv6 address.")] = None,
+    link: Annotated[list[str] | None, typer.Option("--link", help="Link to a container NAME[:ALIAS].")] = None,
+    link_local_ip: Annotated[list[str] | None, typer.Option("--link-local-ip", help="A link-local address.")]
+    = None,
+    driver_opt: Annotated[list[str] | None, typer.Option("--driver-opt", help="A driver option KEY=VALUE.")]
+    = None,
+    gw_priority: Annotated[int, typer.Option("--gw-priority", help="The gateway priority of the network.")] = 0,
 ) -> None:
     """Connect a container to a network."""
-    endpoint: dict[str, Any] = {"Aliases": alias or None}
-    if ip:
-        endpoint["IPAMConfig"] = {"IPv4Address": ip}
+    from cli.pyengine.netopts import link as checked_link
+
+    ipam = {key: value for key, value in (("IPv4Address", ip), ("IPv6Address", ip6),
+                                          ("LinkLocalIPs", link_local_ip)) if value}
+    endpoint: dict[str, Any] = {
+        "IPAMConfig": ipam, "Links": [checked_link(spec) for spec in link or []] or None, "Aliases": alias or [],
+        "DriverOpts": key_values(driver_opt), "GwPriority": gw_priority, "NetworkID": "",
+        "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DNSNames": None}
     engine().post(f"/networks/{path_quote(network)}/connect", body={"Container": container,
                                                                     "EndpointConfig": endpoint})
 

@@ -59,8 +59,9 @@ def prune_images(all_: bool, filter_json: str | None) -> tuple[int, str]:
     return report.get("SpaceReclaimed") or 0, _section("Deleted Images", lines)
 
 
-def prune_build_cache(all_: bool, filter_json: str | None) -> tuple[int, str]:
-    report = engine().post("/build/prune", {"all": 1 if all_ else None, "filters": filter_json}) or {}
+def prune_build_cache(all_: bool, filter_json: str | None, keep_storage: int | None = None) -> tuple[int, str]:
+    report = engine().post("/build/prune", {"all": 1 if all_ else None, "filters": filter_json,
+                                            "keep-storage": keep_storage}) or {}
     return report.get("SpaceReclaimed") or 0, _section("Deleted build cache objects", report.get("CachesDeleted") or [])
 
 
@@ -123,7 +124,19 @@ def builder_prune(
     = False,
     force: _Force = False,
     filter_: _Filter = None,
+    keep_storage: Annotated[str | None, typer.Option(
+        "--keep-storage", metavar="BYTES", help="Amount of disk space to keep for cache.")] = None,
 ) -> None:
     """Remove build cache."""
+    from functools import partial
+
+    from cli.pyengine.runopts import ram_in_bytes
+
+    try:
+        keep = ram_in_bytes(keep_storage) if keep_storage else None
+    except ValueError:
+        raise CLIError(f'invalid argument "{keep_storage}" for "--keep-storage" flag: invalid size: '
+                       f"'{keep_storage}'", 125) from None
     what = "all build cache" if all_ else "all dangling build cache"
-    _run(f"WARNING! This will remove {what}. {_ASK}", force, [prune_build_cache], all_, filter_)
+    _run(f"WARNING! This will remove {what}. {_ASK}", force, [partial(prune_build_cache, keep_storage=keep)], all_,
+         filter_)

@@ -12,7 +12,7 @@ import typer
 from cli.pyengine import credentials
 from cli.pyengine.api import CLIError, path_quote
 from cli.pyengine.app import app, engine
-from cli.pyengine.images import split_reference
+from cli.pyengine.images import platform_json, split_reference
 from cli.pyengine.progress import PullProgress, check
 
 
@@ -71,6 +71,9 @@ def push(
     name: Annotated[str, typer.Argument(help="NAME[:TAG]")],
     all_tags: Annotated[bool, typer.Option("-a", "--all-tags", help="Push all tags of the repository.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress verbose output.")] = False,
+    platform: Annotated[str | None, typer.Option("--platform", help="Push only this platform (os/arch).")] = None,
+    disable_content_trust: Annotated[bool, typer.Option(
+        "--disable-content-trust", help="Skip image signing (always: this CLI does no content trust).")] = True,
 ) -> None:
     """Upload an image to a registry."""
     repo, tag = split_reference(name)
@@ -84,7 +87,8 @@ def push(
     progress = None if quiet else PullProgress(sys.stdout)
     pushed: list[dict[str, Any]] = []
     try:
-        for message in engine().json_stream("POST", f"/images/{path_quote(repo)}/push", {"tag": tag or None},
+        for message in engine().json_stream("POST", f"/images/{path_quote(repo)}/push", {
+                "tag": tag or None, "platform": platform_json(platform)},
                                             headers=headers):
             if "aux" in message:
                 pushed.append(message["aux"])

@@ -8,7 +8,7 @@ import typer
 
 from cli.common.units import binary_size, human_size
 from cli.pyengine import completion as complete
-from cli.pyengine import versioncmd
+from cli.pyengine import diskusage, versioncmd  # noqa: F401  (diskusage registers `system df`)
 from cli.pyengine.api import CLIError, DaemonError, path_quote
 from cli.pyengine.app import app, engine, inspect_each, system_app
 from cli.pyengine.formatting import Template, filters, rfc3339_nano, tabulate, timestamp
@@ -57,39 +57,6 @@ def info(
         print(warning, file=sys.stderr)
 
 
-def _reclaimable(reclaimable: int, total: int) -> str:
-    text = human_size(reclaimable)
-    return f"{text} ({reclaimable * 100 // total}%)" if total > 0 else text
-
-
-@system_app.command("df")
-def system_df() -> None:
-    """Show pyengine disk usage."""
-    df = engine().get("/system/df")
-    images, containers = df.get("Images") or [], df.get("Containers") or []
-    volumes, cache = df.get("Volumes") or [], df.get("BuildCache") or []
-    layers = df.get("LayersSize") or 0
-    used = sum(i.get("Size", 0) - max(i.get("SharedSize", 0), 0) for i in images if i.get("Containers", 0) > 0)
-    active_states = ("running", "paused", "restarting")
-    c_size = sum(c.get("SizeRw", 0) for c in containers)
-    c_free = sum(c.get("SizeRw", 0) for c in containers if c.get("State") not in active_states)
-    v_sizes = [((v.get("UsageData") or {}).get("Size", -1), (v.get("UsageData") or {}).get("RefCount", 0))
-               for v in volumes]
-    v_size = sum(s for s, _ in v_sizes if s > 0)
-    v_free = sum(s for s, refs in v_sizes if s > 0 and refs == 0)
-    cache_size = sum(b.get("Size", 0) for b in cache)
-    lines = ["TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE",
-             f"Images\t{len(images)}\t{sum(1 for i in images if i.get('Containers', 0) > 0)}\t"
-             f"{human_size(layers)}\t{_reclaimable(layers - used, layers)}",
-             f"Containers\t{len(containers)}\t{sum(1 for c in containers if c.get('State') in active_states)}\t"
-             f"{human_size(c_size)}\t{_reclaimable(c_free, c_size)}",
-             f"Local Volumes\t{len(volumes)}\t{sum(1 for _, refs in v_sizes if refs > 0)}\t"
-             f"{human_size(v_size)}\t{_reclaimable(v_free, v_size)}",
-             f"Build Cache\t{len(cache)}\t{sum(1 for b in cache if b.get('InUse'))}\t{human_size(cache_size)}\t"
-             f"{human_size(sum(b.get('Size', 0) for b in cache if not b.get('InUse')))}"]
-    print(tabulate("".join(line + "\n" for line in lines)), end="")
-
-
 @app.command()
 def events(
     since: Annotated[str | None, typer.Option("--since", help="Since a timestamp or relative (10m).")] = None,
@@ -118,13 +85,15 @@ _INSPECT_PATHS = {"container": "/containers/{}/json", "image": "/images/{}/json"
                   "volume": "/volumes/{}"}
 
 
-def _inspect_one(name: str, kind: str | None) -> Any:
+def _inspect_one(name: str, kind: str | None, size: bool) -> Any:
     e = engine()
+    # As docker: --size asks a container for its sizes, and the other kinds ignore it.
+    query = {"size": 1 if size else None}
     if kind is not None:
-        return e.get(_INSPECT_PATHS[kind].format(path_quote(name)))
-    for path in _INSPECT_PATHS.values():
+        return e.get(_INSPECT_PATHS[kind].format(path_quote(name)), query if kind == "container" else None)
+    for kind_, path in _INSPECT_PATHS.items():
         try:
-            return e.get(path.format(path_quote(name)))
+            return e.get(path.format(path_quote(name)), query if kind_ == "container" else None)
         except DaemonError as err:
             if err.status != 404:
                 raise
@@ -136,8 +105,10 @@ def inspect(
     names: Annotated[list[str], typer.Argument(metavar="NAME|ID", autocompletion=complete.objects)],
     format_: Annotated[str | None, typer.Option("-f", "--format", help=_FORMAT_HELP)] = None,
     type_: Annotated[str | None, typer.Option("--type", help="container, image, network or volume.")] = None,
+    size: Annotated[bool, typer.Option("-s", "--size", help="Display total file sizes if the type is container."
+                                       )] = False,
 ) -> None:
     """Return low-level information on containers, images, networks or volumes."""
     if type_ is not None and type_ not in _INSPECT_PATHS:
         raise CLIError(f'"{type_}" is not a valid value for --type', 125)
-    inspect_each(names, lambda name: _inspect_one(name, type_), format_)
+    inspect_each(names, lambda name: _inspect_one(name, type_, size), format_)

@@ -27,8 +27,15 @@ def volume_create(
     driver: Annotated[str, typer.Option("-d", "--driver", help="Volume driver name.")] = "local",
     opt: Annotated[list[str] | None, typer.Option("-o", "--opt", help="Set a driver option KEY=VALUE.")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="Set a label KEY=VALUE.")] = None,
+    cluster: Annotated[list[str] | None, typer.Option(
+        "--type", "--availability", "--group", "--limit-bytes", "--required-bytes", "--scope", "--secret",
+        "--sharing", "--topology-preferred", "--topology-required",
+        help="Refused: cluster volumes need a swarm, which pyengined does not run.")] = None,
 ) -> None:
     """Create a volume."""
+    if cluster:
+        raise CLIError("cluster volumes (--type, --scope, --group, ...) are not supported: pyengined runs no swarm",
+                       125)
     created = engine().post("/volumes/create", body={"Name": name or "", "Driver": driver,
                                                      "DriverOpts": key_values(opt), "Labels": key_values(label)})
     print(created["Name"])
@@ -52,8 +59,11 @@ def volume_ls(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display volume names.")] = False,
     filter_: Annotated[list[str] | None, typer.Option("-f", "--filter", help="Filter KEY=VALUE (repeatable).")] = None,
     format_: Annotated[str | None, typer.Option("--format", help="Go-template-like format, or 'table ...'.")] = None,
+    cluster: Annotated[bool, typer.Option("--cluster", help="Refused: pyengined runs no swarm.")] = False,
 ) -> None:
     """List volumes."""
+    if cluster:
+        raise CLIError("--cluster is not supported: pyengined runs no swarm", 125)
     found = engine().get("/volumes", {"filters": filters(filter_)}).get("Volumes") or []
     rows = [_ls_record(v) for v in sorted(found, key=lambda v: natural_key(v.get("Name", "")))]
     spec = format_ or config_format("volumesFormat")

@@ -216,3 +216,81 @@ def test_run_detaches_with_custom_keys(engine):
     p.write(b"\x01x")
     assert p.wait() == 0
     assert inspected(engine, "dk")["State"]["Running"] is True
+
+
+def _block_device() -> str | None:
+    for name in ("vda", "sda", "nvme0n1", "xvda", "loop0"):
+        if Path(f"/dev/{name}").is_block_device():
+            return f"/dev/{name}"
+    return None
+
+
+def test_resource_and_namespace_flags_inspect_as_docker_sets_them(engine):
+    flags = ["--annotation", "org.example.a=b", "--cgroupns", "private", "--cgroup-parent", "pyengine-test.slice",
+             "--memory-swappiness", "0", "--runtime", "runc", "--mac-address", "92:d0:c6:0a:29:33",
+             "--blkio-weight", "300", "--device-cgroup-rule", "c 1:3 rmw", "--kernel-memory", "64m"]
+    device = _block_device()
+    if device:
+        flags += ["--blkio-weight-device", f"{device}:200", "--device-read-bps", f"{device}:1mb",
+                  "--device-write-iops", f"{device}:50"]
+    ours = cli(engine, "create", "--name", "ours", *flags, "busybox")
+    theirs = docker(engine, "create", "--name", "theirs", *flags, "busybox")
+    assert (ours.returncode, theirs.returncode) == (0, 0), (ours.stderr, theirs.stderr)
+    a, b = inspected(engine, "ours"), inspected(engine, "theirs")
+    assert differences(a["HostConfig"], b["HostConfig"]) == {}
+    assert a["HostConfig"]["Annotations"] == {"org.example.a": "b"}
+    assert a["NetworkSettings"]["Networks"] == b["NetworkSettings"]["Networks"]
+
+
+def test_volumes_from_and_links(engine):
+    ok(engine, "run", "-d", "--name", "data", "-v", "/shared", "busybox", "sh", "-c",
+       "echo hi > /shared/f; sleep 60")
+    flags = ["--volumes-from", "data:ro", "--link", "data:db"]
+    for tool, name in ((cli, "ours"), (docker, "theirs")):
+        assert tool(engine, "create", "--name", name, *flags, "busybox", "sh", "-c",
+                    "cat /shared/f; touch /shared/g 2>/dev/null || echo ro; grep -c db /etc/hosts").returncode == 0
+    a, b = inspected(engine, "ours"), inspected(engine, "theirs")
+    assert a["HostConfig"]["VolumesFrom"] == ["data:ro"]
+    assert a["HostConfig"]["Links"] == ["/data:/ours/db"]
+    assert differences({k: v for k, v in a["HostConfig"].items() if k != "Links"},
+                       {k: v for k, v in b["HostConfig"].items() if k != "Links"}) == {}
+    assert ok(engine, "start", "-a", "ours").splitlines()[:2] == ["hi", "ro"]
+
+
+def test_user_network_long_syntax(engine):
+    ok(engine, "network", "create", "front")
+    try:
+        for tool, name in ((cli, "ours"), (docker, "theirs")):
+            made = tool(engine, "create", "--name", name, "--network", f"name=front,alias={name}-a", "busybox")
+            assert made.returncode == 0, made.stderr
+        a, b = inspected(engine, "ours"), inspected(engine, "theirs")
+        assert a["HostConfig"]["NetworkMode"] == "front"
+        ours_ep, theirs_ep = a["NetworkSettings"]["Networks"]["front"], b["NetworkSettings"]["Networks"]["front"]
+        assert ours_ep["Aliases"] == ["ours-a"] and theirs_ep["Aliases"] == ["theirs-a"]
+    finally:
+        engine.reset()
+        docker(engine, "network", "rm", "front")
+
+
+REFUSED_BY_THE_ENGINE = [["--gpus", "all"], ["--storage-opt", "size=1G"], ["--ip6", "2001:db8::33"],
+                         ["--link-local-ip", "169.254.1.1"], ["--cpu-rt-period", "1000"]]
+
+
+@pytest.mark.parametrize("flags", REFUSED_BY_THE_ENGINE, ids=[f[0] for f in REFUSED_BY_THE_ENGINE])
+def test_the_engines_refusal_reaches_the_user_as_with_docker(engine, flags):
+    for command in ("create", "run"):
+        ours = cli(engine, command, *flags, "busybox", "true")
+        theirs = docker(engine, command, *flags, "busybox", "true")
+        assert ours.returncode == theirs.returncode == (1 if command == "create" else 125)
+        said = ours.stderr.strip()
+        assert said.startswith("Error response from daemon: ") and "is not supported" in said
+        assert said in theirs.stderr
+
+
+def test_use_api_socket_mounts_the_daemons_socket(engine):
+    out = ok(engine, "run", "--name", "api", "--use-api-socket", "busybox", "sh", "-c",
+             "test -S /var/run/docker.sock && echo socket")
+    assert out == "socket\n"
+    mounts = inspected(engine, "api")["HostConfig"]["Mounts"]
+    assert [(m["Type"], m["Source"], m["Target"]) for m in mounts] == [
+        ("bind", engine.host.removeprefix("unix://"), "/var/run/docker.sock")]

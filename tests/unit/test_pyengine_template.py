@@ -81,7 +81,7 @@ def test_parse_errors_are_go_s(template: str, message: str) -> None:
 def test_execution_errors_name_the_node_and_its_place() -> None:
     with pytest.raises(CLIError) as e:
         Template("x\n  {{.State.Nope}}", missing="error").render(DATA)
-    assert e.value.message == ('template parsing error: template: :2:4: executing "" at <.State.Nope>: '
+    assert e.value.message == ('template parsing error: template: :2:10: executing "" at <.State.Nope>: '
                                'map has no entry for key "Nope"')
     with pytest.raises(CLIError) as e:
         Template("{{.Nil.Field}}").render(DATA)
