@@ -20,7 +20,8 @@ from runtime.client.reference import parse
 
 # Limits a RUN step's container gets, as HostConfig fields.
 _LIMITS = {"memory": "Memory", "memswap": "MemorySwap", "cpushares": "CpuShares", "cpusetcpus": "CpusetCpus",
-           "cpuperiod": "CpuPeriod", "cpuquota": "CpuQuota", "shmsize": "ShmSize"}
+           "cpusetmems": "CpusetMems", "cpuperiod": "CpuPeriod", "cpuquota": "CpuQuota", "shmsize": "ShmSize"}
+_CPUSETS = ("cpusetcpus", "cpusetmems")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ def parse_options(q: MultiMapping[str], *, experimental: bool = False) -> BuildO
         raise InvalidArgument("squash is only supported with experimental mode")
     if q.get("outputs"):
         raise InvalidArgument("outputs are a BuildKit option: the classic builder stores the image in this daemon")
+    if q.get("securityopt") not in (None, "", "null", "[]"):
+        raise InvalidArgument("build option securityopt is not supported by this daemon (the build's RUN steps run "
+                              "with the default security options)")
     isolation = q.get("isolation", "")
     if isolation not in ("", "default", "process"):
         raise InvalidArgument(f"isolation {isolation!r} is not supported on linux")
@@ -92,7 +96,7 @@ def parse_options(q: MultiMapping[str], *, experimental: bool = False) -> BuildO
     cache_from = _json(q, "cachefrom", list)
     host_config: dict[str, Any] = {}
     for name, key in _LIMITS.items():
-        if name == "cpusetcpus":
+        if name in _CPUSETS:
             if q.get(name):
                 host_config[key] = q[name]
             continue

@@ -179,7 +179,7 @@ class ExecService:
         c = e.config
         created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=c.Env or [],
                                           cwd=c.WorkingDir or None, user=c.User or None, terminal=bool(c.Tty),
-                                          stdin=bool(c.AttachStdin))
+                                          stdin=bool(c.AttachStdin), privileged=bool(c.Privileged))
         e.prepared = True
         if e.size is not None:
             await self._resize(e)

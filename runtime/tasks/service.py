@@ -37,6 +37,7 @@ from runtime.tasks.exit_watcher import POLL, ExitWatcher
 from runtime.tasks.shim import ProcessIO, RuntimeBinary, Shim, runtime_binary
 from runtime.tasks.spec_options import ResourceOptions
 from runtime.tasks.spec_resources import linux_resources
+from runtime.tasks.spec_security import host_capabilities
 from runtime.tasks.state import ExecState, ProcessState, Status, TaskState
 from runtime.tasks.task_table import TaskTable
 from runtime.tasks.users import resolve_user
@@ -52,6 +53,8 @@ class ExecCreate(BaseModel):
     user: str | None = None
     terminal: bool = False
     stdin: bool = False
+    # Every capability runc can grant here, whatever the container's own set (`docker exec --privileged`).
+    privileged: bool = False
 
 
 class ExitStatus(BaseModel):
@@ -337,6 +340,10 @@ class TaskService:
         if req.user is not None:
             u = resolve_user(str(self._table.task_dir(t.namespace, t.id) / "rootfs"), req.user)
             process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
+        if req.privileged:
+            caps = host_capabilities()
+            process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": [],
+                                       "ambient": []}
         process.pop("consoleSize", None)
         return process
 

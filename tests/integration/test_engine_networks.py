@@ -120,6 +120,13 @@ def test_bad_input(engine: EngineDaemon) -> None:
     assert dup.returncode != 0 and "already exists" in dup.stderr
     builtin = cli(engine, "network", "rm", "bridge")
     assert builtin.returncode != 0 and "pre-defined" in builtin.stderr
+    # What a network cannot have here is refused by name, never dropped.
+    for flags, word in ((["--ingress"], "Ingress"), (["--config-only"], "ConfigOnly"), (["--scope", "swarm"], "scope"),
+                        (["--ipam-driver", "dhcp"], "IPAM driver"), (["--ipam-opt", "a=b"], "IPAM options"),
+                        (["--subnet", "10.235.0.0/24", "--aux-address", "r=10.235.0.9"], "AuxiliaryAddresses")):
+        refused = cli(engine, "network", "create", *flags, "refused")
+        assert refused.returncode != 0 and word in refused.stderr, (flags, refused.stderr)
+    assert "refused" not in ok(engine, "network", "ls")
 
 
 def _counts(engine: EngineDaemon) -> tuple[int, int, int, int, int]:

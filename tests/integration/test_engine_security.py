@@ -32,6 +32,18 @@ def test_default_confinement_and_privileged_on_request(engine: EngineDaemon) -> 
     assert status(engine, "--security-opt", "seccomp=unconfined")["Seccomp"].strip() == "0"
 
 
+def test_exec_privileged_gets_every_capability(engine: EngineDaemon) -> None:
+    ok(engine, "run", "-d", "--name", "plain", "--network", "none", "busybox", "sleep", "300")
+
+    def caps(*flags: str) -> int:
+        out = ok(engine, "exec", *flags, "plain", "grep", "CapEff", "/proc/self/status")
+        return int(out.split(":\t", 1)[1], 16)
+
+    assert caps() == int(DOCKER_CAPS, 16)
+    assert caps("--privileged") > int(DOCKER_CAPS, 16)
+    assert caps() == int(DOCKER_CAPS, 16)  # the container's own set is untouched
+
+
 def test_tcp_needs_tls_or_an_explicit_flag(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -69,6 +69,8 @@ def register(r: Router, b: Backend) -> None:
         return empty(201)
 
     async def remove(request: web.Request) -> web.Response:
+        # `noprune` keeps untagged parent images; pyengined's images have none (build steps are cache records,
+        # not images), so either value of it removes the same.
         return json_response(await images.remove(request.match_info["name"], query.boolean(request.query, "force")))
 
     async def prune(request: web.Request) -> web.Response:

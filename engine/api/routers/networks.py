@@ -73,6 +73,24 @@ def _model(model: type[BaseModel], body: Any, what: str) -> Any:
         raise InvalidArgument(f"invalid {what}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
 
 
+def _refuse_unsupported(body: dict[str, Any]) -> None:
+    """What a network create may ask that pyengined cannot do is refused by name, never dropped."""
+    if body.get("Ingress"):
+        raise InvalidArgument("Ingress networks are swarm networks: this node is not part of a swarm")
+    if body.get("Scope") not in (None, "", "local"):
+        raise InvalidArgument(f"network scope {body['Scope']!r} is not supported: only local networks are")
+    if body.get("ConfigOnly") or (body.get("ConfigFrom") or {}).get("Network"):
+        raise InvalidArgument("config-only networks (ConfigOnly, ConfigFrom) are not supported")
+    ipam = body.get("IPAM") or {}
+    if ipam.get("Driver") not in (None, "", "default"):
+        raise InvalidArgument(f"IPAM driver {ipam['Driver']!r} is not supported: only the default one is")
+    if ipam.get("Options"):
+        raise InvalidArgument("IPAM options are not supported")
+    for cfg in ipam.get("Config") or []:
+        if isinstance(cfg, dict) and cfg.get("AuxiliaryAddresses"):
+            raise InvalidArgument("IPAM AuxiliaryAddresses are not supported")
+
+
 def register(r: Router, b: Backend) -> None:
     svc = b.networks
 
@@ -80,7 +98,9 @@ def register(r: Router, b: Backend) -> None:
         b.events.network(action, n.id, n.name, n.driver)
 
     async def create(request: web.Request) -> web.Response:
-        req = _model(NetworkCreate, await read_json(request), "network config")
+        body = await read_json(request)
+        req = _model(NetworkCreate, body, "network config")
+        _refuse_unsupported(body)
         if req.EnableIPv6:
             raise InvalidArgument("IPv6 networks are not supported")
         configs = (req.IPAM.Config if req.IPAM else None) or []
