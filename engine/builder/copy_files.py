@@ -28,7 +28,7 @@ from engine.builder import dockerfile as df
 from engine.builder.context import BuildContext
 from engine.builder.copy_tar import Ownership, Source, is_archive
 from engine.builder.dockerfile import instructions as ins
-from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, scratch_dir
+from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, put_into, scratch_dir
 from engine.builder.state import StageState
 from engine.errors import InvalidArgument
 from engine.images.compose import NewLayer
@@ -167,13 +167,19 @@ class CopyFiles:
 
     async def make_dir(self, state: StageState, path: str, lease: str) -> NewLayer | None:
         """WORKDIR's directory, made (root's, 0755) when the image lacks it; None when it is there."""
-        if state.image is not None:
-            async with ImageFiles(self.runtime, state.image) as files:
-                if await files.is_dir(path):
-                    return None
         async with scratch_dir(self.work_root) as work:
-            return await put_files(self.runtime, state, [], Ownership(), path, work, lease,
-                                   single_file=False, link=False)
+            if state.image is None:
+                return await put_files(self.runtime, state, [], Ownership(), path, work, lease,
+                                       single_file=False, link=False)
+            # One container answers whether the directory is there and, if not, takes it.
+            async with ImageFiles(self.runtime, state.image) as files:
+                found = await files.is_dir(path)
+                if found:
+                    return None
+                target = posixpath.normpath(path)
+                parents = [] if found is False else [
+                    *await files.missing_parents(posixpath.dirname(target)), target]
+                return await put_into(files, parents, [], Ownership(), work, lease)
 
     async def _owner(self, state: StageState, step: ins.Copy, env: dict[str, str], work: Path) -> Ownership:
         chmod: int | None = None

@@ -187,9 +187,15 @@ async def put_files(runtime: CopyRuntime, state: StageState, sources: list[Sourc
             sources = [replace(sources[0], dest=posixpath.join(dest, sources[0].name))]
             single_file = False
         parents = await files.missing_parents(posixpath.dirname(dest) if single_file else dest)
-        tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
-        await files.put(tar_path)
-        diff = await runtime.compare(files.snapshotter, files.snapshot_key, commit=True, lease=lease)
+        return await put_into(files, parents, sources, owner, work, lease)
+
+
+async def put_into(files: ImageFiles, parents: list[str], sources: list[Source], owner: Ownership, work: Path,
+                   lease: str) -> NewLayer:
+    """The layer of `parents` (directories the image lacks, outermost first) and `sources` put into `files`."""
+    tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
+    await files.put(tar_path)
+    diff = await files.runtime.compare(files.snapshotter, files.snapshot_key, commit=True, lease=lease)
     return NewLayer(diff.descriptor.model_dump(exclude_none=True), diff.diff_id)
 
 

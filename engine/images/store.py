@@ -27,6 +27,7 @@ from engine.images.model import (
 )
 from engine.events import EventBus
 from runtime.client import NotFound, RuntimeAPI
+from runtime.client.image_lookup import ImageLookupAPI
 from runtime.client.reference import familiar, parse
 
 log = logging.getLogger("engine.images")
@@ -79,8 +80,12 @@ class Registries:
     max_uploads: int = 5
 
 
+class ImageRuntime(RuntimeAPI, ImageLookupAPI, Protocol):
+    """The runtime as the image service uses it."""
+
+
 class ImageService:
-    def __init__(self, runtime: RuntimeAPI, events: EventBus, users: ImageUsers, registries: Registries) -> None:
+    def __init__(self, runtime: ImageRuntime, events: EventBus, users: ImageUsers, registries: Registries) -> None:
         self.runtime = runtime
         self.events = events
         self.registries = registries
@@ -147,9 +152,23 @@ class ImageService:
         return find(await self.images(), term)
 
     async def by_target(self, target: dict[str, Any]) -> LocalImage | None:
-        """The image a runtime record's target describes (None if its content is gone), with all its names."""
-        images = await self.images()
-        return next((image for image in images if any(r.digest == target["digest"] for r in image.records)), None)
+        """The image a runtime record's target describes (None if its content is gone), with the names that
+        point at that target: a lookup by digest, not a list of every record (the build cache's included)."""
+        records = [Record.from_runtime(image) for image in await self.runtime.images_by_target(target["digest"])]
+        if not records:
+            return None
+        digests: set[str] | None = None
+
+        async def present() -> set[str]:
+            nonlocal digests
+            if digests is None:
+                digests = await self._content_digests()
+            return digests
+
+        image = await self._describe(records[0], present)
+        if image is not None:
+            image.records.extend(records)
+        return image
 
     async def keep_if_orphaned(self, image_id: str, target: dict[str, Any]) -> None:
         """After a name moved away from `target`: keep its image as a dangling one if that was its last name."""

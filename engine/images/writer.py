@@ -8,6 +8,7 @@ takes its tags through ImageService.tag, so tag moves, orphaned images and event
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
@@ -66,8 +67,10 @@ class ImageWriter:
             layers.append(layer.descriptor)
         config_doc = config_blob(config, family)
         manifest_doc = manifest(config_doc, layers, family)
-        await self._store(config_doc, [], lease)
-        await self._store(manifest_doc, [config_doc.digest] + [str(d["digest"]) for d in layers], lease)
+        # Side by side: under the lease neither needs the other stored first (a ref is only a GC edge).
+        await asyncio.gather(self._store(config_doc, [], lease),
+                             self._store(manifest_doc, [config_doc.digest] + [str(d["digest"]) for d in layers],
+                                         lease))
         name = record or DANGLING_PREFIX + manifest_doc.digest
         await self.runtime.put_image(name, manifest_doc.descriptor, labels)
         await self.runtime.unpack_image(name, snapshotter)

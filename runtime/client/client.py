@@ -33,7 +33,9 @@ from runtime.client.records import (
     Version,
 )
 from runtime.client.diff import DiffClient
+from runtime.client.image_lookup import ImageLookupClient
 from runtime.client.ingest import IngestClient
+from runtime.client.path_info import PathInfoClient
 from runtime.client.push import PushClient
 from runtime.client.transport import DEFAULT_ADDRESS, Transport
 from runtime.wire import PATH_STAT_HEADER
@@ -41,7 +43,8 @@ from runtime.wire import PATH_STAT_HEADER
 __all__ = ["DEFAULT_ADDRESS", "Client"]
 
 
-class Client(IngestClient, DiffClient, PushClient, ArchiveClient, Transport):
+class Client(IngestClient, DiffClient, PushClient, ArchiveClient, ImageLookupClient, PathInfoClient,
+             Transport):
     # system
     async def version(self) -> Version:
         return await self._record(Version, "GET", "/version")
