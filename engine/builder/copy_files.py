@@ -26,6 +26,7 @@ import aiohttp
 
 from engine.builder import dockerfile as df
 from engine.builder.context import BuildContext
+from engine.builder.copy_layer import direct_layer
 from engine.builder.copy_tar import Ownership, Source, is_archive
 from engine.builder.dockerfile import instructions as ins
 from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, put_into, scratch_dir
@@ -177,6 +178,10 @@ class CopyFiles:
                 if found:
                     return None
                 target = posixpath.normpath(path)
+                if found is None:
+                    layer = await direct_layer(self.runtime, files.id, target, [], Ownership(), work, lease)
+                    if layer is not None:
+                        return layer
                 parents = [] if found is False else [
                     *await files.missing_parents(posixpath.dirname(target)), target]
                 return await put_into(files, parents, [], Ownership(), work, lease)

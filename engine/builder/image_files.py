@@ -1,16 +1,15 @@
 """Files into and out of an image's filesystem during a build, and the layer that results.
 
-Files go into a runtime container of the stage's image (never started) and the diff service reads
-the layer back, so directories the image has keep their owner and mode. With no image yet
-(FROM scratch) or for COPY --link, the tar itself is the layer, as BuildKit's independent COPY
-layers are. Files come out of an image (COPY --from, /etc/passwd for --chown) the same way.
+A COPY's tar is the layer itself: with no image yet (FROM scratch) or for COPY --link as it is, as
+BuildKit's independent COPY layers are; over an image with the image's directories on the way carried
+as they are (engine.builder.copy_layer). Where that could differ from the classic copy, files go into
+a runtime container of the stage's image (never started) and the diff service reads the layer back.
+Files come out of an image (COPY --from, /etc/passwd for --chown) through such a container too.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
-import hashlib
 import posixpath
 import secrets
 import shutil
@@ -19,8 +18,9 @@ import tempfile
 from dataclasses import replace
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
+from engine.builder.copy_layer import ancestors, direct_layer, write_layer
 from engine.builder.copy_tar import CopyTar, Ownership, Source
 from engine.builder.state import StageState
 from engine.images.compose import NewLayer
@@ -28,13 +28,14 @@ from engine.images.model import LocalImage
 from runtime.client import NotFound
 from runtime.client.diff import DiffAPI
 from runtime.client.ingest import IngestAPI
+from runtime.client.path_info import PathInfoAPI
 from runtime.client.records import Container
 
 _CHUNK = 1 << 16
 _DIR_MODE_BIT = 1 << 31  # Go's os.ModeDir in a path stat's mode
 
 
-class CopyRuntime(DiffAPI, IngestAPI, Protocol):
+class CopyRuntime(DiffAPI, IngestAPI, PathInfoAPI, Protocol):
     async def create_container(self, container_id: str, image: str, options: dict[str, Any] | None = None, *,
                                snapshotter: str | None = None, runtime: str = "runc", init: bool = False,
                                labels: dict[str, str] | None = None, namespace: str | None = None) -> Container: ...
@@ -136,35 +137,6 @@ async def write_tar(build: Callable[[CopyTar], None], owner: Ownership, into: Pa
     return path
 
 
-async def layer_from_tar(runtime: IngestAPI, tar_path: Path, lease: str) -> NewLayer:
-    """The tar as a gzip layer, its diff ID hashed on the way (for scratch stages and COPY --link)."""
-    gz_path = tar_path.with_suffix(".tar.gz")
-
-    def compress() -> str:
-        diff = hashlib.sha256()
-        with open(tar_path, "rb") as src, open(gz_path, "wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as dst:
-                _pump(src, dst, diff)
-        return "sha256:" + diff.hexdigest()
-
-    diff_id = await asyncio.to_thread(compress)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        with open(gz_path, "rb") as f:
-            while data := await asyncio.to_thread(f.read, _CHUNK):
-                yield data
-
-    info = await runtime.write_content(f"pyengine-build-{secrets.token_hex(8)}", chunks(), lease=lease)
-    return NewLayer({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": info.digest,
-                     "size": info.size}, diff_id)
-
-
-def _pump(src: BinaryIO, dst: Any, digest: Any) -> None:
-    while data := src.read(1 << 20):
-        digest.update(data)
-        dst.write(data)
-
-
 @contextlib.asynccontextmanager
 async def scratch_dir(root: Path) -> AsyncIterator[Path]:
     path = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=root, prefix="step-"))
@@ -179,10 +151,13 @@ async def put_files(runtime: CopyRuntime, state: StageState, sources: list[Sourc
     """The layer of `sources` put into the stage's image under `dest`: a directory (its missing parents
     are created), or with `single_file` the file's own path unless the image has a directory there."""
     if state.image is None or link:
-        parents = _ancestors(posixpath.dirname(dest) if single_file else dest)
-        tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
-        return await layer_from_tar(runtime, tar_path, lease)
+        parents = ancestors(posixpath.dirname(dest) if single_file else dest)
+        return await write_layer(runtime, lambda tar: _fill(tar, parents, sources), owner, work, lease)
     async with ImageFiles(runtime, state.image) as files:
+        layer = await direct_layer(runtime, files.id, posixpath.dirname(dest) if single_file else dest, sources,
+                                   owner, work, lease)
+        if layer is not None:
+            return layer
         if single_file and await files.is_dir(dest):
             sources = [replace(sources[0], dest=posixpath.join(dest, sources[0].name))]
             single_file = False
@@ -197,15 +172,6 @@ async def put_into(files: ImageFiles, parents: list[str], sources: list[Source],
     await files.put(tar_path)
     diff = await files.runtime.compare(files.snapshotter, files.snapshot_key, commit=True, lease=lease)
     return NewLayer(diff.descriptor.model_dump(exclude_none=True), diff.diff_id)
-
-
-def _ancestors(path: str) -> list[str]:
-    out: list[str] = []
-    current = posixpath.normpath(path)
-    while current not in ("/", ""):
-        out.append(current)
-        current = posixpath.dirname(current)
-    return list(reversed(out))
 
 
 def _fill(tar: CopyTar, parents: list[str], sources: list[Source]) -> None:

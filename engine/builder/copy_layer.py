@@ -1,0 +1,169 @@
+"""A COPY's tar written as the step's layer itself, when what the image has on the way allows it.
+
+The classic way puts the tar into a never-started container and takes the layer back out of the
+snapshot with the diff service: four more passes over the bytes and a container. Here the tar is
+the layer: one runtime request lists what the image has at every path the tar names (lstat, in the
+step's container), and the tar then carries each existing directory on the way to the destination
+with the image's own owner, mode and time (what overlayfs' copy-up puts in the classic layer, and what
+keeps a `/tmp` 1777 when dockerd applies the layer), the missing ones as the classic copy makes them
+(0755, the `--chown` owner), then the files. The runtime applies it when the step's image is stored.
+
+It falls back to the classic way (None) where the two could differ: anything on the way that is a
+symlink or not a directory, a directory of the tar where the image has something else, a file of the
+tar where the image has a directory or a symlink, a name that a layer would read as a whiteout
+(`.wh.`), and ADD's archives (their entries are not known before they are unpacked).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import posixpath
+import secrets
+import stat
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import BinaryIO, Protocol, cast
+
+from engine.builder.copy_tar import CopyTar, Ownership, Source, walk
+from engine.images.compose import NewLayer
+from runtime.client.ingest import IngestAPI
+from runtime.client.layer_gzip import GZIP_LEVEL, BlockGzip
+from runtime.client.path_info import PathEntry, PathInfoAPI
+
+_CHUNK = 1 << 20
+_WHITEOUT = ".wh."
+LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+class LayerRuntime(IngestAPI, PathInfoAPI, Protocol):
+    pass
+
+
+class _Blob:
+    """The layer's file, hashed and counted as it is written: the blob's digest and size."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+
+class _LayerOut:
+    """What the tar writes: hashed (the diff ID) and compressed into the layer's file, in one pass."""
+
+    def __init__(self, blob: _Blob) -> None:
+        self.diff = hashlib.sha256()
+        self.gzip = BlockGzip(blob, GZIP_LEVEL)
+
+    def write(self, data: bytes) -> int:
+        self.diff.update(data)
+        return self.gzip.write(data)
+
+
+async def write_layer(runtime: IngestAPI, build: Callable[[CopyTar], None], owner: Ownership, into: Path,
+                      lease: str) -> NewLayer:
+    """Run `build` (in a thread) against a tar that becomes a gzip layer in the content store, under `lease`."""
+    path = into / f".layer-{secrets.token_hex(4)}.tar.gz"
+
+    def work() -> tuple[str, _Blob]:
+        with open(path, "wb") as raw:
+            blob = _Blob(raw)
+            out = _LayerOut(blob)
+            tar = CopyTar(cast(BinaryIO, out), owner)
+            try:
+                build(tar)
+            finally:
+                tar.close()
+            out.gzip.close()
+        return "sha256:" + out.diff.hexdigest(), blob
+
+    diff_id, blob = await asyncio.to_thread(work)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with open(path, "rb") as f:
+            while data := await asyncio.to_thread(f.read, _CHUNK):
+                yield data
+
+    info = await runtime.write_content(f"pyengine-build-{secrets.token_hex(8)}", chunks(),
+                                       expected="sha256:" + blob.digest.hexdigest(), size=blob.size, lease=lease)
+    return NewLayer({"mediaType": LAYER_GZIP, "digest": info.digest, "size": info.size}, diff_id)
+
+
+def ancestors(path: str) -> list[str]:
+    """'/a/b/c' → ['/a', '/a/b', '/a/b/c']."""
+    out: list[str] = []
+    current = posixpath.normpath(path)
+    while current not in ("/", ""):
+        out.append(current)
+        current = posixpath.dirname(current)
+    return list(reversed(out))
+
+
+def listing(sources: list[Source]) -> dict[str, bool] | None:
+    """Blocking: every path the sources put in the tar, with whether it is a directory; None when that is not
+    known before the tar is written (an archive ADD unpacks)."""
+    out: dict[str, bool] = {}
+    for source in sources:
+        if source.content is not None:
+            out["/" + source.dest.strip("/")] = False
+            continue
+        if source.unpack or source.path is None:
+            return None
+        st = os.stat(source.path) if source.follow else os.lstat(source.path)
+        if not stat.S_ISDIR(st.st_mode):
+            out["/" + source.dest.strip("/")] = False
+            continue
+        if source.follow and source.path.is_symlink():
+            out["/" + source.dest.strip("/")] = True  # copied as its target's directory entry alone
+            continue
+        for rel, entry in walk(source.path):
+            out["/" + posixpath.join(source.dest, rel).strip("/")] = stat.S_ISDIR(os.lstat(entry).st_mode)
+    return out
+
+
+def _plan(parents: list[str], entries: dict[str, bool], found: dict[str, PathEntry]) -> list[PathEntry] | None:
+    """The existing directories on the way to the destination, outermost first; None: copy the classic way."""
+    existing = []
+    for path in parents:
+        kind = found[path].kind
+        if kind == "dir":
+            existing.append(found[path])
+        elif kind != "missing":
+            return None
+    for path, is_dir in entries.items():
+        kind = found[path].kind
+        if kind != "missing" and kind != ("dir" if is_dir else "file"):
+            return None
+    return existing
+
+
+async def direct_layer(runtime: LayerRuntime, container_id: str, parent: str, sources: list[Source],
+                       owner: Ownership, work: Path, lease: str) -> NewLayer | None:
+    """The layer of `sources` under directory `parent` of the image in `container_id`, written without putting
+    it there; None where the classic way must do it (see the module's docstring)."""
+    entries = await asyncio.to_thread(listing, sources)
+    if entries is None or any(posixpath.basename(p).startswith(_WHITEOUT) for p in entries):
+        return None
+    parents = ancestors(parent)
+    paths = list(dict.fromkeys([*parents, *entries]))
+    found = dict(zip(paths, await runtime.lstat_paths(container_id, paths)))
+    existing = _plan(parents, entries, found)
+    if existing is None:
+        return None
+    missing = [p for p in parents if found[p].kind == "missing"]
+
+    def build(tar: CopyTar) -> None:
+        for e in existing:
+            tar.existing_directory(e.path, e.mode, e.uid, e.gid, e.mtime)
+        for path in missing:
+            tar.directory(path)
+        for source in sources:
+            tar.add(source)
+
+    return await write_layer(runtime, build, owner, work, lease)
