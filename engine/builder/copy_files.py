@@ -179,7 +179,7 @@ class CopyFiles:
                     return None
                 target = posixpath.normpath(path)
                 if found is None:
-                    layer = await direct_layer(self.runtime, files.id, target, [], Ownership(), work, lease)
+                    layer = await direct_layer(self.runtime, files.id, target, [], Ownership(), lease)
                     if layer is not None:
                         return layer
                 parents = [] if found is False else [

@@ -16,22 +16,24 @@ tar where the image has a directory or a symlink, a name that a layer would read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import posixpath
 import secrets
 import stat
+import threading
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import BinaryIO, Protocol, cast
 
 from engine.builder.copy_tar import CopyTar, Ownership, Source, walk
 from engine.images.compose import NewLayer
+from runtime.client import RuntimeError_
 from runtime.client.ingest import IngestAPI
 from runtime.client.layer_gzip import GZIP_LEVEL, BlockGzip
 from runtime.client.path_info import PathEntry, PathInfoAPI
 
-_CHUNK = 1 << 20
+_SLOTS = 4  # 1 MiB blocks of the gzip stream in flight
 _WHITEOUT = ".wh."
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 
@@ -66,14 +68,50 @@ class _LayerOut:
         return self.gzip.write(data)
 
 
-async def write_layer(runtime: IngestAPI, build: Callable[[CopyTar], None], owner: Ownership, into: Path,
+class _Stopped(Exception):
+    """The runtime side stopped taking the layer's bytes: the writer thread ends here."""
+
+
+class _Pipe:
+    """The layer's bytes from the writer thread to the event loop, at most `_SLOTS` blocks held at once: a
+    fast writer waits for the runtime, and the two run side by side."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(_SLOTS)
+        self.gone = threading.Event()
+        self.ended = False  # the end marker was taken by the event loop's side
+
+    def write(self, data: bytes) -> int:  # the thread's side
+        if self.gone.is_set():
+            raise _Stopped()
+        asyncio.run_coroutine_threadsafe(self.queue.put(bytes(data)), self.loop).result()
+        return len(data)
+
+    def end(self) -> None:  # the thread's side, always last
+        asyncio.run_coroutine_threadsafe(self.queue.put(None), self.loop).result()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self.queue.get()) is not None:
+            yield chunk
+        self.ended = True
+
+    async def stop(self) -> None:
+        """Make the thread stop at its next write and let it reach its end marker."""
+        self.gone.set()
+        while not self.ended:
+            self.ended = await self.queue.get() is None
+
+
+async def write_layer(runtime: IngestAPI, build: Callable[[CopyTar], None], owner: Ownership,
                       lease: str) -> NewLayer:
-    """Run `build` (in a thread) against a tar that becomes a gzip layer in the content store, under `lease`."""
-    path = into / f".layer-{secrets.token_hex(4)}.tar.gz"
+    """Run `build` (in a thread) against a tar that becomes a gzip layer in the content store, under `lease`:
+    hashed (diff ID and digest) and compressed as it is written, sent to the runtime as it is made."""
+    pipe = _Pipe(asyncio.get_running_loop())
 
     def work() -> tuple[str, _Blob]:
-        with open(path, "wb") as raw:
-            blob = _Blob(raw)
+        try:
+            blob = _Blob(cast(BinaryIO, pipe))
             out = _LayerOut(blob)
             tar = CopyTar(cast(BinaryIO, out), owner)
             try:
@@ -81,17 +119,23 @@ async def write_layer(runtime: IngestAPI, build: Callable[[CopyTar], None], owne
             finally:
                 tar.close()
             out.gzip.close()
-        return "sha256:" + out.diff.hexdigest(), blob
+            return "sha256:" + out.diff.hexdigest(), blob
+        finally:
+            pipe.end()
 
-    diff_id, blob = await asyncio.to_thread(work)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        with open(path, "rb") as f:
-            while data := await asyncio.to_thread(f.read, _CHUNK):
-                yield data
-
-    info = await runtime.write_content(f"pyengine-build-{secrets.token_hex(8)}", chunks(),
-                                       expected="sha256:" + blob.digest.hexdigest(), size=blob.size, lease=lease)
+    worker = asyncio.ensure_future(asyncio.to_thread(work))
+    ref = f"pyengine-build-{secrets.token_hex(8)}"
+    try:
+        await runtime.open_ingest(ref, lease=lease)
+        await runtime.write_ingest(ref, 0, pipe.chunks())
+        diff_id, blob = await worker
+        info = await runtime.commit_ingest(ref, blob.size, "sha256:" + blob.digest.hexdigest(), lease=lease)
+    except BaseException:
+        await pipe.stop()
+        await asyncio.gather(worker, return_exceptions=True)
+        with contextlib.suppress(RuntimeError_):
+            await asyncio.shield(runtime.abort_ingest(ref))
+        raise
     return NewLayer({"mediaType": LAYER_GZIP, "digest": info.digest, "size": info.size}, diff_id)
 
 
@@ -144,7 +188,7 @@ def _plan(parents: list[str], entries: dict[str, bool], found: dict[str, PathEnt
 
 
 async def direct_layer(runtime: LayerRuntime, container_id: str, parent: str, sources: list[Source],
-                       owner: Ownership, work: Path, lease: str) -> NewLayer | None:
+                       owner: Ownership, lease: str) -> NewLayer | None:
     """The layer of `sources` under directory `parent` of the image in `container_id`, written without putting
     it there; None where the classic way must do it (see the module's docstring)."""
     entries = await asyncio.to_thread(listing, sources)
@@ -166,4 +210,4 @@ async def direct_layer(runtime: LayerRuntime, container_id: str, parent: str, so
         for source in sources:
             tar.add(source)
 
-    return await write_layer(runtime, build, owner, work, lease)
+    return await write_layer(runtime, build, owner, lease)

@@ -152,10 +152,10 @@ async def put_files(runtime: CopyRuntime, state: StageState, sources: list[Sourc
     are created), or with `single_file` the file's own path unless the image has a directory there."""
     if state.image is None or link:
         parents = ancestors(posixpath.dirname(dest) if single_file else dest)
-        return await write_layer(runtime, lambda tar: _fill(tar, parents, sources), owner, work, lease)
+        return await write_layer(runtime, lambda tar: _fill(tar, parents, sources), owner, lease)
     async with ImageFiles(runtime, state.image) as files:
         layer = await direct_layer(runtime, files.id, posixpath.dirname(dest) if single_file else dest, sources,
-                                   owner, work, lease)
+                                   owner, lease)
         if layer is not None:
             return layer
         if single_file and await files.is_dir(dest):

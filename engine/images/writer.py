@@ -19,6 +19,7 @@ from engine.images.compose import Blob, NewLayer, config_blob, family_of, manife
 from engine.images.model import DANGLING_PREFIX, LocalImage
 from engine.images.store import ImageService
 from runtime.client import NotFound as RuntimeNotFound
+from runtime.client.blobs import MAX_BLOB, BlobAPI
 from runtime.client.ingest import IngestAPI
 from runtime.client.protocol import LeaseAPI
 from runtime.client.records import Image
@@ -27,7 +28,7 @@ from runtime.client.records import Image
 _LEASE_SECONDS = 6 * 3600.0
 
 
-class WriterRuntime(IngestAPI, LeaseAPI, Protocol):
+class WriterRuntime(IngestAPI, BlobAPI, LeaseAPI, Protocol):
     async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
                         namespace: str | None = None) -> Image: ...
 
@@ -84,6 +85,10 @@ class ImageWriter:
         return name
 
     async def _store(self, blob: Blob, children: list[str], lease: str) -> None:
+        refs = [("content", d) for d in children]
+        if len(blob.data) <= MAX_BLOB:
+            await self.runtime.put_blob(blob.data, blob.digest, refs=refs, lease=lease)
+            return
         await self.runtime.write_content(f"pyengine-{blob.digest}", blob.data, expected=blob.digest,
-                                         size=len(blob.data), refs=[("content", d) for d in children], lease=lease)
+                                         size=len(blob.data), refs=refs, lease=lease)
 

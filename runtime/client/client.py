@@ -32,6 +32,7 @@ from runtime.client.records import (
     Usage,
     Version,
 )
+from runtime.client.blobs import BlobClient
 from runtime.client.diff import DiffClient
 from runtime.client.image_lookup import ImageLookupClient
 from runtime.client.ingest import IngestClient
@@ -44,7 +45,7 @@ __all__ = ["DEFAULT_ADDRESS", "Client"]
 
 
 class Client(IngestClient, DiffClient, PushClient, ArchiveClient, ImageLookupClient, PathInfoClient,
-             Transport):
+             BlobClient, Transport):
     # system
     async def version(self) -> Version:
         return await self._record(Version, "GET", "/version")
