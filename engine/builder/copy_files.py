@@ -26,7 +26,7 @@ import aiohttp
 
 from engine.builder import dockerfile as df
 from engine.builder.context import BuildContext
-from engine.builder.copy_layer import direct_layer
+from engine.builder.copy_layer import direct_plan, write_layer
 from engine.builder.copy_tar import Ownership, Source, is_archive
 from engine.builder.dockerfile import instructions as ins
 from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, put_into, scratch_dir
@@ -90,26 +90,28 @@ class PreparedCopy:
         if self.single_file:
             self.sources[0] = replace(first, dest=self.dest)
 
-    async def _fetch(self) -> None:
+    async def _fetch(self, stack: contextlib.AsyncExitStack) -> None:
         for image_id in dict.fromkeys(f.image.id for f in self.fetches):
             wanted = [f for f in self.fetches if f.image.id == image_id]
-            async with ImageFiles(self.runtime, wanted[0].image) as files:
-                for f in wanted:
-                    if await files.is_dir(f.path) is None:
-                        raise InvalidArgument(f"{self.keyword} failed: stat {f.path}: file does not exist in "
-                                              f"{f.image_name}")
-                    fetched = await files.fetch(f.path, f.into)
-                    self.sources[f.index] = replace(self.sources[f.index], path=fetched, name=fetched.name)
+            files = await stack.enter_async_context(ImageFiles(self.runtime, wanted[0].image))
+            for f in wanted:
+                if await files.is_dir(f.path) is None:
+                    raise InvalidArgument(f"{self.keyword} failed: stat {f.path}: file does not exist in "
+                                          f"{f.image_name}")
+                fetched = await files.fetch(f.path, f.into)
+                self.sources[f.index] = replace(self.sources[f.index], path=fetched, name=fetched.name)
+            files.release_soon()  # removed while the layer is made; the stack's end waits for it
         self.fetches.clear()
 
     async def layer(self, state: StageState, lease: str) -> NewLayer:
-        if self.fetches:
-            # COPY --from's files come out of their image only now, on a cache miss: the key needed only
-            # the image's ID and the paths.
-            await self._fetch()
-            self.settle()
-        return await put_files(self.runtime, state, self.sources, self.owner, self.dest, self.work, lease,
-                               single_file=self.single_file, link=self.link)
+        async with contextlib.AsyncExitStack() as stack:
+            if self.fetches:
+                # COPY --from's files come out of their image only now, on a cache miss: the key needed only
+                # the image's ID and the paths.
+                await self._fetch(stack)
+                self.settle()
+            return await put_files(self.runtime, state, self.sources, self.owner, self.dest, self.work, lease,
+                                   single_file=self.single_file, link=self.link)
 
     async def __aenter__(self) -> PreparedCopy:
         return self
@@ -179,9 +181,10 @@ class CopyFiles:
                     return None
                 target = posixpath.normpath(path)
                 if found is None:
-                    layer = await direct_layer(self.runtime, files.id, target, [], Ownership(), lease)
-                    if layer is not None:
-                        return layer
+                    build = await direct_plan(self.runtime, files.id, target, [])
+                    if build is not None:
+                        files.release_soon()
+                        return await write_layer(self.runtime, build, Ownership(), lease)
                 parents = [] if found is False else [
                     *await files.missing_parents(posixpath.dirname(target)), target]
                 return await put_into(files, parents, [], Ownership(), work, lease)

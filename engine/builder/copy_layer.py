@@ -24,7 +24,7 @@ import secrets
 import stat
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO, cast
 
 from engine.builder.copy_tar import CopyTar, Ownership, Source, walk
 from engine.images.compose import NewLayer
@@ -36,10 +36,6 @@ from runtime.client.path_info import PathEntry, PathInfoAPI
 _SLOTS = 4  # 1 MiB blocks of the gzip stream in flight
 _WHITEOUT = ".wh."
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-class LayerRuntime(IngestAPI, PathInfoAPI, Protocol):
-    pass
 
 
 class _Blob:
@@ -187,10 +183,10 @@ def _plan(parents: list[str], entries: dict[str, bool], found: dict[str, PathEnt
     return existing
 
 
-async def direct_layer(runtime: LayerRuntime, container_id: str, parent: str, sources: list[Source],
-                       owner: Ownership, lease: str) -> NewLayer | None:
-    """The layer of `sources` under directory `parent` of the image in `container_id`, written without putting
-    it there; None where the classic way must do it (see the module's docstring)."""
+async def direct_plan(runtime: PathInfoAPI, container_id: str, parent: str,
+                      sources: list[Source]) -> Callable[[CopyTar], None] | None:
+    """What writes the layer of `sources` under directory `parent` of the image in `container_id` (give it to
+    write_layer), without putting them there; None where the classic way must do it (see the module's docstring)."""
     entries = await asyncio.to_thread(listing, sources)
     if entries is None or any(posixpath.basename(p).startswith(_WHITEOUT) for p in entries):
         return None
@@ -210,4 +206,4 @@ async def direct_layer(runtime: LayerRuntime, container_id: str, parent: str, so
         for source in sources:
             tar.add(source)
 
-    return await write_layer(runtime, build, owner, lease)
+    return build

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.builder.copy_layer import ancestors, direct_layer, write_layer
+from engine.builder.copy_layer import ancestors, direct_plan, write_layer
 from engine.builder.copy_tar import CopyTar, Ownership, Source
 from engine.builder.state import StageState
 from engine.images.compose import NewLayer
@@ -66,6 +66,7 @@ class ImageFiles:
         self.id = f"pyengine-build-{secrets.token_hex(16)}"
         self.snapshotter = ""
         self.snapshot_key = ""
+        self._removal: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> ImageFiles:
         c = await self.runtime.create_container(self.id, runtime_name(self.image), {"args": ["#(nop)"]},
@@ -74,7 +75,14 @@ class ImageFiles:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await asyncio.shield(self.runtime.remove_container(self.id))
+        self.release_soon()
+        assert self._removal is not None
+        await asyncio.shield(self._removal)
+
+    def release_soon(self) -> None:
+        """Start removing the container, beside what the caller does next without it; the block's end waits."""
+        if self._removal is None:
+            self._removal = asyncio.ensure_future(self.runtime.remove_container(self.id))
 
     async def is_dir(self, path: str) -> bool | None:
         """True for a directory, False for anything else, None when nothing is there."""
@@ -154,10 +162,10 @@ async def put_files(runtime: CopyRuntime, state: StageState, sources: list[Sourc
         parents = ancestors(posixpath.dirname(dest) if single_file else dest)
         return await write_layer(runtime, lambda tar: _fill(tar, parents, sources), owner, lease)
     async with ImageFiles(runtime, state.image) as files:
-        layer = await direct_layer(runtime, files.id, posixpath.dirname(dest) if single_file else dest, sources,
-                                   owner, lease)
-        if layer is not None:
-            return layer
+        build = await direct_plan(runtime, files.id, posixpath.dirname(dest) if single_file else dest, sources)
+        if build is not None:
+            files.release_soon()  # it only answered what is on the way
+            return await write_layer(runtime, build, owner, lease)
         if single_file and await files.is_dir(dest):
             sources = [replace(sources[0], dest=posixpath.join(dest, sources[0].name))]
             single_file = False

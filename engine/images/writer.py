@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.images.compose import Blob, NewLayer, config_blob, family_of, manifest
-from engine.images.model import DANGLING_PREFIX, LocalImage
+from engine.images.model import DANGLING_PREFIX, LocalImage, Record
 from engine.images.store import ImageService
 from runtime.client import NotFound as RuntimeNotFound
 from runtime.client.blobs import MAX_BLOB, BlobAPI
@@ -39,6 +40,7 @@ class WriterRuntime(IngestAPI, BlobAPI, LeaseAPI, Protocol):
 class Written:
     id: str  # the config digest: Docker's image ID
     target: dict[str, Any]  # the manifest's descriptor
+    image: LocalImage  # the new image as written, with the one record this write made
 
 
 class ImageWriter:
@@ -73,9 +75,12 @@ class ImageWriter:
                              self._store(manifest_doc, [config_doc.digest] + [str(d["digest"]) for d in layers],
                                          lease))
         name = record or DANGLING_PREFIX + manifest_doc.digest
-        await self.runtime.put_image(name, manifest_doc.descriptor, labels)
+        stored = await self.runtime.put_image(name, manifest_doc.descriptor, labels)
         await self.runtime.unpack_image(name, snapshotter)
-        return Written(config_doc.digest, manifest_doc.descriptor)
+        image = LocalImage(id=config_doc.digest, config=json.loads(config_doc.data),
+                           manifest_digest=manifest_doc.digest, layers=list(json.loads(manifest_doc.data)["layers"]),
+                           manifest_type=family, records=[Record.from_runtime(stored)])
+        return Written(config_doc.digest, manifest_doc.descriptor, image)
 
     async def name(self, written: Written, repo: str, tag: str) -> str:
         """Tag the new image `repo:tag`; the dangling marker goes once a real name holds the image."""
