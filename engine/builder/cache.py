@@ -105,7 +105,7 @@ class BuildCache:
             record = await self.runtime.image(BUILD_PREFIX + key)
         except NotFound:
             return None
-        image = await self.images.by_target(record.target.model_dump())
+        image = await self.images.from_record(record)
         if image is None:
             return None
         return Hit(key, image, record)

@@ -27,7 +27,7 @@ from engine.images.model import (
 )
 from engine.events import EventBus
 from runtime.client import NotFound, RuntimeAPI
-from runtime.client.image_lookup import ImageLookupAPI
+from runtime.client.records import Image as RuntimeImage
 from runtime.client.reference import familiar, parse
 
 log = logging.getLogger("engine.images")
@@ -80,12 +80,8 @@ class Registries:
     max_uploads: int = 5
 
 
-class ImageRuntime(RuntimeAPI, ImageLookupAPI, Protocol):
-    """The runtime as the image service uses it."""
-
-
 class ImageService:
-    def __init__(self, runtime: ImageRuntime, events: EventBus, users: ImageUsers, registries: Registries) -> None:
+    def __init__(self, runtime: RuntimeAPI, events: EventBus, users: ImageUsers, registries: Registries) -> None:
         self.runtime = runtime
         self.events = events
         self.registries = registries
@@ -151,12 +147,10 @@ class ImageService:
     async def get(self, term: str) -> Match:
         return find(await self.images(), term)
 
-    async def by_target(self, target: dict[str, Any]) -> LocalImage | None:
-        """The image a runtime record's target describes (None if its content is gone), with the names that
-        point at that target: a lookup by digest, not a list of every record (the build cache's included)."""
-        records = [Record.from_runtime(image) for image in await self.runtime.images_by_target(target["digest"])]
-        if not records:
-            return None
+    async def from_record(self, record: RuntimeImage) -> LocalImage | None:
+        """The image one runtime record names (None if its content is gone), carrying that record alone: what
+        a build cache hit needs, read from the parsed documents without listing every record."""
+        named = Record.from_runtime(record)
         digests: set[str] | None = None
 
         async def present() -> set[str]:
@@ -165,9 +159,9 @@ class ImageService:
                 digests = await self._content_digests()
             return digests
 
-        image = await self._describe(records[0], present)
+        image = await self._describe(named, present)
         if image is not None:
-            image.records.extend(records)
+            image.records.append(named)
         return image
 
     async def keep_if_orphaned(self, image_id: str, target: dict[str, Any]) -> None:

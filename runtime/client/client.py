@@ -34,7 +34,6 @@ from runtime.client.records import (
 )
 from runtime.client.blobs import BlobClient
 from runtime.client.diff import DiffClient
-from runtime.client.image_lookup import ImageLookupClient
 from runtime.client.ingest import IngestClient
 from runtime.client.path_info import PathInfoClient
 from runtime.client.push import PushClient
@@ -44,8 +43,8 @@ from runtime.wire import PATH_STAT_HEADER
 __all__ = ["DEFAULT_ADDRESS", "Client"]
 
 
-class Client(IngestClient, DiffClient, PushClient, ArchiveClient, ImageLookupClient, PathInfoClient,
-             BlobClient, Transport):
+class Client(IngestClient, DiffClient, PushClient, ArchiveClient, PathInfoClient, BlobClient,
+             Transport):
     # system
     async def version(self) -> Version:
         return await self._record(Version, "GET", "/version")

@@ -190,10 +190,6 @@ class FakeRuntime:
         self._call("images")
         return list(self._images.values())
 
-    async def images_by_target(self, digest: str, namespace: str | None = None) -> list[Image]:
-        self._call("images_by_target")
-        return sorted((i for i in self._images.values() if i.target.digest == digest), key=lambda i: i.name)
-
     async def image(self, name: str, namespace: str | None = None) -> Image:
         self._call("image")
         if name not in self._images:

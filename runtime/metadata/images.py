@@ -40,15 +40,11 @@ class ImageStore:
         self._db = db
         self._events = events
 
-    async def list(self, digest: str | None = None) -> list[Image]:
-        """The namespace's records; with `digest`, only those whose target is that manifest or index."""
+    async def list(self) -> list[Image]:
         ns = require_namespace()
 
         def tx(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             namespaces.require_exists(conn, ns)
-            if digest is not None:
-                return conn.execute("SELECT * FROM images WHERE namespace=? AND digest=? ORDER BY name",
-                                    (ns, digest)).fetchall()
             return conn.execute("SELECT * FROM images WHERE namespace=? ORDER BY name", (ns,)).fetchall()
 
         return [_row(r) for r in await self._db.run(tx)]

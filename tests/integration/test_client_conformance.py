@@ -105,19 +105,3 @@ async def test_kill_and_exec(subject: Subject) -> None:
     await rt.remove_container("c2")
     with pytest.raises(NotFound):
         await rt.kill_task("c2")
-
-
-async def test_images_by_target_are_the_names_of_one_digest(subject: Subject) -> None:
-    c = subject.client
-    assert isinstance(c, (Client, FakeRuntime))
-    source = await c.image(subject.image)
-    target = source.target.model_dump(exclude_none=True)
-    try:
-        await c.put_image("conformance/b:1", target)
-        await c.put_image("conformance/a:1", target)
-        names = [i.name for i in await c.images_by_target(source.target.digest)]
-        assert names == sorted([subject.image, "conformance/a:1", "conformance/b:1"])
-        assert await c.images_by_target("sha256:" + "0" * 64) == []
-    finally:
-        for name in ("conformance/a:1", "conformance/b:1"):
-            await c.remove_image(name)

@@ -57,9 +57,8 @@ class SearchRequest(BaseModel):
 
 
 @router.get("", response_model=list[Image])
-async def list_images(digest: str | None = None, s: Services = Depends(services)) -> list[Image]:
-    """Every record, or with `digest` those whose target has that digest (the names of one image)."""
-    return await s.images.list(digest)
+async def list_images(s: Services = Depends(services)) -> list[Image]:
+    return await s.images.list()
 
 
 @router.post("", response_model=Image, status_code=201, dependencies=[Depends(writable_namespace)])
