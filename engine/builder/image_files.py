@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import posixpath
 import secrets
 import shutil
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.builder.context.stream import consume
 from engine.builder.copy_layer import ancestors, direct_plan, write_layer
 from engine.builder.copy_tar import CopyTar, Ownership, Source
 from engine.builder.state import StageState
@@ -107,11 +109,8 @@ class ImageFiles:
         """Copy `path` (followed if a symlink) out of the image into directory `into`; what it became there."""
         into.mkdir(parents=True, exist_ok=True)
         async with self.runtime.archive(self.id, path) as (st, body):
-            tar_path = into / f".fetch-{secrets.token_hex(4)}.tar"
-            with open(tar_path, "wb") as f:
-                async for chunk in body:
-                    await asyncio.to_thread(f.write, chunk)
-        await asyncio.to_thread(_extract, tar_path, into)
+            # Unpacked as it arrives: no copy of the tar on disk first.
+            await consume(body, lambda stream: _extract(stream, into))
         return into / str(st.get("name") or posixpath.basename(path.rstrip("/")))
 
     async def put(self, tar_file: Path) -> None:
@@ -123,10 +122,9 @@ class ImageFiles:
         await self.runtime.put_archive(self.id, "/", chunks())
 
 
-def _extract(tar_path: Path, into: Path) -> None:
-    with tarfile.open(tar_path) as tar:
+def _extract(stream: io.BufferedReader, into: Path) -> None:
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
         tar.extractall(into, filter="tar")
-    tar_path.unlink()
 
 
 async def write_tar(build: Callable[[CopyTar], None], owner: Ownership, into: Path) -> Path:
