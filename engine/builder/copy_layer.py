@@ -1,7 +1,7 @@
 """A COPY's tar written as the step's layer itself, when what the image has on the way allows it.
 
 The classic way puts the tar into a never-started container and takes the layer back out of the
-snapshot with the diff service: four more passes over the bytes and a container. Here the tar is
+snapshot with the diff service: four more passes over the bytes. Here the tar is
 the layer: one runtime request lists what the image has at every path the tar names (lstat, in the
 step's container), and the tar then carries each existing directory on the way to the destination
 with the image's own owner, mode and time (what overlayfs' copy-up puts in the classic layer, and what
@@ -11,7 +11,8 @@ keeps a `/tmp` 1777 when dockerd applies the layer), the missing ones as the cla
 It falls back to the classic way (None) where the two could differ: anything on the way that is a
 symlink or not a directory, a directory of the tar where the image has something else, a file of the
 tar where the image has a directory or a symlink, a name that a layer would read as a whiteout
-(`.wh.`), and ADD's archives (their entries are not known before they are unpacked).
+(`.wh.`), and ADD's archives (their entries are not known before they are unpacked). One difference is
+left: extended attributes of the directories on the way (which overlayfs' copy-up would carry) are not.
 """
 from __future__ import annotations
 
@@ -158,9 +159,6 @@ def listing(sources: list[Source]) -> dict[str, bool] | None:
         st = os.stat(source.path) if source.follow else os.lstat(source.path)
         if not stat.S_ISDIR(st.st_mode):
             out["/" + source.dest.strip("/")] = False
-            continue
-        if source.follow and source.path.is_symlink():
-            out["/" + source.dest.strip("/")] = True  # copied as its target's directory entry alone
             continue
         for rel, entry in walk(source.path):
             out["/" + posixpath.join(source.dest, rel).strip("/")] = stat.S_ISDIR(os.lstat(entry).st_mode)

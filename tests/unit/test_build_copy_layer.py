@@ -94,3 +94,18 @@ async def test_a_runtime_that_fails_mid_stream_stops_the_writer(tmp_path: Path) 
         await asyncio.wait_for(write_layer(runtime, lambda tar: tar.add(source), Ownership(), "lease"),  # type: ignore[arg-type]
                                timeout=60)
     assert len(runtime.aborted) == 1 and runtime.committed is None
+
+
+def test_the_listing_names_what_the_tar_holds(tmp_path: Path) -> None:
+    """A followed symlink to a directory brings the directory's contents, as the tar does."""
+    source = _source(tmp_path, 10)
+    (tmp_path / "link").symlink_to(source.path)  # type: ignore[arg-type]
+    followed = Source(dest="/app", path=tmp_path / "link")
+    out = io.BytesIO()
+    tar = CopyTar(out, Ownership())
+    tar.add(followed)
+    tar.close()
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as written:
+        names = {"/" + m.name: m.isdir() for m in written.getmembers()}
+    assert listing([followed]) == names == {"/app/blob": False, "/app/sub": True, "/app/sub/text": False}
+    assert listing([Source(dest="/x", path=tmp_path / "a.tar", unpack=True)]) is None
