@@ -87,23 +87,34 @@ class Entry:
         return int(raw) if raw.isdigit() else 1
 
 
+@dataclass(frozen=True)
+class Hit:
+    key: str
+    image: LocalImage
+    record: Image
+
+
 class BuildCache:
     def __init__(self, runtime: CacheRuntime, images: ImageService) -> None:
         self.runtime = runtime
         self.images = images
 
-    async def lookup(self, key: str) -> LocalImage | None:
+    async def lookup(self, key: str) -> Hit | None:
         """The image a step with this key made before, if the cache still has it (and its content)."""
         try:
             record = await self.runtime.image(BUILD_PREFIX + key)
         except NotFound:
             return None
-        image = await self.images.by_target(record.target.model_dump())
+        image = await self.images.from_record(record)
         if image is None:
             return None
-        labels = {**record.labels, USED_LABEL: str(time.time()), COUNT_LABEL: str(Entry(key, record).uses + 1)}
+        return Hit(key, image, record)
+
+    async def touch(self, hit: Hit) -> None:
+        """Count a hit on its record (`system df`'s LastUsedAt and UsageCount); nothing of the build waits on it."""
+        record = hit.record
+        labels = {**record.labels, USED_LABEL: str(time.time()), COUNT_LABEL: str(Entry(hit.key, record).uses + 1)}
         await self.runtime.put_image(record.name, record.target.model_dump(), labels)
-        return image
 
     async def remember(self, key: str, image: LocalImage, description: str) -> None:
         """Keep an existing image (a `cachefrom` one) as this step's result."""

@@ -26,9 +26,10 @@ import aiohttp
 
 from engine.builder import dockerfile as df
 from engine.builder.context import BuildContext
+from engine.builder.copy_layer import direct_plan, write_layer
 from engine.builder.copy_tar import Ownership, Source, is_archive
 from engine.builder.dockerfile import instructions as ins
-from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, scratch_dir
+from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, put_into, scratch_dir
 from engine.builder.state import StageState
 from engine.errors import InvalidArgument
 from engine.images.compose import NewLayer
@@ -89,26 +90,28 @@ class PreparedCopy:
         if self.single_file:
             self.sources[0] = replace(first, dest=self.dest)
 
-    async def _fetch(self) -> None:
+    async def _fetch(self, stack: contextlib.AsyncExitStack) -> None:
         for image_id in dict.fromkeys(f.image.id for f in self.fetches):
             wanted = [f for f in self.fetches if f.image.id == image_id]
-            async with ImageFiles(self.runtime, wanted[0].image) as files:
-                for f in wanted:
-                    if await files.is_dir(f.path) is None:
-                        raise InvalidArgument(f"{self.keyword} failed: stat {f.path}: file does not exist in "
-                                              f"{f.image_name}")
-                    fetched = await files.fetch(f.path, f.into)
-                    self.sources[f.index] = replace(self.sources[f.index], path=fetched, name=fetched.name)
+            files = await stack.enter_async_context(ImageFiles(self.runtime, wanted[0].image))
+            for f in wanted:
+                if await files.is_dir(f.path) is None:
+                    raise InvalidArgument(f"{self.keyword} failed: stat {f.path}: file does not exist in "
+                                          f"{f.image_name}")
+                fetched = await files.fetch(f.path, f.into)
+                self.sources[f.index] = replace(self.sources[f.index], path=fetched, name=fetched.name)
+            files.release_soon()  # removed while the layer is made; the stack's end waits for it
         self.fetches.clear()
 
     async def layer(self, state: StageState, lease: str) -> NewLayer:
-        if self.fetches:
-            # COPY --from's files come out of their image only now, on a cache miss: the key needed only
-            # the image's ID and the paths.
-            await self._fetch()
-            self.settle()
-        return await put_files(self.runtime, state, self.sources, self.owner, self.dest, self.work, lease,
-                               single_file=self.single_file, link=self.link)
+        async with contextlib.AsyncExitStack() as stack:
+            if self.fetches:
+                # COPY --from's files come out of their image only now, on a cache miss: the key needed only
+                # the image's ID and the paths.
+                await self._fetch(stack)
+                self.settle()
+            return await put_files(self.runtime, state, self.sources, self.owner, self.dest, self.work, lease,
+                                   single_file=self.single_file, link=self.link)
 
     async def __aenter__(self) -> PreparedCopy:
         return self
@@ -167,13 +170,24 @@ class CopyFiles:
 
     async def make_dir(self, state: StageState, path: str, lease: str) -> NewLayer | None:
         """WORKDIR's directory, made (root's, 0755) when the image lacks it; None when it is there."""
-        if state.image is not None:
-            async with ImageFiles(self.runtime, state.image) as files:
-                if await files.is_dir(path):
-                    return None
         async with scratch_dir(self.work_root) as work:
-            return await put_files(self.runtime, state, [], Ownership(), path, work, lease,
-                                   single_file=False, link=False)
+            if state.image is None:
+                return await put_files(self.runtime, state, [], Ownership(), path, work, lease,
+                                       single_file=False, link=False)
+            # One container answers whether the directory is there and, if not, takes it.
+            async with ImageFiles(self.runtime, state.image) as files:
+                found = await files.is_dir(path)
+                if found:
+                    return None
+                target = posixpath.normpath(path)
+                if found is None:
+                    build = await direct_plan(self.runtime, files.id, target, [])
+                    if build is not None:
+                        files.release_soon()
+                        return await write_layer(self.runtime, build, Ownership(), lease)
+                parents = [] if found is False else [
+                    *await files.missing_parents(posixpath.dirname(target)), target]
+                return await put_into(files, parents, [], Ownership(), work, lease)
 
     async def _owner(self, state: StageState, step: ins.Copy, env: dict[str, str], work: Path) -> Ownership:
         chmod: int | None = None

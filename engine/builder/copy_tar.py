@@ -92,6 +92,14 @@ class CopyTar:
         self.tar.addfile(self._own(info))
         self.written.add(name)
 
+    def existing_directory(self, name: str, mode: int, uid: int, gid: int, mtime: int) -> None:
+        """A directory the image has, as it has it: a layer that names a directory sets its owner and mode."""
+        name = name.strip("/")
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, mode, uid, gid, mtime
+        self.tar.addfile(info)
+        self.written.add(name)
+
     def add(self, source: Source) -> None:
         if source.content is not None:
             info = tarfile.TarInfo(source.dest.strip("/"))
@@ -106,7 +114,7 @@ class CopyTar:
         st = os.stat(path) if source.follow else os.lstat(path)
         if stat.S_ISDIR(st.st_mode):
             # A directory's contents are copied, not the directory: where they go keeps its own metadata.
-            for rel, entry in _walk(path):
+            for rel, entry in walk(path):
                 self._entry(posixpath.join(source.dest, rel), entry)
         else:
             self._entry(source.dest, path, follow=source.follow)
@@ -143,7 +151,7 @@ class CopyTar:
                 # An ADD'ed archive keeps its own owners, as Docker's does; devices are left out.
 
 
-def _walk(root: Path) -> Iterator[tuple[str, Path]]:
+def walk(root: Path) -> Iterator[tuple[str, Path]]:
     """(path relative to root, path) below root, parents first, in name order."""
     stack = [""]
     while stack:

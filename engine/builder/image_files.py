@@ -1,16 +1,16 @@
 """Files into and out of an image's filesystem during a build, and the layer that results.
 
-Files go into a runtime container of the stage's image (never started) and the diff service reads
-the layer back, so directories the image has keep their owner and mode. With no image yet
-(FROM scratch) or for COPY --link, the tar itself is the layer, as BuildKit's independent COPY
-layers are. Files come out of an image (COPY --from, /etc/passwd for --chown) the same way.
+A COPY's tar is the layer itself: with no image yet (FROM scratch) or for COPY --link as it is, as
+BuildKit's independent COPY layers are; over an image with the image's directories on the way carried
+as they are (engine.builder.copy_layer). Where that could differ from the classic copy, files go into
+a runtime container of the stage's image (never started) and the diff service reads the layer back.
+Files come out of an image (COPY --from, /etc/passwd for --chown) through such a container too.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
-import hashlib
+import io
 import posixpath
 import secrets
 import shutil
@@ -19,8 +19,10 @@ import tempfile
 from dataclasses import replace
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
+from engine.builder.context.stream import consume
+from engine.builder.copy_layer import ancestors, direct_plan, write_layer
 from engine.builder.copy_tar import CopyTar, Ownership, Source
 from engine.builder.state import StageState
 from engine.images.compose import NewLayer
@@ -28,13 +30,14 @@ from engine.images.model import LocalImage
 from runtime.client import NotFound
 from runtime.client.diff import DiffAPI
 from runtime.client.ingest import IngestAPI
+from runtime.client.path_info import PathInfoAPI
 from runtime.client.records import Container
 
 _CHUNK = 1 << 16
 _DIR_MODE_BIT = 1 << 31  # Go's os.ModeDir in a path stat's mode
 
 
-class CopyRuntime(DiffAPI, IngestAPI, Protocol):
+class CopyRuntime(DiffAPI, IngestAPI, PathInfoAPI, Protocol):
     async def create_container(self, container_id: str, image: str, options: dict[str, Any] | None = None, *,
                                snapshotter: str | None = None, runtime: str = "runc", init: bool = False,
                                labels: dict[str, str] | None = None, namespace: str | None = None) -> Container: ...
@@ -65,6 +68,7 @@ class ImageFiles:
         self.id = f"pyengine-build-{secrets.token_hex(16)}"
         self.snapshotter = ""
         self.snapshot_key = ""
+        self._removal: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> ImageFiles:
         c = await self.runtime.create_container(self.id, runtime_name(self.image), {"args": ["#(nop)"]},
@@ -73,7 +77,14 @@ class ImageFiles:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await asyncio.shield(self.runtime.remove_container(self.id))
+        self.release_soon()
+        assert self._removal is not None
+        await asyncio.shield(self._removal)
+
+    def release_soon(self) -> None:
+        """Start removing the container, beside what the caller does next without it; the block's end waits."""
+        if self._removal is None:
+            self._removal = asyncio.ensure_future(self.runtime.remove_container(self.id))
 
     async def is_dir(self, path: str) -> bool | None:
         """True for a directory, False for anything else, None when nothing is there."""
@@ -98,11 +109,8 @@ class ImageFiles:
         """Copy `path` (followed if a symlink) out of the image into directory `into`; what it became there."""
         into.mkdir(parents=True, exist_ok=True)
         async with self.runtime.archive(self.id, path) as (st, body):
-            tar_path = into / f".fetch-{secrets.token_hex(4)}.tar"
-            with open(tar_path, "wb") as f:
-                async for chunk in body:
-                    await asyncio.to_thread(f.write, chunk)
-        await asyncio.to_thread(_extract, tar_path, into)
+            # Unpacked as it arrives: no copy of the tar on disk first.
+            await consume(body, lambda stream: _extract(stream, into))
         return into / str(st.get("name") or posixpath.basename(path.rstrip("/")))
 
     async def put(self, tar_file: Path) -> None:
@@ -114,10 +122,9 @@ class ImageFiles:
         await self.runtime.put_archive(self.id, "/", chunks())
 
 
-def _extract(tar_path: Path, into: Path) -> None:
-    with tarfile.open(tar_path) as tar:
+def _extract(stream: io.BufferedReader, into: Path) -> None:
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
         tar.extractall(into, filter="tar")
-    tar_path.unlink()
 
 
 async def write_tar(build: Callable[[CopyTar], None], owner: Ownership, into: Path) -> Path:
@@ -136,35 +143,6 @@ async def write_tar(build: Callable[[CopyTar], None], owner: Ownership, into: Pa
     return path
 
 
-async def layer_from_tar(runtime: IngestAPI, tar_path: Path, lease: str) -> NewLayer:
-    """The tar as a gzip layer, its diff ID hashed on the way (for scratch stages and COPY --link)."""
-    gz_path = tar_path.with_suffix(".tar.gz")
-
-    def compress() -> str:
-        diff = hashlib.sha256()
-        with open(tar_path, "rb") as src, open(gz_path, "wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as dst:
-                _pump(src, dst, diff)
-        return "sha256:" + diff.hexdigest()
-
-    diff_id = await asyncio.to_thread(compress)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        with open(gz_path, "rb") as f:
-            while data := await asyncio.to_thread(f.read, _CHUNK):
-                yield data
-
-    info = await runtime.write_content(f"pyengine-build-{secrets.token_hex(8)}", chunks(), lease=lease)
-    return NewLayer({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": info.digest,
-                     "size": info.size}, diff_id)
-
-
-def _pump(src: BinaryIO, dst: Any, digest: Any) -> None:
-    while data := src.read(1 << 20):
-        digest.update(data)
-        dst.write(data)
-
-
 @contextlib.asynccontextmanager
 async def scratch_dir(root: Path) -> AsyncIterator[Path]:
     path = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=root, prefix="step-"))
@@ -179,27 +157,27 @@ async def put_files(runtime: CopyRuntime, state: StageState, sources: list[Sourc
     """The layer of `sources` put into the stage's image under `dest`: a directory (its missing parents
     are created), or with `single_file` the file's own path unless the image has a directory there."""
     if state.image is None or link:
-        parents = _ancestors(posixpath.dirname(dest) if single_file else dest)
-        tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
-        return await layer_from_tar(runtime, tar_path, lease)
+        parents = ancestors(posixpath.dirname(dest) if single_file else dest)
+        return await write_layer(runtime, lambda tar: _fill(tar, parents, sources), owner, lease)
     async with ImageFiles(runtime, state.image) as files:
+        build = await direct_plan(runtime, files.id, posixpath.dirname(dest) if single_file else dest, sources)
+        if build is not None:
+            files.release_soon()  # it only answered what is on the way
+            return await write_layer(runtime, build, owner, lease)
         if single_file and await files.is_dir(dest):
             sources = [replace(sources[0], dest=posixpath.join(dest, sources[0].name))]
             single_file = False
         parents = await files.missing_parents(posixpath.dirname(dest) if single_file else dest)
-        tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
-        await files.put(tar_path)
-        diff = await runtime.compare(files.snapshotter, files.snapshot_key, commit=True, lease=lease)
+        return await put_into(files, parents, sources, owner, work, lease)
+
+
+async def put_into(files: ImageFiles, parents: list[str], sources: list[Source], owner: Ownership, work: Path,
+                   lease: str) -> NewLayer:
+    """The layer of `parents` (directories the image lacks, outermost first) and `sources` put into `files`."""
+    tar_path = await write_tar(lambda tar: _fill(tar, parents, sources), owner, work)
+    await files.put(tar_path)
+    diff = await files.runtime.compare(files.snapshotter, files.snapshot_key, commit=True, lease=lease)
     return NewLayer(diff.descriptor.model_dump(exclude_none=True), diff.diff_id)
-
-
-def _ancestors(path: str) -> list[str]:
-    out: list[str] = []
-    current = posixpath.normpath(path)
-    while current not in ("/", ""):
-        out.append(current)
-        current = posixpath.dirname(current)
-    return list(reversed(out))
 
 
 def _fill(tar: CopyTar, parents: list[str], sources: list[Source]) -> None:

@@ -129,9 +129,12 @@ class Builder:
                 async with self.writer.lease() as lease:
                     runner = StageRunner(self.writer, self.cache, self.run_step, self.copy_files, options, context,
                                          out, lease, counter, cache_sources)
-                    await self._onbuild(runner, state, image_source, out)
-                    await runner.run(state, stage.instructions + (extra if i == plan.target.index else []),
-                                     image_source)
+                    try:
+                        await self._onbuild(runner, state, image_source, out)
+                        await runner.run(state, stage.instructions + (extra if i == plan.target.index else []),
+                                         image_source)
+                    finally:
+                        await runner.settle()
                 stages[i].done.set_result(state.image)
             except BaseException as e:
                 if not stages[i].done.done():
@@ -241,6 +244,9 @@ class Builder:
             ref = parse(tag)
             await self.images.tag(image.id, ref.name, ref.tag or "latest")
             shown.append(familiar(ref))
+        if not shown and image.dangling:
+            # The step's image knows the names of its own manifest only; another may name the same ID.
+            image = next((i for i in await self.images.images() if i.id == image.id), image)
         if not shown and image.dangling and not any(r.name.startswith(DANGLING_PREFIX) for r in image.records):
             # An untagged result shows in `docker images` as <none>, as dockerd's does.
             await self.writer.runtime.put_image(DANGLING_PREFIX + image.manifest_digest,

@@ -6,6 +6,7 @@ of the files copied (COPY/ADD). With `nocache` every step runs; its result still
 """
 from __future__ import annotations
 
+import asyncio
 import posixpath
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class StageRunner:
         self.progress = progress
         self.lease = lease
         self.counter = counter
+        self._touches: list[asyncio.Task[None]] = []
 
     async def run(self, state: StageState, instructions: list[ins.Instruction], image_source: ImageSource) -> None:
         for instruction in instructions:
@@ -60,6 +62,11 @@ class StageRunner:
             await self.progress.step(self.counter.number, self.counter.total, instruction.original)
             await self.execute(state, instruction, image_source)
             await self.progress.result(state.image_id)
+
+    async def settle(self) -> None:
+        """Wait for the cache hits' counts: written beside the steps that follow, done before the stage is."""
+        touches, self._touches = self._touches, []
+        await asyncio.gather(*touches)
 
     async def execute(self, state: StageState, instruction: ins.Instruction, image_source: ImageSource) -> None:
         if isinstance(instruction, ins.Run):
@@ -116,7 +123,10 @@ class StageRunner:
         next entry made by the same command)."""
         if self.options.no_cache:
             return False
-        image = await self.cache.lookup(key)
+        hit = await self.cache.lookup(key)
+        image = hit.image if hit is not None else None
+        if hit is not None:
+            self._touches.append(asyncio.create_task(self.cache.touch(hit)))
         if image is None and self.cache_sources:
             found = next((m for m in (continues(state.image, source, created_by) for source in self.cache_sources)
                           if m is not None), None)

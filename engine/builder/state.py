@@ -13,7 +13,6 @@ from typing import Any
 
 from engine.builder.cache import BuildCache
 from engine.builder.dockerfile import StageScope
-from engine.errors import Internal
 from engine.images.compose import NewLayer, child_config, now
 from engine.images.model import LocalImage
 from engine.images.writer import ImageWriter
@@ -72,8 +71,5 @@ class StepWriter:
                            container=container, container_config=container_config, platform=state.platform)
         written = await self.writer.write(parent, doc, layer, lease=lease, snapshotter=snapshotter,
                                           record=self.cache.record_name(key), labels=self.cache.labels(description))
-        image = await self.writer.images.by_target(written.target)
-        if image is None:
-            raise Internal(f"the image just written for {description!r} is not readable")
-        state.image = image
-        return image
+        state.image = written.image
+        return written.image

@@ -27,6 +27,7 @@ from engine.images.model import (
 )
 from engine.events import EventBus
 from runtime.client import NotFound, RuntimeAPI
+from runtime.client.records import Image as RuntimeImage
 from runtime.client.reference import familiar, parse
 
 log = logging.getLogger("engine.images")
@@ -146,10 +147,22 @@ class ImageService:
     async def get(self, term: str) -> Match:
         return find(await self.images(), term)
 
-    async def by_target(self, target: dict[str, Any]) -> LocalImage | None:
-        """The image a runtime record's target describes (None if its content is gone), with all its names."""
-        images = await self.images()
-        return next((image for image in images if any(r.digest == target["digest"] for r in image.records)), None)
+    async def from_record(self, record: RuntimeImage) -> LocalImage | None:
+        """The image one runtime record names (None if its content is gone), carrying that record alone: what
+        a build cache hit needs, read from the parsed documents without listing every record."""
+        named = Record.from_runtime(record)
+        digests: set[str] | None = None
+
+        async def present() -> set[str]:
+            nonlocal digests
+            if digests is None:
+                digests = await self._content_digests()
+            return digests
+
+        image = await self._describe(named, present)
+        if image is not None:
+            image.records.append(named)
+        return image
 
     async def keep_if_orphaned(self, image_id: str, target: dict[str, Any]) -> None:
         """After a name moved away from `target`: keep its image as a dangling one if that was its last name."""

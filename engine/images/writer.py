@@ -8,16 +8,19 @@ takes its tags through ImageService.tag, so tag moves, orphaned images and event
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.images.compose import Blob, NewLayer, config_blob, family_of, manifest
-from engine.images.model import DANGLING_PREFIX, LocalImage
+from engine.images.model import DANGLING_PREFIX, LocalImage, Record
 from engine.images.store import ImageService
 from runtime.client import NotFound as RuntimeNotFound
+from runtime.client.blobs import MAX_BLOB, BlobAPI
 from runtime.client.ingest import IngestAPI
 from runtime.client.protocol import LeaseAPI
 from runtime.client.records import Image
@@ -26,7 +29,7 @@ from runtime.client.records import Image
 _LEASE_SECONDS = 6 * 3600.0
 
 
-class WriterRuntime(IngestAPI, LeaseAPI, Protocol):
+class WriterRuntime(IngestAPI, BlobAPI, LeaseAPI, Protocol):
     async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
                         namespace: str | None = None) -> Image: ...
 
@@ -37,6 +40,7 @@ class WriterRuntime(IngestAPI, LeaseAPI, Protocol):
 class Written:
     id: str  # the config digest: Docker's image ID
     target: dict[str, Any]  # the manifest's descriptor
+    image: LocalImage  # the new image as written, with the one record this write made
 
 
 class ImageWriter:
@@ -66,12 +70,17 @@ class ImageWriter:
             layers.append(layer.descriptor)
         config_doc = config_blob(config, family)
         manifest_doc = manifest(config_doc, layers, family)
-        await self._store(config_doc, [], lease)
-        await self._store(manifest_doc, [config_doc.digest] + [str(d["digest"]) for d in layers], lease)
+        # Side by side: under the lease neither needs the other stored first (a ref is only a GC edge).
+        await asyncio.gather(self._store(config_doc, [], lease),
+                             self._store(manifest_doc, [config_doc.digest] + [str(d["digest"]) for d in layers],
+                                         lease))
         name = record or DANGLING_PREFIX + manifest_doc.digest
-        await self.runtime.put_image(name, manifest_doc.descriptor, labels)
+        stored = await self.runtime.put_image(name, manifest_doc.descriptor, labels)
         await self.runtime.unpack_image(name, snapshotter)
-        return Written(config_doc.digest, manifest_doc.descriptor)
+        image = LocalImage(id=config_doc.digest, config=json.loads(config_doc.data),
+                           manifest_digest=manifest_doc.digest, layers=list(json.loads(manifest_doc.data)["layers"]),
+                           manifest_type=family, records=[Record.from_runtime(stored)])
+        return Written(config_doc.digest, manifest_doc.descriptor, image)
 
     async def name(self, written: Written, repo: str, tag: str) -> str:
         """Tag the new image `repo:tag`; the dangling marker goes once a real name holds the image."""
@@ -81,6 +90,10 @@ class ImageWriter:
         return name
 
     async def _store(self, blob: Blob, children: list[str], lease: str) -> None:
+        refs = [("content", d) for d in children]
+        if len(blob.data) <= MAX_BLOB:
+            await self.runtime.put_blob(blob.data, blob.digest, refs=refs, lease=lease)
+            return
         await self.runtime.write_content(f"pyengine-{blob.digest}", blob.data, expected=blob.digest,
-                                         size=len(blob.data), refs=[("content", d) for d in children], lease=lease)
+                                         size=len(blob.data), refs=refs, lease=lease)
 

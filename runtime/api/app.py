@@ -8,6 +8,7 @@ from runtime.api import errors
 from runtime.api.context import ContextMiddleware
 from runtime.api.routers import (
     archives,
+    blobs,
     container_fs,
     containers,
     content,
@@ -33,7 +34,7 @@ def build(services: Services) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
-    for r in (system, namespaces, ingests, content, diff, archives, images, push, registry, leases, snapshots,
+    for r in (system, namespaces, ingests, blobs, content, diff, archives, images, push, registry, leases, snapshots,
               containers, container_fs, tasks, events):
         app.include_router(r.router, prefix=API_PREFIX)
     app.add_middleware(ContextMiddleware)

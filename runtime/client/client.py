@@ -32,8 +32,10 @@ from runtime.client.records import (
     Usage,
     Version,
 )
+from runtime.client.blobs import BlobClient
 from runtime.client.diff import DiffClient
 from runtime.client.ingest import IngestClient
+from runtime.client.path_info import PathInfoClient
 from runtime.client.push import PushClient
 from runtime.client.transport import DEFAULT_ADDRESS, Transport
 from runtime.wire import PATH_STAT_HEADER
@@ -41,7 +43,8 @@ from runtime.wire import PATH_STAT_HEADER
 __all__ = ["DEFAULT_ADDRESS", "Client"]
 
 
-class Client(IngestClient, DiffClient, PushClient, ArchiveClient, Transport):
+class Client(IngestClient, DiffClient, PushClient, ArchiveClient, PathInfoClient, BlobClient,
+             Transport):
     # system
     async def version(self) -> Version:
         return await self._record(Version, "GET", "/version")

@@ -140,6 +140,11 @@ class IngestClient(Transport):
             return await self.commit_ingest(ref, size, expected, refs=refs, labels=labels, namespace=namespace,
                                             lease=lease)
         # A stream cannot be rewound to the ingest's offset: it is written from the start.
+        if expected is not None and size is not None:
+            # Known already (the caller hashed it while writing it): the runtime verifies both at commit.
+            await self.write_ingest(ref, 0, data, namespace=namespace)
+            return await self.commit_ingest(ref, size, expected, refs=refs, labels=labels, namespace=namespace,
+                                            lease=lease)
         hashed = _Hashed(data)
         await self.write_ingest(ref, 0, hashed, namespace=namespace)
         return await self.commit_ingest(ref, hashed.size if size is None else size,

@@ -373,3 +373,57 @@ def test_independent_stages_run_at_the_same_time_and_unneeded_ones_not_at_all(en
     steps = [line for line in out.splitlines() if line.startswith("Step ")]
     assert steps[0].startswith("Step 1/") and [s.split(" :")[0] for s in steps] == \
         [f"Step {i}/{len(steps)}" for i in range(1, len(steps) + 1)], "numbered in order"
+
+
+COPY_OVER_AN_IMAGE = """\
+FROM busybox
+RUN mkdir -p /srv/deep/sub && chown 1000:1001 /srv/deep && chmod 750 /srv/deep && chmod 700 /srv/deep/sub \\
+    && ln -s /srv/deep /linked && echo old > /srv/deep/keep
+COPY a.txt /tmp/in-tmp/
+COPY --chown=1000:1001 tree/ /srv/deep/
+COPY a.txt /linked/through-link.txt
+COPY a.txt /srv/deep/keep
+WORKDIR /tmp/work/here
+"""
+
+
+def _layer_entries(engine: EngineDaemon, tag: str, tmp_path: Path, index: int) -> dict[str, tarfile.TarInfo]:
+    saved = tmp_path / "saved.tar"
+    ok(engine, "save", "-o", str(saved), tag)
+    with tarfile.open(saved) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
+        layer = archive.extractfile(manifest[0]["Layers"][index])
+        assert layer is not None
+        with tarfile.open(fileobj=io.BytesIO(layer.read())) as tar:
+            return {m.name.rstrip("/"): m for m in tar.getmembers()}
+
+
+def test_copy_keeps_the_image_directories_on_the_way_and_their_owners(engine, tmp_path):
+    """What a COPY puts over an image: the directories it passes keep the image's owner and mode (in the
+    image and in its layer, as dockerd would apply it), new ones are the copy's, a symlink on the way is
+    followed, an existing file is replaced."""
+    ctx = tmp_path / "ctx"
+    (ctx / "tree" / "sub").mkdir(parents=True)
+    (ctx / "tree" / "sub").chmod(0o755)
+    (ctx / "tree" / "sub" / "f").write_text("f\n")
+    (ctx / "a.txt").write_text("a\n")
+    (ctx / "Dockerfile").write_text(COPY_OVER_AN_IMAGE)
+    ok(engine, "build", "-q", "-t", "copyover:1", str(ctx))
+    try:
+        shown = ok(engine, "run", "--rm", "copyover:1", "stat", "-c", "%n %a %u:%g", "/tmp", "/tmp/in-tmp",
+                   "/tmp/in-tmp/a.txt", "/srv/deep", "/srv/deep/sub", "/srv/deep/sub/f", "/srv/deep/through-link.txt",
+                   "/tmp/work", "/tmp/work/here")
+        assert shown.splitlines() == [
+            "/tmp 1777 0:0", "/tmp/in-tmp 755 0:0", "/tmp/in-tmp/a.txt 644 0:0", "/srv/deep 750 1000:1001",
+            "/srv/deep/sub 755 1000:1001", "/srv/deep/sub/f 644 1000:1001", "/srv/deep/through-link.txt 644 0:0",
+            "/tmp/work 755 0:0", "/tmp/work/here 755 0:0"]
+        assert ok(engine, "run", "--rm", "copyover:1", "cat", "/srv/deep/keep") == "a\n"
+        assert ok(engine, "run", "--rm", "copyover:1", "sh", "-c", "pwd") == "/tmp/work/here\n"
+        copied = _layer_entries(engine, "copyover:1", tmp_path, 2)  # busybox, RUN, then COPY into /tmp
+        assert sorted(copied) == ["tmp", "tmp/in-tmp", "tmp/in-tmp/a.txt"]
+        assert (copied["tmp"].mode, copied["tmp"].uid) == (0o1777, 0)
+        deep = _layer_entries(engine, "copyover:1", tmp_path, 3)
+        assert {k: (m.mode, m.uid, m.gid) for k, m in deep.items() if k in ("srv", "srv/deep", "srv/deep/sub")} == {
+            "srv": (0o755, 0, 0), "srv/deep": (0o750, 1000, 1001), "srv/deep/sub": (0o755, 1000, 1001)}
+    finally:
+        ok(engine, "rmi", "copyover:1")

@@ -3,6 +3,7 @@ the Dockerfile's location, disconnects and bounded memory. No daemon: the store 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
 import stat
@@ -401,3 +402,23 @@ async def test_from_an_aiohttp_request_and_a_client_that_hangs_up(store: Context
         assert _left(store) == []
     finally:
         await server.close()
+
+
+async def test_hashes_taken_while_unpacking_give_the_keys_read_from_disk(store: ContextStore) -> None:
+    entries: list[Entry] = [
+        DOCKERFILE,
+        ("src/a.bin", os.urandom(70_000)),
+        ("src/b.txt", b"first"),
+        ("src/b.txt", b"again"),  # written twice: the key must be the last one's
+        _info("src/hard", tarfile.LNKTYPE, linkname="src/a.bin"),
+        ("top.txt", b"top"),
+    ]
+    async with await store.receive(chunked(make_tar(entries))) as ctx:
+        known = dict(ctx._memo)
+        assert hashlib.sha256(entries[1][1]).hexdigest() in known.values()  # type: ignore[index]
+        sources = await ctx.resolve(["src/", "top.txt"])
+        from_upload = await ctx.checksum(sources)
+        assert ctx._memo == known, "every file's hash came from the upload: none was read again"
+        ctx._memo.clear()
+        assert await ctx.checksum(sources) == from_upload
+        assert (ctx.directory / "src/b.txt").read_bytes() == b"again"

@@ -18,7 +18,8 @@ from engine.builder.context.sources import ContextSource, resolve_sources
 
 class BuildContext:
     def __init__(self, directory: Path, dockerfile_name: str, dockerfile: str, ignore: DockerIgnore | None,
-                 release: Callable[[Path], Awaitable[None]]) -> None:
+                 release: Callable[[Path], Awaitable[None]], hashes: Memo | None = None) -> None:
+        """`hashes`: the files' content hashes taken as the context was unpacked."""
         self.directory = directory
         # The Dockerfile's path in the context as found ("dockerfile" when the lowercase fallback
         # applied; the random `.dockerfile.<hex>` the docker CLI adds for a -f outside the context).
@@ -26,7 +27,7 @@ class BuildContext:
         self.dockerfile = dockerfile
         self.ignore = ignore
         self._release = release
-        self._memo: Memo = {}
+        self._memo: Memo = dict(hashes or {})
         self._closed = False
 
     @property

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import os
 import stat
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
+from engine.builder.context.checksum import Memo
 from engine.builder.context.dockerignore import DockerIgnore
 from engine.builder.context.paths import escapes, relative, resolve
 from engine.errors import InvalidArgument
@@ -39,6 +41,23 @@ from runtime.client import untrusted_tar as ut
 IGNORE_FILE = ".dockerignore"
 _MAX_IGNORE_FILE = 1 << 20
 _NOT_A_DIR = (errno.ENOTDIR, errno.ELOOP)
+
+
+class _Hashing(io.RawIOBase):
+    """A tar member's data, hashed as write_file reads it."""
+
+    def __init__(self, src: io.BufferedReader) -> None:
+        self.src = src
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = self.src.readinto(buf)
+        if n:
+            self.digest.update(memoryview(buf)[:n])
+        return n
 
 
 def _refuse(entry: str, why: str) -> InvalidArgument:
@@ -57,6 +76,9 @@ class Extractor:
         self._buf = bytearray(ut.CHUNK)
         self._dir_times: list[tuple[str, int]] = []
         self._cached: tuple[str, int] | None = None  # the last parent directory's fd
+        # Each file's sha256 as it streams by, as dockerd's tarsum is taken during the upload: COPY's
+        # cache keys then read no file again (engine.builder.context.checksum's memo).
+        self.hashes: Memo = {}
 
     def close(self) -> None:
         self._forget()
@@ -154,7 +176,9 @@ class Extractor:
         elif member.isreg():
             src = tar.extractfile(member)
             assert isinstance(src, io.BufferedReader)  # tarfile's ExFileObject
-            replaced = ut.write_file(fd, base, src, member, self._buf)
+            hashing = _Hashing(src)
+            replaced = ut.write_file(fd, base, cast(BinaryIO, hashing), member, self._buf)
+            self._remember(fd, base, hashing)
         elif member.issym():
             replaced = ut.make_symlink(fd, base, member)
         elif member.isfifo():
@@ -167,6 +191,12 @@ class Extractor:
             self._before.append(name)
             if name == IGNORE_FILE and member.isreg():
                 self._load_ignore()
+
+    def _remember(self, fd: int, base: str, hashing: _Hashing) -> None:
+        # The file is new (written whole, never into), so its identity names exactly these bytes.
+        st = ut.lstat(fd, base)
+        if st is not None:
+            self.hashes[(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)] = hashing.digest.hexdigest()
 
     def _drain(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         """Read an excluded file's data (the stream passes it anyway): a short one fails here, as it would written."""

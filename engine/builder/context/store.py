@@ -35,6 +35,7 @@ from aiohttp import web
 
 from engine.builder.context import remote as remotes
 from engine.builder.context.build_context import BuildContext
+from engine.builder.context.checksum import Memo
 from engine.builder.context.dockerignore import DockerIgnore
 from engine.builder.context.extract import IGNORE_FILE, Extractor
 from engine.builder.context.paths import OutsideContext, escapes, relative, resolve
@@ -57,16 +58,16 @@ def dockerfile_name(param: str | None) -> str:
     return name
 
 
-def _unpack(directory: Path, keep: frozenset[str], stream: io.BufferedReader) -> DockerIgnore | None:
-    """Blocking: the tar in `stream` into `directory`; the .dockerignore it had, if any."""
+def _unpack(directory: Path, keep: frozenset[str], stream: io.BufferedReader) -> tuple[DockerIgnore | None, Memo]:
+    """Blocking: the tar in `stream` into `directory`; the .dockerignore it had, if any, and its files' hashes."""
     if not stream.peek(1):
-        return None  # an empty body is an empty context (dockerd then misses the Dockerfile)
+        return None, {}  # an empty body is an empty context (dockerd then misses the Dockerfile)
     extractor = Extractor(directory, keep)
     try:
         extractor.run(stream)
     finally:
         extractor.close()
-    return extractor.ignore
+    return extractor.ignore, extractor.hashes
 
 
 def _read_dockerfile(directory: Path, name: str) -> tuple[str, str]:
@@ -169,11 +170,11 @@ class ContextStore:
                     if media_type == remotes.TEXT:
                         text = await _read_text(chunks, f"the Dockerfile at {remote}")
                         return BuildContext(directory, name, text, None, self.release)
-                    ignore = await consume(chunks, unpack)
+                    ignore, hashes = await consume(chunks, unpack)
             else:
-                ignore = await consume(body, unpack)
+                ignore, hashes = await consume(body, unpack)
             found, text = await asyncio.to_thread(_finish, directory, name, ignore)
-            return BuildContext(directory, found, text, ignore, self.release)
+            return BuildContext(directory, found, text, ignore, self.release, hashes)
         except BaseException:
             await self.release(directory)
             raise

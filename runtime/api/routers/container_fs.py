@@ -9,6 +9,7 @@ from contextlib import aclosing
 from typing import BinaryIO
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
@@ -17,6 +18,7 @@ from runtime.api.streams import thread_body
 from runtime.errors import InvalidArgument
 from runtime.rootfs import archive, extract
 from runtime.rootfs.changes import Change
+from runtime.rootfs.lstat import PathEntry, lstat_paths
 from runtime.rootfs.view import Rootfs
 from runtime.services import Services
 from runtime.wire import PATH_STAT_HEADER
@@ -43,6 +45,17 @@ def _tar_response(s: Services, container_id: str, work: Callable[[Rootfs, Binary
 async def stat_path(container_id: str, path: str, s: Services = Depends(services)) -> archive.PathStat:
     async with s.rootfs.open(container_id) as rootfs:
         return await asyncio.to_thread(archive.stat_path, rootfs, path)
+
+
+class LstatRequest(BaseModel):
+    paths: list[str] = Field(max_length=1 << 16)
+
+
+@router.post("/{container_id}/archive/lstat", response_model=list[PathEntry])
+async def lstat(container_id: str, body: LstatRequest, s: Services = Depends(services)) -> list[PathEntry]:
+    """Kind, mode and owner of each path, symlinks not followed at the last component (the builder's COPY)."""
+    async with s.rootfs.open(container_id) as rootfs:
+        return await asyncio.to_thread(lstat_paths, rootfs, body.paths)
 
 
 @router.get("/{container_id}/archive")
