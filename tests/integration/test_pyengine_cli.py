@@ -47,6 +47,14 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield e
 
 
+@pytest.fixture(scope="module")
+def pyengined_only(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[EngineDaemon]:
+    """For the CLI modules that test pyengined's own networking and supervision: pyengined alone."""
+    with daemon_under_test("pyengined", str(tmp_path_factory.mktemp("rt")), registry.host) as e:
+        assert isinstance(e, EngineDaemon)
+        yield e
+
+
 def is_dockerd(engine: EngineDaemon | MirroredDockerd) -> bool:
     return isinstance(engine, MirroredDockerd)
 

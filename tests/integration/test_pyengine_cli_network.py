@@ -16,7 +16,13 @@ from tests.integration import test_pyengine_cli as base
 from tests.integration.helpers import fetch
 from tests.integration.test_pyengine_cli import cli, ok
 
-engine = base.engine
+pyengined_only = base.pyengined_only
+
+
+@pytest.fixture(scope="module")
+def engine(pyengined_only: EngineDaemon) -> EngineDaemon:
+    return pyengined_only
+
 
 needs_netavark = pytest.mark.skipif(
     subprocess.run(["sh", "-c", "test -x /usr/lib/podman/netavark"]).returncode != 0,

@@ -5,10 +5,18 @@ import json
 import time
 from collections.abc import Callable
 
+import pytest
+
+from tests.fixtures.daemons import EngineDaemon
 from tests.integration import test_pyengine_cli as base
 from tests.integration.test_pyengine_cli import cli, ok
 
-engine, no_leftovers = base.engine, base.no_leftovers
+no_leftovers, pyengined_only = base.no_leftovers, base.pyengined_only
+
+
+@pytest.fixture(scope="module")
+def engine(pyengined_only: EngineDaemon) -> EngineDaemon:
+    return pyengined_only
 
 
 def until(check: Callable[[], bool], timeout: float = 20) -> None:
