@@ -183,12 +183,3 @@ def natural_key(text: str) -> list[Any]:
     return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", text))]
 
 
-def go_time(rfc3339: str) -> str:
-    """An API time as Go's time.String() prints it once decoded: "2006-01-02 15:04:05.5 +0000 UTC"."""
-    m = re.fullmatch(r"(\S+)T([\d:]+)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", rfc3339)
-    if m is None:
-        return rfc3339
-    day, clock, fraction, zone = m.groups()
-    fraction = (fraction or "").rstrip("0")
-    offset = "+0000 UTC" if zone == "Z" else f"{zone.replace(':', '')} {zone.replace(':', '')}"
-    return f"{day} {clock}{'.' + fraction if fraction else ''} {offset}"

@@ -347,3 +347,14 @@ HEADER_FUNCTIONS["and"] = HEADER_FUNCTIONS["or"] = FUNCTIONS["and"]
 # docker inspect's second run is over decoded JSON, whose maps have interface values.
 JSON_FUNCTIONS: dict[str, Callable[..., Any]] = {
     **FUNCTIONS, "index": lambda item, *keys: _index(item, *keys, json_maps=True)}
+
+
+def go_time(rfc3339: str) -> str:
+    """An API time as Go's time.String() prints it once decoded: "2006-01-02 15:04:05.5 +0000 UTC"."""
+    m = re.fullmatch(r"(\S+)T([\d:]+)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", rfc3339)
+    if m is None:
+        return rfc3339
+    day, clock, fraction, zone = m.groups()
+    fraction = (fraction or "").rstrip("0")
+    offset = "+0000 UTC" if zone == "Z" else f"{zone.replace(':', '')} {zone.replace(':', '')}"
+    return f"{day} {clock}{'.' + fraction if fraction else ''} {offset}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli.pyengine.gotemplate_funcs import Failure, Record, StringMap, text, to_json
+from cli.pyengine.gotemplate_funcs import Failure, Record, StringMap, go_time, text, to_json
 
 # "GoName[=JsonName] kind[?]": kinds are s(tring) i(nt) b(ool) t(ime) d(uration) l(ist of scalars) m(ap of
 # scalars) ms (map of strings) a(ny), *T (pointer to struct T), T (struct T), []*T, []T, map*T (map of pointers
@@ -139,8 +139,6 @@ def _wrap(kind: str, raw: Any) -> Any:
     if kind == "b":
         return raw if isinstance(raw, bool) else False
     if kind == "t":
-        from cli.pyengine.formatting import go_time
-
         return go_time(raw) if isinstance(raw, str) and raw else _ZERO_TIME
     if kind == "d":
         return go_duration(raw) if isinstance(raw, int) else "0s"

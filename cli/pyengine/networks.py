@@ -8,7 +8,8 @@ import typer
 from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, DaemonError, path_quote
 from cli.pyengine.app import config_format, confirm, engine, for_each, inspect_each, key_values, network_app
-from cli.pyengine.formatting import Record, Template, filters, go_time, natural_key
+from cli.pyengine.formatting import Record, Template, filters, natural_key
+from cli.pyengine.gotemplate_funcs import go_time
 
 _LS_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 _LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
