@@ -145,7 +145,8 @@ def _wrap(kind: str, raw: Any) -> Any:
     if kind == "l":
         return raw if isinstance(raw, list) else []
     if kind == "m":
-        return raw if isinstance(raw, dict) else {}
+        # A Go map: fmt and encoding/json both print its keys sorted, whatever order the daemon sent.
+        return dict(sorted(raw.items())) if isinstance(raw, dict) else {}
     if kind == "ms":
         return StringMap(raw if isinstance(raw, dict) else {})
     if kind == "a":
