@@ -90,7 +90,7 @@ class RegistryLogin:
             # `auth` is base64 of user:password, as config.json keeps it.
             try:
                 username, _, password = base64.b64decode(config.auth, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # binascii.Error, UnicodeDecodeError and a non-ASCII character are all one
                 raise InvalidArgument("auth: not base64 of user:password") from None
         credentials = {"username": username, "password": password}
         if config.identitytoken:

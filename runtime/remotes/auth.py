@@ -80,7 +80,7 @@ def parse_docker_config(data: Mapping[str, object]) -> dict[str, Credentials]:
         if encoded:
             try:
                 decoded = base64.b64decode(str(encoded), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # binascii.Error, UnicodeDecodeError and a non-ASCII character are all one
                 raise InvalidArgument(f"docker config: invalid base64 'auth' for {key!r}") from None
             username, sep, password = decoded.partition(":")
             if not sep:

@@ -129,6 +129,14 @@ def test_wrong_credentials_and_unknown_image(engine, env, auth_registry):
     else:
         # The fixture's token server words its refusal in neither of the shapes dockerd reads.
         assert f'Get "http://{auth_registry.host}/v2/": unauthorized: authentication required' in out.stderr
+    # An `auth` that is not base64 (here not even ASCII) is the client's mistake: 400, never a 500.
+    sdk = docker.DockerClient(base_url=engine.host)
+    try:
+        for bad in ("\u023e\u023e", "!!notbase64", base64.b64encode(b"\xff\xfe").decode()):
+            resp = sdk.api.post(sdk.api._url("/auth"), json={"auth": bad, "serveraddress": auth_registry.host})
+            assert resp.status_code == 400 and "auth" in resp.json()["message"], (bad, resp.text)
+    finally:
+        sdk.close()
     missing = run(env, "docker", "push", f"{auth_registry.host}/nothing/here:v1")
     assert missing.returncode == 1
     assert "tag does not exist" in missing.stderr or "does not exist locally" in missing.stderr

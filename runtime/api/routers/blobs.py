@@ -39,7 +39,7 @@ async def put_blob(body: BlobPut, s: Services = Depends(services)) -> ContentInf
     """Store `data` as blob `digest` (verified) under the request's lease, with its GC refs."""
     try:
         data = base64.b64decode(body.data, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error is one, and so is a non-ASCII character's
         raise InvalidArgument("blob data is not valid base64") from None
     if len(data) > MAX_BLOB:
         raise InvalidArgument(f"a blob stored in one request is at most {MAX_BLOB} bytes; use an ingest")
