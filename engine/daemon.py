@@ -83,6 +83,7 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
         await runner.cleanup()
         if metrics is not None:
             await metrics.cleanup()
+        await backend.networks.close()
         await backend.logs.close()
         await backend.runtime.close()
         await journal.close()

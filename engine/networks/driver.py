@@ -37,3 +37,11 @@ class NetworkDriver(Protocol):
     async def teardown(self, a: Attachment) -> None:
         """Undo setup() (idempotent: parts already gone are not an error)."""
         ...
+
+    def kept(self, net: Network) -> bool:
+        """Whether the network's bridge and rules are kept up past its last container's teardown."""
+        ...
+
+    async def let_go(self, net: Network) -> None:
+        """Keep them no longer: the next teardown that leaves the network without containers removes them."""
+        ...

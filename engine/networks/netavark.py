@@ -3,7 +3,8 @@
 netavark makes the bridge, the veth pair, the addresses, the NAT and port-forwarding firewall rules
 (iptables here) and starts aardvark-dns for name resolution on networks that ask for it; `teardown`
 with the same description removes what `setup` made, the bridge and its rules too once its last
-container is gone. The engine keeps the addresses (our IPAM) and hands them over as static IPs.
+container is gone, unless the bridge's anchor (`bridge_anchor`) keeps them. The engine keeps the
+addresses (our IPAM) and hands them over as static IPs.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import Internal, Unavailable
+from engine.networks import bridge_anchor
 from engine.networks.driver import Attachment, Interface
 from engine.networks.model import Network
 
@@ -96,6 +98,8 @@ class NetavarkDriver:
                 subnet = (iface.get("subnets") or [{}])[0]
                 result[by_name[name]] = Interface(ifname, iface.get("mac_address", ""), subnet.get("ipnet", ""),
                                                   subnet.get("gateway", ""))
+        for net, _ in a.endpoints:
+            await bridge_anchor.hold(net)
         await asyncio.to_thread(_hairpin, [net.interface for net, _ in a.endpoints if net.interface])
         log.debug("setup container=%s networks=%s", a.container_id[:12], ",".join(by_name))
         return result
@@ -108,6 +112,13 @@ class NetavarkDriver:
         except Internal as e:
             # Teardown goes on past parts already gone (a namespace removed by hand, rules flushed).
             log.warning("teardown container=%s: %s", a.container_id[:12], e.message)
+
+
+    def kept(self, net: Network) -> bool:
+        return bridge_anchor.held(net)
+
+    async def let_go(self, net: Network) -> None:
+        await bridge_anchor.release(net)
 
 
 def _error(raw: bytes) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from engine.events import EventBus
-from engine.networks import endpointcfg, etcfiles, ipam, port_owner
+from engine.networks import endpointcfg, etcfiles, ipam, keepalive, port_owner, views
 from engine.networks.driver import Attachment, NetworkDriver
 from engine.networks.etcfiles import EtcConfig
 from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
@@ -35,10 +35,6 @@ log = logging.getLogger("engine.networks")
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
-
-
-def _rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int((ts % 1) * 1e9):09d}Z"
 
 
 class NetworkService:
@@ -150,12 +146,23 @@ class NetworkService:
             users = self.store.endpoints_on(n.id)
             if users:
                 raise Conflict(f"error while removing network: network {n.name} id {n.id} has active endpoints")
+            await self._release(n)
             await self.store.delete(n)
         log.info("network removed name=%s id=%s", n.name, n.id[:12])
         return n
 
     def in_use(self, n: Network) -> bool:
         return bool(self.store.endpoints_on(n.id))
+
+    async def close(self) -> None:
+        """At engine shutdown: the bridges kept between containers go, but for the containers still on them."""
+        async with self._lock:
+            for n in self.store.all():
+                await self._release(n)
+
+    async def _release(self, n: Network) -> None:
+        wired = any(e.interface for e in self.store.endpoints_on(n.id))
+        await keepalive.release(self.driver, self.netns, n, taken=self._ips_on(n), wired=wired)
 
     # containers: create, connect, disconnect, remove ----------------------
 
@@ -479,22 +486,4 @@ class NetworkService:
         return out
 
     def inspect(self, n: Network) -> dict[str, Any]:
-        containers = {}
-        for e in self.store.endpoints_on(n.id):
-            if e.interface and e.ip:
-                prefix = ipaddress.IPv4Network(n.subnet).prefixlen if n.subnet else 32
-                containers[e.container_id] = {"Name": self.container_name(e.container_id), "EndpointID": e.id,
-                                              "MacAddress": e.mac or "", "IPv4Address": f"{e.ip}/{prefix}",
-                                              "IPv6Address": ""}
-        config = []
-        if n.subnet:
-            entry = {"Subnet": n.subnet, "Gateway": n.gateway}
-            if n.ip_range:
-                entry["IPRange"] = n.ip_range
-            config.append(entry)
-        return {
-            "Name": n.name, "Id": n.id, "Created": _rfc3339(n.created), "Scope": "local", "Driver": n.driver,
-            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": {}, "Config": config},
-            "Internal": n.internal, "Attachable": n.attachable, "Ingress": False, "ConfigFrom": {"Network": ""},
-            "ConfigOnly": False, "Containers": containers, "Options": n.options, "Labels": n.labels,
-        }
+        return views.network(n, self.store.endpoints_on(n.id), self.container_name)

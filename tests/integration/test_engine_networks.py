@@ -133,7 +133,8 @@ def _counts(engine: EngineDaemon) -> tuple[int, int, int, int, int]:
     """What this engine has made on the host (other engines may run beside it): veths on its bridges,
     mounts and namespace files under its roots, firewall rules for its subnet and port, addresses in use."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    veths = sum(1 for line in links.splitlines() if "master pe-cyc0" in line or f"master {engine.bridge}" in line)
+    veths = sum(1 for line in links.splitlines() if ("master pe-cyc0" in line or f"master {engine.bridge}" in line)
+                and not _name(line).startswith("pa-"))
     ours = [line for line in open("/proc/mounts") if engine.runtime.base in line]
     rules = nat_rules() + subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
     firewall = sum(1 for line in rules.splitlines() if "10.234.0.0/24" in line or "18181" in line)
@@ -152,8 +153,61 @@ def test_cycles_leave_nothing_behind(engine: EngineDaemon) -> None:
         ok(engine, "run", "-d", "--name", f"cy{i}", "--network", "cyc", "-p", "127.0.0.1:18181:80", "-v",
            f"cyvol{i % 3}:/data", "busybox", "sleep", "100")
         ok(engine, "rm", "-f", f"cy{i}")
-    assert _counts(engine) == before == (0, before[1], 0, 0, 0)
+    # The network's bridge and its rules stay up between containers (dockerd keeps its bridges too).
+    assert _counts(engine) == before
+    assert (before[0], before[2], before[4]) == (0, 0, 0) and "18181" not in nat_rules()
     ok(engine, "volume", "rm", "cyvol0", "cyvol1", "cyvol2")
+    ok(engine, "network", "rm", "cyc")
+    assert "10.234.0.0/24" not in nat_rules() + _filter_rules()
+    assert subprocess.run(["ip", "link", "show", "pe-cyc0"], capture_output=True).returncode != 0
+
+
+def _name(link_line: str) -> str:
+    return link_line.split(":")[1].strip().split("@")[0]
+
+
+def _filter_rules() -> str:
+    return subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+
+
+def _ports(bridge: str) -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True).stdout
+    return [_name(line) for line in out.splitlines()]
+
+
+def _exists(link: str) -> bool:
+    return subprocess.run(["ip", "link", "show", link], capture_output=True).returncode == 0
+
+
+def test_bridges_stay_up_between_containers_until_removed(engine: EngineDaemon) -> None:
+    """netavark takes a bridge and its rules down with the network's last container; an anchor port keeps them
+    up, as dockerd keeps its bridges, until `network rm` or the engine's stop takes them down."""
+    ok(engine, "network", "create", "--subnet", "10.236.0.0/24", "-o", "com.docker.network.bridge.name=pe-keep0",
+       "keep")
+    ok(engine, "run", "--rm", "--network", "keep", "busybox", "true")
+    (anchor,) = _ports("pe-keep0")
+    assert anchor.startswith("pa-") and "10.236.0.0/24" in nat_rules()
+    peer = httpd(engine, "--network", "keep", "--name", "peer")
+    assert PAGE in ok(engine, "run", "--rm", "--network", "keep", "busybox", "wget", "-qO-", "http://peer/")
+    ok(engine, "rm", "-f", peer)
+    assert _ports("pe-keep0") == [anchor]
+    ok(engine, "network", "rm", "keep")
+    assert not _exists("pe-keep0") and not _exists(anchor)
+    assert "10.236.0.0/24" not in nat_rules() + _filter_rules()
+
+    # The default bridge: kept while the engine runs, taken down by its stop; a running container keeps it.
+    ok(engine, "run", "--rm", "busybox", "true")
+    assert [p for p in _ports(engine.bridge) if p.startswith("pa-")]
+    engine.stop()
+    assert not _exists(engine.bridge) and "10.231.0.0/24" not in nat_rules() + _filter_rules()
+    engine.start()
+    ok(engine, "run", "--rm", "busybox", "true")
+    keeper = httpd(engine, "--name", "keeper")
+    engine.stop()
+    assert _exists(engine.bridge) and not [p for p in _ports(engine.bridge) if p.startswith("pa-")]
+    engine.start()
+    ok(engine, "rm", "-f", keeper)
+    assert not _exists(engine.bridge) and "10.231.0.0/24" not in nat_rules() + _filter_rules()
 
 
 def test_engine_restart_keeps_published_container_serving(engine: EngineDaemon) -> None:

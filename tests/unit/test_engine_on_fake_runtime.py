@@ -28,6 +28,7 @@ from engine.events import EventBus
 from engine.images.store import ImageService, Registries
 from engine.logs.service import ContainerLogs
 from engine.networks.driver import Attachment, Interface
+from engine.networks.model import Network
 from engine.networks.service import NetworkService
 from engine.runtimes import RuntimeTable
 from engine.volumes.service import VolumeService
@@ -43,6 +44,12 @@ class NoDriver:
         raise AssertionError("no network driver call expected")
 
     async def teardown(self, a: Attachment) -> None:
+        raise AssertionError("no network driver call expected")
+
+    def kept(self, net: Network) -> bool:
+        return False
+
+    async def let_go(self, net: Network) -> None:
         raise AssertionError("no network driver call expected")
 
 
