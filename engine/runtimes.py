@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.errors import InvalidArgument
 
 STOCK = "runc"
+# dockerd's name for the stock runtime as containerd's shim type: the same runc, by either name.
+STOCK_ALIASES = (STOCK, "io.containerd.runc.v2")
 
 
 class RuntimeEntry(BaseModel):
@@ -33,8 +35,9 @@ class RuntimeEntry(BaseModel):
 
 def check(runtimes: Mapping[str, RuntimeEntry], default: str | None) -> None:
     """dockerd's checks of the configuration (ValueError: the daemon refuses to start or to reload)."""
-    if STOCK in runtimes:
-        raise ValueError(f"runtime name '{STOCK}' is reserved")
+    for name in STOCK_ALIASES:
+        if name in runtimes:
+            raise ValueError(f"runtime name '{name}' is reserved")
     for name, entry in runtimes.items():
         if entry.runtime_type:
             raise ValueError(f"runtime {name}: runtimeType {entry.runtime_type!r} is not supported by this engine: "
@@ -43,7 +46,7 @@ def check(runtimes: Mapping[str, RuntimeEntry], default: str | None) -> None:
             raise ValueError(f"runtime {name}: either a runtimeType or a path must be configured")
         if entry.options:
             raise ValueError(f"runtime {name}: options cannot be used with a path runtime")
-    if default and default != STOCK and default not in runtimes:
+    if default and default not in STOCK_ALIASES and default not in runtimes:
         raise ValueError(f"specified default runtime '{default}' does not exist")
 
 
@@ -76,21 +79,21 @@ class RuntimeTable:
     def resolve(self, name: str | None) -> str:
         """HostConfig.Runtime at create: unset is the daemon's default; an unknown name is dockerd's 400."""
         name = name or self.default
-        if name != STOCK and name not in self._settings.runtimes:
+        if name not in STOCK_ALIASES and name not in self._settings.runtimes:
             raise InvalidArgument(f"Unknown runtime specified {name}")
         return name
 
     def binary(self, name: str | None) -> tuple[str, list[str]] | None:
         """The binary and its arguments a task of runtime `name` runs with; None for the stock runc."""
         name = self.resolve(name)
-        if name == STOCK:
+        if name in STOCK_ALIASES:
             return None
         entry = self._settings.runtimes[name]
         return entry.path, list(entry.runtime_args)
 
     def info(self) -> dict[str, dict[str, object]]:
         """/info's `Runtimes`."""
-        out: dict[str, dict[str, object]] = {STOCK: {"path": STOCK}}
+        out: dict[str, dict[str, object]] = {name: {"path": STOCK} for name in STOCK_ALIASES}
         for name, entry in sorted(self._settings.runtimes.items()):
             out[name] = {"path": entry.path, **({"runtimeArgs": entry.runtime_args} if entry.runtime_args else {})}
         return out

@@ -67,7 +67,8 @@ def calls(record: Path) -> list[list[str]]:
 def test_info_lists_the_runtimes_and_the_default(engine, recorder) -> None:
     info = json.loads(cli(engine, "info", "--format", "{{json .}}").stdout)
     assert info["DefaultRuntime"] == "recording"
-    assert info["Runtimes"] == {"runc": {"path": "runc"}, "plain": {"path": RUNC},
+    assert info["Runtimes"] == {"runc": {"path": "runc"}, "io.containerd.runc.v2": {"path": "runc"},
+                                "plain": {"path": RUNC},
                                 "recording": {"path": str(recorder[0]), "runtimeArgs": ["--debug"]}}
 
 
@@ -87,7 +88,7 @@ def test_the_default_runtime_runs_every_command_of_the_task(engine, recorder) ->
 
 
 def test_a_named_runtime_and_the_stock_one(engine, recorder) -> None:
-    for name in ("runc", "plain"):
+    for name in ("runc", "io.containerd.runc.v2", "plain"):
         run = cli(engine, "run", "--rm", "--runtime", name, "busybox", "echo", name)
         assert (run.returncode, run.stdout) == (0, f"{name}\n"), run.stderr
     assert calls(recorder[1]) == []
@@ -115,6 +116,8 @@ def test_runtimes_reload_and_a_missing_binary_fails_the_start(engine, config: Pa
 def test_dockerds_checks_of_the_configuration(tmp_path: Path) -> None:
     pyengined = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "pyengined")
     for config, message in [({"runtimes": {"runc": {"path": RUNC}}}, "runtime name 'runc' is reserved"),
+                            ({"runtimes": {"io.containerd.runc.v2": {"path": RUNC}}},
+                             "runtime name 'io.containerd.runc.v2' is reserved"),
                             ({"default-runtime": "nosuch"}, "specified default runtime 'nosuch' does not exist"),
                             ({"runtimes": {"x": {}}}, "runtime x: either a runtimeType or a path must be configured")]:
         path = tmp_path / "daemon.json"
