@@ -275,18 +275,54 @@ def context_rm(
         raise SystemExit(1)
 
 
-def _refuse(command: str) -> None:
-    raise CLIError(f"pyengine does not implement `context {command}` (a context's files are under "
-                   f"{os.path.join(store.config_dir(), 'contexts')}; use `docker context {command}`)", 125)
+@context_app.command("export")
+def context_export(
+    name: Annotated[str, typer.Argument(metavar="CONTEXT")],
+    dest: Annotated[str | None, typer.Argument(metavar="[FILE|-]")] = None,
+) -> None:
+    """Export a context to a tar archive FILE or a tar stream on STDOUT."""
+    from cli.pyengine import contextarchive
+
+    if name != store.DEFAULT:
+        store.check_name(name)
+    dest = dest or f"{name}.dockercontext"
+    if dest == "-":
+        if sys.stdout.isatty():
+            raise CLIError("cowardly refusing to export to a terminal, specify a file path")
+        meta, tls = contextarchive.stored(name)
+        contextarchive.export(meta, tls, sys.stdout.buffer)
+        sys.stdout.flush()
+        return
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        raise CLIError(f"open {dest}: {e.strerror.lower() if e.strerror else e}") from None
+    with os.fdopen(fd, "wb") as f:
+        meta, tls = contextarchive.stored(name)
+        contextarchive.export(meta, tls, f)
+    print(f'Written file "{dest}"', file=sys.stderr)
 
 
-@context_app.command("export", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def context_export() -> None:
-    """Not implemented: use `docker context export`."""
-    _refuse("export")
+@context_app.command("import")
+def context_import(
+    name: Annotated[str, typer.Argument(metavar="CONTEXT")],
+    source: Annotated[str, typer.Argument(metavar="FILE|-")],
+) -> None:
+    """Import a context from a tar or zip file."""
+    from cli.pyengine import contextarchive
 
-
-@context_app.command("import", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def context_import() -> None:
-    """Not implemented: use `docker context import`."""
-    _refuse("import")
+    store.check_name(name)
+    if store.exists(name):
+        raise CLIError(f'context "{name}" already exists')
+    if source == "-":
+        meta, tls = contextarchive.read(name, sys.stdin.buffer)
+    else:
+        try:
+            with open(source, "rb") as f:
+                meta, tls = contextarchive.read(name, f)
+        except OSError as e:
+            raise CLIError(f"open {source}: {e.strerror.lower() if e.strerror else e}") from None
+    store.save(name, meta, None)
+    store.replace_tls(name, tls)
+    print(name)
+    print(f'Successfully imported context "{name}"', file=sys.stderr)

@@ -98,16 +98,34 @@ def save(name: str, meta: dict[str, Any], tls: dict[str, bytes] | None) -> None:
     with open(temporary, "w", encoding="utf-8") as f:
         json.dump(meta, f, separators=(",", ":"))
     os.replace(temporary, os.path.join(directory, "meta.json"))
-    if tls is None:
-        return
+    if tls is not None:
+        replace_tls(name, {"docker": tls} if tls else {})
+
+
+def tls_tree(name: str) -> dict[str, dict[str, bytes]]:
+    """Every endpoint's TLS files, by endpoint and file name (what `context export` carries)."""
+    root, out = tls_path(name), {}
+    for endpoint in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        directory = os.path.join(root, endpoint)
+        files = sorted(f for f in os.listdir(directory) if os.path.isfile(os.path.join(directory, f))) \
+            if os.path.isdir(directory) else []
+        out[endpoint] = {}
+        for file in files:
+            with open(os.path.join(directory, file), "rb") as f:
+                out[endpoint][file] = f.read()
+    return out
+
+
+def replace_tls(name: str, tree: dict[str, dict[str, bytes]]) -> None:
+    """The context's TLS material becomes `tree` (endpoint -> file name -> bytes; plain names only)."""
     import shutil
 
     shutil.rmtree(tls_path(name), ignore_errors=True)
-    if tls:
-        docker = os.path.join(tls_path(name), "docker")
-        os.makedirs(docker, mode=0o700)
-        for file, data in tls.items():
-            fd = os.open(os.path.join(docker, file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    for endpoint, files in tree.items():
+        directory = os.path.join(tls_path(name), endpoint)
+        os.makedirs(directory, mode=0o700)
+        for file, data in files.items():
+            fd = os.open(os.path.join(directory, file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
 

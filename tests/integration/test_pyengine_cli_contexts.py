@@ -3,10 +3,14 @@ directory of its own, compared (stdout, stderr, exit code; the config directory 
 differ by design, masked); config.json after `use`; and each CLI reading the store the other wrote."""
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -61,7 +65,19 @@ def _steps(certs: Path) -> list[list[str]]:
         ["use", "a2"],
         ["use", "default"],
         ["show"],
-        ["rm", "a2", "a3", "a4"],
+        ["export", "a3", "{config}/a3.ctx"],
+        ["import", "a3copy", "{config}/a3.ctx"],
+        ["inspect", "a3copy"],
+        ["import", "a3copy", "{config}/a3.ctx"],
+        ["import", "bad name", "{config}/a3.ctx"],
+        ["import", "a7", "{config}/missing.ctx"],
+        ["export", "nope", "{config}/nope.ctx"],
+        ["export", "a3", "{config}/a3.ctx"],
+        ["export", "bad name"],
+        ["export", "default", "{config}/default.ctx"],
+        ["import", "from-default", "{config}/default.ctx"],
+        ["inspect", "from-default"],
+        ["rm", "a2", "a3", "a4", "a3copy", "from-default"],
         ["ls"],
     ]
 
@@ -82,6 +98,7 @@ def _env(config: Path) -> dict[str, str]:
 
 
 def _run(cli: str, args: list[str], config: Path) -> tuple[int, str, str]:
+    args = [a.replace("{config}", str(config)) for a in args]
     out = subprocess.run([cli, "context", *args], env=_env(config), capture_output=True, text=True, timeout=60,
                          check=False)
     return out.returncode, _normal(out.stdout, config), _normal(out.stderr, config)
@@ -118,4 +135,47 @@ def test_each_cli_reads_the_store_the_other_wrote(tmp_path: Path) -> None:
     assert _run("docker", ["rm", "-f", "by-docker"], config)[0] == 0
     assert _run(PYENGINE, ["show"], config)[1] == "default"
     assert _run(PYENGINE, ["ls", "-q"], config)[1] == "by-pyengine\ndefault"
-    assert _run(PYENGINE, ["export", "by-pyengine"], config)[0] == 125
+    # Each CLI imports what the other exported, TLS material included.
+    assert _run(PYENGINE, ["export", "by-pyengine", "{config}/p.ctx"], config)[0] == 0
+    assert _run("docker", ["create", "by-docker-2", "--from", "by-pyengine"], config)[0] == 0
+    assert _run("docker", ["export", "by-docker-2", "{config}/d.ctx"], config)[0] == 0
+    assert _run("docker", ["import", "from-pyengine", "{config}/p.ctx"], config)[0] == 0
+    assert _run(PYENGINE, ["import", "from-docker", "{config}/d.ctx"], config)[0] == 0
+    for name, source in (("from-pyengine", "by-pyengine"), ("from-docker", "by-docker-2")):
+        ours, theirs = _run(PYENGINE, ["inspect", name], config), _run("docker", ["inspect", source], config)
+        assert ours[0] == theirs[0] == 0 and '"ca.pem"' in ours[1]
+        assert ours[1].replace(name, source).replace(store_id(name), store_id(source)) == theirs[1]
+    # Through a pipe, both ways.
+    env = _env(config)
+    exported = subprocess.run([PYENGINE, "context", "export", "by-pyengine", "-"], env=env, capture_output=True,
+                              check=True).stdout
+    imported = subprocess.run(["docker", "context", "import", "piped", "-"], env=env, input=exported,
+                              capture_output=True, check=False)
+    assert imported.returncode == 0, imported.stderr
+
+
+def store_id(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def test_import_refuses_archives_that_name_files_outside_the_context(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    meta = json.dumps({"Name": "x", "Metadata": {}, "Endpoints": {"docker": {"Host": "unix:///x.sock"}}}).encode()
+    for hostile in ("tls/../../../escape", "tls/docker/../../escape", "tls/docker", "tls//ca.pem"):
+        archive = tmp_path / "hostile.tar"
+        with tarfile.open(archive, "w") as tar:
+            for path, data in (("meta.json", meta), (hostile, b"data")):
+                info = tarfile.TarInfo(path)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        code, _, err = _run(PYENGINE, ["import", "hostile", str(archive)], config)
+        assert code == 1 and "archive format is invalid" in err, (hostile, err)
+        assert not (config / "contexts" / "meta" / store_id("hostile")).exists()
+    assert not list(tmp_path.rglob("escape"))
+    (tmp_path / "empty.tar").write_bytes(b"\0" * 1024)
+    code, _, err = _run(PYENGINE, ["import", "empty", str(tmp_path / "empty.tar")], config)
+    assert code == 1 and "invalid context: no metadata found" in err
+    (tmp_path / "junk.tar").write_bytes(b"not an archive at all" * 40)
+    code, _, err = _run(PYENGINE, ["import", "junk", str(tmp_path / "junk.tar")], config)
+    assert code == 1 and "Traceback" not in err and err
