@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from collections.abc import Callable
 from io import BufferedReader
 from typing import Any, Iterator, Literal, NamedTuple, Protocol
 from urllib.parse import quote, urlencode
@@ -62,8 +63,11 @@ class Connection(Protocol):
 class Response:
     """A response whose body is read as it arrives: exact reads, whatever-is-there reads, or lines."""
 
-    def __init__(self, sock: Connection, method: str) -> None:
+    def __init__(self, sock: Connection, method: str,
+                 release: Callable[[Connection], None] | None = None) -> None:
         self._sock = sock
+        # Given a connection that may take another request once this answer is read to its end (kept alive).
+        self._release = release
         self._in = sock.makefile("rb")
         status_line = self._in.readline()
         parts = status_line.decode("latin-1").split(" ", 2)
@@ -140,6 +144,11 @@ class Response:
         return self.headers.get(name.lower())
 
     def close(self) -> None:
+        if self._release is not None and self._done and self.status != 101 and \
+                self.headers.get("connection", "").lower() != "close":
+            self._in.close()
+            self._release(self._sock)
+            return
         self._done = True
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
@@ -200,6 +209,7 @@ class Engine:
         self._address: str | tuple[str, int]
         self._scheme, self._authority = "http", ""
         self._ssh: list[str] | None = None
+        self._idle: list[Connection] = []
         self._tls: Any = None
         if host.startswith("unix://"):
             self._family, self._address = socket.AF_UNIX, host[len("unix://"):]
@@ -255,6 +265,20 @@ class Engine:
             from cli.pyengine.sshconn import SSHConnection
 
             return SSHConnection(self._ssh)
+        return self._dial()
+
+    def _keep(self, sock: Connection) -> None:
+        if not self._idle:
+            import atexit
+
+            atexit.register(self._close_idle)
+        self._idle.append(sock)
+
+    def _close_idle(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+    def _dial(self) -> Connection:
         sock = socket.socket(self._family, socket.SOCK_STREAM)
         try:
             sock.connect(self._address)
@@ -294,6 +318,16 @@ class Engine:
         elif payload or method in ("POST", "PUT"):
             hdrs["Content-Length"] = str(len(payload))
         head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        # An ssh connection is a process on both sides: it serves the command's next requests too, as the
+        # docker CLI's keep-alive connection does. One the far side closed while idle is dialled again.
+        release = self._keep if self._ssh is not None else None
+        while release is not None and self._idle and not streamed:
+            sock = self._idle.pop()
+            try:
+                sock.sendall(head.encode("latin-1") + payload)
+                return Response(sock, method, release)
+            except (OSError, CLIError):
+                sock.close()
         sock = None
         try:
             sock = self._connect()
@@ -302,7 +336,7 @@ class Engine:
                 while data := body.read(_CHUNK):
                     sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
                 sock.sendall(b"0\r\n\r\n")
-            return Response(sock, method)
+            return Response(sock, method, release)
         except OSError as e:
             if sock is not None:
                 sock.close()

@@ -152,5 +152,10 @@ def test_ssh_hosts_run_dial_stdio_on_the_far_side(tls: TLSEngine, config: Path, 
                     input="piped\n")) == "piped\nend\n"
     assert re.search(r"^-o ConnectTimeout=30 -T -l someone -p 2222 -- far\.example docker system dial-stdio$",
                      log.read_text(), re.M), log.read_text()
+    # One ssh serves a command's requests in turn (ping, create, start, wait, ...), as docker's keep-alive does.
+    log.write_text("")
+    assert _ok(_run([PYENGINE, "-H", host, "run", "-d", "--name", "over-ssh", "busybox", "sleep", "30"], env))
+    assert _ok(_run([PYENGINE, "-H", host, "rm", "-f", "over-ssh"], env)) == "over-ssh\n"
+    assert len(log.read_text().splitlines()) == 2, log.read_text()
     bad = _run([PYENGINE, "-H", "ssh://far.example/some/path", "ps"], env)
     assert bad.returncode == 125 and "extra path" in bad.stderr
