@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,8 @@ class Exec:
     pid: int = 0
     size: tuple[int, int] | None = None
     created: float = field(default_factory=time.time)
+    # Asked of the runtime as soon as the process runs, so its exit code is at hand when its output ends.
+    exit_status: asyncio.Task[int] | None = field(default=None, repr=False)
 
     @property
     def detach_keys(self) -> bytes:
@@ -200,19 +203,23 @@ class ExecService:
             await self._discard(e)
             raise
         e.pid, e.running = state.pid, True
+        e.exit_status = asyncio.create_task(self._wait(e), name=f"exec-wait-{e.id[:12]}")
         self._event(e, "exec_start: " + " ".join(e.config.Cmd or []))
 
-    async def finish(self, e: Exec) -> None:
-        """Record the exit code (before the caller ends the client's stream), then drop the process."""
+    async def _wait(self, e: Exec) -> int:
         try:
-            status = await self._rt.wait_task(e.container_id, exec_id=e.id)
-            e.exit_code = status.exit_status
+            return (await self._rt.wait_task(e.container_id, exec_id=e.id)).exit_status
         except rt.NotFound:
             # The container's exit took the task, and the exec with it.
-            e.exit_code = 137 if e.exit_code is None else e.exit_code
+            return 137 if e.exit_code is None else e.exit_code
+
+    async def finish(self, e: Exec) -> None:
+        """Record the exit code (before the caller ends the client's stream); the process is dropped after."""
+        e.exit_code = await (e.exit_status or self._wait(e))
         e.running = False
         self._event(e, "exec_die", exitCode=str(e.exit_code))
-        await self._discard(e)
+        # The client reads the exit code from our record, not the runtime's: it need not wait for the removal.
+        self._in_background(self._discard(e), f"exec-rm-{e.id[:12]}")
 
     def detached(self, e: Exec) -> None:
         """Its client typed the detach keys; the process runs on."""
@@ -220,7 +227,10 @@ class ExecService:
 
     def finish_later(self, e: Exec) -> None:
         """finish() once the process exits, for a process nobody is attached to any more."""
-        task = asyncio.create_task(self.finish(e), name=f"exec-{e.id[:12]}")
+        self._in_background(self.finish(e), f"exec-{e.id[:12]}")
+
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -102,7 +103,10 @@ def test_exec_costs_two_runtime_requests_until_it_runs(counted: tuple[EngineDaem
     try:
         before = len(proxy.requests)
         assert _docker(engine, "exec", cid, "echo", "hi") == "hi"
-        sent = _task_requests(proxy, before)
+        # The process is dropped after the client has its exit code: wait for that request too.
+        deadline = time.monotonic() + 10
+        while len(sent := _task_requests(proxy, before)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
         task = f"/v1/tasks/{cid}"
         eid = sent[1].split("/")[-2]
         # Creating the held-back process answers with its IO (attaching is to conmon, not the runtime), then it
