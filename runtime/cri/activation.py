@@ -2,8 +2,11 @@
 first client that connects starts the server.
 
 The server binds a sibling path and is renamed over the socket, so every later client reaches it
-directly; the few connections accepted before that are relayed to it byte for byte until they close (a
-gRPC client keeps its connection: the one that woke the server stays relayed, a copy per message).
+directly; the few connections accepted before that are relayed to it. The server speaks HTTP/2 (gRPC),
+whose clients keep their connection for good (a kubelet for its life), so once the first response on a
+relayed connection has ended the relay adds a GOAWAY that lets every open stream finish: the client
+opens its next streams on a new connection, straight to the server, and the relayed one closes when its
+streams are done.
 """
 from __future__ import annotations
 
@@ -12,11 +15,18 @@ import contextlib
 import logging
 import os
 import socket
+import struct
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("runtime.cri")
 
 _CHUNK = 64 * 1024
+# HTTP/2 (RFC 9113): a frame's 9-byte header is length (24 bits), type, flags, stream id.
+_FRAME_HEADER = 9
+_HEADERS, _CONTINUATION = 0x1, 0x9
+_END_STREAM, _END_HEADERS = 0x1, 0x4
+# GOAWAY on stream 0 with the last stream id at its maximum (every open stream may finish), NO_ERROR.
+GOAWAY = struct.pack(">I", 8)[1:] + bytes([0x7, 0]) + struct.pack(">III", 0, 0x7FFFFFFF, 0)
 
 
 class SocketActivation:
@@ -94,7 +104,7 @@ class SocketActivation:
             client_w.close()
             return
         try:
-            await asyncio.gather(_pump(client_r, server_w), _pump(server_r, client_w))
+            await asyncio.gather(_pump(client_r, server_w), _pump_until_goaway(server_r, client_w))
         finally:
             for w in (client_w, server_w):
                 w.close()
@@ -127,3 +137,29 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write_eof()
     except OSError:
         writer.close()
+
+
+async def _pump_until_goaway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The server's frames, one by one until the first response has ended (its trailers' header block is
+    complete), then a GOAWAY, then the rest as it comes."""
+    ended = False
+    try:
+        while True:
+            header = await reader.readexactly(_FRAME_HEADER)
+            payload = await reader.readexactly(int.from_bytes(header[:3], "big"))
+            writer.write(header + payload)
+            kind, flags = header[3], header[4]
+            if kind == _HEADERS and flags & _END_STREAM:
+                ended = True
+            if ended and kind in (_HEADERS, _CONTINUATION) and flags & _END_HEADERS:
+                writer.write(GOAWAY)
+                break
+            await writer.drain()
+    except asyncio.IncompleteReadError as e:
+        writer.write(e.partial)
+        await _pump(reader, writer)
+        return
+    except OSError:
+        writer.close()
+        return
+    await _pump(reader, writer)
