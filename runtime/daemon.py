@@ -17,7 +17,7 @@ from pathlib import Path
 import uvicorn
 
 from runtime import config as config_mod
-from runtime import loop_setup
+from runtime import loop_setup, malloc
 from runtime import telemetry
 from runtime.api.app import build
 from runtime.log import setup as setup_logging
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
                         "/run/pyengine/cri.sock; the [cri] section of the TOML configures the rest)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
+    malloc.limit_arenas()
     claim()
 
     def load() -> config_mod.Config:

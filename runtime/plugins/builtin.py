@@ -13,8 +13,8 @@ from runtime.content.local import LocalStore
 from runtime.cri.cni.manager import CNIManager
 from runtime.cri.cni.netns import NetnsDir
 from runtime.cri.pod_network import CNIPodNetwork
+from runtime.cri.deps import Dependencies as CRIDependencies
 from runtime.cri.plugin import CRIPlugin
-from runtime.cri.plugin import Dependencies as CRIDependencies
 from runtime.cri.plugin import start as start_cri
 from runtime.diff.compare import Comparer
 from runtime.events.exchange import Exchange

@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from runtime import malloc
 from runtime.diff.verify import DiffDigester
 from runtime.errors import DataLoss, InvalidArgument, NotFound
 from runtime.metadata.content import ContentService
@@ -147,6 +148,12 @@ class Importer:
         self._collector = collector
 
     async def run(self, body: AsyncIterator[bytes], opts: ImportOptions) -> list[ImportedImage]:
+        try:
+            return await self._run(body, opts)
+        finally:
+            await malloc.release()
+
+    async def _run(self, body: AsyncIterator[bytes], opts: ImportOptions) -> list[ImportedImage]:
         snapshotter = opts.snapshotter or self._default_snapshotter
         if opts.unpack and snapshotter not in self._snapshots:
             raise InvalidArgument(f"snapshotter {snapshotter!r} is not loaded")

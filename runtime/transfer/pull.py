@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from runtime import malloc
 from runtime.errors import InvalidArgument
 from runtime.metadata.content import ContentService
 from runtime.metadata.gc import Collector
@@ -96,6 +97,7 @@ class Puller:
             if not ok:
                 # Nothing of a failed pull stays visible; what other images share survives.
                 await self._collector.collect()
+            await malloc.release()
 
     async def _pull(self, remote: Remote, opts: PullOptions, snapshotter: str, progress: PullProgress) -> Image:
         root = await remote.resolve()
