@@ -43,6 +43,35 @@ class Written:
     image: LocalImage  # the new image as written, with the one record this write made
 
 
+class LazyLease:
+    """A lease taken when first asked for: a build whose steps all come from the cache writes nothing and
+    takes none. Asked for by several stages at once, it is one lease."""
+
+    def __init__(self, runtime: LeaseAPI) -> None:
+        self._runtime = runtime
+        self._made: asyncio.Future[str] | None = None
+
+    async def _create(self) -> str:
+        lease = await self._runtime.create_lease(f"pyengine-image-{secrets.token_hex(8)}", _LEASE_SECONDS)
+        return str(lease["id"])
+
+    async def id(self) -> str:
+        if self._made is None:
+            self._made = asyncio.ensure_future(self._create())
+        # Shielded: a stage cancelled while the lease is made must not fail the others waiting for it.
+        return await asyncio.shield(self._made)
+
+    async def release(self) -> None:
+        if self._made is None:
+            return
+        made, self._made = self._made, None
+        try:
+            lease = await made
+        except Exception:
+            return  # never made: nothing to remove (whoever asked for it got the error)
+        await self._runtime.remove_lease(lease)
+
+
 class ImageWriter:
     def __init__(self, runtime: WriterRuntime, images: ImageService) -> None:
         self.runtime = runtime
@@ -56,6 +85,15 @@ class ImageWriter:
             yield str(lease["id"])
         finally:
             await self.runtime.remove_lease(str(lease["id"]))
+
+    @contextlib.asynccontextmanager
+    async def lazy_lease(self) -> AsyncIterator[LazyLease]:
+        """A LazyLease, removed at the end if it was taken."""
+        lease = LazyLease(self.runtime)
+        try:
+            yield lease
+        finally:
+            await lease.release()
 
     async def write(self, parent: LocalImage | None, config: dict[str, Any], layer: NewLayer | None, *,
                     lease: str, snapshotter: str | None = None, record: str | None = None,
