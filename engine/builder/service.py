@@ -98,7 +98,6 @@ class Builder:
         cache_sources = await self._cache_sources(options)
         current_stage: contextvars.ContextVar[int] = contextvars.ContextVar("stage")
         first_step = {}
-        touches: list[asyncio.Task[None]] = []
         bases: dict[int, LocalImage | None] = {}  # each stage's FROM image, which a squash keeps
         number = 0
         for i in plan.order:
@@ -129,12 +128,8 @@ class Builder:
                 bases[i] = state.image
                 runner = StageRunner(self.writer, self.cache, self.run_step, self.copy_files, options, context,
                                      out, lease, counter, cache_sources)
-                try:
-                    await self._onbuild(runner, state, image_source, out)
-                    await runner.run(state, stage.instructions + (extra if i == plan.target.index else []),
-                                     image_source)
-                finally:
-                    touches.extend(runner.pending())
+                await self._onbuild(runner, state, image_source, out)
+                await runner.run(state, stage.instructions + (extra if i == plan.target.index else []), image_source)
                 stages[i].done.set_result(state.image)
             except BaseException as e:
                 if not stages[i].done.done():
@@ -146,22 +141,16 @@ class Builder:
         # One lease for the build's writes, taken by the first step that writes: none on a fully cached build.
         async with self.writer.lazy_lease() as lease:
             tasks = [asyncio.create_task(run_stage(i, lease)) for i in plan.order]
-            built = False
             try:
                 for i in plan.order:
                     async for message in stages[i].progress.messages():
                         await progress.put(message)
                     await stages[i].done
                 final = await stages[plan.target.index].done
-                built = True
             finally:
                 for task in [*tasks, *pulls.values()]:
                     task.cancel()
                 await asyncio.gather(*tasks, *pulls.values(), return_exceptions=True)
-                if not built:
-                    await asyncio.gather(*touches, return_exceptions=True)
-            # The cache hits' counts, written beside the steps that followed them: done before the build is.
-            await asyncio.gather(*touches)
         if final is None:
             raise InvalidArgument("the build produced no image: the target stage is FROM scratch with no steps")
         unused = df.unused_build_args_warning(df.unused_build_args(options.build_args, plan.declared))
@@ -250,7 +239,7 @@ class Builder:
         shown = []
         for tag in options.tags:
             ref = parse(tag)
-            await self.images.tag(image.id, ref.name, ref.tag or "latest")
+            await self.images.tag_image(image, ref.name, ref.tag or "latest")
             shown.append(familiar(ref))
         if not shown and image.dangling:
             # The step's image knows the names of its own manifest only; another may name the same ID.

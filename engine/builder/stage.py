@@ -6,7 +6,6 @@ of the files copied (COPY/ADD). With `nocache` every step runs; its result still
 """
 from __future__ import annotations
 
-import asyncio
 import posixpath
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,7 +53,6 @@ class StageRunner:
         self.progress = progress
         self.lease = lease
         self.counter = counter
-        self._touches: list[asyncio.Task[None]] = []
 
     async def run(self, state: StageState, instructions: list[ins.Instruction], image_source: ImageSource) -> None:
         for instruction in instructions:
@@ -62,11 +60,6 @@ class StageRunner:
             await self.progress.step(self.counter.number, self.counter.total, instruction.original)
             await self.execute(state, instruction, image_source)
             await self.progress.result(state.image_id)
-
-    def pending(self) -> list[asyncio.Task[None]]:
-        """The cache hits' counts still being written (beside the steps that follow); handed over once."""
-        touches, self._touches = self._touches, []
-        return touches
 
     async def execute(self, state: StageState, instruction: ins.Instruction, image_source: ImageSource) -> None:
         if isinstance(instruction, ins.Run):
@@ -127,7 +120,7 @@ class StageRunner:
         hit = await self.cache.lookup(key)
         image = hit.image if hit is not None else None
         if hit is not None:
-            self._touches.append(asyncio.create_task(self.cache.touch(hit)))
+            self.cache.count(hit)
         if image is None and self.cache_sources:
             found = next((m for m in (continues(state.image, source, created_by) for source in self.cache_sources)
                           if m is not None), None)

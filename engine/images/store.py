@@ -189,6 +189,22 @@ class ImageService:
             await self.keep_if_orphaned(previous.id, old.target)
         return name
 
+    async def tag_image(self, image: LocalImage, repo: str, tag: str) -> str:
+        """`tag` for an image in hand (a build's result): the name's current record is read alone, not every image."""
+        name = str(parse(f"{repo}:{tag}" if tag else repo))
+        try:
+            old: RuntimeImage | None = await self.runtime.image(name)
+        except NotFound:
+            old = None
+        target = image.records[0].target
+        await self.runtime.put_image(name, target, {TAGGED_LABEL: "true"})
+        self._event("tag", image, familiar(name))
+        if old is not None and old.target.digest != target["digest"]:
+            previous = await self.from_record(old)
+            if previous is not None and previous.id != image.id:
+                await self.keep_if_orphaned(previous.id, old.target.model_dump())
+        return name
+
     async def remove(self, term: str, force: bool) -> list[dict[str, str]]:
         match = await self.get(term)
         image = match.image

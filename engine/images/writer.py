@@ -41,6 +41,7 @@ class Written:
     id: str  # the config digest: Docker's image ID
     target: dict[str, Any]  # the manifest's descriptor
     image: LocalImage  # the new image as written, with the one record this write made
+    record: Image  # that record, as the runtime stored it
 
 
 class LazyLease:
@@ -118,7 +119,7 @@ class ImageWriter:
         image = LocalImage(id=config_doc.digest, config=json.loads(config_doc.data),
                            manifest_digest=manifest_doc.digest, layers=list(json.loads(manifest_doc.data)["layers"]),
                            manifest_type=family, records=[Record.from_runtime(stored)])
-        return Written(config_doc.digest, manifest_doc.descriptor, image)
+        return Written(config_doc.digest, manifest_doc.descriptor, image, stored)
 
     async def name(self, written: Written, repo: str, tag: str) -> str:
         """Tag the new image `repo:tag`; the dangling marker goes once a real name holds the image."""
