@@ -239,7 +239,7 @@ class Builder:
         shown = []
         for tag in options.tags:
             ref = parse(tag)
-            await self.images.tag_image(image, ref.name, ref.tag or "latest")
+            await self.images.tag_image(image, ref.name, ref.tag or "latest", named=self.cache.index.names)
             shown.append(familiar(ref))
         if not shown and image.dangling:
             # The step's image knows the names of its own manifest only; another may name the same ID.

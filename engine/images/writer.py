@@ -116,8 +116,12 @@ class ImageWriter:
         name = record or DANGLING_PREFIX + manifest_doc.digest
         stored = await self.runtime.put_image(name, manifest_doc.descriptor, labels)
         await self.runtime.unpack_image(name, snapshotter)
+        parsed_config, parsed_manifest = json.loads(config_doc.data), json.loads(manifest_doc.data)
+        # Listing images (docker images, a tag that moves) then describes this one without reading it back.
+        self.images.written(config_doc.digest, parsed_config)
+        self.images.written(manifest_doc.digest, parsed_manifest)
         image = LocalImage(id=config_doc.digest, config=json.loads(config_doc.data),
-                           manifest_digest=manifest_doc.digest, layers=list(json.loads(manifest_doc.data)["layers"]),
+                           manifest_digest=manifest_doc.digest, layers=list(parsed_manifest["layers"]),
                            manifest_type=family, records=[Record.from_runtime(stored)])
         return Written(config_doc.digest, manifest_doc.descriptor, image, stored)
 
