@@ -123,7 +123,7 @@ class Backend:
         creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc, logs.resolve,
                           runtimes)
         writer = ImageWriter(runtime, images)
-        build_cache = BuildCache(runtime, images)
+        build_cache = BuildCache(runtime, images, config.runtime_namespace)
         builder_root = data_root / "builder"
         ledger = DiskLedger(runtime, images, store, volumes, events, retention, "overlayfs",
                             block_size(str(data_root)), build_cache.usage, config.runtime_namespace)
@@ -169,6 +169,7 @@ class Backend:
             # Disk budgets (engine/storage/): usage kept current, the budget enforced, expired logs deleted.
             self.ledger.everything_changed()
             tg.create_task(self.ledger.follow_store(), name="disk-ledger-store")
+            tg.create_task(self.build_cache.index.follow(), name="build-cache-index")
             budget = self.config.storage_budget
             tg.create_task(self.ledger.sweep(budget.interval if budget else 60.0), name="disk-ledger-sweep")
             tg.create_task(self.budget.run(), name="storage-budget")

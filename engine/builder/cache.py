@@ -3,29 +3,35 @@
 A step's key digests its parent image's ID and everything that decides its result: the
 instruction as evaluated (variables expanded), the environment and build args it sees, and for
 COPY/ADD the checksum of the files copied. The same key means the same result, so a lookup is one
-runtime record read, and the cache lives as long as the runtime's image store: across daemon
+record read: from the engine's index of those records (engine.builder.cache_index) when it knows
+the key, else from the runtime. The cache lives as long as the runtime's image store: across daemon
 restarts, until `docker builder prune` drops the records and the runtime's GC frees what only they held.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from engine.builder.cache_index import CacheIndex, IndexRuntime
 from engine.images.compose import NewLayer
 from engine.images.model import BUILD_PREFIX, LocalImage, rfc3339
 from engine.images.store import ImageService
-from runtime.client import NotFound
+from runtime.client import NotFound, RuntimeError_
 from runtime.client.records import Image
 
 STEP_LABEL = "io.pyengine.build.step"
 USED_LABEL = "io.pyengine.build.used"
 COUNT_LABEL = "io.pyengine.build.uses"
 
+log = logging.getLogger("engine.builder.cache")
 
-class CacheRuntime(Protocol):
+
+class CacheRuntime(IndexRuntime, Protocol):
     async def images(self, namespace: str | None = None) -> list[Image]: ...
 
     async def image(self, name: str, namespace: str | None = None) -> Image: ...
@@ -95,30 +101,52 @@ class Hit:
 
 
 class BuildCache:
-    def __init__(self, runtime: CacheRuntime, images: ImageService) -> None:
+    def __init__(self, runtime: CacheRuntime, images: ImageService, namespace: str) -> None:
         self.runtime = runtime
         self.images = images
+        self.index = CacheIndex(runtime, namespace)
+        self._counting: set[asyncio.Task[None]] = set()
 
     async def lookup(self, key: str) -> Hit | None:
         """The image a step with this key made before, if the cache still has it (and its content)."""
-        try:
-            record = await self.runtime.image(BUILD_PREFIX + key)
-        except NotFound:
-            return None
+        name = BUILD_PREFIX + key
+        record = self.index.get(name)
+        if record is None:
+            epoch = self.index.epoch
+            try:
+                record = await self.runtime.image(name)
+            except NotFound:
+                return None
+            self.index.put(record, epoch)
         image = await self.images.from_record(record)
         if image is None:
             return None
         return Hit(key, image, record)
 
-    async def touch(self, hit: Hit) -> None:
-        """Count a hit on its record (`system df`'s LastUsedAt and UsageCount); nothing of the build waits on it."""
+    def count(self, hit: Hit) -> None:
+        """Count a hit on its record (`system df`'s LastUsedAt and UsageCount) in the background: nothing of the
+        build waits on it; what reads the counts (entries) waits for those still being written."""
+        task = asyncio.create_task(self._touch(hit), name=hit.record.name)
+        self._counting.add(task)
+        task.add_done_callback(self._counted)
+
+    def _counted(self, task: asyncio.Task[None]) -> None:
+        self._counting.discard(task)
+        if not task.cancelled() and (e := task.exception()) is not None:
+            log.warning("build cache: counting a hit on %s failed: %s", task.get_name(),
+                        e.message if isinstance(e, RuntimeError_) else e)
+
+    async def _touch(self, hit: Hit) -> None:
         record = hit.record
         labels = {**record.labels, USED_LABEL: str(time.time()), COUNT_LABEL: str(Entry(hit.key, record).uses + 1)}
-        await self.runtime.put_image(record.name, record.target.model_dump(), labels)
+        epoch = self.index.epoch
+        self.index.put(await self.runtime.put_image(record.name, record.target.model_dump(), labels), epoch)
 
     async def remember(self, key: str, image: LocalImage, description: str) -> None:
         """Keep an existing image (a `cachefrom` one) as this step's result."""
-        await self.runtime.put_image(BUILD_PREFIX + key, dict(image.records[0].target), self.labels(description))
+        epoch = self.index.epoch
+        self.index.put(await self.runtime.put_image(BUILD_PREFIX + key, dict(image.records[0].target),
+                                                    self.labels(description)), epoch)
 
     @staticmethod
     def record_name(key: str) -> str:
@@ -129,6 +157,7 @@ class BuildCache:
         return {STEP_LABEL: description, USED_LABEL: str(time.time()), COUNT_LABEL: "1"}
 
     async def entries(self) -> list[Entry]:
+        await asyncio.gather(*self._counting, return_exceptions=True)
         return [Entry(i.name.removeprefix(BUILD_PREFIX), i) for i in await self.runtime.images()
                 if i.name.startswith(BUILD_PREFIX)]
 
@@ -161,6 +190,7 @@ class BuildCache:
                 continue
             if not everything and entry.image.name in named:
                 continue
+            self.index.drop(entry.image.name)
             try:
                 await self.runtime.remove_image(entry.image.name)
             except NotFound:

@@ -29,7 +29,7 @@ from engine.builder.context import BuildContext
 from engine.builder.copy_layer import direct_plan, write_layer
 from engine.builder.copy_tar import Ownership, Source, is_archive
 from engine.builder.dockerfile import instructions as ins
-from engine.builder.image_files import CopyRuntime, ImageFiles, put_files, put_into, scratch_dir
+from engine.builder.image_files import CopyRuntime, ImageFiles, Scratch, put_files, put_into, scratch_dir
 from engine.builder.state import StageState
 from engine.errors import InvalidArgument
 from engine.images.compose import NewLayer
@@ -49,7 +49,7 @@ class _Fetch:
     image: LocalImage
     image_name: str
     path: str
-    into: Path
+    into: str  # its name in the step's scratch directory
 
 
 @dataclass
@@ -59,7 +59,7 @@ class PreparedCopy:
     single_file: bool
     owner: Ownership
     link: bool
-    work: Path
+    scratch: Scratch
     keyword: str
     sources: list[Source] = field(default_factory=list)
     sums: list[str] = field(default_factory=list)
@@ -98,7 +98,7 @@ class PreparedCopy:
                 if await files.is_dir(f.path) is None:
                     raise InvalidArgument(f"{self.keyword} failed: stat {f.path}: file does not exist in "
                                           f"{f.image_name}")
-                fetched = await files.fetch(f.path, f.into)
+                fetched = await files.fetch(f.path, await self.scratch.path() / f.into)
                 self.sources[f.index] = replace(self.sources[f.index], path=fetched, name=fetched.name)
             files.release_soon()  # removed while the layer is made; the stack's end waits for it
         self.fetches.clear()
@@ -110,8 +110,8 @@ class PreparedCopy:
                 # the image's ID and the paths.
                 await self._fetch(stack)
                 self.settle()
-            return await put_files(self.runtime, state, self.sources, self.owner, self.dest, self.work, lease,
-                                   single_file=self.single_file, link=self.link)
+            return await put_files(self.runtime, state, self.sources, self.owner, self.dest,
+                                   await self.scratch.path(), lease, single_file=self.single_file, link=self.link)
 
     async def __aenter__(self) -> PreparedCopy:
         return self
@@ -135,7 +135,8 @@ class CopyFiles:
         dir_hint = raw_dest.endswith("/") or raw_dest in (".", "..") or raw_dest.endswith(("/.", "/.."))
         dest = posixpath.normpath(dest)
         stack = contextlib.AsyncExitStack()
-        work = await stack.enter_async_context(scratch_dir(self.work_root))
+        work = Scratch(self.work_root)
+        stack.push_async_callback(work.close)
         try:
             owner = await self._owner(state, step, env, work)
             prepared = PreparedCopy(self.runtime, dest, False, owner, step.link, work, step.keyword,
@@ -151,7 +152,7 @@ class CopyFiles:
                     prepared.sums.append("sha256:" + hashlib.sha256(data).hexdigest())
             sources = [df.expand(s, env, esc) for s in step.sources]
             if step.from_:
-                await self._from_image(prepared, step, sources, state, image_source, work)
+                await self._from_image(prepared, step, sources, state, image_source)
             else:
                 for source in sources:
                     await self._from_context(prepared, step, source, context, work)
@@ -189,7 +190,7 @@ class CopyFiles:
                     *await files.missing_parents(posixpath.dirname(target)), target]
                 return await put_into(files, parents, [], Ownership(), work, lease)
 
-    async def _owner(self, state: StageState, step: ins.Copy, env: dict[str, str], work: Path) -> Ownership:
+    async def _owner(self, state: StageState, step: ins.Copy, env: dict[str, str], work: Scratch) -> Ownership:
         chmod: int | None = None
         if step.chmod:
             try:
@@ -205,7 +206,7 @@ class CopyFiles:
             uid if user.isdigit() else await self._primary_gid(state, user, work))
         return Ownership(uid, gid, chmod)
 
-    async def _id(self, state: StageState, name: str, table: str, work: Path) -> int:
+    async def _id(self, state: StageState, name: str, table: str, work: Scratch) -> int:
         if name.isdigit():
             return int(name)
         for fields in await self._table(state, table, work):
@@ -215,13 +216,13 @@ class CopyFiles:
         raise InvalidArgument(f"unable to convert uid/gid chown string to host mapping: can't find {kind} "
                               f"{name}: no matching entries in {table} file")
 
-    async def _primary_gid(self, state: StageState, user: str, work: Path) -> int:
+    async def _primary_gid(self, state: StageState, user: str, work: Scratch) -> int:
         for fields in await self._table(state, "passwd", work):
             if fields[0] == user and len(fields) > 3 and fields[3].isdigit():
                 return int(fields[3])
         return 0
 
-    async def _table(self, state: StageState, table: str, work: Path) -> list[list[str]]:
+    async def _table(self, state: StageState, table: str, work: Scratch) -> list[list[str]]:
         if state.image is None:
             return []
         key = (state.image.id, table)
@@ -233,7 +234,7 @@ class CopyFiles:
                     if await files.is_dir(f"/etc/{name}") is None:
                         read[name] = []
                         continue
-                    path = await files.fetch(f"/etc/{name}", work / f"etc-{name}")
+                    path = await files.fetch(f"/etc/{name}", await work.path() / f"etc-{name}")
                     read[name] = [line.split(":") for line in path.read_text(errors="replace").splitlines() if line]
             for name, rows in read.items():
                 self._tables[(state.image.id, name)] = rows
@@ -243,7 +244,7 @@ class CopyFiles:
         return self._tables[key]
 
     async def _from_image(self, prepared: PreparedCopy, step: ins.Copy, sources: list[str], state: StageState,
-                          image_source: ImageSource, work: Path) -> None:
+                          image_source: ImageSource) -> None:
         name = df.expand(step.from_, state.scope.global_values, state.escape)
         image = await image_source(name, step.start_line)
         for index, source in enumerate(sources):
@@ -251,29 +252,29 @@ class CopyFiles:
                 raise InvalidArgument(f"{step.keyword} --from={name}: wildcards in {source!r} are not "
                                       "supported by this builder; name the paths")
             path = posixpath.join("/", source)
-            prepared.fetches.append(_Fetch(len(prepared.sources), image, name, path, work / f"from-{index}"))
+            prepared.fetches.append(_Fetch(len(prepared.sources), image, name, path, f"from-{index}"))
             prepared.sources.append(Source(dest=prepared.dest, name=posixpath.basename(path)))
             prepared.sums.append(f"{image.id}:{path}")
 
     async def _from_context(self, prepared: PreparedCopy, step: ins.Copy, source: str, context: BuildContext,
-                            work: Path) -> None:
+                            work: Scratch) -> None:
         if step.keyword == "ADD" and source.startswith(("http://", "https://")):
             await self._download(prepared, step, source, work)
             return
         if step.keyword == "ADD" and (source.startswith("git@") or source.endswith(".git")
                                       or urllib.parse.urlsplit(source).scheme in ("git", "ssh")):
             raise InvalidArgument(f"ADD {source}: git sources are not supported by this builder")
-        resolved = await context.resolve([source], instruction=step.keyword)
-        prepared.sums.append(await context.checksum(resolved))
+        resolved, digest = await context.resolve_with_checksum([source], instruction=step.keyword)
+        prepared.sums.append(digest)
         for item in resolved:
             unpack = step.keyword == "ADD" and item.path.is_file() and is_archive(item.path)
             prepared.sources.append(Source(dest=posixpath.join(prepared.dest, item.name) if not item.path.is_dir()
                                            and not unpack else prepared.dest, path=item.path, unpack=unpack,
                                            name=item.name))
 
-    async def _download(self, prepared: PreparedCopy, step: ins.Copy, url: str, work: Path) -> None:
+    async def _download(self, prepared: PreparedCopy, step: ins.Copy, url: str, work: Scratch) -> None:
         name = posixpath.basename(urllib.parse.urlsplit(url).path) or "download"
-        path = work / f"url-{len(prepared.sources)}" / name
+        path = await work.path() / f"url-{len(prepared.sources)}" / name
         path.parent.mkdir()
         digest = hashlib.sha256()
         async with aiohttp.ClientSession() as session, session.get(url) as resp:

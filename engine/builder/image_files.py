@@ -143,6 +143,25 @@ async def write_tar(build: Callable[[CopyTar], None], owner: Ownership, into: Pa
     return path
 
 
+class Scratch:
+    """A step's scratch directory, made when first asked for (a COPY found in the cache needs none); `close`
+    removes it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._path: Path | None = None
+
+    async def path(self) -> Path:
+        if self._path is None:
+            self._path = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=self.root, prefix="step-"))
+        return self._path
+
+    async def close(self) -> None:
+        if self._path is not None:
+            path, self._path = self._path, None
+            await asyncio.to_thread(shutil.rmtree, path, True)
+
+
 @contextlib.asynccontextmanager
 async def scratch_dir(root: Path) -> AsyncIterator[Path]:
     path = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=root, prefix="step-"))

@@ -35,7 +35,7 @@ from engine.images.model import DANGLING_PREFIX, LocalImage
 from engine.builder.squash import SquashRuntime, squash
 from engine.images.pull import RegistryAuth, pull
 from engine.images.store import ImageService
-from engine.images.writer import ImageWriter
+from engine.images.writer import ImageWriter, LazyLease
 from runtime.client import RuntimeError_
 from runtime.client.reference import familiar, parse
 
@@ -113,7 +113,7 @@ class Builder:
                 return image
             return await self._base(name, "", options, auths, stages[current_stage.get()].progress, pulls)
 
-        async def run_stage(i: int) -> None:
+        async def run_stage(i: int, lease: LazyLease) -> None:
             stage = dockerfile.stages[i]
             out = stages[i].progress
             try:
@@ -126,15 +126,10 @@ class Builder:
                 await self._start(state, plan.base[i], plan.platform[i], dockerfile, stages, options, auths, out,
                                   pulls)
                 bases[i] = state.image
-                async with self.writer.lease() as lease:
-                    runner = StageRunner(self.writer, self.cache, self.run_step, self.copy_files, options, context,
-                                         out, lease, counter, cache_sources)
-                    try:
-                        await self._onbuild(runner, state, image_source, out)
-                        await runner.run(state, stage.instructions + (extra if i == plan.target.index else []),
-                                         image_source)
-                    finally:
-                        await runner.settle()
+                runner = StageRunner(self.writer, self.cache, self.run_step, self.copy_files, options, context,
+                                     out, lease, counter, cache_sources)
+                await self._onbuild(runner, state, image_source, out)
+                await runner.run(state, stage.instructions + (extra if i == plan.target.index else []), image_source)
                 stages[i].done.set_result(state.image)
             except BaseException as e:
                 if not stages[i].done.done():
@@ -143,17 +138,19 @@ class Builder:
             finally:
                 out.close()
 
-        tasks = [asyncio.create_task(run_stage(i)) for i in plan.order]
-        try:
-            for i in plan.order:
-                async for message in stages[i].progress.messages():
-                    await progress.put(message)
-                await stages[i].done
-            final = await stages[plan.target.index].done
-        finally:
-            for task in [*tasks, *pulls.values()]:
-                task.cancel()
-            await asyncio.gather(*tasks, *pulls.values(), return_exceptions=True)
+        # One lease for the build's writes, taken by the first step that writes: none on a fully cached build.
+        async with self.writer.lazy_lease() as lease:
+            tasks = [asyncio.create_task(run_stage(i, lease)) for i in plan.order]
+            try:
+                for i in plan.order:
+                    async for message in stages[i].progress.messages():
+                        await progress.put(message)
+                    await stages[i].done
+                final = await stages[plan.target.index].done
+            finally:
+                for task in [*tasks, *pulls.values()]:
+                    task.cancel()
+                await asyncio.gather(*tasks, *pulls.values(), return_exceptions=True)
         if final is None:
             raise InvalidArgument("the build produced no image: the target stage is FROM scratch with no steps")
         unused = df.unused_build_args_warning(df.unused_build_args(options.build_args, plan.declared))
@@ -242,7 +239,7 @@ class Builder:
         shown = []
         for tag in options.tags:
             ref = parse(tag)
-            await self.images.tag(image.id, ref.name, ref.tag or "latest")
+            await self.images.tag_image(image, ref.name, ref.tag or "latest", named=self.cache.index.names)
             shown.append(familiar(ref))
         if not shown and image.dangling:
             # The step's image knows the names of its own manifest only; another may name the same ID.

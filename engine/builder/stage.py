@@ -6,7 +6,6 @@ of the files copied (COPY/ADD). With `nocache` every step runs; its result still
 """
 from __future__ import annotations
 
-import asyncio
 import posixpath
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from engine.builder.state import NOP, StageState, StepWriter
 from engine.errors import InvalidArgument
 from engine.images.compose import NewLayer
 from engine.images.model import LocalImage
-from engine.images.writer import ImageWriter
+from engine.images.writer import ImageWriter, LazyLease
 
 _METADATA = (ins.Env, ins.Label, ins.Expose, ins.Volume, ins.User, ins.Cmd, ins.Entrypoint, ins.OnBuild)
 
@@ -41,7 +40,7 @@ class StepCounter:
 
 class StageRunner:
     def __init__(self, writer: ImageWriter, cache: BuildCache, run_step: RunStep, copy_files: CopyFiles,
-                 options: BuildOptions, context: BuildContext, progress: BuildProgress, lease: str,
+                 options: BuildOptions, context: BuildContext, progress: BuildProgress, lease: LazyLease,
                  counter: StepCounter, cache_sources: list[LocalImage]) -> None:
         """`cache_sources`: the build's `cachefrom` images found here."""
         self.cache_sources = cache_sources
@@ -54,7 +53,6 @@ class StageRunner:
         self.progress = progress
         self.lease = lease
         self.counter = counter
-        self._touches: list[asyncio.Task[None]] = []
 
     async def run(self, state: StageState, instructions: list[ins.Instruction], image_source: ImageSource) -> None:
         for instruction in instructions:
@@ -62,11 +60,6 @@ class StageRunner:
             await self.progress.step(self.counter.number, self.counter.total, instruction.original)
             await self.execute(state, instruction, image_source)
             await self.progress.result(state.image_id)
-
-    async def settle(self) -> None:
-        """Wait for the cache hits' counts: written beside the steps that follow, done before the stage is."""
-        touches, self._touches = self._touches, []
-        await asyncio.gather(*touches)
 
     async def execute(self, state: StageState, instruction: ins.Instruction, image_source: ImageSource) -> None:
         if isinstance(instruction, ins.Run):
@@ -115,7 +108,8 @@ class StageRunner:
         created_by = NOP + " " + instruction.original
         if await self._cached(state, key, instruction.original, created_by):
             return
-        await self.steps.commit(state, key, instruction.original, created_by, layer=None, lease=self.lease)
+        await self.steps.commit(state, key, instruction.original, created_by, layer=None,
+                                lease=await self.lease.id())
 
     async def _cached(self, state: StageState, key: str, description: str, created_by: str) -> bool:
         """The step's result from the build cache, or from a `cachefrom` image whose history continues
@@ -126,7 +120,7 @@ class StageRunner:
         hit = await self.cache.lookup(key)
         image = hit.image if hit is not None else None
         if hit is not None:
-            self._touches.append(asyncio.create_task(self.cache.touch(hit)))
+            self.cache.count(hit)
         if image is None and self.cache_sources:
             found = next((m for m in (continues(state.image, source, created_by) for source in self.cache_sources)
                           if m is not None), None)
@@ -137,7 +131,7 @@ class StageRunner:
                     await self.cache.remember(key, source, description)
                 else:
                     image = await self.steps.commit(state, key, description, created_by, layer=layer,
-                                                    lease=self.lease)
+                                                    lease=await self.lease.id())
         if image is None:
             return False
         await self.progress.text(" ---> Using cache\n")
@@ -155,9 +149,10 @@ class StageRunner:
             shown = f"|{len(run_env)} " + " ".join(f"{k}={v}" for k, v in sorted(run_env.items())) + " " + shown
         if await self._cached(state, key, step.original, shown):
             return
+        lease = await self.lease.id()
         layer, container, snapshotter = await self.run_step.execute(
-            state, step, process, run_env, self.options, self.context, self.progress, self.lease)
-        await self.steps.commit(state, key, step.original, shown, layer=layer, lease=self.lease,
+            state, step, process, run_env, self.options, self.context, self.progress, lease)
+        await self.steps.commit(state, key, step.original, shown, layer=layer, lease=lease,
                                 container=container, container_cmd=process.args, snapshotter=snapshotter)
 
     async def _copy(self, state: StageState, step: ins.Copy, image_source: ImageSource) -> None:
@@ -168,8 +163,9 @@ class StageRunner:
             created_by = f"{NOP}{step.keyword} {prepared.summary} in {prepared.dest} "
             if await self._cached(state, key, step.original, created_by):
                 return
-            layer = await prepared.layer(state, self.lease)
-        await self.steps.commit(state, key, step.original, created_by, layer=layer, lease=self.lease)
+            lease = await self.lease.id()
+            layer = await prepared.layer(state, lease)
+        await self.steps.commit(state, key, step.original, created_by, layer=layer, lease=lease)
 
     async def _workdir(self, state: StageState, step: ins.Workdir) -> None:
         path = str(state.config.get("WorkingDir") or "/")
@@ -177,9 +173,10 @@ class StageRunner:
         if await self._cached(state, key, step.original, f"{NOP} WORKDIR {path}"):
             return
         layer: NewLayer | None = None
+        lease = await self.lease.id()
         if posixpath.normpath(path) != "/":
-            layer = await self.copy_files.make_dir(state, path, self.lease)
-        await self.steps.commit(state, key, step.original, f"{NOP} WORKDIR {path}", layer=layer, lease=self.lease)
+            layer = await self.copy_files.make_dir(state, path, lease)
+        await self.steps.commit(state, key, step.original, f"{NOP} WORKDIR {path}", layer=layer, lease=lease)
 
 
 def _mount_key(mount: Mount) -> dict[str, Any]:

@@ -69,7 +69,9 @@ class StepWriter:
         doc = child_config(parent.config if parent is not None else None, copy.deepcopy(state.config),
                            layer=layer, created=now(), created_by=created_by, author=state.author,
                            container=container, container_config=container_config, platform=state.platform)
+        epoch = self.cache.index.epoch
         written = await self.writer.write(parent, doc, layer, lease=lease, snapshotter=snapshotter,
                                           record=self.cache.record_name(key), labels=self.cache.labels(description))
+        self.cache.index.put(written.record, epoch)
         state.image = written.image
         return written.image

@@ -97,6 +97,10 @@ class ImageService:
             self._blobs.put(digest, doc)
         return doc
 
+    def written(self, digest: str, doc: dict[str, Any]) -> None:
+        """A document the engine has just stored (a new image's config or manifest): known without reading it."""
+        self._blobs.put(digest, doc)
+
     async def _manifest_of(self, target: dict[str, Any],
                            present: Callable[[], Awaitable[set[str]]]) -> tuple[str, dict[str, Any]]:
         if target.get("mediaType") not in _INDEX_TYPES:
@@ -187,6 +191,26 @@ class ImageService:
         if previous is not None and previous.id != source.image.id:
             old = next(r for r in previous.records if r.name == name)
             await self.keep_if_orphaned(previous.id, old.target)
+        return name
+
+    async def tag_image(self, image: LocalImage, repo: str, tag: str,
+                        named: Callable[[str], bool] = lambda digest: False) -> str:
+        """`tag` for an image in hand (a build's result): the name's current record is read alone, not every image.
+
+        `named(manifest digest)`: whether the caller knows of another record naming that manifest, so that the
+        image the name leaves is not orphaned without listing every image to find out."""
+        name = str(parse(f"{repo}:{tag}" if tag else repo))
+        try:
+            old: RuntimeImage | None = await self.runtime.image(name)
+        except NotFound:
+            old = None
+        target = image.records[0].target
+        await self.runtime.put_image(name, target, {TAGGED_LABEL: "true"})
+        self._event("tag", image, familiar(name))
+        if old is not None and old.target.digest != target["digest"] and not named(old.target.digest):
+            previous = await self.from_record(old)
+            if previous is not None and previous.id != image.id:
+                await self.keep_if_orphaned(previous.id, old.target.model_dump())
         return name
 
     async def remove(self, term: str, force: bool) -> list[dict[str, str]]:

@@ -41,6 +41,36 @@ class Written:
     id: str  # the config digest: Docker's image ID
     target: dict[str, Any]  # the manifest's descriptor
     image: LocalImage  # the new image as written, with the one record this write made
+    record: Image  # that record, as the runtime stored it
+
+
+class LazyLease:
+    """A lease taken when first asked for: a build whose steps all come from the cache writes nothing and
+    takes none. Asked for by several stages at once, it is one lease."""
+
+    def __init__(self, runtime: LeaseAPI) -> None:
+        self._runtime = runtime
+        self._made: asyncio.Future[str] | None = None
+
+    async def _create(self) -> str:
+        lease = await self._runtime.create_lease(f"pyengine-image-{secrets.token_hex(8)}", _LEASE_SECONDS)
+        return str(lease["id"])
+
+    async def id(self) -> str:
+        if self._made is None:
+            self._made = asyncio.ensure_future(self._create())
+        # Shielded: a stage cancelled while the lease is made must not fail the others waiting for it.
+        return await asyncio.shield(self._made)
+
+    async def release(self) -> None:
+        if self._made is None:
+            return
+        made, self._made = self._made, None
+        try:
+            lease = await made
+        except Exception:
+            return  # never made: nothing to remove (whoever asked for it got the error)
+        await self._runtime.remove_lease(lease)
 
 
 class ImageWriter:
@@ -56,6 +86,15 @@ class ImageWriter:
             yield str(lease["id"])
         finally:
             await self.runtime.remove_lease(str(lease["id"]))
+
+    @contextlib.asynccontextmanager
+    async def lazy_lease(self) -> AsyncIterator[LazyLease]:
+        """A LazyLease, removed at the end if it was taken."""
+        lease = LazyLease(self.runtime)
+        try:
+            yield lease
+        finally:
+            await lease.release()
 
     async def write(self, parent: LocalImage | None, config: dict[str, Any], layer: NewLayer | None, *,
                     lease: str, snapshotter: str | None = None, record: str | None = None,
@@ -77,10 +116,14 @@ class ImageWriter:
         name = record or DANGLING_PREFIX + manifest_doc.digest
         stored = await self.runtime.put_image(name, manifest_doc.descriptor, labels)
         await self.runtime.unpack_image(name, snapshotter)
+        parsed_config, parsed_manifest = json.loads(config_doc.data), json.loads(manifest_doc.data)
+        # Listing images (docker images, a tag that moves) then describes this one without reading it back.
+        self.images.written(config_doc.digest, parsed_config)
+        self.images.written(manifest_doc.digest, parsed_manifest)
         image = LocalImage(id=config_doc.digest, config=json.loads(config_doc.data),
-                           manifest_digest=manifest_doc.digest, layers=list(json.loads(manifest_doc.data)["layers"]),
+                           manifest_digest=manifest_doc.digest, layers=list(parsed_manifest["layers"]),
                            manifest_type=family, records=[Record.from_runtime(stored)])
-        return Written(config_doc.digest, manifest_doc.descriptor, image)
+        return Written(config_doc.digest, manifest_doc.descriptor, image, stored)
 
     async def name(self, written: Written, repo: str, tag: str) -> str:
         """Tag the new image `repo:tag`; the dangling marker goes once a real name holds the image."""

@@ -1,6 +1,7 @@
 """docker build (the classic builder API) against pyengined, with the real docker CLI and the Docker SDK."""
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from engine.builder.cache import STEP_LABEL
 from tests.fixtures.daemons import EngineDaemon
 
 THREE_STAGES = """\
@@ -427,3 +429,26 @@ def test_copy_keeps_the_image_directories_on_the_way_and_their_owners(engine, tm
             "srv": (0o755, 0, 0), "srv/deep": (0o750, 1000, 1001), "srv/deep/sub": (0o755, 1000, 1001)}
     finally:
         ok(engine, "rmi", "copyover:1")
+
+
+def test_a_cache_record_removed_behind_the_engine_is_a_miss(engine, tmp_path):
+    # The engine keeps the build cache's records in memory; whoever removes one (here the runtime's own API,
+    # as pyctr does), the runtime's events take it out, and the step runs again.
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n")
+    ok(engine, "build", "-t", "behind:1", ".", cwd=ctx)
+    assert "Running in" not in ok(engine, "build", "-t", "behind:1", ".", cwd=ctx)
+
+    async def remove_second_step() -> None:
+        client = engine.runtime.client("pyengine")
+        try:
+            record = next(i for i in await client.images() if i.labels.get(STEP_LABEL) == "RUN echo two > /two")
+            await client.remove_image(record.name)
+        finally:
+            await client.close()
+
+    asyncio.run(remove_second_step())
+    again = ok(engine, "build", "-t", "behind:1", ".", cwd=ctx)
+    assert again.count("Using cache") == 1 and again.count("Running in") == 1, again
+    assert ok(engine, "run", "--rm", "behind:1", "cat", "/one", "/two") == "one\ntwo\n"

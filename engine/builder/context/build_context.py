@@ -45,6 +45,14 @@ class BuildContext:
         """The cache key of what `sources` bring (see engine.builder.context.checksum)."""
         return await asyncio.to_thread(checksum, list(sources), self._memo)
 
+    async def resolve_with_checksum(self, sources: Sequence[str], *,
+                                    instruction: str = "COPY") -> tuple[list[ContextSource], str]:
+        """`resolve` and then `checksum` of what it found, in one trip to a thread."""
+        def both() -> tuple[list[ContextSource], str]:
+            found = resolve_sources(self.directory, list(sources), instruction=instruction)
+            return found, checksum(found, self._memo)
+        return await asyncio.to_thread(both)
+
     async def close(self) -> None:
         if not self._closed:
             self._closed = True

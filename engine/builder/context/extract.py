@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, cast
 from engine.builder.context.checksum import Memo
 from engine.builder.context.dockerignore import DockerIgnore
 from engine.builder.context.paths import escapes, relative, resolve
+from engine.builder.context.tar_reader import Data, members
 from engine.errors import InvalidArgument
 from runtime.client import untrusted_tar as ut
 
@@ -46,7 +47,7 @@ _NOT_A_DIR = (errno.ENOTDIR, errno.ELOOP)
 class _Hashing(io.RawIOBase):
     """A tar member's data, hashed as write_file reads it."""
 
-    def __init__(self, src: io.BufferedReader) -> None:
+    def __init__(self, src: Data) -> None:
         self.src = src
         self.digest = hashlib.sha256()
 
@@ -120,35 +121,24 @@ class Extractor:
         self._cached = (parent, fd)
         return fd
 
-    @staticmethod
-    def _next(tar: tarfile.TarFile) -> tarfile.TarInfo | None:
+    def run(self, stream: io.BufferedReader) -> None:
         try:
-            return tar.next()
-        except tarfile.ReadError as e:
-            # The docker CLI, given a -f outside the context, appends that file and ends the
-            # tar right after its data: no padding, no end-of-archive blocks. Go's reader (and
-            # so dockerd) takes that as the end; so does this one. Every entry's data has been
-            # read whole by then (a short one fails while it is read), so only padding is missing.
-            if str(e) == "unexpected end of data":
-                return None
-            raise
-
-    def run(self, stream: BinaryIO) -> None:
-        try:
-            with tarfile.open(fileobj=stream, mode="r|*") as tar:
-                while (member := self._next(tar)) is not None:
-                    try:
-                        self._entry(tar, member)
-                    except OSError as e:
-                        raise InvalidArgument(f"error unpacking build context entry {member.name!r}: "
-                                              f"{e.strerror or e}") from e
+            # The docker CLI, given a -f outside the context, appends that file and ends the tar
+            # right after its data: no padding, no end-of-archive blocks. Go's reader (and so
+            # dockerd) takes that as the end; so does tar_reader.
+            for member, data in members(stream):
+                try:
+                    self._entry(member, data)
+                except OSError as e:
+                    raise InvalidArgument(f"error unpacking build context entry {member.name!r}: "
+                                          f"{e.strerror or e}") from e
         except (tarfile.TarError, EOFError) as e:
             raise InvalidArgument(f"error reading the build context: {e}") from e
         finally:
             self._forget()
         self._finish()
 
-    def _entry(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    def _entry(self, member: tarfile.TarInfo, data: Data | None) -> None:
         entry = member.name
         if "\0" in entry or "\0" in member.linkname:
             raise _refuse(entry, "name contains a NUL byte")
@@ -160,8 +150,8 @@ class Extractor:
         if not (member.isreg() or member.isdir() or member.issym() or member.isfifo() or member.islnk()):
             raise _refuse(entry, f"unsupported entry type {member.type!r}")
         if self.ignore is not None and name not in self.keep and self.ignore.excludes(name):
-            if member.isreg():
-                self._drain(tar, member)
+            if data is not None:
+                self._drain(data)
             return
         parent, _, base = name.rpartition("/")
         fd = self._parent(parent, entry)
@@ -173,10 +163,8 @@ class Extractor:
             finally:
                 os.close(dfd)
             self._dir_times.append((name, ut.mtime_ns(member)))
-        elif member.isreg():
-            src = tar.extractfile(member)
-            assert isinstance(src, io.BufferedReader)  # tarfile's ExFileObject
-            hashing = _Hashing(src)
+        elif data is not None:
+            hashing = _Hashing(data)
             replaced = ut.write_file(fd, base, cast(BinaryIO, hashing), member, self._buf)
             self._remember(fd, base, hashing)
         elif member.issym():
@@ -198,11 +186,9 @@ class Extractor:
         if st is not None:
             self.hashes[(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)] = hashing.digest.hexdigest()
 
-    def _drain(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    def _drain(self, data: Data) -> None:
         """Read an excluded file's data (the stream passes it anyway): a short one fails here, as it would written."""
-        src = tar.extractfile(member)
-        assert isinstance(src, io.BufferedReader)
-        while src.readinto(self._buf):
+        while data.readinto(self._buf):
             pass
 
     def _hardlink(self, fd: int, base: str, member: tarfile.TarInfo) -> os.stat_result | None:

@@ -45,7 +45,6 @@ from engine.errors import InvalidArgument
 DEFAULT_DOCKERFILE = "Dockerfile"
 MAX_DOCKERFILE = 16 << 20  # far beyond any real Dockerfile; it is held in memory whole
 _TRASH = ".trash-"
-_CHUNK = 1 << 16
 
 
 def dockerfile_name(param: str | None) -> str:
@@ -181,6 +180,6 @@ class ContextStore:
 
     async def from_request(self, request: web.Request) -> BuildContext:
         """POST /build's context: its `dockerfile` and `remote` parameters, and the request's body."""
-        return await self.receive(request.content.iter_chunked(_CHUNK), dockerfile=request.query.get("dockerfile"),
+        return await self.receive(request.content.iter_any(), dockerfile=request.query.get("dockerfile"),
                                   remote=request.query.get("remote", ""))
 
