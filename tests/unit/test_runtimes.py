@@ -29,8 +29,10 @@ def test_flags_and_file_together(tmp_path) -> None:
     table = RuntimeTable(cfg)
     assert (table.default, table.resolve(None), table.resolve("runc")) == ("b", "b", "runc")
     assert table.binary("a") == ("/bin/a", ["--x"]) and table.binary("runc") is None
-    assert table.info() == {"runc": {"path": "runc"}, "a": {"path": "/bin/a", "runtimeArgs": ["--x"]},
-                            "b": {"path": "/bin/b"}}
+    assert table.info() == {"runc": {"path": "runc"}, "io.containerd.runc.v2": {"path": "runc"},
+                            "a": {"path": "/bin/a", "runtimeArgs": ["--x"]}, "b": {"path": "/bin/b"}}
+    assert table.resolve("io.containerd.runc.v2") == "io.containerd.runc.v2"
+    assert table.binary("io.containerd.runc.v2") is None
     with pytest.raises(InvalidArgument, match="^Unknown runtime specified c$"):
         table.resolve("c")
     with pytest.raises(ValueError, match="expected NAME=PATH"):
