@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from engine import config as config_mod
-from engine import runtimes, systemd
+from engine import memory, runtimes, systemd
 from engine.api import listeners
 from engine.api.app import build
 from engine.api.routers import (archive, attach, builds, container_stats, container_update, containers, events,
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"pyengined: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(cfg.log_level)
+    memory.few_arenas()
     asyncio.run(serve(cfg, load))
 
 

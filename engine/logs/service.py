@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine import memory
 from engine.errors import InvalidArgument, NotImplemented_
 from engine.logs import rotation, settings
 from engine.logs.jsonfile import JsonFile
@@ -53,6 +54,7 @@ class ContainerLogs:
         self._driver = driver
         self._options = options
         self._shipping: dict[str, tuple[Shipper, asyncio.Lock, asyncio.Task[None]]] = {}
+        self._shipped = 0  # bytes of output shipped since the heap was last trimmed
 
     def set_defaults(self, driver: str, options: dict[str, str]) -> None:
         """New defaults (a reload) for containers created from now on; running ones keep what they have."""
@@ -107,6 +109,7 @@ class ContainerLogs:
             try:
                 async with lock:
                     moved = await asyncio.to_thread(shipper.pump)
+                self._shipped += moved
             except OSError as e:
                 log.warning("shipping the logs of container=%s failed: %s", cid, e)
                 moved = 0
@@ -120,8 +123,8 @@ class ContainerLogs:
             return
         shipper, lock, _ = entry
         async with lock:
-            while await asyncio.to_thread(shipper.pump):
-                pass
+            while moved := await asyncio.to_thread(shipper.pump):
+                self._shipped += moved
 
     async def drain(self, cid: str, *, run_over: bool = True) -> None:
         """Ship the rest, then stop shipping. Once the run is over, a line it left unfinished is written too;
@@ -137,6 +140,9 @@ class ContainerLogs:
                 if run_over:
                     await asyncio.to_thread(shipper.flush)
                 shipper.close()
+        if self._shipped >= memory.TRIM_AFTER:
+            self._shipped = 0
+            await asyncio.to_thread(memory.give_back)
 
     async def settle(self, c: LoggedContainer) -> None:
         """For a container found not running at engine start: ship what its last run left unshipped."""
