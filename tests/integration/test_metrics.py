@@ -133,8 +133,8 @@ def test_both_daemons_serve_parseable_metrics(engine: EngineDaemon) -> None:
     assert (value(rt, "pyruntimed_content_bytes") or 0) > 0 and (value(rt, "pyruntimed_content_blobs") or 0) >= 3
     assert (value(rt, "pyruntimed_snapshot_bytes", snapshotter="overlayfs", kind="committed") or 0) > 0
     assert value(rt, "pyruntimed_snapshot_bytes", snapshotter="overlayfs", kind="active") is not None
-    # The engine's monitor and its disk ledger (which follows the image store).
-    assert value(rt, "pyruntimed_events_subscribers") == 2
+    # The engine's monitor, its disk ledger (which follows the image store) and its build cache index.
+    assert value(rt, "pyruntimed_events_subscribers") == 3
     rt_routes = {s.labels["route"] for s in rt if s.name == "pyruntimed_http_request_duration_seconds_count"}
     assert "/v1/tasks/{task_id}/metrics" in rt_routes and not [r for r in rt_routes if cid in r]
 
