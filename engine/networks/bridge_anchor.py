@@ -41,7 +41,9 @@ async def _ip(*args: str) -> str | None:
     proc = await asyncio.create_subprocess_exec("ip", *args, stdout=asyncio.subprocess.DEVNULL,
                                                 stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate()
-    return err.decode(errors="replace").strip() or "failed" if proc.returncode else None
+    if proc.returncode == 0:
+        return None
+    return err.decode(errors="replace").strip() or f"exit status {proc.returncode}"
 
 
 async def hold(net: Network) -> bool:

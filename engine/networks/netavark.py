@@ -113,7 +113,6 @@ class NetavarkDriver:
             # Teardown goes on past parts already gone (a namespace removed by hand, rules flushed).
             log.warning("teardown container=%s: %s", a.container_id[:12], e.message)
 
-
     def kept(self, net: Network) -> bool:
         return bridge_anchor.held(net)
 
