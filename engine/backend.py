@@ -20,6 +20,7 @@ from engine.builder.run_step import CacheMounts, RunStep
 from engine.builder.service import Builder
 from engine.config import Config
 from engine.containers.create import Creator
+from engine.containers.departures import Departures
 from engine.containers.describe import Describer
 from engine.containers.execs import ExecService
 from engine.containers.filesystem import ContainerFiles
@@ -73,6 +74,7 @@ class Backend:
     volumes: VolumeService
     creator: Creator
     run: RunControl
+    departures: Departures
     manager: Manager
     execs: ExecService
     reconciler: Reconciler
@@ -104,8 +106,10 @@ class Backend:
         lives = Lives(store)
         # dockerd's registry-mirrors apply to Docker Hub only.
         mirrors = {"docker.io": list(config.registry_mirrors)} if config.registry_mirrors else {}
+        departures = Departures(runtime)
         images = ImageService(runtime, events, store, Registries(
-            mirrors, list(config.insecure_registries), config.max_concurrent_downloads, config.max_concurrent_uploads))
+            mirrors, list(config.insecure_registries), config.max_concurrent_downloads, config.max_concurrent_uploads),
+            departures)
         networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
                                   bridge_interface=config.bridge_name, bridge_cidr=config.bip,
                                   container_name=store.name_of, container_hostname=store.hostname_of,
@@ -116,7 +120,7 @@ class Backend:
         logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention)
         ipc = IpcNamespaces(exec_root / "ipc", store)
         runtimes = RuntimeTable(config)
-        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc, runtimes)
+        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc, runtimes, departures)
         files = ContainerFiles(runtime, store, events)
         execs = ExecService(store, runtime, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path)
@@ -132,7 +136,7 @@ class Backend:
                           CopyFiles(runtime, builder_root / "steps"), runtime)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    archives=ImageArchives(runtime, images, events),
-                   networks=networks, volumes=volumes, creator=creator, run=run, manager=Manager(runtime, store, lives, events, host,
+                   networks=networks, volumes=volumes, creator=creator, run=run, departures=departures, manager=Manager(runtime, store, lives, events, host,
                                                                                           LinkEditor(store, lives, networks)),
                    execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),

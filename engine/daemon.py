@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -29,6 +30,9 @@ from engine.reload import Reloader
 from runtime.client import Client, tracing
 
 log = logging.getLogger("engine.daemon")
+# How long a stopping engine gives the runtime removals of --rm containers it has answered for; the rest are
+# swept at its next start.
+_DEPARTURES_GRACE = 10.0
 
 ROUTERS = [system.register, system_df.register, images.register, image_archives.register, container_stats.register,
            containers.register, attach.register, exec.register, events.register, container_update.register,
@@ -83,6 +87,9 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
         await runner.cleanup()
         if metrics is not None:
             await metrics.cleanup()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DEPARTURES_GRACE):
+                await backend.departures.settled()
         await backend.networks.close()
         await backend.logs.close()
         await backend.runtime.close()

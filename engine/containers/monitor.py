@@ -55,7 +55,8 @@ class Monitor:
             return  # an exec's exit: its stream's owner collects it
         task = asyncio.create_task(self._run.handle_exit(cid, int(event.get("pid") or 0),
                                                          int(event.get("exit_status") or 0),
-                                                         float(event.get("exited_at") or time.time())),
+                                                         float(event.get("exited_at") or time.time()),
+                                                         _oom(event)),
                                    name=f"exit-{cid[:12]}")
         self._handlers.add(task)
         task.add_done_callback(self._done)
@@ -64,3 +65,9 @@ class Monitor:
         self._handlers.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("handling an exit failed", exc_info=task.exception())
+
+
+def _oom(event: dict[str, Any]) -> bool | None:
+    """Whether the exit came of an OOM kill; None from a runtime whose exits do not say."""
+    told = event.get("oom_killed")
+    return told if isinstance(told, bool) else None

@@ -16,6 +16,7 @@ import time
 from enum import Enum
 
 from engine.containers import links, propagation
+from engine.containers.departures import Departures
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
 from engine.containers.ipc import IpcNamespaces
@@ -52,8 +53,9 @@ class WaitCondition(str, Enum):
 class RunControl:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, supervisor: Supervisor,
-                 logs: ContainerLogs, ipc: IpcNamespaces, runtimes: RuntimeTable) -> None:
+                 logs: ContainerLogs, ipc: IpcNamespaces, runtimes: RuntimeTable, departures: Departures) -> None:
         self._rt = runtime
+        self._departures = departures
         self._runtimes = runtimes
         self.logs = logs
         self._store = store
@@ -295,31 +297,24 @@ class RunControl:
 
     # exits ---------------------------------------------------------------
 
-    async def handle_exit(self, cid: str, pid: int, code: int, at: float) -> None:
-        """A task exited (the runtime's /tasks/exit, or found by reconcile)."""
+    async def handle_exit(self, cid: str, pid: int, code: int, at: float, oom: bool | None = None) -> None:
+        """A task exited (the runtime's /tasks/exit, or found by reconcile); `oom` if the exit told of it."""
         if self._store.find(cid) is None:
             return
         live = self._lives.of(cid)
         async with live.lock:
             c = self._store.find(cid)
             if c is not None:
-                await self._exited_locked(c, live, pid, code, at, autoremove=True)
+                await self._exited_locked(c, live, pid, code, at, autoremove=True, oom=oom)
 
     async def _exited_locked(self, c: Container, live: Live, pid: int, code: int, at: float, *,
-                             autoremove: bool) -> None:
+                             autoremove: bool, oom: bool | None = None) -> None:
         if not c.state.running or c.state.pid != pid:
             return  # already recorded, or the exit of an earlier run
-        oom = False
-        try:
-            oom = (await self._rt.delete_task(c.id)).oom_killed
-            live.task_deleted = True
-        except rt.NotFound:
-            live.task_deleted = True
-        except rt.RuntimeError_ as e:
-            # The next start deletes it (see _create_task); the exit itself is certain.
-            log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
-            with contextlib.suppress(rt.RuntimeError_):
-                oom = (await self._rt.task(c.id)).oom_killed
+        removing = autoremove and bool(c.host_config.get("AutoRemove"))
+        if oom is None or not removing:
+            # Kept for a next run (or its OOM kill unknown): the task goes now. An --rm container's goes with it.
+            oom = await self._delete_exited(c, live)
         self.health.stop(c.id)
         if oom:  # dockerd tells of the OOM kill as it happens, before the exit's clean-up
             self._events.container(c, "oom")
@@ -336,10 +331,25 @@ class RunControl:
         self._events.container(c, "die", exitCode=str(code), execDuration=str(ran))
         log.info("container=%s exited with %d", c.id, code)
         settle(live.exits, code)
-        if autoremove and c.host_config.get("AutoRemove"):
-            await self._remove_locked(c, live, volumes=True)
+        if removing:
+            await self._remove_locked(c, live, volumes=True, runtime_later=True)
         elif autoremove:
             await self._supervisor.after_exit(c, live, at, self)
+
+    async def _delete_exited(self, c: Container, live: Live) -> bool:
+        """Delete the task of a run that has ended; whether its cgroup saw an OOM kill."""
+        try:
+            oom = (await self._rt.delete_task(c.id)).oom_killed
+            live.task_deleted = True
+            return oom
+        except rt.NotFound:
+            live.task_deleted = True
+        except rt.RuntimeError_ as e:
+            # The next start deletes it (see _create_task); the exit itself is certain.
+            log.warning("could not delete the exited task of container=%s: %s", c.id, e.message)
+            with contextlib.suppress(rt.RuntimeError_):
+                return (await self._rt.task(c.id)).oom_killed
+        return False
 
     # wait ----------------------------------------------------------------
 
@@ -392,18 +402,23 @@ class RunControl:
                 self._supervisor.cancel(c, live)
             await self._remove_locked(c, live, volumes=volumes)
 
-    async def _remove_locked(self, c: Container, live: Live, *, volumes: bool) -> None:
+    async def _remove_locked(self, c: Container, live: Live, *, volumes: bool, runtime_later: bool = False) -> None:
+        """Remove `c`; with `runtime_later` (an --rm container's end) the runtime's part runs beside, and after,
+        the engine's (departures.py), else first, so that a failure leaves the container Dead."""
         c.state.removing()
-        try:
-            if not live.task_deleted:
+        if runtime_later:
+            self._departures.remove(c.id, task=not live.task_deleted)
+        else:
+            try:
+                if not live.task_deleted:
+                    with contextlib.suppress(rt.NotFound):
+                        await self._rt.delete_task(c.id, force=True)
                 with contextlib.suppress(rt.NotFound):
-                    await self._rt.delete_task(c.id, force=True)
-            with contextlib.suppress(rt.NotFound):
-                await self._rt.remove_container(c.id)
-        except BaseException:
-            c.state.status = Status.DEAD
-            await self._store.save(c)
-            raise
+                    await self._rt.remove_container(c.id)
+            except BaseException:
+                c.state.status = Status.DEAD
+                await self._store.save(c)
+                raise
         await self.logs.forget(c, record=c.model_dump(mode="json"))
         if c.log_path:
             # The runtime leaves a task's log for whoever reads it; that was us, and the container is gone.

@@ -69,6 +69,14 @@ class ImageUsers(Protocol):
         ...
 
 
+class Departing(Protocol):
+    """Containers gone from the engine's records whose runtime side is still being removed."""
+
+    async def settled(self) -> None:
+        """Once those removals have ended: until then their snapshots keep the layers they sit on."""
+        ...
+
+
 @dataclass
 class Registries:
     """Where pulls go: dockerd's registry-mirrors (Docker Hub's only) and insecure registries, and how many
@@ -81,11 +89,13 @@ class Registries:
 
 
 class ImageService:
-    def __init__(self, runtime: RuntimeAPI, events: EventBus, users: ImageUsers, registries: Registries) -> None:
+    def __init__(self, runtime: RuntimeAPI, events: EventBus, users: ImageUsers, registries: Registries,
+                 departing: Departing | None = None) -> None:
         self.runtime = runtime
         self.events = events
         self.registries = registries
         self._users = users
+        self._departing = departing
         self._blobs = _BlobCache()
 
     async def _json(self, digest: str) -> dict[str, Any]:
@@ -242,6 +252,8 @@ class ImageService:
 
     async def _delete(self, image: LocalImage, keep: bool) -> list[dict[str, str]]:
         """Remove every name; with `keep` (containers still use it) the image stays, dangling."""
+        if self._departing is not None and not keep:
+            await self._departing.settled()
         if keep:
             await self.runtime.put_image(DANGLING_PREFIX + image.records[0].digest, image.records[0].target)
         items = []

@@ -120,7 +120,7 @@ class FakeRuntime:
         process.status, process.exit_status, process.exited_at = "stopped", code, time.time()
         process.exited.set()
         event = {"container_id": task_id, "id": exec_id or task_id, "pid": process.pid, "exit_status": code,
-                 "exited_at": process.exited_at}
+                 "exited_at": process.exited_at, "oom_killed": False}
         for queue in self._subscribers:
             queue.put_nowait({"topic": _TASK_EXIT, "namespace": self.namespace, "timestamp": time.time(),
                               "event": event})

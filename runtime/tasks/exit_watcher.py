@@ -142,5 +142,7 @@ class ExitWatcher:
         self.exited((t.namespace, t.id, p.id)).set()
         self._events.publish(t.namespace, topics.TASK_EXIT, {
             "container_id": t.id, "id": p.id, "pid": p.pid, "exit_status": code, "exited_at": p.exited_at,
+            # Beyond containerd's TaskExit: whoever follows exits learns of an OOM kill without asking again.
+            "oom_killed": t.oom_killed,
         })
         log.info("task=%s process=%s exit_status=%d", t.id, p.id, code)

@@ -13,6 +13,7 @@ import pytest
 
 from engine.config import Config
 from engine.containers.create import Creator
+from engine.containers.departures import Departures
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
 from engine.containers.ipc import IpcNamespaces
@@ -20,7 +21,7 @@ from engine.containers.live import Lives
 from engine.containers.monitor import Monitor
 from engine.containers.options import parse
 from engine.containers.reconcile import Reconciler
-from engine.containers.run import RunControl
+from engine.containers.run import RunControl, WaitCondition
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
@@ -61,6 +62,8 @@ class Engine:
     creator: Creator
     run: RunControl
     reconciler: Reconciler
+    departures: Departures
+    images: ImageService
     monitor: asyncio.Task[None] | None = None
 
     async def create(self, **body: object) -> Container:
@@ -93,16 +96,18 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
                               container_hostname=store.hostname_of, events=events)
     await networks.ensure_builtin()
     volumes = VolumeService(tmp_path, users=store.volume_users)
-    images = ImageService(runtime, events, store, Registries())
+    departures = Departures(runtime)
+    images = ImageService(runtime, events, store, Registries(), departures)
     supervisor = Supervisor(runtime, store, lives, events)
     logs = ContainerLogs(tmp_path / "containers", "json-file", {})
     ipc = IpcNamespaces(tmp_path / "exec" / "ipc", store)
     runtimes = RuntimeTable(Config())
-    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc, runtimes)
+    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc, runtimes, departures)
     e = Engine(runtime=runtime, store=store, events=events,
                creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc,
                                logs.resolve, runtimes), run=run,
-               reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()))
+               reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
+               departures=departures, images=images)
     yield e
     if e.monitor is not None:
         e.monitor.cancel()
@@ -129,6 +134,21 @@ async def test_an_exit_is_recorded_with_its_code(engine: Engine) -> None:
     await until(lambda: engine.store.get(c.id).state.status == Status.EXITED)
     assert engine.store.get(c.id).state.exit_code == 7
     assert c.id not in [t.id for t in await engine.runtime.tasks()]  # the runtime task is gone, the container stays
+
+
+async def test_an_rm_containers_runtime_side_goes_after_its_waiters_are_told(engine: Engine) -> None:
+    engine.follow()
+    c = await engine.create(HostConfig={"NetworkMode": "none", "AutoRemove": True})
+    await engine.run.start(c.id)
+    removed = engine.run.wait(c.id, WaitCondition.REMOVED)
+    engine.runtime.calls.clear()
+    engine.runtime.exit(c.id, 3)
+    assert await removed == 3
+    assert engine.store.find(c.id) is None
+    # The image's removal waits for the runtime's side: the container's snapshot would keep its layers.
+    await engine.images.remove(IMAGE, force=False)
+    assert engine.runtime.calls[:2] == ["delete_task", "remove_container"]
+    assert await engine.runtime.containers() == [] and await engine.runtime.tasks() == []
 
 
 async def test_restart_policy_restarts_with_dockers_backoff(engine: Engine) -> None:
