@@ -12,12 +12,9 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.builder.cache import BuildCache
-from engine.builder.context import ContextStore
-from engine.builder.copy_files import CopyFiles
-from engine.builder.run_step import CacheMounts, RunStep
-from engine.builder.service import Builder
 from engine.config import Config
 from engine.containers.create import Creator
 from engine.containers.departures import Departures
@@ -38,13 +35,12 @@ from engine.containers.stats import ContainerStats
 from engine.containers.store import ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.events import EventBus
-from engine.images.commit import Committer
-from engine.images.importer import Importer
 from engine.images.auth import RegistryLogin
 from engine.images.push import ImagePusher
 from engine.images.archive import ImageArchives
 from engine.images.store import ImageService, Registries
 from engine.images.writer import ImageWriter
+from engine.lazy import Lazy
 from engine.logs.retention import RemovedLogs
 from engine.logs.service import ContainerLogs
 from engine.metrics.service import EngineMetrics
@@ -58,7 +54,15 @@ from engine.system_df import DiskUsage
 from engine.volumes.service import VolumeService
 from runtime.client import AlreadyExists, Client, RuntimeAPI, Unavailable
 
+if TYPE_CHECKING:
+    from engine.builder.context import ContextStore
+    from engine.builder.service import Builder
+    from engine.images.commit import Committer
+    from engine.images.importer import Importer
+
 log = logging.getLogger("engine.backend")
+
+CONTEXTS = "contexts"  # under <data-root>/builder: the build contexts being received
 
 
 @dataclass
@@ -85,11 +89,12 @@ class Backend:
     system: SystemInfo
     disk: DiskUsage
     logs: ContainerLogs
-    committer: Committer
-    importer: Importer
-    contexts: ContextStore
+    # Built on first use (engine/lazy.py): an engine that only pulls and runs never loads their code.
+    committer: Lazy[Committer]
+    importer: Lazy[Importer]
+    contexts: Lazy[ContextStore]
     build_cache: BuildCache
-    builder: Builder
+    builder: Lazy[Builder]
     pusher: ImagePusher
     logins: RegistryLogin
     metrics: EngineMetrics
@@ -131,9 +136,6 @@ class Backend:
         builder_root = data_root / "builder"
         ledger = DiskLedger(runtime, images, store, volumes, events, retention, "overlayfs",
                             block_size(str(data_root)), build_cache.usage, config.runtime_namespace)
-        builder = Builder(images, writer, build_cache,
-                          RunStep(creator, run, runtime, CacheMounts(builder_root / "cache-mounts")),
-                          CopyFiles(runtime, builder_root / "steps"), runtime)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    archives=ImageArchives(runtime, images, events),
                    networks=networks, volumes=volumes, creator=creator, run=run, departures=departures, manager=Manager(runtime, store, lives, events, host,
@@ -145,8 +147,10 @@ class Backend:
                    disk=DiskUsage(ledger, store, volumes, describer.summary), ledger=ledger,
                    budget=Budget(config.storage_budget, ledger, images, build_cache, store, events,
                                  LastUse(data_root / "image-last-use.json")),
-                   logs=logs, committer=Committer(runtime, writer, images, events), importer=Importer(writer, events),
-                   contexts=ContextStore(builder_root / "contexts"), build_cache=build_cache, builder=builder,
+                   logs=logs, committer=Lazy(lambda: _committer(runtime, writer, images, events)),
+                   importer=Lazy(lambda: _importer(writer, events)),
+                   contexts=Lazy(lambda: _contexts(builder_root)), build_cache=build_cache,
+                   builder=Lazy(lambda: _builder(runtime, images, writer, build_cache, creator, run, builder_root)),
                    pusher=ImagePusher(images, runtime), logins=RegistryLogin(runtime, images.registries.insecure),
                    metrics=EngineMetrics(runtime, store, events))
 
@@ -167,8 +171,8 @@ class Backend:
     async def run_background(self) -> None:
         """The daemon's background work: the namespace first, then the container monitor for good."""
         await self.ensure_namespace()
-        await self.contexts.sweep()
-        await asyncio.to_thread(_fresh_dirs, Path(self.config.data_root) / "builder", ("cache-mounts", "steps"))
+        await asyncio.to_thread(_fresh_dirs, Path(self.config.data_root) / "builder", ("cache-mounts",),
+                                ("steps", CONTEXTS))
         async with asyncio.TaskGroup() as tg:
             # Disk budgets (engine/storage/): usage kept current, the budget enforced, expired logs deleted.
             self.ledger.everything_changed()
@@ -182,10 +186,37 @@ class Backend:
             await Monitor(self.run, self.reconciler, self.runtime, self.config.runtime_namespace).run()
 
 
-def _fresh_dirs(root: Path, names: tuple[str, ...]) -> None:
-    """The builder's work directories exist; a crashed daemon's leftover steps are gone (cache mounts stay)."""
-    for name in names:
+def _fresh_dirs(root: Path, kept: tuple[str, ...], emptied: tuple[str, ...]) -> None:
+    """The builder's work directories exist, 0700; what a crashed daemon left in `emptied` ones is gone (its
+    half-done steps, the build contexts it was receiving), what `kept` ones hold stays (cache mounts)."""
+    for name in kept + emptied:
         path = root / name
-        if name == "steps" and path.exists():
+        if name in emptied and path.exists():
             shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+# The factories of the services built on first use: their imports are the point (engine/lazy.py).
+
+def _builder(runtime: Client, images: ImageService, writer: ImageWriter, cache: BuildCache, creator: Creator,
+             run: RunControl, root: Path) -> Builder:
+    from engine.builder.copy_files import CopyFiles
+    from engine.builder.run_step import CacheMounts, RunStep
+    from engine.builder.service import Builder
+    return Builder(images, writer, cache, RunStep(creator, run, runtime, CacheMounts(root / "cache-mounts")),
+                   CopyFiles(runtime, root / "steps"), runtime)
+
+
+def _contexts(root: Path) -> ContextStore:
+    from engine.builder.context import ContextStore
+    return ContextStore(root / CONTEXTS)
+
+
+def _committer(runtime: Client, writer: ImageWriter, images: ImageService, events: EventBus) -> Committer:
+    from engine.images.commit import Committer
+    return Committer(runtime, writer, images, events)
+
+
+def _importer(writer: ImageWriter, events: EventBus) -> Importer:
+    from engine.images.importer import Importer
+    return Importer(writer, events)

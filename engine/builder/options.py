@@ -5,6 +5,9 @@ The docker CLI sends `rm` only as `rm=0` (so it defaults to true), `networkmode`
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +18,7 @@ from multidict import MultiMapping
 from engine.api import query
 from engine.errors import InvalidArgument
 from engine.images import platforms
+from engine.images.pull import RegistryAuth
 from runtime.client import InvalidArgument as RuntimeInvalidArgument
 from runtime.client.reference import parse
 
@@ -121,3 +125,22 @@ def parse_options(q: MultiMapping[str], *, experimental: bool = False) -> BuildO
         cache_from=tuple(str(c) for c in cache_from), network_mode=network_mode, extra_hosts=extra_hosts,
         platform=platforms.parse(q["platform"]) if q.get("platform") else None,
         quiet=query.boolean(q, "q"), remote=q.get("remote", ""), host_config=host_config, squash=squash)
+
+
+def registry_auths(header: str | None) -> dict[str, RegistryAuth]:
+    """X-Registry-Config: base64 JSON of {registry: auth config}; an unreadable one is no credentials."""
+    if not header:
+        return {}
+    text = header.strip().replace("+", "-").replace("/", "_")
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    out = {}
+    for registry, auth in doc.items():
+        if isinstance(auth, dict):
+            with contextlib.suppress(ValueError):
+                out[str(registry)] = RegistryAuth.model_validate(auth)
+    return out

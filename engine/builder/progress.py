@@ -11,9 +11,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from engine.errors import EngineError
 from engine.images.model import short_id
+from runtime.client import RuntimeError_
 
 _END = object()
+
+
+class StepFailed(Exception):
+    """A RUN that exited non-zero: dockerd's message, and the code the docker CLI exits with."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
 
 class BuildProgress:
@@ -73,3 +84,11 @@ class BuildProgress:
             if item is _END:
                 return
             yield item
+
+
+def failure(e: Exception) -> dict[str, Any]:
+    """The stream's last message for a failed build (the docker CLI exits with `code`)."""
+    if isinstance(e, StepFailed):
+        return {"errorDetail": {"code": e.code, "message": e.message}, "error": e.message}
+    message = e.message if isinstance(e, (EngineError, RuntimeError_)) else f"{type(e).__name__}: {e}"
+    return {"errorDetail": {"message": message}, "error": message}

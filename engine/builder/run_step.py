@@ -25,7 +25,7 @@ from engine.builder.dockerfile import RunProcess
 from engine.builder.dockerfile.instructions import Run
 from engine.builder.dockerfile.mounts import Mount, MountType, Sharing
 from engine.builder.options import BuildOptions
-from engine.builder.progress import BuildProgress
+from engine.builder.progress import BuildProgress, StepFailed
 from engine.builder.state import StageState
 from engine.containers.create import Creator
 from engine.containers.request import CreateRequest
@@ -39,15 +39,6 @@ from runtime.client.records import Container as RuntimeContainer
 
 class StepRuntime(DiffAPI, Protocol):
     async def container(self, container_id: str, namespace: str | None = None) -> RuntimeContainer: ...
-
-
-class StepFailed(Exception):
-    """A RUN that exited non-zero: dockerd's message, and the code the docker CLI exits with."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 class CacheMounts:

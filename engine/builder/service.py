@@ -7,14 +7,11 @@ numbered in order: each stage's messages are held until the stages before it hav
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import contextvars
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from engine.builder import dockerfile as df
 from engine.builder.cache import BuildCache
@@ -25,10 +22,10 @@ from engine.builder.dockerfile.parser import warnings_text
 from engine.builder.dockerfile.stages import lookup_stage
 from engine.builder.options import BuildOptions
 from engine.builder.progress import BuildProgress
-from engine.builder.run_step import RunStep, StepFailed
+from engine.builder.run_step import RunStep
 from engine.builder.stage import StageRunner, StepCounter
 from engine.builder.state import StageState
-from engine.errors import EngineError, InvalidArgument
+from engine.errors import InvalidArgument
 from engine.images import platforms
 from engine.images.lookup import NoSuchImage
 from engine.images.model import DANGLING_PREFIX, LocalImage
@@ -36,27 +33,7 @@ from engine.builder.squash import SquashRuntime, squash
 from engine.images.pull import RegistryAuth, pull
 from engine.images.store import ImageService
 from engine.images.writer import ImageWriter, LazyLease
-from runtime.client import RuntimeError_
 from runtime.client.reference import familiar, parse
-
-
-def registry_auths(header: str | None) -> dict[str, RegistryAuth]:
-    """X-Registry-Config: base64 JSON of {registry: auth config}; an unreadable one is no credentials."""
-    if not header:
-        return {}
-    text = header.strip().replace("+", "-").replace("/", "_")
-    try:
-        doc = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (binascii.Error, ValueError):
-        return {}
-    if not isinstance(doc, dict):
-        return {}
-    out = {}
-    for registry, auth in doc.items():
-        if isinstance(auth, dict):
-            with contextlib.suppress(ValueError):
-                out[str(registry)] = RegistryAuth.model_validate(auth)
-    return out
 
 
 @dataclass
@@ -249,11 +226,3 @@ class Builder:
             await self.writer.runtime.put_image(DANGLING_PREFIX + image.manifest_digest,
                                                 dict(image.records[0].target))
         return shown
-
-
-def failure(e: Exception) -> dict[str, Any]:
-    """The stream's last message for a failed build (the docker CLI exits with `code`)."""
-    if isinstance(e, StepFailed):
-        return {"errorDetail": {"code": e.code, "message": e.message}, "error": e.message}
-    message = e.message if isinstance(e, (EngineError, RuntimeError_)) else f"{type(e).__name__}: {e}"
-    return {"errorDetail": {"message": message}, "error": message}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.builder.dockerfile.changes import apply_changes
@@ -16,6 +15,7 @@ from engine.containers.state import Status
 from engine.containers.store import Container
 from engine.events import EventBus
 from engine.images.compose import NewLayer, child_config, now
+from engine.images.make_options import CommitOptions
 from engine.images.store import ImageService
 from engine.images.writer import ImageWriter
 from engine.errors import NotFound
@@ -30,17 +30,6 @@ class CommitRuntime(DiffAPI, Protocol):
     async def pause_task(self, task_id: str, namespace: str | None = None) -> None: ...
 
     async def resume_task(self, task_id: str, namespace: str | None = None) -> None: ...
-
-
-@dataclass(frozen=True)
-class CommitOptions:
-    repo: str = ""
-    tag: str = ""
-    author: str = ""
-    comment: str = ""
-    pause: bool = True
-    changes: tuple[str, ...] = ()
-    config: dict[str, Any] | None = None  # the request body: Config fields that override the container's
 
 
 class Committer:

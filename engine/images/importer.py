@@ -23,6 +23,7 @@ from engine.builder.dockerfile.changes import apply_changes
 from engine.errors import InvalidArgument
 from engine.events import EventBus
 from engine.images.compose import NewLayer, child_config, now
+from engine.images.make_options import ImportOptions
 from engine.images.writer import ImageWriter
 
 GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -71,16 +72,6 @@ def _inflater(head: bytes) -> tuple[_Inflater, str]:
     if kind == "zstd":
         raise InvalidArgument("zstd-compressed archives cannot be imported: use a plain, gzip, bzip2 or xz tar")
     return _Inflater(None, store_decompressed=True), TAR_LAYER
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    source: str  # "-" for the request body, else the URL
-    repo: str = ""
-    tag: str = ""
-    message: str = ""
-    changes: tuple[str, ...] = ()
-    platform: dict[str, str] | None = None
 
 
 class Importer:

@@ -12,7 +12,8 @@ import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry, Histogram
+
+from engine.metrics.tally import Histograms
 
 _VERSIONED = "/v{api_version}"
 # A client that hung up before the answer was written (nginx's code for it; no HTTP status was sent).
@@ -30,10 +31,10 @@ def route_template(request: web.Request) -> str:
 
 
 class RequestMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.seconds = Histogram("pyengine_http_request_duration_seconds",
-                                 "Docker API requests: time from the request to the end of the answer.",
-                                 ["method", "route", "status"], registry=registry)
+    def __init__(self) -> None:
+        self.seconds = Histograms("pyengine_http_request_duration_seconds",
+                                  "Docker API requests: time from the request to the end of the answer.",
+                                  ("method", "route", "status"))
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -53,4 +54,4 @@ class RequestMetrics:
             raise
         finally:
             method = request.method if request.method in _METHODS else "other"
-            self.seconds.labels(method, route_template(request), status).observe(time.monotonic() - started)
+            self.seconds.observe((method, route_template(request), status), time.monotonic() - started)

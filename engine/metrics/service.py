@@ -1,10 +1,11 @@
-"""The engine's Prometheus metrics: one registry per engine, served at /metrics.
+"""The engine's Prometheus metrics, kept per engine and served at /metrics.
 
-Each engine has a registry of its own (never prometheus_client's global one), so engines built
-side by side in one process keep their numbers apart. Per-container values are read at scrape
-time (`containers.py`); request latency (`requests.py`) and transfers (`transfers.py`) are
-counted as they happen; the event bus is looked at when scraped. An idle engine does no metrics
-work at all between scrapes.
+Each engine keeps numbers of its own (never prometheus_client's global registry), so engines built
+side by side in one process keep them apart. Per-container values are read at scrape time
+(`containers.py`); request latency (`requests.py`) and transfers (`transfers.py`) are counted as
+they happen, as plain numbers (`tally.py`); the event bus is looked at when scraped. A scrape writes
+them out with prometheus_client (`exposition.py`), which an engine loads only when first scraped.
+An idle engine does no metrics work at all between scrapes.
 
 `/metrics` is served on the engine's API sockets and, with `--metrics-addr HOST:PORT` (dockerd's
 flag and daemon.json key), on a plain-HTTP listener of its own that serves nothing else.
@@ -14,76 +15,59 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter as Tally
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 from engine.containers.store import ContainerStore
 from engine.events import CONTAINER, IMAGE, NETWORK, VOLUME, Event, EventBus
-from engine.metrics.containers import ContainerCollector
+from engine.lazy import Lazy
+from engine.metrics.containers import ContainerSampler
 from engine.metrics.requests import RequestMetrics
 from engine.metrics.transfers import Transfers
 from runtime import client as rt
 
-log = logging.getLogger("engine.metrics")
+if TYPE_CHECKING:
+    from engine.metrics.exposition import Exposition
 
-# Without this, every counter and histogram series gets a `_created` gauge beside it (a start time the 0.0.4 text
-# format can only carry as a series of its own): twice the series for nothing. A process-wide switch of
-# prometheus_client; the daemon is the process.
-disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
+log = logging.getLogger("engine.metrics")
 
 # The text format every Prometheus version reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PATH = "/metrics"
 
 
-class _EventBusCollector(Collector):
+class _EventCounts:
     def __init__(self, bus: EventBus) -> None:
-        self._bus = bus
+        self.bus = bus
         # The kinds every engine publishes are there from the start, at 0.
-        self._published: Tally[str] = Tally(dict.fromkeys((CONTAINER, IMAGE, NETWORK, VOLUME), 0))
+        self.published: Tally[str] = Tally(dict.fromkeys((CONTAINER, IMAGE, NETWORK, VOLUME), 0))
         bus.observe(self._count)
 
     def _count(self, ev: Event) -> None:
-        self._published[ev.type] += 1
-
-    def collect(self) -> Iterator[Metric]:
-        backlog = self._bus.backlog()
-        subscribers = GaugeMetricFamily("pyengine_events_subscribers", "Clients following GET /events.")
-        subscribers.add_metric([], len(backlog))
-        yield subscribers
-        lag = GaugeMetricFamily("pyengine_events_subscriber_lag_events",
-                                "Events published and not yet read by the slowest subscriber (one is dropped "
-                                "when its queue of 1024 fills).")
-        lag.add_metric([], max(backlog, default=0))
-        yield lag
-        published = CounterMetricFamily("pyengine_events_published", "Events published, by object type.",
-                                        labels=["type"])
-        for type_, n in sorted(self._published.items()):
-            published.add_metric([type_], n)
-        yield published
+        self.published[ev.type] += 1
 
 
 class EngineMetrics:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, bus: EventBus) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = RequestMetrics(self.registry)
-        self.transfers = Transfers(self.registry)
-        self._containers = ContainerCollector(runtime, store)
+        self.requests = RequestMetrics()
+        self.transfers = Transfers()
+        self._containers = ContainerSampler(runtime, store)
         bus.observe(self._containers.observe)
-        self.registry.register(self._containers)
-        self.registry.register(_EventBusCollector(bus))
-        # One scrape at a time: the container sample is shared by the collector until it is written out.
+        self._events = _EventCounts(bus)
+        # prometheus_client comes with the first scrape (engine/lazy.py): counting needs none of it.
+        self._exposition = Lazy(_exposition)
+        # One scrape at a time: the container sample is shared until it is written out.
         self._scraping = asyncio.Lock()
 
     async def scrape(self) -> bytes:
         async with self._scraping:
             await self._containers.refresh()
-            return await asyncio.to_thread(generate_latest, self.registry)
+            # Copies taken on the event loop, the only one that changes the numbers; written out in a thread.
+            return await asyncio.to_thread(
+                self._exposition.get().render, self.requests.seconds.snapshot(), self.transfers.bytes.snapshot(),
+                self.transfers.seconds.snapshot(), self._containers.rows, self._events.bus.backlog(),
+                list(self._events.published.items()))
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await self.scrape()
@@ -116,3 +100,8 @@ def parse_address(address: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"metrics-addr {address!r}: expected HOST:PORT")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _exposition() -> Exposition:
+    from engine.metrics.exposition import Exposition
+    return Exposition()

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from engine.metrics.tally import Counters, Histograms
 
 # Pulls and pushes take from a fraction of a second (up to date) to many minutes (large layers).
 _BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -19,14 +19,14 @@ _MOVING = {"pull": "Downloading", "push": "Pushing"}
 
 
 class Transfers:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._bytes = Counter("pyengine_image_transfer_bytes", "Layer bytes moved by image pulls and pushes.",
-                              ["direction"], registry=registry)
-        self._seconds = Histogram("pyengine_image_transfer_duration_seconds",
+    def __init__(self) -> None:
+        self.bytes = Counters("pyengine_image_transfer_bytes", "Layer bytes moved by image pulls and pushes.",
+                              ("direction",))
+        self.seconds = Histograms("pyengine_image_transfer_duration_seconds",
                                   "Duration of image pulls and pushes (docker pull/push requests), by outcome.",
-                                  ["direction", "outcome"], buckets=_BUCKETS, registry=registry)
+                                  ("direction", "outcome"), buckets=_BUCKETS)
         for direction in _DONE:
-            self._bytes.labels(direction)
+            self.bytes.touch((direction,))
 
     def pull(self, messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[dict[str, Any], None]:
         return self._track("pull", messages)
@@ -52,8 +52,8 @@ class Transfers:
             raise
         finally:
             await messages.aclose()
-            self._bytes.labels(direction).inc(progress.moved())
-            self._seconds.labels(direction, outcome).observe(time.monotonic() - started)
+            self.bytes.inc((direction,), progress.moved())
+            self.seconds.observe((direction, outcome), time.monotonic() - started)
 
 
 class _Progress:

@@ -24,7 +24,6 @@ pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="the dock
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[tuple[str, ContextStore, list[dict[str, object]]]]:
     store = ContextStore(tmp_path / "contexts")
-    await store.sweep()
     seen: list[dict[str, object]] = []
 
     async def ping(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.backend import CONTEXTS, _fresh_dirs
 from engine.builder.context import BuildContext, ContextStore
 from engine.errors import InvalidArgument, NotFound
 
@@ -49,10 +50,9 @@ async def chunked(data: bytes, size: int = 4096) -> AsyncIterator[bytes]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> ContextStore:
-    s = ContextStore(tmp_path / "contexts")
-    await s.sweep()
-    return s
+def store(tmp_path: Path) -> ContextStore:
+    (tmp_path / "contexts").mkdir(mode=0o700)  # as the daemon's start leaves it
+    return ContextStore(tmp_path / "contexts")
 
 
 def _files(ctx: BuildContext) -> list[str]:
@@ -253,12 +253,15 @@ async def test_cancelled_mid_upload(store: ContextStore) -> None:
     assert _left(store) == []
 
 
-async def test_sweep_removes_leftovers(tmp_path: Path) -> None:
+def test_start_removes_leftovers(tmp_path: Path) -> None:
+    """A daemon that died mid-build left contexts behind: the next start empties the directory, cache mounts stay."""
     root = tmp_path / "contexts"
     (root / "abc" / "x").mkdir(parents=True)
     (root / ".trash-def").mkdir()
-    await ContextStore(root).sweep()
+    (tmp_path / "cache-mounts" / "id").mkdir(parents=True)
+    _fresh_dirs(tmp_path, ("cache-mounts",), (CONTEXTS,))
     assert os.listdir(root) == [] and stat.S_IMODE(os.stat(root).st_mode) == 0o700
+    assert os.listdir(tmp_path / "cache-mounts") == ["id"]
 
 
 def _rss() -> int:

@@ -13,9 +13,8 @@ from engine.api.app import Router
 from engine.api.streams import disconnected, json_line
 from engine.api.responses import json_response
 from engine.backend import Backend
-from engine.builder.options import parse_options
-from engine.builder.progress import BuildProgress
-from engine.builder.service import failure, registry_auths
+from engine.builder.options import parse_options, registry_auths
+from engine.builder.progress import BuildProgress, failure
 from engine.errors import EngineError, InvalidArgument
 from engine.images.filters import parse_until
 from runtime.client import RuntimeError_
@@ -40,9 +39,10 @@ def register(r: Router, b: Backend) -> None:
     async def build(request: web.Request) -> web.StreamResponse:
         options = parse_options(request.query, experimental=b.config.experimental)
         auths = registry_auths(request.headers.get("X-Registry-Config"))
-        context = await b.contexts.from_request(request)
+        builder = b.builder.get()
+        context = await b.contexts.get().from_request(request)
         async with context:
-            b.builder.plan(context, options)
+            builder.plan(context, options)
             response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
             response.enable_chunked_encoding()
             await response.prepare(request)
@@ -50,7 +50,7 @@ def register(r: Router, b: Backend) -> None:
 
             async def run() -> None:
                 try:
-                    await b.builder.build(context, options, progress, auths)
+                    await builder.build(context, options, progress, auths)
                 except (EngineError, RuntimeError_) as e:
                     log.info("build failed: %s", e.message)
                     await progress.put(failure(e))

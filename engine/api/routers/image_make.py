@@ -14,8 +14,7 @@ from engine.api.responses import json_response, read_json
 from engine.backend import Backend
 from engine.errors import EngineError, InvalidArgument
 from engine.images import platforms
-from engine.images.commit import CommitOptions
-from engine.images.importer import ImportOptions
+from engine.images.make_options import CommitOptions, ImportOptions
 from runtime.client import RuntimeError_
 
 _CHUNK = 1 << 16
@@ -32,7 +31,7 @@ def register(r: Router, b: Backend) -> None:
         options = CommitOptions(repo=q.get("repo", ""), tag=q.get("tag", ""), author=q.get("author", ""),
                                 comment=q.get("comment", ""), pause=query.boolean(q, "pause", True),
                                 changes=tuple(q.getall("changes", [])), config=body or None)
-        return json_response({"Id": await b.committer.commit(c, options)}, status=201)
+        return json_response({"Id": await b.committer.get().commit(c, options)}, status=201)
 
     r.add("POST", "/commit", commit)
 
@@ -49,7 +48,7 @@ async def import_image(request: web.Request, b: Backend) -> web.StreamResponse:
     response.enable_chunked_encoding()
     if source == "-":
         data: AsyncIterator[bytes] = request.content.iter_chunked(_CHUNK)
-        image_id = await b.importer.import_image(data, options)
+        image_id = await b.importer.get().import_image(data, options)
         await response.prepare(request)
     else:
         url = source if "://" in source else f"http://{source}"
@@ -73,4 +72,4 @@ async def _import_url(b: Backend, url: str, options: ImportOptions) -> str:
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         if resp.status != 200:
             raise InvalidArgument(f"cannot import from {url}: the server answered {resp.status} {resp.reason}")
-        return await b.importer.import_image(resp.content.iter_chunked(_CHUNK), options)
+        return await b.importer.get().import_image(resp.content.iter_chunked(_CHUNK), options)

@@ -1,7 +1,7 @@
 """The build context: received (streamed, unpacked safely, .dockerignore applied), its Dockerfile found,
 COPY/ADD's sources resolved in it and hashed for the build cache.
 
-For the executor: `ContextStore(root)` (`sweep()` at start; `from_request(request)` or
+For the executor: `ContextStore(root)` (`from_request(request)` or
 `receive(body, dockerfile=..., remote=...)` per build) gives a `BuildContext`
 (`directory`, `dockerfile_name`, `dockerfile`, `ignore_patterns`, `resolve(sources)`,
 `checksum(resolved)`, `close()`).

@@ -17,7 +17,8 @@ and the .dockerignore are read first and then dropped from the context when the
 
 The contexts directory is 0700: a context keeps the modes the tar gave its files
 (setuid ones too), and nobody else on the host may reach them. Leftovers of a daemon
-that died mid-build are removed by `sweep` at start.
+that died mid-build are removed at the next start, with the builder's other work
+directories (engine/backend.py), so that an engine that never builds never loads this.
 """
 from __future__ import annotations
 
@@ -127,16 +128,6 @@ async def _read_text(chunks: AsyncIterable[bytes], what: str) -> str:
 class ContextStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-
-    async def sweep(self) -> None:
-        """At start: make the contexts directory, and remove what a previous daemon left in it."""
-        await asyncio.to_thread(self._sweep)
-
-    def _sweep(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
-        for entry in os.scandir(self.root):
-            shutil.rmtree(entry.path, ignore_errors=True)
 
     def _make(self, path: Path) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
