@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import fcntl
 import grp
 import logging
@@ -14,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
+from aiohttp import web
 
 from runtime import config as config_mod
 from runtime import loop_setup, malloc
@@ -70,22 +69,8 @@ def bind_socket(path: str, group: str | None) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
-    """uvicorn re-raises the signal it caught after shutting down, so the process
-    would die by SIGTERM; the daemon handles its signals itself and exits 0."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def request_stop(self, sig: int) -> None:
-        log.info("signal=%s stopping", signal.Signals(sig).name)
-        notify("STOPPING=1")
-        self.should_exit = True
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            notify("READY=1")
+# In-flight requests get this long to finish at a stop; streams still open then (events) are cut.
+GRACEFUL_STOP = 5.0
 
 
 async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
@@ -121,13 +106,22 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
     features = probe()
     log.info("host cgroup=v%s missing=%s", features.cgroup_version,
              ",".join(k for k, v in features.model_dump().items() if v is False) or "none")
-    app = build(services)
+    api = build(services)
     sock = bind_socket(cfg.address, cfg.socket_group)
-    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                    timeout_graceful_shutdown=5))
+    # Signals are the daemon's own (exit 0 on SIGTERM); a client that goes away stops only what streams to it
+    # (runtime/api/routing.py keeps other handlers running to their end).
+    runner = web.AppRunner(api.app, handle_signals=False, access_log=None, handler_cancellation=True,
+                           shutdown_timeout=GRACEFUL_STOP)
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def request_stop(sig: int) -> None:
+        log.info("signal=%s stopping", signal.Signals(sig).name)
+        notify("STOPPING=1")
+        stopping.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.request_stop, sig)
+        loop.add_signal_handler(sig, request_stop, sig)
     reloader = Reloader(cfg, load, services.puller, services.events)
     reloads: set[asyncio.Task[bool]] = set()
 
@@ -139,8 +133,12 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
     loop.add_signal_handler(signal.SIGHUP, hangup)
     log.info("serving address=%s root=%s state=%s pid=%d", cfg.address, cfg.root, cfg.state, os.getpid())
     try:
-        await server.serve(sockets=[sock])
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        notify("READY=1")
+        await stopping.wait()
     finally:
+        await runner.cleanup()
         try:
             os.unlink(cfg.address)
         except FileNotFoundError:
