@@ -46,7 +46,6 @@ class Stream:
 class Body:
     param: str
     adapter: TypeAdapter[Any]
-    annotation: Any
     required: bool
 
 
@@ -63,7 +62,6 @@ class Route:
     multi: frozenset[str]  # query parameters that are lists (repeated in the query string)
     body: Body | None
     response: TypeAdapter[Any] | None  # None: a 204, a Stream or a web response
-    response_type: Any
     request_param: str | None
     services_param: str | None
     writes: bool
@@ -111,7 +109,7 @@ def declare(method: str, path: str, handler: Callable[..., Awaitable[Any]], stat
             continue
         elif _is_model(tp):
             required = param.default is inspect.Parameter.empty
-            body = Body(name, TypeAdapter(tp), tp, required)
+            body = Body(name, TypeAdapter(tp), required)
         else:
             default = ... if param.default is inspect.Parameter.empty else param.default
             query[name] = (tp, default)
@@ -122,7 +120,7 @@ def declare(method: str, path: str, handler: Callable[..., Awaitable[Any]], stat
     query_model = pydantic.create_model(f"Query_{handler.__name__}", **query) if query else None
     return Route(method=method, path=_openapi_path(path), pattern=_aiohttp_path(path), handler=handler,
                  status=204 if returns is type(None) else status, tags=tags, path_params=path_params,
-                 query=query_model, multi=frozenset(multi), body=body, response=response, response_type=returns,
+                 query=query_model, multi=frozenset(multi), body=body, response=response,
                  request_param=request_param, services_param=services_param, writes=writes)
 
 
