@@ -71,6 +71,7 @@ def bind_socket(path: str, group: str | None) -> socket.socket:
 
 # In-flight requests get this long to finish at a stop; streams still open then (events) are cut.
 GRACEFUL_STOP = 5.0
+MAX_LINE = 64 << 10
 
 
 async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
@@ -110,8 +111,10 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
     sock = bind_socket(cfg.address, cfg.socket_group)
     # Signals are the daemon's own (exit 0 on SIGTERM); a client that goes away stops only what streams to it
     # (runtime/api/routing.py keeps other handlers running to their end).
+    # A request line carries a container path in its query: PATH_MAX (4096) percent-encoded is up to 12 KiB,
+    # past aiohttp's default limit of 8190 (uvicorn's parser had none).
     runner = web.AppRunner(api.app, handle_signals=False, access_log=None, handler_cancellation=True,
-                           shutdown_timeout=GRACEFUL_STOP)
+                           shutdown_timeout=GRACEFUL_STOP, max_line_size=MAX_LINE, max_field_size=MAX_LINE)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 

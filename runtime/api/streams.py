@@ -29,14 +29,13 @@ class ClientDisconnect(Exception):
     """The client went away before its upload ended."""
 
 
-def ndjson(lines: AsyncIterator[dict[str, Any]]) -> Stream:
+def ndjson(lines: AsyncGenerator[dict[str, Any], None]) -> Stream:
     async def body() -> AsyncGenerator[bytes, None]:
         try:
             async for obj in lines:
                 yield (json.dumps(obj, separators=(",", ":")) + "\n").encode()
         finally:
-            if hasattr(lines, "aclose"):
-                await lines.aclose()
+            await lines.aclose()  # now, not when collected: a pull's task stops with its reader
 
     return Stream(body(), NDJSON)
 
@@ -51,7 +50,7 @@ async def upload(request: web.Request) -> AsyncIterator[bytes]:
 
 
 async def progress_lines(task: asyncio.Task[T], events: asyncio.Queue[dict[str, Any]], what: str,
-                         done: Callable[[T], dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+                         done: Callable[[T], dict[str, Any]]) -> AsyncGenerator[dict[str, Any], None]:
     """The progress `task` reports on `events`, then `done(result)` or the error as the last line.
 
     Errors found before the stream (a malformed reference) are the caller's plain 4xx; later ones arrive

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, AsyncIterator
+from typing import Annotated, Any, AsyncGenerator
 
 from pydantic import Field
 
@@ -26,7 +26,7 @@ async def subscribe(
     `since` (the journal's, across restarts), then the live ones."""
     stream = s.events.subscribe(set(namespace) or None, list(topic) or None, since)
 
-    async def lines() -> AsyncIterator[dict[str, Any]]:
+    async def lines() -> AsyncGenerator[dict[str, Any], None]:
         # Headers go out before the first event so subscribers know they are live.
         yield {"status": "subscribed"}
         try:
