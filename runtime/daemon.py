@@ -18,7 +18,7 @@ from aiohttp import web
 from runtime import config as config_mod
 from runtime import loop_setup, malloc
 from runtime import telemetry
-from runtime.api.app import build
+from runtime.api.app import GRACEFUL_STOP, build
 from runtime.log import setup as setup_logging
 from runtime.nospace import Directories
 from runtime.plugins import builtin
@@ -69,8 +69,6 @@ def bind_socket(path: str, group: str | None) -> socket.socket:
     return sock
 
 
-# In-flight requests get this long to finish at a stop; streams still open then (events) are cut.
-GRACEFUL_STOP = 5.0
 MAX_LINE = 64 << 10
 
 

@@ -26,7 +26,7 @@ from runtime.api.routers import (
     system,
     tasks,
 )
-from runtime.api.routing import SERVICES, Route, handler
+from runtime.api.routing import SERVICES, STREAMS, Route, cut_streams_after, handler
 from runtime.metrics.service import RuntimeMetrics
 from runtime.services import Services
 from runtime.wire import API_PREFIX
@@ -34,6 +34,8 @@ from runtime.wire import API_PREFIX
 # JSON bodies are read whole (uploads stream and are not bound by this): room for a blob stored in one
 # request (4 MiB, base64) and the builder's path lists, and a bound all the same.
 MAX_JSON_BODY = 64 << 20
+# In-flight requests get this long to finish at a stop; streams still open then (events) are cut.
+GRACEFUL_STOP = 5.0
 
 
 @dataclass
@@ -54,6 +56,8 @@ def build(services: Services | None) -> Api:
     app = web.Application(client_max_size=MAX_JSON_BODY,
                           middlewares=[metrics.timing, tracing.middleware, context.middleware, errors.middleware])
     app[SERVICES] = services  # type: ignore[assignment]
+    app[STREAMS] = set()
+    app.on_shutdown.append(cut_streams_after(GRACEFUL_STOP))
     routes = [route for r in (system, namespaces, ingests, blobs, content, diff, archives, images, push, registry,
                               leases, snapshots, containers, container_fs, tasks, events)
               for route in r.router.declared(API_PREFIX)]

@@ -28,6 +28,8 @@ from runtime.namespaces import require_namespace
 from runtime.services import Services
 
 SERVICES = web.AppKey("services", Services)
+# The tasks writing streams now (events, progress, tars): a stop waits for them a while, then cuts them.
+STREAMS = web.AppKey("streams", set[asyncio.Task[Any]])
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 _JSON = "application/json"
 
@@ -241,6 +243,9 @@ async def _send(request: web.Request, stream: Stream) -> web.StreamResponse:
     the client goes (handler_cancellation), which closes the source at once."""
     response = web.StreamResponse(headers=stream.headers)
     response.content_type = stream.media_type
+    task = asyncio.current_task()
+    assert task is not None
+    request.app[STREAMS].add(task)
     try:
         await response.prepare(request)
         async for chunk in stream.chunks:
@@ -251,8 +256,20 @@ async def _send(request: web.Request, stream: Stream) -> web.StreamResponse:
     except Exception as e:
         raise StreamBroken(f"streaming {request.method} {request.path} failed: {type(e).__name__}: {e}") from e
     finally:
+        request.app[STREAMS].discard(task)
         await stream.chunks.aclose()
     return response
+
+
+def cut_streams_after(grace: float) -> Callable[[web.Application], Awaitable[None]]:
+    """An on_shutdown hook: streams get `grace` seconds to end, then are cut (an events stream never ends)."""
+    async def cut(app: web.Application) -> None:
+        if streams := set(app[STREAMS]):
+            _, pending = await asyncio.wait(streams, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+    return cut
 
 
 def handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

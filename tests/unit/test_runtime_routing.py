@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from runtime.api import context, errors
 from runtime.api.openapi import document
-from runtime.api.routing import SERVICES, Route, Router, Stream, handler
+from runtime.api.routing import SERVICES, STREAMS, Route, Router, Stream, handler
 from runtime.errors import NotFound
 from runtime.services import Services
 
@@ -68,6 +68,7 @@ def _routes() -> list[Route]:
 async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = web.Application(middlewares=[context.middleware, errors.middleware])
     app[SERVICES] = None  # type: ignore[assignment]
+    app[STREAMS] = set()
     for route in _routes():
         app.router.add_route(route.method, route.pattern, handler(route))
     async with TestClient(TestServer(app)) as c:
