@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import fcntl
 import grp
 import logging
@@ -14,12 +13,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
+from aiohttp import web
 
 from runtime import config as config_mod
 from runtime import loop_setup, malloc
 from runtime import telemetry
-from runtime.api.app import build
+from runtime.api.app import GRACEFUL_STOP, build
 from runtime.log import setup as setup_logging
 from runtime.nospace import Directories
 from runtime.plugins import builtin
@@ -70,22 +69,7 @@ def bind_socket(path: str, group: str | None) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
-    """uvicorn re-raises the signal it caught after shutting down, so the process
-    would die by SIGTERM; the daemon handles its signals itself and exits 0."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def request_stop(self, sig: int) -> None:
-        log.info("signal=%s stopping", signal.Signals(sig).name)
-        notify("STOPPING=1")
-        self.should_exit = True
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            notify("READY=1")
+MAX_LINE = 64 << 10
 
 
 async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
@@ -121,13 +105,24 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
     features = probe()
     log.info("host cgroup=v%s missing=%s", features.cgroup_version,
              ",".join(k for k, v in features.model_dump().items() if v is False) or "none")
-    app = build(services)
+    api = build(services)
     sock = bind_socket(cfg.address, cfg.socket_group)
-    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                    timeout_graceful_shutdown=5))
+    # Signals are the daemon's own (exit 0 on SIGTERM); a client that goes away stops only what streams to it
+    # (runtime/api/routing.py keeps other handlers running to their end).
+    # A request line carries a container path in its query: PATH_MAX (4096) percent-encoded is up to 12 KiB,
+    # past aiohttp's default limit of 8190 (uvicorn's parser had none).
+    runner = web.AppRunner(api.app, handle_signals=False, access_log=None, handler_cancellation=True,
+                           shutdown_timeout=GRACEFUL_STOP, max_line_size=MAX_LINE, max_field_size=MAX_LINE)
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def request_stop(sig: int) -> None:
+        log.info("signal=%s stopping", signal.Signals(sig).name)
+        notify("STOPPING=1")
+        stopping.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.request_stop, sig)
+        loop.add_signal_handler(sig, request_stop, sig)
     reloader = Reloader(cfg, load, services.puller, services.events)
     reloads: set[asyncio.Task[bool]] = set()
 
@@ -139,8 +134,12 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
     loop.add_signal_handler(signal.SIGHUP, hangup)
     log.info("serving address=%s root=%s state=%s pid=%d", cfg.address, cfg.root, cfg.state, os.getpid())
     try:
-        await server.serve(sockets=[sock])
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        notify("READY=1")
+        await stopping.wait()
     finally:
+        await runner.cleanup()
         try:
             os.unlink(cfg.address)
         except FileNotFoundError:

@@ -23,5 +23,5 @@ def setup(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # grpc logs each event-loop hand-over at debug: thousands of lines that say nothing about our work.
-    for noisy in ("uvicorn.access", "aiohttp.access", "grpc"):
+    for noisy in ("aiohttp.access", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

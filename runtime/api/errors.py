@@ -1,12 +1,12 @@
 """The one place runtime errors become HTTP statuses (the client maps them back)."""
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
+from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from runtime import errors, nospace
 
@@ -30,37 +30,37 @@ _HTTP_CODES = {400: errors.InvalidArgument, 404: errors.NotFound, 405: errors.In
                409: errors.Conflict, 415: errors.InvalidArgument}
 
 
+class StreamBroken(Exception):
+    """A streamed answer failed after its status went out: the connection is cut, nothing else can be said."""
+
+
 def error_body(err: errors.RuntimeError_) -> dict[str, dict[str, str]]:
     return {"error": {"code": err.code, "message": err.message}}
 
 
-def to_response(err: errors.RuntimeError_) -> JSONResponse:
-    return JSONResponse(error_body(err), status_code=STATUS.get(type(err), 500))
+def to_response(err: errors.RuntimeError_, status: int | None = None) -> web.Response:
+    body = json.dumps(error_body(err), ensure_ascii=False, separators=(",", ":")).encode()
+    return web.Response(body=body, status=status or STATUS.get(type(err), 500), content_type="application/json")
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(errors.RuntimeError_)
-    async def _typed(_: Request, exc: errors.RuntimeError_) -> JSONResponse:
-        return to_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for e in exc.errors():
-            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
-            parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
-        return to_response(errors.InvalidArgument("invalid request: " + "; ".join(parts)))
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        cls = _HTTP_CODES.get(exc.status_code, errors.InvalidArgument)
-        resp = to_response(cls(str(exc.detail)))
-        resp.status_code = exc.status_code
-        return resp
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if (full := nospace.explain(exc)) is not None:
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.RuntimeError_ as e:
+        return to_response(e)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        cls = _HTTP_CODES.get(e.status, errors.InvalidArgument)
+        response = to_response(cls(e.reason), e.status)
+        if "Allow" in e.headers:
+            response.headers["Allow"] = e.headers["Allow"]
+        return response
+    except (StreamBroken, asyncio.CancelledError):
+        raise
+    except Exception as e:
+        if (full := nospace.explain(e)) is not None:
             return to_response(full)
-        log.exception("unhandled error: %s", exc)
-        return to_response(errors.Internal(f"internal error: {type(exc).__name__}: {exc}"))
+        log.exception("unhandled error: %s", e)
+        return to_response(errors.Internal(f"internal error: {type(e).__name__}: {e}"))

@@ -1,4 +1,4 @@
-"""Streaming responses: NDJSON, and bodies written by a blocking thread (tars)."""
+"""Streamed bodies: NDJSON answers, answers written by a blocking thread (tars), and uploads read as they come."""
 from __future__ import annotations
 
 import asyncio
@@ -6,12 +6,14 @@ import concurrent.futures
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, AsyncIterator, BinaryIO, TypeVar
+from typing import Any, AsyncGenerator, AsyncIterator, BinaryIO, TypeVar
 
-from fastapi.responses import StreamingResponse
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from runtime import errors, nospace
 from runtime.api.errors import error_body
+from runtime.api.routing import Stream
 
 log = logging.getLogger("runtime.api")
 
@@ -23,16 +25,32 @@ _CHUNK = 1 << 16
 _background: set[asyncio.Future[None]] = set()
 
 
-def ndjson(lines: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    async def body() -> AsyncIterator[bytes]:
-        async for obj in lines:
-            yield (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+class ClientDisconnect(Exception):
+    """The client went away before its upload ended."""
 
-    return StreamingResponse(body(), media_type=NDJSON)
+
+def ndjson(lines: AsyncGenerator[dict[str, Any], None]) -> Stream:
+    async def body() -> AsyncGenerator[bytes, None]:
+        try:
+            async for obj in lines:
+                yield (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        finally:
+            await lines.aclose()  # now, not when collected: a pull's task stops with its reader
+
+    return Stream(body(), NDJSON)
+
+
+async def upload(request: web.Request) -> AsyncIterator[bytes]:
+    """The request's body as it arrives (never all of it in memory: aiohttp stops reading while we lag)."""
+    try:
+        async for chunk in request.content.iter_any():
+            yield chunk
+    except (ConnectionError, HttpProcessingError):
+        raise ClientDisconnect() from None
 
 
 async def progress_lines(task: asyncio.Task[T], events: asyncio.Queue[dict[str, Any]], what: str,
-                         done: Callable[[T], dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+                         done: Callable[[T], dict[str, Any]]) -> AsyncGenerator[dict[str, Any], None]:
     """The progress `task` reports on `events`, then `done(result)` or the error as the last line.
 
     Errors found before the stream (a malformed reference) are the caller's plain 4xx; later ones arrive
@@ -118,7 +136,7 @@ class _Pipe:
 
 
 async def thread_body(work: Callable[[BinaryIO], None], after: Callable[[], Awaitable[None]],
-                      chunk: int = _CHUNK) -> AsyncIterator[bytes]:
+                      chunk: int = _CHUNK) -> AsyncGenerator[bytes, None]:
     """What blocking `work` writes to its file, run in a thread; `after` runs once that thread is done.
 
     On a complete stream `after` has finished before the body ends, so a client that

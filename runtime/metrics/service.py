@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Response
+from aiohttp import web
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from runtime.content.local import LocalStore
 from runtime.errors import NotFound
-from runtime.metrics.requests import TimingMiddleware, histogram
+from runtime.metrics.requests import histogram, timing
 from runtime.services import Services
 from runtime.snapshots.local import LocalSnapshotter
 from runtime.snapshots.snapshotter import Kind, Usage
@@ -111,10 +111,12 @@ class RuntimeCollector(Collector):
 
 
 class RuntimeMetrics:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services | None) -> None:
         self.registry = CollectorRegistry()
         self.requests = histogram(self.registry)
-        self._collector = RuntimeCollector(services)
+        # The outermost middleware: it sees every answer, errors included.
+        self.timing = timing(self.requests)
+        self._collector = RuntimeCollector(services)  # type: ignore[arg-type]
         self.registry.register(self._collector)
         # One scrape at a time: the collector's sample is shared until it is written out.
         self._scraping = asyncio.Lock()
@@ -124,10 +126,9 @@ class RuntimeMetrics:
             await self._collector.refresh()
             return await asyncio.to_thread(generate_latest, self.registry)
 
-    def install(self, app: FastAPI) -> None:
-        """GET /metrics (left out of the OpenAPI document: it is no JSON API) and the request timing."""
-        async def metrics() -> Response:
-            return Response(await self.scrape(), media_type=None, headers={"Content-Type": CONTENT_TYPE})
+    def install(self, app: web.Application) -> None:
+        """GET /metrics (left out of the OpenAPI document: it is no JSON API)."""
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=await self.scrape(), headers={"Content-Type": CONTENT_TYPE})
 
-        app.add_api_route(PATH, metrics, methods=["GET"], include_in_schema=False)
-        app.add_middleware(TimingMiddleware, seconds=self.requests)
+        app.router.add_get(PATH, metrics)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -21,7 +21,9 @@ from engine.metrics.exposition import _counter, _Families, _histogram
 from engine.metrics.service import EngineMetrics, parse_address
 from engine.metrics.tally import Counters, Histograms
 from runtime.client.testing import FakeRuntime
+from runtime.api.app import build
 from runtime.metrics.requests import route_template
+from runtime.services import Services
 
 
 def _samples(text: bytes) -> list[Sample]:
@@ -140,14 +142,19 @@ def test_metrics_addr_flag_and_daemon_json(tmp_path: Path, capsys: pytest.Captur
         assert "invalid configuration: metrics-addr" in capsys.readouterr().err
 
 
-def test_runtime_route_templates() -> None:
-    tasks = SimpleNamespace(path_format="/tasks/{task_id}/metrics")
-    assert route_template({"path": "/v1/tasks/abc/metrics", "route": tasks}) == "/v1/tasks/{task_id}/metrics"
-    prefixed = SimpleNamespace(path_format="/v1/snapshots/{snapshotter}/{key}")
-    assert route_template({"path": "/v1/snapshots/overlayfs/a/b", "route": prefixed}) == \
-        "/v1/snapshots/{snapshotter}/{key}"
-    assert route_template({"path": "/metrics", "route": SimpleNamespace(path_format="/metrics")}) == "/metrics"
-    assert route_template({"path": "/nowhere/at/all"}) == "unmatched"
+async def test_runtime_route_templates() -> None:
+    app = build(cast(Services, None)).app
+
+    async def template(method: str, path: str) -> str:
+        request = make_mocked_request(method, path, app=app)
+        request._match_info = await app.router.resolve(request)  # what aiohttp's dispatch does
+        return route_template(request)
+
+    assert await template("GET", "/v1/tasks/abc/metrics") == "/v1/tasks/{task_id}/metrics"
+    # `{key:path}` routes: the key's slashes stay out of the series.
+    assert await template("GET", "/v1/snapshots/overlayfs/a/b") == "/v1/snapshots/{snapshotter}/{key}"
+    assert await template("GET", "/metrics") == "/metrics"
+    assert await template("GET", "/nowhere/at/all") == "unmatched"
 
 
 def test_tallies_are_written_as_prometheus_client_wrote_its_counters_and_histograms() -> None:

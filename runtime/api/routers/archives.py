@@ -3,19 +3,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
+from aiohttp import web
 from pydantic import BaseModel
-from starlette.requests import ClientDisconnect
 
-from runtime.api.deps import services, writable_namespace
-from runtime.api.streams import thread_body
+from runtime.api.routing import Router, Stream
+from runtime.api.streams import ClientDisconnect, thread_body, upload
 from runtime.errors import InvalidArgument
 from runtime.services import Services
 from runtime.transfer import exporter
 from runtime.transfer.importer import ImportedImage, Importer, ImportOptions
 
-router = APIRouter(prefix="/images", tags=["images"])
+router = Router("/images", tags=("images",))
 
 TAR = "application/x-tar"
 
@@ -29,17 +27,17 @@ async def _nothing() -> None:
 
 
 @router.post("/export")
-async def export_images(body: exporter.ExportRequest, s: Services = Depends(services)) -> StreamingResponse:
+async def export_images(body: exporter.ExportRequest, s: Services) -> Stream:
     """A tar of the images: an OCI layout, plus manifest.json and repositories in the `docker` format."""
     plan = await exporter.plan(s.content, s.images, body)
     chunks = thread_body(lambda out: exporter.write(out, plan, s.content.path), _nothing, exporter.CHUNK)
-    return StreamingResponse(chunks, media_type=TAR)
+    return Stream(chunks, TAR)
 
 
-@router.post("/import", response_model=ImportResult, dependencies=[Depends(writable_namespace)])
-async def import_images(request: Request, snapshotter: str | None = None, unpack: bool = True,
-                        platform: str | None = None, all_platforms: bool = False, records: bool = True,
-                        s: Services = Depends(services)) -> ImportResult:
+@router.post("/import", writes=True)
+async def import_images(request: web.Request, s: Services, snapshotter: str | None = None, unpack: bool = True,
+                        platform: str | None = None, all_platforms: bool = False,
+                        records: bool = True) -> ImportResult:
     """Import the archive in the body (docker-archive or OCI layout, plain or gzip), streamed, never spooled.
 
     With `records=false` nothing is named and the request's lease holds what was imported: the caller
@@ -50,7 +48,7 @@ async def import_images(request: Request, snapshotter: str | None = None, unpack
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in request.stream():
+            async for chunk in upload(request):
                 yield chunk
         except ClientDisconnect:
             raise InvalidArgument("invalid archive: the upload ended before the archive did") from None

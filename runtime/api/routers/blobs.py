@@ -9,16 +9,15 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import services, writable_namespace
+from runtime.api.routing import Router
 from runtime.api.routers.ingests import CommitRef
 from runtime.content.store import ContentInfo
 from runtime.errors import InvalidArgument, NotFound
 from runtime.services import Services
 
-router = APIRouter(prefix="/content/blobs", tags=["content"])
+router = Router("/content/blobs", tags=("content",))
 
 MAX_BLOB = 4 << 20
 
@@ -34,8 +33,8 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-@router.post("", response_model=ContentInfo, status_code=201, dependencies=[Depends(writable_namespace)])
-async def put_blob(body: BlobPut, s: Services = Depends(services)) -> ContentInfo:
+@router.post("", status=201, writes=True)
+async def put_blob(body: BlobPut, s: Services) -> ContentInfo:
     """Store `data` as blob `digest` (verified) under the request's lease, with its GC refs."""
     try:
         data = base64.b64decode(body.data, validate=True)

@@ -1,15 +1,14 @@
 """The diff service: Compare (a layer from a snapshot's changes)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from runtime.api.deps import services, writable_namespace
+from runtime.api.routing import Router
 from runtime.diff.compare import LayerDiff
 from runtime.oci import MT_OCI_LAYER_GZIP
 from runtime.services import Services
 
-router = APIRouter(prefix="/diff", tags=["diff"])
+router = Router("/diff", tags=("diff",))
 
 
 class CompareRequest(BaseModel):
@@ -24,8 +23,8 @@ class CompareRequest(BaseModel):
     commit: bool = False
 
 
-@router.post("/compare", response_model=LayerDiff, dependencies=[Depends(writable_namespace)])
-async def compare(body: CompareRequest, s: Services = Depends(services)) -> LayerDiff:
+@router.post("/compare", writes=True)
+async def compare(body: CompareRequest, s: Services) -> LayerDiff:
     """Write the layer of `key`'s changes into the content store (hold it with a lease)."""
     return await s.differ.compare(body.snapshotter, body.key, body.parent, body.media_type, body.ref,
                                    body.commit)

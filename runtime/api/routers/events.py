@@ -1,31 +1,32 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, AsyncIterator
+from typing import Annotated, Any, AsyncGenerator
 
-from fastapi import APIRouter, Depends, Query
+from pydantic import Field
 
-from runtime.api.deps import services
+
+from runtime.api.routing import Router, Stream
 from runtime.api.streams import ndjson
 from runtime.services import Services
 
 log = logging.getLogger("runtime.api.events")
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = Router("/events", tags=("events",))
 
 
 @router.get("")
 async def subscribe(
-    topic: list[str] = Query(default_factory=list),
-    namespace: list[str] = Query(default_factory=list),
-    since: float | None = Query(default=None, description="Unix seconds: first the recorded events from then on"),
-    s: Services = Depends(services),
-) -> Any:
+    s: Services,
+    topic: tuple[str, ...] = (),
+    namespace: tuple[str, ...] = (),
+    since: Annotated[float | None, Field(description="Unix seconds: first the recorded events from then on")] = None,
+) -> Stream:
     """Events as NDJSON, optionally filtered by topic (prefix with '*') and namespace: the recorded ones from
     `since` (the journal's, across restarts), then the live ones."""
-    stream = s.events.subscribe(set(namespace) or None, topic or None, since)
+    stream = s.events.subscribe(set(namespace) or None, list(topic) or None, since)
 
-    async def lines() -> AsyncIterator[dict[str, Any]]:
+    async def lines() -> AsyncGenerator[dict[str, Any], None]:
         # Headers go out before the first event so subscribers know they are live.
         yield {"status": "subscribed"}
         try:

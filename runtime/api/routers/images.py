@@ -3,11 +3,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from runtime import errors
-from runtime.api.deps import services, writable_namespace
+from runtime.api.routing import Router, Stream
 from runtime.api.streams import ndjson, progress_lines
 from runtime.images.config import resolve as resolve_image
 from runtime.metadata.images import Image
@@ -20,7 +19,7 @@ from runtime.transfer.unpack_image import Unpacked, unpack_image
 from runtime.transfer.pull import PullOptions
 from runtime.transfer.registry import Credentials, HostsOverride
 
-router = APIRouter(prefix="/images", tags=["images"])
+router = Router("/images", tags=("images",))
 
 
 class ImageCreate(BaseModel):
@@ -56,19 +55,19 @@ class SearchRequest(BaseModel):
     credentials: Credentials | None = None
 
 
-@router.get("", response_model=list[Image])
-async def list_images(s: Services = Depends(services)) -> list[Image]:
+@router.get("")
+async def list_images(s: Services) -> list[Image]:
     return await s.images.list()
 
 
-@router.post("", response_model=Image, status_code=201, dependencies=[Depends(writable_namespace)])
-async def create_image(body: ImageCreate, s: Services = Depends(services)) -> Image:
+@router.post("", status=201, writes=True)
+async def create_image(body: ImageCreate, s: Services) -> Image:
     await s.content.info(body.target.digest)
     return await s.images.put(Image(name=body.name, target=body.target, labels=body.labels))
 
 
-@router.post("/pull", dependencies=[Depends(writable_namespace)])
-async def pull(body: PullRequest, s: Services = Depends(services)) -> Any:
+@router.post("/pull", writes=True)
+async def pull(body: PullRequest, s: Services) -> Stream:
     """Stream progress as NDJSON; the last line is {"status": "complete"} or {"error": ...}.
 
     Errors found before any byte moves (a malformed reference) are a plain 4xx;
@@ -83,23 +82,23 @@ async def pull(body: PullRequest, s: Services = Depends(services)) -> Any:
                                  lambda image: {"status": "complete", "image": image.model_dump(mode="json")}))
 
 
-@router.post("/describe", response_model=RemoteDescription)
-async def describe_remote(body: DescribeRequest, s: Services = Depends(services)) -> RemoteDescription:
+@router.post("/describe")
+async def describe_remote(body: DescribeRequest, s: Services) -> RemoteDescription:
     """What `ref` names in its registry, read without pulling: its descriptor and the platforms it offers."""
     remote = await s.remotes.remote(body.ref, plain_http=body.plain_http, hosts=body.hosts,
                                     credentials=body.credentials)
     return await describe(remote)
 
 
-@router.post("/search", response_model=SearchResults)
-async def search_index(body: SearchRequest, s: Services = Depends(services)) -> SearchResults:
+@router.post("/search")
+async def search_index(body: SearchRequest, s: Services) -> SearchResults:
     """The registry index's answer to a search term (the v1 search API, which Docker Hub has)."""
     return await search(s.remotes, body.term, body.limit, plain_http=body.plain_http, hosts=body.hosts,
                         credentials=body.credentials)
 
 
-@router.post("/{name:path}/unpack", response_model=Unpacked, dependencies=[Depends(writable_namespace)])
-async def unpack(name: str, body: UnpackRequest | None = None, s: Services = Depends(services)) -> Unpacked:
+@router.post("/{name:path}/unpack", writes=True)
+async def unpack(name: str, s: Services, body: UnpackRequest | None = None) -> Unpacked:
     """Unpack an image whose content is all present into snapshots by chainID (idempotent)."""
     snapshotter = (body.snapshotter if body else None) or s.default_snapshotter
     service = s.snapshots.get(snapshotter)
@@ -110,7 +109,7 @@ async def unpack(name: str, body: UnpackRequest | None = None, s: Services = Dep
 
 # Declared before GET /{name:path}, which would otherwise take ".../config" as part of the name.
 @router.get("/{name:path}/config")
-async def get_image_config(name: str, s: Services = Depends(services)) -> dict[str, Any]:
+async def get_image_config(name: str, s: Services) -> dict[str, Any]:
     """The image's config blob (of this platform's manifest, for an index).
 
     The runtime takes a container's process as given, as containerd does: a client that wants the
@@ -121,14 +120,13 @@ async def get_image_config(name: str, s: Services = Depends(services)) -> dict[s
     return (await resolve_image(s.content, image.target)).config
 
 
-@router.get("/{name:path}", response_model=Image)
-async def get_image(name: str, s: Services = Depends(services)) -> Image:
+@router.get("/{name:path}")
+async def get_image(name: str, s: Services) -> Image:
     return await s.images.get(name)
 
 
-@router.delete("/{name:path}", status_code=204)
-async def delete_image(name: str, sync: bool = True, s: Services = Depends(services)) -> Response:
+@router.delete("/{name:path}")
+async def delete_image(name: str, s: Services, sync: bool = True) -> None:
     await s.images.delete(name)
     if sync:
         await s.collector.collect()
-    return Response(status_code=204)

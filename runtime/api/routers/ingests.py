@@ -3,15 +3,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
-from starlette.requests import ClientDisconnect
+from typing import Annotated
 
-from runtime.api.deps import services, writable_namespace
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from runtime.api.routing import Router
+from runtime.api.streams import ClientDisconnect, upload
 from runtime.content.store import ContentInfo, IngestStatus
 from runtime.services import Services
 
-router = APIRouter(prefix="/content/ingests", tags=["content"])
+router = Router("/content/ingests", tags=("content",))
 
 
 class IngestOpen(BaseModel):
@@ -32,29 +34,29 @@ class IngestCommit(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-@router.post("", response_model=IngestStatus, dependencies=[Depends(writable_namespace)])
-async def open_ingest(body: IngestOpen, s: Services = Depends(services)) -> IngestStatus:
+@router.post("", writes=True)
+async def open_ingest(body: IngestOpen, s: Services) -> IngestStatus:
     """Open `ref`, or resume it: the answer's offset is where the next write starts."""
     return await s.ingests.open(body.ref, body.expected, body.total)
 
 
-@router.get("/{ref:path}/status", response_model=IngestStatus)
-async def ingest_status(ref: str, s: Services = Depends(services)) -> IngestStatus:
+@router.get("/{ref:path}/status")
+async def ingest_status(ref: str, s: Services) -> IngestStatus:
     return await s.ingests.status(ref)
 
 
-@router.post("/{ref:path}/commit", response_model=ContentInfo, dependencies=[Depends(writable_namespace)])
-async def commit_ingest(ref: str, body: IngestCommit, s: Services = Depends(services)) -> ContentInfo:
+@router.post("/{ref:path}/commit", writes=True)
+async def commit_ingest(ref: str, body: IngestCommit, s: Services) -> ContentInfo:
     return await s.ingests.commit(ref, body.size, body.digest, [(r.kind, r.target) for r in body.refs],
                                   body.labels)
 
 
-@router.put("/{ref:path}", response_model=IngestStatus)
-async def write_ingest(ref: str, request: Request, offset: int = Query(ge=0),
-                       s: Services = Depends(services)) -> IngestStatus:
+@router.put("/{ref:path}")
+async def write_ingest(ref: str, request: web.Request, offset: Annotated[int, Field(ge=0)],
+                       s: Services) -> IngestStatus:
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in request.stream():
+            async for chunk in upload(request):
                 yield chunk
         except ClientDisconnect:
             return  # what arrived is kept; the client resumes from the ingest's offset
@@ -62,7 +64,6 @@ async def write_ingest(ref: str, request: Request, offset: int = Query(ge=0),
     return await s.ingests.write(ref, offset, body())
 
 
-@router.delete("/{ref:path}", status_code=204)
-async def abort_ingest(ref: str, s: Services = Depends(services)) -> Response:
+@router.delete("/{ref:path}")
+async def abort_ingest(ref: str, s: Services) -> None:
     await s.ingests.abort(ref)
-    return Response(status_code=204)

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import services, writable_namespace
+from runtime.api.routing import Router
 from runtime.metadata.leases import Lease
 from runtime.services import Services
 
-router = APIRouter(prefix="/leases", tags=["leases"])
+router = Router("/leases", tags=("leases",))
 
 
 class LeaseCreate(BaseModel):
@@ -16,18 +15,17 @@ class LeaseCreate(BaseModel):
     expire_after: float | None = Field(default=None, gt=0)
 
 
-@router.get("", response_model=list[Lease])
-async def list_leases(s: Services = Depends(services)) -> list[Lease]:
+@router.get("")
+async def list_leases(s: Services) -> list[Lease]:
     return await s.leases.list()
 
 
-@router.post("", response_model=Lease, status_code=201, dependencies=[Depends(writable_namespace)])
-async def create_lease(body: LeaseCreate, s: Services = Depends(services)) -> Lease:
+@router.post("", status=201, writes=True)
+async def create_lease(body: LeaseCreate, s: Services) -> Lease:
     return await s.leases.create(body.id, body.labels, body.expire_after)
 
 
-@router.delete("/{lease_id}", status_code=204)
-async def delete_lease(lease_id: str, s: Services = Depends(services)) -> Response:
+@router.delete("/{lease_id}")
+async def delete_lease(lease_id: str, s: Services) -> None:
     await s.leases.delete(lease_id)
     await s.collector.collect()
-    return Response(status_code=204)

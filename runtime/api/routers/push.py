@@ -2,20 +2,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from runtime import errors
-from runtime.api.deps import services
+from runtime.api.routing import Router, Stream
 from runtime.api.streams import ndjson, progress_lines
 from runtime.services import Services
 from runtime.transfer.progress import PullProgress
 from runtime.transfer.push import Pusher
 from runtime.transfer.registry import Credentials, HostsOverride
 
-router = APIRouter(prefix="/images", tags=["images"])
+router = Router("/images", tags=("images",))
 
 
 class PushRequest(BaseModel):
@@ -30,7 +27,7 @@ class PushRequest(BaseModel):
 
 
 @router.post("/push")
-async def push(body: PushRequest, s: Services = Depends(services)) -> Any:
+async def push(body: PushRequest, s: Services) -> Stream:
     """Stream progress as NDJSON: `{"status": "pushing", ...}`, then per blob `waiting`, `checking`, `exists`,
     `mounted` (with `from`), `uploading` (`current` of `total`) and `done`, per manifest `done`; the last line is
     `{"status": "complete", "digest", "size", "mediaType"}` or an error.

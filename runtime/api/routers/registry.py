@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from runtime import errors
-from runtime.api.deps import services
+from runtime.api.routing import Router
 from runtime.services import Services
 from runtime.transfer.login import LoginResult, login
 from runtime.transfer.registry import Credentials, HostsOverride
 
-router = APIRouter(prefix="/registry", tags=["registry"])
+router = Router("/registry", tags=("registry",))
 
 # A registry's host as references name it: a DNS name or an IPv4 or bracketed IPv6 address, maybe a port.
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?")
@@ -26,8 +25,8 @@ class LoginRequest(BaseModel):
     credentials: Credentials
 
 
-@router.post("/login", response_model=LoginResult)
-async def check_login(body: LoginRequest, s: Services = Depends(services)) -> LoginResult:
+@router.post("/login")
+async def check_login(body: LoginRequest, s: Services) -> LoginResult:
     """Whether the registry accepts the credentials; a refusal is an answer (`ok` false), not an error."""
     if body.hosts.mirrors:
         raise errors.InvalidArgument("hosts.mirrors: mirrors serve pulls only; "

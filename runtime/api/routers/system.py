@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from runtime import __version__
-from runtime.api.deps import services
+from runtime.api.routing import Router
 from runtime.services import Services
 from runtime.sysinfo import HostFeatures, probe
 
-router = APIRouter(tags=["system"])
+router = Router(tags=("system",))
 
 
 class PluginOut(BaseModel):
@@ -32,18 +31,18 @@ class VersionOut(BaseModel):
     api: str
 
 
-@router.get("/version", response_model=VersionOut)
+@router.get("/version")
 async def version() -> VersionOut:
     return VersionOut(version=__version__, api="v1")
 
 
-@router.get("/sysinfo", response_model=HostFeatures)
+@router.get("/sysinfo")
 async def sysinfo() -> HostFeatures:
     return probe()
 
 
-@router.get("/plugins", response_model=list[PluginOut])
-async def plugins(s: Services = Depends(services)) -> list[PluginOut]:
+@router.get("/plugins")
+async def plugins(s: Services) -> list[PluginOut]:
     return [
         PluginOut(type=p.registration.type, id=p.registration.id, requires=p.registration.requires,
                   status=p.status.value, reason=p.reason)
@@ -51,7 +50,7 @@ async def plugins(s: Services = Depends(services)) -> list[PluginOut]:
     ]
 
 
-@router.post("/gc", response_model=GCOut)
-async def gc(s: Services = Depends(services)) -> GCOut:
+@router.post("/gc")
+async def gc(s: Services) -> GCOut:
     r = await s.collector.collect()
     return GCOut(**r.__dict__)

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import services
+from runtime.api.routing import Router
 from runtime.services import Services
 from runtime.signals import parse_signal
 from runtime.tasks.cgroups import Metrics
@@ -11,7 +10,7 @@ from runtime.tasks.service import ExecCreate, ExitStatus
 from runtime.tasks.spec_options import ResourceOptions
 from runtime.tasks.state import ExecState, TaskState
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = Router("/tasks", tags=("tasks",))
 
 
 class TaskCreate(BaseModel):
@@ -68,96 +67,90 @@ def _io(s: Services, task_id: str, exec_id: str | None = None) -> IOInfo:
     return IOInfo(attach_socket=io.attach_socket, ctl=io.ctl, log_path=io.log_path)
 
 
-@router.get("", response_model=list[TaskState])
-async def list_tasks(s: Services = Depends(services)) -> list[TaskState]:
+@router.get("")
+async def list_tasks(s: Services) -> list[TaskState]:
     return s.tasks.list()
 
 
-@router.post("", response_model=TaskCreated, status_code=201)
-async def create_task(body: TaskCreate, s: Services = Depends(services)) -> TaskCreated:
+@router.post("", status=201)
+async def create_task(body: TaskCreate, s: Services) -> TaskCreated:
     task = await s.tasks.create(body.container_id, terminal=body.terminal, stdin=body.stdin,
                                 keep_stdin_open=body.keep_stdin_open, env=body.env,
                                 binary=body.runtime_binary, binary_args=body.runtime_args)
     return TaskCreated(**task.model_dump(), io=_io(s, task.id))
 
 
-@router.get("/{task_id}", response_model=TaskState)
-async def get_task(task_id: str, s: Services = Depends(services)) -> TaskState:
+@router.get("/{task_id}")
+async def get_task(task_id: str, s: Services) -> TaskState:
     return s.tasks.get(task_id)
 
 
-@router.post("/{task_id}/start", response_model=TaskState)
-async def start_task(task_id: str, s: Services = Depends(services)) -> TaskState:
+@router.post("/{task_id}/start")
+async def start_task(task_id: str, s: Services) -> TaskState:
     return await s.tasks.start(task_id)
 
 
-@router.post("/{task_id}/kill", status_code=204)
-async def kill_task(task_id: str, body: KillRequest, s: Services = Depends(services)) -> Response:
+@router.post("/{task_id}/kill")
+async def kill_task(task_id: str, body: KillRequest, s: Services) -> None:
     await s.tasks.kill(task_id, parse_signal(body.signal), all=body.all, exec_id=body.exec_id)
-    return Response(status_code=204)
 
 
-@router.post("/{task_id}/wait", response_model=ExitStatus)
-async def wait_task(task_id: str, exec_id: str | None = None, s: Services = Depends(services)) -> ExitStatus:
+@router.post("/{task_id}/wait")
+async def wait_task(task_id: str, s: Services, exec_id: str | None = None) -> ExitStatus:
     return await s.tasks.wait(task_id, exec_id)
 
 
-@router.delete("/{task_id}", response_model=ExitStatus)
-async def delete_task(task_id: str, force: bool = False, s: Services = Depends(services)) -> ExitStatus:
+@router.delete("/{task_id}")
+async def delete_task(task_id: str, s: Services, force: bool = False) -> ExitStatus:
     return await s.tasks.delete(task_id, force=force)
 
 
-@router.post("/{task_id}/pause", status_code=204)
-async def pause_task(task_id: str, s: Services = Depends(services)) -> Response:
+@router.post("/{task_id}/pause")
+async def pause_task(task_id: str, s: Services) -> None:
     await s.tasks.pause(task_id)
-    return Response(status_code=204)
 
 
-@router.post("/{task_id}/resume", status_code=204)
-async def resume_task(task_id: str, s: Services = Depends(services)) -> Response:
+@router.post("/{task_id}/resume")
+async def resume_task(task_id: str, s: Services) -> None:
     await s.tasks.resume(task_id)
-    return Response(status_code=204)
 
 
-@router.post("/{task_id}/update", status_code=204)
-async def update_task(task_id: str, body: TaskUpdate, s: Services = Depends(services)) -> Response:
+@router.post("/{task_id}/update")
+async def update_task(task_id: str, body: TaskUpdate, s: Services) -> None:
     await s.tasks.update(task_id, body.resources)
-    return Response(status_code=204)
 
 
-@router.get("/{task_id}/pids", response_model=list[int])
-async def task_pids(task_id: str, s: Services = Depends(services)) -> list[int]:
+@router.get("/{task_id}/pids")
+async def task_pids(task_id: str, s: Services) -> list[int]:
     return await s.tasks.pids(task_id)
 
 
-@router.get("/{task_id}/metrics", response_model=Metrics)
-async def task_metrics(task_id: str, s: Services = Depends(services)) -> Metrics:
+@router.get("/{task_id}/metrics")
+async def task_metrics(task_id: str, s: Services) -> Metrics:
     return await s.tasks.metrics(task_id)
 
 
-@router.get("/{task_id}/io", response_model=IOInfo)
-async def task_io(task_id: str, exec_id: str | None = None, s: Services = Depends(services)) -> IOInfo:
+@router.get("/{task_id}/io")
+async def task_io(task_id: str, s: Services, exec_id: str | None = None) -> IOInfo:
     return _io(s, task_id, exec_id)
 
 
-@router.post("/{task_id}/resize", status_code=204)
-async def resize(task_id: str, body: ResizeRequest, s: Services = Depends(services)) -> Response:
+@router.post("/{task_id}/resize")
+async def resize(task_id: str, body: ResizeRequest, s: Services) -> None:
     await s.tasks.resize(task_id, body.rows, body.cols, body.exec_id)
-    return Response(status_code=204)
 
 
-@router.post("/{task_id}/execs", response_model=ExecCreated, status_code=201)
-async def add_exec(task_id: str, body: ExecCreate, s: Services = Depends(services)) -> ExecCreated:
+@router.post("/{task_id}/execs", status=201)
+async def add_exec(task_id: str, body: ExecCreate, s: Services) -> ExecCreated:
     state = await s.tasks.add_exec(task_id, body)
     return ExecCreated(**state.model_dump(), io=_io(s, task_id, state.id))
 
 
-@router.post("/{task_id}/execs/{exec_id}/start", response_model=ExecState)
-async def start_exec(task_id: str, exec_id: str, s: Services = Depends(services)) -> ExecState:
+@router.post("/{task_id}/execs/{exec_id}/start")
+async def start_exec(task_id: str, exec_id: str, s: Services) -> ExecState:
     return await s.tasks.start_exec(task_id, exec_id)
 
 
-@router.delete("/{task_id}/execs/{exec_id}", status_code=204)
-async def delete_exec(task_id: str, exec_id: str, s: Services = Depends(services)) -> Response:
+@router.delete("/{task_id}/execs/{exec_id}")
+async def delete_exec(task_id: str, exec_id: str, s: Services) -> None:
     await s.tasks.delete_exec(task_id, exec_id)
-    return Response(status_code=204)
