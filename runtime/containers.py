@@ -23,7 +23,7 @@ from runtime.metadata.containers import Container, ContainerStore, validate_id
 from runtime.metadata.content import ContentService
 from runtime.metadata.images import ImageStore
 from runtime.metadata.snapshots import SnapshotService
-from runtime.mount import mounted, unmount_all_under
+from runtime.mount import Mount, mounted, unmount_all_under
 from runtime.namespaces import require_namespace, reset_namespace, set_namespace
 from runtime.rootfs.copyup import copy_up
 from runtime.snapshots.snapshotter import Kind
@@ -38,6 +38,12 @@ log = logging.getLogger("runtime.containers")
 
 # On a container's rw snapshot: whose it is, so one left by an interrupted create can be told apart.
 OWNER_LABEL = "io.pyengine.container"
+
+
+class CreatedContainer(Container):
+    """A new container's record and the mounts of its writable snapshot, which its creator would ask for next."""
+
+    rootfs: list[Mount]
 
 
 class ContainerCreate(BaseModel):
@@ -104,7 +110,7 @@ class ContainerService:
                 finally:
                     reset_namespace(token)
 
-    async def create(self, req: ContainerCreate) -> Container:
+    async def create(self, req: ContainerCreate) -> CreatedContainer:
         ns = require_namespace()
         validate_id(req.id)
         snapshotter = req.snapshotter or self._default_snapshotter
@@ -147,10 +153,11 @@ class ContainerService:
             if req.init:
                 _add_init(spec)
             await asyncio.to_thread(self._etc_files, ns, req.id, spec)
-            return await self.store.create(Container(
+            record = await self.store.create(Container(
                 id=req.id, image=req.image, snapshotter=snapshotter, snapshot_key=req.id, runtime=req.runtime,
                 spec=spec, labels=req.labels,
             ))
+            return CreatedContainer(**record.model_dump(), rootfs=mounts)
         except BaseException:
             await service.remove(req.id)
             await asyncio.to_thread(shutil.rmtree, self._dir(ns, req.id), True)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.containers import links, names
-from engine.containers.filesystem import storage_of
+from engine.containers.filesystem import storage_from
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
 from engine.containers.ipc import IpcNamespaces, donor_ref
@@ -34,7 +34,7 @@ from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
 from engine.runtimes import RuntimeTable
 from engine.volumes.service import VolumeService
-from runtime.client import RuntimeAPI, RuntimeError_
+from runtime.client import RuntimeAPI
 
 log = logging.getLogger("engine.containers")
 
@@ -94,9 +94,7 @@ class Creator:
                     with contextlib.suppress(EngineError):
                         await self._volumes.remove(v["name"])
             raise
-        storage = None
-        with contextlib.suppress(RuntimeError_):  # inspect asks again later
-            storage = await storage_of(self._rt, record)
+        storage = storage_from(record, record.rootfs)
         c = Container(id=cid, name=bare, created=time.time(), image=req.Image or "", image_ref=image.ref,
                       image_id=image.id, path=p.path, args=p.args, config=p.config, host_config=p.host_config,
                       volumes=volumes, binds_from=copied.binds, storage=storage)

@@ -28,10 +28,14 @@ ETC_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
 
 async def storage_of(runtime: rt.RuntimeAPI, record: RuntimeContainer) -> Storage:
     """From the runtime's record of a container: its snapshotter's dirs and the /etc files its spec mounts."""
+    return storage_from(record, await runtime.snapshot_mounts(record.snapshotter, record.snapshot_key))
+
+
+def storage_from(record: RuntimeContainer, rootfs: list[Mount]) -> Storage:
+    """The same from the record and its snapshot's mounts, as creating the container answered them."""
     etc = {m["destination"]: m["source"] for m in record.spec.get("mounts") or []
            if m.get("destination") in ETC_FILES and m.get("type") == "bind"}
-    mounts = await runtime.snapshot_mounts(record.snapshotter, record.snapshot_key)
-    return Storage(driver=record.snapshotter, graph_data=_overlay_dirs(mounts), etc=etc)
+    return Storage(driver=record.snapshotter, graph_data=_overlay_dirs(rootfs), etc=etc)
 
 
 class ContainerFiles:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from runtime.client.archives import ArchiveClient
 from runtime.client.records import (
     Container,
+    CreatedContainer,
     ContentInfo,
     CreatedExec,
     CreatedTask,
@@ -194,10 +195,10 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, PathInfoClient
 
     async def create_container(self, container_id: str, image: str, options: dict[str, Any] | None = None, *,
                                snapshotter: str | None = None, runtime: str = "runc", init: bool = False,
-                               labels: dict[str, str] | None = None, namespace: str | None = None) -> Container:
+                               labels: dict[str, str] | None = None, namespace: str | None = None) -> CreatedContainer:
         body = {"id": container_id, "image": image, "snapshotter": snapshotter, "runtime": runtime,
                 "labels": labels or {}, "options": options or {}, "init": init}
-        return await self._record(Container, "POST", "/containers", json_body=body, namespace=namespace)
+        return await self._record(CreatedContainer, "POST", "/containers", json_body=body, namespace=namespace)
 
     async def set_container_resources(self, container_id: str, resources: dict[str, Any],
                                       namespace: str | None = None) -> Container:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from runtime.client.client import Client
 from runtime.client.records import (
     Container,
+    CreatedContainer,
     ContentInfo,
     CreatedExec,
     CreatedTask,
@@ -89,7 +90,7 @@ class RuntimeAPI(Protocol):
 
     async def create_container(self, container_id: str, image: str, options: dict[str, Any] | None = None, *,
                                snapshotter: str | None = None, runtime: str = "runc", init: bool = False,
-                               labels: dict[str, str] | None = None, namespace: str | None = None) -> Container: ...
+                               labels: dict[str, str] | None = None, namespace: str | None = None) -> CreatedContainer: ...
 
     async def set_container_resources(self, container_id: str, resources: dict[str, Any],
                                       namespace: str | None = None) -> Container: ...

@@ -127,6 +127,12 @@ class Container(_Record):
     updated: float = 0.0
 
 
+class CreatedContainer(Container):
+    """What creating a container answers: its record and the mounts of its writable snapshot."""
+
+    rootfs: list[Mount]
+
+
 class ProcessIO(_Record):
     """Where a process's stdio is: conmon's attach socket and control fifo, and its log."""
 

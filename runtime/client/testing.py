@@ -22,6 +22,7 @@ from typing import Any
 from runtime.client.protocol import RuntimeAPI
 from runtime.client.records import (
     Container,
+    CreatedContainer,
     ContentInfo,
     CreatedExec,
     CreatedTask,
@@ -265,6 +266,10 @@ class FakeRuntime:
         self._call("snapshot_mounts")
         if key not in self._containers:
             raise NotFound(f"snapshot {key} not found")
+        return self._rootfs(key)
+
+    @staticmethod
+    def _rootfs(key: str) -> list[Mount]:
         return [Mount(type="bind", source=f"/nonexistent/fake-runtime/snapshots/{key}", options=["rbind", "rw"])]
 
     # containers ------------------------------------------------------------------
@@ -281,7 +286,7 @@ class FakeRuntime:
 
     async def create_container(self, container_id: str, image: str, options: dict[str, Any] | None = None, *,
                                snapshotter: str | None = None, runtime: str = "runc", init: bool = False,
-                               labels: dict[str, str] | None = None, namespace: str | None = None) -> Container:
+                               labels: dict[str, str] | None = None, namespace: str | None = None) -> CreatedContainer:
         self._call("create_container")
         if container_id in self._containers:
             raise AlreadyExists(f"container {container_id} already exists")
@@ -291,10 +296,10 @@ class FakeRuntime:
         if not args or not args[0]:
             raise InvalidArgument("no command specified")
         spec = {"process": {"args": list(args), "env": list((options or {}).get("env") or [])}}
-        self._containers[container_id] = Container(id=container_id, image=image, snapshotter=snapshotter or "fake",
-                                                   snapshot_key=container_id, runtime=runtime, spec=spec,
-                                                   labels=labels or {}, created=time.time())
-        return self._containers[container_id]
+        record = self._containers[container_id] = Container(
+            id=container_id, image=image, snapshotter=snapshotter or "fake", snapshot_key=container_id, runtime=runtime,
+            spec=spec, labels=labels or {}, created=time.time())
+        return CreatedContainer(**record.model_dump(), rootfs=self._rootfs(container_id))
 
     async def set_container_resources(self, container_id: str, resources: dict[str, Any],
                                       namespace: str | None = None) -> Container:

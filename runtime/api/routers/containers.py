@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from runtime.api.routing import Router
-from runtime.containers import ContainerCreate
+from runtime.containers import ContainerCreate, CreatedContainer
 from runtime.errors import FailedPrecondition
 from runtime.metadata.containers import Container
 from runtime.services import Services
@@ -26,7 +26,7 @@ async def list_containers(s: Services) -> list[Container]:
 
 
 @router.post("", status=201, writes=True)
-async def create_container(body: ContainerCreate, s: Services) -> Container:
+async def create_container(body: ContainerCreate, s: Services) -> CreatedContainer:
     return await s.containers.create(body)
 
 
