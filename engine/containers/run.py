@@ -403,12 +403,12 @@ class RunControl:
             await self._remove_locked(c, live, volumes=volumes)
 
     async def _remove_locked(self, c: Container, live: Live, *, volumes: bool, runtime_later: bool = False) -> None:
-        """Remove `c`; with `runtime_later` (an --rm container's end) the runtime's part runs beside, and after,
-        the engine's (departures.py), else first, so that a failure leaves the container Dead."""
+        """Remove `c`. The runtime's part comes first, so that a failure leaves the container Dead; with
+        `runtime_later` (an --rm container's end) it comes once the container's waiters have their answer
+        (departures.py), and so do the log files, unless they are to be kept for `docker logs`."""
         c.state.removing()
-        if runtime_later:
-            self._departures.remove(c.id, task=not live.task_deleted)
-        else:
+        files_later = runtime_later and not self.logs.retains
+        if not runtime_later:
             try:
                 if not live.task_deleted:
                     with contextlib.suppress(rt.NotFound):
@@ -419,11 +419,8 @@ class RunControl:
                 c.state.status = Status.DEAD
                 await self._store.save(c)
                 raise
-        await self.logs.forget(c, record=c.model_dump(mode="json"))
-        if c.log_path:
-            # The runtime leaves a task's log for whoever reads it; that was us, and the container is gone.
-            with contextlib.suppress(OSError):
-                os.unlink(c.log_path)
+        if not files_later:
+            await self._forget_logs(c)
         await self._networks.forget(c.id)
         await self._ipc.forget(c.id)
         await self._store.delete(c)
@@ -440,6 +437,17 @@ class RunControl:
         settle(live.removals, c.state.exit_code)
         settle(live.exits, c.state.exit_code)
         settle(live.attachers, None)
+        if runtime_later:
+            self._departures.remove(c.id, task=not live.task_deleted)
+        if files_later:
+            await self._forget_logs(c)
+
+    async def _forget_logs(self, c: Container) -> None:
+        await self.logs.forget(c, record=c.model_dump(mode="json"))
+        if c.log_path:
+            # The runtime leaves a task's log for whoever reads it; that was us, and the container is gone.
+            with contextlib.suppress(OSError):
+                os.unlink(c.log_path)
 
     # attach --------------------------------------------------------------
 

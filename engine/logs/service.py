@@ -149,6 +149,11 @@ class ContainerLogs:
         self.ship(c)
         await self.drain(c.id)
 
+    @property
+    def retains(self) -> bool:
+        """Whether removed containers' logs are kept for a while (`docker logs` reads them after the removal)."""
+        return self.retention is not None and self.retention.enabled
+
     async def forget(self, c: LoggedContainer, record: dict[str, Any] | None = None) -> None:
         """The container is removed: its files go, or, given its last `record` and a retention window, they
         are kept for that window (engine/logs/retention.py)."""
