@@ -16,6 +16,8 @@ import logging
 from runtime import client as rt
 
 log = logging.getLogger("engine.containers")
+# Retries while the runtime is unreachable, doubling from 0.1 s: about a minute in all.
+_GIVE_UP = 30.0
 
 
 class Departures:
@@ -30,14 +32,26 @@ class Departures:
         job.add_done_callback(self._pending.discard)
 
     async def _remove(self, cid: str, task: bool) -> None:
-        try:
-            if task:
+        delay = 0.1
+        while True:
+            try:
+                if task:
+                    with contextlib.suppress(rt.NotFound):
+                        await self._rt.delete_task(cid, force=True)
                 with contextlib.suppress(rt.NotFound):
-                    await self._rt.delete_task(cid, force=True)
-            with contextlib.suppress(rt.NotFound):
-                await self._rt.remove_container(cid)
-        except rt.RuntimeError_ as e:
-            log.warning("runtime removal of container=%s failed (the next start sweeps it): %s", cid, e.message)
+                    await self._rt.remove_container(cid)
+                return
+            except rt.Unavailable as e:
+                # A runtime restarting: nobody else would remove it before the engine's next start.
+                if delay > _GIVE_UP:
+                    log.warning("runtime removal of container=%s failed (the next start sweeps it): %s", cid,
+                                e.message)
+                    return
+                await asyncio.sleep(delay)
+                delay *= 2
+            except rt.RuntimeError_ as e:
+                log.warning("runtime removal of container=%s failed (the next start sweeps it): %s", cid, e.message)
+                return
 
     async def settled(self) -> None:
         """Once every removal under way has ended."""

@@ -135,3 +135,17 @@ def fetch(url: str, timeout: float = 10) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def runtime_caught_up(runtime_address: str, engine_ids: set[str], namespace: str = "pyengine",
+                      timeout: float = 10) -> None:
+    """Wait until the runtime holds no container the engine has removed: an `--rm` container's task and
+    rootfs go just after `docker run --rm` has returned (engine/containers/departures.py)."""
+    async def left() -> set[str]:
+        async with Client(runtime_address, namespace) as c:
+            return {rc.id for rc in await c.containers()} - engine_ids
+
+    deadline = time.monotonic() + timeout
+    while (extra := asyncio.run(left())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not extra, f"the runtime still holds removed containers {sorted(extra)}"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fixtures.daemons import EngineDaemon, mirrored_engine
-from tests.integration.helpers import fetch
+from tests.integration.helpers import fetch, runtime_caught_up
 from tests.integration.test_engine_containers import cli, ok
 
 pytestmark = pytest.mark.skipif(subprocess.run(["sh", "-c", "test -x /usr/lib/podman/netavark"]).returncode != 0,
@@ -132,6 +132,7 @@ def test_bad_input(engine: EngineDaemon) -> None:
 def _counts(engine: EngineDaemon) -> tuple[int, int, int, int, int]:
     """What this engine has made on the host (other engines may run beside it): veths on its bridges,
     mounts and namespace files under its roots, firewall rules for its subnet and port, addresses in use."""
+    runtime_caught_up(engine.runtime.address, set(ok(engine, "ps", "-aq", "--no-trunc").split()))
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     veths = sum(1 for line in links.splitlines() if ("master pe-cyc0" in line or f"master {engine.bridge}" in line)
                 and not _name(line).startswith("pa-"))
