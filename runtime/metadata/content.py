@@ -110,6 +110,27 @@ class ContentService:
             raise InvalidArgument(f"{what} {digest} is not a JSON object")
         return doc
 
+    async def hold(self, digest: str, refs: Iterable[tuple[str, str]] = ()) -> bool:
+        """For a blob this namespace already has: add `refs` and hold it under the current lease, as a write
+        would, so that the end of whoever else held it (an interrupted pull's lease) cannot take it from under
+        the caller; False if the namespace does not have it."""
+        ns = require_namespace()
+        refs = list(refs)
+
+        def tx(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM content WHERE namespace=? AND digest=?", (ns, digest)).fetchone() is None:
+                return False
+            for kind, target in refs:
+                conn.execute(
+                    "INSERT OR IGNORE INTO content_refs (namespace, digest, kind, target) VALUES (?,?,?,?)",
+                    (ns, digest, kind, target),
+                )
+            leases.record(conn, ns, "content", digest)
+            return True
+
+        async with self._gc_lock:
+            return bool(await self._db.run(tx))
+
     async def share(self, digest: str, refs: Iterable[tuple[str, str]] = ()) -> bool:
         """Record a blob that exists on disk in this namespace; False if it is not on disk."""
         ns = require_namespace()

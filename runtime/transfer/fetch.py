@@ -48,8 +48,7 @@ class Fetcher:
         way in and stored as the blob's UNCOMPRESSED_LABEL when the whole blob
         passed through in one go.
         """
-        if await self._content.has(desc.digest):
-            await self._content.add_refs(desc.digest, refs)
+        if await self._content.hold(desc.digest, refs):
             report(progress, "exists")
             return
         for _ in range(3):

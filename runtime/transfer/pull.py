@@ -183,7 +183,7 @@ class Puller:
         return image
 
     async def _manifest(self, remote: Remote, desc: Descriptor, progress: PullProgress) -> bytes:
-        if await self._content.has(desc.digest):
+        if await self._content.hold(desc.digest):
             return await self._content.read(desc.digest)
         data = await remote.fetch_manifest(desc)
         bp = progress.blob(desc.digest, "manifest", len(data))

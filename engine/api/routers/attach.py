@@ -19,6 +19,7 @@ from engine.containers.stdin import closes_stdin_after_attach, parse_detach_keys
 from engine.containers.store import Container
 from engine.errors import Conflict, InvalidArgument
 from engine.logs.reader import Query
+from runtime.client.attach import Attachment
 
 log = logging.getLogger("engine.api.attach")
 
@@ -39,7 +40,8 @@ def register(r: Router, b: Backend) -> None:
         return c, keys
 
     async def pump(conn: ClientStream, c: Container, q: Any, keys: bytes, *, framed: bool, stdin: bool,
-                   stdout: bool, stderr: bool) -> None:
+                   stdout: bool, stderr: bool, ready: Attachment | None = None) -> None:
+        """`ready`: the running container's stdio, connected before the upgrade."""
         tty = bool(c.config.get("Tty"))
         if boolean(q, "logs") and b.logs.readable(c):
             async for rec in b.logs.read(c, Query()):
@@ -47,7 +49,7 @@ def register(r: Router, b: Backend) -> None:
                 if (stdout, stderr)[stream - 1]:
                     await conn.write(frame(stream, rec.data) if framed else rec.data)
         if boolean(q, "stream"):
-            att = await until(b.run.attachment(c), conn.lost.wait())
+            att = ready or await until(b.run.attachment(c), conn.lost.wait())
             if att is not None:
                 outcome = await bridge(conn, att, tty=tty, framed=framed,
                                        stdin=stdin and bool(c.config.get("OpenStdin")), stdout=stdout, stderr=stderr,
@@ -59,15 +61,22 @@ def register(r: Router, b: Backend) -> None:
         q = request.query
         c, keys = target(request)
         framed = not c.config.get("Tty")
-        conn = await hijack(request, multiplexed=framed)
-        # Past the 101 no error response can be sent: a failure just ends the stream.
+        # A running container's stdio is connected before the 101: its client acts on the upgrade at once (the
+        # CLI's resize makes a shell redraw its prompt), and what that writes must reach the attached stream.
+        ready = await b.run.attachment(c) if c.state.running and boolean(q, "stream") else None
         try:
-            await pump(conn, c, q, keys, framed=framed, stdin=boolean(q, "stdin"), stdout=boolean(q, "stdout"),
-                       stderr=boolean(q, "stderr"))
-        except ConnectionError:
-            pass
-        except Exception:
-            log.exception("attach to container=%s failed after the upgrade", c.id)
+            conn = await hijack(request, multiplexed=framed)
+            # Past the 101 no error response can be sent: a failure just ends the stream.
+            try:
+                await pump(conn, c, q, keys, framed=framed, stdin=boolean(q, "stdin"), stdout=boolean(q, "stdout"),
+                           stderr=boolean(q, "stderr"), ready=ready)
+            except ConnectionError:
+                pass
+            except Exception:
+                log.exception("attach to container=%s failed after the upgrade", c.id)
+        finally:
+            if ready is not None:
+                ready.close()
         return conn.response
 
     async def attach_ws(request: web.Request) -> web.StreamResponse:
