@@ -25,6 +25,7 @@ from runtime.metadata.images import ImageStore
 from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import Mount, mounted, unmount_all_under
 from runtime.namespaces import require_namespace, reset_namespace, set_namespace
+from runtime.oci import Descriptor
 from runtime.rootfs.copyup import copy_up
 from runtime.snapshots.snapshotter import Kind
 from runtime.tasks.spec import generate
@@ -38,6 +39,8 @@ log = logging.getLogger("runtime.containers")
 
 # On a container's rw snapshot: whose it is, so one left by an interrupted create can be told apart.
 OWNER_LABEL = "io.pyengine.container"
+# Image targets whose chain ID a create remembers (a few bytes each; the oldest goes first).
+_CHAINS_KEPT = 256
 
 
 class CreatedContainer(Container):
@@ -78,6 +81,7 @@ class ContainerService:
         self._default_snapshotter = default_snapshotter
         self._runtimes = runtimes
         self._users = ResolvedUsers()
+        self._chains: dict[tuple[str, str], str | None] = {}
 
     async def sweep_scratch(self) -> None:
         """At start: unmount and remove the create-time rootfs mounts a killed runtime left."""
@@ -127,18 +131,19 @@ class ContainerService:
         if req.options.cgroup_parent is None:
             req.options.cgroup_parent = f"{self._cgroup_root.rstrip('/')}/{ns}"
         image = await self._images.find(req.image)
-        rootfs = await resolve_image(self._content, image.target)
+        chain_id = await self._chain_of(ns, image.target)
         service = self._snapshots[snapshotter]
-        if rootfs.chain_id is not None and not await service.exists(rootfs.chain_id):
-            raise FailedPrecondition(f"image {req.image} is not unpacked for snapshotter {snapshotter}")
         try:
-            mounts = await service.prepare(req.id, rootfs.chain_id, {OWNER_LABEL: req.id})
+            mounts = await service.prepare(req.id, chain_id, {OWNER_LABEL: req.id})
         except AlreadyExists:
             raise AlreadyExists(f"snapshot {req.id} already exists (a container of that id is being created)") from None
+        except NotFound:
+            # The only snapshot prepare looks for is the parent: the image's top layer.
+            raise FailedPrecondition(f"image {req.image} is not unpacked for snapshotter {snapshotter}") from None
         try:
             opts = req.options
             copy_ups = [m for m in opts.mounts if m.copy_up and m.type == "bind" and os.path.isdir(m.source)]
-            users = user_key(rootfs.chain_id, opts.user, opts.additional_gids)
+            users = user_key(chain_id, opts.user, opts.additional_gids)
             user = self._users.get(users)
             if user is None or copy_ups:
                 def on_rootfs() -> ExecUser:
@@ -162,6 +167,17 @@ class ContainerService:
             await service.remove(req.id)
             await asyncio.to_thread(shutil.rmtree, self._dir(ns, req.id), True)
             raise
+
+    async def _chain_of(self, ns: str, target: Descriptor) -> str | None:
+        """The chain ID naming the snapshot of an image's top layer (None: no layers). The target's digest fixes
+        it, so it is read from the manifest and config once per namespace and digest, not at every create."""
+        key = (ns, target.digest)
+        if key not in self._chains:
+            chain_id = (await resolve_image(self._content, target)).chain_id
+            if len(self._chains) >= _CHAINS_KEPT:
+                del self._chains[next(iter(self._chains))]
+            self._chains[key] = chain_id
+        return self._chains[key]
 
     def _dir(self, ns: str, container_id: str) -> Path:
         return self._root / "containers" / ns / container_id

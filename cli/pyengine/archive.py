@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import posixpath
-import shutil
 import sys
 import threading
 from typing import IO, Annotated, Any, Callable

@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common.units import binary_size, human_size
+from cli.common.units import binary_size
 from cli.pyengine import completion as complete
 from cli.pyengine import diskusage, versioncmd  # noqa: F401  (diskusage registers `system df`)
 from cli.pyengine.api import CLIError, DaemonError, path_quote
-from cli.pyengine.app import app, engine, inspect_each, system_app
-from cli.pyengine.formatting import Template, filters, rfc3339_nano, tabulate, timestamp
+from cli.pyengine.app import app, engine, inspect_each
+from cli.pyengine.formatting import Template, filters, rfc3339_nano, timestamp
 
 _FORMAT_HELP = "Go-template-like format."
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from enum import Enum
@@ -327,7 +326,10 @@ class RunControl:
         self.logs.ship(c)
         await self.logs.drain(c.id)
         live.run_over.set()
-        await self._store.save(c)
+        if not removing:
+            # An --rm container's record goes in a moment; should the engine stop first, its next start
+            # finds the task exited and removes the container then.
+            await self._store.save(c)
         self._events.container(c, "die", exitCode=str(code), execDuration=str(ran))
         log.info("container=%s exited with %d", c.id, code)
         settle(live.exits, code)
@@ -405,9 +407,8 @@ class RunControl:
     async def _remove_locked(self, c: Container, live: Live, *, volumes: bool, runtime_later: bool = False) -> None:
         """Remove `c`. The runtime's part comes first, so that a failure leaves the container Dead; with
         `runtime_later` (an --rm container's end) it comes once the container's waiters have their answer
-        (departures.py), and so do the log files, unless they are to be kept for `docker logs`."""
+        (departures.py), and so does putting its logs away (kept for `docker logs`, or deleted)."""
         c.state.removing()
-        files_later = runtime_later and not self.logs.retains
         if not runtime_later:
             try:
                 if not live.task_deleted:
@@ -419,8 +420,7 @@ class RunControl:
                 c.state.status = Status.DEAD
                 await self._store.save(c)
                 raise
-        if not files_later:
-            await self._forget_logs(c)
+            await self.logs.forget(c, record=c.model_dump(mode="json"))
         await self._networks.forget(c.id)
         await self._ipc.forget(c.id)
         await self._store.delete(c)
@@ -439,15 +439,7 @@ class RunControl:
         settle(live.attachers, None)
         if runtime_later:
             self._departures.remove(c.id, task=not live.task_deleted)
-        if files_later:
-            await self._forget_logs(c)
-
-    async def _forget_logs(self, c: Container) -> None:
-        await self.logs.forget(c, record=c.model_dump(mode="json"))
-        if c.log_path:
-            # The runtime leaves a task's log for whoever reads it; that was us, and the container is gone.
-            with contextlib.suppress(OSError):
-                os.unlink(c.log_path)
+            self.logs.forget_soon(c, record=c.model_dump(mode="json"))
 
     # attach --------------------------------------------------------------
 

@@ -9,7 +9,6 @@ for a registry that refused the credentials itself, the status it answered.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from http import HTTPStatus
 from typing import Any

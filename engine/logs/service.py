@@ -55,6 +55,7 @@ class ContainerLogs:
         self._options = options
         self._shipping: dict[str, tuple[Shipper, asyncio.Lock, asyncio.Task[None]]] = {}
         self._shipped = 0  # bytes of output shipped since the heap was last trimmed
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     def set_defaults(self, driver: str, options: dict[str, str]) -> None:
         """New defaults (a reload) for containers created from now on; running ones keep what they have."""
@@ -149,34 +150,50 @@ class ContainerLogs:
         self.ship(c)
         await self.drain(c.id)
 
-    @property
-    def retains(self) -> bool:
-        """Whether removed containers' logs are kept for a while (`docker logs` reads them after the removal)."""
-        return self.retention is not None and self.retention.enabled
+    def forget_soon(self, c: LoggedContainer, record: dict[str, Any] | None = None) -> None:
+        """forget(), after the caller has answered its clients (an --rm container's end); removed() waits
+        for it."""
+        job = asyncio.create_task(self.forget(c, record), name=f"forget-logs-{c.id[:12]}")
+        self._forgetting.add(job)
+        job.add_done_callback(self._forgot)
+
+    def _forgot(self, job: asyncio.Task[None]) -> None:
+        self._forgetting.discard(job)
+        if not job.cancelled() and (e := job.exception()) is not None:
+            log.error("removing the logs of a removed container failed", exc_info=e)
+
+    async def removed(self, ref: str) -> Removed | None:
+        """The kept logs of removed container `ref` (an ID, a name or an ID prefix), once the removals under
+        way have put theirs away."""
+        if self._forgetting:
+            await asyncio.gather(*self._forgetting, return_exceptions=True)
+        return self.retention.find(ref) if self.retention is not None else None
 
     async def forget(self, c: LoggedContainer, record: dict[str, Any] | None = None) -> None:
         """The container is removed: its files go, or, given its last `record` and a retention window, they
-        are kept for that window (engine/logs/retention.py)."""
+        are kept for that window (engine/logs/retention.py). So does the runtime's capture of its output,
+        which the runtime leaves to its reader, the shipper."""
         await self.drain(c.id)
         fmt = self._format(c, self.settings_of(c))
-        if fmt is not None:
+        if fmt is not None and record is not None and self.retention is not None and self.retention.enabled:
             path = self._root / c.id / fmt.entry_path.format(id=c.id)
-            if record is not None and self.retention is not None and self.retention.enabled:
-                fields = {"id": c.id, "name": c.name, "image": c.image, "image_id": c.image_id, "config": c.config,
-                          "host_config": c.host_config}
-                try:
-                    await asyncio.to_thread(self.retention.keep, self._root / c.id, path, fields, record)
-                except OSError as e:
-                    log.warning("keeping the logs of removed container=%s failed, dropping them: %s", c.id, e)
-            await asyncio.to_thread(rotation.remove, path)
-            if path.parent != self._root / c.id:
-                await asyncio.to_thread(shutil.rmtree, path.parent, True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._root / c.id / "capture-offset")
+            fields = {"id": c.id, "name": c.name, "image": c.image, "image_id": c.image_id, "config": c.config,
+                      "host_config": c.host_config}
+            try:
+                await asyncio.to_thread(self.retention.keep, self._root / c.id, path, fields, record)
+            except OSError as e:
+                log.warning("keeping the logs of removed container=%s failed, dropping them: %s", c.id, e)
+        # The driver's files (rotated ones too), the capture offset and the directory they share with the
+        # container's hosts and resolv.conf.
+        await asyncio.to_thread(shutil.rmtree, self._root / c.id, True)
+        if c.log_path:
+            with contextlib.suppress(OSError):
+                os.unlink(c.log_path)
 
     async def close(self) -> None:
         for cid in list(self._shipping):
             await self.drain(cid, run_over=False)
+        await asyncio.gather(*self._forgetting, return_exceptions=True)
 
     # reading ---------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """/etc/hosts and /etc/resolv.conf for a networked container, as Docker writes them."""
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -111,6 +113,16 @@ def touch(base: Path) -> None:
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name in ("hosts", "resolv.conf"):
         (base / name).touch(mode=0o644)
+
+
+def remove(base: Path) -> None:
+    """The files touch() or a start wrote under `base`, and `base` once nothing else is in it (the container's
+    logs share it, and go with their own removal)."""
+    for name in ("hosts", "resolv.conf"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(base / name)
+    with contextlib.suppress(OSError):
+        os.rmdir(base)
 
 
 def copy_from_host(base: Path) -> None:

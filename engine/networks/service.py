@@ -14,7 +14,6 @@ import ipaddress
 import logging
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -267,7 +266,8 @@ class NetworkService:
         await self.stop(cid)
         for e in self.store.endpoints_of(cid):
             await self.store.delete_endpoint(e)
-        await asyncio.to_thread(shutil.rmtree, self.files_root / cid, True)
+        # A few unlinks: cheaper here than the hop to a worker thread, on the path of every `run --rm`.
+        etcfiles.remove(self.files_root / cid)
 
     def joined_netns(self, other_cid: str) -> str:
         """For --network container:<other>: the namespace to join."""

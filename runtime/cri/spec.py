@@ -13,7 +13,6 @@ from typing import Any
 from cri_api.v1 import api_pb2 as cri
 
 from runtime.cri.pod_namespaces import PodNamespaces
-from runtime.cri.pod_namespaces import PodNamespaces
 from runtime.errors import InvalidArgument
 from runtime.tasks.spec_options import SpecMount, SpecOptions
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 
-from runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from runtime.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
 from runtime.mount import Mount
 from runtime.snapshots.fsutil import disk_usage
 from runtime.snapshots.snapshotter import Info, Kind, Usage, WalkFilter
@@ -22,8 +22,12 @@ class LocalSnapshotter(abc.ABC):
         self.root = self._storage.root
 
     @abc.abstractmethod
-    async def _populate(self, path: str, parents: list[Record]) -> None:
-        """Fill the build dir `path` of a new snapshot (must create `path`/fs)."""
+    def _lay_out(self, path: str, parents: list[Record]) -> bool:
+        """Make the directories the build dir `path` of a new snapshot needs, in the worker thread that
+        allocates it; False if `_fill` must still copy its parent in (`path`/fs must exist after either)."""
+
+    async def _fill(self, path: str, parents: list[Record]) -> None:
+        raise Internal(f"{type(self).__name__} laid out a snapshot it cannot fill")
 
     @abc.abstractmethod
     def _mounts(self, rec: Record, parents: list[Record]) -> list[Mount]:
@@ -85,16 +89,27 @@ class LocalSnapshotter(abc.ABC):
     async def _create(
         self, key: str, parent: str | None, kind: Kind, labels: dict[str, str] | None
     ) -> list[Mount]:
-        tmp, parents = await asyncio.to_thread(self._storage.begin_create, key, parent)
-        try:
-            await self._populate(tmp, parents)
-        except BaseException:
-            await asyncio.to_thread(self._storage.abort_create, tmp)
-            raise
-        rec, parents = await asyncio.to_thread(
-            self._storage.finish_create, tmp, key, parent, kind, dict(labels or {})
-        )
-        return self._mounts(rec, parents)
+        fields = dict(labels or {})
+
+        def begin() -> tuple[str, list[Record], tuple[Record, list[Record]] | None]:
+            tmp, parents = self._storage.begin_create(key, parent)
+            try:
+                complete = self._lay_out(tmp, parents)
+            except BaseException:
+                self._storage.abort_create(tmp)
+                raise
+            # Nothing to copy (overlay, or no parent): published in the same worker call, one hop per prepare.
+            return tmp, parents, self._storage.finish_create(tmp, key, parent, kind, fields) if complete else None
+
+        tmp, parents, done = await asyncio.to_thread(begin)
+        if done is None:
+            try:
+                await self._fill(tmp, parents)
+            except BaseException:
+                await asyncio.to_thread(self._storage.abort_create, tmp)
+                raise
+            done = await asyncio.to_thread(self._storage.finish_create, tmp, key, parent, kind, fields)
+        return self._mounts(*done)
 
     async def commit(self, name: str, key: str, labels: dict[str, str] | None = None) -> None:
         def commit() -> None:

@@ -16,11 +16,14 @@ from runtime.snapshots.storage import Record
 
 
 class NativeSnapshotter(LocalSnapshotter):
-    async def _populate(self, path: str, parents: list[Record]) -> None:
+    def _lay_out(self, path: str, parents: list[Record]) -> bool:
+        if parents:
+            return False  # fs is the parent's copy
+        os.mkdir(os.path.join(path, "fs"), 0o755)
+        return True
+
+    async def _fill(self, path: str, parents: list[Record]) -> None:
         fs = os.path.join(path, "fs")
-        if not parents:
-            await asyncio.to_thread(os.mkdir, fs, 0o755)
-            return
         # cp -a keeps modes, owners, times, symlinks, hardlinks, device nodes and
         # (best effort) xattrs; it runs outside the interpreter, so the copy neither
         # holds the GIL nor blocks the event loop.

@@ -5,7 +5,6 @@ lowerdirs, so preparing is O(1) no matter how big the parents are.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -91,12 +90,10 @@ class OverlaySnapshotter(LocalSnapshotter):
         super().__init__(root)
         self._options = _extra_options()
 
-    async def _populate(self, path: str, parents: list[Record]) -> None:
-        def make() -> None:
-            os.mkdir(os.path.join(path, "fs"), 0o755)
-            os.mkdir(os.path.join(path, "work"), 0o700)
-
-        await asyncio.to_thread(make)
+    def _lay_out(self, path: str, parents: list[Record]) -> bool:
+        os.mkdir(os.path.join(path, "fs"), 0o755)
+        os.mkdir(os.path.join(path, "work"), 0o700)
+        return True
 
     def _mounts(self, rec: Record, parents: list[Record]) -> list[Mount]:
         view = rec.kind is Kind.VIEW

@@ -29,7 +29,7 @@ from runtime.events import topics
 from runtime.events.exchange import Exchange
 from runtime.metadata.containers import Container, ContainerStore
 from runtime.metadata.snapshots import SnapshotService
-from runtime.mount import mount_all
+from runtime.mount import Mount, mount_all
 from runtime.namespaces import require_namespace, reset_namespace, set_namespace
 from runtime.tasks import cgroups
 from runtime.tasks.exec_diagnosis import diagnose
@@ -108,23 +108,22 @@ class TaskService:
                 raise AlreadyExists(f"task {container_id} already exists")
             c = await self._containers.get(container_id)
             shim = self._shim(c)
-            spec = json.loads(json.dumps(c.spec))
+            process = c.spec.get("process", {})
             if terminal is None:
-                terminal = bool(spec.get("process", {}).get("terminal"))
-            spec["process"]["terminal"] = terminal
-            own = {e.split("=", 1)[0] for e in spec["process"].get("env", [])}
-            spec["process"]["env"] = [*spec["process"].get("env", []),
-                                      *(e for e in env or [] if "=" in e and e.split("=", 1)[0] not in own)]
+                terminal = bool(process.get("terminal"))
+            own = {e.split("=", 1)[0] for e in process.get("env", [])}
+            # Only the process changes: a copy of it, not of the whole spec (its seccomp profile is most of it).
+            spec = {**c.spec, "process": {
+                **process, "terminal": terminal,
+                "env": [*process.get("env", []), *(e for e in env or [] if "=" in e and e.split("=", 1)[0] not in own)],
+            }}
             d = self._table.task_dir(ns, container_id)
-            if d.exists():
-                await asyncio.to_thread(self._table.remove_dir, d)
-            (d / "rootfs").mkdir(parents=True)
-            (d / "exits").mkdir()
-            (d / "config.json").write_text(json.dumps(spec))
-            Path(log_path or self._table.log_path(ns, container_id)).parent.mkdir(parents=True, exist_ok=True)
-            service = self._snapshots[c.snapshotter]
-            mounts = await service.mounts(c.snapshot_key)
-            await asyncio.to_thread(mount_all, mounts, str(d / "rootfs"))
+            mounts = await self._snapshots[c.snapshotter].mounts(c.snapshot_key)
+            mounted = [str(m.get("destination", "")) for m in spec.get("mounts") or []]
+            # runc would report only the errno of a doomed exec, from inside the container; said here
+            # with its cause, before anything runs.
+            doomed = await asyncio.to_thread(self._bundle, d, spec, mounts,
+                                             Path(log_path or self._table.log_path(ns, container_id)), mounted)
             t = TaskState(id=container_id, namespace=ns, runtime=c.runtime, terminal=terminal, stdin=stdin,
                           runtime_binary=binary_of_task.path if binary_of_task else None,
                           runtime_args=list(binary_of_task.args) if binary_of_task else [],
@@ -133,11 +132,8 @@ class TaskService:
                           log_path=log_path)
             paths = self._table.paths(ns, container_id, log_path=log_path)
             try:
-                # runc would report only the errno of a doomed exec, from inside the container; said here
-                # with its cause, before anything runs.
-                mounted = [str(m.get("destination", "")) for m in spec.get("mounts") or []]
-                if (why := await asyncio.to_thread(diagnose, t.rootfs, spec["process"], mounted)) is not None:
-                    raise InvalidArgument(why)
+                if doomed is not None:
+                    raise InvalidArgument(doomed)
                 t.pid = await shim.create(container_id, paths, terminal=terminal, stdin=stdin,
                                           keep_stdin_open=keep_stdin_open, binary=binary_of_task)
             except BaseException:
@@ -149,6 +145,22 @@ class TaskService:
         self._events.publish(ns, topics.TASK_CREATE, {"container_id": container_id, "pid": t.pid,
                                                       "terminal": terminal})
         return t
+
+    def _bundle(self, d: Path, spec: dict[str, Any], mounts: list[Mount], log: Path, mounted: list[str]) -> str | None:
+        """Lay out a task's bundle in `d` (its config, its rootfs mounted) and the log's directory; why the
+        process cannot be executed, if it cannot. One worker call: each hop to a thread costs the start."""
+        if d.exists():
+            self._table.remove_dir(d)
+        try:
+            (d / "rootfs").mkdir(parents=True)
+            (d / "exits").mkdir()
+            (d / "config.json").write_text(json.dumps(spec))
+            log.parent.mkdir(parents=True, exist_ok=True)
+            mount_all(mounts, str(d / "rootfs"))
+        except BaseException:
+            self._table.cleanup_dir(d)
+            raise
+        return diagnose(str(d / "rootfs"), spec["process"], mounted)
 
     async def start(self, task_id: str) -> TaskState:
         t = self._table.get(task_id)

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import docker
 
 from tests.integration import test_engine_containers as containers
-from tests.integration.test_engine_containers import cli, curl, ok
+from tests.integration.test_engine_containers import curl, ok
 
 engine, no_leftovers = containers.engine, containers.no_leftovers
 

@@ -16,7 +16,6 @@ import struct
 import subprocess
 import termios
 import time
-from pathlib import Path
 
 import aiohttp
 import docker

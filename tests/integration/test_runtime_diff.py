@@ -13,7 +13,6 @@ import io
 import json
 import os
 import tarfile
-from typing import Any
 
 import pytest
 import zstandard

@@ -37,9 +37,9 @@ def register(r: Router, b: Backend) -> None:
                                              request.query.get("platform") or None)
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
-    def retained(ref: str, missing: NotFound) -> Removed:
+    async def retained(ref: str, missing: NotFound) -> Removed:
         """A removed container whose logs are still kept (engine/logs/retention.py), else the 404."""
-        found = b.logs.retention.find(ref) if b.logs.retention is not None else None
+        found = await b.logs.removed(ref)
         if found is None:
             raise missing
         return found
@@ -49,7 +49,7 @@ def register(r: Router, b: Backend) -> None:
             doc = await b.describer.inspect(request.match_info["id"], boolean(request.query, "size"))
         except NotFound as e:
             ref = request.match_info["id"]
-            gone = retained(ref, e)
+            gone = await retained(ref, e)
             if not inspectable(gone, ref, b.config.removed_logs_inspect):
                 raise
             doc = removed.inspect(gone)
@@ -136,7 +136,7 @@ def register(r: Router, b: Backend) -> None:
             c: LoggedContainer = svc.get(ref)
             gone = None
         except NotFound as e:
-            c = gone = retained(ref, e)
+            c = gone = await retained(ref, e)
         wanted = {"stdout": boolean(q, "stdout"), "stderr": boolean(q, "stderr")}
         if not any(wanted.values()):
             raise InvalidArgument("Bad parameters: you must choose at least one stream")

@@ -4,7 +4,6 @@ two extra round trips, and with the same verification, lease and GC refs."""
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
