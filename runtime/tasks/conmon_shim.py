@@ -21,7 +21,7 @@ class ConmonShim:
         self._runtime_path = runtime_path
         self._runc_root = runc_root
         self._conmon_path = conmon_path
-        self._default = Runc(runc_root, runtime_path)
+        self._default = Runc(runc_root, runtime_path, fifo_start=name == "runc")
         # Tasks created with a binary of their own: every command of theirs goes through it.
         self._own: dict[str, Runc] = {}
         self._pending: dict[tuple[str, str], conmon.PendingExec] = {}
@@ -44,8 +44,8 @@ class ConmonShim:
             self.adopt(task_id, binary)
         return p.pid
 
-    async def start(self, task_id: str) -> None:
-        await self._runc(task_id).start(task_id)
+    async def start(self, task_id: str, init_pid: int) -> None:
+        await self._runc(task_id).start(task_id, init_pid)
 
     async def prepare_exec(self, task_id: str, exec_id: str, process: dict[str, Any], paths: ProcessPaths, *,
                            terminal: bool, stdin: bool) -> None:

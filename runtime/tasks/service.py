@@ -167,7 +167,7 @@ class TaskService:
         async with self._table.lock((t.namespace, task_id)):
             if t.status != Status.CREATED:
                 raise FailedPrecondition(f"cannot start task {task_id}: it is {t.status.value}")
-            await self._shims[t.runtime].start(task_id)
+            await self._shims[t.runtime].start(task_id, t.pid)
             t.transition("start", Status.RUNNING)
             t.started_at = time.time()
             self._table.save(t)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -233,3 +235,35 @@ def test_a_runs_own_env_reaches_its_process_and_execs(runtime_daemon, busybox):
             await c.remove_container("envs")
 
     asyncio.run(go())
+
+
+def test_a_start_releases_the_init_as_runc_start_would(runtime_daemon, busybox):
+    """The runtime starts runc containers at their exec fifo (runtime/tasks/exec_fifo.py): runc itself must see
+    them running, and an init killed before its start must give runc's own error."""
+    runc_root = Path(runtime_daemon.state) / "runc" / "runc"
+
+    def runc_status(cid: str) -> str:
+        out = subprocess.run(["runc", "--root", str(runc_root), "state", cid], capture_output=True, text=True)
+        return json.loads(out.stdout)["status"]
+
+    async def go():
+        async with runtime_daemon.client() as c:
+            await c.create_container("fifo1", busybox, {"args": ["sleep", "100"]})
+            await c.create_task("fifo1")
+            assert runc_status("fifo1") == "created"
+            await c.start_task("fifo1")
+            assert runc_status("fifo1") == "running"
+            assert not (runc_root / "fifo1" / "exec.fifo").exists()
+            await c.delete_task("fifo1", force=True)
+
+            await c.create_container("fifo2", busybox, {"args": ["true"]})
+            created = await c.create_task("fifo2")
+            os.kill(created.pid, signal.SIGKILL)
+            with pytest.raises((FailedPrecondition, InvalidArgument, NotFound)):
+                await asyncio.wait_for(c.start_task("fifo2"), 10)
+            await c.delete_task("fifo2", force=True)
+            for cid in ("fifo1", "fifo2"):
+                await c.remove_container(cid)
+
+    asyncio.run(go())
+    assert _leftovers(runtime_daemon, "fifo1") == [] and _leftovers(runtime_daemon, "fifo2") == []
