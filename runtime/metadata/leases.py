@@ -56,9 +56,31 @@ class Lease(BaseModel):
     expires: float | None = None
 
 
+# The labels of the leases the runtime takes for its own operations. Such an operation ends with the process
+# that ran it: a lease of one still there at the next start holds what an interrupted operation left (layers a
+# pull had put under it, images it meant to reuse), which nothing would release before the lease expired.
+PULL_LABEL = "io.pyengine.pull"
+IMPORT_LABEL = "io.pyengine.import"
+UNPACK_LABEL = "io.pyengine.unpack"
+_OPERATIONS = (PULL_LABEL, IMPORT_LABEL, UNPACK_LABEL)
+
+
 class LeaseStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def drop_interrupted(self) -> list[str]:
+        """At start, in every namespace: the leases of the previous process's own operations; their ids."""
+
+        def tx(conn: sqlite3.Connection) -> list[str]:
+            gone = [(r["namespace"], r["id"]) for r in conn.execute("SELECT namespace, id, labels FROM leases")
+                    if any(label in json.loads(r["labels"]) for label in _OPERATIONS)]
+            for ns, lease_id in gone:
+                conn.execute("DELETE FROM leases WHERE namespace=? AND id=?", (ns, lease_id))
+                conn.execute("DELETE FROM lease_resources WHERE namespace=? AND lease=?", (ns, lease_id))
+            return [f"{ns}/{lease_id}" for ns, lease_id in gone]
+
+        return await self._db.run(tx)
 
     async def create(self, id: str | None = None, labels: dict[str, str] | None = None,
                      expire_after: float | None = None) -> Lease:

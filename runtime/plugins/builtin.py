@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ from runtime.tasks.service import TaskService
 from runtime.transfer.pull import Puller
 from runtime.transfer.registry import RemoteFactory
 from runtime.wire import DEFAULT_NAMESPACE
+
+log = logging.getLogger("runtime.plugins")
 
 EVENT = "io.pyengine.event.v1"
 METADATA = "io.pyengine.metadata.v1"
@@ -112,7 +115,10 @@ def register_all(registry: Registry, cfg: Config) -> None:
         return "walking"
 
     async def leases(ctx: InitContext) -> LeaseStore:
-        return LeaseStore(ctx.get(METADATA).db)
+        store = LeaseStore(ctx.get(METADATA).db)
+        for lease in await store.drop_interrupted():
+            log.warning("dropped lease=%s of an operation the runtime's previous run did not finish", lease)
+        return store
 
     async def snapshots(ctx: InitContext) -> dict[str, SnapshotService]:
         m: Metadata = ctx.get(METADATA)

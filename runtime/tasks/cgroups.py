@@ -257,16 +257,32 @@ def read_metrics(path: str) -> Metrics:
     return _metrics_v1(hierarchies, path)
 
 
+# The layout oom_killed() last read: every exit asks, and reading mountinfo (one line per container's rootfs)
+# was most of the cost. oom_killed_known() answers from it without touching mountinfo.
+_last_layout: tuple[CgroupMode, list[_Hierarchy]] | None = None
+
+
+def _oom_events(layout: tuple[CgroupMode, list[_Hierarchy]], path: str) -> str | None:
+    mode, hierarchies = layout
+    path = _normalize_parent(path)
+    if mode is CgroupMode.UNIFIED:
+        return _read(os.path.join(hierarchies[0].mountpoint, path.lstrip("/"), "memory.events"))
+    d = _controller_dir(hierarchies, path, "memory")
+    return _read(os.path.join(d, "memory.oom_control")) if d is not None else None
+
+
 def oom_killed(path: str) -> bool:
     """Whether the kernel OOM-killed a process in this cgroup (kernel >= 4.13 counts it)."""
-    path = _normalize_parent(path)
-    mode, hierarchies = _layout()
-    if mode is CgroupMode.UNIFIED:
-        events = _read(os.path.join(hierarchies[0].mountpoint, path.lstrip("/"), "memory.events"))
-    else:
-        d = _controller_dir(hierarchies, path, "memory")
-        events = _read(os.path.join(d, "memory.oom_control")) if d is not None else None
-    return _keyed(events).get("oom_kill", 0) > 0
+    global _last_layout
+    _last_layout = _layout()
+    return _keyed(_oom_events(_last_layout, path)).get("oom_kill", 0) > 0
+
+
+def oom_killed_known(path: str) -> bool | None:
+    """oom_killed() by the layout it last read: a single small cgroupfs read, fit for the event loop. None when
+    that is not known or the cgroup's file cannot be read there (a remount, say): ask oom_killed() then."""
+    events = _oom_events(_last_layout, path) if _last_layout is not None else None
+    return None if events is None else _keyed(events).get("oom_kill", 0) > 0
 
 
 def swap_limit_supported() -> bool:

@@ -127,7 +127,10 @@ class ExitWatcher:
         """Report an OOM kill in the task's cgroup (of its init or of an exec) once, before the exit it causes."""
         if t.oom_killed or not t.cgroups_path:
             return
-        if await asyncio.to_thread(cgroups.oom_killed, t.cgroups_path):
+        killed = cgroups.oom_killed_known(t.cgroups_path)
+        if killed is None:
+            killed = await asyncio.to_thread(cgroups.oom_killed, t.cgroups_path)
+        if killed:
             t.oom_killed = True
             self._events.publish(t.namespace, topics.TASK_OOM, {"container_id": t.id})
 

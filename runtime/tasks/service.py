@@ -74,6 +74,8 @@ class TaskService:
         self._shims = shims
         self._events = events
         self._exits = ExitWatcher(self._table, shims, events)
+        # Each task's process as its bundle has it, which every exec starts from: read once, not per exec.
+        self._processes: dict[tuple[str, str], dict[str, Any]] = {}
 
     def task_dir(self, ns: str, task_id: str) -> Path:
         """The task's bundle: its live rootfs is the `rootfs` dir in it."""
@@ -141,6 +143,7 @@ class TaskService:
                 raise
             self._table.save(t)
             self._table.tasks[key] = t
+            self._processes[key] = spec["process"]
             self._exits.forget((ns, container_id, container_id))
         self._events.publish(ns, topics.TASK_CREATE, {"container_id": container_id, "pid": t.pid,
                                                       "terminal": terminal})
@@ -217,6 +220,7 @@ class TaskService:
                 await asyncio.to_thread(cgroups.remove_cgroup, t.cgroups_path)
             self._table.tasks.pop(key, None)
             self._table.locks.pop(key, None)
+            self._processes.pop(key, None)
         status = ExitStatus(exit_status=t.exit_status if t.exit_status is not None else 255,
                             exited_at=t.exited_at or time.time(), oom_killed=t.oom_killed)
         self._events.publish(t.namespace, topics.TASK_DELETE, {"container_id": task_id, "pid": t.pid,
@@ -320,8 +324,11 @@ class TaskService:
                 raise FailedPrecondition(f"cannot exec in task {task_id}: it is {t.status.value}")
             if req.exec_id in t.execs:
                 raise AlreadyExists(f"exec {req.exec_id} already exists in task {task_id}")
-            c = await self._containers.get(task_id)
-            process = await asyncio.to_thread(self._exec_process, c, t, req)
+            base = self._processes.get((t.namespace, task_id)) or await self._task_process(t)
+            if req.user is None:
+                process = self._exec_process(base, t, req)
+            else:  # the user is looked up in the container's /etc/passwd and /etc/group
+                process = await asyncio.to_thread(self._exec_process, base, t, req)
             # The exec's monitor starts now, holding the process back: a client can attach
             # before start_exec and see its output from the first byte.
             await self._shims[t.runtime].prepare_exec(task_id, req.exec_id, process,
@@ -334,13 +341,20 @@ class TaskService:
         self._events.publish(t.namespace, topics.TASK_EXEC_ADDED, {"container_id": task_id, "exec_id": req.exec_id})
         return e
 
-    def _exec_process(self, c: Container, t: TaskState, req: ExecCreate) -> dict[str, Any]:
-        # The running task's process, not the container's: a run's own variables (create's `env`) apply too.
+    async def _task_process(self, t: TaskState) -> dict[str, Any]:
+        """The running task's process, not the container's: a run's own variables (create's `env`) apply too.
+        From its bundle (a task this runtime did not create: it was restarted since), else the container's."""
         bundle = self._table.task_dir(t.namespace, t.id) / "config.json"
         try:
-            process = json.loads(bundle.read_text())["process"]
+            process: dict[str, Any] = json.loads(await asyncio.to_thread(bundle.read_text))["process"]
         except (OSError, ValueError, KeyError):
-            process = json.loads(json.dumps(c.spec["process"]))
+            process = (await self._containers.get(t.id)).spec["process"]
+        self._processes[(t.namespace, t.id)] = process
+        return process
+
+    def _exec_process(self, base: dict[str, Any], t: TaskState, req: ExecCreate) -> dict[str, Any]:
+        # A shallow copy is enough: the keys set below are replaced, never changed in place.
+        process = dict(base)
         process["args"] = req.args
         process["terminal"] = req.terminal
         env = {kv.split("=", 1)[0]: kv for kv in process.get("env", [])}

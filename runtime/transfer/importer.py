@@ -35,7 +35,7 @@ from runtime.errors import DataLoss, InvalidArgument, NotFound
 from runtime.metadata.content import ContentService
 from runtime.metadata.gc import Collector
 from runtime.metadata.images import Image, ImageStore
-from runtime.metadata.leases import LeaseStore, current_lease, reset_lease, set_lease
+from runtime.metadata.leases import IMPORT_LABEL, LeaseStore, current_lease, reset_lease, set_lease
 from runtime.metadata.snapshots import SnapshotService
 from runtime.oci import (
     CONFIG_TYPES,
@@ -162,7 +162,7 @@ class Importer:
             return await self._import(body, opts, snapshotter)
         if not opts.records:
             raise InvalidArgument("records=false needs a lease (X-Pyengine-Lease) to hold what it imports")
-        lease = await self._leases.create(labels={"io.pyengine.import": "archive"}, expire_after=LEASE_EXPIRY)
+        lease = await self._leases.create(labels={IMPORT_LABEL: "archive"}, expire_after=LEASE_EXPIRY)
         token = set_lease(lease.id)
         try:
             return await self._import(body, opts, snapshotter)

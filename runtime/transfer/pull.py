@@ -19,7 +19,7 @@ from runtime.errors import InvalidArgument
 from runtime.metadata.content import ContentService
 from runtime.metadata.gc import Collector
 from runtime.metadata.images import Image, ImageStore
-from runtime.metadata.leases import LeaseStore, reset_lease, set_lease
+from runtime.metadata.leases import PULL_LABEL, LeaseStore, reset_lease, set_lease
 from runtime.metadata.snapshots import SnapshotService
 from runtime.oci import (
     CONFIG_TYPES,
@@ -84,7 +84,7 @@ class Puller:
         snapshotter = opts.snapshotter or self.default_snapshotter
         if opts.unpack and snapshotter not in self._snapshots:
             raise InvalidArgument(f"snapshotter {snapshotter!r} is not loaded")
-        lease = await self._leases.create(labels={"io.pyengine.pull": remote.name}, expire_after=LEASE_EXPIRY)
+        lease = await self._leases.create(labels={PULL_LABEL: remote.name}, expire_after=LEASE_EXPIRY)
         token = set_lease(lease.id)
         ok = False
         try:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from runtime.metadata.content import ContentService
 from runtime.metadata.images import Image
-from runtime.metadata.leases import LeaseStore, reset_lease, set_lease
+from runtime.metadata.leases import UNPACK_LABEL, LeaseStore, reset_lease, set_lease
 from runtime.metadata.snapshots import SnapshotService
 from runtime.oci import INDEX_TYPES, LAYER_TYPES, descriptor, validate_digest
 from runtime.remotes.platforms import select_manifest
@@ -59,7 +59,7 @@ async def unpack_image(content: ContentService, snapshots: SnapshotService, leas
     for d in diff_ids:
         validate_digest(d)
     chains = chain_ids(diff_ids)
-    lease = await leases.create(labels={"io.pyengine.unpack": image.name}, expire_after=3600)
+    lease = await leases.create(labels={UNPACK_LABEL: image.name}, expire_after=3600)
     token = set_lease(lease.id)
     applied = 0
     try:

@@ -36,14 +36,18 @@ def docker(engine: EngineDaemon, *args: str, timeout: float = 60) -> subprocess.
 
 
 def du(*paths: str) -> int:
-    """Bytes on disk under `paths`; of SQLite databases only the pages in use.
+    """Bytes on disk under `paths`, but for the kept logs of removed containers; of SQLite databases only the
+    pages in use.
 
     SQLite keeps the pages its deletes free (and its write-ahead logs until a checkpoint) without giving
     them back: how many depends on how much the loops happened to write, not on anything left behind.
     """
     total = 0
     for top in paths:
-        for dirpath, _, files in os.walk(top):
+        for dirpath, dirs, files in os.walk(top):
+            # The logs of removed containers are kept for `docker logs` by design, for an hour
+            # (removed-logs-retention): how many depends on how many containers the loops got through.
+            dirs[:] = [d for d in dirs if d != "removed-logs"]
             for name in files:
                 path = os.path.join(dirpath, name)
                 if name.endswith(("-wal", "-shm")):

@@ -76,3 +76,31 @@ def test_client_disconnect_then_resume(runtime_daemon, big_proxy, big_image):
     assert asyncio.run(again())["target"]["digest"] == big_image.digest
     assert big_proxy.total_blob_bytes - first < total
     assert all(verify_blob(p) for p in blob_files(runtime_daemon.root).values())
+
+
+def test_a_pull_cut_short_by_a_runtime_kill_leaves_no_lease(runtime_daemon, big_proxy, big_image):
+    """The lease of a pull the runtime's own death cut short goes at its next start (nothing would finish
+    that pull or release what it held); a client's lease stays."""
+    big_proxy.slow_blobs(4 * 1024 * 1024)
+    ref = f"{big_proxy.host}/{BIG_REF}"
+
+    async def begin():
+        async with runtime_daemon.client() as c:
+            await c.create_lease("mine")
+            async for _ in c.pull(ref):
+                if big_proxy.total_blob_bytes > 0:
+                    runtime_daemon.kill9()
+                    return
+
+    asyncio.run(begin())
+    big_proxy.slow_blobs(None)
+    runtime_daemon.start()
+
+    async def leases():
+        async with runtime_daemon.client() as c:
+            await c.gc()
+            return [lease["id"] for lease in await c.request("GET", "/leases")], len(await c.content())
+
+    ids, blobs = asyncio.run(leases())
+    assert ids == ["mine"]
+    assert blobs == 0
