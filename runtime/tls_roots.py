@@ -1,7 +1,8 @@
 """The system's CA certificates read as verifications need them, for TLS contexts built at import time.
 
 aiohttp builds two TLS client contexts when it is imported, each parsing the whole system CA bundle (about
-150 certificates, 1 MiB) whether or not the process ever verifies a server; each daemon imports it. Pointed
+150 certificates, 1 MiB) whether or not the process ever verifies a server. pyruntimed's command
+(runtime/entry.py) imports it inside read_on_demand(). Pointed
 at the hashed certificate directory alone, OpenSSL reads a CA from it when a chain needs that one, as Go's
 daemons (dockerd, containerd) read the system roots only at first use. Only what is built inside the block
 is affected: the settings are restored after it, and children never see them.

@@ -1,6 +1,6 @@
 """The architecture's boundaries, checked on every test run (docs/architecture.md, "Boundaries").
 
-- engine/ reaches the runtime only through runtime.client (and the few neutral modules in NEUTRAL);
+- engine/ reaches the runtime only through runtime.client;
 - runtime/ imports neither engine/ nor cli/, and only runtime/client imports runtime.client;
 - cli/pyengine imports neither daemon nor pyctr: what the two CLIs share lives in cli/common;
 - no import cycle inside engine/ or runtime/; no module over 500 lines.
@@ -16,9 +16,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("engine", "runtime", "cli")
 MAX_LINES = 500
-# Standard-library-only modules of runtime/ that the engine may import beside runtime.client: importing the client
-# package imports aiohttp, which these must run before.
-NEUTRAL = frozenset({"runtime.tls_roots"})
 
 
 def _modules(root: Path) -> dict[str, Path]:
@@ -87,8 +84,7 @@ def _forbidden(importer: str, target: str) -> str | None:
     def within(name: str, prefix: str) -> bool:
         return name == prefix or name.startswith(prefix + ".")
 
-    if within(importer, "engine") and within(target, "runtime") and not within(target, "runtime.client") \
-            and target not in NEUTRAL:
+    if within(importer, "engine") and within(target, "runtime") and not within(target, "runtime.client"):
         return "engine reaches the runtime only through runtime.client"
     if within(importer, "runtime") and (within(target, "engine") or within(target, "cli")):
         return "the runtime imports neither the engine nor the CLIs"
