@@ -15,8 +15,14 @@ from tests.integration.test_pyengine_cli import PYENGINE
 
 # The events window of each daemon's populate().
 WINDOW: dict[str, tuple[str, str]] = {}
-# Times move between the two runs: "Up 3 seconds" and "4 seconds ago" are masked.
+# Times move between the two runs: "Up 3 seconds" and "4 seconds ago" are masked, and so is a table's
+# padding once a time was, since a column is as wide as its widest cell ("9 seconds" becomes "10 seconds").
 _TIMES = re.compile(r"(Less than a second|About a minute|About an hour|\d+ (second|minute|hour)s?)")
+
+
+def _timeless(text: str) -> str:
+    masked, n = _TIMES.subn("T", text)
+    return re.sub(r" {2,}", "  ", masked) if n else masked
 
 
 def populate(env: dict[str, str]) -> tuple[str, str]:
@@ -52,7 +58,7 @@ def run(binary: str, host: str, args: tuple[str, ...]) -> tuple[int, str, str]:
     """One invocation's (exit code, stdout, stderr), times masked; no config file, so no saved formats."""
     env = dict(os.environ, DOCKER_HOST=host, PYENGINE_HOST=host, DOCKER_CONFIG="/nonexistent")
     out = subprocess.run([binary, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
-    return out.returncode, _TIMES.sub("T", out.stdout), _TIMES.sub("T", out.stderr)
+    return out.returncode, _timeless(out.stdout), _timeless(out.stderr)
 
 
 CASES = [
