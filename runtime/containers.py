@@ -221,7 +221,7 @@ class ContainerService:
                 await service.remove(c.snapshot_key)
 
 
-def _add_init(spec: dict) -> None:
+def _add_init(spec: dict[str, Any]) -> None:
     if not os.access(INIT_BINARY, os.X_OK):
         raise FailedPrecondition(f"init requested but {INIT_BINARY} is not installed (Debian package tini)")
     spec["mounts"].append({"destination": INIT_PATH, "type": "bind", "source": INIT_BINARY,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,7 +38,10 @@ def validate_digest(digest: str) -> str:
     return digest
 
 
-def layer_compression(media_type: str) -> str:
+Compression = Literal["gzip", "zstd", "none"]
+
+
+def layer_compression(media_type: str) -> Compression:
     """'gzip', 'zstd' or 'none' for a layer media type."""
     if media_type.endswith("+gzip") or media_type.endswith(".tar.gzip"):
         return "gzip"

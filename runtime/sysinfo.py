@@ -108,7 +108,8 @@ def probe() -> HostFeatures:
     mode, roots = cgroups.controller_roots()
     unified = mode is cgroups.CgroupMode.UNIFIED
     found = _v2(roots[""]) if unified else _v1(roots)
-    return HostFeatures(cgroup_version="2" if unified else "1", seccomp=_seccomp(), apparmor=_apparmor(),
-                        ping_group_range=os.path.exists("/proc/sys/net/ipv4/ping_group_range"),
-                        unprivileged_port_start=os.path.exists("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
-                        **found)
+    return HostFeatures.model_validate({
+        "cgroup_version": "2" if unified else "1", "seccomp": _seccomp(), "apparmor": _apparmor(),
+        "ping_group_range": os.path.exists("/proc/sys/net/ipv4/ping_group_range"),
+        "unprivileged_port_start": os.path.exists("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        **found})

@@ -12,7 +12,7 @@ import os
 import stat
 import tarfile
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from runtime.errors import InvalidArgument
 from runtime.snapshots.fsutil import remove_tree
@@ -133,7 +133,7 @@ def open_new_dir(parent_fd: int, name: str) -> tuple[int, bool]:
     return os.open(name, DIR_FLAGS, dir_fd=parent_fd), replaced
 
 
-def write_file(dir_fd: int, name: str, src: BinaryIO, member: tarfile.TarInfo, buf: bytearray,
+def write_file(dir_fd: int, name: str, src: IO[bytes], member: tarfile.TarInfo, buf: bytearray,
                owner: Owner = None) -> os.stat_result | None:
     """Create regular file `name` from `src`; returns what it replaced (a dir is replaced whole)."""
     # O_EXCL first saves a stat per new file.

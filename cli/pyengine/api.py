@@ -322,13 +322,13 @@ class Engine:
         # docker CLI's keep-alive connection does. One the far side closed while idle is dialled again.
         release = self._keep if self._ssh is not None else None
         while release is not None and self._idle and not streamed:
-            sock = self._idle.pop()
+            idle = self._idle.pop()
             try:
-                sock.sendall(head.encode("latin-1") + payload)
-                return Response(sock, method, release)
+                idle.sendall(head.encode("latin-1") + payload)
+                return Response(idle, method, release)
             except (OSError, CLIError):
-                sock.close()
-        sock = None
+                idle.close()
+        sock: Connection | None = None
         try:
             sock = self._connect()
             sock.sendall(head.encode("latin-1") + payload)

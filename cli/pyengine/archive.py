@@ -94,7 +94,8 @@ def _copy_out(e: Engine, container: str, src: str, dest: str, follow: bool) -> N
                 member = member.replace(linkname=rename(member.linkname), deep=False)
             return tarfile.tar_filter(member, path)
 
-        with tarfile.open(fileobj=resp, mode="r|") as tar:
+        # A stream ("r|") is only read; typeshed's file protocol asks for write/seek/tell as well.
+        with tarfile.open(fileobj=resp, mode="r|") as tar:  # type: ignore[call-overload]
             tar.extractall(target, filter=place)
 
 

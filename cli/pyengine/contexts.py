@@ -13,7 +13,8 @@ from cli.pyengine import contextstore as store
 from cli.pyengine import hosts
 from cli.pyengine.api import CLIError
 from cli.pyengine.app import app, selected_context
-from cli.pyengine.formatting import Record, Template
+from cli.pyengine.formatting import Template
+from cli.pyengine.gotemplate_funcs import Record
 
 context_app = typer.Typer(help="Manage contexts.", no_args_is_help=True)
 app.add_typer(context_app, name="context")

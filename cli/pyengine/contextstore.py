@@ -104,7 +104,7 @@ def save(name: str, meta: dict[str, Any], tls: dict[str, bytes] | None) -> None:
 
 def tls_tree(name: str) -> dict[str, dict[str, bytes]]:
     """Every endpoint's TLS files, by endpoint and file name (what `context export` carries)."""
-    root, out = tls_path(name), {}
+    root, out = tls_path(name), dict[str, dict[str, bytes]]()
     for endpoint in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         directory = os.path.join(root, endpoint)
         files = sorted(f for f in os.listdir(directory) if os.path.isfile(os.path.join(directory, f))) \

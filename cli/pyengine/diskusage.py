@@ -11,7 +11,8 @@ import typer
 
 from cli.common.units import human_duration, human_size
 from cli.pyengine.app import engine, system_app
-from cli.pyengine.formatting import Record, Template
+from cli.pyengine.formatting import Template
+from cli.pyengine.gotemplate_funcs import Record
 
 _SUMMARY_FORMAT = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
 _SUMMARY_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",

@@ -14,7 +14,8 @@ from cli.common.units import human_size
 from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, chunks, path_quote
 from cli.pyengine.app import app, engine
-from cli.pyengine.formatting import Record, Template, ago
+from cli.pyengine.formatting import Template, ago
+from cli.pyengine.gotemplate_funcs import Record
 from cli.pyengine.images import split_reference
 from cli.pyengine.runopts import GO_BOOLS
 

@@ -11,7 +11,8 @@ from cli.common.units import human_size
 from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, Engine, path_quote
 from cli.pyengine.app import app, config_format, engine, for_each
-from cli.pyengine.formatting import Record, Template, ago, filters, local_time
+from cli.pyengine.formatting import Template, ago, filters, local_time
+from cli.pyengine.gotemplate_funcs import Record
 from cli.pyengine.progress import PullProgress, check
 
 _IMAGES_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"

@@ -8,8 +8,8 @@ import typer
 from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, DaemonError, path_quote
 from cli.pyengine.app import config_format, confirm, engine, for_each, inspect_each, key_values, network_app
-from cli.pyengine.formatting import Record, Template, filters, natural_key
-from cli.pyengine.gotemplate_funcs import go_time
+from cli.pyengine.formatting import Template, filters, natural_key
+from cli.pyengine.gotemplate_funcs import Record, go_time
 
 _LS_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 _LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
@@ -26,7 +26,7 @@ def _ipam_configs(subnets: list[str], ranges: list[str], gateways: list[str],
 
     if len(subnets) < len(ranges) or len(subnets) < len(gateways):
         raise CLIError("every ip-range or gateway must have a corresponding subnet")
-    networks = {}
+    networks: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
     for s in subnets:
         try:
             net = ipaddress.ip_network(s, strict=False)

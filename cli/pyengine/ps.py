@@ -11,7 +11,8 @@ from cli.common.units import human_size
 from cli.pyengine.api import CLIError
 from cli.pyengine.app import app, config_format, engine
 from cli.pyengine.containers import join_host_port
-from cli.pyengine.formatting import Record, Template, ago, filters, local_time
+from cli.pyengine.formatting import Template, ago, filters, local_time
+from cli.pyengine.gotemplate_funcs import Record
 
 _PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 _PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",

@@ -9,7 +9,8 @@ from cli.common.units import human_size
 from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, path_quote
 from cli.pyengine.app import config_format, confirm, engine, for_each, inspect_each, key_values, volume_app
-from cli.pyengine.formatting import Record, Template, filters, natural_key
+from cli.pyengine.formatting import Template, filters, natural_key
+from cli.pyengine.gotemplate_funcs import Record
 
 _LS_FORMAT = "table {{.Driver}}\t{{.Name}}"
 _LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",

@@ -55,7 +55,8 @@ def build(services: Services | None) -> Api:
     metrics = RuntimeMetrics(services)
     app = web.Application(client_max_size=MAX_JSON_BODY,
                           middlewares=[metrics.timing, tracing.middleware, context.middleware, errors.middleware])
-    app[SERVICES] = services  # type: ignore[assignment]
+    if services is not None:
+        app[SERVICES] = services
     app[STREAMS] = set()
     app.on_shutdown.append(cut_streams_after(GRACEFUL_STOP))
     routes = [route for r in (system, namespaces, ingests, blobs, content, diff, archives, images, push, registry,

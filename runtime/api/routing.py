@@ -264,7 +264,7 @@ async def _send(request: web.Request, stream: Stream) -> web.StreamResponse:
 def cut_streams_after(grace: float) -> Callable[[web.Application], Awaitable[None]]:
     """An on_shutdown hook: streams get `grace` seconds to end, then are cut (an events stream never ends)."""
     async def cut(app: web.Application) -> None:
-        if streams := set(app[STREAMS]):
+        if streams := app[STREAMS].copy():
             _, pending = await asyncio.wait(streams, timeout=grace)
             for task in pending:
                 task.cancel()

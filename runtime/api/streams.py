@@ -174,8 +174,8 @@ async def thread_body(work: Callable[[BinaryIO], None], after: Callable[[], Awai
     worker = asyncio.ensure_future(asyncio.to_thread(run))
     worker.add_done_callback(finished)
     try:
-        while (chunk := await queue.get()) is not None:
-            yield chunk
+        while (data := await queue.get()) is not None:
+            yield data
         await worker
         await asyncio.shield(after_done)
     finally:

@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import signal
+from typing import Any
 
 from cri_api.v1 import api_pb2 as cri
 
@@ -30,7 +31,7 @@ log = logging.getLogger("runtime.cri")
 _CTL_REOPEN_LOG = "2 0 0\n"
 
 
-def _signal(image_config: dict) -> int:
+def _signal(image_config: dict[str, Any]) -> int:
     name = str((image_config.get("config") or {}).get("StopSignal") or "SIGTERM").upper()
     if name.isdigit():
         return int(name)
@@ -180,7 +181,7 @@ class Containers:
 
         await asyncio.to_thread(write)
 
-    def state_of(self, record: ContainerRecord) -> int:
+    def state_of(self, record: ContainerRecord) -> cri.ContainerState.ValueType:
         t = self._s.task(record.id)
         if t is None or t.status == Status.CREATED:
             return cri.CONTAINER_CREATED

@@ -17,6 +17,9 @@ from runtime import errors
 
 log = logging.getLogger("runtime.cri")
 
+# What each RPC is handed; the servicers read and write messages only through their arguments and results.
+Context = grpc.aio.ServicerContext[Any, Any]
+
 CODES: dict[type[errors.RuntimeError_], grpc.StatusCode] = {
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
@@ -53,7 +56,7 @@ def code_of(e: errors.RuntimeError_) -> grpc.StatusCode:
 R = TypeVar("R")
 
 
-async def _abort(name: str, context: grpc.aio.ServicerContext, e: Exception) -> None:
+async def _abort(name: str, context: Context, e: Exception) -> None:
     if isinstance(e, grpc.aio.AbortError):
         raise e
     if isinstance(e, errors.RuntimeError_):
@@ -62,10 +65,10 @@ async def _abort(name: str, context: grpc.aio.ServicerContext, e: Exception) -> 
     await context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
 
 
-def rpc(fn: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
-        ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]:
+def rpc(fn: Callable[[Any, Any, Context], Awaitable[R]]
+        ) -> Callable[[Any, Any, Context], Awaitable[R]]:
     @functools.wraps(fn)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+    async def wrapper(self: Any, request: Any, context: Context) -> R:
         try:
             return await fn(self, request, context)
         except Exception as e:
@@ -75,10 +78,10 @@ def rpc(fn: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
     return wrapper
 
 
-def stream_rpc(fn: Callable[[Any, Any, grpc.aio.ServicerContext], AsyncIterator[R]]
-               ) -> Callable[[Any, Any, grpc.aio.ServicerContext], AsyncIterator[R]]:
+def stream_rpc(fn: Callable[[Any, Any, Context], AsyncIterator[R]]
+               ) -> Callable[[Any, Any, Context], AsyncIterator[R]]:
     @functools.wraps(fn)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[R]:
+    async def wrapper(self: Any, request: Any, context: Context) -> AsyncIterator[R]:
         try:
             async for item in fn(self, request, context):
                 yield item

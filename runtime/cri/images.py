@@ -15,11 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 from cri_api.v1 import api_pb2 as cri
 from cri_api.v1 import api_pb2_grpc
 
-from runtime.cri.errors import rpc
+from runtime.cri.errors import Context, rpc
 from runtime.cri.scope import in_namespace
 from runtime.errors import InvalidArgument, NotFound
 from runtime.metadata.content import ContentService
@@ -175,7 +174,7 @@ class ImageServicer(api_pb2_grpc.ImageServiceServicer):
         self._pulls: dict[tuple[str, Credentials | None], asyncio.Task[ImageFacts]] = {}
 
     @rpc
-    async def ListImages(self, request: cri.ListImagesRequest, context: grpc.aio.ServicerContext
+    async def ListImages(self, request: cri.ListImagesRequest, context: Context
                          ) -> cri.ListImagesResponse:
         wanted = request.filter.image.image if request.HasField("filter") else ""
         if wanted:
@@ -185,7 +184,7 @@ class ImageServicer(api_pb2_grpc.ImageServiceServicer):
         return cri.ListImagesResponse(images=[to_message(f, i) for f, i in groups.values()])
 
     @rpc
-    async def ImageStatus(self, request: cri.ImageStatusRequest, context: grpc.aio.ServicerContext
+    async def ImageStatus(self, request: cri.ImageStatusRequest, context: Context
                           ) -> cri.ImageStatusResponse:
         found = await self._catalog.lookup(request.image.image)
         if found is None:
@@ -198,7 +197,7 @@ class ImageServicer(api_pb2_grpc.ImageServiceServicer):
         return response
 
     @rpc
-    async def PullImage(self, request: cri.PullImageRequest, context: grpc.aio.ServicerContext
+    async def PullImage(self, request: cri.PullImageRequest, context: Context
                         ) -> cri.PullImageResponse:
         ref = request.image.image
         credentials = _credentials(request.auth) if request.HasField("auth") else None
@@ -213,13 +212,13 @@ class ImageServicer(api_pb2_grpc.ImageServiceServicer):
         return cri.PullImageResponse(image_ref=facts.id)
 
     @rpc
-    async def RemoveImage(self, request: cri.RemoveImageRequest, context: grpc.aio.ServicerContext
+    async def RemoveImage(self, request: cri.RemoveImageRequest, context: Context
                           ) -> cri.RemoveImageResponse:
         await self._catalog.remove(request.image.image)
         return cri.RemoveImageResponse()
 
     @rpc
-    async def ImageFsInfo(self, request: cri.ImageFsInfoRequest, context: grpc.aio.ServicerContext
+    async def ImageFsInfo(self, request: cri.ImageFsInfoRequest, context: Context
                           ) -> cri.ImageFsInfoResponse:
         usages = []
         for root in self._roots:

@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import signal
-from typing import Protocol
+from typing import Any, Protocol
 
 from cri_api.v1 import api_pb2 as cri
 
@@ -103,7 +103,7 @@ class Sandboxes:
                  config.metadata.name)
         return sandbox_id
 
-    async def _image_config(self) -> tuple[str, dict]:
+    async def _image_config(self) -> tuple[str, dict[str, Any]]:
         s = self._s
         found = await s.catalog.lookup(s.config.sandbox_image)
         if found is None:
@@ -242,7 +242,7 @@ class Sandboxes:
         s.sandboxes.remove(record.id)
         log.info("cri sandbox=%s removed", record.id[:12])
 
-    def state_of(self, record: SandboxRecord) -> int:
+    def state_of(self, record: SandboxRecord) -> cri.PodSandboxState.ValueType:
         if record.stopped:
             return cri.SANDBOX_NOTREADY
         if not record.pause:

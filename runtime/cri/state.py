@@ -90,10 +90,10 @@ class CRIState:
                 r = ContainerRecord.model_validate_json(raw)
                 self.cri_containers.add(r.id, r)
         for r in self.cri_containers.values():
-            s = self.sandboxes.find(r.sandbox_id)
-            if s is not None:
+            pod = self.sandboxes.find(r.sandbox_id)
+            if pod is not None:
                 self.cri_containers.reserve(container_name(r.container_config().metadata,
-                                                           s.pod_config().metadata), r.id)
+                                                           pod.pod_config().metadata), r.id)
         log.info("cri loaded sandboxes=%d containers=%d", len(self.sandboxes.values()),
                  len(self.cri_containers.values()))
 

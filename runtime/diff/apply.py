@@ -19,10 +19,9 @@ overlayfs' format.
 from __future__ import annotations
 
 import tarfile
-from typing import BinaryIO
-
 from runtime import mount as mountlib
 from runtime.diff.apply_tree import TreeApplier
+from runtime.diff.decompress import Readable
 from runtime.errors import DataLoss, InvalidArgument
 from runtime.mount import Mount
 from runtime.untrusted_tar import CHUNK
@@ -31,7 +30,7 @@ from runtime.untrusted_tar import CHUNK
 class _CountingReader:
     """Counts what tarfile pulls from the stream (the return value of apply_layer)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: Readable) -> None:
         self._raw = raw
         self.count = 0
 
@@ -45,7 +44,8 @@ def _apply_tree(reader: _CountingReader, root: str, lowers: list[str], overlay: 
     applier = TreeApplier(root, lowers, overlay)
     try:
         try:
-            tar = tarfile.open(fileobj=reader, mode="r|")
+            # A stream ("r|") is only read; typeshed's file protocol asks for write/seek/tell as well.
+            tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]
         except tarfile.ReadError:
             if reader.count == 0:
                 return  # a zero-byte layer is an empty layer
@@ -56,7 +56,7 @@ def _apply_tree(reader: _CountingReader, root: str, lowers: list[str], overlay: 
         applier.close()
 
 
-def apply_layer(fileobj: BinaryIO, mounts: list[Mount]) -> int:
+def apply_layer(fileobj: Readable, mounts: list[Mount]) -> int:
     """Unpack an uncompressed layer tar onto the snapshot exposed by `mounts`.
 
     Blocking (run it in a thread). Returns the number of bytes read from `fileobj`,

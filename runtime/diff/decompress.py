@@ -9,21 +9,31 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
-from typing import BinaryIO, Literal
+from typing import Protocol
 
 import zstandard
 
 from runtime.errors import DataLoss, InvalidArgument
-
-Compression = Literal["gzip", "zstd", "none"]
+from runtime.oci import Compression
 
 _BUFFER = 1 << 20
+
+
+class Readable(Protocol):
+    """What a layer is read through: read() alone, as tarfile's stream mode uses it."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Decompressor(Protocol):
+    def readinto(self, buffer: memoryview, /) -> int: ...
+    def close(self) -> None: ...
 
 
 class _Checked(io.RawIOBase):
     """Turns a decompressor's own exceptions into DataLoss."""
 
-    def __init__(self, inner: BinaryIO, compression: str) -> None:
+    def __init__(self, inner: _Decompressor, compression: str) -> None:
         self._inner = inner
         self._compression = compression
 
@@ -32,7 +42,7 @@ class _Checked(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         try:
-            return self._inner.readinto(buffer)  # type: ignore[attr-defined]
+            return self._inner.readinto(buffer)
         except (gzip.BadGzipFile, EOFError, zlib.error, zstandard.ZstdError) as e:
             raise DataLoss(f"corrupt {self._compression} layer data: {e}") from e
 
@@ -42,7 +52,7 @@ class _Checked(io.RawIOBase):
         super().close()
 
 
-def open_decompressed(fileobj: BinaryIO, compression: Compression) -> BinaryIO:
+def open_decompressed(fileobj: Readable, compression: Compression) -> Readable:
     """A readable stream of `fileobj` decompressed.
 
     gzip accepts concatenated members (as `pigz`/some registries produce) and zstd
@@ -50,13 +60,15 @@ def open_decompressed(fileobj: BinaryIO, compression: Compression) -> BinaryIO:
     """
     if compression == "none":
         return fileobj
-    inner: BinaryIO
+    # Both decompressors only read() their source front to back (a layer may come straight off the
+    # wire); their stubs ask for a whole file.
+    inner: _Decompressor
     if compression == "gzip":
-        inner = gzip.GzipFile(fileobj=fileobj, mode="rb")  # type: ignore[assignment]
+        inner = gzip.GzipFile(fileobj=fileobj, mode="rb")  # type: ignore[call-overload]
     elif compression == "zstd":
-        inner = zstandard.ZstdDecompressor().stream_reader(  # type: ignore[assignment]
-            fileobj, read_size=_BUFFER, read_across_frames=True, closefd=False
+        inner = zstandard.ZstdDecompressor().stream_reader(
+            fileobj, read_size=_BUFFER, read_across_frames=True, closefd=False  # type: ignore[arg-type]
         )
     else:
         raise InvalidArgument(f"unsupported layer compression {compression!r}")
-    return io.BufferedReader(_Checked(inner, compression), buffer_size=_BUFFER)  # type: ignore[return-value]
+    return io.BufferedReader(_Checked(inner, compression), buffer_size=_BUFFER)

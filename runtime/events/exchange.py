@@ -83,11 +83,11 @@ class Exchange:
                     if wanted(env):
                         yield env
             while True:
-                env = await q.get()
-                if isinstance(env, _Overflow):
+                item = await q.get()
+                if isinstance(item, _Overflow):
                     raise OverflowError("event subscriber fell behind and was dropped")
-                if wanted(env):
-                    yield env
+                if wanted(item):
+                    yield item
         finally:
             self._subscribers.discard(q)
 

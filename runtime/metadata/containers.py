@@ -106,7 +106,9 @@ class ContainerStore:
                                (json.dumps(value), time.time(), ns, container_id))
             if cur.rowcount == 0:
                 raise NotFound(f"container {container_id} not found")
-            return conn.execute("SELECT * FROM containers WHERE namespace=? AND id=?", (ns, container_id)).fetchone()
+            row: sqlite3.Row = conn.execute("SELECT * FROM containers WHERE namespace=? AND id=?",
+                                            (ns, container_id)).fetchone()
+            return row
 
         return _row(await self._db.run(tx))
 

@@ -8,6 +8,7 @@ the writer did not already have).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import sqlite3
 import time
@@ -75,7 +76,9 @@ class ContentService:
             )
             if cur.rowcount == 0:
                 raise NotFound(f"content {digest} not found")
-            return conn.execute("SELECT * FROM content WHERE namespace=? AND digest=?", (ns, digest)).fetchone()
+            row: sqlite3.Row = conn.execute("SELECT * FROM content WHERE namespace=? AND digest=?",
+                                            (ns, digest)).fetchone()
+            return row
 
         return _info(await self._db.run(tx))
 
@@ -202,7 +205,7 @@ class ContentService:
         await self._db.run(tx)
         self._events.publish(ns, topics.CONTENT_DELETE, {"digest": digest})
 
-    async def ingests(self) -> list[IngestStatus]:
+    async def ingests(self) -> builtins.list[IngestStatus]:
         return await asyncio.to_thread(self.store.ingests)
 
     async def abort(self, ref: str) -> None:

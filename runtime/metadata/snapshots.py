@@ -89,7 +89,7 @@ class SnapshotService:
     async def prepare(self, key: str, parent: str | None = None, labels: dict[str, str] | None = None) -> list[Mount]:
         return await self._create("prepare", key, parent, labels)
 
-    async def view(self, key: str, parent: str, labels: dict[str, str] | None = None) -> list[Mount]:
+    async def view(self, key: str, parent: str | None, labels: dict[str, str] | None = None) -> list[Mount]:
         return await self._create("view", key, parent, labels)
 
     async def mounts(self, key: str) -> list[Mount]:

@@ -32,7 +32,7 @@ PATH = "/metrics"
 # Without this, every counter and histogram series gets a `_created` gauge beside it (a start time the 0.0.4 text
 # format can only carry as a series of its own): twice the series for nothing. A process-wide switch of
 # prometheus_client; the daemon is the process.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
 
 @dataclass

@@ -49,7 +49,7 @@ class RetryPolicy:
     max_retry_after: float = 30.0
 
     def backoff(self, attempt: int) -> float:
-        return min(self.base_delay * (2 ** (attempt - 1)), self.max_delay)
+        return min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

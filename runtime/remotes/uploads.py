@@ -49,15 +49,19 @@ class Uploads:
             return False
         return True
 
-    async def start(self, digest: str, mount_from: str | None = None) -> str | None:
-        """An upload's Location; None when the blob was mounted from `mount_from`."""
-        path = f"{self.repository}/blobs/uploads/"
-        scope = None
-        if mount_from is not None:
-            path += f"?mount={quote(digest)}&from={quote(mount_from, safe='/')}"
-            scope = f"{self._scope} repository:{mount_from}:pull"
-        status, headers = await self._send("POST", path, f"upload of blob {digest}", scope=scope, data=b"")
-        if status == 201 and mount_from is not None:
+    async def start(self, digest: str) -> str:
+        """An upload's Location."""
+        _, headers = await self._send("POST", f"{self.repository}/blobs/uploads/", f"upload of blob {digest}",
+                                      data=b"")
+        return self._location(headers, f"upload of blob {digest}")
+
+    async def mount(self, digest: str, source: str) -> str | None:
+        """None when the registry mounted the blob from repository `source`; else the Location of the
+        upload it opened instead."""
+        path = f"{self.repository}/blobs/uploads/?mount={quote(digest)}&from={quote(source, safe='/')}"
+        status, headers = await self._send("POST", path, f"upload of blob {digest}",
+                                           scope=f"{self._scope} repository:{source}:pull", data=b"")
+        if status == 201:
             return None
         return self._location(headers, f"upload of blob {digest}")
 

@@ -82,8 +82,8 @@ class RootfsAccess:
 
     def _spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:
         task: asyncio.Task[T] = asyncio.ensure_future(work)
-        self._settling.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._settling.discard)  # type: ignore[arg-type]
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
         return task
 
     async def acquire(self, container_id: str) -> Rootfs:

@@ -107,7 +107,7 @@ def stat_path(rootfs: Rootfs, path: str) -> PathStat:
     finally:
         loc.close()
     return PathStat(name=base_name(path), size=st.st_size, mode=go_mode(st.st_mode), mtime=rfc3339(st.st_mtime_ns),
-                    link_target=target)
+                    linkTarget=target)
 
 
 class _Padded:
@@ -134,7 +134,9 @@ class _TarWriter:
     def __init__(self, out: BinaryIO, binds: dict[Parts, Bind]) -> None:
         # Not the "w|" stream mode: its buffer flushes again when garbage collected, into a
         # reader that may be long gone. Plain "w" only needs tell() of `out`.
-        self.tar = tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK)
+        # copybufsize goes on to TarFile(), which takes it; typeshed's open() overloads leave it out.
+        self.tar = tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
+                                copybufsize=CHUNK)
         self.binds = binds
         self.links: dict[tuple[int, int], str] = {}
 
@@ -159,7 +161,7 @@ class _TarWriter:
             self._entry(loc.dir_fd, loc.name, st, arcname)
             return
         fd = os.open(loc.name, DIR_FLAGS, dir_fd=loc.dir_fd)
-        stack = [(fd, iter(()), "", canonical)]
+        stack: list[tuple[int, Iterator[str], str, Parts]] = [(fd, iter(()), "", canonical)]
         try:
             if top:
                 self._entry(fd, ".", st, arcname)
@@ -239,7 +241,7 @@ class _TarWriter:
                 ti.pax_headers = {f"SCHILY.xattr.{_CAPABILITY}": cap.decode("utf-8", "surrogateescape")}
             except OSError:
                 pass  # none (the common case) or not supported
-            self.tar.addfile(ti, _Padded(fd, ti.size))  # type: ignore[arg-type]
+            self.tar.addfile(ti, _Padded(fd, ti.size))
         finally:
             os.close(fd)
 

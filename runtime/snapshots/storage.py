@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from runtime.snapshots.fsutil import remove_tree
@@ -87,7 +88,7 @@ class Record:
         )
 
 
-def _record(row: tuple) -> Record:
+def _record(row: tuple[Any, ...]) -> Record:
     id_, key, parent, parent_id, kind, labels, created, updated, size, inodes = row
     return Record(
         id=id_,

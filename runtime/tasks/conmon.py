@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -104,7 +105,7 @@ class _Conmon:
                 else:
                     reader = asyncio.StreamReader()
                     transport, _ = await loop.connect_read_pipe(
-                        lambda reader=reader: asyncio.StreamReaderProtocol(reader), os.fdopen(r, "rb", 0))
+                        functools.partial(asyncio.StreamReaderProtocol, reader), os.fdopen(r, "rb", 0))
                     self._readers[name] = reader
                     self._transports.append(transport)
                     child = w
@@ -213,9 +214,8 @@ def _prepare(state_dir: str, log_path: str | None, stale: tuple[str, ...] = (),
     for path in (*(os.path.join(state_dir, n) for n in _STALE), *stale):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-    for path in (log_path, *stale):
-        if path:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+    for path in filter(None, (log_path, *stale)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     if spec is not None:
         with open(spec[0], "w") as f:
             json.dump(spec[1], f)

@@ -47,8 +47,13 @@ async def _first_written(fd: int, pidfd: int) -> bool:
     """True once the fifo has the init's byte; False if the init exits before writing it."""
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[bool] = loop.create_future()
-    loop.add_reader(fd, lambda: outcome.done() or outcome.set_result(True))
-    loop.add_reader(pidfd, lambda: outcome.done() or outcome.set_result(False))
+
+    def settle(written: bool) -> None:
+        if not outcome.done():
+            outcome.set_result(written)
+
+    loop.add_reader(fd, settle, True)
+    loop.add_reader(pidfd, settle, False)
     try:
         return await outcome
     finally:

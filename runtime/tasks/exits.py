@@ -94,8 +94,13 @@ async def wait_gone(conmon_pid: int, conmon_pidfile: str) -> None:
         # Checked after pinning the pid with the pidfd, so it cannot be recycled in between.
         if is_conmon(conmon_pid, conmon_pidfile):
             loop = asyncio.get_running_loop()
-            ended = loop.create_future()
-            loop.add_reader(pidfd, lambda: ended.done() or ended.set_result(None))
+            ended: asyncio.Future[None] = loop.create_future()
+
+            def exited() -> None:
+                if not ended.done():
+                    ended.set_result(None)
+
+            loop.add_reader(pidfd, exited)
             try:
                 await ended
             finally:

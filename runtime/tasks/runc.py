@@ -104,7 +104,8 @@ class Runc:
 
     async def state(self, id: str) -> dict[str, Any]:
         """runc's state of a container: id, pid, status (created|running|paused|stopped), bundle..."""
-        return json.loads(await self._run("state", id))
+        state: dict[str, Any] = json.loads(await self._run("state", id))
+        return state
 
     async def start(self, id: str, init_pid: int | None = None) -> None:
         """Run the created container's process. Knowing its init's pid, and being runc itself (not a

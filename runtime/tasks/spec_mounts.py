@@ -78,10 +78,10 @@ def _user_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
     for dest, spec in opts.tmpfs.items():
         mounts.append(_mount(_clean_destination(dest), "tmpfs", "tmpfs", _tmpfs_options(spec)))
     seen: set[str] = set()
-    for m in mounts:
-        if m["destination"] in seen:
-            raise InvalidArgument(f"duplicate mount point: {m['destination']}")
-        seen.add(m["destination"])
+    for mount in mounts:
+        if mount["destination"] in seen:
+            raise InvalidArgument(f"duplicate mount point: {mount['destination']}")
+        seen.add(mount["destination"])
     # Parents before children, or a later parent mount would hide an earlier child.
     return sorted(mounts, key=lambda m: m["destination"].count("/"))
 

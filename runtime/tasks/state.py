@@ -5,6 +5,7 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -45,7 +46,7 @@ class ProcessState(BaseModel):
 
 
 class ExecState(ProcessState):
-    process: dict = Field(default_factory=dict)
+    process: dict[str, Any] = Field(default_factory=dict)
 
 
 class TaskState(ProcessState):

@@ -33,6 +33,7 @@ from runtime import untrusted_tar as ut
 from runtime.diff.verify import DiffDigester
 from runtime.errors import DataLoss, InvalidArgument, RuntimeError_
 from runtime.metadata.content import ContentService
+from runtime.oci import Compression
 
 RULES = ut.Rules("archive")
 LAYOUT_FILES = frozenset({"manifest.json", "index.json", "oci-layout", "repositories"})
@@ -42,7 +43,7 @@ _CHUNK = 1 << 20
 _MAX_LINK_HOPS = 32
 
 
-def sniff(head: bytes) -> str:
+def sniff(head: bytes) -> Compression:
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
     if head.startswith(b"\x28\xb5\x2f\xfd"):

@@ -31,7 +31,7 @@ from runtime.metadata.content import ContentService
 from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import Mount
 from runtime.errors import AlreadyExists, DataLoss, RuntimeError_
-from runtime.oci import MT_DOCKER_LAYER, MT_DOCKER_LAYER_GZIP, MT_OCI_LAYER_ZSTD, Descriptor
+from runtime.oci import MT_DOCKER_LAYER, MT_DOCKER_LAYER_GZIP, MT_OCI_LAYER_ZSTD, Compression, Descriptor
 from runtime.transfer.archive_read import Blob, sniff
 from runtime.transfer.fetch import UNCOMPRESSED_LABEL
 from runtime.transfer.unpack import apply_stream, chain_ids, unpack_layer
@@ -78,7 +78,7 @@ class _Tee:
         self._pos = len(self._data) if size < 0 else min(len(self._data), start + size)
         return self._data if start == 0 and self._pos == len(self._data) else self._data[start:self._pos]
 
-    def compression(self) -> str:
+    def compression(self) -> Compression:
         self.read(0)
         return sniff(self._data)
 
@@ -114,7 +114,7 @@ class _State:
 
 
 def _apply_tee(tee: _Tee, mounts: list[Mount], diff_id: str) -> None:
-    apply_stream(tee, tee.compression(), mounts, diff_id)  # type: ignore[arg-type]  # a reader, not a whole file
+    apply_stream(tee, tee.compression(), mounts, diff_id)
 
 
 class EarlyUnpacker:

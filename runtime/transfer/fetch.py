@@ -61,7 +61,8 @@ class Fetcher:
             if task is None:
                 task = asyncio.create_task(self._download(desc, source, progress, refs, report, compression))
                 self._inflight[desc.digest] = task
-                task.add_done_callback(lambda _t, d=desc.digest: self._inflight.pop(d, None))
+                digest = desc.digest
+                task.add_done_callback(lambda _t: self._inflight.pop(digest, None))
                 # The download belongs to whoever started it; a waiter that goes
                 # away must not cancel it for the others.
                 await asyncio.shield(task)

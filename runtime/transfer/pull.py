@@ -156,8 +156,8 @@ class Puller:
                 service = self._snapshots[snapshotter]
                 chains = chain_ids(diff_ids)
                 parent: str | None = None
-                for layer, download, diff_id, chain in zip(layers, downloads, diff_ids, chains):
-                    await download
+                for layer, downloaded, diff_id, chain in zip(layers, downloads, diff_ids, chains):
+                    await downloaded
                     bp = progress.blobs[layer.digest]
                     report(bp, "extracting")
                     info = await self._content.info(layer.digest)

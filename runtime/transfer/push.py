@@ -111,7 +111,7 @@ class _Push:
         location = None
         if others:
             # The most recent source first: the likeliest still to hold it. A refused mount opens an upload.
-            location = await self.uploads.start(desc.digest, mount_from=others[-1])
+            location = await self.uploads.mount(desc.digest, others[-1])
             if location is None:
                 bp.current = desc.size
                 self.report(bp, "mounted", **{"from": others[-1]})

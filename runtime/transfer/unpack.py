@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from typing import BinaryIO
-
 from runtime.diff.apply import apply_layer
-from runtime.diff.decompress import open_decompressed
+from runtime.diff.decompress import Readable, open_decompressed
 from runtime.errors import AlreadyExists, DataLoss, InvalidArgument
 from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import Mount
-from runtime.oci import Descriptor, layer_compression
+from runtime.oci import Compression, Descriptor, layer_compression
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -29,7 +27,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 class _HashingReader:
     """Hashes what the tar reader consumes, so diff_id is checked in the same pass."""
 
-    def __init__(self, inner: BinaryIO) -> None:
+    def __init__(self, inner: Readable) -> None:
         self._inner = inner
         self.hash = hashlib.sha256()
 
@@ -42,12 +40,13 @@ class _HashingReader:
         while self.read(1 << 20):
             pass
 
-def _apply_blob(path: str, compression: str, mounts: list[Mount], diff_id: str, verified: bool) -> None:
+def _apply_blob(path: str, compression: Compression, mounts: list[Mount], diff_id: str, verified: bool) -> None:
     with open(path, "rb") as raw:
         apply_stream(raw, compression, mounts, diff_id, verified)
 
 
-def apply_stream(raw: BinaryIO, compression: str, mounts: list[Mount], diff_id: str, verified: bool = False) -> None:
+def apply_stream(raw: Readable, compression: Compression, mounts: list[Mount], diff_id: str,
+                 verified: bool = False) -> None:
     """Apply a layer read from `raw` (blocking); unless `verified`, DataLoss if it is not `diff_id`."""
     stream = open_decompressed(raw, compression)
     if verified:

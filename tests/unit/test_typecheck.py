@@ -1,8 +1,7 @@
-"""The strictly typed modules stay clean under mypy.
+"""The product's code stays clean under mypy --strict.
 
-What is checked, and how strictly, is pyproject.toml's [tool.mypy]: its `files` are the strict set
-(the runtime client and the conmon stdio protocol it shares with the runtime). mypy's incremental
-cache (.mypy_cache/, git-ignored) keeps a rerun well under a second.
+What is checked, and how strictly, is pyproject.toml's [tool.mypy]: runtime, engine and both CLIs.
+mypy's incremental cache (.mypy_cache/, git-ignored) keeps a rerun to a few seconds.
 """
 from __future__ import annotations
 

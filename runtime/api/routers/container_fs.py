@@ -89,7 +89,7 @@ async def put_archive(container_id: str, path: str, request: web.Request, s: Ser
                 raise InvalidArgument("the upload ended before the tar did") from None
             await asyncio.to_thread(spool.write, bytes(batch))
             spool.flush()
-            await asyncio.to_thread(extract.extract, rootfs, path, spool, opts)  # type: ignore[arg-type]
+            await asyncio.to_thread(extract.extract, rootfs, path, spool, opts)
 
 
 @router.get("/{container_id}/changes")
