@@ -19,6 +19,7 @@ overlayfs' format.
 from __future__ import annotations
 
 import tarfile
+
 from runtime import mount as mountlib
 from runtime.diff.apply_tree import TreeApplier
 from runtime.diff.decompress import Readable

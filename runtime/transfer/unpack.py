@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+
 from runtime.diff.apply import apply_layer
 from runtime.diff.decompress import Readable, open_decompressed
 from runtime.errors import AlreadyExists, DataLoss, InvalidArgument
