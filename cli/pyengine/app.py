@@ -113,6 +113,12 @@ def key_values(items: list[str] | None) -> dict[str, str]:
     return dict((k, v) for k, _, v in (item.partition("=") for item in items or []))
 
 
+def no_content_trust(disabled: bool) -> None:
+    """--disable-content-trust=false asks for signed images only; this CLI has no content trust to give."""
+    if not disabled:
+        raise CLIError("--disable-content-trust=false is not supported: this CLI does no content trust", 125)
+
+
 def confirm(warning: str) -> bool:
     """docker's prompt before pruning: the question on stdout, and only y (or Y) is a yes."""
     print(f"{warning} [y/N] ", end="", flush=True)

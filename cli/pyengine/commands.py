@@ -17,6 +17,7 @@ from cli.pyengine import (archive, attach, containers, contexts, image_archives,
 # The management groups share the commands registered above, so they come last.
 from cli.pyengine import groups  # noqa: F401,I001
 from cli.pyengine.app import app
+from cli.pyengine.goflags import bool_values
 
 USAGE_ERROR = 125
 
@@ -46,7 +47,7 @@ def _plain_values_without_pydantic() -> None:
             kind = self.annotation if self.parameter_info.parser is None else None
             if kind in (str, list[str]):
                 return list(value) if isinstance(value, tuple) else value
-            if kind is bool and isinstance(value, bool):
+            if kind in (bool, bool | None) and isinstance(value, bool):
                 return value
             if kind in numbers and type(value) is kind:  # a default
                 return value
@@ -106,8 +107,9 @@ def _command_for(argv: list[str]) -> Any:
 def run() -> None:
     _plain_values_without_pydantic()
     command = _command_for(sys.argv[1:])
+    args, defaults = bool_values(command, sys.argv[1:])
     try:
-        result = command.main(prog_name="pyengine", standalone_mode=False)
+        result = command.main(args, prog_name="pyengine", standalone_mode=False, default_map=defaults or None)
     except NoArgsIsHelpError as e:
         # A bare `pyengine` or `pyengine system` asks for the help, as with docker.
         print(e.format_message())

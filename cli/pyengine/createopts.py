@@ -17,7 +17,7 @@ import typer
 from cli.pyengine import completion as complete
 from cli.pyengine import apisocket, hostopts, netopts, resourceopts, runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine
-from cli.pyengine.app import key_values
+from cli.pyengine.app import key_values, no_content_trust
 from cli.pyengine.images import pull_image, with_tag
 from cli.pyengine.streams import terminal_size
 
@@ -56,7 +56,9 @@ def container_options(
     workdir: Annotated[str | None, typer.Option("-w", "--workdir", help="Working directory inside.")] = None,
     user: Annotated[str | None, typer.Option("-u", "--user", help="USER[:GROUP] to run as.")] = None,
     label: Annotated[list[str] | None, typer.Option("-l", "--label", help="Set a label KEY=VALUE.")] = None,
-    init: Annotated[bool, typer.Option("--init", help="Run an init that forwards signals and reaps.")] = False,
+    # Unset leaves it to the daemon's default; --init=false says no even to a daemon that inits by default.
+    init: Annotated[bool | None, typer.Option("--init", help="Run an init that forwards signals and reaps.")]
+    = None,
     memory: Annotated[int | None, typer.Option("-m", "--memory", parser=runopts.ram_in_bytes, metavar="BYTES",
                                                help="Memory limit (512m, 1g).")] = None,
     cpus: Annotated[float | None, typer.Option("--cpus", help="Number of CPUs.")] = None,
@@ -309,6 +311,7 @@ def _host_fields(o: dict[str, Any]) -> dict[str, Any]:
 
 def create_body(o: dict[str, Any], detach: bool) -> dict[str, Any]:
     """POST /containers/create's body from the shared options; `detach` for a run that attaches to nothing."""
+    no_content_trust(o["disable_content_trust"])
     tty, interactive = o["tty"], o["interactive"]
     stdin, stdout, stderr = attach_streams(o, detach)
     rows, cols = terminal_size() if tty and sys.stdout.isatty() else (0, 0)
@@ -339,7 +342,7 @@ def create_body(o: dict[str, Any], detach: bool) -> dict[str, Any]:
             "Binds": binds or None, "Mounts": [runopts.mount(m) for m in o["mount"] or []] or None,
             "Tmpfs": runopts.tmpfs(o["tmpfs"] or []) or None, "NetworkMode": network_mode,
             "PortBindings": bindings, "PublishAllPorts": o["publish_all"], "AutoRemove": o["rm"],
-            "Init": True if o["init"] else None, "Memory": memory or 0,
+            "Init": o["init"], "Memory": memory or 0,
             "NanoCpus": int(cpus * 1e9) if cpus else 0, "ConsoleSize": [rows, cols],
             "RestartPolicy": runopts.restart_policy(o["restart"] or "no"),
             **_host_fields(o),

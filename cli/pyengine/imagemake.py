@@ -13,7 +13,7 @@ import typer
 from cli.common.units import human_size
 from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, chunks, path_quote
-from cli.pyengine.app import app, engine
+from cli.pyengine.app import app, engine, no_content_trust
 from cli.pyengine.formatting import Template, ago
 from cli.pyengine.gotemplate_funcs import Record
 from cli.pyengine.images import split_reference
@@ -110,6 +110,7 @@ def build(
     """Build an image from a Dockerfile."""
     from cli.pyengine import hostopts
 
+    no_content_trust(disable_content_trust)
     if squash:
         raise CLIError('"--squash" is only supported on a Docker daemon with experimental features enabled')
     if rm not in GO_BOOLS:

@@ -10,7 +10,7 @@ import typer
 from cli.common.units import human_size
 from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, Engine, path_quote
-from cli.pyengine.app import app, config_format, engine, for_each
+from cli.pyengine.app import app, config_format, engine, for_each, no_content_trust
 from cli.pyengine.formatting import Template, ago, filters, local_time
 from cli.pyengine.gotemplate_funcs import Record
 from cli.pyengine.progress import PullProgress, check
@@ -96,6 +96,7 @@ def pull(
     = True,
 ) -> None:
     """Download an image from a registry."""
+    no_content_trust(disable_content_trust)
     if all_tags:
         raise CLIError("--all-tags is not supported: pyengined pulls one tag at a time", 125)
     print(pull_image(engine(), image, sys.stdout, quiet, platform))

@@ -11,7 +11,7 @@ import typer
 
 from cli.pyengine import credentials
 from cli.pyengine.api import CLIError, path_quote
-from cli.pyengine.app import app, engine
+from cli.pyengine.app import app, engine, no_content_trust
 from cli.pyengine.images import platform_json, split_reference
 from cli.pyengine.progress import PullProgress, check
 
@@ -76,6 +76,7 @@ def push(
         "--disable-content-trust", help="Skip image signing (always: this CLI does no content trust).")] = True,
 ) -> None:
     """Upload an image to a registry."""
+    no_content_trust(disable_content_trust)
     repo, tag = split_reference(name)
     if all_tags and tag:
         raise CLIError("tag can't be used with --all-tags/-a")

@@ -114,6 +114,8 @@ REFUSED = [
     (["image", "inspect", "--platform", "linux/amd64", "busybox"], "--platform"),
     (["history", "--platform", "linux/amd64", "busybox"], "--platform"),
     (["volume", "create", "--scope", "single", "v"], "--scope"), (["volume", "ls", "--cluster"], "--cluster"),
+    *(([command, "--disable-content-trust=false", operand], "--disable-content-trust") for command, operand in (
+        ("pull", "busybox"), ("push", "busybox"), ("create", "busybox"), ("run", "busybox"), ("build", "."))),
 ]
 
 

@@ -70,6 +70,10 @@ FLAG_GROUPS = {
                                          "gw-priority=3,mac-address=92:d0:c6:0a:29:34,link-local-ip=169.254.0.9",
                             "--network", "back"],
     "kernel-memory": ["--kernel-memory", "64m"],
+    # Go's flag syntax: a bool flag takes =VALUE (an explicit --init=false is sent), and a shorthand its
+    # value after "=".
+    "go-flag-values": ["--init=false", "--rm=false", "-it=false", "--privileged=F", "--read-only=1", "-P=true",
+                       "-e=A=1", "-p=8080:80", "-l=k=v"],
 }
 
 
@@ -114,6 +118,7 @@ BAD = [
     ["--network", "host", "--network", "mynet"], ["--network", "bridge", "--network-alias", "x"],
     ["--network", "name=n,alias=a", "--network-alias", "b"], ["--network", "name=n,ip=10.0.0.1", "--ip", "10.0.0.2"],
     ["--cpu-count", "2", "--io-maxiops", "3"], ["--cpu-percent", "10"], ["--io-maxbandwidth", "1m"],
+    ["--rm=maybe"], ["-t=yes"], ["--init=2"],
 ]
 
 
