@@ -107,9 +107,9 @@ def _command_for(argv: list[str]) -> Any:
 def run() -> None:
     _plain_values_without_pydantic()
     command = _command_for(sys.argv[1:])
-    args, defaults = bool_values(command, sys.argv[1:])
+    args = bool_values(command, sys.argv[1:])
     try:
-        result = command.main(args, prog_name="pyengine", standalone_mode=False, default_map=defaults or None)
+        result = command.main(args, prog_name="pyengine", standalone_mode=False)
     except NoArgsIsHelpError as e:
         # A bare `pyengine` or `pyengine system` asks for the help, as with docker.
         print(e.format_message())

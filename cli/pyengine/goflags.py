@@ -2,9 +2,12 @@
 
 Click's flags take no value, so a command line is rewritten before click parses it: each `--flag=VALUE`
 (or `-f=VALUE`) naming a flag of the invoked command becomes the bare flag when VALUE is true, and is
-dropped when it is false, with False made that option's default for the run. A flag whose unset value
-leaves the choice to the daemon (`--init`) so sends false, as docker's does. A value Go's
-strconv.ParseBool refuses is refused with the docker CLI's words.
+dropped when it is false, with False made that option's default. A flag whose unset value leaves the
+choice to the daemon (`--init`) so sends false, as docker's does. A value Go's strconv.ParseBool
+refuses is refused with the docker CLI's words.
+
+The defaults are set on the click command built for this one command line, never on anything shared:
+click's default_map would do, but it keys options and subcommands alike by name, and `context` is both.
 """
 from __future__ import annotations
 
@@ -14,11 +17,9 @@ from cli.pyengine.api import CLIError
 from cli.pyengine.runopts import GO_BOOLS, USAGE
 
 
-def bool_values(root: Any, argv: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """(the command line for click, its default_map) for `root`, the click command that runs `argv`."""
+def bool_values(root: Any, argv: list[str]) -> list[str]:
+    """The command line for click to parse, for `root`, the click command built to run `argv`."""
     out: list[str] = []
-    defaults: dict[str, Any] = {}
-    level = defaults
     command = root
     i = 0
     while i < len(argv):
@@ -28,38 +29,36 @@ def bool_values(root: Any, argv: list[str]) -> tuple[list[str], dict[str, Any]]:
             arg = argv[i]
             i += 1
             if arg == "--":
-                return out + argv[i - 1:], defaults
+                return out + argv[i - 1:]
             if arg.startswith("--"):
                 name, eq, value = arg.partition("=")
                 if eq and name in flags:
                     if _go_bool(flags[name], value):
                         out.append(name)
                     else:
-                        level[flags[name].name] = False
+                        flags[name].default = False
                     continue
                 out.append(arg)
                 if not eq and arg in valued and i < len(argv):
                     out.append(argv[i])
                     i += 1
             elif arg.startswith("-") and len(arg) > 1:
-                tokens, wants_value, unset = _short_run(arg, flags, valued)
+                tokens, wants_value = _short_run(arg, flags, valued)
                 out.extend(tokens)
-                level.update(dict.fromkeys(unset, False))
                 if wants_value and i < len(argv):
                     out.append(argv[i])
                     i += 1
             elif hasattr(command, "commands") and arg in command.commands:
                 out.append(arg)
                 command = command.commands[arg]
-                level = level.setdefault(arg, {})
                 break
             elif options_only:
-                return out + argv[i - 1:], defaults
+                return out + argv[i - 1:]
             else:
                 out.append(arg)
         else:
             break
-    return out, defaults
+    return out
 
 
 def _options(command: Any) -> tuple[dict[str, Any], frozenset[str]]:
@@ -81,11 +80,10 @@ def _interspersed(command: Any) -> bool:
         "allow_interspersed_args", getattr(command, "allow_interspersed_args", True)))
 
 
-def _short_run(arg: str, flags: dict[str, Any], valued: frozenset[str]) -> tuple[list[str], bool, list[str]]:
+def _short_run(arg: str, flags: dict[str, Any], valued: frozenset[str]) -> tuple[list[str], bool]:
     """A run of short options as pflag reads it (`-it`, `-d=false`, `-e=A`, `-p80:80`, `-e` VALUE): the
-    arguments for click, whether the next argument is the last option's value, and the flags set false."""
+    arguments for click, and whether the next argument is the last option's value."""
     run = "-"
-    unset: list[str] = []
     for k, letter in enumerate(arg[1:], start=1):
         rest = arg[k + 1:]
         if f"-{letter}" in flags:
@@ -93,17 +91,17 @@ def _short_run(arg: str, flags: dict[str, Any], valued: frozenset[str]) -> tuple
                 if _go_bool(flags[f"-{letter}"], rest[1:]):
                     run += letter
                 else:
-                    unset.append(flags[f"-{letter}"].name)
-                return ([run] if run != "-" else []), False, unset
+                    flags[f"-{letter}"].default = False
+                return ([run] if run != "-" else []), False
             run += letter
         elif f"-{letter}" in valued:
             before = [run] if run != "-" else []
             if rest.startswith("="):
-                return before + [f"-{letter}", rest[1:]], False, unset
-            return before + [f"-{letter}{rest}"], not rest, unset
+                return before + [f"-{letter}", rest[1:]], False
+            return before + [f"-{letter}{rest}"], not rest
         else:
-            return [arg], False, []
-    return [run], False, unset
+            return [arg], False
+    return [run], False
 
 
 def _go_bool(param: Any, value: str) -> bool:
