@@ -273,7 +273,8 @@ def test_management_groups(engine):
 
 
 _MASKS = [(re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b"), "<id>"),
-          (re.compile(r"(\d+ seconds?|Less than a second|About a minute) ago"), "<time> ago")]
+          (re.compile(r"(\d+ seconds?|Less than a second|About a minute) ago"), "<time> ago"),
+          (re.compile(r"Up (\d+ seconds?|Less than a second|About a minute)"), "Up <time>")]
 SAME_AS_DOCKER = [
     ["diff", "cmp"], ["container", "diff", "cmp"], ["wait", "cmp"], ["wait", "nosuch"], ["pause", "nosuch"],
     ["unpause", "cmpr"], ["rename", "nosuch", "other"], ["rename", "cmp", ""], ["update", "cmpr"],
