@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from cli.pyengine import runopts
 from cli.pyengine.api import CLIError, path_quote
 from cli.pyengine.app import app, engine
 from cli.pyengine.streams import DETACH_KEYS, pump
@@ -49,16 +48,12 @@ def attach(
     detach_keys: Annotated[str | None, typer.Option("--detach-keys",
                                                     help="Override the key sequence for detaching.")] = None,
     no_stdin: Annotated[bool, typer.Option("--no-stdin", help="Do not attach STDIN.")] = False,
-    sig_proxy: Annotated[str, typer.Option("--sig-proxy", metavar="BOOL",
-                                           help="Proxy received signals to the process (not with a TTY): "
-                                                "--sig-proxy=false to keep them.")] = "true",
+    sig_proxy: Annotated[bool, typer.Option("--sig-proxy", help="Proxy received signals to the process (not "
+                                                                "with a TTY): --sig-proxy=false to keep them.")]
+    = True,
 ) -> None:
     """Attach local standard input, output, and error streams to a running container."""
-    # docker's flag is a Go bool: off only as --sig-proxy=false (or 0, f, F, FALSE, False).
-    if sig_proxy not in runopts.GO_BOOLS:
-        raise CLIError(f'invalid argument "{sig_proxy}" for "--sig-proxy" flag: strconv.ParseBool: parsing '
-                       f'"{sig_proxy}": invalid syntax', 125)
-    proxying = runopts.GO_BOOLS[sig_proxy]
+    proxying = sig_proxy
     keys = detach_key_bytes(detach_keys) if detach_keys else DETACH_KEYS
     e = engine()
     info = e.get(f"/containers/{path_quote(container)}/json")

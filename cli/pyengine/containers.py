@@ -100,21 +100,18 @@ _RUN_OPTIONS = (
                                                               help="Run in the background, print its ID.")]),
     _run_option("detach_keys", None, Annotated[str | None, typer.Option(
         "--detach-keys", help="Override the key sequence for detaching.")]),
-    # docker's flag is a Go bool: off only as --sig-proxy=false (or 0, f, F, FALSE, False).
-    _run_option("sig_proxy", "true", Annotated[str, typer.Option(
-        "--sig-proxy", metavar="BOOL", help="Proxy received signals to the process (not with a TTY): "
-                                            "--sig-proxy=false to keep them.")]),
+    # On by default: off as --sig-proxy=false (goflags.py reads the value).
+    _run_option("sig_proxy", True, Annotated[bool, typer.Option(
+        "--sig-proxy", help="Proxy received signals to the process (not with a TTY): --sig-proxy=false to keep "
+                            "them.")]),
 )
 
 
 @app.command(context_settings=_COMMAND_TAIL)
 @createopts.with_container_options(*_RUN_OPTIONS)
-def run(detach: bool = False, detach_keys: str | None = None, sig_proxy: str = "true", **opts: Any) -> None:
+def run(detach: bool = False, detach_keys: str | None = None, sig_proxy: bool = True, **opts: Any) -> None:
     """Create and run a container from an image."""
     tty, interactive = opts["tty"], opts["interactive"]
-    if sig_proxy not in runopts.GO_BOOLS:
-        raise CLIError(f'invalid argument "{sig_proxy}" for "--sig-proxy" flag: strconv.ParseBool: parsing '
-                       f'"{sig_proxy}": invalid syntax', runopts.USAGE)
     if detach_keys:
         detach_key_bytes(detach_keys)  # refused (exit 125) before anything is created
     if tty and interactive and not detach and not sys.stdin.isatty():
@@ -130,7 +127,7 @@ def run(detach: bool = False, detach_keys: str | None = None, sig_proxy: str = "
             return
         streams = (body["AttachStdin"], body["AttachStdout"], body["AttachStderr"])
         code = attach_and_start(e, cid, tty=tty, streams=streams, autoremove=opts["rm"],
-                                sig_proxy=runopts.GO_BOOLS[sig_proxy], detach_keys=detach_keys)
+                                sig_proxy=sig_proxy, detach_keys=detach_keys)
     raise SystemExit(code)
 
 

@@ -17,7 +17,6 @@ from cli.pyengine.app import app, engine, no_content_trust
 from cli.pyengine.formatting import Template, ago
 from cli.pyengine.gotemplate_funcs import Record
 from cli.pyengine.images import split_reference
-from cli.pyengine.runopts import GO_BOOLS
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str | None]:
@@ -76,9 +75,8 @@ def build(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only the image ID.")] = False,
     network: Annotated[str, typer.Option("--network", help="Networking mode for RUN.")] = "default",
     force_rm: Annotated[bool, typer.Option("--force-rm", help="Always remove intermediate containers.")] = False,
-    rm: Annotated[str, typer.Option("--rm", metavar="BOOL", help="Remove intermediate containers after a "
-                                                                 "successful build (--rm=false keeps them).")]
-    = "true",
+    rm: Annotated[bool, typer.Option("--rm", help="Remove intermediate containers after a successful build "
+                                                  "(--rm=false keeps them).")] = True,
     add_host: Annotated[list[str] | None, typer.Option("--add-host", help="Add a host-to-IP mapping host:ip.")]
     = None,
     cache_from: Annotated[list[str] | None, typer.Option("--cache-from", help="Images to consider as cache "
@@ -113,9 +111,6 @@ def build(
     no_content_trust(disable_content_trust)
     if squash:
         raise CLIError('"--squash" is only supported on a Docker daemon with experimental features enabled')
-    if rm not in GO_BOOLS:
-        raise CLIError(f'invalid argument "{rm}" for "--rm" flag: strconv.ParseBool: parsing "{rm}": invalid syntax',
-                       125)
     sizes = {key: _bytes(flag, value) for key, flag, value in (
         ("memory", "--memory", memory), ("memswap", "--memory-swap", memory_swap), ("shmsize", "--shm-size", shm_size))}
     context = Path(path)
@@ -129,7 +124,7 @@ def build(
         "cpusetcpus": cpuset_cpus, "cpusetmems": cpuset_mems, **sizes,
         # As docker: the default isolation goes unsaid.
         "isolation": isolation if isolation and isolation.lower() != "default" else None,
-        "platform": platform, "rm": None if GO_BOOLS[rm] else "0", "securityopt": security_opt or None,
+        "platform": platform, "rm": None if rm else "0", "securityopt": security_opt or None,
         "ulimits": json.dumps(limits, separators=(",", ":")) if limits else None,
         "t": tag or None, "dockerfile": dockerfile, "target": target or None, "q": int(quiet) or None,
         "nocache": int(no_cache) or None, "pull": int(pull) or None, "forcerm": int(force_rm) or None,
@@ -246,19 +241,15 @@ def history(
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show image IDs.")] = False,
     format_: Annotated[str | None, typer.Option("--format", help="Go template, 'table TEMPLATE' or 'json'.")] = None,
-    human: Annotated[str, typer.Option("-H", "--human", metavar="BOOL",
-                                       help="Sizes and dates in human readable format (--human=false: raw).")]
-    = "true",
+    human: Annotated[bool, typer.Option("-H", "--human", help="Sizes and dates in human readable format "
+                                                              "(--human=false: raw).")] = True,
     platform: Annotated[str | None, typer.Option("--platform", help="Refused: one platform per image.")] = None,
 ) -> None:
     """Show the history of an image."""
     from cli.pyengine.images import refuse_platform
 
     refuse_platform("history", platform)
-    if human not in GO_BOOLS:
-        raise CLIError(f'invalid argument "{human}" for "-H, --human" flag: strconv.ParseBool: parsing "{human}": '
-                       "invalid syntax", 125)
-    rows = [_history_record(r, not no_trunc, GO_BOOLS[human])
+    rows = [_history_record(r, not no_trunc, human)
             for r in engine().get(f"/images/{path_quote(image)}/history")]
     spec = "{{.ID}}" if quiet else format_ if format_ not in (None, "", "table") else _HISTORY_FORMAT
     print(Template(spec).lines(rows, _HISTORY_HEADERS), end="")

@@ -69,17 +69,6 @@ def _ipam_configs(subnets: list[str], ranges: list[str], gateways: list[str],
     return list(configs.values())
 
 
-def _go_bool(flag: str, value: str | None) -> bool | None:
-    from cli.pyengine.runopts import GO_BOOLS
-
-    if value is None:
-        return None
-    if value not in GO_BOOLS:
-        raise CLIError(f'invalid argument "{value}" for "{flag}" flag: strconv.ParseBool: parsing "{value}": '
-                       "invalid syntax", 125)
-    return GO_BOOLS[value]
-
-
 @network_app.command("create")
 def network_create(
     name: Annotated[str, typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],
@@ -97,8 +86,8 @@ def network_create(
     ipam_driver: Annotated[str, typer.Option("--ipam-driver", help="IP address management driver.")] = "default",
     ipam_opt: Annotated[list[str] | None, typer.Option("--ipam-opt", help="An IPAM driver option KEY=VALUE.")]
     = None,
-    ipv4: Annotated[str | None, typer.Option("--ipv4", metavar="BOOL", help="Enable or disable IPv4 (--ipv4=false)."
-                                             )] = None,
+    # Unset leaves it to the daemon; --ipv4=false (read by goflags.py) turns it off.
+    ipv4: Annotated[bool | None, typer.Option("--ipv4", help="Enable or disable IPv4 (--ipv4=false).")] = None,
     ipv6: Annotated[bool, typer.Option("--ipv6", help="Enable IPv6 addressing.")] = False,
     scope: Annotated[str, typer.Option("--scope", help="Control the network's scope.")] = "",
     config_only: Annotated[bool, typer.Option("--config-only", help="Create a configuration-only network.")]
@@ -115,9 +104,8 @@ def network_create(
         "Internal": internal, "Attachable": attachable, "Ingress": ingress, "ConfigOnly": config_only,
         "ConfigFrom": {"Network": config_from} if config_from else None, "Labels": key_values(label)}
     # Sent only when given: the daemon's defaults apply otherwise.
-    enable_ipv4 = _go_bool("--ipv4", ipv4)
-    if enable_ipv4 is not None:
-        body["EnableIPv4"] = enable_ipv4
+    if ipv4 is not None:
+        body["EnableIPv4"] = ipv4
     if ipv6:
         body["EnableIPv6"] = True
     print(engine().post("/networks/create", body=body)["Id"])

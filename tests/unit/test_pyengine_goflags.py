@@ -29,6 +29,15 @@ CASES = [
     (["container", "run", "-i=0", "img"], ["container", "run", "img"], {"interactive"}),
     (["context", "ls", "--quiet=false"], ["context", "ls"], {"quiet"}),
     (["--tlsverify=false", "ps", "-a=true"], ["ps", "-a"], {"tlsverify"}),
+    # flags that are on unless turned off, and flags whose unset value is the daemon's choice
+    (["build", "--rm", "."], ["build", "--rm", "."], set()),
+    (["build", "--rm=false", "."], ["build", "."], {"rm"}),
+    (["run", "--sig-proxy=false", "busybox"], ["run", "busybox"], {"sig_proxy"}),
+    (["attach", "--sig-proxy=0", "c"], ["attach", "c"], {"sig_proxy"}),
+    (["history", "-H=false", "img"], ["history", "img"], {"human"}),
+    (["-H", "unix:///x.sock", "history", "--human=false", "img"], ["-H", "unix:///x.sock", "history", "img"],
+     {"human"}),
+    (["network", "create", "--ipv4=false", "n"], ["network", "create", "n"], {"ipv4"}),
 ]
 
 
