@@ -53,7 +53,6 @@ def attach(
     = True,
 ) -> None:
     """Attach local standard input, output, and error streams to a running container."""
-    proxying = sig_proxy
     keys = detach_key_bytes(detach_keys) if detach_keys else DETACH_KEYS
     e = engine()
     info = e.get(f"/containers/{path_quote(container)}/json")
@@ -77,7 +76,7 @@ def attach(
             e.post(f"/containers/{cid}/kill", {"signal": sig.name.removeprefix("SIG")})
 
         try:
-            detached = pump(conn, tty=tty, stdin=stdin, resize=resize, proxy=proxy if proxying and not tty else None,
+            detached = pump(conn, tty=tty, stdin=stdin, resize=resize, proxy=proxy if sig_proxy and not tty else None,
                             detach_keys=keys)
         finally:
             conn.close()

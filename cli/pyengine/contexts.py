@@ -15,6 +15,7 @@ from cli.pyengine.api import CLIError
 from cli.pyengine.app import app, selected_context
 from cli.pyengine.formatting import Template
 from cli.pyengine.gotemplate_funcs import Record
+from cli.pyengine.runopts import GO_BOOLS
 
 context_app = typer.Typer(help="Manage contexts.", no_args_is_help=True)
 app.add_typer(context_app, name="context")
@@ -22,8 +23,6 @@ app.add_typer(context_app, name="context")
 _LS_FORMAT = "table {{.Name}}\t{{.Description}}\t{{.DockerEndpoint}}\t{{.Error}}"
 _LS_HEADERS = {"Name": "NAME", "Description": "DESCRIPTION", "DockerEndpoint": "DOCKER ENDPOINT", "Error": "ERROR",
                "Current": "CURRENT"}
-_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-             "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
 _DOCKER_KEYS = ("from", "host", "ca", "cert", "key", "skip-tls-verify")
 _DOCKER_HELP = "Set the docker endpoint: host=...,ca=...,cert=...,key=...,skip-tls-verify=...,from=CONTEXT."
 
@@ -77,7 +76,7 @@ def _endpoint(spec: str) -> tuple[dict[str, Any], dict[str, bytes]]:
         # docker copies the endpoint only here (its TLS material only with --from).
         return _copy(fields["from"])[0], {}
     skip = fields.get("skip-tls-verify", "false")
-    if skip not in _GO_BOOLS:
+    if skip not in GO_BOOLS:
         raise CLIError(f'unable to create docker endpoint config: skip-tls-verify: parsing "{skip}": invalid syntax')
     tls = {}
     for key in ("ca", "cert", "key"):
@@ -87,7 +86,7 @@ def _endpoint(spec: str) -> tuple[dict[str, Any], dict[str, bytes]]:
                     tls[f"{key}.pem"] = f.read()
             except OSError as e:
                 raise CLIError(f"unable to create docker endpoint config: {e.strerror}: {fields[key]}") from None
-    return {"Host": fields.get("host", ""), "SkipTLSVerify": _GO_BOOLS[skip]}, tls
+    return {"Host": fields.get("host", ""), "SkipTLSVerify": GO_BOOLS[skip]}, tls
 
 
 def _copy(name: str) -> tuple[dict[str, Any], dict[str, bytes]]:
