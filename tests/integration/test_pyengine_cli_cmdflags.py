@@ -89,6 +89,12 @@ REQUESTS = [
     (["inspect", "--type", "container", "--size", "c"], "/containers/c/json"),
     (["builder", "prune", "-f", "--keep-storage", "1gb"], "/build/prune"),
     (["network", "inspect", "net"], "/networks/net"),
+    # bool flags given Go's values
+    (["network", "create", "--ipv6=false", "--internal=true", "--attachable=0", "n4"], "/networks/create"),
+    (["network", "create", "--ipv4=true", "--ipv6=true", "n5"], "/networks/create"),
+    (["rm", "-v=false", "-f=1", "c"], "/containers/c"),
+    (["build", "--rm", "--force-rm=false", "--no-cache=true", "--pull=F", "ctx"], "/build"),
+    (["exec", "-d=true", "--privileged=false", "-t=0", "c", "true"], "/containers/c/exec"),
 ]
 
 
