@@ -42,8 +42,9 @@ def _range(text: str, spec: str) -> tuple[int, int]:
 
 
 def requested(exposed: Iterable[str], bindings: dict[str, Any] | None, publish_all: bool) -> list[dict[str, Any]]:
-    """What the container asks for: one entry per container port range and host binding."""
-    out = []
+    """What the container asks for: one entry per container port range and host binding, with neighbouring
+    fixed bindings joined into ranges."""
+    out: list[dict[str, Any]] = []
     for key, binds in (bindings or {}).items():
         first, count, proto = _port_proto(key)
         for b in binds or [{}]:
@@ -59,8 +60,8 @@ def requested(exposed: Iterable[str], bindings: dict[str, Any] | None, publish_a
             # Equal ranges map port to port; one container port takes any free host port of a range.
             if host_port and host_count != count and count != 1:
                 raise InvalidArgument(f"invalid port range: {host_port}:{key}: the ranges differ in size")
-            out.append({"ip": host_ip, "host": host_first, "host_count": host_count, "port": first,
-                        "count": count, "proto": proto})
+            _append(out, {"ip": host_ip, "host": host_first, "host_count": host_count, "port": first,
+                          "count": count, "proto": proto})
     exposed_ranges = [_port_proto(key) for key in exposed]  # checked even when not published
     if publish_all:
         bound = {(e["port"], e["proto"]) for e in out}
@@ -69,6 +70,22 @@ def requested(exposed: Iterable[str], bindings: dict[str, Any] | None, publish_a
                 if (p, proto) not in bound:
                     out.append({"ip": "", "host": 0, "host_count": 1, "port": p, "count": 1, "proto": proto})
     return out
+
+
+def _append(out: list[dict[str, Any]], w: dict[str, Any]) -> None:
+    """Adds `w`, or extends the last entry when `w` continues it port for port on both sides.
+
+    The docker CLI sends `-p 20000-20099:20000-20099` as a hundred single ports; as one range the network stack
+    sets up one forwarding rule for them instead of a hundred.
+    """
+    last = out[-1] if out else None
+    if (last is not None and w["host"] and last["host"] and w["host_count"] == w["count"]
+            and last["host_count"] == last["count"] and (w["ip"], w["proto"]) == (last["ip"], last["proto"])
+            and w["port"] == last["port"] + last["count"] and w["host"] == last["host"] + last["count"]):
+        last["count"] += w["count"]
+        last["host_count"] += w["count"]
+    else:
+        out.append(w)
 
 
 class PortTable:

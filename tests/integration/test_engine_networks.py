@@ -88,8 +88,16 @@ def test_default_bridge_reaches_by_ip_with_nat(engine: EngineDaemon) -> None:
 
 
 def test_publish_all_and_ranges(engine: EngineDaemon) -> None:
-    ok(engine, "run", "-d", "--name", "rng", "-p", "127.0.0.1:19000-19002:9000-9002", "busybox", "sleep", "100")
+    ok(engine, "run", "-d", "--name", "rng", "-p", "127.0.0.1:19000-19002:9000-9002", "busybox", "sh", "-c",
+       f"mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 9001 -h /www")
     assert ok(engine, "port", "rng", "9001").strip() == "127.0.0.1:19001"
+    assert inspect(engine, "rng")["NetworkSettings"]["Ports"] == {
+        f"900{i}/tcp": [{"HostIp": "127.0.0.1", "HostPort": f"1900{i}"}] for i in range(3)}
+    # The CLI sends the range as three ports; it is forwarded as one range, each host port to its own.
+    assert PAGE in fetch("http://127.0.0.1:19001/")
+    assert len([rule for rule in nat_rules().splitlines() if "--dport 19000:19002 -j DNAT" in rule]) == 1
+    ok(engine, "rm", "-f", "rng")
+    assert "19000" not in nat_rules()
     ok(engine, "run", "-d", "--name", "all", "--expose", "7000", "-P", "busybox", "sleep", "100")
     host_port = int(ok(engine, "port", "all", "7000").strip().rsplit(":", 1)[1])
     assert host_port >= 49153

@@ -9,6 +9,7 @@ import pytest
 
 from engine.errors import Conflict, InvalidArgument
 from engine.networks import etcfiles, ipam
+from engine.networks.model import PublishedPort
 from engine.networks.ports import PortTable, docker_ports, requested
 
 Net = ipaddress.IPv4Network
@@ -77,6 +78,24 @@ def test_port_specs() -> None:
                 {"80/tcp": [{"HostIp": "nope", "HostPort": "1"}]}, {"9000-9002/tcp": [{"HostPort": "1-2"}]}):
         with pytest.raises(InvalidArgument):
             requested([], bad, publish_all=False)
+
+
+def test_neighbouring_port_bindings_become_one_range() -> None:
+    # What the docker CLI sends for -p 127.0.0.1:19000-19002:9000-9002 -p 7000:7000/udp -p 9003:9004.
+    bindings = {f"900{i}/tcp": [{"HostIp": "127.0.0.1", "HostPort": f"1900{i}"}] for i in range(3)}
+    bindings |= {"7000/udp": [{"HostPort": "7000"}], "9004/tcp": [{"HostPort": "9003"}]}
+    assert requested([], bindings, publish_all=False) == [
+        {"ip": "127.0.0.1", "host": 19000, "host_count": 3, "port": 9000, "count": 3, "proto": "tcp"},
+        {"ip": "", "host": 7000, "host_count": 1, "port": 7000, "count": 1, "proto": "udp"},
+        {"ip": "", "host": 9003, "host_count": 1, "port": 9004, "count": 1, "proto": "tcp"}]
+    # Only fixed bindings that continue each other on both sides, on the same address and protocol, are joined.
+    apart = {"80/tcp": [{"HostPort": "8080"}], "81/tcp": [{"HostPort": "8082"}], "82/tcp": [{"HostPort": ""}],
+             "83/tcp": [{"HostPort": "8083"}], "84/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8084"}],
+             "85/udp": [{"HostIp": "127.0.0.1", "HostPort": "8085"}]}
+    assert [w["count"] for w in requested([], apart, publish_all=False)] == [1] * 6
+    joined = PublishedPort(host_ip="127.0.0.1", host_port=19000, container_port=9000, protocol="tcp", count=3)
+    view = docker_ports([joined], [])
+    assert view == {f"900{i}/tcp": [{"HostIp": "127.0.0.1", "HostPort": f"1900{i}"}] for i in range(3)}
 
 
 def _free_port() -> int:
