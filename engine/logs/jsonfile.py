@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from typing import BinaryIO
 
 from runtime.client import RuntimeError_
-from runtime.client.logs import LogRecord, parse_timestamp
+from runtime.client.logs import LogRecord, epoch_seconds, parse_timestamp
 
 NAME = "json-file"
 _BLOCK = 64 * 1024
@@ -18,6 +19,37 @@ _BLOCK = 64 * 1024
 _HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 _HTML_CHARS = ("<", ">", "&", "\u2028", "\u2029")
 _STREAMS = {"stdout": b"stdout", "stderr": b"stderr"}
+_STREAM_NAMES = {b"stdout": "stdout", b"stderr": "stderr"}
+# Printable ASCII that JSON and Go's HTML escaping leave as it is: most lines, quoted without an encoder.
+_PLAIN = re.compile(rb'[ !#-%\'-;=?-\[\]-~]*')
+
+
+# One of conmon's records of a whole line, stamped in UTC with nanoseconds (as conmon stamps them on a host in
+# UTC), at the start of a line: its clock, its fraction without trailing zeros, its stream and its text.
+_WHOLE_RECORD = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:(?=\.\d{9}(?:Z|\+00:00) )(\.\d{0,8}[1-9])0*|\.0{9})?"
+                           rb"(?:Z|\+00:00) (stdout|stderr) F(?: ([^\n]*))?\n", re.MULTILINE)
+# What the encoder escapes as a sequence of its own (the rest of the control characters are left to it).
+_ESCAPES = ((b"\\", b"\\\\"), (b'"', b'\\"'), (b"\t", b"\\t"), (b"<", b"\\u003c"), (b">", b"\\u003e"),
+            (b"&", b"\\u0026"))
+_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f]")
+
+
+# An entry as encode() writes a record of text that needs no escape but a line's newline, stamped in UTC, at the
+# start of a line: its text, its newline, its stream, its clock and its fraction.
+_PLAIN_ENTRY = re.compile(rb'^\{"log":"([^"\\\n]*)(\\n)?","stream":"(stdout|stderr)",(?:"attrs":\{[^\n]*?\},)?'
+                          rb'"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z"\}\n', re.MULTILINE)
+
+
+def _utc_ns(clock: bytes, fraction: bytes) -> int:
+    return epoch_seconds(clock, b"Z") * 1_000_000_000 + (int(fraction.ljust(9, b"0")) if fraction else 0)
+
+
+def _quoted(data: bytes) -> bytes:
+    # Invalid UTF-8 becomes U+FFFD, as Go's encoder writes it.
+    text = json.dumps(data.decode("utf-8", "replace"), ensure_ascii=False)
+    if any(c in text for c in _HTML_CHARS):
+        text = text.translate(_HTML)
+    return text.encode()
 
 
 @functools.lru_cache(maxsize=4)
@@ -42,18 +74,50 @@ class JsonFile:
     def __init__(self, attrs: dict[str, str] | None = None) -> None:
         self._attrs = (b'"attrs":' + json.dumps(attrs, separators=(",", ":")).encode() + b",") if attrs else b""
 
+    def whole_lines(self, capture: bytes) -> bytes | None:
+        """The entries of a capture made only of records of whole lines stamped in UTC (most captures), made
+        by escaping the whole capture at once and a substitution per record instead of a JSON encoder."""
+        if _CONTROL.search(capture):
+            return None
+        if not capture.isascii():
+            try:
+                capture.decode()
+            except UnicodeDecodeError:
+                return None
+            if b"\xe2\x80\xa8" in capture or b"\xe2\x80\xa9" in capture:
+                return None
+        for raw, escaped in _ESCAPES:
+            if raw in capture:
+                capture = capture.replace(raw, escaped)
+        records = _WHOLE_RECORD.findall(capture)
+        # Each record starts a line and takes it whole: as many as lines, and every line is one.
+        if len(records) != capture.count(b"\n"):
+            return None
+        attrs = self._attrs
+        return b"".join([b'{"log":"%s\\n","stream":"%s",%s"time":"%s%sZ"}\n' % (text, stream, attrs, clock, fraction)
+                         for clock, fraction, stream, text in records])
+
     def encode(self, rec: LogRecord) -> bytes:
-        # Invalid UTF-8 becomes U+FFFD, as Go's encoder writes it.
-        text = json.dumps(rec.data.decode("utf-8", "replace"), ensure_ascii=False)
-        if any(c in text for c in _HTML_CHARS):
-            text = text.translate(_HTML)
-        return (b'{"log":' + text.encode() + b',"stream":"' + _STREAMS[rec.stream] + b'",' + self._attrs
+        data = rec.data
+        if data[-1:] == b"\n" and _PLAIN.fullmatch(data, 0, len(data) - 1):
+            text = b'"' + data[:-1] + b'\\n"'
+        elif _PLAIN.fullmatch(data):
+            text = b'"' + data + b'"'
+        else:
+            text = _quoted(data)
+        return (b'{"log":' + text + b',"stream":"' + _STREAMS[rec.stream] + b'",' + self._attrs
                 + b'"time":"' + go_time(rec.ts).encode() + b'"}\n')
 
     @staticmethod
     def decode(data: bytes) -> tuple[list[LogRecord], int]:
         """The records of the complete lines in `data`, and how many bytes they took."""
         end = data.rfind(b"\n") + 1
+        plain = _PLAIN_ENTRY.findall(data, 0, end)
+        # Entries of text without escapes but a newline's, stamped in UTC (what this engine writes for most
+        # output), every line one of them: read in one pass, without a JSON decoder or a timestamp parser.
+        if len(plain) == data.count(b"\n", 0, end):
+            return [LogRecord(_utc_ns(clock, fraction), _STREAM_NAMES[stream], text + b"\n" if newline else text,
+                              not newline) for text, newline, stream, clock, fraction in plain], end
         out = []
         for line in data[:end].split(b"\n")[:-1]:
             rec = _record(line)
@@ -102,6 +166,22 @@ class JsonFile:
 
 
 def _record(line: bytes) -> LogRecord | None:
+    # The lines this engine writes for plain text are read without a JSON decoder: the text between the
+    # quotes holds no backslash but the escaped newline that ends a full line.
+    cut = line.find(b'","stream":"', 8)
+    if line.startswith(b'{"log":"') and cut > 0 and line.endswith(b'"}'):
+        text = line[8:cut]
+        full = text.endswith(b"\\n")
+        if full:
+            text = text[:-2]
+        stream = _STREAM_NAMES.get(line[cut + 12:cut + 18])
+        at = line.rfind(b'"time":"')
+        if b"\\" not in text and stream is not None and line[cut + 18:cut + 19] == b'"' and at > cut:
+            try:
+                ts = parse_timestamp(line[at + 8:-2])
+            except RuntimeError_:
+                return None
+            return LogRecord(ts, stream, text + b"\n" if full else text, not full)
     try:
         doc = json.loads(line)
         data = doc["log"].encode()

@@ -26,6 +26,10 @@ class Format(Protocol):
 
     def encode(self, rec: LogRecord) -> bytes: ...
 
+    def whole_lines(self, capture: bytes) -> bytes | None:
+        """The entries for a capture (conmon's records, whole lines only), when the format makes them without
+        a record at a time for such a capture; None to go record by record."""
+
     def decode(self, data: bytes) -> tuple[list[LogRecord], int]: ...
 
     def since_offset(self, f: BinaryIO, size: int, since: int) -> int: ...
@@ -39,8 +43,12 @@ class Query:
     until: int | None = None
     tail: int | None = None    # the last N entries; None: all
 
-    def keeps(self, rec: LogRecord) -> bool:
-        return (self.since is None or rec.ts >= self.since) and (self.until is None or rec.ts <= self.until)
+    def kept(self, records: list[LogRecord]) -> list[LogRecord]:
+        if self.since is None and self.until is None:
+            return records
+        since = -1 << 64 if self.since is None else self.since
+        until = 1 << 64 if self.until is None else self.until
+        return [rec for rec in records if since <= rec.ts <= until]
 
 
 @dataclass(frozen=True)
@@ -81,9 +89,10 @@ def _plan(fmt: Format, path: Path, q: Query) -> _Plan:
 
 async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop: asyncio.Event | None = None,
                catch_up: Callable[[], Awaitable[None]] | None = None,
-               poll_interval: float = 0.05) -> AsyncIterator[LogRecord]:
-    """The records asked for. Following ends once `stop` is set (after reading what the files hold by then),
-    or once the clock passes `until`; `catch_up` brings the files up to date before each look at the end."""
+               poll_interval: float = 0.05) -> AsyncIterator[list[LogRecord]]:
+    """The records asked for, a batch per read of the files (a chatty container's log is millions of records).
+    Following ends once `stop` is set (after reading what the files hold by then), or once the clock passes
+    `until`; `catch_up` brings the files up to date before each look at the end."""
     if catch_up is not None:
         await catch_up()
     plan = await asyncio.to_thread(_plan, fmt, path, q)
@@ -91,9 +100,8 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
         records = (await asyncio.to_thread(_decode_file, fmt, older))[0]
         if keep is not None:
             records = records[-keep:] if keep > 0 else []
-        for rec in records:
-            if q.keeps(rec):
-                yield rec
+        if kept := q.kept(records):
+            yield kept
     f = await _open(path)
     if f is None and not follow:
         return
@@ -118,9 +126,8 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
                 offset += len(chunk)
                 records, used = fmt.decode(pending + chunk)
                 pending = (pending + chunk)[used:]
-                for rec in records:
-                    if q.keeps(rec):
-                        yield rec
+                if kept := q.kept(records):
+                    yield kept
                 continue
             if not follow or stopping or (q.until is not None and time.time_ns() > q.until):
                 return

@@ -30,6 +30,15 @@ class RotatingFile:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _MODE)
         return os.fdopen(fd, "ab")
 
+    def write_lines(self, entries: bytes) -> None:
+        """Entries one after the other, each a line."""
+        if self._max_size is None or self._size + len(entries) <= self._max_size:
+            self._f.write(entries)
+            self._size += len(entries)
+            self._f.flush()
+        else:
+            self.write(entries.splitlines(keepends=True))
+
     def write(self, entries: list[bytes]) -> None:
         """Whole entries; the file rotates before one that would take it past max-size."""
         batch: list[bytes] = []

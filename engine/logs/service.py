@@ -198,7 +198,7 @@ class ContainerLogs:
     # reading ---------------------------------------------------------------
 
     async def read(self, c: LoggedContainer, q: Query, *, follow: bool = False,
-                   stop: asyncio.Event | None = None) -> AsyncIterator[LogRecord]:
+                   stop: asyncio.Event | None = None) -> AsyncIterator[list[LogRecord]]:
         s = self.settings_of(c)
         fmt = self._format(c, s)
         if fmt is None:
@@ -208,16 +208,16 @@ class ContainerLogs:
         async def catch_up() -> None:
             await self.catch_up(c.id)
 
-        async for rec in read(fmt, path, q, follow=follow, stop=stop, catch_up=catch_up):
-            yield rec
+        async for batch in read(fmt, path, q, follow=follow, stop=stop, catch_up=catch_up):
+            yield batch
 
-    async def read_removed(self, r: Removed, q: Query) -> AsyncIterator[LogRecord]:
+    async def read_removed(self, r: Removed, q: Query) -> AsyncIterator[list[LogRecord]]:
         """A removed container's retained logs: all there will ever be, so no following."""
         fmt = self._format(r, self.settings_of(r))
         if fmt is None or self.retention is None:
             raise NotImplemented_("configured logging driver does not support reading")
-        async for rec in read(fmt, self.retention.directory(r.id) / fmt.entry_path.format(id=r.id), q):
-            yield rec
+        async for batch in read(fmt, self.retention.directory(r.id) / fmt.entry_path.format(id=r.id), q):
+            yield batch
 
 
 def _attrs(c: LoggedContainer, options: dict[str, str]) -> dict[str, str]:

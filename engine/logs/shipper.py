@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +23,8 @@ from runtime.client.logs import LogRecord, parse_line
 
 _READ = 1 << 20
 MAX_ENTRY = 16 * 1024
+# The start of a record of a part of a line (conmon writes one where a read of its ends mid-line).
+_PART = re.compile(rb"^[^ \n]* (?:stdout|stderr) P", re.MULTILINE)
 
 
 class Shipper:
@@ -71,26 +74,48 @@ class Shipper:
         entries: list[bytes] = []
         at = 0
         while at < end:
-            nl = data.index(b"\n", at)
-            line, start, at = data[at:nl], base + at, nl + 1
-            try:
-                rec = parse_line(line)
-            except RuntimeError_:
-                continue  # a torn line (conmon killed mid-write)
-            # conmon cuts lines where its reads end; Docker's drivers keep a line whole up to 16 KiB.
-            held = self._held.pop(rec.stream, None)
-            if held is not None:
-                start, rec = held[0], LogRecord(ts=held[1].ts, stream=rec.stream, data=held[1].data + rec.data,
-                                                partial=rec.partial)
-            if rec.partial and len(rec.data) < MAX_ENTRY:
-                self._held[rec.stream] = (start, rec)
-                continue
-            entries.append(self._fmt.encode(rec))
+            if self._held:
+                stop = data.index(b"\n", at) + 1  # a record at a time until the held line is finished
+            elif (part := _PART.search(data, at, end)) is not None and part.start() == at:
+                stop = data.index(b"\n", at) + 1
+            else:
+                # The records of whole lines before the next part of one: in one piece where the format can.
+                stop = end if part is None else part.start()
+                whole = self._fmt.whole_lines(data[at:stop])
+                if whole is not None:
+                    if entries:
+                        self._out.write(entries)
+                        entries = []
+                    self._out.write_lines(whole)
+                    at = stop
+                    continue
+            self._encode(data[at:stop], base + at, entries)
+            at = stop
         if entries:
             self._out.write(entries)
         self._pending = data[end:]
         self._offset += len(chunk)
         return len(chunk)
+
+    def _encode(self, records: bytes, start: int, entries: list[bytes]) -> None:
+        """`records`: whole lines of the capture, the first at `start` in it."""
+        encode, held_lines = self._fmt.encode, self._held
+        for line in records.split(b"\n")[:-1]:
+            at, start = start, start + len(line) + 1
+            try:
+                rec = parse_line(line)
+            except RuntimeError_:
+                continue  # a torn line (conmon killed mid-write)
+            # conmon cuts lines where its reads end; Docker's drivers keep a line whole up to 16 KiB.
+            if held_lines:
+                held = held_lines.pop(rec.stream, None)
+                if held is not None:
+                    at, rec = held[0], LogRecord(ts=held[1].ts, stream=rec.stream, data=held[1].data + rec.data,
+                                                 partial=rec.partial)
+            if rec.partial and len(rec.data) < MAX_ENTRY:
+                held_lines[rec.stream] = (at, rec)
+                continue
+            entries.append(encode(rec))
 
     def flush(self) -> None:
         """The run is over: a line it left unfinished is written as the partial entry it is."""

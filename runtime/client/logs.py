@@ -10,27 +10,39 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
+import functools
 import os
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from runtime.errors import InvalidArgument
 
-_TS = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
+_TS = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
 _STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
 _READ_SIZE = 256 * 1024
 _TAIL_BLOCK = 64 * 1024
 
 
-@dataclass(frozen=True)
-class LogRecord:
+class LogRecord(NamedTuple):
+    # A tuple: a chatty container's log is a million of these a few seconds, made and read once each.
     ts: int          # nanoseconds since the epoch
     stream: str      # "stdout" or "stderr"
     data: bytes      # the bytes the process wrote; a full line ends with b"\n"
     partial: bool    # the line goes on in the stream's next record
+
+
+@functools.lru_cache(maxsize=64)
+def epoch_seconds(clock: bytes, zone: bytes) -> int:
+    """`clock`: YYYY-MM-DDTHH:MM:SS; `zone`: Z or +HH:MM/-HH:MM."""
+    # Lines come many to a second: the calendar is worked out once for each second.
+    seconds = calendar.timegm((int(clock[0:4]), int(clock[5:7]), int(clock[8:10]), int(clock[11:13]),
+                               int(clock[14:16]), int(clock[17:19]), 0, 0, 0))
+    if zone != b"Z":
+        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        seconds -= offset if zone[:1] == b"+" else -offset
+    return seconds
 
 
 def parse_timestamp(text: bytes | str) -> int:
@@ -39,14 +51,12 @@ def parse_timestamp(text: bytes | str) -> int:
     m = _TS.fullmatch(raw)
     if m is None:
         raise InvalidArgument(f"invalid timestamp {raw!r}")
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    zone = m.group(8)
-    if zone != b"Z":
-        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
-        seconds -= offset if zone[:1] == b"+" else -offset
-    fraction = m.group(7) or b""
-    return seconds * 1_000_000_000 + int(fraction.ljust(9, b"0") or b"0")
+    clock, fraction, zone = m.groups()
+    try:
+        seconds = epoch_seconds(clock, zone)
+    except ValueError:
+        raise InvalidArgument(f"invalid timestamp {raw!r}") from None
+    return seconds * 1_000_000_000 + (int(fraction.ljust(9, b"0")) if fraction else 0)
 
 
 def parse_line(line: bytes) -> LogRecord:
@@ -56,8 +66,7 @@ def parse_line(line: bytes) -> LogRecord:
         raise InvalidArgument(f"not a k8s-file log line: {line[:80]!r}")
     partial = parts[2] == b"P"
     content = parts[3] if len(parts) == 4 else b""
-    return LogRecord(ts=parse_timestamp(parts[0]), stream=_STREAMS[parts[1]],
-                     data=content if partial else content + b"\n", partial=partial)
+    return LogRecord(parse_timestamp(parts[0]), _STREAMS[parts[1]], content if partial else content + b"\n", partial)
 
 
 def parse(data: bytes) -> list[LogRecord]:

@@ -15,7 +15,7 @@ from engine.logs.local import Local
 from engine.logs.reader import Query, read
 from engine.logs.settings import human_size, resolve
 from engine.logs.shipper import MAX_ENTRY, Shipper
-from runtime.client.logs import LogRecord
+from runtime.client.logs import LogRecord, parse_line
 
 T0 = 1_700_000_000 * 10**9
 
@@ -59,6 +59,31 @@ def test_json_file_lines_are_dockers() -> None:
     assert list(json.loads(tagged)) == ["log", "stream", "attrs", "time"]
     records, used = JsonFile.decode(line + b'{"log":"par')
     assert used == len(line) and records[0].data == "<a & b>\ufffd\n".encode() and records[0].stream == "stderr"
+
+
+@pytest.mark.parametrize("attrs", [None, {"tag": 'a"b\\c'}])
+def test_json_file_writes_a_capture_of_whole_lines_as_record_by_record(attrs: dict[str, str] | None) -> None:
+    fmt = JsonFile(attrs)
+    texts = [b"plain 123", b"", b"  spaced  ", b"~!#$%'()*+,-./:;=?@[]^_`{|}", b'{"json": "a\\"b"}', b"a\\b\\",
+             b"<html>&amp;", b"\tat frame\t1", "caf\u00e9 \u2603".encode(), b"\x7f"]
+    records_only = [b"\xff", "line\u2028sep".encode(), b"cr\r", b"nul\x00", b"bell\x07"]
+    stamps = [T0, T0 + 1, T0 + 120_000_000, T0 + 999_999_999, T0 + 100]
+    lines = [k8s(ts, stream, "F", text) for ts in stamps for stream in ("stdout", "stderr")
+             for text in texts + records_only]
+    lines += [b"2023-11-14T22:13:20.5Z stdout F short fraction\n", b"2023-11-14T22:13:20Z stdout F no fraction\n",
+              b"2023-11-14T23:13:20.000000001+01:00 stdout F an offset\n", b"2023-11-14T22:13:20.123456789Z stdout F\n",
+              k8s(T0, "stdout", "P", b"part"), b"not a record\n", b"x" + k8s(T0, "stdout", "F", b"prefixed")]
+    whole = 0
+    for line in lines:
+        for capture in (line, k8s(T0, "stdout", "F", b"first") + line):
+            fast = fmt.whole_lines(capture)
+            if fast is not None:
+                whole += 1
+                assert fast == b"".join(fmt.encode(parse_line(one)) for one in capture.splitlines()), capture
+    # Made in one go: every text but those left to the encoder, at every stamp on both streams; the stamp without
+    # a fraction and the empty line without its space; each alone and after another record.
+    assert whole == 2 * (len(texts) * len(stamps) * 2 + 2)
+    assert fmt.whole_lines(k8s(T0, "stdout", "F", b"x") + k8s(T0, "stdout", "P", b"y")) is None
 
 
 @pytest.mark.parametrize("fmt", [JsonFile(), Local()], ids=["json-file", "local"])
@@ -145,7 +170,7 @@ def test_reader_spans_rotated_files(tmp_path: Path) -> None:
     out.close()
 
     async def collect(q: Query) -> list[int]:
-        return [(r.ts - T0) // 10**6 async for r in read(fmt, path, q)]
+        return [(r.ts - T0) // 10**6 async for batch in read(fmt, path, q) for r in batch]
 
     everything = asyncio.run(collect(Query()))
     assert everything == list(range(everything[0], 100)) and len(rotation.rotated(path)) == 3

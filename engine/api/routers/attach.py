@@ -44,10 +44,12 @@ def register(r: Router, b: Backend) -> None:
         """`ready`: the running container's stdio, connected before the upgrade."""
         tty = bool(c.config.get("Tty"))
         if boolean(q, "logs") and b.logs.readable(c):
-            async for rec in b.logs.read(c, Query()):
-                stream = STDOUT if rec.stream == "stdout" else STDERR
-                if (stdout, stderr)[stream - 1]:
-                    await conn.write(frame(stream, rec.data) if framed else rec.data)
+            wanted = {"stdout": stdout, "stderr": stderr}
+            async for batch in b.logs.read(c, Query()):
+                out = [frame(STDOUT if rec.stream == "stdout" else STDERR, rec.data) if framed else rec.data
+                       for rec in batch if wanted[rec.stream]]
+                if out:
+                    await conn.write(b"".join(out))
         if boolean(q, "stream"):
             att = ready or await until(b.run.attachment(c), conn.lost.wait())
             if att is not None:

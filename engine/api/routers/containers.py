@@ -158,13 +158,14 @@ def register(r: Router, b: Backend) -> None:
         resp = await open_stream(request, content_type=MULTIPLEXED_STREAM if multiplexed else RAW_STREAM)
 
         async def pump() -> None:
-            async for rec in records:
-                if not wanted[rec.stream]:
-                    continue
-                data = rec.data
-                if timestamps:
-                    data = _timestamp(rec.ts) + b" " + data
-                await resp.write(data if tty else frame(STDOUT if rec.stream == "stdout" else STDERR, data))
+            async for batch in records:
+                out = []
+                for rec in batch:
+                    if wanted[rec.stream]:
+                        data = _timestamp(rec.ts) + b" " + rec.data if timestamps else rec.data
+                        out.append(data if tty else frame(STDOUT if rec.stream == "stdout" else STDERR, data))
+                if out:
+                    await resp.write(b"".join(out))
 
         with contextlib.suppress(ConnectionError):
             await until(pump(), disconnected(request))
