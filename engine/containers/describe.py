@@ -6,6 +6,7 @@ the files are on the host and the layers' sizes) from narrow views of the other 
 """
 from __future__ import annotations
 
+import asyncio
 import builtins
 from pathlib import Path
 from collections.abc import Callable, Iterable
@@ -15,6 +16,9 @@ from engine.containers import filters, views
 from engine.containers.filesystem import ContainerFiles
 from engine.containers.mounts import inspect_mounts
 from engine.containers.store import Container, ContainerStore
+
+
+_MEASURED_AT_ONCE = 4
 
 
 class ContainerNetworks(Protocol):
@@ -34,7 +38,6 @@ class Describer:
         self._networks = networks
         self._mountpoint = mountpoint
         self._files = files
-        self._size = files.size
         self._exec_ids = exec_ids
 
     async def inspect(self, ref: str, size: bool) -> dict[str, Any]:
@@ -45,7 +48,7 @@ class Describer:
         log_file = self._log_path(c)
         body["LogPath"] = str(log_file) if log_file is not None else ""
         if size:
-            body.update(views.size(await self._size(c), await self._files.root_size(c)))
+            body.update(views.size(*await self._files.sizes(c, root=True)))
         return body
 
     async def list(self, f: dict[str, list[str]], all_: bool, limit: int, size: bool) -> list[dict[str, Any]]:
@@ -53,12 +56,17 @@ class Describer:
         selected = filters.select(self._store.all(), f, self._store.get, all_, limit,
                                   networks_of=self._networks_of, mounts_of=self._mounts,
                                   published_of=lambda c: self._networks.published(c.id))
-        out = []
-        for c in selected:
-            item = self.summary(c)
-            if size:
-                item.update(views.size(await self._size(c), await self._files.root_size(c)))
-            out.append(item)
+        out = [self.summary(c) for c in selected]
+        if size:
+            # A few containers measured at a time: each is a walk of its writable layer in the runtime.
+            gate = asyncio.Semaphore(_MEASURED_AT_ONCE)
+
+            async def measure(c: Container) -> tuple[int | None, int | None]:
+                async with gate:
+                    return await self._files.sizes(c, root=True)
+
+            for item, sizes in zip(out, await asyncio.gather(*(measure(c) for c in selected))):
+                item.update(views.size(*sizes))
         return out
 
     def summary(self, c: Container) -> dict[str, Any]:

@@ -22,6 +22,9 @@ from runtime.client.records import Container as RuntimeContainer
 from runtime.client.records import Mount
 
 
+# Facts kept of layers and containers: far more than a host has, a bound all the same.
+_KEPT = 4096
+
 # The files Docker generates for a container and bind-mounts over the image's.
 ETC_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
 
@@ -43,6 +46,8 @@ class ContainerFiles:
         self._rt = runtime
         self._store = store
         self._events = events
+        self._layers: dict[tuple[str, str], tuple[int, str]] = {}  # (snapshotter, key) -> (bytes, parent key)
+        self._rootfs_of: dict[str, tuple[str, str, str]] = {}  # container id -> (snapshotter, key, parent key)
 
     async def stat(self, ref: str, path: str) -> dict[str, Any]:
         """Docker's path stat ({"name", "size", "mode", "mtime", "linkTarget"})."""
@@ -94,21 +99,42 @@ class ContainerFiles:
 
     async def size(self, c: Container) -> int | None:
         """Bytes in the container's writable layer; None when the runtime has no snapshot for it (any more)."""
-        with contextlib.suppress(rt.RuntimeError_):
-            record = await self._rt.container(c.id)
-            return (await self._rt.snapshot_usage(record.snapshotter, record.snapshot_key)).size
-        return None
+        return (await self.sizes(c, root=False))[0]
 
-    async def root_size(self, c: Container) -> int | None:
-        """SizeRootFs: the writable layer and every image layer under it, as dockerd adds them up."""
+    async def sizes(self, c: Container, *, root: bool) -> tuple[int | None, int | None]:
+        """SizeRw, the bytes in the writable layer, and with `root` SizeRootFs, that layer and every image layer
+        under it as dockerd adds them up; None where the runtime has no snapshot for the container (any more)."""
         with contextlib.suppress(rt.RuntimeError_):
-            record = await self._rt.container(c.id)
-            total, key = 0, record.snapshot_key
-            while key:
-                total += (await self._rt.snapshot_usage(record.snapshotter, key)).size
-                key = (await self._rt.snapshot(record.snapshotter, key)).parent or ""
-            return total
-        return None
+            snapshotter, key, below = await self._rootfs(c.id)
+            rw = (await self._rt.snapshot_usage(snapshotter, key)).size
+            if not root:
+                return rw, None
+            total = rw
+            while below:
+                size, below = await self._layer(snapshotter, below)
+                total += size
+            return rw, total
+        return None, None
+
+    async def _rootfs(self, cid: str) -> tuple[str, str, str]:
+        """A container's snapshotter, its writable snapshot and the image layer that is on: none of them changes
+        while the container exists, so `ps --size` asks the runtime only for the writable layer's usage."""
+        known = self._rootfs_of.get(cid)
+        if known is None:
+            record = await self._rt.container(cid)
+            below = (await self._rt.snapshot(record.snapshotter, record.snapshot_key)).parent or ""
+            known = record.snapshotter, record.snapshot_key, below
+            _keep(self._rootfs_of, cid, known)
+        return known
+
+    async def _layer(self, snapshotter: str, key: str) -> tuple[int, str]:
+        """An image layer's bytes and the layer under it, measured once: committed layers never change."""
+        known = self._layers.get((snapshotter, key))
+        if known is None:
+            size = (await self._rt.snapshot_usage(snapshotter, key)).size
+            known = size, (await self._rt.snapshot(snapshotter, key)).parent or ""
+            _keep(self._layers, (snapshotter, key), known)
+        return known
 
     async def storage(self, c: Container) -> Storage:
         """Known from create; a record older than that asks the runtime, and an unreachable one leaves it unknown."""
@@ -117,6 +143,12 @@ class ContainerFiles:
         with contextlib.suppress(rt.RuntimeError_):
             return await storage_of(self._rt, await self._rt.container(c.id))
         return Storage()
+
+
+def _keep(known: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(known) >= _KEPT:
+        known.clear()
+    known[key] = value
 
 
 def _overlay_dirs(mounts: list[Mount]) -> dict[str, str] | None:
