@@ -11,6 +11,9 @@ Most scenarios run with `--network none`, so neither side pays for networking th
 * 50 concurrent `docker run -d ... sleep 1000`: wall time until the last CLI returns;
 * `docker exec C true` in a running container (median);
 * a container writing 200 MB to stdout through attach (`docker run --rm ... head -c 200000000 /dev/zero`);
+* `docker ps -a --size` with those 50 containers (each one's writable layer measured);
+* a container printing a million short lines (`seq 1 1000000`): from `docker run -d` to its `docker wait`'s
+  answer (the lines are in the log driver's files by then), and `docker logs` of them all;
 * `GET /containers/json` with those 50 containers, 16 keep-alive connections, requests/s;
 * `GET /_ping`, 16 keep-alive connections, requests/s.
 
@@ -41,6 +44,7 @@ from tests.fixtures.registry import Registry, push
 
 CONCURRENT = 50
 ATTACH_BYTES = 200_000_000
+LOG_LINES = 1_000_000
 
 
 @dataclass
@@ -177,6 +181,15 @@ def concurrent_runs(d: Daemon, ref: str) -> float:
     return elapsed
 
 
+def chatty(d: Daemon, ref: str) -> None:
+    started = time.perf_counter()
+    check(d.docker("run", "-d", "--network", "none", "--name", "chatty", ref, "seq", "1", str(LOG_LINES)), d.env)
+    check(d.docker("wait", "chatty"), d.env)
+    d.add("chatty", time.perf_counter() - started)
+    d.add("logs", timed(["sh", "-c", "docker logs chatty > /dev/null"], d.env))
+    check(d.docker("rm", "chatty"), d.env)
+
+
 def _host_processes() -> dict[int, int]:
     """pid -> RSS KiB of every process on the host."""
     out = {}
@@ -246,11 +259,16 @@ def main() -> None:
         for d in daemons:
             d.add("ports", published_range(d, ref))
         for d in daemons:
+            chatty(d, ref)
+        for d in daemons:
             d.add("start50", concurrent_runs(d, ref))
             timed(d.docker("exec", "c0", "true"), d.env)
         for i in range(args.runs):
             for d in daemons:
                 d.add("exec", timed(d.docker("exec", "c0", "true"), d.env))
+        for _ in range(3):
+            for d in daemons:
+                d.add("ps_size", timed(d.docker("ps", "-a", "--size"), d.env))
         for d in daemons:
             d.add("ps", throughput(d, "/v1.41/containers/json", 16, args.seconds))
             d.add("ping", throughput(d, "/_ping", 16, args.seconds))
@@ -280,6 +298,9 @@ ROWS = [
     ("start50", f"{CONCURRENT} concurrent docker run -d", "s", "time"),
     ("exec", "docker exec C true", "s", "time"),
     ("attach", f"{ATTACH_BYTES // 1_000_000} MB to stdout through attach", "s", "time"),
+    ("chatty", f"{LOG_LINES // 1_000_000}M log lines: run -d until wait answers", "s", "time"),
+    ("logs", f"  docker logs of those {LOG_LINES // 1_000_000}M lines", "s", "time"),
+    ("ps_size", f"docker ps -a --size, {CONCURRENT} containers", "s", "time"),
     ("ps", f"GET /containers/json, {CONCURRENT} containers, 16 conns", "req/s", "rate"),
     ("ping", "GET /_ping, 16 conns", "req/s", "rate"),
     ("rss", f"daemon RSS with {CONCURRENT} containers", "MiB", "size"),
