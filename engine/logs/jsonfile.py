@@ -166,22 +166,6 @@ class JsonFile:
 
 
 def _record(line: bytes) -> LogRecord | None:
-    # The lines this engine writes for plain text are read without a JSON decoder: the text between the
-    # quotes holds no backslash but the escaped newline that ends a full line.
-    cut = line.find(b'","stream":"', 8)
-    if line.startswith(b'{"log":"') and cut > 0 and line.endswith(b'"}'):
-        text = line[8:cut]
-        full = text.endswith(b"\\n")
-        if full:
-            text = text[:-2]
-        stream = _STREAM_NAMES.get(line[cut + 12:cut + 18])
-        at = line.rfind(b'"time":"')
-        if b"\\" not in text and stream is not None and line[cut + 18:cut + 19] == b'"' and at > cut:
-            try:
-                ts = parse_timestamp(line[at + 8:-2])
-            except RuntimeError_:
-                return None
-            return LogRecord(ts, stream, text + b"\n" if full else text, not full)
     try:
         doc = json.loads(line)
         data = doc["log"].encode()

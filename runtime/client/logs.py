@@ -26,7 +26,7 @@ _TAIL_BLOCK = 64 * 1024
 
 
 class LogRecord(NamedTuple):
-    # A tuple: a chatty container's log is a million of these a few seconds, made and read once each.
+    # A tuple: a chatty container's log makes a million of these in a few seconds.
     ts: int          # nanoseconds since the epoch
     stream: str      # "stdout" or "stderr"
     data: bytes      # the bytes the process wrote; a full line ends with b"\n"

@@ -79,7 +79,10 @@ def test_json_file_writes_a_capture_of_whole_lines_as_record_by_record(attrs: di
             fast = fmt.whole_lines(capture)
             if fast is not None:
                 whole += 1
-                assert fast == b"".join(fmt.encode(parse_line(one)) for one in capture.splitlines()), capture
+                records = [parse_line(one) for one in capture.splitlines()]
+                assert fast == b"".join(fmt.encode(rec) for rec in records), capture
+                # And read back as they were, the plain ones in one pass, the rest a line at a time.
+                assert JsonFile.decode(fast) == (records, len(fast)), capture
     # Made in one go: every text but those left to the encoder, at every stamp on both streams; the stamp without
     # a fraction and the empty line without its space; each alone and after another record.
     assert whole == 2 * (len(texts) * len(stamps) * 2 + 2)
