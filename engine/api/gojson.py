@@ -4,11 +4,15 @@ Clients match on dockerd's messages ("invalid JSON: invalid character 'x' lookin
 value", "invalid JSON: unexpected EOF", "invalid JSON: got EOF while reading request body"), so a body
 is first walked by a scanner with the states of Go's encoding/json (a json.Decoder reads one value and
 stops), then handed to Python's parser. Go is also stricter than Python: NaN, Infinity and control
-characters in strings are syntax errors there.
+characters in strings are syntax errors there, a number no Go number type holds is refused, and an
+unpaired surrogate escape decodes as U+FFFD.
 """
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
 import unicodedata
 from typing import Any
 
@@ -21,6 +25,16 @@ _ESCAPES = b'bfnrt\\/"'
 _GO_ESCAPES = {0x07: r"\a", 0x08: r"\b", 0x0C: r"\f", 0x0A: r"\n", 0x0D: r"\r", 0x09: r"\t", 0x0B: r"\v",
                0x5C: r"\\"}
 _LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
+# Go refuses nesting beyond 10000; here the limit is what Python can take. json.loads recurses in C
+# once per level on the interpreter's recursion budget (1000, shared with the handler's own frames),
+# and pydantic-core refuses to serialise beyond about 255 levels, counting those of the record a body
+# is kept in. No Docker API body comes near 128 levels.
+MAX_DEPTH = 128
+# From this length a literal without exponent may be beyond float64, which bounds every Go number type
+# (and json.loads refuses integers of more than 4300 digits).
+_LONG_LITERAL = len(str(int(sys.float_info.max)))
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Syntax(Exception):
@@ -51,6 +65,7 @@ class _Scanner:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        self.out_of_range: bytes | None = None
 
     def _peek(self) -> int:
         if self.pos >= len(self.data):
@@ -71,13 +86,57 @@ class _Scanner:
         return c
 
     def value(self) -> None:
+        """One value, its containers walked with a stack of their brackets rather than by recursion."""
+        open_: list[int] = []
+        while True:
+            c = self.skip_space()
+            self.pos += 1
+            if c == ord("{") or c == ord("["):
+                if len(open_) == MAX_DEPTH:
+                    raise self._error(c, "exceeded max depth")
+                open_.append(c)
+                if self.skip_space() != (ord("}") if c == ord("{") else ord("]")):
+                    if c == ord("{"):
+                        self._key()
+                    continue
+                self.pos += 1
+                open_.pop()
+            else:
+                self._scalar(c)
+            # A value ended: close the containers it ends, up to one that goes on.
+            while open_:
+                c = self.skip_space()
+                self.pos += 1
+                if open_[-1] == ord("{"):
+                    if c == ord("}"):
+                        open_.pop()
+                        continue
+                    if c != ord(","):
+                        raise self._error(c, "after object key:value pair")
+                    self._key()
+                else:
+                    if c == ord("]"):
+                        open_.pop()
+                        continue
+                    if c != ord(","):
+                        raise self._error(c, "after array element")
+                break
+            if not open_:
+                return
+
+    def _key(self) -> None:
         c = self.skip_space()
         self.pos += 1
-        if c == ord("{"):
-            self._object()
-        elif c == ord("["):
-            self._array()
-        elif c == ord('"'):
+        if c != ord('"'):
+            raise self._error(c, "looking for beginning of object key string")
+        self._string()
+        c = self.skip_space()
+        self.pos += 1
+        if c != ord(":"):
+            raise self._error(c, "after object key")
+
+    def _scalar(self, c: int) -> None:
+        if c == ord('"'):
             self._string()
         elif c == ord("-") or c in _DIGITS:
             self._number(c)
@@ -89,41 +148,6 @@ class _Scanner:
                     raise self._error(got, f"in literal {word.decode()} (expecting {_quote(expected)})")
         else:
             raise self._error(c, "looking for beginning of value")
-
-    def _object(self) -> None:
-        if self.skip_space() == ord("}"):
-            self.pos += 1
-            return
-        while True:
-            c = self.skip_space()
-            self.pos += 1
-            if c != ord('"'):
-                raise self._error(c, "looking for beginning of object key string")
-            self._string()
-            c = self.skip_space()
-            self.pos += 1
-            if c != ord(":"):
-                raise self._error(c, "after object key")
-            self.value()
-            c = self.skip_space()
-            self.pos += 1
-            if c == ord("}"):
-                return
-            if c != ord(","):
-                raise self._error(c, "after object key:value pair")
-
-    def _array(self) -> None:
-        if self.skip_space() == ord("]"):
-            self.pos += 1
-            return
-        while True:
-            self.value()
-            c = self.skip_space()
-            self.pos += 1
-            if c == ord("]"):
-                return
-            if c != ord(","):
-                raise self._error(c, "after array element")
 
     def _string(self) -> None:
         while True:
@@ -148,6 +172,7 @@ class _Scanner:
             self.pos += 1
 
     def _number(self, first: int) -> None:
+        start, exponent = self.pos - 1, False
         if first == ord("-"):
             first = self._next()
             if first not in _DIGITS:
@@ -163,12 +188,18 @@ class _Scanner:
             self._digits()
         if self.pos < len(self.data) and self.data[self.pos] in b"eE":
             self.pos += 1
+            exponent = True
             c = self._next()
             if c in b"+-":
                 c = self._next()
             if c not in _DIGITS:
                 raise self._error(c, "in exponent of numeric literal")
             self._digits()
+        # Only an exponent or a long literal can overflow; float() reads any length, as inf if need be.
+        if (exponent or self.pos - start >= _LONG_LITERAL) and self.out_of_range is None:
+            literal = self.data[start:self.pos]
+            if math.isinf(float(literal)):
+                self.out_of_range = literal
 
 
 def decode(raw: bytes) -> Any:
@@ -188,5 +219,25 @@ def decode(raw: bytes) -> Any:
     rest = raw[s.pos:].lstrip(_SPACE)
     if rest and rest[0] not in b"]}":
         raise InvalidArgument("unexpected content after JSON")
+    if s.out_of_range is not None:
+        shown = s.out_of_range.decode()
+        if len(shown) > 32:
+            shown = f"{shown[:24]}...({len(shown)} characters)"
+        raise InvalidArgument(f"json: cannot unmarshal number {shown}: value out of range")
     # Go decodes invalid UTF-8 as U+FFFD rather than failing.
-    return json.loads(raw[:s.pos].decode("utf-8", errors="replace"))
+    value = json.loads(raw[:s.pos].decode("utf-8", errors="replace"))
+    # json.loads has combined the paired escapes: any surrogate left is unpaired.
+    if _SURROGATE_ESCAPE.search(raw, 0, s.pos):
+        return _without_surrogates(value)
+    return value
+
+
+def _without_surrogates(value: Any) -> Any:
+    """Recursive, as json.loads is: MAX_DEPTH bounds both."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_SURROGATE.sub("\ufffd", k): _without_surrogates(v) for k, v in value.items()}
+    return value

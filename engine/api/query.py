@@ -1,12 +1,16 @@
 """Query-string conventions of the Docker API clients (CLIENT-FLOWS §1.7-1.9)."""
 from __future__ import annotations
 
-import json
+import re
 from typing import Any, Mapping
 
+from engine.api.gojson import decode
 from engine.errors import InvalidArgument
 
 _FALSE = {"", "0", "no", "false", "none"}
+# strconv.Atoi's syntax: ASCII digits after an optional sign, no spaces or underscores as int() allows.
+_ATOI = re.compile(r"[+-]?[0-9]+")
+_INT64 = range(-(1 << 63), 1 << 63)
 
 
 def boolean(q: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -19,10 +23,14 @@ def integer(q: Mapping[str, str], name: str, default: int | None = None) -> int 
     raw = q.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidArgument(f"invalid value for {name}: {raw!r} is not an integer") from None
+    if not _ATOI.fullmatch(raw):
+        raise InvalidArgument(f"invalid value for {name}: {raw!r} is not an integer")
+    # Measured before int(), which refuses more than 4300 digits (leading zeros too): int64 has 19 at most.
+    digits = raw.lstrip("+-").lstrip("0") or "0"
+    value = (-1 if raw[0] == "-" else 1) * int(digits) if len(digits) <= 19 else None
+    if value is None or value not in _INT64:
+        raise InvalidArgument(f"invalid value for {name}: {raw!r} is out of range")
+    return value
 
 
 def filters(q: Mapping[str, str]) -> dict[str, list[str]]:
@@ -31,8 +39,8 @@ def filters(q: Mapping[str, str]) -> dict[str, list[str]]:
     if not raw:
         return {}
     try:
-        doc: Any = json.loads(raw)
-    except ValueError:
+        doc: Any = decode(raw.encode(errors="replace"))
+    except InvalidArgument:
         raise InvalidArgument(f"invalid filter: {raw!r} is not JSON") from None
     if not isinstance(doc, dict):
         raise InvalidArgument("invalid filter: expected a JSON object")

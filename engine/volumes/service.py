@@ -11,6 +11,7 @@ import builtins
 import asyncio
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import re
@@ -38,7 +39,8 @@ def _rfc3339(ts: float) -> str:
 
 
 def check_name(name: str) -> None:
-    if not _NAME.match(name):
+    # fullmatch: Go's `$` is the end of the name, where Python's also takes a newline before it.
+    if not _NAME.fullmatch(name):
         raise InvalidArgument(f'create {name}: "{name}" includes invalid characters for a local volume name, '
                               "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host "
                               "directory, use absolute path")
@@ -75,6 +77,10 @@ class VolumeService:
         unknown = set(options or {}) - _LOCAL_OPTIONS
         if unknown:
             raise InvalidArgument(f"invalid option key: {sorted(unknown)[0]!r}")
+        # They become mount(8) arguments at first use, where a NUL byte cannot go.
+        for key, value in (options or {}).items():
+            if "\x00" in value:
+                raise InvalidArgument(f"invalid option {key!r}: it contains a NUL byte")
         async with self._lock:
             existing = self.store.find(name)
             if existing is not None:
@@ -83,7 +89,14 @@ class VolumeService:
             if anonymous:
                 labels[ANONYMOUS_LABEL] = ""
             v = Volume(name=name, created=time.time(), labels=labels, options=dict(options or {}))
-            await asyncio.to_thread(os.makedirs, self.mountpoint(name), 0o755, True)
+            try:
+                await asyncio.to_thread(os.makedirs, self.mountpoint(name), 0o755, True)
+            except OSError as e:
+                # The name's length is the filesystem's to judge (NAME_MAX); other failures are the host's.
+                if e.errno != errno.ENAMETOOLONG:
+                    raise
+                raise InvalidArgument(f"create {name}: error while creating volume root path "
+                                      f"'{self.root / name}': file name too long") from None
             await self.store.save(v)
         log.info("volume created name=%s", name)
         return v

@@ -33,10 +33,19 @@ class IPAMModel(BaseModel):
     Config: list[IPAMConfigModel] | None = None
 
 
+class ConfigReference(BaseModel):
+    model_config = _OPEN
+    Network: str | None = None
+
+
 class NetworkCreate(BaseModel):
     model_config = _OPEN
     Name: str
     Driver: str | None = None
+    Scope: str | None = None
+    Ingress: bool | None = None
+    ConfigOnly: bool | None = None
+    ConfigFrom: ConfigReference | None = None
     Internal: bool | None = None
     Attachable: bool | None = None
     EnableIPv6: bool | None = None
@@ -45,10 +54,21 @@ class NetworkCreate(BaseModel):
     Labels: dict[str, str] | None = None
 
 
+class EndpointIPAMConfig(BaseModel):
+    model_config = _OPEN
+    IPv4Address: str | None = None
+    IPv6Address: str | None = None
+    LinkLocalIPs: list[str] | None = None
+
+
 class EndpointSettings(BaseModel):
+    """The fields the network service reads, typed as in Go's EndpointSettings."""
+
     model_config = _OPEN
     Aliases: list[str] | None = None
-    IPAMConfig: dict[str, Any] | None = None
+    Links: list[str] | None = None
+    MacAddress: str | None = None
+    IPAMConfig: EndpointIPAMConfig | None = None
 
 
 class Connect(BaseModel):
