@@ -183,7 +183,8 @@ def concurrent_runs(d: Daemon, ref: str) -> float:
 
 def chatty(d: Daemon, ref: str) -> None:
     started = time.perf_counter()
-    check(d.docker("run", "-d", "--network", "none", "--name", "chatty", ref, "seq", "1", str(LOG_LINES)), d.env)
+    check(d.docker("run", "-d", "--network", "none", "--name", "chatty", ref, "sh", "-c",
+                   f"seq 1 {LOG_LINES}"), d.env)
     check(d.docker("wait", "chatty"), d.env)
     d.add("chatty", time.perf_counter() - started)
     d.add("logs", timed(["sh", "-c", "docker logs chatty > /dev/null"], d.env))

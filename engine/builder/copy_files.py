@@ -277,13 +277,17 @@ class CopyFiles:
         path = await work.path() / f"url-{len(prepared.sources)}" / name
         path.parent.mkdir()
         digest = hashlib.sha256()
-        async with aiohttp.ClientSession() as session, session.get(url) as resp:
-            if resp.status != 200:
-                raise InvalidArgument(f"ADD failed: {url}: the server answered {resp.status} {resp.reason}")
-            with open(path, "wb") as f:
-                async for chunk in resp.content.iter_chunked(1 << 16):
-                    digest.update(chunk)
-                    await asyncio.to_thread(f.write, chunk)
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url) as resp:
+                if resp.status != 200:
+                    raise InvalidArgument(f"ADD failed: {url}: the server answered {resp.status} {resp.reason}")
+                with open(path, "wb") as f:
+                    async for chunk in resp.content.iter_chunked(1 << 16):
+                        digest.update(chunk)
+                        await asyncio.to_thread(f.write, chunk)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            # The Dockerfile's URL, not the daemon, is at fault: the client is told, the log need not say more.
+            raise InvalidArgument(f"ADD failed: {url}: {str(e) or type(e).__name__}") from None
         path.chmod(0o600)  # what Docker gives a file ADD fetched
         got = "sha256:" + digest.hexdigest()
         if step.checksum and step.checksum != got:

@@ -148,6 +148,10 @@ class ExecService:
             parse_detach_keys(config.DetachKeys)
         except ValueError:
             raise InvalidArgument(f"Invalid escape keys ({config.DetachKeys}) provided") from None
+        if config.WorkingDir and not config.WorkingDir.startswith("/"):
+            # The runtime's words for a container's: runc's refusal at start would come too late for a 400.
+            raise InvalidArgument(f"the working directory {config.WorkingDir!r} is invalid: it needs to be an "
+                                  "absolute path")
         self._forget_removed()
         e = Exec(id=secrets.token_hex(32), container_id=cid, config=config)
         self._execs[e.id] = e
@@ -179,6 +183,17 @@ class ExecService:
             raise Conflict(f"Error: Exec command {e.id} has already run")
         self._running_container(e.container_id)
         e.started = True
+        try:
+            return await self._prepare(e, attach)
+        except BaseException as err:
+            # Started is for good (a second start is a 409, as in dockerd): the exec ends here, with the code
+            # launch() would give it, rather than staying in ExecIDs never to run.
+            e.exit_code = start_failure_code(err.message if isinstance(err, rt.RuntimeError_) else "")
+            if e.prepared:
+                await self._discard(e)
+            raise
+
+    async def _prepare(self, e: Exec, attach: bool) -> Attachment | None:
         c = e.config
         created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=c.Env or [],
                                           cwd=c.WorkingDir or None, user=c.User or None, terminal=bool(c.Tty),
@@ -186,13 +201,7 @@ class ExecService:
         e.prepared = True
         if e.size is not None:
             await self._resize(e)
-        if not attach:
-            return None
-        try:
-            return await Attachment.connect(created.io.attach_socket)
-        except BaseException:
-            await self._discard(e)
-            raise
+        return await Attachment.connect(created.io.attach_socket) if attach else None
 
     async def launch(self, e: Exec) -> None:
         """Run the prepared process; a failure is the exec's exit (126/127), as for Docker."""

@@ -12,6 +12,9 @@ from typing import Any, Protocol
 from engine.errors import InvalidArgument
 from runtime.client import RuntimeAPI
 
+# The kernel's bounds on cgroup v1 cpu.shares, which runc refuses to go past on either cgroup version.
+MIN_CPU_SHARES, MAX_CPU_SHARES = 2, 262144
+
 # (HostConfig field, the runtime's feature name, dockerd's warning when the kernel lacks it)
 _DISCARDED = (
     ("Memory", "memory_limit",
@@ -86,6 +89,14 @@ def discard_unsupported(resources: Any, features: Mapping[str, Any]) -> list[str
             if name == "Memory":
                 resources.MemorySwap = None
     return warnings
+
+
+def clamp_cpu_shares(host_config: Any) -> None:
+    """A create's CpuShares outside the kernel's bounds is brought within them, silently, as dockerd does (runc
+    would refuse the value when the container starts); an update's is refused (resources.py)."""
+    shares = host_config.CpuShares
+    if shares:
+        host_config.CpuShares = min(max(shares, MIN_CPU_SHARES), MAX_CPU_SHARES)
 
 
 def discard_memory_policy(host_config: Any, features: Mapping[str, Any]) -> list[str]:

@@ -15,9 +15,10 @@ from pydantic import ValidationError
 
 from engine.containers import hostchecks
 from engine.containers.fields import refuse_unsupported
+from engine.containers.gotypes import unmarshal_error
 from engine.containers.images import Image
 from engine.containers.mounts import host_mounts
-from engine.containers.request import CreateRequest, HostConfigModel
+from engine.containers.request import ContainerConfig, CreateRequest, HostConfigModel
 from engine.errors import InvalidArgument
 from runtime.client.signals import parse_signal
 
@@ -41,6 +42,20 @@ def parse(body: Any) -> CreateRequest:
     refuse_unsupported(body)
     hostchecks.check(req.HostConfig)
     return req
+
+
+def commit_config(body: Any) -> dict[str, Any] | None:
+    """A commit body, the Config fields given over the container's, typed as create types them: the image
+    keeps what is given, so a wrong type let through would break every container made from it."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise InvalidArgument("the commit body must be a container config object")
+    try:
+        config = ContainerConfig.model_validate(body)
+    except ValidationError as e:
+        raise unmarshal_error(e, ContainerConfig, "Config") from None
+    return config.model_dump(exclude_unset=True) or None
 
 
 def _env_key(item: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.containers.health import ON_FAILURE_ACTIONS, ON_FAILURE_LABEL
-from engine.containers.hostlimits import discard_memory_policy, discard_unsupported
+from engine.containers.hostlimits import clamp_cpu_shares, discard_memory_policy, discard_unsupported
 from engine.containers.images import Image
 from engine.containers.namespaces import ipc_mode, runtime_ipc_mode
 from engine.containers.options import (
@@ -140,6 +140,7 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     on_failure = (req.Labels or {}).get(ON_FAILURE_LABEL)
     if on_failure is not None and on_failure not in ON_FAILURE_ACTIONS:
         raise InvalidArgument(f"invalid {ON_FAILURE_LABEL} {on_failure!r}: use one of {', '.join(ON_FAILURE_ACTIONS)}")
+    clamp_cpu_shares(req.HostConfig)
     warnings = discard_unsupported(req.HostConfig, features) + discard_memory_policy(req.HostConfig, features)
     hostname = hostname_for(req, cid)
     config = inspect_config(req, image, hostname)

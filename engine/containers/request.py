@@ -121,8 +121,8 @@ class HostConfigModel(BaseModel):
     Annotations: dict[str, str] | None = None
 
 
-class CreateRequest(BaseModel):
-    """Docker's Config with HostConfig (and NetworkingConfig) embedded."""
+class ContainerConfig(BaseModel):
+    """Docker's Config: a create body's top level, and what a commit body overrides on the container's."""
 
     model_config = OPEN
     Hostname: str | None = None
@@ -150,10 +150,15 @@ class CreateRequest(BaseModel):
     StopSignal: str | None = None
     StopTimeout: Int64 | None = None
     Shell: list[str] | None = None
-    NetworkingConfig: dict[str, Any] | None = None
-    HostConfig: HostConfigModel = Field(default_factory=lambda: HostConfigModel())
 
     _strslices = field_validator("Cmd", "Entrypoint", "Shell", mode="before")(strslice)
+
+
+class CreateRequest(ContainerConfig):
+    """Docker's Config with HostConfig (and NetworkingConfig) embedded."""
+
+    NetworkingConfig: dict[str, Any] | None = None
+    HostConfig: HostConfigModel = Field(default_factory=lambda: HostConfigModel())
 
     @field_validator("HostConfig", mode="before")
     @classmethod

@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from engine.containers.gotypes import OPEN, Int64
+from engine.containers.hostlimits import MAX_CPU_SHARES, MIN_CPU_SHARES
 from engine.containers.request import RestartPolicyModel
 from engine.errors import Conflict, InvalidArgument
 
@@ -30,18 +32,19 @@ _SET_IF_NONZERO = ("Memory", "MemoryReservation", "MemorySwap", "NanoCpus", "Cpu
 class UpdateRequest(BaseModel):
     """Docker's Resources plus RestartPolicy; the CLI sends the whole struct, mostly zeros."""
 
-    model_config = ConfigDict(extra="allow")
-    Memory: int | None = None
-    MemoryReservation: int | None = None
-    MemorySwap: int | None = None
-    NanoCpus: int | None = None
-    CpuShares: int | None = None
-    CpuPeriod: int | None = None
-    CpuQuota: int | None = None
+    # Typed as create types the same HostConfig fields: a value create refuses must not come in this way.
+    model_config = OPEN
+    Memory: Int64 | None = None
+    MemoryReservation: Int64 | None = None
+    MemorySwap: Int64 | None = None
+    NanoCpus: Int64 | None = None
+    CpuShares: Int64 | None = None
+    CpuPeriod: Int64 | None = None
+    CpuQuota: Int64 | None = None
     CpusetCpus: str | None = None
     CpusetMems: str | None = None
-    PidsLimit: int | None = None
-    BlkioWeight: int | None = None
+    PidsLimit: Int64 | None = None
+    BlkioWeight: Int64 | None = None
     RestartPolicy: RestartPolicyModel | None = None
 
 
@@ -106,6 +109,9 @@ def _check(hc: dict[str, Any]) -> None:
     quota = hc.get("CpuQuota") or 0
     if 0 < quota < 1000:
         raise InvalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    shares = hc.get("CpuShares") or 0
+    if shares and not MIN_CPU_SHARES <= shares <= MAX_CPU_SHARES:
+        raise InvalidArgument(f"Range of CPU shares is from {MIN_CPU_SHARES} to {MAX_CPU_SHARES}")
     weight = hc.get("BlkioWeight") or 0
     if weight and not 10 <= weight <= 1000:
         raise InvalidArgument("Range of blkio weight is from 10 to 1000")

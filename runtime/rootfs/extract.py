@@ -29,6 +29,10 @@ from runtime.errors import Internal, InvalidArgument, NotFound, PermissionDenied
 from runtime.rootfs.view import Location, Parts, Rootfs, components, locate, open_dir
 
 RULES = ut.Rules("archive")
+# Failures an entry's name or kind causes against what the container (or the tar itself) already has there,
+# rather than the host: a 400 naming the entry. Anything else (EIO, ENOSPC...) stays a server error.
+_ENTRY_FAULTS = frozenset({errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY,
+                           errno.ELOOP, errno.EMLINK})
 
 
 class ExtractOptions(BaseModel):
@@ -133,9 +137,15 @@ class _Extractor:
         for member in tar:
             try:
                 self._entry(tar, member)
+            except NotFound as e:
+                # What the tar's headers could not tell: the container has a non-directory where the entry's
+                # path needs a directory (etc/passwd/x).
+                raise RULES.refuse(member.name, e.message) from None
             except RuntimeError_:
                 raise
             except OSError as e:
+                if e.errno in _ENTRY_FAULTS:
+                    raise RULES.refuse(member.name, e.strerror or str(e)) from None
                 raise Internal(f"writing archive entry {member.name!r} failed: {e}") from e
         for parts, ns in self.dir_times:
             # Deferred: creating children would otherwise bump them again.

@@ -39,6 +39,14 @@ _PRECONDITION = (
     "cannot ",
 )
 
+# runc's checks on the values it is given (a relative cwd, cpu.shares past the kernel's bounds): the caller's fault.
+_BAD_VALUE = (
+    "must be an absolute path",
+    "must not be empty",
+    "the maximum allowed",
+    "the minimum allowed",
+)
+
 
 def error_for(message: str) -> RuntimeError_:
     """Map a runc error message to the runtime's typed error."""
@@ -50,6 +58,8 @@ def error_for(message: str) -> RuntimeError_:
     # A create that fails inside the container's init is almost always the spec's fault
     # (missing executable, impossible mount, tty mismatch); keep runc's words for the caller.
     if "runc create failed" in low or "unable to start container process" in low:
+        return InvalidArgument(message)
+    if any(p in low for p in _BAD_VALUE):
         return InvalidArgument(message)
     if any(p in low for p in _PRECONDITION):
         return FailedPrecondition(message)

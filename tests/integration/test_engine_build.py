@@ -86,9 +86,16 @@ def test_cli_failed_run_reports_its_code_and_parse_errors_name_the_line(engine, 
     ctx = tmp_path / "bad"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
+    logged = Path(engine.log_path).stat().st_size
     out = docker_cli(engine, "build", ".", cwd=ctx)
     assert out.returncode == 3, out
     assert "The command '/bin/sh -c exit 3' returned a non-zero code: 3" in out.stderr + out.stdout
+    (ctx / "Dockerfile").write_text("FROM busybox\nADD http://127.0.0.1:1/x /\n")
+    out = docker_cli(engine, "build", ".", cwd=ctx)
+    assert out.returncode == 1 and "ADD failed: http://127.0.0.1:1/x: Cannot connect" in out.stderr, out
+    # The Dockerfile's failures are the client's news: a line each in the daemon's log, no traceback.
+    log = Path(engine.log_path).read_bytes()[logged:].decode(errors="replace")
+    assert log.count("build failed") == 2 and "Traceback" not in log, log
     (ctx / "Dockerfile").write_text("FROM busybox\nBOGUS x\n")
     out = docker_cli(engine, "build", ".", cwd=ctx)
     assert out.returncode == 1

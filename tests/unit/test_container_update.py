@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.containers.execs import parse_model
 from engine.containers.resources import UpdateRequest, merged, runtime_resources
 from engine.errors import Conflict, InvalidArgument
 
@@ -54,6 +55,8 @@ def test_unsupported_fields_are_warnings() -> None:
     ({}, {"CpuPeriod": 10}, InvalidArgument, "CPU cfs period can not be less than 1ms"),
     ({}, {"CpuQuota": 10}, InvalidArgument, "CPU cfs quota can not be less than 1ms"),
     ({}, {"BlkioWeight": 5}, InvalidArgument, "Range of blkio weight is from 10 to 1000"),
+    ({}, {"CpuShares": 6291456}, InvalidArgument, "Range of CPU shares is from 2 to 262144"),
+    ({}, {"CpuShares": 1}, InvalidArgument, "Range of CPU shares is from 2 to 262144"),
     ({}, {"RestartPolicy": {"Name": "sometimes"}}, InvalidArgument, "invalid restart policy 'sometimes'"),
     ({}, {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 3}}, InvalidArgument, "only be used with"),
     ({"AutoRemove": True}, {"RestartPolicy": {"Name": "always"}}, InvalidArgument, "AutoRemove is enabled"),
@@ -61,3 +64,12 @@ def test_unsupported_fields_are_warnings() -> None:
 def test_refusals(hc: dict, body: dict, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         update(hc, **body)
+
+
+@pytest.mark.parametrize("body", [
+    {"CpuShares": True}, {"Memory": "64m"}, {"NanoCpus": 1.5}, {"Memory": 10**30}, {"CpuQuota": 10**30},
+    {"PidsLimit": 2**64}, {"CpuPeriod": -(2**63) - 1}, {"CpusetCpus": 0}, {"RestartPolicy": {"MaximumRetryCount": True}},
+])
+def test_values_outside_their_go_types_are_refused_as_create_refuses_them(body: dict) -> None:
+    with pytest.raises(InvalidArgument, match=next(iter(body))):
+        parse_model(UpdateRequest, body)

@@ -93,3 +93,9 @@ def test_a_command_is_required_but_may_be_empty() -> None:
     with pytest.raises(InvalidArgument, match="^No command specified$"):
         plan(parse({"Image": "busybox"}), bare, CID, ALL)
     assert plan(parse({"Image": "busybox", "Cmd": [""]}), bare, CID, ALL).options["args"] == [""]
+
+
+@pytest.mark.parametrize(("asked", "kept"), [(1, 2), (-5, 2), (1024, 1024), (6291456, 262144)])
+def test_cpu_shares_past_the_kernels_bounds_are_brought_within_them_at_create(asked: int, kept: int) -> None:
+    p = plan(parse({"Image": "busybox", "HostConfig": {"CpuShares": asked}}), IMAGE, CID, ALL)
+    assert (p.options["cpu_shares"], p.host_config["CpuShares"], p.warnings) == (kept, kept, [])

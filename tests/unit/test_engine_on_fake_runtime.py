@@ -14,6 +14,7 @@ import pytest
 from engine.config import Config
 from engine.containers.create import Creator
 from engine.containers.departures import Departures
+from engine.containers.execs import ExecConfig, ExecService
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
 from engine.containers.ipc import IpcNamespaces
@@ -25,6 +26,7 @@ from engine.containers.run import RunControl, WaitCondition
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
+from engine.errors import Conflict, InvalidArgument
 from engine.events import EventBus
 from engine.images.store import ImageService, Registries
 from engine.logs.service import ContainerLogs
@@ -33,6 +35,7 @@ from engine.networks.model import Network
 from engine.networks.service import NetworkService
 from engine.runtimes import RuntimeTable
 from engine.volumes.service import VolumeService
+from runtime import client as rt
 from runtime.client.testing import FakeRuntime
 
 IMAGE = "docker.io/library/busybox:latest"
@@ -219,3 +222,33 @@ async def test_a_create_cut_short_by_a_dead_engine_is_swept(engine: Engine) -> N
     engine.follow()
     await until(lambda: "remove_container" in engine.runtime.calls)
     assert [c.id for c in await engine.runtime.containers()] == [ours.id]
+
+
+async def test_an_exec_that_fails_while_being_prepared_is_over_not_half_started(engine: Engine) -> None:
+    c = await engine.create()
+    await engine.run.start(c.id)
+    execs = ExecService(engine.store, engine.runtime, engine.events)
+    e = execs.create(c.id, ExecConfig(Cmd=["true"], Tty=True))
+    await execs.resize(e, 24, 80)
+
+    async def refuse(*args: object, **kwargs: object) -> None:
+        raise rt.InvalidArgument("invalid terminal size")
+
+    engine.runtime.resize_task = refuse  # type: ignore[method-assign]
+    engine.runtime.calls.clear()
+    with pytest.raises(rt.InvalidArgument):
+        await execs.start_detached(e)
+    assert execs.live_ids(c.id) == [] and e.exit_code is not None and not e.running
+    assert engine.runtime.calls == ["add_exec", "delete_exec"]  # nothing left in the runtime
+    with pytest.raises(Conflict, match="has already run"):
+        await execs.start_detached(e)
+
+
+async def test_an_exec_with_a_relative_working_dir_is_refused_at_create(engine: Engine) -> None:
+    c = await engine.create()
+    await engine.run.start(c.id)
+    execs = ExecService(engine.store, engine.runtime, engine.events)
+    with pytest.raises(InvalidArgument, match="the working directory 'relative' is invalid: it needs to be an "
+                                              "absolute path"):
+        execs.create(c.id, ExecConfig(Cmd=["true"], WorkingDir="relative"))
+    assert execs.create(c.id, ExecConfig(Cmd=["true"], WorkingDir="/tmp")).config.WorkingDir == "/tmp"

@@ -1,4 +1,5 @@
 """Copying a tar into a container (runtime.rootfs.extract): hostile tars and hostile containers."""
+import errno
 import gzip
 import os
 import stat
@@ -6,7 +7,8 @@ import tarfile
 
 import pytest
 
-from runtime.errors import InvalidArgument, NotFound, PermissionDenied
+from runtime import untrusted_tar as ut
+from runtime.errors import Internal, InvalidArgument, NotFound, PermissionDenied
 from runtime.rootfs.extract import ExtractOptions, extract
 from runtime.rootfs.view import Bind, Rootfs
 from tests.unit.tar_entries import d, dev, f, fifo, hard, sym, tar_bytes
@@ -281,3 +283,26 @@ def test_a_file_bind_mount_point_is_not_replaced(box, tmp_path):
     with pytest.raises(InvalidArgument, match="mount point"):
         put(tmp_path, make(binds=binds), "/etc", f("hosts", b"evil"))
     assert hosts.read_text() == "127.0.0.1 localhost\n"
+
+
+@pytest.mark.parametrize(("entries", "why"), [
+    ((f("n" * 300, b"x"),), "File name too long"),
+    ((f("etc/passwd/x", b"x"),), "is not a directory"),  # the container's /etc/passwd is a file
+])
+def test_entries_the_container_cannot_take_are_invalid_argument_naming_them(box, tmp_path, entries, why):
+    make, root, _ = box
+    (root / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    name = entries[0][0].name
+    with pytest.raises(InvalidArgument, match=f"archive entry '{name}'.*({why})"):
+        put(tmp_path, make(), "/", *entries)
+
+
+def test_an_io_failure_while_writing_is_a_server_error(box, tmp_path, monkeypatch):
+    make, root, _ = box
+
+    def broken(*args, **kwargs):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(ut, "write_file", broken)
+    with pytest.raises(Internal, match="writing archive entry 'a' failed"):
+        put(tmp_path, make(), "/tmp", f("a", b"x"))

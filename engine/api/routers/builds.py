@@ -14,7 +14,7 @@ from engine.api.streams import disconnected, json_line
 from engine.api.responses import json_response
 from engine.backend import Backend
 from engine.builder.options import parse_options, registry_auths
-from engine.builder.progress import BuildProgress, failure
+from engine.builder.progress import BuildProgress, StepFailed, failure
 from engine.errors import EngineError, InvalidArgument
 from engine.images.filters import parse_until
 from runtime.client import RuntimeError_
@@ -51,7 +51,8 @@ def register(r: Router, b: Backend) -> None:
             async def run() -> None:
                 try:
                     await builder.build(context, options, progress, auths)
-                except (EngineError, RuntimeError_) as e:
+                except (EngineError, RuntimeError_, StepFailed) as e:
+                    # What the Dockerfile or the context made fail is the client's to read, not the daemon's error.
                     log.info("build failed: %s", e.message)
                     await progress.put(failure(e))
                 except Exception as e:

@@ -12,6 +12,7 @@ from engine.api.app import Router
 from engine.api.streams import error_line, json_line
 from engine.api.responses import json_response, read_json
 from engine.backend import Backend
+from engine.containers.options import commit_config
 from engine.errors import EngineError, InvalidArgument
 from engine.images import platforms
 from engine.images.make_options import CommitOptions, ImportOptions
@@ -25,12 +26,10 @@ def register(r: Router, b: Backend) -> None:
     async def commit(request: web.Request) -> web.Response:
         q = request.query
         c = b.containers.get(q.get("container", ""))
-        body = await read_json(request, optional=True)
-        if body is not None and not isinstance(body, dict):
-            raise InvalidArgument("the commit body must be a container config object")
+        config = commit_config(await read_json(request, optional=True))
         options = CommitOptions(repo=q.get("repo", ""), tag=q.get("tag", ""), author=q.get("author", ""),
                                 comment=q.get("comment", ""), pause=query.boolean(q, "pause", True),
-                                changes=tuple(q.getall("changes", [])), config=body or None)
+                                changes=tuple(q.getall("changes", [])), config=config)
         return json_response({"Id": await b.committer.get().commit(c, options)}, status=201)
 
     r.add("POST", "/commit", commit)
