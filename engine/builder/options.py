@@ -55,7 +55,7 @@ def _json(q: Mapping[str, str], name: str, kind: type) -> Any:
         return kind()
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidArgument(f"invalid {name}: {raw!r} is not JSON") from None
     if value is None:
         return kind()
@@ -134,7 +134,7 @@ def registry_auths(header: str | None) -> dict[str, RegistryAuth]:
     text = header.strip().replace("+", "-").replace("/", "_")
     try:
         doc = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         return {}
     if not isinstance(doc, dict):
         return {}

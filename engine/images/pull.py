@@ -41,7 +41,7 @@ class RegistryAuth(BaseModel):
         text = header.strip().replace("+", "-").replace("/", "_")
         try:
             return cls.model_validate(json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))))
-        except (binascii.Error, ValueError, ValidationError):
+        except (binascii.Error, ValueError, ValidationError, RecursionError):
             return None
 
     def credentials(self) -> dict[str, str] | None:

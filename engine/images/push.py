@@ -50,7 +50,7 @@ def push_platform(raw: str) -> Platform | None:
         return None
     try:
         doc = json.loads(raw)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise InvalidArgument(f"failed to parse platform: {e}") from None
     if not isinstance(doc, dict) or not doc.get("os") or not doc.get("architecture"):
         raise InvalidArgument("failed to parse platform: os and architecture are required")

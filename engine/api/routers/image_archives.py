@@ -31,7 +31,7 @@ def _platform(raw: str | None) -> str | None:
         return None
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidArgument(f"failed to parse platform: invalid JSON: {raw}") from None
     if not isinstance(doc, dict) or not doc.get("os") or not doc.get("architecture"):
         raise InvalidArgument(f"failed to parse platform: {raw}: os and architecture are required")
