@@ -33,6 +33,7 @@ log = logging.getLogger("engine.daemon")
 # How long a stopping engine gives the runtime removals of --rm containers it has answered for; the rest are
 # swept at its next start.
 _DEPARTURES_GRACE = 10.0
+_HEADER_BYTES = 1 << 20
 
 ROUTERS = [system.register, system_df.register, images.register, image_archives.register, container_stats.register,
            containers.register, attach.register, exec.register, events.register, container_update.register,
@@ -51,7 +52,10 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
     metrics = await backend.metrics.listen(cfg.metrics_addr) if cfg.metrics_addr else None
     app = build(backend, ROUTERS, experimental=cfg.experimental)
     backend.metrics.install(app)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Go's server reads a request line and headers of up to 1 MiB (MaxHeaderBytes); aiohttp stops at 8 KiB
+    # a line: a commit's --change list or a build's X-Registry-Config for many registries goes past that.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, max_line_size=_HEADER_BYTES,
+                           max_field_size=_HEADER_BYTES)
     await runner.setup()
     try:
         await listeners.listen(runner, cfg)

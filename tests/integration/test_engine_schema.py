@@ -220,3 +220,11 @@ def test_create_with_the_clis_zero_values_still_works(engine):
     })
     assert r.status_code == 201, r.text
     api(engine, "DELETE", f"/containers/{r.json()['Id']}", params={"force": "1"})
+
+
+def test_request_lines_and_headers_as_long_as_gos_server_reads(engine):
+    # Go's server takes up to 1 MiB of request line and headers; aiohttp's default stopped at 8 KiB a line.
+    labels = {f"label-{i:05d}": "v" for i in range(2000)}
+    r = api(engine, "GET", "/containers/json", params={"all": "1", "filters": json.dumps({"label": list(labels)})},
+            headers={"X-Registry-Auth": "e30=" + " " * 20_000})
+    assert r.status_code == 200 and r.json() == [], r.text
