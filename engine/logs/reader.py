@@ -8,9 +8,10 @@ file is read only when what is asked for reaches into it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -82,7 +83,7 @@ def _plan(fmt: Format, path: Path, q: Query) -> _Plan:
             break  # the live file already starts after `since`
         rotated.append((older, need))
         if need is not None:
-            need -= len(fmt.decode(rotation.read_all(older))[0])
+            need -= sum(len(batch) for batch in _batches(fmt, older))
     rotated.reverse()
     return _Plan(rotated, offset)
 
@@ -97,11 +98,15 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
         await catch_up()
     plan = await asyncio.to_thread(_plan, fmt, path, q)
     for older, keep in plan.rotated:
-        records = (await asyncio.to_thread(_decode_file, fmt, older))[0]
         if keep is not None:
-            records = records[-keep:] if keep > 0 else []
-        if kept := q.kept(records):
-            yield kept
+            if kept := q.kept(await asyncio.to_thread(_last, fmt, older, keep)):
+                yield kept
+            continue
+        # A batch at a time: a rotated file is up to max-size of entries, millions of records decoded at once.
+        batches = _batches(fmt, older)
+        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+            if kept := q.kept(batch):
+                yield kept
     f = await _open(path)
     if f is None and not follow:
         return
@@ -124,7 +129,7 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
                         continue
             if chunk:
                 offset += len(chunk)
-                records, used = fmt.decode(pending + chunk)
+                records, used = await asyncio.to_thread(fmt.decode, pending + chunk)
                 pending = (pending + chunk)[used:]
                 if kept := q.kept(records):
                     yield kept
@@ -139,8 +144,21 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
             f.close()
 
 
-def _decode_file(fmt: Format, path: Path) -> tuple[list[LogRecord], int]:
-    return fmt.decode(rotation.read_all(path))
+def _batches(fmt: Format, path: Path) -> Iterator[list[LogRecord]]:
+    """The records of a rotated file (compressed or not), a read's worth at a time."""
+    with rotation.open_rotated(path) as f:
+        pending = b""
+        while chunk := f.read(_READ):
+            records, used = fmt.decode(pending + chunk)
+            pending = (pending + chunk)[used:]
+            yield records
+
+
+def _last(fmt: Format, path: Path, n: int) -> list[LogRecord]:
+    last: collections.deque[LogRecord] = collections.deque(maxlen=n)
+    for batch in _batches(fmt, path):
+        last.extend(batch)
+    return list(last)
 
 
 async def _open(path: Path) -> BinaryIO | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import re
 import shutil
@@ -95,12 +96,11 @@ def rotated(path: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def read_all(path: Path) -> bytes:
-    """A rotated file's bytes, compressed or not (rotated files are bounded by max-size)."""
+def open_rotated(path: Path) -> io.BufferedIOBase:
+    """A rotated file for reading, compressed or not."""
     if path.suffix == ".gz":
-        with gzip.open(path, "rb") as f:
-            return f.read()
-    return path.read_bytes()
+        return gzip.GzipFile(path, "rb")
+    return open(path, "rb")
 
 
 def remove(path: Path) -> None:

@@ -119,7 +119,7 @@ def test_rotating_file(tmp_path: Path) -> None:
         out.write([b"x" * 99 + b"\n"])
     out.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c-json.log", "c-json.log.1.gz", "c-json.log.2.gz"]
-    assert path.stat().st_size == 1000 and len(rotation.read_all(tmp_path / "c-json.log.1.gz")) == 1000
+    assert path.stat().st_size == 1000 and len(rotation.open_rotated(tmp_path / "c-json.log.1.gz").read()) == 1000
     assert rotation.rotated(path) == [tmp_path / "c-json.log.2.gz", tmp_path / "c-json.log.1.gz"]
     single = rotation.RotatingFile(tmp_path / "one", max_size=100, max_file=1, compress=False)
     single.write([b"a" * 60, b"b" * 60])
