@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -54,49 +55,64 @@ class Query:
 
 @dataclass(frozen=True)
 class _Plan:
-    rotated: list[tuple[Path, int | None]]  # oldest first, with how many of its last entries to keep
-    offset: int                              # where to begin in the live file
+    rotated: list[tuple[io.BufferedIOBase, int | None]]  # oldest first, with how many of its last entries to keep
+    offset: int                                          # where to begin in the live file
 
 
-def _plan(fmt: Format, path: Path, q: Query) -> _Plan:
+def _plan(fmt: Format, files: rotation.Opened, q: Query) -> _Plan:
     need = q.tail
     offset = 0
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if need is not None:
-                offset = fmt.tail_offset(f, size, need)
-                if offset == 0:
-                    f.seek(0)
-                    need -= len(fmt.decode(f.read(size))[0])
-                else:
-                    need = 0
-            if q.since is not None:
-                offset = max(offset, fmt.since_offset(f, size, q.since))
-    except FileNotFoundError:
-        pass
-    rotated: list[tuple[Path, int | None]] = []
-    for older in reversed(rotation.rotated(path)):
+    if (f := files.live) is not None:
+        size = os.fstat(f.fileno()).st_size
+        if need is not None:
+            offset = fmt.tail_offset(f, size, need)
+            if offset == 0:
+                f.seek(0)
+                need -= len(fmt.decode(f.read(size))[0])
+            else:
+                need = 0
+        if q.since is not None:
+            offset = max(offset, fmt.since_offset(f, size, q.since))
+    wanted: list[tuple[io.BufferedIOBase, int | None]] = []
+    for older in reversed(files.rotated):
         if need is not None and need <= 0:
             break
         if q.since is not None and offset > 0:
             break  # the live file already starts after `since`
-        rotated.append((older, need))
+        wanted.append((older, need))
         if need is not None:
             need -= sum(len(batch) for batch in _batches(fmt, older))
-    rotated.reverse()
-    return _Plan(rotated, offset)
+            older.seek(0)
+    wanted.reverse()
+    return _Plan(wanted, offset)
 
 
 async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop: asyncio.Event | None = None,
-               catch_up: Callable[[], Awaitable[None]] | None = None,
+               catch_up: Callable[[], Awaitable[None]] | None = None, rotating: rotation.RotatingFile | None = None,
                poll_interval: float = 0.05) -> AsyncIterator[list[LogRecord]]:
     """The records asked for, a batch per read of the files (a chatty container's log is millions of records).
     Following ends once `stop` is set (after reading what the files hold by then), or once the clock passes
-    `until`; `catch_up` brings the files up to date before each look at the end."""
+    `until`; `catch_up` brings the files up to date before each look at the end. `rotating`: the writer of a
+    running container's files, which opens them for the reader between two of its rotations and, to follow,
+    every live file it starts."""
     if catch_up is not None:
         await catch_up()
-    plan = await asyncio.to_thread(_plan, fmt, path, q)
+    if rotating is not None:
+        files = await asyncio.to_thread(rotating.open_all, follow)
+    else:
+        files = await asyncio.to_thread(rotation.open_files, path)
+    try:
+        async for batch in _read(fmt, path, q, files, follow, stop, catch_up, poll_interval):
+            yield batch
+    finally:
+        files.close()
+        if rotating is not None and files.follower is not None:
+            rotating.unfollow(files.follower)
+
+
+async def _read(fmt: Format, path: Path, q: Query, files: rotation.Opened, follow: bool, stop: asyncio.Event | None,
+                catch_up: Callable[[], Awaitable[None]] | None, poll_interval: float) -> AsyncIterator[list[LogRecord]]:
+    plan = await asyncio.to_thread(_plan, fmt, files, q)
     for older, keep in plan.rotated:
         if keep is not None:
             if kept := q.kept(await asyncio.to_thread(_last, fmt, older, keep)):
@@ -107,7 +123,7 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
         while (batch := await asyncio.to_thread(next, batches, None)) is not None:
             if kept := q.kept(batch):
                 yield kept
-    f = await _open(path)
+    f, files.live = files.live, None
     if f is None and not follow:
         return
     offset, pending = plan.offset, b""
@@ -120,12 +136,14 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
             chunk = b""
             if f is not None:
                 chunk = await asyncio.to_thread(_read_at, f, offset)
-                if not chunk and await asyncio.to_thread(_replaced, f, path, offset):
-                    # Rotated: what reached the old file before its rename is read first, then the new file.
+                if not chunk and await asyncio.to_thread(_rotated_away, f, path, offset, files.follower):
+                    # Rotated: what reached the old file before its rename is read first, then the next file.
                     chunk = await asyncio.to_thread(_read_at, f, offset)
                     if not chunk:
                         f.close()
-                        f = None
+                        follower = files.follower
+                        f = follower.next.popleft() if follower is not None and follower.next else None
+                        offset, pending = 0, b""
                         continue
             if chunk:
                 offset += len(chunk)
@@ -144,19 +162,18 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
             f.close()
 
 
-def _batches(fmt: Format, path: Path) -> Iterator[list[LogRecord]]:
-    """The records of a rotated file (compressed or not), a read's worth at a time."""
-    with rotation.open_rotated(path) as f:
-        pending = b""
-        while chunk := f.read(_READ):
-            records, used = fmt.decode(pending + chunk)
-            pending = (pending + chunk)[used:]
-            yield records
+def _batches(fmt: Format, f: io.BufferedIOBase) -> Iterator[list[LogRecord]]:
+    """The records of a rotated file from where it stands, a read's worth at a time."""
+    pending = b""
+    while chunk := f.read(_READ):
+        records, used = fmt.decode(pending + chunk)
+        pending = (pending + chunk)[used:]
+        yield records
 
 
-def _last(fmt: Format, path: Path, n: int) -> list[LogRecord]:
+def _last(fmt: Format, f: io.BufferedIOBase, n: int) -> list[LogRecord]:
     last: collections.deque[LogRecord] = collections.deque(maxlen=n)
-    for batch in _batches(fmt, path):
+    for batch in _batches(fmt, f):
         last.extend(batch)
     return list(last)
 
@@ -173,8 +190,11 @@ def _read_at(f: BinaryIO, offset: int) -> bytes:
     return f.read(_READ)
 
 
-def _replaced(f: BinaryIO, path: Path, offset: int) -> bool:
-    """Renamed away (rotation) or truncated (the rotation of a driver kept to one file)."""
+def _rotated_away(f: BinaryIO, path: Path, offset: int, follower: rotation.Follower | None) -> bool:
+    """The writer has moved on to another file: the follower has it, or the file was renamed away or truncated
+    (the rotation of a driver kept to one file) by a writer not following for this reader (one of a later run)."""
+    if follower is not None and follower.next:
+        return True
     try:
         st = os.fstat(f.fileno())
         return os.stat(path).st_ino != st.st_ino or st.st_size < offset

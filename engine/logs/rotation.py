@@ -5,16 +5,58 @@ Synchronous: the shipper calls it from a worker thread.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import gzip
 import io
 import os
 import re
 import shutil
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 _MODE = 0o640
+
+
+class Follower:
+    """A reader kept on a rotating file: each live file a rotation starts is opened for it too, in order, so a
+    reader that falls behind by several rotations still reads every file in turn."""
+
+    def __init__(self) -> None:
+        self.next: collections.deque[BinaryIO] = collections.deque()  # appended in the writer's thread
+
+    def close(self) -> None:
+        while self.next:
+            self.next.popleft().close()
+
+
+@dataclass
+class Opened:
+    """A log's files opened at one moment: the live one (None before it exists) and the rotated ones, oldest
+    first. A reader owns them; what it takes it closes itself."""
+
+    live: BinaryIO | None
+    rotated: list[io.BufferedIOBase]
+    follower: Follower | None = None
+
+    def close(self) -> None:
+        for older in self.rotated:
+            older.close()
+        if self.live is not None:
+            self.live.close()
+        self.rotated, self.live = [], None
+
+
+def open_files(path: Path, follower: Follower | None = None) -> Opened:
+    opened = Opened(None, [], follower)
+    for older in rotated(path):
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile (a container's logs going)
+            opened.rotated.append(open_rotated(older))
+    with contextlib.suppress(FileNotFoundError):
+        opened.live = open(path, "rb")
+    return opened
 
 
 class RotatingFile:
@@ -26,6 +68,23 @@ class RotatingFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._f: BinaryIO = self._open()
         self._size = self._f.seek(0, os.SEEK_END)
+        # Held while files rotate: readers open them all at a moment between two rotations.
+        self._lock = threading.Lock()
+        self._followers: set[Follower] = set()
+
+    def open_all(self, follow: bool) -> Opened:
+        """The files opened between two rotations; with `follow`, a follower for the live files to come."""
+        with self._lock:
+            follower = None
+            if follow:
+                follower = Follower()
+                self._followers.add(follower)
+            return open_files(self.path, follower)
+
+    def unfollow(self, follower: Follower) -> None:
+        with self._lock:
+            self._followers.discard(follower)
+        follower.close()
 
     def _open(self) -> BinaryIO:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _MODE)
@@ -54,6 +113,12 @@ class RotatingFile:
         self._f.flush()
 
     def _rotate(self) -> None:
+        with self._lock:
+            self._rotate_locked()
+            for follower in self._followers:
+                follower.next.append(open(self.path, "rb"))
+
+    def _rotate_locked(self) -> None:
         self._f.close()
         if self._max_file == 1:
             # One file allowed: it starts over, as dockerd's drivers do.

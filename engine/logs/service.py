@@ -208,7 +208,9 @@ class ContainerLogs:
         async def catch_up() -> None:
             await self.catch_up(c.id)
 
-        async for batch in read(fmt, path, q, follow=follow, stop=stop, catch_up=catch_up):
+        shipping = self._shipping.get(c.id)
+        async for batch in read(fmt, path, q, follow=follow, stop=stop, catch_up=catch_up,
+                                rotating=shipping[0].out if shipping is not None else None):
             yield batch
 
     async def read_removed(self, r: Removed, q: Query) -> AsyncIterator[list[LogRecord]]:

@@ -39,6 +39,10 @@ class Shipper:
         # Per stream, a line conmon wrote in parts and not yet finished: where it began in the capture, and it.
         self._held: dict[str, tuple[int, LogRecord]] = {}
 
+    @property
+    def out(self) -> RotatingFile:
+        return self._out
+
     def pump(self) -> int:
         """Ship what the capture holds now; how many bytes were read."""
         if self._f is None and not self._open():

@@ -180,3 +180,33 @@ def test_reader_spans_rotated_files(tmp_path: Path) -> None:
     assert asyncio.run(collect(Query(tail=30))) == list(range(70, 100))
     assert asyncio.run(collect(Query(since=rec(60).ts, until=rec(80).ts))) == list(range(60, 81))
     assert asyncio.run(collect(Query(since=rec(95).ts, tail=2))) == [98, 99]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_following_reads_every_file_however_many_rotations_pass_between_looks(tmp_path: Path, compress: bool) -> None:
+    path = tmp_path / "c-json.log"
+    out = rotation.RotatingFile(path, max_size=2000, max_file=3, compress=compress)
+    fmt = JsonFile()
+    out.write([fmt.encode(rec(i)) for i in range(10)])
+    stop = asyncio.Event()
+
+    async def follow() -> list[int]:
+        got: list[int] = []
+        # Each look at the end (the first is before the reader opens the files) lets the writer rotate several
+        # times (about 20 entries a file, 3 files kept) before the next.
+        writes = iter([range(0), range(10, 100), range(100, 101), range(101, 300)])
+
+        async def catch_up() -> None:
+            part = next(writes, None)
+            if part is None:
+                stop.set()
+            else:
+                await asyncio.to_thread(out.write, [fmt.encode(rec(i)) for i in part])
+
+        async for batch in read(fmt, path, Query(), follow=True, stop=stop, catch_up=catch_up, rotating=out,
+                                poll_interval=0):
+            got += [(r.ts - T0) // 10**6 for r in batch]
+        return got
+
+    assert asyncio.run(follow()) == list(range(300))
+    out.close()
