@@ -6,7 +6,6 @@ the files are on the host and the layers' sizes) from narrow views of the other 
 """
 from __future__ import annotations
 
-import asyncio
 import builtins
 from pathlib import Path
 from collections.abc import Callable, Iterable
@@ -16,9 +15,6 @@ from engine.containers import filters, views
 from engine.containers.filesystem import ContainerFiles
 from engine.containers.mounts import inspect_mounts
 from engine.containers.store import Container, ContainerStore
-
-
-_MEASURED_AT_ONCE = 4
 
 
 class ContainerNetworks(Protocol):
@@ -58,14 +54,7 @@ class Describer:
                                   published_of=lambda c: self._networks.published(c.id))
         out = [self.summary(c) for c in selected]
         if size:
-            # A few containers measured at a time: each is a walk of its writable layer in the runtime.
-            gate = asyncio.Semaphore(_MEASURED_AT_ONCE)
-
-            async def measure(c: Container) -> tuple[int | None, int | None]:
-                async with gate:
-                    return await self._files.sizes(c, root=True)
-
-            for item, sizes in zip(out, await asyncio.gather(*(measure(c) for c in selected))):
+            for item, sizes in zip(out, await self._files.sizes_of(selected)):
                 item.update(views.size(*sizes))
         return out
 

@@ -9,6 +9,7 @@ its /etc file paths), as the runtime's records and snapshotter tell it.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,8 @@ from runtime.client.records import Mount
 
 # Facts kept of layers and containers: far more than a host has, a bound all the same.
 _KEPT = 4096
+# Containers whose records a `ps --size` looks up at once (only the first time: what it learns is kept).
+_LOOKED_UP_AT_ONCE = 4
 
 # The files Docker generates for a container and bind-mounts over the image's.
 ETC_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
@@ -109,12 +112,47 @@ class ContainerFiles:
             rw = (await self._rt.snapshot_usage(snapshotter, key)).size
             if not root:
                 return rw, None
-            total = rw
-            while below:
-                size, below = await self._layer(snapshotter, below)
-                total += size
-            return rw, total
+            total = await self._below(snapshotter, below)
+            return (rw, rw + total) if total is not None else (None, None)
         return None, None
+
+    async def sizes_of(self, containers: list[Container]) -> list[tuple[int | None, int | None]]:
+        """sizes(c, root=True) of many containers (docker ps --size): their writable layers measured in one
+        request per snapshotter."""
+        gate = asyncio.Semaphore(_LOOKED_UP_AT_ONCE)
+
+        async def rootfs(c: Container) -> tuple[str, str, str] | None:
+            async with gate:
+                with contextlib.suppress(rt.RuntimeError_):
+                    return await self._rootfs(c.id)
+            return None
+
+        found = await asyncio.gather(*(rootfs(c) for c in containers))
+        keys: dict[str, list[str]] = {}
+        for r in found:
+            if r is not None:
+                keys.setdefault(r[0], []).append(r[1])
+        rw: dict[tuple[str, str], int] = {}
+        for snapshotter, wanted in keys.items():
+            with contextlib.suppress(rt.RuntimeError_):
+                measured = await self._rt.snapshot_usages(snapshotter, wanted)
+                rw.update({(snapshotter, key): usage.size for key, usage in measured.items()})
+        out: list[tuple[int | None, int | None]] = []
+        for r in found:
+            size = rw.get((r[0], r[1])) if r is not None else None
+            below = await self._below(r[0], r[2]) if r is not None and size is not None else None
+            out.append((size, size + below) if size is not None and below is not None else (None, None))
+        return out
+
+    async def _below(self, snapshotter: str, key: str) -> int | None:
+        """The bytes of image layer `key` and those under it; None when the runtime cannot tell."""
+        total = 0
+        with contextlib.suppress(rt.RuntimeError_):
+            while key:
+                size, key = await self._layer(snapshotter, key)
+                total += size
+            return total
+        return None
 
     async def _rootfs(self, cid: str) -> tuple[str, str, str]:
         """A container's snapshotter, its writable snapshot and the image layer that is on: none of them changes

@@ -107,7 +107,8 @@ async def read(fmt: Format, path: Path, q: Query, *, follow: bool = False, stop:
     finally:
         files.close()
         if rotating is not None and files.follower is not None:
-            rotating.unfollow(files.follower)
+            # In a thread: the writer holds its lock while it compresses a rotated file.
+            await asyncio.to_thread(rotating.unfollow, files.follower)
 
 
 async def _read(fmt: Format, path: Path, q: Query, files: rotation.Opened, follow: bool, stop: asyncio.Event | None,

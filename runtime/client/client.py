@@ -174,6 +174,12 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, PathInfoClient
         return await self._record(Usage, "GET", f"/snapshots/{snapshotter}/{quote(key, safe='')}/usage",
                                   namespace=namespace)
 
+    async def snapshot_usages(self, snapshotter: str, keys: list[str], namespace: str | None = None
+                              ) -> dict[str, Usage]:
+        found = await self._object("POST", f"/snapshots/{snapshotter}/usage", json_body={"keys": keys},
+                                   namespace=namespace)
+        return {key: Usage.model_validate(usage) for key, usage in found.items()}
+
     async def remove_snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> None:
         await self.request("DELETE", f"/snapshots/{snapshotter}/{quote(key, safe='')}", namespace=namespace)
 

@@ -256,6 +256,11 @@ class FakeRuntime:
             raise NotFound(f"snapshot {key} not found")
         return Usage()
 
+    async def snapshot_usages(self, snapshotter: str, keys: list[str], namespace: str | None = None
+                              ) -> dict[str, Usage]:
+        self._call("snapshot_usages")
+        return {key: Usage() for key in keys if key in self._containers}
+
     async def snapshot(self, snapshotter: str, key: str, namespace: str | None = None) -> SnapshotInfo:
         self._call("snapshot")
         if key not in self._containers:

@@ -8,6 +8,7 @@ collector always knows who owns what and a lease covers it from the start.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import sqlite3
 import time
@@ -122,3 +123,8 @@ class SnapshotService:
     async def usage(self, key: str) -> Usage:
         ns = require_namespace()
         return await self.backend.usage(_backend_key(ns, key))
+
+    async def usages(self, keys: builtins.list[str]) -> dict[str, Usage]:
+        ns = require_namespace()
+        found = await self.backend.usages([_backend_key(ns, key) for key in keys])
+        return {key: found[_backend_key(ns, key)] for key in keys if _backend_key(ns, key) in found}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 
 from runtime.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
 from runtime.mount import Mount
@@ -59,16 +60,26 @@ class LocalSnapshotter(abc.ABC):
         return (await asyncio.to_thread(self._storage.update_labels, info.name, apply)).info()
 
     async def usage(self, key: str) -> Usage:
-        def measure() -> Usage:
-            rec = self._storage.get(key)
-            if rec.usage is not None:
-                return rec.usage
-            try:
-                return disk_usage(self._storage.fs_dir(rec.id))
-            except FileNotFoundError:
-                raise NotFound(f"snapshot {key!r} was removed while measuring it") from None
+        return await asyncio.to_thread(self._measure, key)
 
-        return await asyncio.to_thread(measure)
+    async def usages(self, keys: list[str]) -> dict[str, Usage]:
+        def measure_all() -> dict[str, Usage]:
+            found = {}
+            for key in keys:
+                with contextlib.suppress(NotFound):
+                    found[key] = self._measure(key)
+            return found
+
+        return await asyncio.to_thread(measure_all)
+
+    def _measure(self, key: str) -> Usage:
+        rec = self._storage.get(key)
+        if rec.usage is not None:
+            return rec.usage
+        try:
+            return disk_usage(self._storage.fs_dir(rec.id))
+        except FileNotFoundError:
+            raise NotFound(f"snapshot {key!r} was removed while measuring it") from None
 
     async def mounts(self, key: str) -> list[Mount]:
         rec, parents = await asyncio.to_thread(self._storage.chain, key)

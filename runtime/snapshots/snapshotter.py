@@ -65,6 +65,10 @@ class Snapshotter(Protocol):
         """Space used by this snapshot alone (not its parents)."""
         ...
 
+    async def usages(self, keys: list[str]) -> dict[str, Usage]:
+        """usage() of each of `keys` that exists, in one pass."""
+        ...
+
     async def mounts(self, key: str) -> list[Mount]:
         """Mounts of an active snapshot or a view; FailedPrecondition for committed."""
         ...

@@ -105,3 +105,13 @@ async def test_kill_and_exec(subject: Subject) -> None:
     await rt.remove_container("c2")
     with pytest.raises(NotFound):
         await rt.kill_task("c2")
+
+
+async def test_the_usage_of_many_snapshots_at_once_is_each_ones(subject: Subject) -> None:
+    rt = subject.client
+    await rt.create_container("c3", subject.image, {"args": ["true"]})
+    record = await rt.container("c3")
+    alone = await rt.snapshot_usage(record.snapshotter, record.snapshot_key)
+    assert await rt.snapshot_usages(record.snapshotter, [record.snapshot_key, "no-such-key"]) == \
+        {record.snapshot_key: alone}
+    await rt.remove_container("c3")

@@ -56,6 +56,16 @@ async def commit(snapshotter: str, body: CommitRequest, s: Services) -> None:
     await _service(s, snapshotter).commit(body.name, body.key, body.labels)
 
 
+class UsageRequest(BaseModel):
+    keys: list[str] = Field(max_length=100_000)
+
+
+@router.post("/{snapshotter}/usage")
+async def usages(snapshotter: str, body: UsageRequest, s: Services) -> dict[str, Usage]:
+    """The usage of many snapshots in one request (`docker ps --size`); keys not found are left out."""
+    return await _service(s, snapshotter).usages(body.keys)
+
+
 @router.get("/{snapshotter}/{key:path}/mounts")
 async def mounts(snapshotter: str, key: str, s: Services) -> list[Mount]:
     return await _service(s, snapshotter).mounts(key)
