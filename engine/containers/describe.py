@@ -44,7 +44,7 @@ class Describer:
         log_file = self._log_path(c)
         body["LogPath"] = str(log_file) if log_file is not None else ""
         if size:
-            body.update(views.size(*await self._files.sizes(c, root=True)))
+            body.update(views.size(*(await self._files.sizes_of([c]))[0]))
         return body
 
     async def list(self, f: dict[str, list[str]], all_: bool, limit: int, size: bool) -> list[dict[str, Any]]:

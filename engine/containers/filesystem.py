@@ -102,23 +102,12 @@ class ContainerFiles:
 
     async def size(self, c: Container) -> int | None:
         """Bytes in the container's writable layer; None when the runtime has no snapshot for it (any more)."""
-        return (await self.sizes(c, root=False))[0]
-
-    async def sizes(self, c: Container, *, root: bool) -> tuple[int | None, int | None]:
-        """SizeRw, the bytes in the writable layer, and with `root` SizeRootFs, that layer and every image layer
-        under it as dockerd adds them up; None where the runtime has no snapshot for the container (any more)."""
-        with contextlib.suppress(rt.RuntimeError_):
-            snapshotter, key, below = await self._rootfs(c.id)
-            rw = (await self._rt.snapshot_usage(snapshotter, key)).size
-            if not root:
-                return rw, None
-            total = await self._below(snapshotter, below)
-            return (rw, rw + total) if total is not None else (None, None)
-        return None, None
+        return (await self.sizes_of([c]))[0][0]
 
     async def sizes_of(self, containers: list[Container]) -> list[tuple[int | None, int | None]]:
-        """sizes(c, root=True) of many containers (docker ps --size): their writable layers measured in one
-        request per snapshotter."""
+        """Each container's SizeRw, the bytes in its writable layer, and SizeRootFs, that layer and every image
+        layer under it as dockerd adds them up (None, None where the runtime has no snapshot for it any more).
+        The writable layers are measured in one request per snapshotter (docker ps --size)."""
         gate = asyncio.Semaphore(_LOOKED_UP_AT_ONCE)
 
         async def rootfs(c: Container) -> tuple[str, str, str] | None:

@@ -193,9 +193,11 @@ def _read_at(f: BinaryIO, offset: int) -> bytes:
 
 def _rotated_away(f: BinaryIO, path: Path, offset: int, follower: rotation.Follower | None) -> bool:
     """The writer has moved on to another file: the follower has it, or the file was renamed away or truncated
-    (the rotation of a driver kept to one file) by a writer not following for this reader (one of a later run)."""
-    if follower is not None and follower.next:
-        return True
+    (the rotation of a driver kept to one file) by a writer that does not know this reader (one of a later run,
+    or any writer when the reader has no follower)."""
+    if follower is not None and (follower.next or not follower.orphaned):
+        # Only the writer's word: by name, a live file it has just made could be read before it is handed over.
+        return bool(follower.next)
     try:
         st = os.fstat(f.fileno())
         return os.stat(path).st_ino != st.st_ino or st.st_size < offset

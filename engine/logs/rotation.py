@@ -26,6 +26,8 @@ class Follower:
 
     def __init__(self) -> None:
         self.next: collections.deque[BinaryIO] = collections.deque()  # appended in the writer's thread
+        # The writer closed (its container stopped): a later run's writer, if any, does not know this reader.
+        self.orphaned = False
 
     def close(self) -> None:
         while self.next:
@@ -137,6 +139,9 @@ class RotatingFile:
         self._size = 0
 
     def close(self) -> None:
+        with self._lock:
+            for follower in self._followers:
+                follower.orphaned = True
         self._f.close()
 
 

@@ -210,3 +210,38 @@ def test_following_reads_every_file_however_many_rotations_pass_between_looks(tm
 
     assert asyncio.run(follow()) == list(range(300))
     out.close()
+
+
+def test_a_follower_goes_on_to_a_later_runs_files(tmp_path: Path) -> None:
+    path = tmp_path / "c-json.log"
+    first = rotation.RotatingFile(path, max_size=2000, max_file=3, compress=False)
+    fmt = JsonFile()
+    first.write([fmt.encode(rec(i)) for i in range(10)])
+    stop = asyncio.Event()
+
+    async def follow() -> list[int]:
+        got: list[int] = []
+        later: list[rotation.RotatingFile] = []
+
+        def restart() -> None:
+            # The container stops and starts again: its first writer closes, a new one goes on in the same files.
+            first.close()
+            later.append(rotation.RotatingFile(path, max_size=2000, max_file=3, compress=False))
+            later[0].write([fmt.encode(rec(i)) for i in range(10, 30)])
+
+        steps = iter([lambda: None, restart, lambda: later[0].write([fmt.encode(rec(i)) for i in range(30, 40)])])
+
+        async def catch_up() -> None:
+            step = next(steps, None)
+            if step is None:
+                stop.set()
+            else:
+                await asyncio.to_thread(step)
+
+        async for batch in read(fmt, path, Query(), follow=True, stop=stop, catch_up=catch_up, rotating=first,
+                                poll_interval=0):
+            got += [(r.ts - T0) // 10**6 for r in batch]
+        later[0].close()
+        return got
+
+    assert asyncio.run(follow()) == list(range(40))
