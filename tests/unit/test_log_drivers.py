@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -182,66 +183,55 @@ def test_reader_spans_rotated_files(tmp_path: Path) -> None:
     assert asyncio.run(collect(Query(since=rec(95).ts, tail=2))) == [98, 99]
 
 
+def follow(path: Path, rotating: rotation.RotatingFile, steps: list[Callable[[], object]]) -> list[int]:
+    """What `docker logs -f` reads of `path` while each of its looks at the end runs the next step (the first
+    look is before it opens the files); it stops after the last."""
+    stop = asyncio.Event()
+    pending = iter(steps)
+
+    async def catch_up() -> None:
+        step = next(pending, None)
+        if step is None:
+            stop.set()
+        else:
+            await asyncio.to_thread(step)
+
+    async def run() -> list[int]:
+        return [(r.ts - T0) // 10**6 async for batch in read(JsonFile(), path, Query(), follow=True, stop=stop,
+                                                               catch_up=catch_up, rotating=rotating, poll_interval=0)
+                for r in batch]
+
+    return asyncio.run(run())
+
+
+def entries(numbers: range) -> list[bytes]:
+    return [JsonFile().encode(rec(i)) for i in numbers]
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_following_reads_every_file_however_many_rotations_pass_between_looks(tmp_path: Path, compress: bool) -> None:
     path = tmp_path / "c-json.log"
     out = rotation.RotatingFile(path, max_size=2000, max_file=3, compress=compress)
-    fmt = JsonFile()
-    out.write([fmt.encode(rec(i)) for i in range(10)])
-    stop = asyncio.Event()
-
-    async def follow() -> list[int]:
-        got: list[int] = []
-        # Each look at the end (the first is before the reader opens the files) lets the writer rotate several
-        # times (about 20 entries a file, 3 files kept) before the next.
-        writes = iter([range(0), range(10, 100), range(100, 101), range(101, 300)])
-
-        async def catch_up() -> None:
-            part = next(writes, None)
-            if part is None:
-                stop.set()
-            else:
-                await asyncio.to_thread(out.write, [fmt.encode(rec(i)) for i in part])
-
-        async for batch in read(fmt, path, Query(), follow=True, stop=stop, catch_up=catch_up, rotating=out,
-                                poll_interval=0):
-            got += [(r.ts - T0) // 10**6 for r in batch]
-        return got
-
-    assert asyncio.run(follow()) == list(range(300))
+    out.write(entries(range(10)))
+    # Each look lets the writer rotate several times (about 20 entries a file, 3 files kept) before the next.
+    got = follow(path, out, [lambda: None, lambda: out.write(entries(range(10, 100))),
+                             lambda: out.write(entries(range(100, 101))), lambda: out.write(entries(range(101, 300)))])
+    assert got == list(range(300))
     out.close()
 
 
 def test_a_follower_goes_on_to_a_later_runs_files(tmp_path: Path) -> None:
     path = tmp_path / "c-json.log"
     first = rotation.RotatingFile(path, max_size=2000, max_file=3, compress=False)
-    fmt = JsonFile()
-    first.write([fmt.encode(rec(i)) for i in range(10)])
-    stop = asyncio.Event()
+    first.write(entries(range(10)))
+    later: list[rotation.RotatingFile] = []
 
-    async def follow() -> list[int]:
-        got: list[int] = []
-        later: list[rotation.RotatingFile] = []
+    def restart() -> None:
+        # The container stops and starts again: its first writer closes, a new one goes on in the same files.
+        first.close()
+        later.append(rotation.RotatingFile(path, max_size=2000, max_file=3, compress=False))
+        later[0].write(entries(range(10, 30)))
 
-        def restart() -> None:
-            # The container stops and starts again: its first writer closes, a new one goes on in the same files.
-            first.close()
-            later.append(rotation.RotatingFile(path, max_size=2000, max_file=3, compress=False))
-            later[0].write([fmt.encode(rec(i)) for i in range(10, 30)])
-
-        steps = iter([lambda: None, restart, lambda: later[0].write([fmt.encode(rec(i)) for i in range(30, 40)])])
-
-        async def catch_up() -> None:
-            step = next(steps, None)
-            if step is None:
-                stop.set()
-            else:
-                await asyncio.to_thread(step)
-
-        async for batch in read(fmt, path, Query(), follow=True, stop=stop, catch_up=catch_up, rotating=first,
-                                poll_interval=0):
-            got += [(r.ts - T0) // 10**6 for r in batch]
-        later[0].close()
-        return got
-
-    assert asyncio.run(follow()) == list(range(40))
+    assert follow(path, first, [lambda: None, restart, lambda: later[0].write(entries(range(30, 40)))]) == \
+        list(range(40))
+    later[0].close()
