@@ -14,16 +14,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.containers import links, names
+from engine.containers import ipc, links, names, pidns
 from engine.containers.filesystem import storage_from
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
-from engine.containers.ipc import IpcNamespaces, donor_ref
 from engine.containers.live import Lives
 from engine.containers.mounts import explicit_destinations, volume_mounts
 from engine.containers.namespaces import network_sysctls
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
 from engine.containers.request import CreateRequest
+from engine.containers.sharing import SharedNamespaces
 from engine.containers.store import Container, ContainerStore
 from engine.containers.volumesfrom import Inherited, inherited
 from engine.errors import EngineError, InvalidArgument, NotFound
@@ -41,7 +41,7 @@ log = logging.getLogger("engine.containers")
 
 class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
-                 networks: NetworkService, volumes: VolumeService, host: Features, ipc: IpcNamespaces,
+                 networks: NetworkService, volumes: VolumeService, host: Features, shared: SharedNamespaces,
                  log_config: Callable[[dict[str, Any] | None], dict[str, Any]], runtimes: RuntimeTable) -> None:
         """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked."""
         self._rt = runtime
@@ -54,7 +54,7 @@ class Creator:
         self._networks = networks
         self._volumes = volumes
         self._host = host
-        self._ipc = ipc
+        self._shared = shared
 
     async def create(self, name: str | None, req: CreateRequest,
                      platform: str | None = None) -> tuple[Container, list[str]]:
@@ -80,6 +80,7 @@ class Creator:
             own_netns = p.network.joins is None and options["netns"] != "host"
             options["sysctls"] = network_sysctls(own_netns, options["sysctls"], features)
             self._plan_ipc(cid, p.host_config["IpcMode"], options)
+            self._plan_pid(cid, p.host_config, options)
             volumes, mounts, copied = await self._plan_volumes(req, p)
             options["mounts"] = options["mounts"] + mounts
             options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p.network, options),
@@ -88,7 +89,7 @@ class Creator:
         except BaseException:
             self._store.release(bare, cid)
             await self._networks.forget(cid)
-            await self._ipc.forget(cid)
+            await self._shared.forget(cid)
             for v in volumes:
                 if v["anonymous"]:
                     with contextlib.suppress(EngineError):
@@ -105,7 +106,7 @@ class Creator:
 
     def _plan_ipc(self, cid: str, mode: str, options: dict[str, Any]) -> None:
         """A shareable namespace of its own, or the one of the container named by `container:<ref>`."""
-        ref = donor_ref(mode)
+        ref = ipc.donor_ref(mode)
         if mode == "shareable":
             owner = cid
         elif ref is not None:
@@ -115,8 +116,19 @@ class Creator:
             owner = donor.id
         else:
             return
-        options["ipc_mode"], shm = self._ipc.spec_options(owner)
+        options["ipc_mode"], shm = self._shared.ipc.spec_options(owner)
         options["mounts"] = options["mounts"] + [shm]
+
+    def _plan_pid(self, cid: str, host_config: dict[str, Any], options: dict[str, Any]) -> None:
+        """`container:<ref>`: the spec names a file of this container's own, on which each start pins the donor's
+        namespace. A donor found now is kept by id, so renaming it does not break the link (as dockerd); one not
+        found is looked for again at each start."""
+        ref = pidns.donor_ref(host_config.get("PidMode"))
+        if ref is None:
+            return
+        if (donor := self._store.find(ref)) is not None:
+            host_config["PidMode"] = f"container:{donor.id}"
+        options["pid_mode"] = self._shared.pid.spec_path(cid)
 
     async def _plan_network(self, cid: str, network: NetworkChoice) -> str | None:
         """The runtime's netns option; the endpoints are recorded now, wired at each start."""

@@ -48,15 +48,16 @@ def swappiness(hc: HostConfigModel) -> int | None:
 
 
 def _check_modes(hc: HostConfigModel) -> None:
-    """Namespace modes: the host's or a private one; joining another container's pid or uts namespace is not
-    implemented (IPC modes, all of them, are checked by namespaces.ipc_mode)."""
-    for field, value, valid in (("PidMode", hc.PidMode, ("host",)),
-                                ("UTSMode", hc.UTSMode, ("host",))):
-        if not value or value in valid:
-            continue
-        if value == "none" or value.startswith("container:"):
-            raise InvalidArgument(f"{field} {value!r} is not supported by this engine")
-        raise InvalidArgument(f"invalid {field.removesuffix('Mode').upper()} mode: {value}")
+    """Namespace modes: the host's or a private one, or (PID only) another container's; joining another
+    container's uts namespace is not implemented (IPC modes, all of them, are checked by namespaces.ipc_mode)."""
+    if hc.PidMode and hc.PidMode != "host":
+        parts = hc.PidMode.split(":")
+        if parts[0] != "container" or len(parts) != 2 or not parts[1]:
+            raise InvalidArgument(f"invalid PID mode: {hc.PidMode}")
+    if hc.UTSMode and hc.UTSMode != "host":
+        if hc.UTSMode == "none" or hc.UTSMode.startswith("container:"):
+            raise InvalidArgument(f"UTSMode {hc.UTSMode!r} is not supported by this engine")
+        raise InvalidArgument(f"invalid UTS mode: {hc.UTSMode}")
 
 
 def _check_security_opts(opts: list[str]) -> None:

@@ -256,6 +256,37 @@ def test_ipc_container_mode_joins_a_shareable_donor(engine):
     assert _mounts_under(ipc_root) == [] and not os.path.exists(os.path.join(ipc_root, donor_id))
 
 
+def test_pid_container_mode_joins_a_running_donor(engine):
+    donor_id = ok(engine, "run", "-d", "--name", "pdonor", "busybox", "sleep", "300").strip()
+    donor_ns = ok(engine, "exec", "pdonor", "busybox", "readlink", "/proc/self/ns/pid").strip()
+    script = "busybox readlink /proc/self/ns/pid; busybox ps -o comm"
+    out = ok(engine, "run", "--name", "pjoiner", "--pid", "container:pdonor", "busybox", "sh", "-c", script)
+    assert out.split()[0] == donor_ns and "sleep" in out.split()
+    # Kept by id, as dockerd does, so that renaming the donor keeps the link.
+    assert inspect(engine, "pjoiner")["HostConfig"]["PidMode"] == f"container:{donor_id}"
+    pid_root = os.path.join(engine.base, "exec", "pid")
+    assert _mounts_under(pid_root) == []  # the pin goes with the joiner's run
+
+    ok(engine, "rename", "pdonor", "pdonor2")
+    ok(engine, "start", "pjoiner")
+    ok(engine, "run", "-d", "--name", "psleeper", "--pid", "container:pdonor2", "busybox", "sleep", "300")
+    assert len(_mounts_under(pid_root)) == 1
+    ok(engine, "stop", "-t", "0", "pdonor2")  # the kernel kills what is left in the donor's namespace
+    assert ok(engine, "wait", "psleeper").strip() == "137"
+    assert _mounts_under(pid_root) == []
+    out = cli(engine, "start", "psleeper")
+    assert out.returncode != 0 and f"container {donor_id} is not running" in out.stderr
+
+    ok(engine, "create", "--name", "plost", "--pid", "container:nosuch", "busybox", "true")
+    assert inspect(engine, "plost")["HostConfig"]["PidMode"] == "container:nosuch"
+    status, _, body = curl(engine, "POST", "/v1.41/containers/plost/start")
+    assert status == 404 and "cannot join PID of a non running container: nosuch" in body
+    out = cli(engine, "create", "--pid", "container:", "busybox", "true")
+    assert out.returncode != 0
+    ok(engine, "rm", "-f", "pdonor2", "pjoiner", "psleeper", "plost")
+    assert os.listdir(pid_root) == []
+
+
 def test_stats_limit_of_an_unlimited_container_is_the_hosts_memory(engine, sdk):
     ok(engine, "run", "-d", "--name", "mm", "busybox", "sleep", "300")
     limit = sdk.containers.get("mm").stats(stream=False)["memory_stats"]["limit"]
