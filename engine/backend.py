@@ -29,12 +29,13 @@ from engine.containers.live import Lives
 from engine.containers.manage import Manager
 from engine.containers.monitor import Monitor
 from engine.containers.pidns import PidNamespaces
+from engine.containers.pins import RunPins
 from engine.containers.prune import ContainerPruner
 from engine.containers.reconcile import Reconciler
 from engine.containers.run import RunControl
-from engine.containers.sharing import SharedNamespaces
 from engine.containers.stats import ContainerStats
 from engine.containers.store import ContainerStore
+from engine.containers.subpaths import Subpaths
 from engine.containers.supervise import Supervisor
 from engine.events import EventBus
 from engine.images.auth import RegistryLogin
@@ -125,13 +126,14 @@ class Backend:
         supervisor = Supervisor(runtime, store, lives, events)
         retention = RemovedLogs(data_root / "removed-logs", config.removed_logs_retention)
         logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention)
-        shared = SharedNamespaces(IpcNamespaces(exec_root / "ipc", store), PidNamespaces(exec_root / "pid", store))
+        pins = RunPins(IpcNamespaces(exec_root / "ipc", store), PidNamespaces(exec_root / "pid", store),
+                       Subpaths(exec_root / "volume-subpaths"), volumes.mountpoint)
         runtimes = RuntimeTable(config)
-        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, shared, runtimes, departures)
+        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures)
         files = ContainerFiles(runtime, store, events)
         execs = ExecService(store, runtime, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path)
-        creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, shared, logs.resolve,
+        creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, pins, logs.resolve,
                           runtimes)
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images, config.runtime_namespace)

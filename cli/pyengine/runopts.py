@@ -197,6 +197,17 @@ def mount(spec: str) -> dict[str, Any]:
             options.setdefault("bind", {})["Propagation"] = value.lower()
         elif key == "volume-nocopy":
             options.setdefault("volume", {})["NoCopy"] = _go_bool(key, value, spec)
+        elif key == "volume-subpath":
+            options.setdefault("volume", {})["Subpath"] = value
+        elif key == "volume-driver":
+            options.setdefault("volume", {}).setdefault("DriverConfig", {})["Name"] = value
+        elif key in ("volume-label", "volume-opt"):
+            # As docker's: `K=V`, or a bare `K` for an empty value; opts go in the driver's config.
+            volume = options.setdefault("volume", {})
+            into = volume.setdefault("Labels", {}) if key == "volume-label" else \
+                volume.setdefault("DriverConfig", {}).setdefault("Options", {})
+            name, _, setting = value.partition("=")
+            into[name] = setting
         elif key == "tmpfs-size":
             try:
                 options.setdefault("tmpfs", {})["SizeBytes"] = ram_in_bytes(value)

@@ -21,9 +21,9 @@ from engine.containers.images import Images
 from engine.containers.live import Lives
 from engine.containers.mounts import explicit_destinations, volume_mounts
 from engine.containers.namespaces import network_sysctls
+from engine.containers.pins import RunPins
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
 from engine.containers.request import CreateRequest
-from engine.containers.sharing import SharedNamespaces
 from engine.containers.store import Container, ContainerStore
 from engine.containers.volumesfrom import Inherited, inherited
 from engine.errors import EngineError, InvalidArgument, NotFound
@@ -41,7 +41,7 @@ log = logging.getLogger("engine.containers")
 
 class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
-                 networks: NetworkService, volumes: VolumeService, host: Features, shared: SharedNamespaces,
+                 networks: NetworkService, volumes: VolumeService, host: Features, pins: RunPins,
                  log_config: Callable[[dict[str, Any] | None], dict[str, Any]], runtimes: RuntimeTable) -> None:
         """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked."""
         self._rt = runtime
@@ -54,7 +54,7 @@ class Creator:
         self._networks = networks
         self._volumes = volumes
         self._host = host
-        self._shared = shared
+        self._pins = pins
 
     async def create(self, name: str | None, req: CreateRequest,
                      platform: str | None = None) -> tuple[Container, list[str]]:
@@ -81,7 +81,7 @@ class Creator:
             options["sysctls"] = network_sysctls(own_netns, options["sysctls"], features)
             self._plan_ipc(cid, p.host_config["IpcMode"], options)
             self._plan_pid(cid, p.host_config, options)
-            volumes, mounts, copied = await self._plan_volumes(req, p)
+            volumes, mounts, copied = await self._plan_volumes(cid, req, p)
             options["mounts"] = options["mounts"] + mounts
             options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p.network, options),
                                                                  options)
@@ -89,7 +89,7 @@ class Creator:
         except BaseException:
             self._store.release(bare, cid)
             await self._networks.forget(cid)
-            await self._shared.forget(cid)
+            await self._pins.forget(cid)
             for v in volumes:
                 if v["anonymous"]:
                     with contextlib.suppress(EngineError):
@@ -116,7 +116,7 @@ class Creator:
             owner = donor.id
         else:
             return
-        options["ipc_mode"], shm = self._shared.ipc.spec_options(owner)
+        options["ipc_mode"], shm = self._pins.ipc.spec_options(owner)
         options["mounts"] = options["mounts"] + [shm]
 
     def _plan_pid(self, cid: str, host_config: dict[str, Any], options: dict[str, Any]) -> None:
@@ -128,7 +128,7 @@ class Creator:
             return
         if (donor := self._store.find(ref)) is not None:
             host_config["PidMode"] = f"container:{donor.id}"
-        options["pid_mode"] = self._shared.pid.spec_path(cid)
+        options["pid_mode"] = self._pins.pid.spec_path(cid)
 
     async def _plan_network(self, cid: str, network: NetworkChoice) -> str | None:
         """The runtime's netns option; the endpoints are recorded now, wired at each start."""
@@ -149,7 +149,7 @@ class Creator:
             return await self._networks.host_etc(cid)
         return []
 
-    async def _plan_volumes(self, req: CreateRequest, p: CreatePlan) -> tuple[list[dict[str, Any]],
+    async def _plan_volumes(self, cid: str, req: CreateRequest, p: CreatePlan) -> tuple[list[dict[str, Any]],
                                                                                list[dict[str, Any]], Inherited]:
         """The volumes (made now when new, as Docker does), their spec mounts and what --volumes-from copies."""
         resolved, mounts = [], []
@@ -158,24 +158,32 @@ class Creator:
                            explicit_destinations(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {}))
         for want in volume_mounts(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {}, list(req.Volumes or {}),
                                   list(p.image_volumes or {}), copied.destinations()):
-            v = await self._volumes.create(want["name"], anonymous=want["name"] is None)
+            v = await self._volumes.create(want["name"], driver=want.get("driver", "local"),
+                                           options=want.get("options"), labels=want.get("labels"),
+                                           anonymous=want["name"] is None)
             resolved.append({"name": v.name, "destination": want["destination"], "read_only": want["read_only"],
-                             "anonymous": v.anonymous and want["name"] is None})
+                             "anonymous": v.anonymous and want["name"] is None, **_subpath(want)})
             # dockerd tells of every create, an existing volume's included.
             self._events.volume("create", v.name, driver=v.driver)
             mode = "ro" if want["read_only"] else "rw"
-            mounts.append({"type": "bind", "source": self._volumes.mountpoint(v.name),
+            mounts.append({"type": "bind", "source": self._volume_source(cid, len(resolved) - 1, resolved[-1]),
                            "destination": want["destination"], "options": ["rbind", mode], "copy_up": want["copy"]})
         for shared in copied.volumes:
             # Used, not owned: removing this container never removes another's volume.
             resolved.append({**shared, "anonymous": False})
-            mounts.append({"type": "bind", "source": self._volumes.mountpoint(shared["name"]),
+            mounts.append({"type": "bind", "source": self._volume_source(cid, len(resolved) - 1, shared),
                            "destination": shared["destination"],
                            "options": ["rbind", "ro" if shared["read_only"] else "rw"]})
         for b in copied.binds:
             mounts.append({"type": "bind", "source": b["source"], "destination": b["destination"],
                            "options": ["rbind", "ro" if b["read_only"] else "rw", b["propagation"]]})
         return resolved, mounts, copied
+
+    def _volume_source(self, cid: str, index: int, mount: dict[str, Any]) -> str:
+        """The volume's directory, or for a subpath the node each start pins it on."""
+        if mount.get("subpath"):
+            return self._pins.subpaths.spec_source(cid, index)
+        return self._volumes.mountpoint(mount["name"])
 
     async def connect(self, ref: str, network_id: str, cfg: dict[str, Any]) -> None:
         c = self._store.get(ref)
@@ -191,6 +199,10 @@ class Creator:
         async with self._lives.of(c.id).lock:
             c = self._lives.current(ref, c.id)
             await self._networks.disconnect(network_id, c.id, running=c.state.running)
+
+
+def _subpath(mount: dict[str, Any]) -> dict[str, str]:
+    return {"subpath": mount["subpath"]} if mount.get("subpath") else {}
 
 
 def _not_covered(etc: list[dict[str, Any]], options: dict[str, Any]) -> list[dict[str, Any]]:

@@ -31,9 +31,19 @@ class TmpfsOptionsModel(BaseModel):
     Mode: UInt32 | None = None
 
 
+class DriverConfigModel(BaseModel):
+    model_config = OPEN
+    Name: str | None = None
+    Options: dict[str, str] | None = None
+
+
 class VolumeOptionsModel(BaseModel):
     model_config = OPEN
     NoCopy: bool | None = None
+    # Both only for a volume this mount creates, as in dockerd: an existing one is used as it is.
+    Labels: dict[str, str] | None = None
+    DriverConfig: DriverConfigModel | None = None
+    Subpath: str | None = None
 
 
 class Mount(BaseModel):
@@ -100,6 +110,16 @@ def _mount(m: Mount) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     raise InvalidArgument(f"mount type {m.Type!r} is not supported yet")
 
 
+def _check_subpath(subpath: str, named: bool) -> None:
+    """dockerd's checks of VolumeOptions.Subpath at create: a named volume's, and lexically inside it (what is
+    there is looked at each start: engine/containers/subpaths.py)."""
+    where = 'invalid mount config for type "volume": '
+    if not named:
+        raise InvalidArgument(where + "must not set Subpath when using anonymous volumes")
+    if "\x00" in subpath or posixpath.isabs(subpath) or posixpath.normpath(subpath).split("/")[0] == "..":
+        raise InvalidArgument(where + "subpath must be a relative path within the volume")
+
+
 def host_mounts(binds: list[str], mounts: list[Mount],
                 tmpfs: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The runtime's `mounts` (host paths) and `tmpfs` options; volumes are left to volume_mounts()."""
@@ -138,7 +158,7 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
     """The volumes a container mounts: named ones (-v name:/dst, --mount type=volume) and anonymous ones
     (--mount without a source, -v /dst as `volumes`, the image's VOLUME, unless a mount at that destination
     is `inherited` by --volumes-from), as {name (None: anonymous), destination, read_only, copy (fill a new
-    volume from the image)}."""
+    volume from the image)}, and for --mount's also subpath, and labels, driver and options for a new volume."""
     out: list[dict[str, Any]] = []
     for b in binds:
         if b.startswith("/"):
@@ -156,8 +176,15 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
             # A new empty volume nobody can write to: dockerd refuses it.
             raise InvalidArgument('invalid mount config for type "volume": must not set ReadOnly mode when using '
                                   "anonymous volumes")
+        given = m.VolumeOptions or VolumeOptionsModel()
+        if given.Subpath:
+            _check_subpath(given.Subpath, named=bool(m.Source))
+        driver = given.DriverConfig or DriverConfigModel()
+        # A subpath's content is the volume's own: nothing of the image is copied into it.
         out.append({"name": m.Source or None, "destination": posixpath.normpath(m.Target),
-                    "read_only": bool(m.ReadOnly), "copy": not (m.VolumeOptions and m.VolumeOptions.NoCopy)})
+                    "read_only": bool(m.ReadOnly), "copy": not given.NoCopy and not given.Subpath,
+                    "subpath": given.Subpath or None, "labels": given.Labels or {}, "driver": driver.Name or "local",
+                    "options": driver.Options or {}})
     taken = explicit_destinations(binds, mounts, tmpfs) | inherited
     for dst in volumes + image_volumes:
         if not posixpath.isabs(dst):

@@ -19,7 +19,7 @@ from engine.containers.departures import Departures
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
 from engine.containers.live import Live, Lives, settle
-from engine.containers.sharing import SharedNamespaces
+from engine.containers.pins import RunPins
 from engine.containers.state import Status
 from engine.containers.stdin import keeps_stdin_open
 from engine.containers.store import Container, ContainerStore
@@ -52,7 +52,7 @@ class WaitCondition(str, Enum):
 class RunControl:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, supervisor: Supervisor,
-                 logs: ContainerLogs, shared: SharedNamespaces, runtimes: RuntimeTable, departures: Departures) -> None:
+                 logs: ContainerLogs, pins: RunPins, runtimes: RuntimeTable, departures: Departures) -> None:
         self._rt = runtime
         self._departures = departures
         self._runtimes = runtimes
@@ -63,7 +63,7 @@ class RunControl:
         self._networks = networks
         self._volumes = volumes
         self._supervisor = supervisor
-        self._shared = shared
+        self._pins = pins
         self.health = HealthMonitor(runtime, self._health_changed)
 
     def run_over(self, c: Container) -> asyncio.Event | None:
@@ -102,7 +102,7 @@ class RunControl:
         try:
             binary = self._runtimes.binary(c.host_config.get("Runtime"))
             await propagation.check_host(c.host_config)
-            await self._shared.prepare(c)
+            await self._pins.prepare(c)
         except EngineError as e:
             await self._start_failed(c, live, e)
             raise
@@ -319,7 +319,7 @@ class RunControl:
             self._events.container(c, "oom")
         # dockerd (since 23.0) releases the network and volumes before it reports the death.
         await self._release(c)
-        await self._shared.release(c.id)
+        await self._pins.release(c.id)
         ran = max(0, int(at - (c.state.started_at or at)))
         c.state.exit(code, at, oom)
         # conmon wrote all of the run's output before its exit was known: the driver's files get the rest first.
@@ -422,7 +422,7 @@ class RunControl:
                 raise
             await self.logs.forget(c, record=c.model_dump(mode="json"))
         await self._networks.forget(c.id)
-        await self._shared.forget(c.id)
+        await self._pins.forget(c.id)
         await self._store.delete(c)
         if volumes:
             for v in c.volumes:

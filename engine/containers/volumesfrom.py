@@ -18,7 +18,7 @@ from engine.errors import InvalidArgument
 
 @dataclass
 class Inherited:
-    volumes: list[dict[str, Any]] = field(default_factory=list)  # {name, destination, read_only}
+    volumes: list[dict[str, Any]] = field(default_factory=list)  # {name, destination, read_only[, subpath]}
     binds: list[dict[str, Any]] = field(default_factory=list)  # {source, destination, read_only, propagation}
 
     def destinations(self) -> set[str]:
@@ -61,7 +61,8 @@ def inherited(specs: list[str], get: Callable[[str], Container], explicit: set[s
         for v in source.volumes:
             if v["destination"] not in explicit:
                 out.volumes.append({"name": v["name"], "destination": v["destination"],
-                                    "read_only": v["read_only"] if read_only is None else read_only})
+                                    "read_only": v["read_only"] if read_only is None else read_only,
+                                    **({"subpath": v["subpath"]} if v.get("subpath") else {})})
         for b in binds_of(source):
             if b["destination"] not in explicit:
                 out.binds.append({**b, "read_only": b["read_only"] if read_only is None else read_only})

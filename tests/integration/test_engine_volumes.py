@@ -116,3 +116,59 @@ def test_update_is_for_cluster_volumes_only(engine: EngineDaemon) -> None:
         assert (status, ctype, json.loads(body)) == (
             503, "application/json",
             {"message": "volume update only valid for cluster volumes, but swarm is unavailable"})
+
+
+def _pins(engine: EngineDaemon) -> list[str]:
+    root = os.path.join(engine.base, "exec", "volume-subpaths")
+    with open("/proc/self/mountinfo") as fh:
+        return [line.split()[4] for line in fh if line.split()[4].startswith(root)]
+
+
+def test_volume_subpath_mounts_only_that_part(engine: EngineDaemon) -> None:
+    run(engine, "-v", "sub:/data", "busybox", "sh", "-c", "mkdir -p /data/a/b && echo in-a > /data/a/f && "
+        "ln -s / /data/a/escape && ln -s .. /data/a/b/up && echo top > /data/top")
+    ok(engine, "create", "--name", "later", "--network", "none",
+       "--mount", "type=volume,src=sub,dst=/m,volume-subpath=later", "busybox", "cat", "/m/x")
+
+    def at(subpath: str, *args: str) -> str:
+        return run(engine, "--mount", f"type=volume,src=sub,dst=/m,volume-subpath={subpath}", "busybox", *args)
+
+    assert sorted(at("a", "ls", "/m").split()) == ["b", "escape", "f"]
+    assert at("a/b/up", "cat", "/m/f") == "in-a\n"  # a link that stays inside the volume is followed
+    assert run(engine, "--mount", "type=volume,src=sub,dst=/one,volume-subpath=a/f", "busybox", "cat", "/one") == \
+        "in-a\n"
+    assert "top" not in at("a", "ls", "/m")
+    out = cli(engine, "run", "--rm", "--mount", "type=volume,src=sub,dst=/m,volume-subpath=a,readonly", "busybox",
+              "touch", "/m/new")
+    assert out.returncode != 0 and "Read-only file system" in out.stderr
+    for subpath, message in (("a/escape", "path concatenation escapes the base directory"),
+                             ("a/b/up/escape", "path concatenation escapes the base directory"),
+                             ("nosuch", "cannot access path")):
+        out = cli(engine, "run", "--rm", "--mount", f"type=volume,src=sub,dst=/m,volume-subpath={subpath}",
+                  "busybox", "true")
+        assert out.returncode != 0 and message in out.stderr, (subpath, out.stderr)
+    out = cli(engine, "run", "--rm", "--mount", "type=volume,src=sub,dst=/m,volume-subpath=../x", "busybox", "true")
+    assert out.returncode != 0 and "subpath must be a relative path within the volume" in out.stderr
+
+    # What the subpath is, is looked at when the container starts, not when it was made.
+    run(engine, "-v", "sub:/data", "busybox", "sh", "-c", "mkdir /data/later && echo made > /data/later/x")
+    assert ok(engine, "start", "-a", "later") == "made\n"
+    ok(engine, "run", "--name", "heir", "--network", "none", "--volumes-from", "later", "busybox", "cat", "/m/x")
+    assert ok(engine, "logs", "heir") == "made\n"
+    assert _pins(engine) == []
+    ok(engine, "rm", "later", "heir")
+    assert os.listdir(os.path.join(engine.base, "exec", "volume-subpaths")) == []
+
+
+def test_a_mount_gives_a_new_volume_its_labels_and_driver_options(engine: EngineDaemon) -> None:
+    opts = "volume-label=team=db,volume-driver=local,volume-opt=type=tmpfs,volume-opt=device=tmpfs"
+    out = run(engine, "--mount", f"type=volume,src=lab,dst=/l,{opts}", "busybox", "grep", " /l ", "/proc/mounts")
+    assert out.startswith("tmpfs /l tmpfs")
+    v = json.loads(ok(engine, "volume", "inspect", "lab"))[0]
+    assert v["Labels"] == {"team": "db"} and v["Options"] == {"type": "tmpfs", "device": "tmpfs"}
+    # An existing volume is used as it is, as dockerd uses it.
+    run(engine, "--mount", "type=volume,src=lab,dst=/l,volume-label=other=1", "busybox", "true")
+    assert json.loads(ok(engine, "volume", "inspect", "lab"))[0]["Labels"] == {"team": "db"}
+    out = cli(engine, "run", "--rm", "--mount", "type=volume,src=plug,dst=/p,volume-driver=nfs", "busybox", "true")
+    assert out.returncode != 0 and 'plugin "nfs" not found' in out.stderr
+    ok(engine, "volume", "rm", "lab")

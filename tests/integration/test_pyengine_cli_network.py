@@ -249,6 +249,13 @@ def test_run_with_named_anonymous_and_mounted_volumes(engine, tmp_path):
     assert out.stdout == "kept\n" and out.returncode != 0 and "Read-only file system" in out.stderr
     assert ok(engine, "run", "--rm", "--network", "none", "--mount", "type=volume,src=data1,dst=/d,readonly",
               "busybox", "cat", "/d/f") == "kept\n"
+    ok(engine, "run", "--rm", "--network", "none", "-v", "data1:/data", "busybox", "mkdir", "/data/part")
+    assert ok(engine, "run", "--rm", "--network", "none", "--mount", "type=volume,src=data1,dst=/d,volume-subpath=part",
+              "busybox", "sh", "-c", "touch /d/in-part; ls /d") == "in-part\n"
+    ok(engine, "run", "--rm", "--network", "none", "--mount", "type=volume,src=lab1,dst=/d,volume-label=team=db,"
+       "volume-label=bare,volume-driver=local,volume-opt=type=tmpfs,volume-opt=device=tmpfs", "busybox", "true")
+    lab = json.loads(ok(engine, "volume", "inspect", "lab1"))[0]
+    assert (lab["Labels"], lab["Options"]) == ({"team": "db", "bare": ""}, {"type": "tmpfs", "device": "tmpfs"})
 
     ok(engine, "run", "-d", "--name", "anon", "-v", "/scratch", "busybox", "sleep", "100")
     doc = inspect(engine, "anon")

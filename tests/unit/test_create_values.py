@@ -8,6 +8,7 @@ import pytest
 
 from engine.containers import links, volumesfrom
 from engine.containers.images import Image
+from engine.containers.mounts import Mount, volume_mounts
 from engine.containers.options import DEFAULT_MASKED_PATHS, parse
 from engine.containers.plan import plan
 from engine.containers.store import Container
@@ -93,8 +94,28 @@ def test_bind_mount_options(tmp_path: Path) -> None:
     assert [m["options"][0] for m in p.options["mounts"]] == ["bind", "rbind"] and missing.is_dir()
     with pytest.raises(InvalidArgument, match="bind source path does not exist"):
         _plan({"Mounts": [{"Type": "bind", "Source": str(tmp_path / "absent"), "Target": "/a"}]})
-    with pytest.raises(InvalidArgument, match=r"Mounts.VolumeOptions.Subpath .* not supported"):
-        _plan({"Mounts": [{"Type": "volume", "Target": "/v", "VolumeOptions": {"Subpath": "sub"}}]})
+
+
+@pytest.mark.parametrize("source, subpath, message", [
+    ("", "sub", "must not set Subpath when using anonymous volumes"),
+    ("data", "/etc", "subpath must be a relative path within the volume"),
+    ("data", "a/../../etc", "subpath must be a relative path within the volume"),
+    ("data", "..", "subpath must be a relative path within the volume"),
+])
+def test_volume_subpaths_dockerd_refuses(source: str, subpath: str, message: str) -> None:
+    m = Mount.model_validate({"Type": "volume", "Source": source, "Target": "/v",
+                              "VolumeOptions": {"Subpath": subpath}})
+    with pytest.raises(InvalidArgument, match=message):
+        volume_mounts([], [m], {}, [], [], set())
+
+
+def test_volume_mount_options_for_a_new_volume() -> None:
+    m = Mount.model_validate({"Type": "volume", "Source": "data", "Target": "/v", "VolumeOptions": {
+        "Subpath": "a/./b/../c", "Labels": {"k": "v"},
+        "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs", "device": "tmpfs"}}}})
+    [want] = volume_mounts([], [m], {}, [], [], set())
+    assert (want["subpath"], want["labels"], want["driver"], want["options"], want["copy"]) == (
+        "a/./b/../c", {"k": "v"}, "local", {"type": "tmpfs", "device": "tmpfs"}, False)
 
 
 def test_config_fields_kept_as_dockerd_keeps_them() -> None:

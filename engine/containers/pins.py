@@ -1,0 +1,38 @@
+"""What a container's run holds of things outside it, pinned before each run and released after it: the
+namespaces it takes from another container (`--ipc container:`, `--pid container:`) and the volume
+subpaths it mounts."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.containers.ipc import IpcNamespaces
+from engine.containers.pidns import PidNamespaces
+from engine.containers.store import Container
+from engine.containers.subpaths import Subpaths
+
+
+class RunPins:
+    def __init__(self, ipc: IpcNamespaces, pid: PidNamespaces, subpaths: Subpaths,
+                 volume_root: Callable[[str], str]) -> None:
+        self.ipc = ipc
+        self.pid = pid
+        self.subpaths = subpaths
+        self._volume_root = volume_root
+
+    async def prepare(self, c: Container) -> None:
+        """Before `c`'s task (its volumes already mounted)."""
+        await self.ipc.prepare(c)
+        await self.pid.prepare(c)
+        for index, v in enumerate(c.volumes):
+            if v.get("subpath"):
+                await self.subpaths.pin(c.id, index, self._volume_root(v["name"]), v["subpath"])
+
+    async def release(self, cid: str) -> None:
+        await self.ipc.release(cid)
+        await self.pid.release(cid)
+        await self.subpaths.release(cid)
+
+    async def forget(self, cid: str) -> None:
+        await self.ipc.forget(cid)
+        await self.pid.forget(cid)
+        await self.subpaths.forget(cid)
