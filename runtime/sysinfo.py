@@ -7,12 +7,16 @@ On a unified (v2) host a controller is either enabled at the root or absent, as 
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import functools
 import os
 
 from pydantic import BaseModel
 
 from runtime.tasks import cgroups
+
+_SYS_MOUNT_SETATTR = 442  # the same number on every architecture Linux added it to (5.12)
 
 
 class HostFeatures(BaseModel):
@@ -41,6 +45,8 @@ class HostFeatures(BaseModel):
     # Network sysctls dockerd sets by default in a container's own network namespace, where the kernel has them.
     ping_group_range: bool = False
     unprivileged_port_start: bool = False
+    # mount_setattr(2) (Linux 5.12): a read-only bind can be made read-only with every mount below it (runc's `rro`).
+    recursive_readonly: bool = False
 
 
 def _has(root: str | None, *names: str) -> bool:
@@ -87,6 +93,14 @@ def _v2(root: str) -> dict[str, bool]:
     }
 
 
+def _mount_setattr() -> bool:
+    """Whether the kernel has mount_setattr: asked with no mount at all, it says EINVAL rather than ENOSYS."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(_SYS_MOUNT_SETATTR, -1, b"", 0, None, 0) == 0:
+        return True
+    return ctypes.get_errno() != errno.ENOSYS
+
+
 def _seccomp() -> bool:
     try:
         with open("/proc/self/status", encoding="utf-8") as fh:
@@ -112,4 +126,5 @@ def probe() -> HostFeatures:
         "cgroup_version": "2" if unified else "1", "seccomp": _seccomp(), "apparmor": _apparmor(),
         "ping_group_range": os.path.exists("/proc/sys/net/ipv4/ping_group_range"),
         "unprivileged_port_start": os.path.exists("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        "recursive_readonly": _mount_setattr(),
         **found})

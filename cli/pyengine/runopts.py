@@ -195,6 +195,16 @@ def mount(spec: str) -> dict[str, Any]:
             m["ReadOnly"] = _go_bool(key, value, spec)
         elif key == "bind-propagation":
             options.setdefault("bind", {})["Propagation"] = value.lower()
+        elif key == "bind-recursive":
+            # enabled: read-only means read-only all the way down where the daemon and kernel can (its default).
+            recursive_flags = {"enabled": None, "disabled": "NonRecursive", "writable": "ReadOnlyNonRecursive",
+                    "readonly": "ReadOnlyForceRecursive"}
+            if value not in recursive_flags:
+                raise _mount_error(spec, f'invalid value for {key}: {value} (must be "enabled", "disabled", '
+                                         '"writable", or "readonly")')
+            bind_flag = recursive_flags[value]
+            if bind_flag:
+                options.setdefault("bind", {})[bind_flag] = True
         elif key == "volume-nocopy":
             options.setdefault("volume", {})["NoCopy"] = _go_bool(key, value, spec)
         elif key == "volume-subpath":
@@ -224,6 +234,14 @@ def mount(spec: str) -> dict[str, Any]:
         raise _mount_error(spec, "type is required")
     if not m.get("Target"):
         raise _mount_error(spec, "target is required")
+    bind = options.get("bind", {})
+    for flag, value in (("ReadOnlyNonRecursive", "writable"), ("ReadOnlyForceRecursive", "readonly")):
+        if bind.get(flag) and not m.get("ReadOnly"):
+            raise _mount_error(spec, f"option 'bind-recursive={value}' requires 'readonly' to be specified in "
+                                     "conjunction")
+    if bind.get("ReadOnlyForceRecursive") and bind.get("Propagation") != "rprivate":
+        raise _mount_error(spec, "option 'bind-recursive=readonly' requires 'bind-propagation=rprivate' to be "
+                                 "specified in conjunction")
     for kind, values in options.items():
         if kind != m["Type"]:
             raise _mount_error(spec, f"cannot mix '{kind}-*' options with mount type '{m['Type']}'")

@@ -73,8 +73,6 @@ REFUSED: Mapping[str, str] = {
     "HostConfig.IOMaximumBandwidth": "--io-maxbandwidth",
     "HostConfig.Cgroup": "--cgroup",
     "HostConfig.StorageOpt": "--storage-opt",
-    "HostConfig.Mounts.BindOptions.ReadOnlyNonRecursive": "--mount bind-recursive=writable",
-    "HostConfig.Mounts.BindOptions.ReadOnlyForceRecursive": "--mount bind-recursive=readonly",
     "HostConfig.Mounts.TmpfsOptions.Options": "--mount tmpfs-options",
     "EndpointSettings.DriverOpts": "--network driver-opt",
     "EndpointSettings.GwPriority": "--network gw-priority",

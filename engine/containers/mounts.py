@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from pydantic import BaseModel
@@ -23,6 +24,16 @@ class BindOptionsModel(BaseModel):
     Propagation: str | None = None
     NonRecursive: bool | None = None
     CreateMountpoint: bool | None = None
+    ReadOnlyNonRecursive: bool | None = None
+    ReadOnlyForceRecursive: bool | None = None
+
+
+@dataclass(frozen=True)
+class ReadOnly:
+    """How read-only binds are made: with every mount below them too where the host can (`recursive`, runc's `rro`),
+    and by default (`by_default`: a client of API 1.44 or later), as dockerd 25 and later make them."""
+    recursive: bool
+    by_default: bool
 
 
 class TmpfsOptionsModel(BaseModel):
@@ -66,10 +77,12 @@ def _split_bind(spec: str) -> tuple[str, str, list[str]]:
     return parts[0], parts[1], parts[2].split(",") if len(parts) == 3 and parts[2] else []
 
 
-def _bind(spec: str) -> dict[str, Any]:
+def _bind(spec: str, read_only: ReadOnly) -> dict[str, Any]:
     """-v "/host:dst[:opts]": a bind mount of a host path."""
     src, dst, opts = _split_bind(spec)
     options = ["rbind", "ro" if "ro" in opts else "rw"]
+    if "ro" in opts and read_only.recursive and read_only.by_default:
+        options.append("rro")
     options += [o for o in opts if o in _PROPAGATIONS]
     # Docker creates a missing -v source (a file is bound as it is); --mount (below) refuses instead.
     try:
@@ -80,12 +93,35 @@ def _bind(spec: str) -> dict[str, Any]:
     return {"type": "bind", "source": src, "destination": dst, "options": options}
 
 
-def _mount(m: Mount) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+def _read_only_options(m: Mount, bind: BindOptionsModel, read_only: ReadOnly) -> list[str]:
+    """dockerd's checks of the read-only bind options, and the `rro` they ask for."""
+    where = 'invalid mount config for type "bind": '
+    for name, given in (("ReadOnlyNonRecursive", bind.ReadOnlyNonRecursive),
+                        ("ReadOnlyForceRecursive", bind.ReadOnlyForceRecursive)):
+        if given and not m.ReadOnly:
+            raise InvalidArgument(f"{where}option '{name}' requires 'ReadOnly' to be set")
+    if bind.ReadOnlyForceRecursive:
+        if bind.ReadOnlyNonRecursive:
+            raise InvalidArgument("mount options conflict: ReadOnlyNonRecursive && BindOptions.ReadOnlyForceRecursive")
+        if bind.Propagation != "rprivate":
+            raise InvalidArgument(f"{where}option 'ReadOnlyForceRecursive' requires 'BindOptions.Propagation' to be "
+                                  "'rprivate'")
+        if not read_only.recursive:
+            raise InvalidArgument("recursively read-only mounts need mount_setattr, which this host's kernel lacks "
+                                  "(Linux 5.12 or later)")
+        return ["rro"]
+    if m.ReadOnly and not bind.ReadOnlyNonRecursive and read_only.recursive and read_only.by_default:
+        return ["rro"]
+    return []
+
+
+def _mount(m: Mount, read_only: ReadOnly) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """A spec mount, or a tmpfs entry (destination, options)."""
     if m.Type == "bind":
         if not m.Source or not os.path.isabs(m.Source):
             raise InvalidArgument(f'invalid mount config for type "bind": invalid mount path: {m.Source!r}')
         bind = m.BindOptions or BindOptionsModel()
+        recursive_read_only = _read_only_options(m, bind, read_only)
         if not os.path.exists(m.Source):
             if not bind.CreateMountpoint:
                 raise InvalidArgument(f'invalid mount config for type "bind": bind source path does not exist: '
@@ -94,7 +130,7 @@ def _mount(m: Mount) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
                 os.makedirs(m.Source, exist_ok=True)
             except (OSError, ValueError) as e:
                 raise InvalidArgument(f"error while creating mount source path '{m.Source}': {e}") from None
-        options = ["bind" if bind.NonRecursive else "rbind", "ro" if m.ReadOnly else "rw"]
+        options = ["bind" if bind.NonRecursive else "rbind", "ro" if m.ReadOnly else "rw", *recursive_read_only]
         if bind.Propagation:
             options.append(bind.Propagation)
         return {"type": "bind", "source": m.Source, "destination": m.Target, "options": options}, None
@@ -120,13 +156,13 @@ def _check_subpath(subpath: str, named: bool) -> None:
         raise InvalidArgument(where + "subpath must be a relative path within the volume")
 
 
-def host_mounts(binds: list[str], mounts: list[Mount],
-                tmpfs: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def host_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str],
+                read_only: ReadOnly) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The runtime's `mounts` (host paths) and `tmpfs` options; volumes are left to volume_mounts()."""
-    out = [_bind(b) for b in binds if b.startswith("/")]
+    out = [_bind(b, read_only) for b in binds if b.startswith("/")]
     tmpfs = dict(tmpfs)
     for m in mounts:
-        spec_mount, tmp = _mount(m)
+        spec_mount, tmp = _mount(m, read_only)
         if spec_mount:
             out.append(spec_mount)
         if tmp:

@@ -17,7 +17,7 @@ from engine.containers import hostchecks
 from engine.containers.fields import refuse_unsupported
 from engine.containers.gotypes import unmarshal_error
 from engine.containers.images import Image
-from engine.containers.mounts import host_mounts
+from engine.containers.mounts import ReadOnly, host_mounts
 from engine.containers.request import ContainerConfig, CreateRequest, HostConfigModel
 from engine.errors import InvalidArgument
 from runtime.client.signals import parse_signal
@@ -30,7 +30,8 @@ DEFAULT_MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys
 DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
-def parse(body: Any) -> CreateRequest:
+def parse(body: Any, api: tuple[int, int] | None = None) -> CreateRequest:
+    """A create body as a client speaking `api` (None: the newest) means it."""
     if not isinstance(body, dict):
         raise InvalidArgument("invalid container config: expected a JSON object")
     try:
@@ -41,6 +42,14 @@ def parse(body: Any) -> CreateRequest:
         raise InvalidArgument(f"invalid container config: {where}: {err['msg']}") from None
     refuse_unsupported(body)
     hostchecks.check(req.HostConfig)
+    mounts = req.HostConfig.Mounts or []
+    if api is not None and api < (1, 44):
+        # dockerd refuses rather than drops it: a client that sets it counts on it.
+        if any(m.Type == "bind" and m.BindOptions and m.BindOptions.ReadOnlyForceRecursive for m in mounts):
+            raise InvalidArgument("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer")
+        req.speaks_before_1_44()
+    if api is not None and api < (1, 45) and any(m.VolumeOptions and m.VolumeOptions.Subpath for m in mounts):
+        raise InvalidArgument("VolumeOptions.Subpath needs API v1.45 or newer")
     return req
 
 
@@ -84,7 +93,8 @@ def _system_paths(given: list[str] | None, default: list[str], privileged: bool)
 def runtime_options(req: CreateRequest, hostname: str, features: Mapping[str, Any]) -> dict[str, Any]:
     """The runtime's SpecOptions fields for this request."""
     hc = req.HostConfig
-    mounts, tmpfs = host_mounts(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {})
+    mounts, tmpfs = host_mounts(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {},
+                                ReadOnly(bool(features.get("recursive_readonly")), not req.read_only_top_only))
     security = hc.SecurityOpt or []
     seccomp = next((s.split("=", 1)[1] for s in security if s.startswith(("seccomp=", "seccomp:"))), "default")
     return {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from engine.containers.gotypes import OPEN, Int64, UInt16, UInt64, strslice
 from engine.containers.mounts import Mount
@@ -159,6 +159,15 @@ class CreateRequest(ContainerConfig):
 
     NetworkingConfig: dict[str, Any] | None = None
     HostConfig: HostConfigModel = Field(default_factory=lambda: HostConfigModel())
+    # Asked with an API before 1.44, when read-only binds were read-only at their top only (options.parse).
+    _read_only_top_only: bool = PrivateAttr(default=False)
+
+    @property
+    def read_only_top_only(self) -> bool:
+        return self._read_only_top_only
+
+    def speaks_before_1_44(self) -> None:
+        self._read_only_top_only = True
 
     @field_validator("HostConfig", mode="before")
     @classmethod

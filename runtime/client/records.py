@@ -49,6 +49,7 @@ class HostFeatures(_Record):
     # Network sysctls dockerd sets by default in a container's own network namespace, where the kernel has them.
     ping_group_range: bool = False
     unprivileged_port_start: bool = False
+    recursive_readonly: bool = False
 
 
 class Descriptor(_Record):

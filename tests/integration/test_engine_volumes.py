@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.fixtures.daemons import EngineDaemon
 from tests.integration import test_engine_containers as containers
-from tests.integration.test_engine_containers import cli, ok
+from tests.integration.test_engine_containers import cli, curl, ok
 
 engine = containers.engine
 
@@ -172,3 +173,40 @@ def test_a_mount_gives_a_new_volume_its_labels_and_driver_options(engine: Engine
     out = cli(engine, "run", "--rm", "--mount", "type=volume,src=plug,dst=/p,volume-driver=nfs", "busybox", "true")
     assert out.returncode != 0 and 'plugin "nfs" not found' in out.stderr
     ok(engine, "volume", "rm", "lab")
+
+
+def test_read_only_binds_are_read_only_all_the_way_down(engine: EngineDaemon, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(src / "sub")], check=True)
+    try:
+        probe = ["sh", "-c", "touch /d/top 2>/dev/null && echo top; touch /d/sub/f 2>/dev/null && echo sub; true"]
+        bind = f"type=bind,src={src},dst=/d,readonly"
+        assert run(engine, "-v", f"{src}:/d:ro", "busybox", *probe) == ""
+        assert run(engine, "--mount", bind, "busybox", *probe) == ""
+        assert run(engine, "--mount", f"{bind},bind-recursive=readonly,bind-propagation=rprivate", "busybox",
+                   *probe) == ""
+        assert run(engine, "--mount", f"{bind},bind-recursive=writable", "busybox", *probe) == "sub\n"
+        assert run(engine, "--mount", f"{bind},bind-recursive=disabled", "busybox", *probe) == ""  # no submount
+
+        # A client of an API before 1.44 gets the read-only binds of its time.
+        body = {"Image": "busybox", "Cmd": probe, "HostConfig": {"Binds": [f"{src}:/d:ro"], "NetworkMode": "none"}}
+        status, _, text = curl(engine, "POST", "/v1.43/containers/create?name=old", json.dumps(body))
+        assert status == 201, text
+        assert ok(engine, "start", "-a", "old") == "sub\n"
+        body["HostConfig"] = {"Mounts": [{"Type": "bind", "Source": str(src), "Target": "/d", "ReadOnly": True,
+                                          "BindOptions": {"ReadOnlyForceRecursive": True}}]}
+        status, _, text = curl(engine, "POST", "/v1.43/containers/create", json.dumps(body))
+        assert status == 400 and "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer" in text
+        # What the docker CLI checks before it asks, the daemon checks too.
+        for bind_options, read_only, message in (
+                ({"ReadOnlyForceRecursive": True, "Propagation": "rshared"}, True,
+                 "option 'ReadOnlyForceRecursive' requires 'BindOptions.Propagation' to be 'rprivate'"),
+                ({"ReadOnlyNonRecursive": True}, False, "option 'ReadOnlyNonRecursive' requires 'ReadOnly' to be set")):
+            body["HostConfig"] = {"Mounts": [{"Type": "bind", "Source": str(src), "Target": "/d",
+                                              "ReadOnly": read_only, "BindOptions": bind_options}]}
+            status, _, text = curl(engine, "POST", "/containers/create", json.dumps(body))
+            assert status == 400 and message in text, text
+        ok(engine, "rm", "old")
+    finally:
+        subprocess.run(["umount", str(src / "sub")], check=True)

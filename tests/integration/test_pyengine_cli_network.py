@@ -198,6 +198,11 @@ def test_bad_run_specs_exit_125(engine):
         (["--mount", "type=tmpfs,tmpfs-size=4m"], "target is required"),
         (["--mount", "type=bind,src=/tmp,dst=/x,tmpfs-size=1m"], "cannot mix 'tmpfs-*' options with mount type 'bind'"),
         (["--mount", "type=volume,target=relative"], "must be absolute"),
+        (["--mount", "type=bind,src=/tmp,dst=/x,bind-recursive=writable"],
+         "option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction"),
+        (["--mount", "type=bind,src=/tmp,dst=/x,readonly,bind-recursive=readonly"],
+         "option 'bind-recursive=readonly' requires 'bind-propagation=rprivate' to be specified in conjunction"),
+        (["--mount", "type=bind,src=/tmp,dst=/x,bind-recursive=bogus"], "invalid value for bind-recursive: bogus"),
         (["--network", "nosuch"], "not found"),
         (["--ip", "10.9.9.9"], "user defined networks only"),
     ]:

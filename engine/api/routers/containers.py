@@ -32,7 +32,7 @@ def register(r: Router, b: Backend) -> None:
     svc = b.containers
 
     async def create(request: web.Request) -> web.Response:
-        req = parse(await read_json(request))
+        req = parse(await read_json(request), versions.of(request))
         c, warnings = await b.creator.create(request.query.get("name") or None, req,
                                              request.query.get("platform") or None)
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
