@@ -73,7 +73,6 @@ REFUSED: Mapping[str, str] = {
     "HostConfig.IOMaximumBandwidth": "--io-maxbandwidth",
     "HostConfig.Cgroup": "--cgroup",
     "HostConfig.StorageOpt": "--storage-opt",
-    "HostConfig.Mounts.TmpfsOptions.Options": "--mount tmpfs-options",
     "EndpointSettings.DriverOpts": "--network driver-opt",
     "EndpointSettings.GwPriority": "--network gw-priority",
     "EndpointSettings.IPAMConfig.IPv6Address": "--ip6",

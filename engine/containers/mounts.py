@@ -40,6 +40,14 @@ class TmpfsOptionsModel(BaseModel):
     model_config = OPEN
     SizeBytes: Int64 | None = None
     Mode: UInt32 | None = None
+    # [["noexec"], ["uid", "1000"]]: flags alone, tmpfs parameters with their value (API 1.46).
+    Options: list[list[str]] | None = None
+
+
+# What a tmpfs mount may be given in TmpfsOptions.Options: mount flags, and tmpfs's own parameters.
+_TMPFS_FLAGS = frozenset({"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "sync", "async",
+                          "atime", "noatime", "relatime", "norelatime", "strictatime", "diratime", "nodiratime"})
+_TMPFS_PARAMETERS = frozenset({"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "huge"})
 
 
 class DriverConfigModel(BaseModel):
@@ -137,13 +145,26 @@ def _mount(m: Mount, read_only: ReadOnly) -> tuple[dict[str, Any] | None, tuple[
     if m.Type == "volume":
         return None, None  # volume_mounts() below
     if m.Type == "tmpfs":
-        opts = []
-        if m.TmpfsOptions and m.TmpfsOptions.SizeBytes:
-            opts.append(f"size={m.TmpfsOptions.SizeBytes}")
-        if m.TmpfsOptions and m.TmpfsOptions.Mode:
-            opts.append(f"mode={m.TmpfsOptions.Mode:o}")
-        return None, (m.Target, ",".join(opts))
+        return None, (m.Target, ",".join(_tmpfs_options(m)))
     raise InvalidArgument(f"mount type {m.Type!r} is not supported yet")
+
+
+def _tmpfs_options(m: Mount) -> list[str]:
+    given = m.TmpfsOptions or TmpfsOptionsModel()
+    opts = ["ro"] if m.ReadOnly else []
+    if given.SizeBytes:
+        opts.append(f"size={given.SizeBytes}")
+    if given.Mode:
+        opts.append(f"mode={given.Mode:o}")
+    for option in given.Options or []:
+        # Each a flag or a parameter of tmpfs's own: a comma or an unknown name could smuggle in other options.
+        if len(option) == 1 and option[0] in _TMPFS_FLAGS:
+            opts.append(option[0])
+        elif len(option) == 2 and option[0] in _TMPFS_PARAMETERS and option[1] and "," not in option[1]:
+            opts.append(f"{option[0]}={option[1]}")
+        else:
+            raise InvalidArgument(f'invalid mount config for type "tmpfs": invalid tmpfs option {option!r}')
+    return opts
 
 
 def _check_subpath(subpath: str, named: bool) -> None:

@@ -88,6 +88,23 @@ def test_tmpfs_mounts(engine: EngineDaemon) -> None:
     assert "tmpfs /t tmpfs" in out and "size=8192k" in out and out.strip().endswith("1777")
     out = run(engine, "--mount", "type=tmpfs,target=/m,tmpfs-size=4m", "busybox", "grep", " /m ", "/proc/mounts")
     assert "size=4096k" in out
+    out = run(engine, "--mount", "type=tmpfs,target=/m,readonly", "busybox", "grep", " /m ", "/proc/mounts")
+    assert out.split()[3].startswith("ro,")
+
+    # TmpfsOptions.Options (API 1.46), which the docker CLI has no flag for.
+    def create(options: list[list[str]]) -> tuple[int, str]:
+        body = {"Image": "busybox", "Cmd": ["grep", " /m ", "/proc/mounts"], "HostConfig": {"NetworkMode": "none",
+                "Mounts": [{"Type": "tmpfs", "Target": "/m", "TmpfsOptions": {"Options": options}}]}}
+        status, _, text = curl(engine, "POST", "/containers/create?name=topts", json.dumps(body))
+        return status, text
+
+    assert create([["exec"], ["uid", "1000"]])[0] == 201
+    mount_options = ok(engine, "start", "-a", "topts").split()[3].split(",")
+    assert "uid=1000" in mount_options and "noexec" not in mount_options
+    ok(engine, "rm", "topts")
+    for bad in ([["uid", "1,exec"]], [["bogus"]], [["size"]], [["a", "b", "c"]]):
+        status, text = create(bad)
+        assert status == 400 and "invalid tmpfs option" in text, (bad, text)
 
 
 def test_bad_volume_input(engine: EngineDaemon) -> None:
