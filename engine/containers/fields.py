@@ -75,7 +75,6 @@ REFUSED: Mapping[str, str] = {
     "HostConfig.StorageOpt": "--storage-opt",
     "EndpointSettings.DriverOpts": "--network driver-opt",
     "EndpointSettings.GwPriority": "--network gw-priority",
-    "EndpointSettings.IPAMConfig.IPv6Address": "--ip6",
     "EndpointSettings.IPAMConfig.LinkLocalIPs": "--link-local-ip",
 }
 
@@ -103,15 +102,15 @@ def _sections(body: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, 
                     yield "EndpointSettings", f"NetworkingConfig.EndpointsConfig.{name}.", settings
 
 
-def _lookup(obj: Any, keys: list[str]) -> list[Any]:
+def lookup(obj: Any, keys: list[str]) -> list[Any]:
     """The values at `keys` below `obj`, through every element of the lists on the way (HostConfig.Mounts)."""
     if not keys:
         return [obj]
     if isinstance(obj, list):
-        return [v for item in obj for v in _lookup(item, keys)]
+        return [v for item in obj for v in lookup(item, keys)]
     if not isinstance(obj, Mapping):
         return []
-    return _lookup(obj.get(keys[0]), keys[1:])
+    return lookup(obj.get(keys[0]), keys[1:])
 
 
 def refuse_unsupported(body: Mapping[str, Any]) -> None:
@@ -121,7 +120,7 @@ def refuse_unsupported(body: Mapping[str, Any]) -> None:
             head, _, rest = path.partition(".")
             if head != section:
                 continue
-            if all(is_unset(value) for value in _lookup(obj, rest.split("."))):
+            if all(is_unset(value) for value in lookup(obj, rest.split("."))):
                 continue
             hint = f" ({option})" if option else ""
             raise InvalidArgument(f"invalid container config: {where}{rest}{hint} is not supported by this engine")

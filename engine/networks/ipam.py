@@ -1,18 +1,25 @@
 """Address management for bridge networks: subnets from Docker's default pools, addresses within them.
 
+IPv4 and IPv6 alike; a network's IPv6 subnet, unless given, is a /64 of a /48 unique local prefix of
+the engine's own (as dockerd 27 and later pick one), so two engines on a host do not share one.
+
 Pure functions over what is already taken, so the store decides under one lock and nothing here
 touches the system except `host_routes`, which reads the routes the host already has (a new
 network must not shadow a LAN, or another engine's bridge).
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import Conflict, InvalidArgument
 
 IPv4Net = ipaddress.IPv4Network
+IPv6Net = ipaddress.IPv6Network
+Subnet = IPv4Net | IPv6Net
 
 
 def _default_pools() -> Iterator[IPv4Net]:
@@ -41,56 +48,68 @@ def host_routes() -> list[IPv4Net]:
     return routes
 
 
-def parse_subnet(text: str) -> IPv4Net:
+def parse_subnet(text: str, version: int = 4) -> Subnet:
     try:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise InvalidArgument(f"invalid subnet {text!r}: not a CIDR network address") from None
-    if not isinstance(net, IPv4Net):
-        raise InvalidArgument(f"invalid subnet {text!r}: only IPv4 networks are supported")
-    if net.prefixlen > 30:
+    if net.version != version:
+        raise InvalidArgument(f"invalid subnet {text!r}: an IPv{version} subnet is needed here")
+    if net.max_prefixlen - net.prefixlen < 2:
         raise InvalidArgument(f"invalid subnet {text!r}: a /{net.prefixlen} leaves no room for containers")
     return net
 
 
-def pick_subnet(taken: Iterable[IPv4Net]) -> IPv4Net:
+def pick_subnet(taken: Iterable[Subnet]) -> IPv4Net:
     used = list(taken)
     for pool in _default_pools():
-        if not any(pool.overlaps(t) for t in used):
+        if not any(pool.overlaps(t) for t in used if t.version == 4):
             return pool
     raise Conflict("could not find an available, non-overlapping IPv4 address pool among the defaults to "
                    "assign to the network")
 
 
-def check_free(subnet: IPv4Net, networks: Iterable[tuple[str, IPv4Net]]) -> None:
+def pick_subnet6(taken: Iterable[Subnet], seed: str) -> IPv6Net:
+    """A /64 of the unique local /48 that `seed` (the engine's own) names, not taken by another network."""
+    global_id = hashlib.sha256(seed.encode()).digest()[:5]
+    prefix = IPv6Net((b"\xfd" + global_id + bytes(10), 48))
+    used = [t for t in taken if t.version == 6]
+    for candidate in prefix.subnets(new_prefix=64):
+        if not any(candidate.overlaps(t) for t in used):
+            return candidate
+    raise Conflict("could not find an available, non-overlapping IPv6 address pool to assign to the network")
+
+
+def check_free(subnet: Subnet, networks: Iterable[tuple[str, Subnet]]) -> None:
     for name, other in networks:
-        if subnet.overlaps(other):
+        if subnet.version == other.version and subnet.overlaps(other):
             raise Conflict(f"invalid pool request: Pool overlaps with other one on this address space "
                            f"({subnet} overlaps {other} of network {name})")
 
 
-def gateway_for(subnet: IPv4Net, given: str | None) -> ipaddress.IPv4Address:
+def gateway_for(subnet: Subnet, given: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if not given:
         return subnet.network_address + 1
     try:
-        gw = ipaddress.IPv4Address(given)
+        gw = ipaddress.ip_address(given)
     except ValueError:
         raise InvalidArgument(f"invalid gateway {given!r}") from None
-    if gw not in subnet or gw in (subnet.network_address, subnet.broadcast_address):
+    if gw.version != subnet.version or gw not in subnet or gw in (subnet.network_address,
+                                                                     subnet.broadcast_address):
         raise InvalidArgument(f"no matching subnet for gateway {given}")
     return gw
 
 
-def ip_range_in(subnet: IPv4Net, given: str | None) -> IPv4Net | None:
+def ip_range_in(subnet: Subnet, given: str | None) -> Subnet | None:
     if not given:
         return None
-    rng = parse_subnet(given) if "/" in given else None
-    if rng is None or not rng.subnet_of(subnet):
+    rng = parse_subnet(given, subnet.version) if "/" in given else None
+    if rng is None or not rng.subnet_of(subnet):  # type: ignore[arg-type]  # same version, checked above
         raise InvalidArgument(f"invalid ip-range {given!r}: it must be a CIDR within the subnet {subnet}")
     return rng
 
 
-def allocate(subnet: IPv4Net, gateway: str, ip_range: IPv4Net | None, taken: Iterable[str]) -> str:
+def allocate(subnet: Subnet, gateway: str, ip_range: Subnet | None, taken: Iterable[str]) -> str:
     used = set(taken) | {gateway}
     pool = ip_range or subnet
     # A range's own network and broadcast addresses are usable: only the subnet's are not.
@@ -99,16 +118,38 @@ def allocate(subnet: IPv4Net, gateway: str, ip_range: IPv4Net | None, taken: Ite
             continue
         if str(host) not in used:
             return str(host)
-    raise Conflict(f"no available IPv4 addresses on this network's address pools: {subnet}")
+    raise Conflict(f"no available IPv{subnet.version} addresses on this network's address pools: {subnet}")
 
 
-def check_static(subnet: IPv4Net, gateway: str, address: str, taken: Iterable[str]) -> str:
+def check_static(subnet: Subnet, gateway: str, address: str, taken: Iterable[str]) -> str:
     try:
-        ip = ipaddress.IPv4Address(address)
+        ip = ipaddress.ip_address(address)
     except ValueError:
-        raise InvalidArgument(f"invalid IPv4 address: {address!r}") from None
-    if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
-        raise InvalidArgument(f"invalid IPv4 address {address}: it does not belong to the network's subnet {subnet}")
+        raise InvalidArgument(f"invalid IPv{subnet.version} address: {address!r}") from None
+    if ip.version != subnet.version or ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
+        raise InvalidArgument(f"invalid IPv{subnet.version} address {address}: it does not belong to the "
+                              f"network's subnet {subnet}")
     if str(ip) == gateway or str(ip) in set(taken):
         raise Conflict(f"Address already in use: {address}")
     return str(ip)
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """One address family of a network: its subnet, gateway and the range containers' addresses come from."""
+    subnet: Subnet
+    gateway: str
+    ip_range: Subnet | None
+
+
+def addresses(subnet: str | None, gateway: str | None, ip_range: str | None, version: int,
+              others: Iterable[tuple[str, Subnet]], pick: Callable[[], Subnet]) -> Addresses:
+    """The family's addresses as asked for (a subnet of no other network's), or a subnet `pick`ed."""
+    if gateway and not subnet:
+        raise InvalidArgument("a gateway needs a subnet")
+    if subnet:
+        net = parse_subnet(subnet, version)
+        check_free(net, others)
+    else:
+        net = pick()
+    return Addresses(net, str(gateway_for(net, gateway)), ip_range_in(net, ip_range))

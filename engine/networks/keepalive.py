@@ -30,8 +30,12 @@ async def release(driver: NetworkDriver, netns: NetnsDir, net: Network, *, taken
     probe = f"probe-{net.id[:12]}"
     ip = ipam.allocate(ipaddress.IPv4Network(net.subnet), net.gateway,
                        ipaddress.IPv4Network(net.ip_range) if net.ip_range else None, taken)
+    # No container is wired: an IPv6 address some stopped container keeps would clash with nothing.
+    ip6 = ipam.allocate(ipaddress.IPv6Network(net.subnet6), net.gateway6, None, []) \
+        if net.subnet6 and net.gateway6 else None
     a = Attachment(probe, probe, await netns.create(probe),
-                   [(net, Endpoint(network_id=net.id, container_id=probe, id=probe, ip=ip, interface="eth0"))])
+                   [(net, Endpoint(network_id=net.id, container_id=probe, id=probe, ip=ip, ip6=ip6,
+                                   interface="eth0"))])
     try:
         try:
             await driver.setup(a)

@@ -16,6 +16,10 @@ class Network(BaseModel):
     subnet: str | None = None  # CIDR; None for host and null
     gateway: str | None = None
     ip_range: str | None = None  # containers' addresses come from here (within the subnet)
+    # EnableIPv6: the network's IPv6 subnet (given, or a /64 of the engine's unique local prefix), as the IPv4 one.
+    subnet6: str | None = None
+    gateway6: str | None = None
+    ip_range6: str | None = None
     internal: bool = False
     attachable: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
@@ -27,6 +31,10 @@ class Network(BaseModel):
     def builtin(self) -> bool:
         return self.name in BUILTIN
 
+    @property
+    def ipv6(self) -> bool:
+        return self.subnet6 is not None
+
 
 class Endpoint(BaseModel):
     """A container's place on a network; kept while the container exists, so it keeps its address."""
@@ -36,6 +44,8 @@ class Endpoint(BaseModel):
     id: str  # 64 hex EndpointID
     ip: str | None = None  # None until the container first starts, unless asked for (static)
     static_ip: bool = False
+    ip6: str | None = None  # on an IPv6 network, as `ip`
+    static_ip6: bool = False
     mac: str | None = None
     static_mac: str | None = None  # asked for at create or connect; otherwise the driver picks one per start
     aliases: list[str] = Field(default_factory=list)

@@ -56,15 +56,16 @@ class NetavarkDriver:
         for index, (net, ep) in enumerate(a.endpoints):
             networks[_stack_name(net)] = {
                 "interface_name": ep.interface or f"eth{index}",
-                "static_ips": [ep.ip],
+                "static_ips": [ip for ip in (ep.ip, ep.ip6) if ip],
                 "aliases": [n for n in dict.fromkeys([*ep.aliases, a.container_id[:12], a.hostname or ""])
                             if n and n != a.container_name],
                 **({"static_mac": ep.static_mac or ep.mac} if ep.static_mac or ep.mac else {}),
             }
             info[_stack_name(net)] = {
                 "name": _stack_name(net), "id": net.id, "driver": "bridge", "network_interface": net.interface,
-                "subnets": [{"subnet": net.subnet, "gateway": net.gateway}],
-                "ipv6_enabled": False, "internal": net.internal, "dns_enabled": net.dns,
+                "subnets": [{"subnet": subnet, "gateway": gateway}
+                            for subnet, gateway in ((net.subnet, net.gateway), (net.subnet6, net.gateway6)) if subnet],
+                "ipv6_enabled": net.ipv6, "internal": net.internal, "dns_enabled": net.dns,
                 "ipam_options": {"driver": "host-local"},
                 "options": {k: v for k, v in net.options.items() if k in ("mtu",)},
             }

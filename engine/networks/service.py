@@ -94,6 +94,9 @@ class NetworkService:
         taken = [ipaddress.IPv4Network(n.subnet) for n in self.store.all() if n.subnet]
         return taken + (ipam.host_routes() if with_host_routes else [])
 
+    def _named_subnets(self) -> builtins.list[tuple[str, ipam.Subnet]]:
+        return [(n.name, ipaddress.ip_network(s)) for n in self.store.all() for s in (n.subnet, n.subnet6) if s]
+
     # networks --------------------------------------------------------------
 
     def get(self, ref: str) -> Network:
@@ -105,7 +108,8 @@ class NetworkService:
     async def create(self, name: str, *, driver: str = "bridge", subnet: str | None = None,
                      gateway: str | None = None, ip_range: str | None = None, internal: bool = False,
                      attachable: bool = False, labels: dict[str, str] | None = None,
-                     options: dict[str, str] | None = None) -> Network:
+                     options: dict[str, str] | None = None, ipv6: bool = False, subnet6: str | None = None,
+                     gateway6: str | None = None, ip_range6: str | None = None) -> Network:
         if not _NAME.match(name or ""):
             raise InvalidArgument(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if driver not in ("bridge", ""):
@@ -115,26 +119,24 @@ class NetworkService:
                 raise Forbidden(f"{name} is a pre-defined network and cannot be created")
             if self.store.by_name(name) is not None:
                 raise Conflict(f"network with name {name} already exists")
-            if gateway and not subnet:
-                raise InvalidArgument("a gateway needs a subnet")
-            if subnet:
-                net = ipam.parse_subnet(subnet)
-                ipam.check_free(net, [(n.name, ipaddress.IPv4Network(n.subnet)) for n in self.store.all()
-                                      if n.subnet])
-            else:
-                net = ipam.pick_subnet(self._taken_subnets(with_host_routes=True))
-            gw = ipam.gateway_for(net, gateway)
-            rng = ipam.ip_range_in(net, ip_range)
+            others = self._named_subnets()
+            v4 = ipam.addresses(subnet, gateway, ip_range, 4, others,
+                                lambda: ipam.pick_subnet(self._taken_subnets(with_host_routes=True)))
+            v6 = ipam.addresses(subnet6, gateway6, ip_range6, 6, others,
+                                lambda: ipam.pick_subnet6([s for _, s in others], str(self.files_root))) \
+                if ipv6 else None
             nid = secrets.token_hex(32)
             opts = dict(options or {})
             interface = opts.get(_BRIDGE_NAME_OPT) or f"pe-{nid[:12]}"
             if len(interface) > 15:
                 raise InvalidArgument(f"bridge name {interface!r} is longer than 15 characters")
-            n = Network(id=nid, name=name, driver="bridge", created=time.time(), subnet=str(net), gateway=str(gw),
-                        ip_range=str(rng) if rng else None, internal=internal, attachable=attachable,
-                        labels=labels or {}, options=opts, interface=interface, dns=True)
+            n = Network(id=nid, name=name, driver="bridge", created=time.time(), subnet=str(v4.subnet),
+                        gateway=v4.gateway, ip_range=str(v4.ip_range) if v4.ip_range else None,
+                        subnet6=str(v6.subnet) if v6 else None, gateway6=v6.gateway if v6 else None,
+                        ip_range6=str(v6.ip_range) if v6 and v6.ip_range else None, internal=internal,
+                        attachable=attachable, labels=labels or {}, options=opts, interface=interface, dns=True)
             await self.store.save(n)
-        log.info("network created name=%s id=%s subnet=%s", name, nid[:12], n.subnet)
+        log.info("network created name=%s id=%s subnet=%s subnet6=%s", name, nid[:12], n.subnet, n.subnet6)
         return n
 
     async def remove(self, ref: str) -> Network:
@@ -211,14 +213,20 @@ class NetworkService:
         aliases = [str(a) for a in (cfg.get("Aliases") or [])]
         if aliases and not n.dns:
             raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
-        static = str(((cfg.get("IPAMConfig") or {}).get("IPv4Address")) or "")
-        ip = None
+        asked = cfg.get("IPAMConfig") or {}
+        static, static6 = str(asked.get("IPv4Address") or ""), str(asked.get("IPv6Address") or "")
+        ip = ip6 = None
+        if (static or static6) and not n.dns:
+            raise InvalidArgument("user specified IP address is supported on user defined networks only")
         if static:
-            if not n.dns:
-                raise InvalidArgument("user specified IP address is supported on user defined networks only")
             assert n.subnet and n.gateway
             ip = ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway, static, self._ips_on(n))
+        if static6:
+            if n.subnet6 is None or n.gateway6 is None:
+                raise InvalidArgument(f"invalid IPv6 address {static6}: network {n.name} has no IPv6 (EnableIPv6)")
+            ip6 = ipam.check_static(ipaddress.IPv6Network(n.subnet6), n.gateway6, static6, self._ips6_on(n))
         e = Endpoint(network_id=n.id, container_id=cid, id=secrets.token_hex(32), ip=ip, static_ip=bool(static),
+                     ip6=ip6, static_ip6=bool(static6),
                      static_mac=endpointcfg.mac(str(cfg.get("MacAddress") or "")), aliases=aliases,
                      links=[endpointcfg.link(str(link)) for link in cfg.get("Links") or []])
         await self.store.save_endpoint(e)
@@ -226,6 +234,9 @@ class NetworkService:
 
     def _ips_on(self, n: Network) -> builtins.list[str]:
         return [e.ip for e in self.store.endpoints_on(n.id) if e.ip]
+
+    def _ips6_on(self, n: Network) -> builtins.list[str]:
+        return [e.ip6 for e in self.store.endpoints_on(n.id) if e.ip6]
 
     async def connect(self, ref: str, cid: str, cfg: dict[str, Any], *, running: bool, etc: EtcConfig,
                       mode: str) -> None:
@@ -361,6 +372,9 @@ class NetworkService:
             if e.ip is None:
                 e.ip = ipam.allocate(ipaddress.IPv4Network(n.subnet), n.gateway,
                                      ipaddress.IPv4Network(n.ip_range) if n.ip_range else None, self._ips_on(n))
+            if e.ip6 is None and n.subnet6 and n.gateway6:
+                e.ip6 = ipam.allocate(ipaddress.IPv6Network(n.subnet6), n.gateway6,
+                                      ipaddress.IPv6Network(n.ip_range6) if n.ip_range6 else None, self._ips6_on(n))
             e.interface = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
             used.add(e.interface)
             pairs.append((n, e))
@@ -373,6 +387,8 @@ class NetworkService:
                 e.interface = None
                 if not e.static_ip:
                     e.ip = None
+                if not e.static_ip6:
+                    e.ip6 = None
             raise
         for n, e in pairs:
             iface = result.get(n.id)
@@ -392,7 +408,8 @@ class NetworkService:
         endpoints = [(self.store.get(e.network_id), e) for e in self.store.endpoints_of(cid) if e.ip]
         host_gateway = self.store.get(BRIDGE).gateway
         etc = replace(etc, links=etc.links + tuple(self._endpoint_links(cid)))
-        (base / "hosts").write_text(etcfiles.hosts(etc, [e.ip for _, e in endpoints if e.ip], host_gateway))
+        addresses = [ip for _, e in endpoints for ip in (e.ip, e.ip6) if ip]
+        (base / "hosts").write_text(etcfiles.hosts(etc, addresses, host_gateway))
         resolvers = [n.gateway for n, _ in endpoints if n.dns and n.gateway]
         (base / "resolv.conf").write_text(etcfiles.resolv_conf(etc, resolvers))
 
@@ -430,6 +447,8 @@ class NetworkService:
                 e.interface, e.mac = None, None
                 if not e.static_ip:
                     e.ip = None
+                if not e.static_ip6:
+                    e.ip6 = None
             await self.store.delete_sandbox(cid, endpoints)
             for n, _ in pairs:
                 self._announce("disconnect", n, cid)
@@ -444,21 +463,10 @@ class NetworkService:
         nets: dict[str, Any] = {}
         for e in self.store.endpoints_of(cid):
             n = self.store.get(e.network_id)
-            prefix = ipaddress.IPv4Network(n.subnet).prefixlen if n.subnet and e.ip else 0
-            nets[n.name] = {
-                "IPAMConfig": {"IPv4Address": e.ip} if e.static_ip else None, "Links": e.links or None,
-                "Aliases": e.aliases or None, "DNSNames": self._dns_names(cid, e.aliases) if n.dns else None,
-                "GwPriority": 0, "NetworkID": n.id,
-                "EndpointID": e.id if e.interface else "", "Gateway": n.gateway if e.ip else "",
-                "IPAddress": e.ip or "", "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "MacAddress": e.mac or "", "DriverOpts": None,
-            }
+            nets[n.name] = views.endpoint(n, e, self._dns_names(cid, e.aliases) if n.dns else None)
         if not nets and mode in (HOST, NONE):
             builtin = self.store.by_name(mode)
-            nets[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "DNSNames": None, "GwPriority": 0,
-                          "NetworkID": builtin.id if builtin else "",
-                          "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                          "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+            nets[mode] = views.no_endpoint(builtin.id if builtin else "")
         default = nets.get(BRIDGE) or {}
         return {
             "Bridge": "", "SandboxID": cid if sb else "", "HairpinMode": False, "LinkLocalIPv6Address": "",

@@ -135,6 +135,12 @@ def test_bad_input(engine: EngineDaemon) -> None:
         refused = cli(engine, "network", "create", *flags, "refused")
         assert refused.returncode != 0 and word in refused.stderr, (flags, refused.stderr)
     assert "refused" not in ok(engine, "network", "ls")
+    ok(engine, "create", "--name", "joiner", "busybox", "true")
+    for flags, word in ((["--driver-opt", "k=v"], "DriverOpts"), (["--gw-priority", "5"], "GwPriority"),
+                        (["--link-local-ip", "169.254.0.2"], "LinkLocalIPs")):
+        refused = cli(engine, "network", "connect", *flags, "first", "joiner")
+        assert refused.returncode != 0 and word in refused.stderr, (flags, refused.stderr)
+    assert "first" not in inspect(engine, "joiner")["NetworkSettings"]["Networks"]
 
 
 def _counts(engine: EngineDaemon) -> tuple[int, int, int, int, int]:
@@ -273,3 +279,40 @@ def test_published_port_through_the_host_address_from_containers(engine: EngineD
     probe = "for i in $(seq 50); do wget -qO- {} && exit 0; sleep 0.1; done; exit 1"
     assert PAGE in ok(engine, "run", "--rm", "busybox", "sh", "-c", probe.format(url))
     assert PAGE in ok(engine, "exec", "hairpin", "sh", "-c", probe.format(url))
+
+
+def test_ipv6_networks(engine: EngineDaemon) -> None:
+    ok(engine, "network", "create", "--ipv6", "--subnet", "fd00:beef:1::/64", "v6net")
+    net = json.loads(ok(engine, "network", "inspect", "v6net"))[0]
+    assert net["EnableIPv6"] is True and net["EnableIPv4"] is True
+    assert [c["Subnet"] for c in net["IPAM"]["Config"]][1:] == ["fd00:beef:1::/64"]  # an IPv4 subnet first, picked
+    httpd(engine, "--network", "v6net", "--name", "web6")
+    ep = inspect(engine, "web6")["NetworkSettings"]["Networks"]["v6net"]
+    address = ep["GlobalIPv6Address"]
+    assert address.startswith("fd00:beef:1::") and ep["GlobalIPv6PrefixLen"] == 64
+    assert ep["IPv6Gateway"] == "fd00:beef:1::1" and ep["IPAddress"]
+    assert f"{address}/64" in ok(engine, "exec", "web6", "ip", "-6", "addr", "show", "eth0")
+    assert address in ok(engine, "exec", "web6", "cat", "/etc/hosts")
+    assert json.loads(ok(engine, "network", "inspect", "v6net"))[0]["Containers"][inspect(engine, "web6")["Id"]][
+        "IPv6Address"] == f"{address}/64"
+    out = ok(engine, "run", "--rm", "--network", "v6net", "busybox", "wget", "-qO-", f"http://[{address}]/")
+    assert PAGE in out
+    out = ok(engine, "run", "--rm", "--network", "v6net", "busybox", "nslookup", "-type=aaaa", "web6")
+    assert address in out
+    fixed = ok(engine, "run", "--rm", "--network", "v6net", "--ip6", "fd00:beef:1::99", "busybox", "ip", "-6", "addr")
+    assert "fd00:beef:1::99/64" in fixed
+
+    ok(engine, "network", "create", "--ipv6", "v6auto")
+    auto = [c["Subnet"] for c in json.loads(ok(engine, "network", "inspect", "v6auto"))[0]["IPAM"]["Config"]]
+    assert auto[1].startswith("fd") and auto[1].endswith("::/64") and auto[1] != "fd00:beef:1::/64"
+
+    for args, message in ((["run", "--rm", "--network", "v6auto", "--ip6", "fd00:beef:1::5", "busybox", "true"],
+                           "does not belong to the network's subnet"),
+                          (["network", "create", "--subnet", "fd00:beef:2::/64", "nov6"], "needs EnableIPv6"),
+                          (["network", "create", "--ipv6", "--subnet", "fd00:beef:1:0:1::/80", "clash"],
+                           "overlaps"),
+                          (["network", "create", "--ipv4=false", "--ipv6", "v6only"], "IPv6-only networks")):
+        out = cli(engine, *args)
+        assert out.returncode != 0 and message in out.stderr, (args, out.stderr)
+    ok(engine, "rm", "-f", "web6")
+    ok(engine, "network", "rm", "v6net", "v6auto")

@@ -272,8 +272,8 @@ def test_user_network_long_syntax(engine):
         docker(engine, "network", "rm", "front")
 
 
-REFUSED_BY_THE_ENGINE = [["--gpus", "all"], ["--storage-opt", "size=1G"], ["--ip6", "2001:db8::33"],
-                         ["--link-local-ip", "169.254.1.1"], ["--cpu-rt-period", "1000"]]
+REFUSED_BY_THE_ENGINE = [["--gpus", "all"], ["--storage-opt", "size=1G"], ["--link-local-ip", "169.254.1.1"],
+                         ["--cpu-rt-period", "1000"]]
 
 
 @pytest.mark.parametrize("flags", REFUSED_BY_THE_ENGINE, ids=[f[0] for f in REFUSED_BY_THE_ENGINE])

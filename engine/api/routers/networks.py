@@ -1,6 +1,7 @@
 """/networks: create, list, inspect, remove, prune, connect and disconnect (docker network ...)."""
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from engine.api.app import Router
 from engine.api.query import filters
 from engine.api.responses import empty, json_response, read_json
 from engine.backend import Backend
+from engine.containers.fields import REFUSED, is_unset, lookup
 from engine.errors import InvalidArgument
 from engine.networks.model import Network
 
@@ -48,6 +50,7 @@ class NetworkCreate(BaseModel):
     ConfigFrom: ConfigReference | None = None
     Internal: bool | None = None
     Attachable: bool | None = None
+    EnableIPv4: bool | None = None
     EnableIPv6: bool | None = None
     IPAM: IPAMModel | None = None
     Options: dict[str, str] | None = None
@@ -111,6 +114,30 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
             raise InvalidArgument("IPAM AuxiliaryAddresses are not supported")
 
 
+def _refuse_unsupported_endpoint(settings: dict[str, Any]) -> None:
+    """The endpoint settings a create refuses (engine/containers/fields.py), refused on a connect too."""
+    for path, option in REFUSED.items():
+        head, _, rest = path.partition(".")
+        if head == "EndpointSettings" and not all(is_unset(v) for v in lookup(settings, rest.split("."))):
+            raise InvalidArgument(f"EndpointConfig.{rest} ({option}) is not supported by this engine")
+
+
+def _by_family(configs: list[IPAMConfigModel]) -> tuple[IPAMConfigModel | None, IPAMConfigModel | None]:
+    """The IPv4 and the IPv6 pool asked for, one of each at most; a pool without a subnet is an IPv4 one."""
+    found: dict[int, IPAMConfigModel] = {}
+    for cfg in configs:
+        version = 4
+        if cfg.Subnet:
+            try:
+                version = ipaddress.ip_network(cfg.Subnet, strict=False).version
+            except ValueError:
+                raise InvalidArgument(f"invalid subnet {cfg.Subnet!r}: not a CIDR network address") from None
+        if version in found:
+            raise InvalidArgument(f"only one IPv{version} subnet per network is supported")
+        found[version] = cfg
+    return found.get(4), found.get(6)
+
+
 def register(r: Router, b: Backend) -> None:
     svc = b.networks
 
@@ -121,15 +148,16 @@ def register(r: Router, b: Backend) -> None:
         body = await read_json(request)
         req = _model(NetworkCreate, body, "network config")
         _refuse_unsupported(body)
-        if req.EnableIPv6:
-            raise InvalidArgument("IPv6 networks are not supported")
-        configs = (req.IPAM.Config if req.IPAM else None) or []
-        if len(configs) > 1:
-            raise InvalidArgument("only one IPv4 subnet per network is supported")
-        cfg = configs[0] if configs else IPAMConfigModel()
-        n = await svc.create(req.Name, driver=req.Driver or "bridge", subnet=cfg.Subnet, gateway=cfg.Gateway,
-                             ip_range=cfg.IPRange, internal=bool(req.Internal), attachable=bool(req.Attachable),
-                             labels=req.Labels, options=req.Options)
+        if req.EnableIPv4 is False:
+            raise InvalidArgument("IPv6-only networks (EnableIPv4 false, --ipv4=false) are not supported")
+        v4, v6 = _by_family((req.IPAM.Config if req.IPAM else None) or [])
+        if v6 is not None and not req.EnableIPv6:
+            raise InvalidArgument(f"an IPv6 subnet ({v6.Subnet}) needs EnableIPv6 (docker network create --ipv6)")
+        v4, v6 = v4 or IPAMConfigModel(), v6 or IPAMConfigModel()
+        n = await svc.create(req.Name, driver=req.Driver or "bridge", subnet=v4.Subnet, gateway=v4.Gateway,
+                             ip_range=v4.IPRange, internal=bool(req.Internal), attachable=bool(req.Attachable),
+                             labels=req.Labels, options=req.Options, ipv6=bool(req.EnableIPv6), subnet6=v6.Subnet,
+                             gateway6=v6.Gateway, ip_range6=v6.IPRange)
         event("create", n)
         return json_response({"Id": n.id, "Warning": ""}, 201)
 
@@ -167,7 +195,9 @@ def register(r: Router, b: Backend) -> None:
         return json_response({"NetworksDeleted": removed})
 
     async def connect(request: web.Request) -> web.Response:
-        req = _model(Connect, await read_json(request), "connect request")
+        body = await read_json(request)
+        req = _model(Connect, body, "connect request")
+        _refuse_unsupported_endpoint(body.get("EndpointConfig") or {})
         n = svc.get(request.match_info["id"])
         # The service tells of the connection once the container is wired to it (it may not run).
         await b.creator.connect(req.Container, n.id, (req.EndpointConfig or EndpointSettings()).model_dump())
