@@ -46,17 +46,20 @@ class Health(BaseModel):
 
 
 def config_of(config: dict[str, Any]) -> dict[str, Any] | None:
-    """The effective healthcheck of a container's Config, None when it has none (or NONE)."""
+    """The effective healthcheck of a container's Config (with its Shell for CMD-SHELL), None when it has none
+    (or NONE)."""
     hc = config.get("Healthcheck") or {}
     test = hc.get("Test") or []
     if not test or test[0] == "NONE":
         return None
-    return {**_DEFAULTS, **{k: v for k, v in hc.items() if v}}
+    return {**_DEFAULTS, **{k: v for k, v in hc.items() if v}, "Shell": config.get("Shell") or ["/bin/sh", "-c"]}
 
 
-def command(test: list[str]) -> list[str]:
+def command(test: list[str], shell: list[str]) -> list[str]:
+    """A probe's process, as dockerd runs it: CMD-SHELL's words after the container's Shell (its own argv entries:
+    dockerd does not join them), CMD's as they are."""
     if test[0] == "CMD-SHELL":
-        return ["/bin/sh", "-c", " ".join(test[1:])]
+        return [*shell, *test[1:]]
     if test[0] == "CMD":
         return list(test[1:])
     return list(test)
@@ -113,7 +116,7 @@ class HealthMonitor:
         out = bytearray()
         code = -1
         try:
-            created = await self._rt.add_exec(cid, eid, command(cfg["Test"]))
+            created = await self._rt.add_exec(cid, eid, command(cfg["Test"], cfg["Shell"]))
             attachment = await Attachment.connect(created.io.attach_socket)
             try:
                 await self._rt.start_exec(cid, eid)

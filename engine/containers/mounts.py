@@ -1,6 +1,6 @@
 """A create request's filesystems: -v binds and volumes, --mount, --tmpfs, as spec mounts and inspect's Mounts.
 
-Binds (`-v src:dst[:opts]`) name a host path when the source is absolute and a volume otherwise;
+Binds (`-v src:dst[:mode]`, the mode read by bindmodes.py) name a host path when the source is absolute and a volume otherwise;
 --mount says which by its Type. Host paths become spec binds here; volumes are resolved by the
 create step (made now when new, as Docker does) from what `volume_mounts` asks for.
 """
@@ -13,10 +13,11 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
+from engine.containers import bindmodes
+from engine.containers.bindmodes import PROPAGATIONS, BindMode
 from engine.containers.gotypes import OPEN, Int64, UInt32
 from engine.errors import InvalidArgument
 
-_PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 
 
 class BindOptionsModel(BaseModel):
@@ -76,22 +77,26 @@ class Mount(BaseModel):
     VolumeOptions: VolumeOptionsModel | None = None
 
 
-def _split_bind(spec: str) -> tuple[str, str, list[str]]:
+def _split_bind(spec: str) -> tuple[str, str, BindMode]:
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume specification: '{spec}'")
     if not parts[1].startswith("/"):
         raise InvalidArgument(f"invalid volume specification: '{spec}': mount path must be absolute")
-    return parts[0], parts[1], parts[2].split(",") if len(parts) == 3 and parts[2] else []
+    return parts[0], parts[1], bindmodes.parse(parts[2] if len(parts) == 3 else "")
 
 
 def _bind(spec: str, read_only: ReadOnly) -> dict[str, Any]:
-    """-v "/host:dst[:opts]": a bind mount of a host path."""
-    src, dst, opts = _split_bind(spec)
-    options = ["rbind", "ro" if "ro" in opts else "rw"]
-    if "ro" in opts and read_only.recursive and read_only.by_default:
-        options.append("rro")
-    options += [o for o in opts if o in _PROPAGATIONS]
+    """-v "/host:dst[:mode]": a bind mount of a host path."""
+    src, dst, mode = _split_bind(spec)
+    if mode.nocopy:
+        raise InvalidArgument(f"invalid volume specification: '{spec}': invalid mount config for type \"bind\": "
+                              "field VolumeOptions must not be specified")
+    options = ["rbind", "ro" if mode.read_only else "rw"]
+    if mode.read_only:
+        options += _depth(mode.depth, read_only)
+    # dockerd's default: nothing mounted on the host under the source later shows in the container.
+    options.append(mode.propagation or "rprivate")
     # Docker creates a missing -v source (a file is bound as it is); --mount (below) refuses instead.
     try:
         if not os.path.lexists(src):
@@ -99,6 +104,16 @@ def _bind(spec: str, read_only: ReadOnly) -> dict[str, Any]:
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
         raise InvalidArgument(f"error while creating mount source path '{src}': {e}") from None
     return {"type": "bind", "source": src, "destination": dst, "options": options}
+
+
+def _depth(depth: str, read_only: ReadOnly) -> list[str]:
+    """The `rro` a read-only bind gets: asked for ("all"), refused ("top"), or the daemon's default ("")."""
+    if depth == "all":
+        if not read_only.recursive:
+            raise InvalidArgument("recursively read-only mounts need mount_setattr, which this host's kernel lacks "
+                                  "(Linux 5.12 or later)")
+        return ["rro"]
+    return ["rro"] if not depth and read_only.recursive and read_only.by_default else []
 
 
 def _read_only_options(m: Mount, bind: BindOptionsModel, read_only: ReadOnly) -> list[str]:
@@ -111,24 +126,35 @@ def _read_only_options(m: Mount, bind: BindOptionsModel, read_only: ReadOnly) ->
     if bind.ReadOnlyForceRecursive:
         if bind.ReadOnlyNonRecursive:
             raise InvalidArgument("mount options conflict: ReadOnlyNonRecursive && BindOptions.ReadOnlyForceRecursive")
-        if bind.Propagation != "rprivate":
+        if bind.Propagation not in (None, "", "rprivate"):
             raise InvalidArgument(f"{where}option 'ReadOnlyForceRecursive' requires 'BindOptions.Propagation' to be "
                                   "'rprivate'")
-        if not read_only.recursive:
-            raise InvalidArgument("recursively read-only mounts need mount_setattr, which this host's kernel lacks "
-                                  "(Linux 5.12 or later)")
-        return ["rro"]
-    if m.ReadOnly and not bind.ReadOnlyNonRecursive and read_only.recursive and read_only.by_default:
-        return ["rro"]
-    return []
+    if not m.ReadOnly:
+        return []
+    return _depth("all" if bind.ReadOnlyForceRecursive else "top" if bind.ReadOnlyNonRecursive else "", read_only)
+
+
+# The options of one type that another type's mount must not carry (dockerd's "field X must not be specified").
+_FOREIGN = {"bind": ("VolumeOptions", "TmpfsOptions"), "volume": ("BindOptions", "TmpfsOptions"),
+            "tmpfs": ("BindOptions", "VolumeOptions", "Source")}
+
+
+def _check_fields(m: Mount) -> None:
+    for name in _FOREIGN.get(m.Type, ()):
+        if getattr(m, name):
+            raise InvalidArgument(f'invalid mount config for type "{m.Type}": field {name} must not be specified')
 
 
 def _mount(m: Mount, read_only: ReadOnly) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """A spec mount, or a tmpfs entry (destination, options)."""
+    _check_fields(m)
     if m.Type == "bind":
         if not m.Source or not os.path.isabs(m.Source):
             raise InvalidArgument(f'invalid mount config for type "bind": invalid mount path: {m.Source!r}')
         bind = m.BindOptions or BindOptionsModel()
+        if bind.Propagation and bind.Propagation not in PROPAGATIONS:
+            raise InvalidArgument(f'invalid mount config for type "bind": invalid propagation mode: '
+                                  f"{bind.Propagation}")
         recursive_read_only = _read_only_options(m, bind, read_only)
         if not os.path.exists(m.Source):
             if not bind.CreateMountpoint:
@@ -139,8 +165,7 @@ def _mount(m: Mount, read_only: ReadOnly) -> tuple[dict[str, Any] | None, tuple[
             except (OSError, ValueError) as e:
                 raise InvalidArgument(f"error while creating mount source path '{m.Source}': {e}") from None
         options = ["bind" if bind.NonRecursive else "rbind", "ro" if m.ReadOnly else "rw", *recursive_read_only]
-        if bind.Propagation:
-            options.append(bind.Propagation)
+        options.append(bind.Propagation or "rprivate")
         return {"type": "bind", "source": m.Source, "destination": m.Target, "options": options}, None
     if m.Type == "volume":
         return None, None  # volume_mounts() below
@@ -195,8 +220,9 @@ def bind_propagations(binds: list[str], mounts: list[dict[str, Any]]) -> list[tu
     """(host source, propagation) of each host-path bind that asks for a propagation, from a stored HostConfig."""
     out = []
     for b in binds:
-        src, _, opts = _split_bind(b)
-        out += [(src, o) for o in opts if src.startswith("/") and o in _PROPAGATIONS]
+        src, _, mode = _split_bind(b)
+        if src.startswith("/") and mode.propagation:
+            out.append((src, mode.propagation))
     for m in mounts:
         propagation = (m.get("BindOptions") or {}).get("Propagation")
         if m.get("Type", "bind") == "bind" and m.get("Source") and propagation:
@@ -220,9 +246,15 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
     for b in binds:
         if b.startswith("/"):
             continue
-        name, dst, opts = _split_bind(b)
-        out.append({"name": name, "destination": posixpath.normpath(dst), "read_only": "ro" in opts,
-                    "copy": "nocopy" not in opts})
+        name, dst, mode = _split_bind(b)
+        if mode.propagation:
+            raise InvalidArgument(f"invalid volume specification: '{b}': invalid mount config for type \"volume\": "
+                                  "field BindOptions must not be specified")
+        if mode.depth:
+            raise InvalidArgument(f"mount mode \"{b.split(':')[2]}\" requires a bind mount: invalid volume "
+                                  f"specification: '{b}'")
+        out.append({"name": name, "destination": posixpath.normpath(dst), "read_only": mode.read_only,
+                    "copy": not mode.nocopy})
     for m in mounts:
         if m.Type != "volume":
             continue
@@ -266,12 +298,15 @@ def inspect_mounts(host_config: dict[str, Any], volumes: list[dict[str, Any]],
         parts = b.split(":")
         mode = parts[2] if len(parts) == 3 else ""
         out.append({"Type": "bind", "Source": parts[0], "Destination": posixpath.normpath(parts[1]), "Mode": mode,
-                    "RW": "ro" not in mode.split(","), "Propagation": "rprivate"})
+                    "RW": not bindmodes.is_read_only(mode), "Propagation": "rprivate"})
     for m in host_config.get("Mounts") or []:
         if m.get("Type") == "bind":
             propagation = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"
             out.append({"Type": "bind", "Source": m.get("Source"), "Destination": m.get("Target"), "Mode": "",
                         "RW": not m.get("ReadOnly"), "Propagation": propagation})
+        elif m.get("Type") == "tmpfs":
+            out.append({"Type": "tmpfs", "Source": "", "Destination": m.get("Target"), "Mode": "",
+                        "RW": not m.get("ReadOnly"), "Propagation": ""})
     for b in binds_from:
         out.append({"Type": "bind", "Source": b["source"], "Destination": b["destination"], "Mode": "",
                     "RW": not b["read_only"], "Propagation": b["propagation"]})

@@ -150,6 +150,9 @@ def runtime_options(req: CreateRequest, hostname: str, features: Mapping[str, An
         "masked_paths": _system_paths(hc.MaskedPaths, DEFAULT_MASKED_PATHS, bool(hc.Privileged)),
         "readonly_paths": _system_paths(hc.ReadonlyPaths, DEFAULT_READONLY_PATHS, bool(hc.Privileged)),
         "seccomp": seccomp,
+        # As dockerd: a shared bind needs a shared root for its mounts to travel back out.
+        "rootfs_propagation": "shared" if any(o in ("shared", "rshared") for m in mounts for o in m["options"])
+        else None,
     }
 
 
@@ -169,7 +172,12 @@ def hostname_for(req: CreateRequest, cid: str) -> str:
 def inspect_config(req: CreateRequest, image: Image, hostname: str) -> dict[str, Any]:
     """Docker's Config as inspect shows it: the request with the image's defaults filled in."""
     ic = image.config
-    if req.Entrypoint is not None:
+    if req.Entrypoint == []:
+        # dockerd's merge: an empty (not null) Entrypoint drops the image's, and the Cmd is still the image's
+        # unless given.
+        entrypoint = None
+        cmd = req.Cmd or ic.get("Cmd") or None
+    elif req.Entrypoint is not None:
         entrypoint = [e for e in req.Entrypoint if e] or None
         cmd = req.Cmd or None
     else:
@@ -188,14 +196,14 @@ def inspect_config(req: CreateRequest, image: Image, hostname: str) -> dict[str,
         "Env": _merge_env(list(ic.get("Env") or []), req.Env or []),
         "Cmd": cmd,
         "Image": req.Image,
-        "Volumes": req.Volumes or ic.get("Volumes") or None,
+        "Volumes": {**(ic.get("Volumes") or {}), **(req.Volumes or {})} or None,
         "WorkingDir": req.WorkingDir or ic.get("WorkingDir") or "",
         "Entrypoint": entrypoint,
         "OnBuild": req.OnBuild or ic.get("OnBuild") or None,
         "Labels": {**(ic.get("Labels") or {}), **(req.Labels or {})},
     }
     if req.ExposedPorts or ic.get("ExposedPorts"):
-        config["ExposedPorts"] = req.ExposedPorts or ic.get("ExposedPorts")
+        config["ExposedPorts"] = {**(ic.get("ExposedPorts") or {}), **(req.ExposedPorts or {})}
     if req.NetworkDisabled:
         config["NetworkDisabled"] = True
     if req.MacAddress:
@@ -211,8 +219,19 @@ def inspect_config(req: CreateRequest, image: Image, hostname: str) -> dict[str,
     if req.StopTimeout is not None:
         config["StopTimeout"] = req.StopTimeout
     if req.Healthcheck or ic.get("Healthcheck"):
-        config["Healthcheck"] = req.Healthcheck or ic.get("Healthcheck")
+        config["Healthcheck"] = _merge_healthcheck(req.Healthcheck, ic.get("Healthcheck"))
     return config
+
+
+def _merge_healthcheck(given: dict[str, Any] | None, image: dict[str, Any] | None) -> dict[str, Any]:
+    """dockerd's merge: each field the request leaves empty (or zero) is the image's."""
+    if not given:
+        return dict(image or {})
+    merged = dict(given)
+    for key in ("Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+        if not merged.get(key) and (image or {}).get(key):
+            merged[key] = (image or {})[key]
+    return merged
 
 
 def inspect_host_config(req: CreateRequest, features: Mapping[str, Any]) -> dict[str, Any]:

@@ -62,6 +62,8 @@ def network_choice(req: CreateRequest) -> NetworkChoice:
         raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
     joins = mode.split(":", 1)[1] if mode.startswith("container:") else None
     _check_etc_options(req, mode, joins is not None)
+    if joins is not None or mode in ("host", "none"):
+        _check_endpointless(req, mode, joins is not None, endpoints or {})
     endpoints = _with_container_mac(req, mode, endpoints)
     legacy = list(req.HostConfig.Links or [])
     if legacy and mode not in ("default", "bridge", "host", "none") and joins is None:
@@ -93,6 +95,34 @@ def _with_container_mac(req: CreateRequest, mode: str, endpoints: dict[str, Any]
         raise InvalidArgument("the container-wide MAC address must match the endpoint-specific MAC address for the "
                               "main network, or be left empty")
     return _on_main_network(endpoints, mode, "MacAddress", req.MacAddress)
+
+
+def _check_endpointless(req: CreateRequest, mode: str, joins: bool, endpoints: dict[str, Any]) -> None:
+    """A container with the host's network, none, or another container's has no endpoint of its own: what only
+    an endpoint can carry is refused in dockerd's words (ports on the host's network are its warning)."""
+    hc = req.HostConfig
+    if joins:
+        if hc.PublishAllPorts or any((hc.PortBindings or {}).values()):
+            raise InvalidArgument("conflicting options: port publishing and the container type network mode")
+        if req.ExposedPorts:
+            raise InvalidArgument("conflicting options: port exposing and the container type network mode")
+        if req.Hostname:
+            raise InvalidArgument("conflicting options: hostname and the network mode")
+    for cfg in endpoints.values():
+        if not isinstance(cfg, dict):
+            continue
+        if cfg.get("Aliases"):
+            raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+        ipam = cfg.get("IPAMConfig") or {}
+        if isinstance(ipam, dict) and (ipam.get("IPv4Address") or ipam.get("IPv6Address")):
+            raise InvalidArgument("user specified IP address is supported on user defined networks only")
+
+
+def published_port_warnings(req: CreateRequest, mode: str) -> list[str]:
+    hc = req.HostConfig
+    if mode in ("host", "none") and (hc.PublishAllPorts or any((hc.PortBindings or {}).values())):
+        return [f"Published ports are discarded when using {mode} network mode"]
+    return []
 
 
 def _check_etc_options(req: CreateRequest, mode: str, joins: bool) -> None:
@@ -158,6 +188,8 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     # The process is Docker's merge of request and image, made here; the runtime takes it as given.
     options.update(args=argv, env=process_env(config["Env"]), cwd=config["WorkingDir"] or None,
                    user=config["User"] or None)
+    network = network_choice(req)
     return CreatePlan(hostname=hostname, config=config, host_config=host_config, path=argv[0] if argv else "",
-                      args=argv[1:], options=options, init=bool(req.HostConfig.Init),
-                      network=network_choice(req), image_volumes=image.config.get("Volumes"), warnings=warnings)
+                      args=argv[1:], options=options, init=bool(req.HostConfig.Init), network=network,
+                      image_volumes=image.config.get("Volumes"),
+                      warnings=warnings + published_port_warnings(req, network.mode))

@@ -2,7 +2,8 @@
 
 Each `container[:ro|rw]` gives its volumes (named and anonymous, which the new container only
 uses: removing it never removes them) and its host binds, its own and those it copied in
-turn. The mode, when given, replaces each mount's; otherwise a mount keeps the source's.
+turn. A mount read-only in its source stays so; `:ro` makes the others read-only too (`:rw`, as
+dockerd reads it, never makes a read-only mount writable).
 The new container's own binds, mounts and tmpfs win over a copied mount at the same place.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.containers import bindmodes
 from engine.containers.store import Container
 from engine.errors import InvalidArgument
 
@@ -25,11 +27,18 @@ class Inherited:
         return {m["destination"] for m in self.volumes + self.binds}
 
 
-def _split(spec: str) -> tuple[str, bool | None]:
-    ref, sep, mode = spec.partition(":")
-    if not ref or (sep and mode not in ("ro", "rw")):
-        raise InvalidArgument(f"invalid mode for volumes-from: {spec}")
-    return ref, None if not sep else mode == "ro"
+def _split(spec: str) -> tuple[str, bool]:
+    """The container and whether the mode asks for read-only, as dockerd's ParseVolumesFrom checks them: the
+    mounts keep their own propagation and copy mode, and their read-only depth."""
+    ref, _, mode = spec.partition(":")
+    if not ref:
+        raise InvalidArgument("volumes-from specification cannot be an empty string")
+    parsed = bindmodes.parse(mode)
+    if parsed.depth:
+        raise InvalidArgument(f'mount mode "{mode}" is not supported for volumes-from mounts: invalid mode: {mode}')
+    if parsed.propagation or parsed.nocopy:
+        raise InvalidArgument(f"invalid mode: {mode}")
+    return ref, parsed.read_only
 
 
 def binds_of(c: Container) -> list[dict[str, Any]]:
@@ -40,7 +49,8 @@ def binds_of(c: Container) -> list[dict[str, Any]]:
         if not b.startswith("/") or len(parts) < 2:
             continue
         opts = parts[2].split(",") if len(parts) == 3 else []
-        out.append({"source": parts[0], "destination": posixpath.normpath(parts[1]), "read_only": "ro" in opts,
+        out.append({"source": parts[0], "destination": posixpath.normpath(parts[1]),
+                    "read_only": bindmodes.is_read_only(",".join(opts)),
                     "propagation": next((o for o in opts if "private" in o or "shared" in o or "slave" in o),
                                         "rprivate")})
     for m in c.host_config.get("Mounts") or []:
@@ -61,11 +71,11 @@ def inherited(specs: list[str], get: Callable[[str], Container], explicit: set[s
         for v in source.volumes:
             if v["destination"] not in explicit:
                 out.volumes.append({"name": v["name"], "destination": v["destination"],
-                                    "read_only": v["read_only"] if read_only is None else read_only,
+                                    "read_only": v["read_only"] or read_only,
                                     **({"subpath": v["subpath"]} if v.get("subpath") else {})})
         for b in binds_of(source):
             if b["destination"] not in explicit:
-                out.binds.append({**b, "read_only": b["read_only"] if read_only is None else read_only})
+                out.binds.append({**b, "read_only": b["read_only"] or read_only})
     # A later source's mount at a destination replaces an earlier one's.
     last = {m["destination"]: id(m) for m in out.volumes + out.binds}
     out.volumes = [v for v in out.volumes if last[v["destination"]] == id(v)]

@@ -172,6 +172,8 @@ def generate(user: ExecUser, container_id: str, namespace: str, opts: SpecOption
         linux["sysctl"] = sysctl
     if (profile := seccomp_profile(opts, caps)) is not None:
         linux["seccomp"] = profile
+    if opts.rootfs_propagation:
+        linux["rootfsPropagation"] = opts.rootfs_propagation
 
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,

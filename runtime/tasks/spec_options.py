@@ -110,5 +110,8 @@ class SpecOptions(ResourceOptions):
     cgroupns: Literal["host", "private"] | None = None  # None: private on cgroup v2 hosts, the host's on v1
     shm_size: int | None = Field(default=None, gt=0)  # bytes of the private /dev/shm; None: 64 MiB
     seccomp: str = "default"  # "default", "unconfined", a profile path or the profile JSON
+    # The root's propagation inside the container (runc's default: rslave); "shared" lets a shared bind's
+    # mounts made in the container reach the host.
+    rootfs_propagation: Literal["shared", "rshared", "slave", "rslave", "private", "rprivate"] | None = None
     masked_paths: list[str] | None = None
     readonly_paths: list[str] | None = None

@@ -90,6 +90,10 @@ def test_tmpfs_mounts(engine: EngineDaemon) -> None:
     assert "size=4096k" in out
     out = run(engine, "--mount", "type=tmpfs,target=/m,readonly", "busybox", "grep", " /m ", "/proc/mounts")
     assert out.split()[3].startswith("ro,")
+    ok(engine, "create", "--name", "tm", "--mount", "type=tmpfs,target=/m", "busybox")
+    assert json.loads(ok(engine, "inspect", "tm"))[0]["Mounts"] == [
+        {"Type": "tmpfs", "Source": "", "Destination": "/m", "Mode": "", "RW": True, "Propagation": ""}]
+    ok(engine, "rm", "tm")
 
     # TmpfsOptions.Options (API 1.46), which the docker CLI has no flag for.
     def create(options: list[list[str]]) -> tuple[int, str]:
@@ -227,3 +231,31 @@ def test_read_only_binds_are_read_only_all_the_way_down(engine: EngineDaemon, tm
         ok(engine, "rm", "old")
     finally:
         subprocess.run(["umount", str(src / "sub")], check=True)
+
+
+def test_bind_modes_as_dockerd_reads_them(engine: EngineDaemon, tmp_path: Path) -> None:
+    src = tmp_path / "m"
+    src.mkdir()
+    for mode in ("rwo", "ro,rw", "nocopy"):
+        out = cli(engine, "run", "--rm", "-v", f"{src}:/c:{mode}", "busybox", "true")
+        assert out.returncode == 125 and ("invalid mode" in out.stderr or "VolumeOptions" in out.stderr), out.stderr
+    probe = ["sh", "-c", "touch /c/f 2>/dev/null && echo writable; true"]
+    assert run(engine, "-v", f"{src}:/c:ro,Z", "busybox", *probe) == ""
+    assert run(engine, "-v", f"{src}:/c:z,rprivate", "busybox", *probe) == "writable\n"
+    # --volumes-from C:rw never makes what C has read-only writable.
+    ok(engine, "create", "--name", "rosrc", "-v", f"{src}:/c:ro", "busybox")
+    assert run(engine, "--volumes-from", "rosrc:rw", "busybox", *probe) == ""
+    ok(engine, "rm", "rosrc")
+
+
+def test_an_rshared_bind_carries_mounts_back_to_the_host(engine: EngineDaemon, tmp_path: Path) -> None:
+    src = tmp_path / "shared"
+    src.mkdir()
+    subprocess.run(["mount", "--bind", str(src), str(src)], check=True)
+    subprocess.run(["mount", "--make-shared", str(src)], check=True)
+    try:
+        run(engine, "--privileged", "-v", f"{src}:/s:rshared", "busybox", "sh", "-c",
+            "mkdir /s/in && mount -t tmpfs tmpfs /s/in && touch /s/in/made")
+        assert (src / "in" / "made").exists()
+    finally:
+        subprocess.run(["umount", "-R", str(src)], check=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.containers.health import command, config_of
 from engine.containers.hostlimits import discard_unsupported
 from engine.containers.images import Image
 from engine.containers.options import parse
@@ -34,6 +35,9 @@ def test_an_entrypoint_in_the_request_drops_the_images_cmd() -> None:
     assert (p.path, p.args, p.config["Cmd"]) == ("sh", [], None)
     cleared = plan(parse({"Image": "busybox", "Entrypoint": [""], "Cmd": ["echo", "hi"]}), IMAGE, CID, ALL)
     assert (cleared.path, cleared.args) == ("echo", ["hi"])
+    # An empty Entrypoint drops the image's and keeps its Cmd, as dockerd's merge does.
+    empty = plan(parse({"Image": "busybox", "Entrypoint": []}), IMAGE, CID, ALL)
+    assert (empty.path, empty.args) == ("default", [])
 
 
 def test_container_network_mode_is_read_once() -> None:
@@ -43,7 +47,32 @@ def test_container_network_mode_is_read_once() -> None:
         plan(parse({"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": []}}), IMAGE, CID, ALL)
 
 
+def test_the_requests_config_is_merged_over_the_images_as_dockerd_merges_it() -> None:
+    image = Image(ref=IMAGE.ref, id=IMAGE.id, config={
+        **IMAGE.config, "ExposedPorts": {"80/tcp": {}}, "Shell": ["/bin/ash", "-c"],
+        "Healthcheck": {"Test": ["CMD-SHELL", "probe"], "Interval": 30_000_000_000, "Retries": 3}})
+    p = plan(parse({"Image": "busybox", "ExposedPorts": {"443/tcp": {}}, "Volumes": {"/more": {}},
+                    "Healthcheck": {"Interval": 5_000_000_000}}), image, CID, ALL)
+    assert p.config["ExposedPorts"] == {"80/tcp": {}, "443/tcp": {}}
+    assert p.config["Volumes"] == {"/data": {}, "/more": {}}
+    # Only what the request sets replaces the image's: `--health-interval` alone keeps the image's probe.
+    assert p.config["Healthcheck"] == {"Test": ["CMD-SHELL", "probe"], "Interval": 5_000_000_000, "Retries": 3}
+    assert command(p.config["Healthcheck"]["Test"], config_of(p.config)["Shell"]) == ["/bin/ash", "-c", "probe"]
+    off = plan(parse({"Image": "busybox", "Healthcheck": {"Test": ["NONE"]}}), image, CID, ALL)
+    assert config_of(off.config) is None
+
+
 @pytest.mark.parametrize("body, message", [
+    ({"HostConfig": {"NetworkMode": "container:web", "PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}},
+     "port publishing and the container type network mode"),
+    ({"HostConfig": {"NetworkMode": "container:web", "PublishAllPorts": True}}, "port publishing"),
+    ({"ExposedPorts": {"80/tcp": {}}, "HostConfig": {"NetworkMode": "container:web"}}, "port exposing"),
+    ({"Hostname": "h", "HostConfig": {"NetworkMode": "container:web"}}, "hostname and the network mode"),
+    ({"HostConfig": {"NetworkMode": "host"}, "NetworkingConfig": {"EndpointsConfig": {"host": {"Aliases": ["a"]}}}},
+     "network-scoped alias"),
+    ({"HostConfig": {"NetworkMode": "none"},
+      "NetworkingConfig": {"EndpointsConfig": {"none": {"IPAMConfig": {"IPv4Address": "10.0.0.2"}}}}},
+     "user specified IP address"),
     ({"HostConfig": {"AutoRemove": True, "RestartPolicy": {"Name": "always"}}}, "AutoRemove"),
     ({"Labels": {"io.pyengine.health-on-failure": "explode"}}, "health-on-failure"),
     ({"HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}, "invalid restart policy"),
@@ -52,6 +81,13 @@ def test_container_network_mode_is_read_once() -> None:
 def test_dockers_checks_refuse_a_plan(body: dict, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         plan(parse({"Image": "busybox", **body}), IMAGE, CID, ALL)
+
+
+def test_ports_on_the_hosts_network_are_discarded_with_dockerds_warning() -> None:
+    p = plan(parse({"Image": "busybox", "HostConfig": {"NetworkMode": "host",
+                                                       "PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}}),
+             IMAGE, CID, ALL)
+    assert p.warnings == ["Published ports are discarded when using host network mode"]
 
 
 def test_limits_the_kernel_lacks_are_discarded_with_dockerds_warnings() -> None:

@@ -197,6 +197,61 @@ def test_volumes_from_copies_volumes_and_binds() -> None:
     assert {(b["source"], b["read_only"]) for b in got.binds} == {("/host", True), ("/m", False), ("/far", False)}
     read_only = volumesfrom.inherited(["s:ro"], {"s": source}.__getitem__, explicit=set())
     assert all(m["read_only"] for m in read_only.volumes + read_only.binds)
-    assert volumesfrom.inherited(["s:rw"], {"s": source}.__getitem__, explicit=set()).binds[0]["read_only"] is False
-    with pytest.raises(InvalidArgument, match="invalid mode for volumes-from: s:z"):
-        volumesfrom.inherited(["s:z"], {"s": source}.__getitem__, explicit=set())
+    # :rw (or a label mode) never makes what the source has read-only writable, as in dockerd.
+    for mode in ("rw", "z"):
+        writable = volumesfrom.inherited([f"s:{mode}"], {"s": source}.__getitem__, explicit=set())
+        assert {(b["source"], b["read_only"]) for b in writable.binds} == {("/host", True), ("/m", False),
+                                                                           ("/far", False)}
+    for mode, message in (("xx", "invalid mode: xx"), ("rshared", "invalid mode: rshared"),
+                          ("nocopy", "invalid mode: nocopy"), ("rro", "is not supported for volumes-from mounts")):
+        with pytest.raises(InvalidArgument, match=message):
+            volumesfrom.inherited([f"s:{mode}"], {"s": source}.__getitem__, explicit=set())
+
+
+@pytest.mark.parametrize("bind, message", [
+    ("/h:/c:rwo", "invalid mode: rwo"),
+    ("/h:/c:ro,rw", "invalid mode: ro,rw"),
+    ("/h:/c:rshared,rslave", "invalid mode: rshared,rslave"),
+    ("/h:/c:nocopy", 'type "bind": field VolumeOptions must not be specified'),
+    ("vol:/c:rshared", 'type "volume": field BindOptions must not be specified'),
+    ("vol:/c:rro", "requires a bind mount"),
+])
+def test_bind_modes_dockerd_refuses(bind: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        _plan({"Binds": [bind]})
+        volume_mounts([bind], [], {}, [], [], set())
+
+
+@pytest.mark.parametrize("bind, read_only", [("/h:/c:ro,Z", True), ("/h:/c:ro-non-recursive", True),
+                                             ("/h:/c:z,rslave,cached", False), ("vol:/c:ro,nocopy", True)])
+def test_bind_modes_dockerd_takes(tmp_path: Path, bind: str, read_only: bool) -> None:
+    bind = bind.replace("/h:", f"{tmp_path}:")
+    spec = [m for m in _plan({"Binds": [bind]}).options["mounts"] if m["destination"] == "/c"]
+    assert [w in m["options"] for m in spec for w in ["ro"]] == ([read_only] if spec else [])
+    if not spec:
+        [want] = volume_mounts([bind], [], {}, [], [], set())
+        assert (want["read_only"], want["copy"]) == (read_only, False)
+
+
+def test_recursively_read_only_binds_need_mount_setattr(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="need mount_setattr"):
+        _plan({"Binds": [f"{tmp_path}:/c:rro"]})
+    p = plan(parse({"Image": "busybox", "HostConfig": {"Binds": [f"{tmp_path}:/c:rro", f"{tmp_path}:/d:ro",
+                                                                   f"{tmp_path}:/e:ro-non-recursive"]}}),
+             IMAGE, CID, {**V1, "recursive_readonly": True})
+    assert [m["options"] for m in p.options["mounts"] if m["destination"] in ("/c", "/d", "/e")] == [
+        ["rbind", "ro", "rro", "rprivate"], ["rbind", "ro", "rro", "rprivate"], ["rbind", "ro", "rprivate"]]
+
+
+@pytest.mark.parametrize("mount, message", [
+    ({"Type": "bind", "Source": "/tmp", "Target": "/c", "VolumeOptions": {"NoCopy": True}},
+     'type "bind": field VolumeOptions must not be specified'),
+    ({"Type": "tmpfs", "Source": "/tmp", "Target": "/c"}, 'type "tmpfs": field Source must not be specified'),
+    ({"Type": "volume", "Target": "/c", "BindOptions": {"Propagation": "rshared"}},
+     'type "volume": field BindOptions must not be specified'),
+    ({"Type": "bind", "Source": "/tmp", "Target": "/c", "BindOptions": {"Propagation": "ro"}},
+     "invalid propagation mode: ro"),
+])
+def test_mount_fields_of_another_type_dockerd_refuses(mount: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        _plan({"Mounts": [mount]})

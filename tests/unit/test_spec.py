@@ -448,6 +448,11 @@ def test_ipc_host_binds_host_shm(rootfs: Path) -> None:
     assert "ipc" not in [n["type"] for n in s["linux"]["namespaces"]]
 
 
+def test_rootfs_propagation(rootfs: Path) -> None:
+    assert "rootfsPropagation" not in gen(rootfs)["linux"]
+    assert gen(rootfs, rootfs_propagation="shared")["linux"]["rootfsPropagation"] == "shared"
+
+
 # --- namespaces, hostname, sysctls ---------------------------------------------------
 
 
