@@ -17,6 +17,14 @@ _OPTIONS = {
     LOCAL: {"max-file", "max-size", "compress"},
     NONE: set(),
 }
+# Options dockerd takes for every driver but none. `mode=non-blocking` is what this engine does whatever the
+# mode: conmon writes each line to disk as it comes and the driver's files are made from there, so the
+# container never waits on a driver and no line is dropped; `max-buffer-size` bounds a buffer in memory,
+# and there is none to bound.
+_BUILT_IN = {"mode", "max-buffer-size"}
+_MODES = ("", "blocking", "non-blocking")
+_RAM_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+
 # dockerd's local driver rotates by default; the same bound applies to json-file here unless the user or
 # daemon.json sets one, so a chatty container cannot fill the disk.
 DEFAULT_ROTATION = {"max-size": "20m", "max-file": "5"}
@@ -59,9 +67,24 @@ def check(driver: str, options: dict[str, str]) -> None:
     """What dockerd refuses at create: an unknown driver or an option the driver does not take."""
     if driver not in DRIVERS:
         raise InvalidArgument(f"logger: no log driver named '{driver}' is registered")
+    if driver != NONE:
+        _check_mode(options)
     for key in options:
-        if key not in _OPTIONS[driver]:
+        if key not in _OPTIONS[driver] and (driver == NONE or key not in _BUILT_IN):
             raise InvalidArgument(f"unknown log opt '{key}' for {driver} log driver")
+
+
+def _check_mode(options: dict[str, str]) -> None:
+    """dockerd's checks of the options every driver takes."""
+    mode = options.get("mode", "")
+    if mode not in _MODES:
+        raise InvalidArgument(f"logger: logging mode not supported: {mode}")
+    if "max-buffer-size" in options:
+        if mode != "non-blocking":
+            raise InvalidArgument("logger: max-buffer-size option is only supported with 'mode=non-blocking'")
+        if _RAM_SIZE.match(options["max-buffer-size"]) is None:
+            raise InvalidArgument(f"error parsing option max-buffer-size: invalid size: "
+                                  f"'{options['max-buffer-size']}'")
 
 
 def resolve(config: dict[str, Any] | None, daemon_driver: str, daemon_options: dict[str, str]) -> LogSettings:

@@ -114,6 +114,16 @@ def test_local_driver(engine) -> None:
     assert doc["HostConfig"]["LogConfig"]["Config"] == {"max-size": "20m", "max-file": "5", "compress": "true"}
 
 
+def test_non_blocking_mode_is_taken(engine) -> None:
+    ok(engine, "run", "--name", "nb", "--log-opt", "mode=non-blocking", "--log-opt", "max-buffer-size=4m",
+       "busybox", "echo", "kept")
+    assert ok(engine, "logs", "nb") == "kept\n"
+    config = json.loads(ok(engine, "inspect", "nb"))[0]["HostConfig"]["LogConfig"]["Config"]
+    assert (config["mode"], config["max-buffer-size"]) == ("non-blocking", "4m")
+    bad = cli(engine, "create", "--log-opt", "max-buffer-size=4m", "busybox", "true")
+    assert bad.returncode != 0 and "max-buffer-size option is only supported with 'mode=non-blocking'" in bad.stderr
+
+
 def test_none_driver_and_refusals(engine) -> None:
     ok(engine, "run", "--name", "silent", "--log-driver", "none", "busybox", "echo", "hi")
     out = cli(engine, "logs", "silent")

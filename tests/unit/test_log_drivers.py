@@ -39,6 +39,10 @@ def test_settings() -> None:
         {"max-size": "20m", "max-file": "5", "compress": "true"}
     assert resolve(None, "json-file", {"max-size": "2m"}).options == {"max-size": "2m"}
     assert not resolve({"Type": "none"}, "json-file", {}).readable
+    # Every driver takes dockerd's delivery mode (this engine never blocks a container on its driver).
+    for driver in ("json-file", "local"):
+        opts = {"mode": "non-blocking", "max-buffer-size": "4m"}
+        assert resolve({"Type": driver, "Config": opts}, "json-file", {}).options.items() >= opts.items()
     assert human_size("1.5k") == 1500 and human_size("10MB") == 10_000_000 and human_size("7") == 7
     for config, words in (({"Type": "gelfx"}, "no log driver named 'gelfx'"),
                           ({"Config": {"max-sise": "1"}}, "unknown log opt 'max-sise' for json-file"),
@@ -46,7 +50,12 @@ def test_settings() -> None:
                           ({"Config": {"max-size": "0"}}, "max-size must be a positive number"),
                           ({"Config": {"max-size": "1m", "max-file": "0"}}, "max-file cannot be less than 1"),
                           ({"Config": {"compress": "true", "max-size": "1m"}}, "compress cannot be true"),
-                          ({"Type": "local", "Config": {"max-file": "1"}}, "max file count is 1")):
+                          ({"Type": "local", "Config": {"max-file": "1"}}, "max file count is 1"),
+                          ({"Config": {"mode": "lossy"}}, "logging mode not supported: lossy"),
+                          ({"Config": {"max-buffer-size": "4m"}}, "only supported with 'mode=non-blocking'"),
+                          ({"Config": {"mode": "non-blocking", "max-buffer-size": "lots"}},
+                           "error parsing option max-buffer-size"),
+                          ({"Type": "none", "Config": {"mode": "blocking"}}, "unknown log opt 'mode' for none")):
         with pytest.raises(InvalidArgument, match=words):
             resolve(config, "json-file", {})
 
