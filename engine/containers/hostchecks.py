@@ -60,24 +60,43 @@ def _check_modes(hc: HostConfigModel) -> None:
         raise InvalidArgument(f"invalid UTS mode: {hc.UTSMode}")
 
 
+_GO_BOOLS = {"1": True, "t": True, "T": True, "true": True, "TRUE": True, "True": True,
+             "0": False, "f": False, "F": False, "false": False, "FALSE": False, "False": False}
+
+
 def _check_security_opts(opts: list[str]) -> None:
-    """The options dockerd knows; those this engine has no means to apply (an AppArmor profile, SELinux labels)
-    are refused rather than dropped."""
+    no_new_privileges(opts)
+
+
+def no_new_privileges(opts: list[str]) -> bool:
+    """The options dockerd knows, read as it reads them (the last no-new-privileges wins); those this engine has
+    no means to apply (an AppArmor profile, SELinux labels, writable cgroups) are refused rather than dropped."""
+    wanted = False
     for opt in opts:
         if opt == "no-new-privileges":
+            wanted = True
+            continue
+        if opt == "disable":  # SELinux labels off: there are none to turn off here
             continue
         key, sep, value = opt.partition("=")
         if not sep:
             key, sep, value = opt.partition(":")
         if not sep:
             raise InvalidArgument(f"invalid --security-opt 1: {opt!r}")
-        if key == "seccomp" or key == "no-new-privileges" and value in ("true", "false"):
+        if key in ("no-new-privileges", "writable-cgroups"):
+            if value not in _GO_BOOLS:
+                raise InvalidArgument(f"invalid --security-opt 2: {opt!r}")
+            if key == "no-new-privileges":
+                wanted = _GO_BOOLS[value]
+            elif _GO_BOOLS[value]:
+                raise InvalidArgument(f"SecurityOpt {opt!r} is not supported by this engine")
             continue
-        if (key, value) in (("apparmor", "unconfined"), ("label", "disable")):
+        if key == "seccomp" or (key, value) in (("apparmor", "unconfined"), ("label", "disable")):
             continue
         if key in ("apparmor", "label"):
             raise InvalidArgument(f"SecurityOpt {opt!r} is not supported by this engine")
         raise InvalidArgument(f"invalid --security-opt 2: {opt!r}")
+    return wanted
 
 
 def _check_ip(value: str, field: str) -> None:

@@ -68,7 +68,7 @@ class VolumeOptionsModel(BaseModel):
 
 class Mount(BaseModel):
     model_config = OPEN
-    Type: str = "bind"
+    Type: str = ""
     Source: str | None = None
     Target: str
     ReadOnly: bool | None = None
@@ -147,6 +147,8 @@ def _check_fields(m: Mount) -> None:
 
 def _mount(m: Mount, read_only: ReadOnly) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """A spec mount, or a tmpfs entry (destination, options)."""
+    if not m.Type:
+        raise InvalidArgument('invalid mount config for type "": mount type unknown')
     _check_fields(m)
     if m.Type == "bind":
         if not m.Source or not os.path.isabs(m.Source):
@@ -202,9 +204,20 @@ def _check_subpath(subpath: str, named: bool) -> None:
         raise InvalidArgument(where + "subpath must be a relative path within the volume")
 
 
+def _check_duplicates(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str]) -> None:
+    """dockerd's: one mount per destination among -v, --mount and --tmpfs."""
+    seen: set[str] = set()
+    for dst in [_split_bind(b)[1] for b in binds] + [m.Target for m in mounts] + list(tmpfs):
+        dst = posixpath.normpath(dst)
+        if dst in seen:
+            raise InvalidArgument(f"Duplicate mount point: {dst}")
+        seen.add(dst)
+
+
 def host_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str],
                 read_only: ReadOnly) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The runtime's `mounts` (host paths) and `tmpfs` options; volumes are left to volume_mounts()."""
+    _check_duplicates(binds, mounts, tmpfs)
     out = [_bind(b, read_only) for b in binds if b.startswith("/")]
     tmpfs = dict(tmpfs)
     for m in mounts:

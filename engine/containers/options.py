@@ -111,7 +111,7 @@ def runtime_options(req: CreateRequest, hostname: str, features: Mapping[str, An
         "privileged": bool(hc.Privileged),
         "cap_add": hc.CapAdd or [],
         "cap_drop": hc.CapDrop or [],
-        "no_new_privileges": any(s.startswith("no-new-privileges") and not s.endswith("false") for s in security),
+        "no_new_privileges": hostchecks.no_new_privileges(security),
         "memory": hc.Memory or None,
         "memory_reservation": hc.MemoryReservation or None,
         "memory_swap": hc.MemorySwap or None,

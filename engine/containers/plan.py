@@ -149,6 +149,12 @@ def _check_healthcheck(healthcheck: Any) -> None:
         return
     if not isinstance(healthcheck, dict):
         raise InvalidArgument("Healthcheck must be an object")
+    test = healthcheck.get("Test")
+    if test is not None and not (isinstance(test, list) and all(isinstance(t, str) for t in test)):
+        raise InvalidArgument("Healthcheck.Test must be an array of strings")
+    if test and test[0] not in ("NONE", "CMD", "CMD-SHELL"):
+        # dockerd runs no probe for a kind it does not know; running it as a command would be a guess.
+        raise InvalidArgument(f"unknown healthcheck type {test[0]!r}: use NONE, CMD or CMD-SHELL")
     for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
         value = healthcheck.get(key) or 0
         if not isinstance(value, int) or isinstance(value, bool):

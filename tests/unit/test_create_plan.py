@@ -73,6 +73,8 @@ def test_the_requests_config_is_merged_over_the_images_as_dockerd_merges_it() ->
     ({"HostConfig": {"NetworkMode": "none"},
       "NetworkingConfig": {"EndpointsConfig": {"none": {"IPAMConfig": {"IPv4Address": "10.0.0.2"}}}}},
      "user specified IP address"),
+    ({"Healthcheck": {"Test": "CMD true"}}, "Healthcheck.Test must be an array of strings"),
+    ({"Healthcheck": {"Test": ["true"]}}, "unknown healthcheck type 'true'"),
     ({"HostConfig": {"AutoRemove": True, "RestartPolicy": {"Name": "always"}}}, "AutoRemove"),
     ({"Labels": {"io.pyengine.health-on-failure": "explode"}}, "health-on-failure"),
     ({"HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}, "invalid restart policy"),

@@ -243,6 +243,27 @@ def test_recursively_read_only_binds_need_mount_setattr(tmp_path: Path) -> None:
         ["rbind", "ro", "rro", "rprivate"], ["rbind", "ro", "rro", "rprivate"], ["rbind", "ro", "rprivate"]]
 
 
+@pytest.mark.parametrize("opts, wanted", [(["no-new-privileges"], True), (["no-new-privileges=0"], False),
+                                           (["no-new-privileges:T"], True),
+                                           (["no-new-privileges", "no-new-privileges=false"], False),
+                                           (["disable", "writable-cgroups=false", "label=disable"], False)])
+def test_security_opts_read_as_dockerd_reads_them(opts: list[str], wanted: bool) -> None:
+    assert _plan({"SecurityOpt": opts}).options["no_new_privileges"] is wanted
+
+
+@pytest.mark.parametrize("host_config, message", [
+    ({"SecurityOpt": ["no-new-privileges=maybe"]}, "invalid --security-opt 2"),
+    ({"SecurityOpt": ["writable-cgroups=true"]}, "writable-cgroups=true' is not supported"),
+    ({"Binds": ["/tmp:/d", "/var:/d/"]}, "Duplicate mount point: /d"),
+    ({"Binds": ["/tmp:/d"], "Tmpfs": {"/d": ""}}, "Duplicate mount point: /d"),
+    ({"Mounts": [{"Type": "tmpfs", "Target": "/t"}], "Tmpfs": {"/t": "size=1m"}}, "Duplicate mount point: /t"),
+    ({"Mounts": [{"Source": "/tmp", "Target": "/t"}]}, "mount type unknown"),
+])
+def test_more_of_dockerds_refusals(host_config: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        _plan(host_config)
+
+
 @pytest.mark.parametrize("mount, message", [
     ({"Type": "bind", "Source": "/tmp", "Target": "/c", "VolumeOptions": {"NoCopy": True}},
      'type "bind": field VolumeOptions must not be specified'),
