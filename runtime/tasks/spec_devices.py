@@ -85,12 +85,31 @@ def _user_devices(specs: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
             raise InvalidArgument(f"error gathering device information for {host}: {e.strerror}") from e
         except ValueError as e:  # a NUL byte in the path
             raise InvalidArgument(f"error gathering device information for {host!r}: {e}") from e
-        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        found = _under(host, container) if stat.S_ISDIR(st.st_mode) else [(container, st)]
+        if not found or not all(stat.S_ISCHR(f.st_mode) or stat.S_ISBLK(f.st_mode) for _, f in found):
             raise InvalidArgument(f"{host} is not a device node")
-        node = _device_node(posixpath.normpath(container), st)
-        nodes.append(node)
-        rules.append(_device_rule(node["type"], node["major"], node["minor"], access))
+        for path, device in found:
+            node = _device_node(posixpath.normpath(path), device)
+            nodes.append(node)
+            rules.append(_device_rule(node["type"], node["major"], node["minor"], access))
     return nodes, rules
+
+
+def _under(host: str, container: str) -> list[tuple[str, os.stat_result]]:
+    """A directory given as a device: every device node below it, at the same place below `container` (as
+    dockerd takes `--device /dev/snd`); links and other files are passed over."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(host):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue  # a hot-unplugged device
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                found.append((posixpath.join(container, os.path.relpath(path, host)), st))
+    return found
 
 
 def _host_devices(root: str = "/dev") -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -576,6 +577,15 @@ def test_user_devices(rootfs: Path) -> None:
         gen(rootfs, devices=["/etc/hostname"])
     with pytest.raises(InvalidArgument, match="device"):
         gen(rootfs, devices=["/dev/null:/a:/b:rw"])
+    # A directory brings every device node below it, as dockerd takes `--device /dev/snd`.
+    tree = rootfs.parent / "devtree"
+    (tree / "sub").mkdir(parents=True)
+    os.mknod(tree / "sub" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    (tree / "link").symlink_to("/dev/zero")
+    under = {d["path"]: d for d in gen(rootfs, devices=[f"{tree}:/dev/tree"])["linux"]["devices"]}
+    assert list(under) == ["/dev/tree/sub/null"] and under["/dev/tree/sub/null"]["minor"] == 3
+    with pytest.raises(InvalidArgument, match="not a device"):
+        gen(rootfs, devices=[str(rootfs)])
 
 
 # --- seccomp -------------------------------------------------------------------------
