@@ -49,3 +49,9 @@ def parse(mode: str) -> BindMode:
 def is_read_only(mode: str) -> bool:
     """Whether a stored mode (checked when it was given) makes its mount read-only."""
     return any(word == "ro" or word == "rro" or word.startswith("ro-") for word in mode.split(","))
+
+
+def depth_of(mode: str) -> str:
+    """A stored mode's read-only depth, as BindMode.depth."""
+    words = mode.split(",")
+    return "all" if "rro" in words or "ro-force-recursive" in words else "top" if "ro-non-recursive" in words else ""

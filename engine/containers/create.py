@@ -11,7 +11,7 @@ import logging
 import posixpath
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.containers import ipc, links, names, pidns
@@ -19,7 +19,7 @@ from engine.containers.filesystem import storage_from
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
 from engine.containers.live import Lives
-from engine.containers.mounts import explicit_destinations, volume_mounts
+from engine.containers.mounts import ReadOnly, explicit_destinations, read_only_depth, volume_mounts
 from engine.containers.namespaces import network_sysctls
 from engine.containers.pins import RunPins
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
@@ -81,7 +81,7 @@ class Creator:
             options["sysctls"] = network_sysctls(own_netns, options["sysctls"], features)
             self._plan_ipc(cid, p.host_config["IpcMode"], options)
             self._plan_pid(cid, p.host_config, options)
-            volumes, mounts, copied = await self._plan_volumes(cid, req, p)
+            volumes, mounts, copied = await self._plan_volumes(cid, req, p, features)
             options["mounts"] = options["mounts"] + mounts
             options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p.network, options),
                                                                  options)
@@ -149,8 +149,8 @@ class Creator:
             return await self._networks.host_etc(cid)
         return []
 
-    async def _plan_volumes(self, cid: str, req: CreateRequest, p: CreatePlan) -> tuple[list[dict[str, Any]],
-                                                                               list[dict[str, Any]], Inherited]:
+    async def _plan_volumes(self, cid: str, req: CreateRequest, p: CreatePlan, features: Mapping[str, Any]
+                            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Inherited]:
         """The volumes (made now when new, as Docker does), their spec mounts and what --volumes-from copies."""
         resolved, mounts = [], []
         hc = req.HostConfig
@@ -174,9 +174,12 @@ class Creator:
             mounts.append({"type": "bind", "source": self._volume_source(cid, len(resolved) - 1, shared),
                            "destination": shared["destination"],
                            "options": ["rbind", "ro" if shared["read_only"] else "rw"]})
+        read_only = ReadOnly(bool(features.get("recursive_readonly")), not req.read_only_top_only)
         for b in copied.binds:
+            depth = read_only_depth(b.get("depth", ""), read_only) if b["read_only"] else []
             mounts.append({"type": "bind", "source": b["source"], "destination": b["destination"],
-                           "options": ["rbind", "ro" if b["read_only"] else "rw", b["propagation"]]})
+                           "options": ["rbind" if b.get("recursive", True) else "bind",
+                                       "ro" if b["read_only"] else "rw", *depth, b["propagation"]]})
         return resolved, mounts, copied
 
     def _volume_source(self, cid: str, index: int, mount: dict[str, Any]) -> str:

@@ -1,8 +1,8 @@
 """A create request's filesystems: -v binds and volumes, --mount, --tmpfs, as spec mounts and inspect's Mounts.
 
-Binds (`-v src:dst[:mode]`, the mode read by bindmodes.py) name a host path when the source is absolute and a volume otherwise;
---mount says which by its Type. Host paths become spec binds here; volumes are resolved by the
-create step (made now when new, as Docker does) from what `volume_mounts` asks for.
+Binds (`-v src:dst[:mode]`, the mode read by bindmodes.py) name a host path when the source is absolute
+and a volume otherwise; --mount says which by its Type. Host paths become spec binds here; volumes are
+resolved by the create step (made now when new, as Docker does) from what `volume_mounts` asks for.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def _bind(spec: str, read_only: ReadOnly) -> dict[str, Any]:
                               "field VolumeOptions must not be specified")
     options = ["rbind", "ro" if mode.read_only else "rw"]
     if mode.read_only:
-        options += _depth(mode.depth, read_only)
+        options += read_only_depth(mode.depth, read_only)
     # dockerd's default: nothing mounted on the host under the source later shows in the container.
     options.append(mode.propagation or "rprivate")
     # Docker creates a missing -v source (a file is bound as it is); --mount (below) refuses instead.
@@ -106,7 +106,7 @@ def _bind(spec: str, read_only: ReadOnly) -> dict[str, Any]:
     return {"type": "bind", "source": src, "destination": dst, "options": options}
 
 
-def _depth(depth: str, read_only: ReadOnly) -> list[str]:
+def read_only_depth(depth: str, read_only: ReadOnly) -> list[str]:
     """The `rro` a read-only bind gets: asked for ("all"), refused ("top"), or the daemon's default ("")."""
     if depth == "all":
         if not read_only.recursive:
@@ -131,7 +131,8 @@ def _read_only_options(m: Mount, bind: BindOptionsModel, read_only: ReadOnly) ->
                                   "'rprivate'")
     if not m.ReadOnly:
         return []
-    return _depth("all" if bind.ReadOnlyForceRecursive else "top" if bind.ReadOnlyNonRecursive else "", read_only)
+    return read_only_depth("all" if bind.ReadOnlyForceRecursive else "top" if bind.ReadOnlyNonRecursive else "",
+                           read_only)
 
 
 # The options of one type that another type's mount must not carry (dockerd's "field X must not be specified").

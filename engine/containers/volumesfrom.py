@@ -21,7 +21,8 @@ from engine.errors import InvalidArgument
 @dataclass
 class Inherited:
     volumes: list[dict[str, Any]] = field(default_factory=list)  # {name, destination, read_only[, subpath]}
-    binds: list[dict[str, Any]] = field(default_factory=list)  # {source, destination, read_only, propagation}
+    # {source, destination, read_only, propagation, depth (how far down read-only goes), recursive}
+    binds: list[dict[str, Any]] = field(default_factory=list)
 
     def destinations(self) -> set[str]:
         return {m["destination"] for m in self.volumes + self.binds}
@@ -48,16 +49,18 @@ def binds_of(c: Container) -> list[dict[str, Any]]:
         parts = b.split(":")
         if not b.startswith("/") or len(parts) < 2:
             continue
-        opts = parts[2].split(",") if len(parts) == 3 else []
+        mode = parts[2] if len(parts) == 3 else ""
         out.append({"source": parts[0], "destination": posixpath.normpath(parts[1]),
-                    "read_only": bindmodes.is_read_only(",".join(opts)),
-                    "propagation": next((o for o in opts if "private" in o or "shared" in o or "slave" in o),
-                                        "rprivate")})
+                    "read_only": bindmodes.is_read_only(mode), "depth": bindmodes.depth_of(mode),
+                    "propagation": next((o for o in mode.split(",") if o in bindmodes.PROPAGATIONS), "rprivate")})
     for m in c.host_config.get("Mounts") or []:
         if m.get("Type") == "bind":
+            bind = m.get("BindOptions") or {}
+            depth = "all" if bind.get("ReadOnlyForceRecursive") else "top" if bind.get("ReadOnlyNonRecursive") else ""
             out.append({"source": m.get("Source"), "destination": posixpath.normpath(m.get("Target") or "/"),
-                        "read_only": bool(m.get("ReadOnly")),
-                        "propagation": (m.get("BindOptions") or {}).get("Propagation") or "rprivate"})
+                        "read_only": bool(m.get("ReadOnly")), "depth": depth,
+                        "recursive": not bind.get("NonRecursive"),
+                        "propagation": bind.get("Propagation") or "rprivate"})
     return out + list(c.binds_from)
 
 

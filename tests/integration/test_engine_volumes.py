@@ -259,3 +259,19 @@ def test_an_rshared_bind_carries_mounts_back_to_the_host(engine: EngineDaemon, t
         assert (src / "in" / "made").exists()
     finally:
         subprocess.run(["umount", "-R", str(src)], check=True)
+
+
+def test_volumes_from_keeps_a_binds_read_only_depth(engine: EngineDaemon, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(src / "sub")], check=True)
+    try:
+        probe = ["sh", "-c", "touch /d/sub/f 2>/dev/null && echo sub; true"]
+        ok(engine, "create", "--name", "deep", "-v", f"{src}:/d:ro", "busybox")
+        ok(engine, "create", "--name", "shallow", "--mount",
+           f"type=bind,src={src},dst=/d,readonly,bind-recursive=writable", "busybox")
+        assert run(engine, "--volumes-from", "deep", "busybox", *probe) == ""
+        assert run(engine, "--volumes-from", "shallow", "busybox", *probe) == "sub\n"
+        ok(engine, "rm", "deep", "shallow")
+    finally:
+        subprocess.run(["umount", str(src / "sub")], check=True)
