@@ -177,6 +177,10 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     if on_failure is not None and on_failure not in ON_FAILURE_ACTIONS:
         raise InvalidArgument(f"invalid {ON_FAILURE_LABEL} {on_failure!r}: use one of {', '.join(ON_FAILURE_ACTIONS)}")
     clamp_cpu_shares(req.HostConfig)
+    memory = req.HostConfig.Memory or 0
+    if memory > 0 and not req.HostConfig.MemorySwap:
+        # dockerd's default, which inspect shows: as much swap as memory.
+        req.HostConfig.MemorySwap = memory * 2
     warnings = discard_unsupported(req.HostConfig, features) + discard_memory_policy(req.HostConfig, features)
     hostname = hostname_for(req, cid)
     config = inspect_config(req, image, hostname)

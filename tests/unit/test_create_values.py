@@ -15,7 +15,7 @@ from engine.containers.store import Container
 from engine.errors import Conflict, InvalidArgument, NotFound
 
 CID = "ab" * 32
-V1 = {"cgroup_version": "1", "cpuset": True, "memory_limit": True, "memory_swappiness": True,
+V1 = {"cgroup_version": "1", "cpuset": True, "memory_limit": True, "swap_limit": True, "memory_swappiness": True,
       "oom_kill_disable": True}
 IMAGE = Image(ref="docker.io/library/busybox:latest", id="sha256:" + "c" * 64, config={"Cmd": ["sh"]})
 
@@ -71,6 +71,11 @@ def test_swappiness_and_the_oom_killer() -> None:
     p = _plan({"MemorySwappiness": 0, "OomKillDisable": True, "Memory": 64 << 20, "DeviceCgroupRules": ["b 7:0 r"]})
     assert (p.options["memory_swappiness"], p.options["oom_kill_disable"]) == (0, True)
     assert p.options["device_cgroup_rules"] == ["b 7:0 r"] and p.warnings == []
+    # dockerd's default swap, as much as the memory, which inspect shows.
+    assert p.host_config["MemorySwap"] == p.options["memory_swap"] == 128 << 20
+    no_swap = plan(parse({"Image": "busybox", "HostConfig": {"Memory": 64 << 20}}), IMAGE, CID,
+                   {**V1, "swap_limit": False})
+    assert no_swap.options["memory_swap"] is None and "does not support swap limit" in no_swap.warnings[0]
     assert _plan({"MemorySwappiness": -1}).options["memory_swappiness"] is None
     lacking = plan(parse({"Image": "busybox", "HostConfig": {"MemorySwappiness": 5, "OomKillDisable": True}}),
                    IMAGE, CID, {**V1, "memory_swappiness": False, "oom_kill_disable": False})
