@@ -126,8 +126,8 @@ def published_port_warnings(req: CreateRequest, mode: str) -> list[str]:
 
 
 def _check_etc_options(req: CreateRequest, mode: str, joins: bool) -> None:
-    """DNS options and extra hosts go into the container's own resolv.conf and hosts, which only a container
-    on a bridge network has here."""
+    """DNS options and extra hosts go into the container's own resolv.conf and hosts, which a container on a
+    bridge network or the host's has here."""
     hc = req.HostConfig
     dns = next((f for f in ("Dns", "DnsSearch", "DnsOptions") if getattr(hc, f)), None)
     if joins and dns:
@@ -135,7 +135,7 @@ def _check_etc_options(req: CreateRequest, mode: str, joins: bool) -> None:
     if joins and hc.ExtraHosts:
         raise InvalidArgument("conflicting options: custom host-to-IP mapping and the network mode")
     field = dns or ("ExtraHosts" if hc.ExtraHosts else None)
-    if field and mode in ("host", "none"):
+    if field and mode == "none":
         raise InvalidArgument(f"{field} is not supported by this engine with network mode {mode}")
 
 

@@ -98,7 +98,7 @@ class RunControl:
             self._events.volume("mount", v["name"], {"container": c.id, "destination": v["destination"],
                                                      "propagation": "", "read/write": str(not v["read_only"]).lower()})
         if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
-            await self._networks.host_etc(c.id)
+            await self._networks.host_etc(c.id, EtcConfig.of(c.id, c.config, c.host_config))
         try:
             binary = self._runtimes.binary(c.host_config.get("Runtime"))
             await propagation.check_host(c.host_config)

@@ -6,7 +6,7 @@ import ipaddress
 import os
 import shutil
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +86,15 @@ def _host_resolv(path: Path) -> tuple[list[str], list[str], list[str]]:
     return servers, search, options
 
 
-def resolv_conf(etc: EtcConfig, network_resolvers: list[str], host_file: Path = Path("/etc/resolv.conf")) -> str:
-    """Nameservers: the network's resolver, then --dns; without either, the host's minus loopback.
-    Search and options lines: --dns-search and --dns-option where given, else the host's."""
+def resolv_conf(etc: EtcConfig, network_resolvers: list[str], host_file: Path = Path("/etc/resolv.conf"),
+                host_network: bool = False) -> str:
+    """Nameservers: the network's resolver, then --dns; without either, the host's minus loopback (with them,
+    on the host's network, where loopback resolvers answer). Search and options lines: --dns-search and
+    --dns-option where given, else the host's."""
     servers, search, options = _host_resolv(host_file)
     chosen = network_resolvers + list(etc.dns)
     if not chosen:
-        chosen = [s for s in servers if not _loopback(s)] or _FALLBACK
+        chosen = servers if host_network else [s for s in servers if not _loopback(s)] or _FALLBACK
     if etc.dns_search:
         # Docker's "." clears the search list.
         search = [] if list(etc.dns_search) == ["."] else ["search " + " ".join(etc.dns_search)]
@@ -125,11 +127,19 @@ def remove(base: Path) -> None:
         os.rmdir(base)
 
 
-def copy_from_host(base: Path) -> None:
-    """The host's own hosts and resolv.conf under `base` (a host-network container's), empty where unreadable."""
+def copy_from_host(base: Path, etc: EtcConfig | None = None, host_gateway: str | None = None) -> None:
+    """A host-network container's hosts and resolv.conf under `base`: the host's own (empty where unreadable),
+    unless `etc` asks for more, as libnetwork's default sandbox does: extra hosts make a fresh hosts file of
+    Docker's entries and them; --dns* options make resolv.conf the host's with them applied."""
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name in ("hosts", "resolv.conf"):
         try:
             shutil.copyfile(f"/etc/{name}", base / name)
         except OSError:
             (base / name).touch(mode=0o644)
+    if etc is None:
+        return
+    if etc.extra_hosts:
+        (base / "hosts").write_text(hosts(replace(etc, links=()), [], host_gateway))
+    if etc.dns or etc.dns_search or etc.dns_options:
+        (base / "resolv.conf").write_text(resolv_conf(etc, [], host_network=True))

@@ -318,10 +318,12 @@ class NetworkService:
         """Whether NetworkMode `mode` is the host's network (by name or id)."""
         return (n := self._endpointless(mode)) is not None and n.driver == "host"
 
-    async def host_etc(self, cid: str) -> builtins.list[dict[str, Any]]:
-        """For the host's network: /etc/hosts and resolv.conf copied from the host's at create and each start,
-        as dockerd does (its loopback resolvers work there); the copies are the container's to change."""
-        await asyncio.to_thread(etcfiles.copy_from_host, self.files_root / cid)
+    async def host_etc(self, cid: str, etc: EtcConfig | None = None) -> builtins.list[dict[str, Any]]:
+        """For the host's network: /etc/hosts and resolv.conf copied from the host's at create and each start
+        (with `etc`'s extra hosts and DNS options), as dockerd does (its loopback resolvers work there); the
+        copies are the container's to change."""
+        gateway = self.store.get(BRIDGE).gateway if etc and etc.extra_hosts else None
+        await asyncio.to_thread(etcfiles.copy_from_host, self.files_root / cid, etc, gateway)
         return self.etc_mounts(cid)
 
     async def start(self, cid: str, *, etc: EtcConfig, exposed: Iterable[str],

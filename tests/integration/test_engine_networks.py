@@ -316,3 +316,13 @@ def test_ipv6_networks(engine: EngineDaemon) -> None:
         assert out.returncode != 0 and message in out.stderr, (args, out.stderr)
     ok(engine, "rm", "-f", "web6")
     ok(engine, "network", "rm", "v6net", "v6auto")
+
+
+def test_the_hosts_network_takes_extra_hosts_and_dns_options(engine: EngineDaemon) -> None:
+    out = ok(engine, "run", "--rm", "--network", "host", "--add-host", "db:10.1.2.3", "--dns-option", "ndots:2",
+             "busybox", "cat", "/etc/hosts", "/etc/resolv.conf")
+    assert "10.1.2.3\tdb\n" in out and "options ndots:2\n" in out
+    plain = ok(engine, "run", "--rm", "--network", "host", "busybox", "cat", "/etc/hosts")
+    assert plain == open("/etc/hosts").read()
+    refused = cli(engine, "run", "--rm", "--network", "none", "--dns", "192.0.2.1", "busybox", "true")
+    assert refused.returncode == 125 and "network mode none" in refused.stderr

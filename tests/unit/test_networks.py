@@ -167,6 +167,20 @@ def test_dns_options_and_extra_hosts(tmp_path: Path) -> None:
         etcfiles.split_extra_host("nohost")
 
 
+def test_the_hosts_network_takes_extra_hosts_and_dns_options(tmp_path: Path) -> None:
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 127.0.0.53\nsearch example.org\n")
+    etc = etcfiles.EtcConfig(hostname="h", dns_options=("ndots:2",))
+    # On the host's network its loopback resolver answers: it stays.
+    assert etcfiles.resolv_conf(etc, [], host, host_network=True) == ("nameserver 127.0.0.53\nsearch example.org\n"
+                                                                      "options ndots:2\n")
+    etcfiles.copy_from_host(tmp_path / "c", etcfiles.EtcConfig(hostname="h", extra_hosts=(("db", "10.1.2.3"),
+                                                                                           ("gw", "host-gateway"))),
+                            "172.17.0.1")
+    assert (tmp_path / "c" / "hosts").read_text().endswith("10.1.2.3\tdb\n172.17.0.1\tgw\n")
+    assert (tmp_path / "c" / "resolv.conf").read_text() == open("/etc/resolv.conf").read()
+
+
 def test_one_container_port_takes_a_free_port_of_a_host_range() -> None:
     wanted = requested([], {"81/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18130-18135"}]}, publish_all=False)
     t = PortTable()
