@@ -43,7 +43,7 @@ def test_extra_hosts_and_host_gateway_in_etc_hosts(engine) -> None:
 
 
 def test_dns_and_extra_hosts_refused_where_the_container_has_no_files_of_its_own(engine) -> None:
-    out = cli(engine, "run", "--rm", "--network", "host", "--dns", "192.0.2.53", "busybox", "true")
+    out = cli(engine, "run", "--rm", "--network", "none", "--dns", "192.0.2.53", "busybox", "true")
     assert out.returncode != 0 and "Dns is not supported" in out.stderr
     ok(engine, "run", "-d", "--name", "netowner", "busybox", "sleep", "100")
     out = cli(engine, "run", "--rm", "--network", "container:netowner", "--add-host", "a:192.0.2.1", "busybox", "true")

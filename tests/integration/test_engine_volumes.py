@@ -196,41 +196,46 @@ def test_a_mount_gives_a_new_volume_its_labels_and_driver_options(engine: Engine
     ok(engine, "volume", "rm", "lab")
 
 
-def test_read_only_binds_are_read_only_all_the_way_down(engine: EngineDaemon, tmp_path: Path) -> None:
+@pytest.fixture
+def submounted(tmp_path: Path) -> Iterator[Path]:
+    """A directory with a tmpfs mounted at `sub` below it."""
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(src / "sub")], check=True)
-    try:
-        probe = ["sh", "-c", "touch /d/top 2>/dev/null && echo top; touch /d/sub/f 2>/dev/null && echo sub; true"]
-        bind = f"type=bind,src={src},dst=/d,readonly"
-        assert run(engine, "-v", f"{src}:/d:ro", "busybox", *probe) == ""
-        assert run(engine, "--mount", bind, "busybox", *probe) == ""
-        assert run(engine, "--mount", f"{bind},bind-recursive=readonly,bind-propagation=rprivate", "busybox",
-                   *probe) == ""
-        assert run(engine, "--mount", f"{bind},bind-recursive=writable", "busybox", *probe) == "sub\n"
-        assert run(engine, "--mount", f"{bind},bind-recursive=disabled", "busybox", *probe) == ""  # no submount
+    yield src
+    subprocess.run(["umount", str(src / "sub")], check=True)
 
-        # A client of an API before 1.44 gets the read-only binds of its time.
-        body = {"Image": "busybox", "Cmd": probe, "HostConfig": {"Binds": [f"{src}:/d:ro"], "NetworkMode": "none"}}
-        status, _, text = curl(engine, "POST", "/v1.43/containers/create?name=old", json.dumps(body))
-        assert status == 201, text
-        assert ok(engine, "start", "-a", "old") == "sub\n"
-        body["HostConfig"] = {"Mounts": [{"Type": "bind", "Source": str(src), "Target": "/d", "ReadOnly": True,
-                                          "BindOptions": {"ReadOnlyForceRecursive": True}}]}
-        status, _, text = curl(engine, "POST", "/v1.43/containers/create", json.dumps(body))
-        assert status == 400 and "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer" in text
-        # What the docker CLI checks before it asks, the daemon checks too.
-        for bind_options, read_only, message in (
-                ({"ReadOnlyForceRecursive": True, "Propagation": "rshared"}, True,
-                 "option 'ReadOnlyForceRecursive' requires 'BindOptions.Propagation' to be 'rprivate'"),
-                ({"ReadOnlyNonRecursive": True}, False, "option 'ReadOnlyNonRecursive' requires 'ReadOnly' to be set")):
-            body["HostConfig"] = {"Mounts": [{"Type": "bind", "Source": str(src), "Target": "/d",
-                                              "ReadOnly": read_only, "BindOptions": bind_options}]}
-            status, _, text = curl(engine, "POST", "/containers/create", json.dumps(body))
-            assert status == 400 and message in text, text
-        ok(engine, "rm", "old")
-    finally:
-        subprocess.run(["umount", str(src / "sub")], check=True)
+
+def test_read_only_binds_are_read_only_all_the_way_down(engine: EngineDaemon, submounted: Path) -> None:
+    src = submounted
+    probe = ["sh", "-c", "touch /d/top 2>/dev/null && echo top; touch /d/sub/f 2>/dev/null && echo sub; true"]
+    bind = f"type=bind,src={src},dst=/d,readonly"
+    assert run(engine, "-v", f"{src}:/d:ro", "busybox", *probe) == ""
+    assert run(engine, "--mount", bind, "busybox", *probe) == ""
+    assert run(engine, "--mount", f"{bind},bind-recursive=readonly,bind-propagation=rprivate", "busybox",
+               *probe) == ""
+    assert run(engine, "--mount", f"{bind},bind-recursive=writable", "busybox", *probe) == "sub\n"
+    assert run(engine, "--mount", f"{bind},bind-recursive=disabled", "busybox", *probe) == ""  # no submount
+
+    # A client of an API before 1.44 gets the read-only binds of its time.
+    body = {"Image": "busybox", "Cmd": probe, "HostConfig": {"Binds": [f"{src}:/d:ro"], "NetworkMode": "none"}}
+    status, _, text = curl(engine, "POST", "/v1.43/containers/create?name=old", json.dumps(body))
+    assert status == 201, text
+    assert ok(engine, "start", "-a", "old") == "sub\n"
+    body["HostConfig"] = {"Mounts": [{"Type": "bind", "Source": str(src), "Target": "/d", "ReadOnly": True,
+                                      "BindOptions": {"ReadOnlyForceRecursive": True}}]}
+    status, _, text = curl(engine, "POST", "/v1.43/containers/create", json.dumps(body))
+    assert status == 400 and "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer" in text
+    # What the docker CLI checks before it asks, the daemon checks too.
+    for bind_options, read_only, message in (
+            ({"ReadOnlyForceRecursive": True, "Propagation": "rshared"}, True,
+             "option 'ReadOnlyForceRecursive' requires 'BindOptions.Propagation' to be 'rprivate'"),
+            ({"ReadOnlyNonRecursive": True}, False, "option 'ReadOnlyNonRecursive' requires 'ReadOnly' to be set")):
+        body["HostConfig"] = {"Mounts": [{"Type": "bind", "Source": str(src), "Target": "/d",
+                                          "ReadOnly": read_only, "BindOptions": bind_options}]}
+        status, _, text = curl(engine, "POST", "/containers/create", json.dumps(body))
+        assert status == 400 and message in text, text
+    ok(engine, "rm", "old")
 
 
 def test_bind_modes_as_dockerd_reads_them(engine: EngineDaemon, tmp_path: Path) -> None:
@@ -261,17 +266,12 @@ def test_an_rshared_bind_carries_mounts_back_to_the_host(engine: EngineDaemon, t
         subprocess.run(["umount", "-R", str(src)], check=True)
 
 
-def test_volumes_from_keeps_a_binds_read_only_depth(engine: EngineDaemon, tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    (src / "sub").mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(src / "sub")], check=True)
-    try:
-        probe = ["sh", "-c", "touch /d/sub/f 2>/dev/null && echo sub; true"]
-        ok(engine, "create", "--name", "deep", "-v", f"{src}:/d:ro", "busybox")
-        ok(engine, "create", "--name", "shallow", "--mount",
-           f"type=bind,src={src},dst=/d,readonly,bind-recursive=writable", "busybox")
-        assert run(engine, "--volumes-from", "deep", "busybox", *probe) == ""
-        assert run(engine, "--volumes-from", "shallow", "busybox", *probe) == "sub\n"
-        ok(engine, "rm", "deep", "shallow")
-    finally:
-        subprocess.run(["umount", str(src / "sub")], check=True)
+def test_volumes_from_keeps_a_binds_read_only_depth(engine: EngineDaemon, submounted: Path) -> None:
+    src = submounted
+    probe = ["sh", "-c", "touch /d/sub/f 2>/dev/null && echo sub; true"]
+    ok(engine, "create", "--name", "deep", "-v", f"{src}:/d:ro", "busybox")
+    ok(engine, "create", "--name", "shallow", "--mount",
+       f"type=bind,src={src},dst=/d,readonly,bind-recursive=writable", "busybox")
+    assert run(engine, "--volumes-from", "deep", "busybox", *probe) == ""
+    assert run(engine, "--volumes-from", "shallow", "busybox", *probe) == "sub\n"
+    ok(engine, "rm", "deep", "shallow")
