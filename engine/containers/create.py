@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.containers import ipc, links, names, pidns
+from engine.containers import links, names
 from engine.containers.filesystem import storage_from
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
 from engine.containers.live import Lives
 from engine.containers.mounts import ReadOnly, explicit_destinations, read_only_depth, volume_mounts
-from engine.containers.namespaces import network_sysctls
+from engine.containers.namespaces import donor_ref, network_sysctls
 from engine.containers.pins import RunPins
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
 from engine.containers.request import CreateRequest
@@ -106,7 +106,7 @@ class Creator:
 
     def _plan_ipc(self, cid: str, mode: str, options: dict[str, Any]) -> None:
         """A shareable namespace of its own, or the one of the container named by `container:<ref>`."""
-        ref = ipc.donor_ref(mode)
+        ref = donor_ref(mode)
         if mode == "shareable":
             owner = cid
         elif ref is not None:
@@ -123,7 +123,7 @@ class Creator:
         """`container:<ref>`: the spec names a file of this container's own, on which each start pins the donor's
         namespace. A donor found now is kept by id, so renaming it does not break the link (as dockerd); one not
         found is looked for again at each start."""
-        ref = pidns.donor_ref(host_config.get("PidMode"))
+        ref = donor_ref(host_config.get("PidMode"))
         if ref is None:
             return
         if (donor := self._store.find(ref)) is not None:

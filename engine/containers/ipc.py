@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from engine.containers.namespaces import donor_ref
 from engine.containers.store import Container, ContainerStore
 from engine.errors import Conflict, Internal, InvalidArgument
 
@@ -23,11 +24,6 @@ _MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
 _SHM_OPTIONS = "nosuid,nodev,noexec,mode=1777,size={size}"
 _SHM_SIZE = 64 << 20  # dockerd's default ShmSize
-
-
-def donor_ref(ipc_mode: str | None) -> str | None:
-    """The container named by `container:<ref>`, if that is the mode."""
-    return ipc_mode.split(":", 1)[1] if ipc_mode and ipc_mode.startswith("container:") else None
 
 
 class IpcNamespaces:

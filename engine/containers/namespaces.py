@@ -30,6 +30,11 @@ def ipc_mode(value: str | None) -> str:
     return mode
 
 
+def donor_ref(mode: str | None) -> str | None:
+    """The container a `container:<ref>` IPC or PID mode names, if that is the mode."""
+    return mode.split(":", 1)[1] if mode and mode.startswith("container:") else None
+
+
 def runtime_ipc_mode(mode: str) -> str | None:
     return _IPC_RUNTIME.get(mode)
 

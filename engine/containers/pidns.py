@@ -16,17 +16,13 @@ import os
 import shutil
 from pathlib import Path
 
+from engine.containers.namespaces import donor_ref
 from engine.containers.store import Container, ContainerStore
 from engine.errors import Conflict, Internal, NotFound
 
 _MS_BIND = 0x1000
 _MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def donor_ref(pid_mode: str | None) -> str | None:
-    """The container named by `container:<ref>`, if that is the mode."""
-    return pid_mode.split(":", 1)[1] if pid_mode and pid_mode.startswith("container:") else None
 
 
 class PidNamespaces:
