@@ -115,7 +115,9 @@ def _open_beneath(base: int, volume_root: str, subpath: str) -> int:
 
 
 def _make_like(node: Path, directory: bool) -> None:
-    """The staging node as a directory or a file, to take a bind of the same kind."""
+    """The staging node as a directory or a file, to take a bind of the same kind (made again after a reboot
+    has emptied the exec root)."""
+    node.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if node.is_dir() == directory and node.exists():
         return
     if node.is_dir():

@@ -35,6 +35,10 @@ def test_a_pin_shows_the_part_and_forgetting_it_keeps_the_volume(tmp_path: Path,
     assert os.listdir(node) == []
     asyncio.run(pins.forget("c"))
     assert sorted(os.listdir(volume / "a")) == ["b", "f", "out", "up"] and not (tmp_path / "pins" / "c").exists()
+    # After a reboot the exec root is empty: a start makes the node again.
+    asyncio.run(pins.pin("c", 0, str(volume), "a"))
+    assert sorted(os.listdir(node)) == ["b", "f", "out", "up"]
+    asyncio.run(pins.forget("c"))
 
 
 @pytest.mark.parametrize("subpath, error", [("a/out", InvalidArgument), ("a/up", InvalidArgument),
