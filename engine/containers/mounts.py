@@ -19,7 +19,6 @@ from engine.containers.gotypes import OPEN, Int64, UInt32
 from engine.errors import InvalidArgument
 
 
-
 class BindOptionsModel(BaseModel):
     model_config = OPEN
     Propagation: str | None = None
