@@ -52,3 +52,10 @@ class NotImplemented_(EngineError):
 
 class Internal(EngineError):
     status = 500
+
+
+def prefixed(error: EngineError, prefix: str) -> EngineError:
+    """The same error (kind and status) with dockerd's words for what failed in front: "Cannot kill container: x: …"."""
+    out = type(error)(prefix + error.message)
+    out.__cause__ = error.__cause__
+    return out

@@ -46,7 +46,8 @@ class SystemInfo:
                 {"Name": "Engine", "Version": __version__,
                  "Details": {"ApiVersion": api_version, "MinAPIVersion": min_api_version, "Os": "linux",
                              "Arch": _arch(), "KernelVersion": uname.release,
-                             "Experimental": str(self._config.experimental).lower()}},
+                             "Experimental": str(self._config.experimental).lower(), "GitCommit": "pyengine",
+                             "GoVersion": f"python{platform.python_version()}", "BuildTime": ""}},
                 {"Name": "pyruntimed", "Version": (await self._rt.version()).version, "Details": {}},
             ],
             "Version": __version__,
@@ -83,12 +84,12 @@ class SystemInfo:
             "NGoroutines": len(asyncio.all_tasks()), "SystemTime": _now(), "LoggingDriver": config.log_driver, "CgroupDriver": f["cgroup_driver"],
             "CgroupVersion": f["cgroup_version"],
             "NEventsListener": self._events.listeners, "KernelVersion": uname.release, "OperatingSystem": _os_name(),
-            "OSVersion": "", "OSType": "linux", "Architecture": uname.machine, "NCPU": os.cpu_count() or 1,
+            "OSVersion": _os_release("VERSION_ID"), "OSType": "linux", "Architecture": uname.machine, "NCPU": os.cpu_count() or 1,
             "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
             "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": {"Mirrors": config.registry_mirrors,
                                "InsecureRegistryCIDRs": ["127.0.0.0/8"],
-                               "IndexConfigs": {}},
+                               "IndexConfigs": _index_configs(config.registry_mirrors, config.insecure_registries)},
             "DockerRootDir": config.data_root, "Name": uname.nodename, "Labels": list(config.labels),
             "ExperimentalBuild": config.experimental, "ServerVersion": __version__,
             "Runtimes": RuntimeTable(config).info(), "DefaultRuntime": RuntimeTable(config).default,
@@ -163,11 +164,25 @@ def _now() -> str:
 
 
 def _os_name() -> str:
+    return _os_release("PRETTY_NAME") or "Linux"
+
+
+def _os_release(key: str) -> str:
     try:
         with open("/etc/os-release") as fh:
             for line in fh:
-                if line.startswith("PRETTY_NAME="):
+                if line.startswith(key + "="):
                     return line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
-    return "Linux"
+    return ""
+
+
+def _index_configs(mirrors: list[str], insecure: list[str]) -> dict[str, Any]:
+    """RegistryConfig.IndexConfigs as dockerd shows them: Docker Hub's always, then each insecure registry's."""
+    out: dict[str, Any] = {"docker.io": {"Name": "docker.io", "Mirrors": list(mirrors), "Secure": True,
+                                         "Official": True}}
+    for host in insecure:
+        if "/" not in host:  # CIDRs go to InsecureRegistryCIDRs, not here
+            out[host] = {"Name": host, "Mirrors": [], "Secure": False, "Official": False}
+    return out

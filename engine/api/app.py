@@ -88,4 +88,10 @@ def build(backend: Any, routers: Sequence[Callable[[Router, Any], None]], *,
     r = Router(app)
     for register in routers:
         register(r, backend)
+    # dockerd answers any OPTIONS (a browser's preflight) with an empty 200, whatever the path.
+    app.router.add_route("OPTIONS", "/{path:.*}", _options)
     return app
+
+
+async def _options(_: web.Request) -> web.Response:
+    return web.Response(status=200)

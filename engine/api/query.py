@@ -55,3 +55,11 @@ def filters(q: Mapping[str, str]) -> dict[str, list[str]]:
         else:
             raise InvalidArgument(f"invalid filter value for {key!r}")
     return out
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    """A `name` filter value as dockerd reads it: a regular expression (`^web$`); one that does not compile as text."""
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:
+        return pattern in value

@@ -29,11 +29,13 @@ def frame(stream: int, data: bytes) -> bytes:
 
 
 async def open_stream(request: web.Request, content_type: str | None = "application/json") -> web.StreamResponse:
-    """A chunked 200 whose headers leave at once: clients block until they see them (`docker run`'s wait)."""
+    """A 200 whose headers leave at once: clients block until they see them (`docker run`'s wait).
+
+    Without a length aiohttp chunks the body for HTTP/1.1 and ends it by closing for HTTP/1.0 (what a proxy such
+    as nginx speaks upstream by default), as dockerd does."""
     resp = web.StreamResponse(status=200)
     if content_type:
         resp.content_type = content_type
-    resp.enable_chunked_encoding()
     await resp.prepare(request)
     return resp
 

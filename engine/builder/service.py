@@ -67,16 +67,21 @@ class Builder:
     async def build(self, context: BuildContext, options: BuildOptions, progress: BuildProgress,
                     auths: dict[str, RegistryAuth]) -> str:
         dockerfile, plan, scope = self.plan(context, options)
-        await progress.text(warnings_text(dockerfile.warnings))
+        if warnings := warnings_text(dockerfile.warnings):
+            await progress.text(warnings)
         extra = self._label_step(options)
-        total = sum(1 + len(dockerfile.stages[i].instructions) for i in plan.order) + len(extra)
+        # The classic builder counts the ARGs before the first FROM as steps of their own.
+        meta = len(dockerfile.global_args)
+        total = meta + sum(1 + len(dockerfile.stages[i].instructions) for i in plan.order) + len(extra)
+        for index, arg in enumerate(dockerfile.global_args, 1):
+            await progress.step(index, total, arg.original)
         stages = {i: _Stage(i, BuildProgress(progress.quiet, limit=0)) for i in plan.order}
         pulls: dict[str, asyncio.Task[LocalImage]] = {}
         cache_sources = await self._cache_sources(options)
         current_stage: contextvars.ContextVar[int] = contextvars.ContextVar("stage")
         first_step = {}
         bases: dict[int, LocalImage | None] = {}  # each stage's FROM image, which a squash keeps
-        number = 0
+        number = meta
         for i in plan.order:
             first_step[i] = number
             number += 1 + len(dockerfile.stages[i].instructions)

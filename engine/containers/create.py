@@ -76,15 +76,14 @@ class Creator:
             p.host_config["Runtime"] = runtime
             p.host_config["Links"] = links.at_create(p.network.links, bare, p.network.mode, self._store.find) or None
             options = p.options
-            options["netns"] = await self._plan_network(cid, p.network)
+            options["netns"], unplanned = await self._plan_network(cid, p.network)
             own_netns = p.network.joins is None and options["netns"] != "host"
             options["sysctls"] = network_sysctls(own_netns, options["sysctls"], features)
             self._plan_ipc(cid, p.host_config["IpcMode"], options)
             self._plan_pid(cid, p.host_config, options)
             volumes, mounts, copied = await self._plan_volumes(cid, req, p, features)
             options["mounts"] = options["mounts"] + mounts
-            options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p.network, options),
-                                                                 options)
+            options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p, options), options)
             record = await self._rt.create_container(cid, image.ref, options, init=p.init)
         except BaseException:
             self._store.release(bare, cid)
@@ -98,7 +97,7 @@ class Creator:
         storage = storage_from(record, record.rootfs)
         c = Container(id=cid, name=bare, created=time.time(), image=req.Image or "", image_ref=image.ref,
                       image_id=image.id, path=p.path, args=p.args, config=p.config, host_config=p.host_config,
-                      volumes=volumes, binds_from=copied.binds, storage=storage)
+                      volumes=volumes, binds_from=copied.binds, storage=storage, unplanned_network=unplanned)
         await self._store.save(c)
         self._events.container(c, "create")
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)
@@ -130,16 +129,23 @@ class Creator:
             host_config["PidMode"] = f"container:{donor.id}"
         options["pid_mode"] = self._pins.pid.spec_path(cid)
 
-    async def _plan_network(self, cid: str, network: NetworkChoice) -> str | None:
-        """The runtime's netns option; the endpoints are recorded now, wired at each start."""
+    async def _plan_network(self, cid: str, network: NetworkChoice) -> tuple[str | None, dict[str, Any] | None]:
+        """The runtime's netns option; the endpoints are recorded now, wired at each start. A network that does
+        not exist yet is looked for at the first start, as dockerd does (its 404 at create would send the
+        docker CLI pulling the image again): then the EndpointsConfig to plan it with comes back too."""
         if network.joins is not None:
             other = self._store.get(network.joins)
-            return "host" if other.host_config.get("NetworkMode") == "host" else self._networks.joined_netns(other.id)
-        return await self._networks.plan(cid, network.mode, network.endpoints)
+            netns = "host" if other.host_config.get("NetworkMode") == "host" else self._networks.joined_netns(other.id)
+            return netns, None
+        try:
+            return await self._networks.plan(cid, network.mode, network.endpoints), None
+        except NotFound:
+            return self._networks.netns.path(cid), dict(network.endpoints or {})
 
-    async def _etc_mounts(self, cid: str, network: NetworkChoice, options: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _etc_mounts(self, cid: str, p: CreatePlan, options: dict[str, Any]) -> list[dict[str, Any]]:
         """The engine's /etc/hosts and resolv.conf: its own when networked, the joined container's in container
-        mode, copies of the host's with the host's network (as dockerd); else the runtime's defaults."""
+        mode, copies of the host's with the host's network (as dockerd), Docker's fixed ones without a network."""
+        network = p.network
         if network.joins is not None:
             other = self._store.get(network.joins)
             return self._networks.etc_mounts(other.id) if self._networks.wired(other.id) else []
@@ -147,7 +153,7 @@ class Creator:
             return self._networks.etc_mounts(cid)
         if options["netns"] == "host":
             return await self._networks.host_etc(cid)
-        return []
+        return await self._networks.host_etc(cid, EtcConfig.of(cid, p.config, p.host_config), host=False)
 
     async def _plan_volumes(self, cid: str, req: CreateRequest, p: CreatePlan, features: Mapping[str, Any]
                             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Inherited]:
@@ -162,7 +168,8 @@ class Creator:
                                            options=want.get("options"), labels=want.get("labels"),
                                            anonymous=want["name"] is None)
             resolved.append({"name": v.name, "destination": want["destination"], "read_only": want["read_only"],
-                             "anonymous": v.anonymous and want["name"] is None, **_subpath(want)})
+                             "anonymous": v.anonymous and want["name"] is None, "mode": want["mode"],
+                             **_subpath(want)})
             # dockerd tells of every create, an existing volume's included.
             self._events.volume("create", v.name, driver=v.driver)
             mode = "ro" if want["read_only"] else "rw"

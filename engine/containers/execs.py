@@ -16,8 +16,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from engine.api.gofields import go_keys
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.state import Status
 from engine.containers.stdin import parse_detach_keys
@@ -41,12 +42,7 @@ class ExecConfig(BaseModel):
     WorkingDir: str | None = None
     User: str | None = None
     Privileged: bool | None = None
-    Cmd: list[str] | None = None
-
-    @field_validator("Cmd", mode="before")
-    @classmethod
-    def _strslice(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+    Cmd: list[str] | None = None  # a plain array: unlike a container's Cmd, dockerd takes no single string here
 
 
 class ExecStart(BaseModel):
@@ -61,22 +57,10 @@ def parse_model(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, dict):
         raise InvalidArgument("expected a JSON object")
     try:
-        return model.model_validate(_go_field_names(model, body))
+        return model.model_validate(go_keys(model, body))
     except ValidationError as e:
         err = e.errors()[0]
         raise InvalidArgument(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
-
-
-def _go_field_names(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
-    """Keys matched to fields as Go's JSON decoder does: case-insensitively, the last one winning.
-
-    docker-py sends `detachKeys`, for one.
-    """
-    fields = {name.lower(): name for name in model.model_fields}
-    out: dict[str, Any] = {}
-    for key, value in body.items():
-        out[key if key in model.model_fields else fields.get(key.lower(), key)] = value
-    return out
 
 
 @dataclass(eq=False)
@@ -135,7 +119,7 @@ class ExecService:
     def _running_container(self, ref: str) -> str:
         c = self._containers.get(ref)
         if c.state.status == Status.PAUSED:
-            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+            raise Conflict(f"Container {ref} is paused, unpause the container before exec")
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
         return c.id
@@ -175,6 +159,10 @@ class ExecService:
             raise NotFound(f"No such exec instance: {exec_id}")
         return e
 
+    def check_container(self, e: Exec) -> None:
+        """Conflict unless the exec's container can take it now (running, not paused)."""
+        self._running_container(e.container_id)
+
     async def prepare(self, e: Exec, *, attach: bool) -> Attachment | None:
         """Create the process, held back; with `attach`, connect to its stdio now."""
         if e.running:
@@ -188,7 +176,7 @@ class ExecService:
         except BaseException as err:
             # Started is for good (a second start is a 409, as in dockerd): the exec ends here, with the code
             # launch() would give it, rather than staying in ExecIDs never to run.
-            e.exit_code = start_failure_code(err.message if isinstance(err, rt.RuntimeError_) else "")
+            e.exit_code = start_failure_code(err.message if isinstance(err, rt.RuntimeError_) else "", otherwise=126)
             if e.prepared:
                 await self._discard(e)
             raise
@@ -208,7 +196,8 @@ class ExecService:
         try:
             state = await self._rt.start_exec(e.container_id, e.id)
         except rt.RuntimeError_ as err:
-            e.exit_code = start_failure_code(err.message)
+            # dockerd's code for an exec that could not start, unless it names a missing program (127).
+            e.exit_code = start_failure_code(err.message, otherwise=126)
             await self._discard(e)
             raise
         e.pid, e.running = state.pid, True

@@ -78,6 +78,11 @@ REFUSED: Mapping[str, str] = {
     "EndpointSettings.IPAMConfig.LinkLocalIPs": "--link-local-ip",
 }
 
+def struct_fields(section: str) -> frozenset[str]:
+    """The top-level field names of one section of the spec ("Config", "HostConfig", "EndpointSettings")."""
+    return frozenset(path.split(".")[1] for path in (*HONOURED, *REFUSED) if path.split(".")[0] == section)
+
+
 def is_unset(value: Any) -> bool:
     if isinstance(value, Mapping):
         return all(is_unset(v) for v in value.values())

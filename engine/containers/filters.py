@@ -6,7 +6,6 @@ caller, asked only when a filter needs them.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,13 +13,16 @@ from engine.containers.images import normalise
 from engine.containers.state import Status
 from engine.containers.store import Container
 from engine.containers.views import exposed_ports
+from engine.api.query import pattern_matches
 from engine.errors import InvalidArgument
 from engine.images.filters import parse_until
 from runtime import client as rt
 
 _STATUSES = {s.value for s in Status}
 _LIST_KEYS = {"id", "name", "label", "status", "ancestor", "exited", "before", "since", "network", "volume",
-              "health", "publish", "expose", "is-task"}
+              "health", "publish", "expose", "is-task", "isolation"}
+_HEALTH = {"starting", "healthy", "unhealthy", "none"}
+_BOOLS = {"true", "false", "1", "0"}
 _PRUNE_KEYS = {"label", "label!", "until"}
 
 
@@ -39,6 +41,15 @@ def select(containers: list[Container], f: dict[str, list[str]], lookup: Callabl
     for status in f.get("status", []):
         if status not in _STATUSES:
             raise InvalidArgument(f"invalid filter 'status={status}'")
+    for code in f.get("exited", []):
+        if not code.lstrip("-").isdigit():
+            raise InvalidArgument(f'strconv.Atoi: parsing "{code}": invalid syntax')
+    for health in f.get("health", []):
+        if health not in _HEALTH:
+            raise InvalidArgument(f"Unrecognised filter value for health: {health}")
+    for task in f.get("is-task", []):
+        if task.lower() not in _BOOLS:
+            raise InvalidArgument(f"invalid filter 'is-task={task}'")
     # Asking for a status, an exit code or a count implies stopped containers too.
     all_ = all_ or bool(f.get("status") or f.get("exited")) or limit > 0
     before = lookup(f["before"][0]).created if f.get("before") else None
@@ -67,6 +78,8 @@ def select(containers: list[Container], f: dict[str, list[str]], lookup: Callabl
                                                                 for p in published_of(c)]),
             not f.get("expose") or _ports_match(f["expose"], exposed_ports(c)),
             not f.get("is-task") or any(v.lower() in ("false", "0") for v in f["is-task"]),
+            # Linux containers have the default isolation, the only one there is.
+            not f.get("isolation") or "default" in f["isolation"],
         ]
         if all(checks):
             out.append(c)
@@ -113,10 +126,8 @@ def _ports_match(specs: list[str], ports: list[tuple[int, str]]) -> bool:
 
 
 def _name_matches(pattern: str, name: str) -> bool:
-    try:
-        return re.search(pattern, "/" + name) is not None
-    except re.error:
-        return pattern in name
+    """dockerd tries the name with its slash and without, so that `^web$` finds `web`."""
+    return pattern_matches(pattern, "/" + name) or pattern_matches(pattern, name)
 
 
 def _label_matches(spec: str, labels: dict[str, str]) -> bool:

@@ -50,6 +50,8 @@ class LinkEditor:
 
     async def remove(self, link: str) -> None:
         """`docker rm --link parent/alias`: the parent forgets the link; a running one's /etc/hosts follows."""
+        if "/" not in link.strip("/") and self._store.find(link) is None:
+            raise NotFound(f"No such container: {link}")  # dockerd looks the name up before reading it as a link
         parent_name, full = links.parent_of(link)
         parent = self._store.find(parent_name)
         kept = links.without(parent.host_config.get("Links") or [], full) if parent is not None else []

@@ -12,7 +12,7 @@ from engine.containers.live import Lives
 from engine.containers.resources import UpdateRequest, merged, runtime_resources
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
-from engine.errors import Conflict, InvalidArgument
+from engine.errors import Conflict, InvalidArgument, prefixed
 from engine.events import EventBus
 from runtime import client as rt
 
@@ -30,12 +30,16 @@ class Manager:
     async def rename(self, ref: str, new: str) -> None:
         if not new:
             raise InvalidArgument("Neither old nor new names may be empty")
-        bare = names.validate(new)
         c = self._store.get(ref)
-        if bare == c.name:
+        if new.removeprefix("/") == c.name:
             raise InvalidArgument("Renaming a container with the same name as its current name")
         old = c.name
-        await self._store.rename(c, bare)
+        try:
+            # dockerd names the new name with its slash here, and says what it was doing.
+            bare = names.validate("/" + new.removeprefix("/"))
+            await self._store.rename(c, bare)
+        except (InvalidArgument, Conflict) as e:
+            raise prefixed(e, "Error when allocating new name: ") from None
         await self._links.renamed(old, bare)
         self._events.container(c, "rename", oldName="/" + old)
 

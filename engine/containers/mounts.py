@@ -76,8 +76,16 @@ class Mount(BaseModel):
     VolumeOptions: VolumeOptionsModel | None = None
 
 
+def _host_bind(spec: str) -> bool:
+    """Whether a Binds entry binds a host path (`/src:/dst`), not a volume (`name:/dst`, or `/dst` alone)."""
+    return spec.startswith("/") and ":" in spec
+
+
 def _split_bind(spec: str) -> tuple[str, str, BindMode]:
+    """(source, destination, mode); a destination alone (`/data`) is an anonymous volume, its source ""."""
     parts = spec.split(":")
+    if len(parts) == 1 and parts[0].startswith("/"):
+        return "", parts[0], bindmodes.parse("")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume specification: '{spec}'")
     if not parts[1].startswith("/"):
@@ -151,7 +159,9 @@ def _mount(m: Mount, read_only: ReadOnly) -> tuple[dict[str, Any] | None, tuple[
         raise InvalidArgument('invalid mount config for type "": mount type unknown')
     _check_fields(m)
     if m.Type == "bind":
-        if not m.Source or not os.path.isabs(m.Source):
+        if not m.Source:
+            raise InvalidArgument('invalid mount config for type "bind": field Source must not be empty')
+        if not os.path.isabs(m.Source):
             raise InvalidArgument(f'invalid mount config for type "bind": invalid mount path: {m.Source!r}')
         bind = m.BindOptions or BindOptionsModel()
         if bind.Propagation and bind.Propagation not in PROPAGATIONS:
@@ -173,7 +183,9 @@ def _mount(m: Mount, read_only: ReadOnly) -> tuple[dict[str, Any] | None, tuple[
         return None, None  # volume_mounts() below
     if m.Type == "tmpfs":
         return None, (m.Target, ",".join(_tmpfs_options(m)))
-    raise InvalidArgument(f"mount type {m.Type!r} is not supported yet")
+    if m.Type in ("npipe", "cluster", "image"):
+        raise InvalidArgument(f"mount type {m.Type!r} is not supported by this engine")
+    raise InvalidArgument(f'invalid mount config for type "{m.Type}": mount type unknown')
 
 
 def _tmpfs_options(m: Mount) -> list[str]:
@@ -218,7 +230,7 @@ def host_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str],
                 read_only: ReadOnly) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The runtime's `mounts` (host paths) and `tmpfs` options; volumes are left to volume_mounts()."""
     _check_duplicates(binds, mounts, tmpfs)
-    out = [_bind(b, read_only) for b in binds if b.startswith("/")]
+    out = [_bind(b, read_only) for b in binds if _host_bind(b)]
     tmpfs = dict(tmpfs)
     for m in mounts:
         spec_mount, tmp = _mount(m, read_only)
@@ -257,7 +269,7 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
     volume from the image)}, and for --mount's also subpath, and labels, driver and options for a new volume."""
     out: list[dict[str, Any]] = []
     for b in binds:
-        if b.startswith("/"):
+        if _host_bind(b):
             continue
         name, dst, mode = _split_bind(b)
         if mode.propagation:
@@ -266,8 +278,9 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
         if mode.depth:
             raise InvalidArgument(f"mount mode \"{b.split(':')[2]}\" requires a bind mount: invalid volume "
                                   f"specification: '{b}'")
-        out.append({"name": name, "destination": posixpath.normpath(dst), "read_only": mode.read_only,
-                    "copy": not mode.nocopy})
+        # dockerd shows a local volume's mode as given, "z" when none was.
+        out.append({"name": name or None, "destination": posixpath.normpath(dst), "read_only": mode.read_only,
+                    "copy": not mode.nocopy, "mode": b.split(":")[2] if b.count(":") == 2 else "z"})
     for m in mounts:
         if m.Type != "volume":
             continue
@@ -286,7 +299,7 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
         out.append({"name": m.Source or None, "destination": posixpath.normpath(m.Target),
                     "read_only": bool(m.ReadOnly), "copy": not given.NoCopy and not given.Subpath,
                     "subpath": given.Subpath or None, "labels": given.Labels or {}, "driver": driver.Name or "local",
-                    "options": driver.Options or {}})
+                    "options": driver.Options or {}, "mode": "z"})
     taken = explicit_destinations(binds, mounts, tmpfs) | inherited
     for dst in volumes + image_volumes:
         if not posixpath.isabs(dst):
@@ -294,7 +307,7 @@ def volume_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str], 
         dst = posixpath.normpath(dst)
         if dst not in taken:
             taken.add(dst)
-            out.append({"name": None, "destination": dst, "read_only": False, "copy": True})
+            out.append({"name": None, "destination": dst, "read_only": False, "copy": True, "mode": ""})
     return out
 
 
@@ -303,15 +316,16 @@ def inspect_mounts(host_config: dict[str, Any], volumes: list[dict[str, Any]],
     """A container's bind mounts and volumes (`binds_from`: the binds --volumes-from copied), in inspect's
     Mounts shape."""
     out = [{"Type": "volume", "Name": v["name"], "Source": mountpoint(v["name"]), "Destination": v["destination"],
-            "Driver": "local", "Mode": "ro" if v["read_only"] else "z", "RW": not v["read_only"],
+            "Driver": "local", "Mode": v.get("mode", "ro" if v["read_only"] else "z"), "RW": not v["read_only"],
             "Propagation": ""} for v in volumes]
     for b in host_config.get("Binds") or []:
-        if not b.startswith("/"):
-            continue  # a named volume: listed above
+        if not _host_bind(b):
+            continue  # a volume: listed above
         parts = b.split(":")
         mode = parts[2] if len(parts) == 3 else ""
         out.append({"Type": "bind", "Source": parts[0], "Destination": posixpath.normpath(parts[1]), "Mode": mode,
-                    "RW": not bindmodes.is_read_only(mode), "Propagation": "rprivate"})
+                    "RW": not bindmodes.is_read_only(mode), "Propagation": bindmodes.parse(mode).propagation
+                    or "rprivate"})
     for m in host_config.get("Mounts") or []:
         if m.get("Type") == "bind":
             propagation = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"

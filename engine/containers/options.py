@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engine.api.gofields import Extras, go_keys
 from engine.containers import hostchecks
-from engine.containers.fields import refuse_unsupported
+from engine.containers.fields import refuse_unsupported, struct_fields
 from engine.containers.gotypes import unmarshal_error
 from engine.containers.images import Image
 from engine.containers.mounts import ReadOnly, host_mounts
@@ -28,12 +29,16 @@ DEFAULT_MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys
                         "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
                         "/sys/devices/virtual/powercap"]
 DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+# The fields of dockerd's structs the models keep as extras (refused ones), matched as Go matches keys too.
+_EXTRAS: Extras = {CreateRequest: struct_fields("Config"), ContainerConfig: struct_fields("Config"),
+           HostConfigModel: struct_fields("HostConfig")}
 
 
 def parse(body: Any, api: tuple[int, int] | None = None) -> CreateRequest:
     """A create body as a client speaking `api` (None: the newest) means it."""
     if not isinstance(body, dict):
         raise InvalidArgument("invalid container config: expected a JSON object")
+    body = go_keys(CreateRequest, body, _EXTRAS)
     try:
         req = CreateRequest.model_validate(body)
     except ValidationError as e:
@@ -60,6 +65,7 @@ def commit_config(body: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(body, dict):
         raise InvalidArgument("the commit body must be a container config object")
+    body = go_keys(ContainerConfig, body, _EXTRAS)
     try:
         config = ContainerConfig.model_validate(body)
     except ValidationError as e:
@@ -76,11 +82,6 @@ def _merge_env(base: list[str], given: list[str]) -> list[str]:
     image's KEY), then the image's for keys the request does not name."""
     named = {_env_key(e) for e in given}
     return [*given, *(e for e in base if _env_key(e) not in named)]
-
-
-def process_env(config_env: list[str]) -> list[str]:
-    """The process's environment: a bare `KEY` of Config.Env is an unset variable, not one to pass on."""
-    return [e for e in config_env if "=" in e]
 
 
 def _system_paths(given: list[str] | None, default: list[str], privileged: bool) -> list[str] | None:
@@ -251,4 +252,30 @@ def inspect_host_config(req: CreateRequest, features: Mapping[str, Any]) -> dict
     hc["IpcMode"] = hc.get("IpcMode") or "private"
     hc["MaskedPaths"] = _system_paths(req.HostConfig.MaskedPaths, DEFAULT_MASKED_PATHS, privileged)
     hc["ReadonlyPaths"] = _system_paths(req.HostConfig.ReadonlyPaths, DEFAULT_READONLY_PATHS, privileged)
+    # dockerd keeps "no limit" and "the kernel's" as null, whatever the client spelled them with.
+    if (hc.get("PidsLimit") or 0) <= 0:
+        hc["PidsLimit"] = None
+    if hc.get("MemorySwappiness") == -1:
+        hc["MemorySwappiness"] = None
+    for key in _OMIT_EMPTY:
+        if hc.get(key) is None:
+            hc.pop(key, None)
+    if hc.get("Mounts"):
+        hc["Mounts"] = [_omit_empty(m, keep=("Target",)) for m in hc["Mounts"]]
     return hc
+
+
+# HostConfig's `omitempty` fields (Go leaves them out of inspect when unset), and a Mount's.
+_OMIT_EMPTY = ("Init", "Mounts", "Sysctls", "Tmpfs", "StorageOpt", "Annotations")
+
+
+def _omit_empty(value: Any, keep: tuple[str, ...] = ()) -> Any:
+    """An object of Go `omitempty` fields as Go writes it: without its zero values, at any depth."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        item = _omit_empty(item)
+        if key in keep or item not in (None, "", 0, False, {}, []):
+            out[key] = item
+    return out

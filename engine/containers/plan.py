@@ -21,7 +21,6 @@ from engine.containers.options import (
     hostname_for,
     inspect_config,
     inspect_host_config,
-    process_env,
     runtime_options,
 )
 from engine.containers.request import CreateRequest, RestartPolicyModel
@@ -61,7 +60,7 @@ def network_choice(req: CreateRequest) -> NetworkChoice:
     if endpoints is not None and not isinstance(endpoints, dict):
         raise InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
     joins = mode.split(":", 1)[1] if mode.startswith("container:") else None
-    _check_etc_options(req, mode, joins is not None)
+    _check_etc_options(req, joins is not None)
     if joins is not None or mode in ("host", "none"):
         _check_endpointless(req, mode, joins is not None, endpoints or {})
     endpoints = _with_container_mac(req, mode, endpoints)
@@ -125,18 +124,15 @@ def published_port_warnings(req: CreateRequest, mode: str) -> list[str]:
     return []
 
 
-def _check_etc_options(req: CreateRequest, mode: str, joins: bool) -> None:
-    """DNS options and extra hosts go into the container's own resolv.conf and hosts, which a container on a
-    bridge network or the host's has here."""
+def _check_etc_options(req: CreateRequest, joins: bool) -> None:
+    """DNS options and extra hosts go into the container's own resolv.conf and hosts, which one that joins
+    another's network does not have."""
     hc = req.HostConfig
     dns = next((f for f in ("Dns", "DnsSearch", "DnsOptions") if getattr(hc, f)), None)
     if joins and dns:
         raise InvalidArgument("conflicting options: dns and the network mode")
     if joins and hc.ExtraHosts:
         raise InvalidArgument("conflicting options: custom host-to-IP mapping and the network mode")
-    field = dns or ("ExtraHosts" if hc.ExtraHosts else None)
-    if field and mode == "none":
-        raise InvalidArgument(f"{field} is not supported by this engine with network mode {mode}")
 
 
 # dockerd's floor for the healthcheck's durations (container.MinimumDuration), in nanoseconds.
@@ -196,7 +192,7 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     options = runtime_options(req, hostname, features)
     options["ipc_mode"] = runtime_ipc_mode(ipc)
     # The process is Docker's merge of request and image, made here; the runtime takes it as given.
-    options.update(args=argv, env=process_env(config["Env"]), cwd=config["WorkingDir"] or None,
+    options.update(args=argv, env=config["Env"], cwd=config["WorkingDir"] or None,
                    user=config["User"] or None)
     network = network_choice(req)
     return CreatePlan(hostname=hostname, config=config, host_config=host_config, path=argv[0] if argv else "",

@@ -100,6 +100,10 @@ class RunControl:
         if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
             await self._networks.host_etc(c.id, EtcConfig.of(c.id, c.config, c.host_config))
         try:
+            if c.unplanned_network is not None:
+                await self._networks.plan(c.id, c.host_config.get("NetworkMode") or "", c.unplanned_network or None)
+                c.unplanned_network = None
+                await self._store.save(c)
             binary = self._runtimes.binary(c.host_config.get("Runtime"))
             await propagation.check_host(c.host_config)
             await self._pins.prepare(c)
@@ -380,6 +384,9 @@ class RunControl:
         async with live.lock:
             c = self._lives.current(ref, c.id)
             if c.state.running:
+                if not force and c.state.status == Status.PAUSED:
+                    raise Conflict(f"You cannot remove a paused container {c.id}. Unpause and then stop the container "
+                                   "before attempting removal or force remove")
                 if not force:
                     raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
                                    "attempting removal or force remove")

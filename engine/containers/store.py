@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from engine.containers.health import Health
 from engine.containers.state import State
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, InvalidArgument, NotFound
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -58,6 +58,8 @@ class Container(BaseModel):
     # Host binds copied by --volumes-from: {source, destination, read_only, propagation}.
     binds_from: list[dict[str, Any]] = Field(default_factory=list)
     health: Health | None = None  # State.Health, for containers with a healthcheck
+    # The EndpointsConfig of a create whose network did not exist yet: dockerd looks for it at start.
+    unplanned_network: dict[str, Any] | None = None
 
 
 def name_conflict(name: str, holder: str) -> Conflict:
@@ -98,7 +100,8 @@ class ContainerStore:
             return None
         matches = [c for i, c in self._by_id.items() if i.startswith(ref)]
         if len(matches) > 1:
-            raise NotFound(f"No such container: {ref} (the id prefix is ambiguous)")
+            # Not a 404: a client would read "absent" where several containers answer to it.
+            raise InvalidArgument(f"Multiple IDs found with provided prefix: {ref}")
         return matches[0] if matches else None
 
     def all(self) -> list[Container]:

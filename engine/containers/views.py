@@ -82,10 +82,12 @@ def summary(c: Container, *, networks: dict[str, Any], published: list[dict[str,
         "Names": ["/" + c.name],
         "Image": c.image,
         "ImageID": c.image_id,
-        "Command": " ".join([c.path, *c.args]),
+        # dockerd quotes each argument holding a space, so that the command reads as typed.
+        "Command": " ".join([c.path, *(f"'{a}'" if " " in a else a for a in c.args)]),
         "Created": int(c.created),
+        # A container that is not running has no ports to show, exposed or published, as in dockerd.
         "Ports": published + [{"PrivatePort": port, "Type": proto} for port, proto in exposed_ports(c)
-                              if f"{port}/{proto}" not in bound],
+                              if f"{port}/{proto}" not in bound] if c.state.running else [],
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status.value,
         "Status": c.state.text() + _health_suffix(c),

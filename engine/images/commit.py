@@ -22,6 +22,7 @@ from engine.errors import NotFound
 from runtime.client import NotFound as RuntimeNotFound
 from runtime.client.diff import DiffAPI
 from runtime.client.records import Container as RuntimeContainer
+from runtime.client.reference import familiar
 
 
 class CommitRuntime(DiffAPI, Protocol):
@@ -41,7 +42,9 @@ class Committer:
 
     async def commit(self, c: Container, options: CommitOptions) -> str:
         """The new image's ID."""
-        config = merge(apply_changes(dict(options.config or {}), list(options.changes)), c.config)
+        # Without a config in the request, dockerd starts from the container's own, hostname and all.
+        base = options.config if options.config is not None else c.config
+        config = merge(apply_changes(dict(base), list(options.changes)), c.config)
         try:
             parent = (await self.images.get(c.image_id)).image
         except NotFound:
@@ -57,7 +60,8 @@ class Committer:
                                comment=options.comment, container=c.id, container_config=c.config)
             written = await self.writer.write(parent, doc, layer, lease=lease, snapshotter=snapshotter)
             name = await self.writer.name(written, options.repo, options.tag) if options.repo else ""
-        self.events.container(c, "commit", comment=options.comment, imageID=written.id, imageRef=name)
+        self.events.container(c, "commit", comment=options.comment, imageID=written.id,
+                              imageRef=familiar(name) if name else "")
         return written.id
 
     @contextlib.asynccontextmanager

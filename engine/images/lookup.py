@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from engine.errors import InvalidArgument as EngineInvalidArgument
 from engine.errors import NotFound
 from engine.images.model import LocalImage, Record
 from runtime.client import InvalidArgument
@@ -28,6 +29,10 @@ class NoSuchImage(NotFound):
     def __init__(self, term: str) -> None:
         super().__init__(f"No such image: {display_name(term)}")
         self.term = term
+
+
+class BadReference(EngineInvalidArgument):
+    """A term that is neither a reference nor an image ID."""
 
 
 def display_name(term: str) -> str:
@@ -63,15 +68,18 @@ def find(images: list[LocalImage], term: str) -> Match:
             if image.id == "sha256:" + full.group(1):
                 return Match(image, None)
         raise NoSuchImage(term)
+    prefix = _ID_PREFIX.fullmatch(term)
     try:
         ref: Reference | None = parse(term)
-    except InvalidArgument:
+    except InvalidArgument as e:
+        if not prefix:
+            # Not a name nor an ID: dockerd's 400, so that no client takes it for an image to pull.
+            raise BadReference(e.message) from None
         ref = None
     if ref is not None:
         found = _by_reference(images, ref)
         if found is not None:
             return found
-    prefix = _ID_PREFIX.fullmatch(term)
     if prefix:
         hits = [image for image in images if image.id.removeprefix("sha256:").startswith(prefix.group(1))]
         if len(hits) == 1:

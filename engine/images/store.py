@@ -194,7 +194,11 @@ class ImageService:
         source = find(images, term)
         if "@" in repo or tag.startswith("sha256:"):
             raise InvalidArgument("refusing to create a tag with a digest reference")
-        name = str(parse(f"{repo}:{tag}" if tag else repo))
+        ref = parse(f"{repo}:{tag}" if tag else repo)
+        name = str(ref)
+        if ref.familiar_name == "sha256":
+            # `sha256:<hex>` names the image by ID: a repository of that name could never be told from it.
+            raise InvalidArgument("refusing to create an ambiguous tag using digest algorithm as name")
         previous = next((image for image in images for r in image.records if r.name == name), None)
         await self.runtime.put_image(name, source.source.target, {TAGGED_LABEL: "true"})
         self._event("tag", source.image, familiar(name))
@@ -283,8 +287,9 @@ class ImageService:
         return True
 
     def _event(self, action: str, image: LocalImage, name: str | None = None) -> None:
-        # Docker names an image by its ID in untag and delete events, by the new name in tag events.
-        self.events.image(action, image.id, name or image.id, image.labels)
+        # Docker names an image by its ID in untag and delete events, by the new name in tag events; a deleted
+        # image's labels are gone with it.
+        self.events.image(action, image.id, name or image.id, {} if action == "delete" else image.labels)
 
     async def prune(self, select: Callable[[LocalImage], bool]) -> dict[str, Any]:
         """Delete every image `select` picks that no container uses; report what went and the bytes freed."""

@@ -30,7 +30,7 @@ def image_config(doc: dict[str, Any] | None) -> dict[str, Any]:
 
 def summary(image: LocalImage, names: list[Record]) -> dict[str, Any]:
     return {
-        "Containers": -1, "Created": image.created, "Id": image.id, "Labels": image.labels, "ParentId": "",
+        "Containers": -1, "Created": image.created, "Id": image.id, "Labels": image.labels or None, "ParentId": "",
         "RepoDigests": repo_digests(names), "RepoTags": repo_tags(names), "SharedSize": -1, "Size": image.size,
     }
 

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote_plus
 
 from engine import memory
 from engine.errors import InvalidArgument, NotImplemented_
@@ -79,6 +80,12 @@ class ContainerLogs:
 
     def readable(self, c: LoggedContainer) -> bool:
         return self.settings_of(c).readable
+
+    def details(self, c: LoggedContainer) -> bytes:
+        """What `docker logs --details` puts before each line: the log's attributes, `k=v` sorted and query-escaped,
+        joined by commas, then a space (a space alone without any)."""
+        attrs = _attrs(c, self.settings_of(c).options)
+        return ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in sorted(attrs.items())).encode() + b" "
 
     def _format(self, c: LoggedContainer, s: LogSettings) -> Format | None:
         if s.driver == settings.JSON_FILE:

@@ -59,7 +59,10 @@ def split_extra_host(entry: str) -> tuple[str, str]:
 
 def hosts(etc: EtcConfig, addresses: list[str], host_gateway: str | None) -> str:
     """Docker's order: the fixed entries, the extra hosts, the links, then the container's own addresses."""
-    names = f"{etc.hostname}.{etc.domainname} {etc.hostname}" if etc.domainname else etc.hostname
+    # The full name, then the short one (`h1.example.org h1`), as libnetwork writes them.
+    fqdn = f"{etc.hostname}.{etc.domainname}" if etc.domainname else etc.hostname
+    short = etc.hostname.split(".", 1)[0]
+    names = fqdn if short == fqdn else f"{fqdn} {short}"
     extra = "".join(f"{host_gateway if ip == HOST_GATEWAY else ip}\t{name}\n" for name, ip in etc.extra_hosts
                     if ip != HOST_GATEWAY or host_gateway)
     extra += "".join(f"{ip}\t{linked}\n" for linked, ip in etc.links)
@@ -100,6 +103,10 @@ def resolv_conf(etc: EtcConfig, network_resolvers: list[str], host_file: Path = 
         search = [] if list(etc.dns_search) == ["."] else ["search " + " ".join(etc.dns_search)]
     if etc.dns_options:
         options = ["options " + " ".join(etc.dns_options)]
+    elif network_resolvers and not any("ndots:" in line for line in options):
+        # As dockerd's embedded DNS: a name with a dot goes to the network's resolver as it is, not with each
+        # search domain first.
+        options = [*options, "options ndots:0"]
     return "".join(f"nameserver {s}\n" for s in chosen) + "".join(f"{line}\n" for line in search + options)
 
 
@@ -108,6 +115,12 @@ def _loopback(address: str) -> bool:
         return ipaddress.ip_address(address.split("%")[0]).is_loopback
     except ValueError:
         return False
+
+
+def mounts(base: Path) -> list[dict[str, Any]]:
+    """The bind mounts of the files under `base` over the image's /etc/hosts and /etc/resolv.conf."""
+    return [{"type": "bind", "source": str(base / name), "destination": f"/etc/{name}", "options": ["rbind", "rw"]}
+            for name in ("hosts", "resolv.conf")]
 
 
 def touch(base: Path) -> None:
@@ -125,6 +138,15 @@ def remove(base: Path) -> None:
             os.unlink(base / name)
     with contextlib.suppress(OSError):
         os.rmdir(base)
+
+
+def write_isolated(base: Path, etc: EtcConfig | None = None, host_gateway: str | None = None) -> None:
+    """A container with no network's hosts and resolv.conf under `base`: Docker's fixed entries and extra hosts (its
+    own name has no address to go with), and the resolvers any container gets."""
+    etc = etc or EtcConfig(hostname="")
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (base / "hosts").write_text(hosts(replace(etc, links=()), [], host_gateway))
+    (base / "resolv.conf").write_text(resolv_conf(etc, []))
 
 
 def copy_from_host(base: Path, etc: EtcConfig | None = None, host_gateway: str | None = None) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import Internal, Unavailable
-from engine.networks import bridge_anchor
+from engine.networks import bridge_anchor, driver_options
 from engine.networks.driver import Attachment, Interface
 from engine.networks.model import Network
 
@@ -67,7 +67,7 @@ class NetavarkDriver:
                             for subnet, gateway in ((net.subnet, net.gateway), (net.subnet6, net.gateway6)) if subnet],
                 "ipv6_enabled": net.ipv6, "internal": net.internal, "dns_enabled": net.dns,
                 "ipam_options": {"driver": "host-local"},
-                "options": {k: v for k, v in net.options.items() if k in ("mtu",)},
+                "options": driver_options.netavark(net.options),
             }
         mappings = [{"host_ip": p.host_ip, "container_port": p.container_port, "host_port": p.host_port,
                      "range": p.count, "protocol": p.protocol} for p in a.ports]

@@ -162,6 +162,10 @@ def _free_on_host(proto: str, ip: str, port: int) -> bool:
         try:
             s.bind((ip or "0.0.0.0", port))
         except OSError as e:
+            if e.errno == errno.EADDRNOTAVAIL:
+                # No address of this host: nothing could ever reach the port there.
+                raise InvalidArgument(f"Error starting userland proxy: listen {proto}4 {ip}:{port}: bind: "
+                                      "cannot assign requested address") from None
             return e.errno not in (errno.EADDRINUSE, errno.EACCES)
     return True
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from engine.events import EventBus
-from engine.networks import endpointcfg, etcfiles, ipam, keepalive, port_owner, views
+from engine.networks import driver_options, endpointcfg, etcfiles, ipam, keepalive, port_owner, views
 from engine.networks.driver import Attachment, NetworkDriver
 from engine.networks.etcfiles import EtcConfig
 from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
@@ -33,7 +33,6 @@ from engine.networks.store import NetworkStore
 log = logging.getLogger("engine.networks")
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 
 
 class NetworkService:
@@ -68,7 +67,7 @@ class NetworkService:
                 gateway=gateway, interface=self._bridge_interface, dns=False,
                 options={"com.docker.network.bridge.default_bridge": "true",
                          "com.docker.network.bridge.enable_ip_masquerade": "true",
-                         _BRIDGE_NAME_OPT: self._bridge_interface}))
+                         driver_options.BRIDGE_NAME: self._bridge_interface}))
         for name, driver in ((HOST, "host"), (NONE, "null")):
             if self.store.by_name(name) is None:
                 await self.store.save(Network(id=secrets.token_hex(32), name=name, driver=driver, created=time.time()))
@@ -113,7 +112,8 @@ class NetworkService:
         if not _NAME.match(name or ""):
             raise InvalidArgument(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if driver not in ("bridge", ""):
-            raise NotFound(f'plugin "{driver}" not found')
+            raise (Forbidden(f'only one instance of "{driver}" network is allowed') if driver in ("host", "null")
+                   else NotFound(f'plugin "{driver}" not found'))
         async with self._lock:
             if name in BUILTIN:
                 raise Forbidden(f"{name} is a pre-defined network and cannot be created")
@@ -126,8 +126,8 @@ class NetworkService:
                                 lambda: ipam.pick_subnet6([s for _, s in others], str(self.files_root))) \
                 if ipv6 else None
             nid = secrets.token_hex(32)
-            opts = dict(options or {})
-            interface = opts.get(_BRIDGE_NAME_OPT) or f"pe-{nid[:12]}"
+            driver_options.check(opts := dict(options or {}))
+            interface = opts.get(driver_options.BRIDGE_NAME) or f"pe-{nid[:12]}"
             if len(interface) > 15:
                 raise InvalidArgument(f"bridge name {interface!r} is longer than 15 characters")
             n = Network(id=nid, name=name, driver="bridge", created=time.time(), subnet=str(v4.subnet),
@@ -243,7 +243,7 @@ class NetworkService:
         # The NetworkMode decides, not the endpoints: compose disconnects and reconnects to set aliases.
         n = self.store.get(ref)
         if n.driver != "bridge":
-            raise Forbidden(f"container cannot be connected to network {n.name}: only bridge networks can be connected to")
+            raise Forbidden(f"container cannot be disconnected from {n.name} network or connected to {n.name} network")
         if mode in ("host", "none") or mode.startswith("container:"):
             raise Forbidden("container cannot be connected to other networks: its network mode is not bridge")
         async with self._lock:
@@ -300,9 +300,7 @@ class NetworkService:
 
     def etc_mounts(self, cid: str) -> builtins.list[dict[str, Any]]:
         """The runtime mounts these over the image's files; start() writes them before the task exists."""
-        base = self.files_root / cid
-        return [{"type": "bind", "source": str(base / name), "destination": f"/etc/{name}",
-                 "options": ["rbind", "rw"]} for name in ("hosts", "resolv.conf")]
+        return etcfiles.mounts(self.files_root / cid)
 
     def _announce(self, action: str, n: Network, cid: str) -> None:
         # dockerd tells of a container joining or leaving a network only while it runs (start, stop, connect).
@@ -318,12 +316,13 @@ class NetworkService:
         """Whether NetworkMode `mode` is the host's network (by name or id)."""
         return (n := self._endpointless(mode)) is not None and n.driver == "host"
 
-    async def host_etc(self, cid: str, etc: EtcConfig | None = None) -> builtins.list[dict[str, Any]]:
+    async def host_etc(self, cid: str, etc: EtcConfig | None = None, host: bool = True) -> builtins.list[dict[str, Any]]:
         """For the host's network: /etc/hosts and resolv.conf copied from the host's at create and each start
         (with `etc`'s extra hosts and DNS options), as dockerd does (its loopback resolvers work there); the
-        copies are the container's to change."""
+        copies are the container's to change. Without `host` (network none): Docker's own files, with no address."""
         gateway = self.store.get(BRIDGE).gateway if etc and etc.extra_hosts else None
-        await asyncio.to_thread(etcfiles.copy_from_host, self.files_root / cid, etc, gateway)
+        write = etcfiles.copy_from_host if host else etcfiles.write_isolated
+        await asyncio.to_thread(write, self.files_root / cid, etc, gateway)
         return self.etc_mounts(cid)
 
     async def start(self, cid: str, *, etc: EtcConfig, exposed: Iterable[str],
@@ -342,7 +341,8 @@ class NetworkService:
             if (builtin := self._endpointless(mode)) is not None:
                 self._announce("connect", builtin, cid)
             return
-        wanted = requested(exposed, port_bindings, publish_all)
+        wanted = driver_options.bind_default(requested(exposed, port_bindings, publish_all),
+                                             self.store.get(endpoints[0].network_id).options)
         async with self._lock:
             await self._stop_locked(cid)
             # Ports first: a port conflict is refused before anything exists.
@@ -472,7 +472,7 @@ class NetworkService:
         default = nets.get(BRIDGE) or {}
         return {
             "Bridge": "", "SandboxID": cid if sb else "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0, "Ports": docker_ports(sb.ports if sb else [], exposed),
+            "LinkLocalIPv6PrefixLen": 0, "Ports": docker_ports(sb.ports, exposed) if sb else {},
             "SandboxKey": sb.netns if sb else "", "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
             "EndpointID": default.get("EndpointID", ""), "Gateway": default.get("Gateway", ""),
             "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": default.get("IPAddress", ""),

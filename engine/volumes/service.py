@@ -46,6 +46,17 @@ def check_name(name: str) -> None:
                               "directory, use absolute path")
 
 
+def _check_local_options(name: str, options: dict[str, str]) -> None:
+    """The local driver's checks, in dockerd's words: known keys only, and a mount needs its type and device."""
+    unknown = sorted(set(options) - _LOCAL_OPTIONS)
+    if unknown:
+        raise InvalidArgument(f'create {name}: invalid option: "{unknown[0]}"')
+    if options:
+        for required in ("type", "device"):
+            if not options.get(required):
+                raise InvalidArgument(f'create {name}: missing required option: "{required}"')
+
+
 class VolumeService:
     def __init__(self, data_root: Path, users: Callable[[str], list[str]]) -> None:
         self.root = data_root / "volumes"
@@ -70,13 +81,11 @@ class VolumeService:
     async def create(self, name: str | None = None, *, driver: str = "local", options: dict[str, str] | None = None,
                      labels: dict[str, str] | None = None, anonymous: bool = False) -> Volume:
         """The volume `name` (made now if new; an existing one is returned as it is, as Docker does)."""
-        if driver not in ("local", ""):
-            raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
         name = name or secrets.token_hex(32)
+        if driver not in ("local", ""):
+            raise NotFound(f'create {name}: error looking up volume plugin {driver}: plugin "{driver}" not found')
         check_name(name)
-        unknown = set(options or {}) - _LOCAL_OPTIONS
-        if unknown:
-            raise InvalidArgument(f"invalid option key: {sorted(unknown)[0]!r}")
+        _check_local_options(name, options or {})
         # They become mount(8) arguments at first use, where a NUL byte cannot go.
         for key, value in (options or {}).items():
             if "\x00" in value:

@@ -36,6 +36,7 @@ from runtime.tasks.exec_diagnosis import diagnose
 from runtime.tasks.exit_watcher import POLL, ExitWatcher
 from runtime.tasks.shim import ProcessIO, RuntimeBinary, Shim, runtime_binary
 from runtime.tasks.spec_options import ResourceOptions
+from runtime.tasks.spec_process import merge_env
 from runtime.tasks.spec_resources import linux_resources
 from runtime.tasks.spec_security import host_capabilities
 from runtime.tasks.state import ExecState, ProcessState, Status, TaskState
@@ -357,10 +358,7 @@ class TaskService:
         process = dict(base)
         process["args"] = req.args
         process["terminal"] = req.terminal
-        env = {kv.split("=", 1)[0]: kv for kv in process.get("env", [])}
-        for kv in req.env:
-            env[kv.split("=", 1)[0]] = kv
-        process["env"] = list(env.values())
+        process["env"] = merge_env(process.get("env", []), req.env)
         if req.cwd:
             process["cwd"] = req.cwd
         if req.user is not None:

@@ -37,7 +37,7 @@ def command(opts: SpecOptions) -> list[str]:
     return list(opts.args)
 
 
-def _merge_env(base: list[str], overrides: list[str]) -> list[str]:
+def merge_env(base: list[str], overrides: list[str]) -> list[str]:
     """Later values replace earlier ones by key, keeping first positions; a bare KEY unsets."""
     out: dict[str, str | None] = {}
     for item in base:
@@ -59,7 +59,7 @@ def environment(opts: SpecOptions, hostname: str, home: str) -> list[str]:
     base = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"]
     if opts.tty:
         base.append("TERM=xterm")
-    env = _merge_env(base, opts.env)
+    env = merge_env(base, opts.env)
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home}")
     return env

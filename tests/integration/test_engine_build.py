@@ -78,7 +78,9 @@ def test_cli_three_stage_build_runs_and_rebuilds_from_cache(engine, tmp_path):
     assert inspect["Config"]["Healthcheck"]["Interval"] == 30_000_000_000
     again = ok(engine, "build", "-t", "three:v1", "--build-arg", "GREETING=hi", ".", cwd=ctx)
     steps = [line for line in again.splitlines() if line.startswith("Step ")]
-    assert again.count("Using cache") == len(steps) - 3, again  # every step but the three FROMs
+    # As the classic builder: the ARG before the first FROM is a step of its own.
+    assert steps[0] == f"Step 1/{len(steps)} : ARG BASE=busybox", again
+    assert again.count("Using cache") == len(steps) - 4, again  # every step but that ARG and the three FROMs
     assert "Running in" not in again
 
 
@@ -159,6 +161,9 @@ def test_commit_with_changes_and_import(engine, tmp_path):
     assert image_id.startswith("sha256:")
     assert ok(engine, "run", "--rm", "committed:v1") == "made\n"
     assert "COMMITTED=yes" in ok(engine, "run", "--rm", "committed:v1", "env")
+    # As dockerd: the changes apply over the container's own config (PATH stays first).
+    env = json.loads(ok(engine, "image", "inspect", "-f", "{{json .Config.Env}}", "committed:v1"))
+    assert env[0].startswith("PATH=") and env[-1] == "COMMITTED=yes", env
     rootfs = tmp_path / "rootfs.tar"
     ok(engine, "export", "-o", str(rootfs), "src")
     imported = ok(engine, "import", "--change", "CMD [\"/bin/cat\", \"/made\"]", str(rootfs), "imported:v1").strip()

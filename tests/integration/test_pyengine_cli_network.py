@@ -47,8 +47,8 @@ def inspect(engine: EngineDaemon, ref: str) -> dict:
 @needs_netavark
 def test_network_create_ls_inspect_rm(engine):
     nid = ok(engine, "network", "create", "--subnet", "10.241.0.0/24", "--gateway", "10.241.0.1", "--ip-range",
-             "10.241.0.128/25", "--internal", "--attachable", "--label", "a=1", "--label", "b", "-o", "x=y",
-             "clinet").strip()
+             "10.241.0.128/25", "--internal", "--attachable", "--label", "a=1", "--label", "b",
+             "-o", "com.docker.network.driver.mtu=1400", "clinet").strip()
     assert re.fullmatch(r"[0-9a-f]{64}", nid)
     table = ok(engine, "network", "ls").splitlines()
     assert re.split(r"\s{2,}", table[0]) == ["NETWORK ID", "NAME", "DRIVER", "SCOPE"]
@@ -66,7 +66,7 @@ def test_network_create_ls_inspect_rm(engine):
     assert doc["Id"] == nid and (doc["Internal"], doc["Attachable"]) == (True, True)
     assert doc["IPAM"]["Config"] == [{"Subnet": "10.241.0.0/24", "Gateway": "10.241.0.1",
                                       "IPRange": "10.241.0.128/25"}]
-    assert doc["Labels"] == {"a": "1", "b": ""} and doc["Options"] == {"x": "y"}
+    assert doc["Labels"] == {"a": "1", "b": ""} and doc["Options"] == {"com.docker.network.driver.mtu": "1400"}
     assert ok(engine, "network", "inspect", "-f", "{{.Name}} {{.Driver}}", "clinet", "bridge") == \
         "clinet bridge\nbridge bridge\n"
     assert ok(engine, "inspect", "--type", "network", "-f", "{{.Id}}", "clinet") == nid + "\n"

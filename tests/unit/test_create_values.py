@@ -39,9 +39,7 @@ def _plan(host_config: dict[str, Any] | None = None, **config: Any) -> Any:
     ({"SecurityOpt": ["bogus=1"]}, "invalid --security-opt 2"),
     ({"Dns": ["not-an-ip"]}, "invalid IP address in Dns"),
     ({"ExtraHosts": ["nohost"]}, "ExtraHosts"),
-    ({"NetworkMode": "none", "Dns": ["192.0.2.1"]}, "Dns is not supported by this engine with network mode none"),
     ({"NetworkMode": "container:x", "DnsSearch": ["a"]}, "conflicting options: dns and the network mode"),
-    ({"NetworkMode": "none", "ExtraHosts": ["a:192.0.2.1"]}, "ExtraHosts is not supported"),
 ])
 def test_dockerds_checks_on_values(host_config: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):

@@ -37,9 +37,9 @@ def test_shell_forms_and_entrypoint_clears_cmd() -> None:
 
 
 @pytest.mark.parametrize("change, message", [
-    ("RUN echo", "RUN is not a valid change command"),
+    ("RUN echo", "run is not a valid change command"),
     ("from busybox", "from is not a valid change command"),
-    ("FOO bar", "FOO is not a valid change command"),
+    ("FOO bar", "foo is not a valid change command"),
     ("EXPOSE 80/http", "Dockerfile parse error line 1: Invalid proto: http"),
     ("EXPOSE http", "Dockerfile parse error line 1: Invalid containerPort: http"),
     ("USER ${X:?need X}", 'Dockerfile parse error line 1: failed to process "${X:?need X}": X: need X'),

@@ -41,7 +41,6 @@ def _path(request: web.Request) -> str:
 async def _stream(request: web.Request, chunks: AsyncIterator[bytes],
                   headers: dict[str, str] | None = None) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers={"Content-Type": TAR, **(headers or {})})
-    resp.enable_chunked_encoding()
     await resp.prepare(request)
     try:
         async for chunk in chunks:

@@ -44,7 +44,6 @@ def register(r: Router, b: Backend) -> None:
         async with context:
             builder.plan(context, options)
             response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-            response.enable_chunked_encoding()
             await response.prepare(request)
             progress = BuildProgress(options.quiet)
 

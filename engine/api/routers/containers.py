@@ -20,7 +20,7 @@ from engine.containers import removed
 from engine.containers.options import parse
 from engine.containers.run import WaitCondition
 from engine.containers.state import rfc3339
-from engine.errors import InvalidArgument, NotFound, NotImplemented_
+from engine.errors import Conflict, InvalidArgument, NotFound, NotImplemented_, prefixed
 from engine.logs.reader import Query
 from engine.logs.retention import Removed, inspectable
 from engine.logs.service import LoggedContainer
@@ -67,6 +67,9 @@ def register(r: Router, b: Backend) -> None:
                 raise InvalidArgument("starting container with non-empty request body was deprecated since API v1.22 "
                                       "and removed in v1.24")
             raise InvalidArgument("a HostConfig given at start (API before 1.24) is not supported: give it at create")
+        if request.query.get("checkpoint") or request.query.get("checkpoint-dir"):
+            raise InvalidArgument("checkpoint is only supported in experimental mode" if not b.config.experimental
+                                  else "checkpoints are not supported by this engine")
         await b.run.start(request.match_info["id"])
         return empty()
 
@@ -79,7 +82,11 @@ def register(r: Router, b: Backend) -> None:
         return empty()
 
     async def kill(request: web.Request) -> web.Response:
-        await b.run.kill(request.match_info["id"], request.query.get("signal") or None)
+        ref = request.match_info["id"]
+        try:
+            await b.run.kill(ref, request.query.get("signal") or None)
+        except (NotFound, Conflict) as e:
+            raise prefixed(e, f"Cannot kill container: {ref}: ") from None
         return empty()
 
     async def pause(request: web.Request) -> web.Response:
@@ -141,9 +148,11 @@ def register(r: Router, b: Backend) -> None:
         if not any(wanted.values()):
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
         tail = q.get("tail", "all")
-        lines = None if tail in ("", "all") else integer(q, "tail")
+        # dockerd shows every line for a tail it cannot read as a number.
+        lines = int(tail) if tail.lstrip("-").isdigit() else None
         since, until_ = _unix_ns(q, "since"), _unix_ns(q, "until")
         timestamps, tty = boolean(q, "timestamps"), bool(c.config.get("Tty"))
+        details = b.logs.details(c) if boolean(q, "details") else b""
         if not b.logs.readable(c):
             raise NotImplemented_("configured logging driver does not support reading")
         query = Query(since=since, until=until_, tail=None if lines is None or lines < 0 else lines)
@@ -162,7 +171,9 @@ def register(r: Router, b: Backend) -> None:
                 out = []
                 for rec in batch:
                     if wanted[rec.stream]:
-                        data = _timestamp(rec.ts) + b" " + rec.data if timestamps else rec.data
+                        data = details + rec.data
+                        if timestamps:
+                            data = _timestamp(rec.ts) + b" " + data
                         out.append(data if tty else frame(STDOUT if rec.stream == "stdout" else STDERR, data))
                 if out:
                     await resp.write(b"".join(out))

@@ -8,12 +8,13 @@ from aiohttp import web
 
 from engine.api.app import Router
 from engine.api.bridge import Outcome, bridge
-from engine.api.hijack import hijack
+from engine.api.hijack import Hijacked, hijack
 from engine.api.resize import terminal_size
 from engine.api.responses import json_response, read_json
-from engine.api.streams import STDERR, frame
+from engine.api.streams import STDOUT, frame
 from engine.backend import Backend
 from engine.containers.execs import ExecConfig, ExecStart, parse_model
+from engine.errors import EngineError
 from runtime import client as rt
 
 log = logging.getLogger("engine.api.exec")
@@ -36,17 +37,24 @@ def register(r: Router, b: Backend) -> None:
         c = e.config
         # As dockerd: the start request's Tty decides the framing, the exec's own Tty the detach keys.
         framed = not body.Tty
-        # Prepared and attached before the 101: a refusal is still an ordinary JSON error.
-        att = await execs.prepare(e, attach=True)
+        # A container that cannot take an exec is an ordinary JSON error; what goes wrong with the exec itself
+        # (a second start, a user the image lacks, a missing program) comes after the 101, in the stream, on
+        # stdout, where dockerd writes it. The CLI then reads the exit code (126/127) from inspect.
+        execs.check_container(e)
+        try:
+            att = await execs.prepare(e, attach=True)
+        except (EngineError, rt.RuntimeError_) as err:
+            conn = await hijack(request, multiplexed=framed)
+            await _say(conn, err.message, framed)
+            return conn.response
         assert att is not None
         conn = await hijack(request, multiplexed=framed)
         try:
             await execs.launch(e)
         except rt.RuntimeError_ as err:
             att.close()
-            message = err.message.encode() + b"\r\n"
-            with contextlib.suppress(ConnectionError):
-                await conn.write(frame(STDERR, message) if framed else message)
+            # runc's refusal, in the words dockerd passes on from containerd.
+            await _say(conn, f"OCI runtime exec failed: {err.message}: unknown", framed)
             return conn.response
         # Past the 101 no error response can be sent: a failure just ends the stream.
         try:
@@ -76,3 +84,10 @@ def register(r: Router, b: Backend) -> None:
     r.add("POST", "/exec/{id}/start", start)
     r.add("POST", "/exec/{id}/resize", resize)
     r.add("GET", "/exec/{id}/json", inspect)
+
+
+async def _say(conn: Hijacked, text: str, framed: bool) -> None:
+    """An exec's failure told in its stream, on stdout as dockerd writes it."""
+    message = text.encode() + b"\r\n"
+    with contextlib.suppress(ConnectionError):
+        await conn.write(frame(STDOUT, message) if framed else message)

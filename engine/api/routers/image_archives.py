@@ -69,7 +69,6 @@ def register(r: Router, b: Backend) -> None:
                 pass
             messages = [{"errorDetail": {"message": e.message}, "error": e.message}]
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
         await response.prepare(request)
         for message in messages:
             await response.write(json_line(message))

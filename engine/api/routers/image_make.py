@@ -44,7 +44,6 @@ async def import_image(request: web.Request, b: Backend) -> web.StreamResponse:
                             message=q.get("message", ""), changes=tuple(q.getall("changes", [])),
                             platform=wanted.as_config() if wanted else None)
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-    response.enable_chunked_encoding()
     if source == "-":
         data: AsyncIterator[bytes] = request.content.iter_chunked(_CHUNK)
         image_id = await b.importer.get().import_image(data, options)

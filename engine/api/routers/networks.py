@@ -11,7 +11,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.api.app import Router
-from engine.api.query import filters
+from engine.api.gofields import go_keys
+from engine.api.query import filters, pattern_matches
 from engine.api.responses import empty, json_response, read_json
 from engine.backend import Backend
 from engine.containers.fields import REFUSED, is_unset, lookup
@@ -27,12 +28,14 @@ class IPAMConfigModel(BaseModel):
     Subnet: str | None = None
     IPRange: str | None = None
     Gateway: str | None = None
+    AuxiliaryAddresses: dict[str, str] | None = None  # refused (_refuse_unsupported), typed to be found
 
 
 class IPAMModel(BaseModel):
     model_config = _OPEN
     Driver: str | None = None
     Config: list[IPAMConfigModel] | None = None
+    Options: dict[str, str] | None = None  # refused, as above
 
 
 class ConfigReference(BaseModel):
@@ -90,7 +93,7 @@ def _model(model: type[BaseModel], body: Any, what: str) -> Any:
     if not isinstance(body, dict):
         raise InvalidArgument(f"invalid {what}: expected a JSON object")
     try:
-        return model.model_validate(body)
+        return model.model_validate(go_keys(model, body))
     except ValidationError as e:
         err = e.errors()[0]
         raise InvalidArgument(f"invalid {what}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
@@ -146,6 +149,8 @@ def register(r: Router, b: Backend) -> None:
 
     async def create(request: web.Request) -> web.Response:
         body = await read_json(request)
+        if isinstance(body, dict):
+            body = go_keys(NetworkCreate, body)
         req = _model(NetworkCreate, body, "network config")
         _refuse_unsupported(body)
         if req.EnableIPv4 is False:
@@ -166,6 +171,7 @@ def register(r: Router, b: Backend) -> None:
         unknown = set(f) - _FILTERS
         if unknown:
             raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+        _check_values(f)
         return json_response([svc.inspect(n) for n in svc.list() if _matches(n, f, svc.in_use(n))])
 
     async def inspect(request: web.Request) -> web.Response:
@@ -235,11 +241,22 @@ def _label(spec: str, labels: dict[str, str]) -> bool:
     return key in labels and (not eq or labels[key] == value)
 
 
+def _check_values(f: dict[str, list[str]]) -> None:
+    """dockerd's refusals of values no network could match."""
+    for v in f.get("type", []):
+        if v not in ("custom", "builtin"):
+            raise InvalidArgument(f"invalid filter: 'type'='{v}'")
+    for v in f.get("dangling", []):
+        if v.lower() not in ("1", "true", "0", "false"):
+            raise InvalidArgument(f"invalid value for filter 'dangling', must be \"true\" (or \"1\"), or \"false\" "
+                                  "(or \"0\")")
+
+
 def _matches(n: Network, f: dict[str, list[str]], in_use: bool) -> bool:
     checks: dict[str, Callable[[str], bool]] = {
         "driver": lambda v: n.driver == v,
         "id": lambda v: n.id.startswith(v),
-        "name": lambda v: v in n.name,
+        "name": lambda v: pattern_matches(v, n.name),
         "scope": lambda v: v == "local",
         "type": lambda v: v == ("builtin" if n.builtin else "custom"),
         "dangling": lambda v: (v.lower() in ("1", "true")) == (not in_use and not n.builtin),

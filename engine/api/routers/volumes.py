@@ -9,13 +9,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.api import versions
 from engine.api.app import Router
-from engine.api.query import boolean, filters
+from engine.api.gofields import go_keys
+from engine.api.query import boolean, filters, pattern_matches
 from engine.api.responses import empty, json_response, read_json
 from engine.backend import Backend
 from engine.errors import InvalidArgument, Unavailable
 from engine.volumes.model import Volume
 
-_FILTERS = {"dangling", "driver", "label", "name"}
+_FILTERS = {"dangling", "driver", "label", "label!", "name"}
 
 
 class VolumeCreate(BaseModel):
@@ -49,16 +50,22 @@ def register(r: Router, b: Backend) -> None:
         unknown = set(f) - _FILTERS
         if unknown:
             raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+        for x in f.get("dangling", []):
+            if x.lower() not in ("1", "true", "0", "false"):
+                raise InvalidArgument(f"invalid filter 'dangling={x}'")
 
         def matches(v: Volume) -> bool:
             checks: dict[str, Callable[[str], bool]] = {
                 "dangling": lambda x: (x.lower() in ("1", "true")) == (not svc.users(v.name)),
                 "driver": lambda x: v.driver == x,
-                "name": lambda x: x in v.name,
+                "name": lambda x: pattern_matches(x, v.name),
             }
             if not all(_label(spec, v.labels) for spec in f.get("label", [])):
                 return False
-            return all(any(checks[k](x) for x in vals) for k, vals in f.items() if vals and k != "label")
+            if any(_label(spec, v.labels) for spec in f.get("label!", [])):
+                return False
+            return all(any(checks[k](x) for x in vals) for k, vals in f.items()
+                       if vals and k not in ("label", "label!"))
         return matches
 
     async def create(request: web.Request) -> web.Response:
@@ -66,7 +73,7 @@ def register(r: Router, b: Backend) -> None:
         if not isinstance(body, dict):
             raise InvalidArgument("invalid volume config: expected a JSON object")
         try:
-            req = VolumeCreate.model_validate(body)
+            req = VolumeCreate.model_validate(go_keys(VolumeCreate, body))
         except ValidationError as e:
             err = e.errors()[0]
             raise InvalidArgument(f"invalid volume config: {'.'.join(str(p) for p in err['loc'])}: "

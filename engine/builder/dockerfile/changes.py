@@ -115,7 +115,7 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
     parsed = parse("\n".join(changes))
     for raw in parsed.instructions:
         if raw.keyword not in VALID_CHANGES:
-            raise DockerfileError(f"{raw.original.split(None, 1)[0]} is not a valid change command")
+            raise DockerfileError(f"{raw.original.split(None, 1)[0].lower()} is not a valid change command")
     built = [build_instruction(raw, parsed.escape) for raw in parsed.instructions]
     out = copy.deepcopy(config)
     cmd_set = False

@@ -1,0 +1,215 @@
+"""What a differential audit against dockerd 20.10 found different, each shown behaving as dockerd does.
+
+The docker CLI, the SDK and raw HTTP drive one engine; every case names what dockerd answers.
+"""
+from __future__ import annotations
+
+import json
+import socket
+
+import docker
+
+from tests.integration import test_engine_containers as containers
+from tests.integration.test_engine_containers import cli, curl, ok
+
+engine, no_leftovers = containers.engine, containers.no_leftovers
+
+
+def _raw(engine, request: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(engine.address)
+        s.sendall(request)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def test_http_1_0_clients_get_streams_ended_by_closing(engine) -> None:
+    # nginx speaks HTTP/1.0 to its upstream by default: no chunked encoding for it.
+    ok(engine, "run", "--name", "old", "busybox", "echo", "hello")
+    reply = _raw(engine, b"GET /containers/old/logs?stdout=1 HTTP/1.0\r\nHost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head
+    assert b"chunked" not in head.lower() and body.endswith(b"hello\n")
+
+
+def test_anchored_name_filters_and_quoted_commands_in_ps(engine) -> None:
+    ok(engine, "create", "--name", "web", "busybox", "sh", "-c", "exit 3")
+    ok(engine, "create", "--name", "web2", "busybox", "true")
+    assert ok(engine, "ps", "-a", "--format", "{{.Names}}", "--filter", "name=^web$").split() == ["web"]
+    assert ok(engine, "ps", "-a", "--no-trunc", "--format", "{{.Command}}", "--filter", "name=^web$").strip() == \
+        "\"sh -c 'exit 3'\""
+    assert ok(engine, "ps", "-a", "-q", "--filter", "isolation=default")
+    for bad, text in (("exited=abc", 'parsing "abc": invalid syntax'),
+                      ("health=bogus", "Unrecognised filter value for health: bogus")):
+        out = cli(engine, "ps", "-a", "--filter", bad)
+        assert out.returncode != 0 and text in out.stderr
+
+
+def test_bare_env_names_unset_variables_in_run_and_exec(engine) -> None:
+    env = {**engine.env()}
+    env.pop("HOSTNAME", None)
+    out = ok(engine, "run", "--rm", "--network", "none", "-e", "HOSTNAME", "busybox", "env")
+    assert "HOSTNAME=" not in out
+    ok(engine, "run", "-d", "--name", "e1", "busybox", "sleep", "60")
+    out = ok(engine, "exec", "-e", "HOSTNAME", "-e", "X=1", "e1", "env")
+    assert "HOSTNAME=" not in out and "X=1" in out
+
+
+def test_logs_details_and_an_unreadable_tail(engine) -> None:
+    ok(engine, "run", "--name", "lg", "--log-opt", "labels=a", "-l", "a=b c", "-e", "E=1", "--log-opt", "env=E",
+       "busybox", "echo", "x")
+    assert ok(engine, "logs", "--details", "lg") == "E=1,a=b+c x\n"
+    ok(engine, "run", "--name", "plain", "busybox", "echo", "y")
+    assert ok(engine, "logs", "--details", "plain") == " y\n"
+    assert ok(engine, "logs", "--tail", "abc", "plain") == "y\n"
+
+
+def test_exec_failures_are_told_in_the_stream_with_dockers_exit_codes(engine) -> None:
+    ok(engine, "run", "-d", "--name", "x1", "busybox", "sleep", "60")
+    out = cli(engine, "exec", "-u", "nosuch", "x1", "id")
+    assert out.returncode == 126 and "nosuch" in out.stdout, (out.returncode, out.stdout, out.stderr)
+    out = cli(engine, "exec", "x1", "nosuchcmd")
+    assert out.returncode == 127 and out.stdout.startswith("OCI runtime exec failed: ") and \
+        "executable file not found" in out.stdout, (out.stdout, out.stderr)
+    sdk = docker.DockerClient(base_url=engine.host)
+    exec_id = sdk.api.exec_create("x1", ["true"])["Id"]
+    sdk.api.exec_start(exec_id)
+    sdk.api.exec_start(exec_id)  # a second start: no exception, the refusal is in the stream, as with dockerd
+    status, _, _ = curl(engine, "POST", "/containers/x1/exec", json.dumps({"Cmd": "true"}))
+    assert status == 400  # a plain array only, unlike a container's Cmd
+
+
+def test_single_path_binds_are_anonymous_volumes_and_modes_show_in_inspect(engine, tmp_path) -> None:
+    sdk = docker.DockerClient(base_url=engine.host)
+    c = sdk.containers.create("busybox", "true", volumes=["/data"], network_mode="none")
+    mounts = c.attrs["Mounts"]
+    assert [(m["Type"], m["Destination"], m["Mode"]) for m in mounts] == [("volume", "/data", "z")]
+    ok(engine, "create", "--name", "modes", "-v", f"{tmp_path}:/b:ro,rshared", "-v", "/anon", "-v", "nc:/nc:nocopy",
+       "busybox")
+    got = {m["Destination"]: m for m in json.loads(ok(engine, "inspect", "-f", "{{json .Mounts}}", "modes"))}
+    assert got["/b"]["Propagation"] == "rshared" and got["/anon"]["Mode"] == "" and got["/nc"]["Mode"] == "nocopy"
+
+
+def test_keys_in_another_case_are_read_as_dockerds_decoder_reads_them(engine) -> None:
+    status, _, body = curl(engine, "POST", "/containers/create?name=lc", json.dumps(
+        {"image": "busybox", "cmd": ["true"], "env": ["A=B"], "hostconfig": {"networkmode": "none",
+                                                                             "memory": 67108864}}))
+    assert status == 201, body
+    info = json.loads(ok(engine, "inspect", "lc"))[0]
+    assert info["HostConfig"]["NetworkMode"] == "none" and info["HostConfig"]["Memory"] == 67108864
+    assert "A=B" in info["Config"]["Env"]
+    status, _, body = curl(engine, "POST", "/volumes/create", json.dumps({"name": "lcvol", "labels": {"k": "v"}}))
+    assert status == 201 and json.loads(body)["Name"] == "lcvol" and json.loads(body)["Labels"] == {"k": "v"}
+
+
+def test_status_codes_of_ambiguous_and_malformed_names(engine) -> None:
+    status, _, body = curl(engine, "GET", "/images/a:b:c/json")
+    assert status == 400 and "invalid reference format" in body
+    status, _, body = curl(engine, "POST", "/containers/create", json.dumps({"Image": "a:b:c"}))
+    assert status == 400 and "invalid reference format" in body
+    ids = [json.loads(curl(engine, "POST", "/containers/create", json.dumps({"Image": "busybox"}))[2])["Id"]
+           for _ in range(40)]
+    first = {}
+    for cid in ids:
+        first.setdefault(cid[0], []).append(cid)
+    shared = next(k for k, v in first.items() if len(v) > 1)
+    status, _, body = curl(engine, "GET", f"/containers/{shared}/json")
+    assert status == 400 and "Multiple IDs found with provided prefix" in body
+    status, _, _ = curl(engine, "OPTIONS", "/containers/json")
+    assert status == 200
+    status, _, body = curl(engine, "POST", f"/containers/{ids[0]}/start?checkpoint=cp1")
+    assert status == 400 and "checkpoint" in body
+
+
+def test_dockerds_words_around_kill_rename_and_rm(engine) -> None:
+    out = cli(engine, "kill", "nosuch")
+    assert "Cannot kill container: nosuch: No such container: nosuch" in out.stderr
+    ok(engine, "create", "--name", "r1", "busybox", "true")
+    ok(engine, "create", "--name", "r2", "busybox", "true")
+    out = cli(engine, "rename", "r1", "r2")
+    assert out.returncode != 0 and "Error when allocating new name: Conflict." in out.stderr
+    out = cli(engine, "rename", "nosuch", "x")
+    assert out.returncode != 0 and "No such container: nosuch" in out.stderr
+    out = cli(engine, "rm", "--link", "nosuch")
+    assert out.returncode != 0 and "No such container: nosuch" in out.stderr
+    ok(engine, "run", "-d", "--name", "p1", "busybox", "sleep", "60")
+    ok(engine, "pause", "p1")
+    out = cli(engine, "rm", "p1")
+    assert out.returncode != 0 and "You cannot remove a paused container" in out.stderr
+    ok(engine, "unpause", "p1")
+
+
+def test_a_missing_network_is_found_missing_at_start_without_a_pull(engine) -> None:
+    out = cli(engine, "create", "--name", "later", "--network", "notyet", "busybox", "true")
+    assert out.returncode == 0 and "Unable to find image" not in out.stderr, out.stderr
+    out = cli(engine, "start", "later")
+    assert out.returncode != 0 and "network notyet not found" in out.stderr
+    ok(engine, "network", "create", "notyet")
+    try:
+        ok(engine, "start", "-a", "later")
+        assert "notyet" in ok(engine, "inspect", "-f", "{{json .NetworkSettings.Networks}}", "later")
+    finally:
+        ok(engine, "rm", "-f", "later")
+        ok(engine, "network", "rm", "notyet")
+
+
+def test_bridge_driver_options_are_honoured_or_refused(engine) -> None:
+    ok(engine, "network", "create", "-o", "com.docker.network.driver.mtu=1400",
+       "-o", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", "opts")
+    try:
+        ok(engine, "run", "-d", "--name", "mtu", "--network", "opts", "-p", "80", "busybox", "sleep", "60")
+        assert "mtu 1400" in ok(engine, "exec", "mtu", "ip", "link", "show", "eth0")
+        assert ok(engine, "port", "mtu", "80").splitlines()[0].startswith("127.0.0.1:")
+        ok(engine, "rm", "-f", "mtu")
+    finally:
+        ok(engine, "network", "rm", "opts")
+    for option in ("com.docker.network.bridge.enable_icc=false", "com.docker.network.bogus=1"):
+        out = cli(engine, "network", "create", "-o", option, "refused")
+        assert out.returncode != 0 and option.split("=")[0] in out.stderr
+    assert ok(engine, "network", "ls", "-q", "--filter", "name=^bridge$")
+    out = cli(engine, "network", "ls", "--filter", "type=bogus")
+    assert out.returncode != 0 and "invalid filter" in out.stderr
+
+
+def test_volume_filters_as_dockerd(engine) -> None:
+    ok(engine, "volume", "create", "--label", "keep=1", "v1")
+    ok(engine, "volume", "create", "v10")
+    assert ok(engine, "volume", "ls", "-q", "--filter", "name=^v1$").split() == ["v1"]
+    out = cli(engine, "volume", "ls", "--filter", "dangling=maybe")
+    assert out.returncode != 0
+    assert "v10" in ok(engine, "volume", "prune", "-af", "--filter", "label!=keep")
+    assert ok(engine, "volume", "ls", "-q").split() == ["v1"]
+
+
+def test_a_tag_named_like_an_image_id_is_refused(engine) -> None:
+    out = cli(engine, "tag", "busybox", "sha256:" + "a" * 64)
+    assert out.returncode != 0 and "refusing to create an ambiguous tag" in out.stderr
+
+
+def test_user_network_files_and_ports_of_stopped_containers(engine) -> None:
+    ok(engine, "network", "create", "files")
+    try:
+        out = ok(engine, "run", "--rm", "--network", "files", "--hostname", "h1.example.org", "busybox",
+                 "cat", "/etc/resolv.conf", "/etc/hosts")
+        assert "options ndots:0\n" in out and "\th1.example.org h1\n" in out, out
+    finally:
+        ok(engine, "network", "rm", "files")
+    ok(engine, "run", "-d", "--name", "pub", "-p", "80", "--expose", "81", "busybox", "sleep", "60")
+    assert ok(engine, "ps", "--format", "{{.Ports}}", "--filter", "name=pub").strip()
+    ok(engine, "stop", "-t", "0", "pub")
+    assert json.loads(ok(engine, "inspect", "-f", "{{json .NetworkSettings.Ports}}", "pub")) == {}
+    assert ok(engine, "ps", "-a", "--format", "{{.Ports}}", "--filter", "name=pub").strip() == ""
+    out = cli(engine, "run", "--rm", "-p", "192.0.2.99:30112:80", "busybox", "true")
+    assert out.returncode != 0 and "cannot assign requested address" in out.stderr
+
+
+def test_volume_and_network_create_refusals_in_dockerds_words(engine) -> None:
+    out = cli(engine, "volume", "create", "-o", "foo=bar", "vbad")
+    assert out.returncode != 0 and 'create vbad: invalid option: "foo"' in out.stderr
+    out = cli(engine, "volume", "create", "-o", "type=nfs", "vnfs")
+    assert out.returncode != 0 and 'create vnfs: missing required option: "device"' in out.stderr
+    out = cli(engine, "network", "create", "-d", "host", "h2")
+    assert out.returncode != 0 and 'only one instance of "host" network is allowed' in out.stderr
