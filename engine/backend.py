@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from engine.builder.cache import BuildCache
 from engine.config import Config
+from engine.containers import dockerenv
 from engine.containers.create import Creator
 from engine.containers.departures import Departures
 from engine.containers.describe import Describer
@@ -41,6 +42,7 @@ from engine.events import EventBus
 from engine.images.auth import RegistryLogin
 from engine.images.push import ImagePusher
 from engine.images.archive import ImageArchives
+from engine.images.parents import Parents
 from engine.images.store import ImageService, Registries
 from engine.images.writer import ImageWriter
 from engine.lazy import Lazy
@@ -117,7 +119,7 @@ class Backend:
         departures = Departures(runtime)
         images = ImageService(runtime, events, store, Registries(
             mirrors, list(config.insecure_registries), config.max_concurrent_downloads, config.max_concurrent_uploads),
-            departures)
+            departures, Parents(data_root / "image-parents.db"))
         networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
                                   bridge_interface=config.bridge_name, bridge_cidr=config.bip,
                                   container_name=store.name_of, container_hostname=store.hostname_of,
@@ -134,7 +136,7 @@ class Backend:
         execs = ExecService(store, runtime, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path)
         creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, pins, logs.resolve,
-                          runtimes)
+                          runtimes, dockerenv.ensure(data_root))
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images, config.runtime_namespace)
         builder_root = data_root / "builder"

@@ -52,6 +52,15 @@ def check(v: Version) -> str | None:
     return None
 
 
+# Network -------------------------------------------------------------------
+
+def network(doc: dict[str, Any], v: Version) -> dict[str, Any]:
+    """A network as a client of `v` knows it: EnableIPv4 came with API 1.47."""
+    if v < (1, 47):
+        doc.pop("EnableIPv4", None)
+    return doc
+
+
 # Container -----------------------------------------------------------------
 
 def _endpoints(doc: dict[str, Any], v: Version, short_id: str) -> None:

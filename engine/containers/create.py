@@ -12,9 +12,10 @@ import posixpath
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from engine.containers import links, names
+from engine.containers import dockerenv, links, names
 from engine.containers.filesystem import storage_from
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
@@ -42,8 +43,11 @@ log = logging.getLogger("engine.containers")
 class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, host: Features, pins: RunPins,
-                 log_config: Callable[[dict[str, Any] | None], dict[str, Any]], runtimes: RuntimeTable) -> None:
-        """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked."""
+                 log_config: Callable[[dict[str, Any] | None], dict[str, Any]], runtimes: RuntimeTable,
+                 dockerenv: Path | None = None) -> None:
+        """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked;
+        `dockerenv`: the file bound at every container's /.dockerenv (dockerenv.py)."""
+        self._dockerenv = dockerenv
         self._rt = runtime
         self._runtimes = runtimes
         self._log_config = log_config
@@ -83,7 +87,10 @@ class Creator:
             self._plan_pid(cid, p.host_config, options)
             volumes, mounts, copied = await self._plan_volumes(cid, req, p, features)
             options["mounts"] = options["mounts"] + mounts
-            options["mounts"] = options["mounts"] + _not_covered(await self._etc_mounts(cid, p, options), options)
+            own = await self._etc_mounts(cid, p, options)
+            if self._dockerenv is not None:
+                own.append(dockerenv.mount(self._dockerenv))
+            options["mounts"] = options["mounts"] + _not_covered(own, options)
             record = await self._rt.create_container(cid, image.ref, options, init=p.init)
         except BaseException:
             self._store.release(bare, cid)

@@ -59,6 +59,8 @@ class Committer:
                                created_by=" ".join(c.config.get("Cmd") or []), author=options.author,
                                comment=options.comment, container=c.id, container_config=c.config)
             written = await self.writer.write(parent, doc, layer, lease=lease, snapshotter=snapshotter)
+            if parent is not None:
+                await self.images.record_parent(written.image, parent)
             name = await self.writer.name(written, options.repo, options.tag) if options.repo else ""
         self.events.container(c, "commit", comment=options.comment, imageID=written.id,
                               imageRef=familiar(name) if name else "")

@@ -25,6 +25,7 @@ from engine.images.model import (
     Record,
     short_id,
 )
+from engine.images.parents import Parents
 from engine.events import EventBus
 from runtime.client import NotFound, RuntimeAPI
 from runtime.client.records import Image as RuntimeImage
@@ -90,12 +91,13 @@ class Registries:
 
 class ImageService:
     def __init__(self, runtime: RuntimeAPI, events: EventBus, users: ImageUsers, registries: Registries,
-                 departing: Departing | None = None) -> None:
+                 departing: Departing | None = None, parents: Parents | None = None) -> None:
         self.runtime = runtime
         self.events = events
         self.registries = registries
         self._users = users
         self._departing = departing
+        self._parents = parents
         self._blobs = _BlobCache()
 
     async def _json(self, digest: str) -> dict[str, Any]:
@@ -227,10 +229,39 @@ class ImageService:
                 await self.keep_if_orphaned(previous.id, old.target.model_dump())
         return name
 
-    async def remove(self, term: str, force: bool) -> list[dict[str, str]]:
-        match = await self.get(term)
+    # parents ------------------------------------------------------------
+
+    async def record_parent(self, child: LocalImage, parent: LocalImage) -> None:
+        """`child` was made from `parent` (a commit): dockerd's Parent, and what rmi checks."""
+        if self._parents is not None:
+            await self._parents.record(child.id, parent.id)
+
+    def parent_of(self, image: LocalImage, images: list[LocalImage]) -> str:
+        """The ID of the image `image` was committed from, while that image exists ("" otherwise)."""
+        parent = self._parents.parent(image.id) if self._parents is not None else None
+        return parent if parent is not None and any(i.id == parent for i in images) else ""
+
+    def ancestry(self, image: LocalImage, images: list[LocalImage]) -> list[LocalImage]:
+        """The images `image` was committed from, nearest first, as far as they exist."""
+        by_id = {i.id: i for i in images}
+        out: list[LocalImage] = []
+        while (parent := by_id.get(self.parent_of(image, images))) is not None and parent not in out:
+            out.append(parent)
+            image = parent
+        return out
+
+    def has_children(self, image_id: str, images: list[LocalImage]) -> bool:
+        if self._parents is None:
+            return False
+        present = {i.id for i in images}
+        return any(child in present for child in self._parents.children(image_id))
+
+    async def remove(self, term: str, force: bool, prune: bool = True) -> list[dict[str, str]]:
+        images = await self.images()
+        match = find(images, term)
         image = match.image
         users = self._users.image_users(image.id)
+        children = self.has_children(image.id, images)
         if match.record is not None:
             others = [r for r in image.named if r.name != match.record.name]
             if others:
@@ -240,7 +271,13 @@ class ImageService:
             if users and not force:
                 raise Conflict(f'conflict: unable to remove repository reference "{term}" (must force) - container '
                                f"{short_id(users[0][0])} is using its referenced image {short_id(image.id)}")
+            if children:
+                # Its last name goes; the image stays for the images made from it, as in dockerd.
+                return await self._delete(image, keep=True)
         else:
+            if children:
+                raise Conflict(f"conflict: unable to delete {short_id(image.id)} (cannot be forced) - image has "
+                               "dependent child images")
             if len(image.repositories) > 1 and not force:
                 raise Conflict(f"conflict: unable to delete {short_id(image.id)} (must be forced) - image is "
                                "referenced in multiple repositories")
@@ -252,7 +289,23 @@ class ImageService:
                 if not force:
                     raise Conflict(f"conflict: unable to delete {short_id(image.id)} (must be forced) - image is "
                                    f"being used by stopped container {short_id(users[0][0])}")
-        return await self._delete(image, keep=bool(users))
+        parent = self._parents.parent(image.id) if self._parents is not None and prune else None
+        items = await self._delete(image, keep=bool(users))
+        if not users:
+            items += await self._prune_parents(parent, images)
+        return items
+
+    async def _prune_parents(self, parent_id: str | None, images: list[LocalImage]) -> list[dict[str, str]]:
+        """After a child went: the images it was committed from that have no name, no other child and no
+        container go too, as dockerd prunes a deleted image's parents."""
+        items: list[dict[str, str]] = []
+        by_id = {i.id: i for i in images}
+        while self._parents is not None and parent_id is not None and (parent := by_id.get(parent_id)) is not None:
+            if parent.named or self.has_children(parent.id, images) or self._users.image_users(parent.id):
+                break
+            parent_id = self._parents.parent(parent.id)
+            items += await self._delete(parent, keep=False)
+        return items
 
     async def _delete(self, image: LocalImage, keep: bool) -> list[dict[str, str]]:
         """Remove every name; with `keep` (containers still use it) the image stays, dangling."""
@@ -274,11 +327,13 @@ class ImageService:
             items += [{"Untagged": d} for d in image.repo_digests if d not in untagged]
             items.append({"Deleted": image.id})
             self._event("delete", image)
+            if self._parents is not None:
+                await self._parents.forget(image.id)
         return items
 
     async def delete_unused(self, image: LocalImage) -> bool:
         """Delete `image` with all its names unless a container uses it by now (the storage budget's collection)."""
-        if image.id in self._users.images_in_use():
+        if image.id in self._users.images_in_use() or self.has_children(image.id, await self.images()):
             return False
         try:
             await self._delete(image, keep=False)
@@ -296,11 +351,16 @@ class ImageService:
         before = await self.stored_bytes()
         used = self._users.images_in_use()
         deleted: list[dict[str, str]] = []
-        for image in await self.images():
-            # The build cache's images go with `docker builder prune`, not with the images'.
-            if image.intermediate or not select(image) or image.id in used:
+        images = await self.images()
+        for image in images:
+            # The build cache's images go with `docker builder prune`, not with the images'; an image others
+            # were committed from goes with the last of them, when it has no name.
+            if image.intermediate or not select(image) or image.id in used or self.has_children(image.id, images):
                 continue
-            deleted += await self._delete(image, keep=False)
+            if all(item.get("Deleted") != image.id for item in deleted):
+                parent = self._parents.parent(image.id) if self._parents is not None else None
+                deleted += await self._delete(image, keep=False)
+                deleted += await self._prune_parents(parent, images)
         reclaimed = max(0, before - await self.stored_bytes()) if deleted else 0
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 

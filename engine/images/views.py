@@ -2,6 +2,7 @@
 makes older clients' shapes from them)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from engine.images.model import (
@@ -28,20 +29,20 @@ def image_config(doc: dict[str, Any] | None) -> dict[str, Any]:
     return {**_CONFIG_DEFAULTS, **{k: v for k, v in (doc or {}).items() if k in _CONFIG_KEYS}}
 
 
-def summary(image: LocalImage, names: list[Record]) -> dict[str, Any]:
+def summary(image: LocalImage, names: list[Record], parent: str = "") -> dict[str, Any]:
     return {
-        "Containers": -1, "Created": image.created, "Id": image.id, "Labels": image.labels or None, "ParentId": "",
+        "Containers": -1, "Created": image.created, "Id": image.id, "Labels": image.labels or None, "ParentId": parent,
         "RepoDigests": repo_digests(names), "RepoTags": repo_tags(names), "SharedSize": -1, "Size": image.size,
     }
 
 
-def inspect(image: LocalImage) -> dict[str, Any]:
+def inspect(image: LocalImage, parent: str = "") -> dict[str, Any]:
     config = image.config
     out: dict[str, Any] = {
         "Id": image.id,
         "RepoTags": image.repo_tags,
         "RepoDigests": image.repo_digests,
-        "Parent": "",
+        "Parent": parent,
         "Comment": config.get("comment") or "",
         "Created": image.created_rfc3339,
         "DockerVersion": config.get("docker_version") or "",
@@ -61,8 +62,9 @@ def inspect(image: LocalImage) -> dict[str, Any]:
     return out
 
 
-def history(image: LocalImage) -> list[dict[str, Any]]:
-    """Newest first; only the top entry is an image of its own, the rest are `<missing>` as after a pull."""
+def history(image: LocalImage, ancestry: Sequence[LocalImage] = ()) -> list[dict[str, Any]]:
+    """Newest first; the top entry is the image's, the top entry of each ancestor's part is that ancestor's (the
+    images `docker commit` made it from, nearest first), the rest are `<missing>` as after a pull."""
     entries = [h for h in image.config.get("history") or [] if isinstance(h, dict)]
     if not entries:
         entries = [{} for _ in image.layers]
@@ -73,7 +75,12 @@ def history(image: LocalImage) -> list[dict[str, Any]]:
         rows.append({"Comment": entry.get("comment") or "", "Created": unix_seconds(entry.get("created")),
                      "CreatedBy": entry.get("created_by") or "", "Id": "<missing>", "Size": size, "Tags": None})
     rows.reverse()
-    if rows:
-        rows[0]["Id"] = image.id
-        rows[0]["Tags"] = image.repo_tags or None
+    for index, owner in [(0, image), *((len(rows) - _entries(a), a) for a in ancestry)]:
+        if 0 <= index < len(rows) and rows[index]["Id"] == "<missing>":
+            rows[index]["Id"] = owner.id
+            rows[index]["Tags"] = owner.repo_tags or None
     return rows
+
+
+def _entries(image: LocalImage) -> int:
+    return len([h for h in image.config.get("history") or [] if isinstance(h, dict)]) or len(image.layers)

@@ -19,6 +19,7 @@ from typing import Any
 from engine.errors import Internal, Unavailable
 from engine.networks import bridge_anchor, driver_options
 from engine.networks.driver import Attachment, Interface
+from engine.networks.internal_forward import InternalForward
 from engine.networks.model import Network
 
 log = logging.getLogger("engine.networks.netavark")
@@ -43,6 +44,7 @@ class NetavarkDriver:
         # netavark takes its own file lock, but aardvark's configuration is rewritten per call:
         # one call at a time keeps concurrent starts from racing on it.
         self._lock = asyncio.Lock()
+        self._internal = InternalForward()
 
     def missing(self) -> str | None:
         if self._netavark is None:
@@ -102,6 +104,7 @@ class NetavarkDriver:
         for net, _ in a.endpoints:
             await bridge_anchor.hold(net)
         await asyncio.to_thread(_hairpin, [net.interface for net, _ in a.endpoints if net.interface])
+        await self._internal.allow([net for net, _ in a.endpoints])
         log.debug("setup container=%s networks=%s", a.container_id[:12], ",".join(by_name))
         return result
 
@@ -113,6 +116,7 @@ class NetavarkDriver:
         except Internal as e:
             # Teardown goes on past parts already gone (a namespace removed by hand, rules flushed).
             log.warning("teardown container=%s: %s", a.container_id[:12], e.message)
+        await self._internal.forget_removed([net for net, _ in a.endpoints])
 
     def kept(self, net: Network) -> bool:
         return bridge_anchor.held(net)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 
 import docker
 
@@ -213,3 +214,55 @@ def test_volume_and_network_create_refusals_in_dockerds_words(engine) -> None:
     assert out.returncode != 0 and 'create vnfs: missing required option: "device"' in out.stderr
     out = cli(engine, "network", "create", "-d", "host", "h2")
     assert out.returncode != 0 and 'only one instance of "host" network is allowed' in out.stderr
+
+
+def _image_id(engine, ref: str) -> str:
+    return ok(engine, "image", "inspect", "-f", "{{.Id}}", ref).strip()
+
+
+def test_committed_images_know_their_parents(engine) -> None:
+    busybox = _image_id(engine, "busybox")
+    ok(engine, "run", "--name", "src1", "busybox", "sh", "-c", "echo 1 > /one")
+    ok(engine, "commit", "src1", "chain:one")
+    one = _image_id(engine, "chain:one")
+    ok(engine, "run", "--name", "src2", "chain:one", "sh", "-c", "echo 2 > /two")
+    mid = ok(engine, "commit", "src2").strip()  # nameless
+    ok(engine, "run", "--name", "src3", mid, "sh", "-c", "echo 3 > /three")
+    ok(engine, "commit", "src3", "chain:top")
+    top = _image_id(engine, "chain:top")
+    ok(engine, "rm", "src1", "src2", "src3")
+    assert ok(engine, "image", "inspect", "-f", "{{.Parent}}", "chain:top").strip() == mid
+    assert ok(engine, "image", "inspect", "-f", "{{.Parent}}", mid).strip() == one
+    ids = [line for line in ok(engine, "history", "-q", "--no-trunc", "chain:top").split() if line != "<missing>"]
+    assert ids == [top, mid, one, busybox]
+    # A nameless image others were made from shows with --all only; one with children cannot be deleted.
+    assert mid not in ok(engine, "images", "-q", "--no-trunc") and mid in ok(engine, "images", "-aq", "--no-trunc")
+    out = cli(engine, "rmi", "-f", one)
+    assert out.returncode != 0 and "(cannot be forced) - image has dependent child images" in out.stderr
+    # The top image takes its nameless parent along, and stops at a named one.
+    out = ok(engine, "rmi", "chain:top")
+    assert f"Deleted: {top}" in out and f"Deleted: {mid}" in out and one not in out
+    assert _image_id(engine, "chain:one") == one
+    ok(engine, "rmi", "chain:one")
+
+
+def test_every_container_has_a_dockerenv_in_no_layer(engine) -> None:
+    listing = ok(engine, "run", "--name", "env1", "--network", "none", "busybox", "sh", "-c",
+                 "ls -l /.dockerenv; touch /made")
+    assert listing.startswith("-rwxr-xr-x") and listing.split()[4] == "0", listing
+    assert ok(engine, "diff", "env1").split() == ["A", "/made"]
+
+
+def test_containers_of_an_internal_network_reach_each_other(engine) -> None:
+    # Where bridged traffic goes through iptables and FORWARD drops (as dockerd leaves this host), only the
+    # engine's own rule lets it through; it goes with the network's bridge.
+    nid = ok(engine, "network", "create", "--internal", "inner").strip()
+    try:
+        ok(engine, "run", "-d", "--name", "i1", "--network", "inner", "busybox", "sleep", "60")
+        out = cli(engine, "run", "--rm", "--network", "inner", "busybox", "ping", "-c", "1", "-W", "3", "i1")
+        assert out.returncode == 0, out.stdout + out.stderr
+        ok(engine, "rm", "-f", "i1")
+    finally:
+        ok(engine, "network", "rm", "inner")
+    rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True).stdout
+    assert f"pe-{nid[:12]}" not in rules

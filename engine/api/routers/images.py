@@ -44,34 +44,41 @@ def register(r: Router, b: Backend) -> None:
         show_all = query.boolean(request.query, "all")
         out = []
         for image in all_images:
-            if image.intermediate and not show_all:
+            # So do nameless images others were committed from.
+            hidden = image.intermediate or (image.dangling and images.has_children(image.id, all_images))
+            if hidden and not show_all:
                 continue
             names = select(image)
             if names is not None:
-                out.append(versions.image_summary(views.summary(image, names), versions.of(request)))
+                out.append(versions.image_summary(views.summary(image, names, images.parent_of(image, all_images)),
+                                                  versions.of(request)))
         out.sort(key=lambda s: s["Created"], reverse=True)
         return json_response(out)
 
     async def inspect(request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        all_images = await images.images()
         try:
-            match = await images.get(name)
+            match = find(all_images, name)
         except NoSuchImage as e:
             raise NotFound(f"no such image: {name}: {e.message}") from None
-        return json_response(versions.image_inspect(views.inspect(match.image), versions.of(request),
+        parent = images.parent_of(match.image, all_images)
+        return json_response(versions.image_inspect(views.inspect(match.image, parent), versions.of(request),
                                                     match.image.config.get("container_config")))
 
     async def history(request: web.Request) -> web.Response:
-        return json_response(views.history((await images.get(request.match_info["name"])).image))
+        all_images = await images.images()
+        image = find(all_images, request.match_info["name"]).image
+        return json_response(views.history(image, images.ancestry(image, all_images)))
 
     async def tag(request: web.Request) -> web.Response:
         await images.tag(request.match_info["name"], request.query.get("repo", ""), request.query.get("tag", ""))
         return empty(201)
 
     async def remove(request: web.Request) -> web.Response:
-        # `noprune` keeps untagged parent images; pyengined's images have none (build steps are cache records,
-        # not images), so either value of it removes the same.
-        return json_response(await images.remove(request.match_info["name"], query.boolean(request.query, "force")))
+        # `noprune` keeps the nameless images a committed image was made from.
+        return json_response(await images.remove(request.match_info["name"], query.boolean(request.query, "force"),
+                                                 prune=not query.boolean(request.query, "noprune")))
 
     async def prune(request: web.Request) -> web.Response:
         report = await images.prune(filters.prune_selector(query.filters(request.query)))

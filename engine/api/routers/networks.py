@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from engine.api import versions
 from engine.api.app import Router
 from engine.api.gofields import go_keys
 from engine.api.query import filters, pattern_matches
@@ -172,10 +173,11 @@ def register(r: Router, b: Backend) -> None:
         if unknown:
             raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
         _check_values(f)
-        return json_response([svc.inspect(n) for n in svc.list() if _matches(n, f, svc.in_use(n))])
+        v = versions.of(request)
+        return json_response([versions.network(svc.inspect(n), v) for n in svc.list() if _matches(n, f, svc.in_use(n))])
 
     async def inspect(request: web.Request) -> web.Response:
-        return json_response(svc.inspect(svc.get(request.match_info["id"])))
+        return json_response(versions.network(svc.inspect(svc.get(request.match_info["id"])), versions.of(request)))
 
     async def remove(request: web.Request) -> web.Response:
         n = await svc.remove(request.match_info["id"])
