@@ -23,6 +23,7 @@ from engine.images.model import (
     TAGGED_LABEL,
     LocalImage,
     Record,
+    repo_digests,
     short_id,
 )
 from engine.images.parents import Parents
@@ -267,7 +268,9 @@ class ImageService:
             if others:
                 await self.runtime.remove_image(match.record.name)
                 self._event("untag", image)
-                return [{"Untagged": match.record.display}]
+                # A repository digest only that name gave goes with it, and dockerd says so.
+                gone = [d for d in image.repo_digests if d not in repo_digests(others) and d != match.record.display]
+                return [{"Untagged": match.record.display}, *({"Untagged": d} for d in gone)]
             if users and not force:
                 raise Conflict(f'conflict: unable to remove repository reference "{term}" (must force) - container '
                                f"{short_id(users[0][0])} is using its referenced image {short_id(image.id)}")

@@ -266,3 +266,19 @@ def test_containers_of_an_internal_network_reach_each_other(engine) -> None:
         ok(engine, "network", "rm", "inner")
     rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True).stdout
     assert f"pe-{nid[:12]}" not in rules
+
+
+def test_rmi_of_a_pulled_name_tells_of_its_digest_too(engine, registry) -> None:
+    ref = f"{registry.host}/library/busybox:latest"
+    ok(engine, "pull", "-q", ref)
+    ok(engine, "tag", ref, "other:1")
+    digest = ok(engine, "image", "inspect", "-f", "{{index .RepoDigests 0}}", ref).strip()
+    out = ok(engine, "rmi", ref).splitlines()
+    assert out[0] == f"Untagged: {ref}" and f"Untagged: {digest}" in out[1:], out
+    assert ok(engine, "rmi", "other:1").splitlines() == ["Untagged: other:1"]
+
+
+def test_commit_change_errors_name_no_dockerfile_line(engine) -> None:
+    ok(engine, "create", "--name", "cc", "busybox", "true")
+    out = cli(engine, "commit", "-c", "EXPOSE http", "cc")
+    assert out.returncode != 0 and "Invalid containerPort: http" in out.stderr and "line" not in out.stderr

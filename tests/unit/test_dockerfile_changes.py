@@ -40,13 +40,13 @@ def test_shell_forms_and_entrypoint_clears_cmd() -> None:
     ("RUN echo", "run is not a valid change command"),
     ("from busybox", "from is not a valid change command"),
     ("FOO bar", "foo is not a valid change command"),
-    ("EXPOSE 80/http", "Dockerfile parse error line 1: Invalid proto: http"),
-    ("EXPOSE http", "Dockerfile parse error line 1: Invalid containerPort: http"),
-    ("USER ${X:?need X}", 'Dockerfile parse error line 1: failed to process "${X:?need X}": X: need X'),
+    ("EXPOSE 80/http", "Invalid proto: http"),
+    ("EXPOSE http", "Invalid containerPort: http"),
+    ("USER ${X:?need X}", 'failed to process "${X:?need X}": X: need X'),
     ("ENV a=b c",
-     "Dockerfile parse error line 1: Syntax error - can't find = in \"c\". Must be of the form: name=value"),
+     "Syntax error - can't find = in \"c\". Must be of the form: name=value"),
 ])
 def test_refused_changes(change: str, message: str) -> None:
     with pytest.raises(DockerfileError) as err:
         apply_changes(BASE, ["CMD ok", change])
-    assert err.value.message.replace("line 2", "line 1") == message
+    assert err.value.message == message  # no Dockerfile line: there is no Dockerfile

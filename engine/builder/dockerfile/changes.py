@@ -112,14 +112,18 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
     """A copy of the image's Config section with the changes applied; DockerfileError (400) if refused."""
     if not any(c.strip() for c in changes):
         return copy.deepcopy(config)
-    parsed = parse("\n".join(changes))
-    for raw in parsed.instructions:
-        if raw.keyword not in VALID_CHANGES:
-            raise DockerfileError(f"{raw.original.split(None, 1)[0].lower()} is not a valid change command")
-    built = [build_instruction(raw, parsed.escape) for raw in parsed.instructions]
-    out = copy.deepcopy(config)
-    cmd_set = False
-    for instruction in built:
-        apply_instruction(out, instruction, env_map(out), parsed.escape, cmd_set)
-        cmd_set = cmd_set or isinstance(instruction, ins.Cmd)
+    try:
+        parsed = parse("\n".join(changes))
+        for raw in parsed.instructions:
+            if raw.keyword not in VALID_CHANGES:
+                raise DockerfileError(f"{raw.original.split(None, 1)[0].lower()} is not a valid change command")
+        built = [build_instruction(raw, parsed.escape) for raw in parsed.instructions]
+        out = copy.deepcopy(config)
+        cmd_set = False
+        for instruction in built:
+            apply_instruction(out, instruction, env_map(out), parsed.escape, cmd_set)
+            cmd_set = cmd_set or isinstance(instruction, ins.Cmd)
+    except DockerfileError as e:
+        # There is no Dockerfile: dockerd names no line of one.
+        raise DockerfileError(e.reason) from None
     return out
