@@ -159,8 +159,8 @@ class Creator:
         if self._networks.wired(cid):
             return self._networks.etc_mounts(cid)
         if options["netns"] == "host":
-            return await self._networks.host_etc(cid)
-        return await self._networks.host_etc(cid, EtcConfig.of(cid, p.config, p.host_config), host=False)
+            return await self._networks.endpointless_etc(cid)
+        return await self._networks.endpointless_etc(cid, EtcConfig.of(cid, p.config, p.host_config), host=False)
 
     async def _plan_volumes(self, cid: str, req: CreateRequest, p: CreatePlan, features: Mapping[str, Any]
                             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Inherited]:

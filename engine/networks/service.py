@@ -316,10 +316,11 @@ class NetworkService:
         """Whether NetworkMode `mode` is the host's network (by name or id)."""
         return (n := self._endpointless(mode)) is not None and n.driver == "host"
 
-    async def host_etc(self, cid: str, etc: EtcConfig | None = None, host: bool = True) -> builtins.list[dict[str, Any]]:
-        """For the host's network: /etc/hosts and resolv.conf copied from the host's at create and each start
-        (with `etc`'s extra hosts and DNS options), as dockerd does (its loopback resolvers work there); the
-        copies are the container's to change. Without `host` (network none): Docker's own files, with no address."""
+    async def endpointless_etc(self, cid: str, etc: EtcConfig | None = None,
+                               host: bool = True) -> builtins.list[dict[str, Any]]:
+        """/etc/hosts and resolv.conf of a container without an endpoint of ours. On the host's network: copies
+        of the host's at create and each start (with `etc`'s extra hosts and DNS options), as dockerd does (its
+        loopback resolvers work there), the container's to change; without `host` (network none): Docker's own."""
         gateway = self.store.get(BRIDGE).gateway if etc and etc.extra_hosts else None
         write = etcfiles.copy_from_host if host else etcfiles.write_isolated
         await asyncio.to_thread(write, self.files_root / cid, etc, gateway)
