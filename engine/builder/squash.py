@@ -11,9 +11,8 @@ import copy
 from typing import Any, Protocol
 
 from engine.images.compose import NewLayer, now
-from engine.images.model import LocalImage
+from engine.images.model import LocalImage, chain_ids
 from engine.images.writer import ImageWriter, Written
-from engine.storage.ledger import chain_ids
 from runtime.client import NotFound
 from runtime.client.diff import DiffAPI
 from runtime.client.records import SnapshotInfo

@@ -125,7 +125,7 @@ class ContainerFiles:
         for snapshotter, wanted in keys.items():
             with contextlib.suppress(rt.RuntimeError_):
                 measured = await self._rt.snapshot_usages(snapshotter, wanted)
-                rw.update({(snapshotter, key): usage.size for key, usage in measured.items()})
+                rw.update({(snapshotter, key): usage.content for key, usage in measured.items()})
         out: list[tuple[int | None, int | None]] = []
         for r in found:
             size = rw.get((r[0], r[1])) if r is not None else None
@@ -158,7 +158,7 @@ class ContainerFiles:
         """An image layer's bytes and the layer under it, measured once: committed layers never change."""
         known = self._layers.get((snapshotter, key))
         if known is None:
-            size = (await self._rt.snapshot_usage(snapshotter, key)).size
+            size = (await self._rt.snapshot_usage(snapshotter, key)).content
             known = size, (await self._rt.snapshot(snapshotter, key)).parent or ""
             _keep(self._layers, (snapshotter, key), known)
         return known

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,14 @@ TAGGED_LABEL = "io.pyengine.tagged"
 
 EPOCH = "1970-01-01T00:00:00Z"
 NEVER = "0001-01-01T00:00:00Z"  # Go's zero time: how dockerd shows "never tagged"
+
+
+def chain_ids(diff_ids: Iterable[str]) -> list[str]:
+    """The chain ID of each layer of a stack (the key of its snapshot), bottom first."""
+    out: list[str] = []
+    for diff in diff_ids:
+        out.append(diff if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {diff}".encode()).hexdigest())
+    return out
 
 
 def short_id(digest: str) -> str:
@@ -97,11 +107,23 @@ class LocalImage:
     layers: list[dict[str, Any]]  # the manifest's layer descriptors
     manifest_type: str = ""  # the manifest's media type (OCI manifests may leave it out: then "")
     records: list[Record] = field(default_factory=list)
+    # Each layer's bytes unpacked, as Docker counts them (engine/images/sizes.py), once looked up.
+    unpacked: list[int] | None = None
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """Unpacked when known; else as stored (compressed), for layers that were never unpacked here."""
+        if self.unpacked is not None:
+            return list(self.unpacked)
+        return [int(layer.get("size") or 0) for layer in self.layers]
 
     @property
     def size(self) -> int:
-        """Bytes of the layers as stored (compressed): list, inspect and history all count this way."""
-        return sum(int(layer.get("size") or 0) for layer in self.layers)
+        return sum(self.layer_sizes)
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return [str(d) for d in (self.config.get("rootfs") or {}).get("diff_ids") or []]
 
     @property
     def created(self) -> int:

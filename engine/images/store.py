@@ -27,6 +27,7 @@ from engine.images.model import (
     short_id,
 )
 from engine.images.parents import Parents
+from engine.images.sizes import LayerSizes
 from engine.events import EventBus
 from runtime.client import NotFound, RuntimeAPI
 from runtime.client.records import Image as RuntimeImage
@@ -100,6 +101,7 @@ class ImageService:
         self._departing = departing
         self._parents = parents
         self._blobs = _BlobCache()
+        self.sizes = LayerSizes(runtime)
 
     async def _json(self, digest: str) -> dict[str, Any]:
         doc = self._blobs.get(digest)

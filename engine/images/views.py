@@ -68,7 +68,7 @@ def history(image: LocalImage, ancestry: Sequence[LocalImage] = ()) -> list[dict
     entries = [h for h in image.config.get("history") or [] if isinstance(h, dict)]
     if not entries:
         entries = [{} for _ in image.layers]
-    sizes = iter(int(layer.get("size") or 0) for layer in image.layers)
+    sizes = iter(image.layer_sizes)
     rows = []
     for entry in entries:
         size = 0 if entry.get("empty_layer") else next(sizes, 0)

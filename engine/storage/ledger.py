@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.containers.store import Container, ContainerStore
 from engine.events import CONTAINER, IMAGE, VOLUME, Event, EventBus
-from engine.images.model import LocalImage
+from engine.images.model import LocalImage, chain_ids
 from engine.logs.retention import RemovedLogs
 from engine.volumes.model import Volume
 from runtime import client as rt
@@ -253,11 +252,4 @@ def block_size(path: str) -> int:
 def image_parts(image: LocalImage) -> tuple[list[str], list[str]]:
     """(its blobs' digests, its layers' chain IDs): what an image holds on disk."""
     blobs = [image.manifest_digest, image.id, *(str(layer.get("digest")) for layer in image.layers)]
-    return blobs, chain_ids(list((image.config.get("rootfs") or {}).get("diff_ids") or []))
-
-
-def chain_ids(diff_ids: Iterable[str]) -> list[str]:
-    out: list[str] = []
-    for diff in diff_ids:
-        out.append(diff if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {diff}".encode()).hexdigest())
-    return out
+    return blobs, chain_ids(image.diff_ids)

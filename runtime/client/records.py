@@ -94,8 +94,9 @@ class ContentInfo(_Record):
 
 
 class Usage(_Record):
-    size: int = 0
+    size: int = 0  # bytes on disk
     inodes: int = 0
+    content: int = 0  # bytes of file contents and symlink targets: Docker's size
 
 
 class SnapshotInfo(_Record):

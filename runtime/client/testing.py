@@ -250,6 +250,10 @@ class FakeRuntime:
             raise NotFound(f"content {digest} not found")
         return self._blobs[digest]
 
+    async def snapshotters(self) -> list[str]:
+        self._call("snapshotters")
+        return ["overlayfs"]
+
     async def snapshot_usage(self, snapshotter: str, key: str, namespace: str | None = None) -> Usage:
         self._call("snapshot_usage")
         if key not in self._containers:

@@ -15,7 +15,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def disk_usage(path: str) -> Usage:
-    """Blocks allocated and inodes under `path`, counting hardlinked inodes once.
+    """Blocks allocated, inodes and content bytes under `path`, counting hardlinked inodes once.
 
     Depth-first with one open dir per level of the current path, so open fds grow
     with depth, not with the width of the tree.
@@ -24,6 +24,7 @@ def disk_usage(path: str) -> Usage:
     st = os.fstat(top)
     seen = {(st.st_dev, st.st_ino)}
     size = st.st_blocks * 512
+    content = 0
     stack = [(top, os.scandir(top))]
     try:
         while stack:
@@ -39,6 +40,8 @@ def disk_usage(path: str) -> Usage:
             if ident not in seen:
                 seen.add(ident)
                 size += st.st_blocks * 512
+                if not entry.is_dir(follow_symlinks=False):
+                    content += st.st_size
             if entry.is_dir(follow_symlinks=False):
                 child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
                 try:
@@ -50,7 +53,7 @@ def disk_usage(path: str) -> Usage:
         for fd, it in stack:
             it.close()
             os.close(fd)
-    return Usage(size=size, inodes=len(seen))
+    return Usage(size=size, inodes=len(seen), content=content)
 
 
 def remove_tree(path: str, dir_fd: int | None = None) -> None:

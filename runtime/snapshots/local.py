@@ -77,9 +77,12 @@ class LocalSnapshotter(abc.ABC):
         if rec.usage is not None:
             return rec.usage
         try:
-            return disk_usage(self._storage.fs_dir(rec.id))
+            usage = disk_usage(self._storage.fs_dir(rec.id))
         except FileNotFoundError:
             raise NotFound(f"snapshot {key!r} was removed while measuring it") from None
+        if rec.kind is Kind.COMMITTED:
+            self._storage.record_usage(rec.id, usage)
+        return usage
 
     async def mounts(self, key: str) -> list[Mount]:
         rec, parents = await asyncio.to_thread(self._storage.chain, key)
@@ -156,6 +159,7 @@ class LocalSnapshotter(abc.ABC):
                     continue  # removed while measuring
                 totals[rec.kind].size += usage.size
                 totals[rec.kind].inodes += usage.inodes
+                totals[rec.kind].content += usage.content
             return totals
 
         return await asyncio.to_thread(measure)

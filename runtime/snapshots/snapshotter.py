@@ -45,6 +45,8 @@ class Info(BaseModel):
 class Usage(BaseModel):
     size: int = 0  # bytes on disk
     inodes: int = 0
+    # Bytes of file contents and symlink targets, hardlinked inodes once: what Docker calls a layer's size.
+    content: int = 0
 
 
 WalkFilter = Callable[[Info], bool]

@@ -36,7 +36,7 @@ from runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, N
 from runtime.snapshots.fsutil import remove_tree
 from runtime.snapshots.snapshotter import Info, Kind, Usage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -49,13 +49,14 @@ CREATE TABLE IF NOT EXISTS snapshots (
     created REAL NOT NULL,
     updated REAL NOT NULL,
     size INTEGER,
-    inodes INTEGER
+    inodes INTEGER,
+    content INTEGER
 );
 CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent_id);
 """
 
 _SELECT = """
-SELECT s.id, s.key, p.key, s.parent_id, s.kind, s.labels, s.created, s.updated, s.size, s.inodes
+SELECT s.id, s.key, p.key, s.parent_id, s.kind, s.labels, s.created, s.updated, s.size, s.inodes, s.content
 FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id
 """
 
@@ -75,7 +76,9 @@ class Record:
     labels: dict[str, str]
     created: float
     updated: float
-    usage: Usage | None  # recorded at commit; None for active snapshots and views
+    # Recorded at commit; None for active snapshots and views, and for snapshots committed before version 2
+    # recorded content bytes (measured again then, and recorded).
+    usage: Usage | None
 
     def info(self) -> Info:
         return Info(
@@ -89,7 +92,7 @@ class Record:
 
 
 def _record(row: tuple[Any, ...]) -> Record:
-    id_, key, parent, parent_id, kind, labels, created, updated, size, inodes = row
+    id_, key, parent, parent_id, kind, labels, created, updated, size, inodes, content = row
     return Record(
         id=id_,
         name=key,
@@ -99,7 +102,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         labels=json.loads(labels),
         created=created,
         updated=updated,
-        usage=None if size is None else Usage(size=size, inodes=inodes),
+        usage=None if size is None or content is None else Usage(size=size, inodes=inodes, content=content),
     )
 
 
@@ -130,6 +133,9 @@ class Storage:
                 row = db.execute("SELECT version FROM schema_version").fetchone()
                 if row is None:
                     db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                elif row[0] == 1:
+                    db.execute("ALTER TABLE snapshots ADD COLUMN content INTEGER")
+                    db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
                 elif row[0] > SCHEMA_VERSION:
                     raise FailedPrecondition(
                         f"{self.root}/metadata.db has schema version {row[0]}; "
@@ -278,9 +284,15 @@ class Storage:
                 raise AlreadyExists(f"snapshot {name!r} already exists")
             db.execute(
                 "UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, created = ?, updated = ?,"
-                " size = ?, inodes = ? WHERE id = ?",
-                (name, json.dumps(labels), now, now, usage.size, usage.inodes, rec.id),
+                " size = ?, inodes = ?, content = ? WHERE id = ?",
+                (name, json.dumps(labels), now, now, usage.size, usage.inodes, usage.content, rec.id),
             )
+
+    def record_usage(self, id_: int, usage: Usage) -> None:
+        """A committed snapshot's usage measured after its commit: one committed before content bytes were recorded."""
+        with self._tx() as db:
+            db.execute("UPDATE snapshots SET size = ?, inodes = ?, content = ? WHERE id = ? AND kind = 'committed'",
+                       (usage.size, usage.inodes, usage.content, id_))
 
     def update_labels(self, key: str, apply: Callable[[dict[str, str]], dict[str, str]]) -> Record:
         with self._tx() as db:

@@ -2,6 +2,7 @@
 import asyncio
 import errno
 import os
+import sqlite3
 from collections.abc import Callable
 
 import pytest
@@ -266,13 +267,49 @@ async def test_usage_counts_bytes_and_inodes(snapshotter, target):
         with open(os.path.join(where, "big"), "wb") as f:
             f.write(os.urandom(1 << 20))
         os.mkdir(os.path.join(where, "dir"))
+        with open(os.path.join(where, "dir", "small"), "wb") as f:
+            f.write(b"x" * 10)
+        os.link(os.path.join(where, "big"), os.path.join(where, "dir", "again"))
+        os.symlink("dir/small", os.path.join(where, "link"))
     finally:
         await mount.unmount_async(where)
     usage = await s.usage("a")
     assert usage.size >= 1 << 20
-    assert usage.inodes >= 3  # root, big, dir
+    assert usage.inodes >= 5  # root, big, dir, small, link
+    # Docker's size: file contents and the symlink's target, the hardlinked file once, directories not at all.
+    assert usage.content == (1 << 20) + 10 + len("dir/small")
     await s.commit("c", "a")
     assert await s.usage("c") == usage
+
+
+async def test_usage_of_a_layer_committed_before_content_bytes_were_recorded(tmp_path):
+    root = str(tmp_path / "root")
+    s = NativeSnapshotter(root)
+    try:
+        mounts = await s.prepare("a")
+        with open(os.path.join(mounts[0].source, "f"), "wb") as f:
+            f.write(b"y" * 1000)
+        await s.commit("c", "a")
+    finally:
+        await s.close()
+    # As schema version 1 left it: no content column, nothing recorded of it.
+    db = sqlite3.connect(os.path.join(root, "metadata.db"))
+    with db:
+        db.execute("ALTER TABLE snapshots DROP COLUMN content")
+        db.execute("UPDATE schema_version SET version = 1")
+    db.close()
+    again = NativeSnapshotter(root)
+    try:
+        assert (await again.usage("c")).content == 1000
+        assert (await again.usage("c")).content == 1000
+    finally:
+        await again.close()
+    db = sqlite3.connect(os.path.join(root, "metadata.db"))
+    try:
+        assert db.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        assert db.execute("SELECT content FROM snapshots WHERE key = 'c'").fetchone() == (1000,)
+    finally:
+        db.close()
 
 
 def _make_deep(root: str, depth: int) -> None:

@@ -4,12 +4,15 @@ The docker CLI, the SDK and raw HTTP drive one engine; every case names what doc
 """
 from __future__ import annotations
 
+import io
 import json
 import socket
 import subprocess
+import tarfile
 
 import docker
 
+from tests.fixtures.images import busybox_image
 from tests.integration import test_engine_containers as containers
 from tests.integration.test_engine_containers import cli, curl, ok
 
@@ -282,3 +285,30 @@ def test_commit_change_errors_name_no_dockerfile_line(engine) -> None:
     ok(engine, "create", "--name", "cc", "busybox", "true")
     out = cli(engine, "commit", "-c", "EXPOSE http", "cc")
     assert out.returncode != 0 and "Invalid containerPort: http" in out.stderr and "line" not in out.stderr
+
+
+def _unpacked_bytes(layer: bytes) -> int:
+    """A layer's size as dockerd counts it: file contents and symlink targets (hardlinks have no bytes of
+    their own in a tar)."""
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        return sum(m.size if m.isreg() else len(m.linkname) if m.issym() else 0 for m in tar.getmembers())
+
+
+def test_image_and_container_sizes_are_unpacked_bytes(engine) -> None:
+    image = busybox_image()
+    manifest = json.loads(image.manifest)
+    expected = sum(_unpacked_bytes(image.blobs[layer["digest"]]) for layer in manifest["layers"])
+    compressed = sum(layer["size"] for layer in manifest["layers"])
+    assert expected > compressed
+    assert json.loads(ok(engine, "image", "inspect", "-f", "{{json .Size}}", "busybox")) == expected
+    history = json.loads(curl(engine, "GET", "/images/busybox/history")[2])
+    assert sum(entry["Size"] for entry in history) == expected
+    listed = json.loads(curl(engine, "GET", "/images/json")[2])
+    assert [entry["Size"] for entry in listed if "busybox:latest" in entry["RepoTags"]] == [expected]
+    # An untouched container's writable layer is empty, as dockerd shows it; a written one counts its bytes.
+    ok(engine, "run", "--name", "untouched", "busybox", "true")
+    ok(engine, "run", "--name", "written", "busybox", "sh", "-c", "head -c 1000 /dev/zero > /x")
+    sizes = {c["Names"][0]: (c["SizeRw"], c["SizeRootFs"])
+             for c in json.loads(curl(engine, "GET", "/containers/json?all=1&size=1")[2])}
+    assert sizes["/untouched"] == (0, expected)
+    assert sizes["/written"] == (1000, expected + 1000)

@@ -42,6 +42,7 @@ def register(r: Router, b: Backend) -> None:
         select = filters.list_selector(query.filters(request.query), created_of)
         # Build steps' images (the build cache) show only with --all, as dockerd's intermediate images do.
         show_all = query.boolean(request.query, "all")
+        await images.sizes.fill(all_images)
         out = []
         for image in all_images:
             # So do nameless images others were committed from.
@@ -63,12 +64,14 @@ def register(r: Router, b: Backend) -> None:
         except NoSuchImage as e:
             raise NotFound(f"no such image: {name}: {e.message}") from None
         parent = images.parent_of(match.image, all_images)
+        await images.sizes.fill([match.image])
         return json_response(versions.image_inspect(views.inspect(match.image, parent), versions.of(request),
                                                     match.image.config.get("container_config")))
 
     async def history(request: web.Request) -> web.Response:
         all_images = await images.images()
         image = find(all_images, request.match_info["name"]).image
+        await images.sizes.fill([image])
         return json_response(views.history(image, images.ancestry(image, all_images)))
 
     async def tag(request: web.Request) -> web.Response:
