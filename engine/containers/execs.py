@@ -154,7 +154,10 @@ class ExecService:
 
     def get(self, exec_id: str) -> Exec:
         e = self._execs.get(exec_id)
-        if e is None or self._containers.find(e.container_id) is None:
+        c = self._containers.find(e.container_id) if e is not None else None
+        # dockerd drops the execs still on a container (not started, or not ended) when it stops; the ended
+        # ones stay inspectable.
+        if e is None or c is None or (e.exit_code is None and e.id not in self.live_ids(c.id)):
             self._execs.pop(exec_id, None)
             raise NotFound(f"No such exec instance: {exec_id}")
         return e

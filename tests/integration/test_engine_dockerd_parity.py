@@ -312,3 +312,23 @@ def test_image_and_container_sizes_are_unpacked_bytes(engine) -> None:
              for c in json.loads(curl(engine, "GET", "/containers/json?all=1&size=1")[2])}
     assert sizes["/untouched"] == (0, expected)
     assert sizes["/written"] == (1000, expected + 1000)
+
+
+def test_execs_left_on_a_stopped_container_are_forgotten(engine) -> None:
+    ok(engine, "run", "-d", "--name", "execs", "busybox", "sleep", "60")
+    sdk = docker.DockerClient(base_url=engine.host)
+    try:
+        ran = sdk.api.exec_create("execs", ["true"])["Id"]
+        sdk.api.exec_start(ran)
+        pending = sdk.api.exec_create("execs", ["true"])["Id"]
+        assert sdk.api.exec_inspect(pending)["ExitCode"] is None
+        ok(engine, "stop", "-t", "0", "execs")
+        # As dockerd: the ended exec stays inspectable, the one never started went with the container's stop.
+        assert sdk.api.exec_inspect(ran)["ExitCode"] == 0
+        try:
+            sdk.api.exec_inspect(pending)
+            raise AssertionError("the pending exec outlived its container's stop")
+        except docker.errors.NotFound as e:
+            assert f"No such exec instance: {pending}" in str(e)
+    finally:
+        sdk.close()
