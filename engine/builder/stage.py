@@ -92,13 +92,7 @@ class StageRunner:
         elif isinstance(instruction, ins.Maintainer):
             state.author = instruction.name
         elif isinstance(instruction, ins.Healthcheck):
-            check: dict[str, Any] = {"Test": list(instruction.test)}
-            for field, value in (("Interval", instruction.interval), ("Timeout", instruction.timeout),
-                                 ("StartPeriod", instruction.start_period),
-                                 ("StartInterval", instruction.start_interval), ("Retries", instruction.retries)):
-                if value:
-                    check[field] = value
-            state.config["Healthcheck"] = check
+            state.config["Healthcheck"] = df.healthcheck(instruction)
         else:
             raise InvalidArgument(f"{instruction.keyword} is not supported here (line {instruction.start_line})")
 

@@ -100,6 +100,9 @@ class Importer:
             first += chunk
             if len(first) >= 8:
                 break
+        if not first:
+            # Nothing at all: an empty root filesystem, as dockerd imports it (an archive with no entries).
+            first = bytes(2 * tarfile.BLOCKSIZE)
         inflater, media_type = _inflater(first)
 
         async def stored() -> AsyncIterator[bytes]:

@@ -173,6 +173,12 @@ def test_commit_with_changes_and_import(engine, tmp_path):
     assert "Imported from -" in history
     out = docker_cli(engine, "import", "-", "notatar", stdin=b"this is not a tar archive at all" * 40)
     assert out.returncode != 0
+    # As dockerd: nothing at all is an empty root filesystem; HEALTHCHECK is one of the changes allowed.
+    out = docker_cli(engine, "import", "-c", "HEALTHCHECK CMD true", "-", "empty:v1", stdin=b"")
+    assert out.returncode == 0 and out.stdout.startswith(b"sha256:"), out.stderr
+    check = json.loads(ok(engine, "image", "inspect", "-f", "{{json .Config.Healthcheck}}", "empty:v1"))
+    assert check == {"Test": ["CMD-SHELL", "true"]}
+    ok(engine, "rmi", "empty:v1")
 
 
 def test_compose_build_with_context_dockerfile_args_and_target(engine, tmp_path):

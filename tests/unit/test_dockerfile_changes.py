@@ -36,6 +36,13 @@ def test_shell_forms_and_entrypoint_clears_cmd() -> None:
     assert apply_changes(BASE, []) == BASE
 
 
+def test_healthcheck_is_a_change_as_in_dockerd() -> None:
+    assert apply_changes(BASE, ["HEALTHCHECK CMD true"])["Healthcheck"] == {"Test": ["CMD-SHELL", "true"]}
+    out = apply_changes(BASE, ['HEALTHCHECK --interval=5s --retries=2 CMD ["probe", "-q"]'])
+    assert out["Healthcheck"] == {"Test": ["CMD", "probe", "-q"], "Interval": 5_000_000_000, "Retries": 2}
+    assert apply_changes(BASE, ["HEALTHCHECK NONE"])["Healthcheck"] == {"Test": ["NONE"]}
+
+
 @pytest.mark.parametrize("change, message", [
     ("RUN echo", "run is not a valid change command"),
     ("from busybox", "from is not a valid change command"),

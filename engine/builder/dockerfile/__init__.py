@@ -10,11 +10,12 @@ What the executor calls (docs/builder.md):
     expand_heredoc(content, env)                      a COPY/ADD heredoc body whose delimiter is unquoted
     run_process(run, shell) -> RunProcess             a RUN's argv (and heredoc script files)
     apply_instruction(config, instruction, env, escape, cmd_set) / apply_changes(config, changes)
+    healthcheck(instruction) -> dict                 a HEALTHCHECK as the image config's Healthcheck
     unused_build_args(build_args, plan.declared) -> unused_build_args_warning(...)
     warnings_text(df.warnings)                        the parser's warnings as dockerd prints them
 """
 from engine.builder.dockerfile.build import parse_dockerfile
-from engine.builder.dockerfile.changes import apply_changes, apply_instruction
+from engine.builder.dockerfile.changes import apply_changes, apply_instruction, healthcheck
 from engine.builder.dockerfile.errors import DockerfileError, SubstitutionError
 from engine.builder.dockerfile.lexer import expand, expand_heredoc, expand_words
 from engine.builder.dockerfile.parser import warnings_text
@@ -27,7 +28,8 @@ from engine.builder.dockerfile.stages import BuildPlan, find_target, plan
 __all__ = [
     "BuildPlan", "DockerfileError", "RunFile", "RunProcess", "StageScope", "SubstitutionError",
     "apply_changes", "apply_instruction",
-    "expand", "expand_heredoc", "expand_words", "find_target", "global_scope", "parse_dockerfile", "plan",
+    "expand", "expand_heredoc", "expand_words", "find_target", "global_scope", "healthcheck", "parse_dockerfile",
+    "plan",
     "run_process", "warnings_text",
     "unused_build_args", "unused_build_args_warning",
 ]

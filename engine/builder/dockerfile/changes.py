@@ -18,8 +18,8 @@ from engine.builder.dockerfile.errors import DockerfileError, SubstitutionError
 from engine.builder.dockerfile.lexer import expand
 from engine.builder.dockerfile.parser import parse
 
-VALID_CHANGES = frozenset({"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "USER", "VOLUME",
-                           "WORKDIR"})
+VALID_CHANGES = frozenset({"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "USER",
+                           "VOLUME", "WORKDIR"})
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 
 
@@ -53,6 +53,17 @@ def parse_ports(specs: list[str], line: int) -> list[str]:
             raise DockerfileError(f"Invalid range specified for the Port: {spec}", line)
         keys.extend(f"{p}/{proto}" for p in range(first, last + 1))
     return keys
+
+
+def healthcheck(instruction: ins.Healthcheck) -> dict[str, Any]:
+    """The image config's Healthcheck: the durations and retries given, nothing for those left out."""
+    check: dict[str, Any] = {"Test": list(instruction.test)}
+    for field, value in (("Interval", instruction.interval), ("Timeout", instruction.timeout),
+                         ("StartPeriod", instruction.start_period),
+                         ("StartInterval", instruction.start_interval), ("Retries", instruction.retries)):
+        if value:
+            check[field] = value
+    return check
 
 
 def apply_instruction(config: dict[str, Any], instruction: ins.Instruction, env: Mapping[str, str],
@@ -98,6 +109,8 @@ def apply_instruction(config: dict[str, Any], instruction: ins.Instruction, env:
                     raise DockerfileError("VOLUME specified can not be an empty string", line)
                 volumes[value] = {}
             config["Volumes"] = volumes
+        elif isinstance(instruction, ins.Healthcheck):
+            config["Healthcheck"] = healthcheck(instruction)
         elif isinstance(instruction, ins.Workdir):
             path = x(instruction.path)
             config["WorkingDir"] = posixpath.normpath(
