@@ -46,10 +46,6 @@ class CacheIndex:
     def get(self, name: str) -> Image | None:
         return self._records.get(name) if self._live else None
 
-    def names(self, digest: str) -> bool:
-        """Whether a cache record known to be current names this manifest (its image is not orphaned)."""
-        return self._live and any(r.target.digest == digest for r in self._records.values())
-
     def put(self, record: Image, epoch: int) -> None:
         """Take in `record`, read or written when the epoch was `epoch`, unless an entry was dropped since."""
         if self._live and epoch == self.epoch:

@@ -9,10 +9,12 @@ entries are re-rooted there and names climbing out with `..` or `/` are refused.
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import posixpath
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +46,19 @@ class Ownership:
 
 
 def is_archive(path: Path) -> bool:
-    """A local file ADD unpacks: a tar, or a tar compressed with gzip, bzip2 or xz."""
+    """A local file ADD unpacks: a tar, or a tar compressed with gzip, bzip2 or xz. Anything else, a
+    compressed file that holds no tar included, is copied as it is."""
     try:
         with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
+            head = f.read(tarfile.BLOCKSIZE)
+            if head.startswith(_ARCHIVE_MAGIC):
+                f.seek(0)
+                with tarfile.open(fileobj=f, mode="r:*") as tar:
+                    tar.next()
+                return True
+    except (OSError, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError):
         return False
-    if head.startswith(_ARCHIVE_MAGIC):
-        return True
-    if len(head) < 512:
+    if len(head) < tarfile.BLOCKSIZE:
         return False
     try:
         tarfile.TarInfo.frombuf(head, tarfile.ENCODING, "surrogateescape")

@@ -35,6 +35,7 @@ from runtime.client.records import Container
 
 _CHUNK = 1 << 16
 _DIR_MODE_BIT = 1 << 31  # Go's os.ModeDir in a path stat's mode
+_SYMLINK_MODE_BIT = 1 << 27  # Go's os.ModeSymlink
 
 
 class CopyRuntime(DiffAPI, IngestAPI, PathInfoAPI, Protocol):
@@ -106,12 +107,25 @@ class ImageFiles:
         return list(reversed(missing))
 
     async def fetch(self, path: str, into: Path) -> Path:
-        """Copy `path` (followed if a symlink) out of the image into directory `into`; what it became there."""
+        """Copy `path` out of the image into directory `into`; what it became there.
+
+        A symlink at `path` is followed in the image's root (as COPY --from follows it), never on the host:
+        what comes back is the file or directory it leads to, named as `path` is.
+        """
         into.mkdir(parents=True, exist_ok=True)
-        async with self.runtime.archive(self.id, path) as (st, body):
+        st = await self.runtime.stat_path(self.id, path)
+        name = posixpath.basename(posixpath.normpath(path)) or str(st.get("name") or "")
+        if int(st.get("mode", 0)) & _SYMLINK_MODE_BIT and st.get("linkTarget"):
+            path = str(st["linkTarget"])
+        async with self.runtime.archive(self.id, path) as (target, body):
             # Unpacked as it arrives: no copy of the tar on disk first.
             await consume(body, lambda stream: _extract(stream, into))
-        return into / str(st.get("name") or posixpath.basename(path.rstrip("/")))
+        fetched = into / str(target.get("name") or posixpath.basename(path.rstrip("/")))
+        if fetched.is_symlink():
+            raise NotFound(f"{path}: a symlink that leads nowhere in the image")
+        if name and fetched.name != name and not (into / name).exists():
+            fetched = fetched.rename(into / name)
+        return fetched
 
     async def put(self, tar_file: Path) -> None:
         async def chunks() -> AsyncIterator[bytes]:

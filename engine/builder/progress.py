@@ -2,12 +2,14 @@
 
 The docker CLI prints each `stream` text as it comes and exits with `errorDetail.code` on an error;
 the SDK takes the image ID from `Successfully built <id>` (it ignores `aux`), so that line always
-comes. With `q` only the final ID is sent, as dockerd does. Messages go through a bounded queue to
-the HTTP response, so a slow client slows the build's output rather than growing the daemon.
+comes. With `q` only the final ID is sent, as dockerd does: everything else (base image pulls
+included) is held back, and sent before the error if the build fails. Messages go through a bounded
+queue to the HTTP response, so a slow client slows the build's output rather than growing the daemon.
 """
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +18,8 @@ from engine.images.model import short_id
 from runtime.client import RuntimeError_
 
 _END = object()
+# What a quiet build holds back for its failure: its last messages, a bound all the same.
+_HELD = 10_000
 
 
 class StepFailed(Exception):
@@ -32,15 +36,18 @@ class BuildProgress:
         """`limit` 0: unbounded (a stage's messages held until the stages before it have printed)."""
         self.quiet = quiet
         self._queue: asyncio.Queue[Any] = asyncio.Queue(limit)
+        self._held: deque[dict[str, Any]] = deque(maxlen=_HELD)
 
     async def put(self, message: dict[str, Any]) -> None:
-        """A message as is (a base image's pull progress)."""
+        """A message as is (a base image's pull progress); held back with `q`."""
+        if self.quiet:
+            self._held.append(message)
+            return
         await self._queue.put(message)
 
     async def text(self, text: str) -> None:
-        """Build output (step headers, RUN output); left out with `q`."""
-        if not self.quiet:
-            await self.put({"stream": text})
+        """Build output (step headers, RUN output)."""
+        await self.put({"stream": text})
 
     async def step(self, number: int, total: int, instruction: str) -> None:
         await self.text(f"Step {number}/{total} : {instruction}")
@@ -57,19 +64,19 @@ class BuildProgress:
         await self.text(data.decode(errors="replace"))
 
     async def built(self, image_id: str, tags: list[str]) -> None:
-        await self.put({"aux": {"ID": image_id}})
         if self.quiet:
-            await self.put({"stream": image_id + "\n"})
+            await self._queue.put({"stream": image_id + "\n"})
             return
+        await self.put({"aux": {"ID": image_id}})
         await self.put({"stream": f"Successfully built {short_id(image_id)}\n"})
         for tag in tags:
             await self.put({"stream": f"Successfully tagged {tag}\n"})
 
-    async def error(self, message: str, code: int | None = None) -> None:
-        detail: dict[str, Any] = {"message": message}
-        if code is not None:
-            detail["code"] = code
-        await self.put({"errorDetail": detail, "error": message})
+    async def fail(self, message: dict[str, Any]) -> None:
+        """The build's last message, an error (`failure`): what a quiet build held back goes first."""
+        while self._held:
+            await self._queue.put(self._held.popleft())
+        await self._queue.put(message)
 
     def close(self) -> None:
         """No more messages: the reader's iteration ends once the queue drains."""

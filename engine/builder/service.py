@@ -75,7 +75,7 @@ class Builder:
         total = meta + sum(1 + len(dockerfile.stages[i].instructions) for i in plan.order) + len(extra)
         for index, arg in enumerate(dockerfile.global_args, 1):
             await progress.step(index, total, arg.original)
-        stages = {i: _Stage(i, BuildProgress(progress.quiet, limit=0)) for i in plan.order}
+        stages = {i: _Stage(i, BuildProgress(limit=0)) for i in plan.order}  # the build's own holds back with q
         pulls: dict[str, asyncio.Task[LocalImage]] = {}
         cache_sources = await self._cache_sources(options)
         current_stage: contextvars.ContextVar[int] = contextvars.ContextVar("stage")
@@ -221,7 +221,7 @@ class Builder:
         shown = []
         for tag in options.tags:
             ref = parse(tag)
-            await self.images.tag_image(image, ref.name, ref.tag or "latest", named=self.cache.index.names)
+            await self.images.tag_image(image, ref.name, ref.tag or "latest")
             shown.append(familiar(ref))
         if not shown and image.dangling:
             # The step's image knows the names of its own manifest only; another may name the same ID.

@@ -25,6 +25,8 @@ from engine.errors import InvalidArgument
 from engine.images.compose import NewLayer
 from engine.images.model import LocalImage
 from engine.images.writer import ImageWriter, LazyLease
+from runtime.client import InvalidArgument as RuntimeInvalidArgument
+from runtime.client.signals import parse_signal
 
 _METADATA = (ins.Env, ins.Label, ins.Expose, ins.Volume, ins.User, ins.Cmd, ins.Entrypoint, ins.OnBuild)
 
@@ -86,7 +88,12 @@ class StageRunner:
                     key, _, value = item.partition("=")
                     state.scope.set_env(key, value)
         elif isinstance(instruction, ins.StopSignal):
-            state.config["StopSignal"] = df.expand(instruction.signal, env, state.escape)
+            stop_signal = df.expand(instruction.signal, env, state.escape)
+            try:
+                parse_signal(stop_signal)
+            except RuntimeInvalidArgument as e:
+                raise InvalidArgument(e.message) from None  # at build, not at each run of the image
+            state.config["StopSignal"] = stop_signal
         elif isinstance(instruction, ins.Shell):
             state.config["Shell"] = list(instruction.shell)
         elif isinstance(instruction, ins.Maintainer):
@@ -145,7 +152,8 @@ class StageRunner:
             return
         lease = await self.lease.id()
         layer, container, snapshotter = await self.run_step.execute(
-            state, step, process, run_env, self.options, self.context, self.progress, lease)
+            state, step, process, {**state.scope.proxy_env(), **run_env}, self.options, self.context, self.progress,
+            lease)
         await self.steps.commit(state, key, step.original, shown, layer=layer, lease=lease,
                                 container=container, container_cmd=process.args, snapshotter=snapshotter)
 

@@ -184,8 +184,9 @@ class ImageService:
         return image
 
     async def keep_if_orphaned(self, image_id: str, target: dict[str, Any]) -> None:
-        """After a name moved away from `target`: keep its image as a dangling one if that was its last name."""
-        if any(image.id == image_id for image in await self.images()):
+        """After a name moved away from `target`: keep its image as a dangling one if that was its last name.
+        The build cache's names do not count: a rebuilt tag's old image shows as `<none>`, as in dockerd."""
+        if any(image.id == image_id and not image.intermediate for image in await self.images()):
             return
         try:
             await self.runtime.put_image(DANGLING_PREFIX + target["digest"], target)
@@ -212,12 +213,9 @@ class ImageService:
             await self.keep_if_orphaned(previous.id, old.target)
         return name
 
-    async def tag_image(self, image: LocalImage, repo: str, tag: str,
-                        named: Callable[[str], bool] = lambda digest: False) -> str:
-        """`tag` for an image in hand (a build's result): the name's current record is read alone, not every image.
-
-        `named(manifest digest)`: whether the caller knows of another record naming that manifest, so that the
-        image the name leaves is not orphaned without listing every image to find out."""
+    async def tag_image(self, image: LocalImage, repo: str, tag: str) -> str:
+        """`tag` for an image in hand (a build's result): the name's current record is read alone, and every
+        image listed only when the name leaves another image (which may be left with no name then)."""
         name = str(parse(f"{repo}:{tag}" if tag else repo))
         try:
             old: RuntimeImage | None = await self.runtime.image(name)
@@ -226,7 +224,7 @@ class ImageService:
         target = image.records[0].target
         await self.runtime.put_image(name, target, {TAGGED_LABEL: "true"})
         self._event("tag", image, familiar(name))
-        if old is not None and old.target.digest != target["digest"] and not named(old.target.digest):
+        if old is not None and old.target.digest != target["digest"]:
             previous = await self.from_record(old)
             if previous is not None and previous.id != image.id:
                 await self.keep_if_orphaned(previous.id, old.target.model_dump())

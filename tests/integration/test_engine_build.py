@@ -470,3 +470,54 @@ def test_a_cache_record_removed_behind_the_engine_is_a_miss(engine, tmp_path):
     again = ok(engine, "build", "-t", "behind:1", ".", cwd=ctx)
     assert again.count("Using cache") == 1 and again.count("Running in") == 1, again
     assert ok(engine, "run", "--rm", "behind:1", "cat", "/one", "/two") == "one\ntwo\n"
+
+
+def test_copy_from_follows_symlinks_inside_the_image_never_on_the_host(engine, tmp_path):
+    ctx = tmp_path / "links"
+    ctx.mkdir()
+    (ctx / "plain.gz").write_bytes(__import__("gzip").compress(b"not a tar\n"))
+    # /etc/os-release exists on the host: a link followed there would copy the host's file.
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox AS s\nRUN echo inside > /f && ln -s /f /l && mkdir -p /etc && echo image > /etc/os-release"
+        " && ln -s /etc/os-release /h\n"
+        "FROM busybox\nCOPY --from=s /l /l\nCOPY --from=s /h /h\nCOPY --from=busybox /bin/true /t\n"
+        "ADD plain.gz /g/\nSTOPSIGNAL SIGUSR1\n")
+    ok(engine, "build", "-q", "--network", "none", "-t", "links:v1", str(ctx))
+    out = ok(engine, "run", "--rm", "--network", "none", "links:v1", "sh", "-c",
+             "cat /l /h; [ -L /l ] || echo regular; ls /g; [ -x /t ] && echo runs")
+    assert out == "inside\nimage\nregular\nplain.gz\nruns\n"
+    ok(engine, "rmi", "links:v1")
+
+
+def test_a_bad_stop_signal_fails_the_build_and_proxies_stay_out_of_history(engine, tmp_path):
+    ctx = tmp_path / "sig"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nSTOPSIGNAL NOPE\n")
+    out = docker_cli(engine, "build", "-q", "--network", "none", str(ctx))
+    assert out.returncode != 0 and "Invalid signal: NOPE" in out.stderr
+    # A quiet build that fails shows what it held back, as dockerd does.
+    assert "Step 2/2 : STOPSIGNAL NOPE" in out.stderr + out.stdout
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo \"$HTTP_PROXY\" > /proxy\n")
+    ok(engine, "build", "-q", "--network", "none", "--build-arg", "HTTP_PROXY=http://user:secret@p:1", "-t",
+       "proxied:v1", str(ctx))
+    assert ok(engine, "run", "--rm", "--network", "none", "proxied:v1", "cat", "/proxy") == "http://user:secret@p:1\n"
+    assert "secret" not in ok(engine, "history", "--no-trunc", "proxied:v1")
+    # Another proxy is no reason to run the step again.
+    again = ok(engine, "build", "--network", "none", "--build-arg", "HTTP_PROXY=http://q:2", "-t", "proxied:v1",
+               str(ctx))
+    assert "Using cache" in again
+    ok(engine, "rmi", "proxied:v1")
+
+
+def test_a_rebuilt_tag_leaves_its_old_image_dangling_for_prune(engine, tmp_path):
+    ctx = tmp_path / "again"
+    ctx.mkdir()
+    ids = []
+    for word in ("one", "two"):
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nRUN echo {word} > /x\n")
+        ids.append(ok(engine, "build", "-q", "--network", "none", "-t", "again:v1", str(ctx)).strip())
+    dangling = ok(engine, "images", "-q", "--no-trunc", "-f", "dangling=true").split()
+    assert ids[0] in dangling and ids[1] not in dangling
+    assert ids[0] in ok(engine, "image", "prune", "-f")
+    assert ids[0] not in ok(engine, "images", "-a", "-q", "--no-trunc")
+    ok(engine, "rmi", "again:v1")

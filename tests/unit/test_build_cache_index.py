@@ -93,11 +93,3 @@ async def test_follow_keeps_it_live_while_the_stream_lasts() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert index.get(NAME) is None
-
-
-def test_names_a_manifest_only_while_live() -> None:
-    index = _live()
-    index.put(_record(), index.epoch)
-    assert index.names(_record().target.digest) and not index.names("sha256:" + "c" * 64)
-    index.apply(_event("/images/delete", _record()))
-    assert not index.names(_record().target.digest)

@@ -82,7 +82,9 @@ def test_stage_scope_rules() -> None:
     assert expand("${N-unset}", scope.env()) == "unset"
     scope.set_env("B", "env")
     assert scope.env()["B"] == "env"
-    assert scope.run_env() == {"HTTP_PROXY": "http://p", "V": "global", "TARGETOS": "linux", "D": "from-cli-x"}
+    assert scope.run_env() == {"V": "global", "TARGETOS": "linux", "D": "from-cli-x"}
+    # The proxies a RUN gets without an ARG stay out of its cache key and history, as in dockerd.
+    assert scope.proxy_env() == {"HTTP_PROXY": "http://p"}
 
 
 def test_copy_heredoc_bodies_keep_quotes_and_expand_inside_them() -> None:

@@ -53,12 +53,12 @@ def register(r: Router, b: Backend) -> None:
                 except (EngineError, RuntimeError_, StepFailed) as e:
                     # What the Dockerfile or the context made fail is the client's to read, not the daemon's error.
                     log.info("build failed: %s", e.message)
-                    await progress.put(failure(e))
+                    await progress.fail(failure(e))
                 except Exception as e:
                     if isinstance(e, asyncio.CancelledError):
                         raise
                     log.exception("build failed")
-                    await progress.put(failure(e))
+                    await progress.fail(failure(e))
                 finally:
                     progress.close()
 

@@ -5,7 +5,7 @@ What the executor calls (docs/builder.md):
     parse_dockerfile(text) -> Dockerfile             global ARGs + stages of typed instructions
     global_scope(df.global_args, build_args, automatic, df.escape) -> dict   FROM's variables
     plan(df, target, meta) -> BuildPlan               needed stages, their order and dependencies
-    StageScope(meta, build_args, image_env, escape)   declare(Arg) / set_env / env() / run_env()
+    StageScope(meta, build_args, image_env, escape)   declare(Arg) / set_env / env() / run_env() / proxy_env()
     expand(word, env, escape) / expand_words(text, env, escape)
     expand_heredoc(content, env)                      a COPY/ADD heredoc body whose delimiter is unquoted
     run_process(run, shell) -> RunProcess             a RUN's argv (and heredoc script files)

@@ -89,10 +89,14 @@ class StageScope:
         self.env_vars[key] = value
 
     def run_env(self) -> dict[str, str]:
-        """Extra environment of a RUN (not committed): the ARG values ENV does not shadow, the proxies."""
-        extra = {k: v for k, v in self.build_args.items() if k in PROXY_ARGS and v is not None}
-        extra.update({k: v for k, v in self.args.items() if k not in self.env_vars})
-        return extra
+        """Extra environment of a RUN (not committed): the ARG values ENV does not shadow. Part of the step's
+        cache key and of its history line."""
+        return {k: v for k, v in self.args.items() if k not in self.env_vars}
+
+    def proxy_env(self) -> dict[str, str]:
+        """The proxy build-args no ARG declares: a RUN gets them too, but as in dockerd they are neither in its
+        cache key nor in its history (they may hold credentials)."""
+        return {k: v for k, v in self.build_args.items() if k in PROXY_ARGS and v is not None and k not in self.args}
 
 
 def unused_build_args(build_args: BuildArgs, declared: Iterable[str]) -> list[str]:
