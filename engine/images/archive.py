@@ -27,6 +27,7 @@ from engine.images.pull import progress_bar
 from engine.images.store import ImageService
 from runtime.client import InvalidArgument as RuntimeInvalidArgument
 from runtime.client.archives import ArchiveAPI, ImportedImage
+from runtime.client.records import ContentInfo
 from runtime.client.reference import familiar, parse
 
 _FULL_ID = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
@@ -42,6 +43,8 @@ class ArchiveRuntime(ArchiveAPI, Protocol):
 
     async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
                         namespace: str | None = None) -> Any: ...
+
+    async def content(self, namespace: str | None = None) -> list[ContentInfo]: ...
 
 
 @dataclass
@@ -141,8 +144,9 @@ class ImageArchives:
         With `platform`, images for other platforms are left out, as dockerd does."""
         lease = str((await self._runtime.create_lease(expire_after=_LEASE_EXPIRY))["id"])
         try:
+            stored = set() if quiet else {c.digest for c in await self._runtime.content()}
             imported = await self._runtime.import_images(data, records=False, lease=lease, platform=platform)
-            messages = [] if quiet else _layer_progress(imported)
+            messages = [] if quiet else _layer_progress(imported, stored)
             return messages + await self._name(imported)
         finally:
             await self._runtime.remove_lease(lease)
@@ -180,11 +184,15 @@ class ImageArchives:
         return messages
 
 
-def _layer_progress(imported: list[ImportedImage]) -> list[dict[str, Any]]:
-    """dockerd's "Loading layer" progress: one finished bar per layer blob, since the import answers at its end."""
+def _layer_progress(imported: list[ImportedImage], stored: set[str]) -> list[dict[str, Any]]:
+    """dockerd's "Loading layer" progress: one finished bar per layer blob, since the import answers at its end;
+    none for a layer that was `stored` before (dockerd loads only the layers it lacks)."""
     out = []
     for item in imported:
         for layer in item.layers:
+            if layer.digest in stored:
+                continue
+            stored.add(layer.digest)
             out.append({"status": "Loading layer", "progressDetail": {"current": layer.size, "total": layer.size},
                         "progress": progress_bar(layer.size, layer.size), "id": layer.digest[7:19]})
     return out

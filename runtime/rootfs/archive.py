@@ -174,7 +174,8 @@ class _TarWriter:
                     stack.pop()
                     continue
                 child_parts = (*parts, name)
-                child_arc = f"{prefix}/{name}" if prefix else name
+                # The root's own entry is named "/": its children "/bin", as dockerd names them.
+                child_arc = f"{prefix.rstrip('/')}/{name}" if prefix else name
                 bind = self.binds.get(child_parts)
                 child = bind_location(bind, "/" + "/".join(child_parts)) if bind else Location(dfd, name, "", False)
                 try:

@@ -208,3 +208,13 @@ def test_export_is_a_tar_of_the_rootfs(engine, tmp_path):
         assert "bin/busybox" in names and "etc/passwd" in names
         assert tar.extractfile("root/mark").read() == b"exported\n"
         assert tar.getmember("bin/busybox").mode & 0o111
+
+
+def test_cp_of_the_root_names_entries_from_the_root(engine, tmp_path):
+    ok(engine, "create", "--name", "whole", "busybox", "true")
+    out = subprocess.run(["docker", "cp", "whole:/", "-"], env=engine.env(), capture_output=True, timeout=60,
+                         check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(out)) as tar:
+        names = tar.getnames()
+    # As dockerd: "/" itself, then "/bin", "/bin/busybox" (never "//bin").
+    assert "/bin/busybox" in names and not any(n.startswith("//") for n in names)

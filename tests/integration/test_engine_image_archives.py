@@ -254,6 +254,9 @@ def test_load_progress_and_quiet_over_the_api(engine, sdk, tmp_path):
     quiet = sdk.api._post(sdk.api._url("/images/load"), data=data)
     assert quiet.headers["Content-Type"] == "application/json"
     assert [json.loads(x) for x in quiet.text.splitlines()] == [{"stream": "Loaded image: progress:1\n"}]
+    # Its layers are stored now: loaded again, no layer is shown loading, as with dockerd.
+    again = sdk.api._post(sdk.api._url("/images/load"), params={"quiet": "0"}, data=data)
+    assert [json.loads(x) for x in again.text.splitlines()] == [{"stream": "Loaded image: progress:1\n"}]
 
 
 def test_pyengine_cli_save_and_load(engine, tmp_path, images):
