@@ -521,3 +521,28 @@ def test_a_rebuilt_tag_leaves_its_old_image_dangling_for_prune(engine, tmp_path)
     assert ids[0] in ok(engine, "image", "prune", "-f")
     assert ids[0] not in ok(engine, "images", "-a", "-q", "--no-trunc")
     ok(engine, "rmi", "again:v1")
+
+
+def test_sdk_build_from_a_git_repository(engine, tmp_path, http_files):
+    www, base = http_files
+    work = tmp_path / "gitwork"
+    (work / "app").mkdir(parents=True)
+    (work / "app" / "Dockerfile").write_text("FROM busybox\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n")
+    (work / "app" / "msg").write_text("from a repository\n")
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "GIT_AUTHOR_NAME": "t",
+           "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "one"], ["tag", "v1"]):
+        subprocess.run(["git", *args], cwd=work, env=env, check=True, capture_output=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(www / "app.git")], env=env, check=True,
+                   capture_output=True)
+    subprocess.run(["git", "update-server-info"], cwd=www / "app.git", env=env, check=True, capture_output=True)
+    sdk = docker.DockerClient(base_url=engine.host)
+    try:
+        # docker-py (and docker-compose's `build: <git url>`) send a git URL as the `remote` context.
+        image, _ = sdk.images.build(path=f"{base}/app.git#v1:app", tag="fromgit:v1")
+        assert sdk.containers.run("fromgit:v1", remove=True, network_mode="none") == b"from a repository\n"
+        with pytest.raises(docker.errors.APIError, match="error fetching"):
+            sdk.images.build(path=f"{base}/app.git#nosuch")
+        sdk.images.remove("fromgit:v1")
+    finally:
+        sdk.close()

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import stat
+import subprocess
 import tarfile
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -353,17 +354,63 @@ async def test_remote_refusals(store: ContextStore, web_server: str, name: str, 
 
 
 @pytest.mark.parametrize("remote,message", [
-    ("https://github.com/moby/moby.git", "git repositories as build contexts are not supported"),
-    ("https://example.com/repo.git#main:docker", "git repositories as build contexts are not supported"),
-    ("git://example.com/repo", "remote=git://example.com/repo: git repositories"),
-    ("git@github.com:moby/moby", "git repositories"),
-    ("github.com/moby/moby", "git repositories"),
     ("ftp://example.com/ctx.tar", r"remoteURL \(ftp://example.com/ctx.tar\) could not be recognized as URL"),
     ("client-session", "no longer supported"),
 ])
 async def test_remote_not_fetched(store: ContextStore, remote: str, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         await store.receive(chunked(b""), remote=remote)
+    assert _left(store) == []
+
+
+@pytest.fixture
+async def git_server(tmp_path: Path) -> AsyncIterator[str]:
+    """A bare repository over git's "dumb" http (static files): branch main, a Dockerfile under sub/."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    work, bare = tmp_path / "work", tmp_path / "www" / "repo.git"
+    (work / "sub").mkdir(parents=True)
+    (work / "sub" / "Dockerfile").write_text("FROM busybox\nCOPY a /a\n")
+    (work / "sub" / "a").write_text("from git\n")
+    (work / "sub" / "out").symlink_to("/etc/passwd")
+    (work / "top").write_text("top\n")
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path), "PATH": os.environ["PATH"],
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "one"]):
+        subprocess.run(["git", *args], cwd=work, env=env, check=True, capture_output=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], env=env, check=True, capture_output=True)
+    subprocess.run(["git", "update-server-info"], cwd=bare, env=env, check=True, capture_output=True)
+    app = web.Application()
+    app.router.add_static("/", tmp_path / "www")
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("/repo.git"))
+    finally:
+        await server.close()
+
+
+async def test_a_git_remote_is_fetched_and_its_directory_is_the_context(store: ContextStore, git_server: str) -> None:
+    async with await store.receive(chunked(b""), remote=git_server + "#main:sub") as ctx:
+        assert ctx.dockerfile == "FROM busybox\nCOPY a /a\n"
+        assert _files(ctx) == ["Dockerfile", "a", "out"]
+        # A link in the repository stays a link: nothing of the host comes into the context.
+        assert os.readlink(ctx.directory / "out") == "/etc/passwd"
+    async with await store.receive(chunked(b""), remote=git_server, dockerfile="sub/Dockerfile") as ctx:
+        assert "top" in _files(ctx) and ".git" in _files(ctx)
+    assert _left(store) == []
+
+
+@pytest.mark.parametrize("fragment,message", [
+    ("#nosuch", "error fetching: "),
+    ("#main:../..", "outside the repository"),
+    ("#main:missing", "not a directory of the repository"),
+    ("#-x", "not a git URL"),
+])
+async def test_git_remote_refusals(store: ContextStore, git_server: str, fragment: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        await store.receive(chunked(b""), remote=git_server + fragment)
     assert _left(store) == []
 
 

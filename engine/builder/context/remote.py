@@ -1,8 +1,8 @@
 """POST /build's `remote` parameter: a context (or a lone Dockerfile) fetched over http(s), as dockerd does.
 
 - A git URL (dockerd's IsGitURL: "git://", "git@", "ssh://", "github.com/", or an
-  http(s) URL ending in ".git" with an optional "#ref:dir") is refused: this engine
-  does not fetch git remotes. dockerd's "client-session" (BuildKit's session) too.
+  http(s) URL ending in ".git" with an optional "#ref:dir") is fetched with git
+  (engine.builder.context.git). dockerd's "client-session" (BuildKit's session) is refused.
 - Other http(s) URLs are fetched; an answer of 400 or more fails the build with the
   status and the body's text. What the body is comes from its Content-Type; with none
   or "application/octet-stream", from its first 100 bytes (Go's content sniffing,
@@ -44,10 +44,7 @@ def check(remote: str) -> None:
     if remote == "client-session":
         raise InvalidArgument("experimental session with v1 builder is no longer supported, "
                               "use builder version v2 (BuildKit) instead")
-    if is_git(remote):
-        raise InvalidArgument(f"remote={remote}: git repositories as build contexts are not supported by "
-                              "this engine; clone it and build from the directory")
-    if not is_url(remote):
+    if not is_git(remote) and not is_url(remote):
         raise InvalidArgument(f"remoteURL ({remote}) could not be recognized as URL")
 
 

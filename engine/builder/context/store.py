@@ -28,12 +28,13 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from functools import partial
 from pathlib import Path
 
 from aiohttp import web
 
+from engine.builder.context import git
 from engine.builder.context import remote as remotes
 from engine.builder.context.build_context import BuildContext
 from engine.builder.context.checksum import Memo
@@ -155,7 +156,9 @@ class ContextStore:
             await settle(asyncio.to_thread(self._make, directory))
             keep = frozenset([name, name.lower()] if name == DEFAULT_DOCKERFILE else [name])
             unpack = partial(_unpack, directory, keep)
-            if remote:
+            if remote and remotes.is_git(remote):
+                ignore, hashes = await self._from_git(remote, directory, unpack)
+            elif remote:
                 async with remotes.fetch(remote) as (media_type, chunks):
                     if media_type == remotes.TEXT:
                         text = await _read_text(chunks, f"the Dockerfile at {remote}")
@@ -168,6 +171,20 @@ class ContextStore:
         except BaseException:
             await self.release(directory)
             raise
+
+    async def _from_git(self, remote: str, directory: Path,
+                        unpack: Callable[[io.BufferedReader], tuple[DockerIgnore | None, Memo]]
+                        ) -> tuple[DockerIgnore | None, Memo]:
+        """The checkout goes through the same tar reader as an uploaded context; then it goes."""
+        work = directory.with_name(_TRASH + "git-" + directory.name)
+        try:
+            await settle(asyncio.to_thread(self._make, work))
+            await asyncio.to_thread((work / "repo").mkdir)
+            context = await git.checkout(git.parse(remote), work / "repo")
+            await git.write_tar(context, work / "context.tar")
+            return await consume(git.read_chunks(work / "context.tar"), unpack)
+        finally:
+            await settle(asyncio.to_thread(shutil.rmtree, work, True))
 
     async def from_request(self, request: web.Request) -> BuildContext:
         """POST /build's context: its `dockerfile` and `remote` parameters, and the request's body."""
