@@ -25,7 +25,7 @@ from types import TracebackType
 import aiohttp
 
 from engine.builder import dockerfile as df
-from engine.builder.context import BuildContext
+from engine.builder.context import BuildContext, matching
 from engine.builder.copy_layer import direct_plan, write_layer
 from engine.builder.copy_tar import Ownership, Source, is_archive
 from engine.builder.dockerfile import instructions as ins
@@ -50,6 +50,7 @@ class _Fetch:
     image_name: str
     path: str
     into: str  # its name in the step's scratch directory
+    pattern: str = ""  # a wildcard source: what it matches under the directory `path`
 
 
 @dataclass
@@ -91,17 +92,45 @@ class PreparedCopy:
             self.sources[0] = replace(first, dest=self.dest)
 
     async def _fetch(self, stack: contextlib.AsyncExitStack) -> None:
+        found: dict[int, list[Source]] = {}
         for image_id in dict.fromkeys(f.image.id for f in self.fetches):
             wanted = [f for f in self.fetches if f.image.id == image_id]
             files = await stack.enter_async_context(ImageFiles(self.runtime, wanted[0].image))
             for f in wanted:
-                if await files.is_dir(f.path) is None:
-                    raise InvalidArgument(f"{self.keyword} failed: stat {f.path}: file does not exist in "
-                                          f"{f.image_name}")
-                fetched = await files.fetch(f.path, await self.scratch.path() / f.into)
-                self.sources[f.index] = replace(self.sources[f.index], path=fetched, name=fetched.name)
+                found[f.index] = await self._fetch_one(files, f)
             files.release_soon()  # removed while the layer is made; the stack's end waits for it
         self.fetches.clear()
+        self.sources = [s for i, source in enumerate(self.sources) for s in found.get(i, [source])]
+        if not self.sources:
+            raise InvalidArgument(f"{self.keyword} failed: no source files were specified")
+        if len(self.sources) > 1 and not self.dir_hint:
+            raise InvalidArgument(f"When using {self.keyword} with more than one source file, the destination "
+                                  "must be a directory and end with a /")
+
+    async def _fetch_one(self, files: ImageFiles, f: _Fetch) -> list[Source]:
+        """The sources one COPY --from path brings: itself, or what its pattern matches (in dockerd's order)."""
+        kind = await files.is_dir(f.path)
+        into = await self.scratch.path() / f.into
+        if f.pattern:
+            if not kind:
+                return []
+            # The directory's copy tells the names the pattern matches; each is then taken out of the image on
+            # its own, so that a symlink among them is followed in the image's root, never in the copy.
+            listing = await files.fetch(f.path, into / "listing")
+            names = await asyncio.to_thread(matching, listing, f.pattern, self.keyword)
+            out = []
+            for i, rel in enumerate(names):
+                fetched = await files.fetch(posixpath.join(f.path, rel), into / str(i))
+                out.append(self._fetched(fetched, posixpath.basename(rel)))
+            return out
+        if kind is None:
+            raise InvalidArgument(f"{self.keyword} failed: stat {f.path}: file does not exist in {f.image_name}")
+        fetched = await files.fetch(f.path, into)
+        return [self._fetched(fetched, fetched.name)]
+
+    def _fetched(self, path: Path, name: str) -> Source:
+        # A file goes under the destination by its name unless it turns out to be the only source (settle).
+        return Source(dest=self.dest if path.is_dir() else posixpath.join(self.dest, name), path=path, name=name)
 
     async def layer(self, state: StageState, lease: str) -> NewLayer:
         async with contextlib.AsyncExitStack() as stack:
@@ -248,11 +277,12 @@ class CopyFiles:
         name = df.expand(step.from_, state.scope.global_values, state.escape)
         image = await image_source(name, step.start_line)
         for index, source in enumerate(sources):
-            if _WILDCARDS & set(source):
-                raise InvalidArgument(f"{step.keyword} --from={name}: wildcards in {source!r} are not "
-                                      "supported by this builder; name the paths")
-            path = posixpath.join("/", source)
-            prepared.fetches.append(_Fetch(len(prepared.sources), image, name, path, f"from-{index}"))
+            path = posixpath.normpath(posixpath.join("/", source))
+            parts = path.strip("/").split("/")
+            plain = next((i for i, part in enumerate(parts) if _WILDCARDS & set(part)), len(parts))
+            # A pattern's files come from the directory above its first wildcard, matched there.
+            base, pattern = "/" + "/".join(parts[:plain]), "/".join(parts[plain:])
+            prepared.fetches.append(_Fetch(len(prepared.sources), image, name, base, f"from-{index}", pattern))
             prepared.sources.append(Source(dest=prepared.dest, name=posixpath.basename(path)))
             prepared.sums.append(f"{image.id}:{path}")
 

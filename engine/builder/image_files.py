@@ -120,6 +120,8 @@ class ImageFiles:
         async with self.runtime.archive(self.id, path) as (target, body):
             # Unpacked as it arrives: no copy of the tar on disk first.
             await consume(body, lambda stream: _extract(stream, into))
+        if posixpath.normpath(path) == "/":
+            return into  # the root's entries are named from it: they are `into`'s now
         fetched = into / str(target.get("name") or posixpath.basename(path.rstrip("/")))
         if fetched.is_symlink():
             raise NotFound(f"{path}: a symlink that leads nowhere in the image")

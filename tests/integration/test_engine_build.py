@@ -546,3 +546,25 @@ def test_sdk_build_from_a_git_repository(engine, tmp_path, http_files):
         sdk.images.remove("fromgit:v1")
     finally:
         sdk.close()
+
+
+def test_copy_from_with_wildcards_and_into_directories(engine, tmp_path):
+    ctx = tmp_path / "globs"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox AS s\n"
+        "RUN echo 1 > /f1 && echo 2 > /f2 && mkdir -p /d/sub && echo 3 > /d/f3 && echo 4 > /d/sub/f4"
+        " && ln -s /f1 /d/l1\n"
+        "FROM busybox\nCOPY --from=s /f1 /f2 /dir/\nCOPY --from=s /f1 /one/\nCOPY --from=s /f* /w/\n"
+        "COPY --from=s /d/f? /single\nCOPY --from=s /d/* /star/\n")
+    ok(engine, "build", "-q", "--network", "none", "-t", "globs:v1", str(ctx))
+    out = ok(engine, "run", "--rm", "--network", "none", "globs:v1", "sh", "-c",
+             "find /dir /one /w /star -type f | sort; cat /single /star/l1")
+    # As dockerd: files go under a destination ending in '/', a matched directory brings its contents, and a
+    # matched symlink is followed in the stage's root.
+    assert out.split() == ["/dir/f1", "/dir/f2", "/one/f1", "/star/f3", "/star/f4", "/star/l1", "/w/f1", "/w/f2",
+                           "3", "1"]
+    (ctx / "Dockerfile").write_text("FROM busybox AS s\nFROM busybox\nCOPY --from=s /nomatch* /x/\n")
+    out = docker_cli(engine, "build", "-q", "--network", "none", str(ctx))
+    assert out.returncode != 0 and "no source files were specified" in out.stderr
+    ok(engine, "rmi", "globs:v1")

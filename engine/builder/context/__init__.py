@@ -9,7 +9,7 @@ For the executor: `ContextStore(root)` (`from_request(request)` or
 from engine.builder.context.build_context import BuildContext
 from engine.builder.context.checksum import checksum
 from engine.builder.context.dockerignore import DockerIgnore
-from engine.builder.context.sources import ContextSource, resolve_sources
+from engine.builder.context.sources import ContextSource, matching, resolve_sources
 from engine.builder.context.store import ContextStore
 
-__all__ = ["BuildContext", "ContextSource", "ContextStore", "DockerIgnore", "checksum", "resolve_sources"]
+__all__ = ["BuildContext", "ContextSource", "ContextStore", "DockerIgnore", "checksum", "matching", "resolve_sources"]

@@ -89,6 +89,16 @@ def _single(root: Path, source: str, instruction: str) -> ContextSource:
     return ContextSource(rel, path)
 
 
+def matching(root: Path, pattern: str, instruction: str = "COPY") -> list[str]:
+    """The paths under `root` (relative, in Go's filepath.Walk order) that the wildcard `pattern` matches."""
+    try:
+        glob_match(pattern, ".")
+    except BadPattern as e:
+        raise InvalidArgument(f"{instruction} failed: {e.message}") from None
+    depth = None if "[" in pattern else pattern.count("/") + 1  # a class may match '/'
+    return [rel for rel in _walk(root, depth) if glob_match(pattern, rel)]
+
+
 def resolve_sources(context_dir: Path, sources: Sequence[str], *, allow_wildcards: bool = True,
                     instruction: str = "COPY") -> list[ContextSource]:
     """The sources of one COPY/ADD (`instruction` names it in errors), in dockerd's order."""
@@ -101,14 +111,8 @@ def resolve_sources(context_dir: Path, sources: Sequence[str], *, allow_wildcard
         if not (allow_wildcards and contains_wildcards(source)):
             out.append(_single(context_dir, source, instruction))
             continue
-        try:
-            glob_match(source, ".")
-        except BadPattern as e:
-            raise InvalidArgument(f"{instruction} failed: {e.message}") from None
-        depth = None if "[" in source else source.count("/") + 1  # a class may match '/'
-        for rel in _walk(context_dir, depth):
-            if glob_match(source, rel):
-                out.append(_single(context_dir, rel, instruction))
+        for rel in matching(context_dir, source, instruction):
+            out.append(_single(context_dir, rel, instruction))
     if not out:
         raise InvalidArgument(f"{instruction} failed: no source files were specified")
     return out
