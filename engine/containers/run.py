@@ -266,6 +266,16 @@ class RunControl:
     async def kill(self, ref: str, sig: str | None) -> None:
         c = self._store.get(ref)
         signum = parse_signal(sig or "KILL")
+        if c.state.status == Status.RESTARTING:
+            # No process to signal, as in dockerd: the kill ends the restart loop (with any signal).
+            live = self._lives.of(c.id)
+            async with live.lock:
+                c = self._lives.current(ref, c.id)
+                if c.state.status == Status.RESTARTING:
+                    c.state.manually_stopped = True
+                    self._supervisor.cancel(c, live)
+                    await self._store.save(c)
+                    return
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
         if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
@@ -276,7 +286,9 @@ class RunControl:
             await self._rt.kill_task(c.id, signum)
             if c.state.status == Status.PAUSED and signum == signal.SIGKILL:
                 await self._rt.resume_task(c.id)
-        except (rt.FailedPrecondition, rt.NotFound):
+        except rt.NotFound:
+            pass  # it ended as the kill came: done, as dockerd takes "no such process"
+        except rt.FailedPrecondition:
             raise Conflict(f"Container {c.id} is not running") from None
         self._events.container(c, "kill", signal=str(signum))
         if signum == signal.SIGKILL:

@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import tarfile
+import time
 
 import docker
 
@@ -332,3 +333,25 @@ def test_execs_left_on_a_stopped_container_are_forgotten(engine) -> None:
             assert f"No such exec instance: {pending}" in str(e)
     finally:
         sdk.close()
+
+
+def _status(engine, name: str) -> str:
+    return ok(engine, "inspect", "-f", "{{.State.Status}}", name).strip()
+
+
+def test_kill_ends_a_restart_loop_and_realtime_signal_names(engine) -> None:
+    ok(engine, "run", "-d", "--name", "looping", "--restart", "always", "busybox", "sh", "-c", "exit 1")
+    deadline = time.monotonic() + 30
+    # Three restarts in, it waits out a delay of 800 ms or more: long enough for the kill to come in it.
+    while ok(engine, "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "looping").split() != ["restarting",
+                                                                                                      "3"]:
+        assert time.monotonic() < deadline, "never restarting"
+        time.sleep(0.05)
+    # As dockerd: no process to signal, the kill stops the loop.
+    assert ok(engine, "kill", "looping") == "looping\n"
+    time.sleep(2)
+    assert _status(engine, "looping") == "exited"
+    # systemd images stop on SIGRTMIN+3: Docker knows the real-time names.
+    ok(engine, "run", "-d", "--name", "rt", "--stop-signal", "SIGRTMIN+3", "busybox", "sleep", "60")
+    assert ok(engine, "inspect", "-f", "{{.Config.StopSignal}}", "rt") == "SIGRTMIN+3\n"
+    ok(engine, "kill", "-s", "RTMIN+1", "rt")
