@@ -119,11 +119,20 @@ def image_summary(doc: dict[str, Any], v: Version) -> dict[str, Any]:
     return doc
 
 
-def image_inspect(doc: dict[str, Any], v: Version, container_config: dict[str, Any] | None) -> dict[str, Any]:
-    """`container_config`: what an old builder recorded of the container it committed, shown before 1.45."""
+def reads_container_config(request: web.Request) -> bool:
+    """docker-compose 1.x reads an image's ContainerConfig.Volumes to recreate a container. It speaks the newest
+    version the daemon names (docker-py's "auto"), where that field is gone since 1.45, and so fails with a
+    KeyError against dockerd 25 and later: its requests get the field whatever their version."""
+    return request.headers.get("User-Agent", "").startswith("docker-compose/1.")
+
+
+def image_inspect(doc: dict[str, Any], v: Version, container_config: dict[str, Any] | None,
+                  legacy_client: bool = False) -> dict[str, Any]:
+    """`container_config`: what an old builder recorded of the container it committed, shown before 1.45 (and to
+    a `legacy_client`)."""
     if v < (1, 44):
         doc["VirtualSize"] = doc.get("Size", 0)
-    if v < (1, 45):
+    if v < (1, 45) or legacy_client:
         doc["Container"] = ""
         doc["ContainerConfig"] = {**_IMAGE_CONFIG_LEGACY, "User": "", "Env": None, "Cmd": None, "Volumes": None,
                                   "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,

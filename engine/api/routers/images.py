@@ -66,7 +66,8 @@ def register(r: Router, b: Backend) -> None:
         parent = images.parent_of(match.image, all_images)
         await images.sizes.fill([match.image])
         return json_response(versions.image_inspect(views.inspect(match.image, parent), versions.of(request),
-                                                    match.image.config.get("container_config")))
+                                                    match.image.config.get("container_config"),
+                                                    versions.reads_container_config(request)))
 
     async def history(request: web.Request) -> web.Response:
         all_images = await images.images()
