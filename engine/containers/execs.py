@@ -186,13 +186,23 @@ class ExecService:
 
     async def _prepare(self, e: Exec, attach: bool) -> Attachment | None:
         c = e.config
-        created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=c.Env or [],
+        created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=self._env(e),
                                           cwd=c.WorkingDir or None, user=c.User or None, terminal=bool(c.Tty),
                                           stdin=bool(c.AttachStdin), privileged=bool(c.Privileged))
         e.prepared = True
         if e.size is not None:
             await self._resize(e)
         return await Attachment.connect(created.io.attach_socket) if attach else None
+
+    def _env(self, e: Exec) -> list[str]:
+        """The exec's variables; with a terminal, dockerd's TERM=xterm unless the container or the exec sets TERM."""
+        env = list(e.config.Env or [])
+        if e.config.Tty:
+            container = self._containers.find(e.container_id)
+            given = [*(container.config.get("Env") or [] if container is not None else []), *env]
+            if not any(item.partition("=")[0] == "TERM" for item in given):
+                env.insert(0, "TERM=xterm")
+        return env
 
     async def launch(self, e: Exec) -> None:
         """Run the prepared process; a failure is the exec's exit (126/127), as for Docker."""

@@ -355,3 +355,17 @@ def test_kill_ends_a_restart_loop_and_realtime_signal_names(engine) -> None:
     ok(engine, "run", "-d", "--name", "rt", "--stop-signal", "SIGRTMIN+3", "busybox", "sleep", "60")
     assert ok(engine, "inspect", "-f", "{{.Config.StopSignal}}", "rt") == "SIGRTMIN+3\n"
     ok(engine, "kill", "-s", "RTMIN+1", "rt")
+
+
+def test_exec_terminals_get_term_and_sdk_execs_read_their_failures(engine) -> None:
+    ok(engine, "run", "-d", "--name", "termed", "busybox", "sleep", "60")
+    assert "TERM=xterm" in ok(engine, "exec", "-t", "termed", "env").split()
+    assert "TERM=" not in ok(engine, "exec", "termed", "env")
+    assert "TERM=vt100" in ok(engine, "exec", "-t", "-e", "TERM=vt100", "termed", "env").split()
+    sdk = docker.DockerClient(base_url=engine.host)
+    try:
+        # docker-py reads the stream after the 101's headers: the failure must come after them to be seen.
+        result = sdk.containers.get("termed").exec_run("true", user="nosuchuser")
+        assert result == (126, b"unable to find user nosuchuser: no matching entries in passwd file\r\n")
+    finally:
+        sdk.close()

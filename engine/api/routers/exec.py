@@ -1,6 +1,7 @@
 """/containers/{id}/exec and /exec/{id}: create, start (hijacked or detached), resize, inspect (CLIENT-FLOWS §5.8)."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -18,6 +19,9 @@ from engine.errors import EngineError
 from runtime import client as rt
 
 log = logging.getLogger("engine.api.exec")
+
+# How long a failure waits after the 101 before it is written (see _say).
+_AFTER_UPGRADE = 0.05
 
 
 def register(r: Router, b: Backend) -> None:
@@ -87,7 +91,12 @@ def register(r: Router, b: Backend) -> None:
 
 
 async def _say(conn: Hijacked, text: str, framed: bool) -> None:
-    """An exec's failure told in its stream, on stdout as dockerd writes it."""
+    """An exec's failure told in its stream, on stdout as dockerd writes it.
+
+    Not at once: docker-py reads the 101's headers through a buffered reader and then reads the raw socket,
+    so bytes that arrive with the headers are lost to it (dockerd's come later, after containerd's answer).
+    """
     message = text.encode() + b"\r\n"
+    await asyncio.sleep(_AFTER_UPGRADE)
     with contextlib.suppress(ConnectionError):
         await conn.write(frame(STDOUT, message) if framed else message)
