@@ -16,7 +16,19 @@ from engine.errors import Conflict, InvalidArgument
 from engine.networks.model import PublishedPort
 from engine.networks.port_owner import PortInUse
 
-EPHEMERAL = range(49153, 61000)
+# Where a port published without a host port goes: the host's own range for ephemeral ports, as dockerd's
+# port allocator reads it (and its fallback when that cannot be read).
+_PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+_FALLBACK = range(49153, 65536)
+
+
+def ephemeral_ports(source: str = _PORT_RANGE) -> range:
+    try:
+        with open(source) as f:
+            first, last = (int(word) for word in f.read().split())
+    except (OSError, ValueError):
+        return _FALLBACK
+    return range(first, last + 1) if 0 < first <= last <= 65535 else _FALLBACK
 
 
 def _port_proto(key: str) -> tuple[int, int, str]:
@@ -91,6 +103,7 @@ def _append(out: list[dict[str, Any]], w: dict[str, Any]) -> None:
 class PortTable:
     def __init__(self) -> None:
         self._held: dict[tuple[str, int], tuple[str, str]] = {}  # (proto, port) -> (host_ip, container id)
+        self._ephemeral = ephemeral_ports()
 
     def holder(self, proto: str, ip: str, port: int) -> str | None:
         got = self._held.get((proto, port))
@@ -121,7 +134,7 @@ class PortTable:
                         mappings.append(self._take_one_of(cid, w, range(w["host"], w["host"] + w["host_count"]),
                                                           name_of))
                 else:
-                    mappings.append(self._take_one_of(cid, w, EPHEMERAL, name_of, count=w["count"]))
+                    mappings.append(self._take_one_of(cid, w, self._ephemeral, name_of, count=w["count"]))
         except BaseException:
             self.release(cid)
             raise

@@ -10,7 +10,7 @@ import pytest
 from engine.errors import Conflict, InvalidArgument
 from engine.networks import etcfiles, ipam
 from engine.networks.model import PublishedPort
-from engine.networks.ports import PortTable, docker_ports, requested
+from engine.networks.ports import PortTable, docker_ports, ephemeral_ports, requested
 
 Net = ipaddress.IPv4Network
 
@@ -132,9 +132,18 @@ def test_port_held_by_another_program_is_refused() -> None:
 def test_ephemeral_and_docker_view() -> None:
     t = PortTable()
     got = t.allocate("c", [{"ip": "", "host": 0, "host_count": 1, "port": 80, "count": 1, "proto": "tcp"}], str)
-    assert 49153 <= got[0].host_port < 61000
+    assert got[0].host_port in ephemeral_ports()
     view = docker_ports(got, ["80/tcp", "443/tcp"])
     assert view == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(got[0].host_port)}], "443/tcp": None}
+
+
+def test_ephemeral_ports_are_the_hosts_range(tmp_path: Path) -> None:
+    (tmp_path / "range").write_text("32768\t60999\n")
+    assert ephemeral_ports(str(tmp_path / "range")) == range(32768, 61000)
+    for bad in ("", "1 2 3", "60999 32768", "0 100"):
+        (tmp_path / "range").write_text(bad)
+        assert ephemeral_ports(str(tmp_path / "range")) == range(49153, 65536)
+    assert ephemeral_ports(str(tmp_path / "missing")) == range(49153, 65536)
 
 
 def test_etc_files(tmp_path: Path) -> None:
