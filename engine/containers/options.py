@@ -232,17 +232,19 @@ def _merge_healthcheck(given: dict[str, Any] | None, image: dict[str, Any] | Non
     for key in ("Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
         if not merged.get(key) and (image or {}).get(key):
             merged[key] = (image or {})[key]
-    return merged
+    # Every field of Go's HealthConfig is omitempty: what is left empty is left out, as dockerd shows it.
+    return {key: value for key, value in merged.items() if value}
 
 
 def inspect_host_config(req: CreateRequest, features: Mapping[str, Any]) -> dict[str, Any]:
     """HostConfig as given, with the fields clients read always present and dockerd's defaults filled in."""
     hc = req.HostConfig.model_dump(mode="json")
     hc["NetworkMode"] = hc.get("NetworkMode") or "default"
-    hc["RestartPolicy"] = hc.get("RestartPolicy") or {"Name": "no", "MaximumRetryCount": 0}
+    # The docker CLI always sends "no"; a client that sends nothing (docker-py) gets dockerd's empty name.
+    hc["RestartPolicy"] = hc.get("RestartPolicy") or {"Name": "", "MaximumRetryCount": 0}
     hc["AutoRemove"] = bool(hc.get("AutoRemove"))
     hc["PortBindings"] = hc.get("PortBindings") or {}
-    for key in ("Privileged", "ReadonlyRootfs"):
+    for key in ("Privileged", "ReadonlyRootfs", "PublishAllPorts"):
         hc[key] = bool(hc.get(key))
     for key in ("Memory", "NanoCpus", "CpuShares"):
         hc[key] = hc.get(key) or 0

@@ -123,9 +123,9 @@ def restart_policy(policy: RestartPolicyModel) -> dict[str, Any]:
     if name not in _RESTART_POLICIES:
         raise InvalidArgument(f"invalid restart policy '{name}'")
     if retries < 0:
-        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
+        raise InvalidArgument("maximum retry count cannot be negative")
     if retries and name != "on-failure":
-        raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
     return {"Name": name, "MaximumRetryCount": retries}
 
 

@@ -369,3 +369,19 @@ def test_exec_terminals_get_term_and_sdk_execs_read_their_failures(engine) -> No
         assert result == (126, b"unable to find user nosuchuser: no matching entries in passwd file\r\n")
     finally:
         sdk.close()
+
+
+def test_sdk_created_containers_inspect_as_in_dockerd(engine) -> None:
+    sdk = docker.DockerClient(base_url=engine.host)
+    try:
+        c = sdk.containers.create("busybox", "true", name="sdkmade",
+                                  healthcheck={"test": ["CMD", "true"], "interval": 1_000_000_000})
+        attrs = c.attrs
+        # docker-py sends no RestartPolicy and no PublishAllPorts; Go's zero values show, empty health fields do not.
+        assert attrs["HostConfig"]["RestartPolicy"] == {"Name": "", "MaximumRetryCount": 0}
+        assert attrs["HostConfig"]["PublishAllPorts"] is False
+        assert attrs["Config"]["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 1_000_000_000}
+    finally:
+        sdk.close()
+    out = cli(engine, "run", "--restart", "always:3", "busybox", "true")
+    assert "maximum retry count cannot be used with restart policy 'always'" in out.stderr
