@@ -101,7 +101,7 @@ def test_cli_failed_run_reports_its_code_and_parse_errors_name_the_line(engine, 
     (ctx / "Dockerfile").write_text("FROM busybox\nBOGUS x\n")
     out = docker_cli(engine, "build", ".", cwd=ctx)
     assert out.returncode == 1
-    assert "dockerfile parse error line 2: unknown instruction: bogus" in out.stderr.lower(), out.stderr
+    assert "dockerfile parse error line 2: unknown instruction: BOGUS" in out.stderr, out.stderr
 
 
 def _tar(files: dict[str, str], gz: bool = False) -> io.BytesIO:

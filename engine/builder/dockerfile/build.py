@@ -1,6 +1,6 @@
 """Raw instructions → typed ones, checked as BuildKit's instruction parser checks them, and stages.
 
-Every error names the instruction's first line ("Dockerfile parse error line N: ..."), in the words
+Every error names the instruction's first line ("dockerfile parse error line N: ..."), in the words
 dockerd's builder uses.
 """
 from __future__ import annotations

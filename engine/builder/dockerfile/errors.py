@@ -5,12 +5,12 @@ from engine.errors import InvalidArgument
 
 
 class DockerfileError(InvalidArgument):
-    """A Dockerfile that cannot be built, in dockerd's words ("Dockerfile parse error line N: ...")."""
+    """A Dockerfile that cannot be built, in dockerd's words ("dockerfile parse error line N: ...")."""
 
     def __init__(self, message: str, line: int | None = None) -> None:
         self.reason = message
         self.line = line
-        super().__init__(f"Dockerfile parse error line {line}: {message}" if line else message)
+        super().__init__(f"dockerfile parse error line {line}: {message}" if line else message)
 
 
 class SubstitutionError(InvalidArgument):

@@ -3,7 +3,7 @@
 Written here rather than bound: the `dockerfile` package on PyPI (3.4.0, which embeds moby/buildkit
 v0.12.5's Go parser) was evaluated (docs/builder.md): it parses heredocs, flags, directives and
 continuations as BuildKit does, but its errors carry no line number (dockerd's builder must say
-"Dockerfile parse error line N"), it drops the escape token, the heredocs' chomp/expand marks and the
+"dockerfile parse error line N"), it drops the escape token, the heredocs' chomp/expand marks and the
 parser's warnings, and it loads a Go runtime into the daemon. Its rules, which this module follows:
 
 - Parser directives (`# escape=`, `# syntax=`, `# check=`, any `# name=value`) are read only at the top:
