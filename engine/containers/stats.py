@@ -2,7 +2,8 @@
 
 Docker computes CPU percentages from two samples (cpu_stats and precpu_stats), so a
 stream carries each sample's CPU numbers into the next one, one sample a second until
-the container stops.
+the container stops; a single answer (`stream=false`) is a second sample a second after
+the first, as dockerd's, unless `one-shot` asks for the first alone.
 """
 from __future__ import annotations
 
@@ -18,27 +19,36 @@ from engine.containers.store import Container, ContainerStore
 from runtime import client as rt
 
 
+_NEVER = "0001-01-01T00:00:00Z"  # Go's zero time
+_INTERVAL = 1.0  # between samples, as dockerd's collector
+
+
 class ContainerStats:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore) -> None:
         self._rt = runtime
         self._store = store
 
-    async def once(self, c: Container) -> dict[str, Any]:
-        """One sample with no previous one (docker stats --no-stream, one-shot)."""
-        return await self._sample(c, _empty_cpu())
+    async def once(self, c: Container, one_shot: bool = False) -> dict[str, Any]:
+        """One answer (docker stats --no-stream): the second of two samples a second apart, so that the CPU
+        percentage is of that second; with `one_shot` the first alone, with no previous one."""
+        first = await self._sample(c, _empty_cpu(), _NEVER)
+        if one_shot or not c.state.running:
+            return first
+        await asyncio.sleep(_INTERVAL)
+        return await self._sample(self._store.get(c.id), first["cpu_stats"], first["read"])
 
     async def stream(self, c: Container) -> AsyncGenerator[dict[str, Any], None]:
         """A sample a second, each with the previous one's CPU numbers; the last one after the container stopped."""
-        previous = _empty_cpu()
+        previous, preread = _empty_cpu(), _NEVER
         while True:
-            sample = await self._sample(self._store.get(c.id), previous)
-            previous = sample["cpu_stats"]
+            sample = await self._sample(self._store.get(c.id), previous, preread)
+            previous, preread = sample["cpu_stats"], sample["read"]
             yield sample
             if not self._store.get(c.id).state.running:
                 return
-            await asyncio.sleep(1)
+            await asyncio.sleep(_INTERVAL)
 
-    async def _sample(self, c: Container, previous: dict[str, Any]) -> dict[str, Any]:
+    async def _sample(self, c: Container, previous: dict[str, Any], preread: str) -> dict[str, Any]:
         m: dict[str, Any] = {}
         if c.state.running:
             with contextlib.suppress(rt.RuntimeError_):
@@ -52,8 +62,8 @@ class ContainerStats:
             if m.get(key) is not None:
                 io.append({"major": 0, "minor": 0, "op": op, "value": m[key]})
         return {
-            "read": rfc3339(time.time()) if m else "0001-01-01T00:00:00Z",
-            "preread": "0001-01-01T00:00:00Z",
+            "read": rfc3339(time.time()) if m else _NEVER,
+            "preread": preread,
             "id": c.id,
             "name": "/" + c.name,
             "pids_stats": {"current": m.get("pids_current") or 0, **({"limit": m["pids_limit"]}

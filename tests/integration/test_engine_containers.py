@@ -404,6 +404,10 @@ def test_stats_one_shot_and_stream(engine, sdk):
     one = sdk.containers.get("st").stats(stream=False)
     assert one["memory_stats"]["limit"] == 64 * 1024 * 1024
     assert one["cpu_stats"]["cpu_usage"]["total_usage"] > 0 and one["pids_stats"]["current"] >= 1
+    # As dockerd: a single answer is the second of two samples, so its CPU percentage is of the last second.
+    assert one["precpu_stats"]["cpu_usage"]["total_usage"] > 0 and one["preread"] < one["read"]
+    shot = sdk.api.get(sdk.api._url("/containers/st/stats"), params={"stream": "0", "one-shot": "1"}).json()
+    assert shot["precpu_stats"]["cpu_usage"]["total_usage"] == 0 and shot["preread"] == "0001-01-01T00:00:00Z"
     stream = sdk.api.stats("st", stream=True, decode=True)
     first, second = next(stream), next(stream)
     assert second["precpu_stats"]["cpu_usage"]["total_usage"] == first["cpu_stats"]["cpu_usage"]["total_usage"]

@@ -16,9 +16,9 @@ from engine.backend import Backend
 def register(r: Router, b: Backend) -> None:
     async def stats(request: web.Request) -> web.StreamResponse:
         c = b.containers.get(request.match_info["id"])
-        stream = boolean(request.query, "stream", True) and not boolean(request.query, "one-shot")
-        if not stream:
-            return json_response(await b.stats.once(c))
+        one_shot = boolean(request.query, "one-shot")
+        if not boolean(request.query, "stream", True) or one_shot:
+            return json_response(await b.stats.once(c, one_shot))
         resp = await open_stream(request)
         async with contextlib.aclosing(b.stats.stream(c)) as samples:
             async for sample in samples:
