@@ -11,6 +11,8 @@ would:
 - a script whose interpreter is not in the image (or is itself one of the above);
 - a file that is neither ELF nor a `#!` script.
 
+A file no one may execute is left to runc, whose "permission denied" is the whole story.
+
 Every path is resolved inside the rootfs (runtime.tasks.users.open_in_root), never on the host. A program
 a binfmt_misc handler would run (qemu-user for foreign binaries) is left alone, and so is anything not
 certain: None means "let runc try".
@@ -120,6 +122,16 @@ def _is_file(rootfs: str, path: str) -> bool:
         os.close(fd)
 
 
+def _executable(rootfs: str, path: str) -> bool:
+    fd = _open(rootfs, path)
+    if fd is None:
+        return False
+    try:
+        return bool(os.fstat(fd).st_mode & 0o111)
+    finally:
+        os.close(fd)
+
+
 def _read(rootfs: str, path: str, offset: int, size: int) -> bytes | None:
     fd = _open(rootfs, path)
     if fd is None:
@@ -148,6 +160,8 @@ def _check_mounts(path: str, covered: tuple[str, ...]) -> None:
 
 def _why(rootfs: str, path: str, depth: int, covered: tuple[str, ...]) -> tuple[str, str] | None:
     _check_mounts(path, covered)
+    if not _executable(rootfs, path):
+        return None  # runc's "permission denied" says it all (and makes it exit code 126, as dockerd's)
     head = _read(rootfs, path, 0, _HEAD)
     if head is None or depth > _MAX_DEPTH or _binfmt_handles(path, head):
         return None

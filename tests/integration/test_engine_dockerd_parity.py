@@ -385,3 +385,9 @@ def test_sdk_created_containers_inspect_as_in_dockerd(engine) -> None:
         sdk.close()
     out = cli(engine, "run", "--restart", "always:3", "busybox", "true")
     assert "maximum retry count cannot be used with restart policy 'always'" in out.stderr
+
+
+def test_a_command_no_one_may_execute_is_126(engine) -> None:
+    out = cli(engine, "run", "--name", "noexec", "busybox", "/etc/passwd")
+    assert out.returncode == 126 and "permission denied" in out.stderr, out.stderr
+    assert ok(engine, "inspect", "-f", "{{.State.ExitCode}}", "noexec") == "126\n"

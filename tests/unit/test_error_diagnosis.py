@@ -134,3 +134,12 @@ def test_what_a_mount_will_cover_is_not_judged(tmp_path: Path) -> None:
     assert diagnose(root, {"args": ["/sbin/init"]}, ["/sbin/init"]) is None
     assert diagnose(root, {"args": ["/app/run.py"]}, ["/opt/py/"]) is None
     assert diagnose(root, {"args": ["/app/run.py"]}, ["/opt/python"]) is not None
+
+
+def test_a_file_no_one_may_execute_is_left_to_runcs_permission_denied(tmp_path: Path) -> None:
+    root = _rootfs(tmp_path, {"/etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n"})
+    (tmp_path / "etc" / "passwd").chmod(0o644)
+    # runc's "permission denied" is the exit code 126 dockerd gives; the file's content does not matter.
+    assert diagnose(root, {"args": ["/etc/passwd"]}) is None
+    (tmp_path / "etc" / "passwd").chmod(0o744)
+    assert diagnose(root, {"args": ["/etc/passwd"]}) is not None
