@@ -139,7 +139,7 @@ class ExecService:
         self._forget_removed()
         e = Exec(id=secrets.token_hex(32), container_id=cid, config=config)
         self._execs[e.id] = e
-        self._event(e, "exec_create: " + " ".join(config.Cmd))
+        self._event(e, "exec_create: " + _shown(config.Cmd))
         return e
 
     def live_ids(self, cid: str) -> list[str]:
@@ -215,7 +215,7 @@ class ExecService:
             raise
         e.pid, e.running = state.pid, True
         e.exit_status = asyncio.create_task(self._wait(e), name=f"exec-wait-{e.id[:12]}")
-        self._event(e, "exec_start: " + " ".join(e.config.Cmd or []))
+        self._event(e, "exec_start: " + _shown(e.config.Cmd or []))
 
     async def _wait(self, e: Exec) -> int:
         try:
@@ -266,3 +266,8 @@ class ExecService:
         e.prepared = False
         with contextlib.suppress(rt.NotFound, rt.FailedPrecondition):
             await self._rt.delete_exec(e.container_id, e.id)
+
+
+def _shown(cmd: list[str]) -> str:
+    """An exec's command in its events as dockerd writes it: the program, a space, the arguments ("true ")."""
+    return f"{cmd[0]} {' '.join(cmd[1:])}" if cmd else ""

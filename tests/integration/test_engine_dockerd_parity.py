@@ -391,3 +391,13 @@ def test_a_command_no_one_may_execute_is_126(engine) -> None:
     out = cli(engine, "run", "--name", "noexec", "busybox", "/etc/passwd")
     assert out.returncode == 126 and "permission denied" in out.stderr, out.stderr
     assert ok(engine, "inspect", "-f", "{{.State.ExitCode}}", "noexec") == "126\n"
+
+
+def test_exec_events_name_the_program_then_its_arguments(engine) -> None:
+    ok(engine, "run", "-d", "--name", "evx", "busybox", "sleep", "60")
+    since = str(time.time() - 1)
+    ok(engine, "exec", "evx", "true")
+    actions = ok(engine, "events", "--since", since, "--until", str(time.time() + 1), "--filter", "container=evx",
+                 "--format", "{{json .Action}}").splitlines()
+    # dockerd writes the program, a space and the arguments: "true " for a program alone.
+    assert [json.loads(a) for a in actions][:2] == ["exec_create: true ", "exec_start: true "]
