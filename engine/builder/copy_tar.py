@@ -14,6 +14,7 @@ import os
 import posixpath
 import stat
 import tarfile
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,12 +90,13 @@ class CopyTar:
             info.mode = self.owner.chmod
         return info
 
-    def directory(self, name: str, mode: int = 0o755, mtime: float = 0) -> None:
+    def directory(self, name: str, mode: int = 0o755) -> None:
+        """A directory the image lacks, made now (its time the build's, as dockerd's are)."""
         name = name.strip("/")
         if not name or name in self.written:
             return
         info = tarfile.TarInfo(name)
-        info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, int(mtime)
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, int(time.time())
         self.tar.addfile(self._own(info))
         self.written.add(name)
 

@@ -45,11 +45,17 @@ class StageState:
     def start_from(self, image: LocalImage | None) -> None:
         self.image = image
         self.config = copy.deepcopy((image.config.get("config") if image is not None else None) or {})
+        if image is None:
+            # FROM scratch starts with the PATH every Linux image has, as dockerd's builders give it.
+            self.config["Env"] = [SCRATCH_PATH]
         env = {}
         for item in self.config.get("Env") or []:
             key, _, value = item.partition("=")
             env[key] = value
         self.scope.env_vars.update(env)
+
+
+SCRATCH_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class StepWriter:

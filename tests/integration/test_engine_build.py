@@ -568,3 +568,14 @@ def test_copy_from_with_wildcards_and_into_directories(engine, tmp_path):
     out = docker_cli(engine, "build", "-q", "--network", "none", str(ctx))
     assert out.returncode != 0 and "no source files were specified" in out.stderr
     ok(engine, "rmi", "globs:v1")
+
+
+def test_from_scratch_has_the_default_path(engine, tmp_path):
+    ctx = tmp_path / "scratch"
+    ctx.mkdir()
+    (ctx / "f").write_text("x\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
+    ok(engine, "build", "-q", "-t", "fromscratch:v1", str(ctx))
+    env = json.loads(ok(engine, "image", "inspect", "-f", "{{json .Config.Env}}", "fromscratch:v1"))
+    assert env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    ok(engine, "rmi", "fromscratch:v1")

@@ -57,3 +57,8 @@ def test_refused_changes(change: str, message: str) -> None:
     with pytest.raises(DockerfileError) as err:
         apply_changes(BASE, ["CMD ok", change])
     assert err.value.message == message  # no Dockerfile line: there is no Dockerfile
+
+
+def test_an_empty_exec_form_is_null_as_dockerd_stores_it() -> None:
+    out = apply_changes(BASE, ["ENTRYPOINT []", "CMD []"])
+    assert out["Entrypoint"] is None and out["Cmd"] is None

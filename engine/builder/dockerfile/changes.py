@@ -31,9 +31,10 @@ def env_map(config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _command(config: Mapping[str, Any], command: ins.Command) -> list[str]:
+def _command(config: Mapping[str, Any], command: ins.Command) -> list[str] | None:
+    """The exec form as given (an empty one is null, as dockerd stores it), the shell form through the shell."""
     if isinstance(command, list):
-        return list(command)
+        return list(command) or None
     return [*(config.get("Shell") or DEFAULT_SHELL), command]
 
 
