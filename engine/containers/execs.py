@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.api.gofields import go_keys
+from engine.containers.exec_action import exec_action
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.state import Status
 from engine.containers.stdin import parse_detach_keys
@@ -139,7 +140,7 @@ class ExecService:
         self._forget_removed()
         e = Exec(id=secrets.token_hex(32), container_id=cid, config=config)
         self._execs[e.id] = e
-        self._event(e, "exec_create: " + _shown(config.Cmd))
+        self._event(e, exec_action("create", config.Cmd))
         return e
 
     def live_ids(self, cid: str) -> list[str]:
@@ -215,7 +216,7 @@ class ExecService:
             raise
         e.pid, e.running = state.pid, True
         e.exit_status = asyncio.create_task(self._wait(e), name=f"exec-wait-{e.id[:12]}")
-        self._event(e, "exec_start: " + _shown(e.config.Cmd or []))
+        self._event(e, exec_action("start", e.config.Cmd or []))
 
     async def _wait(self, e: Exec) -> int:
         try:
@@ -266,8 +267,3 @@ class ExecService:
         e.prepared = False
         with contextlib.suppress(rt.NotFound, rt.FailedPrecondition):
             await self._rt.delete_exec(e.container_id, e.id)
-
-
-def _shown(cmd: list[str]) -> str:
-    """An exec's command in its events as dockerd writes it: the program, a space, the arguments ("true ")."""
-    return f"{cmd[0]} {' '.join(cmd[1:])}" if cmd else ""

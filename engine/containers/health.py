@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from engine.containers.exec_action import exec_action
 from engine.containers.state import rfc3339
 from runtime import client as rt
 from runtime.client.attach import Attachment
@@ -66,12 +67,14 @@ def command(test: list[str], shell: list[str]) -> list[str]:
 
 
 Changed = Callable[[str, Health, str], Awaitable[None]]  # container id, health, previous status
+Told = Callable[[str, str, dict[str, str]], None]  # container id, event action, its attributes
 
 
 class HealthMonitor:
-    def __init__(self, runtime: rt.RuntimeAPI, changed: Changed) -> None:
+    def __init__(self, runtime: rt.RuntimeAPI, changed: Changed, told: Told) -> None:
         self._rt = runtime
         self._changed = changed
+        self._told = told
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def start(self, cid: str, config: dict[str, Any], health: Health, started_at: float) -> None:
@@ -111,15 +114,21 @@ class HealthMonitor:
                 log.exception("health update of container=%s failed", cid)
 
     async def _probe(self, cid: str, cfg: dict[str, Any]) -> Probe:
-        eid = f"health-{secrets.token_hex(8)}"
+        # A probe is an exec, told of as dockerd tells of its probes: exec_create, exec_start, exec_die.
+        eid = secrets.token_hex(32)
         start = time.time()
         out = bytearray()
         code = -1
+        argv = command(cfg["Test"], cfg["Shell"])
+        started = False
         try:
-            created = await self._rt.add_exec(cid, eid, command(cfg["Test"], cfg["Shell"]))
+            created = await self._rt.add_exec(cid, eid, argv)
+            self._told(cid, exec_action("create", argv), {"execID": eid})
             attachment = await Attachment.connect(created.io.attach_socket)
             try:
                 await self._rt.start_exec(cid, eid)
+                started = True
+                self._told(cid, exec_action("start", argv), {"execID": eid})
                 async with asyncio.timeout(cfg["Timeout"] / _NS):
                     async for _, data in attachment:
                         if len(out) < _MAX_OUTPUT:
@@ -137,5 +146,7 @@ class HealthMonitor:
         finally:
             with contextlib.suppress(rt.RuntimeError_):
                 await self._rt.delete_exec(cid, eid)
+            if started:
+                self._told(cid, "exec_die", {"execID": eid, "exitCode": str(code)})
         return Probe(Start=rfc3339(start), End=rfc3339(time.time()), ExitCode=code,
                      Output=out.decode(errors="replace"))

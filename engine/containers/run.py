@@ -64,7 +64,7 @@ class RunControl:
         self._volumes = volumes
         self._supervisor = supervisor
         self._pins = pins
-        self.health = HealthMonitor(runtime, self._health_changed)
+        self.health = HealthMonitor(runtime, self._health_changed, self._told)
 
     def run_over(self, c: Container) -> asyncio.Event | None:
         """What ends `logs -f` for the current run; None if nothing runs."""
@@ -72,6 +72,11 @@ class RunControl:
 
     async def _health_changed(self, cid: str, health: Health, before: str) -> None:
         await self._supervisor.health_changed(cid, health, before, self)
+
+    def _told(self, cid: str, action: str, attributes: dict[str, str]) -> None:
+        c = self._store.find(cid)
+        if c is not None:
+            self._events.container(c, action, **attributes)
 
     # start ---------------------------------------------------------------
 

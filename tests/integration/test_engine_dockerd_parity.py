@@ -402,3 +402,18 @@ def test_exec_events_name_the_program_then_its_arguments(engine) -> None:
     # dockerd writes the program, a space and the arguments: "true " for a program alone.
     execs = [a for a in map(json.loads, actions) if a.startswith("exec_")]
     assert execs[:2] == ["exec_create: true ", "exec_start: true "]
+
+
+def test_health_probes_are_told_of_as_execs(engine) -> None:
+    since = str(time.time() - 1)
+    ok(engine, "run", "-d", "--name", "probed", "--health-cmd", "true", "--health-interval", "1s", "busybox",
+       "sleep", "60")
+    deadline = time.monotonic() + 30
+    while ok(engine, "inspect", "-f", "{{.State.Health.Status}}", "probed").strip() != "healthy":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    actions = [json.loads(a) for a in ok(engine, "events", "--since", since, "--until", str(time.time()), "--filter",
+                                         "container=probed", "--format", "{{json .Action}}").splitlines()]
+    # As dockerd: each probe is an exec with its three events, then the health status.
+    assert actions[actions.index("start") + 1:][:4] == ["exec_create: /bin/sh -c true", "exec_start: /bin/sh -c true",
+                                                        "exec_die", "health_status: healthy"]
