@@ -122,8 +122,16 @@ _MISSING = (("memory_limit", "No memory limit support"), ("swap_limit", "No swap
             ("blkio_write_iops_device", "No blkio throttle.write_iops_device support"))
 
 
+# dockerd's: blkio weights went from cgroup v1 with kernel 5.0, and nothing can bring them back there, so the
+# warning is for cgroup v2 only; oom-kill-disable is a cgroup v1 knob.
+_V2_ONLY = frozenset({"blkio_weight", "blkio_weight_device"})
+_V1_ONLY = frozenset({"oom_kill_disable"})
+
+
 def _warnings(features: Mapping[str, Any], forwarding: bool) -> list[str]:
-    out = [f"WARNING: {text}" for key, text in _MISSING if not features.get(key)]
+    v2 = str(features.get("cgroup_version")) == "2"
+    out = [f"WARNING: {text}" for key, text in _MISSING if not features.get(key)
+           and not (key in _V2_ONLY and not v2) and not (key in _V1_ONLY and v2)]
     if not forwarding:
         out.append("WARNING: IPv4 forwarding is disabled")
     return out

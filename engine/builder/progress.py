@@ -18,6 +18,7 @@ from engine.images.model import short_id
 from runtime.client import RuntimeError_
 
 _END = object()
+_RED, _RESET = "\x1b[91m", "\x1b[0m"
 # What a quiet build holds back for its failure: its last messages, a bound all the same.
 _HELD = 10_000
 
@@ -59,9 +60,10 @@ class BuildProgress:
     async def warning(self, text: str) -> None:
         await self.text(f"[Warning] {text}\n")
 
-    async def output(self, data: bytes) -> None:
-        """A RUN step's stdout or stderr, as the process wrote it."""
-        await self.text(data.decode(errors="replace"))
+    async def output(self, data: bytes, stderr: bool = False) -> None:
+        """A RUN step's stdout or stderr, as the process wrote it; stderr in red, as dockerd colours it."""
+        text = data.decode(errors="replace")
+        await self.text(f"{_RED}{text}{_RESET}" if stderr else text)
 
     async def built(self, image_id: str, tags: list[str]) -> None:
         if self.quiet:

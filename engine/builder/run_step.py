@@ -33,6 +33,7 @@ from engine.containers.run import RunControl, WaitCondition
 from engine.containers.store import Container
 from engine.errors import InvalidArgument
 from engine.images.compose import NewLayer
+from runtime.client.attach import STDERR
 from runtime.client.diff import DiffAPI
 from runtime.client.records import Container as RuntimeContainer
 
@@ -133,8 +134,8 @@ class RunStep:
         attachment = await attaching
         if attachment is not None:
             async with attachment:
-                async for _, data in attachment:
-                    await progress.output(data)
+                async for stream, data in attachment:
+                    await progress.output(data, stderr=stream == STDERR)
         return await exited
 
     async def _mounts(self, step: Run, process: RunProcess, context: BuildContext,

@@ -53,6 +53,12 @@ class RegistryAuth(BaseModel):
         return creds
 
 
+def all_tags(from_image: str, tag: str) -> bool:
+    """The API's rule: a repository named with neither tag nor digest, and no `tag`, pulls every tag."""
+    name = from_image.rsplit("/", 1)[-1]
+    return bool(from_image) and not tag and "@" not in from_image and ":" not in name
+
+
 def pull_reference(from_image: str, tag: str) -> Reference:
     """fromImage plus tag (a tag or a digest) as one normalised reference; no tag means latest."""
     if not from_image:
@@ -184,6 +190,30 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
         mismatch = await _platform_mismatch(images, ref, platforms.parse(platform))
         if mismatch:
             yield {"status": f"WARNING: {mismatch}"}
+
+
+async def pull_all(images: ImageService, repo: Reference, *, platform: str | None,
+                   auth: RegistryAuth | None) -> AsyncGenerator[dict[str, Any], None]:
+    """`docker pull --all-tags`: every tag the registry lists, each pulled as on its own, with one status for
+    the repository at the end, as dockerd says it."""
+    try:
+        tags = await images.runtime.remote_tags(repo.name, mirrors=images.registries.mirrors,
+                                                insecure=images.registries.insecure,
+                                                credentials=auth.credentials() if auth else None)
+    except NotFound as e:
+        raise not_found(repo, e.message) from None
+    if not tags:
+        raise errors.NotFound(f"no tags of {repo.familiar_name} to pull")
+    newer = False
+    for tag in tags:
+        async for message in pull(images, parse(f"{repo.name}:{tag}"), platform=platform, auth=auth):
+            status = str(message.get("status") or "")
+            if status.startswith("Status: "):
+                newer = newer or status.startswith("Status: Downloaded newer image")
+                continue
+            yield message
+    verdict = "Downloaded newer image for" if newer else "Image is up to date for"
+    yield {"status": f"Status: {verdict} {repo.familiar_name}"}
 
 
 async def _platform_mismatch(images: ImageService, ref: Reference, wanted: platforms.Platform) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import Internal, InvalidArgument, NotFound
 from engine.images import platforms
+from engine.images.compose import OCI_MANIFEST
 from engine.images.model import LocalImage, Record, short_id
 from engine.images.platforms import Platform
 from engine.images.pull import RegistryAuth, progress_bar
@@ -90,6 +91,17 @@ class ImagePusher:
             async for message in self._push_tag(record, image, wanted, auth, insecure):
                 yield message
 
+    async def _record_digest(self, record: Record, image: LocalImage, digest: str, size: int) -> None:
+        """The repository digest a push made (`repo@sha256:...`), kept as dockerd keeps it: in RepoDigests."""
+        assert record.ref is not None
+        if digest == record.digest:
+            target = dict(record.target)
+        elif digest == image.manifest_digest:
+            target = {"mediaType": image.manifest_type or OCI_MANIFEST, "digest": digest, "size": size}
+        else:
+            return
+        await self._images.runtime.put_image(f"{record.ref.name}@{digest}", target)
+
     async def _platform(self, record: Record, image: LocalImage, wanted: Platform | None) -> str | None:
         """The platform to narrow an index to: the one asked for, else, when only some of its platforms are
         here, the one that is (as dockerd would push it)."""
@@ -134,6 +146,7 @@ class ImagePusher:
                 raise Internal(f"the runtime's push of {record.name} ended without completing")
         finally:
             await events.aclose()
+        await self._record_digest(record, image, digest, size)
         self._images.events.image("push", familiar(record.ref), record.ref.familiar_name)
         tag = record.ref.tag
         yield {"status": f"{tag}: digest: {digest} size: {size}"}

@@ -264,13 +264,16 @@ class ImageService:
         users = self._users.image_users(image.id)
         children = self.has_children(image.id, images)
         if match.record is not None:
-            others = [r for r in image.named if r.name != match.record.name]
+            going = [match.record, *_digests_going_with(match.record, image.named)]
+            others = [r for r in image.named if r not in going]
             if others:
-                await self.runtime.remove_image(match.record.name)
+                for record in going:
+                    await self.runtime.remove_image(record.name)
                 self._event("untag", image)
-                # A repository digest only that name gave goes with it, and dockerd says so.
-                gone = [d for d in image.repo_digests if d not in repo_digests(others) and d != match.record.display]
-                return [{"Untagged": match.record.display}, *({"Untagged": d} for d in gone)]
+                # A repository digest only those names gave goes with them, and dockerd says so.
+                shown = [r.display for r in going]
+                gone = [d for d in image.repo_digests if d not in repo_digests(others) and d not in shown]
+                return [{"Untagged": name} for name in [*shown, *gone]]
             if users and not force:
                 raise Conflict(f'conflict: unable to remove repository reference "{term}" (must force) - container '
                                f"{short_id(users[0][0])} is using its referenced image {short_id(image.id)}")
@@ -369,6 +372,17 @@ class ImageService:
 
     async def stored_bytes(self) -> int:
         return sum(c.size for c in await self.runtime.content())
+
+
+def _digests_going_with(record: Record, named: list[Record]) -> list[Record]:
+    """dockerd's rule: a repository's last tag takes that repository's digest names (`repo@sha256:...`) along."""
+    ref = record.ref
+    if ref is None or ref.digest is not None:
+        return []
+    same = [r for r in named if r is not record and r.ref is not None and r.ref.name == ref.name]
+    if any(r.ref is not None and r.ref.digest is None for r in same):
+        return []
+    return same
 
 
 def _manifest_type(manifest: dict[str, Any]) -> str:

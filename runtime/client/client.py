@@ -115,6 +115,14 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, PathInfoClient
                 "credentials": credentials}
         return await self._record(RemoteDescription, "POST", "/images/describe", json_body=body, namespace=namespace)
 
+    async def remote_tags(self, ref: str, *, mirrors: dict[str, list[str]] | None = None,
+                          insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
+                          namespace: str | None = None) -> list[str]:
+        """Every tag of the repository `ref` names, as its registry lists them."""
+        body = {"ref": ref, "hosts": {"mirrors": mirrors or {}, "insecure": insecure or []}, "credentials": credentials}
+        found = await self._object("POST", "/images/tags", json_body=body, namespace=namespace)
+        return [str(tag) for tag in found.get("tags") or []]
+
     async def search(self, term: str, limit: int = 25, *, insecure: list[str] | None = None,
                      credentials: dict[str, str] | None = None, namespace: str | None = None) -> SearchResults:
         body = {"term": term, "limit": limit, "hosts": {"insecure": insecure or []}, "credentials": credentials}

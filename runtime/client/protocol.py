@@ -70,6 +70,10 @@ class RuntimeAPI(Protocol):
                               credentials: dict[str, str] | None = None,
                               namespace: str | None = None) -> RemoteDescription: ...
 
+    async def remote_tags(self, ref: str, *, mirrors: dict[str, list[str]] | None = None,
+                          insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
+                          namespace: str | None = None) -> list[str]: ...
+
     async def search(self, term: str, limit: int = 25, *, insecure: list[str] | None = None,
                      credentials: dict[str, str] | None = None, namespace: str | None = None) -> SearchResults: ...
 

@@ -234,6 +234,12 @@ class FakeRuntime:
         return RemoteDescription(descriptor=target, platforms=[{"architecture": config.get("architecture", ""),
                                                                 "os": config.get("os", "")}])
 
+    async def remote_tags(self, ref: str, *, mirrors: dict[str, list[str]] | None = None,
+                          insecure: list[str] | None = None, credentials: dict[str, str] | None = None,
+                          namespace: str | None = None) -> list[str]:
+        self._call("remote_tags")
+        raise NotFound(f"the tags of {ref} not found at fake: no registry")
+
     async def search(self, term: str, limit: int = 25, *, insecure: list[str] | None = None,
                      credentials: dict[str, str] | None = None, namespace: str | None = None) -> SearchResults:
         """The fake's index has no search API, as the registries tests run against."""

@@ -24,6 +24,7 @@ from runtime.reference import Reference
 from runtime.remotes.auth import Credentials
 from runtime.remotes.blobs import BlobStream, open_blob
 from runtime.remotes.hosts import Endpoint, RegistryHostsConfig
+from runtime.remotes.tags import list_tags
 from runtime.remotes.transport import RegistryTransport, RetryPolicy, read_capped
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,17 @@ class Resolver:
             if missing is None:
                 raise
             raise NotFound(f"{missing.message} (and {origin.host} is out of reach: {e.message})") from None
+
+    async def tags(self, ref: Reference, credentials: Credentials | None = None) -> list[str]:
+        """Every tag of `ref`'s repository, from the first endpoint that answers (mirrors first)."""
+        *mirrors, origin = self.endpoints(ref)
+        for mirror in mirrors:
+            try:
+                return await list_tags(self._transport, mirror, ref, credentials)
+            except RuntimeError_ as e:
+                log.warning("mirror %s failed to list the tags of %s (%s); trying the next endpoint",
+                            mirror.base_url, ref.name, e.message)
+        return await list_tags(self._transport, origin, ref, credentials)
 
     async def _resolve_at(
         self, endpoint: Endpoint, ref: Reference, credentials: Credentials | None

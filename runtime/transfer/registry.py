@@ -44,6 +44,9 @@ class RegistryRemote:
         self._endpoint, desc = await self._resolver.resolve(self.ref, self._credentials)
         return desc
 
+    async def tags(self) -> list[str]:
+        return await self._resolver.tags(self.ref, self._credentials)
+
     def _where(self) -> Endpoint:
         assert self._endpoint is not None, "resolve() first"
         return self._endpoint

@@ -254,3 +254,20 @@ def test_failure_after_streaming_started_is_an_error_message(engine, registry, s
     assert messages[0]["status"] == "Pulling from hostile/absolute"
     assert messages[-1]["error"] == messages[-1]["errorDetail"]["message"] and "abs-escape" in messages[-1]["error"]
     assert image_rows(engine) == []
+
+
+def test_pull_all_tags(engine, registry, images):
+    from tests.fixtures.registry import push
+    repo = f"alltags{__import__('secrets').token_hex(3)}/busybox"
+    for tag in ("a", "b"):
+        push(registry, repo, tag, images[BUSYBOX])
+    # No `latest` in the repository: every tag it lists comes, with one status for the repository at the end.
+    out = ok(engine, "pull", "-a", f"{registry.host}/{repo}").splitlines()
+    assert "a: Pulling from " + repo in out and "b: Pulling from " + repo in out
+    assert out[-2:] == [f"Status: Downloaded newer image for {registry.host}/{repo}", f"{registry.host}/{repo}"]
+    assert sorted(image_rows(engine, f"{registry.host}/{repo}")) == [
+        f"{registry.host}/{repo}:{tag} {short(images[BUSYBOX].config_digest)}" for tag in ("a", "b")]
+    again = ok(engine, "pull", "--all-tags", f"{registry.host}/{repo}").splitlines()
+    assert again[-2] == f"Status: Image is up to date for {registry.host}/{repo}"
+    out = docker_cli(engine, "pull", "-a", f"{registry.host}/nosuch{repo}")
+    assert out.returncode != 0 and "not found" in out.stderr

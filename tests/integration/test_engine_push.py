@@ -120,6 +120,14 @@ def test_docker_login_push_and_pull_back(engine, env, auth_registry, images, tmp
                 "--format", "{{.Actor.ID}}").split()
     assert f"{target}:v1" in events
 
+    # As dockerd: a push records the repository digest it made, and the repository's last tag takes it along.
+    digests = json.loads(ok(env, "docker", "image", "inspect", "-f", "{{json .RepoDigests}}", f"{target}:v1"))
+    assert f"{target}@{image.digest}" in digests
+    removed = ok(env, "docker", "rmi", f"{target}:v1").splitlines()
+    assert removed == [f"Untagged: {target}:v1", f"Untagged: {target}@{image.digest}"]
+    digests = json.loads(ok(env, "docker", "image", "inspect", "-f", "{{json .RepoDigests}}", "busybox"))
+    assert f"{target}@{image.digest}" not in digests
+
 
 def test_wrong_credentials_and_unknown_image(engine, env, auth_registry):
     out = login(env, auth_registry, "wrong")

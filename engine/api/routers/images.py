@@ -14,7 +14,7 @@ from engine.backend import Backend
 from engine.errors import NotFound
 from engine.images import filters, platforms, views
 from engine.images.lookup import NoSuchImage, find
-from engine.images.pull import RegistryAuth, pull, pull_reference
+from engine.images.pull import RegistryAuth, all_tags, pull, pull_all, pull_reference
 
 log = logging.getLogger("engine.api.images")
 
@@ -29,8 +29,9 @@ def register(r: Router, b: Backend) -> None:
             return await import_image(request, b)
         ref = pull_reference(q.get("fromImage", ""), q.get("tag", ""))
         wanted = platforms.parse(q["platform"]) if q.get("platform") else None
-        messages = b.metrics.transfers.pull(pull(images, ref, platform=str(wanted) if wanted else None,
-                                                 auth=RegistryAuth.from_header(request.headers.get("X-Registry-Auth"))))
+        every = pull_all if all_tags(q.get("fromImage", ""), q.get("tag", "")) else pull
+        auth = RegistryAuth.from_header(request.headers.get("X-Registry-Auth"))
+        messages = b.metrics.transfers.pull(every(images, ref, platform=str(wanted) if wanted else None, auth=auth))
         return await progress_response(request, messages, f"pull of {ref}")
 
     async def list_images(request: web.Request) -> web.Response:

@@ -90,6 +90,18 @@ async def describe_remote(body: DescribeRequest, s: Services) -> RemoteDescripti
     return await describe(remote)
 
 
+class RemoteTags(BaseModel):
+    tags: list[str]
+
+
+@router.post("/tags")
+async def remote_tags(body: DescribeRequest, s: Services) -> RemoteTags:
+    """Every tag of the repository `ref` names, as its registry lists them (`docker pull --all-tags`)."""
+    remote = await s.remotes.remote(body.ref, plain_http=body.plain_http, hosts=body.hosts,
+                                    credentials=body.credentials)
+    return RemoteTags(tags=await remote.tags())
+
+
 @router.post("/search")
 async def search_index(body: SearchRequest, s: Services) -> SearchResults:
     """The registry index's answer to a search term (the v1 search API, which Docker Hub has)."""
