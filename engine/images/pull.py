@@ -166,13 +166,17 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
             raise not_found(ref, e.message) from None
         digest = resolved.get("digest", "")
         single_platform = resolved.get("mediaType") not in _INDEX_TYPES
-        up_to_date = before is not None and before.target.digest == digest
+        # As dockerd: an image already here is pulled without a word of its layers, and a digest its repository
+        # already has (from a pull of one of its tags) is up to date.
+        stored = [r for image in await images.images() for r in image.records if r.digest == digest]
+        up_to_date = (before is not None and before.target.digest == digest) or (
+            ref.digest is not None and any(r.ref is not None and r.ref.name == ref.name for r in stored))
         yield {"status": f"Pulling from {ref.path}", "id": ref.tag if ref.digest is None else ref.digest}
         reporter = LayerReporter()
         async for event in events:
             if event.get("status") == "complete":
                 break
-            if not up_to_date:
+            if not up_to_date and not stored:
                 for message in reporter.messages(event):
                     yield message
         else:

@@ -271,3 +271,18 @@ def test_pull_all_tags(engine, registry, images):
     assert again[-2] == f"Status: Image is up to date for {registry.host}/{repo}"
     out = docker_cli(engine, "pull", "-a", f"{registry.host}/nosuch{repo}")
     assert out.returncode != 0 and "not found" in out.stderr
+
+
+def test_pulls_of_what_is_here_say_so_as_dockerd(engine, registry, images):
+    busybox = images[BUSYBOX]
+    ok(engine, "pull", f"{registry.host}/library/busybox")
+    # Its digest came with the tag: pulled by digest now, it is up to date, and no layer is mentioned.
+    out = ok(engine, "pull", f"{registry.host}/library/busybox@{busybox.digest}").splitlines()
+    assert out[-2] == f"Status: Image is up to date for {registry.host}/library/busybox@{busybox.digest}"
+    assert not [line for line in out if short(busybox.layer_digests[0]) in line]
+    # The same image under another repository: a new name (newer), still no layer to speak of.
+    from tests.fixtures.registry import push
+    push(registry, "library/samebox", "v1", busybox)
+    out = ok(engine, "pull", f"{registry.host}/library/samebox:v1").splitlines()
+    assert out[-2] == f"Status: Downloaded newer image for {registry.host}/library/samebox:v1"
+    assert not [line for line in out if short(busybox.layer_digests[0]) in line]
