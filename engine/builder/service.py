@@ -155,12 +155,11 @@ class Builder:
 
     @staticmethod
     def _label_step(options: BuildOptions) -> list[ins.Instruction]:
-        """The build's labels, added as dockerd does: a LABEL step at the end of the target stage."""
-        if not options.labels:
-            return []
-        pairs = tuple((json.dumps(k), json.dumps(v)) for k, v in options.labels.items())
-        text = "LABEL " + " ".join(f"{k}={v}" for k, v in pairs)
-        return [ins.Label(keyword="LABEL", original=text, start_line=0, end_line=0, pairs=pairs)]
+        """The build's labels, added as dockerd does: a LABEL step per label, by name, at the end of the target
+        stage."""
+        return [ins.Label(keyword="LABEL", original=f"LABEL {k}={v}", start_line=0, end_line=0,
+                          pairs=((json.dumps(k), json.dumps(v)),))
+                for k, v in sorted(options.labels.items())]
 
     async def _start(self, state: StageState, base: str, platform: str, dockerfile: ins.Dockerfile,
                      stages: dict[int, _Stage], options: BuildOptions, auths: dict[str, RegistryAuth],

@@ -125,10 +125,14 @@ def test_sdk_build_options_and_stream(engine):
         ctx = _tar({"Dockerfile": dockerfile, "kept.txt": "kept\n", "ignored.txt": "no\n",
                     ".dockerignore": "ignored.txt\n"}, gz=True)
         image, logs = client.images.build(fileobj=ctx, custom_context=True, encoding="gzip", tag="sdk:v1",
-                                          target="second", buildargs={"V": "value"}, labels={"team": "a"},
+                                          target="second", buildargs={"V": "value"},
+                                          labels={"team": "a", "a.first": "1"},
                                           extra_hosts={"builder.test": "10.1.2.3"}, network_mode="bridge",
                                           cache_from=["busybox"])
-        assert image.labels["team"] == "a"
+        assert image.labels["team"] == "a" and image.labels["a.first"] == "1"
+        # As dockerd: one LABEL step per label, in name order, at the target stage's end.
+        steps = [line for m in logs for line in [m.get("stream", "")] if line.startswith("Step ")]
+        assert steps[-2:] == ["Step 5/6 : LABEL a.first=1", "Step 6/6 : LABEL team=a"]
         out = client.containers.run("sdk:v1", ["sh", "-c", "cat /v /kept.txt; grep builder.test /hosts; "
                                                "ls /ignored.txt /f 2>&1 || true"], remove=True).decode()
         assert "value\nkept\n" in out and "10.1.2.3" in out
