@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from runtime.client import Client
 
@@ -16,6 +16,10 @@ _CHUNK = 1 << 20
 
 
 def images_export(a: argparse.Namespace, call: Call[None]) -> None:
+    if a.output == "-":
+        _export_to_stdout(a, call)
+        return
+
     async def go(c: Client) -> None:
         # Written beside the target and renamed at the end: a failed export leaves no half archive.
         partial = f"{a.output}.partial-{os.getpid()}"
@@ -32,14 +36,31 @@ def images_export(a: argparse.Namespace, call: Call[None]) -> None:
     call(a, go)
 
 
-async def _read(path: str) -> AsyncIterator[bytes]:
-    with open(path, "rb") if path != "-" else os.fdopen(os.dup(sys.stdin.fileno()), "rb") as src:
+def _export_to_stdout(a: argparse.Namespace, call: Call[None]) -> None:
+    """`-` is stdout, as for ctr."""
+    async def go(c: Client) -> None:
+        out = sys.stdout.buffer
+        async with c.export_images(a.refs, format=a.format, platform=a.platform) as chunks:
+            async for chunk in chunks:
+                await asyncio.to_thread(out.write, chunk)
+        out.flush()
+
+    call(a, go)
+
+
+async def _read(src: BinaryIO) -> AsyncIterator[bytes]:
+    with src:
         while chunk := await asyncio.to_thread(src.read, _CHUNK):
             yield chunk
 
 
 def images_import(a: argparse.Namespace, call: Call[Any]) -> None:
-    images = call(a, lambda c: c.import_images(_read(a.input), snapshotter=a.snapshotter, unpack=not a.skip_unpack,
+    try:
+        src = open(a.input, "rb") if a.input != "-" else os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    except OSError as e:
+        print(f"pyctr: open {a.input}: {e.strerror.lower() if e.strerror else e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    images = call(a, lambda c: c.import_images(_read(src), snapshotter=a.snapshotter, unpack=not a.skip_unpack,
                                                platform=a.platform, all_platforms=a.all_platforms))
     for image in images:
         for name in image.names:
@@ -50,7 +71,7 @@ def images_import(a: argparse.Namespace, call: Call[Any]) -> None:
 
 def add_commands(im: Any, cmd: Callable[..., argparse.ArgumentParser], call: Call[Any]) -> None:
     p = cmd(im, ["export"], lambda a: images_export(a, call), "write images to an archive (tar)")
-    p.add_argument("output", help="the archive to write")
+    p.add_argument("output", help="the archive to write, or - for stdout")
     p.add_argument("refs", nargs="+", help="image names")
     p.add_argument("--format", choices=["docker", "oci"], default="docker",
                    help="docker: an OCI layout with manifest.json (what docker load reads); oci: the layout only")

@@ -13,13 +13,9 @@ import os
 import sys
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
-from cli.common.terminal import raw_terminal
-from cli.pyctr import archives, output, push, stdio
+from cli.pyctr import archives, output, push, tasks
 from cli.pyctr.since import since
 from runtime.client import DEFAULT_ADDRESS, Client, NotFound, RuntimeError_
-from runtime.client.attach import Attachment
-from runtime.client.imageconfig import process_from_image
-from runtime.client.signals import parse_signal
 
 T = TypeVar("T")
 
@@ -45,7 +41,7 @@ def call(args: argparse.Namespace, fn: Callable[[Client], Awaitable[T]]) -> T:
 def namespaces_list(a: argparse.Namespace) -> None:
     rows = call(a, lambda c: c.namespaces())
     if a.quiet:
-        print("\n".join(r["name"] for r in rows))
+        output.lines(r["name"] for r in rows)
         return
     output.table(["NAME", "LABELS"], [[r["name"], output.labels(r["labels"])] for r in rows])
 
@@ -64,7 +60,14 @@ def namespaces_remove(a: argparse.Namespace) -> None:
 
 
 def namespaces_label(a: argparse.Namespace) -> None:
-    call(a, lambda c: c.set_namespace_labels(a.name, output.parse_labels(a.labels)))
+    """As ctr: the labels given are set over the namespace's own; `KEY=` removes KEY."""
+    async def go(c: Client) -> None:
+        given = output.parse_labels(a.labels)
+        current: dict[str, str] = next((n["labels"] for n in await c.namespaces() if n["name"] == a.name), {})
+        merged = {**current, **given}
+        await c.set_namespace_labels(a.name, {k: v for k, v in merged.items() if v})
+
+    call(a, go)
 
 
 def plugins_list(a: argparse.Namespace) -> None:
@@ -103,7 +106,7 @@ def images_push(a: argparse.Namespace) -> None:
 def images_ls(a: argparse.Namespace) -> None:
     rows = call(a, lambda c: c.images())
     if a.quiet:
-        print("\n".join(r.name for r in rows))
+        output.lines(r.name for r in rows)
         return
     output.table(["REF", "TYPE", "DIGEST", "SIZE"],
                  [[r.name, r.target.mediaType, r.target.digest, output.size(r.target.size)]
@@ -113,7 +116,12 @@ def images_ls(a: argparse.Namespace) -> None:
 def images_rm(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
         for r in a.refs:
-            await c.remove_image(r)
+            try:
+                await c.remove_image(r)
+            except NotFound:
+                # As ctr: a name that is not there is a warning, not a failure.
+                print(f"pyctr: image {r} not found, skipping", file=sys.stderr)
+                continue
             print(r)
 
     call(a, go)
@@ -122,7 +130,7 @@ def images_rm(a: argparse.Namespace) -> None:
 def content_ls(a: argparse.Namespace) -> None:
     rows = call(a, lambda c: c.content())
     if a.quiet:
-        print("\n".join(r.digest for r in rows))
+        output.lines(r.digest for r in rows)
         return
     output.table(["DIGEST", "SIZE", "LABELS"],
                  [[r.digest, output.size(r.size), output.labels(r.labels)] for r in rows])
@@ -131,7 +139,8 @@ def content_ls(a: argparse.Namespace) -> None:
 def content_rm(a: argparse.Namespace) -> None:
     async def go(c: Client) -> None:
         for d in a.digests:
-            await c.remove_content(d)
+            with contextlib.suppress(NotFound):  # as ctr: removing what is not there succeeds
+                await c.remove_content(d)
             print(d)
 
     call(a, go)
@@ -157,170 +166,9 @@ def snapshots_usage(a: argparse.Namespace) -> None:
 
 
 def snapshots_mounts(a: argparse.Namespace) -> None:
+    """As ctr: the mount commands that put the snapshot at `target`."""
     for m in call(a, lambda c: c.snapshot_mounts(a.snapshotter, a.key)):
-        print(f"mount -t {m.type} {m.source} -o {','.join(m.options)}")
-
-
-# containers and tasks --------------------------------------------------------
-
-def _mounts(specs: list[str]) -> list[dict[str, Any]]:
-    """ctr's --mount: type=bind,src=/a,dst=/b,options=rbind:ro"""
-    out = []
-    for spec in specs:
-        fields = dict(part.partition("=")[::2] for part in spec.split(","))
-        dst = fields.get("dst") or fields.get("destination")
-        if not dst:
-            raise output.UsageError(f"mount {spec!r} needs dst=")
-        out.append({"type": fields.get("type", "bind"), "source": fields.get("src", fields.get("source", "")),
-                    "destination": dst, "options": [o for o in fields.get("options", "rbind").split(":") if o]})
-    return out
-
-
-def run_cmd(a: argparse.Namespace) -> None:
-    options: dict[str, Any] = {"tty": a.tty, "stdin": not a.detach, "mounts": _mounts(a.mount),
-                               "memory": a.memory_limit, "pids_limit": a.pids_limit, "readonly_rootfs": a.read_only,
-                               "privileged": a.privileged, "hostname": a.container_id}
-
-    async def go(c: Client) -> int:
-        # The runtime takes the process as given: the image's part of it is filled in here, as ctr does.
-        process = process_from_image(await c.image_config(a.ref), a.args, env=a.env, cwd=a.cwd, user=a.user)
-        await c.create_container(a.container_id, a.ref, {**options, **process}, snapshotter=a.snapshotter,
-                                 runtime=a.runtime, init=a.init)
-        try:
-            await c.create_task(a.container_id, terminal=a.tty, stdin=not a.detach)
-            if a.detach:
-                await c.start_task(a.container_id)
-                return 0
-            code = await _attached_start(c, a.container_id, None, a.tty)
-        except BaseException:
-            if a.rm:
-                await _remove(c, a.container_id)
-            raise
-        if a.rm:
-            await _remove(c, a.container_id)
-        return code
-
-    raise SystemExit(call(a, go))
-
-
-async def _attached_start(c: Client, task_id: str, exec_id: str | None, terminal: bool) -> int:
-    """Attach before starting, so no output is lost; pump stdio; return the exit code."""
-    io = await c.task_io(task_id, exec_id)
-    att = await Attachment.connect(io.attach_socket)
-
-    async def resize(rows: int, cols: int) -> None:
-        await c.resize_task(task_id, rows, cols, exec_id)
-
-    with contextlib.closing(att), raw_terminal(terminal):
-        if exec_id:
-            await c.start_exec(task_id, exec_id)
-        else:
-            await c.start_task(task_id)
-        await stdio.pump(att, stdin=True, terminal=terminal, resize=resize)
-    status = await c.wait_task(task_id, exec_id)
-    return status.exit_status
-
-
-async def _remove(c: Client, container_id: str) -> None:
-    with contextlib.suppress(NotFound):
-        await c.delete_task(container_id, force=True)
-    await c.remove_container(container_id)
-
-
-def containers_ls(a: argparse.Namespace) -> None:
-    rows = call(a, lambda c: c.containers())
-    if a.quiet:
-        print("\n".join(r.id for r in rows))
-        return
-    output.table(["CONTAINER", "IMAGE", "RUNTIME"], [[r.id, r.image, r.runtime] for r in rows])
-
-
-def containers_info(a: argparse.Namespace) -> None:
-    print(json.dumps(call(a, lambda c: c.container(a.container_id)), indent=2))
-
-
-def containers_rm(a: argparse.Namespace) -> None:
-    async def go(c: Client) -> None:
-        for cid in a.container_ids:
-            await c.remove_container(cid)
-
-    call(a, go)
-
-
-def tasks_ls(a: argparse.Namespace) -> None:
-    rows = call(a, lambda c: c.tasks())
-    output.table(["TASK", "PID", "STATUS"], [[r.id, str(r.pid), r.status.upper()] for r in rows])
-
-
-def tasks_start(a: argparse.Namespace) -> None:
-    async def go(c: Client) -> int:
-        task = await c.task(a.task_id)
-        if a.detach:
-            await c.start_task(a.task_id)
-            return 0
-        return await _attached_start(c, a.task_id, None, task.terminal)
-
-    raise SystemExit(call(a, go))
-
-
-def tasks_kill(a: argparse.Namespace) -> None:
-    call(a, lambda c: c.kill_task(a.task_id, parse_signal(a.signal), all=a.all, exec_id=a.exec_id))
-
-
-def tasks_delete(a: argparse.Namespace) -> None:
-    async def go(c: Client) -> None:
-        for tid in a.task_ids:
-            await c.delete_task(tid, force=a.force)
-
-    call(a, go)
-
-
-def tasks_ps(a: argparse.Namespace) -> None:
-    output.table(["PID"], [[str(p)] for p in call(a, lambda c: c.task_pids(a.task_id))])
-
-
-def tasks_pause(a: argparse.Namespace) -> None:
-    call(a, lambda c: c.pause_task(a.task_id))
-
-
-def tasks_resume(a: argparse.Namespace) -> None:
-    call(a, lambda c: c.resume_task(a.task_id))
-
-
-def tasks_metrics(a: argparse.Namespace) -> None:
-    m = call(a, lambda c: c.task_metrics(a.task_id))
-    output.table(["METRIC", "VALUE"], [[k, "-" if v is None else str(v)] for k, v in m.model_dump().items()])
-
-
-def tasks_attach(a: argparse.Namespace) -> None:
-    async def go(c: Client) -> int:
-        task = await c.task(a.task_id)
-        io = await c.task_io(a.task_id)
-        att = await Attachment.connect(io.attach_socket)
-
-        async def resize(rows: int, cols: int) -> None:
-            await c.resize_task(a.task_id, rows, cols)
-
-        with contextlib.closing(att), raw_terminal(task.terminal):
-            await stdio.pump(att, stdin=task.stdin, terminal=task.terminal, resize=resize)
-        return (await c.wait_task(a.task_id)).exit_status
-
-    raise SystemExit(call(a, go))
-
-
-def tasks_exec(a: argparse.Namespace) -> None:
-    async def go(c: Client) -> int:
-        await c.add_exec(a.task_id, a.exec_id, a.args, env=a.env, cwd=a.cwd, user=a.user, terminal=a.tty,
-                         stdin=not a.detach)
-        if a.detach:
-            await c.start_exec(a.task_id, a.exec_id)
-            return 0
-        try:
-            return await _attached_start(c, a.task_id, a.exec_id, a.tty)
-        finally:
-            await c.delete_exec(a.task_id, a.exec_id)
-
-    raise SystemExit(call(a, go))
+        print(f"mount -t {m.type} {m.source} {a.target} -o {','.join(m.options)}")
 
 
 def events(a: argparse.Namespace) -> None:
@@ -402,66 +250,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--expected", help="the digest the content must have")
 
     sn = _group(sub, "snapshots", "manage snapshots")
-    for names, func, help, key in ((["ls", "list"], snapshots_ls, "list snapshots", False),
-                                   (["usage"], snapshots_usage, "disk usage of a snapshot", True),
-                                   (["mounts"], snapshots_mounts, "mounts of a snapshot", True)):
+    for names, func, help, args in ((["ls", "list"], snapshots_ls, "list snapshots", []),
+                                    (["usage"], snapshots_usage, "disk usage of a snapshot", ["key"]),
+                                    (["mounts"], snapshots_mounts, "mounts of a snapshot", ["target", "key"])):
         p = _cmd(sn, names, func, help)
         p.add_argument("--snapshotter", default=snap_default, help="env PYCTR_SNAPSHOTTER")
-        if key:
-            p.add_argument("key")
+        for arg in args:
+            p.add_argument(arg)
 
-    p = _cmd(sub, ["run"], run_cmd, "run a container")
-    p.add_argument("--rm", action="store_true", help="remove the task and container when it exits")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
-    p.add_argument("--env", action="append", default=[], help="KEY=VALUE")
-    p.add_argument("--cwd")
-    p.add_argument("-u", "--user")
-    p.add_argument("--mount", action="append", default=[], help="type=bind,src=/a,dst=/b,options=rbind:ro")
-    p.add_argument("--snapshotter")
-    p.add_argument("--runtime", default="runc")
-    p.add_argument("--memory-limit", type=int, help="bytes")
-    p.add_argument("--pids-limit", type=int)
-    p.add_argument("--read-only", action="store_true")
-    p.add_argument("--privileged", action="store_true")
-    p.add_argument("--init", action=argparse.BooleanOptionalAction, default=True,
-                   help="run the command under a small init that forwards signals (tini)")
-    p.add_argument("ref")
-    p.add_argument("container_id")
-    p.add_argument("args", nargs=argparse.REMAINDER, help="command and arguments (default: the image's)")
-
-    c = _group(sub, "containers", "manage containers", ["c"])
-    _cmd(c, ["ls", "list"], containers_ls, "list containers").add_argument("-q", "--quiet", action="store_true")
-    _cmd(c, ["info"], containers_info, "show a container").add_argument("container_id")
-    _cmd(c, ["rm", "delete"], containers_rm, "remove containers").add_argument("container_ids", nargs="+")
-
-    t = _group(sub, "tasks", "manage tasks", ["t"])
-    _cmd(t, ["ls", "list"], tasks_ls, "list tasks")
-    p = _cmd(t, ["start"], tasks_start, "start a task")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("task_id")
-    p = _cmd(t, ["kill"], tasks_kill, "signal a task")
-    p.add_argument("-s", "--signal", default="SIGTERM")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("--exec-id")
-    p.add_argument("task_id")
-    p = _cmd(t, ["delete", "rm"], tasks_delete, "delete tasks")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("task_ids", nargs="+")
-    for names, func, help in ((["ps"], tasks_ps, "processes of a task"), (["pause"], tasks_pause, "pause a task"),
-                              (["resume"], tasks_resume, "resume a task"),
-                              (["metrics"], tasks_metrics, "cgroup metrics of a task"),
-                              (["attach"], tasks_attach, "attach to a task's stdio")):
-        _cmd(t, names, func, help).add_argument("task_id")
-    p = _cmd(t, ["exec"], tasks_exec, "run an extra process in a task")
-    p.add_argument("--exec-id", required=True)
-    p.add_argument("-t", "--tty", action="store_true")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("--env", action="append", default=[])
-    p.add_argument("--cwd")
-    p.add_argument("-u", "--user")
-    p.add_argument("task_id")
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    tasks.add_commands(sub, _group, _cmd, call)
 
     p = _cmd(sub, ["events"], events, "print runtime events")
     p.add_argument("topics", nargs="*", help="topic filters, e.g. /images/*")

@@ -1,6 +1,7 @@
 """Printing for pyctr: tables, sizes, pull progress."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 
@@ -93,3 +94,7 @@ class PullRenderer:
             self._progress.stop()
 
 
+def lines(items: Iterable[str]) -> None:
+    """One item a line (`-q`): nothing at all for none, as ctr prints."""
+    for item in items:
+        print(item)
