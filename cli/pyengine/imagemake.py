@@ -134,6 +134,7 @@ def build(
     }
     headers = {"Content-Type": "application/x-tar", "X-Registry-Config": "e30="}
     image_id = ""
+    held: list[str] = []  # a quiet build's output: the daemon sends it before the error of a failed build
     with body, engine().open("POST", "/build", query, body, headers) as resp:
         for line in resp:
             if not line.strip():
@@ -141,13 +142,21 @@ def build(
             message = json.loads(line)
             if "errorDetail" in message or "error" in message:
                 detail = message.get("errorDetail") or {}
+                sys.stderr.write("".join(held))
                 raise CLIError(str(detail.get("message") or message.get("error")), int(detail.get("code") or 1))
             if "aux" in message:
                 image_id = str(message["aux"].get("ID", ""))
-            elif "stream" in message and not quiet:
+            elif "stream" in message and quiet:
+                held.append(message["stream"])
+            elif "stream" in message:
                 sys.stdout.write(message["stream"])
-            elif "status" in message and not quiet:
+            elif "status" in message and quiet:
+                held.append(message["status"] + "\n")
+            elif "status" in message:
                 print(message["status"])
+    if quiet and not image_id and held:
+        # A quiet build's answer is the image's ID alone (no aux), as dockerd sends it.
+        image_id = held[-1].strip()
     if quiet:
         print(image_id)
     if iidfile:
