@@ -64,10 +64,14 @@ def refuse_platform(command: str, platform: str | None) -> None:
         raise CLIError(f"{command} --platform is not supported: pyengined keeps one platform per image", 125)
 
 
-def pull_image(e: Engine, ref: str, out: TextIO, quiet: bool = False, platform: str | None = None) -> str:
-    """Pull (the image for `platform`, if given) with progress on `out`; the fully qualified reference pulled."""
+def pull_image(e: Engine, ref: str, out: TextIO, quiet: bool = False, platform: str | None = None,
+               all_tags: bool = False) -> str:
+    """Pull (the image for `platform`, if given; every tag of the repository with `all_tags`) with progress on
+    `out`; the fully qualified reference pulled."""
     name, tag = split_reference(ref)
-    if not tag:
+    if all_tags and tag:
+        raise CLIError("tag can't be used with --all-tags/-a")
+    if not tag and not all_tags:  # no tag at all asks the engine for every tag, as the API has it
         if not quiet:
             print("Using default tag: latest", file=out)
         tag = "latest"
@@ -82,6 +86,8 @@ def pull_image(e: Engine, ref: str, out: TextIO, quiet: bool = False, platform: 
     finally:
         if progress is not None:
             progress.close()
+    if all_tags:
+        return _full_name(name)
     return f"{_full_name(name)}{'@' if tag.startswith('sha256:') else ':'}{tag}"
 
 
@@ -90,16 +96,15 @@ def pull(
     image: Annotated[str, typer.Argument(help="NAME[:TAG|@DIGEST]")],
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress verbose output.")] = False,
     platform: Annotated[str | None, typer.Option("--platform", help="The platform to pull (os/arch).")] = None,
-    all_tags: Annotated[bool, typer.Option("-a", "--all-tags", help="Refused: pyengined pulls one tag.")] = False,
+    all_tags: Annotated[bool, typer.Option("-a", "--all-tags",
+                                           help="Download all tagged images in the repository.")] = False,
     disable_content_trust: Annotated[bool, typer.Option(
         "--disable-content-trust", help="Skip image verification (always: this CLI does no content trust).")]
     = True,
 ) -> None:
     """Download an image from a registry."""
     no_content_trust(disable_content_trust)
-    if all_tags:
-        raise CLIError("--all-tags is not supported: pyengined pulls one tag at a time", 125)
-    print(pull_image(engine(), image, sys.stdout, quiet, platform))
+    print(pull_image(engine(), image, sys.stdout, quiet, platform, all_tags))
 
 
 def _image_rows(summary: dict[str, Any], trunc: bool, show_digests: bool) -> list[Record]:

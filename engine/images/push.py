@@ -63,30 +63,36 @@ class ImagePusher:
         self._images = images
         self._runtime = runtime
 
-    async def _targets(self, ref: Reference, one: bool, wanted: Platform | None) -> list[tuple[Record, LocalImage]]:
+    async def _targets(self, ref: Reference, one: bool, wanted: Platform | None
+                       ) -> tuple[list[tuple[Record, LocalImage]], NotFound | None]:
+        """What to push, or why nothing (told in the stream); a platform that does not match raises at once."""
         tagged = [(record, image) for image in await self._images.images() for record in image.records
                   if record.is_tag and record.ref is not None and record.ref.name == ref.name]
         if not tagged:
-            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
+            return [], NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
         chosen = sorted(tagged, key=lambda pair: pair[0].name) if not one else \
             [(record, image) for record, image in tagged if record.name == str(ref)]
         if not chosen:
-            raise NotFound(f"tag does not exist: {familiar(ref)}")
+            return [], NotFound(f"tag does not exist: {familiar(ref)}")
         for record, image in chosen:
             # An index is narrowed to the platform by the runtime; a single manifest has one, which must match.
             if wanted is not None and record.target.get("mediaType") not in _INDEX_TYPES and \
                     not wanted.matches(platforms.of_image(image.config)):
                 raise NotFound(f"image {record.display} does not provide the platform {wanted}: it is "
                                f"{platforms.of_image(image.config)}")
-        return chosen
+        return chosen, None
 
     async def push(self, name: str, tag: str, platform: str, auth: RegistryAuth | None,
                    insecure: list[str]) -> AsyncGenerator[dict[str, Any], None]:
-        """Docker's push messages; an unknown image raises before the first one (a plain 404)."""
+        """Docker's push messages. A bad name or platform raises before the first one (a plain 400 or 404); an
+        image that is not here comes after it, in the stream, as dockerd says it (the SDK reads it, the CLI prints
+        it)."""
         ref, one = push_reference(name, tag)
         wanted = push_platform(platform)
-        targets = await self._targets(ref, one, wanted)
+        targets, missing = await self._targets(ref, one, wanted)
         yield {"status": f"The push refers to repository [{ref.name}]"}
+        if missing is not None:
+            raise missing
         for record, image in targets:
             async for message in self._push_tag(record, image, wanted, auth, insecure):
                 yield message

@@ -147,6 +147,8 @@ def test_wrong_credentials_and_unknown_image(engine, env, auth_registry):
         sdk.close()
     missing = run(env, "docker", "push", f"{auth_registry.host}/nothing/here:v1")
     assert missing.returncode == 1
+    # As dockerd: the repository is named first, then the error comes in the stream.
+    assert missing.stdout.startswith(f"The push refers to repository [{auth_registry.host}/nothing/here]")
     assert "tag does not exist" in missing.stderr or "does not exist locally" in missing.stderr
 
 

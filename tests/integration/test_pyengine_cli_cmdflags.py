@@ -80,6 +80,7 @@ REQUESTS = [
     (["load", "--platform", "linux/amd64", "-i", "empty.tar"], "/images/load"),
     (["push", "--platform", "linux/amd64", "reg.example/busybox:1"], "/images/reg.example/busybox/push"),
     (["pull", "--platform", "linux/amd64", "busybox:1"], "/images/create"),
+    (["pull", "-a", "busybox"], "/images/create"),
     (["build", "--add-host", "a:1.2.3.4", "--add-host", "b:5.6.7.8", "--cache-from", "x:1", "--cgroup-parent", "cg",
       "--compress", "--cpu-period", "1000", "--cpu-quota", "500", "--cpu-shares", "2", "--cpuset-cpus", "0",
       "--cpuset-mems", "0", "--isolation", "default", "-m", "64m", "--memory-swap", "128m", "--platform",
@@ -115,7 +116,7 @@ def test_requests_are_dockers(daemon, tmp_path, args, endpoint):
 
 REFUSED = [
     (["logs", "--details", "c"], "--details"), (["start", "--checkpoint", "cp1", "c"], "--checkpoint"),
-    (["pull", "-a", "busybox"], "--all-tags"), (["rmi", "--no-prune", "busybox"], "--no-prune"),
+    (["rmi", "--no-prune", "busybox"], "--no-prune"),
     (["rmi", "--platform", "linux/amd64", "busybox"], "--platform"), (["images", "--tree"], "--tree"),
     (["image", "inspect", "--platform", "linux/amd64", "busybox"], "--platform"),
     (["history", "--platform", "linux/amd64", "busybox"], "--platform"),
