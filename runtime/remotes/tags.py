@@ -43,7 +43,10 @@ async def list_tags(transport: RegistryTransport, endpoint: Endpoint, ref: Refer
         found = _NEXT.search(link)
         if found is None:
             return tags
-        # The next page's path from the registry's root ("/v2/<name>/tags/list?last=..."), or a full URL.
+        # The next page's path from the registry's root ("/v2/<name>/tags/list?last=..."), or a full URL of the
+        # same registry: the request carries its credentials, so another host is never asked.
         target = found.group(1)
+        if "://" in target and not target.startswith(endpoint.url("")):
+            raise InvalidArgument(f"{subject} from {endpoint.host}: the next page is on another host ({target})")
         path = target if "://" in target else target.removeprefix("/v2/").lstrip("/")
     raise InvalidArgument(f"{subject} from {endpoint.host}: more than {MAX_PAGES} pages")
