@@ -23,6 +23,7 @@ from engine.containers.state import Status
 from engine.containers.store import ContainerStore
 from engine.events import EventBus
 from engine.images.store import ImageService
+from engine.logs import settings as log_settings
 from runtime.client import RuntimeAPI
 
 
@@ -75,7 +76,8 @@ class SystemInfo:
             "ID": self.id, "Containers": len(containers), "ContainersRunning": running - paused,
             "ContainersPaused": paused, "ContainersStopped": len(containers) - running,
             "Images": len(images), "Driver": "overlayfs", "DriverStatus": [],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file", "local"]},
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
+                        "Log": list(log_settings.LISTED)},
             "MemoryLimit": f["memory_limit"], "SwapLimit": f["swap_limit"], "KernelMemory": f["kernel_memory"],
             "KernelMemoryTCP": f["kernel_memory_tcp"], "CpuCfsPeriod": f["cpu_cfs"], "CpuCfsQuota": f["cpu_cfs"],
             "CPUShares": f["cpu_shares"], "CPUSet": f["cpuset"], "PidsLimit": f["pids_limit"],

@@ -193,13 +193,14 @@ class ContainerService:
             "/etc/hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n",
             "/etc/resolv.conf": _resolv_conf(),
         }
+        mode = "ro" if (spec.get("root") or {}).get("readonly") else "rw"
         for dest, text in files.items():
             if dest in taken:
                 continue
             path = d / os.path.basename(dest)
             path.write_text(text)
             spec["mounts"].append({"destination": dest, "type": "bind", "source": str(path),
-                                   "options": ["rbind", "rprivate", "rw"]})
+                                   "options": ["rbind", "rprivate", mode]})
 
     async def update_resources(self, container_id: str, resources: ResourceOptions) -> Container:
         """New cgroup limits for the container's next task (a live task gets them from the task service)."""

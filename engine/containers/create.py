@@ -88,6 +88,9 @@ class Creator:
             volumes, mounts, copied = await self._plan_volumes(cid, req, p, features)
             options["mounts"] = options["mounts"] + mounts
             own = await self._etc_mounts(cid, p, options)
+            if options["readonly_rootfs"]:
+                # As dockerd: a read-only root makes the container's hosts and resolv.conf read-only too.
+                own = [{**m, "options": [o if o != "rw" else "ro" for o in m["options"]]} for m in own]
             if self._dockerenv is not None:
                 own.append(dockerenv.mount(self._dockerenv))
             options["mounts"] = options["mounts"] + _not_covered(own, options)

@@ -135,7 +135,7 @@ class ExecService:
             raise InvalidArgument(f"Invalid escape keys ({config.DetachKeys}) provided") from None
         if config.WorkingDir and not config.WorkingDir.startswith("/"):
             # The runtime's words for a container's: runc's refusal at start would come too late for a 400.
-            raise InvalidArgument(f"the working directory {config.WorkingDir!r} is invalid: it needs to be an "
+            raise InvalidArgument(f"the working directory '{config.WorkingDir}' is invalid, it needs to be an "
                                   "absolute path")
         self._forget_removed()
         e = Exec(id=secrets.token_hex(32), container_id=cid, config=config)

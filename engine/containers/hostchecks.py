@@ -20,7 +20,7 @@ def check(hc: HostConfigModel) -> None:
         raise InvalidArgument(f"VolumeDriver {hc.VolumeDriver!r} (--volume-driver) is not supported by this engine: "
                               "only local")
     if hc.Isolation and hc.Isolation != "default":
-        raise InvalidArgument(f"Invalid isolation: {hc.Isolation!r} - linux only supports 'default'")
+        raise InvalidArgument(f'Invalid isolation: "{hc.Isolation}" - linux only supports \'default\'')
     if hc.UsernsMode and hc.UsernsMode != "host":
         raise InvalidArgument(f"UsernsMode {hc.UsernsMode!r} is not supported by this engine: user namespace "
                               "remapping is not enabled")

@@ -24,7 +24,7 @@ from engine.containers.options import (
     runtime_options,
 )
 from engine.containers.request import CreateRequest, RestartPolicyModel
-from engine.containers.resources import restart_policy
+from engine.containers.resources import check_limits, restart_policy
 from engine.errors import InvalidArgument
 from engine.networks.ports import requested as requested_ports
 
@@ -62,6 +62,9 @@ def network_choice(req: CreateRequest) -> NetworkChoice:
     joins = mode.split(":", 1)[1] if mode.startswith("container:") else None
     _check_etc_options(req, joins is not None)
     if joins is not None or mode in ("host", "none"):
+        if len(endpoints or {}) > 1:
+            names = ", ".join(sorted(endpoints or {}))
+            raise InvalidArgument(f"Container cannot be connected to network endpoints: {names}")
         _check_endpointless(req, mode, joins is not None, endpoints or {})
     endpoints = _with_container_mac(req, mode, endpoints)
     legacy = list(req.HostConfig.Links or [])
@@ -172,6 +175,8 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     on_failure = (req.Labels or {}).get(ON_FAILURE_LABEL)
     if on_failure is not None and on_failure not in ON_FAILURE_ACTIONS:
         raise InvalidArgument(f"invalid {ON_FAILURE_LABEL} {on_failure!r}: use one of {', '.join(ON_FAILURE_ACTIONS)}")
+    if req.HostConfig.UTSMode == "host" and req.Hostname:
+        raise InvalidArgument("conflicting options: hostname and the UTS mode")
     clamp_cpu_shares(req.HostConfig)
     memory = req.HostConfig.Memory or 0
     if memory > 0 and not req.HostConfig.MemorySwap:
@@ -181,6 +186,7 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
     hostname = hostname_for(req, cid)
     config = inspect_config(req, image, hostname)
     host_config = inspect_host_config(req, features)
+    check_limits(host_config)
     requested_ports(config.get("ExposedPorts") or {}, host_config["PortBindings"],
                     bool(req.HostConfig.PublishAllPorts))
     argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])

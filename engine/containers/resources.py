@@ -1,14 +1,16 @@
-"""docker update: which limits a request changes, Docker's checks on them, and the runtime's resource options.
+"""Docker's Resources: which limits an update changes, Docker's checks on them (at create and update), and the
+runtime's resource options.
 
 Docker's update only ever sets: a zero, empty or missing field leaves the current
 value alone (PidsLimit alone is a pointer: present means set, and 0 or -1 lift the
 limit). The checks run on the merged result with dockerd's messages, which clients
-show as they are; the runtime still checks what only the host can tell (which CPUs
-and memory nodes exist).
+show as they are, create's too.
 """
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -63,7 +65,7 @@ def merged(host_config: dict[str, Any], req: UpdateRequest) -> tuple[dict[str, A
         if hc.get("AutoRemove") and (policy.Name or "no") != "no":
             raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the container")
         hc["RestartPolicy"] = restart_policy(policy)
-    _check(hc)
+    check_limits(hc)
     extra = req.model_extra or {}
     warnings = [f"{key} cannot be updated on this engine and was ignored" for key in _UNSUPPORTED if extra.get(key)]
     return hc, warnings
@@ -84,7 +86,8 @@ def _check_conflicts(hc: dict[str, Any], req: UpdateRequest) -> None:
                        "the same time")
 
 
-def _check(hc: dict[str, Any]) -> None:
+def check_limits(hc: dict[str, Any]) -> None:
+    """dockerd's checks of a HostConfig's limits, in its words (a create's after the kernel's discards)."""
     memory, reservation, swap = hc.get("Memory") or 0, hc.get("MemoryReservation") or 0, hc.get("MemorySwap") or 0
     if 0 < memory < MIN_MEMORY:
         raise InvalidArgument("Minimum memory limit allowed is 6MB")
@@ -115,6 +118,36 @@ def _check(hc: dict[str, Any]) -> None:
     weight = hc.get("BlkioWeight") or 0
     if weight and not 10 <= weight <= 1000:
         raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+    _check_cpuset(hc.get("CpusetCpus") or "", "cpuset cpus", "Requested CPUs", f"0-{ncpu - 1}" if ncpu > 1 else "0")
+    _check_cpuset(hc.get("CpusetMems") or "", "cpuset mems", "Requested memory nodes", _memory_nodes())
+
+
+_UINT_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+
+
+def _check_cpuset(value: str, what: str, subject: str, available: str) -> None:
+    if not value:
+        return
+    if not _UINT_LIST.match(value):
+        raise InvalidArgument(f"Invalid value {value} for {what}: invalid format: {value}")
+    have = _ranges(available)
+    for first, last in _ranges(value):
+        if first > last:
+            raise InvalidArgument(f"Invalid value {value} for {what}: invalid range: {first}-{last}")
+        if not any(lo <= first and last <= hi for lo, hi in have):
+            raise InvalidArgument(f"{subject} are not available - requested {value}, available: {available}")
+
+
+def _ranges(text: str) -> list[tuple[int, int]]:
+    """"0-2,5" -> [(0, 2), (5, 5)]."""
+    return [(int(first), int(last or first)) for first, _, last in (p.partition("-") for p in text.split(","))]
+
+
+def _memory_nodes() -> str:
+    try:
+        return Path("/sys/devices/system/node/online").read_text().strip() or "0"
+    except OSError:
+        return "0"
 
 
 def restart_policy(policy: RestartPolicyModel) -> dict[str, Any]:

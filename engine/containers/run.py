@@ -112,6 +112,7 @@ class RunControl:
             binary = self._runtimes.binary(c.host_config.get("Runtime"))
             await propagation.check_host(c.host_config)
             await self._pins.prepare(c)
+            await self.logs.open(c)
         except EngineError as e:
             await self._start_failed(c, live, e)
             raise

@@ -129,3 +129,9 @@ def _record(body: bytes) -> LogRecord | None:
     if stream not in _STREAMS:
         return None
     return LogRecord(ts=ts, stream=stream, data=line if partial else line + b"\n", partial=partial)
+
+
+class Cache(Local):
+    """dockerd's dual logging: the local format, kept beside a driver `docker logs` cannot read."""
+
+    entry_path = "container-cached.log"

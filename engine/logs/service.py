@@ -1,7 +1,9 @@
 """Containers' logs: shipping each running container's capture into its driver's files, and reading them back.
 
 A container's files live in `<data-root>/containers/<id>/`, where dockerd keeps its own:
-json-file's `<id>-json.log` (+ `.1`, `.2.gz`, ...) and local's `local-logs/container.log`.
+json-file's `<id>-json.log` (+ `.1`, `.2.gz`, ...), local's `local-logs/container.log`, and for syslog and gelf,
+which send each line elsewhere (engine/logs/forward.py), the cache `container-cached.log` that dockerd's dual
+logging keeps for `docker logs`.
 """
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,22 +18,23 @@ from typing import Any, Protocol
 from urllib.parse import quote_plus
 
 from engine import memory
-from engine.errors import InvalidArgument, NotImplemented_
-from engine.logs import rotation, settings
+from engine.errors import EngineError, Internal, NotImplemented_
+from engine.logs import attrs, rotation, settings, transport
+from engine.logs.forward import Forwarder, Sender
+from engine.logs.gelf import Gelf
 from engine.logs.jsonfile import JsonFile
-from engine.logs.local import Local
+from engine.logs.local import Cache, Local
 from engine.logs.reader import Format, Query, read
 from engine.logs.retention import Removed, RemovedLogs
 from engine.logs.settings import LogSettings
 from engine.logs.shipper import Shipper
+from engine.logs.syslog import Syslog
 from runtime.client.logs import LogRecord
 
 log = logging.getLogger("engine.logs")
 
 # Shipping polls the capture: often while a container writes, less once it has gone quiet.
 _BUSY, _IDLE = 0.05, 0.25
-_TAG_FIELDS = {"{{.ID}}", "{{.FullID}}", "{{.Name}}", "{{.ImageID}}", "{{.ImageFullID}}", "{{.ImageName}}",
-               "{{.DaemonName}}"}
 
 
 class LoggedContainer(Protocol):
@@ -47,6 +49,14 @@ class LoggedContainer(Protocol):
     host_config: dict[str, Any]
 
 
+class ShippedContainer(LoggedContainer, Protocol):
+    """What shipping to a remote driver reads besides: the fields gelf puts in every message."""
+
+    created: float
+    path: str
+    args: list[str]
+
+
 class ContainerLogs:
     def __init__(self, root: Path, driver: str, options: dict[str, str], retention: RemovedLogs | None = None) -> None:
         settings.check(driver, options)
@@ -55,6 +65,8 @@ class ContainerLogs:
         self._driver = driver
         self._options = options
         self._shipping: dict[str, tuple[Shipper, asyncio.Lock, asyncio.Task[None]]] = {}
+        # Remote drivers connected by a start (dockerd refuses the start when it cannot), awaiting ship().
+        self._opened: dict[str, Forwarder] = {}
         self._shipped = 0  # bytes of output shipped since the heap was last trimmed
         self._forgetting: set[asyncio.Task[None]] = set()
 
@@ -84,29 +96,71 @@ class ContainerLogs:
     def details(self, c: LoggedContainer) -> bytes:
         """What `docker logs --details` puts before each line: the log's attributes, `k=v` sorted and query-escaped,
         joined by commas, then a space (a space alone without any)."""
-        attrs = _attrs(c, self.settings_of(c).options)
-        return ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in sorted(attrs.items())).encode() + b" "
+        found = attrs.attrs(c, self.settings_of(c).options)
+        return ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in sorted(found.items())).encode() + b" "
 
     def _format(self, c: LoggedContainer, s: LogSettings) -> Format | None:
         if s.driver == settings.JSON_FILE:
-            return JsonFile(_attrs(c, s.options))
+            return JsonFile(attrs.attrs(c, s.options))
         if s.driver == settings.LOCAL:
             return Local()
+        if s.remote and s.readable:
+            return Cache()
         return None
+
+    @staticmethod
+    def _sender(c: ShippedContainer, s: LogSettings) -> Sender:
+        if s.driver == settings.SYSLOG:
+            return Syslog(s.options, attrs.render_tag(s.options.get("tag", "{{.ID}}"), c))
+        return Gelf(s.options, c)
+
+    async def open(self, c: ShippedContainer) -> None:
+        """Before a start: connect to the container's remote driver, if it has one; a start it cannot connect
+        for fails, in dockerd's words."""
+        s = self.settings_of(c)
+        if not s.remote:
+            return
+        stale = self._opened.pop(c.id, None)
+        if stale is not None:
+            await asyncio.to_thread(stale.close, 0)
+        try:
+            sender = self._sender(c, s)
+            await asyncio.to_thread(sender.connect)
+        except transport.DialError as e:
+            raise Internal(f"failed to initialize logging driver: {e}") from None
+        except EngineError as e:
+            raise Internal(e.message) from None  # the syslog socket gone since the create
+        self._opened[c.id] = Forwarder(s.driver, c.id, sender, connected=True)
+
+    def _forwarder(self, c: ShippedContainer, s: LogSettings) -> Forwarder | None:
+        if not s.remote:
+            return None
+        opened = self._opened.pop(c.id, None)
+        if opened is not None:
+            return opened
+        try:  # shipping again after an engine restart: the forwarder connects when it can
+            return Forwarder(s.driver, c.id, self._sender(c, s))
+        except EngineError as e:
+            log.warning("container=%s: cannot send its logs to %s, keeping them only here: %s", c.id, s.driver,
+                        e.message)
+            return None
 
     # shipping --------------------------------------------------------------
 
-    def ship(self, c: LoggedContainer) -> None:
+    def ship(self, c: ShippedContainer) -> None:
         """Start shipping a running container's output (again after an engine restart)."""
         if c.id in self._shipping or not c.log_path:
             return
         s = self.settings_of(c)
         fmt = self._format(c, s)
-        if fmt is None:
+        forward = self._forwarder(c, s)
+        if fmt is None and forward is None:
             return
-        out = rotation.RotatingFile(self._root / c.id / fmt.entry_path.format(id=c.id), s.max_size, s.max_file,
-                                    s.compress)
-        shipper = Shipper(Path(c.log_path), out, fmt, self._root / c.id / "capture-offset")
+        out = None
+        if fmt is not None:
+            out = rotation.RotatingFile(self._root / c.id / fmt.entry_path.format(id=c.id), s.max_size,
+                                        s.max_file, s.compress)
+        shipper = Shipper(Path(c.log_path), out, fmt or Cache(), self._root / c.id / "capture-offset", forward)
         lock = asyncio.Lock()
         task = asyncio.create_task(self._run(c.id, shipper, lock), name=f"logs-{c.id[:12]}")
         self._shipping[c.id] = (shipper, lock, task)
@@ -147,12 +201,15 @@ class ContainerLogs:
             async with lock:
                 if run_over:
                     await asyncio.to_thread(shipper.flush)
-                shipper.close()
+                await asyncio.to_thread(shipper.close)  # the forwarder's last lines go out meanwhile
+        opened = self._opened.pop(cid, None)  # a start that failed after connecting
+        if opened is not None:
+            await asyncio.to_thread(opened.close, 0)
         if self._shipped >= memory.TRIM_AFTER:
             self._shipped = 0
             await asyncio.to_thread(memory.give_back)
 
-    async def settle(self, c: LoggedContainer) -> None:
+    async def settle(self, c: ShippedContainer) -> None:
         """For a container found not running at engine start: ship what its last run left unshipped."""
         self.ship(c)
         await self.drain(c.id)
@@ -228,38 +285,3 @@ class ContainerLogs:
         async for batch in read(fmt, self.retention.directory(r.id) / fmt.entry_path.format(id=r.id), q):
             yield batch
 
-
-def _attrs(c: LoggedContainer, options: dict[str, str]) -> dict[str, str]:
-    """json-file's `attrs`: the labels and env vars the options name, and the tag."""
-    out: dict[str, str] = {}
-    labels = c.config.get("Labels") or {}
-    wanted = {k for k in options.get("labels", "").split(",") if k}
-    pattern = options.get("labels-regex")
-    for key, value in labels.items():
-        if key in wanted or (pattern and re.search(pattern, key)):
-            out[key] = value
-    env = dict(e.split("=", 1) for e in c.config.get("Env") or [] if "=" in e)
-    wanted = {k for k in options.get("env", "").split(",") if k}
-    pattern = options.get("env-regex")
-    for key, value in env.items():
-        if key in wanted or (pattern and re.search(pattern, key)):
-            out[key] = value
-    if "tag" in options:
-        out["tag"] = render_tag(options["tag"], c)
-    return out
-
-
-def render_tag(template: str, c: LoggedContainer) -> str:
-    values = {"{{.ID}}": c.id[:12], "{{.FullID}}": c.id, "{{.Name}}": c.name, "{{.ImageID}}": _short(c.image_id),
-              "{{.ImageFullID}}": c.image_id, "{{.ImageName}}": c.image, "{{.DaemonName}}": "docker"}
-    for field in re.findall(r"{{[^}]*}}", template):
-        if field not in _TAG_FIELDS:
-            raise InvalidArgument(f"log tag {template!r}: {field} is not a field this engine fills "
-                                  f"(use {', '.join(sorted(_TAG_FIELDS))})")
-    for field, value in values.items():
-        template = template.replace(field, value)
-    return template
-
-
-def _short(image_id: str) -> str:
-    return image_id.removeprefix("sha256:")[:12]

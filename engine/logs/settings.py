@@ -7,15 +7,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InvalidArgument
+from engine.logs import gelf, syslog
 
-JSON_FILE, LOCAL, NONE = "json-file", "local", "none"
-DRIVERS = (JSON_FILE, LOCAL, NONE)
+JSON_FILE, LOCAL, NONE, SYSLOG, GELF = "json-file", "local", "none", syslog.NAME, gelf.NAME
+DRIVERS = (JSON_FILE, LOCAL, NONE, SYSLOG, GELF)
+# What `docker info` lists under Plugins.Log, as dockerd lists its drivers: sorted, without none.
+LISTED = tuple(sorted(d for d in DRIVERS if d != NONE))
+# Drivers that send elsewhere, which `docker logs` cannot read: dockerd's dual logging keeps a local cache
+# beside them (the local format, in `container-cached.log`), unless `cache-disabled` says not to.
+REMOTE = (SYSLOG, GELF)
+_CACHE = {"cache-disabled", "cache-max-size", "cache-max-file", "cache-compress"}
 
 # Options each driver takes, as dockerd's validators list them.
 _OPTIONS = {
     JSON_FILE: {"max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"},
     LOCAL: {"max-file", "max-size", "compress"},
     NONE: set(),
+    SYSLOG: syslog.OPTIONS | _CACHE,
+    GELF: gelf.OPTIONS | _CACHE,
 }
 # Options dockerd takes for every driver but none. `mode=non-blocking` is what this engine does whatever the
 # mode: conmon writes each line to disk as it comes and the driver's files are made from there, so the
@@ -41,10 +50,15 @@ class LogSettings:
     max_size: int | None = None   # bytes per file; None: one file that grows
     max_file: int = 1
     compress: bool = False
+    cache_disabled: bool = False
+
+    @property
+    def remote(self) -> bool:
+        return self.driver in REMOTE
 
     @property
     def readable(self) -> bool:
-        return self.driver != NONE
+        return self.driver != NONE and not self.cache_disabled
 
 
 def human_size(text: str) -> int:
@@ -71,7 +85,15 @@ def check(driver: str, options: dict[str, str]) -> None:
         _check_mode(options)
     for key in options:
         if key not in _OPTIONS[driver] and (driver == NONE or key not in _BUILT_IN):
+            if driver == GELF:
+                raise InvalidArgument(f'unknown log opt "{key}" for gelf log driver')
             raise InvalidArgument(f"unknown log opt '{key}' for {driver} log driver")
+    if driver == SYSLOG:
+        syslog.check(options)
+    elif driver == GELF:
+        gelf.check(options)
+    if "cache-disabled" in options and options["cache-disabled"] not in _TRUE | _FALSE:
+        raise InvalidArgument(f"invalid value for option cache-disabled: {options['cache-disabled']}")
 
 
 def _check_mode(options: dict[str, str]) -> None:
@@ -97,10 +119,23 @@ def resolve(config: dict[str, Any] | None, daemon_driver: str, daemon_options: d
     check(driver, options)
     if driver == NONE:
         return LogSettings(NONE)
+    if driver in REMOTE:
+        # The cache rotates as the local driver's files do, sized by the cache-* options.
+        cache = {**_LOCAL_DEFAULTS, **{k.removeprefix("cache-"): v for k, v in options.items() if k in _CACHE}}
+        if cache["max-file"] == "1" and "cache-compress" not in options:
+            cache["compress"] = "false"  # one file: nothing rotated to compress
+        if cache.get("disabled") in _TRUE:
+            return LogSettings(driver, options, cache_disabled=True)
+        return LogSettings(driver, options, *_sizing(cache, LOCAL))
     if driver == LOCAL:
         options = {**_LOCAL_DEFAULTS, **options}
     elif "max-size" not in options and "max-file" not in options:
         options = {**DEFAULT_ROTATION, **options}
+    return LogSettings(driver, options, *_sizing(options, driver))
+
+
+def _sizing(options: dict[str, str], driver: str) -> tuple[int | None, int, bool]:
+    """max-size, max-file and compress, checked as dockerd checks them for `driver`'s files."""
     max_size = None
     if "max-size" in options:
         max_size = human_size(options["max-size"])
@@ -119,4 +154,4 @@ def resolve(config: dict[str, Any] | None, daemon_driver: str, daemon_options: d
         if driver == LOCAL:
             raise InvalidArgument("compression cannot be enabled when max file count is 1")
         raise InvalidArgument("compress cannot be true when max-file is less than 2 or max-size is not set")
-    return LogSettings(driver, options, max_size, max_file, compress)
+    return max_size, max_file, compress

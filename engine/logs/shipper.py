@@ -6,6 +6,9 @@ runtime's bound, so the shipper follows it across that rename, and remembers how
 engine restarted while the container ran picks up where it stopped. Delivery is at least once:
 a crash between writing entries and saving the offset ships them again.
 
+For syslog and gelf, each finished line is also handed to the driver's forwarder (engine/logs/forward.py),
+which sends it from a thread of its own; `out` is their local cache, or None when it is disabled.
+
 Synchronous: the service runs `pump` in a worker thread, one at a time per container.
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
+from engine.logs.forward import Forwarder
 from engine.logs.reader import Format
 from engine.logs.rotation import RotatingFile
 from runtime.client import RuntimeError_
@@ -28,9 +32,11 @@ _PART = re.compile(rb"^[^ \n]* (?:stdout|stderr) P", re.MULTILINE)
 
 
 class Shipper:
-    def __init__(self, capture: Path, out: RotatingFile, fmt: Format, state: Path) -> None:
+    def __init__(self, capture: Path, out: RotatingFile | None, fmt: Format, state: Path,
+                 forward: Forwarder | None = None) -> None:
         self._capture = capture
         self._out = out
+        self._forward = forward
         self._fmt = fmt
         self._state = state
         self._f: BinaryIO | None = None
@@ -40,7 +46,7 @@ class Shipper:
         self._held: dict[str, tuple[int, LogRecord]] = {}
 
     @property
-    def out(self) -> RotatingFile:
+    def out(self) -> RotatingFile | None:
         return self._out
 
     def pump(self) -> int:
@@ -85,8 +91,8 @@ class Shipper:
             else:
                 # The records of whole lines before the next part of one: in one piece where the format can.
                 stop = end if part is None else part.start()
-                whole = self._fmt.whole_lines(data[at:stop])
-                if whole is not None:
+                whole = self._fmt.whole_lines(data[at:stop]) if self._forward is None else None
+                if whole is not None and self._out is not None:
                     if entries:
                         self._out.write(entries)
                         entries = []
@@ -95,7 +101,7 @@ class Shipper:
                     continue
             self._encode(data[at:stop], base + at, entries)
             at = stop
-        if entries:
+        if entries and self._out is not None:
             self._out.write(entries)
         self._pending = data[end:]
         self._offset += len(chunk)
@@ -119,6 +125,8 @@ class Shipper:
             if rec.partial and len(rec.data) < MAX_ENTRY:
                 held_lines[rec.stream] = (at, rec)
                 continue
+            if self._forward is not None:
+                self._forward.put(rec)
             entries.append(encode(rec))
 
     def flush(self) -> None:
@@ -126,7 +134,11 @@ class Shipper:
         held = sorted(self._held.values(), key=lambda h: h[0])
         self._held.clear()
         if held:
-            self._out.write([self._fmt.encode(rec) for _, rec in held])
+            for _, rec in held:
+                if self._forward is not None:
+                    self._forward.put(rec)
+            if self._out is not None:
+                self._out.write([self._fmt.encode(rec) for _, rec in held])
             self._save()
 
     def _open(self, resume: bool = True) -> bool:
@@ -172,5 +184,8 @@ class Shipper:
         if self._f is not None:
             self._f.close()
             self._f = None
-        with contextlib.suppress(ValueError):
-            self._out.close()
+        if self._forward is not None:
+            self._forward.close()
+        if self._out is not None:
+            with contextlib.suppress(ValueError):
+                self._out.close()

@@ -136,7 +136,7 @@ def generate(user: ExecUser, container_id: str, namespace: str, opts: SpecOption
     args = command(opts)
     cwd = opts.cwd or "/"
     if not cwd.startswith("/"):
-        raise InvalidArgument(f"the working directory {cwd!r} is invalid: it needs to be an absolute path")
+        raise InvalidArgument(f"the working directory '{cwd}' is invalid, it needs to be an absolute path")
     hostname = _hostname(container_id, opts)
     caps = capabilities(opts, host_capabilities())
 

@@ -82,7 +82,9 @@ def _user_devices(specs: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
         try:
             st = os.stat(host)
         except OSError as e:
-            raise InvalidArgument(f"error gathering device information for {host}: {e.strerror}") from e
+            # Go's wording (lower case), which the docker CLI reads to answer 127 for a missing file.
+            raise InvalidArgument(f'error gathering device information while adding custom device "{host}": '
+                                  f'{(e.strerror or "").lower()}') from e
         except ValueError as e:  # a NUL byte in the path
             raise InvalidArgument(f"error gathering device information for {host!r}: {e}") from e
         found = _under(host, container) if stat.S_ISDIR(st.st_mode) else [(container, st)]
@@ -177,7 +179,7 @@ def block_io_limits(opts: SpecOptions) -> dict[str, Any]:
             try:
                 st = os.stat(limit.path)
             except OSError as e:
-                raise InvalidArgument(f"block I/O limit on {limit.path}: {e.strerror}") from None
+                raise InvalidArgument(f"block I/O limit on {limit.path}: {(e.strerror or '').lower()}") from None
             if not stat.S_ISBLK(st.st_mode):
                 raise InvalidArgument(f"block I/O limit on {limit.path}: not a block device")
             if name == "weight" and not 10 <= limit.rate <= 1000:

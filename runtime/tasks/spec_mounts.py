@@ -30,8 +30,9 @@ def _default_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
         _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", *sys_ro]),
     ]
     if opts.ipc_mode == "host":
-        # Sharing the host's IPC namespace means sharing its POSIX shm and queues too.
-        mounts.append(_mount("/dev/shm", "bind", "/dev/shm", ["rbind", "nosuid", "noexec", "nodev"]))
+        # Sharing the host's IPC namespace means sharing its POSIX shm and queues too; the host's /dev/shm as it
+        # is (dockerd adds no nosuid/noexec there: programs map executable shared memory from it).
+        mounts.append(_mount("/dev/shm", "bind", "/dev/shm", ["rbind", "rprivate", "rw"]))
         if os.path.isdir("/dev/mqueue"):
             mounts.append(_mount("/dev/mqueue", "bind", "/dev/mqueue", ["rbind", "nosuid", "noexec", "nodev"]))
     else:
@@ -44,7 +45,7 @@ def _default_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
 
 def _clean_destination(dest: str) -> str:
     if not dest.startswith("/"):
-        raise InvalidArgument(f"invalid mount destination {dest!r}: it must be an absolute path")
+        raise InvalidArgument(f"invalid mount path: '{dest}' mount path must be absolute")
     cleaned = posixpath.normpath(dest)
     if cleaned.startswith("//"):
         cleaned = "/" + cleaned.lstrip("/")

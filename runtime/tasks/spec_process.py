@@ -9,6 +9,7 @@ hard limit, a lowered oom_score_adj) into InvalidArgument at create.
 """
 from __future__ import annotations
 
+import functools
 import resource
 from typing import Any
 
@@ -70,6 +71,20 @@ def _host_hard_limit(number: int) -> int:
     return _RLIM_INFINITY_OCI if hard == resource.RLIM_INFINITY else hard
 
 
+_CAP_SYS_RESOURCE = 24
+
+
+@functools.cache
+def can_override_limits() -> bool:
+    """Whether this runtime holds CAP_SYS_RESOURCE: runc (its child) may then raise hard limits above our own
+    and lower an oom_score_adj below ours, as dockerd's containers get on a usual root host."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> _CAP_SYS_RESOURCE & 1)
+    return False
+
+
 def _rlimit_value(value: int, name: str) -> int:
     if value == -1:
         return _RLIM_INFINITY_OCI
@@ -81,9 +96,9 @@ def _rlimit_value(value: int, name: str) -> int:
 def rlimits(ulimits: list[Ulimit]) -> list[dict[str, Any]]:
     """Explicit ulimits, checked against our hard limits, plus Docker's NOFILE default.
 
-    Raising a hard limit needs CAP_SYS_RESOURCE, which this runtime may not have, so a
-    request above our own hard limit is refused here rather than failing inside runc;
-    the default is quietly lowered to fit instead.
+    Raising a hard limit needs CAP_SYS_RESOURCE: without it (some hosts' bounding sets lack it) a
+    request above our own hard limit is refused here rather than failing inside runc, and the
+    default is lowered to fit.
     """
     out: dict[str, dict[str, Any]] = {}
     for u in ulimits:
@@ -97,7 +112,7 @@ def rlimits(ulimits: list[Ulimit]) -> list[dict[str, Any]]:
         if soft > hard:
             raise InvalidArgument(f"ulimit {short}: soft limit {u.soft} is greater than hard limit {u.hard}")
         host_hard = _host_hard_limit(_RLIMITS[short])
-        if hard > host_hard:
+        if hard > host_hard and not can_override_limits():
             raise InvalidArgument(
                 f"ulimit {short}: hard limit {u.hard} is above the host's hard limit {host_hard}")
         out[key] = {"type": key, "hard": hard, "soft": soft}
@@ -108,14 +123,18 @@ def rlimits(ulimits: list[Ulimit]) -> list[dict[str, Any]]:
 
 
 def oom_score_adj(value: int | None) -> int | None:
-    if not value:
-        return None  # inherit: writing 0 would itself be lowering under a positive parent
-    if value < 0:
-        raise InvalidArgument(f"oom_score_adj {value} is not allowed: it can only be raised (0 to 1000) here")
-    if value > 1000:
-        raise InvalidArgument(f"oom_score_adj {value} is out of range (0 to 1000)")
+    """The score to write, as dockerd writes one for every container (0 unless asked); None to inherit ours,
+    where the score asked for is 0 and writing it would lower ours, which only CAP_SYS_RESOURCE may do."""
+    value = value or 0
+    if not -1000 <= value <= 1000:
+        raise InvalidArgument(f"Invalid value {value}, range for oom score adj is [-1000, 1000]")
+    if can_override_limits():
+        return value
     with open("/proc/self/oom_score_adj", encoding="ascii") as fh:
         current = int(fh.read())
-    if value < current:
-        raise InvalidArgument(f"oom_score_adj {value} is below the runtime's own {current}: it cannot be lowered")
-    return value
+    if value >= current:
+        return value
+    if value == 0:
+        return None
+    raise InvalidArgument(f"oom_score_adj {value} is below the runtime's own {current}: lowering it needs "
+                          "CAP_SYS_RESOURCE, which this runtime does not have")

@@ -63,7 +63,7 @@ def _normalize_cap(name: str) -> str:
         return upper
     full = upper if upper.startswith("CAP_") else "CAP_" + upper
     if full not in CAPABILITIES:
-        raise InvalidArgument(f"unknown capability: {name!r}")
+        raise InvalidArgument(f'unknown capability: "{name}"')
     return full
 
 

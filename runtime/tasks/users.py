@@ -167,7 +167,7 @@ def _find_group(groups: list[_GroupEntry], arg: str) -> int:
     number = _parse_int(arg)
     if number is not None:
         return _check_id(number, "gid")
-    raise InvalidArgument(f"unable to find group {arg}: no matching entries in group file")
+    raise InvalidArgument(f"Unable to find group {arg}: no matching entries in group file")
 
 
 def resolve_user(rootfs: str, user: str | None, additional_groups: list[str | int] | None = None) -> ExecUser:

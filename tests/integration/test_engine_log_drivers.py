@@ -1,12 +1,18 @@
-"""Log drivers: json-file in Docker's own on-disk format with rotation, local, none; `docker logs` over them."""
+"""Log drivers: json-file in Docker's own on-disk format with rotation, local, none, and syslog and gelf sending
+to servers the tests start, with the cache that keeps `docker logs` working; `docker logs` over them."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import re
+import socket
 import subprocess
+import threading
 import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.integration import test_engine_containers as containers
@@ -147,7 +153,8 @@ def test_default_is_bounded(engine) -> None:
     doc = json.loads(ok(engine, "inspect", "plain"))[0]
     assert doc["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "20m", "max-file": "5"}}
     info = json.loads(ok(engine, "info", "--format", "{{json .}}"))
-    assert info["LoggingDriver"] == "json-file" and "json-file" in info["Plugins"]["Log"]
+    assert info["LoggingDriver"] == "json-file"
+    assert info["Plugins"]["Log"] == ["gelf", "json-file", "local", "syslog"]
 
 
 def test_logs_removed_with_the_container(engine) -> None:
@@ -170,3 +177,263 @@ def test_output_written_while_the_engine_is_down_is_shipped_after(engine) -> Non
     numbers = [int(n) for n in ok(engine, "logs", "ticker").split()]
     # Shipped at least once: an engine killed between writing entries and noting its place repeats a few.
     assert sorted(set(numbers)) == list(range(60)) and numbers == sorted(numbers)
+
+
+# syslog and gelf -----------------------------------------------------------
+
+SCRIPT = "echo hello; echo 'oops <&>' >&2; echo; printf tail"
+
+
+def udp_server() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.2)
+    return s
+
+
+def datagrams(s: socket.socket, count: int, timeout: float = 10) -> list[bytes]:
+    out: list[bytes] = []
+    end = time.monotonic() + timeout
+    while len(out) < count and time.monotonic() < end:
+        with contextlib.suppress(socket.timeout):
+            out.append(s.recv(65536))
+    return out
+
+
+@contextlib.contextmanager
+def stream_server(family: int, address: object) -> Iterator[tuple[socket.socket, list[bytes]]]:
+    """A stream listener keeping all it receives, from every connection, in order of arrival; on leaving,
+    its connections are closed too, as a server going down closes them."""
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen()
+    got: list[bytes] = []
+    conns: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                conns.append(conn)
+                threading.Thread(target=read, args=(conn,), daemon=True).start()
+
+    def read(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                got.append(chunk)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener, got
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept(), which would keep it listening
+        listener.close()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+
+def received(got: list[bytes], ending: bytes, timeout: float = 10) -> bytes:
+    end = time.monotonic() + timeout
+    while not b"".join(got).endswith(ending) and time.monotonic() < end:
+        time.sleep(0.05)
+    return b"".join(got)
+
+
+def engine_pid(engine) -> int:
+    return int(engine.proc.pid)
+
+
+def assert_cached(engine, name: str) -> None:
+    out = cli(engine, "logs", name)
+    assert (out.stdout, out.stderr) == ("hello\n\ntail", "oops <&>\n")
+
+
+def test_syslog_udp_rfc5424(engine) -> None:
+    server = udp_server()
+    port = server.getsockname()[1]
+    ok(engine, "run", "--name", "sys5424", "--log-driver", "syslog",
+       "--log-opt", f"syslog-address=udp://127.0.0.1:{port}", "--log-opt", "syslog-format=rfc5424micro",
+       "--log-opt", "syslog-facility=local3", "--log-opt", "tag={{.Name}}", "busybox", "sh", "-c", SCRIPT)
+    got = sorted(datagrams(server, 3))
+    host, pid = socket.gethostname(), engine_pid(engine)
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)"
+    # local3 is facility 19: 19 * 8 + 6 (info) for stdout, + 3 (err) for stderr; the empty line is not sent.
+    expected = [(b"155", b"oops <&>"), (b"158", b"hello"), (b"158", b"tail")]
+    assert len(got) == 3
+    for raw, (priority, line) in zip(got, expected):
+        m = re.fullmatch(rb"<(\d+)>1 " + stamp.encode() + rb" (\S+) sys5424 (\d+) sys5424 - (.*)\n", raw)
+        assert m is not None, raw
+        assert (m[1], m[4], int(m[5]), m[6]) == (priority, host.encode(), pid, line)
+    assert_cached(engine, "sys5424")
+    doc = json.loads(ok(engine, "inspect", "sys5424"))[0]
+    assert doc["LogPath"] == "" and doc["HostConfig"]["LogConfig"]["Type"] == "syslog"
+    assert (container_dir(engine, doc["Id"]) / "container-cached.log").stat().st_size > 0
+
+
+def test_syslog_tcp_and_unix_default_format(engine, tmp_path) -> None:
+    pid = engine_pid(engine)
+    line = r"<%d>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d %s\[%d\]: %s\n"
+    with stream_server(socket.AF_INET, ("127.0.0.1", 0)) as (listener, got):
+        port = listener.getsockname()[1]
+        ok(engine, "run", "--name", "systcp", "--log-driver", "syslog", "--log-opt",
+           f"syslog-address=tcp://127.0.0.1:{port}", "--log-opt", "syslog-format=rfc3164", "busybox", "sh", "-c",
+           "echo one; echo two")
+        cid = ok(engine, "inspect", "-f", "{{.Id}}", "systcp").strip()
+        data = received(got, b"two\n").decode()
+        host = re.escape(socket.gethostname())
+        assert re.fullmatch(line % (30, host + " " + cid[:12], pid, "one") + line % (30, host + " " + cid[:12],
+                                                                                     pid, "two"), data), data
+    path = str(tmp_path / "syslog.sock")
+    with stream_server(socket.AF_UNIX, path) as (_, got):
+        ok(engine, "run", "--name", "sysunix", "--log-driver", "syslog", "--log-opt", f"syslog-address=unix://{path}",
+           "busybox", "sh", "-c", SCRIPT)
+        cid = ok(engine, "inspect", "-f", "{{.Id}}", "sysunix").strip()
+        data = received(got, b"tail\n").decode()
+        lines = data.splitlines(keepends=True)
+        assert len(lines) == 3, data
+        for text, (priority, body) in zip(sorted(lines, key=lambda x: x.split(": ", 1)[1]),
+                                          [(30, "hello"), (27, "oops <&>"), (30, "tail")]):
+            assert re.fullmatch(line % (priority, cid[:12], pid, body), text), text
+    assert_cached(engine, "sysunix")
+
+
+def test_syslog_refusals_and_unreachable_server(engine, tmp_path) -> None:
+    for opts, words in ((["syslog-address=http://x"], "syslog-address should be in form proto://address, got http://x"),
+                        (["syslog-facility=bogus"], "invalid syslog facility"),
+                        (["syslog-facility=24"], "invalid syslog facility"),
+                        (["syslog-format=bogus"], "Invalid syslog format"),
+                        (["max-size=1m"], "unknown log opt 'max-size' for syslog log driver"),
+                        (["syslog-address=udp://127.0.0.1:5", "syslog-tls-ca-cert=/x"],
+                         '"syslog-tls-ca-cert" is only valid with a tcp+tls:// syslog-address'),
+                        ([f"syslog-address=unix://{tmp_path}/none"],
+                         f"stat {tmp_path}/none: no such file or directory"),
+                        (["cache-disabled=maybe"], "invalid value for option cache-disabled: maybe")):
+        args = [arg for o in opts for arg in ("--log-opt", o)]
+        bad = cli(engine, "create", "--log-driver", "syslog", *args, "busybox", "true")
+        assert bad.returncode != 0 and words in bad.stderr, (opts, bad.stderr)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    bad = cli(engine, "run", "--name", "unreached", "--log-driver", "syslog", "--log-opt",
+              f"syslog-address=tcp://127.0.0.1:{port}", "busybox", "echo", "x")
+    assert bad.returncode == 125
+    assert (f"failed to initialize logging driver: dial tcp 127.0.0.1:{port}: connect: connection refused"
+            in bad.stderr)
+    status, _, body = curl(engine, "POST", "/v1.41/containers/unreached/start")
+    assert status == 500 and "failed to initialize logging driver" in json.loads(body)["message"]
+
+
+def test_gelf_udp_fields_compression_and_chunks(engine) -> None:
+    server = udp_server()
+    port = server.getsockname()[1]
+    for kind, unpack in (("gzip", gzip.decompress), ("zlib", zlib.decompress), ("none", lambda b: b)):
+        opts = [f"gelf-address=udp://127.0.0.1:{port}", f"gelf-compression-type={kind}", "labels=team",
+                "env=STAGE", "tag={{.Name}}"]
+        name = f"gelf{kind}"
+        ok(engine, "run", "--name", name, "--label", "team=core", "-e", "STAGE=t", "--log-driver", "gelf",
+           *[arg for o in opts for arg in ("--log-opt", o)], "busybox", "sh", "-c", SCRIPT)
+        doc = json.loads(ok(engine, "inspect", name))[0]
+        raw = datagrams(server, 3)
+        if kind == "gzip":  # Go's gzip header: no time, BestSpeed (gelf's default level), OS unknown
+            assert all(r.startswith(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff") for r in raw)
+        messages = sorted((unpack(r) for r in raw), key=lambda m: json.loads(m)["short_message"])
+        assert [json.loads(m)["short_message"] for m in messages] == ["hello", "oops <&>", "tail"]
+        first = messages[0].decode()
+        assert first.startswith('{"version":"1.1","host":%s,"short_message":"hello","timestamp":'
+                                % json.dumps(socket.gethostname()))
+        m = json.loads(first)
+        assert list(m) == ["version", "host", "short_message", "timestamp", "level", "_STAGE", "_command",
+                           "_container_id", "_container_name", "_created", "_image_id", "_image_name", "_tag",
+                           "_team"]
+        assert (m["level"], json.loads(messages[1])["level"]) == (6, 3)
+        assert abs(m["timestamp"] - time.time()) < 60 and round(m["timestamp"], 3) == m["timestamp"]
+        assert (m["_container_id"], m["_container_name"], m["_tag"], m["_STAGE"], m["_team"]) == \
+            (doc["Id"], name, name, "t", "core")
+        assert (m["_image_id"], m["_image_name"], m["_created"]) == (doc["Image"], "busybox", doc["Created"])
+        assert m["_command"] == "sh -c " + SCRIPT and "\\u003c\\u0026\\u003e" in messages[1].decode()
+        assert_cached(engine, name)
+    # Past 1420 bytes a datagram is cut into GELF chunks: magic, an 8-byte ID, sequence number and count.
+    ok(engine, "run", "--name", "gelfbig", "--log-driver", "gelf", "--log-opt", f"gelf-address=udp://127.0.0.1:{port}",
+       "--log-opt", "gelf-compression-type=none", "busybox", "sh", "-c", "head -c 6000 /dev/zero | tr '\\0' a; echo")
+    chunks = datagrams(server, 5)
+    assert len(chunks) == 5 and all(c[:2] == b"\x1e\x0f" and c[2:10] == chunks[0][2:10] for c in chunks)
+    assert [c[10:12] for c in chunks] == [bytes((n, 5)) for n in range(5)] and len(chunks[0]) == 1420
+    assert json.loads(b"".join(c[12:] for c in chunks))["short_message"] == "a" * 6000
+
+
+def test_gelf_tcp_and_refusals(engine) -> None:
+    with stream_server(socket.AF_INET, ("127.0.0.1", 0)) as (listener, got):
+        port = listener.getsockname()[1]
+        ok(engine, "run", "--name", "gelftcp", "--log-driver", "gelf", "--log-opt",
+           f"gelf-address=tcp://127.0.0.1:{port}", "busybox", "sh", "-c", "echo one; echo two")
+        data = received(got, b"\x00", timeout=10)
+        deadline = time.monotonic() + 10
+        while data.count(b"\x00") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            data = b"".join(got)
+    assert [json.loads(m)["short_message"] for m in data.split(b"\x00")[:-1]] == ["one", "two"]
+    for opts, words in (([], "gelf-address is a required parameter"),
+                        (["gelf-address=unix:///x"], "gelf: endpoint needs to be TCP or UDP"),
+                        (["gelf-address=udp://x"], "gelf: please provide gelf-address as proto://host:port"),
+                        (["gelf-address=udp://127.0.0.1:5", "gelf-compression-type=lz4"],
+                         'unknown value "lz4" for log opt "gelf-compression-type" for gelf log driver'),
+                        (["gelf-address=udp://127.0.0.1:5", "gelf-compression-level=10"],
+                         'unknown value "10" for log opt "gelf-compression-level"'),
+                        (["gelf-address=udp://127.0.0.1:5", "gelf-tcp-max-reconnect=3"],
+                         '"gelf-tcp-max-reconnect" is only valid for TCP'),
+                        (["gelf-address=tcp://127.0.0.1:5", "gelf-compression-type=gzip"],
+                         "compression is only supported on UDP"),
+                        (["gelf-address=tcp://127.0.0.1:5", "gelf-tcp-reconnect-delay=-1"],
+                         '"gelf-tcp-reconnect-delay" must be a positive integer'),
+                        (["gelf-address=udp://127.0.0.1:5", "bogus=1"], 'unknown log opt "bogus" for gelf log driver')):
+        args = [arg for o in opts for arg in ("--log-opt", o)]
+        bad = cli(engine, "create", "--log-driver", "gelf", *args, "busybox", "true")
+        assert bad.returncode != 0 and words in bad.stderr, (opts, bad.stderr)
+    bad = cli(engine, "run", "--log-driver", "gelf", "--log-opt", f"gelf-address=tcp://127.0.0.1:{port}",
+              "busybox", "true")
+    assert bad.returncode == 125 and (f"failed to initialize logging driver: gelf: cannot connect to GELF endpoint: "
+                                      f"127.0.0.1:{port} dial tcp 127.0.0.1:{port}: connect: connection refused"
+                                      in bad.stderr)
+
+
+def test_cache_options(engine) -> None:
+    server = udp_server()
+    address = f"syslog-address=udp://127.0.0.1:{server.getsockname()[1]}"
+    ok(engine, "run", "--name", "uncached", "--log-driver", "syslog", "--log-opt", address,
+       "--log-opt", "cache-disabled=true", "busybox", "echo", "gone")
+    assert datagrams(server, 1)[0].endswith(b": gone\n")
+    out = cli(engine, "logs", "uncached")
+    assert out.returncode != 0 and "configured logging driver does not support reading" in out.stderr
+    cid = ok(engine, "inspect", "-f", "{{.Id}}", "uncached").strip()
+    assert not (container_dir(engine, cid) / "container-cached.log").exists()
+    ok(engine, "run", "--name", "smallcache", "--log-driver", "syslog", "--log-opt", address, "--log-opt",
+       "cache-max-size=10k", "--log-opt", "cache-max-file=2", "--log-opt", "cache-compress=false",
+       "busybox", "sh", "-c", "i=1; while [ $i -le 5000 ]; do echo $i; i=$((i+1)); done")
+    cid = ok(engine, "inspect", "-f", "{{.Id}}", "smallcache").strip()
+    d = container_dir(engine, cid)
+    assert sorted(p.name for p in d.glob("container-cached.log*")) == ["container-cached.log",
+                                                                       "container-cached.log.1"]
+    assert all(p.stat().st_size <= 10_000 for p in d.glob("container-cached.log*"))
+    assert ok(engine, "logs", "--tail", "1", "smallcache") == "5000\n"
+
+
+def test_a_server_going_down_holds_up_neither_container_nor_cache(engine) -> None:
+    with stream_server(socket.AF_INET, ("127.0.0.1", 0)) as (listener, got):
+        port = listener.getsockname()[1]
+        ok(engine, "run", "-d", "--name", "downstream", "--log-driver", "syslog", "--log-opt",
+           f"syslog-address=tcp://127.0.0.1:{port}", "busybox", "sh", "-c",
+           "echo first; sleep 1; i=0; while [ $i -lt 200 ]; do echo $i; i=$((i+1)); done")
+        received(got, b"first\n")
+    # The listener is gone (its open connection too, once the engine writes to it): the lines keep coming.
+    started = time.monotonic()
+    wait_exit(engine, "downstream")
+    assert time.monotonic() - started < 15
+    assert ok(engine, "logs", "downstream").split() == ["first", *map(str, range(200))]
+    deadline = time.monotonic() + 10
+    while "sending the logs of container=" not in engine.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "to syslog failed" in engine.log()

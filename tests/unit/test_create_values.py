@@ -25,7 +25,7 @@ def _plan(host_config: dict[str, Any] | None = None, **config: Any) -> Any:
 
 
 @pytest.mark.parametrize("host_config, message", [
-    ({"Isolation": "hyperv"}, "Invalid isolation: 'hyperv' - linux only supports 'default'"),
+    ({"Isolation": "hyperv"}, "Invalid isolation: \"hyperv\" - linux only supports 'default'"),
     ({"VolumeDriver": "nfs-plugin"}, "VolumeDriver 'nfs-plugin' .* not supported"),
     ({"UsernsMode": "private"}, "UsernsMode 'private' is not supported"),
     ({"CgroupnsMode": "shared"}, "invalid cgroup namespace mode: shared"),

@@ -248,7 +248,7 @@ async def test_an_exec_with_a_relative_working_dir_is_refused_at_create(engine: 
     c = await engine.create()
     await engine.run.start(c.id)
     execs = ExecService(engine.store, engine.runtime, engine.events)
-    with pytest.raises(InvalidArgument, match="the working directory 'relative' is invalid: it needs to be an "
+    with pytest.raises(InvalidArgument, match="the working directory 'relative' is invalid, it needs to be an "
                                               "absolute path"):
         execs.create(c.id, ExecConfig(Cmd=["true"], WorkingDir="relative"))
     assert execs.create(c.id, ExecConfig(Cmd=["true"], WorkingDir="/tmp")).config.WorkingDir == "/tmp"

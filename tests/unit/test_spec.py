@@ -148,9 +148,9 @@ def test_resolve_user(rootfs: Path, user: str | None, groups: list[str | int],
 def test_unknown_user_and_group(rootfs: Path) -> None:
     with pytest.raises(InvalidArgument, match="^unable to find user bob: no matching entries in passwd file$"):
         resolve_user(str(rootfs), "bob")
-    with pytest.raises(InvalidArgument, match="unable to find group ops"):
+    with pytest.raises(InvalidArgument, match="Unable to find group ops"):
         resolve_user(str(rootfs), "www:ops")
-    with pytest.raises(InvalidArgument, match="unable to find group ops"):
+    with pytest.raises(InvalidArgument, match="Unable to find group ops"):
         resolve_user(str(rootfs), "www", ["ops"])
     with pytest.raises(InvalidArgument, match="out of range"):
         resolve_user(str(rootfs), "4294967296")
@@ -294,6 +294,7 @@ def test_explicit_ulimits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_explicit_ulimit_above_host_hard_limit_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_hard_limits(monkeypatch, 20000)
+    monkeypatch.setattr(spec_process, "can_override_limits", lambda: False)
     with pytest.raises(InvalidArgument, match="above the host's hard limit 20000"):
         spec_process.rlimits([Ulimit(name="nofile", soft=1024, hard=1048576)])
     with pytest.raises(InvalidArgument, match="above the host's hard limit"):
@@ -317,17 +318,31 @@ def test_unlimited_ulimit_below_an_unlimited_host() -> None:
 
 
 @pytest.mark.parametrize("value", [-1, -500, -1000])
-def test_negative_oom_score_adj_is_rejected(rootfs: Path, value: int) -> None:
-    with pytest.raises(InvalidArgument, match="oom_score_adj"):
+def test_lowering_oom_score_adj_needs_cap_sys_resource(rootfs: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       value: int) -> None:
+    monkeypatch.setattr(spec_process, "can_override_limits", lambda: False)
+    with pytest.raises(InvalidArgument, match="needs CAP_SYS_RESOURCE"):
         gen(rootfs, oom_score_adj=value)
+    monkeypatch.setattr(spec_process, "can_override_limits", lambda: True)
+    assert gen(rootfs, oom_score_adj=value)["process"]["oomScoreAdj"] == value
 
 
-def test_oom_score_adj(rootfs: Path) -> None:
-    assert "oomScoreAdj" not in gen(rootfs)["process"]
-    assert "oomScoreAdj" not in gen(rootfs, oom_score_adj=0)["process"]
+def test_oom_score_adj(rootfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spec_process, "can_override_limits", lambda: False)
+    own = int(Path("/proc/self/oom_score_adj").read_text())
+    # dockerd writes 0 for every container; here only where that does not lower the runtime's own score.
+    assert gen(rootfs)["process"].get("oomScoreAdj") == (0 if own <= 0 else None)
     assert gen(rootfs, oom_score_adj=1000)["process"]["oomScoreAdj"] == 1000
-    with pytest.raises(InvalidArgument, match="out of range"):
-        gen(rootfs, oom_score_adj=1001)
+    for wrong in (1001, -1001):
+        with pytest.raises(InvalidArgument, match=r"range for oom score adj is \[-1000, 1000\]"):
+            gen(rootfs, oom_score_adj=wrong)
+
+
+def test_ulimits_above_ours_with_cap_sys_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_hard_limits(monkeypatch, 20000)
+    monkeypatch.setattr(spec_process, "can_override_limits", lambda: True)
+    out = spec_process.rlimits([Ulimit(name="nofile", soft=1024, hard=1048576)])
+    assert out == [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1024}]
 
 
 # --- privileged, masked paths, mounts ------------------------------------------------
@@ -434,7 +449,7 @@ def test_block_io_limits_per_device(rootfs: Path) -> None:
                                                   "weightDevice": [{**dev, "weight": 300}]}
     with pytest.raises(InvalidArgument, match="not a block device"):
         gen(rootfs, block_io={"write_iops": [{"path": "/dev/null", "rate": 5}]})
-    with pytest.raises(InvalidArgument, match="No such file"):
+    with pytest.raises(InvalidArgument, match="no such file or directory"):
         gen(rootfs, block_io={"write_iops": [{"path": "/dev/nosuchdisk", "rate": 5}]})
 
 
