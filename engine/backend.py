@@ -134,8 +134,10 @@ class Backend:
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures)
         files = ContainerFiles(runtime, store, events)
         execs = ExecService(store, runtime, events)
-        describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path)
-        creator = Creator(runtime, store, lives, Images(images), events, networks, volumes, host, pins, logs.resolve,
+        image_view = Images(images)
+        describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path,
+                              image_view.ids_of)
+        creator = Creator(runtime, store, lives, image_view, events, networks, volumes, host, pins, logs.resolve,
                           runtimes, dockerenv.ensure(data_root))
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images, config.runtime_namespace)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 from pathlib import Path
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from engine.containers import filters, views
@@ -28,8 +28,10 @@ class ContainerNetworks(Protocol):
 class Describer:
     def __init__(self, store: ContainerStore, networks: ContainerNetworks, mountpoint: Callable[[str], str],
                  files: ContainerFiles, exec_ids: Callable[[str], builtins.list[str]],
-                 log_path: Callable[[Container], Path | None]) -> None:
+                 log_path: Callable[[Container], Path | None],
+                 image_ids: Callable[[set[str]], Awaitable[dict[str, str | None]]]) -> None:
         self._log_path = log_path
+        self._image_ids = image_ids
         self._store = store
         self._networks = networks
         self._mountpoint = mountpoint
@@ -52,7 +54,13 @@ class Describer:
         selected = filters.select(self._store.all(), f, self._store.get, all_, limit,
                                   networks_of=self._networks_of, mounts_of=self._mounts,
                                   published_of=lambda c: self._networks.published(c.id))
+        # As dockerd: a container whose image name has moved to another image (a newer pull, a retag) or is gone
+        # is listed by its image's ID.
+        current = await self._image_ids({c.image for c in selected if c.image and c.image != c.image_id})
         out = [self.summary(c) for c in selected]
+        for item, c in zip(out, selected):
+            if c.image in current and current[c.image] != c.image_id:
+                item["Image"] = c.image_id
         if size:
             for item, sizes in zip(out, await self._files.sizes_of(selected)):
                 item.update(views.size(*sizes))

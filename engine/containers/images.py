@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import InvalidArgument
+from engine.errors import InvalidArgument, NotFound
 from engine.images import platforms
+from engine.images.lookup import find
 from engine.images.platforms import Platform
 from engine.images.store import ImageService
 from runtime.client.reference import familiar, parse
@@ -42,3 +43,16 @@ class Images:
         match = await self._service.get(ref)
         return Image(ref=match.source.name, id=match.image.id, config=match.image.config.get("config") or {},
                      platform=platforms.of_image(match.image.config))
+
+    async def ids_of(self, names: set[str]) -> dict[str, str | None]:
+        """The image each of `names` (as clients wrote them) names now; None for a name gone. One listing for all."""
+        if not names:
+            return {}
+        images = await self._service.images()
+        out: dict[str, str | None] = {}
+        for name in names:
+            try:
+                out[name] = find(images, name).image.id
+            except (NotFound, InvalidArgument):
+                out[name] = None
+        return out

@@ -53,7 +53,10 @@ class Manager:
         async with live.lock:
             c = self._lives.current(ref, c.id)
             discarded = discard_unsupported(req, await self._host.features())
-            host_config, warnings = merged(c.host_config, req)
+            try:
+                host_config, warnings = merged(c.host_config, req)
+            except Conflict as e:  # what clashes with the container's current values, in dockerd's words
+                raise prefixed(e, f"Cannot update container {c.id}: ") from None
             old, new = runtime_resources(c.host_config), runtime_resources(host_config)
             if new != old:
                 # The runtime's stored spec first: it checks what only the host knows before anything live changes.
@@ -83,7 +86,11 @@ class Manager:
                 raise Conflict(f"Container {c.id} is already paused")
             if not c.state.running:
                 raise Conflict(f"Container {c.id} is not running")
-            await self._rt.pause_task(c.id)
+            try:
+                await self._rt.pause_task(c.id)
+            except (rt.NotFound, rt.FailedPrecondition):
+                # It exited a moment ago and its exit is on its way here: not running, as dockerd says.
+                raise Conflict(f"Container {c.id} is not running") from None
             c.state.pause()
             await self._store.save(c)
         self._events.container(c, "pause")
@@ -94,7 +101,10 @@ class Manager:
             c = self._lives.current(ref, c.id)
             if c.state.status != Status.PAUSED:
                 raise Conflict(f"Container {c.id} is not paused")
-            await self._rt.resume_task(c.id)
+            try:
+                await self._rt.resume_task(c.id)
+            except (rt.NotFound, rt.FailedPrecondition):
+                raise Conflict(f"Container {c.id} is not running") from None
             c.state.unpause()
             await self._store.save(c)
         self._events.container(c, "unpause")

@@ -55,8 +55,13 @@ class ContainerStats:
                 m = (await self._rt.task_metrics(c.id)).model_dump()
         cpu = _empty_cpu()
         cpu["cpu_usage"]["total_usage"] = m.get("cpu_usage_ns") or 0
-        cpu["system_cpu_usage"] = await asyncio.to_thread(_system_cpu_ns) if m else 0
+        if m:
+            cpu["system_cpu_usage"] = await asyncio.to_thread(_system_cpu_ns)
+            cpu["online_cpus"] = os.cpu_count() or 1
         usage = m.get("memory_usage") or 0
+        networks = {}
+        if m and c.state.pid and c.host_config.get("NetworkMode") != "host":
+            networks = await asyncio.to_thread(_network_stats, c.state.pid)
         io = []
         for op, key in (("read", "io_read_bytes"), ("write", "io_write_bytes")):
             if m.get(key) is not None:
@@ -76,13 +81,33 @@ class ContainerStats:
             "blkio_stats": {"io_service_bytes_recursive": io or None},
             "num_procs": 0,
             "storage_stats": {},
-            "networks": {},
+            # Left out without interfaces (no network, the host's), as dockerd's omitempty leaves it out.
+            **({"networks": networks} if networks else {}),
         }
 
 
 def _empty_cpu() -> dict[str, Any]:
+    """The CPU numbers before a first sample: Go's zero values, the omitempty ones left out, as dockerd's."""
     return {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-            "system_cpu_usage": 0, "online_cpus": os.cpu_count() or 1, "throttling_data": {}}
+            "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
+
+
+def _network_stats(pid: int) -> dict[str, dict[str, int]]:
+    """Each interface of the process's network namespace but loopback, with the counters dockerd reports."""
+    try:
+        with open(f"/proc/{pid}/net/dev") as fh:
+            lines = fh.read().splitlines()[2:]
+    except OSError:
+        return {}  # the process is gone
+    out = {}
+    for line in lines:
+        name, _, counters = line.partition(":")
+        n = [int(x) for x in counters.split()]
+        if name.strip() == "lo" or len(n) < 12:
+            continue
+        out[name.strip()] = {"rx_bytes": n[0], "rx_packets": n[1], "rx_errors": n[2], "rx_dropped": n[3],
+                             "tx_bytes": n[8], "tx_packets": n[9], "tx_errors": n[10], "tx_dropped": n[11]}
+    return out
 
 
 def _memory_limit(limit: int | None) -> int:

@@ -19,7 +19,7 @@ from engine.images.make_options import CommitOptions
 from engine.images.store import ImageService
 from engine.images.writer import ImageWriter
 from engine.errors import NotFound
-from runtime.client import NotFound as RuntimeNotFound
+from runtime.client import FailedPrecondition, NotFound as RuntimeNotFound
 from runtime.client.diff import DiffAPI
 from runtime.client.records import Container as RuntimeContainer
 from runtime.client.reference import familiar
@@ -73,13 +73,13 @@ class Committer:
             return
         try:
             await self.runtime.pause_task(c.id)
-        except RuntimeNotFound:
-            yield  # it stopped meanwhile: nothing to freeze
+        except (RuntimeNotFound, FailedPrecondition):
+            yield  # it stopped meanwhile (its exit not handled yet): nothing to freeze
             return
         try:
             yield
         finally:
-            with contextlib.suppress(RuntimeNotFound):
+            with contextlib.suppress(RuntimeNotFound, FailedPrecondition):
                 await self.runtime.resume_task(c.id)
 
 

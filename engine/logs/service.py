@@ -76,9 +76,11 @@ class ContainerLogs:
         self._driver, self._options = driver, options
 
     def resolve(self, log_config: dict[str, Any] | None) -> dict[str, Any]:
-        """HostConfig.LogConfig as it will be in force: the daemon's defaults filled in, then checked."""
+        """HostConfig.LogConfig as inspect shows it: the daemon's driver and options filled in, checked (the
+        defaults this engine applies besides, such as json-file's rotation, are not shown, as dockerd's local
+        driver does not show its own)."""
         s = settings.resolve(log_config, self._driver, self._options)
-        return {"Type": s.driver, "Config": s.options}
+        return {"Type": s.driver, "Config": s.configured}
 
     def settings_of(self, c: LoggedContainer) -> LogSettings:
         return settings.resolve(c.host_config.get("LogConfig"), self._driver, self._options)

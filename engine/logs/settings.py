@@ -1,9 +1,9 @@
 """A container's LogConfig: checked against its driver, with the daemon's defaults (daemon.json's `log-driver`
-and `log-opts`) filled in as dockerd fills them, so inspect shows what is in force."""
+and `log-opts`) filled in as dockerd fills them, then the engine's own defaults (rotation) applied."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.errors import InvalidArgument
@@ -51,6 +51,9 @@ class LogSettings:
     max_file: int = 1
     compress: bool = False
     cache_disabled: bool = False
+    # The options as configured (the container's over the daemon's), without the defaults the engine fills in:
+    # what inspect shows, as dockerd shows them.
+    configured: dict[str, str] = field(default_factory=dict)
 
     @property
     def remote(self) -> bool:
@@ -117,6 +120,10 @@ def resolve(config: dict[str, Any] | None, daemon_driver: str, daemon_options: d
     if not given.get("Type") or given.get("Type") == daemon_driver:
         options = {**daemon_options, **options}
     check(driver, options)
+    return replace(_completed(driver, options), configured=options)
+
+
+def _completed(driver: str, options: dict[str, str]) -> LogSettings:
     if driver == NONE:
         return LogSettings(NONE)
     if driver in REMOTE:

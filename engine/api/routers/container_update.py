@@ -18,6 +18,6 @@ def register(r: Router, b: Backend) -> None:
             body = versions.update_body(body, versions.of(request))
         req = parse_model(UpdateRequest, body)
         warnings = await b.manager.update(request.match_info["id"], req)
-        return json_response({"Warnings": warnings})
+        return json_response({"Warnings": warnings or None})  # Go's nil slice: null, as dockerd answers
 
     r.add("POST", "/containers/{id}/update", update)
