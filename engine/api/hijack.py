@@ -20,6 +20,8 @@ RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 # Stdin buffered from the client beyond this pauses reading from it until the process catches up.
 _STDIN_HIGH_WATER = 1 << 20
+# How long an ended stream waits for its client to close, reading and dropping the stdin it still sends.
+_LINGER = 2.0
 
 
 class _RawParser:
@@ -71,14 +73,17 @@ class Hijacked:
         self._buffered = 0
         self._paused = False
         self._eof = False
+        self._client_done = asyncio.Event()  # the client closed its sending side, or went
+        self._draining = False
 
     def _received(self, data: bytes | None) -> None:
         if data is None:
+            self._client_done.set()
             if not self._eof:
                 self._eof = True
                 self._chunks.put_nowait(None)
             return
-        if self._eof or not data:
+        if self._eof or not data or self._draining:
             return
         self._chunks.put_nowait(data)
         self._buffered += len(data)
@@ -104,6 +109,26 @@ class Hijacked:
         """Raises ConnectionResetError once the client is gone."""
         await self.response.write(data)
 
+    async def end(self) -> None:
+        """The output is over: say so with a half-close, then read and drop what stdin the client still sends
+        until it closes too (or `_LINGER` passes). Closing with stdin unread would reset the connection, and a
+        reset can cost the client output it has not read yet (`seq 1000000 | docker run -i IMG head -3`)."""
+        transport = self.request.transport
+        if transport is None or transport.is_closing() or self.lost.is_set() or not transport.can_write_eof():
+            return
+        self._draining = True
+        while not self._chunks.empty():
+            self._chunks.get_nowait()
+        self._buffered = 0
+        if self._paused:
+            transport.resume_reading()
+            self._paused = False
+        transport.write_eof()
+        try:
+            await asyncio.wait_for(self._client_done.wait(), _LINGER)
+        except TimeoutError:
+            pass
+
 
 async def hijack(request: web.Request, *, multiplexed: bool) -> Hijacked:
     """Answer `101 UPGRADED` and take the connection over; the handler must return `.response`.
@@ -120,7 +145,7 @@ async def hijack(request: web.Request, *, multiplexed: bool) -> Hijacked:
     # Both installed before the 101 leaves: the CLI may half-close the moment it reads it.
     request.protocol.set_parser(_RawParser(conn))  # type: ignore[arg-type]
     transport.set_protocol(_HalfCloseProtocol(request.protocol, conn))
-    # aiohttp closes the connection when the handler returns: that is how the stream ends.
+    # aiohttp closes the connection when the handler returns (after `Hijacked.end`).
     response.force_close()
     await response.prepare(request)
     return conn

@@ -115,10 +115,14 @@ class Manager:
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
         pids = set(await self._rt.task_pids(c.id))
-        proc = await asyncio.create_subprocess_exec("ps", *(ps_args.split() or ["-ef"]),
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        if proc.returncode:
+        args = ps_args.split() or ["-ef"]
+        # As dockerd: the container's processes selected by `-q`, so that ps options that select nothing of
+        # their own (`-o pid,args`, which lists only processes on ps's terminal) still list them; options ps
+        # cannot combine with -q (`f`) are tried alone, the output cut down below either way.
+        code, out, err = await _ps(*args, "-q", ",".join(str(p) for p in sorted(pids)))
+        if code:
+            code, out, err = await _ps(*args)
+        if code:
             raise InvalidArgument(f"ps: {err.decode(errors='replace').strip()}")
         lines = out.decode(errors="replace").splitlines()
         titles = lines[0].split() if lines else []
@@ -143,3 +147,10 @@ class Manager:
         if c.config.get("Tty"):
             await self._rt.resize_task(c.id, height, width)
         self._events.container(c, "resize", height=str(height), width=str(width))
+
+
+async def _ps(*args: str) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec("ps", *args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out, err

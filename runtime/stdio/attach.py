@@ -75,7 +75,12 @@ class Attachment:
         try:
             packet = await self._loop.sock_recv(self._sock, _RECV_SIZE)
         except ConnectionResetError:
-            return None
+            # conmon closed its end with stdin we sent still unread: the kernel says so once, ahead of the output
+            # still queued for us (the last lines of a process that stopped reading its stdin), so read on.
+            try:
+                packet = await self._loop.sock_recv(self._sock, _RECV_SIZE)
+            except ConnectionResetError:
+                return None
         if not packet:
             return None
         stream = _STREAMS.get(packet[0])

@@ -105,6 +105,7 @@ def register(r: Router, b: Backend) -> None:
                 pass
             except Exception:
                 log.exception("attach to container=%s failed after the upgrade", c.id)
+            await conn.end()
         finally:
             release(ready)
         return conn.response

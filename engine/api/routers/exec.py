@@ -50,6 +50,7 @@ def register(r: Router, b: Backend) -> None:
         except (EngineError, rt.RuntimeError_) as err:
             conn = await hijack(request, multiplexed=framed)
             await _say(conn, err.message, framed)
+            await conn.end()
             return conn.response
         assert att is not None
         conn = await hijack(request, multiplexed=framed)
@@ -59,6 +60,7 @@ def register(r: Router, b: Backend) -> None:
             att.close()
             # runc's refusal, in the words dockerd passes on from containerd.
             await _say(conn, f"OCI runtime exec failed: {err.message}: unknown", framed)
+            await conn.end()
             return conn.response
         # Past the 101 no error response can be sent: a failure just ends the stream.
         try:
@@ -74,6 +76,7 @@ def register(r: Router, b: Backend) -> None:
                 execs.finish_later(e)
         except Exception:
             log.exception("exec=%s failed after the upgrade", e.id)
+        await conn.end()
         return conn.response
 
     async def resize(request: web.Request) -> web.Response:

@@ -1,0 +1,34 @@
+"""Interactive and piped use of the docker CLI that behaved otherwise than on dockerd 20.10, each shown behaving
+as there (docs/compatibility.md, session 16)."""
+from __future__ import annotations
+
+from tests.integration import test_engine_containers as containers
+from tests.integration.test_engine_containers import cli, ok
+
+engine, no_leftovers = containers.engine, containers.no_leftovers
+
+# Far more than a process reads before it exits, and more than the engine buffers for it.
+_FLOOD = "".join(f"{n}\n" for n in range(1, 1_000_001))
+
+
+def test_stdin_a_process_leaves_unread_costs_no_output(engine) -> None:
+    for _ in range(3):
+        out = cli(engine, "run", "--rm", "-i", "--network", "none", "busybox", "head", "-n", "3", input=_FLOOD)
+        assert (out.returncode, out.stdout, out.stderr) == (0, "1\n2\n3\n", "")
+        out = cli(engine, "run", "--rm", "-i", "--network", "none", "busybox", "sh", "-c", "read x; exit 3",
+                  input=_FLOOD)
+        assert (out.returncode, out.stderr) == (3, "")
+    ok(engine, "run", "-d", "--name", "reader", "--network", "none", "busybox", "sleep", "60")
+    out = cli(engine, "exec", "-i", "reader", "head", "-n", "3", input=_FLOOD)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "1\n2\n3\n", "")
+    ok(engine, "rm", "-f", "reader")
+
+
+def test_top_with_columns_alone_lists_the_containers_processes(engine) -> None:
+    # `ps -o pid,args` selects only processes on ps's own terminal: dockerd selects the container's with -q.
+    ok(engine, "run", "-d", "-t", "--name", "toppy", "--network", "none", "busybox", "sleep", "300")
+    lines = ok(engine, "top", "toppy", "-o", "pid,args").splitlines()
+    assert lines[0].split() == ["PID", "COMMAND"] and lines[1].split()[1:] == ["sleep", "300"]
+    # ps refuses -q beside `f`: the options are tried alone then, as dockerd does.
+    assert "sleep 300" in ok(engine, "top", "toppy", "f")
+    ok(engine, "rm", "-f", "toppy")
