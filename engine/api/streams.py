@@ -89,6 +89,9 @@ async def progress_response(request: web.Request, messages: AsyncGenerator[dict[
         except (EngineError, RuntimeError_) as e:
             log.info("%s failed: %s", what, e.message)
             await response.write(error_line(e.message))
+        except ConnectionError:
+            log.info("%s: the client went away; stopping", what)
+            return response
         await response.write_eof()
         return response
     finally:

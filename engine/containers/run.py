@@ -97,14 +97,15 @@ class RunControl:
 
     async def start_locked(self, c: Container, live: Live) -> None:
         tty = bool(c.config.get("Tty"))
-        for v in c.volumes:
-            await self._volumes.prepare(v["name"])
-            # Docker's local volumes carry no propagation of their own: dockerd reports it empty.
-            self._events.volume("mount", v["name"], {"container": c.id, "destination": v["destination"],
-                                                     "propagation": "", "read/write": str(not v["read_only"]).lower()})
-        if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
-            await self._networks.endpointless_etc(c.id, EtcConfig.of(c.id, c.config, c.host_config))
         try:
+            for v in c.volumes:
+                await self._volumes.prepare(v["name"])
+                # Docker's local volumes carry no propagation of their own: dockerd reports it empty.
+                self._events.volume("mount", v["name"], {"container": c.id, "destination": v["destination"],
+                                                         "propagation": "",
+                                                         "read/write": str(not v["read_only"]).lower()})
+            if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
+                await self._networks.endpointless_etc(c.id, EtcConfig.of(c.id, c.config, c.host_config))
             if c.unplanned_network is not None:
                 await self._networks.plan(c.id, c.host_config.get("NetworkMode") or "", c.unplanned_network or None)
                 c.unplanned_network = None

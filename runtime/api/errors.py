@@ -59,6 +59,10 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         return response
     except (StreamBroken, asyncio.CancelledError):
         raise
+    except RecursionError:
+        # A JSON document (a manifest, a config) nested deeper than any real one: bad input, told as Go's decoder
+        # tells it.
+        return to_response(errors.InvalidArgument("invalid JSON document: exceeded max depth"))
     except Exception as e:
         if (full := nospace.explain(e)) is not None:
             return to_response(full)

@@ -72,6 +72,9 @@ async def progress_lines(task: asyncio.Task[T], events: asyncio.Queue[dict[str, 
         except errors.RuntimeError_ as e:
             yield error_body(e)
             return
+        except RecursionError:  # as the middleware (runtime/api/errors.py) tells it
+            yield error_body(errors.InvalidArgument(f"{what} failed: invalid JSON document: exceeded max depth"))
+            return
         except Exception as e:
             yield error_body(nospace.explain(e) or errors.Internal(f"{what} failed: {type(e).__name__}: {e}"))
             return

@@ -66,6 +66,11 @@ class LocalWriter:
     def commit(self, size: int, expected: str) -> str:
         self._fh.flush()
         if size and self.offset != size:
+            if self.offset > size:
+                # More bytes than the blob has can never become it: keep nothing, or every later fetch of this
+                # digest would resume after them and fail the same way.
+                self.close()
+                self._store.abort(self.ref)
             raise DataLoss(f"unexpected commit size {self.offset}, expected {size} for {expected}")
         actual = "sha256:" + self._hash.hexdigest()
         if actual != expected:

@@ -30,7 +30,7 @@ from runtime.diff.apply_overlay import (
     lower_dirs,
     lower_find,
 )
-from runtime.errors import FailedPrecondition, Internal, RuntimeError_
+from runtime.errors import FailedPrecondition, Internal, InvalidArgument, RuntimeError_
 from runtime.untrusted_tar import CHUNK
 from runtime.untrusted_tar import lstat as _lstat
 
@@ -208,6 +208,10 @@ class TreeApplier:
             except (RuntimeError_, tarfile.TarError):
                 raise
             except OSError as e:
+                if e.errno in (errno.ENAMETOOLONG, errno.EINVAL):
+                    # The archive's fault (a name no filesystem takes), not ours.
+                    raise InvalidArgument(f"applying layer entry {member.name!r} failed: "
+                                          f"{(e.strerror or str(e)).lower()}") from e
                 raise Internal(f"applying layer entry {member.name!r} failed: {e}") from e
         for parts, ns in self.dir_times:
             # Deferred: creating children would otherwise bump them again.

@@ -329,6 +329,8 @@ class RegistryTransport:
             if not location:
                 raise Unavailable(f"{url.origin()} answered HTTP {resp.status} without a Location header")
             target = url.join(URL(location, encoded=True))
+            if target.scheme not in ("http", "https"):
+                raise Unavailable(f"{url.origin()} redirected to {_loggable(target)}: not an http(s) URL")
             if target in visited:
                 chain = " -> ".join(str(_loggable(u)) for u in [*visited, target])
                 raise Unavailable(f"redirect loop while fetching {_loggable(visited[0])}: {chain}")

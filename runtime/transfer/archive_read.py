@@ -111,6 +111,8 @@ class Archive:
             return json.loads(data)
         except ValueError as e:
             raise InvalidArgument(f"invalid archive: {name} is not valid JSON: {e}") from None
+        except RecursionError:
+            raise InvalidArgument(f"invalid archive: {name} is not valid JSON: exceeded max depth") from None
 
 
 class Feed(Protocol):

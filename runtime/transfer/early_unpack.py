@@ -158,7 +158,7 @@ class EarlyUnpacker:
                 layers = item.get("Layers") or []
                 if isinstance(item.get("Config"), str) and all(isinstance(p, str) for p in layers):
                     self._state.images.append(_Image(item["Config"], list(layers)))
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             self._state.images.clear()  # the importer says what is wrong with it
         self._changed.set()
 

@@ -114,6 +114,12 @@ class Fetcher:
             try:
                 async for chunk in stream:
                     buf += chunk
+                    if desc.size > 0 and writer.offset + len(buf) > desc.size:
+                        # A registry sending more than the blob's size (without a Content-Length to refuse it
+                        # by): stop reading now rather than store what can never match.
+                        buf.clear()
+                        await asyncio.to_thread(sink.truncate)
+                        raise DataLoss(f"{desc.digest}: the registry sent more than the blob's {desc.size} bytes")
                     if len(buf) >= _WRITE_BATCH:
                         await asyncio.to_thread(sink.write, bytes(buf))
                         progress.current = writer.offset

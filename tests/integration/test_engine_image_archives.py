@@ -226,6 +226,11 @@ def test_bad_archives_store_nothing(engine, tmp_path):
         assert out.returncode != 0 and f"layer 0 (sha256:{other_layer[7:]})" in out.stderr, out.stderr
         assert "layer diff_id mismatch" in out.stderr
 
+    # Documents nested past any real one's depth: bad input, told as such (not a RecursionError).
+    deep = b"[" * 100_000 + b"]" * 100_000
+    out = load_file(engine, tmp_path, tar_of([("manifest.json", deep)]))
+    assert out.returncode != 0 and "exceeded max depth" in out.stderr and "RecursionError" not in out.stderr
+
     garbage = load_file(engine, tmp_path, b"not a tar at all" * 100)
     assert garbage.returncode != 0 and "invalid archive: not a tar or tar.gz archive" in garbage.stderr
     assert stored(engine) == before and rows(engine) == before_rows
@@ -277,3 +282,9 @@ def test_pyengine_cli_save_and_load(engine, tmp_path, images):
     with open(tmp_path / "bad.tar", "rb") as bad:
         out = subprocess.run([*pyengine, "load"], stdin=bad, capture_output=True, text=True)
     assert out.returncode == 1 and "invalid archive" in out.stderr
+
+
+def test_import_of_a_name_no_filesystem_takes_is_bad_input(engine, tmp_path):
+    out = docker_cli(engine, "import", "-", "longname:1", stdin=tar_of([("d/" + "x" * 300, b"x")]))
+    assert out.returncode != 0 and "file name too long" in out.stderr and "500" not in out.stderr, out.stderr
+    assert "longname" not in ok(engine, "images", "--format", "{{.Repository}}")

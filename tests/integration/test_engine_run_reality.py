@@ -66,3 +66,17 @@ def test_a_kernel_memory_limit_is_warned_about(engine) -> None:
     assert json.loads(out)["Warnings"] == [
         "Specifying a kernel memory limit is deprecated and will be removed in a future release."]
     ok(engine, "rm", json.loads(out)["Id"])
+
+
+def test_a_volume_that_cannot_be_mounted_fails_the_start(engine) -> None:
+    ok(engine, "volume", "create", "--opt", "type=none", "--opt", "device=/nonexistent/pyengine-test",
+       "--opt", "o=bind", "unmountable")
+    out = cli(engine, "run", "--rm", "--network", "none", "-v", "unmountable:/x", "busybox", "true", timeout=30)
+    assert out.returncode != 0 and "error while mounting volume" in out.stderr, out.stderr
+    assert ok(engine, "ps", "-aq") == ""  # --rm removed it, as after any failed start
+    out = cli(engine, "run", "--name", "kept", "--network", "none", "-v", "unmountable:/x", "busybox", "true",
+              timeout=30)
+    assert out.returncode != 0
+    assert ok(engine, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "kept").split()[0] == "created"
+    ok(engine, "rm", "kept")
+    ok(engine, "volume", "rm", "unmountable")

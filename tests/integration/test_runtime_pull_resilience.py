@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,21 @@ def test_a_pull_cut_short_by_a_runtime_kill_leaves_no_lease(runtime_daemon, big_
     ids, blobs = asyncio.run(leases())
     assert ids == ["mine"]
     assert blobs == 0
+
+
+def test_a_blob_longer_than_its_size_stores_nothing_and_spoils_no_later_pull(runtime_daemon, proxy, images):
+    # A hostile or broken registry sends the layer and more, with no Content-Length to refuse it by.
+    image = images["library/busybox:latest"]
+    layer = image.layer_digests[-1]
+    proxy.pad_next_blob(b"\0" * 4096, digest=layer)
+
+    async def go():
+        async with runtime_daemon.client() as c:
+            with pytest.raises(Exception, match="more than the blob's"):
+                await pull(c, f"{proxy.host}/library/busybox:latest")
+            # Nothing of it was kept to resume from: the next pull of the same blob fetches it whole.
+            return await pull(c, f"{proxy.host}/library/busybox:latest")
+
+    assert asyncio.run(go())["target"]["digest"] == image.digest
+    ingests = list(Path(runtime_daemon.root).rglob("ingest/*/data"))
+    assert all(p.stat().st_size == 0 for p in ingests), ingests
