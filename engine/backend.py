@@ -127,7 +127,8 @@ class Backend:
         volumes = VolumeService(data_root, users=store.volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
         retention = RemovedLogs(data_root / "removed-logs", config.removed_logs_retention)
-        logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention)
+        logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention,
+                             config.journald_socket)
         pins = RunPins(IpcNamespaces(exec_root / "ipc", store), PidNamespaces(exec_root / "pid", store),
                        Subpaths(exec_root / "volume-subpaths"), volumes.mountpoint)
         runtimes = RuntimeTable(config)

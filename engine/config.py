@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.api.timestamps import duration_ns
 from engine import runtimes as runtimes_mod
+from engine.logs import journald
 from engine.events_journal import Retention
 from engine.storage.settings import AUTO_REMOVED, DEFAULT_RETENTION, StorageBudget, parse_duration
 
@@ -17,6 +18,7 @@ DEFAULT_DATA_ROOT = "/var/lib/pyengine/engine"
 DEFAULT_EXEC_ROOT = "/run/pyengine/engine"
 DEFAULT_RUNTIME_ADDRESS = "/run/pyengine/runtime.sock"
 DEFAULT_RUNTIME_NAMESPACE = "pyengine"
+DEFAULT_JOURNALD_SOCKET = journald.SOCKET
 
 
 class EventsRetention(BaseModel):
@@ -66,6 +68,9 @@ class Config(BaseModel):
     tls_insecure_tcp: bool = Field(default=False, alias="insecure-tcp")
     log_driver: str = Field(default="json-file", alias="log-driver")
     log_opts: dict[str, str] = Field(default_factory=dict, alias="log-opts")
+    # Where journald listens, for the journald log driver: another path lets tests (and hosts running their
+    # journal elsewhere) point it away from the host's.
+    journald_socket: str = Field(default=DEFAULT_JOURNALD_SOCKET, alias="journald-socket")
     # dockerd's: HOST:PORT of a plain-HTTP listener serving /metrics only (the API sockets serve it too).
     metrics_addr: str | None = Field(default=None, alias="metrics-addr")
     labels: list[str] = Field(default_factory=list)

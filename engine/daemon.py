@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-driver", help="containers' default log driver: json-file (default), local or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver option, repeatable (e.g. max-size=10m)")
+    p.add_argument("--journald-socket",
+                   help=f"where journald listens; default {config_mod.DEFAULT_JOURNALD_SOCKET}")
     p.add_argument("--metrics-addr", help="HOST:PORT to serve Prometheus metrics at /metrics on (plain HTTP)")
     p.add_argument("--max-concurrent-downloads", type=_positive, help="layers a pull downloads at once (default 3)")
     p.add_argument("--max-concurrent-uploads", type=_positive, help="layers a push uploads at once (default 5)")
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
             "tls_insecure_tcp": args.tls_insecure_tcp or None, "log_driver": args.log_driver,
             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert, "tlscert": args.tlscert,
             "tlskey": args.tlskey, "labels": args.labels,
-            "metrics_addr": args.metrics_addr,
+            "metrics_addr": args.metrics_addr, "journald_socket": args.journald_socket,
             "max_concurrent_downloads": args.max_concurrent_downloads,
             "max_concurrent_uploads": args.max_concurrent_uploads,
             "runtimes": runtimes.from_flags(args.add_runtime), "default_runtime": args.default_runtime,

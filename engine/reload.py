@@ -22,7 +22,8 @@ LIVE = ("log_level", "labels", "registry_mirrors", "insecure_registries", "max_c
         "max_concurrent_uploads", "log_driver", "log_opts", "events_retention", "runtimes", "default_runtime")
 # Compared to say that a change needs a restart; the rest of the file's keys are not read after startup either.
 RESTART = ("hosts", "data_root", "exec_root", "runtime_address", "runtime_namespace", "bridge_name", "bip", "tls",
-           "tlsverify", "tlscacert", "tlscert", "tlskey", "socket_group", "default_ulimits", "experimental")
+           "tlsverify", "tlscacert", "tlscert", "tlskey", "socket_group", "default_ulimits", "experimental",
+           "journald_socket")
 
 
 class Reloader:

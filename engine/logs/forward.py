@@ -1,4 +1,4 @@
-"""Forwarding a container's lines to a remote log driver (syslog, gelf) from a thread of its own.
+"""Forwarding a container's lines to a remote log driver (syslog, gelf, fluentd, journald) from a thread of its own.
 
 The shipper hands each finished line over without waiting: a log server that is slow or down never holds up
 the container, nor the local cache that `docker logs` reads. Lines wait here, in order, while the server
@@ -11,6 +11,7 @@ import collections
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from runtime.client.logs import LogRecord
@@ -18,7 +19,6 @@ from runtime.client.logs import LogRecord
 log = logging.getLogger("engine.logs")
 
 MAX_QUEUED = 8 << 20  # bytes of lines held for a server that does not take them
-_RETRY, _MAX_RETRY = 0.5, 5.0
 # Stopping (the container's run over, or the engine stopping) leaves this long to send what is queued.
 FLUSH_TIMEOUT = 2.0
 
@@ -29,9 +29,21 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Policy:
+    """A driver's way with lines its server does not take, and with empty lines."""
+    retry: float = 0.5  # seconds before the first retry
+    factor: float = 2.0  # each pause this many times the last
+    max_retry: float = 5.0  # the longest pause
+    tries: int | None = None  # tries of a line before it is dropped; None: it waits for the server
+    max_lines: int | None = None  # lines held at most besides MAX_QUEUED
+    empty: bool = False  # whether empty lines are sent (dockerd sends them to fluentd and journald)
+
+
 class Forwarder:
-    def __init__(self, driver: str, cid: str, sender: Sender, connected: bool = False) -> None:
-        self._driver, self._cid, self._sender = driver, cid, sender
+    def __init__(self, driver: str, cid: str, sender: Sender, connected: bool = False,
+                 policy: Policy = Policy()) -> None:
+        self._driver, self._cid, self._sender, self._policy = driver, cid, sender, policy
         self._queue: collections.deque[LogRecord] = collections.deque()
         self._queued = 0
         self._dropped = 0
@@ -43,13 +55,14 @@ class Forwarder:
         self._thread.start()
 
     def put(self, rec: LogRecord) -> None:
-        """Queue a line; never waits. Empty lines are not sent, as dockerd sends none to these drivers."""
-        if not rec.data.removesuffix(b"\n"):
+        """Queue a line; never waits. Empty lines are sent only where the policy says dockerd sends them."""
+        if not self._policy.empty and not rec.data.removesuffix(b"\n"):
             return
         with self._cond:
             self._queue.append(rec)
             self._queued += len(rec.data)
-            while self._queued > MAX_QUEUED:
+            limit = self._policy.max_lines
+            while self._queued > MAX_QUEUED or (limit is not None and len(self._queue) > limit):
                 self._queued -= len(self._queue.popleft().data)
                 self._dropped += 1
             self._cond.notify()
@@ -69,8 +82,16 @@ class Forwarder:
                 return None
             return self._queue[0]
 
+    def _done(self, rec: LogRecord, sent: bool) -> None:
+        with self._cond:
+            if self._queue and self._queue[0] is rec:  # not dropped meanwhile
+                self._queue.popleft()
+                self._queued -= len(rec.data)
+                self._dropped += not sent
+
     def _run(self) -> None:
-        pause = _RETRY
+        policy = self._policy
+        pause, tries = policy.retry, 0
         try:
             while (rec := self._next()) is not None:
                 try:
@@ -86,15 +107,17 @@ class Forwarder:
                         self._failing = True
                         log.warning("sending the logs of container=%s to %s failed, holding them: %s",
                                     self._cid, self._driver, e)
+                    tries += 1
+                    if policy.tries is not None and tries >= policy.tries:
+                        self._done(rec, sent=False)
+                        tries = 0
                     with self._cond:
                         self._cond.wait_for(lambda: self._stopping is not None, pause)
-                    pause = min(pause * 2, _MAX_RETRY)
+                    pause = min(pause * policy.factor, policy.max_retry)
                     continue
-                pause = _RETRY
+                pause, tries = policy.retry, 0
+                self._done(rec, sent=True)
                 with self._cond:
-                    if self._queue and self._queue[0] is rec:  # not dropped meanwhile
-                        self._queue.popleft()
-                        self._queued -= len(rec.data)
                     if not self._failing:
                         continue
                     dropped, self._dropped, self._failing = self._dropped, 0, False

@@ -1,9 +1,9 @@
 """Containers' logs: shipping each running container's capture into its driver's files, and reading them back.
 
 A container's files live in `<data-root>/containers/<id>/`, where dockerd keeps its own:
-json-file's `<id>-json.log` (+ `.1`, `.2.gz`, ...), local's `local-logs/container.log`, and for syslog and gelf,
-which send each line elsewhere (engine/logs/forward.py), the cache `container-cached.log` that dockerd's dual
-logging keeps for `docker logs`.
+json-file's `<id>-json.log` (+ `.1`, `.2.gz`, ...), local's `local-logs/container.log`, and for syslog, gelf,
+fluentd and journald, which send each line elsewhere (engine/logs/forward.py), the cache `container-cached.log`
+that dockerd's dual logging keeps for `docker logs`.
 """
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from urllib.parse import quote_plus
 
 from engine import memory
 from engine.errors import EngineError, Internal, NotImplemented_
-from engine.logs import attrs, rotation, settings, transport
-from engine.logs.forward import Forwarder, Sender
+from engine.logs import attrs, fluentd, journald, rotation, settings, transport
+from engine.logs.forward import Forwarder, Policy, Sender
+from engine.logs.fluentd import Fluentd
 from engine.logs.gelf import Gelf
+from engine.logs.journald import Journald
 from engine.logs.jsonfile import JsonFile
 from engine.logs.local import Cache, Local
 from engine.logs.reader import Format, Query, read
@@ -58,9 +60,11 @@ class ShippedContainer(LoggedContainer, Protocol):
 
 
 class ContainerLogs:
-    def __init__(self, root: Path, driver: str, options: dict[str, str], retention: RemovedLogs | None = None) -> None:
+    def __init__(self, root: Path, driver: str, options: dict[str, str], retention: RemovedLogs | None = None,
+                 journald_socket: str = journald.SOCKET) -> None:
         settings.check(driver, options)
         self._root = root
+        self._journald_socket = journald_socket
         self.retention = retention
         self._driver = driver
         self._options = options
@@ -110,11 +114,21 @@ class ContainerLogs:
             return Cache()
         return None
 
-    @staticmethod
-    def _sender(c: ShippedContainer, s: LogSettings) -> Sender:
+    def _sender(self, c: ShippedContainer, s: LogSettings) -> Sender:
         if s.driver == settings.SYSLOG:
             return Syslog(s.options, attrs.render_tag(s.options.get("tag", "{{.ID}}"), c))
+        if s.driver == settings.FLUENTD:
+            return Fluentd(s.options, c)
+        if s.driver == settings.JOURNALD:
+            return Journald(self._journald_socket, c, s.options)
         return Gelf(s.options, c)
+
+    @staticmethod
+    def _policy(s: LogSettings) -> Policy:
+        if s.driver == settings.FLUENTD:
+            return fluentd.policy(s.options)
+        # dockerd's journald driver, as its fluentd one, sends empty lines too.
+        return Policy(empty=s.driver == settings.JOURNALD)
 
     async def open(self, c: ShippedContainer) -> None:
         """Before a start: connect to the container's remote driver, if it has one; a start it cannot connect
@@ -127,12 +141,15 @@ class ContainerLogs:
             await asyncio.to_thread(stale.close, 0)
         try:
             sender = self._sender(c, s)
-            await asyncio.to_thread(sender.connect)
+            # fluentd-async (-connect): the start goes on without the server, which is connected to later.
+            connect = s.driver != settings.FLUENTD or fluentd.connects_first(s.options)
+            if connect:
+                await asyncio.to_thread(sender.connect)
         except transport.DialError as e:
             raise Internal(f"failed to initialize logging driver: {e}") from None
         except EngineError as e:
             raise Internal(e.message) from None  # the syslog socket gone since the create
-        self._opened[c.id] = Forwarder(s.driver, c.id, sender, connected=True)
+        self._opened[c.id] = Forwarder(s.driver, c.id, sender, connected=connect, policy=self._policy(s))
 
     def _forwarder(self, c: ShippedContainer, s: LogSettings) -> Forwarder | None:
         if not s.remote:
@@ -141,7 +158,7 @@ class ContainerLogs:
         if opened is not None:
             return opened
         try:  # shipping again after an engine restart: the forwarder connects when it can
-            return Forwarder(s.driver, c.id, self._sender(c, s))
+            return Forwarder(s.driver, c.id, self._sender(c, s), policy=self._policy(s))
         except EngineError as e:
             log.warning("container=%s: cannot send its logs to %s, keeping them only here: %s", c.id, s.driver,
                         e.message)

@@ -7,15 +7,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.errors import InvalidArgument
-from engine.logs import gelf, syslog
+from engine.logs import fluentd, gelf, journald, syslog
 
 JSON_FILE, LOCAL, NONE, SYSLOG, GELF = "json-file", "local", "none", syslog.NAME, gelf.NAME
-DRIVERS = (JSON_FILE, LOCAL, NONE, SYSLOG, GELF)
+FLUENTD, JOURNALD = fluentd.NAME, journald.NAME
+DRIVERS = (JSON_FILE, LOCAL, NONE, SYSLOG, GELF, FLUENTD, JOURNALD)
 # What `docker info` lists under Plugins.Log, as dockerd lists its drivers: sorted, without none.
 LISTED = tuple(sorted(d for d in DRIVERS if d != NONE))
 # Drivers that send elsewhere, which `docker logs` cannot read: dockerd's dual logging keeps a local cache
-# beside them (the local format, in `container-cached.log`), unless `cache-disabled` says not to.
-REMOTE = (SYSLOG, GELF)
+# beside them (the local format, in `container-cached.log`), unless `cache-disabled` says not to. dockerd keeps
+# none for journald, which it reads back from the journal; here the cache gives `docker logs` the same lines.
+REMOTE = (SYSLOG, GELF, FLUENTD, JOURNALD)
 _CACHE = {"cache-disabled", "cache-max-size", "cache-max-file", "cache-compress"}
 
 # Options each driver takes, as dockerd's validators list them.
@@ -25,6 +27,8 @@ _OPTIONS = {
     NONE: set(),
     SYSLOG: syslog.OPTIONS | _CACHE,
     GELF: gelf.OPTIONS | _CACHE,
+    FLUENTD: fluentd.OPTIONS | _CACHE,
+    JOURNALD: journald.OPTIONS | _CACHE,
 }
 # Options dockerd takes for every driver but none. `mode=non-blocking` is what this engine does whatever the
 # mode: conmon writes each line to disk as it comes and the driver's files are made from there, so the
@@ -95,6 +99,8 @@ def check(driver: str, options: dict[str, str]) -> None:
         syslog.check(options)
     elif driver == GELF:
         gelf.check(options)
+    elif driver == FLUENTD:
+        fluentd.check(options)
     if "cache-disabled" in options and options["cache-disabled"] not in _TRUE | _FALSE:
         raise InvalidArgument(f"invalid value for option cache-disabled: {options['cache-disabled']}")
 

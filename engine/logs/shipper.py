@@ -6,8 +6,9 @@ runtime's bound, so the shipper follows it across that rename, and remembers how
 engine restarted while the container ran picks up where it stopped. Delivery is at least once:
 a crash between writing entries and saving the offset ships them again.
 
-For syslog and gelf, each finished line is also handed to the driver's forwarder (engine/logs/forward.py),
-which sends it from a thread of its own; `out` is their local cache, or None when it is disabled.
+For the drivers that send elsewhere (syslog, gelf, fluentd, journald), each finished line is also handed to the
+driver's forwarder (engine/logs/forward.py), which sends it from a thread of its own; `out` is their local cache,
+or None when it is disabled.
 
 Synchronous: the service runs `pump` in a worker thread, one at a time per container.
 """

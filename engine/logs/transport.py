@@ -47,6 +47,14 @@ def _go_error(e: OSError) -> str:
     return (e.strerror or str(e)).lower()
 
 
+def _dialed(target: Any) -> str:
+    """The address as Go's dial errors name it: a host name resolved, an IPv6 address in brackets."""
+    if isinstance(target, str):
+        return target
+    host, port = target[0], target[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def connect(network: str, address: str, tls: ssl.SSLContext | None = None) -> socket.socket:
     """A socket connected to `address` over `network` (tcp, tcp+tls, udp, unix or unixgram)."""
     if network in ("unix", "unixgram"):
@@ -76,5 +84,5 @@ def connect(network: str, address: str, tls: ssl.SSLContext | None = None) -> so
     except OSError as e:
         sock.close()
         net = network.removesuffix("+tls")
-        raise DialError(f"dial {net} {address}: connect: {_go_error(e)}") from None
+        raise DialError(f"dial {net} {_dialed(target)}: connect: {_go_error(e)}") from None
     return sock

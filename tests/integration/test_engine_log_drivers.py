@@ -1,9 +1,11 @@
-"""Log drivers: json-file in Docker's own on-disk format with rotation, local, none, and syslog and gelf sending
-to servers the tests start, with the cache that keeps `docker logs` working; `docker logs` over them."""
+"""Log drivers: json-file in Docker's own on-disk format with rotation, local, none, and syslog, gelf, fluentd and
+journald sending to servers the tests start (the journal a datagram socket the engine is pointed at with
+--journald-socket, never the host's), with the cache that keeps `docker logs` working; `docker logs` over them."""
 from __future__ import annotations
 
 import contextlib
 import gzip
+import base64
 import json
 import os
 import re
@@ -11,14 +13,46 @@ import socket
 import subprocess
 import threading
 import time
+import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from engine.logs import msgpack
+from tests.fixtures.daemons import EngineDaemon, mirrored_engine
+from tests.fixtures.msgpack_decode import decode
 from tests.integration import test_engine_containers as containers
 from tests.integration.test_engine_containers import cli, curl, ok
 
-engine, no_leftovers = containers.engine, containers.no_leftovers
+no_leftovers = containers.no_leftovers
+
+
+def refused(engine, driver: str, opts: list[str], words: str) -> None:
+    args = [arg for o in opts for arg in ("--log-opt", o)]
+    bad = cli(engine, "create", "--log-driver", driver, *args, "busybox", "true")
+    assert bad.returncode != 0 and words in bad.stderr, (opts, bad.stderr)
+
+
+def unused_port() -> int:
+    """A local TCP port nothing listens on (bound a moment, then let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def journal_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the module's engine looks for journald: nothing listens there unless a test binds it."""
+    return tmp_path_factory.mktemp("journal") / "socket"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, registry, journal_path: Path) -> Iterator[EngineDaemon]:
+    with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host,
+                         extra_args=["--journald-socket", str(journal_path)]) as e:
+        yield e
 
 # What Go's RFC3339Nano writes: UTC, the fraction without trailing zeros.
 _GO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z$")
@@ -154,7 +188,7 @@ def test_default_is_bounded(engine) -> None:
     assert doc["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {}}
     info = json.loads(ok(engine, "info", "--format", "{{json .}}"))
     assert info["LoggingDriver"] == "json-file"
-    assert info["Plugins"]["Log"] == ["gelf", "json-file", "local", "syslog"]
+    assert info["Plugins"]["Log"] == ["fluentd", "gelf", "journald", "json-file", "local", "syslog"]
 
 
 def test_logs_removed_with_the_container(engine) -> None:
@@ -311,13 +345,8 @@ def test_syslog_refusals_and_unreachable_server(engine, tmp_path) -> None:
                         ([f"syslog-address=unix://{tmp_path}/none"],
                          f"stat {tmp_path}/none: no such file or directory"),
                         (["cache-disabled=maybe"], "invalid value for option cache-disabled: maybe")):
-        args = [arg for o in opts for arg in ("--log-opt", o)]
-        bad = cli(engine, "create", "--log-driver", "syslog", *args, "busybox", "true")
-        assert bad.returncode != 0 and words in bad.stderr, (opts, bad.stderr)
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
+        refused(engine, "syslog", opts, words)
+    port = unused_port()
     bad = cli(engine, "run", "--name", "unreached", "--log-driver", "syslog", "--log-opt",
               f"syslog-address=tcp://127.0.0.1:{port}", "busybox", "echo", "x")
     assert bad.returncode == 125
@@ -437,3 +466,186 @@ def test_a_server_going_down_holds_up_neither_container_nor_cache(engine) -> Non
     while "sending the logs of container=" not in engine.log() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "to syslog failed" in engine.log()
+
+
+# fluentd and journald ----------------------------------------------------
+
+
+def events(data: bytes) -> list[list]:
+    out, at = [], 0
+    while at < len(data):
+        value, at = decode(data, at)
+        out.append(value)
+    return out
+
+
+def fluentd_events(got: list[bytes], count: int, timeout: float = 10) -> list[list]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with contextlib.suppress(IndexError, msgpack.Incomplete):
+            if len(found := events(b"".join(got))) >= count:
+                return found
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} events: {b''.join(got)!r}")
+
+
+def test_fluentd_forward_protocol(engine, tmp_path) -> None:
+    with stream_server(socket.AF_INET, ("127.0.0.1", 0)) as (listener, got):
+        port = listener.getsockname()[1]
+        ok(engine, "run", "--name", "fluent", "--label", "team=core", "-e", "STAGE=t", "--log-driver", "fluentd",
+           "--log-opt", f"fluentd-address=127.0.0.1:{port}", "--log-opt", "labels=team", "--log-opt", "env=STAGE",
+           "busybox", "sh", "-c", SCRIPT)
+        cid = ok(engine, "inspect", "-f", "{{.Id}}", "fluent").strip()
+        sent = fluentd_events(got, 4)
+    # As dockerd 20.10 sent them: [tag, seconds, record, {}]; the tag the short ID; the empty line sent too;
+    # the unfinished last line a partial message that is not the last.
+    assert len(sent) == 4 and all(e[0] == cid[:12] and isinstance(e[1], int) and e[3] == {} for e in sent)
+    assert abs(sent[0][1] - time.time()) < 60
+    base = {"container_id": cid, "container_name": "/fluent", "team": "core", "STAGE": "t"}
+    records = sorted((e[2] for e in sent), key=lambda r: (r["source"], r["log"]))
+    assert records[:3] == [{**base, "source": "stderr", "log": "oops <&>"}, {**base, "source": "stdout", "log": ""},
+                           {**base, "source": "stdout", "log": "hello"}]
+    tail = records[3]
+    assert re.fullmatch("[0-9a-f]{64}", tail.pop("partial_id"))
+    assert tail == {**base, "source": "stdout", "log": "tail", "partial_message": "true", "partial_ordinal": "1",
+                    "partial_last": "false"}
+    assert list(sent[0][2])[:4] == ["container_id", "container_name", "source", "log"]
+    assert_cached(engine, "fluent")
+    doc = json.loads(ok(engine, "inspect", "fluent"))[0]
+    assert doc["LogPath"] == "" and doc["HostConfig"]["LogConfig"] == {
+        "Type": "fluentd", "Config": {"fluentd-address": f"127.0.0.1:{port}", "labels": "team", "env": "STAGE"}}
+    # Over a unix socket, with sub-second times, a tag of the user's and a line past 16 KiB in pieces.
+    path = str(tmp_path / "fluent.sock")
+    with stream_server(socket.AF_UNIX, path) as (_, got):
+        ok(engine, "run", "--name", "fluentunix", "--log-driver", "fluentd", "--log-opt",
+           f"fluentd-address=unix://{path}", "--log-opt", "fluentd-sub-second-precision=true", "--log-opt",
+           "tag=app.{{.Name}}", "busybox", "sh", "-c",
+           "head -c 20000 /dev/zero | tr '\\0' a; echo; echo done")
+        sent = fluentd_events(got, 3)
+    assert [e[0] for e in sent] == ["app.fluentunix"] * 3
+    seconds, nanoseconds = sent[0][1]
+    assert abs(seconds - time.time()) < 60 and 0 <= nanoseconds < 10**9
+    pieces = [e[2] for e in sent[:2]]
+    assert "".join(p["log"] for p in pieces) == "a" * 20000 and len(pieces[0]["log"]) == 16384
+    assert [(p["partial_ordinal"], p["partial_last"]) for p in pieces] == [("1", "false"), ("2", "true")]
+    assert pieces[0]["partial_id"] == pieces[1]["partial_id"] and sent[2][2]["log"] == "done"
+    assert "partial_message" not in sent[2][2]
+
+
+@contextlib.contextmanager
+def acking_server() -> Iterator[tuple[int, list[list]]]:
+    """A Fluentd forward server that answers each event's chunk with its ack."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    got: list[list] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            data = b""
+            while more := conn.recv(65536):
+                data += more
+                with contextlib.suppress(IndexError, msgpack.Incomplete):
+                    while data:
+                        value, end = decode(data)
+                        data = data[end:]
+                        got.append(value)
+                        conn.sendall(msgpack.pack({"ack": value[3]["chunk"]}))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], got
+    finally:
+        listener.close()
+
+
+def test_fluentd_request_ack(engine) -> None:
+    with acking_server() as (port, got):
+        ok(engine, "run", "--name", "acked", "--log-driver", "fluentd", "--log-opt",
+           f"fluentd-address=127.0.0.1:{port}", "--log-opt", "fluentd-request-ack=true", "busybox", "sh", "-c",
+           "echo one; echo two")
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [e[2]["log"] for e in got] == ["one", "two"]
+    # The chunk ID: the time (8 bytes, little-endian) and 8 random bytes, in base64, as fluent-logger makes it.
+    chunks = [base64.b64decode(e[3]["chunk"]) for e in got]
+    assert all(len(c) == 16 and abs(struct.unpack("<q", c[:8])[0] - time.time()) < 60 for c in chunks)
+    assert chunks[0] != chunks[1]
+
+
+def test_fluentd_refusals_unreachable_and_async(engine) -> None:
+    for opts, words in ((["fluentd-address=http://x"],
+                         'invalid fluentd-address http://x: strconv.Atoi: parsing "//x": invalid syntax'),
+                        (["fluentd-retry-wait=5"], 'time: missing unit in duration "5"'),
+                        (["fluentd-max-retries=-1"], 'strconv.ParseUint: parsing "-1": invalid syntax'),
+                        (["fluentd-buffer-limit=x"], "invalid size: 'x'"),
+                        (["fluentd-async=true", "fluentd-async-connect=true"],
+                         "conflicting options: cannot specify both 'fluentd-async' and 'fluentd-async-connect"),
+                        (["max-size=1m"], "unknown log opt 'max-size' for fluentd log driver")):
+        refused(engine, "fluentd", opts, words)
+    port = unused_port()
+    bad = cli(engine, "run", "--log-driver", "fluentd", "--log-opt", f"fluentd-address=127.0.0.1:{port}",
+              "busybox", "true")
+    assert bad.returncode == 125
+    assert f"failed to initialize logging driver: dial tcp 127.0.0.1:{port}: connect: connection refused" in bad.stderr
+    # fluentd-async: the container runs without the server, its lines kept for docker logs and sent once it is up.
+    ok(engine, "run", "-d", "--name", "later", "--log-driver", "fluentd", "--log-opt",
+       f"fluentd-address=127.0.0.1:{port}", "--log-opt", "fluentd-async=true", "--log-opt",
+       "fluentd-retry-wait=100ms", "busybox", "sh", "-c",
+       "echo early; sleep 3; echo late")
+    time.sleep(1)
+    assert ok(engine, "logs", "later") == "early\n"
+    with stream_server(socket.AF_INET, ("127.0.0.1", port)) as (_, got):
+        sent = fluentd_events(got, 2)
+    assert [e[2]["log"] for e in sent] == ["early", "late"]
+
+
+def journal_entries(sock: socket.socket, count: int) -> list[dict[str, bytes]]:
+    out = []
+    for raw in datagrams(sock, count):
+        fields, at = {}, 0
+        while at < len(raw):
+            end = raw.index(b"\n", at)
+            key, eq, value = raw[at:end].partition(b"=")
+            if eq:
+                at = end + 1
+            else:  # the binary-safe form: the length, the value, a newline
+                size = struct.unpack("<Q", raw[end + 1:end + 9])[0]
+                value, at = raw[end + 9:end + 9 + size], end + 10 + size
+            fields[key.decode()] = value
+        out.append(fields)
+    return out
+
+
+def test_journald(engine, journal_path) -> None:
+    bad = cli(engine, "run", "--log-driver", "journald", "busybox", "true")
+    assert bad.returncode == 125
+    assert "failed to initialize logging driver: journald is not enabled on this host" in bad.stderr
+    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    journal.bind(str(journal_path))
+    journal.settimeout(0.2)
+    try:
+        ok(engine, "run", "--name", "journaled", "--label", "com.example.team=core", "--label", "note=two\nlines",
+           "-e", "stage=t", "--log-driver", "journald", "--log-opt", "labels=com.example.team,note",
+           "--log-opt", "env=stage", "--log-opt", "tag={{.Name}}", "busybox", "sh", "-c", SCRIPT)
+        cid = ok(engine, "inspect", "-f", "{{.Id}}", "journaled").strip()
+        got = journal_entries(journal, 4)
+        assert_logs = cli(engine, "logs", "journaled")
+    finally:
+        journal.close()
+        os.unlink(journal_path)
+    base = {"CONTAINER_ID": cid[:12].encode(), "CONTAINER_ID_FULL": cid.encode(), "CONTAINER_NAME": b"journaled",
+            "CONTAINER_TAG": b"journaled", "IMAGE_NAME": b"busybox", "SYSLOG_IDENTIFIER": b"journaled",
+            "COM_EXAMPLE_TEAM": b"core", "NOTE": b"two\nlines", "STAGE": b"t"}
+    assert all(list(e)[:2] == ["PRIORITY", "MESSAGE"] for e in got)
+    by_message = {e["MESSAGE"]: e for e in got}
+    assert set(by_message) == {b"hello", b"oops <&>", b"", b"tail"}
+    assert by_message[b"hello"] == {"PRIORITY": b"6", "MESSAGE": b"hello", **base}
+    assert by_message[b"oops <&>"]["PRIORITY"] == b"3" and by_message[b""]["PRIORITY"] == b"6"
+    assert by_message[b"tail"] == {"PRIORITY": b"6", "MESSAGE": b"tail", **base,
+                                   "CONTAINER_PARTIAL_MESSAGE": b"true"}
+    assert (assert_logs.stdout, assert_logs.stderr) == ("hello\n\ntail", "oops <&>\n")
+    bad = cli(engine, "create", "--log-driver", "journald", "--log-opt", "max-size=1m", "busybox", "true")
+    assert bad.returncode != 0 and "unknown log opt 'max-size' for journald log driver" in bad.stderr

@@ -39,7 +39,7 @@ def utc() -> Iterator[None]:
 
 
 def test_settings_of_remote_drivers(tmp_path: Path) -> None:
-    assert LISTED == ("gelf", "json-file", "local", "syslog")
+    assert LISTED == ("fluentd", "gelf", "journald", "json-file", "local", "syslog")
     s = resolve({"Type": "syslog", "Config": {"syslog-address": "udp://127.0.0.1:514"}}, "json-file", {})
     # The options stay as given (inspect shows them so); the cache is sized as the local driver's files.
     assert (s.options, s.readable, s.remote) == ({"syslog-address": "udp://127.0.0.1:514"}, True, True)
