@@ -114,8 +114,9 @@ class Hijacked:
         until it closes too (or `_LINGER` passes). Closing with stdin unread would reset the connection, and a
         reset can cost the client output it has not read yet (`seq 1000000 | docker run -i IMG head -3`)."""
         transport = self.request.transport
-        if transport is None or transport.is_closing() or self.lost.is_set() or not transport.can_write_eof():
-            return
+        if (self.response.status != 101 or transport is None or transport.is_closing() or self.lost.is_set()
+                or not transport.can_write_eof()):
+            return  # a 200's body is ended by aiohttp itself
         self._draining = True
         while not self._chunks.empty():
             self._chunks.get_nowait()
@@ -131,7 +132,8 @@ class Hijacked:
 
 
 async def hijack(request: web.Request, *, multiplexed: bool) -> Hijacked:
-    """Answer `101 UPGRADED` and take the connection over; the handler must return `.response`.
+    """Answer `101 UPGRADED` (a 200 to a client that did not ask to upgrade) and take the connection over; the
+    handler must return `.response`.
 
     `multiplexed` (output in stdcopy frames) shows in the Content-Type from API 1.42 on, as dockerd says it.
     """
@@ -139,8 +141,13 @@ async def hijack(request: web.Request, *, multiplexed: bool) -> Hijacked:
     if transport is None:
         raise ConnectionResetError("client gone before the upgrade")
     content_type = MULTIPLEXED_STREAM if multiplexed and versions.of(request) >= (1, 42) else RAW_STREAM
-    response = web.StreamResponse(status=101, reason="UPGRADED", headers={
-        "Content-Type": content_type, "Connection": "Upgrade", "Upgrade": "tcp"})
+    if request.headers.get("Upgrade"):
+        response = web.StreamResponse(status=101, reason="UPGRADED", headers={
+            "Content-Type": content_type, "Connection": "Upgrade", "Upgrade": "tcp"})
+    else:
+        # A client that did not ask to upgrade (plain HTTP libraries) gets the stream as a 200's body, ended by
+        # the connection's close, as dockerd answers it.
+        response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
     conn = Hijacked(request, response)
     # Both installed before the 101 leaves: the CLI may half-close the moment it reads it.
     request.protocol.set_parser(_RawParser(conn))  # type: ignore[arg-type]

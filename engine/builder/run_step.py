@@ -29,7 +29,8 @@ from engine.builder.progress import BuildProgress, StepFailed
 from engine.builder.state import StageState
 from engine.containers.create import Creator
 from engine.containers.request import CreateRequest
-from engine.containers.run import RunControl, WaitCondition
+from engine.containers.run import RunControl
+from engine.containers.waits import WaitCondition
 from engine.containers.store import Container
 from engine.errors import InvalidArgument
 from engine.images.compose import NewLayer

@@ -144,7 +144,11 @@ class Creator:
         not exist yet is looked for at the first start, as dockerd does (its 404 at create would send the
         docker CLI pulling the image again): then the EndpointsConfig to plan it with comes back too."""
         if network.joins is not None:
-            other = self._store.get(network.joins)
+            try:
+                other = self._store.get(network.joins)
+            except NotFound as e:
+                # Not a 404, which the docker CLI would read as a missing image (and pull one).
+                raise InvalidArgument(e.message) from None
             netns = "host" if other.host_config.get("NetworkMode") == "host" else self._networks.joined_netns(other.id)
             return netns, None
         try:

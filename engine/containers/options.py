@@ -8,6 +8,7 @@ checks are checked in hostchecks.py.
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,9 @@ def parse(body: Any, api: tuple[int, int] | None = None) -> CreateRequest:
     if not isinstance(body, dict):
         raise InvalidArgument("invalid container config: expected a JSON object")
     body = go_keys(CreateRequest, body, _EXTRAS)
+    if not set(body) & set(ContainerConfig.model_fields):
+        # dockerd's words for a body with no container config in it at all (`{}`, a HostConfig alone).
+        raise InvalidArgument("Config cannot be empty in order to create a container")
     try:
         req = CreateRequest.model_validate(body)
     except ValidationError as e:
@@ -239,6 +243,9 @@ def _merge_healthcheck(given: dict[str, Any] | None, image: dict[str, Any] | Non
 def inspect_host_config(req: CreateRequest, features: Mapping[str, Any]) -> dict[str, Any]:
     """HostConfig as given, with the fields clients read always present and dockerd's defaults filled in."""
     hc = req.HostConfig.model_dump(mode="json")
+    for key, zero in _GO_ZEROS.items():
+        if hc.get(key) is None:
+            hc[key] = zero
     hc["NetworkMode"] = hc.get("NetworkMode") or "default"
     # The docker CLI always sends "no"; a client that sends nothing (docker-py) gets dockerd's empty name.
     hc["RestartPolicy"] = hc.get("RestartPolicy") or {"Name": "", "MaximumRetryCount": 0}
@@ -265,6 +272,26 @@ def inspect_host_config(req: CreateRequest, features: Mapping[str, Any]) -> dict
     if hc.get("Mounts"):
         hc["Mounts"] = [_omit_empty(m, keep=("Target",)) for m in hc["Mounts"]]
     return hc
+
+
+def _go_zero(annotation: Any) -> Any:
+    """The zero value Go gives a field of this type where a client left it out: "", 0, false (slices, maps and
+    structs stay null)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    kind = typing.get_origin(args[0]) is typing.Annotated and typing.get_args(args[0])[0] or args[0]
+    return {str: "", int: 0, bool: False}.get(kind)
+
+
+# What inspect shows for the scalar fields a client (docker-py, curl) did not send, as Go's zero values: code
+# reading `HostConfig["CpuQuota"] > 0` works on both daemons. Pointers dockerd keeps null stay so.
+_GO_ZEROS: dict[str, Any] = {
+    **{name: zero for name, f in HostConfigModel.model_fields.items()
+       if (zero := _go_zero(f.annotation)) is not None and name not in ("PidsLimit", "MemorySwappiness", "Init")},
+    "ConsoleSize": [0, 0],
+    # Fields this engine refuses unless zero (engine/containers/fields.py): present at zero, as the CLI sends them.
+    "Cgroup": "", "CpuCount": 0, "CpuPercent": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+    "IOMaximumBandwidth": 0, "IOMaximumIOps": 0, "KernelMemoryTCP": 0, "DeviceRequests": None,
+}
 
 
 # HostConfig's `omitempty` fields (Go leaves them out of inspect when unset), and a Mount's.

@@ -120,6 +120,9 @@ class HostConfigModel(BaseModel):
     ReadonlyPaths: list[str] | None = None
     Annotations: dict[str, str] | None = None
 
+    # StrSlice in Go: a lone string is taken for a one-element list, as dockerd takes it.
+    _strslices = field_validator("CapAdd", "CapDrop", mode="before")(strslice)
+
 
 class ContainerConfig(BaseModel):
     """Docker's Config: a create body's top level, and what a commit body overrides on the container's."""

@@ -63,7 +63,7 @@ def merged(host_config: dict[str, Any], req: UpdateRequest) -> tuple[dict[str, A
     policy = req.RestartPolicy
     if policy is not None and policy.Name:
         if hc.get("AutoRemove") and (policy.Name or "no") != "no":
-            raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the container")
+            raise Conflict("Restart policy cannot be updated because AutoRemove is enabled for the container")
         hc["RestartPolicy"] = restart_policy(policy)
     check_limits(hc)
     extra = req.model_extra or {}

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import signal
 import time
-from enum import Enum
 
 from engine.containers import links, propagation
 from engine.containers.departures import Departures
@@ -24,6 +23,7 @@ from engine.containers.state import Status
 from engine.containers.stdin import keeps_stdin_open
 from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
+from engine.containers.waits import WaitCondition, waiter
 from engine.errors import Conflict, EngineError, NotModified
 from engine.events import EventBus
 from engine.logs.service import ContainerLogs
@@ -41,12 +41,6 @@ log = logging.getLogger("engine.containers")
 DEFAULT_STOP_TIMEOUT = 10
 # How long `kill` (SIGKILL) waits to see the container down, so a following `rm` finds it stopped.
 _KILL_SETTLE = 10.0
-
-
-class WaitCondition(str, Enum):
-    NOT_RUNNING = "not-running"
-    NEXT_EXIT = "next-exit"
-    REMOVED = "removed"
 
 
 class RunControl:
@@ -291,12 +285,17 @@ class RunControl:
         run_over = self._lives.of(c.id).run_over
         try:
             await self._rt.kill_task(c.id, signum)
-            if c.state.status == Status.PAUSED and signum == signal.SIGKILL:
-                await self._rt.resume_task(c.id)
         except rt.NotFound:
             pass  # it ended as the kill came: done, as dockerd takes "no such process"
         except rt.FailedPrecondition:
             raise Conflict(f"Container {c.id} is not running") from None
+        if c.state.status == Status.PAUSED and (signum == signal.SIGKILL or not c.config.get("StopSignal")):
+            # As dockerd: a paused container is thawed to act on its signal (a KILL ends it thawed or not).
+            with contextlib.suppress(rt.NotFound, rt.FailedPrecondition):
+                await self._rt.resume_task(c.id)
+                if signum != signal.SIGKILL:
+                    c.state.unpause()
+                    await self._store.save(c)
         self._events.container(c, "kill", signal=str(signum))
         if signum == signal.SIGKILL:
             with contextlib.suppress(TimeoutError):
@@ -379,17 +378,8 @@ class RunControl:
     # wait ----------------------------------------------------------------
 
     def wait(self, ref: str, condition: WaitCondition) -> asyncio.Future[int]:
-        """A future for the exit code, registered now: the caller may flush its headers before it resolves."""
         c = self._store.get(ref)
-        live = self._lives.of(c.id)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if condition == WaitCondition.NOT_RUNNING and not c.state.running:
-            fut.set_result(c.state.exit_code)
-        elif condition == WaitCondition.REMOVED:
-            live.removals[:] = [f for f in live.removals if not f.done()] + [fut]
-        else:
-            live.exits[:] = [f for f in live.exits if not f.done()] + [fut]
-        return fut
+        return waiter(c, self._lives.of(c.id), condition)
 
     # remove --------------------------------------------------------------
 

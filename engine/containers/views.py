@@ -77,6 +77,9 @@ def summary(c: Container, *, networks: dict[str, Any], published: list[dict[str,
             mounts: list[dict[str, Any]]) -> dict[str, Any]:
     """One entry of GET /containers/json: exposed ports nobody published are listed without a public side."""
     bound = {f"{p['PrivatePort']}/{p['Type']}" for p in published}
+    mode = network_mode(c)
+    # Ports belong to the container's own network endpoint: none without one (none, host, another's), as in dockerd.
+    own_endpoint = mode not in ("none", "host") and not mode.startswith("container:")
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -87,7 +90,7 @@ def summary(c: Container, *, networks: dict[str, Any], published: list[dict[str,
         "Created": int(c.created),
         # A container that is not running has no ports to show, exposed or published, as in dockerd.
         "Ports": published + [{"PrivatePort": port, "Type": proto} for port, proto in exposed_ports(c)
-                              if f"{port}/{proto}" not in bound] if c.state.running else [],
+                              if f"{port}/{proto}" not in bound] if c.state.running and own_endpoint else [],
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status.value,
         "Status": c.state.text() + _health_suffix(c),

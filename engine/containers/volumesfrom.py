@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.containers import bindmodes
 from engine.containers.store import Container
-from engine.errors import InvalidArgument
+from engine.errors import InvalidArgument, NotFound
 
 
 @dataclass
@@ -65,12 +65,16 @@ def binds_of(c: Container) -> list[dict[str, Any]]:
 
 
 def inherited(specs: list[str], get: Callable[[str], Container], explicit: set[str]) -> Inherited:
-    """What `specs` (HostConfig.VolumesFrom) copy; `get` raises NotFound for a missing container, as dockerd's
-    404; mounts at `explicit` destinations (the new container's own) are left out."""
+    """What `specs` (HostConfig.VolumesFrom) copy; mounts at `explicit` destinations (the new container's own) are
+    left out. A missing container is dockerd's 400: a 404 at create is what the docker CLI reads as a missing
+    image, and it would go and pull one."""
     out = Inherited()
     for spec in specs:
         ref, read_only = _split(spec)
-        source = get(ref)
+        try:
+            source = get(ref)
+        except NotFound as e:
+            raise InvalidArgument(e.message) from None
         for v in source.volumes:
             if v["destination"] not in explicit:
                 out.volumes.append({"name": v["name"], "destination": v["destination"],

@@ -37,19 +37,19 @@ def _port_proto(key: str) -> tuple[int, int, str]:
     proto = (proto or "tcp").lower()
     if proto not in ("tcp", "udp"):
         raise InvalidArgument(f"invalid proto: {proto}")
-    first, count = _range(port, key)
+    first, count = _range(port)
     return first, count, proto
 
 
-def _range(text: str, spec: str) -> tuple[int, int]:
+def _range(text: str) -> tuple[int, int]:
     lo, sep, hi = text.partition("-")
     try:
         a = int(lo)
         b = int(hi) if sep else a
     except ValueError:
-        raise InvalidArgument(f"invalid port specification: {spec!r}") from None
+        raise InvalidArgument(f'invalid port specification: "{text}"') from None
     if not (1 <= a <= 65535 and 1 <= b <= 65535) or b < a:
-        raise InvalidArgument(f"invalid port specification: {spec!r}")
+        raise InvalidArgument(f'invalid port specification: "{text}"')
     return a, b - a + 1
 
 
@@ -68,7 +68,7 @@ def requested(exposed: Iterable[str], bindings: dict[str, Any] | None, publish_a
                 except ValueError:
                     raise InvalidArgument(f"invalid host IP {host_ip!r} for port {key}") from None
             host_port = str(b.get("HostPort") or "")
-            host_first, host_count = _range(host_port, f"{host_port}:{key}") if host_port else (0, count)
+            host_first, host_count = _range(host_port) if host_port else (0, count)
             # Equal ranges map port to port; one container port takes any free host port of a range.
             if host_port and host_count != count and count != 1:
                 raise InvalidArgument(f"invalid port range: {host_port}:{key}: the ranges differ in size")

@@ -146,7 +146,8 @@ class NetworkService:
         async with self._lock:
             users = self.store.endpoints_on(n.id)
             if users:
-                raise Conflict(f"error while removing network: network {n.name} id {n.id} has active endpoints")
+                raise Forbidden(  # libnetwork's ActiveEndpointsError: dockerd's 403
+                    f"error while removing network: network {n.name} id {n.id} has active endpoints")
             await self._release(n)
             await self.store.delete(n)
         log.info("network removed name=%s id=%s", n.name, n.id[:12])
@@ -172,11 +173,9 @@ class NetworkService:
         return self.store.get(name)
 
     async def plan(self, cid: str, mode: str, endpoints: dict[str, Any] | None) -> str | None:
-        """At create: the endpoints a container will have, and the namespace the runtime puts it in.
-
-        Returns the runtime's `netns` option: "host", None (a fresh namespace with loopback only)
-        or the path of the namespace file the engine makes at start.
-        """
+        """At create: the endpoints a container will have, and the namespace the runtime puts it in: the
+        runtime's `netns` option, "host", None (a fresh namespace with loopback only) or the path of the namespace
+        file the engine makes at start."""
         mode = mode or "default"
         if mode == HOST:
             return "host"

@@ -47,7 +47,7 @@ def merge_env(base: list[str], overrides: list[str]) -> list[str]:
     for item in overrides:
         key, sep, _ = item.partition("=")
         if not key or "\0" in item:
-            raise InvalidArgument(f"invalid environment variable {item!r}")
+            raise InvalidArgument(f"invalid environment variable: {item}")
         if sep:
             out[key] = item
         else:

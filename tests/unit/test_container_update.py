@@ -59,7 +59,7 @@ def test_unsupported_fields_are_warnings() -> None:
     ({}, {"CpuShares": 1}, InvalidArgument, "Range of CPU shares is from 2 to 262144"),
     ({}, {"RestartPolicy": {"Name": "sometimes"}}, InvalidArgument, "invalid restart policy 'sometimes'"),
     ({}, {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 3}}, InvalidArgument, "maximum retry count cannot be used with restart policy 'always'"),
-    ({"AutoRemove": True}, {"RestartPolicy": {"Name": "always"}}, InvalidArgument, "AutoRemove is enabled"),
+    ({"AutoRemove": True}, {"RestartPolicy": {"Name": "always"}}, Conflict, "AutoRemove is enabled"),
 ])
 def test_refusals(hc: dict, body: dict, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):

@@ -22,7 +22,8 @@ from engine.containers.live import Lives
 from engine.containers.monitor import Monitor
 from engine.containers.options import parse
 from engine.containers.reconcile import Reconciler
-from engine.containers.run import RunControl, WaitCondition
+from engine.containers.run import RunControl
+from engine.containers.waits import WaitCondition
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor

@@ -11,6 +11,7 @@ from engine.api.query import boolean, filters
 from engine.api.responses import json_response
 from engine.api.streams import open_stream
 from engine.backend import Backend
+from engine.errors import NotFound
 
 
 def register(r: Router, b: Backend) -> None:
@@ -21,11 +22,13 @@ def register(r: Router, b: Backend) -> None:
             return json_response(await b.stats.once(c, one_shot))
         resp = await open_stream(request)
         async with contextlib.aclosing(b.stats.stream(c)) as samples:
-            async for sample in samples:
-                try:
-                    await resp.write(json.dumps(sample).encode() + b"\n")
-                except (ConnectionResetError, RuntimeError):
-                    break
+            # The container removed meanwhile ends the stream, as dockerd ends it (an error cannot follow a 200).
+            with contextlib.suppress(NotFound):
+                async for sample in samples:
+                    try:
+                        await resp.write(json.dumps(sample).encode() + b"\n")
+                    except (ConnectionResetError, RuntimeError):
+                        break
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await resp.write_eof()
         return resp

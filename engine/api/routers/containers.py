@@ -18,7 +18,7 @@ from engine.api.streams import STDERR, STDOUT, disconnected, frame, open_stream,
 from engine.backend import Backend
 from engine.containers import removed
 from engine.containers.options import parse
-from engine.containers.run import WaitCondition
+from engine.containers.waits import WaitCondition
 from engine.containers.state import rfc3339
 from engine.errors import Conflict, InvalidArgument, NotFound, NotImplemented_, prefixed
 from engine.logs.reader import Query
