@@ -126,7 +126,11 @@ class HealthMonitor:
             self._told(cid, exec_action("create", argv), {"execID": eid})
             attachment = await Attachment.connect(created.io.attach_socket)
             try:
-                await self._rt.start_exec(cid, eid)
+                try:
+                    await self._rt.start_exec(cid, eid)
+                except rt.RuntimeError_ as e:
+                    # runc's refusal of the probe's process, in the words dockerd passes on from containerd.
+                    raise type(e)(f"OCI runtime exec failed: {e.message}: unknown") from None
                 started = True
                 self._told(cid, exec_action("start", argv), {"execID": eid})
                 async with asyncio.timeout(cfg["Timeout"] / _NS):

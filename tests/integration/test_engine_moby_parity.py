@@ -121,3 +121,20 @@ def test_removing_a_network_in_use_is_forbidden(engine) -> None:
     assert status == 403 and "has active endpoints" in json.loads(out)["message"]
     ok(engine, "rm", "user")
     ok(engine, "network", "rm", "busy")
+
+
+def test_a_probe_that_cannot_start_says_so_in_dockerds_words(engine) -> None:
+    # The probe's program runs directly (CMD, not CMD-SHELL's /bin/sh): runc refuses it.
+    status, _, out = curl(engine, "POST", "/v1.41/containers/create?name=noprobe2", json.dumps(
+        {"Image": "busybox", "Cmd": ["sleep", "60"], "HostConfig": {"NetworkMode": "none"},
+         "Healthcheck": {"Test": ["CMD", "nosuchprog"], "Interval": 1_000_000_000}}))
+    assert status == 201, out
+    ok(engine, "start", "noprobe2")
+    log: list = []
+    deadline = time.monotonic() + 20
+    while not log and time.monotonic() < deadline:
+        time.sleep(0.5)
+        log = json.loads(ok(engine, "inspect", "--format", "{{json .State.Health.Log}}", "noprobe2")) or []
+    assert log and log[0]["Output"].startswith("OCI runtime exec failed: ") and log[0]["Output"].endswith(": unknown")
+    assert log[0]["ExitCode"] == -1
+    ok(engine, "rm", "-f", "noprobe2")
