@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from engine.events import EventBus
-from engine.networks import driver_options, endpointcfg, etcfiles, ipam, keepalive, port_owner, views
+from engine.networks import driver_options, embedded_dns, endpointcfg, etcfiles, ipam, keepalive, port_owner, views
 from engine.networks.driver import Attachment, NetworkDriver
 from engine.networks.etcfiles import EtcConfig
 from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
@@ -262,13 +262,13 @@ class NetworkService:
         if e is None:
             raise NotFound(f"container {cid} is not connected to network {n.name}")
         async with self._lock:
-            sb = self.store.sandbox(cid)
-            wired = running and sb is not None and e.interface
-            if wired:
-                assert sb is not None
+            sb = self.store.sandbox(cid) if running and e.interface else None
+            if sb is not None:
                 await self.driver.teardown(Attachment(cid, self.container_name(cid), sb.netns, [(n, e)]))
             await self.store.delete_endpoint(e)
-        if wired:
+            if sb is not None:
+                await embedded_dns.point(sb.netns, embedded_dns.target(self.store, cid), clear=True)
+        if sb is not None:
             self._announce("disconnect", n, cid)
 
     async def forget(self, cid: str) -> None:
@@ -397,6 +397,7 @@ class NetworkService:
             if iface is not None:
                 e.mac = iface.mac
         await self.store.save_sandbox(sb, new)
+        await embedded_dns.point(sb.netns, embedded_dns.target(self.store, cid))
         await asyncio.to_thread(self._write_etc, cid, etc)
         for n, _ in pairs:
             self._announce("connect", n, cid)
@@ -412,7 +413,7 @@ class NetworkService:
         etc = replace(etc, links=etc.links + tuple(self._endpoint_links(cid)))
         addresses = [ip for _, e in endpoints for ip in (e.ip, e.ip6) if ip]
         (base / "hosts").write_text(etcfiles.hosts(etc, addresses, host_gateway))
-        resolvers = [n.gateway for n, _ in endpoints if n.dns and n.gateway]
+        resolvers = [embedded_dns.ADDRESS] if any(n.dns and n.gateway for n, _ in endpoints) else []
         (base / "resolv.conf").write_text(etcfiles.resolv_conf(etc, resolvers))
 
     def _endpoint_links(self, cid: str) -> builtins.list[tuple[str, str]]:

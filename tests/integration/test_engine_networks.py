@@ -60,7 +60,20 @@ def test_user_network_resolves_names_and_aliases(engine: EngineDaemon) -> None:
     web = inspect(engine, "web")["NetworkSettings"]["Networks"]["app"]
     assert web["IPAddress"] and "www" in web["Aliases"]
     resolv = ok(engine, "exec", "web", "cat", "/etc/resolv.conf")
-    assert f"nameserver {net['IPAM']['Config'][0]['Gateway']}" in resolv
+    # dockerd's embedded DNS address, which configurations name themselves (nginx's `resolver 127.0.0.11;`).
+    assert resolv.splitlines()[0] == "nameserver 127.0.0.11"
+    out = ok(engine, "run", "--rm", "--network", "app", "busybox", "nslookup", "www", "127.0.0.11")
+    assert web["IPAddress"] in out
+    # On two networks, names of both resolve; a disconnect leaves the other's working.
+    ok(engine, "network", "create", "other")
+    ok(engine, "run", "-d", "--name", "peer", "--network", "other", "busybox", "sleep", "60")
+    ok(engine, "network", "connect", "other", "web")
+    assert "Address" in ok(engine, "exec", "web", "nslookup", "peer", "127.0.0.11").split("Name:")[-1]
+    ok(engine, "network", "disconnect", "app", "web")
+    assert "Address" in ok(engine, "exec", "web", "nslookup", "peer").split("Name:")[-1]
+    ok(engine, "rm", "-f", "peer")
+    ok(engine, "network", "disconnect", "other", "web")
+    ok(engine, "network", "rm", "other")
 
 
 def test_published_port_on_loopback_and_cleanup(engine: EngineDaemon) -> None:
