@@ -135,7 +135,7 @@ class Backend:
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures)
         files = ContainerFiles(runtime, store, events)
         execs = ExecService(store, runtime, events)
-        image_view = Images(images)
+        image_view = Images(images, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path,
                               image_view.ids_of)
         creator = Creator(runtime, store, lives, image_view, events, networks, volumes, host, pins, logs.resolve,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InvalidArgument, NotFound
+from engine.events import CONTAINER, IMAGE, Event, EventBus
 from engine.images import platforms
 from engine.images.lookup import find
 from engine.images.platforms import Platform
@@ -33,8 +34,20 @@ def normalise(ref: str) -> tuple[str, str]:
 class Images:
     """Container create's view of the image service: the runtime name, ID and run config of an image."""
 
-    def __init__(self, service: ImageService) -> None:
+    def __init__(self, service: ImageService, events: EventBus | None = None) -> None:
         self._service = service
+        # What each name a container was created by names now (for `docker ps`), kept until an image event
+        # (a pull, tag, untag, delete, load, import, commit) may have moved a name: listing every image on each
+        # list would halve the list's throughput.
+        self._ids: dict[str, str | None] = {}
+        self._generation = 0
+        if events is not None:
+            events.observe(self._saw)
+
+    def _saw(self, ev: Event) -> None:
+        if ev.type == IMAGE or (ev.type == CONTAINER and ev.action == "commit"):
+            self._generation += 1
+            self._ids = {}
 
     async def resolve(self, ref: str) -> Image:
         """By reference, name@digest, ID or ID prefix; NotFound with Docker's message."""
@@ -45,14 +58,20 @@ class Images:
                      platform=platforms.of_image(match.image.config))
 
     async def ids_of(self, names: set[str]) -> dict[str, str | None]:
-        """The image each of `names` (as clients wrote them) names now; None for a name gone. One listing for all."""
-        if not names:
-            return {}
+        """The image each of `names` (as clients wrote them) names now; None for a name gone. One listing for all
+        the names not known since the last image event."""
+        known = {name: self._ids[name] for name in names if name in self._ids}
+        missing = names - known.keys()
+        if not missing:
+            return known
+        generation = self._generation
         images = await self._service.images()
-        out: dict[str, str | None] = {}
-        for name in names:
+        found: dict[str, str | None] = {}
+        for name in missing:
             try:
-                out[name] = find(images, name).image.id
+                found[name] = find(images, name).image.id
             except (NotFound, InvalidArgument):
-                out[name] = None
-        return out
+                found[name] = None
+        if generation == self._generation:  # no image event while listing: what was found still holds
+            self._ids.update(found)
+        return {**known, **found}
