@@ -145,8 +145,8 @@ async def hijack(request: web.Request, *, multiplexed: bool) -> Hijacked:
         response = web.StreamResponse(status=101, reason="UPGRADED", headers={
             "Content-Type": content_type, "Connection": "Upgrade", "Upgrade": "tcp"})
     else:
-        # A client that did not ask to upgrade (plain HTTP libraries) gets the stream as a 200's body, ended by
-        # the connection's close, as dockerd answers it.
+        # A client that did not ask to upgrade (plain HTTP libraries) gets the stream as a 200's body, as dockerd
+        # answers it (aiohttp frames it in chunks, which such clients read as they read any other body).
         response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
     conn = Hijacked(request, response)
     # Both installed before the 101 leaves: the CLI may half-close the moment it reads it.
