@@ -134,7 +134,7 @@ class Backend:
         runtimes = RuntimeTable(config)
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures)
         files = ContainerFiles(runtime, store, events)
-        execs = ExecService(store, runtime, events)
+        execs = ExecService(store, runtime, events, networks.bridge_address)
         image_view = Images(images, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path,
                               image_view.ids_of)

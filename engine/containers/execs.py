@@ -12,14 +12,16 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.api.gofields import go_keys
+from engine.containers import links
 from engine.containers.exec_action import exec_action
+from engine.containers.exec_env import exec_environment
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.state import Status
 from engine.containers.stdin import parse_detach_keys
@@ -100,8 +102,10 @@ class Exec:
 
 
 class ExecService:
-    def __init__(self, containers: ContainerStore, runtime: rt.RuntimeAPI, events: EventBus) -> None:
+    def __init__(self, containers: ContainerStore, runtime: rt.RuntimeAPI, events: EventBus,
+                 bridge_address: Callable[[str], str | None]) -> None:
         self._containers = containers
+        self._bridge_address = bridge_address  # a linked container's, for the links' variables
         self._rt = runtime
         self._events = events
         self._execs: dict[str, Exec] = {}
@@ -180,7 +184,8 @@ class ExecService:
         except BaseException as err:
             # Started is for good (a second start is a 409, as in dockerd): the exec ends here, with the code
             # launch() would give it, rather than staying in ExecIDs never to run.
-            e.exit_code = start_failure_code(err.message if isinstance(err, rt.RuntimeError_) else "", otherwise=126)
+            e.exit_code = start_failure_code(err.message if isinstance(err, rt.RuntimeError_) else "", otherwise=126,
+                                             command=next(iter(e.config.Cmd or []), ""))
             if e.prepared:
                 await self._discard(e)
             raise
@@ -189,21 +194,18 @@ class ExecService:
         c = e.config
         created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=self._env(e),
                                           cwd=c.WorkingDir or None, user=c.User or None, terminal=bool(c.Tty),
-                                          stdin=bool(c.AttachStdin), privileged=bool(c.Privileged))
+                                          stdin=bool(c.AttachStdin), privileged=bool(c.Privileged), inherit_env=False)
         e.prepared = True
         if e.size is not None:
             await self._resize(e)
         return await Attachment.connect(created.io.attach_socket) if attach else None
 
     def _env(self, e: Exec) -> list[str]:
-        """The exec's variables; with a terminal, dockerd's TERM=xterm unless the container or the exec sets TERM."""
-        env = list(e.config.Env or [])
-        if e.config.Tty:
-            container = self._containers.find(e.container_id)
-            given = [*(container.config.get("Env") or [] if container is not None else []), *env]
-            if not any(item.partition("=")[0] == "TERM" for item in given):
-                env.insert(0, "TERM=xterm")
-        return env
+        c = self._containers.find(e.container_id)
+        if c is None:
+            raise NotFound(f"No such container: {e.container_id}")
+        linked = links.resolve(c, self._containers.find, self._bridge_address, strict=False).env
+        return exec_environment(c.config, bool(e.config.Tty), linked, list(e.config.Env or []))
 
     async def launch(self, e: Exec) -> None:
         """Run the prepared process; a failure is the exec's exit (126/127), as for Docker."""
@@ -211,7 +213,7 @@ class ExecService:
             state = await self._rt.start_exec(e.container_id, e.id)
         except rt.RuntimeError_ as err:
             # dockerd's code for an exec that could not start, unless it names a missing program (127).
-            e.exit_code = start_failure_code(err.message, otherwise=126)
+            e.exit_code = start_failure_code(err.message, otherwise=126, command=next(iter(e.config.Cmd or []), ""))
             await self._discard(e)
             raise
         e.pid, e.running = state.pid, True

@@ -59,7 +59,7 @@ def merged(host_config: dict[str, Any], req: UpdateRequest) -> tuple[dict[str, A
         if value:
             hc[key] = value
     if req.PidsLimit is not None:
-        hc["PidsLimit"] = req.PidsLimit
+        hc["PidsLimit"] = max(req.PidsLimit, 0)  # dockerd keeps any "unlimited" as 0
     policy = req.RestartPolicy
     if policy is not None and policy.Name:
         if hc.get("AutoRemove") and (policy.Name or "no") != "no":

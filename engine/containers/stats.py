@@ -53,37 +53,61 @@ class ContainerStats:
         if c.state.running:
             with contextlib.suppress(rt.RuntimeError_):
                 m = (await self._rt.task_metrics(c.id)).model_dump()
-        cpu = _empty_cpu()
-        cpu["cpu_usage"]["total_usage"] = m.get("cpu_usage_ns") or 0
+        cpu = _cpu(m)
         if m:
             cpu["system_cpu_usage"] = await asyncio.to_thread(_system_cpu_ns)
             cpu["online_cpus"] = os.cpu_count() or 1
-        usage = m.get("memory_usage") or 0
         networks = {}
         if m and c.state.pid and c.host_config.get("NetworkMode") != "host":
             networks = await asyncio.to_thread(_network_stats, c.state.pid)
-        io = []
-        for op, key in (("read", "io_read_bytes"), ("write", "io_write_bytes")):
-            if m.get(key) is not None:
-                io.append({"major": 0, "minor": 0, "op": op, "value": m[key]})
         return {
             "read": rfc3339(time.time()) if m else _NEVER,
             "preread": preread,
             "id": c.id,
             "name": "/" + c.name,
-            "pids_stats": {"current": m.get("pids_current") or 0, **({"limit": m["pids_limit"]}
-                                                                      if m.get("pids_limit") else {})},
+            "pids_stats": {k: m[f] for k, f in (("current", "pids_current"), ("limit", "pids_limit")) if m.get(f)},
             "cpu_stats": cpu,
             "precpu_stats": previous,
-            "memory_stats": {"usage": usage, "max_usage": m.get("memory_max_usage") or 0,
-                             "limit": _memory_limit(m.get("memory_limit")),
-                             "stats": {"inactive_file": m.get("memory_inactive_file") or 0}} if m else {},
-            "blkio_stats": {"io_service_bytes_recursive": io or None},
+            "memory_stats": _memory(m) if m else {},
+            "blkio_stats": {key: (m.get("blkio") or {}).get(name) for key, name in _BLKIO},
             "num_procs": 0,
             "storage_stats": {},
             # Left out without interfaces (no network, the host's), as dockerd's omitempty leaves it out.
             **({"networks": networks} if networks else {}),
         }
+
+
+# dockerd's blkio_stats keys and the cgroup v1 files they come from; null where the host's cgroups have no such
+# file (v2 counts bytes only, from io.stat).
+_BLKIO = (("io_service_bytes_recursive", "io_service_bytes_recursive"),
+          ("io_serviced_recursive", "io_serviced_recursive"), ("io_queue_recursive", "io_queued_recursive"),
+          ("io_service_time_recursive", "io_service_time_recursive"),
+          ("io_wait_time_recursive", "io_wait_time_recursive"), ("io_merged_recursive", "io_merged_recursive"),
+          ("io_time_recursive", "io_time_recursive"), ("sectors_recursive", "sectors_recursive"))
+
+
+def _cpu(m: dict[str, Any]) -> dict[str, Any]:
+    usage: dict[str, Any] = {"total_usage": m.get("cpu_usage_ns") or 0}
+    if m.get("cpu_percpu_ns"):
+        usage["percpu_usage"] = m["cpu_percpu_ns"]
+    usage["usage_in_kernelmode"] = m.get("cpu_system_ns") or 0
+    usage["usage_in_usermode"] = m.get("cpu_user_ns") or 0
+    return {"cpu_usage": usage, "throttling_data": {"periods": m.get("cpu_periods") or 0,
+                                                    "throttled_periods": m.get("cpu_throttled_periods") or 0,
+                                                    "throttled_time": m.get("cpu_throttled_ns") or 0}}
+
+
+def _memory(m: dict[str, Any]) -> dict[str, Any]:
+    """dockerd's memory_stats, its omitempty fields left out when zero."""
+    out: dict[str, Any] = {"usage": m.get("memory_usage") or 0}
+    if m.get("memory_max_usage"):
+        out["max_usage"] = m["memory_max_usage"]
+    if m.get("memory_stat"):
+        out["stats"] = m["memory_stat"]
+    if m.get("memory_failcnt"):
+        out["failcnt"] = m["memory_failcnt"]
+    out["limit"] = _memory_limit(m.get("memory_limit"))
+    return out
 
 
 def _empty_cpu() -> dict[str, Any]:

@@ -22,6 +22,8 @@ BUILD_PREFIX = "<build>@"
 
 # A name made by `docker tag` rather than a pull: it has no digest in its repository.
 TAGGED_LABEL = "io.pyengine.tagged"
+# A pulled tag whose repository digest `rmi repo@digest` removed: the tag stays, its digest is no name any more.
+DIGEST_REMOVED_LABEL = "io.pyengine.digest-removed"
 
 EPOCH = "1970-01-01T00:00:00Z"
 NEVER = "0001-01-01T00:00:00Z"  # Go's zero time: how dockerd shows "never tagged"
@@ -62,6 +64,7 @@ class Record:
     updated: float
     ref: Reference | None  # None: a dangling marker, or a name that is no Docker reference
     tagged: bool = False
+    digest_removed: bool = False
 
     @classmethod
     def from_runtime(cls, record: RuntimeImage) -> Record:
@@ -72,11 +75,16 @@ class Record:
             except InvalidArgument:
                 pass
         return cls(name=record.name, target=record.target.model_dump(), updated=record.updated, ref=ref,
-                   tagged=TAGGED_LABEL in record.labels)
+                   tagged=TAGGED_LABEL in record.labels, digest_removed=DIGEST_REMOVED_LABEL in record.labels)
 
     @property
     def digest(self) -> str:
         return str(self.target["digest"])
+
+    @property
+    def gives_digest(self) -> bool:
+        """Whether this name makes `repository@digest` a name of the image too (a pull's names do)."""
+        return self.ref is not None and not self.tagged and not self.digest_removed
 
     @property
     def is_tag(self) -> bool:
@@ -94,8 +102,7 @@ def repo_tags(records: list[Record]) -> list[str]:
 
 def repo_digests(records: list[Record]) -> list[str]:
     """`name@digest` per repository digest; a pulled tag contributes the digest it was pulled at."""
-    out = [f"{r.ref.familiar_name}@{r.ref.digest or r.digest}" for r in records
-           if r.ref is not None and not r.tagged]
+    out = [f"{r.ref.familiar_name}@{r.ref.digest or r.digest}" for r in records if r.ref is not None and r.gives_digest]
     return list(dict.fromkeys(out))
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.errors import Conflict, InvalidArgument
-from engine.images.lookup import Match, find
+from engine.images.lookup import Match, display_name, find
 from engine.images.model import (
     DANGLING_PREFIX,
+    DIGEST_REMOVED_LABEL,
     TAGGED_LABEL,
     LocalImage,
     Record,
@@ -263,6 +264,12 @@ class ImageService:
         image = match.image
         users = self._users.image_users(image.id)
         children = self.has_children(image.id, images)
+        if match.record is not None and (giving := _giving_digest(term, image.named)):
+            # dockerd keeps a pull's digest as a name of its own: removing it leaves the tags it was pulled by.
+            for record in giving:
+                await self.runtime.put_image(record.name, record.target, {DIGEST_REMOVED_LABEL: "true"})
+            self._event("untag", image)
+            return [{"Untagged": display_name(term)}]
         if match.record is not None:
             going = [match.record, *_digests_going_with(match.record, image.named)]
             others = [r for r in image.named if r not in going]
@@ -372,6 +379,15 @@ class ImageService:
 
     async def stored_bytes(self) -> int:
         return sum(c.size for c in await self.runtime.content())
+
+
+def _giving_digest(term: str, named: list[Record]) -> list[Record]:
+    """The pulled tags whose repository digest `term` (a `repo@digest` no record is named) is."""
+    ref = parse(term)
+    if ref.digest is None or any(r.name == str(ref) for r in named):
+        return []
+    return [r for r in named if r.ref is not None and r.ref.digest is None and r.ref.name == ref.name
+            and r.gives_digest and r.digest == ref.digest]
 
 
 def _digests_going_with(record: Record, named: list[Record]) -> list[Record]:

@@ -186,8 +186,21 @@ class ExitStatus(_Record):
     oom_killed: bool = False  # statuses of a task (not of an exec): its cgroup saw an OOM kill
 
 
+class BlkioEntry(_Record):
+    major: int
+    minor: int
+    op: str
+    value: int
+
+
 class Metrics(_Record):
     cpu_usage_ns: int | None = None
+    cpu_user_ns: int | None = None
+    cpu_system_ns: int | None = None
+    cpu_percpu_ns: list[int] | None = None
+    cpu_periods: int | None = None
+    cpu_throttled_periods: int | None = None
+    cpu_throttled_ns: int | None = None
     memory_usage: int | None = None
     memory_max_usage: int | None = None
     memory_limit: int | None = None
@@ -196,3 +209,6 @@ class Metrics(_Record):
     pids_limit: int | None = None
     io_read_bytes: int | None = None
     io_write_bytes: int | None = None
+    memory_failcnt: int | None = None
+    memory_stat: dict[str, int] = Field(default_factory=dict)
+    blkio: dict[str, list[BlkioEntry]] = Field(default_factory=dict)

@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from runtime import namespaces
 from runtime.errors import FailedPrecondition, InvalidArgument
@@ -141,10 +141,26 @@ def remove_cgroup(path: str) -> None:
                 delay *= 2
 
 
+class BlkioEntry(BaseModel):
+    """One device's counter for one operation, as the kernel reports it (v1: Read/Write/Sync/Async/Discard/Total,
+    v2: read/write)."""
+
+    major: int
+    minor: int
+    op: str
+    value: int
+
+
 class Metrics(BaseModel):
     """A container's resource use; None where this host's cgroups do not report it."""
 
     cpu_usage_ns: int | None = None
+    cpu_user_ns: int | None = None
+    cpu_system_ns: int | None = None
+    cpu_percpu_ns: list[int] | None = None  # v1 only
+    cpu_periods: int | None = None  # CFS periods, those throttled and the time throttled (cpu.stat)
+    cpu_throttled_periods: int | None = None
+    cpu_throttled_ns: int | None = None
     memory_usage: int | None = None
     memory_max_usage: int | None = None
     memory_limit: int | None = None  # None: unlimited
@@ -153,6 +169,11 @@ class Metrics(BaseModel):
     pids_limit: int | None = None  # None: unlimited
     io_read_bytes: int | None = None
     io_write_bytes: int | None = None
+    memory_failcnt: int | None = None  # v1 only
+    # The counters of memory.stat dockerd passes on (its stats map), by the kernel's names.
+    memory_stat: dict[str, int] = Field(default_factory=dict)
+    # Per-device counters by the cgroup file they come from (v1: blkio.*; v2: io.stat as io_service_bytes_recursive).
+    blkio: dict[str, list[BlkioEntry]] = Field(default_factory=dict)
 
 
 def _read(path: str) -> str | None:
@@ -188,62 +209,117 @@ def _controller_dir(hierarchies: list[_Hierarchy], path: str, controller: str) -
     return None
 
 
-def _v1_blkio(d: str) -> tuple[int | None, int | None]:
-    # CFQ's counters exist only with that scheduler; the throttle ones always do.
-    for name in ("blkio.io_service_bytes_recursive", "blkio.throttle.io_service_bytes_recursive"):
-        text = _read(os.path.join(d, name))
-        if text is None:
-            continue
-        read = write = 0
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[1] == "Read":
-                read += int(parts[2])
-            elif len(parts) == 3 and parts[1] == "Write":
-                write += int(parts[2])
-        return read, write
-    return None, None
+def _blkio_entries(text: str | None) -> list[BlkioEntry]:
+    """A v1 blkio file's "MAJ:MIN Op value" lines; its last line, "Total value" of all devices, is left out."""
+    out = []
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and ":" in parts[0]:
+            major, _, minor = parts[0].partition(":")
+            out.append(BlkioEntry(major=int(major), minor=int(minor), op=parts[1], value=int(parts[2])))
+    return out
+
+
+# v1's blkio counters by file; only the first two exist without CFQ (as blkio.throttle.*), as containerd reads them.
+_V1_BLKIO = ("io_service_bytes_recursive", "io_serviced_recursive", "io_queued_recursive",
+             "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive", "io_time_recursive",
+             "sectors_recursive")
+
+
+def _v1_blkio(m: Metrics, d: str) -> None:
+    cfq = os.path.exists(os.path.join(d, "blkio.io_serviced_recursive"))
+    m.blkio = {name: _blkio_entries(_read(os.path.join(d, "blkio." + name))) if cfq else [] for name in _V1_BLKIO}
+    if not any(m.blkio.values()):  # CFQ's counters stay empty under other schedulers; the throttle ones count
+        for name in _V1_BLKIO[:2]:
+            m.blkio[name] = _blkio_entries(_read(os.path.join(d, "blkio.throttle." + name)))
+    served = m.blkio["io_service_bytes_recursive"]
+    m.io_read_bytes = sum(e.value for e in served if e.op == "Read")
+    m.io_write_bytes = sum(e.value for e in served if e.op == "Write")
+
+
+# The memory.stat counters dockerd's stats map carries, v1 and v2 (moby's statsV1/statsV2).
+_V1_MEMORY_STAT = frozenset(
+    f"{total}{name}" for total in ("", "total_") for name in (
+        "active_anon", "active_file", "cache", "dirty", "inactive_anon", "inactive_file", "mapped_file", "pgfault",
+        "pgmajfault", "pgpgin", "pgpgout", "rss", "rss_huge", "unevictable", "writeback")
+) | {"hierarchical_memory_limit", "hierarchical_memsw_limit"}
+_V2_MEMORY_STAT = frozenset({
+    "anon", "file", "kernel_stack", "slab", "sock", "shmem", "file_mapped", "file_dirty", "file_writeback",
+    "anon_thp", "inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable", "slab_reclaimable",
+    "slab_unreclaimable", "pgfault", "pgmajfault", "workingset_refault", "workingset_activate",
+    "workingset_nodereclaim", "pgrefill", "pgscan", "pgsteal", "pgactivate", "pgdeactivate", "pglazyfree",
+    "pglazyfreed", "thp_fault_alloc", "thp_collapse_alloc",
+})
+
+
+def _v1_cpu(m: Metrics, d: str) -> None:
+    m.cpu_usage_ns = _read_int(os.path.join(d, "cpuacct.usage"))
+    percpu = _read(os.path.join(d, "cpuacct.usage_percpu"))
+    m.cpu_percpu_ns = [int(x) for x in percpu.split()] if percpu is not None else None
+    # In ticks, as containerd reads them (cpuacct.usage_user/_sys do not add up to cpuacct.usage either).
+    ticks, hz = _keyed(_read(os.path.join(d, "cpuacct.stat"))), os.sysconf("SC_CLK_TCK")
+    m.cpu_user_ns = ticks["user"] * 10**9 // hz if "user" in ticks else None
+    m.cpu_system_ns = ticks["system"] * 10**9 // hz if "system" in ticks else None
+
+
+def _throttling(m: Metrics, stat: dict[str, int], ns_per_unit: int, key: str) -> None:
+    m.cpu_periods, m.cpu_throttled_periods = stat.get("nr_periods"), stat.get("nr_throttled")
+    m.cpu_throttled_ns = stat[key] * ns_per_unit if key in stat else None
 
 
 def _metrics_v1(hierarchies: list[_Hierarchy], path: str) -> Metrics:
     m = Metrics()
     if (d := _controller_dir(hierarchies, path, "cpuacct")) is not None:
-        m.cpu_usage_ns = _read_int(os.path.join(d, "cpuacct.usage"))
+        _v1_cpu(m, d)
+    if (d := _controller_dir(hierarchies, path, "cpu")) is not None:
+        _throttling(m, _keyed(_read(os.path.join(d, "cpu.stat"))), 1, "throttled_time")
     if (d := _controller_dir(hierarchies, path, "memory")) is not None:
         m.memory_usage = _read_int(os.path.join(d, "memory.usage_in_bytes"))
         m.memory_max_usage = _read_int(os.path.join(d, "memory.max_usage_in_bytes"))
+        m.memory_failcnt = _read_int(os.path.join(d, "memory.failcnt"))
         limit = _read_int(os.path.join(d, "memory.limit_in_bytes"))
         m.memory_limit = limit if limit is not None and limit < _V1_UNLIMITED else None
-        m.memory_inactive_file = _keyed(_read(os.path.join(d, "memory.stat"))).get("total_inactive_file")
+        stat = _keyed(_read(os.path.join(d, "memory.stat")))
+        m.memory_inactive_file = stat.get("total_inactive_file")
+        m.memory_stat = {k: v for k, v in stat.items() if k in _V1_MEMORY_STAT}
     if (d := _controller_dir(hierarchies, path, "pids")) is not None:
         m.pids_current = _read_int(os.path.join(d, "pids.current"))
         m.pids_limit = _read_int(os.path.join(d, "pids.max"))
     if (d := _controller_dir(hierarchies, path, "blkio")) is not None:
-        m.io_read_bytes, m.io_write_bytes = _v1_blkio(d)
+        _v1_blkio(m, d)
     return m
+
+
+def _v2_io(m: Metrics, text: str) -> None:
+    entries = []
+    for line in text.splitlines():
+        device, *counters = line.split()
+        major, _, minor = device.partition(":")
+        values = dict(kv.partition("=")[::2] for kv in counters)
+        for op, key in (("read", "rbytes"), ("write", "wbytes")):
+            if key in values:
+                entries.append(BlkioEntry(major=int(major), minor=int(minor), op=op, value=int(values[key])))
+    m.blkio = {"io_service_bytes_recursive": entries}
+    m.io_read_bytes = sum(e.value for e in entries if e.op == "read")
+    m.io_write_bytes = sum(e.value for e in entries if e.op == "write")
 
 
 def _metrics_v2(d: str) -> Metrics:
     m = Metrics()
-    usage_usec = _keyed(_read(os.path.join(d, "cpu.stat"))).get("usage_usec")
-    m.cpu_usage_ns = usage_usec * 1000 if usage_usec is not None else None
+    cpu = _keyed(_read(os.path.join(d, "cpu.stat")))
+    for field, key in (("cpu_usage_ns", "usage_usec"), ("cpu_user_ns", "user_usec"), ("cpu_system_ns", "system_usec")):
+        setattr(m, field, cpu[key] * 1000 if key in cpu else None)
+    _throttling(m, cpu, 1000, "throttled_usec")
     m.memory_usage = _read_int(os.path.join(d, "memory.current"))
     m.memory_max_usage = _read_int(os.path.join(d, "memory.peak"))  # kernel >= 5.19
     m.memory_limit = _read_int(os.path.join(d, "memory.max"))
-    m.memory_inactive_file = _keyed(_read(os.path.join(d, "memory.stat"))).get("inactive_file")
+    stat = _keyed(_read(os.path.join(d, "memory.stat")))
+    m.memory_inactive_file = stat.get("inactive_file")
+    m.memory_stat = {k: v for k, v in stat.items() if k in _V2_MEMORY_STAT}
     m.pids_current = _read_int(os.path.join(d, "pids.current"))
     m.pids_limit = _read_int(os.path.join(d, "pids.max"))
-    io = _read(os.path.join(d, "io.stat"))
-    if io is not None:
-        read = write = 0
-        for line in io.splitlines():
-            for kv in line.split()[1:]:
-                key, _, value = kv.partition("=")
-                if key == "rbytes":
-                    read += int(value)
-                elif key == "wbytes":
-                    write += int(value)
-        m.io_read_bytes, m.io_write_bytes = read, write
+    if (io := _read(os.path.join(d, "io.stat"))) is not None:
+        _v2_io(m, io)
     return m
 
 

@@ -56,6 +56,9 @@ class ExecCreate(BaseModel):
     stdin: bool = False
     # Every capability runc can grant here, whatever the container's own set (`docker exec --privileged`).
     privileged: bool = False
+    # False: `env` is the whole environment (a client that computes it, as dockerd does), not variables over the
+    # task's; HOME is then the exec user's unless `env` names it.
+    inherit_env: bool = True
 
 
 class ExitStatus(BaseModel):
@@ -358,12 +361,17 @@ class TaskService:
         process = dict(base)
         process["args"] = req.args
         process["terminal"] = req.terminal
-        process["env"] = merge_env(process.get("env", []), req.env)
+        base_env = process.get("env", [])
+        process["env"] = merge_env(base_env if req.inherit_env else [], req.env)
         if req.cwd:
             process["cwd"] = req.cwd
+        home = next((e for e in base_env if e.startswith("HOME=")), None)  # the task's user's
         if req.user is not None:
             u = resolve_user(str(self._table.task_dir(t.namespace, t.id) / "rootfs"), req.user)
             process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
+            home = f"HOME={u.home}"
+        if not req.inherit_env and home is not None and not any(e.startswith("HOME=") for e in process["env"]):
+            process["env"].append(home)
         if req.privileged:
             caps = host_capabilities()
             process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": [],

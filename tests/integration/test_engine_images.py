@@ -89,6 +89,14 @@ def test_cli_pull_through_mirror_inspect_and_history(engine, images):
     history = ok(engine, "history", "--no-trunc", "--format", "{{.ID}}|{{.CreatedBy}}", "busybox").splitlines()
     assert history == [f"{image.config_digest}|ADD busybox rootfs /"]
 
+    # The digest a tag was pulled at is a name of its own, as in dockerd: removing it leaves the tag, a new
+    # pull gives it back.
+    assert ok(engine, "rmi", f"busybox@{image.digest}") == f"Untagged: busybox@{image.digest}\n"
+    doc = json.loads(ok(engine, "image", "inspect", "busybox"))[0]
+    assert (doc["RepoTags"], doc["RepoDigests"]) == (["busybox:latest"], [])
+    ok(engine, "pull", "busybox")
+    assert json.loads(ok(engine, "image", "inspect", "busybox"))[0]["RepoDigests"] == [f"busybox@{image.digest}"]
+
 
 def test_tag_and_rmi_untag_versus_delete(engine, images):
     image_id = images[BUSYBOX].config_digest

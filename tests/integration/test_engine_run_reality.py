@@ -80,3 +80,15 @@ def test_a_volume_that_cannot_be_mounted_fails_the_start(engine) -> None:
     assert ok(engine, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "kept").split()[0] == "created"
     ok(engine, "rm", "kept")
     ok(engine, "volume", "rm", "unmountable")
+
+
+def test_an_exec_environment_is_dockerds(engine) -> None:
+    ok(engine, "run", "-d", "--name", "envs", "--network", "none", "--hostname", "h1", "-e", "X=1", "busybox",
+       "sleep", "60")
+    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    out = ok(engine, "exec", "-t", "-e", "A=1", "envs", "env").replace("\r", "").split()
+    assert out == [path, "HOSTNAME=h1", "TERM=xterm", "X=1", "A=1", "HOME=/root"]
+    # HOME is the exec user's own, unless the container or the exec names one.
+    assert ok(engine, "exec", "-u", "nobody", "envs", "env").split() == [path, "HOSTNAME=h1", "X=1", "HOME=/home"]
+    assert ok(engine, "exec", "-u", "nobody", "-e", "HOME=/h", "envs", "sh", "-c", "echo $HOME") == "/h\n"
+    ok(engine, "rm", "-f", "envs")

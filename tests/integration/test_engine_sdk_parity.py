@@ -85,6 +85,10 @@ def test_stats_network_counters_and_first_sample(engine) -> None:
                                          "throttling_data": {"periods": 0, "throttled_periods": 0,
                                                              "throttled_time": 0}}
         assert stats["cpu_stats"]["online_cpus"] >= 1 and stats["cpu_stats"]["system_cpu_usage"] > 0
+        # dockerd's shape from the cgroups: the CPU split, all eight blkio lists, the memory.stat map.
+        assert {"usage_in_kernelmode", "usage_in_usermode"} <= set(stats["cpu_stats"]["cpu_usage"])
+        assert len(stats["blkio_stats"]) == 8 and stats["blkio_stats"]["io_service_bytes_recursive"] is not None
+        assert {"total_inactive_file", "inactive_file"} & set(stats["memory_stats"]["stats"])
         if mode == "none":
             assert "networks" not in stats
         else:

@@ -58,6 +58,7 @@ def test_update_of_a_running_container_is_live_and_kept_across_restarts(engine):
     assert limits(engine, "up1") == [str(128 * MIB), "50", "50000", "100000"]
     ok(engine, "update", "--pids-limit", "-1", "up1")
     assert limits(engine, "up1")[1] == "max"
+    assert json.loads(ok(engine, "inspect", "up1"))[0]["HostConfig"]["PidsLimit"] == 0  # dockerd's "unlimited"
     # runc keeps a paused container frozen through an update.
     ok(engine, "pause", "up1")
     ok(engine, "update", "--memory", "96m", "up1")

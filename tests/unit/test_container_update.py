@@ -26,7 +26,8 @@ def test_only_what_is_set_changes() -> None:
     assert new == {**hc, "Memory": 64 * MIB} and warnings == []
     assert hc["Memory"] == 32 * MIB  # the stored one is left alone until the update went through
     assert update(hc, PidsLimit=0)["PidsLimit"] == 0  # given: lifts the limit
-    assert runtime_resources(update(hc, PidsLimit=-1))["pids_limit"] == -1
+    assert update(hc, PidsLimit=-1)["PidsLimit"] == 0  # any "unlimited" is kept as 0, as dockerd keeps it
+    assert runtime_resources(update(hc, PidsLimit=-1))["pids_limit"] == 0
     assert runtime_resources({})["pids_limit"] is None  # never given: left alone
     assert update(hc, RestartPolicy={"Name": "on-failure", "MaximumRetryCount": 2})["RestartPolicy"] == {
         "Name": "on-failure", "MaximumRetryCount": 2}

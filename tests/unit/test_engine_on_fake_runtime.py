@@ -228,7 +228,7 @@ async def test_a_create_cut_short_by_a_dead_engine_is_swept(engine: Engine) -> N
 async def test_an_exec_that_fails_while_being_prepared_is_over_not_half_started(engine: Engine) -> None:
     c = await engine.create()
     await engine.run.start(c.id)
-    execs = ExecService(engine.store, engine.runtime, engine.events)
+    execs = ExecService(engine.store, engine.runtime, engine.events, lambda _: None)
     e = execs.create(c.id, ExecConfig(Cmd=["true"], Tty=True))
     await execs.resize(e, 24, 80)
 
@@ -248,7 +248,7 @@ async def test_an_exec_that_fails_while_being_prepared_is_over_not_half_started(
 async def test_an_exec_with_a_relative_working_dir_is_refused_at_create(engine: Engine) -> None:
     c = await engine.create()
     await engine.run.start(c.id)
-    execs = ExecService(engine.store, engine.runtime, engine.events)
+    execs = ExecService(engine.store, engine.runtime, engine.events, lambda _: None)
     with pytest.raises(InvalidArgument, match="the working directory 'relative' is invalid, it needs to be an "
                                               "absolute path"):
         execs.create(c.id, ExecConfig(Cmd=["true"], WorkingDir="relative"))
