@@ -22,8 +22,10 @@ from engine.errors import Conflict, InvalidArgument
 
 MIN_MEMORY = 6 * 1024 * 1024
 _RESTART_POLICIES = {"no", "always", "unless-stopped", "on-failure"}
-# Fields the CLI sends (zeroed) that this engine cannot change on a container.
-_UNSUPPORTED = ("KernelMemory", "KernelMemoryTCP", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount",
+# Fields the CLI sends (zeroed) that this engine cannot change on a container: refused when set, but for kernel
+# memory, which dockerd 23 and later ignore with a warning too (the kernel dropped it).
+_IGNORED = ("KernelMemory", "KernelMemoryTCP")
+_UNSUPPORTED = ("CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount",
                 "CpuPercent", "MemorySwappiness", "OomKillDisable", "BlkioWeightDevice", "BlkioDeviceReadBps",
                 "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "Devices",
                 "DeviceCgroupRules", "DeviceRequests", "Ulimits", "IOMaximumIOps", "IOMaximumBandwidth")
@@ -65,10 +67,11 @@ def merged(host_config: dict[str, Any], req: UpdateRequest) -> tuple[dict[str, A
         if hc.get("AutoRemove") and (policy.Name or "no") != "no":
             raise Conflict("Restart policy cannot be updated because AutoRemove is enabled for the container")
         hc["RestartPolicy"] = restart_policy(policy)
-    check_limits(hc)
     extra = req.model_extra or {}
-    warnings = [f"{key} cannot be updated on this engine and was ignored" for key in _UNSUPPORTED if extra.get(key)]
-    return hc, warnings
+    if refused := [key for key in _UNSUPPORTED if extra.get(key)]:
+        raise InvalidArgument(f"{', '.join(refused)} cannot be updated on this engine")
+    check_limits(hc)
+    return hc, [f"{key} cannot be updated on this engine and was ignored" for key in _IGNORED if extra.get(key)]
 
 
 def _check_conflicts(hc: dict[str, Any], req: UpdateRequest) -> None:

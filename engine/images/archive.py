@@ -146,6 +146,8 @@ class ImageArchives:
         try:
             stored = set() if quiet else {c.digest for c in await self._runtime.content()}
             imported = await self._runtime.import_images(data, records=False, lease=lease, platform=platform)
+            if platform and not imported:
+                raise InvalidArgument(f"the archive holds no image for platform {platform}: nothing was loaded")
             messages = [] if quiet else _layer_progress(imported, stored)
             return messages + await self._name(imported)
         finally:

@@ -2,6 +2,7 @@
 matched against an image's own, with dockerd's words when they differ."""
 from __future__ import annotations
 
+import json
 import platform as host_platform
 from dataclasses import dataclass
 
@@ -80,3 +81,14 @@ def of_image(config: dict[str, object]) -> Platform:
     """An image config's platform."""
     return Platform(str(config.get("os") or ""), str(config.get("architecture") or ""),
                     str(config.get("variant") or ""))
+
+
+def from_json(text: str) -> Platform:
+    """An API 1.46+ `platform` query parameter: a JSON-encoded OCI platform (`{"os":"linux","architecture":...}`)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("os"), str) or not isinstance(doc.get("architecture"), str):
+        raise InvalidArgument(f"invalid platform {text!r}: a JSON object with os and architecture is needed")
+    return parse("/".join(p for p in (doc["os"], doc["architecture"], str(doc.get("variant") or "")) if p))

@@ -2,11 +2,13 @@
 makes older clients' shapes from them)."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from engine.images.model import (
     LocalImage,
+    chain_ids,
     Record,
     repo_digests,
     repo_tags,
@@ -34,6 +36,13 @@ def summary(image: LocalImage, names: list[Record], parent: str = "") -> dict[st
         "Containers": -1, "Created": image.created, "Id": image.id, "Labels": image.labels or None, "ParentId": parent,
         "RepoDigests": repo_digests(names), "RepoTags": repo_tags(names), "SharedSize": -1, "Size": image.size,
     }
+
+
+def shared_sizes(images: list[LocalImage]) -> dict[str, int]:
+    """Per image ID, the bytes of its layers another image has too (`shared-size`, dockerd's SharedSize)."""
+    users = Counter(c for image in images for c in set(chain_ids(image.diff_ids)))
+    return {image.id: sum(size for c, size in zip(chain_ids(image.diff_ids), image.layer_sizes) if users[c] > 1)
+            for image in images}
 
 
 def inspect(image: LocalImage, parent: str = "") -> dict[str, Any]:

@@ -121,7 +121,10 @@ def allocate(subnet: Subnet, gateway: str, ip_range: Subnet | None, taken: Itera
     raise Conflict(f"no available IPv{subnet.version} addresses on this network's address pools: {subnet}")
 
 
-def check_static(subnet: Subnet, gateway: str, address: str, taken: Iterable[str]) -> str:
+def check_static(subnet: Subnet, gateway: str, address: str, taken: Iterable[str], picked: bool = False) -> str:
+    if picked:
+        raise InvalidArgument("user specified IP address is supported only when connecting to networks with user "
+                              "configured subnets")
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

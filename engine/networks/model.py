@@ -20,6 +20,9 @@ class Network(BaseModel):
     subnet6: str | None = None
     gateway6: str | None = None
     ip_range6: str | None = None
+    # The engine chose the subnet (none was given): dockerd then takes no container address from the user.
+    subnet_picked: bool = False
+    subnet6_picked: bool = False
     internal: bool = False
     attachable: bool = False
     labels: dict[str, str] = Field(default_factory=dict)

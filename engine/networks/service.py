@@ -134,7 +134,8 @@ class NetworkService:
                         gateway=v4.gateway, ip_range=str(v4.ip_range) if v4.ip_range else None,
                         subnet6=str(v6.subnet) if v6 else None, gateway6=v6.gateway if v6 else None,
                         ip_range6=str(v6.ip_range) if v6 and v6.ip_range else None, internal=internal,
-                        attachable=attachable, labels=labels or {}, options=opts, interface=interface, dns=True)
+                        attachable=attachable, labels=labels or {}, options=opts, interface=interface, dns=True,
+                        subnet_picked=not subnet, subnet6_picked=bool(v6) and not subnet6)
             await self.store.save(n)
         log.info("network created name=%s id=%s subnet=%s subnet6=%s", name, nid[:12], n.subnet, n.subnet6)
         return n
@@ -219,11 +220,12 @@ class NetworkService:
             raise InvalidArgument("user specified IP address is supported on user defined networks only")
         if static:
             assert n.subnet and n.gateway
-            ip = ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway, static, self._ips_on(n))
+            ip = ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway, static, self._ips_on(n), n.subnet_picked)
         if static6:
             if n.subnet6 is None or n.gateway6 is None:
                 raise InvalidArgument(f"invalid IPv6 address {static6}: network {n.name} has no IPv6 (EnableIPv6)")
-            ip6 = ipam.check_static(ipaddress.IPv6Network(n.subnet6), n.gateway6, static6, self._ips6_on(n))
+            ip6 = ipam.check_static(ipaddress.IPv6Network(n.subnet6), n.gateway6, static6, self._ips6_on(n),
+                                    n.subnet6_picked)
         e = Endpoint(network_id=n.id, container_id=cid, id=secrets.token_hex(32), ip=ip, static_ip=bool(static),
                      ip6=ip6, static_ip6=bool(static6),
                      static_mac=endpointcfg.mac(str(cfg.get("MacAddress") or "")), aliases=aliases,
@@ -410,23 +412,11 @@ class NetworkService:
         base = self.files_root / cid
         endpoints = [(self.store.get(e.network_id), e) for e in self.store.endpoints_of(cid) if e.ip]
         host_gateway = self.store.get(BRIDGE).gateway
-        etc = replace(etc, links=etc.links + tuple(self._endpoint_links(cid)))
+        etc = replace(etc, links=etc.links + tuple(endpointcfg.link_addresses(self.store, cid, self.container_name)))
         addresses = [ip for _, e in endpoints for ip in (e.ip, e.ip6) if ip]
         (base / "hosts").write_text(etcfiles.hosts(etc, addresses, host_gateway))
         resolvers = [embedded_dns.ADDRESS] if any(n.dns and n.gateway for n, _ in endpoints) else []
         (base / "resolv.conf").write_text(etcfiles.resolv_conf(etc, resolvers))
-
-    def _endpoint_links(self, cid: str) -> builtins.list[tuple[str, str]]:
-        """(alias, address) of each running target of the container's links on user-defined networks."""
-        out = []
-        for e in self.store.endpoints_of(cid):
-            for link in e.links:
-                target, _, alias = link.partition(":")
-                other = next((o for o in self.store.endpoints_on(e.network_id) if o.ip and o.interface and (
-                    self.container_name(o.container_id) == target or o.container_id.startswith(target))), None)
-                if other is not None and other.ip:
-                    out.append((alias, other.ip))
-        return out
 
     async def stop(self, cid: str, mode: str = "") -> None:
         """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go.

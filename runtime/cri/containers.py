@@ -16,12 +16,12 @@ from typing import Any
 from cri_api.v1 import api_pb2 as cri
 
 from runtime.containers import ContainerCreate
-from runtime.cri.records import ContainerRecord, container_labels, container_name
+from runtime.cri.records import ContainerRecord, container_labels, container_name, now_ns
 from runtime.cri.sandboxes import Sandboxes
 from runtime.cri.scope import in_namespace
 from runtime.cri.spec import container_options, resource_options
 from runtime.cri.state import CRIState, pod_dirs
-from runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from runtime.errors import FailedPrecondition, InvalidArgument, NotFound, RuntimeError_
 from runtime.tasks.spec_options import ResourceOptions
 from runtime.tasks.state import Status
 
@@ -102,18 +102,29 @@ class Containers:
         record = s.cri_containers.get(container_id)
         sandbox = s.sandboxes.get(record.sandbox_id)
         self._sandboxes.namespaces(sandbox)
-        if s.task(record.id) is not None:
+        if s.task(record.id) is not None or record.start_error:
             raise FailedPrecondition(f"container {record.id} was already started")
         config = record.container_config()
         with in_namespace(s.namespace):
-            await s.tasks.create(record.id, terminal=config.tty, stdin=config.stdin,
-                                 keep_stdin_open=config.stdin and not config.stdin_once,
-                                 log_path=record.log_path or None)
             try:
-                await s.tasks.start(record.id)
-            except BaseException:
-                await s.tasks.delete(record.id, force=True)
+                await s.tasks.create(record.id, terminal=config.tty, stdin=config.stdin,
+                                     keep_stdin_open=config.stdin and not config.stdin_once,
+                                     log_path=record.log_path or None)
+                try:
+                    await s.tasks.start(record.id)
+                except BaseException:
+                    await s.tasks.delete(record.id, force=True)
+                    raise
+            except RuntimeError_ as e:
+                record.start_error, record.start_failed_at = e.message, now_ns()
+                await self._save(record)
                 raise
+
+    async def _save(self, record: ContainerRecord) -> None:
+        s = self._s
+        with in_namespace(s.namespace):
+            c = await s.containers.store.get(record.id)
+            await s.containers.store.set_labels(record.id, {**c.labels, **container_labels(record)})
 
     async def stop(self, container_id: str, timeout: int) -> None:
         s = self._s
@@ -162,6 +173,8 @@ class Containers:
             t = s.task(record.id)
             if t is not None and t.status in (Status.RUNNING, Status.PAUSED):
                 await s.tasks.update(record.id, opts)
+        record.set_resources(resources)
+        await self._save(record)
 
     async def reopen_log(self, container_id: str) -> None:
         s = self._s
@@ -183,6 +196,8 @@ class Containers:
 
     def state_of(self, record: ContainerRecord) -> cri.ContainerState.ValueType:
         t = self._s.task(record.id)
+        if t is None and record.start_error:
+            return cri.CONTAINER_EXITED
         if t is None or t.status == Status.CREATED:
             return cri.CONTAINER_CREATED
         if t.status == Status.STOPPED:

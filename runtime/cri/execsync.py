@@ -62,7 +62,10 @@ async def exec_sync(state: CRIState, container_id: str, cmd: list[str], timeout:
                     raise DeadlineExceeded(f"command {cmd!r} timed out after {timeout}s") from None
         finally:
             try:
-                await state.tasks.wait(record.id, exec_id)
+                # An exec that never started (its program missing, say) has no exit to wait for.
+                e = state.tasks.get(record.id).execs.get(exec_id)
+                if e is not None and e.status != Status.CREATED:
+                    await state.tasks.wait(record.id, exec_id)
                 await state.tasks.delete_exec(record.id, exec_id)
             except RuntimeError_:
                 pass

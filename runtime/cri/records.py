@@ -61,6 +61,11 @@ class ContainerRecord(BaseModel):
     image_ref: str = ""  # the image as resolved: its name@digest
     image_id: str = ""  # the image's config digest
     log_path: str = ""  # absolute; "" when the kubelet asked for none
+    # The LinuxContainerResources of the last UpdateContainerResources (serialized); "": those of the config.
+    resources: str = ""
+    # Why StartContainer failed, and when: the container is EXITED with containerd's StartError from then on.
+    start_error: str = ""
+    start_failed_at: int = 0
 
     @classmethod
     def new(cls, id: str, sandbox_id: str, config: cri.ContainerConfig, image_ref: str, image_id: str,
@@ -70,6 +75,15 @@ class ContainerRecord(BaseModel):
 
     def container_config(self) -> cri.ContainerConfig:
         return cri.ContainerConfig.FromString(base64.b64decode(self.config))
+
+    def current_resources(self) -> cri.LinuxContainerResources | None:
+        if self.resources:
+            return cri.LinuxContainerResources.FromString(base64.b64decode(self.resources))
+        config = self.container_config()
+        return config.linux.resources if config.linux.HasField("resources") else None
+
+    def set_resources(self, resources: cri.LinuxContainerResources) -> None:
+        self.resources = _encode(resources)
 
 
 def sandbox_labels(record: SandboxRecord) -> dict[str, str]:

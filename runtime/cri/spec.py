@@ -13,6 +13,7 @@ from typing import Any
 from cri_api.v1 import api_pb2 as cri
 
 from runtime.cri.pod_namespaces import PodNamespaces
+from runtime.tasks import cgroups
 from runtime.errors import InvalidArgument
 from runtime.tasks.spec_options import SpecMount, SpecOptions
 
@@ -49,6 +50,9 @@ def resource_options(r: cri.LinuxContainerResources) -> dict[str, Any]:
         out["memory"] = r.memory_limit_in_bytes
     if r.memory_swap_limit_in_bytes:
         out["memory_swap"] = r.memory_swap_limit_in_bytes
+    elif r.memory_limit_in_bytes and cgroups.swap_limit_supported():
+        # containerd's rule: no swap unless asked for (the runtime's own default is Docker's, twice the limit).
+        out["memory_swap"] = r.memory_limit_in_bytes
     if r.cpuset_cpus:
         out["cpuset_cpus"] = r.cpuset_cpus
     if r.cpuset_mems:

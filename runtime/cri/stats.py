@@ -31,8 +31,14 @@ def _fill(cpu: cri.CpuUsage, memory: cri.MemoryUsage, m: Metrics | None, stamp: 
         working_set = max(0, m.memory_usage - (m.memory_inactive_file or 0))
         memory.working_set_bytes.value = working_set
         memory.usage_bytes.value = m.memory_usage
-        if m.memory_limit is not None:
-            memory.available_bytes.value = max(0, m.memory_limit - working_set)
+        # containerd's: 0 available without a limit.
+        memory.available_bytes.value = max(0, m.memory_limit - working_set) if m.memory_limit is not None else 0
+    # As containerd reads them: the hierarchy's totals on v1, the cgroup's own counters on v2.
+    stat = m.memory_stat
+    for field, names in (("rss_bytes", ("total_rss", "anon")), ("page_faults", ("total_pgfault", "pgfault")),
+                         ("major_page_faults", ("total_pgmajfault", "pgmajfault"))):
+        if (value := next((stat[n] for n in names if n in stat), None)) is not None:
+            getattr(memory, field).value = value
 
 
 async def container_stats(state: CRIState, record: ContainerRecord) -> cri.ContainerStats:

@@ -10,6 +10,7 @@ from google.protobuf import json_format
 from runtime.cri.containers import Containers
 from runtime.cri.records import ContainerRecord, SandboxRecord
 from runtime.cri.sandboxes import Sandboxes
+from runtime.cri.spec import resource_options
 from runtime.cri.state import CRIState
 from runtime.errors import InvalidArgument
 
@@ -39,7 +40,8 @@ class Views:
                               runtime_handler=record.runtime_handler)
 
     def sandbox_records(self, id_prefix: str, labels: Any, state: int | None = None) -> list[SandboxRecord]:
-        check_filter_id(id_prefix)
+        if not hex_prefix(id_prefix):
+            return []
         if state is not None and state not in cri.PodSandboxState.values():
             raise InvalidArgument(f"invalid sandbox state filter {state}")
         return [r for r in self._s.sandboxes.values()
@@ -59,7 +61,8 @@ class Views:
             id=record.id, metadata=config.metadata, state=self._sandboxes.state_of(record),
             created_at=record.created_at, labels=config.labels, annotations=config.annotations,
             runtime_handler=record.runtime_handler)
-        if record.ip:
+        status.network.SetInParent()  # containerd's `{"ip": ""}` for the node's network and a stopped pod
+        if record.ip and not record.stopped:  # a stopped pod's address is back in the pool
             status.network.ip = record.ip
             status.network.additional_ips.extend(cri.PodIP(ip=ip) for ip in record.additional_ips)
         status.linux.namespaces.options.CopyFrom(cri.NamespaceOption(network=nso.network, pid=nso.pid, ipc=nso.ipc))
@@ -83,15 +86,15 @@ class Views:
     def container(self, record: ContainerRecord) -> cri.Container:
         config = record.container_config()
         return cri.Container(id=record.id, pod_sandbox_id=record.sandbox_id, metadata=config.metadata,
-                             image=cri.ImageSpec(image=record.image_id, user_specified_image=config.image.image),
+                             image=cri.ImageSpec(image=config.image.image, user_specified_image=config.image.image),
                              image_ref=record.image_id, state=self._containers.state_of(record),
                              created_at=record.created_at, labels=config.labels, annotations=config.annotations,
                              image_id=record.image_id)
 
     def container_records(self, id_prefix: str, sandbox_prefix: str, labels: Any,
                           state: int | None = None) -> list[ContainerRecord]:
-        check_filter_id(id_prefix)
-        check_filter_id(sandbox_prefix)
+        if not (hex_prefix(id_prefix) and hex_prefix(sandbox_prefix)):
+            return []
         if state is not None and state not in cri.ContainerState.values():
             raise InvalidArgument(f"invalid container state filter {state}")
         return [r for r in self._s.cri_containers.values()
@@ -122,8 +125,15 @@ class Views:
                 status.finished_at = _ns(t.exited_at)
                 status.exit_code = t.exit_status
                 status.reason = _OOM_REASON if t.oom_killed else ("Completed" if t.exit_status == 0 else "Error")
-        if config.linux.HasField("resources"):
-            status.resources.linux.CopyFrom(config.linux.resources)
+        elif record.start_error:  # containerd's: exit code 128, reason StartError, the runtime's words
+            status.finished_at, status.exit_code = record.start_failed_at, 128
+            status.reason, status.message = "StartError", record.start_error
+        if (resources := record.current_resources()) is not None:
+            status.resources.linux.CopyFrom(resources)
+            # What the container got: the swap limit resource_options() set, as containerd reports it.
+            swap = resource_options(resources).get("memory_swap")
+            if swap and not resources.memory_swap_limit_in_bytes:
+                status.resources.linux.memory_swap_limit_in_bytes = swap
         response = cri.ContainerStatusResponse(status=status)
         if verbose:
             response.info["info"] = json.dumps({
@@ -140,6 +150,6 @@ def _message_json(message: Any) -> str:
     return json_format.MessageToJson(message)
 
 
-def check_filter_id(value: str) -> None:
-    if value and not all(c in "0123456789abcdef" for c in value):
-        raise InvalidArgument(f"invalid id filter {value!r}: ids are lower-case hex")
+def hex_prefix(value: str) -> bool:
+    """Whether an ID filter can match at all: one that is no lower-case hex matches nothing, as in containerd."""
+    return all(c in "0123456789abcdef" for c in value)

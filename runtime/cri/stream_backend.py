@@ -101,8 +101,9 @@ class TaskStreams:
         exec_id = "exec-" + secrets.token_hex(8)
         tasks = self._s.tasks
         with in_namespace(self._s.namespace):
+            # containerd's CRI gives a terminal TERM=xterm, over the container's own.
             await tasks.add_exec(cid, ExecCreate(exec_id=exec_id, args=list(cmd), terminal=tty,
-                                                 stdin=stdin is not None))
+                                                 stdin=stdin is not None, env=["TERM=xterm"] if tty else []))
             try:
                 attachment = await Attachment.connect(tasks.io(cid, exec_id).attach_socket)
                 async with attachment:

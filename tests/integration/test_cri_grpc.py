@@ -119,6 +119,7 @@ def test_pod_and_container_lifecycle(cri_service: CRI) -> None:
 
     stats = c.runtime.ContainerStats(cri.ContainerStatsRequest(container_id=cid)).stats
     assert stats.attributes.id == cid and stats.memory.working_set_bytes.value > 0
+    assert stats.memory.HasField("rss_bytes") and stats.memory.page_faults.value > 0
     assert stats.writable_layer.fs_id.mountpoint.endswith("overlayfs")
     assert c.runtime.ListContainerStats(cri.ListContainerStatsRequest()).stats
     pod_stats = c.runtime.PodSandboxStats(cri.PodSandboxStatsRequest(pod_sandbox_id=pod_id)).stats
@@ -200,7 +201,6 @@ def test_unknown_ids_and_bad_requests(cri_service: CRI) -> None:
     r.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=unknown))
     r.RemoveContainer(cri.RemoveContainerRequest(container_id=unknown))
     for call, request in [
-        (r.ListContainers, cri.ListContainersRequest(filter=cri.ContainerFilter(id="not-hex!"))),
         (r.ListPodSandbox, cri.ListPodSandboxRequest(filter=cri.PodSandboxFilter(
             state=cri.PodSandboxStateValue(state=9)))),
         (r.RunPodSandbox, cri.RunPodSandboxRequest(config=cri.PodSandboxConfig())),
@@ -210,6 +210,42 @@ def test_unknown_ids_and_bad_requests(cri_service: CRI) -> None:
         with pytest.raises(grpc.RpcError) as e:
             call(request)
         assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT, request
+    # An ID filter that is no ID matches nothing, as in containerd.
+    assert not r.ListContainers(cri.ListContainersRequest(filter=cri.ContainerFilter(id="not-hex!"))).containers
+    assert not r.ListPodSandbox(cri.ListPodSandboxRequest(filter=cri.PodSandboxFilter(id="XYZ"))).items
+
+
+def test_what_containerd_reports_of_failures_updates_and_stopped_pods(cri_service: CRI) -> None:
+    c = cri_service
+    c.pull("busybox")
+    pod_id, pod = c.run_pod("diffs")
+    # A command that cannot start: ExecSync fails at once (no hang), StartContainer leaves the container EXITED.
+    cid = c.start_container(pod_id, pod, "up", ["sleep", "60"])
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError):
+        c.runtime.ExecSync(cri.ExecSyncRequest(container_id=cid, cmd=["/nonexistent"], timeout=5))
+    assert time.monotonic() - started < 4
+    reply = c.runtime.ExecSync(cri.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "echo $TERM"]))
+    assert reply.stdout == b"\n"  # no terminal, no TERM
+    config = c.container_config("broken", ["/nonexistent"])
+    broken = c.runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
+                                                                  sandbox_config=pod)).container_id
+    with pytest.raises(grpc.RpcError):
+        c.runtime.StartContainer(cri.StartContainerRequest(container_id=broken))
+    status = c.runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=broken)).status
+    assert (status.state, status.exit_code, status.reason) == (cri.CONTAINER_EXITED, 128, "StartError")
+    assert "/nonexistent" in status.message and status.finished_at > 0
+    # Updated resources are what the status shows; a memory limit alone means no swap.
+    c.runtime.UpdateContainerResources(cri.UpdateContainerResourcesRequest(
+        container_id=cid, linux=cri.LinuxContainerResources(cpu_shares=700, memory_limit_in_bytes=300 << 20)))
+    linux = c.runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=cid)).status.resources.linux
+    assert (linux.cpu_shares, linux.memory_limit_in_bytes) == (700, 300 << 20)
+    listed = c.runtime.ListContainers(cri.ListContainersRequest(filter=cri.ContainerFilter(id=cid))).containers
+    assert listed[0].image.image == "busybox"  # as the config named it, as containerd lists it
+    c.runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    status = c.runtime.PodSandboxStatus(cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id)).status
+    assert status.HasField("network") and status.network.ip == ""
+    c.runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
 
 
 def test_container_events_stream(cri_service: CRI) -> None:

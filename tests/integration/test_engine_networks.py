@@ -321,6 +321,8 @@ def test_ipv6_networks(engine: EngineDaemon) -> None:
     assert auto[1].startswith("fd") and auto[1].endswith("::/64") and auto[1] != "fd00:beef:1::/64"
 
     for args, message in ((["run", "--rm", "--network", "v6auto", "--ip6", "fd00:beef:1::5", "busybox", "true"],
+                           "user configured subnets"),  # dockerd's: the engine chose v6auto's subnet
+                          (["run", "--rm", "--network", "v6net", "--ip6", "fd00:beef:2::5", "busybox", "true"],
                            "does not belong to the network's subnet"),
                           (["network", "create", "--subnet", "fd00:beef:2::/64", "nov6"], "needs EnableIPv6"),
                           (["network", "create", "--ipv6", "--subnet", "fd00:beef:1:0:1::/80", "clash"],

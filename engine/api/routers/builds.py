@@ -15,7 +15,7 @@ from engine.api.responses import json_response
 from engine.backend import Backend
 from engine.builder.options import parse_options, registry_auths
 from engine.builder.progress import BuildProgress, StepFailed, failure
-from engine.errors import EngineError, InvalidArgument
+from engine.errors import EngineError, InvalidArgument, NotImplemented_
 from engine.images.filters import parse_until
 from runtime.client import RuntimeError_
 
@@ -94,5 +94,12 @@ def register(r: Router, b: Backend) -> None:
         keep_since = parse_until(until[0]) if until else None
         return json_response(await b.build_cache.prune(keep_since, everything=query.boolean(q, "all")))
 
+    async def buildkit(request: web.Request) -> web.Response:
+        # buildx's docker driver asks for these first: say why, not a bare 404.
+        raise NotImplemented_(f"{request.path.rsplit('/', 1)[-1]}: BuildKit is not served by this daemon; it "
+                              "builds with the classic builder (DOCKER_BUILDKIT=0)")
+
     r.add("POST", "/build", build)
+    r.add("POST", "/session", buildkit)
+    r.add("POST", "/grpc", buildkit)
     r.add("POST", "/build/prune", prune)

@@ -11,13 +11,23 @@ from engine.api.streams import progress_response
 from engine.api.routers.image_make import import_image
 from engine.api.responses import empty, json_response
 from engine.backend import Backend
-from engine.errors import NotFound
+from engine.errors import InvalidArgument, NotFound
 from engine.images import filters, platforms, views
 from engine.images.lookup import NoSuchImage, find
+from engine.images.model import LocalImage
 from engine.images.pull import RegistryAuth, all_tags, pull, pull_all, pull_reference
 
 log = logging.getLogger("engine.api.images")
 
+
+
+def _check_platform(request: web.Request, name: str, image: LocalImage) -> None:
+    """`platform` (API 1.46+) names what to show: the image's own platform, else nothing is there to show."""
+    if request.query.get("platform"):
+        wanted = platforms.from_json(request.query["platform"])
+        own = platforms.of_image(image.config)
+        if not wanted.matches(own):
+            raise NotFound(f"image {name} has no content for platform {wanted} (its platform is {own})")
 
 
 def register(r: Router, b: Backend) -> None:
@@ -44,6 +54,7 @@ def register(r: Router, b: Backend) -> None:
         # Build steps' images (the build cache) show only with --all, as dockerd's intermediate images do.
         show_all = query.boolean(request.query, "all")
         await images.sizes.fill(all_images)
+        shared = views.shared_sizes(all_images) if query.boolean(request.query, "shared-size") else {}
         out = []
         for image in all_images:
             # So do nameless images others were committed from.
@@ -52,8 +63,9 @@ def register(r: Router, b: Backend) -> None:
                 continue
             names = select(image)
             if names is not None:
-                out.append(versions.image_summary(views.summary(image, names, images.parent_of(image, all_images)),
-                                                  versions.of(request)))
+                doc = views.summary(image, names, images.parent_of(image, all_images))
+                doc["SharedSize"] = shared.get(image.id, -1)
+                out.append(versions.image_summary(doc, versions.of(request)))
         out.sort(key=lambda s: s["Created"], reverse=True)
         return json_response(out)
 
@@ -64,6 +76,7 @@ def register(r: Router, b: Backend) -> None:
             match = find(all_images, name)
         except NoSuchImage as e:
             raise NotFound(f"no such image: {name}: {e.message}") from None
+        _check_platform(request, name, match.image)
         parent = images.parent_of(match.image, all_images)
         await images.sizes.fill([match.image])
         return json_response(versions.image_inspect(views.inspect(match.image, parent), versions.of(request),
@@ -73,6 +86,7 @@ def register(r: Router, b: Backend) -> None:
     async def history(request: web.Request) -> web.Response:
         all_images = await images.images()
         image = find(all_images, request.match_info["name"]).image
+        _check_platform(request, request.match_info["name"], image)
         await images.sizes.fill([image])
         return json_response(views.history(image, images.ancestry(image, all_images)))
 
@@ -81,6 +95,10 @@ def register(r: Router, b: Backend) -> None:
         return empty(201)
 
     async def remove(request: web.Request) -> web.Response:
+        if request.query.get("platforms"):
+            # One platform's content of a multi-platform image: the images here are of one platform each.
+            raise InvalidArgument("removing one platform's content of an image (platforms, --platform) is not "
+                                  "supported: images here hold one platform each")
         # `noprune` keeps the nameless images a committed image was made from.
         return json_response(await images.remove(request.match_info["name"], query.boolean(request.query, "force"),
                                                  prune=not query.boolean(request.query, "noprune")))

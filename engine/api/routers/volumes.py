@@ -78,6 +78,9 @@ def register(r: Router, b: Backend) -> None:
             err = e.errors()[0]
             raise InvalidArgument(f"invalid volume config: {'.'.join(str(p) for p in err['loc'])}: "
                                   f"{err['msg']}") from None
+        if (req.model_extra or {}).get("ClusterVolumeSpec"):
+            raise Unavailable("ClusterVolumeSpec: cluster volumes need a swarm manager, and this engine has no "
+                              "swarm mode")
         v = await svc.create(req.Name or None, driver=req.Driver or "local", options=req.DriverOpts,
                              labels=req.Labels)
         # dockerd tells of every create, an existing volume's included.

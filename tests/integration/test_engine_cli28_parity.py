@@ -1,0 +1,77 @@
+"""What the docker CLI 28 sends at API 1.50 beyond what dockerd 20.10 knows: each option honoured or refused by
+name, never taken and ignored (docs/compatibility.md, session 17)."""
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+
+from tests.integration import test_engine_containers as containers
+from tests.integration.test_engine_containers import cli, curl, ok
+
+engine, no_leftovers = containers.engine, containers.no_leftovers
+
+_ARM64 = urllib.parse.quote(json.dumps({"os": "linux", "architecture": "arm64"}))
+
+
+def test_platform_parameters_are_honoured_or_refused(engine, tmp_path) -> None:
+    ok(engine, "pull", "busybox")
+    own = json.loads(ok(engine, "image", "inspect", "busybox"))[0]
+    mine = urllib.parse.quote(json.dumps({"os": own["Os"], "architecture": own["Architecture"]}))
+    for path in ("/v1.50/images/busybox/json", "/v1.50/images/busybox/history"):
+        assert curl(engine, "GET", f"{path}?platform={mine}")[0] == 200
+        status, _, body = curl(engine, "GET", f"{path}?platform={_ARM64}")
+        assert status == 404 and "linux/arm64" in json.loads(body)["message"], body
+    status, _, body = curl(engine, "DELETE", f"/v1.50/images/busybox?platforms={_ARM64}")
+    assert status == 400 and "platforms" in json.loads(body)["message"]
+    assert ok(engine, "images", "-q", "busybox")  # still there
+    ok(engine, "save", "-o", str(tmp_path / "b.tar"), "busybox")
+    out = cli(engine, "load", "--platform", "linux/arm64", "-i", str(tmp_path / "b.tar"))
+    assert out.returncode != 0 and "no image for platform linux/arm64" in out.stderr, out
+    os.unlink(tmp_path / "b.tar")
+    # shared-size: the bytes of layers another image has too (a commit shares all of busybox's).
+    ok(engine, "run", "--name", "sh1", "--network", "none", "busybox", "sh", "-c",
+       "i=0; while [ $i -lt 100 ]; do echo 0123456789012345678901234567890123456789 >> /new; i=$((i+1)); done")
+    ok(engine, "commit", "sh1", "derived:1")
+    listed = {i["RepoTags"][0]: i for i in json.loads(curl(engine, "GET", "/v1.50/images/json?shared-size=1")[2])}
+    assert listed["busybox:latest"]["SharedSize"] == listed["busybox:latest"]["Size"] > 0
+    assert 0 < listed["derived:1"]["SharedSize"] < listed["derived:1"]["Size"]
+    assert {i["SharedSize"] for i in json.loads(curl(engine, "GET", "/v1.50/images/json")[2])} == {-1}
+    ok(engine, "rm", "sh1")
+    ok(engine, "rmi", "derived:1")
+
+
+def test_refusals_and_query_parameters(engine) -> None:
+    body = json.dumps({"Name": "cv", "ClusterVolumeSpec": {"Group": "g"}})
+    status, _, out = curl(engine, "POST", "/v1.50/volumes/create", body)
+    assert status == 503 and "ClusterVolumeSpec" in json.loads(out)["message"]
+    assert ok(engine, "volume", "ls", "-q") == ""
+    ok(engine, "volume", "create", "dfv")
+    status, _, out = curl(engine, "GET", "/v1.50/system/df?type=volume")
+    doc = json.loads(out)
+    assert status == 200 and [v["Name"] for v in doc["Volumes"]] == ["dfv"]
+    assert (doc["Images"], doc["Containers"], doc["BuildCache"], doc["LayersSize"]) == (None, None, None, 0)
+    assert curl(engine, "GET", "/v1.50/system/df?type=bogus")[0] == 400
+    ok(engine, "volume", "rm", "dfv")
+    for path in ("/session", "/grpc"):
+        status, _, out = curl(engine, "POST", path)
+        assert status == 501 and "BuildKit" in json.loads(out)["message"], out
+    ok(engine, "run", "-d", "--name", "rt", "--network", "none", "busybox", "sleep", "60")
+    out = cli(engine, "update", "--cpu-rt-runtime", "1000", "rt")
+    assert out.returncode != 0 and "CpuRealtimeRuntime cannot be updated" in out.stderr, out
+    # A working directory that is missing fails the exec with dockerd's 126, not a missing program's 127.
+    assert cli(engine, "exec", "-w", "/nonexistent", "rt", "true").returncode == 126
+    assert cli(engine, "exec", "rt", "/nonexistent").returncode == 127
+    ok(engine, "rm", "-f", "rt")
+
+
+def test_a_static_address_needs_a_subnet_the_user_gave(engine) -> None:
+    ok(engine, "network", "create", "auto1")
+    subnet = json.loads(ok(engine, "network", "inspect", "auto1"))[0]["IPAM"]["Config"][0]["Subnet"]
+    address = subnet.rsplit(".", 2)[0] + ".0.77"
+    out = cli(engine, "run", "--rm", "--network", "auto1", "--ip", address, "busybox", "true")
+    assert out.returncode != 0 and "user configured subnets" in out.stderr, out.stderr
+    ok(engine, "network", "create", "--subnet", "10.231.0.0/24", "given1")
+    assert ok(engine, "run", "--rm", "--network", "given1", "--ip", "10.231.0.77", "busybox", "hostname", "-i") == \
+        "10.231.0.77\n"
+    ok(engine, "network", "rm", "auto1", "given1")
