@@ -24,7 +24,7 @@ from runtime.cri.network import PodNetworkRequest
 from runtime.cri.pod_namespaces import PodNamespaces
 from runtime.cri.records import SandboxRecord, sandbox_labels, sandbox_name
 from runtime.cri.scope import in_namespace
-from runtime.cri.spec import sandbox_options
+from runtime.cri.spec import pod_hostname, sandbox_options
 from runtime.cri.state import CRIState, ensure_dir, pod_dirs
 from runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from runtime.mount import is_mountpoint, mount_all, unmount
@@ -120,9 +120,7 @@ class Sandboxes:
         sc = config.linux.security_context
         nso = sc.namespace_options
         etc_dir, shm_dir = pod_dirs(s, record.id)
-        hostname = config.hostname or os.uname().nodename
-        if nso.network == cri.NODE:
-            hostname = os.uname().nodename
+        hostname = os.uname().nodename if nso.network == cri.NODE else pod_hostname(config)
         await asyncio.to_thread(self._write_etc, etc_dir, hostname, config)
         undo.append(("dir", str(s.sandbox_dir(record.id))))
         use_shm = nso.ipc != cri.NODE
@@ -151,7 +149,7 @@ class Sandboxes:
             undo.append(("pins", record))
             record.pinned = await pod_namespaces.pin(
                 str(s.sandbox_dir(record.id) / "ns"), ipc=nso.ipc != cri.NODE, uts=nso.network != cri.NODE,
-                hostname=config.hostname)
+                hostname=hostname)
         with in_namespace(s.namespace):
             await s.containers.create(ContainerCreate(id=record.id, image=image, snapshotter=s.config.snapshotter,
                                                       labels=sandbox_labels(record), options=opts))

@@ -38,6 +38,11 @@ def clamp_oom_score_adj(wanted: int) -> int:
     return max(wanted, own_oom_score_adj())
 
 
+def pod_hostname(config: cri.PodSandboxConfig) -> str:
+    """The pod's hostname: the kubelet's, else the node's (containerd's), in its files, its UTS and $HOSTNAME."""
+    return config.hostname or os.uname().nodename
+
+
 def resource_options(r: cri.LinuxContainerResources) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if r.cpu_period:
@@ -140,7 +145,7 @@ def sandbox_options(config: cri.PodSandboxConfig, image_config: dict[str, Any], 
         user=_user(sc.run_as_user if sc.HasField("run_as_user") else None,
                    sc.run_as_group if sc.HasField("run_as_group") else None, "", str(img.get("User") or "")),
         additional_gids=list(sc.supplemental_groups),
-        hostname=None if host_network else (config.hostname or None),
+        hostname=None if host_network else pod_hostname(config),
         readonly_rootfs=sc.readonly_rootfs,
         privileged=sc.privileged,
         no_new_privileges=True,
@@ -241,7 +246,7 @@ def container_options(config: cri.ContainerConfig, image_config: dict[str, Any],
                    sc.run_as_group if sc.HasField("run_as_group") else None, sc.run_as_username,
                    str(img.get("User") or "")),
         additional_gids=list(sc.supplemental_groups),
-        hostname=None if pod_ns.uts == "host" else (sandbox.hostname or None),
+        hostname=None if pod_ns.uts == "host" else pod_hostname(sandbox),
         tty=config.tty,
         stdin=config.stdin,
         readonly_rootfs=sc.readonly_rootfs,

@@ -118,3 +118,23 @@ def test_drop_infra_container_false_gives_every_pod_a_pause_process(tmp_path: Pa
         assert info["pid"] > 0 and info["processStatus"] == "running" and info["pinnedNamespaces"] == {}
     finally:
         serving.close()
+
+
+def test_a_pod_without_a_hostname_takes_the_nodes(cri_pod_network: CRI) -> None:
+    """As containerd: in its files, its UTS namespace and its containers' $HOSTNAME, pause process or not."""
+    c = cri_pod_network
+    c.pull("busybox")
+    node = os.uname().nodename
+    for name, shared_pid in (("anon-pinned", False), ("anon-paused", True)):
+        pod = c.pod_config(name, host_network=False)
+        pod.hostname = ""
+        pod.linux.security_context.namespace_options.pid = cri.POD if shared_pid else cri.CONTAINER
+        pod_id = c.runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=pod)).pod_sandbox_id
+        config = c.container_config("app", ["sleep", "60"])
+        config.linux.security_context.namespace_options.pid = cri.POD if shared_pid else cri.CONTAINER
+        cid = c.runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
+                                                                   sandbox_config=pod)).container_id
+        c.runtime.StartContainer(cri.StartContainerRequest(container_id=cid))
+        assert _sh(c, cid, 'hostname; cat /etc/hostname; echo "$HOSTNAME"').split() == [node] * 3, name
+        c.runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        c.runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
