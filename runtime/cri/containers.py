@@ -87,6 +87,7 @@ class Containers:
                                      shm_dir=None if host_ipc else shm_dir, target_pid=target_pid,
                                      cgroup_parent=pod.linux.cgroup_parent or None)
             record = ContainerRecord.new(container_id, sandbox.id, config, image_ref, facts.id, log_path)
+            record.image_name = next((i.name for i in images if "@" not in i.name), "")
             with in_namespace(s.namespace):
                 await s.containers.create(ContainerCreate(id=container_id, image=images[0].name,
                                                           snapshotter=s.config.snapshotter,

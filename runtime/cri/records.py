@@ -60,6 +60,7 @@ class ContainerRecord(BaseModel):
     created_at: int = Field(default_factory=now_ns)
     image_ref: str = ""  # the image as resolved: its name@digest
     image_id: str = ""  # the image's config digest
+    image_name: str = ""  # its first tag at create (what containerd's status shows), "" when it had none
     log_path: str = ""  # absolute; "" when the kubelet asked for none
     # The LinuxContainerResources of the last UpdateContainerResources (serialized); "": those of the config.
     resources: str = ""

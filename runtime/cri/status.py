@@ -114,7 +114,7 @@ class Views:
         status = cri.ContainerStatus(
             id=record.id, metadata=config.metadata, state=self._containers.state_of(record),
             created_at=record.created_at,
-            image=cri.ImageSpec(image=config.image.image, user_specified_image=config.image.image),
+            image=cri.ImageSpec(image=record.image_name or config.image.image, user_specified_image=config.image.image),
             image_ref=record.image_ref, image_id=record.image_id, labels=config.labels,
             annotations=config.annotations, log_path=record.log_path,
             mounts=[cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.readonly,

@@ -242,6 +242,8 @@ def test_what_containerd_reports_of_failures_updates_and_stopped_pods(cri_servic
     assert (linux.cpu_shares, linux.memory_limit_in_bytes) == (700, 300 << 20)
     listed = c.runtime.ListContainers(cri.ListContainersRequest(filter=cri.ContainerFilter(id=cid))).containers
     assert listed[0].image.image == "busybox"  # as the config named it, as containerd lists it
+    status = c.runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=cid)).status
+    assert (status.image.image, status.image.user_specified_image) == ("docker.io/library/busybox:latest", "busybox")
     c.runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
     status = c.runtime.PodSandboxStatus(cri.PodSandboxStatusRequest(pod_sandbox_id=pod_id)).status
     assert status.HasField("network") and status.network.ip == ""
