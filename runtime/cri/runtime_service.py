@@ -1,6 +1,7 @@
 """CRI RuntimeService: thin handlers over the pod, container, exec, stats and event parts."""
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -68,7 +69,15 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):
         response.runtime_handlers.append(cri.RuntimeHandler(name="", features=cri.RuntimeHandlerFeatures()))
         response.runtime_handlers.append(cri.RuntimeHandler(name="runc", features=cri.RuntimeHandlerFeatures()))
         if request.verbose:
-            response.info["config"] = self._s.config.model_dump_json()
+            config = self._s.config
+            # Ours, with the keys of containerd's that tools read (kubeadm compares `sandboxImage` with its own).
+            response.info["config"] = json.dumps({
+                **config.model_dump(), "sandboxImage": config.sandbox_image,
+                "containerd": {"snapshotter": config.snapshotter or "", "defaultRuntimeName": "runc"},
+                "cni": {"binDir": config.cni_bin_dirs[0] if config.cni_bin_dirs else "",
+                        "confDir": config.cni_conf_dir},
+            })
+            response.info["lastCNILoadStatus"] = reason or "OK"
         return response
 
     @rpc

@@ -37,7 +37,8 @@ def test_version_status_and_runtime_config(cri_service: CRI) -> None:
     status = cri_service.runtime.Status(cri.StatusRequest(verbose=True))
     conditions = {c.type: c for c in status.status.conditions}
     assert conditions["RuntimeReady"].status
-    assert "config" in status.info
+    config = json.loads(status.info["config"])
+    assert config["sandboxImage"] == config["sandbox_image"] and "snapshotter" in config["containerd"]
     config = cri_service.runtime.RuntimeConfig(cri.RuntimeConfigRequest())
     assert config.linux.cgroup_driver == cri.CGROUPFS
     cri_service.runtime.UpdateRuntimeConfig(cri.UpdateRuntimeConfigRequest())
