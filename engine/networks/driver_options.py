@@ -1,7 +1,7 @@
 """Docker's bridge driver options (`docker network create -o key=value`): each honoured or refused by name.
 
 netavark 1.4 takes an MTU; the host address ports publish on by default is the engine's own choice; the
-bridge's name is the engine's. What netavark cannot do (containers of one network kept apart, no NAT on
+bridge's name and the prefix of containers' interface names are the engine's. What netavark cannot do (containers of one network kept apart, no NAT on
 the way out) is refused rather than stored and ignored.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
 ICC = "com.docker.network.bridge.enable_icc"
 MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
 DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
+IFACE_PREFIX = "com.docker.network.container_iface_prefix"
 
 _TRUE = {"1", "t", "true"}
 _FALSE = {"0", "f", "false"}
@@ -48,6 +49,10 @@ def check(options: Mapping[str, str]) -> None:
             if not _bool(key, value):
                 raise InvalidArgument(f"{key}=false is not supported by this engine: its network stack (netavark "
                                       "1.4) cannot turn that off")
+        elif key == IFACE_PREFIX:
+            # Room for a number in a 15-character interface name; no character `ip link` would take apart.
+            if not value or len(value) > 12 or not all(c.isalnum() or c in "_-" for c in value):
+                raise InvalidArgument(f"invalid {key} {value!r}: 1 to 12 letters, digits, '_' or '-'")
         elif key == DEFAULT_BRIDGE:
             raise InvalidArgument(f"{key} belongs to the default bridge network alone")
         else:
@@ -65,3 +70,8 @@ def bind_default(wanted: list[dict[str, Any]], options: Mapping[str, str]) -> li
     if default in ("", "0.0.0.0"):
         return wanted
     return [w if w["ip"] else {**w, "ip": default} for w in wanted]
+
+
+def iface_prefix(options: Mapping[str, str]) -> str:
+    """The name containers' interfaces on the network take, before their number: `eth` unless the option says."""
+    return options.get(IFACE_PREFIX) or "eth"

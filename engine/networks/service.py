@@ -379,7 +379,8 @@ class NetworkService:
             if e.ip6 is None and n.subnet6 and n.gateway6:
                 e.ip6 = ipam.allocate(ipaddress.IPv6Network(n.subnet6), n.gateway6,
                                       ipaddress.IPv6Network(n.ip_range6) if n.ip_range6 else None, self._ips6_on(n))
-            e.interface = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
+            prefix = driver_options.iface_prefix(n.options)
+            e.interface = next(f"{prefix}{i}" for i in range(64) if f"{prefix}{i}" not in used)
             used.add(e.interface)
             pairs.append((n, e))
         try:

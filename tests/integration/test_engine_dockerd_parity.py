@@ -169,9 +169,17 @@ def test_bridge_driver_options_are_honoured_or_refused(engine) -> None:
         assert "mtu 1400" in ok(engine, "exec", "mtu", "ip", "link", "show", "eth0")
         assert ok(engine, "port", "mtu", "80").splitlines()[0].startswith("127.0.0.1:")
         ok(engine, "rm", "-f", "mtu")
+        # A second network's interface takes that network's prefix, numbered apart from eth0 (libnetwork's).
+        ok(engine, "network", "create", "-o", "com.docker.network.container_iface_prefix=cif", "pfx")
+        ok(engine, "run", "-d", "--name", "pfx", "--network", "opts", "busybox", "sleep", "60")
+        ok(engine, "network", "connect", "pfx", "pfx")
+        links = ok(engine, "exec", "pfx", "ip", "-o", "link")
+        assert ": eth0@" in links and ": cif0@" in links, links
+        ok(engine, "rm", "-f", "pfx")
     finally:
-        ok(engine, "network", "rm", "opts")
-    for option in ("com.docker.network.bridge.enable_icc=false", "com.docker.network.bogus=1"):
+        cli(engine, "network", "rm", "opts", "pfx")
+    for option in ("com.docker.network.bridge.enable_icc=false", "com.docker.network.bogus=1",
+                   "com.docker.network.container_iface_prefix=a/b"):
         out = cli(engine, "network", "create", "-o", option, "refused")
         assert out.returncode != 0 and option.split("=")[0] in out.stderr
     assert ok(engine, "network", "ls", "-q", "--filter", "name=^bridge$")
