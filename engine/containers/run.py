@@ -465,6 +465,12 @@ class RunControl:
         A running container's is made now; otherwise at the next start, just before the process
         runs. None if the process has already gone, the start fails or the container is removed.
         """
+        got = await self.attach_now_or_later(c)
+        return await self.next_start(got) if isinstance(got, asyncio.Future) else got
+
+    async def attach_now_or_later(self, c: Container) -> Attachment | asyncio.Future[Attachment | None] | None:
+        """attachment() without its wait: a running container's stdio connected now, or a future its next start
+        fulfils, registered before this returns (a client answered now starts the container, maybe at once)."""
         live = self._lives.of(c.id)
         async with live.lock:
             current = self._store.find(c.id)
@@ -478,6 +484,10 @@ class RunControl:
                     return None
             fut: asyncio.Future[Attachment | None] = asyncio.get_running_loop().create_future()
             live.attachers.append(fut)
+            return fut
+
+    @staticmethod
+    async def next_start(fut: asyncio.Future[Attachment | None]) -> Attachment | None:
         try:
             return await fut
         except asyncio.CancelledError:

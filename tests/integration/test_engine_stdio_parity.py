@@ -2,6 +2,11 @@
 as there (docs/compatibility.md, session 16)."""
 from __future__ import annotations
 
+import concurrent.futures
+import socket
+
+import docker
+
 from tests.integration import test_engine_containers as containers
 from tests.integration.test_engine_containers import cli, ok
 
@@ -32,3 +37,29 @@ def test_top_with_columns_alone_lists_the_containers_processes(engine) -> None:
     # ps refuses -q beside `f`: the options are tried alone then, as dockerd does.
     assert "sleep 300" in ok(engine, "top", "toppy", "f")
     ok(engine, "rm", "-f", "toppy")
+
+
+def test_an_attach_as_a_fast_container_ends_is_answered_and_waits_for_its_next_start(engine) -> None:
+    """dockerpty's way (docker-compose run with COMPOSE_INTERACTIVE_NO_CLI): start, attach the streams, start
+    again if it is not running. An attach caught between the process's end and the engine's record of it once got
+    no answer at all, and compose hung."""
+    api = docker.APIClient(base_url=engine.host)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    for i in range(5):
+        c = api.create_container("busybox", ["echo", f"run{i}"],
+                                 host_config=api.create_host_config(network_mode="none"))
+        api.start(c)
+        sock = pool.submit(api.attach_socket, c, {"stdout": 1, "stream": 1}).result(timeout=10)._sock
+        sock.settimeout(10)
+        if api.inspect_container(c)["State"]["Running"]:
+            api.wait(c)  # it ran out while attached: its output came on the stream, or comes at the next start
+        api.start(c)
+        data = b""
+        try:
+            while chunk := sock.recv(4096):
+                data += chunk
+        except socket.timeout:
+            pass
+        assert f"run{i}".encode() in data, data
+        sock.close()
+        api.remove_container(c, force=True)

@@ -46,11 +46,10 @@ def register(r: Router, b: Backend) -> None:
         while the logs are still being replayed, and its first bytes are the client's)."""
         if not boolean(q, "stream"):
             return None
-        if c.state.running:
-            return await b.run.attachment(c)
-        task = asyncio.create_task(b.run.attachment(c))
-        await asyncio.sleep(0)  # the task registers the attachment now
-        return task
+        # Only the registration comes before the upgrade: a container that ended as we asked (its exit not yet
+        # recorded when the client looked) is waited on after it, so the client gets the 101 and starts it again.
+        got = await b.run.attach_now_or_later(c)
+        return asyncio.ensure_future(b.run.next_start(got)) if isinstance(got, asyncio.Future) else got
 
     def release(ready: Attachment | asyncio.Task[Attachment | None] | None) -> None:
         if isinstance(ready, asyncio.Task):
