@@ -20,7 +20,7 @@ from engine.errors import InvalidArgument, NotFound
 
 @dataclass
 class Inherited:
-    volumes: list[dict[str, Any]] = field(default_factory=list)  # {name, destination, read_only[, subpath]}
+    volumes: list[dict[str, Any]] = field(default_factory=list)  # {name, destination, mode, read_only[, subpath]}
     # {source, destination, read_only, propagation, depth (how far down read-only goes), recursive}
     binds: list[dict[str, Any]] = field(default_factory=list)
 
@@ -77,7 +77,8 @@ def inherited(specs: list[str], get: Callable[[str], Container], explicit: set[s
             raise InvalidArgument(e.message) from None
         for v in source.volumes:
             if v["destination"] not in explicit:
-                out.volumes.append({"name": v["name"], "destination": v["destination"],
+                # dockerd copies no mode: inspect shows "" (not the source's "z"), read-only or not.
+                out.volumes.append({"name": v["name"], "destination": v["destination"], "mode": "",
                                     "read_only": v["read_only"] or read_only,
                                     **({"subpath": v["subpath"]} if v.get("subpath") else {})})
         for b in binds_of(source):
