@@ -157,7 +157,8 @@ class ContainerService:
             spec = generate(user, req.id, ns, opts)
             if req.init:
                 _add_init(spec)
-            await asyncio.to_thread(self._etc_files, ns, req.id, spec)
+            if opts.etc_files:
+                await asyncio.to_thread(self._etc_files, ns, req.id, spec)
             record = await self.store.create(Container(
                 id=req.id, image=req.image, snapshotter=snapshotter, snapshot_key=req.id, runtime=req.runtime,
                 spec=spec, labels=req.labels,

@@ -209,6 +209,8 @@ class CopyFiles:
                 found = await files.is_dir(path)
                 if found:
                     return None
+                if found is False and await files.resolves_to_file(path):
+                    raise InvalidArgument(f"Cannot mkdir: {path} is not a directory")  # dockerd's, at this step
                 target = posixpath.normpath(path)
                 if found is None:
                     build = await direct_plan(self.runtime, files.id, target, [])

@@ -72,7 +72,9 @@ class ImageFiles:
         self._removal: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> ImageFiles:
-        c = await self.runtime.create_container(self.id, runtime_name(self.image), {"args": ["#(nop)"]},
+        # The image's own /etc files, not the ones the runtime mounts for a container that runs.
+        c = await self.runtime.create_container(self.id, runtime_name(self.image),
+                                                {"args": ["#(nop)"], "etc_files": False},
                                                 labels={"io.pyengine.build": "true"})
         self.snapshotter, self.snapshot_key = c.snapshotter, c.snapshot_key
         return self
@@ -94,6 +96,19 @@ class ImageFiles:
         except NotFound:
             return None
         return bool(int(st.get("mode", 0)) & _DIR_MODE_BIT)
+
+    async def resolves_to_file(self, path: str) -> bool:
+        """Whether `path`, its symlinks followed inside the image, is something other than a directory."""
+        for _ in range(40):  # the kernel's limit on links followed
+            try:
+                st = await self.runtime.stat_path(self.id, path)
+            except NotFound:
+                return False
+            mode, target = int(st.get("mode", 0)), str(st.get("linkTarget") or "")
+            if not (mode & _SYMLINK_MODE_BIT and target):
+                return not mode & _DIR_MODE_BIT
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+        return False
 
     async def missing_parents(self, path: str) -> list[str]:
         """The directories on the way to `path` (itself included) the image lacks, outermost first."""

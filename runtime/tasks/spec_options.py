@@ -115,3 +115,6 @@ class SpecOptions(ResourceOptions):
     rootfs_propagation: Literal["shared", "rshared", "slave", "rslave", "private", "rprivate"] | None = None
     masked_paths: list[str] | None = None
     readonly_paths: list[str] | None = None
+    # False: no /etc/hostname, /etc/hosts or /etc/resolv.conf of the runtime's over the image's (a container
+    # whose files are read and written as the image has them: a builder's).
+    etc_files: bool = True

@@ -583,3 +583,39 @@ def test_from_scratch_has_the_default_path(engine, tmp_path):
     env = json.loads(ok(engine, "image", "inspect", "-f", "{{json .Config.Env}}", "fromscratch:v1"))
     assert env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     ok(engine, "rmi", "fromscratch:v1")
+
+
+def test_a_build_sees_the_images_own_etc_files(engine, tmp_path):
+    """/etc/hostname, hosts and resolv.conf are the image's in COPY and ADD, not the files a running container
+    gets mounted (a whole-root copy once carried the build's hostname and the host's resolver into images)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a").write_text("a\n")
+    (ctx / "hosts").write_text("MINE\n")
+    (ctx / "Dockerfile").write_text("FROM busybox AS s\nCOPY hosts /etc/hosts\nCOPY a /etc/hostname/\n"
+                                    "FROM scratch\nCOPY --from=s / /\n")
+    ok(engine, "build", "-q", "-t", "etcfiles:1", str(ctx))
+    try:
+        entries = _layer_entries(engine, "etcfiles:1", tmp_path, 0)
+        assert "etc/hostname/a" in entries and "etc/resolv.conf" not in entries
+        (ctx / "Dockerfile").write_text("FROM busybox\nCOPY --from=etcfiles:1 /etc/hosts /h\nCMD [\"cat\", \"/h\"]\n")
+        ok(engine, "build", "-q", "-t", "etcfiles:2", str(ctx))
+        assert ok(engine, "run", "--rm", "etcfiles:2") == "MINE\n"
+    finally:
+        ok(engine, "rmi", "etcfiles:1", "etcfiles:2")
+
+
+def test_expose_with_a_host_part_workdir_as_written_and_onto_a_file(engine, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nEXPOSE 127.0.0.1:8080:80/udp 9000:90 91\nWORKDIR /trail/\n")
+    ok(engine, "build", "-q", "-t", "exposed:1", str(ctx))
+    try:
+        config = json.loads(ok(engine, "image", "inspect", "exposed:1"))[0]["Config"]
+        assert sorted(config["ExposedPorts"]) == ["80/udp", "90/tcp", "91/tcp"]
+        assert config["WorkingDir"] == "/trail/"
+    finally:
+        ok(engine, "rmi", "exposed:1")
+    (ctx / "Dockerfile").write_text("FROM busybox\nWORKDIR /bin/sh\n")
+    out = docker_cli(engine, "build", "-q", str(ctx))
+    assert out.returncode != 0 and "Cannot mkdir: /bin/sh is not a directory" in out.stderr, out.stderr

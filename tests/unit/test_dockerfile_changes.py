@@ -24,7 +24,7 @@ def test_changes_apply_to_a_copy() -> None:
     assert out["OnBuild"] == ["RUN make"]
     assert out["User"] == "prod"
     assert out["Volumes"] == {"/data": {}, "/x": {}}
-    assert out["WorkingDir"] == "/home"
+    assert out["WorkingDir"] == "/home/"  # an absolute WORKDIR as written, as dockerd keeps it
     assert BASE["Cmd"] == ["sh"] and "User" not in BASE
 
 

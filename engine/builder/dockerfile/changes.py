@@ -43,6 +43,8 @@ def parse_ports(specs: list[str], line: int) -> list[str]:
     keys: list[str] = []
     for spec in specs:
         port, _, proto = spec.partition("/")
+        # `[ip:]hostPort:containerPort` as `docker run -p` writes it: the image exposes the container's port.
+        port = port.rsplit(":", 1)[-1]
         proto = (proto or "tcp").lower()
         low, _, high = port.partition("-")
         if proto not in ("tcp", "udp", "sctp"):
@@ -114,7 +116,8 @@ def apply_instruction(config: dict[str, Any], instruction: ins.Instruction, env:
             config["Healthcheck"] = healthcheck(instruction)
         elif isinstance(instruction, ins.Workdir):
             path = x(instruction.path)
-            config["WorkingDir"] = posixpath.normpath(
+            # dockerd keeps an absolute path as written (`/app/`), and joins a relative one to the current.
+            config["WorkingDir"] = path if path.startswith("/") else posixpath.normpath(
                 posixpath.join("/", config.get("WorkingDir") or "/", path))
         else:
             raise DockerfileError(f"{instruction.keyword} is not a valid change command", line)
