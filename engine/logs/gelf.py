@@ -39,8 +39,6 @@ _ESCAPES = {**{c: f"\\u{c:04x}" for c in range(0x20)}, ord("\n"): "\\n", ord("\r
 
 class Described(attrs.Tagged, Protocol):
     created: float
-    path: str
-    args: list[str]
 
 
 def _int(key: str, value: str) -> int:

@@ -42,6 +42,14 @@ class Removed:
     size: int  # bytes of its files, counted against the storage budget
     log_path: str | None = None  # no capture left: the driver's files are all there is
 
+    @property
+    def path(self) -> str:
+        return str(self.record.get("Path") or "")
+
+    @property
+    def args(self) -> list[str]:
+        return [str(a) for a in self.record.get("Args") or []]
+
 
 def inspectable(found: Removed, ref: str, mode: bool | str) -> bool:
     """Whether inspect answers for the removed container `found`, asked for as `ref`, under removed-logs-inspect.

@@ -50,13 +50,17 @@ class LoggedContainer(Protocol):
     config: dict[str, Any]
     host_config: dict[str, Any]
 
+    @property
+    def path(self) -> str: ...  # the process, for a tag's {{.Command}}
+
+    @property
+    def args(self) -> list[str]: ...
+
 
 class ShippedContainer(LoggedContainer, Protocol):
-    """What shipping to a remote driver reads besides: the fields gelf puts in every message."""
+    """What shipping to a remote driver reads besides: the time gelf puts in every message."""
 
     created: float
-    path: str
-    args: list[str]
 
 
 class ContainerLogs:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.errors import InvalidArgument
-from engine.logs import fluentd, gelf, journald, syslog
+from engine.logs import attrs, fluentd, gelf, journald, syslog
 
 JSON_FILE, LOCAL, NONE, SYSLOG, GELF = "json-file", "local", "none", syslog.NAME, gelf.NAME
 FLUENTD, JOURNALD = fluentd.NAME, journald.NAME
@@ -101,6 +101,8 @@ def check(driver: str, options: dict[str, str]) -> None:
         gelf.check(options)
     elif driver == FLUENTD:
         fluentd.check(options)
+    if "tag" in options:
+        attrs.check_tag(options["tag"])
     if "cache-disabled" in options and options["cache-disabled"] not in _TRUE | _FALSE:
         raise InvalidArgument(f"invalid value for option cache-disabled: {options['cache-disabled']}")
 
@@ -143,6 +145,7 @@ def _completed(driver: str, options: dict[str, str]) -> LogSettings:
     if driver == LOCAL:
         options = {**_LOCAL_DEFAULTS, **options}
     elif "max-size" not in options and "max-file" not in options:
+        _sizing(options, driver)  # as given first: `compress=true` alone is dockerd's refusal, defaults or not
         options = {**DEFAULT_ROTATION, **options}
     return LogSettings(driver, options, *_sizing(options, driver))
 
@@ -152,7 +155,9 @@ def _sizing(options: dict[str, str], driver: str) -> tuple[int | None, int, bool
     max_size = None
     if "max-size" in options:
         max_size = human_size(options["max-size"])
-        if max_size <= 0:
+        if max_size == 0 and driver == LOCAL:
+            max_size = None  # the local driver's "no limit"
+        elif max_size <= 0:
             raise InvalidArgument("max-size must be a positive number")
     max_file = 1
     if "max-file" in options:
@@ -163,8 +168,8 @@ def _sizing(options: dict[str, str], driver: str) -> tuple[int | None, int, bool
         if max_file < 1:
             raise InvalidArgument("max-file cannot be less than 1")
     compress = _bool("compress", options["compress"]) if "compress" in options else False
-    if compress and (max_file == 1 or max_size is None):
-        if driver == LOCAL:
-            raise InvalidArgument("compression cannot be enabled when max file count is 1")
+    if compress and driver == LOCAL and max_file == 1:
+        raise InvalidArgument("compression cannot be enabled when max file count is 1")
+    if compress and driver != LOCAL and (max_file == 1 or max_size is None):
         raise InvalidArgument("compress cannot be true when max-file is less than 2 or max-size is not set")
     return max_size, max_file, compress

@@ -137,6 +137,13 @@ def test_stderr_stream_and_attrs(engine) -> None:
     assert list(entries[0]) == ["log", "stream", "attrs", "time"]
     out = cli(engine, "logs", "attrs")
     assert (out.stdout, out.stderr) == ("out\n", "err\n")
+    # {{.Command}} is filled; a tag dockerd could not evaluate is refused before anything runs.
+    ok(engine, "run", "--name", "cmdtag", "--log-opt", "tag={{.Command}}", "busybox", "echo", "hi")
+    assert ok(engine, "logs", "--details", "cmdtag") == "tag=echo+hi hi\n"  # Go's QueryEscape, as dockerd
+    for tag, words in (("{{.Bogus}}", "can't evaluate field Bogus"), ("{{", "unclosed action")):
+        bad = cli(engine, "run", "--rm", "--log-opt", f"tag={tag}", "busybox", "echo", "hi")
+        assert bad.returncode == 125 and words in bad.stderr and bad.stdout == "", bad
+    assert ok(engine, "ps", "-aq", "--filter", "status=created") == ""
 
 
 def test_local_driver(engine) -> None:

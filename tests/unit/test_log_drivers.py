@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InvalidArgument
-from engine.logs import rotation
+from engine.logs import attrs, rotation
 from engine.logs.jsonfile import JsonFile, go_time
 from engine.logs.local import Local
 from engine.logs.reader import Query, read
@@ -58,9 +58,24 @@ def test_settings() -> None:
                           ({"Config": {"max-buffer-size": "4m"}}, "only supported with 'mode=non-blocking'"),
                           ({"Config": {"mode": "non-blocking", "max-buffer-size": "lots"}},
                            "error parsing option max-buffer-size"),
-                          ({"Type": "none", "Config": {"mode": "blocking"}}, "unknown log opt 'mode' for none")):
+                          ({"Type": "none", "Config": {"mode": "blocking"}}, "unknown log opt 'mode' for none"),
+                          ({"Config": {"compress": "true"}}, "compress cannot be true"),  # the defaults aside
+                          ({"Config": {"tag": "{{.Bogus}}"}}, "can't evaluate field Bogus in type"),
+                          ({"Config": {"tag": "x{{"}}, "unclosed action"),
+                          ({"Config": {"tag": '{{.Name | printf "%s-x"}}'}}, "is not supported")):
         with pytest.raises(InvalidArgument, match=words):
             resolve(config, "json-file", {})
+    # The local driver's max-size 0 is no limit.
+    assert resolve({"Type": "local", "Config": {"max-size": "0"}}, "json-file", {}).max_size is None
+
+
+def test_tag_templates() -> None:
+    class C:
+        id, name, image, image_id = "ab" * 32, "web", "busybox", "sha256:" + "cd" * 32
+        path, args, config = "sh", ["-c", "echo hi"], {}
+
+    assert attrs.render_tag("{{.Name}}/{{ .ID }}|{{.Command}}|{{.ImageID}}|{{.ContainerName}}", C()) == \
+        f"web/{'ab' * 6}|sh -c echo hi|{'cd' * 6}|/web"
 
 
 def test_json_file_lines_are_dockers() -> None:

@@ -31,6 +31,7 @@ class Container:
     name = "f3"
     image = "busybox"
     image_id = "sha256:034d2b55067d3638e79f5fa7fc36738ab9df11672aa9e80b189275a3809134e4"
+    path, args = "sh", ["-c", "echo hi"]
     config = {"Labels": {"com.example.team": "core"}, "Env": ["_stage-1=t", "PATH=/bin", "BIG=" + "x" * 300_000]}
 
 
