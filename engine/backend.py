@@ -29,7 +29,7 @@ from engine.containers.linkedit import LinkEditor
 from engine.containers.live import Lives
 from engine.containers.manage import Manager
 from engine.containers.monitor import Monitor
-from engine.containers.pidns import PidNamespaces
+from engine.containers.donor_namespaces import DonorNamespaces, without_network
 from engine.containers.pins import RunPins
 from engine.containers.prune import ContainerPruner
 from engine.containers.reconcile import Reconciler
@@ -129,7 +129,10 @@ class Backend:
         retention = RemovedLogs(data_root / "removed-logs", config.removed_logs_retention)
         logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention,
                              config.journald_socket)
-        pins = RunPins(IpcNamespaces(exec_root / "ipc", store), PidNamespaces(exec_root / "pid", store),
+        pins = RunPins(IpcNamespaces(exec_root / "ipc", store),
+                       DonorNamespaces(exec_root / "pid", store, "pid", "PidMode", "PID"),
+                       DonorNamespaces(exec_root / "net-joins", store, "net", "NetworkMode", "network",
+                                       without_network),
                        Subpaths(exec_root / "volume-subpaths"), volumes.mountpoint)
         runtimes = RuntimeTable(config)
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures)

@@ -149,8 +149,10 @@ class Creator:
             except NotFound as e:
                 # Not a 404, which the docker CLI would read as a missing image (and pull one).
                 raise InvalidArgument(e.message) from None
-            netns = "host" if other.host_config.get("NetworkMode") == "host" else self._networks.joined_netns(other.id)
-            return netns, None
+            mode = other.host_config.get("NetworkMode")
+            if mode == "none":
+                return self._pins.net.spec_path(cid), None  # runc's namespace of the donor's run, pinned at each start
+            return "host" if mode == "host" else self._networks.joined_netns(other.id), None
         try:
             return await self._networks.plan(cid, network.mode, network.endpoints), None
         except NotFound:
