@@ -107,7 +107,11 @@ def resolv_conf(etc: EtcConfig, network_resolvers: list[str], host_file: Path = 
         # As dockerd's embedded DNS: a name with a dot goes to the network's resolver as it is, not with each
         # search domain first.
         options = [*options, "options ndots:0"]
-    return "".join(f"nameserver {s}\n" for s in chosen) + "".join(f"{line}\n" for line in search + options)
+    nameservers = [f"nameserver {s}" for s in chosen]
+    if etc.dns or etc.dns_search or etc.dns_options or network_resolvers:
+        # libnetwork builds the file anew then: search, nameservers, options.
+        return "".join(f"{line}\n" for line in search + nameservers + options)
+    return "".join(f"{line}\n" for line in nameservers + search + options)
 
 
 def _loopback(address: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import itertools
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -102,25 +103,29 @@ def _append(out: list[dict[str, Any]], w: dict[str, Any]) -> None:
 
 class PortTable:
     def __init__(self) -> None:
-        self._held: dict[tuple[str, int], tuple[str, str]] = {}  # (proto, port) -> (host_ip, container id)
+        # (proto, port) -> every (host_ip, container id) holding it: specific addresses may share a port.
+        self._held: dict[tuple[str, int], list[tuple[str, str]]] = {}
         self._ephemeral = ephemeral_ports()
+        # dockerd's allocator goes round the range: a restarted container gets a new port, not its last one.
+        self._after = self._ephemeral.start - 1
 
     def holder(self, proto: str, ip: str, port: int) -> str | None:
-        got = self._held.get((proto, port))
-        if got is None:
-            return None
-        held_ip, cid = got
         # 0.0.0.0 clashes with every address; two specific addresses only with themselves.
-        return cid if not held_ip or not ip or held_ip == ip else None
+        return next((cid for held_ip, cid in self._held.get((proto, port), [])
+                     if not held_ip or not ip or held_ip == ip), None)
 
     def hold(self, cid: str, mappings: Iterable[PublishedPort]) -> None:
         for m in mappings:
             for i in range(m.count):
-                self._held[(m.protocol, m.host_port + i)] = (m.host_ip, cid)
+                self._held.setdefault((m.protocol, m.host_port + i), []).append((m.host_ip, cid))
 
     def release(self, cid: str) -> None:
-        for key in [k for k, (_, holder) in self._held.items() if holder == cid]:
-            del self._held[key]
+        for key in list(self._held):
+            kept = [h for h in self._held[key] if h[1] != cid]
+            if kept:
+                self._held[key] = kept
+            else:
+                del self._held[key]
 
     def allocate(self, cid: str, wanted: list[dict[str, Any]], name_of: Any) -> list[PublishedPort]:
         """Host ports for `wanted`, held for `cid`; Conflict names the container holding a port."""
@@ -134,7 +139,9 @@ class PortTable:
                         mappings.append(self._take_one_of(cid, w, range(w["host"], w["host"] + w["host_count"]),
                                                           name_of))
                 else:
-                    mappings.append(self._take_one_of(cid, w, self._ephemeral, name_of, count=w["count"]))
+                    m = self._take_one_of(cid, w, self._ephemeral, name_of, count=w["count"], after=self._after)
+                    self._after = m.host_port + m.count - 1
+                    mappings.append(m)
         except BaseException:
             self.release(cid)
             raise
@@ -155,10 +162,14 @@ class PortTable:
         return m
 
     def _take_one_of(self, cid: str, w: dict[str, Any], candidates: range, name_of: Any,
-                     count: int = 1) -> PublishedPort:
-        for first in candidates:
+                     count: int = 1, after: int | None = None) -> PublishedPort:
+        """The first free port of `candidates`, or with `after` the first past it, round the range."""
+        order: Iterable[int] = candidates
+        if after is not None and candidates.start <= after < candidates[-1]:
+            order = itertools.chain(range(after + 1, candidates.stop), range(candidates.start, after + 1))
+        for first in order:
             if first + count - 1 > candidates[-1]:
-                break
+                continue
             if all(self.holder(w["proto"], w["ip"], p) is None and _free_on_host(w["proto"], w["ip"], p)
                    for p in range(first, first + count)):
                 return self._take(cid, w, first, count, name_of)

@@ -25,7 +25,7 @@ from engine.events import EventBus
 from engine.networks import driver_options, embedded_dns, endpointcfg, etcfiles, ipam, keepalive, port_owner, views
 from engine.networks.driver import Attachment, NetworkDriver
 from engine.networks.etcfiles import EtcConfig
-from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, Sandbox
+from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, PublishedPort, Sandbox
 from engine.networks.netns import NetnsDir
 from engine.networks.ports import PortTable, docker_ports, requested
 from engine.networks.store import NetworkStore
@@ -253,7 +253,8 @@ class NetworkService:
             if not running or sb is None:
                 return
             try:
-                await self._wire(sb, [e], etc, ports=False)
+                # Every network carries the ports (the first one's rules answer): one disconnected, they go on.
+                await self._wire(sb, [e], etc)
             except BaseException:
                 await self.store.delete_endpoint(e)
                 raise
@@ -266,7 +267,7 @@ class NetworkService:
         async with self._lock:
             sb = self.store.sandbox(cid) if running and e.interface else None
             if sb is not None:
-                await self.driver.teardown(Attachment(cid, self.container_name(cid), sb.netns, [(n, e)]))
+                await self.driver.teardown(Attachment(cid, self.container_name(cid), sb.netns, [(n, e)], sb.ports))
             await self.store.delete_endpoint(e)
             if sb is not None:
                 await embedded_dns.point(sb.netns, embedded_dns.target(self.store, cid), clear=True)
@@ -358,14 +359,13 @@ class NetworkService:
                 netns_ready.set()
             sb = Sandbox(container_id=cid, netns=netns, ports=ports)
             try:
-                await self._wire(sb, endpoints, etc, ports=True)
+                await self._wire(sb, endpoints, etc)
             except BaseException:
                 await self._stop_locked(cid, sb)
                 raise
         log.info("network up container=%s networks=%d ports=%d", cid[:12], len(endpoints), len(sb.ports))
 
-    async def _wire(self, sb: Sandbox, new: builtins.list[Endpoint], etc: EtcConfig, *,
-                    ports: bool) -> None:
+    async def _wire(self, sb: Sandbox, new: builtins.list[Endpoint], etc: EtcConfig) -> None:
         cid = sb.container_id
         fresh = {e.id for e in new}
         used = {e.interface for e in self.store.endpoints_of(cid) if e.interface and e.id not in fresh}
@@ -384,8 +384,7 @@ class NetworkService:
             used.add(e.interface)
             pairs.append((n, e))
         try:
-            result = await self.driver.setup(Attachment(cid, self.container_name(cid), sb.netns, pairs,
-                                                        sb.ports if ports else [],
+            result = await self.driver.setup(Attachment(cid, self.container_name(cid), sb.netns, pairs, sb.ports,
                                                         hostname=self.container_hostname(cid)))
         except BaseException:
             for e in new:
@@ -464,13 +463,18 @@ class NetworkService:
         default = nets.get(BRIDGE) or {}
         return {
             "Bridge": "", "SandboxID": cid if sb else "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0, "Ports": docker_ports(sb.ports, exposed) if sb else {},
+            "LinkLocalIPv6PrefixLen": 0, "Ports": docker_ports(self._carried(cid), exposed) if sb else {},
             "SandboxKey": sb.netns if sb else "", "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
             "EndpointID": default.get("EndpointID", ""), "Gateway": default.get("Gateway", ""),
             "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": default.get("IPAddress", ""),
             "IPPrefixLen": default.get("IPPrefixLen", 0), "IPv6Gateway": "",
             "MacAddress": default.get("MacAddress", ""), "Networks": nets,
         }
+
+    def _carried(self, cid: str) -> builtins.list[PublishedPort]:
+        """The published ports while a network carries them: none once the last one is disconnected."""
+        sb = self.store.sandbox(cid)
+        return sb.ports if sb is not None and any(e.interface for e in self.store.endpoints_of(cid)) else []
 
     def _dns_names(self, cid: str, aliases: Iterable[str]) -> builtins.list[str]:
         """What the network's DNS answers for the container, its primary name first (it names the PTR record)."""
@@ -479,9 +483,8 @@ class NetworkService:
 
     def published(self, cid: str) -> builtins.list[dict[str, Any]]:
         """`Ports` of containers/json."""
-        sb = self.store.sandbox(cid)
         out = []
-        for m in sb.ports if sb else []:
+        for m in self._carried(cid):
             for i in range(m.count):
                 out.append({"IP": m.host_ip or "0.0.0.0", "PrivatePort": m.container_port + i,
                             "PublicPort": m.host_port + i, "Type": m.protocol})

@@ -24,8 +24,8 @@ def run(engine, *args: str) -> str:
 def test_dns_servers_search_and_options_in_resolv_conf(engine) -> None:
     resolv = run(engine, "--dns", "192.0.2.53", "--dns", "192.0.2.54", "--dns-search", "a.test",
                  "--dns-search", "b.test", "--dns-option", "ndots:2", "busybox", "cat", "/etc/resolv.conf")
-    assert resolv.splitlines() == ["nameserver 192.0.2.53", "nameserver 192.0.2.54", "search a.test b.test",
-                                   "options ndots:2"]
+    assert resolv.splitlines() == ["search a.test b.test", "nameserver 192.0.2.53", "nameserver 192.0.2.54",
+                                   "options ndots:2"]  # dockerd's order for a file it builds
     host = Path("/etc/resolv.conf").read_text()
     default = run(engine, "busybox", "cat", "/etc/resolv.conf")
     assert "192.0.2.53" not in default and ("search" in default) == any(
@@ -48,7 +48,7 @@ def test_network_none_has_dockers_files_and_takes_dns_and_extra_hosts(engine) ->
     assert "lone" not in hosts  # no address to give its own name, as under dockerd
     out = run(engine, "--network", "none", "--dns", "192.0.2.53", "--dns-search", "a.test",
               "--add-host", "db.test:192.0.2.10", "busybox", "cat", "/etc/resolv.conf", "/etc/hosts")
-    assert "nameserver 192.0.2.53\nsearch a.test\n" in out and "192.0.2.10\tdb.test\n" in out
+    assert "search a.test\nnameserver 192.0.2.53\n" in out and "192.0.2.10\tdb.test\n" in out
 
 
 def test_dns_and_extra_hosts_refused_where_the_container_has_no_files_of_its_own(engine) -> None:

@@ -61,7 +61,7 @@ def test_user_network_resolves_names_and_aliases(engine: EngineDaemon) -> None:
     assert web["IPAddress"] and "www" in web["Aliases"]
     resolv = ok(engine, "exec", "web", "cat", "/etc/resolv.conf")
     # dockerd's embedded DNS address, which configurations name themselves (nginx's `resolver 127.0.0.11;`).
-    assert resolv.splitlines()[0] == "nameserver 127.0.0.11"
+    assert [line for line in resolv.splitlines() if line.startswith("nameserver")] == ["nameserver 127.0.0.11"]
     out = ok(engine, "run", "--rm", "--network", "app", "busybox", "nslookup", "www", "127.0.0.11")
     assert web["IPAddress"] in out
     # On two networks, names of both resolve; a disconnect leaves the other's working.
@@ -90,6 +90,39 @@ def test_published_port_on_loopback_and_cleanup(engine: EngineDaemon) -> None:
     assert "18080" not in nat_rules()
     httpd(engine, "-p", "127.0.0.1:18080:80")  # the port is free again
     assert PAGE in fetch("http://127.0.0.1:18080/")
+
+
+def test_published_ports_follow_network_changes_and_leave_no_rules(engine: EngineDaemon) -> None:
+    """dockerd moves a container's ports to a network still connected; a disconnect once left its network's
+    forwarding behind for good, pointing at an address no container had, over every later use of the port."""
+    ok(engine, "network", "create", "moved")
+    cid = httpd(engine, "-p", "127.0.0.1:18110:80", "--name", "mover")
+    assert PAGE in fetch("http://127.0.0.1:18110/")
+    ok(engine, "network", "connect", "moved", "mover")
+    ok(engine, "network", "disconnect", "bridge", "mover")
+    assert PAGE in fetch("http://127.0.0.1:18110/")
+    ok(engine, "network", "disconnect", "moved", "mover")
+    assert ok(engine, "port", "mover") == "" and inspect(engine, "mover")["NetworkSettings"]["Ports"] == {
+        "80/tcp": None}
+    ok(engine, "rm", "-f", "mover")
+    ok(engine, "network", "rm", "moved")
+    assert cid not in nat_rules() and "18110" not in nat_rules()
+    # Two specific addresses share a port; a third asking for one of them is refused, and 0.0.0.0 too.
+    ok(engine, "run", "-d", "--name", "ipa", "-p", "127.0.0.1:18111:80", "busybox", "sleep", "60")
+    ok(engine, "run", "-d", "--name", "ipb", "-p", "127.0.0.2:18111:80", "busybox", "sleep", "60")
+    for spec in ("127.0.0.1:18111:80", "18111:80"):
+        out = cli(engine, "run", "-d", "-p", spec, "busybox", "sleep", "60")
+        assert out.returncode != 0 and "already allocated" in out.stderr, (spec, out.stderr)
+    ok(engine, "rm", "-f", "ipb")
+    out = cli(engine, "run", "-d", "-p", "127.0.0.1:18111:80", "busybox", "sleep", "60")
+    assert out.returncode != 0 and "(by container ipa)" in out.stderr
+    ok(engine, "rm", "-f", "ipa")
+    # A port the engine chose is chosen anew at each start, round the range as dockerd's allocator goes.
+    ok(engine, "run", "-d", "--name", "rnd", "-p", "80", "busybox", "sleep", "60")
+    first = ok(engine, "port", "rnd", "80")
+    ok(engine, "restart", "-t", "0", "rnd")
+    assert ok(engine, "port", "rnd", "80") != first
+    ok(engine, "rm", "-f", "rnd")
 
 
 def test_default_bridge_reaches_by_ip_with_nat(engine: EngineDaemon) -> None:

@@ -151,7 +151,7 @@ def test_etc_files(tmp_path: Path) -> None:
     host.write_text("# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example.org\noptions edns0\n")
     web = etcfiles.EtcConfig(hostname="web")
     assert etcfiles.resolv_conf(web, [], host) == "nameserver 10.0.0.2\nsearch example.org\noptions edns0\n"
-    assert etcfiles.resolv_conf(web, ["172.18.0.1"], host).startswith("nameserver 172.18.0.1\nsearch")
+    assert etcfiles.resolv_conf(web, ["172.18.0.1"], host).startswith("search example.org\nnameserver 172.18.0.1\n")
     host.write_text("nameserver 127.0.0.1\n")
     assert "nameserver 8.8.8.8" in etcfiles.resolv_conf(web, [], host)
     hosts = etcfiles.hosts(web, ["172.18.0.2"], None)
@@ -164,10 +164,12 @@ def test_dns_options_and_extra_hosts(tmp_path: Path) -> None:
     etc = etcfiles.EtcConfig.of("c" * 64, {"Hostname": "web"}, {
         "Dns": ["1.1.1.1", "9.9.9.9"], "DnsSearch": ["a.test", "b.test"], "DnsOptions": ["ndots:2", "timeout:3"],
         "ExtraHosts": ["db:10.1.2.3", "gw:host-gateway", "v6:::1", "new=10.9.9.9"]})
-    assert etcfiles.resolv_conf(etc, [], host) == ("nameserver 1.1.1.1\nnameserver 9.9.9.9\nsearch a.test b.test\n"
+    # A file libnetwork builds (anything given) has its search line first.
+    assert etcfiles.resolv_conf(etc, [], host) == ("search a.test b.test\nnameserver 1.1.1.1\nnameserver 9.9.9.9\n"
                                                    "options ndots:2 timeout:3\n")
-    # A user network's resolver stays first: the container still finds the others by name.
-    assert etcfiles.resolv_conf(etc, ["172.18.0.1"], host).startswith("nameserver 172.18.0.1\nnameserver 1.1.1.1\n")
+    # A user network's resolver stays the first nameserver: the container still finds the others by name.
+    assert etcfiles.resolv_conf(etc, ["172.18.0.1"], host).startswith(
+        "search a.test b.test\nnameserver 172.18.0.1\nnameserver 1.1.1.1\n")
     cleared = etcfiles.EtcConfig(hostname="web", dns_search=(".",))
     assert "search" not in etcfiles.resolv_conf(cleared, [], host)
     hosts = etcfiles.hosts(etc, ["172.17.0.2"], "172.17.0.1")
@@ -181,7 +183,7 @@ def test_the_hosts_network_takes_extra_hosts_and_dns_options(tmp_path: Path) -> 
     host.write_text("nameserver 127.0.0.53\nsearch example.org\n")
     etc = etcfiles.EtcConfig(hostname="h", dns_options=("ndots:2",))
     # On the host's network its loopback resolver answers: it stays.
-    assert etcfiles.resolv_conf(etc, [], host, host_network=True) == ("nameserver 127.0.0.53\nsearch example.org\n"
+    assert etcfiles.resolv_conf(etc, [], host, host_network=True) == ("search example.org\nnameserver 127.0.0.53\n"
                                                                       "options ndots:2\n")
     etcfiles.copy_from_host(tmp_path / "c", etcfiles.EtcConfig(hostname="h", extra_hosts=(("db", "10.1.2.3"),
                                                                                            ("gw", "host-gateway"))),
