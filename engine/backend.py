@@ -130,9 +130,10 @@ class Backend:
         logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention,
                              config.journald_socket)
         pins = RunPins(IpcNamespaces(exec_root / "ipc", store),
-                       DonorNamespaces(exec_root / "pid", store, "pid", "PidMode", "PID"),
+                       DonorNamespaces(exec_root / "pid", store, "pid", "PidMode", "PID",
+                                       "container {id} is not running"),
                        DonorNamespaces(exec_root / "net-joins", store, "net", "NetworkMode", "network",
-                                       without_network),
+                                       "cannot join network of a non running container: {id}", without_network),
                        Subpaths(exec_root / "volume-subpaths"), volumes.mountpoint)
         runtimes = RuntimeTable(config)
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures)
@@ -151,7 +152,8 @@ class Backend:
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    archives=ImageArchives(runtime, images, events),
                    networks=networks, volumes=volumes, creator=creator, run=run, departures=departures, manager=Manager(runtime, store, lives, events, host,
-                                                                                          LinkEditor(store, lives, networks)),
+                                                                                          LinkEditor(store, lives, networks),
+                                                                                          run.health),
                    execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,

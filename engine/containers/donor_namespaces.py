@@ -31,11 +31,12 @@ class DonorNamespaces:
     """One kind of namespace (`pid`, `net`) joined through the HostConfig field naming the donor; `joins` says
     whether a donor's is joined this way (a network the engine made is joined by its own file instead)."""
 
-    def __init__(self, root: Path, store: ContainerStore, kind: str, field: str, what: str,
+    def __init__(self, root: Path, store: ContainerStore, kind: str, field: str, what: str, stopped: str,
                  joins: Callable[[Container], bool] = lambda donor: True) -> None:
         self._root = root
         self._store = store
         self._kind, self._field, self._what, self._joins = kind, field, what, joins
+        self._stopped = stopped  # dockerd's words for a donor that is not running, with {id}
 
     def _pin(self, cid: str) -> Path:
         return self._root / cid / self._kind
@@ -60,7 +61,7 @@ class DonorNamespaces:
         if not self._joins(donor):
             return
         if not donor.state.running or not donor.state.pid:
-            raise Conflict(f"container {donor.id} is not running")
+            raise Conflict(self._stopped.format(id=donor.id))
         await asyncio.to_thread(self._bind, c.id, donor.state.pid, donor.id)
 
     def _bind(self, cid: str, pid: int, donor_id: str) -> None:
@@ -70,7 +71,7 @@ class DonorNamespaces:
         if _libc.mount(source, pin.encode(), None, _MS_BIND, None) != 0:
             err = ctypes.get_errno()
             # The donor's init has exited since the engine last looked.
-            raise Conflict(f"container {donor_id} is not running ({os.strerror(err)})")
+            raise Conflict(f"{self._stopped.format(id=donor_id)} ({os.strerror(err)})")
 
     async def release(self, cid: str) -> None:
         """After `cid`'s task: the pin goes, so the donor's namespace is not held past its run."""

@@ -23,7 +23,7 @@ from engine.containers import links
 from engine.containers.exec_action import exec_action
 from engine.containers.exec_env import exec_environment
 from engine.containers.exitcodes import start_failure_code
-from engine.containers.state import Status
+from engine.containers.state import Status, not_running
 from engine.containers.stdin import parse_detach_keys
 from engine.containers.store import ContainerStore
 from engine.errors import Conflict, InvalidArgument, NotFound
@@ -126,7 +126,7 @@ class ExecService:
         if c.state.status == Status.PAUSED:
             raise Conflict(f"Container {ref} is paused, unpause the container before exec")
         if not c.state.running:
-            raise Conflict(f"Container {c.id} is not running")
+            raise not_running(c.id, c.state.status)
         return c.id
 
     def create(self, ref: str, config: ExecConfig) -> Exec:

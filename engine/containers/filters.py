@@ -72,8 +72,8 @@ def select(containers: list[Container], f: dict[str, list[str]], lookup: Callabl
                                                            for n in f["network"]}),
             not f.get("volume") or any(m["Source"] in f["volume"] or m["Destination"] in f["volume"]
                                        or m.get("Name") in f["volume"] for m in mounts_of(c)),
-            # No container has a healthcheck running or is a swarm task.
-            not f.get("health") or (c.health.Status if c.health and c.state.running else "none") in f["health"],
+            # A stopped container keeps its last health status (dockerd's `unhealthy`); none is a swarm task.
+            not f.get("health") or (c.health.Status if c.health else "none") in f["health"],
             not f.get("publish") or _ports_match(f["publish"], [(p["PublicPort"], p["Type"])
                                                                 for p in published_of(c)]),
             not f.get("expose") or _ports_match(f["expose"], exposed_ports(c)),

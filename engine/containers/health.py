@@ -87,10 +87,14 @@ class HealthMonitor:
     def watching(self, cid: str) -> bool:
         return cid in self._tasks
 
-    def stop(self, cid: str) -> None:
+    def stop(self, cid: str, health: Health | None = None) -> None:
+        """No more probes; with the container's `health`, dockerd's quiet `unhealthy` for a check that was
+        running (the container paused or ended: no event, no failing streak)."""
         task = self._tasks.pop(cid, None)
         if task is not None:
             task.cancel()
+            if health is not None:
+                health.Status = "unhealthy"
 
     async def _loop(self, cid: str, cfg: dict[str, Any], health: Health, started_at: float) -> None:
         while True:
@@ -120,7 +124,7 @@ class HealthMonitor:
         out = bytearray()
         code = -1
         argv = command(cfg["Test"], cfg["Shell"])
-        started = False
+        started = truncated = False
         try:
             created = await self._rt.add_exec(cid, eid, argv)
             self._told(cid, exec_action("create", argv), {"execID": eid})
@@ -135,8 +139,8 @@ class HealthMonitor:
                 self._told(cid, exec_action("start", argv), {"execID": eid})
                 async with asyncio.timeout(cfg["Timeout"] / _NS):
                     async for _, data in attachment:
-                        if len(out) < _MAX_OUTPUT:
-                            out += data[:_MAX_OUTPUT - len(out)]
+                        truncated = truncated or len(out) + len(data) > _MAX_OUTPUT
+                        out += data[:max(0, _MAX_OUTPUT - len(out))]
                     code = (await self._rt.wait_task(cid, exec_id=eid)).exit_status
             finally:
                 attachment.close()
@@ -152,5 +156,6 @@ class HealthMonitor:
                 await self._rt.delete_exec(cid, eid)
             if started:
                 self._told(cid, "exec_die", {"execID": eid, "exitCode": str(code)})
+        # dockerd keeps 4096 bytes and marks the cut.
         return Probe(Start=rfc3339(start), End=rfc3339(time.time()), ExitCode=code,
-                     Output=out.decode(errors="replace"))
+                     Output=out.decode(errors="replace") + ("..." if truncated else ""))

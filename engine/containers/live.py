@@ -69,3 +69,15 @@ class Lives:
         if c is None:
             raise NotFound(f"No such container: {ref}")
         return c
+
+
+async def next_start(fut: asyncio.Future[Attachment | None]) -> Attachment | None:
+    """An attacher's connection, once the container's next start makes it (Live.attachers)."""
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        # Connected by a start just as our client left.
+        connected = fut.result() if fut.done() and not fut.cancelled() else None
+        if connected is not None:
+            connected.close()
+        raise

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from engine.containers import names
+from engine.containers.health import HealthMonitor
 from engine.containers.hostlimits import Features, discard_unsupported
 from engine.containers.linkedit import LinkEditor
 from engine.containers.live import Lives
 from engine.containers.resources import UpdateRequest, merged, runtime_resources
-from engine.containers.state import Status
+from engine.containers.state import Status, not_running
 from engine.containers.store import Container, ContainerStore
 from engine.errors import Conflict, InvalidArgument, prefixed
 from engine.events import EventBus
@@ -19,8 +21,9 @@ from runtime import client as rt
 
 class Manager:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
-                 host: Features, link_editor: LinkEditor) -> None:
+                 host: Features, link_editor: LinkEditor, health: HealthMonitor) -> None:
         self._rt = runtime
+        self._health = health
         self._links = link_editor
         self._store = store
         self._lives = lives
@@ -85,13 +88,14 @@ class Manager:
             if c.state.status == Status.PAUSED:
                 raise Conflict(f"Container {c.id} is already paused")
             if not c.state.running:
-                raise Conflict(f"Container {c.id} is not running")
+                raise not_running(c.id, c.state.status)
             try:
                 await self._rt.pause_task(c.id)
             except (rt.NotFound, rt.FailedPrecondition):
                 # It exited a moment ago and its exit is on its way here: not running, as dockerd says.
                 raise Conflict(f"Container {c.id} is not running") from None
             c.state.pause()
+            self._health.stop(c.id, c.health)  # dockerd's: no probes of a frozen container, `unhealthy`
             await self._store.save(c)
         self._events.container(c, "pause")
 
@@ -106,6 +110,8 @@ class Manager:
             except (rt.NotFound, rt.FailedPrecondition):
                 raise Conflict(f"Container {c.id} is not running") from None
             c.state.unpause()
+            if c.health is not None:
+                self._health.start(c.id, c.config, c.health, c.state.started_at or time.time())
             await self._store.save(c)
         self._events.container(c, "unpause")
 
@@ -113,7 +119,7 @@ class Manager:
         """`ps` on the host, cut down to the container's processes (what dockerd does)."""
         c = self._store.get(ref)
         if not c.state.running:
-            raise Conflict(f"Container {c.id} is not running")
+            raise not_running(c.id, c.state.status)
         pids = set(await self._rt.task_pids(c.id))
         args = ps_args.split() or ["-ef"]
         # As dockerd: the container's processes selected by `-q`, so that ps options that select nothing of

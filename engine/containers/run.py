@@ -17,7 +17,7 @@ from engine.containers import links, propagation
 from engine.containers.departures import Departures
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
-from engine.containers.live import Live, Lives, settle
+from engine.containers.live import Live, Lives, next_start, settle
 from engine.containers.pins import RunPins
 from engine.containers.state import Status
 from engine.containers.stdin import keeps_stdin_open
@@ -81,7 +81,8 @@ class RunControl:
             c = self._lives.current(ref, c.id)
             if c.state.status == Status.PAUSED:
                 raise Conflict("cannot start a paused container, try unpause instead")
-            if c.state.running:
+            if c.state.running or c.state.status == Status.RESTARTING:
+                # dockerd counts a restarting container as running: its restart loop goes on untouched.
                 raise NotModified("container already started")
             if c.state.status == Status.REMOVING:
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
@@ -163,7 +164,8 @@ class RunControl:
         self.logs.ship(c)
         live.run_over = asyncio.Event()
         c.state.start(task.pid, time.time())
-        c.health = Health() if config_of(c.config) else None
+        # dockerd keeps the last results across runs; the status starts over.
+        c.health = Health(Log=c.health.Log if c.health else []) if config_of(c.config) else None
         await self._store.save(c)
         self._events.container(c, "start")
         if c.health is not None:
@@ -238,6 +240,7 @@ class RunControl:
             # A frozen process gets no signal: thaw it so it can act on the one it is sent.
             await self._rt.resume_task(c.id)
             c.state.unpause()
+            self._events.container(c, "unpause")
         pid = c.state.pid
         # Never cancelled (a cancelled runtime call would waste its connection): it ends with the process.
         reaped = asyncio.ensure_future(self._reap(c.id))
@@ -279,8 +282,11 @@ class RunControl:
                     return
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
-        if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-            # Ended by its user: a restart policy leaves it ended, as dockerd does.
+        # dockerd's rule: KILL, the container's StopSignal, or any signal when it has none, ends it for its
+        # user (a restart policy leaves it ended, a paused one is thawed to act on it).
+        stop_signal = c.config.get("StopSignal")
+        ending = signum == signal.SIGKILL or not stop_signal or signum == parse_signal(stop_signal)
+        if ending:
             c.state.manually_stopped = True
         run_over = self._lives.of(c.id).run_over
         try:
@@ -289,10 +295,11 @@ class RunControl:
             pass  # it ended as the kill came: done, as dockerd takes "no such process"
         except rt.FailedPrecondition:
             raise Conflict(f"Container {c.id} is not running") from None
-        if c.state.status == Status.PAUSED and (signum == signal.SIGKILL or not c.config.get("StopSignal")):
+        if c.state.status == Status.PAUSED and ending:
             # As dockerd: a paused container is thawed to act on its signal (a KILL ends it thawed or not).
             with contextlib.suppress(rt.NotFound, rt.FailedPrecondition):
                 await self._rt.resume_task(c.id)
+                self._events.container(c, "unpause")
                 if signum != signal.SIGKILL:
                     c.state.unpause()
                     await self._store.save(c)
@@ -336,7 +343,7 @@ class RunControl:
         if oom is None or not removing:
             # Kept for a next run (or its OOM kill unknown): the task goes now. An --rm container's goes with it.
             oom = await self._delete_exited(c, live)
-        self.health.stop(c.id)
+        self.health.stop(c.id, c.health)
         if oom:  # dockerd tells of the OOM kill as it happens, before the exit's clean-up
             self._events.container(c, "oom")
         # dockerd (since 23.0) releases the network and volumes before it reports the death.
@@ -486,13 +493,4 @@ class RunControl:
             live.attachers.append(fut)
             return fut
 
-    @staticmethod
-    async def next_start(fut: asyncio.Future[Attachment | None]) -> Attachment | None:
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            # Connected by a start just as our client left.
-            connected = fut.result() if fut.done() and not fut.cancelled() else None
-            if connected is not None:
-                connected.close()
-            raise
+    next_start = staticmethod(next_start)

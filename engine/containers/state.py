@@ -24,6 +24,13 @@ class Status(str, Enum):
     DEAD = "dead"
 
 
+def not_running(cid: str, status: Status) -> Conflict:
+    """dockerd's refusal of what needs the process (exec, pause, top): a restarting container is to be waited for."""
+    if status == Status.RESTARTING:
+        return Conflict(f"Container {cid} is restarting, wait until the container is running")
+    return Conflict(f"Container {cid} is not running")
+
+
 # Operation -> the statuses it may start from, and where it leads.
 _TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
     "start": (frozenset({Status.CREATED, Status.EXITED, Status.RESTARTING}), Status.RUNNING),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.containers.state import rfc3339
+from engine.containers.state import Status, rfc3339
 from engine.containers.store import Container, Storage
 
 
@@ -106,6 +106,6 @@ def size(rw: int | None, root: int | None = None) -> dict[str, int]:
 
 
 def _health_suffix(c: Container) -> str:
-    if c.health is None or not c.state.running:
-        return ""
+    if c.health is None or not c.state.running or c.state.status == Status.PAUSED:
+        return ""  # dockerd's "Up 5 seconds (Paused)" tells no health
     return " (health: starting)" if c.health.Status == "starting" else f" ({c.health.Status})"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from typing import Any
@@ -132,8 +133,12 @@ def register(r: Router, b: Backend) -> None:
         resp = await open_stream(request)
         code = await until(exit_code, disconnected(request))
         if code is not None:
+            # dockerd's Error: why the last start failed (the state's error), null after a run.
+            c = svc.find(request.match_info["id"])
+            error = {"Message": c.state.error} if c is not None and c.state.error else None
             with contextlib.suppress(ConnectionError):
-                await resp.write(b'{"Error":null,"StatusCode":%d}\n' % code)
+                await resp.write(json.dumps({"Error": error, "StatusCode": code}, separators=(",", ":")).encode()
+                                 + b"\n")
         return resp
 
     async def logs(request: web.Request) -> web.StreamResponse:
