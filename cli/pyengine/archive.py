@@ -84,6 +84,8 @@ def _copy_out(e: Engine, container: str, src: str, dest: str, follow: bool) -> N
             raise CLIError(f"destination directory {dest} must exist")
         else:
             target, rename = os.path.dirname(dest.rstrip("/")) or ".", _renamer(os.path.basename(dest.rstrip("/")))
+            if not os.path.isdir(target):  # docker cp makes no parent directories
+                raise CLIError(f'invalid output path: directory "{target}" does not exist')
         uid, gid = os.getuid(), os.getgid()
         import tarfile  # kept out of every other command's start-up (with what it imports, 10 ms)
 

@@ -179,6 +179,7 @@ def context_update(
     print(f'Successfully updated context "{name}"', file=sys.stderr)
 
 
+@context_app.command("list", hidden=True)  # docker's alias
 @context_app.command("ls")
 def context_ls(
     format_: Annotated[str | None, typer.Option("--format", help="Go-template-like format, 'json' or "
@@ -251,6 +252,7 @@ def context_inspect(
         raise SystemExit(1)
 
 
+@context_app.command("remove", hidden=True)  # docker's alias
 @context_app.command("rm")
 def context_rm(
     names: Annotated[list[str], typer.Argument(metavar="CONTEXT")],

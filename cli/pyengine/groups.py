@@ -59,16 +59,16 @@ def image_inspect(names: Annotated[list[str], typer.Argument(metavar="IMAGE")], 
 
 
 _share(container_app, {
-    "ls": "ps", "ps": "ps", "create": "create", "run": "run", "start": "start", "stop": "stop",
-    "restart": "restart", "kill": "kill", "rm": "rm", "pause": "pause", "unpause": "unpause", "rename": "rename",
-    "update": "update", "wait": "wait", "stats": "stats", "diff": "diff", "export": "export", "attach": "attach",
+    "ls": "ps", "list": "ps", "ps": "ps", "remove": "rm", "create": "create", "run": "run", "start": "start",
+    "stop": "stop", "restart": "restart", "kill": "kill", "rm": "rm", "pause": "pause", "unpause": "unpause",
+    "rename": "rename", "update": "update", "wait": "wait", "stats": "stats", "diff": "diff", "export": "export", "attach": "attach",
     "exec": "exec", "logs": "logs", "top": "top", "port": "port", "cp": "cp", "commit": "commit"})
 _register(container_app, "inspect", container_inspect)
 _register(container_app, "prune", prune.container_prune)
 
 _share(image_app, {
-    "ls": "images", "pull": "pull", "push": "push", "rm": "rmi", "history": "history", "tag": "tag",
-    "build": "build", "save": "save", "load": "load", "import": "import"})
+    "ls": "images", "list": "images", "pull": "pull", "push": "push", "rm": "rmi", "remove": "rmi",
+    "history": "history", "tag": "tag", "build": "build", "save": "save", "load": "load", "import": "import"})
 _register(image_app, "inspect", image_inspect)
 _register(image_app, "prune", prune.image_prune)
 

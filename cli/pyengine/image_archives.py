@@ -58,7 +58,10 @@ def load(
         raise CLIError("requested load from stdin, but stdin is empty")
     # Progress only makes sense on a terminal, as with docker.
     quiet = quiet or not sys.stdout.isatty()
-    source: BinaryIO = open(input, "rb") if input is not None else sys.stdin.buffer
+    try:
+        source: BinaryIO = open(input, "rb") if input is not None else sys.stdin.buffer
+    except OSError as e:
+        raise CLIError(f"open {input}: {os.strerror(e.errno or 0).lower()}") from None
     with source, engine().open("POST", "/images/load", {
             "quiet": "1" if quiet else "0", "platform": [platform_json(p) for p in platform or []] or None},
             body=source,

@@ -75,3 +75,7 @@ def main() -> None:
     except CLIError as e:
         print(e.message, file=sys.stderr)
         raise SystemExit(e.exit_code) from None
+    except BrokenPipeError:
+        # The reader went (`| head`): end quietly, as the docker CLI dies of its SIGPIPE (the shell's 141).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None

@@ -122,6 +122,7 @@ def _ls_record(n: dict[str, Any], trunc: bool) -> Record:
     }, {"Label": lambda name: labels.get(name, "")})
 
 
+@network_app.command("list", hidden=True)  # docker's alias
 @network_app.command("ls")
 def network_ls(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display network IDs.")] = False,
@@ -150,6 +151,7 @@ def network_inspect(
     inspect_each(names, lambda name: e.get(f"/networks/{path_quote(name)}", query), format_)
 
 
+@network_app.command("remove", hidden=True)  # docker's alias
 @network_app.command("rm")
 def network_rm(
     names: Annotated[list[str], typer.Argument(metavar="NETWORK", autocompletion=complete.networks)],

@@ -44,6 +44,8 @@ def login(
     elif password is not None:
         print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", file=sys.stderr)
     address = server or credentials.INDEX_SERVER
+    if (not username or password is None) and not sys.stdin.isatty():
+        raise CLIError("Error: Cannot perform an interactive login from a non TTY device")
     if not username:
         username = input("Username: ").strip()
     if password is None:

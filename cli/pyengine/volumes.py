@@ -55,6 +55,7 @@ def _ls_record(v: dict[str, Any]) -> Record:
     }, {"Label": lambda name: labels.get(name, "")})
 
 
+@volume_app.command("list", hidden=True)  # docker's alias
 @volume_app.command("ls")
 def volume_ls(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display volume names.")] = False,
@@ -83,6 +84,7 @@ def volume_inspect(
     inspect_each(names, lambda name: e.get(f"/volumes/{path_quote(name)}"), format_)
 
 
+@volume_app.command("remove", hidden=True)  # docker's alias
 @volume_app.command("rm")
 def volume_rm(
     names: Annotated[list[str], typer.Argument(metavar="VOLUME", autocompletion=complete.volumes)],

@@ -1,8 +1,8 @@
 """Docker's bridge driver options (`docker network create -o key=value`): each honoured or refused by name.
 
 netavark 1.4 takes an MTU; the host address ports publish on by default is the engine's own choice; the
-bridge's name and the prefix of containers' interface names are the engine's. What netavark cannot do (containers of one network kept apart, no NAT on
-the way out) is refused rather than stored and ignored.
+bridge's name and the prefix of containers' interface names are the engine's. What netavark cannot do
+(containers of one network kept apart, no NAT on the way out) is refused rather than stored and ignored.
 """
 from __future__ import annotations
 

@@ -300,3 +300,22 @@ def test_same_output_as_docker(engine):
         if mine != theirs:
             differ.append((args, mine, theirs))
     assert not differ, differ
+
+
+def test_what_a_user_switching_from_docker_types_works_or_fails_in_its_words(engine, tmp_path):
+    """From a comparison with the docker CLI 28 on one engine: aliases, and refusals that were tracebacks."""
+    for group in ("container", "image", "network", "volume"):
+        assert cli(engine, group, "list", "-q").returncode == 0, group
+    out = cli(engine, "load", "-i", str(tmp_path / "nonexist.tar"))
+    assert (out.returncode, out.stderr.strip()) == (1, f"open {tmp_path}/nonexist.tar: no such file or directory")
+    out = cli(engine, "login", "-u", "someone", "localhost:1", input="")
+    assert (out.returncode, out.stderr.strip()) == (1, "Error: Cannot perform an interactive login from a non TTY "
+                                                       "device")
+    ok(engine, "create", "--name", "cpsrc", "busybox", "true")
+    out = cli(engine, "cp", "cpsrc:/bin/sh", str(tmp_path / "missing" / "sh"))
+    assert out.returncode == 1 and "invalid output path: directory" in out.stderr
+    assert not (tmp_path / "missing").exists()
+    ok(engine, "rm", "cpsrc")
+    piped = subprocess.run(f"{PYENGINE} version | head -1", shell=True, env=env_of(engine), capture_output=True,
+                           text=True, timeout=60)
+    assert piped.stdout == "Client:\n" and "Traceback" not in piped.stderr
