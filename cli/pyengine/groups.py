@@ -61,8 +61,8 @@ def image_inspect(names: Annotated[list[str], typer.Argument(metavar="IMAGE")], 
 _share(container_app, {
     "ls": "ps", "list": "ps", "ps": "ps", "remove": "rm", "create": "create", "run": "run", "start": "start",
     "stop": "stop", "restart": "restart", "kill": "kill", "rm": "rm", "pause": "pause", "unpause": "unpause",
-    "rename": "rename", "update": "update", "wait": "wait", "stats": "stats", "diff": "diff", "export": "export", "attach": "attach",
-    "exec": "exec", "logs": "logs", "top": "top", "port": "port", "cp": "cp", "commit": "commit"})
+    "rename": "rename", "update": "update", "wait": "wait", "stats": "stats", "diff": "diff", "export": "export",
+    "attach": "attach", "exec": "exec", "logs": "logs", "top": "top", "port": "port", "cp": "cp", "commit": "commit"})
 _register(container_app, "inspect", container_inspect)
 _register(container_app, "prune", prune.container_prune)
 
