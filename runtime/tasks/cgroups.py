@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
 import os
 import re
 import time
@@ -361,8 +362,11 @@ def oom_killed_known(path: str) -> bool | None:
     return None if events is None else _keyed(events).get("oom_kill", 0) > 0
 
 
+@functools.cache
 def swap_limit_supported() -> bool:
-    """Whether memory+swap can be limited here (v1 needs swap accounting in the kernel)."""
+    """Whether memory+swap can be limited here (v1 needs swap accounting in the kernel). Fixed until a reboot,
+    so read once: the CRI asks it for every status of a container with a memory limit, and each read is a walk
+    of mountinfo (a line per container's rootfs)."""
     mode, hierarchies = _layout()
     if mode is CgroupMode.UNIFIED:
         controllers = _read(os.path.join(hierarchies[0].mountpoint, "cgroup.controllers")) or ""
