@@ -16,6 +16,8 @@ from io import BufferedReader
 from typing import Any, Iterator, Literal, NamedTuple, Protocol
 from urllib.parse import quote, urlencode
 
+from cli.pyengine import clilog
+
 # The newest Engine API this CLI speaks; with an older daemon, the daemon's (GET /_ping's API-Version).
 API_VERSION = "1.50"
 # What a daemon that does not say is assumed to speak, as the docker CLI assumes.
@@ -317,6 +319,7 @@ class Engine:
             hdrs["Transfer-Encoding"] = "chunked"
         elif payload or method in ("POST", "PUT"):
             hdrs["Content-Length"] = str(len(payload))
+        clilog.debug(f"{method} {target}")
         head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
         # An ssh connection is a process on both sides: it serves the command's next requests too, as the
         # docker CLI's keep-alive connection does. One the far side closed while idle is dialled again.

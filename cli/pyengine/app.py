@@ -2,12 +2,13 @@
 # No `from __future__ import annotations`: Typer would evaluate the string annotations at every start-up.
 
 import json
+import os
 import sys
 from typing import Annotated, Any, Callable
 
 import typer
 
-from cli.pyengine import hosts
+from cli.pyengine import clilog, hosts
 from cli.pyengine.api import CLIError, Engine
 from cli.pyengine.formatting import Template
 
@@ -25,8 +26,23 @@ _tls: list[hosts.TLSOptions] = [hosts.TLSOptions()]
 _engine: list[Engine] = []
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        from importlib.metadata import version as package_version
+
+        print(f"pyengine version {package_version('pyengine')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
+    config: Annotated[str | None, typer.Option(
+        "--config", help="Location of client config files (default $DOCKER_CONFIG, else ~/.docker).")] = None,
+    debug: Annotated[bool, typer.Option("-D", "--debug", help="Enable debug mode (log level debug).")] = False,
+    log_level: Annotated[str, typer.Option(
+        "-l", "--log-level", help='Set the logging level ("debug", "info", "warn", "error", "fatal").')] = "info",
+    version: Annotated[bool, typer.Option("-v", "--version", help="Print version information and quit.",
+                                          callback=_print_version, is_eager=True)] = False,
     host: Annotated[str | None, typer.Option(
         "-H", "--host", help="Daemon socket to connect to (unix:///path or tcp://host:port); else $PYENGINE_HOST, "
                              "$DOCKER_HOST, the docker CLI's current context, unix:///run/pyengine/engine.sock.")]
@@ -47,6 +63,13 @@ def _global_options(
         "--tlskey", help="Path to TLS key file (default $DOCKER_CERT_PATH/key.pem, else ~/.docker/key.pem).")]
     = None,
 ) -> None:
+    if config:
+        # Read by every place the docker CLI's config directory is looked for, as docker's --config sets it.
+        os.environ["DOCKER_CONFIG"] = config
+    try:
+        clilog.set_level("debug" if debug else log_level)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     _selected.update(host=host, context=context)
     _tls[0] = hosts.TLSOptions(tls=tls, verify=tlsverify, ca=tlscacert, cert=tlscert, key=tlskey)
 

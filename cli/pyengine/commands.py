@@ -9,13 +9,15 @@ from typing import Any
 
 import typer
 # Typer vendors click: its exception classes are only reachable there.
-from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer._click.exceptions import (BadOptionUsage, BadParameter, ClickException, MissingParameter,
+                                     NoArgsIsHelpError, NoSuchOption, UsageError)
 
 # Imported for their commands, which register themselves on the app.
 from cli.pyengine import (archive, attach, containers, contexts, image_archives, imagemake, images,  # noqa: F401
                           lifecycle, networks, prune, ps, registry, stats, system, volumes)
 # The management groups share the commands registered above, so they come last.
 from cli.pyengine import groups  # noqa: F401,I001
+from cli.pyengine.api import CLIError
 from cli.pyengine.app import app
 from cli.pyengine.goflags import bool_values
 
@@ -68,8 +70,9 @@ def _plain_values_without_pydantic() -> None:
 
 
 # The root's options that take a value, and those that are about the whole CLI (its help, completion).
-_VALUED = frozenset({"-H", "--host", "-c", "--context", "--tlscacert", "--tlscert", "--tlskey"})
-_WHOLE = frozenset({"--help", "--install-completion", "--show-completion"})
+_VALUED = frozenset({"-H", "--host", "-c", "--context", "--tlscacert", "--tlscert", "--tlskey", "--config", "-l",
+                     "--log-level"})
+_WHOLE = frozenset({"--help", "-v", "--version", "--install-completion", "--show-completion"})
 
 
 def _invoked(argv: list[str]) -> str | None:
@@ -104,10 +107,35 @@ def _command_for(argv: list[str]) -> Any:
     return typer.main.get_command(app)
 
 
+def _help_topic(argv: list[str]) -> list[str] | None:
+    """`pyengine help [COMMAND...]` as the command line that asks for that help: `COMMAND... --help`."""
+    name = _invoked(argv)
+    if name != "help":
+        return None
+    at = argv.index("help")
+    topic = argv[at + 1:]
+    group: Any = typer.main.get_command(app)
+    for word in topic:
+        group = (getattr(group, "commands", None) or {}).get(word)
+        if group is None:
+            raise CLIError(f"unknown help topic: {' '.join(topic)}")
+    return [*argv[:at], *topic, "--help"]
+
+
+def _exit_code(e: ClickException) -> int:
+    """docker's: a wrong flag or flag value is 125, a wrong number of arguments or an unknown command 1."""
+    if isinstance(e, MissingParameter) and "argument" in (e.param_type, getattr(e.param, "param_type_name", None)):
+        return 1
+    if isinstance(e, UsageError) and not isinstance(e, (BadParameter, NoSuchOption, BadOptionUsage)):
+        return 1
+    return USAGE_ERROR
+
+
 def run() -> None:
     _plain_values_without_pydantic()
-    command = _command_for(sys.argv[1:])
-    args = bool_values(command, sys.argv[1:])
+    argv = _help_topic(sys.argv[1:]) or sys.argv[1:]
+    command = _command_for(argv)
+    args = bool_values(command, argv)
     try:
         result = command.main(args, prog_name="pyengine", standalone_mode=False)
     except NoArgsIsHelpError as e:
@@ -116,5 +144,5 @@ def run() -> None:
         raise SystemExit(0) from None
     except ClickException as e:
         e.show()
-        raise SystemExit(USAGE_ERROR) from None
+        raise SystemExit(_exit_code(e)) from None
     raise SystemExit(result if isinstance(result, int) else 0)

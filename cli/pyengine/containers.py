@@ -21,6 +21,8 @@ from cli.pyengine.streams import DETACH_KEYS, copy_output, pump
 
 # Everything after the image (or container) belongs to the command run in the container.
 _COMMAND_TAIL = {"allow_interspersed_args": False}
+
+
 @contextlib.contextmanager
 def _failing_with(code: int) -> Iterator[None]:
     """docker run reports its own failures (bad options, unknown image, daemon errors) with 125."""

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from cli.pyengine.api import CLIError
+from cli.pyengine.contextstore import config_dir
 
 INDEX_SERVER = "https://index.docker.io/v1/"
 _HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 
 def config_path() -> Path:
-    base = os.environ.get("DOCKER_CONFIG")
-    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+    return Path(config_dir()) / "config.json"
 
 
 def hostname(server: str) -> str:

@@ -58,12 +58,12 @@ def default_host() -> str:
 
 def option_tls(options: TLSOptions) -> TLSSettings | None:
     """The docker CLI's rules: --tlsverify or $DOCKER_TLS_VERIFY turn TLS on and verification with it, --tls
-    or $DOCKER_TLS only TLS; files not named come from $DOCKER_CERT_PATH (else ~/.docker), the client
+    or $DOCKER_TLS only TLS; files not named come from $DOCKER_CERT_PATH (else the config directory), the client
     certificate and key only if they are there."""
     verify = options.verify or bool(os.environ.get("DOCKER_TLS_VERIFY"))
     if not (options.tls or verify or os.environ.get("DOCKER_TLS")):
         return None
-    directory = os.environ.get("DOCKER_CERT_PATH") or os.path.join(os.path.expanduser("~"), ".docker")
+    directory = os.environ.get("DOCKER_CERT_PATH") or config_dir()
 
     def default(given: str | None, file: str) -> str | None:
         path = os.path.join(directory, file)

@@ -39,9 +39,43 @@ def _bytes(flag: str, value: str | None) -> int | None:
         raise CLIError(f'invalid argument "{value}" for "{flag}" flag: invalid size: \'{value}\'', 125) from None
 
 
+# The archives docker takes as a context on stdin (tar, gzip, bzip2, xz); anything else there is a Dockerfile.
+_ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+
+
+def _is_archive(data: bytes) -> bool:
+    return data.startswith(_ARCHIVE_MAGIC) or data[257:262] == b"ustar"
+
+
+def _add_file(tar: Any, name: str, data: bytes) -> None:
+    import io
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _stdin_context(dockerfile: str | None, compress: bool) -> tuple[IO[bytes], str]:
+    """`build -`: an archive on stdin is the context as it is; a Dockerfile is a context of itself alone."""
+    import gzip
+    import io
+    import tarfile
+
+    data = sys.stdin.buffer.read()
+    name = dockerfile or "Dockerfile"
+    if not _is_archive(data):
+        body = io.BytesIO()
+        with tarfile.open(fileobj=body, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            _add_file(tar, name, data)
+        data = body.getvalue()
+    return io.BytesIO(gzip.compress(data) if compress else data), name
+
+
 def _context_tar(context: Path, dockerfile: Path | None, compress: bool = False) -> tuple[IO[bytes], str]:
     """The context as a tar (gzipped with --compress; spooled to disk when large); with a Dockerfile outside
-    the context it goes in under a random name, as the docker CLI sends it. The daemon applies .dockerignore."""
+    the context (or on stdin: `-f -`) it goes in under a random name, as the docker CLI sends it. The daemon
+    applies .dockerignore."""
     import secrets  # these three kept out of every other command's start-up
     import tarfile
     import tempfile
@@ -51,7 +85,10 @@ def _context_tar(context: Path, dockerfile: Path | None, compress: bool = False)
     with tarfile.open(fileobj=spool, mode="w:gz" if compress else "w", format=tarfile.PAX_FORMAT) as tar:
         for entry in sorted(context.iterdir()):
             tar.add(str(entry), arcname=entry.name)
-        if dockerfile is not None:
+        if dockerfile == Path("-"):
+            name = f".dockerfile.{secrets.token_hex(10)}"
+            _add_file(tar, name, sys.stdin.buffer.read())
+        elif dockerfile is not None:
             inside = dockerfile.resolve().is_relative_to(context.resolve())
             if inside:
                 name = str(dockerfile.resolve().relative_to(context.resolve()))
@@ -64,7 +101,8 @@ def _context_tar(context: Path, dockerfile: Path | None, compress: bool = False)
 
 @app.command()
 def build(
-    path: Annotated[str, typer.Argument(help="The build context directory.")],
+    path: Annotated[str, typer.Argument(help="The build context directory; - for a context archive or a "
+                                             "Dockerfile on stdin.")],
     tag: Annotated[list[str] | None, typer.Option("-t", "--tag", help="Name and optionally a tag.")] = None,
     file: Annotated[str | None, typer.Option("-f", "--file", help="Name of the Dockerfile.")] = None,
     build_arg: Annotated[list[str] | None, typer.Option("--build-arg", help="Set build-time variables.")] = None,
@@ -114,9 +152,14 @@ def build(
     sizes = {key: _bytes(flag, value) for key, flag, value in (
         ("memory", "--memory", memory), ("memswap", "--memory-swap", memory_swap), ("shmsize", "--shm-size", shm_size))}
     context = Path(path)
-    if not context.is_dir():
+    if path == "-" and file == "-":
+        raise CLIError("invalid argument: can't use stdin for both build context and dockerfile")
+    if path == "-":
+        body, dockerfile = _stdin_context(file, compress)
+    elif not context.is_dir():
         raise CLIError(f"unable to prepare context: path {path!r} not found", 1)
-    body, dockerfile = _context_tar(context, Path(file) if file else None, compress)
+    else:
+        body, dockerfile = _context_tar(context, Path(file) if file else None, compress)
     limits = hostopts.ulimits(ulimit)
     query: dict[str, Any] = {
         "extrahosts": hostopts.extra_hosts(add_host), "cachefrom": json.dumps(cache_from) if cache_from else None,

@@ -8,7 +8,7 @@ import typer
 
 from cli.common.units import binary_size
 from cli.pyengine import completion as complete
-from cli.pyengine import diskusage, versioncmd  # noqa: F401  (diskusage registers `system df`)
+from cli.pyengine import clilog, contexts, diskusage, versioncmd  # noqa: F401  (diskusage registers `system df`)
 from cli.pyengine.api import CLIError, DaemonError, path_quote
 from cli.pyengine.app import app, engine, inspect_each
 from cli.pyengine.formatting import Template, filters, rfc3339_nano, timestamp
@@ -29,10 +29,17 @@ def info(
     format_: Annotated[str | None, typer.Option("-f", "--format", help=_FORMAT_HELP)] = None,
 ) -> None:
     """Display system-wide information."""
-    i = engine().get("/info")
     if format_:
-        print(Template(format_).render(i))
+        print(Template(format_).render(engine().get("/info")))
         return
+    from importlib.metadata import version as package_version
+
+    print("Client:")
+    versioncmd.fields(" ", [("Version", package_version("pyengine")), ("Context", contexts.current()),
+                            ("Debug Mode", str(clilog.level() in ("debug", "trace")).lower())])
+    print()
+    sys.stdout.flush()
+    i = engine().get("/info")
     print("Server:")
     versioncmd.fields(" ", [("Containers", i.get("Containers"))])
     versioncmd.fields("  ", [("Running", i.get("ContainersRunning")), ("Paused", i.get("ContainersPaused")),

@@ -30,6 +30,8 @@ class Live:
     # Set when a healthcheck's on-failure action asked for a restart: the next exit restarts, whatever the policy.
     health_restart: bool = False
     restart: asyncio.Task[None] | None = None  # a restart policy's pending start
+    # The end of the process a stop holding the lock waits for: a second stop signals beside it.
+    stopping: asyncio.Future[tuple[int, float]] | None = None
     # The last run's runtime task is known to be deleted, so a removal need not ask again. Unknown (False)
     # after an engine restart: the removal then deletes whatever task there may be.
     task_deleted: bool = False

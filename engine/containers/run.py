@@ -21,6 +21,7 @@ from engine.containers.live import Live, Lives, next_start, settle
 from engine.containers.pins import RunPins
 from engine.containers.state import Status
 from engine.containers.stdin import keeps_stdin_open
+from engine.containers.stopping import signal_until_gone, stop_terms
 from engine.containers.store import Container, ContainerStore
 from engine.containers.supervise import Supervisor
 from engine.containers.waits import WaitCondition, waiter
@@ -38,7 +39,6 @@ from runtime.client.signals import parse_signal
 
 log = logging.getLogger("engine.containers")
 
-DEFAULT_STOP_TIMEOUT = 10
 # How long `kill` (SIGKILL) waits to see the container down, so a following `rm` finds it stopped.
 _KILL_SETTLE = 10.0
 
@@ -218,6 +218,12 @@ class RunControl:
     async def stop(self, ref: str, timeout: int | None, sig: str | None = None) -> None:
         c = self._store.get(ref)
         live = self._lives.of(c.id)
+        stopping = live.stopping
+        if stopping is not None and not stopping.done():
+            await signal_until_gone(self._rt, self._events, c, *stop_terms(c, timeout, sig), stopping)
+            async with live.lock:  # the first stop has handled the exit
+                self._events.container(c, "stop")
+            return
         async with live.lock:
             c = self._lives.current(ref, c.id)
             c.state.manually_stopped = True
@@ -233,9 +239,7 @@ class RunControl:
 
     async def _stop_locked(self, c: Container, live: Live, timeout: int | None, sig: str | None, *,
                            autoremove: bool) -> None:
-        signum = parse_signal(sig or c.config.get("StopSignal") or "SIGTERM")
-        configured = c.config.get("StopTimeout")
-        wait = timeout if timeout is not None else DEFAULT_STOP_TIMEOUT if configured is None else configured
+        signum, wait = stop_terms(c, timeout, sig)
         if c.state.status == Status.PAUSED:
             # A frozen process gets no signal: thaw it so it can act on the one it is sent.
             await self._rt.resume_task(c.id)
@@ -243,16 +247,8 @@ class RunControl:
             self._events.container(c, "unpause")
         pid = c.state.pid
         # Never cancelled (a cancelled runtime call would waste its connection): it ends with the process.
-        reaped = asyncio.ensure_future(self._reap(c.id))
-        with contextlib.suppress(rt.FailedPrecondition, rt.NotFound):
-            await self._rt.kill_task(c.id, signum)
-            self._events.container(c, "kill", signal=str(signum))
-        done, _ = await asyncio.wait({reaped}, timeout=wait if wait >= 0 else None)
-        if not done:
-            log.info("container=%s still running %ds after signal %d: killing it", c.id, wait, signum)
-            with contextlib.suppress(rt.FailedPrecondition, rt.NotFound):
-                await self._rt.kill_task(c.id, signal.SIGKILL, all=True)
-                self._events.container(c, "kill", signal=str(int(signal.SIGKILL)))
+        reaped = live.stopping = asyncio.ensure_future(self._reap(c.id))
+        await signal_until_gone(self._rt, self._events, c, signum, wait, reaped)
         code, at = await reaped
         await self._exited_locked(c, live, pid, code, at, autoremove=False)
         self._events.container(c, "stop")

@@ -4,6 +4,7 @@ and stopped containers, the wait answer after a failed start."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 from tests.integration import test_engine_containers as containers
@@ -84,3 +85,24 @@ def test_the_wait_answer_after_a_failed_start_carries_its_error(engine) -> None:
     ok(engine, "run", "--name", "fine", "--network", "none", "busybox", "true")
     assert json.loads(curl(engine, "POST", "/v1.50/containers/fine/wait")[2]) == {"Error": None, "StatusCode": 0}
     ok(engine, "rm", "fine")
+
+
+def test_a_second_stop_acts_at_once_beside_the_first(engine) -> None:
+    # The process ignores TERM: the first stop would wait its 60 s; the second kills after its own 1 s, and
+    # both return then, as with dockerd.
+    ok(engine, "run", "-d", "--name", "deaf", "--init", "busybox", "sh", "-c", "trap '' TERM; sleep 1000")
+    first = subprocess.Popen(["docker", "stop", "-t", "60", "deaf"], env=engine.env(), stdout=subprocess.DEVNULL)
+    _until(lambda: any(e.get("Action") == "kill" for e in _events(engine, "deaf")))
+    began = time.monotonic()
+    assert ok(engine, "stop", "-t", "1", "deaf") == "deaf\n"
+    assert first.wait(timeout=30) == 0
+    assert time.monotonic() - began < 20
+    state = _state(engine, "deaf")["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 137)
+    ok(engine, "rm", "deaf")
+
+
+def _events(engine, name: str) -> list[dict]:
+    out = ok(engine, "events", "--since", "0", "--until", str(time.time()), "--format", "{{json .}}",
+             "--filter", f"container={name}")
+    return [json.loads(line) for line in out.splitlines()]

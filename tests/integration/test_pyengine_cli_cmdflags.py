@@ -227,3 +227,31 @@ def test_build_iidfile_and_compressed_context(clean, tmp_path):
     assert image_id.startswith("sha256:")
     assert json.loads(_ok(clean, "docker", "image", "inspect", "made:1"))[0]["Id"] == image_id
     _ok(clean, "docker", "rmi", "made:1")
+
+
+def _build(engine: EngineDaemon, args: list[str], stdin: bytes, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([PYENGINE, "build", *args], env=env_of(engine), input=stdin, capture_output=True,
+                          timeout=120, check=False, cwd=cwd)
+
+
+def test_build_from_stdin(clean, tmp_path):
+    # `build -` takes a Dockerfile (a context of itself alone) or a context archive; `-f -` a Dockerfile
+    # beside a context directory; stdin cannot be both.
+    alone = _build(clean, ["-q", "-t", "alone", "-"], b"FROM busybox\nLABEL from=stdin\n", tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM busybox\nCOPY data /data\n")
+    (tmp_path / "ctx" / "data").write_text("archived\n")
+    archive = subprocess.run(["tar", "-cz", "-C", str(tmp_path / "ctx"), "."], capture_output=True, check=True)
+    packed = _build(clean, ["-q", "-t", "packed", "-"], archive.stdout, tmp_path)
+    assert packed.returncode == 0, packed.stderr
+    beside = _build(clean, ["-q", "-t", "beside", "-f", "-", str(tmp_path / "ctx")],
+                    b"FROM busybox\nCOPY data /other\n", tmp_path)
+    assert beside.returncode == 0, beside.stderr
+    assert json.loads(_ok(clean, "docker", "image", "inspect", "alone"))[0]["Config"]["Labels"] == {"from": "stdin"}
+    assert _ok(clean, "docker", "run", "--rm", "packed", "cat", "/data") == "archived\n"
+    assert _ok(clean, "docker", "run", "--rm", "beside", "cat", "/other") == "archived\n"
+    both = _build(clean, ["-f", "-", "-"], b"FROM busybox\n", tmp_path)
+    assert (both.returncode, both.stderr) == (1, b"invalid argument: can't use stdin for both build context and "
+                                                 b"dockerfile\n")
+    _ok(clean, "docker", "rmi", "alone", "packed", "beside")
