@@ -124,7 +124,7 @@ class Backend:
                                   bridge_interface=config.bridge_name, bridge_cidr=config.bip,
                                   container_name=store.name_of, container_hostname=store.hostname_of,
                                   events=events)
-        volumes = VolumeService(data_root, users=store.volume_users)
+        volumes = VolumeService(data_root, users=store.volume_users, running=store.running_volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
         retention = RemovedLogs(data_root / "removed-logs", config.removed_logs_retention)
         logs = ContainerLogs(data_root / "containers", config.log_driver, config.log_opts, retention,

@@ -72,6 +72,7 @@ class SystemInfo:
         f = await self._host.features()
         forwarding = _ipv4_forwarding()
         config = self._config
+        runtime = await self._rt.version()
         doc = {
             "ID": self.id, "Containers": len(containers), "ContainersRunning": running - paused,
             "ContainersPaused": paused, "ContainersStopped": len(containers) - running,
@@ -97,6 +98,11 @@ class SystemInfo:
             "Runtimes": RuntimeTable(config).info(), "DefaultRuntime": RuntimeTable(config).default,
             "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "tini",
+            # dockerd's containerd is this engine's pyruntimed.
+            "ContainerdCommit": {"ID": runtime.version},
+            "RuncCommit": {"ID": runtime.runtimes.get("runc", "")}, "InitCommit": {"ID": ""},
+            "HttpProxy": _proxy("HTTP_PROXY"), "HttpsProxy": _proxy("HTTPS_PROXY"), "NoProxy": _proxy("NO_PROXY"),
+            "GenericResources": None,
             "SecurityOptions": _security_options(f), "Warnings": _warnings(f, forwarding),
             # The runtime is this engine's containerd; it runs no plugins, so there is no plugin namespace.
             "Containerd": {"Address": config.runtime_address,
@@ -110,6 +116,12 @@ class SystemInfo:
             if not doc[key]:
                 del doc[key]
         return doc
+
+
+def _proxy(name: str) -> str:
+    """The proxy setting of the environment the daemons were started in, upper or lower case, as dockerd
+    reports its own."""
+    return os.environ.get(name) or os.environ.get(name.lower()) or ""
 
 
 # dockerd's words for what the host's kernel lacks, in its order.

@@ -94,7 +94,14 @@ class Creator:
             if self._dockerenv is not None:
                 own.append(dockerenv.mount(self._dockerenv))
             options["mounts"] = options["mounts"] + _not_covered(own, options)
-            record = await self._rt.create_container(cid, image.ref, options, init=p.init)
+            # A copy-up fills the volume's own storage: one with mount options is mounted for it.
+            for v in volumes:
+                await self._volumes.prepare(v["name"])
+            try:
+                record = await self._rt.create_container(cid, image.ref, options, init=p.init)
+            finally:
+                for v in volumes:
+                    await self._volumes.release(v["name"])
         except BaseException:
             self._store.release(bare, cid)
             await self._networks.forget(cid)

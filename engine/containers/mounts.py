@@ -323,9 +323,9 @@ def inspect_mounts(host_config: dict[str, Any], volumes: list[dict[str, Any]],
             continue  # a volume: listed above
         parts = b.split(":")
         mode = parts[2] if len(parts) == 3 else ""
-        out.append({"Type": "bind", "Source": parts[0], "Destination": posixpath.normpath(parts[1]), "Mode": mode,
-                    "RW": not bindmodes.is_read_only(mode), "Propagation": bindmodes.parse(mode).propagation
-                    or "rprivate"})
+        out.append({"Type": "bind", "Source": posixpath.normpath(parts[0]),
+                    "Destination": posixpath.normpath(parts[1]), "Mode": mode, "RW": not bindmodes.is_read_only(mode),
+                    "Propagation": bindmodes.parse(mode).propagation or "rprivate"})
     for m in host_config.get("Mounts") or []:
         if m.get("Type") == "bind":
             propagation = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"

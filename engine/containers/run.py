@@ -177,6 +177,7 @@ class RunControl:
         await self._networks.stop(c.id, mode=c.host_config.get("NetworkMode") or "")
         for v in c.volumes:
             self._events.volume("unmount", v["name"], {"container": c.id})
+            await self._volumes.release(v["name"], leaving=c.id)
 
     async def _create_task(self, cid: str, tty: bool, stdin: bool, env: list[str], *,
                            keep_stdin_open: bool, binary: tuple[str, list[str]] | None) -> CreatedTask:

@@ -118,6 +118,9 @@ class ContainerStore:
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._by_id.values() if any(v["name"] == name for v in c.volumes)]
 
+    def running_volume_users(self, name: str) -> list[str]:
+        return [cid for cid in self.volume_users(name) if self._by_id[cid].state.running]
+
     def image_users(self, image_id: str) -> list[tuple[str, bool]]:
         return [(c.id, c.state.running) for c in self._by_id.values() if c.image_id == image_id]
 

@@ -76,11 +76,14 @@ class Committer:
         except (RuntimeNotFound, FailedPrecondition):
             yield  # it stopped meanwhile (its exit not handled yet): nothing to freeze
             return
+        # Told as dockerd tells them, though the container's state never shows it paused.
+        self.events.container(c, "pause")
         try:
             yield
         finally:
             with contextlib.suppress(RuntimeNotFound, FailedPrecondition):
                 await self.runtime.resume_task(c.id)
+                self.events.container(c, "unpause")
 
 
 def merge(user: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from engine.images.model import (
     TAGGED_LABEL,
     LocalImage,
     Record,
+    chain_ids,
     repo_digests,
     short_id,
 )
@@ -339,10 +340,16 @@ class ImageService:
             untagged = {item["Untagged"] for item in items}
             items += [{"Untagged": d} for d in image.repo_digests if d not in untagged]
             items.append({"Deleted": image.id})
+            items += [{"Deleted": layer} for layer in await self._released_layers(image)]
             self._event("delete", image)
             if self._parents is not None:
                 await self._parents.forget(image.id)
         return items
+
+    async def _released_layers(self, image: LocalImage) -> list[str]:
+        """The deleted image's layers (chain IDs, top first) that no other image holds: dockerd reports each."""
+        held = {c for other in await self.images() if other.id != image.id for c in chain_ids(other.diff_ids)}
+        return [c for c in reversed(chain_ids(image.diff_ids)) if c not in held]
 
     async def delete_unused(self, image: LocalImage) -> bool:
         """Delete `image` with all its names unless a container uses it by now (the storage budget's collection)."""

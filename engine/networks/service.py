@@ -262,6 +262,9 @@ class NetworkService:
     async def disconnect(self, ref: str, cid: str, *, running: bool) -> None:
         n = self.store.get(ref)
         e = self.store.endpoint(n.id, cid)
+        if e is None and n.driver in ("host", "null"):
+            # Its namespace is the host's or runc's own, fixed at create: there is nothing to unplug.
+            raise Forbidden(f"container cannot be disconnected from {n.name} network or connected to {n.name} network")
         if e is None:
             raise NotFound(f"container {cid} is not connected to network {n.name}")
         async with self._lock:

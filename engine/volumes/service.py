@@ -2,8 +2,9 @@
 
 Laid out as dockerd lays them out (<data-root>/volumes/<name>/_data), so a volume's data is a plain
 directory the runtime bind-mounts. Driver options (`type`, `device`, `o`) are mount(8) arguments
-applied on the volume's directory the first time a container uses it, as Docker's local driver does;
-such a mount is taken down when the volume is removed.
+applied on the volume's directory while containers use it, as Docker's local driver does: mounted for
+the first running user (or a copy-up at create), taken down after the last one, and before the volume's
+directory is removed, which is never done through a mount (a bind's device is the user's own directory).
 """
 from __future__ import annotations
 
@@ -58,12 +59,15 @@ def _check_local_options(name: str, options: dict[str, str]) -> None:
 
 
 class VolumeService:
-    def __init__(self, data_root: Path, users: Callable[[str], list[str]]) -> None:
+    def __init__(self, data_root: Path, users: Callable[[str], list[str]],
+                 running: Callable[[str], list[str]] = lambda name: []) -> None:
         self.root = data_root / "volumes"
         self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
         self.store = VolumeStore(self.root / "metadata.db")
         # The ids of containers whose mounts name a volume: the container records answer.
         self.users = users
+        # Of those, the ones running: the last to stop takes down a mount of the driver options.
+        self.running = running
         self._lock = asyncio.Lock()
 
     def mountpoint(self, name: str) -> str:
@@ -114,7 +118,7 @@ class VolumeService:
         """A container is about to mount `name`: its directory, mounted per the driver options."""
         v = self.get(name)
         path = self.mountpoint(name)
-        if v.options and not os.path.ismount(path):
+        if v.options and not _mounts_on(path):
             args = ["mount", "-t", v.options.get("type", "none"), *(["-o", v.options["o"]] if "o" in v.options else []),
                     v.options.get("device", v.options.get("type", "none")), path]
             proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL,
@@ -123,6 +127,22 @@ class VolumeService:
             if proc.returncode != 0:
                 raise Internal(f"error while mounting volume '{path}': {err.decode(errors='replace').strip()}")
         return path
+
+    async def release(self, name: str, leaving: str = "") -> None:
+        """Container `leaving` is done with `name` (or a create's copy-up is): when no other running container
+        uses it, its driver options' mount goes, as with dockerd's last unmount."""
+        v = self.store.find(name)
+        if v is not None and v.options and not [cid for cid in self.running(name) if cid != leaving]:
+            await asyncio.to_thread(self._unmount, name)
+
+    def _unmount(self, name: str) -> None:
+        # Mounts can stack (an engine restart forgets what it mounted): every one goes.
+        path = self.mountpoint(name)
+        for _ in range(_mounts_on(path)):
+            if _libc.umount2(path.encode(), _MNT_DETACH) != 0:
+                raise Internal(f"cannot unmount volume {name}: {os.strerror(ctypes.get_errno())}")
+        if _mounts_on(path):
+            raise Internal(f"cannot unmount volume {name}: it is still mounted")
 
     async def remove(self, name: str, *, force: bool = False) -> Volume | None:
         v = self.store.find(name)
@@ -140,16 +160,15 @@ class VolumeService:
         return v
 
     def _destroy(self, name: str) -> None:
-        path = self.mountpoint(name)
-        if os.path.ismount(path) and _libc.umount2(path.encode(), _MNT_DETACH) != 0:
-            raise Internal(f"cannot unmount volume {name}: {os.strerror(ctypes.get_errno())}")
+        self._unmount(name)
         shutil.rmtree(self.root / name, ignore_errors=True)
 
     async def prune(self, selected: Callable[[Volume], bool], *,
                     anonymous_only: bool) -> tuple[builtins.list[str], int]:
         removed, reclaimed = [], 0
         for v in self.list():
-            if self.users(v.name) or not selected(v) or (anonymous_only and not v.anonymous):
+            # As dockerd: a volume with mount options may be a share of data kept elsewhere; it is never pruned.
+            if self.users(v.name) or not selected(v) or (anonymous_only and not v.anonymous) or v.options:
                 continue
             size = await self.size(v.name)
             with contextlib.suppress(Conflict, NotFound):
@@ -174,6 +193,13 @@ class VolumeService:
             out.append({**self.inspect(v), "UsageData": {"Size": await self.size(v.name),
                                                           "RefCount": len(self.users(v.name))}})
         return out
+
+
+def _mounts_on(path: str) -> int:
+    """How many mounts sit on `path`: os.path.ismount misses a bind from the same filesystem."""
+    encoded = path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        return sum(1 for line in f if line.split(" ", 5)[4] == encoded)
 
 
 def _du(path: Path) -> int:

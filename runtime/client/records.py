@@ -19,6 +19,7 @@ class _Record(BaseModel):
 class Version(_Record):
     version: str
     api: str
+    runtimes: dict[str, str] = {}
 
 
 class HostFeatures(_Record):

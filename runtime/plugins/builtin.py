@@ -37,7 +37,7 @@ from runtime.snapshots.overlay import OverlaySnapshotter
 from runtime.snapshots.overlay import supported as overlay_supported
 from runtime.tasks import cgroups
 from runtime.tasks.conmon import CONMON
-from runtime.tasks.conmon_shim import ConmonShim, probe
+from runtime.tasks.conmon_shim import ConmonShim, Unusable, probe
 from runtime.tasks.service import TaskService
 from runtime.transfer.pull import Puller
 from runtime.transfer.registry import RemoteFactory
@@ -158,14 +158,16 @@ def register_all(registry: Registry, cfg: Config) -> None:
 
     def oci_runtime(name: str, path: str) -> Registration:
         async def init(_: InitContext) -> ConmonShim:
-            reason = await probe(path)
-            if reason:
-                raise SkipPlugin(reason)
+            try:
+                version = await probe(path)
+            except Unusable as e:
+                raise SkipPlugin(str(e)) from None
             if name == "crun" and cgroups.detect_mode() == cgroups.CgroupMode.HYBRID:
                 raise RuntimeError("crun refuses hybrid cgroup hierarchies (cgroup v1 controllers beside a v2 mount)")
             if not os.access(CONMON, os.X_OK):
                 raise SkipPlugin(f"{CONMON} is not installed")
-            return ConmonShim(name, path, str(Path(cfg.state) / "runc" / name), log_size_max=cfg.task_log_max_size)
+            return ConmonShim(name, path, str(Path(cfg.state) / "runc" / name), log_size_max=cfg.task_log_max_size,
+                              version=version)
 
         return Registration(RUNTIME, name, init)
 

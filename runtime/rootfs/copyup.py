@@ -27,7 +27,8 @@ def copy_up(root: str, destination: str, volume: str) -> bool:
         except (NotFound, InvalidArgument):
             return False  # nothing (or no directory) there in the image: the volume starts empty
         try:
-            _copy_tree(f"/proc/self/fd/{loc.dir_fd}", volume)
+            # The directory itself, not /proc's link to it: the volume's root takes its owner and mode.
+            _copy_tree(f"/proc/self/fd/{loc.dir_fd}", volume, os.fstat(loc.dir_fd))
         finally:
             loc.close()
     finally:
@@ -35,8 +36,8 @@ def copy_up(root: str, destination: str, volume: str) -> bool:
     return True
 
 
-def _copy_tree(src: str, dst: str) -> None:
-    top = os.lstat(src)
+def _copy_tree(src: str, dst: str, top: os.stat_result) -> None:
+    copied: dict[tuple[int, int], str] = {}  # hard links stay links: each inode copied once
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
         rel = os.path.relpath(dirpath, src)
         target_dir = dst if rel == "." else os.path.join(dst, rel)
@@ -47,8 +48,13 @@ def _copy_tree(src: str, dst: str) -> None:
                 os.mkdir(d, stat.S_IMODE(st.st_mode))
             elif stat.S_ISLNK(st.st_mode):
                 os.symlink(os.readlink(s), d)
+            elif stat.S_ISREG(st.st_mode) and (first := copied.get((st.st_dev, st.st_ino))) is not None:
+                os.link(first, d)
+                continue
             elif stat.S_ISREG(st.st_mode):
                 shutil.copyfile(s, d, follow_symlinks=False)
+                if st.st_nlink > 1:
+                    copied[(st.st_dev, st.st_ino)] = d
             else:
                 continue
             _keep(d, st)

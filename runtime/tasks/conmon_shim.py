@@ -15,8 +15,9 @@ from runtime.tasks.shim import ProcessIO, ProcessPaths, RuntimeBinary
 
 class ConmonShim:
     def __init__(self, name: str, runtime_path: str, runc_root: str, conmon_path: str = conmon.CONMON, *,
-                 log_size_max: int = 0) -> None:
+                 log_size_max: int = 0, version: str = "") -> None:
         self.name = name
+        self.version = version
         self._log_size_max = log_size_max
         self._runtime_path = runtime_path
         self._runc_root = runc_root
@@ -128,13 +129,21 @@ class ConmonShim:
         return pid is not None and exits.is_conmon(pid, pidfile)
 
 
-async def probe(runtime_path: str) -> str | None:
-    """Why this OCI runtime cannot work here, or None. crun 1.8 refuses hybrid cgroups."""
+class Unusable(Exception):
+    """Why an OCI runtime cannot work here."""
+
+
+async def probe(runtime_path: str) -> str:
+    """The OCI runtime's version as dockerd reports it (the `commit:` line of `--version`, else its first line);
+    Unusable if it cannot run."""
     if not os.access(runtime_path, os.X_OK):
-        return f"{runtime_path} is not installed"
+        raise Unusable(f"{runtime_path} is not installed")
     proc = await asyncio.create_subprocess_exec(runtime_path, "--version", stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
+    text = out.decode(errors="replace").strip()
     if proc.returncode != 0:
-        return f"{runtime_path} --version failed: {out.decode(errors='replace').strip()}"
-    return None
+        raise Unusable(f"{runtime_path} --version failed: {text}")
+    lines = text.splitlines()
+    commits = [line.partition(":")[2].strip() for line in lines if line.startswith("commit:")]
+    return commits[0] if commits else lines[0] if lines else ""

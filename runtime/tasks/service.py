@@ -81,6 +81,10 @@ class TaskService:
         # Each task's process as its bundle has it, which every exec starts from: read once, not per exec.
         self._processes: dict[tuple[str, str], dict[str, Any]] = {}
 
+    def runtime_versions(self) -> dict[str, str]:
+        """Each loaded OCI runtime's version, by name."""
+        return {name: shim.version for name, shim in self._shims.items()}
+
     def task_dir(self, ns: str, task_id: str) -> Path:
         """The task's bundle: its live rootfs is the `rootfs` dir in it."""
         return self._table.task_dir(ns, task_id)

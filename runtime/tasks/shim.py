@@ -56,6 +56,7 @@ class ProcessIO:
 
 class Shim(Protocol):
     name: str
+    version: str  # the OCI runtime's, as dockerd reports runc's
 
     async def create(self, task_id: str, paths: ProcessPaths, *, terminal: bool, stdin: bool,
                      keep_stdin_open: bool = False, binary: RuntimeBinary | None = None) -> int:

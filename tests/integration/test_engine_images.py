@@ -113,8 +113,12 @@ def test_tag_and_rmi_untag_versus_delete(engine, images):
             "repositories") in refused.stderr
 
     removed = ok(engine, "rmi", "-f", short(image_id)).splitlines()
-    assert sorted(removed) == sorted([f"Deleted: {image_id}", "Untagged: busybox:latest",
-                                      f"Untagged: busybox@{images[BUSYBOX].digest}", "Untagged: other/box:latest"])
+    # As dockerd: the image, then its layers (chain IDs) that no other image holds.
+    layers = [line for line in removed if line.startswith("Deleted: ") and line != f"Deleted: {image_id}"]
+    assert layers and removed[-len(layers):] == layers
+    assert sorted(set(removed) - set(layers)) == sorted([f"Deleted: {image_id}", "Untagged: busybox:latest",
+                                                         f"Untagged: busybox@{images[BUSYBOX].digest}",
+                                                         "Untagged: other/box:latest"])
     assert image_rows(engine) == []
 
 

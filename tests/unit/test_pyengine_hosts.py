@@ -104,10 +104,12 @@ def test_tls_follows_the_docker_cli_s_options_and_environment(docker_config: Pat
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     assert hosts.endpoint("tcp://h:2376", None).tls is None
     monkeypatch.setenv("HOME", str(docker_config))
+    monkeypatch.delenv("DOCKER_CONFIG")
     home = docker_config / ".docker"
     home.mkdir()
     (home / "cert.pem").write_text("c")
-    # --tls alone: TLS without verification; files not named come from ~/.docker, cert and key only if there.
+    # --tls alone: TLS without verification; files not named come from the config directory ($DOCKER_CONFIG,
+    # else ~/.docker), cert and key only if there.
     assert hosts.endpoint("tcp://h:2376", None, hosts.TLSOptions(tls=True)).tls == TLSSettings(
         ca=str(home / "ca.pem"), cert=str(home / "cert.pem"), key=None, verify=False)
     monkeypatch.setenv("DOCKER_TLS", "1")
@@ -117,6 +119,10 @@ def test_tls_follows_the_docker_cli_s_options_and_environment(docker_config: Pat
     monkeypatch.setenv("DOCKER_CERT_PATH", "/certs")
     assert hosts.endpoint("tcp://h:2376", None, hosts.TLSOptions(key="/k.pem")).tls == TLSSettings(
         ca="/certs/ca.pem", cert=None, key="/k.pem", verify=True)
+    monkeypatch.delenv("DOCKER_CERT_PATH")
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
+    assert hosts.endpoint("tcp://h:2376", None).tls == TLSSettings(
+        ca=str(docker_config / "ca.pem"), cert=None, key=None, verify=True)
     # A context brings its own TLS material; the options are the default context's.
     _context(docker_config, "plain", "tcp://h:1")
     assert hosts.endpoint(None, "plain").tls is None

@@ -79,7 +79,8 @@ def register(r: Router, b: Backend) -> None:
         return web.Response(status=200)
 
     async def changes(request: web.Request) -> web.Response:
-        return json_response(await files.changes(request.match_info["id"]))
+        # dockerd's answer for no changes is Go's nil list: null.
+        return json_response(await files.changes(request.match_info["id"]) or None)
 
     async def export(request: web.Request) -> web.StreamResponse:
         async with files.export(request.match_info["id"]) as chunks:

@@ -29,11 +29,13 @@ class GCOut(BaseModel):
 class VersionOut(BaseModel):
     version: str
     api: str
+    # Each loaded OCI runtime's version by name: the engine's `docker info` shows runc's.
+    runtimes: dict[str, str] = {}
 
 
 @router.get("/version")
-async def version() -> VersionOut:
-    return VersionOut(version=__version__, api="v1")
+async def version(s: Services) -> VersionOut:
+    return VersionOut(version=__version__, api="v1", runtimes=s.tasks.runtime_versions())
 
 
 @router.get("/sysinfo")
