@@ -81,9 +81,11 @@ class Creator:
             p.host_config["Links"] = links.at_create(p.network.links, bare, p.network.mode, self._store.find) or None
             options = p.options
             options["netns"], unplanned = await self._plan_network(cid, p.network)
+            if p.network.joins is not None:  # kept by id, as dockerd keeps it
+                p.host_config["NetworkMode"] = f"container:{self._store.get(p.network.joins).id}"
             own_netns = p.network.joins is None and options["netns"] != "host"
             options["sysctls"] = network_sysctls(own_netns, options["sysctls"], features)
-            self._plan_ipc(cid, p.host_config["IpcMode"], options)
+            self._plan_ipc(cid, p.host_config, options)
             self._plan_pid(cid, p.host_config, options)
             volumes, mounts, copied = await self._plan_volumes(cid, req, p, features)
             options["mounts"] = options["mounts"] + mounts
@@ -120,8 +122,10 @@ class Creator:
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)
         return c, warnings + p.warnings
 
-    def _plan_ipc(self, cid: str, mode: str, options: dict[str, Any]) -> None:
-        """A shareable namespace of its own, or the one of the container named by `container:<ref>`."""
+    def _plan_ipc(self, cid: str, host_config: dict[str, Any], options: dict[str, Any]) -> None:
+        """A shareable namespace of its own, or the one of the container named by `container:<ref>` (kept by id,
+        as dockerd keeps it)."""
+        mode = host_config["IpcMode"]
         ref = donor_ref(mode)
         if mode == "shareable":
             owner = cid
@@ -130,6 +134,7 @@ class Creator:
             if donor is None:
                 raise InvalidArgument(f"failed to join IPC namespace: No such container: {ref}")
             owner = donor.id
+            host_config["IpcMode"] = f"container:{owner}"
         else:
             return
         options["ipc_mode"], shm = self._pins.ipc.spec_options(owner)
@@ -199,8 +204,8 @@ class Creator:
             mounts.append({"type": "bind", "source": self._volume_source(cid, len(resolved) - 1, resolved[-1]),
                            "destination": want["destination"], "options": ["rbind", mode], "copy_up": want["copy"]})
         for shared in copied.volumes:
-            # Used, not owned: removing this container never removes another's volume.
-            resolved.append({**shared, "anonymous": False})
+            # An anonymous one stays anonymous: as with dockerd, the last of its users removed with -v takes it.
+            resolved.append(dict(shared))
             mounts.append({"type": "bind", "source": self._volume_source(cid, len(resolved) - 1, shared),
                            "destination": shared["destination"],
                            "options": ["rbind", "ro" if shared["read_only"] else "rw"]})

@@ -8,6 +8,7 @@ checks are checked in hostchecks.py.
 from __future__ import annotations
 
 import os
+import posixpath
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -101,7 +102,7 @@ def runtime_options(req: CreateRequest, hostname: str, features: Mapping[str, An
     mounts, tmpfs = host_mounts(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {},
                                 ReadOnly(bool(features.get("recursive_readonly")), not req.read_only_top_only))
     security = hc.SecurityOpt or []
-    seccomp = next((s.split("=", 1)[1] for s in security if s.startswith(("seccomp=", "seccomp:"))), "default")
+    seccomp = next((s[len("seccomp="):] for s in security if s.startswith(("seccomp=", "seccomp:"))), "default")
     return {
         "env": req.Env or [],
         "cwd": req.WorkingDir or None,
@@ -202,7 +203,7 @@ def inspect_config(req: CreateRequest, image: Image, hostname: str) -> dict[str,
         "Cmd": cmd,
         "Image": req.Image,
         "Volumes": {**(ic.get("Volumes") or {}), **(req.Volumes or {})} or None,
-        "WorkingDir": req.WorkingDir or ic.get("WorkingDir") or "",
+        "WorkingDir": _clean_path(req.WorkingDir or ic.get("WorkingDir") or ""),
         "Entrypoint": entrypoint,
         "OnBuild": req.OnBuild or ic.get("OnBuild") or None,
         "Labels": {**(ic.get("Labels") or {}), **(req.Labels or {})},
@@ -240,6 +241,14 @@ def _merge_healthcheck(given: dict[str, Any] | None, image: dict[str, Any] | Non
     return {key: value for key, value in merged.items() if value}
 
 
+def _clean_path(path: str) -> str:
+    """Go's filepath.Clean, which dockerd applies to a container's WorkingDir: POSIX keeps a leading `//`."""
+    if not path:
+        return path
+    cleaned = posixpath.normpath(path)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
 def inspect_host_config(req: CreateRequest, features: Mapping[str, Any]) -> dict[str, Any]:
     """HostConfig as given, with the fields clients read always present and dockerd's defaults filled in."""
     hc = req.HostConfig.model_dump(mode="json")
@@ -259,6 +268,9 @@ def inspect_host_config(req: CreateRequest, features: Mapping[str, Any]) -> dict
     hc["ShmSize"] = hc.get("ShmSize") or DEFAULT_SHM_SIZE
     hc["CgroupnsMode"] = cgroupns_mode(req.HostConfig, features)
     hc["IpcMode"] = hc.get("IpcMode") or "private"
+    if req.HostConfig.SecurityOpt is None and (privileged or "host" in (hc["IpcMode"], hc.get("PidMode"))):
+        # dockerd's: no SELinux label for a container that shares the host's processes or IPC.
+        hc["SecurityOpt"] = ["label=disable"]
     hc["MaskedPaths"] = _system_paths(req.HostConfig.MaskedPaths, DEFAULT_MASKED_PATHS, privileged)
     hc["ReadonlyPaths"] = _system_paths(req.HostConfig.ReadonlyPaths, DEFAULT_READONLY_PATHS, privileged)
     # dockerd keeps "no limit" and "the kernel's" as null, whatever the client spelled them with.

@@ -88,10 +88,10 @@ def _on_main_network(endpoints: dict[str, Any] | None, mode: str, key: str, valu
 def _with_container_mac(req: CreateRequest, mode: str, endpoints: dict[str, Any] | None) -> dict[str, Any] | None:
     """The deprecated container-wide MacAddress is the main network's endpoint's, as dockerd moves it there."""
     macs = [cfg.get("MacAddress") for cfg in (endpoints or {}).values() if isinstance(cfg, dict)]
-    if (req.MacAddress or any(macs)) and (mode in ("host", "none") or mode.startswith("container:")):
+    if (req.MacAddress or any(macs)) and (mode == "host" or mode.startswith("container:")):
         raise InvalidArgument("conflicting options: mac-address and the network mode")
-    if not req.MacAddress:
-        return endpoints
+    if not req.MacAddress or mode == "none":
+        return endpoints  # without a network, dockerd keeps the address in Config and uses it nowhere
     main = next((cfg for k, cfg in (endpoints or {}).items() if k in (mode, "default")), None) or {}
     if main.get("MacAddress") and main["MacAddress"] != req.MacAddress:
         raise InvalidArgument("the container-wide MAC address must match the endpoint-specific MAC address for the "

@@ -249,6 +249,9 @@ def render(profile: dict[str, Any], arch: str | None, caps: Iterable[str],
             raise InvalidArgument(f"seccomp rule without an action: {rule!r}")
         if not _applies(rule, goarch, capset, kernel):
             continue
+        if rule.get("name") and rule.get("names"):
+            raise InvalidArgument("'name' and 'names' were specified in the seccomp profile, use either 'name' or "
+                                  "'names'")
         names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])
         if not names:
             raise InvalidArgument(f"seccomp rule without syscall names: {rule!r}")
@@ -267,8 +270,9 @@ def default_profile(arch: str | None, caps: Iterable[str]) -> dict[str, Any]:
     return render(docker_default(), arch, caps)
 
 
-def load_profile(source: str, arch: str | None, caps: Iterable[str]) -> dict[str, Any]:
-    """A Docker-format profile given as its JSON text or as a path to it, rendered."""
+def load_profile(source: str, arch: str | None, caps: Iterable[str]) -> dict[str, Any] | None:
+    """A Docker-format profile given as its JSON text or as a path to it, rendered; None (no filter) for one
+    with neither a default action nor rules, as Docker reads `{}`."""
     text = source
     if not source.lstrip().startswith("{"):
         try:
@@ -282,4 +286,6 @@ def load_profile(source: str, arch: str | None, caps: Iterable[str]) -> dict[str
         profile = json.loads(text)
     except ValueError as e:
         raise InvalidArgument(f"seccomp profile is not valid JSON: {e}") from e
+    if isinstance(profile, dict) and not profile.get("defaultAction") and not profile.get("syscalls"):
+        return None
     return render(profile, arch, caps)

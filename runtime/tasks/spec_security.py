@@ -57,13 +57,13 @@ def host_capabilities() -> list[str]:
     return [name for i, name in enumerate(CAPABILITIES) if i <= last and bounding & (1 << i)]
 
 
-def _normalize_cap(name: str) -> str:
+def _normalize_cap(name: str, field: str) -> str:
     upper = name.strip().upper()
     if upper == "ALL":
         return upper
     full = upper if upper.startswith("CAP_") else "CAP_" + upper
     if full not in CAPABILITIES:
-        raise InvalidArgument(f'unknown capability: "{name}"')
+        raise InvalidArgument(f'invalid {field}: unknown capability: "{name}"')
     return full
 
 
@@ -71,8 +71,8 @@ def capabilities(opts: SpecOptions, available: list[str]) -> list[str]:
     """Docker's capability arithmetic: ALL in cap_add wins, then ALL in cap_drop, else drop then add."""
     if opts.privileged:
         return list(available)
-    adds = list(dict.fromkeys(_normalize_cap(c) for c in opts.cap_add))
-    drops = {_normalize_cap(c) for c in opts.cap_drop}
+    adds = list(dict.fromkeys(_normalize_cap(c, "CapAdd") for c in opts.cap_add))
+    drops = {_normalize_cap(c, "CapDrop") for c in opts.cap_drop}
     if "ALL" in adds:
         return [c for c in available if c not in drops]
     missing = [c for c in adds if c not in available]

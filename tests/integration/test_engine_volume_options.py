@@ -80,3 +80,13 @@ def test_bind_sources_are_shown_clean(engine: EngineDaemon, tmp_path: Path) -> N
     sources = {m["Destination"]: m["Source"] for m in json.loads(ok(engine, "inspect", "binds"))[0]["Mounts"]}
     assert sources == {"/p": f"{tmp_path}/a", "/q": f"{tmp_path}/b"}
     ok(engine, "rm", "binds")
+
+
+def test_an_inherited_anonymous_volume_goes_with_its_last_user(engine: EngineDaemon) -> None:
+    ok(engine, "create", "--name", "first", "-v", "/p", "busybox")
+    ok(engine, "create", "--name", "heir", "--volumes-from", "first", "busybox")
+    name = json.loads(ok(engine, "inspect", "first"))[0]["Mounts"][0]["Name"]
+    ok(engine, "rm", "-v", "first")
+    assert name in ok(engine, "volume", "ls", "-q").split()  # still used by the heir
+    ok(engine, "rm", "-v", "heir")
+    assert name not in ok(engine, "volume", "ls", "-q").split()

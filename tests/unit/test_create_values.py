@@ -279,3 +279,19 @@ def test_more_of_dockerds_refusals(host_config: dict[str, Any], message: str) ->
 def test_mount_fields_of_another_type_dockerd_refuses(mount: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         _plan({"Mounts": [mount]})
+
+
+def test_session_18_audit_values() -> None:
+    # A MAC address without a network is kept and used nowhere, as dockerd 20.10 keeps it.
+    quiet = _plan({"NetworkMode": "none"}, MacAddress="02:42:ac:11:00:99")
+    assert quiet.config["MacAddress"] == "02:42:ac:11:00:99" and not quiet.network.endpoints
+    # WorkingDir as Go's filepath.Clean leaves it.
+    assert [_plan(WorkingDir=w).config["WorkingDir"] for w in ("/a/../b/", "/a//b/./c", "//x")] == ["/b", "/a/b/c", "/x"]
+    # No SELinux label for a container sharing the host's processes or IPC, unless the client named one.
+    for host_config in ({"Privileged": True}, {"IpcMode": "host"}, {"PidMode": "host"}):
+        assert _plan(host_config).host_config["SecurityOpt"] == ["label=disable"]
+    assert _plan({"PidMode": "host", "SecurityOpt": ["no-new-privileges"]}).host_config["SecurityOpt"] == \
+        ["no-new-privileges"]
+    assert _plan({}).host_config["SecurityOpt"] is None
+    # seccomp's old colon spelling.
+    assert _plan({"SecurityOpt": ["seccomp:unconfined"]}).options["seccomp"] == "unconfined"

@@ -651,9 +651,13 @@ def test_seccomp_options(rootfs: Path, tmp_path: Path) -> None:
     assert gen(rootfs, seccomp=json.dumps(profile))["linux"]["seccomp"] == expected
     # An explicit profile still applies to a privileged container.
     assert gen(rootfs, seccomp=str(path), privileged=True)["linux"]["seccomp"]["syscalls"] == expected["syscalls"][:1]
-    for bad in (str(tmp_path / "missing.json"), "{not json", "{}"):
+    both = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "mkdir", "names": ["rmdir"],
+                                                             "action": "SCMP_ACT_ERRNO"}]}
+    for bad in (str(tmp_path / "missing.json"), "{not json", json.dumps(both), '{"syscalls": 1}'):
         with pytest.raises(InvalidArgument):
             gen(rootfs, seccomp=bad)
+    # As Docker reads it: a profile with neither a default action nor rules is no filter.
+    assert "seccomp" not in gen(rootfs, seccomp="{}")["linux"]
 
 
 # --- cgroups -------------------------------------------------------------------------
