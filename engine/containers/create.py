@@ -96,9 +96,11 @@ class Creator:
             if self._dockerenv is not None:
                 own.append(dockerenv.mount(self._dockerenv))
             options["mounts"] = options["mounts"] + _not_covered(own, options)
-            # A copy-up fills the volume's own storage: one with mount options is mounted for it.
+            # A copy-up fills the volume's own storage: one with mount options is mounted for it. One that cannot
+            # be mounted is the start's to report, as with dockerd (which mounts only where the image has files).
             for v in volumes:
-                await self._volumes.prepare(v["name"])
+                with contextlib.suppress(EngineError):
+                    await self._volumes.prepare(v["name"])
             try:
                 record = await self._rt.create_container(cid, image.ref, options, init=p.init)
             finally:
@@ -132,7 +134,7 @@ class Creator:
         elif ref is not None:
             donor = self._store.find(ref)
             if donor is None:
-                raise InvalidArgument(f"failed to join IPC namespace: No such container: {ref}")
+                raise InvalidArgument(f"No such container: {ref}")
             owner = donor.id
             host_config["IpcMode"] = f"container:{owner}"
         else:

@@ -64,11 +64,11 @@ class IpcNamespaces:
             return
         donor = self._store.find(ref)
         if donor is None:
-            raise InvalidArgument(f"failed to join IPC namespace: No such container: {ref}")
+            raise InvalidArgument(f"No such container: {ref}")
         if not donor.state.running:
-            raise Conflict(f"failed to join IPC namespace: Container {ref} is not running")
+            raise Conflict(f"Container {donor.id} is not running")
         if not os.path.ismount(self._ns(donor.id)):
-            raise InvalidArgument(f"failed to join IPC namespace: container {ref}: non-shareable IPC (hint: use "
+            raise InvalidArgument(f"can't join IPC of container {donor.id}: non-shareable IPC (hint: use "
                                   "IpcMode:shareable for the donor container)")
 
     async def release(self, cid: str) -> None:

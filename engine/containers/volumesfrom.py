@@ -79,7 +79,7 @@ def inherited(specs: list[str], get: Callable[[str], Container], explicit: set[s
             if v["destination"] not in explicit:
                 # dockerd copies no mode: inspect shows "" (not the source's "z"), read-only or not.
                 out.volumes.append({"name": v["name"], "destination": v["destination"], "mode": "",
-                                    "read_only": v["read_only"] or read_only,
+                                    "read_only": v["read_only"] or read_only, "anonymous": bool(v.get("anonymous")),
                                     **({"subpath": v["subpath"]} if v.get("subpath") else {})})
         for b in binds_of(source):
             if b["destination"] not in explicit:

@@ -31,7 +31,7 @@ from runtime.metadata.containers import Container, ContainerStore
 from runtime.metadata.snapshots import SnapshotService
 from runtime.mount import Mount, mount_all
 from runtime.namespaces import require_namespace, reset_namespace, set_namespace
-from runtime.tasks import cgroups
+from runtime.tasks import cgroups, start_user
 from runtime.tasks.exec_diagnosis import diagnose
 from runtime.tasks.exit_watcher import POLL, ExitWatcher
 from runtime.tasks.shim import ProcessIO, RuntimeBinary, Shim, runtime_binary
@@ -165,9 +165,14 @@ class TaskService:
         try:
             (d / "rootfs").mkdir(parents=True)
             (d / "exits").mkdir()
-            (d / "config.json").write_text(json.dumps(spec))
             log.parent.mkdir(parents=True, exist_ok=True)
             mount_all(mounts, str(d / "rootfs"))
+            if (wanted := (spec.get("annotations") or {}).get(start_user.ANNOTATION)) is not None:
+                try:
+                    start_user.apply(spec["process"], str(d / "rootfs"), wanted)
+                except InvalidArgument as e:
+                    return e.message
+            (d / "config.json").write_text(json.dumps(spec))
         except BaseException:
             self._table.cleanup_dir(d)
             raise

@@ -30,6 +30,7 @@ from runtime.tasks.spec_security import (
     readonly_paths,
     seccomp_profile,
 )
+from runtime.tasks import start_user
 from runtime.tasks.users import ExecUser
 
 OCI_VERSION = "1.0.2-dev"  # what runc 1.1 implements
@@ -188,6 +189,5 @@ def generate(user: ExecUser, container_id: str, namespace: str, opts: SpecOption
         if opts.domainname:
             # As dockerd sets it: runc reads the spec's `domainname` field only from 1.2 on.
             linux.setdefault("sysctl", {}).setdefault("kernel.domainname", opts.domainname)
-    if opts.annotations:
-        spec["annotations"] = dict(opts.annotations)
+    spec["annotations"] = {**opts.annotations, start_user.ANNOTATION: start_user.request(opts)}
     return spec

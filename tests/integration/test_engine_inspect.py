@@ -238,17 +238,18 @@ def test_ipc_container_mode_joins_a_shareable_donor(engine):
 
     ok(engine, "run", "-d", "--name", "private", "busybox", "sleep", "300")
     out = cli(engine, "run", "--rm", "--ipc", "container:private", "busybox", "true")
-    assert out.returncode != 0 and ("failed to join IPC namespace: container private: non-shareable IPC (hint: use "
+    private = inspect(engine, "private")["Id"]
+    assert out.returncode != 0 and (f"can't join IPC of container {private}: non-shareable IPC (hint: use "
                                     "IpcMode:shareable for the donor container)") in out.stderr
     out = cli(engine, "create", "--ipc", "container:nosuch", "busybox", "true")
-    assert out.returncode != 0 and "failed to join IPC namespace: No such container: nosuch" in out.stderr
+    assert out.returncode != 0 and "No such container: nosuch" in out.stderr
 
     ipc_root = os.path.join(engine.base, "exec", "ipc")
     assert len(_mounts_under(ipc_root)) == 2  # the donor's namespace and /dev/shm
     ok(engine, "stop", "-t", "0", "donor")
     assert _mounts_under(ipc_root) == []
     out = cli(engine, "start", "joiner")
-    assert out.returncode != 0 and "failed to join IPC namespace: Container donor is not running" in out.stderr
+    assert out.returncode != 0 and f"Container {inspect(engine, 'donor')['Id']} is not running" in out.stderr
     ok(engine, "start", "donor")  # a fresh /dev/shm (and namespace), as dockerd gives a restarted donor
     assert ok(engine, "exec", "donor", "ls", "/dev/shm") == ""
     ok(engine, "start", "joiner")

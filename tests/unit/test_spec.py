@@ -19,6 +19,7 @@ from runtime.tasks import (
     spec_process,
     spec_resources,
     spec_security,
+    start_user,
 )
 from runtime.tasks.spec import generate
 from runtime.tasks.spec_options import SpecMount, SpecOptions, Ulimit
@@ -106,6 +107,24 @@ def test_spec_options_know_no_image_config() -> None:
 )
 def test_env_over_the_runtime_defaults(rootfs: Path, kw: dict[str, Any], expected: list[str]) -> None:
     assert gen(rootfs, **kw)["process"]["env"] == expected
+
+
+def test_the_user_is_resolved_again_at_start(rootfs: Path) -> None:
+    s = gen(rootfs, user="www")
+    annotation = s["annotations"][start_user.ANNOTATION]
+    (rootfs / "etc/passwd").write_text(PASSWD.replace("www:x:33:33:www:/var/www", "www:x:777:50:www:/srv"))
+    process = dict(s["process"])
+    start_user.apply(process, str(rootfs), annotation)
+    assert process["user"] == {"uid": 777, "gid": 50, "additionalGids": [50]}
+    assert process["env"][-1] == "HOME=/srv" and s["process"]["user"]["uid"] == 33
+    # A HOME the container names stays; a user gone since create is refused as at create.
+    given = gen(rootfs, user="www", env=["HOME=/mine"])
+    process = dict(given["process"])
+    start_user.apply(process, str(rootfs), given["annotations"][start_user.ANNOTATION])
+    assert "HOME=/mine" in process["env"] and "HOME=/srv" not in process["env"]
+    (rootfs / "etc/passwd").write_text(PASSWD.replace("www:x:33:33:www:/var/www:/bin/false\n", ""))
+    with pytest.raises(InvalidArgument, match="unable to find user www"):
+        start_user.apply(dict(s["process"]), str(rootfs), annotation)
 
 
 def test_invalid_env_entry(rootfs: Path) -> None:
@@ -373,7 +392,7 @@ def test_default_spec_shape(rootfs: Path) -> None:
     assert {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"} in devices
     assert {"allow": True, "type": "c", "major": 136, "access": "rwm"} in devices
     assert s["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
-    assert "annotations" not in s and "devices" not in s["linux"]
+    assert list(s["annotations"]) == ["io.pyengine.user"] and "devices" not in s["linux"]
     json.dumps(s)  # must serialise as config.json
 
 
