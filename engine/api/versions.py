@@ -78,6 +78,8 @@ def _endpoints(doc: dict[str, Any], v: Version, short_id: str) -> None:
 
 def container_inspect(doc: dict[str, Any], v: Version) -> dict[str, Any]:
     _endpoints(doc, v, str(doc.get("Id", ""))[:12])
+    if v < (1, 42) and isinstance(doc.get("HostConfig"), dict):
+        doc["HostConfig"] = {"KernelMemory": 0, **doc["HostConfig"]}  # gone with 1.42; older clients read it
     if v < (1, 20):
         return _inspect_pre_1_20(doc)
     return doc

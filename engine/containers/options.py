@@ -60,6 +60,10 @@ def parse(body: Any, api: tuple[int, int] | None = None) -> CreateRequest:
         req.speaks_before_1_44()
     if api is not None and api < (1, 45) and any(m.VolumeOptions and m.VolumeOptions.Subpath for m in mounts):
         raise InvalidArgument("VolumeOptions.Subpath needs API v1.45 or newer")
+    if api is not None and api < (1, 40) and not req.HostConfig.IpcMode:
+        req.HostConfig.IpcMode = "shareable"  # what clients before 1.40 had by default, and may join
+    if api is not None and api < (1, 25):
+        req.HostConfig.AutoRemove = False  # before 1.25 the client removes the container itself
     return req
 
 

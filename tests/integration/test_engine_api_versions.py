@@ -193,3 +193,27 @@ def test_update_before_1_40_has_no_pids_limit(engine) -> None:
     status, _, body = curl(engine, "POST", "/v1.40/containers/upd/update", json.dumps({"PidsLimit": 20}))
     assert status == 200, body
     assert get(engine, "/v1.50/containers/upd/json")["HostConfig"]["PidsLimit"] == 20
+
+
+def test_create_wait_and_inspect_before_1_25_1_30_1_40_and_1_42(engine) -> None:
+    # Clients before 1.40 get a shareable IPC namespace by default (others may join it); before 1.25 they
+    # remove their containers themselves; before 1.30 wait takes no condition; before 1.42 HostConfig had
+    # KernelMemory.
+    create = json.dumps({"Image": "busybox", "Cmd": ["sleep", "100"], "HostConfig": {"AutoRemove": True}})
+    status, _, body = curl(engine, "POST", "/v1.24/containers/create?name=old", create)
+    assert status == 201, body
+    old = get(engine, "/v1.24/containers/old/json")
+    assert (old["HostConfig"]["IpcMode"], old["HostConfig"]["AutoRemove"], old["HostConfig"]["KernelMemory"]) == \
+        ("shareable", False, 0)
+    assert "KernelMemory" not in get(engine, "/v1.50/containers/old/json")["HostConfig"]
+    ok(engine, "start", "old")
+    ok(engine, "run", "--rm", "--ipc", "container:old", "busybox", "true")
+    ok(engine, "stop", "-t", "0", "old")
+    status, _, body = curl(engine, "POST", "/v1.29/containers/old/wait?condition=next-exit")
+    assert (status, json.loads(body)["StatusCode"]) == (200, 137)
+    ok(engine, "rm", "old")
+    # A start body of 7 bytes is no HostConfig yet, for dockerd.
+    ok(engine, "create", "--name", "seven", "busybox", "true")
+    status, _, body = curl(engine, "POST", "/v1.50/containers/seven/start", '{"a":1}')
+    assert status == 204, body
+    ok(engine, "rm", "seven")

@@ -62,8 +62,8 @@ def register(r: Router, b: Backend) -> None:
         return json_response([versions.container_summary(doc, versions.of(request)) for doc in found])
 
     async def start(request: web.Request) -> web.Response:
-        # A JSON object with anything in it is at least 7 bytes ({"a":1}); clients send {} or nothing.
-        if len(await request.read()) > 6:
+        # dockerd's rule: a body over 7 bytes ({"a":1} and up), or one of unknown length, is a HostConfig.
+        if len(await request.read()) > 7 or (request.content_length is None and request.body_exists):
             if versions.of(request) >= (1, 24):
                 raise InvalidArgument("starting container with non-empty request body was deprecated since API v1.22 "
                                       "and removed in v1.24")
@@ -124,8 +124,10 @@ def register(r: Router, b: Backend) -> None:
         return web.Response(status=200)
 
     async def wait(request: web.Request) -> web.StreamResponse:
+        # Before 1.30 there were no conditions: dockerd reads none.
+        given = request.query.get("condition") if versions.of(request) >= (1, 30) else None
         try:
-            condition = WaitCondition(request.query.get("condition") or WaitCondition.NOT_RUNNING)
+            condition = WaitCondition(given or WaitCondition.NOT_RUNNING)
         except ValueError:
             raise InvalidArgument(f"invalid condition: {request.query['condition']!r}") from None
         exit_code = b.run.wait(request.match_info["id"], condition)
