@@ -33,7 +33,7 @@ from runtime.tasks.spec_options import ResourceOptions, SpecOptions
 from runtime.tasks.spec_resources import LIMITS, linux_resources
 from runtime.tasks.user_cache import ResolvedUsers
 from runtime.tasks.user_cache import key as user_key
-from runtime.tasks.users import ExecUser, resolve_user
+from runtime.tasks.users import ExecUser, UnknownName, resolve_user
 
 log = logging.getLogger("runtime.containers")
 
@@ -41,6 +41,7 @@ log = logging.getLogger("runtime.containers")
 OWNER_LABEL = "io.pyengine.container"
 # Image targets whose chain ID a create remembers (a few bytes each; the oldest goes first).
 _CHAINS_KEPT = 256
+_NOBODY = 65534
 
 
 class CreatedContainer(Container):
@@ -146,14 +147,20 @@ class ContainerService:
             users = user_key(chain_id, opts.user, opts.additional_gids)
             user = self._users.get(users)
             if user is None or copy_ups:
-                def on_rootfs() -> ExecUser:
+                def on_rootfs() -> ExecUser | None:
                     with mounted(mounts, parent=str(self._scratch)) as root:
                         for m in copy_ups:
                             copy_up(root, m.destination, m.source)
-                        return resolve_user(root, opts.user, opts.additional_gids)
+                        try:
+                            return resolve_user(root, opts.user, opts.additional_gids)
+                        except UnknownName:
+                            return None  # as Docker: the start looks again (runtime/tasks/start_user.py)
 
-                user = await asyncio.to_thread(on_rootfs)
-                self._users.put(users, user)
+                found = await asyncio.to_thread(on_rootfs)
+                if found is not None:
+                    self._users.put(users, found)
+                # Nobody until the start resolves the name; a start that cannot refuses to run at all.
+                user = found or ExecUser(uid=_NOBODY, gid=_NOBODY)
             spec = generate(user, req.id, ns, opts)
             if req.init:
                 _add_init(spec)

@@ -35,7 +35,8 @@ log = logging.getLogger("engine.execs")
 
 
 class ExecConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Strict as Go's decoder is: "yes" or 1 is no bool.
+    model_config = ConfigDict(extra="allow", strict=True)
     AttachStdin: bool | None = None
     AttachStdout: bool | None = None
     AttachStderr: bool | None = None
@@ -49,7 +50,7 @@ class ExecConfig(BaseModel):
 
 
 class ExecStart(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     Detach: bool | None = None
     Tty: bool | None = None
 
@@ -250,7 +251,11 @@ class ExecService:
 
     async def start_detached(self, e: Exec) -> None:
         await self.prepare(e, attach=False)
-        await self.launch(e)
+        try:
+            await self.launch(e)
+        except rt.RuntimeError_ as err:
+            # runc's refusal, in the words dockerd passes on from containerd (as an attached start writes it).
+            raise type(err)(f"OCI runtime exec failed: {err.message}: unknown") from None
         self.finish_later(e)
 
     async def resize(self, e: Exec, height: int, width: int) -> None:

@@ -33,7 +33,8 @@ from runtime.metadata.containers import Container, ContainerStore
 from runtime.metadata.snapshots import SnapshotService
 from runtime.namespaces import require_namespace
 from runtime.rootfs.changes import Change, container_changes
-from runtime.rootfs.view import Rootfs, binds_of
+from runtime.errors import NotFound
+from runtime.rootfs.view import Bind, Location, Parts, Rootfs, binds_of, open_dir
 from runtime.tasks.service import TaskService
 
 log = logging.getLogger("runtime.rootfs")
@@ -105,8 +106,14 @@ class RootfsAccess:
             raise
         process = c.spec.get("process") or {}
         user = process.get("user") or {}
+        binds = binds_of(c.spec)
+        try:
+            await asyncio.to_thread(_make_mount_points, fd, binds)
+        except BaseException:
+            await self.release(Rootfs(key=key, fd=fd, readonly=True, owner=(0, 0)))
+            raise
         return Rootfs(key=key, fd=fd, readonly=bool((c.spec.get("root") or {}).get("readonly")),
-                      owner=(int(user.get("uid", 0)), int(user.get("gid", 0))), binds=binds_of(c.spec))
+                      owner=(int(user.get("uid", 0)), int(user.get("gid", 0))), binds=binds)
 
     async def release(self, rootfs: Rootfs) -> None:
         """Finishes even if the caller is cancelled meanwhile (a client hanging up)."""
@@ -174,3 +181,22 @@ class RootfsAccess:
                 raise
 
         return await asyncio.to_thread(mount_temp)
+
+
+def _make_mount_points(fd: int, binds: dict[Parts, Bind]) -> None:
+    """The directories the container's mounts go on, made in its own tree as runc makes them at a start (and
+    dockerd before a copy): a never-started container's volume is then reachable where the image has no such
+    directory. Resolved like every other path, so the container's symlinks cannot send them elsewhere."""
+    def mkdir(missing: Location) -> None:
+        try:
+            os.mkdir(missing.name, 0o755, dir_fd=missing.dir_fd)
+        except FileExistsError:
+            pass
+
+    plain = Rootfs(key=("", ""), fd=fd, readonly=False, owner=(0, 0))
+    for dest, bind in binds.items():
+        parts = list(dest) if os.path.isdir(bind.source) else list(dest[:-1])
+        try:
+            open_dir(plain, parts, mkdir=mkdir).close()
+        except NotFound:
+            pass  # a file in the way: the copy finds it as the start would

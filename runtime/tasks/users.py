@@ -25,6 +25,10 @@ _MAX_ID = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]+")
 
 
+class UnknownName(InvalidArgument):
+    """A user or group name the container's files do not have (yet: they may by its start)."""
+
+
 @dataclass(frozen=True)
 class ExecUser:
     uid: int
@@ -167,7 +171,7 @@ def _find_group(groups: list[_GroupEntry], arg: str) -> int:
     number = _parse_int(arg)
     if number is not None:
         return _check_id(number, "gid")
-    raise InvalidArgument(f"Unable to find group {arg}: no matching entries in group file")
+    raise UnknownName(f"unable to find group {arg}: no matching entries in group file")
 
 
 def resolve_user(rootfs: str, user: str | None, additional_groups: list[str | int] | None = None) -> ExecUser:
@@ -189,7 +193,7 @@ def resolve_user(rootfs: str, user: str | None, additional_groups: list[str | in
     else:
         match = next((p for p in passwd if p.name == user_arg), None)
         if match is None:
-            raise InvalidArgument(f"unable to find user {user_arg}: no matching entries in passwd file")
+            raise UnknownName(f"unable to find user {user_arg}: no matching entries in passwd file")
         uid = match.uid
     gid, home = (match.gid, match.home) if match is not None else (0, "/")
 

@@ -34,3 +34,26 @@ def test_seccomp_colon_and_a_mac_address_without_network(engine) -> None:
     assert status == 201, body
     assert json.loads(ok(engine, "inspect", "macless"))[0]["Config"]["MacAddress"] == "02:42:ac:11:00:99"
     ok(engine, "rm", "macless")
+
+
+def test_a_user_the_image_lacks_is_looked_for_at_the_start(engine, tmp_path) -> None:
+    # As dockerd: the container is made; its start finds the user once the container has it.
+    out = containers.cli(engine, "run", "--name", "early", "--network", "none", "--user", "app", "busybox", "id", "-u")
+    assert out.returncode == 125 and "unable to find user app: no matching entries in passwd file" in out.stderr
+    assert json.loads(ok(engine, "inspect", "early"))[0]["State"]["Status"] == "created"
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:4242:4242:app:/home/app:/bin/sh\n")
+    ok(engine, "cp", str(tmp_path / "passwd"), "early:/etc/passwd")
+    assert ok(engine, "start", "-a", "early") == "4242\n"
+    ok(engine, "rm", "early")
+
+
+def test_a_detached_exec_that_cannot_start_says_so_as_dockerd(engine) -> None:
+    ok(engine, "run", "-d", "--name", "host1", "--network", "none", "busybox", "sleep", "100")
+    out = containers.cli(engine, "exec", "-d", "host1", "nosuchprog")
+    assert out.returncode != 0
+    assert "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuchprog\": " \
+           "executable file not found in $PATH: unknown" in out.stderr, out.stderr
+    status, _, body = containers.curl(engine, "POST", "/containers/host1/exec",
+                                      json.dumps({"Cmd": ["true"], "AttachStdout": "yes"}))
+    assert status == 400 and "AttachStdout" in json.loads(body)["message"]
+    ok(engine, "rm", "-f", "host1")

@@ -90,3 +90,14 @@ def test_an_inherited_anonymous_volume_goes_with_its_last_user(engine: EngineDae
     assert name in ok(engine, "volume", "ls", "-q").split()  # still used by the heir
     ok(engine, "rm", "-v", "heir")
     assert name not in ok(engine, "volume", "ls", "-q").split()
+
+
+def test_cp_reaches_a_never_started_containers_volume_where_the_image_has_no_directory(engine: EngineDaemon,
+                                                                                          tmp_path: Path) -> None:
+    (tmp_path / "seed").write_text("seeded\n")
+    ok(engine, "create", "--name", "fresh", "--network", "none", "-v", "seeds:/mnt/a", "busybox", "cat", "/mnt/a/seed")
+    ok(engine, "cp", str(tmp_path / "seed"), "fresh:/mnt/a/seed")
+    assert ok(engine, "start", "-a", "fresh") == "seeded\n"
+    mountpoint = json.loads(ok(engine, "volume", "inspect", "seeds"))[0]["Mountpoint"]
+    assert Path(mountpoint, "seed").read_text() == "seeded\n"
+    ok(engine, "rm", "-v", "fresh")

@@ -167,9 +167,9 @@ def test_resolve_user(rootfs: Path, user: str | None, groups: list[str | int],
 def test_unknown_user_and_group(rootfs: Path) -> None:
     with pytest.raises(InvalidArgument, match="^unable to find user bob: no matching entries in passwd file$"):
         resolve_user(str(rootfs), "bob")
-    with pytest.raises(InvalidArgument, match="Unable to find group ops"):
+    with pytest.raises(InvalidArgument, match="unable to find group ops"):
         resolve_user(str(rootfs), "www:ops")
-    with pytest.raises(InvalidArgument, match="Unable to find group ops"):
+    with pytest.raises(InvalidArgument, match="unable to find group ops"):
         resolve_user(str(rootfs), "www", ["ops"])
     with pytest.raises(InvalidArgument, match="out of range"):
         resolve_user(str(rootfs), "4294967296")
