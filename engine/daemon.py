@@ -34,6 +34,9 @@ log = logging.getLogger("engine.daemon")
 # swept at its next start.
 _DEPARTURES_GRACE = 10.0
 _HEADER_BYTES = 1 << 20
+# How long a stopping engine lets requests in flight finish. Streams (events, logs -f, attach, wait, stats)
+# never would: they are cut after it, and their clients see the end of the stream, as dockerd's do at its stop.
+_SHUTDOWN_GRACE = 2.0
 
 ROUTERS = [system.register, system_df.register, images.register, image_archives.register, container_stats.register,
            containers.register, attach.register, exec.register, events.register, container_update.register,
@@ -55,7 +58,7 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
     # Go's server reads a request line and headers of up to 1 MiB (MaxHeaderBytes); aiohttp stops at 8 KiB
     # a line: a commit's --change list or a build's X-Registry-Config for many registries goes past that.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, max_line_size=_HEADER_BYTES,
-                           max_field_size=_HEADER_BYTES)
+                           max_field_size=_HEADER_BYTES, shutdown_timeout=_SHUTDOWN_GRACE)
     await runner.setup()
     try:
         await listeners.listen(runner, cfg)

@@ -43,15 +43,19 @@ class Reconciler:
         # while they run.
         recorded = {c.id: c.state.pid for c in self._store.all() if c.state.running}
         tasks = {t.id: t for t in await self._rt.tasks()}
+        # As dockerd: what ended while the engine was away restarts with the engine's start, uncounted; after a
+        # runtime restart alone, an exit is an exit like any other.
+        policy = self._policies is not None
         for c in self._store.all():
             t = tasks.get(c.id)
             if t is None:
                 if c.id in recorded:
                     # Its code is lost (handle_exit ignores it if that run has ended or another began).
-                    await self._run.handle_exit(c.id, recorded[c.id], 255, time.time())
+                    await self._run.handle_exit(c.id, recorded[c.id], 255, time.time(), policy=policy)
             elif t.status == "stopped":
                 # Matched by pid: also the exit of a run whose start completed after the list was made.
-                await self._run.handle_exit(c.id, t.pid, t.exit_status or 0, t.exited_at or time.time())
+                await self._run.handle_exit(c.id, t.pid, t.exit_status or 0, t.exited_at or time.time(),
+                                            policy=policy)
                 if not c.state.running:
                     await self._adopt(c)
             elif c.state.running:

@@ -322,18 +322,20 @@ class RunControl:
 
     # exits ---------------------------------------------------------------
 
-    async def handle_exit(self, cid: str, pid: int, code: int, at: float, oom: bool | None = None) -> None:
-        """A task exited (the runtime's /tasks/exit, or found by reconcile); `oom` if the exit told of it."""
+    async def handle_exit(self, cid: str, pid: int, code: int, at: float, oom: bool | None = None, *,
+                          policy: bool = True) -> None:
+        """A task exited (the runtime's /tasks/exit, or found by reconcile); `oom` if the exit told of it. Without
+        `policy` (an exit found at engine start) the restart policy is left to the engine's start, uncounted."""
         if self._store.find(cid) is None:
             return
         live = self._lives.of(cid)
         async with live.lock:
             c = self._store.find(cid)
             if c is not None:
-                await self._exited_locked(c, live, pid, code, at, autoremove=True, oom=oom)
+                await self._exited_locked(c, live, pid, code, at, autoremove=True, oom=oom, policy=policy)
 
     async def _exited_locked(self, c: Container, live: Live, pid: int, code: int, at: float, *,
-                             autoremove: bool, oom: bool | None = None) -> None:
+                             autoremove: bool, oom: bool | None = None, policy: bool = True) -> None:
         if not c.state.running or c.state.pid != pid:
             return  # already recorded, or the exit of an earlier run
         removing = autoremove and bool(c.host_config.get("AutoRemove"))
@@ -361,7 +363,7 @@ class RunControl:
         settle(live.exits, code)
         if removing:
             await self._remove_locked(c, live, volumes=True, runtime_later=True)
-        elif autoremove:
+        elif autoremove and policy:
             await self._supervisor.after_exit(c, live, at, self)
 
     async def _delete_exited(self, c: Container, live: Live) -> bool:

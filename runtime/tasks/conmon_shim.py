@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal as _signal
 from typing import Any
@@ -109,13 +110,22 @@ class ConmonShim:
     async def resize(self, io: ProcessIO, rows: int, cols: int) -> None:
         await attach.resize(io.ctl, rows, cols)
 
+    @staticmethod
+    def _exit_files(process_id: str, paths: ProcessPaths, exec: bool) -> list[str]:
+        state = os.path.join(paths.state_dir, exits.EXIT_FILE)
+        return [state] if exec else [os.path.join(paths.exit_dir, process_id), state]
+
     def exit_code(self, process_id: str, paths: ProcessPaths, exec: bool) -> int | None:
-        if exec:
-            return exits.read_exit_file(os.path.join(paths.state_dir, exits.EXIT_FILE))
-        code = exits.read_exit_file(os.path.join(paths.exit_dir, process_id))
-        if code is None:
-            code = exits.read_exit_file(os.path.join(paths.state_dir, exits.EXIT_FILE))
-        return code
+        for path in self._exit_files(process_id, paths, exec):
+            if (code := exits.read_exit_file(path)) is not None:
+                return code
+        return None
+
+    def exited_at(self, process_id: str, paths: ProcessPaths, exec: bool) -> float | None:
+        for path in self._exit_files(process_id, paths, exec):
+            with contextlib.suppress(OSError):
+                return os.stat(path).st_mtime
+        return None
 
     async def wait_monitor(self, paths: ProcessPaths) -> None:
         pidfile = os.path.join(paths.state_dir, exits.CONMON_PIDFILE)

@@ -98,10 +98,12 @@ class ExitWatcher:
                 continue
             for e in list(t.execs.values()):
                 if e.status == Status.RUNNING and (ns, task_id, e.id) not in self._followed:
-                    code = shim.exit_code(e.id, self._table.paths(ns, task_id, e.id), exec=True)
+                    exec_paths = self._table.paths(ns, task_id, e.id)
+                    code = shim.exit_code(e.id, exec_paths, exec=True)
                     if code is not None:
                         await self._check_oom(t)
-                        self.record(t, e, code)
+                        # Found by polling (after a restart, say): it ended when its code was written.
+                        self.record(t, e, code, shim.exited_at(e.id, exec_paths, exec=True))
             if t.status in (Status.RUNNING, Status.PAUSED, Status.CREATED) and t.pid \
                     and (ns, task_id, task_id) not in self._followed:
                 paths = self._table.paths(ns, task_id)
@@ -121,7 +123,7 @@ class ExitWatcher:
                     for e in t.execs.values():
                         if e.status == Status.RUNNING:
                             self.record(t, e, 137)
-                    self.record(t, t, code)
+                    self.record(t, t, code, shim.exited_at(task_id, paths, exec=False))
 
     async def _check_oom(self, t: TaskState) -> None:
         """Report an OOM kill in the task's cgroup (of its init or of an exec) once, before the exit it causes."""
@@ -134,13 +136,14 @@ class ExitWatcher:
             t.oom_killed = True
             self._events.publish(t.namespace, topics.TASK_OOM, {"container_id": t.id})
 
-    def record(self, t: TaskState, p: ProcessState, code: int) -> None:
-        """Stop `p` (task `t` itself or one of its execs) with exit `code`; a second exit is ignored."""
+    def record(self, t: TaskState, p: ProcessState, code: int, at: float | None = None) -> None:
+        """Stop `p` (task `t` itself or one of its execs) with exit `code` at `at` (now if unknown); a second
+        exit is ignored."""
         if p.status == Status.STOPPED:
             return
         p.status = Status.STOPPED
         p.exit_status = code
-        p.exited_at = time.time()
+        p.exited_at = at or time.time()
         self._table.save(t)
         self.exited((t.namespace, t.id, p.id)).set()
         self._events.publish(t.namespace, topics.TASK_EXIT, {

@@ -110,6 +110,10 @@ class Shim(Protocol):
         """The recorded exit code, or None while the process has not exited."""
         ...
 
+    def exited_at(self, process_id: str, paths: ProcessPaths, exec: bool) -> float | None:
+        """When the exit code was recorded (the process's end, for an exit found later), if it was."""
+        ...
+
     def monitor_alive(self, paths: ProcessPaths) -> bool: ...
 
     async def wait_monitor(self, paths: ProcessPaths) -> None:

@@ -5,6 +5,7 @@ back, `docker ps` is right, an exit during the downtime shows its real code, log
 """
 from __future__ import annotations
 
+import datetime
 import http.client
 import json
 import socket
@@ -174,3 +175,40 @@ def test_published_port_serves_through_ten_kills_of_both_daemons(engine: EngineD
         t.join(10)
     assert sent[0] > 50 and failed[0] == 0, f"{failed[0]} of {sent[0]} requests failed"
     assert inspect(engine, "steady")["State"]["Running"]
+
+
+def test_a_stop_does_not_wait_for_streaming_clients(engine: EngineDaemon) -> None:
+    # As dockerd: open streams end with the engine (their clients see the end), which stops at once.
+    ok(engine, "run", "-d", "--network", "none", "--name", "chatty", "busybox", "sh", "-c",
+       "while true; do echo tick; sleep 0.2; done")
+    clients = [subprocess.Popen(["docker", *args], env=engine.env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+               for args in (["events"], ["logs", "-f", "chatty"], ["wait", "chatty"], ["stats", "chatty"])]
+    try:
+        time.sleep(1)
+        began = time.monotonic()
+        engine.stop(timeout=30)
+        assert time.monotonic() - began < 10
+    finally:
+        for client in clients:
+            client.kill()
+            client.wait()
+        engine.start()
+    assert inspect(engine, "chatty")["State"]["Running"]
+    ok(engine, "rm", "-f", "chatty")
+
+
+def test_an_exit_while_the_runtime_is_away_keeps_its_time(engine: EngineDaemon) -> None:
+    ok(engine, "run", "-d", "--network", "none", "--name", "brief", "busybox", "sh", "-c", "sleep 3; exit 4")
+    ended = _when(inspect(engine, "brief")["State"]["StartedAt"]) + 3
+    engine.runtime.kill9()  # it exits while pyruntimed is away
+    time.sleep(6)
+    engine.runtime.start()
+    until(lambda: inspect(engine, "brief")["State"]["Status"] == "exited")
+    state = inspect(engine, "brief")["State"]
+    assert state["ExitCode"] == 4 and abs(_when(state["FinishedAt"]) - ended) < 1.5, (state["FinishedAt"], ended)
+    ok(engine, "rm", "brief")
+
+
+def _when(rfc3339: str) -> float:
+    return datetime.datetime.fromisoformat(rfc3339[:26].rstrip("Z") + "+00:00").timestamp()

@@ -99,3 +99,5 @@ def test_reboot_brings_back_always_and_unless_stopped(engine: EngineDaemon) -> N
     time.sleep(1)
     assert state(engine, "rs")["Status"] == "exited" and state(engine, "rn")["Status"] == "exited"
     assert ok(engine, "exec", "ra", "echo", "back") == "back\n"
+    # As dockerd: a start with the engine's is no restart of the policy's.
+    assert state(engine, "ra")["RestartCount"] == state(engine, "ru")["RestartCount"] == 0
