@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.fixtures.daemons import EngineDaemon
 from tests.integration import test_engine_containers as containers
 from tests.integration.test_engine_containers import ok
+from tests.integration.test_engine_volumes import run as _run
 
-engine = containers.engine
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers(engine: EngineDaemon) -> Iterator[None]:
-    yield
-    engine.reset()
-
-
-def _run(engine: EngineDaemon, *args: str) -> str:
-    return ok(engine, "run", "--rm", "--network", "none", *args)
+engine, no_leftovers = containers.engine, containers.no_leftovers
 
 
 def _mounts_on(path: str) -> int:
