@@ -30,7 +30,8 @@ def test_seccomp_colon_and_a_mac_address_without_network(engine) -> None:
              "^Seccomp:", "/proc/self/status")
     assert out.split() == ["Seccomp:", "0"]
     status, _, body = containers.curl(engine, "POST", "/containers/create?name=macless", json.dumps(
-        {"Image": "busybox", "Cmd": ["true"], "MacAddress": "02:42:ac:11:00:99", "HostConfig": {"NetworkMode": "none"}}))
+        {"Image": "busybox", "Cmd": ["true"], "MacAddress": "02:42:ac:11:00:99",
+         "HostConfig": {"NetworkMode": "none"}}))
     assert status == 201, body
     assert json.loads(ok(engine, "inspect", "macless"))[0]["Config"]["MacAddress"] == "02:42:ac:11:00:99"
     ok(engine, "rm", "macless")
