@@ -60,7 +60,7 @@ def _check_local_options(name: str, options: dict[str, str]) -> None:
 
 class VolumeService:
     def __init__(self, data_root: Path, users: Callable[[str], list[str]],
-                 running: Callable[[str], list[str]] = lambda name: []) -> None:
+                 running: Callable[[str], list[str]]) -> None:
         self.root = data_root / "volumes"
         self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
         self.store = VolumeStore(self.root / "metadata.db")

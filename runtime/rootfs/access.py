@@ -192,6 +192,8 @@ def _make_mount_points(fd: int, binds: dict[Parts, Bind]) -> None:
             os.mkdir(missing.name, 0o755, dir_fd=missing.dir_fd)
         except FileExistsError:
             pass
+        except OSError as e:  # a read-only tree, no space: the copy finds what is there
+            raise NotFound(f"{missing.path}: {e.strerror}") from None
 
     plain = Rootfs(key=("", ""), fd=fd, readonly=False, owner=(0, 0))
     for dest, bind in binds.items():
@@ -199,4 +201,4 @@ def _make_mount_points(fd: int, binds: dict[Parts, Bind]) -> None:
         try:
             open_dir(plain, parts, mkdir=mkdir).close()
         except NotFound:
-            pass  # a file in the way: the copy finds it as the start would
+            pass  # a file in the way, or no room: the copy finds what is there, as the start would

@@ -99,7 +99,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
                               bridge_cidr="10.254.0.1/24", container_name=store.name_of,
                               container_hostname=store.hostname_of, events=events)
     await networks.ensure_builtin()
-    volumes = VolumeService(tmp_path, users=store.volume_users)
+    volumes = VolumeService(tmp_path, users=store.volume_users, running=store.running_volume_users)
     departures = Departures(runtime)
     images = ImageService(runtime, events, store, Registries(), departures)
     supervisor = Supervisor(runtime, store, lives, events)

@@ -10,7 +10,7 @@ from engine.volumes.service import VolumeService
 
 
 def _service(tmp_path: Path) -> VolumeService:
-    return VolumeService(tmp_path, users=lambda name: [])
+    return VolumeService(tmp_path, users=lambda name: [], running=lambda name: [])
 
 
 async def test_a_name_too_long_for_the_filesystem_is_refused_and_nothing_stored(tmp_path: Path) -> None:
