@@ -37,6 +37,11 @@ def check(hc: HostConfigModel) -> None:
     _check_security_opts(hc.SecurityOpt or [])
     for server in hc.Dns or []:
         _check_ip(server, "Dns")
+    # Each is one word of a resolv.conf line: a newline would write lines of its own.
+    for field, values in (("DnsSearch", hc.DnsSearch), ("DnsOptions", hc.DnsOptions)):
+        for value in values or []:
+            if any(c.isspace() for c in value):
+                raise InvalidArgument(f"invalid {field} entry {value!r}: it cannot contain white space")
     for entry in hc.ExtraHosts or []:
         _check_extra_host(entry)
 

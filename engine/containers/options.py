@@ -52,6 +52,10 @@ def parse(body: Any, api: tuple[int, int] | None = None) -> CreateRequest:
         raise InvalidArgument(f"invalid container config: {where}: {err['msg']}") from None
     refuse_unsupported(body)
     hostchecks.check(req.HostConfig)
+    for name, value in (("hostname", req.Hostname), ("domainname", req.Domainname)):
+        # Written into /etc/hosts and /etc/hostname: a line break would add lines of its own.
+        if value and any(c.isspace() or not c.isprintable() for c in value):
+            raise InvalidArgument(f"invalid {name} format: {value!r}")
     mounts = req.HostConfig.Mounts or []
     if api is not None and api < (1, 44):
         # dockerd refuses rather than drops it: a client that sets it counts on it.

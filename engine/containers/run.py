@@ -142,10 +142,12 @@ class RunControl:
             raise
         try:
             await wiring
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(rt.RuntimeError_):
                 await self._rt.delete_task(c.id, force=True)
             await self._release(c)
+            if isinstance(e, (rt.RuntimeError_, EngineError)):
+                await self._start_failed(c, live, e)  # a failed start, which a `run --rm` waits on
             raise
         try:
             io = task.io

@@ -15,7 +15,7 @@ import lzma
 import secrets
 import tarfile
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,18 +37,26 @@ _MAGIC: list[tuple[bytes, str]] = [(b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"
 class _Inflater:
     """What the layer's bytes decompress to: hashed for the diff ID, its first block checked as a tar header."""
 
-    decompress: Callable[[bytes], bytes] | None
+    decompressor: Any  # zlib's, bz2's or lzma's (decompress(), eof), or None for a plain tar
     store_decompressed: bool
     hash: Any = field(default_factory=hashlib.sha256)
     head: bytes = b""
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to store for `chunk`."""
-        data = self.decompress(chunk) if self.decompress is not None else chunk
+        try:
+            data = self.decompressor.decompress(chunk) if self.decompressor is not None else chunk
+        except (zlib.error, lzma.LZMAError, OSError, EOFError) as e:
+            raise InvalidArgument(f"the imported file's compressed data is corrupt: {e}") from None
         self.hash.update(data)
         if len(self.head) < tarfile.BLOCKSIZE:
             self.head += data[: tarfile.BLOCKSIZE - len(self.head)]
         return data if self.store_decompressed else chunk
+
+    def finish(self) -> None:
+        """At the end of the input: a compressed stream must have ended too."""
+        if self.decompressor is not None and not self.decompressor.eof:
+            raise InvalidArgument("the imported file's compressed data is cut short: unexpected EOF")
 
     def check(self) -> None:
         if len(self.head) < tarfile.BLOCKSIZE:
@@ -64,11 +72,11 @@ class _Inflater:
 def _inflater(head: bytes) -> tuple[_Inflater, str]:
     kind = next((name for magic, name in _MAGIC if head.startswith(magic)), "tar")
     if kind == "gzip":
-        return _Inflater(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress, store_decompressed=False), GZIP_LAYER
+        return _Inflater(zlib.decompressobj(16 + zlib.MAX_WBITS), store_decompressed=False), GZIP_LAYER
     if kind == "bzip2":
-        return _Inflater(bz2.BZ2Decompressor().decompress, store_decompressed=True), TAR_LAYER
+        return _Inflater(bz2.BZ2Decompressor(), store_decompressed=True), TAR_LAYER
     if kind == "xz":
-        return _Inflater(lzma.LZMADecompressor().decompress, store_decompressed=True), TAR_LAYER
+        return _Inflater(lzma.LZMADecompressor(), store_decompressed=True), TAR_LAYER
     if kind == "zstd":
         raise InvalidArgument("zstd-compressed archives cannot be imported: use a plain, gzip, bzip2 or xz tar")
     return _Inflater(None, store_decompressed=True), TAR_LAYER
@@ -117,6 +125,7 @@ class Importer:
                     yield out
             if not checked:
                 inflater.check()
+            inflater.finish()
 
         info = await self.writer.runtime.write_content(f"pyengine-import-{secrets.token_hex(8)}", stored(),
                                                       lease=lease)

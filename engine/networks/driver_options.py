@@ -36,8 +36,10 @@ def check(options: Mapping[str, str]) -> None:
     """A user network's options, each one this engine can carry out."""
     for key, value in options.items():
         if key == BRIDGE_NAME:
-            continue
-        if key == MTU:
+            # A name the kernel takes for a link (and safe in /sys paths): its length is checked at create.
+            if not value or value in (".", "..") or not all(c.isalnum() or c in "_-." for c in value):
+                raise InvalidArgument(f"invalid {key} {value!r}: letters, digits, '_', '-' or '.'")
+        elif key == MTU:
             if not value.isdigit() or not 68 <= int(value) <= 65535:
                 raise InvalidArgument(f"invalid MTU {value!r} ({MTU}): a number from 68 to 65535")
         elif key == HOST_BINDING:

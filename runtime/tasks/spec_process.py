@@ -35,6 +35,8 @@ def command(opts: SpecOptions) -> list[str]:
     """
     if not opts.args:
         raise InvalidArgument("no command specified")
+    if any("\0" in arg for arg in opts.args):
+        raise InvalidArgument(f"invalid command {opts.args!r}: an argument cannot contain a NUL byte")
     return list(opts.args)
 
 

@@ -136,3 +136,11 @@ def test_arg_default_errors_name_the_line() -> None:
     assert isinstance(arg, Arg)
     with pytest.raises(DockerfileError, match="line 3: .*X: is not allowed to be unset"):
         StageScope({}, {}).declare(arg)
+
+
+def test_hostile_nesting_is_an_error_not_a_crash() -> None:
+    # Past Python's recursion limit: a Dockerfile error, as any other, never a traceback.
+    with pytest.raises(SubstitutionError, match="nested too deeply"):
+        expand("${a:-" * 20000 + "x" + "}" * 20000, ENV)
+    with pytest.raises(DockerfileError, match="arrays must be comprised of strings only"):
+        parse_dockerfile("FROM scratch\nCMD " + "[" * 5000 + "\n")

@@ -254,6 +254,10 @@ def _process(source: str, lexer: _Lexer) -> tuple[str, list[str]]:
         return lexer.run()
     except SubstitutionError as err:
         raise SubstitutionError(f"failed to process {json.dumps(source, ensure_ascii=False)}: {err.message}") from None
+    except RecursionError:
+        # Each `${a:-${b:-...}}` level is a call: a hostile Dockerfile could nest past Python's stack.
+        shown = json.dumps(source[:80] + ("..." if len(source) > 80 else ""), ensure_ascii=False)
+        raise SubstitutionError(f"failed to process {shown}: substitutions nested too deeply") from None
 
 
 def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:

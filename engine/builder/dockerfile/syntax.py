@@ -117,6 +117,8 @@ def parse_json_array(text: str) -> list[str] | None:
         value, _ = json.JSONDecoder().raw_decode(text)
     except ValueError:
         return None
+    except RecursionError:
+        raise NotStringArray() from None  # arrays nested past the decoder's depth hold no strings
     if not isinstance(value, list):
         return None
     if not all(isinstance(v, str) for v in value):
