@@ -304,25 +304,28 @@ class ImageService:
                     raise Conflict(f"conflict: unable to delete {short_id(image.id)} (must be forced) - image is "
                                    f"being used by stopped container {short_id(users[0][0])}")
         parent = self._parents.parent(image.id) if self._parents is not None and prune else None
-        items = await self._delete(image, keep=bool(users))
+        items = await self._delete(image, keep=bool(users), others=images)
         if not users:
-            items += await self._prune_parents(parent, images)
+            items += await self._prune_parents(parent, images, items)
         return items
 
-    async def _prune_parents(self, parent_id: str | None, images: list[LocalImage]) -> list[dict[str, str]]:
-        """After a child went: the images it was committed from that have no name, no other child and no
-        container go too, as dockerd prunes a deleted image's parents."""
+    async def _prune_parents(self, parent_id: str | None, images: list[LocalImage],
+                             deleted: list[dict[str, str]]) -> list[dict[str, str]]:
+        """After a child went (its report in `deleted`): the images it was committed from that have no name, no
+        other child and no container go too, as dockerd prunes a deleted image's parents."""
         items: list[dict[str, str]] = []
         by_id = {i.id: i for i in images}
         while self._parents is not None and parent_id is not None and (parent := by_id.get(parent_id)) is not None:
             if parent.named or self.has_children(parent.id, images) or self._users.image_users(parent.id):
                 break
             parent_id = self._parents.parent(parent.id)
-            items += await self._delete(parent, keep=False)
+            items += await self._delete(parent, keep=False, others=_left(images, deleted + items))
         return items
 
-    async def _delete(self, image: LocalImage, keep: bool) -> list[dict[str, str]]:
-        """Remove every name; with `keep` (containers still use it) the image stays, dangling."""
+    async def _delete(self, image: LocalImage, keep: bool,
+                      others: list[LocalImage] | None = None) -> list[dict[str, str]]:
+        """Remove every name; with `keep` (containers still use it) the image stays, dangling. `others`: the
+        images that stay, when the caller has them listed (a prune deletes many; one listing serves them all)."""
         if self._departing is not None and not keep:
             await self._departing.settled()
         if keep:
@@ -340,16 +343,12 @@ class ImageService:
             untagged = {item["Untagged"] for item in items}
             items += [{"Untagged": d} for d in image.repo_digests if d not in untagged]
             items.append({"Deleted": image.id})
-            items += [{"Deleted": layer} for layer in await self._released_layers(image)]
+            stay = others if others is not None else await self.images()
+            items += [{"Deleted": layer} for layer in _released_layers(image, stay)]
             self._event("delete", image)
             if self._parents is not None:
                 await self._parents.forget(image.id)
         return items
-
-    async def _released_layers(self, image: LocalImage) -> list[str]:
-        """The deleted image's layers (chain IDs, top first) that no other image holds: dockerd reports each."""
-        held = {c for other in await self.images() if other.id != image.id for c in chain_ids(other.diff_ids)}
-        return [c for c in reversed(chain_ids(image.diff_ids)) if c not in held]
 
     async def delete_unused(self, image: LocalImage) -> bool:
         """Delete `image` with all its names unless a container uses it by now (the storage budget's collection)."""
@@ -379,13 +378,25 @@ class ImageService:
                 continue
             if all(item.get("Deleted") != image.id for item in deleted):
                 parent = self._parents.parent(image.id) if self._parents is not None else None
-                deleted += await self._delete(image, keep=False)
-                deleted += await self._prune_parents(parent, images)
+                deleted += await self._delete(image, keep=False, others=_left(images, deleted))
+                deleted += await self._prune_parents(parent, images, deleted)
         reclaimed = max(0, before - await self.stored_bytes()) if deleted else 0
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     async def stored_bytes(self) -> int:
         return sum(c.size for c in await self.runtime.content())
+
+
+def _released_layers(image: LocalImage, others: list[LocalImage]) -> list[str]:
+    """The deleted image's layers (chain IDs, top first) that no other image holds: dockerd reports each."""
+    held = {c for other in others if other.id != image.id for c in chain_ids(other.diff_ids)}
+    return [c for c in reversed(chain_ids(image.diff_ids)) if c not in held]
+
+
+def _left(images: list[LocalImage], deleted: list[dict[str, str]]) -> list[LocalImage]:
+    """`images` without those `deleted` reports gone."""
+    gone = {item["Deleted"] for item in deleted if "Deleted" in item}
+    return [i for i in images if i.id not in gone]
 
 
 def _giving_digest(term: str, named: list[Record]) -> list[Record]:

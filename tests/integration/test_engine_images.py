@@ -1,6 +1,7 @@
 """Image endpoints of pyengined, driven by the real docker CLI and the docker SDK."""
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import subprocess
@@ -298,3 +299,23 @@ def test_pulls_of_what_is_here_say_so_as_dockerd(engine, registry, images):
     out = ok(engine, "pull", f"{registry.host}/library/samebox:v1").splitlines()
     assert out[-2] == f"Status: Downloaded newer image for {registry.host}/library/samebox:v1"
     assert not [line for line in out if short(busybox.layer_digests[0]) in line]
+
+
+def _chain_ids(diff_ids: list[str]) -> list[str]:
+    chain = [diff_ids[0]]
+    for diff in diff_ids[1:]:
+        chain.append("sha256:" + hashlib.sha256(f"{chain[-1]} {diff}".encode()).hexdigest())
+    return chain
+
+
+def test_prune_reports_each_released_layer_once(engine, registry, images):
+    # Two images on one base layer: the shared layer is released (and reported) with the last of them.
+    ok(engine, "pull", "busybox")
+    ok(engine, "pull", f"{registry.host}/library/whiteout")
+    layers = {c for name in ("busybox", f"{registry.host}/library/whiteout")
+              for c in _chain_ids(json.loads(ok(engine, "image", "inspect", name))[0]["RootFS"]["Layers"])}
+    client = docker.DockerClient(base_url=engine.env()["DOCKER_HOST"], version="1.41")
+    deleted = [item["Deleted"] for item in client.images.prune(filters={"dangling": False})["ImagesDeleted"]
+               if "Deleted" in item]
+    ids = {images[BUSYBOX].config_digest, images["library/whiteout:latest"].config_digest}
+    assert len(deleted) == len(set(deleted)) and set(deleted) == ids | layers
