@@ -193,6 +193,11 @@ def test_volume_filters_as_dockerd(engine) -> None:
     assert ok(engine, "volume", "ls", "-q", "--filter", "name=^v1$").split() == ["v1"]
     out = cli(engine, "volume", "ls", "--filter", "dangling=maybe")
     assert out.returncode != 0
+    # Each endpoint has its own set: label! only prunes; dangling, driver and name only list.
+    for refused in (("ls", "--filter", "label!=keep"), ("prune", "-af", "--filter", "dangling=true"),
+                    ("prune", "-af", "--filter", "name=v1")):
+        out = cli(engine, "volume", *refused)
+        assert out.returncode != 0 and f"invalid filter '{refused[-1].split('=')[0]}'" in out.stderr, out.stderr
     assert "v10" in ok(engine, "volume", "prune", "-af", "--filter", "label!=keep")
     assert ok(engine, "volume", "ls", "-q").split() == ["v1"]
 

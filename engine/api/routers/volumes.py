@@ -16,7 +16,9 @@ from engine.backend import Backend
 from engine.errors import InvalidArgument, Unavailable
 from engine.volumes.model import Volume
 
-_FILTERS = {"dangling", "driver", "label", "label!", "name"}
+# dockerd's sets: `label!` only prunes, `dangling`, `driver` and `name` only list.
+_LIST_FILTERS = {"dangling", "driver", "label", "name"}
+_PRUNE_FILTERS = {"label", "label!"}
 
 
 class VolumeCreate(BaseModel):
@@ -46,8 +48,8 @@ def _truthy(values: list[str]) -> bool:
 def register(r: Router, b: Backend) -> None:
     svc = b.volumes
 
-    def selector(f: dict[str, list[str]]) -> Any:
-        unknown = set(f) - _FILTERS
+    def selector(f: dict[str, list[str]], accepted: set[str]) -> Any:
+        unknown = set(f) - accepted
         if unknown:
             raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
         for x in f.get("dangling", []):
@@ -88,7 +90,7 @@ def register(r: Router, b: Backend) -> None:
         return json_response(svc.inspect(v), 201)
 
     async def list_(request: web.Request) -> web.Response:
-        matches = selector(filters(request.query))
+        matches = selector(filters(request.query), _LIST_FILTERS)
         return json_response({"Volumes": [svc.inspect(v) for v in svc.list() if matches(v)], "Warnings": None})
 
     async def inspect(request: web.Request) -> web.Response:
@@ -103,7 +105,7 @@ def register(r: Router, b: Backend) -> None:
     async def prune(request: web.Request) -> web.Response:
         f = filters(request.query)
         everything = versions.prunes_named_volumes(versions.of(request), _truthy(f.pop("all", [])))
-        removed, reclaimed = await svc.prune(selector(f), anonymous_only=not everything)
+        removed, reclaimed = await svc.prune(selector(f, _PRUNE_FILTERS), anonymous_only=not everything)
         for name in removed:
             b.events.volume("destroy", name)
         b.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
