@@ -145,7 +145,8 @@ class Backend:
         creator = Creator(runtime, store, lives, image_view, events, networks, volumes, host, pins, logs.resolve,
                           runtimes, dockerenv.ensure(data_root))
         writer = ImageWriter(runtime, images)
-        build_cache = BuildCache(runtime, images, config.runtime_namespace)
+        build_cache = BuildCache(runtime, images, config.runtime_namespace,
+                                 lambda: shutil.disk_usage(data_root).free)
         builder_root = data_root / "builder"
         ledger = DiskLedger(runtime, images, store, volumes, events, retention, "overlayfs",
                             block_size(str(data_root)), build_cache.usage, config.runtime_namespace)

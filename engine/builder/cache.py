@@ -14,10 +14,12 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.builder.cache_index import CacheIndex, IndexRuntime
+from engine.builder.cache_prune import PruneRule
 from engine.images.compose import NewLayer
 from engine.images.model import BUILD_PREFIX, LocalImage, rfc3339
 from engine.images.store import ImageService
@@ -101,8 +103,10 @@ class Hit:
 
 
 class BuildCache:
-    def __init__(self, runtime: CacheRuntime, images: ImageService, namespace: str) -> None:
+    def __init__(self, runtime: CacheRuntime, images: ImageService, namespace: str,
+                 free_space: Callable[[], int]) -> None:
         self.runtime = runtime
+        self._free_space = free_space  # the bytes free where the cache is kept
         self.images = images
         self.index = CacheIndex(runtime, namespace)
         self._counting: set[asyncio.Task[None]] = set()
@@ -163,39 +167,50 @@ class BuildCache:
 
     async def usage(self) -> list[dict[str, Any]]:
         """`system df`'s BuildCache: one record per cached step."""
-        sizes = {image.id: image for image in await self.images.images()}
+        return [record for _, record in await self._described()]
+
+    async def _described(self) -> list[tuple[Entry, dict[str, Any]]]:
+        images = await self.images.images()
+        by_name = {r.name: image for image in images for r in image.records}
         out = []
         for entry in await self.entries():
-            image = next((i for i in sizes.values() if any(r.name == entry.image.name for r in i.records)), None)
+            image = by_name.get(entry.image.name)
             layer = image.layers[-1] if image is not None and image.layers else {}
-            out.append({
+            out.append((entry, {
                 "ID": entry.key[:25], "Parents": None, "Type": "regular", "Description": entry.description,
                 "InUse": False, "Shared": image is not None and not image.intermediate,
                 "Size": int(layer.get("size") or 0), "CreatedAt": rfc3339(entry.image.created),
                 "LastUsedAt": rfc3339(entry.last_used), "UsageCount": entry.uses,
-            })
+            }))
         return out
 
-    async def prune(self, keep_since: float | None = None, everything: bool = False) -> dict[str, Any]:
-        """Drop the cache's records (those last used before `keep_since`, if given); report what went.
+    async def prune(self, rule: PruneRule) -> dict[str, Any]:
+        """Drop the records `rule` chooses, least recently used first while a space option still wants room.
 
         Without `everything` a step whose image also has a name (a build's tagged result) keeps its
         record, as BuildKit keeps cache still in use by an image unless pruning all.
         """
         before = await self.images.stored_bytes()
         named = {r.name for image in await self.images.images() if not image.intermediate for r in image.records}
+        described = await self._described()
+        total = sum(record["Size"] for _, record in described)
+        target = rule.target(total, self._free_space())
         deleted = []
-        for entry in await self.entries():
-            if keep_since is not None and entry.last_used >= keep_since:
+        for entry, record in sorted(described, key=lambda item: item[0].last_used):
+            if target is not None and total <= target:
+                break
+            if rule.keep_since is not None and entry.last_used >= rule.keep_since:
                 continue
-            if not everything and entry.image.name in named:
+            if (not rule.everything and entry.image.name in named) or not rule.chooses(record):
+                continue
+            if rule.floor and total - record["Size"] < rule.floor:
                 continue
             self.index.drop(entry.image.name)
             try:
                 await self.runtime.remove_image(entry.image.name)
             except NotFound:
                 continue
+            total -= record["Size"]
             deleted.append(entry.key[:25])
         reclaimed = max(0, before - await self.images.stored_bytes()) if deleted else 0
         return {"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
-

@@ -367,10 +367,12 @@ class ImageService:
 
     async def prune(self, select: Callable[[LocalImage], bool]) -> dict[str, Any]:
         """Delete every image `select` picks that no container uses; report what went and the bytes freed."""
-        before = await self.stored_bytes()
         used = self._users.images_in_use()
         deleted: list[dict[str, str]] = []
         images = await self.images()
+        await self.sizes.fill(images)
+        # dockerd counts the unpacked bytes of the layers that went, not the blobs (which a pull may keep).
+        layer_bytes = {c: size for image in images for c, size in zip(chain_ids(image.diff_ids), image.layer_sizes)}
         for image in images:
             # The build cache's images go with `docker builder prune`, not with the images'; an image others
             # were committed from goes with the last of them, when it has no name.
@@ -380,7 +382,7 @@ class ImageService:
                 parent = self._parents.parent(image.id) if self._parents is not None else None
                 deleted += await self._delete(image, keep=False, others=_left(images, deleted))
                 deleted += await self._prune_parents(parent, images, deleted)
-        reclaimed = max(0, before - await self.stored_bytes()) if deleted else 0
+        reclaimed = sum(layer_bytes.get(item.get("Deleted", ""), 0) for item in deleted)
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     async def stored_bytes(self) -> int:

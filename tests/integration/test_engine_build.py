@@ -619,3 +619,30 @@ def test_expose_with_a_host_part_workdir_as_written_and_onto_a_file(engine, tmp_
     (ctx / "Dockerfile").write_text("FROM busybox\nWORKDIR /bin/sh\n")
     out = docker_cli(engine, "build", "-q", str(ctx))
     assert out.returncode != 0 and "Cannot mkdir: /bin/sh is not a directory" in out.stderr, out.stderr
+
+
+def test_builder_prune_takes_buildkits_filters_and_space_options(engine, tmp_path):
+    ctx = tmp_path / "bp"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo one > /one\nRUN head -c 3000 /dev/zero > /two\n")
+    ok(engine, "build", "-q", ".", cwd=ctx)
+
+    def cached() -> int:
+        return len(docker.DockerClient(base_url=engine.host).df()["BuildCache"] or [])
+
+    steps = cached()
+    assert steps >= 2
+    # Room enough, nothing recent enough to be unused, a type no record has: nothing goes, and no error.
+    for args in (["--keep-storage", "1GB"], ["--filter", "unused-for=1h"], ["--filter", "type=exec.cachemount"],
+                 ["--filter", "inuse=true"]):
+        assert ok(engine, "builder", "prune", "-af", *args).endswith("Total reclaimed space: 0B\n"), args
+    assert cached() == steps
+    refused = docker_cli(engine, "builder", "prune", "-af", "--filter", "until=1h", "--filter", "unused-for=1h")
+    assert refused.returncode == 1 and "failed to prune build cache: conflicting filters" in refused.stderr
+    # A cap of one byte leaves only what fits under it: the cache goes, oldest first, until it is under.
+    ok(engine, "builder", "prune", "-af", "--keep-storage", "1")
+    assert cached() == 0
+    # system prune hands label! on too; no record has labels, so it excludes none.
+    ok(engine, "build", "-q", ".", cwd=ctx)
+    assert "Total reclaimed space" in ok(engine, "system", "prune", "-af", "--filter", "label!=keep=1")
+    assert cached() == 0

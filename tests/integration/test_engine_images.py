@@ -314,8 +314,12 @@ def test_prune_reports_each_released_layer_once(engine, registry, images):
     ok(engine, "pull", f"{registry.host}/library/whiteout")
     layers = {c for name in ("busybox", f"{registry.host}/library/whiteout")
               for c in _chain_ids(json.loads(ok(engine, "image", "inspect", name))[0]["RootFS"]["Layers"])}
+    sizes = [json.loads(ok(engine, "image", "inspect", name))[0]["Size"]
+             for name in ("busybox", f"{registry.host}/library/whiteout")]
     client = docker.DockerClient(base_url=engine.env()["DOCKER_HOST"], version="1.41")
-    deleted = [item["Deleted"] for item in client.images.prune(filters={"dangling": False})["ImagesDeleted"]
-               if "Deleted" in item]
+    report = client.images.prune(filters={"dangling": False})
+    deleted = [item["Deleted"] for item in report["ImagesDeleted"] if "Deleted" in item]
     ids = {images[BUSYBOX].config_digest, images["library/whiteout:latest"].config_digest}
     assert len(deleted) == len(set(deleted)) and set(deleted) == ids | layers
+    # The layers' unpacked bytes, as dockerd counts them (and as `Size` shows), not their compressed blobs.
+    assert max(sizes) <= report["SpaceReclaimed"] <= sum(sizes), (sizes, report["SpaceReclaimed"])

@@ -13,18 +13,15 @@ from engine.api.app import Router
 from engine.api.streams import disconnected, json_line
 from engine.api.responses import json_response
 from engine.backend import Backend
+from engine.builder import cache_prune
 from engine.builder.options import parse_options, registry_auths
 from engine.builder.progress import BuildProgress, StepFailed, failure
 from engine.errors import EngineError, InvalidArgument, NotImplemented_
-from engine.images.filters import parse_until
 from runtime.client import RuntimeError_
 
 log = logging.getLogger("engine.api.build")
 
-# dockerd hands `label` on to BuildKit, whose cache records have no labels: it matches nothing, without error.
-_PRUNE_FILTERS = {"until", "label"}
 _SPACE_OPTIONS = ("keep-storage", "reserved-space", "max-used-space", "min-free-space")
-
 
 
 async def _cancel_when_gone(request: web.Request, build: asyncio.Task[None]) -> None:
@@ -81,18 +78,12 @@ def register(r: Router, b: Backend) -> None:
 
     async def prune(request: web.Request) -> web.Response:
         q = request.query
-        for name in _SPACE_OPTIONS:
-            if query.integer(q, name):
-                raise InvalidArgument(f"{name} is not supported: the build cache is pruned by age (until) or whole")
-        filters = query.filters(q)
-        unknown = set(filters) - _PRUNE_FILTERS
-        if unknown:
-            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
-        if filters.get("label"):
-            return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
-        until = filters.get("until")
-        keep_since = parse_until(until[0]) if until else None
-        return json_response(await b.build_cache.prune(keep_since, everything=query.boolean(q, "all")))
+        try:
+            rule = cache_prune.parse(query.filters(q), {name: query.integer(q, name) for name in _SPACE_OPTIONS},
+                                     everything=query.boolean(q, "all"))
+        except InvalidArgument as e:
+            raise InvalidArgument(f"failed to prune build cache: {e.message}") from None
+        return json_response(await b.build_cache.prune(rule))
 
     async def buildkit(request: web.Request) -> web.Response:
         # buildx's docker driver asks for these first: say why, not a bare 404.
