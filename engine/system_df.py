@@ -46,12 +46,15 @@ class DiskUsage:
 
         def container_entry(c: Container) -> dict[str, Any]:
             entry = self._summary(c)
-            entry["SizeRw"] = rw.get(c.id, 0)
-            entry["SizeRootFs"] = entry["SizeRw"] + sizes.get(c.image_id, (0, 0))[0]
+            # Go leaves out a zero SizeRw (omitempty), as it does in `docker ps -s`.
+            if rw.get(c.id, 0):
+                entry["SizeRw"] = rw[c.id]
+            entry["SizeRootFs"] = rw.get(c.id, 0) + sizes.get(c.image_id, (0, 0))[0]
             return entry
 
         image_entries = []
-        for image in state.images:
+        # Newest first, as dockerd lists both.
+        for image in sorted(state.images, key=lambda i: i.created, reverse=True):
             if image.intermediate:
                 continue  # the build cache's: reported under BuildCache
             entry = views.summary(image, image.named)
@@ -61,11 +64,11 @@ class DiskUsage:
         return {
             "LayersSize": state.total,
             "Images": image_entries,
-            "Containers": [container_entry(c) for c in containers],
+            "Containers": [container_entry(c) for c in sorted(containers, key=lambda c: c.created, reverse=True)],
             "Volumes": [{**self._volumes.inspect(v), "UsageData": {"Size": volume_sizes.get(v.name, 0),
                                                                    "RefCount": len(self._volumes.users(v.name))}}
                         for v in self._volumes.list()],
-            "BuildCache": state.build_cache,
+            "BuildCache": state.build_cache or None,
         }
 
 

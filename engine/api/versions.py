@@ -147,6 +147,9 @@ def image_inspect(doc: dict[str, Any], v: Version, container_config: dict[str, A
 def system_df(doc: dict[str, Any], v: Version) -> dict[str, Any]:
     for image in doc.get("Images") or []:
         image_summary(image, v)
+    if v < (1, 42):
+        # Gone in 1.42: the build cache's total, which BuildCache's records now tell.
+        doc["BuilderSize"] = sum(int(record.get("Size") or 0) for record in doc.get("BuildCache") or [])
     return doc
 
 

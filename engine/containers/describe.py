@@ -63,7 +63,7 @@ class Describer:
                 item["Image"] = c.image_id
         if size:
             for item, sizes in zip(out, await self._files.sizes_of(selected)):
-                item.update(views.size(*sizes))
+                item.update(views.size(*sizes, listed=True))
         return out
 
     def summary(self, c: Container) -> dict[str, Any]:

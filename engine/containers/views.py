@@ -100,9 +100,11 @@ def summary(c: Container, *, networks: dict[str, Any], published: list[dict[str,
     }
 
 
-def size(rw: int | None, root: int | None = None) -> dict[str, int]:
-    """The ?size=1 fields; an unknown size (no snapshot any more) leaves them out, as dockerd does."""
-    return {**({} if rw is None else {"SizeRw": rw}), **({} if root is None else {"SizeRootFs": root})}
+def size(rw: int | None, root: int | None = None, *, listed: bool = False) -> dict[str, int]:
+    """The ?size=1 fields; an unknown size (no snapshot any more) leaves them out, as dockerd does, and so does
+    a zero in a listing (Go's omitempty there; inspect's fields are pointers, which keep it)."""
+    fields = {"SizeRw": rw, "SizeRootFs": root}
+    return {k: v for k, v in fields.items() if v is not None and (v or not listed)}
 
 
 def _health_suffix(c: Container) -> str:

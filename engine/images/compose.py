@@ -14,6 +14,8 @@ import platform as host_platform
 from dataclasses import dataclass
 from typing import Any
 
+from engine import __version__
+
 # The digest of a tar holding no entries (two zero blocks): a diff that changed nothing.
 EMPTY_TAR_DIFF_ID = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
@@ -103,6 +105,8 @@ def child_config(parent: dict[str, Any] | None, config: dict[str, Any], *, layer
         doc["container"] = container
     if container_config is not None:
         doc["container_config"] = container_config
+    # As dockerd stamps what its builder, commit and import make (inspect's DockerVersion).
+    doc["docker_version"] = __version__
     doc["created"] = created
     if author:
         doc["author"] = author

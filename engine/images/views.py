@@ -47,12 +47,15 @@ def shared_sizes(images: list[LocalImage]) -> dict[str, int]:
 
 def inspect(image: LocalImage, parent: str = "") -> dict[str, Any]:
     config = image.config
+    history = config.get("history") if isinstance(config.get("history"), list) else []
+    # dockerd 20.10 wrote a commit's message into its history entry only; its inspect reads it from there.
+    last = history[-1] if history and isinstance(history[-1], dict) else {}
     out: dict[str, Any] = {
         "Id": image.id,
         "RepoTags": image.repo_tags,
         "RepoDigests": image.repo_digests,
         "Parent": parent,
-        "Comment": config.get("comment") or "",
+        "Comment": config.get("comment") or last.get("comment") or "",
         "Created": image.created_rfc3339,
         "DockerVersion": config.get("docker_version") or "",
         "Author": config.get("author") or "",

@@ -163,7 +163,7 @@ def test_system_df_matches_du_and_answers_fast(engine: EngineDaemon, tmp_path: P
     assert median < 0.05
 
     root = Path(engine.runtime.root)
-    counted = df["LayersSize"] + sum(c["SizeRw"] for c in df["Containers"])
+    counted = df["LayersSize"] + sum(c.get("SizeRw", 0) for c in df["Containers"] or [])
     on_disk = _du(root / "content" / "blobs", *(p / "fs" for p in (root / "snapshots" / "overlayfs" / "snapshots").iterdir()))
     assert abs(counted - on_disk) <= 0.02 * on_disk, (counted, on_disk)
     vol = next(v for v in df["Volumes"] if v["Name"] == "dfvol")
@@ -192,7 +192,7 @@ def test_budget_collects_unused_images_down_to_the_low_mark(engine: EngineDaemon
             df = sdk.df()
         finally:
             sdk.close()
-        return int(df["LayersSize"] + sum(c["SizeRw"] for c in df["Containers"])
+        return int(df["LayersSize"] + sum(c.get("SizeRw", 0) for c in df["Containers"] or [])
                    + sum(v["UsageData"]["Size"] for v in df["Volumes"]))
 
     total = usage()

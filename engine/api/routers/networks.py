@@ -200,7 +200,7 @@ def register(r: Router, b: Backend) -> None:
             event("destroy", n)
             removed.append(n.name)
         b.events.publish("network", "prune", "", {"reclaimed": "0"})
-        return json_response({"NetworksDeleted": removed})
+        return json_response({"NetworksDeleted": removed or None})
 
     async def connect(request: web.Request) -> web.Response:
         body = await read_json(request)
