@@ -134,7 +134,7 @@ def parse_until(value: str, now: float | None = None) -> float:
     try:
         parsed = datetime.datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidArgument(f"invalid until filter {value!r}: expected a timestamp or a duration") from None
+        raise InvalidArgument(f'failed to parse value as time or duration: "{value}"') from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed.timestamp()

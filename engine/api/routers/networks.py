@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +16,7 @@ from engine.api.responses import empty, json_response, read_json
 from engine.backend import Backend
 from engine.containers.fields import REFUSED, is_unset, lookup
 from engine.errors import InvalidArgument
+from engine.images.filters import parse_until
 from engine.networks.model import Network
 
 _FILTERS = {"driver", "id", "label", "name", "scope", "type", "dangling"}
@@ -189,7 +188,7 @@ def register(r: Router, b: Backend) -> None:
         unknown = set(f) - {"label", "label!", "until"}
         if unknown:
             raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
-        until = min((_until(v) for v in f.get("until", [])), default=None)
+        until = min((parse_until(v) for v in f.get("until", [])), default=None)
         removed = []
         for n in svc.list():
             if (n.builtin or svc.in_use(n) or not all(_label(spec, n.labels) for spec in f.get("label", []))
@@ -225,17 +224,6 @@ def register(r: Router, b: Backend) -> None:
     r.add("POST", "/networks/{id}/connect", connect)
     r.add("POST", "/networks/{id}/disconnect", disconnect)
 
-
-def _until(value: str) -> float:
-    """A prune `until`: Unix seconds, or a Go duration before now ("240h", "30m", "10s")."""
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(h|m|s)", value)
-    if m is None:
-        raise InvalidArgument(f"invalid filter 'until={value}'")
-    return time.time() - float(m.group(1)) * {"h": 3600, "m": 60, "s": 1}[m.group(2)]
 
 
 def _label(spec: str, labels: dict[str, str]) -> bool:
