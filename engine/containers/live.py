@@ -35,6 +35,8 @@ class Live:
     # The last run's runtime task is known to be deleted, so a removal need not ask again. Unknown (False)
     # after an engine restart: the removal then deletes whatever task there may be.
     task_deleted: bool = False
+    # The runtime told of an OOM kill in this run as it happened: its exit does not tell it again.
+    oom_told: bool = False
 
 
 def settle(futures: list[asyncio.Future[T]], value: T) -> None:

@@ -1,4 +1,4 @@
-"""The runtime-events loop: every task exit in the engine's namespace reaches its container.
+"""The runtime-events loop: every task exit (and OOM kill) in the engine's namespace reaches its container.
 
 On each (re)subscription the records are reconciled with the runtime's task list
 first, so exits missed while the engine or the event stream was down are recorded
@@ -19,6 +19,7 @@ from runtime import client as rt
 log = logging.getLogger("engine.monitor")
 
 TASK_EXIT = "/tasks/exit"
+TASK_OOM = "/tasks/oom"
 _MAX_BACKOFF = 5.0
 
 
@@ -34,11 +35,14 @@ class Monitor:
         delay = 0.1
         while True:
             try:
-                async for message in self._rt.events(topics=[TASK_EXIT], namespaces=[self._namespace],
+                async for message in self._rt.events(topics=[TASK_EXIT, TASK_OOM], namespaces=[self._namespace],
                                                      announce=True):
                     if message.get("status") == "subscribed":
                         await self._reconciler.reconcile()
                         delay = 0.1
+                    elif message.get("topic") == TASK_OOM:
+                        # Told at once, as it happens, before any exit it causes (which comes after it).
+                        self._run.handle_oom(str((message.get("event") or {}).get("container_id") or ""))
                     else:
                         self._dispatch(message.get("event") or {})
                 log.warning("runtime event stream ended; resubscribing")

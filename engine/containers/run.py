@@ -1,9 +1,8 @@
 """Run control: start, stop, kill, restart, the handling of exits, wait, remove and attach.
 
-A container is a runtime container (rootfs snapshot + spec) with the same 64-hex id; each run
-of it is a runtime task, deleted once it has exited so that the writable snapshot stays for
-the next start. Every step here holds the container's lock (see live.py), so an exit is
-always matched to the run it ended, by the task's pid.
+A container is a runtime container (rootfs snapshot + spec) with the same 64-hex id; each run of it is a
+runtime task, deleted once it has exited so that the writable snapshot stays for the next start. Every step
+here holds the container's lock (see live.py), so an exit is always matched to the run it ended, by its pid.
 """
 from __future__ import annotations
 
@@ -128,7 +127,7 @@ class RunControl:
             if isinstance(refused, (rt.RuntimeError_, EngineError)):
                 await self._start_failed(c, live, refused)
             await wiring
-        live.task_deleted = False
+        live.task_deleted = live.oom_told = False
         try:
             task = await self._create_task(c.id, tty, bool(c.config.get("OpenStdin")), linked.env,
                                            keep_stdin_open=keeps_stdin_open(c.config),
@@ -324,6 +323,12 @@ class RunControl:
 
     # exits ---------------------------------------------------------------
 
+    def handle_oom(self, cid: str) -> None:
+        """An OOM kill in a running container's cgroup (its init, a child, an exec): dockerd's `oom`, once."""
+        if (c := self._store.find(cid)) is not None and c.state.running:
+            self._lives.of(cid).oom_told = True
+            self._events.container(c, "oom")
+
     async def handle_exit(self, cid: str, pid: int, code: int, at: float, oom: bool | None = None, *,
                           policy: bool = True) -> None:
         """A task exited (the runtime's /tasks/exit, or found by reconcile); `oom` if the exit told of it. Without
@@ -345,7 +350,7 @@ class RunControl:
             # Kept for a next run (or its OOM kill unknown): the task goes now. An --rm container's goes with it.
             oom = await self._delete_exited(c, live)
         self.health.stop(c.id, c.health)
-        if oom:  # dockerd tells of the OOM kill as it happens, before the exit's clean-up
+        if oom and not live.oom_told:  # dockerd tells of the OOM kill as it happens, before the exit's clean-up
             self._events.container(c, "oom")
         # dockerd (since 23.0) releases the network and volumes before it reports the death.
         await self._release(c)
@@ -386,8 +391,7 @@ class RunControl:
     # wait ----------------------------------------------------------------
 
     def wait(self, ref: str, condition: WaitCondition) -> asyncio.Future[int]:
-        c = self._store.get(ref)
-        return waiter(c, self._lives.of(c.id), condition)
+        return waiter(c := self._store.get(ref), self._lives.of(c.id), condition)
 
     # remove --------------------------------------------------------------
 
@@ -401,11 +405,10 @@ class RunControl:
         async with live.lock:
             c = self._lives.current(ref, c.id)
             if c.state.running:
-                if not force and c.state.status == Status.PAUSED:
-                    raise Conflict(f"You cannot remove a paused container {c.id}. Unpause and then stop the container "
-                                   "before attempting removal or force remove")
                 if not force:
-                    raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                    paused = c.state.status == Status.PAUSED
+                    raise Conflict(f"You cannot remove a {'paused' if paused else 'running'} container {c.id}. "
+                                   f"{'Unpause and then stop' if paused else 'Stop'} the container before "
                                    "attempting removal or force remove")
                 if c.state.status == Status.PAUSED:
                     with contextlib.suppress(rt.RuntimeError_):

@@ -348,6 +348,32 @@ def _oom_events(layout: tuple[CgroupMode, list[_Hierarchy]], path: str) -> str |
     return _read(os.path.join(d, "memory.oom_control")) if d is not None else None
 
 
+def oom_counter(path: str) -> tuple[str, bool] | None:
+    """The file whose `oom_kill` line counts the cgroup's OOM kills, and whether it is v2's (memory.events,
+    watched by inotify) rather than v1's (memory.oom_control, watched by an eventfd); None without one. Reads
+    the layout it last read when it can: a walk of mountinfo otherwise (call it off the event loop then)."""
+    global _last_layout
+    if _last_layout is None:
+        _last_layout = _layout()
+    mode, hierarchies = _last_layout
+    path = _normalize_parent(path)
+    if mode is CgroupMode.UNIFIED:
+        counter = os.path.join(hierarchies[0].mountpoint, path.lstrip("/"), "memory.events")
+    else:
+        d = _controller_dir(hierarchies, path, "memory")
+        counter = os.path.join(d, "memory.oom_control") if d is not None else ""
+    return (counter, mode is CgroupMode.UNIFIED) if counter and os.path.exists(counter) else None
+
+
+def oom_kills(counter: str) -> int | None:
+    """The `oom_kill` count in `counter` (from oom_counter()); None once the cgroup is gone."""
+    try:
+        text = _read(counter)
+    except OSError:  # ENODEV, as the cgroup goes
+        return None
+    return None if text is None else _keyed(text).get("oom_kill", 0)
+
+
 def oom_killed(path: str) -> bool:
     """Whether the kernel OOM-killed a process in this cgroup (kernel >= 4.13 counts it)."""
     global _last_layout

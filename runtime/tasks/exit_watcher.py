@@ -3,7 +3,8 @@
 Exits are noticed by one watcher loop reading the monitors' exit files, and at once
 by a follower per live process that wakes when its monitor goes. Each exit becomes
 the process's stopped state, a wake-up of its waiters and a /tasks/exit event
-(preceded by /tasks/oom when its cgroup saw an OOM kill). A task whose lock is held
+(preceded by /tasks/oom when its cgroup saw an OOM kill not told yet: runtime/tasks/oom_watch.py tells them as
+they happen). A task whose lock is held
 is skipped: the start, exec or delete under way is seen next round, which keeps
 /tasks/start before /tasks/exit. Kept apart from the task service because it runs
 on its own, beside every request.
@@ -16,7 +17,7 @@ import time
 
 from runtime.events import topics
 from runtime.events.exchange import Exchange
-from runtime.tasks import cgroups
+from runtime.tasks.oom_watch import OomWatch
 from runtime.tasks.shim import Shim
 from runtime.tasks.state import ProcessState, Status, TaskState
 from runtime.tasks.task_table import TaskTable
@@ -40,6 +41,7 @@ class ExitWatcher:
         # with the few processes nobody follows (a monitor that was already gone, say), not every task.
         self._followed: set[tuple[str, str, str]] = set()
         self._checking = asyncio.Lock()
+        self.oom = OomWatch(events)
 
     def exited(self, key: tuple[str, str, str]) -> asyncio.Event:
         """Set once process (namespace, task id, exec id or task id) has exited."""
@@ -52,6 +54,7 @@ class ExitWatcher:
         self._watcher = asyncio.create_task(self._watch(), name="task-exit-watcher")
 
     async def close(self) -> None:
+        self.oom.close()
         pending = [*self._followers, *([self._watcher] if self._watcher else [])]
         for task in pending:
             task.cancel()
@@ -126,15 +129,8 @@ class ExitWatcher:
                     self.record(t, t, code, shim.exited_at(task_id, paths, exec=False))
 
     async def _check_oom(self, t: TaskState) -> None:
-        """Report an OOM kill in the task's cgroup (of its init or of an exec) once, before the exit it causes."""
-        if t.oom_killed or not t.cgroups_path:
-            return
-        killed = cgroups.oom_killed_known(t.cgroups_path)
-        if killed is None:
-            killed = await asyncio.to_thread(cgroups.oom_killed, t.cgroups_path)
-        if killed:
-            t.oom_killed = True
-            self._events.publish(t.namespace, topics.TASK_OOM, {"container_id": t.id})
+        """Report an OOM kill in the task's cgroup (of its init or of an exec) before the exit it causes."""
+        await self.oom.settle(t)
 
     def record(self, t: TaskState, p: ProcessState, code: int, at: float | None = None) -> None:
         """Stop `p` (task `t` itself or one of its execs) with exit `code` at `at` (now if unknown); a second

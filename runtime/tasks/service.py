@@ -190,6 +190,7 @@ class TaskService:
             # Published under the lock the exit watcher respects: /tasks/start always precedes /tasks/exit.
             self._events.publish(t.namespace, topics.TASK_START, {"container_id": task_id, "pid": t.pid})
         self._exits.follow(t)
+        await self._exits.oom.watch(t)
         return t
 
     async def kill(self, task_id: str, signal: int, all: bool = False, exec_id: str | None = None) -> None:
@@ -227,6 +228,7 @@ class TaskService:
                 while (code := shim.exit_code(task_id, paths, exec=False)) is None and shim.monitor_alive(paths):
                     await asyncio.sleep(POLL)
                 self._exits.record(t, t, 137 if code is None else code)
+            self._exits.oom.unwatch(t)
             await shim.delete(task_id, force=True)
             await asyncio.to_thread(self._table.cleanup_dir, self._table.task_dir(t.namespace, task_id))
             if t.cgroups_path:
@@ -450,6 +452,7 @@ class TaskService:
                 log.info("recovered task=%s namespace=%s status=%s pid=%d", t.id, t.namespace, t.status.value, t.pid)
                 if t.status in (Status.RUNNING, Status.PAUSED):
                     self._exits.follow(t)
+                    await self._exits.oom.watch(t)
         token = set_namespace("default")
         try:
             await self._exits.check()

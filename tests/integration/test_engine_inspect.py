@@ -112,6 +112,33 @@ def test_oom_killed(engine):
     assert out.returncode == 137, out.stderr
     state = inspect(engine, "oom")["State"]
     assert state["OOMKilled"] is True and state["ExitCode"] == 137
+    assert _actions(engine, "oom", since=0) == ["create", "attach", "start", "oom", "die"]
+
+
+def _actions(engine: EngineDaemon, name: str, since: float) -> list[str]:
+    out = ok(engine, "events", "--since", str(since), "--until", str(time.time()), "--filter", f"container={name}",
+             "--format", "{{.Action}}")
+    return out.split()
+
+
+def test_oom_kills_are_told_as_they_happen(engine):
+    # As containerd's OOM monitor has dockerd tell them: a child the shell outlives, and an exec, each at once.
+    info = _info(engine)
+    if not (info["MemoryLimit"] and info["SwapLimit"]):
+        pytest.skip("the kernel has no memory and swap limits (docker info)")
+    since = time.time() - 1
+    ok(engine, "run", "-d", "--name", "oomlive", "-m", "8m", "--memory-swap", "8m", "busybox", "sh", "-c",
+       "tail /dev/zero; sleep 300")
+    deadline = time.monotonic() + 30
+    while "oom" not in _actions(engine, "oomlive", since) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _actions(engine, "oomlive", since) == ["create", "start", "oom"]
+    assert inspect(engine, "oomlive")["State"]["Running"] is True
+    assert cli(engine, "exec", "oomlive", "tail", "/dev/zero").returncode == 137
+    ok(engine, "rm", "-f", "oomlive")
+    actions = _actions(engine, "oomlive", since)
+    assert actions[:3] == ["create", "start", "oom"] and actions.count("oom") == 2, actions
+    assert actions.index("oom", 3) < actions.index("exec_die"), actions
 
 
 def test_sizes_are_the_layers_on_disk(engine):
