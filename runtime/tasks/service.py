@@ -9,6 +9,7 @@ tasks, their locks and their files are in the TaskTable (task_table.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
@@ -148,6 +149,8 @@ class TaskService:
                                           keep_stdin_open=keep_stdin_open, binary=binary_of_task)
             except BaseException:
                 await asyncio.to_thread(self._table.cleanup_dir, d)
+                if log_path is None:
+                    await asyncio.to_thread(_drop_if_empty, self._table.log_path(ns, container_id))
                 raise
             self._table.save(t)
             self._table.tasks[key] = t
@@ -466,3 +469,11 @@ class TaskService:
         if shim is None:
             raise FailedPrecondition(f"runtime {c.runtime} is not available")
         return shim
+
+
+def _drop_if_empty(log: Path) -> None:
+    """The log a failed create's monitor opened: nothing was written, and no removal would find it (the
+    engine learns of a task's log only from a create that succeeds). A log with a run's output in it stays."""
+    with contextlib.suppress(OSError):
+        if log.stat().st_size == 0:
+            log.unlink()

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -102,6 +103,10 @@ def test_exit_state_and_error(engine):
     assert cli(engine, "run", "--name", "bad", "busybox", "no-such-program").returncode == 127
     state = inspect(engine, "bad")["State"]
     assert state["ExitCode"] == 127 and "no-such-program" in state["Error"]
+    # The failed start's monitor opened a log: nothing in it, and nothing of it stays after the removal.
+    bad = inspect(engine, "bad")["Id"]
+    ok(engine, "rm", "bad")
+    assert not list(Path(engine.runtime.root, "logs").glob(f"*/{bad}.log"))
 
 
 def test_oom_killed(engine):
