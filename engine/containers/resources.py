@@ -70,6 +70,13 @@ def merged(host_config: dict[str, Any], req: UpdateRequest) -> tuple[dict[str, A
     extra = req.model_extra or {}
     if refused := [key for key in _UNSUPPORTED if extra.get(key)]:
         raise InvalidArgument(f"{', '.join(refused)} cannot be updated on this engine")
+    # dockerd checks the update's own limits, then how its memory limit sits with the swap limit already set:
+    # none (0) or unlimited (-1) is below any, so a container made without one takes a memory limit only with a
+    # swap limit beside it.
+    check_limits({key: getattr(req, key) for key in _SET_IF_NONZERO}, update=True)
+    if req.Memory and req.Memory > (host_config.get("MemorySwap") or 0) and not req.MemorySwap:
+        raise Conflict("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at "
+                       "the same time")
     check_limits(hc)
     return hc, [f"{key} cannot be updated on this engine and was ignored" for key in _IGNORED if extra.get(key)]
 
@@ -83,14 +90,11 @@ def _check_conflicts(hc: dict[str, Any], req: UpdateRequest) -> None:
     if (req.CpuQuota or req.CpuPeriod) and hc.get("NanoCpus") and not req.NanoCpus:
         which = "CPU Quota" if req.CpuQuota else "CPU Period"
         raise Conflict(f"Conflicting options: {which} cannot be updated as NanoCPUs has already been set")
-    swap = hc.get("MemorySwap") or 0
-    if req.Memory and swap > 0 and req.Memory > swap and not req.MemorySwap:
-        raise Conflict("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at "
-                       "the same time")
 
 
-def check_limits(hc: dict[str, Any]) -> None:
-    """dockerd's checks of a HostConfig's limits, in its words (a create's after the kernel's discards)."""
+def check_limits(hc: dict[str, Any], update: bool = False) -> None:
+    """dockerd's checks of a HostConfig's limits, in its words (a create's after the kernel's discards); an
+    `update`'s own values may set a swap limit alone (the memory limit is the container's)."""
     memory, reservation, swap = hc.get("Memory") or 0, hc.get("MemoryReservation") or 0, hc.get("MemorySwap") or 0
     if 0 < memory < MIN_MEMORY:
         raise InvalidArgument("Minimum memory limit allowed is 6MB")
@@ -98,7 +102,7 @@ def check_limits(hc: dict[str, Any]) -> None:
         raise InvalidArgument("Minimum memory reservation allowed is 6MB")
     if memory > 0 and reservation > memory:
         raise InvalidArgument("Minimum memory limit can not be less than memory reservation limit, see usage")
-    if swap > 0 and not memory:
+    if swap > 0 and not memory and not update:
         raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage")
     if swap > 0 and swap < memory:
         raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage")

@@ -45,7 +45,9 @@ def test_update_of_a_running_container_is_live_and_kept_across_restarts(engine):
     before = limits(engine, "up1")
     assert before[1] == "max"
     t0 = time.time()
-    assert ok(engine, "update", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "50", "up1") == "up1\n"
+    # Made without a memory limit: a new one comes with a swap limit, or dockerd refuses it (below).
+    assert ok(engine, "update", "--memory", "64m", "--memory-swap", "256m", "--cpus", "0.5", "--pids-limit", "50",
+              "up1") == "up1\n"
     assert limits(engine, "up1") == [str(64 * MIB), "50", "50000", "100000"]
     hc = host_config(engine, "up1")
     assert (hc["Memory"], hc["NanoCpus"], hc["PidsLimit"]) == (64 * MIB, 500_000_000, 50)
@@ -73,7 +75,8 @@ def test_update_of_a_running_container_is_live_and_kept_across_restarts(engine):
 
 def test_update_of_a_stopped_container_applies_at_start(engine):
     ok(engine, "create", "--name", "up2", "busybox", "sleep", "1000")
-    ok(engine, "update", "--memory", "32m", "--cpu-quota", "20000", "--cpu-period", "40000", "up2")
+    ok(engine, "update", "--memory", "32m", "--memory-swap", "64m", "--cpu-quota", "20000", "--cpu-period", "40000",
+       "up2")
     ok(engine, "start", "up2")
     assert limits(engine, "up2")[0] == str(32 * MIB)
     assert limits(engine, "up2")[2:] == ["20000", "40000"]
@@ -104,6 +107,9 @@ def test_errors(engine, sdk):
     assert out.returncode == 1 and "Minimum memory limit allowed is 6MB" in out.stderr
     status, _, body = curl(engine, "POST", "/v1.41/containers/bad/update", '{"Memory": 1048576}')
     assert (status, json.loads(body)) == (400, {"message": "Minimum memory limit allowed is 6MB"})
+    out = cli(engine, "update", "--memory", "64m", "bad")
+    assert out.returncode == 1 and ("Memory limit should be smaller than already set memoryswap limit, update the "
+                                    "memoryswap at the same time") in out.stderr
     out = cli(engine, "update", "--cpus", "99", "bad")
     assert out.returncode == 1 and "Range of CPUs is from 0.01" in out.stderr
     # Only the host can tell which CPUs exist: the runtime's check, still a 400.
@@ -126,7 +132,7 @@ def test_errors(engine, sdk):
     discarded = "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
     assert (status, json.loads(body)) == (200, {"Warnings": [ignored] if weighs else [discarded, ignored]})
     assert host_config(engine, "bad")["BlkioWeight"] == (300 if weighs else 0)
-    resp = sdk.api.update_container("bad", mem_limit="48m", mem_reservation="24m")
+    resp = sdk.api.update_container("bad", mem_limit="48m", memswap_limit="96m", mem_reservation="24m")
     assert resp == {"Warnings": None}
     assert host_config(engine, "bad")["MemoryReservation"] == 24 * MIB
     assert limits(engine, "bad")[0] == str(48 * MIB)
