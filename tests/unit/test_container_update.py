@@ -20,8 +20,8 @@ def update(hc: dict, **body) -> dict:
 
 
 def test_only_what_is_set_changes() -> None:
-    hc = {"Memory": 32 * MIB, "CpuShares": 512, "PidsLimit": 50, "RestartPolicy": {"Name": "always",
-                                                                                  "MaximumRetryCount": 0}}
+    hc = {"Memory": 32 * MIB, "MemorySwap": 128 * MIB, "CpuShares": 512, "PidsLimit": 50,
+          "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}}
     new, warnings = merged(hc, UpdateRequest.model_validate(CLI_BODY))
     assert new == {**hc, "Memory": 64 * MIB} and warnings == []
     assert hc["Memory"] == 32 * MIB  # the stored one is left alone until the update went through
@@ -38,7 +38,7 @@ def test_only_what_is_set_changes() -> None:
 
 
 def test_unsupported_fields_are_warnings() -> None:
-    _, warnings = merged({}, UpdateRequest.model_validate({**CLI_BODY, "KernelMemory": 8 * MIB}))
+    _, warnings = merged({}, UpdateRequest.model_validate({**CLI_BODY, "MemorySwap": -1, "KernelMemory": 8 * MIB}))
     assert warnings == ["KernelMemory cannot be updated on this engine and was ignored"]
     with pytest.raises(InvalidArgument, match="^CpuRealtimeRuntime, Ulimits cannot be updated on this engine$"):
         merged({}, UpdateRequest.model_validate({"CpuRealtimeRuntime": 1000, "Ulimits": [{"Name": "nofile"}]}))
@@ -51,6 +51,9 @@ def test_unsupported_fields_are_warnings() -> None:
     ({}, {"MemorySwap": 64 * MIB}, InvalidArgument, "always set the Memory limit"),
     ({}, {"Memory": 64 * MIB, "MemorySwap": 32 * MIB}, InvalidArgument, "should be larger than memory"),
     ({"Memory": 32 * MIB, "MemorySwap": 64 * MIB}, {"Memory": 128 * MIB}, Conflict, "update the memoryswap"),
+    # No swap limit yet (none, or unlimited): any memory limit is above it.
+    ({}, {"Memory": 64 * MIB}, Conflict, "update the memoryswap"),
+    ({"Memory": 32 * MIB, "MemorySwap": -1}, {"Memory": 16 * MIB}, Conflict, "update the memoryswap"),
     ({"CpuQuota": 50_000}, {"NanoCpus": 10**9}, Conflict, "CPU Quota has already been set"),
     ({"NanoCpus": 10**9}, {"CpuPeriod": 50_000}, Conflict, "NanoCPUs has already been set"),
     ({}, {"NanoCpus": 10**9, "CpuQuota": 50_000}, InvalidArgument, "Nano CPUs and CPU Quota cannot both be set"),
