@@ -192,10 +192,9 @@ class ContainerLogs:
         pause = _BUSY
         while True:
             try:
-                async with lock:
-                    moved = await asyncio.to_thread(shipper.pump)
+                moved = await _pumped(shipper, lock)
                 self._shipped += moved
-            except OSError as e:
+            except (OSError, ValueError) as e:
                 log.warning("shipping the logs of container=%s failed: %s", cid, e)
                 moved = 0
             pause = _BUSY if moved else min(pause * 2, _IDLE)
@@ -207,23 +206,28 @@ class ContainerLogs:
         if entry is None:
             return
         shipper, lock, _ = entry
-        async with lock:
-            while moved := await asyncio.to_thread(shipper.pump):
-                self._shipped += moved
+        while moved := await _pumped(shipper, lock):
+            self._shipped += moved
 
     async def drain(self, cid: str, *, run_over: bool = True) -> None:
         """Ship the rest, then stop shipping. Once the run is over, a line it left unfinished is written too;
         otherwise (the engine stopping) it is left in the capture for the next engine to finish."""
-        await self.catch_up(cid)
+        try:
+            await self.catch_up(cid)
+        except (OSError, ValueError) as e:
+            # What is left is still in the capture; the exit it comes at is recorded all the same.
+            log.warning("shipping the last logs of container=%s failed: %s", cid, e)
         entry = self._shipping.pop(cid, None)
         if entry is not None:
             shipper, lock, task = entry
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.gather(task, return_exceptions=True)
             async with lock:
-                if run_over:
-                    await asyncio.to_thread(shipper.flush)
+                try:
+                    if run_over:
+                        await asyncio.to_thread(shipper.flush)
+                except (OSError, ValueError) as e:
+                    log.warning("writing the last line of container=%s failed: %s", cid, e)
                 await asyncio.to_thread(shipper.close)  # the forwarder's last lines go out meanwhile
         opened = self._opened.pop(cid, None)  # a start that failed after connecting
         if opened is not None:
@@ -308,3 +312,16 @@ class ContainerLogs:
         async for batch in read(fmt, self.retention.directory(r.id) / fmt.entry_path.format(id=r.id), q):
             yield batch
 
+
+async def _pumped(shipper: Shipper, lock: asyncio.Lock) -> int:
+    """One pump of `shipper` under its lock. A caller cancelled meanwhile (a `logs -f` client gone) keeps the
+    lock until the pump's thread has finished: a second pump beside it would write and rotate the same files."""
+    async with lock:
+        work = asyncio.ensure_future(asyncio.to_thread(shipper.pump))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            while not work.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({work})
+            raise
