@@ -248,9 +248,10 @@ class NetworkService:
         if mode in ("host", "none") or mode.startswith("container:"):
             raise Forbidden("container cannot be connected to other networks: its network mode is not bridge")
         async with self._lock:
-            e = await self._add_endpoint(n, cid, cfg)
-            sb = self.store.sandbox(cid)
-            if not running or sb is None:
+            # dockerd takes a connect of a container that does not run as its new settings for that network.
+            async with self.store.set_aside(n.id, cid) if not running else contextlib.nullcontext():
+                e = await self._add_endpoint(n, cid, cfg)
+            if not running or (sb := self.store.sandbox(cid)) is None:
                 return
             try:
                 # Every network carries the ports (the first one's rules answer): one disconnected, they go on.
@@ -266,7 +267,7 @@ class NetworkService:
             # Its namespace is the host's or runc's own, fixed at create: there is nothing to unplug.
             raise Forbidden(f"container cannot be disconnected from {n.name} network or connected to {n.name} network")
         if e is None:
-            raise NotFound(f"container {cid} is not connected to network {n.name}")
+            raise NotFound(f"container {cid} is not connected to {'network' if running else 'the network'} {n.name}")
         async with self._lock:
             sb = self.store.sandbox(cid) if running and e.interface else None
             if sb is not None:

@@ -1,6 +1,8 @@
 """Networks and endpoints: SQLite under --data-root, served from memory."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from engine.errors import NotFound
@@ -107,6 +109,20 @@ class NetworkStore:
         self._drop(e)
         await self._file.write(("DELETE FROM endpoints WHERE network_id=? AND container_id=?",
                                 (e.network_id, e.container_id)))
+
+    @asynccontextmanager
+    async def set_aside(self, network_id: str, container_id: str) -> AsyncIterator[None]:
+        """The container's endpoint on the network, if any, taken out for the block (which makes its new one);
+        put back if the block fails."""
+        old = self.endpoint(network_id, container_id)
+        if old is not None:
+            await self.delete_endpoint(old)
+        try:
+            yield
+        except BaseException:
+            if old is not None:
+                await self.save_endpoint(old)
+            raise
 
     # sandboxes -----------------------------------------------------------
 

@@ -159,6 +159,20 @@ def test_connect_disconnect_and_in_use(engine: EngineDaemon) -> None:
     assert busy.returncode != 0 and "active endpoints" in busy.stderr
     ok(engine, "network", "disconnect", "n1", "c1")
     assert "10.232.0.50" not in ok(engine, "exec", "c1", "ip", "-4", "addr")
+    gone = cli(engine, "network", "disconnect", "n1", "c1")
+    assert gone.returncode == 1 and "is not connected to network n1" in gone.stderr
+    # A container that does not run takes a second connect as its new settings there, as dockerd; one refused
+    # leaves those it had.
+    ok(engine, "create", "--name", "c2", "busybox", "true")
+    ok(engine, "network", "connect", "--alias", "first", "n1", "c2")
+    ok(engine, "network", "connect", "--alias", "second", "n1", "c2")
+    assert inspect(engine, "c2")["NetworkSettings"]["Networks"]["n1"]["Aliases"] == ["second"]
+    assert cli(engine, "network", "connect", "--ip", "10.9.9.9", "n1", "c2").returncode == 1
+    assert inspect(engine, "c2")["NetworkSettings"]["Networks"]["n1"]["Aliases"] == ["second"]
+    ok(engine, "network", "disconnect", "n1", "c2")
+    gone = cli(engine, "network", "disconnect", "n1", "c2")
+    assert gone.returncode == 1 and "is not connected to the network n1" in gone.stderr
+    ok(engine, "rm", "c2")
     ok(engine, "network", "rm", "n1")
 
 
