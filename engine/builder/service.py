@@ -115,7 +115,11 @@ class Builder:
                 stages[i].done.set_result(state.image)
             except BaseException as e:
                 if not stages[i].done.done():
-                    stages[i].done.set_exception(e)
+                    # A cancelled build (its client gone) cancels the stages waiting on this one, quietly.
+                    if isinstance(e, asyncio.CancelledError):
+                        stages[i].done.cancel()
+                    else:
+                        stages[i].done.set_exception(e)
                 raise
             finally:
                 out.close()
@@ -133,6 +137,10 @@ class Builder:
                 for task in [*tasks, *pulls.values()]:
                     task.cancel()
                 await asyncio.gather(*tasks, *pulls.values(), return_exceptions=True)
+                # A stage that failed after the build had already failed elsewhere: its error is that one's echo.
+                for stage in stages.values():
+                    if stage.done.done() and not stage.done.cancelled():
+                        stage.done.exception()
         if final is None:
             raise InvalidArgument("the build produced no image: the target stage is FROM scratch with no steps")
         unused = df.unused_build_args_warning(df.unused_build_args(options.build_args, plan.declared))
