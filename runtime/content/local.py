@@ -172,6 +172,24 @@ class LocalStore:
             )
         return out
 
+    def drop_abandoned(self, idle: float) -> list[str]:
+        """Remove the ingests no writer holds that have not grown for `idle` seconds: a writer killed with its
+        runtime leaves its bytes for a resume, which a pull started again makes within moments (no lease holds
+        them, and `system df` does not count them)."""
+        dropped = []
+        cutoff = time.time() - idle
+        for status in self.ingests():
+            with self._lock:
+                if status.ref in self._active or status.updated > cutoff:
+                    continue
+                self._active.add(status.ref)
+            try:
+                self.abort(status.ref)
+                dropped.append(status.ref)
+            finally:
+                self._release(status.ref)
+        return dropped
+
     def walk(self) -> list[str]:
         return sorted("sha256:" + p.name for p in self._blobs.iterdir() if not p.name.startswith("."))
 

@@ -19,6 +19,9 @@ from runtime.snapshots.snapshotter import Info, Kind, Snapshotter
 
 log = logging.getLogger("runtime.gc")
 
+# How long an ingest may sit unwritten before a collection drops it (a killed pull resumes long before).
+ABANDONED_INGEST = 3600.0
+
 
 @dataclass
 class GCResult:
@@ -26,6 +29,7 @@ class GCResult:
     blobs: int = 0
     snapshots: int = 0
     leases_expired: int = 0
+    ingests: int = 0
     seconds: float = 0.0
 
 
@@ -48,9 +52,11 @@ class Collector:
                     result.blobs += 1
             for name, backend in self._snapshotters.items():
                 result.snapshots += await self._sweep_snapshots(name, backend, keep_snapshots)
+            result.ingests = len(await asyncio.to_thread(self._store.drop_abandoned, ABANDONED_INGEST))
         result.seconds = time.monotonic() - started
-        log.info("gc content_records=%d blobs=%d snapshots=%d leases_expired=%d seconds=%.3f",
-                 result.content_records, result.blobs, result.snapshots, result.leases_expired, result.seconds)
+        log.info("gc content_records=%d blobs=%d snapshots=%d leases_expired=%d ingests=%d seconds=%.3f",
+                 result.content_records, result.blobs, result.snapshots, result.leases_expired, result.ingests,
+                 result.seconds)
         return result
 
     def _mark_and_sweep_records(self, conn: sqlite3.Connection, result: GCResult) -> tuple[set[str], set[str]]:

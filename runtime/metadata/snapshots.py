@@ -23,6 +23,11 @@ from runtime.namespaces import require_namespace
 from runtime.snapshots.snapshotter import Info, Snapshotter, Usage
 
 
+# The keys of snapshots made for one operation within the runtime (runtime/transfer/unpack.py and
+# early_unpack.py, runtime/diff/compare.py, runtime/rootfs/changes.py): none outlives the runtime's run.
+TEMPORARY_PREFIXES = ("extract-", "compare-", "changes-")
+
+
 def _backend_key(ns: str, key: str) -> str:
     return f"{ns}/{key}"
 
@@ -114,6 +119,19 @@ class SnapshotService:
         await self.backend.remove(_backend_key(ns, key))
         await self._drop_row(ns, key)
         self._events.publish(ns, topics.SNAPSHOT_REMOVE, {"key": key, "snapshotter": self.name})
+
+    async def remove_leftover_temporaries(self) -> list[str]:
+        """At start: the snapshots the runtime makes for the span of one operation (a layer being unpacked, a
+        view to compare or to list changes) that a killed runtime left. Nothing else names them and active
+        snapshots are GC roots: they, and the layers under them, would stay for good."""
+        removed = []
+        for info in await self.backend.walk():
+            ns, _, key = info.key.partition("/")
+            if key.startswith(TEMPORARY_PREFIXES):
+                await self.backend.remove(info.key)
+                await self._drop_row(ns, key)
+                removed.append(info.key)
+        return removed
 
     async def list(self) -> list[Info]:
         ns = require_namespace()

@@ -125,7 +125,11 @@ def register_all(registry: Registry, cfg: Config) -> None:
         backends = ctx.get_all(SNAPSHOTTER)
         if not backends:
             raise SkipPlugin("no snapshotter loaded")
-        return {name: SnapshotService(name, b, m.db, ctx.get(EVENT), m.gc_lock) for name, b in backends.items()}
+        services = {name: SnapshotService(name, b, m.db, ctx.get(EVENT), m.gc_lock) for name, b in backends.items()}
+        for service in services.values():
+            for key in await service.remove_leftover_temporaries():
+                log.warning("removed snapshot=%s an operation the runtime's previous run did not finish left", key)
+        return services
 
     async def gc(ctx: InitContext) -> Collector:
         m: Metadata = ctx.get(METADATA)

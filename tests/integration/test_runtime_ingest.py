@@ -172,3 +172,52 @@ def test_a_small_blob_in_one_request_is_verified_leased_and_referenced(runtime_d
                     await c.content_info(digest)
 
     asyncio.run(go())
+
+
+def test_a_collection_drops_ingests_abandoned_for_an_hour(runtime_daemon):
+    # Two writers killed with their runtime: one an hour past its last write, one just now (a pull resumes it).
+    async def write() -> dict[str, str]:
+        async with runtime_daemon.client() as c:
+            for ref in ("stale-1", "fresh-1"):
+                await c.open_ingest(ref, total=10)
+                await c.write_ingest(ref, 0, b"12345")
+            return {i["ref"].rsplit("/", 1)[-1]: i["ref"] for i in await c.ingests()}
+
+    refs = asyncio.run(write())
+    runtime_daemon.kill9()
+    data = os.path.join(runtime_daemon.root, "content", "ingest", hashlib.sha256(refs["stale-1"].encode()).hexdigest(),
+                        "data")
+    two_hours_ago = os.stat(data).st_mtime - 7200
+    os.utime(data, (two_hours_ago, two_hours_ago))
+    runtime_daemon.start()
+
+    async def collect() -> None:
+        async with runtime_daemon.client() as c:
+            await c.gc()
+            assert [i["ref"].rsplit("/", 1)[-1] for i in await c.ingests()] == ["fresh-1"]
+            await c.abort_ingest("fresh-1")
+
+    asyncio.run(collect())
+
+
+def test_a_restart_removes_the_snapshots_an_unfinished_operation_left(runtime_daemon):
+    # "extract-..." is what an unpack prepares for one layer: a runtime killed mid-pull leaves it, a GC root.
+    async def prepare() -> None:
+        async with runtime_daemon.client() as c:
+            await c.prepare_snapshot("overlayfs", "extract-0123 sha256:feed")
+            await c.prepare_snapshot("overlayfs", "mine")
+
+    async def keys() -> list[str]:
+        async with runtime_daemon.client() as c:
+            return sorted(s["key"] for s in await c.snapshots("overlayfs"))
+
+    asyncio.run(prepare())
+    runtime_daemon.kill9()
+    runtime_daemon.start()
+    try:
+        assert asyncio.run(keys()) == ["mine"]
+    finally:
+        async def clean() -> None:
+            async with runtime_daemon.client() as c:
+                await c.remove_snapshot("overlayfs", "mine")
+        asyncio.run(clean())

@@ -23,6 +23,7 @@ class GCOut(BaseModel):
     blobs: int
     snapshots: int
     leases_expired: int
+    ingests: int = 0  # abandoned ingests dropped
     seconds: float
 
 
