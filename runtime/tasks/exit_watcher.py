@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 
+from runtime.errors import RuntimeError_
 from runtime.events import topics
 from runtime.events.exchange import Exchange
 from runtime.tasks.oom_watch import OomWatch
@@ -116,7 +117,8 @@ class ExitWatcher:
                     # writing the file as it goes), nothing will ever record one.
                     if (ns, task_id) in self._monitor_gone:
                         code = shim.exit_code(task_id, paths, exec=False)
-                        code = 255 if code is None else code
+                        if code is None:
+                            code = await self._monitor_lost(t, shim)
                     else:
                         self._monitor_gone.add((ns, task_id))
                 else:
@@ -127,6 +129,16 @@ class ExitWatcher:
                         if e.status == Status.RUNNING:
                             self.record(t, e, 137)
                     self.record(t, t, code, shim.exited_at(task_id, paths, exec=False))
+
+    async def _monitor_lost(self, t: TaskState, shim: Shim) -> int:
+        """The task's monitor died without an exit (killed): as containerd does for a dead shim, what is left
+        of the task is killed, and its exit is SIGKILL's, 137."""
+        log.warning("task=%s: its monitor is gone without an exit; killing what is left of it", t.id)
+        try:
+            await shim.kill(t.id, 9, all=True)
+        except RuntimeError_ as e:
+            log.info("task=%s: nothing left to kill (%s)", t.id, e.message)
+        return 128 + 9
 
     async def _check_oom(self, t: TaskState) -> None:
         """Report an OOM kill in the task's cgroup (of its init or of an exec) before the exit it causes."""

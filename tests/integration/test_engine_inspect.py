@@ -353,3 +353,17 @@ def test_malformed_json_in_gos_words(engine, body, message):
     for path in ("/v1.41/containers/create", "/v1.41/networks/create"):
         status, ctype, text = curl(engine, "POST", path, body)
         assert (status, ctype, json.loads(text)) == (400, "application/json", {"message": message}), path
+
+
+def test_a_killed_monitor_ends_the_container_with_sigkills_code(engine):
+    # As containerd's rule for a dead shim: what is left of the task is killed, its exit is 137.
+    cid = ok(engine, "run", "-d", "--name", "orphan", "busybox", "sleep", "300").strip()
+    conmon = subprocess.run(["pgrep", "-f", f"conmon .*{cid}"], capture_output=True, text=True).stdout.split()
+    assert len(conmon) == 1, conmon
+    os.kill(int(conmon[0]), 9)
+    deadline = time.monotonic() + 20
+    while inspect(engine, "orphan")["State"]["Running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    state = inspect(engine, "orphan")["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 137)
+    ok(engine, "rm", "orphan")
