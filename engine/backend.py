@@ -143,7 +143,7 @@ class Backend:
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path,
                               image_view.ids_of)
         creator = Creator(runtime, store, lives, image_view, events, networks, volumes, host, pins, logs.resolve,
-                          runtimes, dockerenv.ensure(data_root))
+                          runtimes, dockerenv.ensure(data_root), unpack=runtime.unpack_image)
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images, config.runtime_namespace,
                                  lambda: shutil.disk_usage(data_root).free)

@@ -11,7 +11,7 @@ import logging
 import posixpath
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from engine.networks.etcfiles import EtcConfig
 from engine.networks.service import NetworkService
 from engine.runtimes import RuntimeTable
 from engine.volumes.service import VolumeService
-from runtime.client import RuntimeAPI
+from runtime.client import FailedPrecondition, RuntimeAPI
 
 log = logging.getLogger("engine.containers")
 
@@ -44,10 +44,12 @@ class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, host: Features, pins: RunPins,
                  log_config: Callable[[dict[str, Any] | None], dict[str, Any]], runtimes: RuntimeTable,
-                 dockerenv: Path | None = None) -> None:
+                 dockerenv: Path | None = None, unpack: Callable[[str], Awaitable[object]] | None = None) -> None:
         """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked;
-        `dockerenv`: the file bound at every container's /.dockerenv (dockerenv.py)."""
+        `dockerenv`: the file bound at every container's /.dockerenv (dockerenv.py); `unpack`: the runtime's
+        unpack of an image by name, for one a killed daemon stored but did not unpack (a build step's, a commit's)."""
         self._dockerenv = dockerenv
+        self._unpack = unpack
         self._rt = runtime
         self._runtimes = runtimes
         self._log_config = log_config
@@ -102,7 +104,13 @@ class Creator:
                 with contextlib.suppress(EngineError):
                     await self._volumes.prepare(v["name"])
             try:
-                record = await self._rt.create_container(cid, image.ref, options, init=p.init)
+                try:
+                    record = await self._rt.create_container(cid, image.ref, options, init=p.init)
+                except FailedPrecondition:
+                    if self._unpack is None:
+                        raise
+                    await self._unpack(image.ref)
+                    record = await self._rt.create_container(cid, image.ref, options, init=p.init)
             finally:
                 for v in volumes:
                     await self._volumes.release(v["name"])

@@ -1,6 +1,7 @@
 """Image endpoints of pyengined, driven by the real docker CLI and the docker SDK."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import platform
@@ -8,6 +9,8 @@ import subprocess
 
 import docker
 import pytest
+
+from engine.config import DEFAULT_RUNTIME_NAMESPACE
 
 from tests.fixtures.daemons import EngineDaemon
 
@@ -323,3 +326,17 @@ def test_prune_reports_each_released_layer_once(engine, registry, images):
     assert len(deleted) == len(set(deleted)) and set(deleted) == ids | layers
     # The layers' unpacked bytes, as dockerd counts them (and as `Size` shows), not their compressed blobs.
     assert max(sizes) <= report["SpaceReclaimed"] <= sum(sizes), (sizes, report["SpaceReclaimed"])
+
+
+def test_an_image_whose_snapshots_are_gone_is_unpacked_again_at_create(engine):
+    # What a daemon killed between storing an image and unpacking it leaves (a build step's, a commit's).
+    ok(engine, "pull", "busybox")
+
+    async def drop_layers() -> None:
+        async with engine.runtime.client(DEFAULT_RUNTIME_NAMESPACE) as c:
+            for s in await c.snapshots("overlayfs"):
+                if s["kind"] == "committed":
+                    await c.remove_snapshot("overlayfs", s["key"])
+
+    asyncio.run(drop_layers())
+    assert ok(engine, "run", "--rm", "busybox", "echo", "unpacked") == "unpacked\n"
