@@ -207,8 +207,7 @@ class RunControl:
     async def _start_failed(self, c: Container, live: Live, e: rt.RuntimeError_ | EngineError) -> None:
         code = start_failure_code(e.message)
         log.info("start of container=%s failed (exit code %d): %s", c.id, code, e.message)
-        c.state.start_failed(code, e.message)
-        self._events.container(c, "die", exitCode=str(code))
+        c.state.start_failed(code, e.message)  # dockerd tells of no `die`: nothing ran
         settle(live.attachers, None)
         if c.host_config.get("AutoRemove"):
             await self._remove_locked(c, live, volumes=True)

@@ -198,7 +198,8 @@ class NetworkService:
             made: list[Endpoint] = []
             try:
                 for nid, cfg in wanted.items():
-                    made.append(await self._add_endpoint(self.store.get(nid), cid, cfg))
+                    if self.store.endpoint(nid, cid) is None:  # at a first start, one a connect made since stays
+                        made.append(await self._add_endpoint(self.store.get(nid), cid, cfg))
             except BaseException:
                 for e in made:
                     await self.store.delete_endpoint(e)

@@ -103,6 +103,8 @@ def test_exit_state_and_error(engine):
     assert cli(engine, "run", "--name", "bad", "busybox", "no-such-program").returncode == 127
     state = inspect(engine, "bad")["State"]
     assert state["ExitCode"] == 127 and "no-such-program" in state["Error"]
+    # Nothing ran: dockerd tells of no `die`.
+    assert "die" not in _actions(engine, "bad", since=0)
     # The failed start's monitor opened a log: nothing in it, and nothing of it stays after the removal.
     bad = inspect(engine, "bad")["Id"]
     ok(engine, "rm", "bad")

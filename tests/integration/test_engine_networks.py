@@ -174,6 +174,14 @@ def test_connect_disconnect_and_in_use(engine: EngineDaemon) -> None:
     assert gone.returncode == 1 and "is not connected to the network n1" in gone.stderr
     ok(engine, "rm", "c2")
     ok(engine, "network", "rm", "n1")
+    # Made before its network (compose's `create`, then `up`): a connect since is what the first start wires.
+    ok(engine, "create", "--name", "late", "--network", "latenet", "busybox", "sleep", "100")
+    ok(engine, "network", "create", "latenet")
+    ok(engine, "network", "connect", "--alias", "al", "latenet", "late")
+    ok(engine, "start", "late")
+    assert "al" in inspect(engine, "late")["NetworkSettings"]["Networks"]["latenet"]["Aliases"]
+    ok(engine, "rm", "-f", "late")
+    ok(engine, "network", "rm", "latenet")
 
 
 def test_bad_input(engine: EngineDaemon) -> None:

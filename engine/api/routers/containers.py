@@ -21,7 +21,7 @@ from engine.containers import removed
 from engine.containers.options import parse
 from engine.containers.waits import WaitCondition
 from engine.containers.state import rfc3339
-from engine.errors import Conflict, InvalidArgument, NotFound, NotImplemented_, prefixed
+from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, NotImplemented_, prefixed
 from engine.logs.reader import Query
 from engine.logs.retention import Removed, inspectable
 from engine.logs.service import LoggedContainer
@@ -79,7 +79,12 @@ def register(r: Router, b: Backend) -> None:
         return empty()
 
     async def restart(request: web.Request) -> web.Response:
-        await b.run.restart(request.match_info["id"], integer(request.query, "t"), request.query.get("signal") or None)
+        ref = request.match_info["id"]
+        b.containers.get(ref)  # an unknown container is told plainly; what fails after, with dockerd's words first
+        try:
+            await b.run.restart(ref, integer(request.query, "t"), request.query.get("signal") or None)
+        except EngineError as e:
+            raise prefixed(e, f"Cannot restart container {ref}: ") from None
         return empty()
 
     async def kill(request: web.Request) -> web.Response:
