@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from engine.builder.cache import BuildCache
 from engine.config import Config
+from engine.prune_guard import PruneGuard
 from engine.containers import dockerenv
 from engine.containers.create import Creator
 from engine.containers.departures import Departures
@@ -106,6 +107,7 @@ class Backend:
     ledger: DiskLedger
     budget: Budget
     started: float = field(default_factory=time.time)
+    prunes: PruneGuard = field(default_factory=PruneGuard)
 
     @classmethod
     def build(cls, config: Config, runtime: Client, events: EventBus | None = None) -> Backend:

@@ -6,6 +6,7 @@ import json
 
 from aiohttp import web
 
+from engine import prune_guard
 from engine.api.app import Router
 from engine.api.query import boolean, filters
 from engine.api.responses import json_response
@@ -34,7 +35,8 @@ def register(r: Router, b: Backend) -> None:
         return resp
 
     async def prune(request: web.Request) -> web.Response:
-        report = await b.pruner.prune(filters(request.query))
+        with b.prunes.running(prune_guard.CONTAINERS):
+            report = await b.pruner.prune(filters(request.query))
         b.events.publish("container", "prune", "", {"reclaimed": str(report["SpaceReclaimed"])})
         return json_response(report)
 

@@ -5,6 +5,7 @@ import logging
 
 from aiohttp import web
 
+from engine import prune_guard
 from engine.api import query, versions
 from engine.api.app import Router
 from engine.api.streams import progress_response
@@ -104,7 +105,8 @@ def register(r: Router, b: Backend) -> None:
                                                  prune=not query.boolean(request.query, "noprune")))
 
     async def prune(request: web.Request) -> web.Response:
-        report = await images.prune(filters.prune_selector(query.filters(request.query)))
+        with b.prunes.running(prune_guard.IMAGES):
+            report = await images.prune(filters.prune_selector(query.filters(request.query)))
         images.events.publish("image", "prune", "", {"reclaimed": str(report["SpaceReclaimed"])})
         return json_response(report)
 

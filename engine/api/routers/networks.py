@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from engine import prune_guard
 from engine.api import versions
 from engine.api.app import Router
 from engine.api.gofields import go_keys
@@ -190,14 +191,15 @@ def register(r: Router, b: Backend) -> None:
             raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
         until = min((parse_until(v) for v in f.get("until", [])), default=None)
         removed = []
-        for n in svc.list():
-            if (n.builtin or svc.in_use(n) or not all(_label(spec, n.labels) for spec in f.get("label", []))
-                    or any(_label(spec, n.labels) for spec in f.get("label!", []))
-                    or (until is not None and n.created >= until)):
-                continue
-            await svc.remove(n.id)
-            event("destroy", n)
-            removed.append(n.name)
+        with b.prunes.running(prune_guard.NETWORKS):
+            for n in svc.list():
+                if (n.builtin or svc.in_use(n) or not all(_label(spec, n.labels) for spec in f.get("label", []))
+                        or any(_label(spec, n.labels) for spec in f.get("label!", []))
+                        or (until is not None and n.created >= until)):
+                    continue
+                await svc.remove(n.id)
+                event("destroy", n)
+                removed.append(n.name)
         b.events.publish("network", "prune", "", {"reclaimed": "0"})
         return json_response({"NetworksDeleted": removed or None})
 

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from engine import prune_guard
 from engine.api import versions
 from engine.api.app import Router
 from engine.api.gofields import go_keys
@@ -105,7 +106,8 @@ def register(r: Router, b: Backend) -> None:
     async def prune(request: web.Request) -> web.Response:
         f = filters(request.query)
         everything = versions.prunes_named_volumes(versions.of(request), _truthy(f.pop("all", [])))
-        removed, reclaimed = await svc.prune(selector(f, _PRUNE_FILTERS), anonymous_only=not everything)
+        with b.prunes.running(prune_guard.VOLUMES):
+            removed, reclaimed = await svc.prune(selector(f, _PRUNE_FILTERS), anonymous_only=not everything)
         for name in removed:
             b.events.volume("destroy", name)
         b.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
