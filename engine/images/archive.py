@@ -126,9 +126,12 @@ class ImageArchives:
         """The archive's bytes; unknown names fail before the first byte. `save` events follow a whole archive."""
         if not terms:
             raise InvalidArgument("no image name given")
-        selection = select(await self._images.images(), terms)
-        async with self._runtime.export_images(selection.tags, unnamed=selection.unnamed,
-                                               platform=platform) as chunks:
+        images = await self._images.images()
+        selection = select(images, terms)
+        # dockerd writes the Parent of a committed image saved beside it; its load, and ours, keep it.
+        parents = {image.id: parent for image in selection.images if (parent := self._images.parent_of(image, images))}
+        async with self._runtime.export_images(selection.tags, unnamed=selection.unnamed, platform=platform,
+                                               parents=parents) as chunks:
 
             async def body() -> AsyncIterator[bytes]:
                 async for chunk in chunks:
@@ -180,9 +183,13 @@ class ImageArchives:
                 owners[DANGLING_PREFIX + item.target.digest] = (item.config, target)
         if tagged == 0:
             messages.append(_stream(ids))
-        labels = {image.id: image.labels for image in await self._images.images()}
+        images = {image.id: image for image in await self._images.images()}
         for item in imported:
-            self._events.image("load", item.config, item.config, labels.get(item.config, {}))
+            # dockerd records the Parent its archives give, when that image is here (in the archive or before).
+            if item.parent and item.config in images and item.parent in images:
+                await self._images.record_parent(images[item.config], images[item.parent])
+            self._events.image("load", item.config, item.config,
+                               images[item.config].labels if item.config in images else {})
         return messages
 
 

@@ -29,6 +29,7 @@ class ImportedImage(_Record):
     target: Descriptor
     config: str
     layers: list[Descriptor] = Field(default_factory=list)
+    parent: str = ""  # the config digest the archive gives as the image's Parent, if any
 
 
 class ImportResult(_Record):
@@ -37,7 +38,7 @@ class ImportResult(_Record):
 
 class ArchiveAPI(Protocol):
     def export_images(self, names: list[str], *, unnamed: list[str] | None = None, format: ArchiveFormat = "docker",
-                      platform: str | None = None,
+                      platform: str | None = None, parents: dict[str, str] | None = None,
                       namespace: str | None = None) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
 
     async def import_images(self, data: AsyncIterable[bytes], *, snapshotter: str | None = None, unpack: bool = True,
@@ -49,9 +50,12 @@ class ArchiveClient(Transport):
     @asynccontextmanager
     async def export_images(self, names: list[str], *, unnamed: list[str] | None = None,
                             format: ArchiveFormat = "docker", platform: str | None = None,
+                            parents: dict[str, str] | None = None,
                             namespace: str | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
-        """The bytes of a tar of the named image records (`unnamed`: exported without a name)."""
-        body = {"names": names, "unnamed": unnamed or [], "format": format, "platform": platform}
+        """The bytes of a tar of the named image records (`unnamed`: exported without a name); `parents` (config
+        digest -> its parent's) become manifest.json's Parent where both images are in the archive."""
+        body = {"names": names, "unnamed": unnamed or [], "format": format, "platform": platform,
+                "parents": parents or {}}
         async with self._download("/images/export", None, namespace, method="POST", json_body=body) as (_, chunks):
             yield chunks
 

@@ -40,6 +40,8 @@ class ExportRequest(BaseModel):
     unnamed: list[str] = Field(default_factory=list)  # image records exported without a name (save by ID)
     format: Literal["docker", "oci"] = "docker"
     platform: str | None = None  # os/arch[/variant] of the manifest taken from an index (default: this host's)
+    # config digest -> its parent's: manifest.json gives an image's Parent when that image is in the archive too
+    parents: dict[str, str] = Field(default_factory=dict)
 
 
 @dataclass
@@ -112,7 +114,7 @@ async def plan(content: ContentService, images: ImageStore, req: ExportRequest) 
     found = list(by_manifest.values())
     documents = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", _index(found))]
     if req.format == "docker":
-        documents += [("manifest.json", _docker_manifest(found)), ("repositories", _repositories(found))]
+        documents += [("manifest.json", _docker_manifest(found, req.parents)), ("repositories", _repositories(found))]
     return ExportPlan(found, blobs, documents)
 
 
@@ -140,7 +142,7 @@ def _tags(image: _Image) -> list[Reference]:
     return [r for r in refs if r is not None and r.tag is not None and r.digest is None]
 
 
-def _docker_manifest(images: list[_Image]) -> bytes:
+def _docker_manifest(images: list[_Image], parents: dict[str, str]) -> bytes:
     # One entry per image (config): manifests that differ only in how their layers are stored are one image.
     by_config: dict[str, dict[str, Any]] = {}
     for image in images:
@@ -150,6 +152,9 @@ def _docker_manifest(images: list[_Image]) -> bytes:
         tags = [familiar(r) for r in _tags(image)]
         if tags:
             entry["RepoTags"] = list(dict.fromkeys((entry["RepoTags"] or []) + tags))
+    for config, entry in by_config.items():
+        if parents.get(config) in by_config:
+            entry["Parent"] = parents[config]
     return _dumps(list(by_config.values()))
 
 

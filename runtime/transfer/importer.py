@@ -53,6 +53,7 @@ from runtime.oci import (
     MT_OCI_MANIFEST,
     Descriptor,
     layer_compression,
+    validate_digest,
 )
 from runtime.reference import parse as parse_reference
 from runtime.remotes.platforms import normalize, select_manifest
@@ -83,6 +84,15 @@ class ImportedImage(BaseModel):
     target: Descriptor
     config: str  # the config digest (Docker's image ID) of the manifest for this host or `platform`
     layers: list[Descriptor] = Field(default_factory=list)
+    parent: str = ""  # the config digest manifest.json gives as its Parent (dockerd 20.10 writes one)
+
+
+def _is_digest(text: str) -> bool:
+    try:
+        validate_digest(text)
+    except InvalidArgument:
+        return False
+    return True
 
 
 def _obj(data: Any, what: str) -> dict[str, Any]:
@@ -328,8 +338,10 @@ class Importer:
             if not platform_matches(config_doc, opts.platform):
                 continue
             target, layers = await self._make_manifest(config_blob, blobs)
+            parent = item.get("Parent")
             found.append(ImportedImage(names=[_tag(t) for t in item.get("RepoTags") or []], target=target,
-                                       config=config_blob.digest, layers=layers))
+                                       config=config_blob.digest, layers=layers,
+                                       parent=parent if isinstance(parent, str) and _is_digest(parent) else ""))
         return found
 
     async def _make_manifest(self, config: Blob, blobs: list[Blob]) -> tuple[Descriptor, list[Descriptor]]:

@@ -56,3 +56,28 @@ def test_a_commit_message_kept_only_in_the_history_is_the_comment(engine: Engine
     subprocess.run(["docker", "load", "-q"], env=engine.env(), input=out.getvalue(), capture_output=True, check=True)
     assert ok(engine, "image", "inspect", "-f", "{{.Comment}}", "historic:1") == "from history\n"
 
+
+
+def test_a_parent_an_archive_records_is_kept_at_load(engine: EngineDaemon) -> None:
+    # dockerd 20.10 writes the Parent of a committed image saved with it into manifest.json, and its load keeps it.
+    # The archive is loaded through its manifest.json alone, as dockerd 20.10's are.
+    ok(engine, "create", "--name", "kid", "busybox", "true")
+    ok(engine, "commit", "kid", "child:1")
+    ok(engine, "rm", "kid")
+    parent = json.loads(ok(engine, "image", "inspect", "busybox"))[0]["Id"]
+    saved = tarfile.open(fileobj=io.BytesIO(subprocess.run(["docker", "save", "child:1", "busybox"], env=engine.env(),
+                                                           capture_output=True, check=True).stdout))
+    members = {m.name: saved.extractfile(m).read() for m in saved.getmembers()
+               if m.isfile() and m.name not in ("index.json", "oci-layout")}
+    manifest = json.loads(members["manifest.json"])
+    # Written as dockerd writes it: the child's entry names the parent saved beside it.
+    assert [entry.get("Parent") for entry in manifest if "child:1" in entry["RepoTags"]] == [parent]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for path, data in {**members, "manifest.json": json.dumps(manifest).encode()}.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    ok(engine, "rmi", "child:1", "busybox")
+    subprocess.run(["docker", "load", "-q"], env=engine.env(), input=out.getvalue(), capture_output=True, check=True)
+    assert ok(engine, "image", "inspect", "-f", "{{.Parent}}", "child:1") == parent + "\n"
