@@ -118,6 +118,9 @@ def image_summary(doc: dict[str, Any], v: Version) -> dict[str, Any]:
         doc["VirtualSize"] = doc.get("Size", 0)
     if v < (1, 43) and not doc.get("RepoTags") and not doc.get("RepoDigests"):
         doc["RepoTags"], doc["RepoDigests"] = ["<none>:<none>"], ["<none>@<none>"]
+    elif v < (1, 43):
+        # dockerd before 25 left a list with nothing in it out of the answer: null.
+        doc["RepoTags"], doc["RepoDigests"] = doc.get("RepoTags") or None, doc.get("RepoDigests") or None
     return doc
 
 

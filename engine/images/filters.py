@@ -90,7 +90,7 @@ def _labels_absent(image: LocalImage, unwanted: list[str]) -> bool:
 
 
 def list_selector(filters: dict[str, list[str]],
-                  created_of: Callable[[str], int]) -> Callable[[LocalImage], list[Record] | None]:
+                  created_of: Callable[[str], float]) -> Callable[[LocalImage], list[Record] | None]:
     """Per image: the names to show (a `reference` filter hides the others), or None to leave it out.
 
     `created_of` resolves before/since to the named image's creation time.
@@ -107,9 +107,9 @@ def list_selector(filters: dict[str, list[str]],
             return None
         if labels and not _labels_match(image, labels):
             return None
-        if before is not None and image.created >= before:
+        if before is not None and image.created_at >= before:
             return None
-        if since is not None and image.created <= since:
+        if since is not None and image.created_at <= since:
             return None
         names = image.named
         if patterns:

@@ -137,6 +137,15 @@ class LocalImage:
         return unix_seconds(self.config.get("created"))
 
     @property
+    def created_at(self) -> float:
+        """`created` to the microsecond: images made within one second are told apart (`before=`, `since=`)."""
+        created = self.config.get("created")
+        try:
+            return datetime.datetime.fromisoformat(created).timestamp() if isinstance(created, str) else 0.0
+        except ValueError:
+            return 0.0
+
+    @property
     def created_rfc3339(self) -> str:
         created = self.config.get("created")
         return created if isinstance(created, str) and unix_seconds(created) else EPOCH

@@ -8,6 +8,7 @@ prune) with Docker's rules on top of the runtime's plain records.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import platform
@@ -208,7 +209,10 @@ class ImageService:
             # `sha256:<hex>` names the image by ID: a repository of that name could never be told from it.
             raise InvalidArgument("refusing to create an ambiguous tag using digest algorithm as name")
         previous = next((image for image in images for r in image.records if r.name == name), None)
-        await self.runtime.put_image(name, source.source.target, {TAGGED_LABEL: "true"})
+        same = next((r for r in previous.records if r.name == name), None) if previous is not None else None
+        # A name already on this very target stays as it is (a pull's keeps giving its repository digest).
+        if same is None or same.digest != source.source.target["digest"]:
+            await self.runtime.put_image(name, source.source.target, {TAGGED_LABEL: "true"})
         self._event("tag", source.image, familiar(name))
         if previous is not None and previous.id != source.image.id:
             old = next(r for r in previous.records if r.name == name)
@@ -277,6 +281,10 @@ class ImageService:
             if others:
                 for record in going:
                     await self.runtime.remove_image(record.name)
+                    # dockerd keeps a repository's digest while it has a tag of that image: another tag takes it.
+                    if record.gives_digest and (heir := _digest_heir(record, others)) is not None:
+                        await self.runtime.put_image(heir.name, heir.target)
+                        others = [dataclasses.replace(r, tagged=False) if r is heir else r for r in others]
                 self._event("untag", image)
                 # A repository digest only those names gave goes with them, and dockerd says so.
                 shown = [r.display for r in going]
@@ -387,6 +395,16 @@ class ImageService:
 
     async def stored_bytes(self) -> int:
         return sum(c.size for c in await self.runtime.content())
+
+
+def _digest_heir(record: Record, others: list[Record]) -> Record | None:
+    """A tag left of `record`'s repository on the same target, to give the repository digest `record` gave; none
+    when one already gives it."""
+    assert record.ref is not None
+    same = [r for r in others if r.ref is not None and r.ref.name == record.ref.name and r.digest == record.digest]
+    if any(r.gives_digest for r in same):
+        return None
+    return next((r for r in same if r.is_tag), None)
 
 
 def _released_layers(image: LocalImage, others: list[LocalImage]) -> list[str]:

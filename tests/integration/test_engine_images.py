@@ -340,3 +340,31 @@ def test_an_image_whose_snapshots_are_gone_is_unpacked_again_at_create(engine):
 
     asyncio.run(drop_layers())
     assert ok(engine, "run", "--rm", "busybox", "echo", "unpacked") == "unpacked\n"
+
+
+def test_the_repository_digest_stays_while_the_repository_has_a_tag_of_the_image(engine, registry, images):
+    name = f"{registry.host}/library/busybox"
+    digest = f"{name}@{images[BUSYBOX].digest}"
+    ok(engine, "pull", name)
+
+    def digests() -> list[str]:
+        return json.loads(ok(engine, "image", "inspect", "-f", "{{json .RepoDigests}}", images[BUSYBOX].config_digest))
+
+    # A tag onto the name it already has changes nothing, as dockerd.
+    ok(engine, "tag", f"{name}:latest", f"{name}:latest")
+    assert digests() == [digest]
+    # Its pulled tag removed, another tag of that repository keeps the digest.
+    ok(engine, "tag", f"{name}:latest", f"{name}:v2")
+    assert ok(engine, "rmi", f"{name}:latest") == f"Untagged: {name}:latest\n"
+    assert digests() == [digest]
+    assert ok(engine, "rmi", f"{name}:v2").splitlines()[:2] == [f"Untagged: {name}:v2", f"Untagged: {digest}"]
+
+
+def test_before_and_since_tell_apart_images_made_within_one_second(engine):
+    ok(engine, "pull", "busybox")
+    ok(engine, "create", "--name", "src", "busybox", "true")
+    ok(engine, "commit", "src", "first:1")
+    ok(engine, "commit", "-c", "LABEL n=2", "src", "second:1")
+    assert [r.split()[0] for r in image_rows(engine, "--filter", "since=first:1")] == ["second:1"]
+    assert "first:1" in [r.split()[0] for r in image_rows(engine, "--filter", "before=second:1")]
+    ok(engine, "rm", "src")

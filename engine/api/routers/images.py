@@ -48,8 +48,8 @@ def register(r: Router, b: Backend) -> None:
     async def list_images(request: web.Request) -> web.Response:
         all_images = await images.images()
 
-        def created_of(term: str) -> int:
-            return find(all_images, term).image.created
+        def created_of(term: str) -> float:
+            return find(all_images, term).image.created_at
 
         select = filters.list_selector(query.filters(request.query), created_of)
         # Build steps' images (the build cache) show only with --all, as dockerd's intermediate images do.
