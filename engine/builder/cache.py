@@ -167,10 +167,9 @@ class BuildCache:
 
     async def usage(self) -> list[dict[str, Any]]:
         """`system df`'s BuildCache: one record per cached step."""
-        return [record for _, record in await self._described()]
+        return [record for _, record in await self._described(await self.images.images())]
 
-    async def _described(self) -> list[tuple[Entry, dict[str, Any]]]:
-        images = await self.images.images()
+    async def _described(self, images: list[LocalImage]) -> list[tuple[Entry, dict[str, Any]]]:
         by_name = {r.name: image for image in images for r in image.records}
         out = []
         for entry in await self.entries():
@@ -191,8 +190,9 @@ class BuildCache:
         record, as BuildKit keeps cache still in use by an image unless pruning all.
         """
         before = await self.images.stored_bytes()
-        named = {r.name for image in await self.images.images() if not image.intermediate for r in image.records}
-        described = await self._described()
+        images = await self.images.images()
+        named = {r.name for image in images if not image.intermediate for r in image.records}
+        described = await self._described(images)
         total = sum(record["Size"] for _, record in described)
         target = rule.target(total, self._free_space())
         deleted = []

@@ -1,12 +1,11 @@
 """What a `docker builder prune` drops: BuildKit's filters and space options, as dockerd hands them on.
 
 dockerd passes the cache fields (`id`, `parent`, `type`, `description`, `inuse`, `shared`, `private`) to BuildKit
-as one-value filters, `until` (or its older name `unused-for`) as an age, and the space options as bounds on
+as one-value filters (`id` matches the records whose ID holds it), `until` (or its older name `unused-for`) as an age, and the space options as bounds on
 what stays. The cache records here carry no labels: `label=` matches none of them and `label!=` all of them.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +41,9 @@ class PruneRule:
             if wanted is None:
                 found = any(t not in ("", "false") for t in texts)
             elif name == "id":
-                found = any(re.search(wanted, t) is not None for t in texts)
+                # BuildKit reads it as a pattern; IDs and their prefixes, what users give, are matched as text
+                # (a pattern would be a user's regular expression run by a backtracking engine).
+                found = any(wanted in t for t in texts)
             else:
                 found = wanted in texts
             if not found:
@@ -79,11 +80,6 @@ def parse(filters: dict[str, list[str]], space: Mapping[str, int | None], everyt
             if len(values) > 1:
                 raise InvalidArgument("filters expect only one value")
             fields[name] = values[0] if values else None
-            if name == "id" and values:
-                try:
-                    re.compile(values[0])
-                except re.error as e:
-                    raise InvalidArgument(f"invalid filter 'id={values[0]}': {e}") from None
     if len(ages) > 1:
         raise InvalidArgument("filters expect only one value")
     cap = min((v for v in (space.get("keep-storage"), space.get("max-used-space")) if v), default=0)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import logging
 import sqlite3
 import time
 
-from runtime.errors import NotFound
+from runtime.errors import NotFound, RuntimeError_
 from runtime.events import topics
 from runtime.events.exchange import Exchange
 from runtime.metadata import leases, namespaces
@@ -22,6 +23,8 @@ from runtime.mount import Mount
 from runtime.namespaces import require_namespace
 from runtime.snapshots.snapshotter import Info, Snapshotter, Usage
 
+
+log = logging.getLogger("runtime.snapshots")
 
 # The keys of snapshots made for one operation within the runtime (runtime/transfer/unpack.py and
 # early_unpack.py, runtime/diff/compare.py, runtime/rootfs/changes.py): none outlives the runtime's run.
@@ -128,7 +131,12 @@ class SnapshotService:
         for info in await self.backend.walk():
             ns, _, key = info.key.partition("/")
             if key.startswith(TEMPORARY_PREFIXES):
-                await self.backend.remove(info.key)
+                try:
+                    await self.backend.remove(info.key)
+                except RuntimeError_ as e:  # the start goes on; the collector keeps it as any active snapshot
+                    log.warning("could not remove snapshot=%s left by an unfinished operation: %s", info.key,
+                                e.message)
+                    continue
                 await self._drop_row(ns, key)
                 removed.append(info.key)
         return removed

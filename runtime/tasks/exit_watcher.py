@@ -1,13 +1,11 @@
 """Collecting the exits of tasks and execs, and reporting each exactly once.
 
-Exits are noticed by one watcher loop reading the monitors' exit files, and at once
-by a follower per live process that wakes when its monitor goes. Each exit becomes
-the process's stopped state, a wake-up of its waiters and a /tasks/exit event
-(preceded by /tasks/oom when its cgroup saw an OOM kill not told yet: runtime/tasks/oom_watch.py tells them as
-they happen). A task whose lock is held
-is skipped: the start, exec or delete under way is seen next round, which keeps
-/tasks/start before /tasks/exit. Kept apart from the task service because it runs
-on its own, beside every request.
+Exits are noticed by one watcher loop reading the monitors' exit files, and at once by a follower per live
+process that wakes when its monitor goes. Each exit becomes the process's stopped state, a wake-up of its waiters
+and a /tasks/exit event (preceded by /tasks/oom when its cgroup saw an OOM kill not told yet: oom_watch.py tells
+them as they happen). A task whose lock is held is skipped: the start, exec or delete under way is seen next
+round, which keeps /tasks/start before /tasks/exit. Kept apart from the task service because it runs on its own,
+beside every request.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ NO_SPACE: dict[str, int | None] = {}
 @pytest.mark.parametrize(("filters", "chosen"), [
     ({}, True), ({"type": ["regular"]}, True), ({"type": ["exec.cachemount"]}, False),
     ({"inuse": ["false"]}, True), ({"inuse": []}, False), ({"shared": []}, True), ({"private": []}, False),
-    ({"private": ["false"]}, True), ({"id": ["^abcd"]}, True), ({"id": ["zz"]}, False),
+    ({"private": ["false"]}, True), ({"id": ["abcd"]}, True), ({"id": ["zz"]}, False), ({"id": ["(.*)*x"]}, False),
     ({"description": ["RUN true"]}, True), ({"parent": ["x"]}, False),
     ({"label": ["a=1"]}, False), ({"label!": ["a=1"]}, True),
 ])
@@ -27,10 +27,9 @@ def test_filters_choose_as_buildkit(filters: dict[str, list[str]], chosen: bool)
     ({"colour": ["x"]}, "invalid filter 'colour'"),
     ({"until": ["1h"], "unused-for": ["2h"]}, 'conflicting filters: "until" and "unused-for"'),
     ({"type": ["a", "b"]}, "filters expect only one value"),
-    ({"id": ["("]}, "invalid filter 'id=('"),
 ])
 def test_bad_filters_are_refused(filters: dict[str, list[str]], words: str) -> None:
-    with pytest.raises(InvalidArgument, match=words.replace("(", r"\(")):
+    with pytest.raises(InvalidArgument, match=words):
         parse(filters, NO_SPACE, everything=False)
 
 
