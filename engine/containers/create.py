@@ -31,7 +31,9 @@ from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.events import EventBus
 from engine.images import platforms
 from engine.images.platforms import Platform
+from engine.networks import endpointcfg
 from engine.networks.etcfiles import EtcConfig
+from engine.networks.model import Network
 from engine.networks.service import NetworkService
 from engine.runtimes import RuntimeTable
 from engine.volumes.service import VolumeService
@@ -247,6 +249,24 @@ class Creator:
         async with self._lives.of(c.id).lock:
             c = self._lives.current(ref, c.id)
             await self._networks.disconnect(network_id, c.id, running=c.state.running)
+
+    async def remove_network(self, ref: str) -> Network:
+        """dockerd's rule: only running containers hold a network. Those that do not run lose their place on
+        it, and their next start looks for it by name again (and fails if none has it), as dockerd's does."""
+        n = self._networks.get(ref)
+        users = [c for cid in sorted(set(self._networks.users(n))) if (c := self._store.find(cid)) is not None]
+        if any(c.state.running for c in users):
+            await self._networks.remove(n.id)  # refused, in libnetwork's words
+        async with contextlib.AsyncExitStack() as held:
+            for c in users:  # none starts while its endpoint goes (a start takes its lock)
+                await held.enter_async_context(self._lives.of(c.id).lock)
+            idle = {c.id for c in users if (now := self._store.find(c.id)) is not None and not now.state.running}
+            n, dropped = await self._networks.remove(n.id, idle=idle)
+            for e in dropped:
+                if (c := self._store.find(e.container_id)) is not None:
+                    c.unplanned_network = {**(c.unplanned_network or {}), n.name: endpointcfg.settings_of(e)}
+                    await self._store.save(c)
+        return n
 
 
 def _subpath(mount: dict[str, Any]) -> dict[str, str]:

@@ -99,6 +99,9 @@ def clamp_cpu_shares(host_config: Any) -> None:
         host_config.CpuShares = min(max(shares, MIN_CPU_SHARES), MAX_CPU_SHARES)
 
 
+KERNEL_MEMORY_WARNING = "Specifying a kernel memory limit is deprecated and will be removed in a future release."
+
+
 def discard_memory_policy(host_config: Any, features: Mapping[str, Any]) -> list[str]:
     """Create's swappiness, OOM-killer and kernel memory settings (no update changes them), with dockerd's
     warnings."""
@@ -106,7 +109,7 @@ def discard_memory_policy(host_config: Any, features: Mapping[str, Any]) -> list
     if getattr(host_config, "KernelMemory", None):
         # Not in the API since 1.42 (older clients still send it) and ignored by runc 1.1 under dockerd too: the
         # client is told, in dockerd's words.
-        warnings.append("Specifying a kernel memory limit is deprecated and will be removed in a future release.")
+        warnings.append(KERNEL_MEMORY_WARNING)
     if host_config.MemorySwappiness not in (None, -1) and not features.get("memory_swappiness"):
         host_config.MemorySwappiness = None
         warnings.append("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "

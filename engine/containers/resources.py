@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.containers.gotypes import OPEN, Int64
-from engine.containers.hostlimits import MAX_CPU_SHARES, MIN_CPU_SHARES
+from engine.containers.hostlimits import KERNEL_MEMORY_WARNING, MAX_CPU_SHARES, MIN_CPU_SHARES
 from engine.containers.request import RestartPolicyModel
 from engine.errors import Conflict, InvalidArgument
 
@@ -78,7 +78,8 @@ def merged(host_config: dict[str, Any], req: UpdateRequest) -> tuple[dict[str, A
         raise Conflict("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at "
                        "the same time")
     check_limits(hc)
-    return hc, [f"{key} cannot be updated on this engine and was ignored" for key in _IGNORED if extra.get(key)]
+    return hc, [KERNEL_MEMORY_WARNING if key == "KernelMemory" else f"{key} cannot be updated on this engine and was "
+                "ignored" for key in _IGNORED if extra.get(key)]
 
 
 def _check_conflicts(hc: dict[str, Any], req: UpdateRequest) -> None:

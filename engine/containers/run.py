@@ -241,11 +241,6 @@ class RunControl:
     async def _stop_locked(self, c: Container, live: Live, timeout: int | None, sig: str | None, *,
                            autoremove: bool) -> None:
         signum, wait = stop_terms(c, timeout, sig)
-        if c.state.status == Status.PAUSED:
-            # A frozen process gets no signal: thaw it so it can act on the one it is sent.
-            await self._rt.resume_task(c.id)
-            c.state.unpause()
-            self._events.container(c, "unpause")
         pid = c.state.pid
         # Never cancelled (a cancelled runtime call would waste its connection): it ends with the process.
         reaped = live.stopping = asyncio.ensure_future(self._reap(c.id))
@@ -292,6 +287,7 @@ class RunControl:
             pass  # it ended as the kill came: done, as dockerd takes "no such process"
         except rt.FailedPrecondition:
             raise Conflict(f"Container {c.id} is not running") from None
+        self._events.container(c, "kill", signal=str(signum))
         if c.state.status == Status.PAUSED and ending:
             # As dockerd: a paused container is thawed to act on its signal (a KILL ends it thawed or not).
             with contextlib.suppress(rt.NotFound, rt.FailedPrecondition):
@@ -300,7 +296,6 @@ class RunControl:
                 if signum != signal.SIGKILL:
                     c.state.unpause()
                     await self._store.save(c)
-        self._events.container(c, "kill", signal=str(signum))
         if signum == signal.SIGKILL:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_KILL_SETTLE):

@@ -11,6 +11,7 @@ import logging
 import signal
 from typing import Any
 
+from engine.containers.state import Status
 from engine.containers.store import Container
 from engine.events import EventBus
 from runtime import client as rt
@@ -32,9 +33,16 @@ def stop_terms(c: Container, timeout: int | None, sig: str | None) -> tuple[int,
 async def signal_until_gone(runtime: rt.RuntimeAPI, events: EventBus, c: Container, signum: int, wait: int,
                             gone: asyncio.Future[Any]) -> None:
     """Send `signum`, give the process `wait` seconds (forever if negative) to be `gone`, then KILL it."""
+    paused = c.state.status == Status.PAUSED
     with contextlib.suppress(rt.FailedPrecondition, rt.NotFound):
         await runtime.kill_task(c.id, signum)
         events.container(c, "kill", signal=str(signum))
+    if paused:
+        # As dockerd: the signal goes to the frozen process, which is then thawed to act on it.
+        with contextlib.suppress(rt.FailedPrecondition, rt.NotFound):
+            await runtime.resume_task(c.id)
+            c.state.unpause()
+            events.container(c, "unpause")
     done, _ = await asyncio.wait({gone}, timeout=wait if wait >= 0 else None)
     if not done:
         log.info("container=%s still running %ds after signal %d: killing it", c.id, wait, signum)

@@ -5,10 +5,12 @@ import datetime
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 
 from engine.errors import InvalidArgument
 from engine.images.model import LocalImage, Record
+from runtime.client.reference import Reference
 
 _LIST_KEYS = {"dangling", "reference", "label", "before", "since"}
 _PRUNE_KEYS = {"dangling", "until", "label", "label!"}
@@ -71,6 +73,26 @@ def reference_matches(pattern: str, record: Record) -> bool:
     return bool(regex.fullmatch(record.display) or regex.fullmatch(record.ref.familiar_name))
 
 
+def _matching_forms(patterns: list[str], record: Record) -> list[Record]:
+    """The forms of a name the patterns select, dockerd's way: its tag and the repository digest it gives
+    are two names, each shown only when matched (`busybox:latest` selects no digest, `busybox@sha256:…`
+    no tag, the bare `busybox` both)."""
+    if record.ref is None:
+        return []
+    digest_form = None
+    if record.gives_digest and record.is_tag:
+        digest_form = replace(record, ref=Reference(record.ref.domain, record.ref.path, None, record.digest))
+    tag_hit = any(reference_matches(p, record) for p in patterns)
+    if digest_form is None:
+        return [record] if tag_hit else []
+    digest_hit = any(reference_matches(p, digest_form) for p in patterns)
+    if tag_hit and digest_hit:
+        return [record]
+    if tag_hit:
+        return [replace(record, digest_removed=True)]
+    return [digest_form] if digest_hit else []
+
+
 def _labels_match(image: LocalImage, wanted: list[str]) -> bool:
     labels = image.labels
     for item in wanted:
@@ -113,7 +135,7 @@ def list_selector(filters: dict[str, list[str]],
             return None
         names = image.named
         if patterns:
-            names = [r for r in names if any(reference_matches(p, r) for p in patterns)]
+            names = [form for r in names for form in _matching_forms(patterns, r)]
             if not names:
                 return None
         return names

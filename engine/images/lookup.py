@@ -51,11 +51,13 @@ def _by_reference(images: list[LocalImage], ref: Reference) -> Match | None:
                 return Match(image, record)
     if ref.digest is None:
         return None
-    # A repository digest names the image whatever tag it was pulled by.
+    # A repository digest names the image whatever tag it was pulled (or pushed) by; a mere `docker tag`
+    # gives its repository no digest.
     for image in images:
         for record in image.named:
             assert record.ref is not None
-            if record.ref.name == ref.name and ref.digest in (record.digest, image.manifest_digest):
+            if (record.gives_digest and record.ref.name == ref.name
+                    and ref.digest in (record.digest, image.manifest_digest)):
                 return Match(image, record)
     return None
 

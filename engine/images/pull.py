@@ -171,7 +171,8 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
         stored = [r for image in await images.images() for r in image.records if r.digest == digest]
         up_to_date = (before is not None and before.target.digest == digest) or (
             ref.digest is not None and any(r.ref is not None and r.ref.name == ref.name for r in stored))
-        yield {"status": f"Pulling from {ref.path}", "id": ref.tag if ref.digest is None else ref.digest}
+        # dockerd 20.10 names a pull by digest by its whole reference, a pull by tag by its tag.
+        yield {"status": f"Pulling from {ref.path}", "id": ref.tag if ref.digest is None else str(ref)}
         reporter = LayerReporter()
         async for event in events:
             if event.get("status") == "complete":

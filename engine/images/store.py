@@ -350,6 +350,8 @@ class ImageService:
             # Docker reports the repository digests it forgets along with the tags.
             untagged = {item["Untagged"] for item in items}
             items += [{"Untagged": d} for d in image.repo_digests if d not in untagged]
+            # In dockerd's order: its reference store lists an image's names sorted by their full form.
+            items.sort(key=lambda item: str(parse(item["Untagged"])))
             items.append({"Deleted": image.id})
             stay = others if others is not None else await self.images()
             items += [{"Deleted": layer} for layer in _released_layers(image, stay)]

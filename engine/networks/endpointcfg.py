@@ -4,7 +4,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from typing import Any
+
 from engine.errors import InvalidArgument
+from engine.networks.model import Endpoint
 from engine.networks.store import NetworkStore
 
 MAC_ADDRESS = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
@@ -26,6 +29,14 @@ def link(given: str) -> str:
     if not target or not alias:
         raise InvalidArgument(f"invalid link format: {given!r}: use name:alias")
     return f"{target}:{alias}"
+
+
+def settings_of(e: Endpoint) -> dict[str, Any]:
+    """The EndpointSettings that would make `e` again: what its container asked for, not what it was given."""
+    ipam = {k: v for k, v in (("IPv4Address", e.ip if e.static_ip else None),
+                              ("IPv6Address", e.ip6 if e.static_ip6 else None)) if v}
+    return {"Aliases": list(e.aliases) or None, "Links": list(e.links) or None, "IPAMConfig": ipam or None,
+            "MacAddress": e.static_mac or ""}
 
 
 def link_addresses(store: NetworkStore, cid: str, name_of: Callable[[str], str]) -> list[tuple[str, str]]:

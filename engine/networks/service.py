@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -140,22 +140,23 @@ class NetworkService:
         log.info("network created name=%s id=%s subnet=%s subnet6=%s", name, nid[:12], n.subnet, n.subnet6)
         return n
 
-    async def remove(self, ref: str) -> Network:
+    async def remove(self, ref: str, idle: Collection[str] = ()) -> tuple[Network, builtins.list[Endpoint]]:
+        """The network goes, with the endpoints of `idle` containers (libnetwork has none for them): they come back."""
         n = self.store.get(ref)
         if n.builtin:
             raise Forbidden(f"{n.name} is a pre-defined network and cannot be removed")
         async with self._lock:
             users = self.store.endpoints_on(n.id)
-            if users:
+            if any(e.container_id not in idle or e.interface for e in users):
                 raise Forbidden(  # libnetwork's ActiveEndpointsError: dockerd's 403
                     f"error while removing network: network {n.name} id {n.id} has active endpoints")
             await self._release(n)
             await self.store.delete(n)
         log.info("network removed name=%s id=%s", n.name, n.id[:12])
-        return n
+        return n, users
 
-    def in_use(self, n: Network) -> bool:
-        return bool(self.store.endpoints_on(n.id))
+    def users(self, n: Network) -> builtins.list[str]:
+        return [e.container_id for e in self.store.endpoints_on(n.id)]
 
     async def close(self) -> None:
         """At engine shutdown: the bridges kept between containers go, but for the containers still on them."""

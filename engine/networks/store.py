@@ -74,8 +74,12 @@ class NetworkStore:
                                 (n.id, n.name, n.model_dump_json())))
 
     async def delete(self, n: Network) -> None:
+        """The network and the endpoints left on it (those of containers that do not run), in one transaction."""
         self._by_id.pop(n.id, None)
-        await self._file.write(("DELETE FROM networks WHERE id=?", (n.id,)))
+        for e in self.endpoints_on(n.id):
+            self._drop(e)
+        await self._file.write(("DELETE FROM endpoints WHERE network_id=?", (n.id,)),
+                               ("DELETE FROM networks WHERE id=?", (n.id,)))
 
     # endpoints -----------------------------------------------------------
 

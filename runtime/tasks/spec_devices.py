@@ -179,7 +179,7 @@ def block_io_limits(opts: SpecOptions) -> dict[str, Any]:
             try:
                 st = os.stat(limit.path)
             except OSError as e:
-                raise InvalidArgument(f"block I/O limit on {limit.path}: {(e.strerror or '').lower()}") from None
+                raise InvalidArgument(f"stat {limit.path}: {(e.strerror or '').lower()}") from None
             if not stat.S_ISBLK(st.st_mode):
                 raise InvalidArgument(f"block I/O limit on {limit.path}: not a block device")
             if name == "weight" and not 10 <= limit.rate <= 1000:

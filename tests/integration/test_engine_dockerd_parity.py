@@ -432,3 +432,30 @@ def test_health_probes_are_told_of_as_execs(engine) -> None:
     # As dockerd: each probe is an exec with its three events, then the health status.
     assert actions[actions.index("start") + 1:][:4] == ["exec_create: /bin/sh -c true", "exec_start: /bin/sh -c true",
                                                         "exec_die", "health_status: healthy"]
+
+
+def test_only_running_containers_hold_a_network(engine) -> None:
+    # As dockerd (libnetwork has endpoints for running containers only): a network whose containers do not
+    # run is removed, and their next start looks for it by name again.
+    ok(engine, "network", "create", "gone")
+    ok(engine, "network", "create", "side")
+    ok(engine, "create", "--name", "made", "--network", "gone", "busybox", "true")
+    ok(engine, "run", "--name", "ran", "--network", "gone", "--network-alias", "web", "busybox", "true")
+    ok(engine, "run", "-d", "--name", "up", "--network", "side", "busybox", "sleep", "60")
+    ok(engine, "network", "connect", "side", "ran")
+    try:
+        ok(engine, "network", "rm", "gone")
+        for name in ("made", "ran"):
+            out = cli(engine, "start", name)
+            assert out.returncode == 1 and "network gone not found" in out.stderr, out.stderr
+        ok(engine, "network", "create", "gone")
+        ok(engine, "start", "-a", "ran")
+        networks = json.loads(ok(engine, "inspect", "-f", "{{json .NetworkSettings.Networks}}", "ran"))
+        assert sorted(networks) == ["gone", "side"] and "web" in networks["gone"]["Aliases"]
+        # A prune passes over a network a running container holds, and takes one only stopped ones are on.
+        assert ok(engine, "network", "prune", "-f").split() == ["Deleted", "Networks:", "gone"]
+        assert "side" in ok(engine, "network", "ls", "--format", "{{.Name}}").split()
+    finally:
+        ok(engine, "rm", "-f", "made", "ran", "up")
+        cli(engine, "network", "rm", "gone")
+        ok(engine, "network", "rm", "side")

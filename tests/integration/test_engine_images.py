@@ -176,7 +176,7 @@ def test_pull_by_digest_and_multiplatform_index(engine, registry, images):
     busybox = images[BUSYBOX]
     by_digest = f"{registry.host}/library/busybox@{busybox.digest}"
     out = ok(engine, "pull", by_digest).splitlines()
-    assert out[0] == f"{busybox.digest}: Pulling from library/busybox"
+    assert out[0] == f"{by_digest}: Pulling from library/busybox"
     assert out[-1] == by_digest
     assert image_rows(engine) == [f"{registry.host}/library/busybox:<none> {short(busybox.config_digest)}"]
 

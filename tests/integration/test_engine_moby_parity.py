@@ -46,8 +46,17 @@ def test_kill_of_a_paused_container(engine) -> None:
        "trap 'echo got; exit 3' TERM; while :; do sleep 0.1; done")
     time.sleep(0.5)
     ok(engine, "pause", "kp2")
+    t0 = time.time()
     ok(engine, "kill", "-s", "TERM", "kp2")
     assert ok(engine, "wait", "kp2").strip() == "3"
+    # dockerd 20.10's order: the signal goes to the frozen process, then it is thawed; a stop does the same.
+    ok(engine, "start", "kp2")
+    time.sleep(0.5)
+    ok(engine, "pause", "kp2")
+    ok(engine, "stop", "kp2")
+    actions = ok(engine, "events", "--since", str(t0), "--until", str(time.time()), "--filter", "container=kp2",
+                 "--format", "{{.Action}}").split()
+    assert actions == ["kill", "unpause", "die", "start", "pause", "kill", "unpause", "die", "stop"]
     ok(engine, "rm", "kp", "kp2")
 
 
@@ -116,10 +125,10 @@ def test_running_containers_without_an_endpoint_list_no_ports(engine) -> None:
 
 def test_removing_a_network_in_use_is_forbidden(engine) -> None:
     ok(engine, "network", "create", "busy")
-    ok(engine, "create", "--name", "user", "--network", "busy", "busybox", "true")
+    ok(engine, "run", "-d", "--name", "user", "--network", "busy", "busybox", "sleep", "60")
     status, _, out = curl(engine, "DELETE", "/v1.41/networks/busy")
     assert status == 403 and "has active endpoints" in json.loads(out)["message"]
-    ok(engine, "rm", "user")
+    ok(engine, "rm", "-f", "user")
     ok(engine, "network", "rm", "busy")
 
 

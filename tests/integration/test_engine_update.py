@@ -128,7 +128,7 @@ def test_errors(engine, sdk):
     # Whether the kernel can weigh block I/O is the host's (dockerd's /info warns of it on cgroup v2 only).
     weighs = sysinfo.probe().blkio_weight
     status, _, body = curl(engine, "POST", "/v1.41/containers/bad/update", '{"BlkioWeight": 300, "KernelMemory": 9}')
-    ignored = "KernelMemory cannot be updated on this engine and was ignored"
+    ignored = "Specifying a kernel memory limit is deprecated and will be removed in a future release."
     discarded = "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
     assert (status, json.loads(body)) == (200, {"Warnings": [ignored] if weighs else [discarded, ignored]})
     assert host_config(engine, "bad")["BlkioWeight"] == (300 if weighs else 0)

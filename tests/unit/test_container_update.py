@@ -39,7 +39,7 @@ def test_only_what_is_set_changes() -> None:
 
 def test_unsupported_fields_are_warnings() -> None:
     _, warnings = merged({}, UpdateRequest.model_validate({**CLI_BODY, "MemorySwap": -1, "KernelMemory": 8 * MIB}))
-    assert warnings == ["KernelMemory cannot be updated on this engine and was ignored"]
+    assert warnings == ["Specifying a kernel memory limit is deprecated and will be removed in a future release."]
     with pytest.raises(InvalidArgument, match="^CpuRealtimeRuntime, Ulimits cannot be updated on this engine$"):
         merged({}, UpdateRequest.model_validate({"CpuRealtimeRuntime": 1000, "Ulimits": [{"Name": "nofile"}]}))
 

@@ -54,8 +54,9 @@ def test_names_of_an_archive():
 
 
 def _image(image_id: str, *names: str) -> LocalImage:
+    """Names as a pull leaves them: each gives its repository the image's digest."""
     records = [Record(name=n, target={"digest": image_id}, updated=0.0,
-                      ref=None if n.startswith(DANGLING_PREFIX) else parse(n), tagged=True) for n in names]
+                      ref=None if n.startswith(DANGLING_PREFIX) else parse(n)) for n in names]
     return LocalImage(id=image_id, config={}, manifest_digest=image_id, layers=[], records=records)
 
 

@@ -51,7 +51,11 @@ def register(r: Router, b: Backend) -> None:
         def created_of(term: str) -> float:
             return find(all_images, term).image.created_at
 
-        select = filters.list_selector(query.filters(request.query), created_of)
+        wanted = query.filters(request.query)
+        # Clients before API 1.28 (docker 1.12's `docker images NAME`) name the repository in `filter`.
+        if request.query.get("filter") and versions.of(request) < (1, 28):
+            wanted.setdefault("reference", []).append(request.query["filter"])
+        select = filters.list_selector(wanted, created_of)
         # Build steps' images (the build cache) show only with --all, as dockerd's intermediate images do.
         show_all = query.boolean(request.query, "all")
         await images.sizes.fill(all_images)

@@ -16,7 +16,7 @@ from engine.api.query import filters, pattern_matches
 from engine.api.responses import empty, json_response, read_json
 from engine.backend import Backend
 from engine.containers.fields import REFUSED, is_unset, lookup
-from engine.errors import InvalidArgument
+from engine.errors import Forbidden, InvalidArgument
 from engine.images.filters import parse_until
 from engine.networks.model import Network
 
@@ -174,13 +174,14 @@ def register(r: Router, b: Backend) -> None:
             raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
         _check_values(f)
         v = versions.of(request)
-        return json_response([versions.network(svc.inspect(n), v) for n in svc.list() if _matches(n, f, svc.in_use(n))])
+        return json_response([versions.network(svc.inspect(n), v) for n in svc.list()
+                              if _matches(n, f, bool(svc.users(n)))])
 
     async def inspect(request: web.Request) -> web.Response:
         return json_response(versions.network(svc.inspect(svc.get(request.match_info["id"])), versions.of(request)))
 
     async def remove(request: web.Request) -> web.Response:
-        n = await svc.remove(request.match_info["id"])
+        n = await b.creator.remove_network(request.match_info["id"])
         event("destroy", n)
         return empty()
 
@@ -193,11 +194,14 @@ def register(r: Router, b: Backend) -> None:
         removed = []
         with b.prunes.running(prune_guard.NETWORKS):
             for n in svc.list():
-                if (n.builtin or svc.in_use(n) or not all(_label(spec, n.labels) for spec in f.get("label", []))
+                if (n.builtin or not all(_label(spec, n.labels) for spec in f.get("label", []))
                         or any(_label(spec, n.labels) for spec in f.get("label!", []))
                         or (until is not None and n.created >= until)):
                     continue
-                await svc.remove(n.id)
+                try:
+                    await b.creator.remove_network(n.id)
+                except Forbidden:
+                    continue  # a running container is on it
                 event("destroy", n)
                 removed.append(n.name)
         b.events.publish("network", "prune", "", {"reclaimed": "0"})
