@@ -155,8 +155,8 @@ class NetworkService:
         log.info("network removed name=%s id=%s", n.name, n.id[:12])
         return n, users
 
-    def users(self, n: Network) -> builtins.list[str]:
-        return [e.container_id for e in self.store.endpoints_on(n.id)]
+    def users(self, n: Network, running: bool = False) -> builtins.list[str]:
+        return [e.container_id for e in self.store.endpoints_on(n.id) if e.interface or not running]
 
     async def close(self) -> None:
         """At engine shutdown: the bridges kept between containers go, but for the containers still on them."""

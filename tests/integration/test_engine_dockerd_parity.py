@@ -444,6 +444,8 @@ def test_only_running_containers_hold_a_network(engine) -> None:
     ok(engine, "run", "-d", "--name", "up", "--network", "side", "busybox", "sleep", "60")
     ok(engine, "network", "connect", "side", "ran")
     try:
+        dangling = ok(engine, "network", "ls", "-f", "dangling=true", "--format", "{{.Name}}").split()
+        assert "gone" in dangling and "side" not in dangling
         ok(engine, "network", "rm", "gone")
         for name in ("made", "ran"):
             out = cli(engine, "start", name)

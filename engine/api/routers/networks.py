@@ -175,7 +175,7 @@ def register(r: Router, b: Backend) -> None:
         _check_values(f)
         v = versions.of(request)
         return json_response([versions.network(svc.inspect(n), v) for n in svc.list()
-                              if _matches(n, f, bool(svc.users(n)))])
+                              if _matches(n, f, bool(svc.users(n, running=True)))])
 
     async def inspect(request: web.Request) -> web.Response:
         return json_response(versions.network(svc.inspect(svc.get(request.match_info["id"])), versions.of(request)))
