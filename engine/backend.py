@@ -188,6 +188,8 @@ class Backend:
     async def run_background(self) -> None:
         """The daemon's background work: the namespace first, then the container monitor for good."""
         await self.ensure_namespace()
+        if dropped := await self.archives.drop_leftover_leases(self.started):
+            log.info("dropped the leases of unfinished operations: %s", ", ".join(dropped))
         await asyncio.to_thread(_fresh_dirs, Path(self.config.data_root) / "builder", ("cache-mounts",),
                                 ("steps", CONTEXTS))
         async with asyncio.TaskGroup() as tg:

@@ -27,11 +27,19 @@ _XATTR_PREFIX = "SCHILY.xattr."
 Owner = tuple[int, int] | None
 
 
+# The character devices runc gives every container (null, zero, full, random, urandom, tty, console, ptmx): a
+# rootfs tarball made by debootstrap or `tar` of a chroot carries them, and a node for one of them opens nothing
+# the container does not have already. Any other device node is refused.
+CONTAINER_DEVICES = frozenset({(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)})
+
+
 @dataclass(frozen=True)
 class Rules:
-    """Checks on a tar's names and entry types; `kind` names the tar in refusals."""
+    """Checks on a tar's names and entry types; `kind` names the tar in refusals, `devices` the (major, minor)
+    of the character devices it may hold."""
 
     kind: str
+    devices: frozenset[tuple[int, int]] = frozenset()
 
     def refuse(self, entry: str, why: str) -> InvalidArgument:
         return InvalidArgument(f"refusing {self.kind} entry {entry!r}: {why}")
@@ -50,8 +58,11 @@ class Rules:
     def check(self, member: tarfile.TarInfo) -> tuple[str, ...]:
         """Refuse entry types that are never written; returns a hardlink's target components."""
         entry = member.name
+        if member.ischr() and (member.devmajor, member.devminor) in self.devices:
+            return ()
         if member.ischr() or member.isblk():
-            raise self.refuse(entry, "device nodes are not allowed")
+            raise self.refuse(entry, f"device nodes are not allowed ({'c' if member.ischr() else 'b'} "
+                                     f"{member.devmajor}:{member.devminor})")
         if "\0" in member.linkname:
             raise self.refuse(entry, "link target contains a NUL byte")
         if member.islnk():
@@ -166,4 +177,12 @@ def make_fifo(dir_fd: int, name: str, member: tarfile.TarInfo, owner: Owner = No
     replaced = remove(dir_fd, name)
     os.mkfifo(name, 0o600, dir_fd=dir_fd)
     _finish_name(dir_fd, name, member, owner, chmod=True)
+    return replaced
+
+
+def make_device(dir_fd: int, name: str, member: tarfile.TarInfo) -> os.stat_result | None:
+    """A character device `Rules.check` let through."""
+    replaced = remove(dir_fd, name)
+    os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=dir_fd)
+    _finish_name(dir_fd, name, member, None, chmod=True)
     return replaced

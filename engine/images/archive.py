@@ -21,26 +21,24 @@ from typing import Any, Protocol
 
 from engine.errors import InvalidArgument, NotFound
 from engine.events import EventBus
+from engine.images.leases import drop_leftover_leases, new_lease_id
 from engine.images.lookup import find
 from engine.images.model import DANGLING_PREFIX, TAGGED_LABEL, LocalImage
 from engine.images.pull import progress_bar
 from engine.images.store import ImageService
 from runtime.client import InvalidArgument as RuntimeInvalidArgument
 from runtime.client.archives import ArchiveAPI, ImportedImage
+from runtime.client.protocol import LeaseAPI
 from runtime.client.records import ContentInfo
 from runtime.client.reference import familiar, parse
 
 _FULL_ID = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
-# A load that dies with the engine leaves its lease behind; the runtime's collector takes it after this.
+# A load that dies with the engine leaves its lease behind: the engine's next start drops it, or else the runtime's
+# collector after this.
 _LEASE_EXPIRY = 3600.0
 
 
-class ArchiveRuntime(ArchiveAPI, Protocol):
-    async def create_lease(self, id: str | None = None, expire_after: float | None = None,
-                           namespace: str | None = None) -> dict[str, Any]: ...
-
-    async def remove_lease(self, id: str, namespace: str | None = None) -> None: ...
-
+class ArchiveRuntime(ArchiveAPI, LeaseAPI, Protocol):
     async def put_image(self, name: str, target: dict[str, Any], labels: dict[str, str] | None = None,
                         namespace: str | None = None) -> Any: ...
 
@@ -141,11 +139,15 @@ class ImageArchives:
 
             yield body()
 
+    async def drop_leftover_leases(self, started: float) -> list[str]:
+        """The leases of the loads, imports and builds an engine process before this one left unfinished."""
+        return await drop_leftover_leases(self._runtime, started)
+
     async def load(self, data: AsyncIterable[bytes], quiet: bool, platform: str | None = None) -> list[dict[str, Any]]:
         """Import the archive and name its images; dockerd's messages for the stream.
 
         With `platform`, images for other platforms are left out, as dockerd does."""
-        lease = str((await self._runtime.create_lease(expire_after=_LEASE_EXPIRY))["id"])
+        lease = str((await self._runtime.create_lease(new_lease_id(), expire_after=_LEASE_EXPIRY))["id"])
         try:
             stored = set() if quiet else {c.digest for c in await self._runtime.content()}
             imported = await self._runtime.import_images(data, records=False, lease=lease, platform=platform)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.images.compose import Blob, NewLayer, config_blob, family_of, manifest
+from engine.images.leases import new_lease_id
 from engine.images.model import DANGLING_PREFIX, LocalImage, Record
 from engine.images.store import ImageService
 from runtime.client import NotFound as RuntimeNotFound
@@ -25,7 +25,7 @@ from runtime.client.ingest import IngestAPI
 from runtime.client.protocol import LeaseAPI
 from runtime.client.records import Image
 
-# Long enough for a build step's layer to be written and named; a crashed engine's lease expires by itself.
+# Long enough for a build step's layer to be written and named; a crashed engine's go at its next start.
 _LEASE_SECONDS = 6 * 3600.0
 
 
@@ -53,7 +53,7 @@ class LazyLease:
         self._made: asyncio.Future[str] | None = None
 
     async def _create(self) -> str:
-        lease = await self._runtime.create_lease(f"pyengine-image-{secrets.token_hex(8)}", _LEASE_SECONDS)
+        lease = await self._runtime.create_lease(new_lease_id(), _LEASE_SECONDS)
         return str(lease["id"])
 
     async def id(self) -> str:
@@ -81,7 +81,7 @@ class ImageWriter:
     @contextlib.asynccontextmanager
     async def lease(self) -> AsyncIterator[str]:
         """A lease for content written before an image names it; dropped once the image exists (or failed)."""
-        lease = await self.runtime.create_lease(f"pyengine-image-{secrets.token_hex(8)}", _LEASE_SECONDS)
+        lease = await self.runtime.create_lease(new_lease_id(), _LEASE_SECONDS)
         try:
             yield str(lease["id"])
         finally:
@@ -115,7 +115,15 @@ class ImageWriter:
                                          lease))
         name = record or DANGLING_PREFIX + manifest_doc.digest
         stored = await self.runtime.put_image(name, manifest_doc.descriptor, labels)
-        await self.runtime.unpack_image(name, snapshotter)
+        try:
+            await self.runtime.unpack_image(name, snapshotter)
+        except BaseException:
+            # A write that failed leaves no image behind (dockerd's neither), for a retry to make a second one;
+            # a record this write only updated was another's image already.
+            if record is None and stored.created == stored.updated:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.runtime.remove_image(name))
+            raise
         parsed_config, parsed_manifest = json.loads(config_doc.data), json.loads(manifest_doc.data)
         # Listing images (docker images, a tag that moves) then describes this one without reading it back.
         self.images.written(config_doc.digest, parsed_config)

@@ -192,6 +192,9 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, PathInfoClient
         await self.request("DELETE", f"/snapshots/{snapshotter}/{quote(key, safe='')}", namespace=namespace)
 
     # leases
+    async def leases(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return await self._objects("GET", "/leases", namespace=namespace)
+
     async def create_lease(self, id: str | None = None, expire_after: float | None = None,
                            namespace: str | None = None) -> dict[str, Any]:
         return await self._object("POST", "/leases", json_body={"id": id, "expire_after": expire_after},

@@ -171,6 +171,8 @@ class RuntimeAPI(Protocol):
 class LeaseAPI(Protocol):
     """Leases: what keeps content written ahead of the image that will name it from the runtime's GC."""
 
+    async def leases(self, namespace: str | None = None) -> list[dict[str, Any]]: ...
+
     async def create_lease(self, id: str | None = None, expire_after: float | None = None,
                            namespace: str | None = None) -> dict[str, Any]: ...
 

@@ -41,7 +41,7 @@ WHITEOUT_META_PREFIX = ".wh..wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 
 _DIR_FLAGS = ut.DIR_FLAGS
-_RULES = ut.Rules("layer")
+_RULES = ut.Rules("layer", devices=ut.CONTAINER_DEVICES)
 _refuse = _RULES.refuse
 _split = _RULES.split
 
@@ -252,6 +252,8 @@ class TreeApplier:
                 self._replaced(ut.write_file(parent.fd, base, src, member, self.buf))
             elif member.issym():
                 self._replaced(ut.make_symlink(parent.fd, base, member))
+            elif member.ischr():
+                self._replaced(ut.make_device(parent.fd, base, member))
             else:
                 self._replaced(ut.make_fifo(parent.fd, base, member))
         if not self.overlay:

@@ -288,3 +288,28 @@ def test_import_of_a_name_no_filesystem_takes_is_bad_input(engine, tmp_path):
     out = docker_cli(engine, "import", "-", "longname:1", stdin=tar_of([("d/" + "x" * 300, b"x")]))
     assert out.returncode != 0 and "file name too long" in out.stderr and "500" not in out.stderr, out.stderr
     assert "longname" not in ok(engine, "images", "--format", "{{.Repository}}")
+
+
+def _rootfs_with_devices(*devices: tuple[str, int, int]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, major, minor in devices:
+            member = tarfile.TarInfo(name)
+            member.type, member.devmajor, member.devminor, member.mode = tarfile.CHRTYPE, major, minor, 0o666
+            tar.addfile(member)
+    return buf.getvalue()
+
+
+def test_a_rootfs_with_the_standard_devices_imports_saves_and_loads(engine, tmp_path):
+    # A debootstrap or chroot tarball has dev/null and its kind: the nodes every container has are taken.
+    out = docker_cli(engine, "import", "-", "devroot:1", stdin=_rootfs_with_devices(("dev/null", 1, 3),
+                                                                                  ("dev/tty", 5, 0)))
+    assert out.returncode == 0, out.stderr
+    archive = tmp_path / "devroot.tar"
+    ok(engine, "save", "-o", str(archive), "devroot:1")
+    ok(engine, "rmi", "devroot:1")
+    assert ok(engine, "load", "-i", str(archive)).strip() == "Loaded image: devroot:1"
+    ok(engine, "rmi", "devroot:1")
+    # Any other device is refused, in words that name it.
+    out = docker_cli(engine, "import", "-", "devroot:2", stdin=_rootfs_with_devices(("dev/mem", 1, 1)))
+    assert out.returncode != 0 and "device nodes are not allowed (c 1:1)" in out.stderr, out.stderr

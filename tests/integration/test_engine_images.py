@@ -6,11 +6,13 @@ import hashlib
 import json
 import platform
 import subprocess
+import time
 
 import docker
 import pytest
 
 from engine.config import DEFAULT_RUNTIME_NAMESPACE
+from engine.images.leases import LEASE_PREFIX
 
 from tests.fixtures.daemons import EngineDaemon
 
@@ -368,3 +370,30 @@ def test_before_and_since_tell_apart_images_made_within_one_second(engine):
     assert [r.split()[0] for r in image_rows(engine, "--filter", "since=first:1")] == ["second:1"]
     assert "first:1" in [r.split()[0] for r in image_rows(engine, "--filter", "before=second:1")]
     ok(engine, "rm", "src")
+
+
+def test_leases_an_engine_left_go_at_its_next_start(runtime_daemon):
+    # An engine killed mid-load, mid-import or mid-build leaves its operation's lease, which would hold what the
+    # operation wrote for hours: the next engine drops it, and only the engine's own.
+    e = EngineDaemon(runtime_daemon)
+    e.start()
+    e.stop()
+
+    async def leases() -> set[str]:
+        async with runtime_daemon.client(DEFAULT_RUNTIME_NAMESPACE) as c:
+            return {lease["id"] for lease in await c.leases()}
+
+    async def leave() -> None:
+        async with runtime_daemon.client(DEFAULT_RUNTIME_NAMESPACE) as c:
+            await c.create_lease(f"{LEASE_PREFIX}killed", 3600)
+            await c.create_lease("someone-elses", 3600)
+
+    asyncio.run(leave())
+    e.start()
+    try:
+        deadline = time.monotonic() + 10
+        while f"{LEASE_PREFIX}killed" in asyncio.run(leases()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert asyncio.run(leases()) >= {"someone-elses"} and f"{LEASE_PREFIX}killed" not in asyncio.run(leases())
+    finally:
+        e.stop()

@@ -37,9 +37,10 @@ def fifo(name):
     return ti, None
 
 
-def dev(name, kind=tarfile.CHRTYPE):
+def dev(name, kind=tarfile.CHRTYPE, major=1, minor=3):
     ti = tarfile.TarInfo(name)
-    ti.type, ti.devmajor, ti.devminor = kind, 1, 3
+    ti.type, ti.devmajor, ti.devminor = kind, major, minor
+    ti.mode = 0o666
     return ti, None
 
 

@@ -342,7 +342,8 @@ def hostile_cases(c: str) -> dict[str, tuple[str, list]]:
         "whiteout-through-symlink": ("pre/.wh.secret", [wh("pre/secret")]),
         "opaque-through-symlink": ("pre/.wh..wh..opq", [opq("pre")]),
         "symlink-then-fifo": ("evil/p", [sym("evil", c), fifo("evil/p")]),
-        "char-device": ("dev/null", [d("dev/"), dev("dev/null")]),
+        "char-device": ("dev/mem", [d("dev/"), dev("dev/mem", minor=1)]),
+        "whiteout-device": ("w", [dev("w", major=0, minor=0)]),
         "block-device": ("dev/sda", [dev("dev/sda", tarfile.BLKTYPE)]),
     }
 
@@ -368,6 +369,21 @@ def test_symlink_as_final_component_is_replaced_not_followed(hostile):
     apply_layer(layer(sym("link", str(canary / "secret")), f("link", b"overwritten"), f("pre", b"file")), mounts)
     assert (canary / "secret").read_text() == "secret"
     assert sorted(os.listdir(canary)) == ["secret"]
+
+
+def test_the_devices_every_container_has_are_made(hostile, tmp_path):
+    # What a debootstrap or chroot tarball carries under dev/ (dockerd imports them all; only these are taken).
+    mounts, _ = hostile
+    apply_layer(layer(d("dev/"), dev("dev/null"), dev("dev/ptmx", major=5, minor=2)), mounts)
+    target = tmp_path / "view"
+    target.mkdir()
+    mount.mount_all(mounts, str(target))
+    try:
+        for name, rdev in (("null", os.makedev(1, 3)), ("ptmx", os.makedev(5, 2))):
+            st = os.lstat(target / "dev" / name)
+            assert stat.S_ISCHR(st.st_mode) and st.st_rdev == rdev and stat.S_IMODE(st.st_mode) == 0o666
+    finally:
+        mount.unmount(str(target))
 
 
 # -- decompression -------------------------------------------------------------------------
