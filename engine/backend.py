@@ -143,7 +143,7 @@ class Backend:
         execs = ExecService(store, runtime, events, networks.bridge_address)
         image_view = Images(images, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path,
-                              image_view.ids_of)
+                              image_view.ids_of, image_view.lineage)
         creator = Creator(runtime, store, lives, image_view, events, networks, volumes, host, pins, logs.resolve,
                           runtimes, dockerenv.ensure(data_root), unpack=runtime.unpack_image)
         writer = ImageWriter(runtime, images)

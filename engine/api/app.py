@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import logging
+import posixpath
+import re
 from collections.abc import Sequence
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+from yarl import URL
 
 from engine import __version__
 from engine.api import tracing, versions
@@ -31,15 +34,19 @@ _RUNTIME_STATUS: dict[type[RuntimeError_], int] = {
 
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if ("//" in path or "/." in path) and (cleaned := _clean(path)) != path:
+        # Go's router answers a path to be cleaned with a redirect, whatever it names: docker-py asks for
+        # `/containers//name/json` when given the `/name` that `Names` lists, and follows it.
+        query = f"?{request.rel_url.raw_query_string}" if request.rel_url.raw_query_string else ""
+        return web.Response(status=301, headers={"Location": URL.build(path=cleaned).raw_path + query})
     try:
         return await handler(request)
     except EngineError as e:
         return error_response(e.message, e.status)
     except RuntimeError_ as e:
         return error_response(e.message, _RUNTIME_STATUS.get(type(e), 500))
-    except web.HTTPNotFound:
-        return error_response("page not found", 404)
-    except web.HTTPMethodNotAllowed:
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):  # OPTIONS takes any path: other methods are "not allowed"
         return error_response("page not found", 404)
     except web.HTTPException as e:
         return error_response(e.text or e.reason, e.status)
@@ -49,6 +56,12 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception as e:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(f"internal error: {type(e).__name__}: {e}", 500)
+
+
+def _clean(path: str) -> str:
+    """Go's path.Clean, as its router applies it: one slash for many, no `.` or `..`, a trailing slash kept."""
+    out = posixpath.normpath("/" + re.sub("/+", "/", path).lstrip("/"))
+    return out + "/" if path.endswith("/") and out != "/" else out
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:

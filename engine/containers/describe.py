@@ -29,8 +29,10 @@ class Describer:
     def __init__(self, store: ContainerStore, networks: ContainerNetworks, mountpoint: Callable[[str], str],
                  files: ContainerFiles, exec_ids: Callable[[str], builtins.list[str]],
                  log_path: Callable[[Container], Path | None],
-                 image_ids: Callable[[set[str]], Awaitable[dict[str, str | None]]]) -> None:
+                 image_ids: Callable[[set[str]], Awaitable[dict[str, str | None]]],
+                 lineage: Callable[[builtins.list[str]], Awaitable[set[str]]]) -> None:
         self._log_path = log_path
+        self._lineage = lineage
         self._image_ids = image_ids
         self._store = store
         self._networks = networks
@@ -51,9 +53,10 @@ class Describer:
 
     async def list(self, f: dict[str, list[str]], all_: bool, limit: int, size: bool) -> list[dict[str, Any]]:
         """docker ps; `limit` below 1 means no limit."""
+        lineage = await self._lineage(f["ancestor"]) if f.get("ancestor") else None
         selected = filters.select(self._store.all(), f, self._store.get, all_, limit,
                                   networks_of=self._networks_of, mounts_of=self._mounts,
-                                  published_of=lambda c: self._networks.published(c.id))
+                                  published_of=lambda c: self._networks.published(c.id), lineage=lineage)
         # As dockerd: a container whose image name has moved to another image (a newer pull, a retag) or is gone
         # is listed by its image's ID.
         current = await self._image_ids({c.image for c in selected if c.image and c.image != c.image_id})

@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.containers.images import normalise
 from engine.containers.state import Status
 from engine.containers.store import Container
 from engine.containers.views import exposed_ports
 from engine.api.query import pattern_matches
 from engine.errors import InvalidArgument
 from engine.images.filters import parse_until
-from runtime import client as rt
 
 _STATUSES = {s.value for s in Status}
 _LIST_KEYS = {"id", "name", "label", "status", "ancestor", "exited", "before", "since", "network", "volume",
@@ -29,11 +27,13 @@ _PRUNE_KEYS = {"label", "label!", "until"}
 def select(containers: list[Container], f: dict[str, list[str]], lookup: Callable[[str], Container],
            all_: bool, limit: int, *, networks_of: Callable[[Container], set[str]],
            mounts_of: Callable[[Container], list[dict[str, Any]]],
-           published_of: Callable[[Container], list[dict[str, Any]]]) -> list[Container]:
+           published_of: Callable[[Container], list[dict[str, Any]]],
+           lineage: set[str] | None = None) -> list[Container]:
     """docker ps: newest first; values of one filter OR'ed (labels AND'ed), filters AND'ed.
 
     `networks_of` gives the names and ids of a container's networks, `mounts_of` its inspect Mounts,
-    `published_of` its published ports in the list's Ports shape.
+    `published_of` its published ports in the list's Ports shape; `lineage` the image IDs an `ancestor` filter
+    selects.
     """
     unknown = set(f) - _LIST_KEYS
     if unknown:
@@ -54,7 +54,6 @@ def select(containers: list[Container], f: dict[str, list[str]], lookup: Callabl
     all_ = all_ or bool(f.get("status") or f.get("exited")) or limit > 0
     before = lookup(f["before"][0]).created if f.get("before") else None
     since = lookup(f["since"][0]).created if f.get("since") else None
-    ancestors = [_ancestor(a) for a in f.get("ancestor", [])]
     out = []
     for c in sorted(containers, key=lambda c: c.created, reverse=True):
         labels = c.config.get("Labels") or {}
@@ -65,7 +64,7 @@ def select(containers: list[Container], f: dict[str, list[str]], lookup: Callabl
             all(_label_matches(v, labels) for v in f.get("label", [])),
             not f.get("status") or c.state.status.value in f["status"],
             not f.get("exited") or (c.state.status == Status.EXITED and str(c.state.exit_code) in f["exited"]),
-            not ancestors or any(a(c) for a in ancestors),
+            lineage is None or c.image_id in lineage,
             before is None or c.created < before,
             since is None or c.created > since,
             not f.get("network") or bool(networks_of(c) & {"bridge" if n == "default" else n
@@ -133,15 +132,3 @@ def _name_matches(pattern: str, name: str) -> bool:
 def _label_matches(spec: str, labels: dict[str, str]) -> bool:
     key, sep, value = spec.partition("=")
     return key in labels and (not sep or labels[key] == value)
-
-
-def _ancestor(term: str) -> Callable[[Container], bool]:
-    try:
-        full = normalise(term)[0]
-    except rt.InvalidArgument:
-        full = None
-    image_id = term if term.startswith("sha256:") else "sha256:" + term
-
-    def matches(c: Container) -> bool:
-        return c.image == term or c.image_ref == full or c.image_id.startswith(image_id)
-    return matches

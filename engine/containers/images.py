@@ -75,3 +75,16 @@ class Images:
         if generation == self._generation:  # no image event while listing: what was found still holds
             self._ids.update(found)
         return {**known, **found}
+
+    async def lineage(self, terms: list[str]) -> set[str]:
+        """`ps --filter ancestor=`, as dockerd walks it: the IDs of the images the terms name now and of every
+        image made from them; a term that names no image adds none."""
+        images = await self._service.images()
+        roots = set()
+        for term in terms:
+            try:
+                roots.add(find(images, term).image.id)
+            except (NotFound, InvalidArgument):
+                pass
+        return roots | {image.id for image in images
+                        if any(a.id in roots for a in self._service.ancestry(image, images))}

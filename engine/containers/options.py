@@ -265,7 +265,8 @@ def inspect_host_config(req: CreateRequest, features: Mapping[str, Any]) -> dict
             hc[key] = zero
     hc["NetworkMode"] = hc.get("NetworkMode") or "default"
     # The docker CLI always sends "no"; a client that sends nothing (docker-py) gets dockerd's empty name.
-    hc["RestartPolicy"] = hc.get("RestartPolicy") or {"Name": "", "MaximumRetryCount": 0}
+    policy = hc.get("RestartPolicy") or {}
+    hc["RestartPolicy"] = {"Name": policy.get("Name") or "", "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
     hc["AutoRemove"] = bool(hc.get("AutoRemove"))
     hc["PortBindings"] = hc.get("PortBindings") or {}
     for key in ("Privileged", "ReadonlyRootfs", "PublishAllPorts"):

@@ -261,6 +261,19 @@ def test_ps_filters_and_inspect_fields(engine):
     assert names("-a", "--filter", "exited=2") == ["c2"]
     assert names("-a", "--filter", "name=c1") == ["c1"]
     assert names("-a", "--filter", "ancestor=busybox") == ["c3", "c2", "c1"]
+    # By image, as dockerd: another name of it, its ID, and the images made from it select its containers; a name
+    # of nothing selects none.
+    ok(engine, "tag", "busybox", "othername:1")
+    image_id = ok(engine, "image", "inspect", "-f", "{{.Id}}", "busybox").strip()
+    assert names("-a", "--filter", "ancestor=othername:1") == ["c3", "c2", "c1"]
+    assert names("-a", "--filter", f"ancestor={image_id[7:19]}") == ["c3", "c2", "c1"]
+    ok(engine, "commit", "c1", "child:1")
+    ok(engine, "create", "--name", "c4", "child:1")
+    assert names("-a", "--filter", "ancestor=busybox") == ["c4", "c3", "c2", "c1"]
+    assert names("-a", "--filter", "ancestor=child:1") == ["c4"]
+    assert names("-a", "--filter", "ancestor=nosuchimage") == []
+    ok(engine, "rm", "c4")
+    ok(engine, "rmi", "child:1", "othername:1")
     assert names("-n", "1") == ["c3"]
     assert names("-a", "--filter", "network=bridge") == ["c3", "c2", "c1"]
     assert names("-a", "--filter", "health=healthy") == []

@@ -396,6 +396,13 @@ def test_sdk_created_containers_inspect_as_in_dockerd(engine) -> None:
         assert attrs["HostConfig"]["RestartPolicy"] == {"Name": "", "MaximumRetryCount": 0}
         assert attrs["HostConfig"]["PublishAllPorts"] is False
         assert attrs["Config"]["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 1_000_000_000}
+        # A policy with its name alone gets Go's zero count, which Python code compares with numbers.
+        c = sdk.containers.create("busybox", "true", name="sdkpolicy", restart_policy={"Name": "always"})
+        assert c.attrs["HostConfig"]["RestartPolicy"] == {"Name": "always", "MaximumRetryCount": 0}
+        # docker-py asks for `/containers//sdkpolicy/json` when given the name as `Names` lists it: dockerd's
+        # router redirects to the clean path, and docker-py follows.
+        assert sdk.containers.get("/sdkpolicy").id == c.id
+        sdk.api.remove_container("/sdkpolicy")
     finally:
         sdk.close()
     out = cli(engine, "run", "--restart", "always:3", "busybox", "true")
@@ -461,3 +468,15 @@ def test_only_running_containers_hold_a_network(engine) -> None:
         ok(engine, "rm", "-f", "made", "ran", "up")
         cli(engine, "network", "rm", "gone")
         ok(engine, "network", "rm", "side")
+
+
+def test_words_an_api_1_41_client_sends_that_came_later(engine) -> None:
+    # dockerd 20.10 waits for the default condition on one it does not know, and knows no `all` in volume prune.
+    ok(engine, "create", "--name", "waited", "busybox", "sh", "-c", "exit 5")
+    ok(engine, "start", "waited")
+    status, _, body = curl(engine, "POST", "/v1.41/containers/waited/wait?condition=bogus")
+    assert (status, json.loads(body)["StatusCode"]) == (200, 5)
+    assert curl(engine, "POST", "/v1.44/containers/waited/wait?condition=bogus")[0] == 400
+    status, _, body = curl(engine, "POST", "/v1.41/volumes/prune?filters=%7B%22all%22%3A%5B%22true%22%5D%7D")
+    assert (status, json.loads(body)) == (400, {"message": "invalid filter 'all'"})
+    ok(engine, "rm", "waited")

@@ -134,7 +134,9 @@ def register(r: Router, b: Backend) -> None:
         try:
             condition = WaitCondition(given or WaitCondition.NOT_RUNNING)
         except ValueError:
-            raise InvalidArgument(f"invalid condition: {request.query['condition']!r}") from None
+            if versions.of(request) >= (1, 42):
+                raise InvalidArgument(f"invalid condition: {request.query['condition']!r}") from None
+            condition = WaitCondition.NOT_RUNNING  # dockerd 20.10 waits for the default on a word it does not know
         exit_code = b.run.wait(request.match_info["id"], condition)
         # Headers now: `docker run` starts the container only once it has seen them.
         resp = await open_stream(request)

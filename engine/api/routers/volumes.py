@@ -105,6 +105,8 @@ def register(r: Router, b: Backend) -> None:
 
     async def prune(request: web.Request) -> web.Response:
         f = filters(request.query)
+        if "all" in f and versions.of(request) < (1, 42):
+            raise InvalidArgument("invalid filter 'all'")  # it came with 1.42: dockerd 20.10 knows none
         everything = versions.prunes_named_volumes(versions.of(request), _truthy(f.pop("all", [])))
         with b.prunes.running(prune_guard.VOLUMES):
             removed, reclaimed = await svc.prune(selector(f, _PRUNE_FILTERS), anonymous_only=not everything)
