@@ -96,7 +96,8 @@ class SystemInfo:
             "DockerRootDir": config.data_root, "Name": uname.nodename, "Labels": list(config.labels),
             "ExperimentalBuild": config.experimental, "ServerVersion": __version__,
             "Runtimes": RuntimeTable(config).info(), "DefaultRuntime": RuntimeTable(config).default,
-            "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": ""},
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False, "Error": "",
+                      "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "tini",
             # dockerd's containerd is this engine's pyruntimed.
             "ContainerdCommit": {"ID": runtime.version},

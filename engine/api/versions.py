@@ -65,11 +65,12 @@ def network(doc: dict[str, Any], v: Version) -> dict[str, Any]:
 
 def _endpoints(doc: dict[str, Any], v: Version, short_id: str) -> None:
     networks = (doc.get("NetworkSettings") or {}).get("Networks") or {}
+    hostname = str((doc.get("Config") or {}).get("Hostname") or "")
     for ep in networks.values():
         if v < (1, 45) and ep.get("DNSNames") is not None:
-            # Before 1.45 a user-defined network's aliases carried the container's short ID.
-            aliases = list(ep.get("Aliases") or [])
-            ep["Aliases"] = aliases if short_id in aliases else [*aliases, short_id]
+            # Before 1.45 a user-defined network's aliases carried the container's short ID and its hostname.
+            given = [*(ep.get("Aliases") or []), short_id, *([hostname] if hostname else [])]
+            ep["Aliases"] = list(dict.fromkeys(given))
         if v < (1, 44):
             ep.pop("DNSNames", None)
         if v < (1, 48):

@@ -78,6 +78,11 @@ def test_aliases_and_dns_names_by_version(engine) -> None:
     assert endpoint("1.44")["Aliases"] == ["www", short] and endpoint("1.44")["DNSNames"] == ["aliased", "www", short]
     assert "DNSNames" not in endpoint("1.43") and endpoint("1.43")["Aliases"] == ["www", short]
     assert "GwPriority" not in endpoint("1.47")
+    # A hostname of its own joined them too (dockerd 20.10 listed it after the short ID).
+    ok(engine, "run", "-d", "--name", "named", "--network", "anet", "--hostname", "myhost", "busybox", "sleep", "100")
+    named = get(engine, "/v1.41/containers/named/json")
+    assert named["NetworkSettings"]["Networks"]["anet"]["Aliases"] == [named["Id"][:12], "myhost"]
+    ok(engine, "rm", "-f", "named")
     listed = [c for c in get(engine, "/v1.44/containers/json") if c["Id"] == cid][0]
     assert listed["NetworkSettings"]["Networks"]["anet"]["Aliases"] == ["www", short]
     # The default bridge has no names to resolve: no aliases at any version.
