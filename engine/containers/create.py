@@ -79,7 +79,7 @@ class Creator:
         volumes: list[dict[str, Any]] = []
         try:
             features = await self._host.features()
-            p = plan(req, image, cid, features)
+            p = plan(req, image, cid, features, self._joined_hostname(req.HostConfig.NetworkMode or ""))
             p.host_config["LogConfig"] = self._log_config(p.host_config.get("LogConfig"))
             p.host_config["Runtime"] = runtime
             p.host_config["Links"] = links.at_create(p.network.links, bare, p.network.mode, self._store.find) or None
@@ -235,10 +235,20 @@ class Creator:
             return self._pins.subpaths.spec_source(cid, index)
         return self._volumes.mountpoint(mount["name"])
 
+    def _joined_hostname(self, mode: str) -> str | None:
+        donor = self._store.find(mode.split(":", 1)[1]) if mode.startswith("container:") else None
+        return str(donor.config.get("Hostname") or "") or None if donor is not None else None
+
     async def connect(self, ref: str, network_id: str, cfg: dict[str, Any]) -> None:
         c = self._store.get(ref)
         async with self._lives.of(c.id).lock:
             c = self._lives.current(ref, c.id)
+            n, mode = self._networks.get(network_id), str(c.host_config.get("NetworkMode") or "default")
+            main = mode in (n.name, n.id) or (mode == "default" and n.name == "bridge")
+            if not cfg.get("MacAddress") and c.config.get("MacAddress") and main:
+                # The container-wide MacAddress is its main network's, whichever endpoint it has there: compose
+                # disconnects and connects that network again before the first start.
+                cfg = {**cfg, "MacAddress": c.config["MacAddress"]}
             linked = links.resolve(c, self._store.find, self._networks.bridge_address, strict=False)
             await self._networks.connect(network_id, c.id, cfg, running=c.state.running,
                                          etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts),

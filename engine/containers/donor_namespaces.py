@@ -58,10 +58,11 @@ class DonorNamespaces:
         donor = self._store.find(ref)
         if donor is None:
             raise NotFound(f"cannot join {self._what} of a non running container: {ref}: No such container: {ref}")
+        if not donor.state.running or not donor.state.pid:
+            # Whichever way the namespace is joined (a network the engine made has a file of its own).
+            raise Conflict(self._stopped.format(id=donor.id))
         if not self._joins(donor):
             return
-        if not donor.state.running or not donor.state.pid:
-            raise Conflict(self._stopped.format(id=donor.id))
         await asyncio.to_thread(self._bind, c.id, donor.state.pid, donor.id)
 
     def _bind(self, cid: str, pid: int, donor_id: str) -> None:

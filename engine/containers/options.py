@@ -175,9 +175,13 @@ def cgroupns_mode(hc: HostConfigModel, features: Mapping[str, Any]) -> str:
     return hc.CgroupnsMode or ("private" if str(features.get("cgroup_version")) == "2" else "host")
 
 
-def hostname_for(req: CreateRequest, cid: str) -> str:
+def hostname_for(req: CreateRequest, cid: str, joined: str | None = None) -> str:
+    """`joined`: the hostname of the container whose network `container:<ref>` joins, which dockerd gives the
+    joiner too (its /etc/hosts names that one)."""
     if req.Hostname:
         return req.Hostname
+    if joined:
+        return joined
     if req.HostConfig.NetworkMode == "host":
         return os.uname().nodename
     return cid[:12]

@@ -167,8 +167,10 @@ def _check_healthcheck(healthcheck: Any) -> None:
         raise InvalidArgument("Retries in Healthcheck cannot be negative")
 
 
-def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]) -> CreatePlan:
-    """The plan for creating container `cid` from `req` and `image` on a host with `features`."""
+def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any],
+         joined_hostname: str | None = None) -> CreatePlan:
+    """The plan for creating container `cid` from `req` and `image` on a host with `features`;
+    `joined_hostname` that of the container whose network it joins."""
     policy = restart_policy(req.HostConfig.RestartPolicy or RestartPolicyModel())
     if req.HostConfig.AutoRemove and policy["Name"] != "no":
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
@@ -183,7 +185,7 @@ def plan(req: CreateRequest, image: Image, cid: str, features: Mapping[str, Any]
         # dockerd's default, which inspect shows: as much swap as memory.
         req.HostConfig.MemorySwap = memory * 2
     warnings = discard_unsupported(req.HostConfig, features) + discard_memory_policy(req.HostConfig, features)
-    hostname = hostname_for(req, cid)
+    hostname = hostname_for(req, cid, joined_hostname)
     config = inspect_config(req, image, hostname)
     host_config = inspect_host_config(req, features)
     check_limits(host_config)

@@ -25,6 +25,11 @@ TAGGED_LABEL = "io.pyengine.tagged"
 # A pulled tag whose repository digest `rmi repo@digest` removed: the tag stays, its digest is no name any more.
 DIGEST_REMOVED_LABEL = "io.pyengine.digest-removed"
 
+# An image `rmi -f` deleted while stopped containers used it (dockerd deletes it; they run on from its layers):
+# its one record, the image's ID as the value, is hidden from every listing and keeps the content until the
+# last of those containers goes.
+REMOVED_LABEL = "io.pyengine.removed"
+
 EPOCH = "1970-01-01T00:00:00Z"
 NEVER = "0001-01-01T00:00:00Z"  # Go's zero time: how dockerd shows "never tagged"
 
@@ -65,6 +70,7 @@ class Record:
     ref: Reference | None  # None: a dangling marker, or a name that is no Docker reference
     tagged: bool = False
     digest_removed: bool = False
+    removed: bool = False
 
     @classmethod
     def from_runtime(cls, record: RuntimeImage) -> Record:
@@ -75,7 +81,8 @@ class Record:
             except InvalidArgument:
                 pass
         return cls(name=record.name, target=record.target.model_dump(), updated=record.updated, ref=ref,
-                   tagged=TAGGED_LABEL in record.labels, digest_removed=DIGEST_REMOVED_LABEL in record.labels)
+                   tagged=TAGGED_LABEL in record.labels, digest_removed=DIGEST_REMOVED_LABEL in record.labels,
+                   removed=REMOVED_LABEL in record.labels)
 
     @property
     def digest(self) -> str:

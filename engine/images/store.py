@@ -22,6 +22,7 @@ from engine.images.lookup import Match, display_name, find
 from engine.images.model import (
     DANGLING_PREFIX,
     DIGEST_REMOVED_LABEL,
+    REMOVED_LABEL,
     TAGGED_LABEL,
     LocalImage,
     Record,
@@ -31,8 +32,8 @@ from engine.images.model import (
 )
 from engine.images.parents import Parents
 from engine.images.sizes import LayerSizes
-from engine.events import EventBus
-from runtime.client import NotFound, RuntimeAPI
+from engine.events import CONTAINER, Event, EventBus
+from runtime.client import NotFound, RuntimeAPI, RuntimeError_
 from runtime.client.records import Image as RuntimeImage
 from runtime.client.reference import familiar, parse
 
@@ -105,6 +106,36 @@ class ImageService:
         self._parents = parents
         self._blobs = _BlobCache()
         self.sizes = LayerSizes(runtime)
+        # The IDs of the images `rmi -f` hid (REMOVED_LABEL); None until a listing or a sweep has told.
+        self._removed: set[str] | None = None
+        self._sweeps: set[asyncio.Task[None]] = set()
+        events.observe(self._saw)
+
+    def _saw(self, ev: Event) -> None:
+        if ev.type == CONTAINER and ev.action == "destroy" and self._removed != set():
+            task = asyncio.get_running_loop().create_task(self.drop_removed(), name="images-drop-removed")
+            self._sweeps.add(task)
+            task.add_done_callback(self._sweeps.discard)
+
+    async def drop_removed(self) -> None:
+        """The images `rmi -f` hid go once no container uses them."""
+        used = self._users.images_in_use()
+        left = set()
+        for record in await self.runtime.images():
+            image_id = record.labels.get(REMOVED_LABEL)
+            if image_id is None:
+                continue
+            if image_id in used:
+                left.add(image_id)
+                continue
+            try:
+                await self.runtime.remove_image(record.name)
+            except NotFound:
+                pass
+            except RuntimeError_ as e:  # the next container that goes tries again
+                log.warning("image %s not removed: %s", short_id(image_id), e.message)
+                left.add(image_id)
+        self._removed = left
 
     async def _json(self, digest: str) -> dict[str, Any]:
         doc = self._blobs.get(digest)
@@ -150,7 +181,8 @@ class ImageService:
             if image is None:
                 continue
             by_id.setdefault(image.id, image).records.append(record)
-        return list(by_id.values())
+        self._removed = {i.id for i in by_id.values() if all(r.removed for r in i.records)}
+        return [i for i in by_id.values() if i.id not in self._removed]
 
     async def _content_digests(self) -> set[str]:
         return {c.digest for c in await self.runtime.content()}
@@ -312,7 +344,10 @@ class ImageService:
                     raise Conflict(f"conflict: unable to delete {short_id(image.id)} (must be forced) - image is "
                                    f"being used by stopped container {short_id(users[0][0])}")
         parent = self._parents.parent(image.id) if self._parents is not None and prune else None
-        items = await self._delete(image, keep=bool(users), others=images)
+        # Forced past stopped containers only, it is deleted as dockerd deletes it; a running one keeps it named
+        # <none> (dockerd's "hard" conflict, which a force does not lift).
+        hide = bool(users) and not any(up for _, up in users)
+        items = await self._delete(image, keep=bool(users), others=images, hide=hide)
         if not users:
             items += await self._prune_parents(parent, images, items)
         return items
@@ -330,14 +365,18 @@ class ImageService:
             items += await self._delete(parent, keep=False, others=_left(images, deleted + items))
         return items
 
-    async def _delete(self, image: LocalImage, keep: bool,
-                      others: list[LocalImage] | None = None) -> list[dict[str, str]]:
-        """Remove every name; with `keep` (containers still use it) the image stays, dangling. `others`: the
-        images that stay, when the caller has them listed (a prune deletes many; one listing serves them all)."""
+    async def _delete(self, image: LocalImage, keep: bool, others: list[LocalImage] | None = None,
+                      hide: bool = False) -> list[dict[str, str]]:
+        """Remove every name; with `keep` (containers still use it) the image stays, dangling, or with `hide`
+        deleted for its users (REMOVED_LABEL). `others`: the images that stay, when the caller has them listed
+        (a prune deletes many; one listing serves them all)."""
         if self._departing is not None and not keep:
             await self._departing.settled()
         if keep:
-            await self.runtime.put_image(DANGLING_PREFIX + image.records[0].digest, image.records[0].target)
+            await self.runtime.put_image(DANGLING_PREFIX + image.records[0].digest, image.records[0].target,
+                                         {REMOVED_LABEL: image.id} if hide else None)
+            if hide and self._removed is not None:
+                self._removed.add(image.id)
         items = []
         for record in image.records:
             if keep and record.name.startswith(DANGLING_PREFIX):
@@ -346,15 +385,16 @@ class ImageService:
             if record.ref is not None:
                 items.append({"Untagged": record.display})
                 self._event("untag", image)
-        if not keep:
+        if not keep or hide:
             # Docker reports the repository digests it forgets along with the tags.
             untagged = {item["Untagged"] for item in items}
             items += [{"Untagged": d} for d in image.repo_digests if d not in untagged]
             # In dockerd's order: its reference store lists an image's names sorted by their full form.
             items.sort(key=lambda item: str(parse(item["Untagged"])))
             items.append({"Deleted": image.id})
-            stay = others if others is not None else await self.images()
-            items += [{"Deleted": layer} for layer in _released_layers(image, stay)]
+            if not keep:
+                stay = others if others is not None else await self.images()
+                items += [{"Deleted": layer} for layer in _released_layers(image, stay)]
             self._event("delete", image)
             if self._parents is not None:
                 await self._parents.forget(image.id)

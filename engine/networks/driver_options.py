@@ -19,6 +19,7 @@ ICC = "com.docker.network.bridge.enable_icc"
 MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
 DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
 IFACE_PREFIX = "com.docker.network.container_iface_prefix"
+INHIBIT_IPV4 = "com.docker.network.bridge.inhibit_ipv4"
 
 _TRUE = {"1", "t", "true"}
 _FALSE = {"0", "f", "false"}
@@ -47,6 +48,10 @@ def check(options: Mapping[str, str]) -> None:
                 ipaddress.IPv4Address(value)
             except ValueError:
                 raise InvalidArgument(f"invalid {HOST_BINDING} {value!r}: not an IPv4 address") from None
+        elif key == INHIBIT_IPV4:
+            if _bool(key, value):  # "false" is how every bridge is
+                raise InvalidArgument(f"{key}=true is not supported by this engine: its network stack (netavark "
+                                      "1.4) always gives the bridge its gateway address")
         elif key in (ICC, MASQUERADE):
             if not _bool(key, value):
                 raise InvalidArgument(f"{key}=false is not supported by this engine: its network stack (netavark "

@@ -339,10 +339,8 @@ class NetworkService:
                     netns_ready: asyncio.Event | None = None, mode: str = "") -> None:
         """Namespace, addresses, interfaces, ports, /etc files: all before the process runs.
 
-        `netns_ready` is set as soon as the namespace file exists: the runtime may create the task
-        (which joins it) while the interfaces are still being wired. `mode` is the container's
-        NetworkMode, which names the host or none network it joins.
-        """
+        `netns_ready` is set as soon as the namespace file exists: the runtime may create the task (which joins
+        it) while the interfaces are still being wired. `mode` (NetworkMode) names the host or none network."""
         endpoints = self.store.endpoints_of(cid)
         if not endpoints:
             if netns_ready is not None:
@@ -350,8 +348,10 @@ class NetworkService:
             if (builtin := self._endpointless(mode)) is not None:
                 self._announce("connect", builtin, cid)
             return
-        wanted = driver_options.bind_default(requested(exposed, port_bindings, publish_all),
-                                             self.store.get(endpoints[0].network_id).options)
+        nets = [self.store.get(e.network_id) for e in endpoints]
+        # No port is published through internal networks alone: dockerd maps none there.
+        wanted = [] if all(n.internal for n in nets) else driver_options.bind_default(
+            requested(exposed, port_bindings, publish_all), nets[0].options)
         async with self._lock:
             await self._stop_locked(cid)
             # Ports first: a port conflict is refused before anything exists.

@@ -110,8 +110,8 @@ def test_image_shapes_by_version(engine) -> None:
 def test_untagged_image_placeholders_before_1_43(engine) -> None:
     ok(engine, "tag", "busybox", "keepme:1")
     image_id = ok(engine, "image", "inspect", "--format", "{{.Id}}", "busybox").strip()
-    # Every name goes; a container that uses the image keeps it.
-    ok(engine, "create", "--name", "holder", image_id, "true")
+    # Every name goes; a running container that uses the image keeps it.
+    ok(engine, "run", "-d", "--name", "holder", image_id, "sleep", "60")
     ok(engine, "rmi", "keepme:1")
     ok(engine, "rmi", "-f", "busybox")
     try:
@@ -120,7 +120,7 @@ def test_untagged_image_placeholders_before_1_43(engine) -> None:
         assert (entry("1.42")["RepoTags"], entry("1.42")["RepoDigests"]) == (["<none>:<none>"], ["<none>@<none>"])
         assert (entry("1.43")["RepoTags"], entry("1.43")["RepoDigests"]) == ([], [])
     finally:
-        ok(engine, "rm", "holder")
+        ok(engine, "rm", "-f", "holder")
         ok(engine, "pull", "busybox")
 
 

@@ -163,7 +163,8 @@ def test_a_missing_network_is_found_missing_at_start_without_a_pull(engine) -> N
 
 def test_bridge_driver_options_are_honoured_or_refused(engine) -> None:
     ok(engine, "network", "create", "-o", "com.docker.network.driver.mtu=1400",
-       "-o", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", "opts")
+       "-o", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
+       "-o", "com.docker.network.bridge.inhibit_ipv4=false", "opts")
     try:
         ok(engine, "run", "-d", "--name", "mtu", "--network", "opts", "-p", "80", "busybox", "sleep", "60")
         assert "mtu 1400" in ok(engine, "exec", "mtu", "ip", "link", "show", "eth0")
@@ -179,6 +180,7 @@ def test_bridge_driver_options_are_honoured_or_refused(engine) -> None:
     finally:
         cli(engine, "network", "rm", "opts", "pfx")
     for option in ("com.docker.network.bridge.enable_icc=false", "com.docker.network.bogus=1",
+                   "com.docker.network.bridge.inhibit_ipv4=true",
                    "com.docker.network.container_iface_prefix=a/b"):
         out = cli(engine, "network", "create", "-o", option, "refused")
         assert out.returncode != 0 and option.split("=")[0] in out.stderr

@@ -1,8 +1,13 @@
 """Image names as dockerd 20.10 lists, finds and forgets them (docs/compatibility.md, session 20)."""
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import urllib.parse
+
+from engine.config import DEFAULT_RUNTIME_NAMESPACE
+from engine.images.model import REMOVED_LABEL
 
 from tests.integration import test_engine_containers as containers
 from tests.integration.test_engine_containers import cli, curl, ok
@@ -50,3 +55,31 @@ def test_reference_filters_select_tags_and_digests_apart(engine, registry) -> No
         f"Untagged: {repo}:latest", f"Untagged: {digest}", "Untagged: busybox:latest",
         f"Untagged: busybox@{digest.split('@')[1]}", "Untagged: other/x:1"]
     ok(engine, "pull", "-q", "busybox")
+
+
+def test_rmi_force_past_stopped_containers_deletes_the_image(engine) -> None:
+    ok(engine, "tag", "busybox", "forced:1")
+    ok(engine, "rmi", "busybox")
+    image_id = ok(engine, "image", "inspect", "-f", "{{.Id}}", "forced:1").strip()
+    ok(engine, "create", "--name", "user1", "--network", "none", "forced:1", "echo", "still here")
+    try:
+        # As dockerd: a stopped container's image goes with -f (a running one's stays, named <none>).
+        removed = ok(engine, "rmi", "-f", "forced:1").splitlines()
+        assert removed == ["Untagged: forced:1", f"Deleted: {image_id}"]
+        assert image_id[7:19] not in ok(engine, "images", "-a", "-q")
+        assert cli(engine, "image", "inspect", image_id).returncode == 1
+        assert ok(engine, "ps", "-a", "--filter", "name=user1", "--format", "{{.Image}}").strip() == image_id[7:19]
+        assert ok(engine, "start", "-a", "user1") == "still here\n"
+    finally:
+        ok(engine, "rm", "user1")
+        ok(engine, "pull", "-q", "busybox")
+
+    async def records() -> list[str]:
+        async with engine.runtime.client(DEFAULT_RUNTIME_NAMESPACE) as c:
+            return [r.name for r in await c.images() if REMOVED_LABEL in r.labels]
+
+    # Its content went with the last container that used it.
+    deadline = time.monotonic() + 10
+    while asyncio.run(records()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert asyncio.run(records()) == []
