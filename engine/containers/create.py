@@ -237,7 +237,9 @@ class Creator:
 
     def _joined_hostname(self, mode: str) -> str | None:
         donor = self._store.find(mode.split(":", 1)[1]) if mode.startswith("container:") else None
-        return str(donor.config.get("Hostname") or "") or None if donor is not None else None
+        if donor is None:
+            return None
+        return str(donor.config.get("Hostname") or "") or None
 
     async def connect(self, ref: str, network_id: str, cfg: dict[str, Any]) -> None:
         c = self._store.get(ref)
