@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ DIGEST_REMOVED_LABEL = "io.pyengine.digest-removed"
 REMOVED_LABEL = "io.pyengine.removed"
 
 EPOCH = "1970-01-01T00:00:00Z"
+_TRAILING_ZEROS = re.compile(r"(\.\d+)(Z|[+-]\d\d:\d\d)$")
 NEVER = "0001-01-01T00:00:00Z"  # Go's zero time: how dockerd shows "never tagged"
 
 
@@ -47,7 +49,9 @@ def short_id(digest: str) -> str:
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")
+    """Go's RFC3339Nano (to the microsecond): the fraction's trailing zeros dropped, as dockerd writes times."""
+    text = datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "")
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "Z"
 
 
 def unix_seconds(created: str | None) -> int:
@@ -154,8 +158,11 @@ class LocalImage:
 
     @property
     def created_rfc3339(self) -> str:
+        """As dockerd formats the parsed time (Go's RFC3339Nano): a fraction's trailing zeros dropped."""
         created = self.config.get("created")
-        return created if isinstance(created, str) and unix_seconds(created) else EPOCH
+        if not isinstance(created, str) or not unix_seconds(created):
+            return EPOCH
+        return _TRAILING_ZEROS.sub(lambda m: m.group(1).rstrip("0").rstrip(".") + m.group(2), created)
 
     @property
     def labels(self) -> dict[str, str]:

@@ -10,7 +10,9 @@ from engine.networks.model import Endpoint, Network
 
 
 def _rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int((ts % 1) * 1e9):09d}Z"
+    """Go's RFC3339Nano, as dockerd writes `Created`: the fraction's trailing zeros dropped."""
+    fraction = f"{int((ts % 1) * 1e9):09d}".rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + (f".{fraction}Z" if fraction else "Z")
 
 
 def network(n: Network, endpoints: Iterable[Endpoint], container_name: Callable[[str], str]) -> dict[str, Any]:
