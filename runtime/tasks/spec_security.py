@@ -63,7 +63,7 @@ def _normalize_cap(name: str, field: str) -> str:
         return upper
     full = upper if upper.startswith("CAP_") else "CAP_" + upper
     if full not in CAPABILITIES:
-        raise InvalidArgument(f'invalid {field}: unknown capability: "{name}"')
+        raise InvalidArgument(f'invalid {field}: unknown capability: "{full}"')
     return full
 
 

@@ -163,15 +163,17 @@ def _check_id(value: int, what: str) -> int:
     return value
 
 
-def _find_group(groups: list[_GroupEntry], arg: str) -> int:
-    """A group by name first, then by number (Docker's order: a group may be named '100')."""
+def _find_group(groups: list[_GroupEntry], arg: str, supplementary: bool = False) -> int:
+    """A group by name first, then by number (Docker's order: a group may be named '100'). A supplementary
+    one (`--group-add`) missing is told in libcontainer's other words, with a capital, as dockerd tells it."""
     for g in groups:
         if g.name == arg:
             return g.gid
     number = _parse_int(arg)
     if number is not None:
         return _check_id(number, "gid")
-    raise UnknownName(f"unable to find group {arg}: no matching entries in group file")
+    raise UnknownName(f"{'Unable' if supplementary else 'unable'} to find group {arg}: no matching entries in group "
+                      "file")
 
 
 def resolve_user(rootfs: str, user: str | None, additional_groups: list[str | int] | None = None) -> ExecUser:
@@ -205,7 +207,7 @@ def resolve_user(rootfs: str, user: str | None, additional_groups: list[str | in
     elif match is not None:
         sgids = [g.gid for g in groups if match.name in g.members]
     for extra in additional_groups or []:
-        sgids.append(_check_id(extra, "gid") if isinstance(extra, int) else _find_group(groups, extra))
+        sgids.append(_check_id(extra, "gid") if isinstance(extra, int) else _find_group(groups, extra, True))
     # The primary gid leads the list: a later setgid() must not shed it and with it any
     # group-denying permissions (what Docker and containerd do since CVE-2022-36109).
     return ExecUser(uid=uid, gid=gid, additional_gids=list(dict.fromkeys([gid, *sgids])), home=home)

@@ -12,6 +12,7 @@ import tarfile
 import time
 
 import docker
+import pytest
 
 from tests.fixtures.images import busybox_image
 from tests.integration import test_engine_containers as containers
@@ -482,3 +483,17 @@ def test_words_an_api_1_41_client_sends_that_came_later(engine) -> None:
     status, _, body = curl(engine, "POST", "/v1.41/volumes/prune?filters=%7B%22all%22%3A%5B%22true%22%5D%7D")
     assert (status, json.loads(body)) == (400, {"message": "invalid filter 'all'"})
     ok(engine, "rm", "waited")
+
+
+def test_dockerds_words_for_capabilities_groups_and_import_sources(engine) -> None:
+    status, _, body = curl(engine, "POST", "/v1.41/images/create?fromSrc=/etc/passwd")
+    assert (status, json.loads(body)) == (400, {"message": 'Get "http:///etc/passwd": http: no Host in request URL'})
+    sdk = docker.DockerClient(base_url=engine.host)
+    try:
+        # docker-py sends the capability as written; dockerd names it with its prefix.
+        with pytest.raises(docker.errors.APIError, match='unknown capability: "CAP_NOPE"'):
+            sdk.containers.run("busybox", "true", cap_add=["NOPE"], remove=True)
+        with pytest.raises(docker.errors.APIError, match="Unable to find group nosuchgroup"):
+            sdk.containers.run("busybox", "true", group_add=["nosuchgroup"], remove=True)
+    finally:
+        sdk.close()

@@ -169,7 +169,7 @@ def test_unknown_user_and_group(rootfs: Path) -> None:
         resolve_user(str(rootfs), "bob")
     with pytest.raises(InvalidArgument, match="unable to find group ops"):
         resolve_user(str(rootfs), "www:ops")
-    with pytest.raises(InvalidArgument, match="unable to find group ops"):
+    with pytest.raises(InvalidArgument, match="^Unable to find group ops"):
         resolve_user(str(rootfs), "www", ["ops"])
     with pytest.raises(InvalidArgument, match="out of range"):
         resolve_user(str(rootfs), "4294967296")

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from engine.api import query
 from engine.api.app import Router
@@ -52,12 +53,14 @@ async def import_image(request: web.Request, b: Backend) -> web.StreamResponse:
         url = source if "://" in source else f"http://{source}"
         if not url.startswith(("http://", "https://")):
             raise InvalidArgument(f"cannot import from {source}: only http and https URLs can be fetched")
+        if not URL(url).host:  # `fromSrc=/etc/passwd`: a path, which dockerd too takes for a URL without a host
+            raise InvalidArgument(f'Get "{url}": http: no Host in request URL')
         await response.prepare(request)
         await response.write(json_line({"status": f"Downloading from {url}"}))
         try:
             image_id = await _import_url(b, url, options)
         except (EngineError, RuntimeError_, aiohttp.ClientError) as e:
-            message = getattr(e, "message", None) or str(e)
+            message = getattr(e, "message", None) or f'Get "{url}": {e}'
             await response.write(error_line(message))
             await response.write_eof()
             return response
