@@ -139,7 +139,7 @@ class Backend:
                        Subpaths(exec_root / "volume-subpaths"), volumes.mountpoint)
         runtimes = RuntimeTable(config)
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures)
-        files = ContainerFiles(runtime, store, events)
+        files = ContainerFiles(runtime, store, events, volumes)
         execs = ExecService(store, runtime, events, networks.bridge_address)
         image_view = Images(images, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path,

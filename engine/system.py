@@ -77,7 +77,7 @@ class SystemInfo:
             "ID": self.id, "Containers": len(containers), "ContainersRunning": running - paused,
             "ContainersPaused": paused, "ContainersStopped": len(containers) - running,
             "Images": len(images), "Driver": "overlayfs", "DriverStatus": [],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Authorization": None,
                         "Log": list(log_settings.LISTED)},
             "MemoryLimit": f["memory_limit"], "SwapLimit": f["swap_limit"], "KernelMemory": f["kernel_memory"],
             "KernelMemoryTCP": f["kernel_memory_tcp"], "CpuCfsPeriod": f["cpu_cfs"], "CpuCfsQuota": f["cpu_cfs"],
@@ -111,6 +111,7 @@ class SystemInfo:
             # netavark, which wires the networks, drives iptables on this Debian release.
             "FirewallBackend": {"Driver": "iptables"},
             "DiscoveredDevices": [],
+            "CDISpecDirs": [],  # no CDI: device requests by CDI name are refused
         }
         # Since API 1.42 dockerd leaves out the kernel memory fields on a host that lacks the feature.
         for key in ("KernelMemory", "KernelMemoryTCP"):

@@ -102,14 +102,18 @@ def _owner(member: tarfile.TarInfo, owner: Owner) -> tuple[int, int]:
     return owner if owner is not None else (member.uid, member.gid)
 
 
+def image_xattr(name: str) -> bool:
+    """Only what images legitimately carry; never trusted.* (overlayfs reads trusted.overlay.* / user.overlay.*
+    as instructions)."""
+    return name == "security.capability" or (name.startswith("user.") and not name.startswith("user.overlay."))
+
+
 def set_xattrs(fd: int, member: tarfile.TarInfo) -> None:
     for key, value in member.pax_headers.items():
         if not key.startswith(_XATTR_PREFIX):
             continue
         name = key[len(_XATTR_PREFIX) :]
-        # Only what images legitimately carry; never trusted.* (overlayfs reads
-        # trusted.overlay.* / user.overlay.* as instructions).
-        if name != "security.capability" and not (name.startswith("user.") and not name.startswith("user.overlay.")):
+        if not image_xattr(name):
             continue
         try:
             os.setxattr(fd, name, value.encode("utf-8", "surrogateescape"))

@@ -160,9 +160,12 @@ def system_df(doc: dict[str, Any], v: Version) -> dict[str, Any]:
 # System --------------------------------------------------------------------
 
 def info(doc: dict[str, Any], v: Version) -> dict[str, Any]:
-    for field, since in (("Containerd", (1, 46)), ("FirewallBackend", (1, 49)), ("DiscoveredDevices", (1, 50))):
+    for field, since in (("Containerd", (1, 46)), ("FirewallBackend", (1, 49)), ("DiscoveredDevices", (1, 50)),
+                         ("CDISpecDirs", (1, 44))):
         if v < since:
             doc.pop(field, None)
+    if v >= (1, 42):
+        doc.pop("KernelMemory", None)  # the kernel memory limit went with 1.42
     if v < (1, 25):
         # Before 1.25 security options were bare names, and clients still read the execution driver.
         doc["SecurityOptions"] = [dict(kv.split("=", 1) for kv in opt.split(",") if "=" in kv).get("name", opt)

@@ -193,9 +193,14 @@ class ExecService:
 
     async def _prepare(self, e: Exec, attach: bool) -> Attachment | None:
         c = e.config
-        created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=self._env(e),
-                                          cwd=c.WorkingDir or None, user=c.User or None, terminal=bool(c.Tty),
-                                          stdin=bool(c.AttachStdin), privileged=bool(c.Privileged), inherit_env=False)
+        try:
+            created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=self._env(e),
+                                              cwd=c.WorkingDir or None, user=c.User or None, terminal=bool(c.Tty),
+                                              stdin=bool(c.AttachStdin), privileged=bool(c.Privileged),
+                                              inherit_env=False)
+        except (rt.NotFound, rt.FailedPrecondition):
+            # The process ended a moment ago and its exit is still on its way to the container's record.
+            raise not_running(e.container_id, Status.EXITED) from None
         e.prepared = True
         if e.size is not None:
             await self._resize(e)

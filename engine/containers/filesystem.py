@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from engine.containers.store import Container, ContainerStore, Storage
 from engine.errors import NotFound
@@ -44,11 +44,18 @@ def storage_from(record: RuntimeContainer, rootfs: list[Mount]) -> Storage:
     return Storage(driver=record.snapshotter, graph_data=_overlay_dirs(rootfs), etc=etc)
 
 
+class VolumeMounts(Protocol):
+    async def prepare(self, name: str) -> str: ...
+
+    async def release(self, name: str, leaving: str = "") -> None: ...
+
+
 class ContainerFiles:
-    def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, events: EventBus) -> None:
+    def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, events: EventBus, volumes: VolumeMounts) -> None:
         self._rt = runtime
         self._store = store
         self._events = events
+        self._volumes = volumes
         self._layers: dict[tuple[str, str], tuple[int, str]] = {}  # (snapshotter, key) -> (bytes, parent key)
         self._rootfs_of: dict[str, tuple[str, str, str]] = {}  # container id -> (snapshotter, key, parent key)
 
@@ -56,7 +63,8 @@ class ContainerFiles:
         """Docker's path stat ({"name", "size", "mode", "mtime", "linkTarget"})."""
         c = self._store.get(ref)
         try:
-            return await self._rt.stat_path(c.id, path)
+            async with self._volumes_of(c):
+                return await self._rt.stat_path(c.id, path)
         except rt.NotFound:
             raise _missing(path, ref) from None
 
@@ -68,7 +76,7 @@ class ContainerFiles:
         """
         c = self._store.get(ref)
         try:
-            async with self._rt.archive(c.id, path) as (st, chunks):
+            async with self._volumes_of(c), self._rt.archive(c.id, path) as (st, chunks):
                 self._events.container(c, "archive-path")
                 yield st, chunks
         except rt.NotFound:
@@ -80,11 +88,28 @@ class ContainerFiles:
         c = self._store.get(ref)
         try:
             # copyUIDGID gives the files to the container's user; without a user, Docker keeps the tar's ids.
-            await self._rt.put_archive(c.id, path, data, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
-                                       copy_uid_gid=copy_uid_gid and bool(c.config.get("User")))
+            async with self._volumes_of(c):
+                await self._rt.put_archive(c.id, path, data, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                                           copy_uid_gid=copy_uid_gid and bool(c.config.get("User")))
         except rt.NotFound:
             raise _missing(path, ref) from None
         self._events.container(c, "extract-to-dir")
+
+    @asynccontextmanager
+    async def _volumes_of(self, c: Container) -> AsyncIterator[None]:
+        """A volume with driver options (a bind of another directory, a tmpfs, NFS) is mounted only while a
+        container runs: docker cp on a stopped one mounts it for the copy, as dockerd does, not to reach the
+        empty directory below."""
+        names = [v["name"] for v in c.volumes]
+        prepared: list[str] = []
+        try:
+            for name in names:
+                await self._volumes.prepare(name)
+                prepared.append(name)
+            yield
+        finally:
+            for name in prepared:
+                await self._volumes.release(name)
 
     async def changes(self, ref: str) -> list[dict[str, Any]]:
         """docker diff: [{"Path", "Kind"}], kind 0 modified, 1 added, 2 deleted."""

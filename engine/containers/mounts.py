@@ -104,13 +104,23 @@ def _bind(spec: str, read_only: ReadOnly) -> dict[str, Any]:
         options += read_only_depth(mode.depth, read_only)
     # dockerd's default: nothing mounted on the host under the source later shows in the container.
     options.append(mode.propagation or "rprivate")
-    # Docker creates a missing -v source (a file is bound as it is); --mount (below) refuses instead.
-    try:
-        if not os.path.lexists(src):
-            os.makedirs(src, exist_ok=True)
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
-        raise InvalidArgument(f"error while creating mount source path '{src}': {e}") from None
+    if "\0" in src:
+        raise InvalidArgument(f"error while creating mount source path '{src}': embedded null byte")
     return {"type": "bind", "source": src, "destination": dst, "options": options}
+
+
+def create_bind_sources(binds: list[str]) -> None:
+    """Docker makes a missing -v source directory at each start, not at create: a script may create the
+    container, then put a file there (a file is bound as it is; --mount refuses a missing source instead)."""
+    for spec in binds:
+        if not _host_bind(spec):
+            continue
+        src = _split_bind(spec)[0]
+        try:
+            if not os.path.lexists(src):
+                os.makedirs(src, exist_ok=True)
+        except OSError as e:
+            raise InvalidArgument(f"error while creating mount source path '{src}': {e}") from None
 
 
 def read_only_depth(depth: str, read_only: ReadOnly) -> list[str]:

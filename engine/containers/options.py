@@ -57,11 +57,13 @@ def parse(body: Any, api: tuple[int, int] | None = None) -> CreateRequest:
         if value and any(c.isspace() or not c.isprintable() for c in value):
             raise InvalidArgument(f"invalid {name} format: {value!r}")
     mounts = req.HostConfig.Mounts or []
+    if api is not None and api < (1, 43):
+        req.HostConfig.Annotations = None  # a field older clients cannot have meant
     if api is not None and api < (1, 44):
         # dockerd refuses rather than drops it: a client that sets it counts on it.
         if any(m.Type == "bind" and m.BindOptions and m.BindOptions.ReadOnlyForceRecursive for m in mounts):
             raise InvalidArgument("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer")
-        req.speaks_before_1_44()
+        _before_1_44(req)
     if api is not None and api < (1, 45) and any(m.VolumeOptions and m.VolumeOptions.Subpath for m in mounts):
         raise InvalidArgument("VolumeOptions.Subpath needs API v1.45 or newer")
     if api is not None and api < (1, 40) and not req.HostConfig.IpcMode:
@@ -69,6 +71,21 @@ def parse(body: Any, api: tuple[int, int] | None = None) -> CreateRequest:
     if api is not None and api < (1, 25):
         req.HostConfig.AutoRemove = False  # before 1.25 the client removes the container itself
     return req
+
+
+def _before_1_44(req: CreateRequest) -> None:
+    """What API 1.44 added to a create: older clients get dockerd's older meaning."""
+    req.speaks_before_1_44()
+    if req.Healthcheck and req.Healthcheck.get("StartInterval"):
+        req.Healthcheck["StartInterval"] = 0
+    endpoints = (req.NetworkingConfig or {}).get("EndpointsConfig")
+    if isinstance(endpoints, dict):
+        if len(endpoints) > 1:
+            names = ", ".join(sorted(endpoints))
+            raise InvalidArgument(f"Container cannot be connected to network endpoints: {names}")
+        for cfg in endpoints.values():
+            if isinstance(cfg, dict):
+                cfg.pop("MacAddress", None)  # the endpoint's own address came with 1.44
 
 
 def commit_config(body: Any) -> dict[str, Any] | None:
@@ -321,15 +338,18 @@ _GO_ZEROS: dict[str, Any] = {
 
 # HostConfig's `omitempty` fields (Go leaves them out of inspect when unset), and a Mount's.
 _OMIT_EMPTY = ("Init", "Mounts", "Sysctls", "Tmpfs", "StorageOpt", "Annotations")
+_MAPS = ("Labels", "Options")
 
 
 def _omit_empty(value: Any, keep: tuple[str, ...] = ()) -> Any:
-    """An object of Go `omitempty` fields as Go writes it: without its zero values, at any depth."""
+    """An object of Go `omitempty` fields as Go writes it: without its zero values, at any depth. The entries
+    of a map (a volume's `Labels`, a driver's `Options`) are data, kept as given (`volume-label=c`)."""
     if not isinstance(value, dict):
         return value
     out = {}
     for key, item in value.items():
-        item = _omit_empty(item)
+        if key not in _MAPS:
+            item = _omit_empty(item)
         if key in keep or item not in (None, "", 0, False, {}, []):
             out[key] = item
     return out

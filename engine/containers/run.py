@@ -12,7 +12,7 @@ import logging
 import signal
 import time
 
-from engine.containers import links, propagation
+from engine.containers import links, mounts, propagation
 from engine.containers.departures import Departures
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
@@ -105,6 +105,7 @@ class RunControl:
                 c.unplanned_network = None
                 await self._store.save(c)
             binary = self._runtimes.binary(c.host_config.get("Runtime"))
+            await asyncio.to_thread(mounts.create_bind_sources, list(c.host_config.get("Binds") or []))
             await propagation.check_host(c.host_config)
             await self._pins.prepare(c)
             await self.logs.open(c)

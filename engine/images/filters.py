@@ -12,7 +12,7 @@ from engine.errors import InvalidArgument
 from engine.images.model import LocalImage, Record
 from runtime.client.reference import Reference
 
-_LIST_KEYS = {"dangling", "reference", "label", "before", "since"}
+_LIST_KEYS = {"dangling", "reference", "label", "before", "since", "until"}
 _PRUNE_KEYS = {"dangling", "until", "label", "label!"}
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -123,6 +123,7 @@ def list_selector(filters: dict[str, list[str]],
     labels = filters.get("label") or []
     before = min((created_of(v) for v in filters.get("before") or []), default=None)
     since = max((created_of(v) for v in filters.get("since") or []), default=None)
+    until = min((parse_until(v) for v in filters.get("until") or []), default=None)
 
     def select(image: LocalImage) -> list[Record] | None:
         if dangling is not None and image.dangling != dangling:
@@ -132,6 +133,8 @@ def list_selector(filters: dict[str, list[str]],
         if before is not None and image.created_at >= before:
             return None
         if since is not None and image.created_at <= since:
+            return None
+        if until is not None and image.created_at >= until:
             return None
         names = image.named
         if patterns:

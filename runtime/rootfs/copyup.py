@@ -1,8 +1,10 @@
 """Filling a new, empty volume with what the image has at its mount point, as Docker does at create.
 
 The image's directory is found like a chroot would find it (runtime.rootfs.view), so a symlink in
-the image cannot point the copy at the host; the walk below it never follows links. Ownership,
-modes and times are kept; device nodes and sockets are not copied. Blocking: run it in a thread.
+the image cannot point the copy at the host; the walk below it never follows links. Ownership, modes,
+times and extended attributes (file capabilities) are kept, fifos and device nodes copied as the
+layers held them (a layer holds only the devices every container has); sockets are not copied.
+Blocking: run it in a thread.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import stat
 
 from runtime.errors import InvalidArgument, NotFound
 from runtime.rootfs.view import Rootfs, components, open_dir
+from runtime.untrusted_tar import image_xattr
 
 
 def copy_up(root: str, destination: str, volume: str) -> bool:
@@ -55,12 +58,18 @@ def _copy_tree(src: str, dst: str, top: os.stat_result) -> None:
                 shutil.copyfile(s, d, follow_symlinks=False)
                 if st.st_nlink > 1:
                     copied[(st.st_dev, st.st_ino)] = d
+            elif stat.S_ISFIFO(st.st_mode):
+                os.mkfifo(d, stat.S_IMODE(st.st_mode))
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                os.mknod(d, st.st_mode, st.st_rdev)
             else:
                 continue
             _keep(d, st)
+            _keep_xattrs(s, d)
         # Directories' times last: filling them moved their mtimes.
         if rel != ".":
             _keep(target_dir, os.lstat(dirpath))
+    _keep_xattrs(src, dst)
     _keep(dst, top)
 
 
@@ -70,3 +79,13 @@ def _keep(path: str, st: os.stat_result) -> None:
         os.chmod(path, stat.S_IMODE(st.st_mode))
     with contextlib.suppress(OSError):
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _keep_xattrs(src: str, dst: str) -> None:
+    """The attributes a layer may hold (file capabilities, user.*), set after the owner: a chown drops
+    `security.capability`. What the volume's filesystem cannot hold is left behind, as `cp -a` would."""
+    with contextlib.suppress(OSError):
+        names = [name for name in os.listxattr(src, follow_symlinks=False) if image_xattr(name)]
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)

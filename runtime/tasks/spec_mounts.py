@@ -71,8 +71,6 @@ def _user_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
         if m.type == "bind":
             if not source.startswith("/"):
                 raise InvalidArgument(f"bind mount source {source!r} must be an absolute path")
-            if not os.path.exists(source):
-                raise InvalidArgument(f"bind mount source path does not exist: {source}")
             if "bind" not in options and "rbind" not in options:
                 options.append("rbind")
         mounts.append(_mount(dest, m.type, source or m.type, options))

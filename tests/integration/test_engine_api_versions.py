@@ -10,6 +10,7 @@ import docker
 
 from tests.integration import test_engine_containers as containers
 from tests.integration.test_engine_containers import curl, ok
+from tests.integration.test_engine_health import until
 
 engine, no_leftovers = containers.engine, containers.no_leftovers
 
@@ -222,3 +223,56 @@ def test_create_wait_and_inspect_before_1_25_1_30_1_40_and_1_42(engine) -> None:
     status, _, body = curl(engine, "POST", "/v1.50/containers/seven/start", '{"a":1}')
     assert status == 204, body
     ok(engine, "rm", "seven")
+
+
+def test_create_fields_newer_than_the_client_are_dropped_or_refused(engine) -> None:
+    # Before 1.44 a create names one network (the others are connected after), has no endpoint MAC address
+    # and no StartInterval; before 1.43 no Annotations: what an older client sends there is no promise.
+    ok(engine, "network", "create", "vn1")
+    ok(engine, "network", "create", "vn2")
+    two = {"Image": "busybox", "HostConfig": {"NetworkMode": "vn1"},
+           "NetworkingConfig": {"EndpointsConfig": {"vn1": {}, "vn2": {}}}}
+    status, _, body = curl(engine, "POST", "/v1.43/containers/create", json.dumps(two))
+    assert (status, json.loads(body)["message"]) == (400, "Container cannot be connected to network endpoints: vn1, vn2")
+    status, _, body = curl(engine, "POST", "/v1.44/containers/create?name=two", json.dumps(two))
+    assert status == 201, body
+    newer = {"Image": "busybox", "Cmd": ["sleep", "100"], "Healthcheck": {"Test": ["CMD", "true"],
+                                                                          "StartInterval": 2_000_000_000},
+             "HostConfig": {"NetworkMode": "vn1", "Annotations": {"a": "b"}},
+             "NetworkingConfig": {"EndpointsConfig": {"vn1": {"MacAddress": "02:42:ac:11:00:57"}}}}
+    status, _, body = curl(engine, "POST", "/v1.42/containers/create?name=older", json.dumps(newer))
+    assert status == 201, body
+    ok(engine, "start", "older")
+    doc = get(engine, "/v1.50/containers/older/json")
+    assert doc["Config"]["Healthcheck"].get("StartInterval", 0) == 0
+    assert "Annotations" not in doc["HostConfig"]
+    assert doc["NetworkSettings"]["Networks"]["vn1"]["MacAddress"] != "02:42:ac:11:00:57"
+    status, _, body = curl(engine, "POST", "/v1.50/containers/create?name=newer", json.dumps(newer))
+    assert status == 201, body
+    doc = get(engine, "/v1.50/containers/newer/json")
+    assert (doc["Config"]["Healthcheck"]["StartInterval"], doc["HostConfig"]["Annotations"]) == \
+        (2_000_000_000, {"a": "b"})
+    ok(engine, "rm", "-f", "two", "older", "newer")
+    ok(engine, "network", "rm", "vn1", "vn2")
+
+
+def test_the_stop_signal_came_with_1_42(engine) -> None:
+    ok(engine, "run", "-d", "--name", "trapper", "busybox", "sh", "-c",
+       "trap 'exit 7' USR1; trap 'exit 9' TERM; echo ready; while true; do sleep 0.1; done")
+    until(lambda: "ready" in ok(engine, "logs", "trapper"))
+    status, _, body = curl(engine, "POST", "/v1.41/containers/trapper/stop?signal=USR1&t=5")
+    assert status == 204, body
+    assert get(engine, "/v1.50/containers/trapper/json")["State"]["ExitCode"] == 9
+    ok(engine, "start", "trapper")
+    until(lambda: ok(engine, "logs", "trapper").count("ready") == 2)
+    status, _, body = curl(engine, "POST", "/v1.42/containers/trapper/stop?signal=USR1&t=5")
+    assert status == 204, body
+    assert get(engine, "/v1.50/containers/trapper/json")["State"]["ExitCode"] == 7
+    ok(engine, "rm", "trapper")
+
+
+def test_info_fields_by_version(engine) -> None:
+    new, old = get(engine, "/v1.50/info"), get(engine, "/v1.41/info")
+    assert new["CDISpecDirs"] == [] and "CDISpecDirs" not in old
+    assert "KernelMemory" not in new
+    assert new["Plugins"]["Authorization"] is None

@@ -377,6 +377,9 @@ def test_before_and_since_tell_apart_images_made_within_one_second(engine):
     ok(engine, "commit", "-c", "LABEL n=2", "src", "second:1")
     assert [r.split()[0] for r in image_rows(engine, "--filter", "since=first:1")] == ["second:1"]
     assert "first:1" in [r.split()[0] for r in image_rows(engine, "--filter", "before=second:1")]
+    # until (API 1.44's, the clean-up idiom `images -q --filter until=24h`): made before that time.
+    assert {"first:1", "second:1"} <= {r.split()[0] for r in image_rows(engine, "--filter", f"until={time.time() + 3600:.0f}")}
+    assert not {"first:1", "second:1"} & {r.split()[0] for r in image_rows(engine, "--filter", "until=1h")}
     ok(engine, "rm", "src")
 
 

@@ -3,8 +3,12 @@ session 18): a bind-backed volume's host directory is the user's, never emptied 
 mount lasts while containers run; a copy-up fills it, and keeps the image directory's owner, mode and links."""
 from __future__ import annotations
 
+import io
 import json
 import os
+import stat
+import struct
+import tarfile
 from pathlib import Path
 
 from tests.fixtures.daemons import EngineDaemon
@@ -89,3 +93,74 @@ def test_cp_reaches_a_never_started_containers_volume_where_the_image_has_no_dir
     mountpoint = json.loads(ok(engine, "volume", "inspect", "seeds"))[0]["Mountpoint"]
     assert Path(mountpoint, "seed").read_text() == "seeded\n"
     ok(engine, "rm", "-v", "fresh")
+
+
+def test_a_missing_bind_source_is_made_at_start_not_at_create(engine: EngineDaemon, tmp_path: Path) -> None:
+    # A script may create the container, then put the file the bind names in place: dockerd makes the
+    # directory only when the container starts.
+    ok(engine, "create", "--name", "lazy", "--network", "none", "-v", f"{tmp_path}/conf:/c", "busybox", "cat", "/c")
+    assert not (tmp_path / "conf").exists()
+    (tmp_path / "conf").write_text("given\n")
+    assert ok(engine, "start", "-a", "lazy") == "given\n"
+    ok(engine, "create", "--name", "later", "--network", "none", "-v", f"{tmp_path}/dir:/d", "busybox", "ls", "/d")
+    ok(engine, "start", "-a", "later")
+    assert (tmp_path / "dir").is_dir()
+    ok(engine, "create", "--name", "nowhere", "--network", "none", "-v", "/proc/nope/x:/c", "busybox")
+    status, _, body = containers.curl(engine, "POST", "/containers/nowhere/start")
+    assert status == 400 and "error while creating mount source path '/proc/nope/x'" in body, body
+    ok(engine, "rm", "lazy", "later", "nowhere")
+
+
+def _image_with_special_files(engine: EngineDaemon, tmp_path: Path) -> None:
+    """An imported image whose /data holds a file with a capability and a user attribute, and a fifo."""
+    cap_net_raw_ep = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)
+    tar_path = tmp_path / "special.tar"
+    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("data", "bin"):
+            tar.addfile(_dir(name))
+        body = b"#!/bin/sh\n"
+        f = tarfile.TarInfo("data/ping")
+        f.size, f.mode = len(body), 0o755
+        f.pax_headers = {"SCHILY.xattr.security.capability": cap_net_raw_ep.decode("utf-8", "surrogateescape"),
+                         "SCHILY.xattr.user.note": "kept"}
+        tar.addfile(f, io.BytesIO(body))
+        fifo = tarfile.TarInfo("data/pipe")
+        fifo.type, fifo.mode = tarfile.FIFOTYPE, 0o620
+        tar.addfile(fifo)
+    ok(engine, "import", "--change", "VOLUME /data", str(tar_path), "special:1")
+
+
+def _dir(name: str) -> tarfile.TarInfo:
+    d = tarfile.TarInfo(name)
+    d.type, d.mode = tarfile.DIRTYPE, 0o755
+    return d
+
+
+def test_copy_up_keeps_file_capabilities_attributes_and_fifos(engine: EngineDaemon, tmp_path: Path) -> None:
+    _image_with_special_files(engine, tmp_path)
+    ok(engine, "create", "--name", "special", "--network", "none", "-v", "sv:/data", "special:1", "x")
+    mountpoint = Path(json.loads(ok(engine, "volume", "inspect", "sv"))[0]["Mountpoint"])
+    assert os.getxattr(mountpoint / "ping", "security.capability")[:8] == struct.pack("<2I", 0x02000001, 1 << 13)
+    assert os.getxattr(mountpoint / "ping", "user.note") == b"kept"
+    assert stat.S_ISFIFO((mountpoint / "pipe").lstat().st_mode)
+    assert stat.S_IMODE((mountpoint / "pipe").lstat().st_mode) == 0o620
+    ok(engine, "rm", "-v", "special")
+    ok(engine, "volume", "rm", "sv")
+    ok(engine, "rmi", "special:1")
+
+
+def test_cp_with_a_stopped_container_reaches_a_volume_of_driver_options(engine: EngineDaemon, tmp_path: Path) -> None:
+    device = tmp_path / "device"
+    device.mkdir()
+    (device / "there").write_text("on the device\n")
+    (tmp_path / "given").write_text("copied\n")
+    ok(engine, "volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", f"device={device}", "cpv")
+    ok(engine, "create", "--name", "cpb", "--network", "none", "-v", "cpv:/b", "busybox", "ls", "/b")
+    ok(engine, "cp", str(tmp_path / "given"), "cpb:/b/given")
+    assert (device / "given").read_text() == "copied\n"
+    assert "on the device" in ok(engine, "cp", "cpb:/b/there", "-")
+    mountpoint = json.loads(ok(engine, "volume", "inspect", "cpv"))[0]["Mountpoint"]
+    assert _mounts_on(mountpoint) == 0 and not os.listdir(mountpoint)
+    assert ok(engine, "start", "-a", "cpb").split() == ["given", "there"]
+    ok(engine, "rm", "cpb")
+    ok(engine, "volume", "rm", "cpv")

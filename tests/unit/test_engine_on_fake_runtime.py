@@ -253,3 +253,13 @@ async def test_an_exec_with_a_relative_working_dir_is_refused_at_create(engine: 
                                               "absolute path"):
         execs.create(c.id, ExecConfig(Cmd=["true"], WorkingDir="relative"))
     assert execs.create(c.id, ExecConfig(Cmd=["true"], WorkingDir="/tmp")).config.WorkingDir == "/tmp"
+
+
+async def test_an_exec_started_as_its_container_exits_is_told_the_container_is_not_running(engine: Engine) -> None:
+    c = await engine.create()
+    await engine.run.start(c.id)
+    execs = ExecService(engine.store, engine.runtime, engine.events, lambda _: None)
+    e = execs.create(c.id, ExecConfig(Cmd=["true"]))
+    engine.runtime.exit(c.id, 0)  # the exit event has not reached the container's record yet
+    with pytest.raises(Conflict, match=f"Container {c.id} is not running"):
+        await execs.start_detached(e)

@@ -75,14 +75,14 @@ def register(r: Router, b: Backend) -> None:
         return empty()
 
     async def stop(request: web.Request) -> web.Response:
-        await b.run.stop(request.match_info["id"], integer(request.query, "t"), request.query.get("signal") or None)
+        await b.run.stop(request.match_info["id"], integer(request.query, "t"), _stop_signal(request))
         return empty()
 
     async def restart(request: web.Request) -> web.Response:
         ref = request.match_info["id"]
         b.containers.get(ref)  # an unknown container is told plainly; what fails after, with dockerd's words first
         try:
-            await b.run.restart(ref, integer(request.query, "t"), request.query.get("signal") or None)
+            await b.run.restart(ref, integer(request.query, "t"), _stop_signal(request))
         except EngineError as e:
             raise prefixed(e, f"Cannot restart container {ref}: ") from None
         return empty()
@@ -229,3 +229,10 @@ def _timestamp(ns: int) -> bytes:
     """RFC 3339 with a fixed nine-digit fraction, as Docker prefixes log lines."""
     base = rfc3339(ns // 1_000_000_000).removesuffix("Z")
     return f"{base}.{ns % 1_000_000_000:09d}Z".encode()
+
+
+def _stop_signal(request: web.Request) -> str | None:
+    """The `signal` of a stop or restart came with API 1.42: dockerd reads it from no older client."""
+    if versions.of(request) < (1, 42):
+        return None
+    return request.query.get("signal") or None
