@@ -67,7 +67,9 @@ class DiskUsage:
             "Containers": [container_entry(c) for c in sorted(containers, key=lambda c: c.created, reverse=True)],
             "Volumes": [{**self._volumes.inspect(v), "UsageData": {"Size": volume_sizes.get(v.name, 0),
                                                                    "RefCount": len(self._volumes.users(v.name))}}
-                        for v in self._volumes.list()],
+                        # dockerd's local driver counts only its own directories: not a mount of driver options
+                        # (a bind of a host directory, a tmpfs, a share), whose bytes are elsewhere.
+                        for v in self._volumes.list() if not v.options],
             "BuildCache": state.build_cache or None,
         }
 

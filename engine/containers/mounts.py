@@ -48,6 +48,9 @@ class TmpfsOptionsModel(BaseModel):
 _TMPFS_FLAGS = frozenset({"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "sync", "async",
                           "atime", "noatime", "relatime", "norelatime", "strictatime", "diratime", "nodiratime"})
 _TMPFS_PARAMETERS = frozenset({"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "huge"})
+# What --tmpfs takes beside them (dockerd's list, less what would turn the tmpfs into a bind).
+_TMPFS_SPEC_FLAGS = _TMPFS_FLAGS | {"defaults", "dirsync", "mand", "nomand", "nostrictatime", "private", "rprivate",
+                                    "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"}
 
 
 class DriverConfigModel(BaseModel):
@@ -216,6 +219,16 @@ def _tmpfs_options(m: Mount) -> list[str]:
     return opts
 
 
+def _check_tmpfs_spec(spec: str) -> None:
+    """--tmpfs DST:OPTIONS: mount flags and tmpfs's parameters only (podman's `tmpcopyup` is no Docker option)."""
+    for option in filter(None, spec.split(",")):
+        key, eq, value = option.partition("=")
+        known = bool(value) and key in _TMPFS_PARAMETERS | {"mpol"} if eq else key in _TMPFS_SPEC_FLAGS
+        if not known:
+            quoted = " ".join(f'"{part}"' for part in ([key, value] if eq else [key]))
+            raise InvalidArgument(f"invalid tmpfs option [{quoted}]")
+
+
 def _check_subpath(subpath: str, named: bool) -> None:
     """dockerd's checks of VolumeOptions.Subpath at create: a named volume's, and lexically inside it (what is
     there is looked at each start: engine/containers/subpaths.py)."""
@@ -241,6 +254,8 @@ def host_mounts(binds: list[str], mounts: list[Mount], tmpfs: dict[str, str],
     """The runtime's `mounts` (host paths) and `tmpfs` options; volumes are left to volume_mounts()."""
     _check_duplicates(binds, mounts, tmpfs)
     out = [_bind(b, read_only) for b in binds if _host_bind(b)]
+    for spec in tmpfs.values():
+        _check_tmpfs_spec(spec)
     tmpfs = dict(tmpfs)
     for m in mounts:
         spec_mount, tmp = _mount(m, read_only)

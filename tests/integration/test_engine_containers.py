@@ -185,6 +185,13 @@ def test_exec_errors_and_detached_exec(engine):
     ok(engine, "kill", "ex")
     out = cli(engine, "exec", "ex", "true")
     assert out.returncode != 0 and "is not running" in out.stderr
+    # Right after its process ended, its exit on the way to the record or not: dockerd's words, in the stream
+    # when the exec was created before the exit.
+    for _ in range(5):
+        ok(engine, "rm", "-f", "ex")
+        ok(engine, "run", "-d", "--name", "ex", "busybox", "true")
+        out = cli(engine, "exec", "ex", "true")
+        assert out.returncode != 0 and "is not running" in out.stdout + out.stderr, out
 
 
 def test_exec_it_terminal(engine):

@@ -32,6 +32,9 @@ def test_a_bind_backed_volume_leaves_the_host_directory_alone(engine: EngineDaem
         assert _run(engine, "-v", "kv:/d", "busybox", "cat", "/d/precious") == "kept\n"
     # Mounted while a container runs, never stacked, and down after the last one.
     assert _mounts_on(mountpoint) == 0
+    # Its bytes are the host directory's: system df counts local volumes' own directories only, as dockerd.
+    df = json.loads(containers.curl(engine, "GET", "/system/df")[2])
+    assert "kv" not in [v["Name"] for v in df["Volumes"] or []]
     # An option volume is never pruned (it may be a share of data kept elsewhere), and removing it keeps the files.
     out = json.loads(containers.curl(engine, "POST", "/volumes/prune?filters=%7B%22all%22%3A%5B%22true%22%5D%7D")[2])
     assert "kv" not in (out["VolumesDeleted"] or [])

@@ -86,6 +86,10 @@ def test_tmpfs_mounts(engine: EngineDaemon) -> None:
     out = run(engine, "--tmpfs", "/t:size=8m,mode=1777", "busybox", "sh", "-c",
               "grep ' /t ' /proc/mounts; stat -c %a /t")
     assert "tmpfs /t tmpfs" in out and "size=8192k" in out and out.strip().endswith("1777")
+    # Mount flags and tmpfs's parameters only, in dockerd's words; podman's `tmpcopyup` is not taken and ignored.
+    for spec, words in (("/t:bogus", '["bogus"]'), ("/t:tmpcopyup", '["tmpcopyup"]'), ("/t:foo=1", '["foo" "1"]')):
+        refused = cli(engine, "create", "--tmpfs", spec, "busybox")
+        assert refused.returncode != 0 and f"invalid tmpfs option {words}" in refused.stderr, refused
     out = run(engine, "--mount", "type=tmpfs,target=/m,tmpfs-size=4m", "busybox", "grep", " /m ", "/proc/mounts")
     assert "size=4096k" in out
     out = run(engine, "--mount", "type=tmpfs,target=/m,readonly", "busybox", "grep", " /m ", "/proc/mounts")
