@@ -131,8 +131,8 @@ class CopyTar:
         info = self.tar.gettarinfo(str(path), arcname=name.strip("/"))
         if follow and info.issym():
             info = self.tar.gettarinfo(str(path.resolve()), arcname=name.strip("/"))
-        if info.type not in (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE):
-            return  # sockets and devices are not build content
+        if info.type not in (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE):
+            return  # sockets and devices are not build content (a context never holds devices)
         if info.isdir():
             if info.name in self.written:
                 return
@@ -154,9 +154,10 @@ class CopyTar:
                     member.linkname = posixpath.join(dest.strip("/"), _clean(member.linkname))
                 if member.isreg():
                     self.tar.addfile(member, src.extractfile(member))
-                elif member.type in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE):
+                elif member.type in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE):
                     self.tar.addfile(member)
-                # An ADD'ed archive keeps its own owners, as Docker's does; devices are left out.
+                # An ADD'ed archive keeps its own owners, as Docker's does; its devices are left out, as the
+                # step's files go in by docker cp's rules, which make no device node.
 
 
 def walk(root: Path) -> Iterator[tuple[str, Path]]:

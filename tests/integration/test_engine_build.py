@@ -646,3 +646,20 @@ def test_builder_prune_takes_buildkits_filters_and_space_options(engine, tmp_pat
     ok(engine, "build", "-q", ".", cwd=ctx)
     assert "Total reclaimed space" in ok(engine, "system", "prune", "-af", "--filter", "label!=keep=1")
     assert cached() == 0
+
+
+def test_fifos_reach_the_image(engine, tmp_path):
+    # A fifo in the context is copied, and ADD unpacks an archive's fifos, as dockerd does.
+    ctx = tmp_path / "nodes"
+    ctx.mkdir()
+    __import__("os").mkfifo(ctx / "ctxpipe")
+    with tarfile.open(ctx / "nodes.tar", "w") as tar:
+        node = tarfile.TarInfo("data/pipe")
+        node.type, node.mode = tarfile.FIFOTYPE, 0o640
+        tar.addfile(node)
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY ctxpipe /\nADD nodes.tar /\n")
+    ok(engine, "build", "-q", "--network", "none", "-t", "nodes:v1", str(ctx))
+    out = ok(engine, "run", "--rm", "--network", "none", "nodes:v1", "sh", "-c",
+             "[ -p /ctxpipe ] && stat -c %a /data/pipe")
+    assert out == "640\n"
+    ok(engine, "rmi", "nodes:v1")
