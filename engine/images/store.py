@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.errors import Conflict, InvalidArgument
+from engine.images import manifests
 from engine.images.lookup import Match, display_name, find
+from engine.images.manifests import INDEX_TYPES
 from engine.images.model import (
     DANGLING_PREFIX,
     DIGEST_REMOVED_LABEL,
@@ -39,8 +41,6 @@ from runtime.client.reference import familiar, parse
 
 log = logging.getLogger("engine.images")
 
-_INDEX_TYPES = frozenset({"application/vnd.oci.image.index.v1+json",
-                          "application/vnd.docker.distribution.manifest.list.v2+json"})
 _HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
@@ -152,7 +152,7 @@ class ImageService:
 
     async def _manifest_of(self, target: dict[str, Any],
                            present: Callable[[], Awaitable[set[str]]]) -> tuple[str, dict[str, Any]]:
-        if target.get("mediaType") not in _INDEX_TYPES:
+        if target.get("mediaType") not in INDEX_TYPES:
             return target["digest"], await self._json(target["digest"])
         # A pull fetches one platform's manifest out of an index: the image is the one present here.
         have = await present()
@@ -197,6 +197,12 @@ class ImageService:
             return None
         return LocalImage(id=config_digest, config=config, manifest_digest=manifest_digest,
                           layers=list(manifest.get("layers") or []), manifest_type=_manifest_type(manifest))
+
+    async def manifests(self, images: list[LocalImage]) -> dict[str, list[dict[str, Any]]]:
+        """Each image's manifests (engine/images/manifests.py), by image ID."""
+        sizes = {c.digest: c.size for c in await self.runtime.content()}
+        return {i.id: await manifests.summaries(i, self._json, sizes, [cid for cid, _ in self._users.image_users(i.id)])
+                for i in images}
 
     async def get(self, term: str) -> Match:
         return find(await self.images(), term)

@@ -233,7 +233,8 @@ def test_create_fields_newer_than_the_client_are_dropped_or_refused(engine) -> N
     two = {"Image": "busybox", "HostConfig": {"NetworkMode": "vn1"},
            "NetworkingConfig": {"EndpointsConfig": {"vn1": {}, "vn2": {}}}}
     status, _, body = curl(engine, "POST", "/v1.43/containers/create", json.dumps(two))
-    assert (status, json.loads(body)["message"]) == (400, "Container cannot be connected to network endpoints: vn1, vn2")
+    assert (status, json.loads(body)["message"]) == \
+        (400, "Container cannot be connected to network endpoints: vn1, vn2")
     status, _, body = curl(engine, "POST", "/v1.44/containers/create?name=two", json.dumps(two))
     assert status == 201, body
     newer = {"Image": "busybox", "Cmd": ["sleep", "100"], "Healthcheck": {"Test": ["CMD", "true"],

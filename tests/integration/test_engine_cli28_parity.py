@@ -75,3 +75,31 @@ def test_a_static_address_needs_a_subnet_the_user_gave(engine) -> None:
     assert ok(engine, "run", "--rm", "--network", "given1", "--ip", "10.231.0.77", "busybox", "hostname", "-i") == \
         "10.231.0.77\n"
     ok(engine, "network", "rm", "auto1", "given1")
+
+
+def test_manifests_of_an_image_for_image_ls_tree(engine) -> None:
+    # An index pulled for this machine's platform: the other platform's manifest is listed, not available.
+    ok(engine, "pull", "multi")
+    ok(engine, "create", "--name", "user", "--network", "none", "multi", "true")
+    cid = json.loads(ok(engine, "inspect", "user"))[0]["Id"]
+    only_multi = urllib.parse.quote(json.dumps({"reference": ["multi"]}))
+    listed = json.loads(curl(engine, "GET", f"/v1.50/images/json?manifests=1&filters={only_multi}")[2])
+    manifests = listed[0]["Manifests"]
+    here = [m for m in manifests if m["Available"]]
+    assert len(manifests) == 2 and len(here) == 1 and {m["Kind"] for m in manifests} == {"image"}
+    mine = here[0]
+    assert mine["ImageData"]["Containers"] == [cid] and mine["ImageData"]["Platform"]["os"] == "linux"
+    assert mine["Size"]["Total"] == mine["Size"]["Content"] + mine["ImageData"]["Size"]["Unpacked"]
+    assert mine["Size"]["Content"] > 0 and mine["ImageData"]["Size"]["Unpacked"] > 0
+    assert mine["Descriptor"]["digest"] == mine["ID"] and mine["Descriptor"]["platform"]
+    other = next(m for m in manifests if not m["Available"])
+    assert other["ImageData"]["Containers"] == [] and other["Size"]["Content"] == 0
+    assert "Manifests" not in json.loads(curl(engine, "GET", "/v1.46/images/json?manifests=1")[2])[0]
+    inspected = json.loads(curl(engine, "GET", "/v1.50/images/multi/json?manifests=1")[2])
+    assert inspected["Manifests"] == manifests
+    assert "Manifests" not in json.loads(curl(engine, "GET", "/v1.47/images/multi/json?manifests=1")[2])
+    # The docker CLI's experimental tree shows the platform's row under the name.
+    tree = ok(engine, "image", "ls", "--tree", "multi")
+    assert mine["ImageData"]["Platform"]["architecture"] in tree
+    ok(engine, "rm", "user")
+    ok(engine, "rmi", "multi")

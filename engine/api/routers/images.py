@@ -60,6 +60,7 @@ def register(r: Router, b: Backend) -> None:
         show_all = query.boolean(request.query, "all")
         await images.sizes.fill(all_images)
         shared = views.shared_sizes(all_images) if query.boolean(request.query, "shared-size") else {}
+        listed = await images.manifests(all_images) if _manifests_asked(request, (1, 47)) else None
         out = []
         for image in all_images:
             # So do nameless images others were committed from.
@@ -70,6 +71,8 @@ def register(r: Router, b: Backend) -> None:
             if names is not None:
                 doc = views.summary(image, names, images.parent_of(image, all_images))
                 doc["SharedSize"] = shared.get(image.id, -1)
+                if listed is not None:
+                    doc["Manifests"] = listed[image.id]
                 out.append(versions.image_summary(doc, versions.of(request)))
         out.sort(key=lambda s: s["Created"], reverse=True)
         return json_response(out)
@@ -84,9 +87,12 @@ def register(r: Router, b: Backend) -> None:
         _check_platform(request, name, match.image)
         parent = images.parent_of(match.image, all_images)
         await images.sizes.fill([match.image])
-        return json_response(versions.image_inspect(views.inspect(match.image, parent), versions.of(request),
-                                                    match.image.config.get("container_config"),
-                                                    versions.reads_container_config(request)))
+        doc = versions.image_inspect(views.inspect(match.image, parent), versions.of(request),
+                                     match.image.config.get("container_config"),
+                                     versions.reads_container_config(request))
+        if _manifests_asked(request, (1, 48)):
+            doc["Manifests"] = (await images.manifests([match.image]))[match.image.id]
+        return json_response(doc)
 
     async def history(request: web.Request) -> web.Response:
         all_images = await images.images()
@@ -122,3 +128,8 @@ def register(r: Router, b: Backend) -> None:
     r.add("GET", "/images/{name:.+}/history", history)
     r.add("POST", "/images/{name:.+}/tag", tag)
     r.add("DELETE", "/images/{name:.+}", remove)
+
+
+def _manifests_asked(request: web.Request, since: versions.Version) -> bool:
+    """`manifests=1`, which clients older than the version that brought it cannot mean."""
+    return query.boolean(request.query, "manifests") and versions.of(request) >= since
