@@ -152,8 +152,10 @@ def system_df(doc: dict[str, Any], v: Version) -> dict[str, Any]:
     for image in doc.get("Images") or []:
         image_summary(image, v)
     if v < (1, 42):
-        # Gone in 1.42: the build cache's total, which BuildCache's records now tell.
+        # Gone in 1.42: the build cache's total, which BuildCache's records now tell, and a record's one Parent.
         doc["BuilderSize"] = sum(int(record.get("Size") or 0) for record in doc.get("BuildCache") or [])
+        for record in doc.get("BuildCache") or []:
+            record["Parent"] = (record.pop("Parents", None) or [""])[0]
     return doc
 
 

@@ -171,15 +171,20 @@ class BuildCache:
 
     async def _described(self, images: list[LocalImage]) -> list[tuple[Entry, dict[str, Any]]]:
         by_name = {r.name: image for image in images for r in image.records}
+        found = [(entry, by_name.get(entry.image.name)) for entry in await self.entries()]
+        # A step's parent is the record of the step it was built on: each step adds one line to its image's history.
+        key_of = {_history(image): entry.key[:25] for entry, image in found if image is not None}
         out = []
-        for entry in await self.entries():
-            image = by_name.get(entry.image.name)
+        for entry, image in found:
             layer = image.layers[-1] if image is not None and image.layers else {}
+            lines = _history(image) if image is not None else ()
+            parent = key_of.get(lines[:-1]) if lines else None
             out.append((entry, {
-                "ID": entry.key[:25], "Parents": None, "Type": "regular", "Description": entry.description,
-                "InUse": False, "Shared": image is not None and not image.intermediate,
+                "ID": entry.key[:25], "Parents": [parent] if parent else None, "Type": "regular",
+                "Description": entry.description, "InUse": False, "Shared": image is not None and not image.intermediate,
                 "Size": int(layer.get("size") or 0), "CreatedAt": rfc3339(entry.image.created),
-                "LastUsedAt": rfc3339(entry.last_used), "UsageCount": entry.uses,
+                # A first use is the record's making: the time taken before it was written counts as then.
+                "LastUsedAt": rfc3339(max(entry.last_used, entry.image.created)), "UsageCount": entry.uses,
             }))
         return out
 
@@ -214,3 +219,7 @@ class BuildCache:
             deleted.append(entry.key[:25])
         reclaimed = max(0, before - await self.images.stored_bytes()) if deleted else 0
         return {"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+
+def _history(image: LocalImage) -> tuple[str, ...]:
+    return tuple(json.dumps(line, sort_keys=True) for line in image.config.get("history") or [])

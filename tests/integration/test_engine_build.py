@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import json
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -269,8 +271,19 @@ def test_cache_from_an_image_rebuilds_nothing_after_the_cache_is_pruned(engine, 
     df = json.loads(subprocess.run(["curl", "-s", "--unix-socket", engine.host.removeprefix("unix://"),
                                     "http://d/v1.50/system/df"], capture_output=True, text=True, check=True).stdout)
     assert len(df["BuildCache"]) >= 4
+    # Each step's record names the one it was built on; clients before 1.42 read one `Parent`.
+    ids = {r["ID"] for r in df["BuildCache"]}
+    assert any(r["Parents"] and r["Parents"][0] in ids for r in df["BuildCache"])
+    assert all(_time(r["LastUsedAt"]) >= _time(r["CreatedAt"]) for r in df["BuildCache"])
+    old = json.loads(subprocess.run(["curl", "-s", "--unix-socket", engine.host.removeprefix("unix://"),
+                                     "http://d/v1.41/system/df"], capture_output=True, text=True, check=True).stdout)
+    assert all("Parents" not in r for r in old["BuildCache"]) and any(r["Parent"] in ids for r in old["BuildCache"])
     without = ok(engine, "build", "--no-cache", ".", cwd=ctx)
     assert "Running in" in without and "Using cache" not in without
+
+
+def _time(rfc3339: str) -> float:
+    return datetime.datetime.fromisoformat(re.sub(r"(\.\d{1,6})\d*", r"\1", rfc3339.replace("Z", "+00:00"))).timestamp()
 
 
 @pytest.fixture
