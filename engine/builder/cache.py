@@ -181,7 +181,8 @@ class BuildCache:
             parent = key_of.get(lines[:-1]) if lines else None
             out.append((entry, {
                 "ID": entry.key[:25], "Parents": [parent] if parent else None, "Type": "regular",
-                "Description": entry.description, "InUse": False, "Shared": image is not None and not image.intermediate,
+                "Description": entry.description, "InUse": False,
+                "Shared": image is not None and not image.intermediate,
                 "Size": int(layer.get("size") or 0), "CreatedAt": rfc3339(entry.image.created),
                 # A first use is the record's making: the time taken before it was written counts as then.
                 "LastUsedAt": rfc3339(max(entry.last_used, entry.image.created)), "UsageCount": entry.uses,
