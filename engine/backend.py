@@ -25,6 +25,7 @@ from engine.containers.execs import ExecService
 from engine.containers.filesystem import ContainerFiles
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
+from engine.containers.image_mounts import ImageMounts
 from engine.containers.ipc import IpcNamespaces
 from engine.containers.linkedit import LinkEditor
 from engine.containers.live import Lives
@@ -136,7 +137,8 @@ class Backend:
                                        "container {id} is not running"),
                        DonorNamespaces(exec_root / "net-joins", store, "net", "NetworkMode", "network",
                                        "cannot join network of a non running container: {id}", without_network),
-                       Subpaths(exec_root / "volume-subpaths"), volumes.mountpoint)
+                       Subpaths(exec_root / "volume-subpaths"), volumes.mountpoint,
+                       ImageMounts(exec_root / "image-mounts", runtime))
         runtimes = RuntimeTable(config)
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures)
         files = ContainerFiles(runtime, store, events, volumes)

@@ -20,7 +20,7 @@ from engine.containers.filesystem import storage_from
 from engine.containers.hostlimits import Features
 from engine.containers.images import Images
 from engine.containers.live import Lives
-from engine.containers.mounts import ReadOnly, explicit_destinations, read_only_depth, volume_mounts
+from engine.containers.mounts import ReadOnly, explicit_destinations, image_mounts, read_only_depth, volume_mounts
 from engine.containers.namespaces import donor_ref, network_sysctls
 from engine.containers.pins import RunPins
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
@@ -92,7 +92,8 @@ class Creator:
             self._plan_ipc(cid, p.host_config, options)
             self._plan_pid(cid, p.host_config, options)
             volumes, mounts, copied = await self._plan_volumes(cid, req, p, features)
-            options["mounts"] = options["mounts"] + mounts
+            mounted_images, image_binds = await self._plan_image_mounts(cid, req)
+            options["mounts"] = options["mounts"] + mounts + image_binds
             own = await self._etc_mounts(cid, p, options)
             if options["readonly_rootfs"]:
                 # As dockerd: a read-only root makes the container's hosts and resolv.conf read-only too.
@@ -128,7 +129,8 @@ class Creator:
         storage = storage_from(record, record.rootfs)
         c = Container(id=cid, name=bare, created=time.time(), image=req.Image or "", image_ref=image.ref,
                       image_id=image.id, path=p.path, args=p.args, config=p.config, host_config=p.host_config,
-                      volumes=volumes, binds_from=copied.binds, storage=storage, unplanned_network=unplanned)
+                      volumes=volumes, binds_from=copied.binds, image_mounts=mounted_images, storage=storage,
+                      unplanned_network=unplanned)
         await self._store.save(c)
         self._events.container(c, "create")
         log.info("created container=%s name=%s image=%s", cid, bare, image.ref)
@@ -228,6 +230,20 @@ class Creator:
                            "options": ["rbind" if b.get("recursive", True) else "bind",
                                        "ro" if b["read_only"] else "rw", *depth, b["propagation"]]})
         return resolved, mounts, copied
+
+    async def _plan_image_mounts(self, cid: str,
+                                 req: CreateRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """--mount type=image: each image looked up now (it must be here, as dockerd wants it), and the spec's bind
+        of the node each start mounts it on (engine/containers/image_mounts.py)."""
+        planned, binds = [], []
+        for index, want in enumerate(image_mounts(req.HostConfig.Mounts or [])):
+            image = await self._images.resolve(want["source"])
+            if not image.chain_id:
+                raise InvalidArgument(f'invalid mount config for type "image": image {want["source"]} has no files')
+            planned.append({**want, "image_id": image.id, "chain_id": image.chain_id})
+            binds.append({"type": "bind", "source": self._pins.images.spec_source(cid, index),
+                          "destination": want["destination"], "options": ["rbind", "ro", "rprivate"]})
+        return planned, binds
 
     def _volume_source(self, cid: str, index: int, mount: dict[str, Any]) -> str:
         """The volume's directory, or for a subpath the node each start pins it on."""

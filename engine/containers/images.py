@@ -12,6 +12,7 @@ from engine.errors import InvalidArgument, NotFound
 from engine.events import CONTAINER, IMAGE, Event, EventBus
 from engine.images import platforms
 from engine.images.lookup import find
+from engine.images.model import chain_ids
 from engine.images.platforms import Platform
 from engine.images.store import ImageService
 from runtime.client.reference import familiar, parse
@@ -23,6 +24,7 @@ class Image:
     id: str  # sha256:<config digest>
     config: dict[str, Any]  # the image config's "config" object (Cmd, Env, ...)
     platform: Platform = field(default_factory=platforms.host)
+    chain_id: str = ""  # its top layer's snapshot ("" for an image of no layers)
 
 
 def normalise(ref: str) -> tuple[str, str]:
@@ -54,8 +56,9 @@ class Images:
         if not ref:
             raise InvalidArgument("No image was specified: set Config.Image")
         match = await self._service.get(ref)
+        chains = chain_ids(match.image.diff_ids)
         return Image(ref=match.source.name, id=match.image.id, config=match.image.config.get("config") or {},
-                     platform=platforms.of_image(match.image.config))
+                     platform=platforms.of_image(match.image.config), chain_id=chains[-1] if chains else "")
 
     async def ids_of(self, names: set[str]) -> dict[str, str | None]:
         """The image each of `names` (as clients wrote them) names now; None for a name gone. One listing for all

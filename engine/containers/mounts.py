@@ -68,6 +68,11 @@ class VolumeOptionsModel(BaseModel):
     Subpath: str | None = None
 
 
+class ImageOptionsModel(BaseModel):
+    model_config = OPEN
+    Subpath: str | None = None
+
+
 class Mount(BaseModel):
     model_config = OPEN
     Type: str = ""
@@ -77,6 +82,7 @@ class Mount(BaseModel):
     BindOptions: BindOptionsModel | None = None
     TmpfsOptions: TmpfsOptionsModel | None = None
     VolumeOptions: VolumeOptionsModel | None = None
+    ImageOptions: ImageOptionsModel | None = None
 
 
 def _host_bind(spec: str) -> bool:
@@ -156,8 +162,10 @@ def _read_only_options(m: Mount, bind: BindOptionsModel, read_only: ReadOnly) ->
 
 
 # The options of one type that another type's mount must not carry (dockerd's "field X must not be specified").
-_FOREIGN = {"bind": ("VolumeOptions", "TmpfsOptions"), "volume": ("BindOptions", "TmpfsOptions"),
-            "tmpfs": ("BindOptions", "VolumeOptions", "Source")}
+_FOREIGN = {"bind": ("VolumeOptions", "TmpfsOptions", "ImageOptions"),
+            "volume": ("BindOptions", "TmpfsOptions", "ImageOptions"),
+            "tmpfs": ("BindOptions", "VolumeOptions", "ImageOptions", "Source"),
+            "image": ("BindOptions", "VolumeOptions", "TmpfsOptions")}
 
 
 def _check_fields(m: Mount) -> None:
@@ -196,7 +204,10 @@ def _mount(m: Mount, read_only: ReadOnly) -> tuple[dict[str, Any] | None, tuple[
         return None, None  # volume_mounts() below
     if m.Type == "tmpfs":
         return None, (m.Target, ",".join(_tmpfs_options(m)))
-    if m.Type in ("npipe", "cluster", "image"):
+    if m.Type == "image":
+        _check_image_mount(m)
+        return None, None  # image_mounts() below
+    if m.Type in ("npipe", "cluster"):
         raise InvalidArgument(f"mount type {m.Type!r} is not supported by this engine")
     raise InvalidArgument(f'invalid mount config for type "{m.Type}": mount type unknown')
 
@@ -217,6 +228,24 @@ def _tmpfs_options(m: Mount) -> list[str]:
         else:
             raise InvalidArgument(f'invalid mount config for type "tmpfs": invalid tmpfs option {option!r}')
     return opts
+
+
+def _check_image_mount(m: Mount) -> None:
+    where = 'invalid mount config for type "image": '
+    if not m.Source:
+        raise InvalidArgument(where + "field Source must not be empty")
+    if m.ReadOnly is False and "ReadOnly" in m.model_fields_set:
+        raise InvalidArgument(where + "image mounts are read-only: ReadOnly cannot be false")
+    subpath = (m.ImageOptions.Subpath if m.ImageOptions else None) or ""
+    if "\x00" in subpath or posixpath.isabs(subpath) or posixpath.normpath(subpath or ".").split("/")[0] == "..":
+        raise InvalidArgument(where + "subpath must be a relative path within the image")
+
+
+def image_mounts(mounts: list[Mount]) -> list[dict[str, str]]:
+    """The images a container mounts (--mount type=image): {source, destination, subpath}."""
+    return [{"source": m.Source or "", "destination": posixpath.normpath(m.Target),
+             "subpath": (m.ImageOptions.Subpath if m.ImageOptions else None) or ""}
+            for m in mounts if m.Type == "image"]
 
 
 def _check_tmpfs_spec(spec: str) -> None:
@@ -359,6 +388,9 @@ def inspect_mounts(host_config: dict[str, Any], volumes: list[dict[str, Any]],
         elif m.get("Type") == "tmpfs":
             out.append({"Type": "tmpfs", "Source": "", "Destination": m.get("Target"), "Mode": "",
                         "RW": not m.get("ReadOnly"), "Propagation": ""})
+        elif m.get("Type") == "image":
+            out.append({"Type": "image", "Source": m.get("Source"), "Destination": m.get("Target"), "Mode": "",
+                        "RW": False, "Propagation": "rprivate"})
     for b in binds_from:
         out.append({"Type": "bind", "Source": b["source"], "Destination": b["destination"], "Mode": "",
                     "RW": not b["read_only"], "Propagation": b["propagation"]})

@@ -57,6 +57,8 @@ class Container(BaseModel):
     volumes: list[dict[str, Any]] = Field(default_factory=list)
     # Host binds copied by --volumes-from: {source, destination, read_only, propagation}.
     binds_from: list[dict[str, Any]] = Field(default_factory=list)
+    # --mount type=image: {source (as given), image_id, chain_id, destination, subpath} (image_mounts.py).
+    image_mounts: list[dict[str, Any]] = Field(default_factory=list)
     health: Health | None = None  # State.Health, for containers with a healthcheck
     # The EndpointsConfig of a create whose network did not exist yet: dockerd looks for it at start.
     unplanned_network: dict[str, Any] | None = None
@@ -122,10 +124,13 @@ class ContainerStore:
         return [cid for cid in self.volume_users(name) if self._by_id[cid].state.running]
 
     def image_users(self, image_id: str) -> list[tuple[str, bool]]:
-        return [(c.id, c.state.running) for c in self._by_id.values() if c.image_id == image_id]
+        """The containers of an image: made from it, or mounting it."""
+        return [(c.id, c.state.running) for c in self._by_id.values()
+                if c.image_id == image_id or any(m["image_id"] == image_id for m in c.image_mounts)]
 
     def images_in_use(self) -> set[str]:
-        return {c.image_id for c in self._by_id.values()}
+        return {c.image_id for c in self._by_id.values()} | {m["image_id"] for c in self._by_id.values()
+                                                           for m in c.image_mounts}
 
     # names ---------------------------------------------------------------
 

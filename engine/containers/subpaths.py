@@ -55,7 +55,7 @@ class Subpaths:
         await asyncio.to_thread(self._pin, self._node(cid, index), volume_root, subpath)
 
     def _pin(self, node: Path, volume_root: str, subpath: str) -> None:
-        self._unmount(node)
+        self.unmount(node)
         base = os.open(volume_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             found = _open_beneath(base, volume_root, subpath)
@@ -71,14 +71,14 @@ class Subpaths:
 
     async def release(self, cid: str) -> None:
         """After a run: every pin of `cid` goes."""
-        await asyncio.to_thread(self._each_node, cid, self._unmount)
+        await asyncio.to_thread(self._each_node, cid, self.unmount)
 
     async def forget(self, cid: str) -> None:
         """The pins and their nodes. A node is deleted only once nothing is mounted on it: through a pin still in
         place a recursive delete would empty the volume's part. (A stopped container's node may hold what
         `docker cp` put there.)"""
         def unmount_and_remove(node: Path) -> None:
-            self._unmount(node)
+            self.unmount(node)
             if node.is_dir():
                 shutil.rmtree(node)
             else:
@@ -93,7 +93,7 @@ class Subpaths:
                 act(node)
 
     @staticmethod
-    def _unmount(node: Path) -> None:
+    def unmount(node: Path) -> None:
         """Whatever is mounted on `node` (os.path.ismount cannot tell a bind from the same filesystem)."""
         while _libc.umount2(str(node).encode(), _MNT_DETACH) == 0:
             pass

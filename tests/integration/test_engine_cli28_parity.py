@@ -103,3 +103,36 @@ def test_manifests_of_an_image_for_image_ls_tree(engine) -> None:
     assert mine["ImageData"]["Platform"]["architecture"] in tree
     ok(engine, "rm", "user")
     ok(engine, "rmi", "multi")
+
+
+def test_an_image_mounted_read_only(engine) -> None:
+    # --mount type=image (API 1.48): another image's files, read-only, the whole image or a path of it.
+    ok(engine, "run", "--name", "maker", "--network", "none", "busybox", "sh", "-c",
+       "mkdir -p /tools/bin && echo hello > /tools/bin/hello")
+    ok(engine, "commit", "maker", "tools:1")
+    ok(engine, "rm", "maker")
+    whole = "type=image,source=tools:1,target=/mnt"
+    assert ok(engine, "run", "--rm", "--network", "none", "--mount", whole, "busybox",
+              "cat", "/mnt/tools/bin/hello") == "hello\n"
+    out = cli(engine, "run", "--rm", "--network", "none", "--mount", whole, "busybox", "touch", "/mnt/x")
+    assert out.returncode != 0 and "Read-only file system" in out.stderr, out
+    part = "type=image,source=tools:1,target=/t,image-subpath=tools/bin"
+    ok(engine, "create", "--name", "mounter", "--network", "none", "--mount", part, "busybox", "cat", "/t/hello")
+    assert ok(engine, "start", "-a", "mounter") == "hello\n"
+    assert ok(engine, "start", "-a", "mounter") == "hello\n"  # mounted again at each start
+    mount = json.loads(ok(engine, "inspect", "mounter"))[0]["Mounts"]
+    assert mount == [{"Type": "image", "Source": "tools:1", "Destination": "/t", "Mode": "", "RW": False,
+                      "Propagation": "rprivate"}]
+    out = cli(engine, "rmi", "tools:1")
+    assert out.returncode != 0 and "mounter" not in out.stdout and "conflict" in out.stderr, out
+    with open("/proc/self/mountinfo") as f:
+        assert "image-mounts" not in f.read()  # nothing held between runs
+    ok(engine, "rm", "mounter")
+    for spec, words in (("type=image,source=tools:1,target=/t,image-subpath=../x", "subpath must be a relative path"),
+                        ("type=image,source=nosuch:1,target=/t", "No such image"),
+                        ("type=image,source=tools:1,target=/t,image-subpath=nope", "nope")):
+        out = cli(engine, "run", "--rm", "--network", "none", "--mount", spec, "busybox", "true")
+        assert out.returncode != 0 and words in out.stderr, (spec, out)
+    ok(engine, "rmi", "tools:1")
+    with open("/proc/self/mountinfo") as f:
+        assert "image-mounts" not in f.read()
