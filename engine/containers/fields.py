@@ -65,7 +65,7 @@ HONOURED: frozenset[str] = frozenset({
 REFUSED: Mapping[str, str] = {
     "HostConfig.CpuRealtimePeriod": "--cpu-rt-period",
     "HostConfig.CpuRealtimeRuntime": "--cpu-rt-runtime",
-    "HostConfig.DeviceRequests": "--gpus",
+    "HostConfig.DeviceRequests": "--gpus, --device with a CDI name",
     "HostConfig.KernelMemoryTCP": "",
     "HostConfig.CpuCount": "--cpu-count",
     "HostConfig.CpuPercent": "--cpu-percent",
