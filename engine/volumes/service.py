@@ -89,15 +89,15 @@ class VolumeService:
         if driver not in ("local", ""):
             raise NotFound(f'create {name}: error looking up volume plugin {driver}: plugin "{driver}" not found')
         check_name(name)
-        _check_local_options(name, options or {})
-        # They become mount(8) arguments at first use, where a NUL byte cannot go.
-        for key, value in (options or {}).items():
-            if "\x00" in value:
-                raise InvalidArgument(f"invalid option {key!r}: it contains a NUL byte")
         async with self._lock:
             existing = self.store.find(name)
             if existing is not None:
-                return existing
+                return existing  # whatever options this create names: dockerd's
+            _check_local_options(name, options or {})
+            # They become mount(8) arguments at first use, where a NUL byte cannot go.
+            for key, value in (options or {}).items():
+                if "\x00" in value:
+                    raise InvalidArgument(f"invalid option {key!r}: it contains a NUL byte")
             labels = dict(labels or {})
             if anonymous:
                 labels[ANONYMOUS_LABEL] = ""

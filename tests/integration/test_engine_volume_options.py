@@ -28,6 +28,9 @@ def test_a_bind_backed_volume_leaves_the_host_directory_alone(engine: EngineDaem
     (tmp_path / "precious").write_text("kept\n")
     ok(engine, "volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", f"device={tmp_path}", "kv")
     mountpoint = json.loads(ok(engine, "volume", "inspect", "kv"))[0]["Mountpoint"]
+    # A create of a name that exists answers that volume, whatever options it names (dockerd's).
+    assert ok(engine, "volume", "create", "--opt", "type=nfs", "kv") == "kv\n"
+    assert json.loads(ok(engine, "volume", "inspect", "kv"))[0]["Options"]["device"] == str(tmp_path)
     for _ in range(3):
         assert _run(engine, "-v", "kv:/d", "busybox", "cat", "/d/precious") == "kept\n"
     # Mounted while a container runs, never stacked, and down after the last one.
