@@ -32,7 +32,8 @@ class EventsRetention(BaseModel):
     @field_validator("age")
     @classmethod
     def _duration(cls, v: str) -> str:
-        if v != "0" and duration_ns(v) is None:
+        ns = duration_ns(v)
+        if v != "0" and (ns is None or ns < 0):
             raise ValueError(f"{v!r} is not a duration (e.g. 168h, 30m)")
         return v
 

@@ -50,3 +50,16 @@ def human_duration(seconds: float) -> str:
     if days < 365 * 2:
         return f"{days // 30} months"
     return f"{days // 365} years"
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration as dockerd prints one in its messages: 500ms, 1.5s, 1m30s, 1h0m0s."""
+    if ns <= 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        unit, size = next((u, n) for u, n in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)) if ns >= n)
+        return f"{ns / size:.6f}".rstrip("0").rstrip(".") + unit
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = f"{rest / 1e9:.9f}".rstrip("0").rstrip(".") + "s"
+    return f"{hours}h{minutes}m{seconds}" if hours else f"{minutes}m{seconds}" if minutes else seconds

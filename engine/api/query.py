@@ -42,6 +42,8 @@ def filters(q: Mapping[str, str]) -> dict[str, list[str]]:
         doc: Any = decode(raw.encode(errors="replace"))
     except InvalidArgument:
         raise InvalidArgument(f"invalid filter: {raw!r} is not JSON") from None
+    if doc is None:
+        return {}  # Go decodes `null` into an empty filter set
     if not isinstance(doc, dict):
         raise InvalidArgument("invalid filter: expected a JSON object")
     out: dict[str, list[str]] = {}

@@ -8,14 +8,17 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-_UNIX = re.compile(r"(\d+)(?:\.(\d+))?")
+_UNIX = re.compile(r"([+-]?\d+)(?:\.(\d+))?")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60 * 1_000_000_000,
             "h": 3600 * 1_000_000_000}
 
 
 def duration_ns(text: str) -> int | None:
-    """A Go duration ("1h30m", "2.5s") in nanoseconds, or None if `text` is not one."""
+    """A Go duration ("1h30m", "2.5s", "-10m") in nanoseconds, or None if `text` is not one."""
+    sign = -1 if text[:1] == "-" else 1
+    if text[:1] in ("+", "-"):
+        text = text[1:]
     pos, total = 0, 0.0
     while pos < len(text):
         m = _DURATION_PART.match(text, pos)
@@ -23,7 +26,7 @@ def duration_ns(text: str) -> int | None:
             return None
         total += float(m.group(1)) * _UNIT_NS[m.group(2)]
         pos = m.end()
-    return int(total) if text else None
+    return sign * int(total) if text else None
 
 
 def timestamp_ns(raw: str, now_ns: int) -> int:

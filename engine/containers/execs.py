@@ -25,7 +25,7 @@ from engine.containers.exec_env import exec_environment
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.state import Status, not_running
 from engine.containers.stdin import parse_detach_keys
-from engine.containers.store import ContainerStore
+from engine.containers.store import Container, ContainerStore
 from engine.errors import Conflict, InvalidArgument, NotFound
 from engine.events import EventBus
 from runtime import client as rt
@@ -81,6 +81,7 @@ class Exec:
     created: float = field(default_factory=time.time)
     # Asked of the runtime as soon as the process runs, so its exit code is at hand when its output ends.
     exit_status: asyncio.Task[int] | None = field(default=None, repr=False)
+    container: Container | None = field(default=None, repr=False)
 
     @property
     def detach_keys(self) -> bytes:
@@ -113,7 +114,8 @@ class ExecService:
         self._background: set[asyncio.Task[None]] = set()
 
     def _event(self, e: Exec, action: str, **attributes: str) -> None:
-        c = self._containers.find(e.container_id)
+        # The container as the exec was made in it, once it is gone: `rm -f` ends its execs after its record.
+        c = self._containers.find(e.container_id) or e.container
         if c is not None:
             self._events.container(c, action, execID=e.id, **attributes)
 
@@ -143,7 +145,7 @@ class ExecService:
             raise InvalidArgument(f"the working directory '{config.WorkingDir}' is invalid, it needs to be an "
                                   "absolute path")
         self._forget_removed()
-        e = Exec(id=secrets.token_hex(32), container_id=cid, config=config)
+        e = Exec(id=secrets.token_hex(32), container_id=cid, config=config, container=self._containers.find(cid))
         self._execs[e.id] = e
         self._event(e, exec_action("create", config.Cmd))
         return e
@@ -215,6 +217,7 @@ class ExecService:
 
     async def launch(self, e: Exec) -> None:
         """Run the prepared process; a failure is the exec's exit (126/127), as for Docker."""
+        self._event(e, exec_action("start", e.config.Cmd or []))  # told before it runs (or fails to), as dockerd
         try:
             state = await self._rt.start_exec(e.container_id, e.id)
         except rt.RuntimeError_ as err:
@@ -224,7 +227,6 @@ class ExecService:
             raise
         e.pid, e.running = state.pid, True
         e.exit_status = asyncio.create_task(self._wait(e), name=f"exec-wait-{e.id[:12]}")
-        self._event(e, exec_action("start", e.config.Cmd or []))
 
     async def _wait(self, e: Exec) -> int:
         try:

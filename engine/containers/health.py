@@ -18,7 +18,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from engine.containers.exec_action import exec_action
+from engine.containers.exec_env import exec_environment
 from engine.containers.state import rfc3339
+from engine.humanize import go_duration
 from runtime import client as rt
 from runtime.client.attach import Attachment
 
@@ -53,7 +55,9 @@ def config_of(config: dict[str, Any]) -> dict[str, Any] | None:
     test = hc.get("Test") or []
     if not test or test[0] == "NONE":
         return None
-    return {**_DEFAULTS, **{k: v for k, v in hc.items() if v}, "Shell": config.get("Shell") or ["/bin/sh", "-c"]}
+    # A probe is a non-tty exec: the container's environment without the TERM a `-t` container's process has.
+    return {**_DEFAULTS, **{k: v for k, v in hc.items() if v}, "Shell": config.get("Shell") or ["/bin/sh", "-c"],
+            "Env": exec_environment(config, False, [], [])}
 
 
 def command(test: list[str], shell: list[str]) -> list[str]:
@@ -126,17 +130,17 @@ class HealthMonitor:
         argv = command(cfg["Test"], cfg["Shell"])
         started = truncated = False
         try:
-            created = await self._rt.add_exec(cid, eid, argv)
+            created = await self._rt.add_exec(cid, eid, argv, env=cfg["Env"], inherit_env=False)
             self._told(cid, exec_action("create", argv), {"execID": eid})
             attachment = await Attachment.connect(created.io.attach_socket)
             try:
+                self._told(cid, exec_action("start", argv), {"execID": eid})  # told before it runs, as dockerd
                 try:
                     await self._rt.start_exec(cid, eid)
                 except rt.RuntimeError_ as e:
                     # runc's refusal of the probe's process, in the words dockerd passes on from containerd.
                     raise type(e)(f"OCI runtime exec failed: {e.message}: unknown") from None
                 started = True
-                self._told(cid, exec_action("start", argv), {"execID": eid})
                 async with asyncio.timeout(cfg["Timeout"] / _NS):
                     async for _, data in attachment:
                         truncated = truncated or len(out) + len(data) > _MAX_OUTPUT
@@ -148,7 +152,7 @@ class HealthMonitor:
             with contextlib.suppress(rt.RuntimeError_):
                 await self._rt.kill_task(cid, "SIGKILL", exec_id=eid)
                 await self._rt.wait_task(cid, exec_id=eid)
-            out = bytearray(f"Health check exceeded timeout ({cfg['Timeout'] / _NS:g}s)".encode())
+            out = bytearray(f"Health check exceeded timeout ({go_duration(cfg['Timeout'])})".encode())
         except rt.RuntimeError_ as e:
             out = bytearray(e.message.encode())
         finally:

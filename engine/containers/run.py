@@ -110,6 +110,7 @@ class RunControl:
             await self._pins.prepare(c)
             await self.logs.open(c)
         except EngineError as e:
+            await self._release(c, network=False)  # the volumes mounted so far, as dockerd's clean-up
             await self._start_failed(c, live, e)
             raise
         # netavark wires the namespace while the runtime creates the task that joins it.
@@ -126,6 +127,7 @@ class RunControl:
         if wiring.done() and (refused := wiring.exception()) is not None:
             # Nothing was created (a port taken, no namespace); still a failed start, which a `run --rm` waits on.
             if isinstance(refused, (rt.RuntimeError_, EngineError)):
+                await self._release(c)
                 await self._start_failed(c, live, refused)
             await wiring
         live.task_deleted = live.oom_told = False
@@ -174,12 +176,14 @@ class RunControl:
             self.health.start(c.id, c.config, c.health, c.state.started_at or time.time())
         log.info("started container=%s pid=%d", c.id, task.pid)
 
-    async def _release(self, c: Container) -> None:
-        """What a run held, given back as dockerd's cleanup does: the networks, then the volumes."""
-        await self._networks.stop(c.id, mode=c.host_config.get("NetworkMode") or "")
+    async def _release(self, c: Container, network: bool = True) -> None:
+        """What a run held, given back as dockerd's cleanup does: the networks, then the volumes, then the pins."""
+        if network:
+            await self._networks.stop(c.id, mode=c.host_config.get("NetworkMode") or "")
         for v in c.volumes:
             self._events.volume("unmount", v["name"], {"container": c.id})
             await self._volumes.release(v["name"], leaving=c.id)
+        await self._pins.release(c.id)
 
     async def _create_task(self, cid: str, tty: bool, stdin: bool, env: list[str], *,
                            keep_stdin_open: bool, binary: tuple[str, list[str]] | None) -> CreatedTask:
@@ -349,7 +353,6 @@ class RunControl:
             self._events.container(c, "oom")
         # dockerd (since 23.0) releases the network and volumes before it reports the death.
         await self._release(c)
-        await self._pins.release(c.id)
         ran = max(0, int(at - (c.state.started_at or at)))
         c.state.exit(code, at, oom)
         # conmon wrote all of the run's output before its exit was known: the driver's files get the rest first.

@@ -231,6 +231,10 @@ class TaskService:
                 while (code := shim.exit_code(task_id, paths, exec=False)) is None and shim.monitor_alive(paths):
                     await asyncio.sleep(POLL)
                 self._exits.record(t, t, 137 if code is None else code)
+            for e in t.execs.values():
+                # Killed with the task, and watched no more once it is gone: their waiters learn it now.
+                code = shim.exit_code(e.id, self._table.paths(t.namespace, task_id, e.id), exec=True)
+                self._exits.record(t, e, 137 if code is None else code)
             self._exits.oom.unwatch(t)
             await shim.delete(task_id, force=True)
             await asyncio.to_thread(self._table.cleanup_dir, self._table.task_dir(t.namespace, task_id))

@@ -172,6 +172,10 @@ def test_bad_requests_are_400(engine):
     assert status == 400 and "cannot be after" in json.loads(body)["message"]
     status, _, body = curl(engine, "GET", "/v1.41/events?since=yesterday")
     assert status == 400 and "since" in json.loads(body)["message"]
+    # Go's readings: signed Unix times, and a `null` filter set.
+    for query in ("since=-1&until=1", "since=%2B5&until=6", "since=1&until=2&filters=null"):
+        status, _, body = curl(engine, "GET", f"/v1.41/events?{query}")
+        assert status == 200, (query, body)
 
 
 def _actions(evs: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -277,8 +281,9 @@ def test_prunes_tell_what_they_reclaimed(engine):
     ok(engine, "container", "prune", "-f")
     ok(engine, "volume", "prune", "-f")
     ok(engine, "network", "prune", "-f")
+    ok(engine, "builder", "prune", "-f")
     evs = [e for e in events(engine, t0) if e["Action"] == "prune"]
-    assert [e["Type"] for e in evs] == ["container", "volume", "network"]
+    assert [e["Type"] for e in evs] == ["container", "volume", "network", "builder"]
     for e in evs:
         assert e["Actor"]["ID"] == "" and e["Actor"]["Attributes"]["reclaimed"].isdigit()
         assert "id" not in e
@@ -294,3 +299,32 @@ def test_forced_removal_tells_of_its_kill(engine):
                              ("container", "destroy")]
     assert evs[3]["Actor"]["Attributes"]["signal"] == "9"
     assert evs[5]["Actor"]["Attributes"]["exitCode"] == "137"
+
+
+def test_execs_are_told_to_their_end(engine):
+    # An exec that fails to start is told started first; one still running when its container is removed is told
+    # ended, as dockerd tells them.
+    t0 = time.time()
+    ok(engine, "run", "-d", "--name", "evexec", "--network", "none", "busybox", "sleep", "1000")
+    assert cli(engine, "exec", "evexec", "nosuchprogram").returncode == 127
+    ok(engine, "exec", "-d", "evexec", "sleep", "100")
+    time.sleep(0.5)
+    ok(engine, "rm", "-f", "evexec")
+    deadline = time.monotonic() + 10
+    while not any(e["Action"] == "exec_die" for e in events(engine, t0)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    actions = [e["Action"] for e in events(engine, t0) if e["Type"] == "container"]
+    execs = [a.split(":")[0] for a in actions if a.startswith("exec_")]
+    assert execs == ["exec_create", "exec_start", "exec_create", "exec_start", "exec_die"], actions
+    died = [e for e in events(engine, t0) if e["Action"] == "exec_die"]
+    assert died[0]["Actor"]["Attributes"]["exitCode"] == "137" and died[0]["Actor"]["Attributes"]["name"] == "evexec"
+
+
+def test_a_start_that_fails_before_its_network_unmounts_its_volumes(engine):
+    t0 = time.time()
+    out = cli(engine, "run", "--name", "evnonet", "-v", "evvol:/v", "--network", "nosuchnet", "busybox", "true")
+    assert out.returncode != 0
+    volume = [e["Action"] for e in events(engine, t0) if e["Type"] == "volume"]
+    assert volume == ["create", "mount", "unmount"], volume
+    ok(engine, "rm", "evnonet")
+    ok(engine, "volume", "rm", "evvol")

@@ -51,7 +51,16 @@ def test_timeout_counts_as_failure(engine: EngineDaemon) -> None:
     ok(engine, "run", "-d", "--network", "none", "--name", "slow", "--health-interval", "200ms",
        "--health-timeout", "300ms", "--health-retries", "1", "--health-cmd", "sleep 5", "busybox", "sleep", "1000")
     until(lambda: health(engine, "slow")["Status"] == "unhealthy")
-    assert "exceeded timeout" in health(engine, "slow")["Log"][-1]["Output"]
+    # The timeout as Go prints a duration, dockerd's words.
+    assert health(engine, "slow")["Log"][-1]["Output"] == "Health check exceeded timeout (300ms)"
+
+
+def test_a_probe_is_a_non_tty_exec(engine: EngineDaemon) -> None:
+    # A `-t` container's process has TERM; its probes, like a `docker exec` without -t, do not.
+    ok(engine, "run", "-d", "-t", "--network", "none", "--name", "tty", "-e", "MINE=1", *FAST, "--health-cmd",
+       "env | sort | grep -E '^(TERM|MINE)='; true", "busybox", "sleep", "1000")
+    until(lambda: health(engine, "tty")["Status"] == "healthy")
+    assert health(engine, "tty")["Log"][-1]["Output"] == "MINE=1\n"
 
 
 def test_on_failure_restart_acts(engine: EngineDaemon) -> None:

@@ -83,7 +83,9 @@ def register(r: Router, b: Backend) -> None:
                                      everything=query.boolean(q, "all"))
         except InvalidArgument as e:
             raise InvalidArgument(f"failed to prune build cache: {e.message}") from None
-        return json_response(await b.build_cache.prune(rule))
+        report = await b.build_cache.prune(rule)
+        b.events.publish("builder", "prune", "", {"reclaimed": str(report.get("SpaceReclaimed") or 0)})
+        return json_response(report)
 
     async def buildkit(request: web.Request) -> web.Response:
         # buildx's docker driver asks for these first: say why, not a bare 404.
