@@ -50,7 +50,11 @@ class ImageMounts:
         for index, m in enumerate(c.image_mounts):
             key = _key(c.id, index)
             try:
-                mounts = await self._rt.view_snapshot(snapshotter, key, m["chain_id"])
+                try:
+                    mounts = await self._rt.view_snapshot(snapshotter, key, m["chain_id"])
+                except rt.AlreadyExists:  # a run's whose record of it went (a reboot empties the exec root)
+                    await self._rt.remove_snapshot(snapshotter, key)
+                    mounts = await self._rt.view_snapshot(snapshotter, key, m["chain_id"])
             except rt.NotFound:
                 raise Internal(f"image {m['source']} of the mount at {m['destination']} has no layers here") from None
             target = views / str(index)
