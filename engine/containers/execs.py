@@ -195,11 +195,14 @@ class ExecService:
 
     async def _prepare(self, e: Exec, attach: bool) -> Attachment | None:
         c = e.config
+        owner = self._containers.find(e.container_id)
         try:
             created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=self._env(e),
                                               cwd=c.WorkingDir or None, user=c.User or None, terminal=bool(c.Tty),
                                               stdin=bool(c.AttachStdin), privileged=bool(c.Privileged),
-                                              inherit_env=False)
+                                              inherit_env=False,
+                                              additional_gids=list(owner.host_config.get("GroupAdd") or [])
+                                              if owner is not None else None)
         except (rt.NotFound, rt.FailedPrecondition):
             # The process ended a moment ago and its exit is still on its way to the container's record.
             raise not_running(e.container_id, Status.EXITED) from None

@@ -88,6 +88,18 @@ def _before_1_44(req: CreateRequest) -> None:
                 cfg.pop("MacAddress", None)  # the endpoint's own address came with 1.44
 
 
+def _seccomp(given: list[str]) -> str:
+    """The profile the last `seccomp=` names, as dockerd reads it: `unconfined`, the default (none, empty or
+    `builtin`) or a profile's JSON text, never a path on the daemon's host (the client reads the file)."""
+    value = given[-1].strip() if given else ""
+    if value in ("", "builtin"):
+        return "default"
+    if value != "unconfined" and not value.startswith("{"):
+        raise InvalidArgument(f"Decoding seccomp profile failed: invalid character {value[0]!r} looking for "
+                              "beginning of value")
+    return value
+
+
 def commit_config(body: Any) -> dict[str, Any] | None:
     """A commit body, the Config fields given over the container's, typed as create types them: the image
     keeps what is given, so a wrong type let through would break every container made from it."""
@@ -127,7 +139,9 @@ def runtime_options(req: CreateRequest, hostname: str, features: Mapping[str, An
     mounts, tmpfs = host_mounts(hc.Binds or [], hc.Mounts or [], hc.Tmpfs or {},
                                 ReadOnly(bool(features.get("recursive_readonly")), not req.read_only_top_only))
     security = hc.SecurityOpt or []
-    seccomp = next((s[len("seccomp="):] for s in security if s.startswith(("seccomp=", "seccomp:"))), "default")
+    seccomp = _seccomp([s[len("seccomp="):] for s in security if s.startswith(("seccomp=", "seccomp:"))])
+    if hc.Privileged:
+        seccomp = "unconfined"  # dockerd's: a privileged container has no filter, whatever profile it names
     return {
         "env": req.Env or [],
         "cwd": req.WorkingDir or None,

@@ -56,7 +56,9 @@ def inspect(c: Container, *, storage: Storage, exec_ids: list[str], mounts: list
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
-        "AppArmorProfile": "",
+        # No AppArmor profile is loaded here (/info does not claim one): only an asked-for `unconfined` shows.
+        "AppArmorProfile": "unconfined" if {"apparmor=unconfined", "apparmor:unconfined"}
+        & set(c.host_config.get("SecurityOpt") or []) else "",
         # dockerd's null, not [], when the container runs no exec.
         "ExecIDs": exec_ids or None,
         "HostConfig": c.host_config,

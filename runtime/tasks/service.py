@@ -53,6 +53,8 @@ class ExecCreate(BaseModel):
     env: list[str] = []
     cwd: str | None = None
     user: str | None = None
+    # With `user`: the groups beside the user's own (the container's `--group-add`, as Docker gives an exec).
+    additional_gids: list[str | int] = []
     terminal: bool = False
     stdin: bool = False
     # Every capability runc can grant here, whatever the container's own set (`docker exec --privileged`).
@@ -385,7 +387,7 @@ class TaskService:
             process["cwd"] = req.cwd
         home = next((e for e in base_env if e.startswith("HOME=")), None)  # the task's user's
         if req.user is not None:
-            u = resolve_user(str(self._table.task_dir(t.namespace, t.id) / "rootfs"), req.user)
+            u = resolve_user(str(self._table.task_dir(t.namespace, t.id) / "rootfs"), req.user, req.additional_gids)
             process["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
             home = f"HOME={u.home}"
         if not req.inherit_env and home is not None and not any(e.startswith("HOME=") for e in process["env"]):

@@ -198,7 +198,8 @@ def test_top_with_ps_args_that_drop_the_pid_column_or_hold_a_nul_is_400(engine, 
     ({"HostConfig": {"Binds": ["/a\0b:/c"]}}, "error while creating mount source path"),
     # Raised by the runtime while generating the spec.
     ({"HostConfig": {"Devices": [{"PathOnHost": "/dev/null\0"}]}}, "error gathering device information"),
-    ({"HostConfig": {"SecurityOpt": ["seccomp=/tmp\0"]}}, "cannot read seccomp profile"),
+    # A profile is its JSON text: a path would have the daemon read a file of its host.
+    ({"HostConfig": {"SecurityOpt": ["seccomp=/tmp\0"]}}, "Decoding seccomp profile failed"),
     # Types as strict as dockerd's Go decoding: these were coerced (or, too big, stored) before.
     ({"HostConfig": {"Memory": "100"}}, "HostConfig.Memory: Input should be a valid integer"),
     ({"HostConfig": {"Memory": 10**26}}, "HostConfig.Memory: Input should be less than or equal to"),

@@ -21,7 +21,7 @@ def status(engine: EngineDaemon, *args: str) -> dict[str, str]:
     return dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line)
 
 
-def test_default_confinement_and_privileged_on_request(engine: EngineDaemon) -> None:
+def test_default_confinement_and_privileged_on_request(engine: EngineDaemon, tmp_path: Path) -> None:
     default = status(engine)
     assert default["CapEff"].strip() == DOCKER_CAPS
     assert default["NoNewPrivs"].strip() == "0" and default["Seccomp"].strip() == "2"
@@ -30,6 +30,27 @@ def test_default_confinement_and_privileged_on_request(engine: EngineDaemon) -> 
     assert int(privileged["CapEff"], 16) > int(DOCKER_CAPS, 16)
     assert status(engine, "--security-opt", "no-new-privileges")["NoNewPrivs"].strip() == "1"
     assert status(engine, "--security-opt", "seccomp=unconfined")["Seccomp"].strip() == "0"
+    # The last seccomp option counts, as dockerd reads them; a privileged container has no filter at all.
+    profile = tmp_path / "profile.json"  # the docker CLI sends the file's content
+    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    assert status(engine, "--security-opt", "seccomp=unconfined", "--security-opt",
+                  f"seccomp={profile}")["Seccomp"].strip() == "2"
+    assert status(engine, "--privileged", "--security-opt", f"seccomp={profile}")["Seccomp"].strip() == "0"
+    assert status(engine, "--security-opt", "seccomp=builtin")["Seccomp"].strip() == "2"
+
+
+def test_a_seccomp_profile_is_json_never_a_path_on_the_daemons_host(engine: EngineDaemon) -> None:
+    status_code, _, body = containers.curl(engine, "POST", "/containers/create", json.dumps(
+        {"Image": "busybox", "HostConfig": {"SecurityOpt": ["seccomp=/etc/passwd"]}}))
+    assert status_code == 400 and "Decoding seccomp profile failed" in json.loads(body)["message"]
+
+
+def test_exec_as_another_user_keeps_the_containers_groups(engine: EngineDaemon) -> None:
+    ok(engine, "run", "-d", "--name", "grouped", "--network", "none", "--group-add", "3000", "busybox", "sleep", "300")
+    assert "3000" in ok(engine, "exec", "grouped", "id", "-G").split()
+    assert "3000" in ok(engine, "exec", "-u", "0", "grouped", "id", "-G").split()
+    assert "3000" in ok(engine, "exec", "-u", "nobody", "grouped", "id", "-G").split()
 
 
 def test_exec_privileged_gets_every_capability(engine: EngineDaemon) -> None:

@@ -657,6 +657,12 @@ def test_seccomp_follows_capabilities_and_arch() -> None:
     assert p["architectures"] == ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
     assert not any(r["names"] == ["clone3"] and r["action"] == "SCMP_ACT_ERRNO" for r in p["syscalls"])
     assert "chroot" not in allowed(seccomp.default_profile("x86_64", []))
+    # Docker's: another process's fds, comparisons and memory advice need CAP_SYS_PTRACE; userfaultfd and
+    # pivot_root no capability unlocks.
+    assert not {"kcmp", "pidfd_getfd", "process_madvise", "userfaultfd", "pivot_root"} & names
+    traced = allowed(seccomp.default_profile("x86_64", [*DEFAULT_CAPABILITIES, "CAP_SYS_PTRACE", "CAP_SYS_ADMIN"]))
+    assert {"kcmp", "pidfd_getfd", "process_madvise", "ptrace"} <= traced
+    assert not {"userfaultfd", "pivot_root"} & traced
     with pytest.raises(InvalidArgument, match="architecture"):
         seccomp.default_profile("riscv64", [])
 
