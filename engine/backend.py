@@ -35,6 +35,7 @@ from engine.containers.donor_namespaces import DonorNamespaces, without_network
 from engine.containers.pins import RunPins
 from engine.containers.prune import ContainerPruner
 from engine.containers.reconcile import Reconciler
+from engine.containers.request import Ulimit
 from engine.containers.run import RunControl
 from engine.containers.stats import ContainerStats
 from engine.containers.store import ContainerStore
@@ -147,7 +148,8 @@ class Backend:
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path,
                               image_view.ids_of, image_view.lineage)
         creator = Creator(runtime, store, lives, image_view, events, networks, volumes, host, pins, logs.resolve,
-                          runtimes, dockerenv.ensure(data_root), unpack=runtime.unpack_image)
+                          runtimes, dockerenv.ensure(data_root), unpack=runtime.unpack_image,
+                          ulimits=[Ulimit(**u.model_dump()) for u in config.default_ulimits.values()])
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images, config.runtime_namespace,
                                  lambda: shutil.disk_usage(data_root).free)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.api.timestamps import duration_ns
+from engine import log
 from engine import runtimes as runtimes_mod
 from engine.logs import journald
 from engine.events_journal import Retention
@@ -41,9 +42,23 @@ class EventsRetention(BaseModel):
         return Retention(self.count, 0.0 if self.age == "0" else (duration_ns(self.age) or 0) / 1e9)
 
 
+class DefaultUlimit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    Name: str = ""
+    Soft: int
+    Hard: int
+
+    @model_validator(mode="after")
+    def _limits(self) -> DefaultUlimit:
+        if self.Soft > self.Hard and self.Hard != -1:
+            raise ValueError(f"ulimit {self.Name}: soft limit {self.Soft} is greater than hard limit {self.Hard}")
+        return self
+
+
 class Config(BaseModel):
-    # daemon.json keys are dockerd's (kebab-case); unknown ones are tolerated as dockerd would warn.
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    # daemon.json keys are dockerd's (kebab-case). A key this engine does not know stops the start, as dockerd's
+    # does: taken and ignored, a dockerd setting (`ip`, `iptables`, `icc`...) would be believed in force.
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     hosts: list[str] = Field(default_factory=lambda: [DEFAULT_HOST])
     data_root: str = Field(default=DEFAULT_DATA_ROOT, alias="data-root")
@@ -53,7 +68,9 @@ class Config(BaseModel):
     registry_mirrors: list[str] = Field(default_factory=list, alias="registry-mirrors")
     insecure_registries: list[str] = Field(default_factory=list, alias="insecure-registries")
     log_level: str = Field(default="info", alias="log-level")
-    default_ulimits: dict[str, Any] = Field(default_factory=dict, alias="default-ulimits")
+    # dockerd's {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}: what a container that sets no such
+    # ulimit of its own gets (and inspect's HostConfig.Ulimits shows).
+    default_ulimits: dict[str, DefaultUlimit] = Field(default_factory=dict, alias="default-ulimits")
     socket_group: str | None = Field(default=None, alias="group")
     # The default bridge: its Linux interface (dockerd's is docker0; ours must not collide with it) and,
     # like dockerd's bip, its gateway address with the subnet's length. Unset: the first free default pool.
@@ -89,7 +106,18 @@ class Config(BaseModel):
     @model_validator(mode="after")
     def _runtimes(self) -> Config:
         runtimes_mod.check(self.runtimes, self.default_runtime)
+        for name, ulimit in self.default_ulimits.items():
+            if ulimit.Name and ulimit.Name != name:
+                raise ValueError(f"default-ulimits: {name!r} names the ulimit {ulimit.Name!r}")
+            ulimit.Name = name
         return self
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        if v not in log.LEVELS:
+            raise ValueError(f"unable to parse logging level: {v}")
+        return v
 
     @field_validator("labels")
     @classmethod
@@ -125,6 +153,9 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
         data = json.loads(Path(path).read_text())
         if not isinstance(data, dict):
             raise ValueError(f"{path}: not a JSON object")
+    unknown = sorted(set(data) - {field.alias or name for name, field in Config.model_fields.items()})
+    if unknown:
+        raise ValueError("the following directives don't match any configuration option: " + ", ".join(unknown))
     both = [key for key in EXCLUSIVE if key in data and overrides.get(key) not in (None, [])]
     if both:
         raise ValueError("the following directives are specified both as a flag and in the configuration file: "

@@ -24,6 +24,7 @@ from engine.backend import Backend
 from engine.events import EventBus
 from engine.events_journal import FILENAME as JOURNAL_FILE
 from engine.events_journal import Journal
+from engine.log import LEVELS as LOG_LEVELS
 from engine.log import setup as setup_logging
 from engine.metrics.service import parse_address
 from engine.reload import Reloader
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tlscacert", help="CA clients' certificates must be signed by (default ~/.docker/ca.pem)")
     p.add_argument("--tlscert", help="the server's TLS certificate (default ~/.docker/cert.pem)")
     p.add_argument("--tlskey", help="the server's TLS key (default ~/.docker/key.pem)")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", choices=list(LOG_LEVELS))
     p.add_argument("--log-driver", help="containers' default log driver: json-file (default), local or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver option, repeatable (e.g. max-size=10m)")

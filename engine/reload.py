@@ -8,6 +8,7 @@ nothing of it applies, the running configuration stays, and the log says why.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from engine.backend import Backend
 from engine.config import Config
 from engine.events_journal import Journal
+from engine.log import LEVELS
 
 log = logging.getLogger("engine.reload")
 
@@ -38,11 +40,7 @@ class Reloader:
         async with self._lock:
             try:
                 new = await asyncio.to_thread(self._load)
-                level = logging.getLevelName(new.log_level.upper())
-                if not isinstance(level, int):
-                    raise ValueError(f"log-level {new.log_level!r}: expected debug, info, warning or error")
-                self._backend.logs.set_defaults(new.log_driver, new.log_opts)
-                logging.getLogger().setLevel(level)
+                self._backend.logs.set_defaults(new.log_driver, new.log_opts)  # checks them: a bad one refuses all
             except Exception as e:
                 log.error("reload refused, the running configuration is kept: %s", e)
                 return False
@@ -54,29 +52,33 @@ class Reloader:
         for key in RESTART:
             if getattr(new, key) != getattr(cfg, key):
                 log.warning("reload: %s changed; it takes effect at the next start", key)
-        changed = [key for key in LIVE if getattr(new, key) != getattr(cfg, key)]
-        for key in LIVE:
+        # As dockerd: what the file (or a flag) no longer names keeps its running value, not the default.
+        given = new.model_fields_set
+        changed = [key for key in LIVE if key in given and getattr(new, key) != getattr(cfg, key)]
+        for key in changed:
             setattr(cfg, key, getattr(new, key))
         registries = self._backend.images.registries
         # dockerd's registry-mirrors apply to Docker Hub only; the engine hands them to the runtime with each pull.
         # In place: the image, push and login services hold these very objects.
         registries.mirrors.clear()
-        if new.registry_mirrors:
-            registries.mirrors["docker.io"] = list(new.registry_mirrors)
-        registries.insecure[:] = new.insecure_registries
-        registries.max_downloads, registries.max_uploads = new.max_concurrent_downloads, new.max_concurrent_uploads
+        if cfg.registry_mirrors:
+            registries.mirrors["docker.io"] = list(cfg.registry_mirrors)
+        registries.insecure[:] = cfg.insecure_registries
+        registries.max_downloads, registries.max_uploads = cfg.max_concurrent_downloads, cfg.max_concurrent_uploads
         if self._journal is not None:
-            self._journal.retention = new.events_retention.retention()
+            self._journal.retention = cfg.events_retention.retention()
+        self._backend.logs.set_defaults(cfg.log_driver, cfg.log_opts)
+        logging.getLogger().setLevel(LEVELS[cfg.log_level])
         log.info("reloaded configuration changed=%s", ",".join(changed) or "nothing")
-        # dockerd announces a reload with a daemon event carrying the settings now in force.
+        # dockerd announces a reload with a daemon event carrying the settings now in force (lists as JSON).
         self._backend.events.publish("daemon", "reload", self._backend.system.id, {
-            "labels": _go_list(new.labels), "registry-mirrors": _go_list(new.registry_mirrors),
-            "insecure-registries": _go_list(new.insecure_registries),
-            "max-concurrent-downloads": str(new.max_concurrent_downloads),
-            "max-concurrent-uploads": str(new.max_concurrent_uploads), "debug": str(new.log_level == "debug").lower(),
-            "log-level": new.log_level, "log-driver": new.log_driver, "name": os.uname().nodename})
+            "labels": _json(cfg.labels), "registry-mirrors": _json(cfg.registry_mirrors),
+            "insecure-registries": _json(cfg.insecure_registries),
+            "max-concurrent-downloads": str(cfg.max_concurrent_downloads),
+            "max-concurrent-uploads": str(cfg.max_concurrent_uploads), "debug": str(cfg.log_level == "debug").lower(),
+            "default-runtime": cfg.default_runtime or "runc", "live-restore": "true",
+            "log-level": cfg.log_level, "log-driver": cfg.log_driver, "name": os.uname().nodename})
 
 
-def _go_list(values: list[str]) -> str:
-    """A list as dockerd's event attributes print it (Go's %v): [a b]."""
-    return "[" + " ".join(values) + "]"
+def _json(values: list[str]) -> str:
+    return json.dumps(values, separators=(",", ":"))

@@ -43,7 +43,18 @@ def tcp_address(host: str) -> tuple[str, int]:
         raise ListenError(f"{host}: invalid port {p!r}") from None
 
 
+def _gid(group: str) -> int:
+    """A group by name or number, as dockerd's `group` takes it."""
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ListenError(f"group {group} not found") from None
+
+
 def _unix(path: str, cfg: Config) -> socket.socket:
+    gid = _gid(cfg.socket_group) if cfg.socket_group else None  # before the socket exists: none is left behind
     Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o711)
     if Path(path).is_socket():
         Path(path).unlink()
@@ -54,8 +65,8 @@ def _unix(path: str, cfg: Config) -> socket.socket:
     finally:
         os.umask(old)
     os.chmod(path, 0o660)
-    if cfg.socket_group:
-        os.chown(path, 0, grp.getgrnam(cfg.socket_group).gr_gid)
+    if gid is not None:
+        os.chown(path, 0, gid)
     sock.listen(1024)
     sock.setblocking(False)
     return sock

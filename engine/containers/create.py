@@ -11,7 +11,7 @@ import logging
 import posixpath
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from engine.containers.mounts import ReadOnly, explicit_destinations, image_moun
 from engine.containers.namespaces import donor_ref, network_sysctls
 from engine.containers.pins import RunPins
 from engine.containers.plan import CreatePlan, NetworkChoice, plan
-from engine.containers.request import CreateRequest
+from engine.containers.request import CreateRequest, Ulimit
 from engine.containers.store import Container, ContainerStore
 from engine.containers.volumesfrom import Inherited, inherited
 from engine.errors import EngineError, InvalidArgument, NotFound
@@ -46,12 +46,14 @@ class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, host: Features, pins: RunPins,
                  log_config: Callable[[dict[str, Any] | None], dict[str, Any]], runtimes: RuntimeTable,
-                 dockerenv: Path | None = None, unpack: Callable[[str], Awaitable[object]] | None = None) -> None:
+                 dockerenv: Path | None = None, unpack: Callable[[str], Awaitable[object]] | None = None,
+                 ulimits: Sequence[Ulimit] = ()) -> None:
         """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked;
         `dockerenv`: the file bound at every container's /.dockerenv (dockerenv.py); `unpack`: the runtime's
         unpack of an image by name, for one a killed daemon stored but did not unpack (a build step's, a commit's)."""
         self._dockerenv = dockerenv
         self._unpack = unpack
+        self._ulimits = list(ulimits)  # the daemon's default-ulimits
         self._rt = runtime
         self._runtimes = runtimes
         self._log_config = log_config
@@ -69,6 +71,9 @@ class Creator:
         """The new container and dockerd's warnings for it; `platform` is the one the image must be for."""
         bare = names.validate(name) if name else None
         wanted = platforms.parse(platform) if platform else None
+        given = {u.Name for u in req.HostConfig.Ulimits or []}
+        if any(u.Name not in given for u in self._ulimits):  # merged as dockerd merges them: inspect shows them
+            req.HostConfig.Ulimits = [*(req.HostConfig.Ulimits or []), *(u for u in self._ulimits if u.Name not in given)]
         runtime = self._runtimes.resolve(req.HostConfig.Runtime)
         image = await self._images.resolve(req.Image or "")
         warnings = _platform_warnings(req.Image or "", image.platform, wanted)

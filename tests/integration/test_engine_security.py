@@ -85,3 +85,49 @@ def test_socket_group_is_configurable(runtime_daemon: RuntimeDaemon, tmp_path: P
         assert st.st_mode & 0o777 == 0o660 and st.st_uid == 0 and st.st_gid == grp.getgrnam("daemon").gr_gid
     finally:
         e.cleanup()
+
+
+def _refused_start(e: EngineDaemon) -> str:
+    out = subprocess.run(e.command(), capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and not os.path.exists(e.address), out
+    return out.stderr
+
+
+def test_configuration_keys_the_engine_does_not_know_stop_the_start(runtime_daemon: RuntimeDaemon,
+                                                                    tmp_path: Path) -> None:
+    # Taken and ignored, dockerd's `ip` or `iptables` would be believed in force: refused by name, as dockerd does.
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({"ip": "127.0.0.1", "mtu": 1400}))
+    e = EngineDaemon(runtime_daemon, extra_args=["--config-file", str(config)])
+    assert "the following directives don't match any configuration option: ip, mtu" in _refused_start(e)
+    for group, words in (("nosuchgroup", "group nosuchgroup not found"),):
+        config.write_text(json.dumps({"group": group}))
+        assert words in _refused_start(e) and "Traceback" not in _refused_start(e)
+    config.write_text(json.dumps({"log-level": "verbose"}))
+    assert "unable to parse logging level: verbose" in _refused_start(e)
+
+
+def test_default_ulimits_a_group_by_number_and_dockerds_level_names(runtime_daemon: RuntimeDaemon, registry,
+                                                                   tmp_path: Path) -> None:
+    config = tmp_path / "daemon.json"
+    gid = grp.getgrnam("daemon").gr_gid
+    config.write_text(json.dumps({"group": str(gid), "log-level": "warn",
+                                  "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 2048, "Hard": 4096}}}))
+    e = EngineDaemon(runtime_daemon, extra_args=["--config-file", str(config), "--registry-mirror",
+                                                 f"http://{registry.host}"])
+    e.log_level = "warn"  # dockerd's spelling, on the command line too
+    e.start()
+    try:
+        assert os.stat(e.address).st_gid == gid
+        ok(e, "pull", "busybox")
+        assert ok(e, "run", "--rm", "--network", "none", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn") == \
+            "2048\n4096\n"
+        # A container's own ulimit of that name wins; inspect shows the merged set, as dockerd's.
+        assert ok(e, "run", "--rm", "--network", "none", "--ulimit", "nofile=100:200", "busybox", "sh", "-c",
+                  "ulimit -n") == "100\n"
+        ok(e, "create", "--name", "limited", "--ulimit", "nproc=50:60", "busybox")
+        assert json.loads(ok(e, "inspect", "-f", "{{json .HostConfig.Ulimits}}", "limited")) == [
+            {"Name": "nproc", "Soft": 50, "Hard": 60}, {"Name": "nofile", "Soft": 2048, "Hard": 4096}]
+        ok(e, "rm", "limited")
+    finally:
+        e.cleanup()

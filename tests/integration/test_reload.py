@@ -87,7 +87,7 @@ def test_engine_reloads_mirrors_and_labels_and_refuses_a_broken_file(
     reload_events = json.loads(ok(e, "events", "--since", f"{t0:.9f}", "--until", f"{time.time():.9f}",
                                   "--filter", "type=daemon", "--format", "{{json .}}"))
     assert reload_events["Action"] == "reload" and reload_events["Actor"]["ID"] == info["ID"]
-    assert reload_events["Actor"]["Attributes"]["labels"] == "[zone=b tier=2]"
+    assert json.loads(reload_events["Actor"]["Attributes"]["labels"]) == ["zone=b", "tier=2"]  # JSON, as dockerd
 
     daemon_json.write_text('{"registry-mirrors": [')
     _hangup(e)
@@ -96,7 +96,17 @@ def test_engine_reloads_mirrors_and_labels_and_refuses_a_broken_file(
     _hangup(e)
     _wait(lambda: _reloads(e.log_path, "reload refused") == 2)
     assert "labels must be key=value" in Path(e.log_path).read_text()
+    # A key no daemon knows refuses the whole file, as dockerd refuses it.
+    daemon_json.write_text(json.dumps({"labels": ["zone=c"], "mtux": 1}))
+    _hangup(e)
+    _wait(lambda: _reloads(e.log_path, "reload refused") == 3)
+    assert "don't match any configuration option: mtux" in Path(e.log_path).read_text()
     assert e.proc is not None and e.proc.poll() is None
+    assert _info(e)["Labels"] == ["zone=b", "tier=2"]
+    # What the file no longer names keeps its running value (dockerd's), not the default.
+    daemon_json.write_text(json.dumps({"registry-mirrors": [b.url]}))
+    _hangup(e)
+    _wait(lambda: _reloads(e.log_path, "reloaded configuration") == 2)
     assert _info(e)["Labels"] == ["zone=b", "tier=2"]
     b.reset()
     ok(e, "rmi", "busybox")
