@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -45,8 +46,25 @@ ROUTERS = [system.register, system_df.register, images.register, image_archives.
            image_make.register, builds.register, image_push.register]
 
 
+def _claim(data_root: Path) -> int:
+    """One engine per data root, held for the process's life: a second would take the first's socket over and
+    write the same records (dockerd's pidfile stops it the same way)."""
+    fd = os.open(data_root / "pyengined.pid", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise SystemExit(f"pyengined: data root {data_root} is in use by another pyengined (pid {holder}): "
+                         "stop it first") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
     Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
+    _claim(Path(cfg.data_root))
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     tracing.setup("pyengined", cfg.otel_endpoint)
     journal = Journal(Path(cfg.data_root) / JOURNAL_FILE, cfg.events_retention.retention())

@@ -131,3 +131,14 @@ def test_default_ulimits_a_group_by_number_and_dockerds_level_names(runtime_daem
         ok(e, "rm", "limited")
     finally:
         e.cleanup()
+
+
+def test_a_second_engine_on_the_same_data_root_is_refused(runtime_daemon: RuntimeDaemon) -> None:
+    e = EngineDaemon(runtime_daemon)
+    e.start()
+    try:
+        out = subprocess.run(e.command(), capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0 and f"is in use by another pyengined (pid {e.proc.pid})" in out.stderr, out
+        ok(e, "version")  # the first keeps its socket
+    finally:
+        e.cleanup()
