@@ -51,7 +51,10 @@ class Reloader:
         cfg = self._backend.config
         for key in RESTART:
             if getattr(new, key) != getattr(cfg, key):
-                log.warning("reload: %s changed; it takes effect at the next start", key)
+                # The default bridge network is made once, with the data root: a restart does not remake it.
+                later = ("the default bridge keeps the one it was made with" if key in ("bip", "bridge_name")
+                         else "it takes effect at the next start")
+                log.warning("reload: %s changed; %s", key, later)
         # As dockerd: what the file (or a flag) no longer names keeps its running value, not the default.
         given = new.model_fields_set
         changed = [key for key in LIVE if key in given and getattr(new, key) != getattr(cfg, key)]
