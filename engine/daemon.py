@@ -25,6 +25,7 @@ from engine.backend import Backend
 from engine.events import EventBus
 from engine.events_journal import FILENAME as JOURNAL_FILE
 from engine.events_journal import Journal
+from engine.errors import EngineError
 from engine.log import LEVELS as LOG_LEVELS
 from engine.log import setup as setup_logging
 from engine.metrics.service import parse_address
@@ -204,7 +205,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     setup_logging(cfg.log_level)
     memory.few_arenas()
-    asyncio.run(serve(cfg, load))
+    try:
+        asyncio.run(serve(cfg, load))
+    except (OSError, ValueError, EngineError) as e:
+        # A host that cannot serve (a data root under a file, a bridge address that is none, a socket path taken):
+        # one line for the operator, the traceback in the log.
+        log.error("cannot serve: %s", e, exc_info=True)
+        raise SystemExit(f"pyengined: {getattr(e, 'message', None) or e}") from None
 
 
 if __name__ == "__main__":
