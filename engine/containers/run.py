@@ -109,12 +109,13 @@ class RunControl:
             await propagation.check_host(c.host_config)
             await self._pins.prepare(c)
             await self.logs.open(c)
+            # A link to a container that does not run fails the start (a `run --rm` waits on that).
+            linked = links.resolve(c, self._store.find, self._networks.bridge_address)
         except EngineError as e:
             await self._release(c, network=False)  # the volumes mounted so far, as dockerd's clean-up
             await self._start_failed(c, live, e)
             raise
         # netavark wires the namespace while the runtime creates the task that joins it.
-        linked = links.resolve(c, self._store.find, self._networks.bridge_address)
         netns_ready = asyncio.Event()
         wiring = asyncio.ensure_future(self._networks.start(
             c.id, etc=EtcConfig.of(c.id, c.config, c.host_config, linked.hosts),

@@ -61,7 +61,7 @@ class NetavarkDriver:
                 "static_ips": [ip for ip in (ep.ip, ep.ip6) if ip],
                 "aliases": [n for n in dict.fromkeys([*ep.aliases, a.container_id[:12], a.hostname or ""])
                             if n and n != a.container_name],
-                **({"static_mac": ep.static_mac or ep.mac} if ep.static_mac or ep.mac else {}),
+                **({"static_mac": mac} if (mac := ep.static_mac or mac_of(ep.ip) or ep.mac) else {}),
             }
             info[_stack_name(net)] = {
                 "name": _stack_name(net), "id": net.id, "driver": "bridge", "network_interface": net.interface,
@@ -155,3 +155,11 @@ def _hairpin(bridges: list[str]) -> None:
                     f.write("1")
             except OSError:
                 continue  # a port that went away meanwhile
+
+
+def mac_of(ip: str | None) -> str | None:
+    """dockerd's MAC for an IPv4 address it gives (02:42 and the address's four bytes): tools that work out one
+    from the other, or pick containers' interfaces by the 02:42 prefix, find them."""
+    if not ip:
+        return None
+    return "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))

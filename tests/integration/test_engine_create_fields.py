@@ -184,6 +184,10 @@ def test_links_on_the_default_bridge(engine) -> None:
     ok(engine, "create", "--name", "late", "--link", "db", "busybox", "true")
     out = cli(engine, "start", "late")
     assert out.returncode != 0 and "Cannot link to a non running container: /db AS /late/db" in out.stderr
+    # A failed start like any other: `run --rm` is answered and the container goes (it once waited for ever).
+    out = cli(engine, "run", "--rm", "--name", "gone", "--link", "db", "busybox", "true", timeout=30)
+    assert out.returncode == 125 and "Cannot link to a non running container: /db AS /gone/db" in out.stderr
+    assert "gone" not in ok(engine, "ps", "-a", "--format", "{{.Names}}").split()
     out = cli(engine, "create", "--link", "nosuch:x", "busybox", "true")
     assert out.returncode != 0 and "could not get container for nosuch" in out.stderr
     out = cli(engine, "create", "--network", "host", "--link", "db", "busybox", "true")

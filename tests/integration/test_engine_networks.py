@@ -129,6 +129,10 @@ def test_default_bridge_reaches_by_ip_with_nat(engine: EngineDaemon) -> None:
     httpd(engine, "--name", "b1")
     ip = inspect(engine, "b1")["NetworkSettings"]["IPAddress"]
     assert ip.startswith("10.231.0.")
+    # dockerd's MAC: 02:42 and the address's bytes, in inspect and on the interface.
+    mac = "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+    assert inspect(engine, "b1")["NetworkSettings"]["MacAddress"] == mac
+    assert ok(engine, "exec", "b1", "cat", "/sys/class/net/eth0/address").strip() == mac
     out = ok(engine, "run", "--rm", "busybox", "wget", "-qO-", f"http://{ip}/")
     assert PAGE in out
     assert "10.231.0.0/24" in nat_rules() and "MASQUERADE" in nat_rules()
