@@ -18,7 +18,7 @@ from engine.builder.cache import BuildCache
 from engine.config import Config
 from engine.prune_guard import PruneGuard
 from engine.containers import dockerenv
-from engine.containers.create import Creator
+from engine.containers.create import ContainerDefaults, Creator
 from engine.containers.departures import Departures
 from engine.containers.describe import Describer
 from engine.containers.execs import ExecService
@@ -149,7 +149,10 @@ class Backend:
                               image_view.ids_of, image_view.lineage)
         creator = Creator(runtime, store, lives, image_view, events, networks, volumes, host, pins, logs.resolve,
                           runtimes, dockerenv.ensure(data_root), unpack=runtime.unpack_image,
-                          ulimits=[Ulimit(**u.model_dump()) for u in config.default_ulimits.values()])
+                          defaults=ContainerDefaults(
+                              ulimits=tuple(Ulimit(**u.model_dump()) for u in config.default_ulimits.values()),
+                              shm_size=config.default_shm_size, no_new_privileges=config.no_new_privileges,
+                              init=config.init))
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images, config.runtime_namespace,
                                  lambda: shutil.disk_usage(data_root).free)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +72,11 @@ class Config(BaseModel):
     # dockerd's {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}: what a container that sets no such
     # ulimit of its own gets (and inspect's HostConfig.Ulimits shows).
     default_ulimits: dict[str, DefaultUlimit] = Field(default_factory=dict, alias="default-ulimits")
+    # dockerd's container defaults: /dev/shm's size for a container that names none (RAM units: 128M is MiB),
+    # no-new-privileges for every container, and an init as PID 1 for those that do not set --init themselves.
+    default_shm_size: int | None = Field(default=None, alias="default-shm-size")
+    no_new_privileges: bool = Field(default=False, alias="no-new-privileges")
+    init: bool = False
     socket_group: str | None = Field(default=None, alias="group")
     # The default bridge: its Linux interface (dockerd's is docker0; ours must not collide with it) and,
     # like dockerd's bip, its gateway address with the subnet's length. Unset: the first free default pool.
@@ -111,6 +117,15 @@ class Config(BaseModel):
                 raise ValueError(f"default-ulimits: {name!r} names the ulimit {ulimit.Name!r}")
             ulimit.Name = name
         return self
+
+    @field_validator("default_shm_size", mode="before")
+    @classmethod
+    def _shm_size(cls, v: object) -> int:
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?", str(v).strip(), re.IGNORECASE)
+        size = int(float(m.group(1)) * 1024 ** " kmgtp".index(m.group(2).lower() or " ")) if m else 0
+        if isinstance(v, bool) or size <= 0:
+            raise ValueError(f"invalid default-shm-size {v!r}: expected a size such as 64M")
+        return size
 
     @field_validator("log_level")
     @classmethod

@@ -25,7 +25,7 @@ LIVE = ("log_level", "labels", "registry_mirrors", "insecure_registries", "max_c
 # Compared to say that a change needs a restart; the rest of the file's keys are not read after startup either.
 RESTART = ("hosts", "data_root", "exec_root", "runtime_address", "runtime_namespace", "bridge_name", "bip", "tls",
            "tlsverify", "tlscacert", "tlscert", "tlskey", "socket_group", "default_ulimits", "experimental",
-           "journald_socket")
+           "journald_socket", "default_shm_size", "no_new_privileges", "init")
 
 
 class Reloader:

@@ -11,7 +11,8 @@ import logging
 import posixpath
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +43,43 @@ from runtime.client import FailedPrecondition, RuntimeAPI
 log = logging.getLogger("engine.containers")
 
 
+
+@dataclass(frozen=True)
+class ContainerDefaults:
+    """The daemon's defaults for containers (daemon.json), as dockerd applies them."""
+
+    ulimits: tuple[Ulimit, ...] = ()
+    shm_size: int | None = None
+    no_new_privileges: bool = False
+    init: bool = False
+
+    def fill(self, req: CreateRequest) -> None:
+        """Into the request, so that inspect shows them as dockerd's: ulimits it sets none of, /dev/shm's size."""
+        given = {u.Name for u in req.HostConfig.Ulimits or []}
+        if any(u.Name not in given for u in self.ulimits):
+            req.HostConfig.Ulimits = [*(req.HostConfig.Ulimits or []),
+                                      *(u for u in self.ulimits if u.Name not in given)]
+        if self.shm_size and not req.HostConfig.ShmSize:
+            req.HostConfig.ShmSize = self.shm_size
+
+    def run_with(self, req: CreateRequest, p: CreatePlan) -> None:
+        """Into the run only (dockerd leaves HostConfig.Init null and SecurityOpt as given)."""
+        p.options["no_new_privileges"] = p.options["no_new_privileges"] or self.no_new_privileges
+        if req.HostConfig.Init is None and self.init:
+            p.init = True
+
 class Creator:
     def __init__(self, runtime: RuntimeAPI, store: ContainerStore, lives: Lives, images: Images, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, host: Features, pins: RunPins,
                  log_config: Callable[[dict[str, Any] | None], dict[str, Any]], runtimes: RuntimeTable,
                  dockerenv: Path | None = None, unpack: Callable[[str], Awaitable[object]] | None = None,
-                 ulimits: Sequence[Ulimit] = ()) -> None:
+                 defaults: ContainerDefaults | None = None) -> None:
         """`log_config`: HostConfig.LogConfig as it will be in force (the daemon's defaults filled in), checked;
         `dockerenv`: the file bound at every container's /.dockerenv (dockerenv.py); `unpack`: the runtime's
         unpack of an image by name, for one a killed daemon stored but did not unpack (a build step's, a commit's)."""
         self._dockerenv = dockerenv
         self._unpack = unpack
-        self._ulimits = list(ulimits)  # the daemon's default-ulimits
+        self._defaults = defaults or ContainerDefaults()
         self._rt = runtime
         self._runtimes = runtimes
         self._log_config = log_config
@@ -71,9 +97,7 @@ class Creator:
         """The new container and dockerd's warnings for it; `platform` is the one the image must be for."""
         bare = names.validate(name) if name else None
         wanted = platforms.parse(platform) if platform else None
-        given = {u.Name for u in req.HostConfig.Ulimits or []}
-        if any(u.Name not in given for u in self._ulimits):  # merged as dockerd merges them: inspect shows them
-            req.HostConfig.Ulimits = [*(req.HostConfig.Ulimits or []), *(u for u in self._ulimits if u.Name not in given)]
+        self._defaults.fill(req)
         runtime = self._runtimes.resolve(req.HostConfig.Runtime)
         image = await self._images.resolve(req.Image or "")
         warnings = _platform_warnings(req.Image or "", image.platform, wanted)
@@ -85,6 +109,7 @@ class Creator:
         try:
             features = await self._host.features()
             p = plan(req, image, cid, features, self._joined_hostname(req.HostConfig.NetworkMode or ""))
+            self._defaults.run_with(req, p)
             p.host_config["LogConfig"] = self._log_config(p.host_config.get("LogConfig"))
             p.host_config["Runtime"] = runtime
             p.host_config["Links"] = links.at_create(p.network.links, bare, p.network.mode, self._store.find) or None

@@ -112,7 +112,8 @@ def test_default_ulimits_a_group_by_number_and_dockerds_level_names(runtime_daem
     config = tmp_path / "daemon.json"
     gid = grp.getgrnam("daemon").gr_gid
     config.write_text(json.dumps({"group": str(gid), "log-level": "warn",
-                                  "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 2048, "Hard": 4096}}}))
+                                  "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 2048, "Hard": 4096}},
+                                  "default-shm-size": "128M", "no-new-privileges": True, "init": True}))
     e = EngineDaemon(runtime_daemon, extra_args=["--config-file", str(config), "--registry-mirror",
                                                  f"http://{registry.host}"])
     e.log_level = "warn"  # dockerd's spelling, on the command line too
@@ -129,6 +130,15 @@ def test_default_ulimits_a_group_by_number_and_dockerds_level_names(runtime_daem
         assert json.loads(ok(e, "inspect", "-f", "{{json .HostConfig.Ulimits}}", "limited")) == [
             {"Name": "nproc", "Soft": 50, "Hard": 60}, {"Name": "nofile", "Soft": 2048, "Hard": 4096}]
         ok(e, "rm", "limited")
+        # dockerd's other container defaults: /dev/shm's size (in inspect too), no-new-privileges, an init.
+        out = ok(e, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                 "df -k /dev/shm | tail -1; grep NoNewPrivs /proc/self/status; cat /proc/1/comm")
+        assert out.split()[1] == str(128 * 1024) and "NoNewPrivs:\t1" in out, out
+        assert out.split()[-1] != "sh"  # PID 1 is the init, not the command
+        assert ok(e, "run", "--rm", "--network", "none", "--init=false", "busybox", "cat", "/proc/1/comm") == "cat\n"
+        ok(e, "create", "--name", "shm", "busybox")
+        assert json.loads(ok(e, "inspect", "-f", "{{json .HostConfig.ShmSize}}", "shm")) == 128 << 20
+        ok(e, "rm", "shm")
     finally:
         e.cleanup()
 
