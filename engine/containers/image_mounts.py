@@ -32,7 +32,8 @@ class SnapshotViews(Protocol):
 class ImageMounts:
     def __init__(self, root: Path, runtime: SnapshotViews) -> None:
         self._views = root / "views"
-        self._pins = Subpaths(root / "pins")
+        self._pin_root = root / "pins"
+        self._pins = Subpaths(self._pin_root)
         self._rt = runtime
 
     def spec_source(self, cid: str, index: int) -> str:
@@ -65,8 +66,10 @@ class ImageMounts:
 
     async def release(self, cid: str) -> None:
         """After a run (or before one): the binds, the views' mounts and the views go."""
-        await self._pins.release(cid)
         views = self._views / cid
+        if not views.exists():
+            return  # nothing pinned for this run: the common case, decided without a thread
+        await self._pins.release(cid)
         try:
             snapshotter = json.loads(await asyncio.to_thread((views / "snapshotter").read_text))
         except (FileNotFoundError, ValueError):
@@ -79,7 +82,8 @@ class ImageMounts:
 
     async def forget(self, cid: str) -> None:
         await self.release(cid)
-        await self._pins.forget(cid)
+        if (self._pin_root / cid).exists():
+            await self._pins.forget(cid)
 
 
 def _key(cid: str, index: int) -> str:

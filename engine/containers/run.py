@@ -105,7 +105,8 @@ class RunControl:
                 c.unplanned_network = None
                 await self._store.save(c)
             binary = self._runtimes.binary(c.host_config.get("Runtime"))
-            await asyncio.to_thread(mounts.create_bind_sources, list(c.host_config.get("Binds") or []))
+            if c.host_config.get("Binds"):
+                await asyncio.to_thread(mounts.create_bind_sources, list(c.host_config["Binds"]))
             await propagation.check_host(c.host_config)
             await self._pins.prepare(c)
             await self.logs.open(c)
