@@ -209,7 +209,8 @@ class Backend:
             tg.create_task(self.budget.run(), name="storage-budget")
             if self.logs.retention is not None:
                 tg.create_task(self.logs.retention.run(), name="removed-logs")
-            await Monitor(self.run, self.reconciler, self.runtime, self.config.runtime_namespace).run()
+            await Monitor(self.run, self.reconciler, self.runtime, self.config.runtime_namespace,
+                          self.execs.exit_told).run()
 
 
 def _fresh_dirs(root: Path, kept: tuple[str, ...], emptied: tuple[str, ...]) -> None:

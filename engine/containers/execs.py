@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,10 @@ def parse_model(model: type[BaseModel], body: Any) -> Any:
         raise InvalidArgument(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
 
 
+# Execs' exits the event stream told before their finish asked, kept for it; how long a finish waits for one.
+_EXITS_KEPT = 256
+_EXIT_EVENT_WAIT = 1.0
+
 @dataclass(eq=False)
 class Exec:
     id: str
@@ -112,6 +117,9 @@ class ExecService:
         self._events = events
         self._execs: dict[str, Exec] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # Execs whose exit the runtime's event stream has told (the last few), and finishes waiting for one.
+        self._exits_told: OrderedDict[str, None] = OrderedDict()
+        self._exit_waiters: dict[str, asyncio.Event] = {}
 
     def _event(self, e: Exec, action: str, **attributes: str) -> None:
         # The container as the exec was made in it, once it is gone: `rm -f` ends its execs after its record.
@@ -242,9 +250,35 @@ class ExecService:
         """Record the exit code (before the caller ends the client's stream); the process is dropped after."""
         e.exit_code = await (e.exit_status or self._wait(e))
         e.running = False
+        if e.exit_code == 137:
+            await self._after_exit_told(e.id)
         self._event(e, "exec_die", exitCode=str(e.exit_code))
         # The client reads the exit code from our record, not the runtime's: it need not wait for the removal.
         self._in_background(self._discard(e), f"exec-rm-{e.id[:12]}")
+
+    def exit_told(self, exec_id: str) -> None:
+        """The runtime's event stream told this exec's exit (after any OOM kill it told of)."""
+        waiter = self._exit_waiters.get(exec_id)
+        if waiter is not None:
+            waiter.set()
+            return
+        self._exits_told[exec_id] = None
+        if len(self._exits_told) > _EXITS_KEPT:
+            self._exits_told.popitem(last=False)
+
+    async def _after_exit_told(self, exec_id: str) -> None:
+        """A killed exec, perhaps by the OOM killer: its `exec_die` waits for the event stream to reach its exit,
+        so that the `oom` told before it on that stream is told first, as dockerd tells them."""
+        if exec_id in self._exits_told:
+            del self._exits_told[exec_id]
+            return
+        waiter = self._exit_waiters[exec_id] = asyncio.Event()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_EXIT_EVENT_WAIT):
+                    await waiter.wait()
+        finally:
+            self._exit_waiters.pop(exec_id, None)
 
     def detached(self, e: Exec) -> None:
         """Its client typed the detach keys; the process runs on."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from engine.containers.reconcile import Reconciler
@@ -24,8 +25,10 @@ _MAX_BACKOFF = 5.0
 
 
 class Monitor:
-    def __init__(self, run: RunControl, reconciler: Reconciler, runtime: rt.RuntimeAPI, namespace: str) -> None:
+    def __init__(self, run: RunControl, reconciler: Reconciler, runtime: rt.RuntimeAPI, namespace: str,
+                 exec_exited: Callable[[str], None] = lambda _: None) -> None:
         self._run = run
+        self._exec_exited = exec_exited
         self._reconciler = reconciler
         self._rt = runtime
         self._namespace = namespace
@@ -55,8 +58,11 @@ class Monitor:
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         cid = event.get("container_id")
-        if not cid or event.get("id") != cid:
-            return  # an exec's exit: its stream's owner collects it
+        if not cid:
+            return
+        if event.get("id") != cid:
+            self._exec_exited(str(event.get("id") or ""))  # an exec's: its owner collects the code
+            return
         task = asyncio.create_task(self._run.handle_exit(cid, int(event.get("pid") or 0),
                                                          int(event.get("exit_status") or 0),
                                                          float(event.get("exited_at") or time.time()),
