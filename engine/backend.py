@@ -52,6 +52,7 @@ from engine.lazy import Lazy
 from engine.logs.retention import RemovedLogs
 from engine.logs.service import ContainerLogs
 from engine.metrics.service import EngineMetrics
+from engine.networks.etcfiles import DnsDefaults
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
 from engine.runtimes import RuntimeTable
@@ -127,7 +128,8 @@ class Backend:
         networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
                                   bridge_interface=config.bridge_name, bridge_cidr=config.bip,
                                   container_name=store.name_of, container_hostname=store.hostname_of,
-                                  events=events)
+                                  events=events, binding_ip=config.ip,
+                                  dns=DnsDefaults(tuple(config.dns), tuple(config.dns_search), tuple(config.dns_opts)))
         volumes = VolumeService(data_root, users=store.volume_users, running=store.running_volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
         retention = RemovedLogs(data_root / "removed-logs", config.removed_logs_retention)
@@ -152,7 +154,8 @@ class Backend:
                           defaults=ContainerDefaults(
                               ulimits=tuple(Ulimit(**u.model_dump()) for u in config.default_ulimits.values()),
                               shm_size=config.default_shm_size, no_new_privileges=config.no_new_privileges,
-                              init=config.init))
+                              init=config.init, ipc_mode=config.default_ipc_mode,
+                              cgroupns_mode=config.default_cgroupns_mode))
         writer = ImageWriter(runtime, images)
         build_cache = BuildCache(runtime, images, config.runtime_namespace,
                                  lambda: shutil.disk_usage(data_root).free)

@@ -1,6 +1,7 @@
 """pyengined configuration: dockerd-style daemon.json, then flags."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -21,6 +22,8 @@ DEFAULT_EXEC_ROOT = "/run/pyengine/engine"
 DEFAULT_RUNTIME_ADDRESS = "/run/pyengine/runtime.sock"
 DEFAULT_RUNTIME_NAMESPACE = "pyengine"
 DEFAULT_JOURNALD_SOCKET = journald.SOCKET
+# dockerd's check of a --dns-search domain: labels of letters, digits, '-' and '_', at most 255 characters.
+_DOMAIN = re.compile(r"(?=.{1,255}$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}")
 
 
 class EventsRetention(BaseModel):
@@ -77,6 +80,21 @@ class Config(BaseModel):
     default_shm_size: int | None = Field(default=None, alias="default-shm-size")
     no_new_privileges: bool = Field(default=False, alias="no-new-privileges")
     init: bool = False
+    # dockerd's namespace defaults for containers that name no mode of their own: IPC private or shareable,
+    # cgroup namespace private or host (unset: host on cgroup v1, private on v2, as dockerd).
+    default_ipc_mode: Literal["private", "shareable"] | None = Field(default=None, alias="default-ipc-mode")
+    default_cgroupns_mode: Literal["private", "host"] | None = Field(default=None, alias="default-cgroupns-mode")
+    # dockerd's resolver defaults, for a container that sets no --dns, --dns-search or --dns-option of its own.
+    dns: list[str] = Field(default_factory=list)
+    dns_search: list[str] = Field(default_factory=list, alias="dns-search")
+    dns_opts: list[str] = Field(default_factory=list, alias="dns-opts")
+    # dockerd's `ip`: the host address the default bridge publishes ports on when a binding names none.
+    ip: str | None = None
+    # dockerd's `debug`: the debug log level, whatever log-level says.
+    debug: bool = False
+    # Containers outlive this daemon whatever the file says (their monitors are not its children): dockerd's
+    # live restore, always on. `false` is refused rather than believed.
+    live_restore: Literal[True] | None = Field(default=None, alias="live-restore")
     socket_group: str | None = Field(default=None, alias="group")
     # The default bridge: its Linux interface (dockerd's is docker0; ours must not collide with it) and,
     # like dockerd's bip, its gateway address with the subnet's length. Unset: the first free default pool.
@@ -127,6 +145,61 @@ class Config(BaseModel):
             raise ValueError(f"invalid default-shm-size {v!r}: expected a size such as 64M")
         return size
 
+    @field_validator("dns")
+    @classmethod
+    def _dns(cls, v: list[str]) -> list[str]:
+        for server in v:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise ValueError(f"IP address is not correctly formatted: {server}") from None
+        return v
+
+    @field_validator("dns_search")
+    @classmethod
+    def _dns_search(cls, v: list[str]) -> list[str]:
+        for domain in v:
+            if domain != "." and not _DOMAIN.fullmatch(domain.removesuffix(".")):
+                raise ValueError(f"{domain} is not a valid domain")
+        return v
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ipaddress.IPv4Address(v)
+            except ValueError:
+                # Published ports are IPv4 here (ports.py): an IPv6 default would have nothing to bind.
+                raise ValueError(f"{v} is not an IPv4 address") from None
+        return v
+
+    @field_validator("default_ipc_mode", mode="before")
+    @classmethod
+    def _ipc_mode(cls, v: object) -> object:
+        if v not in (None, "private", "shareable"):
+            raise ValueError(f'IPC mode "{v}" is not supported as default value; use "shareable" or "private"')
+        return v
+
+    @field_validator("default_cgroupns_mode", mode="before")
+    @classmethod
+    def _cgroupns_mode(cls, v: object) -> object:
+        if v not in (None, "private", "host"):
+            raise ValueError(f'default cgroup namespace mode ({v}) is invalid; use "host" or "private"')
+        return v
+
+    @field_validator("live_restore", mode="before")
+    @classmethod
+    def _live_restore(cls, v: object) -> object:
+        if v is False:
+            raise ValueError("false is not supported: containers keep running across pyengined's restarts "
+                             "(their monitors are not its children)")
+        return v
+
+    @property
+    def effective_log_level(self) -> str:
+        return "debug" if self.debug else self.log_level
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, v: str) -> str:
@@ -162,6 +235,15 @@ class Config(BaseModel):
 EXCLUSIVE = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
 
 
+def _validated(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        # Name the key as daemon.json spells it: "storage-budget.high: ...".
+        raise ValueError("; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+                                   for err in e.errors())) from None
+
+
 def load(path: str | None, overrides: dict[str, Any]) -> Config:
     data: dict[str, Any] = {}
     if path:
@@ -175,15 +257,12 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
     if both:
         raise ValueError("the following directives are specified both as a flag and in the configuration file: "
                          + ", ".join(f"{k} (from flag: {overrides[k]}, from file: {data[k]})" for k in both))
-    try:
-        cfg = Config.model_validate(data)
-    except ValidationError as e:
-        # Name the key as daemon.json spells it: "storage-budget.high: ...".
-        raise ValueError("; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-                                   for err in e.errors())) from None
+    cfg = _validated(data)
     for key, value in overrides.items():
         if value is None or value == []:
             continue
+        if key not in ("runtimes", "default_runtime"):  # those two are checked together, below
+            _validated({Config.model_fields[key].alias or key: value})  # a flag is checked as the file's key is
         if key == "runtimes":
             cfg.runtimes = {**cfg.runtimes, **value}
         elif isinstance(value, list):

@@ -169,6 +169,16 @@ def main(argv: list[str] | None = None) -> None:
                    help="an OCI runtime containers may name (--runtime), repeatable")
     p.add_argument("--default-runtime", help="the runtime of containers that name none (default runc)")
     p.add_argument("--experimental", action="store_true", default=None, help="enable experimental features")
+    p.add_argument("-D", "--debug", action="store_true", default=None, help="debug log level")
+    p.add_argument("--dns", action="append", default=[], help="DNS server of containers that set none, repeatable")
+    p.add_argument("--dns-search", action="append", default=[], help="DNS search domain of containers that set none")
+    p.add_argument("--dns-opt", action="append", dest="dns_opts", default=[],
+                   help="resolver option of containers that set none, repeatable")
+    p.add_argument("--ip", help="host address the default bridge publishes ports on by default (default 0.0.0.0)")
+    p.add_argument("--default-ipc-mode", choices=["private", "shareable"],
+                   help="IPC mode of containers that set none (default private)")
+    p.add_argument("--default-cgroupns-mode", choices=["private", "host"],
+                   help="cgroup namespace mode of containers that set none (default: host on cgroup v1, private on v2)")
     args = p.parse_args(argv)
     systemd.claim()
 
@@ -186,7 +196,9 @@ def main(argv: list[str] | None = None) -> None:
             "max_concurrent_downloads": args.max_concurrent_downloads,
             "max_concurrent_uploads": args.max_concurrent_uploads,
             "runtimes": runtimes.from_flags(args.add_runtime), "default_runtime": args.default_runtime,
-            "experimental": args.experimental,
+            "experimental": args.experimental, "debug": args.debug, "dns": args.dns, "dns_search": args.dns_search,
+            "dns_opts": args.dns_opts, "ip": args.ip, "default_ipc_mode": args.default_ipc_mode,
+            "default_cgroupns_mode": args.default_cgroupns_mode,
         })
         if cfg.metrics_addr:
             parse_address(cfg.metrics_addr)
@@ -203,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         print(f"pyengined: invalid configuration: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.effective_log_level)
     memory.few_arenas()
     try:
         asyncio.run(serve(cfg, load))

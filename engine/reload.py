@@ -1,7 +1,8 @@
 """SIGHUP: read daemon.json again and apply what dockerd applies live.
 
-Live: log level, labels, registry mirrors, insecure registries, max concurrent downloads and uploads, the
-default log driver and its options, the events journal's retention, and the OCI runtimes (for the next starts). The rest (hosts, roots, TLS, the bridge) needs a restart: a change
+Live: log level (and debug), labels, registry mirrors, insecure registries, max concurrent downloads and
+uploads, the default log driver and its options, the events journal's retention, and the OCI runtimes (for the
+next starts). The rest (hosts, roots, TLS, the bridge, containers' defaults) needs a restart: a change
 there is logged and the running value kept. A file that does not load or validate is refused whole:
 nothing of it applies, the running configuration stays, and the log says why.
 """
@@ -20,12 +21,13 @@ from engine.log import LEVELS
 
 log = logging.getLogger("engine.reload")
 
-LIVE = ("log_level", "labels", "registry_mirrors", "insecure_registries", "max_concurrent_downloads",
+LIVE = ("log_level", "debug", "labels", "registry_mirrors", "insecure_registries", "max_concurrent_downloads",
         "max_concurrent_uploads", "log_driver", "log_opts", "events_retention", "runtimes", "default_runtime")
 # Compared to say that a change needs a restart; the rest of the file's keys are not read after startup either.
 RESTART = ("hosts", "data_root", "exec_root", "runtime_address", "runtime_namespace", "bridge_name", "bip", "tls",
            "tlsverify", "tlscacert", "tlscert", "tlskey", "socket_group", "default_ulimits", "experimental",
-           "journald_socket", "default_shm_size", "no_new_privileges", "init")
+           "journald_socket", "default_shm_size", "no_new_privileges", "init", "default_ipc_mode",
+           "default_cgroupns_mode", "dns", "dns_search", "dns_opts", "ip")
 
 
 class Reloader:
@@ -71,14 +73,15 @@ class Reloader:
         if self._journal is not None:
             self._journal.retention = cfg.events_retention.retention()
         self._backend.logs.set_defaults(cfg.log_driver, cfg.log_opts)
-        logging.getLogger().setLevel(LEVELS[cfg.log_level])
+        logging.getLogger().setLevel(LEVELS[cfg.effective_log_level])
         log.info("reloaded configuration changed=%s", ",".join(changed) or "nothing")
         # dockerd announces a reload with a daemon event carrying the settings now in force (lists as JSON).
         self._backend.events.publish("daemon", "reload", self._backend.system.id, {
             "labels": _json(cfg.labels), "registry-mirrors": _json(cfg.registry_mirrors),
             "insecure-registries": _json(cfg.insecure_registries),
             "max-concurrent-downloads": str(cfg.max_concurrent_downloads),
-            "max-concurrent-uploads": str(cfg.max_concurrent_uploads), "debug": str(cfg.log_level == "debug").lower(),
+            "max-concurrent-uploads": str(cfg.max_concurrent_uploads),
+            "debug": str(cfg.effective_log_level == "debug").lower(),
             "default-runtime": cfg.default_runtime or "runc", "live-restore": "true",
             "log-level": cfg.log_level, "log-driver": cfg.log_driver, "name": os.uname().nodename})
 

@@ -83,7 +83,7 @@ class SystemInfo:
             "KernelMemoryTCP": f["kernel_memory_tcp"], "CpuCfsPeriod": f["cpu_cfs"], "CpuCfsQuota": f["cpu_cfs"],
             "CPUShares": f["cpu_shares"], "CPUSet": f["cpuset"], "PidsLimit": f["pids_limit"],
             "OomKillDisable": f["oom_kill_disable"], "IPv4Forwarding": forwarding,
-            "Debug": config.log_level == "debug", "NFd": len(os.listdir("/proc/self/fd")),
+            "Debug": config.effective_log_level == "debug", "NFd": len(os.listdir("/proc/self/fd")),
             "NGoroutines": len(asyncio.all_tasks()), "SystemTime": _now(), "LoggingDriver": config.log_driver, "CgroupDriver": f["cgroup_driver"],
             "CgroupVersion": f["cgroup_version"],
             "NEventsListener": self._events.listeners, "KernelVersion": uname.release, "OperatingSystem": _os_name(),

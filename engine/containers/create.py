@@ -52,15 +52,22 @@ class ContainerDefaults:
     shm_size: int | None = None
     no_new_privileges: bool = False
     init: bool = False
+    ipc_mode: str | None = None
+    cgroupns_mode: str | None = None
 
     def fill(self, req: CreateRequest) -> None:
-        """Into the request, so that inspect shows them as dockerd's: ulimits it sets none of, /dev/shm's size."""
+        """Into the request, so that inspect shows them as dockerd's: ulimits it sets none of, /dev/shm's size,
+        the IPC and cgroup namespace modes."""
         given = {u.Name for u in req.HostConfig.Ulimits or []}
         if any(u.Name not in given for u in self.ulimits):
             req.HostConfig.Ulimits = [*(req.HostConfig.Ulimits or []),
                                       *(u for u in self.ulimits if u.Name not in given)]
         if self.shm_size and not req.HostConfig.ShmSize:
             req.HostConfig.ShmSize = self.shm_size
+        if self.ipc_mode and not req.HostConfig.IpcMode:
+            req.HostConfig.IpcMode = self.ipc_mode
+        if self.cgroupns_mode and not req.HostConfig.CgroupnsMode:
+            req.HostConfig.CgroupnsMode = self.cgroupns_mode
 
     def run_with(self, req: CreateRequest, p: CreatePlan) -> None:
         """Into the run only (dockerd leaves HostConfig.Init null and SecurityOpt as given)."""
@@ -220,12 +227,12 @@ class Creator:
         network = p.network
         if network.joins is not None:
             other = self._store.get(network.joins)
-            return self._networks.etc_mounts(other.id) if self._networks.wired(other.id) else []
+            return self._networks.files.mounts(other.id) if self._networks.wired(other.id) else []
         if self._networks.wired(cid):
-            return self._networks.etc_mounts(cid)
+            return self._networks.files.mounts(cid)
         if options["netns"] == "host":
-            return await self._networks.endpointless_etc(cid)
-        return await self._networks.endpointless_etc(cid, EtcConfig.of(cid, p.config, p.host_config), host=False)
+            return await self._networks.files.endpointless(cid)
+        return await self._networks.files.endpointless(cid, EtcConfig.of(cid, p.config, p.host_config), host=False)
 
     async def _plan_volumes(self, cid: str, req: CreateRequest, p: CreatePlan, features: Mapping[str, Any]
                             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Inherited]:

@@ -65,5 +65,5 @@ class LinkEditor:
 
     async def _refresh(self, parent: Container) -> None:
         linked = links.resolve(parent, self._store.find, self._networks.bridge_address, strict=False)
-        await self._networks.refresh_etc(parent.id, EtcConfig.of(parent.id, parent.config, parent.host_config,
+        await self._networks.files.refresh(parent.id, EtcConfig.of(parent.id, parent.config, parent.host_config,
                                                                  linked.hosts))

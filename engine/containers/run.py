@@ -99,7 +99,7 @@ class RunControl:
                                                          "propagation": "",
                                                          "read/write": str(not v["read_only"]).lower()})
             if self._networks.is_host(c.host_config.get("NetworkMode") or "default"):
-                await self._networks.endpointless_etc(c.id, EtcConfig.of(c.id, c.config, c.host_config))
+                await self._networks.files.endpointless(c.id, EtcConfig.of(c.id, c.config, c.host_config))
             if c.unplanned_network is not None:
                 await self._networks.plan(c.id, c.host_config.get("NetworkMode") or "", c.unplanned_network or None)
                 c.unplanned_network = None

@@ -46,6 +46,24 @@ class EtcConfig:
                    links=tuple(links))
 
 
+@dataclass(frozen=True)
+class DnsDefaults:
+    """The daemon's --dns, --dns-search and --dns-opt: each for the containers that set none of that kind."""
+
+    dns: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+    def any(self) -> bool:
+        return bool(self.dns or self.search or self.options)
+
+    def fill(self, etc: EtcConfig) -> EtcConfig:
+        if not self.any():
+            return etc
+        return replace(etc, dns=etc.dns or self.dns, dns_search=etc.dns_search or self.search,
+                       dns_options=etc.dns_options or self.options)
+
+
 def split_extra_host(entry: str) -> tuple[str, str]:
     """`name:address` (or the newer `name=address`); an IPv6 address may be bracketed. ValueError if malformed."""
     name, _, address = entry.partition("=" if "=" in entry else ":")

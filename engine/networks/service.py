@@ -16,18 +16,18 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from engine.events import EventBus
-from engine.networks import driver_options, embedded_dns, endpointcfg, etcfiles, ipam, keepalive, port_owner, views
+from engine.networks import driver_options, embedded_dns, endpointcfg, ipam, keepalive, port_owner, views
 from engine.networks.driver import Attachment, NetworkDriver
-from engine.networks.etcfiles import EtcConfig
+from engine.networks.etcfiles import DnsDefaults, EtcConfig
 from engine.networks.model import BRIDGE, BUILTIN, HOST, NONE, Endpoint, Network, PublishedPort, Sandbox
 from engine.networks.netns import NetnsDir
 from engine.networks.ports import PortTable, docker_ports, requested
+from engine.networks.sandbox_files import SandboxFiles
 from engine.networks.store import NetworkStore
 
 log = logging.getLogger("engine.networks")
@@ -38,11 +38,15 @@ _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 class NetworkService:
     def __init__(self, data_root: Path, exec_root: Path, driver: NetworkDriver, *, bridge_interface: str,
                  bridge_cidr: str | None, container_name: Callable[[str], str],
-                 container_hostname: Callable[[str], str | None], events: EventBus) -> None:
+                 container_hostname: Callable[[str], str | None], events: EventBus,
+                 dns: DnsDefaults = DnsDefaults(), binding_ip: str | None = None) -> None:
+        """`dns`: the daemon's resolver defaults; `binding_ip`: the address the default bridge publishes ports on
+        when a binding names none (dockerd's `ip`; unset: all of them)."""
         self.store = NetworkStore(data_root / "networks.db")
         self.netns = NetnsDir(exec_root / "netns")
         self.driver = driver
-        self.files_root = data_root / "containers"
+        self.files = SandboxFiles(data_root / "containers", self.store, container_name, dns)
+        self._binding_ip = binding_ip or "0.0.0.0"
         self.ports = PortTable()
         self.container_name = container_name
         self.container_hostname = container_hostname
@@ -55,7 +59,12 @@ class NetworkService:
     # built-in networks and restart ----------------------------------------
 
     async def ensure_builtin(self) -> None:
-        if self.store.by_name(BRIDGE) is None:
+        bridge = self.store.by_name(BRIDGE)
+        if bridge is not None and bridge.options.get(driver_options.HOST_BINDING) != self._binding_ip:
+            # As dockerd, which makes its default bridge at each start: the `ip` of this start is the one in force.
+            bridge.options[driver_options.HOST_BINDING] = self._binding_ip
+            await self.store.save(bridge)
+        if bridge is None:
             if self._bridge_cidr:
                 iface = ipaddress.IPv4Interface(self._bridge_cidr)
                 subnet, gateway = iface.network, str(iface.ip)
@@ -67,6 +76,7 @@ class NetworkService:
                 gateway=gateway, interface=self._bridge_interface, dns=False,
                 options={"com.docker.network.bridge.default_bridge": "true",
                          "com.docker.network.bridge.enable_ip_masquerade": "true",
+                         driver_options.HOST_BINDING: self._binding_ip,
                          driver_options.BRIDGE_NAME: self._bridge_interface}))
         for name, driver in ((HOST, "host"), (NONE, "null")):
             if self.store.by_name(name) is None:
@@ -123,7 +133,7 @@ class NetworkService:
             v4 = ipam.addresses(subnet, gateway, ip_range, 4, others,
                                 lambda: ipam.pick_subnet(self._taken_subnets(with_host_routes=True)))
             v6 = ipam.addresses(subnet6, gateway6, ip_range6, 6, others,
-                                lambda: ipam.pick_subnet6([s for _, s in others], str(self.files_root))) \
+                                lambda: ipam.pick_subnet6([s for _, s in others], str(self.files.root))) \
                 if ipv6 else None
             nid = secrets.token_hex(32)
             driver_options.check(opts := dict(options or {}))
@@ -205,8 +215,7 @@ class NetworkService:
                 for e in made:
                     await self.store.delete_endpoint(e)
                 raise
-        # The runtime checks bind sources at create; each start writes their content.
-        await asyncio.to_thread(etcfiles.touch, self.files_root / cid)
+        await self.files.touch(cid)
         return self.netns.path(cid)
 
     async def _add_endpoint(self, n: Network, cid: str, cfg: dict[str, Any]) -> Endpoint:
@@ -285,8 +294,7 @@ class NetworkService:
         await self.stop(cid)
         for e in self.store.endpoints_of(cid):
             await self.store.delete_endpoint(e)
-        # A few unlinks: cheaper here than the hop to a worker thread, on the path of every `run --rm`.
-        etcfiles.remove(self.files_root / cid)
+        self.files.remove(cid)
 
     def joined_netns(self, other_cid: str) -> str:
         """For --network container:<other>: the namespace to join."""
@@ -306,10 +314,6 @@ class NetworkService:
         e = self.store.endpoint(bridge.id, cid) if bridge is not None else None
         return e.ip if e is not None and e.interface else None
 
-    def etc_mounts(self, cid: str) -> builtins.list[dict[str, Any]]:
-        """The runtime mounts these over the image's files; start() writes them before the task exists."""
-        return etcfiles.mounts(self.files_root / cid)
-
     def _announce(self, action: str, n: Network, cid: str) -> None:
         # dockerd tells of a container joining or leaving a network only while it runs (start, stop, connect).
         self._events.network(action, n.id, n.name, n.driver, container=cid)
@@ -323,16 +327,6 @@ class NetworkService:
     def is_host(self, mode: str) -> bool:
         """Whether NetworkMode `mode` is the host's network (by name or id)."""
         return (n := self._endpointless(mode)) is not None and n.driver == "host"
-
-    async def endpointless_etc(self, cid: str, etc: EtcConfig | None = None,
-                               host: bool = True) -> builtins.list[dict[str, Any]]:
-        """/etc/hosts and resolv.conf of a container without an endpoint of ours. On the host's network: copies
-        of the host's at create and each start (with `etc`'s extra hosts and DNS options), as dockerd does (its
-        loopback resolvers work there), the container's to change; without `host` (network none): Docker's own."""
-        gateway = self.store.get(BRIDGE).gateway if etc and etc.extra_hosts else None
-        write = etcfiles.copy_from_host if host else etcfiles.write_isolated
-        await asyncio.to_thread(write, self.files_root / cid, etc, gateway)
-        return self.etc_mounts(cid)
 
     async def start(self, cid: str, *, etc: EtcConfig, exposed: Iterable[str],
                     port_bindings: dict[str, Any] | None, publish_all: bool,
@@ -406,23 +400,9 @@ class NetworkService:
                 e.mac = iface.mac
         await self.store.save_sandbox(sb, new)
         await embedded_dns.point(sb.netns, embedded_dns.target(self.store, cid))
-        await asyncio.to_thread(self._write_etc, cid, etc)
+        await asyncio.to_thread(self.files.write, cid, etc)
         for n, _ in pairs:
             self._announce("connect", n, cid)
-
-    async def refresh_etc(self, cid: str, etc: EtcConfig) -> None:
-        """A running container's /etc/hosts and resolv.conf written anew, as libnetwork's sandbox Refresh does."""
-        await asyncio.to_thread(self._write_etc, cid, etc)
-
-    def _write_etc(self, cid: str, etc: EtcConfig) -> None:
-        base = self.files_root / cid
-        endpoints = [(self.store.get(e.network_id), e) for e in self.store.endpoints_of(cid) if e.ip]
-        host_gateway = self.store.get(BRIDGE).gateway
-        etc = replace(etc, links=etc.links + tuple(endpointcfg.link_addresses(self.store, cid, self.container_name)))
-        addresses = [ip for _, e in endpoints for ip in (e.ip, e.ip6) if ip]
-        (base / "hosts").write_text(etcfiles.hosts(etc, addresses, host_gateway))
-        resolvers = [embedded_dns.ADDRESS] if any(n.dns and n.gateway for n, _ in endpoints) else []
-        (base / "resolv.conf").write_text(etcfiles.resolv_conf(etc, resolvers))
 
     async def stop(self, cid: str, mode: str = "") -> None:
         """After the task is gone (or never came): interfaces, rules, namespace and dynamic addresses go.

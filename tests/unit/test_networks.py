@@ -192,6 +192,14 @@ def test_the_hosts_network_takes_extra_hosts_and_dns_options(tmp_path: Path) -> 
     assert (tmp_path / "c" / "resolv.conf").read_text() == open("/etc/resolv.conf").read()
 
 
+def test_the_daemons_dns_defaults_fill_each_kind_a_container_leaves_unset() -> None:
+    defaults = etcfiles.DnsDefaults(dns=("10.0.0.53",), search=("corp.test",), options=("timeout:3",))
+    own = etcfiles.EtcConfig(hostname="h", dns=("1.1.1.1",))
+    assert defaults.fill(own) == etcfiles.EtcConfig(hostname="h", dns=("1.1.1.1",), dns_search=("corp.test",),
+                                                    dns_options=("timeout:3",))
+    assert etcfiles.DnsDefaults().fill(own) is own and not etcfiles.DnsDefaults().any()
+
+
 def test_one_container_port_takes_a_free_port_of_a_host_range() -> None:
     wanted = requested([], {"81/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18130-18135"}]}, publish_all=False)
     t = PortTable()

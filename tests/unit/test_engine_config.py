@@ -1,0 +1,25 @@
+"""daemon.json and pyengined's flags: what is taken, in dockerd's words when it is not."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine import config
+
+
+def test_daemon_json_container_defaults_are_checked(tmp_path: Path) -> None:
+    cfg = config.load(None, {"dns": ["10.0.0.53"], "dns_search": ["corp.test"], "ip": "127.0.0.1", "debug": True})
+    assert (cfg.dns, cfg.ip, cfg.effective_log_level) == (["10.0.0.53"], "127.0.0.1", "debug")
+    for flags, words in (({"dns": ["ns1"]}, "dns: IP address is not correctly formatted: ns1"),
+                         ({"dns_search": ["a b"]}, "dns-search: a b is not a valid domain"),
+                         ({"ip": "::1"}, "ip: ::1 is not an IPv4 address")):
+        with pytest.raises(ValueError, match=words):
+            config.load(None, flags)
+    file = tmp_path / "daemon.json"
+    for body, words in (({"default-cgroupns-mode": "none"}, "default cgroup namespace mode \\(none\\) is invalid"),
+                        ({"live-restore": False}, "live-restore: false is not supported")):
+        file.write_text(json.dumps(body))
+        with pytest.raises(ValueError, match=words):
+            config.load(str(file), {})
