@@ -52,6 +52,7 @@ from engine.lazy import Lazy
 from engine.logs.retention import RemovedLogs
 from engine.logs.service import ContainerLogs
 from engine.metrics.service import EngineMetrics
+from engine.networks import ipam
 from engine.networks.etcfiles import DnsDefaults
 from engine.networks.netavark import NetavarkDriver
 from engine.networks.service import NetworkService
@@ -128,7 +129,8 @@ class Backend:
         networks = NetworkService(data_root, exec_root, NetavarkDriver(exec_root / "netavark"),
                                   bridge_interface=config.bridge_name, bridge_cidr=config.bip,
                                   container_name=store.name_of, container_hostname=store.hostname_of,
-                                  events=events, binding_ip=config.ip,
+                                  events=events, binding_ip=config.ip, mtu=config.mtu,
+                                  pools=tuple(p.pool() for p in config.default_address_pools) or ipam.DEFAULT_POOLS,
                                   dns=DnsDefaults(tuple(config.dns), tuple(config.dns_search), tuple(config.dns_opts)))
         volumes = VolumeService(data_root, users=store.volume_users, running=store.running_volume_users)
         supervisor = Supervisor(runtime, store, lives, events)
@@ -143,7 +145,9 @@ class Backend:
                        Subpaths(exec_root / "volume-subpaths"), volumes.mountpoint,
                        ImageMounts(exec_root / "image-mounts", runtime))
         runtimes = RuntimeTable(config)
-        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures)
+        link_editor = LinkEditor(store, lives, networks)
+        run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures,
+                         link_editor)
         files = ContainerFiles(runtime, store, events, volumes)
         execs = ExecService(store, runtime, events, networks.bridge_address)
         image_view = Images(images, events)
@@ -164,13 +168,13 @@ class Backend:
                             block_size(str(data_root)), build_cache.usage, config.runtime_namespace)
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    archives=ImageArchives(runtime, images, events),
-                   networks=networks, volumes=volumes, creator=creator, run=run, departures=departures, manager=Manager(runtime, store, lives, events, host,
-                                                                                          LinkEditor(store, lives, networks),
-                                                                                          run.health),
+                   networks=networks, volumes=volumes, creator=creator, run=run, departures=departures,
+                   manager=Manager(runtime, store, lives, events, host, link_editor, run.health),
                    execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,
-                   pruner=ContainerPruner(store, files.size, run), system=SystemInfo(runtime, host, config, store, images, events),
+                   pruner=ContainerPruner(store, files.size, run),
+                   system=SystemInfo(runtime, host, config, store, images, events),
                    disk=DiskUsage(ledger, store, volumes, describer.summary), ledger=ledger,
                    budget=Budget(config.storage_budget, ledger, images, build_cache, store, events,
                                  LastUse(data_root / "image-last-use.json")),

@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.api.timestamps import duration_ns
+from engine.errors import InvalidArgument
+from engine.networks import ipam
 from engine import log
 from engine import runtimes as runtimes_mod
 from engine.logs import journald
@@ -59,6 +61,24 @@ class DefaultUlimit(BaseModel):
         return self
 
 
+class AddressPool(BaseModel):
+    """One of daemon.json's default-address-pools: subnets of `size` bits cut from `base`."""
+    model_config = ConfigDict(extra="forbid")
+    base: str
+    size: int
+
+    @model_validator(mode="after")
+    def _pool(self) -> AddressPool:
+        try:
+            ipam.Pool.of(self.base, self.size)
+        except InvalidArgument as e:
+            raise ValueError(e.message) from None
+        return self
+
+    def pool(self) -> ipam.Pool:
+        return ipam.Pool.of(self.base, self.size)
+
+
 class Config(BaseModel):
     # daemon.json keys are dockerd's (kebab-case). A key this engine does not know stops the start, as dockerd's
     # does: taken and ignored, a dockerd setting (`ip`, `iptables`, `icc`...) would be believed in force.
@@ -90,6 +110,10 @@ class Config(BaseModel):
     dns_opts: list[str] = Field(default_factory=list, alias="dns-opts")
     # dockerd's `ip`: the host address the default bridge publishes ports on when a binding names none.
     ip: str | None = None
+    # dockerd's: where networks made without a subnet (and the default bridge, without bip) take theirs from, and
+    # the default bridge's MTU.
+    default_address_pools: list[AddressPool] = Field(default_factory=list, alias="default-address-pools")
+    mtu: int = Field(default=1500)
     # dockerd's `debug`: the debug log level, whatever log-level says.
     debug: bool = False
     # Containers outlive this daemon whatever the file says (their monitors are not its children): dockerd's
@@ -161,6 +185,13 @@ class Config(BaseModel):
         for domain in v:
             if domain != "." and not _DOMAIN.fullmatch(domain.removesuffix(".")):
                 raise ValueError(f"{domain} is not a valid domain")
+        return v
+
+    @field_validator("mtu")
+    @classmethod
+    def _mtu(cls, v: int) -> int:
+        if not 68 <= v <= 65535:
+            raise ValueError(f"invalid default MTU: {v} (68 to 65535)")
         return v
 
     @field_validator("ip")
@@ -262,9 +293,11 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
         if value is None or value == []:
             continue
         if key not in ("runtimes", "default_runtime"):  # those two are checked together, below
-            _validated({Config.model_fields[key].alias or key: value})  # a flag is checked as the file's key is
+            flag = _validated({Config.model_fields[key].alias or key: value})  # checked as the file's key is
         if key == "runtimes":
             cfg.runtimes = {**cfg.runtimes, **value}
+        elif key == "default_address_pools":  # the flags' pools in place of the file's, in their order
+            cfg.default_address_pools = flag.default_address_pools
         elif isinstance(value, list):
             setattr(cfg, key, list(dict.fromkeys(getattr(cfg, key) + value)) if key != "hosts" else value)
         else:

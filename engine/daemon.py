@@ -133,6 +133,14 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _pool_flag(text: str) -> dict[str, object]:
+    """dockerd's `--default-address-pool base=10.10.0.0/16,size=24`, as daemon.json spells it."""
+    fields = dict(part.partition("=")[::2] for part in text.split(","))
+    if set(fields) != {"base", "size"} or not fields["size"].isdigit():
+        raise ValueError(f"--default-address-pool {text!r}: expected base=CIDR,size=BITS")
+    return {"base": fields["base"], "size": int(fields["size"])}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="pyengined", description="pyengine Docker Engine API daemon")
     p.add_argument("-H", "--host", action="append", dest="hosts",
@@ -175,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dns-opt", action="append", dest="dns_opts", default=[],
                    help="resolver option of containers that set none, repeatable")
     p.add_argument("--ip", help="host address the default bridge publishes ports on by default (default 0.0.0.0)")
+    p.add_argument("--mtu", type=_positive, help="the default bridge's MTU (default 1500)")
+    p.add_argument("--default-address-pool", action="append", default=[], metavar="base=CIDR,size=BITS",
+                   help="where networks without a subnet take theirs, repeatable (default dockerd's pools)")
     p.add_argument("--default-ipc-mode", choices=["private", "shareable"],
                    help="IPC mode of containers that set none (default private)")
     p.add_argument("--default-cgroupns-mode", choices=["private", "host"],
@@ -198,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
             "runtimes": runtimes.from_flags(args.add_runtime), "default_runtime": args.default_runtime,
             "experimental": args.experimental, "debug": args.debug, "dns": args.dns, "dns_search": args.dns_search,
             "dns_opts": args.dns_opts, "ip": args.ip, "default_ipc_mode": args.default_ipc_mode,
-            "default_cgroupns_mode": args.default_cgroupns_mode,
+            "default_cgroupns_mode": args.default_cgroupns_mode, "mtu": args.mtu,
+            "default_address_pools": [_pool_flag(text) for text in args.default_address_pool],
         })
         if cfg.metrics_addr:
             parse_address(cfg.metrics_addr)

@@ -27,7 +27,8 @@ LIVE = ("log_level", "debug", "labels", "registry_mirrors", "insecure_registries
 RESTART = ("hosts", "data_root", "exec_root", "runtime_address", "runtime_namespace", "bridge_name", "bip", "tls",
            "tlsverify", "tlscacert", "tlscert", "tlskey", "socket_group", "default_ulimits", "experimental",
            "journald_socket", "default_shm_size", "no_new_privileges", "init", "default_ipc_mode",
-           "default_cgroupns_mode", "dns", "dns_search", "dns_opts", "ip")
+           "default_cgroupns_mode", "dns", "dns_search", "dns_opts", "ip", "mtu",
+           "default_address_pools")
 
 
 class Reloader:

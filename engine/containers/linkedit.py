@@ -1,12 +1,13 @@
-"""What rename and `docker rm --link` do to legacy links, as dockerd's link graph does.
+"""What rename, `docker rm --link` and a linked container's start do to legacy links, as dockerd's link graph does.
 
 dockerd keeps links as a graph of names (`/parent/alias` -> the linked container) and shows each
 parent's `HostConfig.Links` from it, so a rename is seen at once: renaming a linked container
 changes the `/name` its parents show, renaming a parent moves its links to `/newname/alias`. Here
 the links live in each parent's HostConfig as dockerd shows them, and a rename rewrites them there.
 `rm --link parent/alias` removes the link; for a running parent dockerd then refreshes its sandbox
-(libnetwork's Refresh), which writes /etc/hosts again without the link's entry. The link's
-variables stay in the running process, as they must.
+(libnetwork's Refresh), which writes /etc/hosts again without the link's entry. A linked container's start
+writes its running parents' /etc/hosts again with its new address. The link's variables stay in the running
+process, as they must.
 """
 from __future__ import annotations
 
@@ -61,6 +62,17 @@ class LinkEditor:
             parent.host_config = {**parent.host_config, "Links": kept or None}
             await self._store.save(parent)
             if parent.state.running and self._networks.wired(parent.id):
+                await self._refresh(parent)
+
+    async def started(self, child: Container) -> None:
+        """A linked container's new run: the running containers linking to it get /etc/hosts anew with its new
+        address, as libnetwork's parent update gives them (their link variables keep the old one, as dockerd's)."""
+        named = f"/{child.name}"
+        for parent in self._store.all():
+            links_to = any(link.partition(":")[0] == named for link in parent.host_config.get("Links") or [])
+            if links_to and parent.state.running and parent.id != child.id and self._networks.wired(parent.id):
+                # Without the parent's lock (a stop may hold it for its whole timeout): the files are written
+                # whole from the records, whoever writes them last.
                 await self._refresh(parent)
 
     async def _refresh(self, parent: Container) -> None:

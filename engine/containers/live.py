@@ -7,13 +7,17 @@ ended. The futures here are settled when the run ends or the container is remove
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from engine.containers.restarts import Backoff
 from engine.containers.store import Container, ContainerStore
 from engine.errors import NotFound
+from runtime.client import RuntimeError_
 from runtime.client.attach import Attachment
+
+log = logging.getLogger("engine.containers")
 
 T = TypeVar("T")
 
@@ -37,6 +41,18 @@ class Live:
     task_deleted: bool = False
     # The runtime told of an OOM kill in this run as it happened: its exit does not tell it again.
     oom_told: bool = False
+
+    async def hand_over(self, socket: str) -> None:
+        """Connect every attach waiting for this start, before the process can write a byte."""
+        for fut in self.attachers:
+            if fut.done():
+                continue
+            try:
+                fut.set_result(await Attachment.connect(socket))
+            except RuntimeError_ as e:
+                log.warning("attach to %s failed: %s", socket, e.message)
+                fut.set_result(None)
+        self.attachers.clear()
 
 
 def settle(futures: list[asyncio.Future[T]], value: T) -> None:

@@ -16,6 +16,7 @@ from engine.containers import links, mounts, propagation
 from engine.containers.departures import Departures
 from engine.containers.exitcodes import start_failure_code
 from engine.containers.health import Health, HealthMonitor, config_of
+from engine.containers.linkedit import LinkEditor
 from engine.containers.live import Live, Lives, next_start, settle
 from engine.containers.pins import RunPins
 from engine.containers.state import Status
@@ -45,8 +46,10 @@ _KILL_SETTLE = 10.0
 class RunControl:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
                  networks: NetworkService, volumes: VolumeService, supervisor: Supervisor,
-                 logs: ContainerLogs, pins: RunPins, runtimes: RuntimeTable, departures: Departures) -> None:
+                 logs: ContainerLogs, pins: RunPins, runtimes: RuntimeTable, departures: Departures,
+                 link_editor: LinkEditor) -> None:
         self._rt = runtime
+        self._link_editor = link_editor
         self._departures = departures
         self._runtimes = runtimes
         self.logs = logs
@@ -158,7 +161,7 @@ class RunControl:
             size = c.host_config.get("ConsoleSize") or []
             if tty and len(size) == 2 and size[0] > 0 and size[1] > 0:
                 await self._rt.resize_task(c.id, size[0], size[1])
-            await self._hand_over(live, io.attach_socket)
+            await live.hand_over(io.attach_socket)
             await self._rt.start_task(c.id)
         except rt.RuntimeError_ as e:
             with contextlib.suppress(rt.RuntimeError_):
@@ -177,6 +180,7 @@ class RunControl:
         if c.health is not None:
             self.health.start(c.id, c.config, c.health, c.state.started_at or time.time())
         log.info("started container=%s pid=%d", c.id, task.pid)
+        await self._link_editor.started(c)
 
     async def _release(self, c: Container, network: bool = True) -> None:
         """What a run held, given back as dockerd's cleanup does: the networks, then the volumes, then the pins."""
@@ -198,18 +202,6 @@ class RunControl:
             await self._rt.delete_task(cid, force=True)
             return await self._rt.create_task(cid, terminal=tty, stdin=stdin, keep_stdin_open=keep_stdin_open, env=env,
                                               runtime_binary=path, runtime_args=args)
-
-    async def _hand_over(self, live: Live, socket: str) -> None:
-        """Connect every attach waiting for this start, before the process can write a byte."""
-        for fut in live.attachers:
-            if fut.done():
-                continue
-            try:
-                fut.set_result(await Attachment.connect(socket))
-            except rt.RuntimeError_ as e:
-                log.warning("attach to %s failed: %s", socket, e.message)
-                fut.set_result(None)
-        live.attachers.clear()
 
     async def _start_failed(self, c: Container, live: Live, e: rt.RuntimeError_ | EngineError) -> None:
         code = start_failure_code(e.message)

@@ -22,11 +22,37 @@ IPv6Net = ipaddress.IPv6Network
 Subnet = IPv4Net | IPv6Net
 
 
-def _default_pools() -> Iterator[IPv4Net]:
-    # dockerd's defaults: 172.17-31.0.0/16, then 192.168.0.0/16 cut into /20s.
-    for second in range(17, 32):
-        yield IPv4Net(f"172.{second}.0.0/16")
-    yield from IPv4Net("192.168.0.0/16").subnets(new_prefix=20)
+@dataclass(frozen=True)
+class Pool:
+    """One of dockerd's default-address-pools: `base` cut into subnets of `size` bits."""
+
+    base: IPv4Net
+    size: int
+
+    @classmethod
+    def of(cls, base: str, size: int) -> Pool:
+        """Checked as dockerd checks daemon.json's pools (IPv4 only here: IPv6 subnets come from the engine's
+        own unique local prefix, see pick_subnet6)."""
+        try:
+            net = ipaddress.ip_network(base, strict=False)
+        except ValueError as e:
+            raise InvalidArgument(f"invalid base pool {base!r}: {e}") from None
+        if net.version != 4:
+            raise InvalidArgument(f"invalid base pool {base!r}: only IPv4 pools are supported by this engine")
+        if not net.prefixlen <= size <= 30:
+            raise InvalidArgument(f"invalid pools size: {size}")
+        return cls(net, size)
+
+
+# dockerd's defaults: 172.17-31.0.0/16, then 192.168.0.0/16 cut into /20s.
+DEFAULT_POOLS = (Pool(IPv4Net("172.17.0.0/16"), 16), Pool(IPv4Net("172.18.0.0/15"), 16),
+                 Pool(IPv4Net("172.20.0.0/14"), 16), Pool(IPv4Net("172.24.0.0/13"), 16),
+                 Pool(IPv4Net("192.168.0.0/16"), 20))
+
+
+def _subnets(pools: Iterable[Pool]) -> Iterator[IPv4Net]:
+    for pool in pools:
+        yield from pool.base.subnets(new_prefix=pool.size)
 
 
 def host_routes() -> list[IPv4Net]:
@@ -60,11 +86,11 @@ def parse_subnet(text: str, version: int = 4) -> Subnet:
     return net
 
 
-def pick_subnet(taken: Iterable[Subnet]) -> IPv4Net:
-    used = list(taken)
-    for pool in _default_pools():
-        if not any(pool.overlaps(t) for t in used if t.version == 4):
-            return pool
+def pick_subnet(taken: Iterable[Subnet], pools: Iterable[Pool] = DEFAULT_POOLS) -> IPv4Net:
+    used = [t for t in taken if t.version == 4]
+    for subnet in _subnets(pools):
+        if not any(subnet.overlaps(t) for t in used):
+            return subnet
     raise Conflict("could not find an available, non-overlapping IPv4 address pool among the defaults to "
                    "assign to the network")
 

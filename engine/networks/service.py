@@ -39,14 +39,18 @@ class NetworkService:
     def __init__(self, data_root: Path, exec_root: Path, driver: NetworkDriver, *, bridge_interface: str,
                  bridge_cidr: str | None, container_name: Callable[[str], str],
                  container_hostname: Callable[[str], str | None], events: EventBus,
-                 dns: DnsDefaults = DnsDefaults(), binding_ip: str | None = None) -> None:
-        """`dns`: the daemon's resolver defaults; `binding_ip`: the address the default bridge publishes ports on
-        when a binding names none (dockerd's `ip`; unset: all of them)."""
+                 dns: DnsDefaults = DnsDefaults(), binding_ip: str | None = None, mtu: int = 1500,
+                 pools: tuple[ipam.Pool, ...] = ipam.DEFAULT_POOLS) -> None:
+        """`dns`: the daemon's resolver defaults; `binding_ip` and `mtu`: the address the default bridge publishes
+        ports on when a binding names none (dockerd's `ip`; unset: all of them) and its MTU; `pools`: where a
+        network without a subnet of its own takes one."""
         self.store = NetworkStore(data_root / "networks.db")
         self.netns = NetnsDir(exec_root / "netns")
         self.driver = driver
         self.files = SandboxFiles(data_root / "containers", self.store, container_name, dns)
-        self._binding_ip = binding_ip or "0.0.0.0"
+        # As dockerd, which makes its default bridge at each start: this start's `ip` and `mtu` are the ones in force.
+        self._bridge_options = {driver_options.HOST_BINDING: binding_ip or "0.0.0.0", driver_options.MTU: str(mtu)}
+        self._pools = pools
         self.ports = PortTable()
         self.container_name = container_name
         self.container_hostname = container_hostname
@@ -60,24 +64,22 @@ class NetworkService:
 
     async def ensure_builtin(self) -> None:
         bridge = self.store.by_name(BRIDGE)
-        if bridge is not None and bridge.options.get(driver_options.HOST_BINDING) != self._binding_ip:
-            # As dockerd, which makes its default bridge at each start: the `ip` of this start is the one in force.
-            bridge.options[driver_options.HOST_BINDING] = self._binding_ip
+        if bridge is not None and any(bridge.options.get(k) != v for k, v in self._bridge_options.items()):
+            bridge.options.update(self._bridge_options)
             await self.store.save(bridge)
         if bridge is None:
             if self._bridge_cidr:
                 iface = ipaddress.IPv4Interface(self._bridge_cidr)
                 subnet, gateway = iface.network, str(iface.ip)
             else:
-                subnet = ipam.pick_subnet(self._taken_subnets(with_host_routes=True))
+                subnet = ipam.pick_subnet(self._taken_subnets(with_host_routes=True), self._pools)
                 gateway = str(subnet.network_address + 1)
             await self.store.save(Network(
                 id=secrets.token_hex(32), name=BRIDGE, driver="bridge", created=time.time(), subnet=str(subnet),
                 gateway=gateway, interface=self._bridge_interface, dns=False,
                 options={"com.docker.network.bridge.default_bridge": "true",
                          "com.docker.network.bridge.enable_ip_masquerade": "true",
-                         driver_options.HOST_BINDING: self._binding_ip,
-                         driver_options.BRIDGE_NAME: self._bridge_interface}))
+                         **self._bridge_options, driver_options.BRIDGE_NAME: self._bridge_interface}))
         for name, driver in ((HOST, "host"), (NONE, "null")):
             if self.store.by_name(name) is None:
                 await self.store.save(Network(id=secrets.token_hex(32), name=name, driver=driver, created=time.time()))
@@ -131,7 +133,7 @@ class NetworkService:
                 raise Conflict(f"network with name {name} already exists")
             others = self._named_subnets()
             v4 = ipam.addresses(subnet, gateway, ip_range, 4, others,
-                                lambda: ipam.pick_subnet(self._taken_subnets(with_host_routes=True)))
+                                lambda: ipam.pick_subnet(self._taken_subnets(with_host_routes=True), self._pools))
             v6 = ipam.addresses(subnet6, gateway6, ip_range6, 6, others,
                                 lambda: ipam.pick_subnet6([s for _, s in others], str(self.files.root))) \
                 if ipv6 else None

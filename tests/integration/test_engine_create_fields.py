@@ -179,7 +179,14 @@ def test_links_on_the_default_bridge(engine) -> None:
             "STORE_NAME=/web/store", "STORE_ENV_SECRET=s3"} <= env
     assert f"{ip}\tstore {hostname} db\n" in ok(engine, "exec", "web", "cat", "/etc/hosts")
     assert json.loads(ok(engine, "inspect", "--format", "{{json .HostConfig.Links}}", "web")) == ["/db:/web/store"]
-    ok(engine, "rm", "-f", "web")
+    # db back with another address (its old one taken meanwhile): web's /etc/hosts follows, as dockerd's.
+    ok(engine, "stop", "-t", "0", "db")
+    ok(engine, "run", "-d", "--name", "filler", "busybox", "sleep", "100")
+    ok(engine, "start", "db")
+    moved = ok(engine, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db").strip()
+    hosts = ok(engine, "exec", "web", "cat", "/etc/hosts")
+    assert moved != ip and f"{moved}\tstore {hostname} db\n" in hosts and f"{ip}\tstore" not in hosts, hosts
+    ok(engine, "rm", "-f", "web", "filler")
     ok(engine, "stop", "-t", "0", "db")
     ok(engine, "create", "--name", "late", "--link", "db", "busybox", "true")
     out = cli(engine, "start", "late")

@@ -1,5 +1,5 @@
-"""dockerd's container defaults from daemon.json and flags: resolvers, the default bridge's binding address, the IPC
-and cgroup namespace modes, debug, live restore."""
+"""dockerd's defaults from daemon.json and flags: containers' resolvers, the default bridge's binding address and MTU,
+the networks' address pools, the IPC and cgroup namespace modes, debug, live restore."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[Engin
     config = tmp_path_factory.mktemp("config") / "daemon.json"
     config.write_text(json.dumps({
         "dns": ["10.11.12.13"], "dns-search": ["example.test"], "dns-opts": ["timeout:3"], "ip": "127.0.0.1",
-        "default-ipc-mode": "shareable", "debug": True, "live-restore": True}))
+        "default-ipc-mode": "shareable", "debug": True, "live-restore": True, "mtu": 1400,
+        "default-address-pools": [{"base": "10.123.0.0/16", "size": 24}]}))
     with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host,
                          extra_args=["--config-file", str(config), "--default-cgroupns-mode", "private"]) as e:
         yield e
@@ -53,6 +54,19 @@ def test_default_bridge_publishes_on_the_daemons_ip(engine: EngineDaemon) -> Non
     assert [b["HostIp"] for b in ports["81/tcp"]] == ["0.0.0.0"]  # an address of the binding's own wins
 
 
+def test_networks_take_subnets_from_the_daemons_pools_and_the_bridge_its_mtu(engine: EngineDaemon) -> None:
+    assert ok(engine, "network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "bridge") == "10.123.0.0/24\n"
+    ok(engine, "network", "create", "pooled")
+    try:
+        assert ok(engine, "network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "pooled") == \
+            "10.123.1.0/24\n"
+    finally:
+        ok(engine, "network", "rm", "pooled")
+    assert ok(engine, "network", "inspect", "-f", '{{index .Options "com.docker.network.driver.mtu"}}', "bridge") == \
+        "1400\n"
+    assert ok(engine, "run", "--rm", "busybox", "cat", "/sys/class/net/eth0/mtu") == "1400\n"
+
+
 def test_namespace_modes_and_debug(engine: EngineDaemon) -> None:
     ok(engine, "create", "--name", "plain", "busybox")
     assert ok(engine, "inspect", "-f", "{{.HostConfig.IpcMode}} {{.HostConfig.CgroupnsMode}}", "plain") == \
@@ -84,3 +98,5 @@ def test_bad_defaults_are_refused_in_dockerds_words(runtime_daemon: RuntimeDaemo
         runtime_daemon, config, {"default-ipc-mode": "host"})
     assert "live-restore: false is not supported" in _refused(runtime_daemon, config, {"live-restore": False})
     assert "ip: ::1 is not an IPv4 address" in _refused(runtime_daemon, config, {"ip": "::1"})
+    assert "invalid pools size: 8" in _refused(runtime_daemon, config, {
+        "default-address-pools": [{"base": "10.0.0.0/16", "size": 8}]})

@@ -18,6 +18,7 @@ from engine.containers.execs import ExecConfig, ExecService
 from engine.containers.hostlimits import HostFeatures
 from engine.containers.images import Images
 from engine.containers.ipc import IpcNamespaces
+from engine.containers.linkedit import LinkEditor
 from engine.containers.live import Lives
 from engine.containers.monitor import Monitor
 from engine.containers.options import parse
@@ -106,7 +107,8 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     logs = ContainerLogs(tmp_path / "containers", "json-file", {})
     ipc = IpcNamespaces(tmp_path / "exec" / "ipc", store)
     runtimes = RuntimeTable(Config())
-    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc, runtimes, departures)
+    run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, ipc, runtimes, departures,
+                     LinkEditor(store, lives, networks))
     e = Engine(runtime=runtime, store=store, events=events,
                creator=Creator(runtime, store, lives, Images(images), events, networks, volumes, host, ipc,
                                logs.resolve, runtimes), run=run,

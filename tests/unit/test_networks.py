@@ -22,6 +22,18 @@ def test_pick_subnet_skips_taken_pools() -> None:
     assert ipam.pick_subnet(every) == Net("192.168.0.0/20")
 
 
+def test_pick_subnet_from_the_daemons_pools() -> None:
+    pools = (ipam.Pool.of("10.5.0.0/23", 24), ipam.Pool.of("10.9.0.0/16", 16))
+    assert ipam.pick_subnet([Net("10.5.0.0/24")], pools) == Net("10.5.1.0/24")
+    assert ipam.pick_subnet([Net("10.5.0.0/23")], pools) == Net("10.9.0.0/16")
+    with pytest.raises(Conflict):
+        ipam.pick_subnet([Net("10.0.0.0/8")], pools)
+    for base, size, words in (("10.0.0.0/16", 8, "invalid pools size: 8"), ("nope", 24, "invalid base pool"),
+                              ("10.0.0.0/16", 31, "invalid pools size: 31")):
+        with pytest.raises(InvalidArgument, match=words):
+            ipam.Pool.of(base, size)
+
+
 def test_overlap_is_a_conflict_naming_the_other_network() -> None:
     with pytest.raises(Conflict, match="overlaps.*of network app"):
         ipam.check_free(Net("10.1.0.0/16"), [("app", Net("10.1.2.0/24"))])
