@@ -114,6 +114,10 @@ class Config(BaseModel):
     # the default bridge's MTU.
     default_address_pools: list[AddressPool] = Field(default_factory=list, alias="default-address-pools")
     mtu: int = Field(default=1500)
+    # dockerd's `storage-driver` and `exec-opts`, taken where they name what this engine does: containers' files on
+    # pyruntimed's overlayfs snapshotter (dockerd's overlay2, containerd's overlayfs), cgroups through cgroupfs.
+    storage_driver: str | None = Field(default=None, alias="storage-driver")
+    exec_opts: list[str] = Field(default_factory=list, alias="exec-opts")
     # dockerd's `debug`: the debug log level, whatever log-level says.
     debug: bool = False
     # Containers outlive this daemon whatever the file says (their monitors are not its children): dockerd's
@@ -185,6 +189,26 @@ class Config(BaseModel):
         for domain in v:
             if domain != "." and not _DOMAIN.fullmatch(domain.removesuffix(".")):
                 raise ValueError(f"{domain} is not a valid domain")
+        return v
+
+    @field_validator("storage_driver")
+    @classmethod
+    def _storage_driver(cls, v: str | None) -> str | None:
+        if v is not None and v not in ("overlay2", "overlayfs"):
+            raise ValueError(f"{v} is not supported: containers' files are on pyruntimed's overlayfs snapshotter "
+                             "(dockerd's overlay2)")
+        return v
+
+    @field_validator("exec_opts")
+    @classmethod
+    def _exec_opts(cls, v: list[str]) -> list[str]:
+        for opt in v:
+            key, eq, value = opt.partition("=")
+            if not eq or key.strip().lower() != "native.cgroupdriver":
+                raise ValueError(f"{opt} is not supported: the only exec option is native.cgroupdriver")
+            if value.strip() != "cgroupfs":
+                raise ValueError(f"native.cgroupdriver option {value.strip()} not supported: pyruntimed drives "
+                                 "cgroups through cgroupfs")
         return v
 
     @field_validator("mtu")

@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mtu", type=_positive, help="the default bridge's MTU (default 1500)")
     p.add_argument("--default-address-pool", action="append", default=[], metavar="base=CIDR,size=BITS",
                    help="where networks without a subnet take theirs, repeatable (default dockerd's pools)")
+    p.add_argument("-s", "--storage-driver", help="overlay2 (or overlayfs): the only one, pyruntimed's overlayfs")
+    p.add_argument("--exec-opt", action="append", dest="exec_opts", default=[],
+                   help="native.cgroupdriver=cgroupfs: the only exec option")
     p.add_argument("--default-ipc-mode", choices=["private", "shareable"],
                    help="IPC mode of containers that set none (default private)")
     p.add_argument("--default-cgroupns-mode", choices=["private", "host"],
@@ -210,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             "experimental": args.experimental, "debug": args.debug, "dns": args.dns, "dns_search": args.dns_search,
             "dns_opts": args.dns_opts, "ip": args.ip, "default_ipc_mode": args.default_ipc_mode,
             "default_cgroupns_mode": args.default_cgroupns_mode, "mtu": args.mtu,
+            "storage_driver": args.storage_driver, "exec_opts": args.exec_opts,
             "default_address_pools": [_pool_flag(text) for text in args.default_address_pool],
         })
         if cfg.metrics_addr:

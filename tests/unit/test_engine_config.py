@@ -23,3 +23,14 @@ def test_daemon_json_container_defaults_are_checked(tmp_path: Path) -> None:
         file.write_text(json.dumps(body))
         with pytest.raises(ValueError, match=words):
             config.load(str(file), {})
+
+
+def test_storage_driver_and_exec_opts_are_taken_where_they_name_what_the_engine_does() -> None:
+    cfg = config.load(None, {"storage_driver": "overlay2", "exec_opts": ["native.cgroupdriver=cgroupfs"]})
+    assert (cfg.storage_driver, cfg.exec_opts) == ("overlay2", ["native.cgroupdriver=cgroupfs"])
+    for flags, words in (({"storage_driver": "vfs"}, "storage-driver: vfs is not supported"),
+                         ({"exec_opts": ["native.cgroupdriver=systemd"]},
+                          "native.cgroupdriver option systemd not supported"),
+                         ({"exec_opts": ["native.umask=normal"]}, "native.umask=normal is not supported")):
+        with pytest.raises(ValueError, match=words):
+            config.load(None, flags)
