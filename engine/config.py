@@ -124,6 +124,8 @@ class Config(BaseModel):
     # live restore, always on. `false` is refused rather than believed.
     live_restore: Literal[True] | None = Field(default=None, alias="live-restore")
     socket_group: str | None = Field(default=None, alias="group")
+    # dockerd's: a file holding the daemon's pid while it runs (the data root's own lock keeps one engine per root).
+    pidfile: str | None = None
     # The default bridge: its Linux interface (dockerd's is docker0; ours must not collide with it) and,
     # like dockerd's bip, its gateway address with the subnet's length. Unset: the first free default pool.
     bridge_name: str = Field(default="pyengine0", alias="bridge-name")

@@ -66,6 +66,8 @@ def _claim(data_root: Path) -> int:
 async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -> None:
     Path(cfg.data_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     _claim(Path(cfg.data_root))
+    if cfg.pidfile:
+        _write_pidfile(Path(cfg.pidfile))
     Path(cfg.exec_root).mkdir(parents=True, exist_ok=True, mode=0o711)
     tracing.setup("pyengined", cfg.otel_endpoint)
     journal = Journal(Path(cfg.data_root) / JOURNAL_FILE, cfg.events_retention.retention())
@@ -125,6 +127,20 @@ async def serve(cfg: config_mod.Config, load: Callable[[], config_mod.Config]) -
         for host in cfg.hosts:
             if host.startswith("unix://"):
                 Path(host[len("unix://"):]).unlink(missing_ok=True)
+        if cfg.pidfile:
+            Path(cfg.pidfile).unlink(missing_ok=True)
+
+
+def _write_pidfile(path: Path) -> None:
+    """dockerd's --pidfile: this process's pid, refused while the file names another live process."""
+    try:
+        pid = int(path.read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        pid = 0
+    if pid > 0 and pid != os.getpid() and Path(f"/proc/{pid}").exists():
+        raise SystemExit(f"pyengined: pid file found, ensure pyengined is not running or delete {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
 
 
 def _positive(text: str) -> int:
@@ -183,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dns-opt", action="append", dest="dns_opts", default=[],
                    help="resolver option of containers that set none, repeatable")
     p.add_argument("--ip", help="host address the default bridge publishes ports on by default (default 0.0.0.0)")
+    p.add_argument("-p", "--pidfile", help="file to write the daemon's pid to (default: none)")
+    p.add_argument("-G", "--group", dest="socket_group", help="group owning the unix socket (mode 0660)")
     p.add_argument("--mtu", type=_positive, help="the default bridge's MTU (default 1500)")
     p.add_argument("--default-address-pool", action="append", default=[], metavar="base=CIDR,size=BITS",
                    help="where networks without a subnet take theirs, repeatable (default dockerd's pools)")
@@ -213,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
             "experimental": args.experimental, "debug": args.debug, "dns": args.dns, "dns_search": args.dns_search,
             "dns_opts": args.dns_opts, "ip": args.ip, "default_ipc_mode": args.default_ipc_mode,
             "default_cgroupns_mode": args.default_cgroupns_mode, "mtu": args.mtu,
-            "storage_driver": args.storage_driver, "exec_opts": args.exec_opts,
+            "storage_driver": args.storage_driver, "exec_opts": args.exec_opts, "pidfile": args.pidfile,
+            "socket_group": args.socket_group,
             "default_address_pools": [_pool_flag(text) for text in args.default_address_pool],
         })
         if cfg.metrics_addr:

@@ -28,7 +28,7 @@ RESTART = ("hosts", "data_root", "exec_root", "runtime_address", "runtime_namesp
            "tlsverify", "tlscacert", "tlscert", "tlskey", "socket_group", "default_ulimits", "experimental",
            "journald_socket", "default_shm_size", "no_new_privileges", "init", "default_ipc_mode",
            "default_cgroupns_mode", "dns", "dns_search", "dns_opts", "ip", "mtu",
-           "default_address_pools", "storage_driver", "exec_opts")
+           "default_address_pools", "storage_driver", "exec_opts", "pidfile")
 
 
 class Reloader:

@@ -27,6 +27,9 @@ class Network(BaseModel):
     attachable: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
     options: dict[str, str] = Field(default_factory=dict)
+    # IPAM.Options as created: none are honoured (a non-empty one is refused), but dockerd shows the {} the docker
+    # CLI sends apart from the null of a request without it.
+    ipam_options: dict[str, str] | None = None
     interface: str | None = None  # the Linux bridge of a bridge network
     dns: bool = False  # containers resolve each other by name (user-defined bridges, as in Docker)
 

@@ -120,7 +120,8 @@ class NetworkService:
                      gateway: str | None = None, ip_range: str | None = None, internal: bool = False,
                      attachable: bool = False, labels: dict[str, str] | None = None,
                      options: dict[str, str] | None = None, ipv6: bool = False, subnet6: str | None = None,
-                     gateway6: str | None = None, ip_range6: str | None = None) -> Network:
+                     gateway6: str | None = None, ip_range6: str | None = None,
+                     ipam_options: dict[str, str] | None = None) -> Network:
         if not _NAME.match(name or ""):
             raise InvalidArgument(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if driver not in ("bridge", ""):
@@ -147,7 +148,8 @@ class NetworkService:
                         subnet6=str(v6.subnet) if v6 else None, gateway6=v6.gateway if v6 else None,
                         ip_range6=str(v6.ip_range) if v6 and v6.ip_range else None, internal=internal,
                         attachable=attachable, labels=labels or {}, options=opts, interface=interface, dns=True,
-                        subnet_picked=not subnet, subnet6_picked=bool(v6) and not subnet6)
+                        subnet_picked=not subnet, subnet6_picked=bool(v6) and not subnet6,
+                        ipam_options=ipam_options)
             await self.store.save(n)
         log.info("network created name=%s id=%s subnet=%s subnet6=%s", name, nid[:12], n.subnet, n.subnet6)
         return n

@@ -34,7 +34,7 @@ def network(n: Network, endpoints: Iterable[Endpoint], container_name: Callable[
     return {
         "Name": n.name, "Id": n.id, "Created": _rfc3339(n.created), "Scope": "local", "Driver": n.driver,
         "EnableIPv4": n.subnet is not None, "EnableIPv6": n.ipv6,
-        "IPAM": {"Driver": "default", "Options": None, "Config": config},
+        "IPAM": {"Driver": "default", "Options": n.ipam_options, "Config": config},
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": False, "ConfigFrom": {"Network": ""},
         "ConfigOnly": False, "Containers": containers, "Options": n.options, "Labels": n.labels,
     }

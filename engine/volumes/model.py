@@ -1,7 +1,7 @@
 """The engine's volume records (local driver)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 
@@ -10,9 +10,11 @@ class Volume(BaseModel):
     name: str
     driver: str = "local"
     created: float
-    labels: dict[str, str] = Field(default_factory=dict)
-    options: dict[str, str] = Field(default_factory=dict)  # local driver: type, device, o (mount(8) arguments)
+    # None when the create named none: dockerd shows `null` then, and the `{}` the docker CLI sends as `{}`.
+    labels: dict[str, str] | None = None
+    # The local driver's type, device, o (mount(8) arguments); None when the create named none, as Labels.
+    options: dict[str, str] | None = None
 
     @property
     def anonymous(self) -> bool:
-        return ANONYMOUS_LABEL in self.labels
+        return ANONYMOUS_LABEL in (self.labels or {})

@@ -58,6 +58,14 @@ def _check_local_options(name: str, options: dict[str, str]) -> None:
                 raise InvalidArgument(f'create {name}: missing required option: "{required}"')
 
 
+def _make_dirs(base: Path) -> None:
+    """A volume's directory, 0701 as dockerd's (others may reach `_data` but not list what is beside it), and its
+    `_data`, 0755."""
+    base.mkdir(mode=0o701, exist_ok=True)
+    os.chmod(base, 0o701)  # whatever the umask took away
+    (base / "_data").mkdir(mode=0o755, exist_ok=True)
+
+
 class VolumeService:
     def __init__(self, data_root: Path, users: Callable[[str], list[str]],
                  running: Callable[[str], list[str]]) -> None:
@@ -98,12 +106,13 @@ class VolumeService:
             for key, value in (options or {}).items():
                 if "\x00" in value:
                     raise InvalidArgument(f"invalid option {key!r}: it contains a NUL byte")
-            labels = dict(labels or {})
+            labels = dict(labels) if labels is not None else None
             if anonymous:
-                labels[ANONYMOUS_LABEL] = ""
-            v = Volume(name=name, created=time.time(), labels=labels, options=dict(options or {}))
+                labels = {**(labels or {}), ANONYMOUS_LABEL: ""}
+            v = Volume(name=name, created=time.time(), labels=labels,
+                       options=dict(options) if options is not None else None)
             try:
-                await asyncio.to_thread(os.makedirs, self.mountpoint(name), 0o755, True)
+                await asyncio.to_thread(_make_dirs, self.root / name)
             except OSError as e:
                 # The name's length is the filesystem's to judge (NAME_MAX); other failures are the host's.
                 if e.errno != errno.ENAMETOOLONG:
@@ -118,9 +127,9 @@ class VolumeService:
         """A container is about to mount `name`: its directory, mounted per the driver options."""
         v = self.get(name)
         path = self.mountpoint(name)
-        if v.options and not _mounts_on(path):
-            args = ["mount", "-t", v.options.get("type", "none"), *(["-o", v.options["o"]] if "o" in v.options else []),
-                    v.options.get("device", v.options.get("type", "none")), path]
+        if (opts := v.options) and not _mounts_on(path):
+            args = ["mount", "-t", opts.get("type", "none"), *(["-o", opts["o"]] if "o" in opts else []),
+                    opts.get("device", opts.get("type", "none")), path]
             proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL,
                                                         stderr=asyncio.subprocess.PIPE)
             _, err = await proc.communicate()
@@ -182,9 +191,10 @@ class VolumeService:
 
     def inspect(self, v: Volume) -> dict[str, Any]:
         # Labels and Options are Go maps in dockerd, which marshals them with their keys sorted.
-        return {"CreatedAt": _rfc3339(v.created), "Driver": v.driver, "Labels": dict(sorted(v.labels.items())) or None,
+        labels = None if v.labels is None else dict(sorted(v.labels.items()))
+        return {"CreatedAt": _rfc3339(v.created), "Driver": v.driver, "Labels": labels,
                 "Mountpoint": self.mountpoint(v.name), "Name": v.name,
-                "Options": dict(sorted(v.options.items())) or None, "Scope": "local"}
+                "Options": None if v.options is None else dict(sorted(v.options.items())), "Scope": "local"}
 
     async def usage(self, volumes: Iterable[Volume]) -> builtins.list[dict[str, Any]]:
         """The volumes of `docker system df`, with UsageData."""

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 OPAQUE_XATTR = "trusted.overlay.opaque"
 # The xattrs a layer carries (Docker's file capabilities, and user data); overlay's own and
 # security labels of this host are not the image's.
-KEPT_XATTRS = ("security.capability",)
+CAPABILITY_XATTR = "security.capability"
+KEPT_XATTRS = (CAPABILITY_XATTR,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,25 @@ def xattrs(fd: int) -> dict[str, bytes]:
             except OSError:
                 continue
     return out
+
+
+def same_time(a_ns: int, b_ns: int) -> bool:
+    """moby's sameFsTime: equal, or the same second where either side kept no fraction (a tar's whole seconds)."""
+    return a_ns == b_ns or (a_ns // 1_000_000_000 == b_ns // 1_000_000_000
+                            and (a_ns % 1_000_000_000 == 0 or b_ns % 1_000_000_000 == 0))
+
+
+def dir_differs(a: os.stat_result, b: os.stat_result, *, mtime: bool) -> bool:
+    """Whether directory `a` changed itself from `b`: its mode or owner, and (with `mtime`) its mtime, as moby's diff
+    compares them (an entry made or removed in it moves it; `touch -d` sets it)."""
+    return ((stat.S_IMODE(a.st_mode), a.st_uid, a.st_gid) != (stat.S_IMODE(b.st_mode), b.st_uid, b.st_gid)
+            or (mtime and not same_time(a.st_mtime_ns, b.st_mtime_ns)))
+
+
+def mount_parents(hidden: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """The directories above the mount points a walk leaves out: runc makes the missing ones in them, which moves
+    their mtime without the container having changed them (Docker's init layer makes them below the container's)."""
+    return {path[:i] for path in hidden for i in range(len(path))}
 
 
 def is_whiteout(st: os.stat_result) -> bool:

@@ -4,7 +4,7 @@ Every entry of the upper dir is a change; overlayfs' whiteouts (0/0 character de
 deletions, and a directory with trusted.overlay.opaque=y hides what the layers below had in
 it. The lower dirs are read only to tell an added entry from a modified one and to leave out
 directories that are in the upper dir only because something below them changed (overlayfs
-copies parents up; a layer still writes them as parents, see layer_changes.Pending).
+copies parents up, keeping their mtime; a layer still writes them as parents, see layer_changes.Pending).
 Blocking: run it in a thread.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Generator, Iterator
 
-from runtime.diff.layer_changes import Change, Event, Pending, is_opaque, is_whiteout
+from runtime.diff.layer_changes import Change, Event, Pending, dir_differs, is_opaque, is_whiteout, mount_parents
 from runtime.untrusted_tar import DIR_FLAGS, lstat
 
 
@@ -53,6 +53,17 @@ def lower_entry(lowers: list[str], parts: tuple[str, ...]) -> os.stat_result | N
     return None
 
 
+def lower_path(lowers: list[str], parts: tuple[str, ...]) -> str | None:
+    """The path of what the layers below (topmost first) show at `parts`, if they show something."""
+    for layer in lowers:
+        st, hidden = _in_layer(layer, parts)
+        if st is not None:
+            return os.path.join(layer, *parts)
+        if hidden:
+            return None
+    return None
+
+
 def lower_names(lowers: list[str], parts: tuple[str, ...]) -> set[str]:
     """The merged listing the layers below show for directory `parts`."""
     names: set[str] = set()
@@ -76,12 +87,9 @@ def lower_names(lowers: list[str], parts: tuple[str, ...]) -> set[str]:
     return names
 
 
-def own_metadata_differs(a: os.stat_result, b: os.stat_result) -> bool:
-    return (stat.S_IMODE(a.st_mode), a.st_uid, a.st_gid) != (stat.S_IMODE(b.st_mode), b.st_uid, b.st_gid)
-
-
 def overlay_walk(upper: str, lowers: list[str], hidden: set[tuple[str, ...]]) -> Generator[Event, None, None]:
     # An explicit stack, not recursion: a container may nest directories deeper than Python recurses.
+    above_mounts = mount_parents(hidden)
     top = os.open(upper, DIR_FLAGS)
     stack: list[tuple[tuple[str, ...], int, Iterator[str]]] = []
     try:
@@ -115,7 +123,7 @@ def overlay_walk(upper: str, lowers: list[str], hidden: set[tuple[str, ...]]) ->
                 raise
             stack.append((child, cfd, listing))
             if below is not None and stat.S_ISDIR(below.st_mode) and not opaque \
-                    and not own_metadata_differs(st, below):
+                    and not dir_differs(st, below, mtime=child not in above_mounts):
                 yield Pending(child, fd, name)
             else:
                 yield Change(child, fd, name, opaque=opaque, added=below is None)

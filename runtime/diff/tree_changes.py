@@ -13,7 +13,7 @@ import stat
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
-from runtime.diff.layer_changes import Change, Event, Pending, xattrs
+from runtime.diff.layer_changes import Change, Event, Pending, dir_differs, mount_parents, xattrs
 from runtime.untrusted_tar import DIR_FLAGS, lstat
 
 _NOFOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -22,6 +22,7 @@ _NOFOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 def tree_walk(new: str, old: str | None, hidden: set[tuple[str, ...]]) -> Generator[Event, None, None]:
     # An explicit stack, not recursion: a container may nest directories deeper than Python recurses.
     stack: list[_Level] = []
+    above_mounts = mount_parents(hidden)
     try:
         stack.append(_Level.open((), os.open(new, DIR_FLAGS), None if old is None else os.open(old, DIR_FLAGS)))
         while stack:
@@ -41,7 +42,8 @@ def tree_walk(new: str, old: str | None, hidden: set[tuple[str, ...]]) -> Genera
             if st is None:
                 continue
             before = lstat(ofd, name) if ofd is not None and name in level.old_names else None
-            changed = before is None or _differs(st, before, nfd, ofd, name)  # type: ignore[arg-type]
+            changed = before is None or _differs(st, before, nfd, ofd, name,  # type: ignore[arg-type]
+                                                 dir_mtime=child not in above_mounts)
             if not stat.S_ISDIR(st.st_mode):
                 if changed:
                     yield Change(child, nfd, name, added=before is None)
@@ -96,11 +98,13 @@ def _xattrs_of(dir_fd: int, name: str, st: os.stat_result) -> dict[str, bytes]:
         os.close(fd)
 
 
-def _differs(a: os.stat_result, b: os.stat_result, nfd: int, ofd: int, name: str) -> bool:
+def _differs(a: os.stat_result, b: os.stat_result, nfd: int, ofd: int, name: str, *, dir_mtime: bool) -> bool:
     if stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode):
         return True
     if (stat.S_IMODE(a.st_mode), a.st_uid, a.st_gid, a.st_rdev) != (stat.S_IMODE(b.st_mode), b.st_uid, b.st_gid,
                                                                       b.st_rdev):
+        return True
+    if stat.S_ISDIR(a.st_mode) and dir_differs(a, b, mtime=dir_mtime):
         return True
     if not stat.S_ISDIR(a.st_mode) and (a.st_size, a.st_mtime_ns) != (b.st_size, b.st_mtime_ns):
         return True

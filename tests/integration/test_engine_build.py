@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import io
 import json
@@ -676,3 +677,31 @@ def test_fifos_reach_the_image(engine, tmp_path):
              "[ -p /ctxpipe ] && stat -c %a /data/pipe")
     assert out == "640\n"
     ok(engine, "rmi", "nodes:v1")
+
+
+def test_a_directory_whose_mtime_alone_changed_is_in_the_layer(engine, tmp_path):
+    """dockerd's layers carry a directory whose only change is its mtime (a `touch -d`, an entry made and removed
+    in it); they were left out, so the image pulled elsewhere showed other times than the one built here."""
+    ctx = tmp_path / "mtime"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM busybox\nRUN touch -d "2000-01-01 00:00:00" /usr\n'
+                                    'RUN mkdir /var/x && rmdir /var/x && touch -d "2001-01-01 00:00:00" /var\n')
+    ok(engine, "build", "-q", "-t", "mtimes:1", str(ctx))
+    assert ok(engine, "image", "inspect", "-f", "{{len .RootFS.Layers}}", "mtimes:1") == "3\n"
+    layers = tarfile.open(fileobj=io.BytesIO(subprocess.run(
+        ["docker", "save", "mtimes:1"], env=engine.env(), capture_output=True, check=True).stdout))
+    times = {}
+    for member in layers.getmembers():
+        if member.name.endswith(".tar") or member.name.startswith("blobs/"):
+            inner = layers.extractfile(member)
+            if inner is not None:
+                with contextlib.suppress(tarfile.ReadError):
+                    times.update({m.name.rstrip("/"): m.mtime for m in tarfile.open(fileobj=inner).getmembers()})
+    assert (times["usr"], times["var"]) == (946684800, 978307200)
+    # A commit keeps such a directory as well.
+    ok(engine, "run", "--name", "toucher", "mtimes:1", "touch", "-d", "2002-01-01 00:00:00", "/home")
+    ok(engine, "commit", "toucher", "mtimes:2")
+    ok(engine, "rm", "toucher")
+    assert ok(engine, "run", "--rm", "mtimes:2", "stat", "-c", "%Y", "/usr", "/var", "/home") == \
+        "946684800\n978307200\n1009843200\n"
+    ok(engine, "rmi", "mtimes:2", "mtimes:1")

@@ -2,7 +2,9 @@
 the networks' address pools, the IPC and cgroup namespace modes, debug, live restore."""
 from __future__ import annotations
 
+import grp
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +22,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[Engin
         "dns": ["10.11.12.13"], "dns-search": ["example.test"], "dns-opts": ["timeout:3"], "ip": "127.0.0.1",
         "default-ipc-mode": "shareable", "debug": True, "live-restore": True, "mtu": 1400,
         "default-address-pools": [{"base": "10.123.0.0/16", "size": 24}]}))
+    pidfile = config.parent / "run" / "pyengined.pid"
     with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host,
-                         extra_args=["--config-file", str(config), "--default-cgroupns-mode", "private"]) as e:
+                         extra_args=["--config-file", str(config), "--default-cgroupns-mode", "private",
+                                     "--pidfile", str(pidfile), "-G", "daemon"]) as e:
+        assert e.proc is not None and pidfile.read_text() == f"{e.proc.pid}\n"
         yield e
+    assert not pidfile.exists()  # gone with the daemon, as dockerd's
 
 
 @pytest.fixture(autouse=True)
@@ -81,11 +87,12 @@ def test_namespace_modes_and_debug(engine: EngineDaemon) -> None:
     ok(engine, "run", "-d", "--name", "donor", "--network", "none", "busybox", "sleep", "60")
     ok(engine, "run", "--rm", "--network", "none", "--ipc", "container:donor", "busybox", "true")
     assert ok(engine, "info", "-f", "{{.Debug}}") == "true\n"
+    assert os.stat(engine.address).st_gid == grp.getgrnam("daemon").gr_gid  # -G, dockerd's short flag
 
 
-def _refused(runtime: RuntimeDaemon, config: Path, body: dict[str, object]) -> str:
+def _refused(runtime: RuntimeDaemon, config: Path, body: dict[str, object], *flags: str) -> str:
     config.write_text(json.dumps(body))
-    e = EngineDaemon(runtime, extra_args=["--config-file", str(config)])
+    e = EngineDaemon(runtime, extra_args=["--config-file", str(config), *flags])
     out = subprocess.run(e.command(), capture_output=True, text=True, timeout=60)
     assert out.returncode != 0, out
     return out.stderr
@@ -98,5 +105,9 @@ def test_bad_defaults_are_refused_in_dockerds_words(runtime_daemon: RuntimeDaemo
         runtime_daemon, config, {"default-ipc-mode": "host"})
     assert "live-restore: false is not supported" in _refused(runtime_daemon, config, {"live-restore": False})
     assert "ip: ::1 is not an IPv4 address" in _refused(runtime_daemon, config, {"ip": "::1"})
+    # A pid file naming a live process (this one) stops the start, as dockerd's.
+    (tmp_path / "pid").write_text(f"{os.getpid()}\n")
+    assert f"pid file found, ensure pyengined is not running or delete {tmp_path / 'pid'}" in _refused(
+        runtime_daemon, config, {}, "--pidfile", str(tmp_path / "pid"))
     assert "invalid pools size: 8" in _refused(runtime_daemon, config, {
         "default-address-pools": [{"base": "10.0.0.0/16", "size": 8}]})

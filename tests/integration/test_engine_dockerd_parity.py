@@ -5,6 +5,7 @@ The docker CLI, the SDK and raw HTTP drive one engine; every case names what doc
 from __future__ import annotations
 
 import io
+import os
 import json
 import socket
 import subprocess
@@ -497,3 +498,30 @@ def test_dockerds_words_for_capabilities_groups_and_import_sources(engine) -> No
             sdk.containers.run("busybox", "true", group_add=["nosuchgroup"], remove=True)
     finally:
         sdk.close()
+
+
+def test_empty_maps_a_create_sent_read_back_as_sent(engine) -> None:
+    """dockerd keeps `{}` apart from an absent map: a volume's Labels and Options, a network's IPAM.Options."""
+    status, _, body = curl(engine, "POST", "/v1.41/volumes/create", '{"Name": "sent", "Labels": {}, "DriverOpts": {}}')
+    assert status == 201 and (json.loads(body)["Labels"], json.loads(body)["Options"]) == ({}, {})
+    ok(engine, "volume", "create", "bare")  # the docker CLI 28 sends neither
+    assert ok(engine, "volume", "inspect", "-f", "{{json .Labels}} {{json .Options}}", "sent", "bare") == \
+        "{} {}\nnull null\n"
+    status, _, _ = curl(engine, "POST", "/v1.41/networks/create", '{"Name": "ipamopts", "IPAM": {"Options": {}}}')
+    assert status == 201
+    assert ok(engine, "network", "inspect", "-f", "{{json .IPAM.Options}}", "ipamopts", "bridge") == "{}\nnull\n"
+    ok(engine, "network", "rm", "ipamopts")
+    ok(engine, "volume", "rm", "sent", "bare")
+    # A volume's own directory is 0701, as dockerd's: its `_data` is reachable, what is beside it is not listed.
+    ok(engine, "volume", "create", "modes")
+    path = ok(engine, "volume", "inspect", "-f", "{{.Mountpoint}}", "modes").strip()
+    assert (os.stat(os.path.dirname(path)).st_mode & 0o777, os.stat(path).st_mode & 0o777) == (0o701, 0o755)
+    ok(engine, "volume", "rm", "modes")
+
+
+def test_diff_leaves_out_files_copied_up_as_they_were(engine) -> None:
+    """A chown to the owner a file has copies it up unchanged: dockerd's diff does not list it (nor its dir)."""
+    ok(engine, "run", "--name", "copier", "--network", "none", "busybox", "sh", "-c",
+       "chown 0:0 /etc/passwd; : >> /etc/group; touch /tmp/new")
+    assert ok(engine, "diff", "copier") == "C /tmp\nA /tmp/new\n"
+    ok(engine, "rm", "copier")

@@ -139,14 +139,42 @@ def test_overlay_changes_from_upper_and_lowers(tmp_path):
     os.setxattr(upper / "opq", "trusted.overlay.opaque", b"y")
     (upper / "opq" / "keepname").write_text("new")
     (upper / "tmp").mkdir()
-    os.chmod(upper / "tmp", 0o1777)  # copied up, same metadata: not a change by itself
-    found = overlay_changes(str(upper), [str(lower)])
+    os.chmod(upper / "tmp", 0o1777)  # copied up, same metadata (mtime too, as overlayfs copies it): no change by itself
+    _same_times(lower / "tmp", upper / "tmp")
+    found = overlay_changes(str(upper), [str(lower)], set())
     out = [(c.path, int(c.kind)) for c in report(found, {"/etc/hostname"})]
     assert out == [
         ("/etc", 0), ("/etc/gone", 2), ("/etc/passwd", 0),
         ("/new", 1), ("/new/deep", 1), ("/new/deep/f", 1),
         ("/opq", 0), ("/opq/keepname", 0), ("/opq/old", 2),
     ]
+
+
+def _same_times(src, dst) -> None:
+    st = os.lstat(src)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def test_overlay_changes_as_moby_compares_entries(tmp_path):
+    """A directory's mtime is its own change (not above a mount point, where runc makes mount points); a file copied
+    up as it was is none."""
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    for d in ("usr", "etc", "data"):
+        (lower / d).mkdir(parents=True)
+    (lower / "data" / "same").write_text("s")
+    (lower / "data" / "touched").write_text("t")
+    for d in ("usr", "etc", "data"):
+        (upper / d).mkdir(parents=True)
+    os.utime(upper / "usr", (946684800, 946684800))  # `touch -d 2000-01-01 /usr`
+    (upper / "etc" / "hostname").write_text("")  # runc's mount point: /etc's mtime moved by it alone
+    (upper / "data" / "same").write_text("s")
+    _same_times(lower / "data" / "same", upper / "data" / "same")  # `: >> same`: copied up, unchanged
+    (upper / "data" / "touched").write_text("t")
+    os.utime(upper / "data" / "touched", (946684800, 946684800))
+    _same_times(lower / "data", upper / "data")
+    found = overlay_changes(str(upper), [str(lower)], {("etc", "hostname")})
+    assert [(c.path, c.kind) for c in report(found, {"/etc/hostname"})] == [
+        ("/data", Kind.MODIFIED), ("/data/touched", Kind.MODIFIED), ("/usr", Kind.MODIFIED)]
 
 
 def test_tree_changes_against_the_parent_copy(tmp_path):
@@ -160,8 +188,8 @@ def test_tree_changes_against_the_parent_copy(tmp_path):
     (new / "etc" / "passwd").write_text("changed!")
     (new / "tmp").mkdir()
     (new / "tmp" / "x").write_text("x")
-    out = [(c.path, c.kind) for c in report(tree_changes(str(new), str(old)), set())]
+    out = [(c.path, c.kind) for c in report(tree_changes(str(new), str(old), set()), set())]
     assert out == [("/etc", Kind.MODIFIED), ("/etc/gone", Kind.DELETED), ("/etc/passwd", Kind.MODIFIED),
                    ("/tmp", Kind.ADDED), ("/tmp/x", Kind.ADDED)]
-    assert [c.path for c in report(tree_changes(str(new), None), set())] == \
+    assert [c.path for c in report(tree_changes(str(new), None, set()), set())] == \
         ["/bin", "/etc", "/etc/passwd", "/tmp", "/tmp/x"]

@@ -163,7 +163,8 @@ def register(r: Router, b: Backend) -> None:
         n = await svc.create(req.Name, driver=req.Driver or "bridge", subnet=v4.Subnet, gateway=v4.Gateway,
                              ip_range=v4.IPRange, internal=bool(req.Internal), attachable=bool(req.Attachable),
                              labels=req.Labels, options=req.Options, ipv6=bool(req.EnableIPv6), subnet6=v6.Subnet,
-                             gateway6=v6.Gateway, ip_range6=v6.IPRange)
+                             gateway6=v6.Gateway, ip_range6=v6.IPRange,
+                             ipam_options=req.IPAM.Options if req.IPAM is not None else None)
         event("create", n)
         return json_response({"Id": n.id, "Warning": ""}, 201)
 

@@ -63,9 +63,9 @@ def register(r: Router, b: Backend) -> None:
                 "driver": lambda x: v.driver == x,
                 "name": lambda x: pattern_matches(x, v.name),
             }
-            if not all(_label(spec, v.labels) for spec in f.get("label", [])):
+            if not all(_label(spec, v.labels or {}) for spec in f.get("label", [])):
                 return False
-            if any(_label(spec, v.labels) for spec in f.get("label!", [])):
+            if any(_label(spec, v.labels or {}) for spec in f.get("label!", [])):
                 return False
             return all(any(checks[k](x) for x in vals) for k, vals in f.items()
                        if vals and k not in ("label", "label!"))
