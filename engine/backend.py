@@ -149,7 +149,7 @@ class Backend:
         run = RunControl(runtime, store, lives, events, networks, volumes, supervisor, logs, pins, runtimes, departures,
                          link_editor)
         files = ContainerFiles(runtime, store, events, volumes)
-        execs = ExecService(store, runtime, events, networks.bridge_address)
+        execs = ExecService(store, runtime, events, networks.bridge_address, run.run_over)
         image_view = Images(images, events)
         describer = Describer(store, networks, volumes.mountpoint, files, execs.live_ids, logs.path,
                               image_view.ids_of, image_view.lineage)

@@ -9,6 +9,7 @@ and read-to-close bodies, and the 101 upgrade.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 from collections.abc import Callable
@@ -89,6 +90,7 @@ class Response:
             self._left = int(self.headers["content-length"])
         self._done = False
         self._started_chunks = False
+        self.received = 0  # body bytes read so far: lets a watcher tell a stream that went quiet
 
     def _available(self) -> bool:
         if self._done:
@@ -119,6 +121,7 @@ class Response:
             self._done = True
         elif self._left is not None:
             self._left -= len(data)
+        self.received += len(data)
         return data
 
     def read(self, n: int = -1) -> bytes:
@@ -207,7 +210,8 @@ class Engine:
     def __init__(self, host: str, tls: TLSSettings | None = None) -> None:
         self.host = host
         self._version: str | None = None
-        self._os_type = ""
+        self._os_type: str | None = None  # None: not pinged yet
+        self._daemon_version = API_VERSION
         self._address: str | tuple[str, int]
         self._scheme, self._authority = "http", ""
         self._ssh: list[str] | None = None
@@ -242,25 +246,35 @@ class Engine:
 
     @property
     def version(self) -> str:
-        """The API version to speak: the daemon's (from GET /_ping), at most ours."""
+        """The API version to speak: $DOCKER_API_VERSION's as the docker CLI pins it (no negotiation: a version
+        the daemon does not speak gets its error), else the daemon's (from GET /_ping), at most ours."""
         if self._version is None:
-            try:
-                with self._send("GET", "/_ping", None, None, None, versioned=False) as resp:
-                    resp.read()
-            except ConnectFailure:
-                # As the docker CLI: the request itself then fails, and is the one reported.
-                self._version = API_VERSION
-                return self._version
-            theirs = resp.header("API-Version") or _UNNAMED_VERSION
-            self._version = min(theirs, API_VERSION, key=version_key)
-            self._os_type = resp.header("OSType") or ""
+            pinned = os.environ.get("DOCKER_API_VERSION", "").removeprefix("v")
+            self._version = pinned or self._negotiated()
         return self._version
+
+    def _negotiated(self) -> str:
+        self._ping()
+        return min(self._daemon_version, API_VERSION, key=version_key)
+
+    def _ping(self) -> None:
+        if self._os_type is not None:
+            return
+        try:
+            with self._send("GET", "/_ping", None, None, None, versioned=False) as resp:
+                resp.read()
+        except ConnectFailure:
+            # As the docker CLI: the request itself then fails, and is the one reported.
+            self._os_type = ""
+            return
+        self._daemon_version = resp.header("API-Version") or _UNNAMED_VERSION
+        self._os_type = resp.header("OSType") or ""
 
     @property
     def os_type(self) -> str:
         """The daemon's OS as GET /_ping says it (empty when it does not)."""
-        _ = self.version
-        return self._os_type
+        self._ping()
+        return self._os_type or ""
 
     def _connect(self) -> Connection:
         if self._ssh is not None:
@@ -286,12 +300,13 @@ class Engine:
             sock.connect(self._address)
         except PermissionError:
             sock.close()
-            raise ConnectFailure(f"permission denied while trying to connect to the pyengine daemon socket at "
-                           f"{self.host}") from None
+            # The docker CLI's words, which scripts waiting for a daemon look for.
+            raise ConnectFailure(f"permission denied while trying to connect to the Docker daemon socket at "
+                                 f"{self.host}") from None
         except OSError:
             sock.close()
-            raise ConnectFailure(f"Cannot connect to the pyengine daemon at {self.host}. "
-                           "Is the pyengine daemon running?") from None
+            raise ConnectFailure(f"Cannot connect to the Docker daemon at {self.host}. "
+                                 "Is the docker daemon running?") from None
         if self._tls is None:
             return sock
         from cli.pyengine.tlsconn import TLSConnection
@@ -405,6 +420,13 @@ class Hijacked:
         """Tell the daemon our stdin is over; its output keeps coming."""
         try:
             self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def shutdown(self) -> None:
+        """End the stream both ways from another thread: a read blocked on it returns as at its end."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 

@@ -3,13 +3,14 @@
 
 import json
 import os
+import stat
 import sys
 from typing import Annotated, Any, Callable
 
 import typer
 
 from cli.pyengine import clilog, hosts
-from cli.pyengine.api import CLIError, Engine
+from cli.pyengine.api import CLIError, Engine, version_key
 from cli.pyengine.formatting import Template
 
 app = typer.Typer(name="pyengine", help="A docker-like CLI for pyengined.", no_args_is_help=True,
@@ -86,22 +87,47 @@ def engine() -> Engine:
     return _engine[0]
 
 
+def require_api(flag: str, minimum: str) -> None:
+    """A flag the docker CLI checks against the API version spoken before using it."""
+    spoken = engine().version
+    if version_key(spoken) < version_key(minimum):
+        raise CLIError(f'"{flag}" requires API version {minimum}, but the Docker daemon API version is {spoken}')
+
+
+def check_output(path: str, action: str) -> None:
+    """docker's check of an --output file before the daemon is asked for anything (`action`: "save image")."""
+    directory = os.path.dirname(os.path.normpath(path))
+    if directory not in ("", "."):
+        try:
+            mode = os.stat(directory).st_mode
+        except OSError as e:
+            raise CLIError(f"failed to {action}: invalid output path: stat {directory}: "
+                           f"{os.strerror(e.errno or 0).lower()}") from None
+        if not stat.S_ISDIR(mode):
+            raise CLIError(f"failed to {action}: invalid output path: stat {directory}: not a directory")
+    if os.path.isdir(path):
+        raise CLIError(f"failed to {action}: cannot write to a directory")
+
+
 def config_format(key: str) -> str | None:
     """A default --format saved in the docker CLI's config file (psFormat, imagesFormat, ...)."""
     value = hosts.config_value(key)
     return value if isinstance(value, str) and value else None
 
 
-def for_each(targets: list[str], action: Callable[[str], None]) -> None:
-    """docker's multi-target commands: report each failure, carry on, exit 1 if any failed."""
-    failed = False
+def for_each(targets: list[str], action: Callable[[str], None], summary: str = "") -> None:
+    """docker's multi-target commands: report each failure, carry on, exit 1 if any failed (after a last
+    `Error: SUMMARY: the failed targets` line where docker has one)."""
+    failed = []
     for target in targets:
         try:
             action(target)
         except CLIError as e:
             print(e.message, file=sys.stderr)
-            failed = True
+            failed.append(target)
     if failed:
+        if summary:
+            print(f"Error: {summary}: {', '.join(failed)}", file=sys.stderr)
         raise SystemExit(1)
 
 
@@ -114,7 +140,10 @@ def inspect_each(names: list[str], get: Callable[[str], Any], format_: str | Non
         except CLIError as e:
             print(e.message, file=sys.stderr)
             failed = True
-    if format_:
+    if format_ == "json":
+        # docker's JSON inspector: the objects as the daemon sent them, compacted into one array.
+        print(json.dumps(found, ensure_ascii=False, separators=(",", ":")))
+    elif format_:
         # An object the template fails on is reported, and when nothing rendered the output is one empty line.
         template = Template(format_, missing="error", verbatim=True)
         rendered = []

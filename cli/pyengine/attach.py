@@ -4,14 +4,16 @@
 import json
 import signal
 import sys
+import threading
 from typing import Annotated
 
 import typer
 
-from cli.pyengine.api import CLIError, path_quote
+from cli.pyengine.api import CLIError, Hijacked, Response, path_quote
 from cli.pyengine.app import app, engine
 from cli.pyengine.streams import DETACH_KEYS, pump
 
+_QUIET_SECONDS = 0.3
 _CTRL_KEYS = "abcdefghijklmnopqrstuvwxyz"
 _CTRL_SYMBOLS = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
 
@@ -40,6 +42,36 @@ def _refusal(state: dict[str, object]) -> str | None:
     if not state.get("Running"):
         return "You cannot attach to a stopped container, start it first"
     return None
+
+
+class _WaitWatcher(threading.Thread):
+    """Reads the container's wait and, once it answers, ends the attach stream when its output goes quiet.
+
+    A process that exits between our inspect and the hijack leaves an attach the daemon holds open until the
+    next start: the wait is then the only sign that the container stopped.
+    """
+
+    def __init__(self, waiter: Response, conn: Hijacked) -> None:
+        super().__init__(name="wait", daemon=True)
+        self._waiter = waiter
+        self._conn = conn
+        self.pumped = threading.Event()
+        self.answer = b""
+        self.ended_stream = False
+
+    def run(self) -> None:
+        try:
+            self.answer = self._waiter.read()
+        except (OSError, ValueError, CLIError):
+            return  # the command detached and closed the wait under us
+        seen = self._conn.output.received
+        # What the daemon sent before the exit is still let through: the stream ends once nothing arrives.
+        while not self.pumped.wait(_QUIET_SECONDS):
+            if self._conn.output.received == seen:
+                self.ended_stream = True
+                self._conn.shutdown()
+                return
+            seen = self._conn.output.received
 
 
 @app.command()
@@ -75,14 +107,22 @@ def attach(
         def proxy(sig: signal.Signals) -> None:
             e.post(f"/containers/{cid}/kill", {"signal": sig.name.removeprefix("SIG")})
 
+        watcher = _WaitWatcher(waiter, conn)
+        watcher.start()
         try:
             detached = pump(conn, tty=tty, stdin=stdin, resize=resize, proxy=proxy if sig_proxy and not tty else None,
                             detach_keys=keys)
+        except OSError:
+            if not watcher.ended_stream:
+                raise
+            detached = False
         finally:
+            watcher.pumped.set()
             conn.close()
         if detached:
             return
-        result = json.loads(waiter.read() or b"null")
+        watcher.join()
+        result = json.loads(watcher.answer or b"null")
     finally:
         waiter.close()
     if not isinstance(result, dict):

@@ -13,7 +13,7 @@ import typer
 from cli.pyengine import completion as complete
 from cli.pyengine import createopts, hostopts, resourceopts, runopts
 from cli.pyengine.api import CLIError, DaemonError, Engine, version_key, path_quote
-from cli.pyengine.app import app, engine, for_each
+from cli.pyengine.app import app, engine, for_each, require_api
 from cli.pyengine.attach import detach_key_bytes
 from cli.pyengine.exitcodes import RUN_FAILED, start_failure_code
 from cli.pyengine.formatting import natural_key, tabulate, timestamp
@@ -118,6 +118,8 @@ def run(detach: bool = False, detach_keys: str | None = None, sig_proxy: bool = 
         detach_key_bytes(detach_keys)  # refused (exit 125) before anything is created
     if tty and interactive and not detach and not sys.stdin.isatty():
         raise CLIError("the input device is not a TTY")
+    if detach:
+        createopts.check_detached_attach(opts)
     e = engine()
     resourceopts.windows_only(opts, e)  # exits 1 as docker's does, before anything else
     with _failing_with(RUN_FAILED):
@@ -163,8 +165,8 @@ def logs(
         target, tty = container, None
     resp = e.open("GET", f"/containers/{path_quote(target)}/logs", {
         "stdout": 1, "stderr": 1, "follow": 1 if follow else None, "tail": tail,
-        "timestamps": 1 if timestamps else None, "since": since and timestamp(since),
-        "until": until and timestamp(until)})
+        "timestamps": 1 if timestamps else None, "since": since and timestamp(since, option="since"),
+        "until": until and timestamp(until, option="until")})
     if tty is None:
         tty = resp.headers.get("content-type") == "application/vnd.docker.raw-stream" and \
             version_key(e.version) >= (1, 42)
@@ -194,7 +196,7 @@ def exec_(
         raise CLIError("the input device is not a TTY")
     e = engine()
     attach = not detach
-    environment = [line for f in env_file or [] for line in hostopts.read_kv_file(f, True)]
+    environment = [line for f in env_file or [] for line in hostopts.read_kv_file(f, True, exit_code=1)]
     environment += createopts.env_list(env) or []
     exec_id = e.post(f"/containers/{path_quote(container)}/exec", body={
         "User": user or "", "Privileged": privileged, "Tty": tty, "AttachStdin": interactive and attach,
@@ -247,7 +249,7 @@ def start(
         e.post(f"/containers/{path_quote(c)}/start")
         print(c)
 
-    for_each(containers, start_one)
+    for_each(containers, start_one, "failed to start containers")
 
 
 def _lifecycle(action: str, containers: list[str], query: dict[str, Any]) -> None:
@@ -268,6 +270,8 @@ def stop(
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to stop with.")] = None,
 ) -> None:
     """Stop one or more running containers."""
+    if signal_ is not None:
+        require_api("--signal", "1.42")
     _lifecycle("stop", containers, {"t": time_, "signal": signal_})
 
 
@@ -279,6 +283,8 @@ def restart(
     signal_: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to stop with.")] = None,
 ) -> None:
     """Restart one or more containers."""
+    if signal_ is not None:
+        require_api("--signal", "1.42")
     _lifecycle("restart", containers, {"t": time_, "signal": signal_})
 
 

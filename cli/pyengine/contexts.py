@@ -28,14 +28,8 @@ _DOCKER_HELP = "Set the docker endpoint: host=...,ca=...,cert=...,key=...,skip-t
 
 
 def current() -> str:
-    """The context in use, as the docker CLI names it: --context, else `default` when a host is given by the
-    environment, else $DOCKER_CONTEXT or config.json's currentContext."""
-    given = selected_context()
-    if given:
-        return given
-    if os.environ.get("PYENGINE_HOST") or os.environ.get("DOCKER_HOST"):
-        return store.DEFAULT
-    return hosts.current_context()
+    """The context in use, as the docker CLI names it (`hosts.context_in_use`)."""
+    return hosts.context_in_use(selected_context())
 
 
 def _object(name: str) -> dict[str, Any]:

@@ -215,17 +215,26 @@ def _healthcheck(cmd: str | None, interval: str | None, timeout: str | None, ret
             "Retries": retries or 0}
 
 
-def attach_streams(o: dict[str, Any], detach: bool) -> tuple[bool, bool, bool]:
-    """The streams docker attaches (and writes in Config.Attach*): those -a names, stdin with -i, stdout
-    and stderr when -a is not given; none for a detached run."""
+def _stream_names(o: dict[str, Any]) -> list[str]:
     names = [name.lower() for name in o["attach"] or []]
     for name, given in zip(names, o["attach"] or []):
         if name not in ("stdin", "stdout", "stderr"):
             raise CLIError(f'invalid argument "{given}" for "-a, --attach" flag: valid streams are STDIN, STDOUT '
                            "and STDERR", runopts.USAGE)
+    return names
+
+
+def check_detached_attach(o: dict[str, Any]) -> None:
+    """docker run -d refuses -a once the flags are parsed: exit code 1, not a flag error's 125."""
+    if _stream_names(o):
+        raise CLIError("conflicting options: cannot specify both --attach and --detach")
+
+
+def attach_streams(o: dict[str, Any], detach: bool) -> tuple[bool, bool, bool]:
+    """The streams docker attaches (and writes in Config.Attach*): those -a names, stdin with -i, stdout
+    and stderr when -a is not given; none for a detached run."""
+    names = _stream_names(o)
     if detach:
-        if names:
-            raise CLIError("conflicting options: cannot specify both --attach and --detach", runopts.USAGE)
         return False, False, False
     return "stdin" in names or o["interactive"], "stdout" in names or not names, "stderr" in names or not names
 
@@ -329,6 +338,9 @@ def create_body(o: dict[str, Any], detach: bool) -> dict[str, Any]:
     healthcheck = _healthcheck(o["health_cmd"], o["health_interval"], o["health_timeout"], o["health_retries"],
                                o["health_start_period"], o["health_start_interval"], o["no_healthcheck"])
     memory, cpus = o["memory"], o["cpus"]
+    restart = runopts.restart_policy(o["restart"] or "no")
+    if o["rm"] and restart["Name"] != "no":
+        raise CLIError("conflicting options: cannot specify both --restart and --rm", runopts.USAGE)
     body: dict[str, Any] = {
         "Hostname": o["hostname"] or "", "Domainname": o["domainname"] or "",
         "Image": o["image"], "Cmd": o["command"] or None, "Tty": tty, "OpenStdin": interactive,
@@ -344,7 +356,7 @@ def create_body(o: dict[str, Any], detach: bool) -> dict[str, Any]:
             "PortBindings": bindings, "PublishAllPorts": o["publish_all"], "AutoRemove": o["rm"],
             "Init": o["init"], "Memory": memory or 0,
             "NanoCpus": int(cpus * 1e9) if cpus else 0, "ConsoleSize": [rows, cols],
-            "RestartPolicy": runopts.restart_policy(o["restart"] or "no"),
+            "RestartPolicy": restart,
             **_host_fields(o),
         },
         "NetworkingConfig": {"EndpointsConfig": endpoints},

@@ -75,8 +75,8 @@ def store(server: str, username: str, password: str, identity_token: str = "") -
     return config_path()
 
 
-def remove(server: str) -> bool:
-    """Forget the logins for `server`'s host; whether there was one."""
+def remove(server: str) -> None:
+    """Forget the logins for `server`'s host."""
     doc = load()
     auths = doc.get("auths") or {}
     keys = [k for k in auths if k == server or hostname(k) == hostname(server)]
@@ -84,7 +84,6 @@ def remove(server: str) -> bool:
         del auths[key]
     if keys:
         _save(doc)
-    return bool(keys)
 
 
 def lookup(host: str) -> dict[str, str] | None:

@@ -50,7 +50,9 @@ def _summary(df: dict[str, Any]) -> list[Record]:
                for v in volumes]
     v_size = sum(s for s, _ in v_sizes if s > 0)
     v_free = sum(s for s, refs in v_sizes if s > 0 and refs == 0)
-    cache_size = sum(b.get("Size", 0) for b in cache)
+    # As docker: a record shared with another counts once, under the record that owns it.
+    cache_size = sum(b.get("Size", 0) for b in cache if not b.get("Shared"))
+    cache_free = sum(b.get("Size", 0) for b in cache if not b.get("Shared") and not b.get("InUse"))
     return [
         _summary_row("Images", "Images", len(images), sum(1 for i in images if i.get("Containers", 0) > 0),
                      human_size(layers), _reclaimable(layers - used, layers)),
@@ -60,7 +62,7 @@ def _summary(df: dict[str, Any]) -> list[Record]:
         _summary_row("Volumes", "Local Volumes", len(volumes), sum(1 for _, refs in v_sizes if refs > 0),
                      human_size(v_size), _reclaimable(v_free, v_size)),
         _summary_row("Builder", "Build Cache", len(cache), sum(1 for b in cache if b.get("InUse")),
-                     human_size(cache_size), human_size(sum(b.get("Size", 0) for b in cache if not b.get("InUse")))),
+                     human_size(cache_size), human_size(cache_free)),
     ]
 
 
@@ -76,8 +78,8 @@ def _since(rfc3339: str | None) -> str:
     return f"{human_duration(time.time() - at)} ago"
 
 
-def _cache_record(b: dict[str, Any]) -> Record:
-    cache_id = str(b.get("ID", ""))[:12]
+def _cache_record(b: dict[str, Any], trunc: bool) -> Record:
+    cache_id = str(b.get("ID", ""))[:12] if trunc else str(b.get("ID", ""))
     return Record("*formatter.buildCacheContext", {
         "ID": cache_id + "*" if b.get("InUse") else cache_id, "CacheType": b.get("Type", ""),
         "Size": human_size(b.get("Size", 0), 3), "CreatedSince": _since(b.get("CreatedAt")),
@@ -91,22 +93,29 @@ def _verbose(df: dict[str, Any], format_: str | None) -> None:
     from cli.pyengine.ps import _PS_HEADERS, _ps_record
     from cli.pyengine.volumes import _LS_HEADERS, _ls_record
 
-    images = [row for s in df.get("Images") or [] for row in _image_rows(s, True, False)]
+    # IDs are cut short in tables only; an image is one row, under its first name.
+    trunc = format_ in (None, "", "table") or format_.startswith("table")
+    images = []
+    for summary in df.get("Images") or []:
+        names = [t for t in summary.get("RepoTags") or [] if t != "<none>:<none>"]
+        row = _image_rows({**summary, "RepoTags": names[:1], "RepoDigests": []}, trunc, False)[0]
+        row.fields["Digest"] = ""
+        images.append(row)
     containers = []
     for c in df.get("Containers") or []:
-        record = _ps_record(c, True)
+        record = _ps_record(c, trunc)
         # docker's df shows the writable layer alone.
         record.fields["Size"] = human_size(c.get("SizeRw") or 0, 3)
         containers.append(record)
     volumes = [_ls_record(v) for v in df.get("Volumes") or []]
-    cache = [_cache_record(b) for b in df.get("BuildCache") or []]
+    cache = [_cache_record(b, trunc) for b in df.get("BuildCache") or []]
     if format_ not in (None, "", "table"):
         context = Record("*formatter.diskUsageContext", {"Images": images, "Containers": containers,
                                                           "Volumes": volumes, "BuildCache": cache})
         # Rendered once, and printed without a newline after it, as docker does.
         print(Template(format_).render(context), end="")
         return
-    cache_size = sum(b.get("Size", 0) for b in df.get("BuildCache") or [])
+    cache_size = sum(b.get("Size", 0) for b in df.get("BuildCache") or [] if not b.get("Shared"))
     print("Images space usage:\n\n" + Template(_IMAGES_FORMAT).lines(images, _IMAGES_HEADERS)
           + "\nContainers space usage:\n\n" + Template(_CONTAINERS_FORMAT).lines(containers, _PS_HEADERS)
           + "\nLocal Volumes space usage:\n\n" + Template(_VOLUMES_FORMAT).lines(volumes, _LS_HEADERS)

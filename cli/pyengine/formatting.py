@@ -146,9 +146,10 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
-def timestamp(value: str, now: Callable[[], float] = time.time) -> str:
+def timestamp(value: str, now: Callable[[], float] = time.time, option: str = "") -> str:
     """--since/--until as the daemon wants them (unix seconds with a fraction), from what docker accepts:
-    unix seconds, a Go duration before now ("10m", "1h30m") or an RFC 3339 date or time."""
+    unix seconds, a Go duration before now ("10m", "1h30m") or an RFC 3339 date or time. `option` names the
+    option in the error, as docker's logs does."""
     value = value.strip()
     if re.fullmatch(r"\d+(\.\d{1,9})?", value):
         return value
@@ -159,8 +160,8 @@ def timestamp(value: str, now: Callable[[], float] = time.time) -> str:
         try:
             parsed = datetime.datetime.fromisoformat(value)
         except ValueError:
-            raise CLIError(f"invalid timestamp {value!r}: use unix seconds, a duration like 10m, or RFC 3339",
-                           125) from None
+            named = f'invalid value for "{option}": ' if option else ""
+            raise CLIError(f'{named}failed to parse value as time or duration: "{value}"') from None
         unix = parsed.timestamp()
     return f"{unix:.9f}"
 

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from cli.pyengine.gotemplate import (Action, Branch, Chain, Command, Dot, Field, Identifier, Include, Literal,
                                      Loop, Parsed, Pipe, SubPipe, TemplateError, Text, Variable)
-from cli.pyengine.gotemplate_funcs import FUNCTIONS, NO_VALUE, Failure, Record, go_type, text, truth
+from cli.pyengine.gotemplate_funcs import FUNCTIONS, NO_VALUE, Failure, GoFields, Record, go_type, text, truth
 
 
 class _Break(Exception):
@@ -191,6 +191,8 @@ class Executor:
                 raise Failure(f"{name} is not a method but has arguments")
             if name in receiver:
                 return receiver[name]
+            if isinstance(receiver, GoFields) and name in receiver.go_names:
+                return receiver.go_field(name)
             if self.missing == "error":
                 raise Failure(f'map has no entry for key "{name}"')
             return NO_VALUE

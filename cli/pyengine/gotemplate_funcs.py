@@ -28,6 +28,24 @@ class StringMap(dict[str, str]):
     """A Go map[string]string (labels, options): a missing key's value is ""."""
 
 
+class GoFields(dict[str, Any]):
+    """A Go struct decoded from JSON whose Go field names differ from some of its JSON keys (`APIVersion` is
+    sent as `ApiVersion`): a template reaches such a field by its Go name too, as its `zeros` value when the
+    daemon left it out (omitempty); printing and `json` see the keys."""
+
+    def __init__(self, raw: dict[str, Any], go_names: dict[str, str], zeros: dict[str, Any] | None = None) -> None:
+        super().__init__(raw)
+        self.go_names = go_names
+        self.zeros = zeros or {}
+
+    def go_field(self, name: str) -> Any:
+        """The field a Go name not among the keys stands for (NO_VALUE: none)."""
+        key = self.go_names.get(name)
+        if key is None:
+            return NO_VALUE
+        return self[key] if key in self else self.zeros.get(name, NO_VALUE)
+
+
 class Record:
     """A docker CLI formatter context: named fields (values, or callables computed on use) and methods
     with arguments. `used` remembers the fields a template touched (ps asks for sizes only if .Size is)."""
@@ -144,6 +162,8 @@ def to_json(value: Any) -> str:
     """docker's `json` function: compact, HTML left alone (but a record's own marshalling escapes it)."""
     if isinstance(value, Record):
         return value.as_json()
+    if isinstance(value, StringMap):
+        value = dict(sorted(value.items()))  # a Go map: marshalled with its keys sorted
     encoded = json.dumps(None if value is NO_VALUE else value, ensure_ascii=False, separators=(",", ":"),
                          default=lambda r: json.loads(r.as_json()))
     return encoded.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

@@ -67,7 +67,7 @@ _TYPES: dict[str, str] = {
     "network.EndpointIPAMConfig": "IPv4Address s?, IPv6Address s?, LinkLocalIPs l?",
     "image.InspectResponse": (
         "ID=Id s, RepoTags l, RepoDigests l, Parent s, Comment s, Created s, DockerVersion s, Author s, "
-        "Config *image.Config, Architecture s, Variant s, Os s, OsVersion s, Size i, "
+        "Config *image.Config, Architecture s, Variant s, Os s, OsVersion s, Size i, VirtualSize i?, "
         "GraphDriver storage.DriverData, RootFS image.RootFS, Metadata image.Metadata, Descriptor a, Manifests a, "
         "..."),
     "image.Config": ("User s?, ExposedPorts m?, Env l?, Entrypoint l?, Cmd l?, Volumes m?, WorkingDir s?, "

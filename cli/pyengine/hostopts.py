@@ -197,16 +197,17 @@ def log_config(driver: str | None, options: list[str] | None) -> dict[str, Any]:
     return {"Type": driver or "", "Config": config}
 
 
-def read_kv_file(path: str, from_environment: bool) -> list[str]:
+def read_kv_file(path: str, from_environment: bool, exit_code: int = USAGE) -> list[str]:
     """An --env-file or --label-file: KEY=VALUE lines taken as they are (quotes and trailing blanks kept),
-    blank and # lines skipped; a bare KEY takes our environment's value (env files) or is dropped."""
+    blank and # lines skipped; a bare KEY takes our environment's value (env files) or is dropped. A file
+    that cannot be read fails with `exit_code` (docker's exec: 1, its run and create: 125)."""
     try:
         with open(path, encoding="utf-8-sig") as f:
             lines = f.read().splitlines()
     except FileNotFoundError:
-        raise CLIError(f"open {path}: no such file or directory", USAGE) from None
+        raise CLIError(f"open {path}: no such file or directory", exit_code) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise CLIError(f"invalid env file ({path}): {e}", USAGE) from None
+        raise CLIError(f"invalid env file ({path}): {e}", exit_code) from None
     out = []
     for line in lines:
         line = line.lstrip()
@@ -214,7 +215,7 @@ def read_kv_file(path: str, from_environment: bool) -> list[str]:
             continue
         name, eq, value = line.partition("=")
         if any(ch.isspace() for ch in name):
-            raise CLIError(f"invalid env file ({path}): variable '{name}' contains whitespaces", USAGE)
+            raise CLIError(f"invalid env file ({path}): variable '{name}' contains whitespaces", exit_code)
         if eq:
             out.append(f"{name}={value}")
         elif from_environment and name in os.environ:

@@ -99,6 +99,16 @@ def current_context() -> str:
     return os.environ.get("DOCKER_CONTEXT") or config_value("currentContext") or "default"
 
 
+def context_in_use(given: str | None) -> str:
+    """The context as the docker CLI names it: --context, else `default` when the environment gives a host,
+    else $DOCKER_CONTEXT or config.json's currentContext."""
+    if given:
+        return given
+    if os.environ.get("PYENGINE_HOST") or os.environ.get("DOCKER_HOST"):
+        return contextstore.DEFAULT
+    return current_context()
+
+
 def endpoint(host: str | None, context: str | None, options: TLSOptions = TLSOptions()) -> Endpoint:
     if host and context:
         raise CLIError("conflicting options: cannot specify both --host and --context", 125)

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import typer
 
 from cli.pyengine.api import CLIError, chunks
-from cli.pyengine.app import app, engine
+from cli.pyengine.app import app, check_output, engine, require_api
 from cli.pyengine.images import platform_json
 from cli.pyengine.progress import check
 
@@ -24,8 +24,12 @@ def save(
                                                           )] = None,
 ) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    if platform:
+        require_api("--platform", "1.48")
     if output is None and sys.stdout.isatty():
         raise CLIError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    if output is not None:
+        check_output(output, "save image")
     path = "/images/get?" + urlencode([("names", name) for name in images]
                                       + [("platform", platform_json(p)) for p in platform or []])
     with engine().open("GET", path) as resp:
@@ -40,6 +44,9 @@ def save(
                 for chunk in chunks(resp):
                     out.write(chunk)
             os.replace(partial, output)
+        except OSError as e:
+            reason = os.strerror(e.errno or 0).lower()
+            raise CLIError(f"failed to save image: {e.filename or output}: {reason}") from None
         finally:
             if os.path.exists(partial):
                 os.unlink(partial)
@@ -54,6 +61,8 @@ def load(
                                                           )] = None,
 ) -> None:
     """Load an image from a tar archive or STDIN."""
+    if platform:
+        require_api("--platform", "1.48")
     if input is None and sys.stdin.isatty():
         raise CLIError("requested load from stdin, but stdin is empty")
     # Progress only makes sense on a terminal, as with docker.

@@ -13,7 +13,7 @@ import typer
 from cli.common.units import human_size
 from cli.pyengine import completion as complete
 from cli.pyengine.api import CLIError, chunks, path_quote
-from cli.pyengine.app import app, engine, no_content_trust
+from cli.pyengine.app import app, check_output, engine, no_content_trust
 from cli.pyengine.formatting import Template, ago
 from cli.pyengine.gotemplate_funcs import Record
 from cli.pyengine.images import split_reference
@@ -25,9 +25,32 @@ def _pairs(values: list[str], what: str) -> dict[str, str | None]:
         key, sep, rest = value.partition("=")
         if not key:
             raise CLIError(f"invalid {what} {value!r}: expected KEY=VALUE", 125)
-        # docker's --build-arg KEY (no value) takes it from the environment, or leaves it unset.
-        out[key] = rest if sep else os.environ.get(key)
+        # docker's --build-arg KEY (no value) takes it from the environment, or leaves it unset; a --label KEY
+        # is the empty value.
+        out[key] = rest if sep else os.environ.get(key) if what == "build-arg" else ""
     return out
+
+
+def _errno_text(error: OSError) -> str:
+    """An OS error's reason as Go words it (lower case)."""
+    return os.strerror(error.errno or 0).lower()
+
+
+def _dockerfile_path(context: Path, file: str | None) -> Path:
+    """The Dockerfile as the docker CLI finds it: -f relative to the current directory, else the context's
+    Dockerfile (or dockerfile); one that is not there is refused before anything is sent."""
+    if file:
+        path = Path(os.path.abspath(file))
+    else:
+        path = Path(os.path.abspath(context)) / "Dockerfile"
+        if not os.path.lexists(path) and os.path.lexists(path.with_name("dockerfile")):
+            path = path.with_name("dockerfile")
+    try:
+        os.path.realpath(path, strict=True)
+    except OSError as e:
+        raise CLIError("unable to prepare context: unable to evaluate symlinks in Dockerfile path: "
+                       f"lstat {e.filename or path}: {_errno_text(e)}") from None
+    return path
 
 
 def _bytes(flag: str, value: str | None) -> int | None:
@@ -72,7 +95,7 @@ def _stdin_context(dockerfile: str | None, compress: bool) -> tuple[IO[bytes], s
     return io.BytesIO(gzip.compress(data) if compress else data), name
 
 
-def _context_tar(context: Path, dockerfile: Path | None, compress: bool = False) -> tuple[IO[bytes], str]:
+def _context_tar(context: Path, dockerfile: Path, compress: bool = False) -> tuple[IO[bytes], str]:
     """The context as a tar (gzipped with --compress; spooled to disk when large); with a Dockerfile outside
     the context (or on stdin: `-f -`) it goes in under a random name, as the docker CLI sends it. The daemon
     applies .dockerignore."""
@@ -80,21 +103,20 @@ def _context_tar(context: Path, dockerfile: Path | None, compress: bool = False)
     import tarfile
     import tempfile
 
+    outside = dockerfile != Path("-") and not dockerfile.resolve().is_relative_to(context.resolve())
+    if outside and dockerfile.is_dir():
+        raise CLIError(f"read {dockerfile}: is a directory")
     spool = tempfile.SpooledTemporaryFile(max_size=16 << 20)
-    name = "Dockerfile"
+    name = f".dockerfile.{secrets.token_hex(10)}"
     with tarfile.open(fileobj=spool, mode="w:gz" if compress else "w", format=tarfile.PAX_FORMAT) as tar:
         for entry in sorted(context.iterdir()):
             tar.add(str(entry), arcname=entry.name)
         if dockerfile == Path("-"):
-            name = f".dockerfile.{secrets.token_hex(10)}"
             _add_file(tar, name, sys.stdin.buffer.read())
-        elif dockerfile is not None:
-            inside = dockerfile.resolve().is_relative_to(context.resolve())
-            if inside:
-                name = str(dockerfile.resolve().relative_to(context.resolve()))
-            else:
-                name = f".dockerfile.{secrets.token_hex(10)}"
-                tar.add(str(dockerfile), arcname=name)
+        elif outside:
+            tar.add(str(dockerfile), arcname=name)
+        else:
+            name = str(dockerfile.resolve().relative_to(context.resolve()))
     spool.seek(0)
     return spool, name
 
@@ -145,7 +167,12 @@ def build(
 ) -> None:
     """Build an image from a Dockerfile."""
     from cli.pyengine import hostopts
+    from cli.pyengine.reference import name_error
 
+    for name in tag or []:
+        error = name_error(name)
+        if error:
+            raise CLIError(f'invalid argument "{name}" for "-t, --tag" flag: {error}', 125)
     no_content_trust(disable_content_trust)
     if squash:
         raise CLIError('"--squash" is only supported on a Docker daemon with experimental features enabled')
@@ -159,7 +186,8 @@ def build(
     elif not context.is_dir():
         raise CLIError(f"unable to prepare context: path {path!r} not found", 1)
     else:
-        body, dockerfile = _context_tar(context, Path(file) if file else None, compress)
+        body, dockerfile = _context_tar(context, Path("-") if file == "-" else _dockerfile_path(context, file),
+                                        compress)
     limits = hostopts.ulimits(ulimit)
     query: dict[str, Any] = {
         "extrahosts": hostopts.extra_hosts(add_host), "cachefrom": json.dumps(cache_from) if cache_from else None,
@@ -176,6 +204,14 @@ def build(
         "labels": json.dumps(_pairs(label or [], "label")) if label else None,
     }
     headers = {"Content-Type": "application/x-tar", "X-Registry-Config": "e30="}
+    if iidfile:
+        # As docker: a failed build leaves no stale ID behind.
+        try:
+            os.remove(iidfile)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise CLIError(f"Removing image ID file: remove {iidfile}: {_errno_text(e)}") from None
     image_id = ""
     held: list[str] = []  # a quiet build's output: the daemon sends it before the error of a failed build
     with body, engine().open("POST", "/build", query, body, headers) as resp:
@@ -203,8 +239,11 @@ def build(
     if quiet:
         print(image_id)
     if iidfile:
-        with open(iidfile, "w") as f:
-            f.write(image_id)
+        try:
+            with open(iidfile, "w") as f:
+                f.write(image_id)
+        except OSError as e:
+            raise CLIError(f"open {iidfile}: {_errno_text(e)}") from None
 
 
 @app.command()
@@ -264,6 +303,13 @@ def tag_(
     target: Annotated[str, typer.Argument(help="TARGET_IMAGE[:TAG]")],
 ) -> None:
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    from cli.pyengine.reference import name_error, reference_error
+
+    for ref, error in ((source, reference_error(source)), (target, name_error(target))):
+        if error:
+            raise CLIError(f'Error parsing reference: "{ref}" is not a valid repository/tag: {error}')
+    if "@" in target:
+        raise CLIError("refusing to create a tag with a digest reference")
     repo, tag = split_reference(target)
     engine().post(f"/images/{path_quote(source)}/tag", {"repo": repo, "tag": tag or "latest"})
 
@@ -303,7 +349,8 @@ def history(
     refuse_platform("history", platform)
     rows = [_history_record(r, not no_trunc, human)
             for r in engine().get(f"/images/{path_quote(image)}/history")]
-    spec = "{{.ID}}" if quiet else format_ if format_ not in (None, "", "table") else _HISTORY_FORMAT
+    default = _HISTORY_FORMAT if human else _HISTORY_FORMAT.replace("{{.CreatedSince}}", "{{.CreatedAt}}")
+    spec = "{{.ID}}" if quiet else format_ if format_ not in (None, "", "table") else default
     print(Template(spec).lines(rows, _HISTORY_HEADERS), end="")
 
 
@@ -321,16 +368,24 @@ def export(
     """Export a container's filesystem as a tar archive."""
     if not output and sys.stdout.isatty():
         raise CLIError("cowardly refusing to save to a terminal. Use the -o flag or redirect", 1)
+    if output:
+        check_output(output, "export container")
     target = output + ".pyengine-partial" if output else ""
     with engine().open("GET", f"/containers/{path_quote(container)}/export") as resp:
-        sink = open(target, "wb") if target else sys.stdout.buffer
+        try:
+            sink = open(target, "wb") if target else sys.stdout.buffer
+        except OSError as e:
+            raise CLIError(f"failed to export container: open {target}: {_errno_text(e)}") from None
         try:
             for data in chunks(resp):
                 sink.write(data)
-        except BaseException:
-            if target:
-                sink.close()
-                os.unlink(target)  # the file is written whole or not at all
+        except BaseException as e:
+            if not target:
+                raise
+            sink.close()
+            os.unlink(target)  # the file is written whole or not at all
+            if isinstance(e, OSError):
+                raise CLIError(f"failed to export container: {_errno_text(e)}") from None
             raise
     if target:
         sink.close()

@@ -9,8 +9,8 @@ import typer
 
 from cli.common.units import human_size
 from cli.pyengine import completion as complete
-from cli.pyengine.api import CLIError, Engine, path_quote
-from cli.pyengine.app import app, config_format, engine, for_each, no_content_trust
+from cli.pyengine.api import CLIError, DaemonError, Engine, path_quote
+from cli.pyengine.app import app, config_format, engine, no_content_trust
 from cli.pyengine.formatting import Template, ago, filters, local_time
 from cli.pyengine.gotemplate_funcs import Record
 from cli.pyengine.progress import PullProgress, check
@@ -185,10 +185,20 @@ def rmi(
     refuse_platform("rmi", ",".join(platform or []))
     e = engine()
 
-    def remove(ref: str) -> None:
-        for item in e.call("DELETE", f"/images/{path_quote(ref)}", {"force": 1 if force else None}) or []:
+    errors, fatal = [], False
+    for ref in images_:
+        try:
+            removed = e.call("DELETE", f"/images/{path_quote(ref)}", {"force": 1 if force else None}) or []
+        except CLIError as err:
+            # As docker 28: with --force, an image that is not there is reported but is no failure.
+            fatal = fatal or not isinstance(err, DaemonError) or err.status != 404
+            errors.append(err.message)
+            continue
+        for item in removed:
             for key in ("Untagged", "Deleted"):
                 if key in item:
                     print(f"{key}: {item[key]}")
-
-    for_each(images_, remove)
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
+        if fatal or not force:
+            raise SystemExit(1)

@@ -60,7 +60,7 @@ def _fast_version(options: dict[str, object], format_: str | None) -> None:
                                key=options.get("key"))  # type: ignore[arg-type]
         return Engine(*hosts.endpoint(options.get("host"), options.get("context"), tls))  # type: ignore[arg-type]
 
-    versioncmd.show(engine, format_)
+    versioncmd.show(engine, format_, hosts.context_in_use(options.get("context")))  # type: ignore[arg-type]
 
 
 def main() -> None:

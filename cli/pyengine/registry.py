@@ -62,10 +62,10 @@ def login(
 def logout(server: Annotated[str | None, typer.Argument(help="Registry (default: Docker Hub).")] = None) -> None:
     """Log out from a registry."""
     address = server or credentials.INDEX_SERVER
-    if not credentials.remove(address):
-        print(f"Not logged in to {address}")
-        return
-    print(f"Removing login credentials for {credentials.hostname(address)}")
+    # As docker: said whether or not there was a login to remove; a registry given is named by its host.
+    shown = address if server is None else address.removeprefix("https://").removeprefix("http://").split("/")[0]
+    print(f"Removing login credentials for {shown}")
+    credentials.remove(address)
 
 
 @app.command()

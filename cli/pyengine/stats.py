@@ -55,8 +55,13 @@ def _block_io(sample: dict[str, Any]) -> tuple[int, int]:
 
 
 def row(container: str, sample: dict[str, Any] | None, trunc: bool) -> dict[str, str]:
-    """A table row as docker's stats formatter fills it; `sample` None is a container whose numbers are
-    unavailable (its stream failed), shown as `--`."""
+    """A table row as docker's stats formatter fills it, its fields in the sorted order docker's `json`
+    marshals them in; `sample` None is a container whose numbers are unavailable (its stream failed), shown
+    as `--`."""
+    return dict(sorted(_fields(container, sample, trunc).items()))
+
+
+def _fields(container: str, sample: dict[str, Any] | None, trunc: bool) -> dict[str, str]:
     if sample is None:
         return {"ID": container[:12] if trunc else container, "Container": container, "Name": "--",
                 "CPUPerc": "--", "MemUsage": "-- / --", "MemPerc": "--", "NetIO": "--", "BlockIO": "--",
@@ -142,7 +147,7 @@ def stats(
 ) -> None:
     """Display a live stream of container(s) resource usage statistics."""
     e = engine()
-    template = Template(format_ or _FORMAT)
+    template = Template(format_ if format_ not in (None, "", "table") else _FORMAT)
     names = containers or _running_ids(e, all_)
     if no_stream:
         print(template.lines(_once(e, names, not no_trunc), _HEADERS), end="")

@@ -12,8 +12,16 @@ from cli.pyengine import clilog, contexts, diskusage, versioncmd  # noqa: F401  
 from cli.pyengine.api import CLIError, DaemonError, path_quote
 from cli.pyengine.app import app, engine, inspect_each
 from cli.pyengine.formatting import Template, filters, rfc3339_nano, timestamp
+from cli.pyengine.gotemplate_funcs import GoFields
 
 _FORMAT_HELP = "Go-template-like format."
+# docker's events.Message: the Go names of its lower-case JSON keys, and their zero values when left out.
+_EVENT_GO_NAMES = {"Status": "status", "ID": "id", "From": "from", "Scope": "scope", "Time": "time",
+                   "TimeNano": "timeNano"}
+_EVENT_ZEROS = {"Status": "", "ID": "", "From": "", "Scope": "", "Time": 0, "TimeNano": 0}
+# The Go field names of docker's system.Info that differ from their JSON keys.
+_INFO_GO_NAMES = {"HTTPProxy": "HttpProxy", "HTTPSProxy": "HttpsProxy", "CPUCfsPeriod": "CpuCfsPeriod",
+                  "CPUCfsQuota": "CpuCfsQuota", "BridgeNfIP6tables": "BridgeNfIp6tables"}
 
 
 @app.command()
@@ -21,7 +29,7 @@ def version(
     format_: Annotated[str | None, typer.Option("-f", "--format", help=_FORMAT_HELP)] = None,
 ) -> None:
     """Show the pyengine version information."""
-    versioncmd.show(engine, format_)
+    versioncmd.show(engine, format_, contexts.current())
 
 
 @app.command()
@@ -29,14 +37,16 @@ def info(
     format_: Annotated[str | None, typer.Option("-f", "--format", help=_FORMAT_HELP)] = None,
 ) -> None:
     """Display system-wide information."""
+    debug = clilog.level() in ("debug", "trace")
+    client = {"Debug": debug, **versioncmd.client_version(contexts.current()), "Plugins": [], "Warnings": None}
     if format_:
-        print(Template(format_).render(engine().get("/info")))
+        # docker's info struct: the daemon's, with the client's beside it; both by Go names.
+        print(Template(format_).render(GoFields({**engine().get("/info"), "ClientInfo": GoFields(
+            client, versioncmd.GO_NAMES)}, _INFO_GO_NAMES)))
         return
-    from importlib.metadata import version as package_version
-
     print("Client:")
-    versioncmd.fields(" ", [("Version", package_version("pyengine")), ("Context", contexts.current()),
-                            ("Debug Mode", str(clilog.level() in ("debug", "trace")).lower())])
+    versioncmd.fields(" ", [("Version", client["Version"]), ("Context", client["Context"]),
+                            ("Debug Mode", str(debug).lower())])
     print()
     sys.stdout.flush()
     i = engine().get("/info")
@@ -72,13 +82,14 @@ def events(
     format_: Annotated[str | None, typer.Option("--format", help=_FORMAT_HELP)] = None,
 ) -> None:
     """Get real-time events from the daemon."""
-    template = Template(format_) if format_ else None
+    # As docker: the template is taken as given (`table` is text here); `json` alone is `{{json .}}`.
+    template = Template(format_, verbatim=True) if format_ else None
     stream = engine().json_stream("GET", "/events", {"since": since and timestamp(since),
                                                      "until": until and timestamp(until),
                                                      "filters": filters(filter_)})
     for event in stream:
         if template is not None:
-            print(template.render(event), flush=True)
+            print(template.render(GoFields(event, _EVENT_GO_NAMES, _EVENT_ZEROS)), flush=True)
             continue
         actor = event.get("Actor") or {}
         attributes = ", ".join(f"{k}={v}" for k, v in sorted((actor.get("Attributes") or {}).items()))
@@ -87,6 +98,9 @@ def events(
         print(f"{line} ({attributes})" if attributes else line, flush=True)
 
 
+# What docker's --type takes (the swarm and plugin kinds, which pyengined has none of, included).
+_DOCKER_TYPES = '", "'.join(("config", "container", "image", "network", "node", "plugin", "secret", "service", "task",
+                             "volume"))
 # In docker's order for a name of no given type.
 _INSPECT_PATHS = {"container": "/containers/{}/json", "image": "/images/{}/json", "network": "/networks/{}",
                   "volume": "/volumes/{}"}
@@ -117,5 +131,5 @@ def inspect(
 ) -> None:
     """Return low-level information on containers, images, networks or volumes."""
     if type_ is not None and type_ not in _INSPECT_PATHS:
-        raise CLIError(f'"{type_}" is not a valid value for --type', 125)
+        raise CLIError(f'unknown type: "{type_}": must be one of "{_DOCKER_TYPES}"')
     inspect_each(names, lambda name: _inspect_one(name, type_, size), format_)

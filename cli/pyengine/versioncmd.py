@@ -20,12 +20,23 @@ def fields(indent: str, pairs: list[tuple[str, Any]]) -> None:
         print(f"{indent}{key + ':':<{width}}{value}")
 
 
-def show(engine: Callable[[], Engine], format_: str | None) -> None:
-    # Only this command needs the package's own version: the metadata lookup stays out of start-up.
+# The Go field names of docker's version structs that differ from their JSON keys.
+GO_NAMES = {"APIVersion": "ApiVersion"}
+
+
+def client_version(context: str) -> dict[str, Any]:
+    """The docker CLI's client version struct as JSON; GoVersion names the runtime this CLI runs on, as Go's
+    runtime.Version() does (`go1.24.3`)."""
+    # Only the commands showing it need the package's own version: the metadata lookup stays out of start-up.
     from importlib.metadata import version as package_version
 
-    client = {"Version": package_version("pyengine"), "ApiVersion": API_VERSION, "DefaultAPIVersion": API_VERSION,
-              "PythonVersion": "%d.%d.%d" % sys.version_info[:3], "Os": "linux", "Arch": _arch()}
+    return {"Version": package_version("pyengine"), "ApiVersion": API_VERSION, "DefaultAPIVersion": API_VERSION,
+            "GoVersion": "python%d.%d.%d" % sys.version_info[:3], "Os": "linux", "Arch": _arch(),
+            "Context": context}
+
+
+def show(engine: Callable[[], Engine], format_: str | None, context: str) -> None:
+    client = client_version(context)
     server: dict[str, Any] | None = None
     failure: CLIError | None = None
     try:
@@ -35,18 +46,24 @@ def show(engine: Callable[[], Engine], format_: str | None) -> None:
     except CLIError as err:
         failure = err
     api = client["ApiVersion"]
-    if api != API_VERSION:
-        api += f" (downgraded from {API_VERSION})"
-    if format_ and failure is not None:
-        raise failure
+    if api != client["DefaultAPIVersion"]:
+        api += f" (downgraded from {client['DefaultAPIVersion']})"
     if format_:
         from cli.pyengine.formatting import Template
+        from cli.pyengine.gotemplate_funcs import GoFields
 
-        print(Template(format_).render({"Client": client, "Server": server}))
+        try:
+            print(Template(format_).render({"Client": GoFields(client, GO_NAMES),
+                                            "Server": None if server is None else GoFields(server, GO_NAMES)}))
+        except CLIError:
+            # As docker: without a daemon, a template of the client's fields is printed before the failure.
+            if failure is None:
+                raise
     else:
         print("Client:")
         fields(" ", [("Version", client["Version"]), ("API version", api),
-                      ("Python version", client["PythonVersion"]), ("OS/Arch", f"linux/{client['Arch']}")])
+                     ("Python version", client["GoVersion"].removeprefix("python")),
+                     ("OS/Arch", f"linux/{client['Arch']}")])
         if server is not None:
             print(f"\nServer: {(server.get('Platform') or {}).get('Name', '')}")
             for component in server.get("Components") or []:

@@ -7,8 +7,9 @@ import typer
 
 from cli.common.units import human_size
 from cli.pyengine import completion as complete
-from cli.pyengine.api import CLIError, path_quote
-from cli.pyengine.app import config_format, confirm, engine, for_each, inspect_each, key_values, volume_app
+from cli.pyengine.api import CLIError, path_quote, version_key
+from cli.pyengine.app import (config_format, confirm, engine, for_each, inspect_each, key_values, require_api,
+                              volume_app)
 from cli.pyengine.formatting import Template, filters, natural_key
 from cli.pyengine.gotemplate_funcs import Record
 
@@ -111,15 +112,15 @@ def volume_prune(
     """Remove unused local volumes (anonymous ones only, unless -a)."""
     e = engine()
     given = list(filter_ or [])
-    # API 1.42 narrowed prune to anonymous volumes; before it, every unused volume goes (and -a is refused).
-    if tuple(int(p) for p in e.version.split(".")) >= (1, 42):
+    if all_:
+        require_api("--all", "1.42")
+    # API 1.42 narrowed prune to anonymous volumes; before it, every unused volume goes.
+    if version_key(e.version) >= (1, 42):
         warning = _ALL_WARNING if all_ else _ANONYMOUS_WARNING
         if all_:
             if any(f.partition("=")[0].strip().lower() == "all" for f in given):
                 raise CLIError("conflicting options: cannot specify both --all and --filter all=1", 125)
             given.append("all=true")
-    elif all_:
-        raise CLIError(f"--all is only supported with API v1.42 or above (the daemon speaks {e.version})", 125)
     else:
         warning = _ALL_WARNING
     reclaimed = 0

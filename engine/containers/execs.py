@@ -48,12 +48,23 @@ class ExecConfig(BaseModel):
     User: str | None = None
     Privileged: bool | None = None
     Cmd: list[str] | None = None  # a plain array: unlike a container's Cmd, dockerd takes no single string here
+    ConsoleSize: list[int] | None = None  # API 1.42's [height, width] of a Tty exec's terminal from its start
 
 
 class ExecStart(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
     Detach: bool | None = None
     Tty: bool | None = None
+    ConsoleSize: list[int] | None = None  # overrides the create's
+
+
+def console_size(value: list[int] | None) -> tuple[int, int] | None:
+    """ConsoleSize as (height, width): None when unset or zero (no size to give the terminal)."""
+    if value is None:
+        return None
+    if len(value) != 2 or any(not 0 <= n < 65536 for n in value):
+        raise InvalidArgument(f"invalid ConsoleSize {value}: [height, width] in 0 to 65535")
+    return (value[0], value[1]) if value[0] and value[1] else None
 
 
 def parse_model(model: type[BaseModel], body: Any) -> Any:
@@ -110,8 +121,11 @@ class Exec:
 
 class ExecService:
     def __init__(self, containers: ContainerStore, runtime: rt.RuntimeAPI, events: EventBus,
-                 bridge_address: Callable[[str], str | None]) -> None:
+                 bridge_address: Callable[[str], str | None],
+                 run_over: Callable[[Container], asyncio.Event | None] = lambda c: None) -> None:
+        """`run_over`: what is set once a running container's exit is recorded (None when it does not run)."""
         self._containers = containers
+        self._run_over = run_over
         self._bridge_address = bridge_address  # a linked container's, for the links' variables
         self._rt = runtime
         self._events = events
@@ -152,8 +166,10 @@ class ExecService:
             # The runtime's words for a container's: runc's refusal at start would come too late for a 400.
             raise InvalidArgument(f"the working directory '{config.WorkingDir}' is invalid, it needs to be an "
                                   "absolute path")
+        size = console_size(config.ConsoleSize)
         self._forget_removed()
-        e = Exec(id=secrets.token_hex(32), container_id=cid, config=config, container=self._containers.find(cid))
+        e = Exec(id=secrets.token_hex(32), container_id=cid, config=config, container=self._containers.find(cid),
+                 size=size)
         self._execs[e.id] = e
         self._event(e, exec_action("create", config.Cmd))
         return e
@@ -208,15 +224,13 @@ class ExecService:
             created = await self._rt.add_exec(e.container_id, e.id, list(c.Cmd or []), env=self._env(e),
                                               cwd=c.WorkingDir or None, user=c.User or None, terminal=bool(c.Tty),
                                               stdin=bool(c.AttachStdin), privileged=bool(c.Privileged),
-                                              inherit_env=False,
+                                              inherit_env=False, console_size=e.size if c.Tty else None,
                                               additional_gids=list(owner.host_config.get("GroupAdd") or [])
                                               if owner is not None else None)
         except (rt.NotFound, rt.FailedPrecondition):
             # The process ended a moment ago and its exit is still on its way to the container's record.
             raise not_running(e.container_id, Status.EXITED) from None
-        e.prepared = True
-        if e.size is not None:
-            await self._resize(e)
+        e.prepared = True  # a size asked for before this is in the process's spec
         return await Attachment.connect(created.io.attach_socket) if attach else None
 
     def _env(self, e: Exec) -> list[str]:
@@ -252,9 +266,27 @@ class ExecService:
         e.running = False
         if e.exit_code == 137:
             await self._after_exit_told(e.id)
+            await self._container_exit_recorded(e)
         self._event(e, "exec_die", exitCode=str(e.exit_code))
         # The client reads the exit code from our record, not the runtime's: it need not wait for the removal.
         self._in_background(self._discard(e), f"exec-rm-{e.id[:12]}")
+
+    async def _container_exit_recorded(self, e: Exec) -> None:
+        """A killed exec whose container's process has ended too (a stop, a kill, the process exiting): its client
+        hears the code once the container's record says it exited, as dockerd answers, so the next `inspect` or
+        `exec` finds it so."""
+        c = self._containers.find(e.container_id)
+        over = self._run_over(c) if c is not None else None
+        if over is None or over.is_set():
+            return
+        try:
+            ended = (await self._rt.task(e.container_id)).status == "stopped"
+        except rt.NotFound:
+            ended = True
+        if ended:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_EXIT_EVENT_WAIT):
+                    await over.wait()
 
     def exit_told(self, exec_id: str) -> None:
         """The runtime's event stream told this exec's exit (after any OOM kill it told of)."""

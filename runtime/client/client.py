@@ -293,10 +293,12 @@ class Client(IngestClient, DiffClient, PushClient, ArchiveClient, PathInfoClient
     async def add_exec(self, task_id: str, exec_id: str, args: list[str], *, env: list[str] | None = None,
                        cwd: str | None = None, user: str | None = None, terminal: bool = False, stdin: bool = False,
                        privileged: bool = False, inherit_env: bool = True,
-                       additional_gids: list[str | int] | None = None, namespace: str | None = None) -> CreatedExec:
+                       additional_gids: list[str | int] | None = None, console_size: tuple[int, int] | None = None,
+                       namespace: str | None = None) -> CreatedExec:
+        """`console_size`: (height, width) of a terminal exec's terminal from its start."""
         body = {"exec_id": exec_id, "args": args, "env": env or [], "cwd": cwd, "user": user,
                 "terminal": terminal, "stdin": stdin, "privileged": privileged, "inherit_env": inherit_env,
-                "additional_gids": additional_gids or []}
+                "additional_gids": additional_gids or [], "console_size": list(console_size) if console_size else None}
         return await self._record(CreatedExec, "POST", f"/tasks/{quote(task_id, safe='')}/execs", json_body=body,
                                   namespace=namespace)
 

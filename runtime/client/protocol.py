@@ -146,7 +146,7 @@ class RuntimeAPI(Protocol):
     async def add_exec(self, task_id: str, exec_id: str, args: list[str], *, env: list[str] | None = None,
                        cwd: str | None = None, user: str | None = None, terminal: bool = False,
                        stdin: bool = False, privileged: bool = False, inherit_env: bool = True,
-                       additional_gids: list[str | int] | None = None,
+                       additional_gids: list[str | int] | None = None, console_size: tuple[int, int] | None = None,
                        namespace: str | None = None) -> CreatedExec: ...
 
     async def start_exec(self, task_id: str, exec_id: str, namespace: str | None = None) -> Exec: ...

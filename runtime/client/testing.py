@@ -433,7 +433,8 @@ class FakeRuntime:
     async def add_exec(self, task_id: str, exec_id: str, args: list[str], *, env: list[str] | None = None,
                        cwd: str | None = None, user: str | None = None, terminal: bool = False,
                        stdin: bool = False, privileged: bool = False, inherit_env: bool = True,
-                       additional_gids: list[str | int] | None = None, namespace: str | None = None) -> CreatedExec:
+                       additional_gids: list[str | int] | None = None, console_size: tuple[int, int] | None = None,
+                       namespace: str | None = None) -> CreatedExec:
         self._call("add_exec")
         task = self._get_task(task_id)
         if task.status != "running":

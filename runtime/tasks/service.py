@@ -56,6 +56,8 @@ class ExecCreate(BaseModel):
     # With `user`: the groups beside the user's own (the container's `--group-add`, as Docker gives an exec).
     additional_gids: list[str | int] = []
     terminal: bool = False
+    # [height, width] of the terminal from the start: runc sizes the pty it makes before the process runs.
+    console_size: tuple[int, int] | None = None
     stdin: bool = False
     # Every capability runc can grant here, whatever the container's own set (`docker exec --privileged`).
     privileged: bool = False
@@ -397,6 +399,8 @@ class TaskService:
             process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": [],
                                        "ambient": []}
         process.pop("consoleSize", None)
+        if req.terminal and req.console_size and all(0 < n < 65536 for n in req.console_size):
+            process["consoleSize"] = {"height": req.console_size[0], "width": req.console_size[1]}
         return process
 
     async def start_exec(self, task_id: str, exec_id: str) -> ExecState:

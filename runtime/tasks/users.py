@@ -124,8 +124,11 @@ def read_rootfs_file(rootfs: str, path: str) -> str | None:
         os.close(fd)
 
 
-def _parse_int(text: str) -> int | None:
-    # ASCII digits only: str.isdigit() also accepts characters int() cannot parse.
+def _parse_int(text: str, signed: bool = False) -> int | None:
+    """ASCII digits only (str.isdigit() also accepts characters int() cannot parse); with `signed`, a leading
+    minus too, for the range check to refuse as Go's Atoi lets it through."""
+    if signed and text.startswith("-") and _DIGITS.fullmatch(text[1:]):
+        return int(text)
     return int(text) if _DIGITS.fullmatch(text) else None
 
 
@@ -157,9 +160,9 @@ def _parse_group(text: str | None) -> list[_GroupEntry]:
     return entries
 
 
-def _check_id(value: int, what: str) -> int:
+def _check_id(value: int) -> int:
     if not 0 <= value <= _MAX_ID:
-        raise InvalidArgument(f"{what} {value} is out of range (0 to {_MAX_ID})")
+        raise InvalidArgument(f"uids and gids must be in range 0-{_MAX_ID}")  # libcontainer's words, for either
     return value
 
 
@@ -171,7 +174,7 @@ def _find_group(groups: list[_GroupEntry], arg: str, supplementary: bool = False
             return g.gid
     number = _parse_int(arg)
     if number is not None:
-        return _check_id(number, "gid")
+        return _check_id(number)
     raise UnknownName(f"{'Unable' if supplementary else 'unable'} to find group {arg}: no matching entries in group "
                       "file")
 
@@ -183,14 +186,16 @@ def resolve_user(rootfs: str, user: str | None, additional_groups: list[str | in
     Supplementary groups come from /etc/group membership only when no group was named,
     then `additional_groups` (names or numbers) are appended; the primary gid is always one.
     """
-    user_arg, _, group_arg = (user or "").partition(":")
+    # libcontainer's reading: the first field a user, the second a group, any further ones ignored.
+    fields = (user or "").split(":")
+    user_arg, group_arg = fields[0], fields[1] if len(fields) > 1 else ""
     passwd = _parse_passwd(read_rootfs_file(rootfs, "/etc/passwd"))
 
     match: _PasswdEntry | None
-    number = _parse_int(user_arg or "0")
+    number = _parse_int(user_arg or "0", signed=True)
     if number is not None:
         # A number need not exist in passwd; when it does, that entry supplies gid and home.
-        uid = _check_id(number, "uid")
+        uid = _check_id(number)
         match = next((p for p in passwd if p.uid == uid), None)
     else:
         match = next((p for p in passwd if p.name == user_arg), None)
@@ -207,7 +212,7 @@ def resolve_user(rootfs: str, user: str | None, additional_groups: list[str | in
     elif match is not None:
         sgids = [g.gid for g in groups if match.name in g.members]
     for extra in additional_groups or []:
-        sgids.append(_check_id(extra, "gid") if isinstance(extra, int) else _find_group(groups, extra, True))
+        sgids.append(_check_id(extra) if isinstance(extra, int) else _find_group(groups, extra, True))
     # The primary gid leads the list: a later setgid() must not shed it and with it any
     # group-denying permissions (what Docker and containerd do since CVE-2022-36109).
     return ExecUser(uid=uid, gid=gid, additional_gids=list(dict.fromkeys([gid, *sgids])), home=home)

@@ -525,3 +525,30 @@ def test_diff_leaves_out_files_copied_up_as_they_were(engine) -> None:
        "chown 0:0 /etc/passwd; : >> /etc/group; touch /tmp/new")
     assert ok(engine, "diff", "copier") == "C /tmp\nA /tmp/new\n"
     ok(engine, "rm", "copier")
+
+
+def test_an_exec_killed_with_its_container_answers_once_the_exit_is_recorded(engine) -> None:
+    """dockerd: the exec's 137 comes with the container exited, so the next command finds it so."""
+    ok(engine, "run", "-d", "--name", "shortlived", "--network", "none", "busybox", "sleep", "1")
+    out = cli(engine, "exec", "shortlived", "sleep", "20")
+    assert out.returncode == 137
+    assert ok(engine, "inspect", "-f", "{{.State.Status}}", "shortlived") == "exited\n"
+    late = cli(engine, "exec", "shortlived", "true")
+    assert late.returncode == 1 and "is not running" in late.stderr, late
+    ok(engine, "rm", "shortlived")
+
+
+def test_an_execs_console_size_is_its_terminals_from_the_start(engine) -> None:
+    ok(engine, "run", "-d", "--name", "sized", "--network", "none", "busybox", "sleep", "60")
+    for _ in range(5):
+        status, _, body = curl(engine, "POST", "/v1.42/containers/sized/exec",
+                               '{"Cmd": ["busybox", "stty", "size"], "Tty": true, "AttachStdout": true, '
+                               '"ConsoleSize": [31, 97]}')
+        assert status == 201
+        reply = _raw(engine, (b"POST /v1.42/exec/%s/start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              b"Connection: close\r\nContent-Length: 27\r\n\r\n{\"Detach\":false,\"Tty\":true}")
+                     % json.loads(body)["Id"].encode())
+        assert reply.endswith(b"31 97\r\n") or b"31 97" in reply.partition(b"\r\n\r\n")[2], reply
+    status, _, body = curl(engine, "POST", "/v1.42/containers/sized/exec", '{"Cmd": ["true"], "ConsoleSize": [1]}')
+    assert status == 400 and "ConsoleSize" in body
+    ok(engine, "rm", "-f", "sized")

@@ -130,8 +130,8 @@ def test_host_flag_and_environment(engine):
     bogus = dict(env_of(engine), PYENGINE_HOST="unix:///nonexistent.sock")
     out = cli(engine, "ps", env=bogus)
     assert out.returncode == 1
-    assert out.stderr == ("Cannot connect to the pyengine daemon at unix:///nonexistent.sock. "
-                          "Is the pyengine daemon running?\n")
+    assert out.stderr == ("Cannot connect to the Docker daemon at unix:///nonexistent.sock. "
+                          "Is the docker daemon running?\n")
     assert cli(engine, "-H", engine.host, "ps", env=bogus).returncode == 0
     assert cli(engine, "-H", "unix:///nonexistent.sock", "run", "--rm", "busybox", "true").returncode == 125
 

@@ -206,7 +206,10 @@ def test_system_df_verbose_and_format(clean):
     _ok(clean, "docker", "run", "-d", "--name", "web", "-v", "/data", "-v", "named:/n", "busybox", "sleep", "300")
     _ok(clean, "docker", "create", "--name", "stopped", "busybox", "true")
     _ok(clean, "docker", "volume", "create", "lonely")
-    for args in (["-v"], ["--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}"],
+    _ok(clean, "docker", "tag", "busybox", "second:name")
+    # An image is one row under its first name, with its full ID outside a table.
+    for args in (["-v"], ["-v", "--format", "{{range .Images}}{{.ID}} {{.Repository}}:{{.Tag}} [{{.Digest}}];{{end}}"],
+                 ["--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}"],
                  ["--format", "json"], ["--format", "table {{.Type}}\t{{.Size}}"],
                  ["-v", "--format", "{{range .Images}}{{.Repository}} {{.Containers}};{{end}}|{{range .Volumes}}"
                                     "{{.Name}} {{.Links}};{{end}}|{{range .Containers}}{{.Names}} {{.LocalVolumes}};"

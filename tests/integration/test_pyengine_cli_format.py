@@ -137,6 +137,7 @@ def test_same_output_as_the_docker_cli(engine: EngineDaemon, args: tuple[str, ..
 
 
 EVENT_FORMATS = ["{{.Type}} {{.Action}} {{.Actor.Attributes.name}}", "{{json .}}",
+                 "{{.Status}}|{{.ID}}|{{.From}}|{{.Time}}|{{.TimeNano}}|{{.Scope}}", "table {{.Type}}\\t{{.Action}}",
                  '{{if eq .Type "container"}}{{.Action}}{{with .Actor.Attributes.exitCode}} ({{.}}){{end}}{{end}}']
 
 

@@ -231,18 +231,20 @@ async def test_an_exec_that_fails_while_being_prepared_is_over_not_half_started(
     c = await engine.create()
     await engine.run.start(c.id)
     execs = ExecService(engine.store, engine.runtime, engine.events, lambda _: None)
-    e = execs.create(c.id, ExecConfig(Cmd=["true"], Tty=True))
-    await execs.resize(e, 24, 80)
+    e = execs.create(c.id, ExecConfig(Cmd=["true"], Tty=True, ConsoleSize=[24, 80]))
+    asked: dict[str, object] = {}
 
     async def refuse(*args: object, **kwargs: object) -> None:
+        asked.update(kwargs)
         raise rt.InvalidArgument("invalid terminal size")
 
-    engine.runtime.resize_task = refuse  # type: ignore[method-assign]
+    engine.runtime.add_exec = refuse  # type: ignore[method-assign]
     engine.runtime.calls.clear()
     with pytest.raises(rt.InvalidArgument):
         await execs.start_detached(e)
+    assert asked["console_size"] == (24, 80)  # the size goes with the process, sized before it runs
     assert execs.live_ids(c.id) == [] and e.exit_code is not None and not e.running
-    assert engine.runtime.calls == ["add_exec", "delete_exec"]  # nothing left in the runtime
+    assert engine.runtime.calls == []  # nothing was made in the runtime, nothing is left there
     with pytest.raises(Conflict, match="has already run"):
         await execs.start_detached(e)
 

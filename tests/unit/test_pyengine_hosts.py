@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socketserver
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from cli.pyengine import hosts
 from cli.pyengine.api import CLIError, Engine, TLSSettings
+from tests.fixtures.serving import serving
 
 
 @pytest.fixture
@@ -84,11 +84,8 @@ class _Handler(socketserver.StreamRequestHandler):
 def daemon(tmp_path: Path) -> Iterator[_Daemon]:
     server = _Daemon(str(tmp_path / "d.sock"), _Handler)
     server.paths = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield server
 
 
 @pytest.mark.parametrize(("theirs", "spoken"), [("1.41", "1.41"), ("1.50", "1.50"), ("1.52", "1.50"),

@@ -28,8 +28,8 @@ def _probe(*args: str) -> tuple[str, str, str]:
 
 @pytest.mark.parametrize(("args", "expected"), [
     (("version",), ("1", "False", "False")),
-    # No daemon: the error is reported, as docker does, before any template is run.
-    (("version", "--format", "{{.Client.Version}}"), ("1", "False", "False")),
+    # No daemon: as docker does, the template is run over the client's fields before the error is reported.
+    (("version", "--format", "{{.Client.Version}}"), ("1", "False", "True")),
     (("ps", "--format", "{{.ID}}"), ("1", "False", "True")),
     (("ps", "-a", "-n", "2", "--filter", "status=exited"), ("1", "False", "False")),
     (("ps",), ("1", "False", "False")),

@@ -152,6 +152,7 @@ def test_cwd(rootfs: Path) -> None:
         ("33", [], (33, 33, [33, 50], "/var/www")),
         ("4242", [], (4242, 0, [0], "/")),
         ("4242:4343", [], (4242, 4343, [4343], "/")),
+        ("0:0:0", [], (0, 0, [0], "/root")),  # libcontainer reads the first two fields, ignores the rest
         ("www:staff", [], (33, 50, [50], "/var/www")),
         ("www:0", [], (33, 0, [0], "/var/www")),
         ("nobody:100", [], (65534, 200, [200], "/nonexistent")),  # a group named "100" wins over gid 100
@@ -171,8 +172,9 @@ def test_unknown_user_and_group(rootfs: Path) -> None:
         resolve_user(str(rootfs), "www:ops")
     with pytest.raises(InvalidArgument, match="^Unable to find group ops"):
         resolve_user(str(rootfs), "www", ["ops"])
-    with pytest.raises(InvalidArgument, match="out of range"):
-        resolve_user(str(rootfs), "4294967296")
+    for user in ("4294967296", "-1"):
+        with pytest.raises(InvalidArgument, match="^uids and gids must be in range 0-2147483647$"):
+            resolve_user(str(rootfs), user)
 
 
 def test_user_default_and_given(rootfs: Path) -> None:

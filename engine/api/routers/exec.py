@@ -14,7 +14,7 @@ from engine.api.resize import terminal_size
 from engine.api.responses import json_response, read_json
 from engine.api.streams import STDOUT, frame
 from engine.backend import Backend
-from engine.containers.execs import ExecConfig, ExecStart, parse_model
+from engine.containers.execs import ExecConfig, ExecStart, console_size, parse_model
 from engine.errors import EngineError
 from runtime import client as rt
 
@@ -35,6 +35,8 @@ def register(r: Router, b: Backend) -> None:
     async def start(request: web.Request) -> web.StreamResponse:
         body = parse_model(ExecStart, await read_json(request, optional=True))
         e = execs.get(request.match_info["id"])
+        if (size := console_size(body.ConsoleSize)) is not None:
+            e.size = size
         if body.Detach:
             await execs.start_detached(e)
             return web.Response(status=200)
