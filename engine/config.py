@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from engine.api.timestamps import duration_ns
 from engine.errors import InvalidArgument
@@ -24,6 +25,15 @@ DEFAULT_EXEC_ROOT = "/run/pyengine/engine"
 DEFAULT_RUNTIME_ADDRESS = "/run/pyengine/runtime.sock"
 DEFAULT_RUNTIME_NAMESPACE = "pyengine"
 DEFAULT_JOURNALD_SOCKET = journald.SOCKET
+# The value of each dockerd switch that says what this engine does, and why another cannot be honoured.
+_FIXED: dict[str, tuple[bool, str]] = {
+    "live_restore": (True, "containers keep running across pyengined's restarts (their monitors are not its children)"),
+    "iptables": (True, "netavark writes the rules of networks and published ports"),
+    "ip_forward": (True, "netavark turns IP forwarding on for bridge networks"),
+    "ip_masq": (True, "netavark masquerades what leaves bridge networks (netavark 1.4 cannot turn it off)"),
+    "icc": (True, "containers on a network reach each other (netavark 1.4 cannot keep them apart)"),
+    "userland_proxy": (False, "published ports are forwarded by the kernel's NAT, with no proxy process"),
+}
 # dockerd's check of a --dns-search domain: labels of letters, digits, '-' and '_', at most 255 characters.
 _DOMAIN = re.compile(r"(?=.{1,255}$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}")
 
@@ -120,9 +130,13 @@ class Config(BaseModel):
     exec_opts: list[str] = Field(default_factory=list, alias="exec-opts")
     # dockerd's `debug`: the debug log level, whatever log-level says.
     debug: bool = False
-    # Containers outlive this daemon whatever the file says (their monitors are not its children): dockerd's
-    # live restore, always on. `false` is refused rather than believed.
-    live_restore: Literal[True] | None = Field(default=None, alias="live-restore")
+    # dockerd switches for what this engine always does, taken when they say so and refused otherwise (_FIXED).
+    live_restore: StrictBool | None = Field(default=None, alias="live-restore")
+    iptables: StrictBool | None = None
+    ip_forward: StrictBool | None = Field(default=None, alias="ip-forward")
+    ip_masq: StrictBool | None = Field(default=None, alias="ip-masq")
+    icc: StrictBool | None = None
+    userland_proxy: StrictBool | None = Field(default=None, alias="userland-proxy")
     socket_group: str | None = Field(default=None, alias="group")
     # dockerd's: a file holding the daemon's pid while it runs (the data root's own lock keeps one engine per root).
     pidfile: str | None = None
@@ -245,12 +259,12 @@ class Config(BaseModel):
             raise ValueError(f'default cgroup namespace mode ({v}) is invalid; use "host" or "private"')
         return v
 
-    @field_validator("live_restore", mode="before")
+    @field_validator("live_restore", "iptables", "ip_forward", "ip_masq", "icc", "userland_proxy")
     @classmethod
-    def _live_restore(cls, v: object) -> object:
-        if v is False:
-            raise ValueError("false is not supported: containers keep running across pyengined's restarts "
-                             "(their monitors are not its children)")
+    def _fixed(cls, v: bool | None, info: ValidationInfo) -> bool | None:
+        done, why = _FIXED[info.field_name or ""]
+        if v is not None and v != done:
+            raise ValueError(f"{str(v).lower()} is not supported: {why}")
         return v
 
     @property

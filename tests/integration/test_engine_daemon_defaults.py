@@ -20,7 +20,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory, registry) -> Iterator[Engin
     config = tmp_path_factory.mktemp("config") / "daemon.json"
     config.write_text(json.dumps({
         "dns": ["10.11.12.13"], "dns-search": ["example.test"], "dns-opts": ["timeout:3"], "ip": "127.0.0.1",
-        "default-ipc-mode": "shareable", "debug": True, "live-restore": True, "mtu": 1400,
+        "default-ipc-mode": "shareable", "debug": True, "live-restore": True, "mtu": 1400, "userland-proxy": False,
+        "iptables": True, "icc": True,
         "default-address-pools": [{"base": "10.123.0.0/16", "size": 24}]}))
     pidfile = config.parent / "run" / "pyengined.pid"
     with mirrored_engine(str(tmp_path_factory.mktemp("rt")), registry.host,

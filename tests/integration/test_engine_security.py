@@ -95,11 +95,11 @@ def _refused_start(e: EngineDaemon) -> str:
 
 def test_configuration_keys_the_engine_does_not_know_stop_the_start(runtime_daemon: RuntimeDaemon,
                                                                     tmp_path: Path) -> None:
-    # Taken and ignored, dockerd's `iptables` or `icc` would be believed in force: refused by name, as dockerd does.
+    # Taken and ignored, dockerd's `userns-remap` would be believed in force: refused by name, as dockerd does.
     config = tmp_path / "daemon.json"
-    config.write_text(json.dumps({"iptables": False, "icc": False}))
+    config.write_text(json.dumps({"userns-remap": "default", "ip6tables": True}))
     e = EngineDaemon(runtime_daemon, extra_args=["--config-file", str(config)])
-    assert "the following directives don't match any configuration option: icc, iptables" in _refused_start(e)
+    assert "the following directives don't match any configuration option: ip6tables, userns-remap" in _refused_start(e)
     for group, words in (("nosuchgroup", "group nosuchgroup not found"),):
         config.write_text(json.dumps({"group": group}))
         assert words in _refused_start(e) and "Traceback" not in _refused_start(e)

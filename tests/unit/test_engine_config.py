@@ -34,3 +34,16 @@ def test_storage_driver_and_exec_opts_are_taken_where_they_name_what_the_engine_
                          ({"exec_opts": ["native.umask=normal"]}, "native.umask=normal is not supported")):
         with pytest.raises(ValueError, match=words):
             config.load(None, flags)
+
+
+def test_dockerd_switches_are_taken_when_they_say_what_the_engine_does(tmp_path: Path) -> None:
+    file = tmp_path / "daemon.json"
+    file.write_text(json.dumps({"iptables": True, "ip-forward": True, "ip-masq": True, "icc": True,
+                                "userland-proxy": False, "live-restore": True}))
+    config.load(str(file), {})
+    for body, words in (({"icc": False}, "icc: false is not supported: containers on a network reach each other"),
+                        ({"userland-proxy": True}, "userland-proxy: true is not supported"),
+                        ({"iptables": "yes"}, "iptables: Input should be a valid boolean")):
+        file.write_text(json.dumps(body))
+        with pytest.raises(ValueError, match=words):
+            config.load(str(file), {})
