@@ -138,7 +138,7 @@ def test_attach_selects_streams(engine):
     assert (bad.returncode, bad.stderr) == (
         125, 'invalid argument "stdnope" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR\n')
     both = cli(engine, "run", "-d", "-a", "stdout", "busybox")
-    assert (both.returncode, both.stderr) == (125, "conflicting options: cannot specify both --attach and --detach\n")
+    assert (both.returncode, both.stderr) == (1, "conflicting options: cannot specify both --attach and --detach\n")
 
 
 def test_pull_policies_and_platform(engine):
