@@ -335,6 +335,10 @@ class ExecService:
         self.finish_later(e)
 
     async def resize(self, e: Exec, height: int, width: int) -> None:
+        # As dockerd: its container must run, and an ended exec's process is gone (containerd's not found).
+        self._running_container(e.container_id)
+        if e.exit_code is not None:
+            raise NotFound(f"process does not exist {e.id}: not found")
         # The CLI resizes right after the 101, maybe before the process exists: keep the size for then.
         e.size = (height, width)
         if e.prepared:

@@ -157,7 +157,7 @@ async def _pump_stdin(a: Attachment, stdin: AsyncIterator[bytes]) -> None:
 
 async def resize(ctl_path: str, rows: int, cols: int) -> None:
     """Resize the process's terminal through conmon's ctl fifo."""
-    if not (0 < rows < 65536 and 0 < cols < 65536):
+    if not (0 <= rows < 65536 and 0 <= cols < 65536):
         raise InvalidArgument(f"invalid terminal size {rows}x{cols}")
     message = f"{_CTL_RESIZE} {rows} {cols}\n".encode()
     try:

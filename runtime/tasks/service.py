@@ -322,7 +322,7 @@ class TaskService:
         return self._shims[t.runtime].io(self._table.paths(t.namespace, task_id, exec_id), exec=exec_id is not None)
 
     async def resize(self, task_id: str, rows: int, cols: int, exec_id: str | None = None) -> None:
-        if not (0 < rows < 65536 and 0 < cols < 65536):
+        if not (0 <= rows < 65536 and 0 <= cols < 65536):
             raise InvalidArgument(f"invalid terminal size {rows}x{cols}")
         t = self._table.get(task_id)
         p: ProcessState = self._exec(t, exec_id) if exec_id else t

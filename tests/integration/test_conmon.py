@@ -291,7 +291,7 @@ async def test_terminal_shell_and_resize(h: Harness) -> None:
     with pytest.raises(FailedPrecondition):
         await resize(t.ctl_fifo, 10, 10)  # nobody reads the fifo any more
     with pytest.raises(InvalidArgument):
-        await resize(t.ctl_fifo, 0, 10)
+        await resize(t.ctl_fifo, -1, 10)
 
 
 def exec_spec(args: list[str]) -> dict[str, Any]:

@@ -552,3 +552,24 @@ def test_an_execs_console_size_is_its_terminals_from_the_start(engine) -> None:
     status, _, body = curl(engine, "POST", "/v1.42/containers/sized/exec", '{"Cmd": ["true"], "ConsoleSize": [1]}')
     assert status == 400 and "ConsoleSize" in body
     ok(engine, "rm", "-f", "sized")
+
+
+def test_resizes_to_zero_and_of_an_ended_exec(engine) -> None:
+    """dockerd: a 0x0 size is taken (200); an ended exec's process is gone (404); a stopped container's is 409."""
+    ok(engine, "run", "-d", "-t", "--name", "zero", "--network", "none", "busybox", "sleep", "60")
+    status, _, body = curl(engine, "POST", "/v1.41/containers/zero/resize?h=0&w=0")
+    assert status == 200, body
+    status, _, body = curl(engine, "POST", "/v1.41/containers/zero/exec", '{"Cmd": ["true"]}')
+    exec_id = json.loads(body)["Id"]
+    status, _, body = curl(engine, "POST", f"/v1.41/exec/{exec_id}/start", '{"Detach": true}')
+    assert status == 200, body
+    deadline = time.monotonic() + 10
+    while json.loads(curl(engine, "GET", f"/v1.41/exec/{exec_id}/json")[2])["ExitCode"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status, _, body = curl(engine, "POST", f"/v1.41/exec/{exec_id}/resize?h=0&w=0")
+    assert (status, json.loads(body)) == (404, {"message": f"process does not exist {exec_id}: not found"})
+    ok(engine, "stop", "-t", "0", "zero")
+    status, _, body = curl(engine, "POST", f"/v1.41/exec/{exec_id}/resize?h=10&w=10")
+    assert status == 409 and "is not running" in body, body
+    ok(engine, "rm", "zero")
