@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from engine.containers.health import ON_FAILURE_ACTIONS, ON_FAILURE_LABEL, Health
-from engine.containers.live import Live, Lives
+from engine.containers.live import Live, Lives, settle
 from engine.containers.restarts import Backoff, should_restart
 from engine.containers.state import Status
 from engine.containers.store import Container, ContainerStore
@@ -79,7 +79,7 @@ class Supervisor:
             except (EngineError, rt.RuntimeError_) as e:
                 log.warning("restart of container=%s failed: %s", cid, getattr(e, "message", e))
                 if c.state.status == Status.RESTARTING:
-                    c.state.cancel_restart()
+                    self._give_up(c, live)
                     await self._store.save(c)
 
     @staticmethod
@@ -94,7 +94,14 @@ class Supervisor:
             live.restart.cancel()
             live.restart = None
         if c.state.status == Status.RESTARTING:
-            c.state.cancel_restart()
+            Supervisor._give_up(c, live)
+
+    @staticmethod
+    def _give_up(c: Container, live: Live) -> None:
+        c.state.cancel_restart()
+        # A restarting container counts as running for `docker wait` (as in dockerd): its waiters have their
+        # answer once it stops for good.
+        settle(live.exits, c.state.exit_code)
 
     async def apply_at_engine_start(self, controls: Controls) -> None:
         """What a policy wants running again (after a reboot, say) is started."""

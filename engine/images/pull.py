@@ -117,7 +117,7 @@ class LayerReporter:
         if status == "downloading":
             out.append(_message("Downloading", layer, current, total))
         elif status == "extracting":
-            out.append(_message("Extracting", layer, 0, total))
+            out.append(_message("Extracting", layer, current, total))
         elif status == "exists":  # a download another pull was doing finished
             out.append(_message("Download complete", layer))
         elif status in self._SIMPLE:

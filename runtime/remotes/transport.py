@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import os
+import socket
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -291,6 +293,8 @@ class RegistryTransport:
                 if attempt >= self._retry.attempts or (
                     fail_fast_connect and isinstance(e, aiohttp.ClientConnectorError)
                 ):
+                    if isinstance(e, aiohttp.ClientConnectorError):
+                        raise Unavailable(dial_failure(method, url, e)) from e
                     raise Unavailable(f"cannot reach {url.origin()} for {subject}: {reason}") from e
                 delay = self._retry.backoff(attempt)
                 log.info("%s %s failed (%s); retrying in %.1fs", method, _loggable(url), reason, delay)
@@ -346,3 +350,15 @@ class RegistryTransport:
                 method, data = "GET", None
             visited.append(target)
             url = target
+
+
+def dial_failure(method: str, url: URL, e: aiohttp.ClientConnectorError) -> str:
+    """A registry that cannot be dialled, in the words of Go's net/http that dockerd passes on (scripts look
+    for `connection refused`, `no such host`)."""
+    cause = e.os_error
+    if isinstance(cause, socket.gaierror):
+        dial = f"dial tcp: lookup {e.host}: no such host"
+    else:
+        reason = os.strerror(cause.errno).lower() if cause.errno else str(cause)
+        dial = f"dial tcp {f'[{e.host}]' if ':' in e.host else e.host}:{e.port}: connect: {reason}"
+    return f'{method.capitalize()} "{url}": {dial}'

@@ -125,6 +125,13 @@ class Fetcher:
                         progress.current = writer.offset
                         buf.clear()
                         report(progress, None)
+                if buf:
+                    await asyncio.to_thread(sink.write, bytes(buf))
+                    buf.clear()
+                # The last bytes are told too (dockerd's progress reader reports at EOF): a blob smaller than a
+                # batch would otherwise show no progress at all.
+                progress.current = writer.offset
+                report(progress, None)
             finally:
                 # Keep every byte that arrived, even when the stream broke: a resume starts after it.
                 if buf:

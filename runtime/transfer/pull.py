@@ -159,11 +159,14 @@ class Puller:
                 for layer, downloaded, diff_id, chain in zip(layers, downloads, diff_ids, chains):
                     await downloaded
                     bp = progress.blobs[layer.digest]
+                    bp.current = 0
                     report(bp, "extracting")
                     info = await self._content.info(layer.digest)
                     verified = info.labels.get(UNCOMPRESSED_LABEL) == diff_id
                     await unpack_layer(service, layer, str(self._content.path(layer.digest)), diff_id, chain, parent,
                                        verified)
+                    bp.current = bp.total  # all of it read: dockerd's extraction bar ends full too
+                    report(bp, None)
                     report(bp, "done")
                     parent = chain
                 await self._content.add_refs(config.digest, [("snapshot", f"{snapshotter}/{chains[-1]}")])

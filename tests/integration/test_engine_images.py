@@ -164,6 +164,10 @@ def test_sdk_pull_stream_list_and_get_by_prefix(engine, sdk, registry, images):
     assert downloading["id"] == short(image.layer_digests[0])
     assert downloading["progressDetail"]["total"] == len(image.blobs[image.layer_digests[0]])
     assert downloading["progress"].startswith("[")
+    # Both bars end full, as dockerd's do, however small the layer (compose prints the last one).
+    for status in ("Downloading", "Extracting"):
+        last = [m for m in messages if m["status"] == status][-1]
+        assert last["progressDetail"]["current"] == last["progressDetail"]["total"] > 0, last
     assert statuses[-2:] == [f"Digest: {image.digest}", f"Status: Downloaded newer image for {repo}:latest"]
 
     pulled = sdk.images.pull(repo, tag="latest")

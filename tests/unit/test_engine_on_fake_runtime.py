@@ -177,6 +177,25 @@ async def test_restart_policy_restarts_with_dockers_backoff(engine: Engine) -> N
     assert engine.store.get(c.id).state.status == Status.EXITED
 
 
+async def test_a_restarting_container_is_waited_for_as_a_running_one(engine: Engine) -> None:
+    """dockerd: `docker wait` on a container between restarts ends at its next exit, or when its loop ends."""
+    engine.follow()
+    c = await engine.create(HostConfig={"NetworkMode": "none", "RestartPolicy": {"Name": "always"}})
+    await engine.run.start(c.id)
+    engine.runtime.exit(c.id, 3)
+    await until(lambda: engine.store.get(c.id).state.status == Status.RESTARTING)
+    waited = engine.run.wait(c.id, WaitCondition.NOT_RUNNING)
+    await until(lambda: engine.store.get(c.id).state.status == Status.RUNNING)
+    assert not waited.done()
+    engine.runtime.exit(c.id, 5)
+    assert await asyncio.wait_for(waited, 5) == 5
+    await until(lambda: engine.store.get(c.id).state.status == Status.RESTARTING)
+    waited = engine.run.wait(c.id, WaitCondition.NOT_RUNNING)
+    await engine.run.stop(c.id, timeout=1)
+    assert await asyncio.wait_for(waited, 5) == 5
+    assert engine.store.get(c.id).state.status == Status.EXITED
+
+
 async def test_a_manual_stop_is_not_restarted(engine: Engine) -> None:
     engine.follow()
     c = await engine.create(HostConfig={"NetworkMode": "none", "RestartPolicy": {"Name": "always"}})

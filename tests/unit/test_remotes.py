@@ -572,8 +572,17 @@ async def test_503_retried_then_gives_up(serve, make_resolver):
 
 
 async def test_connection_refused_origin(make_resolver):
-    with pytest.raises(Unavailable, match="cannot reach"):
-        await make_resolver().resolve(parse(f"127.0.0.1:{refused_port()}/library/busybox"))
+    port = refused_port()
+    with pytest.raises(Unavailable) as failed:
+        await make_resolver().resolve(parse(f"127.0.0.1:{port}/library/busybox"))
+    # Go's words, as dockerd passes them on.
+    assert failed.value.message.endswith(f"dial tcp 127.0.0.1:{port}: connect: connection refused")
+    assert failed.value.message.startswith('Head "http://127.0.0.1:')
+
+
+async def test_an_unknown_registry_host_is_no_such_host(make_resolver):
+    with pytest.raises(Unavailable, match=r'dial tcp: lookup nosuch\.invalid: no such host$'):
+        await make_resolver().resolve(parse("nosuch.invalid/library/busybox"))
 
 
 # --- mirrors -------------------------------------------------------------------
