@@ -352,8 +352,13 @@ class NetworkService:
             requested(exposed, port_bindings, publish_all), nets[0].options)
         async with self._lock:
             await self._stop_locked(cid)
-            # Ports first: a port conflict is refused before anything exists.
-            ports = await port_owner.explained(lambda: self.ports.allocate(cid, wanted, self.container_name))
+            # Ports first: a port conflict is refused before anything exists. dockerd's words lead (compose
+            # looks for them to say "Host is already in use by another container").
+            try:
+                ports = await port_owner.explained(lambda: self.ports.allocate(cid, wanted, self.container_name))
+            except Conflict as e:
+                raise Conflict(f"driver failed programming external connectivity on endpoint "
+                               f"{self.container_name(cid)} ({endpoints[0].id}): {e.message}") from None
             try:
                 netns = await self.netns.create(cid)
             except BaseException:

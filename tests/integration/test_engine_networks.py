@@ -6,6 +6,7 @@ bridge name and address pool, so a test engine never touches a bridge or subnet 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 
@@ -86,6 +87,9 @@ def test_published_port_on_loopback_and_cleanup(engine: EngineDaemon) -> None:
     assert "127.0.0.1:18080->80/tcp" in listed["Ports"]
     clash = cli(engine, "run", "-d", "-p", "127.0.0.1:18080:80", "busybox", "sleep", "100")
     assert clash.returncode != 0 and "already allocated" in clash.stderr and "pub" in clash.stderr
+    # dockerd's words first: compose 1.29 looks for them to add "Host is already in use by another container".
+    assert re.search(r"driver failed programming external connectivity on endpoint \w+ \([0-9a-f]{64}\): "
+                     r"Bind for 127\.0\.0\.1:18080 failed: port is already allocated", clash.stderr), clash.stderr
     ok(engine, "rm", "-f", cid)
     assert "18080" not in nat_rules()
     httpd(engine, "-p", "127.0.0.1:18080:80")  # the port is free again
