@@ -168,25 +168,10 @@ class Resolver:
         try:
             return await self._describe_at(endpoint, ref, credentials)
         except NotFound:
-            # Registries (distribution among them) say "manifest unknown" for a repository they never had as
-            # for a missing tag; clients tell their users which, so ask the repository's tag list.
-            if not await self._repository_known(endpoint, ref, credentials):
-                raise NotFound(f"repository {ref.name} not found at {endpoint.host}: name unknown: repository "
-                               "name not known to registry") from None
+            # A HEAD's 404 has no body: a GET brings the registry's own words (a repository it does not know, or
+            # a tag), which are what dockerd, whose pulls GET, passes on.
+            await self._get_manifest(endpoint, ref, ref.locator, credentials)
             raise
-
-    async def _repository_known(self, endpoint: Endpoint, ref: Reference, credentials: Credentials | None) -> bool:
-        try:
-            resp = await self._transport.send(
-                "GET", endpoint, f"{ref.repository_path}/tags/list?n=1", repository=ref.repository_path,
-                subject=f"tags of {ref.name}", credentials=credentials, not_found="name unknown",
-            )
-        except NotFound:
-            return False
-        except RuntimeError_:
-            return True  # no answer either way: the manifest's own error stands
-        resp.release()
-        return True
 
     async def _describe_at(
         self, endpoint: Endpoint, ref: Reference, credentials: Credentials | None

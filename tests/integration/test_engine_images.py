@@ -140,6 +140,11 @@ def test_unknown_images_and_tags_give_clear_errors(engine, registry):
     assert missing.returncode == 1
     assert (f"manifest for {registry.host}/library/busybox:nosuch not found: manifest unknown: manifest unknown"
             in missing.stderr)
+    # A repository the registry never had: its own answer (distribution's MANIFEST_UNKNOWN), as dockerd passes on.
+    missing = docker_cli(engine, "pull", f"{registry.host}/nope/x:1")
+    assert (missing.returncode, missing.stderr) == (
+        1, f"Error response from daemon: manifest for {registry.host}/nope/x:1 not found: manifest unknown: "
+           "manifest unknown\n")
 
     client = docker.APIClient(base_url=engine.host)
     try:

@@ -91,6 +91,8 @@ class FakeRegistry:
         if (answer := self._gate(request)) is not None:
             return answer
         found = self.manifests.get(request.match_info["ref"])
+        if request.match_info["name"] == "library/unknown" and request.method == "GET":
+            return registry_error(404, "NAME_UNKNOWN", "repository name not known to registry")
         if request.match_info["name"] != "library/busybox" or found is None:
             return registry_error(404, "MANIFEST_UNKNOWN", "manifest unknown")
         body, media_type = found
@@ -345,9 +347,11 @@ async def test_manifest_not_found_uses_registry_message(serve, make_resolver):
     resolver = make_resolver()
     with pytest.raises(NotFound, match="manifest unknown"):
         await resolver.resolve(parse(f"{host}/library/busybox:nope"))
-    # A repository the registry never had is told apart from a missing tag by its tag list.
-    with pytest.raises(NotFound, match="name unknown: repository name not known to registry"):
+    # What the registry says of a repository it never had, which a HEAD's bodiless 404 cannot tell: a GET does.
+    with pytest.raises(NotFound, match="manifest unknown"):
         await resolver.resolve(parse(f"{host}/library/nosuchimage"))
+    with pytest.raises(NotFound, match="name unknown: repository name not known to registry"):
+        await resolver.resolve(parse(f"{host}/library/unknown"))
     endpoint = resolver.endpoints(parse(f"{host}/library/busybox"))[0]
     with pytest.raises(NotFound, match="manifest unknown") as info:
         await resolver.fetch_manifest(endpoint, parse(f"{host}/library/busybox"), sha(b"x"))
