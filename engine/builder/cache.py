@@ -192,13 +192,17 @@ class BuildCache:
     async def prune(self, rule: PruneRule) -> dict[str, Any]:
         """Drop the records `rule` chooses, least recently used first while a space option still wants room.
 
-        Without `everything` a step whose image also has a name (a build's tagged result) keeps its
-        record, as BuildKit keeps cache still in use by an image unless pruning all.
+        Without `everything` the steps a named image was built through (its own and every one before it)
+        keep their records, as BuildKit keeps cache still in use by an image unless pruning all (and dockerd
+        20.10's classic builder keeps a tagged image's parents): the same build finds its cache again.
         """
         before = await self.images.stored_bytes()
         images = await self.images.images()
-        named = {r.name for image in images if not image.intermediate for r in image.records}
+        by_name = {r.name: image for image in images for r in image.records}
+        named = [image for image in images if not image.intermediate]
         described = await self._described(images)
+        in_use = {entry.image.name for entry, _ in described
+                  if (step := by_name.get(entry.image.name)) is not None and any(_feeds(step, i) for i in named)}
         total = sum(record["Size"] for _, record in described)
         target = rule.target(total, self._free_space())
         deleted = []
@@ -207,7 +211,7 @@ class BuildCache:
                 break
             if rule.keep_since is not None and entry.last_used >= rule.keep_since:
                 continue
-            if (not rule.everything and entry.image.name in named) or not rule.chooses(record):
+            if (not rule.everything and entry.image.name in in_use) or not rule.chooses(record):
                 continue
             if rule.floor and total - record["Size"] < rule.floor:
                 continue
@@ -224,3 +228,9 @@ class BuildCache:
 
 def _history(image: LocalImage) -> tuple[str, ...]:
     return tuple(json.dumps(line, sort_keys=True) for line in image.config.get("history") or [])
+
+
+def _feeds(step: LocalImage, image: LocalImage) -> bool:
+    """Whether `image` was built on `step`'s result: its history and its layers go on from the step's."""
+    lines, ids = _history(step), list(step.diff_ids)
+    return _history(image)[:len(lines)] == lines and list(image.diff_ids)[:len(ids)] == ids

@@ -662,6 +662,27 @@ def test_builder_prune_takes_buildkits_filters_and_space_options(engine, tmp_pat
     assert cached() == 0
 
 
+def test_a_prune_without_all_keeps_the_steps_of_named_images(engine, tmp_path):
+    """BuildKit keeps what an image still uses (dockerd 20.10 a tagged image's parents): the build hits again."""
+    ctx = tmp_path / "kept"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nENV A=1\nRUN echo a > /a\nRUN echo b > /b\n")
+    first = ok(engine, "build", "-q", "-t", "kept:1", ".", cwd=ctx).strip()
+    # A build no image has a name from any more: its first step's record is what a prune without -a takes.
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo lost > /lost\nRUN echo gone > /gone\n")
+    ok(engine, "rmi", ok(engine, "build", "-q", ".", cwd=ctx).strip())
+    pruned = ok(engine, "builder", "prune", "-f")
+    assert pruned.startswith("Deleted build cache objects:\n") and len(pruned.split("\n\n")[0].splitlines()) == 2, \
+        pruned
+    ok(engine, "system", "prune", "-f")
+    (ctx / "Dockerfile").write_text("FROM busybox\nENV A=1\nRUN echo a > /a\nRUN echo b > /b\n")
+    again = docker_cli(engine, "build", "-t", "kept:1", ".", cwd=ctx)
+    assert again.returncode == 0 and again.stdout.count("Using cache") == 3, again.stdout
+    assert ok(engine, "images", "-q", "--no-trunc", "kept:1").strip() == first
+    ok(engine, "rmi", "kept:1")
+    ok(engine, "builder", "prune", "-af")
+
+
 def test_fifos_reach_the_image(engine, tmp_path):
     # A fifo in the context is copied, and ADD unpacks an archive's fifos, as dockerd does.
     ctx = tmp_path / "nodes"
