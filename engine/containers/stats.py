@@ -2,7 +2,7 @@
 
 Docker computes CPU percentages from two samples (cpu_stats and precpu_stats), so a
 stream carries each sample's CPU numbers into the next one, one sample a second until
-the container stops; a single answer (`stream=false`) is a second sample a second after
+the container is removed; a single answer (`stream=false`) is a second sample a second after
 the first, as dockerd's, unless `one-shot` asks for the first alone.
 """
 from __future__ import annotations
@@ -38,14 +38,14 @@ class ContainerStats:
         return await self._sample(self._store.get(c.id), first["cpu_stats"], first["read"])
 
     async def stream(self, c: Container) -> AsyncGenerator[dict[str, Any], None]:
-        """A sample a second, each with the previous one's CPU numbers; the last one after the container stopped."""
+        """A sample a second, each with the previous one's CPU numbers, until the container is removed. As
+        dockerd's collector, a container that does not run gets an empty sample each second and its numbers
+        again once it is started (`docker stats -a` shows stopped containers come back)."""
         previous, preread = _empty_cpu(), _NEVER
-        while True:
-            sample = await self._sample(self._store.get(c.id), previous, preread)
+        while (current := self._store.find(c.id)) is not None:
+            sample = await self._sample(current, previous, preread)
             previous, preread = sample["cpu_stats"], sample["read"]
             yield sample
-            if not self._store.get(c.id).state.running:
-                return
             await asyncio.sleep(_INTERVAL)
 
     async def _sample(self, c: Container, previous: dict[str, Any], preread: str) -> dict[str, Any]:

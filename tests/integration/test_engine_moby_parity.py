@@ -88,6 +88,18 @@ def test_a_stats_stream_ends_when_its_container_goes(engine) -> None:
     assert all("read" in s for s in samples)  # ends without a broken chunk
 
 
+def test_a_stats_stream_goes_on_while_its_container_does_not_run(engine) -> None:
+    """dockerd: an empty sample a second while the container does not run, its numbers once it is started."""
+    api = docker.APIClient(base_url=engine.host)
+    c = api.create_container("busybox", ["sleep", "60"], host_config=api.create_host_config(network_mode="none"))
+    samples = api.stats(c, decode=True)
+    assert [next(samples)["pids_stats"].get("current", 0) for _ in range(2)] == [0, 0]
+    api.start(c)
+    assert any(next(samples)["pids_stats"].get("current", 0) >= 1 for _ in range(4))
+    threading.Timer(0.5, lambda: api.remove_container(c, force=True)).start()
+    assert all("read" in s for s in samples)
+
+
 def test_inspect_has_gos_zero_values_for_fields_a_client_left_out(engine) -> None:
     status, _, out = curl(engine, "POST", "/v1.41/containers/create?name=zeros",
                           json.dumps({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}))
