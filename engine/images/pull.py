@@ -16,7 +16,7 @@ from engine.images import platforms
 from engine.images.lookup import NoSuchImage
 from engine.images.model import short_id
 from engine.images.store import ImageService
-from runtime.client import NotFound
+from runtime.client import NotFound, Unauthenticated, Unavailable
 from runtime.client.reference import Reference, familiar, parse
 
 _BAR_WIDTH = 50
@@ -164,6 +164,10 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
             resolved = await anext(events)
         except NotFound as e:
             raise not_found(ref, e.message) from None
+        except (Unauthenticated, Unavailable) as e:
+            # dockerd's pull answers 500 to these: a 401 would make the docker CLI prompt for a login (and wait
+            # on a script's stdin), a 503 is no status dockerd gives a pull.
+            raise errors.EngineError(e.message) from None
         digest = resolved.get("digest", "")
         single_platform = resolved.get("mediaType") not in _INDEX_TYPES
         # As dockerd: an image already here is pulled without a word of its layers, and a digest its repository

@@ -152,6 +152,14 @@ def test_wrong_credentials_and_unknown_image(engine, env, auth_registry):
     assert "tag does not exist" in missing.stderr or "does not exist locally" in missing.stderr
 
 
+def test_a_pull_the_registry_refuses_fails_without_a_login_prompt(engine, env, auth_registry):
+    """dockerd answers 500: the docker CLI asks for a login only on a 401, and would wait on a script's stdin."""
+    out = subprocess.run(["docker", "pull", f"{auth_registry.host}/private/busybox:1"], env=env, stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.startswith("Error response from daemon: "), out
+    assert "Username" not in out.stdout + out.stderr
+
+
 def test_push_all_tags(engine, env, auth_registry, images):
     digest = images[BUSYBOX].digest
     repo = f"{auth_registry.host}/all{secrets.token_hex(3)}/busybox"
