@@ -67,18 +67,17 @@ def select(containers: list[Container], f: dict[str, list[str]], lookup: Callabl
             lineage is None or c.image_id in lineage,
             before is None or c.created < before,
             since is None or c.created > since,
-            not f.get("network") or bool(networks_of(c) & {"bridge" if n == "default" else n
-                                                           for n in f["network"]}),
+            not f.get("network") or _on_network(networks_of(c), f["network"]),
             not f.get("volume") or any(m["Source"] in f["volume"] or m["Destination"] in f["volume"]
                                        or m.get("Name") in f["volume"] for m in mounts_of(c)),
             # A stopped container keeps its last health status (dockerd's `unhealthy`); none is a swarm task.
             not f.get("health") or (c.health.Status if c.health else "none") in f["health"],
             not f.get("publish") or _ports_match(f["publish"], [(p["PublicPort"], p["Type"])
                                                                 for p in published_of(c)]),
-            not f.get("expose") or _ports_match(f["expose"], exposed_ports(c)),
+            # dockerd matches the ports of the container's network settings: a running container's only.
+            not f.get("expose") or (c.state.running and _ports_match(f["expose"], exposed_ports(c))),
             not f.get("is-task") or any(v.lower() in ("false", "0") for v in f["is-task"]),
-            # Linux containers have the default isolation, the only one there is.
-            not f.get("isolation") or "default" in f["isolation"],
+            # `isolation` is not looked at on Linux (dockerd lists every container whatever the value).
         ]
         if all(checks):
             out.append(c)
@@ -111,7 +110,7 @@ def _until(values: list[str]) -> float | None:
 
 
 def _ports_match(specs: list[str], ports: list[tuple[int, str]]) -> bool:
-    """publish= / expose= values: "80", "80/tcp", "8000-8080/udp"."""
+    """publish= / expose= values: "80", "80/tcp", "8000-8080/udp"; no protocol is tcp, as in dockerd."""
     for spec in specs:
         port, _, proto = spec.partition("/")
         first, _, last = port.partition("-")
@@ -119,9 +118,19 @@ def _ports_match(specs: list[str], ports: list[tuple[int, str]]) -> bool:
             lo, hi = int(first), int(last or first)
         except ValueError:
             raise InvalidArgument(f"invalid port filter {spec!r}") from None
-        if any(lo <= p <= hi and (not proto or proto == t) for p, t in ports):
+        for number in (lo, hi):
+            if not 0 <= number <= 65535:
+                raise InvalidArgument(f'strconv.ParseUint: parsing "{number}": value out of range')
+        if any(lo <= p <= hi and (proto or "tcp") == t for p, t in ports):
             return True
     return False
+
+
+def _on_network(networks: set[str], wanted: list[str]) -> bool:
+    """network= values: a name, an ID or the start of one (dockerd's prefix match); `default` is the bridge."""
+    ids = [n for n in networks if len(n) == 64]
+    return any(("bridge" if v == "default" else v) in networks or (v and any(i.startswith(v) for i in ids))
+               for v in wanted)
 
 
 def _name_matches(pattern: str, name: str) -> bool:
