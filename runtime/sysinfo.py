@@ -45,6 +45,7 @@ class HostFeatures(BaseModel):
     # Network sysctls dockerd sets by default in a container's own network namespace, where the kernel has them.
     ping_group_range: bool = False
     unprivileged_port_start: bool = False
+    ipv6: bool = False  # the kernel has IPv6: a container's namespace with no IPv6 network gets it turned off
     # mount_setattr(2) (Linux 5.12): a read-only bind can be made read-only with every mount below it (runc's `rro`).
     recursive_readonly: bool = False
 
@@ -126,5 +127,6 @@ def probe() -> HostFeatures:
         "cgroup_version": "2" if unified else "1", "seccomp": _seccomp(), "apparmor": _apparmor(),
         "ping_group_range": os.path.exists("/proc/sys/net/ipv4/ping_group_range"),
         "unprivileged_port_start": os.path.exists("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        "ipv6": os.path.exists("/proc/sys/net/ipv6/conf/all/disable_ipv6"),
         "recursive_readonly": _mount_setattr(),
         **found})

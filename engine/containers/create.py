@@ -125,7 +125,8 @@ class Creator:
             if p.network.joins is not None:  # kept by id, as dockerd keeps it
                 p.host_config["NetworkMode"] = f"container:{self._store.get(p.network.joins).id}"
             own_netns = p.network.joins is None and options["netns"] != "host"
-            options["sysctls"] = network_sysctls(own_netns, options["sysctls"], features)
+            options["sysctls"] = network_sysctls(own_netns, options["sysctls"], features,
+                                                 no_network=p.network.mode == "none")
             self._plan_ipc(cid, p.host_config, options)
             self._plan_pid(cid, p.host_config, options)
             volumes, mounts, copied = await self._plan_volumes(cid, req, p, features)

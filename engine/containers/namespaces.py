@@ -39,12 +39,17 @@ def runtime_ipc_mode(mode: str) -> str | None:
     return _IPC_RUNTIME.get(mode)
 
 
-def network_sysctls(own_namespace: bool, given: Mapping[str, str], features: Mapping[str, Any]) -> dict[str, str]:
+def network_sysctls(own_namespace: bool, given: Mapping[str, str], features: Mapping[str, Any],
+                    *, no_network: bool = False) -> dict[str, str]:
     """The sysctls of the spec: dockerd's defaults for a network namespace of the container's own (not the
-    host's, not another container's), then the user's."""
+    host's, not another container's), then the user's. With `no_network` (`--network none`: the runtime makes
+    that namespace, and nothing is ever connected to it) IPv6 is off there, as libnetwork turns it off in a new
+    sandbox; the engine's own namespaces get that at their making (engine/networks/netns.py)."""
     if not own_namespace:
         return dict(given)
     defaults = {}
+    if no_network and features.get("ipv6"):
+        defaults["net.ipv6.conf.all.disable_ipv6"] = "1"
     if features.get("ping_group_range"):
         defaults["net.ipv4.ping_group_range"] = "0 2147483647"  # ping without CAP_NET_RAW
     if features.get("unprivileged_port_start"):

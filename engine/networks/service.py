@@ -269,6 +269,8 @@ class NetworkService:
             if not running or (sb := self.store.sandbox(cid)) is None:
                 return
             try:
+                if n.ipv6:
+                    await self.netns.allow_ipv6(sb.netns)
                 # Every network carries the ports (the first one's rules answer): one disconnected, they go on.
                 await self._wire(sb, [e], etc)
             except BaseException:
@@ -360,7 +362,7 @@ class NetworkService:
                 raise Conflict(f"driver failed programming external connectivity on endpoint "
                                f"{self.container_name(cid)} ({endpoints[0].id}): {e.message}") from None
             try:
-                netns = await self.netns.create(cid)
+                netns = await self.netns.create(cid, ipv6=any(n.ipv6 for n in nets))
             except BaseException:
                 self.ports.release(cid)
                 raise

@@ -50,6 +50,7 @@ class HostFeatures(_Record):
     # Network sysctls dockerd sets by default in a container's own network namespace, where the kernel has them.
     ping_group_range: bool = False
     unprivileged_port_start: bool = False
+    ipv6: bool = False  # the kernel has IPv6: a container's namespace with no IPv6 network gets it turned off
     recursive_readonly: bool = False
 
 

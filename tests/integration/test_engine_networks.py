@@ -378,6 +378,18 @@ def test_ipv6_networks(engine: EngineDaemon) -> None:
     assert address in out
     fixed = ok(engine, "run", "--rm", "--network", "v6net", "--ip6", "fd00:beef:1::99", "busybox", "ip", "-6", "addr")
     assert "fd00:beef:1::99/64" in fixed
+    # libnetwork turns IPv6 off in a sandbox none of whose networks has it (loopback's ::1 too); a user's sysctl wins.
+    flag = "/proc/sys/net/ipv6/conf/all/disable_ipv6"
+    for mode in ("bridge", "none"):
+        assert ok(engine, "run", "--rm", "--network", mode, "busybox", "sh", "-c", f"cat {flag}; ip -6 addr") == "1\n"
+    assert ok(engine, "run", "--rm", "--sysctl", "net.ipv6.conf.all.disable_ipv6=0", "busybox", "cat", flag) == "0\n"
+    assert ok(engine, "exec", "web6", "cat", flag) == "0\n"
+    # A running container without IPv6 connected to a network with it: its new interface gets its address.
+    ok(engine, "run", "-d", "--name", "late6", "busybox", "sleep", "300")
+    ok(engine, "network", "connect", "v6net", "late6")
+    late = inspect(engine, "late6")["NetworkSettings"]["Networks"]["v6net"]["GlobalIPv6Address"]
+    assert f"{late}/64" in ok(engine, "exec", "late6", "ip", "-6", "addr")
+    ok(engine, "rm", "-f", "late6")
 
     ok(engine, "network", "create", "--ipv6", "v6auto")
     auto = [c["Subnet"] for c in json.loads(ok(engine, "network", "inspect", "v6auto"))[0]["IPAM"]["Config"]]
