@@ -169,7 +169,7 @@ class Backend:
         return cls(config=config, runtime=runtime, host=host, events=events, containers=store, images=images,
                    archives=ImageArchives(runtime, images, events),
                    networks=networks, volumes=volumes, creator=creator, run=run, departures=departures,
-                   manager=Manager(runtime, store, lives, events, host, link_editor, run.health),
+                   manager=Manager(runtime, store, lives, events, host, link_editor, run.health, networks),
                    execs=execs,
                    reconciler=Reconciler(runtime, store, lives, run, supervisor, networks, time.time()),
                    files=files, stats=ContainerStats(runtime, store), describer=describer,

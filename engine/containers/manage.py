@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from engine.containers import names
 from engine.containers.health import HealthMonitor
@@ -19,10 +19,15 @@ from engine.events import EventBus
 from runtime import client as rt
 
 
+class Names(Protocol):
+    async def renamed(self, cid: str, old: str, new: str) -> None: ...
+
+
 class Manager:
     def __init__(self, runtime: rt.RuntimeAPI, store: ContainerStore, lives: Lives, events: EventBus,
-                 host: Features, link_editor: LinkEditor, health: HealthMonitor) -> None:
+                 host: Features, link_editor: LinkEditor, health: HealthMonitor, dns: Names) -> None:
         self._rt = runtime
+        self._dns = dns
         self._health = health
         self._links = link_editor
         self._store = store
@@ -44,6 +49,7 @@ class Manager:
         except (InvalidArgument, Conflict) as e:
             raise prefixed(e, "Error when allocating new name: ") from None
         await self._links.renamed(old, bare)
+        await self._dns.renamed(c.id, old, bare)
         self._events.container(c, "rename", oldName="/" + old)
 
     async def remove_link(self, link: str) -> None:

@@ -38,6 +38,10 @@ class NetworkDriver(Protocol):
         """Undo setup() (idempotent: parts already gone are not an error)."""
         ...
 
+    async def rename(self, container_id: str, old: str, new: str) -> None:
+        """A running container's new name in its networks' DNS."""
+        ...
+
     def kept(self, net: Network) -> bool:
         """Whether the network's bridge and rules are kept up past its last container's teardown."""
         ...

@@ -9,10 +9,12 @@ addresses (our IPAM) and hands them over as static IPs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,11 @@ class NetavarkDriver:
             log.warning("teardown container=%s: %s", a.container_id[:12], e.message)
         await self._internal.forget_removed([net for net, _ in a.endpoints])
 
+    async def rename(self, container_id: str, old: str, new: str) -> None:
+        async with self._lock:
+            if await asyncio.to_thread(_rename_in_dns, self._config_dir / "aardvark-dns", container_id, old, new):
+                _reload_dns(self._config_dir / "aardvark-dns" / "aardvark.pid")
+
     def kept(self, net: Network) -> bool:
         return bridge_anchor.held(net)
 
@@ -163,3 +170,31 @@ def mac_of(ip: str | None) -> str | None:
     if not ip:
         return None
     return "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+
+
+def _rename_in_dns(dns_dir: Path, container_id: str, old: str, new: str) -> bool:
+    """Rename the container in aardvark-dns's network files (one line a container: `ID IPv4s IPv6s NAMES`, names
+    comma-separated), each rewritten whole; whether any changed."""
+    changed = False
+    for path in dns_dir.glob("*"):
+        if path.name == "aardvark.pid" or not path.is_file():
+            continue
+        lines = path.read_text().split("\n")
+        for i, line in enumerate(lines):
+            fields = line.split(" ", 3)
+            if len(fields) == 4 and fields[0] == container_id:
+                names = [new if n == old else n for n in fields[3].split(",")]
+                lines[i] = " ".join([*fields[:3], ",".join(names)])
+        text = "\n".join(lines)
+        if text != path.read_text():
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+            changed = True
+    return changed
+
+
+def _reload_dns(pid_file: Path) -> None:
+    """aardvark-dns reads its files again on SIGHUP."""
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)

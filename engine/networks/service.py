@@ -277,6 +277,12 @@ class NetworkService:
                 await self.store.delete_endpoint(e)
                 raise
 
+    async def renamed(self, cid: str, old: str, new: str) -> None:
+        """A running container's new name answers on its networks' DNS, the old one no more (as dockerd)."""
+        async with self._lock:
+            if self.store.sandbox(cid) is not None and self.store.endpoints_of(cid):
+                await self.driver.rename(cid, old, new)
+
     async def disconnect(self, ref: str, cid: str, *, running: bool) -> None:
         n = self.store.get(ref)
         e = self.store.endpoint(n.id, cid)

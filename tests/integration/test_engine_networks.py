@@ -409,6 +409,19 @@ def test_ipv6_networks(engine: EngineDaemon) -> None:
     ok(engine, "network", "rm", "v6net", "v6auto")
 
 
+def test_a_renamed_container_answers_to_its_new_name(engine: EngineDaemon) -> None:
+    """dockerd: the network's DNS has the new name at once, and no longer the old one."""
+    ok(engine, "network", "create", "rn1")
+    ok(engine, "run", "-d", "--name", "rold", "--network", "rn1", "busybox", "sleep", "300")
+    address = inspect(engine, "rold")["NetworkSettings"]["Networks"]["rn1"]["IPAddress"]
+    ok(engine, "rename", "rold", "rnew")
+    found = ok(engine, "run", "--rm", "--network", "rn1", "busybox", "sh", "-c",
+               "nslookup rnew 127.0.0.11 | tail -n +3; nslookup rold 127.0.0.11 >/dev/null 2>&1 || echo gone")
+    assert address in found and found.rstrip().endswith("gone"), found
+    ok(engine, "rm", "-f", "rnew")
+    ok(engine, "network", "rm", "rn1")
+
+
 def test_the_hosts_network_takes_extra_hosts_and_dns_options(engine: EngineDaemon) -> None:
     out = ok(engine, "run", "--rm", "--network", "host", "--add-host", "db:10.1.2.3", "--dns-option", "ndots:2",
              "busybox", "cat", "/etc/hosts", "/etc/resolv.conf")

@@ -52,6 +52,9 @@ class NoDriver:
     async def teardown(self, a: Attachment) -> None:
         raise AssertionError("no network driver call expected")
 
+    async def rename(self, container_id: str, old: str, new: str) -> None:
+        raise AssertionError("no network driver call expected")
+
     def kept(self, net: Network) -> bool:
         return False
 
