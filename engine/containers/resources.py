@@ -77,7 +77,7 @@ def merged(host_config: dict[str, Any], req: UpdateRequest) -> tuple[dict[str, A
     if req.Memory and req.Memory > (host_config.get("MemorySwap") or 0) and not req.MemorySwap:
         raise Conflict("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at "
                        "the same time")
-    check_limits(hc)
+    check_limits(hc, merged=True)
     return hc, [KERNEL_MEMORY_WARNING if key == "KernelMemory" else f"{key} cannot be updated on this engine and was "
                 "ignored" for key in _IGNORED if extra.get(key)]
 
@@ -93,15 +93,16 @@ def _check_conflicts(hc: dict[str, Any], req: UpdateRequest) -> None:
         raise Conflict(f"Conflicting options: {which} cannot be updated as NanoCPUs has already been set")
 
 
-def check_limits(hc: dict[str, Any], update: bool = False) -> None:
+def check_limits(hc: dict[str, Any], update: bool = False, merged: bool = False) -> None:
     """dockerd's checks of a HostConfig's limits, in its words (a create's after the kernel's discards); an
-    `update`'s own values may set a swap limit alone (the memory limit is the container's)."""
+    `update`'s own values may set a swap limit alone (the memory limit is the container's). The `merged` values of
+    an update may keep a reservation over the limit: dockerd checks the two together only when both are sent."""
     memory, reservation, swap = hc.get("Memory") or 0, hc.get("MemoryReservation") or 0, hc.get("MemorySwap") or 0
     if 0 < memory < MIN_MEMORY:
         raise InvalidArgument("Minimum memory limit allowed is 6MB")
     if 0 < reservation < MIN_MEMORY:
         raise InvalidArgument("Minimum memory reservation allowed is 6MB")
-    if memory > 0 and reservation > memory:
+    if memory > 0 and reservation > memory and not merged:
         raise InvalidArgument("Minimum memory limit can not be less than memory reservation limit, see usage")
     if swap > 0 and not memory and not update:
         raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage")

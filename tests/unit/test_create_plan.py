@@ -8,7 +8,7 @@ from engine.containers.hostlimits import discard_unsupported
 from engine.containers.images import Image
 from engine.containers.options import parse
 from engine.containers.plan import plan
-from engine.containers.resources import UpdateRequest
+from engine.containers.resources import UpdateRequest, merged
 from engine.errors import InvalidArgument
 
 CID = "ab" * 32
@@ -112,6 +112,15 @@ def test_an_update_loses_only_what_the_kernel_lacks() -> None:
         discard_unsupported(UpdateRequest(NanoCpus=10**9), {**ALL, "cpu_cfs": False})
     unlimited = UpdateRequest(PidsLimit=-1)
     assert discard_unsupported(unlimited, {}) == [] and unlimited.PidsLimit == -1
+
+
+def test_an_update_checks_a_reservation_against_a_limit_it_sends_too() -> None:
+    """dockerd checks the update's own values: a reservation over the limit already set is taken."""
+    current = {"Memory": 80 * 2**20, "MemorySwap": -1}
+    host_config, _ = merged(current, UpdateRequest(MemoryReservation=200 * 2**20))
+    assert host_config["MemoryReservation"] == 200 * 2**20
+    with pytest.raises(InvalidArgument, match="can not be less than memory reservation"):
+        merged(current, UpdateRequest(Memory=80 * 2**20, MemoryReservation=200 * 2**20))
 
 
 @pytest.mark.parametrize("healthcheck, message", [
