@@ -36,6 +36,17 @@ def _bool(filters: dict[str, list[str]], key: str) -> bool | None:
     raise InvalidArgument(f"invalid filter '{key}={values[-1]}'")
 
 
+def _list_dangling(values: list[str]) -> bool | None:
+    """The list's dangling= takes `true` or `false` as written (dockerd's ExactMatch; a prune's reads more)."""
+    if not values:
+        return None
+    if "true" in values:
+        return True
+    if "false" in values:
+        return False
+    raise InvalidArgument(f"Invalid filter 'dangling=[{' '.join(values)}]'")
+
+
 @lru_cache(maxsize=256)
 def _glob(pattern: str) -> re.Pattern[str]:
     """Go's path.Match: `*` and `?` stop at '/', `[...]` classes negate with `^`."""
@@ -118,7 +129,7 @@ def list_selector(filters: dict[str, list[str]],
     `created_of` resolves before/since to the named image's creation time.
     """
     _check_keys(filters, _LIST_KEYS)
-    dangling = _bool(filters, "dangling")
+    dangling = _list_dangling(filters.get("dangling") or [])
     patterns = filters.get("reference") or []
     labels = filters.get("label") or []
     before = min((created_of(v) for v in filters.get("before") or []), default=None)
