@@ -47,7 +47,7 @@ def test_unsupported_fields_are_warnings() -> None:
 @pytest.mark.parametrize(("hc", "body", "error", "message"), [
     ({}, {"Memory": MIB}, InvalidArgument, "Minimum memory limit allowed is 6MB"),
     ({}, {"MemoryReservation": MIB}, InvalidArgument, "Minimum memory reservation allowed is 6MB"),
-    ({"Memory": 64 * MIB}, {"MemoryReservation": 128 * MIB}, InvalidArgument, "can not be less than memory"),
+    ({}, {"Memory": 64 * MIB, "MemoryReservation": 128 * MIB}, InvalidArgument, "can not be less than memory"),
     ({}, {"MemorySwap": 64 * MIB}, InvalidArgument, "always set the Memory limit"),
     ({}, {"Memory": 64 * MIB, "MemorySwap": 32 * MIB}, InvalidArgument, "should be larger than memory"),
     ({"Memory": 32 * MIB, "MemorySwap": 64 * MIB}, {"Memory": 128 * MIB}, Conflict, "update the memoryswap"),
