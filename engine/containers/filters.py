@@ -49,7 +49,7 @@ def select(containers: list[Container], f: dict[str, list[str]], lookup: Callabl
             raise InvalidArgument(f"Unrecognised filter value for health: {health}")
     for task in f.get("is-task", []):
         if task.lower() not in _BOOLS:
-            raise InvalidArgument(f"invalid filter 'is-task={task}'")
+            raise InvalidArgument(f"invalid filter 'is-task=[{' '.join(f['is-task'])}]'")
     # Asking for a status, an exit code or a count implies stopped containers too.
     all_ = all_ or bool(f.get("status") or f.get("exited")) or limit > 0
     before = lookup(f["before"][0]).created if f.get("before") else None

@@ -44,7 +44,7 @@ def _list_dangling(values: list[str]) -> bool | None:
         return True
     if "false" in values:
         return False
-    raise InvalidArgument(f"Invalid filter 'dangling=[{' '.join(values)}]'")
+    raise InvalidArgument(f"invalid filter 'dangling=[{' '.join(values)}]'")
 
 
 @lru_cache(maxsize=256)

@@ -214,7 +214,7 @@ def test_images_filters(engine, registry, images):
     bad = docker_cli(engine, "images", "--filter", "colour=red")
     assert bad.returncode == 1 and "invalid filter 'colour'" in bad.stderr
     bad = docker_cli(engine, "images", "--filter", "dangling=1")  # the list takes true or false only (dockerd)
-    assert (bad.returncode, bad.stderr) == (1, "Error response from daemon: Invalid filter 'dangling=[1]'\n")
+    assert (bad.returncode, bad.stderr) == (1, "Error response from daemon: invalid filter 'dangling=[1]'\n")
 
 
 def test_moved_tag_leaves_dangling_image_that_prune_removes(engine, registry, images):

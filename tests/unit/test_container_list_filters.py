@@ -45,3 +45,8 @@ def test_expose_means_tcp_without_a_protocol_and_running_containers_only() -> No
 def test_isolation_is_not_looked_at() -> None:
     cs = [_container("a", [], True), _container("bb", [], False)]
     assert sorted(_names({"isolation": ["hyperv"]}, cs)) == ["a", "bb"]
+
+
+def test_a_bad_is_task_is_told_with_its_values_as_dockerd_lists_them() -> None:
+    with pytest.raises(InvalidArgument, match=r"^invalid filter 'is-task=\[maybe\]'$"):
+        _names({"is-task": ["maybe"]}, [_container("a", [], True)])
