@@ -152,15 +152,24 @@ class Resolver:
             raise NotFound(f"{missing.message} (and {origin.host} is out of reach: {e.message})") from None
 
     async def tags(self, ref: Reference, credentials: Credentials | None = None) -> list[str]:
-        """Every tag of `ref`'s repository, from the first endpoint that answers (mirrors first)."""
+        """Every tag of `ref`'s repository, from the first endpoint that answers (mirrors first); as in resolve,
+        a mirror's definite "not found" stands when the origin cannot be reached."""
         *mirrors, origin = self.endpoints(ref)
+        missing: NotFound | None = None
         for mirror in mirrors:
             try:
                 return await list_tags(self._transport, mirror, ref, credentials)
             except RuntimeError_ as e:
                 log.warning("mirror %s failed to list the tags of %s (%s); trying the next endpoint",
                             mirror.base_url, ref.name, e.message)
-        return await list_tags(self._transport, origin, ref, credentials)
+                if isinstance(e, NotFound):
+                    missing = missing or e
+        try:
+            return await list_tags(self._transport, origin, ref, credentials)
+        except Unavailable as e:
+            if missing is None:
+                raise
+            raise NotFound(f"{missing.message} (and {origin.host} is out of reach: {e.message})") from None
 
     async def _resolve_at(
         self, endpoint: Endpoint, ref: Reference, credentials: Credentials | None
