@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from engine.errors import InvalidArgument, NotFound, Unauthorized
-from engine.images.pull import RegistryAuth
+from engine.images.pull import RegistryAuth, hub_detail
 from engine.images.store import Registries
 from runtime.client import NotFound as RegistryNotFound
 from runtime.client import RuntimeAPI
@@ -33,7 +33,8 @@ async def inspect(runtime: RuntimeAPI, registries: Registries, name: str,
         found = await runtime.describe_remote(str(ref), mirrors=registries.mirrors, insecure=registries.insecure,
                                               credentials=auth.credentials() if auth else None)
     except RegistryNotFound as e:
-        if ref.domain == "docker.io" and "name unknown" in e.message:
+        detail = await hub_detail(runtime, registries, ref, auth.credentials() if auth else None, e.message)
+        if ref.domain == "docker.io" and "name unknown" in detail:
             raise Unauthorized(_HUB_DENIED) from None
         # distribution's client says the same of a missing repository and a missing tag.
         raise NotFound("manifest unknown: manifest unknown") from None

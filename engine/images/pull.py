@@ -15,8 +15,8 @@ from engine.humanize import human_size
 from engine.images import platforms
 from engine.images.lookup import NoSuchImage
 from engine.images.model import short_id
-from engine.images.store import ImageService
-from runtime.client import NotFound, RuntimeError_, Unauthenticated, Unavailable
+from engine.images.store import ImageService, Registries
+from runtime.client import NotFound, RuntimeAPI, RuntimeError_, Unauthenticated, Unavailable
 from runtime.client.reference import Reference, familiar, parse
 
 _BAR_WIDTH = 50
@@ -125,15 +125,15 @@ class LayerReporter:
         return out
 
 
-async def _hub_words(images: ImageService, ref: Reference, auth: RegistryAuth | None, detail: str) -> str:
+async def hub_detail(runtime: RuntimeAPI, registries: Registries, ref: Reference,
+                     credentials: dict[str, str] | None, detail: str) -> str:
     """Docker Hub tells a repository it does not have from a tag it lacks, where a mirror standing in for it
     (distribution among them) says "manifest unknown" of both: a docker.io name asks the repository's tag list."""
     if ref.domain != "docker.io" or "name unknown" in detail:
         return detail
     try:
-        await images.runtime.remote_tags(ref.name, mirrors=images.registries.mirrors,
-                                         insecure=images.registries.insecure,
-                                         credentials=auth.credentials() if auth else None)
+        await runtime.remote_tags(ref.name, mirrors=registries.mirrors, insecure=registries.insecure,
+                                  credentials=credentials)
     except NotFound as e:
         return e.message
     except RuntimeError_:
@@ -179,7 +179,9 @@ async def pull(images: ImageService, ref: Reference, *, platform: str | None,
         try:
             resolved = await anext(events)
         except NotFound as e:
-            raise not_found(ref, await _hub_words(images, ref, auth, e.message)) from None
+            detail = await hub_detail(images.runtime, images.registries, ref, auth.credentials() if auth else None,
+                                      e.message)
+            raise not_found(ref, detail) from None
         except (Unauthenticated, Unavailable) as e:
             # dockerd's pull answers 500 to these: a 401 would make the docker CLI prompt for a login (and wait
             # on a script's stdin), a 503 is no status dockerd gives a pull.
