@@ -11,7 +11,7 @@ single-platform image. Registry mirrors serve pulls only; insecure registries ap
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from engine.errors import Internal, InvalidArgument, NotFound
@@ -126,15 +126,22 @@ class ImagePusher:
         assert record.ref is not None and record.ref.tag is not None
         diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
         ids = {str(layer["digest"]): short_id(str(diff)) for layer, diff in zip(image.layers, diff_ids)}
-        for layer in reversed(image.layers):
-            yield _layer("Preparing", ids[str(layer["digest"])])
         events = self._runtime.push(record.name, record.name, insecure=insecure,
                                     credentials=auth.credentials() if auth else None,
                                     platform=await self._platform(record, image, wanted),
                                     max_concurrent_uploads=self._images.registries.max_uploads)
         digest, size = "", 0
         try:
+            # The registry's first answer before the layers are announced: one that cannot be reached (or refuses
+            # the credentials) fails the push right after its first line, as dockerd's ping of the registry does.
+            first: list[dict[str, Any]] = []
             async for event in events:
+                first.append(event)
+                if event.get("status") not in _BEFORE_THE_REGISTRY:
+                    break
+            for layer in reversed(image.layers):
+                yield _layer("Preparing", ids[str(layer["digest"])])
+            async for event in _chain(first, events):
                 if event.get("status") == "complete":
                     digest, size = str(event["digest"]), int(event["size"])
                     break
@@ -157,3 +164,15 @@ class ImagePusher:
         tag = record.ref.tag
         yield {"status": f"{tag}: digest: {digest} size: {size}"}
         yield {"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}}
+
+
+# What the runtime tells of a push before it has asked the registry anything.
+_BEFORE_THE_REGISTRY = frozenset({"pushing", "waiting", "checking"})
+
+
+async def _chain(first: list[dict[str, Any]], rest: AsyncIterator[dict[str, Any]]
+                 ) -> AsyncGenerator[dict[str, Any], None]:
+    for item in first:
+        yield item
+    async for item in rest:
+        yield item

@@ -160,6 +160,16 @@ def test_a_pull_the_registry_refuses_fails_without_a_login_prompt(engine, env, a
     assert "Username" not in out.stdout + out.stderr
 
 
+def test_a_push_to_a_registry_out_of_reach_fails_before_its_layers(engine, env, images):
+    """dockerd pings the registry first: the repository's line, then the error, no `Preparing`."""
+    ok(env, "docker", "pull", "busybox")
+    ok(env, "docker", "tag", "busybox", "127.0.0.1:1/nowhere/busybox:1")
+    out = run(env, "docker", "push", "127.0.0.1:1/nowhere/busybox:1")
+    assert out.returncode == 1 and "dial tcp 127.0.0.1:1: connect: connection refused" in out.stderr, out
+    assert out.stdout.splitlines() == ["The push refers to repository [127.0.0.1:1/nowhere/busybox]"], out.stdout
+    ok(env, "docker", "rmi", "127.0.0.1:1/nowhere/busybox:1")
+
+
 def test_push_all_tags(engine, env, auth_registry, images):
     digest = images[BUSYBOX].digest
     repo = f"{auth_registry.host}/all{secrets.token_hex(3)}/busybox"
