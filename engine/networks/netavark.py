@@ -179,14 +179,15 @@ def _rename_in_dns(dns_dir: Path, container_id: str, old: str, new: str) -> bool
     for path in dns_dir.glob("*"):
         if path.name == "aardvark.pid" or not path.is_file():
             continue
-        lines = path.read_text().split("\n")
+        before = path.read_text()
+        lines = before.split("\n")
         for i, line in enumerate(lines):
             fields = line.split(" ", 3)
             if len(fields) == 4 and fields[0] == container_id:
                 names = [new if n == old else n for n in fields[3].split(",")]
                 lines[i] = " ".join([*fields[:3], ",".join(names)])
         text = "\n".join(lines)
-        if text != path.read_text():
+        if text != before:
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text(text)
             os.replace(tmp, path)
